@@ -1,0 +1,1 @@
+"""Heron service layer: everything that is not a widget. Qt-free, asyncio-based."""

@@ -1,0 +1,89 @@
+"""Frozen event dataclasses published on the :class:`~services.domain.bus.EventBus`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from services.domain.enums import ConnectionState, TradingState
+from services.domain.models import Account, Bar, Fill, Order, Position, Quote, Trade
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of every event. ``ts`` is when Heron observed it (UTC)."""
+
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteEvent(Event):
+    quote: Quote
+
+
+@dataclass(frozen=True, slots=True)
+class MarketTradeEvent(Event):
+    trade: Trade
+
+
+@dataclass(frozen=True, slots=True)
+class BarEvent(Event):
+    bar: Bar
+    timeframe: str = "1Min"
+    is_partial: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TradeUpdateEvent(Event):
+    """One message from ``trade_updates``; ``event`` stays raw text when Alpaca adds new kinds."""
+
+    event: str
+    order: Order
+    execution_id: str | None = None
+    price: Decimal | None = None
+    qty: Decimal | None = None
+    position_qty: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FillEvent(Event):
+    fill: Fill
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChangedEvent(Event):
+    order: Order
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEvent(Event):
+    account: Account
+
+
+@dataclass(frozen=True, slots=True)
+class PositionsEvent(Event):
+    positions: tuple[Position, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStateEvent(Event):
+    channel: str  # "rest", "stock", "crypto", "trading"
+    state: ConnectionState
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TradingStateEvent(Event):
+    state: TradingState
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationEvent(Event):
+    """Something a person should see now (risk rejection, drift, an exception caught by a hook)."""
+
+    level: str  # "info" | "warning" | "error"
+    source: str
+    message: str
