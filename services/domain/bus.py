@@ -61,7 +61,7 @@ class EventBus:
         if cached is None:
             targets: list[Subscription] = []
             for klass in event_type.__mro__:
-                targets.extend(self._handlers.get(klass, ()))  # type: ignore[arg-type]
+                targets.extend(self._handlers.get(klass, ()))
             cached = tuple(targets)
             self._dispatch_cache[event_type] = cached
         return cached
