@@ -1,0 +1,1 @@
+"""Heron's local Alpaca-compatible paper exchange; a separate program: ``python -m services.exchange``."""

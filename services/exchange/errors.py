@@ -1,0 +1,54 @@
+"""Alpaca-shaped API errors: every failure leaves the exchange as ``{"code": int, "message": str, ...}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+# Alpaca's 8-digit error codes.
+UNAUTHORIZED = 40110000
+FORBIDDEN = 40310000
+PDT_PROTECTION = 40310100
+NOT_FOUND = 40410000
+UNPROCESSABLE = 42210000
+BAD_REQUEST = 40010000
+TOO_MANY_REQUESTS = 42910000
+INTERNAL = 50010000
+
+
+class ApiError(Exception):
+    """Raise from a handler; the server's error middleware turns it into Alpaca's JSON body."""
+
+    def __init__(self, status: int, code: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, **self.extra}
+
+    def response(self) -> web.Response:
+        return json_error(self.status, self.code, self.message, **self.extra)
+
+
+def json_error(status: int, code: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"code": code, "message": message, **extra}, status=status)
+
+
+def unprocessable(message: str, **extra: Any) -> ApiError:
+    return ApiError(422, UNPROCESSABLE, message, **extra)
+
+
+def forbidden(message: str, **extra: Any) -> ApiError:
+    return ApiError(403, FORBIDDEN, message, **extra)
+
+
+def not_found(message: str, **extra: Any) -> ApiError:
+    return ApiError(404, NOT_FOUND, message, **extra)
+
+
+def bad_request(message: str, **extra: Any) -> ApiError:
+    return ApiError(400, BAD_REQUEST, message, **extra)
