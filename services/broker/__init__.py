@@ -1,0 +1,1 @@
+"""The broker boundary: a Broker protocol and its alpaca-py adapter (REST on worker threads)."""
