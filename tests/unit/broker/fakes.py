@@ -1,0 +1,136 @@
+"""Test doubles for the broker adapter: a scripted HTTP transport, a fake clock, JSON samples."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+ORDER_ID = "61e69015-8549-4bfd-b9c3-01e75843f47d"
+ASSET_ID = "b0b6dd9d-8b9b-48a9-ba46-b9d54906e415"
+
+
+def order_json(**over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": ORDER_ID,
+        "client_order_id": "heron-1",
+        "created_at": "2024-03-01T14:30:00.123456789Z",
+        "updated_at": "2024-03-01T14:30:00.2Z",
+        "submitted_at": "2024-03-01T14:30:00.1Z",
+        "filled_at": None,
+        "expired_at": None,
+        "canceled_at": None,
+        "failed_at": None,
+        "replaced_at": None,
+        "replaced_by": None,
+        "replaces": None,
+        "asset_id": ASSET_ID,
+        "symbol": "AAPL",
+        "asset_class": "us_equity",
+        "notional": None,
+        "qty": "10",
+        "filled_qty": "0",
+        "filled_avg_price": None,
+        "order_class": "",
+        "order_type": "limit",
+        "type": "limit",
+        "side": "buy",
+        "time_in_force": "day",
+        "limit_price": "187.25",
+        "stop_price": None,
+        "status": "new",
+        "extended_hours": False,
+        "legs": None,
+        "trail_percent": None,
+        "trail_price": None,
+        "hwm": None,
+    }
+    body.update(over)
+    return body
+
+
+ACCOUNT_JSON: dict[str, Any] = {
+    "id": "2d6a5a45-9a1b-4c43-9b5e-8f0f3e6b1c11",
+    "account_number": "PA1234567",
+    "status": "ACTIVE",
+    "currency": "USD",
+    "cash": "100000.12",
+    "equity": "100250.5",
+    "last_equity": "100000",
+    "buying_power": "400000",
+    "long_market_value": "250.38",
+    "short_market_value": "0",
+    "portfolio_value": "100250.5",
+    "pattern_day_trader": False,
+    "daytrade_count": 1,
+    "multiplier": "4",
+    "shorting_enabled": True,
+}
+
+POSITION_JSON: dict[str, Any] = {
+    "asset_id": ASSET_ID,
+    "symbol": "TSLA",
+    "exchange": "NASDAQ",
+    "asset_class": "us_equity",
+    "avg_entry_price": "201.1",
+    "qty": "-5",
+    "side": "short",
+    "market_value": "-1000.5",
+    "cost_basis": "-1005.5",
+    "current_price": "200.1",
+    "lastday_price": "199",
+}
+
+
+def response(status: int, body: Any = None, *, text: str | None = None,
+             headers: dict[str, str] | None = None) -> requests.Response:
+    r = requests.Response()
+    r.status_code = status
+    r.reason = "scripted"
+    r.url = "http://127.0.0.1:1/scripted"
+    content = text if text is not None else ("" if body is None else json.dumps(body))
+    r._content = content.encode()
+    r.headers.update(headers or {})
+    return r
+
+
+@dataclass
+class ScriptedTransport:
+    """Plays back answers in order; an answer may be an exception to raise. Records every call."""
+
+    answers: list[Any]
+    calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    route: Callable[[str, str], Any] | None = None
+
+    def __call__(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        self.calls.append((method, url, kwargs))
+        answer = self.route(method, url) if self.route else None
+        if answer is None:
+            if not self.answers:
+                raise AssertionError(f"unexpected request {method} {url}")
+            answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        assert isinstance(answer, requests.Response)
+        return answer
+
+
+class FakeClock:
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
