@@ -1,0 +1,193 @@
+"""Heron's command line: the parser, its validation and the typed values it produces.
+
+Bad input exits with status 2 and one clear line on stderr, never a traceback (argparse's
+convention). Only the standard library is imported here: main.py parses before anything heavy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+MODES = ("local", "alpaca-paper", "alpaca-live")
+DEFAULT_SCREENSHOT_DELAY_S = 3.0
+
+_PROFILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_STRATEGY_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """``--start-strategy NAME[:key=value,...]``; values stay text, the strategy parses them."""
+
+    name: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+class CliError(Exception):
+    """An invalid argument; the message is one line fit to show a person."""
+
+
+class HeronArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error (plus a pointer to --help) instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def parse_strategy_spec(text: str) -> StrategySpec:
+    """Parse ``NAME[:key=value,...]``; raises :class:`argparse.ArgumentTypeError` on bad syntax."""
+    name, sep, rest = text.partition(":")
+    name = name.strip()
+    if not _STRATEGY_NAME_RE.match(name):
+        raise argparse.ArgumentTypeError(
+            f"invalid strategy {text!r}: expected NAME[:key=value,...] with a name like sma_crossover"
+        )
+    params: dict[str, str] = {}
+    if sep and rest.strip():
+        for item in rest.split(","):
+            key, eq, value = item.partition("=")
+            key = key.strip()
+            if not eq or not key:
+                raise argparse.ArgumentTypeError(
+                    f"invalid strategy parameter {item!r} in {text!r}: expected key=value"
+                )
+            if key in params:
+                raise argparse.ArgumentTypeError(f"strategy parameter {key!r} given twice in {text!r}")
+            params[key] = value.strip()
+    return StrategySpec(name=name, params=params)
+
+
+def _profile(text: str) -> str:
+    if not _PROFILE_RE.match(text):
+        raise argparse.ArgumentTypeError(
+            f"invalid profile name {text!r}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+    return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"seconds must be a positive number, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"port must be between 1 and 65535, got {value}")
+    return value
+
+
+def _http_url(text: str) -> str:
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+        raise argparse.ArgumentTypeError(f"invalid exchange URL {text!r}: expected http://HOST:PORT")
+    return text.rstrip("/")
+
+
+def _db_url(text: str) -> str:
+    if "://" not in text:
+        raise argparse.ArgumentTypeError(
+            f"invalid database URL {text!r}: expected an SQLAlchemy URL such as sqlite:///path/heron.db"
+        )
+    return text
+
+
+def build_parser(prog: str = "main.py") -> HeronArgumentParser:
+    parser = HeronArgumentParser(
+        prog=prog,
+        description="Heron: a desktop trading terminal for Alpaca with a built-in local paper exchange.",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default=None,
+        help="local (default: Heron's own paper exchange), alpaca-paper or alpaca-live",
+    )
+    parser.add_argument("--profile", type=_profile, default="default", help="settings profile name")
+    parser.add_argument("--data-dir", type=Path, default=None, help="data directory (default: per user)")
+    parser.add_argument("--db", type=_db_url, default=None, help="SQLAlchemy database URL")
+    parser.add_argument(
+        "--exchange-url", type=_http_url, default=None, help="connect local mode to a running exchange"
+    )
+    parser.add_argument(
+        "--exchange-keys",
+        type=Path,
+        default=None,
+        help='JSON file {"key_id": ..., "secret": ...} for --exchange-url',
+    )
+    parser.add_argument("--screenshot", type=Path, default=None, help="write a PNG of the window and quit")
+    parser.add_argument(
+        "--quit-after",
+        type=_seconds,
+        default=None,
+        help=f"quit after this many seconds (with --screenshot: default {DEFAULT_SCREENSHOT_DELAY_S:g})",
+    )
+    parser.add_argument("--headless", action="store_true", help="run the services without a window")
+    parser.add_argument(
+        "--start-strategy",
+        type=parse_strategy_spec,
+        action="append",
+        default=[],
+        metavar="NAME[:k=v,...]",
+        help="start a strategy at launch (repeatable)",
+    )
+    parser.add_argument("--state-report", type=Path, default=None, help="write a JSON state report at quit")
+    parser.add_argument("--metrics-port", type=_port, default=None, help="serve metrics on this port")
+    return parser
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Cross-argument checks; raises :class:`CliError` with a one-line message."""
+    if (args.exchange_url is None) != (args.exchange_keys is None):
+        raise CliError("--exchange-url and --exchange-keys must be given together")
+    if args.exchange_url is not None and args.mode not in (None, "local"):
+        raise CliError(f"--exchange-url connects local mode only; it cannot be used with --mode {args.mode}")
+    if args.exchange_keys is not None and not args.exchange_keys.is_file():
+        raise CliError(f"--exchange-keys: no such file: {args.exchange_keys}")
+    if args.screenshot is not None:
+        if args.headless:
+            raise CliError("--screenshot needs the window; it cannot be combined with --headless")
+        if args.screenshot.suffix.lower() != ".png":
+            raise CliError(f"--screenshot writes a PNG: give a file name ending in .png ({args.screenshot})")
+        parent = args.screenshot.expanduser().resolve().parent
+        if not parent.is_dir():
+            raise CliError(f"--screenshot: the folder {parent} does not exist")
+        if args.quit_after is None:
+            args.quit_after = DEFAULT_SCREENSHOT_DELAY_S
+    if args.state_report is not None:
+        parent = args.state_report.expanduser().resolve().parent
+        if not parent.is_dir():
+            raise CliError(f"--state-report: the folder {parent} does not exist")
+    if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
+        raise CliError(f"--data-dir: {args.data_dir} exists and is not a folder")
+
+
+def parse_args(argv: list[str] | None = None, prog: str = "main.py") -> argparse.Namespace:
+    """Parse and validate; exits with status 2 and one clear line on any bad argument."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    try:
+        validate(args)
+    except CliError as exc:
+        parser.error(str(exc))
+    return args

@@ -1,0 +1,87 @@
+"""Where Heron keeps its files: one data root, one sub-folder per profile.
+
+Layout of a profile folder::
+
+    <root>/profiles/<profile>/settings.json     typed settings (no secrets, ever)
+                             layout.ini         window geometry and dock state (QSettings)
+                             heron.db           default SQLite database
+                             logs/heron.log     rotating log (secrets redacted)
+                             exchange/          the local exchange's state and session.json
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+APP_NAME = "heron"
+
+
+class DataDirError(Exception):
+    """The data directory cannot be created or written; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ProfilePaths:
+    root: Path
+    profile: str
+
+    @property
+    def profile_dir(self) -> Path:
+        return self.root / "profiles" / self.profile
+
+    @property
+    def settings_file(self) -> Path:
+        return self.profile_dir / "settings.json"
+
+    @property
+    def layout_file(self) -> Path:
+        return self.profile_dir / "layout.ini"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.profile_dir / "logs"
+
+    @property
+    def exchange_dir(self) -> Path:
+        return self.profile_dir / "exchange"
+
+    @property
+    def default_db_url(self) -> str:
+        return f"sqlite:///{self.profile_dir / 'heron.db'}"
+
+
+def default_root() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def resolve_paths(profile: str, data_dir: Path | None = None) -> ProfilePaths:
+    """The paths for ``profile`` under ``data_dir`` (or the per-user default). Touches nothing."""
+    root = (data_dir.expanduser() if data_dir is not None else default_root()).absolute()
+    return ProfilePaths(root=root, profile=profile)
+
+
+def prepare(paths: ProfilePaths) -> ProfilePaths:
+    """Create the profile folders and prove they are writable; raises :class:`DataDirError`."""
+    for folder in (paths.profile_dir, paths.log_dir, paths.exchange_dir):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataDirError(
+                f"cannot create the data directory {folder}: {exc.strerror or exc}. "
+                "Choose another one with --data-dir"
+            ) from exc
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=paths.profile_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DataDirError(
+            f"the data directory {paths.profile_dir} is not writable: {exc.strerror or exc}. "
+            "Choose another one with --data-dir"
+        ) from exc
+    return paths

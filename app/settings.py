@@ -1,0 +1,368 @@
+"""Typed, versioned per-profile settings stored as ``settings.json``.
+
+- ``schema_version`` says which layout a file has; :data:`MIGRATIONS` upgrades older files one
+  version at a time (the original is kept as ``settings.json.bak-v<N>``).
+- Writes are atomic (temporary file, fsync, rename, fsync of the folder).
+- A file that cannot be read or validated is moved aside to ``settings.json.corrupt-<UTC time>``
+  and :class:`SettingsError` says so: Heron never silently overwrites what a person wrote.
+- Secrets never live here; API keys go to the OS keyring (:mod:`app.secrets`).
+
+To change the layout: bump :data:`SCHEMA_VERSION`, add ``_migrate_v<N>`` and register it in
+:data:`MIGRATIONS`, update the dataclasses and :func:`from_dict`, and add a test that loads a file
+of the previous version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from services.domain.enums import Mode
+from services.domain.symbols import normalize_symbol
+
+SCHEMA_VERSION = 2
+THEMES = ("dark", "light")
+
+DEFAULT_SYMBOLS = ["AAPL", "MSFT", "NVDA", "SPY", "QQQ", "TSLA", "BTC/USD", "ETH/USD"]
+
+#: Risk limits as the risk engine reads them. Decimal limits are strings (exact), ``None`` switches
+#: a limit off, counts are ints, symbol lists are plain strings. Percentages are in percent (5 = 5 %).
+DECIMAL_RISK_KEYS = (
+    "max_order_qty",
+    "max_order_notional",
+    "price_band_pct",
+    "max_position_qty",
+    "max_gross_exposure",
+    "max_net_exposure",
+    "daily_loss_limit",
+    "max_drawdown_pct",
+)
+INT_RISK_KEYS = ("max_open_orders", "max_orders_per_minute")
+LIST_RISK_KEYS = ("symbol_allow", "symbol_deny")
+
+DEFAULT_RISK: dict[str, Any] = {
+    "max_order_qty": "1000",
+    "max_order_notional": "100000",
+    "price_band_pct": "5",
+    "max_position_qty": "5000",
+    "max_gross_exposure": "500000",
+    "max_net_exposure": "250000",
+    "daily_loss_limit": "5000",
+    "max_drawdown_pct": "10",
+    "max_open_orders": 50,
+    "max_orders_per_minute": 60,
+    "symbol_allow": [],
+    "symbol_deny": [],
+}
+
+_SECRET_KEYS = {"secret", "secret_key", "api_secret", "password", "key_id", "api_key"}
+
+
+class SettingsError(Exception):
+    """Settings could not be loaded or saved; the message is fit to show a person."""
+
+
+class SettingsTooNewError(SettingsError):
+    """The file comes from a newer Heron; it is left exactly as it is."""
+
+
+@dataclass
+class UiSettings:
+    confirm_orders: bool = True  # paper and local; live orders are always confirmed
+    theme: str = "dark"
+
+
+@dataclass
+class LocalExchangeSettings:
+    always_open: bool = True
+    symbols: list[str] = field(default_factory=lambda: list(DEFAULT_SYMBOLS))
+    seed: int = 0
+
+
+@dataclass
+class Settings:
+    schema_version: int = SCHEMA_VERSION
+    mode: Mode = Mode.LOCAL
+    ui: UiSettings = field(default_factory=UiSettings)
+    local_exchange: LocalExchangeSettings = field(default_factory=LocalExchangeSettings)
+    risk: dict[str, Any] = field(default_factory=lambda: json.loads(json.dumps(DEFAULT_RISK)))
+    watchlist: list[str] = field(default_factory=lambda: list(DEFAULT_SYMBOLS))
+
+    def risk_decimal(self, key: str) -> Decimal | None:
+        """A Decimal risk limit, or None when it is switched off."""
+        if key not in DECIMAL_RISK_KEYS:
+            raise KeyError(key)
+        value = self.risk.get(key)
+        return None if value is None else Decimal(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["mode"] = self.mode.value
+        return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Migrations: each takes the dict of version N and returns the dict of version N + 1.
+
+
+def _migrate_v0(old: dict[str, Any]) -> dict[str, Any]:
+    """v0 (unversioned prototype): flat keys ``mode``, ``confirm_orders``, ``theme``, ``symbols``."""
+    new: dict[str, Any] = {"schema_version": 1}
+    if "mode" in old:
+        new["mode"] = old["mode"]
+    ui: dict[str, Any] = {}
+    if "confirm_orders" in old:
+        ui["confirm_orders"] = old["confirm_orders"]
+    if "theme" in old:
+        ui["theme"] = old["theme"]
+    new["ui"] = ui
+    if "symbols" in old:
+        new["watchlist"] = old["symbols"]
+    return new
+
+
+def _migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
+    """v1 had no risk section and kept the local exchange's symbols as one comma-separated string."""
+    new = dict(old)
+    new["schema_version"] = 2
+    exch = dict(new.get("local_exchange") or {})
+    if isinstance(exch.get("symbols"), str):
+        exch["symbols"] = [s.strip() for s in exch["symbols"].split(",") if s.strip()]
+    new["local_exchange"] = exch
+    new.setdefault("risk", json.loads(json.dumps(DEFAULT_RISK)))
+    return new
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _migrate_v0, 1: _migrate_v1}
+
+
+def migrate(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Upgrade ``data`` to :data:`SCHEMA_VERSION`; returns (new dict, version found in the file)."""
+    version = data.get("schema_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise SettingsError(f"schema_version must be a whole number, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise SettingsTooNewError(
+            f"the settings file was written by a newer Heron (schema {version}, this one knows "
+            f"{SCHEMA_VERSION}); it was left untouched"
+        )
+    found = version
+    while version < SCHEMA_VERSION:
+        data = MIGRATIONS[version](data)
+        version = data["schema_version"]
+    return data, found
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise SettingsError(message)
+
+
+def _bool(section: dict[str, Any], key: str, default: bool, where: str) -> bool:
+    value = section.get(key, default)
+    _require(isinstance(value, bool), f"{where}.{key} must be true or false, got {value!r}")
+    return bool(value)
+
+
+def _symbols(value: Any, where: str) -> list[str]:
+    _require(isinstance(value, list), f"{where} must be a list of symbols, got {value!r}")
+    out: list[str] = []
+    for item in value:
+        _require(isinstance(item, str) and item.strip() != "", f"{where} has an invalid symbol {item!r}")
+        try:
+            sym = normalize_symbol(item)
+        except ValueError as exc:
+            raise SettingsError(f"{where} has an invalid symbol {item!r}: {exc}") from None
+        if sym not in out:
+            out.append(sym)
+    return out
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    _require(isinstance(value, dict), f"{key} must be an object, got {value!r}")
+    return value
+
+
+def _validate_risk(raw: dict[str, Any]) -> dict[str, Any]:
+    known = set(DECIMAL_RISK_KEYS) | set(INT_RISK_KEYS) | set(LIST_RISK_KEYS)
+    # A typo in a risk limit would silently switch it off: refuse unknown keys.
+    unknown = sorted(set(raw) - known)
+    _require(not unknown, f"risk has unknown limit(s) {unknown}; known limits: {sorted(known)}")
+    out: dict[str, Any] = {}
+    for key in DECIMAL_RISK_KEYS:
+        value = raw.get(key, DEFAULT_RISK[key])
+        if value is None:
+            out[key] = None
+            continue
+        _require(
+            isinstance(value, str),
+            f"risk.{key} must be a decimal string such as \"1000\" (or null to switch it off), got {value!r}",
+        )
+        try:
+            dec = Decimal(value)
+        except InvalidOperation:
+            raise SettingsError(f"risk.{key} is not a number: {value!r}") from None
+        _require(dec.is_finite() and dec >= 0, f"risk.{key} must be zero or positive, got {value!r}")
+        if key.endswith("_pct"):
+            _require(dec <= 100, f"risk.{key} is a percentage and must be at most 100, got {value!r}")
+        out[key] = value
+    for key in INT_RISK_KEYS:
+        value = raw.get(key, DEFAULT_RISK[key])
+        _require(
+            value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0),
+            f"risk.{key} must be a whole number >= 0 (or null), got {value!r}",
+        )
+        out[key] = value
+    for key in LIST_RISK_KEYS:
+        out[key] = _symbols(raw.get(key, []), f"risk.{key}")
+    return out
+
+
+def _find_secret_keys(value: Any, path: str = "") -> list[str]:
+    found: list[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            where = f"{path}.{k}" if path else str(k)
+            if str(k).lower() in _SECRET_KEYS:
+                found.append(where)
+            found.extend(_find_secret_keys(v, where))
+    return found
+
+
+def from_dict(data: dict[str, Any]) -> Settings:
+    """Validate a current-version dict into :class:`Settings`; raises :class:`SettingsError`."""
+    _require(isinstance(data, dict), "the settings file must hold a JSON object")
+    secrets = _find_secret_keys(data)
+    _require(not secrets, f"settings must never hold secrets, found {secrets}; keys belong in the OS keyring")
+    known = {"schema_version", "mode", "ui", "local_exchange", "risk", "watchlist"}
+    unknown = sorted(set(data) - known)
+    _require(not unknown, f"unknown setting(s) {unknown}")
+    mode_text = data.get("mode", Mode.LOCAL.value)
+    try:
+        mode = Mode(mode_text)
+    except ValueError:
+        raise SettingsError(
+            f"mode must be one of {[m.value for m in Mode]}, got {mode_text!r}"
+        ) from None
+    ui_raw = _section(data, "ui")
+    theme = ui_raw.get("theme", "dark")
+    _require(theme in THEMES, f"ui.theme must be one of {list(THEMES)}, got {theme!r}")
+    ui = UiSettings(confirm_orders=_bool(ui_raw, "confirm_orders", True, "ui"), theme=theme)
+    ex_raw = _section(data, "local_exchange")
+    seed = ex_raw.get("seed", 0)
+    _require(
+        isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0,
+        f"local_exchange.seed must be a whole number >= 0, got {seed!r}",
+    )
+    exchange = LocalExchangeSettings(
+        always_open=_bool(ex_raw, "always_open", True, "local_exchange"),
+        symbols=_symbols(ex_raw.get("symbols", list(DEFAULT_SYMBOLS)), "local_exchange.symbols"),
+        seed=seed,
+    )
+    _require(exchange.symbols != [], "local_exchange.symbols must name at least one symbol")
+    return Settings(
+        schema_version=SCHEMA_VERSION,
+        mode=mode,
+        ui=ui,
+        local_exchange=exchange,
+        risk=_validate_risk(_section(data, "risk")),
+        watchlist=_symbols(data.get("watchlist", list(DEFAULT_SYMBOLS)), "watchlist"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write ``text`` so that ``path`` holds either the old or the new content, never half."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def save(settings: Settings, path: Path) -> None:
+    try:
+        atomic_write_text(path, json.dumps(settings.to_dict(), indent=2, sort_keys=False) + "\n")
+    except OSError as exc:
+        raise SettingsError(f"cannot write the settings file {path}: {exc.strerror or exc}") from exc
+
+
+def _move_aside(path: Path, now: Callable[[], datetime]) -> Path:
+    stamp = now().astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    os.replace(path, target)
+    return target
+
+
+def load(path: Path, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Settings:
+    """Load (creating defaults when absent) and migrate the settings file at ``path``.
+
+    Raises :class:`SettingsError`; a corrupt or invalid file has then been moved aside and the
+    message names where it went.
+    """
+    if not path.exists():
+        settings = Settings()
+        save(settings, path)
+        return settings
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read the settings file {path}: {exc}") from exc
+    try:
+        raw = json.loads(text)
+        if not isinstance(raw, dict):
+            raise SettingsError("the settings file must hold a JSON object")
+        data, found = migrate(raw)
+        settings = from_dict(data)
+    except SettingsTooNewError as exc:
+        raise SettingsTooNewError(f"{path}: {exc}") from None
+    except (json.JSONDecodeError, SettingsError) as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            reason = f"not valid JSON ({exc.msg}, line {exc.lineno})"
+        else:
+            reason = str(exc)
+        aside = _move_aside(path, now)
+        raise SettingsError(
+            f"the settings file {path} is invalid: {reason}. It was moved to {aside.name}; "
+            "fix it and move it back, or start again to get fresh defaults"
+        ) from None
+    if found < SCHEMA_VERSION:
+        backup = path.with_name(f"{path.name}.bak-v{found}")
+        if not backup.exists():
+            atomic_write_text(backup, text)
+        save(settings, path)
+    return settings

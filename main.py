@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Start Heron: ``uv run main.py [--mode local|alpaca-paper|alpaca-live] ...`` (see ``--help``).
+
+Order matters here: parse the arguments, then run the checks that would otherwise end in a crash
+deep inside Qt (an unusable PySide6 build, no display), and only then import the application.
+Nothing heavy is imported at module level, so a bad argument is reported in milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+_STARTED = time.monotonic()
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts: list[int] = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def check_python_and_qt(need_qt: bool) -> str | None:
+    """Return a one-line problem description, or None when this interpreter can run Heron."""
+    if sys.version_info < (3, 11):  # noqa: UP036 - main.py may be started by any python3
+        return f"Heron needs Python 3.11 or newer; this is {sys.version.split()[0]}"
+    if not need_qt:
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = None
+    for dist in ("PySide6-Essentials", "PySide6"):
+        try:
+            found = version(dist)
+        except PackageNotFoundError:
+            continue
+        # PySide6 6.12.0 drops references to None/True on CPython 3.11 and the interpreter aborts
+        # within a second of real work (environment.md §0.1); 3.12+ hides it (immortal objects).
+        if sys.version_info[:2] == (3, 11) and _version_tuple(found) >= (6, 12):
+            return (
+                f"{dist} {found} crashes Python 3.11 (it corrupts reference counts); "
+                "install PySide6-Essentials>=6.11,<6.12 (run `uv sync`) or use Python 3.12+"
+            )
+    if found is None:
+        return "PySide6 is not installed: run `uv sync` (or start with --headless to run without a window)"
+    return None
+
+
+def check_display(headless: bool) -> str | None:
+    """Qt aborts the whole process (rc 134) when it finds no display; say why before that happens."""
+    if headless or not sys.platform.startswith("linux"):
+        return None
+    if os.environ.get("QT_QPA_PLATFORM") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return (
+        "no display found (DISPLAY and WAYLAND_DISPLAY are unset): set QT_QPA_PLATFORM=offscreen "
+        "to render without a screen, or start with --headless to run without a window"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    if sys.version_info < (3, 11):  # noqa: UP036 - before importing code written for 3.11
+        print(f"heron: Heron needs Python 3.11 or newer; this is {sys.version.split()[0]}", file=sys.stderr)
+        return 1
+    from app.cli import parse_args
+
+    args = parse_args(argv, prog="main.py")
+    args.started_monotonic = _STARTED
+    problem = check_python_and_qt(need_qt=not args.headless) or check_display(args.headless)
+    if problem:
+        print(f"heron: {problem}", file=sys.stderr)
+        return 1
+    from app import run
+
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
