@@ -1,0 +1,52 @@
+"""Storage errors: one type callers catch, with messages that name the file (or URL) and the reason."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import exc as sa_exc
+
+
+class StorageError(Exception):
+    """The database could not be opened, migrated, read or written. The message says which and why."""
+
+
+class SchemaTooNewError(StorageError):
+    """The database was written by a newer Heron; it is left untouched."""
+
+
+class MigrationError(StorageError):
+    """A migration failed; its transaction was rolled back and the schema stays at the previous version."""
+
+
+def describe_db_error(error: BaseException) -> str:
+    """A short human reason for a DB-API/SQLAlchemy error (no SQL text, no parameters)."""
+    orig = getattr(error, "orig", None) or error
+    text = str(orig).strip() or type(orig).__name__
+    low = text.lower()
+    if "file is not a database" in low or "malformed" in low:
+        return f"the file is corrupt or not a SQLite database ({text})"
+    if "database is locked" in low or "database table is locked" in low:
+        return f"the database is locked by another process or connection ({text})"
+    if "unable to open database file" in low:
+        return f"the file cannot be opened: check that its directory exists and is writable ({text})"
+    if "readonly" in low or "read-only" in low:
+        return f"the database is read-only ({text})"
+    if "disk i/o error" in low or "database or disk is full" in low:
+        return f"a disk error occurred ({text})"
+    return text
+
+
+@contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    """Re-raise SQLAlchemy errors from the block as :class:`StorageError` saying ``what`` failed.
+
+    Integrity errors (constraint violations) are translated too; the original stays as ``__cause__``.
+    """
+    try:
+        yield
+    except StorageError:
+        raise
+    except sa_exc.SQLAlchemyError as error:
+        raise StorageError(f"{what} failed: {describe_db_error(error)}") from error
