@@ -1,0 +1,1 @@
+"""Market data: history (bars, cache), streaming, NBBO book, candles, coalescing, staleness, recording."""

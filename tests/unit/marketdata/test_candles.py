@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from services.marketdata.candles import MINUTE_NS, CandleAggregator
+
+M0 = int(datetime(2024, 3, 1, 15, 0, tzinfo=UTC).timestamp()) // 60
+
+
+def ns(minute: int, second: float = 0.0) -> int:
+    return (M0 + minute) * MINUTE_NS + int(second * 1e9)
+
+
+def test_ohlcv_n_and_vwap() -> None:
+    agg = CandleAggregator()
+    agg.add_trade("AAPL", 10.0, 100, ns(0, 1))
+    agg.add_trade("AAPL", 12.0, 50, ns(0, 20))
+    agg.add_trade("AAPL", 9.5, 10, ns(0, 40))
+    agg.add_trade("AAPL", 11.0, 40, ns(0, 59.9))
+    partial = agg.partial("AAPL")
+    assert partial is not None and partial.close == Decimal("11.0")
+    agg.add_trade("AAPL", 11.5, 1, ns(1, 0))  # next minute closes the first bar
+    bars, gaps = agg.drain()
+    assert gaps == [] and len(bars) == 1
+    b = bars[0]
+    assert (b.open, b.high, b.low, b.close) == (Decimal(10), Decimal(12), Decimal("9.5"), Decimal(11))
+    assert b.volume == Decimal("200") and b.trade_count == 4
+    assert b.vwap == Decimal(str(round((1000 + 600 + 95 + 440) / 200, 6)))
+    assert b.ts == datetime(2024, 3, 1, 15, 0, tzinfo=UTC)
+
+
+def test_short_gap_filled_with_flat_bars() -> None:
+    agg = CandleAggregator(max_fill_minutes=2)
+    agg.add_trade("AAPL", 10.0, 1, ns(0))
+    agg.add_trade("AAPL", 11.0, 1, ns(3))  # minutes 1 and 2 had no trades
+    bars, gaps = agg.drain()
+    assert gaps == []
+    assert [b.ts.minute for b in bars] == [0, 1, 2]
+    flat = bars[1]
+    assert flat.volume == 0 and flat.trade_count == 0
+    assert flat.open == flat.high == flat.low == flat.close == Decimal("10.0")
+
+
+def test_long_gap_is_marked_not_filled() -> None:
+    gaps_seen = []
+    agg = CandleAggregator(max_fill_minutes=2, on_gap=gaps_seen.append)
+    agg.add_trade("AAPL", 10.0, 1, ns(0))
+    agg.add_trade("AAPL", 11.0, 1, ns(4))  # 3 empty minutes
+    bars, gaps = agg.drain()
+    assert len(bars) == 1 and len(gaps) == 1 and gaps_seen == gaps
+    assert gaps[0].missing_minutes == 3 and gaps[0].after.minute == 0 and gaps[0].before.minute == 4
+
+
+def test_close_due_by_wall_clock_and_late_trades_counted() -> None:
+    agg = CandleAggregator(grace_seconds=2)
+    agg.add_trade("AAPL", 10.0, 1, ns(0, 5))
+    agg.close_due(ns(1, 1))
+    assert agg.drain()[0] == []
+    agg.close_due(ns(1, 2))
+    bars, _ = agg.drain()
+    assert len(bars) == 1
+    agg.add_trade("AAPL", 9.0, 1, ns(0, 59))  # arrives after its bar closed
+    assert agg.late_trades == 1 and agg.partial("AAPL") is None
+    agg.add_trade("AAPL", 9.0, 1, ns(1, 30))
+    assert agg.partial("AAPL") is not None
+
+
+def test_symbols_are_independent() -> None:
+    agg = CandleAggregator()
+    agg.add_trade("A", 1.0, 1, ns(0))
+    agg.add_trade("B", 2.0, 1, ns(0))
+    agg.add_trade("A", 1.5, 1, ns(1))
+    bars, _ = agg.drain()
+    assert [b.symbol for b in bars] == ["A"]
+    assert {b.symbol for b in agg.partials()} == {"A", "B"}
