@@ -1,0 +1,475 @@
+"""Alpaca trading REST handlers (/v2/...), shaped exactly as alpaca-protocol.md §2 lists.
+
+Authentication, rate limiting and turning :class:`ApiError` into a JSON body are the server's
+middleware; handlers here parse defensively (alpaca-py sends booleans as ``True``, numbers as
+floats, lists comma-joined) and raise :class:`ApiError` for every bad input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from services.domain.money import InvalidNumberError, to_decimal
+from services.domain.symbols import InvalidSymbolError, normalize_symbol
+
+from .errors import ApiError, bad_request, not_found, unprocessable
+from .ledger import dstr, q9
+from .matching import OPEN_STATUSES, VenueOrder
+from .sessions import NEW_YORK
+
+if TYPE_CHECKING:
+    from .venue import TradingVenue
+
+MAX_ORDERS_LIMIT = 500
+MAX_ACTIVITY_PAGE = 100
+MAX_CALENDAR_DAYS = 3700
+
+_PERIOD_UNITS = {"D": 1, "W": 7, "M": 30, "A": 365}
+_TIMEFRAMES = {"1Min": 60, "5Min": 300, "15Min": 900, "1H": 3600, "1D": 86400}
+
+
+# ---- query parsing ---------------------------------------------------------------------------------
+def _bool_param(q: Any, key: str, default: bool = False) -> bool:
+    raw = q.get(key)
+    if raw is None or raw == "":
+        return default
+    low = raw.strip().lower()
+    if low in ("true", "1"):
+        return True
+    if low in ("false", "0"):
+        return False
+    raise unprocessable(f"invalid {key}: {raw!r} (expected true or false)")
+
+
+def _int_param(q: Any, key: str, default: int, *, lo: int = 1, hi: int | None = None) -> int:
+    raw = q.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise unprocessable(f"invalid {key}: {raw!r}") from None
+    if value < lo:
+        raise unprocessable(f"{key} must be >= {lo}")
+    return min(value, hi) if hi is not None else value
+
+
+def _time_param(q: Any, key: str) -> datetime | None:
+    raw = q.get(key)
+    if raw is None or raw == "":
+        return None
+    text = raw.strip().replace(" ", "+")  # an unencoded '+' in a query string arrives as a space
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(0), tzinfo=UTC)
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise unprocessable(f"invalid {key}: {raw!r} (expected RFC3339 or YYYY-MM-DD)") from None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _date_param(q: Any, key: str) -> date | None:
+    raw = q.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        return date.fromisoformat(raw.strip()[:10])
+    except ValueError:
+        raise unprocessable(f"invalid {key}: {raw!r} (expected YYYY-MM-DD)") from None
+
+
+def _direction(q: Any) -> str:
+    d = (q.get("direction") or "desc").lower()
+    if d not in ("asc", "desc"):
+        raise unprocessable(f"invalid direction: {d!r}")
+    return d
+
+
+async def _json_body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        raise bad_request("request body is empty")
+    try:
+        return json.loads(raw, parse_float=str, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise bad_request(f"malformed JSON body: {e}") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(data, separators=(",", ":")).encode(), status=status, content_type="application/json"
+    )
+
+
+class TradingApi:
+    """The /v2 trading routes of one venue."""
+
+    def __init__(self, venue: TradingVenue) -> None:
+        self.venue = venue
+        self.engine = venue.engine
+
+    def add_routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_get("/v2/account", self.get_account)
+        r.add_get("/v2/account/configurations", self.get_configurations)
+        r.add_get("/v2/account/activities", self.get_activities)
+        r.add_get("/v2/account/activities/{activity_type}", self.get_activities)
+        r.add_get("/v2/account/portfolio/history", self.get_portfolio_history)
+        r.add_post("/v2/orders", self.post_order)
+        r.add_get("/v2/orders", self.list_orders)
+        r.add_delete("/v2/orders", self.cancel_all)
+        r.add_get("/v2/orders:by_client_order_id", self.get_by_client_id)
+        r.add_get("/v2/orders/{order_id}", self.get_order)
+        r.add_patch("/v2/orders/{order_id}", self.replace_order)
+        r.add_delete("/v2/orders/{order_id}", self.cancel_order)
+        r.add_get("/v2/positions", self.list_positions)
+        r.add_delete("/v2/positions", self.close_all)
+        r.add_get("/v2/positions/{symbol:.+}", self.get_position)
+        r.add_delete("/v2/positions/{symbol:.+}", self.close_position)
+        r.add_get("/v2/assets", self.list_assets)
+        r.add_get("/v2/assets/{symbol:.+}", self.get_asset)
+        r.add_get("/v2/clock", self.get_clock)
+        r.add_get("/v2/calendar", self.get_calendar)
+
+    # ---- account ------------------------------------------------------------------------------
+    async def get_account(self, request: web.Request) -> web.Response:
+        return _json(self.venue.account_json())
+
+    async def get_configurations(self, request: web.Request) -> web.Response:
+        return _json(
+            {
+                "dtbp_check": "entry",
+                "fractional_trading": True,
+                "max_margin_multiplier": "1",
+                "no_shorting": False,
+                "pdt_check": "entry",
+                "suspend_trade": False,
+                "trade_confirm_email": "none",
+                "ptp_no_exception_entry": False,
+                "max_options_trading_level": 0,
+            }
+        )
+
+    async def get_activities(self, request: web.Request) -> web.Response:
+        q = request.query
+        kind = request.match_info.get("activity_type")
+        types = (
+            {kind.upper()}
+            if kind
+            else {t.strip().upper() for t in q.get("activity_types", "FILL").split(",")}
+        )
+        if "FILL" not in types and not types & {"TRANS", "ALL"}:
+            return _json([])  # the paper venue only produces FILL activities
+        after, until = _time_param(q, "after"), _time_param(q, "until")
+        day = _date_param(q, "date")
+        direction = _direction(q)
+        page_size = _int_param(q, "page_size", MAX_ACTIVITY_PAGE, hi=MAX_ACTIVITY_PAGE)
+        token = q.get("page_token")
+        items: Iterable[dict[str, Any]] = self.venue.ledger.activities
+        if direction == "desc":
+            items = reversed(self.venue.ledger.activities)
+        out: list[dict[str, Any]] = []
+        passed_token = token is None
+        for a in items:
+            if not passed_token:
+                passed_token = a["id"] == token
+                continue
+            ts = datetime.fromisoformat(a["transaction_time"].replace("Z", "+00:00"))
+            if (after and ts <= after) or (until and ts >= until):
+                continue
+            if day and ts.astimezone(NEW_YORK).date() != day:
+                continue
+            out.append(a)
+            if len(out) >= page_size:
+                break
+        return _json(out)
+
+    async def get_portfolio_history(self, request: web.Request) -> web.Response:
+        q = request.query
+        now = self.venue.clock()
+        end = _time_param(q, "end") or _time_param(q, "date_end") or now
+        start = _time_param(q, "start")
+        period = q.get("period")
+        if start is None:
+            days = self._period_days(period or "1M")
+            start = end - timedelta(days=days)
+        elif period:
+            end = min(end, start + timedelta(days=self._period_days(period)))
+        span = end - start
+        tf_name = q.get("timeframe") or (
+            "1D" if span >= timedelta(days=7) else "15Min" if span > timedelta(days=1) else "5Min"
+        )
+        tf = _TIMEFRAMES.get(tf_name)
+        if tf is None:
+            raise unprocessable(f"invalid timeframe: {tf_name!r} (one of {', '.join(_TIMEFRAMES)})")
+        series = [*self.venue.equity_series]
+        live = (int(now.timestamp()), q9(self.venue.equity()))
+        if start <= now <= end and (not series or series[-1][0] < live[0]):
+            series.append(live)
+        lo, hi = start.timestamp(), end.timestamp()
+        base: Decimal | None = None
+        buckets: dict[int, Decimal] = {}
+        for ts, eq in series:
+            if ts < lo:
+                base = eq
+                continue
+            if ts > hi:
+                break
+            buckets[self._bucket(ts, tf)] = eq  # the last sample in a window wins
+        if base is None and buckets:
+            base = buckets[min(buckets)]
+        stamps = sorted(buckets)
+        equity = [buckets[t] for t in stamps]
+        base_value = base if base is not None else Decimal(0)
+        pl = [e - base_value for e in equity]
+        pct = [float(p / base_value) if base_value else 0.0 for p in pl]
+        return _json(
+            {
+                "timestamp": stamps,
+                "equity": [float(e) for e in equity],
+                "profit_loss": [float(p) for p in pl],
+                "profit_loss_pct": pct,
+                "base_value": float(base_value),
+                "timeframe": tf_name,
+            }
+        )
+
+    @staticmethod
+    def _period_days(period: str) -> int:
+        p = period.strip().upper()
+        if len(p) >= 2 and p[:-1].isdigit() and p[-1] in _PERIOD_UNITS:
+            return int(p[:-1]) * _PERIOD_UNITS[p[-1]]
+        raise unprocessable(f"invalid period: {period!r} (e.g. 1D, 1W, 1M, 1A)")
+
+    @staticmethod
+    def _bucket(ts: int, tf: int) -> int:
+        if tf < 86400:
+            return ts - ts % tf
+        d = datetime.fromtimestamp(ts, UTC).astimezone(NEW_YORK).date()
+        return int(datetime.combine(d, time(0), tzinfo=NEW_YORK).timestamp())
+
+    # ---- orders -------------------------------------------------------------------------------
+    async def post_order(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        order = self.venue.run(lambda: self.engine.submit(body))
+        return _json(self.venue.order_json(order))
+
+    async def list_orders(self, request: web.Request) -> web.Response:
+        q = request.query
+        status = (q.get("status") or "open").lower()
+        if status not in ("open", "closed", "all"):
+            raise unprocessable(f"invalid status: {status!r} (open, closed or all)")
+        limit = _int_param(q, "limit", 50, hi=MAX_ORDERS_LIMIT)
+        after, until = _time_param(q, "after"), _time_param(q, "until")
+        direction = _direction(q)
+        nested = _bool_param(q, "nested")
+        side = q.get("side")
+        if side not in (None, "", "buy", "sell"):
+            raise unprocessable(f"invalid side: {side!r}")
+        symbols: set[str] | None = None
+        if q.get("symbols"):
+            try:
+                symbols = {normalize_symbol(s) for s in q["symbols"].split(",") if s.strip()}
+            except InvalidSymbolError as e:
+                raise unprocessable(str(e)) from None
+        if status == "open":
+            pool: Iterable[VenueOrder] = sorted(
+                (o for b in self.engine.open_by_symbol.values() for o in b.values()),
+                key=lambda o: o.submitted_at,
+            )
+        else:
+            pool = self.engine.orders.values()
+        candidates = list(pool)
+        if direction == "desc":
+            candidates.reverse()
+        out: list[dict[str, Any]] = []
+        for o in candidates:
+            if status == "closed" and o.status in OPEN_STATUSES:
+                continue
+            if nested and o.parent_id is not None:
+                continue
+            if side and o.side != side:
+                continue
+            if symbols is not None and o.symbol not in symbols:
+                continue
+            if (after and o.submitted_at <= after) or (until and o.submitted_at >= until):
+                continue
+            out.append(self.venue.order_json(o, nested=nested))
+            if len(out) >= limit:
+                break
+        return _json(out)
+
+    def _order(self, request: web.Request) -> VenueOrder:
+        return self.engine.get(request.match_info["order_id"])
+
+    async def get_order(self, request: web.Request) -> web.Response:
+        o = self._order(request)
+        return _json(self.venue.order_json(o, nested=_bool_param(request.query, "nested", True)))
+
+    async def get_by_client_id(self, request: web.Request) -> web.Response:
+        coid = request.query.get("client_order_id")
+        if not coid:
+            raise unprocessable("client_order_id is required")
+        o = self.engine.by_client_id.get(coid)
+        if o is None:
+            raise not_found("order not found")
+        return _json(self.venue.order_json(o))
+
+    async def replace_order(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        order_id = request.match_info["order_id"]
+        new = self.venue.run(lambda: self.engine.replace(order_id, body))
+        return _json(self.venue.order_json(new))
+
+    async def cancel_order(self, request: web.Request) -> web.Response:
+        order_id = request.match_info["order_id"]
+        self.venue.run(lambda: self.engine.cancel(order_id))
+        return web.Response(status=204)
+
+    async def cancel_all(self, request: web.Request) -> web.Response:
+        canceled = self.venue.run(self.engine.cancel_all)
+        body = [{"id": o.id, "status": 200, "body": self.venue.order_json(o)} for o in canceled]
+        return _json(body, status=207)
+
+    # ---- positions ----------------------------------------------------------------------------
+    async def list_positions(self, request: web.Request) -> web.Response:
+        held = sorted(self.venue.ledger.positions.values(), key=lambda h: h.symbol)
+        return _json([self.venue.position_json(h) for h in held])
+
+    async def get_position(self, request: web.Request) -> web.Response:
+        inst = self.engine.lookup_instrument(request.match_info["symbol"])
+        held = self.venue.ledger.positions.get(inst.symbol) if inst is not None else None
+        if held is None:
+            raise not_found("position does not exist")
+        return _json(self.venue.position_json(held))
+
+    async def close_position(self, request: web.Request) -> web.Response:
+        q = request.query
+        qty = self._decimal_query(q, "qty")
+        pct = self._decimal_query(q, "percentage")
+        key = request.match_info["symbol"]
+        order = self.venue.run(lambda: self.engine.close_position(key, qty=qty, percentage=pct))
+        return _json(self.venue.order_json(order))
+
+    @staticmethod
+    def _decimal_query(q: Any, key: str) -> Decimal | None:
+        raw = q.get(key)
+        if raw is None or raw == "":
+            return None
+        try:
+            return to_decimal(raw, field=key)
+        except InvalidNumberError as e:
+            raise unprocessable(str(e)) from None
+
+    async def close_all(self, request: web.Request) -> web.Response:
+        cancel = _bool_param(request.query, "cancel_orders")
+        if cancel:
+            self.venue.run(self.engine.cancel_all)
+        out: list[dict[str, Any]] = []
+        for sym in sorted(self.venue.ledger.positions):
+            try:
+                order = self.venue.run(partial(self.engine.close_position, sym))
+            except ApiError as e:
+                out.append({"symbol": sym, "status": e.status, "body": e.body()})
+            else:
+                out.append(
+                    {"symbol": sym, "status": 200, "order_id": order.id, "body": self.venue.order_json(order)}
+                )
+        return _json(out, status=207)
+
+    # ---- assets, clock, calendar --------------------------------------------------------------
+    def _asset_json(self, inst: Any) -> dict[str, Any]:
+        return {
+            "id": inst.asset_id,
+            "class": inst.asset_class,
+            "exchange": inst.exchange,
+            "symbol": inst.symbol,
+            "name": inst.name,
+            "status": "active",
+            "tradable": inst.tradable,
+            "marginable": inst.marginable,
+            "maintenance_margin_requirement": 30 if not inst.is_crypto else 100,
+            "margin_requirement_long": "30" if not inst.is_crypto else "100",
+            "margin_requirement_short": "30" if not inst.is_crypto else "100",
+            "shortable": inst.shortable and not inst.is_crypto,
+            "easy_to_borrow": inst.easy_to_borrow and not inst.is_crypto,
+            "fractionable": inst.fractionable,
+            "min_order_size": dstr(inst.min_order_size),
+            "min_trade_increment": dstr(inst.min_trade_increment),
+            "price_increment": dstr(inst.tick),
+            "attributes": ["fractional_eh_enabled"] if inst.fractionable and not inst.is_crypto else [],
+        }
+
+    async def list_assets(self, request: web.Request) -> web.Response:
+        q = request.query
+        status = q.get("status")
+        if status not in (None, "", "active", "inactive"):
+            raise unprocessable(f"invalid status: {status!r}")
+        asset_class = q.get("asset_class")
+        exchange = q.get("exchange")
+        out = []
+        if status != "inactive":
+            for inst in self.venue.universe.values():
+                if asset_class and inst.asset_class != asset_class:
+                    continue
+                if exchange and inst.exchange != exchange:
+                    continue
+                out.append(self._asset_json(inst))
+        return _json(out)
+
+    async def get_asset(self, request: web.Request) -> web.Response:
+        key = request.match_info["symbol"]
+        inst = self.engine.lookup_instrument(key)
+        if inst is None:
+            raise not_found(f"asset not found for {key}")
+        return _json(self._asset_json(inst))
+
+    async def get_clock(self, request: web.Request) -> web.Response:
+        now = self.venue.clock()
+        cal = self.venue.calendar
+        return _json(
+            {
+                "timestamp": now.astimezone(NEW_YORK).isoformat(),
+                "is_open": cal.is_open(now),
+                "next_open": cal.next_open(now).astimezone(NEW_YORK).isoformat(),
+                "next_close": cal.next_close(now).astimezone(NEW_YORK).isoformat(),
+            }
+        )
+
+    async def get_calendar(self, request: web.Request) -> web.Response:
+        q = request.query
+        today = self.venue.clock().astimezone(NEW_YORK).date()
+        start = _date_param(q, "start") or today - timedelta(days=30)
+        end = _date_param(q, "end") or today + timedelta(days=90)
+        if end < start:
+            raise unprocessable("end must not be before start")
+        if (end - start).days > MAX_CALENDAR_DAYS:
+            raise unprocessable(f"calendar range is limited to {MAX_CALENDAR_DAYS} days")
+        out = []
+        for s in self.venue.calendar.sessions(start, end):
+            o, c = s.open.astimezone(NEW_YORK), s.close.astimezone(NEW_YORK)
+            eo, ec = s.extended_open.astimezone(NEW_YORK), s.extended_close.astimezone(NEW_YORK)
+            close = c.strftime("%H:%M") if c.date() == s.day else "23:59"  # always-open days end at midnight
+            ext_close = ec.strftime("%H%M") if ec.date() == s.day else "2359"
+            out.append(
+                {
+                    "date": s.day.isoformat(),
+                    "open": o.strftime("%H:%M"),
+                    "close": close,
+                    "session_open": eo.strftime("%H%M"),
+                    "session_close": ext_close,
+                    "settlement_date": (s.day + timedelta(days=1)).isoformat(),
+                }
+            )
+        return _json(out)
