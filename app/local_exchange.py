@@ -173,7 +173,7 @@ class LocalExchangeLauncher:
             return running
         if not exchange_program_available():
             raise ExchangeError(
-                "the local exchange program (services/exchange/__main__.py) is not in this build yet"
+                "its program (services/exchange/__main__.py) is not in this build yet"
             )
         keys = ApiKeys(key_id="HRN" + secrets.token_hex(8).upper(), secret=secrets.token_urlsafe(30))
         self._notify_secret(keys)
@@ -284,10 +284,14 @@ class LocalExchangeLauncher:
         return proc.returncode
 
     async def stop(self, grace: float = 8.0) -> None:
-        """Stop the child if we started it (a reused or external exchange keeps running)."""
-        if self.session is None or not self.session.owned:
+        """Stop the child if we started it (a reused or external exchange keeps running).
+
+        Also stops a child whose start was interrupted before it reported its address.
+        """
+        if self.process is None:
             return
         code = await asyncio.to_thread(self._terminate, grace)
         log.info("local exchange stopped (exit status %s)", code)
         self.session_file.unlink(missing_ok=True)
         self.session = None
+        self.process = None

@@ -1,0 +1,213 @@
+"""Heron's main window: a dock framework, a View menu, the status bar and saved layouts.
+
+Panels are created by :mod:`app.bootstrap` and handed over with :meth:`MainWindow.add_panel`;
+this window knows no service. Layouts are stored with ``QSettings`` (INI) in the profile folder
+and versioned: a state saved with a different dock set or layout version is ignored, so a changed
+window never restores garbage.
+
+Signals:
+    closing(): emitted from ``closeEvent`` after the layout was saved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QWidget
+
+from services.domain.enums import Mode
+from widgets.status_bar import HeronStatusBar
+
+#: Bump when the meaning of saved dock states changes (e.g. panels renamed).
+LAYOUT_VERSION = 1
+
+AREAS = {
+    "left": Qt.DockWidgetArea.LeftDockWidgetArea,
+    "right": Qt.DockWidgetArea.RightDockWidgetArea,
+    "top": Qt.DockWidgetArea.TopDockWidgetArea,
+    "bottom": Qt.DockWidgetArea.BottomDockWidgetArea,
+}
+
+
+def window_title(mode: Mode, profile: str = "default") -> str:
+    title = f"Heron — {mode.badge}"
+    return title if profile == "default" else f"{title} — {profile}"
+
+
+class MainWindow(QMainWindow):
+    """The top-level window. GUI thread only.
+
+    ``log_hub`` (an :class:`app.logging_setup.LogHub`) is kept for the log panel; the window
+    itself does not read it.
+    """
+
+    closing = Signal()
+
+    def __init__(
+        self,
+        mode: Mode,
+        *,
+        layout_file: Path | None = None,
+        profile: str = "default",
+        log_hub: object | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.mode = mode
+        self.profile = profile
+        self.log_hub = log_hub
+        self.layout_file = layout_file
+        self._docks: dict[str, QDockWidget] = {}
+        self._default_state: QByteArray | None = None
+        self.setWindowTitle(window_title(mode, profile))
+        self.setDockOptions(
+            QMainWindow.DockOption.AnimatedDocks
+            | QMainWindow.DockOption.AllowNestedDocks
+            | QMainWindow.DockOption.AllowTabbedDocks
+        )
+        self.setDockNestingEnabled(True)
+        self.resize(1280, 800)
+        self.heron_status = HeronStatusBar(mode, self)
+        self.setStatusBar(self.heron_status)
+        empty = QLabel("No panels are installed in this build yet.")
+        empty.setObjectName("emptyState")
+        empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._empty: QLabel | None = empty
+        self.setCentralWidget(empty)
+        self._build_menus()
+
+    # -- menus ------------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        quit_action = QAction("&Quit", self)
+        quit_action.setObjectName("quitAction")
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        self.view_menu: QMenu = bar.addMenu("&View")
+        self.view_menu.setObjectName("viewMenu")
+        self._panels_separator = self.view_menu.addSeparator()
+        reset = QAction("&Reset layout", self)
+        reset.setObjectName("resetLayoutAction")
+        reset.triggered.connect(self.reset_layout)
+        self.view_menu.addAction(reset)
+
+    # -- panels -----------------------------------------------------------------------------------
+    def add_panel(
+        self,
+        widget: QWidget,
+        object_name: str,
+        title: str,
+        area: str = "right",
+        *,
+        tab_with: str | None = None,
+    ) -> QDockWidget:
+        """Put ``widget`` in a dock named ``object_name`` (stable: tests and layouts use it).
+
+        ``area`` is "left", "right", "top" or "bottom"; ``tab_with`` names an existing panel to
+        share a tab group with. Returns the dock.
+        """
+        if object_name in self._docks:
+            raise ValueError(f"a panel named {object_name!r} already exists")
+        if area not in AREAS:
+            raise ValueError(f"area must be one of {sorted(AREAS)}, got {area!r}")
+        if not widget.objectName():
+            widget.setObjectName(object_name)
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{object_name}Dock")
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetClosable
+            | QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(AREAS[area], dock)
+        if tab_with is not None:
+            self.tabifyDockWidget(self._docks[tab_with], dock)
+        toggle = dock.toggleViewAction()
+        toggle.setObjectName(f"{object_name}ToggleAction")
+        self.view_menu.insertAction(self._panels_separator, toggle)
+        self._docks[object_name] = dock
+        if self._empty is not None:
+            self._empty.setText("")
+        return dock
+
+    def set_central_panel(self, widget: QWidget) -> None:
+        """Replace the placeholder in the middle (for the chart)."""
+        self.setCentralWidget(widget)
+        self._empty = None
+
+    def panel(self, object_name: str) -> QDockWidget | None:
+        return self._docks.get(object_name)
+
+    def panel_names(self) -> list[str]:
+        return list(self._docks)
+
+    # -- layout -----------------------------------------------------------------------------------
+    def layout_signature(self) -> str:
+        """Changes whenever the set of docks changes; part of the saved layout's identity."""
+        names = ",".join(sorted(self._docks))
+        return f"v{LAYOUT_VERSION}:" + hashlib.sha1(names.encode()).hexdigest()[:12]
+
+    def _settings(self) -> QSettings | None:
+        if self.layout_file is None:
+            return None
+        return QSettings(str(self.layout_file), QSettings.Format.IniFormat)
+
+    def capture_default_layout(self) -> None:
+        """Remember the layout as built, for View → Reset layout. Call after adding panels."""
+        self._default_state = self.saveState(LAYOUT_VERSION)
+
+    def reset_layout(self) -> None:
+        if self._default_state is not None:
+            self.restoreState(self._default_state, LAYOUT_VERSION)
+            for dock in self._docks.values():
+                dock.show()
+
+    def save_layout(self) -> bool:
+        settings = self._settings()
+        if settings is None:
+            return False
+        settings.setValue("layout/signature", self.layout_signature())
+        settings.setValue("layout/geometry", self.saveGeometry())
+        settings.setValue("layout/state", self.saveState(LAYOUT_VERSION))
+        settings.sync()
+        return settings.status() == QSettings.Status.NoError
+
+    def restore_layout(self) -> bool:
+        """Restore a saved layout if it matches this dock set; returns whether it did."""
+        settings = self._settings()
+        if settings is None or settings.value("layout/signature") != self.layout_signature():
+            return False
+        geometry = settings.value("layout/geometry")
+        state = settings.value("layout/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            return bool(self.restoreState(state, LAYOUT_VERSION))
+        return False
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_layout()
+        self.closing.emit()
+        super().closeEvent(event)
+
+
+if __name__ == "__main__":  # preview: QT_QPA_PLATFORM=offscreen uv run python -m widgets.main_window
+    import sys
+
+    from PySide6.QtWidgets import QApplication, QTextEdit
+
+    from widgets.theme import apply_theme
+
+    app = QApplication(sys.argv)
+    apply_theme(app)
+    win = MainWindow(Mode.LOCAL)
+    win.add_panel(QTextEdit("preview"), "previewPanel", "Preview", "bottom")
+    win.show()
+    sys.exit(app.exec())

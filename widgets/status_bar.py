@@ -1,0 +1,125 @@
+"""The status bar: mode badge, connection, trading state, latency, message rate, exchange.
+
+Every field shows "—" until a service reports a value: the bar never shows an invented number.
+All methods run on the GUI thread.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+
+from services.domain.enums import ConnectionState, Mode, TradingState
+
+UNKNOWN = "—"
+
+#: Badge colours (background, text). LIVE is red on purpose: real money.
+BADGE_COLORS = {
+    "LOCAL": ("#2e7d32", "#ffffff"),
+    "PAPER": ("#1565c0", "#ffffff"),
+    "LIVE": ("#d32f2f", "#ffffff"),
+}
+
+_STATE_COLORS = {
+    TradingState.ACTIVE: "#26a69a",
+    TradingState.REDUCING: "#ffb300",
+    TradingState.HALTED: "#ef5350",
+    TradingState.DISABLED: "#8a93a0",
+}
+
+_CONNECTION_COLORS = {
+    ConnectionState.LIVE: "#26a69a",
+    ConnectionState.CONNECTING: "#ffb300",
+    ConnectionState.RECONNECTING: "#ffb300",
+    ConnectionState.SAFE_MODE: "#ffb300",
+    ConnectionState.FAILED: "#ef5350",
+    ConnectionState.STOPPED: "#8a93a0",
+}
+
+
+def _label(name: str, text: str, tip: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName(name)
+    label.setToolTip(tip)
+    label.setAccessibleName(tip)
+    return label
+
+
+class HeronStatusBar(QStatusBar):
+    """objectName ``statusBar``; children ``modeBadge``, ``connectionLabel``, ``tradingStateLabel``,
+    ``latencyLabel``, ``messageRateLabel``, ``exchangeLabel``."""
+
+    def __init__(self, mode: Mode, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("statusBar")
+        self.mode_badge = _label("modeBadge", "", "Trading mode")
+        self.connection_label = _label("connectionLabel", f"Connection: {UNKNOWN}", "Broker connection")
+        self.trading_state_label = _label(
+            "tradingStateLabel", f"Trading: {UNKNOWN}", "Whether new orders may be sent"
+        )
+        self.latency_label = _label("latencyLabel", f"Latency: {UNKNOWN}", "Broker round-trip latency")
+        self.message_rate_label = _label("messageRateLabel", f"Msgs/s: {UNKNOWN}", "Market data messages")
+        self.exchange_label = _label("exchangeLabel", f"Exchange: {UNKNOWN}", "Local exchange")
+        self._connections: dict[str, ConnectionState] = {}
+        # All permanent: a temporary message (showMessage) hides ordinary status-bar widgets, and
+        # the mode badge must never disappear.
+        for widget in (
+            self.mode_badge,
+            self.exchange_label,
+            self.connection_label,
+            self.trading_state_label,
+            self.latency_label,
+            self.message_rate_label,
+        ):
+            self.addPermanentWidget(widget)
+        self.set_mode(mode)
+
+    def set_mode(self, mode: Mode) -> None:
+        badge = mode.badge
+        bg, fg = BADGE_COLORS[badge]
+        self.mode_badge.setText(badge)
+        self.mode_badge.setProperty("mode", badge.lower())
+        self.mode_badge.setStyleSheet(
+            f"QLabel#modeBadge {{ background: {bg}; color: {fg}; font-weight: 700; "
+            "padding: 1px 10px; border-radius: 3px; }"
+        )
+
+    def set_connection(self, channel: str, state: ConnectionState, reason: str = "") -> None:
+        self._connections[channel] = state
+        worst = self._worst()
+        parts = ", ".join(f"{ch} {st.value}" for ch, st in sorted(self._connections.items()))
+        self.connection_label.setText(f"Connection: {worst.value}")
+        self.connection_label.setToolTip(parts + (f"\n{reason}" if reason else ""))
+        self.connection_label.setStyleSheet(f"color: {_CONNECTION_COLORS.get(worst, '#aab2bf')};")
+
+    def _worst(self) -> ConnectionState:
+        order = [
+            ConnectionState.FAILED,
+            ConnectionState.SAFE_MODE,
+            ConnectionState.RECONNECTING,
+            ConnectionState.CONNECTING,
+            ConnectionState.STOPPED,
+            ConnectionState.LIVE,
+        ]
+        states = set(self._connections.values())
+        return next(s for s in order if s in states)
+
+    def set_trading_state(self, state: TradingState, reason: str = "") -> None:
+        self.trading_state_label.setText(f"Trading: {state.value}")
+        self.trading_state_label.setToolTip(reason or "Whether new orders may be sent")
+        self.trading_state_label.setStyleSheet(f"color: {_STATE_COLORS[state]}; font-weight: 600;")
+
+    def set_latency_ms(self, ms: float | None) -> None:
+        self.latency_label.setText(f"Latency: {UNKNOWN if ms is None else f'{ms:.0f} ms'}")
+
+    def set_message_rate(self, per_second: float | None) -> None:
+        self.message_rate_label.setText(f"Msgs/s: {UNKNOWN if per_second is None else f'{per_second:,.0f}'}")
+
+    def set_exchange(self, text: str, ok: bool | None) -> None:
+        """``ok``: True (reachable), False (failed: shown in red), None (not applicable/unknown)."""
+        self.exchange_label.setText(f"Exchange: {text}")
+        color = {True: "#26a69a", False: "#ef5350", None: "#aab2bf"}[ok]
+        self.exchange_label.setStyleSheet(f"color: {color};")
+
+    def notify(self, level: str, message: str, timeout_ms: int = 10000) -> None:
+        prefix = {"error": "Error: ", "warning": "Warning: "}.get(level, "")
+        self.showMessage(prefix + message, timeout_ms)
