@@ -1,0 +1,180 @@
+"""The market-data pipeline shared by the live stream and the replayer.
+
+raw msgpack frame → decode (``timestamp=2``: int nanoseconds, no pydantic) → QuoteBook, candle
+aggregator, coalescer. :meth:`MarketDataPipeline.tick` hands out at most one
+:class:`MarketDataBatch` per frame interval. Single-threaded: frames and ticks come from the same
+thread (the market-data thread live, any one thread in a replay).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import msgpack
+
+from services.domain.events import Event
+from services.domain.models import Bar
+from services.marketdata.book import QuoteBook, fdec
+from services.marketdata.candles import CandleAggregator, CandleGap
+from services.marketdata.coalescer import Coalescer, TradeStats
+
+log = logging.getLogger(__name__)
+
+
+class RawQuote(NamedTuple):
+    """A conflated quote as floats (converting 500 symbols x 30 frames to Decimal is waste)."""
+
+    bid: float
+    bid_size: float
+    ask: float
+    ask_size: float
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeBar:
+    """A bar message from the stream (``T`` b: minute, u: updated, d: daily)."""
+
+    kind: str
+    bar: Bar
+
+
+@dataclass(frozen=True, slots=True)
+class MarketDataBatch:
+    """One frame of market data for the UI: conflated quotes, merged trades, bars, gaps."""
+
+    quotes: dict[str, RawQuote]
+    trades: dict[str, TradeStats]
+    bars: tuple[Bar, ...]  # closed one-minute bars from our aggregator
+    exchange_bars: tuple[ExchangeBar, ...]
+    partial_bars: tuple[Bar, ...]
+    gaps: tuple[CandleGap, ...]
+    dropped_total: int
+    seq: int
+    messages: int  # market-data messages decoded since the previous batch
+
+
+@dataclass(frozen=True, slots=True)
+class MarketDataBatchEvent(Event):
+    batch: MarketDataBatch
+
+
+def _bar_from_msg(m: dict[str, Any]) -> Bar:
+    t = m["t"]
+    ts = t if isinstance(t, datetime) else datetime.fromtimestamp(t / 1e9, tz=UTC)
+    vw = m.get("vw")
+    return Bar(m["S"], ts, fdec(m["o"]), fdec(m["h"]), fdec(m["l"]), fdec(m["c"]), fdec(float(m["v"])),
+               m.get("n"), fdec(vw) if vw is not None else None)
+
+
+class MarketDataPipeline:
+    """Decode frames and feed book, candles and coalescer. ``control`` receives non-data messages."""
+
+    def __init__(
+        self,
+        book: QuoteBook | None = None,
+        candles: CandleAggregator | None = None,
+        coalescer: Coalescer | None = None,
+        *,
+        control: Callable[[dict[str, Any]], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        partial_bars: bool = True,
+    ) -> None:
+        self.book = book or QuoteBook()
+        self.candles = candles or CandleAggregator()
+        self.coalescer = coalescer or Coalescer()
+        self._control = control
+        self._wall = wall_clock
+        self.partial_bars = partial_bars
+        self.messages = 0
+        self.frames = 0
+        self.decode_errors = 0
+        self._since_batch = 0
+        self._dirty_partials: set[str] = set()
+        self.taps: list[Callable[[bytes, float], None]] = []  # e.g. the session recorder
+
+    def process_frame(self, data: bytes, received: float | None = None) -> int:
+        """Decode one websocket frame (a msgpack array of messages); returns messages handled."""
+        r = self._wall() if received is None else received
+        for tap in self.taps:
+            tap(data, r)
+        self.frames += 1
+        try:
+            msgs = msgpack.unpackb(data, timestamp=2)
+        except Exception as exc:
+            self.decode_errors += 1
+            log.warning("undecodable market-data frame (%d bytes): %s", len(data), exc)
+            return 0
+        if not isinstance(msgs, list):
+            msgs = [msgs]
+        return self.process_messages(msgs, r)
+
+    def process_messages(self, msgs: list[Any], received: float) -> int:
+        book, candles, co = self.book, self.candles, self.coalescer
+        n = 0
+        dirty = self._dirty_partials
+        for m in msgs:
+            try:
+                kind = m["T"]
+                if kind == "q":
+                    s = m["S"]
+                    bp, bs, ap, asz, t = m["bp"], m["bs"], m["ap"], m["as"], m["t"]
+                    book.apply_quote(s, bp, bs, ap, asz, t, received)
+                    co.put_quote(s, RawQuote(bp, bs, ap, asz, t))
+                    n += 1
+                elif kind == "t":
+                    s = m["S"]
+                    p, sz, t = m["p"], m["s"], m["t"]
+                    book.apply_trade(s, p, sz, t, received)
+                    candles.add_trade(s, p, sz, t)
+                    co.put_trade(s, p, sz, t)
+                    dirty.add(s)
+                    n += 1
+                elif kind in ("b", "u", "d"):
+                    co.put_item(ExchangeBar(kind, _bar_from_msg(m)))
+                    book.guard._last[m["S"]] = received
+                    n += 1
+                elif self._control is not None:
+                    self._control(m)
+            except (KeyError, TypeError, ValueError) as exc:
+                self.decode_errors += 1
+                log.warning("malformed market-data message %r: %s", m, exc)
+        self.messages += n
+        self._since_batch += n
+        return n
+
+    def tick(self, now: float | None = None, *, force: bool = False) -> MarketDataBatch | None:
+        """Close due candles and, if a frame is due, return one batch (else None)."""
+        wall = self._wall() if now is None else now
+        self.candles.close_due(int(wall * 1e9))
+        bars, gaps = self.candles.drain()
+        for b in bars:
+            self.coalescer.put_item(b)
+        for g in gaps:
+            self.coalescer.put_item(g)
+        flush = self.coalescer.flush(now, force=force)  # replay: recording time; live: monotonic
+        if flush is None:
+            return None
+        closed = tuple(i for i in flush.items if isinstance(i, Bar))
+        partials: tuple[Bar, ...] = ()
+        if self.partial_bars and self._dirty_partials:
+            partials = tuple(p for s in self._dirty_partials if (p := self.candles.partial(s)) is not None)
+            self._dirty_partials = set()
+        batch = MarketDataBatch(
+            quotes=flush.quotes,
+            trades=flush.trades,
+            bars=closed,
+            exchange_bars=tuple(i for i in flush.items if isinstance(i, ExchangeBar)),
+            partial_bars=partials,
+            gaps=tuple(i for i in flush.items if isinstance(i, CandleGap)),
+            dropped_total=flush.dropped_total,
+            seq=flush.seq,
+            messages=self._since_batch,
+        )
+        self._since_batch = 0
+        return batch
