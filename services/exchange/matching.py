@@ -210,6 +210,8 @@ def _num(body: Mapping[str, Any], key: str, *, positive: bool = True) -> Decimal
         value = to_decimal(raw, field=key)
     except InvalidNumberError as e:
         raise unprocessable(f"invalid {key}: {e}") from None
+    if value != 0 and not -12 <= value.adjusted() <= 12:
+        raise unprocessable(f"invalid {key}: {raw!r} is out of range")
     if positive and value <= 0:
         raise unprocessable(f"{key} must be > 0")
     return value
