@@ -1,0 +1,573 @@
+"""ExecutionEngine: risk gate → journal → POST → ack, and everything that settles an order afterwards.
+
+Rules it keeps (reliability-anchors §3.3, §6):
+- the intent and its client_order_id are committed to the journal before the POST;
+- a timeout, 5xx or disconnect leaves the order SUBMITTED (``ambiguous``); only the broker's answer
+  settles it: the stream, a poll, or the authoritative lookup by client id. Not found twice, at
+  least ``lost_spacing_s`` apart and after the POST deadline → LOST, which still accepts acks and
+  fills for ``lost_retention``;
+- one intent → at most one broker order: commands on one logical order are serialised, and the
+  engine never re-POSTs an intent with a new id;
+- trade updates (``TradeUpdateEvent`` on the bus) drive the state machine; anything the state
+  machine cannot explain is refreshed by REST in :meth:`poll_once`, which also probes in-flight
+  and silent open orders, bounded to ``max_probes_per_cycle`` calls per cycle;
+- start-up (:meth:`recover`) rebuilds from the database and resolves every in-flight intent
+  before trading may be enabled. Nothing lives only in memory.
+
+Coroutines run on the service event loop; the bus handler runs synchronously on the same thread.
+Clocks are injected; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from services.broker.base import (
+    Broker,
+    BrokerAuthError,
+    BrokerError,
+    BrokerNotFound,
+    BrokerRejected,
+    BrokerUnavailable,
+    OrderQuery,
+    ReplaceRequest,
+)
+from services.domain.bus import EventBus
+from services.domain.enums import OrderSide, OrderType, TimeInForce
+from services.domain.events import NotificationEvent, TradeUpdateEvent
+from services.domain.models import Account, Asset, Order, OrderRequest
+from services.orders.journal import OrderJournal, replace_client_id, source_from_client_id
+from services.orders.state_machine import ApplyResult, OrderRecord, OrderState, OrderStateMachine, Trigger
+from services.orders.store import OrderMeta, OrderStore
+from services.risk.gate import MarketHours, OrderGateLike, PriceSource, RiskContext, RiskGate, RiskReport
+from services.risk.trading_state import TradingStateMachine
+
+log = logging.getLogger(__name__)
+ZERO = Decimal(0)
+KILL_SWITCH = "kill-switch"
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """``accepted`` False means nothing was sent (risk denial) or the broker definitively refused."""
+
+    client_order_id: str | None
+    state: OrderState
+    report: RiskReport | None
+    message: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.state not in (OrderState.DENIED, OrderState.REJECTED)
+
+
+class ExecutionEngine:
+    def __init__(
+        self,
+        broker: Broker,
+        store: OrderStore,
+        journal: OrderJournal,
+        risk: RiskGate,
+        trading: TradingStateMachine,
+        bus: EventBus,
+        clock: Callable[[], datetime],
+        *,
+        prices: PriceSource,
+        hours: MarketHours | None = None,
+        order_gate: OrderGateLike | None = None,
+        state_machine: OrderStateMachine | None = None,
+        max_probes_per_cycle: int = 10,
+        inflight_threshold_s: float = 5.0,
+        silent_after_s: float = 30.0,
+        lost_spacing_s: float = 10.0,
+        lost_retention: timedelta = timedelta(hours=24),
+    ) -> None:
+        self.broker = broker
+        self.store = store
+        self.journal = journal
+        self.risk = risk
+        self.trading = trading
+        self.bus = bus
+        self.clock = clock
+        self.prices = prices
+        self.hours = hours
+        self.order_gate = order_gate
+        self.sm = state_machine or OrderStateMachine()
+        self.max_probes = max_probes_per_cycle
+        self.inflight_threshold = timedelta(seconds=inflight_threshold_s)
+        self.silent_after = timedelta(seconds=silent_after_s)
+        self.lost_spacing = timedelta(seconds=lost_spacing_s)
+        self.lost_retention = lost_retention
+        self.account: Account | None = None
+        self.peak_equity: Decimal | None = None
+        self._assets: dict[str, Asset] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._refresh: dict[str, None] = {}  # logical ids wanting a REST refresh, in order
+        self._last_seen: dict[str, datetime] = {}
+        self._queued_cancel: set[str] = set()
+        self._sub = bus.subscribe(TradeUpdateEvent, self.on_trade_update)
+
+    def close(self) -> None:
+        self._sub.cancel()
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def _commit(self, rec: OrderRecord, result: ApplyResult) -> None:
+        self.store.commit(rec, result)
+        self._last_seen[rec.client_order_id] = self.clock()
+        for fill in result.fills:
+            self.journal.append(
+                "fill",
+                fill.client_order_id,
+                rec.source,
+                execution_id=fill.execution_id,
+                order_id=fill.order_id,
+                qty=fill.qty,
+                price=fill.price,
+                ts=fill.ts,
+            )
+        if result.transition is not None:
+            self.journal.append(
+                "state",
+                rec.client_order_id,
+                rec.source,
+                old=result.transition[0].value,
+                new=result.transition[1].value,
+            )
+        if result.refresh:
+            self._refresh[rec.client_order_id] = None
+        if rec.client_order_id in self._queued_cancel and rec.state is not OrderState.PENDING_UPDATE:
+            self._queued_cancel.discard(rec.client_order_id)
+            if rec.state.is_open:
+                asyncio.get_running_loop().create_task(self.cancel(rec.client_order_id, source=rec.source))
+
+    async def refresh_account(self) -> Account | None:
+        try:
+            self.account = await self.broker.get_account()
+        except BrokerError as error:
+            log.warning("account refresh failed: %s", error.message)
+            return self.account
+        eq = self.account.equity
+        self.peak_equity = eq if self.peak_equity is None else max(self.peak_equity, eq)
+        return self.account
+
+    async def _asset(self, symbol: str) -> Asset | None:
+        asset = self._assets.get(symbol)
+        if asset is None:
+            try:
+                asset = await self.broker.get_asset(symbol)
+            except BrokerError:
+                return None
+            self._assets[symbol] = asset
+        return asset
+
+    def risk_context(self, request: OrderRequest, asset: Asset | None) -> RiskContext:
+        gross = net = ZERO
+        for sym, pos in self.store.positions.items():
+            if pos.qty == 0:
+                continue
+            mark = self.prices.last_price(sym) or pos.avg_price
+            gross += abs(pos.qty) * mark
+            net += pos.qty * mark
+        return RiskContext(
+            now=self.clock(),
+            trading_state=self.trading.state,
+            account=self.account,
+            asset=asset,
+            prices=self.prices,
+            positions={s: p.qty for s, p in self.store.positions.items()},
+            gross_exposure=gross,
+            net_exposure=net,
+            open_orders=sum(1 for r in self.store.open_orders() if r.parent_client_order_id is None),
+            hours=self.hours,
+            peak_equity=self.peak_equity,
+            order_gate=self.order_gate,
+        )
+
+    # --- submit ----------------------------------------------------------------------------------
+    async def submit(self, request: OrderRequest, *, source: str = "manual") -> SubmitResult:
+        """Risk gate → journal → POST → ack. Never raises for broker outcomes; see SubmitResult."""
+        report: RiskReport | None = None
+        if source != KILL_SWITCH:
+            asset = await self._asset(request.symbol)
+            report = self.risk.check(request, self.risk_context(request, asset))
+            if not report.passed:
+                self.journal.append("denied", None, source, symbol=request.symbol, reasons=report.explain())
+                self.bus.publish(
+                    NotificationEvent(self.clock(), "warning", "risk", f"order refused: {report.explain()}")
+                )
+                return SubmitResult(None, OrderState.DENIED, report, report.explain())
+        cid = self.journal.new_client_order_id(source)
+        while self.store.find(client_order_id=cid) is not None or self.journal.has_intent(cid):
+            cid = self.journal.new_client_order_id(source)
+        request = replace(request, client_order_id=cid)
+        rec = OrderRecord(cid, request.symbol, request.side, request.qty, source=source)
+        meta = OrderMeta(
+            created_at=self.clock(),
+            type=request.type,
+            time_in_force=request.time_in_force,
+            limit_price=request.limit_price,
+            stop_price=request.stop_price,
+        )
+        async with self._lock(cid):
+            self.journal.record_intent(request, source)  # durable before the wire
+            self.store.add(rec, meta)
+            self._commit(rec, self.sm.trigger(rec, Trigger.SUBMIT, self.clock()))
+            message = await self._post(rec, request)
+        return SubmitResult(cid, rec.state, report, message)
+
+    async def _post(self, rec: OrderRecord, request: OrderRequest) -> str:
+        cid = rec.client_order_id
+        try:
+            order = await self.broker.submit_order(request)
+        except BrokerUnavailable as error:
+            rec.ambiguous = True
+            self.journal.append("ambiguous", cid, rec.source, message=error.message)
+            self._commit(rec, ApplyResult(changed=True))
+            return f"outcome unknown ({error.message}); the order stays in flight until the broker answers"
+        except (BrokerRejected, BrokerAuthError) as error:
+            self.journal.settle(cid, "rejected", message=error.message)
+            self._commit(rec, self.sm.trigger(rec, Trigger.REJECT, self.clock(), detail=error.message))
+            rec.broker_status = "rejected"
+            self.bus.publish(
+                NotificationEvent(self.clock(), "warning", "orders", f"{cid} rejected: {error.message}")
+            )
+            return error.message
+        self.journal.settle(cid, "acked", broker_order_id=order.id)
+        self._apply_snapshot(rec, order)
+        return "accepted"
+
+    def _apply_snapshot(self, rec: OrderRecord, order: Order) -> None:
+        result = self.sm.apply_snapshot(rec, order, self.clock())
+        self._commit(rec, result)
+        for leg in order.legs:
+            self._adopt_child(rec, leg)
+
+    def _adopt_child(self, parent: OrderRecord, leg: Order) -> None:
+        child = self.store.find(client_order_id=leg.client_order_id, broker_order_id=leg.id)
+        if child is None:
+            child = OrderRecord(leg.client_order_id, leg.symbol, leg.side, leg.qty, source=parent.source)
+            child.parent_client_order_id = parent.client_order_id
+            self.store.add(child, self._meta_of(leg))
+        self._commit(child, self.sm.apply_snapshot(child, leg, self.clock()))
+
+    def _meta_of(self, order: Order) -> OrderMeta:
+        return OrderMeta(
+            order.created_at, order.type, order.time_in_force, order.limit_price, order.stop_price
+        )
+
+    # --- trade updates (bus handler) -------------------------------------------------------------
+    def on_trade_update(self, event: TradeUpdateEvent) -> None:
+        """Bus handler; runs synchronously on the event-loop thread. Never raises."""
+        order = event.order
+        rec = self.store.find(client_order_id=order.client_order_id, broker_order_id=order.id)
+        if rec is None and order.replaces:
+            rec = self.store.find(broker_order_id=order.replaces)
+        if rec is None:
+            # an order Heron did not place (or forgot): adopt it, then still apply this event
+            rec = OrderRecord(
+                order.client_order_id,
+                order.symbol,
+                order.side,
+                order.qty,
+                source=source_from_client_id(order.client_order_id),
+            )
+            self.store.add(rec, self._meta_of(order))
+            self.journal.append("adopted", order.client_order_id, rec.source, broker_order_id=order.id)
+        result = self.sm.apply_update(
+            rec,
+            event.event,
+            order,
+            self.clock(),
+            execution_id=event.execution_id,
+            price=event.price,
+            qty=event.qty,
+            position_qty=event.position_qty,
+        )
+        if rec.ambiguous is False and rec.state is not OrderState.SUBMITTED:
+            intent = rec.client_order_id
+            if self._intent_open(intent):
+                self.journal.settle(intent, "resolved", broker_order_id=order.id, via="stream")
+        self._commit(rec, result)
+        for leg in order.legs:
+            self._adopt_child(rec, leg)
+
+    def _intent_open(self, cid: str) -> bool:
+        row = self.journal.intent(cid)
+        return row is not None and row.status == "in_flight"
+
+    # --- cancel / replace ------------------------------------------------------------------------
+    async def cancel(self, order_key: str, *, source: str = "manual") -> bool:
+        """Request a cancel (no risk check). True if the request reached the broker or is queued."""
+        rec = self.store.find(client_order_id=order_key, broker_order_id=order_key)
+        if rec is None or rec.state.is_terminal:
+            return False
+        if rec.state is OrderState.PENDING_UPDATE:
+            self._queued_cancel.add(rec.client_order_id)  # Alpaca refuses cancels while replacing
+            self.journal.append("cancel_queued", rec.client_order_id, source)
+            return True
+        async with self._lock(rec.client_order_id):
+            if rec.broker_order_id is None:
+                await self.resolve_intent(rec.client_order_id)
+                if rec.broker_order_id is None:
+                    return False
+            self.journal.append(
+                "cancel_requested", rec.client_order_id, source, broker_order_id=rec.broker_order_id
+            )
+            rec.cancel_requested = True
+            self._commit(rec, self.sm.trigger(rec, Trigger.PENDING_CANCEL, self.clock()))
+            try:
+                await self.broker.cancel_order(rec.broker_order_id)
+            except BrokerNotFound:
+                self._refresh[rec.client_order_id] = None
+                return False
+            except BrokerRejected as error:
+                self.journal.append("cancel_rejected", rec.client_order_id, source, message=error.message)
+                self._commit(rec, self.sm.trigger(rec, Trigger.CANCEL_REJECTED, self.clock()))
+                self._refresh[rec.client_order_id] = None
+                return False
+            except BrokerError as error:
+                # unknown outcome: stays PENDING_CANCEL (never timed out); polling settles it
+                self.journal.append("cancel_ambiguous", rec.client_order_id, source, message=error.message)
+                self._refresh[rec.client_order_id] = None
+        return True
+
+    async def replace(
+        self,
+        order_key: str,
+        *,
+        qty: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        source: str = "manual",
+    ) -> SubmitResult:
+        rec = self.store.find(client_order_id=order_key, broker_order_id=order_key)
+        if rec is None or not rec.state.is_open or rec.broker_order_id is None:
+            return SubmitResult(
+                order_key, rec.state if rec else OrderState.REJECTED, None, "order is not open"
+            )
+        meta = self.store.meta(rec.client_order_id)
+        new_qty = qty if qty is not None else rec.leaves_qty
+        probe = OrderRequest(
+            symbol=rec.symbol,
+            side=rec.side,
+            type=meta.type if meta else OrderType.LIMIT,
+            time_in_force=meta.time_in_force if meta else TimeInForce.DAY,
+            qty=new_qty,
+            limit_price=limit_price if limit_price is not None else (meta.limit_price if meta else None),
+            stop_price=stop_price if stop_price is not None else (meta.stop_price if meta else None),
+        )
+        report = self.risk.check(probe, self.risk_context(probe, await self._asset(rec.symbol)))
+        if not report.passed:
+            return SubmitResult(rec.client_order_id, rec.state, report, report.explain())
+        async with self._lock(rec.client_order_id):
+            new_cid = replace_client_id(rec.current_client_order_id, rec.client_order_id)
+            self.journal.record_intent(
+                replace(probe, client_order_id=new_cid), source, logical_id=rec.client_order_id
+            )
+            rec.pending_replace_client_id = new_cid
+            self.store.alias(rec, client_order_id=new_cid)
+            self._commit(rec, self.sm.trigger(rec, Trigger.PENDING_UPDATE, self.clock()))
+            try:
+                new = await self.broker.replace_order(
+                    rec.broker_order_id,
+                    ReplaceRequest(
+                        qty=qty, limit_price=limit_price, stop_price=stop_price, client_order_id=new_cid
+                    ),
+                )
+            except BrokerUnavailable as error:
+                self.journal.append("ambiguous", new_cid, source, message=error.message)
+                return SubmitResult(
+                    rec.client_order_id, rec.state, report, f"replace outcome unknown: {error.message}"
+                )
+            except (BrokerRejected, BrokerAuthError) as error:
+                self.journal.settle(new_cid, "rejected", message=error.message)
+                self._commit(rec, self.sm.trigger(rec, Trigger.MODIFY_REJECTED, self.clock()))
+                return SubmitResult(rec.client_order_id, rec.state, report, error.message)
+            self.journal.settle(new_cid, "acked", broker_order_id=new.id)
+            if meta is not None:
+                meta.limit_price = probe.limit_price
+                meta.stop_price = probe.stop_price
+            self.store.alias(rec, broker_order_id=new.id)
+            self._apply_snapshot(rec, new)
+        return SubmitResult(rec.client_order_id, rec.state, report, "replaced")
+
+    async def close_position(
+        self, symbol: str, *, qty: Decimal | None = None, source: str = "manual"
+    ) -> SubmitResult:
+        """Send a market order that closes (part of) the broker's position, through the risk gate."""
+        pos = await self.broker.get_position(symbol)
+        if pos is None or pos.qty == 0:
+            return SubmitResult(None, OrderState.DENIED, None, f"no {symbol} position at the broker")
+        amount = min(qty, abs(pos.qty)) if qty is not None else abs(pos.qty)
+        side = OrderSide.SELL if pos.qty > 0 else OrderSide.BUY
+        req = OrderRequest(symbol, side, OrderType.MARKET, TimeInForce.DAY, qty=amount)
+        return await self.submit(req, source=source)
+
+    async def flatten_all(self, *, source: str = "manual") -> int:
+        """Close every broker position with our own journaled market orders; returns how many."""
+        positions = await self.broker.get_positions()
+        sent = 0
+        for pos in positions:
+            if pos.qty == 0:
+                continue
+            side = OrderSide.SELL if pos.qty > 0 else OrderSide.BUY
+            tif = TimeInForce.GTC if "/" in pos.symbol else TimeInForce.DAY
+            req = OrderRequest(pos.symbol, side, OrderType.MARKET, tif, qty=abs(pos.qty))
+            result = await self.submit(req, source=source)
+            sent += 1 if result.accepted else 0
+        return sent
+
+    async def cancel_all(self, *, source: str = "manual") -> int:
+        """Cancel every open order Heron knows and every open order the broker lists."""
+        count = 0
+        for rec in list(self.store.open_orders()):
+            if await self.cancel(rec.client_order_id, source=source):
+                count += 1
+        try:
+            listed = await self.broker.list_orders(OrderQuery(status="open"))
+        except BrokerError as error:
+            log.warning("cancel_all: cannot list open orders: %s", error.message)
+            return count
+        for order in listed:
+            known = self.store.find(client_order_id=order.client_order_id, broker_order_id=order.id)
+            if known is not None and known.cancel_requested:
+                continue
+            try:
+                await self.broker.cancel_order(order.id)
+                self.journal.append(
+                    "cancel_requested", order.client_order_id, source, broker_order_id=order.id
+                )
+                count += 1
+            except BrokerError as error:
+                log.warning("cancel_all: %s: %s", order.id, error.message)
+        return count
+
+    # --- resolution and polling ------------------------------------------------------------------
+    async def resolve_intent(self, client_order_id: str) -> bool:
+        """Authoritative lookup of one in-flight intent; True once settled (found, or LOST)."""
+        row = self.journal.intent(client_order_id)
+        if row is None or row.status != "in_flight":
+            return True
+        rec = self.store.find(client_order_id=client_order_id)
+        if rec is None:
+            req = row.request
+            rec = OrderRecord(row.logical_id, req.symbol, req.side, req.qty, source=row.source)
+            self.store.add(
+                rec, OrderMeta(row.created_at, req.type, req.time_in_force, req.limit_price, req.stop_price)
+            )
+            self._commit(rec, self.sm.trigger(rec, Trigger.SUBMIT, self.clock()))
+        try:
+            order = await self.broker.get_order_by_client_id(client_order_id)
+        except BrokerError as error:
+            log.info("in-flight lookup for %s failed: %s", client_order_id, error.message)
+            return False
+        now = self.clock()
+        if order is not None:
+            self.journal.settle(client_order_id, "resolved", broker_order_id=order.id, via="lookup")
+            self.store.alias(rec, client_order_id=client_order_id, broker_order_id=order.id)
+            self._apply_snapshot(rec, order)
+            return True
+        if now < row.post_deadline:
+            return False
+        if (
+            row.not_found_count >= 1
+            and row.last_not_found_at is not None
+            and now - row.last_not_found_at < self.lost_spacing
+        ):
+            return False
+        row2 = self.journal.note_not_found(client_order_id)
+        if row2 is not None and row2.not_found_count >= 2:
+            self.journal.settle(client_order_id, "lost")
+            if row.logical_id == client_order_id:
+                self._commit(rec, self.sm.trigger(rec, Trigger.LOSE, now))
+            else:  # a replacement that never happened: the original order stands
+                self._commit(rec, self.sm.trigger(rec, Trigger.MODIFY_REJECTED, now))
+            self.bus.publish(
+                NotificationEvent(
+                    now, "error", "orders", f"{client_order_id} not found at the broker: marked LOST"
+                )
+            )
+            return True
+        return False
+
+    async def recover(self) -> list[str]:
+        """Start-up: load from the database, resolve every in-flight intent. Returns unresolved ids."""
+        self.store.load()
+        await self.refresh_account()
+        unresolved = []
+        for row in self.journal.in_flight():
+            if not await self.resolve_intent(row.client_order_id):
+                unresolved.append(row.client_order_id)
+        return unresolved
+
+    async def poll_once(self) -> int:
+        """One polling cycle; returns the number of broker calls made (≤ max_probes_per_cycle)."""
+        calls = 0
+        now = self.clock()
+        # 1: orders the state machine asked to refresh
+        for key in list(self._refresh):
+            if calls >= self.max_probes:
+                return calls
+            self._refresh.pop(key, None)
+            rec = self.store.get(key)
+            if rec is None:
+                continue
+            calls += 1
+            await self._refresh_order(rec)
+        # 2: in-flight intents past the threshold
+        for row in self.journal.in_flight():
+            if calls >= self.max_probes:
+                return calls
+            if now - row.created_at < self.inflight_threshold:
+                continue
+            calls += 1
+            await self.resolve_intent(row.client_order_id)
+        # 3: open orders the stream has been silent about
+        for rec in self.store.open_orders():
+            if calls >= self.max_probes:
+                return calls
+            if rec.broker_order_id is None:
+                continue
+            seen = self._last_seen.get(rec.client_order_id)
+            if seen is not None and now - seen < self.silent_after:
+                continue
+            calls += 1
+            await self._refresh_order(rec)
+        # LOST orders stop listening after the retention period
+        for rec in self.store.orders():
+            if rec.state is OrderState.LOST:
+                seen = self._last_seen.get(rec.client_order_id)
+                if seen is not None and now - seen > self.lost_retention:
+                    self.store.forget(rec.client_order_id)
+        return calls
+
+    async def _refresh_order(self, rec: OrderRecord) -> None:
+        try:
+            if rec.broker_order_id is not None:
+                order = await self.broker.get_order(rec.broker_order_id)
+            else:
+                found = await self.broker.get_order_by_client_id(rec.current_client_order_id)
+                if found is None:
+                    return
+                order = found
+        except BrokerError as error:
+            log.info("refresh of %s failed: %s", rec.client_order_id, error.message)
+            self._last_seen[rec.client_order_id] = self.clock()
+            return
+        self._apply_snapshot(rec, order)
+        if order.replaced_by and order.replaced_by == rec.broker_order_id:
+            try:
+                self._apply_snapshot(rec, await self.broker.get_order(order.replaced_by))
+            except BrokerError:
+                self._refresh[rec.client_order_id] = None

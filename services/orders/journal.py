@@ -1,0 +1,337 @@
+"""Journal before wire: every intent is durably committed before its POST leaves the process.
+
+``record_intent`` commits the intent row and its journal record in one transaction (SQLite in WAL
+mode with ``synchronous=FULL``, or any SQLAlchemy database) and only then returns; the engine sends
+the POST after it returns. Every later step (sent, acked, rejected, ambiguous, resolved, lost,
+fills, state changes, operator actions, trading-state changes, kill switch) is appended as a
+record; nothing is ever updated in ``order_journal``. ``in_flight()`` lists the intents whose
+outcome the broker has not yet told us, which start-up resolves by client-id lookup.
+
+Client order ids are deterministic and carry their source: ``hr-<source>-<base32 ms>-<counter>``
+with source ``m`` (manual ticket), ``s-<strategy>`` or ``k`` (kill switch); replacements are
+``<base>-r<n>``. All ids are at most 48 characters (Alpaca's limit).
+
+Calls are synchronous and block for one commit (about a millisecond on a local SSD); they run on
+the event-loop thread of the owner, which is what orders the write before the POST.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import select, update
+
+from services.domain.enums import OrderClass, OrderSide, OrderType, TimeInForce
+from services.domain.models import OrderLegSpec, OrderRequest
+from services.orders.tables import intents_table, journal_table
+from services.storage import Database
+
+MAX_CLIENT_ID: Final = 48
+_REPLACE_SUFFIX: Final = re.compile(r"-r(\d+)$")
+_B32: Final = "0123456789abcdefghijklmnopqrstuv"
+_SOURCE_OK: Final = re.compile(r"[^a-z0-9]+")
+
+
+def _b32(n: int) -> str:
+    if n == 0:
+        return "0"
+    out = []
+    while n:
+        n, r = divmod(n, 32)
+        out.append(_B32[r])
+    return "".join(reversed(out))
+
+
+def source_tag(source: str) -> str:
+    """``manual`` → ``m``, ``strategy:NAME`` → ``s-name``, ``kill-switch`` → ``k``; else ``x-...``."""
+    if source == "manual":
+        return "m"
+    if source == "kill-switch":
+        return "k"
+    if source.startswith("strategy:"):
+        name = _SOURCE_OK.sub("", source.removeprefix("strategy:").lower())[:16] or "anon"
+        return f"s-{name}"
+    return "x-" + (_SOURCE_OK.sub("", source.lower())[:12] or "other")
+
+
+def source_from_client_id(client_order_id: str) -> str:
+    """Inverse of :func:`source_tag` for the report ("external" for ids Heron did not make)."""
+    if not client_order_id.startswith("hr-"):
+        return "external"
+    rest = client_order_id[3:]
+    if rest.startswith("m-"):
+        return "manual"
+    if rest.startswith("k-"):
+        return "kill-switch"
+    if rest.startswith("s-"):
+        return "strategy:" + rest[2:].split("-", 1)[0]
+    return "external"
+
+
+def replace_client_id(current: str, logical: str) -> str:
+    """Deterministic id of the next replacement: ``<logical>-r<n+1>``, kept within 48 characters."""
+    m = _REPLACE_SUFFIX.search(current)
+    n = int(m.group(1)) + 1 if m and current.startswith(logical) else 1
+    suffix = f"-r{n}"
+    return logical[: MAX_CLIENT_ID - len(suffix)] + suffix
+
+
+def request_to_json(request: OrderRequest) -> dict[str, Any]:
+    def leg(spec: OrderLegSpec | None) -> dict[str, str | None] | None:
+        if spec is None:
+            return None
+        return {"limit_price": _s(spec.limit_price), "stop_price": _s(spec.stop_price)}
+
+    return {
+        "symbol": request.symbol,
+        "side": request.side.value,
+        "type": request.type.value,
+        "time_in_force": request.time_in_force.value,
+        "qty": _s(request.qty),
+        "notional": _s(request.notional),
+        "limit_price": _s(request.limit_price),
+        "stop_price": _s(request.stop_price),
+        "trail_price": _s(request.trail_price),
+        "trail_percent": _s(request.trail_percent),
+        "extended_hours": request.extended_hours,
+        "order_class": request.order_class.value,
+        "take_profit": leg(request.take_profit),
+        "stop_loss": leg(request.stop_loss),
+        "client_order_id": request.client_order_id,
+    }
+
+
+def request_from_json(data: dict[str, Any]) -> OrderRequest:
+    def d(key: str, src: dict[str, Any] | None = None) -> Decimal | None:
+        v = (src if src is not None else data).get(key)
+        return Decimal(v) if v is not None else None
+
+    def leg(key: str) -> OrderLegSpec | None:
+        v = data.get(key)
+        return None if v is None else OrderLegSpec(d("limit_price", v), d("stop_price", v))
+
+    return OrderRequest(
+        symbol=data["symbol"],
+        side=OrderSide(data["side"]),
+        type=OrderType(data["type"]),
+        time_in_force=TimeInForce(data["time_in_force"]),
+        qty=d("qty"),
+        notional=d("notional"),
+        limit_price=d("limit_price"),
+        stop_price=d("stop_price"),
+        trail_price=d("trail_price"),
+        trail_percent=d("trail_percent"),
+        extended_hours=bool(data.get("extended_hours", False)),
+        order_class=OrderClass(data.get("order_class", "simple")),
+        take_profit=leg("take_profit"),
+        stop_loss=leg("stop_loss"),
+        client_order_id=data.get("client_order_id"),
+    )
+
+
+def _s(v: Decimal | None) -> str | None:
+    return None if v is None else format(v, "f")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class IntentRow:
+    """One journaled intent whose outcome is (or was) in question."""
+
+    client_order_id: str
+    logical_id: str
+    source: str
+    created_at: datetime
+    request: OrderRequest
+    status: str  # in_flight | acked | rejected | denied | lost | resolved
+    broker_order_id: str | None
+    post_deadline: datetime
+    not_found_count: int
+    last_not_found_at: datetime | None
+
+
+class OrderJournal:
+    """Append-only, durable record of intents and everything that happened to them."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime], *, post_timeout_s: float = 10.0) -> None:
+        self._db = db
+        self._clock = clock
+        self._post_timeout = timedelta(seconds=post_timeout_s)
+        self._counter = 0
+        self._last_ms = -1
+
+    # --- ids -------------------------------------------------------------------------------------
+    def new_client_order_id(self, source: str) -> str:
+        """``hr-<source>-<base32 ms>-<counter>``; unique per journal (checked at record_intent)."""
+        now_ms = int(self._clock().timestamp() * 1000)
+        if now_ms != self._last_ms:
+            self._last_ms = now_ms
+            self._counter = 0
+        self._counter += 1
+        tag = source_tag(source)
+        cid = f"hr-{tag}-{_b32(now_ms)}-{_b32(self._counter)}"
+        # leave room for "-r<n>" replacement suffixes
+        return cid[: MAX_CLIENT_ID - 5]
+
+    # --- writes ----------------------------------------------------------------------------------
+    def record_intent(self, request: OrderRequest, source: str, *, logical_id: str | None = None) -> None:
+        """Durably write the intent (committed) before the POST. Raises if the id was used before."""
+        cid = request.client_order_id
+        if not cid or len(cid) > MAX_CLIENT_ID:
+            raise ValueError(f"client_order_id must be 1-{MAX_CLIENT_ID} characters, got {cid!r}")
+        now = self._clock()
+        payload = request_to_json(request)
+        with self._db.begin() as conn:
+            conn.execute(
+                intents_table.insert().values(
+                    client_order_id=cid,
+                    logical_id=logical_id or cid,
+                    source=source,
+                    created_at=now,
+                    request=json.dumps(payload),
+                    status="in_flight",
+                    broker_order_id=None,
+                    post_deadline=now + self._post_timeout,
+                    not_found_count=0,
+                    last_not_found_at=None,
+                )
+            )
+            conn.execute(
+                journal_table.insert().values(
+                    ts=now, kind="intent", client_order_id=cid, source=source, payload=json.dumps(payload)
+                )
+            )
+
+    def append(self, kind: str, client_order_id: str | None, source: str, **payload: Any) -> None:
+        """Append one record (sent, acked, fill, state, operator action, trading state, kill switch...)."""
+        with self._db.begin() as conn:
+            conn.execute(
+                journal_table.insert().values(
+                    ts=self._clock(),
+                    kind=kind,
+                    client_order_id=client_order_id,
+                    source=source,
+                    payload=json.dumps(_jsonable(payload)),
+                )
+            )
+
+    def settle(
+        self, client_order_id: str, status: str, *, broker_order_id: str | None = None, **payload: Any
+    ) -> None:
+        """Record the broker's answer for an intent (acked / rejected / resolved / lost / denied)."""
+        values: dict[str, Any] = {"status": status}
+        if broker_order_id is not None:
+            values["broker_order_id"] = broker_order_id
+        with self._db.begin() as conn:
+            conn.execute(
+                update(intents_table)
+                .where(intents_table.c.client_order_id == client_order_id)
+                .values(**values)
+            )
+            conn.execute(
+                journal_table.insert().values(
+                    ts=self._clock(),
+                    kind=status,
+                    client_order_id=client_order_id,
+                    source="engine",
+                    payload=json.dumps(_jsonable({"broker_order_id": broker_order_id, **payload})),
+                )
+            )
+
+    def note_not_found(self, client_order_id: str) -> IntentRow | None:
+        """Count one authoritative "not found" answer for an in-flight intent."""
+        now = self._clock()
+        with self._db.begin() as conn:
+            conn.execute(
+                update(intents_table)
+                .where(intents_table.c.client_order_id == client_order_id)
+                .values(not_found_count=intents_table.c.not_found_count + 1, last_not_found_at=now)
+            )
+            conn.execute(
+                journal_table.insert().values(
+                    ts=now, kind="not_found", client_order_id=client_order_id, source="engine", payload="{}"
+                )
+            )
+        return self.intent(client_order_id)
+
+    # --- reads -----------------------------------------------------------------------------------
+    def has_intent(self, client_order_id: str) -> bool:
+        with self._db.connect() as conn:
+            row = conn.execute(
+                select(intents_table.c.client_order_id).where(
+                    intents_table.c.client_order_id == client_order_id
+                )
+            ).first()
+        return row is not None
+
+    def intent(self, client_order_id: str) -> IntentRow | None:
+        with self._db.connect() as conn:
+            row = conn.execute(
+                select(intents_table).where(intents_table.c.client_order_id == client_order_id)
+            ).first()
+        return None if row is None else self._row(row._mapping)
+
+    def in_flight(self) -> list[IntentRow]:
+        """Intents sent (or about to be) whose outcome the broker has not settled, oldest first."""
+        with self._db.connect() as conn:
+            rows = conn.execute(
+                select(intents_table)
+                .where(intents_table.c.status == "in_flight")
+                .order_by(intents_table.c.created_at)
+            ).all()
+        return [self._row(r._mapping) for r in rows]
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        with self._db.connect() as conn:
+            for row in conn.execute(select(journal_table).order_by(journal_table.c.seq)):
+                m = row._mapping
+                yield {
+                    "seq": m["seq"],
+                    "ts": m["ts"].isoformat(),
+                    "kind": m["kind"],
+                    "client_order_id": m["client_order_id"],
+                    "source": m["source"],
+                    "payload": json.loads(m["payload"]),
+                }
+
+    def export_ndjson(self, path: Path) -> int:
+        """Write every journal record, one JSON object per line, for audit; returns the count."""
+        count = 0
+        with Path(path).open("w", encoding="utf-8") as fh:
+            for rec in self.records():
+                fh.write(json.dumps(rec, sort_keys=True) + "\n")
+                count += 1
+        return count
+
+    @staticmethod
+    def _row(m: Any) -> IntentRow:
+        return IntentRow(
+            client_order_id=m["client_order_id"],
+            logical_id=m["logical_id"],
+            source=m["source"],
+            created_at=m["created_at"],
+            request=request_from_json(json.loads(m["request"])),
+            status=m["status"],
+            broker_order_id=m["broker_order_id"],
+            post_deadline=m["post_deadline"],
+            not_found_count=int(m["not_found_count"]),
+            last_not_found_at=m["last_not_found_at"],
+        )

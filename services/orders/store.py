@@ -1,0 +1,522 @@
+"""OrderStore: orders, fills and per-symbol positions as Heron believes them, persisted as they change.
+
+- Orders are indexed by logical client id, every client id they used, and every broker order id.
+- Positions are computed from fills only (Decimal): signed qty, average price, realized P&L;
+  unrealized P&L comes from a :class:`PriceSource`. Reconciliation adjustments adopted by an
+  operator are booked as internal adjustment fills, so positions stay derivable from the fills table.
+- Every change is written to the database (synchronously, on the caller's thread) and published on
+  the bus: :class:`OrderChangedEvent` per order change, :class:`FillEvent` per booked fill, plus
+  :class:`NotificationEvent` for anomalies and alerts.
+- Memory is bounded: open orders plus the ``keep_closed`` most recent closed ones; older history
+  lives in the database.
+
+Runs on the event-loop thread of its owner; not thread-safe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from sqlalchemy import delete, insert, select
+
+from services.domain.bus import EventBus
+from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from services.domain.events import FillEvent, NotificationEvent, OrderChangedEvent
+from services.domain.models import Fill, Order
+from services.orders.state_machine import (
+    Anomaly,
+    ApplyResult,
+    BrokerLeg,
+    OrderRecord,
+    OrderState,
+)
+from services.orders.tables import anomalies_table, fills_table, orders_table
+from services.storage import Database
+
+log = logging.getLogger(__name__)
+ZERO = Decimal(0)
+
+
+class MarkSource(Protocol):
+    def last_price(self, symbol: str) -> Decimal | None: ...
+
+
+@dataclass(slots=True)
+class LocalPosition:
+    symbol: str
+    qty: Decimal = ZERO
+    avg_price: Decimal = ZERO
+    realized_pl: Decimal = ZERO
+    bought: Decimal = ZERO
+    sold: Decimal = ZERO
+    buy_notional: Decimal = ZERO
+    sell_notional: Decimal = ZERO
+
+    def apply(self, side: OrderSide, qty: Decimal, price: Decimal, *, count_volume: bool = True) -> None:
+        signed = qty * side.sign
+        if count_volume:
+            if side is OrderSide.BUY:
+                self.bought += qty
+                self.buy_notional += qty * price
+            else:
+                self.sold += qty
+                self.sell_notional += qty * price
+        if self.qty == 0 or (self.qty > 0) == (signed > 0):
+            total = self.qty + signed
+            self.avg_price = (self.avg_price * abs(self.qty) + price * qty) / abs(total)
+            self.qty = total
+            return
+        closing = min(qty, abs(self.qty))
+        direction = 1 if self.qty > 0 else -1
+        self.realized_pl += (price - self.avg_price) * closing * direction
+        self.qty += signed if qty <= abs(self.qty) else -self.qty
+        rest = qty - closing
+        if rest > 0:
+            self.qty = rest * side.sign
+            self.avg_price = price
+        elif self.qty == 0:
+            self.avg_price = ZERO
+
+    def unrealized(self, mark: Decimal | None) -> Decimal | None:
+        if mark is None:
+            return None
+        return (mark - self.avg_price) * self.qty
+
+
+_STATE_TO_STATUS = {
+    OrderState.INITIALIZED: OrderStatus.PENDING_NEW,
+    OrderState.SUBMITTED: OrderStatus.PENDING_NEW,
+    OrderState.ACCEPTED: OrderStatus.NEW,
+    OrderState.PENDING_UPDATE: OrderStatus.PENDING_REPLACE,
+    OrderState.PENDING_CANCEL: OrderStatus.PENDING_CANCEL,
+    OrderState.PARTIALLY_FILLED: OrderStatus.PARTIALLY_FILLED,
+    OrderState.FILLED: OrderStatus.FILLED,
+    OrderState.CANCELED: OrderStatus.CANCELED,
+    OrderState.EXPIRED: OrderStatus.EXPIRED,
+    OrderState.REJECTED: OrderStatus.REJECTED,
+    OrderState.DENIED: OrderStatus.REJECTED,
+    OrderState.LOST: OrderStatus.REJECTED,
+}
+
+
+@dataclass(slots=True)
+class OrderMeta:
+    """What the store keeps beside the state machine's record (for views and persistence)."""
+
+    created_at: datetime
+    type: OrderType = OrderType.MARKET
+    time_in_force: TimeInForce = TimeInForce.DAY
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+
+
+class OrderStore:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        db: Database | None,
+        clock: Callable[[], datetime],
+        *,
+        marks: MarkSource | None = None,
+        keep_closed: int = 500,
+    ) -> None:
+        self._bus = bus
+        self._db = db
+        self._clock = clock
+        self._marks = marks
+        self._keep_closed = keep_closed
+        self._records: dict[str, OrderRecord] = {}
+        self._meta: dict[str, OrderMeta] = {}
+        self._closed: OrderedDict[str, None] = OrderedDict()
+        self._by_client: dict[str, str] = {}
+        self._by_broker: dict[str, str] = {}
+        self.positions: dict[str, LocalPosition] = {}
+        self.anomalies: list[Anomaly] = []  # the most recent ones (bounded)
+        self.fill_count = 0
+
+    # --- index -----------------------------------------------------------------------------------
+    def add(self, rec: OrderRecord, meta: OrderMeta) -> None:
+        self._records[rec.client_order_id] = rec
+        self._meta[rec.client_order_id] = meta
+        self.index(rec)
+        self._persist_order(rec)
+
+    def index(self, rec: OrderRecord) -> None:
+        self._by_client[rec.client_order_id] = rec.client_order_id
+        self._by_client[rec.current_client_order_id] = rec.client_order_id
+        for leg in rec.legs.values():
+            self._by_broker[leg.broker_order_id] = rec.client_order_id
+            self._by_client[leg.client_order_id] = rec.client_order_id
+        if rec.broker_order_id:
+            self._by_broker[rec.broker_order_id] = rec.client_order_id
+        if rec.pending_replace_client_id:
+            self._by_client[rec.pending_replace_client_id] = rec.client_order_id
+
+    def alias(
+        self, rec: OrderRecord, *, client_order_id: str | None = None, broker_order_id: str | None = None
+    ) -> None:
+        if client_order_id:
+            self._by_client[client_order_id] = rec.client_order_id
+        if broker_order_id:
+            self._by_broker[broker_order_id] = rec.client_order_id
+
+    def find(
+        self, *, client_order_id: str | None = None, broker_order_id: str | None = None
+    ) -> OrderRecord | None:
+        key = None
+        if broker_order_id:
+            key = self._by_broker.get(broker_order_id)
+        if key is None and client_order_id:
+            key = self._by_client.get(client_order_id)
+        return self._records.get(key) if key else None
+
+    def get(self, logical_id: str) -> OrderRecord | None:
+        return self._records.get(logical_id)
+
+    def meta(self, logical_id: str) -> OrderMeta | None:
+        return self._meta.get(logical_id)
+
+    def orders(self) -> list[OrderRecord]:
+        return list(self._records.values())
+
+    def open_orders(self) -> list[OrderRecord]:
+        return [r for r in self._records.values() if r.state.is_open or r.state is OrderState.INITIALIZED]
+
+    def counts_by_status(self) -> dict[str, int]:
+        """In-memory orders by Alpaca-style status (what the report and blotter show)."""
+        out: dict[str, int] = {}
+        for r in self._records.values():
+            key = self.status_of(r).value
+            out[key] = out.get(key, 0) + 1
+        return out
+
+    @staticmethod
+    def status_of(rec: OrderRecord) -> OrderStatus:
+        if rec.broker_status and rec.state not in (OrderState.SUBMITTED, OrderState.INITIALIZED):
+            try:
+                status = OrderStatus(rec.broker_status)
+            except ValueError:
+                status = _STATE_TO_STATUS[rec.state]
+            if status.is_terminal == rec.state.is_terminal:
+                return status
+        return _STATE_TO_STATUS[rec.state]
+
+    # --- changes ---------------------------------------------------------------------------------
+    def commit(self, rec: OrderRecord, result: ApplyResult) -> None:
+        """Book what one state-machine step produced: persist, update positions, publish."""
+        now = self._clock()
+        self.index(rec)
+        for fill in result.fills:
+            self._book_fill(rec, fill)
+        for anomaly in result.anomalies:
+            self._record_anomaly(anomaly)
+        if result.alert:
+            self._bus.publish(NotificationEvent(now, "warning", "orders", result.alert))
+        if result.changed or result.fills:
+            self._persist_order(rec)
+            self._bus.publish(OrderChangedEvent(now, self.view(rec), rec.source))
+        if rec.state.is_terminal and rec.state is not OrderState.LOST:
+            self._closed[rec.client_order_id] = None
+            self._trim()
+
+    def _book_fill(self, rec: OrderRecord, fill: Fill) -> None:
+        pos = self.positions.setdefault(fill.symbol, LocalPosition(fill.symbol))
+        pos.apply(fill.side, fill.qty, fill.price)
+        self.fill_count += 1
+        inferred = fill.execution_id.startswith("inferred:")
+        if self._db is not None:
+            with self._db.begin() as conn:
+                exists = conn.execute(
+                    select(fills_table.c.order_id).where(
+                        fills_table.c.order_id == fill.order_id,
+                        fills_table.c.execution_id == fill.execution_id,
+                    )
+                ).first()
+                if exists is None:
+                    conn.execute(
+                        insert(fills_table).values(
+                            order_id=fill.order_id,
+                            execution_id=fill.execution_id,
+                            client_order_id=fill.client_order_id,
+                            logical_id=rec.client_order_id,
+                            symbol=fill.symbol,
+                            side=fill.side.value,
+                            qty=fill.qty,
+                            price=fill.price,
+                            ts=fill.ts,
+                            inferred=inferred,
+                        )
+                    )
+        self._bus.publish(FillEvent(self._clock(), fill))
+
+    def book_adjustment(self, symbol: str, qty: Decimal, avg_price: Decimal, reference: str) -> None:
+        """Set the local position to the broker's (operator's "adopt broker state"). Never sent."""
+        pos = self.positions.setdefault(symbol, LocalPosition(symbol))
+        fills: list[Fill] = []
+        now = self._clock()
+        if pos.qty != 0:
+            side = OrderSide.SELL if pos.qty > 0 else OrderSide.BUY
+            fills.append(
+                Fill(
+                    f"adjust:{reference}:close",
+                    "adjustment",
+                    "adjustment",
+                    symbol,
+                    side,
+                    abs(pos.qty),
+                    pos.avg_price,
+                    now,
+                )
+            )
+        if qty != 0:
+            side = OrderSide.BUY if qty > 0 else OrderSide.SELL
+            fills.append(
+                Fill(
+                    f"adjust:{reference}:open",
+                    "adjustment",
+                    "adjustment",
+                    symbol,
+                    side,
+                    abs(qty),
+                    avg_price,
+                    now,
+                )
+            )
+        for f in fills:
+            pos.apply(f.side, f.qty, f.price, count_volume=False)
+            if self._db is not None:
+                with self._db.begin() as conn:
+                    conn.execute(
+                        insert(fills_table).values(
+                            order_id=f.order_id,
+                            execution_id=f.execution_id,
+                            client_order_id=f.client_order_id,
+                            logical_id="adjustment",
+                            symbol=symbol,
+                            side=f.side.value,
+                            qty=f.qty,
+                            price=f.price,
+                            ts=f.ts,
+                            inferred=True,
+                        )
+                    )
+
+    def _record_anomaly(self, anomaly: Anomaly) -> None:
+        level = "info" if anomaly.kind == "inferred_fill" else "warning"
+        log.warning("order anomaly %s on %s: %s", anomaly.kind, anomaly.order_key, anomaly.detail)
+        self.anomalies.append(anomaly)
+        del self.anomalies[:-200]
+        if self._db is not None:
+            with self._db.begin() as conn:
+                conn.execute(
+                    insert(anomalies_table).values(
+                        ts=anomaly.ts,
+                        kind=anomaly.kind,
+                        client_order_id=anomaly.order_key,
+                        detail=anomaly.detail,
+                    )
+                )
+        self._bus.publish(
+            NotificationEvent(
+                self._clock(), level, "orders", f"{anomaly.kind}: {anomaly.order_key}: {anomaly.detail}"
+            )
+        )
+
+    def _trim(self) -> None:
+        while len(self._closed) > self._keep_closed:
+            key, _ = self._closed.popitem(last=False)
+            rec = self._records.pop(key, None)
+            self._meta.pop(key, None)
+            if rec is None:
+                continue
+            for cid in [c for c, k in self._by_client.items() if k == key]:
+                del self._by_client[cid]
+            for bid in [b for b, k in self._by_broker.items() if k == key]:
+                del self._by_broker[bid]
+
+    def forget(self, logical_id: str) -> None:
+        """Drop an order from memory (it stays in the database)."""
+        self._closed[logical_id] = None
+        keep, self._keep_closed = self._keep_closed, 0
+        try:
+            self._trim_one(logical_id)
+        finally:
+            self._keep_closed = keep
+
+    def _trim_one(self, key: str) -> None:
+        self._closed.pop(key, None)
+        self._records.pop(key, None)
+        self._meta.pop(key, None)
+        for cid in [c for c, k in self._by_client.items() if k == key]:
+            del self._by_client[cid]
+        for bid in [b for b, k in self._by_broker.items() if k == key]:
+            del self._by_broker[bid]
+
+    # --- views -----------------------------------------------------------------------------------
+    def view(self, rec: OrderRecord) -> Order:
+        """A domain :class:`Order` for UIs: Heron's belief, with Alpaca's status spelling."""
+        meta = self._meta.get(rec.client_order_id) or OrderMeta(created_at=self._clock())
+        snap = rec.snapshot
+        updated = rec.updated_at or meta.created_at
+        return Order(
+            id=rec.broker_order_id or "",
+            client_order_id=rec.current_client_order_id,
+            symbol=rec.symbol,
+            side=rec.side,
+            type=snap.type if snap else meta.type,
+            time_in_force=snap.time_in_force if snap else meta.time_in_force,
+            status=self.status_of(rec),
+            qty=rec.qty,
+            filled_qty=rec.filled_qty,
+            filled_avg_price=rec.avg_fill_price,
+            limit_price=snap.limit_price if snap else meta.limit_price,
+            stop_price=snap.stop_price if snap else meta.stop_price,
+            created_at=meta.created_at,
+            updated_at=max(updated, meta.created_at),
+            submitted_at=meta.created_at,
+        )
+
+    def position_qty(self, symbol: str) -> Decimal:
+        pos = self.positions.get(symbol)
+        return pos.qty if pos else ZERO
+
+    def unrealized(self, symbol: str) -> Decimal | None:
+        pos = self.positions.get(symbol)
+        if pos is None or self._marks is None:
+            return None
+        return pos.unrealized(self._marks.last_price(symbol))
+
+    def realized_total(self) -> Decimal:
+        return sum((p.realized_pl for p in self.positions.values()), ZERO)
+
+    # --- persistence -----------------------------------------------------------------------------
+    def _persist_order(self, rec: OrderRecord) -> None:
+        if self._db is None:
+            return
+        meta = self._meta.get(rec.client_order_id) or OrderMeta(created_at=self._clock())
+        legs = {
+            k: {
+                "client_order_id": v.client_order_id,
+                "qty": None if v.qty is None else format(v.qty, "f"),
+                "filled_qty": format(v.filled_qty, "f"),
+                "notional_filled": format(v.notional_filled, "f"),
+                "inferred_open": format(v.inferred_open, "f"),
+            }
+            for k, v in rec.legs.items()
+        }
+        extra = {
+            "type": meta.type.value,
+            "time_in_force": meta.time_in_force.value,
+            "limit_price": None if meta.limit_price is None else format(meta.limit_price, "f"),
+            "stop_price": None if meta.stop_price is None else format(meta.stop_price, "f"),
+            "pending_replace_client_id": rec.pending_replace_client_id,
+            "cancel_requested": rec.cancel_requested,
+        }
+        values: dict[str, Any] = {
+            "client_order_id": rec.client_order_id,
+            "current_client_order_id": rec.current_client_order_id,
+            "broker_order_id": rec.broker_order_id,
+            "parent_client_order_id": rec.parent_client_order_id,
+            "symbol": rec.symbol,
+            "side": rec.side.value,
+            "qty": rec.qty,
+            "filled_qty": rec.filled_qty,
+            "avg_fill_price": rec.avg_fill_price,
+            "overfill_qty": rec.overfill_qty,
+            "state": rec.state.value,
+            "previous_state": rec.previous_state.value,
+            "broker_status": rec.broker_status,
+            "source": rec.source,
+            "created_at": meta.created_at,
+            "updated_at": self._clock(),
+            "legs": json.dumps({"legs": legs, "meta": extra}),
+        }
+        with self._db.begin() as conn:
+            conn.execute(delete(orders_table).where(orders_table.c.client_order_id == rec.client_order_id))
+            conn.execute(insert(orders_table).values(**values))
+
+    def load(self) -> int:
+        """Rebuild open orders (and the recent closed ones) and all positions from the database."""
+        if self._db is None:
+            return 0
+        with self._db.connect() as conn:
+            fill_rows = conn.execute(select(fills_table).order_by(fills_table.c.ts)).all()
+            order_rows = conn.execute(select(orders_table).order_by(orders_table.c.created_at)).all()
+        self.positions.clear()
+        exec_ids: dict[str, set[tuple[str, str]]] = {}
+        for row in fill_rows:
+            m = row._mapping
+            pos = self.positions.setdefault(m["symbol"], LocalPosition(m["symbol"]))
+            pos.apply(
+                OrderSide(m["side"]), m["qty"], m["price"], count_volume=m["logical_id"] != "adjustment"
+            )
+            exec_ids.setdefault(m["logical_id"], set()).add((m["order_id"], m["execution_id"]))
+            self.fill_count += 1
+        for row in order_rows:
+            m = row._mapping
+            state = OrderState(m["state"])
+            blob = json.loads(m["legs"])
+            rec = OrderRecord(
+                client_order_id=m["client_order_id"],
+                symbol=m["symbol"],
+                side=OrderSide(m["side"]),
+                qty=m["qty"],
+                source=m["source"],
+                state=state,
+                previous_state=OrderState(m["previous_state"]),
+                broker_status=m["broker_status"],
+                broker_order_id=m["broker_order_id"],
+                current_client_order_id=m["current_client_order_id"],
+                filled_qty=m["filled_qty"],
+                avg_fill_price=m["avg_fill_price"],
+                overfill_qty=m["overfill_qty"],
+                parent_client_order_id=m["parent_client_order_id"],
+                pending_replace_client_id=blob["meta"].get("pending_replace_client_id"),
+                cancel_requested=bool(blob["meta"].get("cancel_requested")),
+            )
+            for bid, leg in blob["legs"].items():
+                rec.legs[bid] = BrokerLeg(
+                    bid,
+                    leg["client_order_id"],
+                    None if leg["qty"] is None else Decimal(leg["qty"]),
+                    Decimal(leg["filled_qty"]),
+                    Decimal(leg["notional_filled"]),
+                    Decimal(leg["inferred_open"]),
+                )
+            rec.exec_ids = exec_ids.get(rec.client_order_id, set())
+            meta = OrderMeta(
+                created_at=m["created_at"],
+                type=OrderType(blob["meta"]["type"]),
+                time_in_force=TimeInForce(blob["meta"]["time_in_force"]),
+                limit_price=_dec(blob["meta"].get("limit_price")),
+                stop_price=_dec(blob["meta"].get("stop_price")),
+            )
+            self._records[rec.client_order_id] = rec
+            self._meta[rec.client_order_id] = meta
+            self.index(rec)
+            if state.is_terminal and state is not OrderState.LOST:
+                self._closed[rec.client_order_id] = None
+        self._trim()
+        return len(self._records)
+
+    def fills_history(self, symbols: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Every stored fill (for the trade report), oldest first."""
+        if self._db is None:
+            return []
+        wanted = set(symbols) if symbols is not None else None
+        with self._db.connect() as conn:
+            rows = conn.execute(select(fills_table).order_by(fills_table.c.ts)).all()
+        return [dict(r._mapping) for r in rows if wanted is None or r._mapping["symbol"] in wanted]
+
+
+def _dec(v: str | None) -> Decimal | None:
+    return None if v is None else Decimal(v)
