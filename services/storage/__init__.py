@@ -7,7 +7,10 @@ Public surface (import from here):
 - :class:`StorageError` and its subclasses :class:`SchemaTooNewError`, :class:`MigrationError`;
 - column types :class:`DecimalText` (exact Decimal) and :class:`UTCDateTime` (aware UTC only);
 - :class:`Schema` / :class:`Migration`, :func:`migrate`, :func:`add_column`, :func:`schema_drift`
-  (see :mod:`services.storage.schema` for how to add a table);
+  (see :mod:`services.storage.schema` for how to add a table).
+
+The candle store lives in :mod:`services.storage.candles` (``CandleStore``, ``CANDLES_SCHEMA``); it is
+not re-exported here so that importing the storage core does not import pandas.
 """
 
 from services.storage.engine import Database, create_engine_for, default_url
