@@ -58,10 +58,13 @@ class ExchangeSession:
         return f"{self.url} ({how})"
 
 
-def exchange_program_available() -> bool:
-    """Whether ``python -m services.exchange`` exists in this checkout."""
+def exchange_program_available(module: str = "services.exchange") -> bool:
+    """Whether ``python -m <module>`` can run in this checkout."""
     try:
-        return find_spec("services.exchange.__main__") is not None
+        spec = find_spec(module)
+        if spec is not None and spec.submodule_search_locations is not None:  # a package
+            spec = find_spec(f"{module}.__main__")
+        return spec is not None
     except (ImportError, ValueError):
         return False
 
@@ -171,10 +174,9 @@ class LocalExchangeLauncher:
             log.info("reusing the local exchange at %s (pid %s)", running.url, running.pid)
             self.session = running
             return running
-        if not exchange_program_available():
-            raise ExchangeError(
-                "its program (services/exchange/__main__.py) is not in this build yet"
-            )
+        if not exchange_program_available(self.module):
+            program = self.module.replace(".", "/") + "/__main__.py"
+            raise ExchangeError(f"its program ({program}) is not in this build yet")
         keys = ApiKeys(key_id="HRN" + secrets.token_hex(8).upper(), secret=secrets.token_urlsafe(30))
         self._notify_secret(keys)
         self.exchange_dir.mkdir(parents=True, exist_ok=True)
@@ -232,7 +234,10 @@ class LocalExchangeLauncher:
         )
         self._reader.start()
         if not ready.wait(self.startup_timeout) or not found:
-            code = self.process.poll()
+            try:  # output ended: give the exiting child a moment to report its status
+                code: int | None = self.process.wait(1.0)
+            except subprocess.TimeoutExpired:
+                code = None
             self._kill()
             tail = " | ".join(list(self._output_tail)[-5:]) or "no output"
             if code is None:

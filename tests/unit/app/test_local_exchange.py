@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from app.local_exchange import (
+    ExchangeError,
+    LocalExchangeLauncher,
+    connect_external,
+    exchange_program_available,
+    read_keys_file,
+)
+from app.settings import LocalExchangeSettings
+
+FAKE = "tests.unit.app.fake_exchange"
+
+
+def launcher(tmp_path: Path, **kw) -> LocalExchangeLauncher:  # type: ignore[no-untyped-def]
+    return LocalExchangeLauncher(tmp_path / "exchange", LocalExchangeSettings(seed=7), module=FAKE, **kw)
+
+
+def test_start_writes_a_private_session_reuses_it_and_stops_only_its_own(tmp_path: Path) -> None:
+    secrets_seen: list[str] = []
+
+    async def main() -> None:
+        first = launcher(tmp_path, on_secret=secrets_seen.append)
+        session = await first.start()
+        try:
+            assert session.owned and session.url.startswith("http://127.0.0.1:")
+            data = json.loads(first.session_file.read_text())
+            assert data == {
+                "url": session.url,
+                "pid": session.pid,
+                "key_id": session.keys.key_id,
+                "secret": session.keys.secret,
+            }
+            assert stat.S_IMODE(os.stat(first.session_file).st_mode) == 0o600
+            argv = json.loads((tmp_path / "exchange" / "argv.json").read_text())
+            assert session.keys.secret not in " ".join(argv) and "--keys-file" in argv
+            assert argv[argv.index("--seed") : argv.index("--seed") + 2] == ["--seed", "7"]
+            assert "--always-open" in argv
+            assert secrets_seen == [session.keys.secret]
+
+            second = launcher(tmp_path)  # a terminal restarted while the exchange still runs
+            reused = await second.start()
+            assert reused.url == session.url and not reused.owned and second.process is None
+            await second.stop()  # not ours: keeps running
+            assert first.process is not None and first.process.poll() is None
+        finally:
+            await first.stop()
+        assert first.process is None and not first.session_file.exists()
+
+    asyncio.run(main())
+
+
+def test_stale_session_file_is_not_reused(tmp_path: Path) -> None:
+    async def main() -> None:
+        lx = launcher(tmp_path)
+        lx.exchange_dir.mkdir(parents=True)
+        lx.session_file.write_text(
+            json.dumps({"url": "http://127.0.0.1:9", "pid": 999999, "key_id": "K", "secret": "old-secret"})
+        )
+        session = await lx.start()
+        try:
+            assert session.owned and session.keys.secret != "old-secret"
+        finally:
+            await lx.stop()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "fragment"), [("exit", "exited with status 3"), ("silent", "within 0.5 s")]
+)
+def test_startup_failures_are_clear_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, behaviour: str, fragment: str
+) -> None:
+    monkeypatch.setenv("FAKE_EXCHANGE_BEHAVIOUR", behaviour)
+    lx = launcher(tmp_path, startup_timeout=0.5)
+    with pytest.raises(ExchangeError, match=fragment):
+        asyncio.run(lx.start())
+    assert lx.process is not None and lx.process.poll() is not None  # nothing left running
+
+
+def test_missing_program_is_reported(tmp_path: Path) -> None:
+    lx = LocalExchangeLauncher(tmp_path, LocalExchangeSettings(), module="services.no_such_exchange")
+    with pytest.raises(ExchangeError, match="not in this build yet"):
+        asyncio.run(lx.start())
+
+
+def test_keys_file_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "keys.json"
+    bad.write_text('{"key_id": "K"}')
+    with pytest.raises(ExchangeError, match="must hold"):
+        read_keys_file(bad)
+    bad.write_text("{")
+    with pytest.raises(ExchangeError, match="not valid JSON"):
+        read_keys_file(bad)
+
+
+def test_connect_external_probes_with_the_keys(tmp_path: Path) -> None:
+    async def main() -> None:
+        lx = launcher(tmp_path)
+        session = await lx.start()
+        try:
+            good = tmp_path / "good.json"
+            good.write_text(json.dumps({"key_id": session.keys.key_id, "secret": session.keys.secret}))
+            ext = await connect_external(session.url, good)
+            assert not ext.owned and ext.url == session.url
+            wrong = tmp_path / "wrong.json"
+            wrong.write_text(json.dumps({"key_id": "nope", "secret": "nope-nope"}))
+            with pytest.raises(ExchangeError, match="does not answer"):
+                await connect_external(session.url, wrong)
+        finally:
+            await lx.stop()
+
+    asyncio.run(main())
+
+
+@pytest.mark.skipif(
+    not exchange_program_available(), reason="services/exchange/__main__.py is not in this build yet"
+)
+def test_launcher_against_the_real_exchange(tmp_path: Path) -> None:
+    async def main() -> None:
+        lx = LocalExchangeLauncher(tmp_path / "exchange", LocalExchangeSettings(), startup_timeout=30)
+        session = await lx.start()
+        try:
+            assert session.owned and session.url.startswith("http://127.0.0.1:")
+            again = await LocalExchangeLauncher(tmp_path / "exchange", LocalExchangeSettings()).start()
+            assert again.url == session.url and not again.owned
+        finally:
+            await lx.stop()
+
+    asyncio.run(main())

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QStatusBar, QTextEdit
+
+from services.domain.enums import ConnectionState, Mode, TradingState
+from widgets.main_window import MainWindow
+from widgets.status_bar import BADGE_COLORS, UNKNOWN
+
+
+def make(qtbot, mode: Mode = Mode.LOCAL, layout: Path | None = None, **kw) -> MainWindow:  # type: ignore[no-untyped-def]
+    win = MainWindow(mode, layout_file=layout, **kw)
+    qtbot.addWidget(win)
+    return win
+
+
+@pytest.mark.parametrize(
+    ("mode", "title", "badge"),
+    [
+        (Mode.LOCAL, "Heron — LOCAL", "LOCAL"),
+        (Mode.PAPER, "Heron — PAPER", "PAPER"),
+        (Mode.LIVE, "Heron — LIVE", "LIVE"),
+    ],
+)
+def test_title_and_badge_name_the_mode(qtbot, mode: Mode, title: str, badge: str) -> None:  # type: ignore[no-untyped-def]
+    win = make(qtbot, mode)
+    assert win.windowTitle() == title
+    label = win.findChild(QLabel, "modeBadge")
+    assert label is not None and label.text() == badge
+    assert BADGE_COLORS[badge][0] in label.styleSheet()
+
+
+def test_live_badge_is_red(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtGui import QColor
+
+    win = make(qtbot, Mode.LIVE)
+    color = QColor(BADGE_COLORS["LIVE"][0])
+    assert color.red() > 180 and color.green() < 80 and color.blue() < 80
+    assert win.findChild(QLabel, "modeBadge").property("mode") == "live"
+
+
+def test_profile_appears_in_the_title_when_not_default(qtbot) -> None:  # type: ignore[no-untyped-def]
+    assert make(qtbot, Mode.PAPER, profile="work").windowTitle() == "Heron — PAPER — work"
+
+
+def test_status_bar_shows_dashes_until_a_service_reports(qtbot) -> None:  # type: ignore[no-untyped-def]
+    win = make(qtbot)
+    bar = win.findChild(QStatusBar, "statusBar")
+    assert bar is win.statusBar()
+    names = ["connectionLabel", "tradingStateLabel", "latencyLabel", "messageRateLabel", "exchangeLabel"]
+    for name in names:
+        label = bar.findChild(QLabel, name)
+        assert label is not None and label.text().endswith(UNKNOWN), name
+    win.heron_status.set_connection("rest", ConnectionState.LIVE)
+    win.heron_status.set_connection("stock", ConnectionState.RECONNECTING)
+    win.heron_status.set_trading_state(TradingState.HALTED, "drift")
+    win.heron_status.set_latency_ms(12.4)
+    assert bar.findChild(QLabel, "connectionLabel").text() == "Connection: reconnecting"
+    assert bar.findChild(QLabel, "tradingStateLabel").text() == "Trading: HALTED"
+    assert bar.findChild(QLabel, "latencyLabel").text() == "Latency: 12 ms"
+
+
+def test_badge_survives_a_temporary_message(qtbot) -> None:  # type: ignore[no-untyped-def]
+    win = make(qtbot)
+    win.show()
+    win.heron_status.notify("error", "something failed")
+    qtbot.waitUntil(lambda: win.statusBar().currentMessage() == "Error: something failed")
+    assert win.findChild(QLabel, "modeBadge").isVisible()
+
+
+def test_add_panel_registers_dock_and_view_toggle(qtbot) -> None:  # type: ignore[no-untyped-def]
+    win = make(qtbot)
+    editor = QTextEdit()
+    dock = win.add_panel(editor, "blotterPanel", "Blotter", "bottom")
+    win.add_panel(QTextEdit(), "positionsPanel", "Positions", "bottom", tab_with="blotterPanel")
+    assert editor.objectName() == "blotterPanel" and dock.objectName() == "blotterPanelDock"
+    assert win.panel_names() == ["blotterPanel", "positionsPanel"]
+    toggles = [a.objectName() for a in win.view_menu.actions()]
+    assert "blotterPanelToggleAction" in toggles and "positionsPanelToggleAction" in toggles
+    assert win.tabifiedDockWidgets(dock) == [win.panel("positionsPanel")]
+    with pytest.raises(ValueError, match="already exists"):
+        win.add_panel(QTextEdit(), "blotterPanel", "Again")
+    with pytest.raises(ValueError, match="area must be"):
+        win.add_panel(QTextEdit(), "x", "X", "middle")
+
+
+def _window_with_panels(qtbot, layout: Path, names: list[str]) -> MainWindow:  # type: ignore[no-untyped-def]
+    win = make(qtbot, layout=layout)
+    for name in names:
+        win.add_panel(QTextEdit(), name, name, "right")
+    win.capture_default_layout()
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def test_layout_round_trip(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    layout = tmp_path / "layout.ini"
+    win = _window_with_panels(qtbot, layout, ["blotterPanel", "positionsPanel"])
+    win.panel("positionsPanel").hide()
+    win.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, win.panel("blotterPanel"))
+    assert win.save_layout()
+    win.close()
+
+    again = _window_with_panels(qtbot, layout, ["blotterPanel", "positionsPanel"])
+    assert again.panel("positionsPanel").isVisible()
+    assert again.restore_layout() is True
+    assert not again.panel("positionsPanel").isVisible()
+    assert again.dockWidgetArea(again.panel("blotterPanel")) == Qt.DockWidgetArea.LeftDockWidgetArea
+    again.reset_layout()
+    assert again.panel("positionsPanel").isVisible()
+
+
+def test_layout_of_a_different_dock_set_is_not_restored(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    layout = tmp_path / "layout.ini"
+    win = _window_with_panels(qtbot, layout, ["blotterPanel"])
+    win.save_layout()
+    other = _window_with_panels(qtbot, layout, ["blotterPanel", "chartPanel"])
+    assert other.restore_layout() is False
+
+
+def test_closing_saves_the_layout(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    layout = tmp_path / "layout.ini"
+    win = _window_with_panels(qtbot, layout, ["blotterPanel"])
+    with qtbot.waitSignal(win.closing, timeout=1000):
+        win.close()
+    assert "signature" in layout.read_text()
