@@ -1,0 +1,489 @@
+"""Deterministic minute history, generated on demand, joined to what the live simulator really sent.
+
+Nothing is stored: a symbol's day-level price path is a mean-reverting log walk computed once per
+symbol (vectorised over ~25 years), and each day's one-minute bars come from a numpy Generator keyed
+by ``(seed, symbol, day)``, as a Brownian bridge from that day's level to the next day's level, so any
+range can be produced without generating what lies before it. Stocks get session minutes only
+(from the :class:`MarketCalendar`), crypto every minute. Days are New York calendar days.
+
+:class:`BarSource` serves history: generated minutes before the simulator started, then the minute
+bars the live stream actually produced (the simulator starts each symbol at the close of the last
+completed generated minute, so the join has no jump). Coarser timeframes aggregate the minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from services.exchange.contracts import Instrument
+from services.exchange.sessions import NEW_YORK, MarketCalendar
+
+NS = 1_000_000_000
+MINUTE_NS = 60 * NS
+EPOCH = date(2015, 1, 1)  # day index 0 of the day-level walk
+_SPAN_DAYS = 366 * 25
+_PHI = 0.998  # daily mean reversion of the log level towards the instrument's base price
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Bars:
+    """Column arrays of bars, sorted by ``t`` (bar start, ns since the epoch, UTC)."""
+
+    t: I64
+    o: F64
+    h: F64
+    l: F64  # noqa: E741 - Alpaca's key
+    c: F64
+    v: F64
+    n: I64
+    vw: F64
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    @staticmethod
+    def empty() -> Bars:
+        f = np.empty(0, dtype=np.float64)
+        i = np.empty(0, dtype=np.int64)
+        return Bars(i, f, f, f, f, f, i, f)
+
+    def take(self, sel: slice | npt.NDArray[np.bool_] | npt.NDArray[np.intp]) -> Bars:
+        return Bars(
+            self.t[sel],
+            self.o[sel],
+            self.h[sel],
+            self.l[sel],
+            self.c[sel],
+            self.v[sel],
+            self.n[sel],
+            self.vw[sel],
+        )
+
+    @staticmethod
+    def concat(parts: list[Bars]) -> Bars:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Bars.empty()
+        if len(parts) == 1:
+            return parts[0]
+        c = [np.concatenate([getattr(p, f) for p in parts]) for f in Bars.__slots__]
+        return Bars(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7])
+
+    @staticmethod
+    def from_rows(rows: list[tuple[int, float, float, float, float, float, int, float]]) -> Bars:
+        if not rows:
+            return Bars.empty()
+        cols = list(zip(*rows, strict=True))
+        f = [np.asarray(cols[i], dtype=np.float64) for i in range(8)]
+        return Bars(
+            np.asarray(cols[0], dtype=np.int64), f[1], f[2], f[3], f[4], f[5],
+            np.asarray(cols[6], dtype=np.int64), f[7],
+        )
+
+
+def aggregate(bars: Bars, keys: I64) -> Bars:
+    """Aggregate consecutive bars sharing a bucket key (keys must be non-decreasing)."""
+    if len(bars) == 0:
+        return bars
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends = np.r_[starts[1:], len(keys)] - 1
+    v = np.add.reduceat(bars.v, starts)
+    pv = np.add.reduceat(bars.vw * bars.v, starts)
+    c = bars.c[ends]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vw = np.where(v > 0, pv / np.where(v > 0, v, 1), c)
+    return Bars(
+        keys[starts],
+        bars.o[starts],
+        np.maximum.reduceat(bars.h, starts),
+        np.minimum.reduceat(bars.l, starts),
+        c,
+        v,
+        np.add.reduceat(bars.n, starts),
+        np.round(vw, 4).astype(np.float64),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Timeframes
+
+
+@dataclass(frozen=True, slots=True)
+class Timeframe:
+    amount: int
+    unit: str  # "Min" | "Hour" | "Day" | "Week" | "Month"
+
+    def __str__(self) -> str:
+        return f"{self.amount}{self.unit}"
+
+    @property
+    def intraday(self) -> bool:
+        return self.unit in ("Min", "Hour")
+
+    @property
+    def step_ns(self) -> int:
+        return self.amount * (MINUTE_NS if self.unit == "Min" else 60 * MINUTE_NS)
+
+
+_TF = re.compile(r"^(\d{1,3})(Min|T|Hour|H|Day|D|Week|W|Month|M)$")
+_UNIT = {"T": "Min", "H": "Hour", "D": "Day", "W": "Week", "M": "Month"}
+_ALLOWED = {"Min": range(1, 60), "Hour": range(1, 24), "Day": (1,), "Week": (1,), "Month": (1, 2, 3, 6, 12)}
+
+
+def parse_timeframe(text: str) -> Timeframe:
+    """``"5Min"`` → Timeframe(5, "Min"). Raises ValueError with Alpaca's wording on anything else."""
+    m = _TF.match(text.strip())
+    if not m:
+        raise ValueError(f"invalid timeframe: {text!r}")
+    amount, unit = int(m.group(1)), _UNIT.get(m.group(2), m.group(2))
+    if amount not in _ALLOWED[unit]:
+        raise ValueError(f"invalid timeframe: {text!r} ({unit} amount must be in {list(_ALLOWED[unit])})")
+    return Timeframe(amount, unit)
+
+
+# ---------------------------------------------------------------------------------------------
+# Generation
+
+
+def _symbol_key(symbol: str) -> int:
+    return int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:4], "big")
+
+
+def ny_midnight_ns(day: date) -> int:
+    return int(datetime.combine(day, time(0), tzinfo=NEW_YORK).timestamp()) * NS
+
+
+def ny_date(ns: int) -> date:
+    return datetime.fromtimestamp(ns / NS, UTC).astimezone(NEW_YORK).date()
+
+
+class HistoryGenerator:
+    """Generated one-minute bars for any day of any symbol; pure function of (seed, symbol, day).
+
+    Thread: the exchange's event loop (not thread-safe: it keeps an LRU cache of recent days).
+    """
+
+    def __init__(
+        self,
+        universe: Mapping[str, Instrument],
+        calendar: MarketCalendar,
+        seed: int = 0,
+        *,
+        cache_days: int = 512,
+    ) -> None:
+        self.universe = universe
+        self.calendar = calendar
+        self.seed = int(seed)
+        self._levels: dict[str, F64] = {}
+        self._cache: OrderedDict[tuple[str, date], Bars] = OrderedDict()
+        self._cache_days = cache_days
+
+    # day-level log price path --------------------------------------------------------------
+    def _level(self, symbol: str) -> F64:
+        lv = self._levels.get(symbol)
+        if lv is None:
+            inst = self.universe[symbol]
+            rng = np.random.default_rng([self.seed, _symbol_key(symbol), 0xDA11])
+            sigma = 0.03 if inst.is_crypto else 0.017
+            eps = rng.standard_normal(_SPAN_DAYS) * sigma
+            k = np.arange(_SPAN_DAYS, dtype=np.float64)
+            # x_d = sum_{j<=d} phi^(d-j) eps_j, vectorised as phi^d * cumsum(eps_j * phi^-j).
+            x = np.power(_PHI, k) * np.cumsum(eps * np.power(_PHI, -k))
+            lv = np.log(float(inst.base_price)) + x
+            self._levels[symbol] = lv
+        return lv
+
+    def minutes_of_day(self, symbol: str, day: date) -> I64:
+        """Start times (ns) of the day's trading minutes for this symbol (empty on a closed day)."""
+        inst = self.universe[symbol]
+        if inst.is_crypto:
+            lo, hi = ny_midnight_ns(day), ny_midnight_ns(day + timedelta(days=1))
+        else:
+            s = self.calendar.session(day)
+            if s is None:
+                return np.empty(0, dtype=np.int64)
+            lo, hi = int(s.open.timestamp()) * NS, int(s.close.timestamp()) * NS
+        return np.arange(lo, hi, MINUTE_NS, dtype=np.int64)
+
+    def day(self, symbol: str, day: date) -> Bars:
+        """All generated one-minute bars of ``day`` (cached)."""
+        key = (symbol, day)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        bars = self._generate_day(symbol, day)
+        self._cache[key] = bars
+        if len(self._cache) > self._cache_days:
+            self._cache.popitem(last=False)
+        return bars
+
+    def _generate_day(self, symbol: str, day: date) -> Bars:
+        t = self.minutes_of_day(symbol, day)
+        m = len(t)
+        if m == 0:
+            return Bars.empty()
+        inst = self.universe[symbol]
+        idx = (day - EPOCH).days
+        lv = self._level(symbol)
+        if not 0 <= idx < len(lv) - 1:
+            return Bars.empty()
+        l0, l1 = float(lv[idx]), float(lv[idx + 1])
+        rng = np.random.default_rng([self.seed, _symbol_key(symbol), idx, 1])
+        crypto = inst.is_crypto
+        day_sigma = (0.025 if crypto else 0.014) * float(np.exp(0.3 * rng.standard_normal()))
+        x = np.linspace(0.0, 1.0, m)
+        profile = 1.0 + (0.3 if crypto else 2.0) * (2 * x - 1) ** 2  # U-shape through the day
+        sig = profile / np.sqrt(np.sum(profile**2)) * day_sigma
+        inc = rng.standard_normal(m) * sig
+        path = np.cumsum(inc)
+        weight = np.cumsum(sig**2) / np.sum(sig**2)
+        path = path - weight * (path[-1] - (l1 - l0))  # bridge: end the day at the next day's level
+        tick = float(inst.tick)
+        close = np.maximum(np.round(np.exp(l0 + path) / tick) * tick, tick)
+        open_ = np.empty(m)
+        open_[0] = max(round(float(np.exp(l0)) / tick) * tick, tick)
+        open_[1:] = close[:-1]
+        up = np.abs(rng.standard_normal(m)) * sig * 0.7
+        dn = np.abs(rng.standard_normal(m)) * sig * 0.7
+        high = np.ceil(np.maximum(open_, close) * np.exp(up) / tick - 1e-9) * tick
+        low = np.maximum(np.floor(np.minimum(open_, close) * np.exp(-dn) / tick + 1e-9) * tick, tick)
+        dec = max(0, -int(inst.tick.as_tuple().exponent))
+        open_, high, low, close = (np.round(a, dec) for a in (open_, high, low, close))
+        key = _symbol_key(symbol)
+        if crypto:
+            vol_profile = 1.0 + 0.5 * np.sin(np.pi * x) ** 2
+            daily_units = (2_000 if symbol.startswith("BTC") else 30_000) * (0.5 + (key % 100) / 100)
+            vol = np.round(daily_units * vol_profile / vol_profile.sum() * rng.lognormal(0, 0.5, m), 6)
+            avg_trade = daily_units / 20_000
+        else:
+            vol_profile = 1.0 + 4.0 * (2 * x - 1) ** 4
+            daily_units = 2e6 + (key % 5000) * 1e4
+            vol = np.maximum(
+                np.round(daily_units * vol_profile / vol_profile.sum() * rng.lognormal(0, 0.5, m)), 1
+            )
+            avg_trade = 120.0
+        n = np.maximum(np.round(vol / avg_trade), 1).astype(np.int64)
+        vw = np.round(np.clip((high + low + 2 * close) / 4, low, high), 4)
+        return Bars(t, open_, high, low, close, vol.astype(np.float64), n, vw)
+
+    def range(self, symbol: str, lo_ns: int, hi_ns: int) -> Iterator[tuple[date, Bars]]:
+        """Per-day generated minutes with ``lo_ns <= t < hi_ns``, oldest day first."""
+        d = ny_date(lo_ns)
+        last = ny_date(max(lo_ns, hi_ns - 1))
+        while d <= last:
+            bars = self.day(symbol, d)
+            if len(bars):
+                sel = (bars.t >= lo_ns) & (bars.t < hi_ns)
+                if sel.all():
+                    yield d, bars
+                elif sel.any():
+                    yield d, bars.take(sel)
+            d += timedelta(days=1)
+
+    def last_minute_before(self, symbol: str, ns: int) -> tuple[int, float] | None:
+        """(start ns, close) of the last generated minute that completed at or before ``ns``."""
+        d = ny_date(ns)
+        for _ in range(20):
+            bars = self.day(symbol, d)
+            if len(bars):
+                done = np.flatnonzero(bars.t + MINUTE_NS <= ns)
+                if len(done):
+                    i = int(done[-1])
+                    return int(bars.t[i]), float(bars.c[i])
+            d -= timedelta(days=1)
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Joining history with the live stream
+
+
+class LiveMinutes(Protocol):
+    """What the live simulator really sent, as minute bars (implemented by MarketSimulator)."""
+
+    def live_since_ns(self, symbol: str) -> int | None:
+        """Start of the first minute served from live data (None: no live data for this symbol)."""
+        ...
+
+    def live_bars(self, symbol: str, lo_ns: int, hi_ns: int) -> Bars:
+        """Completed live minute bars with ``lo_ns <= t < hi_ns``."""
+        ...
+
+    def now_ns(self) -> int:
+        """The simulator's clock."""
+        ...
+
+
+class BarSource:
+    """History as a client sees it: generated minutes, then the live minutes, at any timeframe."""
+
+    def __init__(self, generator: HistoryGenerator, live: LiveMinutes | None = None) -> None:
+        self.gen = generator
+        self.live = live
+
+    def _now(self) -> int:
+        return self.live.now_ns() if self.live is not None else int(datetime.now(UTC).timestamp() * NS)
+
+    def minutes(self, symbol: str, lo_ns: int, hi_ns: int) -> Iterator[tuple[date, Bars]]:
+        """Completed minute bars in ``[lo_ns, hi_ns)``, one chunk per New York day, oldest first."""
+        now = self._now()
+        done_hi = min(hi_ns, now - now % MINUTE_NS)  # the running minute is not history yet
+        since = self.live.live_since_ns(symbol) if self.live is not None else None
+        gen_hi = done_hi if since is None else min(done_hi, since)
+        yield from self.gen.range(symbol, lo_ns, gen_hi)
+        if since is not None and self.live is not None and done_hi > max(lo_ns, since):
+            live = self.live.live_bars(symbol, max(lo_ns, since), done_hi)
+            if len(live):
+                days = np.array([ny_midnight_ns(ny_date(int(t))) for t in (live.t[0], live.t[-1])])
+                if days[0] == days[1]:
+                    yield ny_date(int(live.t[0])), live
+                else:
+                    day_keys = np.array([ny_midnight_ns(ny_date(int(t))) for t in live.t], dtype=np.int64)
+                    for k in np.unique(day_keys):
+                        yield ny_date(int(k)), live.take(day_keys == k)
+
+    def bars(self, symbol: str, tf: Timeframe, lo_ns: int, hi_ns: int) -> Iterator[Bars]:
+        """Bars of ``tf`` whose start lies in ``[lo_ns, hi_ns]``, in chunks, oldest first.
+
+        Intraday buckets are aligned to the UTC epoch (5Min at :00, :05 ...); daily bars start at
+        New York midnight; weeks on Monday; months on the 1st (as Alpaca stamps them).
+        """
+        if tf.intraday:
+            step = tf.step_ns
+            first = lo_ns - lo_ns % step
+            carry: Bars | None = None
+            for _, chunk in self.minutes(symbol, first, hi_ns + 1):
+                agg = aggregate(chunk, chunk.t - chunk.t % step)
+                if carry is not None:
+                    if len(agg) and agg.t[0] == carry.t[0]:
+                        agg = Bars.concat(
+                            [
+                                aggregate(
+                                    Bars.concat([carry, agg.take(slice(0, 1))]),
+                                    np.zeros(2, dtype=np.int64) + carry.t[0],
+                                ),
+                                agg.take(slice(1, None)),
+                            ]
+                        )
+                    else:
+                        agg = Bars.concat([carry, agg])
+                if len(agg) == 0:
+                    continue
+                carry = agg.take(slice(len(agg) - 1, None))
+                body = agg.take(slice(0, len(agg) - 1))
+                body = body.take((body.t >= lo_ns) & (body.t <= hi_ns))
+                if len(body):
+                    yield body
+            if carry is not None:
+                carry = carry.take((carry.t >= lo_ns) & (carry.t <= hi_ns))
+                if len(carry):
+                    yield carry
+            return
+        # Day / Week / Month: one daily bar per day (the running day included), then group.
+        lo_day, hi_day = ny_date(lo_ns), ny_date(hi_ns)
+        if tf.unit == "Week":
+            lo_day -= timedelta(days=lo_day.weekday())
+        elif tf.unit == "Month":
+            lo_day = lo_day.replace(day=1)
+        daily = self._daily(symbol, lo_day, hi_day)
+        if tf.unit == "Week":
+            keys = np.array([ny_midnight_ns(_monday(ny_date(int(t)))) for t in daily.t], dtype=np.int64)
+            daily = aggregate(daily, keys)
+        elif tf.unit == "Month":
+            keys = np.array([_month_key(ny_date(int(t)), tf.amount) for t in daily.t], dtype=np.int64)
+            daily = aggregate(daily, keys)
+        floor = lo_ns if tf.unit == "Day" else ny_midnight_ns(lo_day)
+        daily = daily.take((daily.t >= floor) & (daily.t <= hi_ns))
+        if len(daily):
+            yield daily
+
+    def _daily(self, symbol: str, lo_day: date, hi_day: date) -> Bars:
+        rows = []
+        lo = ny_midnight_ns(lo_day)
+        hi = ny_midnight_ns(hi_day + timedelta(days=1))
+        for d, chunk in self.minutes(symbol, lo, hi):
+            day_bar = aggregate(chunk, np.zeros(len(chunk), dtype=np.int64) + ny_midnight_ns(d))
+            rows.append(day_bar)
+        return Bars.concat(rows)
+
+    def daily_bar(self, symbol: str, day: date) -> Bars:
+        """The single daily bar of ``day`` (empty if nothing traded)."""
+        return self._daily(symbol, day, day)
+
+
+def _monday(d: date) -> date:
+    return d - timedelta(days=d.weekday())
+
+
+def _month_key(d: date, months: int) -> int:
+    m0 = (d.month - 1) // months * months + 1
+    return ny_midnight_ns(date(d.year, m0, 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic trades and quotes inside minute bars
+
+
+@dataclass(frozen=True, slots=True)
+class Ticks:
+    """Column arrays of trades (p, s) or quotes (bp, bs, ap, as) from minute bars."""
+
+    t: I64
+    a: F64  # trade price | bid price
+    b: F64  # trade size  | bid size
+    c: F64  # unused      | ask price
+    d: F64  # unused      | ask size
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+def ticks_from_bars(bars: Bars, *, seed: int, symbol: str, tick: float, quotes: bool, crypto: bool) -> Ticks:
+    """Deterministic trades (or quotes) consistent with the bars: within [l, h], first at o, last at c."""
+    if len(bars) == 0:
+        e = np.empty(0)
+        return Ticks(np.empty(0, dtype=np.int64), e, e, e, e)
+    rng = np.random.default_rng([seed, _symbol_key(symbol), int(bars.t[0] // MINUTE_NS), 2 + quotes])
+    k = np.clip(bars.n, 1, 6)
+    total = int(k.sum())
+    owner = np.repeat(np.arange(len(bars)), k)
+    first = np.r_[0, np.cumsum(k)[:-1]]
+    pos = np.arange(total) - np.repeat(first, k)
+    frac = np.where(k[owner] > 1, pos / np.maximum(k[owner] - 1, 1), 1.0)
+    base = bars.o[owner] + (bars.c[owner] - bars.o[owner]) * frac
+    noise = rng.standard_normal(total) * (bars.h[owner] - bars.l[owner]) * 0.25
+    inner = (pos > 0) & (pos < k[owner] - 1)
+    price = np.clip(np.where(inner, base + noise, base), bars.l[owner], bars.h[owner])
+    dec = max(0, round(-np.log10(tick)))
+    price = np.round(np.round(price / tick) * tick, dec)
+    # Offsets ordered within each minute (at most 6 ticks per minute).
+    offs = (pos * (MINUTE_NS // 7) + rng.integers(0, MINUTE_NS // 7, total)).astype(np.int64)
+    t = bars.t[owner] + offs
+    size_unit = bars.v[owner] / k[owner]
+    if crypto:
+        size = np.round(np.maximum(size_unit * rng.uniform(0.5, 1.5, total), 1e-6), 6)
+    else:
+        size = np.maximum(np.round(size_unit * rng.uniform(0.5, 1.5, total)), 1)
+    if not quotes:
+        z = np.zeros(total)
+        return Ticks(t, price.astype(np.float64), size.astype(np.float64), z, z)
+    half = np.maximum(np.round(rng.integers(1, 4, total) * 0.5), 1) * tick
+    bid = np.round(np.maximum(price - half, tick), dec)
+    ask = np.round(bid + np.maximum(np.round(2 * half / tick), 1) * tick, dec)
+    bsz = np.round(rng.integers(1, 20, total) * (0.01 if crypto else 100.0), 6)
+    asz = np.round(rng.integers(1, 20, total) * (0.01 if crypto else 100.0), 6)
+    return Ticks(t, bid.astype(np.float64), np.asarray(bsz, dtype=np.float64), ask.astype(np.float64),
+                 np.asarray(asz, dtype=np.float64))
