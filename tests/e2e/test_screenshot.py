@@ -1,0 +1,132 @@
+"""Heron as a person starts it: ``main.py`` in a subprocess, offscreen."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def heron(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ, QT_QPA_PLATFORM="offscreen", DBUS_SESSION_BUS_ADDRESS="disabled:", **env)
+    return subprocess.run(
+        [sys.executable, str(REPO / "main.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=full_env,
+    )
+
+
+def test_screenshot_writes_a_valid_png(tmp_path: Path) -> None:
+    shot = tmp_path / "shot.png"
+    report = tmp_path / "report.json"
+    proc = heron(
+        "--screenshot",
+        str(shot),
+        "--quit-after",
+        "3",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--state-report",
+        str(report),
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == (1280, 800)
+    from PySide6.QtGui import QImage
+
+    image = QImage(str(shot))
+    assert not image.isNull() and image.width() == 1280 and image.height() == 800
+    assert "Traceback" not in proc.stderr
+    assert json.loads(report.read_text()) == {"version": 1, "mode": "local"}
+    log_text = (tmp_path / "data" / "profiles" / "default" / "logs" / "heron.log").read_text()
+    assert "window shown" in log_text and "shutdown finished" in log_text
+
+
+def test_corrupt_settings_file_stops_with_a_clear_message(tmp_path: Path) -> None:
+    profile = tmp_path / "profiles" / "default"
+    profile.mkdir(parents=True)
+    (profile / "settings.json").write_text("{ this is not json")
+    proc = heron("--quit-after", "1", "--data-dir", str(tmp_path))
+    assert proc.returncode == 1
+    assert "settings" in proc.stderr and "corrupt-" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(list(profile.glob("settings.json.corrupt-*"))) == 1
+
+
+def test_unwritable_data_dir_stops_with_a_clear_message(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = heron("--quit-after", "1", "--data-dir", str(blocker / "data"))
+    assert proc.returncode != 0
+    assert "--data-dir" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_headless_runs_without_importing_qt(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.argv[0] = 'main.py'; import main; "
+        f"rc = main.main(['--headless', '--quit-after', '0.5', '--data-dir', {str(tmp_path)!r}]); "
+        "print('QT-LOADED' if any(m.startswith(('PySide6', 'qasync')) for m in sys.modules) else 'NO-QT'); "
+        "sys.exit(rc)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("NO-QT")
+
+
+def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", DBUS_SESSION_BUS_ADDRESS="disabled:")
+    log_file = tmp_path / "profiles" / "default" / "logs" / "heron.log"
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "main.py"), "--data-dir", str(tmp_path), "--quit-after", "60"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (log_file.exists() and "window shown" in log_file.read_text()):
+            assert time.monotonic() < deadline and proc.poll() is None, "Heron did not show its window"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log_file.read_text()
+    assert "shutdown requested: signal SIGTERM" in text and "shutdown finished" in text
+
+
+@pytest.mark.parametrize("mode", ["alpaca-paper"])
+def test_paper_mode_without_a_keyring_says_so_and_keeps_running(tmp_path: Path, mode: str) -> None:
+    proc = heron(
+        "--mode",
+        mode,
+        "--headless",
+        "--quit-after",
+        "1",
+        "--data-dir",
+        str(tmp_path),
+        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+    )
+    assert proc.returncode == 0, proc.stderr
+    log_text = (tmp_path / "profiles" / "default" / "logs" / "heron.log").read_text()
+    assert "no OS keyring is available" in log_text
