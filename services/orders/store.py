@@ -142,6 +142,7 @@ class OrderStore:
         self.positions: dict[str, LocalPosition] = {}
         self.anomalies: list[Anomaly] = []  # the most recent ones (bounded)
         self.fill_count = 0
+        self.last_fill_at: datetime | None = None
 
     # --- index -----------------------------------------------------------------------------------
     def add(self, rec: OrderRecord, meta: OrderMeta) -> None:
@@ -232,6 +233,7 @@ class OrderStore:
         pos = self.positions.setdefault(fill.symbol, LocalPosition(fill.symbol))
         pos.apply(fill.side, fill.qty, fill.price)
         self.fill_count += 1
+        self.last_fill_at = self._clock()
         inferred = fill.execution_id.startswith("inferred:")
         if self._db is not None:
             with self._db.begin() as conn:

@@ -1,0 +1,1 @@
+"""Reconciliation: local-vs-broker comparison, drift incidents, operator acknowledgement."""

@@ -1,0 +1,412 @@
+"""Reconciler: the broker is the truth; drift between Heron and the broker becomes an Incident.
+
+- :meth:`Reconciler.startup` compares orders (Heron's open orders by client id against the broker's
+  open orders), positions and recent fills (``Broker.get_fills``). Trading is enabled only when it
+  is clean; otherwise it stays DISABLED until an operator deals with every incident.
+- :meth:`Reconciler.run_cycle` is the continuous check, at most ``max_calls_per_cycle`` broker calls
+  per cycle (positions, open orders); position comparison waits for a quiet period after fills.
+- Quantities must match exactly; average prices within 1e-4 relative. A quantity drift is
+  ``critical`` (HALTED), a price drift ``warning`` (REDUCING), until acknowledged.
+- :meth:`adopt_broker_state` is the explicit, journaled operator action that rewrites local
+  positions from the broker (internal adjustment fills, never sent).
+- The reconciler never sends, cancels or replaces an order. It only reads from the broker.
+
+Coroutines run on the service event loop.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import delete, insert, select
+
+from services.broker.base import Broker, BrokerError, OrderQuery
+from services.domain.bus import EventBus
+from services.domain.enums import TradingState
+from services.domain.events import NotificationEvent
+from services.domain.models import Fill, Order, Position
+from services.orders.journal import OrderJournal
+from services.orders.store import OrderStore
+from services.orders.tables import incidents_table
+from services.risk.trading_state import TradingStateMachine
+from services.storage import Database
+
+log = logging.getLogger(__name__)
+ZERO = Decimal(0)
+PRICE_TOLERANCE = Decimal("1e-4")
+SOURCE = "reconciliation"
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    id: str
+    kind: str  # position_qty | position_price | unknown_broker_order | missing_local_fill | fill_qty | ...
+    severity: str  # warning | critical
+    subject: str  # symbol or order id
+    local_value: str
+    broker_value: str
+    detail: str
+    opened_at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    resolution: str | None = None  # acknowledged | adopted
+
+    @property
+    def is_open(self) -> bool:
+        return self.acknowledged_at is None
+
+    @property
+    def signature(self) -> tuple[str, str, str, str]:
+        return (self.kind, self.subject, self.local_value, self.broker_value)
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationResult:
+    clean: bool
+    incidents: tuple[Incident, ...]
+    calls: int
+    ran_at: datetime
+
+
+def _s(v: Decimal) -> str:
+    text = format(v, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+class Reconciler:
+    def __init__(
+        self,
+        broker: Broker,
+        store: OrderStore,
+        journal: OrderJournal,
+        trading: TradingStateMachine,
+        bus: EventBus,
+        clock: Callable[[], datetime],
+        db: Database | None = None,
+        *,
+        max_calls_per_cycle: int = 3,
+        quiet_after_fill_s: float = 5.0,
+        fills_lookback: timedelta = timedelta(days=3),
+    ) -> None:
+        self.broker = broker
+        self.store = store
+        self.journal = journal
+        self.trading = trading
+        self.bus = bus
+        self.clock = clock
+        self.db = db
+        self.max_calls = max_calls_per_cycle
+        self.quiet = timedelta(seconds=quiet_after_fill_s)
+        self.fills_lookback = fills_lookback
+        self.incidents: dict[str, Incident] = {}
+        self.last_run: datetime | None = None
+        self.last_clean: bool | None = None
+        self.broker_positions: dict[str, Decimal] = {}
+        self._seq = 0
+        self._startup_done = False
+        self._escalated = False
+        self._load()
+
+    # --- public ----------------------------------------------------------------------------------
+    def open_incidents(self) -> list[Incident]:
+        return [i for i in self.incidents.values() if i.is_open]
+
+    async def startup(self) -> ReconciliationResult:
+        """Full comparison; enables trading when clean (call after ``ExecutionEngine.recover``)."""
+        found: list[Incident] = []
+        calls = 0
+        try:
+            positions = await self.broker.get_positions()
+            open_orders = await self.broker.list_orders(OrderQuery(status="open", limit=500))
+            fills = await self.broker.get_fills(after=self.clock() - self.fills_lookback)
+            calls = 3
+        except BrokerError as error:
+            self.trading.set(
+                TradingState.DISABLED, f"start-up reconciliation failed: {error.message}", source=SOURCE
+            )
+            return ReconciliationResult(False, (), calls, self.clock())
+        found += self._compare_positions(positions)
+        found += self._compare_open_orders(open_orders)
+        found += self._compare_fills(fills)
+        result = self._finish(found, calls)
+        self._startup_done = True
+        if result.clean:
+            self.trading.enable()
+        else:
+            self.trading.set(
+                TradingState.DISABLED,
+                f"start-up reconciliation found {len(self.open_incidents())} incident(s); operator review",
+                source=SOURCE,
+            )
+        return result
+
+    async def run_cycle(self) -> ReconciliationResult:
+        """Continuous reconciliation; at most ``max_calls_per_cycle`` broker calls."""
+        found: list[Incident] = []
+        calls = 0
+        quiet = self.store.last_fill_at is None or self.clock() - self.store.last_fill_at >= self.quiet
+        try:
+            if quiet and calls < self.max_calls:
+                positions = await self.broker.get_positions()
+                calls += 1
+                found += self._compare_positions(positions)
+            if calls < self.max_calls:
+                open_orders = await self.broker.list_orders(OrderQuery(status="open", limit=500))
+                calls += 1
+                found += self._compare_open_orders(open_orders)
+        except BrokerError as error:
+            # a failed query is not evidence of anything: skip this cycle, never assume flat
+            log.info("reconciliation cycle skipped: %s", error.message)
+            return ReconciliationResult(self.last_clean is not False, (), calls, self.clock())
+        return self._finish(found, calls)
+
+    def acknowledge(self, incident_id: str, operator: str, note: str = "") -> Incident:
+        inc = self.incidents[incident_id]
+        if not inc.is_open:
+            return inc
+        inc = replace(inc, acknowledged_at=self.clock(), acknowledged_by=operator, resolution="acknowledged")
+        self._save(inc)
+        self.journal.append("incident_acknowledged", None, f"operator:{operator}", incident=inc.id, note=note)
+        self._after_operator(operator)
+        return inc
+
+    async def adopt_broker_state(self, incident_id: str, operator: str) -> Incident:
+        """Operator action: rewrite the local position of the incident's symbol from the broker."""
+        inc = self.incidents[incident_id]
+        symbol = inc.subject
+        pos = await self.broker.get_position(symbol)
+        qty = pos.qty if pos else ZERO
+        avg = pos.avg_entry_price if pos else ZERO
+        local = self.store.positions.get(symbol)
+        self.journal.append(
+            "operator_adopt_broker_state",
+            None,
+            f"operator:{operator}",
+            incident=inc.id,
+            symbol=symbol,
+            local_qty=local.qty if local else ZERO,
+            local_avg=local.avg_price if local else ZERO,
+            broker_qty=qty,
+            broker_avg=avg,
+        )
+        self.store.book_adjustment(symbol, qty, avg, inc.id)
+        inc = replace(inc, acknowledged_at=self.clock(), acknowledged_by=operator, resolution="adopted")
+        self._save(inc)
+        # any other open incident on the same symbol is settled by the same adoption
+        for other in self.open_incidents():
+            if other.subject == symbol and other.kind.startswith("position"):
+                self._save(
+                    replace(
+                        other, acknowledged_at=self.clock(), acknowledged_by=operator, resolution="adopted"
+                    )
+                )
+        self._after_operator(operator)
+        return self.incidents[inc.id]
+
+    def export_trade_report(self, path: Path) -> int:
+        """CSV per symbol: buys, sells, volume, realized P&L (from Heron's fills). Returns rows."""
+        rows = 0
+        with Path(path).open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(
+                [
+                    "symbol",
+                    "buys",
+                    "sells",
+                    "volume",
+                    "buy_notional",
+                    "sell_notional",
+                    "position",
+                    "realized_pl",
+                ]
+            )
+            for sym in sorted(self.store.positions):
+                p = self.store.positions[sym]
+                w.writerow(
+                    [
+                        sym,
+                        _s(p.bought),
+                        _s(p.sold),
+                        _s(p.bought + p.sold),
+                        _s(p.buy_notional),
+                        _s(p.sell_notional),
+                        _s(p.qty),
+                        _s(p.realized_pl),
+                    ]
+                )
+                rows += 1
+        return rows
+
+    # --- comparisons -----------------------------------------------------------------------------
+    def _compare_positions(self, broker_positions: list[Position]) -> list[Incident]:
+        out: list[Incident] = []
+        broker = {p.symbol: p for p in broker_positions if p.qty != 0}
+        self.broker_positions = {s: p.qty for s, p in broker.items()}
+        local = {s: p for s, p in self.store.positions.items() if p.qty != 0}
+        for sym in sorted(set(broker) | set(local)):
+            lq = local[sym].qty if sym in local else ZERO
+            bq = broker[sym].qty if sym in broker else ZERO
+            if lq != bq:
+                out.append(
+                    self._incident("position_qty", "critical", sym, _s(lq), _s(bq), f"{sym} quantity differs")
+                )
+                continue
+            la, ba = local[sym].avg_price, broker[sym].avg_entry_price
+            if ba != 0 and abs(la - ba) / abs(ba) > PRICE_TOLERANCE:
+                out.append(
+                    self._incident(
+                        "position_price", "warning", sym, _s(la), _s(ba), f"{sym} average price differs"
+                    )
+                )
+        return out
+
+    def _compare_open_orders(self, broker_open: list[Order]) -> list[Incident]:
+        out: list[Incident] = []
+        for order in broker_open:
+            rec = self.store.find(client_order_id=order.client_order_id, broker_order_id=order.id)
+            if rec is None:
+                out.append(
+                    self._incident(
+                        "unknown_broker_order",
+                        "warning",
+                        order.id,
+                        "absent",
+                        f"{order.side.value} {order.qty} {order.symbol} {order.status.value}",
+                        f"open order {order.client_order_id} at the broker is unknown to Heron",
+                    )
+                )
+        return out
+
+    def _compare_fills(self, broker_fills: list[Fill]) -> list[Incident]:
+        """Every broker fill of an order Heron knows must be covered by Heron's filled quantity."""
+        out: list[Incident] = []
+        per_order: dict[str, Decimal] = {}
+        for f in broker_fills:
+            per_order[f.order_id] = per_order.get(f.order_id, ZERO) + f.qty
+        for order_id, qty in sorted(per_order.items()):
+            rec = self.store.find(broker_order_id=order_id)
+            if rec is None:
+                continue  # positions comparison covers outside activity
+            leg = rec.legs.get(order_id)
+            local = ZERO if leg is None else leg.filled_qty
+            if order_id == rec.broker_order_id:
+                local += rec.overfill_qty
+            if local < qty:
+                out.append(
+                    self._incident(
+                        "missing_local_fill",
+                        "critical",
+                        order_id,
+                        _s(local),
+                        _s(qty),
+                        f"fills of {rec.client_order_id} missing locally",
+                    )
+                )
+        return out
+
+    # --- incidents -------------------------------------------------------------------------------
+    def _incident(
+        self, kind: str, severity: str, subject: str, local: str, broker: str, detail: str
+    ) -> Incident:
+        self._seq += 1
+        now = self.clock()
+        return Incident(
+            f"inc-{int(now.timestamp())}-{self._seq}", kind, severity, subject, local, broker, detail, now
+        )
+
+    def _finish(self, found: list[Incident], calls: int) -> ReconciliationResult:
+        now = self.clock()
+        known = {i.signature for i in self.incidents.values()}
+        new = [i for i in found if i.signature not in known]
+        for inc in new:
+            self._save(inc)
+            self.journal.append(
+                "incident_opened",
+                None,
+                SOURCE,
+                incident=inc.id,
+                incident_kind=inc.kind,
+                subject=inc.subject,
+                local=inc.local_value,
+                broker=inc.broker_value,
+            )
+            self.bus.publish(
+                NotificationEvent(
+                    now,
+                    "error" if inc.severity == "critical" else "warning",
+                    SOURCE,
+                    f"{inc.detail}: local {inc.local_value}, broker {inc.broker_value}",
+                )
+            )
+        open_now = self.open_incidents()
+        if open_now and self.trading.state is not TradingState.DISABLED:
+            severe = any(i.severity == "critical" for i in open_now)
+            state = TradingState.HALTED if severe else TradingState.REDUCING
+            self.trading.escalate(
+                state, f"reconciliation drift: {len(open_now)} open incident(s)", source=SOURCE
+            )
+            self._escalated = True
+        self.last_run = now
+        self.last_clean = not open_now
+        return ReconciliationResult(not open_now, tuple(new), calls, now)
+
+    def _after_operator(self, operator: str) -> None:
+        if self.open_incidents():
+            return
+        if self.trading.state is TradingState.DISABLED and self._startup_done:
+            self.trading.enable(f"start-up incidents dealt with by operator {operator}")
+        elif self._escalated and self.trading.state in (TradingState.REDUCING, TradingState.HALTED):
+            if self.trading.reason.startswith("reconciliation drift"):
+                self.trading.operator_resume(operator, "reconciliation incidents acknowledged")
+            self._escalated = False
+        self.last_clean = True
+
+    def _save(self, inc: Incident) -> None:
+        self.incidents[inc.id] = inc
+        if self.db is None:
+            return
+        with self.db.begin() as conn:
+            conn.execute(delete(incidents_table).where(incidents_table.c.id == inc.id))
+            conn.execute(
+                insert(incidents_table).values(
+                    id=inc.id,
+                    kind=inc.kind,
+                    severity=inc.severity,
+                    subject=inc.subject,
+                    local_value=inc.local_value,
+                    broker_value=inc.broker_value,
+                    detail=inc.detail,
+                    opened_at=inc.opened_at,
+                    acknowledged_at=inc.acknowledged_at,
+                    acknowledged_by=inc.acknowledged_by,
+                    resolution=inc.resolution,
+                )
+            )
+
+    def _load(self) -> None:
+        if self.db is None:
+            return
+        with self.db.connect() as conn:
+            rows = conn.execute(select(incidents_table).order_by(incidents_table.c.opened_at)).all()
+        for r in rows:
+            m = r._mapping
+            self.incidents[m["id"]] = Incident(
+                m["id"],
+                m["kind"],
+                m["severity"],
+                m["subject"],
+                m["local_value"],
+                m["broker_value"],
+                m["detail"],
+                m["opened_at"],
+                m["acknowledged_at"],
+                m["acknowledged_by"],
+                m["resolution"],
+            )
+        self._seq = len(self.incidents)
