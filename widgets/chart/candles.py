@@ -47,6 +47,16 @@ def visible_range(item: pg.GraphicsObject, n: int, margin: int = 1) -> tuple[int
     return i0, i1, max(1.0, float(vb.width()))
 
 
+def muted(color: str, background: str, strength: float) -> QtGui.QColor:
+    """``color`` blended over ``background`` ahead of time: an opaque fill draws much faster than
+    a translucent one (alpha-blended volume bars cost ~30 ms per frame in full view)."""
+    a, b = QtGui.QColor(color), QtGui.QColor(background)
+    mix = [
+        round(x * strength + y * (1 - strength)) for x, y in zip(a.getRgb()[:3], b.getRgb()[:3], strict=True)
+    ]
+    return QtGui.QColor(*mix)
+
+
 def _mk_pen(color: str) -> QtGui.QPen:
     pen = QtGui.QPen(QtGui.QColor(color))
     pen.setCosmetic(True)
@@ -187,12 +197,17 @@ class CandlestickItem(pg.GraphicsObject):
 class VolumeItem(pg.GraphicsObject):
     """Volume bars for the history part of a ``BarStore``, merged per pixel like the candles."""
 
-    def __init__(self, store: BarStore, up: str = UP_COLOR, down: str = DOWN_COLOR, alpha: int = 150) -> None:
+    def __init__(
+        self,
+        store: BarStore,
+        up: str = UP_COLOR,
+        down: str = DOWN_COLOR,
+        background: str = "#131722",
+        strength: float = 0.55,
+    ) -> None:
         super().__init__()
         self.store = store
-        cu, cd = QtGui.QColor(up), QtGui.QColor(down)
-        cu.setAlpha(alpha)
-        cd.setAlpha(alpha)
+        cu, cd = muted(up, background, strength), muted(down, background, strength)
         self._up_brush, self._down_brush = QtGui.QBrush(cu), QtGui.QBrush(cd)
         self._up, self._down = _Prims(), _Prims()
         self._key: _CacheKey | None = None
@@ -248,15 +263,20 @@ class LiveBarItem(pg.GraphicsObject):
     """
 
     def __init__(
-        self, store: BarStore, volume: bool = False, up: str = UP_COLOR, down: str = DOWN_COLOR
+        self,
+        store: BarStore,
+        volume: bool = False,
+        up: str = UP_COLOR,
+        down: str = DOWN_COLOR,
+        background: str = "#131722",
     ) -> None:
         super().__init__()
         self.store = store
         self.volume = volume
-        self._colors = (QtGui.QColor(up), QtGui.QColor(down))
         if volume:
-            for col in self._colors:
-                col.setAlpha(150)
+            self._colors = (muted(up, background, 0.55), muted(down, background, 0.55))
+        else:
+            self._colors = (QtGui.QColor(up), QtGui.QColor(down))
         self._bounds = QtCore.QRectF()
         self.data_changed()
 

@@ -1,0 +1,141 @@
+"""Chart benchmark: 1M one-minute bars in a 1600×900 ChartPanel, offscreen.
+
+One "frame" is ``processEvents()`` + a synchronous ``grab()`` of the plot widget (software raster),
+so every timing includes the real paint of what changed. Figures (p95 over the repetitions):
+
+- chart_last_bar_p95_ms: ``update_last_bar`` (same bar) + frame, zoomed to the last ~300 bars.
+- chart_append_p95_ms: ``append_bars`` of one new bar (the live bar joins history) + frame, zoomed.
+- chart_full_view_ms: median frame after a new bar with all 1M bars in view (per-pixel merge
+  recomputed; the worst case for a full view).
+- chart_full_view_tick_ms: median tick + frame in full view (merge cached, only the live bar changes).
+- chart_mb_per_1m_bars: RSS growth from ``set_history`` of 1M bars and the first frame.
+- chart_last_bar_p95_ms_with_indicators / chart_append_p95_ms_with_indicators: the same with SMA,
+  EMA and Bollinger bands on (indicator history is recomputed in full on append).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+N_BARS = 1_000_000
+WIDTH, HEIGHT = 1600, 900
+ZOOM_BARS = 300
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        resident_pages = int(fh.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q))
+
+
+def run() -> dict[str, dict[str, Any]]:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6 import QtWidgets
+
+    from widgets.chart.panel import ChartPanel
+    from widgets.chart.sample import random_walk_bars
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    data = random_walk_bars(N_BARS, seed=3)
+    step = int(data["t"][1] - data["t"][0])
+
+    panel = ChartPanel(visible_bars=ZOOM_BARS)
+    panel.resize(WIDTH, HEIGHT)
+    panel.show()
+    app.processEvents()
+
+    def frame() -> None:
+        app.processEvents()
+        panel.plot_widget.grab()
+
+    frame()
+    rss0 = _rss_mb()
+    t0 = time.perf_counter()
+    panel.set_history("BENCH", "1Min", data)
+    frame()
+    load_s = time.perf_counter() - t0
+    rss1 = _rss_mb()
+
+    rng = np.random.default_rng(1)
+
+    def tick_same() -> None:
+        live = panel.store.live
+        assert live is not None
+        p = live.c * (1 + rng.normal(0, 2e-4))
+        panel.update_last_bar(live.t, live.o, max(live.h, p), min(live.l, p), p, live.v + 10)
+
+    def append_one() -> None:
+        live = panel.store.live
+        assert live is not None
+        c = live.c
+        panel.append_bars(
+            {
+                "t": np.array([live.t + step], dtype=np.int64),
+                "o": np.array([c]),
+                "h": np.array([c * 1.0005]),
+                "l": np.array([c * 0.9995]),
+                "c": np.array([c * 1.0002]),
+                "v": np.array([100.0]),
+            }
+        )
+
+    def timed(fn: Any, reps: int, warm: int = 5) -> list[float]:
+        for _ in range(warm):
+            fn()
+            frame()
+        out = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn()
+            frame()
+            out.append((time.perf_counter() - t) * 1000)
+        return out
+
+    panel.go_latest()
+    frame()
+    last_bar = timed(tick_same, 300)
+    append = timed(append_one, 100)
+
+    n = len(panel.store)
+    panel.price_plot.getViewBox().setXRange(-1, n + 1, padding=0)
+    panel._follow = True  # keep the whole range in view while bars arrive
+    frame()
+    full_tick = timed(tick_same, 40)
+    full_append = timed(append_one, 25, warm=3)
+
+    panel.go_latest()
+    frame()
+    for name in ("SMA", "EMA", "BB"):
+        panel.set_indicator(name, True)
+    frame()
+    last_bar_ind = timed(tick_same, 150)
+    append_ind = timed(append_one, 20, warm=2)
+
+    scale = 1e6 / N_BARS
+    panel.close()
+    return {
+        "chart_last_bar_p95_ms": {"value": round(_pct(last_bar, 95), 2), "unit": "ms", "goal": "<= 5"},
+        "chart_append_p95_ms": {"value": round(_pct(append, 95), 2), "unit": "ms", "goal": "<= 8"},
+        "chart_full_view_ms": {"value": round(_pct(full_append, 50), 2), "unit": "ms", "goal": "<= 10"},
+        "chart_mb_per_1m_bars": {"value": round((rss1 - rss0) * scale, 1), "unit": "MB", "goal": "<= 100"},
+        "chart_last_bar_median_ms": {"value": round(_pct(last_bar, 50), 2), "unit": "ms"},
+        "chart_append_median_ms": {"value": round(_pct(append, 50), 2), "unit": "ms"},
+        "chart_full_view_p95_ms": {"value": round(_pct(full_append, 95), 2), "unit": "ms"},
+        "chart_full_view_tick_ms": {"value": round(_pct(full_tick, 50), 2), "unit": "ms"},
+        "chart_load_1m_bars_s": {"value": round(load_s, 3), "unit": "s"},
+        "chart_last_bar_p95_ms_with_indicators": {"value": round(_pct(last_bar_ind, 95), 2), "unit": "ms"},
+        "chart_append_p95_ms_with_indicators": {"value": round(_pct(append_ind, 95), 2), "unit": "ms"},
+    }
+
+
+if __name__ == "__main__":
+    for key, fig in run().items():
+        print(f"{key:45s} {fig['value']:>10} {fig['unit']}  {fig.get('goal', '')}")
