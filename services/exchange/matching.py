@@ -242,12 +242,28 @@ def _whole(q: Decimal) -> bool:
     return q == q.to_integral_value()
 
 
-@dataclass(slots=True)
-class Fill:
-    order_id: str
-    qty: Decimal
-    price: Decimal
-    position_qty: Decimal
+class _SessionCache:
+    """Session state at one instant, computed at most once per quote however many orders look."""
+
+    __slots__ = ("_calendar", "_extended", "_now", "_open")
+
+    def __init__(self, calendar: MarketCalendar, now: datetime) -> None:
+        self._calendar = calendar
+        self._now = now
+        self._open: bool | None = None
+        self._extended: bool | None = None
+
+    @property
+    def is_open(self) -> bool:
+        if self._open is None:
+            self._open = self._calendar.is_open(self._now)
+        return self._open
+
+    @property
+    def is_extended(self) -> bool:
+        if self._extended is None:
+            self._extended = self._calendar.is_extended(self._now)
+        return self._extended
 
 
 class MatchingEngine:
@@ -744,10 +760,7 @@ class MatchingEngine:
         book = self.resting.get(symbol)
         if not book or self.paused:
             return
-        now = self.clock()
-        for o in list(book.values()):
-            if o.is_open and o.status != "held":
-                self._evaluate(o, now)
+        self.on_quote_at(symbol, self.clock())
 
     def sweep(self, now: datetime | None = None) -> None:
         """Periodic work: expire due orders, then look at every resting order once."""
@@ -762,20 +775,44 @@ class MatchingEngine:
             self.on_quote_at(sym, now)
 
     def on_quote_at(self, symbol: str, now: datetime) -> None:
-        for o in list(self.resting.get(symbol, {}).values()):
+        """Evaluate the resting orders of ``symbol``. Orders that cannot trade at this quote are
+        skipped with two comparisons, so many far-away limits and stops stay cheap."""
+        book = self.resting.get(symbol)
+        if not book:
+            return
+        nbbo = self.market.nbbo(symbol)
+        if nbbo is None or nbbo.bid <= 0 or nbbo.ask <= 0 or self.market.is_halted(symbol):
+            return
+        bid, ask = nbbo.bid, nbbo.ask
+        candidates = []
+        for o in book.values():
+            t = o.type
+            if t == "limit" or (t == "stop_limit" and o.triggered):
+                lp = o.limit_price
+                if lp is not None and (lp < ask if o.side == "buy" else lp > bid):
+                    continue
+            elif t in ("stop", "stop_limit") and not o.triggered:
+                sp = o.stop_price
+                if sp is not None and (ask < sp if o.side == "buy" else bid > sp):
+                    continue
+            candidates.append(o)
+        if not candidates:
+            return
+        session = _SessionCache(self.calendar, now)
+        for o in candidates:
             if o.is_open and o.status != "held":
-                self._evaluate(o, now)
+                self._evaluate(o, now, session)
 
-    def _session_ok(self, o: VenueOrder, now: datetime) -> bool:
+    def _session_ok(self, o: VenueOrder, now: datetime, session: _SessionCache) -> bool:
         if o.asset_class == "crypto":
             return True
         if o.expires_at is not None and now >= o.expires_at:
             return False
         if o.eligible_at is not None and now < o.eligible_at:
             return False
-        if self.calendar.is_open(now):
+        if session.is_open:
             return True
-        return o.extended_hours and self.calendar.is_extended(now)
+        return o.extended_hours and session.is_extended
 
     def _trail_stop(self, o: VenueOrder) -> Decimal | None:
         if o.hwm is None:
@@ -787,13 +824,13 @@ class MatchingEngine:
             return q9(o.hwm * (1 - f) if o.side == "sell" else o.hwm * (1 + f))
         return None
 
-    def _evaluate(self, o: VenueOrder, now: datetime) -> None:
+    def _evaluate(self, o: VenueOrder, now: datetime, session: _SessionCache | None = None) -> None:
         if self.paused or not o.is_open or o.status == "held":
             return
         nbbo = self.market.nbbo(o.symbol)
         if nbbo is None or nbbo.bid <= 0 or nbbo.ask <= 0 or self.market.is_halted(o.symbol):
             return
-        if not self._session_ok(o, now):
+        if not self._session_ok(o, now, session or _SessionCache(self.calendar, now)):
             return
         buy = o.side == "buy"
         touch = nbbo.ask if buy else nbbo.bid
