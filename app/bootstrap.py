@@ -70,6 +70,7 @@ class Services:
     exchange: ExchangeSession | None = None
     exchange_status: str = "—"
     exchange_ok: bool | None = None
+    exchange_detail: str = ""
     launcher: LocalExchangeLauncher | None = None
     secret_store: SecretStore | None = None
     #: Providers of state-report sections (DESIGN §8); each returns a dict merged into the report.
@@ -108,6 +109,7 @@ async def _connect_local_exchange(ctx: AppContext, services: Services) -> None:
             services.exchange = await launcher.start()
     except ExchangeError as exc:
         services.exchange_status, services.exchange_ok = "unavailable", False
+        services.exchange_detail = str(exc)
         log.error("local exchange: %s", exc)
         ctx.notify("error", "exchange", f"The local exchange could not start: {exc}")
         return
@@ -307,7 +309,8 @@ def _run_gui(ctx: AppContext) -> int:
 
         def services_ready(_: object) -> None:
             if ctx.mode is Mode.LOCAL and not task.cancelled():
-                window.heron_status.set_exchange(services.exchange_status, services.exchange_ok)
+                status = window.heron_status
+                status.set_exchange(services.exchange_status, services.exchange_ok, services.exchange_detail)
 
         task.add_done_callback(services_ready)
         if ctx.args.quit_after is not None:

@@ -114,9 +114,10 @@ class HeronStatusBar(QStatusBar):
     def set_message_rate(self, per_second: float | None) -> None:
         self.message_rate_label.setText(f"Msgs/s: {UNKNOWN if per_second is None else f'{per_second:,.0f}'}")
 
-    def set_exchange(self, text: str, ok: bool | None) -> None:
+    def set_exchange(self, text: str, ok: bool | None, detail: str = "") -> None:
         """``ok``: True (reachable), False (failed: shown in red), None (not applicable/unknown)."""
         self.exchange_label.setText(f"Exchange: {text}")
+        self.exchange_label.setToolTip(detail or "Local exchange")
         color = {True: "#26a69a", False: "#ef5350", None: "#aab2bf"}[ok]
         self.exchange_label.setStyleSheet(f"color: {color};")
 
