@@ -139,8 +139,8 @@ class DataConnection:
         failures = 0
         first = True
         while not self._stop.is_set():
-            self._set(ConnectionState.CONNECTING if first else ConnectionState.RECONNECTING,
-                      f"connecting to {self.url}" if first else f"reconnecting: {self.last_error}")
+            if first:
+                self._set(ConnectionState.CONNECTING, f"connecting to {self.url}")
             got_data = False
             try:
                 got_data = await self._session()
@@ -171,6 +171,8 @@ class DataConnection:
             else:
                 log.warning("%s stream lost (%s); reconnecting in %.1f s",
                             self.channel, self.last_error, delay)
+                self._set(ConnectionState.RECONNECTING,
+                          f"connection lost ({self.last_error}); reconnecting in {delay:.1f} s")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
         self._set(ConnectionState.STOPPED, "stopped")

@@ -1,0 +1,168 @@
+"""StreamManager against the real local exchange: data, reconnect + resync gate, silent socket, bad keys."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from services.broker.alpaca import AlpacaBroker
+from services.domain.bus import EventBus
+from services.domain.enums import ConnectionState, OrderSide, OrderType, TimeInForce
+from services.domain.events import ConnectionStateEvent, TradeUpdateEvent
+from services.domain.models import OrderRequest
+from services.marketdata.book import QuoteBook
+from services.marketdata.pipeline import MarketDataBatchEvent, MarketDataPipeline
+from services.marketdata.staleness import StalenessGuard
+from services.marketdata.streams import StreamManager
+from tests.integration.test_broker_exchange import LocalExchange, start_exchange, stop_exchange
+
+
+@pytest.fixture(scope="module")
+def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalExchange]:
+    ex = start_exchange(tmp_path_factory.mktemp("exchange"), "--rate", "2000")
+    yield ex
+    stop_exchange(ex)
+
+
+async def until(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+class Recorder:
+    def __init__(self, bus: EventBus) -> None:
+        self.states: list[ConnectionStateEvent] = []
+        self.updates: list[TradeUpdateEvent] = []
+        self.batches: list[MarketDataBatchEvent] = []
+        self.order: list[str] = []
+        bus.subscribe(ConnectionStateEvent, self.states.append)
+        bus.subscribe(TradeUpdateEvent, self._update)
+        bus.subscribe(MarketDataBatchEvent, self._batch)
+
+    def _update(self, e: TradeUpdateEvent) -> None:
+        self.updates.append(e)
+        self.order.append("exec")
+
+    def _batch(self, e: MarketDataBatchEvent) -> None:
+        self.batches.append(e)
+        self.order.append("md")
+
+    def seen(self, channel: str, state: ConnectionState) -> bool:
+        return any(s.channel == channel and s.state is state for s in self.states)
+
+
+def manager(ex: LocalExchange, bus: EventBus, broker: AlpacaBroker | None, **kw: object) -> StreamManager:
+    return StreamManager(key_id=ex.key_id, secret=ex.secret, bus=bus, environment="local", base_url=ex.url,
+                         broker=broker, **kw)  # type: ignore[arg-type]
+
+
+def test_live_data_trade_updates_and_resync_after_kill(exchange: LocalExchange) -> None:
+    async def main() -> None:
+        bus = EventBus()
+        rec = Recorder(bus)
+        broker = AlpacaBroker(exchange.key_id, exchange.secret, environment="local", base_url=exchange.url)
+        sm = manager(exchange, bus, broker)
+        hook_calls: list[datetime | None] = []
+
+        async def hook(since: datetime | None) -> None:
+            assert not sm.gate.allowed  # orders are held while we resync
+            hook_calls.append(since)
+
+        sm.add_resync_hook(hook)
+        await sm.start()
+        try:
+            await sm.subscribe(["AAPL", "MSFT", "BTC/USD"])
+            await until(lambda: sm.gate.allowed, 15, "the order gate to open")
+            assert hook_calls == [None]
+            await until(lambda: sm.book.quote("AAPL") is not None and sm.book.quote("BTC/USD") is not None,
+                        15, "quotes for AAPL and BTC/USD")
+            assert not sm.book.is_stale("AAPL")
+            await until(lambda: len(rec.batches) >= 5, 10, "market-data batches")
+            assert sm.states["stock"] is ConnectionState.LIVE and sm.states["trading"] is ConnectionState.LIVE
+
+            # a trade update reaches the bus as a TradeUpdateEvent with exact decimals
+            coid = f"st-{uuid.uuid4().hex[:10]}"
+            await broker.submit_order(OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY,
+                                                   qty=Decimal(1), limit_price=Decimal("1.5"),
+                                                   client_order_id=coid))
+            await until(lambda: any(u.order.client_order_id == coid for u in rec.updates), 10, "trade update")
+            u = next(u for u in rec.updates if u.order.client_order_id == coid)
+            assert u.order.limit_price == Decimal("1.5") and u.ts.tzinfo is not None
+
+            # kill the trading websocket: the gate closes, hooks run, then it opens again
+            exchange.admin("streams/kill", {"which": "trading"})
+            await until(lambda: not sm.gate.allowed, 10, "the gate to close")
+            await until(lambda: sm.gate.allowed, 30, "the gate to reopen after resync")
+            assert len(hook_calls) == 2 and hook_calls[1] is not None
+            assert rec.seen("trading", ConnectionState.RECONNECTING)
+
+            # kill the data websockets: they reconnect and data flows again
+            n = sm.pipeline.messages
+            exchange.admin("streams/kill", {"which": "data"})
+            await until(lambda: sm.data.connections["stock"].connects >= 2, 15, "stock reconnect")
+            await until(lambda: sm.pipeline.messages > n + 100, 15, "data after reconnect")
+        finally:
+            await sm.stop()
+            await broker.close()
+        assert sm.states["trading"] is ConnectionState.STOPPED
+
+    asyncio.run(main())
+
+
+def test_silent_socket_and_stale_data_are_detected(exchange: LocalExchange) -> None:
+    async def main() -> None:
+        bus = EventBus()
+        rec = Recorder(bus)
+        clock = [datetime.now(UTC)]
+        book = QuoteBook(StalenessGuard(1.0), now=lambda: clock[0])
+        sm = manager(exchange, bus, None, trading=False, data_timeout=1.5,
+                     pipeline=MarketDataPipeline(book=book))
+        await sm.start()
+        try:
+            await sm.subscribe(["NVDA"])
+            await until(lambda: book.quote("NVDA") is not None, 15, "NVDA quotes")
+            clock[0] = datetime.now(UTC)
+            assert not book.is_stale("NVDA")
+            exchange.admin("halt", {"symbol": "NVDA", "halted": True})
+            stock = sm.data.connections["stock"]
+            await until(lambda: stock.silent_timeouts >= 1, 15, "silent-socket detection")
+            assert rec.seen("stock", ConnectionState.RECONNECTING)
+            assert "no market data" in sm.data.connections["stock"].last_error
+            clock[0] = datetime.now(UTC) + timedelta(seconds=2)
+            assert book.is_stale("NVDA") and "old" in book.staleness("NVDA").reason
+        finally:
+            exchange.admin("reset")
+            await sm.stop()
+
+    asyncio.run(main())
+
+
+def test_bad_keys_fail_once_clearly(exchange: LocalExchange) -> None:
+    async def main() -> None:
+        bus = EventBus()
+        rec = Recorder(bus)
+        sm = StreamManager(key_id=exchange.key_id, secret="wrong", bus=bus, environment="local",
+                           base_url=exchange.url)
+        await sm.start()
+        try:
+            await sm.subscribe(["AAPL"])
+            await until(lambda: sm.states.get("stock") is ConnectionState.FAILED
+                        and sm.states.get("trading") is ConnectionState.FAILED, 15, "FAILED on both channels")
+            assert "refused the keys" in sm.reasons["stock"] and "refused the keys" in sm.reasons["trading"]
+            await asyncio.sleep(1.5)
+            assert sm.data.connections["stock"].connects == 0 and sm.trading is not None
+            assert sm.trading.connects == 0 and not sm.gate.allowed
+            assert sum(1 for s in rec.states if s.state is ConnectionState.FAILED) == 2  # once each
+        finally:
+            await sm.stop()
+
+    asyncio.run(main())
