@@ -18,6 +18,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from decimal import Decimal
 from itertools import islice
 from typing import Any, Final
 
@@ -50,7 +51,14 @@ from services.domain.symbols import normalize_symbol
 from services.storage.engine import Database
 from services.storage.errors import translate_errors
 from services.storage.schema import Migration, Schema
-from services.storage.types import DecimalText, UTCDateTime, canonical_decimal, to_utc, utc_to_micros
+from services.storage.types import (
+    DecimalText,
+    UTCDateTime,
+    canonical_decimal,
+    micros_to_utc,
+    to_utc,
+    utc_to_micros,
+)
 
 BATCH_SIZE: Final = 10_000
 PRICE_COLUMNS: Final = ("open", "high", "low", "close", "volume", "vwap")
@@ -180,10 +188,19 @@ class CandleStore:
             .order_by(candles.c.ts)
         )
         with translate_errors(f"reading {tf} candles of {sym}"), self._db.connect() as conn:
-            return [
-                Bar(sym, ts, o, h, low, c, v, None if n is None else int(n), vw)
-                for ts, o, h, low, c, v, n, vw in conn.execute(query)
-            ]
+            if not self._sqlite_fast_path:
+                return [
+                    Bar(sym, ts, o, h, low, c, v, None if n is None else int(n), vw)
+                    for ts, o, h, low, c, v, n, vw in conn.execute(query)
+                ]
+            # SQLite: the stored text and microseconds, decoded here as DecimalText/UTCDateTime would
+            # (same functions), without SQLAlchemy's per-value result processing (about 2x faster).
+            rows = conn.execute(query).cursor.fetchall()
+        dec, when = Decimal, micros_to_utc
+        return [
+            Bar(sym, when(ts), dec(o), dec(h), dec(low), dec(c), dec(v), n, None if vw is None else dec(vw))
+            for ts, o, h, low, c, v, n, vw in rows
+        ]
 
     def range_frame(
         self,

@@ -6,7 +6,8 @@ is fsynced before it returns, which the order journal relies on before an order 
 ``postgresql+psycopg://user@host/heron``); everything SQLite-specific lives in the SQLite branch below.
 
 Threads: a :class:`Database` may be shared by threads. Each ``session()`` / ``begin()`` call takes its
-own connection from the pool; do not share one Session or Connection between threads.
+own connection from the pool; do not share one Session or Connection between threads. The exception
+is an in-memory SQLite URL (``sqlite://``): it is one shared connection, for single-threaded tests.
 Nothing here touches the event loop: calls block, so async callers run them in a worker thread.
 """
 
@@ -23,8 +24,9 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
-from services.storage.errors import StorageError, describe_db_error
+from services.storage.errors import SchemaTooNewError, StorageError, describe_db_error
 from services.storage.locking import SQLITE_BEGIN_OPTION, immediate
 from services.storage.schema import Schema, migrate
 
@@ -81,10 +83,13 @@ def _ensure_dir(path: Path) -> None:
 
 
 def _create_sqlite_engine(sa_url: URL, busy_timeout_s: float) -> Engine:
-    engine = create_engine(
-        sa_url,
-        connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
-    )
+    connect_args = {"check_same_thread": False, "timeout": busy_timeout_s}
+    if sa_url.database in (None, "", ":memory:"):
+        # One in-memory database needs one shared connection (a pool would open a fresh, empty
+        # database per connection). For single-threaded tests only: threads would share a transaction.
+        engine = create_engine(sa_url, connect_args=connect_args, poolclass=StaticPool)
+    else:
+        engine = create_engine(sa_url, connect_args=connect_args)
     busy_ms = max(0, int(busy_timeout_s * 1000))
 
     @event.listens_for(engine, "connect")
@@ -169,6 +174,12 @@ class Database:
         try:
             check_connection(engine)
             migrate(engine, schemas)
+        except StorageError as error:
+            engine.dispose()
+            if isinstance(error, SchemaTooNewError) or display_url(engine.url) in str(error):
+                raise
+            # Same error type, but naming the database.
+            raise type(error)(f"database {display_url(engine.url)}: {error}") from error
         except BaseException:
             engine.dispose()
             raise

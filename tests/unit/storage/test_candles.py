@@ -137,6 +137,9 @@ def test_portable_path_stores_exactly_what_the_sqlite_fast_path_stores(db: Datab
     assert msft[1][4] == "5"
     assert [r for i, r in enumerate(msft) if i != 1] == [r for i, r in enumerate(aapl) if i != 1]
     assert isinstance(aapl[0][0], int) and isinstance(aapl[0][1], str)
+    for symbol in ("AAPL", "MSFT"):  # both read paths decode the same rows to the same Bars
+        assert portable.range_bars(symbol, "1Min") == fast.range_bars(symbol, "1Min")
+    assert fast.range_bars("AAPL", "1Min")[3] == bar(3, count=None)
     float_bar = Bar("MSFT", T0, 1.5, Decimal(2), Decimal(1), Decimal(1), Decimal(1))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"not float \(floats are inexact.*nothing was stored"):
         portable.upsert_bars("MSFT", "1Min", [float_bar])

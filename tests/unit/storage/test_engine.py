@@ -141,3 +141,13 @@ def test_bad_url_and_missing_driver_never_echo_the_password(tmp_path: Path) -> N
     with pytest.raises(StorageError, match="no database driver") as info:
         create_engine_for("postgresql+nosuchdriver://user:s3cret@localhost/heron", tmp_path)
     assert "s3cret" not in str(info.value)
+
+
+def test_in_memory_url_is_one_shared_database(tmp_path: Path) -> None:
+    with Database.open("sqlite://", tmp_path / "unused", [NOTES]) as database:
+        with database.begin() as conn:
+            conn.execute(insert(notes).values(id=1, body="in memory"))
+        for _ in range(2):  # a later connection sees the same database, not a fresh empty one
+            with database.connect() as conn:
+                assert conn.execute(select(notes.c.body)).scalar() == "in memory"
+    assert not (tmp_path / "unused").exists()

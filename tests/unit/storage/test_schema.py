@@ -135,8 +135,11 @@ def test_newer_database_is_refused_before_anything_is_written(tmp_path: Path) ->
 
 def test_failed_migration_rolls_back_its_ddl_and_keeps_earlier_steps(tmp_path: Path) -> None:
     broken = Schema("widgets", (*WIDGETS_V1.migrations, Migration(2, "broken step", _fail_after_ddl)))
-    with pytest.raises(MigrationError, match=r"widgets v2 \(broken step\) failed and was rolled back"):
+    with pytest.raises(
+        MigrationError, match=r"widgets v2 \(broken step\) failed and was rolled back"
+    ) as info:
         Database.open(None, tmp_path, [broken])
+    assert str(tmp_path / "heron.db") in str(info.value)
     assert calls == ["widgets v1", "broken v2"]
     with Database.open(None, tmp_path, []) as db:
         assert [v[:2] for v in _versions(db)] == [("widgets", 1)]
