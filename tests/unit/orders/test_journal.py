@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from services.domain.enums import OrderClass, OrderSide, OrderType, TimeInForce
+from services.domain.models import OrderLegSpec, OrderRequest
+from services.orders.journal import (
+    OrderJournal,
+    replace_client_id,
+    request_from_json,
+    request_to_json,
+    source_from_client_id,
+)
+from services.orders.tables import ORDERS_SCHEMA, metadata
+from services.storage import Database, schema_drift
+from tests.unit.orders.helpers import ManualClock
+
+
+def test_migrated_tables_match_live_definitions(db: Database) -> None:
+    assert schema_drift(db.engine, metadata) == []
+    assert ORDERS_SCHEMA.latest == 1
+
+
+def test_client_ids_carry_source_and_are_unique_and_short(db: Database) -> None:
+    j = OrderJournal(db, ManualClock())
+    ids = [
+        j.new_client_order_id(s) for s in ("manual", "kill-switch", "strategy:SMA Crossover Extra Long Name!")
+    ] * 1
+    ids += [j.new_client_order_id("manual") for _ in range(100)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) <= 43 and re.fullmatch(r"hr-[a-z0-9-]+", i) for i in ids)
+    assert (
+        ids[0].startswith("hr-m-")
+        and ids[1].startswith("hr-k-")
+        and ids[2].startswith("hr-s-smacrossoverextr")
+    )
+    assert [source_from_client_id(i) for i in ids[:3]] == [
+        "manual",
+        "kill-switch",
+        "strategy:smacrossoverextr",
+    ]
+    assert source_from_client_id("from-another-app") == "external"
+
+
+def test_replace_ids_are_deterministic_and_bounded() -> None:
+    base = "hr-m-abc-1"
+    assert replace_client_id(base, base) == "hr-m-abc-1-r1"
+    assert replace_client_id("hr-m-abc-1-r1", base) == "hr-m-abc-1-r2"
+    long = "x" * 48
+    assert len(replace_client_id(long + "-r9", long)) <= 48
+
+
+def test_intent_is_committed_and_unique(db: Database) -> None:
+    clock = ManualClock()
+    j = OrderJournal(db, clock)
+    r = OrderRequest(
+        "AAPL",
+        OrderSide.BUY,
+        OrderType.LIMIT,
+        TimeInForce.DAY,
+        qty=Decimal("1.5"),
+        limit_price=Decimal("100.25"),
+        order_class=OrderClass.BRACKET,
+        take_profit=OrderLegSpec(limit_price=Decimal(110)),
+        stop_loss=OrderLegSpec(stop_price=Decimal(90)),
+        client_order_id="hr-m-x-1",
+    )
+    j.record_intent(r, "manual")
+    # visible from a separate journal object (another connection): it was committed
+    other = OrderJournal(db, clock)
+    [row] = other.in_flight()
+    assert row.request == r and row.post_deadline > row.created_at
+    with pytest.raises(IntegrityError):
+        j.record_intent(r, "manual")
+    j.settle("hr-m-x-1", "acked", broker_order_id="b1")
+    assert other.in_flight() == []
+    with pytest.raises(ValueError):
+        j.record_intent(
+            OrderRequest(
+                "AAPL",
+                OrderSide.BUY,
+                OrderType.MARKET,
+                TimeInForce.DAY,
+                qty=Decimal(1),
+                client_order_id="y" * 49,
+            ),
+            "manual",
+        )
+
+
+def test_request_json_roundtrip_is_exact() -> None:
+    r = OrderRequest(
+        "BTC/USD",
+        OrderSide.SELL,
+        OrderType.STOP_LIMIT,
+        TimeInForce.GTC,
+        qty=Decimal("0.000123"),
+        limit_price=Decimal("60000.01"),
+        stop_price=Decimal("60010"),
+        client_order_id="c",
+    )
+    assert request_from_json(request_to_json(r)) == r
