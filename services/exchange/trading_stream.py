@@ -95,8 +95,7 @@ class TradeStreamHub:
 
     async def kill_all(self) -> int:
         clients = list(self._clients)
-        for c in clients:
-            await c.ws.close()
+        await asyncio.gather(*(c.ws.close() for c in clients), return_exceptions=True)
         return len(clients)
 
     async def close(self) -> None:

@@ -1,4 +1,4 @@
-"""Matching engine rules: order types, TIFs, classes, partial fills, cancel/replace, shorting, buying power."""
+"""Matching rules: order types, TIFs, classes, partial fills, cancel/replace, shorting, buying power."""
 
 from __future__ import annotations
 

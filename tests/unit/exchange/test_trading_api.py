@@ -1,4 +1,4 @@
-"""REST shapes of the trading routes through aiohttp's TestServer/TestClient, validated with alpaca-py's models."""
+"""REST shapes of the trading routes via aiohttp TestServer, validated with alpaca-py's models."""
 
 from __future__ import annotations
 
