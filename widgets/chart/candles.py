@@ -52,7 +52,8 @@ def muted(color: str, background: str, strength: float) -> QtGui.QColor:
     a translucent one (alpha-blended volume bars cost ~30 ms per frame in full view)."""
     a, b = QtGui.QColor(color), QtGui.QColor(background)
     mix = [
-        round(x * strength + y * (1 - strength)) for x, y in zip(a.getRgb()[:3], b.getRgb()[:3], strict=True)
+        round(x * strength + y * (1 - strength))
+        for x, y in ((a.red(), b.red()), (a.green(), b.green()), (a.blue(), b.blue()))
     ]
     return QtGui.QColor(*mix)
 

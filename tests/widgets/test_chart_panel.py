@@ -1,0 +1,274 @@
+"""ChartPanel behaviour under pytest-qt (offscreen)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from PySide6 import QtCore, QtWidgets
+
+from services.domain.enums import Timeframe
+from widgets.chart.candles import CandlestickItem, merge_factor
+from widgets.chart.panel import ChartPanel
+from widgets.chart.sample import random_walk_bars
+
+MIN = 60 * 10**9
+
+
+@pytest.fixture
+def panel(qtbot) -> ChartPanel:  # type: ignore[no-untyped-def]
+    p = ChartPanel(visible_bars=100)
+    qtbot.addWidget(p)
+    p.resize(1000, 600)
+    p.show()
+    qtbot.waitExposed(p)
+    return p
+
+
+def frame(panel: ChartPanel) -> None:
+    QtWidgets.QApplication.processEvents()
+    panel.plot_widget.grab()
+
+
+def load(panel: ChartPanel, n: int = 2000, seed: int = 1) -> dict[str, np.ndarray]:
+    d = random_walk_bars(n, seed=seed)
+    panel.set_history("AAPL", "1Min", d)
+    frame(panel)
+    return d
+
+
+def test_object_names(panel: ChartPanel) -> None:
+    assert panel.objectName() == "chartPanel"
+    for name in ("chartSymbolEdit", "chartTimeframe_5m", "chartIndicator_RSI", "chartReadout", "chartPlot"):
+        assert panel.findChild(QtCore.QObject, name) is not None, name
+
+
+def test_set_history_fills_store_and_views_latest(panel: ChartPanel) -> None:
+    d = load(panel)
+    assert len(panel.store) == 2000
+    np.testing.assert_array_equal(panel.store.column("c"), d["c"])
+    x0, x1 = panel.visible_index_range()
+    assert x0 < 1999 < x1 and x1 - x0 == pytest.approx(100, rel=0.01)
+    # Bounding rect from cached extremes: spans all history, not just the visible part.
+    r = panel.candles.boundingRect()
+    assert r.top() == pytest.approx(d["l"][:-1].min()) and r.bottom() == pytest.approx(d["h"][:-1].max())
+    assert panel.symbol_edit.text() == "AAPL"
+    assert panel.timeframe_buttons[panel.timeframe].isChecked()
+
+
+def test_paint_draws_only_the_visible_slice(panel: ChartPanel) -> None:
+    load(panel)
+    b = panel.candles.last_buckets
+    assert b is not None and b.k == 1
+    x0, x1 = panel.visible_index_range()
+    # From just left of the view to the newest history bar (the view has room on the right).
+    assert b.x.min() == np.floor(x0) - 1
+    assert b.x.max() == panel.store.n_history - 1 < x1
+    assert len(b.x) < 110  # 100 visible, out of 2000
+
+
+def test_y_range_follows_visible_bars(panel: ChartPanel) -> None:
+    d = load(panel)
+    _, (y0, y1) = panel.price_plot.getViewBox().viewRange()
+    i0 = int(np.floor(panel.visible_index_range()[0]))
+    lo, hi = d["l"][max(0, i0) :].min(), d["h"][max(0, i0) :].max()
+    assert y0 < lo and y1 > hi
+    assert (y1 - y0) < 1.5 * (hi - lo)  # fitted to the visible slice, not all history
+
+
+def test_update_last_bar_same_time_replaces_new_time_rolls(panel: ChartPanel) -> None:
+    d = load(panel)
+    t = int(d["t"][-1])
+    version = panel.store.version
+    panel.update_last_bar(t, d["o"][-1], d["h"][-1] + 5, d["l"][-1], d["h"][-1] + 4, 1.0)
+    assert panel.store.version == version and len(panel.store) == 2000
+    assert panel.store.live is not None and panel.store.live.c == d["h"][-1] + 4
+    assert "C " in panel.readout_text()
+    x_before = panel.visible_index_range()
+    panel.update_last_bar(datetime.fromtimestamp((t + MIN) / 1e9, tz=UTC), 1.0, 2.0, 0.5, 1.5, 3.0)
+    assert len(panel.store) == 2001 and panel.store.n_history == 2000
+    assert panel.store.h[-1] == d["h"][-1] + 5
+    # Following the latest bar: the view moved right by one bar.
+    assert panel.visible_index_range()[1] == pytest.approx(x_before[1] + 1)
+    with pytest.raises(ValueError):
+        panel.update_last_bar(t, 1.0, 2.0, 0.5, 1.5, 3.0)  # older than the live bar
+    with pytest.raises(ValueError, match="aware"):
+        panel.update_last_bar(datetime(2030, 1, 1), 1.0, 2.0, 0.5, 1.5, 3.0)
+
+
+def test_append_bars_extends_history(panel: ChartPanel) -> None:
+    d = load(panel)
+    t = int(d["t"][-1])
+    extra = {
+        "t": np.array([t + MIN, t + 2 * MIN], dtype=np.int64),
+        "o": np.array([10.0, 11.0]),
+        "h": np.array([12.0, 13.0]),
+        "l": np.array([9.0, 10.0]),
+        "c": np.array([11.0, 12.0]),
+        "v": np.array([5.0, 6.0]),
+    }
+    panel.append_bars(extra)
+    frame(panel)
+    assert len(panel.store) == 2002
+    assert panel.store.live is not None and panel.store.live.c == 12.0
+    assert panel.candles.boundingRect().top() == pytest.approx(min(d["l"].min(), 9.0))
+
+
+def test_bad_history_rejected_and_chart_kept(panel: ChartPanel) -> None:
+    d = load(panel)
+    bad = dict(d)
+    bad["h"] = d["h"].copy()
+    bad["h"][5] = d["l"][5] - 1
+    with pytest.raises(ValueError, match="row 5"):
+        panel.set_history("MSFT", "5Min", bad)
+    with pytest.raises(ValueError, match="timeframe"):
+        panel.set_history("MSFT", "7Min", d)
+    assert panel.symbol == "AAPL" and len(panel.store) == 2000
+
+
+def test_per_pixel_merge_matches_reference(panel: ChartPanel) -> None:
+    d = load(panel, n=50_000)
+    vb = panel.price_plot.getViewBox()
+    vb.setXRange(0, 50_000, padding=0)
+    frame(panel)
+    b = panel.candles.last_buckets
+    assert b is not None
+    k = merge_factor(50_000, vb.width())
+    assert b.k == k > 1
+    assert len(b.x) < vb.width() + 2  # at most about one bucket per pixel column
+    for j in (0, 3, len(b.x) // 2, len(b.x) - 1):
+        a = j * k
+        e = min(a + k, 49_999)
+        assert b.o[j] == d["o"][a] and b.c[j] == d["c"][e - 1]
+        assert b.h[j] == d["h"][a:e].max() and b.l[j] == d["l"][a:e].min()
+
+
+def test_no_per_bar_items(qtbot) -> None:  # type: ignore[no-untyped-def]
+    counts = []
+    for n in (500, 20_000):
+        p = ChartPanel()
+        qtbot.addWidget(p)
+        p.resize(800, 500)
+        p.show()
+        p.set_history("AAPL", "1Min", random_walk_bars(n))
+        frame(p)
+        counts.append(
+            (
+                len(p.plot_widget.scene().items()),
+                len(p.candles.childItems()),
+                len(p.price_plot.getViewBox().addedItems),
+            )
+        )
+    assert counts[0] == counts[1]
+    assert sum(isinstance(i, CandlestickItem) for i in p.plot_widget.scene().items()) == 1
+
+
+def test_symbol_and_timeframe_signals(panel: ChartPanel, qtbot) -> None:  # type: ignore[no-untyped-def]
+    with qtbot.waitSignal(panel.timeframeRequested) as sig:
+        qtbot.mouseClick(panel.timeframe_buttons[Timeframe.MIN_5], QtCore.Qt.MouseButton.LeftButton)
+    assert sig.args == ["5Min"]
+    panel.symbol_edit.setText(" btcusd ")
+    with qtbot.waitSignal(panel.symbolRequested) as sig:
+        qtbot.keyClick(panel.symbol_edit, QtCore.Qt.Key.Key_Return)
+    assert sig.args == ["BTC/USD"]
+    panel.symbol_edit.setText("not a symbol!")
+    with qtbot.assertNotEmitted(panel.symbolRequested):
+        qtbot.keyClick(panel.symbol_edit, QtCore.Qt.Key.Key_Return)
+    assert "not a valid symbol" in panel.symbol_edit.toolTip()
+
+
+def test_keys_pan_and_zoom(panel: ChartPanel, qtbot) -> None:  # type: ignore[no-untyped-def]
+    load(panel)
+    view = panel.plot_widget
+    x0, x1 = panel.visible_index_range()
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_Left)
+    a0, a1 = panel.visible_index_range()
+    assert a0 < x0 and a1 - a0 == pytest.approx(x1 - x0)
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_Up)
+    b0, b1 = panel.visible_index_range()
+    assert b1 - b0 < a1 - a0
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_Minus)
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_Minus)
+    c0, c1 = panel.visible_index_range()
+    assert c1 - c0 > b1 - b0
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_Home)
+    assert panel.visible_index_range() == pytest.approx((x0, x1))
+
+
+def test_indicator_toggles(panel: ChartPanel, qtbot) -> None:  # type: ignore[no-untyped-def]
+    d = load(panel)
+    items_before = len(panel.price_plot.items)
+    qtbot.mouseClick(panel.indicator_buttons["SMA"], QtCore.Qt.MouseButton.LeftButton)
+    assert panel.enabled_indicators() == ["SMA"]
+    assert len(panel.price_plot.items) == items_before + 2  # history line + live segment
+    (sma,) = panel.indicator_values("SMA")
+    assert sma[-1] == pytest.approx(d["c"][-20:].mean())
+    assert sma[-2] == pytest.approx(d["c"][-21:-1].mean())
+    panel.set_indicator("BB", True)
+    assert len(panel.indicator_values("BB")) == 3
+    panel.set_indicator("RSI", True)
+    assert panel.rsi_plot.isVisible()
+    panel.set_indicator("SMA", False)
+    panel.set_indicator("BB", False)
+    panel.set_indicator("RSI", False)
+    assert len(panel.price_plot.items) == items_before
+    assert not panel.rsi_plot.isVisible()
+    with pytest.raises(ValueError, match="unknown indicator"):
+        panel.set_indicator("MACD", True)
+
+
+def test_live_indicator_value_tracks_ticks(panel: ChartPanel) -> None:
+    d = load(panel)
+    panel.set_indicator("EMA", True)
+    panel.set_indicator("VWAP", True)
+    live = panel.store.live
+    assert live is not None
+    panel.update_last_bar(live.t, live.o, live.h + 3, live.l, live.h + 3, live.v + 100)
+    closes = panel.store.column("c")
+    (ema,) = panel.indicator_values("EMA")
+    from widgets.chart import indicators as ind
+
+    assert ema[-1] == pytest.approx(ind.ema(closes, 50)[-1], rel=1e-9)
+    assert len(ema) == len(d["c"])
+
+
+def test_crosshair_readout_on_mouse_move(panel: ChartPanel, qtbot) -> None:  # type: ignore[no-untyped-def]
+    d = load(panel)
+    vb = panel.price_plot.getViewBox()
+    target = 1990
+    scene_pt = vb.mapViewToScene(QtCore.QPointF(target, float(d["c"][target])))
+    view_pt = panel.plot_widget.mapFromScene(scene_pt)
+    qtbot.mouseMove(panel.plot_widget.viewport(), view_pt)
+    expected = f"O {d['o'][target]:,.2f}"
+    qtbot.waitUntil(lambda: expected in panel.readout_text(), timeout=2000)
+    assert f"C {d['c'][target]:,.2f}" in panel.readout_text()
+    assert panel.vlines[0].isVisible() and panel.vlines[0].value() == target
+
+
+def test_fills_and_open_orders(panel: ChartPanel) -> None:
+    d = load(panel)
+    t = d["t"]
+    panel.set_fills(
+        [(int(t[10]) + 30 * 10**9, 101.5, "buy"), (int(t[20]), 99.0, "sell"), (int(t[0]) - MIN, 1.0, "buy")]
+    )
+    pos = panel.fill_positions()
+    assert pos == [(10.0, 101.5, "buy"), (20.0, 99.0, "sell")]  # the fill before the first bar is not drawn
+    with pytest.raises(ValueError, match="side"):
+        panel.set_fills([(int(t[1]), 1.0, "hold")])
+    assert len(panel.fill_positions()) == 2
+    panel.set_open_orders([("a", "buy", 100.0), ("b", "sell", 105.0)])
+    assert sorted(panel._order_lines) == ["a", "b"]
+    assert panel._order_lines["b"].value() == 105.0
+    panel.set_open_orders([("b", "sell", 106.0)])
+    assert list(panel._order_lines) == ["b"] and panel._order_lines["b"].value() == 106.0
+
+
+def test_loading_indicator(panel: ChartPanel) -> None:
+    panel.set_loading(0.4)
+    assert panel.progress.isVisible() and panel.progress.value() == 400
+    assert "40%" in panel.loading_label.text()
+    with pytest.raises(ValueError):
+        panel.set_loading(1.5)
+    panel.set_loading(None)
+    assert not panel.progress.isVisible()
