@@ -122,7 +122,11 @@ class InferenceEngine:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning(
                     "shadow model %s %s failed (%s); using fallback %s for %d row(s)",
-                    primary.name, primary.version, self.last_error, self.fallback.name, len(rows),
+                    primary.name,
+                    primary.version,
+                    self.last_error,
+                    self.fallback.name,
+                    len(rows),
                 )
         fb = self.fallback
         owner = f"{primary.name}@{primary.version}" if primary is not None else None

@@ -176,9 +176,7 @@ async def train_models_async(
             loop.call_soon_threadsafe(report, stage, fraction)
 
     try:
-        return await asyncio.to_thread(
-            train_models, bars, registry, progress=relay, cancel=stop, **kwargs
-        )
+        return await asyncio.to_thread(train_models, bars, registry, progress=relay, cancel=stop, **kwargs)
     except asyncio.CancelledError:
         stop.set()
         raise

@@ -283,8 +283,14 @@ class SimulatedBroker:
         if after == 0 or (after > 0) != (before > 0):
             self.trades.append(
                 ClosedTrade(
-                    symbol, trade.direction, trade.entry_ts, ts, trade.max_qty, trade.entry_price,
-                    trade.exit_notional / trade.exit_qty, trade.pnl,
+                    symbol,
+                    trade.direction,
+                    trade.entry_ts,
+                    ts,
+                    trade.max_qty,
+                    trade.entry_price,
+                    trade.exit_notional / trade.exit_qty,
+                    trade.pnl,
                 )
             )
             del self._trades[symbol]

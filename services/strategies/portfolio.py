@@ -72,7 +72,11 @@ class PortfolioManager:
                 self.clips.append(TargetClip(strategy, symbol, qty, granted, cap))
                 log.warning(
                     "portfolio cap: %s target %s %s clipped to %s (net cap %s)",
-                    strategy, symbol, qty, granted, cap,
+                    strategy,
+                    symbol,
+                    qty,
+                    granted,
+                    cap,
                 )
         per_symbol[strategy] = granted
         return granted

@@ -137,8 +137,21 @@ class _Managed:
     """The runner's record of one strategy."""
 
     __slots__ = (
-        "ctx", "custom", "error", "last_rejection", "last_signal", "name", "orders", "pending",
-        "positions", "rejected", "restored", "signals", "state", "strategy", "traceback",
+        "ctx",
+        "custom",
+        "error",
+        "last_rejection",
+        "last_signal",
+        "name",
+        "orders",
+        "pending",
+        "positions",
+        "rejected",
+        "restored",
+        "signals",
+        "state",
+        "strategy",
+        "traceback",
     )
 
     def __init__(self, name: str, strategy: Strategy) -> None:
@@ -579,9 +592,7 @@ class StrategyRunner:
         except (OSError, TypeError, ValueError):
             log.exception("could not save strategy state (custom state must be JSON-able)")
 
-    def restore(
-        self, registry: Mapping[str, type[Strategy]], *, resume: bool = True
-    ) -> list[str]:
+    def restore(self, registry: Mapping[str, type[Strategy]], *, resume: bool = True) -> list[str]:
         """Recreate the strategies saved in the store; returns their names.
 
         Positions, P&L, pending orders, custom state and last signals come back as they were. With

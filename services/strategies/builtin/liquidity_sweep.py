@@ -97,9 +97,25 @@ class LiquiditySweepTracker:
     """One symbol, one direction. Feed closed bars in time order with :meth:`update`."""
 
     __slots__ = (
-        "_atr", "_dir", "_lows", "_vol", "atr_at_sweep", "cfg", "cons_high", "cons_low", "cons_n",
-        "cons_vol", "pre_volume", "quality", "state", "sweep1_level", "sweep1_low", "sweep2_low",
-        "sweep_bars", "transitions", "wait_bars",
+        "_atr",
+        "_dir",
+        "_lows",
+        "_vol",
+        "atr_at_sweep",
+        "cfg",
+        "cons_high",
+        "cons_low",
+        "cons_n",
+        "cons_vol",
+        "pre_volume",
+        "quality",
+        "state",
+        "sweep1_level",
+        "sweep1_low",
+        "sweep2_low",
+        "sweep_bars",
+        "transitions",
+        "wait_bars",
     )
 
     def __init__(self, cfg: SweepConfig | None = None, direction: int = 1) -> None:
@@ -246,6 +262,7 @@ class LiquiditySweepStrategy(SignalFollower):
     PARAMS = (
         Param("side", str, "long", "which setups to trade", choices=("long", "short", "both")),
         Param("lookback", int, 20, "bars defining the liquidity level", minimum=2, maximum=10_000),
+        Param("atr_period", int, 14, "ATR period (bars) for range limits", minimum=1, maximum=10_000),
         Param("min_bars", int, 3, "minimum consolidation bars", minimum=1, maximum=10_000),
         Param("max_bars", int, 30, "maximum consolidation bars", minimum=1, maximum=10_000),
         Param("max_range_atr", float, 3.0, "maximum range width in ATRs", minimum=0.1, maximum=100.0),
@@ -265,6 +282,7 @@ class LiquiditySweepStrategy(SignalFollower):
         p = self.params
         cfg = SweepConfig(
             lookback=p["lookback"],
+            atr_period=p["atr_period"],
             min_bars=p["min_bars"],
             max_bars=p["max_bars"],
             max_range_atr=p["max_range_atr"],
