@@ -272,3 +272,32 @@ def test_loading_indicator(panel: ChartPanel) -> None:
         panel.set_loading(1.5)
     panel.set_loading(None)
     assert not panel.progress.isVisible()
+
+
+def test_indicators_after_appends_equal_full_recompute(panel: ChartPanel) -> None:
+    from widgets.chart import indicators as ind
+
+    d = load(panel, n=3000)
+    for name in ("SMA", "EMA", "BB", "RSI", "VWAP"):
+        panel.set_indicator(name, True)
+    t = int(d["t"][-1])
+    rng = np.random.default_rng(8)
+    for i in range(1, 40):
+        c = float(panel.store.live.c)  # type: ignore[union-attr]
+        nc = c * (1 + rng.normal(0, 0.002))
+        panel.update_last_bar(t + i * MIN, c, max(c, nc) + 0.01, min(c, nc) - 0.01, nc, 100.0 + i)
+    s = panel.store
+    close = s.c
+    np.testing.assert_allclose(
+        panel._indicators["SMA"].values[0], ind.sma(close, 20), rtol=1e-9, equal_nan=True
+    )
+    np.testing.assert_allclose(
+        panel._indicators["EMA"].values[0], ind.ema(close, 50), rtol=1e-9, equal_nan=True
+    )
+    for got, want in zip(panel._indicators["BB"].values, ind.bollinger(close, 20, 2.0), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(
+        panel._indicators["RSI"].values[0], ind.rsi(close, 14), rtol=1e-9, equal_nan=True
+    )
+    want_vwap = ind.vwap_session(ind.typical_price(s.h, s.l, close), s.v, ind.session_ids(s.t))
+    np.testing.assert_allclose(panel._indicators["VWAP"].values[0], want_vwap, rtol=1e-9, equal_nan=True)

@@ -292,3 +292,55 @@ def vwap_rolling(tp: npt.ArrayLike, v: npt.ArrayLike, n: int) -> F64:
     with np.errstate(divide="ignore", invalid="ignore"):
         out[n - 1 :] = np.where(den > 0, num / den, np.nan)
     return out
+
+
+# ----------------------------------------------------------------------------- tail extension
+# When bars are appended, only the new values are computed, from the previous values/state.
+
+
+def ema_extend(prev: float, x_tail: npt.ArrayLike, n: int) -> F64:
+    """EMA values for ``x_tail`` continuing from the previous EMA value ``prev``."""
+    return _ema_filter(_as_f64(x_tail), 2.0 / (_check_period(n) + 1), float(prev))
+
+
+def rsi_extend(
+    state: tuple[float, float], closes: npt.ArrayLike, n: int = 14
+) -> tuple[F64, tuple[float, float]]:
+    """RSI for ``closes[1:]`` given the Wilder state after ``closes[0]`` (from ``rsi_state``).
+
+    Returns the new values and the state after the last close.
+    """
+    n = _check_period(n)
+    x = _as_f64(closes)
+    if x.shape[0] < 2:
+        return np.empty(0), state
+    d = np.diff(x)
+    g = _ema_filter(np.where(d > 0, d, 0.0), 1.0 / n, state[0])
+    lo = _ema_filter(np.where(d < 0, -d, 0.0), 1.0 / n, state[1])
+    return _rsi_from(g, lo), (float(g[-1]), float(lo[-1]))
+
+
+def vwap_session_extend(
+    carry: tuple[int, float, float] | None, tp: npt.ArrayLike, v: npt.ArrayLike, sessions: npt.ArrayLike
+) -> tuple[F64, tuple[int, float, float] | None]:
+    """Session VWAP for new bars continuing a session in progress.
+
+    ``carry`` is (session id, Σ price·volume, Σ volume) of the session the previous bars ended in.
+    Returns the new values and the carry after the last new bar.
+    """
+    tp_a, v_a, s_a = _as_f64(tp, "tp"), _as_f64(v, "v"), np.asarray(sessions, dtype=np.int64)
+    if tp_a.shape[0] == 0:
+        return np.empty(0), carry
+    if carry is not None and carry[2] > 0:
+        # The carried session acts as one earlier bar with its VWAP as price and its volume.
+        tp_a = np.concatenate(([carry[1] / carry[2]], tp_a))
+        v_a = np.concatenate(([carry[2]], v_a))
+        s_a = np.concatenate(([carry[0]], s_a))
+        out = vwap_session(tp_a, v_a, s_a)[1:]
+    else:
+        out = vwap_session(tp_a, v_a, s_a)
+    last = int(s_a[-1])
+    start = int(np.searchsorted(s_a, last, side="left"))
+    pv = float(np.sum(tp_a[start:] * v_a[start:]))
+    cv = float(np.sum(v_a[start:]))
+    return out, (last, pv, cv)

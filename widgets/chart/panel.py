@@ -144,6 +144,7 @@ class ChartPanel(QtWidgets.QWidget):
         self._order_lines: dict[str, pg.InfiniteLine] = {}
         self._last_y: tuple[float, float] | None = None
         self._last_vol_y: float | None = None
+        self._x_buf = np.arange(1024, dtype=np.float64)  # shared x values for indicator lines
 
         self._build_toolbar()
         self._build_plots()
@@ -564,7 +565,7 @@ class ChartPanel(QtWidgets.QWidget):
         self.live_volume.data_changed()
         for state in self._indicators.values():
             if state.enabled:
-                self._compute_indicator(state)
+                self._compute_indicator(state, appended)
                 self._live_indicator(state)
         self._place_fills()
         self._update_limits()
@@ -643,42 +644,80 @@ class ChartPanel(QtWidgets.QWidget):
             state.hist_items.append(hist)
             state.live_items.append(live)
 
-    def _compute_indicator(self, state: _Indicator) -> None:
-        """Recompute an indicator over the history (O(N) numpy) and refresh its lines."""
+    def _compute_indicator(self, state: _Indicator, appended: int = 0) -> None:
+        """Refresh an indicator's history values: only the ``appended`` newest when the previous
+        values are still valid (O(appended + window)), else a full O(N) recompute."""
+        s = self.store
+        n = s.n_history
+        m_old = n - appended
+        tail: list[np.ndarray] | None = None
+        if 0 < appended <= 10_000 and state.values and state.values[0].shape[0] == m_old and m_old > 0:
+            tail = self._indicator_tail(state, m_old, n)
+        if tail is not None:
+            state.values = [np.concatenate((old, new)) for old, new in zip(state.values, tail, strict=True)]
+        else:
+            state.values = self._indicator_full(state)
+        if self._x_buf.shape[0] < n:
+            self._x_buf = np.arange(max(n, 2 * self._x_buf.shape[0]), dtype=np.float64)
+        x = self._x_buf[:n]
+        for item, y in zip(state.hist_items, state.values, strict=True):
+            item.setData(x, y)
+
+    def _indicator_full(self, state: _Indicator) -> list[np.ndarray]:
         s = self.store
         close = s.c
         name = state.name
         if name == "SMA":
-            values = [ind.sma(close, SMA_PERIOD)]
-        elif name == "EMA":
-            values = [ind.ema(close, EMA_PERIOD)]
-        elif name == "BB":
-            mid, up, lo = ind.bollinger(close, BB_PERIOD, BB_K)
-            values = [mid, up, lo]
-        elif name == "RSI":
-            values = [ind.rsi(close, RSI_PERIOD)]
-            g, lo_ = ind.rsi_state(close, RSI_PERIOD)
-            state.state = {"gain": g, "loss": lo_}
-        elif name == "VWAP":
-            tp = ind.typical_price(s.h, s.l, close)
-            sessions = ind.session_ids(s.t, self.display_tz)
-            values = [ind.vwap_session(tp, s.v, sessions)]
-            if s.n_history:
-                last = sessions[-1]
-                start = int(np.searchsorted(sessions, last, side="left"))
-                state.state = {
-                    "session": float(last),
-                    "pv": float(np.sum(tp[start:] * s.v[start:])),
-                    "cv": float(np.sum(s.v[start:])),
-                }
-            else:
-                state.state = {}
-        else:  # pragma: no cover - INDICATORS is closed
-            raise ValueError(name)
-        state.values = values
-        x = np.arange(s.n_history, dtype=np.float64)
-        for item, y in zip(state.hist_items, values, strict=True):
-            item.setData(x, y)
+            return [ind.sma(close, SMA_PERIOD)]
+        if name == "EMA":
+            return [ind.ema(close, EMA_PERIOD)]
+        if name == "BB":
+            return list(ind.bollinger(close, BB_PERIOD, BB_K))
+        if name == "RSI":
+            g, lo = ind.rsi_state(close, RSI_PERIOD)
+            state.state = {"gain": g, "loss": lo}
+            return [ind.rsi(close, RSI_PERIOD)]
+        # VWAP
+        tp = ind.typical_price(s.h, s.l, close)
+        sessions = ind.session_ids(s.t, self.display_tz)
+        _, carry = ind.vwap_session_extend(None, tp, s.v, sessions)
+        state.state = {} if carry is None else {"session": float(carry[0]), "pv": carry[1], "cv": carry[2]}
+        return [ind.vwap_session(tp, s.v, sessions)]
+
+    def _indicator_tail(self, state: _Indicator, m_old: int, n: int) -> list[np.ndarray] | None:
+        """Values for history bars [m_old, n), or None when a full recompute is needed."""
+        s = self.store
+        close = s.c
+        name = state.name
+        k = n - m_old
+        if name in ("SMA", "BB"):
+            period = SMA_PERIOD if name == "SMA" else BB_PERIOD
+            window = close[max(0, m_old - period + 1) : n]
+            if name == "SMA":
+                return [ind.sma(window, period)[-k:]]
+            return [a[-k:] for a in ind.bollinger(window, period, BB_K)]
+        if name == "EMA":
+            prev = float(state.values[0][m_old - 1])
+            return None if math.isnan(prev) else [ind.ema_extend(prev, close[m_old:n], EMA_PERIOD)]
+        if name == "RSI":
+            st = state.state
+            if not st or math.isnan(st["gain"]):
+                return None
+            vals, (g, lo) = ind.rsi_extend((st["gain"], st["loss"]), close[m_old - 1 : n], RSI_PERIOD)
+            state.state = {"gain": g, "loss": lo}
+            return [vals]
+        # VWAP
+        st = state.state
+        carry = (int(st["session"]), st["pv"], st["cv"]) if st else None
+        tp = ind.typical_price(s.h[m_old:n], s.l[m_old:n], close[m_old:n])
+        sessions = ind.session_ids(s.t[m_old:n], self.display_tz)
+        vals, new_carry = ind.vwap_session_extend(carry, tp, s.v[m_old:n], sessions)
+        state.state = (
+            {}
+            if new_carry is None
+            else {"session": float(new_carry[0]), "pv": new_carry[1], "cv": new_carry[2]}
+        )
+        return [vals]
 
     def _live_indicator(self, state: _Indicator) -> None:
         """Value(s) for the live bar, from the history state in O(window); drawn as a short segment."""
