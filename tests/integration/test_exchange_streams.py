@@ -154,15 +154,13 @@ def test_raw_protocol_errors_connection_limit_and_json_mode(module_exchange_clea
                 async with session.ws_connect(url, headers=headers) as ws2:
                     assert (await _raw_handshake(ws2, ex.key_id, ex.secret))[0]["code"] == 406
                 await ws.send_bytes(msgpack.packb({"action": "unsubscribe", "quotes": ["MSFT"]}))
-                sub = msgpack.unpackb(await ws.receive_bytes())
-                sub = next(m for m in sub if m.get("T") == "subscription") if isinstance(sub, list) else sub
-                # Data frames may interleave; find the subscription reply among the frames.
-                for _ in range(200):
-                    if sub.get("T") == "subscription":
+                # Data frames may come first; find the subscription reply among the frames.
+                sub = {}
+                for _ in range(500):
+                    frame = msgpack.unpackb(await ws.receive_bytes())
+                    sub = next((m for m in frame if m.get("T") == "subscription"), {})
+                    if sub:
                         break
-                    sub = next(
-                        (m for m in msgpack.unpackb(await ws.receive_bytes()) if m["T"] == "subscription"), {}
-                    )
                 assert sub["quotes"] == []
             # Without the msgpack header the server speaks JSON text with RFC3339 timestamps.
             async with session.ws_connect(f"{ex.ws_url}/v1beta3/crypto/us") as ws:
