@@ -108,9 +108,13 @@ class ModelRegistry:
         payload = json.dumps({"version": INDEX_VERSION, "models": models}, indent=1, sort_keys=True)
         _atomic_write(self._index_path(), payload.encode("utf-8"))
 
-    def _file(self, name: str, version: str) -> Path:
+    @staticmethod
+    def _check_name(name: str) -> None:
         if not _NAME.match(name):
             raise ModelRegistryError(f"invalid model name {name!r} (letters, digits, _ . -; max 64)")
+
+    def _file(self, name: str, version: str) -> Path:
+        self._check_name(name)
         if not _VERSION.match(version):
             raise ModelRegistryError(f"invalid model version {version!r} (expected v<number>)")
         return self.root / name / f"{version}.pkl"
@@ -127,6 +131,7 @@ class ModelRegistry:
         """Store ``estimator`` as the next version of ``name``; returns its record."""
         if not hasattr(estimator, "predict_proba"):
             raise ModelRegistryError(f"model {name!r} has no predict_proba; only classifiers are stored")
+        self._check_name(name)
         models = self._read_index()
         versions = models.setdefault(name, {})
         numbers = [int(v[1:]) for v in versions if _VERSION.match(v)]
@@ -156,6 +161,7 @@ class ModelRegistry:
         return sorted(self._read_index())
 
     def versions(self, name: str) -> list[ModelVersion]:
+        self._check_name(name)
         entries = self._read_index().get(name)
         if not entries:
             raise UnknownModelError(f"no model named {name!r} in the registry")
