@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.strategies.api import Strategy
+from services.strategies.api import ParamError, Strategy, parse_strategy_spec
 from services.strategies.builtin.liquidity_sweep import LiquiditySweepStrategy
 from services.strategies.builtin.reversion import (
     BollingerReversion,
@@ -24,6 +24,16 @@ def builtin_registry() -> dict[str, type[Strategy]]:
     return {cls.KEY: cls for cls in classes}
 
 
+def strategy_from_spec(spec: str, registry: dict[str, type[Strategy]] | None = None) -> Strategy:
+    """Build a strategy from the CLI form ``NAME[:key=value,...]``; ParamError names what is wrong."""
+    name, values = parse_strategy_spec(spec)
+    known = registry if registry is not None else builtin_registry()
+    cls = known.get(name)
+    if cls is None:
+        raise ParamError(f"unknown strategy {name!r}; available: {', '.join(sorted(known))}")
+    return cls(values)
+
+
 __all__ = [
     "BollingerReversion",
     "LiquiditySweepStrategy",
@@ -31,4 +41,5 @@ __all__ = [
     "SmaCrossover",
     "VwapReversion",
     "builtin_registry",
+    "strategy_from_spec",
 ]

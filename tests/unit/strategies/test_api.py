@@ -103,3 +103,14 @@ def test_position_pnl_with_reduce_and_flip() -> None:
     assert pos.unrealized == Decimal(50)
     assert pos.pnl == Decimal(50)
     assert OrderType.MARKET.value == "market"
+
+
+def test_strategy_from_cli_spec() -> None:
+    from services.strategies.builtin import strategy_from_spec
+
+    s = strategy_from_spec("sma_crossover:fast=3,slow=8,symbols=AAPL;MSFT,qty=2")
+    assert isinstance(s, SmaCrossover) and s.symbols == ("AAPL", "MSFT") and s.params["slow"] == 8
+    with pytest.raises(ParamError, match="unknown strategy 'nope'; available: bollinger_reversion"):
+        strategy_from_spec("nope")
+    with pytest.raises(ParamError, match="'fast' must be >= 1"):
+        strategy_from_spec("sma_crossover:fast=0")
