@@ -110,6 +110,7 @@ class ExecutionEngine:
         self._refresh: dict[str, None] = {}  # logical ids wanting a REST refresh, in order
         self._last_seen: dict[str, datetime] = {}
         self._queued_cancel: set[str] = set()
+        self._flush_scheduled = False
         self._sub = bus.subscribe(TradeUpdateEvent, self.on_trade_update)
 
     def close(self) -> None:
@@ -121,6 +122,30 @@ class ExecutionEngine:
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()
         return lock
+
+    def _schedule_flush(self) -> None:
+        """Commit queued journal/order writes soon (after the current step), or now without a loop."""
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.journal.flush()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        try:
+            self.journal.flush()
+        except Exception:
+            # the writes stay queued and go with the next intent or flush; never lose the loop
+            log.exception("order journal flush failed; will retry with the next write")
+
+    def flush(self) -> None:
+        """Commit everything queued now (shutdown, tests)."""
+        self.journal.flush()
 
     def _commit(self, rec: OrderRecord, result: ApplyResult) -> None:
         self.store.commit(rec, result)
@@ -146,6 +171,7 @@ class ExecutionEngine:
             )
         if result.refresh:
             self._refresh[rec.client_order_id] = None
+        self._schedule_flush()
         if rec.client_order_id in self._queued_cancel and rec.state is not OrderState.PENDING_UPDATE:
             self._queued_cancel.discard(rec.client_order_id)
             if rec.state.is_open:
@@ -203,6 +229,7 @@ class ExecutionEngine:
             report = self.risk.check(request, self.risk_context(request, asset))
             if not report.passed:
                 self.journal.append("denied", None, source, symbol=request.symbol, reasons=report.explain())
+                self._schedule_flush()
                 self.bus.publish(
                     NotificationEvent(self.clock(), "warning", "risk", f"order refused: {report.explain()}")
                 )
@@ -296,15 +323,11 @@ class ExecutionEngine:
         )
         if rec.ambiguous is False and rec.state is not OrderState.SUBMITTED:
             intent = rec.client_order_id
-            if self._intent_open(intent):
+            if self.journal.is_in_flight(intent):
                 self.journal.settle(intent, "resolved", broker_order_id=order.id, via="stream")
         self._commit(rec, result)
         for leg in order.legs:
             self._adopt_child(rec, leg)
-
-    def _intent_open(self, cid: str) -> bool:
-        row = self.journal.intent(cid)
-        return row is not None and row.status == "in_flight"
 
     # --- cancel / replace ------------------------------------------------------------------------
     async def cancel(self, order_key: str, *, source: str = "manual") -> bool:
@@ -509,6 +532,11 @@ class ExecutionEngine:
         for row in self.journal.in_flight():
             if not await self.resolve_intent(row.client_order_id):
                 unresolved.append(row.client_order_id)
+        # fills and cancels that happened while Heron was down (or were queued but not committed)
+        for rec in list(self.store.open_orders()):
+            if rec.broker_order_id is not None:
+                await self._refresh_order(rec)
+        self.flush()
         return unresolved
 
     async def poll_once(self) -> int:

@@ -31,6 +31,7 @@ from sqlalchemy import select, update
 from services.domain.enums import OrderClass, OrderSide, OrderType, TimeInForce
 from services.domain.models import OrderLegSpec, OrderRequest
 from services.orders.tables import intents_table, journal_table
+from services.orders.writes import WriteBatch
 from services.storage import Database
 
 MAX_CLIENT_ID: Final = 48
@@ -171,8 +172,17 @@ class IntentRow:
 class OrderJournal:
     """Append-only, durable record of intents and everything that happened to them."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime], *, post_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], datetime],
+        *,
+        post_timeout_s: float = 10.0,
+        batch: WriteBatch | None = None,
+    ) -> None:
         self._db = db
+        self.batch = batch or WriteBatch(db)
+        self._status: dict[str, str] = {}  # intent status cache for this process
         self._clock = clock
         self._post_timeout = timedelta(seconds=post_timeout_s)
         self._counter = 0
@@ -199,7 +209,7 @@ class OrderJournal:
             raise ValueError(f"client_order_id must be 1-{MAX_CLIENT_ID} characters, got {cid!r}")
         now = self._clock()
         payload = request_to_json(request)
-        with self._db.begin() as conn:
+        with self.batch.transaction() as conn:  # queued records first, then the intent: one commit
             conn.execute(
                 intents_table.insert().values(
                     client_order_id=cid,
@@ -219,19 +229,27 @@ class OrderJournal:
                     ts=now, kind="intent", client_order_id=cid, source=source, payload=json.dumps(payload)
                 )
             )
+        self._status[cid] = "in_flight"
 
     def append(self, kind: str, client_order_id: str | None, source: str, **payload: Any) -> None:
-        """Append one record (sent, acked, fill, state, operator action, trading state, kill switch...)."""
-        with self._db.begin() as conn:
-            conn.execute(
-                journal_table.insert().values(
-                    ts=self._clock(),
-                    kind=kind,
-                    client_order_id=client_order_id,
-                    source=source,
-                    payload=json.dumps(_jsonable(payload)),
-                )
+        """Queue one record (sent, acked, fill, state, operator action, trading state, kill switch...).
+
+        Committed with the next intent or the next :meth:`flush`; operator and trading-state
+        records are flushed at once by their callers (``durable=True`` semantics via :meth:`flush`).
+        """
+        self.batch.add(
+            journal_table.insert().values(
+                ts=self._clock(),
+                kind=kind,
+                client_order_id=client_order_id,
+                source=source,
+                payload=json.dumps(_jsonable(payload)),
             )
+        )
+
+    def flush(self) -> None:
+        """Commit every queued record now."""
+        self.batch.flush()
 
     def settle(
         self, client_order_id: str, status: str, *, broker_order_id: str | None = None, **payload: Any
@@ -240,26 +258,24 @@ class OrderJournal:
         values: dict[str, Any] = {"status": status}
         if broker_order_id is not None:
             values["broker_order_id"] = broker_order_id
-        with self._db.begin() as conn:
-            conn.execute(
-                update(intents_table)
-                .where(intents_table.c.client_order_id == client_order_id)
-                .values(**values)
-            )
-            conn.execute(
-                journal_table.insert().values(
-                    ts=self._clock(),
-                    kind=status,
-                    client_order_id=client_order_id,
-                    source="engine",
-                    payload=json.dumps(_jsonable({"broker_order_id": broker_order_id, **payload})),
-                )
-            )
+        self.batch.add(
+            update(intents_table).where(intents_table.c.client_order_id == client_order_id).values(**values),
+            journal_table.insert().values(
+                ts=self._clock(),
+                kind=status,
+                client_order_id=client_order_id,
+                source="engine",
+                payload=json.dumps(_jsonable({"broker_order_id": broker_order_id, **payload})),
+            ),
+        )
+        if len(self._status) > 20_000:
+            self._status.clear()  # a cache only; misses fall back to the database
+        self._status[client_order_id] = status
 
     def note_not_found(self, client_order_id: str) -> IntentRow | None:
         """Count one authoritative "not found" answer for an in-flight intent."""
         now = self._clock()
-        with self._db.begin() as conn:
+        with self.batch.transaction() as conn:
             conn.execute(
                 update(intents_table)
                 .where(intents_table.c.client_order_id == client_order_id)
@@ -273,7 +289,17 @@ class OrderJournal:
         return self.intent(client_order_id)
 
     # --- reads -----------------------------------------------------------------------------------
+    def is_in_flight(self, client_order_id: str) -> bool:
+        """Cheap check (cached for intents this process has seen)."""
+        status = self._status.get(client_order_id)
+        if status is None:
+            row = self.intent(client_order_id)
+            status = row.status if row is not None else "none"
+            self._status[client_order_id] = status
+        return status == "in_flight"
+
     def has_intent(self, client_order_id: str) -> bool:
+        self.batch.flush()
         with self._db.connect() as conn:
             row = conn.execute(
                 select(intents_table.c.client_order_id).where(
@@ -283,6 +309,7 @@ class OrderJournal:
         return row is not None
 
     def intent(self, client_order_id: str) -> IntentRow | None:
+        self.batch.flush()
         with self._db.connect() as conn:
             row = conn.execute(
                 select(intents_table).where(intents_table.c.client_order_id == client_order_id)
@@ -291,6 +318,7 @@ class OrderJournal:
 
     def in_flight(self) -> list[IntentRow]:
         """Intents sent (or about to be) whose outcome the broker has not settled, oldest first."""
+        self.batch.flush()
         with self._db.connect() as conn:
             rows = conn.execute(
                 select(intents_table)
@@ -300,6 +328,7 @@ class OrderJournal:
         return [self._row(r._mapping) for r in rows]
 
     def records(self) -> Iterator[dict[str, Any]]:
+        self.batch.flush()
         with self._db.connect() as conn:
             for row in conn.execute(select(journal_table).order_by(journal_table.c.seq)):
                 m = row._mapping

@@ -38,6 +38,7 @@ from services.orders.state_machine import (
     OrderState,
 )
 from services.orders.tables import anomalies_table, fills_table, orders_table
+from services.orders.writes import WriteBatch
 from services.storage import Database
 
 log = logging.getLogger(__name__)
@@ -128,9 +129,14 @@ class OrderStore:
         *,
         marks: MarkSource | None = None,
         keep_closed: int = 500,
+        batch: WriteBatch | None = None,
     ) -> None:
         self._bus = bus
         self._db = db
+        # share the journal's batch so order rows and fills commit with the journal records
+        self._own_batch = batch is None
+        self._batch = batch if batch is not None else (WriteBatch(db) if db is not None else None)
+        self._fill_keys: set[tuple[str, str]] = set()
         self._clock = clock
         self._marks = marks
         self._keep_closed = keep_closed
@@ -235,29 +241,23 @@ class OrderStore:
         self.fill_count += 1
         self.last_fill_at = self._clock()
         inferred = fill.execution_id.startswith("inferred:")
-        if self._db is not None:
-            with self._db.begin() as conn:
-                exists = conn.execute(
-                    select(fills_table.c.order_id).where(
-                        fills_table.c.order_id == fill.order_id,
-                        fills_table.c.execution_id == fill.execution_id,
-                    )
-                ).first()
-                if exists is None:
-                    conn.execute(
-                        insert(fills_table).values(
-                            order_id=fill.order_id,
-                            execution_id=fill.execution_id,
-                            client_order_id=fill.client_order_id,
-                            logical_id=rec.client_order_id,
-                            symbol=fill.symbol,
-                            side=fill.side.value,
-                            qty=fill.qty,
-                            price=fill.price,
-                            ts=fill.ts,
-                            inferred=inferred,
-                        )
-                    )
+        key = (fill.order_id, fill.execution_id)
+        if key not in self._fill_keys:
+            self._fill_keys.add(key)
+            self._write(
+                insert(fills_table).values(
+                    order_id=fill.order_id,
+                    execution_id=fill.execution_id,
+                    client_order_id=fill.client_order_id,
+                    logical_id=rec.client_order_id,
+                    symbol=fill.symbol,
+                    side=fill.side.value,
+                    qty=fill.qty,
+                    price=fill.price,
+                    ts=fill.ts,
+                    inferred=inferred,
+                )
+            )
         self._bus.publish(FillEvent(self._clock(), fill))
 
     def book_adjustment(self, symbol: str, qty: Decimal, avg_price: Decimal, reference: str) -> None:
@@ -295,38 +295,44 @@ class OrderStore:
             )
         for f in fills:
             pos.apply(f.side, f.qty, f.price, count_volume=False)
-            if self._db is not None:
-                with self._db.begin() as conn:
-                    conn.execute(
-                        insert(fills_table).values(
-                            order_id=f.order_id,
-                            execution_id=f.execution_id,
-                            client_order_id=f.client_order_id,
-                            logical_id="adjustment",
-                            symbol=symbol,
-                            side=f.side.value,
-                            qty=f.qty,
-                            price=f.price,
-                            ts=f.ts,
-                            inferred=True,
-                        )
-                    )
+            self._fill_keys.add((f.order_id, f.execution_id))
+            self._write(
+                insert(fills_table).values(
+                    order_id=f.order_id,
+                    execution_id=f.execution_id,
+                    client_order_id=f.client_order_id,
+                    logical_id="adjustment",
+                    symbol=symbol,
+                    side=f.side.value,
+                    qty=f.qty,
+                    price=f.price,
+                    ts=f.ts,
+                    inferred=True,
+                )
+            )
+        self.flush()  # an operator action: durable at once
+
+    def _write(self, *statements: Any) -> None:
+        if self._batch is None:
+            return
+        self._batch.add(*statements)
+        if self._own_batch:
+            self._batch.flush()
+
+    def flush(self) -> None:
+        if self._batch is not None:
+            self._batch.flush()
 
     def _record_anomaly(self, anomaly: Anomaly) -> None:
         level = "info" if anomaly.kind == "inferred_fill" else "warning"
         log.warning("order anomaly %s on %s: %s", anomaly.kind, anomaly.order_key, anomaly.detail)
         self.anomalies.append(anomaly)
         del self.anomalies[:-200]
-        if self._db is not None:
-            with self._db.begin() as conn:
-                conn.execute(
-                    insert(anomalies_table).values(
-                        ts=anomaly.ts,
-                        kind=anomaly.kind,
-                        client_order_id=anomaly.order_key,
-                        detail=anomaly.detail,
-                    )
-                )
+        self._write(
+            insert(anomalies_table).values(
+                ts=anomaly.ts, kind=anomaly.kind, client_order_id=anomaly.order_key, detail=anomaly.detail
+            )
+        )
         self._bus.publish(
             NotificationEvent(
                 self._clock(), level, "orders", f"{anomaly.kind}: {anomaly.order_key}: {anomaly.detail}"
@@ -442,14 +448,16 @@ class OrderStore:
             "updated_at": self._clock(),
             "legs": json.dumps({"legs": legs, "meta": extra}),
         }
-        with self._db.begin() as conn:
-            conn.execute(delete(orders_table).where(orders_table.c.client_order_id == rec.client_order_id))
-            conn.execute(insert(orders_table).values(**values))
+        self._write(
+            delete(orders_table).where(orders_table.c.client_order_id == rec.client_order_id),
+            insert(orders_table).values(**values),
+        )
 
     def load(self) -> int:
         """Rebuild open orders (and the recent closed ones) and all positions from the database."""
         if self._db is None:
             return 0
+        self.flush()
         with self._db.connect() as conn:
             fill_rows = conn.execute(select(fills_table).order_by(fills_table.c.ts)).all()
             order_rows = conn.execute(select(orders_table).order_by(orders_table.c.created_at)).all()
@@ -462,6 +470,7 @@ class OrderStore:
                 OrderSide(m["side"]), m["qty"], m["price"], count_volume=m["logical_id"] != "adjustment"
             )
             exec_ids.setdefault(m["logical_id"], set()).add((m["order_id"], m["execution_id"]))
+            self._fill_keys.add((m["order_id"], m["execution_id"]))
             self.fill_count += 1
         for row in order_rows:
             m = row._mapping
@@ -515,6 +524,7 @@ class OrderStore:
         if self._db is None:
             return []
         wanted = set(symbols) if symbols is not None else None
+        self.flush()
         with self._db.connect() as conn:
             rows = conn.execute(select(fills_table).order_by(fills_table.c.ts)).all()
         return [dict(r._mapping) for r in rows if wanted is None or r._mapping["symbol"] in wanted]

@@ -173,6 +173,7 @@ class Reconciler:
         inc = replace(inc, acknowledged_at=self.clock(), acknowledged_by=operator, resolution="acknowledged")
         self._save(inc)
         self.journal.append("incident_acknowledged", None, f"operator:{operator}", incident=inc.id, note=note)
+        self.journal.flush()
         self._after_operator(operator)
         return inc
 
@@ -195,6 +196,7 @@ class Reconciler:
             broker_qty=qty,
             broker_avg=avg,
         )
+        self.journal.flush()
         self.store.book_adjustment(symbol, qty, avg, inc.id)
         inc = replace(inc, acknowledged_at=self.clock(), acknowledged_by=operator, resolution="adopted")
         self._save(inc)
@@ -336,6 +338,7 @@ class Reconciler:
                 local=inc.local_value,
                 broker=inc.broker_value,
             )
+            self.journal.flush()
             self.bus.publish(
                 NotificationEvent(
                     now,

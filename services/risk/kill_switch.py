@@ -38,8 +38,10 @@ class KillSwitch:
         self._journal.append(
             "kill_switch", None, self.SOURCE, operator=operator, flatten=flatten, reason=reason
         )
+        self._journal.flush()
         self._trading.set(TradingState.HALTED, f"{reason} (operator {operator})", source=self.SOURCE)
         canceled = await self._engine.cancel_all(source=self.SOURCE)
         flattened = await self._engine.flatten_all(source=self.SOURCE) if flatten else 0
         self._journal.append("kill_switch_done", None, self.SOURCE, canceled=canceled, flattened=flattened)
+        self._journal.flush()
         return KillSwitchResult(canceled, flattened)

@@ -20,6 +20,8 @@ from services.domain.events import TradingStateEvent
 class JournalLike(Protocol):
     def append(self, kind: str, client_order_id: str | None, source: str, **payload: Any) -> None: ...
 
+    def flush(self) -> None: ...
+
 
 class TradingStateMachine:
     def __init__(
@@ -47,6 +49,7 @@ class TradingStateMachine:
             self._journal.append(
                 "trading_state", None, source, state=state.value, previous=previous.value, reason=reason
             )
+            self._journal.flush()
         self._bus.publish(TradingStateEvent(now, state, reason))
         return True
 

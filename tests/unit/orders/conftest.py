@@ -91,7 +91,7 @@ def build(db: Database, clock: ManualClock, broker: FakeBroker | None = None) ->
     prices = FakePrices(clock)
     prices.set("AAPL", "99.9", "100.1")
     prices.set("MSFT", "199.9", "200.1")
-    store = OrderStore(bus, db, clock, marks=prices)
+    store = OrderStore(bus, db, clock, marks=prices, batch=journal.batch)
     trading = TradingStateMachine(bus, clock, journal)
     risk = RiskGate(on_breach=lambda state, why: trading.escalate(state, why, source="risk"))
     engine = ExecutionEngine(

@@ -219,3 +219,22 @@ def test_export_ndjson(rig: Rig, tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     assert n == len(lines) > 0
     assert json.loads(lines[0])["kind"] in ("trading_state", "intent")
+
+
+def test_crash_after_ack_loses_only_recoverable_writes(rig: Rig) -> None:
+    async def before_crash() -> tuple[str, int]:
+        res = await rig.engine.submit(limit_buy())
+        assert res.client_order_id is not None
+        rig.broker.fill(rig.broker.by_client[res.client_order_id], Decimal(10), Decimal(100))
+        pending = rig.journal.batch.pending  # ack, state and fill rows not yet committed...
+        rig.journal.batch._pending.clear()  # ...when the process is SIGKILLed
+        return res.client_order_id, pending
+
+    cid, pending = run(before_crash())
+    assert pending > 0
+    new = rig.restart()  # only committed rows and the broker remain
+    assert run(new.engine.recover()) == []
+    rec = new.store.find(client_order_id=cid)
+    assert rec is not None and rec.state is OrderState.FILLED and rec.filled_qty == 10
+    assert new.store.position_qty("AAPL") == 10
+    assert new.journal.in_flight() == [] and len(rig.broker.orders) == 1

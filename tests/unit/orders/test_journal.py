@@ -77,7 +77,10 @@ def test_intent_is_committed_and_unique(db: Database) -> None:
     with pytest.raises(IntegrityError):
         j.record_intent(r, "manual")
     j.settle("hr-m-x-1", "acked", broker_order_id="b1")
-    assert other.in_flight() == []
+    # after-the-wire records are queued (recoverable from the broker) and commit together
+    assert len(other.in_flight()) == 1 and j.batch.pending == 2
+    j.flush()
+    assert other.in_flight() == [] and not j.is_in_flight("hr-m-x-1")
     with pytest.raises(ValueError):
         j.record_intent(
             OrderRequest(
