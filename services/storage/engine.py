@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,7 +103,7 @@ def _create_sqlite_engine(sa_url: URL, busy_timeout_s: float) -> Engine:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _enable_wal(cursor, busy_timeout_s)
             if str(mode).lower() not in ("wal", "memory"):
                 log.warning(
                     "SQLite refused WAL mode (journal_mode=%s); commits stay durable but slower", mode
@@ -116,6 +118,26 @@ def _create_sqlite_engine(sa_url: URL, busy_timeout_s: float) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
 
     return engine
+
+
+def _enable_wal(cursor: Any, busy_timeout_s: float) -> str:
+    """Switch the file to WAL (persistent, so usually already done) and return the journal mode.
+
+    Switching needs an exclusive lock and SQLite does not run the busy handler for it, so two
+    connections creating a new database at once can see "database is locked": retry until the
+    busy timeout instead.
+    """
+    mode = str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    if mode in ("wal", "memory"):
+        return mode
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            return str(cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def check_connection(engine: Engine) -> None:

@@ -229,3 +229,14 @@ def test_database_failures_surface_as_storage_errors(db: Database) -> None:
 def test_live_table_matches_select_columns() -> None:
     # Guards the raw fast-path column order against the table definition.
     assert [c.name for c in select(candles).selected_columns] == list(candles_module._ALL_COLUMNS)
+
+
+def test_frame_from_datetime_rows_as_other_dialects_return_them() -> None:
+    rows = [
+        (T0, 1.0, 2.0, 0.5, 1.5, 100.0, None, 7.0),
+        (T0 + MINUTE, 1.5, 2.5, 1.0, 2.0, 50.0, 1.75, None),
+    ]
+    frame = candles_module._frame(rows, micros=False)
+    assert list(frame.index) == [T0, T0 + MINUTE] and str(frame.index.tz) == "UTC"
+    assert frame["trade_count"].tolist()[0] == 7 and frame["trade_count"].isna().tolist() == [False, True]
+    assert frame["vwap"].isna().tolist() == [True, False]

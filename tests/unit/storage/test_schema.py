@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, insert, inspect, select
+from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, insert, inspect, select
 from sqlalchemy import exc as sa_exc
 
 from services.storage import (
@@ -189,3 +190,32 @@ def test_the_same_schema_twice_is_refused(tmp_path: Path) -> None:
             migrate(engine, [WIDGETS_V1, WIDGETS_V2])
     finally:
         engine.dispose()
+
+
+def test_concurrent_migrators_apply_each_step_exactly_once(tmp_path: Path) -> None:
+    engines = [create_engine_for(None, tmp_path) for _ in range(3)]
+    barrier = threading.Barrier(len(engines))
+    results: list[list[tuple[str, int]]] = []
+    errors: list[BaseException] = []
+
+    def run(engine: Engine) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results.append(migrate(engine, [WIDGETS_V2, GADGETS]))
+        except BaseException as error:  # reported below, in the test thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    for engine in engines:
+        engine.dispose()
+    assert errors == []
+    assert sorted(step for applied in results for step in applied) == [
+        ("gadgets", 1),
+        ("widgets", 1),
+        ("widgets", 2),
+    ]
+    assert sorted(calls) == ["gadgets v1", "widgets v1", "widgets v2"]

@@ -165,3 +165,28 @@ def test_datetimes_compare_and_order_in_sql(conn: Connection) -> None:
     assert conn.execute(select(func.min(values.c.at))).scalar() == base - timedelta(microseconds=1)
     later = conn.execute(select(values.c.id).where(values.c.at > base).order_by(values.c.at)).scalars().all()
     assert later == [0, 2]
+
+
+def test_postgresql_gets_numeric_and_timestamptz_without_text_or_float_round_trips() -> None:
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateTable
+
+    pg = postgresql.dialect()
+    ddl = str(CreateTable(values).compile(dialect=pg))
+    assert "amount NUMERIC" in ddl
+    assert "at TIMESTAMP WITH TIME ZONE" in ddl
+    amount = DecimalText()
+    bound = amount.process_bind_param(Decimal("0.10"), pg)
+    assert isinstance(bound, Decimal) and bound == Decimal("0.1")
+    with pytest.raises(TypeError, match="floats are inexact"):
+        amount.process_bind_param(0.1, pg)
+    at = UTCDateTime()
+    eastern = datetime(2024, 1, 2, 9, 30, tzinfo=ZoneInfo("America/New_York"))
+    assert at.process_bind_param(eastern, pg) == eastern
+    assert at.process_bind_param(eastern, pg).tzinfo is UTC
+    back = at.process_result_value(eastern, pg)
+    assert back == eastern and back is not None and back.tzinfo is UTC
+    # A backend without time zones hands back naive values; Heron wrote them as UTC.
+    assert at.process_result_value(datetime(2024, 1, 2, 14, 30), pg) == datetime(
+        2024, 1, 2, 14, 30, tzinfo=UTC
+    )
