@@ -225,6 +225,7 @@ class Database:
         """An ORM session in one transaction: committed when the block ends, rolled back on error.
 
         ``write_lock=True`` takes SQLite's write lock at BEGIN (for read-then-write transactions).
+        Loaded objects are not expired at commit, so they stay readable after the block.
         """
         session = self._sessions(bind=self._immediate_engine if write_lock else self._engine)
         try:
