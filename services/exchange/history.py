@@ -365,7 +365,8 @@ class BarSource:
             step = tf.step_ns
             first = lo_ns - lo_ns % step
             carry: Bars | None = None
-            for _, chunk in self.minutes(symbol, first, hi_ns + 1):
+            # Whole buckets: a bar starting at or before hi_ns holds all its minutes.
+            for _, chunk in self.minutes(symbol, first, hi_ns - hi_ns % step + step):
                 agg = aggregate(chunk, chunk.t - chunk.t % step)
                 if carry is not None:
                     if len(agg) and agg.t[0] == carry.t[0]:
