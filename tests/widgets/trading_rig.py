@@ -1,0 +1,109 @@
+"""A real service stack for the trading-panel tests: ExecutionEngine, OrderStore, RiskGate,
+TradingStateMachine and KillSwitch over the fake broker, a SQLite journal in a temp folder and a
+real QuoteBook fed by hand. Plus ``qloop``: a qasync loop for running the engine's coroutines."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import qasync
+
+from services.domain.bus import EventBus
+from services.domain.models import Asset, Quote, Trade
+from services.marketdata.book import QuoteBook
+from services.orders.engine import ExecutionEngine
+from services.orders.journal import OrderJournal
+from services.orders.store import OrderStore
+from services.orders.tables import ORDERS_SCHEMA
+from services.risk.gate import RiskGate
+from services.risk.kill_switch import KillSwitch
+from services.risk.limits import RiskLimits
+from services.risk.trading_state import TradingStateMachine
+from services.storage import Database
+from tests.support.fake_broker import FakeBroker
+from tests.unit.orders.helpers import ManualClock
+
+ASSETS = [Asset(s, "us_equity", "NASDAQ", True, True, True) for s in ("AAPL", "MSFT", "TSLA")]
+
+
+class AlwaysOpen:
+    def is_open(self, ts: datetime) -> bool:
+        return True
+
+    def is_extended(self, ts: datetime) -> bool:
+        return False
+
+
+@dataclass
+class Rig:
+    clock: ManualClock
+    bus: EventBus
+    db: Database
+    broker: FakeBroker
+    book: QuoteBook
+    journal: OrderJournal
+    store: OrderStore
+    trading: TradingStateMachine
+    risk: RiskGate
+    engine: ExecutionEngine
+    kill_switch: KillSwitch
+
+    def quote(self, symbol: str, bid: str, ask: str) -> None:
+        self.book.on_quote(
+            Quote(symbol, Decimal(bid), Decimal(ask), Decimal(100), Decimal(100), self.clock()),
+            received=self.clock(),
+        )
+
+    def trade(self, symbol: str, price: str, size: str = "10") -> None:
+        self.book.on_trade(Trade(symbol, Decimal(price), Decimal(size), self.clock()), received=self.clock())
+
+
+def build_rig(tmp_path: Path, limits: RiskLimits | None = None) -> Rig:
+    clock = ManualClock()
+    bus = EventBus()
+    db = Database.open(None, tmp_path, [ORDERS_SCHEMA])
+    journal = OrderJournal(db, clock)
+    broker = FakeBroker(clock, assets=ASSETS)
+    broker.sink = bus.publish
+    broker.journal_check = journal.has_intent
+    book = QuoteBook(now=clock)
+    store = OrderStore(bus, db, clock, marks=book)
+    trading = TradingStateMachine(bus, clock, journal)
+    risk = RiskGate(limits, on_breach=lambda state, why: trading.escalate(state, why, source="risk"))
+    engine = ExecutionEngine(broker, store, journal, risk, trading, bus, clock, prices=book, hours=AlwaysOpen())
+    kill = KillSwitch(trading, engine, journal)
+    rig = Rig(clock, bus, db, broker, book, journal, store, trading, risk, engine, kill)
+    rig.quote("AAPL", "99.90", "100.10")
+    rig.quote("MSFT", "199.90", "200.10")
+    return rig
+
+
+@pytest.fixture
+def qloop(qapp: object) -> Iterator[qasync.QEventLoop]:
+    loop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+    yield loop
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def rig(tmp_path: Path, qloop: qasync.QEventLoop) -> Iterator[Rig]:
+    r = build_rig(tmp_path)
+    qloop.run_until_complete(r.engine.refresh_account())
+    r.trading.enable()
+    yield r
+    r.engine.close()
+    r.db.dispose()
+
+
+def settle(loop: qasync.QEventLoop, seconds: float = 0.05) -> None:
+    """Let scheduled tasks (submit, cancel, …) run on the qasync loop."""
+    loop.run_until_complete(asyncio.sleep(seconds))

@@ -1,0 +1,274 @@
+"""Account panel (``accountPanel``): equity, cash, buying power, day P&L, PDT status, the equity
+curve, the trading state and the kill switch.
+
+- The account is read with ``refresh_account()`` (the engine's, so the risk gate sees the same
+  figures) every :data:`ACCOUNT_INTERVAL_MS`; ``AccountEvent`` on the bus also updates it.
+- The equity curve comes from the broker's portfolio history every :data:`HISTORY_INTERVAL_MS`;
+  the broker runs the REST call on a worker thread, so the loop thread never blocks.
+- Trading state follows ``TradingStateEvent``. The kill switch asks for confirmation (with an
+  option to also flatten every position) and runs :meth:`KillSwitch.trigger`.
+
+Every field shows "—" until a service reports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.domain.bus import EventBus, Subscription
+from services.domain.enums import TradingState
+from services.domain.events import AccountEvent, TradingStateEvent
+from services.domain.models import Account
+from widgets.models.common import DASH, fmt_money, run_async, sign_color
+
+ACCOUNT_INTERVAL_MS = 5_000
+HISTORY_INTERVAL_MS = 60_000
+
+STATE_COLORS = {
+    TradingState.ACTIVE: "#26a69a",
+    TradingState.REDUCING: "#ffb300",
+    TradingState.HALTED: "#ef5350",
+    TradingState.DISABLED: "#8a93a0",
+}
+
+
+class TradingLike(Protocol):
+    state: TradingState
+    reason: str
+
+
+class KillSwitchLike(Protocol):
+    async def trigger(self, *, operator: str, flatten: bool, reason: str = "kill switch") -> Any: ...
+
+
+class KillSwitchDialog(QDialog):
+    """Confirmation for the kill switch, with the flatten option off by default."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("killSwitchDialog")
+        self.setWindowTitle("Kill switch")
+        text = QLabel(
+            "HALT trading and cancel every open order?\n"
+            "New orders stay blocked until an operator resumes trading.",
+            self,
+        )
+        self.flatten_check = QCheckBox("Also flatten every position with market orders", self)
+        self.flatten_check.setObjectName("killSwitchFlatten")
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Yes | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.button(QDialogButtonBox.StandardButton.Cancel).setDefault(True)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(text)
+        lay.addWidget(self.flatten_check)
+        lay.addWidget(buttons)
+
+
+class AccountPanel(QWidget):
+    """See the module docstring. GUI thread; bus handlers run on the loop (= GUI) thread."""
+
+    def __init__(
+        self,
+        *,
+        refresh_account: Callable[[], Awaitable[Account | None]] | None = None,
+        portfolio_history: Callable[[], Awaitable[Any]] | None = None,
+        trading: TradingLike | None = None,
+        kill_switch: KillSwitchLike | None = None,
+        bus: EventBus | None = None,
+        operator: str = "manual",
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("accountPanel")
+        self._refresh_account = refresh_account
+        self._history = portfolio_history
+        self.kill_switch = kill_switch
+        self.operator = operator
+        self.account: Account | None = None
+        #: ``ask_kill() -> None (declined) | bool (flatten)``; the dialog by default
+        self.ask_kill: Callable[[], bool | None] = self._kill_dialog
+        self._refreshing = False
+
+        self.values: dict[str, QLabel] = {}
+        form = QFormLayout()
+        for key, title in (
+            ("equity", "Equity"),
+            ("cash", "Cash"),
+            ("buying_power", "Buying power"),
+            ("day_pl", "Day P&L"),
+            ("pdt", "Pattern day trader"),
+            ("status", "Account status"),
+        ):
+            label = QLabel(DASH, self)
+            label.setObjectName(f"account_{key}")
+            self.values[key] = label
+            form.addRow(title, label)
+        self.state_label = QLabel(DASH, self)
+        self.state_label.setObjectName("accountTradingState")
+        self.state_label.setWordWrap(True)
+        self.kill_button = QPushButton("KILL SWITCH", self)
+        self.kill_button.setObjectName("killSwitchButton")
+        self.kill_button.setStyleSheet("background: #b71c1c; color: white; font-weight: bold; padding: 6px")
+        self.kill_button.setEnabled(kill_switch is not None)
+        self.kill_button.clicked.connect(self.trigger_kill_switch)
+        self.message = QLabel("", self)
+        self.message.setObjectName("accountMessage")
+        self.message.setWordWrap(True)
+
+        self.plot = pg.PlotWidget(self, axisItems={"bottom": pg.DateAxisItem()})
+        self.plot.setObjectName("accountEquityCurve")
+        self.plot.setMinimumHeight(120)
+        self.plot.showGrid(x=False, y=True, alpha=0.2)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.curve = self.plot.plot([], [], pen=pg.mkPen("#5b9bff", width=2))
+        self.history_points = 0
+
+        left = QVBoxLayout()
+        left.addLayout(form)
+        left.addWidget(self.state_label)
+        left.addWidget(self.kill_button)
+        left.addWidget(self.message)
+        left.addStretch(1)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(left)
+        layout.addWidget(self.plot, 1)
+
+        if trading is not None:
+            self.set_trading_state(trading.state, trading.reason)
+        self._subs: list[Subscription] = []
+        if bus is not None:
+            self._subs.append(bus.subscribe(AccountEvent, lambda e: self.set_account(e.account)))
+            self._subs.append(
+                bus.subscribe(TradingStateEvent, lambda e: self.set_trading_state(e.state, e.reason))
+            )
+        self.account_timer = QTimer(self)
+        self.account_timer.setInterval(ACCOUNT_INTERVAL_MS)
+        self.account_timer.timeout.connect(self.refresh)
+        self.history_timer = QTimer(self)
+        self.history_timer.setInterval(HISTORY_INTERVAL_MS)
+        self.history_timer.timeout.connect(self.refresh_history)
+
+    def start(self) -> None:
+        """Begin periodic refreshes (needs a running event loop)."""
+        self.refresh()
+        self.refresh_history()
+        self.account_timer.start()
+        self.history_timer.start()
+
+    # -- account ------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        if self._refresh_account is None or self._refreshing:
+            return
+        self._refreshing = True
+        run_async(self._refresh_account(), self._account_done)
+
+    def _account_done(self, account: Account | None, error: BaseException | None) -> None:
+        self._refreshing = False
+        if error is not None:
+            self.message.setText(f"account refresh failed: {error}")
+        elif account is not None:
+            self.set_account(account)
+
+    def set_account(self, account: Account) -> None:
+        self.account = account
+        v = self.values
+        v["equity"].setText(fmt_money(account.equity))
+        v["cash"].setText(fmt_money(account.cash))
+        v["buying_power"].setText(fmt_money(account.buying_power))
+        day = account.day_pl
+        v["day_pl"].setText(fmt_money(day, signed=True))
+        color = sign_color(day)
+        v["day_pl"].setStyleSheet(f"color: {color.name()}" if color is not None else "")
+        pdt = "yes" if account.pattern_day_trader else "no"
+        v["pdt"].setText(f"{pdt} · {account.daytrade_count} day trades (5 business days)")
+        blocked = " · TRADING BLOCKED" if account.trading_blocked or account.account_blocked else ""
+        v["status"].setText(f"{account.status}{blocked}")
+
+    # -- equity curve -------------------------------------------------------------------------------
+    def refresh_history(self) -> None:
+        if self._history is None:
+            return
+        run_async(self._history(), self._history_done)
+
+    def _history_done(self, history: Any, error: BaseException | None) -> None:
+        if error is not None:
+            self.message.setText(f"portfolio history unavailable: {error}")
+            return
+        self.set_history(history.timestamps, history.equity)
+
+    def set_history(self, timestamps: tuple[datetime, ...], equity: tuple[Any, ...]) -> None:
+        xs = [t.timestamp() for t, e in zip(timestamps, equity, strict=False) if e is not None]
+        ys = [float(e) for e in equity if e is not None]
+        self.curve.setData(xs, ys)
+        self.history_points = len(xs)
+
+    # -- trading state and kill switch --------------------------------------------------------------
+    def set_trading_state(self, state: TradingState, reason: str) -> None:
+        color = STATE_COLORS.get(state, "#8a93a0")
+        self.state_label.setText(f"Trading: {state.value} — {reason}")
+        self.state_label.setStyleSheet(f"color: {color}; font-weight: bold")
+        self.trading_state = state
+
+    def _kill_dialog(self) -> bool | None:
+        dialog = KillSwitchDialog(self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return None
+        return dialog.flatten_check.isChecked()
+
+    def trigger_kill_switch(self) -> bool:
+        if self.kill_switch is None:
+            return False
+        flatten = self.ask_kill()
+        if flatten is None:
+            return False
+        self.message.setText("kill switch: halting, cancelling" + (" and flattening…" if flatten else "…"))
+        run_async(
+            self.kill_switch.trigger(
+                operator=self.operator, flatten=flatten, reason="kill switch (account panel)"
+            ),
+            self._kill_done,
+        )
+        return True
+
+    def _kill_done(self, result: Any, error: BaseException | None) -> None:
+        if error is not None:
+            self.message.setText(f"kill switch FAILED: {error}")
+        else:
+            self.message.setText(
+                f"kill switch done: {result.canceled} cancels requested, "
+                f"{result.flattened} closing orders sent"
+            )
+
+    def close_subscriptions(self) -> None:
+        self.account_timer.stop()
+        self.history_timer.stop()
+        for sub in self._subs:
+            sub.cancel()
+        self._subs.clear()
+
+
+if __name__ == "__main__":  # preview: uv run python -m widgets.account [--screenshot FILE]
+    from widgets.preview import run_panel_preview
+
+    raise SystemExit(run_panel_preview("account"))

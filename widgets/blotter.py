@@ -1,0 +1,411 @@
+"""Blotter panel (``blotterPanel``): orders (open / all / by status, symbol filter) and fills.
+
+Adapts the :class:`~services.orders.store.OrderStore`: ``OrderChangedEvent`` and ``FillEvent`` on
+the bus are staged into the models and applied once per frame. The view keeps the last
+:data:`MAX_ORDERS` orders and :data:`MAX_FILLS` fills; older history stays in the database.
+Context menu: cancel, replace (quantity / limit / stop), duplicate (pre-fills the ticket).
+Cancel all asks first. CSV export writes the rows the view shows, in its order.
+
+Signals:
+    duplicateRequested(object): an :class:`Order` to pre-fill the order ticket with.
+    symbolSelected(str): the symbol of the selected order.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+from PySide6.QtCore import QAbstractItemModel, QPoint, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.domain.bus import EventBus, Subscription
+from services.domain.events import FillEvent, OrderChangedEvent
+from services.domain.models import Order
+from services.domain.money import InvalidNumberError, decimal_str, to_decimal
+from widgets.models.common import STATUS_GROUPS, confirm, run_async
+from widgets.models.fills_model import MAX_FILLS, FillsTableModel, fill_key
+from widgets.models.orders_model import MAX_ORDERS, OrderRow, OrdersFilterProxy, OrdersTableModel
+from widgets.models.table import SORT_ROLE
+
+
+class StoreLike(Protocol):
+    def orders(self) -> list[Any]: ...
+
+    def view(self, rec: Any) -> Order: ...
+
+    def find(self, *, client_order_id: str | None = None, broker_order_id: str | None = None) -> Any: ...
+
+
+class EngineLike(Protocol):
+    async def cancel(self, order_key: str, *, source: str = "manual") -> bool: ...
+
+    async def cancel_all(self, *, source: str = "manual") -> int: ...
+
+    async def replace(
+        self,
+        order_key: str,
+        *,
+        qty: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        source: str = "manual",
+    ) -> Any: ...
+
+
+def write_csv(path: Path | str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> int:
+    """Write ``header`` and ``rows`` as CSV (UTF-8); returns the number of data rows written."""
+    n = 0
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(row)
+            n += 1
+    return n
+
+
+def model_rows(model: QAbstractItemModel) -> tuple[list[str], list[list[str]]]:
+    """The header and display text of every row of ``model`` (a proxy: in its order)."""
+    cols = model.columnCount()
+    header = [str(model.headerData(c, Qt.Orientation.Horizontal)) for c in range(cols)]
+    rows = [
+        [str(model.data(model.index(r, c))) for c in range(cols)] for r in range(model.rowCount())
+    ]
+    return header, rows
+
+
+class ReplaceDialog(QDialog):
+    """Quantity / limit / stop for a replace; empty fields keep the order's current value."""
+
+    def __init__(self, order: Order, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("replaceDialog")
+        self.setWindowTitle(f"Replace {order.symbol} {order.side.value} order")
+        self.qty_edit = QLineEdit(decimal_str(order.qty) or "", self)
+        self.qty_edit.setObjectName("replaceQty")
+        self.limit_edit = QLineEdit(decimal_str(order.limit_price) or "", self)
+        self.limit_edit.setObjectName("replaceLimit")
+        self.stop_edit = QLineEdit(decimal_str(order.stop_price) or "", self)
+        self.stop_edit.setObjectName("replaceStop")
+        self.error = QLabel("", self)
+        self.error.setObjectName("replaceError")
+        self.error.setStyleSheet("color: #ef5350")
+        form = QFormLayout()
+        form.addRow("Quantity", self.qty_edit)
+        form.addRow("Limit", self.limit_edit)
+        form.addRow("Stop", self.stop_edit)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.error)
+        lay.addWidget(buttons)
+        self.values: dict[str, Decimal | None] = {}
+        self._order = order
+
+    def read(self) -> dict[str, Decimal | None] | str:
+        """The changed values, or an error message (the fields keep what was typed)."""
+        out: dict[str, Decimal | None] = {}
+        current = {"qty": self._order.qty, "limit_price": self._order.limit_price,
+                   "stop_price": self._order.stop_price}  # fmt: skip
+        for key, edit, what in (
+            ("qty", self.qty_edit, "quantity"),
+            ("limit_price", self.limit_edit, "limit price"),
+            ("stop_price", self.stop_edit, "stop price"),
+        ):
+            text = edit.text().strip()
+            if not text:
+                continue
+            try:
+                value = to_decimal(text, field=what)
+            except InvalidNumberError as exc:
+                return str(exc)
+            if value <= 0:
+                return f"{what} must be greater than zero"
+            if value != current[key]:
+                out[key] = value
+        if not out:
+            return "nothing changed"
+        return out
+
+    def _accept(self) -> None:
+        result = self.read()
+        if isinstance(result, str):
+            self.error.setText(result)
+            return
+        self.values = result
+        self.accept()
+
+
+class BlotterPanel(QWidget):
+    """See the module docstring. GUI thread; bus handlers run on the loop (= GUI) thread."""
+
+    duplicateRequested = Signal(object)
+    symbolSelected = Signal(str)
+
+    def __init__(
+        self,
+        store: StoreLike,
+        engine: EngineLike | None = None,
+        bus: EventBus | None = None,
+        *,
+        max_orders: int = MAX_ORDERS,
+        max_fills: int = MAX_FILLS,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("blotterPanel")
+        self.store = store
+        self.engine = engine
+        self.ask: Callable[[str, str], bool] = lambda title, text: confirm(self, title, text)
+        #: ``replace_values(order) -> dict | None``; the dialog by default, replaced in tests
+        self.replace_values: Callable[[Order], dict[str, Decimal | None] | None] = self._replace_dialog
+        self.save_path: Callable[[], str] = self._ask_save_path
+        self.orders = OrdersTableModel(self, max_rows=max_orders)
+        self.fills = FillsTableModel(self, max_rows=max_fills)
+        self.proxy = OrdersFilterProxy(self)
+        self.proxy.setSourceModel(self.orders)
+        self.fills_proxy = QSortFilterProxyModel(self)  # sorting only
+        self.fills_proxy.setSortRole(SORT_ROLE)
+        self.fills_proxy.setSourceModel(self.fills)
+
+        self.group_combo = QComboBox(self)
+        self.group_combo.setObjectName("blotterStatusFilter")
+        self.group_combo.addItems(list(STATUS_GROUPS))
+        self.group_combo.currentTextChanged.connect(self.proxy.set_group)
+        self.symbol_filter = QLineEdit(self)
+        self.symbol_filter.setObjectName("blotterSymbolFilter")
+        self.symbol_filter.setPlaceholderText("Filter symbol…")
+        self.symbol_filter.textChanged.connect(self.proxy.set_symbol_text)
+        self.cancel_all_button = QPushButton("Cancel all", self)
+        self.cancel_all_button.setObjectName("blotterCancelAll")
+        self.cancel_all_button.clicked.connect(self.cancel_all)
+        self.export_button = QPushButton("Export CSV…", self)
+        self.export_button.setObjectName("blotterExport")
+        self.export_button.clicked.connect(self._export_clicked)
+        self.note = QLabel(
+            f"Showing the last {max_orders:,} orders and {max_fills:,} fills; "
+            "older history is in the database.",
+            self,
+        )
+        self.note.setObjectName("blotterNote")
+        self.note.setStyleSheet("color: #8a93a0")
+        self.status_label = QLabel("", self)
+        self.status_label.setObjectName("blotterStatus")
+
+        self.orders_view = self._table("blotterOrdersTable", self.proxy)
+        self.orders_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.orders_view.customContextMenuRequested.connect(self._context_menu)
+        self.orders_view.clicked.connect(lambda ix: self._emit_symbol(ix.row()))
+        self.orders_view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+        self.fills_view = self._table("blotterFillsTable", self.fills_proxy)
+        self.fills_view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+
+        self.tabs = QTabWidget(self)
+        self.tabs.setObjectName("blotterTabs")
+        self.tabs.addTab(self.orders_view, "Orders")
+        self.tabs.addTab(self.fills_view, "Fills")
+
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Status", self))
+        bar.addWidget(self.group_combo)
+        bar.addWidget(self.symbol_filter, 1)
+        bar.addWidget(self.cancel_all_button)
+        bar.addWidget(self.export_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(bar)
+        layout.addWidget(self.tabs, 1)
+        low = QHBoxLayout()
+        low.addWidget(self.note, 1)
+        low.addWidget(self.status_label)
+        layout.addLayout(low)
+
+        self.group_combo.setCurrentText("All")
+        self._subs: list[Subscription] = []
+        self.load()
+        if bus is not None:
+            self._subs.append(bus.subscribe(OrderChangedEvent, self.on_order_changed))
+            self._subs.append(bus.subscribe(FillEvent, self.on_fill))
+
+    def _table(self, name: str, model: QAbstractItemModel) -> QTableView:
+        view = QTableView(self)
+        view.setObjectName(name)
+        view.setModel(model)
+        view.setSortingEnabled(True)
+        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        view.verticalHeader().setVisible(False)
+        view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        view.verticalHeader().setDefaultSectionSize(22)
+        view.horizontalHeader().setStretchLastSection(True)
+        return view
+
+    # -- store adaptation ---------------------------------------------------------------------------
+    def load(self) -> None:
+        """Initial rows from the store's in-memory orders (open + recent closed)."""
+        items = []
+        for rec in self.store.orders():
+            items.append((rec.client_order_id, OrderRow(self.store.view(rec), rec.source)))
+        self.orders.reset_rows(items)
+
+    def key_of(self, order: Order) -> str:
+        rec = self.store.find(client_order_id=order.client_order_id, broker_order_id=order.id or None)
+        if rec is not None:
+            return str(rec.client_order_id)
+        return order.client_order_id
+
+    def on_order_changed(self, event: OrderChangedEvent) -> None:
+        """Bus handler (loop = GUI thread): staged, shown at the next frame."""
+        self.orders.stage(self.key_of(event.order), OrderRow(event.order, event.source))
+
+    def on_fill(self, event: FillEvent) -> None:
+        """Bus handler (loop = GUI thread): staged, shown at the next frame."""
+        self.fills.stage(fill_key(event.fill), event.fill)
+
+    def flush(self) -> None:
+        """Apply staged updates now (the frame timer does this by itself)."""
+        self.orders.flush()
+        self.fills.flush()
+
+    # -- selection and actions ----------------------------------------------------------------------
+    def selected_order(self) -> Order | None:
+        rows = self.orders_view.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.orders.order(self.proxy.source_key(rows[0].row()))
+
+    def _emit_symbol(self, proxy_row: int) -> None:
+        order = self.orders.order(self.proxy.source_key(proxy_row))
+        if order is not None:
+            self.symbolSelected.emit(order.symbol)
+
+    def _key(self, order: Order) -> str:
+        return self.key_of(order)
+
+    def cancel(self, order: Order) -> bool:
+        if self.engine is None or order.status.is_terminal:
+            return False
+        key = self._key(order)
+        run_async(
+            self.engine.cancel(key, source="manual"),
+            lambda ok, e: self._status(
+                f"cancel {order.client_order_id}: " + ("requested" if ok else f"not possible {e or ''}")
+            ),
+        )
+        return True
+
+    def cancel_all(self) -> bool:
+        if self.engine is None:
+            return False
+        if not self.ask("Cancel all orders", "Cancel EVERY open order?"):
+            return False
+        run_async(
+            self.engine.cancel_all(source="manual"),
+            lambda n, e: self._status(
+                f"cancel all: {n} requested" if e is None else f"cancel all failed: {e}"
+            ),
+        )
+        return True
+
+    def replace(self, order: Order) -> bool:
+        if self.engine is None or order.status.is_terminal:
+            return False
+        values = self.replace_values(order)
+        if not values:
+            return False
+        run_async(
+            self.engine.replace(self._key(order), source="manual", **values),
+            lambda r, e: self._status(f"replace: {getattr(r, 'message', '') if e is None else e}"),
+        )
+        return True
+
+    def duplicate(self, order: Order) -> None:
+        self.duplicateRequested.emit(order)
+
+    def _replace_dialog(self, order: Order) -> dict[str, Decimal | None] | None:
+        dialog = ReplaceDialog(order, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            return dialog.values
+        return None
+
+    def _context_menu(self, pos: QPoint) -> None:
+        index = self.orders_view.indexAt(pos)
+        if not index.isValid():
+            return
+        self.orders_view.selectRow(index.row())
+        order = self.selected_order()
+        if order is None:
+            return
+        menu = QMenu(self)
+        is_open = order.status.is_open and self.engine is not None
+        act = menu.addAction("Cancel")
+        act.setEnabled(is_open)
+        act.triggered.connect(lambda: self.cancel(order))
+        act = menu.addAction("Replace…")
+        act.setEnabled(is_open)
+        act.triggered.connect(lambda: self.replace(order))
+        act = menu.addAction("Duplicate to ticket")
+        act.triggered.connect(lambda: self.duplicate(order))
+        menu.popup(self.orders_view.viewport().mapToGlobal(pos))
+
+    def _status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    # -- export -------------------------------------------------------------------------------------
+    def export_to(self, path: Path | str, *, fills: bool = False) -> int:
+        """Write the rows the orders (or fills) view shows, in its order, to ``path``."""
+        header, rows = model_rows(self.fills_proxy if fills else self.proxy)
+        return write_csv(path, header, rows)
+
+    def _ask_save_path(self) -> str:
+        name, _ = QFileDialog.getSaveFileName(self, "Export blotter", "blotter.csv", "CSV files (*.csv)")
+        return name
+
+    def _export_clicked(self) -> None:
+        path = self.save_path()
+        if not path:
+            return
+        fills = self.tabs.currentIndex() == 1
+        try:
+            n = self.export_to(path, fills=fills)
+        except OSError as exc:
+            self._status(f"export failed: {exc.strerror or exc}")
+            return
+        self._status(f"exported {n} rows to {path}")
+
+    def close_subscriptions(self) -> None:
+        for sub in self._subs:
+            sub.cancel()
+        self._subs.clear()
+
+
+if __name__ == "__main__":  # preview: uv run python -m widgets.blotter [--screenshot FILE]
+    from widgets.preview import run_panel_preview
+
+    raise SystemExit(run_panel_preview("blotter"))

@@ -1,0 +1,125 @@
+"""Small helpers shared by the trading panels: number formatting, colours, confirmations, tasks.
+
+Formatting only: nothing here computes a business number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from services.domain.enums import OrderStatus
+from services.domain.money import decimal_str
+
+log = logging.getLogger("heron.widgets")
+
+T = TypeVar("T")
+DASH = "—"
+UP = QColor("#26a69a")
+DOWN = QColor("#ef5350")
+MUTED = QColor("#8a93a0")
+WARN = QColor("#ffb300")
+INFO = QColor("#5b9bff")
+
+#: Status groups for the blotter filter.
+STATUS_GROUPS: dict[str, frozenset[OrderStatus] | None] = {
+    "Open": frozenset(s for s in OrderStatus if s.is_open),
+    "All": None,
+    "Filled": frozenset({OrderStatus.FILLED}),
+    "Canceled": frozenset(
+        {OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REPLACED, OrderStatus.DONE_FOR_DAY}
+    ),
+    "Rejected": frozenset({OrderStatus.REJECTED, OrderStatus.SUSPENDED}),
+}
+
+STATUS_COLORS: dict[OrderStatus, QColor] = {
+    OrderStatus.FILLED: UP,
+    OrderStatus.PARTIALLY_FILLED: QColor("#80cbc4"),
+    OrderStatus.NEW: INFO,
+    OrderStatus.ACCEPTED: INFO,
+    OrderStatus.PENDING_NEW: WARN,
+    OrderStatus.PENDING_CANCEL: WARN,
+    OrderStatus.PENDING_REPLACE: WARN,
+    OrderStatus.CANCELED: MUTED,
+    OrderStatus.EXPIRED: MUTED,
+    OrderStatus.REPLACED: MUTED,
+    OrderStatus.DONE_FOR_DAY: MUTED,
+    OrderStatus.REJECTED: DOWN,
+    OrderStatus.SUSPENDED: DOWN,
+}
+
+
+def fmt_price(value: Decimal | None) -> str:
+    """Prices: 2 decimals at or above 1, up to 6 below (crypto and penny prices)."""
+    if value is None:
+        return DASH
+    if abs(value) >= 1:
+        return f"{value:,.2f}"
+    return decimal_str(value.quantize(Decimal("0.000001"))) or "0"
+
+
+def fmt_money(value: Decimal | None, *, signed: bool = False) -> str:
+    if value is None:
+        return DASH
+    return f"{value:+,.2f}" if signed else f"{value:,.2f}"
+
+
+def fmt_qty(value: Decimal | None) -> str:
+    if value is None:
+        return DASH
+    text = decimal_str(value) or "0"
+    if "." not in text and abs(value) >= 1000:
+        return f"{int(value):,}"
+    return text
+
+
+def fmt_pct(value: Decimal | None) -> str:
+    if value is None:
+        return DASH
+    return f"{value:+.2f}%"
+
+
+def sign_color(value: Decimal | None) -> QColor | None:
+    if value is None or value == 0:
+        return None
+    return UP if value > 0 else DOWN
+
+
+def confirm(parent: QWidget | None, title: str, text: str) -> bool:
+    """A modal yes/no question; the default button is No (a stray Enter does not send anything)."""
+    answer = QMessageBox.question(
+        parent,
+        title,
+        text,
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def run_async(
+    coro: Awaitable[T], done: Callable[[T | None, BaseException | None], None]
+) -> asyncio.Future[T]:
+    """Schedule ``coro`` on the running loop (the GUI thread under qasync); ``done(result, error)``
+    is called on the same thread when it finishes. Never blocks the GUI thread."""
+    fut: asyncio.Future[T] = asyncio.ensure_future(coro)
+
+    def finished(f: asyncio.Future[Any]) -> None:
+        if f.cancelled():
+            done(None, asyncio.CancelledError())
+            return
+        error = f.exception()
+        if error is not None:
+            log.error("background action failed: %s", error, exc_info=error)
+            done(None, error)
+        else:
+            done(f.result(), None)
+
+    fut.add_done_callback(finished)
+    return fut

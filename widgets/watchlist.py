@@ -1,0 +1,224 @@
+"""Watchlist panel (``watchlistPanel``): bid, ask, last, spread, change % and volume per symbol.
+
+Fed by the market-data pipeline's coalesced batches (``MarketDataBatchEvent``, at most ~30 a
+second): each batch updates the rows of the watched symbols it touched, then the model emits one
+``dataChanged``. Symbols are validated with :func:`normalize_symbol`; the list is handed to
+``on_symbols_changed`` (the app persists it in the settings) and ``subscribe`` (the stream).
+
+Signals:
+    symbolSelected(str): the user selected a row (drives the chart and the order ticket).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
+
+from PySide6.QtCore import QItemSelection, QModelIndex, QPoint, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.domain.bus import EventBus, Subscription
+from services.domain.symbols import InvalidSymbolError, normalize_symbol
+from services.marketdata.book import BookEntry
+from services.marketdata.pipeline import MarketDataBatchEvent
+from widgets.models.common import log, run_async
+from widgets.models.watchlist_model import WatchlistTableModel
+
+
+class BookLike(Protocol):
+    def entry(self, symbol: str) -> BookEntry: ...
+
+    def symbols(self) -> list[str]: ...
+
+
+class WatchlistPanel(QWidget):
+    """See the module docstring. GUI thread only; bus handlers run on the loop (= GUI) thread."""
+
+    symbolSelected = Signal(str)
+
+    def __init__(
+        self,
+        book: BookLike,
+        bus: EventBus | None = None,
+        symbols: Iterable[str] = (),
+        *,
+        on_symbols_changed: Callable[[list[str]], None] | None = None,
+        subscribe: Callable[[list[str]], Awaitable[None]] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("watchlistPanel")
+        self.book = book
+        self._on_symbols_changed = on_symbols_changed
+        self._subscribe = subscribe
+        self.model = WatchlistTableModel(self)
+        self._watched: set[str] = set()
+
+        self.add_edit = QLineEdit(self)
+        self.add_edit.setObjectName("watchlistAddEdit")
+        self.add_edit.setPlaceholderText("Add symbol (AAPL, BTC/USD)…")
+        self.add_edit.returnPressed.connect(self._add_from_edit)
+        self.add_button = QPushButton("Add", self)
+        self.add_button.setObjectName("watchlistAddButton")
+        self.add_button.clicked.connect(self._add_from_edit)
+        self.error_label = QLabel("", self)
+        self.error_label.setObjectName("watchlistError")
+        self.error_label.setStyleSheet("color: #ef5350")
+        self.error_label.setVisible(False)
+
+        self.view = QTableView(self)
+        self.view.setObjectName("watchlistTable")
+        self.view.setModel(self.model)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.verticalHeader().setVisible(False)
+        self.view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.view.verticalHeader().setDefaultSectionSize(22)
+        self.view.horizontalHeader().setStretchLastSection(True)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._context_menu)
+        self.view.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.view.doubleClicked.connect(self._activated)
+        remove = QAction("Remove symbol", self.view)
+        remove.setShortcut(QKeySequence.StandardKey.Delete)
+        remove.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        remove.triggered.connect(self.remove_selected)
+        self.view.addAction(remove)
+
+        top = QHBoxLayout()
+        top.addWidget(self.add_edit, 1)
+        top.addWidget(self.add_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(top)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.view, 1)
+
+        for s in symbols:
+            self._insert(s)
+        self.refresh()
+        self._sub: Subscription | None = None
+        if bus is not None:
+            self._sub = bus.subscribe(MarketDataBatchEvent, self.on_batch)
+
+    # -- data ---------------------------------------------------------------------------------------
+    def on_batch(self, event: MarketDataBatchEvent) -> None:
+        """Bus handler, loop (GUI) thread, once per frame: update the touched watched rows."""
+        batch = event.batch
+        touched = [s for s in self._watched if s in batch.quotes or s in batch.trades]
+        if touched:
+            self.model.stage_many((s, self.book.entry(s)) for s in touched)
+            self.model.flush()
+
+    def refresh(self) -> None:
+        """Re-read every watched symbol from the book (after adding symbols, at start)."""
+        known = set(self.book.symbols())
+        self.model.stage_many((s, self.book.entry(s) if s in known else None) for s in self.symbols())
+        self.model.flush()
+
+    def symbols(self) -> list[str]:
+        return self.model.symbols()
+
+    # -- editing ------------------------------------------------------------------------------------
+    def _insert(self, text: str) -> str:
+        sym = normalize_symbol(text)
+        if sym in self._watched:
+            raise InvalidSymbolError(f"{sym} is already in the watchlist")
+        self._watched.add(sym)
+        self.model.stage(sym, None)
+        self.model.flush()
+        return sym
+
+    def add_symbol(self, text: str) -> str | None:
+        """Validate and add; on a bad symbol the error is shown and the typed text is kept."""
+        try:
+            sym = self._insert(text)
+        except InvalidSymbolError as exc:
+            self.error_label.setText(str(exc))
+            self.error_label.setVisible(True)
+            return None
+        self.error_label.setVisible(False)
+        self.refresh()
+        self._changed([sym])
+        return sym
+
+    def _add_from_edit(self) -> None:
+        if self.add_symbol(self.add_edit.text()) is not None:
+            self.add_edit.clear()
+
+    def remove_symbol(self, symbol: str) -> bool:
+        if not self.model.remove_key(symbol):
+            return False
+        self._watched.discard(symbol)
+        self._changed([])
+        return True
+
+    def remove_selected(self) -> None:
+        sym = self.selected_symbol()
+        if sym is not None:
+            self.remove_symbol(sym)
+
+    def _changed(self, added: list[str]) -> None:
+        if self._on_symbols_changed is not None:
+            self._on_symbols_changed(self.symbols())
+        if added and self._subscribe is not None:
+            run_async(self._subscribe(added), self._subscribed)
+
+    def _subscribed(self, _result: object, error: BaseException | None) -> None:
+        if error is not None:
+            self.error_label.setText(f"subscribe failed: {error}")
+            self.error_label.setVisible(True)
+            log.warning("watchlist subscribe failed: %s", error)
+
+    # -- selection ----------------------------------------------------------------------------------
+    def selected_symbol(self) -> str | None:
+        rows = self.view.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.model.row_at(rows[0].row()).key
+
+    def select_symbol(self, symbol: str) -> bool:
+        row = self.model.row_of(symbol)
+        if row is None:
+            return False
+        self.view.selectRow(row)
+        return True
+
+    def _selection_changed(self, _sel: QItemSelection, _desel: QItemSelection) -> None:
+        sym = self.selected_symbol()
+        if sym is not None:
+            self.symbolSelected.emit(sym)
+
+    def _activated(self, index: QModelIndex) -> None:
+        if index.isValid():
+            self.symbolSelected.emit(self.model.row_at(index.row()).key)
+
+    def _context_menu(self, pos: QPoint) -> None:
+        menu = QMenu(self)
+        act = menu.addAction("Remove symbol")
+        act.setEnabled(self.selected_symbol() is not None)
+        act.triggered.connect(self.remove_selected)
+        menu.popup(self.view.viewport().mapToGlobal(pos))
+
+    def close_subscriptions(self) -> None:
+        if self._sub is not None:
+            self._sub.cancel()
+            self._sub = None
+
+
+if __name__ == "__main__":  # preview: uv run python -m widgets.watchlist [--screenshot FILE]
+    from widgets.preview import run_panel_preview
+
+    raise SystemExit(run_panel_preview("watchlist"))
