@@ -12,27 +12,68 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from app import crashpoints
 from app import lifecycle as stages
+from app.cli import LIVE_CONFIRMATION
 from app.errors import ExceptionHooks, LoopNotifier
+from app.fastbars import LOCAL_DEFAULT_SECONDS, IntervalBarBuilder
 from app.lifecycle import Lifecycle
 from app.local_exchange import ExchangeError, ExchangeSession, LocalExchangeLauncher, connect_external
 from app.logging_setup import LoggingHandle, LogHub, SecretRedactor, setup_logging
+from app.metrics import MetricsSample, MetricsServer
 from app.paths import DataDirError, ProfilePaths, prepare, resolve_paths
+from app.script import ScriptError, load_script, run_script
 from app.secrets import SecretStore, SecretStoreError
 from app.settings import Settings, SettingsError, atomic_write_text, load
+from app.strategy_sink import EngineOrderSink
+from services.broker.alpaca import AlpacaBroker
+from services.broker.base import AccountIdentity, Broker, BrokerAuthError, BrokerUnavailable
+from services.broker.budget import RequestBudget
+from services.broker.credentials import validate_credentials
+from services.broker.health import HealthMonitor
+from services.broker.latency import LatencyRecorder
 from services.domain.bus import EventBus
-from services.domain.enums import Mode
+from services.domain.enums import ConnectionState, Mode, Timeframe, TradingState
 from services.domain.events import NotificationEvent
+from services.domain.models import Bar
+from services.exchange.sessions import MarketCalendar
+from services.marketdata.book import QuoteBook
+from services.marketdata.history import HistoryService
+from services.marketdata.pipeline import MarketDataBatchEvent
+from services.marketdata.streams import StreamManager
+from services.orders.engine import ExecutionEngine
+from services.orders.journal import OrderJournal
+from services.orders.report import build_state_report
+from services.orders.store import OrderStore
+from services.orders.tables import ORDERS_SCHEMA
+from services.reconciliation.reconciler import Reconciler
+from services.risk.gate import RiskGate
+from services.risk.kill_switch import KillSwitch
+from services.risk.limits import RiskLimits, RiskLimitsError
+from services.risk.trading_state import TradingStateMachine
+from services.shadow.inference import InferenceEngine, SklearnPredictor
+from services.shadow.registry import ModelRegistry, ModelRegistryError
+from services.shadow.report import shadow_report
+from services.shadow.tracker import ShadowTracker
+from services.shadow.training import TrainingDataError, train_models_async
+from services.storage import Database, StorageError
+from services.storage.candles import CANDLES_SCHEMA, CandleStore
+from services.strategies.api import ParamError
+from services.strategies.builtin import builtin_registry
+from services.strategies.report import strategies_report
+from services.strategies.runner import OrderSinkBridge, StrategyRunner, StrategyRunnerError
+from services.strategies.store import StrategyStateError, StrategyStateStore
 
 if TYPE_CHECKING:
     from widgets.main_window import MainWindow
@@ -56,6 +97,9 @@ class AppContext:
     lifecycle: Lifecycle
     notifier: LoopNotifier
     hooks: ExceptionHooks
+    #: GUI: asks the person to type LIVE before an alpaca-live connection (None in headless mode,
+    #: where ``--confirm-live LIVE`` is required instead).
+    confirm_live: Callable[[], Awaitable[bool]] | None = None
 
     def notify(self, level: str, source: str, message: str) -> None:
         """Show ``message`` to the person (status bar, log panel). Any thread."""
@@ -64,7 +108,39 @@ class AppContext:
 
 @dataclass
 class Services:
-    """Every running service. Fields are added as parts of Heron land."""
+    """Every running service; ``None`` means that part is not running (see ``failures`` for why).
+
+    Attribute names are the contract with the panels (``app/panels_trading.py``,
+    ``app/panels_ops.py``), which read them from the object handed to ``install``:
+
+    ====================  =========================================================================
+    ``db``                :class:`services.storage.Database`
+    ``candles``           :class:`services.storage.candles.CandleStore` (history cache)
+    ``broker``            :class:`services.broker.alpaca.AlpacaBroker` (every call a coroutine)
+    ``identity``          :class:`services.broker.base.AccountIdentity` from the credential check
+    ``health``            :class:`services.broker.health.HealthMonitor` (REST health)
+    ``latency``           :class:`services.broker.latency.LatencyRecorder`
+    ``budget``            :class:`services.broker.budget.RequestBudget`
+    ``streams``           :class:`services.marketdata.streams.StreamManager` (``.gate`` = OrderGate)
+    ``book``              :class:`services.marketdata.book.QuoteBook` (NBBO, staleness)
+    ``history``           :class:`services.marketdata.history.HistoryService`
+    ``orders``            :class:`services.orders.store.OrderStore` (orders, fills, positions)
+    ``journal``           :class:`services.orders.journal.OrderJournal`
+    ``risk``              :class:`services.risk.gate.RiskGate`
+    ``trading``           :class:`services.risk.trading_state.TradingStateMachine`
+    ``engine``            :class:`services.orders.engine.ExecutionEngine` (submit/cancel/replace)
+    ``reconciler``        :class:`services.reconciliation.reconciler.Reconciler`
+    ``kill_switch``       :class:`services.risk.kill_switch.KillSwitch`
+    ``runner``            :class:`services.strategies.runner.StrategyRunner`
+    ``strategy_registry`` ``{key: Strategy class}`` of the built-in strategies
+    ``bars``              :class:`app.fastbars.IntervalBarBuilder` (bars for strategies and shadow)
+    ``shadow``            :class:`services.shadow.tracker.ShadowTracker`
+    ``models``            :class:`services.shadow.registry.ModelRegistry`
+    ``metrics``           :class:`app.metrics.MetricsServer`
+    ====================  =========================================================================
+
+    Every service publishes on ``ctx.bus`` (the same EventBus for everything).
+    """
 
     mode: Mode
     exchange: ExchangeSession | None = None
@@ -73,8 +149,113 @@ class Services:
     exchange_detail: str = ""
     launcher: LocalExchangeLauncher | None = None
     secret_store: SecretStore | None = None
+    db: Database | None = None
+    candles: CandleStore | None = None
+    broker: AlpacaBroker | None = None
+    identity: AccountIdentity | None = None
+    health: HealthMonitor | None = None
+    latency: LatencyRecorder | None = None
+    budget: RequestBudget | None = None
+    streams: StreamManager | None = None
+    book: QuoteBook | None = None
+    history: HistoryService | None = None
+    orders: OrderStore | None = None
+    journal: OrderJournal | None = None
+    risk: RiskGate | None = None
+    trading: TradingStateMachine | None = None
+    engine: ExecutionEngine | None = None
+    reconciler: Reconciler | None = None
+    kill_switch: KillSwitch | None = None
+    runner: StrategyRunner | None = None
+    strategy_sink: EngineOrderSink | None = None
+    strategy_registry: dict[str, Any] = field(default_factory=dict)
+    bars: IntervalBarBuilder | None = None
+    shadow: ShadowTracker | None = None
+    models: ModelRegistry | None = None
+    metrics: MetricsServer | None = None
+    #: The connection section as it was just before the streams were closed at quit.
+    connection_at_quit: dict[str, Any] | None = None
+    #: part -> why it is not running (shown in the log and notifications).
+    failures: dict[str, str] = field(default_factory=dict)
+    #: Background tasks; each is cancelled by the shutdown step of the stage that owns it.
+    tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     #: Providers of state-report sections (DESIGN §8); each returns a dict merged into the report.
     state_sections: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _fail(ctx: AppContext, services: Services, part: str, message: str, level: str = "error") -> None:
+    """Report honestly that ``part`` is not running; the rest keeps going where safe."""
+    services.failures[part] = message
+    log.log(logging.ERROR if level == "error" else logging.WARNING, "%s: %s", part, message)
+    ctx.notify(level, part, message)
+
+
+def _spawn(services: Services, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    task = asyncio.ensure_future(coro)
+    services.tasks[name] = task
+
+    def done(t: asyncio.Task[Any]) -> None:
+        if not t.cancelled() and t.exception() is not None:
+            log.error("background task %s failed", name, exc_info=t.exception())
+
+    task.add_done_callback(done)
+    return task
+
+
+async def _cancel_tasks(services: Services, *names: str) -> None:
+    tasks = [services.tasks.pop(n) for n in names if n in services.tasks]
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t
+
+
+def _bar_seconds(ctx: AppContext) -> float:
+    chosen = getattr(ctx.args, "bar_seconds", None)
+    if chosen is not None:
+        return float(chosen)
+    return LOCAL_DEFAULT_SECONDS if ctx.mode is Mode.LOCAL else 60.0
+
+
+# Settings keys (app/settings.py) → RiskLimits field names (services/risk/limits.py).
+_RISK_KEYS = {
+    "max_order_qty": "max_order_qty",
+    "max_order_notional": "max_order_notional",
+    "price_band_pct": "price_band_pct",
+    "max_position_qty": "max_position_qty",
+    "max_gross_exposure": "max_gross_exposure",
+    "max_net_exposure": "max_net_exposure",
+    "daily_loss_limit": "max_daily_loss",
+    "max_drawdown_pct": "max_drawdown_pct",
+    "max_open_orders": "max_open_orders",
+    "max_orders_per_minute": "max_orders_per_minute",
+    "symbol_allow": "allow_symbols",
+    "symbol_deny": "deny_symbols",
+}
+
+
+def risk_limits_from_settings(risk: dict[str, Any]) -> RiskLimits:
+    """``settings.risk`` → :class:`RiskLimits`. A limit switched off (null) is effectively unlimited,
+    except the max notional per order, which always exists (the risk layer's rule)."""
+    values: dict[str, str] = {}
+    for key, field_name in _RISK_KEYS.items():
+        value = risk.get(key)
+        if value is None or value == []:
+            if field_name in ("allow_symbols", "deny_symbols"):
+                continue
+            if field_name == "max_order_notional":
+                continue  # keep the risk layer's default: there is no "unlimited"
+            value = "1000000000000"
+        if isinstance(value, list):
+            values[field_name] = ",".join(value)
+        else:
+            values[field_name] = str(value)
+    return RiskLimits.from_strings(values)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -82,16 +263,54 @@ class Services:
 
 
 async def build_services(ctx: AppContext, services: Services) -> Services:
-    """Construct and start services on the running loop, registering each one's shutdown step.
+    """Construct and start every service on the running loop, registering each one's shutdown step.
 
     ``services`` is filled in place so a shutdown that interrupts this coroutine still finds
-    (and stops) whatever was already started.
+    (and stops) whatever was already started. Order: storage → credentials (checked with
+    GET /v2/account before any stream) → broker → market data → orders/risk/reconciliation →
+    strategies and shadow → metrics; trading is enabled only by a clean start-up reconciliation
+    with market data flowing.
     """
+    _open_storage(ctx, services)
     if ctx.mode is Mode.LOCAL:
         await _connect_local_exchange(ctx, services)
+        if services.exchange is None:
+            _fail(ctx, services, "broker", "no exchange: trading stays DISABLED")
+            _register_report(ctx, services)
+            return services
+        keys = services.exchange.keys
+        creds: tuple[str, str, str, str | None] | None = (
+            keys.key_id, keys.secret, "local", services.exchange.url
+        )
     else:
-        await _check_keyring(ctx, services)
+        creds = await _alpaca_credentials(ctx, services)
+    _register_report(ctx, services)
+    if creds is None:
+        return services
+    if not await _connect_broker(ctx, services, *creds):
+        return services
+    await _start_market_data(ctx, services, *creds)
+    if services.db is not None:
+        _build_orders(ctx, services)
+        _build_strategies(ctx, services)
+    _build_shadow(ctx, services)
+    _start_metrics(ctx, services)
+    if services.engine is not None:
+        _spawn(services, "startup", _startup_trading(ctx, services))
     return services
+
+
+def _open_storage(ctx: AppContext, services: Services) -> None:
+    # Migrations are quick (a few CREATE TABLEs at most); opening synchronously keeps the journal's
+    # durability guarantees simple (the same engine on the loop thread).
+    try:
+        services.db = Database.open(ctx.args.db, ctx.paths.profile_dir, (ORDERS_SCHEMA, CANDLES_SCHEMA))
+    except StorageError as exc:
+        _fail(ctx, services, "storage", f"the database could not be opened: {exc}; trading stays DISABLED")
+        return
+    services.candles = CandleStore(services.db)
+    db = services.db
+    ctx.lifecycle.add_step(stages.FLUSH_STORAGE, "database", db.dispose)
 
 
 async def _connect_local_exchange(ctx: AppContext, services: Services) -> None:
@@ -117,29 +336,483 @@ async def _connect_local_exchange(ctx: AppContext, services: Services) -> None:
     ctx.notify("info", "exchange", f"Local exchange at {services.exchange.describe}")
 
 
-async def _check_keyring(ctx: AppContext, services: Services) -> None:
+def _key_environment(key_id: str) -> str | None:
+    """Alpaca key ids start with PK (paper) or AK (live)."""
+    return {"PK": "paper", "AK": "live"}.get(key_id[:2].upper())
+
+
+async def _alpaca_credentials(ctx: AppContext, services: Services) -> tuple[str, str, str, str | None] | None:
     store = SecretStore(on_secret=ctx.redactor.register)
     services.secret_store = store
+    environment = "live" if ctx.mode is Mode.LIVE else "paper"
     try:
         keys = await asyncio.to_thread(store.load, ctx.paths.profile, ctx.mode)
     except SecretStoreError as exc:
-        log.error("keyring: %s", exc)
-        ctx.notify("error", "keyring", str(exc))
-        return
+        _fail(ctx, services, "keyring", f"{exc}. Local mode works without keys (--mode local).")
+        return None
     if keys is None:
-        ctx.notify(
-            "warning",
-            "keyring",
-            f"No API keys are stored for profile {ctx.paths.profile!r} in {ctx.mode.value} mode.",
+        _fail(ctx, services, "keyring", f"No API keys are stored for profile {ctx.paths.profile!r} in "
+              f"{ctx.mode.value} mode; trading stays DISABLED.", level="warning")
+        return None
+    log.info("API keys for %s found in the keyring (%s)", ctx.mode.value, store.describe())
+    hinted = _key_environment(keys.key_id)
+    if hinted is not None and hinted != environment:
+        _fail(ctx, services, "broker", f"the keys stored for {ctx.mode.value} are {hinted} keys; paper "
+              "and live keys are never mixed: store the right keys for this mode")
+        return None
+    if ctx.mode is Mode.LIVE:
+        confirm = ctx.confirm_live
+        ok = await confirm() if confirm is not None else ctx.args.confirm_live == LIVE_CONFIRMATION
+        if not ok:
+            _fail(ctx, services, "broker", "live trading was not confirmed (type LIVE); not connected")
+            return None
+        log.warning("LIVE trading confirmed by the user")
+    return keys.key_id, keys.secret, environment, None
+
+
+async def _connect_broker(
+    ctx: AppContext, services: Services, key_id: str, secret: str, environment: str, base_url: str | None
+) -> bool:
+    try:
+        services.identity = await validate_credentials(
+            key_id, secret, environment=environment, base_url=base_url
         )
-    else:
-        log.info("API keys for %s found in the keyring (%s)", ctx.mode.value, store.describe())
-    # The Alpaca broker adapter is wired here when it lands; until then nothing is connected.
-    ctx.notify("warning", "broker", f"{ctx.mode.badge}: the Alpaca connection is not wired in this build yet")
+    except (BrokerAuthError, BrokerUnavailable) as exc:
+        _fail(ctx, services, "broker", f"the account check failed: {exc.message}; nothing was connected")
+        return False
+    services.health = HealthMonitor(ctx.bus)
+    services.latency = LatencyRecorder()
+    services.budget = RequestBudget()
+    broker = AlpacaBroker(key_id, secret, environment=environment, base_url=base_url, budget=services.budget,
+                          health=services.health, latency=services.latency)
+    services.broker = broker
+    ctx.lifecycle.add_step(stages.CLOSE_BROKER, "broker", broker.close)
+    ctx.notify("info", "broker", f"{ctx.mode.badge}: account {services.identity.account_number} "
+               f"({services.identity.status})")
+    services.history = HistoryService(key_id, secret, base_url=base_url, store=services.candles)
+    history = services.history
+    ctx.lifecycle.add_step(stages.CLOSE_BROKER, "history", history.close)
+    return True
+
+
+async def _start_market_data(
+    ctx: AppContext, services: Services, key_id: str, secret: str, environment: str, base_url: str | None
+) -> None:
+    streams = StreamManager(key_id=key_id, secret=secret, bus=ctx.bus, environment=environment,
+                            base_url=base_url, broker=services.broker)
+    services.streams = streams
+    services.book = streams.book
+
+    async def close_streams() -> None:
+        # The report describes the connection as it was while running, not after closing it.
+        services.connection_at_quit = connection_section(services)
+        await streams.stop()
+
+    ctx.lifecycle.add_step(stages.CLOSE_STREAMS, "streams", close_streams, timeout=20)
+    try:
+        await streams.start()
+        await streams.subscribe(ctx.settings.watchlist, trades=True, quotes=True)
+    except Exception as exc:
+        _fail(ctx, services, "market data", f"the streams could not start ({type(exc).__name__}: {exc}); "
+              "trading stays DISABLED")
+
+
+def _hours(ctx: AppContext) -> MarketCalendar:
+    always = ctx.mode is Mode.LOCAL and ctx.settings.local_exchange.always_open
+    return MarketCalendar(always_open=always)
+
+
+def _build_orders(ctx: AppContext, services: Services) -> None:
+    assert services.db is not None and services.broker is not None
+    bus, db = ctx.bus, services.db
+    broker: Broker = services.broker
+    crash = crashpoints.from_env()
+    if crash is not None:
+        log.warning("TEST-ONLY crash point armed: %s", crash.point)
+        broker = crashpoints.CrashingBroker(broker, crash)
+        crashpoints.watch_bus(bus, crash)
+    book = services.book
+    prices: Any = book if book is not None else QuoteBook()
+    journal = OrderJournal(db, _now)
+    store = OrderStore(bus, db, _now, marks=prices)
+    trading = TradingStateMachine(bus, _now, journal)
+    try:
+        limits = risk_limits_from_settings(ctx.settings.risk)
+    except RiskLimitsError as exc:
+        _fail(ctx, services, "risk", f"{exc}; the built-in limits are used")
+        limits = RiskLimits()
+    risk = RiskGate(limits, on_breach=lambda state, reason: trading.escalate(state, reason, source="risk"))
+    # OrderGate exposes read-only properties; the risk layer's protocol spells them as attributes.
+    gate: Any = services.streams.gate if services.streams is not None else None
+    engine = ExecutionEngine(broker, store, journal, risk, trading, bus, _now, prices=prices,
+                             hours=_hours(ctx), order_gate=gate, silent_after_s=10.0)
+    reconciler = Reconciler(broker, store, journal, trading, bus, _now, db)
+    services.journal, services.orders, services.trading, services.risk = journal, store, trading, risk
+    services.engine, services.reconciler = engine, reconciler
+    services.kill_switch = KillSwitch(trading, engine, journal)
+    if services.streams is not None and services.streams.trading is not None:
+        services.streams.add_resync_hook(lambda _since: _refresh_open_orders(services))
+
+    async def open_order_policy() -> None:
+        await _cancel_tasks(services, "script")
+        if getattr(ctx.args, "on_exit", "leave") == "cancel-all":
+            n = await engine.cancel_all(source="manual")
+            log.info("open-order policy cancel-all: %d cancel request(s) sent", n)
+        else:
+            log.info("open-order policy: open orders are left working at the broker")
+
+    async def final_reconciliation() -> None:
+        await _cancel_tasks(services, "startup", "poll", "reconcile", "account")
+        await _refresh_open_orders(services)
+        if reconciler.last_run is not None or trading.state is not TradingState.DISABLED:
+            reconciler.quiet = timedelta(0)  # the last word: compare positions even right after a fill
+            await reconciler.run_cycle()
+
+    ctx.lifecycle.add_step(stages.OPEN_ORDER_POLICY, "open orders", open_order_policy, timeout=20)
+    ctx.lifecycle.add_step(stages.FINAL_RECONCILIATION, "reconciliation", final_reconciliation, timeout=20)
+    ctx.lifecycle.add_step(stages.CLOSE_BROKER, "execution engine", engine.close)
+    script = getattr(ctx.args, "script", None)
+    if script is not None:
+        try:
+            orders = load_script(script)
+        except ScriptError as exc:
+            _fail(ctx, services, "script", str(exc))
+        else:
+            _spawn(services, "script", run_script(orders, engine, trading))
+
+
+async def _refresh_open_orders(services: Services) -> None:
+    """After a (re)connect and at quit: re-read every open order Heron knows from the broker.
+
+    Alpaca does not replay trade updates missed while the stream was down; the engine's own
+    polling covers silent orders only after a delay, so this asks at once.
+    """
+    engine, store = services.engine, services.orders
+    if engine is None or store is None:
+        return
+    for rec in list(store.open_orders()):
+        if rec.broker_order_id is not None:
+            await engine._refresh_order(rec)  # the engine's own REST refresh (no public alias)
+        else:
+            await engine.resolve_intent(rec.client_order_id)
+
+
+async def _wait_market_data(services: Services, timeout: float) -> str | None:
+    """None once the trading stream is live and prices arrive; otherwise why not (after ``timeout``)."""
+    streams, book = services.streams, services.book
+    if streams is None or book is None:
+        return "market data is not running"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        gate_ok = streams.gate.allowed
+        priced = bool(book.symbols())
+        if gate_ok and priced:
+            return None
+        if loop.time() >= deadline:
+            if not priced:
+                return "no market data received yet"
+            return f"the trading stream is not live ({streams.gate.reason})"
+        await asyncio.sleep(0.1)
+
+
+async def _startup_trading(ctx: AppContext, services: Services) -> None:
+    """Recover → wait for streams → start-up reconciliation (enables trading when clean) → loops."""
+    engine, reconciler, trading = services.engine, services.reconciler, services.trading
+    assert engine is not None and reconciler is not None and trading is not None
+    unresolved = await engine.recover()
+    if unresolved:
+        log.warning("%d in-flight intent(s) not yet resolved: %s", len(unresolved), ", ".join(unresolved))
+    _spawn(services, "poll", _every(2.0, engine.poll_once))
+    _spawn(services, "account", _every(15.0, engine.refresh_account))
+    trading.set(TradingState.DISABLED, "waiting for the trading stream and market data", source="startup")
+    problem = await _wait_market_data(services, 20.0)
+    while problem is not None:
+        trading.set(TradingState.DISABLED, f"{problem}; trading stays DISABLED until it is", source="startup")
+        ctx.notify("warning", "trading", f"trading DISABLED: {problem}")
+        problem = await _wait_market_data(services, 10.0)
+    result = await reconciler.startup()
+    log.info("start-up reconciliation: %s (%d incident(s))", "clean" if result.clean else "NOT clean",
+             len(reconciler.open_incidents()))
+    _spawn(services, "reconcile", _every(10.0, reconciler.run_cycle))
+    _start_strategies(ctx, services)
+
+
+async def _every(seconds: float, fn: Callable[[], Awaitable[Any]]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await fn()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("periodic task %s failed; it runs again", getattr(fn, "__qualname__", fn))
+
+
+# -- strategies -------------------------------------------------------------------------------------
+
+
+def _build_strategies(ctx: AppContext, services: Services) -> None:
+    engine = services.engine
+    if engine is None:
+        return
+    services.strategy_registry = dict(builtin_registry())
+    folder = ctx.paths.profile_dir / "strategies"
+    sink = EngineOrderSink(engine, folder / "order_ids.json")
+    bridge = OrderSinkBridge(sink)
+    runner = StrategyRunner(bridge, store=StrategyStateStore(folder / "state.json"), clock=_now)
+    sink.attach(ctx.bus, runner)
+    services.runner, services.strategy_sink = runner, sink
+    bars = _bar_builder(ctx, services)
+    def feed(new: list[Bar]) -> None:
+        for bar in new:
+            runner.on_bar(bar)
+
+    bars.sinks.append(feed)
+
+    async def stop_strategies() -> None:
+        runner.stop_all()
+        await bridge.stop()  # hands over what the strategies already decided, then ends
+        sink.detach()
+        runner.save()
+
+    ctx.lifecycle.add_step(stages.STOP_STRATEGIES, "strategies", stop_strategies, timeout=20)
+    bridge.start()
+
+
+def _bar_builder(ctx: AppContext, services: Services) -> IntervalBarBuilder:
+    if services.bars is None:
+        bars = IntervalBarBuilder(_bar_seconds(ctx))
+        services.bars = bars
+        sub = ctx.bus.subscribe(MarketDataBatchEvent, bars.on_batch)
+        bars.start()
+
+        async def stop() -> None:
+            sub.cancel()
+            await bars.stop()
+
+        ctx.lifecycle.add_step(stages.STOP_STRATEGIES, "interval bars", stop)
+        log.info("strategies and shadow models use %s bars built from live trades", bars.timeframe)
+    return services.bars
+
+
+def _start_strategies(ctx: AppContext, services: Services) -> None:
+    """Restore saved strategies, then start the ``--start-strategy`` ones (after start-up recon)."""
+    runner = services.runner
+    if runner is None:
+        return
+    registry = services.strategy_registry
+    try:
+        restored = runner.restore(registry)
+    except StrategyStateError as exc:
+        _fail(ctx, services, "strategies", str(exc), level="warning")
+        restored = []
+    if restored:
+        log.info("restored strategies: %s", ", ".join(restored))
+    for spec in getattr(ctx.args, "start_strategy", []) or []:
+        try:
+            name = _start_one(runner, registry, spec.name, spec.params)
+        except (ParamError, StrategyRunnerError, ValueError) as exc:
+            _fail(ctx, services, f"strategy:{spec.name}", f"cannot start {spec.name}: {exc}")
+            continue
+        log.info("strategy %s started (%s)", name, runner.info(name).params)
+
+
+def _start_one(runner: StrategyRunner, registry: dict[str, Any], name: str, params: dict[str, str]) -> str:
+    cls = registry.get(name)
+    if cls is None:
+        raise StrategyRunnerError(f"unknown strategy {name!r}; built-in: {', '.join(sorted(registry))}")
+    if name in runner.names():
+        current = runner.info(name).params
+        wanted = cls(params).params_as_text()
+        if current == wanted:
+            runner.start(name)
+            return name
+        runner.stop(name)
+        runner.remove(name)
+    runner.add(cls(params), name)
+    runner.start(name)
+    return name
+
+
+def check_strategy_specs(specs: list[Any]) -> str | None:
+    """A one-line problem with a ``--start-strategy`` spec (unknown name, bad parameter), or None."""
+    if not specs:
+        return None
+    registry = builtin_registry()
+    for spec in specs:
+        cls = registry.get(spec.name)
+        if cls is None:
+            known = ", ".join(sorted(registry))
+            return f"--start-strategy: unknown strategy {spec.name!r}; built-in: {known}"
+        try:
+            cls(spec.params)
+        except (ParamError, ValueError) as exc:
+            return f"--start-strategy {spec.name}: {exc}"
+    return None
+
+
+# -- shadow -----------------------------------------------------------------------------------------
+
+SHADOW_HORIZON = 5  # bars of the strategy/shadow interval
+SHADOW_TRAIN_SYMBOLS = 3
+
+
+def _build_shadow(ctx: AppContext, services: Services) -> None:
+    tracker = ShadowTracker([InferenceEngine(None)], horizon=SHADOW_HORIZON)
+    services.shadow = tracker
+    services.models = ModelRegistry(ctx.paths.profile_dir / "models")
+    ready = {"warm": False}
+
+    def feed(bars: list[Bar]) -> None:
+        if ready["warm"]:
+            tracker.on_bars(bars)
+
+    _bar_builder(ctx, services).sinks.append(feed)
+    _spawn(services, "shadow", _prepare_shadow(ctx, services, tracker, ready))
+    ctx.lifecycle.add_step(stages.STOP_STRATEGIES, "shadow models", lambda: _cancel_tasks(services, "shadow"))
+
+
+async def _prepare_shadow(ctx: AppContext, services: Services, tracker: ShadowTracker,
+                          ready: dict[str, bool]) -> None:
+    """Warm the feature engines up on recent one-minute history, then load or train models.
+
+    Until a trained model exists the tracker runs the momentum rule model, under its own name.
+    """
+    history, registry = services.history, services.models
+    assert registry is not None
+    symbols = list(ctx.settings.watchlist)
+    end = _now().replace(second=0, microsecond=0)
+    if history is not None:
+        for symbol in symbols:
+            try:
+                bars = await history.bars(symbol, Timeframe.MIN_1, end - timedelta(minutes=90), end)
+            except Exception as exc:
+                log.info("shadow warm-up: no history for %s (%s)", symbol, exc)
+                continue
+            warm_up(tracker, bars)
+    ready["warm"] = True
+    log.info("shadow tracker warmed up; rule model %s active", tracker.engines[0].key)
+    loaded = await asyncio.to_thread(_load_models, registry)
+    if not loaded and history is not None:
+        bars_all: list[Bar] = []
+        for symbol in symbols[:SHADOW_TRAIN_SYMBOLS]:
+            with contextlib.suppress(Exception):
+                bars_all += await history.bars(symbol, Timeframe.MIN_1, end - timedelta(days=2), end)
+        try:
+            reports = await train_models_async(bars_all, registry, horizon=SHADOW_HORIZON)
+        except TrainingDataError as exc:
+            log.info("shadow models not trained: %s", exc)
+            return
+        log.info("shadow models trained: %s", ", ".join(
+            f"{r.model.name} {r.model.version} (test accuracy {r.test_accuracy:.3f})" for r in reports))
+        loaded = await asyncio.to_thread(_load_models, registry)
+    for predictor in loaded:
+        tracker.engines.append(InferenceEngine(predictor))
+        log.info("shadow model %s %s added", predictor.name, predictor.version)
+
+
+def _load_models(registry: ModelRegistry) -> list[SklearnPredictor]:
+    out: list[SklearnPredictor] = []
+    try:
+        names = registry.names()
+    except ModelRegistryError as exc:
+        log.error("model registry: %s", exc)
+        return out
+    for name in names:
+        try:
+            out.append(SklearnPredictor(registry.load(name)))
+        except (ModelRegistryError, ValueError) as exc:
+            log.error("shadow model %s not loaded: %s", name, exc)
+    return out
+
+
+def warm_up(tracker: ShadowTracker, bars: list[Bar]) -> None:
+    """Feed bars to the tracker's feature engines without predicting (no invented predictions)."""
+    for bar in bars:
+        tracker._engine(bar.symbol).update(bar)  # the tracker's per-symbol feature engine
+
+
+# -- metrics ----------------------------------------------------------------------------------------
+
+
+def _start_metrics(ctx: AppContext, services: Services) -> None:
+    port = getattr(ctx.args, "metrics_port", None)
+    if port is None:
+        return
+    server = MetricsServer(port, lambda: metrics_sample(services))
+    try:
+        server.start()
+    except OSError as exc:
+        _fail(ctx, services, "metrics", f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror or exc}")
+        return
+    services.metrics = server
+    ctx.lifecycle.add_step(stages.CLOSE_BROKER, "metrics", server.stop)
+
+
+def metrics_sample(services: Services) -> MetricsSample:
+    s = MetricsSample()
+    if services.streams is not None:
+        s.messages_total = services.streams.messages_delivered
+        s.streams = dict(services.streams.states)
+    if services.latency is not None:
+        s.rest_latency = {ep: st.last for ep, st in services.latency.all_stats().items()}
+    if services.health is not None:
+        s.rest_health = services.health.state.value
+    if services.orders is not None:
+        s.orders_by_status = services.orders.counts_by_status()
+    if services.trading is not None:
+        s.trading_state = services.trading.state
+    if services.reconciler is not None:
+        s.open_incidents = len(services.reconciler.open_incidents())
+    if services.runner is not None:
+        s.strategy_pnl = {i.name: float(i.pnl) for i in services.runner.infos()}
+    if services.shadow is not None:
+        s.shadow_predictions, s.shadow_scored = services.shadow.predictions, services.shadow.scored
+    return s
+
+
+# -- state report -----------------------------------------------------------------------------------
+
+
+def _register_report(ctx: AppContext, services: Services) -> None:
+    if services.state_sections:
+        return
+    services.state_sections.append(lambda: service_sections(ctx, services))
+
+
+def connection_section(services: Services) -> dict[str, Any] | None:
+    if services.health is None:
+        return None
+    streams: dict[str, str] = {}
+    if services.streams is not None:
+        for channel in ("stock", "crypto", "trading"):
+            state = services.streams.states.get(channel)
+            streams[channel] = state.value if state is not None else ConnectionState.CONNECTING.value
+    return {"rest": services.health.state.value, "streams": streams}
+
+
+def service_sections(ctx: AppContext, services: Services) -> dict[str, Any]:
+    """DESIGN §8 sections of the parts that run; a part that does not run has no section."""
+    trading = services.trading
+    report = build_state_report(
+        mode=ctx.mode,
+        trading_state=trading.state if trading is not None else TradingState.DISABLED,
+        store=services.orders,
+        connection=services.connection_at_quit or connection_section(services),
+        reconciler=cast(Any, services.reconciler),  # structurally a ReconcilerLike
+    )
+    report.pop("version", None)
+    report.pop("mode", None)
+    if services.runner is not None:
+        report["strategies"] = strategies_report(services.runner)
+    if services.shadow is not None:
+        report["shadow"] = shadow_report(services.shadow)
+    return report
 
 
 def state_report(ctx: AppContext, services: Services) -> dict[str, Any]:
-    """DESIGN §8: sections a part does not have yet are omitted, never invented."""
+    """DESIGN §8: sections a part does not have are omitted, never invented."""
     report: dict[str, Any] = {"version": STATE_REPORT_VERSION, "mode": ctx.mode.value}
     for provider in services.state_sections:
         try:
@@ -194,6 +867,14 @@ def _run_with_logging(
     except SettingsError as exc:
         return _fatal(str(exc))
     mode = Mode(args.mode) if args.mode else settings.mode
+    if mode is Mode.LIVE and args.headless and getattr(args, "confirm_live", None) != LIVE_CONFIRMATION:
+        return _fatal(
+            "alpaca-live trades real money: a headless live run needs the typed confirmation "
+            f"--confirm-live {LIVE_CONFIRMATION}; nothing was connected"
+        )
+    problem = check_strategy_specs(getattr(args, "start_strategy", None) or [])
+    if problem:
+        return _fatal(problem)
     bus = EventBus()
     notifier = LoopNotifier(bus, redact=redactor.redact)
     hooks = ExceptionHooks(notify=notifier)
@@ -296,7 +977,7 @@ def _run_gui(ctx: AppContext) -> int:
         window = MainWindow(ctx.mode, layout_file=ctx.paths.layout_file, profile=ctx.paths.profile,
                             log_hub=ctx.log_hub)  # fmt: skip
         _wire_status(ctx, window)
-        _populate_window(ctx, window)
+        ctx.confirm_live = lambda: _ask_live_confirmation(window)
         window.show()
         started = getattr(ctx.args, "started_monotonic", None)
         if started is not None:
@@ -308,9 +989,16 @@ def _run_gui(ctx: AppContext) -> int:
         task = await _start_services(ctx, services)
 
         def services_ready(_: object) -> None:
-            if ctx.mode is Mode.LOCAL and not task.cancelled():
+            if task.cancelled() or ctx.lifecycle.requested:
+                return
+            if ctx.mode is Mode.LOCAL:
                 status = window.heron_status
                 status.set_exchange(services.exchange_status, services.exchange_ok, services.exchange_detail)
+            _populate_window(ctx, window, services)
+            _spawn(services, "status", _feed_status(window, services))
+            ctx.lifecycle.add_step(
+                stages.STOP_STRATEGIES, "status bar", lambda: _cancel_tasks(services, "status")
+            )
 
         task.add_done_callback(services_ready)
         if ctx.args.quit_after is not None:
@@ -367,7 +1055,60 @@ def _wire_status(ctx: AppContext, window: MainWindow) -> None:
     ctx.bus.subscribe(TradingStateEvent, lambda e: status.set_trading_state(e.state, e.reason))
 
 
-def _populate_window(ctx: AppContext, window: MainWindow) -> None:
-    """Add the panels (none are built yet by this part), then restore the saved layout."""
+def _populate_window(ctx: AppContext, window: MainWindow, services: Services) -> None:
+    """Hand the services to the panels, then restore the saved layout. GUI thread, once."""
+    from app import panels_ops, panels_trading
+
+    for module in (panels_trading, panels_ops):
+        try:
+            module.install(window, ctx, services)
+        except Exception:
+            log.exception("installing panels from %s failed; the rest of the window works", module.__name__)
+            ctx.notify("error", "panels", f"panels of {module.__name__} could not be installed; see the log")
     window.capture_default_layout()
     window.restore_layout()
+
+
+async def _feed_status(window: MainWindow, services: Services, interval: float = 1.0) -> None:
+    """REST latency and market-data message rate to the status bar, once a second (GUI thread)."""
+    status = window.heron_status
+    last: tuple[float, int] | None = None
+    loop = asyncio.get_running_loop()
+    while True:
+        if services.latency is not None:
+            latest = services.latency.last
+            status.set_latency_ms(None if latest is None else latest * 1000)
+        if services.streams is not None:
+            now, total = loop.time(), services.streams.messages_delivered
+            if last is not None and now > last[0]:
+                status.set_message_rate(max(0, total - last[1]) / (now - last[0]))
+            last = (now, total)
+        if services.trading is not None:
+            status.set_trading_state(services.trading.state, services.trading.reason)
+        await asyncio.sleep(interval)
+
+
+async def _ask_live_confirmation(window: MainWindow) -> bool:
+    """A non-blocking dialog: the person must type LIVE to connect to alpaca-live."""
+    from PySide6.QtWidgets import QInputDialog, QLineEdit
+
+    dialog = QInputDialog(window)
+    dialog.setObjectName("liveConfirmDialog")
+    dialog.setWindowTitle("Connect to LIVE trading")
+    dialog.setLabelText(
+        "You are connecting to Alpaca LIVE: orders use real money.\n"
+        f"Type {LIVE_CONFIRMATION} to connect."
+    )
+    dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
+    future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def finished(result: int) -> None:
+        if not future.done():
+            future.set_result(bool(result) and dialog.textValue().strip() == LIVE_CONFIRMATION)
+
+    dialog.finished.connect(finished)
+    dialog.open()
+    try:
+        return await future
+    finally:
+        dialog.deleteLater()

@@ -16,6 +16,8 @@ from typing import NoReturn
 from urllib.parse import urlsplit
 
 MODES = ("local", "alpaca-paper", "alpaca-live")
+ON_EXIT_POLICIES = ("leave", "cancel-all")
+LIVE_CONFIRMATION = "LIVE"
 DEFAULT_SCREENSHOT_DELAY_S = 3.0
 
 _PROFILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -152,7 +154,27 @@ def build_parser(prog: str = "main.py") -> HeronArgumentParser:
         help="start a strategy at launch (repeatable)",
     )
     parser.add_argument("--state-report", type=Path, default=None, help="write a JSON state report at quit")
-    parser.add_argument("--metrics-port", type=_port, default=None, help="serve metrics on this port")
+    parser.add_argument("--metrics-port", type=_port, default=None,
+                        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics")
+    parser.add_argument(
+        "--confirm-live",
+        default=None,
+        metavar="LIVE",
+        help="headless alpaca-live only: type LIVE to confirm trading real money",
+    )
+    parser.add_argument(
+        "--bar-seconds",
+        type=_seconds,
+        default=None,
+        help="bar interval for strategies and shadow models (default: 1 in local mode, 60 otherwise)",
+    )
+    parser.add_argument(
+        "--on-exit",
+        choices=ON_EXIT_POLICIES,
+        default="leave",
+        help="open orders at quit: leave them working (default) or cancel-all",
+    )
+    parser.add_argument("--script", type=Path, default=None, help="JSON list of orders to submit (headless)")
     return parser
 
 
@@ -178,6 +200,13 @@ def validate(args: argparse.Namespace) -> None:
         parent = args.state_report.expanduser().resolve().parent
         if not parent.is_dir():
             raise CliError(f"--state-report: the folder {parent} does not exist")
+    if args.confirm_live is not None:
+        if args.mode != "alpaca-live":
+            raise CliError("--confirm-live is only for --mode alpaca-live")
+        if args.confirm_live != LIVE_CONFIRMATION:
+            raise CliError(f"--confirm-live must be exactly {LIVE_CONFIRMATION} (got {args.confirm_live!r})")
+    if args.script is not None and not args.script.is_file():
+        raise CliError(f"--script: no such file: {args.script}")
     if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
         raise CliError(f"--data-dir: {args.data_dir} exists and is not a folder")
 
