@@ -76,6 +76,7 @@ class DataConnection:
         self._stop = asyncio.Event()
         self._ws: ClientConnection | None = None
         self.state = ConnectionState.STOPPED
+        self.after_frame: Callable[[], None] | None = None  # the thread's "is a frame due?" check
         self.connects = 0
         self.disconnects = 0
         self.silent_timeouts = 0
@@ -212,6 +213,7 @@ class DataConnection:
     async def _consume(self, ws: ClientConnection) -> bool:
         pipeline = self.pipeline
         got = False
+        frames = 0
         timeout = self.data_timeout
         last = time.monotonic()
         while not self._stop.is_set():
@@ -225,4 +227,11 @@ class DataConnection:
             if pipeline.process_frame(frame):
                 got = True
                 last = time.monotonic()
+            if self.after_frame is not None:
+                self.after_frame()
+            frames += 1
+            if frames & 15 == 0:
+                # recv() returns without suspending while frames are queued: yield now and then so
+                # the frame timer (and stop requests) on this loop still run under a flood.
+                await asyncio.sleep(0)
         return got

@@ -111,11 +111,20 @@ class MarketDataThread:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._in_flight = False
+        self._next_frame = 0.0
         self.batches = 0
         self.skipped_frames = 0
 
     def add(self, conn: DataConnection) -> None:
         self.connections[conn.channel] = conn
+        conn.after_frame = self._maybe_frame
+
+    def _maybe_frame(self) -> None:
+        """Called after every received frame: under a flood the timer task may run late."""
+        now = time.monotonic()
+        if now >= self._next_frame:
+            self._next_frame = now + self.frame_interval
+            self._frame()
 
     def start(self) -> None:
         """Start the thread; called on the loop thread (which will receive the batches)."""
@@ -150,7 +159,7 @@ class MarketDataThread:
             while not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.frame_interval)
-                self._frame()
+                self._maybe_frame()
         finally:
             for c in self.connections.values():
                 await c.stop()
