@@ -15,6 +15,9 @@ and return JSON. Every POST answers with the resulting fault state (``GET /fault
 ``POST /trade-updates``            ``{"drop_next": N, "duplicate_next": N, "reorder_next": N,
                                    "kill_after": N|null}`` faults on the trade_updates stream
 ``POST /matching``                 ``{"paused": true|false}`` stop / resume fills
+``POST /cancel-delay``             ``{"seconds": 5}`` cancels go to pending_cancel (status and trade
+                                   update) and complete after that delay; fills may still arrive
+                                   meanwhile (0 = instant, Alpaca paper's behaviour)
 ``POST /halt``                     ``{"symbol": "AAPL", "halted": true|false}`` halt / resume a symbol
 ``POST /datastream/malformed``     ``{"count": N}`` the next N data frames are garbage, truncated or
                                    wrongly typed
@@ -100,6 +103,8 @@ class _Venue(Protocol):
 
     def set_matching_paused(self, paused: bool) -> None: ...
 
+    def set_cancel_delay(self, seconds: float) -> None: ...
+
     async def kill_streams(self) -> int: ...
 
     def stats(self) -> dict[str, int]: ...
@@ -151,6 +156,7 @@ class Admin:
         r.add_post(f"{PREFIX}/rest/5xx", self.burst_5xx)
         r.add_post(f"{PREFIX}/trade-updates", self.trade_updates)
         r.add_post(f"{PREFIX}/matching", self.matching)
+        r.add_post(f"{PREFIX}/cancel-delay", self.cancel_delay)
         r.add_post(f"{PREFIX}/halt", self.halt)
         r.add_post(f"{PREFIX}/datastream/malformed", self.malformed)
         r.add_post(f"{PREFIX}/rate", self.rate)
@@ -256,6 +262,14 @@ class Admin:
         self.venue.set_matching_paused(paused)
         return web.json_response({"matching_paused": paused, **self._state()})
 
+    async def cancel_delay(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        seconds = body.get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 3600:
+            raise bad_request("seconds must be a number between 0 and 3600")
+        self.venue.set_cancel_delay(float(seconds))
+        return web.json_response({"cancel_delay_s": float(seconds), **self._state()})
+
     async def halt(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         symbol, halted = body.get("symbol"), body.get("halted", True)
@@ -291,6 +305,7 @@ class Admin:
         self.streams.kill_after(None)
         self.streams.malformed_next(0)
         self.venue.set_matching_paused(False)
+        self.venue.set_cancel_delay(0.0)
         for s in list(self._halted):
             self.market.halt(s, False)
         self._halted.clear()

@@ -286,6 +286,10 @@ class MatchingEngine:
         self.clock = clock
         self.rng = random.Random(seed)
         self.paused = False
+        # Admin knob (fault tests): > 0 makes a cancel go to pending_cancel first and complete
+        # after this many seconds; fills may still arrive meanwhile. 0 = Alpaca-paper-like instant.
+        self.cancel_delay_s = 0.0
+        self.pending_cancels: dict[str, datetime] = {}  # order id -> when the cancel completes
         self.orders: dict[str, VenueOrder] = {}
         self.by_client_id: dict[str, VenueOrder] = {}
         # Open orders per symbol (held legs included) and the subset the matcher must look at.
@@ -316,6 +320,8 @@ class MatchingEngine:
             if o.is_open:
                 self._index(o)
                 self.reserved_total += o.reserved
+                if o.status == "pending_cancel":  # a delayed cancel interrupted by a restart
+                    self.pending_cancels[o.id] = self.clock()
 
     def _index(self, o: VenueOrder) -> None:
         self.open_by_symbol.setdefault(o.symbol, {})[o.id] = o
@@ -765,6 +771,12 @@ class MatchingEngine:
     def sweep(self, now: datetime | None = None) -> None:
         """Periodic work: expire due orders, then look at every resting order once."""
         now = now or self.clock()
+        for order_id, due in list(self.pending_cancels.items()):
+            if now >= due:
+                del self.pending_cancels[order_id]
+                pending = self.orders.get(order_id)
+                if pending is not None and pending.is_open:
+                    self._cancel(pending, now, event="canceled")
         for book in list(self.open_by_symbol.values()):
             for o in list(book.values()):
                 if o.is_open and o.expires_at is not None and now >= o.expires_at:
@@ -981,9 +993,16 @@ class MatchingEngine:
 
     def cancel(self, order_id: str) -> VenueOrder:
         o = self.get(order_id)
-        if o.status not in CANCELABLE:
+        if o.status not in CANCELABLE or o.id in self.pending_cancels:
             raise unprocessable(f'order is already in "{o.status}" state')
-        self._cancel(o, self.clock(), event="canceled")
+        now = self.clock()
+        if self.cancel_delay_s > 0:
+            o.status = "pending_cancel"
+            self._touch(o, now)
+            self._emit("pending_cancel", o, now)
+            self.pending_cancels[o.id] = now + timedelta(seconds=self.cancel_delay_s)
+            return o
+        self._cancel(o, now, event="canceled")
         return o
 
     def cancel_all(self) -> list[VenueOrder]:

@@ -129,6 +129,10 @@ class TradingVenue:
         if not paused:
             self.sweep()
 
+    def set_cancel_delay(self, seconds: float) -> None:
+        """Admin: cancels go to pending_cancel and complete ``seconds`` later (0 = at once)."""
+        self.engine.cancel_delay_s = max(0.0, seconds)
+
     async def kill_streams(self) -> int:
         return await self.hub.kill_all()
 

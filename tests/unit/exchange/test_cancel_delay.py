@@ -1,0 +1,75 @@
+"""The admin cancel-delay knob: pending_cancel first, canceled after the delay, fills meanwhile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.exchange.errors import ApiError
+from services.exchange.matching import VenueOrder
+
+from .test_venue_fakes import Rig, make_rig
+
+
+@pytest.fixture
+def r(tmp_path: Path) -> Rig:
+    rig = make_rig(tmp_path, seed=5)
+    rig.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]  # no random partials
+    log: list[dict[str, Any]] = []
+    rig.venue.hub.publish = log.append  # type: ignore[method-assign]
+    rig.venue.hub_log = log  # type: ignore[attr-defined]
+    return rig
+
+
+def _limit(r: Rig, price: float = 90.0) -> VenueOrder:
+    body = {"symbol": "AAPL", "side": "buy", "type": "limit", "qty": 10.0, "limit_price": price,
+            "time_in_force": "gtc"}
+    return r.venue.run(lambda: r.venue.engine.submit(body))
+
+
+def _events(r: Rig) -> list[str]:
+    return [u["event"] for u in r.venue.hub_log]  # type: ignore[attr-defined]
+
+
+def test_without_delay_a_cancel_is_immediate(r: Rig) -> None:
+    o = _limit(r)
+    r.venue.run(lambda: r.venue.engine.cancel(o.id))
+    assert o.status == "canceled" and _events(r)[-1] == "canceled"
+
+
+def test_delayed_cancel_is_pending_then_canceled_after_the_delay(r: Rig) -> None:
+    r.venue.set_cancel_delay(5)
+    o = _limit(r)
+    r.venue.run(lambda: r.venue.engine.cancel(o.id))
+    assert o.status == "pending_cancel" and _events(r)[-1] == "pending_cancel"
+    with pytest.raises(ApiError) as ei:  # a second cancel while pending is refused like Alpaca does
+        r.venue.engine.cancel(o.id)
+    assert ei.value.status == 422
+    r.clock.advance(seconds=4)
+    r.venue.sweep()
+    assert o.status == "pending_cancel"
+    r.clock.advance(seconds=2)
+    r.venue.sweep()
+    assert o.status == "canceled" and _events(r)[-1] == "canceled"
+    assert o.id not in r.venue.engine.pending_cancels
+
+
+def test_a_fill_may_arrive_while_the_cancel_is_pending(r: Rig) -> None:
+    r.venue.set_cancel_delay(5)
+    o = _limit(r, price=99.0)
+    r.venue.run(lambda: r.venue.engine.cancel(o.id))
+    r.quote("AAPL", "98.5", "98.9")  # marketable now: fills before the cancel completes
+    assert o.status == "filled" and o.filled_qty == 10
+    r.clock.advance(seconds=6)
+    r.venue.sweep()
+    assert o.status == "filled" and "canceled" not in _events(r)
+
+
+def test_reset_to_zero_makes_cancels_instant_again(r: Rig) -> None:
+    r.venue.set_cancel_delay(5)
+    r.venue.set_cancel_delay(0)
+    o = _limit(r)
+    r.venue.run(lambda: r.venue.engine.cancel(o.id))
+    assert o.status == "canceled"
