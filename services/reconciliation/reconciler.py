@@ -108,6 +108,9 @@ class Reconciler:
         self.last_run: datetime | None = None
         self.last_clean: bool | None = None
         self.broker_positions: dict[str, Decimal] = {}
+        #: The broker's non-flat positions and open orders as of the last comparison (for review UIs).
+        self.broker_position_details: dict[str, Position] = {}
+        self.broker_open_orders: list[Order] = []
         self._seq = 0
         self._startup_done = False
         self._escalated = False
@@ -250,6 +253,7 @@ class Reconciler:
         out: list[Incident] = []
         broker = {p.symbol: p for p in broker_positions if p.qty != 0}
         self.broker_positions = {s: p.qty for s, p in broker.items()}
+        self.broker_position_details = broker
         local = {s: p for s, p in self.store.positions.items() if p.qty != 0}
         for sym in sorted(set(broker) | set(local)):
             lq = local[sym].qty if sym in local else ZERO
@@ -270,6 +274,7 @@ class Reconciler:
 
     def _compare_open_orders(self, broker_open: list[Order]) -> list[Incident]:
         out: list[Incident] = []
+        self.broker_open_orders = list(broker_open)
         for order in broker_open:
             rec = self.store.find(client_order_id=order.client_order_id, broker_order_id=order.id)
             if rec is None:

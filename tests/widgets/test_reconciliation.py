@@ -1,0 +1,149 @@
+"""Reconciliation panel and drift banner over a real Reconciler (generated broker state)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from widgets.drift_banner import DriftBanner
+from widgets.ops_models.preview_services import ReconciliationRig, reconciliation_rig
+from widgets.reconciliation import ReconciliationPanel
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> ReconciliationRig:
+    return reconciliation_rig(tmp_path)
+
+
+@pytest.fixture
+def panel(qtbot: Any, rig: ReconciliationRig) -> ReconciliationPanel:
+    p = ReconciliationPanel(rig.reconciler, operator="tester", refresh_ms=60_000)
+    qtbot.addWidget(p)
+    return p
+
+
+class Answers:
+    """Replaces QMessageBox.exec: records each question and answers from a script."""
+
+    def __init__(self, answer: QMessageBox.StandardButton) -> None:
+        self.answer = answer
+        self.asked: list[str] = []
+
+    def install(self, monkeypatch: Any) -> Answers:
+        def exec_(box: QMessageBox) -> int:
+            self.asked.append(box.text() + "\n" + box.informativeText())
+            return int(self.answer.value)
+
+        monkeypatch.setattr(QMessageBox, "exec", exec_)
+        return self
+
+
+def _select(panel: ReconciliationPanel, kind: str) -> Any:
+    inc = next(i for i in panel.reconciler.incidents.values() if i.kind == kind)
+    panel.select_incident(inc.id)
+    assert panel.selected_incident() == inc
+    return inc
+
+
+def test_models_pass_qtmodeltester(qtmodeltester: Any, panel: ReconciliationPanel) -> None:
+    for model in (panel.incidents, panel.positions, panel.orders):
+        assert model.rowCount() > 0
+        qtmodeltester.check(model, force_py=True)
+
+
+def test_incident_history_and_differing_cells(panel: ReconciliationPanel) -> None:
+    statuses = sorted(
+        panel.incidents.data(panel.incidents.index(r, 0)) for r in range(panel.incidents.rowCount())
+    )
+    assert statuses == ["acknowledged", "open", "open"]
+    rows = {r.symbol: i for i, r in enumerate(panel.positions.rows())}
+    bg = Qt.ItemDataRole.BackgroundRole
+    assert panel.positions.data(panel.positions.index(rows["MSFT"], 1), bg) is not None  # 0 vs 7
+    assert panel.positions.data(panel.positions.index(rows["AAPL"], 1), bg) is None
+    assert panel.positions.data(panel.positions.index(rows["NVDA"], 4), bg) is not None  # avg differs
+    msft = panel.positions.rows()[rows["MSFT"]]
+    assert (msft.local_qty, msft.broker_qty, msft.broker_avg) == (Decimal(0), Decimal(7), Decimal("412.30"))
+    [order] = panel.orders.rows()
+    assert order.symbol == "TSLA" and order.local_status == "—" and order.broker_status == "new"
+
+
+def test_reconciler_keeps_broker_side_of_last_comparison(rig: ReconciliationRig) -> None:
+    rc = rig.reconciler
+    assert set(rc.broker_position_details) == {"AAPL", "NVDA", "SPY", "MSFT"}
+    assert rc.broker_position_details["NVDA"].avg_entry_price == Decimal("118.95")
+    assert [o.client_order_id for o in rc.broker_open_orders] == ["manual-web-0042"]
+
+
+def test_banner_follows_open_incidents_and_asks_for_review(qtbot: Any, panel: ReconciliationPanel) -> None:
+    banner = DriftBanner()
+    qtbot.addWidget(banner)
+    panel.incidentsChanged.connect(banner.set_incidents)
+    panel.announce()
+    assert banner.count == 2 and banner.severity == "critical"
+    assert "MSFT quantity differs" in banner.text.text()
+    with qtbot.waitSignal(banner.reviewRequested):
+        qtbot.mouseClick(banner, Qt.MouseButton.LeftButton)
+    banner.set_incidents(0, "", "")
+    assert banner.isHidden()
+
+
+def test_acknowledge_needs_confirmation(monkeypatch: Any, panel: ReconciliationPanel) -> None:
+    inc = _select(panel, "position_qty")
+    no = Answers(QMessageBox.StandardButton.Cancel).install(monkeypatch)
+    assert not panel.acknowledge_selected()
+    assert panel.reconciler.incidents[inc.id].is_open
+    assert "MSFT quantity differs" in no.asked[0] and "Nothing changes at the broker" in no.asked[0]
+    Answers(QMessageBox.StandardButton.Yes).install(monkeypatch)
+    assert panel.acknowledge_selected()
+    after = panel.reconciler.incidents[inc.id]
+    assert after.resolution == "acknowledged" and after.acknowledged_by == "tester"
+    assert not panel.ack.isEnabled()  # the selected incident is no longer open
+
+
+def test_adopt_names_the_change_and_rewrites_the_position(
+    qtbot: Any, monkeypatch: Any, panel: ReconciliationPanel, rig: ReconciliationRig
+) -> None:
+    _select(panel, "unknown_broker_order")
+    assert not panel.adopt.isEnabled()  # only position incidents can be adopted
+    inc = _select(panel, "position_qty")
+    assert panel.adopt.isEnabled()
+    answers = Answers(QMessageBox.StandardButton.Yes).install(monkeypatch)
+    with qtbot.waitSignal(panel.bridge.finished, timeout=5000):
+        assert panel.adopt_selected()
+    assert "MSFT" in answers.asked[0] and "Heron now: 0 (flat)" in answers.asked[0]
+    assert "Broker (last run): 7" in answers.asked[0] and "No order is sent" in answers.asked[0]
+    assert rig.store.position_qty("MSFT") == 7
+    assert rig.reconciler.incidents[inc.id].resolution == "adopted"
+    assert panel.status.text() == "● 1 open incident"
+
+
+def test_adopt_cancelled_changes_nothing(
+    monkeypatch: Any, panel: ReconciliationPanel, rig: ReconciliationRig
+) -> None:
+    _select(panel, "position_qty")
+    Answers(QMessageBox.StandardButton.Cancel).install(monkeypatch)
+    assert not panel.adopt_selected()
+    assert rig.store.position_qty("MSFT") == 0
+
+
+def test_run_now_runs_a_cycle_off_the_gui_thread(
+    qtbot: Any, panel: ReconciliationPanel, rig: ReconciliationRig
+) -> None:
+    rig.broker.positions.pop("MSFT")  # the outside trade was undone at the broker
+    with qtbot.waitSignal(panel.bridge.finished, timeout=5000):
+        qtbot.mouseClick(panel.run_now, Qt.MouseButton.LeftButton)
+    assert panel.run_now.text() == "Run now" and panel.run_now.isEnabled()
+    assert "MSFT" not in rig.reconciler.broker_positions
+    assert "Last run:" in panel.last_run.text()
+
+
+def test_without_a_reconciler_the_panel_says_so(qtbot: Any) -> None:
+    p = ReconciliationPanel(None)
+    qtbot.addWidget(p)
+    assert "not running" in p.status.text()
+    assert not p.run_now.isEnabled() and not p.ack.isEnabled()

@@ -1,0 +1,275 @@
+"""The log panel (``logPanel``): the newest log records with level, source and text filters, and
+a toast for notifications a person must not miss (risk rejections, reconciliation drift).
+
+The panel adapts a :class:`app.logging_setup.LogHub` (anything with ``entries()`` and
+``add_listener(fn) -> unsubscribe``); records are buffered from any thread and flushed into the
+model in batches (see :mod:`widgets.ops_models.log_model`). GUI thread only, except the hub
+listener, which only buffers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from PySide6.QtCore import QModelIndex, Qt, QTimer
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from widgets.ops_models.log_model import LogFilterProxy, LogTableModel
+
+LEVELS = [("All levels", logging.NOTSET), ("Debug+", logging.DEBUG), ("Info+", logging.INFO),
+          ("Warning+", logging.WARNING), ("Error+", logging.ERROR)]  # fmt: skip
+
+#: Notification sources that raise a toast (besides every ``error``).
+TOAST_SOURCES = ("risk", "reconciliation")
+
+
+class LogHubLike(Protocol):
+    def entries(self) -> list[Any]: ...
+    def add_listener(self, listener: Callable[[Any], None]) -> Callable[[], None]: ...
+
+
+class LogPanel(QWidget):
+    """objectName ``logPanel``; children ``logTable``, ``logLevelFilter``, ``logSourceFilter``,
+    ``logTextFilter``, ``logCountLabel``, ``logFollow``, ``logClear``."""
+
+    def __init__(self, capacity: int = 10_000, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("logPanel")
+        self.model = LogTableModel(capacity, parent=self)
+        self.proxy = LogFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self._unsubscribe: Callable[[], None] | None = None
+
+        self.level = QComboBox(objectName="logLevelFilter")
+        for text, number in LEVELS:
+            self.level.addItem(text, number)
+        self.level.setCurrentIndex(2)  # Info+
+        self.level.currentIndexChanged.connect(
+            lambda _: self.proxy.set_min_level(int(self.level.currentData()))
+        )
+        self.source = QLineEdit(
+            objectName="logSourceFilter", placeholderText="source prefix, e.g. services.orders"
+        )
+        self.source.textChanged.connect(self.proxy.set_source)
+        self.text = QLineEdit(objectName="logTextFilter", placeholderText="search text")
+        self.text.setClearButtonEnabled(True)
+        self.text.textChanged.connect(self.proxy.set_text)
+        self.follow = QCheckBox("Follow", objectName="logFollow", checked=True)
+        self.follow.setToolTip("Keep the newest record in view")
+        clear = QPushButton("Clear view", objectName="logClear")
+        clear.setToolTip("Empty this view (the log file keeps everything)")
+        clear.clicked.connect(self.model.clear)
+        self.count = QLabel(objectName="logCountLabel")
+        self.count.setStyleSheet("color: #8a93a0;")
+
+        bar = QHBoxLayout()
+        bar.setContentsMargins(6, 4, 6, 2)
+        bar.addWidget(self.level)
+        bar.addWidget(self.source, 1)
+        bar.addWidget(self.text, 2)
+        bar.addWidget(self.follow)
+        bar.addWidget(clear)
+        bar.addWidget(self.count)
+
+        self.table = QTableView(objectName="logTable")
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setWordWrap(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(20)
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(True)
+        for col, width in enumerate((100, 70, 200)):
+            header.resizeSection(col, width)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.proxy.set_min_level(logging.INFO)
+        self.model.rowsInserted.connect(self._after_insert)
+        self.model.rowsRemoved.connect(lambda *_: self._update_count())
+        self.model.modelReset.connect(self._update_count)
+        self.proxy.layoutChanged.connect(self._update_count)
+        self.proxy.rowsInserted.connect(lambda *_: self._update_count())
+        self.proxy.rowsRemoved.connect(lambda *_: self._update_count())
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(bar)
+        layout.addWidget(self.table)
+        self._update_count()
+
+    # -- wiring -----------------------------------------------------------------------------------
+    def attach(self, hub: LogHubLike) -> None:
+        """Show what ``hub`` holds and follow it. GUI thread."""
+        self.detach()
+        for entry in hub.entries()[-self.model.capacity :]:
+            self.model.enqueue(entry)
+        self._unsubscribe = hub.add_listener(self.model.enqueue)
+        self.model.flush()
+        self.model.start()
+
+    def detach(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self.model.stop()
+
+    def closeEvent(self, event: Any) -> None:
+        self.detach()
+        super().closeEvent(event)
+
+    # -- view -------------------------------------------------------------------------------------
+    def _after_insert(self, _parent: QModelIndex, _first: int, _last: int) -> None:
+        self._update_count()
+        if self.follow.isChecked():
+            self.table.scrollToBottom()
+
+    def _update_count(self) -> None:
+        shown, held = self.proxy.rowCount(), self.model.rowCount()
+        self.count.setText(f"{shown:,} shown / {held:,} held (max {self.model.capacity:,})")
+
+
+class ToastArea(QWidget):
+    """Non-modal toasts stacked in the bottom-right corner of ``host`` (objectName ``toastArea``).
+
+    Each toast hides itself after ``timeout_ms``; at most ``max_toasts`` are shown (the oldest goes).
+    """
+
+    def __init__(self, host: QWidget, *, timeout_ms: int = 8000, max_toasts: int = 4) -> None:
+        super().__init__(host)
+        self.setObjectName("toastArea")
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, False)
+        self._host = host
+        self._timeout = timeout_ms
+        self._max = max_toasts
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(6)
+        self._layout.addStretch(1)
+        self.toasts: list[QFrame] = []
+        host.installEventFilter(self)
+        self.hide()
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:
+        from PySide6.QtCore import QEvent
+
+        if watched is self._host and event.type() == QEvent.Type.Resize:
+            self._place()
+        return False
+
+    def _place(self) -> None:
+        w = 380
+        h = min(self._host.height() - 40, 90 * max(1, len(self.toasts)))
+        self.setGeometry(self._host.width() - w - 16, self._host.height() - h - 36, w, h)
+        self.raise_()
+
+    def show_toast(self, level: str, source: str, message: str) -> QFrame:
+        colors = {"error": "#ef5350", "warning": "#ffb300"}
+        accent = colors.get(level, "#3d7eff")
+        toast = QFrame(self)
+        toast.setObjectName("toast")
+        toast.setProperty("level", level)
+        toast.setStyleSheet(
+            "QFrame#toast { background: #1f232a; border: 1px solid #2b2f36; border-radius: 4px;"
+            f" border-left: 4px solid {accent}; }}"
+        )
+        lay = QVBoxLayout(toast)
+        lay.setContentsMargins(10, 6, 10, 6)
+        title = QLabel(f"{level.upper()} · {source}")
+        title.setStyleSheet(f"color: {accent}; font-weight: 600;")
+        body = QLabel(message)
+        body.setWordWrap(True)
+        body.setObjectName("toastMessage")
+        lay.addWidget(title)
+        lay.addWidget(body)
+        self._layout.addWidget(toast)
+        self.toasts.append(toast)
+        while len(self.toasts) > self._max:
+            self._remove(self.toasts[0])
+        QTimer.singleShot(self._timeout, lambda: self._remove(toast))
+        self.show()
+        self._place()
+        return toast
+
+    def _remove(self, toast: QFrame) -> None:
+        if toast in self.toasts:
+            self.toasts.remove(toast)
+            toast.hide()
+            toast.deleteLater()
+        if not self.toasts:
+            self.hide()
+        else:
+            self._place()
+
+
+def wants_toast(level: str, source: str) -> bool:
+    """Risk rejections and drift incidents (and every error) raise a toast."""
+    return level == "error" or source in TOAST_SOURCES or source.startswith("strategy:")
+
+
+if __name__ == "__main__":  # preview: uv run python -m widgets.log_panel [--screenshot FILE]
+    import random
+    import sys
+
+    from app.logging_setup import LogHub, LogHubHandler
+    from widgets.ops_models.preview import make_app, preview_args, show_preview
+
+    args = preview_args("Heron log panel preview, fed by a real LogHub")
+    app = make_app()
+    hub = LogHub(capacity=10_000)
+    handler = LogHubHandler(hub, logging.DEBUG)
+    root = logging.getLogger("heron.preview")
+    root.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    root.propagate = False
+    panel = LogPanel()
+    panel.resize(1100, 420)
+    panel.attach(hub)
+    rng = random.Random(7)
+    sources = ["heron.preview.orders", "heron.preview.marketdata", "heron.preview.risk",
+               "heron.preview.reconciliation", "heron.preview.strategies"]  # fmt: skip
+
+    def burst() -> None:
+        for _ in range(rng.randint(1, 40)):
+            lg = logging.getLogger(rng.choice(sources))
+            roll = rng.random()
+            if roll < 0.05:
+                lg.error(
+                    "order AAPL-%d rejected by the broker: insufficient buying power", rng.randint(1, 999)
+                )
+            elif roll < 0.2:
+                lg.warning(
+                    "quote for %s is stale (%.1f s old)",
+                    rng.choice(["AAPL", "MSFT", "BTC/USD"]),
+                    rng.random() * 5,
+                )
+            else:
+                lg.info(
+                    "bar closed %s O=%.2f C=%.2f",
+                    rng.choice(["AAPL", "NVDA", "SPY"]),
+                    100 + rng.random(),
+                    100 + rng.random(),
+                )
+
+    timer = QTimer()
+    timer.timeout.connect(burst)
+    timer.start(30)
+    toasts = ToastArea(panel)
+    toasts.show_toast("warning", "risk", "order refused: max_order_qty 1000 < requested 2500 (AAPL buy)")
+    sys.exit(show_preview(app, panel, args))

@@ -1,0 +1,124 @@
+"""Run work off the GUI thread and deliver the outcome back on it.
+
+:class:`TaskBridge` is the one way the ops panels start long work (backtests, training, credential
+checks, reconciliation runs):
+
+- :meth:`TaskBridge.run_blocking` runs a blocking function on a worker thread; ``on_done`` /
+  ``on_error`` are called on the GUI thread (through a queued Qt signal).
+- :meth:`TaskBridge.run_coroutine` runs a service coroutine. Under qasync the GUI thread *is* the
+  service loop's thread, so the coroutine becomes a task on that running loop (the services' own
+  thread rules hold). Without a running loop (a standalone preview, a widget test) it runs with
+  ``asyncio.run`` on a worker thread instead, so the GUI thread still never blocks.
+- :meth:`TaskBridge.post` hands any callable to the GUI thread from any thread.
+
+Signals:
+    finished(): after every ``on_done``/``on_error`` callback (tests wait on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from PySide6.QtCore import QObject, Signal
+
+T = TypeVar("T")
+log = logging.getLogger("heron.widgets.tasks")
+
+
+class TaskBridge(QObject):
+    _deliver = Signal(object)
+    finished = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._deliver.connect(self._run_on_gui)
+        self._threads: list[threading.Thread] = []
+        self.running = 0
+
+    def post(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` on the GUI thread soon. Any thread."""
+        self._deliver.emit(fn)
+
+    def _run_on_gui(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("a panel callback failed")
+
+    def _settle(self, callback: Callable[[], None]) -> None:
+        self.running -= 1
+        try:
+            callback()
+        finally:
+            self.finished.emit()
+
+    def run_blocking(
+        self,
+        fn: Callable[[], T],
+        on_done: Callable[[T], None],
+        on_error: Callable[[BaseException], None],
+        *,
+        name: str = "heron-panel-task",
+    ) -> threading.Thread:
+        """Run ``fn()`` on a daemon worker thread. GUI thread."""
+        self.running += 1
+
+        def work() -> None:
+            try:
+                result = fn()
+            except BaseException as exc:
+                error = exc
+                self.post(lambda: self._settle(lambda: on_error(error)))
+                return
+            self.post(lambda: self._settle(lambda: on_done(result)))
+
+        thread = threading.Thread(target=work, name=name, daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()]
+        self._threads.append(thread)
+        thread.start()
+        return thread
+
+    def run_coroutine(
+        self,
+        factory: Callable[[], Awaitable[T]],
+        on_done: Callable[[T], None],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        """Run ``factory()`` on the running service loop (or, without one, on a worker thread)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:
+
+            def blocking() -> T:
+                async def main() -> T:
+                    return await factory()
+
+                return asyncio.run(main())
+
+            self.run_blocking(blocking, on_done, on_error)
+            return
+        self.running += 1
+        task = asyncio.ensure_future(factory())
+
+        def done(t: asyncio.Future[Any]) -> None:
+            if t.cancelled():
+                self._settle(lambda: on_error(asyncio.CancelledError()))
+            elif t.exception() is not None:
+                exc = t.exception()
+                assert exc is not None
+                self._settle(lambda: on_error(exc))
+            else:
+                self._settle(lambda: on_done(t.result()))
+
+        task.add_done_callback(done)
+
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait for worker threads (tests and shutdown only)."""
+        for t in list(self._threads):
+            t.join(timeout)

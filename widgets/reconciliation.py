@@ -1,0 +1,437 @@
+"""The reconciliation review panel (``reconciliationPanel``).
+
+Shows the :class:`~services.reconciliation.reconciler.Reconciler`'s incidents with their history
+(open / acknowledged / adopted), Heron's positions and open orders beside the broker's (differing
+cells highlighted), the last run time, and the two operator actions — Acknowledge and Adopt broker
+state — each behind a confirmation that names exactly what will change. "Run now" runs one
+reconciliation cycle on the service loop. The panel decides nothing: it reads the reconciler and
+calls its methods.
+
+Signals:
+    incidentsChanged(int, str, str): open count, worst severity, one-line summary (for the banner).
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from widgets.ops_models.recon_models import (
+    CRIT_FG,
+    OK_FG,
+    WARN_FG,
+    dec_text,
+    incident_model,
+    order_model,
+    order_rows,
+    position_model,
+    position_rows,
+)
+from widgets.ops_models.table import SORT_ROLE, refilter
+from widgets.ops_models.tasks import TaskBridge
+
+log = logging.getLogger("heron.widgets.reconciliation")
+
+
+def ask_confirmation(parent: QWidget, title: str, text: str, detail: str = "") -> bool:
+    """A modal Yes/No question; tests monkeypatch ``QMessageBox.exec``."""
+    box = QMessageBox(parent)
+    box.setObjectName("confirmDialog")
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle(title)
+    box.setText(text)
+    if detail:
+        box.setInformativeText(detail)
+    box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    return QMessageBox.StandardButton(box.exec()) == QMessageBox.StandardButton.Yes
+
+
+def _table(name: str) -> QTableView:
+    view = QTableView(objectName=name)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.setAlternatingRowColors(True)
+    view.setSortingEnabled(True)
+    view.verticalHeader().hide()
+    view.verticalHeader().setDefaultSectionSize(22)
+    view.horizontalHeader().setStretchLastSection(True)
+    view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    return view
+
+
+def _sorted(model: Any, parent: QWidget) -> QSortFilterProxyModel:
+    proxy = QSortFilterProxyModel(parent)
+    proxy.setSourceModel(model)
+    proxy.setSortRole(SORT_ROLE)
+    return proxy
+
+
+class ReconciliationPanel(QWidget):
+    """objectName ``reconciliationPanel``. Children: ``reconStatus``, ``reconLastRun``,
+    ``reconRunNow``, ``reconExport``, ``incidentTable``, ``showResolved``, ``acknowledgeButton``,
+    ``adoptButton``, ``reconPositionsTable``, ``reconOrdersTable``. GUI thread only."""
+
+    incidentsChanged = Signal(int, str, str)
+
+    def __init__(
+        self,
+        reconciler: Any | None = None,
+        *,
+        operator: str | None = None,
+        refresh_ms: int = 1000,
+        clock: Any = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("reconciliationPanel")
+        self.reconciler = reconciler
+        self.operator = operator or _default_operator()
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.bridge = TaskBridge(self)
+        self.incidents = incident_model(self)
+        self.positions = position_model(self)
+        self.orders = order_model(self)
+        self._open_key: tuple[Any, ...] = ()
+
+        self.status = QLabel(objectName="reconStatus")
+        self.last_run = QLabel(objectName="reconLastRun")
+        self.last_run.setStyleSheet("color: #8a93a0;")
+        self.run_now = QPushButton("Run now", objectName="reconRunNow")
+        self.run_now.setToolTip("Run one reconciliation cycle now (read-only broker queries)")
+        self.run_now.clicked.connect(self.run_cycle)
+        self.export = QPushButton("Trade report…", objectName="reconExport")
+        self.export.setToolTip("Export a per-symbol trade report (CSV) from Heron's fills")
+        self.export.clicked.connect(self._export)
+        top = QHBoxLayout()
+        top.setContentsMargins(8, 6, 8, 2)
+        top.addWidget(self.status)
+        top.addStretch(1)
+        top.addWidget(self.last_run)
+        top.addWidget(self.run_now)
+        top.addWidget(self.export)
+
+        self.incident_view = _table("incidentTable")
+        self.incident_proxy = _IncidentFilter(self)
+        self.incident_proxy.setSourceModel(self.incidents)
+        self.incident_proxy.setSortRole(SORT_ROLE)
+        self.incident_view.setModel(self.incident_proxy)
+        self.incident_view.sortByColumn(2, Qt.SortOrder.DescendingOrder)
+        self.incident_view.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
+        for col, width in enumerate((100, 70, 140, 150, 110, 70, 90, 300)):
+            self.incident_view.horizontalHeader().resizeSection(col, width)
+        self.show_resolved = QCheckBox("Show history", objectName="showResolved", checked=True)
+        self.show_resolved.toggled.connect(self.incident_proxy.set_show_resolved)
+        self.ack = QPushButton("Acknowledge…", objectName="acknowledgeButton")
+        self.ack.setToolTip(
+            "Record that you reviewed this incident; nothing at the broker or in Heron's books changes"
+        )
+        self.ack.clicked.connect(self.acknowledge_selected)
+        self.adopt = QPushButton("Adopt broker state…", objectName="adoptButton")
+        self.adopt.setToolTip(
+            "Rewrite Heron's position for this symbol from the broker (journaled; no order is sent)"
+        )
+        self.adopt.clicked.connect(self.adopt_selected)
+        actions = QHBoxLayout()
+        actions.addWidget(self.show_resolved)
+        actions.addStretch(1)
+        actions.addWidget(self.ack)
+        actions.addWidget(self.adopt)
+        inc_box = QGroupBox("Incidents")
+        inc_lay = QVBoxLayout(inc_box)
+        inc_lay.setContentsMargins(6, 6, 6, 6)
+        inc_lay.addWidget(self.incident_view)
+        inc_lay.addLayout(actions)
+
+        self.position_view = _table("reconPositionsTable")
+        self.position_view.setModel(_sorted(self.positions, self))
+        self.order_view = _table("reconOrdersTable")
+        self.order_view.setModel(_sorted(self.orders, self))
+        pos_box = QGroupBox("Positions — Heron vs broker")
+        QVBoxLayout(pos_box).addWidget(self.position_view)
+        ord_box = QGroupBox("Open orders — Heron vs broker")
+        QVBoxLayout(ord_box).addWidget(self.order_view)
+        side = QSplitter(Qt.Orientation.Horizontal)
+        side.addWidget(pos_box)
+        side.addWidget(ord_box)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(inc_box)
+        split.addWidget(side)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(split, 1)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(refresh_ms)
+        self._timer.timeout.connect(self.refresh)
+        self.set_reconciler(reconciler)
+
+    # -- wiring -----------------------------------------------------------------------------------
+    def set_reconciler(self, reconciler: Any | None) -> None:
+        self.reconciler = reconciler
+        if reconciler is None:
+            self._timer.stop()
+        else:
+            self._timer.start()
+        self.refresh()
+
+    # -- refresh ----------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Re-read the reconciler (in memory, cheap). Timer-driven and after every action."""
+        rc = self.reconciler
+        if rc is None:
+            self.status.setText("Reconciliation is not running in this session")
+            self.status.setStyleSheet("color: #8a93a0;")
+            self.last_run.setText("")
+            for w in (self.run_now, self.export, self.ack, self.adopt):
+                w.setEnabled(False)
+            self._emit_open([])
+            return
+        self.run_now.setEnabled(self.bridge.running == 0)
+        self.export.setEnabled(True)
+        self.incidents.set_rows(list(rc.incidents.values()))
+        self.positions.set_rows(position_rows(rc))
+        self.orders.set_rows(order_rows(rc))
+        open_now = rc.open_incidents()
+        if rc.last_run is None:
+            self.last_run.setText("Last run: never")
+        else:
+            age = (self._clock() - rc.last_run).total_seconds()
+            self.last_run.setText(f"Last run: {rc.last_run.strftime('%H:%M:%S')} UTC ({_age(age)} ago)")
+        if open_now:
+            critical = any(i.severity == "critical" for i in open_now)
+            self.status.setText(f"● {len(open_now)} open incident{'s' if len(open_now) != 1 else ''}")
+            self.status.setStyleSheet(f"color: {CRIT_FG if critical else WARN_FG}; font-weight: 600;")
+        elif rc.last_run is None:
+            self.status.setText("● Not reconciled yet")
+            self.status.setStyleSheet("color: #8a93a0; font-weight: 600;")
+        else:
+            self.status.setText("● Clean: Heron and the broker agree")
+            self.status.setStyleSheet(f"color: {OK_FG}; font-weight: 600;")
+        trading = getattr(rc, "trading", None)
+        if trading is not None:
+            self.status.setToolTip(f"Trading state: {trading.state.value} — {trading.reason}")
+        self._emit_open(open_now)
+        self._update_buttons()
+
+    def announce(self) -> None:
+        """Emit ``incidentsChanged`` with the current state even if it did not change (after connecting)."""
+        self._open_key = ("-",)
+        self.refresh()
+
+    def _emit_open(self, open_now: list[Any]) -> None:
+        key = tuple(sorted(i.id for i in open_now))
+        if key == self._open_key:
+            return
+        self._open_key = key
+        if not open_now:
+            self.incidentsChanged.emit(0, "", "")
+            return
+        severity = "critical" if any(i.severity == "critical" for i in open_now) else "warning"
+        first = sorted(open_now, key=lambda i: (i.severity != "critical", i.opened_at))[0]
+        more = f" (+{len(open_now) - 1} more)" if len(open_now) > 1 else ""
+        summary = f"{first.detail}: local {first.local_value}, broker {first.broker_value}{more}"
+        self.incidentsChanged.emit(len(open_now), severity, summary)
+
+    def selected_incident(self) -> Any | None:
+        rows = self.incident_view.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.incidents.row_at(self.incident_proxy.mapToSource(rows[0]).row())
+
+    def select_incident(self, incident_id: str) -> None:
+        row = self.incidents.row_for_key(incident_id)
+        if row is None:
+            return
+        index = self.incident_proxy.mapFromSource(self.incidents.index(row, 0))
+        self.incident_view.selectRow(index.row())
+
+    def _update_buttons(self) -> None:
+        inc = self.selected_incident()
+        is_open = inc is not None and inc.acknowledged_at is None
+        busy = self.bridge.running > 0
+        self.ack.setEnabled(is_open and not busy)
+        self.adopt.setEnabled(is_open and not busy and inc.kind.startswith("position"))
+        if inc is not None and not inc.kind.startswith("position"):
+            self.adopt.setToolTip("Only position incidents can be settled by adopting the broker's position")
+
+    # -- actions ----------------------------------------------------------------------------------
+    def acknowledge_selected(self) -> bool:
+        inc = self.selected_incident()
+        rc = self.reconciler
+        if inc is None or rc is None or inc.acknowledged_at is not None:
+            return False
+        others = [i for i in rc.open_incidents() if i.id != inc.id]
+        effect = (
+            "This was the last open incident: trading may leave its restricted state."
+            if not others
+            else f"{len(others)} other incident(s) stay open; trading stays restricted."
+        )
+        if not ask_confirmation(
+            self,
+            "Acknowledge incident",
+            f"Acknowledge {inc.id} — {inc.detail} (local {inc.local_value}, broker {inc.broker_value})?",
+            "Nothing changes at the broker or in Heron's positions and orders. The incident is marked "
+            f"acknowledged by {self.operator!r} in the journal. {effect}",
+        ):
+            return False
+        try:
+            rc.acknowledge(inc.id, self.operator, "acknowledged in the reconciliation panel")
+        except Exception as exc:
+            log.exception("acknowledge failed")
+            QMessageBox.critical(self, "Acknowledge failed", f"{inc.id} could not be acknowledged: {exc}")
+            return False
+        self.refresh()
+        return True
+
+    def adopt_selected(self) -> bool:
+        inc = self.selected_incident()
+        rc = self.reconciler
+        if (
+            inc is None
+            or rc is None
+            or inc.acknowledged_at is not None
+            or not inc.kind.startswith("position")
+        ):
+            return False
+        symbol = inc.subject
+        local = rc.store.positions.get(symbol)
+        local_txt = f"{dec_text(local.qty)} @ {dec_text(local.avg_price)}" if local else "0 (flat)"
+        broker_qty = rc.broker_positions.get(symbol)
+        broker_txt = dec_text(broker_qty) if broker_qty is not None else "0 (flat)"
+        if not ask_confirmation(
+            self,
+            "Adopt broker state",
+            f"Rewrite Heron's {symbol} position from the broker?\n\n"
+            f"Heron now: {local_txt}\nBroker (last run): {broker_txt}",
+            f"Heron re-reads {symbol} from the broker and books a journaled internal adjustment so its "
+            f"position matches exactly. No order is sent, cancelled or changed. Open position incidents "
+            f"on {symbol} are closed as 'adopted' by {self.operator!r}.",
+        ):
+            return False
+        self.adopt.setEnabled(False)
+        self.ack.setEnabled(False)
+        incident_id = inc.id
+        self.bridge.run_coroutine(
+            lambda: rc.adopt_broker_state(incident_id, self.operator),
+            lambda _: self.refresh(),
+            lambda exc: self._failed("Adopt broker state failed", f"{symbol}: {exc}"),
+        )
+        return True
+
+    def run_cycle(self) -> None:
+        rc = self.reconciler
+        if rc is None or self.bridge.running:
+            return
+        self.run_now.setEnabled(False)
+        self.run_now.setText("Running…")
+
+        def done(result: Any) -> None:
+            self.run_now.setText("Run now")
+            self.refresh()
+
+        def failed(exc: BaseException) -> None:
+            self.run_now.setText("Run now")
+            self._failed("Reconciliation failed", str(exc))
+
+        self.bridge.run_coroutine(rc.run_cycle, done, failed)
+
+    def _failed(self, title: str, message: str) -> None:
+        log.error("%s: %s", title, message)
+        self.refresh()
+        QMessageBox.critical(self, title, message)
+
+    def _export(self) -> None:
+        rc = self.reconciler
+        if rc is None:
+            return
+        name, _ = QFileDialog.getSaveFileName(self, "Export trade report", "heron-trades.csv", "CSV (*.csv)")
+        if not name:
+            return
+        try:
+            rows = rc.export_trade_report(Path(name))
+        except OSError as exc:
+            QMessageBox.critical(self, "Export failed", f"Could not write {name}: {exc.strerror or exc}")
+            return
+        QMessageBox.information(self, "Trade report", f"{rows} symbol row(s) written to {name}")
+
+
+class _IncidentFilter(QSortFilterProxyModel):
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self._show_resolved = True
+
+    def set_show_resolved(self, show: bool) -> None:
+        refilter(self, lambda: setattr(self, "_show_resolved", show))
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Any) -> bool:
+        if self._show_resolved:
+            return True
+        model = self.sourceModel()
+        return bool(model.row_at(source_row).acknowledged_at is None)  # type: ignore[attr-defined]
+
+
+def _age(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+
+
+def _default_operator() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "operator"
+
+
+if __name__ == "__main__":  # preview: uv run python -m widgets.reconciliation [--screenshot FILE]
+    import sys
+
+    from widgets.ops_models.preview import make_app, preview_args, show_preview
+    from widgets.ops_models.preview_services import reconciliation_rig
+
+    args = preview_args("Heron reconciliation panel preview (real Reconciler over a generated broker state)")
+    app = make_app()
+    rig = reconciliation_rig()
+    from widgets.drift_banner import DriftBanner
+
+    host = QWidget()
+    host.resize(1200, 640)
+    lay = QVBoxLayout(host)
+    lay.setContentsMargins(0, 0, 0, 0)
+    lay.setSpacing(0)
+    banner = DriftBanner()
+    panel = ReconciliationPanel(rig.reconciler, operator="preview")
+    panel.incidentsChanged.connect(banner.set_incidents)
+    lay.addWidget(banner)
+    lay.addWidget(panel, 1)
+    panel.announce()
+    sys.exit(show_preview(app, host, args))
