@@ -11,8 +11,12 @@ from PySide6.QtWidgets import QWidget
 
 from services.domain.enums import Mode, OrderSide, OrderStatus, TradingState
 from services.orders.state_machine import OrderState
-from tests.widgets.trading_rig import Rig, qloop, rig, settle  # noqa: F401
+from tests.widgets import trading_rig
+from tests.widgets.trading_rig import Rig, settle
 from widgets.order_ticket import OrderTicket
+
+qloop = trading_rig.qloop
+rig = trading_rig.rig
 
 
 def make(qtbot, rig: Rig, **kw) -> OrderTicket:  # type: ignore[no-untyped-def]
@@ -23,7 +27,9 @@ def make(qtbot, rig: Rig, **kw) -> OrderTicket:  # type: ignore[no-untyped-def]
     return t
 
 
-def fill_form(t: OrderTicket, symbol: str = "AAPL", qty: str = "10", otype: str = "market", **kw: str) -> None:
+def fill_form(
+    t: OrderTicket, symbol: str = "AAPL", qty: str = "10", otype: str = "market", **kw: str
+) -> None:
     t.symbol_edit.setText(symbol)
     t.amount_edit.setText(qty)
     t.type_combo.setCurrentText(otype)
@@ -57,7 +63,9 @@ def test_precheck_lists_every_check_with_numbers(qtbot, rig: Rig) -> None:  # ty
     assert report is not None and report.passed
     names = [t.precheck_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(t.precheck_list.count())]
     assert names == [c.name for c in report.checks]
-    assert {"trading_state", "price_band", "buying_power", "max_order_notional", "duplicate_order"} <= set(names)
+    assert {"trading_state", "price_band", "buying_power", "max_order_notional", "duplicate_order"} <= set(
+        names
+    )
     texts = [t.precheck_list.item(i).text() for i in range(t.precheck_list.count())]
     band = next(x for x in texts if "price_band" in x)
     assert band.startswith("PASS") and "ask=100.1" in band and "limit_price=100.05" in band
@@ -71,7 +79,11 @@ def test_failing_check_disables_submit_with_the_reason(qtbot, rig: Rig) -> None:
     assert report is not None and not report.passed
     assert not t.submit_button.isEnabled()
     assert "price_band" in t.blocked_reason and "fat finger" in t.blocked_reason
-    fail = [t.precheck_list.item(i).text() for i in range(t.precheck_list.count()) if "FAIL" in t.precheck_list.item(i).text()]
+    fail = [
+        t.precheck_list.item(i).text()
+        for i in range(t.precheck_list.count())
+        if "FAIL" in t.precheck_list.item(i).text()
+    ]
     assert len(fail) == 1 and "max=105.105" in fail[0]
     assert t.submit() is False  # the hotkey path is gated too
     assert rig.broker.submits_received == []

@@ -76,7 +76,9 @@ def build_rig(tmp_path: Path, limits: RiskLimits | None = None) -> Rig:
     store = OrderStore(bus, db, clock, marks=book)
     trading = TradingStateMachine(bus, clock, journal)
     risk = RiskGate(limits, on_breach=lambda state, why: trading.escalate(state, why, source="risk"))
-    engine = ExecutionEngine(broker, store, journal, risk, trading, bus, clock, prices=book, hours=AlwaysOpen())
+    engine = ExecutionEngine(
+        broker, store, journal, risk, trading, bus, clock, prices=book, hours=AlwaysOpen()
+    )
     kill = KillSwitch(trading, engine, journal)
     rig = Rig(clock, bus, db, broker, book, journal, store, trading, risk, engine, kill)
     rig.quote("AAPL", "99.90", "100.10")

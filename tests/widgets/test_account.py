@@ -1,0 +1,94 @@
+"""Account: figures from the broker's account (via the engine), trading state, equity curve from
+portfolio history, kill switch with confirmation and the flatten option."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
+from services.domain.models import OrderRequest
+from tests.widgets import trading_rig
+from tests.widgets.trading_rig import Rig, settle
+from widgets.account import AccountPanel
+
+qloop = trading_rig.qloop
+rig = trading_rig.rig
+
+
+def make(qtbot, rig: Rig) -> AccountPanel:  # type: ignore[no-untyped-def]
+    a = AccountPanel(
+        refresh_account=rig.engine.refresh_account,
+        portfolio_history=rig.broker.get_portfolio_history,
+        trading=rig.trading,
+        kill_switch=rig.kill_switch,
+        bus=rig.bus,
+    )
+    qtbot.addWidget(a)
+    return a
+
+
+def test_account_figures_and_state(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    a = make(qtbot, rig)
+    assert a.values["equity"].text() == "—"  # nothing shown before the broker answers
+    assert "ACTIVE" in a.state_label.text()
+    a.refresh()
+    settle(qloop)
+    assert a.values["equity"].text() == "100,000.00"
+    assert a.values["buying_power"].text() == "200,000.00"
+    assert a.values["day_pl"].text() == "+0.00"
+    assert a.values["pdt"].text().startswith("no")
+    rig.trading.set(TradingState.REDUCING, "drift on AAPL", source="test")
+    assert "REDUCING — drift on AAPL" in a.state_label.text()
+
+
+def test_equity_curve_from_history(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from services.broker.base import PortfolioHistory
+
+    t0 = datetime(2026, 3, 2, tzinfo=UTC)
+    hist = PortfolioHistory(
+        tuple(t0 + timedelta(days=i) for i in range(4)),
+        (Decimal(100_000), None, Decimal(100_250), Decimal(99_900)),  # a gap (no value) is skipped
+        (),
+        (),
+        Decimal(100_000),
+        "1D",
+    )
+
+    async def history() -> PortfolioHistory:
+        return hist
+
+    a = make(qtbot, rig)
+    a._history = history
+    a.refresh_history()
+    settle(qloop)
+    assert a.history_points == 3
+    xs, ys = a.curve.getData()
+    assert list(ys) == [100_000.0, 100_250.0, 99_900.0] and xs[1] == (t0 + timedelta(days=2)).timestamp()
+
+
+def test_kill_switch_confirms_then_halts_cancels_and_flattens(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    a = make(qtbot, rig)
+    res = qloop.run_until_complete(
+        rig.engine.submit(
+            OrderRequest(
+                "AAPL",
+                OrderSide.BUY,
+                OrderType.LIMIT,
+                TimeInForce.DAY,
+                qty=Decimal(2),
+                limit_price=Decimal(100),
+            )
+        )
+    )
+    a.ask_kill = lambda: None  # declined
+    assert a.trigger_kill_switch() is False
+    assert rig.trading.state is TradingState.ACTIVE
+    a.ask_kill = lambda: True  # confirmed, with flatten
+    assert a.trigger_kill_switch() is True
+    settle(qloop, 0.1)
+    assert rig.trading.state is TradingState.HALTED
+    assert "HALTED" in a.state_label.text()
+    assert rig.store.find(client_order_id=res.client_order_id).cancel_requested  # type: ignore[union-attr]
+    assert "kill switch done" in a.message.text()

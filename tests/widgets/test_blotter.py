@@ -1,0 +1,225 @@
+"""Blotter: model contract, per-frame coalescing, bounded rows, status/symbol filter, sorting,
+context actions (cancel / replace / duplicate), cancel-all confirmation and CSV export."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from services.domain.models import Fill, Order
+from tests.widgets import trading_rig
+from tests.widgets.trading_rig import Rig, settle
+from widgets.blotter import BlotterPanel, ReplaceDialog, write_csv
+from widgets.models.fills_model import FillsTableModel
+from widgets.models.orders_model import OrderRow, OrdersFilterProxy, OrdersTableModel
+from widgets.models.table import clusters
+
+T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+qloop = trading_rig.qloop
+rig = trading_rig.rig
+
+
+def order(i: int, status: OrderStatus = OrderStatus.NEW, symbol: str = "AAPL", **kw: object) -> Order:
+    ts = T0 + timedelta(seconds=i)
+    base = Order(
+        id=f"b-{i}", client_order_id=f"c-{i}", symbol=symbol, side=OrderSide.BUY, type=OrderType.LIMIT,
+        time_in_force=TimeInForce.DAY, status=status, qty=Decimal(10), filled_qty=Decimal(0),
+        created_at=ts, updated_at=ts, submitted_at=ts, limit_price=Decimal("100.5"),
+    )  # fmt: skip
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def test_models_pass_qtmodeltester(qtmodeltester) -> None:  # type: ignore[no-untyped-def]
+    m = OrdersTableModel()
+    m.stage_many(
+        (f"c-{i}", OrderRow(order(i, OrderStatus.FILLED if i % 2 else OrderStatus.NEW))) for i in range(20)
+    )
+    m.flush()
+    qtmodeltester.check(m)
+    proxy = OrdersFilterProxy()
+    proxy.setSourceModel(m)
+    proxy.set_group("Open")
+    qtmodeltester.check(proxy)
+    f = FillsTableModel()
+    f.stage("o:e", Fill("e", "o", "c", "AAPL", OrderSide.BUY, Decimal(1), Decimal("100.25"), T0))
+    f.flush()
+    qtmodeltester.check(f)
+
+
+def test_flush_coalesces_to_one_data_changed_per_cluster(qtbot) -> None:  # type: ignore[no-untyped-def]
+    m = OrdersTableModel(max_rows=10_000)
+    m.stage_many((f"c-{i}", OrderRow(order(i))) for i in range(1000))
+    m.flush()
+    spans: list[tuple[int, int]] = []
+    m.dataChanged.connect(lambda a, b, *_: spans.append((a.row(), b.row())))
+    for i in (3, 5, 9, 700, 701):
+        m.stage(f"c-{i}", OrderRow(order(i, OrderStatus.PARTIALLY_FILLED)))
+    m.stage(f"c-{5}", OrderRow(order(5, OrderStatus.FILLED)))  # the newest staged payload wins
+    assert m.rowCount() == 1000 and m.pending == 5
+    m.flush()
+    assert spans == [(3, 9), (700, 701)]
+    assert m.order("c-5").status is OrderStatus.FILLED  # type: ignore[union-attr]
+    assert clusters([1, 2, 100], gap=10) == [(1, 2), (100, 100)]
+
+
+def test_rows_are_bounded_and_closed_orders_go_first(qtbot) -> None:  # type: ignore[no-untyped-def]
+    m = OrdersTableModel(max_rows=100)
+    m.stage("open-0", OrderRow(order(0, OrderStatus.NEW, client_order_id="open-0")))
+    m.flush()
+    m.stage_many((f"c-{i}", OrderRow(order(i, OrderStatus.FILLED))) for i in range(1, 300))
+    m.flush()
+    assert m.rowCount() <= 100
+    assert m.row_of("open-0") == 0  # the open order survives trimming
+    assert m.row_of("c-299") is not None and m.row_of("c-1") is None
+    assert m.trimmed_total >= 200
+
+
+def test_filter_by_status_group_and_symbol(qtbot) -> None:  # type: ignore[no-untyped-def]
+    m = OrdersTableModel()
+    p = OrdersFilterProxy()
+    p.setSourceModel(m)
+    statuses = [OrderStatus.NEW, OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED,
+                OrderStatus.PARTIALLY_FILLED]  # fmt: skip
+    m.stage_many(
+        (f"c-{i}", OrderRow(order(i, s, "AAPL" if i % 2 else "MSFT"))) for i, s in enumerate(statuses)
+    )
+    m.flush()
+    p.set_group("Open")
+    assert p.rowCount() == 2
+    p.set_group("Filled")
+    assert p.rowCount() == 1
+    p.set_group("Canceled")
+    assert p.rowCount() == 1
+    p.set_group("All")
+    p.set_symbol_text("msf")
+    assert p.rowCount() == 3
+    # a status change moves the row between groups at the next flush (dynamic filter)
+    p.set_symbol_text("")
+    p.set_group("Open")
+    m.stage("c-0", OrderRow(order(0, OrderStatus.FILLED, "MSFT")))
+    m.flush()
+    assert p.rowCount() == 1
+
+
+def test_sort_uses_numbers_not_text(qtbot) -> None:  # type: ignore[no-untyped-def]
+    m = OrdersTableModel()
+    p = OrdersFilterProxy()
+    p.setSourceModel(m)
+    for i, price in enumerate(["9.5", "100", "20"]):
+        m.stage(f"c-{i}", OrderRow(order(i, limit_price=Decimal(price))))
+    m.flush()
+    p.sort(6, Qt.SortOrder.AscendingOrder)
+    assert [p.data(p.index(r, 6)) for r in range(3)] == ["9.50", "20.00", "100.00"]
+
+
+def test_panel_follows_the_store_and_exports_csv(qtbot, rig: Rig, qloop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    b = BlotterPanel(rig.store, rig.engine, rig.bus)
+    qtbot.addWidget(b)
+    req_limit = __import__("services.domain.models", fromlist=["OrderRequest"]).OrderRequest
+    res = qloop.run_until_complete(
+        rig.engine.submit(
+            req_limit(
+                "AAPL",
+                OrderSide.BUY,
+                OrderType.LIMIT,
+                TimeInForce.DAY,
+                qty=Decimal(4),
+                limit_price=Decimal(100),
+            )
+        )
+    )
+    assert res.accepted
+    assert b.orders.rowCount() == 0  # staged, not yet shown: applied at the next frame
+    qtbot.waitUntil(lambda: b.orders.rowCount() == 1, timeout=1000)
+    row = b.orders.row_at(0)
+    assert row.cells[1] == "AAPL" and row.cells[9] == "new" and row.cells[11] == "manual"
+    # the broker fills it: fills tab and status update
+    rec = rig.store.find(client_order_id=res.client_order_id)
+    rig.broker.fill(rec.broker_order_id, Decimal(4), Decimal("100"))  # type: ignore[union-attr]
+    b.flush()
+    assert b.orders.row_at(0).cells[9] == "filled"
+    assert b.fills.rowCount() == 1 and b.fills.row_at(0).cells[4] == "100.00"
+    out = tmp_path / "orders.csv"
+    assert b.export_to(out) == 1
+    rows = list(csv.reader(out.open()))
+    assert rows[0][:3] == ["Time", "Symbol", "Side"] and rows[1][1] == "AAPL" and rows[1][9] == "filled"
+    assert b.export_to(tmp_path / "fills.csv", fills=True) == 1
+    # the filter narrows what is exported
+    b.group_combo.setCurrentText("Open")
+    assert b.export_to(tmp_path / "open.csv") == 0
+    assert write_csv(tmp_path / "x.csv", ["a"], [["1"], ["2"]]) == 2
+
+
+def test_context_actions_cancel_replace_duplicate(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    from services.domain.models import OrderRequest
+
+    b = BlotterPanel(rig.store, rig.engine, rig.bus)
+    qtbot.addWidget(b)
+    res = qloop.run_until_complete(
+        rig.engine.submit(
+            OrderRequest(
+                "AAPL",
+                OrderSide.BUY,
+                OrderType.LIMIT,
+                TimeInForce.DAY,
+                qty=Decimal(4),
+                limit_price=Decimal(100),
+            )
+        )
+    )
+    b.flush()
+    o = b.orders.order(res.client_order_id)
+    assert o is not None
+    got: list[Order] = []
+    b.duplicateRequested.connect(got.append)
+    b.duplicate(o)
+    assert got == [o]
+    b.replace_values = lambda order: {"limit_price": Decimal("100.02")}
+    assert b.replace(o)
+    settle(qloop)
+    b.flush()
+    assert rig.store.meta(res.client_order_id).limit_price == Decimal("100.02")  # type: ignore[union-attr]
+    assert b.orders.order(res.client_order_id).limit_price == Decimal("100.02")  # type: ignore[union-attr]
+    o = b.orders.order(res.client_order_id)
+    assert b.cancel(o)  # type: ignore[arg-type]
+    settle(qloop)
+    assert rig.store.find(client_order_id=res.client_order_id).cancel_requested  # type: ignore[union-attr]
+
+
+def test_cancel_all_needs_confirmation(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    b = BlotterPanel(rig.store, rig.engine, rig.bus)
+    qtbot.addWidget(b)
+    asked: list[str] = []
+    b.ask = lambda title, text: asked.append(title) or False  # type: ignore[func-returns-value]
+    assert b.cancel_all() is False
+    assert asked == ["Cancel all orders"] and "list_orders" not in rig.broker.calls
+    b.ask = lambda title, text: True
+    assert b.cancel_all() is True
+    settle(qloop)
+    assert "list_orders" in rig.broker.calls
+
+
+def test_replace_dialog_validates(qtbot) -> None:  # type: ignore[no-untyped-def]
+    d = ReplaceDialog(order(1))
+    qtbot.addWidget(d)
+    assert d.read() == "nothing changed"
+    d.limit_edit.setText("abc")
+    assert "not a number" in str(d.read())
+    d.limit_edit.setText("101")
+    d.qty_edit.setText("0")
+    assert "greater than zero" in str(d.read())
+    d.qty_edit.setText("12")
+    assert d.read() == {"qty": Decimal(12), "limit_price": Decimal(101)}
+
+
+def test_bounded_note_is_shown(qtbot, rig: Rig) -> None:  # type: ignore[no-untyped-def]
+    b = BlotterPanel(rig.store, rig.engine, rig.bus, max_orders=5000, max_fills=10000)
+    qtbot.addWidget(b)
+    assert "5,000 orders" in b.note.text() and "10,000 fills" in b.note.text() and "database" in b.note.text()

@@ -1,0 +1,84 @@
+"""Watchlist: model contract, rows from the QuoteBook per coalesced batch (one dataChanged),
+add/remove with validation and persistence callback, selection signal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from services.domain.bus import EventBus
+from services.domain.models import Quote, Trade
+from services.marketdata.book import QuoteBook
+from services.marketdata.pipeline import MarketDataBatch, MarketDataBatchEvent, RawQuote
+from widgets.watchlist import WatchlistPanel
+
+NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+
+def book() -> QuoteBook:
+    b = QuoteBook(now=lambda: NOW)
+    b.on_quote(Quote("AAPL", Decimal("187.10"), Decimal("187.14"), Decimal(1), Decimal(2), NOW), NOW)
+    b.on_trade(Trade("AAPL", Decimal("187.12"), Decimal(300), NOW), NOW)
+    b.set_prev_close("AAPL", Decimal("185"))
+    return b
+
+
+def batch(*symbols: str) -> MarketDataBatchEvent:
+    quotes = {s: RawQuote(1, 1, 1, 1, 0) for s in symbols}
+    return MarketDataBatchEvent(NOW, MarketDataBatch(quotes, {}, (), (), (), (), 0, 1, len(symbols)))
+
+
+def test_rows_from_book_and_model_contract(qtbot, qtmodeltester) -> None:  # type: ignore[no-untyped-def]
+    w = WatchlistPanel(book(), EventBus(), ["AAPL", "msft"])
+    qtbot.addWidget(w)
+    assert w.symbols() == ["AAPL", "MSFT"]
+    cells = w.model.row_at(0).cells
+    assert cells == ["AAPL", "187.10", "187.14", "187.12", "0.04", "+1.15%", "300"]
+    assert w.model.row_at(1).cells[1] == "—"  # no data yet: dashes, never invented numbers
+    qtmodeltester.check(w.model)
+
+
+def test_batches_update_watched_rows_with_one_data_changed(qtbot) -> None:  # type: ignore[no-untyped-def]
+    b = book()
+    bus = EventBus()
+    w = WatchlistPanel(b, bus, ["AAPL", "MSFT", "TSLA"])
+    qtbot.addWidget(w)
+    spans: list[tuple[int, int]] = []
+    w.model.dataChanged.connect(lambda a, z, *_: spans.append((a.row(), z.row())))
+    b.on_quote(Quote("AAPL", Decimal("188.00"), Decimal("188.02"), Decimal(1), Decimal(1), NOW), NOW)
+    b.on_quote(Quote("TSLA", Decimal("250.00"), Decimal("250.10"), Decimal(1), Decimal(1), NOW), NOW)
+    bus.publish(batch("AAPL", "TSLA", "NVDA"))  # NVDA is not watched: ignored
+    assert spans == [(0, 2)]
+    assert w.model.row_at(0).cells[1] == "188.00" and w.model.row_at(2).cells[2] == "250.10"
+
+
+def test_add_remove_validates_and_persists(qtbot) -> None:  # type: ignore[no-untyped-def]
+    saved: list[list[str]] = []
+    subscribed: list[list[str]] = []
+
+    async def subscribe(symbols: list[str]) -> None:
+        subscribed.append(symbols)
+
+    w = WatchlistPanel(book(), None, ["AAPL"], on_symbols_changed=saved.append)
+    qtbot.addWidget(w)
+    w.add_edit.setText("not a symbol!")
+    w.add_button.click()
+    assert "not a valid symbol" in w.error_label.text()
+    assert w.add_edit.text() == "not a symbol!"  # kept for correction
+    assert saved == []
+    w.add_edit.setText("btcusd")
+    w.add_button.click()
+    assert w.symbols() == ["AAPL", "BTC/USD"] and saved[-1] == ["AAPL", "BTC/USD"]
+    assert w.add_edit.text() == ""
+    assert w.add_symbol("aapl") is None and "already" in w.error_label.text()
+    assert w.remove_symbol("AAPL")
+    assert saved[-1] == ["BTC/USD"] and w.model.rowCount() == 1
+    assert subscribed == []  # no subscribe callback given
+
+
+def test_selection_emits_symbol(qtbot) -> None:  # type: ignore[no-untyped-def]
+    w = WatchlistPanel(book(), None, ["AAPL", "MSFT"])
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.symbolSelected, timeout=1000) as sig:
+        w.select_symbol("MSFT")
+    assert sig.args == ["MSFT"]
