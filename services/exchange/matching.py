@@ -202,6 +202,14 @@ class VenueOrder:
 
 
 # ---- request parsing ----------------------------------------------------------------------------
+def _text(value: Any) -> str | None:
+    """An enum-like request field as text: non-strings become their repr, so they fail the
+    membership check with a 422 instead of raising (a list is not even hashable)."""
+    if value is None or isinstance(value, str):
+        return value
+    return repr(value)[:64]
+
+
 def _num(body: Mapping[str, Any], key: str, *, positive: bool = True) -> Decimal | None:
     raw = body.get(key)
     if raw is None or raw == "":
@@ -448,16 +456,16 @@ class MatchingEngine:
         inst = self.instrument(body.get("symbol"))
         if not inst.tradable:
             raise unprocessable(f'asset "{inst.symbol}" is not tradable')
-        side = body.get("side")
+        side = _text(body.get("side"))
         if side not in ("buy", "sell"):
             raise unprocessable(f"invalid side: {side!r}")
-        otype = body.get("type", body.get("order_type"))
+        otype = _text(body.get("type", body.get("order_type")))
         if otype not in ORDER_TYPES:
             raise unprocessable(f"invalid order type: {otype!r}")
-        tif = body.get("time_in_force")
+        tif = _text(body.get("time_in_force"))
         if tif not in TIFS:
             raise unprocessable(f"invalid time_in_force: {tif!r}")
-        oclass = body.get("order_class") or "simple"
+        oclass = _text(body.get("order_class")) or "simple"
         if oclass not in ("simple", "bracket", "oco", "oto"):
             raise unprocessable(f"order_class {oclass!r} is not supported")
         qty = _num(body, "qty")
@@ -1033,7 +1041,7 @@ class MatchingEngine:
             raise unprocessable("qty must be a whole number")
         if qty is not None and old.qty is not None and not _whole(old.qty):
             raise unprocessable("fractional orders cannot be replaced")
-        tif = body.get("time_in_force") or old.time_in_force
+        tif = _text(body.get("time_in_force")) or old.time_in_force
         if tif not in TIFS:
             raise unprocessable(f"invalid time_in_force: {tif!r}")
         limit_price = _num(body, "limit_price")

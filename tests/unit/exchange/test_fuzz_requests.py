@@ -137,11 +137,6 @@ def test_order_bodies_never_500(server: Server, body: Any) -> None:
     _check(*server.call("POST", "/v2/orders", raw))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="venue bug (services/exchange/matching.py:449): a non-string 'type'/'side'/... such as [] raises "
-    "TypeError (unhashable) and answers 500; reported to the venue owner",
-)
 @settings(
     max_examples=40,
     deadline=None,
