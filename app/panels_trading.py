@@ -1,17 +1,259 @@
 """Installs the trading panels into the main window and connects them to services.
 
-Called once by :func:`app.bootstrap._populate_window` on the GUI thread, after services are
-built. Owned by the panels work; bootstrap only calls :func:`install`.
+Called once by :func:`app.bootstrap._populate_window` on the GUI thread after services are built.
+Reads the service attributes documented on :class:`app.bootstrap.Services` (``book``, ``orders``,
+``engine``, ``risk``, ``trading``, ``kill_switch``, ``broker``, ``streams``, ``history``); a
+missing service leaves its panel out (with a notification) instead of showing invented data.
+
+Default layout: watchlist left, order ticket left-bottom, blotter / positions / account tabbed
+at the bottom, the chart in the middle. Watchlist, blotter and positions selections drive the
+chart and the ticket; blotter "Duplicate" pre-fills the ticket.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from services.domain.enums import Timeframe
+from services.marketdata.pipeline import MarketDataBatchEvent
+
 if TYPE_CHECKING:
+    from PySide6.QtWidgets import QWidget
+
+    from widgets.account import AccountPanel
+    from widgets.blotter import BlotterPanel
+    from widgets.chart.panel import ChartPanel
     from widgets.main_window import MainWindow
+    from widgets.order_ticket import OrderTicket
+    from widgets.positions import PositionsPanel
+    from widgets.watchlist import WatchlistPanel
+
+log = logging.getLogger("heron.app.panels")
+
+PANEL_NAMES = ("watchlist", "order_ticket", "blotter", "positions", "account")
+CHART_HISTORY = {Timeframe.MIN_1: timedelta(days=3), Timeframe.MIN_5: timedelta(days=10),
+                 Timeframe.MIN_15: timedelta(days=30), Timeframe.HOUR_1: timedelta(days=90),
+                 Timeframe.DAY_1: timedelta(days=730)}  # fmt: skip
 
 
-def install(window: MainWindow, ctx: Any, services: Any) -> None:
-    """Add the trading panels to ``window``. No panels are installed by this module yet."""
-    return None
+@dataclass
+class TradingPanels:
+    """What :func:`install` built (tests and the benchmarks reach the panels through it)."""
+
+    watchlist: WatchlistPanel | None = None
+    ticket: OrderTicket | None = None
+    blotter: BlotterPanel | None = None
+    positions: PositionsPanel | None = None
+    account: AccountPanel | None = None
+    chart: ChartPanel | None = None
+    feeder: ChartFeeder | None = None
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+def _save_watchlist(ctx: Any, symbols: list[str]) -> None:
+    from app.settings import SettingsError, save
+
+    ctx.settings.watchlist = list(symbols)
+    try:
+        save(ctx.settings, ctx.paths.settings_file)
+    except (SettingsError, OSError) as exc:
+        log.error("watchlist not saved: %s", exc)
+        ctx.notify("error", "settings", f"the watchlist could not be saved: {exc}")
+
+
+def build_panel(name: str, ctx: Any, services: Any) -> QWidget:
+    """Build one trading panel from the services; raises LookupError naming a missing service."""
+
+    def need(attr: str) -> Any:
+        value = getattr(services, attr, None)
+        if value is None:
+            why = getattr(services, "failures", {}).get(attr, "not running")
+            raise LookupError(f"{attr} is not available ({why})")
+        return value
+
+    bus = ctx.bus
+    if name == "watchlist":
+        from widgets.watchlist import WatchlistPanel
+
+        streams = getattr(services, "streams", None)
+        return WatchlistPanel(
+            need("book"),
+            bus,
+            ctx.settings.watchlist,
+            on_symbols_changed=lambda syms: _save_watchlist(ctx, syms),
+            subscribe=(lambda syms: streams.subscribe(syms, trades=True, quotes=True)) if streams else None,
+        )
+    if name == "order_ticket":
+        from widgets.order_ticket import OrderTicket
+
+        return OrderTicket(need("engine"), mode=ctx.mode, confirm_orders=ctx.settings.ui.confirm_orders)
+    if name == "blotter":
+        from widgets.blotter import BlotterPanel
+
+        return BlotterPanel(need("orders"), need("engine"), bus)
+    if name == "positions":
+        from widgets.positions import PositionsPanel
+
+        return PositionsPanel(need("orders"), need("book"), need("engine"), bus)
+    if name == "account":
+        from widgets.account import AccountPanel
+
+        engine = need("engine")
+        broker = need("broker")
+        panel = AccountPanel(
+            refresh_account=engine.refresh_account,
+            portfolio_history=lambda: broker.get_portfolio_history("1M", "1D"),
+            trading=need("trading"),
+            kill_switch=getattr(services, "kill_switch", None),
+            bus=bus,
+        )
+        panel.start()
+        return panel
+    raise ValueError(f"unknown trading panel {name!r}; known: {', '.join(PANEL_NAMES)}")
+
+
+class ChartFeeder:
+    """Loads history for the chart's symbol and timeframe and feeds live one-minute bars.
+
+    History comes from ``services.history`` (candle store first, then the broker, on worker
+    threads); live bars from the pipeline's partial and closed bars in each batch. Loop (= GUI)
+    thread.
+    """
+
+    def __init__(self, chart: ChartPanel, history: Any, bus: Any) -> None:
+        self.chart = chart
+        self.history = history
+        self.symbol = ""
+        self.timeframe = Timeframe.MIN_1
+        self._task: asyncio.Future[Any] | None = None
+        self._live_ok = False
+        self._sub = bus.subscribe(MarketDataBatchEvent, self.on_batch)
+        chart.symbolRequested.connect(self.show)
+        chart.timeframeRequested.connect(lambda tf: self.show(self.symbol, tf))
+
+    def show(self, symbol: str, timeframe: str | None = None) -> None:
+        if not symbol:
+            return
+        self.symbol = symbol
+        if timeframe is not None:
+            self.timeframe = Timeframe(timeframe)
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self._live_ok = False
+        self.chart.set_loading(0.0)
+        self._task = asyncio.ensure_future(self._load(symbol, self.timeframe))
+
+    async def _load(self, symbol: str, tf: Timeframe) -> None:
+        import numpy as np
+
+        end = datetime.now(UTC) + timedelta(seconds=tf.seconds)
+        try:
+            bars = await self.history.bars(symbol, tf, end - CHART_HISTORY[tf], end,
+                                           progress=self.chart.set_loading)  # fmt: skip
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("chart history for %s %s failed: %s", symbol, tf, exc)
+            self.chart.set_loading(None)
+            return
+        if symbol != self.symbol or len(bars) < 1:
+            self.chart.set_loading(None)
+            return
+        arrays = {
+            "t": np.array([int(b.ts.timestamp() * 1e9) for b in bars], dtype=np.int64),
+            "o": np.array([float(b.open) for b in bars]),
+            "h": np.array([float(b.high) for b in bars]),
+            "l": np.array([float(b.low) for b in bars]),
+            "c": np.array([float(b.close) for b in bars]),
+            "v": np.array([float(b.volume) for b in bars]),
+        }
+        try:
+            self.chart.set_history(symbol, tf, arrays)
+        except ValueError as exc:
+            log.warning("chart refused history for %s: %s", symbol, exc)
+            return
+        self._live_ok = tf is Timeframe.MIN_1
+
+    def on_batch(self, event: MarketDataBatchEvent) -> None:
+        """Bus handler, once per frame: the live one-minute bar of the shown symbol."""
+        if not self._live_ok:
+            return
+        batch = event.batch
+        for bar in (*batch.bars, *batch.partial_bars):
+            if bar.symbol != self.symbol:
+                continue
+            # ValueError: an older bar than the chart's live one (history raced the stream)
+            with contextlib.suppress(ValueError):
+                self.chart.update_last_bar(bar.ts, float(bar.open), float(bar.high), float(bar.low),
+                                           float(bar.close), float(bar.volume))  # fmt: skip
+
+    def close(self) -> None:
+        self._sub.cancel()
+        if self._task is not None:
+            self._task.cancel()
+
+
+def install(window: MainWindow, ctx: Any, services: Any) -> TradingPanels:
+    """Add the trading panels (and the chart, if nobody placed one) and connect them."""
+    from widgets.chart.panel import ChartPanel
+
+    panels = TradingPanels()
+    titles = {"watchlist": ("watchlistPanel", "Watchlist", "left", None),
+              "order_ticket": ("orderTicket", "Order ticket", "left", None),
+              "blotter": ("blotterPanel", "Blotter", "bottom", None),
+              "positions": ("positionsPanel", "Positions", "bottom", "blotterPanel"),
+              "account": ("accountPanel", "Account", "bottom", "blotterPanel")}  # fmt: skip
+    built: dict[str, Any] = {}
+    for name in PANEL_NAMES:
+        object_name, title, area, tab_with = titles[name]
+        try:
+            widget = build_panel(name, ctx, services)
+        except LookupError as exc:
+            panels.missing[name] = str(exc)
+            log.warning("%s panel left out: %s", name, exc)
+            ctx.notify("warning", "panels", f"{title} is not shown: {exc}")
+            continue
+        if tab_with is not None and window.panel(tab_with) is None:
+            tab_with = None
+        window.add_panel(widget, object_name, title, area, tab_with=tab_with)
+        built[name] = widget
+    panels.watchlist = built.get("watchlist")
+    panels.ticket = built.get("order_ticket")
+    panels.blotter = built.get("blotter")
+    panels.positions = built.get("positions")
+    panels.account = built.get("account")
+    blotter_dock = window.panel("blotterPanel")
+    if blotter_dock is not None:
+        blotter_dock.raise_()
+
+    chart = window.centralWidget()
+    if not isinstance(chart, ChartPanel):
+        chart = ChartPanel()
+        window.set_central_panel(chart)
+    panels.chart = chart
+    history = getattr(services, "history", None)
+    if history is not None:
+        panels.feeder = ChartFeeder(chart, history, ctx.bus)
+
+    def select(symbol: str) -> None:
+        if panels.ticket is not None:
+            panels.ticket.set_symbol(symbol)
+        if panels.feeder is not None and symbol != panels.feeder.symbol:
+            panels.feeder.show(symbol)
+
+    for source in (panels.watchlist, panels.blotter, panels.positions):
+        if source is not None:
+            source.symbolSelected.connect(select)
+    if panels.ticket is not None:
+        panels.ticket.install_hotkeys(window)
+        if panels.blotter is not None:
+            panels.blotter.duplicateRequested.connect(panels.ticket.prefill)
+    if panels.watchlist is not None and panels.watchlist.symbols():
+        panels.watchlist.select_symbol(panels.watchlist.symbols()[0])
+    window.trading_panels = panels  # type: ignore[attr-defined]
+    return panels

@@ -249,12 +249,17 @@ class OrderTicket(QWidget):
     def _update_visibility(self) -> None:
         otype = OrderType(self.type_combo.currentText())
         oclass = OrderClass(self.class_combo.currentText())
-        self._rows["limit"].setVisible(otype in (OrderType.LIMIT, OrderType.STOP_LIMIT))
-        self._rows["stop"].setVisible(otype in (OrderType.STOP, OrderType.STOP_LIMIT))
-        self._rows["trail"].setVisible(otype is OrderType.TRAILING_STOP)
         legs = oclass is not OrderClass.SIMPLE
-        for key in ("take_profit", "stop_loss", "stop_loss_limit"):
-            self._rows[key].setVisible(legs)
+        shown = {
+            "limit": otype in (OrderType.LIMIT, OrderType.STOP_LIMIT),
+            "stop": otype in (OrderType.STOP, OrderType.STOP_LIMIT),
+            "trail": otype is OrderType.TRAILING_STOP,
+            "take_profit": legs,
+            "stop_loss": legs,
+            "stop_loss_limit": legs,
+        }
+        for key, visible in shown.items():
+            self._form.setRowVisible(self._rows[key], visible)
         self.amount_edit.setPlaceholderText("shares" if self.amount_kind.currentText() == "qty" else "USD")
         self.submit_button.setText(
             f"{self.side_combo.currentText().upper()} {self.symbol_edit.text().strip().upper() or '…'}"
