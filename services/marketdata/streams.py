@@ -134,7 +134,10 @@ class MarketDataThread:
         self._ready.wait(5)
 
     def _main(self) -> None:
-        loop = asyncio.new_event_loop()
+        # A plain selector loop, not the policy's: under qasync the global policy makes Qt event
+        # loops, and a Qt loop cannot run on a non-GUI thread ("QApplication::exec: Must be called
+        # from the main thread"), which killed market data in the GUI.
+        loop: asyncio.AbstractEventLoop = asyncio.SelectorEventLoop()
         self.loop = loop
         asyncio.set_event_loop(loop)
         try:
