@@ -1,0 +1,347 @@
+"""The backtest dialog: strategy, parameters, symbol and history (generated or stored), Run with
+progress and Cancel, then the equity curve, closed trades and the metrics the backtest computed
+(total return, max drawdown, Sharpe, win rate).
+
+The run is :func:`services.strategies.backtest.run_backtest` on a worker thread (never the GUI
+thread); progress is relayed to the GUI thread through :class:`TaskBridge`; Cancel sets the run's
+cancel event. GUI thread only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import QDateTime, QSortFilterProxyModel, Qt, QTimeZone
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDateTimeEdit,
+    QDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.domain.models import Bar
+from services.domain.symbols import normalize_symbol
+from services.strategies.api import ParamError, Strategy
+from services.strategies.backtest import BacktestCancelled, BacktestResult, run_backtest
+from services.strategies.synthetic import synthetic_bars
+from widgets.ops_models.params import ParamEditor
+from widgets.ops_models.table import SORT_ROLE, Column, KeyedTableModel
+from widgets.ops_models.tasks import TaskBridge
+
+#: ``history(symbol, start, end)``: stored one-minute bars, blocking (called on a worker thread).
+HistorySource = Callable[[str, datetime, datetime], list[Bar]]
+
+
+def _pct(v: float | None) -> str:
+    if v is None:
+        return "—"
+    digits = 2 if v == 0 or abs(v) >= 0.001 else 4
+    return f"{v * 100:,.{digits}f} %"
+
+
+TRADE_COLUMNS: list[Column[Any]] = [
+    Column("#", lambda r: str(r[0] + 1), sort=lambda r: r[0], numeric=True),
+    Column("Symbol", lambda r: r[1].symbol),
+    Column("Side", lambda r: "long" if r[1].direction > 0 else "short"),
+    Column("Entry (UTC)", lambda r: r[1].entry_ts.strftime("%Y-%m-%d %H:%M"), sort=lambda r: r[1].entry_ts),
+    Column("Exit (UTC)", lambda r: r[1].exit_ts.strftime("%Y-%m-%d %H:%M"), sort=lambda r: r[1].exit_ts),
+    Column("Qty", lambda r: f"{r[1].qty:f}", sort=lambda r: r[1].qty, numeric=True),
+    Column("Entry", lambda r: f"{r[1].entry_price:,.2f}", sort=lambda r: r[1].entry_price, numeric=True),
+    Column("Exit", lambda r: f"{r[1].exit_price:,.2f}", sort=lambda r: r[1].exit_price, numeric=True),
+    Column("P&L", lambda r: f"{r[1].pnl:,.2f}", sort=lambda r: r[1].pnl, numeric=True,
+           foreground=lambda r: "#26a69a" if r[1].pnl > 0 else ("#ef5350" if r[1].pnl < 0 else None)),
+]  # fmt: skip
+
+
+def trades_model(parent: Any = None) -> KeyedTableModel[Any]:
+    return KeyedTableModel(TRADE_COLUMNS, key=lambda r: r[0], parent=parent)
+
+
+class BacktestDialog(QDialog):
+    """objectName ``backtestDialog``. Children: ``btStrategy``, ``paramEditor``, ``btSymbol``,
+    ``btSource``, ``btBars``, ``btSeed``, ``btStart``, ``btEnd``, ``btRun``, ``btCancel``,
+    ``btProgress``, ``btStatus``, ``btEquityPlot``, ``btTrades``, ``btTotalReturn``,
+    ``btMaxDrawdown``, ``btSharpe``, ``btWinRate``."""
+
+    def __init__(
+        self,
+        registry: Mapping[str, type[Strategy]],
+        *,
+        history: HistorySource | None = None,
+        kind: str | None = None,
+        params: dict[str, str] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("backtestDialog")
+        self.setWindowTitle("Backtest")
+        self.resize(1100, 720)
+        self.registry = dict(registry)
+        self.history = history
+        self.bridge = TaskBridge(self)
+        self._cancel: threading.Event | None = None
+        self.result: BacktestResult | None = None
+        self.trades = trades_model(self)
+
+        self.strategy = QComboBox(objectName="btStrategy")
+        for key in sorted(self.registry):
+            self.strategy.addItem(key)
+        self.params = ParamEditor()
+        self.symbol = QLineEdit("AAPL", objectName="btSymbol")
+        self.source = QComboBox(objectName="btSource")
+        self.source.addItem("Generated history (seeded random walk, not market data)", "generated")
+        if history is not None:
+            self.source.addItem("Stored history", "stored")
+        self.bars = QSpinBox(objectName="btBars")
+        self.bars.setRange(100, 2_000_000)
+        self.bars.setSingleStep(1000)
+        self.bars.setValue(20_000)
+        self.bars.setSuffix(" one-minute bars")
+        self.seed = QSpinBox(objectName="btSeed")
+        self.seed.setRange(0, 2_000_000_000)
+        self.seed.setValue(1)
+        now = QDateTime.currentDateTimeUtc()
+        self.start = QDateTimeEdit(now.addDays(-30), objectName="btStart")
+        self.end = QDateTimeEdit(now, objectName="btEnd")
+        for w in (self.start, self.end):
+            w.setTimeZone(QTimeZone.utc())
+            w.setDisplayFormat("yyyy-MM-dd HH:mm 'UTC'")
+            w.setCalendarPopup(True)
+        self.source.currentIndexChanged.connect(lambda _: self._source_changed())
+        setup = QGroupBox("Setup")
+        form = QFormLayout(setup)
+        form.addRow("Strategy", self.strategy)
+        form.addRow(self.params)
+        form.addRow("Symbol", self.symbol)
+        form.addRow("History", self.source)
+        form.addRow("Length", self.bars)
+        form.addRow("Seed", self.seed)
+        form.addRow("From", self.start)
+        form.addRow("To", self.end)
+        self.run = QPushButton("Run", objectName="btRun")
+        self.run.setDefault(True)
+        self.run.clicked.connect(self.start_run)
+        self.cancel = QPushButton("Cancel", objectName="btCancel")
+        self.cancel.setEnabled(False)
+        self.cancel.clicked.connect(self.cancel_run)
+        self.progress = QProgressBar(objectName="btProgress")
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.status = QLabel(objectName="btStatus")
+        self.status.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run)
+        buttons.addWidget(self.cancel)
+        form.addRow(buttons)
+        form.addRow(self.progress)
+        form.addRow(self.status)
+
+        self.metrics: dict[str, QLabel] = {}
+        grid = QGridLayout()
+        for i, (key, title) in enumerate(
+            (("TotalReturn", "Total return"), ("MaxDrawdown", "Max drawdown"), ("Sharpe", "Sharpe"),
+             ("WinRate", "Win rate"), ("Trades", "Closed trades"), ("Final", "Final equity"))
+        ):  # fmt: skip
+            caption = QLabel(title)
+            caption.setStyleSheet("color: #8a93a0;")
+            value = QLabel("—", objectName=f"bt{key}")
+            value.setStyleSheet("font-size: 16px; font-weight: 600;")
+            grid.addWidget(caption, 0, i)
+            grid.addWidget(value, 1, i)
+            self.metrics[key] = value
+        self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
+        self.plot.setObjectName("btEquityPlot")
+        self.plot.setBackground("#181b20")
+        self.plot.showGrid(x=False, y=True, alpha=0.15)
+        self.plot.setLabel("left", "Equity (USD)")
+        self.plot.setMenuEnabled(False)
+        self.curve = self.plot.plot([], [], pen=pg.mkPen("#5b9bff", width=1.5))
+        self.table = QTableView(objectName="btTrades")
+        proxy = QSortFilterProxyModel(self)
+        proxy.setSourceModel(self.trades)
+        proxy.setSortRole(SORT_ROLE)
+        self.table.setModel(proxy)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(True)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        results = QWidget()
+        rl = QVBoxLayout(results)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addLayout(grid)
+        inner = QSplitter(Qt.Orientation.Vertical)
+        inner.addWidget(self.plot)
+        inner.addWidget(self.table)
+        inner.setStretchFactor(0, 3)
+        inner.setStretchFactor(1, 2)
+        rl.addWidget(inner, 1)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(setup)
+        split.addWidget(results)
+        split.setStretchFactor(1, 3)
+        split.setSizes([340, 760])
+        lay = QVBoxLayout(self)
+        lay.addWidget(split)
+
+        self.strategy.currentTextChanged.connect(lambda _: self._strategy_changed())
+        if kind is not None and kind in self.registry:
+            self.strategy.setCurrentText(kind)
+        self._strategy_changed(params)
+        self._source_changed()
+
+    # -- form -------------------------------------------------------------------------------------
+    def _strategy_changed(self, values: dict[str, str] | None = None) -> None:
+        key = self.strategy.currentText()
+        if key in self.registry:
+            specs = tuple(s for s in self.registry[key].param_specs() if s.name != "symbols")
+            self.params.set_specs(specs, values)
+            if values and values.get("symbols"):
+                self.symbol.setText(values["symbols"].split(";")[0])
+
+    def _source_changed(self) -> None:
+        generated = self.source.currentData() == "generated"
+        for w in (self.bars, self.seed):
+            w.setEnabled(generated)
+        for w in (self.start, self.end):
+            w.setEnabled(not generated)
+
+    # -- run --------------------------------------------------------------------------------------
+    def _say(self, text: str, ok: bool | None) -> None:
+        self.status.setText(text)
+        color = {True: "#26a69a", False: "#ef5350", None: "#aab2bf"}[ok]
+        self.status.setStyleSheet(f"color: {color};")
+
+    def start_run(self) -> bool:
+        if self._cancel is not None:
+            return False
+        key = self.strategy.currentText()
+        try:
+            symbol = normalize_symbol(self.symbol.text())
+            values = self.params.values()
+            strategy = self.registry[key]({**values, "symbols": (symbol,)})
+        except (ParamError, ValueError) as exc:
+            self._say(str(exc), ok=False)
+            return False
+        if self.source.currentData() == "generated":
+            count, seed = self.bars.value(), self.seed.value()
+
+            def load() -> list[Bar]:
+                return synthetic_bars(symbol, count, seed=seed)
+
+            what = f"{count:,} generated bars (seed {seed})"
+        else:
+            start = self.start.dateTime().toPython().replace(tzinfo=UTC)
+            end = self.end.dateTime().toPython().replace(tzinfo=UTC)
+            if end - start < timedelta(minutes=1):
+                self._say("The range must end after it starts", ok=False)
+                return False
+            history = self.history
+            assert history is not None
+
+            def load() -> list[Bar]:
+                return history(symbol, start, end)
+
+            what = f"stored bars {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+        cancel = threading.Event()
+        self._cancel = cancel
+        self.run.setEnabled(False)
+        self.cancel.setEnabled(True)
+        self.progress.setValue(0)
+        self._say(f"Running {key} on {symbol}, {what}…", ok=None)
+        bridge = self.bridge
+
+        def progress(done: int, total: int | None) -> None:
+            bridge.post(lambda: self._progress(done, total))
+
+        def work() -> BacktestResult:
+            bars = load()
+            if not bars:
+                raise ValueError(f"no bars for {symbol} in that range")
+            every = max(100, len(bars) // 200)
+            return run_backtest(strategy, bars, progress=progress, progress_every=every, cancel=cancel)
+
+        self.bridge.run_blocking(work, self._finished, self._failed, name="heron-backtest")
+        return True
+
+    def cancel_run(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+            self.cancel.setEnabled(False)
+            self._say("Cancelling…", ok=None)
+
+    def _progress(self, done: int, total: int | None) -> None:
+        if total:
+            self.progress.setValue(int(1000 * done / total))
+            self.progress.setFormat(f"{done:,} / {total:,} bars")
+
+    def _reset(self) -> None:
+        self._cancel = None
+        self.run.setEnabled(True)
+        self.cancel.setEnabled(False)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._reset()
+        if isinstance(exc, BacktestCancelled):
+            self._say(f"Cancelled after {exc.bars_done:,} bars; no result.", ok=False)
+        else:
+            self._say(f"Backtest failed: {type(exc).__name__}: {exc}", ok=False)
+
+    def _finished(self, result: BacktestResult) -> None:
+        self._reset()
+        self.result = result
+        self.progress.setValue(1000)
+        m = self.metrics
+        m["TotalReturn"].setText(_pct(result.total_return))
+        m["TotalReturn"].setStyleSheet(
+            "font-size: 16px; font-weight: 600; color: %s;"
+            % ("#26a69a" if result.total_return >= 0 else "#ef5350")
+        )
+        m["MaxDrawdown"].setText(_pct(result.max_drawdown))
+        m["Sharpe"].setText("—" if result.sharpe is None else f"{result.sharpe:.2f}")
+        m["WinRate"].setText(_pct(result.win_rate))
+        m["Trades"].setText(f"{len(result.trades):,}")
+        m["Final"].setText(f"{result.final_equity:,.2f}")
+        xs = [ts.timestamp() for ts, _ in result.equity_curve]
+        ys = [float(e) for _, e in result.equity_curve]
+        self.curve.setData(xs, ys)
+        self.plot.enableAutoRange()
+        self.trades.set_rows(list(enumerate(result.trades)))
+        if result.error:
+            self._say(f"The strategy failed during the run: {result.error}", ok=False)
+        else:
+            self._say(f"Done: {result.bars:,} bars, {len(result.fills):,} fills.", ok=True)
+
+
+if __name__ == "__main__":  # preview: uv run python -m widgets.backtest_dialog [--screenshot FILE]
+    import sys
+
+    from services.strategies.builtin import builtin_registry
+    from widgets.ops_models.preview import make_app, preview_args, show_preview
+
+    args = preview_args("Heron backtest dialog preview (runs a real backtest over generated bars)")
+    app = make_app()
+    dialog = BacktestDialog(builtin_registry(), kind="sma_crossover")
+    dialog.bars.setValue(8000)
+    dialog.start_run()
+    sys.exit(show_preview(app, dialog, args))
