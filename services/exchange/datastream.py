@@ -6,11 +6,15 @@ every reply to (un)subscribe carries the full subscription set. Frames are msgpa
 client sent ``Content-Type: application/msgpack`` (``t`` as msgpack Timestamp), JSON text otherwise
 (``t`` as RFC3339). One connection per key per endpoint (a second one gets 406).
 
-Fan-out: the simulator hands each step's batch to :meth:`DataStreamHub.on_batch`; clients with the
-same endpoint, encoding and subscriptions share one filter pass and one encoding per frame. Each
-client has a bounded send queue drained by its own writer task: when it is full the oldest data frame
-is dropped (counted), and a client that keeps falling behind gets 407 "slow client" and is closed.
-Everything runs on the exchange's event-loop thread.
+Fan-out: the simulator hands each step's already encoded :class:`Batch` to
+:meth:`DataStreamHub.on_batch`. Clients with the same endpoint kind, encoding and subscriptions form
+one group: the group's filter is a (kind, symbol) lookup table applied to the batch's columns with
+numpy, and its frames (msgpack arrays of up to ``frame_messages`` messages, like Alpaca's batches)
+are cut from the encoded bytes once and shared by every client of the group; no message is decoded
+or re-encoded on the way (JSON clients, which alpaca-py never is, get the frame decoded and
+re-serialised). Each client has a bounded send queue drained by its own writer task: when it is full
+the oldest data frame is dropped (counted), and a client that keeps falling behind gets 407 "slow
+client" and is closed. Everything runs on the exchange's event-loop thread.
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgpack
+import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from services.exchange.contracts import Instrument, KeyStore
-from services.exchange.market import MarketSimulator, Message
+from services.exchange.market import Batch, MarketSimulator, Message
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,11 @@ def encode(messages: list[Message], use_msgpack: bool) -> bytes | str:
         packed: bytes = msgpack.packb(messages)
         return packed
     return json.dumps(messages, default=_json_default, separators=(",", ":"))
+
+
+def to_json_frame(frame: bytes) -> str:
+    """A msgpack data frame as the JSON text frame a client without the msgpack header gets."""
+    return json.dumps(msgpack.unpackb(frame), default=_json_default, separators=(",", ":"))
 
 
 @dataclass(eq=False)
@@ -113,7 +123,10 @@ class DataStreamHub:
         self.slow_drops = slow_drops  # dropped frames within 10 s that make a client "slow"
         self._clients: set[_Client] = set()
         self._by_key: dict[tuple[str, str], _Client] = {}
-        self._crypto = {s for s, i in universe.items() if i.is_crypto}
+        # Which simulator symbols each endpoint kind may carry (False: stock, True: crypto).
+        crypto = np.array([universe[s].is_crypto for s in market.symbols], dtype=bool)
+        self._eligible = {False: ~crypto, True: crypto}
+        self._filters: dict[tuple[Any, ...], np.ndarray] = {}
         self._kill_after: int | None = None
         self._malformed = 0
         self.stats: dict[str, int] = {
@@ -361,36 +374,53 @@ class DataStreamHub:
         wrong: Any = {"T": "t", "S": 42, "p": "NaN"}  # a dict, not an array; wrong field types
         return encode(wrong, use_msgpack)
 
-    def on_batch(self, messages: list[Message]) -> None:
+    def _filter(self, signature: tuple[Any, ...], subs: Mapping[str, set[str]]) -> np.ndarray:
+        """The (kind ASCII code, symbol index) → wanted table of one subscription set (cached)."""
+        table = self._filters.get(signature)
+        if table is not None:
+            return table
+        crypto = bool(signature[0])
+        eligible = self._eligible[crypto]
+        index = self.market.index
+        table = np.zeros((128, len(eligible)), dtype=bool)
+        for letter, syms in subs.items():
+            if len(letter) != 1 or not syms:
+                continue
+            row = table[ord(letter)]
+            if "*" in syms:
+                row[:] = eligible
+                continue
+            for sym in syms:
+                i = index.get(sym)
+                if i is not None and eligible[i]:
+                    row[i] = True
+        if len(self._filters) >= 256:  # subscriptions churned; rebuild lazily
+            self._filters.clear()
+        self._filters[signature] = table
+        return table
+
+    def on_batch(self, batch: Batch) -> None:
         """Fan one simulator step out to the clients (called on the loop thread by the simulator)."""
-        if not self._clients or not messages:
+        if not self._clients or not len(batch):
             return
-        crypto_syms = self._crypto
-        stock_msgs = [m for m in messages if m["S"] not in crypto_syms]
-        crypto_msgs = [m for m in messages if m["S"] in crypto_syms]
         groups: dict[tuple[Any, ...], list[_Client]] = {}
         for c in self._clients:
             if not c.closing and c.signature and c.signature[2]:
                 groups.setdefault(c.signature, []).append(c)
         total = 0
         for sig, clients in groups.items():
-            subs = clients[0].subs
-            source = crypto_msgs if sig[0] else stock_msgs
-            wild = {k for k, v in subs.items() if "*" in v}
-            sel = [m for m in source if m["T"] in wild or m["S"] in subs.get(m["T"], ())]
-            if not sel:
+            wanted = self._filter(sig, clients[0].subs)[batch.kinds, batch.syms]
+            if not wanted.any():
                 continue
-            step = self.frame_messages
-            for a in range(0, len(sel), step):
-                chunk = sel[a:a + step]
-                frame = encode(chunk, sig[1])
+            for packed, count in batch.frames(wanted, self.frame_messages):
+                frame: bytes | str = packed if sig[1] else to_json_frame(packed)
                 if self._malformed > 0:
                     frame = self._malformed_frame(frame, sig[1])
                 for c in clients:
                     self._enqueue(c, frame)
                 self.stats["frames"] += len(clients)
-                self.stats["messages"] += len(chunk) * len(clients)
-                total += len(chunk) * len(clients)
+                self.stats["messages"] += count * len(clients)
+                total += count * len(clients)
         if self._kill_after is not None and total:
             self._kill_after -= total
             if self._kill_after <= 0:

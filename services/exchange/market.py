@@ -12,8 +12,13 @@ followed by an updated bar (``u``) that includes it; a daily bar (``d``) follows
 Each symbol starts at the close of the last completed minute of the generated history, and the
 finished live minutes are kept (bounded) so history joins the live stream without a jump.
 
-Messages are Alpaca stream dicts with ``t`` as :class:`msgpack.Timestamp`. Everything runs on the
-exchange's event-loop thread.
+Each step's messages leave the simulator already encoded as a :class:`Batch`: msgpack maps laid end
+to end (Alpaca's stream fields, ``t`` as a msgpack Timestamp ext), with the kind and symbol of each
+message alongside, so the data streams filter and frame them with numpy and never build a Python dict
+per message. The hot kinds (stock and crypto trades and quotes) are encoded column-wise from the
+generated arrays through fixed byte layouts (:class:`_Layout`); the rare ones (bars, statuses, order
+books, late prints) go through ``msgpack.packb``. ``Batch.messages()`` decodes a batch back into dicts
+(tests, tools). Everything runs on the exchange's event-loop thread.
 """
 
 from __future__ import annotations
@@ -38,7 +43,6 @@ from services.exchange.sessions import MarketCalendar
 log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
-Listener = Callable[[list[Message]], None]
 
 DEFAULT_RATE = 300.0  # messages per second, all symbols together
 MAX_RATE = 2_000_000.0
@@ -51,11 +55,188 @@ def _ts(ns: int) -> msgpack.Timestamp:
     return msgpack.Timestamp.from_unix_nano(ns)
 
 
+# ----------------------------------------------------------------------------------------------
+# wire encoding
+
+_ENCODE_CHUNK = 65_536  # messages encoded per numpy pass (bounds the scratch arrays after a stall)
+# Value encodings of the fixed-width fields: msgpack marker bytes, numpy dtype, value width.
+_FIELD_FORMATS: dict[str, tuple[bytes, str, int]] = {
+    "f8": (b"\xcb", ">f8", 8),  # float 64
+    "u4": (b"\xce", ">u4", 4),  # uint 32
+    "u8": (b"\xcf", ">u8", 8),  # uint 64
+    "ts": (b"\xd7\xff", ">u8", 8),  # Timestamp ext, 64-bit form: nanoseconds << 34 | seconds
+    "c1": (b"\xa1", "u1", 1),  # a one-character string
+}
+
+
+def array_header(n: int) -> bytes:
+    """The msgpack header of an array of ``n`` items."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def timestamp64(ns: np.ndarray) -> np.ndarray:
+    """msgpack's 64-bit Timestamp payload (``nsec << 34 | sec``) for int64 nanoseconds since the epoch."""
+    ns = np.asarray(ns, dtype=np.int64)
+    sec = ns // NS
+    nsec = (ns - sec * NS).astype(np.uint64)
+    return (nsec << np.uint64(34)) | sec.astype(np.uint64)
+
+
+class _Layout:
+    """The byte layout of one hot message kind: a fixed-width head, then the symbol's part.
+
+    The head is the map header, ``T`` and the constant fields, then the numeric fields at fixed
+    offsets (always the same msgpack width, e.g. float 64 for prices), so a column of values is
+    written into a column of rows in one numpy assignment. The symbol's part (``S``, and ``z`` for
+    stocks) comes last because it is the only variable-width piece; map key order is free in msgpack.
+    """
+
+    def __init__(
+        self, kind: str, consts: Mapping[str, Any], fields: Mapping[str, str], symbol_keys: int
+    ) -> None:
+        keys = 1 + len(consts) + len(fields) + symbol_keys
+        if keys >= 16:
+            raise ValueError("a layout must be a fixmap (fewer than 16 keys)")
+        head = bytearray((0x80 | keys,))
+        head += msgpack.packb("T") + msgpack.packb(kind)
+        for k, v in consts.items():
+            head += msgpack.packb(k) + msgpack.packb(v)
+        self.fields: list[tuple[str, int, str, int]] = []
+        for k, fmt in fields.items():
+            marker, dtype, width = _FIELD_FORMATS[fmt]
+            head += msgpack.packb(k) + marker
+            self.fields.append((k, len(head), dtype, width))
+            head += bytes(width)
+        self.kind = ord(kind)
+        self.width = len(head)
+        self.template = np.frombuffer(bytes(head), dtype=np.uint8)
+
+    def fill(self, rows: np.ndarray, r: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
+        """Write the heads of rows ``r`` (``values[field][j]`` belongs to row ``r[j]``)."""
+        rows[r, : self.width] = self.template
+        for name, off, dtype, width in self.fields:
+            col = np.ascontiguousarray(values[name], dtype=dtype)
+            rows[r, off : off + width] = col.view(np.uint8).reshape(-1, width)
+
+
+_STOCK_TRADE = _Layout("t", {"x": "V", "c": ["@"]}, {"i": "u8", "p": "f8", "s": "u4", "t": "ts"}, 2)
+_STOCK_QUOTE = _Layout(
+    "q", {"bx": "V", "ax": "V", "c": ["R"]}, {"bp": "f8", "bs": "u4", "ap": "f8", "as": "u4", "t": "ts"}, 2
+)
+_CRYPTO_TRADE = _Layout("t", {}, {"p": "f8", "s": "f8", "t": "ts", "i": "u8", "tks": "c1"}, 1)
+_CRYPTO_QUOTE = _Layout("q", {}, {"bp": "f8", "bs": "f8", "ap": "f8", "as": "f8", "t": "ts"}, 1)
+_LAYOUTS = (_STOCK_TRADE, _STOCK_QUOTE, _CRYPTO_TRADE, _CRYPTO_QUOTE)
+_HEAD_WIDTH = max(lay.width for lay in _LAYOUTS)
+
+
+class Batch:
+    """One step's messages, encoded: msgpack maps end to end in ``data`` (uint8), message ``j`` being
+    ``data[offsets[j]:offsets[j + 1]]``, with its kind (``T`` as an ASCII code) in ``kinds`` and its
+    symbol's index in ``syms``. Immutable by convention; shared by every stream client."""
+
+    __slots__ = ("data", "kinds", "offsets", "syms")
+
+    def __init__(self, data: np.ndarray, offsets: np.ndarray, kinds: np.ndarray, syms: np.ndarray) -> None:
+        self.data = data
+        self.offsets = offsets
+        self.kinds = kinds
+        self.syms = syms
+
+    @classmethod
+    def empty(cls) -> Batch:
+        return cls(np.zeros(0, np.uint8), np.zeros(1, np.int64), np.zeros(0, np.uint8), np.zeros(0, np.int32))
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def count(self, kind: str) -> int:
+        return int(np.count_nonzero(self.kinds == ord(kind)))
+
+    def frames(self, select: np.ndarray | None = None, max_messages: int = 1000) -> list[tuple[bytes, int]]:
+        """The selected messages (a bool mask; None = all) as msgpack array frames of at most
+        ``max_messages`` each, in order: ``[(frame, messages in it), ...]``."""
+        data, offsets = self.data, self.offsets
+        if select is not None and not select.all():
+            lengths = np.diff(offsets)
+            data = data[np.repeat(select, lengths)]
+            offsets = np.zeros(int(np.count_nonzero(select)) + 1, np.int64)
+            np.cumsum(lengths[select], out=offsets[1:])
+        n = len(offsets) - 1
+        step = max(1, int(max_messages))
+        out: list[tuple[bytes, int]] = []
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            out.append((array_header(b - a) + data[offsets[a] : offsets[b]].tobytes(), b - a))
+        return out
+
+    def messages(self) -> list[Message]:
+        """Decode the batch into Alpaca stream dicts (``t`` as msgpack.Timestamp)."""
+        if not len(self):
+            return []
+        decoded: list[Message] = msgpack.unpackb(array_header(len(self)) + self.data.tobytes())
+        return decoded
+
+    @staticmethod
+    def concat(parts: list[Batch]) -> Batch:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Batch.empty()
+        if len(parts) == 1:
+            return parts[0]
+        lengths = np.concatenate([np.diff(p.offsets) for p in parts])
+        offsets = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return Batch(np.concatenate([p.data for p in parts]), offsets,
+                     np.concatenate([p.kinds for p in parts]), np.concatenate([p.syms for p in parts]))
+
+
+class _Out:
+    """Collects a step's messages in order: encoded numpy chunks and single dicts (packed here)."""
+
+    def __init__(self) -> None:
+        self.parts: list[Batch] = []
+        self._single: list[bytes] = []
+        self._single_kinds: list[int] = []
+        self._single_syms: list[int] = []
+
+    def add(self, msg: Message, sym: int) -> None:
+        self._single.append(msgpack.packb(msg))
+        self._single_kinds.append(ord(msg["T"]))
+        self._single_syms.append(sym)
+
+    def add_batch(self, batch: Batch) -> None:
+        self._flush_single()
+        self.parts.append(batch)
+
+    def _flush_single(self) -> None:
+        if not self._single:
+            return
+        lengths = np.fromiter((len(b) for b in self._single), np.int64, len(self._single))
+        offsets = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        kinds = np.array(self._single_kinds, np.uint8)
+        syms = np.array(self._single_syms, np.int32)
+        self.parts.append(Batch(np.frombuffer(b"".join(self._single), np.uint8), offsets, kinds, syms))
+        self._single, self._single_kinds, self._single_syms = [], [], []
+
+    def batch(self) -> Batch:
+        self._flush_single()
+        return Batch.concat(self.parts)
+
+
+Listener = Callable[[Batch], None]
+
+
 class MarketSimulator:
     """Seeded market for ``universe``; implements :class:`MarketView` and ``LiveMinutes``.
 
     ``clock`` returns the current UTC time (default: the wall clock). Listeners get each step's
-    batch of messages (time-ordered); ``on_nbbo`` callbacks get each symbol whose NBBO changed.
+    :class:`Batch` (time-ordered within each interval); ``on_nbbo`` callbacks get each symbol whose NBBO
+    changed. Both are called on the thread that calls :meth:`step` (the event loop's).
     """
 
     def __init__(
@@ -78,7 +259,7 @@ class MarketSimulator:
         self._rate = float(rate)
         self._listeners: list[Listener] = []
         self._nbbo_listeners: list[Callable[[str], None]] = []
-        self._pending: list[Message] = []
+        self._pending: list[tuple[Message, int]] = []
         self._task: asyncio.Task[None] | None = None
         self.stats: dict[str, int] = {"steps": 0, "messages": 0, "trades": 0, "quotes": 0, "bars": 0,
                                       "updated_bars": 0, "step_errors": 0}
@@ -93,6 +274,16 @@ class MarketSimulator:
         self._dec = [max(0, -int(i.tick.as_tuple().exponent)) for i in insts]
         self._scale = np.power(10.0, np.array(self._dec, dtype=np.float64))
         self._tape = [_TAPE.get(i.exchange, "C") for i in insts]
+        # The encoded symbol part of the hot messages: "S" (and the tape "z" for stocks).
+        sym_parts = [
+            msgpack.packb("S") + msgpack.packb(s)
+            + (b"" if insts[i].is_crypto else msgpack.packb("z") + msgpack.packb(self._tape[i]))
+            for i, s in enumerate(syms)
+        ]
+        self._sym_len = np.array([len(b) for b in sym_parts], dtype=np.int64)
+        self._sym_part = np.zeros((n, max(self._sym_len, default=1)), dtype=np.uint8)
+        for i, b in enumerate(sym_parts):
+            self._sym_part[i, : len(b)] = np.frombuffer(b, dtype=np.uint8)
         self._weight = np.array([_BUSY.get(s, 1.0) for s in syms])
         # Per-second volatility of the log price (daily vol spread over the session length).
         self._sigma = np.where(self._crypto, 0.025 / np.sqrt(86_400), 0.014 / np.sqrt(23_400))
@@ -175,13 +366,14 @@ class MarketSimulator:
             return
         self._halted[i] = halted
         now = self.now_ns()
-        self._pending.append(
+        self._pending.append((
             {"T": "s", "S": symbol, "sc": "H" if halted else "T",
              "sm": "Trading Halt" if halted else "Trading Resumption",
              "rc": "T1" if halted else "T2",
              "rm": "Halt News Pending" if halted else "Halt News Dissemination",
-             "t": _ts(now), "z": self._tape[i]}
-        )
+             "t": _ts(now), "z": self._tape[i]},
+            i,
+        ))
 
     def start(self) -> None:
         if self._task is None:
@@ -283,9 +475,11 @@ class MarketSimulator:
         scale = self._scale[idx]
         return np.round(bid * scale) / scale, np.round(ask * scale) / scale
 
-    def step(self, now_ns: int) -> list[Message]:
+    def step(self, now_ns: int) -> Batch:
         """Generate everything between the previous step and ``now_ns``; deliver it; return it."""
-        out = self._pending
+        out = _Out()
+        for msg, i in self._pending:
+            out.add(msg, i)
         self._pending = []
         changed: set[int] = set()
         t = self._last_ns
@@ -302,8 +496,9 @@ class MarketSimulator:
                 self._close_minute(out)
                 self._minute = boundary
         self._last_ns = max(self._last_ns, now_ns)
+        batch = out.batch()
         self.stats["steps"] += 1
-        self.stats["messages"] += len(out)
+        self.stats["messages"] += len(batch)
         for i in changed:
             sym = self.symbols[i]
             for cb in self._nbbo_listeners:
@@ -311,19 +506,19 @@ class MarketSimulator:
                     cb(sym)
                 except Exception:
                     log.exception("NBBO listener failed for %s", sym)
-        if out:
+        if len(batch):
             for listener in list(self._listeners):
                 try:
-                    listener(out)
+                    listener(batch)
                 except Exception:
                     log.exception("market data listener failed")
-        return out
+        return batch
 
     def _active(self, ns: int) -> np.ndarray:
         open_now = self.calendar.is_open(datetime.fromtimestamp(ns / NS, UTC))
         return (self._crypto | open_now) & ~self._halted
 
-    def _generate(self, t0: int, t1: int, out: list[Message], changed: set[int]) -> None:
+    def _generate(self, t0: int, t1: int, out: _Out, changed: set[int]) -> None:
         dt = (t1 - t0) / NS
         if dt <= 0:
             return
@@ -393,40 +588,56 @@ class MarketSimulator:
             self._quote_ns[syms_q] = ts[lastq]
             changed.update(syms_q.tolist())
 
-        # Build the messages (one Python dict each; the only per-message Python work).
-        symbols, tape = self.symbols, self._tape
-        tid = self._trade_id
+        tid0 = self._trade_id
         self._trade_id += len(tr)
-        trades = qs = 0
-        for i, t, tr_, p, q, b, bs, a, as_, c in zip(
-            idx.tolist(), ts.tolist(), is_trade.tolist(), price.tolist(), tsize.tolist(),
-            bid.tolist(), bsz.tolist(), ask.tolist(), asz.tolist(), crypto.tolist(), strict=True
-        ):
-            stamp = msgpack.Timestamp.from_unix_nano(t)
-            if tr_:
-                tid += 1
-                if c:
-                    out.append({"T": "t", "S": symbols[i], "p": p, "s": q, "t": stamp,
-                                "i": tid, "tks": "B" if p >= a else "S"})
-                else:
-                    out.append({"T": "t", "S": symbols[i], "i": tid, "x": "V", "p": p,
-                                "s": int(q), "c": ["@"], "z": tape[i], "t": stamp})
-                trades += 1
-            else:
-                if c:
-                    out.append({"T": "q", "S": symbols[i], "bp": b, "bs": bs, "ap": a,
-                                "as": as_, "t": stamp})
-                else:
-                    out.append({"T": "q", "S": symbols[i], "bx": "V", "bp": b, "bs": int(bs),
-                                "ax": "V", "ap": a, "as": int(as_), "c": ["R"], "z": tape[i],
-                                "t": stamp})
-                qs += 1
-        self.stats["trades"] += trades
-        self.stats["quotes"] += qs
+        self.stats["trades"] += len(tr)
+        self.stats["quotes"] += len(qu)
+        trade_ids = tid0 + np.cumsum(is_trade)
+        for a in range(0, k, _ENCODE_CHUNK):
+            sl = slice(a, a + _ENCODE_CHUNK)
+            out.add_batch(self._encode(idx[sl], ts[sl], is_trade[sl], crypto[sl], price[sl], tsize[sl],
+                                       bid[sl], bsz[sl], ask[sl], asz[sl], trade_ids[sl]))
         # Crypto order book snapshots for crypto symbols whose quote changed in this step.
         for i in sorted(changed):
             if self._crypto[i]:
-                out.append(self._orderbook(i, int(self._quote_ns[i])))
+                out.add(self._orderbook(i, int(self._quote_ns[i])), i)
+
+    def _encode(
+        self, idx: np.ndarray, ts: np.ndarray, is_trade: np.ndarray, crypto: np.ndarray, price: np.ndarray,
+        tsize: np.ndarray, bid: np.ndarray, bsz: np.ndarray, ask: np.ndarray, asz: np.ndarray,
+        trade_ids: np.ndarray,
+    ) -> Batch:
+        """Encode generated trades and quotes column-wise (no per-message Python work)."""
+        k = len(idx)
+        kind = np.where(is_trade, 0, 1) + np.where(crypto, 2, 0)  # index into _LAYOUTS
+        sym_w = self._sym_part.shape[1]
+        rows = np.empty((k, _HEAD_WIDTH + sym_w), dtype=np.uint8)
+        stamp = timestamp64(ts)
+        widths = np.array([lay.width for lay in _LAYOUTS], dtype=np.int64)
+        for code, lay in enumerate(_LAYOUTS):
+            r = np.flatnonzero(kind == code)
+            if not len(r):
+                continue
+            if lay is _STOCK_TRADE:
+                vals = {"i": trade_ids[r], "p": price[r], "s": np.clip(tsize[r], 0, 2**32 - 1), "t": stamp[r]}
+            elif lay is _CRYPTO_TRADE:
+                vals = {"p": price[r], "s": tsize[r], "t": stamp[r], "i": trade_ids[r],
+                        "tks": np.where(price[r] >= ask[r], ord("B"), ord("S"))}
+            elif lay is _STOCK_QUOTE:
+                vals = {"bp": bid[r], "bs": np.clip(bsz[r], 0, 2**32 - 1), "ap": ask[r],
+                        "as": np.clip(asz[r], 0, 2**32 - 1), "t": stamp[r]}
+            else:
+                vals = {"bp": bid[r], "bs": bsz[r], "ap": ask[r], "as": asz[r], "t": stamp[r]}
+            lay.fill(rows, r, vals)
+        rows[:, _HEAD_WIDTH:] = self._sym_part[idx]
+        head = widths[kind]
+        sym_len = self._sym_len[idx]
+        col = np.arange(rows.shape[1])
+        keep = (col < head[:, None]) | ((col >= _HEAD_WIDTH) & (col < (_HEAD_WIDTH + sym_len)[:, None]))
+        offsets = np.zeros(k + 1, dtype=np.int64)
+        np.cumsum(head + sym_len, out=offsets[1:])
+        kinds = np.where(is_trade, ord("t"), ord("q")).astype(np.uint8)
+        return Batch(rows[keep], offsets, kinds, idx.astype(np.int32))
 
     def _orderbook(self, i: int, ns: int) -> Message:
         d, tick = self._dec[i], float(self._tick[i])
@@ -442,7 +653,7 @@ class MarketSimulator:
         i = self.index[symbol]
         return self._orderbook(i, int(self._quote_ns[i]))
 
-    def _close_minute(self, out: list[Message]) -> None:
+    def _close_minute(self, out: _Out) -> None:
         minute = self._minute
         done = np.flatnonzero(self._m_n > 0)
         if len(done) == 0:
@@ -455,13 +666,13 @@ class MarketSimulator:
                     self._prev_close[i] = self._day[i][4]  # type: ignore[index]
                 self._day[i] = None
         stamp = _ts(minute)
-        late: list[Message] = []
+        late: list[Message] = []  # messages of symbol i
         rng = self._rng
         for i in done.tolist():
             v = float(self._m_v[i])
             row = (minute, float(self._m_o[i]), float(self._m_h[i]), float(self._m_l[i]), float(self._m_c[i]),
                    v, int(self._m_n[i]), round(float(self._m_pv[i]) / v, 4) if v else float(self._m_c[i]))
-            out.append(self._bar_msg("b", self.symbols[i], row, stamp))
+            out.add(self._bar_msg("b", self.symbols[i], row, stamp), i)
             self.stats["bars"] += 1
             # Now and then a late print for the minute that just closed, and the updated bar.
             if rng.random() < 0.02:
@@ -469,7 +680,6 @@ class MarketSimulator:
                 q = float(self._last_size[i])
                 tid = self._trade_id = self._trade_id + 1
                 t_late = minute + MINUTE_NS - 1_000_000 * int(rng.integers(1, 900))
-                self._dec[i]
                 sym = self.symbols[i]
                 if self._crypto[i]:
                     late.append({"T": "t", "S": sym, "p": p, "s": q, "t": _ts(t_late), "i": tid,
@@ -485,10 +695,11 @@ class MarketSimulator:
                 self.stats["trades"] += 1
             self._store_live(i, row)
             self._add_to_day(i, row)
-            out.extend(late)
+            for m in late:
+                out.add(m, i)
             late.clear()
             day = self._day_row(self._day[i])  # type: ignore[arg-type]
-            out.append(self._bar_msg("d", self.symbols[i], day, _ts(day[0])))
+            out.add(self._bar_msg("d", self.symbols[i], day, _ts(day[0])), i)
         self._m_n[:] = 0
         self._m_v[:] = 0
         self._m_pv[:] = 0

@@ -37,7 +37,7 @@ def run(sim: MarketSimulator, clock: Clock, seconds: float, step: float = 0.02) 
     out: list[dict[str, Any]] = []
     for _ in range(int(seconds / step)):
         clock.now += timedelta(seconds=step)
-        out.extend(sim.step(int(clock.now.timestamp() * 1e6) * 1000))
+        out.extend(sim.step(int(clock.now.timestamp() * 1e6) * 1000).messages())
     return out
 
 
