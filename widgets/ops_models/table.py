@@ -158,6 +158,12 @@ class BoundedTableModel(QAbstractTableModel, Generic[R]):
         self._rows.clear()
         self.endResetModel()
 
+    def touch(self) -> None:
+        """Rows are service objects that may change in place (a prediction gets scored): one
+        ``dataChanged`` over all rows tells the views."""
+        if self._rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(self._columns) - 1))
+
     def extend(self, batch: Sequence[R]) -> None:
         if not batch:
             return
