@@ -256,4 +256,5 @@ def install(window: MainWindow, ctx: Any, services: Any) -> TradingPanels:
     if panels.watchlist is not None and panels.watchlist.symbols():
         panels.watchlist.select_symbol(panels.watchlist.symbols()[0])
     window.trading_panels = panels  # type: ignore[attr-defined]
+    log.info("trading panels installed: %s", ", ".join(built) or "none")
     return panels
