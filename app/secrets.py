@@ -45,6 +45,9 @@ class ApiKeys:
     secret: str = field(repr=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.key_id, str) or not isinstance(self.secret, str):
+            # e.g. null in a hand-edited session.json: a typed error, not an AttributeError crash.
+            raise TypeError("key id and secret must be text")
         if not self.key_id.strip() or not self.secret.strip():
             raise ValueError("key id and secret must both be non-empty")
 
