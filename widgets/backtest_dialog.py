@@ -43,11 +43,15 @@ from services.strategies.api import ParamError, Strategy
 from services.strategies.backtest import BacktestCancelled, BacktestResult, run_backtest
 from services.strategies.synthetic import synthetic_bars
 from widgets.ops_models.params import ParamEditor
-from widgets.ops_models.table import SORT_ROLE, Column, KeyedTableModel
+from widgets.ops_models.table import SORT_ROLE, Column, KeyedTableModel, named
 from widgets.ops_models.tasks import TaskBridge
 
 #: ``history(symbol, start, end)``: stored one-minute bars, blocking (called on a worker thread).
 HistorySource = Callable[[str, datetime, datetime], list[Bar]]
+
+
+def _utc(value: QDateTime) -> datetime:
+    return datetime.fromtimestamp(value.toSecsSinceEpoch(), UTC)
 
 
 def _pct(v: float | None) -> str:
@@ -98,29 +102,29 @@ class BacktestDialog(QDialog):
         self.history = history
         self.bridge = TaskBridge(self)
         self._cancel: threading.Event | None = None
-        self.result: BacktestResult | None = None
+        self.last_result: BacktestResult | None = None
         self.trades = trades_model(self)
 
-        self.strategy = QComboBox(objectName="btStrategy")
+        self.strategy = named(QComboBox(), "btStrategy")
         for key in sorted(self.registry):
             self.strategy.addItem(key)
         self.params = ParamEditor()
-        self.symbol = QLineEdit("AAPL", objectName="btSymbol")
-        self.source = QComboBox(objectName="btSource")
+        self.symbol = named(QLineEdit("AAPL"), "btSymbol")
+        self.source = named(QComboBox(), "btSource")
         self.source.addItem("Generated history (seeded random walk, not market data)", "generated")
         if history is not None:
             self.source.addItem("Stored history", "stored")
-        self.bars = QSpinBox(objectName="btBars")
+        self.bars = named(QSpinBox(), "btBars")
         self.bars.setRange(100, 2_000_000)
         self.bars.setSingleStep(1000)
         self.bars.setValue(20_000)
         self.bars.setSuffix(" one-minute bars")
-        self.seed = QSpinBox(objectName="btSeed")
+        self.seed = named(QSpinBox(), "btSeed")
         self.seed.setRange(0, 2_000_000_000)
         self.seed.setValue(1)
         now = QDateTime.currentDateTimeUtc()
-        self.start = QDateTimeEdit(now.addDays(-30), objectName="btStart")
-        self.end = QDateTimeEdit(now, objectName="btEnd")
+        self.start = named(QDateTimeEdit(now.addDays(-30)), "btStart")
+        self.end = named(QDateTimeEdit(now), "btEnd")
         for w in (self.start, self.end):
             w.setTimeZone(QTimeZone.utc())
             w.setDisplayFormat("yyyy-MM-dd HH:mm 'UTC'")
@@ -136,16 +140,16 @@ class BacktestDialog(QDialog):
         form.addRow("Seed", self.seed)
         form.addRow("From", self.start)
         form.addRow("To", self.end)
-        self.run = QPushButton("Run", objectName="btRun")
+        self.run = named(QPushButton("Run"), "btRun")
         self.run.setDefault(True)
         self.run.clicked.connect(self.start_run)
-        self.cancel = QPushButton("Cancel", objectName="btCancel")
+        self.cancel = named(QPushButton("Cancel"), "btCancel")
         self.cancel.setEnabled(False)
         self.cancel.clicked.connect(self.cancel_run)
-        self.progress = QProgressBar(objectName="btProgress")
+        self.progress = named(QProgressBar(), "btProgress")
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
-        self.status = QLabel(objectName="btStatus")
+        self.status = named(QLabel(), "btStatus")
         self.status.setWordWrap(True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run)
@@ -162,7 +166,7 @@ class BacktestDialog(QDialog):
         ):  # fmt: skip
             caption = QLabel(title)
             caption.setStyleSheet("color: #8a93a0;")
-            value = QLabel("—", objectName=f"bt{key}")
+            value = named(QLabel("—"), f"bt{key}")
             value.setStyleSheet("font-size: 16px; font-weight: 600;")
             grid.addWidget(caption, 0, i)
             grid.addWidget(value, 1, i)
@@ -174,7 +178,7 @@ class BacktestDialog(QDialog):
         self.plot.setLabel("left", "Equity (USD)")
         self.plot.setMenuEnabled(False)
         self.curve = self.plot.plot([], [], pen=pg.mkPen("#5b9bff", width=1.5))
-        self.table = QTableView(objectName="btTrades")
+        self.table = named(QTableView(), "btTrades")
         proxy = QSortFilterProxyModel(self)
         proxy.setSourceModel(self.trades)
         proxy.setSortRole(SORT_ROLE)
@@ -221,10 +225,10 @@ class BacktestDialog(QDialog):
 
     def _source_changed(self) -> None:
         generated = self.source.currentData() == "generated"
-        for w in (self.bars, self.seed):
-            w.setEnabled(generated)
-        for w in (self.start, self.end):
-            w.setEnabled(not generated)
+        for spin in (self.bars, self.seed):
+            spin.setEnabled(generated)
+        for edit in (self.start, self.end):
+            edit.setEnabled(not generated)
 
     # -- run --------------------------------------------------------------------------------------
     def _say(self, text: str, ok: bool | None) -> None:
@@ -251,8 +255,8 @@ class BacktestDialog(QDialog):
 
             what = f"{count:,} generated bars (seed {seed})"
         else:
-            start = self.start.dateTime().toPython().replace(tzinfo=UTC)
-            end = self.end.dateTime().toPython().replace(tzinfo=UTC)
+            start = _utc(self.start.dateTime())
+            end = _utc(self.end.dateTime())
             if end - start < timedelta(minutes=1):
                 self._say("The range must end after it starts", ok=False)
                 return False
@@ -309,7 +313,7 @@ class BacktestDialog(QDialog):
 
     def _finished(self, result: BacktestResult) -> None:
         self._reset()
-        self.result = result
+        self.last_result = result
         self.progress.setValue(1000)
         m = self.metrics
         m["TotalReturn"].setText(_pct(result.total_return))

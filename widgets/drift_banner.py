@@ -13,6 +13,8 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
+from widgets.ops_models.table import named
+
 _STYLE = {
     "critical": ("#4a1518", "#ef5350"),
     "warning": ("#47360c", "#ffb300"),
@@ -28,9 +30,9 @@ class DriftBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("driftBanner")
         self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.text = QLabel(objectName="driftBannerText")
+        self.text = named(QLabel(), "driftBannerText")
         self.text.setWordWrap(False)
-        review = QPushButton("Review…", objectName="driftBannerReview")
+        review = named(QPushButton("Review…"), "driftBannerReview")
         review.setCursor(Qt.CursorShape.PointingHandCursor)
         review.clicked.connect(self.reviewRequested)
         lay = QHBoxLayout(self)

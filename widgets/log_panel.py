@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from widgets.ops_models.log_model import LogFilterProxy, LogTableModel
+from widgets.ops_models.table import named
 
 LEVELS = [("All levels", logging.NOTSET), ("Debug+", logging.DEBUG), ("Info+", logging.INFO),
           ("Warning+", logging.WARNING), ("Error+", logging.ERROR)]  # fmt: skip
@@ -55,26 +56,26 @@ class LogPanel(QWidget):
         self.proxy.setSourceModel(self.model)
         self._unsubscribe: Callable[[], None] | None = None
 
-        self.level = QComboBox(objectName="logLevelFilter")
+        self.level = named(QComboBox(), "logLevelFilter")
         for text, number in LEVELS:
             self.level.addItem(text, number)
         self.level.setCurrentIndex(2)  # Info+
         self.level.currentIndexChanged.connect(
             lambda _: self.proxy.set_min_level(int(self.level.currentData()))
         )
-        self.source = QLineEdit(
-            objectName="logSourceFilter", placeholderText="source prefix, e.g. services.orders"
+        self.source = named(
+            QLineEdit(), "logSourceFilter", placeholderText="source prefix, e.g. services.orders"
         )
         self.source.textChanged.connect(self.proxy.set_source)
-        self.text = QLineEdit(objectName="logTextFilter", placeholderText="search text")
+        self.text = named(QLineEdit(), "logTextFilter", placeholderText="search text")
         self.text.setClearButtonEnabled(True)
         self.text.textChanged.connect(self.proxy.set_text)
-        self.follow = QCheckBox("Follow", objectName="logFollow", checked=True)
+        self.follow = named(QCheckBox("Follow"), "logFollow", checked=True)
         self.follow.setToolTip("Keep the newest record in view")
-        clear = QPushButton("Clear view", objectName="logClear")
+        clear = named(QPushButton("Clear view"), "logClear")
         clear.setToolTip("Empty this view (the log file keeps everything)")
         clear.clicked.connect(self.model.clear)
-        self.count = QLabel(objectName="logCountLabel")
+        self.count = named(QLabel(), "logCountLabel")
         self.count.setStyleSheet("color: #8a93a0;")
 
         bar = QHBoxLayout()
@@ -86,7 +87,7 @@ class LogPanel(QWidget):
         bar.addWidget(clear)
         bar.addWidget(self.count)
 
-        self.table = QTableView(objectName="logTable")
+        self.table = named(QTableView(), "logTable")
         self.table.setModel(self.proxy)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)

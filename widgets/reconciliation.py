@@ -47,7 +47,7 @@ from widgets.ops_models.recon_models import (
     position_model,
     position_rows,
 )
-from widgets.ops_models.table import SORT_ROLE, refilter
+from widgets.ops_models.table import SORT_ROLE, named, refilter
 from widgets.ops_models.tasks import TaskBridge
 
 log = logging.getLogger("heron.widgets.reconciliation")
@@ -68,7 +68,7 @@ def ask_confirmation(parent: QWidget, title: str, text: str, detail: str = "") -
 
 
 def _table(name: str) -> QTableView:
-    view = QTableView(objectName=name)
+    view = named(QTableView(), name)
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -115,13 +115,13 @@ class ReconciliationPanel(QWidget):
         self.orders = order_model(self)
         self._open_key: tuple[Any, ...] = ()
 
-        self.status = QLabel(objectName="reconStatus")
-        self.last_run = QLabel(objectName="reconLastRun")
+        self.status = named(QLabel(), "reconStatus")
+        self.last_run = named(QLabel(), "reconLastRun")
         self.last_run.setStyleSheet("color: #8a93a0;")
-        self.run_now = QPushButton("Run now", objectName="reconRunNow")
+        self.run_now = named(QPushButton("Run now"), "reconRunNow")
         self.run_now.setToolTip("Run one reconciliation cycle now (read-only broker queries)")
         self.run_now.clicked.connect(self.run_cycle)
-        self.export = QPushButton("Trade report…", objectName="reconExport")
+        self.export = named(QPushButton("Trade report…"), "reconExport")
         self.export.setToolTip("Export a per-symbol trade report (CSV) from Heron's fills")
         self.export.clicked.connect(self._export)
         top = QHBoxLayout()
@@ -141,14 +141,14 @@ class ReconciliationPanel(QWidget):
         self.incident_view.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
         for col, width in enumerate((100, 70, 140, 150, 110, 70, 90, 300)):
             self.incident_view.horizontalHeader().resizeSection(col, width)
-        self.show_resolved = QCheckBox("Show history", objectName="showResolved", checked=True)
+        self.show_resolved = named(QCheckBox("Show history"), "showResolved", checked=True)
         self.show_resolved.toggled.connect(self.incident_proxy.set_show_resolved)
-        self.ack = QPushButton("Acknowledge…", objectName="acknowledgeButton")
+        self.ack = named(QPushButton("Acknowledge…"), "acknowledgeButton")
         self.ack.setToolTip(
             "Record that you reviewed this incident; nothing at the broker or in Heron's books changes"
         )
         self.ack.clicked.connect(self.acknowledge_selected)
-        self.adopt = QPushButton("Adopt broker state…", objectName="adoptButton")
+        self.adopt = named(QPushButton("Adopt broker state…"), "adoptButton")
         self.adopt.setToolTip(
             "Rewrite Heron's position for this symbol from the broker (journaled; no order is sent)"
         )
@@ -276,7 +276,7 @@ class ReconciliationPanel(QWidget):
         is_open = inc is not None and inc.acknowledged_at is None
         busy = self.bridge.running > 0
         self.ack.setEnabled(is_open and not busy)
-        self.adopt.setEnabled(is_open and not busy and inc.kind.startswith("position"))
+        self.adopt.setEnabled(is_open and not busy and inc is not None and inc.kind.startswith("position"))
         if inc is not None and not inc.kind.startswith("position"):
             self.adopt.setToolTip("Only position incidents can be settled by adopting the broker's position")
 

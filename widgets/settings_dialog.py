@@ -59,6 +59,7 @@ from app.settings import (
     save,
 )
 from services.domain.enums import Mode
+from widgets.ops_models.table import named
 from widgets.ops_models.tasks import TaskBridge
 
 log = logging.getLogger("heron.widgets.settings")
@@ -102,7 +103,7 @@ class LiveConfirmDialog(QDialog):
             "Type <b>LIVE</b> to confirm."
         )
         text.setWordWrap(True)
-        self.field = QLineEdit(objectName="liveConfirmField", placeholderText="LIVE")
+        self.field = named(QLineEdit(), "liveConfirmField", placeholderText="LIVE")
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -165,13 +166,13 @@ class SettingsDialog(QDialog):
         self.local_base_url = local_base_url
         self.bridge = TaskBridge(self)
         self._mode = settings.mode
-        self.tabs = QTabWidget(objectName="settingsTabs")
+        self.tabs = named(QTabWidget(), "settingsTabs")
         self.tabs.addTab(self._general_tab(), "Profile && mode")
         self.tabs.addTab(self._keys_tab(), "Alpaca keys")
         self.tabs.addTab(self._risk_tab(), "Risk limits")
         self.tabs.addTab(self._ui_tab(), "Interface")
         self.tabs.addTab(self._exchange_tab(), "Local exchange")
-        self.error = QLabel(objectName="settingsError")
+        self.error = named(QLabel(), "settingsError")
         self.error.setStyleSheet("color: #ef5350;")
         self.error.setWordWrap(True)
         buttons = QDialogButtonBox(
@@ -193,20 +194,22 @@ class SettingsDialog(QDialog):
         lay = QVBoxLayout(page)
         prof = QGroupBox("Profiles")
         pl = QVBoxLayout(prof)
-        self.profiles = QListWidget(objectName="profileList")
+        self.profiles = named(QListWidget(), "profileList")
         self._reload_profiles()
         row = QHBoxLayout()
-        self.new_profile = QLineEdit(objectName="newProfileName", placeholderText="new profile name")
-        create = QPushButton("Create", objectName="createProfile")
+        self.new_profile = named(QLineEdit(), "newProfileName", placeholderText="new profile name")
+        create = named(QPushButton("Create"), "createProfile")
         create.clicked.connect(self.create_profile)
-        switch = QPushButton("Use selected at next start", objectName="switchProfile")
+        switch = named(QPushButton("Use selected at next start"), "switchProfile")
         switch.clicked.connect(self.switch_profile)
         row.addWidget(self.new_profile, 1)
         row.addWidget(create)
         row.addWidget(switch)
-        self.profile_note = QLabel(
-            f"Current profile: <b>{self.profile}</b>. Switching profile takes effect when Heron restarts.",
-            objectName="profileNote",
+        self.profile_note = named(
+            QLabel(
+                f"Current profile: <b>{self.profile}</b>. Switching profile takes effect when Heron restarts."
+            ),
+            "profileNote",
         )
         self.profile_note.setWordWrap(True)
         pl.addWidget(self.profiles)
@@ -217,7 +220,7 @@ class SettingsDialog(QDialog):
         self.mode_group = QButtonGroup(self)
         self.mode_buttons: dict[Mode, QRadioButton] = {}
         for i, mode in enumerate(Mode):
-            b = QRadioButton(MODE_TEXT[mode], objectName=f"mode_{mode.value.replace('-', '_')}")
+            b = named(QRadioButton(MODE_TEXT[mode]), f"mode_{mode.value.replace('-', '_')}")
             if mode is Mode.LIVE:
                 b.setStyleSheet("color: #ef5350; font-weight: 600;")
             self.mode_group.addButton(b, i)
@@ -244,23 +247,23 @@ class SettingsDialog(QDialog):
             tag = "paper" if mode is Mode.PAPER else "live"
             box = QGroupBox(f"Alpaca {tag} keys")
             form = QFormLayout(box)
-            key_id = QLineEdit(objectName=f"{tag}KeyId")
-            secret = QLineEdit(objectName=f"{tag}Secret")
+            key_id = named(QLineEdit(), f"{tag}KeyId")
+            secret = named(QLineEdit(), f"{tag}Secret")
             for f in (key_id, secret):
                 f.setEchoMode(QLineEdit.EchoMode.Password)
                 f.setAttribute(Qt.WidgetAttribute.WA_InputMethodEnabled, False)
             key_id.setPlaceholderText("API key id")
             secret.setPlaceholderText("API secret key")
-            status = QLabel(objectName=f"{tag}KeyStatus")
+            status = named(QLabel(), f"{tag}KeyStatus")
             form.addRow("Key id", key_id)
             form.addRow("Secret", secret)
             form.addRow("Stored", status)
             buttons = QHBoxLayout()
-            store = QPushButton("Save to keyring", objectName=f"{tag}SaveKeys")
+            store = named(QPushButton("Save to keyring"), f"{tag}SaveKeys")
             store.clicked.connect(lambda _=False, m=mode: self.save_keys(m))
-            delete = QPushButton("Delete stored keys", objectName=f"{tag}DeleteKeys")
+            delete = named(QPushButton("Delete stored keys"), f"{tag}DeleteKeys")
             delete.clicked.connect(lambda _=False, m=mode: self.delete_keys(m))
-            test = QPushButton("Test connection", objectName=f"{tag}TestConnection")
+            test = named(QPushButton("Test connection"), f"{tag}TestConnection")
             test.clicked.connect(lambda _=False, m=mode: self.test_connection(m))
             buttons.addWidget(store)
             buttons.addWidget(delete)
@@ -270,13 +273,13 @@ class SettingsDialog(QDialog):
             self.key_fields[mode] = (key_id, secret, status)
             lay.addWidget(box)
         local = QHBoxLayout()
-        test_local = QPushButton("Test local exchange", objectName="localTestConnection")
+        test_local = named(QPushButton("Test local exchange"), "localTestConnection")
         test_local.clicked.connect(lambda: self.test_connection(Mode.LOCAL))
         test_local.setEnabled(self.local_base_url is not None)
         local.addWidget(test_local)
         local.addStretch(1)
         lay.addLayout(local)
-        self.test_result = QLabel(objectName="connectionResult")
+        self.test_result = named(QLabel(), "connectionResult")
         self.test_result.setWordWrap(True)
         self.test_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.test_result)
@@ -289,7 +292,7 @@ class SettingsDialog(QDialog):
         self.risk_fields: dict[str, tuple[QLineEdit, QLabel]] = {}
         for key, (label, unit, tip) in RISK_FIELDS.items():
             value = self.settings.risk.get(key)
-            field = QLineEdit(objectName=f"risk_{key}")
+            field = named(QLineEdit(), f"risk_{key}")
             if key in LIST_RISK_KEYS:
                 field.setText(", ".join(value or []))
                 field.setPlaceholderText("e.g. AAPL, MSFT, BTC/USD")
@@ -297,7 +300,7 @@ class SettingsDialog(QDialog):
                 field.setText("" if value is None else str(value))
                 field.setPlaceholderText("empty: no limit")
             field.setToolTip(tip)
-            err = QLabel(objectName=f"riskError_{key}")
+            err = named(QLabel(), f"riskError_{key}")
             err.setStyleSheet("color: #ef5350;")
             err.hide()
             field.textChanged.connect(lambda _t, k=key: self._check_risk_field(k))
@@ -318,12 +321,10 @@ class SettingsDialog(QDialog):
     def _ui_tab(self) -> QWidget:
         page = QWidget()
         form = QFormLayout(page)
-        self.confirm_orders = QCheckBox(
-            "Confirm every order in paper and local mode", objectName="confirmOrders"
-        )
+        self.confirm_orders = named(QCheckBox("Confirm every order in paper and local mode"), "confirmOrders")
         self.confirm_orders.setChecked(self.settings.ui.confirm_orders)
         self.confirm_orders.setToolTip("Live orders are always confirmed")
-        self.theme = QComboBox(objectName="themeCombo")
+        self.theme = named(QComboBox(), "themeCombo")
         self.theme.addItems(list(THEMES))
         self.theme.setCurrentText(self.settings.ui.theme)
         form.addRow(self.confirm_orders)
@@ -334,15 +335,15 @@ class SettingsDialog(QDialog):
         page = QWidget()
         form = QFormLayout(page)
         ex = self.settings.local_exchange
-        self.always_open = QRadioButton("Always open (trade any time)", objectName="alwaysOpen")
-        self.nyse_hours = QRadioButton("Real NYSE hours and holidays", objectName="nyseHours")
+        self.always_open = named(QRadioButton("Always open (trade any time)"), "alwaysOpen")
+        self.nyse_hours = named(QRadioButton("Real NYSE hours and holidays"), "nyseHours")
         (self.always_open if ex.always_open else self.nyse_hours).setChecked(True)
-        self.seed = QSpinBox(objectName="exchangeSeed")
+        self.seed = named(QSpinBox(), "exchangeSeed")
         self.seed.setRange(0, 2_000_000_000)
         self.seed.setValue(ex.seed)
         self.seed.setToolTip("Same seed, same simulated market")
-        self.symbols = QLineEdit(", ".join(ex.symbols), objectName="exchangeSymbols")
-        self.symbols_error = QLabel(objectName="exchangeSymbolsError")
+        self.symbols = named(QLineEdit(", ".join(ex.symbols)), "exchangeSymbols")
+        self.symbols_error = named(QLabel(), "exchangeSymbolsError")
         self.symbols_error.setStyleSheet("color: #ef5350;")
         self.symbols_error.hide()
         form.addRow("Session", self.always_open)
@@ -428,11 +429,13 @@ class SettingsDialog(QDialog):
                 assert store is not None
                 return store.load(self.profile, m) is not None
 
-            self.bridge.run_blocking(
-                probe,
-                lambda found, s=status: self._show_stored(s, found),
-                lambda exc, s=status: self._show_stored_error(s, exc),
-            )
+            def shown(found: bool, s: QLabel = status) -> None:
+                self._show_stored(s, found)
+
+            def failed(exc: BaseException, s: QLabel = status) -> None:
+                self._show_stored_error(s, exc)
+
+            self.bridge.run_blocking(probe, shown, failed)
 
     @staticmethod
     def _show_stored(label: QLabel, found: bool) -> None:

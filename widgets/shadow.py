@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.domain.models import Bar
-from widgets.ops_models.table import SORT_ROLE, BoundedTableModel, Column, KeyedTableModel
+from widgets.ops_models.table import SORT_ROLE, BoundedTableModel, Column, KeyedTableModel, named
 from widgets.ops_models.tasks import TaskBridge
 
 PALETTE = ["#5b9bff", "#26a69a", "#ffb300", "#ef5350", "#ab47bc", "#8d6e63"]
@@ -146,7 +146,7 @@ def model_rows(registry: Any) -> list[ModelRow]:
 
 
 def _view(name: str, model: Any, parent: QWidget, *, sort: bool = True) -> QTableView:
-    view = QTableView(objectName=name)
+    view = named(QTableView(), name)
     if sort:
         proxy = QSortFilterProxyModel(parent)
         proxy.setSourceModel(model)
@@ -200,20 +200,20 @@ class ShadowPanel(QWidget):
         self._history_points = history_points
         self._curves: dict[str, Any] = {}
 
-        self.totals = QLabel(objectName="shadowTotals")
+        self.totals = named(QLabel(), "shadowTotals")
         self.totals.setStyleSheet("color: #8a93a0;")
-        self.train_button = QPushButton("Train models", objectName="trainButton")
+        self.train_button = named(QPushButton("Train models"), "trainButton")
         self.train_button.setToolTip(
             "Fit the shadow models on history (off the GUI thread) and store new versions"
         )
         self.train_button.clicked.connect(self.start_training)
-        self.train_cancel = QPushButton("Cancel", objectName="trainCancel")
+        self.train_cancel = named(QPushButton("Cancel"), "trainCancel")
         self.train_cancel.setEnabled(False)
         self.train_cancel.clicked.connect(self.cancel_training)
-        self.progress = QProgressBar(objectName="trainProgress")
+        self.progress = named(QProgressBar(), "trainProgress")
         self.progress.setRange(0, 1000)
         self.progress.setMaximumWidth(220)
-        self.status = QLabel(objectName="shadowStatus")
+        self.status = named(QLabel(), "shadowStatus")
         badge = QLabel("SHADOW · never sent")
         badge.setStyleSheet("background: #2b2f36; color: #aab2bf; padding: 1px 8px; border-radius: 3px;")
         top = QHBoxLayout()
@@ -249,7 +249,7 @@ class ShadowPanel(QWidget):
         self.cal_plot.plot([0, 1], [0, 1], pen=pg.mkPen("#3a3f48", style=Qt.PenStyle.DashLine))
         self.cal_curve = self.cal_plot.plot([], [], pen=pg.mkPen("#5b9bff", width=2), symbol="o",
                                             symbolSize=7, symbolBrush="#5b9bff")  # fmt: skip
-        self.cal_model = QComboBox(objectName="calibrationModel")
+        self.cal_model = named(QComboBox(), "calibrationModel")
         self.cal_model.currentIndexChanged.connect(lambda _: self._update_calibration())
         cal_box = QWidget()
         cl = QVBoxLayout(cal_box)

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from services.strategies.api import ParamError, Strategy, StrategyState
 from widgets.ops_models.params import ParamEditor
-from widgets.ops_models.table import SORT_ROLE, Column, KeyedTableModel
+from widgets.ops_models.table import SORT_ROLE, Column, KeyedTableModel, named
 
 log = logging.getLogger("heron.widgets.strategies")
 
@@ -91,20 +91,20 @@ class StrategiesPanel(QWidget):
         self.open_backtest = open_backtest
         self.model = strategy_model(self)
 
-        self.available = QListWidget(objectName="availableList")
+        self.available = named(QListWidget(), "availableList")
         for key, cls in sorted(self.registry.items()):
             item = QListWidgetItem(key)
             item.setToolTip(cls.DESCRIPTION)
             item.setData(Qt.ItemDataRole.UserRole, key)
             self.available.addItem(item)
-        self.description = QLabel(objectName="strategyDescription")
+        self.description = named(QLabel(), "strategyDescription")
         self.description.setWordWrap(True)
         self.description.setStyleSheet("color: #8a93a0;")
         self.params = ParamEditor()
-        self.name = QLineEdit(objectName="strategyName", placeholderText="instance name (default: kind)")
-        self.add = QPushButton("Add && start", objectName="addStrategy")
+        self.name = named(QLineEdit(), "strategyName", placeholderText="instance name (default: kind)")
+        self.add = named(QPushButton("Add && start"), "addStrategy")
         self.add.clicked.connect(self.add_selected)
-        self.message = QLabel(objectName="strategyMessage")
+        self.message = named(QLabel(), "strategyMessage")
         self.message.setWordWrap(True)
         self.available.currentItemChanged.connect(lambda *_: self._kind_changed())
         left = QGroupBox("Available")
@@ -118,7 +118,7 @@ class StrategiesPanel(QWidget):
         ll.addLayout(row)
         ll.addWidget(self.message)
 
-        self.table = QTableView(objectName="strategyTable")
+        self.table = named(QTableView(), "strategyTable")
         proxy = QSortFilterProxyModel(self)
         proxy.setSourceModel(self.model)
         proxy.setSortRole(SORT_ROLE)
@@ -135,13 +135,13 @@ class StrategiesPanel(QWidget):
         for col, width in enumerate((130, 70, 120, 60, 90, 80, 70)):
             self.table.horizontalHeader().resizeSection(col, width)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
-        self.start = QPushButton("Start", objectName="startStrategy")
+        self.start = named(QPushButton("Start"), "startStrategy")
         self.start.clicked.connect(lambda: self._act("start"))
-        self.pause = QPushButton("Pause", objectName="pauseStrategy")
+        self.pause = named(QPushButton("Pause"), "pauseStrategy")
         self.pause.clicked.connect(lambda: self._act("pause"))
-        self.stop = QPushButton("Stop", objectName="stopStrategy")
+        self.stop = named(QPushButton("Stop"), "stopStrategy")
         self.stop.clicked.connect(lambda: self._act("stop"))
-        self.backtest = QPushButton("Backtest…", objectName="backtestButton")
+        self.backtest = named(QPushButton("Backtest…"), "backtestButton")
         self.backtest.clicked.connect(self._backtest)
         self.backtest.setEnabled(open_backtest is not None)
         actions = QHBoxLayout()
@@ -149,7 +149,7 @@ class StrategiesPanel(QWidget):
             actions.addWidget(b)
         actions.addStretch(1)
         actions.addWidget(self.backtest)
-        self.error = QPlainTextEdit(objectName="strategyError")
+        self.error = named(QPlainTextEdit(), "strategyError")
         self.error.setReadOnly(True)
         self.error.setPlaceholderText("Errors of the selected strategy appear here")
         self.error.setMaximumHeight(120)

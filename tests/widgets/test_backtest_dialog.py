@@ -27,7 +27,7 @@ def test_run_shows_the_backtests_own_figures(qtbot: Any, qtmodeltester: Any) -> 
         assert d.start_run()
         assert not d.run.isEnabled() and d.cancel.isEnabled()
     assert threading.get_ident() == gui
-    r = d.result
+    r = d.last_result
     assert r is not None and r.bars == 3000 and r.error is None
     # the same backtest, run directly, gives exactly the figures shown
     expected = run_backtest(reg["sma_crossover"]({"fast": 5, "slow": 20, "symbols": "MSFT"}),
@@ -59,7 +59,7 @@ def test_cancel_stops_the_run(qtbot: Any) -> None:
         assert not d.start_run()  # one run at a time
         d.cancel.click()
         gate.set()
-    assert d.result is None
+    assert d.last_result is None
     assert d.status.text().startswith("Cancelled after") and "no result" in d.status.text()
     assert d.run.isEnabled()
 

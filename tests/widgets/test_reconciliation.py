@@ -147,3 +147,43 @@ def test_without_a_reconciler_the_panel_says_so(qtbot: Any) -> None:
     qtbot.addWidget(p)
     assert "not running" in p.status.text()
     assert not p.run_now.isEnabled() and not p.ack.isEnabled()
+
+
+def test_install_adds_every_ops_panel_the_banner_and_toasts(
+    qtbot: Any, rig: ReconciliationRig, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from app.logging_setup import LogHub
+    from app.panels_ops import install, open_settings
+    from app.paths import prepare, resolve_paths
+    from app.settings import load
+    from services.domain.enums import Mode
+    from services.domain.events import NotificationEvent
+    from widgets.main_window import MainWindow
+
+    paths = prepare(resolve_paths("default", tmp_path / "data"))
+    ctx = SimpleNamespace(log_hub=LogHub(), bus=rig.bus, settings=load(paths.settings_file), paths=paths,
+                          redactor=None)  # fmt: skip
+    services = SimpleNamespace(reconciler=rig.reconciler, runner=None, strategy_registry={}, shadow=None,
+                               models=None, candles=None, secret_store=None, exchange=None)  # fmt: skip
+    win = MainWindow(Mode.LOCAL)
+    qtbot.addWidget(win)
+    panels = install(win, ctx, services)
+    assert {"logPanel", "reconciliationPanel", "strategiesPanel", "shadowPanel"} <= set(win.panel_names())
+    bar = win.findChild(type(win.addToolBar("probe")), "driftBannerBar")
+    assert bar is not None and not bar.isHidden() and panels.banner.count == 2
+    win.panel("logPanel").raise_()  # type: ignore[union-attr]
+    panels.banner.reviewRequested.emit()
+    assert not win.panel("reconciliationPanel").isHidden()  # type: ignore[union-attr]
+    rig.bus.publish(NotificationEvent(datetime.now(UTC), "warning", "risk", "order refused: max_order_qty"))
+    assert (
+        panels.toasts.toasts
+        and "max_order_qty"
+        in panels.toasts.toasts[-1].findChild(type(panels.banner.text), "toastMessage").text()
+    )
+    assert panels.settings_action.objectName() == "settingsAction"
+    dialog = open_settings(win, ctx, services, show=False)
+    qtbot.addWidget(dialog)
+    assert dialog.objectName() == "settingsDialog" and dialog.profile == "default"

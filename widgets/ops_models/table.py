@@ -216,3 +216,15 @@ def _header(columns: Sequence[Column[Any]], section: int, orientation: Qt.Orient
     if role == Qt.ItemDataRole.TextAlignmentRole and col.numeric:
         return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     return None
+
+
+W = TypeVar("W")
+
+
+def named(widget: W, name: str, **props: Any) -> W:
+    """Set ``objectName`` and Qt properties by setter (``placeholderText=`` → ``setPlaceholderText``);
+    typed, unlike PySide's constructor keywords."""
+    widget.setObjectName(name)  # type: ignore[attr-defined]
+    for key, value in props.items():
+        getattr(widget, "set" + key[0].upper() + key[1:])(value)
+    return widget

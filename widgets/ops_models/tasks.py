@@ -40,8 +40,15 @@ class TaskBridge(QObject):
         self.running = 0
 
     def post(self, fn: Callable[[], None]) -> None:
-        """Call ``fn`` on the GUI thread soon. Any thread."""
-        self._deliver.emit(fn)
+        """Call ``fn`` on the GUI thread soon. Any thread.
+
+        When the panel (and this bridge) was closed before the work finished, the outcome has no
+        one to show it to and is dropped.
+        """
+        try:
+            self._deliver.emit(fn)
+        except RuntimeError:  # "Signal source has been deleted"
+            log.debug("a panel task finished after its panel was closed; result dropped")
 
     def _run_on_gui(self, fn: Callable[[], None]) -> None:
         try:
