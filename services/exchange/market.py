@@ -750,5 +750,5 @@ class MarketSimulator:
 
     def describe(self) -> dict[str, Any]:
         """Counters and settings for the admin stats endpoint."""
-        return {**self.stats, "rate": self._rate, "symbols": len(self.symbols),
+        return {**self.stats, "rate": self._rate, "symbols": len(self.symbols), "clock_ns": self.now_ns(),
                 "halted": [s for s, h in zip(self.symbols, self._halted.tolist(), strict=True) if h]}
