@@ -108,8 +108,8 @@ async def _measure_windows(ex: ExchangeProcess, windows: int, seconds: float) ->
         # Warm up until the start-up backlog is drained (newest message < 100 ms old), at most 3 s.
         warm_until = time.perf_counter() + WARMUP_MAX_S
         while time.perf_counter() < warm_until:
-            batch = msgpack.unpackb(await ws.receive_bytes())
-            if batch and time.time() - batch[-1]["t"].to_unix_nano() / 1e9 < 0.1:
+            warm: list[dict[str, Any]] = msgpack.unpackb(await ws.receive_bytes())
+            if warm and time.time() - warm[-1]["t"].to_unix_nano() / 1e9 < 0.1:
                 break
         for _ in range(windows):
             before = await asyncio.to_thread(_counters, ex)
