@@ -24,6 +24,7 @@ from services.marketdata.candles import CandleAggregator, CandleGap
 from services.marketdata.coalescer import Coalescer, TradeStats
 
 log = logging.getLogger(__name__)
+_NUMS = frozenset({int, float})  # wire numbers; bool is its own class, so True/False are refused
 
 
 class RawQuote(NamedTuple):
@@ -124,12 +125,29 @@ class MarketDataPipeline:
                 if kind == "q":
                     s = m["S"]
                     bp, bs, ap, asz, t = m["bp"], m["bs"], m["ap"], m["as"], m["t"]
+                    if (
+                        s.__class__ is not str
+                        or t.__class__ is not int
+                        or bp.__class__ not in _NUMS
+                        or bs.__class__ not in _NUMS
+                        or ap.__class__ not in _NUMS
+                        or asz.__class__ not in _NUMS
+                    ):
+                        raise TypeError("quote fields have the wrong types")
                     book.apply_quote(s, bp, bs, ap, asz, t, received)
                     co.put_quote(s, RawQuote(bp, bs, ap, asz, t))
                     n += 1
                 elif kind == "t":
                     s = m["S"]
                     p, sz, t = m["p"], m["s"], m["t"]
+                    if (
+                        s.__class__ is not str
+                        or t.__class__ is not int
+                        or p.__class__ not in _NUMS
+                        or sz.__class__ not in _NUMS
+                    ):
+                        # A bool or text price would poison the candle builder and fail every tick.
+                        raise TypeError("trade fields have the wrong types")
                     book.apply_trade(s, p, sz, t, received)
                     candles.add_trade(s, p, sz, t)
                     co.put_trade(s, p, sz, t)
@@ -141,7 +159,9 @@ class MarketDataPipeline:
                     n += 1
                 elif self._control is not None:
                     self._control(m)
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, ArithmeticError, OSError) as exc:
+                # ArithmeticError: decimal.InvalidOperation / OverflowError from a bad bar field or
+                # timestamp; OSError: an out-of-range timestamp on some platforms.
                 self.decode_errors += 1
                 log.warning("malformed market-data message %r: %s", m, exc)
         self.messages += n
