@@ -125,14 +125,15 @@ class MarketDataPipeline:
                 if kind == "q":
                     s = m["S"]
                     bp, bs, ap, asz, t = m["bp"], m["bs"], m["ap"], m["as"], m["t"]
-                    if (
+                    wrong = (
                         s.__class__ is not str
                         or t.__class__ is not int
                         or bp.__class__ not in _NUMS
                         or bs.__class__ not in _NUMS
                         or ap.__class__ not in _NUMS
                         or asz.__class__ not in _NUMS
-                    ):
+                    )
+                    if wrong:
                         raise TypeError("quote fields have the wrong types")
                     book.apply_quote(s, bp, bs, ap, asz, t, received)
                     co.put_quote(s, RawQuote(bp, bs, ap, asz, t))
@@ -140,12 +141,13 @@ class MarketDataPipeline:
                 elif kind == "t":
                     s = m["S"]
                     p, sz, t = m["p"], m["s"], m["t"]
-                    if (
+                    wrong = (
                         s.__class__ is not str
                         or t.__class__ is not int
                         or p.__class__ not in _NUMS
                         or sz.__class__ not in _NUMS
-                    ):
+                    )
+                    if wrong:
                         # A bool or text price would poison the candle builder and fail every tick.
                         raise TypeError("trade fields have the wrong types")
                     book.apply_trade(s, p, sz, t, received)
