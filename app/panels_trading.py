@@ -198,12 +198,27 @@ class ChartFeeder:
             self._task.cancel()
 
 
+def _default_sizes(window: MainWindow) -> None:
+    """Give the docks a usable first-launch size (a saved layout restored later wins)."""
+    from PySide6.QtCore import Qt
+
+    for name, width in (("watchlistPanel", 420), ("orderTicket", 270)):
+        dock = window.panel(name)
+        if dock is not None:
+            dock.setMinimumWidth(width)
+    dock = window.panel("blotterPanel")
+    if dock is not None:
+        window.resizeDocks([dock], [280], Qt.Orientation.Vertical)
+
+
 def install(window: MainWindow, ctx: Any, services: Any) -> TradingPanels:
     """Add the trading panels (and the chart, if nobody placed one) and connect them."""
     from widgets.chart.panel import ChartPanel
 
     panels = TradingPanels()
-    titles = {"watchlist": ("watchlistPanel", "Watchlist", "left", None),
+    # The watchlist gets a full-height column of its own: six numeric columns need the width, and a
+    # trader scans many rows at once. The ticket stays on the left, the tables below the chart.
+    titles = {"watchlist": ("watchlistPanel", "Watchlist", "right", None),
               "order_ticket": ("orderTicket", "Order ticket", "left", None),
               "blotter": ("blotterPanel", "Blotter", "bottom", None),
               "positions": ("positionsPanel", "Positions", "bottom", "blotterPanel"),
@@ -230,6 +245,7 @@ def install(window: MainWindow, ctx: Any, services: Any) -> TradingPanels:
     blotter_dock = window.panel("blotterPanel")
     if blotter_dock is not None:
         blotter_dock.raise_()
+    _default_sizes(window)
 
     chart = window.centralWidget()
     if not isinstance(chart, ChartPanel):
