@@ -37,8 +37,12 @@ def _open_orders_match(ex: ExchangeProcess, report: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     "faults",
-    [{"drop_next": 3}, {"duplicate_next": 6}, {"reorder_next": 4}, {"kill_after": 2}],
-    ids=["dropped", "duplicated", "reordered", "socket-killed"],
+    [
+        pytest.param({"drop_next": 3}, id="dropped"),
+        pytest.param({"duplicate_next": 6}, id="duplicated", marks=pytest.mark.slow),
+        pytest.param({"reorder_next": 4}, id="reordered", marks=pytest.mark.slow),
+        pytest.param({"kill_after": 2}, id="socket-killed"),
+    ],
 )
 def test_trade_update_faults_end_with_the_brokers_state(tmp_path: Path, faults: dict[str, Any]) -> None:
     with ExchangeProcess.start(seed=11) as ex:
