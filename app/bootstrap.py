@@ -995,7 +995,7 @@ def _run_gui(ctx: AppContext) -> int:
                 status = window.heron_status
                 status.set_exchange(services.exchange_status, services.exchange_ok, services.exchange_detail)
             _populate_window(ctx, window, services)
-            _spawn(services, "status", _feed_status(window, services))
+            _spawn(services, "status", _feed_status(window, services, lambda: list(ctx.settings.watchlist)))
             ctx.lifecycle.add_step(
                 stages.STOP_STRATEGIES, "status bar", lambda: _cancel_tasks(services, "status")
             )
@@ -1069,8 +1069,11 @@ def _populate_window(ctx: AppContext, window: MainWindow, services: Services) ->
     window.restore_layout()
 
 
-async def _feed_status(window: MainWindow, services: Services, interval: float = 1.0) -> None:
-    """REST latency and market-data message rate to the status bar, once a second (GUI thread)."""
+async def _feed_status(
+    window: MainWindow, services: Services, watched: Callable[[], list[str]], interval: float = 1.0
+) -> None:
+    """REST latency, message rate, trading state and data staleness of the watched symbols to the
+    status bar, once a second (GUI thread)."""
     status = window.heron_status
     last: tuple[float, int] | None = None
     loop = asyncio.get_running_loop()
@@ -1085,6 +1088,10 @@ async def _feed_status(window: MainWindow, services: Services, interval: float =
             last = (now, total)
         if services.trading is not None:
             status.set_trading_state(services.trading.state, services.trading.reason)
+        if services.book is not None:
+            symbols = watched()
+            verdicts = (services.book.staleness(sym) for sym in symbols)
+            status.set_staleness({v.symbol: v.reason for v in verdicts if v.stale}, len(symbols))
         await asyncio.sleep(interval)
 
 

@@ -46,7 +46,7 @@ def _label(name: str, text: str, tip: str) -> QLabel:
 
 class HeronStatusBar(QStatusBar):
     """objectName ``statusBar``; children ``modeBadge``, ``connectionLabel``, ``tradingStateLabel``,
-    ``latencyLabel``, ``messageRateLabel``, ``exchangeLabel``."""
+    ``latencyLabel``, ``messageRateLabel``, ``stalenessLabel``, ``exchangeLabel``."""
 
     def __init__(self, mode: Mode, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -58,6 +58,7 @@ class HeronStatusBar(QStatusBar):
         )
         self.latency_label = _label("latencyLabel", f"Latency: {UNKNOWN}", "Broker round-trip latency")
         self.message_rate_label = _label("messageRateLabel", f"Msgs/s: {UNKNOWN}", "Market data messages")
+        self.staleness_label = _label("stalenessLabel", f"Data: {UNKNOWN}", "Market data freshness")
         self.exchange_label = _label("exchangeLabel", f"Exchange: {UNKNOWN}", "Local exchange")
         self._connections: dict[str, ConnectionState] = {}
         # All permanent: a temporary message (showMessage) hides ordinary status-bar widgets, and
@@ -69,6 +70,7 @@ class HeronStatusBar(QStatusBar):
             self.trading_state_label,
             self.latency_label,
             self.message_rate_label,
+            self.staleness_label,
         ):
             self.addPermanentWidget(widget)
         self.set_mode(mode)
@@ -113,6 +115,23 @@ class HeronStatusBar(QStatusBar):
 
     def set_message_rate(self, per_second: float | None) -> None:
         self.message_rate_label.setText(f"Msgs/s: {UNKNOWN if per_second is None else f'{per_second:,.0f}'}")
+
+    def set_staleness(self, stale: dict[str, str], watched: int) -> None:
+        """``stale``: symbol → reason for every watched symbol whose data is stale (the verdict of
+        the market-data staleness guard); ``watched``: how many symbols are watched."""
+        if watched == 0:
+            self.staleness_label.setText(f"Data: {UNKNOWN}")
+            self.staleness_label.setToolTip("No symbols watched")
+            self.staleness_label.setStyleSheet("")
+            return
+        if not stale:
+            self.staleness_label.setText("Data: fresh")
+            self.staleness_label.setToolTip(f"All {watched} watched symbols have recent market data")
+            self.staleness_label.setStyleSheet("color: #26a69a;")
+            return
+        self.staleness_label.setText(f"Data: {len(stale)}/{watched} stale")
+        self.staleness_label.setToolTip("\n".join(f"{sym}: {why}" for sym, why in sorted(stale.items())))
+        self.staleness_label.setStyleSheet("color: #ffb300; font-weight: 600;")
 
     def set_exchange(self, text: str, ok: bool | None, detail: str = "") -> None:
         """``ok``: True (reachable), False (failed: shown in red), None (not applicable/unknown)."""

@@ -50,7 +50,14 @@ def test_status_bar_shows_dashes_until_a_service_reports(qtbot) -> None:  # type
     win = make(qtbot)
     bar = win.findChild(QStatusBar, "statusBar")
     assert bar is win.statusBar()
-    names = ["connectionLabel", "tradingStateLabel", "latencyLabel", "messageRateLabel", "exchangeLabel"]
+    names = [
+        "connectionLabel",
+        "tradingStateLabel",
+        "latencyLabel",
+        "messageRateLabel",
+        "stalenessLabel",
+        "exchangeLabel",
+    ]
     for name in names:
         label = bar.findChild(QLabel, name)
         assert label is not None and label.text().endswith(UNKNOWN), name
@@ -61,6 +68,18 @@ def test_status_bar_shows_dashes_until_a_service_reports(qtbot) -> None:  # type
     assert bar.findChild(QLabel, "connectionLabel").text() == "Connection: reconnecting"
     assert bar.findChild(QLabel, "tradingStateLabel").text() == "Trading: HALTED"
     assert bar.findChild(QLabel, "latencyLabel").text() == "Latency: 12 ms"
+
+
+def test_status_bar_shows_which_symbols_are_stale(qtbot) -> None:  # type: ignore[no-untyped-def]
+    win = make(qtbot)
+    label = win.findChild(QLabel, "stalenessLabel")
+    win.heron_status.set_staleness({}, 3)
+    assert label.text() == "Data: fresh"
+    win.heron_status.set_staleness({"TSLA": "no quote for 95 s (limit 90 s)"}, 3)
+    assert label.text() == "Data: 1/3 stale"
+    assert "TSLA: no quote for 95 s" in label.toolTip()
+    win.heron_status.set_staleness({}, 0)
+    assert label.text().endswith(UNKNOWN)
 
 
 def test_badge_survives_a_temporary_message(qtbot) -> None:  # type: ignore[no-untyped-def]
