@@ -262,7 +262,10 @@ class MarketSimulator:
         self._pending: list[tuple[Message, int]] = []
         self._task: asyncio.Task[None] | None = None
         self.stats: dict[str, int] = {"steps": 0, "messages": 0, "trades": 0, "quotes": 0, "bars": 0,
-                                      "updated_bars": 0, "step_errors": 0}
+                                      "updated_bars": 0, "step_errors": 0,
+                                      # Loop time spent in step() (generation, encoding, NBBO
+                                      # callbacks and the listeners' fan-out), in nanoseconds.
+                                      "step_ns_total": 0, "step_ns_max": 0}
 
         syms = list(universe)
         self.symbols = syms
@@ -477,6 +480,7 @@ class MarketSimulator:
 
     def step(self, now_ns: int) -> Batch:
         """Generate everything between the previous step and ``now_ns``; deliver it; return it."""
+        started = time.perf_counter_ns()
         out = _Out()
         for msg, i in self._pending:
             out.add(msg, i)
@@ -512,6 +516,9 @@ class MarketSimulator:
                     listener(batch)
                 except Exception:
                     log.exception("market data listener failed")
+        spent = time.perf_counter_ns() - started
+        self.stats["step_ns_total"] += spent
+        self.stats["step_ns_max"] = max(self.stats["step_ns_max"], spent)
         return batch
 
     def _active(self, ns: int) -> np.ndarray:

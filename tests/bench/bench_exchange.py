@@ -9,8 +9,9 @@ decoded are counted. After a warm-up (until the start-up backlog is drained, at 
 5-s windows are measured on the same exchange; the value is their median, with min/max, and beside
 it what the simulator generated in the same windows (all symbols; a few crypto ones never go to
 /v2/sip), what the server queued for this client, the frames it dropped, the age of the newest
-message of each frame when it was decoded (delivery lag), the CPU seconds per second of the
-exchange process and of this client, and the load average.
+message of each frame when it was decoded (delivery lag), the mean duration of a simulator step on
+the exchange's event loop (generation + encoding + fan-out) and the share of loop time it takes, the
+CPU seconds per second of the exchange process and of this client, and the load average.
 ``exchange_stream_saturation``: the same client with the simulator asked for 400k msgs/s, to show
 where the machine saturates (generated vs delivered vs dropped); informative, no goal.
 The exchange runs as a subprocess.
@@ -88,7 +89,8 @@ def _counters(ex: ExchangeProcess) -> dict[str, int]:
     stats = ex.admin("/stats")
     market, streams = stats["market"], stats["datastream"]
     return {"generated": market["trades"] + market["quotes"], "queued": streams["messages"],
-            "dropped_frames": streams["dropped_frames"], "clock_ns": market["clock_ns"]}
+            "dropped_frames": streams["dropped_frames"], "clock_ns": market["clock_ns"],
+            "steps": market["steps"], "step_ns": market["step_ns_total"]}
 
 
 async def _measure_windows(ex: ExchangeProcess, windows: int, seconds: float) -> list[dict[str, float]]:
@@ -134,11 +136,14 @@ async def _measure_windows(ex: ExchangeProcess, windows: int, seconds: float) ->
             lags.sort()
             # The exchange's counters are rated over the exchange's own clock between the two reads.
             server_s = max(1e-9, (after["clock_ns"] - before["clock_ns"]) / 1e9)
+            step_ns = after["step_ns"] - before["step_ns"]
             results.append({
                 "delivered": received / elapsed,
                 "generated": (after["generated"] - before["generated"]) / server_s,
                 "queued": (after["queued"] - before["queued"]) / server_s,
                 "dropped_frames": after["dropped_frames"] - before["dropped_frames"],
+                "step_ms": step_ns / 1e6 / max(1, after["steps"] - before["steps"]),
+                "loop_share": step_ns / 1e9 / server_s,
                 "frames_per_s": frames / elapsed,
                 "lag_median_ms": 1000 * lags[len(lags) // 2] if lags else float("nan"),
                 "lag_max_ms": 1000 * lags[-1] if lags else float("nan"),
@@ -163,6 +168,8 @@ def _summary(windows: list[dict[str, float]]) -> dict[str, Any]:
         "queued_for_client_msgs_per_s": round(med("queued")),
         "dropped_frames": int(sum(w["dropped_frames"] for w in windows)),
         "frames_per_s": med("frames_per_s"),
+        "exchange_step_ms_mean": med("step_ms"),
+        "exchange_loop_share_in_steps": med("loop_share"),
         "lag_median_ms": med("lag_median_ms"),
         "lag_max_ms": round(max(w["lag_max_ms"] for w in windows), 1),
         "exchange_cpu_s_per_s": med("server_cpu"),
