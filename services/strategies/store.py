@@ -51,6 +51,10 @@ class StrategyStateStore:
             strategies = data["strategies"]
             if not isinstance(strategies, dict):
                 raise ValueError("'strategies' is not an object")
+            bad = [name for name, rec in strategies.items() if not isinstance(rec, dict)]
+            if bad:
+                # The runner reads each record as an object; one null would crash start-up.
+                raise ValueError(f"the record of {bad[0]!r} is not an object")
             return strategies
         except (OSError, ValueError, KeyError) as exc:
             aside = self._move_aside()

@@ -173,3 +173,18 @@ def test_regression_null_key_in_session_file_is_ignored_not_a_crash(tmp_path: Pa
     launcher = LocalExchangeLauncher(tmp_path, LocalExchangeSettings())
     launcher.session_file.write_text('{"url": "http://127.0.0.1:1", "pid": 1, "key_id": null, "secret": ""}')
     assert launcher._read_session() is None
+
+
+def test_regression_null_strategy_record_is_refused_and_kept_aside(tmp_path: Path) -> None:
+    # Found by test_strategy_state_file: {"sma": null} came back from load() and the runner's
+    # restore would call .get on None at start-up.
+    store = StrategyStateStore.in_data_dir(tmp_path)
+    store.path.parent.mkdir(parents=True)
+    store.path.write_text('{"version": 1, "strategies": {"sma": null}}')
+    try:
+        store.load()
+    except StrategyStateError as exc:
+        assert "'sma'" in str(exc)
+    else:
+        raise AssertionError("a null strategy record was accepted")
+    assert (store.path.parent / "state.json.corrupt-1").read_text().endswith('{"sma": null}}')
