@@ -46,7 +46,8 @@ from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from widgets.models.common import STATUS_GROUPS, confirm, run_async
 from widgets.models.fills_model import MAX_FILLS, FillsTableModel, fill_key
 from widgets.models.orders_model import MAX_ORDERS, OrderRow, OrdersFilterProxy, OrdersTableModel
-from widgets.models.table import SORT_ROLE
+from widgets.models.row_view import RowTableView
+from widgets.models.table import SORT_ROLE, Row, RowTableModel
 
 
 class StoreLike(Protocol):
@@ -217,12 +218,12 @@ class BlotterPanel(QWidget):
         self.status_label = QLabel("", self)
         self.status_label.setObjectName("blotterStatus")
 
-        self.orders_view = self._table("blotterOrdersTable", self.proxy)
+        self.orders_view = self._table("blotterOrdersTable", self.proxy, self.orders)
         self.orders_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.orders_view.customContextMenuRequested.connect(self._context_menu)
         self.orders_view.clicked.connect(lambda ix: self._emit_symbol(ix.row()))
         self.orders_view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
-        self.fills_view = self._table("blotterFillsTable", self.fills_proxy)
+        self.fills_view = self._table("blotterFillsTable", self.fills_proxy, self.fills)
         self.fills_view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
 
         self.tabs = QTabWidget(self)
@@ -252,10 +253,16 @@ class BlotterPanel(QWidget):
             self._subs.append(bus.subscribe(OrderChangedEvent, self.on_order_changed))
             self._subs.append(bus.subscribe(FillEvent, self.on_fill))
 
-    def _table(self, name: str, model: QAbstractItemModel) -> QTableView:
-        view = QTableView(self)
+    def _table(self, name: str, proxy: QSortFilterProxyModel, source: RowTableModel) -> QTableView:
+        view = RowTableView(self)
         view.setObjectName(name)
-        view.setModel(model)
+        view.setModel(proxy)
+
+        def row_source(proxy_row: int) -> Row | None:
+            src = proxy.mapToSource(proxy.index(proxy_row, 0)).row()
+            return None if src < 0 else source.row_at(src)
+
+        view.set_row_source(row_source, source.NUMERIC)
         view.setSortingEnabled(True)
         view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)

@@ -48,6 +48,8 @@ class Row:
     payload: Any
     colors: dict[int, QColor] = field(default_factory=dict)
     filter_key: str = ""
+    #: laid-out cell texts, built by the view on first paint (see ``row_view.static_texts``)
+    static: list[Any] | None = None
 
 
 def clusters(rows: Iterable[int], gap: int = CLUSTER_GAP) -> list[tuple[int, int]]:
@@ -244,7 +246,5 @@ class RowTableModel(QAbstractTableModel):
             return str(section + 1)
         return None
 
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+    # flags(): QAbstractTableModel's C++ default (enabled | selectable | never has children) is what
+    # these read-only rows need; not overriding it saves a Python call per painted cell.
