@@ -3,7 +3,9 @@
 Values are sampled on the event-loop thread once a second into prometheus-client gauges (which
 are thread-safe); the HTTP server runs on prometheus-client's own daemon thread and never touches
 service objects. Exported: market-data message rate, REST latency per endpoint, orders by status,
-trading state, open drift incidents, strategy P&L, stream states, shadow prediction counts.
+trading state, open drift incidents, strategy P&L, stream states, shadow prediction counts, and the
+event loop's health: lag (how late a 100 ms timer fires; the worst over each sampling interval) and
+the number of asyncio tasks (a leak shows as growth).
 """
 
 from __future__ import annotations
@@ -64,16 +66,24 @@ class MetricsServer:
         self.incidents = Gauge("heron_drift_incidents_open", "Open reconciliation incidents", registry=r)
         self.pnl = Gauge("heron_strategy_pnl", "Strategy P&L (account currency)", ["strategy"], registry=r)
         self.shadow = Gauge("heron_shadow_predictions", "Shadow predictions", ["kind"], registry=r)
+        self.loop_lag = Gauge("heron_event_loop_lag_seconds",
+                              "Worst lateness of a 100 ms timer on the event loop over the last interval",
+                              registry=r)
+        self.loop_tasks = Gauge("heron_event_loop_tasks", "asyncio tasks alive on the event loop", registry=r)
         self._server: Any = None
         self._task: asyncio.Task[None] | None = None
+        self._probe: asyncio.Task[None] | None = None
         self._last: tuple[float, int] | None = None
+        self._lag_max = 0.0
 
     def start(self) -> None:
         """Bind 127.0.0.1:port (raises OSError when taken) and start sampling."""
         result = start_http_server(self.port, addr=BIND, registry=self.registry)
         self._server = result[0] if isinstance(result, tuple) else None
         self.update()
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="metrics-sampler")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._loop(), name="metrics-sampler")
+        self._probe = loop.create_task(self._lag_probe(), name="metrics-loop-lag")
         log.info("metrics served on http://%s:%d/metrics", BIND, self.port)
 
     async def _loop(self) -> None:
@@ -84,8 +94,22 @@ class MetricsServer:
             except Exception:
                 log.exception("metrics sampling failed; trying again")
 
+    async def _lag_probe(self, period: float = 0.1) -> None:
+        """Runs on the event loop: a timer that is late by X seconds means the loop was busy for X."""
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(period)
+            self.record_lag(time.monotonic() - start - period)
+
+    def record_lag(self, seconds: float) -> None:
+        self._lag_max = max(self._lag_max, seconds)
+
     def update(self) -> None:
         s = self._sample()
+        self.loop_lag.set(max(0.0, self._lag_max))
+        self._lag_max = 0.0
+        with contextlib.suppress(RuntimeError):  # no running loop (a direct call from a test)
+            self.loop_tasks.set(len(asyncio.all_tasks()))
         now = time.monotonic()
         if self._last is not None and now > self._last[0]:
             self.msg_rate.set(max(0, s.messages_total - self._last[1]) / (now - self._last[0]))
@@ -109,11 +133,12 @@ class MetricsServer:
         self.shadow.labels("scored").set(s.shadow_scored)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._probe):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._probe = None
         if self._server is not None:
             server = self._server
             self._server = None

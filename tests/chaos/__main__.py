@@ -1,0 +1,125 @@
+"""``uv run python -m tests.chaos --runs 200 --seed 1 --out DIR [--jobs 2]``: the full chaos run.
+
+Each run (tests/chaos/harness.py) writes ``DIR/run-<seed>/figures.json`` (kept with the terminal's
+logs and databases when the run failed); at the end ``DIR/summary.json`` and ``DIR/summary.md``
+hold the totals. Exit status 0 only when every run reports 0 duplicates, 0 lost fills and
+0 unreconciled divergences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from tests.chaos.harness import FAULT_KINDS, ChaosConfig, run_chaos
+
+
+def summarize(figures: list[dict[str, Any]], wall: float, args: dict[str, Any]) -> dict[str, Any]:
+    faults: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    for f in figures:
+        faults.update(f.get("faults_injected", {}))
+        skipped.update(f.get("faults_skipped", {}))
+    rec = sorted(f["recovery_seconds"] for f in figures if f.get("recovery_seconds") is not None)
+
+    def pct(p: float) -> float | None:
+        return None if not rec else rec[min(len(rec) - 1, int(p * len(rec)))]
+
+    def total(key: str) -> int:
+        return sum(int(f.get(key, 0) or 0) for f in figures)
+
+    return {
+        "args": args,
+        "runs": len(figures),
+        "runs_ok": sum(1 for f in figures if f.get("ok")),
+        "runs_failed": sorted(f["seed"] for f in figures if not f.get("ok")),
+        "harness_errors": {str(f["seed"]): f["harness_error"] for f in figures if "harness_error" in f},
+        "faults_injected_total": sum(faults.values()),
+        "faults_injected_by_kind": {k: faults.get(k, 0) for k in FAULT_KINDS},
+        "faults_skipped_by_kind": dict(skipped),
+        "orders_sent": total("orders_sent"),
+        "intents_journaled": total("intents"),
+        "fills_at_exchange": total("fills_at_exchange"),
+        "duplicates_at_exchange": total("duplicates_at_exchange"),
+        "lost_fills": total("lost_fills"),
+        "phantom_fills": total("phantom_fills"),
+        "unreconciled_divergences": total("unreconciled_divergences"),
+        "hangs_at_quit": total("hangs_at_quit"),
+        "recovery_seconds": {
+            "p50": None if not rec else statistics.median(rec),
+            "p95": pct(0.95),
+            "max": None if not rec else rec[-1],
+            "measured_runs": len(rec),
+        },
+        "wall_seconds": round(wall, 1),
+    }
+
+
+def markdown(s: dict[str, Any]) -> str:
+    r = s["recovery_seconds"]
+    lines = [
+        f"# Chaos run: {s['runs']} randomized fault runs (seed {s['args']['seed']})",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| runs (ok / failed) | {s['runs']} ({s['runs_ok']} / {len(s['runs_failed'])}) |",
+        f"| faults injected | {s['faults_injected_total']} |",
+        f"| orders sent (at the exchange) | {s['orders_sent']} |",
+        f"| fills at the exchange (orders with fills) | {s['fills_at_exchange']} |",
+        f"| duplicate orders at the exchange | {s['duplicates_at_exchange']} |",
+        f"| lost fills | {s['lost_fills']} |",
+        f"| phantom fills | {s['phantom_fills']} |",
+        f"| unreconciled divergences | {s['unreconciled_divergences']} |",
+        f"| hangs at quit | {s['hangs_at_quit']} |",
+        f"| recovery (restart to ACTIVE) p50 / p95 / max | {r['p50']} / {r['p95']} / {r['max']} s |",
+        f"| wall time | {s['wall_seconds']} s |",
+        "",
+        "| fault | injected |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in s["faults_injected_by_kind"].items()),
+    ]
+    if s["runs_failed"]:
+        lines += ["", f"Failed runs (seeds): {s['runs_failed']}"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--seed", type=int, default=1, help="run i uses seed SEED*100000+i")
+    p.add_argument("--out", type=Path, required=True, help="directory for per-run figures and the summary")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel (each is 2-3 processes)")
+    p.add_argument("--trade-seconds", type=float, default=8.0, help="length of each faulted window")
+    a = p.parse_args(argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    cfg = ChaosConfig(trade_seconds=a.trade_seconds)
+    seeds = [a.seed * 100_000 + i for i in range(a.runs)]
+    started = time.monotonic()
+    figures: list[dict[str, Any]] = []
+    with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
+        futures = [pool.submit(run_chaos, s, a.out, cfg) for s in seeds]
+        for fut in as_completed(futures):
+            f = fut.result()
+            figures.append(f)
+            print(f"[{len(figures)}/{a.runs}] seed {f['seed']}: {'ok' if f.get('ok') else 'FAILED'} "
+                  f"faults {f.get('faults_total')} orders {f.get('orders_sent')} "
+                  f"dup {f.get('duplicates_at_exchange')} lost {f.get('lost_fills')} "
+                  f"div {f.get('unreconciled_divergences')} recovery {f.get('recovery_seconds')} s",
+                  flush=True)
+            summary = summarize(figures, time.monotonic() - started, vars(a) | {"out": str(a.out)})
+            (a.out / "summary.json").write_text(json.dumps(summary, indent=2))
+            (a.out / "summary.md").write_text(markdown(summary))
+    summary = summarize(figures, time.monotonic() - started, vars(a) | {"out": str(a.out)})
+    print(markdown(summary))
+    return 0 if not summary["runs_failed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
