@@ -102,6 +102,11 @@ class ModelRegistry:
         models = data.get("models")
         if not isinstance(models, dict):
             raise ModelRegistryError(f"model index {path} has no 'models' object")
+        for name, versions in models.items():
+            if not isinstance(versions, dict) or not all(
+                isinstance(e, dict) and _VERSION.match(v) for v, e in versions.items()
+            ):
+                raise ModelRegistryError(f"model index {path} has a malformed entry for {name!r}")
         return models
 
     def _write_index(self, models: dict[str, dict[str, dict[str, Any]]]) -> None:
@@ -208,6 +213,15 @@ class ModelRegistry:
         sha = entry.get("sha256")
         if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
             raise ModelRegistryError(f"model index entry {name} {version} has no valid sha256")
+        features, metadata = entry.get("feature_names", ()), entry.get("metadata") or {}
+        if (
+            not isinstance(features, list | tuple)
+            or not all(isinstance(f, str) for f in features)
+            or not isinstance(metadata, dict)
+        ):
+            raise ModelRegistryError(
+                f"model index entry {name} {version} has malformed feature names or metadata"
+            )
         return ModelVersion(
             name=name,
             version=version,

@@ -188,3 +188,20 @@ def test_regression_null_strategy_record_is_refused_and_kept_aside(tmp_path: Pat
     else:
         raise AssertionError("a null strategy record was accepted")
     assert (store.path.parent / "state.json.corrupt-1").read_text().endswith('{"sma": null}}')
+
+
+def test_regression_malformed_model_index_entries_are_registry_errors(tmp_path: Path) -> None:
+    # Found by test_model_index_deep: these raised AttributeError/TypeError out of the registry.
+    sha = "0" * 64
+    for text in (
+        '{"version": 1, "models": {"a": true}}',
+        '{"version": 1, "models": {"a": {"v1": null}}}',
+        json.dumps({"version": 1, "models": {"a": {"v1": {"sha256": sha, "feature_names": 5}}}}),
+        json.dumps({"version": 1, "models": {"a": {"v1": {"sha256": sha, "metadata": [1]}}}}),
+    ):
+        (tmp_path / "index.json").write_text(text)
+        try:
+            ModelRegistry(tmp_path).versions("a")
+        except ModelRegistryError:
+            continue
+        raise AssertionError(f"accepted {text}")
