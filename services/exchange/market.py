@@ -105,22 +105,30 @@ class _Layout:
         head += msgpack.packb("T") + msgpack.packb(kind)
         for k, v in consts.items():
             head += msgpack.packb(k) + msgpack.packb(v)
-        self.fields: list[tuple[str, int, str, int]] = []
+        names: list[str] = []
+        formats: list[str] = []
+        offsets: list[int] = []
         for k, fmt in fields.items():
             marker, dtype, width = _FIELD_FORMATS[fmt]
             head += msgpack.packb(k) + marker
-            self.fields.append((k, len(head), dtype, width))
+            names.append(k)
+            formats.append(dtype)
+            offsets.append(len(head))
             head += bytes(width)
         self.kind = ord(kind)
         self.width = len(head)
-        self.template = np.frombuffer(bytes(head), dtype=np.uint8)
+        self.template = bytes(head)
+        # The numeric fields as a packed record type over the head's bytes.
+        self.record = np.dtype(
+            {"names": names, "formats": formats, "offsets": offsets, "itemsize": self.width}
+        )
 
-    def fill(self, rows: np.ndarray, r: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
-        """Write the heads of rows ``r`` (``values[field][j]`` belongs to row ``r[j]``)."""
-        rows[r, : self.width] = self.template
-        for name, off, dtype, width in self.fields:
-            col = np.ascontiguousarray(values[name], dtype=dtype)
-            rows[r, off : off + width] = col.view(np.uint8).reshape(-1, width)
+    def heads(self, count: int, values: Mapping[str, np.ndarray]) -> np.ndarray:
+        """``count`` heads as a (count, width) uint8 array; ``values[field]`` holds one value per head."""
+        block = np.frombuffer(bytearray(self.template * count), dtype=self.record)
+        for name in self.record.names or ():
+            block[name] = values[name]
+        return block.view(np.uint8).reshape(count, self.width)
 
 
 _STOCK_TRADE = _Layout("t", {"x": "V", "c": ["@"]}, {"i": "u8", "p": "f8", "s": "u4", "t": "ts"}, 2)
@@ -287,6 +295,16 @@ class MarketSimulator:
         self._sym_part = np.zeros((n, max(self._sym_len, default=1)), dtype=np.uint8)
         for i, b in enumerate(sym_parts):
             self._sym_part[i, : len(b)] = np.frombuffer(b, dtype=np.uint8)
+        # Per (layout, symbol): which bytes of a scratch row [head | padding | symbol part] are the
+        # message, and its length; a step's rows are then compressed with one boolean gather.
+        row_w = _HEAD_WIDTH + self._sym_part.shape[1]
+        self._row_keep = np.zeros((len(_LAYOUTS), n, row_w), dtype=bool)
+        self._msg_len = np.zeros((len(_LAYOUTS), n), dtype=np.int64)
+        for code, lay in enumerate(_LAYOUTS):
+            self._row_keep[code, :, : lay.width] = True
+            self._msg_len[code] = lay.width + self._sym_len
+            for i, ln in enumerate(self._sym_len.tolist()):
+                self._row_keep[code, i, _HEAD_WIDTH : _HEAD_WIDTH + ln] = True
         self._weight = np.array([_BUSY.get(s, 1.0) for s in syms])
         # Per-second volatility of the log price (daily vol spread over the session length).
         self._sigma = np.where(self._crypto, 0.025 / np.sqrt(86_400), 0.014 / np.sqrt(23_400))
@@ -620,7 +638,6 @@ class MarketSimulator:
         sym_w = self._sym_part.shape[1]
         rows = np.empty((k, _HEAD_WIDTH + sym_w), dtype=np.uint8)
         stamp = timestamp64(ts)
-        widths = np.array([lay.width for lay in _LAYOUTS], dtype=np.int64)
         for code, lay in enumerate(_LAYOUTS):
             r = np.flatnonzero(kind == code)
             if not len(r):
@@ -635,14 +652,11 @@ class MarketSimulator:
                         "as": np.clip(asz[r], 0, 2**32 - 1), "t": stamp[r]}
             else:
                 vals = {"bp": bid[r], "bs": bsz[r], "ap": ask[r], "as": asz[r], "t": stamp[r]}
-            lay.fill(rows, r, vals)
+            rows[r, : lay.width] = lay.heads(len(r), vals)
         rows[:, _HEAD_WIDTH:] = self._sym_part[idx]
-        head = widths[kind]
-        sym_len = self._sym_len[idx]
-        col = np.arange(rows.shape[1])
-        keep = (col < head[:, None]) | ((col >= _HEAD_WIDTH) & (col < (_HEAD_WIDTH + sym_len)[:, None]))
+        keep = self._row_keep[kind, idx]
         offsets = np.zeros(k + 1, dtype=np.int64)
-        np.cumsum(head + sym_len, out=offsets[1:])
+        np.cumsum(self._msg_len[kind, idx], out=offsets[1:])
         kinds = np.where(is_trade, ord("t"), ord("q")).astype(np.uint8)
         return Batch(rows[keep], offsets, kinds, idx.astype(np.int32))
 
