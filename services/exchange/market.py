@@ -79,7 +79,9 @@ def array_header(n: int) -> bytes:
 
 
 def timestamp64(ns: np.ndarray) -> np.ndarray:
-    """msgpack's 64-bit Timestamp payload (``nsec << 34 | sec``) for int64 nanoseconds since the epoch."""
+    """msgpack's 64-bit Timestamp payload (``nsec << 34 | sec``) for int64 nanoseconds since the epoch.
+
+    The 64-bit form holds 0 <= seconds < 2**34 (1970 to 2514), which is every simulated time."""
     ns = np.asarray(ns, dtype=np.int64)
     sec = ns // NS
     nsec = (ns - sec * NS).astype(np.uint64)
