@@ -456,8 +456,10 @@ def measure(ex: ExchangeProcess, data_dir: Path, report: dict[str, Any] | None,
     }
 
 
-def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None) -> dict[str, Any]:
-    """One randomized fault run; returns its figures (never raises for a product failure)."""
+def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
+              plan: list[Fault] | None = None) -> dict[str, Any]:
+    """One randomized fault run (or the given ``plan``); returns its figures (never raises for a
+    product failure: ``ok`` is False and the terminal's logs stay in ``work_dir/run-<seed>``)."""
     cfg = cfg or ChaosConfig()
     rng = random.Random(seed)
     started = time.monotonic()
@@ -467,7 +469,8 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None) -> dict
     script = random_script(rng, rng.randint(3, 8))
     for entry in script:  # spread the manual orders over the faulted window
         entry["delay"] = round(rng.uniform(0, cfg.trade_seconds / len(script)), 2)
-    plan = plan_faults(rng, cfg)
+    planned = plan_faults(rng, cfg)
+    plan = planned if plan is None else plan
     figures: dict[str, Any] = {"seed": seed, "plan": [f.__dict__ for f in plan], "script_orders": len(script)}
     (run_dir / "exchange").mkdir(parents=True)
     ex = ExchangeProcess.start(seed=rng.randint(1, 1_000_000), root=run_dir / "exchange")

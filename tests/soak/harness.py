@@ -186,6 +186,7 @@ def run_soak(minutes: float, rate: float, out: Path | None, *, symbols: int = 60
     slow: list[dict[str, Any]] = []
     try:
         watch = list(default_universe()) + extra_syms
+        symbols = len(watch)
         data = root / "heron"
         profile = data / "profiles" / "default"
         profile.mkdir(parents=True, exist_ok=True)
@@ -222,16 +223,31 @@ def run_soak(minutes: float, rate: float, out: Path | None, *, symbols: int = 60
                     pass
                 srow["orders_journaled"] = _intents(db)
                 slow.append(srow)
+                if out is not None and len(slow) % 6 == 0:  # a partial result every minute
+                    _write(out, fast, slow, minutes, warmup_s, rate, symbols, partial=True)
             time.sleep(max(0.0, 1.0 - (time.monotonic() - start - t)))
         rc = term.terminate(120)
     finally:
+        if "term" in locals() and term.alive():
+            term.kill()
         ex.stop()
-    summary = summarize(fast, slow, minutes, warmup_s, rate, len(watch))
-    summary["terminal_exit_code"] = rc
+    result = _write(out, fast, slow, minutes, warmup_s, rate, symbols, partial=False)
+    result["summary"]["terminal_exit_code"] = rc
+    if out is not None:
+        out.write_text(json.dumps(result, indent=1, default=str))
+    return result
+
+
+def _write(out: Path | None, fast: list[dict[str, Any]], slow: list[dict[str, Any]], minutes: float,
+           warmup_s: float, rate: float, symbols: int, *, partial: bool) -> dict[str, Any]:
+    summary = summarize(fast, slow, minutes, warmup_s, rate, symbols)
+    summary["partial"] = partial
     result = {"summary": summary, "missed": judge(summary), "samples": {"fast": fast, "slow": slow}}
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1, default=str))
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1, default=str))
+        tmp.replace(out)
     return result
 
 

@@ -1,0 +1,97 @@
+"""Chaos: faults while a strategy and scripted manual orders trade, then a clean restart that must
+reconcile with nothing duplicated, lost or left diverging (tests/chaos/harness.py).
+
+The two fixed-plan runs cover every fault kind and run in CI (about 30 s each); the randomized
+sweep is ``slow`` (``HERON_CHAOS_RUNS`` runs, default 20). The full 200-run sweep with figures is
+``uv run python -m tests.chaos --runs 200 --seed 1 --out DIR --jobs 2``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.__main__ import summarize
+from tests.chaos.harness import FAULT_KINDS, ChaosConfig, Fault, plan_faults, run_chaos
+
+PROCESS_FAULTS = [
+    Fault(0.5, "db_lock", {"seconds": 6.0}),  # longer than the terminal's SQLite busy timeout
+    Fault(2.0, "terminal_kill", {"down_seconds": 0.3}),
+    Fault(5.5, "exchange_kill", {"down_seconds": 1.5}),
+]
+WIRE_FAULTS = [
+    Fault(0.3, "tu_drop", {"n": 2}),
+    Fault(0.6, "tu_duplicate", {"n": 2}),
+    Fault(1.0, "tu_reorder", {"n": 3}),
+    Fault(1.5, "rest_5xx", {"count": 8}),
+    Fault(2.5, "latency_spike", {"ms": 1500, "jitter_ms": 200, "seconds": 1.5}),
+    Fault(3.0, "external_cancel", {}),
+    Fault(3.5, "ws_kill", {"which": "all"}),
+    Fault(4.5, "rest_429", {"count": 10}),
+    Fault(5.0, "matching_pause", {"seconds": 1.5}),
+    Fault(6.5, "ws_kill", {"which": "trading"}),
+]
+
+
+def _assert_clean(figures: dict[str, object]) -> None:
+    detail = {k: figures.get(k) for k in ("harness_error", "divergence_detail", "lost_fill_detail",
+                                          "phantom_fill_detail", "recovery_exit_code", "stderr_tail")}
+    assert figures["duplicates_at_exchange"] == 0, detail
+    assert figures["lost_fills"] == 0, detail
+    assert figures["phantom_fills"] == 0, detail
+    assert figures["unreconciled_divergences"] == 0, detail
+    assert figures["ok"] is True, detail
+    assert figures["recovery_seconds"] is not None
+
+
+def test_every_fault_kind_is_in_the_ci_sample() -> None:
+    assert {f.kind for f in PROCESS_FAULTS + WIRE_FAULTS} == set(FAULT_KINDS)
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(("seed", "plan"), [(11, PROCESS_FAULTS), (12, WIRE_FAULTS)], ids=["process", "wire"])
+def test_ci_sample_faults_then_restart_reconcile_clean(tmp_path: Path, seed: int, plan: list[Fault]) -> None:
+    figures = run_chaos(seed, tmp_path, ChaosConfig(trade_seconds=7.0), plan=plan)
+    _assert_clean(figures)
+    assert figures["orders_sent"] > 0  # something really traded through the faults
+    assert figures["faults_total"] >= len(plan) - 1  # at most one skipped (e.g. nothing open to cancel)
+
+
+def test_fault_plans_are_seeded_sorted_and_inside_the_window() -> None:
+    cfg = ChaosConfig(trade_seconds=8.0)
+    a = plan_faults(random.Random(5), cfg)
+    assert a == plan_faults(random.Random(5), cfg)
+    assert [f.at for f in a] == sorted(f.at for f in a)
+    assert all(0 < f.at <= cfg.trade_seconds and f.kind in FAULT_KINDS for f in a)
+    assert cfg.faults_min <= len(a) <= cfg.faults_max
+    kinds = {f.kind for s in range(200) for f in plan_faults(random.Random(s), cfg)}
+    assert kinds == set(FAULT_KINDS)
+
+
+def test_summary_adds_up_runs_and_lists_failures() -> None:
+    runs = [
+        {"seed": 1, "ok": True, "faults_injected": {"ws_kill": 2}, "orders_sent": 4, "intents": 4,
+         "duplicates_at_exchange": 0, "lost_fills": 0, "unreconciled_divergences": 0,
+         "recovery_seconds": 3.0},
+        {"seed": 2, "ok": False, "faults_injected": {"db_lock": 1, "ws_kill": 1}, "orders_sent": 3,
+         "intents": 3, "duplicates_at_exchange": 1, "lost_fills": 2, "unreconciled_divergences": 1,
+         "recovery_seconds": 5.0},
+    ]
+    s = summarize(runs, 10.0, {"seed": 1})
+    assert s["runs_failed"] == [2]
+    assert s["faults_injected_by_kind"]["ws_kill"] == 3 and s["faults_injected_total"] == 4
+    assert (s["duplicates_at_exchange"], s["lost_fills"], s["unreconciled_divergences"]) == (1, 2, 1)
+    assert s["recovery_seconds"]["max"] == 5.0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_randomized_chaos_sweep(tmp_path: Path) -> None:
+    n = int(os.environ.get("HERON_CHAOS_RUNS", "20"))
+    runs = [run_chaos(7_000_000 + i, tmp_path) for i in range(n)]
+    s = summarize(runs, 0.0, {"seed": 70})
+    assert (s["duplicates_at_exchange"], s["lost_fills"], s["unreconciled_divergences"]) == (0, 0, 0), s
+    assert s["runs_failed"] == [], s
