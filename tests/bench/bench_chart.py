@@ -1,7 +1,12 @@
 """Chart benchmark: 1M one-minute bars in a 1600×900 ChartPanel, offscreen.
 
-One "frame" is ``processEvents()`` + a synchronous ``grab()`` of the plot widget (software raster),
-so every timing includes the real paint of what changed. Figures (p95 over the repetitions):
+One "frame" is the update call + ``processEvents()``, which delivers the window's pending update
+request and paints, in the software raster backing store, exactly what the user would see change
+(plot, axes, readout). ``paints_per_frame`` counts the plot's paint events to prove the paint
+happened inside the timed frame. (An earlier version also called ``grab()``, which rendered the
+whole plot a second time per frame.) Wall-clock figures are the goals; ``..._cpu_ms`` figures are
+the GUI thread's CPU time for the same frames, which a loaded 2-core box does not inflate.
+Figures (p95 over the repetitions):
 
 - chart_last_bar_p95_ms: ``update_last_bar`` (same bar) + frame, zoomed to the last ~300 bars.
 - chart_append_p95_ms: ``append_bars`` of one new bar (the live bar joins history) + frame, zoomed.
@@ -38,7 +43,7 @@ def _pct(xs: list[float], q: float) -> float:
 
 def run() -> dict[str, dict[str, Any]]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6 import QtWidgets
+    from PySide6 import QtCore, QtWidgets
 
     from widgets.chart.panel import ChartPanel
     from widgets.chart.sample import random_walk_bars
@@ -52,9 +57,19 @@ def run() -> dict[str, dict[str, Any]]:
     panel.show()
     app.processEvents()
 
+    paints = [0]
+
+    class _PaintCounter(QtCore.QObject):
+        def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:
+            if event.type() == QtCore.QEvent.Type.Paint:
+                paints[0] += 1
+            return False
+
+    counter = _PaintCounter()
+    panel.plot_widget.viewport().installEventFilter(counter)
+
     def frame() -> None:
         app.processEvents()
-        panel.plot_widget.grab()
 
     frame()
     rss0 = _rss_mb()
@@ -87,44 +102,59 @@ def run() -> dict[str, dict[str, Any]]:
             }
         )
 
-    def timed(fn: Any, reps: int, warm: int = 5) -> list[float]:
+    cpu: dict[str, list[float]] = {}
+    paint_counts: dict[str, float] = {}
+
+    def timed(fn: Any, reps: int, warm: int = 5, name: str = "") -> list[float]:
         for _ in range(warm):
             fn()
             frame()
         out = []
+        cpu_ms = cpu.setdefault(name, [])
+        p0 = paints[0]
         for _ in range(reps):
             t = time.perf_counter()
+            c = time.thread_time()
             fn()
             frame()
             out.append((time.perf_counter() - t) * 1000)
+            cpu_ms.append((time.thread_time() - c) * 1000)
+        paint_counts[name] = (paints[0] - p0) / reps
         return out
 
     panel.go_latest()
     frame()
-    last_bar = timed(tick_same, 300)
-    append = timed(append_one, 100)
+    last_bar = timed(tick_same, 300, name="last_bar")
+    append = timed(append_one, 100, name="append")
 
     n = len(panel.store)
     panel.price_plot.getViewBox().setXRange(-1, n + 1, padding=0)
     panel._follow = True  # keep the whole range in view while bars arrive
     frame()
-    full_tick = timed(tick_same, 40)
-    full_append = timed(append_one, 25, warm=3)
+    full_tick = timed(tick_same, 40, name="full_tick")
+    full_append = timed(append_one, 25, warm=3, name="full_append")
 
     panel.go_latest()
     frame()
     for name in ("SMA", "EMA", "BB"):
         panel.set_indicator(name, True)
     frame()
-    last_bar_ind = timed(tick_same, 150)
-    append_ind = timed(append_one, 20, warm=2)
+    last_bar_ind = timed(tick_same, 150, name="last_bar_ind")
+    append_ind = timed(append_one, 20, warm=2, name="append_ind")
 
     scale = 1e6 / N_BARS
     panel.close()
+    load_avg = os.getloadavg()[0]
     return {
-        "chart_last_bar_p95_ms": {"value": round(_pct(last_bar, 95), 2), "unit": "ms", "goal": "<= 5"},
-        "chart_append_p95_ms": {"value": round(_pct(append, 95), 2), "unit": "ms", "goal": "<= 8"},
-        "chart_full_view_ms": {"value": round(_pct(full_append, 50), 2), "unit": "ms", "goal": "<= 10"},
+        "chart_last_bar_p95_ms": {"value": round(_pct(last_bar, 95), 2), "unit": "ms", "goal": "<= 5",
+                                  "cpu_p95_ms": round(_pct(cpu["last_bar"], 95), 2),
+                                  "paints_per_frame": paint_counts["last_bar"], "load_avg_1m": load_avg},
+        "chart_append_p95_ms": {"value": round(_pct(append, 95), 2), "unit": "ms", "goal": "<= 8",
+                                "cpu_p95_ms": round(_pct(cpu["append"], 95), 2),
+                                "paints_per_frame": paint_counts["append"]},
+        "chart_full_view_ms": {"value": round(_pct(full_append, 50), 2), "unit": "ms", "goal": "<= 10",
+                               "cpu_median_ms": round(_pct(cpu["full_append"], 50), 2),
+                               "paints_per_frame": paint_counts["full_append"]},
         "chart_mb_per_1m_bars": {"value": round((rss1 - rss0) * scale, 1), "unit": "MB", "goal": "<= 100"},
         "chart_last_bar_median_ms": {"value": round(_pct(last_bar, 50), 2), "unit": "ms"},
         "chart_append_median_ms": {"value": round(_pct(append, 50), 2), "unit": "ms"},

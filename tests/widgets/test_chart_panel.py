@@ -301,3 +301,29 @@ def test_indicators_after_appends_equal_full_recompute(panel: ChartPanel) -> Non
     )
     want_vwap = ind.vwap_session(ind.typical_price(s.h, s.l, close), s.v, ind.session_ids(s.t))
     np.testing.assert_allclose(panel._indicators["VWAP"].values[0], want_vwap, rtol=1e-9, equal_nan=True)
+
+
+def test_indicator_lines_get_only_the_visible_slice_and_grow_past_capacity(panel: ChartPanel) -> None:
+    from widgets.chart import indicators as ind
+
+    d = load(panel, n=1025)  # 1,024 history bars: the first append outgrows the value buffers
+    panel.set_indicator("SMA", True)
+    panel.set_indicator("EMA", True)
+    t = int(d["t"][-1])
+    for i in range(1, 60):
+        c = float(panel.store.live.c)  # type: ignore[union-attr]
+        panel.update_last_bar(t + i * MIN, c, c + 0.05, c - 0.05, c + 0.01, 10.0)
+    close = panel.store.c
+    np.testing.assert_allclose(panel._indicators["SMA"].values[0], ind.sma(close, 20), equal_nan=True)
+    np.testing.assert_allclose(panel._indicators["EMA"].values[0], ind.ema(close, 50), equal_nan=True)
+    # the line item holds the bars in view (100 of ~1,080, plus a margin), ending at the newest
+    x, y = panel._indicators["SMA"].hist_items[0].getData()
+    x0, _ = panel.visible_index_range()
+    assert x is not None and y is not None and len(x) < 300
+    assert x[0] <= max(0.0, x0) and x[-1] == panel.store.n_history - 1
+    np.testing.assert_allclose(y, panel._indicators["SMA"].values[0][int(x[0]) :], equal_nan=True)
+    # zoomed all the way out: the slice spans the whole history (decimated above 2 points/pixel)
+    n = len(panel.store)
+    panel.price_plot.getViewBox().setXRange(0, n, padding=0)
+    x, _ = panel._indicators["SMA"].hist_items[0].getData()
+    assert x is not None and x[0] == 0 and x[-1] >= n - 1 - 2 * (x[1] - x[0])

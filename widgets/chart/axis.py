@@ -34,6 +34,7 @@ _UNITS: Final = (
     ("5year", 0),
 )
 _MAX_SAMPLES: Final = 3000
+_Ticks = list[tuple[float, list[float]]]
 _LABEL_PX: Final = 90.0
 
 
@@ -58,13 +59,19 @@ def tick_positions(t: np.ndarray, first_index: int, step: int, unit: str, offset
 class TimeAxis(pg.AxisItem):
     """Bottom axis mapping bar indexes to the store's timestamps, displayed in ``tz``."""
 
-    def __init__(self, store: BarStore, tz: tzinfo = UTC, **kwargs: Any) -> None:
+    def __init__(
+        self, store: BarStore, tz: tzinfo = UTC, *, share_ticks_with: TimeAxis | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(orientation="bottom", **kwargs)
         self.store = store
         self.tz = tz
         self._unit = "day"
-        self._cache_key: tuple[float, float, float, int, int] | None = None
-        self._cache: list[tuple[float, list[float]]] = []
+        # (range, pixel size, bars, version) -> (ticks, unit). Several entries because the axis
+        # and the grid ask with slightly different pixel sizes; one entry made them evict each
+        # other and recompute on every paint. Linked panes over the same store share one cache.
+        self._cache: dict[tuple[float, float, float, int, int], tuple[_Ticks, str]] = (
+            {} if share_ticks_with is None else share_ticks_with._cache
+        )
 
     def _offset_ns(self, t_ns: int) -> int:
         off = datetime.fromtimestamp(t_ns / 1e9, tz=UTC).astimezone(self.tz).utcoffset()
@@ -74,10 +81,14 @@ class TimeAxis(pg.AxisItem):
         # Called by the axis and by the grid on every paint; ticks depend only on the range and
         # the bars, so a tick (live-bar update) reuses them.
         key = (minVal, maxVal, size, len(self.store), self.store.version)
-        if key != self._cache_key:
-            self._cache = self._compute_ticks(minVal, maxVal, size)
-            self._cache_key = key
-        return self._cache
+        hit = self._cache.get(key)
+        if hit is None:
+            ticks = self._compute_ticks(minVal, maxVal, size)
+            hit = self._cache[key] = (ticks, self._unit)
+            if len(self._cache) > 12:
+                del self._cache[next(iter(self._cache))]
+        self._unit = hit[1]  # tickStrings (called right after by the axis) formats for this unit
+        return hit[0]
 
     def _compute_ticks(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:
         n = len(self.store)
@@ -91,9 +102,10 @@ class TimeAxis(pg.AxisItem):
         offset = self._offset_ns(int(t[t.shape[0] // 2]))
         target = max(2, int(size / _LABEL_PX))
         chosen: np.ndarray = np.empty(0)
+        spacing = int(np.median(np.diff(t[: min(64, t.shape[0])])))
         for name, size_ns in _UNITS:
             # Skip units finer than the data's own spacing (minute ticks on daily bars).
-            if size_ns and step * size_ns < int(np.median(np.diff(t[: min(64, t.shape[0])]))):
+            if size_ns and step * size_ns < spacing:
                 continue
             pos = tick_positions(t, i0, step, name, offset)
             self._unit = name

@@ -105,9 +105,13 @@ class _Indicator:
     plot: pg.PlotItem
     hist_items: list[pg.PlotDataItem] = field(default_factory=list)
     live_items: list[pg.PlotDataItem] = field(default_factory=list)
+    #: history values per line: views of ``bufs`` (capacity doubles, so an append is O(new))
     values: list[np.ndarray] = field(default_factory=list)
+    bufs: list[np.ndarray] = field(default_factory=list)
     state: dict[str, float] = field(default_factory=dict)
     enabled: bool = False
+    #: (first, last, step, history length) of the slice last handed to the line items
+    shown: tuple[int, int, int, int] | None = None
 
 
 class ChartPanel(QtWidgets.QWidget):
@@ -241,6 +245,10 @@ class ChartPanel(QtWidgets.QWidget):
             axis = plot.getAxis(name)
             axis.setPen(pg.mkPen("#363a45"))
             axis.setTextPen(pg.mkPen(FOREGROUND))
+        for name in ("left", "right", "bottom", "top"):
+            # Labels are formatted by the axes themselves (compact volume, plain prices). With the
+            # SI prefix on, every range change re-set each axis label's HTML, hidden axes too.
+            plot.getAxis(name).enableAutoSIPrefix(False)
         # Our own grid item: pyqtgraph's axis grid costs ~3 ms per axis per frame.
         plot.addItem(GridItem(plot.getAxis("bottom"), plot.getAxis("right"), GRID_COLOR), ignoreBounds=True)
         plot.getAxis("right").setWidth(AXIS_WIDTH)
@@ -257,8 +265,8 @@ class ChartPanel(QtWidgets.QWidget):
         self.plot_widget.installEventFilter(self)
 
         self.price_axis = TimeAxis(self.store, self.display_tz)
-        self.volume_axis = TimeAxis(self.store, self.display_tz)
-        self.rsi_axis = TimeAxis(self.store, self.display_tz)
+        self.volume_axis = TimeAxis(self.store, self.display_tz, share_ticks_with=self.price_axis)
+        self.rsi_axis = TimeAxis(self.store, self.display_tz, share_ticks_with=self.price_axis)
         self.price_plot: pg.PlotItem = self.plot_widget.addPlot(
             row=0, col=0, axisItems={"bottom": self.price_axis}
         )
@@ -473,6 +481,8 @@ class ChartPanel(QtWidgets.QWidget):
             state.hist_items.clear()
             state.live_items.clear()
             state.values.clear()
+            state.bufs.clear()
+            state.shown = None
         self._fit_y(force=True)
 
     def enabled_indicators(self) -> list[str]:
@@ -587,6 +597,9 @@ class ChartPanel(QtWidgets.QWidget):
             self._refresh_readout()
 
     def _on_x_range_changed(self, *_: Any) -> None:
+        for state in self._indicators.values():
+            if state.enabled and state.values:
+                self._show_indicator_slice(state)
         self._fit_y()
 
     def _fit_y(self, force: bool = False) -> None:
@@ -653,15 +666,53 @@ class ChartPanel(QtWidgets.QWidget):
         tail: list[np.ndarray] | None = None
         if 0 < appended <= 10_000 and state.values and state.values[0].shape[0] == m_old and m_old > 0:
             tail = self._indicator_tail(state, m_old, n)
-        if tail is not None:
-            state.values = [np.concatenate((old, new)) for old, new in zip(state.values, tail, strict=True)]
+        if tail is not None and all(b.shape[0] >= n for b in state.bufs):
+            for buf, new in zip(state.bufs, tail, strict=True):
+                buf[m_old:n] = new
+        elif tail is not None:
+            cap = max(n, 2 * state.bufs[0].shape[0])
+            grown = []
+            for buf, new in zip(state.bufs, tail, strict=True):
+                b = np.empty(cap)
+                b[:m_old] = buf[:m_old]
+                b[m_old:n] = new
+                grown.append(b)
+            state.bufs = grown
         else:
-            state.values = self._indicator_full(state)
+            full = self._indicator_full(state)
+            cap = max(1024, 1 << max(0, n - 1).bit_length())
+            state.bufs = []
+            for arr in full:
+                b = np.empty(cap)
+                b[:n] = arr
+                state.bufs.append(b)
+        state.values = [b[:n] for b in state.bufs]
         if self._x_buf.shape[0] < n:
             self._x_buf = np.arange(max(n, 2 * self._x_buf.shape[0]), dtype=np.float64)
-        x = self._x_buf[:n]
+        state.shown = None
+        self._show_indicator_slice(state)
+
+    def _show_indicator_slice(self, state: _Indicator) -> None:
+        """Hand the line items only the history in view (plus a margin), decimated to about two
+        points per pixel column: pyqtgraph re-checks and re-clips whatever it is given, so giving
+        it 1M points per append cost far more than the drawing."""
+        n = state.values[0].shape[0] if state.values else 0
+        x0, x1 = self.visible_index_range()
+        width = max(1.0, x1 - x0)
+        i0 = max(0, math.floor(x0 - width * 0.25))
+        i1 = min(n, math.ceil(x1 + width * 0.25) + 1)
+        pixels = max(100.0, float(state.plot.getViewBox().width()))
+        step = max(1, int((i1 - i0) // (2 * pixels)))
+        if step > 1:
+            step = 1 << (step.bit_length() - 1)  # powers of two: a stable sample grid while panning
+            i0 -= i0 % step
+        key = (i0, i1, step, n)
+        if key == state.shown:
+            return
+        state.shown = key
+        x = self._x_buf[i0:i1:step]
         for item, y in zip(state.hist_items, state.values, strict=True):
-            item.setData(x, y)
+            item.setData(x, y[i0:i1:step])
 
     def _indicator_full(self, state: _Indicator) -> list[np.ndarray]:
         s = self.store

@@ -37,6 +37,22 @@ class LiveBar:
     v: float
 
 
+@dataclass(slots=True)
+class _BucketSpan:
+    """Complete ``k``-bar buckets covering history [start, end) (both multiples of ``k``)."""
+
+    k: int
+    epoch: int
+    start: int
+    end: int
+    x: F64
+    o: F64
+    h: F64
+    l: F64  # noqa: E741
+    c: F64
+    v: F64
+
+
 @dataclass(frozen=True, slots=True)
 class Buckets:
     """History bars merged ``k`` per bucket (``k == 1`` means unmerged).
@@ -83,6 +99,10 @@ class BarStore:
         self._vmax = 0.0
         self._live: LiveBar | None = None
         self.version = 0
+        # bumps when history is rewritten (load/clear) rather than appended to
+        self._epoch = 0
+        # merge factor -> complete buckets over a span of history, extended on append
+        self._bk: dict[int, _BucketSpan] = {}
 
     # ---------------------------------------------------------------- reading
 
@@ -252,6 +272,41 @@ class BarStore:
             return Buckets(
                 1, idx, self._o[i0:i1], self._h[i0:i1], self._l[i0:i1], self._c[i0:i1], self._v[i0:i1]
             )
+        # Complete buckets come from a per-k cache that appends extend (a new bar only touches
+        # the last bucket), so a full view of 1M bars does not re-merge every bar per frame.
+        whole = i0 + ((i1 - i0) // k) * k
+        parts: list[tuple[F64, F64, F64, F64, F64, F64]] = []
+        if whole > i0:
+            span = self._bk.get(k)
+            if span is None or span.epoch != self._epoch or span.start > i0 or span.end < i0:
+                span = _BucketSpan(k, self._epoch, i0, i0, *self._merge(i0, i0, k))
+                self._bk[k] = span
+                if len(self._bk) > 8:  # zoom levels seen recently; drop the oldest
+                    del self._bk[next(iter(self._bk))]
+            if span.end < whole:
+                more = self._merge(span.end, whole, k)
+                span.x, span.o, span.h, span.l, span.c, span.v = (
+                    np.concatenate((old, new))
+                    for old, new in zip(
+                        (span.x, span.o, span.h, span.l, span.c, span.v), more, strict=True
+                    )
+                )
+                span.end = whole
+            a, b = (i0 - span.start) // k, (whole - span.start) // k
+            parts.append((span.x[a:b], span.o[a:b], span.h[a:b], span.l[a:b], span.c[a:b], span.v[a:b]))
+        if whole < i1:
+            parts.append(self._merge(whole, i1, k))
+        if len(parts) == 1:
+            x, o, h, lo, c, v = parts[0]
+        else:
+            x, o, h, lo, c, v = (np.concatenate(cols) for cols in zip(*parts, strict=True))
+        return Buckets(k, x, o, h, lo, c, v)
+
+    def _merge(self, i0: int, i1: int, k: int) -> tuple[F64, F64, F64, F64, F64, F64]:
+        """Bars [i0, i1) merged ``k`` per bucket (the last bucket may be partial)."""
+        if i0 >= i1:
+            e = np.empty(0)
+            return e, e, e, e, e, e
         starts = np.arange(i0, i1, k)
         rel = starts - i0
         ends = np.minimum(starts + k, i1)
@@ -261,7 +316,7 @@ class BarStore:
         o = self._o[starts]
         c = self._c[ends - 1]
         x = ((starts + ends - 1) * 0.5).astype(np.float64)
-        return Buckets(k, x, o, h, lo, c, v)
+        return x, o, h, lo, c, v
 
     # ---------------------------------------------------------------- writing
 
@@ -271,6 +326,8 @@ class BarStore:
         self._lo, self._hi, self._vmax = np.inf, -np.inf, 0.0
         self._blk_hi = self._blk_lo = self._blk_v = np.empty(0)
         self.version += 1
+        self._epoch += 1
+        self._bk.clear()
 
     def load(self, arrays: Mapping[str, npt.ArrayLike]) -> None:
         """Replace everything with ``arrays`` (keys t, o, h, l, c, v; equal lengths).
@@ -301,6 +358,8 @@ class BarStore:
                 float(cols["v"][-1]),
             )
         self.version += 1
+        self._epoch += 1
+        self._bk.clear()
 
     def update_last(self, t: int, o: float, h: float, low: float, c: float, v: float) -> bool:
         """Set the live bar. Same timestamp: replace it. Newer timestamp: the previous live bar

@@ -120,3 +120,24 @@ def test_validate_bars_accepts_datetime64_and_rejects_naive_types() -> None:
     np.testing.assert_array_equal(out["t"], d["t"])
     with pytest.raises(ValueError, match="int64"):
         validate_bars({**d, "t": d["t"].astype(np.float64)})
+
+
+def test_buckets_stay_exact_while_history_grows_and_the_view_moves() -> None:
+    """The per-k bucket cache is extended by appends; every answer equals a fresh merge."""
+    d = bars(6_000, seed=9)
+    s, fresh = BarStore(), BarStore()
+    s.load({k: v[:4_000] for k, v in d.items()})
+    views = [(0, 3_999, 16), (1_000, 3_999, 16), (2_500, 3_999, 4), (0, 3_999, 16)]
+    for i in range(4_000, 6_000, 250):
+        s.append({k: v[i : i + 250] for k, v in d.items()})
+        fresh.load({k: v[: i + 250] for k, v in d.items()})
+        n = s.n_history
+        views += [(n - 1_000, n, 16), (0, n, 64)]
+        for i0, i1, k in views[-4:]:
+            got, want = s.buckets(i0, i1, k), fresh.buckets(i0, i1, k)
+            for col in ("x", "o", "h", "l", "c", "v"):
+                np.testing.assert_allclose(getattr(got, col), getattr(want, col), rtol=1e-12)
+    # a reload (not an append) drops the cache: buckets follow the new data
+    s.load(bars(3_000, seed=10))
+    fresh.load(bars(3_000, seed=10))
+    np.testing.assert_array_equal(s.buckets(0, 2_999, 16).h, fresh.buckets(0, 2_999, 16).h)
