@@ -150,9 +150,9 @@ def prop_account(data: dict[str, Any]) -> None:
     _through_adapter(TradeAccount, convert.account, data)
 
 
-test_order_payload, test_order_payload_deep = fuzz_pair(mutated(ORDER), examples=200)(prop_order)
-test_position_payload, test_position_payload_deep = fuzz_pair(mutated(POSITION), examples=150)(prop_position)
-test_account_payload, test_account_payload_deep = fuzz_pair(mutated(ACCOUNT), examples=150)(prop_account)
+test_order_payload, test_order_payload_deep = fuzz_pair(mutated(ORDER), examples=120)(prop_order)
+test_position_payload, test_position_payload_deep = fuzz_pair(mutated(POSITION), examples=100)(prop_position)
+test_account_payload, test_account_payload_deep = fuzz_pair(mutated(ACCOUNT), examples=100)(prop_account)
 
 
 def test_the_valid_payloads_convert() -> None:

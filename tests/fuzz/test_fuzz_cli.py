@@ -46,7 +46,7 @@ def prop_cli(args: list[str]) -> None:
     assert parsed.mode in (None, *MODES)
 
 
-test_cli, test_cli_deep = fuzz_pair(argv, examples=400)(prop_cli)
+test_cli, test_cli_deep = fuzz_pair(argv, examples=250)(prop_cli)
 
 
 @pytest.mark.parametrize(

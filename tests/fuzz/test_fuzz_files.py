@@ -86,7 +86,7 @@ def prop_settings_file(data: bytes) -> None:
         assert app_settings.load(path) == loaded
 
 
-test_settings_file, test_settings_file_deep = fuzz_pair(file_bytes(VALID_SETTINGS), examples=250)(
+test_settings_file, test_settings_file_deep = fuzz_pair(file_bytes(VALID_SETTINGS), examples=150)(
     prop_settings_file
 )
 
@@ -115,7 +115,7 @@ def prop_strategy_state_file(data: bytes) -> None:
         assert all(isinstance(k, str) and isinstance(v, dict) for k, v in loaded.items()), loaded
 
 
-test_strategy_state_file, test_strategy_state_file_deep = fuzz_pair(file_bytes(VALID_STATE), examples=250)(
+test_strategy_state_file, test_strategy_state_file_deep = fuzz_pair(file_bytes(VALID_STATE), examples=150)(
     prop_strategy_state_file
 )
 
@@ -134,7 +134,7 @@ def prop_session_file(data: bytes) -> None:
             assert session.url and isinstance(session.pid, int) and session.keys.secret
 
 
-test_session_file, test_session_file_deep = fuzz_pair(file_bytes(VALID_SESSION), examples=250)(
+test_session_file, test_session_file_deep = fuzz_pair(file_bytes(VALID_SESSION), examples=150)(
     prop_session_file
 )
 
@@ -165,7 +165,7 @@ def prop_model_index(data: bytes) -> None:
         assert (root / "index.json").read_bytes() == data  # never rewritten by a read
 
 
-test_model_index, test_model_index_deep = fuzz_pair(file_bytes(VALID_INDEX), examples=250)(prop_model_index)
+test_model_index, test_model_index_deep = fuzz_pair(file_bytes(VALID_INDEX), examples=150)(prop_model_index)
 
 
 def test_regression_null_key_in_session_file_is_ignored_not_a_crash(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def prop_to_decimal(value: Any) -> None:
     assert isinstance(d, Decimal) and d.is_finite()
 
 
-test_to_decimal, test_to_decimal_deep = fuzz_pair(anything, examples=400)(prop_to_decimal)
+test_to_decimal, test_to_decimal_deep = fuzz_pair(anything, examples=250)(prop_to_decimal)
 
 
 def prop_normalize_symbol(text: Any) -> None:
@@ -59,7 +59,7 @@ symbol_text = st.one_of(
     st.from_regex(r"\A\s*[A-Za-z]{1,6}([./-][A-Za-z]{1,5})?\s*\Z"),
     st.none(), st.integers(), st.binary(max_size=6),
 )  # fmt: skip
-test_normalize_symbol, test_normalize_symbol_deep = fuzz_pair(symbol_text, examples=400)(
+test_normalize_symbol, test_normalize_symbol_deep = fuzz_pair(symbol_text, examples=250)(
     prop_normalize_symbol
 )
 
@@ -178,6 +178,6 @@ def prop_ticket_to_risk_gate(t: dict[str, Any], ctx: RiskContext) -> None:
         assert not report.passed  # fail closed
 
 
-test_ticket_to_risk_gate, test_ticket_to_risk_gate_deep = fuzz_pair(ticket(), context(), examples=300)(
+test_ticket_to_risk_gate, test_ticket_to_risk_gate_deep = fuzz_pair(ticket(), context(), examples=200)(
     prop_ticket_to_risk_gate
 )
