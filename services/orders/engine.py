@@ -27,6 +27,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from services.broker.base import (
     Broker,
     BrokerAuthError,
@@ -46,6 +48,7 @@ from services.orders.state_machine import ApplyResult, OrderRecord, OrderState, 
 from services.orders.store import OrderMeta, OrderStore
 from services.risk.gate import MarketHours, OrderGateLike, PriceSource, RiskContext, RiskGate, RiskReport
 from services.risk.trading_state import TradingStateMachine
+from services.storage.errors import StorageError, describe_db_error
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -247,7 +250,15 @@ class ExecutionEngine:
             stop_price=request.stop_price,
         )
         async with self._lock(cid):
-            self.journal.record_intent(request, source)  # durable before the wire
+            try:
+                self.journal.record_intent(request, source)  # durable before the wire
+            except (SQLAlchemyError, StorageError) as error:
+                # No journal, no wire: nothing was sent. Say why instead of raising into the caller
+                # (a script or strategy task would die and stop submitting altogether).
+                why = f"not sent: the order could not be journaled ({describe_db_error(error)})"
+                log.error("%s %s", cid, why)
+                self.bus.publish(NotificationEvent(self.clock(), "error", "orders", f"{cid} {why}"))
+                return SubmitResult(None, OrderState.DENIED, report, why)
             self.store.add(rec, meta)
             self._commit(rec, self.sm.trigger(rec, Trigger.SUBMIT, self.clock()))
             message = await self._post(rec, request)
