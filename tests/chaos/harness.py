@@ -457,9 +457,13 @@ def measure(ex: ExchangeProcess, data_dir: Path, report: dict[str, Any] | None,
 
 
 def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
-              plan: list[Fault] | None = None) -> dict[str, Any]:
+              plan: list[Fault] | None = None,
+              after: Callable[[ExchangeProcess, Path, dict[str, Any] | None], None] | None = None,
+              ) -> dict[str, Any]:
     """One randomized fault run (or the given ``plan``); returns its figures (never raises for a
-    product failure: ``ok`` is False and the terminal's logs stay in ``work_dir/run-<seed>``)."""
+    product failure: ``ok`` is False and the terminal's logs stay in ``work_dir/run-<seed>``).
+    ``after(exchange, data_dir, report)`` runs once the figures are measured, before the exchange
+    stops (tests use it to check that the figures can detect a planted fault)."""
     cfg = cfg or ChaosConfig()
     rng = random.Random(seed)
     started = time.monotonic()
@@ -522,6 +526,8 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
         if recovery is None:
             figures["unreconciled_divergences"] += 1
             figures["divergence_detail"].append("trading never became ACTIVE after the restart")
+        if after is not None:
+            after(ex, data_dir, rec.report())
         figures["faults_injected"] = dict(run.injected)
         figures["faults_skipped"] = dict(run.skipped)
         figures["faults_total"] = sum(run.injected.values())

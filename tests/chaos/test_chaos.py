@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 import random
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.chaos.__main__ import summarize
-from tests.chaos.harness import FAULT_KINDS, ChaosConfig, Fault, plan_faults, run_chaos
+from tests.chaos.harness import FAULT_KINDS, ChaosConfig, Fault, db_path, measure, plan_faults, run_chaos
+from tests.support.exchange import ExchangeProcess
 
 PROCESS_FAULTS = [
     Fault(0.5, "db_lock", {"seconds": 6.0}),  # longer than the terminal's SQLite busy timeout
@@ -54,8 +57,25 @@ def test_every_fault_kind_is_in_the_ci_sample() -> None:
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize(("seed", "plan"), [(11, PROCESS_FAULTS), (12, WIRE_FAULTS)], ids=["process", "wire"])
 def test_ci_sample_faults_then_restart_reconcile_clean(tmp_path: Path, seed: int, plan: list[Fault]) -> None:
-    figures = run_chaos(seed, tmp_path, ChaosConfig(trade_seconds=7.0), plan=plan)
+    planted: dict[str, Any] = {}
+
+    def plant(ex: ExchangeProcess, data_dir: Path, report: dict[str, Any] | None) -> None:
+        """The figures must be able to fail: lose a fill locally and invent an order at the
+        exchange, then measure again."""
+        with sqlite3.connect(db_path(data_dir)) as conn:
+            conn.execute("DELETE FROM order_fills WHERE rowid = (SELECT min(rowid) FROM order_fills)")
+        status, _ = ex.request("POST", "/v2/orders", {"symbol": "AAPL", "qty": "1", "side": "buy",
+                                                      "type": "limit", "limit_price": "1",
+                                                      "time_in_force": "day",
+                                                      "client_order_id": "hr-x-script-planted-1"})
+        assert status == 200
+        planted.update(measure(ex, data_dir, report, len(plan)))
+
+    figures = run_chaos(seed, tmp_path, ChaosConfig(trade_seconds=7.0), plan=plan, after=plant)
     _assert_clean(figures)
+    assert planted["lost_fills"] == (1 if figures["fills_at_exchange"] else 0)
+    assert planted["unreconciled_divergences"] >= 1
+    assert any("hr-x-script-planted-1" in d for d in planted["divergence_detail"])
     assert figures["orders_sent"] > 0  # something really traded through the faults
     assert figures["faults_total"] >= len(plan) - 1  # at most one skipped (e.g. nothing open to cancel)
 
