@@ -42,6 +42,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from services.exchange.auth import PRINCIPAL
 from services.exchange.errors import INTERNAL, TOO_MANY_REQUESTS, bad_request, json_error
 
 PREFIX = "/_heron/admin"
@@ -79,7 +80,7 @@ def fault_middleware(
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(PREFIX) or request.get("principal") == "ws":
+        if request.path.startswith(PREFIX) or request.get(PRINCIPAL) == "ws":
             return await handler(request)
         if faults.latency_ms > 0 or faults.jitter_ms > 0:
             delay = faults.latency_ms + rng.uniform(0, faults.jitter_ms)

@@ -26,7 +26,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 WEBSOCKET_PATHS = frozenset({"/v2/iex", "/v2/sip", "/v2/test", "/v1beta3/crypto/us", "/stream"})
 KEYLESS_PREFIX = "/v1beta3/crypto/"
-PRINCIPAL = web.AppKey("principal", str)
+#: Who made the request: the key id, "ws" for websocket upgrades, or "anonymous:<peer>".
+PRINCIPAL = web.RequestKey("principal", str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,22 +108,22 @@ def credentials(request: web.Request) -> tuple[str | None, str | None]:
 def auth_middleware(keys: StaticKeyStore) -> Middleware:
     """401 ``{"code":40110000,...}`` unless the request carries the exchange's key pair.
 
-    Sets ``request["principal"]`` to the key id, or ``"anonymous:<peer>"`` for keyless crypto data.
+    Sets ``request[PRINCIPAL]`` to the key id, or ``"anonymous:<peer>"`` for keyless crypto data.
     """
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
         if path in WEBSOCKET_PATHS:
-            request["principal"] = "ws"
+            request[PRINCIPAL] = "ws"
             return await handler(request)
         key_id, secret = credentials(request)
         if key_id is None and secret is None and path.startswith(KEYLESS_PREFIX):
-            request["principal"] = f"anonymous:{request.remote}"
+            request[PRINCIPAL] = f"anonymous:{request.remote}"
             return await handler(request)
         if not keys.check(key_id, secret):
             return json_error(401, UNAUTHORIZED, "request is not authorized")
-        request["principal"] = key_id
+        request[PRINCIPAL] = str(key_id)  # check() passed, so it is the key id
         return await handler(request)
 
     return middleware

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from services.exchange.auth import PRINCIPAL
 from services.exchange.errors import TOO_MANY_REQUESTS, json_error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -73,11 +74,11 @@ class RateLimiter:
 def ratelimit_middleware(
     limiter: RateLimiter, *, exempt_prefixes: tuple[str, ...] = ()
 ) -> Middleware:
-    """Apply ``limiter`` to REST requests keyed by ``request["principal"]`` (set by auth)."""
+    """Apply ``limiter`` to REST requests keyed by ``request[PRINCIPAL]`` (set by auth)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        principal = request.get("principal")
+        principal = request.get(PRINCIPAL)
         if limiter.limit <= 0 or principal in (None, "ws") or request.path.startswith(exempt_prefixes):
             return await handler(request)
         d = limiter.check(str(principal))
