@@ -38,7 +38,8 @@ from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from services.marketdata.pipeline import MarketDataBatchEvent
 from widgets.models.common import confirm, run_async
 from widgets.models.positions_model import Marks, PositionSource, PositionsTableModel, position_view
-from widgets.models.table import SORT_ROLE
+from widgets.models.row_view import RowTableView
+from widgets.models.table import SORT_ROLE, Row
 
 MARK_INTERVAL_S = 0.25
 
@@ -82,9 +83,10 @@ class PositionsPanel(QWidget):
         self.proxy.setSortRole(SORT_ROLE)
         self.proxy.setSourceModel(self.model)
 
-        self.view = QTableView(self)
+        self.view: QTableView = RowTableView(self)
         self.view.setObjectName("positionsTable")
         self.view.setModel(self.proxy)
+        self.view.set_row_source(self._row_for_view, self.model.NUMERIC)
         self.view.setSortingEnabled(True)
         self.view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -122,6 +124,10 @@ class PositionsPanel(QWidget):
             self._subs.append(bus.subscribe(MarketDataBatchEvent, self.on_batch))
 
     # -- adaptation ---------------------------------------------------------------------------------
+    def _row_for_view(self, view_row: int) -> Row | None:
+        src = self.proxy.mapToSource(self.proxy.index(view_row, 0)).row()
+        return None if src < 0 else self.model.row_at(src)
+
     def _stage(self, symbols: Any) -> None:
         for sym in symbols:
             view = position_view(self.store, self.marks, sym, self.broker_positions)

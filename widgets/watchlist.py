@@ -34,6 +34,8 @@ from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from services.marketdata.book import BookEntry
 from services.marketdata.pipeline import MarketDataBatchEvent
 from widgets.models.common import log, run_async
+from widgets.models.row_view import RowTableView
+from widgets.models.table import Row
 from widgets.models.watchlist_model import WatchlistTableModel
 
 
@@ -78,9 +80,11 @@ class WatchlistPanel(QWidget):
         self.error_label.setStyleSheet("color: #ef5350")
         self.error_label.setVisible(False)
 
-        self.view = QTableView(self)
+        self.view: QTableView = RowTableView(self)
         self.view.setObjectName("watchlistTable")
         self.view.setModel(self.model)
+        # paints each exposed row from the row's cached texts (no per-cell data() round trips)
+        self.view.set_row_source(self._row_for_view, self.model.NUMERIC)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.verticalHeader().setVisible(False)
@@ -114,6 +118,9 @@ class WatchlistPanel(QWidget):
             self._sub = bus.subscribe(MarketDataBatchEvent, self.on_batch)
 
     # -- data ---------------------------------------------------------------------------------------
+    def _row_for_view(self, view_row: int) -> Row | None:
+        return self.model.row_at(view_row) if 0 <= view_row < self.model.rowCount() else None
+
     def on_batch(self, event: MarketDataBatchEvent) -> None:
         """Bus handler, loop (GUI) thread, once per frame: update the touched watched rows."""
         batch = event.batch

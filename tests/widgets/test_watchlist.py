@@ -82,3 +82,21 @@ def test_selection_emits_symbol(qtbot) -> None:  # type: ignore[no-untyped-def]
     with qtbot.waitSignal(w.symbolSelected, timeout=1000) as sig:
         w.select_symbol("MSFT")
     assert sig.args == ["MSFT"]
+
+
+def test_view_paints_rows_from_the_row_cache(qtbot) -> None:  # type: ignore[no-untyped-def]
+    w = WatchlistPanel(book(), None, ["AAPL", "MSFT"])
+    qtbot.addWidget(w)
+    w.resize(600, 300)
+    w.show()
+    before = w.view.paints  # type: ignore[attr-defined]
+    image = w.view.viewport().grab().toImage()
+    assert w.view.paints > before  # type: ignore[attr-defined]
+    row = w.model.row_at(0)
+    assert row.static is not None and [s.text() for s in row.static] == row.cells
+    # the Bid cell (right-aligned) has text pixels near its right edge, not at its left edge
+    y = w.view.rowViewportPosition(0) + w.view.rowHeight(0) // 2
+    x0 = w.view.columnViewportPosition(1)
+    x1 = x0 + w.view.columnWidth(1)
+    right = {image.pixel(x, y) for x in range(x1 - 40, x1 - 2)}
+    assert len(right) > 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QPointF, QRect, Qt
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen, QStaticText
+from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPaintEvent, QPen, QStaticText
 from PySide6.QtWidgets import QStyle, QStyleOptionViewItem, QTableView, QWidget
 
 from widgets.models.table import Row
@@ -26,6 +26,19 @@ from widgets.models.table import Row
 PAD = 4
 
 RowSource = Callable[[int], Row | None]
+
+
+def _elided(row: Row, column: int, avail: int, metrics: QFontMetrics) -> QStaticText:
+    """The cell's text elided to ``avail`` px (cached on the row, like the stock view's "…")."""
+    cache = row.elided
+    if cache is None:
+        cache = row.elided = {}
+    st = cache.get((column, avail))
+    if st is None:
+        text = metrics.elidedText(row.cells[column], Qt.TextElideMode.ElideRight, avail)
+        st = cache[(column, avail)] = QStaticText(text)
+        st.setTextFormat(Qt.TextFormat.PlainText)
+    return st
 
 
 def static_texts(row: Row) -> list[QStaticText]:
@@ -99,7 +112,8 @@ class RowTableView(QTableView):
         root = self.rootIndex()
         grid = self.showGrid()
         numeric = self.numeric
-        line_h = self.fontMetrics().height()
+        metrics = self.fontMetrics()
+        line_h = metrics.height()
         right_edge = columns[-1][1] + columns[-1][2]
 
         # rows: (y, h, Row, selected)
@@ -131,7 +145,9 @@ class RowTableView(QTableView):
                     current = color
                 st = static_texts(row)[logical]
                 ty = y + (h - line_h) / 2
-                if right:
+                if st.size().width() > w - 2 * PAD:
+                    painter.drawStaticText(QPointF(x + PAD, ty), _elided(row, logical, w - 2 * PAD, metrics))
+                elif right:
                     tx = x + w - PAD - st.size().width()
                     painter.drawStaticText(QPointF(max(x + PAD, tx), ty), st)
                 else:

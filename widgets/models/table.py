@@ -50,6 +50,8 @@ class Row:
     filter_key: str = ""
     #: laid-out cell texts, built by the view on first paint (see ``row_view.static_texts``)
     static: list[Any] | None = None
+    #: elided variants of cells wider than their column, keyed by (column, width in px)
+    elided: dict[tuple[int, int], Any] | None = None
 
 
 def clusters(rows: Iterable[int], gap: int = CLUSTER_GAP) -> list[tuple[int, int]]:
@@ -136,7 +138,9 @@ class RowTableModel(QAbstractTableModel):
         if changed:
             last_col = len(self.COLUMNS) - 1
             for a, b in clusters(changed):
-                self.dataChanged.emit(self.index(a, 0), self.index(b, last_col))
+                # createIndex, not index(): index() re-enters Python (hasIndex -> rowCount and
+                # columnCount overrides) for rows we know are valid
+                self.dataChanged.emit(self.createIndex(a, 0), self.createIndex(b, last_col))
                 self.data_changed_emits += 1
         self.flushes += 1
         self._trim()
