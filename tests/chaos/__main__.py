@@ -1,7 +1,7 @@
 """``uv run python -m tests.chaos --runs 200 --seed 1 --out DIR [--jobs 2]``: the full chaos run.
 
-Each run (tests/chaos/harness.py) writes ``DIR/run-<seed>/figures.json`` (kept with the terminal's
-logs and databases when the run failed); at the end ``DIR/summary.json`` and ``DIR/summary.md``
+Each run (tests/chaos/harness.py) writes ``DIR/run-<seed>.json`` (and keeps ``DIR/run-<seed>/`` with
+the terminal's logs and databases when the run failed); at the end ``DIR/summary.json`` and ``DIR/summary.md``
 hold the totals. Exit status 0 only when every run reports 0 duplicates, 0 lost fills and
 0 unreconciled divergences.
 """
@@ -52,6 +52,8 @@ def summarize(figures: list[dict[str, Any]], wall: float, args: dict[str, Any]) 
         "phantom_fills": total("phantom_fills"),
         "unreconciled_divergences": total("unreconciled_divergences"),
         "hangs_at_quit": total("hangs_at_quit"),
+        "runs_needing_second_restart_for_in_flight": sum(
+            1 for f in figures if f.get("in_flight_after_first_recovery")),
         "recovery_seconds": {
             "p50": None if not rec else statistics.median(rec),
             "p95": pct(0.95),

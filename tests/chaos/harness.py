@@ -542,8 +542,11 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
     finally:
         ex.stop()
         figures["wall_seconds"] = round(time.monotonic() - started, 2)
-        (run_dir / "figures.json").parent.mkdir(parents=True, exist_ok=True)
-        (run_dir / "figures.json").write_text(json.dumps(figures, indent=2, default=str))
         if figures.get("ok") and not cfg.keep_dirs:
-            shutil.rmtree(run_dir, ignore_errors=True)
+            shutil.rmtree(run_dir, ignore_errors=True)  # logs and databases are kept for failures only
+        else:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "figures.json").write_text(json.dumps(figures, indent=2, default=str))
+        work_dir.mkdir(parents=True, exist_ok=True)
+        (work_dir / f"run-{seed}.json").write_text(json.dumps(figures, indent=2, default=str))
     return figures
