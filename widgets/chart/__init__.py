@@ -1,6 +1,31 @@
-"""The price chart: numpy bar store, vectorised candlestick items and the ChartPanel widget."""
+"""The price chart: numpy bar store, vectorised candlestick items and the ChartPanel widget.
 
-from widgets.chart.panel import INDICATORS, ChartPanel, normalize_timeframe
-from widgets.chart.store import BarStore, LiveBar
+The package attributes are resolved lazily: importing ``widgets.chart.store`` or
+``widgets.chart.indicators`` (numpy only) must not pull in PySide6 and pyqtgraph (~0.3-0.6 s).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from widgets.chart.panel import INDICATORS, ChartPanel, normalize_timeframe
+    from widgets.chart.store import BarStore, LiveBar
 
 __all__ = ["INDICATORS", "BarStore", "ChartPanel", "LiveBar", "normalize_timeframe"]
+
+_WHERE = {
+    "INDICATORS": "widgets.chart.panel",
+    "ChartPanel": "widgets.chart.panel",
+    "normalize_timeframe": "widgets.chart.panel",
+    "BarStore": "widgets.chart.store",
+    "LiveBar": "widgets.chart.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'widgets.chart' has no attribute {name!r}")
+    return getattr(import_module(module), name)
