@@ -265,3 +265,64 @@ def test_view_paints_the_visible_rows_from_their_row_cache(qtbot) -> None:  # ty
     view.viewport().grab()
     top = view.row_source(0)  # type: ignore[misc]
     assert top is not None and top.static is not None and top.static[9].text() == "filled"
+
+
+def test_model_keeps_its_sort_order_through_inserts_moves_and_trims(qtbot, qtmodeltester) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    from widgets.models.table import SORT_ROLE
+
+    m = OrdersTableModel(max_rows=300)
+    p = OrdersFilterProxy()
+    p.setSourceModel(m)
+    qtmodeltester.check(p)  # stays connected: every signal below is checked for consistency
+    p.sort(6, Qt.SortOrder.DescendingOrder)  # by limit price, the header click path
+    rng = random.Random(5)
+    statuses = [OrderStatus.NEW, OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED, OrderStatus.CANCELED]
+    for _ in range(25):
+        for _u in range(20):
+            i = rng.randrange(400)
+            price = Decimal(rng.randrange(1, 60))  # many ties: arrival order breaks them
+            m.stage(f"c-{i}", OrderRow(order(i, rng.choice(statuses), limit_price=price)))
+        m.flush()
+        keys = m.keys()
+        prices = [m.payload(k).order.limit_price for k in keys]
+        assert prices == sorted(prices, reverse=True)
+        assert all(m.row_of(k) == n for n, k in enumerate(keys))
+        assert m.rowCount() <= 300
+    # the proxy shows the model's order and never asked the model for sort keys
+    asked: list[int] = []
+    orig = m.data
+    m.data = lambda ix, role=0: (asked.append(role), orig(ix, role))[1]  # type: ignore[method-assign]
+    m.reset_rows((f"c-{i}", OrderRow(order(i, limit_price=Decimal(i % 7 + 1)))) for i in range(250))
+    assert SORT_ROLE not in asked
+    shown = [p.data(p.index(r, 6)) for r in range(p.rowCount())]
+    assert shown == sorted(shown, key=float, reverse=True)
+    # back to arrival order (column -1), then ascending time
+    p.sort(0, Qt.SortOrder.AscendingOrder)
+    assert m.keys() == [f"c-{i}" for i in range(250)]
+
+
+def test_a_moved_row_keeps_its_selection(qtbot) -> None:  # type: ignore[no-untyped-def]
+    b = BlotterPanel(_NoStore(), max_orders=1000)
+    qtbot.addWidget(b)
+    b.orders_view.sortByColumn(6, Qt.SortOrder.AscendingOrder)  # limit price
+    b.orders.stage_many((f"c-{i}", OrderRow(order(i, limit_price=Decimal(10 + i)))) for i in range(20))
+    b.flush()
+    b.orders_view.selectRow(0)
+    assert b.selected_order().client_order_id == "c-0"  # type: ignore[union-attr]
+    b.orders.stage("c-0", OrderRow(order(0, limit_price=Decimal(500))))  # replaced: now the dearest
+    b.flush()
+    assert b.orders.row_of("c-0") == 19
+    assert b.selected_order().client_order_id == "c-0"  # type: ignore[union-attr]
+    assert b.selected_order().limit_price == Decimal(500)  # type: ignore[union-attr]
+
+
+def test_timestamp_cells_match_strftime() -> None:
+    from datetime import timezone
+
+    from widgets.models.common import fmt_timestamp
+
+    for ts in (T0, datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone(timedelta(hours=-5))),
+               datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)):  # fmt: skip
+        assert fmt_timestamp(ts) == ts.strftime("%Y-%m-%d %H:%M:%S")

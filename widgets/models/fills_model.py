@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 
 from services.domain.models import Fill
-from widgets.models.common import DOWN, UP, fmt_money, fmt_price, fmt_qty
+from widgets.models.common import DOWN, UP, fmt_money, fmt_price, fmt_qty, fmt_timestamp
 from widgets.models.table import Row, RowTableModel
 
 MAX_FILLS = 10_000
@@ -26,7 +26,7 @@ class FillsTableModel(RowTableModel):
         f = payload
         value = f.qty * f.price  # display of a fill's value (qty x price), not a P&L figure
         cells = [
-            f.ts.strftime("%Y-%m-%d %H:%M:%S"),
+            fmt_timestamp(f.ts),
             f.symbol,
             f.side.value.upper(),
             fmt_qty(f.qty),

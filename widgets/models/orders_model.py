@@ -18,6 +18,7 @@ from widgets.models.common import (
     UP,
     fmt_price,
     fmt_qty,
+    fmt_timestamp,
 )
 from widgets.models.table import FILTER_ROLE, SORT_ROLE, Row, RowTableModel
 
@@ -64,7 +65,7 @@ class OrdersTableModel(RowTableModel):
         qty_text = fmt_qty(qty) if qty is not None else (f"${o.notional}" if o.notional is not None else DASH)
         ts = o.created_at
         cells = [
-            ts.strftime("%Y-%m-%d %H:%M:%S"),
+            fmt_timestamp(ts),
             o.symbol,
             o.side.value.upper(),
             o.type.value,
@@ -98,11 +99,21 @@ class OrdersTableModel(RowTableModel):
 
 
 class OrdersFilterProxy(QSortFilterProxyModel):
-    """Filter by status group and symbol text; sort by the source's numeric sort keys.
+    """Filter by status group and symbol text; sorting is the source model's own.
 
     Both filters are one regular expression over the row's ``"group;SYMBOL"`` key, so filtering
     runs in C++ (a Python ``filterAcceptsRow`` costs ~2 µs x every row on each change).
+    :meth:`sort` (the header click) re-orders the source :class:`RowTableModel` by its
+    precomputed numeric keys; this proxy keeps the source's order, so it never sorts through
+    Python ``data()`` calls (3.4M of them for 100k rows).
     """
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        src = self.sourceModel()
+        if isinstance(src, RowTableModel):
+            src.sort(column, order)
+            return
+        super().sort(column, order)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
