@@ -629,11 +629,25 @@ class ChartPanel(QtWidgets.QWidget):
             lo, hi = lo - pad, hi + pad
         pad = (hi - lo) * 0.06
         target = (lo - pad, hi + pad)
-        if force or target != self._last_y:
+        # Hysteresis: keep the current range while the bars fit in it with at least half the
+        # padding and it is at most 15 % taller than the fitted one. A tick or a one-bar shift
+        # then usually changes nothing: no price-axis and grid re-layout (~1 ms a frame) and no
+        # jitter of every candle on screen.
+        cur = self._last_y
+        keep = (
+            not force
+            and cur is not None
+            and cur[0] <= lo - pad / 2
+            and cur[1] >= hi + pad / 2
+            and cur[1] - cur[0] <= (target[1] - target[0]) * 1.15
+        )
+        if not keep and (force or target != cur):
             self._last_y = target
             self.price_plot.getViewBox().setYRange(*target, padding=0)
         vtop = max(vmax, 1e-12) * 1.1
-        if force or vtop != self._last_vol_y:
+        vcur = self._last_vol_y
+        vkeep = not force and vcur is not None and vtop / 1.08 <= vcur <= vtop * 1.15
+        if not vkeep and (force or vtop != vcur):
             self._last_vol_y = vtop
             self.volume_plot.getViewBox().setYRange(0, vtop, padding=0)
 
