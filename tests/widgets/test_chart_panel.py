@@ -327,3 +327,17 @@ def test_indicator_lines_get_only_the_visible_slice_and_grow_past_capacity(panel
     panel.price_plot.getViewBox().setXRange(0, n, padding=0)
     x, _ = panel._indicators["SMA"].hist_items[0].getData()
     assert x is not None and x[0] == 0 and x[-1] >= n - 1 - 2 * (x[1] - x[0])
+
+
+def test_time_labels_match_strftime(panel: ChartPanel) -> None:
+    """Axis labels and the readout are formatted by hand (no strftime); same text as strftime."""
+    d = load(panel, n=3000)
+    axis = panel.price_axis
+    times = [datetime.fromtimestamp(int(t) / 1e9, tz=UTC) for t in d["t"][:3]]
+    for unit, fmt in (("year", "%Y"), ("day", "%b %d"), ("1min", "%H:%M")):
+        axis._unit = unit
+        assert axis.tickStrings([0.0], 1.0, 1.0) == [times[0].strftime(fmt)]
+    axis._unit = "month"
+    want = times[0].strftime("%b %Y") if times[0].month == 1 else times[0].strftime("%b")
+    assert axis.tickStrings([0.0], 1.0, 1.0) == [want]
+    assert panel._format_time(int(d["t"][1])) == times[1].strftime("%Y-%m-%d %H:%M UTC")

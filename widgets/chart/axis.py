@@ -34,6 +34,8 @@ _UNITS: Final = (
     ("5year", 0),
 )
 _MAX_SAMPLES: Final = 3000
+#: English month abbreviations, as ``%b`` gives in the C locale
+MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _Ticks = list[tuple[float, list[float]]]
 _LABEL_PX: Final = 90.0
 
@@ -124,17 +126,19 @@ class TimeAxis(pg.AxisItem):
                 continue
             dt = datetime.fromtimestamp(t / 1e9, tz=UTC).astimezone(self.tz)
             unit = self._unit
+            # Formatted by hand: under PySide6 each strftime call imports ``time`` through
+            # shiboken's Python import hook, and labels are rebuilt whenever the view moves.
+            mon = MONTHS[dt.month - 1]
             if unit in ("year", "5year"):
-                out.append(dt.strftime("%Y"))
+                out.append(f"{dt.year:04d}")
             elif unit in ("month", "quarter"):
-                out.append(dt.strftime("%b %Y") if dt.month == 1 else dt.strftime("%b"))
+                out.append(f"{mon} {dt.year:04d}" if dt.month == 1 else mon)
             elif unit in ("day", "week"):
-                out.append(dt.strftime("%b %d"))
+                out.append(f"{mon} {dt.day:02d}")
             else:
                 day = dt.date()
-                out.append(
-                    dt.strftime("%b %d") if prev_day is not None and day != prev_day else dt.strftime("%H:%M")
-                )
+                new_day = prev_day is not None and day != prev_day
+                out.append(f"{mon} {dt.day:02d}" if new_day else f"{dt.hour:02d}:{dt.minute:02d}")
                 prev_day = day
         return out
 

@@ -920,8 +920,10 @@ class ChartPanel(QtWidgets.QWidget):
 
     def _format_time(self, t_ns: int) -> str:
         dt = datetime.fromtimestamp(t_ns / 1e9, tz=UTC).astimezone(self.display_tz)
-        fmt = "%Y-%m-%d" if self.timeframe is Timeframe.DAY_1 else "%Y-%m-%d %H:%M"
-        return f"{dt.strftime(fmt)} {dt.tzname() or ''}".rstrip()
+        text = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}"  # not strftime: see axis.tickStrings
+        if self.timeframe is not Timeframe.DAY_1:
+            text += f" {dt.hour:02d}:{dt.minute:02d}"
+        return f"{text} {dt.tzname() or ''}".rstrip()
 
     @staticmethod
     def _format_bar(bar: LiveBar, prev_close: float | None) -> str:
