@@ -6,7 +6,8 @@ existing orders, plus ~10 % new orders), then: model flush (one dataChanged per 
 ``processEvents``, which delivers the widget's pending update request and so paints exactly the
 region the user would see change (new orders land at the top of the time-sorted view, so most
 frames repaint the whole 1600x900 viewport). ``paints`` counts the view's paint events to show the
-paint really happened inside the timed frame. Goal: p99 ≤ 16 ms.
+paint really happened inside the timed frame. Goal: p99 ≤ 16 ms (wall clock); the GUI thread's
+CPU time per frame is reported beside it, since a loaded 2-core box inflates wall time.
 
 ``blotter_full_repaint_ms`` is the median of a forced synchronous repaint of the whole viewport
 (the upper bound of one frame's paint); ``blotter_load_100k_s`` is the initial load of 100k rows.
@@ -78,9 +79,11 @@ def run() -> dict[str, dict[str, Any]]:
     frames = int(SECONDS * FPS)
     next_id = N_ORDERS
     samples: list[float] = []
+    cpu: list[float] = []
     paints_before = view.paints
     for _ in range(frames):
         t = time.perf_counter()
+        c = time.thread_time()
         for _u in range(per_frame):
             if rng.random() < 0.1:
                 panel.orders.stage(f"c-{next_id}", OrderRow(order(next_id), "manual"))
@@ -94,6 +97,7 @@ def run() -> dict[str, dict[str, Any]]:
         panel.orders.flush()
         app.processEvents()
         samples.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.thread_time() - c) * 1000)
     paints = view.paints - paints_before
     full: list[float] = []
     for _ in range(30):
@@ -101,14 +105,18 @@ def run() -> dict[str, dict[str, Any]]:
         view.viewport().repaint()
         full.append((time.perf_counter() - t) * 1000)
     samples.sort()
+    cpu.sort()
     p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    cpu_p99 = cpu[min(len(cpu) - 1, int(len(cpu) * 0.99))]
     rows = panel.orders.rowCount()
     panel.close()
     return {
         "blotter_frame_p99_ms": {"value": round(p99, 2), "unit": "ms", "goal": "<= 16",
                                  "median_ms": round(statistics.median(samples), 2),
                                  "rows": rows, "updates_per_s": UPDATES_PER_S, "frames": frames,
-                                 "paints": paints},
+                                 "paints": paints, "cpu_median_ms": round(statistics.median(cpu), 2),
+                                 "cpu_p99_ms": round(cpu_p99, 2),
+                                 "load_avg_1m": round(os.getloadavg()[0], 2)},
         "blotter_full_repaint_ms": {"value": round(statistics.median(full), 2), "unit": "ms"},
         "blotter_load_100k_s": {"value": round(load_s, 2), "unit": "s"},
     }  # fmt: skip
