@@ -66,11 +66,19 @@ def run_once(module: str, home: str) -> dict[str, dict[str, Any]]:
 
 
 def combine(runs: list[dict[str, dict[str, Any]]], loads: list[tuple[float, float]]) -> dict[str, Any]:
-    """Median of each figure over the runs; the first run's extra fields, plus every run's value."""
+    """Median over the runs of each figure and of its numeric side fields (CPU time, paints...);
+    text fields (unit, version) from the first run; every run's value under ``runs``."""
     out: dict[str, Any] = {}
     for key, first in runs[0].items():
-        values = [r[key]["value"] for r in runs if key in r and r[key]["value"] is not None]
-        fig = dict(first)
+        figs = [r[key] for r in runs if key in r]
+        fig: dict[str, Any] = {}
+        for field, v in first.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                nums = [f[field] for f in figs if isinstance(f.get(field), (int, float))]
+                fig[field] = round(statistics.median(nums), 3)
+            else:
+                fig[field] = v
+        values = [f["value"] for f in figs if f.get("value") is not None]
         fig["value"] = round(statistics.median(values), 3) if values else None
         fig["runs"] = values
         fig.pop("load_avg_1m", None)

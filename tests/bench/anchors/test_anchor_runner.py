@@ -15,17 +15,18 @@ from tests.bench.anchors.__main__ import ANCHORS, combine, main
 
 def test_combine_reports_the_median_every_run_and_the_loads() -> None:
     runs = [
-        {"a_ms": {"value": 30.0, "unit": "ms", "version": "x 1", "load_avg_1m": 5.0},
+        {"a_ms": {"value": 30.0, "unit": "ms", "version": "x 1", "load_avg_1m": 5.0, "cpu_ms": 9.0},
          "b_mb": {"value": 10.0, "unit": "MB"}},
-        {"a_ms": {"value": 10.0, "unit": "ms", "version": "x 1", "load_avg_1m": 6.0},
+        {"a_ms": {"value": 10.0, "unit": "ms", "version": "x 1", "load_avg_1m": 6.0, "cpu_ms": 3.0},
          "b_mb": {"value": 12.0, "unit": "MB"}},
-        {"a_ms": {"value": 20.0, "unit": "ms", "version": "x 1", "load_avg_1m": 7.0},
+        {"a_ms": {"value": 20.0, "unit": "ms", "version": "x 1", "load_avg_1m": 7.0, "cpu_ms": 4.0},
          "b_mb": {"value": 11.0, "unit": "MB"}},
     ]  # fmt: skip
     out = combine(runs, [(1.0, 2.0), (2.0, 3.0), (3.0, 4.5)])
     assert out["a_ms"]["value"] == 20.0
     assert out["a_ms"]["runs"] == [30.0, 10.0, 20.0]
     assert out["a_ms"]["version"] == "x 1"
+    assert out["a_ms"]["cpu_ms"] == 4.0  # side fields are medians too, not the first run's
     assert "load_avg_1m" not in out["a_ms"]
     assert out["a_ms"]["load_avg_1m_before_after_runs"] == [[1.0, 2.0], [2.0, 3.0], [3.0, 4.5]]
     assert out["b_mb"]["value"] == 11.0
