@@ -14,9 +14,10 @@ so a one-row ``dataChanged`` repaints one row. GUI thread only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
-from PySide6.QtCore import QPointF, QRect, Qt
+from PySide6.QtCore import QLine, QRect, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPaintEvent, QPen, QStaticText
 from PySide6.QtWidgets import QStyle, QStyleOptionViewItem, QTableView, QWidget
 
@@ -48,6 +49,7 @@ def static_texts(row: Row) -> list[QStaticText]:
         st = row.static = [QStaticText(text) for text in row.cells]
         for s in st:
             s.setTextFormat(Qt.TextFormat.PlainText)
+        row.static_w = [s.size().width() for s in st]
     return st
 
 
@@ -116,8 +118,8 @@ class RowTableView(QTableView):
         line_h = metrics.height()
         right_edge = columns[-1][1] + columns[-1][2]
 
-        # rows: (y, h, Row, selected)
-        painted: list[tuple[int, int, Row, bool]] = []
+        # rows: (text top, y, h, Row, selected, texts, widths)
+        painted: list[tuple[int, int, int, Row, bool, list[QStaticText], list[float]]] = []
         for visual in range(first, last + 1):
             r = vh.logicalIndex(visual)
             if vh.isSectionHidden(r):
@@ -130,40 +132,43 @@ class RowTableView(QTableView):
             selected = selection is not None and selection.isRowSelected(r, root)
             if selected:
                 painter.fillRect(QRect(columns[0][1], y, right_edge - columns[0][1], h), highlight)
-            painted.append((y, h, row, selected))
+            texts = static_texts(row)
+            assert row.static_w is not None
+            painted.append((y + (h - line_h) // 2, y, h, row, selected, texts, row.static_w))
 
+        draw = painter.drawStaticText
         for logical, x, w in columns:
             painter.setClipRect(QRect(x, exposed.top(), w - 1 if grid else w, exposed.height()))
             right = logical in numeric
+            avail = w - 2 * PAD
+            left_x = x + PAD
             current: QColor | None = None
-            for y, h, row, selected in painted:
-                if logical >= len(row.cells):
+            for ty, _y, _h, row, selected, texts, widths in painted:
+                if logical >= len(texts):
                     continue
                 color = highlighted_text if selected else (row.colors.get(logical) or text_color)
                 if color is not current:
                     painter.setPen(color)
                     current = color
-                st = static_texts(row)[logical]
-                ty = y + (h - line_h) / 2
-                if st.size().width() > w - 2 * PAD:
-                    painter.drawStaticText(QPointF(x + PAD, ty), _elided(row, logical, w - 2 * PAD, metrics))
+                tw = widths[logical]
+                if tw > avail:
+                    draw(left_x, ty, _elided(row, logical, avail, metrics))
                 elif right:
-                    tx = x + w - PAD - st.size().width()
-                    painter.drawStaticText(QPointF(max(x + PAD, tx), ty), st)
+                    draw(x + w - PAD - math.ceil(tw), ty, texts[logical])
                 else:
-                    painter.drawStaticText(QPointF(x + PAD, ty), st)
+                    draw(left_x, ty, texts[logical])
         painter.setClipping(False)
 
-        if grid:
+        if grid and painted:
             opt = QStyleOptionViewItem()
             opt.initFrom(self)
             rgba = self.style().styleHint(QStyle.StyleHint.SH_Table_GridLineColor, opt, self)
             grid_color = QColor.fromRgba(rgba & 0xFFFFFFFF)
             painter.setPen(QPen(grid_color, 0, self.gridStyle()))
-            top = painted[0][0] if painted else exposed.top()
-            bottom = (painted[-1][0] + painted[-1][1] - 1) if painted else exposed.bottom()
-            for _logical, x, w in columns:
-                painter.drawLine(x + w - 1, top, x + w - 1, bottom)
-            for y, h, _row, _selected in painted:
-                painter.drawLine(columns[0][1], y + h - 1, right_edge - 1, y + h - 1)
+            top = painted[0][1]
+            bottom = painted[-1][1] + painted[-1][2] - 1
+            left = columns[0][1]
+            lines = [QLine(x + w - 1, top, x + w - 1, bottom) for _logical, x, w in columns]
+            lines += [QLine(left, y + h - 1, right_edge - 1, y + h - 1) for _t, y, h, *_rest in painted]
+            painter.drawLines(lines)
         painter.end()

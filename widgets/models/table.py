@@ -60,6 +60,8 @@ class Row:
     seq: int = 0
     #: laid-out cell texts, built by the view on first paint (see ``row_view.static_texts``)
     static: list[Any] | None = None
+    #: advance width of each ``static`` text in px (right alignment and elision without Qt calls)
+    static_w: list[float] | None = None
     #: elided variants of cells wider than their column, keyed by (column, width in px)
     elided: dict[tuple[int, int], Any] | None = None
 
