@@ -241,6 +241,17 @@ class _HookedTradingStream(TradingStream):
             raise
 
 
+_SDK_STREAM_LOG = logging.getLogger("alpaca.trading.stream")
+
+
+class _DeliberateCloseFilter(logging.Filter):
+    """Drops alpaca-py's reconnect warning for a normal close (code 1000) that Heron asked for."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("restarting" in message and "1000 (OK)" in message)
+
+
 class TradingStreamRunner:
     """Owns the trading stream task, the order gate and the resync after every (re)connect."""
 
@@ -294,13 +305,20 @@ class TradingStreamRunner:
         self.gate.close("trading stream stopped")
         if self._resync_task is not None:
             self._resync_task.cancel()
-        await self.stream.stop_ws()
-        await self.stream.close()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, 10)
-            except (TimeoutError, asyncio.CancelledError):
-                self._task.cancel()
+        # Our own close makes alpaca-py log "websocket error, restarting connection: sent 1000 (OK)"
+        # at WARNING (alpaca-protocol.md §6, gotcha 4): true of a dropped socket, not of a quit.
+        quiet = _DeliberateCloseFilter()
+        _SDK_STREAM_LOG.addFilter(quiet)
+        try:
+            await self.stream.stop_ws()
+            await self.stream.close()
+            if self._task is not None:
+                try:
+                    await asyncio.wait_for(self._task, 10)
+                except (TimeoutError, asyncio.CancelledError):
+                    self._task.cancel()
+        finally:
+            _SDK_STREAM_LOG.removeFilter(quiet)
         self._set(ConnectionState.STOPPED, "stopped")
 
     async def kill_socket(self) -> None:
