@@ -153,16 +153,23 @@ class Reconciler:
         """Continuous reconciliation; at most ``max_calls_per_cycle`` broker calls."""
         found: list[Incident] = []
         calls = 0
-        quiet = self.store.last_fill_at is None or self.clock() - self.store.last_fill_at >= self.quiet
+        last_fill = self.store.last_fill_at
+        quiet = last_fill is None or self.clock() - last_fill >= self.quiet
+        positions: list[Position] | None = None
         try:
             if quiet and calls < self.max_calls:
                 positions = await self.broker.get_positions()
                 calls += 1
-                found += self._compare_positions(positions)
             if calls < self.max_calls:
                 open_orders = await self.broker.list_orders(OrderQuery(status="open", limit=500))
                 calls += 1
                 found += self._compare_open_orders(open_orders)
+                if positions is not None and not self._orders_caught_up(open_orders):
+                    positions = None
+            if positions is not None and self.store.last_fill_at != last_fill:
+                positions = None  # a fill was booked while we asked: the snapshot is older than it
+            if positions is not None:
+                found += self._compare_positions(positions)
         except BrokerError as error:
             # a failed query is not evidence of anything: skip this cycle, never assume flat
             log.info("reconciliation cycle skipped: %s", error.message)
@@ -271,6 +278,23 @@ class Reconciler:
                     )
                 )
         return out
+
+    def _orders_caught_up(self, broker_open: list[Order]) -> bool:
+        """True when every order Heron holds open is open at the broker with the same filled
+        quantity. Otherwise an execution Heron has not processed yet (a trade update lost in a
+        disconnect or a venue restart, an in-flight submit) may already be in the broker's
+        positions: comparing now would report drift that the engine's own refresh is about to
+        close, and drift needs an operator. Positions wait for the next cycle instead."""
+        by_id = {o.id: o for o in broker_open}
+        by_client = {o.client_order_id: o for o in broker_open}
+        for rec in self.store.open_orders():
+            order = by_id.get(rec.broker_order_id) if rec.broker_order_id else None
+            if order is None:
+                order = by_client.get(rec.client_order_id)
+            if order is None or order.filled_qty != rec.filled_qty:
+                log.info("position check deferred: %s is not caught up with the broker", rec.client_order_id)
+                return False
+        return True
 
     def _compare_open_orders(self, broker_open: list[Order]) -> list[Incident]:
         out: list[Incident] = []

@@ -45,3 +45,46 @@ def test_locked_database_refuses_the_order_with_a_reason_and_sends_nothing(tmp_p
         assert ok.accepted and rig.broker.submits_received == [ok.client_order_id]
     finally:
         db.dispose()
+
+
+def test_a_fill_heron_has_not_heard_of_defers_the_position_check_instead_of_opening_drift(
+    tmp_path: Path,
+) -> None:
+    """exchange_kill right after a fill: the trade update was lost with the connection, the broker's
+    position already held the fill, and the next reconciliation cycle opened a critical
+    ``position_qty`` incident (local -50, broker -49) a second before the engine's refresh booked
+    the fill. The incident outlived the restart and kept trading DISABLED."""
+    from services.domain.enums import TradingState
+    from services.reconciliation.reconciler import Reconciler
+
+    db = Database.open(None, tmp_path, [ORDERS_SCHEMA])
+    try:
+        rig = build(db, ManualClock())
+        asyncio.run(rig.engine.refresh_account())
+        rc = Reconciler(rig.broker, rig.store, rig.journal, rig.trading, rig.bus, rig.clock, rig.db)
+        asyncio.run(rc.startup())
+        assert rig.trading.state is TradingState.ACTIVE
+        request = OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(1),
+                               limit_price=Decimal(100))
+        res = asyncio.run(rig.engine.submit(request))
+        rig.clock.advance(30)
+        rig.broker.faults.drop_all_events = True  # the stream is down when the fill happens
+        rig.broker.fill(rig.broker.by_client[res.client_order_id], Decimal(1), Decimal(100))
+        rig.clock.advance(30)
+        cycle = asyncio.run(rc.run_cycle())
+        assert cycle.clean and rc.open_incidents() == []
+        assert rig.trading.state is TradingState.ACTIVE
+        # the engine's refresh catches up; the next cycle compares positions and they agree
+        asyncio.run(rig.engine.poll_once())
+        rig.clock.advance(30)
+        calls = rig.broker.calls.count("get_positions")
+        assert asyncio.run(rc.run_cycle()).clean
+        assert rig.broker.calls.count("get_positions") == calls + 1
+        assert rig.store.position_qty("AAPL") == 1
+        # a real drift is still caught at once
+        rig.broker.set_position("MSFT", Decimal(-3), Decimal(200))
+        rig.clock.advance(30)
+        drift = asyncio.run(rc.run_cycle())
+        assert not drift.clean and rig.trading.state is TradingState.HALTED
+    finally:
+        db.dispose()
