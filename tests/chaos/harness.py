@@ -190,7 +190,7 @@ def plan_faults(rng: random.Random, cfg: ChaosConfig) -> list[Fault]:
         elif kind == "matching_pause":
             params = {"seconds": round(rng.uniform(0.5, 3), 2)}
         elif kind == "db_lock":
-            params = {"seconds": round(rng.uniform(1, 8), 2)}
+            params = {"seconds": round(rng.uniform(1, 12), 2)}  # past the 10 s busy timeout too
         elif kind == "exchange_kill":
             params = {"down_seconds": round(rng.uniform(0.2, 3), 2)}
         elif kind == "terminal_kill":
