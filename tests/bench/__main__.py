@@ -50,8 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"{'metric'.ljust(width)}  {'value':>14}  unit")
     for key, fig in results.items():
-        value = fig["value"]
-        shown = f"{value:,.3f}" if isinstance(value, float) else f"{value:,}"
+        value = fig.get("value")
+        if value is None:
+            shown = "not measured"
+        elif isinstance(value, float):
+            shown = f"{value:,.3f}"
+        elif isinstance(value, int):
+            shown = f"{value:,}"
+        else:
+            shown = str(value)
         goal = f"  (goal {fig['goal']})" if "goal" in fig else ""
         print(f"{key.ljust(width)}  {shown:>14}  {fig.get('unit', '')}{goal}")
     machine = {
