@@ -81,13 +81,27 @@ def build_panel(name: str, ctx: Any, services: Any) -> QWidget:
         from widgets.watchlist import WatchlistPanel
 
         streams = getattr(services, "streams", None)
-        return WatchlistPanel(
-            need("book"),
+        history = getattr(services, "history", None)
+        book = need("book")
+
+        async def watch(syms: list[str]) -> None:
+            if streams is not None:
+                await streams.subscribe(syms, trades=True, quotes=True)
+            await seed_daily_figures(history, book, syms)
+
+        watchlist = WatchlistPanel(
+            book,
             bus,
             ctx.settings.watchlist,
             on_symbols_changed=lambda syms: _save_watchlist(ctx, syms),
-            subscribe=(lambda syms: streams.subscribe(syms, trades=True, quotes=True)) if streams else None,
+            subscribe=watch,
         )
+        # Symbols already watched at start-up were subscribed by the app; they still need the
+        # previous close (for change %) and the day's volume so far.
+        watchlist.seed_task = asyncio.ensure_future(  # type: ignore[attr-defined]
+            seed_daily_figures(history, book, list(ctx.settings.watchlist))
+        )
+        return watchlist
     if name == "order_ticket":
         from widgets.order_ticket import OrderTicket
 
@@ -198,11 +212,33 @@ class ChartFeeder:
             self._task.cancel()
 
 
+async def seed_daily_figures(history: Any, book: Any, symbols: list[str]) -> int:
+    """Give the quote book each symbol's previous close and today's volume from a snapshot, so the
+    watchlist can show change % and volume. Runs on the loop thread; REST runs off it (the history
+    service's contract). Returns how many symbols got a previous close; failures are logged and
+    leave the change column showing "—" rather than a guess."""
+    if history is None:
+        return 0
+    seeded = 0
+    for symbol in symbols:
+        try:
+            snap = await history.snapshot(symbol)
+        except Exception as exc:  # the broker's typed errors, or a bad answer: never a crash here
+            log.warning("no snapshot for %s (change %% stays unknown): %s", symbol, exc)
+            continue
+        if snap.previous_close is not None:
+            book.set_prev_close(symbol, snap.previous_close)
+            seeded += 1
+        if snap.daily_bar is not None:
+            book.set_day_volume(symbol, snap.daily_bar.volume)
+    return seeded
+
+
 def _default_sizes(window: MainWindow) -> None:
     """Give the docks a usable first-launch size (a saved layout restored later wins)."""
     from PySide6.QtCore import Qt
 
-    for name, width in (("watchlistPanel", 420), ("orderTicket", 270)):
+    for name, width in (("watchlistPanel", 450), ("orderTicket", 260)):
         dock = window.panel(name)
         if dock is not None:
             dock.setMinimumWidth(width)

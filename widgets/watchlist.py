@@ -90,7 +90,12 @@ class WatchlistPanel(QWidget):
         self.view.verticalHeader().setVisible(False)
         self.view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.view.verticalHeader().setDefaultSectionSize(22)
-        self.view.horizontalHeader().setStretchLastSection(True)
+        header = self.view.horizontalHeader()
+        header.setStretchLastSection(True)
+        header.setMinimumSectionSize(36)
+        # Compact defaults so all seven columns fit a ~450 px dock; the user can still drag them.
+        for column, width in enumerate((70, 74, 74, 74, 46, 60)):
+            header.resizeSection(column, width)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._context_menu)
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
