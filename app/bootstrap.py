@@ -313,6 +313,20 @@ def _open_storage(ctx: AppContext, services: Services) -> None:
     ctx.lifecycle.add_step(stages.FLUSH_STORAGE, "database", db.dispose)
 
 
+def _adopt_early_exchange(ctx: AppContext) -> LocalExchangeLauncher | None:
+    """The exchange child main.py started before the imports, if it fits this run (same exchange
+    folder and settings); the shutdown sequence then stops it like one started here."""
+    early = getattr(ctx.args, "early_exchange", None)
+    if not isinstance(early, LocalExchangeLauncher) or early.process is None:
+        return None
+    if early.exchange_dir != ctx.paths.exchange_dir or early.settings != ctx.settings.local_exchange:
+        log.warning("the early-started local exchange does not match this run's settings; restarting it")
+        early.stop_now()
+        return None
+    early.listen_for_secret(ctx.redactor.register)
+    return early
+
+
 async def _connect_local_exchange(ctx: AppContext, services: Services) -> None:
     args = ctx.args
     try:
@@ -320,9 +334,11 @@ async def _connect_local_exchange(ctx: AppContext, services: Services) -> None:
             services.exchange = await connect_external(args.exchange_url, args.exchange_keys)
             ctx.redactor.register(services.exchange.keys.secret)
         else:
-            launcher = LocalExchangeLauncher(
-                ctx.paths.exchange_dir, ctx.settings.local_exchange, on_secret=ctx.redactor.register
-            )
+            launcher = _adopt_early_exchange(ctx)
+            if launcher is None:
+                launcher = LocalExchangeLauncher(
+                    ctx.paths.exchange_dir, ctx.settings.local_exchange, on_secret=ctx.redactor.register
+                )
             services.launcher = launcher
             ctx.lifecycle.add_step(stages.STOP_LOCAL_EXCHANGE, "local exchange", launcher.stop, timeout=15)
             services.exchange = await launcher.start()
@@ -656,6 +672,10 @@ def check_strategy_specs(specs: list[Any]) -> str | None:
 
 SHADOW_HORIZON = 5  # bars of the strategy/shadow interval
 SHADOW_TRAIN_SYMBOLS = 3
+#: Seconds after the services are built before the shadow warm-up fetches history.
+SHADOW_WARMUP_DELAY_S = 3.0
+#: Seconds after the warm-up before trained models are loaded (or trained on first launch).
+SHADOW_MODELS_DELAY_S = 15.0
 
 
 def _build_shadow(ctx: AppContext, services: Services) -> None:
@@ -682,6 +702,11 @@ async def _prepare_shadow(ctx: AppContext, services: Services, tracker: ShadowTr
     history, registry = services.history, services.models
     assert registry is not None
     symbols = list(ctx.settings.watchlist)
+    # Off the way to a usable window: the panels and the first history come first (headless runs
+    # have no window to wait for).
+    windowed = not getattr(ctx.args, "headless", False)
+    if windowed:
+        await asyncio.sleep(SHADOW_WARMUP_DELAY_S)
     end = _now().replace(second=0, microsecond=0)
     if history is not None:
         for symbol in symbols:
@@ -693,6 +718,10 @@ async def _prepare_shadow(ctx: AppContext, services: Services, tracker: ShadowTr
             warm_up(tracker, bars)
     ready["warm"] = True
     log.info("shadow tracker warmed up; rule model %s active", tracker.engines[0].key)
+    # Loading or training a model imports scikit-learn (seconds of work holding the GIL, which the
+    # GUI thread needs): wait until start-up is well over. The rule model covers the meantime.
+    if windowed:
+        await asyncio.sleep(SHADOW_MODELS_DELAY_S)
     loaded = await asyncio.to_thread(_load_models, registry)
     if not loaded and history is not None:
         bars_all: list[Bar] = []
@@ -844,6 +873,9 @@ def run(args: argparse.Namespace) -> int:
     except DataDirError as exc:
         return _fatal(str(exc))
     redactor, hub = SecretRedactor(), LogHub()
+    early = getattr(args, "early_exchange", None)
+    if isinstance(early, LocalExchangeLauncher):
+        early.listen_for_secret(redactor.register)  # before the first log line
     try:
         logging_handle = setup_logging(redactor=redactor, hub=hub, log_dir=paths.log_dir)
     except OSError as exc:
@@ -930,12 +962,32 @@ async def _finish(ctx: AppContext, task: asyncio.Task[Services]) -> None:
             log.warning("shutdown step %s/%s: %s", step.stage, step.name, step.error)
 
 
+#: main.py turns the cyclic garbage collector off for start-up; at the latest this long after the
+#: loop starts it is back on, even if the services never finish starting.
+GC_FALLBACK_S = 15.0
+
+
+def settle_gc() -> None:
+    """After the start-up loads (modules, the blotter's orders, history): move every object alive
+    now into the permanent generation, out of every future collection (a gen-2 pass over them cost
+    tens to hundreds of ms), and turn the collector back on. Idempotent once on."""
+    import gc
+
+    if gc.isenabled():
+        return
+    gc.freeze()
+    gc.enable()
+    log.debug("garbage collector on; %d start-up objects frozen", gc.get_freeze_count())
+
+
 def _run_headless(ctx: AppContext) -> int:
     async def main() -> int:
         loop = asyncio.get_running_loop()
         _attach_loop(ctx, loop)
         services = Services(mode=ctx.mode)
         task = await _start_services(ctx, services)
+        task.add_done_callback(lambda _: settle_gc())
+        loop.call_later(GC_FALLBACK_S, settle_gc)
         if ctx.args.quit_after is not None:
             loop.call_later(ctx.args.quit_after, ctx.lifecycle.request_shutdown, "--quit-after")
         log.info("running headless in %s mode", ctx.mode.value)
@@ -995,12 +1047,17 @@ def _run_gui(ctx: AppContext) -> int:
                 status = window.heron_status
                 status.set_exchange(services.exchange_status, services.exchange_ok, services.exchange_detail)
             _populate_window(ctx, window, services)
+            if started is not None:
+                elapsed_ms = (time.monotonic() - started) * 1000
+                log.info("window usable: panels installed %.0f ms after start", elapsed_ms)
+            settle_gc()
             _spawn(services, "status", _feed_status(window, services, lambda: list(ctx.settings.watchlist)))
             ctx.lifecycle.add_step(
                 stages.STOP_STRATEGIES, "status bar", lambda: _cancel_tasks(services, "status")
             )
 
         task.add_done_callback(services_ready)
+        loop.call_later(GC_FALLBACK_S, settle_gc)  # services that never finish starting
         if ctx.args.quit_after is not None:
 
             def on_quit_timer() -> None:
@@ -1061,7 +1118,10 @@ def _populate_window(ctx: AppContext, window: MainWindow, services: Services) ->
 
     for module in (panels_trading, panels_ops):
         try:
-            module.install(window, ctx, services)
+            if module is panels_trading:
+                panels_trading.install(window, ctx, services, defer_chart=True)
+            else:
+                module.install(window, ctx, services)
         except Exception:
             log.exception("installing panels from %s failed; the rest of the window works", module.__name__)
             ctx.notify("error", "panels", f"panels of {module.__name__} could not be installed; see the log")

@@ -12,6 +12,7 @@ Blocking work (spawn, HTTP probe, reading the child's output) runs on worker thr
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
@@ -140,6 +141,10 @@ class LocalExchangeLauncher:
         self.session: ExchangeSession | None = None
         self._output_tail: deque[str] = deque(maxlen=20)
         self._reader: threading.Thread | None = None
+        self._keys: ApiKeys | None = None
+        self._found: list[str] = []
+        self._ready = threading.Event()
+        self._spawned_at = 0.0
 
     @property
     def session_file(self) -> Path:
@@ -167,18 +172,29 @@ class LocalExchangeLauncher:
         return previous
 
     # -- start ------------------------------------------------------------------------------------
-    async def start(self) -> ExchangeSession:
-        """Reuse a running exchange for this data directory, or start one; raises ExchangeError."""
-        running = await self.find_running()
-        if running is not None:
-            log.info("reusing the local exchange at %s (pid %s)", running.url, running.pid)
-            self.session = running
-            return running
+    def has_live_session(self) -> bool:
+        """Cheap and blocking-free: ``session.json`` names a process that is still alive.
+
+        Such an exchange may be reusable (:meth:`start` probes it); :meth:`spawn` is not used then.
+        """
+        previous = self._read_session()
+        return previous is not None and previous.pid is not None and _pid_alive(previous.pid)
+
+    def spawn(self) -> None:
+        """Start the child without waiting for it (any thread, no event loop needed).
+
+        Writes fresh per-session keys to ``session.json`` (0600) for ``--keys-file`` and starts
+        the child and the thread relaying its output. :meth:`start` then waits for its address.
+        main.py calls this right after parsing the arguments, so the exchange starts while the
+        terminal imports its modules. Raises :class:`ExchangeError`.
+        """
+        if self.process is not None:
+            raise ExchangeError("the local exchange was already started")
         if not exchange_program_available(self.module):
             program = self.module.replace(".", "/") + "/__main__.py"
             raise ExchangeError(f"its program ({program}) is not in this build yet")
         keys = ApiKeys(key_id="HRN" + secrets.token_hex(8).upper(), secret=secrets.token_urlsafe(30))
-        self._notify_secret(keys)
+        self._keys = keys
         self.exchange_dir.mkdir(parents=True, exist_ok=True)
         self._write_session({"key_id": keys.key_id, "secret": keys.secret})
         cmd = [
@@ -190,27 +206,8 @@ class LocalExchangeLauncher:
         ]  # fmt: skip
         if self.settings.always_open:
             cmd.append("--always-open")
-        started = time.monotonic()
-        url = await asyncio.to_thread(self._spawn_and_wait, cmd)
-        assert self.process is not None
-        self.session = ExchangeSession(url=url, keys=keys, pid=self.process.pid, owned=True)
-        self._write_session(
-            {"url": url, "pid": self.process.pid, "key_id": keys.key_id, "secret": keys.secret}
-        )
-        elapsed = time.monotonic() - started
-        log.info("local exchange listening on %s (pid %d, %.2f s)", url, self.process.pid, elapsed)
-        return self.session
-
-    def _write_session(self, data: dict[str, object]) -> None:
-        atomic_write_text(self.session_file, json.dumps(data) + "\n", mode=0o600)
-        os.chmod(self.session_file, 0o600)
-
-    def _notify_secret(self, keys: ApiKeys) -> None:
-        if self.on_secret is not None:
-            self.on_secret(keys.secret)
-
-    def _spawn_and_wait(self, cmd: list[str]) -> str:
-        """Worker thread: start the child and block until it prints its address."""
+        self._spawned_at = time.monotonic()
+        self._found, self._ready = [], threading.Event()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
         try:
@@ -226,14 +223,59 @@ class LocalExchangeLauncher:
                 start_new_session=True,  # Ctrl-C in the terminal reaches Heron, which stops it in order
             )
         except OSError as exc:
+            self.session_file.unlink(missing_ok=True)
             raise ExchangeError(f"cannot start the local exchange: {exc}") from None
-        found: list[str] = []
-        ready = threading.Event()
         self._reader = threading.Thread(
-            target=self._pump_output, args=(self.process, found, ready), name="exchange-output", daemon=True
-        )
+            target=self._pump_output, args=(self.process, self._found, self._ready), name="exchange-output",
+            daemon=True,
+        )  # fmt: skip
         self._reader.start()
-        if not ready.wait(self.startup_timeout) or not found:
+
+    async def start(self) -> ExchangeSession:
+        """Reuse a running exchange for this data directory, or start one (or finish the start
+        :meth:`spawn` began); raises ExchangeError."""
+        if self.session is not None:
+            return self.session
+        if self.process is None:
+            running = await self.find_running()
+            if running is not None:
+                log.info("reusing the local exchange at %s (pid %s)", running.url, running.pid)
+                self.session = running
+                return running
+            self.spawn()
+        keys = self._keys
+        assert keys is not None and self.process is not None
+        self._notify_secret(keys)
+        url = await asyncio.to_thread(self._wait_for_address)
+        self.session = ExchangeSession(url=url, keys=keys, pid=self.process.pid, owned=True)
+        self._write_session(
+            {"url": url, "pid": self.process.pid, "key_id": keys.key_id, "secret": keys.secret}
+        )
+        elapsed = time.monotonic() - self._spawned_at
+        log.info("local exchange listening on %s (pid %d, %.2f s after its start)", url, self.process.pid,
+                 elapsed)  # fmt: skip
+        return self.session
+
+    def _write_session(self, data: dict[str, object]) -> None:
+        atomic_write_text(self.session_file, json.dumps(data) + "\n", mode=0o600)
+        os.chmod(self.session_file, 0o600)
+
+    def listen_for_secret(self, on_secret: Callable[[str], None]) -> None:
+        """Set the callback that learns the session secret (the log redactor); told at once when
+        :meth:`spawn` already made one."""
+        self.on_secret = on_secret
+        if self._keys is not None:
+            on_secret(self._keys.secret)
+
+    def _notify_secret(self, keys: ApiKeys) -> None:
+        if self.on_secret is not None:
+            self.on_secret(keys.secret)
+
+    def _wait_for_address(self) -> str:
+        """Worker thread: block until the spawned child prints its address."""
+        assert self.process is not None
+        found = self._found
+        if not self._ready.wait(self.startup_timeout) or not found:
             try:  # output ended: give the exiting child a moment to report its status
                 code: int | None = self.process.wait(1.0)
             except subprocess.TimeoutExpired:
@@ -297,6 +339,57 @@ class LocalExchangeLauncher:
             return
         code = await asyncio.to_thread(self._terminate, grace)
         log.info("local exchange stopped (exit status %s)", code)
+        self._forget()
+
+    def stop_now(self, grace: float = 8.0) -> None:
+        """Blocking :meth:`stop` for a caller without an event loop (main.py, when the terminal
+        ended before its shutdown sequence took the exchange over). No-op once stopped."""
+        if self.process is None:
+            return
+        code = self._terminate(grace)
+        log.info("local exchange stopped (exit status %s)", code)
+        self._forget()
+
+    def _forget(self) -> None:
         self.session_file.unlink(missing_ok=True)
         self.session = None
         self.process = None
+        self._keys = None
+
+
+def start_early(
+    args: argparse.Namespace, *, module: str = "services.exchange"
+) -> LocalExchangeLauncher | None:
+    """main.py, right after the arguments are parsed: start the local exchange child now, so its
+    start-up overlaps the terminal's imports on the other core. Blocking-free (a fork/exec).
+
+    Returns the launcher (the composition root takes it over and waits for the address), or None
+    when this run does not start one here: not local mode, ``--exchange-url``, an exchange still
+    alive for this data directory (the normal start probes and reuses it), or anything unusual
+    (unwritable data dir, invalid settings, no exchange program) that the normal start-up path
+    reports with its own clear message.
+    """
+    from app.paths import DataDirError, prepare, resolve_paths
+    from app.settings import peek
+    from services.domain.enums import Mode
+
+    if getattr(args, "exchange_url", None) is not None:
+        return None
+    try:
+        paths = prepare(resolve_paths(args.profile, args.data_dir))
+    except DataDirError:
+        return None
+    settings = peek(paths.settings_file)
+    if settings is None:
+        return None
+    mode = Mode(args.mode) if args.mode else settings.mode
+    if mode is not Mode.LOCAL:
+        return None
+    launcher = LocalExchangeLauncher(paths.exchange_dir, settings.local_exchange, module=module)
+    if launcher.has_live_session():
+        return None
+    try:
+        launcher.spawn()
+    except ExchangeError:
+        return None
+    return launcher

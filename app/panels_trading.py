@@ -247,10 +247,13 @@ def _default_sizes(window: MainWindow) -> None:
         window.resizeDocks([dock], [280], Qt.Orientation.Vertical)
 
 
-def install(window: MainWindow, ctx: Any, services: Any) -> TradingPanels:
-    """Add the trading panels (and the chart, if nobody placed one) and connect them."""
-    from widgets.chart.panel import ChartPanel
+def install(window: MainWindow, ctx: Any, services: Any, *, defer_chart: bool = False) -> TradingPanels:
+    """Add the trading panels (and the chart, if nobody placed one) and connect them.
 
+    ``defer_chart``: build the chart on the event loop's next idle turn instead (the composition
+    root does, so pyqtgraph's chart set-up is not on the way to a usable window); until then the
+    central area is empty and a selection still reaches the ticket.
+    """
     panels = TradingPanels()
     # The watchlist gets a full-height column of its own: six numeric columns need the width, and a
     # trader scans many rows at once. The ticket stays on the left, the tables below the chart.
@@ -283,16 +286,10 @@ def install(window: MainWindow, ctx: Any, services: Any) -> TradingPanels:
         blotter_dock.raise_()
     _default_sizes(window)
 
-    chart = window.centralWidget()
-    if not isinstance(chart, ChartPanel):
-        chart = ChartPanel()
-        window.set_central_panel(chart)
-    panels.chart = chart
-    history = getattr(services, "history", None)
-    if history is not None:
-        panels.feeder = ChartFeeder(chart, history, ctx.bus)
+    selected = {"symbol": ""}
 
     def select(symbol: str) -> None:
+        selected["symbol"] = symbol
         if panels.ticket is not None:
             panels.ticket.set_symbol(symbol)
         if panels.feeder is not None and symbol != panels.feeder.symbol:
@@ -305,8 +302,55 @@ def install(window: MainWindow, ctx: Any, services: Any) -> TradingPanels:
         panels.ticket.install_hotkeys(window)
         if panels.blotter is not None:
             panels.blotter.duplicateRequested.connect(panels.ticket.prefill)
+    window.trading_panels = panels  # type: ignore[attr-defined]
+
+    def chart_step() -> None:
+        install_chart(window, ctx, services, panels)
+        if panels.feeder is not None and selected["symbol"]:
+            panels.feeder.show(selected["symbol"])
+
+    if not defer_chart:
+        chart_step()
     if panels.watchlist is not None and panels.watchlist.symbols():
         panels.watchlist.select_symbol(panels.watchlist.symbols()[0])
-    window.trading_panels = panels  # type: ignore[attr-defined]
-    log.info("trading panels installed: %s", ", ".join(built) or "none")
+    if defer_chart:
+        from PySide6.QtCore import QTimer
+
+        _chart_placeholder(window)
+        QTimer.singleShot(0, window, chart_step)
+    log.info("trading panels installed: %s%s", ", ".join(built) or "none",
+             "; the chart follows on the next idle turn" if defer_chart else "")  # fmt: skip
     return panels
+
+
+def _chart_placeholder(window: MainWindow) -> None:
+    """Until the chart is built: a small "loading" note in the middle instead of the window's
+    "no panels" placeholder, which would also widen the window to fit its text."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel, QSizePolicy
+
+    from widgets.chart.panel import ChartPanel
+
+    if isinstance(window.centralWidget(), ChartPanel):
+        return
+    note = QLabel("Loading the chart…")
+    note.setObjectName("chartPlaceholder")
+    note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+    window.set_central_panel(note)
+
+
+def install_chart(window: MainWindow, ctx: Any, services: Any, panels: TradingPanels) -> ChartPanel:
+    """Put the chart in the central area (unless one is there) and feed it from ``services.history``."""
+    from widgets.chart.panel import ChartPanel
+
+    chart = window.centralWidget()
+    if not isinstance(chart, ChartPanel):
+        chart = ChartPanel()
+        window.set_central_panel(chart)
+    panels.chart = chart
+    history = getattr(services, "history", None)
+    if history is not None and panels.feeder is None:
+        panels.feeder = ChartFeeder(chart, history, ctx.bus)
+    log.info("chart installed")
+    return chart

@@ -328,6 +328,21 @@ def _move_aside(path: Path, now: Callable[[], datetime]) -> Path:
     return target
 
 
+def peek(path: Path) -> Settings | None:
+    """The settings at ``path`` without touching the file: defaults when it is absent, None when it
+    cannot be read or is invalid (:func:`load` then reports that and moves the file aside)."""
+    if not path.exists():
+        return Settings()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            return None
+        data, _ = migrate(raw)
+        return from_dict(data)
+    except (OSError, UnicodeDecodeError, ValueError, SettingsError):
+        return None
+
+
 def load(path: Path, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Settings:
     """Load (creating defaults when absent) and migrate the settings file at ``path``.
 

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from app.local_exchange import (
     connect_external,
     exchange_program_available,
     read_keys_file,
+    start_early,
 )
 from app.settings import LocalExchangeSettings
 
@@ -137,3 +141,65 @@ def test_launcher_against_the_real_exchange(tmp_path: Path) -> None:
             await lx.stop()
 
     asyncio.run(main())
+
+
+def _args(tmp_path: Path, **kw: object) -> argparse.Namespace:
+    base: dict[str, object] = {"profile": "default", "data_dir": tmp_path / "data", "mode": None,
+                               "exchange_url": None}  # fmt: skip
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_early_start_spawns_before_any_loop_and_start_takes_it_over(tmp_path: Path) -> None:
+    lx = start_early(_args(tmp_path), module=FAKE)
+    assert lx is not None and lx.process is not None  # running before any event loop exists
+    try:
+        data = json.loads(lx.session_file.read_text())
+        assert set(data) == {"key_id", "secret"}  # the keys for --keys-file, not yet url/pid
+        assert stat.S_IMODE(os.stat(lx.session_file).st_mode) == 0o600
+        argv = json.loads(_wait_for(lx.exchange_dir / "argv.json"))
+        assert data["secret"] not in " ".join(argv) and "--keys-file" in argv
+        seen: list[str] = []
+        lx.listen_for_secret(seen.append)  # the log redactor learns the secret at once
+        assert seen == [data["secret"]]
+        session = asyncio.run(lx.start())
+        assert session.owned and session.pid == lx.process.pid and session.keys.secret == data["secret"]
+        assert json.loads(lx.session_file.read_text())["url"] == session.url
+        # A second terminal on the same data dir does not start another one early: it reuses.
+        assert start_early(_args(tmp_path), module=FAKE) is None
+    finally:
+        lx.stop_now()
+    assert lx.process is None and not lx.session_file.exists()
+    lx.stop_now()  # idempotent
+
+
+def test_early_start_is_skipped_where_the_normal_path_decides(tmp_path: Path) -> None:
+    assert start_early(_args(tmp_path, mode="alpaca-paper"), module=FAKE) is None
+    assert start_early(_args(tmp_path, exchange_url="http://127.0.0.1:9"), module=FAKE) is None
+    settings = tmp_path / "data" / "profiles" / "default" / "settings.json"
+    settings.write_text("{not json")
+    assert start_early(_args(tmp_path), module=FAKE) is None
+    assert settings.read_text() == "{not json"  # left for load() to report and move aside
+    settings.write_text(json.dumps({"mode": "alpaca-paper"}))
+    assert start_early(_args(tmp_path), module=FAKE) is None
+    assert not (tmp_path / "data" / "profiles" / "default" / "exchange" / "session.json").exists()
+
+
+def test_early_start_stopped_when_never_taken_over(tmp_path: Path) -> None:
+    lx = start_early(_args(tmp_path), module=FAKE)
+    assert lx is not None and lx.process is not None
+    proc = lx.process
+    lx.stop_now()  # what main.py does when the run ends before the composition root took it over
+    assert proc.poll() is not None and not lx.session_file.exists()
+
+
+def _wait_for(path: Path, timeout: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            with contextlib.suppress(OSError):
+                text = path.read_text()
+                if text:
+                    return text
+        time.sleep(0.02)
+    raise AssertionError(f"{path} never appeared")
