@@ -259,9 +259,23 @@ class ExecutionEngine:
                 log.error("%s %s", cid, why)
                 self.bus.publish(NotificationEvent(self.clock(), "error", "orders", f"{cid} {why}"))
                 return SubmitResult(None, OrderState.DENIED, report, why)
-            self.store.add(rec, meta)
-            self._commit(rec, self.sm.trigger(rec, Trigger.SUBMIT, self.clock()))
-            message = await self._post(rec, request)
+            posting = False
+            try:
+                self.store.add(rec, meta)
+                self._commit(rec, self.sm.trigger(rec, Trigger.SUBMIT, self.clock()))
+                posting = True
+                message = await self._post(rec, request)
+            except (SQLAlchemyError, StorageError) as error:
+                # The intent is durable and stays in flight: client-id lookups settle it (found, or
+                # LOST once the broker twice says it never saw it). Never raise into the caller.
+                why = describe_db_error(error)
+                if posting:
+                    why = f"a database write failed after the POST ({why}); the broker's answer settles it"
+                else:
+                    why = f"not sent: a database write failed after the intent ({why})"
+                log.error("%s %s", cid, why)
+                self.bus.publish(NotificationEvent(self.clock(), "error", "orders", f"{cid} {why}"))
+                return SubmitResult(cid, rec.state if posting else OrderState.DENIED, report, why)
         return SubmitResult(cid, rec.state, report, message)
 
     async def _post(self, rec: OrderRecord, request: OrderRequest) -> str:
@@ -500,6 +514,8 @@ class ExecutionEngine:
             self.store.add(
                 rec, OrderMeta(row.created_at, req.type, req.time_in_force, req.limit_price, req.stop_price)
             )
+            self._commit(rec, self.sm.trigger(rec, Trigger.SUBMIT, self.clock()))
+        elif rec.state is OrderState.INITIALIZED:  # its SUBMIT was never committed (database failure)
             self._commit(rec, self.sm.trigger(rec, Trigger.SUBMIT, self.clock()))
         try:
             order = await self.broker.get_order_by_client_id(client_order_id)

@@ -88,3 +88,66 @@ def test_a_fill_heron_has_not_heard_of_defers_the_position_check_instead_of_open
         assert not drift.clean and rig.trading.state is TradingState.HALTED
     finally:
         db.dispose()
+
+
+def _lock(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")
+    return conn
+
+
+def test_database_locked_after_the_intent_never_raises_and_settles_by_lookup(tmp_path: Path) -> None:
+    """db_lock taken right after the intent committed: a later write raised OperationalError into
+    the script task (which died); when the POST had not gone out, restart settled the intent LOST
+    but its order stayed INITIALIZED, reported open as pending_new for ever (no LOSE transition
+    from INITIALIZED)."""
+    db = Database.open(None, tmp_path, [ORDERS_SCHEMA], busy_timeout_s=0.05)
+    try:
+        rig = build(db, ManualClock())
+        asyncio.run(rig.engine.refresh_account())
+        rig.trading.enable()
+        [path] = [p for p in tmp_path.rglob("*.db")]
+        held: list[sqlite3.Connection] = []
+        real_add = rig.store.add
+
+        def add_under_lock(*args: object) -> None:
+            held.append(_lock(path))
+            real_add(*args)  # type: ignore[arg-type]
+            rig.journal.flush()  # the order row is written now, as with the store's own batch
+
+        rig.store.add = add_under_lock  # type: ignore[method-assign]
+        request = OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(1),
+                               limit_price=Decimal(100))
+        res = asyncio.run(rig.engine.submit(request, source="script"))
+        held.pop().execute("ROLLBACK")
+        rig.store.add = real_add  # type: ignore[method-assign]
+        assert res.state is OrderState.DENIED and "not sent" in res.message
+        assert "submit_order" not in rig.broker.calls
+        cid = res.client_order_id
+        assert cid is not None and [r.client_order_id for r in rig.journal.in_flight()] == [cid]
+        rig.clock.advance(30)  # past the POST deadline
+        assert not asyncio.run(rig.engine.resolve_intent(cid))  # first "not found"
+        rig.clock.advance(11)
+        assert asyncio.run(rig.engine.resolve_intent(cid))  # second, spaced: LOST
+        rec = rig.store.find(client_order_id=cid)
+        assert rec is not None and rec.state is OrderState.LOST
+        assert cid not in {r.client_order_id for r in rig.store.open_orders()}
+
+        # locked after the POST: nothing raises, the order is at the broker once, a lookup settles it
+        real_post = rig.broker.submit_order
+
+        async def post_then_lock(req: OrderRequest) -> object:
+            out = await real_post(req)
+            held.append(_lock(path))
+            return out
+
+        rig.broker.submit_order = post_then_lock  # type: ignore[method-assign,assignment]
+        rig.clock.advance(5)
+        res2 = asyncio.run(rig.engine.submit(request, source="script"))
+        held.pop().execute("ROLLBACK")
+        assert res2.accepted and rig.broker.submits_received == [res2.client_order_id]  # and no raise
+        assert res2.client_order_id is not None
+        assert asyncio.run(rig.engine.resolve_intent(res2.client_order_id))
+        assert rig.broker.submits_received == [res2.client_order_id]  # no second order
+    finally:
+        db.dispose()
