@@ -8,11 +8,14 @@ Nothing heavy is imported at module level, so a bad argument is reported in mill
 Start-up speed (a usable window matters more than anything after it):
 - in local mode the exchange child is started right after the checks, before the application is
   imported, so its start-up runs on the other core while this process imports Qt and the services;
+- with a window, the service modules are imported on a worker thread while this thread imports Qt
+  and the panels (app/preload.py): imports wait on files and shared libraries part of the time;
 - the cyclic garbage collector is off until the window's panels are installed (the composition
   root then freezes everything loaded so far out of future collections and turns it back on):
-  collections over the freshly imported modules are wasted work on the critical path;
-- the GIL switch interval is 1 ms instead of 5 ms: the market-data thread runs Python code, and a
-  shorter interval lets the GUI thread in sooner (UI frame p99 under a quote storm).
+  collections over the freshly imported modules are wasted work on the critical path.
+The GIL switch interval stays at Python's 5 ms: 1 ms was measured (paired runs of bench_ui's quote
+storm) and made the GUI thread's frames slower (median and event-loop lag worse in every pair, p99
+not better): the GUI thread is then preempted by the market-data thread during its own frames too.
 """
 
 from __future__ import annotations
@@ -85,12 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"heron: {problem}", file=sys.stderr)
         return 1
-    sys.setswitchinterval(0.001)
     gc.disable()  # re-enabled by app.bootstrap once the window is usable (and in any case below)
     from app.local_exchange import start_early
 
     args.early_exchange = start_early(args)
     try:
+        if not args.headless:
+            from app.preload import import_window_modules, start_service_imports
+
+            service_imports = start_service_imports()  # worker thread: services, alpaca, SQLAlchemy
+            import_window_modules()  # meanwhile here: Qt, the window and its panels
+            service_imports.wait()
         from app import run
 
         return run(args)
