@@ -1119,9 +1119,9 @@ def _populate_window(ctx: AppContext, window: MainWindow, services: Services) ->
     for module in (panels_trading, panels_ops):
         try:
             if module is panels_trading:
-                panels_trading.install(window, ctx, services, defer_chart=True)
+                panels_trading.install(window, ctx, services, defer_plots=True)
             else:
-                module.install(window, ctx, services)
+                panels_ops.install(window, ctx, services, defer_plots=True)
         except Exception:
             log.exception("installing panels from %s failed; the rest of the window works", module.__name__)
             ctx.notify("error", "panels", f"panels of {module.__name__} could not be installed; see the log")

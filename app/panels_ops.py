@@ -43,25 +43,29 @@ class OpsPanels:
     reconciliation: ReconciliationPanel
     banner: DriftBanner
     strategies: StrategiesPanel
-    shadow: ShadowPanel
+    #: None until built when ``install(..., defer_plots=True)``.
+    shadow: ShadowPanel | None
     toasts: ToastArea
     settings_action: Any
     subscriptions: list[Any] = field(default_factory=list)
     dialogs: list[Any] = field(default_factory=list)
 
 
-def install(window: MainWindow, ctx: Any, services: Any) -> OpsPanels:
-    """Add the ops panels to ``window`` and wire them to ``services``. GUI thread, once."""
+def install(window: MainWindow, ctx: Any, services: Any, *, defer_plots: bool = False) -> OpsPanels:
+    """Add the ops panels to ``window`` and wire them to ``services``. GUI thread, once.
+
+    ``defer_plots``: the shadow-models panel (drawn with pyqtgraph) is built on the event loop's
+    next idle turn; until then its dock (a background tab) says it is loading and
+    ``OpsPanels.shadow`` is None. The backtest dialog's module is imported when one is opened.
+    """
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QAction
     from PySide6.QtWidgets import QMenu, QToolBar
 
     from services.strategies.builtin import builtin_registry
-    from widgets.backtest_dialog import BacktestDialog
     from widgets.drift_banner import DriftBanner
     from widgets.log_panel import LogPanel, ToastArea, wants_toast
     from widgets.reconciliation import ReconciliationPanel
-    from widgets.shadow import ShadowPanel
     from widgets.strategies import StrategiesPanel
 
     log_panel = LogPanel()
@@ -84,6 +88,8 @@ def install(window: MainWindow, ctx: Any, services: Any) -> OpsPanels:
     panels: dict[str, Any] = {}
 
     def open_backtest(kind: str | None, params: dict[str, str] | None) -> None:
+        from widgets.backtest_dialog import BacktestDialog
+
         dialog = BacktestDialog(registry, history=history, kind=kind, params=params, parent=window)
         panels["dialogs"].append(dialog)
         dialog.finished.connect(lambda _=0, d=dialog: panels["dialogs"].remove(d))
@@ -93,8 +99,27 @@ def install(window: MainWindow, ctx: Any, services: Any) -> OpsPanels:
     strategies = StrategiesPanel(getattr(services, "runner", None), registry, open_backtest=open_backtest)
     window.add_panel(strategies, "strategiesPanel", "Strategies", "bottom", tab_with="logPanel")
 
-    shadow = ShadowPanel(getattr(services, "shadow", None), getattr(services, "models", None))
-    window.add_panel(shadow, "shadowPanel", "Shadow models", "bottom", tab_with="logPanel")
+    def build_shadow() -> ShadowPanel:
+        from widgets.shadow import ShadowPanel
+
+        return ShadowPanel(getattr(services, "shadow", None), getattr(services, "models", None))
+
+    shadow: ShadowPanel | None = None
+    if defer_plots:
+        from PySide6.QtCore import QTimer
+
+        from app.panels_trading import loading_note, swap_in
+
+        window.add_panel(loading_note("Shadow models: loading…"), "shadowPanel", "Shadow models", "bottom",
+                         tab_with="logPanel")  # fmt: skip
+
+        def shadow_step() -> None:
+            ops.shadow = swap_in(window, "shadowPanel", build_shadow)
+
+        QTimer.singleShot(0, window, shadow_step)
+    else:
+        shadow = build_shadow()
+        window.add_panel(shadow, "shadowPanel", "Shadow models", "bottom", tab_with="logPanel")
 
     # drift banner across the top: a fixed toolbar, visible only while an incident is open
     banner = DriftBanner()
@@ -150,7 +175,8 @@ def install(window: MainWindow, ctx: Any, services: Any) -> OpsPanels:
     else:
         window.menuBar().addAction(action)
     window.closing.connect(log_panel.detach)
-    return OpsPanels(log_panel, recon, banner, strategies, shadow, toasts, action, subs, panels["dialogs"])
+    ops = OpsPanels(log_panel, recon, banner, strategies, shadow, toasts, action, subs, panels["dialogs"])
+    return ops
 
 
 def open_settings(window: Any, ctx: Any, services: Any, *, show: bool = True) -> Any:
@@ -206,4 +232,5 @@ def _validator(exchange: Any, redactor: Any) -> Any:
 
 
 def panel_names(panels: OpsPanels) -> Sequence[str]:
-    return [p.objectName() for p in (panels.log, panels.reconciliation, panels.strategies, panels.shadow)]
+    names = [p.objectName() for p in (panels.log, panels.reconciliation, panels.strategies)]
+    return [*names, panels.shadow.objectName() if panels.shadow is not None else "shadowPanel"]

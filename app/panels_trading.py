@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -247,12 +248,14 @@ def _default_sizes(window: MainWindow) -> None:
         window.resizeDocks([dock], [280], Qt.Orientation.Vertical)
 
 
-def install(window: MainWindow, ctx: Any, services: Any, *, defer_chart: bool = False) -> TradingPanels:
+def install(window: MainWindow, ctx: Any, services: Any, *, defer_plots: bool = False) -> TradingPanels:
     """Add the trading panels (and the chart, if nobody placed one) and connect them.
 
-    ``defer_chart``: build the chart on the event loop's next idle turn instead (the composition
-    root does, so pyqtgraph's chart set-up is not on the way to a usable window); until then the
-    central area is empty and a selection still reaches the ticket.
+    ``defer_plots``: the panels drawn with pyqtgraph (the chart, and the account panel's equity
+    curve) are built on the event loop's next idle turns instead, so importing pyqtgraph (about
+    0.5 s of CPU) and setting up plots is not on the way to a usable window. The composition root
+    does this. Until then the account dock (a background tab at first launch) says it is loading,
+    the central area says the chart is loading, and a selection still reaches the ticket.
     """
     panels = TradingPanels()
     # The watchlist gets a full-height column of its own: six numeric columns need the width, and a
@@ -263,10 +266,15 @@ def install(window: MainWindow, ctx: Any, services: Any, *, defer_chart: bool = 
               "positions": ("positionsPanel", "Positions", "bottom", "blotterPanel"),
               "account": ("accountPanel", "Account", "bottom", "blotterPanel")}  # fmt: skip
     built: dict[str, Any] = {}
+    window_plots: list[str] = []
     for name in PANEL_NAMES:
         object_name, title, area, tab_with = titles[name]
         try:
-            widget = build_panel(name, ctx, services)
+            if defer_plots and name == "account":
+                widget = loading_note("Account: loading…")
+                window_plots.append(name)
+            else:
+                widget = build_panel(name, ctx, services)
         except LookupError as exc:
             panels.missing[name] = str(exc)
             log.warning("%s panel left out: %s", name, exc)
@@ -280,7 +288,7 @@ def install(window: MainWindow, ctx: Any, services: Any, *, defer_chart: bool = 
     panels.ticket = built.get("order_ticket")
     panels.blotter = built.get("blotter")
     panels.positions = built.get("positions")
-    panels.account = built.get("account")
+    panels.account = None if "account" in window_plots else built.get("account")
     blotter_dock = window.panel("blotterPanel")
     if blotter_dock is not None:
         blotter_dock.raise_()
@@ -309,34 +317,75 @@ def install(window: MainWindow, ctx: Any, services: Any, *, defer_chart: bool = 
         if panels.feeder is not None and selected["symbol"]:
             panels.feeder.show(selected["symbol"])
 
-    if not defer_chart:
+    def account_step() -> None:
+        try:
+            panels.account = swap_in(window, "accountPanel", lambda: build_panel("account", ctx, services))
+        except LookupError as exc:
+            panels.missing["account"] = str(exc)
+            log.warning("account panel left out: %s", exc)
+            ctx.notify("warning", "panels", f"Account is not shown: {exc}")
+            from PySide6.QtWidgets import QLabel
+
+            dock = window.panel("accountPanel")
+            note = dock.widget() if dock is not None else None
+            if isinstance(note, QLabel):
+                note.setText(f"Account is not shown: {exc}")
+
+    if not defer_plots:
         chart_step()
     if panels.watchlist is not None and panels.watchlist.symbols():
         panels.watchlist.select_symbol(panels.watchlist.symbols()[0])
-    if defer_chart:
+    if defer_plots:
         from PySide6.QtCore import QTimer
 
         _chart_placeholder(window)
         QTimer.singleShot(0, window, chart_step)
+        if window_plots:
+            QTimer.singleShot(0, window, account_step)
     log.info("trading panels installed: %s%s", ", ".join(built) or "none",
-             "; the chart follows on the next idle turn" if defer_chart else "")  # fmt: skip
+             "; chart and account plots follow on the next idle turns" if defer_plots else "")  # fmt: skip
     return panels
+
+
+def loading_note(text: str) -> QWidget:
+    """A small centred note standing in for a panel that is built on a later idle turn."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel, QSizePolicy
+
+    note = QLabel(text)
+    note.setObjectName("loadingNote")
+    note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    note.setWordWrap(True)
+    note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+    return note
+
+
+def swap_in(window: MainWindow, object_name: str, build: Any) -> Any:
+    """Replace the loading note in the dock ``object_name`` with ``build()`` (raises what it raises,
+    leaving the note). Returns the new widget."""
+    widget = build()
+    dock = window.panel(object_name)
+    if dock is None:  # the window was torn down meanwhile
+        widget.deleteLater()
+        return widget
+    old = dock.widget()
+    if not widget.objectName():
+        widget.setObjectName(object_name)
+    dock.setWidget(widget)
+    if old is not None:
+        old.deleteLater()
+    log.info("%s installed", object_name)
+    return widget
 
 
 def _chart_placeholder(window: MainWindow) -> None:
     """Until the chart is built: a small "loading" note in the middle instead of the window's
     "no panels" placeholder, which would also widen the window to fit its text."""
-    from PySide6.QtCore import Qt
-    from PySide6.QtWidgets import QLabel, QSizePolicy
-
-    from widgets.chart.panel import ChartPanel
-
-    if isinstance(window.centralWidget(), ChartPanel):
+    chart_module = sys.modules.get("widgets.chart.panel")  # not imported: there is no chart yet
+    if chart_module is not None and isinstance(window.centralWidget(), chart_module.ChartPanel):
         return
-    note = QLabel("Loading the chart…")
+    note = loading_note("Loading the chart…")
     note.setObjectName("chartPlaceholder")
-    note.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
     window.set_central_panel(note)
 
 

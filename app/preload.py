@@ -21,6 +21,8 @@ import time
 SERVICE_MODULES = ("app.bootstrap",)
 
 #: What the GUI needs before the window is usable: Qt, the event loop glue, the window, the panels.
+#: Not the panels drawn with pyqtgraph (chart, account, shadow models, backtest dialog): those are
+#: built after the window is usable (``defer_plots`` in app/panels_trading.py and app/panels_ops.py).
 WINDOW_MODULES = (
     "PySide6.QtWidgets",
     "qasync",
@@ -30,14 +32,10 @@ WINDOW_MODULES = (
     "widgets.order_ticket",
     "widgets.blotter",
     "widgets.positions",
-    "widgets.account",
-    "widgets.chart.panel",
     "widgets.log_panel",
     "widgets.reconciliation",
     "widgets.strategies",
-    "widgets.shadow",
     "widgets.drift_banner",
-    "widgets.backtest_dialog",
     "app.panels_trading",
     "app.panels_ops",
 )
