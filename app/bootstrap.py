@@ -31,7 +31,6 @@ from app.fastbars import LOCAL_DEFAULT_SECONDS, IntervalBarBuilder
 from app.lifecycle import Lifecycle
 from app.local_exchange import ExchangeError, ExchangeSession, LocalExchangeLauncher, connect_external
 from app.logging_setup import LoggingHandle, LogHub, SecretRedactor, setup_logging
-from app.metrics import MetricsSample, MetricsServer
 from app.paths import DataDirError, ProfilePaths, prepare, resolve_paths
 from app.script import ScriptError, load_script, run_script
 from app.secrets import SecretStore, SecretStoreError
@@ -76,6 +75,7 @@ from services.strategies.runner import OrderSinkBridge, StrategyRunner, Strategy
 from services.strategies.store import StrategyStateError, StrategyStateStore
 
 if TYPE_CHECKING:
+    from app.metrics import MetricsSample, MetricsServer
     from widgets.main_window import MainWindow
 
 log = logging.getLogger("heron.app")
@@ -769,6 +769,8 @@ def _start_metrics(ctx: AppContext, services: Services) -> None:
     port = getattr(ctx.args, "metrics_port", None)
     if port is None:
         return
+    from app.metrics import MetricsServer  # prometheus_client: only with --metrics-port
+
     server = MetricsServer(port, lambda: metrics_sample(services))
     try:
         server.start()
@@ -780,6 +782,8 @@ def _start_metrics(ctx: AppContext, services: Services) -> None:
 
 
 def metrics_sample(services: Services) -> MetricsSample:
+    from app.metrics import MetricsSample
+
     s = MetricsSample()
     if services.streams is not None:
         s.messages_total = services.streams.messages_delivered
