@@ -145,6 +145,7 @@ class LocalExchangeLauncher:
         self._found: list[str] = []
         self._ready = threading.Event()
         self._spawned_at = 0.0
+        self._ready_at: float | None = None
 
     @property
     def session_file(self) -> Path:
@@ -246,14 +247,16 @@ class LocalExchangeLauncher:
         keys = self._keys
         assert keys is not None and self.process is not None
         self._notify_secret(keys)
+        asked = time.monotonic()
         url = await asyncio.to_thread(self._wait_for_address)
         self.session = ExchangeSession(url=url, keys=keys, pid=self.process.pid, owned=True)
         self._write_session(
             {"url": url, "pid": self.process.pid, "key_id": keys.key_id, "secret": keys.secret}
         )
-        elapsed = time.monotonic() - self._spawned_at
-        log.info("local exchange listening on %s (pid %d, %.2f s after its start)", url, self.process.pid,
-                 elapsed)  # fmt: skip
+        ready = (self._ready_at or time.monotonic()) - self._spawned_at
+        waited = max(0.0, (self._ready_at or time.monotonic()) - asked)
+        log.info("local exchange listening on %s (pid %d, ready %.2f s after its start; waited %.2f s "
+                 "for it)", url, self.process.pid, ready, waited)  # fmt: skip
         return self.session
 
     def _write_session(self, data: dict[str, object]) -> None:
@@ -299,6 +302,7 @@ class LocalExchangeLauncher:
                 self._output_tail.append(line)
                 if not found and line.startswith(LISTENING_PREFIX):
                     found.append(line[len(LISTENING_PREFIX) :].strip().rstrip("/"))
+                    self._ready_at = time.monotonic()
                     ready.set()
                 child_log.info("%s", line)
         except (OSError, ValueError):
