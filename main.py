@@ -97,8 +97,11 @@ def main(argv: list[str] | None = None) -> int:
             from app.preload import import_window_modules, start_service_imports
 
             service_imports = start_service_imports()  # worker thread: services, alpaca, SQLAlchemy
+            lane_start = time.monotonic()
             import_window_modules()  # meanwhile here: Qt, the window and its panels
+            window_lane = time.monotonic() - lane_start
             service_imports.wait()
+            args.import_lanes = (window_lane, service_imports.seconds, time.monotonic() - lane_start)
         from app import run
 
         return run(args)

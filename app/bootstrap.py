@@ -1038,6 +1038,10 @@ def _run_gui(ctx: AppContext) -> int:
         started = getattr(ctx.args, "started_monotonic", None)
         if started is not None:
             log.info("window shown %.0f ms after start", (time.monotonic() - started) * 1000)
+        lanes = getattr(ctx.args, "import_lanes", None)
+        if lanes is not None:
+            log.info("start-up imports: window modules %.2f s, service modules %.2f s (worker), both "
+                     "done %.2f s after the lanes began", lanes[0], lanes[1] or 0.0, lanes[2])  # fmt: skip
         app.lastWindowClosed.connect(lambda: ctx.lifecycle.request_shutdown("window closed"))
         services = Services(mode=ctx.mode)
         if ctx.mode is Mode.LOCAL:
