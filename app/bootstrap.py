@@ -313,7 +313,7 @@ def _open_storage(ctx: AppContext, services: Services) -> None:
     ctx.lifecycle.add_step(stages.FLUSH_STORAGE, "database", db.dispose)
 
 
-def _adopt_early_exchange(ctx: AppContext) -> LocalExchangeLauncher | None:
+async def _adopt_early_exchange(ctx: AppContext) -> LocalExchangeLauncher | None:
     """The exchange child main.py started before the imports, if it fits this run (same exchange
     folder and settings); the shutdown sequence then stops it like one started here."""
     early = getattr(ctx.args, "early_exchange", None)
@@ -321,7 +321,7 @@ def _adopt_early_exchange(ctx: AppContext) -> LocalExchangeLauncher | None:
         return None
     if early.exchange_dir != ctx.paths.exchange_dir or early.settings != ctx.settings.local_exchange:
         log.warning("the early-started local exchange does not match this run's settings; restarting it")
-        early.stop_now()
+        await early.stop()
         return None
     early.listen_for_secret(ctx.redactor.register)
     return early
@@ -334,7 +334,7 @@ async def _connect_local_exchange(ctx: AppContext, services: Services) -> None:
             services.exchange = await connect_external(args.exchange_url, args.exchange_keys)
             ctx.redactor.register(services.exchange.keys.secret)
         else:
-            launcher = _adopt_early_exchange(ctx)
+            launcher = await _adopt_early_exchange(ctx)
             if launcher is None:
                 launcher = LocalExchangeLauncher(
                     ctx.paths.exchange_dir, ctx.settings.local_exchange, on_secret=ctx.redactor.register
