@@ -69,6 +69,7 @@ def test_a_fill_heron_has_not_heard_of_defers_the_position_check_instead_of_open
         res = asyncio.run(rig.engine.submit(request))
         rig.clock.advance(30)
         rig.broker.faults.drop_all_events = True  # the stream is down when the fill happens
+        assert res.client_order_id is not None
         rig.broker.fill(rig.broker.by_client[res.client_order_id], Decimal(1), Decimal(100))
         rig.clock.advance(30)
         cycle = asyncio.run(rc.run_cycle())
@@ -115,7 +116,7 @@ def test_database_locked_after_the_intent_never_raises_and_settles_by_lookup(tmp
             real_add(*args)  # type: ignore[arg-type]
             rig.journal.flush()  # the order row is written now, as with the store's own batch
 
-        rig.store.add = add_under_lock  # type: ignore[method-assign]
+        rig.store.add = add_under_lock  # type: ignore[method-assign,assignment]
         request = OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(1),
                                limit_price=Decimal(100))
         res = asyncio.run(rig.engine.submit(request, source="script"))
