@@ -93,6 +93,7 @@ class Reconciler:
         max_calls_per_cycle: int = 3,
         quiet_after_fill_s: float = 5.0,
         fills_lookback: timedelta = timedelta(days=3),
+        max_position_deferral_s: float = 60.0,
     ) -> None:
         self.broker = broker
         self.store = store
@@ -104,6 +105,10 @@ class Reconciler:
         self.max_calls = max_calls_per_cycle
         self.quiet = timedelta(seconds=quiet_after_fill_s)
         self.fills_lookback = fills_lookback
+        #: Positions are compared only when no execution is in transit (see ``_orders_caught_up``),
+        #: but never postponed longer than this: an order stuck out of sync must not silence drift.
+        self.max_position_deferral = timedelta(seconds=max_position_deferral_s)
+        self._positions_deferred_since: datetime | None = None
         self.incidents: dict[str, Incident] = {}
         self.last_run: datetime | None = None
         self.last_clean: bool | None = None
@@ -154,22 +159,35 @@ class Reconciler:
         found: list[Incident] = []
         calls = 0
         last_fill = self.store.last_fill_at
-        quiet = last_fill is None or self.clock() - last_fill >= self.quiet
+        now = self.clock()
+        quiet = last_fill is None or now - last_fill >= self.quiet
+        deferred = self._positions_deferred_since
+        overdue = deferred is not None and now - deferred >= self.max_position_deferral
         positions: list[Position] | None = None
         try:
-            if quiet and calls < self.max_calls:
+            if (quiet or overdue) and calls < self.max_calls:
                 positions = await self.broker.get_positions()
                 calls += 1
             if calls < self.max_calls:
                 open_orders = await self.broker.list_orders(OrderQuery(status="open", limit=500))
                 calls += 1
                 found += self._compare_open_orders(open_orders)
-                if positions is not None and not self._orders_caught_up(open_orders):
+                if positions is not None and not overdue and not self._orders_caught_up(open_orders):
                     positions = None
-            if positions is not None and self.store.last_fill_at != last_fill:
+            if positions is not None and not overdue and self.store.last_fill_at != last_fill:
                 positions = None  # a fill was booked while we asked: the snapshot is older than it
             if positions is not None:
+                if overdue:
+                    log.warning(
+                        "positions compared although executions still look in transit: the check was "
+                        "deferred for %.0f s (limit %.0f s)",
+                        (now - deferred).total_seconds() if deferred else 0.0,
+                        self.max_position_deferral.total_seconds(),
+                    )
                 found += self._compare_positions(positions)
+                self._positions_deferred_since = None
+            elif self._positions_deferred_since is None:
+                self._positions_deferred_since = now
         except BrokerError as error:
             # a failed query is not evidence of anything: skip this cycle, never assume flat
             log.info("reconciliation cycle skipped: %s", error.message)

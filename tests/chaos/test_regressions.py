@@ -152,3 +152,38 @@ def test_database_locked_after_the_intent_never_raises_and_settles_by_lookup(tmp
         assert rig.broker.submits_received == [res2.client_order_id]  # no second order
     finally:
         db.dispose()
+
+
+def test_a_position_check_is_deferred_for_a_stuck_order_but_never_for_ever(tmp_path: Path) -> None:
+    """The deferral above must not let an order stuck out of sync silence drift: after
+    ``max_position_deferral_s`` positions are compared anyway and the drift opens an incident."""
+    from services.domain.enums import TradingState
+    from services.reconciliation.reconciler import Reconciler
+
+    db = Database.open(None, tmp_path, [ORDERS_SCHEMA])
+    try:
+        rig = build(db, ManualClock())
+        asyncio.run(rig.engine.refresh_account())
+        rc = Reconciler(rig.broker, rig.store, rig.journal, rig.trading, rig.bus, rig.clock, rig.db,
+                        max_position_deferral_s=60)
+        asyncio.run(rc.startup())
+        request = OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(2),
+                               limit_price=Decimal(100))
+        res = asyncio.run(rig.engine.submit(request))
+        assert res.client_order_id is not None
+        rig.clock.advance(30)
+        rig.broker.faults.drop_all_events = True
+        rig.broker.fill(rig.broker.by_client[res.client_order_id], Decimal(2), Decimal(100))
+        # the engine never catches up (no polling): the first cycles defer, they do not cry drift
+        for _ in range(2):
+            rig.clock.advance(30)
+            assert asyncio.run(rc.run_cycle()).clean
+            assert rig.trading.state is TradingState.ACTIVE
+        # past the limit the positions are compared: local 0 against the broker's 2 is drift
+        rig.clock.advance(30)
+        late = asyncio.run(rc.run_cycle())
+        assert not late.clean
+        assert any(inc.subject == "AAPL" for inc in rc.open_incidents())
+        assert rig.trading.state in (TradingState.REDUCING, TradingState.HALTED)
+    finally:
+        db.dispose()
