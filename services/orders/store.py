@@ -324,8 +324,17 @@ class OrderStore:
             self._batch.flush()
 
     def _record_anomaly(self, anomaly: Anomaly) -> None:
-        level = "info" if anomaly.kind == "inferred_fill" else "warning"
-        log.warning("order anomaly %s on %s: %s", anomaly.kind, anomaly.order_key, anomaly.detail)
+        # A fill booked from an order snapshot before its execution report arrives is routine (the
+        # local exchange fills market orders within the POST; a REST poll after a stream outage
+        # does the same): recorded and logged, but not pushed at the trader like a real anomaly.
+        routine = anomaly.kind == "inferred_fill"
+        log.log(
+            logging.INFO if routine else logging.WARNING,
+            "order anomaly %s on %s: %s",
+            anomaly.kind,
+            anomaly.order_key,
+            anomaly.detail,
+        )
         self.anomalies.append(anomaly)
         del self.anomalies[:-200]
         self._write(
@@ -333,11 +342,9 @@ class OrderStore:
                 ts=anomaly.ts, kind=anomaly.kind, client_order_id=anomaly.order_key, detail=anomaly.detail
             )
         )
-        self._bus.publish(
-            NotificationEvent(
-                self._clock(), level, "orders", f"{anomaly.kind}: {anomaly.order_key}: {anomaly.detail}"
-            )
-        )
+        if not routine:
+            text = f"{anomaly.kind}: {anomaly.order_key}: {anomaly.detail}"
+            self._bus.publish(NotificationEvent(self._clock(), "warning", "orders", text))
 
     def _trim(self) -> None:
         while len(self._closed) > self._keep_closed:
