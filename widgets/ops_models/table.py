@@ -38,19 +38,12 @@ class Column(Generic[R]):
     header_tip: str = ""
 
 
-class KeyedTableModel(QAbstractTableModel, Generic[R]):
-    """Rows identified by ``key(row)``; see the module docstring. GUI thread only."""
+class _ColumnTableModel(QAbstractTableModel, Generic[R]):
+    """The read side both tables share: ``_rows`` shown through ``_columns``. GUI thread only."""
 
-    def __init__(
-        self, columns: Sequence[Column[R]], key: Callable[[R], Hashable], parent: Any = None
-    ) -> None:
-        super().__init__(parent)
-        self._columns = list(columns)
-        self._key = key
-        self._rows: list[R] = []
-        self._index: dict[Hashable, int] = {}
+    _columns: list[Column[R]]
+    _rows: list[R]
 
-    # -- Qt interface ---------------------------------------------------------------------------
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
 
@@ -67,12 +60,26 @@ class KeyedTableModel(QAbstractTableModel, Generic[R]):
             return None
         return _cell(self._columns[index.column()], self._rows[index.row()], role)
 
-    # -- rows -----------------------------------------------------------------------------------
     def rows(self) -> list[R]:
         return list(self._rows)
 
     def row_at(self, row: int) -> R:
         return self._rows[row]
+
+
+class KeyedTableModel(_ColumnTableModel[R]):
+    """Rows identified by ``key(row)``; see the module docstring. GUI thread only."""
+
+    def __init__(
+        self, columns: Sequence[Column[R]], key: Callable[[R], Hashable], parent: Any = None
+    ) -> None:
+        super().__init__(parent)
+        self._columns = list(columns)
+        self._key = key
+        self._rows: list[R] = []
+        self._index: dict[Hashable, int] = {}
+
+    # -- rows -----------------------------------------------------------------------------------
 
     def row_for_key(self, key: Hashable) -> int | None:
         return self._index.get(key)
@@ -116,7 +123,7 @@ class KeyedTableModel(QAbstractTableModel, Generic[R]):
         self._index = {self._key(r): i for i, r in enumerate(self._rows)}
 
 
-class BoundedTableModel(QAbstractTableModel, Generic[R]):
+class BoundedTableModel(_ColumnTableModel[R]):
     """An append-only table keeping the newest ``capacity`` rows (live predictions, trades).
 
     :meth:`extend` appends a batch with one insert and trims the oldest rows with one remove, so
@@ -131,27 +138,6 @@ class BoundedTableModel(QAbstractTableModel, Generic[R]):
         self.capacity = capacity
         self._rows: list[R] = []
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._columns)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        return _header(self._columns, section, orientation, role)
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.row() >= len(self._rows) or index.column() >= len(self._columns):
-            return None
-        return _cell(self._columns[index.column()], self._rows[index.row()], role)
-
-    def rows(self) -> list[R]:
-        return list(self._rows)
-
-    def row_at(self, row: int) -> R:
-        return self._rows[row]
 
     def clear(self) -> None:
         self.beginResetModel()
