@@ -508,7 +508,7 @@ async def _refresh_open_orders(services: Services) -> None:
         return
     for rec in list(store.open_orders()):
         if rec.broker_order_id is not None:
-            await engine._refresh_order(rec)  # the engine's own REST refresh (no public alias)
+            await engine.refresh_order(rec)
         else:
             await engine.resolve_intent(rec.client_order_id)
 
@@ -715,7 +715,7 @@ async def _prepare_shadow(ctx: AppContext, services: Services, tracker: ShadowTr
             except Exception as exc:
                 log.info("shadow warm-up: no history for %s (%s)", symbol, exc)
                 continue
-            warm_up(tracker, bars)
+            tracker.warm_up(bars)
     ready["warm"] = True
     log.info("shadow tracker warmed up; rule model %s active", tracker.engines[0].key)
     # Loading or training a model imports scikit-learn (seconds of work holding the GIL, which the
@@ -754,12 +754,6 @@ def _load_models(registry: ModelRegistry) -> list[SklearnPredictor]:
         except (ModelRegistryError, ValueError) as exc:
             log.error("shadow model %s not loaded: %s", name, exc)
     return out
-
-
-def warm_up(tracker: ShadowTracker, bars: list[Bar]) -> None:
-    """Feed bars to the tracker's feature engines without predicting (no invented predictions)."""
-    for bar in bars:
-        tracker._engine(bar.symbol).update(bar)  # the tracker's per-symbol feature engine
 
 
 # -- metrics ----------------------------------------------------------------------------------------

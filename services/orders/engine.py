@@ -607,6 +607,11 @@ class ExecutionEngine:
                     self.store.forget(rec.client_order_id)
         return calls
 
+    async def refresh_order(self, rec: OrderRecord) -> None:
+        """Re-read one order from the broker and apply what it says (after a reconnect: Alpaca does
+        not replay trade updates missed while the stream was down). Loop thread."""
+        await self._refresh_order(rec)
+
     async def _refresh_order(self, rec: OrderRecord) -> None:
         try:
             if rec.broker_order_id is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -219,6 +219,12 @@ class ShadowTracker:
             self._pending.setdefault(vector.symbol, deque()).append((due, group))
             made.extend(group)
         return made
+
+    def warm_up(self, bars: Iterable[Bar]) -> None:
+        """Feed history to the per-symbol feature engines without predicting, so the first live
+        prediction has full feature windows (no invented predictions for the past)."""
+        for bar in bars:
+            self._engine(bar.symbol).update(bar)
 
     def _engine(self, symbol: str) -> FeatureEngine:
         fe = self._features.get(symbol)

@@ -107,3 +107,13 @@ def test_bad_configuration_is_refused() -> None:
         ShadowTracker([InferenceEngine(None)], horizon=0)
     with pytest.raises(ValueError, match="at least one"):
         ShadowTracker([])
+
+
+def test_warm_up_fills_the_feature_windows_without_predicting() -> None:
+    tracker, bars = tracked()
+    tracker.warm_up(bars[:60])
+    assert tracker.predictions == 0 and tracker.scored == 0
+    # the windows are full, so the very next live bar is predicted (without warm-up it takes 61)
+    assert len(tracker.on_bar(bars[60])) == 1
+    cold, _ = tracked()
+    assert cold.on_bar(bars[60]) == []
