@@ -70,20 +70,6 @@ class EngineLike(Protocol):
     async def flatten_all(self, *, source: str = "manual") -> int: ...
 
 
-def preview_check(gate: RiskGate, request: OrderRequest, ctx: RiskContext) -> RiskReport:
-    """Run ``gate``'s checks without side effects.
-
-    ``RiskGate.check`` records passing orders for its rate and duplicate guards and may report a
-    loss-limit breach; a preview must do neither (typing must not use up the order rate or make
-    the real submit look like a duplicate). So the checks run on a scratch gate with the same
-    limits and a copy of the real gate's recent-order history.
-    """
-    scratch = RiskGate(gate.limits)
-    scratch._recent = gate._recent.copy()
-    scratch._last_orders = gate._last_orders.copy()
-    return scratch.check(request, ctx)
-
-
 @dataclass(frozen=True, slots=True)
 class TicketState:
     """The outcome of reading the form: a request, or the errors per field."""
@@ -406,7 +392,7 @@ class OrderTicket(QWidget):
             return None
         request = state.request
         asset = self._asset(request.symbol)
-        report = preview_check(self.engine.risk, request, self.engine.risk_context(request, asset))
+        report = self.engine.risk.preview(request, self.engine.risk_context(request, asset))
         self.last_report = report
         for c in report.checks:
             nums = ", ".join(f"{k}={v}" for k, v in c.numbers.items())

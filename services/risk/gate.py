@@ -138,7 +138,13 @@ class RiskGate:
         self._precompute()
 
     # --- the gate --------------------------------------------------------------------------------
-    def check(self, request: OrderRequest, ctx: RiskContext) -> RiskReport:
+    def preview(self, request: OrderRequest, ctx: RiskContext) -> RiskReport:
+        """The same checks as :meth:`check`, with no side effects: a passing order is not counted
+        for the rate and duplicate guards and a loss-limit breach is not reported (the order
+        ticket runs this while the trader types)."""
+        return self.check(request, ctx, record=False)
+
+    def check(self, request: OrderRequest, ctx: RiskContext, *, record: bool = True) -> RiskReport:
         lim = self.limits
         sym = request.symbol
         pos = ctx.positions.get(sym, ZERO)
@@ -422,7 +428,7 @@ class RiskGate:
                 breach = f"daily loss {_s(-day_pl)} reached the limit {_s(lim.max_daily_loss)}"
             elif dd >= self._dd:
                 breach = f"drawdown {_s(dd * HUNDRED)}% reached the limit {_s(lim.max_drawdown_pct)}%"
-            if breach and self._on_breach is not None:
+            if breach and record and self._on_breach is not None:
                 self._on_breach(self._breach_state, breach)
             ok = not breach or reducing
             add(
@@ -481,7 +487,7 @@ class RiskGate:
         )
 
         report = RiskReport(tuple(out))
-        if report.passed:
+        if record and report.passed:
             recent.append(now)
             last_orders.append((now, sym, request.side, qty, request.limit_price))
         return report

@@ -280,3 +280,18 @@ def test_limits_from_strings() -> None:
         RiskLimits.from_strings({"max_order_qty": "-1"})
     with pytest.raises(RiskLimitsError):
         RiskLimits.from_strings({"max_daily_loss": "NaN"})
+
+
+def test_preview_runs_every_check_but_records_nothing() -> None:
+    breaches: list[TradingState] = []
+    gate = RiskGate(RiskLimits(max_daily_loss=Decimal(1000)), on_breach=lambda s, r: breaches.append(s))
+    previewed = gate.preview(req(), ctx())
+    assert previewed.passed
+    # typing in the ticket must not make the real submit a duplicate or use up the order rate
+    assert gate.check(req(), ctx(now=NOW + timedelta(seconds=1))).passed
+    assert "duplicate_order" in failed(gate.preview(req(), ctx(now=NOW + timedelta(seconds=2))))
+    # a previewed loss-limit breach fails the check but does not move the trading state
+    losing = account(equity=Decimal(98000), last_equity=Decimal(100000))
+    assert "loss_limits" in failed(gate.preview(req(), ctx(account=losing)))
+    assert breaches == []
+    assert [c.name for c in previewed.checks] == [c.name for c in gate.check(req(qty="3"), ctx()).checks]
