@@ -341,3 +341,72 @@ def test_time_labels_match_strftime(panel: ChartPanel) -> None:
     want = times[0].strftime("%b %Y") if times[0].month == 1 else times[0].strftime("%b")
     assert axis.tickStrings([0.0], 1.0, 1.0) == [want]
     assert panel._format_time(int(d["t"][1])) == times[1].strftime("%Y-%m-%d %H:%M UTC")
+
+
+def test_nice_ticks_are_round_and_spaced() -> None:
+    from widgets.chart.axis import nice_ticks
+
+    assert nice_ticks(103.2, 109.6, 460, min_px=40) == [104.0, 105.0, 106.0, 107.0, 108.0, 109.0]
+    values = nice_ticks(0.0, 1.0, 1000, min_px=40)
+    assert (
+        values[1] - values[0] == pytest.approx(0.05) and values[0] == 0.0 and values[-1] == pytest.approx(1.0)
+    )
+    for lo, hi, px in ((0.0012, 0.0019, 300.0), (-5e6, 7e6, 120.0), (99.99, 100.01, 900.0)):
+        v = nice_ticks(lo, hi, px, min_px=40)
+        assert v and all(lo <= x <= hi for x in v)
+        step = v[1] - v[0]
+        assert px * step / (hi - lo) >= 40 - 1e-9  # labels at least 40 px apart
+        assert len(v) >= 2 or px < 80
+    assert nice_ticks(1.0, 1.0, 500) == [] and nice_ticks(0.0, float("nan"), 500) == []
+    assert nice_ticks(0.0, 1.0, 0) == []
+
+
+def _axis_labels(axis) -> list[str]:  # type: ignore[no-untyped-def]
+    return [st.text() for _, st in axis._labels]
+
+
+def test_price_axis_labels_follow_the_view_and_stay_inside(panel: ChartPanel) -> None:
+    load(panel)
+    axis = panel.price_plot.getAxis("right")
+    lo, hi = panel.price_plot.getViewBox().viewRange()[1]
+    labels = _axis_labels(axis)
+    assert len(labels) >= 3
+    values = [float(s) for s in labels]
+    assert all(lo <= v <= hi for v in values) and values == sorted(values)
+    bounds = axis.mapRectFromParent(axis.geometry())
+    for pos, st in axis._labels:
+        assert bounds.left() <= pos.x() and pos.x() + st.size().width() <= bounds.right() + 1
+    # The grid draws its horizontal lines at the same values as the labels.
+    grid_ticks = axis.tickValues(lo, hi, bounds.height())[0][1]
+    assert set(values) <= {
+        float(axis.tickStrings([v], 1.0, grid_ticks[1] - grid_ticks[0])[0]) for v in grid_ticks
+    }
+    # Moving the view re-lays the axis out: new range, new labels.
+    panel.price_plot.getViewBox().setYRange(lo + 1000, hi + 1000, padding=0)
+    frame(panel)
+    moved = [float(s) for s in _axis_labels(axis)]
+    assert moved and all(lo + 1000 <= v <= hi + 1000 for v in moved)
+
+
+def test_time_axis_labels_shift_with_a_new_bar(panel: ChartPanel) -> None:
+    d = load(panel, n=3000)
+    axis = panel.volume_axis
+    before = list(axis._labels)
+    assert len(before) >= 3
+    step = int(d["t"][1] - d["t"][0])
+    live = panel.store.live
+    assert live is not None
+    c = live.c
+    bar = {"t": live.t + step, "o": c, "h": c, "l": c, "c": c, "v": 1.0}
+    panel.append_bars({k: np.array([v]) for k, v in bar.items()})
+    frame(panel)
+    after = list(axis._labels)
+    # Same labels (a one-bar shift), each drawn a bar's width further left, same text objects reused.
+    common = {st.text() for _, st in before} & {st.text() for _, st in after}
+    assert common
+    px_per_bar = axis.mapRectFromParent(axis.geometry()).width() / 100
+    for text in common:
+        x0 = next(p.x() for p, st in before if st.text() == text)
+        x1 = next(p.x() for p, st in after if st.text() == text)
+        assert x1 == pytest.approx(x0 - px_per_bar, abs=1.5)
+    assert any(a is b for (_, a) in after for (_, b) in before)

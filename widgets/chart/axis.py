@@ -7,6 +7,7 @@ that gives no more labels than fit.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
@@ -38,6 +39,12 @@ _MAX_SAMPLES: Final = 3000
 MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _Ticks = list[tuple[float, list[float]]]
 _LABEL_PX: Final = 90.0
+#: the least room a value-axis label gets (pixels between neighbouring labels)
+VALUE_LABEL_PX: Final = 40.0
+#: set as ``AxisItem.picture`` once a LeanAxis has laid itself out; pyqtgraph resets it to None
+#: whenever the axis must be redrawn (range, size, ticks, pens, font)
+_LAID_OUT: Final = QtGui.QPicture()
+_AA: Final = QtGui.QPainter.RenderHint.Antialiasing
 
 
 def tick_positions(t: np.ndarray, first_index: int, step: int, unit: str, offset_ns: int) -> np.ndarray:
@@ -58,7 +65,157 @@ def tick_positions(t: np.ndarray, first_index: int, step: int, unit: str, offset
     return first_index + change * step
 
 
-class TimeAxis(pg.AxisItem):
+class LeanAxis(pg.AxisItem):
+    """A pyqtgraph axis that paints its first tick level directly.
+
+    pyqtgraph's AxisItem lays out three tick levels through a general routine (a Point per tick
+    end, a painter-measured box per label), records them into a QPicture and replays it: on a
+    chart that scrolls with every new bar that is ~0.8 ms a frame for the time axis and ~1.4 ms
+    for a price axis whenever its range moves. This axis keeps pyqtgraph's layout, linking and
+    styling, and paints the marks of the first tick level with one ``drawLines`` and its labels
+    from cached ``QStaticText``. The layout is recomputed only when pyqtgraph invalidates the
+    axis; the labels of a one-bar shift are the same strings, so their text layout is reused.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lines: list[QtCore.QLineF] = []
+        self._labels: list[tuple[QtCore.QPointF, QtGui.QStaticText]] = []
+        self._texts: dict[str, QtGui.QStaticText] = {}
+        self._font_key = ""
+
+    def _static_text(self, s: str, font: QtGui.QFont) -> QtGui.QStaticText:
+        st = self._texts.get(s)
+        if st is None:
+            if len(self._texts) > 512:
+                self._texts.clear()
+            st = self._texts[s] = QtGui.QStaticText(s)
+            st.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+            st.prepare(QtGui.QTransform(), font)
+        return st
+
+    def level_ticks(self, length: float) -> tuple[list[float], list[str]]:
+        """Values and labels of the first tick level for an axis ``length`` pixels long."""
+        lo, hi = self.range
+        if self._tickLevels is not None:
+            level = self._tickLevels[0] if self._tickLevels else []
+            return [float(v) for v, _ in level], [str(t) for _, t in level]
+        levels = self.tickValues(lo, hi, length)
+        if not levels:
+            return [], []
+        spacing, values = levels[0]
+        values = [float(v) for v in values]
+        return values, self.tickStrings(values, self.autoSIPrefixScale * self.scale, spacing)
+
+    def _layout(self, font: QtGui.QFont) -> None:
+        self._lines, self._labels = [], []
+        bounds = self.mapRectFromParent(self.geometry())
+        vertical = self.orientation in ("left", "right")
+        length = bounds.height() if vertical else bounds.width()
+        lo, hi = self.range
+        if length <= 0 or hi == lo:
+            return
+        values, strings = self.level_ticks(length)
+        tick = float(self.style["tickLength"])
+        offset = max(0.0, tick) + float(self.style["tickTextOffset"][0 if vertical else 1])
+        scale = length / (hi - lo)
+        show = bool(self.style["showValues"])
+        lines = self._lines
+        labels = self._labels
+        size2 = 0.0
+        if self.orientation == "right":
+            edge, direction = bounds.left(), 1.0
+            lines.append(QtCore.QLineF(edge + 1, bounds.top() - 1, edge + 1, bounds.bottom() + 1))
+        elif self.orientation == "left":
+            edge, direction = bounds.right(), -1.0
+            lines.append(QtCore.QLineF(edge - 1, bounds.top() - 1, edge - 1, bounds.bottom() + 1))
+        elif self.orientation == "bottom":
+            edge, direction = bounds.top(), 1.0
+            lines.append(QtCore.QLineF(bounds.left() - 1, edge + 1, bounds.right() + 1, edge + 1))
+        else:
+            edge, direction = bounds.bottom(), -1.0
+            lines.append(QtCore.QLineF(bounds.left() - 1, edge - 1, bounds.right() + 1, edge - 1))
+        end = edge + tick * direction
+        for v, s in zip(values, strings, strict=False):
+            if vertical:
+                pos = bounds.bottom() - (v - lo) * scale
+                if not bounds.top() - 0.5 <= pos <= bounds.bottom() + 0.5:
+                    continue
+                lines.append(QtCore.QLineF(edge, pos, end, pos))
+            else:
+                pos = bounds.left() + (v - lo) * scale
+                if not bounds.left() - 0.5 <= pos <= bounds.right() + 0.5:
+                    continue
+                lines.append(QtCore.QLineF(pos, edge, pos, end))
+            if not show or not s:
+                continue
+            st = self._static_text(s, font)
+            w, h = st.size().width(), st.size().height()
+            if vertical:
+                x = edge + offset if direction > 0 else edge - offset - w
+                y = pos - h / 2
+                if pos - 0.4 * h < bounds.top() or pos + 0.4 * h > bounds.bottom():
+                    continue  # pyqtgraph's rule: the label's ink (80 % of its line) fits
+                size2 = max(size2, w)
+            else:
+                x = pos - w / 2
+                y = edge + offset if direction > 0 else edge - offset - h
+                if x < bounds.left() or x + w > bounds.right():
+                    continue
+                size2 = max(size2, h * 0.8)  # pyqtgraph's measure of a label's height
+            labels.append((QtCore.QPointF(x, y), st))
+        if show:
+            self._updateMaxTextSize(math.ceil(size2))
+
+    def paint(self, p: QtGui.QPainter, *args: Any) -> None:
+        font = self.style["tickFont"]
+        if font is not None:
+            p.setFont(font)
+        font = p.font()
+        key = font.key()
+        if key != self._font_key:
+            self._texts.clear()
+            self._font_key = key
+            self.picture = None
+        if self.picture is None:
+            self._layout(font)
+            self.picture = _LAID_OUT
+        p.setRenderHint(_AA, False)
+        if self._lines:
+            p.setPen(self.pen())
+            p.drawLines(self._lines[:1])
+            if len(self._lines) > 1:
+                p.setPen(self.tickPen())
+                p.drawLines(self._lines[1:])
+        if self._labels:
+            p.setPen(self.textPen())
+            for pos, st in self._labels:
+                p.drawStaticText(pos, st)
+
+
+def nice_ticks(lo: float, hi: float, length_px: float, min_px: float = VALUE_LABEL_PX) -> list[float]:
+    """Round values (1, 2 or 5 × 10^k apart) between ``lo`` and ``hi``, at least ``min_px`` apart."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo or length_px <= 0:
+        return []
+    raw = (hi - lo) * min_px / length_px
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1.0, 2.0, 5.0, 10.0) if m * mag >= raw)
+    first = math.ceil(lo / step)
+    last = math.floor(hi / step)
+    return [i * step for i in range(first, last + 1)]
+
+
+class ValueAxis(LeanAxis):
+    """Price axis: one level of round ticks, at least ``VALUE_LABEL_PX`` apart (the grid's too)."""
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:
+        values = nice_ticks(minVal, maxVal, size)
+        if len(values) < 2:
+            return [(maxVal - minVal, values)] if values else []
+        return [(values[1] - values[0], values)]
+
+
+class TimeAxis(LeanAxis):
     """Bottom axis mapping bar indexes to the store's timestamps, displayed in ``tz``."""
 
     def __init__(
@@ -198,7 +355,7 @@ def compact_number(v: float) -> str:
     return f"{v:.4g}"
 
 
-class CompactAxis(pg.AxisItem):
+class CompactAxis(ValueAxis):
     """Value axis with compact labels (volume), and no label at zero."""
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:

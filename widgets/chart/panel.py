@@ -23,7 +23,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from services.domain.enums import Timeframe
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from widgets.chart import indicators as ind
-from widgets.chart.axis import CompactAxis, GridItem, TimeAxis
+from widgets.chart.axis import CompactAxis, GridItem, TimeAxis, ValueAxis
 from widgets.chart.candles import DOWN_COLOR, UP_COLOR, CandlestickItem, LiveBarItem, VolumeItem
 from widgets.chart.store import BarStore, LiveBar
 
@@ -268,12 +268,12 @@ class ChartPanel(QtWidgets.QWidget):
         self.volume_axis = TimeAxis(self.store, self.display_tz, share_ticks_with=self.price_axis)
         self.rsi_axis = TimeAxis(self.store, self.display_tz, share_ticks_with=self.price_axis)
         self.price_plot: pg.PlotItem = self.plot_widget.addPlot(
-            row=0, col=0, axisItems={"bottom": self.price_axis}
+            row=0, col=0, axisItems={"bottom": self.price_axis, "right": ValueAxis("right")}
         )
         self.volume_plot: pg.PlotItem = self.plot_widget.addPlot(
             row=1, col=0, axisItems={"bottom": self.volume_axis, "right": CompactAxis("right")}
         )
-        self.rsi_plot = pg.PlotItem(axisItems={"bottom": self.rsi_axis})
+        self.rsi_plot = pg.PlotItem(axisItems={"bottom": self.rsi_axis, "right": ValueAxis("right")})
         for plot in (self.price_plot, self.volume_plot, self.rsi_plot):
             self._style_plot(plot)
         self.price_plot.hideAxis("bottom")
