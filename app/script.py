@@ -5,7 +5,15 @@ FILE is JSON: a list of orders, each ``{"symbol": "AAPL", "side": "buy", "qty": 
 ``limit_price`` may also be ``{"offset_pct": -5}``: that percentage away from the current price
 (for orders that must rest). Orders go through the execution engine (risk gate, journal before
 wire) with source ``script``, one after another, each after its ``delay`` seconds, once trading is
-ACTIVE. Bad files are refused at start with a message naming the entry.
+ACTIVE and the order's symbol has a fresh quote and a price. Bad files are refused at start with a
+message naming the entry.
+
+Trading turns ACTIVE once the trading stream is live and *some* symbol is priced; the symbol of a
+scripted order may not be yet (the crypto feed often connects after the stock feed, more so on a
+busy machine), and the risk gate rightly refuses an order it cannot price. So each order first
+waits for its own symbol's market data, at most ``price_timeout`` seconds per symbol; after that it
+is submitted anyway and the gate's refusal is logged. An order the gate or the broker refuses, and
+orders a shutdown leaves unsubmitted, are logged as warnings.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -22,10 +31,17 @@ from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingStat
 from services.domain.models import OrderRequest
 from services.domain.symbols import is_crypto, normalize_symbol
 from services.orders.engine import ExecutionEngine, SubmitResult
+from services.risk.gate import PriceSource
 from services.risk.trading_state import TradingStateMachine
 
 log = logging.getLogger(__name__)
 SOURCE = "script"
+#: How often the script checks whether trading is ACTIVE and whether a symbol is priced.
+POLL_S = 0.1
+#: Longest wait for a symbol's first fresh quote and price before its order is submitted anyway.
+PRICE_TIMEOUT_S = 15.0
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class ScriptError(ValueError):
@@ -95,38 +111,86 @@ def load_script(path: Path) -> list[ScriptedOrder]:
     return out
 
 
+def priced(prices: PriceSource, symbol: str) -> bool:
+    """Whether the risk gate can value an order in ``symbol``: a fresh quote and a price."""
+    return (
+        prices.quote(symbol) is not None
+        and prices.last_price(symbol) is not None
+        and not prices.is_stale(symbol)
+    )
+
+
+async def _wait_priced(prices: PriceSource, symbol: str, timeout: float, sleep: Sleep) -> bool:
+    waited = 0.0
+    while not priced(prices, symbol):
+        if waited >= timeout:
+            return False
+        await sleep(POLL_S)
+        waited += POLL_S
+    return True
+
+
 async def run_script(
     orders: list[ScriptedOrder],
     engine: ExecutionEngine,
     trading: TradingStateMachine,
     *,
     active_timeout: float = 60.0,
+    price_timeout: float = PRICE_TIMEOUT_S,
+    sleep: Sleep = asyncio.sleep,
 ) -> list[SubmitResult]:
-    """Submit each order once trading is ACTIVE; returns the engine's results."""
-    waited = 0.0
-    while trading.state is not TradingState.ACTIVE:
-        if waited >= active_timeout:
-            log.error("order script not run: trading is %s (%s)", trading.state.value, trading.reason)
-            return []
-        await asyncio.sleep(0.1)
-        waited += 0.1
-    results = []
-    for n, o in enumerate(orders, 1):
-        if o.delay:
-            await asyncio.sleep(o.delay)
-        limit = o.limit_price
-        if o.offset_pct is not None:
-            last = engine.prices.last_price(o.symbol)
-            if last is None:
-                log.error("script order %d skipped: no price for %s", n, o.symbol)
-                continue
-            limit = (last * (1 + o.offset_pct / 100)).quantize(Decimal("0.01"))
-        request = OrderRequest(
-            symbol=o.symbol, side=o.side, type=o.type, time_in_force=o.time_in_force, qty=o.qty,
-            limit_price=limit,
-        )
-        result = await engine.submit(request, source=SOURCE)
-        log.info("script order %d: %s %s %s -> %s %s (%s)", n, o.side.value, o.qty, o.symbol,
-                 result.client_order_id, result.state.value, result.message)
-        results.append(result)
+    """Submit each order once trading is ACTIVE and its symbol is priced; returns the engine's
+    results. ``sleep`` is :func:`asyncio.sleep` except in tests."""
+    results: list[SubmitResult] = []
+    handled = 0  # orders submitted or skipped
+    submitting = False
+
+    async def run() -> None:
+        nonlocal handled, submitting
+        waited = 0.0
+        while trading.state is not TradingState.ACTIVE:
+            if waited >= active_timeout:
+                log.error("order script not run: trading is %s (%s)", trading.state.value, trading.reason)
+                handled = len(orders)
+                return
+            await sleep(POLL_S)
+            waited += POLL_S
+        unpriced: set[str] = set()  # symbols whose wait already timed out: not waited for again
+        for n, o in enumerate(orders, 1):
+            if o.delay:
+                await sleep(o.delay)
+            if o.symbol not in unpriced and not await _wait_priced(
+                engine.prices, o.symbol, price_timeout, sleep
+            ):
+                unpriced.add(o.symbol)
+                log.warning("script order %d: no fresh quote for %s after %g s (is it in the watchlist?); "
+                            "submitting it anyway", n, o.symbol, price_timeout)  # fmt: skip
+            limit = o.limit_price
+            if o.offset_pct is not None:
+                last = engine.prices.last_price(o.symbol)
+                if last is None:
+                    log.error("script order %d skipped: no price for %s", n, o.symbol)
+                    handled = n
+                    continue
+                limit = (last * (1 + o.offset_pct / 100)).quantize(Decimal("0.01"))
+            request = OrderRequest(
+                symbol=o.symbol, side=o.side, type=o.type, time_in_force=o.time_in_force, qty=o.qty,
+                limit_price=limit,
+            )
+            submitting = True
+            result = await engine.submit(request, source=SOURCE)
+            submitting, handled = False, n
+            log.log(logging.INFO if result.accepted else logging.WARNING,
+                    "script order %d: %s %s %s -> %s %s (%s)", n, o.side.value, o.qty, o.symbol,
+                    result.client_order_id, result.state.value, result.message)  # fmt: skip
+            results.append(result)
+
+    try:
+        await run()
+    except asyncio.CancelledError:
+        if handled < len(orders):
+            during = f" (order {handled + 1} was being submitted)" if submitting else ""
+            log.warning("order script stopped by shutdown: %d of %d order(s) not submitted%s",
+                        len(orders) - handled - (1 if submitting else 0), len(orders), during)  # fmt: skip
+        raise
     return results
