@@ -120,14 +120,15 @@ def priced(prices: PriceSource, symbol: str) -> bool:
     )
 
 
-async def _wait_priced(prices: PriceSource, symbol: str, timeout: float, sleep: Sleep) -> bool:
+async def _wait_priced(prices: PriceSource, symbol: str, timeout: float, sleep: Sleep) -> float | None:
+    """Seconds waited until ``symbol`` was priced, or None when ``timeout`` passed first."""
     waited = 0.0
     while not priced(prices, symbol):
         if waited >= timeout:
-            return False
+            return None
         await sleep(POLL_S)
         waited += POLL_S
-    return True
+    return waited
 
 
 async def run_script(
@@ -159,12 +160,14 @@ async def run_script(
         for n, o in enumerate(orders, 1):
             if o.delay:
                 await sleep(o.delay)
-            if o.symbol not in unpriced and not await _wait_priced(
-                engine.prices, o.symbol, price_timeout, sleep
-            ):
-                unpriced.add(o.symbol)
-                log.warning("script order %d: no fresh quote for %s after %g s (is it in the watchlist?); "
-                            "submitting it anyway", n, o.symbol, price_timeout)  # fmt: skip
+            if o.symbol not in unpriced:
+                price_wait = await _wait_priced(engine.prices, o.symbol, price_timeout, sleep)
+                if price_wait is None:
+                    unpriced.add(o.symbol)
+                    log.warning("script order %d: no fresh quote for %s after %g s (is it in the "
+                                "watchlist?); submitting it anyway", n, o.symbol, price_timeout)  # fmt: skip
+                elif price_wait:
+                    log.info("script order %d: waited %.1f s for a fresh %s quote", n, price_wait, o.symbol)
             limit = o.limit_price
             if o.offset_pct is not None:
                 last = engine.prices.last_price(o.symbol)

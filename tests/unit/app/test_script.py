@@ -95,14 +95,18 @@ def _run(orders: list[ScriptedOrder], engine: FakeEngine, trading: FakeTrading, 
     return asyncio.run(run_script(orders, cast(Any, engine), cast(Any, trading), sleep=clock.sleep, **kw))
 
 
-def test_an_order_waits_for_its_own_symbols_price_not_just_for_active_trading() -> None:
+def test_an_order_waits_for_its_own_symbols_price_not_just_for_active_trading(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     clock = FakeClock()
     prices = FakePrices({"AAPL": Decimal("190")})  # stocks priced: trading is ACTIVE; crypto not yet
     clock.at(0.5, lambda: prices.quotes.__setitem__("BTC/USD", Decimal("60000")))
     engine = FakeEngine(prices, clock)
-    (result,) = _run([_order("BTC/USD")], engine, FakeTrading(), clock)
+    with caplog.at_level(logging.INFO, logger="app.script"):
+        (result,) = _run([_order("BTC/USD")], engine, FakeTrading(), clock)
     assert result.accepted, result.message
     assert engine.sent[0][0] == pytest.approx(0.5)
+    assert "script order 1: waited 0.5 s for a fresh BTC/USD quote" in caplog.text
 
 
 def test_a_priced_symbol_is_submitted_at_once() -> None:
