@@ -68,7 +68,9 @@ def test_candle_aggregator_matches_exchange_minute_bars(exchange: LocalExchange)
 
         def on_batch(e: MarketDataBatchEvent) -> None:
             for eb in e.batch.exchange_bars:
-                if eb.kind == "b" and eb.bar.symbol == "AAPL":
+                # A late print for a closed minute is followed by an updated bar ("u") that
+                # includes it: the exchange's last word on a minute replaces its first.
+                if eb.kind in ("b", "u") and eb.bar.symbol == "AAPL":
                     theirs[eb.bar.ts] = eb
             for b in e.batch.bars:
                 if b.symbol == "AAPL" and b.trade_count:

@@ -74,3 +74,47 @@ def test_symbols_are_independent() -> None:
     bars, _ = agg.drain()
     assert [b.symbol for b in bars] == ["A"]
     assert {b.symbol for b in agg.partials()} == {"A", "B"}
+
+
+def test_closed_bars_equal_the_exchange_simulators_final_bars_late_prints_included() -> None:
+    """Fed the simulator's stream in order, every closed bar equals the exchange's last word on it.
+
+    A late print arrives after the exchange's minute bar ("b"), before any trade of the next minute,
+    and is followed by an updated bar ("u"): the aggregator's bar must equal the "u" one then.
+    """
+    from datetime import timedelta
+
+    from services.exchange.history import HistoryGenerator
+    from services.exchange.market import MarketSimulator
+    from services.exchange.sessions import MarketCalendar
+    from services.exchange.universe import build_universe
+
+    uni, cal = build_universe(), MarketCalendar(always_open=True)
+    now = datetime(2024, 3, 5, 15, 0, 7, tzinfo=UTC)
+    sim = MarketSimulator(uni, cal, HistoryGenerator(uni, cal, 1), seed=1, rate=400, clock=lambda: now)
+    agg = CandleAggregator()
+    final: dict[tuple[str, datetime], tuple[str, dict]] = {}
+    first_minute: dict[str, int] = {}
+    for _ in range(int(185 / 0.5)):
+        now += timedelta(seconds=0.5)
+        for m in sim.step(int(now.timestamp() * 1e6) * 1000).messages():
+            if m["T"] == "t":
+                t = m["t"].to_unix_nano()
+                first_minute.setdefault(m["S"], t // MINUTE_NS)
+                agg.add_trade(m["S"], m["p"], m["s"], t)
+            elif m["T"] in ("b", "u"):
+                ts = datetime.fromtimestamp(m["t"].to_unix_nano() / 1e9, UTC)
+                final[(m["S"], ts)] = (m["T"], m)
+    ours, _gaps = agg.drain()
+    compared: list[str] = []
+    for bar in ours:
+        key = (bar.symbol, bar.ts)
+        if key not in final or int(bar.ts.timestamp()) // 60 == first_minute[bar.symbol]:
+            continue  # a flat fill, or the first minute, which began before the simulator did
+        kind, m = final[key]
+        assert (bar.open, bar.high, bar.low, bar.close) == tuple(Decimal(str(m[k])) for k in "ohlc"), key
+        assert bar.trade_count == m["n"] and float(bar.volume) == m["v"], (key, kind)
+        assert bar.vwap is not None and abs(float(bar.vwap) - m["vw"]) <= 1e-4, (key, kind)
+        compared.append(kind)
+    assert compared.count("b") >= 20
+    assert "u" in compared, "no late print in the run: choose a seed or a longer run that has one"
