@@ -164,11 +164,21 @@ class RowTableView(QTableView):
             opt.initFrom(self)
             rgba = self.style().styleHint(QStyle.StyleHint.SH_Table_GridLineColor, opt, self)
             grid_color = QColor.fromRgba(rgba & 0xFFFFFFFF)
-            painter.setPen(QPen(grid_color, 0, self.gridStyle()))
             top = painted[0][1]
             bottom = painted[-1][1] + painted[-1][2] - 1
             left = columns[0][1]
-            lines = [QLine(x + w - 1, top, x + w - 1, bottom) for _logical, x, w in columns]
-            lines += [QLine(left, y + h - 1, right_edge - 1, y + h - 1) for _t, y, h, *_rest in painted]
-            painter.drawLines(lines)
+            if self.gridStyle() == Qt.PenStyle.SolidLine:
+                # One-pixel solid fills: the raster engine's fastest path (a drawLines of the same
+                # ~50 lines through the cosmetic stroker took ~1 ms a frame on a full blotter).
+                fill = painter.fillRect
+                for _logical, x, w in columns:
+                    fill(x + w - 1, top, 1, bottom - top + 1, grid_color)
+                span = right_edge - left
+                for _t, y, h, *_rest in painted:
+                    fill(left, y + h - 1, span, 1, grid_color)
+            else:
+                painter.setPen(QPen(grid_color, 0, self.gridStyle()))
+                lines = [QLine(x + w - 1, top, x + w - 1, bottom) for _logical, x, w in columns]
+                lines += [QLine(left, y + h - 1, right_edge - 1, y + h - 1) for _t, y, h, *_rest in painted]
+                painter.drawLines(lines)
         painter.end()
