@@ -11,7 +11,7 @@ from PySide6.QtCore import QModelIndex
 
 from app.logging_setup import LogEntry, LogHub, LogHubHandler
 from widgets.log_panel import LogPanel, ToastArea, wants_toast
-from widgets.ops_models.log_model import LogTableModel
+from widgets.ops_models.log_model import LogFilterProxy, LogTableModel
 
 
 def entry(i: int, level: str = "INFO", logger: str = "heron.orders", message: str | None = None) -> LogEntry:
@@ -25,6 +25,22 @@ def test_model_passes_qtmodeltester(qtmodeltester: Any) -> None:
         model.enqueue(entry(i, "ERROR" if i % 7 == 0 else "INFO"))
     model.flush()
     qtmodeltester.check(model, force_py=True)
+
+
+def test_filter_proxy_passes_qtmodeltester_while_the_model_rolls_over(qtmodeltester: Any) -> None:
+    model = LogTableModel(capacity=50)
+    for i in range(80):
+        model.enqueue(entry(i, "ERROR" if i % 7 == 0 else "INFO"))
+    model.flush()
+    proxy = LogFilterProxy()
+    proxy.setSourceModel(model)
+    proxy.set_min_level(logging.ERROR)
+    assert 0 < proxy.rowCount() < model.rowCount()
+    qtmodeltester.check(proxy, force_py=True)
+    for i in range(80, 120):  # the tester stays connected while the bounded model rolls over
+        model.enqueue(entry(i, "ERROR" if i % 7 == 0 else "INFO"))
+    model.flush()
+    assert proxy.rowCount() == sum(model.row_at(r).levelno >= logging.ERROR for r in range(model.rowCount()))
 
 
 def test_burst_is_coalesced_and_bounded(qtbot: Any) -> None:

@@ -54,6 +54,11 @@ def test_models_pass_qtmodeltester(qtmodeltester: Any, panel: ReconciliationPane
     for model in (panel.incidents, panel.positions, panel.orders):
         assert model.rowCount() > 0
         qtmodeltester.check(model, force_py=True)
+    panel.incident_proxy.set_show_resolved(False)
+    qtmodeltester.check(panel.incident_proxy, force_py=True)
+    panel.incident_proxy.set_show_resolved(True)
+    assert panel.incident_proxy.rowCount() == panel.incidents.rowCount()
+    qtmodeltester.check(panel.incident_proxy, force_py=True)
 
 
 def test_incident_history_and_differing_cells(panel: ReconciliationPanel) -> None:
