@@ -203,7 +203,8 @@ class ToastArea(QWidget):
         self.toasts.append(toast)
         while len(self.toasts) > self._max:
             self._remove(self.toasts[0])
-        QTimer.singleShot(self._timeout, lambda: self._remove(toast))
+        # the toast is the timer's context: a toast deleted with its panel cancels its own timer
+        QTimer.singleShot(self._timeout, toast, lambda: self._remove(toast))
         self.show()
         self._place()
         return toast

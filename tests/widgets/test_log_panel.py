@@ -119,3 +119,15 @@ def test_toasts_for_risk_and_drift(qtbot: Any) -> None:
 def test_empty_model_index_is_invalid() -> None:
     model = LogTableModel(capacity=5)
     assert model.data(model.index(0, 0)) is None and model.rowCount(QModelIndex()) == 0
+
+
+def test_a_toast_deleted_with_its_window_leaves_no_timer_behind(qtbot: Any) -> None:
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    host = QWidget()
+    area = ToastArea(host, timeout_ms=30, max_toasts=2)
+    area.show_toast("error", "exchange", "connection lost")
+    host.deleteLater()  # the window goes before the toast times out
+    qtbot.wait(10)
+    QApplication.sendPostedEvents(None, 0)  # DeferredDelete
+    qtbot.wait(80)  # past the timeout: an orphaned timer would touch the deleted toast here
