@@ -155,17 +155,42 @@ class Ledger:
         bp = self.cash + short_mv * SHORT_RESERVE - reserved
         return max(bp, Decimal(0))
 
+    def opened_since(self, symbol: str, since: datetime) -> bool:
+        """Whether the position in ``symbol`` did not exist (or had the other sign) at ``since``:
+        today's FILL activities, newest first, are undone from the quantity held now."""
+        qty = self.position_qty(symbol)
+        stamp = rfc3339(since)
+        for activity in reversed(self.activities):
+            if activity["transaction_time"] < stamp:
+                break
+            if activity["symbol"] == symbol:
+                filled = Decimal(activity["qty"])
+                qty -= filled if activity["side"] == "buy" else -filled
+        held = self.position_qty(symbol)
+        return qty == 0 or (qty > 0) != (held > 0)
+
     def position_json(
-        self, h: Holding, inst: Instrument, nbbo: NBBO | None, available: Decimal
+        self,
+        h: Holding,
+        inst: Instrument,
+        nbbo: NBBO | None,
+        available: Decimal,
+        *,
+        opened_today: bool = False,
     ) -> dict[str, Any]:
+        """Alpaca's position object. ``opened_today``: the intraday P&L of a position opened today is
+        its whole unrealized P&L, as Alpaca reports it (a position carried from an earlier day is
+        measured from the last close; shares added to it today are too, a simplification)."""
         price = self.mark(nbbo, h)
         market_value = h.qty * price
         cost_basis = h.qty * h.avg_entry_price  # signed, like Alpaca (negative for shorts)
         unrealized = market_value - cost_basis
         plpc = unrealized / abs(cost_basis) if cost_basis else Decimal(0)
         lastday = nbbo.prev_close if nbbo is not None and nbbo.prev_close > 0 else price
-        intraday = h.qty * (price - lastday)
-        intraday_base = abs(h.qty * lastday)
+        if opened_today:
+            intraday, intraday_base = unrealized, abs(cost_basis)
+        else:
+            intraday, intraday_base = h.qty * (price - lastday), abs(h.qty * lastday)
         change = (price - lastday) / lastday if lastday else Decimal(0)
         return {
             "asset_id": inst.asset_id,

@@ -23,7 +23,7 @@ from aiohttp import web
 from .contracts import Instrument, KeyStore, MarketView
 from .ledger import Holding, Ledger, dstr, q9, rfc3339
 from .matching import MatchingEngine, VenueOrder
-from .sessions import MarketCalendar
+from .sessions import NEW_YORK, MarketCalendar
 from .store import VenueStore
 from .trading_stream import TradeStreamHub, TradeUpdateFaults
 
@@ -280,7 +280,12 @@ class TradingVenue:
         inst = self.universe[h.symbol]
         side = "sell" if h.qty > 0 else "buy"
         available = abs(h.qty) - self.engine.held_for_orders(h.symbol, side)
-        return self.ledger.position_json(h, inst, self.market.nbbo(h.symbol), max(available, Decimal(0)))
+        ny_midnight = self.clock().astimezone(NEW_YORK).replace(hour=0, minute=0, second=0, microsecond=0)
+        today = ny_midnight.astimezone(UTC)
+        return self.ledger.position_json(
+            h, inst, self.market.nbbo(h.symbol), max(available, Decimal(0)),
+            opened_today=self.ledger.opened_since(h.symbol, today),
+        )  # fmt: skip
 
     def order_json(self, o: VenueOrder, *, nested: bool = True) -> dict[str, Any]:
         return self.engine.order_json(o, nested=nested)
