@@ -29,7 +29,7 @@ from sqlalchemy import delete, insert, select
 from services.broker.base import Broker, BrokerError, OrderQuery
 from services.domain.bus import EventBus
 from services.domain.enums import TradingState
-from services.domain.events import NotificationEvent
+from services.domain.events import NotificationEvent, PositionsEvent
 from services.domain.models import Fill, Order, Position
 from services.orders.journal import OrderJournal
 from services.orders.store import OrderStore
@@ -131,6 +131,7 @@ class Reconciler:
         calls = 0
         try:
             positions = await self.broker.get_positions()
+            self._report_positions(positions)
             open_orders = await self.broker.list_orders(OrderQuery(status="open", limit=500))
             fills = await self.broker.get_fills(after=self.clock() - self.fills_lookback)
             calls = 3
@@ -168,6 +169,7 @@ class Reconciler:
             if (quiet or overdue) and calls < self.max_calls:
                 positions = await self.broker.get_positions()
                 calls += 1
+                self._report_positions(positions)
             if calls < self.max_calls:
                 open_orders = await self.broker.list_orders(OrderQuery(status="open", limit=500))
                 calls += 1
@@ -193,6 +195,11 @@ class Reconciler:
             log.info("reconciliation cycle skipped: %s", error.message)
             return ReconciliationResult(self.last_clean is not False, (), calls, self.clock())
         return self._finish(found, calls)
+
+    def _report_positions(self, positions: list[Position]) -> None:
+        """Pass the broker's position report on (the positions panel's day P&L comes from it): the
+        reconciler reads it anyway, so the figures cost no extra request."""
+        self.bus.publish(PositionsEvent(self.clock(), tuple(positions)))
 
     def acknowledge(self, incident_id: str, operator: str, note: str = "") -> Incident:
         inc = self.incidents[incident_id]

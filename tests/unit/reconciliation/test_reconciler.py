@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
+from services.domain.events import PositionsEvent
 from services.domain.models import OrderRequest, Position
 from services.orders.report import build_state_report
 from services.reconciliation.reconciler import Reconciler
@@ -59,6 +60,20 @@ def test_startup_with_drift_stays_disabled_until_adopt(db: Database) -> None:
     assert run(rc.run_cycle()).clean
     rc2 = recon(r.restart())
     assert rc2.incidents[inc.id].resolution == "adopted"
+
+
+def test_every_broker_position_read_is_passed_on_for_the_positions_panel(db: Database) -> None:
+    r = build(db, ManualClock())
+    r.broker.set_position("AAPL", Decimal(7), Decimal("50"))
+    reports: list[PositionsEvent] = []
+    r.bus.subscribe(PositionsEvent, reports.append)
+    rc = recon(r)
+    run(rc.startup())
+    assert [[(p.symbol, p.qty) for p in e.positions] for e in reports] == [[("AAPL", Decimal(7))]]
+    r.broker.set_position("AAPL", Decimal(9), Decimal("50"))
+    run(rc.run_cycle())
+    assert [(p.symbol, p.qty) for p in reports[-1].positions] == [("AAPL", Decimal(9))]
+    assert len(reports) == 2
 
 
 def test_running_drift_halts_until_acknowledged(db: Database) -> None:
