@@ -21,6 +21,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: Trade sizes on the wire have at most this many decimals (crypto quantities; stocks are whole).
+VOLUME_DECIMALS = 9
+
+
 def fdec(x: float) -> Decimal:
     """A wire float as the Decimal a person would write (``187.25``, not its binary expansion)."""
     return Decimal(repr(x))
@@ -140,7 +144,9 @@ class QuoteBook:
             q.spread if q else None,
             q.mid if q else None,
             last,
-            fdec(self._volume.get(symbol, 0.0)),
+            # Float sums of fractional (crypto) sizes drift in the last bits: 1325.134855 arrives
+            # as 1325.1348549999996. Sizes carry at most 9 decimals, so round there.
+            fdec(round(self._volume.get(symbol, 0.0), VOLUME_DECIMALS)),
             prev,
             change,
             pct,

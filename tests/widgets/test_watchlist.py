@@ -100,3 +100,16 @@ def test_view_paints_rows_from_the_row_cache(qtbot) -> None:  # type: ignore[no-
     x1 = x0 + w.view.columnWidth(1)
     right = {image.pixel(x, y) for x in range(x1 - 40, x1 - 2)}
     assert len(right) > 1
+
+
+def test_quantities_group_thousands_and_keep_every_decimal() -> None:
+    from decimal import Decimal
+
+    from widgets.models.common import fmt_qty
+
+    assert fmt_qty(Decimal("15645627")) == "15,645,627"
+    assert fmt_qty(Decimal("1325.434855")) == "1,325.434855"  # a crypto day volume
+    assert fmt_qty(Decimal("-1325.50")) == "-1,325.5"
+    assert fmt_qty(Decimal("999.125")) == "999.125"
+    assert fmt_qty(Decimal("1E+3")) == "1,000"
+    assert fmt_qty(None) == "—"

@@ -84,9 +84,10 @@ def fmt_qty(value: Decimal | None) -> str:
     if value is None:
         return DASH
     text = decimal_str(value) or "0"
-    if "." not in text and abs(value) >= 1000:
-        return f"{int(value):,}"
-    return text
+    if abs(value) < 1000:
+        return text
+    whole, dot, frac = text.partition(".")
+    return f"{int(whole):,}{dot}{frac}"  # 1,325.434855: thousands grouped, every decimal kept
 
 
 def fmt_pct(value: Decimal | None) -> str:

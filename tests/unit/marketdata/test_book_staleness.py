@@ -45,6 +45,9 @@ def test_book_nbbo_last_and_day_change() -> None:
     assert e.volume == Decimal("150.0") and e.change == Decimal("7.3") and e.prev_close == Decimal(180)
     assert e.change_pct is not None and abs(e.change_pct - Decimal("4.0556")) < Decimal("0.001")
     assert not book.is_stale("AAPL")
+    for size in ("0.1", "0.2"):  # fractional sizes, whose float sum is 0.30000000000000004
+        book.on_trade(Trade("BTC/USD", Decimal("65000"), Decimal(size), T0))
+    assert book.entry("BTC/USD").volume == Decimal("0.3")
     clock.now = T0 + timedelta(seconds=120)
     assert book.is_stale("AAPL")
     assert "old" in book.staleness("AAPL").reason
