@@ -122,7 +122,7 @@ def build_panel(name: str, ctx: Any, services: Any) -> QWidget:
         broker = need("broker")
         panel = AccountPanel(
             refresh_account=engine.refresh_account,
-            portfolio_history=lambda: broker.get_portfolio_history("1M", "1D"),
+            portfolio_history=lambda: equity_history(broker),
             trading=need("trading"),
             kill_switch=getattr(services, "kill_switch", None),
             bus=bus,
@@ -130,6 +130,15 @@ def build_panel(name: str, ctx: Any, services: Any) -> QWidget:
         panel.start()
         return panel
     raise ValueError(f"unknown trading panel {name!r}; known: {', '.join(PANEL_NAMES)}")
+
+
+async def equity_history(broker: Any) -> Any:
+    """The account's equity curve: a month of daily points, or, while the account has fewer than
+    two days of history (a new account), today in one-minute points."""
+    daily = await broker.get_portfolio_history("1M", "1D")
+    if sum(e is not None for e in daily.equity) >= 2:
+        return daily
+    return await broker.get_portfolio_history("1D", "1Min")
 
 
 class ChartFeeder:

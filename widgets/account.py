@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -83,6 +84,23 @@ class KillSwitchDialog(QDialog):
         lay.addWidget(buttons)
 
 
+class MoneyAxis(pg.AxisItem):
+    """Price-axis labels as money (``99,999.80``): the default float labels of a flat equity
+    curve repeat one number (``100000`` three times) and switch to SI prefixes."""
+
+    def __init__(self, orientation: str = "left") -> None:
+        super().__init__(orientation)
+        self.enableAutoSIPrefix(False)
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        return [f"{v * scale:,.2f}" for v in values]
+
+
+#: What the curve shows for each portfolio-history timeframe.
+CURVE_TITLES = {"1D": "Equity, daily", "1H": "Equity, hourly", "15Min": "Equity today, 15-minute",
+                "5Min": "Equity today, 5-minute", "1Min": "Equity today, 1-minute"}  # fmt: skip
+
+
 class AccountPanel(QWidget):
     """See the module docstring. GUI thread; bus handlers run on the loop (= GUI) thread."""
 
@@ -114,7 +132,7 @@ class AccountPanel(QWidget):
             ("equity", "Equity"),
             ("cash", "Cash"),
             ("buying_power", "Buying power"),
-            ("day_pl", "Day P&L"),
+            ("day_pl", "Day P&&L"),  # "&&": a lone "&" would mark a keyboard mnemonic
             ("pdt", "Pattern day trader"),
             ("status", "Account status"),
         ):
@@ -134,9 +152,19 @@ class AccountPanel(QWidget):
         self.message.setObjectName("accountMessage")
         self.message.setWordWrap(True)
 
-        self.plot = pg.PlotWidget(self, axisItems={"bottom": pg.DateAxisItem()})
+        self.plot = pg.PlotWidget(self, axisItems={"bottom": pg.DateAxisItem(), "left": MoneyAxis()})
         self.plot.setObjectName("accountEquityCurve")
         self.plot.setMinimumHeight(120)
+        # Until the broker has two points there is no curve to draw; say so instead of an axis
+        # spanning a fraction of a second around one point.
+        self.curve_note = QLabel("Equity curve: waiting for the broker's portfolio history", self)
+        self.curve_note.setObjectName("accountCurveNote")
+        self.curve_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.curve_note.setWordWrap(True)
+        self.curve_note.setStyleSheet("color: #8a93a0")
+        self.curve_stack = QStackedWidget(self)
+        self.curve_stack.addWidget(self.curve_note)
+        self.curve_stack.addWidget(self.plot)
         self.plot.showGrid(x=False, y=True, alpha=0.2)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
@@ -152,7 +180,7 @@ class AccountPanel(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(left)
-        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.curve_stack, 1)
 
         if trading is not None:
             self.set_trading_state(trading.state, trading.reason)
@@ -215,13 +243,22 @@ class AccountPanel(QWidget):
         if error is not None:
             self.message.setText(f"portfolio history unavailable: {error}")
             return
-        self.set_history(history.timestamps, history.equity)
+        self.set_history(history.timestamps, history.equity, history.timeframe)
 
-    def set_history(self, timestamps: tuple[datetime, ...], equity: tuple[Any, ...]) -> None:
-        xs = [t.timestamp() for t, e in zip(timestamps, equity, strict=False) if e is not None]
-        ys = [float(e) for e in equity if e is not None]
-        self.curve.setData(xs, ys)
-        self.history_points = len(xs)
+    def set_history(
+        self, timestamps: tuple[datetime, ...], equity: tuple[Any, ...], timeframe: str = ""
+    ) -> None:
+        points = [(t, e) for t, e in zip(timestamps, equity, strict=False) if e is not None]
+        self.curve.setData([t.timestamp() for t, _ in points], [float(e) for _, e in points])
+        self.history_points = len(points)
+        self.plot.setTitle(CURVE_TITLES.get(timeframe, "Equity"), size="9pt", color="#8a93a0")
+        if len(points) >= 2:
+            self.curve_stack.setCurrentWidget(self.plot)
+            return
+        got = "no point" if not points else f"one point ({fmt_money(points[0][1])})"
+        self.curve_note.setText(f"Equity curve: the broker's portfolio history has {got} so far; "
+                                "the curve starts with the second.")  # fmt: skip
+        self.curve_stack.setCurrentWidget(self.curve_note)
 
     # -- trading state and kill switch --------------------------------------------------------------
     def set_trading_state(self, state: TradingState, reason: str) -> None:

@@ -92,3 +92,28 @@ def test_kill_switch_confirms_then_halts_cancels_and_flattens(qtbot, rig: Rig, q
     assert "HALTED" in a.state_label.text()
     assert rig.store.find(client_order_id=res.client_order_id).cancel_requested  # type: ignore[union-attr]
     assert "kill switch done" in a.message.text()
+
+
+def test_one_point_of_history_is_said_in_words_and_two_draw_the_curve(qtbot, rig: Rig) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    a = make(qtbot, rig)
+    t0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    a.set_history((t0,), (Decimal("100000.5"),), "1Min")
+    assert a.curve_stack.currentWidget() is a.curve_note
+    assert "one point (100,000.50)" in a.curve_note.text()
+    a.set_history((t0, t0 + timedelta(minutes=1)), (Decimal(100_000), Decimal("99999.8")), "1Min")
+    assert a.curve_stack.currentWidget() is a.plot and a.history_points == 2
+    assert a.plot.getPlotItem().titleLabel.text == "Equity today, 1-minute"
+    axis = a.plot.getPlotItem().getAxis("left")
+    labels = axis.tickStrings([99_999.8, 100_000.0, 100_000.2], 1.0, 0.2)
+    assert labels == ["99,999.80", "100,000.00", "100,000.20"]
+
+
+def test_day_pl_title_shows_its_ampersand(qtbot, rig: Rig) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QFormLayout, QLabel
+
+    a = make(qtbot, rig)
+    form = next(lay for lay in a.findChildren(QFormLayout))
+    title = form.labelForField(a.values["day_pl"])
+    assert isinstance(title, QLabel) and title.text() == "Day P&&L"  # shown as "Day P&L", no mnemonic
