@@ -245,16 +245,26 @@ async def seed_daily_figures(history: Any, book: Any, symbols: list[str]) -> int
 
 
 def _default_sizes(window: MainWindow) -> None:
-    """Give the docks a usable first-launch size (a saved layout restored later wins)."""
+    """First-launch dock sizes; a restored layout is left as the trader left it.
+
+    Runs an idle turn after the chart is installed. Earlier, the docks still hold the space the
+    "loading" note left them (the watchlist took 1,500 px of a 1,728 px window) and ``resizeDocks``
+    does not stick. The result becomes the layout that View → Reset layout returns to.
+    """
     from PySide6.QtCore import Qt
 
-    for name, width in (("watchlistPanel", 450), ("orderTicket", 260)):
+    if window.layout_restored:
+        return
+    # The watchlist as wide as its columns, the ticket as wide as its fields, the chart the rest.
+    # Sizes, not minimums: the trader can still drag any dock narrower.
+    for name, width in (("watchlistPanel", 0), ("orderTicket", 290)):
         dock = window.panel(name)
-        if dock is not None:
-            dock.setMinimumWidth(width)
+        if dock is not None:  # one call per dock: a joint call shares the chart's space out too
+            window.resizeDocks([dock], [width or dock.widget().sizeHint().width()], Qt.Orientation.Horizontal)
     dock = window.panel("blotterPanel")
     if dock is not None:
-        window.resizeDocks([dock], [280], Qt.Orientation.Vertical)
+        window.resizeDocks([dock], [max(280, round(window.height() * 0.36))], Qt.Orientation.Vertical)
+    window.capture_default_layout()
 
 
 def install(window: MainWindow, ctx: Any, services: Any, *, defer_plots: bool = False) -> TradingPanels:
@@ -301,7 +311,6 @@ def install(window: MainWindow, ctx: Any, services: Any, *, defer_plots: bool = 
     blotter_dock = window.panel("blotterPanel")
     if blotter_dock is not None:
         blotter_dock.raise_()
-    _default_sizes(window)
 
     selected = {"symbol": ""}
 
@@ -323,6 +332,8 @@ def install(window: MainWindow, ctx: Any, services: Any, *, defer_plots: bool = 
 
     def chart_step() -> None:
         install_chart(window, ctx, services, panels)
+        # the next turn: the chart has been laid out in the middle by then
+        QTimer.singleShot(0, window, lambda: _default_sizes(window))
         if panels.feeder is not None and selected["symbol"]:
             panels.feeder.show(selected["symbol"])
 
@@ -340,13 +351,13 @@ def install(window: MainWindow, ctx: Any, services: Any, *, defer_plots: bool = 
             if isinstance(note, QLabel):
                 note.setText(f"Account is not shown: {exc}")
 
+    from PySide6.QtCore import QTimer
+
     if not defer_plots:
         chart_step()
     if panels.watchlist is not None and panels.watchlist.symbols():
         panels.watchlist.select_symbol(panels.watchlist.symbols()[0])
     if defer_plots:
-        from PySide6.QtCore import QTimer
-
         _chart_placeholder(window)
         QTimer.singleShot(0, window, chart_step)
         if window_plots:

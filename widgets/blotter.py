@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QPushButton,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -225,6 +224,17 @@ class BlotterPanel(QWidget):
         self.orders_view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
         self.fills_view = self._table("blotterFillsTable", self.fills_proxy, self.fills)
         self.fills_view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+        # Widths that show typical values whole, and Status beside the quantities, so the columns
+        # a trader scans first fit a half-width dock; the rest are a scroll away.
+        stamp, price, qty = "2026-12-31 23:59:59", "12,345.67", "12,345"
+        self.orders_view.fit_columns({
+            0: stamp, 1: "BTC/USD", 2: "SELL", 3: "trailing_stop", 4: qty, 5: qty, 6: price, 7: price,
+            8: price, 9: "partially_filled", 10: "day", 11: "strategy:sma_crossover",
+        })  # fmt: skip
+        header = self.orders_view.horizontalHeader()
+        header.moveSection(header.visualIndex(OrdersTableModel.STATUS_COL), header.visualIndex(6))
+        self.fills_view.fit_columns({0: stamp, 1: "BTC/USD", 2: "SELL", 3: qty, 4: price, 5: "1,234,567.89",
+                                     6: "hr-x-script-1k7v5o0o4-1"})  # fmt: skip
 
         self.tabs = QTabWidget(self)
         self.tabs.setObjectName("blotterTabs")
@@ -253,7 +263,7 @@ class BlotterPanel(QWidget):
             self._subs.append(bus.subscribe(OrderChangedEvent, self.on_order_changed))
             self._subs.append(bus.subscribe(FillEvent, self.on_fill))
 
-    def _table(self, name: str, proxy: QSortFilterProxyModel, source: RowTableModel) -> QTableView:
+    def _table(self, name: str, proxy: QSortFilterProxyModel, source: RowTableModel) -> RowTableView:
         view = RowTableView(self)
         view.setObjectName(name)
         view.setModel(proxy)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QRect, QSettings, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QWidget
 
 from services.domain.enums import Mode
@@ -30,6 +30,20 @@ AREAS = {
     "top": Qt.DockWidgetArea.TopDockWidgetArea,
     "bottom": Qt.DockWidgetArea.BottomDockWidgetArea,
 }
+
+
+#: The smallest first-launch size: every default panel shows its main columns at this size.
+DEFAULT_SIZE = QSize(1280, 800)
+
+
+def first_launch_geometry(available: QRect) -> QRect:
+    """Where a window without a saved layout opens: 90 % of the screen's available area, centred,
+    and never below :data:`DEFAULT_SIZE` (a small or virtual screen gets that size at its origin)."""
+    w = max(DEFAULT_SIZE.width(), round(available.width() * 0.9))
+    h = max(DEFAULT_SIZE.height(), round(available.height() * 0.9))
+    x = available.x() + max(0, (available.width() - w) // 2)
+    y = available.y() + max(0, (available.height() - h) // 2)
+    return QRect(x, y, w, h)
 
 
 def window_title(mode: Mode, profile: str = "default") -> str:
@@ -63,6 +77,8 @@ class MainWindow(QMainWindow):
         self.layout_file = layout_file
         self._docks: dict[str, QDockWidget] = {}
         self._default_state: QByteArray | None = None
+        #: whether :meth:`restore_layout` put back a saved layout (then first-launch sizes stay off)
+        self.layout_restored = False
         self.setWindowTitle(window_title(mode, profile))
         self.setDockOptions(
             QMainWindow.DockOption.AnimatedDocks
@@ -70,7 +86,11 @@ class MainWindow(QMainWindow):
             | QMainWindow.DockOption.AllowTabbedDocks
         )
         self.setDockNestingEnabled(True)
-        self.resize(1280, 800)
+        screen = QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(DEFAULT_SIZE)
+        else:
+            self.setGeometry(first_launch_geometry(screen.availableGeometry()))
         self.heron_status = HeronStatusBar(mode, self)
         self.setStatusBar(self.heron_status)
         empty = QLabel("No panels are installed in this build yet.")
@@ -189,8 +209,8 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         if isinstance(state, QByteArray):
-            return bool(self.restoreState(state, LAYOUT_VERSION))
-        return False
+            self.layout_restored = bool(self.restoreState(state, LAYOUT_VERSION))
+        return self.layout_restored
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_layout()

@@ -202,6 +202,10 @@ class OrderTicket(QWidget):
         self.precheck_list.setObjectName("ticketPrecheck")
         self.precheck_list.setMinimumHeight(120)
         self.precheck_list.setSelectionMode(QListWidget.SelectionMode.NoSelection)
+        # Each check wraps to the dock's width: a reason cut at the edge is a reason not read.
+        self.precheck_list.setWordWrap(True)
+        self.precheck_list.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.precheck_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         checks = QGroupBox("Risk pre-check", self)
         cl = QVBoxLayout(checks)
         cl.setContentsMargins(4, 4, 4, 4)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
-from PySide6.QtCore import QItemSelection, QModelIndex, QPoint, Qt, Signal
+from PySide6.QtCore import QItemSelection, QModelIndex, QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -80,7 +79,7 @@ class WatchlistPanel(QWidget):
         self.error_label.setStyleSheet("color: #ef5350")
         self.error_label.setVisible(False)
 
-        self.view: QTableView = RowTableView(self)
+        self.view = RowTableView(self)
         self.view.setObjectName("watchlistTable")
         self.view.setModel(self.model)
         # paints each exposed row from the row's cached texts (no per-cell data() round trips)
@@ -93,9 +92,12 @@ class WatchlistPanel(QWidget):
         header = self.view.horizontalHeader()
         header.setStretchLastSection(True)
         header.setMinimumSectionSize(36)
-        # Compact defaults so all seven columns fit a ~450 px dock; the user can still drag them.
-        for column, width in enumerate((70, 74, 74, 74, 46, 60)):
-            header.resizeSection(column, width)
+        # Columns as wide as typical values; the panel's size hint is their sum, so a first-launch
+        # dock shows every column. The user can still drag them.
+        price = "65,505.00"
+        self.view.fit_columns({0: "BTC/USD", 1: price, 2: price, 3: price, 4: "10.00", 5: "+10.00%",
+                               6: "20,845.527921"})  # fmt: skip
+        self._columns_width = sum(header.sectionSize(c) for c in range(header.count()))
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._context_menu)
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
@@ -121,6 +123,14 @@ class WatchlistPanel(QWidget):
         self._sub: Subscription | None = None
         if bus is not None:
             self._sub = bus.subscribe(MarketDataBatchEvent, self.on_batch)
+
+    def sizeHint(self) -> QSize:
+        """Wide enough for every column and a vertical scroll bar."""
+        hint = super().sizeHint()
+        chrome = 2 * self.view.frameWidth() + self.view.verticalScrollBar().sizeHint().width()
+        layout = self.layout()
+        margins = layout.contentsMargins().left() + layout.contentsMargins().right() if layout else 0
+        return QSize(self._columns_width + chrome + margins, hint.height())
 
     # -- data ---------------------------------------------------------------------------------------
     def _row_for_view(self, view_row: int) -> Row | None:

@@ -50,6 +50,15 @@ def test_ticket_order_is_acknowledged_and_filled(qapp: QApplication, tmp_path: P
             assert window.centralWidget().objectName() == "chartPanel"
             ticket, blotter, positions = panels.ticket, panels.blotter, panels.positions
             assert ticket is not None and blotter is not None and positions is not None
+            # First-launch layout (no saved one): the watchlist dock shows all of its columns, and
+            # the blotter's Status column is within the dock without scrolling.
+            watch_dock, watchlist = window.panel("watchlistPanel"), panels.watchlist
+            assert watch_dock is not None and watchlist is not None
+            wanted = watchlist.sizeHint().width()
+            await wait_for(lambda: watch_dock.width() >= wanted, 5, f"the watchlist dock at {wanted} px")
+            header = blotter.orders_view.horizontalHeader()
+            status = blotter.orders.STATUS_COL
+            assert header.sectionViewportPosition(status) + header.sectionSize(status) <= header.width()
             asked: list[str] = []
             ticket.ask = lambda title, text: asked.append(text) or True  # type: ignore[func-returns-value]
             # the watchlist selection already put a symbol in the ticket

@@ -3,11 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtWidgets import QLabel, QStatusBar, QTextEdit
 
 from services.domain.enums import ConnectionState, Mode, TradingState
-from widgets.main_window import MainWindow
+from widgets.main_window import MainWindow, first_launch_geometry
 from widgets.status_bar import BADGE_COLORS, UNKNOWN
 
 
@@ -147,3 +147,22 @@ def test_closing_saves_the_layout(qtbot, tmp_path: Path) -> None:  # type: ignor
     with qtbot.waitSignal(win.closing, timeout=1000):
         win.close()
     assert "signature" in layout.read_text()
+
+
+def test_first_launch_fills_most_of_the_screen_and_never_opens_below_the_default_size() -> None:
+    big = first_launch_geometry(QRect(0, 0, 1920, 1080))
+    assert (big.width(), big.height()) == (1728, 972)
+    assert (big.x(), big.y()) == (96, 54)  # centred
+    offset = first_launch_geometry(QRect(1920, 30, 2560, 1410))  # a second monitor, below a top panel
+    assert offset.center().x() == QRect(1920, 30, 2560, 1410).center().x() and offset.y() > 30
+    small = first_launch_geometry(QRect(0, 0, 800, 600))  # e.g. the offscreen platform's screen
+    assert (small.x(), small.y(), small.width(), small.height()) == (0, 0, 1280, 800)
+
+
+def test_a_new_window_takes_its_first_launch_geometry_from_the_primary_screen(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtGui import QGuiApplication
+
+    win = make(qtbot)
+    screen = QGuiApplication.primaryScreen()
+    assert screen is not None
+    assert win.geometry() == first_launch_geometry(screen.availableGeometry())

@@ -71,6 +71,15 @@ class RowTableView(QTableView):
         self.numeric = numeric
         self.viewport().update()
 
+    def fit_columns(self, samples: dict[int, str]) -> None:
+        """Size each logical column in ``samples`` to show its title (with the sort arrow) and the
+        sample text whole, in this view's font; the user can still drag them."""
+        header = self.horizontalHeader()
+        metrics = self.fontMetrics()
+        for column, text in samples.items():
+            width = max(header.sectionSizeHint(column), metrics.horizontalAdvance(text) + 2 * PAD + 2)
+            header.resizeSection(column, width)
+
     def paintEvent(self, event: QPaintEvent) -> None:
         source = self.row_source
         model = self.model()
