@@ -244,16 +244,19 @@ async def seed_daily_figures(history: Any, book: Any, symbols: list[str]) -> int
     return seeded
 
 
-def _default_sizes(window: MainWindow) -> None:
-    """First-launch dock sizes; a restored layout is left as the trader left it.
+def _settle_layout(window: MainWindow) -> None:
+    """Dock sizes once the chart is in the middle: the saved layout's, or first-launch ones.
 
-    Runs an idle turn after the chart is installed. Earlier, the docks still hold the space the
-    "loading" note left them (the watchlist took 1,500 px of a 1,728 px window) and ``resizeDocks``
-    does not stick. The result becomes the layout that View → Reset layout returns to.
+    Runs an idle turn after the chart is installed. Until then the "loading" note in the middle
+    takes no space of its own, so the docks hold what it left them (the watchlist 1,500 px of a
+    1,728 px window) and keep it when the chart arrives: a layout restored earlier is restored
+    again, and ``resizeDocks`` before this point does not stick. First-launch sizes become the
+    layout that View → Reset layout returns to.
     """
     from PySide6.QtCore import Qt
 
     if window.layout_restored:
+        window.restore_layout()
         return
     # The watchlist as wide as its columns, the ticket as wide as its fields, the chart the rest.
     # Sizes, not minimums: the trader can still drag any dock narrower.
@@ -333,7 +336,7 @@ def install(window: MainWindow, ctx: Any, services: Any, *, defer_plots: bool = 
     def chart_step() -> None:
         install_chart(window, ctx, services, panels)
         # the next turn: the chart has been laid out in the middle by then
-        QTimer.singleShot(0, window, lambda: _default_sizes(window))
+        QTimer.singleShot(0, window, lambda: _settle_layout(window))
         if panels.feeder is not None and selected["symbol"]:
             panels.feeder.show(selected["symbol"])
 

@@ -58,3 +58,23 @@ def test_without_deferral_everything_is_built_at_once(qtbot: QtBot) -> None:
     ops = panels_ops.install(window, ctx, services)
     assert panels.chart is not None and window.centralWidget() is panels.chart
     assert ops.shadow is not None and window.panel("accountPanel") is None  # left out: no engine
+
+
+
+def test_once_the_chart_is_in_a_restored_layout_is_restored_again_and_not_resized(qtbot: QtBot) -> None:
+    """The layout is restored while a "loading" note holds the middle; the note takes no space,
+    so the docks around it grow and would keep that when the chart arrives (seen under Xvfb: the
+    ticket at 530 px instead of the saved 290)."""
+    from widgets.main_window import MainWindow
+
+    window = MainWindow(Mode.LOCAL)
+    qtbot.addWidget(window)
+    restores: list[bool] = []
+    window.layout_restored = True
+    window.restore_layout = lambda: restores.append(True) or True  # type: ignore[method-assign]
+    defaults: list[object] = []
+    window.capture_default_layout = lambda: defaults.append(True)  # type: ignore[method-assign]
+    ctx, services = _ctx([]), SimpleNamespace(failures={"engine": "no exchange"})
+    panels = install(window, ctx, services, defer_plots=True)
+    qtbot.waitUntil(lambda: panels.chart is not None and bool(restores), timeout=10_000)
+    assert restores == [True] and defaults == []  # restored once more; no first-launch sizes
