@@ -328,13 +328,10 @@ class OrderStore:
         # local exchange fills market orders within the POST; a REST poll after a stream outage
         # does the same): recorded and logged, but not pushed at the trader like a real anomaly.
         routine = anomaly.kind == "inferred_fill"
-        log.log(
-            logging.INFO if routine else logging.WARNING,
-            "order anomaly %s on %s: %s",
-            anomaly.kind,
-            anomaly.order_key,
-            anomaly.detail,
-        )
+        if routine:  # worded as what it is: a trader reading "anomaly" on every fill stops reading
+            log.info("fill booked from the order snapshot on %s: %s", anomaly.order_key, anomaly.detail)
+        else:
+            log.warning("order anomaly %s on %s: %s", anomaly.kind, anomaly.order_key, anomaly.detail)
         self.anomalies.append(anomaly)
         del self.anomalies[:-200]
         self._write(
