@@ -573,15 +573,20 @@ class ChartPanel(QtWidgets.QWidget):
         self.volume.data_changed()
         self.live_candle.data_changed()
         self.live_volume.data_changed()
+        shifting = bool(appended) and self._follow
         for state in self._indicators.values():
             if state.enabled:
-                self._compute_indicator(state, appended)
+                # while following, the x range moves next and hands the lines their slice then
+                self._compute_indicator(state, appended, show=not shifting)
                 self._live_indicator(state)
         self._place_fills()
         self._update_limits()
-        if appended and self._follow:
+        if shifting:
             x0, x1 = self.visible_index_range()
             self._set_x(x0 + appended, x1 + appended)  # triggers _fit_y through sigXRangeChanged
+            for state in self._indicators.values():
+                if state.enabled:  # a no-op unless the range did not move (clamped by the limits)
+                    self._show_indicator_slice(state)
         else:
             self._fit_y()
         self._refresh_readout()
@@ -671,9 +676,10 @@ class ChartPanel(QtWidgets.QWidget):
             state.hist_items.append(hist)
             state.live_items.append(live)
 
-    def _compute_indicator(self, state: _Indicator, appended: int = 0) -> None:
+    def _compute_indicator(self, state: _Indicator, appended: int = 0, *, show: bool = True) -> None:
         """Refresh an indicator's history values: only the ``appended`` newest when the previous
-        values are still valid (O(appended + window)), else a full O(N) recompute."""
+        values are still valid (O(appended + window)), else a full O(N) recompute. ``show``: hand
+        the lines their visible slice now (else the caller does)."""
         s = self.store
         n = s.n_history
         m_old = n - appended
@@ -704,7 +710,8 @@ class ChartPanel(QtWidgets.QWidget):
         if self._x_buf.shape[0] < n:
             self._x_buf = np.arange(max(n, 2 * self._x_buf.shape[0]), dtype=np.float64)
         state.shown = None
-        self._show_indicator_slice(state)
+        if show:
+            self._show_indicator_slice(state)
 
     def _show_indicator_slice(self, state: _Indicator) -> None:
         """Hand the line items only the history in view (plus a margin), decimated to about two
