@@ -15,7 +15,7 @@ Figures (p95 over the repetitions):
 - chart_full_view_tick_ms: median tick + frame in full view (merge cached, only the live bar changes).
 - chart_mb_per_1m_bars: RSS growth from ``set_history`` of 1M bars and the first frame.
 - chart_last_bar_p95_ms_with_indicators / chart_append_p95_ms_with_indicators: the same with SMA,
-  EMA and Bollinger bands on (indicator history is recomputed in full on append).
+  EMA and Bollinger bands on (an append extends each indicator by the new bar; no goal is set).
 """
 
 from __future__ import annotations
