@@ -5,8 +5,9 @@ Reads the service attributes documented on :class:`app.bootstrap.Services` (``bo
 ``engine``, ``risk``, ``trading``, ``kill_switch``, ``broker``, ``streams``, ``history``); a
 missing service leaves its panel out (with a notification) instead of showing invented data.
 
-Default layout: watchlist left, order ticket left-bottom, blotter / positions / account tabbed
-at the bottom, the chart in the middle. Watchlist, blotter and positions selections drive the
+Default layout: order ticket on the left, watchlist on the right, blotter / positions / account
+tabbed at the bottom, the chart in the middle; first-launch sizes follow an idle turn after the
+chart (:func:`_settle_layout`). Watchlist, blotter and positions selections drive the
 chart and the ticket; blotter "Duplicate" pre-fills the ticket.
 """
 
