@@ -268,6 +268,10 @@ def _settle_layout(window: MainWindow) -> None:
     dock = window.panel("blotterPanel")
     if dock is not None:
         window.resizeDocks([dock], [max(280, round(window.height() * 0.36))], Qt.Orientation.Vertical)
+        beside = window.panel("logPanel")  # the operations tabs share the bottom row half and half
+        if beside is not None and window.dockWidgetArea(beside) == window.dockWidgetArea(dock):
+            half = window.width() // 2
+            window.resizeDocks([dock, beside], [half, half], Qt.Orientation.Horizontal)
     window.capture_default_layout()
 
 
