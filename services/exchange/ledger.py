@@ -155,19 +155,25 @@ class Ledger:
         bp = self.cash + short_mv * SHORT_RESERVE - reserved
         return max(bp, Decimal(0))
 
-    def opened_since(self, symbol: str, since: datetime) -> bool:
-        """Whether the position in ``symbol`` did not exist (or had the other sign) at ``since``:
-        today's FILL activities, newest first, are undone from the quantity held now."""
-        qty = self.position_qty(symbol)
+    def opened_since(self, since: datetime) -> set[str]:
+        """Symbols whose open position did not exist (or had the other sign) at ``since``: the
+        FILL activities since then, newest first, are undone from the quantities held now. One
+        pass over those activities, however many positions are asked about."""
         stamp = rfc3339(since)
+        bought: dict[str, Decimal] = {}
         for activity in reversed(self.activities):
             if activity["transaction_time"] < stamp:
                 break
-            if activity["symbol"] == symbol:
-                filled = Decimal(activity["qty"])
-                qty -= filled if activity["side"] == "buy" else -filled
-        held = self.position_qty(symbol)
-        return qty == 0 or (qty > 0) != (held > 0)
+            filled = Decimal(activity["qty"])
+            sym = activity["symbol"]
+            bought[sym] = bought.get(sym, Decimal(0)) + (filled if activity["side"] == "buy" else -filled)
+        opened = set()
+        for sym, delta in bought.items():
+            held = self.position_qty(sym)
+            before = held - delta
+            if held != 0 and (before == 0 or (before > 0) != (held > 0)):
+                opened.add(sym)
+        return opened
 
     def position_json(
         self,

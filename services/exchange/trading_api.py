@@ -345,7 +345,7 @@ class TradingApi:
     # ---- positions ----------------------------------------------------------------------------
     async def list_positions(self, request: web.Request) -> web.Response:
         held = sorted(self.venue.ledger.positions.values(), key=lambda h: h.symbol)
-        return _json([self.venue.position_json(h) for h in held])
+        return _json(self.venue.positions_json(held))
 
     async def get_position(self, request: web.Request) -> web.Response:
         inst = self.engine.lookup_instrument(request.match_info["symbol"])

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -276,16 +276,23 @@ class TradingVenue:
             "pending_reg_taf_fees": "0",
         }
 
-    def position_json(self, h: Holding) -> dict[str, Any]:
-        inst = self.universe[h.symbol]
-        side = "sell" if h.qty > 0 else "buy"
-        available = abs(h.qty) - self.engine.held_for_orders(h.symbol, side)
+    def positions_json(self, holdings: Iterable[Holding]) -> list[dict[str, Any]]:
+        """Alpaca's position objects; a position opened since New York midnight reports its whole
+        unrealized P&L as intraday P&L."""
         ny_midnight = self.clock().astimezone(NEW_YORK).replace(hour=0, minute=0, second=0, microsecond=0)
-        today = ny_midnight.astimezone(UTC)
-        return self.ledger.position_json(
-            h, inst, self.market.nbbo(h.symbol), max(available, Decimal(0)),
-            opened_today=self.ledger.opened_since(h.symbol, today),
-        )  # fmt: skip
+        opened = self.ledger.opened_since(ny_midnight.astimezone(UTC))
+        out = []
+        for h in holdings:
+            side = "sell" if h.qty > 0 else "buy"
+            available = abs(h.qty) - self.engine.held_for_orders(h.symbol, side)
+            out.append(self.ledger.position_json(
+                h, self.universe[h.symbol], self.market.nbbo(h.symbol), max(available, Decimal(0)),
+                opened_today=h.symbol in opened,
+            ))  # fmt: skip
+        return out
+
+    def position_json(self, h: Holding) -> dict[str, Any]:
+        return self.positions_json([h])[0]
 
     def order_json(self, o: VenueOrder, *, nested: bool = True) -> dict[str, Any]:
         return self.engine.order_json(o, nested=nested)

@@ -85,7 +85,11 @@ def test_market_order_fills_then_position_and_close(client: TradingClient) -> No
     assert float(filled.filled_qty) == 3 and float(filled.filled_avg_price) > 0
     pos: Any = client.get_open_position("AAPL")
     assert float(pos.qty) == 3 and pos.side == "long"
-    assert [p.symbol for p in client.get_all_positions()] == ["AAPL"]  # type: ignore[union-attr]
+    [listed] = client.get_all_positions()  # type: ignore[misc]
+    assert listed.symbol == "AAPL"
+    # bought today: the day's P&L is the whole unrealized P&L, not the move from yesterday's close
+    assert pos.unrealized_intraday_pl == pos.unrealized_pl
+    assert listed.unrealized_intraday_pl == listed.unrealized_pl
     closing: Any = client.close_position("AAPL", ClosePositionRequest(percentage="50"))
     assert closing.side == OrderSide.SELL
     _eventually(lambda: 0 < float(client.get_open_position("AAPL").qty) < 3)  # type: ignore[union-attr]

@@ -76,8 +76,10 @@ def test_intraday_pl_of_a_position_opened_today_is_its_unrealized_pl() -> None:
     fill(led, "NEW", "buy", "22", "36.02", morning)
     fill(led, "OLD", "buy", "5", "35", morning)  # added to a carried position
     fill(led, "FLIP", "sell", "5", "12", morning)  # long yesterday, short now: opened today
-    assert led.opened_since("NEW", midnight) and led.opened_since("FLIP", midnight)
-    assert not led.opened_since("OLD", midnight)
+    assert led.opened_since(midnight) == {"NEW", "FLIP"}  # OLD was held at midnight
+    fill(led, "GONE", "buy", "1", "5", morning)
+    fill(led, "GONE", "sell", "1", "6", morning)
+    assert led.opened_since(midnight) == {"NEW", "FLIP"}  # bought and sold today: no position
     inst = Instrument("NEW", "us_equity", "NYSE", "NEW", D(36), D("0.01"))
     new = led.position_json(led.positions["NEW"], inst, nbbo("NEW", "36.28", prev="35.89"), D(22),
                             opened_today=True)  # fmt: skip
