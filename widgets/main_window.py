@@ -32,7 +32,8 @@ AREAS = {
 }
 
 
-#: The smallest first-launch size: every default panel shows its main columns at this size.
+#: The smallest first-launch size (the fixed size the window used to open at; the screenshot test
+#: and the offscreen platform's 800x600 screen get exactly this).
 DEFAULT_SIZE = QSize(1280, 800)
 
 
