@@ -8,8 +8,10 @@ BTC, USD, USDT and USDC).
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from services.domain.symbols import InvalidSymbolError, crypto_pair, position_path_symbol
+from services.domain.symbols import PAIR_QUOTES, InvalidSymbolError, crypto_pair, position_path_symbol
 
 
 @pytest.mark.parametrize(
@@ -43,3 +45,14 @@ def test_crypto_pair_refuses_what_is_not_a_pair(bad: str) -> None:
 )
 def test_position_path_symbol_drops_the_slash_only(symbol: str, path: str) -> None:
     assert position_path_symbol(symbol) == path
+
+
+@given(
+    base=st.from_regex(r"[A-Z0-9]{2,10}", fullmatch=True),
+    quote=st.sampled_from(PAIR_QUOTES),
+)
+def test_every_pair_survives_the_trip_through_alpacas_position_spelling(base: str, quote: str) -> None:
+    """``BTC/USD`` → ``BTCUSD`` (how /v2/positions names it) → ``BTC/USD`` for every base, including
+    bases that end in a quote's letters (``XUSDT/USD`` is ``XUSDTUSD``, never ``XUSD/TUSD``)."""
+    pair = f"{base}/{quote}"
+    assert crypto_pair(position_path_symbol(pair)) == pair
