@@ -66,6 +66,7 @@ from services.broker.health import HealthMonitor, OrdersSuspended
 from services.broker.latency import LatencyRecorder
 from services.domain.enums import OrderSide, OrderType
 from services.domain.models import Account, Asset, Fill, Order, OrderRequest, Position
+from services.domain.symbols import position_path_symbol
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -175,6 +176,9 @@ class AlpacaBroker:
         self.backoff = backoff or Backoff()
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="heron-broker")
         self._closed = False
+        #: slash-free position symbol → pair, for crypto positions read so far (close-all refusals
+        #: name only the slash-free symbol)
+        self._position_pairs: dict[str, str] = {}
 
     @property
     def url(self) -> str:
@@ -404,16 +408,28 @@ class AlpacaBroker:
             ) from None
 
     # -- positions ------------------------------------------------------------------------------
+    # Alpaca lists crypto positions under the slash-free symbol (BTCUSD) and /v2/positions/BTC/USD is
+    # a 404 (alpaca-py #179, #537; alpaca-trade-api-csharp #713). The Broker contract speaks BTC/USD:
+    # positions are converted to the pair, and the positions endpoints are asked for the slash-free
+    # spelling. The position's asset id is no way round it: it is not the pair asset's id (alpaca-py #490).
+
+    def _remember_pairs(self, positions: list[Position]) -> list[Position]:
+        for p in positions:
+            if p.asset_class == "crypto" and "/" in p.symbol:
+                self._position_pairs[position_path_symbol(p.symbol)] = p.symbol
+        return positions
 
     async def get_positions(self) -> list[Position]:
-        return [convert.position(p) for p in await self._call("get_positions", self.client.get_all_positions)]
+        listed = await self._call("get_positions", self.client.get_all_positions)
+        return self._remember_pairs([convert.position(p) for p in listed])
 
     async def get_position(self, symbol: str) -> Position | None:
+        path = position_path_symbol(symbol)
         try:
-            p = await self._call("get_position", lambda: self.client.get_open_position(symbol))
+            p = await self._call("get_position", lambda: self.client.get_open_position(path))
         except BrokerNotFound:
             return None
-        return convert.position(p)
+        return self._remember_pairs([convert.position(p)])[0]
 
     async def close_position(
         self, symbol: str, *, qty: Decimal | None = None, percentage: Decimal | None = None
@@ -424,8 +440,9 @@ class AlpacaBroker:
                 qty=str(qty) if qty is not None else None,
                 percentage=str(percentage) if percentage is not None else None,
             )
+        path = position_path_symbol(symbol)
         try:
-            o = await self._call("close_position", lambda: self.client.close_position(symbol, opts),
+            o = await self._call("close_position", lambda: self.client.close_position(path, opts),
                                  idempotent=False)
         except _Ambiguous as amb:
             raise amb.failure.error from None
@@ -439,7 +456,7 @@ class AlpacaBroker:
             )
         except _Ambiguous as amb:
             raise amb.failure.error from None
-        return [convert.close_position_result(r) for r in results]
+        return [convert.close_position_result(r, self._position_pairs) for r in results]
 
     # -- reference data -------------------------------------------------------------------------
 

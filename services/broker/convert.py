@@ -7,6 +7,7 @@ wherever the domain keeps raw text (trade-update event names) the raw text is ke
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import Enum, StrEnum
@@ -17,6 +18,7 @@ from services.broker.base import CalendarDay, ClosePositionResult, MarketClock, 
 from services.domain.enums import OrderClass, OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.models import Account, Asset, Order, Position
 from services.domain.money import optional_decimal, to_decimal
+from services.domain.symbols import InvalidSymbolError, crypto_pair
 
 log = logging.getLogger(__name__)
 NEW_YORK = ZoneInfo("America/New_York")
@@ -139,13 +141,31 @@ def account(a: Any) -> Account:
     )
 
 
+def position_symbol(symbol: str, asset_class: str) -> str:
+    """The symbol Heron uses for a position Alpaca lists.
+
+    Alpaca lists crypto positions as ``BTCUSD`` while orders, fills, assets and data say ``BTC/USD``
+    (alpaca-py #179, #490, #537; alpaca-trade-api-csharp #713). The position's ``asset_class`` says
+    whether it is crypto. A crypto symbol that cannot be split is kept as given and logged: the
+    position is not lost, and reconciliation shows it under the name Alpaca used.
+    """
+    if asset_class != "crypto":
+        return symbol
+    try:
+        return crypto_pair(symbol)
+    except InvalidSymbolError as error:
+        log.warning("crypto position %r kept under the broker's symbol: %s", symbol, error)
+        return symbol
+
+
 def position(p: Any) -> Position:
     qty = dec(p.qty, "qty")
     side = raw(p.side)
     if side == "short" and qty > 0:  # Alpaca reports shorts negative; be safe if a server does not
         qty = -qty
+    asset_class = raw(p.asset_class) or "us_equity"
     return Position(
-        symbol=p.symbol,
+        symbol=position_symbol(p.symbol, asset_class),
         qty=qty,
         avg_entry_price=dec(p.avg_entry_price, "avg_entry_price"),
         cost_basis=dec(p.cost_basis, "cost_basis"),
@@ -154,7 +174,7 @@ def position(p: Any) -> Position:
         lastday_price=opt_dec(p.lastday_price, "lastday_price"),
         unrealized_pl=opt_dec(p.unrealized_pl, "unrealized_pl"),
         unrealized_intraday_pl=opt_dec(p.unrealized_intraday_pl, "unrealized_intraday_pl"),
-        asset_class=raw(p.asset_class) or "us_equity",
+        asset_class=asset_class,
     )
 
 
@@ -203,9 +223,20 @@ def portfolio_history(h: Any) -> PortfolioHistory:
     )
 
 
-def close_position_result(r: Any) -> ClosePositionResult:
+def close_position_result(r: Any, pairs: Mapping[str, str] | None = None) -> ClosePositionResult:
+    """One entry of the 207 body of ``DELETE /v2/positions``.
+
+    The entry names the position as Alpaca lists it (``BTCUSD``) while its order says ``BTC/USD``
+    (alpaca-py tests, test_close_all_positions). The result names the pair: from the order when
+    there is one, else from ``pairs`` (the adapter's slash-free → pair map of positions it has read).
+    """
     body = r.body
     status = int(r.status) if r.status is not None else 200
+    wire = r.symbol or (getattr(body, "symbol", None) or "")
+    symbol = (pairs or {}).get(wire, wire)
     if hasattr(body, "client_order_id"):
-        return ClosePositionResult(r.symbol or (body.symbol or ""), status, order(body), "")
-    return ClosePositionResult(r.symbol or (body.symbol or ""), status, None, str(body.message))
+        placed = order(body)
+        if raw(body.asset_class) == "crypto" and placed.symbol:
+            symbol = position_symbol(placed.symbol, "crypto")
+        return ClosePositionResult(symbol or placed.symbol, status, placed, "")
+    return ClosePositionResult(symbol, status, None, str(body.message))

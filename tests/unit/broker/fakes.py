@@ -134,3 +134,104 @@ class FakeClock:
 
 def new_uuid() -> str:
     return str(uuid.uuid4())
+
+
+# --- crypto positions: real Alpaca shapes ---------------------------------------------------------
+# Alpaca lists a crypto position under the pair's legacy, slash-free symbol (``BTCUSD``) while orders,
+# fills, assets and market data say ``BTC/USD``, and ``GET /v2/positions/BTC/USD`` answers 404:
+# alpaca-py #179 and #537, alpaca-trade-api-csharp #713, Alpaca-API #215. The position also carries its
+# own asset id, not the pair asset's 276e2673-… (alpaca-py #490: "I get BTCUSD with UUID of
+# 64bbff5159d64b3c935113ad85e3c752").
+CRYPTO_POSITION_ASSET_ID = "64bbff51-59d6-4b3c-9351-13ad85e3c752"  # alpaca-py #490
+CRYPTO_PAIR_ASSET_ID = "276e2673-764b-4ab6-a611-caf665ca6340"  # Alpaca docs, crypto asset example
+
+#: The fields and their order are Alpaca's "Sample Position Object" (docs.alpaca.markets/reference/positions);
+#: symbol, asset id and asset class are what a crypto position carries (sources above); the exchange is
+#: alpaca-py's ``AssetExchange.CRYPTO`` (alpaca-py commit ebcc3bb "Update enums to include Crypto
+#: Exchange"). The quantity is the 0.0283 BTC that the close-all body below sells.
+CRYPTO_POSITION_JSON: dict[str, Any] = {
+    "asset_id": CRYPTO_POSITION_ASSET_ID,
+    "symbol": "BTCUSD",
+    "exchange": "CRYPTO",
+    "asset_class": "crypto",
+    "asset_marginable": False,
+    "avg_entry_price": "23800",
+    "qty": "0.0283",
+    "qty_available": "0.0283",
+    "side": "long",
+    "market_value": "680.615",
+    "cost_basis": "673.54",
+    "unrealized_pl": "7.075",
+    "unrealized_plpc": "0.0105042",
+    "unrealized_intraday_pl": "4.245",
+    "unrealized_intraday_plpc": "0.0062762",
+    "current_price": "24050",
+    "lastday_price": "23900",
+    "change_today": "0.0062762",
+}
+
+#: Alpaca-API #215
+POSITION_NOT_FOUND: dict[str, Any] = {"code": 40410000, "message": "position does not exist"}
+
+#: The order Alpaca creates to close 0.0283 BTC: the first entry of the 207 body below, verbatim.
+CRYPTO_CLOSE_ORDER_JSON: dict[str, Any] = {
+    "id": "e6419d12-56e4-4d67-a61b-f6e464e1f8a8",
+    "client_order_id": "c6814ede-8c93-4480-9a27-7a00853d9881",
+    "created_at": "2022-07-27T08:12:33.66897767Z",
+    "updated_at": "2022-07-27T08:12:33.66902729Z",
+    "submitted_at": "2022-07-27T08:12:33.667750101Z",
+    "filled_at": None,
+    "expired_at": None,
+    "canceled_at": None,
+    "failed_at": None,
+    "replaced_at": None,
+    "replaced_by": None,
+    "replaces": None,
+    "asset_id": CRYPTO_PAIR_ASSET_ID,
+    "symbol": "BTC/USD",
+    "asset_class": "crypto",
+    "notional": None,
+    "qty": "0.0283",
+    "filled_qty": "0",
+    "filled_avg_price": None,
+    "order_class": "",
+    "order_type": "market",
+    "type": "market",
+    "side": "sell",
+    "time_in_force": "gtc",
+    "limit_price": None,
+    "stop_price": None,
+    "status": "pending_new",
+    "extended_hours": False,
+    "legs": None,
+    "trail_percent": None,
+    "trail_price": None,
+    "hwm": None,
+    "position_intent": "sell_to_close",
+    "subtag": None,
+    "source": None,
+}
+
+#: DELETE /v2/positions answers 207 with one entry per position: ``BTCUSD`` outside, an order for
+#: ``BTC/USD`` inside. Verbatim from alpaca-py tests/trading/trading_client/test_position_routes.py
+#: (test_close_all_positions).
+CLOSE_ALL_207_JSON: list[dict[str, Any]] = [
+    {"symbol": "BTCUSD", "status": 200, "body": CRYPTO_CLOSE_ORDER_JSON},
+    {
+        "symbol": "SQQQ",
+        "status": 403,
+        "body": {
+            "available": "0",
+            "code": 40310000,
+            "existing_qty": "1000",
+            "held_for_orders": "1000",
+            "message": "insufficient qty available for order (requested: 1000, available: 0)",
+            "symbol": "SQQQ",
+        },
+    },
+    {
+        "symbol": "NYC",
+        "status": 403,
+        "body": {"code": 40310000, "message": "account is not allowed to short"},
+    },
+]
