@@ -99,8 +99,17 @@ class MarketDataPipeline:
         self._dirty_partials: set[str] = set()
         self.taps: list[Callable[[bytes, float], None]] = []  # e.g. the session recorder
 
-    def process_frame(self, data: bytes, received: float | None = None) -> int:
-        """Decode one websocket frame (a msgpack array of messages); returns messages handled."""
+    def process_frame(
+        self,
+        data: bytes,
+        received: float | None = None,
+        *,
+        control: Callable[[dict[str, Any]], None] | None = None,
+    ) -> int:
+        """Decode one websocket frame (a msgpack array of messages); returns messages handled.
+
+        ``control`` (the connection the frame came from) receives its non-data messages, in place
+        of the pipeline-wide ``control``."""
         r = self._wall() if received is None else received
         for tap in self.taps:
             tap(data, r)
@@ -113,10 +122,17 @@ class MarketDataPipeline:
             return 0
         if not isinstance(msgs, list):
             msgs = [msgs]
-        return self.process_messages(msgs, r)
+        return self.process_messages(msgs, r, control=control)
 
-    def process_messages(self, msgs: list[Any], received: float) -> int:
+    def process_messages(
+        self,
+        msgs: list[Any],
+        received: float,
+        *,
+        control: Callable[[dict[str, Any]], None] | None = None,
+    ) -> int:
         book, candles, co = self.book, self.candles, self.coalescer
+        ctl = control or self._control
         n = 0
         dirty = self._dirty_partials
         for m in msgs:
@@ -159,8 +175,8 @@ class MarketDataPipeline:
                     co.put_item(ExchangeBar(kind, _bar_from_msg(m)))
                     book.guard._last[m["S"]] = received
                     n += 1
-                elif self._control is not None:
-                    self._control(m)
+                elif ctl is not None:
+                    ctl(m)
             except (KeyError, TypeError, ValueError, ArithmeticError, OSError) as exc:
                 # ArithmeticError: decimal.InvalidOperation / OverflowError from a bad bar field or
                 # timestamp; OSError: an out-of-range timestamp on some platforms.
