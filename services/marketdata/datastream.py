@@ -151,6 +151,7 @@ class DataConnection:
         self.silent_timeouts = 0
         self.last_error = ""
         self._session_error = ""  # an error message the server sent before closing the session
+        self._told = ""  # the last server error shown to the person, until a connection succeeds
         self._on_notice = on_notice
         self._connector = connector or self._connect
         self._pause = pause or self._wait_for_stop
@@ -249,6 +250,9 @@ class DataConnection:
                     self._notice("error", f"{self.channel} market data stopped: {exc.words}")
                     self._set(ConnectionState.FAILED, f"{self.url}: {exc.words}")
                     return
+                if exc.words != self._told:  # once per streak, not on every retry
+                    self._told = exc.words
+                    self._notice("warning", f"{self.channel} market data: {exc.words}; retrying")
             except _Silent as exc:
                 self.silent_timeouts += 1
                 self.last_error = str(exc)
@@ -314,6 +318,7 @@ class DataConnection:
                 self._sent.append(wanted)
                 await ws.send(msgpack.packb(msg))
             self.connects += 1
+            self._told = ""
             self._set(ConnectionState.LIVE, self._live_reason())
             return await self._consume(ws)
 
@@ -343,8 +348,10 @@ class DataConnection:
             return
         self._session_error = words
         log.warning("%s market data: %s", self.channel, words)
-        self._notice("error" if code in FATAL_CODES or code == CONNECTION_LIMIT else "warning",
-                     f"{self.channel} market data: {words}")
+        if words != self._told:
+            self._told = words
+            level = "error" if code in FATAL_CODES else "warning"
+            self._notice(level, f"{self.channel} market data: {words}")
 
     def _symbol_limit(self, words: str) -> None:
         # 405 refuses the whole request; subscriptions stay what they were before it (Alpaca docs).

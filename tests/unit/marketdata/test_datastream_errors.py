@@ -123,6 +123,8 @@ def test_406_connection_limit_is_retried_and_said_in_words(caplog: pytest.LogCap
     assert ConnectionState.LIVE in states and h.conn.connects == 1
     assert h.pauses[1] >= h.pauses[0] / 2  # backoff, not a tight loop
     assert any("another connection uses these keys" in r.getMessage() for r in caplog.records)
+    # The person is told once (a notification), not on every retry.
+    assert [lvl for lvl, msg in h.notices if "another connection uses these keys" in msg] == ["warning"]
 
 
 def test_402_auth_failed_stops_with_refused_keys() -> None:
