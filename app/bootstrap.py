@@ -405,7 +405,9 @@ async def _connect_broker(
     ctx.lifecycle.add_step(stages.CLOSE_BROKER, "broker", broker.close)
     ctx.notify("info", "broker", f"{ctx.mode.badge}: account {services.identity.account_number} "
                f"({services.identity.status})")
-    services.history = HistoryService(key_id, secret, base_url=base_url, store=services.candles)
+    feeds = ctx.settings.market_data
+    services.history = HistoryService(key_id, secret, base_url=base_url, store=services.candles,
+                                      feed=feeds.live_feed, history_feed=feeds.history_feed)
     history = services.history
     ctx.lifecycle.add_step(stages.CLOSE_BROKER, "history", history.close)
     return True
@@ -415,7 +417,8 @@ async def _start_market_data(
     ctx: AppContext, services: Services, key_id: str, secret: str, environment: str, base_url: str | None
 ) -> None:
     streams = StreamManager(key_id=key_id, secret=secret, bus=ctx.bus, environment=environment,
-                            base_url=base_url, broker=services.broker)
+                            base_url=base_url, broker=services.broker,
+                            feed=ctx.settings.market_data.live_feed)
     services.streams = streams
     services.book = streams.book
 

@@ -26,7 +26,7 @@ from typing import Any
 from services.domain.enums import Mode
 from services.domain.symbols import normalize_symbol
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 THEMES = ("dark", "light")
 
 DEFAULT_SYMBOLS = ["AAPL", "MSFT", "NVDA", "SPY", "QQQ", "TSLA", "BTC/USD", "ETH/USD"]
@@ -61,6 +61,10 @@ DEFAULT_RISK: dict[str, Any] = {
     "symbol_deny": [],
 }
 
+#: Alpaca stock data feeds: the live stream is ``/v2/iex`` or ``/v2/sip``; history takes ``feed=``.
+#: Free plans stream IEX and get SIP history older than 15 minutes (Alpaca Market Data FAQ).
+FEEDS = ("iex", "sip")
+
 _SECRET_KEYS = {"secret", "secret_key", "api_secret", "password", "key_id", "api_key"}
 
 
@@ -86,6 +90,12 @@ class LocalExchangeSettings:
 
 
 @dataclass
+class MarketDataSettings:
+    live_feed: str = "iex"  # the stock stream's feed; "sip" needs a SIP subscription
+    history_feed: str = "sip"  # bars; with an iex live feed, SIP up to 15 minutes ago
+
+
+@dataclass
 class Settings:
     schema_version: int = SCHEMA_VERSION
     mode: Mode = Mode.LOCAL
@@ -93,6 +103,7 @@ class Settings:
     local_exchange: LocalExchangeSettings = field(default_factory=LocalExchangeSettings)
     risk: dict[str, Any] = field(default_factory=lambda: json.loads(json.dumps(DEFAULT_RISK)))
     watchlist: list[str] = field(default_factory=lambda: list(DEFAULT_SYMBOLS))
+    market_data: MarketDataSettings = field(default_factory=MarketDataSettings)
 
     def risk_decimal(self, key: str) -> Decimal | None:
         """A Decimal risk limit, or None when it is switched off."""
@@ -139,7 +150,19 @@ def _migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     return new
 
 
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _migrate_v0, 1: _migrate_v1}
+def _migrate_v2(old: dict[str, Any]) -> dict[str, Any]:
+    """v2 had no market_data section: Heron streamed and fetched history from IEX."""
+    new = dict(old)
+    new["schema_version"] = 3
+    new.setdefault("market_data", asdict(MarketDataSettings()))
+    return new
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    0: _migrate_v0,
+    1: _migrate_v1,
+    2: _migrate_v2,
+}
 
 
 def migrate(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -245,7 +268,7 @@ def from_dict(data: dict[str, Any]) -> Settings:
     _require(isinstance(data, dict), "the settings file must hold a JSON object")
     secrets = _find_secret_keys(data)
     _require(not secrets, f"settings must never hold secrets, found {secrets}; keys belong in the OS keyring")
-    known = {"schema_version", "mode", "ui", "local_exchange", "risk", "watchlist"}
+    known = {"schema_version", "mode", "ui", "local_exchange", "risk", "watchlist", "market_data"}
     unknown = sorted(set(data) - known)
     _require(not unknown, f"unknown setting(s) {unknown}")
     mode_text = data.get("mode", Mode.LOCAL.value)
@@ -278,7 +301,20 @@ def from_dict(data: dict[str, Any]) -> Settings:
         local_exchange=exchange,
         risk=_validate_risk(_section(data, "risk")),
         watchlist=_symbols(data.get("watchlist", list(DEFAULT_SYMBOLS)), "watchlist"),
+        market_data=_market_data(_section(data, "market_data")),
     )
+
+
+def _market_data(raw: dict[str, Any]) -> MarketDataSettings:
+    defaults = MarketDataSettings()
+    unknown = sorted(set(raw) - {"live_feed", "history_feed"})
+    _require(not unknown, f"market_data has unknown setting(s) {unknown}")
+    feeds: dict[str, str] = {}
+    for key in ("live_feed", "history_feed"):
+        value = raw.get(key, getattr(defaults, key))
+        _require(value in FEEDS, f"market_data.{key} must be one of {list(FEEDS)}, got {value!r}")
+        feeds[key] = value
+    return MarketDataSettings(**feeds)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from services.domain.models import Quote, Trade
 from services.marketdata.staleness import StalenessGuard, StalenessVerdict
@@ -59,8 +60,8 @@ class QuoteBook:
         self._now = now
         # symbol -> (bid, bid_size, ask, ask_size, ts_ns)
         self._quotes: dict[str, tuple[float, float, float, float, int]] = {}
-        # symbol -> (price, size, ts_ns)
-        self._trades: dict[str, tuple[float, float, int]] = {}
+        # symbol -> (price, size, ts_ns, identity); identity is (exchange, trade id) when known
+        self._trades: dict[str, tuple[float, float, int, Any]] = {}
         self._volume: dict[str, float] = {}
         self._prev_close: dict[str, Decimal] = {}
 
@@ -71,10 +72,34 @@ class QuoteBook:
         self._quotes[symbol] = (bid, bid_size, ask, ask_size, ts_ns)
         self.guard._last[symbol] = received
 
-    def apply_trade(self, symbol: str, price: float, size: float, ts_ns: int, received: float) -> None:
-        self._trades[symbol] = (price, size, ts_ns)
+    def apply_trade(
+        self, symbol: str, price: float, size: float, ts_ns: int, received: float, ident: Any = None
+    ) -> None:
+        self._trades[symbol] = (price, size, ts_ns, ident)
         self._volume[symbol] = self._volume.get(symbol, 0.0) + size
         self.guard._last[symbol] = received
+
+    def cancel_trade(
+        self, symbol: str, ident: Any, size: float, previous: tuple[Any, float, float, int] | None
+    ) -> None:
+        """A trade was canceled (Alpaca ``T: "x"``): its size leaves the day's volume; if it was the
+        last trade, the last trade becomes ``previous`` (identity, price, size, ts_ns), or none."""
+        self._volume[symbol] = max(0.0, self._volume.get(symbol, 0.0) - size)
+        last = self._trades.get(symbol)
+        if last is not None and ident is not None and last[3] == ident:
+            if previous is None:
+                del self._trades[symbol]
+            else:
+                self._trades[symbol] = (previous[1], previous[2], previous[3], previous[0])
+
+    def correct_trade(self, symbol: str, ident: Any, old_size: float, new_ident: Any, price: float,
+                      size: float) -> None:
+        """A trade was corrected (Alpaca ``T: "c"``): volume takes the corrected size; the last
+        trade takes the corrected price and size if it was the corrected one."""
+        self._volume[symbol] = max(0.0, self._volume.get(symbol, 0.0) - old_size + size)
+        last = self._trades.get(symbol)
+        if last is not None and ident is not None and last[3] == ident:
+            self._trades[symbol] = (price, size, last[2], new_ident)
 
     def on_quote(self, q: Quote, received: datetime | None = None) -> None:
         """Domain-object entry point (REST snapshots, replays, tests)."""

@@ -5,14 +5,21 @@ arrives or when :meth:`CandleAggregator.close_due` is called with a wall-clock t
 (plus a grace for late prints). Gaps of at most ``max_fill_minutes`` are filled with flat bars
 (volume 0) so charts stay continuous; longer gaps are reported as :class:`CandleGap` instead of
 inventing a flat line across, say, a halt or a night. Single-threaded: call from one thread.
+
+Trades can be corrected or canceled after they were sent (Alpaca's ``T: "c"`` / ``T: "x"``): the
+working bar and the last ``keep_minutes`` closed bars keep their trades, so :meth:`correct` and
+:meth:`cancel` rebuild the bar without the wrong print; a closed bar rebuilt that way comes out of
+:meth:`drain_corrected`. Older bars cannot be rebuilt (counted in ``uncorrected``).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from services.domain.models import Bar
 from services.marketdata.book import fdec
@@ -30,15 +37,29 @@ class CandleGap:
     missing_minutes: int
 
 
-class _Working:
-    __slots__ = ("c", "h", "l", "minute", "n", "o", "pv", "v")
+#: One trade kept for corrections: (identity, price, size, ts_ns). Identity is (exchange, trade id).
+TradeRow = tuple[Any, float, float, int]
 
-    def __init__(self, minute: int, price: float, size: float) -> None:
+
+class _Working:
+    __slots__ = ("c", "h", "l", "minute", "n", "o", "pv", "trades", "v")
+
+    def __init__(self, minute: int, price: float, size: float, row: TradeRow) -> None:
         self.minute = minute
         self.o = self.h = self.l = self.c = price
         self.v = size
         self.n = 1
         self.pv = price * size
+        self.trades: list[TradeRow] = [row]
+
+    def rebuild(self) -> None:
+        rows = self.trades
+        prices = [r[1] for r in rows]
+        self.o, self.c = prices[0], prices[-1]
+        self.h, self.l = max(prices), min(prices)
+        self.v = sum(r[2] for r in rows)
+        self.n = len(rows)
+        self.pv = sum(r[1] * r[2] for r in rows)
 
 
 def _minute_dt(minute: int) -> datetime:
@@ -55,6 +76,7 @@ class CandleAggregator:
         grace_seconds: float = 2.0,
         on_bar: Callable[[Bar], None] | None = None,
         on_gap: Callable[[CandleGap], None] | None = None,
+        keep_minutes: int = 5,
     ) -> None:
         self.max_fill_minutes = max_fill_minutes
         self.grace_ns = int(grace_seconds * 1e9)
@@ -65,8 +87,14 @@ class CandleAggregator:
         self.late_trades = 0
         self._on_bar = on_bar
         self._on_gap = on_gap
+        self.keep_minutes = keep_minutes
+        self._recent: dict[str, deque[_Working]] = {}  # closed bars still open to corrections
+        self.corrected: list[Bar] = []
+        self.corrections = 0
+        self.uncorrected = 0
 
-    def add_trade(self, symbol: str, price: float, size: float, ts_ns: int) -> None:
+    def add_trade(self, symbol: str, price: float, size: float, ts_ns: int, ident: Any = None) -> None:
+        """``ident`` (exchange, trade id) lets a later correction or cancel find this trade."""
         minute = ts_ns // MINUTE_NS
         w = self._working.get(symbol)
         if w is None:
@@ -76,7 +104,7 @@ class CandleAggregator:
                 return
             if last is not None:
                 self._fill(symbol, last[0], last[1], minute)
-            self._working[symbol] = _Working(minute, price, size)
+            self._working[symbol] = _Working(minute, price, size, (ident, price, size, ts_ns))
             return
         if minute == w.minute:
             if price > w.h:
@@ -87,19 +115,93 @@ class CandleAggregator:
             w.v += size
             w.n += 1
             w.pv += price * size
+            w.trades.append((ident, price, size, ts_ns))
             return
         if minute < w.minute:
             self.late_trades += 1
             return
         self._close(symbol, w)
         self._fill(symbol, w.minute, w.c, minute)
-        self._working[symbol] = _Working(minute, price, size)
+        self._working[symbol] = _Working(minute, price, size, (ident, price, size, ts_ns))
 
     def _close(self, symbol: str, w: _Working) -> None:
         bar = self._bar(symbol, w)
         self._last_closed[symbol] = (w.minute, w.c)
         del self._working[symbol]
+        if self.keep_minutes > 0:
+            recent = self._recent.get(symbol)
+            if recent is None:
+                recent = self._recent[symbol] = deque(maxlen=self.keep_minutes)
+            recent.append(w)
         self._emit(bar)
+
+    # -- corrections and cancels -------------------------------------------------------------------
+
+    def _find(self, symbol: str, ident: Any) -> tuple[_Working, int] | None:
+        w = self._working.get(symbol)
+        candidates = ([w] if w is not None else []) + list(reversed(self._recent.get(symbol, ())))
+        for bar in candidates:
+            for k in range(len(bar.trades) - 1, -1, -1):
+                if bar.trades[k][0] == ident:
+                    return bar, k
+        return None
+
+    def correct(self, symbol: str, ident: Any, new_ident: Any, price: float, size: float) -> bool:
+        """Replace the trade ``ident`` with the corrected one; False if it is not held any more."""
+        return self._change(symbol, ident, (new_ident, price, size))
+
+    def cancel(self, symbol: str, ident: Any) -> bool:
+        """Take the trade ``ident`` out of its bar; False if it is not held any more."""
+        return self._change(symbol, ident, None)
+
+    def _change(self, symbol: str, ident: Any, new: tuple[Any, float, float] | None) -> bool:
+        found = self._find(symbol, ident) if ident is not None else None
+        if found is None:
+            self.uncorrected += 1
+            return False
+        bar, k = found
+        old = bar.trades[k]
+        if new is None:
+            del bar.trades[k]
+        else:
+            bar.trades[k] = (new[0], new[1], new[2], old[3])
+        self.corrections += 1
+        working = self._working.get(symbol) is bar
+        if bar.trades:
+            bar.rebuild()
+        elif working:
+            del self._working[symbol]  # its only trade was canceled: no bar for that minute yet
+            return True
+        else:
+            # Every trade of a closed minute canceled: a flat bar with no volume at the close before.
+            prev = self._close_before(symbol, bar.minute)
+            bar.o = bar.h = bar.l = bar.c = old[1] if prev is None else prev
+            bar.v, bar.n, bar.pv = 0.0, 0, 0.0
+        if not working:
+            last = self._last_closed.get(symbol)
+            if last is not None and last[0] == bar.minute:
+                self._last_closed[symbol] = (bar.minute, bar.c)
+            self.corrected.append(self._bar(symbol, bar))
+        return True
+
+    def _close_before(self, symbol: str, minute: int) -> float | None:
+        before = [b for b in self._recent.get(symbol, ()) if b.minute < minute and b.trades]
+        return before[-1].c if before else None
+
+    def latest_trade(self, symbol: str) -> TradeRow | None:
+        """The newest trade still held for ``symbol`` (after corrections), or None."""
+        w = self._working.get(symbol)
+        if w is not None and w.trades:
+            return w.trades[-1]
+        for bar in reversed(self._recent.get(symbol, ())):
+            if bar.trades:
+                return bar.trades[-1]
+        return None
+
+    def drain_corrected(self) -> list[Bar]:
+        """Closed bars rebuilt after a correction or cancel since the last drain."""
+        out, self.corrected = self.corrected, []
+        return out
 
     def _emit(self, bar: Bar) -> None:
         self.closed.append(bar)
@@ -124,7 +226,7 @@ class CandleAggregator:
 
     @staticmethod
     def _bar(symbol: str, w: _Working) -> Bar:
-        vwap = fdec(round(w.pv / w.v, 6)) if w.v > 0 else None
+        vwap = fdec(round(w.pv / w.v, 6)) if w.v > 0 and w.n > 0 else None
         return Bar(symbol, _minute_dt(w.minute), fdec(w.o), fdec(w.h), fdec(w.l), fdec(w.c), fdec(w.v), w.n,
                    vwap)
 

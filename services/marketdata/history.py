@@ -6,6 +6,11 @@
 - :meth:`HistoryService.bars` reads the candle store first, fetches only the missing range from
   the broker in chunks (so progress and cancellation are real), and writes what it fetched back.
 - Every answer is cached for ``ttl`` seconds (30 s default; the clock is injectable).
+- Stock bars come from ``history_feed`` (``sip`` by default: the consolidated tape; IEX alone
+  carries a few percent of the volume). Without a SIP subscription Alpaca serves SIP data only
+  when it is older than 15 minutes (Market Data FAQ), so when the live feed is not SIP the last
+  15 minutes come from the live feed and are not stored: they are fetched again, from SIP, once
+  they are old enough. Latest trade, quote and snapshots use the live feed.
 """
 
 from __future__ import annotations
@@ -63,6 +68,18 @@ CHUNK = {
     Timeframe.HOUR_1: timedelta(days=120),
     Timeframe.DAY_1: timedelta(days=3650),
 }
+
+
+#: Feeds a person can choose (Alpaca market-data OpenAPI ``feed``; StockDataStream takes iex or sip).
+FEEDS = ("iex", "sip")
+#: Without a SIP subscription, SIP data is served only when older than this (Market Data FAQ).
+FREE_SIP_DELAY = timedelta(minutes=15)
+
+
+def check_feed(feed: str, what: str) -> DataFeed:
+    if feed not in FEEDS:
+        raise ValueError(f"{what} must be one of {list(FEEDS)}, got {feed!r}")
+    return DataFeed(feed)
 
 
 class CandleSource(Protocol):
@@ -197,6 +214,7 @@ class HistoryService:
         base_url: str | None = None,
         store: CandleSource | None = None,
         feed: str = "iex",
+        history_feed: str = "sip",
         ttl: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -212,7 +230,8 @@ class HistoryService:
         self.crypto = crypto_client or _with_timeout(
             CryptoHistoricalDataClient(key_id, secret, url_override=url), timeout
         )
-        self.feed = DataFeed(feed)
+        self.feed = check_feed(feed, "the live feed")  # latest trade/quote, snapshots, recent bars
+        self.history_feed = check_feed(history_feed, "the history feed")
         self.store = store
         self.cache = TTLCache(ttl, clock)
         self._now = now
@@ -246,17 +265,43 @@ class HistoryService:
         self, symbol: str, timeframe: Timeframe, start: datetime, end: datetime
     ) -> list[Bar]:
         """Straight from the broker (the SDK follows next_page_token), no store, no cache."""
-        tf = _SDK_TIMEFRAMES[Timeframe(timeframe)]
+        return [b for part, _ in await self._fetch_parts(symbol, timeframe, start, end) for b in part]
+
+    def _feed_parts(
+        self, tf: Timeframe, start: datetime, end: datetime
+    ) -> list[tuple[datetime, datetime, DataFeed]]:
+        """Stock ranges per feed: the history feed, except recent SIP on a plan without SIP live."""
+        if self.history_feed is not DataFeed.SIP or self.feed is DataFeed.SIP:
+            return [(start, end, self.history_feed)]
+        # A bar of ts t holds trades up to t + step: SIP bars end on the last boundary 15 min ago.
+        step = tf.seconds
+        cutoff = datetime.fromtimestamp(
+            (int((self._now() - FREE_SIP_DELAY).timestamp()) // step) * step, UTC
+        )
+        if end <= cutoff:
+            return [(start, end, DataFeed.SIP)]
+        if start >= cutoff:
+            return [(start, end, self.feed)]
+        return [(start, cutoff, DataFeed.SIP), (cutoff, end, self.feed)]
+
+    async def _fetch_parts(
+        self, symbol: str, timeframe: Timeframe, start: datetime, end: datetime
+    ) -> list[tuple[list[Bar], bool]]:
+        """(bars, storable) per request; bars from another feed than the history feed are not stored."""
+        tf = Timeframe(timeframe)
+        sdk_tf = _SDK_TIMEFRAMES[tf]
+        out: list[tuple[list[Bar], bool]] = []
         if is_crypto(symbol):
-            creq = CryptoBarsRequest(symbol_or_symbols=symbol, timeframe=tf, start=start, end=end)
+            creq = CryptoBarsRequest(symbol_or_symbols=symbol, timeframe=sdk_tf, start=start, end=end)
             barset: Any = await self._run(f"crypto bars {symbol}", lambda: self.crypto.get_crypto_bars(creq))
-        else:
-            sreq = StockBarsRequest(
-                symbol_or_symbols=symbol, timeframe=tf, start=start, end=end, feed=self.feed
-            )
-            barset = await self._run(f"stock bars {symbol}", lambda: self.stock.get_stock_bars(sreq))
-        rows = barset.data.get(symbol, []) if hasattr(barset, "data") else []
-        return [_bar(symbol, b) for b in rows if start <= utc(b.timestamp) < end]
+            out.append((_bars_in(symbol, barset, start, end), True))
+            return out
+        for lo, hi, feed in self._feed_parts(tf, start, end):
+            sreq = StockBarsRequest(symbol_or_symbols=symbol, timeframe=sdk_tf, start=lo, end=hi, feed=feed)
+            barset = await self._run(f"stock bars {symbol} ({feed.value})",
+                                     functools.partial(self.stock.get_stock_bars, sreq))
+            out.append((_bars_in(symbol, barset, lo, hi), feed is self.history_feed))
+        return out
 
     async def bars(
         self,
@@ -290,11 +335,11 @@ class HistoryService:
                 raise DownloadCancelled(
                     f"download of {symbol} {tf} cancelled after {i} of {len(chunks)} parts"
                 )
-            part = await self.fetch_bars(symbol, tf, lo, hi)
-            fetched.extend(part)
-            closed = [b for b in part if b.ts + step <= now]  # never store the still-open bar
-            if self.store is not None and closed:
-                await self._off(functools.partial(self.store.upsert_bars, symbol, tf, closed))
+            for part, storable in await self._fetch_parts(symbol, tf, lo, hi):
+                fetched.extend(part)
+                closed = [b for b in part if b.ts + step <= now]  # never store the still-open bar
+                if self.store is not None and closed and storable:
+                    await self._off(functools.partial(self.store.upsert_bars, symbol, tf, closed))
             if progress:
                 progress((i + 1) / len(chunks))
         if not chunks and progress:
@@ -397,6 +442,11 @@ class HistoryService:
         except BrokerError as exc:
             log.warning("no previous close for %s: %s", symbol, exc.message)
             return None
+
+
+def _bars_in(symbol: str, barset: Any, start: datetime, end: datetime) -> list[Bar]:
+    rows = barset.data.get(symbol, []) if hasattr(barset, "data") else []
+    return [_bar(symbol, b) for b in rows if start <= utc(b.timestamp) < end]
 
 
 def _split(lo: datetime, hi: datetime, size: timedelta) -> list[tuple[datetime, datetime]]:

@@ -46,6 +46,13 @@ class ExchangeBar:
 
 
 @dataclass(frozen=True, slots=True)
+class CorrectedBar:
+    """A closed one-minute bar of ours rebuilt after a trade correction or cancel (same ``ts``)."""
+
+    bar: Bar
+
+
+@dataclass(frozen=True, slots=True)
 class MarketDataBatch:
     """One frame of market data for the UI: conflated quotes, merged trades, bars, gaps."""
 
@@ -58,11 +65,19 @@ class MarketDataBatch:
     dropped_total: int
     seq: int
     messages: int  # market-data messages decoded since the previous batch
+    corrected_bars: tuple[Bar, ...] = ()  # closed one-minute bars rebuilt after a trade correction/cancel
 
 
 @dataclass(frozen=True, slots=True)
 class MarketDataBatchEvent(Event):
     batch: MarketDataBatch
+
+
+def _wire_number(v: Any) -> float:
+    kind = v.__class__  # not isinstance: a bool is an int, and is refused
+    if kind is not int and kind is not float:
+        raise TypeError(f"{v!r:.40} is not a number")
+    return float(v)
 
 
 def _bar_from_msg(m: dict[str, Any]) -> Bar:
@@ -95,12 +110,22 @@ class MarketDataPipeline:
         self.messages = 0
         self.frames = 0
         self.decode_errors = 0
+        self.corrections = 0  # trade corrections and cancels applied
         self._since_batch = 0
         self._dirty_partials: set[str] = set()
         self.taps: list[Callable[[bytes, float], None]] = []  # e.g. the session recorder
 
-    def process_frame(self, data: bytes, received: float | None = None) -> int:
-        """Decode one websocket frame (a msgpack array of messages); returns messages handled."""
+    def process_frame(
+        self,
+        data: bytes,
+        received: float | None = None,
+        *,
+        control: Callable[[dict[str, Any]], None] | None = None,
+    ) -> int:
+        """Decode one websocket frame (a msgpack array of messages); returns messages handled.
+
+        ``control`` (the connection the frame came from) receives its non-data messages, in place
+        of the pipeline-wide ``control``."""
         r = self._wall() if received is None else received
         for tap in self.taps:
             tap(data, r)
@@ -113,10 +138,17 @@ class MarketDataPipeline:
             return 0
         if not isinstance(msgs, list):
             msgs = [msgs]
-        return self.process_messages(msgs, r)
+        return self.process_messages(msgs, r, control=control)
 
-    def process_messages(self, msgs: list[Any], received: float) -> int:
+    def process_messages(
+        self,
+        msgs: list[Any],
+        received: float,
+        *,
+        control: Callable[[dict[str, Any]], None] | None = None,
+    ) -> int:
         book, candles, co = self.book, self.candles, self.coalescer
+        ctl = control or self._control
         n = 0
         dirty = self._dirty_partials
         for m in msgs:
@@ -141,6 +173,8 @@ class MarketDataPipeline:
                 elif kind == "t":
                     s = m["S"]
                     p, sz, t = m["p"], m["s"], m["t"]
+                    i = m.get("i")
+                    ident = None if i is None else (m.get("x"), i)
                     wrong = (
                         s.__class__ is not str
                         or t.__class__ is not int
@@ -150,17 +184,20 @@ class MarketDataPipeline:
                     if wrong:
                         # A bool or text price would poison the candle builder and fail every tick.
                         raise TypeError("trade fields have the wrong types")
-                    book.apply_trade(s, p, sz, t, received)
-                    candles.add_trade(s, p, sz, t)
+                    book.apply_trade(s, p, sz, t, received, ident)
+                    candles.add_trade(s, p, sz, t, ident)
                     co.put_trade(s, p, sz, t)
                     dirty.add(s)
+                    n += 1
+                elif kind == "x" or kind == "c":
+                    self._correction(m, kind)
                     n += 1
                 elif kind in ("b", "u", "d"):
                     co.put_item(ExchangeBar(kind, _bar_from_msg(m)))
                     book.guard._last[m["S"]] = received
                     n += 1
-                elif self._control is not None:
-                    self._control(m)
+                elif ctl is not None:
+                    ctl(m)
             except (KeyError, TypeError, ValueError, ArithmeticError, OSError) as exc:
                 # ArithmeticError: decimal.InvalidOperation / OverflowError from a bad bar field or
                 # timestamp; OSError: an out-of-range timestamp on some platforms.
@@ -170,11 +207,38 @@ class MarketDataPipeline:
         self._since_batch += n
         return n
 
+    def _correction(self, m: dict[str, Any], kind: str) -> None:
+        """Alpaca trade cancel/error (``T: "x"``: S, i, x, p, s, a, t) or correction (``T: "c"``: S, x,
+        oi, op, os, ci, cp, cs, t), real-time stock data docs: applied to last price, volume, candles."""
+        s = m["S"]
+        if s.__class__ is not str:
+            raise TypeError("correction symbol is not text")
+        if kind == "x":
+            i = m["i"]
+            if i.__class__ is not int:
+                raise TypeError("trade cancel id is not a whole number")
+            ident = (m.get("x"), i)
+            size = _wire_number(m["s"])
+            self.candles.cancel(s, ident)
+            self.book.cancel_trade(s, ident, size, self.candles.latest_trade(s))
+        else:
+            oi, ci = m["oi"], m["ci"]
+            if oi.__class__ is not int or ci.__class__ is not int:
+                raise TypeError("trade correction ids are not whole numbers")
+            old_size, price, size = _wire_number(m["os"]), _wire_number(m["cp"]), _wire_number(m["cs"])
+            x = m.get("x")
+            self.candles.correct(s, (x, oi), (x, ci), price, size)
+            self.book.correct_trade(s, (x, oi), old_size, (x, ci), price, size)
+        self.corrections += 1
+        self._dirty_partials.add(s)
+
     def tick(self, now: float | None = None, *, force: bool = False) -> MarketDataBatch | None:
         """Close due candles and, if a frame is due, return one batch (else None)."""
         wall = self._wall() if now is None else now
         self.candles.close_due(int(wall * 1e9))
         bars, gaps = self.candles.drain()
+        for fixed in self.candles.drain_corrected():
+            self.coalescer.put_item(CorrectedBar(fixed))
         for b in bars:
             self.coalescer.put_item(b)
         for g in gaps:
@@ -197,6 +261,7 @@ class MarketDataPipeline:
             dropped_total=flush.dropped_total,
             seq=flush.seq,
             messages=self._since_batch,
+            corrected_bars=tuple(i.bar for i in flush.items if isinstance(i, CorrectedBar)),
         )
         self._since_batch = 0
         return batch

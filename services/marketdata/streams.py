@@ -99,10 +99,12 @@ class MarketDataThread:
         on_state: Callable[[str, ConnectionState, str], None],
         *,
         frame_interval: float = 1 / 30,
+        on_notice: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self._deliver = deliver
         self._on_state = on_state
+        self._on_notice = on_notice
         self.frame_interval = frame_interval
         self.connections: dict[str, DataConnection] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -153,6 +155,11 @@ class MarketDataThread:
         main = self._main_loop
         if main is not None and not main.is_closed():
             main.call_soon_threadsafe(self._on_state, channel, state, reason)
+
+    def _notice_to_main(self, channel: str, level: str, message: str) -> None:
+        main = self._main_loop
+        if self._on_notice is not None and main is not None and not main.is_closed():
+            main.call_soon_threadsafe(self._on_notice, channel, level, message)
 
     async def _run(self) -> None:
         self._stop = asyncio.Event()
@@ -463,11 +470,13 @@ class StreamManager:
         self._now = now
         self.states: dict[str, ConnectionState] = {}
         self.reasons: dict[str, str] = {}
-        self.data = MarketDataThread(self.pipeline, self._deliver, self._state, frame_interval=1 / frame_rate)
+        self.data = MarketDataThread(self.pipeline, self._deliver, self._state, frame_interval=1 / frame_rate,
+                                     on_notice=self._notice)
         for channel in ("stock", "crypto"):
             self.data.add(DataConnection(channel, self.urls[channel], key_id, secret, self.pipeline,
                                          self.data._state_to_main, data_timeout=data_timeout,
-                                         safe_mode_after=safe_mode_after))
+                                         safe_mode_after=safe_mode_after,
+                                         on_notice=self.data._notice_to_main))
         self.trading: TradingStreamRunner | None = None
         if trading:
             self.trading = TradingStreamRunner(
@@ -497,6 +506,10 @@ class StreamManager:
         self.states[channel] = state
         self.reasons[channel] = reason
         self.bus.publish(ConnectionStateEvent(self._now(), channel, state, reason))
+
+    def _notice(self, channel: str, level: str, message: str) -> None:
+        """Loop thread: a market-data event a person should see (406, 405, a feed not in the plan)."""
+        self.bus.publish(NotificationEvent(self._now(), level, f"{channel} market data", message))
 
     def _deliver(self, batch: MarketDataBatch) -> None:
         """Loop thread, once per frame."""

@@ -95,10 +95,12 @@ class MemoryStore:
         return min(self.bars), max(self.bars)
 
 
-def service(store: MemoryStore | None, clock: Clock, now: datetime) -> tuple[HistoryService, FakeStockClient]:
+def service(
+    store: MemoryStore | None, clock: Clock, now: datetime, **kw: Any
+) -> tuple[HistoryService, FakeStockClient]:
     stock = FakeStockClient()
     return HistoryService(
-        "k", "s", store=store, clock=clock, now=lambda: now, stock_client=stock, crypto_client=object()
+        "k", "s", store=store, clock=clock, now=lambda: now, stock_client=stock, crypto_client=object(), **kw
     ), stock
 
 
@@ -126,7 +128,7 @@ def test_bars_chunked_with_progress_written_back_and_cached() -> None:
 def test_open_bar_is_returned_but_not_stored() -> None:
     now = T0 + timedelta(minutes=10, seconds=30)
     store = MemoryStore()
-    hist, _ = service(store, Clock(), now=now)
+    hist, _ = service(store, Clock(), now=now, feed="sip")  # a SIP plan: recent SIP bars are stored
     bars = asyncio.run(hist.bars("AAPL", Timeframe.MIN_1, T0, T0 + timedelta(minutes=11)))
     assert len(bars) == 11 and len(store.bars) == 10
 
