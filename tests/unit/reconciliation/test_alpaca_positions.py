@@ -1,0 +1,154 @@
+"""Reconciliation against positions as Alpaca reports them.
+
+Alpaca is the source of truth for positions: the reconciler compares Heron's books with
+``GET /v2/positions`` and never the reverse (Alpaca docs "Working with /positions"; alpaca-rules.md
+"Positions, shorting, buying power"). Sources are named per test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
+from services.domain.events import NotificationEvent
+from services.domain.models import OrderRequest
+from services.orders.state_machine import OrderState
+from services.reconciliation.reconciler import Reconciler
+from services.storage import Database
+from tests.unit.orders.conftest import Rig, build
+from tests.unit.orders.helpers import ManualClock
+
+D = Decimal
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coro)
+
+
+def rig_with_recon(db: Database) -> tuple[Rig, Reconciler]:
+    r = build(db, ManualClock())
+    run(r.engine.refresh_account())
+    rc = Reconciler(r.broker, r.store, r.journal, r.trading, r.bus, r.clock, r.db)
+    r.engine.reduce_only_qty = rc.reduce_only_qty  # as the composition root wires it
+    assert run(rc.startup()).clean
+    return r, rc
+
+
+def request(symbol: str, side: OrderSide, qty: str, price: str) -> OrderRequest:
+    return OrderRequest(symbol, side, OrderType.LIMIT, TimeInForce.DAY, qty=D(qty), limit_price=D(price))
+
+
+def trade(r: Rig, side: OrderSide, qty: str, price: str, symbol: str = "AAPL") -> None:
+    """A Heron order filled in full at ``price`` (the stream delivers its fill)."""
+    p = D(price)
+    r.prices.set(symbol, str(p - D("0.01")), str(p + D("0.01")))
+    res = run(r.engine.submit(request(symbol, side, qty, price)))
+    assert res.accepted, res.message
+    r.broker.fill(r.broker.by_client[res.client_order_id], D(qty), p)
+
+
+def next_day(r: Rig) -> None:
+    r.clock.now += timedelta(days=1)
+
+
+def test_an_overnight_partial_sell_is_not_price_drift(db: Database) -> None:
+    """Alpaca docs, "Position Average Entry Price Calculation", compressed FIFO example 1: day 1 buy
+    100 @ 10 and 50 @ 12, day 2 buy 30 @ 15, day 3 sell 120; Alpaca's average entry price is
+    770/60 = $12.83 (day 1's lots go first). Heron's plain weighted average (11.39) called this a
+    price drift and put trading in REDUCING."""
+    r, rc = rig_with_recon(db)
+    trade(r, OrderSide.BUY, "100", "10")
+    trade(r, OrderSide.BUY, "50", "12")
+    next_day(r)
+    trade(r, OrderSide.BUY, "30", "15")
+    next_day(r)
+    trade(r, OrderSide.SELL, "120", "20")
+    r.clock.advance(30)
+    # the broker reports Alpaca's figure (its avg_entry_price string carries more digits than the docs)
+    r.broker.set_position("AAPL", D(60), D("12.8333333333"))
+    assert run(rc.run_cycle()).clean  # during day 3 (the docs leave open which figure shows)
+    next_day(r)
+    res = run(rc.run_cycle())
+    assert res.clean and not rc.open_incidents() and r.trading.state is TradingState.ACTIVE
+    pos = r.store.positions["AAPL"]
+    assert pos.cost_basis == D(770) and pos.realized_pl == 120 * D(20) - D(1280)
+
+
+def test_an_outside_fill_seen_in_positions_before_its_trade_update_closes_itself(db: Database) -> None:
+    """An order placed from another app fills; Alpaca's positions already hold it while its
+    ``trade_updates`` fill is still on its way (Alpaca's own trade_updates example is a fill of an
+    order the client never saw; alpaca-rules.md "Order lifecycle"). The drift halts trading, and once
+    the update is booked and local equals broker again the incident closes itself, with a journal
+    record and a notification, and trading resumes."""
+    r, rc = rig_with_recon(db)
+    notes: list[NotificationEvent] = []
+    r.bus.subscribe(NotificationEvent, notes.append)
+    sink, r.broker.sink, r.broker.journal_check = r.broker.sink, None, None
+    outside = run(r.broker.submit_order(replace(request("MSFT", OrderSide.BUY, "5", "200"), client_order_id="web-1")))
+    r.broker.fill(outside.id, D(5), D(200))
+    r.clock.advance(30)
+    res = run(rc.run_cycle())
+    [inc] = res.incidents
+    assert inc.kind == "position_qty" and r.trading.state is TradingState.HALTED
+    # the trade update arrives
+    r.broker.sink = sink
+    for event in list(r.broker.emitted):
+        r.bus.publish(event)
+    assert r.store.position_qty("MSFT") == 5
+    r.clock.advance(30)
+    res = run(rc.run_cycle())
+    assert res.clean and not rc.open_incidents()
+    assert rc.incidents[inc.id].resolution == "resolved"
+    assert r.trading.state is TradingState.ACTIVE
+    assert any(x["kind"] == "incident_resolved" and x["payload"]["incident"] == inc.id for x in r.journal.records())
+    assert any("matches the broker again" in n.message for n in notes)
+
+
+def test_an_acknowledged_phantom_cannot_open_a_real_short(db: Database) -> None:
+    """Heron believes it holds 3 MSFT; Alpaca holds none (the broker is the truth). After the drift
+    is acknowledged without adopting, a sell of the 3 would be a short sale at Alpaca (Alpaca docs
+    "Margin and Short Selling"): MSFT stays reduce-only at the broker's quantity, 0, until adopted.
+    Adopt stays available for the acknowledged incident and lifts the restriction."""
+    r, rc = rig_with_recon(db)
+    r.store.book_adjustment("MSFT", D(3), D(200), "phantom")
+    r.clock.advance(30)
+    [inc] = run(rc.run_cycle()).incidents
+    assert (inc.kind, inc.local_value, inc.broker_value) == ("position_qty", "3", "0")
+    rc.acknowledge(inc.id, "bob", "checked")
+    assert r.trading.state is TradingState.ACTIVE and rc.reduce_only_qty("MSFT") == 0
+    sell = run(r.engine.submit(request("MSFT", OrderSide.SELL, "3", "200")))
+    assert sell.state is OrderState.DENIED and r.broker.position_qty("MSFT") == 0
+    assert sell.report is not None and "reduce_only" in sell.report.explain()
+    buy = run(r.engine.submit(request("MSFT", OrderSide.BUY, "1", "200")))
+    assert buy.state is OrderState.DENIED
+    assert run(rc.run_cycle()).clean  # the acknowledged drift is not reported again
+    # other symbols trade normally
+    assert run(r.engine.submit(request("AAPL", OrderSide.BUY, "1", "100"))).accepted
+    run(rc.adopt_broker_state(inc.id, "bob"))
+    assert rc.incidents[inc.id].resolution == "adopted" and rc.reduce_only_qty("MSFT") is None
+    assert r.store.position_qty("MSFT") == 0
+    assert run(r.engine.submit(request("MSFT", OrderSide.BUY, "1", "200"))).accepted
+
+
+def test_an_acknowledged_outside_buy_trades_on_the_broker_quantity(db: Database) -> None:
+    """Alpaca holds 5 MSFT, Heron 3 (2 bought elsewhere). Acknowledged: sells up to the broker's 5
+    reduce, a sell of 6 would open a short at Alpaca and is refused; Heron's own sell moves both
+    sides alike, so the known drift is not reported again, and the reduce-only quantity follows."""
+    r, rc = rig_with_recon(db)
+    trade(r, OrderSide.BUY, "3", "200", "MSFT")
+    r.broker.set_position("MSFT", D(5), D(200))
+    r.clock.advance(30)
+    [inc] = run(rc.run_cycle()).incidents
+    rc.acknowledge(inc.id, "bob")
+    assert rc.reduce_only_qty("MSFT") == 5
+    assert run(r.engine.submit(request("MSFT", OrderSide.SELL, "6", "200"))).state is OrderState.DENIED
+    trade(r, OrderSide.SELL, "1", "200", "MSFT")
+    assert r.store.position_qty("MSFT") == 2 and r.broker.position_qty("MSFT") == 4
+    assert rc.reduce_only_qty("MSFT") == 4
+    r.clock.advance(30)
+    assert run(rc.run_cycle()).clean and r.trading.state is TradingState.ACTIVE
