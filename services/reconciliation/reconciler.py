@@ -527,7 +527,8 @@ class Reconciler:
             )
             self._escalated = True
         self.last_run = now
-        self.last_clean = not open_now
+        # clean means every quantity matches: an acknowledged drift is not open, but not clean either
+        self.last_clean = not open_now and not self.restricted_incidents()
         return ReconciliationResult(not open_now, tuple(new), calls, now)
 
     def _after_operator(self, operator: str) -> None:
@@ -555,7 +556,7 @@ class Reconciler:
                         source=SOURCE,
                     )
             self._escalated = False
-        self.last_clean = True
+        self.last_clean = not self.restricted_incidents()
 
     def _save(self, inc: Incident) -> None:
         self.incidents[inc.id] = inc
