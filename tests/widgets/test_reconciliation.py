@@ -201,8 +201,9 @@ def _acknowledge_all(panel: ReconciliationPanel) -> None:
 
 
 def test_clean_is_shown_only_when_every_quantity_matches(panel: ReconciliationPanel) -> None:
-    """Alpaca's positions are the truth (alpaca-rules.md "Positions, shorting, buying power"; issue
-    "Right on real Alpaca"): with MSFT at 0 in Heron and 7 at the broker, acknowledging every incident
+    """Alpaca's positions are the truth ("Treat Alpaca as the source of truth", alpacahq/alpaca-skills
+    reconciliation-idempotency SKILL.md; alpaca-rules.md "Positions, shorting, buying power"): with
+    MSFT at 0 in Heron and 7 at the broker, acknowledging every incident
     leaves nothing open, yet the panel must not say "Clean". MSFT stays reduce-only, visible even when
     resolved incidents are hidden."""
     _acknowledge_all(panel)
@@ -218,7 +219,8 @@ def test_clean_is_shown_only_when_every_quantity_matches(panel: ReconciliationPa
 def test_adopt_stays_available_for_an_acknowledged_quantity_drift(
     qtbot: Any, monkeypatch: Any, panel: ReconciliationPanel, rig: ReconciliationRig
 ) -> None:
-    """Adopting the broker's position (the broker is the source of truth) is what ends the
+    """Adopting the broker's position (Alpaca is the source of truth: alpacahq/alpaca-skills
+    reconciliation-idempotency SKILL.md) is what ends the
     reduce-only state of an acknowledged quantity drift, so Adopt stays enabled for it; once adopted
     every quantity matches and the panel says "Clean"."""
     _acknowledge_all(panel)

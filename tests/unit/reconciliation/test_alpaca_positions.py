@@ -1,8 +1,10 @@
 """Reconciliation against positions as Alpaca reports them.
 
-Alpaca is the source of truth for positions: the reconciler compares Heron's books with
-``GET /v2/positions`` and never the reverse (Alpaca docs "Working with /positions"; alpaca-rules.md
-"Positions, shorting, buying power"). Sources are named per test.
+Alpaca is the source of truth for positions: "Treat Alpaca as the source of truth and your DB as a
+cache that must converge to it" (Alpaca's own guidance, alpacahq/alpaca-skills,
+skills/broker-api/reconciliation-idempotency/SKILL.md). The reconciler compares Heron's books with
+``GET /v2/positions`` and never the reverse (alpaca-rules.md "Positions, shorting, buying power").
+Further sources are named per test.
 """
 
 from __future__ import annotations

@@ -140,8 +140,10 @@ def test_a_day_that_crosses_flat_compresses_each_side_separately() -> None:
 
 
 def test_an_adopted_position_is_carried_as_one_lot_at_the_adopted_price() -> None:
-    """Adopting the broker's position (the broker is the truth) sets qty and average to the broker's
-    and realizes nothing; what it opens is a carried lot, not part of the day's buys."""
+    """Adopting the broker's position (Alpaca is the source of truth: alpacahq/alpaca-skills
+    reconciliation-idempotency SKILL.md) sets qty and average to the broker's and realizes nothing;
+    what it opens is a carried lot at the broker's average (which is already compressed FIFO for
+    earlier days, per the page), not part of the day's buys."""
     pos = LocalPosition("AAPL")
     book(pos, BUY, "10", "10", day(1))
     pos.apply(SELL, D(10), pos.avg_price, count_volume=False, at=day(1, 16))
