@@ -466,6 +466,7 @@ def _build_orders(ctx: AppContext, services: Services) -> None:
     engine = ExecutionEngine(broker, store, journal, risk, trading, bus, _now, prices=prices,
                              hours=_hours(ctx), order_gate=gate, silent_after_s=10.0)
     reconciler = Reconciler(broker, store, journal, trading, bus, _now, db)
+    engine.reduce_only_qty = reconciler.reduce_only_qty
     services.journal, services.orders, services.trading, services.risk = journal, store, trading, risk
     services.engine, services.reconciler = engine, reconciler
     services.kill_switch = KillSwitch(trading, engine, journal)

@@ -1,9 +1,11 @@
 """The reconciliation review panel (``reconciliationPanel``).
 
 Shows the :class:`~services.reconciliation.reconciler.Reconciler`'s incidents with their history
-(open / acknowledged / adopted), Heron's positions and open orders beside the broker's (differing
-cells highlighted), the last run time, and the two operator actions — Acknowledge and Adopt broker
-state — each behind a confirmation that names exactly what will change. "Run now" runs one
+(open / acknowledged / adopted / resolved), Heron's positions and open orders beside the broker's
+(differing cells highlighted), the last run time, and the two operator actions — Acknowledge and Adopt
+broker state — each behind a confirmation that names exactly what will change. "Clean" is shown only
+when every quantity matches: an acknowledged quantity drift keeps its symbol reduce-only at the
+broker's quantity and stays adoptable (and visible when resolved incidents are hidden). "Run now" runs one
 reconciliation cycle on the service loop. The panel decides nothing: it reads the reconciler and
 calls its methods.
 
@@ -41,11 +43,13 @@ from widgets.ops_models.recon_models import (
     OK_FG,
     WARN_FG,
     dec_text,
+    in_force,
     incident_model,
     order_model,
     order_rows,
     position_model,
     position_rows,
+    restricts,
 )
 from widgets.ops_models.table import SORT_ROLE, named, refilter
 from widgets.ops_models.tasks import TaskBridge
@@ -230,6 +234,13 @@ class ReconciliationPanel(QWidget):
         elif rc.last_run is None:
             self.status.setText("● Not reconciled yet")
             self.status.setStyleSheet("color: #8a93a0; font-weight: 600;")
+        elif differing := _differing_quantities(rc):
+            # no open incident, but not clean: an acknowledged quantity drift still holds its symbol
+            self.status.setText(
+                f"● Quantities differ: {', '.join(differing)} — reduce-only at the broker's quantity "
+                "until adopted"
+            )
+            self.status.setStyleSheet(f"color: {WARN_FG}; font-weight: 600;")
         else:
             self.status.setText("● Clean: Heron and the broker agree")
             self.status.setStyleSheet(f"color: {OK_FG}; font-weight: 600;")
@@ -274,9 +285,10 @@ class ReconciliationPanel(QWidget):
     def _update_buttons(self) -> None:
         inc = self.selected_incident()
         is_open = inc is not None and inc.acknowledged_at is None
+        adoptable = inc is not None and in_force(inc) and inc.kind.startswith("position")
         busy = self.bridge.running > 0
         self.ack.setEnabled(is_open and not busy)
-        self.adopt.setEnabled(is_open and not busy and inc is not None and inc.kind.startswith("position"))
+        self.adopt.setEnabled(adoptable and not busy)
         if inc is not None and not inc.kind.startswith("position"):
             self.adopt.setToolTip("Only position incidents can be settled by adopting the broker's position")
 
@@ -292,6 +304,11 @@ class ReconciliationPanel(QWidget):
             if not others
             else f"{len(others)} other incident(s) stay open; trading stays restricted."
         )
+        if inc.kind == "position_qty":
+            effect += (
+                f" {inc.subject} stays reduce-only at the broker's quantity ({inc.broker_value} as of the "
+                "comparison) until you adopt the broker's state."
+            )
         if not ask_confirmation(
             self,
             "Acknowledge incident",
@@ -312,12 +329,7 @@ class ReconciliationPanel(QWidget):
     def adopt_selected(self) -> bool:
         inc = self.selected_incident()
         rc = self.reconciler
-        if (
-            inc is None
-            or rc is None
-            or inc.acknowledged_at is not None
-            or not inc.kind.startswith("position")
-        ):
+        if inc is None or rc is None or not in_force(inc) or not inc.kind.startswith("position"):
             return False
         symbol = inc.subject
         local = rc.store.positions.get(symbol)
@@ -330,8 +342,8 @@ class ReconciliationPanel(QWidget):
             f"Rewrite Heron's {symbol} position from the broker?\n\n"
             f"Heron now: {local_txt}\nBroker (last run): {broker_txt}",
             f"Heron re-reads {symbol} from the broker and books a journaled internal adjustment so its "
-            f"position matches exactly. No order is sent, cancelled or changed. Open position incidents "
-            f"on {symbol} are closed as 'adopted' by {self.operator!r}.",
+            f"position matches exactly. No order is sent, cancelled or changed. Open and acknowledged "
+            f"position incidents on {symbol} are closed as 'adopted' by {self.operator!r}.",
         ):
             return False
         self.adopt.setEnabled(False)
@@ -393,7 +405,15 @@ class _IncidentFilter(QSortFilterProxyModel):
         if self._show_resolved:
             return True
         model = self.sourceModel()
-        return bool(model.row_at(source_row).acknowledged_at is None)  # type: ignore[attr-defined]
+        return in_force(model.row_at(source_row))  # type: ignore[attr-defined]
+
+
+def _differing_quantities(rc: Any) -> list[str]:
+    """Symbols whose quantities differ from the broker's as of the last run, with acknowledged
+    quantity drifts (reduce-only) included even before a run compared them again."""
+    syms = {r.symbol for r in position_rows(rc) if r.qty_differs}
+    syms |= {i.subject for i in rc.incidents.values() if restricts(i)}
+    return sorted(syms)
 
 
 def _age(seconds: float) -> str:

@@ -100,6 +100,9 @@ class ExecutionEngine:
         self.prices = prices
         self.hours = hours
         self.order_gate = order_gate
+        #: Reconciliation's hook: the broker's quantity for a symbol that may only be reduced (an
+        #: acknowledged, unadopted quantity drift), else None. Set by the composition root.
+        self.reduce_only_qty: Callable[[str], Decimal | None] | None = None
         self.sm = state_machine or OrderStateMachine()
         self.max_probes = max_probes_per_cycle
         self.inflight_threshold = timedelta(seconds=inflight_threshold_s)
@@ -208,19 +211,25 @@ class ExecutionEngine:
             mark = self.prices.last_price(sym) or pos.avg_price
             gross += abs(pos.qty) * mark
             net += pos.qty * mark
+        positions = {s: p.qty for s, p in self.store.positions.items()}
+        # reconciliation: trade a symbol with an acknowledged quantity drift on the broker's quantity
+        held = self.reduce_only_qty(request.symbol) if self.reduce_only_qty is not None else None
+        if held is not None:
+            positions[request.symbol] = held
         return RiskContext(
             now=self.clock(),
             trading_state=self.trading.state,
             account=self.account,
             asset=asset,
             prices=self.prices,
-            positions={s: p.qty for s, p in self.store.positions.items()},
+            positions=positions,
             gross_exposure=gross,
             net_exposure=net,
             open_orders=sum(1 for r in self.store.open_orders() if r.parent_client_order_id is None),
             hours=self.hours,
             peak_equity=self.peak_equity,
             order_gate=self.order_gate,
+            reduce_only=held is not None,
         )
 
     # --- submit ----------------------------------------------------------------------------------

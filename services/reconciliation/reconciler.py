@@ -5,10 +5,19 @@
   is clean; otherwise it stays DISABLED until an operator deals with every incident.
 - :meth:`Reconciler.run_cycle` is the continuous check, at most ``max_calls_per_cycle`` broker calls
   per cycle (positions, open orders); position comparison waits for a quiet period after fills.
-- Quantities must match exactly; average prices within 1e-4 relative. A quantity drift is
-  ``critical`` (HALTED), a price drift ``warning`` (REDUCING), until acknowledged.
+- Quantities must match exactly; average prices within 1e-4 relative of a figure Alpaca's method can
+  show (weighted average intraday, compressed FIFO from the previous days: see
+  :class:`~services.orders.store.LocalPosition`). A quantity drift is ``critical`` (HALTED), a price
+  drift ``warning`` (REDUCING), until dealt with.
+- An incident closes itself, with a journal record and a notification, once the comparison finds
+  local and broker equal again (an outside fill seen in the positions before its trade update).
+- Acknowledging a quantity drift does not make Heron trade on its own quantity: until the drift is
+  adopted (or closes itself) the symbol is reduce-only at the broker's quantity
+  (:meth:`reduce_only_qty`, read by the order engine's risk context), and the same drift, moved only
+  by Heron's own fills, is not reported again.
 - :meth:`adopt_broker_state` is the explicit, journaled operator action that rewrites local
-  positions from the broker (internal adjustment fills, never sent).
+  positions from the broker (internal adjustment fills, never sent); it settles open and
+  acknowledged incidents of the symbol alike.
 - The reconciler never sends, cancels or replaces an order. It only reads from the broker.
 
 Coroutines run on the service event loop.
@@ -32,7 +41,7 @@ from services.domain.enums import TradingState
 from services.domain.events import NotificationEvent, PositionsEvent
 from services.domain.models import Fill, Order, Position
 from services.orders.journal import OrderJournal
-from services.orders.store import OrderStore
+from services.orders.store import OrderStore, trading_day
 from services.orders.tables import incidents_table
 from services.risk.trading_state import TradingStateMachine
 from services.storage import Database
@@ -55,7 +64,7 @@ class Incident:
     opened_at: datetime
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
-    resolution: str | None = None  # acknowledged | adopted
+    resolution: str | None = None  # acknowledged | adopted | resolved (local equals broker again)
 
     @property
     def is_open(self) -> bool:
@@ -72,6 +81,11 @@ class ReconciliationResult:
     incidents: tuple[Incident, ...]
     calls: int
     ran_at: datetime
+
+
+def _seq_of(incident_id: str) -> int:
+    tail = incident_id.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
 
 
 def _s(v: Decimal) -> str:
@@ -124,6 +138,28 @@ class Reconciler:
     # --- public ----------------------------------------------------------------------------------
     def open_incidents(self) -> list[Incident]:
         return [i for i in self.incidents.values() if i.is_open]
+
+    def restricted_incidents(self) -> list[Incident]:
+        """Acknowledged quantity drifts not adopted yet: their symbols trade reduce-only."""
+        return [
+            i for i in self.incidents.values() if i.kind == "position_qty" and i.resolution == "acknowledged"
+        ]
+
+    def _drift_offsets(self) -> dict[str, Decimal]:
+        """Per restricted symbol, broker minus local quantity as the latest acknowledged drift saw it.
+        Heron's own later fills move both sides alike, so local + offset stays the broker's quantity."""
+        out: dict[str, Decimal] = {}
+        for inc in sorted(self.restricted_incidents(), key=lambda i: (i.opened_at, _seq_of(i.id))):
+            out[inc.subject] = Decimal(inc.broker_value) - Decimal(inc.local_value)
+        return out
+
+    def reduce_only_qty(self, symbol: str) -> Decimal | None:
+        """The broker's quantity for a symbol with an acknowledged, unadopted quantity drift (orders
+        on it may only reduce that quantity); None when the symbol trades normally."""
+        offset = self._drift_offsets().get(symbol)
+        if offset is None:
+            return None
+        return self.store.position_qty(symbol) + offset
 
     async def startup(self) -> ReconciliationResult:
         """Full comparison; enables trading when clean (call after ``ExecutionEngine.recover``)."""
@@ -202,6 +238,8 @@ class Reconciler:
         self.bus.publish(PositionsEvent(self.clock(), tuple(positions)))
 
     def acknowledge(self, incident_id: str, operator: str, note: str = "") -> Incident:
+        """Operator action: the drift is known. A quantity drift keeps its symbol reduce-only at the
+        broker's quantity until adopted (or until local equals broker again)."""
         inc = self.incidents[incident_id]
         if not inc.is_open:
             return inc
@@ -209,6 +247,18 @@ class Reconciler:
         self._save(inc)
         self.journal.append("incident_acknowledged", None, f"operator:{operator}", incident=inc.id, note=note)
         self.journal.flush()
+        if inc.kind == "position_qty":
+            held = self.reduce_only_qty(inc.subject)
+            self.bus.publish(
+                NotificationEvent(
+                    self.clock(),
+                    "warning",
+                    SOURCE,
+                    f"{inc.subject} stays reduce-only at the broker's quantity {_s(held or ZERO)} "
+                    f"(Heron has {_s(self.store.position_qty(inc.subject))}) until the broker's state "
+                    "is adopted",
+                )
+            )
         self._after_operator(operator)
         return inc
 
@@ -235,9 +285,13 @@ class Reconciler:
         self.store.book_adjustment(symbol, qty, avg, inc.id)
         inc = replace(inc, acknowledged_at=self.clock(), acknowledged_by=operator, resolution="adopted")
         self._save(inc)
-        # any other open incident on the same symbol is settled by the same adoption
-        for other in self.open_incidents():
-            if other.subject == symbol and other.kind.startswith("position"):
+        # any other open or acknowledged incident on the same symbol is settled by the same adoption
+        for other in list(self.incidents.values()):
+            if (
+                other.subject == symbol
+                and other.kind.startswith("position")
+                and other.resolution in (None, "acknowledged")
+            ):
                 self._save(
                     replace(
                         other, acknowledged_at=self.clock(), acknowledged_by=operator, resolution="adopted"
@@ -286,23 +340,86 @@ class Reconciler:
         broker = {p.symbol: p for p in broker_positions if p.qty != 0}
         self.broker_positions = {s: p.qty for s, p in broker.items()}
         self.broker_position_details = broker
+        today = trading_day(self.clock())
+        for pos in self.store.positions.values():
+            pos.roll(today)  # the broker compresses the previous days' lots at its start of day
         local = {s: p for s, p in self.store.positions.items() if p.qty != 0}
-        for sym in sorted(set(broker) | set(local)):
+        offsets = self._drift_offsets()
+        matched_qty: set[str] = set()
+        matched_price: set[str] = set()
+        for sym in sorted(set(broker) | set(local) | {i.subject for i in self._position_incidents()}):
             lq = local[sym].qty if sym in local else ZERO
             bq = broker[sym].qty if sym in broker else ZERO
             if lq != bq:
+                if offsets.get(sym) == bq - lq:
+                    continue  # the acknowledged drift, moved only by Heron's own fills: still reduce-only
                 out.append(
                     self._incident("position_qty", "critical", sym, _s(lq), _s(bq), f"{sym} quantity differs")
                 )
                 continue
-            la, ba = local[sym].avg_price, broker[sym].avg_entry_price
-            if ba != 0 and abs(la - ba) / abs(ba) > PRICE_TOLERANCE:
-                out.append(
-                    self._incident(
-                        "position_price", "warning", sym, _s(la), _s(ba), f"{sym} average price differs"
-                    )
+            matched_qty.add(sym)
+            if sym not in local:
+                matched_price.add(sym)
+                continue
+            ba = broker[sym].avg_entry_price
+            accepted = local[sym].accepted_avg_prices()
+            if ba == 0 or any(abs(a - ba) / abs(ba) <= PRICE_TOLERANCE for a in accepted):
+                matched_price.add(sym)
+                continue
+            la = local[sym].avg_price
+            out.append(
+                self._incident(
+                    "position_price", "warning", sym, _s(la), _s(ba), f"{sym} average price differs"
                 )
+            )
+        self._resolve_matched(matched_qty, matched_price)
         return out
+
+    def _position_incidents(self) -> list[Incident]:
+        """Position incidents still in force: open, or acknowledged and not adopted."""
+        return [
+            i
+            for i in self.incidents.values()
+            if i.kind.startswith("position") and i.resolution in (None, "acknowledged")
+        ]
+
+    def _resolve_matched(self, matched_qty: set[str], matched_price: set[str]) -> None:
+        """Close, with a record, the position incidents whose symbol now matches the broker."""
+        now = self.clock()
+        closed = False
+        for inc in self._position_incidents():
+            matched = matched_qty if inc.kind == "position_qty" else matched_price
+            if inc.subject not in matched:
+                continue
+            was = inc.resolution or "open"
+            inc = replace(inc, acknowledged_at=now, acknowledged_by=SOURCE, resolution="resolved")
+            self._save(inc)
+            qty = self.broker_positions.get(inc.subject, ZERO)
+            self.journal.append(
+                "incident_resolved",
+                None,
+                SOURCE,
+                incident=inc.id,
+                incident_kind=inc.kind,
+                subject=inc.subject,
+                was=was,
+                qty=qty,
+            )
+            self.journal.flush()
+            what = "quantity" if inc.kind == "position_qty" else "average price"
+            self.bus.publish(
+                NotificationEvent(
+                    now,
+                    "info",
+                    SOURCE,
+                    f"{inc.subject} {what} matches the broker again (qty {_s(qty)}): incident {inc.id} "
+                    f"({inc.detail}: local {inc.local_value}, broker {inc.broker_value}) closed",
+                )
+            )
+            log.warning("incident %s closed itself: %s matches the broker again", inc.id, inc.subject)
+            closed = True
+        if closed:
+            self._release(None)
 
     def _orders_caught_up(self, broker_open: list[Order]) -> bool:
         """True when every order Heron holds open is open at the broker with the same filled
@@ -410,19 +527,36 @@ class Reconciler:
             )
             self._escalated = True
         self.last_run = now
-        self.last_clean = not open_now
+        # clean means every quantity matches: an acknowledged drift is not open, but not clean either
+        self.last_clean = not open_now and not self.restricted_incidents()
         return ReconciliationResult(not open_now, tuple(new), calls, now)
 
     def _after_operator(self, operator: str) -> None:
+        self._release(operator)
+
+    def _release(self, operator: str | None) -> None:
+        """Lift what reconciliation imposed once no incident is open (by an operator, or because the
+        incidents closed themselves)."""
         if self.open_incidents():
             return
         if self.trading.state is TradingState.DISABLED and self._startup_done:
-            self.trading.enable(f"start-up incidents dealt with by operator {operator}")
+            self.trading.enable(
+                f"start-up incidents dealt with by operator {operator}"
+                if operator
+                else "start-up incidents closed: local equals broker again"
+            )
         elif self._escalated and self.trading.state in (TradingState.REDUCING, TradingState.HALTED):
             if self.trading.reason.startswith("reconciliation drift"):
-                self.trading.operator_resume(operator, "reconciliation incidents acknowledged")
+                if operator:
+                    self.trading.operator_resume(operator, "reconciliation incidents acknowledged")
+                else:
+                    self.trading.set(
+                        TradingState.ACTIVE,
+                        "reconciliation incidents closed: local equals broker again",
+                        source=SOURCE,
+                    )
             self._escalated = False
-        self.last_clean = True
+        self.last_clean = not self.restricted_incidents()
 
     def _save(self, inc: Incident) -> None:
         self.incidents[inc.id] = inc

@@ -192,3 +192,58 @@ def test_install_adds_every_ops_panel_the_banner_and_toasts(
     dialog = open_settings(win, ctx, services, show=False)
     qtbot.addWidget(dialog)
     assert dialog.objectName() == "settingsDialog" and dialog.profile == "default"
+
+
+def _acknowledge_all(panel: ReconciliationPanel) -> None:
+    for inc in panel.reconciler.open_incidents():
+        panel.reconciler.acknowledge(inc.id, "tester", "known")
+    panel.refresh()
+
+
+def test_clean_is_shown_only_when_every_quantity_matches(panel: ReconciliationPanel) -> None:
+    """Alpaca's positions are the truth ("Treat Alpaca as the source of truth", alpacahq/alpaca-skills
+    reconciliation-idempotency SKILL.md; alpaca-rules.md "Positions, shorting, buying power"): with
+    MSFT at 0 in Heron and 7 at the broker, acknowledging every incident
+    leaves nothing open, yet the panel must not say "Clean". MSFT stays reduce-only, visible even when
+    resolved incidents are hidden."""
+    _acknowledge_all(panel)
+    assert not panel.reconciler.open_incidents()
+    assert "Clean" not in panel.status.text()
+    assert "MSFT" in panel.status.text() and "reduce-only" in panel.status.text()
+    panel.incident_proxy.set_show_resolved(False)
+    shown = [panel.incident_proxy.index(r, 4).data() for r in range(panel.incident_proxy.rowCount())]
+    assert shown == ["MSFT"]
+    assert panel.incident_proxy.index(0, 0).data() == "acknowledged (reduce-only)"
+
+
+def test_adopt_stays_available_for_an_acknowledged_quantity_drift(
+    qtbot: Any, monkeypatch: Any, panel: ReconciliationPanel, rig: ReconciliationRig
+) -> None:
+    """Adopting the broker's position (Alpaca is the source of truth: alpacahq/alpaca-skills
+    reconciliation-idempotency SKILL.md) is what ends the
+    reduce-only state of an acknowledged quantity drift, so Adopt stays enabled for it; once adopted
+    every quantity matches and the panel says "Clean"."""
+    _acknowledge_all(panel)
+    inc = _select(panel, "position_qty")
+    assert not panel.ack.isEnabled() and panel.adopt.isEnabled()
+    answers = Answers(QMessageBox.StandardButton.Yes).install(monkeypatch)
+    with qtbot.waitSignal(panel.bridge.finished, timeout=5000):
+        assert panel.adopt_selected()
+    assert "Open and acknowledged position incidents on MSFT" in answers.asked[0]
+    assert rig.store.position_qty("MSFT") == 7
+    assert rig.reconciler.incidents[inc.id].resolution == "adopted"
+    assert rig.reconciler.reduce_only_qty("MSFT") is None
+    panel.refresh()
+    assert panel.status.text() == "● Clean: Heron and the broker agree"
+    _select(panel, "position_price")  # an acknowledged price drift restricts nothing: not adoptable
+    assert not panel.adopt.isEnabled()
+
+
+def test_acknowledging_a_quantity_drift_says_the_symbol_stays_reduce_only(
+    monkeypatch: Any, panel: ReconciliationPanel
+) -> None:
+    """The confirmation names the consequence: MSFT trades reduce-only at the broker's 7."""
+    _select(panel, "position_qty")
+    answers = Answers(QMessageBox.StandardButton.Cancel).install(monkeypatch)
+    assert not panel.acknowledge_selected()
+    assert "MSFT stays reduce-only at the broker's quantity (7" in answers.asked[0]

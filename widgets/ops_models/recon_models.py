@@ -33,7 +33,21 @@ def ts_text(ts: datetime | None) -> str:
 
 
 def incident_status(inc: Any) -> str:
-    return "open" if inc.acknowledged_at is None else (inc.resolution or "acknowledged")
+    if inc.acknowledged_at is None:
+        return "open"
+    if restricts(inc):
+        return "acknowledged (reduce-only)"
+    return inc.resolution or "acknowledged"
+
+
+def restricts(inc: Any) -> bool:
+    """An acknowledged, unadopted quantity drift: its symbol trades reduce-only at the broker's quantity."""
+    return bool(inc.kind == "position_qty" and inc.resolution == "acknowledged")
+
+
+def in_force(inc: Any) -> bool:
+    """Open, or acknowledged and still restricting trading: Adopt can still settle it."""
+    return inc.acknowledged_at is None or restricts(inc)
 
 
 def _status_fg(inc: Any) -> str:
