@@ -230,7 +230,7 @@ def test_get_crypto_position_by_pair_asks_alpaca_for_btcusd() -> None:
     def route(method: str, url: str, kwargs: dict[str, Any]) -> requests.Response:
         if url.endswith("/v2/positions/BTCUSD"):
             return fx.http_response(200, fx.body("positions", "crypto_btcusd")[0])
-        return fx.http_response(404, {"code": 40410000, "message": "position does not exist"})
+        return fx.response("errors", "position_not_found_404")  # Alpaca-API #215
 
     b, _ = broker(route)
     p = run(b.get_position("BTC/USD"))
