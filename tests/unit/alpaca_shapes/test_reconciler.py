@@ -43,7 +43,9 @@ def alpaca(positions: list[dict[str, Any]], fills: list[dict[str, Any]] | None =
         if method == "GET" and "/v2/positions/" in path:  # Alpaca-API #215: unknown symbol → 404
             tail = path.split("/v2/positions/", 1)[1]
             match = [p for p in positions if p["symbol"] == tail]
-            return fx.http_response(200, match[0]) if match else fx.response("errors", "position_not_found_404")
+            if not match:
+                return fx.response("errors", "position_not_found_404")
+            return fx.http_response(200, match[0])
         if method == "GET" and path.endswith("/v2/orders"):
             return fx.http_response(200, [])
         if method == "GET" and path.endswith("/v2/account/activities/FILL"):
