@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -144,6 +145,22 @@ def test_replaced_then_new_order_follows_the_replacement(rig: Rig) -> None:
     assert rec.state.is_open and rec.broker_order_id == new_id
     assert rec.qty == Decimal(5)
     assert len([r for r in rig.store.orders() if r.state.is_open]) == 1
+
+
+def test_docs_fill_example_converts_exactly() -> None:
+    """Alpaca's trade_updates fill example through Heron's converter: exact decimals, UTC times
+    (its created_at is "2022-04-19T13:45:04.981350886-04:00"), the execution's own fields."""
+    data = fx.body("trade_updates", "fill_docs_example")["data"]
+    ev = trade_update_event(data, datetime(2022, 4, 19, 17, 45, 6, tzinfo=UTC))
+    assert (ev.event, ev.execution_id) == ("fill", "2f63ea93-423d-4169-b3f6-3fdafc10c418")
+    assert (ev.price, ev.qty, ev.position_qty) == (Decimal("105.8988475"), Decimal("1790.86"), Decimal(0))
+    o = ev.order
+    assert (o.status, o.side, o.type, o.time_in_force) == (
+        OrderStatus.FILLED, OrderSide.SELL, OrderType.MARKET, TimeInForce.GTC)
+    assert o.filled_qty == Decimal("1790.86") and o.filled_avg_price == Decimal("105.8988475")
+    assert o.created_at == datetime(2022, 4, 19, 17, 45, 4, 981350, tzinfo=UTC)
+    assert o.filled_at == datetime(2022, 4, 19, 17, 45, 5, 24916, tzinfo=UTC)
+    assert o.created_at.utcoffset() == timedelta(0)
 
 
 @pytest.mark.xfail(strict=True, reason="issue 12: a notional order (qty null, also after the fill) never "
