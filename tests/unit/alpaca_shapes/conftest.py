@@ -1,0 +1,3 @@
+from tests.unit.orders.conftest import db
+
+__all__ = ["db"]
