@@ -208,8 +208,6 @@ def test_stock_short_position_is_negative() -> None:
     assert p.symbol == "TSLA" and p.qty == Decimal(-5) and p.market_value == Decimal("-1000.5")
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="issue 12: crypto positions listed as BTCUSD are not normalised to BTC/USD")
 @pytest.mark.parametrize("name", ["crypto_btcusd", "crypto_btcusd_entity"])
 def test_crypto_position_btcusd_is_normalised_to_btc_usd(name: str) -> None:
     """Alpaca lists a BTC position as BTCUSD (docs crypto-trading-broker.md "Positions API";
@@ -222,8 +220,6 @@ def test_crypto_position_btcusd_is_normalised_to_btc_usd(name: str) -> None:
     assert p.symbol == "BTC/USD"
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="issue 12: GET /v2/positions/BTC/USD is a 404; the adapter must ask for BTCUSD")
 def test_get_crypto_position_by_pair_asks_alpaca_for_btcusd() -> None:
     """``GET /v2/positions/BTC/USD`` answers 404 at Alpaca (alpaca-py #179, #490)."""
 
@@ -237,8 +233,6 @@ def test_get_crypto_position_by_pair_asks_alpaca_for_btcusd() -> None:
     assert p is not None and p.symbol == "BTC/USD" and p.qty == Decimal("1.0002997")
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="issue 12: closing BTC/USD asks Alpaca for DELETE /v2/positions/BTC/USD (a 404)")
 def test_close_crypto_position_by_pair() -> None:
     """Closing the BTC/USD position must reach Alpaca's BTCUSD position; the answer is the closing
     order for BTC/USD (the order inside alpaca-py's close-all 207 body)."""
@@ -341,8 +335,6 @@ def test_close_all_207_mixed_results() -> None:
     assert (nyc.symbol, nyc.status, nyc.message) == ("NYC", 403, "account is not allowed to short")
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="issue 12: the close-all result for a crypto position says BTCUSD, not BTC/USD")
 def test_close_all_207_crypto_result_symbol_is_normalised() -> None:
     """The 207 body carries BTCUSD outside and an order for BTC/USD inside (alpaca-py
     test_close_all_positions)."""

@@ -133,8 +133,6 @@ def _trade_of(cancel_or_correction: dict[str, Any], *, original: bool) -> dict[s
             "c": m["oc"], "z": m["z"]}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: trade cancels (T: x) are not applied to last price, volume "
-                   "and candles")
 def test_trade_cancel_comes_out_of_last_price_volume_and_candle() -> None:
     """alpaca-trade-api-go testCancelError: trade 123 of TEST (10 @ 100) is canceled. An earlier
     print of the same minute (5 @ 99.5, made up) stays. Stream docs: a canceled trade must come out."""
@@ -152,8 +150,6 @@ def test_trade_cancel_comes_out_of_last_price_volume_and_candle() -> None:
     assert p.book.last_price("TEST") == Decimal("99.5")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: trade corrections (T: c) are not applied to last price, "
-                   "volume and candles")
 def test_trade_correction_replaces_price_and_size() -> None:
     """alpaca-trade-api-go testCorrection: trade 123 (123 @ 123.123) corrected to 124 @ 124.124."""
     [corr] = fx.body("stream", "go_correction")
@@ -238,8 +234,6 @@ def test_refused_keys_402_fail_once_with_what_alpaca_said() -> None:
     assert len(failed) == 1 and "auth failed" in failed[0]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: 406 connection limit exceeded is reported as refused keys "
-                   "and never retried")
 def test_406_connection_limit_is_retried_not_reported_as_refused_keys() -> None:
     """406 connection limit exceeded (realtime.md: "You already have an ongoing authenticated
     session"): another connection uses these keys; retry with backoff and say so."""
@@ -251,8 +245,6 @@ def test_406_connection_limit_is_retried_not_reported_as_refused_keys() -> None:
     assert "refused the keys" not in reconnecting[0]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: 405 symbol limit exceeded after a subscribe is dropped "
-                   "silently")
 def test_405_symbol_limit_after_subscribe_is_reported(caplog: pytest.LogCaptureFixture) -> None:
     """405 symbol limit exceeded (realtime.md): the subscription stays as it was; the trader must
     learn which symbols are left without data (a state reason or a WARNING naming the limit)."""

@@ -115,8 +115,6 @@ def test_short_position_matches_a_local_short_sale(rig: Rig) -> None:
     assert rc.broker_positions == {"TSLA": Decimal(-5)}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a crypto position listed as BTCUSD is compared with local "
-                   "BTC/USD fills as two different symbols (two false critical incidents)")
 def test_crypto_position_listed_as_btcusd_matches_local_btc_usd_fills(rig: Rig) -> None:
     """Alpaca docs crypto-trading-broker.md: the BTC position is listed as BTCUSD
     (qty 1.0002997 @ 22577.2578201313066474) while orders and fills say BTC/USD."""
@@ -128,8 +126,6 @@ def test_crypto_position_listed_as_btcusd_matches_local_btc_usd_fills(rig: Rig) 
     assert result.clean and rig.trading.state is TradingState.ACTIVE
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: adopting Alpaca's BTCUSD position books it under BTCUSD, "
-                   "not under the BTC/USD that orders, fills and close use")
 def test_adopting_alpacas_crypto_position_books_it_as_btc_usd(rig: Rig) -> None:
     """Bought elsewhere: Alpaca lists BTCUSD 1.0002997 (docs crypto-trading-broker.md). Adopting the
     broker's state gives Heron a BTC/USD position of that size and nothing under BTCUSD."""
