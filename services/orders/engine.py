@@ -279,14 +279,19 @@ class ExecutionEngine:
         return SubmitResult(cid, rec.state, report, message)
 
     async def _post(self, rec: OrderRecord, request: OrderRequest) -> str:
+        """POST one journaled intent and settle what the answer proves.
+
+        Only a definitive refusal (BrokerRejected / BrokerAuthError) is REJECTED. Anything else that
+        is not a readable order (a timeout, a 5xx, or an answer Heron cannot read: a number that is
+        NaN, a field of the wrong type) leaves the outcome unknown: the order stays SUBMITTED and
+        in flight, and the lookup by client_order_id settles it. Reporting such an order refused
+        while it is live at the broker would let a strategy send it again.
+        """
         cid = rec.client_order_id
         try:
             order = await self.broker.submit_order(request)
         except BrokerUnavailable as error:
-            rec.ambiguous = True
-            self.journal.append("ambiguous", cid, rec.source, message=error.message)
-            self._commit(rec, ApplyResult(changed=True))
-            return f"outcome unknown ({error.message}); the order stays in flight until the broker answers"
+            return self._unknown_outcome(rec, error.message)
         except (BrokerRejected, BrokerAuthError) as error:
             self.journal.settle(cid, "rejected", message=error.message)
             self._commit(rec, self.sm.trigger(rec, Trigger.REJECT, self.clock(), detail=error.message))
@@ -295,9 +300,20 @@ class ExecutionEngine:
                 NotificationEvent(self.clock(), "warning", "orders", f"{cid} rejected: {error.message}")
             )
             return error.message
+        except (SQLAlchemyError, StorageError):
+            raise  # the caller says which database write failed
+        except Exception as error:  # an answer Heron cannot read is not a refusal
+            log.warning("%s: the broker's answer to the POST could not be read: %r", cid, error)
+            return self._unknown_outcome(rec, f"unreadable answer from the broker: {error}")
         self.journal.settle(cid, "acked", broker_order_id=order.id)
         self._apply_snapshot(rec, order)
         return "accepted"
+
+    def _unknown_outcome(self, rec: OrderRecord, why: str) -> str:
+        rec.ambiguous = True
+        self.journal.append("ambiguous", rec.client_order_id, rec.source, message=why)
+        self._commit(rec, ApplyResult(changed=True))
+        return f"outcome unknown ({why}); the order stays in flight until the broker answers"
 
     def _apply_snapshot(self, rec: OrderRecord, order: Order) -> None:
         result = self.sm.apply_snapshot(rec, order, self.clock())
