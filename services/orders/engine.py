@@ -40,9 +40,9 @@ from services.broker.base import (
     ReplaceRequest,
 )
 from services.domain.bus import EventBus
-from services.domain.enums import OrderSide, OrderType, TimeInForce
+from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.events import NotificationEvent, TradeUpdateEvent
-from services.domain.models import Account, Asset, Order, OrderRequest
+from services.domain.models import Account, Asset, Fill, Order, OrderRequest
 from services.orders.journal import OrderJournal, replace_client_id, source_from_client_id
 from services.orders.state_machine import ApplyResult, OrderRecord, OrderState, OrderStateMachine, Trigger
 from services.orders.store import OrderMeta, OrderStore
@@ -575,12 +575,60 @@ class ExecutionEngine:
         for row in self.journal.in_flight():
             if not await self.resolve_intent(row.client_order_id):
                 unresolved.append(row.client_order_id)
+        # executions that happened while Heron was down, with their own ids and prices; then the
+        # order snapshots settle states (and infer only what the activities did not show)
+        await self._book_reported_executions()
         # fills and cancels that happened while Heron was down (or were queued but not committed)
         for rec in list(self.store.open_orders()):
             if rec.broker_order_id is not None:
                 await self._refresh_order(rec)
         self.flush()
         return unresolved
+
+    async def _book_reported_executions(self) -> None:
+        """Recovery: book the executions of open orders from ``GET /v2/account/activities/FILL``.
+
+        One paginated read from the oldest open order's creation. Each broker order's executions are
+        replayed oldest first with their running cumulative quantity, through
+        :meth:`OrderStateMachine.apply_activity`: new ones are booked with their own id and price,
+        ones over inferred quantity replace the inferred fills, ones already booked change nothing.
+        A failed read is not fatal: the order snapshots that follow still book what they prove.
+        """
+        recs = [r for r in self.store.open_orders() if r.legs]
+        if not recs:
+            return
+        starts = [m.created_at for r in recs if (m := self.store.meta(r.client_order_id)) is not None]
+        since = min(starts, default=self.clock() - timedelta(days=1)) - timedelta(minutes=1)
+        try:
+            executions = await self.broker.get_fills(after=since)
+        except BrokerError as error:
+            log.warning("recovery: FILL activities unreadable (%s); snapshots book fills", error.message)
+            return
+        by_order: dict[str, list[Fill]] = {}
+        for fill in executions:
+            by_order.setdefault(fill.order_id, []).append(fill)
+        for rec in recs:
+            meta = self.store.meta(rec.client_order_id)
+            for leg in list(rec.legs.values()):
+                cum = ZERO
+                for fill in sorted(by_order.get(leg.broker_order_id, []), key=lambda f: f.ts):
+                    cum += fill.qty
+                    done = leg.qty is not None and cum >= leg.qty
+                    view = Order(
+                        id=leg.broker_order_id,
+                        client_order_id=leg.client_order_id,
+                        symbol=rec.symbol,
+                        side=rec.side,
+                        type=meta.type if meta else OrderType.MARKET,
+                        time_in_force=meta.time_in_force if meta else TimeInForce.DAY,
+                        status=OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED,
+                        qty=leg.qty,
+                        filled_qty=cum,
+                        created_at=meta.created_at if meta else fill.ts,
+                        updated_at=fill.ts,
+                        submitted_at=meta.created_at if meta else fill.ts,
+                    )
+                    self._commit(rec, self.sm.apply_activity(rec, view, fill))
 
     async def poll_once(self) -> int:
         """One polling cycle; returns the number of broker calls made (≤ max_probes_per_cycle)."""

@@ -449,12 +449,22 @@ class OrderStateMachine:
         price: Decimal | None = None,
         qty: Decimal | None = None,
         position_qty: Decimal | None = None,
+        counted_is_booked: bool = False,
     ) -> ApplyResult:
-        """Apply one ``trade_updates`` message about ``order`` (a broker order of ``rec``)."""
+        """Apply one ``trade_updates`` message about ``order`` (a broker order of ``rec``).
+
+        ``counted_is_booked``: the execution comes from a source whose ids are not the stream's
+        (FILL account activities, see :meth:`apply_activity`): a part of it that falls on quantity
+        already counted from real executions is that same execution, already booked, not a new one.
+        """
         result = ApplyResult()
         leg = self._leg(rec, order)
         if event in FILL_EVENTS:
-            result.merge(self._on_fill_event(rec, leg, order, ts, execution_id, price, qty, position_qty))
+            result.merge(
+                self._on_fill_event(
+                    rec, leg, order, ts, execution_id, price, qty, position_qty, counted_is_booked
+                )
+            )
             self._observe(rec, order, event)
             return result
         # non-fill: first book fills the payload proves (filled_qty ahead of ours)
@@ -485,6 +495,22 @@ class OrderStateMachine:
             return result
         result.merge(self._status_trigger(rec, leg, trig, order, ts, event))
         return result
+
+    def apply_activity(self, rec: OrderRecord, order: Order, fill: Fill) -> ApplyResult:
+        """Book one execution read from ``GET /v2/account/activities/FILL`` (recovery).
+
+        ``order`` is the broker order as of that execution (its ``filled_qty`` is the activity's
+        cumulative quantity). The execution is placed by its cumulative range, as a stream fill is:
+        beyond what is counted it is a new fill with its own id and price; over an inferred fill it
+        confirms it (a :class:`FillMatch`); over quantity counted from real executions it is one of
+        those, already booked from the stream (Alpaca does not document that an activity's id is
+        the stream's execution_id), and changes nothing.
+        """
+        event = "fill" if order.status is OrderStatus.FILLED else "partial_fill"
+        return self.apply_update(
+            rec, event, order, fill.ts, execution_id=fill.execution_id, price=fill.price, qty=fill.qty,
+            position_qty=fill.position_qty, counted_is_booked=True,
+        )
 
     def apply_snapshot(self, rec: OrderRecord, order: Order, ts: datetime) -> ApplyResult:
         """Bring ``rec`` up to a REST view of one of its broker orders (refresh, poll, adopt)."""
@@ -682,6 +708,7 @@ class OrderStateMachine:
         price: Decimal | None,
         qty: Decimal | None,
         position_qty: Decimal | None,
+        counted_is_booked: bool = False,
     ) -> ApplyResult:
         result = ApplyResult()
         if execution_id is None or qty is None or qty <= 0 or price is None:
@@ -721,15 +748,16 @@ class OrderStateMachine:
             covered = min(overlap, leg.inferred_open)
             pieces = self._confirmed_pieces(rec, order.id, before, cum, covered)
             leg.inferred_open -= covered
+            rest = qty - (overlap if counted_is_booked else covered)  # not counted yet: booked below
             if pieces:
                 real = Fill(
-                    execution_id, order.id, order.client_order_id, rec.symbol, rec.side, qty, price, ts,
-                    position_qty,
+                    execution_id, order.id, order.client_order_id, rec.symbol, rec.side, covered + rest,
+                    price, ts, position_qty,
                 )
                 result.matches.append(FillMatch(real, pieces))
-            qty -= covered
+            qty = rest
             result.changed = True
-            if overlap > covered:
+            if overlap > covered and not counted_is_booked:
                 result.anomalies.append(
                     Anomaly(
                         "fill_overlaps_counted",

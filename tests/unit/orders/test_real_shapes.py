@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -274,6 +275,56 @@ def test_real_execution_with_a_different_price_corrects_the_inferred_price() -> 
     ]
     assert rec.filled_qty == 10 and rec.avg_fill_price == Decimal("100.2")
     assert not [a for a in r1.anomalies + r2.anomalies if a.kind != "inferred_fill"]
+
+
+# --- recovery books FILL activities as executions ------------------------------------------------
+# GET /v2/account/activities/FILL (OpenAPI spec in /work/shared/specs/alpaca-trading-openapi.yaml,
+# schema TradingActivities: id "<time>::<uuid>", order_id, qty, price, cum_qty, order_status). The
+# fake broker's get_fills returns them as AlpacaBroker._fill_from_activity does: the activity id is
+# the execution id.
+
+
+def _limit_buy_10(rig: Rig) -> tuple[str, str]:
+    res = run(rig.engine.submit(OrderRequest(
+        "AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(10), limit_price=Decimal(101)
+    )))
+    assert res.client_order_id is not None
+    return res.client_order_id, rig.broker.by_client[res.client_order_id]
+
+
+def test_recovery_books_executions_from_fill_activities_with_their_own_ids_and_prices(rig: Rig) -> None:
+    cid, oid = _limit_buy_10(rig)
+    rig.broker.faults.drop_all_events = True  # Heron is down: it hears nothing
+    rig.broker.fill(oid, Decimal(4), Decimal("99.5"), execution_id="20220202135509981::2d7be4ff-0001")
+    rig.broker.fill(oid, Decimal(6), Decimal("100.5"), execution_id="20220202135510000::2d7be4ff-0002")
+    new = rig.restart()
+    run(new.engine.recover())
+    rec = new.store.find(client_order_id=cid)
+    assert rec is not None and rec.state is OrderState.FILLED and rec.filled_qty == 10
+    assert new.store.position_qty("AAPL") == 10 and new.store.positions["AAPL"].avg_price == Decimal("100.1")
+    rows = new.store.fills_history()
+    assert [(r["execution_id"], Decimal(r["qty"]), Decimal(r["price"]), r["inferred"]) for r in rows] == [
+        ("20220202135509981::2d7be4ff-0001", Decimal(4), Decimal("99.5"), False),
+        ("20220202135510000::2d7be4ff-0002", Decimal(6), Decimal("100.5"), False),
+    ]
+    assert new.store.anomalies == []
+
+
+def test_recovery_activity_of_an_execution_booked_from_the_stream_is_not_booked_again(rig: Rig) -> None:
+    """Alpaca does not document that a FILL activity's id equals the stream's execution_id: the
+    activity of an execution already booked from trade_updates is recognised by its place in the
+    order's cumulative quantity, and changes nothing."""
+    cid, oid = _limit_buy_10(rig)
+    streamed = rig.broker.fill(oid, Decimal(4), Decimal("99.5"), execution_id="stream-exec-uuid-1")
+    rig.engine.flush()
+    rig.broker.fills[rig.broker.fills.index(streamed)] = replace(
+        streamed, execution_id="20220202135509981::2d7be4ff-0001"
+    )
+    new = rig.restart()
+    run(new.engine.recover())
+    rec = new.store.find(client_order_id=cid)
+    assert rec is not None and rec.filled_qty == 4 and new.store.position_qty("AAPL") == 4
+    assert len(new.store.fills_history()) == 1 and new.store.anomalies == []
 
 
 # --- an unreadable broker answer after a submit is "outcome unknown", never "refused" ------------
