@@ -2,7 +2,8 @@
 
 Rules it keeps (reliability-anchors §3.3, §6):
 - the intent and its client_order_id are committed to the journal before the POST;
-- a timeout, 5xx or disconnect leaves the order SUBMITTED (``ambiguous``); only the broker's answer
+- a timeout, 5xx, disconnect or an answer that cannot be read (a NaN, a wrong type) leaves the
+  order SUBMITTED (``ambiguous``), never REJECTED; only the broker's answer
   settles it: the stream, a poll, or the authoritative lookup by client id. Not found twice, at
   least ``lost_spacing_s`` apart and after the POST deadline → LOST, which still accepts acks and
   fills for ``lost_retention``;

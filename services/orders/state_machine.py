@@ -852,16 +852,18 @@ class OrderStateMachine:
     ) -> None:
         """Move to PARTIALLY_FILLED / FILLED from what is booked on the current broker order.
 
-        FILLED: the leg's quantity is filled, or ``order`` (the broker's view of this leg) says
-        ``filled`` and every share it reports filled is booked — a notional order keeps ``qty``
-        null (Order entity docs; Alpaca-API #191), so its quantity cannot be the test.
+        FILLED: the leg's quantity is filled, or, for a leg without a quantity, ``order`` (the
+        broker's view of this leg) says ``filled`` and every share it reports filled is booked — a
+        notional order keeps ``qty`` null (Order entity docs; Alpaca-API #191), so its quantity
+        cannot be the test. (A leg with a quantity reported filled short of it stays an anomaly.)
         """
         before = rec.state
         if rec.state not in FILLABLE or rec.filled_qty <= 0:
             return
         current = leg.broker_order_id == rec.broker_order_id
         broker_done = (
-            order is not None
+            leg.qty is None
+            and order is not None
             and order.id == leg.broker_order_id
             and order.status is OrderStatus.FILLED
             and order.filled_qty > 0
