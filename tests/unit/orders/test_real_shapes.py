@@ -187,6 +187,16 @@ def test_notional_partial_fill_of_a_live_order_is_not_filled() -> None:
     assert rec.state is OrderState.PARTIALLY_FILLED
 
 
+def test_order_with_a_quantity_reported_filled_short_of_it_stays_an_anomaly() -> None:
+    """Guard for the notional rule: the broker's `filled` settles only a leg without a quantity."""
+    sm = OrderStateMachine()
+    rec = OrderRecord("hr-m-1", "AAPL", OrderSide.BUY, Decimal(10))
+    sm.apply_snapshot(rec, order(status=OrderStatus.NEW), T0)
+    result = sm.apply_snapshot(rec, order(filled="6", avg="100", status=OrderStatus.FILLED, t=1), T0)
+    assert rec.state is OrderState.PARTIALLY_FILLED
+    assert "filled_short" in [a.kind for a in result.anomalies]
+
+
 # --- an order never seen before whose first update is a fill ------------------------------------
 
 
