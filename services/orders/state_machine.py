@@ -13,12 +13,12 @@ The model is NautilusTrader's table (reliability-anchors §1.2) with Alpaca's ex
   executions seen (a dropped stream message, a poll that came first), the gap is booked at once
   under a deterministic id (:func:`inferred_execution_id`, so a restart re-infers the same one) so
   positions are never behind the broker. When the real execution report for that quantity arrives
-  it is *matched*, never added: the result carries a :class:`FillMatch` (inferred id → the real
-  execution for the covered quantity) and no new fill, so the position's quantity and the order's
-  filled quantity stay as they are, while the store replaces the inferred row with the real
-  execution (its id and price). The match is by cumulative range: an inferred fill covers
-  ``(cum_before, cum_after]`` of its broker order, a real execution ``(filled_qty - qty, filled_qty]``;
-  the overlap is what the execution confirms;
+  it is *matched*, never added: the result carries a :class:`FillMatch` (the real execution and
+  the inferred fills it confirms) and no new fill for that quantity, so the position's quantity and
+  the order's filled quantity stay as they are, while the store replaces the inferred rows with the
+  real execution (its id and price; the position is replayed if the price differs). The match is
+  by cumulative range: an inferred fill covers ``(cum_before, cum_after]`` of its broker order, a
+  real execution ``(filled_qty - qty, filled_qty]``; the overlap is what the execution confirms;
 - an order is FILLED when its quantity is filled or, for a notional order whose ``qty`` may stay
   null (Order entity docs; Alpaca-API #191), when the broker reports it ``filled`` and every share
   it reports filled has been booked;
