@@ -8,6 +8,10 @@
 - A submit or replace is never blindly re-sent after an ambiguous failure: it is resolved by
   ``get_order_by_client_id`` and re-sent, with the SAME client_order_id, only after a definitive 404.
 - Every call draws on the :class:`RequestBudget`; cancels may use its reserve.
+- Order answers are converted to domain models inside the call, so an answer that cannot be read
+  (a NaN, an infinite or a wrongly typed number) is classified like any other failure: an
+  "unreadable answer" (BrokerUnavailable), never a refusal. After a POST that means "outcome
+  unknown": the order is resolved by its client_order_id.
 """
 
 from __future__ import annotations
@@ -275,8 +279,10 @@ class AlpacaBroker:
         attempt = 0
         while True:
             try:
-                return convert.order(
-                    await self._call("submit_order", lambda: self.client.submit_order(body), idempotent=False)
+                # converted inside the call: an answer that cannot be read (NaN, a wrong type) is
+                # classified "unreadable" (outcome unknown) and resolved by client id below
+                return await self._call(
+                    "submit_order", lambda: convert.order(self.client.submit_order(body)), idempotent=False
                 )
             except _Ambiguous as amb:
                 reason = amb.failure.error.message
@@ -308,18 +314,16 @@ class AlpacaBroker:
     async def get_order(self, order_id: str) -> Order:
         if not _valid_uuid(order_id):
             raise BrokerNotFound(f"not an order id: {order_id!r}", status=404)
-        return convert.order(
-            await self._call("get_order", lambda: self.client.get_order_by_id(order_id))
-        )
+        return await self._call("get_order", lambda: convert.order(self.client.get_order_by_id(order_id)))
 
     async def get_order_by_client_id(self, client_order_id: str) -> Order | None:
         try:
-            o = await self._call(
-                "get_order_by_client_id", lambda: self.client.get_order_by_client_id(client_order_id)
+            return await self._call(
+                "get_order_by_client_id",
+                lambda: convert.order(self.client.get_order_by_client_id(client_order_id)),
             )
         except BrokerNotFound:
             return None
-        return convert.order(o)
 
     async def list_orders(self, query: OrderQuery) -> list[Order]:
         req = GetOrdersRequest(
@@ -331,8 +335,9 @@ class AlpacaBroker:
             nested=query.nested,
             symbols=list(query.symbols) or None,
         )
-        orders = await self._call("list_orders", lambda: self.client.get_orders(req))
-        return [convert.order(o) for o in orders]
+        return await self._call(
+            "list_orders", lambda: [convert.order(o) for o in self.client.get_orders(req)]
+        )
 
     async def cancel_order(self, order_id: str) -> None:
         if not _valid_uuid(order_id):
@@ -374,9 +379,11 @@ class AlpacaBroker:
         attempt = 0
         while True:
             try:
-                return convert.order(await self._call(
-                    "replace_order", lambda: self.client.replace_order_by_id(order_id, body), idempotent=False
-                ))
+                return await self._call(
+                    "replace_order",
+                    lambda: convert.order(self.client.replace_order_by_id(order_id, body)),
+                    idempotent=False,
+                )
             except _Ambiguous as amb:
                 reason = amb.failure.error.message
             new = await self._resolve_replace(order_id, request, reason)

@@ -2,7 +2,8 @@
 
 Rules it keeps (reliability-anchors §3.3, §6):
 - the intent and its client_order_id are committed to the journal before the POST;
-- a timeout, 5xx or disconnect leaves the order SUBMITTED (``ambiguous``); only the broker's answer
+- a timeout, 5xx, disconnect or an answer that cannot be read (a NaN, a wrong type) leaves the
+  order SUBMITTED (``ambiguous``), never REJECTED; only the broker's answer
   settles it: the stream, a poll, or the authoritative lookup by client id. Not found twice, at
   least ``lost_spacing_s`` apart and after the POST deadline → LOST, which still accepts acks and
   fills for ``lost_retention``;
@@ -40,9 +41,9 @@ from services.broker.base import (
     ReplaceRequest,
 )
 from services.domain.bus import EventBus
-from services.domain.enums import OrderSide, OrderType, TimeInForce
+from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.events import NotificationEvent, TradeUpdateEvent
-from services.domain.models import Account, Asset, Order, OrderRequest
+from services.domain.models import Account, Asset, Fill, Order, OrderRequest
 from services.orders.journal import OrderJournal, replace_client_id, source_from_client_id
 from services.orders.state_machine import ApplyResult, OrderRecord, OrderState, OrderStateMachine, Trigger
 from services.orders.store import OrderMeta, OrderStore
@@ -288,14 +289,19 @@ class ExecutionEngine:
         return SubmitResult(cid, rec.state, report, message)
 
     async def _post(self, rec: OrderRecord, request: OrderRequest) -> str:
+        """POST one journaled intent and settle what the answer proves.
+
+        Only a definitive refusal (BrokerRejected / BrokerAuthError) is REJECTED. Anything else that
+        is not a readable order (a timeout, a 5xx, or an answer Heron cannot read: a number that is
+        NaN, a field of the wrong type) leaves the outcome unknown: the order stays SUBMITTED and
+        in flight, and the lookup by client_order_id settles it. Reporting such an order refused
+        while it is live at the broker would let a strategy send it again.
+        """
         cid = rec.client_order_id
         try:
             order = await self.broker.submit_order(request)
         except BrokerUnavailable as error:
-            rec.ambiguous = True
-            self.journal.append("ambiguous", cid, rec.source, message=error.message)
-            self._commit(rec, ApplyResult(changed=True))
-            return f"outcome unknown ({error.message}); the order stays in flight until the broker answers"
+            return self._unknown_outcome(rec, error.message)
         except (BrokerRejected, BrokerAuthError) as error:
             self.journal.settle(cid, "rejected", message=error.message)
             self._commit(rec, self.sm.trigger(rec, Trigger.REJECT, self.clock(), detail=error.message))
@@ -304,9 +310,20 @@ class ExecutionEngine:
                 NotificationEvent(self.clock(), "warning", "orders", f"{cid} rejected: {error.message}")
             )
             return error.message
+        except (SQLAlchemyError, StorageError):
+            raise  # the caller says which database write failed
+        except Exception as error:  # an answer Heron cannot read is not a refusal
+            log.warning("%s: the broker's answer to the POST could not be read: %r", cid, error)
+            return self._unknown_outcome(rec, f"unreadable answer from the broker: {error}")
         self.journal.settle(cid, "acked", broker_order_id=order.id)
         self._apply_snapshot(rec, order)
         return "accepted"
+
+    def _unknown_outcome(self, rec: OrderRecord, why: str) -> str:
+        rec.ambiguous = True
+        self.journal.append("ambiguous", rec.client_order_id, rec.source, message=why)
+        self._commit(rec, ApplyResult(changed=True))
+        return f"outcome unknown ({why}); the order stays in flight until the broker answers"
 
     def _apply_snapshot(self, rec: OrderRecord, order: Order) -> None:
         result = self.sm.apply_snapshot(rec, order, self.clock())
@@ -568,12 +585,60 @@ class ExecutionEngine:
         for row in self.journal.in_flight():
             if not await self.resolve_intent(row.client_order_id):
                 unresolved.append(row.client_order_id)
+        # executions that happened while Heron was down, with their own ids and prices; then the
+        # order snapshots settle states (and infer only what the activities did not show)
+        await self._book_reported_executions()
         # fills and cancels that happened while Heron was down (or were queued but not committed)
         for rec in list(self.store.open_orders()):
             if rec.broker_order_id is not None:
                 await self._refresh_order(rec)
         self.flush()
         return unresolved
+
+    async def _book_reported_executions(self) -> None:
+        """Recovery: book the executions of open orders from ``GET /v2/account/activities/FILL``.
+
+        One paginated read from the oldest open order's creation. Each broker order's executions are
+        replayed oldest first with their running cumulative quantity, through
+        :meth:`OrderStateMachine.apply_activity`: new ones are booked with their own id and price,
+        ones over inferred quantity replace the inferred fills, ones already booked change nothing.
+        A failed read is not fatal: the order snapshots that follow still book what they prove.
+        """
+        recs = [r for r in self.store.open_orders() if r.legs]
+        if not recs:
+            return
+        starts = [m.created_at for r in recs if (m := self.store.meta(r.client_order_id)) is not None]
+        since = min(starts, default=self.clock() - timedelta(days=1)) - timedelta(minutes=1)
+        try:
+            executions = await self.broker.get_fills(after=since)
+        except BrokerError as error:
+            log.warning("recovery: FILL activities unreadable (%s); snapshots book fills", error.message)
+            return
+        by_order: dict[str, list[Fill]] = {}
+        for fill in executions:
+            by_order.setdefault(fill.order_id, []).append(fill)
+        for rec in recs:
+            meta = self.store.meta(rec.client_order_id)
+            for leg in list(rec.legs.values()):
+                cum = ZERO
+                for fill in sorted(by_order.get(leg.broker_order_id, []), key=lambda f: f.ts):
+                    cum += fill.qty
+                    done = leg.qty is not None and cum >= leg.qty
+                    view = Order(
+                        id=leg.broker_order_id,
+                        client_order_id=leg.client_order_id,
+                        symbol=rec.symbol,
+                        side=rec.side,
+                        type=meta.type if meta else OrderType.MARKET,
+                        time_in_force=meta.time_in_force if meta else TimeInForce.DAY,
+                        status=OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED,
+                        qty=leg.qty,
+                        filled_qty=cum,
+                        created_at=meta.created_at if meta else fill.ts,
+                        updated_at=fill.ts,
+                        submitted_at=meta.created_at if meta else fill.ts,
+                    )
+                    self._commit(rec, self.sm.apply_activity(rec, view, fill))
 
     async def poll_once(self) -> int:
         """One polling cycle; returns the number of broker calls made (≤ max_probes_per_cycle)."""

@@ -6,9 +6,25 @@ The model is NautilusTrader's table (reliability-anchors §1.2) with Alpaca's ex
 - duplicate events are no-ops; fills are deduplicated by (broker order id, execution id);
 - a fill is never lost: a fill the table refuses is still recorded (and counted for positions) and
   raises an anomaly; a late fill after a cancel is simply accepted;
-- cumulative ``filled_qty`` from the broker is checked against the fills seen: missed fills are
-  inferred from jumps (deterministic ids, so a restart re-infers the same ones), and a real fill
-  that later turns up for an inferred quantity is recognised instead of double counted;
+- fills are booked from execution reports: a ``fill`` / ``partial_fill`` trade update carries the
+  execution's own id, price and qty (Alpaca docs, "Websocket Streaming"), and recovery reads the
+  same executions from ``GET /v2/account/activities/FILL``;
+- an inferred fill is the exception: when a snapshot's cumulative ``filled_qty`` is ahead of the
+  executions seen (a dropped stream message, a poll that came first), the gap is booked at once
+  under a deterministic id (:func:`inferred_execution_id`, so a restart re-infers the same one) so
+  positions are never behind the broker. When the real execution report for that quantity arrives
+  it is *matched*, never added: the result carries a :class:`FillMatch` (the real execution and
+  the inferred fills it confirms) and no new fill for that quantity, so the position's quantity and
+  the order's filled quantity stay as they are, while the store replaces the inferred rows with the
+  real execution (its id and price; the position is replayed if the price differs). The match is
+  by cumulative range: an inferred fill covers ``(cum_before, cum_after]`` of its broker order, a
+  real execution ``(filled_qty - qty, filled_qty]``; the overlap is what the execution confirms;
+- an order is FILLED when its quantity is filled or, for a notional order whose ``qty`` may stay
+  null (Order entity docs; Alpaca-API #191), when the broker reports it ``filled`` and every share
+  it reports filled has been booked;
+- a broker view of an order Heron never submitted (an adopted order: placed from another app or
+  before Heron started) proves the broker holds it: its first fill accepts it first, so it reaches
+  FILLED with no anomaly;
 - state never moves backwards (status rank, ``filled_qty``, ``updated_at``);
 - an invalid transition never raises: it becomes an :class:`Anomaly` and the result asks the
   caller for a REST refresh of that order; unknown event strings do the same;
@@ -308,12 +324,33 @@ class OrderRecord:
         return max(self.qty - self.filled_qty, ZERO)
 
 
+@dataclass(frozen=True, slots=True)
+class FillMatch:
+    """A real execution confirming (part of) a fill booked earlier by inference.
+
+    ``fill`` is the whole real execution (its own id, price, qty and time); ``inferred`` lists the
+    inferred fills it confirms and how much of each. Only the confirmed quantity is already in the
+    positions: any rest of the execution is booked in the same result's ``fills`` under the same id.
+    The store takes the confirmed quantity out of the inferred rows and writes the execution as
+    Alpaca reported it, so the fills table holds real executions and a later copy of one (a
+    redelivery, the FILL activities read on recovery) is recognised as a duplicate.
+    """
+
+    fill: Fill
+    inferred: tuple[tuple[str, Decimal], ...]
+
+    @property
+    def confirmed_qty(self) -> Decimal:
+        return sum((qty for _, qty in self.inferred), ZERO)
+
+
 @dataclass(slots=True)
 class ApplyResult:
-    """What one event did: fills to book (positions), anomalies to record, refresh request."""
+    """What one event did: fills to book (positions), matches of inferred fills, anomalies, refresh."""
 
     changed: bool = False
     fills: list[Fill] = field(default_factory=list)
+    matches: list[FillMatch] = field(default_factory=list)
     duplicate_fills: int = 0
     anomalies: list[Anomaly] = field(default_factory=list)
     refresh: bool = False
@@ -323,17 +360,36 @@ class ApplyResult:
     def merge(self, other: ApplyResult) -> None:
         self.changed = self.changed or other.changed
         self.fills.extend(other.fills)
+        self.matches.extend(other.matches)
         self.duplicate_fills += other.duplicate_fills
         self.anomalies.extend(other.anomalies)
         self.refresh = self.refresh or other.refresh
         self.alert = self.alert or other.alert
         if other.transition is not None:
-            self.transition = other.transition
+            # several steps in one event (adopted: accepted, then filled) journal as one transition
+            start = self.transition[0] if self.transition is not None else other.transition[0]
+            self.transition = (start, other.transition[1])
+
+
+INFERRED_PREFIX = "inferred:"
 
 
 def inferred_execution_id(broker_order_id: str, cum_before: Decimal, cum_after: Decimal) -> str:
     """Deterministic id of a fill inferred from a cumulative jump: a restart re-infers the same id."""
-    return f"inferred:{broker_order_id}:{cum_before.normalize()}:{cum_after.normalize()}"
+    return f"{INFERRED_PREFIX}{broker_order_id}:{cum_before.normalize()}:{cum_after.normalize()}"
+
+
+def inferred_range(execution_id: str) -> tuple[str, Decimal, Decimal] | None:
+    """(broker order id, cum_before, cum_after) of an inferred id; None for a real execution id."""
+    if not execution_id.startswith(INFERRED_PREFIX):
+        return None
+    parts = execution_id[len(INFERRED_PREFIX):].rsplit(":", 2)
+    if len(parts) != 3:
+        return None
+    try:
+        return parts[0], Decimal(parts[1]), Decimal(parts[2])
+    except ArithmeticError:
+        return None
 
 
 class OrderStateMachine:
@@ -393,12 +449,22 @@ class OrderStateMachine:
         price: Decimal | None = None,
         qty: Decimal | None = None,
         position_qty: Decimal | None = None,
+        counted_is_booked: bool = False,
     ) -> ApplyResult:
-        """Apply one ``trade_updates`` message about ``order`` (a broker order of ``rec``)."""
+        """Apply one ``trade_updates`` message about ``order`` (a broker order of ``rec``).
+
+        ``counted_is_booked``: the execution comes from a source whose ids are not the stream's
+        (FILL account activities, see :meth:`apply_activity`): a part of it that falls on quantity
+        already counted from real executions is that same execution, already booked, not a new one.
+        """
         result = ApplyResult()
         leg = self._leg(rec, order)
         if event in FILL_EVENTS:
-            result.merge(self._on_fill_event(rec, leg, order, ts, execution_id, price, qty, position_qty))
+            result.merge(
+                self._on_fill_event(
+                    rec, leg, order, ts, execution_id, price, qty, position_qty, counted_is_booked
+                )
+            )
             self._observe(rec, order, event)
             return result
         # non-fill: first book fills the payload proves (filled_qty ahead of ours)
@@ -430,6 +496,22 @@ class OrderStateMachine:
         result.merge(self._status_trigger(rec, leg, trig, order, ts, event))
         return result
 
+    def apply_activity(self, rec: OrderRecord, order: Order, fill: Fill) -> ApplyResult:
+        """Book one execution read from ``GET /v2/account/activities/FILL`` (recovery).
+
+        ``order`` is the broker order as of that execution (its ``filled_qty`` is the activity's
+        cumulative quantity). The execution is placed by its cumulative range, as a stream fill is:
+        beyond what is counted it is a new fill with its own id and price; over an inferred fill it
+        confirms it (a :class:`FillMatch`); over quantity counted from real executions it is one of
+        those, already booked from the stream (Alpaca does not document that an activity's id is
+        the stream's execution_id), and changes nothing.
+        """
+        event = "fill" if order.status is OrderStatus.FILLED else "partial_fill"
+        return self.apply_update(
+            rec, event, order, fill.ts, execution_id=fill.execution_id, price=fill.price, qty=fill.qty,
+            position_qty=fill.position_qty, counted_is_booked=True,
+        )
+
     def apply_snapshot(self, rec: OrderRecord, order: Order, ts: datetime) -> ApplyResult:
         """Bring ``rec`` up to a REST view of one of its broker orders (refresh, poll, adopt)."""
         result = ApplyResult()
@@ -444,6 +526,8 @@ class OrderStateMachine:
                 )
             )
         result.merge(self._catch_up_fills(rec, leg, order, ts))
+        if order.status is OrderStatus.FILLED and rec.state is not S.FILLED:
+            self._fill_status(rec, leg, ts, result, order)  # notional: qty null, the status says it
         trig = STATUS_TRIGGER.get(order.status)
         if trig is T.UPDATED:
             result.merge(self._on_replaced(rec, order, ts))
@@ -611,7 +695,7 @@ class OrderStateMachine:
             )
         )
         leg.inferred_open += gap
-        result.merge(self._book(rec, leg, fill, ts))
+        result.merge(self._book(rec, leg, fill, ts, order))
         return result
 
     def _on_fill_event(
@@ -624,6 +708,7 @@ class OrderStateMachine:
         price: Decimal | None,
         qty: Decimal | None,
         position_qty: Decimal | None,
+        counted_is_booked: bool = False,
     ) -> ApplyResult:
         result = ApplyResult()
         if execution_id is None or qty is None or qty <= 0 or price is None:
@@ -638,7 +723,7 @@ class OrderStateMachine:
             )
             result.merge(self._catch_up_fills(rec, leg, order, ts))
             result.refresh = True
-            self._fill_status(rec, leg, ts, result)
+            self._fill_status(rec, leg, ts, result, order)
             return result
         key = (order.id, execution_id)
         if key in rec.exec_ids:
@@ -657,13 +742,22 @@ class OrderStateMachine:
                     inferred_price = order.filled_avg_price
             result.merge(self._infer_qty(rec, leg, order, before, inferred_price, ts))
         elif before < leg.filled_qty:
-            # part of this fill is already counted: normally a quantity we inferred earlier
+            # part of this fill is already counted: normally a quantity we inferred earlier, which
+            # this execution now confirms (matched, never added)
             overlap = min(qty, leg.filled_qty - before)
             covered = min(overlap, leg.inferred_open)
+            pieces = self._confirmed_pieces(rec, order.id, before, cum, covered)
             leg.inferred_open -= covered
-            qty -= covered
+            rest = qty - (overlap if counted_is_booked else covered)  # not counted yet: booked below
+            if pieces:
+                real = Fill(
+                    execution_id, order.id, order.client_order_id, rec.symbol, rec.side, covered + rest,
+                    price, ts, position_qty,
+                )
+                result.matches.append(FillMatch(real, pieces))
+            qty = rest
             result.changed = True
-            if overlap > covered:
+            if overlap > covered and not counted_is_booked:
                 result.anomalies.append(
                     Anomaly(
                         "fill_overlaps_counted",
@@ -675,17 +769,49 @@ class OrderStateMachine:
                 )
                 result.refresh = True
             if qty <= 0:
+                self._fill_status(rec, leg, ts, result, order)
                 self._observe(rec, order, "fill")
                 return result
         fill = Fill(
             execution_id, order.id, order.client_order_id, rec.symbol, rec.side, qty, price, ts, position_qty
         )
-        result.merge(self._book(rec, leg, fill, ts))
+        result.merge(self._book(rec, leg, fill, ts, order))
         return result
 
-    def _book(self, rec: OrderRecord, leg: BrokerLeg, fill: Fill, ts: datetime) -> ApplyResult:
+    @staticmethod
+    def _confirmed_pieces(
+        rec: OrderRecord, order_id: str, before: Decimal, cum: Decimal, covered: Decimal
+    ) -> tuple[tuple[str, Decimal], ...]:
+        """Which inferred fills of ``order_id`` a real execution over ``(before, cum]`` confirms.
+
+        Each inferred fill covers ``(cum_before, cum_after]`` (its id says which); the overlap of the
+        two ranges is what the execution confirms, oldest first, never more than ``covered``.
+        """
+        if covered <= 0:
+            return ()
+        ranges = sorted(
+            (r[1], r[2], eid)
+            for oid, eid in rec.exec_ids
+            if oid == order_id and (r := inferred_range(eid)) is not None and r[0] == order_id
+        )
+        pieces: list[tuple[str, Decimal]] = []
+        left = covered
+        for lo, hi, eid in ranges:
+            take = min(max(min(hi, cum) - max(lo, before), ZERO), left)
+            if take > 0:
+                pieces.append((eid, take))
+                left -= take
+        return tuple(pieces)
+
+    def _book(
+        self, rec: OrderRecord, leg: BrokerLeg, fill: Fill, ts: datetime, order: Order | None = None
+    ) -> ApplyResult:
         """Count a fill on the order (capped at its quantity) and always hand it on for positions."""
         result = ApplyResult(changed=True)
+        if rec.state is S.INITIALIZED:
+            # a fill of an order Heron never submitted (adopted from the stream or a snapshot): the
+            # broker evidently holds it, so it is accepted first and the fill is an ordinary one
+            result.merge(self.trigger(rec, T.ACCEPT, ts))
         result.fills.append(fill)
         counted = fill.qty
         if leg.qty is not None and leg.filled_qty + fill.qty > leg.qty:
@@ -718,16 +844,32 @@ class OrderStateMachine:
                 )
             )
             result.refresh = True
-        self._fill_status(rec, leg, ts, result)
+        self._fill_status(rec, leg, ts, result, order)
         return result
 
-    def _fill_status(self, rec: OrderRecord, leg: BrokerLeg, ts: datetime, result: ApplyResult) -> None:
+    def _fill_status(
+        self, rec: OrderRecord, leg: BrokerLeg, ts: datetime, result: ApplyResult, order: Order | None = None
+    ) -> None:
+        """Move to PARTIALLY_FILLED / FILLED from what is booked on the current broker order.
+
+        FILLED: the leg's quantity is filled, or, for a leg without a quantity, ``order`` (the
+        broker's view of this leg) says ``filled`` and every share it reports filled is booked — a
+        notional order keeps ``qty`` null (Order entity docs; Alpaca-API #191), so its quantity
+        cannot be the test. (A leg with a quantity reported filled short of it stays an anomaly.)
+        """
         before = rec.state
         if rec.state not in FILLABLE or rec.filled_qty <= 0:
             return
-        full = (
-            leg.qty is not None and leg.filled_qty >= leg.qty and leg.broker_order_id == rec.broker_order_id
+        current = leg.broker_order_id == rec.broker_order_id
+        broker_done = (
+            leg.qty is None
+            and order is not None
+            and order.id == leg.broker_order_id
+            and order.status is OrderStatus.FILLED
+            and order.filled_qty > 0
+            and leg.filled_qty >= order.filled_qty
         )
+        full = current and ((leg.qty is not None and leg.filled_qty >= leg.qty) or broker_done)
         if full:
             rec.state = S.FILLED
         elif rec.state in (S.SUBMITTED, S.ACCEPTED, S.LOST):
@@ -739,7 +881,9 @@ class OrderStateMachine:
             rec.previous_state = S.PARTIALLY_FILLED  # the pending request stays pending
         rec.ambiguous = False
         if rec.state != before:
-            result.transition = (before, rec.state)
+            start = result.transition[0] if result.transition is not None else before
+            result.transition = (start, rec.state)
+            result.changed = True
 
 
 def distinct_fill_qty(fills: Iterable[Fill]) -> Decimal:

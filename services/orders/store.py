@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 
 from services.domain.bus import EventBus
 from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
@@ -35,6 +35,7 @@ from services.orders.state_machine import (
     Anomaly,
     ApplyResult,
     BrokerLeg,
+    FillMatch,
     OrderRecord,
     OrderState,
 )
@@ -363,8 +364,12 @@ class OrderStore:
         """Book what one state-machine step produced: persist, update positions, publish."""
         now = self._clock()
         self.index(rec)
+        # matches before fills: a rest of the same execution is booked under the row written here
+        replay = {m.fill.symbol for m in result.matches if self._match_fill(rec, m)}
         for fill in result.fills:
             self._book_fill(rec, fill)
+        for symbol in sorted(replay):
+            self._replay_position(symbol)
         for anomaly in result.anomalies:
             self._record_anomaly(anomaly)
         if result.alert:
@@ -400,6 +405,71 @@ class OrderStore:
                 )
             )
         self._bus.publish(FillEvent(self._clock(), fill))
+
+    def _match_fill(self, rec: OrderRecord, match: FillMatch) -> bool:
+        """Replace the confirmed part of inferred fills by the real execution (see FillMatch).
+
+        The positions already hold the confirmed quantity; only its price may differ from the
+        inferred one. Returns True when it does: the caller then replays the symbol's position from
+        the fills table, so memory and a restart agree.
+        """
+        real = match.fill
+        key = (real.order_id, real.execution_id)
+        if key in self._fill_keys:
+            return False
+        self._fill_keys.add(key)
+        if self._db is None:
+            return False
+        self.flush()
+        repriced = False
+        with self._db.connect() as conn:
+            for inferred_id, qty in match.inferred:
+                row = conn.execute(
+                    select(fills_table.c.qty, fills_table.c.price, fills_table.c.ts).where(
+                        fills_table.c.order_id == real.order_id, fills_table.c.execution_id == inferred_id
+                    )
+                ).first()
+                if row is None:
+                    continue
+                repriced = repriced or row.price != real.price
+                c = fills_table.c
+                where = (c.order_id == real.order_id) & (c.execution_id == inferred_id)
+                left = row.qty - qty
+                if left > 0:
+                    self._write(update(fills_table).where(where).values(qty=left))
+                else:
+                    self._write(delete(fills_table).where(where))
+        self._write(
+            insert(fills_table).values(
+                order_id=real.order_id,
+                execution_id=real.execution_id,
+                client_order_id=real.client_order_id,
+                logical_id=rec.client_order_id,
+                symbol=real.symbol,
+                side=real.side.value,
+                qty=real.qty,
+                price=real.price,
+                ts=real.ts,
+                inferred=False,
+            )
+        )
+        return repriced
+
+    def _replay_position(self, symbol: str) -> None:
+        """Rebuild one symbol's position from its fills rows (as :meth:`load` does for all)."""
+        if self._db is None:
+            return
+        self.flush()
+        with self._db.connect() as conn:
+            rows = conn.execute(
+                select(fills_table).where(fills_table.c.symbol == symbol).order_by(fills_table.c.ts)
+            ).all()
+        pos = LocalPosition(symbol)
+        for row in rows:
+            m = row._mapping
+            volume = m["logical_id"] != "adjustment"
+            pos.apply(OrderSide(m["side"]), m["qty"], m["price"], count_volume=volume)
+        self.positions[symbol] = pos
 
     def book_adjustment(self, symbol: str, qty: Decimal, avg_price: Decimal, reference: str) -> None:
         """Set the local position to the broker's (operator's "adopt broker state"). Never sent."""
