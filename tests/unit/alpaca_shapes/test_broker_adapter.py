@@ -169,8 +169,6 @@ def test_trailing_stop_with_hwm() -> None:
     assert order.hwm * (1 - order.trail_percent / 100) == order.stop_price
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: an unreadable number (NaN) in a submit answer escapes as a "
-                   "raw InvalidNumberError instead of 'outcome unknown: resolve by client order id'")
 def test_nan_in_a_submit_answer_means_outcome_unknown_not_refused() -> None:
     """Alpaca's accepted-order body with one number unreadable (NaN). The order may be live, so the
     submit must resolve by client order id (issue 12: "outcome unknown", never "refused")."""

@@ -163,8 +163,6 @@ def test_docs_fill_example_converts_exactly() -> None:
     assert o.created_at.utcoffset() == timedelta(0)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a notional order (qty null, also after the fill) never "
-                                       "reaches FILLED")
 def test_notional_order_with_qty_null_reaches_filled(rig: Rig) -> None:
     """Alpaca docs order-v2 entity: notional "500", qty null. The fill message keeps qty null in
     the order and reports the execution's own qty (2.67 @ 187.25)."""
@@ -178,8 +176,6 @@ def test_notional_order_with_qty_null_reaches_filled(rig: Rig) -> None:
     assert rec.state is OrderState.FILLED
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: an unknown order whose first update is a fill is "
-                   "adopted but stays pending_new instead of FILLED")
 def test_docs_fill_example_of_an_unknown_order_is_adopted_as_filled(rig: Rig) -> None:
     """Alpaca's trade_updates docs example: a fill of SOLUSD 1790.86 @ 105.8988475 for an order this
     client never saw (placed elsewhere, or before start). It is adopted and FILLED, the execution
