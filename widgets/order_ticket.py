@@ -67,7 +67,7 @@ class EngineLike(Protocol):
 
     async def cancel_all(self, *, source: str = "manual") -> int: ...
 
-    async def flatten_all(self, *, source: str = "manual") -> int: ...
+    async def flatten_all(self, *, source: str = "manual") -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,7 +534,7 @@ class OrderTicket(QWidget):
         run_async(
             self.engine.flatten_all(source="manual"),
             lambda n, e: self._show_result(
-                f"flatten all: {n} closing orders sent" if e is None else f"flatten failed: {e}"
+                f"flatten all: {n.summary()}" if e is None else f"flatten failed: {e}"
             ),
         )
         return True
