@@ -533,9 +533,7 @@ class OrderTicket(QWidget):
             return False
         run_async(
             self.engine.flatten_all(source="manual"),
-            lambda n, e: self._show_result(
-                f"flatten all: {n.summary()}" if e is None else f"flatten failed: {e}"
-            ),
+            lambda n, e: self._show_result(f"flatten all: {n}" if e is None else f"flatten failed: {e}"),
         )
         return True
 

@@ -211,7 +211,7 @@ class PositionsPanel(QWidget):
         run_async(
             self.engine.flatten_all(source="manual"),
             lambda n, e: self.status_label.setText(
-                f"flatten all: {n.summary()}" if e is None else f"flatten failed: {e}"
+                f"flatten all: {n}" if e is None else f"flatten failed: {e}"
             ),
         )
         return True
