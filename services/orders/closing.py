@@ -100,16 +100,19 @@ class CloseReport:
     """The outcome of a flatten: one result per symbol that had a position."""
 
     results: tuple[SymbolCloseResult, ...] = field(default_factory=tuple)
+    error: str = ""  # set when the positions could not be read at all (nothing was closed)
 
     @property
     def all_flat(self) -> bool:
-        return all(r.complete for r in self.results)
+        return not self.error and all(r.complete for r in self.results)
 
     @property
     def still_open(self) -> tuple[SymbolCloseResult, ...]:
         return tuple(r for r in self.results if not r.complete)
 
     def summary(self) -> str:
+        if self.error:
+            return self.error
         if not self.results:
             return "no positions to close"
         return "; ".join(r.message for r in self.results)
@@ -160,10 +163,10 @@ class PositionCloser:
         try:
             positions = await self.engine.broker.get_positions()
         except BrokerError as error:
-            msg = f"flatten: the broker's positions could not be read ({error.message}); nothing was closed"
-            log.error(msg)
-            self._notify("error", msg)
-            raise
+            msg = f"NOT FLAT: the broker's positions could not be read ({error.message}); nothing was closed"
+            log.error("flatten (%s): %s", source, msg)
+            self._notify("error", f"flatten: {msg}")
+            return CloseReport((), error=msg)
         held = [p for p in positions if p.qty != 0]
         results = await asyncio.gather(
             *(self._close(p.symbol, None, source, deadline, known_qty=p.qty) for p in held)
@@ -271,6 +274,8 @@ class PositionCloser:
                 break
             if not done(current):
                 reason = f"closing order {res.client_order_id} ended without closing everything"
+                await self.sleep(self.backoff_s[min(backoff, len(self.backoff_s) - 1)])
+                backoff += 1
         complete = done(current)
         return SymbolCloseResult(
             symbol,

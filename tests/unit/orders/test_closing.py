@@ -231,3 +231,42 @@ def test_close_of_no_position_says_so(rig: Rig) -> None:
     result = run(rig.engine.close_position("AAPL", source="manual"))
     assert result.flat and "no AAPL position" in result.message
     assert "submit_order" not in rig.broker.calls
+
+
+def test_flatten_says_so_when_the_positions_cannot_be_read(rig: Rig) -> None:
+    from services.broker.base import BrokerUnavailable
+
+    long_aapl(rig)
+    timeline(rig)
+
+    async def down() -> list[Any]:
+        raise BrokerUnavailable("HTTP 503 from the broker (fake)")
+
+    rig.broker.get_positions = down  # type: ignore[method-assign]
+    report = run(rig.engine.flatten_all(source="manual"))
+    assert not report.all_flat and "NOT FLAT" in report.summary() and "503" in report.summary()
+    assert any(isinstance(e, NotificationEvent) and e.level == "error" for e in rig.events)
+
+
+def test_a_working_order_placed_elsewhere_is_canceled_before_the_close(rig: Rig) -> None:
+    """An order from another app (never seen on Heron's stream) holds the shares just the same."""
+    long_aapl(rig)
+    rig.broker.faults.drop_all_events = True
+    check, rig.broker.journal_check = rig.broker.journal_check, None  # not Heron's order: no intent
+    outside = run(rig.broker.submit_order(OrderRequest(
+        "AAPL", OrderSide.SELL, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(10), limit_price=Decimal(120),
+        client_order_id="web-1",
+    )))  # fmt: skip
+    rig.broker.faults.drop_all_events = False
+    rig.broker.journal_check = check
+    assert rig.store.find(broker_order_id=outside.id) is None
+    timeline(rig)
+
+    result = run(rig.engine.close_position("AAPL", source="manual"))
+
+    assert rig.broker.orders[outside.id].status is OrderStatus.CANCELED
+    assert result.flat and result.canceled == 1 and rejected_closes(rig) == []
+    assert any(
+        r["kind"] == "cancel_requested" and r["payload"]["broker_order_id"] == outside.id
+        for r in rig.journal.records()
+    )
