@@ -264,11 +264,19 @@ class PositionCloser:
             assert res.client_order_id is not None
             sent.append(res.client_order_id)
             unsettled = await self._wait_terminal([(res.client_order_id, None)], deadline)
+            rec = engine.store.find(client_order_id=res.client_order_id)
             position, problem = await self._position(symbol)
-            if position is not None:
+            filled = rec.filled_qty if rec is not None and not unsettled else ZERO
+            expected = current - (sign * filled)
+            if position is not None and abs(position) <= abs(expected):
+                current = position
+            elif filled > 0:
+                # the close filled but the position read does not show it yet: never send a second
+                # close on a stale quantity (it would open the opposite position)
+                current = expected
+            elif position is not None:
                 current = position
             if unsettled:
-                rec = engine.store.find(client_order_id=res.client_order_id)
                 state = rec.state.value if rec is not None else "unknown"
                 reason = f"closing order {res.client_order_id} still {state} at the deadline"
                 break

@@ -270,3 +270,28 @@ def test_a_working_order_placed_elsewhere_is_canceled_before_the_close(rig: Rig)
         r["kind"] == "cancel_requested" and r["payload"]["broker_order_id"] == outside.id
         for r in rig.journal.records()
     )
+
+
+def test_a_position_read_that_lags_the_fill_never_sends_a_second_close(rig: Rig) -> None:
+    """The close's fill is on the stream, the positions read still shows the old quantity."""
+    from services.domain.models import Position
+
+    long_aapl(rig)
+    timeline(rig)
+    real = rig.broker.get_position
+    stale_reads = []
+
+    async def lagging(symbol: str) -> Position | None:
+        closed = any(
+            o.type is OrderType.MARKET and o.status is OrderStatus.FILLED for o in rig.broker.orders.values()
+        )
+        if closed and len(stale_reads) < 5:  # the positions read lags the fill for a while
+            stale_reads.append(symbol)
+            return Position(symbol, Decimal(10), Decimal(100))
+        return await real(symbol)
+
+    rig.broker.get_position = lagging  # type: ignore[method-assign]
+    result = run(rig.engine.close_position("AAPL", source="manual"))
+    sells = [o for o in rig.broker.orders.values() if o.side is OrderSide.SELL]
+    assert stale_reads and len(sells) == 1
+    assert result.flat and rig.broker.position_qty("AAPL") == 0
