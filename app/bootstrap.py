@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import json
 import logging
 import sys
@@ -455,6 +456,7 @@ def _build_orders(ctx: AppContext, services: Services) -> None:
     journal = OrderJournal(db, _now)
     store = OrderStore(bus, db, _now, marks=prices)
     trading = TradingStateMachine(bus, _now, journal)
+    _halt_at_start(ctx, trading)
     try:
         limits = risk_limits_from_settings(ctx.settings.risk)
     except RiskLimitsError as exc:
@@ -499,6 +501,29 @@ def _build_orders(ctx: AppContext, services: Services) -> None:
             _fail(ctx, services, "script", str(exc))
         else:
             _spawn(services, "script", run_script(orders, engine, trading))
+
+
+def _halt_at_start(ctx: AppContext, trading: TradingStateMachine) -> None:
+    """A kill-switch HALT from an earlier run stays in force; ``--release-halt REASON`` releases it."""
+    reason = getattr(ctx.args, "release_halt", None)
+    if reason is not None:
+        operator = _operator()
+        if trading.release_halt(operator, reason):
+            log.warning("kill-switch HALT released by %s: %s", operator, reason)
+            ctx.notify("warning", "trading", f"kill-switch HALT released by {operator}: {reason}")
+        else:
+            log.info("--release-halt: no kill-switch HALT is in force; nothing released")
+    if trading.halt_latch is not None:
+        why = trading.halt_latch.describe()
+        log.warning("%s (release: main.py --release-halt REASON)", why)
+        ctx.notify("warning", "trading", f"{why} (release: main.py --release-halt REASON)")
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "operator"
 
 
 async def _refresh_open_orders(services: Services) -> None:
@@ -832,6 +857,7 @@ def service_sections(ctx: AppContext, services: Services) -> dict[str, Any]:
         store=services.orders,
         connection=services.connection_at_quit or connection_section(services),
         reconciler=cast(Any, services.reconciler),  # structurally a ReconcilerLike
+        closing=services.engine.closer if services.engine is not None else None,
     )
     report.pop("version", None)
     report.pop("mode", None)

@@ -175,6 +175,12 @@ def build_parser(prog: str = "main.py") -> HeronArgumentParser:
         help="open orders at quit: leave them working (default) or cancel-all",
     )
     parser.add_argument("--script", type=Path, default=None, help="JSON list of orders to submit (headless)")
+    parser.add_argument(
+        "--release-halt",
+        default=None,
+        metavar="REASON",
+        help="release a kill-switch HALT kept from an earlier run; the reason is journaled",
+    )
     return parser
 
 
@@ -207,6 +213,8 @@ def validate(args: argparse.Namespace) -> None:
             raise CliError(f"--confirm-live must be exactly {LIVE_CONFIRMATION} (got {args.confirm_live!r})")
     if args.script is not None and not args.script.is_file():
         raise CliError(f"--script: no such file: {args.script}")
+    if args.release_halt is not None and not args.release_halt.strip():
+        raise CliError("--release-halt needs a reason (it is journaled with the release)")
     if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
         raise CliError(f"--data-dir: {args.data_dir} exists and is not a folder")
 

@@ -292,10 +292,7 @@ class AccountPanel(QWidget):
         if error is not None:
             self.message.setText(f"kill switch FAILED: {error}")
         else:
-            self.message.setText(
-                f"kill switch done: {result.canceled} cancels requested, "
-                f"{result.flattened} closing orders sent"
-            )
+            self.message.setText(f"kill switch done: {result.summary()}")
 
     def close_subscriptions(self) -> None:
         self.account_timer.stop()

@@ -67,7 +67,7 @@ class EngineLike(Protocol):
 
     async def cancel_all(self, *, source: str = "manual") -> int: ...
 
-    async def flatten_all(self, *, source: str = "manual") -> int: ...
+    async def flatten_all(self, *, source: str = "manual") -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,9 +533,7 @@ class OrderTicket(QWidget):
             return False
         run_async(
             self.engine.flatten_all(source="manual"),
-            lambda n, e: self._show_result(
-                f"flatten all: {n} closing orders sent" if e is None else f"flatten failed: {e}"
-            ),
+            lambda n, e: self._show_result(f"flatten all: {n}" if e is None else f"flatten failed: {e}"),
         )
         return True
 

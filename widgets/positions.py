@@ -49,7 +49,7 @@ class EngineLike(Protocol):
         self, symbol: str, *, qty: Decimal | None = None, source: str = "manual"
     ) -> Any: ...
 
-    async def flatten_all(self, *, source: str = "manual") -> int: ...
+    async def flatten_all(self, *, source: str = "manual") -> Any: ...
 
 
 class PositionsPanel(QWidget):
@@ -211,7 +211,7 @@ class PositionsPanel(QWidget):
         run_async(
             self.engine.flatten_all(source="manual"),
             lambda n, e: self.status_label.setText(
-                f"flatten all: {n} closing orders sent" if e is None else f"flatten failed: {e}"
+                f"flatten all: {n}" if e is None else f"flatten failed: {e}"
             ),
         )
         return True

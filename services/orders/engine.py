@@ -41,9 +41,10 @@ from services.broker.base import (
     ReplaceRequest,
 )
 from services.domain.bus import EventBus
-from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from services.domain.enums import OrderStatus, OrderType, TimeInForce
 from services.domain.events import NotificationEvent, TradeUpdateEvent
 from services.domain.models import Account, Asset, Fill, Order, OrderRequest
+from services.orders.closing import CloseReport, PositionCloser, SymbolCloseResult
 from services.orders.journal import OrderJournal, replace_client_id, source_from_client_id
 from services.orders.state_machine import ApplyResult, OrderRecord, OrderState, OrderStateMachine, Trigger
 from services.orders.store import OrderMeta, OrderStore
@@ -119,6 +120,7 @@ class ExecutionEngine:
         self._queued_cancel: set[str] = set()
         self._flush_scheduled = False
         self._sub = bus.subscribe(TradeUpdateEvent, self.on_trade_update)
+        self.closer = PositionCloser(self)
 
     def close(self) -> None:
         self._sub.cancel()
@@ -478,29 +480,15 @@ class ExecutionEngine:
 
     async def close_position(
         self, symbol: str, *, qty: Decimal | None = None, source: str = "manual"
-    ) -> SubmitResult:
-        """Send a market order that closes (part of) the broker's position, through the risk gate."""
-        pos = await self.broker.get_position(symbol)
-        if pos is None or pos.qty == 0:
-            return SubmitResult(None, OrderState.DENIED, None, f"no {symbol} position at the broker")
-        amount = min(qty, abs(pos.qty)) if qty is not None else abs(pos.qty)
-        side = OrderSide.SELL if pos.qty > 0 else OrderSide.BUY
-        req = OrderRequest(symbol, side, OrderType.MARKET, TimeInForce.DAY, qty=amount)
-        return await self.submit(req, source=source)
+    ) -> SymbolCloseResult:
+        """Close (part of) the broker's position: cancel the symbol's working orders, wait until
+        they are gone, then close, retrying refusals until done or the deadline (see
+        :mod:`services.orders.closing`). The result says what happened to the position."""
+        return await self.closer.close(symbol, qty=qty, source=source)
 
-    async def flatten_all(self, *, source: str = "manual") -> int:
-        """Close every broker position with our own journaled market orders; returns how many."""
-        positions = await self.broker.get_positions()
-        sent = 0
-        for pos in positions:
-            if pos.qty == 0:
-                continue
-            side = OrderSide.SELL if pos.qty > 0 else OrderSide.BUY
-            tif = TimeInForce.GTC if "/" in pos.symbol else TimeInForce.DAY
-            req = OrderRequest(pos.symbol, side, OrderType.MARKET, tif, qty=abs(pos.qty))
-            result = await self.submit(req, source=source)
-            sent += 1 if result.accepted else 0
-        return sent
+    async def flatten_all(self, *, source: str = "manual") -> CloseReport:
+        """Close every broker position the same way; the report has one result per symbol."""
+        return await self.closer.flatten(source=source)
 
     async def cancel_all(self, *, source: str = "manual") -> int:
         """Cancel every open order Heron knows and every open order the broker lists."""

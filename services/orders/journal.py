@@ -341,6 +341,28 @@ class OrderJournal:
                     "payload": json.loads(m["payload"]),
                 }
 
+    def last_record(self, kinds: tuple[str, ...]) -> dict[str, Any] | None:
+        """The newest record of one of ``kinds`` (same shape as :meth:`records`), or None."""
+        self.batch.flush()
+        with self._db.connect() as conn:
+            row = conn.execute(
+                select(journal_table)
+                .where(journal_table.c.kind.in_(kinds))
+                .order_by(journal_table.c.seq.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return {
+            "seq": m["seq"],
+            "ts": m["ts"].isoformat(),
+            "kind": m["kind"],
+            "client_order_id": m["client_order_id"],
+            "source": m["source"],
+            "payload": json.loads(m["payload"]),
+        }
+
     def export_ndjson(self, path: Path) -> int:
         """Write every journal record, one JSON object per line, for audit; returns the count."""
         count = 0

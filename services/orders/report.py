@@ -33,6 +33,12 @@ class ReconcilerLike(Protocol):
     def open_incidents(self) -> Any: ...
 
 
+class ClosingLike(Protocol):
+    """What the report reads from :class:`services.orders.closing.PositionCloser`."""
+
+    def report_section(self) -> dict[str, Any] | None: ...
+
+
 def build_state_report(
     *,
     mode: Mode | str,
@@ -40,6 +46,7 @@ def build_state_report(
     store: OrderStore | None = None,
     connection: Mapping[str, Any] | None = None,
     reconciler: ReconcilerLike | None = None,
+    closing: ClosingLike | None = None,
 ) -> dict[str, Any]:
     """Return the §8 state report as a JSON-ready dict."""
     report: dict[str, Any] = {
@@ -89,4 +96,7 @@ def build_state_report(
                 for i in reconciler.open_incidents()
             ],
         }
+    section = closing.report_section() if closing is not None else None
+    if section is not None:  # per symbol, the latest close / flatten outcome (flat or still open, why)
+        report["closing"] = section
     return report

@@ -2,28 +2,46 @@
 
 The order work goes through the execution engine (so cancels and closing orders are journaled and
 tracked like any other, with source ``kill-switch``); the switch itself moves trading to HALTED
-first, so nothing new can be sent while it runs.
+first, so nothing new can be sent while it runs. The flatten cancels each symbol's working orders,
+waits until they are gone and closes, within a deadline (:mod:`services.orders.closing`); the result
+says per symbol whether it is flat.
+
+The HALT is latched: it survives a restart (the ``kill_switch`` journal record) and stays until an
+operator releases it with a reason (:meth:`release`, journaled as ``halt_released``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from services.domain.enums import TradingState
 from services.risk.trading_state import JournalLike, TradingStateMachine
+
+
+class FlattenReportLike(Protocol):
+    @property
+    def all_flat(self) -> bool: ...
+
+    def summary(self) -> str: ...
 
 
 class OrderCanceller(Protocol):
     async def cancel_all(self, *, source: str) -> int: ...
 
-    async def flatten_all(self, *, source: str) -> int: ...
+    async def flatten_all(self, *, source: str) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
 class KillSwitchResult:
     canceled: int
-    flattened: int
+    flatten: FlattenReportLike | None = None  # None when the switch did not flatten
+
+    def summary(self) -> str:
+        """One line for the trader: what was canceled and, per symbol, whether it is flat."""
+        text = f"trading HALTED, {self.canceled} cancel(s) requested"
+        if self.flatten is not None:
+            text += f"; flatten: {self.flatten.summary()}"
+        return text
 
 
 class KillSwitch:
@@ -39,9 +57,20 @@ class KillSwitch:
             "kill_switch", None, self.SOURCE, operator=operator, flatten=flatten, reason=reason
         )
         self._journal.flush()
-        self._trading.set(TradingState.HALTED, f"{reason} (operator {operator})", source=self.SOURCE)
+        self._trading.latch_halt(operator, reason, source=self.SOURCE)
         canceled = await self._engine.cancel_all(source=self.SOURCE)
-        flattened = await self._engine.flatten_all(source=self.SOURCE) if flatten else 0
-        self._journal.append("kill_switch_done", None, self.SOURCE, canceled=canceled, flattened=flattened)
+        report = await self._engine.flatten_all(source=self.SOURCE) if flatten else None
+        self._journal.append(
+            "kill_switch_done",
+            None,
+            self.SOURCE,
+            canceled=canceled,
+            flatten=report.summary() if report is not None else None,
+            all_flat=report.all_flat if report is not None else None,
+        )
         self._journal.flush()
-        return KillSwitchResult(canceled, flattened)
+        return KillSwitchResult(canceled, report)
+
+    def release(self, *, operator: str, reason: str) -> bool:
+        """Release a latched HALT (see :meth:`TradingStateMachine.release_halt`)."""
+        return self._trading.release_halt(operator, reason)

@@ -3,12 +3,17 @@
 Heron starts DISABLED; only :meth:`enable` after a clean start-up reconciliation makes it ACTIVE.
 Leaving HALTED or REDUCING back to ACTIVE is an operator action. Every change is appended to the
 journal (kind ``trading_state``) and published as a :class:`TradingStateEvent`.
+
+A kill-switch HALT is latched (:meth:`latch_halt`): the journal's ``kill_switch`` record brings it
+back after a restart, where :meth:`enable` then leaves trading HALTED instead of ACTIVE, and nothing
+but :meth:`release_halt` (an operator, a non-empty reason, journaled as ``halt_released``) lifts it.
 Runs on the event-loop thread.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -16,11 +21,30 @@ from services.domain.bus import EventBus
 from services.domain.enums import TradingState
 from services.domain.events import TradingStateEvent
 
+HALT_KINDS = ("kill_switch", "halt_released")
+
 
 class JournalLike(Protocol):
     def append(self, kind: str, client_order_id: str | None, source: str, **payload: Any) -> None: ...
 
     def flush(self) -> None: ...
+
+    def last_record(self, kinds: tuple[str, ...]) -> dict[str, Any] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HaltLatch:
+    """A kill-switch HALT in force until an operator releases it."""
+
+    since: str  # ISO time of the kill switch
+    operator: str
+    reason: str
+
+    def describe(self) -> str:
+        return (
+            f"kill switch HALT by {self.operator} at {self.since} ({self.reason}) is in force; "
+            "an operator must release it with a reason"
+        )
 
 
 class TradingStateMachine:
@@ -33,6 +57,17 @@ class TradingStateMachine:
         self.state = TradingState.DISABLED
         self.reason = "start-up reconciliation has not run"
         self.history: list[tuple[datetime, TradingState, str, str]] = []
+        self.halt_latch: HaltLatch | None = self._restore_latch()
+        self._latch_reason: str | None = None  # the reason text trading was HALTED with by the latch
+
+    def _restore_latch(self) -> HaltLatch | None:
+        if self._journal is None:
+            return None
+        last = self._journal.last_record(HALT_KINDS)
+        if last is None or last["kind"] != "kill_switch":
+            return None
+        payload = last["payload"]
+        return HaltLatch(last["ts"], str(payload.get("operator", "?")), str(payload.get("reason", "")))
 
     def set(self, state: TradingState, reason: str, *, source: str) -> bool:
         """Move to ``state``; returns False (and changes nothing) when already there."""
@@ -40,6 +75,8 @@ class TradingStateMachine:
             return False
         if self.state is TradingState.DISABLED and state is TradingState.ACTIVE and source != "startup":
             raise PermissionError("trading is enabled only by a clean start-up reconciliation")
+        if self.halt_latch is not None and state in (TradingState.ACTIVE, TradingState.REDUCING):
+            raise PermissionError(self.halt_latch.describe())
         now = self._clock()
         previous = self.state
         self.state, self.reason = state, reason
@@ -54,7 +91,59 @@ class TradingStateMachine:
         return True
 
     def enable(self, reason: str = "start-up reconciliation clean") -> None:
+        """After a clean start-up reconciliation: ACTIVE, or HALTED while a kill-switch HALT holds."""
+        if self.halt_latch is not None:
+            self._latch_reason = self.halt_latch.describe()
+            self.set(TradingState.HALTED, self._latch_reason, source="startup")
+            return
         self.set(TradingState.ACTIVE, reason, source="startup")
+
+    def latch_halt(self, operator: str, reason: str, *, source: str) -> None:
+        """HALT now and keep it, across restarts, until :meth:`release_halt` (the kill switch).
+
+        The caller journals the ``kill_switch`` record (durably) before calling this.
+        """
+        self.halt_latch = HaltLatch(self._clock().isoformat(), operator, reason)
+        if self.state is TradingState.DISABLED:
+            return  # start-up has not enabled trading; enable() will find the latch
+        self._latch_reason = f"{reason} (operator {operator})"
+        self.set(TradingState.HALTED, self._latch_reason, source=source)
+
+    def release_halt(self, operator: str, reason: str) -> bool:
+        """Release a kill-switch HALT: journaled with the operator and the reason.
+
+        Returns False (and journals nothing) when no HALT is latched. Trading goes back to ACTIVE
+        only if the latch is what holds it HALTED; a DISABLED start-up stays DISABLED until its
+        reconciliation is clean, and a HALT for another cause stays.
+        """
+        if not operator.strip():
+            raise ValueError("releasing a kill-switch HALT needs the operator's name")
+        if not reason.strip():
+            raise ValueError("releasing a kill-switch HALT needs a reason")
+        latch = self.halt_latch
+        if latch is None:
+            return False
+        if self._journal is not None:
+            self._journal.append(
+                "halt_released",
+                None,
+                f"operator:{operator}",
+                operator=operator,
+                reason=reason.strip(),
+                halted_by=latch.operator,
+                halted_at=latch.since,
+                halt_reason=latch.reason,
+            )
+            self._journal.flush()
+        self.halt_latch = None
+        if self.state is TradingState.HALTED and self.reason == self._latch_reason:
+            self.set(
+                TradingState.ACTIVE,
+                f"kill-switch HALT released: {reason.strip()} (operator {operator})",
+                source=f"operator:{operator}",
+            )
+        self._latch_reason = None
+        return True
 
     def escalate(self, state: TradingState, reason: str, *, source: str) -> None:
         """Move to a more restrictive state only (REDUCING < HALTED); never relaxes."""
@@ -70,4 +159,6 @@ class TradingStateMachine:
     def operator_resume(self, operator: str, reason: str) -> None:
         if self.state is TradingState.DISABLED:
             raise PermissionError("trading is DISABLED until start-up reconciliation is clean")
+        if self.halt_latch is not None:
+            raise PermissionError(self.halt_latch.describe())
         self.set(TradingState.ACTIVE, f"{reason} (operator {operator})", source=f"operator:{operator}")

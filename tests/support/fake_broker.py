@@ -7,6 +7,15 @@ brokers hard: a submit that is applied and then times out, 5xx before anything h
 events, cancels that stay pending, and a journal check that proves the intent was written before
 the POST reached the broker.
 
+As at Alpaca, shares are held by the working orders that would sell them (a bracket or OCO group
+holds its quantity once, its legs only after the entry filled) until those orders are really
+canceled or filled: an order that needs more than what is left is refused with 403 "insufficient
+qty available for order (requested: X, available: Y)" (alpaca-trade-api-python #129,
+alpaca-trade-api-csharp #247), also while a cancel is still ``pending_cancel`` ("The order is
+waiting to be canceled", Alpaca docs "Understand Orders"). Cancelling any order of a bracket/OCO/OTO
+group cancels the rest of the group ("If any one of the orders is canceled, any remaining open order
+in the group is canceled", same page).
+
 No clock reads and no sleeping: time comes from the injected ``clock``.
 """
 
@@ -81,6 +90,7 @@ class FakeBroker:
         self.calls: list[str] = []
         self.submits_received: list[str] = []
         self._positions: dict[str, _Pos] = {}
+        self._leg_parent: dict[str, str] = {}  # leg order id -> parent order id (bracket/OCO/OTO)
         self._ids = itertools.count(1)
         self._assets = {a.symbol: a for a in (assets or [])}
 
@@ -153,6 +163,11 @@ class FakeBroker:
         )
         if full:
             self._on_parent_filled(order)
+            parent = self._leg_parent.get(order.id)
+            for leg, p in list(self._leg_parent.items()):
+                live = self.orders.get(leg)
+                if p == parent and leg != order.id and live is not None and not live.status.is_terminal:
+                    self._cancel_now(live)  # one exit filled: the other is canceled (Alpaca bracket docs)
         return fill
 
     @staticmethod
@@ -181,6 +196,34 @@ class FakeBroker:
     def confirm_cancel(self, order_id: str) -> None:
         """Settle a pending cancel (with ``faults.pending_cancel``)."""
         self._cancel_now(self.orders[order_id])
+
+    def held_for_orders(self, symbol: str, side: OrderSide) -> Decimal:
+        """Quantity of ``symbol`` held by working ``side`` orders (a group's legs count once)."""
+        groups: dict[str, Decimal] = {}
+        for o in self.orders.values():
+            if o.symbol != symbol or o.side is not side or o.status.is_terminal:
+                continue
+            parent = self._leg_parent.get(o.id)
+            if parent is not None and self.orders[parent].status is not OrderStatus.FILLED:
+                continue  # the exit legs of an entry that has not filled hold nothing yet
+            key = parent or o.id
+            leaves = (o.qty or ZERO) - o.filled_qty
+            groups[key] = max(groups.get(key, ZERO), leaves)
+        return sum(groups.values(), ZERO)
+
+    def _check_available(self, symbol: str, side: OrderSide, qty: Decimal | None) -> None:
+        """Alpaca's 403 for an order that would sell (buy back) more than is free of working orders."""
+        pos = self._positions.get(symbol)
+        if qty is None or pos is None or pos.qty == 0 or (pos.qty > 0) == (side is OrderSide.BUY):
+            return
+        available = abs(pos.qty) - self.held_for_orders(symbol, side)
+        if qty > available:
+            raise BrokerRejected(
+                f"insufficient qty available for order (requested: {_num(qty)}, "
+                f"available: {_num(max(available, ZERO))})",
+                status=403,
+                code=40310000,
+            )
 
     def expire(self, order_id: str) -> None:
         order = self._store(
@@ -229,6 +272,7 @@ class FakeBroker:
             raise BrokerRejected(message, status=403, code=40310000)
         if cid in self.by_client:
             raise BrokerRejected("client_order_id must be unique", status=422, code=42210000)
+        self._check_available(request.symbol, request.side, request.qty)
         order = self._create(request, cid)
         if self.faults.unavailable_after_submit > 0:
             self.faults.unavailable_after_submit -= 1
@@ -262,8 +306,11 @@ class FakeBroker:
                     order_class=request.order_class,
                 )
                 legs.append(self._store(leg))
+        order_id = order_id or self._next_id()
+        for leg in legs:
+            self._leg_parent[leg.id] = order_id
         order = Order(
-            id=order_id or self._next_id(),
+            id=order_id,
             client_order_id=cid,
             symbol=request.symbol,
             side=request.side,
@@ -334,6 +381,12 @@ class FakeBroker:
         now = self.clock()
         order = self._store(replace(order, status=OrderStatus.CANCELED, updated_at=now, canceled_at=now))
         self._emit("canceled", order)
+        parent = self._leg_parent.get(order.id, order.id)
+        group = [parent, *(leg for leg, p in self._leg_parent.items() if p == parent)]
+        for other in group:
+            live = self.orders.get(other)
+            if live is not None and not live.status.is_terminal:
+                self._cancel_now(live)  # the rest of a bracket / OCO / OTO group goes with it
 
     async def cancel_all_orders(self) -> list[CancelResult]:
         self.calls.append("cancel_all_orders")
@@ -395,6 +448,7 @@ class FakeBroker:
         if percentage is not None:
             amount = abs(p.qty) * percentage / 100
         side = OrderSide.SELL if p.qty > 0 else OrderSide.BUY
+        self._check_available(symbol, side, amount)
         req = OrderRequest(symbol, side, OrderType.MARKET, TimeInForce.DAY, qty=amount)
         return self._create(req, self._next_id("close"))
 
@@ -432,6 +486,12 @@ class FakeBroker:
 
     async def get_portfolio_history(self, period: str = "1M", timeframe: str = "1D") -> PortfolioHistory:
         return PortfolioHistory((), (), (), (), None, timeframe)
+
+
+def _num(value: Decimal) -> str:
+    """A quantity as Alpaca writes it in messages: ``10``, ``0.5`` (no exponent, no trailing zeros)."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 ORDER_METHODS = (

@@ -78,4 +78,4 @@ def test_flatten_all_needs_confirmation(qtbot, rig: Rig, qloop) -> None:  # type
     p.ask = lambda title, text: True
     assert p.flatten_all() is True
     settle(qloop)
-    assert "flatten all: 1 closing orders sent" in p.status_label.text()
+    assert "flatten all: AAPL flat" in p.status_label.text()

@@ -15,6 +15,7 @@ import pytest
 import qasync
 
 from services.domain.bus import EventBus
+from services.domain.enums import OrderType
 from services.domain.models import Asset, Quote, Trade
 from services.marketdata.book import QuoteBook
 from services.orders.engine import ExecutionEngine
@@ -80,6 +81,16 @@ def build_rig(tmp_path: Path, limits: RiskLimits | None = None) -> Rig:
         broker, store, journal, risk, trading, bus, clock, prices=book, hours=AlwaysOpen()
     )
     kill = KillSwitch(trading, engine, journal)
+
+    async def market_sleep(seconds: float) -> None:
+        # while a close / flatten waits, time passes on the manual clock and the market fills
+        # the working market orders (the closing orders) at 100
+        clock.advance(seconds)
+        for o in list(broker.orders.values()):
+            if o.type is OrderType.MARKET and not o.status.is_terminal and o.qty is not None:
+                broker.fill(o.id, o.qty - o.filled_qty, Decimal(100))
+
+    engine.closer.sleep = market_sleep
     rig = Rig(clock, bus, db, broker, book, journal, store, trading, risk, engine, kill)
     rig.quote("AAPL", "99.90", "100.10")
     rig.quote("MSFT", "199.90", "200.10")

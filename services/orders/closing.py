@@ -1,0 +1,440 @@
+"""PositionCloser: close a position the way Alpaca lets it be closed, and say per symbol what happened.
+
+At Alpaca, working orders hold the shares they would sell: a closing order that needs them is
+refused ("insufficient qty available for order (requested: X, available: Y)"), also while a cancel
+is still ``pending_cancel`` (the shares stay held until ``canceled`` arrives). So, per symbol:
+
+1. cancel every working order of the symbol, bracket / OCO / OTO legs included (Heron's own orders
+   through the engine, so they are journaled; orders placed elsewhere straight at the broker);
+2. wait until each is really terminal (canceled, filled, expired...), bounded by the deadline;
+3. read the broker's position again (a fill can arrive during ``pending_cancel``) and send one
+   market order for what is left, with ``day`` for stocks and ``gtc`` for crypto (Alpaca accepts
+   only ``gtc`` and ``ioc`` for crypto);
+4. a refused close is retried with backoff (cancelling whatever appeared meanwhile) until the
+   position is flat or the deadline passes; a new close is sent only once the previous one is
+   terminal, so there is never more than one closing order working.
+
+The outcome is a :class:`SymbolCloseResult` per symbol. Anything still open at the deadline is
+reported loudly: an ERROR log line, an error :class:`NotificationEvent`, a ``close_result`` journal
+record and the ``closing`` section of the state report (:meth:`PositionCloser.report_section`).
+
+Runs on the event-loop thread. Time comes from the engine's clock; waiting goes through ``sleep``
+(``asyncio.sleep`` by default, injected in tests), in steps of ``poll_s``; the broker is asked for
+order states at most every ``rest_every_s`` (trade updates on the stream settle them sooner).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from services.broker.base import BrokerError, OrderQuery
+from services.domain.enums import OrderSide, OrderType, TimeInForce
+from services.domain.events import NotificationEvent
+from services.domain.models import Order, OrderRequest
+from services.domain.money import decimal_str
+from services.domain.symbols import is_crypto
+from services.orders.state_machine import OrderState
+from services.risk.gate import RiskReport
+
+if TYPE_CHECKING:
+    from services.orders.engine import ExecutionEngine
+
+log = logging.getLogger(__name__)
+ZERO = Decimal(0)
+SOURCE = "closing"
+TRANSIENT_RISK_CHECKS = frozenset({"duplicate_order", "order_rate"})
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolCloseResult:
+    """What closing one symbol did. ``complete``: the asked quantity is closed (flat for a full close)."""
+
+    symbol: str
+    complete: bool
+    qty_before: Decimal  # signed broker position when the close began
+    remaining_qty: Decimal  # signed broker position when it ended
+    canceled: int = 0  # working orders whose cancel was requested
+    attempts: int = 0  # closing orders sent (refused ones included)
+    close_orders: tuple[str, ...] = ()  # client order ids of the closing orders that reached the broker
+    reason: str = ""  # why it is not complete (empty when complete)
+    at: datetime | None = None
+
+    @property
+    def flat(self) -> bool:
+        return self.complete and self.remaining_qty == 0
+
+    @property
+    def message(self) -> str:
+        """One line for the trader."""
+        if self.qty_before == 0:
+            return f"no {self.symbol} position at the broker"
+        left = decimal_str(self.remaining_qty) or "0"
+        if self.complete:
+            closed = decimal_str(abs(self.qty_before - self.remaining_qty)) or "0"
+            tail = "flat" if self.remaining_qty == 0 else f"closed {closed}, {left} left"
+            return f"{self.symbol} {tail}"
+        return f"{self.symbol} STILL OPEN {left}: {self.reason}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "flat": self.flat,
+            "complete": self.complete,
+            "qty_before": decimal_str(self.qty_before) or "0",
+            "remaining_qty": decimal_str(self.remaining_qty) or "0",
+            "canceled": self.canceled,
+            "attempts": self.attempts,
+            "close_orders": list(self.close_orders),
+            "reason": self.reason,
+            "at": self.at.isoformat().replace("+00:00", "Z") if self.at is not None else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CloseReport:
+    """The outcome of a flatten: one result per symbol that had a position."""
+
+    results: tuple[SymbolCloseResult, ...] = field(default_factory=tuple)
+    error: str = ""  # set when the positions could not be read at all (nothing was closed)
+
+    @property
+    def all_flat(self) -> bool:
+        return not self.error and all(r.complete for r in self.results)
+
+    @property
+    def still_open(self) -> tuple[SymbolCloseResult, ...]:
+        return tuple(r for r in self.results if not r.complete)
+
+    def summary(self) -> str:
+        if self.error:
+            return self.error
+        if not self.results:
+            return "no positions to close"
+        return "; ".join(r.message for r in self.results)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+@dataclass(frozen=True, slots=True)
+class _Deadline:
+    at: datetime  # on the engine's clock
+    loop_at: float  # on the event loop's monotonic clock
+
+
+class PositionCloser:
+    """See the module docstring. One per engine (``ExecutionEngine.closer``)."""
+
+    def __init__(
+        self,
+        engine: ExecutionEngine,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        deadline_s: float = 30.0,
+        poll_s: float = 0.25,
+        rest_every_s: float = 2.0,
+        backoff_s: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
+    ) -> None:
+        self.engine = engine
+        self.sleep = sleep
+        self.deadline_s = deadline_s
+        self.poll_s = poll_s
+        self.rest_every_s = rest_every_s
+        self.backoff_s = tuple(backoff_s)
+        self.outcomes: dict[str, SymbolCloseResult] = {}  # latest outcome per symbol, for the report
+
+    # --- public ----------------------------------------------------------------------------------
+    async def close(self, symbol: str, *, qty: Decimal | None = None, source: str) -> SymbolCloseResult:
+        """Close ``qty`` of ``symbol`` (all of it when None)."""
+        if qty is not None and qty <= 0:
+            raise ValueError(f"close quantity must be positive, got {qty}")
+        result = await self._close(symbol, qty, source, self._deadline(), known_qty=None)
+        self._report(result, source)
+        return result
+
+    async def flatten(self, *, source: str) -> CloseReport:
+        """Close every position the broker lists, all symbols at once, within one deadline."""
+        deadline = self._deadline()
+        try:
+            positions = await self.engine.broker.get_positions()
+        except BrokerError as error:
+            msg = f"NOT FLAT: the broker's positions could not be read ({error.message}); nothing was closed"
+            log.error("flatten (%s): %s", source, msg)
+            self._notify("error", f"flatten: {msg}")
+            return CloseReport((), error=msg)
+        held = [p for p in positions if p.qty != 0]
+        results = await asyncio.gather(
+            *(self._close(p.symbol, None, source, deadline, known_qty=p.qty) for p in held)
+        )
+        for result in results:
+            self._report(result, source)
+        return CloseReport(tuple(results))
+
+    def report_section(self) -> dict[str, Any] | None:
+        """The state report's ``closing`` section: the latest outcome per symbol; None if none yet."""
+        if not self.outcomes:
+            return None
+        return {s: r.to_json() for s, r in sorted(self.outcomes.items())}
+
+    # --- one symbol ------------------------------------------------------------------------------
+    def _deadline(self) -> _Deadline:
+        return _Deadline(
+            self.engine.clock() + timedelta(seconds=self.deadline_s),
+            asyncio.get_running_loop().time() + self.deadline_s,
+        )
+
+    def _past(self, deadline: _Deadline) -> bool:
+        # the injected clock decides; the loop's monotonic time bounds it should that clock stand still
+        return self.engine.clock() >= deadline.at or asyncio.get_running_loop().time() >= deadline.loop_at
+
+    async def _close(
+        self, symbol: str, qty: Decimal | None, source: str, deadline: _Deadline, *, known_qty: Decimal | None
+    ) -> SymbolCloseResult:
+        engine = self.engine
+        before = known_qty
+        while before is None:
+            before, problem = await self._position(symbol)
+            if before is None:
+                if self._past(deadline):
+                    return SymbolCloseResult(symbol, False, ZERO, ZERO, reason=problem, at=engine.clock())
+                await self.sleep(self.backoff_s[0])
+        if before == 0:
+            return SymbolCloseResult(symbol, True, ZERO, ZERO, at=engine.clock())
+        sign = Decimal(1) if before > 0 else Decimal(-1)
+        amount = abs(before) if qty is None else min(qty, abs(before))
+        target = before - sign * amount  # the signed position we end at
+        current = before
+        canceled = attempts = 0
+        sent: list[str] = []
+        reason = ""
+        backoff = 0
+
+        def done(position: Decimal) -> bool:
+            # closed down to the target (or beyond it toward zero, e.g. an exit leg that filled)
+            return position == 0 or (position > 0) != (sign > 0) or abs(position) <= abs(target)
+
+        while not done(current):
+            # 1-2: no working order of the symbol may hold the shares; wait until each is terminal
+            n, waiting = await self._cancel_working(symbol, source)
+            canceled += n
+            still = await self._wait_terminal(waiting, deadline)
+            if still:
+                reason = self._pending_reason(still)
+                break
+            # 3: what is left, from the broker (fills can arrive while a cancel is pending)
+            position, problem = await self._position(symbol)
+            if position is None:
+                reason = problem
+                if self._past(deadline):
+                    break
+                await self.sleep(self.backoff_s[0])
+                continue
+            current = position
+            if done(current):
+                break
+            if self._past(deadline):
+                reason = reason or "the deadline passed before a closing order could be sent"
+                break
+            left = abs(current) - abs(target)
+            side = OrderSide.SELL if current > 0 else OrderSide.BUY
+            tif = TimeInForce.GTC if is_crypto(symbol) else TimeInForce.DAY
+            request = OrderRequest(symbol, side, OrderType.MARKET, tif, qty=left)
+            res = await engine.submit(request, source=source)
+            if res.state is not OrderState.DENIED:
+                attempts += 1  # it reached the broker (refused or not)
+            if res.state is OrderState.DENIED and not _transient(res.report):
+                reason = f"closing order not sent: {res.message}"
+                break
+            if res.state in (OrderState.DENIED, OrderState.REJECTED):
+                # 4: refused (typically "insufficient qty available": something still holds the
+                # shares); back off, cancel again and retry until flat or the deadline
+                by = "the risk gate" if res.state is OrderState.DENIED else "the broker"
+                reason = f"closing order refused by {by}: {res.message}"
+                log.warning("close %s: closing order refused by %s (%s); retrying", symbol, by, res.message)
+                if self._past(deadline):
+                    break
+                await self.sleep(self.backoff_s[min(backoff, len(self.backoff_s) - 1)])
+                backoff += 1
+                continue
+            assert res.client_order_id is not None
+            sent.append(res.client_order_id)
+            unsettled = await self._wait_terminal([(res.client_order_id, None)], deadline)
+            rec = engine.store.find(client_order_id=res.client_order_id)
+            position, problem = await self._position(symbol)
+            filled = rec.filled_qty if rec is not None and not unsettled else ZERO
+            expected = current - (sign * filled)
+            if position is not None and abs(position) <= abs(expected):
+                current = position
+            elif filled > 0:
+                # the close filled but the position read does not show it yet: never send a second
+                # close on a stale quantity (it would open the opposite position)
+                current = expected
+            elif position is not None:
+                current = position
+            if unsettled:
+                state = rec.state.value if rec is not None else "unknown"
+                reason = f"closing order {res.client_order_id} still {state} at the deadline"
+                break
+            if not done(current):
+                reason = f"closing order {res.client_order_id} ended without closing everything"
+                await self.sleep(self.backoff_s[min(backoff, len(self.backoff_s) - 1)])
+                backoff += 1
+        complete = done(current)
+        return SymbolCloseResult(
+            symbol,
+            complete,
+            before,
+            current,
+            canceled=canceled,
+            attempts=attempts,
+            close_orders=tuple(sent),
+            reason="" if complete else (reason or "the deadline passed"),
+            at=engine.clock(),
+        )
+
+    async def _position(self, symbol: str) -> tuple[Decimal | None, str]:
+        try:
+            pos = await self.engine.broker.get_position(symbol)
+        except BrokerError as error:
+            return None, f"the broker's position could not be read ({error.message})"
+        return (pos.qty if pos is not None else ZERO), ""
+
+    # --- cancel and wait -------------------------------------------------------------------------
+    async def _cancel_working(self, symbol: str, source: str) -> tuple[int, list[tuple[str, str | None]]]:
+        """Cancel every working order of ``symbol``; returns (cancels requested, orders to wait for).
+
+        Orders to wait for are ``(client id, None)`` for Heron's own and ``("", broker id)`` for
+        orders Heron does not know (placed from another app).
+        """
+        engine = self.engine
+        count = 0
+        waiting: list[tuple[str, str | None]] = []
+        known = [r for r in engine.store.open_orders() if r.symbol == symbol]
+        known.sort(key=lambda r: r.parent_client_order_id is not None)  # parents first: legs go with them
+        for rec in known:
+            if rec.state.is_terminal:
+                continue
+            if rec.state is not OrderState.PENDING_CANCEL and await engine.cancel(
+                rec.client_order_id, source=source
+            ):
+                count += 1
+            waiting.append((rec.client_order_id, None))
+        try:
+            listed = await engine.broker.list_orders(OrderQuery(status="open", symbols=(symbol,)))
+        except BrokerError as error:
+            log.warning("close %s: open orders could not be listed (%s)", symbol, error.message)
+            listed = []
+        for order in _with_legs(listed):
+            if order.symbol != symbol or order.status.is_terminal:
+                continue
+            mine = engine.store.find(client_order_id=order.client_order_id, broker_order_id=order.id)
+            if mine is not None:
+                if mine.state.is_terminal or mine.cancel_requested:
+                    continue
+                if await engine.cancel(mine.client_order_id, source=source):
+                    count += 1
+                waiting.append((mine.client_order_id, None))
+                continue
+            try:
+                await engine.broker.cancel_order(order.id)
+                engine.journal.append(
+                    "cancel_requested", order.client_order_id, source, broker_order_id=order.id
+                )
+                count += 1
+            except BrokerError as error:
+                log.info("close %s: cancel of %s: %s", symbol, order.id, error.message)
+            waiting.append(("", order.id))
+        return count, _unique(waiting)
+
+    async def _wait_terminal(
+        self, orders: list[tuple[str, str | None]], deadline: _Deadline
+    ) -> list[tuple[str, str | None]]:
+        """Wait until every order is terminal; returns those still not terminal at the deadline."""
+        pending = list(orders)
+        last_rest = self.engine.clock()
+        while True:
+            pending = [o for o in pending if not await self._is_terminal(o, rest=False)]
+            if not pending or self._past(deadline):
+                return pending
+            await self.sleep(self.poll_s)
+            now = self.engine.clock()
+            if (now - last_rest).total_seconds() >= self.rest_every_s:
+                last_rest = now
+                pending = [o for o in pending if not await self._is_terminal(o, rest=True)]
+                if not pending:
+                    return pending
+
+    async def _is_terminal(self, key: tuple[str, str | None], *, rest: bool) -> bool:
+        cid, broker_id = key
+        engine = self.engine
+        if cid:
+            rec = engine.store.find(client_order_id=cid)
+            if rec is None:
+                return True
+            if rec.state.is_terminal:
+                return True
+            if rest:
+                if rec.broker_order_id is None:
+                    await engine.resolve_intent(rec.client_order_id)
+                else:
+                    await engine.refresh_order(rec)
+                return rec.state.is_terminal
+            return False
+        if not rest or broker_id is None:
+            return False
+        try:
+            order = await engine.broker.get_order(broker_id)
+        except BrokerError:
+            return False
+        return order.status.is_terminal
+
+    def _pending_reason(self, waiting: list[tuple[str, str | None]]) -> str:
+        names = []
+        for cid, broker_id in waiting:
+            rec = self.engine.store.find(client_order_id=cid) if cid else None
+            state = rec.state.value if rec is not None else "working"
+            names.append(f"{cid or broker_id} ({state})")
+        return (
+            f"{len(names)} working order(s) not yet canceled at the deadline, holding the shares: "
+            + ", ".join(names)
+        )
+
+    # --- reporting -------------------------------------------------------------------------------
+    def _report(self, result: SymbolCloseResult, source: str) -> None:
+        if result.qty_before == 0 and result.complete:
+            return
+        self.outcomes[result.symbol] = result
+        engine = self.engine
+        engine.journal.append("close_result", None, source, symbol=result.symbol, **result.to_json())
+        engine.flush()
+        if result.complete:
+            log.info("close %s (%s): %s", result.symbol, source, result.message)
+            return
+        msg = f"close {result.symbol} ({source}): {result.message}"
+        log.error(msg)
+        self._notify("error", f"{result.symbol} still open: {result.message}")
+
+    def _notify(self, level: str, message: str) -> None:
+        self.engine.bus.publish(NotificationEvent(self.engine.clock(), level, SOURCE, message))
+
+
+def _transient(report: RiskReport | None) -> bool:
+    """A risk denial that time alone lifts (a retry just after a refused close is a "duplicate")."""
+    return report is not None and all(c.name in TRANSIENT_RISK_CHECKS for c in report.failures)
+
+
+def _with_legs(orders: list[Order]) -> list[Order]:
+    out: list[Order] = []
+    for order in orders:
+        out.append(order)
+        out.extend(_with_legs(list(order.legs)))
+    return out
+
+
+def _unique(items: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    return list(dict.fromkeys(items))

@@ -1,0 +1,81 @@
+"""A kill-switch HALT survives a restart and stays until an operator releases it, with a reason.
+
+Restart = a new engine, trading-state machine and reconciler over the same database journal and
+the same broker; the start-up reconciliation is clean, which on its own would make trading ACTIVE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from services.domain.enums import TradingState
+from services.orders.tables import ORDERS_SCHEMA
+from services.reconciliation.reconciler import Reconciler
+from services.risk.kill_switch import KillSwitch
+from services.storage import Database
+from tests.unit.orders.conftest import Rig, build
+from tests.unit.orders.helpers import ManualClock
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database.open(None, tmp_path, [ORDERS_SCHEMA])
+    yield database  # type: ignore[misc]
+    database.dispose()
+
+
+def start(rig: Rig) -> Rig:
+    """Start-up as the app does it: recover, then the start-up reconciliation (clean here)."""
+    asyncio.run(rig.engine.recover())
+    reconciler = Reconciler(rig.broker, rig.store, rig.journal, rig.trading, rig.bus, rig.clock, rig.db)
+    result = asyncio.run(reconciler.startup())
+    assert result.clean
+    return rig
+
+
+def test_a_kill_switch_halt_survives_restart_until_released_with_a_reason(db: Database) -> None:
+    rig = start(build(db, ManualClock()))
+    assert rig.trading.state is TradingState.ACTIVE
+    asyncio.run(KillSwitch(rig.trading, rig.engine, rig.journal).trigger(operator="alice", flatten=False))
+    assert rig.trading.state is TradingState.HALTED
+
+    again = start(rig.restart())
+    assert again.trading.state is TradingState.HALTED  # not ACTIVE, although reconciliation is clean
+    assert "kill switch" in again.trading.reason and "release" in again.trading.reason
+    with pytest.raises(PermissionError):
+        again.trading.operator_resume("bob", "looks fine")
+    assert again.trading.state is TradingState.HALTED
+    for empty in ("", "   "):
+        with pytest.raises(ValueError):
+            again.trading.release_halt("bob", empty)
+    assert again.trading.state is TradingState.HALTED
+
+    assert again.trading.release_halt("bob", "positions checked with the broker") is True
+    assert again.trading.state is TradingState.ACTIVE
+    released = [r for r in again.journal.records() if r["kind"] == "halt_released"]
+    assert len(released) == 1
+    assert released[0]["payload"]["operator"] == "bob"
+    assert released[0]["payload"]["reason"] == "positions checked with the broker"
+
+    third = start(again.restart())
+    assert third.trading.state is TradingState.ACTIVE  # released stays released
+
+
+def test_release_before_start_up_leaves_trading_to_the_reconciliation(db: Database) -> None:
+    rig = start(build(db, ManualClock()))
+    asyncio.run(KillSwitch(rig.trading, rig.engine, rig.journal).trigger(operator="alice", flatten=False))
+    again = rig.restart()
+    assert again.trading.halt_latch is not None and again.trading.halt_latch.operator == "alice"
+    assert again.trading.release_halt("bob", "resolved overnight") is True
+    assert again.trading.state is TradingState.DISABLED  # start-up reconciliation has not run yet
+    assert start(again).trading.state is TradingState.ACTIVE
+
+
+def test_release_without_a_halt_changes_nothing(db: Database) -> None:
+    rig = start(build(db, ManualClock()))
+    assert rig.trading.release_halt("bob", "nothing to release") is False
+    assert rig.trading.state is TradingState.ACTIVE
+    assert not [r for r in rig.journal.records() if r["kind"] == "halt_released"]
