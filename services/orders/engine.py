@@ -214,34 +214,32 @@ class ExecutionEngine:
         """
         buys: dict[str, Decimal] = {}
         sells: dict[str, Decimal] = {}
-        fallback: dict[str, Decimal] = {}  # a price for symbols with orders but no mark or position
         groups: dict[tuple[str, OrderSide, str], Decimal] = {}
         open_count = 0
         last_price = self.prices.last_price
         store = self.store
-        for rec in store.open_orders():
+        opens = store.open_orders()
+        buy_side = OrderSide.BUY
+        for rec in opens:
             parent = rec.parent_client_order_id
             if parent is None:
                 open_count += 1
             if replacing is not None and replacing in (rec.client_order_id, parent):
                 continue
-            leaves = rec.leaves_qty
             sym = rec.symbol
-            if leaves is None:  # notional order: value its remaining notional at the mark
+            qty = rec.qty
+            if qty is None:  # notional order: value its remaining notional at the mark
                 notional = rec.snapshot.notional if rec.snapshot is not None else None
                 mark = last_price(sym)
                 if notional is None or not mark:
                     continue
-                leaves = max(notional / mark - rec.filled_qty, ZERO)
-            if not leaves:
+                leaves = notional / mark - rec.filled_qty
+            else:
+                leaves = qty - rec.filled_qty
+            if leaves <= 0:
                 continue
-            if sym not in fallback:
-                meta = store.meta(rec.client_order_id)
-                price = (meta.limit_price or meta.stop_price) if meta is not None else None
-                if price:
-                    fallback[sym] = price
             if parent is None:
-                side_map = buys if rec.side is OrderSide.BUY else sells
+                side_map = buys if rec.side is buy_side else sells
                 side_map[sym] = side_map.get(sym, ZERO) + leaves
             else:
                 key = (parent, rec.side, sym)
@@ -253,9 +251,9 @@ class ExecutionEngine:
                 if parent_rec.side is not side:  # exits of an entry: only what the entry filled
                     leaves = min(leaves, parent_rec.filled_qty)
                 elif parent_rec.state.is_open and parent_rec.leaves_qty:  # OCO: one of the two fills
-                    leaves = max(leaves - parent_rec.leaves_qty, ZERO)
+                    leaves = max(leaves - (parent_rec.leaves_qty or ZERO), ZERO)
             if leaves:
-                side_map = buys if side is OrderSide.BUY else sells
+                side_map = buys if side is buy_side else sells
                 side_map[sym] = side_map.get(sym, ZERO) + leaves
         positions = {s: p.qty for s, p in store.positions.items()}
         gross = net = pend_buy = pend_sell = ZERO
@@ -265,9 +263,10 @@ class ExecutionEngine:
             s_ = sells.get(sym, ZERO)
             if not qty and not b and not s_:
                 continue
-            pos = store.positions.get(sym)
-            mark = last_price(sym) or (pos.avg_price if pos is not None and pos.avg_price else None)
-            mark = mark or fallback.get(sym, ZERO)
+            mark = last_price(sym)
+            if not mark:
+                pos = store.positions.get(sym)
+                mark = pos.avg_price if pos is not None and pos.avg_price else self._order_price(opens, sym)
             gross += max(abs(qty + b), abs(qty - s_)) * mark
             net += qty * mark
             pend_buy += b * mark
@@ -290,6 +289,17 @@ class ExecutionEngine:
             pending_buy_exposure=pend_buy,
             pending_sell_exposure=pend_sell,
         )
+
+    def _order_price(self, opens: list[OrderRecord], symbol: str) -> Decimal:
+        """A price for a symbol with working orders but no mark and no position: an order's limit
+        or stop (zero when none has one)."""
+        for rec in opens:
+            if rec.symbol == symbol:
+                meta = self.store.meta(rec.client_order_id)
+                price = (meta.limit_price or meta.stop_price) if meta is not None else None
+                if price:
+                    return price
+        return ZERO
 
     # --- submit ----------------------------------------------------------------------------------
     async def submit(self, request: OrderRequest, *, source: str = "manual") -> SubmitResult:
