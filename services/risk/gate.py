@@ -507,6 +507,10 @@ class RiskGate:
             minimum = None
         if minimum is None:
             add(CheckResult("min_order_value", True, "whole shares: no minimum value"))
+        elif reducing:
+            # the reported minimums are for orders that buy or add; closing a small remainder is
+            # never blocked here (Alpaca decides)
+            add(CheckResult("min_order_value", True, "reduces the position", {"minimum": _s(minimum)}))
         elif notional is None:
             add(CheckResult("min_order_value", False, "no price to value the order (fail closed)"))
         else:

@@ -253,6 +253,12 @@ def test_a_crypto_order_under_ten_dollars_is_refused() -> None:
     assert "min_order_value" not in failed(ok), ok.explain()
 
 
+def test_closing_a_small_remainder_is_not_held_to_the_minimum() -> None:
+    request = OrderRequest("AAPL", OrderSide.SELL, OrderType.MARKET, TimeInForce.DAY, qty=D("0.004"))
+    rep = RiskGate().check(request, ctx(positions={"AAPL": D("0.004")}))
+    assert "min_order_value" not in failed(rep), rep.explain()
+
+
 @pytest.mark.parametrize(
     ("otype", "tif", "ok"),
     [
