@@ -425,8 +425,9 @@ class RiskGate:
                 CheckResult(
                     "tradable",
                     False,
-                    f"{sym}: order would open or increase a short and shorting is not allowed",
-                    {"position": _s(pos), "post_trade": _s(post)},
+                    f"{sym}: order would open or increase a short (if every working sell fills)"
+                    " and shorting is not allowed",
+                    {"position": _s(pos), "working_sells": _s(working_sells), "post_trade": _s(post)},
                 )
             )
         else:
