@@ -23,12 +23,14 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
 from services.domain.models import OrderRequest
+from services.domain.money import ZERO as ZERO_D
+from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import is_crypto, normalize_symbol
 from services.orders.engine import ExecutionEngine, SubmitResult
 from services.risk.gate import PriceSource
@@ -60,12 +62,20 @@ class ScriptedOrder:
     delay: float
 
 
-def _dec(value: Any, where: str) -> Decimal:
+MAX_DELAY_S = Decimal(86_400)  # a scripted pause longer than a day is a typo
+
+
+def _number(value: Any, where: str) -> Decimal:
+    """Any number in the script, through the one bounded parser (absurd values are refused)."""
     try:
-        d = Decimal(str(value))
-    except InvalidOperation:
-        raise ScriptError(f"{where}: {value!r} is not a number") from None
-    if not d.is_finite() or d <= 0:
+        return to_decimal(value, field=where)
+    except InvalidNumberError as exc:
+        raise ScriptError(str(exc)) from None
+
+
+def _dec(value: Any, where: str) -> Decimal:
+    d = _number(value, where)
+    if d <= 0:
         raise ScriptError(f"{where}: must be a positive number, got {value!r}")
     return d
 
@@ -96,17 +106,15 @@ def load_script(path: Path) -> list[ScriptedOrder]:
         lp = raw.get("limit_price")
         if type_ is OrderType.LIMIT:
             if isinstance(lp, dict) and "offset_pct" in lp:
-                try:
-                    offset = Decimal(str(lp["offset_pct"]))
-                except InvalidOperation:
-                    raise ScriptError(f"{where}: offset_pct is not a number") from None
+                offset = _number(lp["offset_pct"], f"{where} offset_pct")
             else:
                 limit = _dec(lp, f"{where} limit_price")
         elif type_ is not OrderType.MARKET:
             raise ScriptError(f"{where}: only market and limit orders can be scripted")
-        delay = float(raw.get("delay", 0.0))
-        if delay < 0:
-            raise ScriptError(f"{where}: delay must be >= 0")
+        delay_d = _number(raw.get("delay", 0), f"{where} delay")
+        if not ZERO_D <= delay_d <= MAX_DELAY_S:
+            raise ScriptError(f"{where}: delay must be between 0 and {MAX_DELAY_S} seconds, got {delay_d}")
+        delay = float(delay_d)
         out.append(ScriptedOrder(symbol, side, qty, type_, tif, limit, offset, delay))
     return out
 
@@ -177,7 +185,11 @@ async def run_script(
                     continue
                 limit = (last * (1 + o.offset_pct / 100)).quantize(Decimal("0.01"))
             request = OrderRequest(
-                symbol=o.symbol, side=o.side, type=o.type, time_in_force=o.time_in_force, qty=o.qty,
+                symbol=o.symbol,
+                side=o.side,
+                type=o.type,
+                time_in_force=o.time_in_force,
+                qty=o.qty,
                 limit_price=limit,
             )
             submitting = True

@@ -19,11 +19,12 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from services.domain.enums import Mode
+from services.domain.money import MAX_INT, InvalidNumberError, to_decimal
 from services.domain.symbols import normalize_symbol
 
 SCHEMA_VERSION = 3
@@ -110,7 +111,7 @@ class Settings:
         if key not in DECIMAL_RISK_KEYS:
             raise KeyError(key)
         value = self.risk.get(key)
-        return None if value is None else Decimal(value)
+        return None if value is None else to_decimal(value, field=f"risk.{key}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -230,21 +231,22 @@ def _validate_risk(raw: dict[str, Any]) -> dict[str, Any]:
             continue
         _require(
             isinstance(value, str),
-            f"risk.{key} must be a decimal string such as \"1000\" (or null to switch it off), got {value!r}",
+            f'risk.{key} must be a decimal string such as "1000" (or null to switch it off), got {value!r}',
         )
         try:
-            dec = Decimal(value)
-        except InvalidOperation:
-            raise SettingsError(f"risk.{key} is not a number: {value!r}") from None
-        _require(dec.is_finite() and dec >= 0, f"risk.{key} must be zero or positive, got {value!r}")
+            dec = to_decimal(value, field=f"risk.{key}")
+        except InvalidNumberError as exc:
+            raise SettingsError(str(exc)) from None
+        _require(dec >= 0, f"risk.{key} must be zero or positive, got {value!r}")
         if key.endswith("_pct"):
             _require(dec <= 100, f"risk.{key} is a percentage and must be at most 100, got {value!r}")
         out[key] = value
     for key in INT_RISK_KEYS:
         value = raw.get(key, DEFAULT_RISK[key])
         _require(
-            value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0),
-            f"risk.{key} must be a whole number >= 0 (or null), got {value!r}",
+            value is None
+            or (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INT),
+            f"risk.{key} must be a whole number from 0 to {MAX_INT} (or null), got {value!r}",
         )
         out[key] = value
     for key in LIST_RISK_KEYS:
@@ -275,9 +277,7 @@ def from_dict(data: dict[str, Any]) -> Settings:
     try:
         mode = Mode(mode_text)
     except ValueError:
-        raise SettingsError(
-            f"mode must be one of {[m.value for m in Mode]}, got {mode_text!r}"
-        ) from None
+        raise SettingsError(f"mode must be one of {[m.value for m in Mode]}, got {mode_text!r}") from None
     ui_raw = _section(data, "ui")
     theme = ui_raw.get("theme", "dark")
     _require(theme in THEMES, f"ui.theme must be one of {list(THEMES)}, got {theme!r}")
@@ -285,8 +285,8 @@ def from_dict(data: dict[str, Any]) -> Settings:
     ex_raw = _section(data, "local_exchange")
     seed = ex_raw.get("seed", 0)
     _require(
-        isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0,
-        f"local_exchange.seed must be a whole number >= 0, got {seed!r}",
+        isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_INT,
+        f"local_exchange.seed must be a whole number from 0 to {MAX_INT}, got {seed!r}",
     )
     exchange = LocalExchangeSettings(
         always_open=_bool(ex_raw, "always_open", True, "local_exchange"),

@@ -41,7 +41,7 @@ from services.broker.base import (
     ReplaceRequest,
 )
 from services.domain.bus import EventBus
-from services.domain.enums import OrderStatus, OrderType, TimeInForce
+from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.events import NotificationEvent, TradeUpdateEvent
 from services.domain.models import Account, Asset, Fill, Order, OrderRequest
 from services.orders.closing import CloseReport, PositionCloser, SymbolCloseResult
@@ -206,19 +206,81 @@ class ExecutionEngine:
             self._assets[symbol] = asset
         return asset
 
-    def risk_context(self, request: OrderRequest, asset: Asset | None) -> RiskContext:
-        gross = net = ZERO
-        for sym, pos in self.store.positions.items():
-            if pos.qty == 0:
+    def risk_context(
+        self, request: OrderRequest, asset: Asset | None, *, replacing: str | None = None
+    ) -> RiskContext:
+        """What the risk gate needs, with working orders counted for the worst case.
+
+        Per symbol, working buys (sells) are the leaves of open buy (sell) orders. Legs of one
+        bracket, OCO or OTO count once per side (only one exit can fill), and exits on the other
+        side of an entry count only for what the entry has filled. Gross exposure is, per symbol,
+        the larger of |position + working buys| and |position - working sells| at the mark, so shorts
+        and working short sales count. ``replacing`` leaves out the order a replacement would take
+        the place of. A notional order's leaves are its notional at the mark (its qty is unknown).
+        """
+        buys: dict[str, Decimal] = {}
+        sells: dict[str, Decimal] = {}
+        groups: dict[tuple[str, OrderSide, str], Decimal] = {}
+        open_count = 0
+        last_price = self.prices.last_price
+        store = self.store
+        opens = store.open_orders()
+        buy_side = OrderSide.BUY
+        for rec in opens:
+            parent = rec.parent_client_order_id
+            if parent is None:
+                open_count += 1
+            if replacing is not None and replacing in (rec.client_order_id, parent):
                 continue
-            mark = self.prices.last_price(sym) or pos.avg_price
-            gross += abs(pos.qty) * mark
-            net += pos.qty * mark
-        positions = {s: p.qty for s, p in self.store.positions.items()}
+            sym = rec.symbol
+            qty = rec.qty
+            if qty is None:  # notional order: value its remaining notional at the mark
+                notional = rec.snapshot.notional if rec.snapshot is not None else None
+                mark = last_price(sym)
+                if notional is None or not mark:
+                    continue
+                leaves = notional / mark - rec.filled_qty
+            else:
+                leaves = qty - rec.filled_qty
+            if leaves <= 0:
+                continue
+            if parent is None:
+                side_map = buys if rec.side is buy_side else sells
+                side_map[sym] = side_map.get(sym, ZERO) + leaves
+            else:
+                key = (parent, rec.side, sym)
+                if leaves > groups.get(key, ZERO):
+                    groups[key] = leaves
+        for (parent_id, side, sym), leaves in groups.items():
+            parent_rec = store.get(parent_id)
+            if parent_rec is not None:
+                if parent_rec.side is not side:  # exits of an entry: only what the entry filled
+                    leaves = min(leaves, parent_rec.filled_qty)
+                elif parent_rec.state.is_open and parent_rec.leaves_qty:  # OCO: one of the two fills
+                    leaves = max(leaves - (parent_rec.leaves_qty or ZERO), ZERO)
+            if leaves:
+                side_map = buys if side is buy_side else sells
+                side_map[sym] = side_map.get(sym, ZERO) + leaves
+        positions = {s: p.qty for s, p in store.positions.items()}
         # reconciliation: trade a symbol with an acknowledged quantity drift on the broker's quantity
         held = self.reduce_only_qty(request.symbol) if self.reduce_only_qty is not None else None
         if held is not None:
             positions[request.symbol] = held
+        gross = net = pend_buy = pend_sell = ZERO
+        for sym in positions.keys() | buys.keys() | sells.keys():
+            qty = positions.get(sym, ZERO)
+            b = buys.get(sym, ZERO)
+            s_ = sells.get(sym, ZERO)
+            if not qty and not b and not s_:
+                continue
+            mark = last_price(sym)
+            if not mark:
+                pos = store.positions.get(sym)
+                mark = pos.avg_price if pos is not None and pos.avg_price else self._order_price(opens, sym)
+            gross += max(abs(qty + b), abs(qty - s_)) * mark
+            net += qty * mark
+            pend_buy += b * mark
+            pend_sell += s_ * mark
         return RiskContext(
             now=self.clock(),
             trading_state=self.trading.state,
@@ -228,12 +290,27 @@ class ExecutionEngine:
             positions=positions,
             gross_exposure=gross,
             net_exposure=net,
-            open_orders=sum(1 for r in self.store.open_orders() if r.parent_client_order_id is None),
+            open_orders=open_count,
             hours=self.hours,
             peak_equity=self.peak_equity,
             order_gate=self.order_gate,
             reduce_only=held is not None,
+            pending_buys=buys,
+            pending_sells=sells,
+            pending_buy_exposure=pend_buy,
+            pending_sell_exposure=pend_sell,
         )
+
+    def _order_price(self, opens: list[OrderRecord], symbol: str) -> Decimal:
+        """A price for a symbol with working orders but no mark and no position: an order's limit
+        or stop (zero when none has one)."""
+        for rec in opens:
+            if rec.symbol == symbol:
+                meta = self.store.meta(rec.client_order_id)
+                price = (meta.limit_price or meta.stop_price) if meta is not None else None
+                if price:
+                    return price
+        return ZERO
 
     # --- submit ----------------------------------------------------------------------------------
     async def submit(self, request: OrderRequest, *, source: str = "manual") -> SubmitResult:
@@ -443,7 +520,8 @@ class ExecutionEngine:
             limit_price=limit_price if limit_price is not None else (meta.limit_price if meta else None),
             stop_price=stop_price if stop_price is not None else (meta.stop_price if meta else None),
         )
-        report = self.risk.check(probe, self.risk_context(probe, await self._asset(rec.symbol)))
+        asset = await self._asset(rec.symbol)
+        report = self.risk.check(probe, self.risk_context(probe, asset, replacing=rec.client_order_id))
         if not report.passed:
             return SubmitResult(rec.client_order_id, rec.state, report, report.explain())
         async with self._lock(rec.client_order_id):

@@ -8,8 +8,10 @@ notional per order always exists (there is no "unlimited").
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
+
+from services.domain.money import InvalidNumberError, to_decimal, to_int
 
 
 class RiskLimitsError(ValueError):
@@ -63,18 +65,17 @@ class RiskLimits:
                         raise ValueError(text)
                     kwargs[key] = text.lower() in ("true", "1", "yes")
                 elif isinstance(default, int):
-                    kwargs[key] = int(text)
+                    kwargs[key] = to_int(text, field=key)
                 elif isinstance(default, Decimal):
-                    d = Decimal(text)
-                    if not d.is_finite():
-                        raise ValueError(text)
-                    kwargs[key] = d
+                    kwargs[key] = to_decimal(text, field=key)
                 elif isinstance(default, frozenset):
                     kwargs[key] = frozenset(s.strip().upper() for s in text.split(",") if s.strip())
                 else:
                     kwargs[key] = text.upper()
-            except (ValueError, InvalidOperation):
+            except InvalidNumberError as exc:
+                raise RiskLimitsError(f"risk limit {key} = {str(raw)[:40]!r}: {exc}") from None
+            except ValueError:
                 raise RiskLimitsError(
-                    f"risk limit {key} = {raw!r} is not a valid {type(default).__name__}"
+                    f"risk limit {key} = {str(raw)[:40]!r} is not a valid {type(default).__name__}"
                 ) from None
         return cls(**kwargs)

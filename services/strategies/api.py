@@ -12,7 +12,6 @@ backtest worker thread in replay), one call at a time. Hooks must not block.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +20,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from services.domain.enums import OrderSide, OrderType, TimeInForce
-from services.domain.money import InvalidNumberError, decimal_str, to_decimal
+from services.domain.money import InvalidNumberError, decimal_str, to_decimal, to_float, to_int
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 
 if TYPE_CHECKING:
@@ -122,21 +121,15 @@ class Param:
         if kind is int:
             if isinstance(value, bool):
                 raise ValueError("expected an integer, got a boolean")
-            if isinstance(value, int):
-                return value
-            if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-                return int(value.strip())
+            if isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("+-").isdigit()):
+                return to_int(value, field=self.name)
             raise ValueError(f"expected an integer, got {value!r}")
         if kind is float:
             if isinstance(value, bool):
                 raise ValueError("expected a number, got a boolean")
-            try:
-                number = float(value) if isinstance(value, (int, float, str, Decimal)) else math.nan
-            except ValueError:
-                raise ValueError(f"expected a number, got {value!r}") from None
-            if not math.isfinite(number):
-                raise ValueError(f"expected a finite number, got {value!r}")
-            return number
+            if not isinstance(value, (int, float, str, Decimal)):
+                raise ValueError(f"expected a number, got {value!r}")
+            return to_float(value, field=self.name)
         if kind is Decimal:
             return to_decimal(value, field=self.name)
         if kind is tuple:

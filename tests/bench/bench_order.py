@@ -3,6 +3,8 @@
 The real local exchange runs as a subprocess (tests/support/exchange.py) and is reached through
 the real alpaca-py adapter (services/broker/alpaca.py). Orders are resting buy limits far below the
 market, so nothing fills; each sample is one ``ExecutionEngine.submit`` from call to acknowledged.
+``WORKING`` resting orders are placed first (not measured), so every measured submit's risk check
+counts a book of several hundred working orders, as it does for a busy account.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from tests.support.exchange import ExchangeProcess
 
 SYMBOL = "AAPL"
 ORDERS = 150
+WORKING = 300
 
 
 class _StaticPrices:
@@ -102,6 +105,19 @@ async def _measure(ex: ExchangeProcess, db: Database) -> list[float]:
         )
         await engine.refresh_account()
         trading.enable()
+        for i in range(WORKING):
+            res = await engine.submit(
+                OrderRequest(
+                    SYMBOL,
+                    OrderSide.BUY,
+                    OrderType.LIMIT,
+                    TimeInForce.DAY,
+                    qty=Decimal(1),
+                    limit_price=Decimal("0.50") + Decimal(i % 40) / 100,
+                )
+            )
+            if res.state in (OrderState.DENIED, OrderState.REJECTED, OrderState.SUBMITTED):
+                raise RuntimeError(f"working order not acknowledged: {res.state} {res.message}")
         samples: list[float] = []
         for i in range(ORDERS):
             # a low, resting limit inside the price band (buy limits below the ask always pass it)
@@ -134,7 +150,12 @@ def run() -> dict[str, Any]:
             db.dispose()
     warm = sorted(samples[10:])
     return {
-        "order_submit_p50_ms": {"value": round(statistics.median(warm), 3), "unit": "ms", "goal": "≤ 10"},
+        "order_submit_p50_ms": {
+            "value": round(statistics.median(warm), 3),
+            "unit": "ms",
+            "goal": "≤ 10",
+            "working_orders": f"{WORKING}-{WORKING + ORDERS}",
+        },
         "order_submit_p99_ms": {
             "value": round(warm[int(len(warm) * 0.99) - 1], 3),
             "unit": "ms",
