@@ -32,7 +32,7 @@ from services.domain.enums import OrderSide, OrderType, TimeInForce
 from services.domain.events import BarEvent, FillEvent, NotificationEvent, QuoteEvent, TradeUpdateEvent
 from services.domain.models import Bar, Fill, OrderRequest, Quote
 from services.domain.money import to_decimal
-from services.domain.symbols import normalize_symbol
+from services.domain.symbols import is_crypto, normalize_symbol
 from services.strategies.api import (
     OrderIntent,
     OrderSink,
@@ -507,7 +507,9 @@ class StrategyRunner:
         if delta == 0:
             return None
         side = OrderSide.BUY if delta > 0 else OrderSide.SELL
-        return self._submit(m, symbol, side, abs(delta), OrderType.MARKET, None, None, TimeInForce.DAY)
+        # Alpaca refuses day orders for crypto: gtc and ioc only ("Crypto Orders" docs)
+        tif = TimeInForce.GTC if is_crypto(symbol) else TimeInForce.DAY
+        return self._submit(m, symbol, side, abs(delta), OrderType.MARKET, None, None, tif)
 
     def _signal(self, m: _Managed, symbol: str, signal: Signal, reason: str) -> None:
         signal = Signal(signal)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.domain.bus import EventBus
-from services.domain.enums import OrderSide
+from services.domain.enums import OrderSide, TimeInForce
 from services.domain.events import BarEvent, FillEvent, NotificationEvent, QuoteEvent
 from services.domain.models import Fill, OrderRequest, Quote
 from services.strategies.api import Param, Signal, Strategy, StrategyState
@@ -309,3 +309,21 @@ def test_runner_uses_the_portfolio_cap_for_target_orders() -> None:
     runner.start(runner.add(Target({"qty": "10"}), "b"))
     runner.on_bar(bar(0, 100, 100, 100, 100))
     assert [(i.strategy, i.request.qty) for i in sink.intents] == [("a", Decimal(10)), ("b", Decimal(2))]
+
+
+def test_a_crypto_target_is_worked_with_a_crypto_time_in_force() -> None:
+    """Alpaca refuses ``day`` for crypto orders: only gtc and ioc ("Crypto Orders" in Alpaca's docs,
+    alpaca-docs content/trading/crypto-trading.md). A strategy's market orders for BTC/USD go gtc;
+    stocks keep day."""
+    sink = RecordingSink()
+    runner = StrategyRunner(sink, run_token="c1")
+    name = runner.add(Target({"qty": "0.5", "symbols": "BTC/USD"}), "coin")
+    runner.start(name)
+    runner.on_bar(bar(0, 100, 100, 100, 100, symbol="BTC/USD"))
+    [intent] = sink.intents
+    assert (intent.request.symbol, intent.request.time_in_force) == ("BTC/USD", TimeInForce.GTC)
+    stock_sink = RecordingSink()
+    stock = StrategyRunner(stock_sink, run_token="c2")
+    stock.start(stock.add(Target({"qty": "1"}), "eq"))
+    stock.on_bar(bar(0, 100, 100, 100, 100))
+    assert stock_sink.intents[0].request.time_in_force is TimeInForce.DAY
