@@ -74,6 +74,9 @@ FAULT_KINDS: tuple[str, ...] = (
     "matching_pause",
     "db_lock",
     "external_cancel",
+    "flatten_pending_cancel",
+    "replace_race",
+    "garbled_answer",
 )
 OPEN_STATUSES = frozenset({"new", "accepted", "partially_filled", "pending_new", "pending_cancel",
                            "pending_replace", "accepted_for_bidding", "held", "calculated"})
@@ -95,6 +98,7 @@ class ChaosConfig:
     faults_max: int = 6
     kinds: tuple[str, ...] = FAULT_KINDS
     recovery_quit_after: float = 6.0
+    flatten_seconds: float = 15.0  # added to the window of a run that pulls the kill switch
     keep_dirs: bool = False
 
 
@@ -195,6 +199,15 @@ def plan_faults(rng: random.Random, cfg: ChaosConfig) -> list[Fault]:
             params = {"down_seconds": round(rng.uniform(0.2, 3), 2)}
         elif kind == "terminal_kill":
             params = {"down_seconds": round(rng.uniform(0.1, 1.5), 2)}
+        elif kind == "flatten_pending_cancel":
+            # cancels are held in pending_cancel for 1-5 s from the start of the window, and the
+            # script ends by pulling the kill switch with a flatten (see run_chaos)
+            params = {"seconds": round(rng.uniform(1, 5), 2)}
+            at = 0.2
+        elif kind == "replace_race":
+            params = {"count": rng.randint(1, 2)}
+        elif kind == "garbled_answer":
+            params = {"count": rng.randint(1, 3)}
         else:
             params = {}
         plan.append(Fault(at, kind, params))
@@ -239,13 +252,14 @@ class _Run:
         self.exchange_busy = threading.Event()  # set while the exchange is down on purpose
         self.notes: list[str] = []
         self.first_active: float | None = None
+        self.extra_window = 0.0  # a kill-switch flatten gets time to finish inside the window
 
     @property
     def terminal(self) -> Terminal:
         return self.terminals[-1]
 
     def window_end(self) -> float:
-        return self.t0 + self.cfg.trade_seconds + 1.0
+        return self.t0 + self.cfg.trade_seconds + 1.0 + self.extra_window
 
     def start_terminal(self, script: list[dict[str, Any]] | None, *, first: bool = False) -> None:
         """The first terminal starts the clock once its trading is ACTIVE; later ones (after a kill)
@@ -338,6 +352,12 @@ class _Run:
                 self.background(locker)
         elif f.kind == "external_cancel":
             ok = self.cancel_one_open_order()
+        elif f.kind == "flatten_pending_cancel":
+            ok = self.admin("/cancel-delay", {"seconds": p["seconds"]})
+        elif f.kind == "replace_race":
+            ok = self.admin("/replace-race", {"count": p["count"]})
+        elif f.kind == "garbled_answer":
+            ok = self.admin("/rest/garble", {"count": p["count"]})
         with self.lock:
             (self.injected if ok else self.skipped)[f.kind] += 1
 
@@ -390,14 +410,14 @@ def measure(ex: ExchangeProcess, data_dir: Path, report: dict[str, Any] | None,
     orders = [o for o in exchange_orders(ex) if str(o["client_order_id"]).startswith("hr-")]
     coids = Counter(str(o["client_order_id"]) for o in orders)
     intents = local_intents(data_dir)
-    per_logical: Counter[str] = Counter()
+    per_logical: Counter[str] = Counter()  # originals only: a replacement shares its logical id
     unknown = []
     for coid in coids:
-        if coid in intents:
-            per_logical[intents[coid]] += 1
-        else:
+        if coid not in intents:
             unknown.append(coid)
-    script_at_exchange = sum(1 for c in coids if c.startswith("hr-x-script-"))
+        elif intents[coid] == coid:
+            per_logical[coid] += 1
+    script_at_exchange = sum(1 for c in coids if c.startswith("hr-x-script-") and intents.get(c, c) == c)
     duplicates = (sum(n - 1 for n in coids.values() if n > 1)
                   + sum(n - 1 for n in per_logical.values() if n > 1)
                   + max(0, script_at_exchange - script_len))
@@ -473,13 +493,26 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
     script = random_script(rng, rng.randint(3, 8))
     for entry in script:  # spread the manual orders over the faulted window
         entry["delay"] = round(rng.uniform(0, cfg.trade_seconds / len(script)), 2)
+    orders_in_script = len(script)
+    # an operator moving resting limits: a replace after some of them (raced by replace_race)
+    for i in reversed(range(len(script))):
+        if script[i]["type"] == "limit" and rng.random() < 0.6:
+            script.insert(i + 1, {"action": "replace", "delay": round(rng.uniform(0.1, 0.5), 2),
+                                  "limit_price": {"offset_pct": rng.choice([-7, -4, -3])}})
     planned = plan_faults(rng, cfg)
     plan = planned if plan is None else plan
-    figures: dict[str, Any] = {"seed": seed, "plan": [f.__dict__ for f in plan], "script_orders": len(script)}
+    if any(f.kind == "flatten_pending_cancel" for f in plan):
+        # the kill switch with a flatten while cancels are held in pending_cancel
+        script.append({"action": "kill_switch", "flatten": True, "reason": "chaos drill",
+                       "delay": round(rng.uniform(0.2, 1.0), 2)})
+    figures: dict[str, Any] = {"seed": seed, "plan": [f.__dict__ for f in plan],
+                               "script_orders": orders_in_script, "script_entries": len(script)}
     (run_dir / "exchange").mkdir(parents=True)
     ex = ExchangeProcess.start(seed=rng.randint(1, 1_000_000), root=run_dir / "exchange")
     try:
         run = _Run(ex, data_dir, cfg, rng)
+        if any(entry.get("action") == "kill_switch" for entry in script):
+            run.extra_window = cfg.flatten_seconds
         run.start_terminal(script, first=True)
         figures["first_start_to_active_seconds"] = run.first_active
         for f in plan:
@@ -508,7 +541,7 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
         figures["recovery_exit_code"] = rc
         figures["recovery_seconds"] = None if recovery is None else round(recovery, 3)
         report = rec.report()
-        figures.update(measure(ex, data_dir, report, len(script)))
+        figures.update(measure(ex, data_dir, report, orders_in_script))
         if figures["in_flight_unresolved"] and recovery is not None:
             # The engine settles an intent the broker never saw as LOST after two not-found lookups
             # at least 10 s apart (services/orders/engine.py): restart once more after that spacing
@@ -519,7 +552,7 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
                             metrics_port=free_port())
             figures["second_recovery_exit_code"] = rec2.wait(60)
             rec = rec2
-            figures.update(measure(ex, data_dir, rec2.report(), len(script)))
+            figures.update(measure(ex, data_dir, rec2.report(), orders_in_script))
             for coid in figures["in_flight_unresolved"]:
                 figures["unreconciled_divergences"] += 1
                 figures["divergence_detail"].append(f"in-flight intent {coid} still unresolved")
