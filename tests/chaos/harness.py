@@ -398,6 +398,13 @@ def local_intents(data_dir: Path) -> dict[str, str]:
     return {str(c): str(lg) for c, lg in rows}
 
 
+def journal_kinds(data_dir: Path) -> Counter[str]:
+    """How many journal rows of each kind the terminal wrote (kill_switch, halt releases, ...)."""
+    with sqlite3.connect(f"file:{db_path(data_dir)}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT kind, count(*) FROM order_journal GROUP BY kind").fetchall()
+    return Counter({str(k): int(n) for k, n in rows})
+
+
 def local_intent_status(data_dir: Path) -> dict[str, str]:
     with sqlite3.connect(f"file:{db_path(data_dir)}?mode=ro", uri=True) as conn:
         rows = conn.execute("SELECT client_order_id, status FROM order_intents").fetchall()
@@ -502,9 +509,18 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
     planned = plan_faults(rng, cfg)
     plan = planned if plan is None else plan
     if any(f.kind == "flatten_pending_cancel" for f in plan):
-        # the kill switch with a flatten while cancels are held in pending_cancel
-        script.append({"action": "kill_switch", "flatten": True, "reason": "chaos drill",
-                       "delay": round(rng.uniform(0.2, 1.0), 2)})
+        # The kill switch with a flatten while cancels are held in pending_cancel, over a long
+        # position with a working exit order that holds its shares (a resting take-profit sell):
+        # the closing sell is refused until that exit order is really canceled.
+        symbol = rng.choice(["AAPL", "MSFT", "SPY"])
+        script += [
+            {"symbol": symbol, "side": "buy", "qty": "5", "type": "market", "delay": 0.1},
+            {"symbol": symbol, "side": "sell", "qty": "5", "type": "limit", "time_in_force": "gtc",
+             "limit_price": {"offset_pct": 6}, "delay": 0.3},
+            {"action": "kill_switch", "flatten": True, "reason": "chaos drill",
+             "delay": round(rng.uniform(0.2, 1.0), 2)},
+        ]
+        orders_in_script += 2
     figures: dict[str, Any] = {"seed": seed, "plan": [f.__dict__ for f in plan],
                                "script_orders": orders_in_script, "script_entries": len(script)}
     (run_dir / "exchange").mkdir(parents=True)
@@ -522,10 +538,12 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
             run.inject(f)
         for t in run.helpers:
             t.join(30)
+        time.sleep(max(0.0, run.window_end() - time.monotonic()))
         if not ex.running:
             ex.restart()
+        # Faults end with the window, not with the last injection: settings that last (a cancel
+        # delay held through a kill-switch flatten) must cover what the window does after it.
         ex.admin("/reset", {})
-        time.sleep(max(0.0, run.window_end() - time.monotonic()))
         time.sleep(1.0)  # quiet second: the terminal catches up without faults
         ex.admin("/matching", {"paused": True})  # freeze the broker's state for the comparison
         codes = []
@@ -559,14 +577,24 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
         if recovery is None:
             figures["unreconciled_divergences"] += 1
             figures["divergence_detail"].append("trading never became ACTIVE after the restart")
+        # A task that dies is a failure even when it said so (the script or a strategy stops
+        # trading for the rest of the session): count the terminals' "background task ... failed".
+        figures["task_failures"] = [line.strip()[:200] for t in [*run.terminals, rec]
+                                    for line in t.stderr_tail(1_000_000).splitlines()
+                                    if "background task" in line and "failed" in line]
+        figures["kill_switch_pulls"] = journal_kinds(data_dir).get("kill_switch", 0)
         if after is not None:
             after(ex, data_dir, rec.report())
         figures["faults_injected"] = dict(run.injected)
         figures["faults_skipped"] = dict(run.skipped)
         figures["faults_total"] = sum(run.injected.values())
         figures["notes"] = run.notes
+        drill = any(e.get("action") == "kill_switch" for e in script)
+        interrupted = any(f.kind == "terminal_kill" for f in plan)
+        figures["kill_switch_not_pulled"] = drill and not interrupted and figures["kill_switch_pulls"] == 0
         figures["ok"] = (figures["duplicates_at_exchange"] == 0 and figures["lost_fills"] == 0
-                         and figures["unreconciled_divergences"] == 0 and rc == 0)
+                         and figures["unreconciled_divergences"] == 0 and rc == 0
+                         and not figures["task_failures"] and not figures["kill_switch_not_pulled"])
         if not figures["ok"]:
             figures["stderr_tail"] = {t.report_path.stem: t.stderr_tail(1500) for t in [*run.terminals, rec]}
     except Exception as exc:  # a harness failure is a figure too, never a silent pass
