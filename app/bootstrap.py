@@ -500,7 +500,7 @@ def _build_orders(ctx: AppContext, services: Services) -> None:
         except ScriptError as exc:
             _fail(ctx, services, "script", str(exc))
         else:
-            _spawn(services, "script", run_script(orders, engine, trading))
+            _spawn(services, "script", run_script(orders, engine, trading, kill_switch=services.kill_switch))
 
 
 def _halt_at_start(ctx: AppContext, trading: TradingStateMachine) -> None:

@@ -3,9 +3,13 @@
 FILE is JSON: a list of orders, each ``{"symbol": "AAPL", "side": "buy", "qty": "10",
 "type": "market"|"limit", "limit_price": "187.5"?, "time_in_force": "day"?, "delay": 0.5?}``.
 ``limit_price`` may also be ``{"offset_pct": -5}``: that percentage away from the current price
-(for orders that must rest). Orders go through the execution engine (risk gate, journal before
-wire) with source ``script``, one after another, each after its ``delay`` seconds, once trading is
-ACTIVE and the order's symbol has a fresh quote and a price. Bad files are refused at start with a
+(for orders that must rest). Two more actions drive fault runs the way an operator would:
+``{"action": "replace", "limit_price": {"offset_pct": -3}, "delay": 1}`` moves the script's newest
+still-working limit order to a new price, and ``{"action": "kill_switch", "flatten": true,
+"reason": "...", "delay": 1}`` pulls the kill switch (HALT, cancel everything, optionally flatten).
+Orders go through the execution engine (risk gate, journal before wire) with source ``script``, one
+after another, each after its ``delay`` seconds, once trading is ACTIVE and the order's symbol has a
+fresh quote and a price. Bad files are refused at start with a
 message naming the entry.
 
 Trading turns ACTIVE once the trading stream is live and *some* symbol is priced; the symbol of a
@@ -25,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
 from services.domain.models import OrderRequest
@@ -50,6 +54,13 @@ class ScriptError(ValueError):
     """The script file is unreadable or an entry is invalid; the message names it."""
 
 
+class KillSwitchLike(Protocol):
+    async def trigger(self, *, operator: str, flatten: bool, reason: str = ...) -> Any: ...
+
+
+ACTIONS = ("order", "replace", "kill_switch")
+
+
 @dataclass(frozen=True)
 class ScriptedOrder:
     symbol: str
@@ -60,6 +71,9 @@ class ScriptedOrder:
     limit_price: Decimal | None
     offset_pct: Decimal | None
     delay: float
+    action: str = "order"  # "order" | "replace" | "kill_switch"
+    flatten: bool = False
+    reason: str = ""
 
 
 MAX_DELAY_S = Decimal(86_400)  # a scripted pause longer than a day is a typo
@@ -92,6 +106,12 @@ def load_script(path: Path) -> list[ScriptedOrder]:
         where = f"{path.name} entry {i + 1}"
         if not isinstance(raw, dict):
             raise ScriptError(f"{where}: expected an object")
+        action = str(raw.get("action", "order"))
+        if action not in ACTIONS:
+            raise ScriptError(f"{where}: action must be one of {', '.join(ACTIONS)}, got {action!r}")
+        if action != "order":
+            out.append(_load_action(raw, action, where))
+            continue
         try:
             symbol = normalize_symbol(str(raw["symbol"]))
             side = OrderSide(str(raw["side"]).lower())
@@ -117,6 +137,44 @@ def load_script(path: Path) -> list[ScriptedOrder]:
         delay = float(delay_d)
         out.append(ScriptedOrder(symbol, side, qty, type_, tif, limit, offset, delay))
     return out
+
+
+def _delay(raw: dict[str, Any], where: str) -> float:
+    try:
+        delay = float(raw.get("delay", 0.0))
+    except (TypeError, ValueError):
+        raise ScriptError(f"{where}: delay must be a number of seconds") from None
+    if not 0 <= delay <= 86_400:
+        raise ScriptError(f"{where}: delay must be between 0 and 86400 seconds")
+    return delay
+
+
+def _load_action(raw: dict[str, Any], action: str, where: str) -> ScriptedOrder:
+    """A ``replace`` or ``kill_switch`` entry (see the module docstring)."""
+    delay = _delay(raw, where)
+    offset: Decimal | None = None
+    limit: Decimal | None = None
+    flatten = False
+    reason = ""
+    if action == "replace":
+        lp = raw.get("limit_price")
+        if isinstance(lp, dict) and "offset_pct" in lp:
+            try:
+                offset = Decimal(str(lp["offset_pct"]))
+            except InvalidOperation:
+                raise ScriptError(f"{where}: offset_pct is not a number") from None
+            if not offset.is_finite() or abs(offset) >= 100:
+                raise ScriptError(f"{where}: offset_pct must be between -100 and 100")
+        else:
+            limit = _dec(lp, f"{where} limit_price")
+    else:
+        flat = raw.get("flatten", False)
+        if not isinstance(flat, bool):
+            raise ScriptError(f"{where}: flatten must be true or false")
+        flatten = flat
+        reason = str(raw.get("reason") or "order script")
+    return ScriptedOrder("", OrderSide.BUY, Decimal(0), OrderType.LIMIT, TimeInForce.DAY, limit, offset,
+                         delay, action=action, flatten=flatten, reason=reason)
 
 
 def priced(prices: PriceSource, symbol: str) -> bool:
@@ -147,9 +205,10 @@ async def run_script(
     active_timeout: float = 60.0,
     price_timeout: float = PRICE_TIMEOUT_S,
     sleep: Sleep = asyncio.sleep,
+    kill_switch: KillSwitchLike | None = None,
 ) -> list[SubmitResult]:
     """Submit each order once trading is ACTIVE and its symbol is priced; returns the engine's
-    results. ``sleep`` is :func:`asyncio.sleep` except in tests."""
+    results (of orders and replaces). ``sleep`` is :func:`asyncio.sleep` except in tests."""
     results: list[SubmitResult] = []
     handled = 0  # orders submitted or skipped
     submitting = False
@@ -168,6 +227,20 @@ async def run_script(
         for n, o in enumerate(orders, 1):
             if o.delay:
                 await sleep(o.delay)
+            if o.action == "kill_switch":
+                handled = n
+                if kill_switch is None:
+                    log.error("script entry %d: no kill switch in this run", n)
+                    continue
+                outcome = await kill_switch.trigger(operator=SOURCE, flatten=o.flatten, reason=o.reason)
+                log.warning("script entry %d: kill switch pulled (flatten=%s): %s", n, o.flatten, outcome)
+                continue
+            if o.action == "replace":
+                handled = n
+                replaced = await _replace_newest(engine, results, o, n)
+                if replaced is not None:
+                    results.append(replaced)
+                continue
             if o.symbol not in unpriced:
                 price_wait = await _wait_priced(engine.prices, o.symbol, price_timeout, sleep)
                 if price_wait is None:
@@ -209,3 +282,29 @@ async def run_script(
                         len(orders) - handled - (1 if submitting else 0), len(orders), during)  # fmt: skip
         raise
     return results
+
+
+async def _replace_newest(
+    engine: ExecutionEngine, results: list[SubmitResult], o: ScriptedOrder, n: int
+) -> SubmitResult | None:
+    """Replace the newest still-working limit order this script placed (``o`` gives the price)."""
+    for earlier in reversed(results):
+        cid = earlier.client_order_id
+        rec = engine.store.find(client_order_id=cid) if cid else None
+        meta = engine.store.meta(rec.client_order_id) if rec is not None else None
+        if rec is None or not rec.state.is_open or meta is None or meta.type is not OrderType.LIMIT:
+            continue
+        limit = o.limit_price
+        if o.offset_pct is not None:
+            last = engine.prices.last_price(rec.symbol)
+            if last is None:
+                log.error("script entry %d skipped: no price for %s", n, rec.symbol)
+                return None
+            limit = (last * (1 + o.offset_pct / 100)).quantize(Decimal("0.01"))
+        result = await engine.replace(rec.client_order_id, limit_price=limit, source=SOURCE)
+        log.log(logging.INFO if result.accepted else logging.WARNING,
+                "script entry %d: replace %s to %s -> %s (%s)", n, rec.client_order_id, limit,
+                result.state.value, result.message)  # fmt: skip
+        return result
+    log.info("script entry %d: no working limit order of this script to replace", n)
+    return None

@@ -18,6 +18,11 @@ and return JSON. Every POST answers with the resulting fault state (``GET /fault
 ``POST /cancel-delay``             ``{"seconds": 5}`` cancels go to pending_cancel (status and trade
                                    update) and complete after that delay; fills may still arrive
                                    meanwhile (0 = instant, Alpaca paper's behaviour)
+``POST /replace-race``             ``{"count": N}`` the next N replaces lose the race Alpaca documents:
+                                   the old order fills, the replacement is rejected
+``POST /rest/garble``              ``{"count": N}`` the next N successful order answers (``/v2/orders``
+                                   routes) carry one unreadable number (``"NaN"`` or a wrong type);
+                                   what the request did stands
 ``POST /halt``                     ``{"symbol": "AAPL", "halted": true|false}`` halt / resume a symbol
 ``POST /datastream/malformed``     ``{"count": N}`` the next N data frames are garbage, truncated or
                                    wrongly typed
@@ -58,8 +63,10 @@ class RestFaults:
     fail_429: int = 0
     fail_5xx: int = 0
     statuses: list[int] = field(default_factory=lambda: [503])
+    garble_orders: int = 0
     injected_429: int = 0
     injected_5xx: int = 0
+    injected_garbled: int = 0
     _cursor: int = 0
 
     def next_status(self) -> int:
@@ -94,9 +101,38 @@ def fault_middleware(
             faults.injected_5xx += 1
             status = faults.next_status()
             return json_error(status, INTERNAL + (status - 500), "injected server error (admin fault)")
-        return await handler(request)
+        response = await handler(request)
+        if faults.garble_orders > 0 and request.path.startswith("/v2/orders"):
+            garbled = garble_body(response, rng)
+            if garbled is not None:
+                faults.garble_orders -= 1
+                faults.injected_garbled += 1
+                return garbled
+        return response
 
     return middleware
+
+
+GARBLE_FIELDS = ("qty", "filled_qty", "filled_avg_price", "limit_price", "notional")
+
+
+def garble_body(response: web.StreamResponse, rng: random.Random) -> web.Response | None:
+    """A copy of a successful JSON order answer with one number made unreadable, or None when the
+    answer is not one (an error, an empty body, a list of nothing)."""
+    if not isinstance(response, web.Response) or not 200 <= response.status < 300:
+        return None
+    if not isinstance(response.body, bytes | bytearray) or not response.body:
+        return None
+    try:
+        data = json.loads(response.body)
+    except ValueError:
+        return None
+    target = data[0] if isinstance(data, list) and data else data
+    if not isinstance(target, dict) or "client_order_id" not in target:
+        return None
+    name = rng.choice(GARBLE_FIELDS)
+    target[name] = rng.choice(["NaN", "Infinity", {"value": "1"}, [1, 2], "12,5"])
+    return web.json_response(data, status=response.status)
 
 
 class _Venue(Protocol):
@@ -105,6 +141,8 @@ class _Venue(Protocol):
     def set_matching_paused(self, paused: bool) -> None: ...
 
     def set_cancel_delay(self, seconds: float) -> None: ...
+
+    def set_replace_race(self, count: int) -> None: ...
 
     async def kill_streams(self) -> int: ...
 
@@ -158,6 +196,8 @@ class Admin:
         r.add_post(f"{PREFIX}/trade-updates", self.trade_updates)
         r.add_post(f"{PREFIX}/matching", self.matching)
         r.add_post(f"{PREFIX}/cancel-delay", self.cancel_delay)
+        r.add_post(f"{PREFIX}/replace-race", self.replace_race)
+        r.add_post(f"{PREFIX}/rest/garble", self.garble)
         r.add_post(f"{PREFIX}/halt", self.halt)
         r.add_post(f"{PREFIX}/datastream/malformed", self.malformed)
         r.add_post(f"{PREFIX}/rate", self.rate)
@@ -271,6 +311,17 @@ class Admin:
         self.venue.set_cancel_delay(float(seconds))
         return web.json_response({"cancel_delay_s": float(seconds), **self._state()})
 
+    async def replace_race(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        count = self._int(body, "count", lo=0, hi=100_000) or 0
+        self.venue.set_replace_race(count)
+        return web.json_response({"replace_race_next": count, **self._state()})
+
+    async def garble(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        self.faults.garble_orders = self._int(body, "count", lo=0, hi=100_000) or 0
+        return web.json_response(self._state())
+
     async def halt(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         symbol, halted = body.get("symbol"), body.get("halted", True)
@@ -299,7 +350,7 @@ class Admin:
         await self._body(request)
         f = self.faults
         f.latency_ms = f.jitter_ms = 0.0
-        f.fail_429 = f.fail_5xx = 0
+        f.fail_429 = f.fail_5xx = f.garble_orders = 0
         vf = self.venue.faults
         vf.drop_next = vf.duplicate_next = vf.reorder_next = 0
         vf.kill_after = None
@@ -307,6 +358,7 @@ class Admin:
         self.streams.malformed_next(0)
         self.venue.set_matching_paused(False)
         self.venue.set_cancel_delay(0.0)
+        self.venue.set_replace_race(0)
         for s in list(self._halted):
             self.market.halt(s, False)
         self._halted.clear()

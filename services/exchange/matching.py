@@ -298,6 +298,10 @@ class MatchingEngine:
         # after this many seconds; fills may still arrive meanwhile. 0 = Alpaca-paper-like instant.
         self.cancel_delay_s = 0.0
         self.pending_cancels: dict[str, datetime] = {}  # order id -> when the cancel completes
+        # Admin knob (chaos runs): the next N replaces lose the race Alpaca documents for PATCH
+        # /v2/orders/{id}: the old order fills before the replacement reaches the venue, and the
+        # replacement is rejected; both events go out on trade_updates.
+        self.replace_race_next = 0
         self.orders: dict[str, VenueOrder] = {}
         self.by_client_id: dict[str, VenueOrder] = {}
         # Open orders per symbol (held legs included) and the subset the matcher must look at.
@@ -1102,6 +1106,10 @@ class MatchingEngine:
                         held_for_orders=dstr(held),
                         symbol=old.symbol,
                     )
+        race_price = old.limit_price if old.limit_price is not None else old.stop_price
+        if self.replace_race_next > 0 and race_price is not None and old.qty is not None:
+            self.replace_race_next -= 1
+            return self._lose_replace_race(old, new, race_price, now)
         # Re-link the order family: parent's legs, siblings, and legs' parent pointer.
         if old.parent_id is not None:
             parent = self.orders.get(old.parent_id)
@@ -1134,6 +1142,23 @@ class MatchingEngine:
         self._emit("new", new, now)
         self._evaluate(new, now)
         self._finish_immediate(new, now)
+        return new
+
+    def _lose_replace_race(self, old: VenueOrder, new: VenueOrder, price: Decimal,
+                           now: datetime) -> VenueOrder:
+        """The documented PATCH race: ``old`` fills (its remaining quantity, at its own price) before
+        the replacement reaches the venue, and the replacement ``new`` is rejected."""
+        self._fill(old, old.remaining, price, now)
+        new.status = "rejected"
+        new.failed_at = now
+        new.leg_ids = []
+        new.oco_ids = []
+        self.orders[new.id] = new
+        self.by_client_id[new.client_order_id] = new
+        self._touch(new, now)
+        self.counters["orders_rejected"] += 1
+        self.counters["replace_races"] = self.counters.get("replace_races", 0) + 1
+        self._emit("rejected", new, now)
         return new
 
     # ---- positions ---------------------------------------------------------------------------

@@ -133,6 +133,10 @@ class TradingVenue:
         """Admin: cancels go to pending_cancel and complete ``seconds`` later (0 = at once)."""
         self.engine.cancel_delay_s = max(0.0, seconds)
 
+    def set_replace_race(self, count: int) -> None:
+        """Admin: the next ``count`` replaces lose the documented race (old fills, new rejected)."""
+        self.engine.replace_race_next = max(0, count)
+
     async def kill_streams(self) -> int:
         return await self.hub.kill_all()
 

@@ -52,6 +52,9 @@ def summarize(figures: list[dict[str, Any]], wall: float, args: dict[str, Any]) 
         "phantom_fills": total("phantom_fills"),
         "unreconciled_divergences": total("unreconciled_divergences"),
         "hangs_at_quit": total("hangs_at_quit"),
+        "task_failures": sum(len(f.get("task_failures") or []) for f in figures),
+        "kill_switch_drills": sum(1 for f in figures if f.get("kill_switch_pulls")),
+        "kill_switch_drills_not_run": sum(1 for f in figures if f.get("kill_switch_not_pulled")),
         "runs_needing_second_restart_for_in_flight": sum(
             1 for f in figures if f.get("in_flight_after_first_recovery")),
         "recovery_seconds": {
@@ -80,6 +83,9 @@ def markdown(s: dict[str, Any]) -> str:
         f"| phantom fills | {s['phantom_fills']} |",
         f"| unreconciled divergences | {s['unreconciled_divergences']} |",
         f"| hangs at quit | {s['hangs_at_quit']} |",
+        f"| background tasks that died | {s['task_failures']} |",
+        f"| kill-switch flatten drills run (planned but not run) | {s['kill_switch_drills']} "
+        f"({s['kill_switch_drills_not_run']}) |",
         f"| recovery (restart to ACTIVE) p50 / p95 / max | {r['p50']} / {r['p95']} / {r['max']} s |",
         f"| wall time | {s['wall_seconds']} s |",
         "",

@@ -74,6 +74,9 @@ FAULT_KINDS: tuple[str, ...] = (
     "matching_pause",
     "db_lock",
     "external_cancel",
+    "flatten_pending_cancel",
+    "replace_race",
+    "garbled_answer",
 )
 OPEN_STATUSES = frozenset({"new", "accepted", "partially_filled", "pending_new", "pending_cancel",
                            "pending_replace", "accepted_for_bidding", "held", "calculated"})
@@ -95,6 +98,7 @@ class ChaosConfig:
     faults_max: int = 6
     kinds: tuple[str, ...] = FAULT_KINDS
     recovery_quit_after: float = 6.0
+    flatten_seconds: float = 15.0  # added to the window of a run that pulls the kill switch
     keep_dirs: bool = False
 
 
@@ -195,6 +199,15 @@ def plan_faults(rng: random.Random, cfg: ChaosConfig) -> list[Fault]:
             params = {"down_seconds": round(rng.uniform(0.2, 3), 2)}
         elif kind == "terminal_kill":
             params = {"down_seconds": round(rng.uniform(0.1, 1.5), 2)}
+        elif kind == "flatten_pending_cancel":
+            # cancels are held in pending_cancel for 1-5 s from the start of the window, and the
+            # script ends by pulling the kill switch with a flatten (see run_chaos)
+            params = {"seconds": round(rng.uniform(1, 5), 2)}
+            at = 0.2
+        elif kind == "replace_race":
+            params = {"count": rng.randint(1, 2)}
+        elif kind == "garbled_answer":
+            params = {"count": rng.randint(1, 3)}
         else:
             params = {}
         plan.append(Fault(at, kind, params))
@@ -239,13 +252,14 @@ class _Run:
         self.exchange_busy = threading.Event()  # set while the exchange is down on purpose
         self.notes: list[str] = []
         self.first_active: float | None = None
+        self.extra_window = 0.0  # a kill-switch flatten gets time to finish inside the window
 
     @property
     def terminal(self) -> Terminal:
         return self.terminals[-1]
 
     def window_end(self) -> float:
-        return self.t0 + self.cfg.trade_seconds + 1.0
+        return self.t0 + self.cfg.trade_seconds + 1.0 + self.extra_window
 
     def start_terminal(self, script: list[dict[str, Any]] | None, *, first: bool = False) -> None:
         """The first terminal starts the clock once its trading is ACTIVE; later ones (after a kill)
@@ -338,6 +352,12 @@ class _Run:
                 self.background(locker)
         elif f.kind == "external_cancel":
             ok = self.cancel_one_open_order()
+        elif f.kind == "flatten_pending_cancel":
+            ok = self.admin("/cancel-delay", {"seconds": p["seconds"]})
+        elif f.kind == "replace_race":
+            ok = self.admin("/replace-race", {"count": p["count"]})
+        elif f.kind == "garbled_answer":
+            ok = self.admin("/rest/garble", {"count": p["count"]})
         with self.lock:
             (self.injected if ok else self.skipped)[f.kind] += 1
 
@@ -378,6 +398,13 @@ def local_intents(data_dir: Path) -> dict[str, str]:
     return {str(c): str(lg) for c, lg in rows}
 
 
+def journal_kinds(data_dir: Path) -> Counter[str]:
+    """How many journal rows of each kind the terminal wrote (kill_switch, halt releases, ...)."""
+    with sqlite3.connect(f"file:{db_path(data_dir)}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT kind, count(*) FROM order_journal GROUP BY kind").fetchall()
+    return Counter({str(k): int(n) for k, n in rows})
+
+
 def local_intent_status(data_dir: Path) -> dict[str, str]:
     with sqlite3.connect(f"file:{db_path(data_dir)}?mode=ro", uri=True) as conn:
         rows = conn.execute("SELECT client_order_id, status FROM order_intents").fetchall()
@@ -390,14 +417,14 @@ def measure(ex: ExchangeProcess, data_dir: Path, report: dict[str, Any] | None,
     orders = [o for o in exchange_orders(ex) if str(o["client_order_id"]).startswith("hr-")]
     coids = Counter(str(o["client_order_id"]) for o in orders)
     intents = local_intents(data_dir)
-    per_logical: Counter[str] = Counter()
+    per_logical: Counter[str] = Counter()  # originals only: a replacement shares its logical id
     unknown = []
     for coid in coids:
-        if coid in intents:
-            per_logical[intents[coid]] += 1
-        else:
+        if coid not in intents:
             unknown.append(coid)
-    script_at_exchange = sum(1 for c in coids if c.startswith("hr-x-script-"))
+        elif intents[coid] == coid:
+            per_logical[coid] += 1
+    script_at_exchange = sum(1 for c in coids if c.startswith("hr-x-script-") and intents.get(c, c) == c)
     duplicates = (sum(n - 1 for n in coids.values() if n > 1)
                   + sum(n - 1 for n in per_logical.values() if n > 1)
                   + max(0, script_at_exchange - script_len))
@@ -473,13 +500,35 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
     script = random_script(rng, rng.randint(3, 8))
     for entry in script:  # spread the manual orders over the faulted window
         entry["delay"] = round(rng.uniform(0, cfg.trade_seconds / len(script)), 2)
+    orders_in_script = len(script)
+    # an operator moving resting limits: a replace after some of them (raced by replace_race)
+    for i in reversed(range(len(script))):
+        if script[i]["type"] == "limit" and rng.random() < 0.6:
+            script.insert(i + 1, {"action": "replace", "delay": round(rng.uniform(0.1, 0.5), 2),
+                                  "limit_price": {"offset_pct": rng.choice([-7, -4, -3])}})
     planned = plan_faults(rng, cfg)
     plan = planned if plan is None else plan
-    figures: dict[str, Any] = {"seed": seed, "plan": [f.__dict__ for f in plan], "script_orders": len(script)}
+    if any(f.kind == "flatten_pending_cancel" for f in plan):
+        # The kill switch with a flatten while cancels are held in pending_cancel, over a long
+        # position with a working exit order that holds its shares (a resting take-profit sell):
+        # the closing sell is refused until that exit order is really canceled.
+        symbol = rng.choice(["AAPL", "MSFT", "SPY"])
+        script += [
+            {"symbol": symbol, "side": "buy", "qty": "5", "type": "market", "delay": 0.1},
+            {"symbol": symbol, "side": "sell", "qty": "5", "type": "limit", "time_in_force": "gtc",
+             "limit_price": {"offset_pct": 6}, "delay": 0.3},
+            {"action": "kill_switch", "flatten": True, "reason": "chaos drill",
+             "delay": round(rng.uniform(0.2, 1.0), 2)},
+        ]
+        orders_in_script += 2
+    figures: dict[str, Any] = {"seed": seed, "plan": [f.__dict__ for f in plan],
+                               "script_orders": orders_in_script, "script_entries": len(script)}
     (run_dir / "exchange").mkdir(parents=True)
     ex = ExchangeProcess.start(seed=rng.randint(1, 1_000_000), root=run_dir / "exchange")
     try:
         run = _Run(ex, data_dir, cfg, rng)
+        if any(entry.get("action") == "kill_switch" for entry in script):
+            run.extra_window = cfg.flatten_seconds
         run.start_terminal(script, first=True)
         figures["first_start_to_active_seconds"] = run.first_active
         for f in plan:
@@ -489,10 +538,12 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
             run.inject(f)
         for t in run.helpers:
             t.join(30)
+        time.sleep(max(0.0, run.window_end() - time.monotonic()))
         if not ex.running:
             ex.restart()
+        # Faults end with the window, not with the last injection: settings that last (a cancel
+        # delay held through a kill-switch flatten) must cover what the window does after it.
         ex.admin("/reset", {})
-        time.sleep(max(0.0, run.window_end() - time.monotonic()))
         time.sleep(1.0)  # quiet second: the terminal catches up without faults
         ex.admin("/matching", {"paused": True})  # freeze the broker's state for the comparison
         codes = []
@@ -508,7 +559,7 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
         figures["recovery_exit_code"] = rc
         figures["recovery_seconds"] = None if recovery is None else round(recovery, 3)
         report = rec.report()
-        figures.update(measure(ex, data_dir, report, len(script)))
+        figures.update(measure(ex, data_dir, report, orders_in_script))
         if figures["in_flight_unresolved"] and recovery is not None:
             # The engine settles an intent the broker never saw as LOST after two not-found lookups
             # at least 10 s apart (services/orders/engine.py): restart once more after that spacing
@@ -519,21 +570,31 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
                             metrics_port=free_port())
             figures["second_recovery_exit_code"] = rec2.wait(60)
             rec = rec2
-            figures.update(measure(ex, data_dir, rec2.report(), len(script)))
+            figures.update(measure(ex, data_dir, rec2.report(), orders_in_script))
             for coid in figures["in_flight_unresolved"]:
                 figures["unreconciled_divergences"] += 1
                 figures["divergence_detail"].append(f"in-flight intent {coid} still unresolved")
         if recovery is None:
             figures["unreconciled_divergences"] += 1
             figures["divergence_detail"].append("trading never became ACTIVE after the restart")
+        # A task that dies is a failure even when it said so (the script or a strategy stops
+        # trading for the rest of the session): count the terminals' "background task ... failed".
+        figures["task_failures"] = [line.strip()[:200] for t in [*run.terminals, rec]
+                                    for line in t.stderr_tail(1_000_000).splitlines()
+                                    if "background task" in line and "failed" in line]
+        figures["kill_switch_pulls"] = journal_kinds(data_dir).get("kill_switch", 0)
         if after is not None:
             after(ex, data_dir, rec.report())
         figures["faults_injected"] = dict(run.injected)
         figures["faults_skipped"] = dict(run.skipped)
         figures["faults_total"] = sum(run.injected.values())
         figures["notes"] = run.notes
+        drill = any(e.get("action") == "kill_switch" for e in script)
+        interrupted = any(f.kind == "terminal_kill" for f in plan)
+        figures["kill_switch_not_pulled"] = drill and not interrupted and figures["kill_switch_pulls"] == 0
         figures["ok"] = (figures["duplicates_at_exchange"] == 0 and figures["lost_fills"] == 0
-                         and figures["unreconciled_divergences"] == 0 and rc == 0)
+                         and figures["unreconciled_divergences"] == 0 and rc == 0
+                         and not figures["task_failures"] and not figures["kill_switch_not_pulled"])
         if not figures["ok"]:
             figures["stderr_tail"] = {t.report_path.stem: t.stderr_tail(1500) for t in [*run.terminals, rec]}
     except Exception as exc:  # a harness failure is a figure too, never a silent pass

@@ -1,7 +1,7 @@
 """Chaos: faults while a strategy and scripted manual orders trade, then a clean restart that must
 reconcile with nothing duplicated, lost or left diverging (tests/chaos/harness.py).
 
-The two fixed-plan runs cover every fault kind and run in CI (about 30 s each); the randomized
+The three fixed-plan runs cover every fault kind and run in CI (about 30 s each); the randomized
 sweep is ``slow`` (``HERON_CHAOS_RUNS`` runs, default 20). The full 200-run sweep with figures is
 ``uv run python -m tests.chaos --runs 200 --seed 1 --out DIR --jobs 2``.
 """
@@ -38,24 +38,33 @@ WIRE_FAULTS = [
     Fault(6.5, "ws_kill", {"which": "trading"}),
 ]
 
+TRADING_FAULTS = [  # a kill-switch flatten over an exit order held in pending_cancel, replace races
+    Fault(0.2, "flatten_pending_cancel", {"seconds": 3.0}),  # and answers Heron cannot read
+    Fault(0.5, "replace_race", {"count": 2}),
+    Fault(1.0, "garbled_answer", {"count": 3}),
+]
+
 
 def _assert_clean(figures: dict[str, object]) -> None:
     detail = {k: figures.get(k) for k in ("harness_error", "divergence_detail", "lost_fill_detail",
-                                          "phantom_fill_detail", "recovery_exit_code", "stderr_tail")}
+                                          "phantom_fill_detail", "recovery_exit_code", "task_failures",
+                                          "kill_switch_not_pulled", "stderr_tail")}
     assert figures["duplicates_at_exchange"] == 0, detail
     assert figures["lost_fills"] == 0, detail
     assert figures["phantom_fills"] == 0, detail
     assert figures["unreconciled_divergences"] == 0, detail
+    assert figures["task_failures"] == [], detail
     assert figures["ok"] is True, detail
     assert figures["recovery_seconds"] is not None
 
 
 def test_every_fault_kind_is_in_the_ci_sample() -> None:
-    assert {f.kind for f in PROCESS_FAULTS + WIRE_FAULTS} == set(FAULT_KINDS)
+    assert {f.kind for f in PROCESS_FAULTS + WIRE_FAULTS + TRADING_FAULTS} == set(FAULT_KINDS)
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize(("seed", "plan"), [(11, PROCESS_FAULTS), (12, WIRE_FAULTS)], ids=["process", "wire"])
+@pytest.mark.parametrize(("seed", "plan"), [(11, PROCESS_FAULTS), (12, WIRE_FAULTS), (13, TRADING_FAULTS)],
+                         ids=["process", "wire", "trading"])
 def test_ci_sample_faults_then_restart_reconcile_clean(tmp_path: Path, seed: int, plan: list[Fault]) -> None:
     planted: dict[str, Any] = {}
 

@@ -73,3 +73,21 @@ def test_reset_to_zero_makes_cancels_instant_again(r: Rig) -> None:
     o = _limit(r)
     r.venue.run(lambda: r.venue.engine.cancel(o.id))
     assert o.status == "canceled"
+
+
+def test_replace_race_fills_the_old_order_and_rejects_the_replacement(r: Rig) -> None:
+    """Alpaca, PATCH /v2/orders/{order_id} (../shared/specs/alpaca-trading-openapi.yaml): "If the
+    existing open order is filled before the replacing (new) order reaches the execution venue, the
+    replacing (new) order is rejected", and both events arrive on trade_updates. The admin knob
+    makes the local exchange lose that race on purpose for chaos runs."""
+    r.venue.set_replace_race(1)
+    o = _limit(r, price=90.0)
+    new = r.venue.run(lambda: r.venue.engine.replace(o.id, {"limit_price": 91.0, "client_order_id": "x-1"}))
+    assert o.status == "filled" and o.filled_qty == 10 and o.replaced_by is None
+    assert new.status == "rejected" and new.replaces == o.id and new.filled_qty == 0
+    assert _events(r)[-2:] == ["fill", "rejected"]
+    assert r.venue.engine.replace_race_next == 0
+    # the knob is consumed: the next replace is an ordinary one
+    o2 = _limit(r, price=80.0)
+    new2 = r.venue.run(lambda: r.venue.engine.replace(o2.id, {"limit_price": 81.0}))
+    assert o2.status == "replaced" and new2.status in ("new", "accepted")

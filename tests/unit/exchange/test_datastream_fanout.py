@@ -50,6 +50,8 @@ class StubVenue:
 
     def set_cancel_delay(self, seconds: float) -> None: ...
 
+    def set_replace_race(self, count: int) -> None: ...
+
     async def kill_streams(self) -> int:
         return 0
 

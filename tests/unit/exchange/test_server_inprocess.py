@@ -208,3 +208,23 @@ def test_admin_state_and_venue_wiring(tmp_path: Path) -> None:
         assert r.status == 400
 
     run_app(tmp_path, body)
+
+
+def test_garble_makes_one_number_of_an_order_answer_unreadable_and_spares_errors() -> None:
+    """The chaos fault for "a broker answer that cannot be read": the order the request made stands,
+    only its answer carries a number Heron cannot parse (NaN, Infinity, a wrong type)."""
+    import json
+    import random
+
+    from services.exchange.admin import GARBLE_FIELDS, garble_body
+
+    order = {"id": "o-1", "client_order_id": "hr-1", "qty": "3", "filled_qty": "0", "notional": None,
+             "filled_avg_price": None, "limit_price": "187.5", "status": "accepted"}
+    rng = random.Random(3)
+    for _ in range(20):
+        out = garble_body(web.json_response(order), rng)
+        assert out is not None and isinstance(out.body, bytes)
+        changed = {k for k, v in json.loads(out.body).items() if order[k] != v}
+        assert len(changed) == 1 and changed <= set(GARBLE_FIELDS)
+    assert garble_body(web.json_response({"code": 40310000, "message": "no"}, status=403), rng) is None
+    assert garble_body(web.json_response([]), rng) is None
