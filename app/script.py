@@ -131,22 +131,16 @@ def load_script(path: Path) -> list[ScriptedOrder]:
                 limit = _dec(lp, f"{where} limit_price")
         elif type_ is not OrderType.MARKET:
             raise ScriptError(f"{where}: only market and limit orders can be scripted")
-        delay_d = _number(raw.get("delay", 0), f"{where} delay")
-        if not ZERO_D <= delay_d <= MAX_DELAY_S:
-            raise ScriptError(f"{where}: delay must be between 0 and {MAX_DELAY_S} seconds, got {delay_d}")
-        delay = float(delay_d)
+        delay = _delay(raw, where)
         out.append(ScriptedOrder(symbol, side, qty, type_, tif, limit, offset, delay))
     return out
 
 
 def _delay(raw: dict[str, Any], where: str) -> float:
-    try:
-        delay = float(raw.get("delay", 0.0))
-    except (TypeError, ValueError):
-        raise ScriptError(f"{where}: delay must be a number of seconds") from None
-    if not 0 <= delay <= 86_400:
-        raise ScriptError(f"{where}: delay must be between 0 and 86400 seconds")
-    return delay
+    delay = _number(raw.get("delay", 0), f"{where} delay")
+    if not ZERO_D <= delay <= MAX_DELAY_S:
+        raise ScriptError(f"{where}: delay must be between 0 and {MAX_DELAY_S} seconds, got {delay}")
+    return float(delay)
 
 
 def _load_action(raw: dict[str, Any], action: str, where: str) -> ScriptedOrder:
@@ -159,11 +153,8 @@ def _load_action(raw: dict[str, Any], action: str, where: str) -> ScriptedOrder:
     if action == "replace":
         lp = raw.get("limit_price")
         if isinstance(lp, dict) and "offset_pct" in lp:
-            try:
-                offset = Decimal(str(lp["offset_pct"]))
-            except InvalidOperation:
-                raise ScriptError(f"{where}: offset_pct is not a number") from None
-            if not offset.is_finite() or abs(offset) >= 100:
+            offset = _number(lp["offset_pct"], f"{where} offset_pct")
+            if abs(offset) >= 100:
                 raise ScriptError(f"{where}: offset_pct must be between -100 and 100")
         else:
             limit = _dec(lp, f"{where} limit_price")
