@@ -55,6 +55,11 @@ def summarize(figures: list[dict[str, Any]], wall: float, args: dict[str, Any]) 
         "task_failures": sum(len(f.get("task_failures") or []) for f in figures),
         "kill_switch_drills": sum(1 for f in figures if f.get("kill_switch_pulls")),
         "kill_switch_drills_not_run": sum(1 for f in figures if f.get("kill_switch_not_pulled")),
+        "flattens_flat": sum(1 for f in figures if f.get("kill_switch_pulls")
+                             and not f.get("flatten_open_at_exchange")),
+        "flattens_reported_open": sum(1 for f in figures if f.get("flatten_reported_open")),
+        "flattens_unreported": sum(1 for f in figures if f.get("flatten_unreported")),
+        "flattens_cut_by_a_terminal_kill": sum(1 for f in figures if f.get("flatten_interrupted")),
         "runs_needing_second_restart_for_in_flight": sum(
             1 for f in figures if f.get("in_flight_after_first_recovery")),
         "recovery_seconds": {
@@ -86,6 +91,9 @@ def markdown(s: dict[str, Any]) -> str:
         f"| background tasks that died | {s['task_failures']} |",
         f"| kill-switch flatten drills run (planned but not run) | {s['kill_switch_drills']} "
         f"({s['kill_switch_drills_not_run']}) |",
+        f"| flattens ending flat / open and reported / open and unreported | {s['flattens_flat']} / "
+        f"{s['flattens_reported_open']} / {s['flattens_unreported']} |",
+        f"| flattens cut short by a SIGKILL of the terminal | {s['flattens_cut_by_a_terminal_kill']} |",
         f"| recovery (restart to ACTIVE) p50 / p95 / max | {r['p50']} / {r['p95']} / {r['max']} s |",
         f"| wall time | {s['wall_seconds']} s |",
         "",

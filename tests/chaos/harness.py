@@ -398,6 +398,31 @@ def local_intents(data_dir: Path) -> dict[str, str]:
     return {str(c): str(lg) for c, lg in rows}
 
 
+def flatten_figures(run: _Run, ex: ExchangeProcess, script: list[dict[str, Any]],
+                    plan: list[Fault]) -> dict[str, Any]:
+    """After the window (matching paused, every trading terminal quit): did a kill-switch flatten
+    end flat, or say loudly which symbol it left open? "Loudly" is the state report's ``closing``
+    section naming the symbol as not complete (the same outcome is logged at ERROR, notified and
+    journaled). A flatten cut short by a SIGKILL of the terminal cannot report: counted apart."""
+    if not any(e.get("action") == "kill_switch" for e in script):
+        return {"flatten_open_at_exchange": {}, "flatten_unreported": [], "flatten_interrupted": []}
+    if not ex.running:
+        ex.restart()
+    open_now = exchange_positions(ex)
+    reported: set[str] = set()
+    for term in run.terminals:
+        section = (term.report() or {}).get("closing") or {}
+        reported |= {sym for sym, r in section.items() if not r.get("complete", True)}
+    unreported = sorted(set(open_now) - reported)
+    killed = any(f.kind == "terminal_kill" for f in plan)
+    return {
+        "flatten_open_at_exchange": open_now,
+        "flatten_reported_open": sorted(reported),
+        "flatten_unreported": [] if killed else unreported,
+        "flatten_interrupted": unreported if killed else [],
+    }
+
+
 def journal_kinds(data_dir: Path) -> Counter[str]:
     """How many journal rows of each kind the terminal wrote (kill_switch, halt releases, ...)."""
     with sqlite3.connect(f"file:{db_path(data_dir)}?mode=ro", uri=True) as conn:
@@ -551,9 +576,16 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
             codes.append(term.terminate(60))
         figures["trading_exit_codes"] = codes
         figures["hangs_at_quit"] = sum(1 for c in codes if c is None)
-        # recovery: a clean restart that has nothing to do but reconcile
+        figures.update(flatten_figures(run, ex, script, plan))
+        # recovery: a clean restart that has nothing to do but reconcile. A kill-switch HALT is kept
+        # across restarts until an operator releases it: the recovery releases it (journaled), as
+        # the README tells an operator to, so that reaching ACTIVE still measures recovery.
+        release: tuple[str, ...] = ()
+        if journal_kinds(data_dir).get("kill_switch", 0):
+            release = ("--release-halt", "chaos run: recovery after the kill-switch drill")
         port = free_port()
-        rec = Terminal(ex, data_dir, quit_after=cfg.recovery_quit_after, tag="recovery", metrics_port=port)
+        rec = Terminal(ex, data_dir, quit_after=cfg.recovery_quit_after, tag="recovery", metrics_port=port,
+                       extra=release)
         recovery = wait_active(port, rec, timeout=cfg.recovery_quit_after + 20)
         rc = rec.wait(60)
         figures["recovery_exit_code"] = rc
@@ -594,7 +626,8 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
         figures["kill_switch_not_pulled"] = drill and not interrupted and figures["kill_switch_pulls"] == 0
         figures["ok"] = (figures["duplicates_at_exchange"] == 0 and figures["lost_fills"] == 0
                          and figures["unreconciled_divergences"] == 0 and rc == 0
-                         and not figures["task_failures"] and not figures["kill_switch_not_pulled"])
+                         and not figures["task_failures"] and not figures["kill_switch_not_pulled"]
+                         and not figures["flatten_unreported"])
         if not figures["ok"]:
             figures["stderr_tail"] = {t.report_path.stem: t.stderr_tail(1500) for t in [*run.terminals, rec]}
     except Exception as exc:  # a harness failure is a figure too, never a silent pass
