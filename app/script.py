@@ -3,7 +3,10 @@
 FILE is JSON: a list of orders, each ``{"symbol": "AAPL", "side": "buy", "qty": "10",
 "type": "market"|"limit", "limit_price": "187.5"?, "time_in_force": "day"?, "delay": 0.5?}``.
 ``limit_price`` may also be ``{"offset_pct": -5}``: that percentage away from the current price
-(for orders that must rest). Orders go through the execution engine (risk gate, journal before
+(for orders that must rest). An entry may instead act on an earlier order of the script:
+``{"action": "replace", "ref": 2, "qty": "4"?, "limit_price": ...?}`` (``qty`` is what the
+replacement works) or ``{"action": "cancel", "ref": 2}``; ``ref`` is the 1-based number of that
+earlier entry. Orders go through the execution engine (risk gate, journal before
 wire) with source ``script``, one after another, each after its ``delay`` seconds, once trading is
 ACTIVE and the order's symbol has a fresh quote and a price. Bad files are refused at start with a
 message naming the entry.
@@ -58,6 +61,9 @@ class ScriptedOrder:
     limit_price: Decimal | None
     offset_pct: Decimal | None
     delay: float
+    action: str = "submit"  # submit | replace | cancel
+    ref: int | None = None  # replace / cancel: the 1-based number of an earlier submit entry
+    replace_qty: Decimal | None = None  # replace: what the replacement works (None: what is left)
 
 
 def _dec(value: Any, where: str) -> Decimal:
@@ -77,11 +83,17 @@ def load_script(path: Path) -> list[ScriptedOrder]:
         raise ScriptError(f"cannot read the order script {path}: {exc}") from None
     if not isinstance(data, list):
         raise ScriptError(f"the order script {path} must hold a JSON list of orders")
-    out = []
+    out: list[ScriptedOrder] = []
     for i, raw in enumerate(data):
         where = f"{path.name} entry {i + 1}"
         if not isinstance(raw, dict):
             raise ScriptError(f"{where}: expected an object")
+        action = str(raw.get("action", "submit")).lower()
+        if action in ("replace", "cancel"):
+            out.append(_load_action(raw, action, where, out))
+            continue
+        if action != "submit":
+            raise ScriptError(f"{where}: action must be submit, replace or cancel, got {action!r}")
         try:
             symbol = normalize_symbol(str(raw["symbol"]))
             side = OrderSide(str(raw["side"]).lower())
@@ -109,6 +121,37 @@ def load_script(path: Path) -> list[ScriptedOrder]:
             raise ScriptError(f"{where}: delay must be >= 0")
         out.append(ScriptedOrder(symbol, side, qty, type_, tif, limit, offset, delay))
     return out
+
+
+def _limit_field(lp: Any, where: str) -> tuple[Decimal | None, Decimal | None]:
+    if isinstance(lp, dict) and "offset_pct" in lp:
+        try:
+            return None, Decimal(str(lp["offset_pct"]))
+        except InvalidOperation:
+            raise ScriptError(f"{where}: offset_pct is not a number") from None
+    return _dec(lp, f"{where} limit_price"), None
+
+
+def _load_action(raw: dict[str, Any], action: str, where: str, earlier: list[ScriptedOrder]) -> ScriptedOrder:
+    ref = raw.get("ref")
+    if not isinstance(ref, int) or not 1 <= ref <= len(earlier) or earlier[ref - 1].action != "submit":
+        raise ScriptError(f"{where}: ref must be the number of an earlier order entry, got {ref!r}")
+    target = earlier[ref - 1]
+    qty: Decimal | None = None
+    limit: Decimal | None = None
+    offset: Decimal | None = None
+    if action == "replace":
+        if raw.get("qty") is not None:
+            qty = _dec(raw.get("qty"), f"{where} qty")
+        if raw.get("limit_price") is not None:
+            limit, offset = _limit_field(raw["limit_price"], where)
+        if qty is None and limit is None and offset is None:
+            raise ScriptError(f"{where}: a replace needs qty or limit_price")
+    delay = float(raw.get("delay", 0.0))
+    if delay < 0:
+        raise ScriptError(f"{where}: delay must be >= 0")
+    return ScriptedOrder(target.symbol, target.side, target.qty, target.type, target.time_in_force,
+                         limit, offset, delay, action, ref, qty)  # fmt: skip
 
 
 def priced(prices: PriceSource, symbol: str) -> bool:
@@ -144,6 +187,7 @@ async def run_script(
     results. ``sleep`` is :func:`asyncio.sleep` except in tests."""
     results: list[SubmitResult] = []
     handled = 0  # orders submitted or skipped
+    placed: dict[int, str] = {}  # entry number -> client order id, for replace / cancel entries
     submitting = False
 
     async def run() -> None:
@@ -176,6 +220,10 @@ async def run_script(
                     handled = n
                     continue
                 limit = (last * (1 + o.offset_pct / 100)).quantize(Decimal("0.01"))
+            if o.action != "submit":
+                await _act(n, o, limit)
+                handled = n
+                continue
             request = OrderRequest(
                 symbol=o.symbol, side=o.side, type=o.type, time_in_force=o.time_in_force, qty=o.qty,
                 limit_price=limit,
@@ -187,6 +235,20 @@ async def run_script(
                     "script order %d: %s %s %s -> %s %s (%s)", n, o.side.value, o.qty, o.symbol,
                     result.client_order_id, result.state.value, result.message)  # fmt: skip
             results.append(result)
+            if result.client_order_id is not None:
+                placed[n] = result.client_order_id
+
+    async def _act(n: int, o: ScriptedOrder, limit: Decimal | None) -> None:
+        cid = placed.get(o.ref or 0)
+        if cid is None:
+            log.warning("script entry %d: order %s was not placed; nothing to %s", n, o.ref, o.action)
+            return
+        if o.action == "cancel":
+            sent = await engine.cancel(cid, source=SOURCE)
+            log.info("script entry %d: cancel %s -> %s", n, cid, "requested" if sent else "not sent")
+            return
+        result = await engine.replace(cid, qty=o.replace_qty, limit_price=limit, source=SOURCE)
+        log.info("script entry %d: replace %s -> %s (%s)", n, cid, result.state.value, result.message)
 
     try:
         await run()

@@ -79,6 +79,27 @@ def test_order_script_parses_and_refuses_bad_entries(tmp_path: Path) -> None:
         load_script(bad)
 
 
+def test_order_script_replace_and_cancel_entries_name_an_earlier_order(tmp_path: Path) -> None:
+    good = tmp_path / "s.json"
+    good.write_text(json.dumps([
+        {"symbol": "AAPL", "side": "buy", "qty": "3", "type": "limit", "limit_price": {"offset_pct": -5}},
+        {"action": "replace", "ref": 1, "qty": "2", "limit_price": {"offset_pct": -4}},
+        {"action": "cancel", "ref": 1},
+    ]))
+    _, rep, can = load_script(good)
+    assert (rep.action, rep.ref, rep.replace_qty, rep.offset_pct) == ("replace", 1, Decimal(2), Decimal(-4))
+    assert (can.action, can.ref, can.symbol) == ("cancel", 1, "AAPL")
+    for entries, why in (
+        ([{"action": "cancel", "ref": 1}], "ref must be"),
+        ([{"symbol": "AAPL", "side": "buy", "qty": "1"}, {"action": "replace", "ref": 1}], "needs qty"),
+        ([{"action": "amend", "ref": 1}], "action must be"),
+    ):
+        bad = tmp_path / "b.json"
+        bad.write_text(json.dumps(entries))
+        with pytest.raises(ScriptError, match=why):
+            load_script(bad)
+
+
 def test_settings_risk_maps_onto_the_risk_layer() -> None:
     limits = risk_limits_from_settings(dict(DEFAULT_RISK, symbol_deny=["GME"], daily_loss_limit="750"))
     assert limits.max_daily_loss == Decimal("750")
