@@ -628,6 +628,14 @@ class ExecutionEngine:
         """Start-up: load from the database, resolve every in-flight intent. Returns unresolved ids."""
         self.store.load()
         await self.refresh_account()
+        for rec in self.store.open_orders():
+            pending = rec.pending_replace_client_id
+            if pending is not None and self.journal.intent(pending) is None:
+                # the order row was written but the process died before the replace intent: never
+                # sent, so it never happened; the order is as it was before the request
+                rec.pending_replace_client_id = None
+                if rec.state is OrderState.PENDING_UPDATE:
+                    self._commit(rec, self.sm.trigger(rec, Trigger.MODIFY_REJECTED, self.clock()))
         unresolved = []
         for row in self.journal.in_flight():
             if not await self.resolve_intent(row.client_order_id):

@@ -288,3 +288,28 @@ def test_late_duplicate_fill_of_an_order_trimmed_from_memory_is_not_booked_again
     with new.db.connect() as conn:
         row = conn.execute(select(orders_table).where(orders_table.c.client_order_id == cid)).one()
     assert row._mapping["filled_qty"] == 10
+
+
+def test_crash_after_the_order_row_but_before_the_replace_intent_leaves_the_order_as_it_was(
+    rig: Rig,
+) -> None:
+    """A replace that never reached its intent was never sent (journal before wire): after a
+    restart the order is what it was, not stuck pending_replace or shown as a fresh ACCEPTED order
+    ([REPLACE]: only the broker's new order makes a replace real)."""
+    cid, _ = partially_filled(rig, "10", "4")
+    inner = rig.journal.record_intent
+
+    def die(*args: Any, **kwargs: Any) -> None:
+        rig.engine.flush()  # the order row (PENDING_UPDATE, pending id) is on disk...
+        raise Killed  # ...the intent is not
+
+    rig.journal.record_intent = die  # type: ignore[method-assign]
+    with contextlib.suppress(Killed):
+        run(rig.engine.replace(cid, limit_price=Decimal("100.05")))
+    rig.journal.record_intent = inner  # type: ignore[method-assign]
+    new = rig.restart()
+    assert run(new.engine.recover()) == []
+    rec = new.store.find(client_order_id=cid)
+    assert rec is not None and rec.state is OrderState.PARTIALLY_FILLED
+    assert rec.pending_replace_client_id is None and rec.filled_qty == 4
+    assert "replace_order" not in rig.broker.calls
