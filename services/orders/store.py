@@ -43,8 +43,6 @@ from services.storage import Database
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
-#: Recently booked (order id, execution id) kept in memory; older ones are found in the database.
-FILL_KEY_CACHE = 50_000
 
 
 class MarkSource(Protocol):
@@ -138,9 +136,9 @@ class OrderStore:
         # share the journal's batch so order rows and fills commit with the journal records
         self._own_batch = batch is None
         self._batch = batch if batch is not None else (WriteBatch(db) if db is not None else None)
-        # (order id, execution id) of fills booked recently; older ones are looked up in the
-        # database (its primary key), so dedup never depends on what is held in memory
-        self._fill_keys: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # (order id, execution id) of the fills booked or loaded by this process; anything else is
+        # looked up in the database (its primary key) before it is booked: see fill_booked()
+        self._fill_keys: set[tuple[str, str]] = set()
         self._clock = clock
         self._marks = marks
         self._keep_closed = keep_closed
@@ -239,14 +237,8 @@ class OrderStore:
             self._closed[rec.client_order_id] = None
             self._trim()
 
-    def _remember_fill(self, key: tuple[str, str]) -> None:
-        self._fill_keys[key] = None
-        self._fill_keys.move_to_end(key)
-        while len(self._fill_keys) > FILL_KEY_CACHE:
-            self._fill_keys.popitem(last=False)
-
     def fill_booked(self, order_id: str, execution_id: str) -> bool:
-        """Whether this execution was booked before: recent ones in memory, every one in the database."""
+        """Whether this execution was booked before: by this process (memory) or ever (the database)."""
         key = (order_id, execution_id)
         if key in self._fill_keys:
             return True
@@ -259,7 +251,7 @@ class OrderStore:
                 )
             ).first()
         if row is not None:
-            self._remember_fill(key)
+            self._fill_keys.add(key)
         return row is not None
 
     def _book_fill(self, rec: OrderRecord, fill: Fill) -> None:
@@ -273,21 +265,23 @@ class OrderStore:
         self.fill_count += 1
         self.last_fill_at = self._clock()
         inferred = fill.execution_id.startswith("inferred:")
-        self._remember_fill((fill.order_id, fill.execution_id))
-        self._write(
-            insert(fills_table).values(
-                order_id=fill.order_id,
-                execution_id=fill.execution_id,
-                client_order_id=fill.client_order_id,
-                logical_id=rec.client_order_id,
-                symbol=fill.symbol,
-                side=fill.side.value,
-                qty=fill.qty,
-                price=fill.price,
-                ts=fill.ts,
-                inferred=inferred,
+        key = (fill.order_id, fill.execution_id)
+        if key not in self._fill_keys:
+            self._fill_keys.add(key)
+            self._write(
+                insert(fills_table).values(
+                    order_id=fill.order_id,
+                    execution_id=fill.execution_id,
+                    client_order_id=fill.client_order_id,
+                    logical_id=rec.client_order_id,
+                    symbol=fill.symbol,
+                    side=fill.side.value,
+                    qty=fill.qty,
+                    price=fill.price,
+                    ts=fill.ts,
+                    inferred=inferred,
+                )
             )
-        )
         self._bus.publish(FillEvent(self._clock(), fill))
 
     def book_adjustment(self, symbol: str, qty: Decimal, avg_price: Decimal, reference: str) -> None:
@@ -325,7 +319,7 @@ class OrderStore:
             )
         for f in fills:
             pos.apply(f.side, f.qty, f.price, count_volume=False)
-            self._remember_fill((f.order_id, f.execution_id))
+            self._fill_keys.add((f.order_id, f.execution_id))
             self._write(
                 insert(fills_table).values(
                     order_id=f.order_id,
@@ -504,7 +498,7 @@ class OrderStore:
                 OrderSide(m["side"]), m["qty"], m["price"], count_volume=m["logical_id"] != "adjustment"
             )
             exec_ids.setdefault(m["logical_id"], set()).add((m["order_id"], m["execution_id"]))
-            self._remember_fill((m["order_id"], m["execution_id"]))
+            self._fill_keys.add((m["order_id"], m["execution_id"]))
             self.fill_count += 1
         for row in order_rows:
             m = row._mapping
