@@ -508,16 +508,6 @@ class OrderStateMachine:
         result = ApplyResult()
         if trig is T.REJECT and order.replaces is not None and order.replaces in rec.legs:
             return self._on_replacement_rejected(rec, order, ts, label)
-        if (
-            trig is T.ACCEPT
-            and rec.state is S.PENDING_UPDATE
-            and order.id == rec.broker_order_id
-            and order.replaces is not None
-            and order.replaces in rec.legs
-        ):
-            # the replacement is live: the replace took effect even if the old order's "replaced"
-            # was missed (restart); restore the status from before the request, not plain ACCEPTED
-            trig = T.UPDATED
         if order.id != rec.broker_order_id and trig is not T.REJECT:
             # a status event of an older (replaced) broker order: the logical order has moved on
             self._observe(rec, order, label)
@@ -579,8 +569,6 @@ class OrderStateMachine:
             rec.qty = others + old.qty
         if rec.state is S.PENDING_UPDATE:
             result.merge(self.trigger(rec, T.MODIFY_REJECTED, ts))
-        elif rec.state is S.ACCEPTED and rec.filled_qty > 0:
-            rec.state = S.PARTIALLY_FILLED
         rec.broker_status = (
             OrderStatus.PARTIALLY_FILLED.value if rec.filled_qty > 0 else OrderStatus.NEW.value
         )

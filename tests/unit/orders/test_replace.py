@@ -172,6 +172,10 @@ def _race(rig: Rig, *, reject_first: bool) -> tuple[Rig, str]:
     out = run(r.engine.replace(cid, limit_price=Decimal("100.05")))
     assert out.message == "replaced", out.message
     new_id = r.broker.by_client[cid + "-r1"]
+    # the replacement is live before the old order's "replaced" arrived: the order is still
+    # partially filled (6 of 10), not a fresh ACCEPTED one
+    rec = r.store.find(client_order_id=cid)
+    assert rec is not None and rec.state is OrderState.PARTIALLY_FILLED and rec.broker_order_id == new_id
     if reject_first:
         new = r.broker._store(replace(r.broker.orders[new_id], status=OrderStatus.REJECTED))
         r.broker._emit("rejected", new)
