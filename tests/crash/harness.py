@@ -132,9 +132,12 @@ def check_invariants(ex: ExchangeProcess, data_dir: Path, report: dict[str, Any]
     assert report["reconciliation"]["open_incidents"] == []
 
 
-def random_script(rng: random.Random, n: int) -> list[dict[str, Any]]:
+def random_script(rng: random.Random, n: int, *, ensure: str | None = None) -> list[dict[str, Any]]:
     """Market orders (some large enough for seeded partial fills), resting limits, and replaces
-    and cancels of earlier resting limits (a replace works a new qty at a new price)."""
+    and cancels of earlier resting limits (a replace works a new qty at a new price).
+
+    ``ensure`` ("replace" or "cancel"): the script has at least one such entry, so a crash point
+    on that path is reached."""
     out: list[dict[str, Any]] = []
     resting: list[int] = []  # 1-based entry numbers of resting limits
     for _ in range(n):
@@ -159,4 +162,13 @@ def random_script(rng: random.Random, n: int) -> list[dict[str, Any]]:
                         "limit_price": {"offset_pct": -5}, "time_in_force": "gtc",
                         "delay": round(rng.uniform(0, 0.4), 2)})
             resting.append(len(out))
+    if ensure is not None and not any(e.get("action") == ensure for e in out):
+        if not resting:
+            out.append({"symbol": rng.choice(["AAPL", "MSFT", "SPY"]), "side": "buy", "qty": "3",
+                        "type": "limit", "limit_price": {"offset_pct": -5}, "time_in_force": "gtc"})
+            resting.append(len(out))
+        entry: dict[str, Any] = {"action": ensure, "ref": rng.choice(resting), "delay": 0.3}
+        if ensure == "replace":
+            entry.update(qty=str(rng.choice([1, 2, 4])), limit_price={"offset_pct": rng.choice([-4, -6])})
+        out.append(entry)
     return out

@@ -77,6 +77,7 @@ def test_kill_around_a_replace_or_cancel_then_restart_keeps_one_order(tmp_path: 
 def test_randomized_crash_points(tmp_path: Path, case: int) -> None:
     rng = random.Random(1000 + case)
     point = rng.choice(POINTS)
-    script = random_script(rng, rng.randint(2, 6))
+    path = "replace" if "replace" in point else "cancel" if "cancel" in point else None
+    script = random_script(rng, rng.randint(2, 6), ensure=path)
     after = rng.randint(1, 2)
     _crash_then_recover(tmp_path, script, point, after=after, seed=rng.randint(1, 10_000))
