@@ -188,3 +188,38 @@ def test_a_shutdown_before_the_orders_went_out_is_logged(caplog: pytest.LogCaptu
         asyncio.run(main())
     assert len(engine.sent) == 1
     assert "order script stopped by shutdown: 1 of 2 order(s) not submitted" in caplog.text
+
+
+class ActingEngine(FakeEngine):
+    """Also records the replaces and cancels a script asks for."""
+
+    def __init__(self, prices: FakePrices, clock: FakeClock) -> None:
+        super().__init__(prices, clock)
+        self.acts: list[tuple[str, str, Decimal | None, Decimal | None]] = []
+
+    async def replace(self, order_key: str, *, qty: Decimal | None = None, limit_price: Decimal | None = None,
+                      source: str = "manual") -> SubmitResult:  # fmt: skip
+        assert source == "script"
+        self.acts.append(("replace", order_key, qty, limit_price))
+        return SubmitResult(order_key, OrderState.PENDING_UPDATE, None, "replaced")
+
+    async def cancel(self, order_key: str, *, source: str = "manual") -> bool:
+        assert source == "script"
+        self.acts.append(("cancel", order_key, None, None))
+        return True
+
+
+def test_replace_and_cancel_entries_act_on_the_order_their_ref_placed() -> None:
+    clock = FakeClock()
+    engine = ActingEngine(FakePrices({"AAPL": Decimal("200")}), clock)
+    placed = _order("AAPL", offset=Decimal(-5))
+    replace_entry = ScriptedOrder("AAPL", OrderSide.BUY, Decimal("1"), OrderType.LIMIT, TimeInForce.GTC, None,
+                                  Decimal(-4), 0.0, "replace", 1, Decimal(2))  # fmt: skip
+    cancel_entry = ScriptedOrder("AAPL", OrderSide.BUY, Decimal("1"), OrderType.LIMIT, TimeInForce.GTC, None,
+                                 None, 0.0, "cancel", 1)  # fmt: skip
+    results = _run([placed, replace_entry, cancel_entry], engine, FakeTrading(), clock)
+    assert [r.client_order_id for r in results] == ["cid-1"]
+    assert engine.acts == [
+        ("replace", "cid-1", Decimal(2), Decimal("192.00")),  # 200 - 4 %
+        ("cancel", "cid-1", None, None),
+    ]
