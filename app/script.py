@@ -3,13 +3,13 @@
 FILE is JSON: a list of orders, each ``{"symbol": "AAPL", "side": "buy", "qty": "10",
 "type": "market"|"limit", "limit_price": "187.5"?, "time_in_force": "day"?, "delay": 0.5?}``.
 ``limit_price`` may also be ``{"offset_pct": -5}``: that percentage away from the current price
-(for orders that must rest). An entry may instead act on an earlier order of the script:
-``{"action": "replace", "ref": 2, "qty": "4"?, "limit_price": ...?}`` (``qty`` is what the
-replacement works) or ``{"action": "cancel", "ref": 2}``; ``ref`` is the 1-based number of that
-earlier entry. Orders go through the execution engine (risk gate, journal before
-wire) with source ``script``, one after another, each after its ``delay`` seconds, once trading is
-ACTIVE and the order's symbol has a fresh quote and a price. Bad files are refused at start with a
-message naming the entry.
+(for orders that must rest). Two more actions act on the script's newest still-working limit
+order: ``{"action": "replace", "limit_price": {"offset_pct": -3}?, "qty": "2"?, "delay": 1}``
+replaces it (``qty`` is what the replacement works, as Alpaca's replacement is a new order; left
+out, what is left of the order), and ``{"action": "cancel", "delay": 1}`` cancels it.
+Orders go through the execution engine (risk gate, journal before wire) with source ``script``,
+one after another, each after its ``delay`` seconds, once trading is ACTIVE and the order's symbol
+has a fresh quote and a price. Bad files are refused at start with a message naming the entry.
 
 Trading turns ACTIVE once the trading stream is live and *some* symbol is priced; the symbol of a
 scripted order may not be yet (the crypto feed often connects after the stock feed, more so on a
@@ -51,6 +51,9 @@ class ScriptError(ValueError):
     """The script file is unreadable or an entry is invalid; the message names it."""
 
 
+ACTIONS = ("order", "replace", "cancel")
+
+
 @dataclass(frozen=True)
 class ScriptedOrder:
     symbol: str
@@ -61,8 +64,7 @@ class ScriptedOrder:
     limit_price: Decimal | None
     offset_pct: Decimal | None
     delay: float
-    action: str = "submit"  # submit | replace | cancel
-    ref: int | None = None  # replace / cancel: the 1-based number of an earlier submit entry
+    action: str = "order"  # "order" | "replace" | "cancel"
     replace_qty: Decimal | None = None  # replace: what the replacement works (None: what is left)
 
 
@@ -83,17 +85,17 @@ def load_script(path: Path) -> list[ScriptedOrder]:
         raise ScriptError(f"cannot read the order script {path}: {exc}") from None
     if not isinstance(data, list):
         raise ScriptError(f"the order script {path} must hold a JSON list of orders")
-    out: list[ScriptedOrder] = []
+    out = []
     for i, raw in enumerate(data):
         where = f"{path.name} entry {i + 1}"
         if not isinstance(raw, dict):
             raise ScriptError(f"{where}: expected an object")
-        action = str(raw.get("action", "submit")).lower()
-        if action in ("replace", "cancel"):
-            out.append(_load_action(raw, action, where, out))
+        action = str(raw.get("action", "order"))
+        if action not in ACTIONS:
+            raise ScriptError(f"{where}: action must be one of {', '.join(ACTIONS)}, got {action!r}")
+        if action != "order":
+            out.append(_load_action(raw, action, where))
             continue
-        if action != "submit":
-            raise ScriptError(f"{where}: action must be submit, replace or cancel, got {action!r}")
         try:
             symbol = normalize_symbol(str(raw["symbol"]))
             side = OrderSide(str(raw["side"]).lower())
@@ -123,35 +125,29 @@ def load_script(path: Path) -> list[ScriptedOrder]:
     return out
 
 
-def _limit_field(lp: Any, where: str) -> tuple[Decimal | None, Decimal | None]:
-    if isinstance(lp, dict) and "offset_pct" in lp:
-        try:
-            return None, Decimal(str(lp["offset_pct"]))
-        except InvalidOperation:
-            raise ScriptError(f"{where}: offset_pct is not a number") from None
-    return _dec(lp, f"{where} limit_price"), None
-
-
-def _load_action(raw: dict[str, Any], action: str, where: str, earlier: list[ScriptedOrder]) -> ScriptedOrder:
-    ref = raw.get("ref")
-    if not isinstance(ref, int) or not 1 <= ref <= len(earlier) or earlier[ref - 1].action != "submit":
-        raise ScriptError(f"{where}: ref must be the number of an earlier order entry, got {ref!r}")
-    target = earlier[ref - 1]
-    qty: Decimal | None = None
-    limit: Decimal | None = None
-    offset: Decimal | None = None
-    if action == "replace":
-        if raw.get("qty") is not None:
-            qty = _dec(raw.get("qty"), f"{where} qty")
-        if raw.get("limit_price") is not None:
-            limit, offset = _limit_field(raw["limit_price"], where)
-        if qty is None and limit is None and offset is None:
-            raise ScriptError(f"{where}: a replace needs qty or limit_price")
+def _load_action(raw: dict[str, Any], action: str, where: str) -> ScriptedOrder:
+    """A ``replace`` or ``cancel`` entry (see the module docstring)."""
     delay = float(raw.get("delay", 0.0))
     if delay < 0:
         raise ScriptError(f"{where}: delay must be >= 0")
-    return ScriptedOrder(target.symbol, target.side, target.qty, target.type, target.time_in_force,
-                         limit, offset, delay, action, ref, qty)  # fmt: skip
+    offset: Decimal | None = None
+    limit: Decimal | None = None
+    qty: Decimal | None = None
+    if action == "replace":
+        lp = raw.get("limit_price")
+        if isinstance(lp, dict) and "offset_pct" in lp:
+            try:
+                offset = Decimal(str(lp["offset_pct"]))
+            except InvalidOperation:
+                raise ScriptError(f"{where}: offset_pct is not a number") from None
+        elif lp is not None:
+            limit = _dec(lp, f"{where} limit_price")
+        if raw.get("qty") is not None:
+            qty = _dec(raw["qty"], f"{where} qty")
+        if qty is None and limit is None and offset is None:
+            raise ScriptError(f"{where}: a replace needs limit_price or qty")
+    return ScriptedOrder("", OrderSide.BUY, Decimal(0), OrderType.LIMIT, TimeInForce.DAY, limit, offset,
+                         delay, action=action, replace_qty=qty)  # fmt: skip
 
 
 def priced(prices: PriceSource, symbol: str) -> bool:
@@ -184,10 +180,9 @@ async def run_script(
     sleep: Sleep = asyncio.sleep,
 ) -> list[SubmitResult]:
     """Submit each order once trading is ACTIVE and its symbol is priced; returns the engine's
-    results. ``sleep`` is :func:`asyncio.sleep` except in tests."""
+    results (of orders and replaces). ``sleep`` is :func:`asyncio.sleep` except in tests."""
     results: list[SubmitResult] = []
     handled = 0  # orders submitted or skipped
-    placed: dict[int, str] = {}  # entry number -> client order id, for replace / cancel entries
     submitting = False
 
     async def run() -> None:
@@ -204,6 +199,12 @@ async def run_script(
         for n, o in enumerate(orders, 1):
             if o.delay:
                 await sleep(o.delay)
+            if o.action != "order":
+                handled = n
+                acted = await _act_on_newest(engine, results, o, n)
+                if acted is not None:
+                    results.append(acted)
+                continue
             if o.symbol not in unpriced:
                 price_wait = await _wait_priced(engine.prices, o.symbol, price_timeout, sleep)
                 if price_wait is None:
@@ -220,10 +221,6 @@ async def run_script(
                     handled = n
                     continue
                 limit = (last * (1 + o.offset_pct / 100)).quantize(Decimal("0.01"))
-            if o.action != "submit":
-                await _act(n, o, limit)
-                handled = n
-                continue
             request = OrderRequest(
                 symbol=o.symbol, side=o.side, type=o.type, time_in_force=o.time_in_force, qty=o.qty,
                 limit_price=limit,
@@ -235,20 +232,6 @@ async def run_script(
                     "script order %d: %s %s %s -> %s %s (%s)", n, o.side.value, o.qty, o.symbol,
                     result.client_order_id, result.state.value, result.message)  # fmt: skip
             results.append(result)
-            if result.client_order_id is not None:
-                placed[n] = result.client_order_id
-
-    async def _act(n: int, o: ScriptedOrder, limit: Decimal | None) -> None:
-        cid = placed.get(o.ref or 0)
-        if cid is None:
-            log.warning("script entry %d: order %s was not placed; nothing to %s", n, o.ref, o.action)
-            return
-        if o.action == "cancel":
-            sent = await engine.cancel(cid, source=SOURCE)
-            log.info("script entry %d: cancel %s -> %s", n, cid, "requested" if sent else "not sent")
-            return
-        result = await engine.replace(cid, qty=o.replace_qty, limit_price=limit, source=SOURCE)
-        log.info("script entry %d: replace %s -> %s (%s)", n, cid, result.state.value, result.message)
 
     try:
         await run()
@@ -259,3 +242,35 @@ async def run_script(
                         len(orders) - handled - (1 if submitting else 0), len(orders), during)  # fmt: skip
         raise
     return results
+
+
+async def _act_on_newest(
+    engine: ExecutionEngine, results: list[SubmitResult], o: ScriptedOrder, n: int
+) -> SubmitResult | None:
+    """Replace or cancel the newest still-working limit order this script placed."""
+    for earlier in reversed(results):
+        cid = earlier.client_order_id
+        rec = engine.store.find(client_order_id=cid) if cid else None
+        meta = engine.store.meta(rec.client_order_id) if rec is not None else None
+        if rec is None or not rec.state.is_open or meta is None or meta.type is not OrderType.LIMIT:
+            continue
+        if o.action == "cancel":
+            sent = await engine.cancel(rec.client_order_id, source=SOURCE)
+            log.info("script entry %d: cancel %s -> %s", n, rec.client_order_id,
+                     "requested" if sent else "not sent")  # fmt: skip
+            return None
+        limit = o.limit_price
+        if o.offset_pct is not None:
+            last = engine.prices.last_price(rec.symbol)
+            if last is None:
+                log.error("script entry %d skipped: no price for %s", n, rec.symbol)
+                return None
+            limit = (last * (1 + o.offset_pct / 100)).quantize(Decimal("0.01"))
+        key = rec.client_order_id
+        result = await engine.replace(key, qty=o.replace_qty, limit_price=limit, source=SOURCE)
+        log.log(logging.INFO if result.accepted else logging.WARNING,
+                "script entry %d: replace %s (qty %s, limit %s) -> %s (%s)", n, rec.client_order_id,
+                o.replace_qty, limit, result.state.value, result.message)  # fmt: skip
+        return result
+    log.info("script entry %d: no working limit order of this script to %s", n, o.action)
+    return None

@@ -134,24 +134,23 @@ def check_invariants(ex: ExchangeProcess, data_dir: Path, report: dict[str, Any]
 
 def random_script(rng: random.Random, n: int, *, ensure: str | None = None) -> list[dict[str, Any]]:
     """Market orders (some large enough for seeded partial fills), resting limits, and replaces
-    and cancels of earlier resting limits (a replace works a new qty at a new price).
+    and cancels of the newest resting limit (a replace works a new qty at a new price).
 
     ``ensure`` ("replace" or "cancel"): the script has at least one such entry, so a crash point
     on that path is reached."""
     out: list[dict[str, Any]] = []
-    resting: list[int] = []  # 1-based entry numbers of resting limits
+    resting = 0  # resting limits placed and not canceled by the script
     for _ in range(n):
         symbol = rng.choice(["AAPL", "MSFT", "SPY"])
         kind = rng.random()
         if resting and kind < 0.35:
-            ref = rng.choice(resting)
             delay = round(rng.uniform(0.1, 0.5), 2)
             if rng.random() < 0.6:
-                out.append({"action": "replace", "ref": ref, "qty": str(rng.choice([1, 2, 4])),
+                out.append({"action": "replace", "qty": str(rng.choice([1, 2, 4])),
                             "limit_price": {"offset_pct": rng.choice([-4, -6])}, "delay": delay})
             else:
-                out.append({"action": "cancel", "ref": ref, "delay": delay})
-                resting.remove(ref)
+                out.append({"action": "cancel", "delay": delay})
+                resting -= 1
             continue
         if kind < 0.6:
             qty = str(rng.choice([1, 5, 50, 200]))
@@ -161,13 +160,12 @@ def random_script(rng: random.Random, n: int, *, ensure: str | None = None) -> l
             out.append({"symbol": symbol, "side": "buy", "qty": "3", "type": "limit",
                         "limit_price": {"offset_pct": -5}, "time_in_force": "gtc",
                         "delay": round(rng.uniform(0, 0.4), 2)})
-            resting.append(len(out))
+            resting += 1
     if ensure is not None and not any(e.get("action") == ensure for e in out):
         if not resting:
             out.append({"symbol": rng.choice(["AAPL", "MSFT", "SPY"]), "side": "buy", "qty": "3",
                         "type": "limit", "limit_price": {"offset_pct": -5}, "time_in_force": "gtc"})
-            resting.append(len(out))
-        entry: dict[str, Any] = {"action": ensure, "ref": rng.choice(resting), "delay": 0.3}
+        entry: dict[str, Any] = {"action": ensure, "delay": 0.3}
         if ensure == "replace":
             entry.update(qty=str(rng.choice([1, 2, 4])), limit_price={"offset_pct": rng.choice([-4, -6])})
         out.append(entry)

@@ -48,9 +48,8 @@ def test_kill_at_a_point_then_restart_loses_and_duplicates_nothing(tmp_path: Pat
         assert [o["status"] for o in report["orders"]["open"]] == ["pending_new"]
 
 
-REPLACE = [*RESTING, {"action": "replace", "ref": 1, "qty": "2", "limit_price": {"offset_pct": -4},
-                      "delay": 0.5}]
-CANCEL = [*RESTING, {"action": "cancel", "ref": 1, "delay": 0.5}]
+REPLACE = [*RESTING, {"action": "replace", "qty": "2", "limit_price": {"offset_pct": -4}, "delay": 0.5}]
+CANCEL = [*RESTING, {"action": "cancel", "delay": 0.5}]
 
 
 @pytest.mark.parametrize("point", ["before_replace", "after_replace", "before_cancel", "after_cancel"])
