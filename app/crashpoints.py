@@ -7,7 +7,13 @@ untouched. Points:
 - ``after_journal``: the intent is durably journaled, the POST has not left;
 - ``after_post``: the POST was answered by the broker, the answer not yet processed (no ack booked);
 - ``after_ack``: the broker's ack was booked (order NEW/accepted), before any fill of it;
-- ``mid_partial``: a partial fill was booked while the order still has quantity left.
+- ``mid_partial``: a partial fill was booked while the order still has quantity left;
+- ``before_replace``: a replace intent (and the order row naming it) is durably journaled, the
+  PATCH has not left;
+- ``after_replace``: the PATCH was answered (the replacement exists at the broker), the answer
+  not yet processed;
+- ``before_cancel``: a cancel request is durably journaled, the DELETE has not left;
+- ``after_cancel``: the DELETE was answered, the answer not yet processed.
 
 ``HERON_CRASH_AFTER=N`` (default 1) crashes at the N-th time the point is reached.
 """
@@ -41,7 +47,16 @@ log = logging.getLogger(__name__)
 
 ENV = "HERON_CRASH_AT"
 ENV_AFTER = "HERON_CRASH_AFTER"
-POINTS = ("after_journal", "after_post", "after_ack", "mid_partial")
+POINTS = (
+    "after_journal",
+    "after_post",
+    "after_ack",
+    "mid_partial",
+    "before_replace",
+    "after_replace",
+    "before_cancel",
+    "after_cancel",
+)
 
 
 def _die(point: str) -> None:
@@ -79,7 +94,8 @@ def from_env(environ: dict[str, str] | None = None) -> CrashPoint | None:
 
 
 class CrashingBroker:
-    """Wraps a Broker; ``after_journal`` / ``after_post`` fire around ``submit_order``."""
+    """Wraps a Broker; ``after_journal`` / ``after_post`` fire around ``submit_order``, the replace
+    and cancel points around ``replace_order`` and ``cancel_order``."""
 
     def __init__(self, inner: Broker, crash: CrashPoint) -> None:
         self._inner = inner
@@ -109,13 +125,20 @@ class CrashingBroker:
         return await self._inner.list_orders(query)
 
     async def cancel_order(self, order_id: str) -> None:
+        # the engine calls this after the cancel request was committed
+        self._crash.reached("before_cancel")
         await self._inner.cancel_order(order_id)
+        self._crash.reached("after_cancel")
 
     async def cancel_all_orders(self) -> list[CancelResult]:
         return await self._inner.cancel_all_orders()
 
     async def replace_order(self, order_id: str, request: ReplaceRequest) -> Order:
-        return await self._inner.replace_order(order_id, request)
+        # the engine calls this after the replace intent was committed
+        self._crash.reached("before_replace")
+        order = await self._inner.replace_order(order_id, request)
+        self._crash.reached("after_replace")
+        return order
 
     async def get_positions(self) -> list[Position]:
         return await self._inner.get_positions()

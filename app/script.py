@@ -3,10 +3,12 @@
 FILE is JSON: a list of orders, each ``{"symbol": "AAPL", "side": "buy", "qty": "10",
 "type": "market"|"limit", "limit_price": "187.5"?, "time_in_force": "day"?, "delay": 0.5?}``.
 ``limit_price`` may also be ``{"offset_pct": -5}``: that percentage away from the current price
-(for orders that must rest). Two more actions drive fault runs the way an operator would:
-``{"action": "replace", "limit_price": {"offset_pct": -3}, "delay": 1}`` moves the script's newest
-still-working limit order to a new price, and ``{"action": "kill_switch", "flatten": true,
-"reason": "...", "delay": 1}`` pulls the kill switch (HALT, cancel everything, optionally flatten).
+(for orders that must rest). More actions drive fault runs the way an operator would. Two act on
+the script's newest still-working limit order: ``{"action": "replace", "limit_price":
+{"offset_pct": -3}?, "qty": "2"?, "delay": 1}`` replaces it (``qty`` is what the replacement works,
+as Alpaca's replacement is a new order; left out, what is left of the order), and ``{"action":
+"cancel", "delay": 1}`` cancels it; ``{"action": "kill_switch", "flatten": true, "reason": "...",
+"delay": 1}`` pulls the kill switch (HALT, cancel everything, optionally flatten).
 Orders go through the execution engine (risk gate, journal before wire) with source ``script``, one
 after another, each after its ``delay`` seconds, once trading is ACTIVE and the order's symbol has a
 fresh quote and a price. Bad files are refused at start with a
@@ -58,7 +60,7 @@ class KillSwitchLike(Protocol):
     async def trigger(self, *, operator: str, flatten: bool, reason: str = ...) -> Any: ...
 
 
-ACTIONS = ("order", "replace", "kill_switch")
+ACTIONS = ("order", "replace", "cancel", "kill_switch")
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ class ScriptedOrder:
     limit_price: Decimal | None
     offset_pct: Decimal | None
     delay: float
-    action: str = "order"  # "order" | "replace" | "kill_switch"
+    action: str = "order"  # "order" | "replace" | "cancel" | "kill_switch"
+    replace_qty: Decimal | None = None  # replace: what the replacement works (None: what is left)
     flatten: bool = False
     reason: str = ""
 
@@ -144,10 +147,11 @@ def _delay(raw: dict[str, Any], where: str) -> float:
 
 
 def _load_action(raw: dict[str, Any], action: str, where: str) -> ScriptedOrder:
-    """A ``replace`` or ``kill_switch`` entry (see the module docstring)."""
+    """A ``replace``, ``cancel`` or ``kill_switch`` entry (see the module docstring)."""
     delay = _delay(raw, where)
     offset: Decimal | None = None
     limit: Decimal | None = None
+    qty: Decimal | None = None
     flatten = False
     reason = ""
     if action == "replace":
@@ -156,16 +160,20 @@ def _load_action(raw: dict[str, Any], action: str, where: str) -> ScriptedOrder:
             offset = _number(lp["offset_pct"], f"{where} offset_pct")
             if abs(offset) >= 100:
                 raise ScriptError(f"{where}: offset_pct must be between -100 and 100")
-        else:
+        elif lp is not None:
             limit = _dec(lp, f"{where} limit_price")
-    else:
+        if raw.get("qty") is not None:
+            qty = _dec(raw["qty"], f"{where} qty")
+        if qty is None and limit is None and offset is None:
+            raise ScriptError(f"{where}: a replace needs limit_price or qty")
+    elif action == "kill_switch":
         flat = raw.get("flatten", False)
         if not isinstance(flat, bool):
             raise ScriptError(f"{where}: flatten must be true or false")
         flatten = flat
         reason = str(raw.get("reason") or "order script")
     return ScriptedOrder("", OrderSide.BUY, Decimal(0), OrderType.LIMIT, TimeInForce.DAY, limit, offset,
-                         delay, action=action, flatten=flatten, reason=reason)
+                         delay, action=action, replace_qty=qty, flatten=flatten, reason=reason)
 
 
 def priced(prices: PriceSource, symbol: str) -> bool:
@@ -226,9 +234,9 @@ async def run_script(
                 outcome = await kill_switch.trigger(operator=SOURCE, flatten=o.flatten, reason=o.reason)
                 log.warning("script entry %d: kill switch pulled (flatten=%s): %s", n, o.flatten, outcome)
                 continue
-            if o.action == "replace":
+            if o.action in ("replace", "cancel"):
                 handled = n
-                replaced = await _replace_newest(engine, results, o, n)
+                replaced = await _act_on_newest(engine, results, o, n)
                 if replaced is not None:
                     results.append(replaced)
                 continue
@@ -275,16 +283,21 @@ async def run_script(
     return results
 
 
-async def _replace_newest(
+async def _act_on_newest(
     engine: ExecutionEngine, results: list[SubmitResult], o: ScriptedOrder, n: int
 ) -> SubmitResult | None:
-    """Replace the newest still-working limit order this script placed (``o`` gives the price)."""
+    """Replace or cancel the newest still-working limit order this script placed."""
     for earlier in reversed(results):
         cid = earlier.client_order_id
         rec = engine.store.find(client_order_id=cid) if cid else None
         meta = engine.store.meta(rec.client_order_id) if rec is not None else None
         if rec is None or not rec.state.is_open or meta is None or meta.type is not OrderType.LIMIT:
             continue
+        if o.action == "cancel":
+            sent = await engine.cancel(rec.client_order_id, source=SOURCE)
+            log.info("script entry %d: cancel %s -> %s", n, rec.client_order_id,
+                     "requested" if sent else "not sent")  # fmt: skip
+            return None
         limit = o.limit_price
         if o.offset_pct is not None:
             last = engine.prices.last_price(rec.symbol)
@@ -292,10 +305,11 @@ async def _replace_newest(
                 log.error("script entry %d skipped: no price for %s", n, rec.symbol)
                 return None
             limit = (last * (1 + o.offset_pct / 100)).quantize(Decimal("0.01"))
-        result = await engine.replace(rec.client_order_id, limit_price=limit, source=SOURCE)
+        result = await engine.replace(rec.client_order_id, qty=o.replace_qty, limit_price=limit,
+                                      source=SOURCE)
         log.log(logging.INFO if result.accepted else logging.WARNING,
-                "script entry %d: replace %s to %s -> %s (%s)", n, rec.client_order_id, limit,
-                result.state.value, result.message)  # fmt: skip
+                "script entry %d: replace %s (qty %s, limit %s) -> %s (%s)", n, rec.client_order_id,
+                o.replace_qty, limit, result.state.value, result.message)  # fmt: skip
         return result
-    log.info("script entry %d: no working limit order of this script to replace", n)
+    log.info("script entry %d: no working limit order of this script to %s", n, o.action)
     return None

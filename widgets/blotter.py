@@ -3,7 +3,7 @@
 Adapts the :class:`~services.orders.store.OrderStore`: ``OrderChangedEvent`` and ``FillEvent`` on
 the bus are staged into the models and applied once per frame. The view keeps the last
 :data:`MAX_ORDERS` orders and :data:`MAX_FILLS` fills; older history stays in the database.
-Context menu: cancel, replace (quantity / limit / stop), duplicate (pre-fills the ticket).
+Context menu: cancel, replace (quantity to work / limit / stop), duplicate (pre-fills the ticket).
 Cancel all asks first. CSV export writes the rows the view shows, in its order.
 
 Signals:
@@ -96,23 +96,43 @@ def model_rows(model: QAbstractItemModel) -> tuple[list[str], list[list[str]]]:
 
 
 class ReplaceDialog(QDialog):
-    """Quantity / limit / stop for a replace; empty fields keep the order's current value."""
+    """Replace an open order: the quantity the replacement works, its limit and stop.
 
-    def __init__(self, order: Order, parent: QWidget | None = None) -> None:
+    Alpaca's replacement is a new order whose ``filled_qty`` starts at 0 and whose ``qty`` is what
+    it works (PATCH /v2/orders/{order_id}). So the dialog asks for exactly that (default: what is
+    left), shows what is filled so far, and states what the order and the position come to if the
+    replacement is fully worked. Empty price fields keep the order's current value.
+    """
+
+    def __init__(
+        self, order: Order, parent: QWidget | None = None, *, position: Decimal | None = None
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("replaceDialog")
         self.setWindowTitle(f"Replace {order.symbol} {order.side.value} order")
-        self.qty_edit = QLineEdit(decimal_str(order.qty) or "", self)
+        self._order = order
+        self._position = position
+        self._leaves = None if order.qty is None else max(order.qty - order.filled_qty, Decimal(0))
+        self.filled_label = QLabel(
+            f"{decimal_str(order.filled_qty) or '0'} of {decimal_str(order.qty) or '?'}", self
+        )
+        self.filled_label.setObjectName("replaceFilled")
+        self.qty_edit = QLineEdit(decimal_str(self._leaves) or "", self)
         self.qty_edit.setObjectName("replaceQty")
+        self.qty_edit.setToolTip("What the replacement works; the filled part stays filled")
         self.limit_edit = QLineEdit(decimal_str(order.limit_price) or "", self)
         self.limit_edit.setObjectName("replaceLimit")
         self.stop_edit = QLineEdit(decimal_str(order.stop_price) or "", self)
         self.stop_edit.setObjectName("replaceStop")
+        self.outcome = QLabel("", self)
+        self.outcome.setObjectName("replaceOutcome")
+        self.outcome.setWordWrap(True)
         self.error = QLabel("", self)
         self.error.setObjectName("replaceError")
         self.error.setStyleSheet("color: #ef5350")
         form = QFormLayout()
-        form.addRow("Quantity", self.qty_edit)
+        form.addRow("Filled so far", self.filled_label)
+        form.addRow("Quantity to work", self.qty_edit)
         form.addRow("Limit", self.limit_edit)
         form.addRow("Stop", self.stop_edit)
         buttons = QDialogButtonBox(
@@ -122,15 +142,39 @@ class ReplaceDialog(QDialog):
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
+        lay.addWidget(self.outcome)
         lay.addWidget(self.error)
         lay.addWidget(buttons)
         self.values: dict[str, Decimal | None] = {}
-        self._order = order
+        self.qty_edit.textChanged.connect(self._update_outcome)
+        self._update_outcome()
+
+    def _update_outcome(self) -> None:
+        """'If fully worked: buy 180 in total (60 filled + 120); AAPL position 60 → 180'."""
+        try:
+            work = to_decimal(self.qty_edit.text().strip(), field="quantity")
+        except InvalidNumberError:
+            self.outcome.setText("")
+            return
+        if work <= 0:
+            self.outcome.setText("")
+            return
+        o = self._order
+        filled = o.filled_qty
+        text = (
+            f"If fully worked: {o.side.value} {decimal_str(filled + work)} in total "
+            f"({decimal_str(filled) or '0'} filled + {decimal_str(work)})"
+        )
+        if self._position is not None:
+            before = decimal_str(self._position) or "0"
+            after = decimal_str(self._position + o.side.sign * work) or "0"
+            text += f"; {o.symbol} position {before} → {after}"
+        self.outcome.setText(text)
 
     def read(self) -> dict[str, Decimal | None] | str:
         """The changed values, or an error message (the fields keep what was typed)."""
         out: dict[str, Decimal | None] = {}
-        current = {"qty": self._order.qty, "limit_price": self._order.limit_price,
+        current = {"qty": self._leaves, "limit_price": self._order.limit_price,
                    "stop_price": self._order.stop_price}  # fmt: skip
         for key, edit, what in (
             ("qty", self.qty_edit, "quantity"),
@@ -366,7 +410,9 @@ class BlotterPanel(QWidget):
         self.duplicateRequested.emit(order)
 
     def _replace_dialog(self, order: Order) -> dict[str, Decimal | None] | None:
-        dialog = ReplaceDialog(order, self)
+        position_qty = getattr(self.store, "position_qty", None)
+        position = position_qty(order.symbol) if callable(position_qty) else None
+        dialog = ReplaceDialog(order, self, position=position)
         if dialog.exec() == QDialog.DialogCode.Accepted:
             return dialog.values
         return None

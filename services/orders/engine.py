@@ -480,6 +480,14 @@ class ExecutionEngine:
             rec.cancel_requested = True
             self._commit(rec, self.sm.trigger(rec, Trigger.PENDING_CANCEL, self.clock()))
             try:
+                # durable before the DELETE: after a crash the restart knows Heron asked for this
+                # cancel (the broker's later "canceled" is ours, not an unrequested one)
+                self.journal.flush()
+            except (SQLAlchemyError, StorageError) as error:
+                # a cancel only reduces risk: send it anyway; the queued rows go with the next flush
+                log.error("%s cancel request not journaled (%s); sent anyway", rec.client_order_id,
+                          describe_db_error(error))  # fmt: skip
+            try:
                 await self.broker.cancel_order(rec.broker_order_id)
             except BrokerNotFound:
                 self._refresh[rec.client_order_id] = None
@@ -504,13 +512,39 @@ class ExecutionEngine:
         stop_price: Decimal | None = None,
         source: str = "manual",
     ) -> SubmitResult:
+        """Replace an open order (Alpaca PATCH /v2/orders/{order_id}).
+
+        ``qty`` is what the replacement will work: Alpaca's replacement is a new order whose
+        ``filled_qty`` starts at 0. Default: what is left of the order. The logical order's
+        quantity becomes filled so far + the replacement's qty.
+
+        The quantity is always sent, never left out: Alpaca keeps every attribute a PATCH does not
+        name ("the other attributes remain the same as the existing order"), and a price-only
+        replace of a partially filled order is reported to work the ORIGINAL qty again (Alpaca-API
+        #165), which would buy or sell the filled part twice. Because #165 is a broker fault Heron
+        cannot rule out, the risk gate checks the worst case Alpaca may work: the larger of the
+        quantity sent and the current broker order's quantity. The broker's answer is the truth:
+        if the replacement works another quantity than was sent, Heron follows it and says so.
+        """
         rec = self.store.find(client_order_id=order_key, broker_order_id=order_key)
         if rec is None or not rec.state.is_open or rec.broker_order_id is None:
             return SubmitResult(
                 order_key, rec.state if rec else OrderState.REJECTED, None, "order is not open"
             )
+        if rec.state in (OrderState.PENDING_UPDATE, OrderState.PENDING_CANCEL):
+            # Alpaca refuses a replace while pending_replace or pending_cancel ([REPLACE])
+            return SubmitResult(rec.client_order_id, rec.state, None, f"order is {rec.state.value}")
         meta = self.store.meta(rec.client_order_id)
         new_qty = qty if qty is not None else rec.leaves_qty
+        if new_qty is not None and new_qty <= 0:
+            why = "nothing left to work: the quantity must be greater than zero"
+            return SubmitResult(rec.client_order_id, rec.state, None, why)
+        current = rec.legs.get(rec.broker_order_id)
+        worst = new_qty
+        if qty is None and new_qty is not None:
+            original = current.qty if current is not None else rec.qty
+            if original is not None and original > new_qty:
+                worst = original  # Alpaca-API #165: a price-only replace may work the original qty
         probe = OrderRequest(
             symbol=rec.symbol,
             side=rec.side,
@@ -520,23 +554,38 @@ class ExecutionEngine:
             limit_price=limit_price if limit_price is not None else (meta.limit_price if meta else None),
             stop_price=stop_price if stop_price is not None else (meta.stop_price if meta else None),
         )
+        checked = replace(probe, qty=worst)
         asset = await self._asset(rec.symbol)
-        report = self.risk.check(probe, self.risk_context(probe, asset, replacing=rec.client_order_id))
+        report = self.risk.check(checked, self.risk_context(checked, asset, replacing=rec.client_order_id))
         if not report.passed:
             return SubmitResult(rec.client_order_id, rec.state, report, report.explain())
         async with self._lock(rec.client_order_id):
             new_cid = replace_client_id(rec.current_client_order_id, rec.client_order_id)
-            self.journal.record_intent(
-                replace(probe, client_order_id=new_cid), source, logical_id=rec.client_order_id
-            )
+            while self.journal.has_intent(new_cid) or self.store.find(client_order_id=new_cid) is not None:
+                # an earlier attempt (refused by the broker, or never sent) took this id: the journal
+                # keeps every intent, so the next attempt takes the next suffix
+                new_cid = replace_client_id(new_cid, rec.client_order_id)
+            # The order row (pending replacement id, PENDING_UPDATE) is queued first and committed in
+            # the intent's own transaction: a crash after the intent never finds an intent whose
+            # logical order does not know it (restart would otherwise take it for a new order).
             rec.pending_replace_client_id = new_cid
             self.store.alias(rec, client_order_id=new_cid)
             self._commit(rec, self.sm.trigger(rec, Trigger.PENDING_UPDATE, self.clock()))
             try:
+                self.journal.record_intent(
+                    replace(probe, client_order_id=new_cid), source, logical_id=rec.client_order_id
+                )
+            except (SQLAlchemyError, StorageError) as error:
+                rec.pending_replace_client_id = None
+                self._commit(rec, self.sm.trigger(rec, Trigger.MODIFY_REJECTED, self.clock()))
+                why = f"not sent: the replace could not be journaled ({describe_db_error(error)})"
+                log.error("%s %s", rec.client_order_id, why)
+                return SubmitResult(rec.client_order_id, rec.state, report, why)
+            try:
                 new = await self.broker.replace_order(
                     rec.broker_order_id,
                     ReplaceRequest(
-                        qty=qty, limit_price=limit_price, stop_price=stop_price, client_order_id=new_cid
+                        qty=new_qty, limit_price=limit_price, stop_price=stop_price, client_order_id=new_cid
                     ),
                 )
             except BrokerUnavailable as error:
@@ -546,6 +595,7 @@ class ExecutionEngine:
                 )
             except (BrokerRejected, BrokerAuthError) as error:
                 self.journal.settle(new_cid, "rejected", message=error.message)
+                rec.pending_replace_client_id = None
                 self._commit(rec, self.sm.trigger(rec, Trigger.MODIFY_REJECTED, self.clock()))
                 return SubmitResult(rec.client_order_id, rec.state, report, error.message)
             self.journal.settle(new_cid, "acked", broker_order_id=new.id)
@@ -554,6 +604,13 @@ class ExecutionEngine:
                 meta.stop_price = probe.stop_price
             self.store.alias(rec, broker_order_id=new.id)
             self._apply_snapshot(rec, new)
+            if new_qty is not None and new.qty is not None and new.qty != new_qty:
+                text = (
+                    f"{rec.client_order_id}: the replacement works {new.qty}, not the {new_qty} sent "
+                    f"(order total now {rec.qty}); review it"
+                )
+                log.warning(text)
+                self.bus.publish(NotificationEvent(self.clock(), "warning", "orders", text))
         return SubmitResult(rec.client_order_id, rec.state, report, "replaced")
 
     async def close_position(
@@ -600,6 +657,17 @@ class ExecutionEngine:
         if row is None or row.status != "in_flight":
             return True
         rec = self.store.find(client_order_id=client_order_id)
+        replacing = row.logical_id != client_order_id
+        if rec is None and replacing:
+            # A replacement its logical order does not know (its order row was never written): it
+            # belongs to that order, never to a new one that would overwrite it and count its fills
+            # again. Back to PENDING_UPDATE: only the broker's answer below settles it.
+            rec = self.store.get(row.logical_id)
+            if rec is not None:
+                rec.pending_replace_client_id = client_order_id
+                self.store.alias(rec, client_order_id=client_order_id)
+                if rec.state.is_open and rec.state is not OrderState.PENDING_UPDATE:
+                    self._commit(rec, self.sm.trigger(rec, Trigger.PENDING_UPDATE, self.clock()))
         if rec is None:
             req = row.request
             rec = OrderRecord(row.logical_id, req.symbol, req.side, req.qty, source=row.source)
@@ -618,6 +686,14 @@ class ExecutionEngine:
         if order is not None:
             self.journal.settle(client_order_id, "resolved", broker_order_id=order.id, via="lookup")
             self.store.alias(rec, client_order_id=client_order_id, broker_order_id=order.id)
+            if replacing and order.replaces is not None and order.replaces == rec.broker_order_id:
+                # the replaced order first: its fills up to the replace, and its "replaced" status
+                # (missed while down) is what confirms the replace
+                try:
+                    self._apply_snapshot(rec, await self.broker.get_order(order.replaces))
+                except BrokerError as error:
+                    log.info("lookup of replaced order %s failed: %s", order.replaces, error.message)
+                    self._refresh[rec.client_order_id] = None
             self._apply_snapshot(rec, order)
             return True
         if now < row.post_deadline:
@@ -634,6 +710,7 @@ class ExecutionEngine:
             if row.logical_id == client_order_id:
                 self._commit(rec, self.sm.trigger(rec, Trigger.LOSE, now))
             else:  # a replacement that never happened: the original order stands
+                rec.pending_replace_client_id = None
                 self._commit(rec, self.sm.trigger(rec, Trigger.MODIFY_REJECTED, now))
             self.bus.publish(
                 NotificationEvent(
@@ -647,6 +724,14 @@ class ExecutionEngine:
         """Start-up: load from the database, resolve every in-flight intent. Returns unresolved ids."""
         self.store.load()
         await self.refresh_account()
+        for rec in self.store.open_orders():
+            pending = rec.pending_replace_client_id
+            if pending is not None and self.journal.intent(pending) is None:
+                # the order row was written but the process died before the replace intent: never
+                # sent, so it never happened; the order is as it was before the request
+                rec.pending_replace_client_id = None
+                if rec.state is OrderState.PENDING_UPDATE:
+                    self._commit(rec, self.sm.trigger(rec, Trigger.MODIFY_REJECTED, self.clock()))
         unresolved = []
         for row in self.journal.in_flight():
             if not await self.resolve_intent(row.client_order_id):

@@ -590,6 +590,8 @@ class OrderStateMachine:
         self, rec: OrderRecord, leg: BrokerLeg, trig: Trigger, order: Order, ts: datetime, label: str
     ) -> ApplyResult:
         result = ApplyResult()
+        if trig is T.REJECT and order.replaces is not None and order.replaces in rec.legs:
+            return self._on_replacement_rejected(rec, order, ts, label)
         if order.id != rec.broker_order_id and trig is not T.REJECT:
             # a status event of an older (replaced) broker order: the logical order has moved on
             self._observe(rec, order, label)
@@ -621,6 +623,53 @@ class OrderStateMachine:
             (S.EXPIRED, T.EXPIRE),
             (S.REJECTED, T.REJECT),
         }
+
+    def _on_replacement_rejected(
+        self, rec: OrderRecord, order: Order, ts: datetime, label: str
+    ) -> ApplyResult:
+        """The replacing order was rejected: the logical order follows the order it replaced again.
+
+        Alpaca (PATCH /v2/orders/{order_id}): "If the existing open order is filled before the
+        replacing (new) order reaches the execution venue, the replacing (new) order is rejected".
+        The reject and the old order's fill may arrive in either order; once both are in, the
+        logical order is FILLED (no open-order slot, no deferred position checks).
+        """
+        result = ApplyResult(changed=True)
+        old = rec.legs[order.replaces] if order.replaces is not None else None
+        rejected = rec.legs.get(order.id)
+        if old is None or rejected is None:
+            return result
+        rejected.qty = rejected.filled_qty  # it works nothing more
+        self._observe(rec, order, label)
+        if rec.broker_order_id == order.id:
+            rec.broker_order_id = old.broker_order_id
+            rec.current_client_order_id = old.client_order_id
+            rec.updated_at = None
+            if rec.snapshot is not None and rec.snapshot.id == order.id:
+                rec.snapshot = None
+        rec.pending_replace_client_id = None
+        if old.qty is not None:
+            others = sum((lg.filled_qty for lg in rec.legs.values() if lg is not old), ZERO)
+            rec.qty = others + old.qty
+        if rec.state is S.PENDING_UPDATE:
+            result.merge(self.trigger(rec, T.MODIFY_REJECTED, ts))
+        rec.broker_status = (
+            OrderStatus.PARTIALLY_FILLED.value if rec.filled_qty > 0 else OrderStatus.NEW.value
+        )
+        before = rec.state
+        self._fill_status(rec, old, ts, result)
+        if rec.state is S.FILLED:
+            rec.broker_status = OrderStatus.FILLED.value
+            if before is not S.FILLED:
+                result.transition = (before, S.FILLED)
+        else:
+            # whether the replaced order still works (or filled meanwhile) only REST can tell
+            result.refresh = True
+        result.alert = (
+            f"order {rec.client_order_id}: replacement {order.client_order_id} rejected; "
+            f"the order follows {old.client_order_id} again"
+        )
+        return result
 
     def _on_replaced(self, rec: OrderRecord, order: Order, ts: datetime) -> ApplyResult:
         result = ApplyResult()

@@ -278,6 +278,8 @@ class OrderStore:
         # share the journal's batch so order rows and fills commit with the journal records
         self._own_batch = batch is None
         self._batch = batch if batch is not None else (WriteBatch(db) if db is not None else None)
+        # (order id, execution id) of the fills booked or loaded by this process; anything else is
+        # looked up in the database (its primary key) before it is booked: see fill_booked()
         self._fill_keys: set[tuple[str, str]] = set()
         self._clock = clock
         self._marks = marks
@@ -381,7 +383,29 @@ class OrderStore:
             self._closed[rec.client_order_id] = None
             self._trim()
 
+    def fill_booked(self, order_id: str, execution_id: str) -> bool:
+        """Whether this execution was booked before: by this process (memory) or ever (the database)."""
+        key = (order_id, execution_id)
+        if key in self._fill_keys:
+            return True
+        if self._db is None:
+            return False
+        with self._db.connect() as conn:
+            row = conn.execute(
+                select(fills_table.c.order_id).where(
+                    fills_table.c.order_id == order_id, fills_table.c.execution_id == execution_id
+                )
+            ).first()
+        if row is not None:
+            self._fill_keys.add(key)
+        return row is not None
+
     def _book_fill(self, rec: OrderRecord, fill: Fill) -> None:
+        if self.fill_booked(fill.order_id, fill.execution_id):
+            # an execution booked before (a redelivery for an order no longer held in memory, or
+            # replayed after a restart): positions and the fills table already have it
+            log.info("duplicate execution %s on %s not booked again", fill.execution_id, fill.order_id)
+            return
         pos = self.positions.setdefault(fill.symbol, LocalPosition(fill.symbol))
         pos.apply(fill.side, fill.qty, fill.price, at=fill.ts)
         self.fill_count += 1

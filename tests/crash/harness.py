@@ -6,7 +6,8 @@ data dir that survives between runs; ``crash_at`` arms the TEST-ONLY crash point
 :func:`run_terminal` is called again (no script, no crash point) against the same exchange and data
 dir, and :func:`check_invariants` compares what the terminal believes with the exchange:
 
-- zero duplicate orders at the exchange (client_order_id unique, at most one per scripted intent);
+- zero duplicate orders at the exchange (client_order_id unique, at most one per scripted intent:
+  an order, or a replace, which makes one new order at the broker);
 - zero lost fills: per broker order, the exchange's FILL activities add up to the terminal's
   booked fills (quantities; the terminal may book a catch-up fill inferred from a snapshot as one
   fill where the exchange had several executions, so quantities are compared, not counts);
@@ -131,12 +132,26 @@ def check_invariants(ex: ExchangeProcess, data_dir: Path, report: dict[str, Any]
     assert report["reconciliation"]["open_incidents"] == []
 
 
-def random_script(rng: random.Random, n: int) -> list[dict[str, Any]]:
-    """Market orders (some large enough for seeded partial fills) and resting limits."""
+def random_script(rng: random.Random, n: int, *, ensure: str | None = None) -> list[dict[str, Any]]:
+    """Market orders (some large enough for seeded partial fills), resting limits, and replaces
+    and cancels of the newest resting limit (a replace works a new qty at a new price).
+
+    ``ensure`` ("replace" or "cancel"): the script has at least one such entry, so a crash point
+    on that path is reached."""
     out: list[dict[str, Any]] = []
+    resting = 0  # resting limits placed and not canceled by the script
     for _ in range(n):
         symbol = rng.choice(["AAPL", "MSFT", "SPY"])
         kind = rng.random()
+        if resting and kind < 0.35:
+            delay = round(rng.uniform(0.1, 0.5), 2)
+            if rng.random() < 0.6:
+                out.append({"action": "replace", "qty": str(rng.choice([1, 2, 4])),
+                            "limit_price": {"offset_pct": rng.choice([-4, -6])}, "delay": delay})
+            else:
+                out.append({"action": "cancel", "delay": delay})
+                resting -= 1
+            continue
         if kind < 0.6:
             qty = str(rng.choice([1, 5, 50, 200]))
             out.append({"symbol": symbol, "side": rng.choice(["buy", "sell"]), "qty": qty,
@@ -145,4 +160,13 @@ def random_script(rng: random.Random, n: int) -> list[dict[str, Any]]:
             out.append({"symbol": symbol, "side": "buy", "qty": "3", "type": "limit",
                         "limit_price": {"offset_pct": -5}, "time_in_force": "gtc",
                         "delay": round(rng.uniform(0, 0.4), 2)})
+            resting += 1
+    if ensure is not None and not any(e.get("action") == ensure for e in out):
+        if not resting:
+            out.append({"symbol": rng.choice(["AAPL", "MSFT", "SPY"]), "side": "buy", "qty": "3",
+                        "type": "limit", "limit_price": {"offset_pct": -5}, "time_in_force": "gtc"})
+        entry: dict[str, Any] = {"action": ensure, "delay": 0.3}
+        if ensure == "replace":
+            entry.update(qty=str(rng.choice([1, 2, 4])), limit_price={"offset_pct": rng.choice([-4, -6])})
+        out.append(entry)
     return out

@@ -412,7 +412,9 @@ class FakeBroker:
             side=old.side,
             type=old.type,
             time_in_force=TimeInForce(request.time_in_force) if request.time_in_force else old.time_in_force,
-            qty=request.qty if request.qty is not None else (old.qty or ZERO) - old.filled_qty,
+            # Alpaca: "the other attributes remain the same as the existing order" (PATCH
+            # /v2/orders/{order_id}); an omitted qty keeps the original qty (Alpaca-API #165)
+            qty=request.qty if request.qty is not None else old.qty,
             limit_price=request.limit_price if request.limit_price is not None else old.limit_price,
             stop_price=request.stop_price if request.stop_price is not None else old.stop_price,
             client_order_id=cid,

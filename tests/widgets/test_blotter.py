@@ -221,6 +221,26 @@ def test_replace_dialog_validates(qtbot) -> None:  # type: ignore[no-untyped-def
     assert d.read() == {"qty": Decimal(12), "limit_price": Decimal(101)}
 
 
+def test_replace_dialog_asks_what_the_replacement_works(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Alpaca PATCH /v2/orders/{order_id} (alpaca-trading-openapi.yaml, patchOrderByOrderId): the
+    replacement is a new order whose filled_qty starts at 0 and whose qty (PatchOrderRequest:
+    "number of shares to trade") is what it works. On a 100-share buy with 60 filled the dialog
+    offers the 40 left, shows the 60 filled, and says what typing 120 ends with (180 bought)."""
+    o = order(1, OrderStatus.PARTIALLY_FILLED, qty=Decimal(100), filled_qty=Decimal(60))
+    d = ReplaceDialog(o, position=Decimal(60))
+    qtbot.addWidget(d)
+    assert d.qty_edit.text() == "40"
+    assert d.filled_label.text() == "60 of 100"
+    assert "buy 100 in total (60 filled + 40)" in d.outcome.text()
+    assert d.read() == "nothing changed"  # the default works what is left: nothing to replace
+    d.limit_edit.setText("101")
+    assert d.read() == {"limit_price": Decimal(101)}  # qty unchanged: the engine sends the 40 left
+    d.qty_edit.setText("120")
+    assert "buy 180 in total (60 filled + 120)" in d.outcome.text()
+    assert "AAPL position 60 → 180" in d.outcome.text()
+    assert d.read() == {"qty": Decimal(120), "limit_price": Decimal(101)}
+
+
 def test_bounded_note_is_shown(qtbot, rig: Rig) -> None:  # type: ignore[no-untyped-def]
     b = BlotterPanel(rig.store, rig.engine, rig.bus, max_orders=5000, max_fills=10000)
     qtbot.addWidget(b)

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -188,3 +189,71 @@ def test_a_shutdown_before_the_orders_went_out_is_logged(caplog: pytest.LogCaptu
         asyncio.run(main())
     assert len(engine.sent) == 1
     assert "order script stopped by shutdown: 1 of 2 order(s) not submitted" in caplog.text
+
+
+class _Rec:
+    def __init__(self, cid: str, open_: bool) -> None:
+        self.client_order_id = cid
+        self.symbol = "AAPL"
+        self.state = OrderState.ACCEPTED if open_ else OrderState.CANCELED
+
+
+class _Store:
+    """The two store look-ups the script's replace / cancel entries use."""
+
+    def __init__(self) -> None:
+        self.recs: dict[str, _Rec] = {}
+        self.types: dict[str, OrderType] = {}
+
+    def find(self, *, client_order_id: str | None = None) -> _Rec | None:
+        return self.recs.get(client_order_id or "")
+
+    def meta(self, cid: str) -> Any:
+        return SimpleNamespace(type=self.types[cid])
+
+
+class ActingEngine(FakeEngine):
+    """Also keeps what it placed and records the replaces and cancels a script asks for."""
+
+    def __init__(self, prices: FakePrices, clock: FakeClock) -> None:
+        super().__init__(prices, clock)
+        self.store = _Store()
+        self.acts: list[tuple[str, str, Decimal | None, Decimal | None]] = []
+
+    async def submit(self, request: OrderRequest, source: str) -> SubmitResult:
+        result = await super().submit(request, source)
+        cid = result.client_order_id or ""
+        self.store.recs[cid] = _Rec(cid, open_=True)
+        self.store.types[cid] = request.type
+        return result
+
+    async def replace(self, order_key: str, *, qty: Decimal | None = None, limit_price: Decimal | None = None,
+                      source: str = "manual") -> SubmitResult:  # fmt: skip
+        assert source == "script"
+        self.acts.append(("replace", order_key, qty, limit_price))
+        return SubmitResult(order_key, OrderState.PENDING_UPDATE, None, "replaced")
+
+    async def cancel(self, order_key: str, *, source: str = "manual") -> bool:
+        assert source == "script"
+        self.acts.append(("cancel", order_key, None, None))
+        self.store.recs[order_key].state = OrderState.CANCELED
+        return True
+
+
+def test_replace_and_cancel_entries_act_on_the_newest_working_limit_order() -> None:
+    clock = FakeClock()
+    engine = ActingEngine(FakePrices({"AAPL": Decimal("200")}), clock)
+    first, second = _order("AAPL", offset=Decimal(-5)), _order("AAPL", offset=Decimal(-6))
+    market = _order("AAPL")
+    replace_entry = ScriptedOrder("", OrderSide.BUY, Decimal(0), OrderType.LIMIT, TimeInForce.DAY, None,
+                                  Decimal(-4), 0.0, action="replace", replace_qty=Decimal(2))  # fmt: skip
+    cancel_entry = ScriptedOrder("", OrderSide.BUY, Decimal(0), OrderType.LIMIT, TimeInForce.DAY, None, None,
+                                 0.0, action="cancel")  # fmt: skip
+    results = _run([first, second, market, replace_entry, cancel_entry, cancel_entry, cancel_entry], engine,
+                   FakeTrading(), clock)  # fmt: skip
+    assert [r.client_order_id for r in results] == ["cid-1", "cid-2", "cid-3", "cid-2"]
+    assert engine.acts == [
+        ("replace", "cid-2", Decimal(2), Decimal("192.00")),  # the newest limit (not the market), 200 - 4 %
+        ("cancel", "cid-2", None, None),
+        ("cancel", "cid-1", None, None),  # then the one before it; the third cancel finds none
+    ]

@@ -70,7 +70,8 @@ class _Engine:
         self.store.metas[cid] = _Meta(request.type)
         return SubmitResult(cid, state, None, "accepted")
 
-    async def replace(self, key: str, *, limit_price: Decimal | None, source: str) -> SubmitResult:
+    async def replace(self, key: str, *, qty: Decimal | None = None, limit_price: Decimal | None,
+                      source: str) -> SubmitResult:
         self.replaced.append((key, limit_price))
         return SubmitResult(key, OrderState.ACCEPTED, None, "replaced")
 

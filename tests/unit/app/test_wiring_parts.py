@@ -79,6 +79,29 @@ def test_order_script_parses_and_refuses_bad_entries(tmp_path: Path) -> None:
         load_script(bad)
 
 
+def test_order_script_replace_and_cancel_entries(tmp_path: Path) -> None:
+    good = tmp_path / "s.json"
+    good.write_text(json.dumps([
+        {"symbol": "AAPL", "side": "buy", "qty": "3", "type": "limit", "limit_price": {"offset_pct": -5}},
+        {"action": "replace", "qty": "2", "limit_price": {"offset_pct": -4}},
+        {"action": "replace", "qty": "1"},
+        {"action": "cancel", "delay": 0.5},
+    ]))
+    _, rep, rep_qty, can = load_script(good)
+    assert (rep.action, rep.replace_qty, rep.offset_pct) == ("replace", Decimal(2), Decimal(-4))
+    assert (rep_qty.replace_qty, rep_qty.offset_pct, rep_qty.limit_price) == (Decimal(1), None, None)
+    assert (can.action, can.delay) == ("cancel", 0.5)
+    for entries, why in (
+        ([{"action": "replace"}], "needs limit_price or qty"),
+        ([{"action": "replace", "qty": "0"}], "positive"),
+        ([{"action": "amend"}], "action must be one of"),
+    ):
+        bad = tmp_path / "b.json"
+        bad.write_text(json.dumps(entries))
+        with pytest.raises(ScriptError, match=why):
+            load_script(bad)
+
+
 def test_settings_risk_maps_onto_the_risk_layer() -> None:
     limits = risk_limits_from_settings(dict(DEFAULT_RISK, symbol_deny=["GME"], daily_loss_limit="750"))
     assert limits.max_daily_loss == Decimal("750")
