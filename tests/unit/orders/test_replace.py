@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from services.broker.base import ReplaceRequest
+from services.broker.base import BrokerRejected, ReplaceRequest
 from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.models import Order, OrderRequest
 from services.orders.state_machine import OrderState
@@ -317,3 +317,28 @@ def test_crash_after_the_order_row_but_before_the_replace_intent_leaves_the_orde
     assert rec is not None and rec.state is OrderState.PARTIALLY_FILLED
     assert rec.pending_replace_client_id is None and rec.filled_qty == 4
     assert "replace_order" not in rig.broker.calls
+
+
+def test_a_replace_after_a_refused_one_gets_a_fresh_client_order_id(rig: Rig) -> None:
+    """Every replacement is a new order with its own client_order_id ([REPLACE]; Alpaca refuses a
+    client_order_id it has seen). The journal keeps the refused attempt's intent, so the next replace
+    of the same order takes the next suffix instead of colliding with it (a chaos run found the
+    collision: "UNIQUE constraint failed: order_intents.client_order_id" killed the caller)."""
+    res = run(rig.engine.submit(limit_buy("10")))
+    cid = res.client_order_id
+    assert cid is not None
+    inner = rig.broker.replace_order
+    calls: list[str | None] = []
+
+    async def refuse_once(order_id: str, request: ReplaceRequest) -> Order:
+        calls.append(request.client_order_id)
+        if len(calls) == 1:
+            raise BrokerRejected("unable to replace order in current state", status=422)
+        return await inner(order_id, request)
+
+    rig.broker.replace_order = refuse_once  # type: ignore[method-assign]
+    first = run(rig.engine.replace(cid, limit_price=Decimal("100.05")))
+    assert first.message == "unable to replace order in current state"
+    second = run(rig.engine.replace(cid, limit_price=Decimal("100.10")))
+    assert second.message == "replaced", second.message
+    assert calls == [cid + "-r1", cid + "-r2"]
