@@ -478,8 +478,8 @@ class ExecutionEngine:
                 "cancel_requested", rec.client_order_id, source, broker_order_id=rec.broker_order_id
             )
             rec.cancel_requested = True
-            self._commit(rec, self.sm.trigger(rec, Trigger.PENDING_CANCEL, self.clock()))
             try:
+                self._commit(rec, self.sm.trigger(rec, Trigger.PENDING_CANCEL, self.clock()))
                 # durable before the DELETE: after a crash the restart knows Heron asked for this
                 # cancel (the broker's later "canceled" is ours, not an unrequested one)
                 self.journal.flush()
@@ -570,14 +570,21 @@ class ExecutionEngine:
             # logical order does not know it (restart would otherwise take it for a new order).
             rec.pending_replace_client_id = new_cid
             self.store.alias(rec, client_order_id=new_cid)
-            self._commit(rec, self.sm.trigger(rec, Trigger.PENDING_UPDATE, self.clock()))
             try:
+                self._commit(rec, self.sm.trigger(rec, Trigger.PENDING_UPDATE, self.clock()))
                 self.journal.record_intent(
                     replace(probe, client_order_id=new_cid), source, logical_id=rec.client_order_id
                 )
             except (SQLAlchemyError, StorageError) as error:
+                # Nothing was sent. Never raise into the caller (a script or strategy task would die);
+                # the order goes back to what it was, in memory now and in the database with the
+                # next write that gets through (queued rows are kept in order).
                 rec.pending_replace_client_id = None
-                self._commit(rec, self.sm.trigger(rec, Trigger.MODIFY_REJECTED, self.clock()))
+                try:
+                    self._commit(rec, self.sm.trigger(rec, Trigger.MODIFY_REJECTED, self.clock()))
+                except (SQLAlchemyError, StorageError):
+                    log.warning("%s: the database is still refusing writes; the order row follows "
+                                "with the next write", rec.client_order_id)  # fmt: skip
                 why = f"not sent: the replace could not be journaled ({describe_db_error(error)})"
                 log.error("%s %s", rec.client_order_id, why)
                 return SubmitResult(rec.client_order_id, rec.state, report, why)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from services.risk.trading_state import JournalLike, TradingStateMachine
+from services.risk.trading_state import JournalLike, TradingStateMachine, flush_or_keep
 
 
 class FlattenReportLike(Protocol):
@@ -56,7 +56,7 @@ class KillSwitch:
         self._journal.append(
             "kill_switch", None, self.SOURCE, operator=operator, flatten=flatten, reason=reason
         )
-        self._journal.flush()
+        flush_or_keep(self._journal, "the kill switch")
         self._trading.latch_halt(operator, reason, source=self.SOURCE)
         canceled = await self._engine.cancel_all(source=self.SOURCE)
         report = await self._engine.flatten_all(source=self.SOURCE) if flatten else None
@@ -68,7 +68,7 @@ class KillSwitch:
             flatten=report.summary() if report is not None else None,
             all_flat=report.all_flat if report is not None else None,
         )
-        self._journal.flush()
+        flush_or_keep(self._journal, "the kill switch's outcome")
         return KillSwitchResult(canceled, report)
 
     def release(self, *, operator: str, reason: str) -> bool:

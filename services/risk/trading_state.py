@@ -12,14 +12,20 @@ Runs on the event-loop thread.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from services.domain.bus import EventBus
 from services.domain.enums import TradingState
 from services.domain.events import TradingStateEvent
+from services.storage.errors import StorageError, describe_db_error
+
+log = logging.getLogger(__name__)
 
 HALT_KINDS = ("kill_switch", "halt_released")
 
@@ -86,7 +92,7 @@ class TradingStateMachine:
             self._journal.append(
                 "trading_state", None, source, state=state.value, previous=previous.value, reason=reason
             )
-            self._journal.flush()
+            flush_or_keep(self._journal, f"trading state {state.value}")
         self._bus.publish(TradingStateEvent(now, state, reason))
         return True
 
@@ -134,7 +140,7 @@ class TradingStateMachine:
                 halted_at=latch.since,
                 halt_reason=latch.reason,
             )
-            self._journal.flush()
+            flush_or_keep(self._journal, "the HALT release")
         self.halt_latch = None
         if self.state is TradingState.HALTED and self.reason == self._latch_reason:
             self.set(
@@ -162,3 +168,13 @@ class TradingStateMachine:
         if self.halt_latch is not None:
             raise PermissionError(self.halt_latch.describe())
         self.set(TradingState.ACTIVE, f"{reason} (operator {operator})", source=f"operator:{operator}")
+
+
+def flush_or_keep(journal: JournalLike, what: str) -> None:
+    """Commit the journal now; when the database refuses (locked, full), say so and keep going: the
+    rows stay queued and are committed with the next write that gets through. A state change or a
+    HALT must never be lost in memory because its record could not be written yet."""
+    try:
+        journal.flush()
+    except (SQLAlchemyError, StorageError) as error:
+        log.error("%s is not journaled yet (%s); it goes with the next write", what, describe_db_error(error))

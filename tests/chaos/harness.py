@@ -528,7 +528,7 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
     orders_in_script = len(script)
     # an operator moving resting limits: a replace after some of them (raced by replace_race)
     for i in reversed(range(len(script))):
-        if script[i]["type"] == "limit" and rng.random() < 0.6:
+        if script[i].get("type") == "limit" and rng.random() < 0.6:
             script.insert(i + 1, {"action": "replace", "delay": round(rng.uniform(0.1, 0.5), 2),
                                   "limit_price": {"offset_pct": rng.choice([-7, -4, -3])}})
     planned = plan_faults(rng, cfg)
