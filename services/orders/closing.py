@@ -33,6 +33,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from services.broker.base import BrokerError, OrderQuery
 from services.domain.enums import OrderSide, OrderType, TimeInForce
 from services.domain.events import NotificationEvent
@@ -41,6 +43,7 @@ from services.domain.money import decimal_str
 from services.domain.symbols import is_crypto
 from services.orders.state_machine import OrderState
 from services.risk.gate import RiskReport
+from services.storage.errors import StorageError, describe_db_error
 
 if TYPE_CHECKING:
     from services.orders.engine import ExecutionEngine
@@ -193,6 +196,20 @@ class PositionCloser:
         return self.engine.clock() >= deadline.at or asyncio.get_running_loop().time() >= deadline.loop_at
 
     async def _close(
+        self, symbol: str, qty: Decimal | None, source: str, deadline: _Deadline, *, known_qty: Decimal | None
+    ) -> SymbolCloseResult:
+        try:
+            return await self._close_steps(symbol, qty, source, deadline, known_qty=known_qty)
+        except asyncio.CancelledError:
+            # Shutdown (or the caller) stopped the close before it was done: say so loudly, per
+            # symbol, like any close that is not flat, before letting the cancellation through.
+            last = known_qty if known_qty is not None else ZERO
+            why = "interrupted before it was done (the terminal is shutting down); check the position"
+            self._report(SymbolCloseResult(symbol, False, last, last, reason=why, at=self.engine.clock()),
+                         source)  # fmt: skip
+            raise
+
+    async def _close_steps(
         self, symbol: str, qty: Decimal | None, source: str, deadline: _Deadline, *, known_qty: Decimal | None
     ) -> SymbolCloseResult:
         engine = self.engine
@@ -411,7 +428,10 @@ class PositionCloser:
         self.outcomes[result.symbol] = result
         engine = self.engine
         engine.journal.append("close_result", None, source, symbol=result.symbol, **result.to_json())
-        engine.flush()
+        try:
+            engine.flush()
+        except (SQLAlchemyError, StorageError) as error:
+            log.error("close %s: outcome not journaled yet (%s)", result.symbol, describe_db_error(error))
         if result.complete:
             log.info("close %s (%s): %s", result.symbol, source, result.message)
             return

@@ -98,7 +98,7 @@ class ChaosConfig:
     faults_max: int = 6
     kinds: tuple[str, ...] = FAULT_KINDS
     recovery_quit_after: float = 6.0
-    flatten_seconds: float = 15.0  # added to the window of a run that pulls the kill switch
+    flatten_seconds: float = 35.0  # the closer's 30 s deadline, and some: added to the window of a drill
     keep_dirs: bool = False
 
 

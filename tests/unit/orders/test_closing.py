@@ -295,3 +295,40 @@ def test_a_position_read_that_lags_the_fill_never_sends_a_second_close(rig: Rig)
     sells = [o for o in rig.broker.orders.values() if o.side is OrderSide.SELL]
     assert stale_reads and len(sells) == 1
     assert result.flat and rig.broker.position_qty("AAPL") == 0
+
+
+def test_a_flatten_stopped_by_shutdown_names_each_symbol_still_open(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A shutdown (SIGTERM, quit) while a flatten waits for a cancel held in pending_cancel (Alpaca
+    "Orders" lifecycle: the shares stay held until ``canceled``) must not end silently: the symbol is
+    reported still open, loudly, before the cancellation goes through (a chaos run found a flatten cut
+    short this way with nothing in the state report)."""
+    long_aapl(rig)
+    working_sell(rig)
+    rig.broker.faults.pending_cancel = True  # never confirmed while the terminal runs
+    timeline(rig, deadline_s=30.0)
+    caplog.set_level(logging.INFO)
+    waiting = asyncio.Event()
+
+    async def wait_for_the_broker(seconds: float) -> None:  # the closer is waiting when shutdown comes
+        waiting.set()
+        await asyncio.Event().wait()
+
+    rig.engine.closer.sleep = wait_for_the_broker
+
+    async def flatten_then_quit() -> None:
+        task = asyncio.ensure_future(rig.engine.flatten_all(source="kill-switch"))
+        await waiting.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(flatten_then_quit())
+    assert rig.broker.position_qty("AAPL") == 10
+    section = build_state_report(
+        mode="local", trading_state=TradingState.HALTED, store=rig.store, closing=rig.engine.closer
+    )["closing"]["AAPL"]
+    assert section["complete"] is False and "shutting down" in section["reason"]
+    assert any(r.levelno >= logging.ERROR and "AAPL" in r.getMessage() for r in caplog.records)
+    assert any(r["kind"] == "close_result" for r in rig.journal.records())
