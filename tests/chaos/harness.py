@@ -423,6 +423,15 @@ def flatten_figures(run: _Run, ex: ExchangeProcess, script: list[dict[str, Any]]
     }
 
 
+def last_not_found(data_dir: Path) -> float | None:
+    """Epoch seconds of the latest not-found lookup of an in-flight intent (None: none yet)."""
+    with sqlite3.connect(f"file:{db_path(data_dir)}?mode=ro", uri=True) as conn:
+        (value,) = conn.execute(
+            "SELECT max(last_not_found_at) FROM order_intents WHERE status = 'in_flight'"
+        ).fetchone()
+    return None if value is None else int(value) / 1_000_000
+
+
 def journal_kinds(data_dir: Path) -> Counter[str]:
     """How many journal rows of each kind the terminal wrote (kill_switch, halt releases, ...)."""
     with sqlite3.connect(f"file:{db_path(data_dir)}?mode=ro", uri=True) as conn:
@@ -598,6 +607,11 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
             # and measure again; what is still unresolved then counts as a divergence.
             figures["in_flight_after_first_recovery"] = figures["in_flight_unresolved"]
             time.sleep(max(0.0, rec.started + LOST_SPACING_S + 1.0 - time.monotonic()))
+            # the spacing counts from the recovery's own not-found lookup, which a loaded machine
+            # makes seconds after the process started: wait from the journal's record of it
+            last = last_not_found(data_dir)
+            if last is not None:
+                time.sleep(max(0.0, last + LOST_SPACING_S + 1.0 - time.time()))
             rec2 = Terminal(ex, data_dir, quit_after=cfg.recovery_quit_after, tag="recovery2",
                             metrics_port=free_port())
             figures["second_recovery_exit_code"] = rec2.wait(60)
