@@ -5,6 +5,12 @@ does I/O: each operation changes state, marks what changed (``dirty_orders``, ``
 ``new_activities``, ``new_equity``) and queues trade updates in ``outbox``; the venue persists the
 changes and only then publishes the updates, so a SIGKILL never loses a fill a client saw.
 
+Order flow (Alpaca docs "Orders"): ``submit`` and ``replace`` only accept an order and queue it in
+``pending``; ``match_pending`` runs its first match (IOC/FOK resolve there), and the venue calls it
+right after it has answered the request, so the answer is the accepted order and every fill goes
+out as a trade update. A notional order keeps ``qty`` null; the quantity its notional buys is fixed
+at its first execution and kept in ``notional_qty``.
+
 Fill rules (alpaca-protocol.md §7): an order fills only when marketable against the NBBO, buys at
 the ask and sells at the bid (never better than the limit); 10 % of eligible fills are a random
 partial fill from the engine's own seeded ``random.Random``; the remainder is re-evaluated on the
