@@ -37,13 +37,13 @@ def r(tmp_path: Path) -> Rig:
     rig = make_rig(tmp_path, seed=7)
     rig.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]  # no random partials
     log: list[dict[str, Any]] = []
-    rig.venue.hub.publish = log.append  # type: ignore[method-assign]
+    rig.venue.hub.publish = log.append  # type: ignore[method-assign, assignment]
     rig.venue.hub_log = log  # type: ignore[attr-defined]
     return rig
 
 
 def log(r: Rig) -> list[dict[str, Any]]:
-    return r.venue.hub_log  # type: ignore[attr-defined, no-any-return]
+    return r.venue.hub_log  # type: ignore[attr-defined]
 
 
 def submit(r: Rig, **body: Any) -> VenueOrder:
@@ -51,7 +51,7 @@ def submit(r: Rig, **body: Any) -> VenueOrder:
     base.update(body)
     if "qty" not in base and "notional" not in base:
         base["qty"] = 10
-    return r.venue.run(lambda: r.venue.engine.submit(base))  # type: ignore[no-any-return]
+    return r.venue.run(lambda: r.venue.engine.submit(base))
 
 
 def partial_next(r: Rig, fraction: float) -> None:
@@ -84,7 +84,7 @@ def test_matching_runs_on_the_loop_right_after_the_answer(tmp_path: Path) -> Non
         r = make_rig(tmp_path)
         r.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]
         seen: list[dict[str, Any]] = []
-        r.venue.hub.publish = seen.append  # type: ignore[method-assign]
+        r.venue.hub.publish = seen.append  # type: ignore[method-assign, assignment]
         o = r.venue.run(lambda: r.venue.engine.submit(
             {"symbol": "AAPL", "side": "buy", "type": "market", "time_in_force": "day", "qty": 3}
         ))  # fmt: skip
