@@ -5,6 +5,12 @@ does I/O: each operation changes state, marks what changed (``dirty_orders``, ``
 ``new_activities``, ``new_equity``) and queues trade updates in ``outbox``; the venue persists the
 changes and only then publishes the updates, so a SIGKILL never loses a fill a client saw.
 
+Order flow (Alpaca docs "Orders"): ``submit`` and ``replace`` only accept an order and queue it in
+``pending``; ``match_pending`` runs its first match (IOC/FOK resolve there), and the venue calls it
+right after it has answered the request, so the answer is the accepted order and every fill goes
+out as a trade update. A notional order keeps ``qty`` null; the quantity its notional buys is fixed
+at its first execution and kept in ``notional_qty``.
+
 Fill rules (alpaca-protocol.md §7): an order fills only when marketable against the NBBO, buys at
 the ask and sells at the bid (never better than the limit); 10 % of eligible fills are a random
 partial fill from the engine's own seeded ``random.Random``; the remainder is re-evaluated on the
@@ -48,11 +54,14 @@ OPEN_STATUSES = frozenset(
     {"new", "partially_filled", "accepted", "pending_new", "held", "pending_cancel", "pending_replace"}
 )
 CANCELABLE = OPEN_STATUSES - {"pending_cancel"}
-REPLACEABLE = frozenset({"new", "accepted", "held"})
+# PATCH /v2/orders/{id}: never while accepted / pending_new / pending_cancel / pending_replace; a
+# partially filled order can be replaced (alpaca-rules.md "Replace (PATCH)").
+REPLACEABLE = frozenset({"new", "partially_filled", "held"})
 
 _DECIMAL_FIELDS = {
     "qty",
     "notional",
+    "notional_qty",
     "filled_qty",
     "filled_avg_price",
     "limit_price",
@@ -95,6 +104,9 @@ class VenueOrder:
     submitted_at: datetime
     qty: Decimal | None = None
     notional: Decimal | None = None
+    # A notional order's quantity, fixed at its first execution (notional / price). ``qty`` stays
+    # null as Alpaca documents for notional orders (Order entity; Alpaca-API #191).
+    notional_qty: Decimal | None = None
     filled_qty: Decimal = ZERO
     filled_avg_price: Decimal | None = None
     limit_price: Decimal | None = None
@@ -125,10 +137,17 @@ class VenueOrder:
         return self.status in OPEN_STATUSES
 
     @property
+    def work_qty(self) -> Decimal | None:
+        """The quantity the order works: ``qty``, or for a notional order the quantity its notional
+        bought at its first execution (None until then)."""
+        return self.qty if self.qty is not None else self.notional_qty
+
+    @property
     def remaining(self) -> Decimal:
-        if self.qty is None:
-            return ZERO if self.filled_qty > 0 else Decimal(1)  # notional: all or nothing
-        return self.qty - self.filled_qty
+        work = self.work_qty
+        if work is None:
+            return Decimal(1)  # an unpriced notional order: something is still to trade
+        return work - self.filled_qty
 
     def to_record(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -302,6 +321,10 @@ class MatchingEngine:
         # /v2/orders/{id}: the old order fills before the replacement reaches the venue, and the
         # replacement is rejected; both events go out on trade_updates.
         self.replace_race_next = 0
+        # Orders accepted (or replacements placed) whose first match waits until the venue has
+        # answered the request: Alpaca answers POST /v2/orders with the order accepted and reports
+        # fills afterwards on trade_updates. ``match_pending`` works through them.
+        self.pending: list[VenueOrder] = []
         self.orders: dict[str, VenueOrder] = {}
         self.by_client_id: dict[str, VenueOrder] = {}
         # Open orders per symbol (held legs included) and the subset the matcher must look at.
@@ -334,6 +357,8 @@ class MatchingEngine:
                 self.reserved_total += o.reserved
                 if o.status == "pending_cancel":  # a delayed cancel interrupted by a restart
                     self.pending_cancels[o.id] = self.clock()
+                elif o.time_in_force in ("ioc", "fok"):  # accepted, but its first match never ran
+                    self.pending.append(o)
 
     def _index(self, o: VenueOrder) -> None:
         self.open_by_symbol.setdefault(o.symbol, {})[o.id] = o
@@ -377,12 +402,15 @@ class MatchingEngine:
     def buying_power(self) -> Decimal:
         return self.ledger.buying_power(self.quotes(), self.reserved_total)
 
-    def held_for_orders(self, symbol: str, side: str, *, exclude: str | None = None) -> Decimal:
+    def held_for_orders(
+        self, symbol: str, side: str, *, exclude: str | Iterable[str] | None = None
+    ) -> Decimal:
         """Quantity that open orders on ``side`` already claim (an OCO pair claims its qty once)."""
         total = ZERO
         seen_groups: set[str] = set()
+        skip = {exclude} if isinstance(exclude, str) else set(exclude or ())
         for o in self.open_by_symbol.get(symbol, {}).values():
-            if o.side != side or o.id == exclude or o.qty is None or o.opens_short:
+            if o.side != side or o.id in skip or o.opens_short:
                 continue
             if o.oco_ids:
                 group = min([o.id, *o.oco_ids])
@@ -393,8 +421,16 @@ class MatchingEngine:
                 parent = self.orders.get(o.parent_id)
                 if parent is not None and parent.side != o.side:
                     continue  # exit legs of an unfilled entry close shares that don't exist yet
-            total += o.remaining
+            total += o.remaining if o.work_qty is not None else self._notional_estimate(o)
         return total
+
+    def _notional_estimate(self, o: VenueOrder) -> Decimal:
+        """The quantity an unpriced notional order would trade at the current touch."""
+        nbbo = self.market.nbbo(o.symbol)
+        touch = (nbbo.ask if o.side == "buy" else nbbo.bid) if nbbo is not None else ZERO
+        if o.notional is None or touch <= 0:
+            return ZERO
+        return (o.notional / touch).quantize(QTY_QUANTUM, rounding=ROUND_DOWN)
 
     def _reservation(self, o: VenueOrder) -> Decimal:
         if not o.is_open or o.status == "held" or o.parent_id is not None or o.order_class == "oco":
@@ -402,14 +438,17 @@ class MatchingEngine:
         if o.side == "buy":
             if o.position_intent == "buy_to_close":
                 return ZERO  # covering a short: its 102.5 % is already held back
-            if o.notional is not None:
-                return o.notional if o.filled_qty == 0 else ZERO
+            if o.notional is not None:  # what is left of the notional to spend
+                spent = o.filled_qty * (o.filled_avg_price or ZERO)
+                return max(o.notional - spent, ZERO)
             price = o.limit_price or o.stop_price
             if price is None:
                 nbbo = self.market.nbbo(o.symbol)
                 price = nbbo.ask * MARKET_COLLAR if nbbo is not None else ZERO
             return o.remaining * price
         if o.opens_short:
+            if o.notional is not None and o.work_qty is None:
+                return o.notional * SHORT_RESERVE
             nbbo = self.market.nbbo(o.symbol)
             price = o.limit_price or (nbbo.bid if nbbo is not None else ZERO)
             return o.remaining * price * SHORT_RESERVE
@@ -707,11 +746,7 @@ class MatchingEngine:
         for leg in legs:
             if leg.status == "new":
                 self._emit("new", leg, now)
-        self._evaluate(parent, now)
-        for leg in legs:
-            if leg.is_open and leg.status != "held":
-                self._evaluate(leg, now)
-        self._finish_immediate(parent, now)
+        self.pending.append(parent)  # matched once the request is answered: see match_pending
         return parent
 
     @staticmethod
@@ -768,6 +803,22 @@ class MatchingEngine:
             o.eligible_at = close - timedelta(minutes=1)
             o.expires_at = close
 
+    def match_pending(self, now: datetime | None = None) -> None:
+        """First match of the orders accepted since the last call (and their working legs); IOC and
+        FOK resolve here. The venue runs this right after it has answered the request, so the
+        answer is the accepted order and every fill reaches the client as a trade update."""
+        if not self.pending:
+            return
+        now = now or self.clock()
+        pending, self.pending = self.pending, []
+        for o in pending:
+            self._evaluate(o, now)
+            for leg_id in o.leg_ids:
+                leg = self.orders.get(leg_id)
+                if leg is not None and leg.is_open and leg.status != "held":
+                    self._evaluate(leg, now)
+            self._finish_immediate(o, now)
+
     def _finish_immediate(self, o: VenueOrder, now: datetime) -> None:
         """IOC/FOK: whatever did not fill at once is canceled."""
         if o.time_in_force in ("ioc", "fok") and o.is_open:
@@ -775,6 +826,8 @@ class MatchingEngine:
 
     # ---- matching ----------------------------------------------------------------------------
     def on_quote(self, symbol: str) -> None:
+        if self.pending:
+            self.match_pending()
         book = self.resting.get(symbol)
         if not book or self.paused:
             return
@@ -793,6 +846,7 @@ class MatchingEngine:
             for o in list(book.values()):
                 if o.is_open and o.expires_at is not None and now >= o.expires_at:
                     self._expire(o, now)
+        self.match_pending(now)
         if self.paused:
             return
         for sym in list(self.resting):
@@ -886,13 +940,13 @@ class MatchingEngine:
         if limit is not None and ((buy and limit < touch) or (not buy and limit > touch)):
             return
         # Marketable: decide how much fills now.
-        if o.qty is None:
+        if o.work_qty is None:  # a notional order: its quantity is fixed at its first execution
             assert o.notional is not None
             qty = (o.notional / touch).quantize(QTY_QUANTUM, rounding=ROUND_DOWN)
             if qty <= 0:
                 self._cancel(o, now, event="canceled")
                 return
-            o.qty = qty
+            o.notional_qty = qty
         remaining = o.remaining
         if remaining <= 0:
             return
@@ -902,8 +956,7 @@ class MatchingEngine:
         self._fill(o, qty, touch, now)
 
     def _partial(self, o: VenueOrder, remaining: Decimal) -> Decimal:
-        assert o.qty is not None
-        if _whole(o.qty) and o.notional is None:
+        if o.notional is None and o.qty is not None and _whole(o.qty):
             whole = int(remaining)
             if whole < 2:
                 return remaining
@@ -922,7 +975,8 @@ class MatchingEngine:
             o.filled_avg_price = price
         else:
             o.filled_avg_price = q9((o.filled_avg_price * prev + price * qty) / o.filled_qty)
-        done = o.qty is not None and o.filled_qty >= o.qty
+        work = o.work_qty
+        done = work is not None and o.filled_qty >= work
         o.status = "filled" if done else "partially_filled"
         if done:
             o.filled_at = now
@@ -935,7 +989,7 @@ class MatchingEngine:
             qty=qty,
             side=o.side,
             symbol=o.symbol,
-            leaves_qty=o.remaining if o.qty is not None else ZERO,
+            leaves_qty=o.remaining,
             order_id=o.id,
             cum_qty=o.filled_qty,
             order_status=o.status,
@@ -1033,11 +1087,16 @@ class MatchingEngine:
         return out
 
     def replace(self, order_id: str, body: Any) -> VenueOrder:
-        """PATCH: a new order takes the old one's place; the old becomes ``replaced``."""
+        """PATCH: a new order takes the old one's place; the old becomes ``replaced``.
+
+        The replacement starts unfilled and works its whole ``qty``: the one asked for, else the old
+        order's original qty even when the old one was partially filled (Alpaca-API #165). It is
+        checked as a new order would be: it never flips a position, and what it reserves beyond the
+        old order's reservation must fit the buying power."""
         old = self.get(order_id)
         if not isinstance(body, dict):
             raise unprocessable("request body must be a JSON object")
-        if old.status not in REPLACEABLE or old.filled_qty > 0:
+        if old.status not in REPLACEABLE or old.id in self.pending_cancels:
             raise unprocessable("unable to replace order in current state")
         now = self.clock()
         qty = _num(body, "qty")
@@ -1072,6 +1131,11 @@ class MatchingEngine:
         new.replaces = old.id
         new.replaced_by = None
         new.reserved = ZERO
+        new.status = "held" if old.status == "held" else "new"
+        new.filled_qty = ZERO
+        new.filled_avg_price = None
+        new.filled_at = None
+        new.notional_qty = None
         new.time_in_force = tif
         if qty is not None:
             new.qty = qty
@@ -1088,24 +1152,34 @@ class MatchingEngine:
         if tif != old.time_in_force:
             new.expires_at = new.eligible_at = None
             self._set_window(new, inst, now)
-        if new.side == "buy" and new.parent_id is None:
-            extra = self._reservation(new) - old.reserved
-            if extra > 0 and extra > self.buying_power():
-                raise forbidden("insufficient buying power")
-        if new.side == "sell" and old.qty is not None and new.qty is not None and new.qty > old.qty:
-            pos = self.ledger.position_qty(old.symbol)
-            if pos > 0:
-                held = self.held_for_orders(old.symbol, "sell", exclude=old.id)
-                available = max(pos - held, ZERO)
-                if new.qty > available:
-                    raise forbidden(
-                        f"insufficient qty available for order (requested: {dstr(new.qty)}, "
-                        f"available: {dstr(available)})",
-                        available=dstr(available),
-                        existing_qty=dstr(pos),
-                        held_for_orders=dstr(held),
-                        symbol=old.symbol,
-                    )
+        # Buys and short sales: buying power is reduced by the larger of the two orders (PATCH
+        # /v2/orders/{order_id}), so only what the replacement adds must fit.
+        extra = self._reservation(new) - old.reserved
+        if extra > 0 and extra > self.buying_power():
+            raise forbidden("insufficient buying power")
+        pos = self.ledger.position_qty(old.symbol)
+        exiting = (
+            not new.opens_short
+            and new.status != "held"
+            and (
+                (new.side == "sell" and pos > 0)
+                or (new.side == "buy" and pos < 0)
+                or (new.position_intent or "").endswith("_to_close")
+            )
+        )
+        if exiting and new.qty is not None:
+            held = self.held_for_orders(old.symbol, new.side, exclude=[old.id, *old.oco_ids])
+            same_side = pos > 0 if new.side == "sell" else pos < 0
+            available = max(abs(pos) - held, ZERO) if same_side else ZERO
+            if new.qty > available:
+                raise forbidden(
+                    f"insufficient qty available for order (requested: {dstr(new.qty)}, "
+                    f"available: {dstr(available)})",
+                    available=dstr(available),
+                    existing_qty=dstr(pos),
+                    held_for_orders=dstr(held),
+                    symbol=old.symbol,
+                )
         race_price = old.limit_price if old.limit_price is not None else old.stop_price
         if self.replace_race_next > 0 and race_price is not None and old.qty is not None:
             self.replace_race_next -= 1
@@ -1140,8 +1214,7 @@ class MatchingEngine:
         self.counters["replaces"] += 1
         self._emit("replaced", old, now)
         self._emit("new", new, now)
-        self._evaluate(new, now)
-        self._finish_immediate(new, now)
+        self.pending.append(new)  # matched once the request is answered, as a new order is
         return new
 
     def _lose_replace_race(self, old: VenueOrder, new: VenueOrder, price: Decimal,

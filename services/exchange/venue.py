@@ -4,6 +4,10 @@ The server creates one venue, calls :meth:`TradingVenue.add_routes` on its aioht
 :meth:`start` / :meth:`close`, and forwards every NBBO change to :meth:`on_quote`. Everything runs
 on the exchange's event-loop thread. Each operation changes the engine, persists the change to
 SQLite (one transaction) and only then publishes the trade updates to /stream clients.
+
+Order flow as on Alpaca: a request that places an order (POST /v2/orders, PATCH, closing a position)
+is answered with the order accepted; its first match runs on the loop right after the answer
+(``loop.call_soon``), so fills, IOC/FOK outcomes included, reach the client on trade_updates.
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ class TradingVenue:
         )
         self._last_sample = self.equity_series[-1][0] if self.equity_series else 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._match_handle: asyncio.Handle | None = None
         self.updates_published = 0
         if fresh:
             self.engine.new_equity.append((int(now.timestamp()), starting_cash))
@@ -106,6 +111,9 @@ class TradingVenue:
         self._tasks.append(asyncio.ensure_future(self._sweeper()))
 
     async def close(self) -> None:
+        if self._match_handle is not None:  # accepted orders left unmatched are matched on start
+            self._match_handle.cancel()
+            self._match_handle = None
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -118,7 +126,7 @@ class TradingVenue:
 
     def on_quote(self, symbol: str) -> None:
         """Called by the simulator on every NBBO change (loop thread). O(1) with no resting orders."""
-        if symbol not in self.engine.resting:
+        if symbol not in self.engine.resting and not self.engine.pending:
             return
         self.engine.on_quote(symbol)
         if self.engine.dirty_orders or self.engine.outbox:
@@ -219,11 +227,34 @@ class TradingVenue:
             self.hub.publish(update)
 
     def run(self, op: Callable[[], Any]) -> Any:
-        """Run one engine operation and commit what it changed, even when it raised."""
+        """Run one engine operation and commit what it changed, even when it raised. Orders it
+        accepted are matched right after the caller has answered (see :meth:`match_pending`)."""
         try:
             return op()
         finally:
             self._commit()
+            self._schedule_matching()
+
+    def match_pending(self) -> None:
+        """Match the orders accepted since the last match and publish what happened to them."""
+        self.engine.match_pending()
+        self._commit()
+
+    def _schedule_matching(self) -> None:
+        if not self.engine.pending or self._match_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (tools, synchronous tests): the next quote or sweep matches
+            return
+        self._match_handle = loop.call_soon(self._scheduled_match)
+
+    def _scheduled_match(self) -> None:
+        self._match_handle = None
+        try:
+            self.match_pending()
+        except Exception:  # the sweep retries; a bug here must not go unseen
+            log.exception("venue match failed")
 
     # ---- views used by the REST layer ---------------------------------------------------------
     def equity(self) -> Decimal:
