@@ -270,9 +270,9 @@ class MarketSimulator:
         self._listeners: list[Listener] = []
         self._nbbo_listeners: list[Callable[[str], None]] = []
         # (callback(symbol, price), wants(symbol) or None) per trade listener, and the prints of the
-        # step being generated (symbol index, price) when anyone listens.
+        # step being generated (symbol indexes, prices; per segment, in time order) when anyone listens.
         self._trade_listeners: list[tuple[Callable[[str, Decimal], None], Callable[[str], bool] | None]] = []
-        self._prints: list[tuple[int, float]] = []
+        self._prints: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending: list[tuple[Message, int]] = []
         self._task: asyncio.Task[None] | None = None
         self.stats: dict[str, int] = {"steps": 0, "messages": 0, "trades": 0, "quotes": 0, "bars": 0,
@@ -556,17 +556,21 @@ class MarketSimulator:
         self.stats["step_ns_max"] = max(self.stats["step_ns_max"], spent)
         return batch
 
-    def _deliver_prints(self, prints: list[tuple[int, float]]) -> None:
-        for i, p in prints:
-            sym = self.symbols[i]
-            price: Decimal | None = None
-            for cb, wants in self._trade_listeners:
-                if wants is not None and not wants(sym):
-                    continue
-                if price is None:
-                    price = Decimal(f"{p:.{self._dec[i]}f}")
+    def _deliver_prints(self, prints: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Each listener gets the step's prints of the symbols it wants, in time order. ``wants`` is
+        asked once per traded symbol, so a storm of prints nobody needs stays in numpy."""
+        ti = np.concatenate([p[0] for p in prints])
+        tp = np.concatenate([p[1] for p in prints])
+        traded = np.unique(ti).tolist()
+        for cb, wants in self._trade_listeners:
+            keep = traded if wants is None else [i for i in traded if wants(self.symbols[i])]
+            if not keep:
+                continue
+            mask = np.isin(ti, keep)
+            for i, p in zip(ti[mask].tolist(), tp[mask].tolist(), strict=True):
+                sym = self.symbols[i]
                 try:
-                    cb(sym, price)
+                    cb(sym, Decimal(f"{p:.{self._dec[i]}f}"))
                 except Exception:
                     log.exception("trade listener failed for %s", sym)
 
@@ -633,7 +637,7 @@ class MarketSimulator:
             self._last_size[uniq] = tq[last]
             self._last_trade_ns[uniq] = ts[tr][last]
             if self._trade_listeners:
-                self._prints.extend(zip(ti.tolist(), tp.tolist(), strict=True))
+                self._prints.append((ti, tp))
         qu = np.flatnonzero(~is_trade)
         if len(qu):
             rev_first = np.unique(idx[qu][::-1], return_index=True)[1]
