@@ -269,6 +269,10 @@ class MarketSimulator:
         self._rate = float(rate)
         self._listeners: list[Listener] = []
         self._nbbo_listeners: list[Callable[[str], None]] = []
+        # (callback(symbol, price), wants(symbol) or None) per trade listener, and the prints of the
+        # step being generated (symbol indexes, prices; per segment, in time order) when anyone listens.
+        self._trade_listeners: list[tuple[Callable[[str, Decimal], None], Callable[[str], bool] | None]] = []
+        self._prints: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending: list[tuple[Message, int]] = []
         self._task: asyncio.Task[None] | None = None
         self.stats: dict[str, int] = {"steps": 0, "messages": 0, "trades": 0, "quotes": 0, "bars": 0,
@@ -381,6 +385,14 @@ class MarketSimulator:
     def on_nbbo(self, callback: Callable[[str], None]) -> None:
         """``callback(symbol)`` after every NBBO change (the venue's ``on_quote``)."""
         self._nbbo_listeners.append(callback)
+
+    def on_trade(
+        self, callback: Callable[[str, Decimal], None], wants: Callable[[str], bool] | None = None
+    ) -> None:
+        """``callback(symbol, price)`` for every in-sequence print, in time order, after the step
+        that generated it (the venue's ``on_trade``: stops elect on trades). ``wants(symbol)``, when
+        given, is asked first so prints nobody needs cost no conversion."""
+        self._trade_listeners.append((callback, wants))
 
     def halt(self, symbol: str, halted: bool) -> None:
         """Halt or resume a symbol; emits a trading status message (``s``) to the stream."""
@@ -523,6 +535,9 @@ class MarketSimulator:
         batch = out.batch()
         self.stats["steps"] += 1
         self.stats["messages"] += len(batch)
+        if self._prints:
+            prints, self._prints = self._prints, []
+            self._deliver_prints(prints)
         for i in changed:
             sym = self.symbols[i]
             for cb in self._nbbo_listeners:
@@ -540,6 +555,24 @@ class MarketSimulator:
         self.stats["step_ns_total"] += spent
         self.stats["step_ns_max"] = max(self.stats["step_ns_max"], spent)
         return batch
+
+    def _deliver_prints(self, prints: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Each listener gets the step's prints of the symbols it wants, in time order. ``wants`` is
+        asked once per traded symbol, so a storm of prints nobody needs stays in numpy."""
+        ti = np.concatenate([p[0] for p in prints])
+        tp = np.concatenate([p[1] for p in prints])
+        traded = np.unique(ti).tolist()
+        for cb, wants in self._trade_listeners:
+            keep = traded if wants is None else [i for i in traded if wants(self.symbols[i])]
+            if not keep:
+                continue
+            mask = np.isin(ti, keep)
+            for i, p in zip(ti[mask].tolist(), tp[mask].tolist(), strict=True):
+                sym = self.symbols[i]
+                try:
+                    cb(sym, Decimal(f"{p:.{self._dec[i]}f}"))
+                except Exception:
+                    log.exception("trade listener failed for %s", sym)
 
     def _active(self, ns: int) -> np.ndarray:
         open_now = self.calendar.is_open(datetime.fromtimestamp(ns / NS, UTC))
@@ -603,6 +636,8 @@ class MarketSimulator:
             self._last_price[uniq] = tp[last]
             self._last_size[uniq] = tq[last]
             self._last_trade_ns[uniq] = ts[tr][last]
+            if self._trade_listeners:
+                self._prints.append((ti, tp))
         qu = np.flatnonzero(~is_trade)
         if len(qu):
             rev_first = np.unique(idx[qu][::-1], return_index=True)[1]

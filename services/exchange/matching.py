@@ -14,8 +14,15 @@ at its first execution and kept in ``notional_qty``.
 Fill rules (alpaca-protocol.md §7): an order fills only when marketable against the NBBO, buys at
 the ask and sells at the bid (never better than the limit); 10 % of eligible fills are a random
 partial fill from the engine's own seeded ``random.Random``; the remainder is re-evaluated on the
-next quote. Stops trigger on the touch (buy: ask >= stop, sell: bid <= stop), trailing stops track
-a high-water mark (sells: highest bid; buys: lowest ask).
+next quote. Stops, stop-limits and trailing stops are elected by prints (``on_trade``), never by a
+bid/ask touch: a buy elects on a trade at or above its stop, a sell at or below. Once elected a buy
+stop on a stock works as a stop-limit with Alpaca's collar (4 % above a stop under $50, 2.5 % at $50
+and above); a sell stop works as a market order. Trailing stops track a high-water mark of prints
+(sells: the highest; buys: the lowest) since submission.
+
+Brackets and OCO: after the entry fills, the take-profit is ``new`` and the stop-loss ``held``; the
+stop-loss becomes ``new`` (and its take-profit is canceled) when a print elects its stop. A partial
+take-profit fill shrinks the held stop-loss to the take-profit's remaining quantity.
 
 Buying power (documented simplification of a cash account): cash, minus 102.5 % of the market
 value of shorts, minus what open orders reserve: buys reserve remaining qty x limit price (stop
@@ -30,7 +37,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
@@ -40,12 +47,20 @@ from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from .contracts import NBBO, Instrument, MarketView
 from .errors import ApiError, forbidden, not_found, unprocessable
 from .ledger import SHORT_RESERVE, Ledger, dstr, q9, rfc3339
-from .sessions import MarketCalendar
+from .sessions import NEW_YORK, MarketCalendar
 
 ZERO = Decimal(0)
 PARTIAL_FILL_PROBABILITY = 0.10
 MARKET_COLLAR = Decimal("1.03")
 QTY_QUANTUM = Decimal("0.000000001")
+# An elected buy stop on a stock is a stop-limit this far above its stop (Alpaca docs, stop orders).
+STOP_COLLAR_UNDER_50 = Decimal("1.04")
+STOP_COLLAR_50_AND_UP = Decimal("1.025")
+TRAILING_TIFS = frozenset({"day", "gtc"})
+# OPG orders are refused from 09:28 to 19:00 New York on a trading day (Alpaca docs, time in force).
+OPG_CUTOFF = time(9, 28)
+OPG_REOPENS = time(19, 0)
+STOP_TYPES = frozenset({"stop", "stop_limit", "trailing_stop"})
 
 ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit", "trailing_stop"})
 TIFS = frozenset({"day", "gtc", "opg", "cls", "ioc", "fok"})
@@ -412,15 +427,15 @@ class MatchingEngine:
         for o in self.open_by_symbol.get(symbol, {}).values():
             if o.side != side or o.id in skip or o.opens_short:
                 continue
+            if o.status == "held" and o.parent_id is not None:
+                parent = self.orders.get(o.parent_id)
+                if parent is not None and parent.side != o.side and parent.status != "filled":
+                    continue  # exit legs of an unfilled entry close shares that don't exist yet
             if o.oco_ids:
                 group = min([o.id, *o.oco_ids])
                 if group in seen_groups:
                     continue
                 seen_groups.add(group)
-            if o.status == "held" and o.parent_id is not None:
-                parent = self.orders.get(o.parent_id)
-                if parent is not None and parent.side != o.side:
-                    continue  # exit legs of an unfilled entry close shares that don't exist yet
             total += o.remaining if o.work_qty is not None else self._notional_estimate(o)
         return total
 
@@ -587,6 +602,7 @@ class MatchingEngine:
             raise unprocessable("trail_price/trail_percent are only for trailing_stop orders")
         for key, p in (("limit_price", limit_price), ("stop_price", stop_price)):
             _check_increment(inst, key, p)
+        self._check_time_in_force(otype, tif, now)
 
         # Asset-class, fractional and session rules.
         if inst.is_crypto:
@@ -707,7 +723,8 @@ class MatchingEngine:
         )
         self._set_window(parent, inst, now)
         if otype == "trailing_stop":
-            parent.hwm = nbbo.bid if side == "sell" else nbbo.ask
+            # The high-water mark follows prints from the last one on; the quote when none yet.
+            parent.hwm = nbbo.last if nbbo.last > 0 else (nbbo.bid if side == "sell" else nbbo.ask)
             parent.stop_price = self._trail_stop(parent)
         cost = self._reservation(parent)
         if cost > 0 and cost > self.buying_power():
@@ -720,8 +737,9 @@ class MatchingEngine:
         legs: list[VenueOrder] = []
         leg_qty = qty
         if oclass == "oco":
-            # Both sides of an OCO pair exit the same position, so they trade the same side.
-            legs.append(self._leg(parent, side, "stop", sl_stop, sl_limit, now, status="new"))
+            # Both sides of an OCO pair exit the same position, so they trade the same side; the
+            # stop-loss is held until a print elects its stop, as a bracket's is.
+            legs.append(self._leg(parent, side, "stop", sl_stop, sl_limit, now))
         else:
             if tp_limit is not None:
                 legs.append(self._leg(parent, exit_side, "limit", None, tp_limit, now))
@@ -748,6 +766,18 @@ class MatchingEngine:
                 self._emit("new", leg, now)
         self.pending.append(parent)  # matched once the request is answered: see match_pending
         return parent
+
+    def _check_time_in_force(self, otype: str, tif: str, now: datetime) -> None:
+        """Time-in-force rules by order type and by the hour of submission."""
+        if otype == "trailing_stop" and tif not in TRAILING_TIFS:
+            raise unprocessable(f"invalid time_in_force {tif} for trailing stop orders (day or gtc only)")
+        if tif == "opg":
+            local = now.astimezone(NEW_YORK)
+            if self.calendar.session(local.date()) is not None and OPG_CUTOFF <= local.time() < OPG_REOPENS:
+                raise unprocessable(
+                    "opg orders are not accepted after 09:28 and before 19:00 ET; "
+                    "after 19:00 they go to the next opening auction"
+                )
 
     @staticmethod
     def _intent(side: str, pos: Decimal) -> str:
@@ -869,10 +899,8 @@ class MatchingEngine:
                 lp = o.limit_price
                 if lp is not None and (lp < ask if o.side == "buy" else lp > bid):
                     continue
-            elif t in ("stop", "stop_limit") and not o.triggered:
-                sp = o.stop_price
-                if sp is not None and (ask < sp if o.side == "buy" else bid > sp):
-                    continue
+            elif t in STOP_TYPES and not o.triggered:
+                continue  # a stop waits for a print (on_trade), not for the quote
             candidates.append(o)
         if not candidates:
             return
@@ -915,28 +943,10 @@ class MatchingEngine:
         limit: Decimal | None = None
         if o.type == "limit":
             limit = o.limit_price
-        elif o.type in ("stop", "stop_limit"):
+        elif o.type in STOP_TYPES:
             if not o.triggered:
-                assert o.stop_price is not None
-                if (buy and nbbo.ask >= o.stop_price) or (not buy and nbbo.bid <= o.stop_price):
-                    o.triggered = True
-                    self._touch(o, now)
-                else:
-                    return
-            limit = o.limit_price if o.type == "stop_limit" else None
-        elif o.type == "trailing_stop" and not o.triggered:
-            improved = o.hwm is None or (touch > o.hwm if not buy else touch < o.hwm)
-            if improved:
-                o.hwm = touch
-                o.stop_price = self._trail_stop(o)
-                self._touch(o, now)
-            stop = o.stop_price
-            assert stop is not None
-            if (buy and nbbo.ask >= stop) or (not buy and nbbo.bid <= stop):
-                o.triggered = True
-                self._touch(o, now)
-            else:
-                return
+                return  # elected only by a print (on_trade)
+            limit = self._elected_limit(o)
         if limit is not None and ((buy and limit < touch) or (not buy and limit > touch)):
             return
         # Marketable: decide how much fills now.
@@ -954,6 +964,64 @@ class MatchingEngine:
         if o.time_in_force != "fok" and self.rng.random() < PARTIAL_FILL_PROBABILITY:
             qty = self._partial(o, remaining)
         self._fill(o, qty, touch, now)
+
+    @staticmethod
+    def _elected_limit(o: VenueOrder) -> Decimal | None:
+        """The limit an elected stop works at: its own for a stop-limit, Alpaca's collar for a buy
+        stop on a stock, none (a market order) for a sell stop or a trailing stop."""
+        if o.type == "stop_limit":
+            return o.limit_price
+        if o.type == "stop" and o.side == "buy" and o.asset_class != "crypto" and o.stop_price is not None:
+            collar = STOP_COLLAR_UNDER_50 if o.stop_price < 50 else STOP_COLLAR_50_AND_UP
+            tick = Decimal("0.01") if o.stop_price >= 1 else Decimal("0.0001")
+            return (o.stop_price * collar).quantize(tick, rounding=ROUND_DOWN)
+        return None
+
+    def on_trade(self, symbol: str, price: Decimal, now: datetime | None = None) -> None:
+        """A print at ``price``: move trailing high-water marks and elect the stops it reaches."""
+        book = self.open_by_symbol.get(symbol)
+        if not book or self.paused or price <= 0 or self.market.is_halted(symbol):
+            return
+        now = now or self.clock()
+        session = _SessionCache(self.calendar, now)
+        for o in list(book.values()):
+            if o.type not in STOP_TYPES or o.triggered or not o.is_open:
+                continue
+            if not self._session_ok(o, now, session):
+                continue  # stops are not elected while the order may not trade
+            buy = o.side == "buy"
+            if o.type == "trailing_stop" and (o.hwm is None or (price < o.hwm if buy else price > o.hwm)):
+                o.hwm = price
+                o.stop_price = self._trail_stop(o)
+                self._touch(o, now)
+            stop = o.stop_price
+            if stop is None or (price < stop if buy else price > stop):
+                continue
+            if o.status == "held":
+                if not self._stop_loss_armed(o):
+                    continue
+                self._activate_stop_loss(o, now)
+            o.triggered = True
+            self._touch(o, now)
+            self._evaluate(o, now, session)
+
+    def _stop_loss_armed(self, o: VenueOrder) -> bool:
+        """A held stop-loss may act once its position exists: the OCO pair's (always) or the
+        bracket's after the entry filled."""
+        parent = self.orders.get(o.parent_id) if o.parent_id is not None else None
+        if parent is None:
+            return False
+        return o.order_class == "oco" or parent.status == "filled"
+
+    def _activate_stop_loss(self, o: VenueOrder, now: datetime) -> None:
+        """The elected stop-loss takes over: its take-profit is canceled, then it works."""
+        for sib_id in o.oco_ids:
+            sib = self.orders.get(sib_id)
+            if sib is not None and sib.is_open:
+                self._cancel(sib, now, event="canceled", cascade=False)
+        o.status = "new"
+        self._touch(o, now)
+        self._emit("new", o, now)
 
     def _partial(self, o: VenueOrder, remaining: Decimal) -> Decimal:
         if o.notional is None and o.qty is not None and _whole(o.qty):
@@ -1005,15 +1073,23 @@ class MatchingEngine:
             qty=dstr(qty),
             position_qty=dstr(position_qty),
         )
-        # OCO: the first fill of one side cancels the other.
+        # OCO: a complete fill of one side cancels the other; a partial fill shrinks the other to
+        # this side's remaining quantity, so the pair never sells more than the position.
         for sib_id in o.oco_ids:
             sib = self.orders.get(sib_id)
-            if sib is not None and sib.is_open:
+            if sib is None or not sib.is_open:
+                continue
+            if done:
                 self._cancel(sib, now, event="canceled", cascade=False)
+            elif sib.qty is not None and o.qty is not None and sib.qty - sib.filled_qty > o.remaining:
+                sib.qty = sib.filled_qty + o.remaining
+                self._touch(sib, now)
         if done and o.leg_ids and o.order_class in ("bracket", "oto"):
             for leg_id in o.leg_ids:
                 leg = self.orders.get(leg_id)
                 if leg is not None and leg.status == "held":
+                    if o.order_class == "bracket" and leg.type in STOP_TYPES:
+                        continue  # the stop-loss stays held until a print elects its stop
                     leg.status = "new"
                     self._touch(leg, now)
                     self._emit("new", leg, now)

@@ -57,6 +57,10 @@ class Venue(Protocol):
 
     def on_quote(self, symbol: str) -> None: ...
 
+    def on_trade(self, symbol: str, price: Decimal) -> None: ...
+
+    def wants_trades(self, symbol: str) -> bool: ...
+
     def set_cancel_delay(self, seconds: float) -> None: ...
 
     def set_replace_race(self, count: int) -> None: ...
@@ -169,6 +173,7 @@ def build_app(
         **({"clock": clock} if clock is not None else {}),
     )
     market.on_nbbo(venue.on_quote)
+    market.on_trade(venue.on_trade, venue.wants_trades)
     streams = DataStreamHub(market, universe, keys)
     limiter = RateLimiter(config.rate_limit)
     faults = RestFaults()

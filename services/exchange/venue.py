@@ -1,7 +1,8 @@
 """TradingVenue: the trading side of the local exchange, composed for the server.
 
 The server creates one venue, calls :meth:`TradingVenue.add_routes` on its aiohttp app, awaits
-:meth:`start` / :meth:`close`, and forwards every NBBO change to :meth:`on_quote`. Everything runs
+:meth:`start` / :meth:`close`, and forwards every NBBO change to :meth:`on_quote` and every print to
+:meth:`on_trade`. Everything runs
 on the exchange's event-loop thread. Each operation changes the engine, persists the change to
 SQLite (one transaction) and only then publishes the trade updates to /stream clients.
 
@@ -131,6 +132,19 @@ class TradingVenue:
         self.engine.on_quote(symbol)
         if self.engine.dirty_orders or self.engine.outbox:
             self._commit()
+
+    def on_trade(self, symbol: str, price: Decimal) -> None:
+        """Called by the simulator for every print (loop thread): stops are elected on trades, not
+        on the quote. O(1) when ``symbol`` has no open order."""
+        if symbol not in self.engine.open_by_symbol:
+            return
+        self.engine.on_trade(symbol, price)
+        if self.engine.dirty_orders or self.engine.outbox:
+            self._commit()
+
+    def wants_trades(self, symbol: str) -> bool:
+        """True when a print of ``symbol`` may matter to an open order (the simulator asks first)."""
+        return symbol in self.engine.open_by_symbol
 
     def set_matching_paused(self, paused: bool) -> None:
         self.engine.paused = paused
