@@ -381,10 +381,11 @@ class TradingApi:
         out: list[dict[str, Any]] = []
         # Each entry names the position as it is listed (``BTCUSD``); the order inside trades the
         # pair (``BTC/USD``), as in alpaca-py's test_close_all_positions.
-        listed = {position_symbol(self.venue.universe[sym]): sym for sym in self.venue.ledger.positions}
+        held = [self.venue.universe[sym] for sym in self.venue.ledger.positions]
+        listed = {position_symbol(inst): inst for inst in held}
         for wire in sorted(listed):
             try:
-                order = self.venue.run(partial(self.engine.close_position, wire))
+                order = self.venue.run(partial(self.engine.close_position, listed[wire].asset_id))
             except ApiError as e:
                 out.append({"symbol": wire, "status": e.status, "body": e.body()})
             else:
