@@ -414,6 +414,13 @@ class MatchingEngine:
         except InvalidSymbolError:
             return None
 
+    def position_instrument(self, key: str) -> Instrument | None:
+        """The instrument a ``/v2/positions/{symbol_or_asset_id}`` key names; None when unknown.
+
+        A crypto position is named ``BTCUSD`` (or by asset id): ``/v2/positions/BTC/USD`` is a 404
+        on Alpaca, for GET and DELETE alike (alpaca-py #179, #537; Alpaca-API #215)."""
+        return None if "/" in key else self.lookup_instrument(key)
+
     def buying_power(self) -> Decimal:
         return self.ledger.buying_power(self.quotes(), self.reserved_total)
 
@@ -1035,7 +1042,7 @@ class MatchingEngine:
         return part if 0 < part < remaining else remaining
 
     def _fill(self, o: VenueOrder, qty: Decimal, price: Decimal, now: datetime) -> None:
-        position_qty = self.ledger.apply_fill(o.symbol, o.side, qty, price)
+        position_qty = self.ledger.apply_fill(o.symbol, o.side, qty, price, at=now)
         self.dirty_positions.add(o.symbol)
         prev = o.filled_qty
         o.filled_qty = prev + qty
@@ -1314,7 +1321,7 @@ class MatchingEngine:
     def close_position(
         self, key: str, *, qty: Decimal | None = None, percentage: Decimal | None = None
     ) -> VenueOrder:
-        inst = self.lookup_instrument(key)
+        inst = self.position_instrument(key)
         held = self.ledger.positions.get(inst.symbol) if inst is not None else None
         if inst is None or held is None:
             raise not_found("position does not exist")

@@ -20,7 +20,7 @@ from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 
 from .errors import ApiError, bad_request, not_found, unprocessable
-from .ledger import dstr, q9
+from .ledger import dstr, position_symbol, q9
 from .matching import OPEN_STATUSES, VenueOrder
 from .sessions import NEW_YORK
 
@@ -344,11 +344,13 @@ class TradingApi:
 
     # ---- positions ----------------------------------------------------------------------------
     async def list_positions(self, request: web.Request) -> web.Response:
-        held = sorted(self.venue.ledger.positions.values(), key=lambda h: h.symbol)
+        held = sorted(
+            self.venue.ledger.positions.values(), key=lambda h: position_symbol(self.venue.universe[h.symbol])
+        )
         return _json(self.venue.positions_json(held))
 
     async def get_position(self, request: web.Request) -> web.Response:
-        inst = self.engine.lookup_instrument(request.match_info["symbol"])
+        inst = self.engine.position_instrument(request.match_info["symbol"])
         held = self.venue.ledger.positions.get(inst.symbol) if inst is not None else None
         if held is None:
             raise not_found("position does not exist")
@@ -377,15 +379,18 @@ class TradingApi:
         if cancel:
             self.venue.run(self.engine.cancel_all)
         out: list[dict[str, Any]] = []
-        for sym in sorted(self.venue.ledger.positions):
+        # Each entry names the position as it is listed (``BTCUSD``); the order inside trades the
+        # pair (``BTC/USD``), as in alpaca-py's test_close_all_positions.
+        held = [self.venue.universe[sym] for sym in self.venue.ledger.positions]
+        listed = {position_symbol(inst): inst for inst in held}
+        for wire in sorted(listed):
             try:
-                order = self.venue.run(partial(self.engine.close_position, sym))
+                order = self.venue.run(partial(self.engine.close_position, listed[wire].asset_id))
             except ApiError as e:
-                out.append({"symbol": sym, "status": e.status, "body": e.body()})
+                out.append({"symbol": wire, "status": e.status, "body": e.body()})
             else:
-                out.append(
-                    {"symbol": sym, "status": 200, "order_id": order.id, "body": self.venue.order_json(order)}
-                )
+                body = self.venue.order_json(order)
+                out.append({"symbol": wire, "status": 200, "order_id": order.id, "body": body})
         return _json(out, status=207)
 
     # ---- assets, clock, calendar --------------------------------------------------------------

@@ -26,9 +26,9 @@ from typing import Any
 from aiohttp import web
 
 from .contracts import Instrument, KeyStore, MarketView
-from .ledger import Holding, Ledger, dstr, q9, rfc3339
+from .ledger import Holding, Ledger, dstr, q9, rfc3339, trading_day
 from .matching import MatchingEngine, VenueOrder
-from .sessions import NEW_YORK, MarketCalendar
+from .sessions import MarketCalendar
 from .store import VenueStore
 from .trading_stream import TradeStreamHub, TradeUpdateFaults
 
@@ -326,17 +326,15 @@ class TradingVenue:
         }
 
     def positions_json(self, holdings: Iterable[Holding]) -> list[dict[str, Any]]:
-        """Alpaca's position objects; a position opened since New York midnight reports its whole
-        unrealized P&L as intraday P&L."""
-        ny_midnight = self.clock().astimezone(NEW_YORK).replace(hour=0, minute=0, second=0, microsecond=0)
-        opened = self.ledger.opened_since(ny_midnight.astimezone(UTC))
+        """Alpaca's position objects as of today's trading day (see :meth:`Ledger.position_json`)."""
+        today = trading_day(self.clock())
         out = []
         for h in holdings:
             side = "sell" if h.qty > 0 else "buy"
             available = abs(h.qty) - self.engine.held_for_orders(h.symbol, side)
             out.append(self.ledger.position_json(
                 h, self.universe[h.symbol], self.market.nbbo(h.symbol), max(available, Decimal(0)),
-                opened_today=h.symbol in opened,
+                today=today,
             ))  # fmt: skip
         return out
 
