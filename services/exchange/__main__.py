@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import signal
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from aiohttp import web
@@ -51,6 +52,9 @@ def _parser() -> _Parser:
     p.add_argument("--admin", action="store_true", help="mount fault injection at /_heron/admin")
     p.add_argument("--rate", type=float, default=DEFAULT_RATE, help="market-data messages/s in total")
     p.add_argument("--allow-remote", action="store_true", help="permit binding a non-loopback address")
+    p.add_argument("--account-type", choices=("margin", "cash"), default="margin",
+                   help="margin: 2x (4x intraday from $25,000) buying power, may short; cash: 1x, no shorts")
+    p.add_argument("--cash", default="100000", help="starting cash of a new paper account (USD)")
     p.add_argument("--log-level", default="WARNING", help="logging level for stderr")
     return p
 
@@ -111,10 +115,17 @@ def parse_config(argv: list[str] | None) -> tuple[ExchangeConfig, str, int, str 
         args.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         parser.error(f"cannot use --data-dir {args.data_dir}: {exc.strerror}")
+    try:
+        cash = Decimal(args.cash)
+    except InvalidOperation:
+        parser.error(f"--cash must be a number of dollars, got {args.cash!r}")
+    if not cash.is_finite() or not Decimal(0) <= cash <= Decimal(10) ** 12:
+        parser.error(f"--cash must be between 0 and 1000000000000, got {args.cash}")
     key, note = _resolve_key(args, parser)
     config = ExchangeConfig(
         data_dir=args.data_dir, key=key, symbols=tuple(args.symbols), seed=args.seed,
         rate_limit=args.rate_limit, always_open=args.always_open, admin=args.admin, rate=args.rate,
+        starting_cash=cash, account_type=args.account_type,
     )
     return config, args.host, args.port, note, args.log_level
 

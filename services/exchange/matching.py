@@ -31,9 +31,10 @@ from typing import Any
 from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 
+from . import rules
 from .contracts import NBBO, Instrument, MarketView
 from .errors import ApiError, forbidden, not_found, unprocessable
-from .ledger import SHORT_RESERVE, Ledger, dstr, q9, rfc3339
+from .ledger import DAYTRADE_MIN_EQUITY, Ledger, dstr, q9, rfc3339
 from .sessions import MarketCalendar
 
 ZERO = Decimal(0)
@@ -377,6 +378,59 @@ class MatchingEngine:
     def buying_power(self) -> Decimal:
         return self.ledger.buying_power(self.quotes(), self.reserved_total)
 
+    # ---- account rules (services/exchange/rules.py) -------------------------------------------
+    def day_trades(self) -> rules.DayTrades:
+        """Day trades of the last 5 business days and the symbols opened today (stocks only)."""
+        return rules.count_day_trades(
+            self.ledger.activities,
+            {sym: h.qty for sym, h in self.ledger.positions.items()},
+            now=self.clock(),
+            is_business_day=lambda d: self.calendar.session(d) is not None,
+            is_crypto=lambda sym: (inst := self.universe.get(sym)) is not None and inst.is_crypto,
+        )
+
+    def crypto_cash_available(self) -> Decimal:
+        """Cash not yet claimed by open crypto buys: what a crypto buy may spend (no margin)."""
+        claimed = sum(
+            (o.reserved for book in self.open_by_symbol.values() for o in book.values()
+             if o.asset_class == "crypto" and o.side == "buy"),
+            ZERO,
+        )
+        return self.ledger.cash - claimed
+
+    def _check_account_rules(
+        self, inst: Instrument, side: str, otype: str, qty: Decimal | None, notional: Decimal | None,
+        limit_price: Decimal | None, nbbo: NBBO, pos: Decimal, opens_short: bool,
+    ) -> None:
+        ledger = self.ledger
+        closes = (side == "sell" and pos > 0) or (side == "buy" and pos < 0)
+        pdt_applies = (
+            closes and not inst.is_crypto and ledger.account_type == "margin"
+            and ledger.last_equity < DAYTRADE_MIN_EQUITY
+        )
+        trades = self.day_trades() if pdt_applies else rules.DayTrades(0, frozenset())
+        pending = [
+            rules.PendingOrder(o.id, o.side, o.type)
+            for o in self.open_by_symbol.get(inst.symbol, {}).values()
+            if o.parent_id is None and o.order_class != "oco"
+        ] if pos == 0 else []
+        rules.check_order(
+            rules.OrderRequest(
+                instrument=inst, side=side, type=otype, qty=qty, notional=notional,
+                limit_price=limit_price, ask=nbbo.ask, bid=nbbo.bid, position_qty=pos,
+                opens_short=opens_short,
+            ),
+            rules.AccountState(
+                account_type=ledger.account_type,
+                equity=ledger.equity(self.quotes()),
+                last_equity=ledger.last_equity,
+                cash_available=self.crypto_cash_available() if inst.is_crypto else ledger.cash,
+                daytrade_count=trades.count,
+                opened_today=inst.symbol in trades.opened_today,
+            ),
+            pending,
+        )
+
     def held_for_orders(self, symbol: str, side: str, *, exclude: str | None = None) -> Decimal:
         """Quantity that open orders on ``side`` already claim (an OCO pair claims its qty once)."""
         total = ZERO
@@ -409,10 +463,10 @@ class MatchingEngine:
                 nbbo = self.market.nbbo(o.symbol)
                 price = nbbo.ask * MARKET_COLLAR if nbbo is not None else ZERO
             return o.remaining * price
-        if o.opens_short:
+        if o.opens_short:  # MAX(limit, 1.03 x ask) x qty (account rules, rules.short_sale_value)
             nbbo = self.market.nbbo(o.symbol)
-            price = o.limit_price or (nbbo.bid if nbbo is not None else ZERO)
-            return o.remaining * price * SHORT_RESERVE
+            ask = nbbo.ask if nbbo is not None else ZERO
+            return rules.short_sale_value(o.remaining, o.limit_price, ask)
         return ZERO
 
     def _touch(self, o: VenueOrder, now: datetime) -> None:
@@ -551,6 +605,7 @@ class MatchingEngine:
 
         # Asset-class, fractional and session rules.
         if inst.is_crypto:
+            rules.check_order_type(inst, otype)  # account rules: crypto order types
             if tif not in CRYPTO_TIFS:
                 raise unprocessable(f"invalid crypto time_in_force: {tif} (crypto orders take gtc or ioc)")
             if extended:
@@ -641,6 +696,9 @@ class MatchingEngine:
             if not _whole(req_qty):
                 raise forbidden("fractional orders cannot be sold short")
             opens_short = True
+        # ---- account rules (services/exchange/rules.py): shorting, PDT, minimums, crypto cash ----
+        self._check_account_rules(inst, side, otype, qty, notional, limit_price, nbbo, pos, opens_short)
+        # ---- end of account rules ----
 
         parent = VenueOrder(
             id=str(uuid.uuid4()),
