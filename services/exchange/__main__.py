@@ -5,6 +5,11 @@ when ready. Keys come from ``--keys-file`` (JSON ``{"key_id","secret"}``), ``--k
 DATA_DIR/keys.json (created with fresh random keys, mode 0600, when absent). The secret is never
 printed. SIGTERM / SIGINT shut down cleanly (websockets closed, venue state flushed).
 Bad arguments: a one-line message on stderr and exit status 2.
+
+The paper account is a margin account by default (``--account-type margin``: 2x Reg T buying power
+from $2,000 equity, 4x intraday from $25,000, short sales, the pattern-day-trader protection under
+$25,000); ``--account-type cash`` gives 1x buying power and no short sales (see rules.py). The
+account class is read on every start; ``--cash`` (default 100000) only funds a new account.
 """
 
 from __future__ import annotations

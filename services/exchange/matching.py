@@ -24,7 +24,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
@@ -35,7 +35,7 @@ from . import rules
 from .contracts import NBBO, Instrument, MarketView
 from .errors import ApiError, forbidden, not_found, unprocessable
 from .ledger import DAYTRADE_MIN_EQUITY, Ledger, dstr, q9, rfc3339
-from .sessions import MarketCalendar
+from .sessions import NEW_YORK, MarketCalendar
 
 ZERO = Decimal(0)
 PARTIAL_FILL_PROBABILITY = 0.10
@@ -309,6 +309,7 @@ class MatchingEngine:
         self.open_by_symbol: dict[str, dict[str, VenueOrder]] = {}
         self.resting: dict[str, dict[str, VenueOrder]] = {}
         self.reserved_total = ZERO
+        self._day_trades: tuple[tuple[int, date], rules.DayTrades] | None = None
         # What changed since the venue last persisted/published.
         self.outbox: list[dict[str, Any]] = []
         self.dirty_orders: dict[str, VenueOrder] = {}
@@ -380,14 +381,21 @@ class MatchingEngine:
 
     # ---- account rules (services/exchange/rules.py) -------------------------------------------
     def day_trades(self) -> rules.DayTrades:
-        """Day trades of the last 5 business days and the symbols opened today (stocks only)."""
-        return rules.count_day_trades(
+        """Day trades of the last 5 business days and the symbols opened today (stocks only).
+        Cached until the next fill or the next New York day (positions change only with fills)."""
+        now = self.clock()
+        key = (len(self.ledger.activities), now.astimezone(NEW_YORK).date())
+        if self._day_trades is not None and self._day_trades[0] == key:
+            return self._day_trades[1]
+        trades = rules.count_day_trades(
             self.ledger.activities,
             {sym: h.qty for sym, h in self.ledger.positions.items()},
-            now=self.clock(),
+            now=now,
             is_business_day=lambda d: self.calendar.session(d) is not None,
             is_crypto=lambda sym: (inst := self.universe.get(sym)) is not None and inst.is_crypto,
         )
+        self._day_trades = (key, trades)
+        return trades
 
     def crypto_cash_available(self) -> Decimal:
         """Cash not yet claimed by open crypto buys: what a crypto buy may spend (no margin)."""
