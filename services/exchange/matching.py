@@ -11,11 +11,11 @@ partial fill from the engine's own seeded ``random.Random``; the remainder is re
 next quote. Stops trigger on the touch (buy: ask >= stop, sell: bid <= stop), trailing stops track
 a high-water mark (sells: highest bid; buys: lowest ask).
 
-Buying power (documented simplification of a cash account): cash, minus 102.5 % of the market
-value of shorts, minus what open orders reserve: buys reserve remaining qty x limit price (stop
-price for stops, ask x 1.03 for market and trailing orders, the notional for notional orders);
-sells that open a short reserve remaining qty x bid x 1.025. Exit legs of brackets/OCO reserve
-nothing (they close a position).
+Buying power: the account's (Ledger.margin: 4x / 2x / 1x by account class and equity), minus what
+open orders reserve: buys reserve remaining qty x limit price (stop price for stops, ask x 1.03 for
+market and trailing orders, the notional for notional orders); sells that open a short reserve
+MAX(limit, 1.03 x ask) x remaining qty (rules.short_sale_value). Exit legs of brackets/OCO reserve
+nothing (they close a position). The other pre-trade account rules live in rules.py.
 """
 
 from __future__ import annotations
