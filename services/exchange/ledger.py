@@ -25,6 +25,16 @@ ZERO = Decimal(0)
 NEW_YORK = ZoneInfo("America/New_York")
 SHORT_RESERVE = Decimal("1.025")  # shorts hold back 102.5 % of their market value (Alpaca paper rule)
 
+# Account classes and margin (Alpaca "Margin and Short Selling"; the account entity's ``multiplier``
+# in the trading OpenAPI spec): margin accounts at >= $2,000 equity get 2x Reg T buying power, at
+# >= $25,000 (equity at the last close) 4x intraday day-trading buying power; cash accounts get 1x.
+ACCOUNT_TYPES = ("margin", "cash")
+MARGIN_MIN_EQUITY = Decimal(2000)
+DAYTRADE_MIN_EQUITY = Decimal(25000)
+REGT_INITIAL = Decimal("0.5")  # Reg T initial margin of a marginable position
+MAINTENANCE = Decimal("0.3")  # maintenance margin shown on the account (Alpaca's table: 30 %)
+DAYTRADE_MARGIN = Decimal("0.25")  # what 4x intraday leverage leaves of each marginable dollar
+
 
 def rfc3339(ts: datetime) -> str:
     """UTC timestamp as RFC3339 with a ``Z`` suffix, microsecond precision."""
@@ -202,12 +212,46 @@ class Holding:
         return h
 
 
+@dataclass(frozen=True, slots=True)
+class Margin:
+    """The account's margin figures at one instant (see :meth:`Ledger.margin`)."""
+
+    multiplier: int
+    equity: Decimal
+    long_market_value: Decimal
+    short_market_value: Decimal
+    initial_margin: Decimal
+    maintenance_margin: Decimal
+    regt_buying_power: Decimal
+    daytrading_buying_power: Decimal
+    non_marginable_buying_power: Decimal
+
+    def buying_power(self, reserved: Decimal = Decimal(0)) -> Decimal:
+        base = self.daytrading_buying_power if self.multiplier == 4 else self.regt_buying_power
+        return max(base - reserved, Decimal(0))
+
+
 class Ledger:
     """Cash, positions and fill activities of the single paper account."""
 
-    def __init__(self, *, account_id: str, cash: Decimal) -> None:
+    def __init__(
+        self,
+        *,
+        account_id: str,
+        cash: Decimal,
+        account_type: str = "margin",
+        last_equity: Decimal | None = None,
+        non_marginable: frozenset[str] = frozenset(),
+    ) -> None:
+        if account_type not in ACCOUNT_TYPES:
+            raise ValueError(f"account type must be one of {', '.join(ACCOUNT_TYPES)}, got {account_type!r}")
         self.account_id = account_id
         self.cash = cash
+        self.account_type = account_type
+        # Equity at the previous session close (the venue keeps it current); the day-trading
+        # multiplier and the PDT rule look at it.
+        self.last_equity = cash if last_equity is None else last_equity
+        self.non_marginable = non_marginable  # symbols bought with cash only (crypto)
         self.positions: dict[str, Holding] = {}
         self.activities: list[dict[str, Any]] = []
 
@@ -289,15 +333,62 @@ class Ledger:
         long_mv, short_mv = self.market_values(quotes)
         return self.cash + long_mv + short_mv
 
-    def buying_power(self, quotes: Mapping[str, NBBO | None], reserved: Decimal) -> Decimal:
-        """Cash-account buying power.
+    def margin(self, quotes: Mapping[str, NBBO | None]) -> Margin:
+        """Equity, margin requirements and every buying-power figure, before open orders.
 
-        cash, minus what open orders reserve, minus 102.5 % of the value of every short (the short
-        sale's proceeds sit in cash but are owed back). Never negative.
+        - ``multiplier``: 1 for a cash account or a margin account under $2,000 equity; 2 for a
+          margin account from $2,000; 4 when the equity at the last close was at least $25,000.
+        - Reg T: ``max(equity - initial_margin, 0) * 2`` with 50 % initial margin on marginable
+          positions and 100 % on non-marginable ones (crypto).
+        - Day trading (multiplier 4): ``4 * max(equity - 25 % of marginable exposure - 100 % of
+          non-marginable exposure, 0)``, i.e. four times equity less the exposure already held.
+          Alpaca computes it at the start of the day from the last close and decrements it with
+          each trade; this continuous form agrees while positions keep their prices.
+        - multiplier 1: cash, less 102.5 % of any short (a short left from before equity fell).
         """
-        _, short_mv = self.market_values(quotes)
-        bp = self.cash + short_mv * SHORT_RESERVE - reserved
-        return max(bp, Decimal(0))
+        long_mv = short_mv = Decimal(0)
+        marginable = non_marginable = Decimal(0)
+        for sym, h in self.positions.items():
+            mv = h.qty * self.mark(quotes.get(sym), h)
+            if mv >= 0:
+                long_mv += mv
+            else:
+                short_mv += mv
+            if sym in self.non_marginable:
+                non_marginable += abs(mv)
+            else:
+                marginable += abs(mv)
+        equity = self.cash + long_mv + short_mv
+        initial = marginable * REGT_INITIAL + non_marginable
+        maintenance = marginable * MAINTENANCE + non_marginable
+        if self.account_type == "cash" or equity < MARGIN_MIN_EQUITY:
+            multiplier = 1
+        elif self.last_equity >= DAYTRADE_MIN_EQUITY:
+            multiplier = 4
+        else:
+            multiplier = 2
+        cash_bp = max(self.cash + short_mv * SHORT_RESERVE, Decimal(0))
+        regt = max(equity - initial, Decimal(0)) * 2 if multiplier > 1 else cash_bp
+        daytrading = Decimal(0)
+        if multiplier == 4:
+            daytrading = max(equity - marginable * DAYTRADE_MARGIN - non_marginable, Decimal(0)) * 4
+        return Margin(
+            multiplier=multiplier,
+            equity=equity,
+            long_market_value=long_mv,
+            short_market_value=short_mv,
+            initial_margin=initial,
+            maintenance_margin=maintenance,
+            regt_buying_power=regt,
+            daytrading_buying_power=daytrading,
+            non_marginable_buying_power=max(self.cash, Decimal(0)),
+        )
+
+    def buying_power(self, quotes: Mapping[str, NBBO | None], reserved: Decimal) -> Decimal:
+        """What new opening orders may still use: the account's buying power (day-trading buying
+        power at multiplier 4, Reg T at 2, cash at 1) minus what open orders reserve. Never
+        negative."""
+        return self.margin(quotes).buying_power(reserved)
 
     def position_json(
         self,

@@ -24,11 +24,11 @@ Brackets and OCO: after the entry fills, the take-profit is ``new`` and the stop
 stop-loss becomes ``new`` (and its take-profit is canceled) when a print elects its stop. A partial
 take-profit fill shrinks the held stop-loss to the take-profit's remaining quantity.
 
-Buying power (documented simplification of a cash account): cash, minus 102.5 % of the market
-value of shorts, minus what open orders reserve: buys reserve remaining qty x limit price (stop
-price for stops, ask x 1.03 for market and trailing orders, the notional for notional orders);
-sells that open a short reserve remaining qty x bid x 1.025. Exit legs of brackets/OCO reserve
-nothing (they close a position).
+Buying power: the account's (Ledger.margin: 4x / 2x / 1x by account class and equity), minus what
+open orders reserve: buys reserve remaining qty x limit price (stop price for stops, ask x 1.03 for
+market and trailing orders, the notional for notional orders); sells that open a short reserve
+MAX(limit, 1.03 x ask) x remaining qty (rules.short_sale_value). Exit legs of brackets/OCO reserve
+nothing (they close a position). The other pre-trade account rules live in rules.py.
 """
 
 from __future__ import annotations
@@ -37,16 +37,17 @@ import random
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 
+from . import rules
 from .contracts import NBBO, Instrument, MarketView
 from .errors import ApiError, forbidden, not_found, unprocessable
-from .ledger import SHORT_RESERVE, Ledger, dstr, q9, rfc3339
+from .ledger import DAYTRADE_MIN_EQUITY, SHORT_RESERVE, Ledger, dstr, q9, rfc3339
 from .sessions import NEW_YORK, MarketCalendar
 
 ZERO = Decimal(0)
@@ -346,6 +347,7 @@ class MatchingEngine:
         self.open_by_symbol: dict[str, dict[str, VenueOrder]] = {}
         self.resting: dict[str, dict[str, VenueOrder]] = {}
         self.reserved_total = ZERO
+        self._day_trades: tuple[tuple[int, date], rules.DayTrades] | None = None
         # What changed since the venue last persisted/published.
         self.outbox: list[dict[str, Any]] = []
         self.dirty_orders: dict[str, VenueOrder] = {}
@@ -424,6 +426,66 @@ class MatchingEngine:
     def buying_power(self) -> Decimal:
         return self.ledger.buying_power(self.quotes(), self.reserved_total)
 
+    # ---- account rules (services/exchange/rules.py) -------------------------------------------
+    def day_trades(self) -> rules.DayTrades:
+        """Day trades of the last 5 business days and the symbols opened today (stocks only).
+        Cached until the next fill or the next New York day (positions change only with fills)."""
+        now = self.clock()
+        key = (len(self.ledger.activities), now.astimezone(NEW_YORK).date())
+        if self._day_trades is not None and self._day_trades[0] == key:
+            return self._day_trades[1]
+        trades = rules.count_day_trades(
+            self.ledger.activities,
+            {sym: h.qty for sym, h in self.ledger.positions.items()},
+            now=now,
+            is_business_day=lambda d: self.calendar.session(d) is not None,
+            is_crypto=lambda sym: (inst := self.universe.get(sym)) is not None and inst.is_crypto,
+        )
+        self._day_trades = (key, trades)
+        return trades
+
+    def crypto_cash_available(self) -> Decimal:
+        """Cash not yet claimed by open crypto buys: what a crypto buy may spend (no margin)."""
+        claimed = sum(
+            (o.reserved for book in self.open_by_symbol.values() for o in book.values()
+             if o.asset_class == "crypto" and o.side == "buy"),
+            ZERO,
+        )
+        return self.ledger.cash - claimed
+
+    def _check_account_rules(
+        self, inst: Instrument, side: str, otype: str, qty: Decimal | None, notional: Decimal | None,
+        limit_price: Decimal | None, nbbo: NBBO, pos: Decimal, opens_short: bool,
+    ) -> None:
+        ledger = self.ledger
+        closes = (side == "sell" and pos > 0) or (side == "buy" and pos < 0)
+        pdt_applies = (
+            closes and not inst.is_crypto and ledger.account_type == "margin"
+            and ledger.last_equity < DAYTRADE_MIN_EQUITY
+        )
+        trades = self.day_trades() if pdt_applies else rules.DayTrades(0, frozenset())
+        pending = [
+            rules.PendingOrder(o.id, o.side, o.type)
+            for o in self.open_by_symbol.get(inst.symbol, {}).values()
+            if o.parent_id is None and o.order_class != "oco"
+        ] if pos == 0 else []
+        rules.check_order(
+            rules.OrderRequest(
+                instrument=inst, side=side, type=otype, qty=qty, notional=notional,
+                limit_price=limit_price, ask=nbbo.ask, bid=nbbo.bid, position_qty=pos,
+                opens_short=opens_short,
+            ),
+            rules.AccountState(
+                account_type=ledger.account_type,
+                equity=ledger.equity(self.quotes()),
+                last_equity=ledger.last_equity,
+                cash_available=self.crypto_cash_available() if inst.is_crypto else ledger.cash,
+                daytrade_count=trades.count,
+                opened_today=inst.symbol in trades.opened_today,
+            ),
+            pending,
+        )
+
     def held_for_orders(
         self, symbol: str, side: str, *, exclude: str | Iterable[str] | None = None
     ) -> Decimal:
@@ -468,12 +530,12 @@ class MatchingEngine:
                 nbbo = self.market.nbbo(o.symbol)
                 price = nbbo.ask * MARKET_COLLAR if nbbo is not None else ZERO
             return o.remaining * price
-        if o.opens_short:
+        if o.opens_short:  # MAX(limit, 1.03 x ask) x qty (account rules, rules.short_sale_value)
             if o.notional is not None and o.work_qty is None:
                 return o.notional * SHORT_RESERVE
             nbbo = self.market.nbbo(o.symbol)
-            price = o.limit_price or (nbbo.bid if nbbo is not None else ZERO)
-            return o.remaining * price * SHORT_RESERVE
+            ask = nbbo.ask if nbbo is not None else ZERO
+            return rules.short_sale_value(o.remaining, o.limit_price, ask)
         return ZERO
 
     def _touch(self, o: VenueOrder, now: datetime) -> None:
@@ -613,6 +675,7 @@ class MatchingEngine:
 
         # Asset-class, fractional and session rules.
         if inst.is_crypto:
+            rules.check_order_type(inst, otype)  # account rules: crypto order types
             if tif not in CRYPTO_TIFS:
                 raise unprocessable(f"invalid crypto time_in_force: {tif} (crypto orders take gtc or ioc)")
             if extended:
@@ -703,6 +766,9 @@ class MatchingEngine:
             if not _whole(req_qty):
                 raise forbidden("fractional orders cannot be sold short")
             opens_short = True
+        # ---- account rules (services/exchange/rules.py): shorting, PDT, minimums, crypto cash ----
+        self._check_account_rules(inst, side, otype, qty, notional, limit_price, nbbo, pos, opens_short)
+        # ---- end of account rules ----
 
         parent = VenueOrder(
             id=str(uuid.uuid4()),

@@ -87,6 +87,7 @@ class ExchangeConfig:
     rate: float = DEFAULT_RATE
     tick_interval: float = 0.02
     starting_cash: Decimal = Decimal("100000")
+    account_type: str = "margin"  # "margin" (2x/4x, may short) or "cash" (1x, no shorts)
 
 
 @dataclass
@@ -169,7 +170,7 @@ def build_app(
     key_store: KeyStore = keys
     venue = factory(
         data_dir=config.data_dir, universe=universe, market=market_view, calendar=calendar, keys=key_store,
-        seed=config.seed, starting_cash=config.starting_cash,
+        seed=config.seed, starting_cash=config.starting_cash, account_type=config.account_type,
         **({"clock": clock} if clock is not None else {}),
     )
     market.on_nbbo(venue.on_quote)

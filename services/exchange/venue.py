@@ -57,6 +57,7 @@ class TradingVenue:
         keys: KeyStore,
         seed: int = 0,
         starting_cash: Decimal = Decimal("100000"),
+        account_type: str = "margin",
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.data_dir = Path(data_dir)
@@ -78,7 +79,10 @@ class TradingVenue:
         self.created_at = datetime.fromisoformat(kv["created_at"]) if "created_at" in kv else now
         cash = Decimal(kv["cash"]) if "cash" in kv else starting_cash
         self.last_equity = Decimal(kv["last_equity"]) if "last_equity" in kv else starting_cash
-        self.ledger = Ledger(account_id=self.account_id, cash=cash)
+        self.ledger = Ledger(
+            account_id=self.account_id, cash=cash, account_type=account_type, last_equity=self.last_equity,
+            non_marginable=frozenset(sym for sym, inst in universe.items() if not inst.marginable),
+        )
         for h in snap.positions:
             self.ledger.positions[h.symbol] = h
         self.ledger.activities = snap.activities
@@ -197,6 +201,7 @@ class TradingVenue:
         # last_equity is the equity at the previous session close (approximated by now when the
         # exchange was down at the close).
         self.last_equity = q9(self.equity())
+        self.ledger.last_equity = self.last_equity
         self._next_close = self.calendar.next_close(now)
         self.store.write(
             kv={"last_equity": str(self.last_equity), "next_close": self._next_close.isoformat()}
@@ -275,12 +280,14 @@ class TradingVenue:
         return self.ledger.equity(self.engine.quotes())
 
     def account_json(self) -> dict[str, Any]:
-        quotes = self.engine.quotes()
-        long_mv, short_mv = self.ledger.market_values(quotes)
-        equity = self.ledger.cash + long_mv + short_mv
-        bp = self.ledger.buying_power(quotes, self.engine.reserved_total)
-        initial = long_mv + abs(short_mv) * Decimal("1.025")
-        maintenance = (long_mv + abs(short_mv)) * Decimal("0.3")
+        """Alpaca's account entity. Buying power follows the account class (see Ledger.margin);
+        ``daytrade_count`` counts the day trades of the last 5 business days (rules.py)."""
+        m = self.ledger.margin(self.engine.quotes())
+        reserved = self.engine.reserved_total
+        bp = m.buying_power(reserved)
+        regt = max(m.regt_buying_power - reserved, Decimal(0))
+        dtbp = max(m.daytrading_buying_power - reserved, Decimal(0)) if m.multiplier == 4 else Decimal(0)
+        margin_account = self.ledger.account_type == "margin"
         return {
             "id": self.account_id,
             "account_number": self.account_number,
@@ -288,35 +295,35 @@ class TradingVenue:
             "crypto_status": "ACTIVE",
             "currency": "USD",
             "buying_power": dstr(q9(bp)),
-            "regt_buying_power": dstr(q9(bp)),
-            "daytrading_buying_power": "0",
+            "regt_buying_power": dstr(q9(regt)),
+            "daytrading_buying_power": dstr(q9(dtbp)),
             "effective_buying_power": dstr(q9(bp)),
-            "non_marginable_buying_power": dstr(q9(bp)),
+            "non_marginable_buying_power": dstr(q9(m.non_marginable_buying_power)),
             "options_buying_power": dstr(q9(bp)),
-            "bod_dtbp": "0",
+            "bod_dtbp": dstr(q9(m.daytrading_buying_power)),
             "cash": dstr(q9(self.ledger.cash)),
             "accrued_fees": "0",
             "pending_transfer_out": "0",
             "pending_transfer_in": "0",
-            "portfolio_value": dstr(q9(equity)),
+            "portfolio_value": dstr(q9(m.equity)),
             "pattern_day_trader": False,
             "trading_blocked": False,
             "transfers_blocked": False,
             "account_blocked": False,
             "created_at": rfc3339(self.created_at),
             "trade_suspended_by_user": False,
-            "multiplier": "1",
-            "shorting_enabled": True,
-            "equity": dstr(q9(equity)),
+            "multiplier": str(m.multiplier),
+            "shorting_enabled": margin_account and m.multiplier > 1,
+            "equity": dstr(q9(m.equity)),
             "last_equity": dstr(self.last_equity),
-            "long_market_value": dstr(q9(long_mv)),
-            "short_market_value": dstr(q9(short_mv)),
-            "position_market_value": dstr(q9(long_mv + abs(short_mv))),
-            "initial_margin": dstr(q9(initial)),
-            "maintenance_margin": dstr(q9(maintenance)),
-            "last_maintenance_margin": dstr(q9(maintenance)),
+            "long_market_value": dstr(q9(m.long_market_value)),
+            "short_market_value": dstr(q9(m.short_market_value)),
+            "position_market_value": dstr(q9(m.long_market_value + abs(m.short_market_value))),
+            "initial_margin": dstr(q9(m.initial_margin)),
+            "maintenance_margin": dstr(q9(m.maintenance_margin)),
+            "last_maintenance_margin": dstr(q9(m.maintenance_margin)),
             "sma": "0",
-            "daytrade_count": 0,
+            "daytrade_count": self.engine.day_trades().count if margin_account else 0,
             "balance_asof": self.clock().astimezone(UTC).date().isoformat(),
             "crypto_tier": 1,
             "options_approved_level": 0,

@@ -115,9 +115,11 @@ def test_resting_orders_query_replace_cancel(client: TradingClient) -> None:
     )
     assert limit.status in (OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PENDING_NEW)
     assert client.get_order_by_client_id(coid).id == limit.id  # type: ignore[union-attr]
+    # A short-sale stop in another symbol: flat in MSFT with the buy above pending, Alpaca refuses a
+    # sell in MSFT (API v2 "Notes on Orders and Positions": no sell while flat with a pending buy).
     stop: Any = client.submit_order(
         StopOrderRequest(
-            symbol="MSFT", qty=1, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, stop_price=1.00
+            symbol="AMZN", qty=1, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, stop_price=1.00
         )
     )
     stop_limit: Any = client.submit_order(
