@@ -68,7 +68,9 @@ def rigs(tmp_path: Path) -> Iterator[Any]:
 def _submit(r: Rig, **body: Any) -> VenueOrder:
     body.setdefault("type", "market")
     body.setdefault("time_in_force", "gtc" if "/" in body["symbol"] else "day")
-    return r.venue.run(lambda: r.venue.engine.submit(body))
+    order = r.venue.run(lambda: r.venue.engine.submit(body))
+    r.venue.match_pending()  # what the loop does right after the answer: orders fill after the POST
+    return order
 
 
 def _refused(r: Rig, **body: Any) -> ApiError:
