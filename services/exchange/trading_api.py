@@ -7,6 +7,7 @@ floats, lists comma-joined) and raise :class:`ApiError` for every bad input.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
@@ -22,7 +23,7 @@ from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from .errors import ApiError, bad_request, not_found, unprocessable
 from .ledger import dstr, q9
 from .matching import OPEN_STATUSES, VenueOrder
-from .sessions import NEW_YORK, MarketCalendar, Session
+from .sessions import NEW_YORK, MarketCalendar, Session, nyse_holidays
 
 if TYPE_CHECKING:
     from .venue import TradingVenue
@@ -45,7 +46,6 @@ V3_MARKETS: dict[str, dict[str, str]] = {
     "NASDAQ": {"acronym": "NASDAQ", "name": "Nasdaq", "timezone": "America/New_York", "mic": "XNAS"},
 }
 _MARKET_ALIASES = {"XNYS": "NYSE", "XNAS": "NASDAQ"}
-_NYSE = MarketCalendar()
 
 _PERIOD_UNITS = {"D": 1, "W": 7, "M": 30, "A": 365}
 _TIMEFRAMES = {"1Min": 60, "5Min": 300, "15Min": 900, "1H": 3600, "1D": 86400}
@@ -134,7 +134,7 @@ def _nth_monday(year: int, month: int, n: int) -> date:
     return first + timedelta(days=(7 - first.weekday()) % 7 + 7 * (n - 1))
 
 
-@lru_cache(maxsize=128)
+@lru_cache(maxsize=256)
 def _bank_holidays_on_trading_days(year: int) -> frozenset[date]:
     """Federal holidays on which the NYSE trades but securities do not settle (banks and DTC closed)."""
     out: set[date] = set()
@@ -165,6 +165,7 @@ def settlement_cycle(day: date) -> int:
     return 5
 
 
+@lru_cache(maxsize=1 << 15)
 def settlement_date(day: date) -> date:
     """The settlement day of a trade on ``day``: the cycle counted in business days (NYSE trading
     days that are not bank holidays)."""
@@ -172,7 +173,11 @@ def settlement_date(day: date) -> date:
     out = day
     while left:
         out += timedelta(days=1)
-        if _NYSE.session(out) is not None and out not in _bank_holidays_on_trading_days(out.year):
+        if (
+            out.weekday() < 5
+            and out not in nyse_holidays(out.year)
+            and out not in _bank_holidays_on_trading_days(out.year)
+        ):
             left -= 1
     return out
 
@@ -188,6 +193,53 @@ def _calendar_range(q: Any) -> tuple[date, date]:
 def _v3_market(name: str) -> dict[str, str] | None:
     key = name.strip().upper()
     return V3_MARKETS.get(_MARKET_ALIASES.get(key, key))
+
+
+def _v3_time(ts: datetime, utc: bool) -> str:
+    if utc:
+        return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ts.astimezone(NEW_YORK).isoformat(timespec="seconds")
+
+
+@lru_cache(maxsize=8)
+def _v2_calendar_body(always_open: bool, start: date, end: date) -> bytes:
+    """GET /v2/calendar's JSON body (Alpaca's Calendar entity with session_open/close, settlement)."""
+    out = []
+    for s in MarketCalendar(always_open=always_open).sessions(start, end):
+        o, c = s.open.astimezone(NEW_YORK), s.close.astimezone(NEW_YORK)
+        eo, ec = s.extended_open.astimezone(NEW_YORK), s.extended_close.astimezone(NEW_YORK)
+        close = c.strftime("%H:%M") if c.date() == s.day else "23:59"  # always-open days end at midnight
+        ext_close = ec.strftime("%H%M") if ec.date() == s.day else "2359"
+        out.append(
+            {
+                "date": s.day.isoformat(),
+                "open": o.strftime("%H:%M"),
+                "close": close,
+                "session_open": eo.strftime("%H%M"),
+                "session_close": ext_close,
+                "settlement_date": settlement_date(s.day).isoformat(),
+            }
+        )
+    return json.dumps(out, separators=(",", ":")).encode()
+
+
+@lru_cache(maxsize=8)
+def _v3_calendar_days(always_open: bool, start: date, end: date, utc: bool) -> bytes:
+    """The ``calendar`` array of GET /v3/calendar/{market} (alpaca-py PR #702 CalendarDay)."""
+    days = [
+        {
+            "date": s.day.isoformat(),
+            "pre_start": _v3_time(s.extended_open, utc),
+            "pre_end": _v3_time(s.open, utc),
+            "core_start": _v3_time(s.open, utc),
+            "core_end": _v3_time(s.close, utc),
+            "post_start": _v3_time(s.close, utc),
+            "post_end": _v3_time(s.extended_close, utc),
+            "settlement_date": settlement_date(s.day).isoformat(),
+        }
+        for s in MarketCalendar(always_open=always_open).sessions(start, end)
+    ]
+    return json.dumps(days, separators=(",", ":")).encode()
 
 
 class TradingApi:
@@ -540,33 +592,12 @@ class TradingApi:
         )
 
     async def get_calendar(self, request: web.Request) -> web.Response:
-        q = request.query
-        start, end = _calendar_range(q)
-        out = []
-        for s in self.venue.calendar.sessions(start, end):
-            o, c = s.open.astimezone(NEW_YORK), s.close.astimezone(NEW_YORK)
-            eo, ec = s.extended_open.astimezone(NEW_YORK), s.extended_close.astimezone(NEW_YORK)
-            close = c.strftime("%H:%M") if c.date() == s.day else "23:59"  # always-open days end at midnight
-            ext_close = ec.strftime("%H%M") if ec.date() == s.day else "2359"
-            out.append(
-                {
-                    "date": s.day.isoformat(),
-                    "open": o.strftime("%H:%M"),
-                    "close": close,
-                    "session_open": eo.strftime("%H%M"),
-                    "session_close": ext_close,
-                    "settlement_date": settlement_date(s.day).isoformat(),
-                }
-            )
-        return _json(out)
+        start, end = _calendar_range(request.query)
+        # Up to 60 years of sessions: rendered off the event loop, and cached (the calendar is pure).
+        body = await asyncio.to_thread(_v2_calendar_body, self.venue.calendar.always_open, start, end)
+        return web.Response(body=body, content_type="application/json")
 
     # ---- /v3 clock and calendar (alpaca-py pull request #702: MarketClock, PublicCalendarResp) -------
-    @staticmethod
-    def _v3_time(ts: datetime, utc: bool) -> str:
-        if utc:
-            return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return ts.astimezone(NEW_YORK).isoformat(timespec="seconds")
-
     def _market_clock(self, market: dict[str, str], now: datetime) -> dict[str, Any]:
         cal = self.venue.calendar
         today = cal.session(now.astimezone(NEW_YORK).date())
@@ -587,10 +618,10 @@ class TradingApi:
             "market": market,
             "timestamp": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             "is_market_day": today is not None,
-            "next_market_open": self._v3_time(upcoming.open, False),
-            "next_market_close": self._v3_time(upcoming.close, False),
+            "next_market_open": _v3_time(upcoming.open, False),
+            "next_market_close": _v3_time(upcoming.close, False),
             "phase": phase,
-            "phase_until": self._v3_time(until, False),
+            "phase_until": _v3_time(until, False),
         }
 
     def _next_session(self, now: datetime) -> Session:
@@ -639,19 +670,9 @@ class TradingApi:
         if tz not in ("", "UTC"):
             raise unprocessable(f"invalid timezone: {q.get('timezone')!r} (UTC, or none for the market's)")
         start, end = _calendar_range(q)
-        utc = tz == "UTC"
-        days = []
-        for s in self.venue.calendar.sessions(start, end):
-            days.append(
-                {
-                    "date": s.day.isoformat(),
-                    "pre_start": self._v3_time(s.extended_open, utc),
-                    "pre_end": self._v3_time(s.open, utc),
-                    "core_start": self._v3_time(s.open, utc),
-                    "core_end": self._v3_time(s.close, utc),
-                    "post_start": self._v3_time(s.close, utc),
-                    "post_end": self._v3_time(s.extended_close, utc),
-                    "settlement_date": settlement_date(s.day).isoformat(),
-                }
-            )
-        return _json({"market": market, "calendar": days})
+        days = await asyncio.to_thread(
+            _v3_calendar_days, self.venue.calendar.always_open, start, end, tz == "UTC"
+        )
+        head = json.dumps(market, separators=(",", ":")).encode()
+        body = b'{"market":' + head + b',"calendar":' + days + b"}"
+        return web.Response(body=body, content_type="application/json")
