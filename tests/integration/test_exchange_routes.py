@@ -131,8 +131,10 @@ def test_v3_clock_now_several_markets_and_bad_input(client: TradingClient) -> No
     """Without ``time`` the clock is now; ``markets`` is comma-separated (alpaca-py PR #702 sends
     ``markets=NYSE,LSE``); a market the exchange does not serve is refused with a JSON error."""
     v2 = client.get("/clock")
-    body = client.get("/clock", {"markets": "NYSE,NASDAQ"}, api_version="v3")
-    assert isinstance(body, dict) and isinstance(v2, dict)
+    assert isinstance(v2, dict)
+    now = datetime.fromisoformat(v2["timestamp"])
+    body = client.get("/clock", {"markets": "NYSE,NASDAQ", "time": now.isoformat()}, api_version="v3")
+    assert isinstance(body, dict)
     assert [c["market"]["acronym"] for c in body["clocks"]] == ["NYSE", "NASDAQ"]
     assert body["clocks"][1]["market"]["mic"] == "XNAS"
     assert (body["clocks"][0]["phase"] == "core") == v2["is_open"]
@@ -141,6 +143,7 @@ def test_v3_clock_now_several_markets_and_bad_input(client: TradingClient) -> No
     )
     default = client.get("/clock", api_version="v3")
     assert isinstance(default, dict) and [c["market"]["acronym"] for c in default["clocks"]] == ["NYSE"]
+    assert datetime.fromisoformat(default["clocks"][0]["timestamp"]) >= now
     for params in ({"markets": "LSE"}, {"markets": "NYSE", "time": "yesterday"}):
         with pytest.raises(APIError) as err:
             client.get("/clock", params, api_version="v3")
