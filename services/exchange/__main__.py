@@ -1,9 +1,10 @@
 """``python -m services.exchange``: run the local Alpaca-compatible paper exchange.
 
 Prints exactly one line ``listening on http://HOST:PORT`` (the real port, also for ``--port 0``)
-when ready. Keys come from ``--keys-file`` (JSON ``{"key_id","secret"}``), ``--key-id/--secret``, or
-DATA_DIR/keys.json (created with fresh random keys, mode 0600, when absent). The secret is never
-printed. SIGTERM / SIGINT shut down cleanly (websockets closed, venue state flushed).
+when ready, and only after the SIGTERM / SIGINT handlers are installed. Keys come from
+``--keys-file`` (JSON ``{"key_id","secret"}``), ``--key-id/--secret``, or DATA_DIR/keys.json
+(created with fresh random keys, mode 0600, when absent). The secret is never printed. SIGTERM /
+SIGINT shut down cleanly (websockets closed, venue state flushed).
 Bad arguments: a one-line message on stderr and exit status 2.
 
 The paper account is a margin account by default (``--account-type margin``: 2x Reg T buying power
@@ -136,6 +137,13 @@ def parse_config(argv: list[str] | None) -> tuple[ExchangeConfig, str, int, str 
 
 
 async def serve(config: ExchangeConfig, host: str, port: int, note: str | None) -> int:
+    # The handlers come first: from the moment anything is printed (the keys note, the listening
+    # line) a SIGTERM / SIGINT must mean a clean shutdown, not the signal's default action.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     app = build_app(config)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0, access_log=None)
     await runner.setup()
@@ -155,11 +163,6 @@ async def serve(config: ExchangeConfig, host: str, port: int, note: str | None) 
         print(note, file=sys.stderr, flush=True)
     shown = f"[{host}]" if ":" in host else host
     print(f"listening on http://{shown}:{real_port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runner.cleanup()
     return 0

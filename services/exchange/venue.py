@@ -30,7 +30,7 @@ from .ledger import Holding, Ledger, dstr, q9, rfc3339, trading_day
 from .matching import MatchingEngine, VenueOrder
 from .sessions import MarketCalendar
 from .store import VenueStore
-from .trading_stream import TradeStreamHub, TradeUpdateFaults
+from .trading_stream import STREAM_PATHS, TradeStreamHub, TradeUpdateFaults
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,8 @@ class TradingVenue:
         from .trading_api import TradingApi  # local: the API module imports this one for typing
 
         TradingApi(self).add_routes(app)
-        app.router.add_get("/stream", self.hub.handle)
+        for path in STREAM_PATHS:
+            app.router.add_get(path, self.hub.handle)
 
     async def start(self) -> None:
         """Catch up on anything due while the exchange was down, then run the periodic sweep."""
