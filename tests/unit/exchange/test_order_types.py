@@ -44,7 +44,9 @@ def order(r: Rig, **body: Any) -> VenueOrder:
     base: dict[str, Any] = {"symbol": "AAPL", "side": "buy", "type": "market", "time_in_force": "day"}
     base.update(body)
     base.setdefault("qty", 10)
-    return r.venue.run(lambda: r.venue.engine.submit(base))
+    o: VenueOrder = r.venue.run(lambda: r.venue.engine.submit(base))
+    r.venue.match_pending()  # what the loop does right after the answer (see test_async_fills.py)
+    return o
 
 
 def reject(r: Rig, **body: Any) -> ApiError:
