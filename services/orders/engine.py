@@ -509,6 +509,13 @@ class ExecutionEngine:
             return SubmitResult(
                 order_key, rec.state if rec else OrderState.REJECTED, None, "order is not open"
             )
+        if rec.pending_replace_client_id is not None:
+            # Alpaca refuses to replace an order in pending_replace; ours is still unresolved
+            return SubmitResult(
+                rec.client_order_id, rec.state, None,
+                f"a replace of this order is still pending ({rec.pending_replace_client_id}); "
+                "try again once it is settled",
+            )  # fmt: skip
         meta = self.store.meta(rec.client_order_id)
         new_qty = qty if qty is not None else rec.leaves_qty
         probe = OrderRequest(
