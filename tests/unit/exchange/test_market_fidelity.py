@@ -20,13 +20,16 @@ Sources (each test names the one it encodes):
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from aiohttp.test_utils import TestServer
 
 from services.exchange.history import MINUTE_NS, NS, BarSource, HistoryGenerator, Timeframe
 from services.exchange.market import MarketSimulator
@@ -337,3 +340,75 @@ def test_heron_candles_apply_the_exchange_corrections_and_match_its_bars() -> No
         if not same or (b.vwap is not None and abs(a.vwap - b.vwap) > Decimal("0.00005")):
             mismatched.append((k, a, b))
     assert not mismatched, mismatched[:3]
+
+
+def test_corrections_reach_heron_through_its_data_stream_client(tmp_path: Path) -> None:
+    """Over a real websocket from the exchange's data stream to Heron's own client
+    (services/marketdata/datastream.py, subscribed to trades and bars only), cancels and corrections
+    arrive with the trades subscription (Alpaca real-time stock data docs: "subscription to
+    corrections and cancelErrors is automatic when you subscribe to the trade channel"), decode
+    without error, and Heron's candles end equal to the minute bars the exchange serves afterwards
+    (Heron does not subscribe to updatedBars, so the bars it is compared with are the served ones)."""
+    from services.exchange.server import EXCHANGE, ExchangeConfig, build_app
+    from services.marketdata.datastream import DataConnection
+    from tests.unit.exchange.test_server_inprocess import KEY, StandInVenue
+
+    clock = Clock(START)
+    app = build_app(ExchangeConfig(data_dir=tmp_path, key=KEY, seed=11, rate=1000.0),
+                    venue_factory=StandInVenue, clock=clock)  # type: ignore[arg-type]
+    sim = app[EXCHANGE].market
+    sim.correction_rate = 0.5
+    hub = app[EXCHANGE].streams
+    pipe = MarketDataPipeline(wall_clock=lambda: clock.now.timestamp())
+    ours: dict[tuple[str, int], Any] = {}
+
+    def collect() -> None:
+        out = pipe.tick(clock.now.timestamp(), force=True)
+        if out is None:
+            return
+        for b in (*out.bars, *out.corrected_bars):
+            ours[(b.symbol, int(b.ts.timestamp()) * NS)] = b
+
+    async def until(cond: Any) -> None:
+        for _ in range(2000):
+            if cond():
+                return
+            await asyncio.sleep(0.005)
+        raise AssertionError("the stream did not deliver")
+
+    async def main() -> None:
+        async with TestServer(app) as server:
+            url = f"ws://{server.host}:{server.port}/v2/iex"
+            conn = DataConnection("stocks", url, KEY.key_id, KEY.secret, pipe, lambda *a: None,
+                                  data_timeout=None)
+            await conn.update({"trades": STOCKS, "bars": STOCKS}, {})
+            task = asyncio.create_task(conn.run())
+            try:
+                await until(lambda: conn.acknowledged["trades"])
+                for _ in range(int(200 / 0.5)):
+                    clock.now += timedelta(seconds=0.5)
+                    sim.step(int(clock.now.timestamp() * 1e6) * 1000)
+                    await until(lambda: pipe.messages >= hub.stats["messages"])
+                    collect()
+            finally:
+                await conn.stop()
+                await task
+
+    asyncio.run(main())
+    fixes = sim.stats["corrections"] + sim.stats["cancels"]
+    assert fixes > 0 and pipe.corrections == fixes and pipe.decode_errors == 0
+    start = int(START.timestamp() * NS)
+    first_full = start - start % MINUTE_NS + MINUTE_NS
+    compared = 0
+    for sym in STOCKS:
+        served = sim.live_bars(sym, first_full, 2**62)
+        for j in range(len(served)):
+            k = (sym, int(served.t[j]))
+            if k not in ours:
+                continue
+            a = ours[k]
+            assert (float(a.open), float(a.high), float(a.low), float(a.close), float(a.volume),
+                    a.trade_count) == (served.o[j], served.h[j], served.l[j], served.c[j], served.v[j],
+                                       served.n[j]), k
+            compared += 1
+    assert compared > 20
