@@ -1,10 +1,16 @@
 """``python -m services.exchange``: run the local Alpaca-compatible paper exchange.
 
 Prints exactly one line ``listening on http://HOST:PORT`` (the real port, also for ``--port 0``)
-when ready. Keys come from ``--keys-file`` (JSON ``{"key_id","secret"}``), ``--key-id/--secret``, or
-DATA_DIR/keys.json (created with fresh random keys, mode 0600, when absent). The secret is never
-printed. SIGTERM / SIGINT shut down cleanly (websockets closed, venue state flushed).
+when ready, and only after the SIGTERM / SIGINT handlers are installed. Keys come from
+``--keys-file`` (JSON ``{"key_id","secret"}``), ``--key-id/--secret``, or DATA_DIR/keys.json
+(created with fresh random keys, mode 0600, when absent). The secret is never printed. SIGTERM /
+SIGINT shut down cleanly (websockets closed, venue state flushed).
 Bad arguments: a one-line message on stderr and exit status 2.
+
+The paper account is a margin account by default (``--account-type margin``: 2x Reg T buying power
+from $2,000 equity, 4x intraday from $25,000, short sales, the pattern-day-trader protection under
+$25,000); ``--account-type cash`` gives 1x buying power and no short sales (see rules.py). The
+account class is read on every start; ``--cash`` (default 100000) only funds a new account.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import ipaddress
 import logging
 import signal
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from aiohttp import web
@@ -51,6 +58,9 @@ def _parser() -> _Parser:
     p.add_argument("--admin", action="store_true", help="mount fault injection at /_heron/admin")
     p.add_argument("--rate", type=float, default=DEFAULT_RATE, help="market-data messages/s in total")
     p.add_argument("--allow-remote", action="store_true", help="permit binding a non-loopback address")
+    p.add_argument("--account-type", choices=("margin", "cash"), default="margin",
+                   help="margin: 2x (4x intraday from $25,000) buying power, may short; cash: 1x, no shorts")
+    p.add_argument("--cash", default="100000", help="starting cash of a new paper account (USD)")
     p.add_argument("--log-level", default="WARNING", help="logging level for stderr")
     return p
 
@@ -111,15 +121,29 @@ def parse_config(argv: list[str] | None) -> tuple[ExchangeConfig, str, int, str 
         args.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         parser.error(f"cannot use --data-dir {args.data_dir}: {exc.strerror}")
+    try:
+        cash = Decimal(args.cash)
+    except InvalidOperation:
+        parser.error(f"--cash must be a number of dollars, got {args.cash!r}")
+    if not cash.is_finite() or not Decimal(0) <= cash <= Decimal(10) ** 12:
+        parser.error(f"--cash must be between 0 and 1000000000000, got {args.cash}")
     key, note = _resolve_key(args, parser)
     config = ExchangeConfig(
         data_dir=args.data_dir, key=key, symbols=tuple(args.symbols), seed=args.seed,
         rate_limit=args.rate_limit, always_open=args.always_open, admin=args.admin, rate=args.rate,
+        starting_cash=cash, account_type=args.account_type,
     )
     return config, args.host, args.port, note, args.log_level
 
 
 async def serve(config: ExchangeConfig, host: str, port: int, note: str | None) -> int:
+    # The handlers come first: from the moment anything is printed (the keys note, the listening
+    # line) a SIGTERM / SIGINT must mean a clean shutdown, not the signal's default action.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     app = build_app(config)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0, access_log=None)
     await runner.setup()
@@ -139,11 +163,6 @@ async def serve(config: ExchangeConfig, host: str, port: int, note: str | None) 
         print(note, file=sys.stderr, flush=True)
     shown = f"[{host}]" if ":" in host else host
     print(f"listening on http://{shown}:{real_port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runner.cleanup()
     return 0

@@ -24,7 +24,7 @@ from services.exchange.errors import UNAUTHORIZED, json_error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-WEBSOCKET_PATHS = frozenset({"/v2/iex", "/v2/sip", "/v2/test", "/v1beta3/crypto/us", "/stream"})
+WEBSOCKET_PATHS = frozenset({"/v2/iex", "/v2/sip", "/v2/test", "/v1beta3/crypto/us", "/stream", "/stream/"})
 KEYLESS_PREFIX = "/v1beta3/crypto/"
 #: Who made the request: the key id, "ws" for websocket upgrades, or "anonymous:<peer>".
 PRINCIPAL = web.RequestKey("principal", str)

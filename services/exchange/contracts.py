@@ -1,7 +1,8 @@
 """Seams between the exchange's parts: the market simulator, the trading venue and the server.
 
 The simulator implements :class:`MarketView`; the venue (orders, matching, accounts) reads prices
-only through it and is told of every NBBO change by ``TradingVenue.on_quote(symbol)``.
+only through it and is told of every NBBO change by ``TradingVenue.on_quote(symbol)`` and of every
+print by ``TradingVenue.on_trade(symbol, price)`` (stops are elected on trades).
 """
 
 from __future__ import annotations

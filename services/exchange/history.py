@@ -3,8 +3,12 @@
 Nothing is stored: a symbol's day-level price path is a mean-reverting log walk computed once per
 symbol (vectorised over ~25 years), and each day's one-minute bars come from a numpy Generator keyed
 by ``(seed, symbol, day)``, as a Brownian bridge from that day's level to the next day's level, so any
-range can be produced without generating what lies before it. Stocks get session minutes only
-(from the :class:`MarketCalendar`), crypto every minute. Days are New York calendar days.
+range can be produced without generating what lies before it. Stocks get every minute from 04:00 to
+20:00 New York time on trading days (pre-market, regular session and after-hours, as Alpaca's iex and
+sip minute bars include extended-hours trades), with a fraction of the session's volume outside the
+regular hours; crypto every minute. Each day's volume varies around the symbol's typical volume. A
+stock's day is the New York calendar day; a crypto day is the UTC calendar day (Alpaca aligns crypto
+daily bars to midnight UTC).
 
 :class:`BarSource` serves history: generated minutes before the simulator started, then the minute
 bars the live stream actually produced (the simulator starts each symbol at the close of the last
@@ -169,6 +173,28 @@ def ny_date(ns: int) -> date:
     return datetime.fromtimestamp(ns / NS, UTC).astimezone(NEW_YORK).date()
 
 
+def utc_midnight_ns(day: date) -> int:
+    return int(datetime.combine(day, time(0), tzinfo=UTC).timestamp()) * NS
+
+
+def utc_date(ns: int) -> date:
+    return datetime.fromtimestamp(ns / NS, UTC).date()
+
+
+def day_start_ns(crypto: bool, day: date) -> int:
+    """Start of ``day`` for an asset class: UTC midnight for crypto, New York midnight for stocks."""
+    return utc_midnight_ns(day) if crypto else ny_midnight_ns(day)
+
+
+def day_of(crypto: bool, ns: int) -> date:
+    """The trading day holding ``ns`` for an asset class (UTC date for crypto, New York date for stocks)."""
+    return utc_date(ns) if crypto else ny_date(ns)
+
+
+EXTENDED_VOLUME_SHARE = 0.04  # an extended-hours minute trades this share of an average session minute
+EXTENDED_VOL_SHARE = 0.4  # and moves this much relative to a session minute
+
+
 class HistoryGenerator:
     """Generated one-minute bars for any day of any symbol; pure function of (seed, symbol, day).
 
@@ -205,17 +231,40 @@ class HistoryGenerator:
             self._levels[symbol] = lv
         return lv
 
+    def is_crypto(self, symbol: str) -> bool:
+        return self.universe[symbol].is_crypto
+
+    def day_start(self, symbol: str, day: date) -> int:
+        """Start (ns) of the symbol's ``day``: UTC midnight for crypto, New York midnight for stocks."""
+        return day_start_ns(self.universe[symbol].is_crypto, day)
+
+    def day_of(self, symbol: str, ns: int) -> date:
+        """The symbol's trading day holding ``ns``."""
+        return day_of(self.universe[symbol].is_crypto, ns)
+
     def minutes_of_day(self, symbol: str, day: date) -> I64:
-        """Start times (ns) of the day's trading minutes for this symbol (empty on a closed day)."""
+        """Start times (ns) of the day's trading minutes for this symbol (empty on a closed day).
+
+        Stocks trade from the pre-market open to the after-hours close (04:00 to 20:00 New York time,
+        17:00 on early-close days); crypto trades every minute of the UTC day."""
         inst = self.universe[symbol]
         if inst.is_crypto:
-            lo, hi = ny_midnight_ns(day), ny_midnight_ns(day + timedelta(days=1))
+            lo, hi = utc_midnight_ns(day), utc_midnight_ns(day + timedelta(days=1))
         else:
             s = self.calendar.session(day)
             if s is None:
                 return np.empty(0, dtype=np.int64)
-            lo, hi = int(s.open.timestamp()) * NS, int(s.close.timestamp()) * NS
+            lo, hi = int(s.extended_open.timestamp()) * NS, int(s.extended_close.timestamp()) * NS
         return np.arange(lo, hi, MINUTE_NS, dtype=np.int64)
+
+    def _regular(self, symbol: str, day: date, t: I64) -> npt.NDArray[np.bool_]:
+        """Which of the day's minutes lie in the regular session (all of them for crypto)."""
+        if self.universe[symbol].is_crypto:
+            return np.ones(len(t), dtype=bool)
+        s = self.calendar.session(day)
+        if s is None:
+            return np.zeros(len(t), dtype=bool)
+        return (t >= int(s.open.timestamp()) * NS) & (t < int(s.close.timestamp()) * NS)
 
     def day(self, symbol: str, day: date) -> Bars:
         """All generated one-minute bars of ``day`` (cached)."""
@@ -244,8 +293,15 @@ class HistoryGenerator:
         rng = np.random.default_rng([self.seed, _symbol_key(symbol), idx, 1])
         crypto = inst.is_crypto
         day_sigma = (0.025 if crypto else 0.014) * float(np.exp(0.3 * rng.standard_normal()))
-        x = np.linspace(0.0, 1.0, m)
-        profile = 1.0 + (0.3 if crypto else 2.0) * (2 * x - 1) ** 2  # U-shape through the day
+        # How busy the day is: a symbol's daily volume varies from day to day.
+        day_activity = float(rng.lognormal(0.0, 0.35))
+        regular = self._regular(symbol, day, t)
+        # Position of each minute within the regular session (0 at the open, 1 at the close).
+        reg_idx = np.cumsum(regular) - 1
+        n_reg = max(int(regular.sum()), 1)
+        x = np.clip(reg_idx, 0, None) / max(n_reg - 1, 1)
+        profile = 1.0 + (0.3 if crypto else 2.0) * (2 * x - 1) ** 2  # U-shape through the session
+        profile = np.where(regular, profile, EXTENDED_VOL_SHARE)
         sig = profile / np.sqrt(np.sum(profile**2)) * day_sigma
         inc = rng.standard_normal(m) * sig
         path = np.cumsum(inc)
@@ -262,27 +318,55 @@ class HistoryGenerator:
         low = np.maximum(np.floor(np.minimum(open_, close) * np.exp(-dn) / tick + 1e-9) * tick, tick)
         dec = max(0, -int(inst.tick.as_tuple().exponent))
         open_, high, low, close = (np.round(a, dec) for a in (open_, high, low, close))
-        key = _symbol_key(symbol)
+        vol = np.round(self.expected_volume(symbol, day, t) * day_activity * rng.lognormal(-0.125, 0.5, m),
+                       6 if crypto else 0)
         if crypto:
-            vol_profile = 1.0 + 0.5 * np.sin(np.pi * x) ** 2
-            daily_units = (2_000 if symbol.startswith("BTC") else 30_000) * (0.5 + (key % 100) / 100)
-            vol = np.round(daily_units * vol_profile / vol_profile.sum() * rng.lognormal(0, 0.5, m), 6)
-            avg_trade = daily_units / 20_000
+            avg_trade = self._daily_units(symbol) / 20_000
         else:
-            vol_profile = 1.0 + 4.0 * (2 * x - 1) ** 4
-            daily_units = 2e6 + (key % 5000) * 1e4
-            vol = np.maximum(
-                np.round(daily_units * vol_profile / vol_profile.sum() * rng.lognormal(0, 0.5, m)), 1
-            )
+            vol = np.maximum(vol, 1)
             avg_trade = 120.0
         n = np.maximum(np.round(vol / avg_trade), 1).astype(np.int64)
         vw = np.round(np.clip((high + low + 2 * close) / 4, low, high), 4)
         return Bars(t, open_, high, low, close, vol.astype(np.float64), n, vw)
 
+    def _daily_units(self, symbol: str) -> float:
+        """The symbol's typical daily volume (shares, or coins for crypto)."""
+        key = _symbol_key(symbol)
+        if self.universe[symbol].is_crypto:
+            return (2_000 if symbol.startswith("BTC") else 30_000) * (0.5 + (key % 100) / 100)
+        return 2e6 + (key % 5000) * 1e4
+
+    def expected_volume(self, symbol: str, day: date, t: I64) -> F64:
+        """Typical volume of each minute ``t`` of ``day`` (before the day's activity and the noise):
+        a U-shaped session for stocks with a trickle in the extended hours, a smooth day for crypto."""
+        m = len(t)
+        if m == 0:
+            return np.empty(0, dtype=np.float64)
+        regular = self._regular(symbol, day, t)
+        reg_idx = np.cumsum(regular) - 1
+        n_reg = max(int(regular.sum()), 1)
+        x = np.clip(reg_idx, 0, None) / max(n_reg - 1, 1)
+        units = self._daily_units(symbol)
+        if self.universe[symbol].is_crypto:
+            shape = 1.0 + 0.5 * np.sin(np.pi * np.arange(m) / max(m - 1, 1)) ** 2
+            return np.asarray(units * shape / shape.sum(), dtype=np.float64)
+        shape = 1.0 + 4.0 * (2 * x - 1) ** 4
+        per_regular = units * shape / shape[regular].sum() if regular.any() else units * shape / shape.sum()
+        avg = units / n_reg
+        return np.asarray(np.where(regular, per_regular, avg * EXTENDED_VOLUME_SHARE), dtype=np.float64)
+
+    def minute(self, symbol: str, ns: int) -> tuple[float, float] | None:
+        """(close, volume) of the generated minute starting at ``ns`` (None outside trading minutes)."""
+        bars = self.day(symbol, self.day_of(symbol, ns))
+        k = int(np.searchsorted(bars.t, ns))
+        if k < len(bars) and int(bars.t[k]) == ns:
+            return float(bars.c[k]), float(bars.v[k])
+        return None
+
     def range(self, symbol: str, lo_ns: int, hi_ns: int) -> Iterator[tuple[date, Bars]]:
         """Per-day generated minutes with ``lo_ns <= t < hi_ns``, oldest day first."""
-        d = ny_date(lo_ns)
-        last = ny_date(max(lo_ns, hi_ns - 1))
+        d = self.day_of(symbol, lo_ns)
+        last = self.day_of(symbol, max(lo_ns, hi_ns - 1))
         while d <= last:
             bars = self.day(symbol, d)
             if len(bars):
@@ -295,7 +379,7 @@ class HistoryGenerator:
 
     def last_minute_before(self, symbol: str, ns: int) -> tuple[int, float] | None:
         """(start ns, close) of the last generated minute that completed at or before ``ns``."""
-        d = ny_date(ns)
+        d = self.day_of(symbol, ns)
         for _ in range(20):
             bars = self.day(symbol, d)
             if len(bars):
@@ -347,19 +431,22 @@ class BarSource:
         if since is not None and self.live is not None and done_hi > max(lo_ns, since):
             live = self.live.live_bars(symbol, max(lo_ns, since), done_hi)
             if len(live):
-                days = np.array([ny_midnight_ns(ny_date(int(t))) for t in (live.t[0], live.t[-1])])
-                if days[0] == days[1]:
-                    yield ny_date(int(live.t[0])), live
+                crypto = self.gen.is_crypto(symbol)
+                first, last = day_of(crypto, int(live.t[0])), day_of(crypto, int(live.t[-1]))
+                if first == last:
+                    yield first, live
                 else:
-                    day_keys = np.array([ny_midnight_ns(ny_date(int(t))) for t in live.t], dtype=np.int64)
+                    day_keys = np.array([day_start_ns(crypto, day_of(crypto, int(t))) for t in live.t],
+                                        dtype=np.int64)
                     for k in np.unique(day_keys):
-                        yield ny_date(int(k)), live.take(day_keys == k)
+                        yield day_of(crypto, int(k)), live.take(day_keys == k)
 
     def bars(self, symbol: str, tf: Timeframe, lo_ns: int, hi_ns: int) -> Iterator[Bars]:
         """Bars of ``tf`` whose start lies in ``[lo_ns, hi_ns]``, in chunks, oldest first.
 
-        Intraday buckets are aligned to the UTC epoch (5Min at :00, :05 ...); daily bars start at
-        New York midnight; weeks on Monday; months on the 1st (as Alpaca stamps them).
+        Intraday buckets are aligned to the UTC epoch (5Min at :00, :05 ...; hourly bars on the hour,
+        extended hours included, as Alpaca's: alpaca-py #580); stock daily bars start at New York
+        midnight, crypto daily bars at UTC midnight; weeks on Monday; months on the 1st.
         """
         if tf.intraday:
             step = tf.step_ns
@@ -394,29 +481,33 @@ class BarSource:
                     yield carry
             return
         # Day / Week / Month: one daily bar per day (the running day included), then group.
-        lo_day, hi_day = ny_date(lo_ns), ny_date(hi_ns)
+        crypto = self.gen.is_crypto(symbol)
+        lo_day, hi_day = day_of(crypto, lo_ns), day_of(crypto, hi_ns)
         if tf.unit == "Week":
             lo_day -= timedelta(days=lo_day.weekday())
         elif tf.unit == "Month":
             lo_day = lo_day.replace(day=1)
         daily = self._daily(symbol, lo_day, hi_day)
         if tf.unit == "Week":
-            keys = np.array([ny_midnight_ns(_monday(ny_date(int(t)))) for t in daily.t], dtype=np.int64)
+            keys = np.array([day_start_ns(crypto, _monday(day_of(crypto, int(t)))) for t in daily.t],
+                            dtype=np.int64)
             daily = aggregate(daily, keys)
         elif tf.unit == "Month":
-            keys = np.array([_month_key(ny_date(int(t)), tf.amount) for t in daily.t], dtype=np.int64)
+            keys = np.array([_month_key(day_of(crypto, int(t)), tf.amount, crypto) for t in daily.t],
+                            dtype=np.int64)
             daily = aggregate(daily, keys)
-        floor = lo_ns if tf.unit == "Day" else ny_midnight_ns(lo_day)
+        floor = lo_ns if tf.unit == "Day" else day_start_ns(crypto, lo_day)
         daily = daily.take((daily.t >= floor) & (daily.t <= hi_ns))
         if len(daily):
             yield daily
 
     def _daily(self, symbol: str, lo_day: date, hi_day: date) -> Bars:
         rows = []
-        lo = ny_midnight_ns(lo_day)
-        hi = ny_midnight_ns(hi_day + timedelta(days=1))
+        crypto = self.gen.is_crypto(symbol)
+        lo = day_start_ns(crypto, lo_day)
+        hi = day_start_ns(crypto, hi_day + timedelta(days=1))
         for d, chunk in self.minutes(symbol, lo, hi):
-            day_bar = aggregate(chunk, np.zeros(len(chunk), dtype=np.int64) + ny_midnight_ns(d))
+            day_bar = aggregate(chunk, np.zeros(len(chunk), dtype=np.int64) + day_start_ns(crypto, d))
             rows.append(day_bar)
         return Bars.concat(rows)
 
@@ -429,9 +520,9 @@ def _monday(d: date) -> date:
     return d - timedelta(days=d.weekday())
 
 
-def _month_key(d: date, months: int) -> int:
+def _month_key(d: date, months: int, crypto: bool = False) -> int:
     m0 = (d.month - 1) // months * months + 1
-    return ny_midnight_ns(date(d.year, m0, 1))
+    return day_start_ns(crypto, date(d.year, m0, 1))
 
 
 # ---------------------------------------------------------------------------------------------

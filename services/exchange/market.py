@@ -4,11 +4,17 @@ Each call to :meth:`MarketSimulator.step` produces, in one vectorised numpy batc
 the interval since the previous step (an asyncio timer calls it every ``tick_interval`` seconds; tests
 call it directly with a fake clock). Prices follow a log random walk with stochastic volatility;
 quotes sit on the tick grid around the mid with a random spread; trades print at the bid, the ask or
-the midpoint. Stocks only trade while the calendar says the market is open; crypto trades 24/7.
+the midpoint. Stocks trade from 04:00 to 20:00 New York time on trading days (more slowly in the
+pre-market and after-hours); crypto trades 24/7. The live price walks towards the generated history's
+close of each minute (a bridge pinned at the minute's end) and trade sizes add up, on average, to the
+history's volume of that minute, so live minutes continue the history in price and volume, and an
+exchange restarted at any time resumes where the previous one was.
 
 Minute bars (``b``) are the aggregation of the trades the stream really sent in that minute, with
 ``n`` (trade count) and ``vw`` (VWAP); now and then a late print arrives just after the minute closed,
-followed by an updated bar (``u``) that includes it; a daily bar (``d``) follows every minute bar.
+followed by an updated bar (``u``) that includes it; now and then a stock trade of the minute is
+canceled (``x``) or corrected (``c``), followed by an updated bar without it; a daily bar (``d``,
+stocks from New York midnight, crypto from UTC midnight) follows every minute bar.
 Each symbol starts at the close of the last completed minute of the generated history, and the
 finished live minutes are kept (bounded) so history joins the live stream without a jump.
 
@@ -37,7 +43,7 @@ import msgpack
 import numpy as np
 
 from services.exchange.contracts import NBBO, Instrument
-from services.exchange.history import MINUTE_NS, NS, Bars, HistoryGenerator, ny_date, ny_midnight_ns
+from services.exchange.history import MINUTE_NS, NS, Bars, HistoryGenerator, day_of, day_start_ns, ny_date
 from services.exchange.sessions import MarketCalendar
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,9 @@ MAX_RATE = 2_000_000.0
 LIVE_MINUTES_KEPT = 10_000  # per symbol; older live minutes are forgotten
 _TAPE = {"NASDAQ": "C", "NYSE": "A", "ARCA": "B"}
 _BUSY = {"SPY": 3.0, "QQQ": 2.0, "AAPL": 2.0, "NVDA": 2.0, "TSLA": 2.0, "BTC/USD": 1.5}
+EXTENDED_ACTIVITY = 0.1  # share of a stock's session message rate in the pre-market and after-hours
+CORRECTION_RATE = 0.004  # chance that a stock's finished minute gets a trade correction or cancel
+_SIZE_SIGMA = 1.0  # log-normal spread of trade sizes
 
 
 def _ts(ns: int) -> msgpack.Timestamp:
@@ -267,12 +276,18 @@ class MarketSimulator:
         self._clock = clock
         self._rng = np.random.default_rng([int(seed), 0x5EED])
         self._rate = float(rate)
+        self.correction_rate = CORRECTION_RATE  # per stock minute; tests raise it to see many
         self._listeners: list[Listener] = []
         self._nbbo_listeners: list[Callable[[str], None]] = []
+        # (callback(symbol, price), wants(symbol) or None) per trade listener, and the prints of the
+        # step being generated (symbol indexes, prices; per segment, in time order) when anyone listens.
+        self._trade_listeners: list[tuple[Callable[[str, Decimal], None], Callable[[str], bool] | None]] = []
+        self._prints: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending: list[tuple[Message, int]] = []
         self._task: asyncio.Task[None] | None = None
         self.stats: dict[str, int] = {"steps": 0, "messages": 0, "trades": 0, "quotes": 0, "bars": 0,
-                                      "updated_bars": 0, "step_errors": 0,
+                                      "updated_bars": 0, "corrections": 0, "cancels": 0,
+                                      "step_errors": 0,
                                       # Loop time spent in step() (generation, encoding, NBBO
                                       # callbacks and the listeners' fan-out), in nanoseconds.
                                       "step_ns_total": 0, "step_ns_max": 0}
@@ -319,13 +334,23 @@ class MarketSimulator:
         self._mid = np.empty(n)
         self._prev_close = np.empty(n)
         self._live_since: list[int] = [0] * n
+        # Each symbol's trading day: the UTC day for crypto, the New York day for stocks.
+        self._day_key = np.array([day_start_ns(bool(c), day_of(bool(c), now)) for c in self._crypto],
+                                 dtype=np.int64)
         for i, s in enumerate(syms):
             last = history.last_minute_before(s, now)
             price = last[1] if last else float(insts[i].base_price)
             self._mid[i] = price
             self._live_since[i] = (last[0] + MINUTE_NS) if last else self._minute
-            prev = history.last_minute_before(s, ny_midnight_ns(ny_date(now)))
+            prev = history.last_minute_before(s, int(self._day_key[i]))
             self._prev_close[i] = prev[1] if prev else price
+        # The generated history's close and volume of the running minute: the live price walks towards
+        # that close (a bridge pinned at each minute's end), and trade sizes add up to that volume, so
+        # live minutes continue the history and a restarted exchange resumes at the same prices.
+        self._tgt_minute = -1
+        self._tgt_close = np.full(n, np.nan)
+        self._tgt_vol = np.full(n, np.nan)
+        self._sessions: dict[Any, tuple[int, int, int, int] | None] = {}
         self._spread = np.maximum(np.round(self._mid * np.where(self._crypto, 1.5e-4, 1e-4) / self._tick), 1)
         b, a = self._quote_prices(self._mid, self._spread, np.arange(n))
         self._bid, self._ask = b, a
@@ -336,6 +361,13 @@ class MarketSimulator:
         self._last_size = np.where(self._crypto, 0.01, 100.0)
         self._last_trade_ns = np.array([ls - MINUTE_NS // 60 for ls in self._live_since], dtype=np.int64)
         self._trade_id = 1
+        # Per symbol: id of its last trade, and one trade of the running minute that is neither its first
+        # nor (checked when the minute closes) its last, which a correction or cancel may later name.
+        self._last_tid = np.zeros(n, dtype=np.int64)
+        self._cand_id = np.full(n, -1, dtype=np.int64)
+        self._cand_p = np.zeros(n)
+        self._cand_s = np.zeros(n)
+        self._cand_t = np.zeros(n, dtype=np.int64)
         # Running minute accumulators.
         self._m_o = np.zeros(n)
         self._m_h = np.zeros(n)
@@ -349,8 +381,7 @@ class MarketSimulator:
         self._live_rows: list[list[tuple[int, float, float, float, float, float, int, float]]] = [
             [] for _ in range(n)
         ]
-        # Running day (New York date) per symbol: the generated minutes before live start + live.
-        self._day_key = ny_midnight_ns(ny_date(now))
+        # Running day per symbol: the generated minutes before live start + live.
         self._day: list[list[float] | None] = [self._day_from_history(s, i) for i, s in enumerate(syms)]
 
     # ------------------------------------------------------------------------------------------
@@ -381,6 +412,14 @@ class MarketSimulator:
     def on_nbbo(self, callback: Callable[[str], None]) -> None:
         """``callback(symbol)`` after every NBBO change (the venue's ``on_quote``)."""
         self._nbbo_listeners.append(callback)
+
+    def on_trade(
+        self, callback: Callable[[str, Decimal], None], wants: Callable[[str], bool] | None = None
+    ) -> None:
+        """``callback(symbol, price)`` for every in-sequence print, in time order, after the step
+        that generated it (the venue's ``on_trade``: stops elect on trades). ``wants(symbol)``, when
+        given, is asked first so prints nobody needs cost no conversion."""
+        self._trade_listeners.append((callback, wants))
 
     def halt(self, symbol: str, halted: bool) -> None:
         """Halt or resume a symbol; emits a trading status message (``s``) to the stream."""
@@ -478,7 +517,7 @@ class MarketSimulator:
                                       float(self._m_c[i]), float(self._m_v[i]), float(self._m_pv[i]),
                                       int(self._m_n[i]))
             if d is None:
-                return (self._day_key, o, h, low, c, v, n, round(pv / v, 4) if v else c)
+                return (int(self._day_key[i]), o, h, low, c, v, n, round(pv / v, 4) if v else c)
             t0, o0, h0, l0, _, v0, n0, vw0 = rows[0]
             vt = v0 + v
             return (t0, o0, max(h0, h), min(l0, low), c, vt, n0 + n,
@@ -523,6 +562,9 @@ class MarketSimulator:
         batch = out.batch()
         self.stats["steps"] += 1
         self.stats["messages"] += len(batch)
+        if self._prints:
+            prints, self._prints = self._prints, []
+            self._deliver_prints(prints)
         for i in changed:
             sym = self.symbols[i]
             for cb in self._nbbo_listeners:
@@ -541,47 +583,118 @@ class MarketSimulator:
         self.stats["step_ns_max"] = max(self.stats["step_ns_max"], spent)
         return batch
 
+    def _deliver_prints(self, prints: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Each listener gets the step's prints of the symbols it wants, in time order. ``wants`` is
+        asked once per traded symbol, so a storm of prints nobody needs stays in numpy."""
+        ti = np.concatenate([p[0] for p in prints])
+        tp = np.concatenate([p[1] for p in prints])
+        traded = np.unique(ti).tolist()
+        for cb, wants in self._trade_listeners:
+            keep = traded if wants is None else [i for i in traded if wants(self.symbols[i])]
+            if not keep:
+                continue
+            mask = np.isin(ti, keep)
+            for i, p in zip(ti[mask].tolist(), tp[mask].tolist(), strict=True):
+                sym = self.symbols[i]
+                try:
+                    cb(sym, Decimal(f"{p:.{self._dec[i]}f}"))
+                except Exception:
+                    log.exception("trade listener failed for %s", sym)
+
+    def _session_bounds(self, ns: int) -> tuple[int, int, int, int] | None:
+        """(extended open, regular open, regular close, extended close) in ns of the New York day of
+        ``ns`` (None when closed), cached per day."""
+        day = ny_date(ns)
+        if day not in self._sessions:
+            s = self.calendar.session(day)
+            self._sessions[day] = None if s is None else (
+                int(s.extended_open.timestamp()) * NS, int(s.open.timestamp()) * NS,
+                int(s.close.timestamp()) * NS, int(s.extended_close.timestamp()) * NS)
+            if len(self._sessions) > 64:
+                self._sessions.pop(next(iter(self._sessions)))
+        return self._sessions[day]
+
+    def _activity(self, ns: int) -> tuple[np.ndarray, np.ndarray]:
+        """(which symbols trade at ``ns``, their message weights). Stocks trade from 04:00 to 20:00
+        New York time on trading days, more slowly outside the regular session."""
+        b = self._session_bounds(ns)
+        stock_open = b is not None and b[0] <= ns < b[3]
+        regular = b is not None and b[1] <= ns < b[2]
+        active = (self._crypto | stock_open) & ~self._halted
+        factor = np.where(self._crypto | regular, 1.0, EXTENDED_ACTIVITY)
+        return active, self._weight * factor * active
+
     def _active(self, ns: int) -> np.ndarray:
-        open_now = self.calendar.is_open(datetime.fromtimestamp(ns / NS, UTC))
-        return (self._crypto | open_now) & ~self._halted
+        return self._activity(ns)[0]
+
+    def _load_targets(self, minute: int) -> None:
+        """The generated close and volume of ``minute`` for every symbol (NaN where it has none)."""
+        if minute == self._tgt_minute:
+            return
+        self._tgt_minute = minute
+        for i, sym in enumerate(self.symbols):
+            got = self.history.minute(sym, minute)
+            if got is None:
+                self._tgt_close[i] = np.nan
+                self._tgt_vol[i] = np.nan
+            else:
+                self._tgt_close[i], self._tgt_vol[i] = got
 
     def _generate(self, t0: int, t1: int, out: _Out, changed: set[int]) -> None:
         dt = (t1 - t0) / NS
         if dt <= 0:
             return
         rng = self._rng
-        active = self._active(t1)
+        active, w = self._activity(t1)
         if not active.any():
             return
         n = len(self.symbols)
-        # Stochastic volatility (mean-reverting log vol) and the mid's random walk.
+        minute = t0 - t0 % MINUTE_NS
+        self._load_targets(minute)
+        # Stochastic volatility (mean-reverting log vol) and the mid's random walk, bridged to the
+        # generated close at the end of the minute where the history has one.
         self._logvol += -0.01 * self._logvol * dt + 0.05 * np.sqrt(dt) * rng.standard_normal(n)
         np.clip(self._logvol, -1.0, 1.5, out=self._logvol)
         old_mid = self._mid.copy()
-        move = self._sigma * np.exp(self._logvol) * np.sqrt(dt) * rng.standard_normal(n)
+        remaining = (minute + MINUTE_NS - t0) / NS
+        frac = min(dt / remaining, 1.0) if remaining > 0 else 1.0
+        has_tgt = ~np.isnan(self._tgt_close)
+        pull = np.where(has_tgt, np.log(np.where(has_tgt, self._tgt_close, 1.0) / self._mid) * frac, 0.0)
+        noise_dt = np.where(has_tgt, dt * (1.0 - frac), dt)
+        move = pull + self._sigma * np.exp(self._logvol) * np.sqrt(noise_dt) * rng.standard_normal(n)
         self._mid = np.where(active, self._mid * np.exp(move), self._mid)
         k = int(rng.poisson(self._rate * min(dt, 1.0)))
         if k == 0:
             return
-        w = self._weight * active
-        idx = rng.choice(n, size=k, p=w / w.sum())
+        wsum = w.sum()
+        idx = rng.choice(n, size=k, p=w / wsum)
         offs = np.sort(rng.integers(0, max(t1 - t0, 1), k))
         ts = t0 + offs
-        frac = offs / max(t1 - t0, 1)
-        emid = old_mid[idx] + (self._mid[idx] - old_mid[idx]) * frac
+        frac_k = offs / max(t1 - t0, 1)
+        emid = old_mid[idx] + (self._mid[idx] - old_mid[idx]) * frac_k
         crypto = self._crypto[idx]
-        is_trade = rng.random(k) < np.where(crypto, 0.3, 0.4)
+        p_trade = np.where(self._crypto, 0.3, 0.4)
+        is_trade = rng.random(k) < p_trade[idx]
         spread = self._spread[idx] + rng.integers(0, 2, k)
         bid, ask = self._quote_prices(emid, spread, idx)
         tick = self._tick[idx]
         side = rng.random(k)
         mid_px = np.round(np.round(((bid + ask) / 2) / tick) * tick * self._scale[idx]) / self._scale[idx]
         price = np.where(side < 0.45, ask, np.where(side < 0.9, bid, mid_px))
-        tsize = np.where(crypto, np.round(rng.lognormal(-4.0, 1.3, k), 6),
-                         np.maximum(np.round(rng.lognormal(3.5, 1.2, k)), 1))
-        tsize = np.maximum(tsize, np.where(crypto, 1e-6, 1))
+        # Trade sizes: on average, a minute's trades add up to the generated history's volume for that
+        # minute, whatever the message rate (trades expected per minute = rate x share x trade odds).
+        per_minute = self._rate * 60.0 * (w / wsum) * p_trade
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean_size = np.where(has_tgt & (per_minute > 0), self._tgt_vol / per_minute, np.nan)
+        ms = mean_size[idx]
+        fallback = np.where(crypto, np.exp(-4.0 + 1.3**2 / 2), np.exp(3.5 + 1.2**2 / 2))
+        ms = np.where(np.isnan(ms) | (ms <= 0), fallback, ms)
+        raw = rng.lognormal(np.log(ms) - _SIZE_SIGMA**2 / 2, _SIZE_SIGMA)
+        tsize = np.where(crypto, np.maximum(np.round(raw, 6), 1e-6), np.maximum(np.round(raw), 1))
         bsz = np.where(crypto, np.round(rng.uniform(0.01, 3.0, k), 4), rng.integers(1, 12, k) * 100.0)
         asz = np.where(crypto, np.round(rng.uniform(0.01, 3.0, k), 4), rng.integers(1, 12, k) * 100.0)
+        tid0 = self._trade_id
+        trade_ids = tid0 + np.cumsum(is_trade)
 
         # Update the running minute bars from the trades (vectorised per symbol).
         tr = np.flatnonzero(is_trade)
@@ -599,10 +712,21 @@ class MarketSimulator:
             self._m_c[uniq] = tp[last]
             np.add.at(self._m_v, ti, tq)
             np.add.at(self._m_pv, ti, tp * tq)
+            # A correction candidate: this step's first trade of a symbol whose minute already had one.
+            old = uniq[~fresh]
+            if len(old):
+                pick = tr[first[~fresh]]
+                self._cand_id[old] = trade_ids[pick]
+                self._cand_p[old] = price[pick]
+                self._cand_s[old] = tsize[pick]
+                self._cand_t[old] = ts[pick]
             np.add.at(self._m_n, ti, 1)
+            self._last_tid[uniq] = trade_ids[tr][last]
             self._last_price[uniq] = tp[last]
             self._last_size[uniq] = tq[last]
             self._last_trade_ns[uniq] = ts[tr][last]
+            if self._trade_listeners:
+                self._prints.append((ti, tp))
         qu = np.flatnonzero(~is_trade)
         if len(qu):
             rev_first = np.unique(idx[qu][::-1], return_index=True)[1]
@@ -615,11 +739,9 @@ class MarketSimulator:
             self._quote_ns[syms_q] = ts[lastq]
             changed.update(syms_q.tolist())
 
-        tid0 = self._trade_id
         self._trade_id += len(tr)
         self.stats["trades"] += len(tr)
         self.stats["quotes"] += len(qu)
-        trade_ids = tid0 + np.cumsum(is_trade)
         for a in range(0, k, _ENCODE_CHUNK):
             sl = slice(a, a + _ENCODE_CHUNK)
             out.add_batch(self._encode(idx[sl], ts[sl], is_trade[sl], crypto[sl], price[sl], tsize[sl],
@@ -680,18 +802,20 @@ class MarketSimulator:
         minute = self._minute
         done = np.flatnonzero(self._m_n > 0)
         if len(done) == 0:
+            self._cand_id[:] = -1
             return
-        day_key = ny_midnight_ns(ny_date(minute))
-        if day_key != self._day_key:
-            self._day_key = day_key
-            for i in range(len(self.symbols)):
-                if self._day[i] is not None:
-                    self._prev_close[i] = self._day[i][4]  # type: ignore[index]
-                self._day[i] = None
+        keys = np.where(self._crypto, day_start_ns(True, day_of(True, minute)),
+                        day_start_ns(False, day_of(False, minute)))
+        for i in np.flatnonzero(keys != self._day_key).tolist():
+            self._day_key[i] = keys[i]
+            if self._day[i] is not None:
+                self._prev_close[i] = self._day[i][4]  # type: ignore[index]
+            self._day[i] = None
         stamp = _ts(minute)
         late: list[Message] = []  # messages of symbol i
         rng = self._rng
-        for i in done.tolist():
+        fix_draw = rng.random(len(done))
+        for j, i in enumerate(done.tolist()):
             v = float(self._m_v[i])
             row = (minute, float(self._m_o[i]), float(self._m_h[i]), float(self._m_l[i]), float(self._m_c[i]),
                    v, int(self._m_n[i]), round(float(self._m_pv[i]) / v, 4) if v else float(self._m_c[i]))
@@ -716,6 +840,8 @@ class MarketSimulator:
                 late.append(self._bar_msg("u", sym, row, stamp))
                 self.stats["updated_bars"] += 1
                 self.stats["trades"] += 1
+            elif fix_draw[j] < self.correction_rate and not self._crypto[i]:
+                row = self._correct_or_cancel(i, row, late, stamp)
             self._store_live(i, row)
             self._add_to_day(i, row)
             for m in late:
@@ -726,6 +852,44 @@ class MarketSimulator:
         self._m_n[:] = 0
         self._m_v[:] = 0
         self._m_pv[:] = 0
+        self._cand_id[:] = -1
+
+    def _correct_or_cancel(self, i: int, row: tuple[int, float, float, float, float, float, int, float],
+                           late: list[Message], stamp: msgpack.Timestamp,
+                           ) -> tuple[int, float, float, float, float, float, int, float]:
+        """Now and then a trade of the minute that just closed is canceled (``T: "x"``) or corrected
+        (``T: "c"``), as on Alpaca's stock stream, followed by the updated bar (``u``) without it; the
+        corrected bar is what the exchange serves from then on. Only a trade that is neither the first
+        nor the last of its minute, priced strictly inside the minute's range, is chosen, so the bar's
+        open, high, low and close stand and only volume, trade count and VWAP change."""
+        minute, o, h, low, c, v, n, _ = row
+        oid, op, os_, ot = (int(self._cand_id[i]), float(self._cand_p[i]), float(self._cand_s[i]),
+                            int(self._cand_t[i]))
+        if oid < 0 or oid == int(self._last_tid[i]) or not (low < op < h) or n < 3:
+            return row
+        sym, tape, rng = self.symbols[i], self._tape[i], self._rng
+        pv = float(self._m_pv[i]) - op * os_
+        if rng.random() < 0.5:
+            late.append({"T": "x", "S": sym, "i": oid, "x": "V", "p": op, "s": int(os_), "a": "C",
+                         "z": tape, "t": _ts(ot)})
+            v2, n2 = v - os_, n - 1
+            self.stats["cancels"] += 1
+        else:
+            tick, d = float(self._tick[i]), self._dec[i]
+            cp = round(op + tick * float(rng.integers(-1, 2)), d)
+            cs = float(max(1, round(os_ * float(rng.uniform(0.5, 1.5)))))
+            if cs == os_:
+                cs += 1
+            self._trade_id += 1
+            late.append({"T": "c", "S": sym, "x": "V", "oi": oid, "op": op, "os": int(os_), "oc": ["@"],
+                         "ci": self._trade_id, "cp": cp, "cs": int(cs), "cc": ["@"], "z": tape, "t": _ts(ot)})
+            v2, n2 = v - os_ + cs, n
+            pv += cp * cs
+            self.stats["corrections"] += 1
+        fixed = (minute, o, h, low, c, v2, n2, round(pv / v2, 4) if v2 else c)
+        late.append(self._bar_msg("u", sym, fixed, stamp))
+        self.stats["updated_bars"] += 1
+        return fixed
 
     @staticmethod
     def _bar_msg(kind: str, sym: str, row: tuple[int, float, float, float, float, float, int, float],
@@ -743,7 +907,7 @@ class MarketSimulator:
             del rows[:drop]
 
     def _day_from_history(self, symbol: str, i: int) -> list[float] | None:
-        lo = self._day_key
+        lo = int(self._day_key[i])
         hi = self._live_since[i]
         parts = [b for _, b in self.history.range(symbol, lo, hi)] if hi > lo else []
         bars = Bars.concat(parts)
@@ -757,7 +921,7 @@ class MarketSimulator:
         _, o, h, low, c, v, n, vw = row
         d = self._day[i]
         if d is None:
-            self._day[i] = [float(self._day_key), o, h, low, c, v, float(n), vw * v]
+            self._day[i] = [float(self._day_key[i]), o, h, low, c, v, float(n), vw * v]
             return
         d[2] = max(d[2], h)
         d[3] = min(d[3], low)

@@ -1,13 +1,18 @@
 """Market-data REST in Alpaca's exact shapes (alpaca-protocol.md §3).
 
 Stocks: ``/v2/stocks/{bars,trades,quotes}`` (history, paginated with ``next_page_token``),
-``/v2/stocks/{sym}/bars``, ``/v2/stocks/{trades,quotes,bars}/latest`` and ``/v2/stocks/snapshots``
-(the body *is* ``{SYM: snapshot}``). Crypto: ``/v1beta3/crypto/us/{bars,trades,quotes}``,
-``/latest/{trades,quotes,bars,orderbooks}`` and ``/snapshots`` (with the ``snapshots`` wrapper).
+``/v2/stocks/{trades,quotes,bars}/latest`` and ``/v2/stocks/snapshots`` (the body *is*
+``{SYM: snapshot}``); the single-symbol forms Alpaca's SDKs also call:
+``/v2/stocks/{sym}/{bars,trades,quotes}`` (``{kind: [...], "symbol", "next_page_token"}``),
+``/v2/stocks/{sym}/{trades,quotes,bars}/latest`` (``{"symbol", "trade" | "quote" | "bar"}``) and
+``/v2/stocks/{sym}/snapshot`` (the snapshot with ``symbol``). Crypto:
+``/v1beta3/crypto/us/{bars,trades,quotes}``, ``/latest/{trades,quotes,bars,orderbooks}`` and
+``/snapshots`` (with the ``snapshots`` wrapper).
 
 A syntactically invalid symbol, timeframe, time, limit, sort or page token is a 400 with a JSON
 body naming the problem; a well-formed symbol the exchange does not list is simply absent from the
-result (as on Alpaca). Bars always carry ``n`` and ``vw``.
+result (as on Alpaca); on the single-symbol history routes its list is empty, and its latest
+values and snapshot are a 404. Bars always carry ``n`` and ``vw``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from services.exchange.history import (
     Bars,
     BarSource,
     Timeframe,
+    ny_date,
+    ny_midnight_ns,
     parse_timeframe,
     ticks_from_bars,
 )
@@ -106,8 +113,11 @@ class MarketDataApi:
             r.add_get(f"/v2/stocks/{kind}/latest", self._latest_handler(kind, crypto=False))
             r.add_get(f"/v1beta3/crypto/{{loc}}/{kind}", self._history_handler(kind, crypto=True))
             r.add_get(f"/v1beta3/crypto/{{loc}}/latest/{kind}", self._latest_handler(kind, crypto=True))
-        r.add_get("/v2/stocks/{symbol}/bars", self.single_bars)
         r.add_get("/v2/stocks/snapshots", self.stock_snapshots)
+        for kind in ("bars", "trades", "quotes"):
+            r.add_get(f"/v2/stocks/{{symbol}}/{kind}", self._single_history_handler(kind))
+            r.add_get(f"/v2/stocks/{{symbol}}/{kind}/latest", self._single_latest_handler(kind))
+        r.add_get("/v2/stocks/{symbol}/snapshot", self.stock_snapshot)
         r.add_get("/v1beta3/crypto/{loc}/snapshots", self.crypto_snapshots)
         r.add_get("/v1beta3/crypto/{loc}/latest/orderbooks", self.crypto_orderbooks)
 
@@ -230,16 +240,22 @@ class MarketDataApi:
         quotes = kind == "quotes"
 
         def from_minutes(mlo: int, mhi: int) -> Iterator[tuple[np.ndarray, Any]]:
-            for _, day in self.source.minutes(sym, mlo - mlo % MINUTE_NS, mhi + 1):
+            # Ticks are generated from whole New York days, so a tick's time, values and id do not
+            # depend on where a page (or a descending window) starts; then [mlo, mhi] is selected.
+            a, z = max(lo, mlo), min(hi, mhi)
+            for _, day in self.source.minutes(sym, ny_midnight_ns(ny_date(a)), z + 1):
                 tk = ticks_from_bars(day, seed=self.seed, symbol=sym, tick=tick, quotes=quotes, crypto=crypto)
-                sel = (tk.t >= lo) & (tk.t <= hi)
+                if not len(tk.t):
+                    continue
+                ids = int(tk.t[0] // MINUTE_NS) * 1000 + np.arange(len(tk.t), dtype=np.int64)
+                sel = (tk.t >= a) & (tk.t <= z)
                 if sel.any():
-                    yield tk.t[sel], (tk.a[sel], tk.b[sel], tk.c[sel], tk.d[sel])
+                    yield tk.t[sel], (tk.a[sel], tk.b[sel], tk.c[sel], tk.d[sel], ids[sel])
 
         def render(t: np.ndarray, cols: Any) -> Callable[[int, int], list[Row]]:
             def rows(a: int, z: int) -> list[Row]:
                 ts = rfc3339(t[a:z], "ns")
-                c0, c1, c2, c3 = (col[a:z].tolist() for col in cols)
+                c0, c1, c2, c3, c4 = (col[a:z].tolist() for col in cols)
                 if quotes:
                     if crypto:
                         return [{"t": x, "bp": bp, "bs": bs, "ap": ap, "as": as_}
@@ -247,12 +263,11 @@ class MarketDataApi:
                     return [{"t": x, "ax": "V", "ap": ap, "as": int(as_), "bx": "V", "bp": bp, "bs": int(bs),
                              "c": ["R"], "z": "C"}
                             for x, bp, bs, ap, as_ in zip(ts, c0, c1, c2, c3, strict=True)]
-                base = int(t[0] // MINUTE_NS) * 1000 + a
                 if crypto:
-                    return [{"t": x, "p": p, "s": s, "i": base + j, "tks": "B"}
-                            for j, (x, p, s) in enumerate(zip(ts, c0, c1, strict=True))]
-                return [{"t": x, "x": "V", "p": p, "s": int(s), "c": ["@"], "i": base + j, "z": "C"}
-                        for j, (x, p, s) in enumerate(zip(ts, c0, c1, strict=True))]
+                    return [{"t": x, "p": p, "s": s, "i": i, "tks": "B"}
+                            for x, p, s, i in zip(ts, c0, c1, c4, strict=True)]
+                return [{"t": x, "x": "V", "p": p, "s": int(s), "c": ["@"], "i": i, "z": "C"}
+                        for x, p, s, i in zip(ts, c0, c1, c4, strict=True)]
 
             return rows
 
@@ -325,18 +340,34 @@ class MarketDataApi:
                     return out, _encode_token(sym, nxt)
         return out, None
 
-    async def single_bars(self, request: web.Request) -> web.Response:
-        raw = request.match_info["symbol"]
-        symbols = self._symbols(request, crypto=False, raw=raw)
-        try:
-            tf = parse_timeframe(request.query.get("timeframe", ""))
-        except ValueError as exc:
-            raise bad_request(str(exc)) from None
-        start, end, limit, desc, token = self._params(request)
-        lo, hi = self._window(start, end)
-        data, nxt = self._paginate(self._known(symbols), "bars", tf, lo, hi, limit, desc, token)
-        body = {"bars": data.get(symbols[0], []), "symbol": symbols[0], "next_page_token": nxt}
-        return web.json_response(body)
+    def _single_history_handler(self, kind: str) -> Callable[[web.Request], Any]:
+        """``/v2/stocks/{symbol}/{kind}``: ``{kind: [...], "symbol", "next_page_token"}``."""
+
+        async def handler(request: web.Request) -> web.Response:
+            sym = self._symbols(request, crypto=False, raw=request.match_info["symbol"])[0]
+            tf = None
+            if kind == "bars":
+                try:
+                    tf = parse_timeframe(request.query.get("timeframe", ""))
+                except ValueError as exc:
+                    given = request.query.get("timeframe")
+                    raise bad_request(str(exc) if given else "missing timeframe") from None
+            start, end, limit, desc, token = self._params(request)
+            lo, hi = self._window(start, end)
+            data, nxt = self._paginate(self._known([sym]), kind, tf, lo, hi, limit, desc, token)
+            return web.json_response({kind: data.get(sym, []), "symbol": sym, "next_page_token": nxt})
+
+        return handler
+
+    def _single_symbol(self, request: web.Request) -> str:
+        """The listed stock named in the path; a well-formed symbol the exchange does not list is a 404."""
+        sym = self._symbols(request, crypto=False, raw=request.match_info["symbol"])[0]
+        if sym not in self.universe:
+            raise not_found(f"no data for symbol {sym!r}")
+        feed = request.query.get("feed")
+        if feed is not None and feed.lower() not in _FEEDS:
+            raise bad_request(f"invalid feed: {feed!r}")
+        return sym
 
     # ---------------------------------------------------------------------------------- latest
 
@@ -399,6 +430,25 @@ class MarketDataApi:
             return web.json_response({kind: data})
 
         return handler
+
+    def _single_latest_handler(self, kind: str) -> Callable[[web.Request], Any]:
+        """``/v2/stocks/{symbol}/{kind}/latest``: ``{"symbol": ..., "trade" | "quote" | "bar": {...}}``."""
+        render = {"trades": self._latest_trade, "quotes": self._latest_quote, "bars": self._latest_bar}[kind]
+        key = kind[:-1]
+
+        async def handler(request: web.Request) -> web.Response:
+            sym = self._single_symbol(request)
+            row = render(sym)
+            if row is None:
+                raise not_found(f"no {key} found for {sym!r}")
+            return web.json_response({"symbol": sym, key: row})
+
+        return handler
+
+    async def stock_snapshot(self, request: web.Request) -> web.Response:
+        """``/v2/stocks/{symbol}/snapshot``: the snapshot object itself, with ``symbol``."""
+        sym = self._single_symbol(request)
+        return web.json_response({"symbol": sym, **self._snapshot(sym)})
 
     async def stock_snapshots(self, request: web.Request) -> web.Response:
         symbols = self._known(self._symbols(request, crypto=False))

@@ -5,17 +5,30 @@ does I/O: each operation changes state, marks what changed (``dirty_orders``, ``
 ``new_activities``, ``new_equity``) and queues trade updates in ``outbox``; the venue persists the
 changes and only then publishes the updates, so a SIGKILL never loses a fill a client saw.
 
+Order flow (Alpaca docs "Orders"): ``submit`` and ``replace`` only accept an order and queue it in
+``pending``; ``match_pending`` runs its first match (IOC/FOK resolve there), and the venue calls it
+right after it has answered the request, so the answer is the accepted order and every fill goes
+out as a trade update. A notional order keeps ``qty`` null; the quantity its notional buys is fixed
+at its first execution and kept in ``notional_qty``.
+
 Fill rules (alpaca-protocol.md §7): an order fills only when marketable against the NBBO, buys at
 the ask and sells at the bid (never better than the limit); 10 % of eligible fills are a random
 partial fill from the engine's own seeded ``random.Random``; the remainder is re-evaluated on the
-next quote. Stops trigger on the touch (buy: ask >= stop, sell: bid <= stop), trailing stops track
-a high-water mark (sells: highest bid; buys: lowest ask).
+next quote. Stops, stop-limits and trailing stops are elected by prints (``on_trade``), never by a
+bid/ask touch: a buy elects on a trade at or above its stop, a sell at or below. Once elected a buy
+stop on a stock works as a stop-limit with Alpaca's collar (4 % above a stop under $50, 2.5 % at $50
+and above); a sell stop works as a market order. Trailing stops track a high-water mark of prints
+(sells: the highest; buys: the lowest) since submission.
 
-Buying power (documented simplification of a cash account): cash, minus 102.5 % of the market
-value of shorts, minus what open orders reserve: buys reserve remaining qty x limit price (stop
-price for stops, ask x 1.03 for market and trailing orders, the notional for notional orders);
-sells that open a short reserve remaining qty x bid x 1.025. Exit legs of brackets/OCO reserve
-nothing (they close a position).
+Brackets and OCO: after the entry fills, the take-profit is ``new`` and the stop-loss ``held``; the
+stop-loss becomes ``new`` (and its take-profit is canceled) when a print elects its stop. A partial
+take-profit fill shrinks the held stop-loss to the take-profit's remaining quantity.
+
+Buying power: the account's (Ledger.margin: 4x / 2x / 1x by account class and equity), minus what
+open orders reserve: buys reserve remaining qty x limit price (stop price for stops, ask x 1.03 for
+market and trailing orders, the notional for notional orders); sells that open a short reserve
+MAX(limit, 1.03 x ask) x remaining qty (rules.short_sale_value). Exit legs of brackets/OCO reserve
+nothing (they close a position). The other pre-trade account rules live in rules.py.
 """
 
 from __future__ import annotations
@@ -24,22 +37,31 @@ import random
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 
+from . import rules
 from .contracts import NBBO, Instrument, MarketView
 from .errors import ApiError, forbidden, not_found, unprocessable
-from .ledger import SHORT_RESERVE, Ledger, dstr, q9, rfc3339
-from .sessions import MarketCalendar
+from .ledger import DAYTRADE_MIN_EQUITY, SHORT_RESERVE, Ledger, dstr, q9, rfc3339
+from .sessions import NEW_YORK, MarketCalendar
 
 ZERO = Decimal(0)
 PARTIAL_FILL_PROBABILITY = 0.10
 MARKET_COLLAR = Decimal("1.03")
 QTY_QUANTUM = Decimal("0.000000001")
+# An elected buy stop on a stock is a stop-limit this far above its stop (Alpaca docs, stop orders).
+STOP_COLLAR_UNDER_50 = Decimal("1.04")
+STOP_COLLAR_50_AND_UP = Decimal("1.025")
+TRAILING_TIFS = frozenset({"day", "gtc"})
+# OPG orders are refused from 09:28 to 19:00 New York on a trading day (Alpaca docs, time in force).
+OPG_CUTOFF = time(9, 28)
+OPG_REOPENS = time(19, 0)
+STOP_TYPES = frozenset({"stop", "stop_limit", "trailing_stop"})
 
 ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit", "trailing_stop"})
 TIFS = frozenset({"day", "gtc", "opg", "cls", "ioc", "fok"})
@@ -48,11 +70,14 @@ OPEN_STATUSES = frozenset(
     {"new", "partially_filled", "accepted", "pending_new", "held", "pending_cancel", "pending_replace"}
 )
 CANCELABLE = OPEN_STATUSES - {"pending_cancel"}
-REPLACEABLE = frozenset({"new", "accepted", "held"})
+# PATCH /v2/orders/{id}: never while accepted / pending_new / pending_cancel / pending_replace; a
+# partially filled order can be replaced (alpaca-rules.md "Replace (PATCH)").
+REPLACEABLE = frozenset({"new", "partially_filled", "held"})
 
 _DECIMAL_FIELDS = {
     "qty",
     "notional",
+    "notional_qty",
     "filled_qty",
     "filled_avg_price",
     "limit_price",
@@ -95,6 +120,9 @@ class VenueOrder:
     submitted_at: datetime
     qty: Decimal | None = None
     notional: Decimal | None = None
+    # A notional order's quantity, fixed at its first execution (notional / price). ``qty`` stays
+    # null as Alpaca documents for notional orders (Order entity; Alpaca-API #191).
+    notional_qty: Decimal | None = None
     filled_qty: Decimal = ZERO
     filled_avg_price: Decimal | None = None
     limit_price: Decimal | None = None
@@ -125,10 +153,17 @@ class VenueOrder:
         return self.status in OPEN_STATUSES
 
     @property
+    def work_qty(self) -> Decimal | None:
+        """The quantity the order works: ``qty``, or for a notional order the quantity its notional
+        bought at its first execution (None until then)."""
+        return self.qty if self.qty is not None else self.notional_qty
+
+    @property
     def remaining(self) -> Decimal:
-        if self.qty is None:
-            return ZERO if self.filled_qty > 0 else Decimal(1)  # notional: all or nothing
-        return self.qty - self.filled_qty
+        work = self.work_qty
+        if work is None:
+            return Decimal(1)  # an unpriced notional order: something is still to trade
+        return work - self.filled_qty
 
     def to_record(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -302,12 +337,17 @@ class MatchingEngine:
         # /v2/orders/{id}: the old order fills before the replacement reaches the venue, and the
         # replacement is rejected; both events go out on trade_updates.
         self.replace_race_next = 0
+        # Orders accepted (or replacements placed) whose first match waits until the venue has
+        # answered the request: Alpaca answers POST /v2/orders with the order accepted and reports
+        # fills afterwards on trade_updates. ``match_pending`` works through them.
+        self.pending: list[VenueOrder] = []
         self.orders: dict[str, VenueOrder] = {}
         self.by_client_id: dict[str, VenueOrder] = {}
         # Open orders per symbol (held legs included) and the subset the matcher must look at.
         self.open_by_symbol: dict[str, dict[str, VenueOrder]] = {}
         self.resting: dict[str, dict[str, VenueOrder]] = {}
         self.reserved_total = ZERO
+        self._day_trades: tuple[tuple[int, date], rules.DayTrades] | None = None
         # What changed since the venue last persisted/published.
         self.outbox: list[dict[str, Any]] = []
         self.dirty_orders: dict[str, VenueOrder] = {}
@@ -334,6 +374,8 @@ class MatchingEngine:
                 self.reserved_total += o.reserved
                 if o.status == "pending_cancel":  # a delayed cancel interrupted by a restart
                     self.pending_cancels[o.id] = self.clock()
+                elif o.time_in_force in ("ioc", "fok"):  # accepted, but its first match never ran
+                    self.pending.append(o)
 
     def _index(self, o: VenueOrder) -> None:
         self.open_by_symbol.setdefault(o.symbol, {})[o.id] = o
@@ -374,27 +416,105 @@ class MatchingEngine:
         except InvalidSymbolError:
             return None
 
+    def position_instrument(self, key: str) -> Instrument | None:
+        """The instrument a ``/v2/positions/{symbol_or_asset_id}`` key names; None when unknown.
+
+        A crypto position is named ``BTCUSD`` (or by asset id): ``/v2/positions/BTC/USD`` is a 404
+        on Alpaca, for GET and DELETE alike (alpaca-py #179, #537; Alpaca-API #215)."""
+        return None if "/" in key else self.lookup_instrument(key)
+
     def buying_power(self) -> Decimal:
         return self.ledger.buying_power(self.quotes(), self.reserved_total)
 
-    def held_for_orders(self, symbol: str, side: str, *, exclude: str | None = None) -> Decimal:
+    # ---- account rules (services/exchange/rules.py) -------------------------------------------
+    def day_trades(self) -> rules.DayTrades:
+        """Day trades of the last 5 business days and the symbols opened today (stocks only).
+        Cached until the next fill or the next New York day (positions change only with fills)."""
+        now = self.clock()
+        key = (len(self.ledger.activities), now.astimezone(NEW_YORK).date())
+        if self._day_trades is not None and self._day_trades[0] == key:
+            return self._day_trades[1]
+        trades = rules.count_day_trades(
+            self.ledger.activities,
+            {sym: h.qty for sym, h in self.ledger.positions.items()},
+            now=now,
+            is_business_day=lambda d: self.calendar.session(d) is not None,
+            is_crypto=lambda sym: (inst := self.universe.get(sym)) is not None and inst.is_crypto,
+        )
+        self._day_trades = (key, trades)
+        return trades
+
+    def crypto_cash_available(self) -> Decimal:
+        """Cash not yet claimed by open crypto buys: what a crypto buy may spend (no margin)."""
+        claimed = sum(
+            (o.reserved for book in self.open_by_symbol.values() for o in book.values()
+             if o.asset_class == "crypto" and o.side == "buy"),
+            ZERO,
+        )
+        return self.ledger.cash - claimed
+
+    def _check_account_rules(
+        self, inst: Instrument, side: str, otype: str, qty: Decimal | None, notional: Decimal | None,
+        limit_price: Decimal | None, nbbo: NBBO, pos: Decimal, opens_short: bool,
+    ) -> None:
+        ledger = self.ledger
+        closes = (side == "sell" and pos > 0) or (side == "buy" and pos < 0)
+        pdt_applies = (
+            closes and not inst.is_crypto and ledger.account_type == "margin"
+            and ledger.last_equity < DAYTRADE_MIN_EQUITY
+        )
+        trades = self.day_trades() if pdt_applies else rules.DayTrades(0, frozenset())
+        pending = [
+            rules.PendingOrder(o.id, o.side, o.type)
+            for o in self.open_by_symbol.get(inst.symbol, {}).values()
+            if o.parent_id is None and o.order_class != "oco"
+        ] if pos == 0 else []
+        rules.check_order(
+            rules.OrderRequest(
+                instrument=inst, side=side, type=otype, qty=qty, notional=notional,
+                limit_price=limit_price, ask=nbbo.ask, bid=nbbo.bid, position_qty=pos,
+                opens_short=opens_short,
+            ),
+            rules.AccountState(
+                account_type=ledger.account_type,
+                equity=ledger.equity(self.quotes()),
+                last_equity=ledger.last_equity,
+                cash_available=self.crypto_cash_available() if inst.is_crypto else ledger.cash,
+                daytrade_count=trades.count,
+                opened_today=inst.symbol in trades.opened_today,
+            ),
+            pending,
+        )
+
+    def held_for_orders(
+        self, symbol: str, side: str, *, exclude: str | Iterable[str] | None = None
+    ) -> Decimal:
         """Quantity that open orders on ``side`` already claim (an OCO pair claims its qty once)."""
         total = ZERO
         seen_groups: set[str] = set()
+        skip = {exclude} if isinstance(exclude, str) else set(exclude or ())
         for o in self.open_by_symbol.get(symbol, {}).values():
-            if o.side != side or o.id == exclude or o.qty is None or o.opens_short:
+            if o.side != side or o.id in skip or o.opens_short:
                 continue
+            if o.status == "held" and o.parent_id is not None:
+                parent = self.orders.get(o.parent_id)
+                if parent is not None and parent.side != o.side and parent.status != "filled":
+                    continue  # exit legs of an unfilled entry close shares that don't exist yet
             if o.oco_ids:
                 group = min([o.id, *o.oco_ids])
                 if group in seen_groups:
                     continue
                 seen_groups.add(group)
-            if o.status == "held" and o.parent_id is not None:
-                parent = self.orders.get(o.parent_id)
-                if parent is not None and parent.side != o.side:
-                    continue  # exit legs of an unfilled entry close shares that don't exist yet
-            total += o.remaining
+            total += o.remaining if o.work_qty is not None else self._notional_estimate(o)
         return total
+
+    def _notional_estimate(self, o: VenueOrder) -> Decimal:
+        """The quantity an unpriced notional order would trade at the current touch."""
+        nbbo = self.market.nbbo(o.symbol)
+        touch = (nbbo.ask if o.side == "buy" else nbbo.bid) if nbbo is not None else ZERO
+        if o.notional is None or touch <= 0:
+            return ZERO
+        return (o.notional / touch).quantize(QTY_QUANTUM, rounding=ROUND_DOWN)
 
     def _reservation(self, o: VenueOrder) -> Decimal:
         if not o.is_open or o.status == "held" or o.parent_id is not None or o.order_class == "oco":
@@ -402,17 +522,20 @@ class MatchingEngine:
         if o.side == "buy":
             if o.position_intent == "buy_to_close":
                 return ZERO  # covering a short: its 102.5 % is already held back
-            if o.notional is not None:
-                return o.notional if o.filled_qty == 0 else ZERO
+            if o.notional is not None:  # what is left of the notional to spend
+                spent = o.filled_qty * (o.filled_avg_price or ZERO)
+                return max(o.notional - spent, ZERO)
             price = o.limit_price or o.stop_price
             if price is None:
                 nbbo = self.market.nbbo(o.symbol)
                 price = nbbo.ask * MARKET_COLLAR if nbbo is not None else ZERO
             return o.remaining * price
-        if o.opens_short:
+        if o.opens_short:  # MAX(limit, 1.03 x ask) x qty (account rules, rules.short_sale_value)
+            if o.notional is not None and o.work_qty is None:
+                return o.notional * SHORT_RESERVE
             nbbo = self.market.nbbo(o.symbol)
-            price = o.limit_price or (nbbo.bid if nbbo is not None else ZERO)
-            return o.remaining * price * SHORT_RESERVE
+            ask = nbbo.ask if nbbo is not None else ZERO
+            return rules.short_sale_value(o.remaining, o.limit_price, ask)
         return ZERO
 
     def _touch(self, o: VenueOrder, now: datetime) -> None:
@@ -548,9 +671,11 @@ class MatchingEngine:
             raise unprocessable("trail_price/trail_percent are only for trailing_stop orders")
         for key, p in (("limit_price", limit_price), ("stop_price", stop_price)):
             _check_increment(inst, key, p)
+        self._check_time_in_force(otype, tif, now)
 
         # Asset-class, fractional and session rules.
         if inst.is_crypto:
+            rules.check_order_type(inst, otype)  # account rules: crypto order types
             if tif not in CRYPTO_TIFS:
                 raise unprocessable(f"invalid crypto time_in_force: {tif} (crypto orders take gtc or ioc)")
             if extended:
@@ -641,6 +766,9 @@ class MatchingEngine:
             if not _whole(req_qty):
                 raise forbidden("fractional orders cannot be sold short")
             opens_short = True
+        # ---- account rules (services/exchange/rules.py): shorting, PDT, minimums, crypto cash ----
+        self._check_account_rules(inst, side, otype, qty, notional, limit_price, nbbo, pos, opens_short)
+        # ---- end of account rules ----
 
         parent = VenueOrder(
             id=str(uuid.uuid4()),
@@ -668,7 +796,8 @@ class MatchingEngine:
         )
         self._set_window(parent, inst, now)
         if otype == "trailing_stop":
-            parent.hwm = nbbo.bid if side == "sell" else nbbo.ask
+            # The high-water mark follows prints from the last one on; the quote when none yet.
+            parent.hwm = nbbo.last if nbbo.last > 0 else (nbbo.bid if side == "sell" else nbbo.ask)
             parent.stop_price = self._trail_stop(parent)
         cost = self._reservation(parent)
         if cost > 0 and cost > self.buying_power():
@@ -681,8 +810,9 @@ class MatchingEngine:
         legs: list[VenueOrder] = []
         leg_qty = qty
         if oclass == "oco":
-            # Both sides of an OCO pair exit the same position, so they trade the same side.
-            legs.append(self._leg(parent, side, "stop", sl_stop, sl_limit, now, status="new"))
+            # Both sides of an OCO pair exit the same position, so they trade the same side; the
+            # stop-loss is held until a print elects its stop, as a bracket's is.
+            legs.append(self._leg(parent, side, "stop", sl_stop, sl_limit, now))
         else:
             if tp_limit is not None:
                 legs.append(self._leg(parent, exit_side, "limit", None, tp_limit, now))
@@ -707,12 +837,20 @@ class MatchingEngine:
         for leg in legs:
             if leg.status == "new":
                 self._emit("new", leg, now)
-        self._evaluate(parent, now)
-        for leg in legs:
-            if leg.is_open and leg.status != "held":
-                self._evaluate(leg, now)
-        self._finish_immediate(parent, now)
+        self.pending.append(parent)  # matched once the request is answered: see match_pending
         return parent
+
+    def _check_time_in_force(self, otype: str, tif: str, now: datetime) -> None:
+        """Time-in-force rules by order type and by the hour of submission."""
+        if otype == "trailing_stop" and tif not in TRAILING_TIFS:
+            raise unprocessable(f"invalid time_in_force {tif} for trailing stop orders (day or gtc only)")
+        if tif == "opg":
+            local = now.astimezone(NEW_YORK)
+            if self.calendar.session(local.date()) is not None and OPG_CUTOFF <= local.time() < OPG_REOPENS:
+                raise unprocessable(
+                    "opg orders are not accepted after 09:28 and before 19:00 ET; "
+                    "after 19:00 they go to the next opening auction"
+                )
 
     @staticmethod
     def _intent(side: str, pos: Decimal) -> str:
@@ -768,6 +906,22 @@ class MatchingEngine:
             o.eligible_at = close - timedelta(minutes=1)
             o.expires_at = close
 
+    def match_pending(self, now: datetime | None = None) -> None:
+        """First match of the orders accepted since the last call (and their working legs); IOC and
+        FOK resolve here. The venue runs this right after it has answered the request, so the
+        answer is the accepted order and every fill reaches the client as a trade update."""
+        if not self.pending:
+            return
+        now = now or self.clock()
+        pending, self.pending = self.pending, []
+        for o in pending:
+            self._evaluate(o, now)
+            for leg_id in o.leg_ids:
+                leg = self.orders.get(leg_id)
+                if leg is not None and leg.is_open and leg.status != "held":
+                    self._evaluate(leg, now)
+            self._finish_immediate(o, now)
+
     def _finish_immediate(self, o: VenueOrder, now: datetime) -> None:
         """IOC/FOK: whatever did not fill at once is canceled."""
         if o.time_in_force in ("ioc", "fok") and o.is_open:
@@ -775,6 +929,8 @@ class MatchingEngine:
 
     # ---- matching ----------------------------------------------------------------------------
     def on_quote(self, symbol: str) -> None:
+        if self.pending:
+            self.match_pending()
         book = self.resting.get(symbol)
         if not book or self.paused:
             return
@@ -793,6 +949,7 @@ class MatchingEngine:
             for o in list(book.values()):
                 if o.is_open and o.expires_at is not None and now >= o.expires_at:
                     self._expire(o, now)
+        self.match_pending(now)
         if self.paused:
             return
         for sym in list(self.resting):
@@ -815,10 +972,8 @@ class MatchingEngine:
                 lp = o.limit_price
                 if lp is not None and (lp < ask if o.side == "buy" else lp > bid):
                     continue
-            elif t in ("stop", "stop_limit") and not o.triggered:
-                sp = o.stop_price
-                if sp is not None and (ask < sp if o.side == "buy" else bid > sp):
-                    continue
+            elif t in STOP_TYPES and not o.triggered:
+                continue  # a stop waits for a print (on_trade), not for the quote
             candidates.append(o)
         if not candidates:
             return
@@ -861,38 +1016,20 @@ class MatchingEngine:
         limit: Decimal | None = None
         if o.type == "limit":
             limit = o.limit_price
-        elif o.type in ("stop", "stop_limit"):
+        elif o.type in STOP_TYPES:
             if not o.triggered:
-                assert o.stop_price is not None
-                if (buy and nbbo.ask >= o.stop_price) or (not buy and nbbo.bid <= o.stop_price):
-                    o.triggered = True
-                    self._touch(o, now)
-                else:
-                    return
-            limit = o.limit_price if o.type == "stop_limit" else None
-        elif o.type == "trailing_stop" and not o.triggered:
-            improved = o.hwm is None or (touch > o.hwm if not buy else touch < o.hwm)
-            if improved:
-                o.hwm = touch
-                o.stop_price = self._trail_stop(o)
-                self._touch(o, now)
-            stop = o.stop_price
-            assert stop is not None
-            if (buy and nbbo.ask >= stop) or (not buy and nbbo.bid <= stop):
-                o.triggered = True
-                self._touch(o, now)
-            else:
-                return
+                return  # elected only by a print (on_trade)
+            limit = self._elected_limit(o)
         if limit is not None and ((buy and limit < touch) or (not buy and limit > touch)):
             return
         # Marketable: decide how much fills now.
-        if o.qty is None:
+        if o.work_qty is None:  # a notional order: its quantity is fixed at its first execution
             assert o.notional is not None
             qty = (o.notional / touch).quantize(QTY_QUANTUM, rounding=ROUND_DOWN)
             if qty <= 0:
                 self._cancel(o, now, event="canceled")
                 return
-            o.qty = qty
+            o.notional_qty = qty
         remaining = o.remaining
         if remaining <= 0:
             return
@@ -901,9 +1038,66 @@ class MatchingEngine:
             qty = self._partial(o, remaining)
         self._fill(o, qty, touch, now)
 
+    @staticmethod
+    def _elected_limit(o: VenueOrder) -> Decimal | None:
+        """The limit an elected stop works at: its own for a stop-limit, Alpaca's collar for a buy
+        stop on a stock, none (a market order) for a sell stop or a trailing stop."""
+        if o.type == "stop_limit":
+            return o.limit_price
+        if o.type == "stop" and o.side == "buy" and o.asset_class != "crypto" and o.stop_price is not None:
+            collar = STOP_COLLAR_UNDER_50 if o.stop_price < 50 else STOP_COLLAR_50_AND_UP
+            tick = Decimal("0.01") if o.stop_price >= 1 else Decimal("0.0001")
+            return (o.stop_price * collar).quantize(tick, rounding=ROUND_DOWN)
+        return None
+
+    def on_trade(self, symbol: str, price: Decimal, now: datetime | None = None) -> None:
+        """A print at ``price``: move trailing high-water marks and elect the stops it reaches."""
+        book = self.open_by_symbol.get(symbol)
+        if not book or self.paused or price <= 0 or self.market.is_halted(symbol):
+            return
+        now = now or self.clock()
+        session = _SessionCache(self.calendar, now)
+        for o in list(book.values()):
+            if o.type not in STOP_TYPES or o.triggered or not o.is_open:
+                continue
+            if not self._session_ok(o, now, session):
+                continue  # stops are not elected while the order may not trade
+            buy = o.side == "buy"
+            if o.type == "trailing_stop" and (o.hwm is None or (price < o.hwm if buy else price > o.hwm)):
+                o.hwm = price
+                o.stop_price = self._trail_stop(o)
+                self._touch(o, now)
+            stop = o.stop_price
+            if stop is None or (price < stop if buy else price > stop):
+                continue
+            if o.status == "held":
+                if not self._stop_loss_armed(o):
+                    continue
+                self._activate_stop_loss(o, now)
+            o.triggered = True
+            self._touch(o, now)
+            self._evaluate(o, now, session)
+
+    def _stop_loss_armed(self, o: VenueOrder) -> bool:
+        """A held stop-loss may act once its position exists: the OCO pair's (always) or the
+        bracket's after the entry filled."""
+        parent = self.orders.get(o.parent_id) if o.parent_id is not None else None
+        if parent is None:
+            return False
+        return o.order_class == "oco" or parent.status == "filled"
+
+    def _activate_stop_loss(self, o: VenueOrder, now: datetime) -> None:
+        """The elected stop-loss takes over: its take-profit is canceled, then it works."""
+        for sib_id in o.oco_ids:
+            sib = self.orders.get(sib_id)
+            if sib is not None and sib.is_open:
+                self._cancel(sib, now, event="canceled", cascade=False)
+        o.status = "new"
+        self._touch(o, now)
+        self._emit("new", o, now)
+
     def _partial(self, o: VenueOrder, remaining: Decimal) -> Decimal:
-        assert o.qty is not None
-        if _whole(o.qty) and o.notional is None:
+        if o.notional is None and o.qty is not None and _whole(o.qty):
             whole = int(remaining)
             if whole < 2:
                 return remaining
@@ -914,7 +1108,7 @@ class MatchingEngine:
         return part if 0 < part < remaining else remaining
 
     def _fill(self, o: VenueOrder, qty: Decimal, price: Decimal, now: datetime) -> None:
-        position_qty = self.ledger.apply_fill(o.symbol, o.side, qty, price)
+        position_qty = self.ledger.apply_fill(o.symbol, o.side, qty, price, at=now)
         self.dirty_positions.add(o.symbol)
         prev = o.filled_qty
         o.filled_qty = prev + qty
@@ -922,7 +1116,8 @@ class MatchingEngine:
             o.filled_avg_price = price
         else:
             o.filled_avg_price = q9((o.filled_avg_price * prev + price * qty) / o.filled_qty)
-        done = o.qty is not None and o.filled_qty >= o.qty
+        work = o.work_qty
+        done = work is not None and o.filled_qty >= work
         o.status = "filled" if done else "partially_filled"
         if done:
             o.filled_at = now
@@ -935,7 +1130,7 @@ class MatchingEngine:
             qty=qty,
             side=o.side,
             symbol=o.symbol,
-            leaves_qty=o.remaining if o.qty is not None else ZERO,
+            leaves_qty=o.remaining,
             order_id=o.id,
             cum_qty=o.filled_qty,
             order_status=o.status,
@@ -951,15 +1146,23 @@ class MatchingEngine:
             qty=dstr(qty),
             position_qty=dstr(position_qty),
         )
-        # OCO: the first fill of one side cancels the other.
+        # OCO: a complete fill of one side cancels the other; a partial fill shrinks the other to
+        # this side's remaining quantity, so the pair never sells more than the position.
         for sib_id in o.oco_ids:
             sib = self.orders.get(sib_id)
-            if sib is not None and sib.is_open:
+            if sib is None or not sib.is_open:
+                continue
+            if done:
                 self._cancel(sib, now, event="canceled", cascade=False)
+            elif sib.qty is not None and o.qty is not None and sib.qty - sib.filled_qty > o.remaining:
+                sib.qty = sib.filled_qty + o.remaining
+                self._touch(sib, now)
         if done and o.leg_ids and o.order_class in ("bracket", "oto"):
             for leg_id in o.leg_ids:
                 leg = self.orders.get(leg_id)
                 if leg is not None and leg.status == "held":
+                    if o.order_class == "bracket" and leg.type in STOP_TYPES:
+                        continue  # the stop-loss stays held until a print elects its stop
                     leg.status = "new"
                     self._touch(leg, now)
                     self._emit("new", leg, now)
@@ -1033,11 +1236,16 @@ class MatchingEngine:
         return out
 
     def replace(self, order_id: str, body: Any) -> VenueOrder:
-        """PATCH: a new order takes the old one's place; the old becomes ``replaced``."""
+        """PATCH: a new order takes the old one's place; the old becomes ``replaced``.
+
+        The replacement starts unfilled and works its whole ``qty``: the one asked for, else the old
+        order's original qty even when the old one was partially filled (Alpaca-API #165). It is
+        checked as a new order would be: it never flips a position, and what it reserves beyond the
+        old order's reservation must fit the buying power."""
         old = self.get(order_id)
         if not isinstance(body, dict):
             raise unprocessable("request body must be a JSON object")
-        if old.status not in REPLACEABLE or old.filled_qty > 0:
+        if old.status not in REPLACEABLE or old.id in self.pending_cancels:
             raise unprocessable("unable to replace order in current state")
         now = self.clock()
         qty = _num(body, "qty")
@@ -1072,6 +1280,11 @@ class MatchingEngine:
         new.replaces = old.id
         new.replaced_by = None
         new.reserved = ZERO
+        new.status = "held" if old.status == "held" else "new"
+        new.filled_qty = ZERO
+        new.filled_avg_price = None
+        new.filled_at = None
+        new.notional_qty = None
         new.time_in_force = tif
         if qty is not None:
             new.qty = qty
@@ -1088,24 +1301,34 @@ class MatchingEngine:
         if tif != old.time_in_force:
             new.expires_at = new.eligible_at = None
             self._set_window(new, inst, now)
-        if new.side == "buy" and new.parent_id is None:
-            extra = self._reservation(new) - old.reserved
-            if extra > 0 and extra > self.buying_power():
-                raise forbidden("insufficient buying power")
-        if new.side == "sell" and old.qty is not None and new.qty is not None and new.qty > old.qty:
-            pos = self.ledger.position_qty(old.symbol)
-            if pos > 0:
-                held = self.held_for_orders(old.symbol, "sell", exclude=old.id)
-                available = max(pos - held, ZERO)
-                if new.qty > available:
-                    raise forbidden(
-                        f"insufficient qty available for order (requested: {dstr(new.qty)}, "
-                        f"available: {dstr(available)})",
-                        available=dstr(available),
-                        existing_qty=dstr(pos),
-                        held_for_orders=dstr(held),
-                        symbol=old.symbol,
-                    )
+        # Buys and short sales: buying power is reduced by the larger of the two orders (PATCH
+        # /v2/orders/{order_id}), so only what the replacement adds must fit.
+        extra = self._reservation(new) - old.reserved
+        if extra > 0 and extra > self.buying_power():
+            raise forbidden("insufficient buying power")
+        pos = self.ledger.position_qty(old.symbol)
+        exiting = (
+            not new.opens_short
+            and new.status != "held"
+            and (
+                (new.side == "sell" and pos > 0)
+                or (new.side == "buy" and pos < 0)
+                or (new.position_intent or "").endswith("_to_close")
+            )
+        )
+        if exiting and new.qty is not None:
+            held = self.held_for_orders(old.symbol, new.side, exclude=[old.id, *old.oco_ids])
+            same_side = pos > 0 if new.side == "sell" else pos < 0
+            available = max(abs(pos) - held, ZERO) if same_side else ZERO
+            if new.qty > available:
+                raise forbidden(
+                    f"insufficient qty available for order (requested: {dstr(new.qty)}, "
+                    f"available: {dstr(available)})",
+                    available=dstr(available),
+                    existing_qty=dstr(pos),
+                    held_for_orders=dstr(held),
+                    symbol=old.symbol,
+                )
         race_price = old.limit_price if old.limit_price is not None else old.stop_price
         if self.replace_race_next > 0 and race_price is not None and old.qty is not None:
             self.replace_race_next -= 1
@@ -1140,8 +1363,7 @@ class MatchingEngine:
         self.counters["replaces"] += 1
         self._emit("replaced", old, now)
         self._emit("new", new, now)
-        self._evaluate(new, now)
-        self._finish_immediate(new, now)
+        self.pending.append(new)  # matched once the request is answered, as a new order is
         return new
 
     def _lose_replace_race(self, old: VenueOrder, new: VenueOrder, price: Decimal,
@@ -1165,7 +1387,7 @@ class MatchingEngine:
     def close_position(
         self, key: str, *, qty: Decimal | None = None, percentage: Decimal | None = None
     ) -> VenueOrder:
-        inst = self.lookup_instrument(key)
+        inst = self.position_instrument(key)
         held = self.ledger.positions.get(inst.symbol) if inst is not None else None
         if inst is None or held is None:
             raise not_found("position does not exist")

@@ -57,6 +57,10 @@ class Venue(Protocol):
 
     def on_quote(self, symbol: str) -> None: ...
 
+    def on_trade(self, symbol: str, price: Decimal) -> None: ...
+
+    def wants_trades(self, symbol: str) -> bool: ...
+
     def set_cancel_delay(self, seconds: float) -> None: ...
 
     def set_replace_race(self, count: int) -> None: ...
@@ -83,6 +87,7 @@ class ExchangeConfig:
     rate: float = DEFAULT_RATE
     tick_interval: float = 0.02
     starting_cash: Decimal = Decimal("100000")
+    account_type: str = "margin"  # "margin" (2x/4x, may short) or "cash" (1x, no shorts)
 
 
 @dataclass
@@ -165,10 +170,11 @@ def build_app(
     key_store: KeyStore = keys
     venue = factory(
         data_dir=config.data_dir, universe=universe, market=market_view, calendar=calendar, keys=key_store,
-        seed=config.seed, starting_cash=config.starting_cash,
+        seed=config.seed, starting_cash=config.starting_cash, account_type=config.account_type,
         **({"clock": clock} if clock is not None else {}),
     )
     market.on_nbbo(venue.on_quote)
+    market.on_trade(venue.on_trade, venue.wants_trades)
     streams = DataStreamHub(market, universe, keys)
     limiter = RateLimiter(config.rate_limit)
     faults = RestFaults()

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE INDEX IF NOT EXISTS orders_created ON orders(created_at);
 CREATE TABLE IF NOT EXISTS positions (
-    symbol TEXT PRIMARY KEY, qty TEXT NOT NULL, avg_entry_price TEXT NOT NULL
+    symbol TEXT PRIMARY KEY, qty TEXT NOT NULL, avg_entry_price TEXT NOT NULL, lots TEXT
 );
 CREATE TABLE IF NOT EXISTS activities (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS equity (ts INTEGER PRIMARY KEY, equity TEXT NOT NULL);
@@ -61,6 +61,9 @@ class VenueStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(positions)")}
+        if "lots" not in columns:  # a file written before positions kept their lots
+            self._db.execute("ALTER TABLE positions ADD COLUMN lots TEXT")
         self._db.execute(
             "INSERT OR IGNORE INTO kv(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
@@ -75,9 +78,12 @@ class VenueStore:
             VenueOrder.from_record(json.loads(data))
             for (data,) in self._db.execute("SELECT data FROM orders ORDER BY created_at")
         ]
+        # a position stored without its lots is one lot carried from an earlier day
         snap.positions = [
-            Holding(sym, Decimal(q), Decimal(p))
-            for sym, q, p in self._db.execute("SELECT symbol, qty, avg_entry_price FROM positions")
+            Holding.from_record(sym, json.loads(lots)) if lots else Holding(sym, Decimal(q), Decimal(p))
+            for sym, q, p, lots in self._db.execute(
+                "SELECT symbol, qty, avg_entry_price, lots FROM positions"
+            )
         ]
         snap.activities = [
             json.loads(d) for (d,) in self._db.execute("SELECT data FROM activities ORDER BY seq")
@@ -124,8 +130,9 @@ class VenueStore:
                     db.execute("DELETE FROM positions WHERE symbol = ?", (sym,))
                 else:
                     db.execute(
-                        "INSERT OR REPLACE INTO positions(symbol, qty, avg_entry_price) VALUES (?, ?, ?)",
-                        (sym, str(h.qty), str(h.avg_entry_price)),
+                        "INSERT OR REPLACE INTO positions(symbol, qty, avg_entry_price, lots) "
+                        "VALUES (?, ?, ?, ?)",
+                        (sym, str(h.qty), str(h.avg_entry_price), json.dumps(h.to_record())),
                     )
             acts = [(json.dumps(a),) for a in activities]
             if acts:

@@ -7,11 +7,12 @@ floats, lists comma-joined) and raise :class:`ApiError` for every bad input.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -20,16 +21,31 @@ from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 
 from .errors import ApiError, bad_request, not_found, unprocessable
-from .ledger import dstr, q9
+from .ledger import dstr, position_symbol, q9
 from .matching import OPEN_STATUSES, VenueOrder
-from .sessions import NEW_YORK
+from .sessions import NEW_YORK, MarketCalendar, Session, nyse_holidays
 
 if TYPE_CHECKING:
     from .venue import TradingVenue
 
 MAX_ORDERS_LIMIT = 500
 MAX_ACTIVITY_PAGE = 100
-MAX_CALENDAR_DAYS = 3700
+# "The calendar API serves the full list of market days from 1970 to 2029" (Alpaca's Calendar docs).
+CALENDAR_FIRST = date(1970, 1, 1)
+CALENDAR_LAST = date(2029, 12, 31)
+# GET /v2/orders ?asset_class: the classes Alpaca accepts (its Trading API changelog 2026-06-24 added
+# the last seven); only us_equity and crypto orders exist on this exchange, the others match nothing.
+ORDER_ASSET_CLASSES = frozenset({
+    "us_equity", "us_option", "crypto", "crypto_perp", "treasury", "ipo", "corporate", "global_equity",
+    "us_index", "us_equity_chain",
+})
+# The markets /v3/clock and /v3/calendar/{market} serve: US equities on the NYSE calendar.
+V3_MARKETS: dict[str, dict[str, str]] = {
+    "NYSE": {"acronym": "NYSE", "name": "New York Stock Exchange", "timezone": "America/New_York",
+             "mic": "XNYS"},
+    "NASDAQ": {"acronym": "NASDAQ", "name": "Nasdaq", "timezone": "America/New_York", "mic": "XNAS"},
+}
+_MARKET_ALIASES = {"XNYS": "NYSE", "XNAS": "NASDAQ"}
 
 _PERIOD_UNITS = {"D": 1, "W": 7, "M": 30, "A": 365}
 _TIMEFRAMES = {"1Min": 60, "5Min": 300, "15Min": 900, "1H": 3600, "1D": 86400}
@@ -112,6 +128,120 @@ def _json(data: Any, status: int = 200) -> web.Response:
     )
 
 
+# ---- settlement ------------------------------------------------------------------------------------
+def _nth_monday(year: int, month: int, n: int) -> date:
+    first = date(year, month, 1)
+    return first + timedelta(days=(7 - first.weekday()) % 7 + 7 * (n - 1))
+
+
+@lru_cache(maxsize=256)
+def _bank_holidays_on_trading_days(year: int) -> frozenset[date]:
+    """Federal holidays on which the NYSE trades but securities do not settle (banks and DTC closed)."""
+    out: set[date] = set()
+    if year >= 1971:
+        out.add(_nth_monday(year, 10, 2))  # Columbus Day
+    else:
+        out.add(date(year, 10, 12))
+    if 1971 <= year <= 1977:
+        out.add(_nth_monday(year, 10, 4))  # Veterans Day on the fourth Monday of October
+    else:
+        vet = date(year, 11, 11)
+        if vet.weekday() == 6:
+            vet += timedelta(days=1)
+        if vet.weekday() < 5:
+            out.add(vet)
+    return frozenset(out)
+
+
+def settlement_cycle(day: date) -> int:
+    """Business days to settlement under SEC Rule 15c6-1: T+3 from 1995-06-07, T+2 from 2017-09-05,
+    T+1 from 2024-05-28 (T+5 before)."""
+    if day >= date(2024, 5, 28):
+        return 1
+    if day >= date(2017, 9, 5):
+        return 2
+    if day >= date(1995, 6, 7):
+        return 3
+    return 5
+
+
+@lru_cache(maxsize=1 << 15)
+def settlement_date(day: date) -> date:
+    """The settlement day of a trade on ``day``: the cycle counted in business days (NYSE trading
+    days that are not bank holidays)."""
+    left = settlement_cycle(day)
+    out = day
+    while left:
+        out += timedelta(days=1)
+        if (
+            out.weekday() < 5
+            and out not in nyse_holidays(out.year)
+            and out not in _bank_holidays_on_trading_days(out.year)
+        ):
+            left -= 1
+    return out
+
+
+def _calendar_range(q: Any) -> tuple[date, date]:
+    start = _date_param(q, "start") or CALENDAR_FIRST
+    end = _date_param(q, "end") or CALENDAR_LAST
+    if end < start:
+        raise unprocessable("end must not be before start")
+    return max(start, CALENDAR_FIRST), min(end, CALENDAR_LAST)
+
+
+def _v3_market(name: str) -> dict[str, str] | None:
+    key = name.strip().upper()
+    return V3_MARKETS.get(_MARKET_ALIASES.get(key, key))
+
+
+def _v3_time(ts: datetime, utc: bool) -> str:
+    if utc:
+        return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ts.astimezone(NEW_YORK).isoformat(timespec="seconds")
+
+
+@lru_cache(maxsize=8)
+def _v2_calendar_body(always_open: bool, start: date, end: date) -> bytes:
+    """GET /v2/calendar's JSON body (Alpaca's Calendar entity with session_open/close, settlement)."""
+    out = []
+    for s in MarketCalendar(always_open=always_open).sessions(start, end):
+        o, c = s.open.astimezone(NEW_YORK), s.close.astimezone(NEW_YORK)
+        eo, ec = s.extended_open.astimezone(NEW_YORK), s.extended_close.astimezone(NEW_YORK)
+        close = c.strftime("%H:%M") if c.date() == s.day else "23:59"  # always-open days end at midnight
+        ext_close = ec.strftime("%H%M") if ec.date() == s.day else "2359"
+        out.append(
+            {
+                "date": s.day.isoformat(),
+                "open": o.strftime("%H:%M"),
+                "close": close,
+                "session_open": eo.strftime("%H%M"),
+                "session_close": ext_close,
+                "settlement_date": settlement_date(s.day).isoformat(),
+            }
+        )
+    return json.dumps(out, separators=(",", ":")).encode()
+
+
+@lru_cache(maxsize=8)
+def _v3_calendar_days(always_open: bool, start: date, end: date, utc: bool) -> bytes:
+    """The ``calendar`` array of GET /v3/calendar/{market} (alpaca-py PR #702 CalendarDay)."""
+    days = [
+        {
+            "date": s.day.isoformat(),
+            "pre_start": _v3_time(s.extended_open, utc),
+            "pre_end": _v3_time(s.open, utc),
+            "core_start": _v3_time(s.open, utc),
+            "core_end": _v3_time(s.close, utc),
+            "post_start": _v3_time(s.close, utc),
+            "post_end": _v3_time(s.extended_close, utc),
+            "settlement_date": settlement_date(s.day).isoformat(),
+        }
+        for s in MarketCalendar(always_open=always_open).sessions(start, end)
+    ]
+    return json.dumps(days, separators=(",", ":")).encode()
+
+
 class TradingApi:
     """The /v2 trading routes of one venue."""
 
@@ -141,6 +271,8 @@ class TradingApi:
         r.add_get("/v2/assets/{symbol:.+}", self.get_asset)
         r.add_get("/v2/clock", self.get_clock)
         r.add_get("/v2/calendar", self.get_calendar)
+        r.add_get("/v3/clock", self.get_clock_v3)
+        r.add_get("/v3/calendar/{market}", self.get_calendar_v3)
 
     # ---- account ------------------------------------------------------------------------------
     async def get_account(self, request: web.Request) -> web.Response:
@@ -277,6 +409,16 @@ class TradingApi:
         side = q.get("side")
         if side not in (None, "", "buy", "sell"):
             raise unprocessable(f"invalid side: {side!r}")
+        classes: set[str] | None = None
+        if q.get("asset_class"):
+            classes = {c.strip().lower() for c in q["asset_class"].split(",") if c.strip()}
+            unknown = classes - ORDER_ASSET_CLASSES - {"all"}
+            if unknown:
+                known = ", ".join(sorted(ORDER_ASSET_CLASSES))
+                bad = ", ".join(sorted(unknown))
+                raise unprocessable(f"invalid asset_class: {bad} (one of {known}, all)")
+            if "all" in classes:
+                classes = None
         symbols: set[str] | None = None
         if q.get("symbols"):
             try:
@@ -300,6 +442,8 @@ class TradingApi:
             if nested and o.parent_id is not None:
                 continue
             if side and o.side != side:
+                continue
+            if classes is not None and o.asset_class not in classes:
                 continue
             if symbols is not None and o.symbol not in symbols:
                 continue
@@ -344,11 +488,13 @@ class TradingApi:
 
     # ---- positions ----------------------------------------------------------------------------
     async def list_positions(self, request: web.Request) -> web.Response:
-        held = sorted(self.venue.ledger.positions.values(), key=lambda h: h.symbol)
+        held = sorted(
+            self.venue.ledger.positions.values(), key=lambda h: position_symbol(self.venue.universe[h.symbol])
+        )
         return _json(self.venue.positions_json(held))
 
     async def get_position(self, request: web.Request) -> web.Response:
-        inst = self.engine.lookup_instrument(request.match_info["symbol"])
+        inst = self.engine.position_instrument(request.match_info["symbol"])
         held = self.venue.ledger.positions.get(inst.symbol) if inst is not None else None
         if held is None:
             raise not_found("position does not exist")
@@ -377,15 +523,18 @@ class TradingApi:
         if cancel:
             self.venue.run(self.engine.cancel_all)
         out: list[dict[str, Any]] = []
-        for sym in sorted(self.venue.ledger.positions):
+        # Each entry names the position as it is listed (``BTCUSD``); the order inside trades the
+        # pair (``BTC/USD``), as in alpaca-py's test_close_all_positions.
+        held = [self.venue.universe[sym] for sym in self.venue.ledger.positions]
+        listed = {position_symbol(inst): inst for inst in held}
+        for wire in sorted(listed):
             try:
-                order = self.venue.run(partial(self.engine.close_position, sym))
+                order = self.venue.run(partial(self.engine.close_position, listed[wire].asset_id))
             except ApiError as e:
-                out.append({"symbol": sym, "status": e.status, "body": e.body()})
+                out.append({"symbol": wire, "status": e.status, "body": e.body()})
             else:
-                out.append(
-                    {"symbol": sym, "status": 200, "order_id": order.id, "body": self.venue.order_json(order)}
-                )
+                body = self.venue.order_json(order)
+                out.append({"symbol": wire, "status": 200, "order_id": order.id, "body": body})
         return _json(out, status=207)
 
     # ---- assets, clock, calendar --------------------------------------------------------------
@@ -448,28 +597,87 @@ class TradingApi:
         )
 
     async def get_calendar(self, request: web.Request) -> web.Response:
+        start, end = _calendar_range(request.query)
+        # Up to 60 years of sessions: rendered off the event loop, and cached (the calendar is pure).
+        body = await asyncio.to_thread(_v2_calendar_body, self.venue.calendar.always_open, start, end)
+        return web.Response(body=body, content_type="application/json")
+
+    # ---- /v3 clock and calendar (alpaca-py pull request #702: MarketClock, PublicCalendarResp) -------
+    def _market_clock(self, market: dict[str, str], now: datetime) -> dict[str, Any]:
+        cal = self.venue.calendar
+        today = cal.session(now.astimezone(NEW_YORK).date())
+        # The session of the market day in progress (until its close), else the next one.
+        current = today if today is not None and now < today.close else None
+        upcoming = current or self._next_session(now)
+        phase, until = "closed", upcoming.extended_open
+        if today is not None and today.extended_open <= now < today.extended_close:
+            if now < today.open:
+                phase, until = "pre", today.open
+            elif now < today.close:
+                phase, until = "core", today.close
+            else:
+                phase, until = "post", today.extended_close
+        elif today is not None and now < today.extended_open:
+            until = today.extended_open
+        return {
+            "market": market,
+            "timestamp": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "is_market_day": today is not None,
+            "next_market_open": _v3_time(upcoming.open, False),
+            "next_market_close": _v3_time(upcoming.close, False),
+            "phase": phase,
+            "phase_until": _v3_time(until, False),
+        }
+
+    def _next_session(self, now: datetime) -> Session:
+        day = now.astimezone(NEW_YORK).date() + timedelta(days=1)
+        for _ in range(15):
+            s = self.venue.calendar.session(day)
+            if s is not None:
+                return s
+            day += timedelta(days=1)
+        raise RuntimeError("no session within 15 days")  # pragma: no cover - calendar invariant
+
+    async def get_clock_v3(self, request: web.Request) -> web.Response:
         q = request.query
-        today = self.venue.clock().astimezone(NEW_YORK).date()
-        start = _date_param(q, "start") or today - timedelta(days=30)
-        end = _date_param(q, "end") or today + timedelta(days=90)
-        if end < start:
-            raise unprocessable("end must not be before start")
-        if (end - start).days > MAX_CALENDAR_DAYS:
-            raise unprocessable(f"calendar range is limited to {MAX_CALENDAR_DAYS} days")
-        out = []
-        for s in self.venue.calendar.sessions(start, end):
-            o, c = s.open.astimezone(NEW_YORK), s.close.astimezone(NEW_YORK)
-            eo, ec = s.extended_open.astimezone(NEW_YORK), s.extended_close.astimezone(NEW_YORK)
-            close = c.strftime("%H:%M") if c.date() == s.day else "23:59"  # always-open days end at midnight
-            ext_close = ec.strftime("%H%M") if ec.date() == s.day else "2359"
-            out.append(
-                {
-                    "date": s.day.isoformat(),
-                    "open": o.strftime("%H:%M"),
-                    "close": close,
-                    "session_open": eo.strftime("%H%M"),
-                    "session_close": ext_close,
-                    "settlement_date": (s.day + timedelta(days=1)).isoformat(),
-                }
-            )
-        return _json(out)
+        names = [m for m in (q.get("markets") or "NYSE").split(",") if m.strip()]
+        markets = []
+        for name in names or ["NYSE"]:
+            market = _v3_market(name)
+            if market is None:
+                raise bad_request(
+                    f"unsupported market: {name.strip()!r} (this exchange serves {', '.join(V3_MARKETS)})"
+                )
+            markets.append(market)
+        raw = q.get("time")
+        if raw:
+            try:
+                now = datetime.fromisoformat(raw.strip().replace(" ", "+").replace("Z", "+00:00"))
+            except ValueError:
+                raise bad_request(f"invalid time: {raw!r} (expected RFC3339)") from None
+            if now.tzinfo is None:
+                raise bad_request(f"invalid time: {raw!r} (a time zone offset is required)")
+            if not CALENDAR_FIRST.year <= now.year <= CALENDAR_LAST.year:
+                span = f"{CALENDAR_FIRST.year}-{CALENDAR_LAST.year}"
+                raise bad_request(f"invalid time: {raw!r} is outside {span}")
+            now = now.astimezone(UTC)
+        else:
+            now = self.venue.clock()
+        return _json({"clocks": [self._market_clock(m, now) for m in markets]})
+
+    async def get_calendar_v3(self, request: web.Request) -> web.Response:
+        market = _v3_market(request.match_info["market"])
+        if market is None:
+            name = request.match_info["market"]
+            raise not_found(f"unknown market: {name!r} (this exchange serves {', '.join(V3_MARKETS)})")
+        q = request.query
+        tz = (q.get("timezone") or "").strip().upper()
+        if tz not in ("", "UTC"):
+            raise unprocessable(f"invalid timezone: {q.get('timezone')!r} (UTC, or none for the market's)")
+        start, end = _calendar_range(q)
+        days = await asyncio.to_thread(
+            _v3_calendar_days, self.venue.calendar.always_open, start, end, tz == "UTC"
+        )
+        head = json.dumps(market, separators=(",", ":")).encode()
+        body = b'{"market":' + head + b',"calendar":' + days + b"}"
+        return web.Response(body=body, content_type="application/json")

@@ -1,5 +1,8 @@
 """The ``/stream`` websocket: Alpaca's trade_updates (alpaca-protocol.md §5).
 
+Served at ``/stream`` and ``/stream/`` (the legacy Python SDK dials the trailing slash and Alpaca
+accepts it, alpacahq/example-scalping #13).
+
 No greeting; the client authenticates in-band (``{"action":"authenticate","data":{...}}`` or the
 data-stream style ``{"action":"auth","key":..,"secret":..}``), then listens to ``trade_updates``.
 Updates go out as binary frames of JSON. Each socket has its own queue and writer task, so a slow
@@ -22,6 +25,10 @@ from aiohttp import WSMsgType, web
 from .contracts import KeyStore
 
 log = logging.getLogger(__name__)
+
+
+#: The paths the trade_updates websocket answers on.
+STREAM_PATHS = ("/stream", "/stream/")
 
 
 @dataclass

@@ -1,9 +1,14 @@
 """TradingVenue: the trading side of the local exchange, composed for the server.
 
 The server creates one venue, calls :meth:`TradingVenue.add_routes` on its aiohttp app, awaits
-:meth:`start` / :meth:`close`, and forwards every NBBO change to :meth:`on_quote`. Everything runs
+:meth:`start` / :meth:`close`, and forwards every NBBO change to :meth:`on_quote` and every print to
+:meth:`on_trade`. Everything runs
 on the exchange's event-loop thread. Each operation changes the engine, persists the change to
 SQLite (one transaction) and only then publishes the trade updates to /stream clients.
+
+Order flow as on Alpaca: a request that places an order (POST /v2/orders, PATCH, closing a position)
+is answered with the order accepted; its first match runs on the loop right after the answer
+(``loop.call_soon``), so fills, IOC/FOK outcomes included, reach the client on trade_updates.
 """
 
 from __future__ import annotations
@@ -21,11 +26,11 @@ from typing import Any
 from aiohttp import web
 
 from .contracts import Instrument, KeyStore, MarketView
-from .ledger import Holding, Ledger, dstr, q9, rfc3339
+from .ledger import Holding, Ledger, dstr, q9, rfc3339, trading_day
 from .matching import MatchingEngine, VenueOrder
-from .sessions import NEW_YORK, MarketCalendar
+from .sessions import MarketCalendar
 from .store import VenueStore
-from .trading_stream import TradeStreamHub, TradeUpdateFaults
+from .trading_stream import STREAM_PATHS, TradeStreamHub, TradeUpdateFaults
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,7 @@ class TradingVenue:
         keys: KeyStore,
         seed: int = 0,
         starting_cash: Decimal = Decimal("100000"),
+        account_type: str = "margin",
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.data_dir = Path(data_dir)
@@ -73,7 +79,10 @@ class TradingVenue:
         self.created_at = datetime.fromisoformat(kv["created_at"]) if "created_at" in kv else now
         cash = Decimal(kv["cash"]) if "cash" in kv else starting_cash
         self.last_equity = Decimal(kv["last_equity"]) if "last_equity" in kv else starting_cash
-        self.ledger = Ledger(account_id=self.account_id, cash=cash)
+        self.ledger = Ledger(
+            account_id=self.account_id, cash=cash, account_type=account_type, last_equity=self.last_equity,
+            non_marginable=frozenset(sym for sym, inst in universe.items() if not inst.marginable),
+        )
         for h in snap.positions:
             self.ledger.positions[h.symbol] = h
         self.ledger.activities = snap.activities
@@ -87,6 +96,7 @@ class TradingVenue:
         )
         self._last_sample = self.equity_series[-1][0] if self.equity_series else 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._match_handle: asyncio.Handle | None = None
         self.updates_published = 0
         if fresh:
             self.engine.new_equity.append((int(now.timestamp()), starting_cash))
@@ -97,7 +107,8 @@ class TradingVenue:
         from .trading_api import TradingApi  # local: the API module imports this one for typing
 
         TradingApi(self).add_routes(app)
-        app.router.add_get("/stream", self.hub.handle)
+        for path in STREAM_PATHS:
+            app.router.add_get(path, self.hub.handle)
 
     async def start(self) -> None:
         """Catch up on anything due while the exchange was down, then run the periodic sweep."""
@@ -106,6 +117,9 @@ class TradingVenue:
         self._tasks.append(asyncio.ensure_future(self._sweeper()))
 
     async def close(self) -> None:
+        if self._match_handle is not None:  # accepted orders left unmatched are matched on start
+            self._match_handle.cancel()
+            self._match_handle = None
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -118,11 +132,24 @@ class TradingVenue:
 
     def on_quote(self, symbol: str) -> None:
         """Called by the simulator on every NBBO change (loop thread). O(1) with no resting orders."""
-        if symbol not in self.engine.resting:
+        if symbol not in self.engine.resting and not self.engine.pending:
             return
         self.engine.on_quote(symbol)
         if self.engine.dirty_orders or self.engine.outbox:
             self._commit()
+
+    def on_trade(self, symbol: str, price: Decimal) -> None:
+        """Called by the simulator for every print (loop thread): stops are elected on trades, not
+        on the quote. O(1) when ``symbol`` has no open order."""
+        if symbol not in self.engine.open_by_symbol:
+            return
+        self.engine.on_trade(symbol, price)
+        if self.engine.dirty_orders or self.engine.outbox:
+            self._commit()
+
+    def wants_trades(self, symbol: str) -> bool:
+        """True when a print of ``symbol`` may matter to an open order (the simulator asks first)."""
+        return symbol in self.engine.open_by_symbol
 
     def set_matching_paused(self, paused: bool) -> None:
         self.engine.paused = paused
@@ -175,6 +202,7 @@ class TradingVenue:
         # last_equity is the equity at the previous session close (approximated by now when the
         # exchange was down at the close).
         self.last_equity = q9(self.equity())
+        self.ledger.last_equity = self.last_equity
         self._next_close = self.calendar.next_close(now)
         self.store.write(
             kv={"last_equity": str(self.last_equity), "next_close": self._next_close.isoformat()}
@@ -219,23 +247,48 @@ class TradingVenue:
             self.hub.publish(update)
 
     def run(self, op: Callable[[], Any]) -> Any:
-        """Run one engine operation and commit what it changed, even when it raised."""
+        """Run one engine operation and commit what it changed, even when it raised. Orders it
+        accepted are matched right after the caller has answered (see :meth:`match_pending`)."""
         try:
             return op()
         finally:
             self._commit()
+            self._schedule_matching()
+
+    def match_pending(self) -> None:
+        """Match the orders accepted since the last match and publish what happened to them."""
+        self.engine.match_pending()
+        self._commit()
+
+    def _schedule_matching(self) -> None:
+        if not self.engine.pending or self._match_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (tools, synchronous tests): the next quote or sweep matches
+            return
+        self._match_handle = loop.call_soon(self._scheduled_match)
+
+    def _scheduled_match(self) -> None:
+        self._match_handle = None
+        try:
+            self.match_pending()
+        except Exception:  # the sweep retries; a bug here must not go unseen
+            log.exception("venue match failed")
 
     # ---- views used by the REST layer ---------------------------------------------------------
     def equity(self) -> Decimal:
         return self.ledger.equity(self.engine.quotes())
 
     def account_json(self) -> dict[str, Any]:
-        quotes = self.engine.quotes()
-        long_mv, short_mv = self.ledger.market_values(quotes)
-        equity = self.ledger.cash + long_mv + short_mv
-        bp = self.ledger.buying_power(quotes, self.engine.reserved_total)
-        initial = long_mv + abs(short_mv) * Decimal("1.025")
-        maintenance = (long_mv + abs(short_mv)) * Decimal("0.3")
+        """Alpaca's account entity. Buying power follows the account class (see Ledger.margin);
+        ``daytrade_count`` counts the day trades of the last 5 business days (rules.py)."""
+        m = self.ledger.margin(self.engine.quotes())
+        reserved = self.engine.reserved_total
+        bp = m.buying_power(reserved)
+        regt = max(m.regt_buying_power - reserved, Decimal(0))
+        dtbp = max(m.daytrading_buying_power - reserved, Decimal(0)) if m.multiplier == 4 else Decimal(0)
+        margin_account = self.ledger.account_type == "margin"
         return {
             "id": self.account_id,
             "account_number": self.account_number,
@@ -243,35 +296,35 @@ class TradingVenue:
             "crypto_status": "ACTIVE",
             "currency": "USD",
             "buying_power": dstr(q9(bp)),
-            "regt_buying_power": dstr(q9(bp)),
-            "daytrading_buying_power": "0",
+            "regt_buying_power": dstr(q9(regt)),
+            "daytrading_buying_power": dstr(q9(dtbp)),
             "effective_buying_power": dstr(q9(bp)),
-            "non_marginable_buying_power": dstr(q9(bp)),
+            "non_marginable_buying_power": dstr(q9(m.non_marginable_buying_power)),
             "options_buying_power": dstr(q9(bp)),
-            "bod_dtbp": "0",
+            "bod_dtbp": dstr(q9(m.daytrading_buying_power)),
             "cash": dstr(q9(self.ledger.cash)),
             "accrued_fees": "0",
             "pending_transfer_out": "0",
             "pending_transfer_in": "0",
-            "portfolio_value": dstr(q9(equity)),
+            "portfolio_value": dstr(q9(m.equity)),
             "pattern_day_trader": False,
             "trading_blocked": False,
             "transfers_blocked": False,
             "account_blocked": False,
             "created_at": rfc3339(self.created_at),
             "trade_suspended_by_user": False,
-            "multiplier": "1",
-            "shorting_enabled": True,
-            "equity": dstr(q9(equity)),
+            "multiplier": str(m.multiplier),
+            "shorting_enabled": margin_account and m.multiplier > 1,
+            "equity": dstr(q9(m.equity)),
             "last_equity": dstr(self.last_equity),
-            "long_market_value": dstr(q9(long_mv)),
-            "short_market_value": dstr(q9(short_mv)),
-            "position_market_value": dstr(q9(long_mv + abs(short_mv))),
-            "initial_margin": dstr(q9(initial)),
-            "maintenance_margin": dstr(q9(maintenance)),
-            "last_maintenance_margin": dstr(q9(maintenance)),
+            "long_market_value": dstr(q9(m.long_market_value)),
+            "short_market_value": dstr(q9(m.short_market_value)),
+            "position_market_value": dstr(q9(m.long_market_value + abs(m.short_market_value))),
+            "initial_margin": dstr(q9(m.initial_margin)),
+            "maintenance_margin": dstr(q9(m.maintenance_margin)),
+            "last_maintenance_margin": dstr(q9(m.maintenance_margin)),
             "sma": "0",
-            "daytrade_count": 0,
+            "daytrade_count": self.engine.day_trades().count if margin_account else 0,
             "balance_asof": self.clock().astimezone(UTC).date().isoformat(),
             "crypto_tier": 1,
             "options_approved_level": 0,
@@ -281,17 +334,15 @@ class TradingVenue:
         }
 
     def positions_json(self, holdings: Iterable[Holding]) -> list[dict[str, Any]]:
-        """Alpaca's position objects; a position opened since New York midnight reports its whole
-        unrealized P&L as intraday P&L."""
-        ny_midnight = self.clock().astimezone(NEW_YORK).replace(hour=0, minute=0, second=0, microsecond=0)
-        opened = self.ledger.opened_since(ny_midnight.astimezone(UTC))
+        """Alpaca's position objects as of today's trading day (see :meth:`Ledger.position_json`)."""
+        today = trading_day(self.clock())
         out = []
         for h in holdings:
             side = "sell" if h.qty > 0 else "buy"
             available = abs(h.qty) - self.engine.held_for_orders(h.symbol, side)
             out.append(self.ledger.position_json(
                 h, self.universe[h.symbol], self.market.nbbo(h.symbol), max(available, Decimal(0)),
-                opened_today=h.symbol in opened,
+                today=today,
             ))  # fmt: skip
         return out
 

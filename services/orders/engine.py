@@ -534,6 +534,13 @@ class ExecutionEngine:
         if rec.state in (OrderState.PENDING_UPDATE, OrderState.PENDING_CANCEL):
             # Alpaca refuses a replace while pending_replace or pending_cancel ([REPLACE])
             return SubmitResult(rec.client_order_id, rec.state, None, f"order is {rec.state.value}")
+        if rec.pending_replace_client_id is not None:
+            # Alpaca refuses to replace an order in pending_replace; ours is still unresolved
+            return SubmitResult(
+                rec.client_order_id, rec.state, None,
+                f"a replace of this order is still pending ({rec.pending_replace_client_id}); "
+                "try again once it is settled",
+            )  # fmt: skip
         meta = self.store.meta(rec.client_order_id)
         new_qty = qty if qty is not None else rec.leaves_qty
         if new_qty is not None and new_qty <= 0:

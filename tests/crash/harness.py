@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from services.domain.symbols import crypto_pair
 from tests.support.exchange import ExchangeProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,9 +94,15 @@ def exchange_fill_qty(ex: ExchangeProcess) -> dict[str, Decimal]:
 
 
 def exchange_positions(ex: ExchangeProcess) -> dict[str, str]:
+    """The exchange's positions keyed as Heron keys them: a crypto position, listed as ``BTCUSD``
+    like Alpaca lists it (alpaca-py #179, #537), under its pair ``BTC/USD``."""
     status, body = ex.request("GET", "/v2/positions")
     assert status == 200, body
-    return {p["symbol"]: _norm(p["qty"]) for p in body if Decimal(str(p["qty"])) != 0}
+    return {
+        crypto_pair(p["symbol"]) if p["asset_class"] == "crypto" else p["symbol"]: _norm(p["qty"])
+        for p in body
+        if Decimal(str(p["qty"])) != 0
+    }
 
 
 def local_fill_qty(data_dir: Path) -> dict[str, Decimal]:

@@ -190,3 +190,31 @@ def test_credentials(exchange: LocalExchange) -> None:
             await validate_credentials(exchange.key_id, "wrong", environment="live", live_url=exchange.url)
 
     asyncio.run(main())
+
+
+def test_crypto_position_read_and_closed_under_its_pair(exchange: LocalExchange) -> None:
+    """The exchange lists the position as ``BTCUSD`` like Alpaca (alpaca-py #179, #537); Heron's
+    adapter reads it, looks it up and closes it as ``BTC/USD``, and names close-all's entry by the
+    pair (alpaca-py test_close_all_positions: ``BTCUSD`` outside, an order for ``BTC/USD`` inside)."""
+
+    async def main() -> None:
+        broker = broker_for(exchange)
+        try:
+            req = OrderRequest("BTC/USD", OrderSide.BUY, OrderType.MARKET, TimeInForce.GTC,
+                               qty=Decimal("0.01"), client_order_id=f"it-{uuid.uuid4().hex[:12]}")
+            order = await broker.submit_order(req)
+            for _ in range(100):
+                if (await broker.get_order(order.id)).status is OrderStatus.FILLED:
+                    break
+                await asyncio.sleep(0.05)
+            held = {p.symbol: p.qty for p in await broker.get_positions()}
+            assert held.get("BTC/USD") == Decimal("0.01") and "BTCUSD" not in held
+            one = await broker.get_position("BTC/USD")
+            assert one is not None and one.symbol == "BTC/USD" and one.qty == Decimal("0.01")
+            results = await broker.close_all_positions(cancel_orders=True)
+            btc = [r for r in results if r.symbol == "BTC/USD"]
+            assert len(btc) == 1 and btc[0].status == 200 and btc[0].order is not None
+        finally:
+            await broker.close()
+
+    asyncio.run(main())

@@ -115,9 +115,11 @@ def test_resting_orders_query_replace_cancel(client: TradingClient) -> None:
     )
     assert limit.status in (OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PENDING_NEW)
     assert client.get_order_by_client_id(coid).id == limit.id  # type: ignore[union-attr]
+    # A short-sale stop in another symbol: flat in MSFT with the buy above pending, Alpaca refuses a
+    # sell in MSFT (API v2 "Notes on Orders and Positions": no sell while flat with a pending buy).
     stop: Any = client.submit_order(
         StopOrderRequest(
-            symbol="MSFT", qty=1, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, stop_price=1.00
+            symbol="AMZN", qty=1, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, stop_price=1.00
         )
     )
     stop_limit: Any = client.submit_order(
@@ -198,3 +200,30 @@ def test_complex_orders_and_rejections(client: TradingClient) -> None:
         )
     assert err.value.status_code in (404, 422)
     assert isinstance(err.value.code, int)
+
+
+def test_crypto_position_is_listed_as_btcusd_and_btc_slash_usd_is_a_404(client: TradingClient) -> None:
+    """alpaca-py #179, #490, #537; Alpaca-API #215; alpaca-trade-api-csharp #713; alpaca-docs
+    crypto-trading-broker.md: a crypto position is listed as ``BTCUSD``; ``GET`` and ``DELETE
+    /v2/positions/BTC/USD`` answer 404 while ``/v2/positions/BTCUSD`` works. Orders keep ``BTC/USD``;
+    close-all's 207 entry says ``BTCUSD`` around an order for ``BTC/USD`` (alpaca-py
+    test_position_routes.py test_close_all_positions)."""
+    order: Any = client.submit_order(
+        MarketOrderRequest(symbol="BTC/USD", qty=0.01, side=OrderSide.BUY, time_in_force=TimeInForce.GTC)
+    )
+    assert order.symbol == "BTC/USD"
+    _eventually(lambda: client.get_order_by_id(order.id).status == OrderStatus.FILLED)  # type: ignore[union-attr]
+    [listed] = client.get_all_positions()  # type: ignore[misc]
+    assert listed.symbol == "BTCUSD" and listed.asset_class == AssetClass.CRYPTO
+    for call in (client.get_open_position, client.close_position):
+        with pytest.raises(APIError) as err:
+            call("BTC/USD")
+        assert err.value.status_code == 404 and err.value.code == 40410000
+    pos: Any = client.get_open_position("BTCUSD")
+    assert pos.symbol == "BTCUSD" and float(pos.qty) == 0.01
+    closing: Any = client.close_position("BTCUSD", ClosePositionRequest(qty="0.004"))
+    assert closing.symbol == "BTC/USD"
+    _eventually(lambda: float(client.get_open_position("BTCUSD").qty) == 0.006)  # type: ignore[union-attr]
+    [result] = client.close_all_positions(cancel_orders=True)  # type: ignore[misc]
+    assert result.symbol == "BTCUSD" and result.status == 200 and result.body.symbol == "BTC/USD"
+    _eventually(lambda: not client.get_all_positions())

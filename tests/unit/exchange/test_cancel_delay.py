@@ -91,3 +91,25 @@ def test_replace_race_fills_the_old_order_and_rejects_the_replacement(r: Rig) ->
     o2 = _limit(r, price=80.0)
     new2 = r.venue.run(lambda: r.venue.engine.replace(o2.id, {"limit_price": 81.0}))
     assert o2.status == "replaced" and new2.status in ("new", "accepted")
+
+
+def test_shares_of_a_sell_stay_held_while_its_cancel_is_pending(r: Rig) -> None:
+    """Alpaca docs "Orders", order lifecycle: ``pending_cancel`` is an order still waiting to be
+    canceled, so it still claims its shares; they are free again only once it is ``canceled``."""
+    r.venue.run(lambda: r.venue.engine.submit(
+        {"symbol": "AAPL", "side": "buy", "type": "market", "qty": 10, "time_in_force": "day"}
+    ))  # fmt: skip
+    r.venue.match_pending()
+    sell = {"symbol": "AAPL", "side": "sell", "type": "limit", "qty": 10, "limit_price": 200.0,
+            "time_in_force": "gtc"}
+    o = r.venue.run(lambda: r.venue.engine.submit(sell))
+    r.venue.set_cancel_delay(5)
+    r.venue.run(lambda: r.venue.engine.cancel(o.id))
+    assert o.status == "pending_cancel"
+    with pytest.raises(ApiError) as ei:
+        r.venue.run(lambda: r.venue.engine.submit(sell))
+    assert ei.value.status == 403 and "insufficient qty available" in ei.value.message
+    r.clock.advance(seconds=6)
+    r.venue.sweep()
+    assert o.status == "canceled"
+    assert r.venue.run(lambda: r.venue.engine.submit(sell)).status in ("accepted", "pending_new", "new")

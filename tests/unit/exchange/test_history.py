@@ -42,11 +42,13 @@ def test_deterministic_and_independent_of_generation_order() -> None:
 
 
 def test_stock_minutes_follow_the_nyse_calendar_and_crypto_trades_all_day() -> None:
+    """Stock minutes run 04:00-20:00 New York time (17:00 on an early close): Alpaca's minute bars
+    include the pre-market and after-hours (real-time stock data docs, "Minute Bars")."""
     g = gen()
-    assert len(g.day("AAPL", date(2024, 3, 5))) == 390
+    assert len(g.day("AAPL", date(2024, 3, 5))) == 960
     assert len(g.day("AAPL", date(2024, 3, 9))) == 0  # Saturday
     assert len(g.day("AAPL", date(2024, 7, 4))) == 0  # Independence Day
-    assert len(g.day("AAPL", date(2024, 11, 29))) == 210  # early close
+    assert len(g.day("AAPL", date(2024, 11, 29))) == 780  # early close
     assert len(g.day("BTC/USD", date(2024, 3, 9))) == 1440
     assert len(gen(always_open=True).day("AAPL", date(2024, 3, 9))) == 1440
 

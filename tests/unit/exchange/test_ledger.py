@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from services.exchange.contracts import NBBO
@@ -47,43 +47,12 @@ def test_position_json_short_is_negative_and_pl_signs_are_right() -> None:
     from services.exchange.contracts import Instrument
 
     led = Ledger(account_id="a", cash=D(1000))
-    led.apply_fill("S", "sell", D(4), D(50))
+    led.apply_fill("S", "sell", D(4), D(50), at=datetime(2025, 1, 2, 15, tzinfo=UTC))
     inst = Instrument("S", "us_equity", "NYSE", "S", D(50), D("0.01"))
-    j = led.position_json(led.positions["S"], inst, nbbo("S", "40", prev="45"), D(4))
+    # carried from yesterday: the day's P&L is measured from yesterday's close
+    j = led.position_json(led.positions["S"], inst, nbbo("S", "40", prev="45"), D(4), today=date(2025, 1, 3))
     assert j["side"] == "short" and j["qty"] == "-4" and j["market_value"] == "-160"
     assert (
         j["unrealized_pl"] == "40" and j["lastday_price"] == "45" and j["change_today"].startswith("-0.111")
     )
     assert j["unrealized_intraday_pl"] == "20"
-
-
-def test_intraday_pl_of_a_position_opened_today_is_its_unrealized_pl() -> None:
-    """As Alpaca reports it: bought today at 36.02, now 36.28, closed yesterday at 35.89 → +0.26 a
-    share for the day, not +0.39. A position carried from yesterday is measured from the close."""
-    from services.exchange.contracts import Instrument
-
-    yesterday, morning = datetime(2025, 1, 2, 15, tzinfo=UTC), datetime(2025, 1, 3, 15, tzinfo=UTC)
-    midnight = datetime(2025, 1, 3, 5, tzinfo=UTC)  # New York midnight in winter
-
-    def fill(led: Ledger, sym: str, side: str, qty: str, price: str, ts: datetime) -> None:
-        led.apply_fill(sym, side, D(qty), D(price))
-        led.record_activity(ts=ts, kind="fill", price=D(price), qty=D(qty), side=side, symbol=sym,
-                            leaves_qty=D(0), order_id="o", cum_qty=D(qty), order_status="filled")  # fmt: skip
-
-    led = Ledger(account_id="a", cash=D(100_000))  # activities arrive in time order
-    fill(led, "OLD", "buy", "10", "30", yesterday)
-    fill(led, "FLIP", "buy", "3", "10", yesterday)
-    fill(led, "NEW", "buy", "22", "36.02", morning)
-    fill(led, "OLD", "buy", "5", "35", morning)  # added to a carried position
-    fill(led, "FLIP", "sell", "5", "12", morning)  # long yesterday, short now: opened today
-    assert led.opened_since(midnight) == {"NEW", "FLIP"}  # OLD was held at midnight
-    fill(led, "GONE", "buy", "1", "5", morning)
-    fill(led, "GONE", "sell", "1", "6", morning)
-    assert led.opened_since(midnight) == {"NEW", "FLIP"}  # bought and sold today: no position
-    inst = Instrument("NEW", "us_equity", "NYSE", "NEW", D(36), D("0.01"))
-    new = led.position_json(led.positions["NEW"], inst, nbbo("NEW", "36.28", prev="35.89"), D(22),
-                            opened_today=True)  # fmt: skip
-    assert new["unrealized_pl"] == new["unrealized_intraday_pl"] == "5.72"
-    assert new["unrealized_intraday_plpc"] == new["unrealized_plpc"]
-    old = led.position_json(led.positions["OLD"], inst, nbbo("OLD", "36.28", prev="35.89"), D(15))
-    assert old["unrealized_intraday_pl"] == "5.85"  # 15 x (36.28 - 35.89)

@@ -55,6 +55,11 @@ class StandInVenue:
     def on_quote(self, symbol: str) -> None:
         self.quotes += 1
 
+    def on_trade(self, symbol: str, price: Any) -> None: ...
+
+    def wants_trades(self, symbol: str) -> bool:
+        return False
+
     def set_matching_paused(self, paused: bool) -> None:
         self.paused = paused
 

@@ -22,6 +22,7 @@ def test_restart_restores_account_orders_positions_activities(tmp_path: Path) ->
             {"symbol": "AAPL", "qty": 10, "side": "buy", "type": "market", "time_in_force": "day"}
         )
     )
+    rig.venue.match_pending()  # the loop matches it right after the answer
     resting = rig.venue.run(
         lambda: e.submit(
             {
@@ -88,6 +89,7 @@ def test_last_equity_rolls_at_the_session_close_and_persists(tmp_path: Path) -> 
             {"symbol": "AAPL", "qty": 10, "side": "buy", "type": "market", "time_in_force": "day"}
         )
     )
+    rig.venue.match_pending()  # the loop matches it right after the answer
     assert rig.venue.last_equity == Decimal("100000")
     market.set("AAPL", "109.99", "110.01", last="110")
     clock.now = T0.replace(hour=21, minute=5)  # after the 16:00 New York close

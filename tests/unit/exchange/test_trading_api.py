@@ -81,13 +81,17 @@ def test_account_order_position_shapes_parse_with_alpaca_models(tmp_path: Path) 
         )
         assert st == 200
         order = Order(**o)
+        # Alpaca docs "Orders": the POST answer is the accepted order; fills follow on the stream.
         assert (
-            order.status == "filled"
+            order.status == "new"
             and o["order_class"] == ""
             and o["legs"] is None
-            and o["filled_qty"] == "10"
+            and o["filled_qty"] == "0"
         )
         assert o["created_at"].endswith("Z")
+        await asyncio.sleep(0)  # one loop turn: the venue matches right after the answer
+        o = await (await c.get(f"/v2/orders/{o['id']}")).json()
+        assert o["status"] == "filled" and o["filled_qty"] == "10"
         positions = await (await c.get("/v2/positions")).json()
         Position(**positions[0])
         assert positions[0]["qty"] == "10" and positions[0]["avg_entry_price"] == "100.01"

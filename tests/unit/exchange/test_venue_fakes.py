@@ -104,6 +104,12 @@ class Rig:
         self.market.set(symbol, bid, ask, **kw)
         self.venue.on_quote(symbol)
 
+    def trade(self, symbol: str, price: str) -> None:
+        """A print on the consolidated tape at ``price`` (the quote stays as it is)."""
+        q = self.market.quotes[symbol]
+        self.market.set(symbol, str(q.bid), str(q.ask), last=price, prev_close=str(q.prev_close))
+        self.venue.on_trade(symbol, Decimal(price))
+
 
 def make_rig(
     data_dir: Path,

@@ -80,7 +80,9 @@ def test_closed_bars_equal_the_exchange_simulators_final_bars_late_prints_includ
     """Fed the simulator's stream in order, every closed bar equals the exchange's last word on it.
 
     A late print arrives after the exchange's minute bar ("b"), before any trade of the next minute,
-    and is followed by an updated bar ("u"): the aggregator's bar must equal the "u" one then.
+    and is followed by an updated bar ("u"): the aggregator's bar must equal the "u" one then. A trade
+    cancel ("x") or correction ("c", Alpaca real-time stock data docs) is applied as Heron's pipeline
+    applies it, and the "u" that follows it is the exchange's last word too.
     """
     from datetime import timedelta
 
@@ -91,7 +93,7 @@ def test_closed_bars_equal_the_exchange_simulators_final_bars_late_prints_includ
 
     uni, cal = build_universe(), MarketCalendar(always_open=True)
     now = datetime(2024, 3, 5, 15, 0, 7, tzinfo=UTC)
-    sim = MarketSimulator(uni, cal, HistoryGenerator(uni, cal, 1), seed=1, rate=400, clock=lambda: now)
+    sim = MarketSimulator(uni, cal, HistoryGenerator(uni, cal, 3), seed=3, rate=400, clock=lambda: now)
     agg = CandleAggregator()
     final: dict[tuple[str, datetime], tuple[str, dict]] = {}
     first_minute: dict[str, int] = {}
@@ -101,7 +103,11 @@ def test_closed_bars_equal_the_exchange_simulators_final_bars_late_prints_includ
             if m["T"] == "t":
                 t = m["t"].to_unix_nano()
                 first_minute.setdefault(m["S"], t // MINUTE_NS)
-                agg.add_trade(m["S"], m["p"], m["s"], t)
+                agg.add_trade(m["S"], m["p"], m["s"], t, (m.get("x"), m["i"]))
+            elif m["T"] == "x":
+                assert agg.cancel(m["S"], (m["x"], m["i"]))
+            elif m["T"] == "c":
+                assert agg.correct(m["S"], (m["x"], m["oi"]), (m["x"], m["ci"]), m["cp"], m["cs"])
             elif m["T"] in ("b", "u"):
                 ts = datetime.fromtimestamp(m["t"].to_unix_nano() / 1e9, UTC)
                 final[(m["S"], ts)] = (m["T"], m)

@@ -7,9 +7,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from services.broker.base import BrokerUnavailable, ReplaceRequest
 from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce, TradingState
 from services.domain.events import FillEvent, OrderChangedEvent, TradingStateEvent
-from services.domain.models import OrderRequest
+from services.domain.models import Order, OrderRequest
 from services.orders.state_machine import OrderState
 from services.risk.kill_switch import KillSwitch
 from tests.unit.orders.conftest import Rig
@@ -240,3 +241,28 @@ def test_crash_after_ack_loses_only_recoverable_writes(rig: Rig) -> None:
     assert rec is not None and rec.state is OrderState.FILLED and rec.filled_qty == 10
     assert new.store.position_qty("AAPL") == 10
     assert new.journal.in_flight() == [] and len(rig.broker.orders) == 1
+
+
+def test_a_replace_while_the_previous_replace_is_unresolved_is_refused(rig: Rig) -> None:
+    """PATCH /v2/orders/{order_id} (../shared/specs/alpaca-trading-openapi.yaml; Alpaca docs "Orders"
+    lifecycle): an order in ``pending_replace`` cannot be replaced again. While Heron's own replace
+    has an unknown outcome it must refuse the next one plainly, never reuse the replacement's
+    client id (a crash on the journal's unique key) nor send a second PATCH."""
+    res = run(rig.engine.submit(limit_buy()))
+    cid = res.client_order_id
+    assert cid is not None
+    real = rig.broker.replace_order
+    sent: list[str | None] = []
+
+    async def applied_then_timed_out(order_id: str, request: ReplaceRequest) -> Order:
+        sent.append(request.client_order_id)
+        await real(order_id, request)
+        raise BrokerUnavailable("read timeout")
+
+    rig.broker.faults.drop_all_events = True  # the stream does not tell how the first replace went
+    rig.broker.replace_order = applied_then_timed_out  # type: ignore[method-assign]
+    first = run(rig.engine.replace(cid, limit_price=Decimal("100.05")))
+    assert "unknown" in first.message
+    second = run(rig.engine.replace(cid, limit_price=Decimal("100.10")))
+    assert "pending" in second.message and second.client_order_id == cid
+    assert sent == [cid + "-r1"]
