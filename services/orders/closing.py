@@ -98,6 +98,9 @@ class SymbolCloseResult:
         }
 
 
+MAX_FLATTEN_ROUNDS = 5  # cancel, wait, close, look again: late fills opened something
+
+
 @dataclass(frozen=True, slots=True)
 class CloseReport:
     """The outcome of a flatten: one result per symbol that had a position."""
@@ -161,22 +164,80 @@ class PositionCloser:
         return result
 
     async def flatten(self, *, source: str) -> CloseReport:
-        """Close every position the broker lists, all symbols at once, within one deadline."""
+        """Close every position within one deadline. Every working order of every symbol is
+        canceled and waited for FIRST: an order in ``pending_cancel`` can still fill (Alpaca
+        "Orders", order lifecycle), and a fill after the positions were read would leave a position
+        nobody closes. Then each position is closed, and the positions are read again: what a late
+        fill opened meanwhile is closed too, until flat or the deadline."""
         deadline = self._deadline()
+        latest: dict[str, SymbolCloseResult] = {}
+        error = ""
         try:
-            positions = await self.engine.broker.get_positions()
-        except BrokerError as error:
-            msg = f"NOT FLAT: the broker's positions could not be read ({error.message}); nothing was closed"
-            log.error("flatten (%s): %s", source, msg)
-            self._notify("error", f"flatten: {msg}")
-            return CloseReport((), error=msg)
-        held = [p for p in positions if p.qty != 0]
-        results = await asyncio.gather(
-            *(self._close(p.symbol, None, source, deadline, known_qty=p.qty) for p in held)
-        )
-        for result in results:
+            error = await self._flatten_rounds(source, deadline, latest)
+        except asyncio.CancelledError:
+            self._interrupted(source, latest)
+            raise
+        if error:
+            if not latest:
+                error += "; nothing was closed"
+            log.error("flatten (%s): %s", source, error)
+            self._notify("error", f"flatten: {error}")
+        for result in latest.values():
             self._report(result, source)
-        return CloseReport(tuple(results))
+        return CloseReport(tuple(latest[sym] for sym in sorted(latest)), error=error)
+
+    def _interrupted(self, source: str, latest: dict[str, SymbolCloseResult]) -> None:
+        """Shutdown stopped a flatten before its closes began (or between rounds): every position
+        Heron knows of that is not reported yet is reported still open, loudly."""
+        why = "interrupted before it was done (the terminal is shutting down); check the position"
+        now = self.engine.clock()
+        for symbol, pos in sorted(self.engine.store.positions.items()):
+            done = latest.get(symbol)
+            if pos.qty == 0 or (done is not None and done.complete):
+                continue
+            mine = self.outcomes.get(symbol)
+            if mine is not None and mine.at is not None and mine.at >= now and not mine.complete:
+                continue  # its close already said so
+            self._report(SymbolCloseResult(symbol, False, pos.qty, pos.qty, reason=why, at=now), source)
+
+    async def _flatten_rounds(
+        self, source: str, deadline: _Deadline, latest: dict[str, SymbolCloseResult]
+    ) -> str:
+        """The rounds of :meth:`flatten`; fills ``latest`` per symbol, returns an error text or ""."""
+        error = ""
+        for _ in range(MAX_FLATTEN_ROUNDS):
+            waiting: list[tuple[str, str | None]] = []
+            for symbol in await self._working_symbols():
+                _, more = await self._cancel_working(symbol, source)
+                waiting += more
+            await self._wait_terminal(_unique(waiting), deadline)  # what is left is reported per symbol
+            try:
+                positions = await self.engine.broker.get_positions()
+            except BrokerError as exc:
+                error = f"NOT FLAT: the broker's positions could not be read ({exc.message})"
+                break
+            error = ""
+            held = [p for p in positions if p.qty != 0]
+            if not held:
+                break
+            results = await asyncio.gather(
+                *(self._close(p.symbol, None, source, deadline, known_qty=p.qty) for p in held)
+            )
+            latest.update((r.symbol, r) for r in results)
+            if self._past(deadline) or any(not r.complete for r in results):
+                break
+        return error
+
+    async def _working_symbols(self) -> list[str]:
+        """Symbols with a working order, Heron's own and the broker's (orders placed elsewhere)."""
+        symbols = {r.symbol for r in self.engine.store.open_orders() if not r.state.is_terminal}
+        try:
+            listed = await self.engine.broker.list_orders(OrderQuery(status="open"))
+        except BrokerError as exc:
+            log.warning("flatten: open orders could not be listed (%s)", exc.message)
+            listed = []
+        symbols |= {o.symbol for o in _with_legs(listed) if not o.status.is_terminal}
+        return sorted(symbols)
 
     def report_section(self) -> dict[str, Any] | None:
         """The state report's ``closing`` section: the latest outcome per symbol; None if none yet."""

@@ -332,3 +332,24 @@ def test_a_flatten_stopped_by_shutdown_names_each_symbol_still_open(
     assert section["complete"] is False and "shutting down" in section["reason"]
     assert any(r.levelno >= logging.ERROR and "AAPL" in r.getMessage() for r in caplog.records)
     assert any(r["kind"] == "close_result" for r in rig.journal.records())
+
+
+def test_flatten_closes_what_an_order_in_pending_cancel_fills_meanwhile(rig: Rig) -> None:
+    """Alpaca "Orders", order lifecycle: an order in ``pending_cancel`` can still fill. A flatten
+    that read the positions before such a fill left the position it opened open and reported
+    nothing (a chaos run: the kill switch flattened an account that was flat at the read, then a
+    buy held in pending_cancel filled). Every working order is settled first, then positions are
+    read and closed, and read again."""
+    res = run(rig.engine.submit(
+        OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(6),
+                     limit_price=Decimal(100))
+    ))  # fmt: skip
+    oid = rig.broker.by_client[res.client_order_id]
+    rig.broker.faults.pending_cancel = True
+    t = timeline(rig)
+    t.at(1.0, lambda: rig.broker.fill(oid, Decimal(6), Decimal(100)))  # fills while pending_cancel
+
+    report = run(rig.engine.flatten_all(source="kill-switch"))
+
+    assert rig.broker.position_qty("AAPL") == 0
+    assert [(r.symbol, r.flat) for r in report.results] == [("AAPL", True)]
