@@ -33,6 +33,7 @@ from tests.support.fake_broker import FakeBroker
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 SYMBOLS = [f"S{i:02d}" for i in range(49)] + ["AAPL"]
+SHORTED = [f"T{i:02d}" for i in range(25)]  # symbols only sold short (working sells)
 WORKING = 400
 SAMPLES = 20_000
 
@@ -73,7 +74,7 @@ class _Hours:
 def _engine(db: Database, clock: _Clock) -> tuple[ExecutionEngine, FakeBroker]:
     bus = EventBus()
     journal = OrderJournal(db, clock)
-    assets = [Asset(s, "us_equity", "NASDAQ", True, True, True) for s in SYMBOLS]
+    assets = [Asset(s, "us_equity", "NASDAQ", True, True, True, True) for s in SYMBOLS + SHORTED]
     broker = FakeBroker(clock, cash=Decimal(10**9), assets=assets)
     broker.sink = bus.publish
     broker.journal_check = journal.has_intent
@@ -102,8 +103,11 @@ async def _setup(engine: ExecutionEngine, broker: FakeBroker, clock: _Clock) -> 
         clock.now += timedelta(milliseconds=5)
         side = OrderSide.BUY if i % 3 else OrderSide.SELL
         price = Decimal("185.00") if side is OrderSide.BUY else Decimal("195.00")
+        # Sells work symbols Heron is not long in (short sales): a sell beyond a long position's
+        # free shares is refused, as Alpaca refuses it ("insufficient qty available").
+        symbol = SYMBOLS[i % len(SYMBOLS)] if side is OrderSide.BUY else SHORTED[i % len(SHORTED)]
         req = OrderRequest(
-            SYMBOLS[i % len(SYMBOLS)],
+            symbol,
             side,
             OrderType.LIMIT,
             TimeInForce.DAY,
