@@ -288,13 +288,7 @@ class MarketDataApi:
     def _history_handler(self, kind: str, *, crypto: bool) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:
             symbols = self._symbols(request, crypto=crypto)
-            tf = None
-            if kind == "bars":
-                try:
-                    tf = parse_timeframe(request.query.get("timeframe", ""))
-                except ValueError as exc:
-                    given = request.query.get("timeframe")
-                    raise bad_request(str(exc) if given else "missing timeframe") from None
+            tf = _timeframe(request) if kind == "bars" else None
             start, end, limit, desc, token = self._params(request)
             lo, hi = self._window(start, end)
             data, next_token = self._paginate(self._known(symbols), kind, tf, lo, hi, limit, desc, token)
@@ -345,13 +339,7 @@ class MarketDataApi:
 
         async def handler(request: web.Request) -> web.Response:
             sym = self._symbols(request, crypto=False, raw=request.match_info["symbol"])[0]
-            tf = None
-            if kind == "bars":
-                try:
-                    tf = parse_timeframe(request.query.get("timeframe", ""))
-                except ValueError as exc:
-                    given = request.query.get("timeframe")
-                    raise bad_request(str(exc) if given else "missing timeframe") from None
+            tf = _timeframe(request) if kind == "bars" else None
             start, end, limit, desc, token = self._params(request)
             lo, hi = self._window(start, end)
             data, nxt = self._paginate(self._known([sym]), kind, tf, lo, hi, limit, desc, token)
@@ -466,3 +454,11 @@ class MarketDataApi:
             out[s] = {"t": rfc3339_one(ob["t"].to_unix_nano()), "b": ob["b"], "a": ob["a"]}
         return web.json_response({"orderbooks": out})
 
+
+def _timeframe(request: web.Request) -> Timeframe:
+    """The ``timeframe`` query parameter of a bars request (400 when missing or unreadable)."""
+    try:
+        return parse_timeframe(request.query.get("timeframe", ""))
+    except ValueError as exc:
+        given = request.query.get("timeframe")
+        raise bad_request(str(exc) if given else "missing timeframe") from None

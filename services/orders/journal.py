@@ -331,15 +331,7 @@ class OrderJournal:
         self.batch.flush()
         with self._db.connect() as conn:
             for row in conn.execute(select(journal_table).order_by(journal_table.c.seq)):
-                m = row._mapping
-                yield {
-                    "seq": m["seq"],
-                    "ts": m["ts"].isoformat(),
-                    "kind": m["kind"],
-                    "client_order_id": m["client_order_id"],
-                    "source": m["source"],
-                    "payload": json.loads(m["payload"]),
-                }
+                yield _record(row._mapping)
 
     def last_record(self, kinds: tuple[str, ...]) -> dict[str, Any] | None:
         """The newest record of one of ``kinds`` (same shape as :meth:`records`), or None."""
@@ -351,17 +343,7 @@ class OrderJournal:
                 .order_by(journal_table.c.seq.desc())
                 .limit(1)
             ).first()
-        if row is None:
-            return None
-        m = row._mapping
-        return {
-            "seq": m["seq"],
-            "ts": m["ts"].isoformat(),
-            "kind": m["kind"],
-            "client_order_id": m["client_order_id"],
-            "source": m["source"],
-            "payload": json.loads(m["payload"]),
-        }
+        return None if row is None else _record(row._mapping)
 
     def export_ndjson(self, path: Path) -> int:
         """Write every journal record, one JSON object per line, for audit; returns the count."""
@@ -386,3 +368,15 @@ class OrderJournal:
             not_found_count=int(m["not_found_count"]),
             last_not_found_at=m["last_not_found_at"],
         )
+
+
+def _record(m: Any) -> dict[str, Any]:
+    """One journal row as the dict :meth:`OrderJournal.records` yields."""
+    return {
+        "seq": m["seq"],
+        "ts": m["ts"].isoformat(),
+        "kind": m["kind"],
+        "client_order_id": m["client_order_id"],
+        "source": m["source"],
+        "payload": json.loads(m["payload"]),
+    }

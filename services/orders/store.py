@@ -414,20 +414,7 @@ class OrderStore:
         key = (fill.order_id, fill.execution_id)
         if key not in self._fill_keys:
             self._fill_keys.add(key)
-            self._write(
-                insert(fills_table).values(
-                    order_id=fill.order_id,
-                    execution_id=fill.execution_id,
-                    client_order_id=fill.client_order_id,
-                    logical_id=rec.client_order_id,
-                    symbol=fill.symbol,
-                    side=fill.side.value,
-                    qty=fill.qty,
-                    price=fill.price,
-                    ts=fill.ts,
-                    inferred=inferred,
-                )
-            )
+            self._write(_fill_row(fill, rec.client_order_id, inferred=inferred))
         self._bus.publish(FillEvent(self._clock(), fill))
 
     def _match_fill(self, rec: OrderRecord, match: FillMatch) -> bool:
@@ -463,20 +450,7 @@ class OrderStore:
                     self._write(update(fills_table).where(where).values(qty=left))
                 else:
                     self._write(delete(fills_table).where(where))
-        self._write(
-            insert(fills_table).values(
-                order_id=real.order_id,
-                execution_id=real.execution_id,
-                client_order_id=real.client_order_id,
-                logical_id=rec.client_order_id,
-                symbol=real.symbol,
-                side=real.side.value,
-                qty=real.qty,
-                price=real.price,
-                ts=real.ts,
-                inferred=False,
-            )
-        )
+        self._write(_fill_row(real, rec.client_order_id, inferred=False))
         return repriced
 
     def _replay_position(self, symbol: str) -> None:
@@ -775,3 +749,19 @@ class OrderStore:
 
 def _dec(v: str | None) -> Decimal | None:
     return None if v is None else Decimal(v)
+
+
+def _fill_row(fill: Fill, logical_id: str, *, inferred: bool) -> Any:
+    """The fills-table insert of one booked fill."""
+    return insert(fills_table).values(
+        order_id=fill.order_id,
+        execution_id=fill.execution_id,
+        client_order_id=fill.client_order_id,
+        logical_id=logical_id,
+        symbol=fill.symbol,
+        side=fill.side.value,
+        qty=fill.qty,
+        price=fill.price,
+        ts=fill.ts,
+        inferred=inferred,
+    )
