@@ -182,6 +182,11 @@ class PositionCloser:
                 error += "; nothing was closed"
             log.error("flatten (%s): %s", source, error)
             self._notify("error", f"flatten: {error}")
+            # every position Heron knows of is named, so the report says per symbol what is open
+            for symbol, pos in sorted(self.engine.store.positions.items()):
+                if pos.qty != 0 and symbol not in latest:
+                    latest[symbol] = SymbolCloseResult(symbol, False, pos.qty, pos.qty, reason=error,
+                                                       at=self.engine.clock())  # fmt: skip
         for result in latest.values():
             self._report(result, source)
         return CloseReport(tuple(latest[sym] for sym in sorted(latest)), error=error)
@@ -211,11 +216,16 @@ class PositionCloser:
                 _, more = await self._cancel_working(symbol, source)
                 waiting += more
             await self._wait_terminal(_unique(waiting), deadline)  # what is left is reported per symbol
-            try:
-                positions = await self.engine.broker.get_positions()
-            except BrokerError as exc:
-                error = f"NOT FLAT: the broker's positions could not be read ({exc.message})"
-                break
+            positions = None
+            while positions is None:
+                try:
+                    positions = await self.engine.broker.get_positions()
+                except BrokerError as exc:
+                    error = f"NOT FLAT: the broker's positions could not be read ({exc.message})"
+                    if self._past(deadline):
+                        return error
+                    log.warning("flatten (%s): %s; retrying until the deadline", source, error)
+                    await self.sleep(self.backoff_s[-1])
             error = ""
             held = [p for p in positions if p.qty != 0]
             if not held:

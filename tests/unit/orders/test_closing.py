@@ -246,6 +246,32 @@ def test_flatten_says_so_when_the_positions_cannot_be_read(rig: Rig) -> None:
     report = run(rig.engine.flatten_all(source="manual"))
     assert not report.all_flat and "NOT FLAT" in report.summary() and "503" in report.summary()
     assert any(isinstance(e, NotificationEvent) and e.level == "error" for e in rig.events)
+    # the position Heron knows of is named in the state report, not only a flatten-wide error
+    section = build_state_report(
+        mode="local", trading_state=TradingState.HALTED, store=rig.store, closing=rig.engine.closer
+    )["closing"]["AAPL"]
+    assert section["complete"] is False and "could not be read" in section["reason"]
+
+
+def test_flatten_retries_unreadable_positions_until_the_deadline(rig: Rig) -> None:
+    """A burst of 5xx answers (a chaos run: 19 of them, REST health in preservation) must not end
+    a flatten at the first unreadable positions read: it is retried until the deadline."""
+    from services.broker.base import BrokerUnavailable
+
+    long_aapl(rig)
+    timeline(rig)
+    inner = rig.broker.get_positions
+    failures = {"left": 3}
+
+    async def flaky() -> list[Any]:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise BrokerUnavailable("HTTP 503 from the broker (fake)")
+        return await inner()
+
+    rig.broker.get_positions = flaky  # type: ignore[method-assign]
+    report = run(rig.engine.flatten_all(source="kill-switch"))
+    assert report.all_flat and rig.broker.position_qty("AAPL") == 0, report.summary()
 
 
 def test_a_working_order_placed_elsewhere_is_canceled_before_the_close(rig: Rig) -> None:
