@@ -67,7 +67,8 @@ class KillSwitchDialog(QDialog):
         self.setWindowTitle("Kill switch")
         text = QLabel(
             "HALT trading and cancel every open order?\n"
-            "New orders stay blocked until an operator resumes trading.",
+            "Trading stays HALTED, also after a restart, until the HALT is released\n"
+            "with a reason: main.py --release-halt REASON.",
             self,
         )
         self.flatten_check = QCheckBox("Also flatten every position with market orders", self)

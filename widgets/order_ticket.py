@@ -50,6 +50,7 @@ from services.risk.gate import RiskContext, RiskGate, RiskReport
 from widgets.models.common import DOWN, UP, confirm, run_async
 
 DEBOUNCE_MS = 100
+RECHECK_MS = 1000
 ZERO = Decimal(0)
 
 
@@ -116,6 +117,11 @@ class OrderTicket(QWidget):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)
         self._debounce.timeout.connect(self.run_precheck)
+        # risk checks change with time (duplicate window, trading state, market): re-run them while
+        # the ticket holds a valid order, so neither a block nor a pass goes stale
+        self._recheck = QTimer(self)
+        self._recheck.setInterval(RECHECK_MS)
+        self._recheck.timeout.connect(self._recheck_now)
         self._update_visibility()
         self.run_precheck()
 
@@ -385,9 +391,11 @@ class OrderTicket(QWidget):
             msg = state.errors.get(key, "")
             label.setText(msg)
             label.setVisible(bool(msg))
+        scroll = self.precheck_list.verticalScrollBar().value()
         self.precheck_list.clear()
         if state.request is None:
             self.last_report = None
+            self._recheck.stop()
             first = next(iter(state.errors.items()), None)
             reason = f"{first[0]}: {first[1]}" if first else "fill in the ticket"
             self._block(reason)
@@ -398,6 +406,7 @@ class OrderTicket(QWidget):
         asset = self._asset(request.symbol)
         report = self.engine.risk.preview(request, self.engine.risk_context(request, asset))
         self.last_report = report
+        self._recheck.start()
         for c in report.checks:
             nums = ", ".join(f"{k}={v}" for k, v in c.numbers.items())
             mark = "PASS" if c.passed else "FAIL"
@@ -405,11 +414,16 @@ class OrderTicket(QWidget):
             item.setForeground(UP if c.passed else DOWN)
             item.setData(Qt.ItemDataRole.UserRole, c.name)
             self.precheck_list.addItem(item)
+        self.precheck_list.verticalScrollBar().setValue(scroll)
         if report.passed:
             self._block(None)
         else:
             self._block("risk: " + report.explain())
         return report
+
+    def _recheck_now(self) -> None:
+        if not self._debounce.isActive() and not self._busy():
+            self.run_precheck()
 
     def _block(self, reason: str | None) -> None:
         self.submit_button.setEnabled(reason is None and not self._busy())

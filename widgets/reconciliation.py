@@ -235,11 +235,18 @@ class ReconciliationPanel(QWidget):
             self.status.setText("● Not reconciled yet")
             self.status.setStyleSheet("color: #8a93a0; font-weight: 600;")
         elif differing := _differing_quantities(rc):
-            # no open incident, but not clean: an acknowledged quantity drift still holds its symbol
-            self.status.setText(
-                f"● Quantities differ: {', '.join(differing)} — reduce-only at the broker's quantity "
-                "until adopted"
-            )
+            # no open incident, but not clean: an acknowledged quantity drift still holds its symbol,
+            # or Heron booked fills the broker's last position report does not show yet
+            held = sorted({i.subject for i in rc.incidents.values() if restricts(i)})
+            pending = [s for s in differing if s not in held]
+            parts = []
+            if held:
+                parts.append(f"{', '.join(held)} reduce-only at the broker's quantity until adopted")
+            if pending:
+                parts.append(
+                    f"{', '.join(pending)} not compared yet (fills newer than the broker's last report)"
+                )
+            self.status.setText(f"● Quantities differ: {'; '.join(parts)}")
             self.status.setStyleSheet(f"color: {WARN_FG}; font-weight: 600;")
         else:
             self.status.setText("● Clean: Heron and the broker agree")

@@ -117,3 +117,19 @@ def test_day_pl_title_shows_its_ampersand(qtbot, rig: Rig) -> None:  # type: ign
     form = next(lay for lay in a.findChildren(QFormLayout))
     title = form.labelForField(a.values["day_pl"])
     assert isinstance(title, QLabel) and title.text() == "Day P&&L"  # shown as "Day P&L", no mnemonic
+
+
+def test_kill_switch_dialog_says_how_the_halt_is_released(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The HALT is latched: it survives a restart and "resume" cannot lift it; only
+    ``main.py --release-halt REASON`` does (README, "Releasing a kill-switch HALT"). The
+    confirmation must not promise that an operator can simply resume trading."""
+    from PySide6.QtWidgets import QLabel
+
+    from widgets.account import KillSwitchDialog
+
+    d = KillSwitchDialog()
+    qtbot.addWidget(d)
+    text = " ".join(lbl.text() for lbl in d.findChildren(QLabel))
+    assert "resumes trading" not in text
+    assert "also after a restart" in text
+    assert "--release-halt" in text

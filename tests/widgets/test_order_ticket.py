@@ -243,3 +243,23 @@ def test_prefill_from_order(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-
     assert other.type_combo.currentText() == "limit" and other.limit_edit.text() == "199"
     assert rig.broker.submits_received.count(t.last_client_order_id) == 1
     assert rig.store.find(client_order_id=t.last_client_order_id).state is OrderState.ACCEPTED  # type: ignore[union-attr]
+
+
+def test_precheck_is_redone_as_time_passes(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    """The duplicate-order guard blocks the same order only within its window (2 s); the ticket
+    must not stay blocked with "just sent" once the window is over, nor keep showing trading as
+    ACTIVE after the kill switch HALTed it, until the trader happens to edit a field."""
+    t = make(qtbot, rig)
+    t.ask = lambda title, text: True
+    fill_form(t, qty="5", otype="limit", limit_edit="99")
+    assert t.submit() is True
+    settle(qloop)
+    t.run_precheck()  # what the ticket does right after the submit
+    assert "duplicate_order" in t.blocked_reason and not t.submit_button.isEnabled()
+    assert t._recheck.isActive()
+    rig.clock.advance(3)
+    t._recheck.timeout.emit()
+    assert t.blocked_reason == "" and t.submit_button.isEnabled()
+    rig.trading.set(TradingState.HALTED, "kill switch", source="test")
+    t._recheck.timeout.emit()
+    assert "HALTED" in t.blocked_reason and not t.submit_button.isEnabled()

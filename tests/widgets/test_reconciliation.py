@@ -247,3 +247,25 @@ def test_acknowledging_a_quantity_drift_says_the_symbol_stays_reduce_only(
     answers = Answers(QMessageBox.StandardButton.Cancel).install(monkeypatch)
     assert not panel.acknowledge_selected()
     assert "MSFT stays reduce-only at the broker's quantity (7" in answers.asked[0]
+
+
+def test_quantities_not_compared_yet_are_not_called_reduce_only(
+    panel: ReconciliationPanel, rig: ReconciliationRig
+) -> None:
+    """A fill Heron books after the broker's last position report (the reconciler defers the
+    position comparison while executions are in transit) leaves the two columns apart with no
+    incident and nothing restricted. The panel must not say "Clean", and it must not claim the
+    symbol is reduce-only until adopted either: nothing restricts it."""
+    import asyncio
+
+    _acknowledge_all(panel)
+    qty = next(i for i in rig.reconciler.incidents.values() if i.kind == "position_qty")
+    asyncio.run(rig.reconciler.adopt_broker_state(qty.id, "tester"))
+    panel.refresh()
+    assert panel.status.text() == "● Clean: Heron and the broker agree"
+    rig.store.book_adjustment("NVDA", Decimal(22), Decimal("118.20"), "fill-after-last-report")
+    panel.refresh()
+    text = panel.status.text()
+    assert "Clean" not in text and "NVDA" in text
+    assert "reduce-only" not in text and "until adopted" not in text
+    assert "not compared" in text
