@@ -733,7 +733,13 @@ class OrderStateMachine:
         if price is None:
             price = order.filled_avg_price or order.limit_price or ZERO
         exec_id = inferred_execution_id(order.id, leg.filled_qty, cum_target)
-        fill = Fill(exec_id, order.id, order.client_order_id, rec.symbol, rec.side, gap, price, ts)
+        # When it happened at the broker, not when Heron learned of it: fills are replayed in time
+        # order (a restart rebuilds positions from them), and an average price depends on the order
+        # of the fills (a dropped fill event learned from a later snapshot was booked last).
+        happened = order.filled_at if order.filled_at is not None and order.filled_qty <= cum_target else None
+        happened = happened or order.updated_at
+        fill_ts = min(happened, ts) if happened is not None else ts
+        fill = Fill(exec_id, order.id, order.client_order_id, rec.symbol, rec.side, gap, price, fill_ts)
         rec.exec_ids.add((order.id, exec_id))
         result.anomalies.append(
             Anomaly(

@@ -377,3 +377,34 @@ def test_unreadable_answer_after_submit_is_outcome_unknown_resolved_by_client_id
         assert rec is not None and rec.state is OrderState.ACCEPTED
     assert r.journal.in_flight() == []
     assert len(broker.orders) == 5  # never re-sent
+
+
+def test_a_fill_learned_late_from_a_snapshot_is_replayed_at_its_broker_time(rig: Rig) -> None:
+    """The average entry price depends on the order of the fills (Alpaca docs, "Position Average
+    Entry Price Calculation"). A chaos run dropped a ``fill`` event (buy 1 @ 161.72); Heron learned it
+    from a later order snapshot and booked it after a sell and a buy that came after it at Alpaca,
+    and after a restart its average was 161.72 against Alpaca's 161.67: a price incident kept trading
+    DISABLED. The inferred fill carries the order's own time (``filled_at``), so a restart replays the
+    fills in Alpaca's order."""
+
+    def market(side: OrderSide) -> str:
+        res = run(rig.engine.submit(OrderRequest("AAPL", side, OrderType.MARKET, TimeInForce.DAY,
+                                                 qty=Decimal(1))))  # fmt: skip
+        assert res.client_order_id is not None
+        return rig.broker.by_client[res.client_order_id]
+
+    rig.broker.faults.drop_events = {"fill"}
+    first = market(OrderSide.BUY)
+    rig.broker.fill(first, Decimal(1), Decimal("161.72"))  # its fill event is lost
+    rig.broker.faults.drop_events = set()
+    rig.clock.advance(1)
+    rig.broker.fill(market(OrderSide.SELL), Decimal(1), Decimal("161.70"))
+    rig.clock.advance(5)
+    rig.broker.fill(market(OrderSide.BUY), Decimal(1), Decimal("161.67"))
+    rig.clock.advance(31)  # past the engine's silent-order threshold: the first order is probed
+    run(rig.engine.poll_once())  # the snapshot of the first order: its fill is inferred now
+    rig.engine.flush()
+    later = rig.restart()
+    later.store.load()
+    pos = later.store.positions["AAPL"]
+    assert pos.qty == 1 and pos.avg_price == Decimal("161.67"), (pos.qty, pos.avg_price)
