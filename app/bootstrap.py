@@ -43,9 +43,10 @@ from services.broker.budget import RequestBudget
 from services.broker.credentials import validate_credentials
 from services.broker.health import HealthMonitor
 from services.broker.latency import LatencyRecorder
+from services.broker.status import HealthStatus, HealthWatch
 from services.domain.bus import EventBus
 from services.domain.enums import ConnectionState, Mode, Timeframe, TradingState
-from services.domain.events import NotificationEvent
+from services.domain.events import NotificationEvent, TradeUpdateEvent
 from services.domain.models import Bar
 from services.exchange.sessions import MarketCalendar
 from services.marketdata.book import QuoteBook
@@ -156,6 +157,8 @@ class Services:
     identity: AccountIdentity | None = None
     health: HealthMonitor | None = None
     latency: LatencyRecorder | None = None
+    #: Connection, data and trading as the status bar and the state report tell them.
+    watch: HealthWatch | None = None
     budget: RequestBudget | None = None
     streams: StreamManager | None = None
     book: QuoteBook | None = None
@@ -422,10 +425,11 @@ async def _start_market_data(
                             feed=ctx.settings.market_data.live_feed)
     services.streams = streams
     services.book = streams.book
+    _start_health_watch(ctx, services, streams)
 
     async def close_streams() -> None:
         # The report describes the connection as it was while running, not after closing it.
-        services.connection_at_quit = connection_section(services)
+        services.connection_at_quit = health_sections(ctx, services)
         await streams.stop()
 
     ctx.lifecycle.add_step(stages.CLOSE_STREAMS, "streams", close_streams, timeout=20)
@@ -435,6 +439,27 @@ async def _start_market_data(
     except Exception as exc:
         _fail(ctx, services, "market data", f"the streams could not start ({type(exc).__name__}: {exc}); "
               "trading stays DISABLED")
+
+
+def _start_health_watch(ctx: AppContext, services: Services, streams: StreamManager) -> None:
+    """Probe the broker and the trading stream when they are quiet: the status bar and the state
+    report say "live" only while the broker answers."""
+    assert services.latency is not None and services.broker is not None
+    runner = streams.trading
+    watch = HealthWatch(services.latency, services.health, services.broker.get_clock, streams,
+                        ping=runner.ping if runner is not None else None)
+    services.watch = watch
+    ctx.bus.subscribe(TradeUpdateEvent, lambda _e: watch.trade_update())
+    _spawn(services, "health watch", watch.run())
+    ctx.lifecycle.add_step(stages.CLOSE_STREAMS, "health watch",
+                           lambda: _cancel_tasks(services, "health watch"))
+
+
+def health_status(ctx: AppContext, services: Services) -> HealthStatus | None:
+    """Connection, data and trading as the status bar and the state report show them."""
+    if services.watch is None:
+        return None
+    return services.watch.status(ctx.settings.watchlist, services.trading)
 
 
 def _hours(ctx: AppContext) -> MarketCalendar:
@@ -848,6 +873,18 @@ def connection_section(services: Services) -> dict[str, Any] | None:
     return {"rest": services.health.state.value, "streams": streams}
 
 
+def health_sections(ctx: AppContext, services: Services) -> dict[str, Any] | None:
+    """The report's ``connection``, ``data`` and ``trading`` sections: the status bar's derivation."""
+    legacy = connection_section(services)
+    status = health_status(ctx, services)
+    if status is None:
+        return None if legacy is None else {"connection": legacy}
+    sections = status.report()
+    if legacy is not None:
+        sections["connection"].update(legacy)
+    return sections
+
+
 def service_sections(ctx: AppContext, services: Services) -> dict[str, Any]:
     """DESIGN §8 sections of the parts that run; a part that does not run has no section."""
     trading = services.trading
@@ -855,7 +892,7 @@ def service_sections(ctx: AppContext, services: Services) -> dict[str, Any]:
         mode=ctx.mode,
         trading_state=trading.state if trading is not None else TradingState.DISABLED,
         store=services.orders,
-        connection=services.connection_at_quit or connection_section(services),
+        health=services.connection_at_quit or health_sections(ctx, services),
         reconciler=cast(Any, services.reconciler),  # structurally a ReconcilerLike
         closing=services.engine.closer if services.engine is not None else None,
     )
@@ -1083,7 +1120,7 @@ def _run_gui(ctx: AppContext) -> int:
                 elapsed_ms = (time.monotonic() - started) * 1000
                 log.info("window usable: panels installed %.0f ms after start", elapsed_ms)
             settle_gc()
-            _spawn(services, "status", _feed_status(window, services, lambda: list(ctx.settings.watchlist)))
+            _spawn(services, "status", _feed_status(ctx, window, services))
             ctx.lifecycle.add_step(
                 stages.STOP_STRATEGIES, "status bar", lambda: _cancel_tasks(services, "status")
             )
@@ -1140,6 +1177,7 @@ def _wire_status(ctx: AppContext, window: MainWindow) -> None:
 
     status = window.heron_status
     ctx.bus.subscribe(NotificationEvent, lambda e: status.notify(e.level, e.message))
+    # Until the services run; from then on the status loop derives what is shown (show_health).
     ctx.bus.subscribe(ConnectionStateEvent, lambda e: status.set_connection(e.channel, e.state, e.reason))
     ctx.bus.subscribe(TradingStateEvent, lambda e: status.set_trading_state(e.state, e.reason))
 
@@ -1162,29 +1200,32 @@ def _populate_window(ctx: AppContext, window: MainWindow, services: Services) ->
 
 
 async def _feed_status(
-    window: MainWindow, services: Services, watched: Callable[[], list[str]], interval: float = 1.0
+    ctx: AppContext, window: MainWindow, services: Services, interval: float = 1.0
 ) -> None:
-    """REST latency, message rate, trading state and data staleness of the watched symbols to the
-    status bar, once a second (GUI thread)."""
+    """Connection, data, trading and latency (one derivation with the state report) and the message
+    rate to the status bar, once a second and at once on a connection or trading change (GUI thread)."""
+    from services.domain.events import ConnectionStateEvent, TradingStateEvent
+
     status = window.heron_status
     last: tuple[float, int] | None = None
     loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+    ctx.bus.subscribe(ConnectionStateEvent, lambda _e: wake.set())
+    ctx.bus.subscribe(TradingStateEvent, lambda _e: wake.set())
     while True:
-        if services.latency is not None:
-            latest = services.latency.last
-            status.set_latency_ms(None if latest is None else latest * 1000)
+        wake.clear()
+        derived = health_status(ctx, services)
+        if derived is not None:
+            status.show_health(derived)
         if services.streams is not None:
             now, total = loop.time(), services.streams.messages_delivered
-            if last is not None and now > last[0]:
+            if last is not None and now - last[0] >= interval / 2:
                 status.set_message_rate(max(0, total - last[1]) / (now - last[0]))
-            last = (now, total)
-        if services.trading is not None:
-            status.set_trading_state(services.trading.state, services.trading.reason)
-        if services.book is not None:
-            symbols = watched()
-            verdicts = (services.book.staleness(sym) for sym in symbols)
-            status.set_staleness({v.symbol: v.reason for v in verdicts if v.stale}, len(symbols))
-        await asyncio.sleep(interval)
+                last = (now, total)
+            elif last is None:
+                last = (now, total)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), interval)
 
 
 async def _ask_live_confirmation(window: MainWindow) -> bool:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
+from services.broker.health import LinkState
+from services.broker.latency import LatencyState
+from services.broker.status import HealthStatus
 from services.domain.enums import ConnectionState, Mode, TradingState
 
 UNKNOWN = "—"
@@ -36,6 +39,26 @@ _CONNECTION_COLORS = {
 }
 
 
+_LINK_COLORS = {
+    LinkState.LIVE: "#26a69a",
+    LinkState.CONNECTING: "#ffb300",
+    LinkState.SLOW: "#ffb300",
+    LinkState.RECONNECTING: "#ffb300",
+    LinkState.SAFE_MODE: "#ffb300",
+    LinkState.UNRESPONSIVE: "#ef5350",
+    LinkState.FAILING: "#ef5350",
+    LinkState.FAILED: "#ef5350",
+    LinkState.STOPPED: "#8a93a0",
+}
+
+_LATENCY_COLORS = {
+    LatencyState.UNKNOWN: "",
+    LatencyState.OK: "",
+    LatencyState.SLOW: "color: #ffb300; font-weight: 600;",
+    LatencyState.FAILING: "color: #ef5350; font-weight: 600;",
+}
+
+
 def _label(name: str, text: str, tip: str) -> QLabel:
     label = QLabel(text)
     label.setObjectName(name)
@@ -61,6 +84,9 @@ class HeronStatusBar(QStatusBar):
         self.staleness_label = _label("stalenessLabel", f"Data: {UNKNOWN}", "Market data freshness")
         self.exchange_label = _label("exchangeLabel", f"Exchange: {UNKNOWN}", "Local exchange")
         self._connections: dict[str, ConnectionState] = {}
+        #: True once the services' derivation (show_health) drives the labels: single events no
+        #: longer overwrite what it says.
+        self._derived = False
         # All permanent: a temporary message (showMessage) hides ordinary status-bar widgets, and
         # the mode badge must never disappear.
         for widget in (
@@ -85,8 +111,36 @@ class HeronStatusBar(QStatusBar):
             "padding: 1px 10px; border-radius: 3px; }"
         )
 
+    def show_health(self, status: HealthStatus) -> None:
+        """Connection, data, trading and latency as :func:`services.broker.status.derive_status`
+        says: the same words as the state report."""
+        self._derived = True
+        link = status.connection
+        self.connection_label.setText(f"Connection: {link.state.value}")
+        self.connection_label.setToolTip(link.reason)
+        self.connection_label.setStyleSheet(f"color: {_LINK_COLORS[link.state]};")
+        self.trading_state_label.setText(f"Trading: {status.trading}")
+        self.trading_state_label.setToolTip(status.trading_reason or "Whether new orders may be sent")
+        color = _STATE_COLORS[status.trading_state] if status.orders_possible else "#ef5350"
+        if status.trading_state is not TradingState.ACTIVE:
+            color = _STATE_COLORS[status.trading_state]
+        self.trading_state_label.setStyleSheet(f"color: {color}; font-weight: 600;")
+        self.staleness_label.setText(f"Data: {status.data}")
+        self.staleness_label.setToolTip(status.data_reason)
+        self.staleness_label.setStyleSheet(
+            "color: #26a69a;" if status.data_fresh else
+            ("" if status.data == UNKNOWN else "color: #ffb300; font-weight: 600;")
+        )
+        if status.latency is not None:
+            view = status.latency
+            self.latency_label.setText(f"Latency: {view.text}")
+            self.latency_label.setToolTip(view.detail)
+            self.latency_label.setStyleSheet(_LATENCY_COLORS[view.state])
+
     def set_connection(self, channel: str, state: ConnectionState, reason: str = "") -> None:
         self._connections[channel] = state
+        if self._derived:
+            return
         worst = self._worst()
         parts = ", ".join(f"{ch} {st.value}" for ch, st in sorted(self._connections.items()))
         self.connection_label.setText(f"Connection: {worst.value}")
@@ -106,6 +160,8 @@ class HeronStatusBar(QStatusBar):
         return next(s for s in order if s in states)
 
     def set_trading_state(self, state: TradingState, reason: str = "") -> None:
+        if self._derived:
+            return
         self.trading_state_label.setText(f"Trading: {state.value}")
         self.trading_state_label.setToolTip(reason or "Whether new orders may be sent")
         self.trading_state_label.setStyleSheet(f"color: {_STATE_COLORS[state]}; font-weight: 600;")

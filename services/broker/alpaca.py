@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -202,14 +201,16 @@ class AlpacaBroker:
             raise BrokerUnavailable("the broker connection is closed")
         await self.budget.acquire(kind)
         loop = asyncio.get_running_loop()
-        started = time.perf_counter()
+        token = self.latency.begin(endpoint)  # measured from the start: a waiting call shows as slow
         try:
             result = await loop.run_in_executor(self._executor, fn)
         except BaseException as exc:
-            self.latency.record(endpoint, time.perf_counter() - started)
             if isinstance(exc, asyncio.CancelledError):
+                self.latency.end(token, answered=False)
                 raise
             failure = classify(exc, endpoint)
+            answered = failure.auth or isinstance(failure.error, BrokerRejected)
+            self.latency.end(token, error=failure.error.message, answered=answered)
             if failure.auth:
                 self.health.record_failure(failure.error.message, auth=True)
             elif isinstance(failure.error, BrokerRejected):
@@ -217,7 +218,7 @@ class AlpacaBroker:
             else:
                 self.health.record_failure(failure.error.message)
             raise _Ambiguous(failure) from exc
-        self.latency.record(endpoint, time.perf_counter() - started)
+        self.latency.end(token)
         self.health.record_success()
         return result
 

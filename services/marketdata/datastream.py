@@ -374,6 +374,7 @@ class DataConnection:
 
     async def _consume(self, ws: Any) -> bool:
         pipeline = self.pipeline
+        feeds = pipeline.book.guard.feeds
         got = False
         frames = 0
         timeout = self.data_timeout
@@ -389,6 +390,7 @@ class DataConnection:
             if pipeline.process_frame(frame, control=self._on_control):
                 got = True
                 last = time.monotonic()
+                feeds.heard(self.channel)  # the status bar's per-feed freshness
             if self.after_frame is not None:
                 self.after_frame()
             frames += 1

@@ -1,7 +1,11 @@
-"""Per-symbol data freshness: the risk gate refuses orders on stale prices, the UI greys them out."""
+"""Data freshness: per symbol (the risk gate refuses orders on stale prices, the UI greys them
+out) and per feed (the newest message on the stock feed, the crypto feed and the trade updates
+stream, for the status bar and the state report)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,6 +30,8 @@ class StalenessGuard:
             raise ValueError("max_age_seconds must be positive")
         self.max_age = max_age_seconds
         self._last: dict[str, float] = {}
+        #: The newest message per feed (receive time), fed by the connections.
+        self.feeds = FeedFreshness()
 
     def touch(self, symbol: str, at: datetime | float) -> None:
         self._last[symbol] = at if isinstance(at, float) else at.timestamp()
@@ -50,3 +56,77 @@ class StalenessGuard:
 
     def is_stale(self, symbol: str, now: datetime) -> bool:
         return self.verdict(symbol, now).stale
+
+
+#: The feeds whose freshness is shown: stock and crypto market data, and the trade updates stream.
+FEEDS = ("stock", "crypto", "trading")
+FEED_NAMES = {"stock": "stock data", "crypto": "crypto data", "trading": "trade updates"}
+
+
+@dataclass(frozen=True, slots=True)
+class FeedVerdict:
+    feed: str
+    stale: bool
+    age_seconds: float | None  # None: nothing received yet
+    reason: str
+
+    @property
+    def label(self) -> str:
+        """Short text: the feed's name, with its age when stale ("stock data 14 s old")."""
+        name = FEED_NAMES.get(self.feed, self.feed)
+        if self.age_seconds is None:
+            return f"{name}: none yet"
+        return f"{name} {_age(self.age_seconds)} old" if self.stale else f"{name} fresh"
+
+
+def _age(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"
+
+
+class FeedFreshness:
+    """The receive time (epoch seconds) of the newest message on each feed.
+
+    ``heard`` may be called from the market-data thread and ``verdict`` from the loop thread (one
+    float per key, a single dict assignment). ``max_age`` is per feed, with ``default_max_age`` for
+    the rest; ``wall`` is the injectable clock.
+    """
+
+    def __init__(
+        self,
+        default_max_age: float = 10.0,
+        max_age: dict[str, float] | None = None,
+        *,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        if default_max_age <= 0 or any(v <= 0 for v in (max_age or {}).values()):
+            raise ValueError("feed ages must be positive")
+        self.default_max_age = default_max_age
+        self.max_age = dict(max_age or {})
+        self.wall = wall
+        self._last: dict[str, float] = {}
+
+    def heard(self, feed: str, at: float | None = None) -> None:
+        t = self.wall() if at is None else at
+        if t > self._last.get(feed, 0.0):
+            self._last[feed] = t
+
+    def last(self, feed: str) -> float | None:
+        return self._last.get(feed)
+
+    def verdict(self, feed: str, now: float | None = None) -> FeedVerdict:
+        t = self.wall() if now is None else now
+        limit = self.max_age.get(feed, self.default_max_age)
+        name = FEED_NAMES.get(feed, feed)
+        last = self._last.get(feed)
+        if last is None:
+            return FeedVerdict(feed, True, None, f"no {name} message received yet")
+        age = max(0.0, t - last)
+        if age > limit:
+            return FeedVerdict(feed, True, age, f"newest {name} message is {_age(age)} old "
+                                                f"(limit {limit:.0f} s)")
+        return FeedVerdict(feed, False, age, f"newest {name} message {age:.1f} s ago")

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import websockets
 from alpaca.trading.models import Order as AlpacaOrder
 from alpaca.trading.stream import TradingStream
 
@@ -333,6 +334,19 @@ class TradingStreamRunner:
         ws = self.stream._ws
         if ws is not None:
             ws.transport.abort()
+
+    async def ping(self, timeout: float) -> bool:
+        """A websocket ping on the trading stream: True when its pong came back within ``timeout``
+        seconds (the stream is silent between trade updates; the pong proves it is alive)."""
+        ws = self.stream._ws
+        if ws is None or self.state is not ConnectionState.LIVE:
+            return False
+        try:
+            pong = await ws.ping()
+            await asyncio.wait_for(pong, timeout)
+        except (TimeoutError, ConnectionError, OSError, RuntimeError, websockets.WebSocketException):
+            return False
+        return True
 
     # hooks from _HookedTradingStream (loop thread)
 

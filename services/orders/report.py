@@ -45,10 +45,15 @@ def build_state_report(
     trading_state: TradingState | str,
     store: OrderStore | None = None,
     connection: Mapping[str, Any] | None = None,
+    health: Mapping[str, Any] | None = None,
     reconciler: ReconcilerLike | None = None,
     closing: ClosingLike | None = None,
 ) -> dict[str, Any]:
-    """Return the §8 state report as a JSON-ready dict."""
+    """Return the §8 state report as a JSON-ready dict.
+
+    ``health``: the ``connection``, ``data`` and ``trading`` sections as the status bar derives them
+    (:meth:`services.broker.status.HealthStatus.report`); its ``connection`` replaces ``connection``.
+    """
     report: dict[str, Any] = {
         "version": 1,
         "mode": str(Mode(mode).value if not isinstance(mode, Mode) else mode.value),
@@ -56,6 +61,9 @@ def build_state_report(
     }
     if connection is not None:
         report["connection"] = dict(connection)
+    for key in ("connection", "data", "trading"):
+        if health is not None and health.get(key) is not None:
+            report[key] = dict(health[key])
     if store is not None:
         open_list = []
         for rec in store.open_orders():
