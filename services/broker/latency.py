@@ -88,6 +88,9 @@ class LatencyRecorder:
         self._last_sample: tuple[str, float] | None = None
         self.last_failure: CallFailure | None = None
         self.failures = 0
+        self._outcomes = 0  # order of outcomes: a failure and an answer in the same clock tick
+        self._answer_seq = 0
+        self._failure_seq = 0
 
     # -- measuring ------------------------------------------------------------------------------
 
@@ -110,11 +113,14 @@ class LatencyRecorder:
         seconds = max(0.0, now - started)
         if error is None and not answered:
             return
+        self._outcomes += 1
         if error is None or answered:
             self.last_answer = now
+            self._answer_seq = self._outcomes
             self.record(endpoint, seconds)
             return
         self.failures += 1
+        self._failure_seq = self._outcomes
         self.last_failure = CallFailure(endpoint, error, seconds, now)
         log.warning("broker call %s failed after %s: %s", endpoint, _seconds(seconds), error)
 
@@ -161,10 +167,9 @@ class LatencyRecorder:
     def failing(self) -> CallFailure | None:
         """The newest failure when it is newer than the newest answer (the broker has not answered
         since), else None."""
-        f = self.last_failure
-        if f is None or (self.last_answer is not None and self.last_answer >= f.at):
+        if self._failure_seq <= self._answer_seq:
             return None
-        return f
+        return self.last_failure
 
     def answer_age(self) -> float | None:
         """Seconds since the broker last answered a call; None before the first answer."""

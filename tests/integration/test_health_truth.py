@@ -1,0 +1,100 @@
+"""The status bar's and the state report's connection against the real local exchange: frozen with
+SIGSTOP, the connection stops being "live" (and ACTIVE is qualified) long before the 18-22 s it took
+before; after SIGCONT it returns to live."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from services.broker.alpaca import AlpacaBroker
+from services.broker.health import HealthMonitor
+from services.broker.latency import LatencyRecorder
+from services.broker.status import HealthStatus, HealthWatch
+from services.domain.bus import EventBus
+from services.domain.enums import Mode, TradingState
+from services.domain.events import TradeUpdateEvent
+from services.marketdata.streams import StreamManager
+from services.orders.report import build_state_report
+from tests.support.exchange import ExchangeProcess
+
+WATCHED = ["AAPL", "BTC/USD"]
+#: A polling bound, not a speed claim: well under the 18-22 s the frozen exchange went unnoticed.
+NOTICED_WITHIN = 12.0
+
+
+@dataclass
+class Active:
+    state: TradingState = TradingState.ACTIVE
+    reason: str = "start-up reconciliation clean"
+
+
+def _pid(ex: ExchangeProcess) -> int:
+    assert ex._proc is not None and ex.running
+    return ex._proc.pid
+
+
+async def _until(cond: Callable[[], bool], timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while not cond():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.1)
+    return time.monotonic() - started
+
+
+def test_a_frozen_exchange_is_not_reported_live_and_a_thawed_one_is_again() -> None:
+    async def main(ex: ExchangeProcess) -> None:
+        bus = EventBus()
+        health, latency = HealthMonitor(bus), LatencyRecorder()
+        broker = AlpacaBroker(ex.key_id, ex.secret, environment="local", base_url=ex.url,
+                              health=health, latency=latency)
+        streams = StreamManager(key_id=ex.key_id, secret=ex.secret, bus=bus, base_url=ex.url, broker=broker)
+        assert streams.trading is not None
+        watch = HealthWatch(latency, health, broker.get_clock, streams, ping=streams.trading.ping)
+        bus.subscribe(TradeUpdateEvent, lambda _e: watch.trade_update())
+        probe = asyncio.ensure_future(watch.run())
+        trading = Active()
+
+        def status() -> HealthStatus:
+            return watch.status(WATCHED, trading)
+
+        def reported() -> dict[str, object]:
+            return build_state_report(mode=Mode.LOCAL, trading_state=trading.state,
+                                      health=status().report())
+
+        try:
+            await streams.start()
+            await streams.subscribe(WATCHED)
+            await _until(lambda: status().connection.live and status().data_fresh, 30,
+                         "live connection and fresh data")
+            assert status().trading == "ACTIVE"
+            assert reported()["connection"]["live"] is True  # type: ignore[index]
+
+            os.kill(_pid(ex), signal.SIGSTOP)
+            try:
+                await _until(lambda: not status().connection.live, NOTICED_WITHIN,
+                             "the frozen exchange to be noticed")
+                frozen = status()
+                assert frozen.trading == "ACTIVE (broker unreachable)" and not frozen.orders_possible
+                report = reported()
+                assert report["connection"]["live"] is False  # type: ignore[index]
+                assert report["trading"]["shown"] != "ACTIVE"  # type: ignore[index]
+                await _until(lambda: not status().data_fresh, NOTICED_WITHIN, "the data to go stale")
+                assert "old" in status().data
+            finally:
+                os.kill(_pid(ex), signal.SIGCONT)
+            await _until(lambda: status().connection.live and status().data_fresh, 30,
+                         "the connection to be live again")
+            assert status().trading == "ACTIVE"
+        finally:
+            probe.cancel()
+            await streams.stop()
+            await broker.close()
+
+    with ExchangeProcess.start(seed=21) as ex:
+        asyncio.run(main(ex))

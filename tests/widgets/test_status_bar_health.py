@@ -1,0 +1,61 @@
+"""The status bar shows the services' derivation, and single events no longer overwrite it."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel
+
+from services.broker.health import LinkState, LinkVerdict
+from services.broker.latency import LatencyState, LatencyView
+from services.broker.status import derive_status
+from services.domain.enums import ConnectionState, Mode, TradingState
+from services.marketdata.staleness import FeedVerdict
+from widgets.status_bar import HeronStatusBar
+
+
+def _text(bar: HeronStatusBar, name: str) -> str:
+    label = bar.findChild(QLabel, name)
+    assert label is not None
+    return label.text()
+
+
+def test_a_frozen_broker_is_never_shown_as_live_fresh_and_active(qtbot) -> None:  # type: ignore[no-untyped-def]
+    bar = HeronStatusBar(Mode.LOCAL)
+    qtbot.addWidget(bar)
+    bar.show_health(derive_status(
+        connection=LinkVerdict(LinkState.LIVE, "answered 0.1 s ago"),
+        feeds=[FeedVerdict("stock", False, 0.2, "newest 0.2 s ago")], watched=2,
+        trading_state=TradingState.ACTIVE, trading_reason="clean",
+        latency=LatencyView(LatencyState.OK, "42 ms", "get_clock answered in 42 ms", 0.042),
+    ))
+    assert (_text(bar, "connectionLabel"), _text(bar, "stalenessLabel"), _text(bar, "tradingStateLabel")) == (
+        "Connection: live", "Data: fresh", "Trading: ACTIVE")
+    frozen = derive_status(
+        connection=LinkVerdict(LinkState.UNRESPONSIVE, "the broker has not answered get_clock for 6 s"),
+        feeds=[FeedVerdict("stock", True, 14.0, "newest stock data message is 14 s old (limit 10 s)")],
+        watched=2, trading_state=TradingState.ACTIVE, trading_reason="clean",
+        latency=LatencyView(LatencyState.SLOW, "6.0 s… (waiting)", "get_clock has waited 6.0 s", 6.0),
+    )
+    bar.show_health(frozen)
+    assert _text(bar, "connectionLabel") == "Connection: unresponsive"
+    assert "get_clock" in bar.findChild(QLabel, "connectionLabel").toolTip()
+    assert _text(bar, "stalenessLabel") == "Data: stock data 14 s old"
+    assert _text(bar, "tradingStateLabel") == "Trading: ACTIVE (broker unreachable)"
+    assert _text(bar, "latencyLabel") == "Latency: 6.0 s… (waiting)"
+    # a stream event saying "live" must not overwrite the derived connection or trading state
+    bar.set_connection("trading", ConnectionState.LIVE)
+    bar.set_trading_state(TradingState.ACTIVE)
+    assert _text(bar, "connectionLabel") == "Connection: unresponsive"
+    assert _text(bar, "tradingStateLabel") == "Trading: ACTIVE (broker unreachable)"
+
+
+def test_a_failing_call_is_shown_as_failing(qtbot) -> None:  # type: ignore[no-untyped-def]
+    bar = HeronStatusBar(Mode.PAPER)
+    qtbot.addWidget(bar)
+    bar.show_health(derive_status(
+        connection=LinkVerdict(LinkState.FAILING, "get_account failed: connection refused"),
+        trading_state=TradingState.DISABLED, trading_reason="waiting",
+        latency=LatencyView(LatencyState.FAILING, "failing", "get_account failed after 3 ms", 0.003),
+    ))
+    assert _text(bar, "latencyLabel") == "Latency: failing"
+    assert _text(bar, "connectionLabel") == "Connection: failing"
+    assert _text(bar, "tradingStateLabel") == "Trading: DISABLED"
