@@ -242,7 +242,8 @@ def test_a_closed_order_gate_and_a_slow_broker_qualify_active() -> None:
         allowed = False
         reason = "resynchronising after a reconnect"
 
-    paused = derive_status(connection=mon.verdict(LIVE_STREAMS), trading_state=TradingState.ACTIVE, gate=Gate())
+    paused = derive_status(connection=mon.verdict(LIVE_STREAMS), trading_state=TradingState.ACTIVE,
+                           gate=Gate())
     assert paused.trading == "ACTIVE (orders paused)" and "resynchronising" in paused.trading_reason
     rec.begin("submit_order")
     clock.advance(2.5)
