@@ -200,6 +200,16 @@ class LinkMonitor:
         self.live_window = live_window
         self._heard: dict[str, float] = {}
         self._watched: set[str] = set()
+        self.last_state: LinkState | None = None
+
+    def _said(self, verdict: LinkVerdict) -> LinkVerdict:
+        """Log each change of state once: leaving live as a warning, coming back as info."""
+        before, self.last_state = self.last_state, verdict.state
+        if before is not None and before is not verdict.state:
+            level = logging.INFO if verdict.live else logging.WARNING
+            log.log(level, "broker connection %s -> %s: %s",
+                    before.value, verdict.state.value, verdict.reason)
+        return verdict
 
     def watch(self, source: str) -> None:
         """``source`` must be heard within ``live_window`` for the link to be live."""
@@ -219,6 +229,9 @@ class LinkMonitor:
         reasons: Mapping[str, str] | None = None,
     ) -> LinkVerdict:
         """``streams``: channel → state of each running stream (``reasons``: why)."""
+        return self._said(self._verdict(streams or {}, reasons or {}))
+
+    def _verdict(self, streams: Mapping[str, ConnectionState], reasons: Mapping[str, str]) -> LinkVerdict:
         streams = streams or {}
         reasons = reasons or {}
         for channel, st in sorted(streams.items()):

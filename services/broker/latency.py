@@ -122,7 +122,7 @@ class LatencyRecorder:
         self.failures += 1
         self._failure_seq = self._outcomes
         self.last_failure = CallFailure(endpoint, error, seconds, now)
-        log.warning("broker call %s failed after %s: %s", endpoint, _seconds(seconds), error)
+        log.info("broker call %s failed after %s: %s", endpoint, _seconds(seconds), error)
 
     def record(self, endpoint: str, seconds: float) -> None:
         """One answered call of ``seconds``."""

@@ -249,3 +249,14 @@ def test_a_closed_order_gate_and_a_slow_broker_qualify_active() -> None:
     clock.advance(2.5)
     slow = derive_status(connection=mon.verdict(LIVE_STREAMS), trading_state=TradingState.ACTIVE)
     assert slow.trading == "ACTIVE (broker slow)"
+
+
+def test_leaving_live_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    clock, rec, mon = _setup()
+    _answered(rec, clock)
+    mon.verdict(LIVE_STREAMS)
+    clock.advance(7.0)
+    for _ in range(3):
+        mon.verdict(LIVE_STREAMS)
+    lines = [r for r in caplog.records if "broker connection live -> unresponsive" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelname == "WARNING"
