@@ -162,12 +162,20 @@ _PDEATHSIG = _load_prctl()
 
 
 def _program_source(module: str) -> str:
+    """The text of what ``python -m <module>`` runs (a package's ``__main__``), or ""."""
+    spec = None
+    for name in (f"{module}.__main__", module):
+        try:
+            spec = find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.origin and spec.submodule_search_locations is None:
+            break
+    if spec is None or not spec.origin:
+        return ""
     try:
-        spec = find_spec(f"{module}.__main__") if module else None
-        if spec is None or spec.origin is None:
-            spec = find_spec(module)
-        return Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else ""
-    except (ImportError, ValueError, OSError):
+        return Path(spec.origin).read_text(encoding="utf-8")
+    except OSError:
         return ""
 
 

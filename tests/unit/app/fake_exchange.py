@@ -1,7 +1,8 @@
 """A stand-in for ``python -m services.exchange`` that honours only its launch contract: the same
-arguments, keys from --keys-file, the identity proof (services/exchange/identity.py), one ``listening on http://HOST:PORT`` line, ``GET /v2/clock``
-with the keys, clean exit on SIGTERM. ``FAKE_EXCHANGE_BEHAVIOUR=exit|silent`` makes it misbehave.
-Used to test the launcher in isolation; the real program has its own launcher test."""
+arguments, keys from --keys-file, one ``listening on http://HOST:PORT`` line, ``GET /v2/clock``
+with the keys, the identity proof (services/exchange/identity.py), clean exit on SIGTERM.
+``FAKE_EXCHANGE_BEHAVIOUR=exit|silent`` makes it misbehave. Used to test the launcher in
+isolation; the real program has its own launcher test."""
 
 from __future__ import annotations
 
