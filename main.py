@@ -20,12 +20,52 @@ not better): the GUI thread is then preempted by the market-data thread during i
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import signal
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
 
 _STARTED = time.monotonic()
+
+#: Until the event loop's own handlers take over (app.lifecycle), these end the run.
+EARLY_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _on_early_signal(signum: int, _frame: object) -> None:
+    """A signal before the lifecycle exists: stop the exchange child (if one was started), say
+    so on stderr and in the log (when it is open), exit 128+signum. No shutdown sequence exists
+    yet to run; nothing has been journaled that needs one."""
+    name = signal.Signals(signum).name
+    exchange = sys.modules.get("app.local_exchange")
+    stopped: list[int] = exchange.stop_children_now() if exchange is not None else []
+    text = f"stopped by {name} during start-up"
+    if stopped:
+        text += f"; the local exchange (pid {', '.join(map(str, stopped))}) was stopped with it"
+    print(f"heron: {text}", file=sys.stderr, flush=True)
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        root = logging.getLogger()
+        if root.handlers:
+            logging.getLogger("heron.app").error("%s", text)
+            for handler in root.handlers:
+                with contextlib.suppress(Exception):  # exiting; stderr already has the line
+                    handler.flush()
+    os._exit(128 + signum)
+
+
+def install_early_signal_handlers() -> None:
+    for sig in EARLY_SIGNALS:
+        signal.signal(sig, _on_early_signal)
+
+
+if __name__ == "__main__":
+    install_early_signal_handlers()  # the first thing this program does
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -76,6 +116,23 @@ def check_display(headless: bool) -> str | None:
     )
 
 
+def lock_profile(args: argparse.Namespace) -> str | None:
+    """Take this profile's instance lock for the whole run (app/instance.py); the one-line refusal
+    when another Heron holds it. A data directory that cannot hold the lock is left to the normal
+    start-up path, which names the problem."""
+    from app.instance import ProfileInUse, acquire
+    from app.paths import resolve_paths
+
+    paths = resolve_paths(args.profile, args.data_dir)
+    try:
+        acquire(paths.profile_dir, paths.profile)
+    except ProfileInUse as exc:
+        return str(exc)
+    except OSError:
+        return None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - before importing code written for 3.11
         print(f"heron: Heron needs Python 3.11 or newer; this is {sys.version.split()[0]}", file=sys.stderr)
@@ -87,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     problem = check_python_and_qt(need_qt=not args.headless) or check_display(args.headless)
     if problem:
         print(f"heron: {problem}", file=sys.stderr)
+        return 1
+    in_use = lock_profile(args)
+    if in_use:
+        print(f"heron: {in_use}", file=sys.stderr)
         return 1
     gc.disable()  # re-enabled by app.bootstrap once the window is usable (and in any case below)
     from app.local_exchange import start_early

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from app import crashpoints
+from app import crashpoints, exchange_supervisor
 from app import lifecycle as stages
 from app.cli import LIVE_CONFIRMATION
 from app.errors import ExceptionHooks, LoopNotifier
@@ -301,6 +301,7 @@ async def build_services(ctx: AppContext, services: Services) -> Services:
     _start_metrics(ctx, services)
     if services.engine is not None:
         _spawn(services, "startup", _startup_trading(ctx, services))
+    exchange_supervisor.supervise(ctx, services)  # a dead local exchange: said, restarted, reconciled
     return services
 
 

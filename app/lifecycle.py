@@ -1,4 +1,7 @@
-"""Staged, idempotent shutdown (DESIGN §2), triggered by the window, a timer or SIGINT/SIGTERM.
+"""Staged, idempotent shutdown (DESIGN §2), triggered by the window, a timer or SIGINT/SIGTERM/SIGHUP.
+
+Before the event loop exists, main.py's own handlers cover the same signals (they stop the
+exchange child and exit); :meth:`Lifecycle.install_signal_handlers` takes over from them.
 
 Owners register steps into named stages; :meth:`Lifecycle.shutdown` runs the stages in the fixed
 order of :data:`STAGES`, steps within a stage in registration order. Every step has a timeout; a
@@ -127,12 +130,12 @@ class Lifecycle:
 
     # -- signals ------------------------------------------------------------------------------
     def install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
-        """SIGINT/SIGTERM request shutdown through the loop's wakeup fd (works while Qt runs).
+        """SIGINT/SIGTERM/SIGHUP request shutdown through the loop's wakeup fd (works while Qt runs).
 
         A second SIGINT while shutting down exits at once with status 130.
         """
         self._loop = loop
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             try:
                 loop.add_signal_handler(sig, self._on_signal, sig)
             except (NotImplementedError, RuntimeError, ValueError) as exc:

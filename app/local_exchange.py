@@ -3,8 +3,17 @@
 - :class:`LocalExchangeLauncher` starts the exchange as a child process on 127.0.0.1 with a random
   port and random per-session keys. The keys go to ``<exchange dir>/session.json`` (mode 0600,
   with url and pid once it listens) and reach the child through ``--keys-file``: never argv.
-- If ``session.json`` names a process that is alive and answers ``GET /v2/clock`` with those keys
-  (a terminal restarted after a crash), the running exchange is reused and left running on exit.
+- The child dies with the terminal: ``PR_SET_PDEATHSIG`` (set between fork and exec) sends it
+  SIGTERM when the terminal ends, however it ends (SIGKILL included), and ``--exit-with-parent PID``
+  has the exchange watch for it too where that program offers the flag.
+- If ``session.json`` names a process that is alive, is ``services.exchange`` for this data
+  directory (``/proc/<pid>/cmdline``) and proves it holds the session secret without it being
+  sent (``services/exchange/identity.py``), the running exchange is reused and left running on
+  exit. Only then are the keys sent (``GET /v2/clock``). An exchange for this data directory that
+  cannot prove it is stopped; anything else on the recorded port gets nothing.
+- :meth:`LocalExchangeLauncher.watch` reports the death of the exchange the moment it happens
+  (a thread waiting on its pidfd), and :meth:`LocalExchangeLauncher.restart` starts it again on the
+  same port with the same keys, so the broker and the streams reconnect to the same address.
 - :func:`connect_external` is ``--exchange-url URL --exchange-keys FILE``.
 
 Blocking work (spawn, HTTP probe, reading the child's output) runs on worker threads.
@@ -14,16 +23,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
+import hmac
+import itertools
 import json
 import logging
 import os
 import secrets
+import select
 import signal
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import deque
 from collections.abc import Callable
@@ -33,6 +48,7 @@ from pathlib import Path
 
 from app.secrets import ApiKeys
 from app.settings import LocalExchangeSettings, atomic_write_text
+from services.exchange.identity import IDENTITY_PATH, SERVICE, identity_proof
 
 log = logging.getLogger("heron.exchange")
 child_log = logging.getLogger("heron.exchange.child")
@@ -40,6 +56,13 @@ child_log = logging.getLogger("heron.exchange.child")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LISTENING_PREFIX = "listening on "
 SESSION_FILE = "session.json"
+EXIT_WITH_PARENT_FLAG = "--exit-with-parent"
+_PR_SET_PDEATHSIG = 1
+
+#: Every exchange child started by this process and not yet stopped: main.py's early signal
+#: handler stops them when the terminal is told to end before its lifecycle exists.
+_children: dict[int, subprocess.Popen[str]] = {}
+_children_lock = threading.Lock()
 
 
 class ExchangeError(Exception):
@@ -111,6 +134,144 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _load_prctl() -> Callable[[], None] | None:
+    """A function for ``preexec_fn`` that asks the kernel for SIGTERM when the parent dies.
+
+    Resolved here, in the parent, so that the forked child only makes the one libc call.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.restype = ctypes.c_int
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    parent = os.getpid()
+
+    def set_parent_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died between fork and prctl: no signal will come
+            os._exit(1)
+
+    return set_parent_death_signal
+
+
+_PDEATHSIG = _load_prctl()
+
+
+def _program_source(module: str) -> str:
+    """The text of what ``python -m <module>`` runs (a package's ``__main__``), or ""."""
+    spec = None
+    for name in (f"{module}.__main__", module):
+        try:
+            spec = find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.origin and spec.submodule_search_locations is None:
+            break
+    if spec is None or not spec.origin:
+        return ""
+    try:
+        return Path(spec.origin).read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def supports_exit_with_parent(module: str) -> bool:
+    """Whether ``python -m <module>`` knows ``--exit-with-parent PID`` (an unknown flag would make
+    it refuse to start; the parent-death signal covers the terminal's death either way)."""
+    return EXIT_WITH_PARENT_FLAG in _program_source(module)
+
+
+def is_exchange_process(pid: int, exchange_dir: Path, module: str = "services.exchange") -> bool:
+    """``/proc/<pid>/cmdline`` is ``... -m <module> ... --data-dir <exchange_dir> ...``."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    argv = [a.decode("utf-8", "replace") for a in raw.split(b"\0")]
+    if module not in argv:
+        return False
+    want = str(exchange_dir.resolve())
+    for flag, value in itertools.pairwise(argv):
+        if flag == "--data-dir" and str(Path(value).resolve()) == want:
+            return True
+    return any(a == f"--data-dir={exchange_dir}" or a == f"--data-dir={want}" for a in argv)
+
+
+def prove_identity(url: str, keys: ApiKeys, exchange_dir: Path, pid: int, timeout: float = 2.0) -> str | None:
+    """Blocking: None when the exchange at ``url`` proves it holds ``keys``' secret, is process
+    ``pid`` and serves ``exchange_dir``; otherwise why not. Sends no key."""
+    challenge = secrets.token_hex(32)
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port
+    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost", "::1") or port is None:
+        return f"{url} is not a loopback http address"
+    query = urllib.parse.urlencode({"challenge": challenge})
+    try:
+        with urllib.request.urlopen(f"{url}{IDENTITY_PATH}?{query}", timeout=timeout) as response:
+            body = json.loads(response.read(4096).decode("utf-8"))
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"no identity answer from {url} ({exc})"
+    if not isinstance(body, dict) or body.get("service") != SERVICE or not isinstance(body.get("proof"), str):
+        return f"{url} did not answer as a Heron exchange"
+    expected = identity_proof(keys.secret, challenge, exchange_dir, port, pid)
+    if not hmac.compare_digest(body["proof"], expected):
+        return f"the process at {url} could not prove it is the exchange (pid {pid}) for {exchange_dir}"
+    return None
+
+
+def _register_child(proc: subprocess.Popen[str]) -> None:
+    with _children_lock:
+        _children[proc.pid] = proc
+
+
+def _unregister_child(proc: subprocess.Popen[str]) -> None:
+    with _children_lock:
+        _children.pop(proc.pid, None)
+
+
+def stop_children_now(grace: float = 3.0) -> list[int]:
+    """Any thread or a signal handler: SIGTERM every exchange child still running, wait up to
+    ``grace`` seconds, then SIGKILL. Returns their pids. For an exit that cannot run the
+    shutdown sequence (a signal before the event loop exists)."""
+    with _children_lock:
+        procs = list(_children.values())
+    for proc in procs:
+        with contextlib.suppress(OSError):
+            if proc.returncode is None:
+                os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        while time.monotonic() < deadline:
+            try:
+                done, _ = os.waitpid(proc.pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if done:
+                break
+            time.sleep(0.02)
+        else:
+            with contextlib.suppress(OSError):
+                os.kill(proc.pid, signal.SIGKILL)
+                os.waitpid(proc.pid, 0)
+    return [p.pid for p in procs]
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "ended (exit status unknown: not started by this terminal)"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with status {code}"
+
+
 async def connect_external(url: str, keys_file: Path, *, probe: bool = True) -> ExchangeSession:
     keys = read_keys_file(keys_file)
     if probe and not await asyncio.to_thread(probe_exchange, url, keys):
@@ -146,6 +307,9 @@ class LocalExchangeLauncher:
         self._ready = threading.Event()
         self._spawned_at = 0.0
         self._ready_at: float | None = None
+        self._expect_exit = False
+        self._watched_pid: int | None = None
+        self._last_session: ExchangeSession | None = None  # what restart() brings back
 
     @property
     def session_file(self) -> Path:
@@ -164,8 +328,22 @@ class LocalExchangeLauncher:
         return ExchangeSession(url=url, keys=keys, pid=pid, owned=False)
 
     async def find_running(self) -> ExchangeSession | None:
+        """The exchange recorded in ``session.json`` if it is still running and proves it is ours
+        for this data directory (before any key is sent); None otherwise."""
         previous = self._read_session()
         if previous is None or previous.pid is None or not _pid_alive(previous.pid):
+            return None
+        if not is_exchange_process(previous.pid, self.exchange_dir, self.module):
+            log.info("session.json names pid %d, which is not the local exchange for %s; starting a "
+                     "new one", previous.pid, self.exchange_dir)  # fmt: skip
+            return None
+        problem = await asyncio.to_thread(
+            prove_identity, previous.url, previous.keys, self.exchange_dir, previous.pid, 1.5
+        )
+        if problem is not None:
+            log.warning("the local exchange recorded for %s (pid %d) is not reusable: %s; stopping it "
+                        "and starting a new one", self.exchange_dir, previous.pid, problem)  # fmt: skip
+            await asyncio.to_thread(_stop_foreign_exchange, previous.pid, self.exchange_dir)
             return None
         self._notify_secret(previous.keys)
         if not await asyncio.to_thread(probe_exchange, previous.url, previous.keys, 1.5):
@@ -179,10 +357,18 @@ class LocalExchangeLauncher:
         Such an exchange may be reusable (:meth:`start` probes it); :meth:`spawn` is not used then.
         """
         previous = self._read_session()
-        return previous is not None and previous.pid is not None and _pid_alive(previous.pid)
+        return (
+            previous is not None
+            and previous.pid is not None
+            and _pid_alive(previous.pid)
+            and is_exchange_process(previous.pid, self.exchange_dir, self.module)
+        )
 
-    def spawn(self) -> None:
-        """Start the child without waiting for it (any thread, no event loop needed).
+    def spawn(self, *, port: int = 0, keys: ApiKeys | None = None) -> None:
+        """Start the child without waiting for it (no event loop needed).
+
+        Call it on a thread that lives as long as the child should (the main thread, the event
+        loop's): the parent-death signal fires when the thread that started the child ends.
 
         Writes fresh per-session keys to ``session.json`` (0600) for ``--keys-file`` and starts
         the child and the thread relaying its output. :meth:`start` then waits for its address.
@@ -194,19 +380,22 @@ class LocalExchangeLauncher:
         if not exchange_program_available(self.module):
             program = self.module.replace(".", "/") + "/__main__.py"
             raise ExchangeError(f"its program ({program}) is not in this build yet")
-        keys = ApiKeys(key_id="HRN" + secrets.token_hex(8).upper(), secret=secrets.token_urlsafe(30))
+        if keys is None:
+            keys = ApiKeys(key_id="HRN" + secrets.token_hex(8).upper(), secret=secrets.token_urlsafe(30))
         self._keys = keys
         self.exchange_dir.mkdir(parents=True, exist_ok=True)
         self._write_session({"key_id": keys.key_id, "secret": keys.secret})
         cmd = [
             self.python, "-m", self.module,
-            "--host", "127.0.0.1", "--port", "0",
+            "--host", "127.0.0.1", "--port", str(port),
             "--data-dir", str(self.exchange_dir),
             "--keys-file", str(self.session_file),
             "--seed", str(self.settings.seed),
         ]  # fmt: skip
         if self.settings.always_open:
             cmd.append("--always-open")
+        if supports_exit_with_parent(self.module):
+            cmd += [EXIT_WITH_PARENT_FLAG, str(os.getpid())]
         self._spawned_at = time.monotonic()
         self._found, self._ready = [], threading.Event()
         env = dict(os.environ)
@@ -222,10 +411,13 @@ class LocalExchangeLauncher:
                 text=True,
                 bufsize=1,
                 start_new_session=True,  # Ctrl-C in the terminal reaches Heron, which stops it in order
+                preexec_fn=_PDEATHSIG,  # SIGTERM to the child when this thread / process dies
             )
         except OSError as exc:
             self.session_file.unlink(missing_ok=True)
             raise ExchangeError(f"cannot start the local exchange: {exc}") from None
+        _register_child(self.process)
+        self._expect_exit = False
         self._reader = threading.Thread(
             target=self._pump_output, args=(self.process, self._found, self._ready), name="exchange-output",
             daemon=True,
@@ -310,18 +502,84 @@ class LocalExchangeLauncher:
         finally:
             ready.set()
 
+    # -- watch and restart ------------------------------------------------------------------------
+    def watch(self, loop: asyncio.AbstractEventLoop, on_exit: Callable[[int, str], None]) -> None:
+        """Call ``on_exit(pid, how)`` on ``loop`` the moment the running exchange ends without
+        :meth:`stop` having asked it to. Watches the current process (started or reused); call
+        again after :meth:`restart`."""
+        session = self.session
+        pid = self.process.pid if self.process is not None else session.pid if session else None
+        if pid is None or self._watched_pid == pid:
+            return
+        self._watched_pid = pid
+        proc = self.process
+        threading.Thread(
+            target=self._watch, args=(pid, proc, loop, on_exit), name=f"exchange-watch-{pid}", daemon=True
+        ).start()
+
+    def _watch(
+        self,
+        pid: int,
+        proc: subprocess.Popen[str] | None,
+        loop: asyncio.AbstractEventLoop,
+        on_exit: Callable[[int, str], None],
+    ) -> None:
+        """Worker thread: block until process ``pid`` ends (pidfd; a 0.2 s poll where there is none)."""
+        fd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):
+            fd = os.pidfd_open(pid)
+        try:
+            if fd is not None:
+                select.select([fd], [], [])
+            else:
+                while (proc.poll() is None) if proc is not None else _pid_alive(pid):
+                    time.sleep(0.2)
+        finally:
+            if fd is not None:
+                os.close(fd)
+        code: int | None = None
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = proc.wait(2)
+        if self._expect_exit or self._watched_pid != pid:
+            return
+        how = describe_exit(code)
+        with contextlib.suppress(RuntimeError):  # the loop closed: the terminal is exiting anyway
+            loop.call_soon_threadsafe(on_exit, pid, how)
+
+    async def restart(self) -> ExchangeSession:
+        """After the exchange died: start it again for the same data directory, on the same port
+        with the same keys, so every client reconnects to the address it knows. Raises
+        :class:`ExchangeError` (the port taken meanwhile, the program failing at start)."""
+        old = self.session or self._last_session
+        if old is None:
+            raise ExchangeError("the local exchange was never started")
+        self._last_session = old
+        if self.process is not None:
+            await asyncio.to_thread(self._terminate, 2.0)  # reap it (normally long gone)
+            self.process = None
+        port = urllib.parse.urlsplit(old.url).port or 0
+        self.session = None
+        self._output_tail.clear()
+        self.spawn(port=port, keys=old.keys)
+        return await self.start()
+
     # -- stop -------------------------------------------------------------------------------------
     def _kill(self) -> None:
         proc = self.process
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        proc.kill()
-        proc.wait(5)
+        self._expect_exit = True
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        _unregister_child(proc)
 
     def _terminate(self, grace: float) -> int | None:
         proc = self.process
         if proc is None:
             return None
+        self._expect_exit = True
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -332,6 +590,7 @@ class LocalExchangeLauncher:
                 proc.wait(5)
         if self._reader is not None:
             self._reader.join(2)
+        _unregister_child(proc)
         return proc.returncode
 
     async def stop(self, grace: float = 8.0) -> None:
@@ -339,6 +598,7 @@ class LocalExchangeLauncher:
 
         Also stops a child whose start was interrupted before it reported its address.
         """
+        self._expect_exit = True  # also for a reused exchange: its end is no longer news
         if self.process is None:
             return
         code = await asyncio.to_thread(self._terminate, grace)
@@ -348,6 +608,7 @@ class LocalExchangeLauncher:
     def stop_now(self, grace: float = 8.0) -> None:
         """Blocking :meth:`stop` for a caller without an event loop (main.py, when the terminal
         ended before its shutdown sequence took the exchange over). No-op once stopped."""
+        self._expect_exit = True
         if self.process is None:
             return
         code = self._terminate(grace)
@@ -359,6 +620,21 @@ class LocalExchangeLauncher:
         self.session = None
         self.process = None
         self._keys = None
+
+
+def _stop_foreign_exchange(pid: int, exchange_dir: Path, grace: float = 5.0) -> None:
+    """Blocking: stop an exchange for our data directory that this terminal did not start and that
+    cannot prove it is ours (SIGTERM, then SIGKILL). Only called after its cmdline was checked."""
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid) or not is_exchange_process(pid, exchange_dir):
+            return
+        time.sleep(0.05)
+    log.warning("the local exchange pid %d ignored SIGTERM for %.0f s; killing it", pid, grace)
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def start_early(

@@ -32,6 +32,7 @@ from services.exchange.contracts import Instrument, KeyStore, MarketView
 from services.exchange.datastream import DataStreamHub
 from services.exchange.errors import BAD_REQUEST, INTERNAL, NOT_FOUND, ApiError, json_error
 from services.exchange.history import BarSource, HistoryGenerator
+from services.exchange.identity import identity_middleware
 from services.exchange.market import DEFAULT_RATE, MarketSimulator
 from services.exchange.marketdata_api import MarketDataApi
 from services.exchange.ratelimit import RateLimiter, ratelimit_middleware
@@ -184,6 +185,7 @@ def build_app(
         client_max_size=MAX_BODY,
         middlewares=[
             error_middleware(ex.errors),
+            identity_middleware(config.key.secret, config.data_dir),
             auth_middleware(keys),
             ratelimit_middleware(limiter, exempt_prefixes=(ADMIN_PREFIX,)),
             fault_middleware(faults, random.Random(config.seed)),

@@ -1,7 +1,8 @@
 """A stand-in for ``python -m services.exchange`` that honours only its launch contract: the same
 arguments, keys from --keys-file, one ``listening on http://HOST:PORT`` line, ``GET /v2/clock``
-with the keys, clean exit on SIGTERM. ``FAKE_EXCHANGE_BEHAVIOUR=exit|silent`` makes it misbehave.
-Used to test the launcher in isolation; the real program has its own launcher test."""
+with the keys, the identity proof (services/exchange/identity.py), clean exit on SIGTERM.
+``FAKE_EXCHANGE_BEHAVIOUR=exit|silent`` makes it misbehave. Used to test the launcher in
+isolation; the real program has its own launcher test."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from services.exchange.identity import IDENTITY_PATH, SERVICE, identity_proof
+
 
 def main() -> int:
     parser = argparse.ArgumentParser()
@@ -23,6 +26,7 @@ def main() -> int:
     parser.add_argument("--keys-file", required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--always-open", action="store_true")
+    parser.add_argument("--exit-with-parent", type=int, default=None)
     args = parser.parse_args()
     behaviour = os.environ.get("FAKE_EXCHANGE_BEHAVIOUR", "")
     if behaviour == "exit":
@@ -38,6 +42,15 @@ def main() -> int:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path.startswith(IDENTITY_PATH + "?challenge="):
+                challenge = self.path.partition("=")[2]
+                proof = identity_proof(keys["secret"], challenge, args.data_dir, server.server_address[1],
+                                       os.getpid())
+                body = json.dumps({"service": SERVICE, "pid": os.getpid(), "proof": proof}).encode()
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(body)
+                return
             ok = (
                 self.path == "/v2/clock"
                 and self.headers.get("APCA-API-KEY-ID") == keys["key_id"]

@@ -95,3 +95,16 @@ def test_signal_requests_shutdown(sig: signal.Signals) -> None:
             lc.remove_signal_handlers()
 
     assert run(main()) == f"signal {sig.name}"
+
+
+def test_sighup_requests_shutdown_like_sigterm() -> None:
+    async def main() -> str:
+        lc = Lifecycle()
+        lc.install_signal_handlers(asyncio.get_running_loop())
+        try:
+            os.kill(os.getpid(), signal.SIGHUP)
+            return await asyncio.wait_for(lc.wait_requested(), 10)
+        finally:
+            lc.remove_signal_handlers()
+
+    assert asyncio.run(main()) == "signal SIGHUP"

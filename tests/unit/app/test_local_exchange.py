@@ -203,3 +203,77 @@ def _wait_for(path: Path, timeout: float = 20.0) -> str:
                     return text
         time.sleep(0.02)
     raise AssertionError(f"{path} never appeared")
+
+
+# -- one exchange, ours, never an orphan ----------------------------------------------------------
+
+
+def test_a_recorded_exchange_that_cannot_prove_itself_gets_no_keys_and_is_stopped(tmp_path: Path) -> None:
+    async def main() -> None:
+        first = launcher(tmp_path)
+        session = await first.start()
+        try:
+            # session.json now names the right pid, port and data dir, but another secret
+            data = json.loads(first.session_file.read_text())
+            data["secret"] = "not-the-exchanges-secret"
+            first.session_file.write_text(json.dumps(data))
+            second = launcher(tmp_path)
+            again = await second.start()
+            try:
+                assert again.owned and again.pid != session.pid  # a new one, not the unproven one
+                assert first.process is not None
+                assert first.process.wait(10) is not None  # the unproven exchange was stopped
+            finally:
+                await second.stop()
+        finally:
+            await first.stop()
+
+    asyncio.run(main())
+
+
+def test_identity_proof_binds_secret_directory_port_and_pid(tmp_path: Path) -> None:
+    from services.exchange.identity import identity_proof
+
+    base = identity_proof("s3cret", "ab" * 16, tmp_path, 4000, 12)
+    assert base == identity_proof("s3cret", "ab" * 16, tmp_path / ".", 4000, 12)
+    assert len({base, identity_proof("other", "ab" * 16, tmp_path, 4000, 12),
+                identity_proof("s3cret", "cd" * 16, tmp_path, 4000, 12),
+                identity_proof("s3cret", "ab" * 16, tmp_path / "x", 4000, 12),
+                identity_proof("s3cret", "ab" * 16, tmp_path, 4001, 12),
+                identity_proof("s3cret", "ab" * 16, tmp_path, 4000, 13)}) == 6  # fmt: skip
+    assert "s3cret" not in base
+
+
+def test_the_child_is_told_its_parent_when_it_knows_the_flag(tmp_path: Path) -> None:
+    lx = start_early(_args(tmp_path), module=FAKE)
+    assert lx is not None and lx.process is not None
+    try:
+        argv = json.loads(_wait_for(lx.exchange_dir / "argv.json"))
+        assert argv[argv.index("--exit-with-parent") + 1] == str(os.getpid())
+        # the parent-death signal itself: tests/integration/test_faults_process.py kills a terminal
+    finally:
+        lx.stop_now()
+
+
+def test_a_dead_child_is_reported_at_once_and_restarted_on_the_same_address(tmp_path: Path) -> None:
+    import signal as signals
+
+    async def main() -> None:
+        lx = launcher(tmp_path)
+        session = await lx.start()
+        loop = asyncio.get_running_loop()
+        deaths: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+        lx.watch(loop, lambda pid, how: deaths.put_nowait((pid, how)))
+        try:
+            assert lx.process is not None
+            os.kill(lx.process.pid, signals.SIGKILL)
+            pid, how = await asyncio.wait_for(deaths.get(), 20)
+            assert pid == session.pid and how == "was killed by SIGKILL"
+            again = await lx.restart()
+            assert again.url == session.url and again.keys == session.keys and again.pid != session.pid
+            lx.watch(loop, lambda pid, how: deaths.put_nowait((pid, how)))
+        finally:
+            await lx.stop()
+        assert deaths.empty()  # a stop asked for is not a death
+
+    asyncio.run(main())

@@ -1,0 +1,145 @@
+"""A local exchange that dies under a running terminal is said, restarted and reconciled against.
+
+The launcher's watch thread reports the death the moment the process ends. Then, on the loop:
+
+1. the log gets an ERROR naming the exit status or signal, the window a notification, and
+   trading goes DISABLED at once (no order can be sent to an exchange that is not there);
+2. the exchange is started again for the same data directory, on the same port with the same
+   keys, so the broker, the streams and the history client reconnect to the address they know
+   (their own reconnect paths, as after any network outage); a start that fails is retried with
+   a growing pause, each failure said;
+3. once the trading stream is live again, every open order is re-read from the exchange and the
+   start-up reconciliation runs again: trading goes back to ACTIVE only when it is clean (or
+   HALTED while a kill-switch HALT holds), exactly as at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from app import lifecycle as stages
+from app.local_exchange import ExchangeError, LocalExchangeLauncher
+from services.domain.enums import TradingState
+
+if TYPE_CHECKING:
+    from app.bootstrap import AppContext, Services
+
+log = logging.getLogger("heron.exchange")
+
+TASK = "exchange restart"
+SOURCE = "exchange"
+#: A restart within this many seconds of the previous one waits before trying (a crash loop).
+QUICK_DEATH_S = 60.0
+MAX_PAUSE_S = 30.0
+
+
+class ExchangeSupervisor:
+    """Owns the reaction to the local exchange's death. Loop thread only."""
+
+    def __init__(self, ctx: AppContext, services: Services, launcher: LocalExchangeLauncher) -> None:
+        self.ctx, self.services, self.launcher = ctx, services, launcher
+        self.deaths = 0
+        self._last_restart: float | None = None
+        self._stopped = False
+
+    def start(self) -> None:
+        self.launcher.watch(asyncio.get_running_loop(), self._on_exit)
+        self.ctx.lifecycle.add_step(stages.STOP_STRATEGIES, "exchange watch", self.stop)
+
+    async def stop(self) -> None:
+        from app.bootstrap import _cancel_tasks
+
+        self._stopped = True
+        await _cancel_tasks(self.services, TASK)
+
+    def _on_exit(self, pid: int, how: str) -> None:
+        if self._stopped or self.ctx.lifecycle.requested:
+            return
+        from app.bootstrap import _spawn
+
+        self.deaths += 1
+        services = self.services
+        message = (f"the local exchange (pid {pid}) {how}; restarting it. Trading is paused until "
+                   "reconciliation against the restarted exchange is clean")  # fmt: skip
+        log.error("%s", message)
+        self.ctx.notify("error", "exchange", message)
+        services.exchange_status, services.exchange_ok = "restarting", False
+        services.exchange_detail = message
+        trading = services.trading
+        if trading is not None:
+            trading.set(TradingState.DISABLED, f"the local exchange {how}; paused until it is restarted and "
+                        "reconciliation is clean", source=SOURCE)  # fmt: skip
+        previous = services.tasks.get(TASK)
+        if previous is not None and not previous.done():
+            previous.cancel()
+        _spawn(services, TASK, self._recover())
+
+    def _pause(self) -> float:
+        now = time.monotonic()
+        if self._last_restart is None or now - self._last_restart >= QUICK_DEATH_S:
+            return 0.0
+        return min(MAX_PAUSE_S, 2.0 ** min(self.deaths, 5))
+
+    async def _recover(self) -> None:
+        ctx, services = self.ctx, self.services
+        pause = self._pause()
+        while True:
+            if pause:
+                log.warning("restarting the local exchange in %.0f s", pause)
+                await asyncio.sleep(pause)
+            try:
+                session = await self.launcher.restart()
+                break
+            except ExchangeError as exc:
+                pause = min(MAX_PAUSE_S, max(1.0, pause * 2))
+                message = f"the local exchange could not be restarted: {exc}; trying again in {pause:.0f} s"
+                log.error("%s", message)
+                ctx.notify("error", "exchange", message)
+                services.exchange_detail = message
+        self._last_restart = time.monotonic()
+        services.exchange = session
+        services.exchange_status, services.exchange_ok, services.exchange_detail = session.describe, True, ""
+        log.warning("local exchange restarted: %s (pid %s)", session.url, session.pid)
+        ctx.notify("warning", "exchange", f"Local exchange restarted at {session.describe}; reconciling")
+        self.launcher.watch(asyncio.get_running_loop(), self._on_exit)
+        await self._resume()
+
+    async def _resume(self) -> None:
+        """Trading comes back only through a clean reconciliation against the restarted exchange."""
+        from app.bootstrap import _refresh_open_orders, _wait_market_data
+
+        ctx, services = self.ctx, self.services
+        startup = services.tasks.get("startup")
+        if startup is not None and not startup.done():
+            await asyncio.wait({startup})  # start-up was under way: let it finish first
+        trading, reconciler = services.trading, services.reconciler
+        if trading is None or reconciler is None:
+            return
+        problem = await _wait_market_data(services, 20.0)
+        while problem is not None:
+            why = f"{problem} after the exchange restart; trading stays DISABLED until it is"
+            trading.set(TradingState.DISABLED, why, source=SOURCE)
+            ctx.notify("warning", "trading", f"trading DISABLED: {problem} after the exchange restart")
+            problem = await _wait_market_data(services, 10.0)
+        await _refresh_open_orders(services)
+        result = await reconciler.startup()
+        if result.clean and trading.state is not TradingState.DISABLED:
+            log.warning("trading resumed (%s): reconciliation against the restarted exchange is clean",
+                        trading.state.value)  # fmt: skip
+            ctx.notify("info", "trading", f"Trading {trading.state.value} again: reconciliation against the "
+                       "restarted exchange is clean")  # fmt: skip
+        else:
+            log.error("trading stays %s after the exchange restart: %s", trading.state.value, trading.reason)
+            ctx.notify("error", "trading", f"trading stays {trading.state.value} after the exchange restart: "
+                       f"{trading.reason}")  # fmt: skip
+
+
+def supervise(ctx: AppContext, services: Services) -> None:
+    """From the composition root once the local exchange is running (a launcher exists)."""
+    launcher = services.launcher
+    if launcher is None or services.exchange is None:
+        return
+    ExchangeSupervisor(ctx, services, launcher).start()

@@ -1,0 +1,222 @@
+"""Process faults of the terminal in local mode (the real main.py, headless, in a subprocess): a
+signal during start-up, a second terminal on the same profile, a stranger on the port recorded in
+session.json, and the exchange child killed under a running terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("HERON_CRASH_AT", None)
+    return env
+
+
+def _start(data: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "main.py"), "--headless", "--data-dir", str(data), *extra],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
+
+
+def _poll(what: str, check: Callable[[], object], timeout: float = 30.0) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        time.sleep(0.02)
+
+
+def _pids_using(folder: Path) -> list[int]:
+    """Every process whose command line names ``folder`` (the exchange's --data-dir)."""
+    needle = str(folder).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _read_json(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _exchange_dir(data: Path) -> Path:
+    return data / "profiles" / "default" / "exchange"
+
+
+def _log(data: Path) -> Path:
+    return data / "profiles" / "default" / "logs" / "heron.log"
+
+
+def _logged(data: Path, needle: str) -> bool:
+    path = _log(data)
+    return path.exists() and needle in path.read_text(errors="replace")
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_signal_in_the_first_second_leaves_no_exchange_running(
+    tmp_path: Path, procs: list[subprocess.Popen[str]], sig: signal.Signals
+) -> None:
+    data = tmp_path / "heron"
+    proc = _start(data, "--quit-after", "60")
+    procs.append(proc)
+    exchange = _exchange_dir(data)
+    # the moment the child exists (main.py starts it right after parsing, before the imports)
+    child = _poll("an exchange child", lambda: [p for p in _pids_using(exchange) if p != proc.pid])
+    if sig is signal.SIGKILL:
+        # once it listens: a child killed while still starting dies on its own of the broken pipe
+        _poll("the exchange listening", lambda: "url" in _read_json(exchange / "session.json"))
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    if sig is not signal.SIGKILL:
+        assert f"stopped by {sig.name}" in stderr
+    try:
+        _poll("no process left on the exchange's data directory", lambda: not _pids_using(exchange), 10)
+    finally:
+        for pid in _pids_using(exchange):
+            os.kill(pid, signal.SIGKILL)
+    assert child
+
+
+def test_a_second_terminal_on_the_same_profile_is_refused(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    data = tmp_path / "heron"
+    first = _start(data, "--quit-after", "60")
+    procs.append(first)
+    _poll("the first terminal's start-up", lambda: _logged(data, "start-up reconciliation"), 60)
+    exchanges = _pids_using(_exchange_dir(data))
+    second = _start(data, "--quit-after", "8")
+    procs.append(second)
+    _, stderr = second.communicate(timeout=30)
+    assert second.returncode != 0
+    line = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(line) == 1 and "'default'" in line[0] and f"pid {first.pid}" in line[0], stderr
+    assert _pids_using(_exchange_dir(data)) == exchanges  # no second exchange was started
+    assert _log(data).read_text().count("Heron starting") == 1  # it stopped before its log and database
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=60)
+    assert first.returncode == 0  # the first one's work went on undisturbed and ended cleanly
+    _poll("the exchange stopped", lambda: not _pids_using(_exchange_dir(data)), 10)
+
+
+SQUATTER = r"""
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+log = sys.argv[1]
+class H(BaseHTTPRequestHandler):
+    def _record(self):
+        with open(log, "a") as fh:
+            fh.write(json.dumps({"path": self.path, "headers": dict(self.headers)}) + "\n")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"service": "heron-exchange", "proof": "00", "is_open": true}')
+    do_GET = do_POST = _record
+    def log_message(self, *a):
+        pass
+server = HTTPServer(("127.0.0.1", 0), H)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+@pytest.mark.parametrize("disguised", [False, True], ids=["any-process", "named-like-the-exchange"])
+def test_a_stranger_on_the_recorded_port_gets_no_keys(
+    tmp_path: Path, procs: list[subprocess.Popen[str]], disguised: bool
+) -> None:
+    data = tmp_path / "heron"
+    exchange = _exchange_dir(data)
+    exchange.mkdir(parents=True)
+    seen = tmp_path / "requests.jsonl"
+    # "disguised": its command line reads like the exchange's for this data directory
+    tail = ["-m", "services.exchange", "--data-dir", str(exchange)] if disguised else []
+    squatter = subprocess.Popen([sys.executable, "-c", SQUATTER, str(seen), *tail], stdout=subprocess.PIPE,
+                                text=True)  # fmt: skip
+    procs.append(squatter)
+    assert squatter.stdout is not None
+    port = int(squatter.stdout.readline())
+    secret = "recorded-session-secret-0123456789"
+    (exchange / "session.json").write_text(json.dumps(
+        {"url": f"http://127.0.0.1:{port}", "pid": squatter.pid, "key_id": "HRNRECORDED", "secret": secret}
+    ))  # fmt: skip
+    report = tmp_path / "report.json"
+    terminal = _start(data, "--quit-after", "4", "--state-report", str(report))
+    procs.append(terminal)
+    _, stderr = terminal.communicate(timeout=90)
+    assert terminal.returncode == 0, stderr[-2000:]
+    requests = [json.loads(line) for line in seen.read_text().splitlines()] if seen.exists() else []
+    for request in requests:
+        text = json.dumps(request).lower()
+        assert secret.lower() not in text and "hrnrecorded" not in text and "apca-api" not in text, request
+        assert "authorization" not in {k.lower() for k in request["headers"]}, request
+    # the terminal started its own exchange and traded against it
+    assert json.loads(report.read_text())["trading_state"] == "ACTIVE"
+    if disguised:
+        # an exchange for our data directory that cannot prove it is ours is stopped, not trusted
+        _poll("the unproven process stopped", lambda: squatter.poll() is not None, 10)
+
+
+def test_a_killed_exchange_child_is_said_restarted_and_trading_resumes_after_reconciliation(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    data = tmp_path / "heron"
+    report = tmp_path / "report.json"
+    terminal = _start(data, "--quit-after", "90", "--state-report", str(report))
+    procs.append(terminal)
+    _poll("start-up reconciliation", lambda: _logged(data, "start-up reconciliation: clean"), 60)
+    session = _exchange_dir(data) / "session.json"
+    old = json.loads(session.read_text())
+    os.kill(old["pid"], signal.SIGKILL)
+    _poll("the death said in the log", lambda: _logged(data, f"the local exchange (pid {old['pid']}) was "
+                                                             "killed by SIGKILL"), 10)  # fmt: skip
+    _poll("trading resumed after reconciliation",
+          lambda: _logged(data, "trading resumed (ACTIVE)"), 60)  # fmt: skip
+    new = json.loads(session.read_text())
+    assert new["pid"] != old["pid"] and new["url"] == old["url"]
+    log_text = _log(data).read_text()
+    death = log_text.index(f"(pid {old['pid']}) was killed by SIGKILL")
+    assert "ERROR" in log_text[log_text.rfind("\n", 0, death):death]
+    assert death < log_text.index("local exchange restarted") < log_text.index("trading resumed (ACTIVE)")
+    terminal.send_signal(signal.SIGTERM)
+    _, stderr = terminal.communicate(timeout=60)
+    assert terminal.returncode == 0, stderr[-2000:]
+    final = json.loads(report.read_text())
+    assert final["trading_state"] == "ACTIVE"
+    _poll("no exchange left", lambda: not _pids_using(_exchange_dir(data)), 10)
