@@ -37,6 +37,7 @@ _PositionRow = tuple[str, str, str | None]  # qty, avg_entry_price, lots (JSON) 
 class StaleStateError(RuntimeError):
     """A row this store meant to update was changed by another writer since it last read it."""
 
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (
@@ -183,7 +184,8 @@ class VenueStore:
                     )
                 else:
                     self._update(
-                        "UPDATE kv SET value = ? WHERE key = ? AND value = ?", (value, key, old),
+                        "UPDATE kv SET value = ? WHERE key = ? AND value = ?",
+                        (value, key, old),
                         f"account key {key!r}",
                     )
             for sym, new in pos_new.items():
@@ -193,17 +195,22 @@ class VenueStore:
                     if prev is not None:
                         self._update(
                             "DELETE FROM positions WHERE symbol = ? AND qty = ? AND avg_entry_price = ? "
-                            "AND lots IS ?", (sym, *prev), what,
+                            "AND lots IS ?",
+                            (sym, *prev),
+                            what,
                         )
                 elif prev is None:
                     self._insert(
                         "INSERT INTO positions(symbol, qty, avg_entry_price, lots) VALUES (?, ?, ?, ?)",
-                        (sym, *new), what,
+                        (sym, *new),
+                        what,
                     )
                 else:
                     self._update(
                         "UPDATE positions SET qty = ?, avg_entry_price = ?, lots = ? WHERE symbol = ? "
-                        "AND qty = ? AND avg_entry_price = ? AND lots IS ?", (*new, sym, *prev), what,
+                        "AND qty = ? AND avg_entry_price = ? AND lots IS ?",
+                        (*new, sym, *prev),
+                        what,
                     )
             for oid, coid, sym, status, created, data in order_rows:
                 version = self._versions.get(oid)
@@ -211,14 +218,17 @@ class VenueStore:
                 if version is None:
                     self._insert(
                         "INSERT INTO orders(id, client_order_id, symbol, status, created_at, data, version) "
-                        "VALUES (?, ?, ?, ?, ?, ?, 1)", (oid, coid, sym, status, created, data), what,
+                        "VALUES (?, ?, ?, ?, ?, ?, 1)",
+                        (oid, coid, sym, status, created, data),
+                        what,
                     )
                     versions[oid] = 1
                 else:
                     self._update(
                         "UPDATE orders SET client_order_id = ?, symbol = ?, status = ?, created_at = ?, "
                         "data = ?, version = ? WHERE id = ? AND version = ?",
-                        (coid, sym, status, created, data, version + 1, oid, version), what,
+                        (coid, sym, status, created, data, version + 1, oid, version),
+                        what,
                     )
                     versions[oid] = version + 1
             acts = [(json.dumps(a),) for a in activities]
