@@ -181,9 +181,7 @@ def _parse_args(parser: _Parser, argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _config(
-    args: argparse.Namespace, parser: _Parser
-) -> tuple[ExchangeConfig, str, int, str | None, str]:
+def _config(args: argparse.Namespace, parser: _Parser) -> tuple[ExchangeConfig, str, int, str | None, str]:
     try:
         cash = Decimal(args.cash)
     except InvalidOperation:
@@ -346,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
+        _install_early_handlers()  # the loop's handlers left with it; a late signal is no crash
         lock.release()
 
 

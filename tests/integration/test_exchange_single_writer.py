@@ -61,10 +61,14 @@ def _gone(pid: int) -> bool:
 
 
 def _kill_quietly(pid: int) -> None:
+    """SIGKILL the exchange ``pid`` if it still runs (and the pid was not reused by another program)."""
     try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return
+    if b"services.exchange" in cmdline and not _gone(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
