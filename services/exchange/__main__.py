@@ -7,6 +7,23 @@ when ready, and only after the SIGTERM / SIGINT handlers are installed. Keys com
 SIGINT shut down cleanly (websockets closed, venue state flushed).
 Bad arguments: a one-line message on stderr and exit status 2.
 
+One exchange per data directory: ``DATA_DIR/exchange.lock`` is locked (``flock``, released by the
+kernel however the process ends) before keys.json or the venue database are touched; a second
+exchange on the same directory refuses at once with one line naming the directory and the pid that
+holds it. SIGTERM / SIGINT are caught from the first instruction of the program: one received
+during start-up stops it before it serves, with nothing half-written and the lock released.
+
+``--exit-with-parent PID``: the exchange ends when process PID ends (the terminal that started it
+passes its own pid). On Linux the kernel sends SIGTERM when the parent dies (PR_SET_PDEATHSIG);
+everywhere the exchange also checks every 0.5 s that PID is still its parent (or, when PID is not
+its parent, still alive). It then shuts down as on SIGTERM and logs one line saying why.
+
+Exit status: 0 stopped cleanly (SIGTERM, SIGINT, or the parent of --exit-with-parent gone, also
+when that happened during start-up); 1 cannot listen on the address; 2 bad arguments or unusable
+data directory; 3 the data directory is locked by another running exchange; 4 stopped because the
+venue database was changed by another process (this exchange's state was stale; nothing of it was
+written, see store.py).
+
 The paper account is a margin account by default (``--account-type margin``: 2x Reg T buying power
 from $2,000 equity, 4x intraday from $25,000, short sales, the pattern-day-trader protection under
 $25,000); ``--account-type cash`` gives 1x buying power and no short sales (see rules.py). The
@@ -15,24 +32,54 @@ account class is read on every start; ``--cash`` (default 100000) only funds a n
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
-import ipaddress
-import logging
 import signal
 import sys
-from decimal import Decimal, InvalidOperation
-from pathlib import Path
+from types import FrameType
 
-from aiohttp import web
+# Before anything slow (the imports below take a noticeable part of a second): from here on a
+# SIGTERM / SIGINT is recorded and stops the exchange at its next step, never kills it midway.
+_early_signals: list[str] = []
 
-from services.exchange.auth import ApiKey, generate_key, load_keys_file, write_keys_file
-from services.exchange.market import DEFAULT_RATE, MAX_RATE
-from services.exchange.server import ExchangeConfig, build_app
-from services.exchange.universe import build_universe
+
+def _record_signal(signum: int, frame: FrameType | None) -> None:
+    _early_signals.append(signal.Signals(signum).name)
+
+
+def _install_early_handlers() -> None:
+    for _sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(_sig, _record_signal)
+
+
+if __name__ == "__main__":
+    _install_early_handlers()
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import ctypes  # noqa: E402
+import ipaddress  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+from decimal import Decimal, InvalidOperation  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from aiohttp import web  # noqa: E402
+
+from services.exchange.auth import ApiKey, generate_key, load_keys_file, write_keys_file  # noqa: E402
+from services.exchange.lock import DataDirLock, DataDirLocked, acquire  # noqa: E402
+from services.exchange.market import DEFAULT_RATE, MAX_RATE  # noqa: E402
+from services.exchange.server import EXCHANGE, ExchangeConfig, build_app  # noqa: E402
+from services.exchange.universe import build_universe  # noqa: E402
 
 log = logging.getLogger("services.exchange")
+
+EXIT_OK = 0
+EXIT_CANNOT_LISTEN = 1
+EXIT_USAGE = 2
+EXIT_DATA_DIR_LOCKED = 3
+EXIT_STALE_STATE = 4
+PARENT_POLL_SECONDS = 0.5
+PR_SET_PDEATHSIG = 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,6 +109,8 @@ def _parser() -> _Parser:
                    help="margin: 2x (4x intraday from $25,000) buying power, may short; cash: 1x, no shorts")
     p.add_argument("--cash", default="100000", help="starting cash of a new paper account (USD)")
     p.add_argument("--log-level", default="WARNING", help="logging level for stderr")
+    p.add_argument("--exit-with-parent", type=int, metavar="PID",
+                   help="shut down cleanly when process PID (the program that started this one) ends")
     return p
 
 
@@ -100,6 +149,12 @@ def _resolve_key(args: argparse.Namespace, parser: _Parser) -> tuple[ApiKey, str
 
 def parse_config(argv: list[str] | None) -> tuple[ExchangeConfig, str, int, str | None, str]:
     parser = _parser()
+    args = _parse_args(parser, argv)
+    return _config(args, parser)
+
+
+def _parse_args(parser: _Parser, argv: list[str] | None) -> argparse.Namespace:
+    """Every check that writes nothing but the data directory itself."""
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be between 0 and 65535, got {args.port}")
@@ -121,6 +176,12 @@ def parse_config(argv: list[str] | None) -> tuple[ExchangeConfig, str, int, str 
         args.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         parser.error(f"cannot use --data-dir {args.data_dir}: {exc.strerror}")
+    if args.exit_with_parent is not None and args.exit_with_parent < 1:
+        parser.error(f"--exit-with-parent must be a process id, got {args.exit_with_parent}")
+    return args
+
+
+def _config(args: argparse.Namespace, parser: _Parser) -> tuple[ExchangeConfig, str, int, str | None, str]:
     try:
         cash = Decimal(args.cash)
     except InvalidOperation:
@@ -136,24 +197,109 @@ def parse_config(argv: list[str] | None) -> tuple[ExchangeConfig, str, int, str 
     return config, args.host, args.port, note, args.log_level
 
 
-async def serve(config: ExchangeConfig, host: str, port: int, note: str | None) -> int:
+class ParentWatch:
+    """Is the process given by --exit-with-parent still there? (See the module docstring.)"""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.direct = os.getppid() == pid  # PID is our parent: a change of parent means it died
+
+    def arm(self) -> None:
+        """Ask the kernel for SIGTERM when the parent dies (Linux); the poll covers the rest."""
+        if not self.direct or not sys.platform.startswith("linux"):
+            return
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+
+    def alive(self) -> bool:
+        if self.direct:
+            return os.getppid() == self.pid
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        try:  # a parent killed but not yet reaped still answers kill(0): it is gone all the same
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        return state not in ("Z", "X")
+
+    def gone_line(self) -> str:
+        return f"parent process {self.pid} has exited; shutting down"
+
+
+class _Stop:
+    """Why the exchange stops: the first reason wins."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.reason = ""
+        self.code = EXIT_OK
+
+    def __call__(self, reason: str, code: int = EXIT_OK) -> None:
+        if not self.event.is_set():
+            self.reason, self.code = reason, code
+            self.event.set()
+
+
+async def _watch_parent(watch: ParentWatch, stop: _Stop) -> None:
+    while watch.alive():
+        await asyncio.sleep(PARENT_POLL_SECONDS)
+    stop(watch.gone_line())
+
+
+async def serve(
+    config: ExchangeConfig, host: str, port: int, note: str | None, parent: ParentWatch | None = None
+) -> int:
     # The handlers come first: from the moment anything is printed (the keys note, the listening
     # line) a SIGTERM / SIGINT must mean a clean shutdown, not the signal's default action.
-    stop = asyncio.Event()
+    stop = _Stop()
     loop = asyncio.get_running_loop()
+
+    def on_signal(name: str) -> None:
+        if parent is not None and not parent.alive():  # PR_SET_PDEATHSIG, or the parent's own end
+            stop(parent.gone_line())
+        else:
+            stop(f"{name} received; shutting down")
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig.name)
+    for name in _early_signals:  # received before the loop's handlers were in place
+        on_signal(name)
+    watcher = asyncio.ensure_future(_watch_parent(parent, stop)) if parent is not None else None
+    try:
+        return await _serve(config, host, port, note, stop)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if stop.code == EXIT_OK and stop.reason:  # a stale venue has said why itself
+            (log.warning if stop.reason.startswith("parent") else log.info)("%s", stop.reason)
+
+
+async def _serve(config: ExchangeConfig, host: str, port: int, note: str | None, stop: _Stop) -> int:
+    if stop.event.is_set():
+        return stop.code
     app = build_app(config)
+    venue = app[EXCHANGE].venue
+    if hasattr(venue, "on_stale"):
+        venue.on_stale = lambda reason: stop(reason, EXIT_STALE_STATE)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0, access_log=None)
     await runner.setup()
+    if stop.event.is_set():  # a signal while the venue was opened: stop before serving
+        await runner.cleanup()
+        return stop.code
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
         print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
-        return 1
+        return EXIT_CANNOT_LISTEN
     real_port = port
     for addr in runner.addresses:
         if isinstance(addr, tuple) and len(addr) >= 2:
@@ -163,19 +309,43 @@ async def serve(config: ExchangeConfig, host: str, port: int, note: str | None) 
         print(note, file=sys.stderr, flush=True)
     shown = f"[{host}]" if ":" in host else host
     print(f"listening on http://{shown}:{real_port}", flush=True)
-    await stop.wait()
+    await stop.event.wait()
     await runner.cleanup()
-    return 0
+    return stop.code
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, host, port, note, level = parse_config(argv)
-    logging.basicConfig(level=getattr(logging, str(level).upper(), logging.WARNING),
+    _install_early_handlers()  # again for callers of main(); idempotent
+    parser = _parser()
+    args = _parse_args(parser, argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    parent: ParentWatch | None = None
+    if args.exit_with_parent is not None:
+        parent = ParentWatch(args.exit_with_parent)
+        parent.arm()
+        if not parent.alive():  # gone before the kernel could be asked to tell us
+            log.warning("%s", parent.gone_line())
+            return EXIT_OK
+    if _early_signals:
+        log.warning("%s received during start-up; shutting down", _early_signals[0])
+        return EXIT_OK
     try:
-        return asyncio.run(serve(config, host, port, note))
+        lock: DataDirLock = acquire(args.data_dir)
+    except DataDirLocked as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_DATA_DIR_LOCKED
+    except OSError as exc:
+        print(f"error: cannot lock --data-dir {args.data_dir}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        config, host, port, note, _ = _config(args, parser)
+        return asyncio.run(serve(config, host, port, note, parent))
     except KeyboardInterrupt:
-        return 0
+        return EXIT_OK
+    finally:
+        _install_early_handlers()  # the loop's handlers left with it; a late signal is no crash
+        lock.release()
 
 
 if __name__ == "__main__":

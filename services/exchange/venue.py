@@ -9,6 +9,10 @@ SQLite (one transaction) and only then publishes the trade updates to /stream cl
 Order flow as on Alpaca: a request that places an order (POST /v2/orders, PATCH, closing a position)
 is answered with the order accepted; its first match runs on the loop right after the answer
 (``loop.call_soon``), so fills, IOC/FOK outcomes included, reach the client on trade_updates.
+
+A venue writes only what it changed (see store.py). When its database was changed under it by
+another process, its own state is stale: it writes nothing more, logs why once, and calls
+:attr:`TradingVenue.on_stale` (the exchange process stops on it; see ``__main__``).
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from typing import Any
 from aiohttp import web
 
 from .contracts import Instrument, KeyStore, MarketView
+from .errors import INTERNAL, ApiError
 from .ledger import Holding, Ledger, dstr, q9, rfc3339, trading_day
 from .matching import MatchingEngine, VenueOrder
 from .sessions import MarketCalendar
-from .store import VenueStore
+from .store import StaleStateError, VenueStore
 from .trading_stream import STREAM_PATHS, TradeStreamHub, TradeUpdateFaults
 
 log = logging.getLogger(__name__)
@@ -98,6 +103,9 @@ class TradingVenue:
         self._tasks: list[asyncio.Task[None]] = []
         self._match_handle: asyncio.Handle | None = None
         self.updates_published = 0
+        # Set when the database was changed by another writer: nothing is written from then on.
+        self.stale: str | None = None
+        self.on_stale: Callable[[str], None] = lambda reason: None
         if fresh:
             self.engine.new_equity.append((int(now.timestamp()), starting_cash))
         self._commit(force_kv=fresh)
@@ -126,26 +134,27 @@ class TradingVenue:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self._tasks.clear()
-        self._commit()
+        with contextlib.suppress(StaleStateError):  # said once already; nothing stale is written
+            self._commit()
         await self.hub.close()
         self.store.close()
 
     def on_quote(self, symbol: str) -> None:
         """Called by the simulator on every NBBO change (loop thread). O(1) with no resting orders."""
-        if symbol not in self.engine.resting and not self.engine.pending:
+        if (symbol not in self.engine.resting and not self.engine.pending) or self.stale is not None:
             return
         self.engine.on_quote(symbol)
         if self.engine.dirty_orders or self.engine.outbox:
-            self._commit()
+            self._commit_quietly()
 
     def on_trade(self, symbol: str, price: Decimal) -> None:
         """Called by the simulator for every print (loop thread): stops are elected on trades, not
         on the quote. O(1) when ``symbol`` has no open order."""
-        if symbol not in self.engine.open_by_symbol:
+        if symbol not in self.engine.open_by_symbol or self.stale is not None:
             return
         self.engine.on_trade(symbol, price)
         if self.engine.dirty_orders or self.engine.outbox:
-            self._commit()
+            self._commit_quietly()
 
     def wants_trades(self, symbol: str) -> bool:
         """True when a print of ``symbol`` may matter to an open order (the simulator asks first)."""
@@ -188,25 +197,25 @@ class TradingVenue:
 
     def sweep(self) -> None:
         """Expire due orders, re-evaluate resting orders, roll the session, sample equity."""
+        if self.stale is not None:
+            return
         now = self.clock()
         self.engine.sweep(now)
         self._roll_session(now)
         ts = int(now.timestamp())
         if ts - self._last_sample >= EQUITY_SAMPLE_SECONDS:
             self.engine.sample_equity(now)
-        self._commit()
+        self._commit_quietly()
 
     def _roll_session(self, now: datetime) -> None:
-        if now < self._next_close:
+        if now < self._next_close or self.stale is not None:
             return
         # last_equity is the equity at the previous session close (approximated by now when the
         # exchange was down at the close).
         self.last_equity = q9(self.equity())
         self.ledger.last_equity = self.last_equity
         self._next_close = self.calendar.next_close(now)
-        self.store.write(
-            kv={"last_equity": str(self.last_equity), "next_close": self._next_close.isoformat()}
-        )
+        self._write(kv={"last_equity": str(self.last_equity), "next_close": self._next_close.isoformat()})
 
     # ---- persistence + publication ------------------------------------------------------------
     def _commit(self, *, force_kv: bool = False) -> None:
@@ -225,7 +234,7 @@ class TradingVenue:
                 last_equity=str(self.last_equity),
                 next_close=self._next_close.isoformat(),
             )
-        self.store.write(
+        self._write(
             kv=kv,
             orders=list(e.dirty_orders.values()),
             positions=positions,
@@ -246,19 +255,47 @@ class TradingVenue:
             self.updates_published += 1
             self.hub.publish(update)
 
+    def _write(self, **changes: Any) -> None:
+        """One store write; a database changed under this venue stops every later write."""
+        if self.stale is not None:
+            raise StaleStateError(self.stale)
+        try:
+            self.store.write(**changes)
+        except StaleStateError as exc:
+            self.stale = f"venue state is stale: {exc}; this exchange writes nothing more and stops"
+            log.error("%s", self.stale)
+            self.on_stale(self.stale)
+            raise
+
+    def _commit_quietly(self) -> None:
+        """Commit from background work (quotes, prints, sweeps): a stale venue was said once."""
+        with contextlib.suppress(StaleStateError):
+            self._commit()
+
+    def _stale_error(self) -> ApiError:
+        return ApiError(503, INTERNAL, self.stale or "venue state is stale")
+
     def run(self, op: Callable[[], Any]) -> Any:
         """Run one engine operation and commit what it changed, even when it raised. Orders it
-        accepted are matched right after the caller has answered (see :meth:`match_pending`)."""
+        accepted are matched right after the caller has answered (see :meth:`match_pending`).
+        A stale venue refuses every operation with 503 and the reason."""
+        if self.stale is not None:
+            raise self._stale_error()
         try:
             return op()
         finally:
-            self._commit()
+            try:
+                self._commit()
+            except StaleStateError:
+                raise self._stale_error() from None
             self._schedule_matching()
 
     def match_pending(self) -> None:
         """Match the orders accepted since the last match and publish what happened to them."""
+        if self.stale is not None:
+            return
         self.engine.match_pending()
-        self._commit()
+        self._commit_quietly()
 
     def _schedule_matching(self) -> None:
         if not self.engine.pending or self._match_handle is not None:

@@ -1,0 +1,122 @@
+"""One writer per venue database: a stale exchange never writes back state it did not just change.
+
+The attack: an exchange orphaned by a killed terminal kept running beside a newer exchange on the
+same database; its periodic write of its stale in-memory cash put the cash back to 100,000 while
+the newer exchange's position stayed, inventing the position's worth in equity. These tests run both
+venues in one process with a fake clock (no timing): the orphan's sweep and trades must leave the
+newer venue's account exactly as it was.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from services.exchange.errors import ApiError
+from services.exchange.store import StaleStateError, VenueStore
+
+from .test_venue_fakes import FakeClock, FakeMarket, Rig, make_rig
+
+BUY_179 = {"symbol": "AAPL", "qty": 179, "side": "buy", "type": "market", "time_in_force": "day"}
+
+
+def _buy(rig: Rig, order: dict[str, object]) -> None:
+    rig.venue.run(lambda: rig.venue.engine.submit(dict(order)))
+    rig.venue.match_pending()
+
+
+def _orphan_and_newer(tmp_path: Path) -> tuple[Rig, Rig, FakeClock, FakeMarket]:
+    clock = FakeClock()
+    market = FakeMarket(clock)
+    orphan = make_rig(tmp_path, clock=clock, market=market)  # the exchange the terminal left behind
+    newer = make_rig(tmp_path, clock=clock, market=market)  # the next session's exchange, same file
+    newer.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]
+    _buy(newer, BUY_179)
+    assert newer.venue.ledger.positions["AAPL"].qty == 179
+    return orphan, newer, clock, market
+
+
+def _reopen(tmp_path: Path, clock: FakeClock, market: FakeMarket) -> Rig:
+    return make_rig(tmp_path, clock=clock, market=market)
+
+
+def test_the_orphans_periodic_write_does_not_restore_its_stale_cash(tmp_path: Path) -> None:
+    """The +17,909 regression: cash 82,098 with 179 AAPL must not become 100,000 with 179 AAPL."""
+    orphan, newer, clock, market = _orphan_and_newer(tmp_path)
+    cash, equity = newer.venue.ledger.cash, newer.venue.equity()
+    assert cash < Decimal(100_000) - Decimal(17_000)
+    for _ in range(3):  # the orphan's sweeps, equity samples included, over a few minutes
+        clock.advance(seconds=61)
+        orphan.venue.sweep()
+    newer.venue.store.close()
+    orphan.venue.store.close()
+    again = _reopen(tmp_path, clock, market)
+    try:
+        assert again.venue.ledger.cash == cash
+        assert again.venue.ledger.positions["AAPL"].qty == 179
+        assert again.venue.equity() == equity
+    finally:
+        again.venue.store.close()
+
+
+def test_an_orphan_that_trades_writes_nothing_and_says_it_is_stale(tmp_path: Path) -> None:
+    orphan, newer, clock, market = _orphan_and_newer(tmp_path)
+    cash = newer.venue.ledger.cash
+    reasons: list[str] = []
+    orphan.venue.on_stale = reasons.append
+    with pytest.raises(ApiError, match="opened by another exchange") as refused:
+        _buy(orphan, {**BUY_179, "qty": 5})
+    assert refused.value.status == 503
+    assert orphan.venue.stale is not None and len(reasons) == 1
+    assert "venue.sqlite3" in reasons[0] and "stops" in reasons[0]
+    orphan.venue.sweep()  # a stale venue's sweep does nothing, and says nothing more
+    assert len(reasons) == 1
+    newer.venue.store.close()
+    orphan.venue.store.close()
+    again = _reopen(tmp_path, clock, market)
+    try:
+        assert again.venue.ledger.cash == cash
+        assert again.venue.ledger.positions["AAPL"].qty == 179
+        assert len(again.venue.engine.orders) == 1  # the orphan's order was never written
+    finally:
+        again.venue.store.close()
+
+
+def test_a_row_changed_under_the_store_is_not_overwritten(tmp_path: Path) -> None:
+    """Even within its own claim, an update only replaces the value the store last saw."""
+    rig = make_rig(tmp_path)
+    rig.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]
+    with sqlite3.connect(tmp_path / "venue.sqlite3") as db:
+        db.execute("UPDATE kv SET value = '55555' WHERE key = 'cash'")
+    db.close()
+    _buy(rig, {**BUY_179, "qty": 1})  # accepted; its fill would write the cash: refused
+    assert rig.venue.stale is not None and "account key 'cash'" in rig.venue.stale
+    with pytest.raises(ApiError, match="account key 'cash'"):  # and so is every later operation
+        _buy(rig, {**BUY_179, "qty": 1})
+    rig.venue.store.close()
+    with sqlite3.connect(tmp_path / "venue.sqlite3") as db:
+        assert db.execute("SELECT value FROM kv WHERE key = 'cash'").fetchone()[0] == "55555"
+        assert db.execute("SELECT count(*) FROM positions").fetchone()[0] == 0
+    db.close()
+
+
+def test_unchanged_values_are_not_written_back(tmp_path: Path) -> None:
+    """A batch carrying the cash the store last wrote does not write it again over a newer value."""
+    store = VenueStore(tmp_path)
+    store.write(kv={"cash": "100"})
+    with sqlite3.connect(tmp_path / "venue.sqlite3") as db:
+        db.execute("UPDATE kv SET value = '200' WHERE key = 'cash'")
+        db.execute("INSERT INTO kv(key, value) VALUES ('last_equity', '7')")
+    db.close()
+    store.write(kv={"cash": "100"}, equity=[(1, Decimal(100))])  # its cash did not change: not written
+    with pytest.raises(StaleStateError, match="account key 'last_equity'"):
+        store.write(kv={"last_equity": "100"})  # created by someone else since this store looked
+    store.close()
+    with sqlite3.connect(tmp_path / "venue.sqlite3") as db:
+        rows = dict(db.execute("SELECT key, value FROM kv").fetchall())
+        assert rows["cash"] == "200" and rows["last_equity"] == "7"
+        assert db.execute("SELECT count(*) FROM equity WHERE ts = 1").fetchone()[0] == 1
+    db.close()
