@@ -5,7 +5,7 @@
   with url and pid once it listens) and reach the child through ``--keys-file``: never argv.
 - The child dies with the terminal: ``PR_SET_PDEATHSIG`` (set between fork and exec) sends it
   SIGTERM when the terminal ends, however it ends (SIGKILL included), and ``--exit-with-parent PID``
-  has the exchange watch for it too where that program offers the flag.
+  has the exchange watch for it too.
 - If ``session.json`` names a process that is alive, is ``services.exchange`` for this data
   directory (``/proc/<pid>/cmdline``) and proves it holds the session secret without it being
   sent (``services/exchange/identity.py``), the running exchange is reused and left running on
@@ -159,30 +159,6 @@ def _load_prctl() -> Callable[[], None] | None:
 
 
 _PDEATHSIG = _load_prctl()
-
-
-def _program_source(module: str) -> str:
-    """The text of what ``python -m <module>`` runs (a package's ``__main__``), or ""."""
-    spec = None
-    for name in (f"{module}.__main__", module):
-        try:
-            spec = find_spec(name)
-        except (ImportError, ValueError):
-            spec = None
-        if spec is not None and spec.origin and spec.submodule_search_locations is None:
-            break
-    if spec is None or not spec.origin:
-        return ""
-    try:
-        return Path(spec.origin).read_text(encoding="utf-8")
-    except OSError:
-        return ""
-
-
-def supports_exit_with_parent(module: str) -> bool:
-    """Whether ``python -m <module>`` knows ``--exit-with-parent PID`` (an unknown flag would make
-    it refuse to start; the parent-death signal covers the terminal's death either way)."""
-    return EXIT_WITH_PARENT_FLAG in _program_source(module)
 
 
 def is_exchange_process(pid: int, exchange_dir: Path, module: str = "services.exchange") -> bool:
@@ -394,8 +370,7 @@ class LocalExchangeLauncher:
         ]  # fmt: skip
         if self.settings.always_open:
             cmd.append("--always-open")
-        if supports_exit_with_parent(self.module):
-            cmd += [EXIT_WITH_PARENT_FLAG, str(os.getpid())]
+        cmd += [EXIT_WITH_PARENT_FLAG, str(os.getpid())]
         self._spawned_at = time.monotonic()
         self._found, self._ready = [], threading.Event()
         env = dict(os.environ)

@@ -244,7 +244,7 @@ def test_identity_proof_binds_secret_directory_port_and_pid(tmp_path: Path) -> N
     assert "s3cret" not in base
 
 
-def test_the_child_is_told_its_parent_when_it_knows_the_flag(tmp_path: Path) -> None:
+def test_the_child_is_told_its_parent(tmp_path: Path) -> None:
     lx = start_early(_args(tmp_path), module=FAKE)
     assert lx is not None and lx.process is not None
     try:
