@@ -207,7 +207,7 @@ class ResilientFileHandler(logging.handlers.RotatingFileHandler):
         self.missed += 1
         if self.stream is not None:
             # drop what could not be written and reopen at the next record: keep trying
-            stream, self.stream = self.stream, None  # type: ignore[assignment]
+            stream, self.stream = self.stream, None
             with contextlib.suppress(Exception):
                 stream.close()
         if self.failing is None:
