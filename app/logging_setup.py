@@ -9,7 +9,6 @@ attached to every handler Heron installs (filters on a logger would miss child l
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import logging.handlers
 import os
@@ -21,6 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from services.storage.errors import describe_os_error
 
 MASK = "********"
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(threadName)s] %(message)s"
@@ -164,13 +165,6 @@ class LogHubHandler(logging.Handler):
             )
         except Exception:
             self.handleError(record)
-
-
-def describe_os_error(error: BaseException, path: Path | str) -> str:
-    """One line for a failed file write: "disk full" named as such, and the file."""
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return f"disk full writing {path} ({error.strerror or error})"
-    return f"cannot write {path} ({type(error).__name__}: {error})"
 
 
 class ResilientFileHandler(logging.handlers.RotatingFileHandler):

@@ -41,6 +41,13 @@ def describe_db_error(error: BaseException) -> str:
     return text
 
 
+def describe_os_error(error: BaseException, path: object) -> str:
+    """One line for a failed file write: "disk full" named as such, and the file."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return f"disk full writing {path} ({error.strerror or error})"
+    return f"cannot write {path} ({type(error).__name__}: {error})"
+
+
 @contextmanager
 def translate_errors(what: str) -> Iterator[None]:
     """Re-raise SQLAlchemy errors from the block as :class:`StorageError` saying ``what`` failed.
