@@ -8,6 +8,7 @@ attached to every handler Heron installs (filters on a logger would miss child l
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -19,6 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from services.storage.errors import describe_os_error
 
 MASK = "********"
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(threadName)s] %(message)s"
@@ -164,6 +167,52 @@ class LogHubHandler(logging.Handler):
             self.handleError(record)
 
 
+class ResilientFileHandler(logging.handlers.RotatingFileHandler):
+    """The log file, which may stop taking writes (a full disk) without stopping anything else.
+
+    A record the file cannot take is not raised and not printed as a traceback: the first failure of
+    an outage is said once on stderr (naming the file and "disk full" when that is the cause), the
+    file is reopened at the next record (so writing resumes as soon as it can), and when it does a
+    warning says how many records the file missed. Other handlers (the window's log, stderr) keep
+    every record meanwhile.
+    """
+
+    def __init__(self, filename: Path, **kw: object) -> None:
+        super().__init__(filename, **kw)  # type: ignore[arg-type]
+        self.failing: str | None = None
+        self.missed = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        failed_before = self.failing
+        super().emit(record)  # a failure goes to handleError
+        if failed_before is not None and self.failing is not None and self.stream is not None:
+            # the record went through: the file takes writes again
+            missed, why = self.missed, self.failing
+            self.failing, self.missed = None, 0
+            note = logging.LogRecord(
+                "app.logging_setup", logging.WARNING, __file__, 0,
+                "the log file %s takes writes again; %d record(s) could not be written to it (%s)",
+                (self.baseFilename, missed, why), None,
+            )  # fmt: skip
+            super().emit(note)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        self.missed += 1
+        if self.stream is not None:
+            # drop what could not be written and reopen at the next record: keep trying
+            stream, self.stream = self.stream, None
+            with contextlib.suppress(Exception):
+                stream.close()
+        if self.failing is None:
+            self.failing = describe_os_error(error, self.baseFilename) if error else "unknown error"
+            with contextlib.suppress(Exception):
+                print(f"heron: the log file cannot be written: {self.failing}; logging goes on to the "
+                      "window and stderr, and the file is tried again with every record",
+                      file=sys.stderr, flush=True)  # fmt: skip
+        # self.stream is None while failing: FileHandler.emit reopens it at the next record
+
+
 @dataclass
 class LoggingHandle:
     """What :func:`setup_logging` installed; :meth:`close` removes it again."""
@@ -199,7 +248,7 @@ def setup_logging(
     log_file = None
     if log_dir is not None:
         log_file = log_dir / "heron.log"
-        file_handler = logging.handlers.RotatingFileHandler(
+        file_handler = ResilientFileHandler(
             log_file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
         )
         os.chmod(log_file, 0o600)

@@ -39,6 +39,7 @@ from services.domain.money import ZERO as ZERO_D
 from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import is_crypto, normalize_symbol
 from services.orders.engine import ExecutionEngine, SubmitResult
+from services.orders.state_machine import OrderState
 from services.risk.gate import PriceSource
 from services.risk.trading_state import TradingStateMachine
 
@@ -231,12 +232,22 @@ async def run_script(
                 if kill_switch is None:
                     log.error("script entry %d: no kill switch in this run", n)
                     continue
-                outcome = await kill_switch.trigger(operator=SOURCE, flatten=o.flatten, reason=o.reason)
+                try:
+                    outcome = await kill_switch.trigger(operator=SOURCE, flatten=o.flatten, reason=o.reason)
+                except Exception as exc:  # one entry's failure never ends the script
+                    log.error("script entry %d failed: the kill switch raised %s; the script goes on",
+                              n, _why(exc))  # fmt: skip
+                    continue
                 log.warning("script entry %d: kill switch pulled (flatten=%s): %s", n, o.flatten, outcome)
                 continue
             if o.action in ("replace", "cancel"):
                 handled = n
-                replaced = await _act_on_newest(engine, results, o, n)
+                try:
+                    replaced = await _act_on_newest(engine, results, o, n)
+                except Exception as exc:
+                    log.error("script entry %d failed: the %s raised %s; the script goes on",
+                              n, o.action, _why(exc))  # fmt: skip
+                    continue
                 if replaced is not None:
                     results.append(replaced)
                 continue
@@ -265,7 +276,14 @@ async def run_script(
                 limit_price=limit,
             )
             submitting = True
-            result = await engine.submit(request, source=SOURCE)
+            try:
+                result = await engine.submit(request, source=SOURCE)
+            except Exception as exc:
+                # The engine refuses with a result; anything it raises is a fault of its own. Said
+                # here, counted as not sent, and the script goes on with its next entry.
+                why = f"script order {n} failed: submit raised {_why(exc)}; counted as not sent"
+                log.error("%s; the script goes on", why)
+                result = SubmitResult(None, OrderState.DENIED, None, why)
             submitting, handled = False, n
             log.log(logging.INFO if result.accepted else logging.WARNING,
                     "script order %d: %s %s %s -> %s %s (%s)", n, o.side.value, o.qty, o.symbol,
@@ -281,6 +299,10 @@ async def run_script(
                         len(orders) - handled - (1 if submitting else 0), len(orders), during)  # fmt: skip
         raise
     return results
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def _act_on_newest(

@@ -22,6 +22,7 @@ from services.domain.bus import EventBus, Subscription
 from services.domain.events import FillEvent, TradeUpdateEvent
 from services.domain.models import OrderRequest
 from services.orders.engine import ExecutionEngine
+from services.storage.errors import describe_os_error
 from services.strategies.runner import StrategyRunner
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ class EngineOrderSink:
         try:
             self.ids_file.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.ids_file, json.dumps({"engine_to_runner": recent}) + "\n", mode=0o600)
-        except OSError:
-            log.exception("could not save the strategy order id map")
+        except OSError as exc:  # a full disk: the previous map stays whole (written atomically)
+            log.error("strategy order id map not saved: %s; it is saved again with the next order",
+                      describe_os_error(exc, self.ids_file))  # fmt: skip
 
     async def submit(self, request: OrderRequest, source: str) -> str:
         runner_id = request.client_order_id or ""

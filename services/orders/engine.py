@@ -28,8 +28,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from services.broker.base import (
     Broker,
     BrokerAuthError,
@@ -48,9 +46,9 @@ from services.orders.closing import CloseReport, PositionCloser, SymbolCloseResu
 from services.orders.journal import OrderJournal, replace_client_id, source_from_client_id
 from services.orders.state_machine import ApplyResult, OrderRecord, OrderState, OrderStateMachine, Trigger
 from services.orders.store import OrderMeta, OrderStore
+from services.orders.writes import DB_ERRORS, describe_write_error
 from services.risk.gate import MarketHours, OrderGateLike, PriceSource, RiskContext, RiskGate, RiskReport
 from services.risk.trading_state import TradingStateMachine
-from services.storage.errors import StorageError, describe_db_error
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -139,18 +137,26 @@ class ExecutionEngine:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self.journal.flush()
+            self._flush()
             return
         self._flush_scheduled = True
         loop.call_soon(self._flush)
 
     def _flush(self) -> None:
+        """Commit what is queued if the database takes it. A refusal (a full disk, a lock) keeps the
+        rows queued, in order, for the next intent or flush (:meth:`poll_once` retries); it is said
+        once per outage by the write batch and never raises into the loop or a bus handler."""
         self._flush_scheduled = False
         try:
-            self.journal.flush()
-        except Exception:
-            # the writes stay queued and go with the next intent or flush; never lose the loop
+            done = self.journal.batch.try_flush()
+        except Exception:  # anything else: still never lose the loop
             log.exception("order journal flush failed; will retry with the next write")
+            return
+        if done:
+            self.store.settle_deferred()
+
+    def _db_why(self, error: BaseException) -> str:
+        return describe_write_error(error, self.journal.batch.db)
 
     def flush(self) -> None:
         """Commit everything queued now (shutdown, tests)."""
@@ -316,19 +322,30 @@ class ExecutionEngine:
     async def submit(self, request: OrderRequest, *, source: str = "manual") -> SubmitResult:
         """Risk gate → journal → POST → ack. Never raises for broker outcomes; see SubmitResult."""
         report: RiskReport | None = None
-        if source != KILL_SWITCH:
-            asset = await self._asset(request.symbol)
-            report = self.risk.check(request, self.risk_context(request, asset))
-            if not report.passed:
-                self.journal.append("denied", None, source, symbol=request.symbol, reasons=report.explain())
-                self._schedule_flush()
-                self.bus.publish(
-                    NotificationEvent(self.clock(), "warning", "risk", f"order refused: {report.explain()}")
-                )
-                return SubmitResult(None, OrderState.DENIED, report, report.explain())
-        cid = self.journal.new_client_order_id(source)
-        while self.store.find(client_order_id=cid) is not None or self.journal.has_intent(cid):
+        try:
+            if source != KILL_SWITCH:
+                asset = await self._asset(request.symbol)
+                report = self.risk.check(request, self.risk_context(request, asset))
+                if not report.passed:
+                    self.journal.append(
+                        "denied", None, source, symbol=request.symbol, reasons=report.explain()
+                    )
+                    self._schedule_flush()
+                    self.bus.publish(
+                        NotificationEvent(
+                            self.clock(), "warning", "risk", f"order refused: {report.explain()}"
+                        )
+                    )
+                    return SubmitResult(None, OrderState.DENIED, report, report.explain())
             cid = self.journal.new_client_order_id(source)
+            while self.store.find(client_order_id=cid) is not None or self.journal.has_intent(cid):
+                cid = self.journal.new_client_order_id(source)
+        except DB_ERRORS as error:
+            # the database could not be read (or written) before the intent: nothing was sent
+            why = f"not sent: the order database could not be used ({self._db_why(error)})"
+            log.error("%s %s order refused: %s", request.symbol, request.side.value, why)
+            self.bus.publish(NotificationEvent(self.clock(), "error", "orders", f"order {why}"))
+            return SubmitResult(None, OrderState.DENIED, report, why)
         request = replace(request, client_order_id=cid)
         rec = OrderRecord(cid, request.symbol, request.side, request.qty, source=source)
         meta = OrderMeta(
@@ -341,10 +358,10 @@ class ExecutionEngine:
         async with self._lock(cid):
             try:
                 self.journal.record_intent(request, source)  # durable before the wire
-            except (SQLAlchemyError, StorageError) as error:
+            except DB_ERRORS as error:
                 # No journal, no wire: nothing was sent. Say why instead of raising into the caller
                 # (a script or strategy task would die and stop submitting altogether).
-                why = f"not sent: the order could not be journaled ({describe_db_error(error)})"
+                why = f"not sent: the order could not be journaled ({self._db_why(error)})"
                 log.error("%s %s", cid, why)
                 self.bus.publish(NotificationEvent(self.clock(), "error", "orders", f"{cid} {why}"))
                 return SubmitResult(None, OrderState.DENIED, report, why)
@@ -354,10 +371,10 @@ class ExecutionEngine:
                 self._commit(rec, self.sm.trigger(rec, Trigger.SUBMIT, self.clock()))
                 posting = True
                 message = await self._post(rec, request)
-            except (SQLAlchemyError, StorageError) as error:
+            except DB_ERRORS as error:
                 # The intent is durable and stays in flight: client-id lookups settle it (found, or
                 # LOST once the broker twice says it never saw it). Never raise into the caller.
-                why = describe_db_error(error)
+                why = self._db_why(error)
                 if posting:
                     why = f"a database write failed after the POST ({why}); the broker's answer settles it"
                 else:
@@ -389,7 +406,7 @@ class ExecutionEngine:
                 NotificationEvent(self.clock(), "warning", "orders", f"{cid} rejected: {error.message}")
             )
             return error.message
-        except (SQLAlchemyError, StorageError):
+        except DB_ERRORS:
             raise  # the caller says which database write failed
         except Exception as error:  # an answer Heron cannot read is not a refusal
             log.warning("%s: the broker's answer to the POST could not be read: %r", cid, error)
@@ -483,10 +500,10 @@ class ExecutionEngine:
                 # durable before the DELETE: after a crash the restart knows Heron asked for this
                 # cancel (the broker's later "canceled" is ours, not an unrequested one)
                 self.journal.flush()
-            except (SQLAlchemyError, StorageError) as error:
+            except DB_ERRORS as error:
                 # a cancel only reduces risk: send it anyway; the queued rows go with the next flush
-                log.error("%s cancel request not journaled (%s); sent anyway", rec.client_order_id,
-                          describe_db_error(error))  # fmt: skip
+                log.error("%s cancel request not journaled yet (%s); sent anyway, the record follows "
+                          "with the next write", rec.client_order_id, self._db_why(error))  # fmt: skip
             try:
                 await self.broker.cancel_order(rec.broker_order_id)
             except BrokerNotFound:
@@ -582,18 +599,21 @@ class ExecutionEngine:
                 self.journal.record_intent(
                     replace(probe, client_order_id=new_cid), source, logical_id=rec.client_order_id
                 )
-            except (SQLAlchemyError, StorageError) as error:
+            except DB_ERRORS as error:
                 # Nothing was sent. Never raise into the caller (a script or strategy task would die);
                 # the order goes back to what it was, in memory now and in the database with the
                 # next write that gets through (queued rows are kept in order).
                 rec.pending_replace_client_id = None
                 try:
                     self._commit(rec, self.sm.trigger(rec, Trigger.MODIFY_REJECTED, self.clock()))
-                except (SQLAlchemyError, StorageError):
+                except DB_ERRORS:
                     log.warning("%s: the database is still refusing writes; the order row follows "
                                 "with the next write", rec.client_order_id)  # fmt: skip
-                why = f"not sent: the replace could not be journaled ({describe_db_error(error)})"
+                why = f"not sent: the replace could not be journaled ({self._db_why(error)})"
                 log.error("%s %s", rec.client_order_id, why)
+                self.bus.publish(
+                    NotificationEvent(self.clock(), "error", "orders", f"{rec.client_order_id} {why}")
+                )
                 return SubmitResult(rec.client_order_id, rec.state, report, why)
             try:
                 new = await self.broker.replace_order(
@@ -718,7 +738,13 @@ class ExecutionEngine:
             and now - row.last_not_found_at < self.lost_spacing
         ):
             return False
-        row2 = self.journal.note_not_found(client_order_id)
+        try:
+            row2 = self.journal.note_not_found(client_order_id)
+        except DB_ERRORS as error:
+            # not counted: the next lookup asks again (LOST needs two counted answers)
+            log.warning("%s: a not-found answer could not be journaled (%s); asked again later",
+                        client_order_id, self._db_why(error))  # fmt: skip
+            return False
         if row2 is not None and row2.not_found_count >= 2:
             self.journal.settle(client_order_id, "lost")
             if row.logical_id == client_order_id:
@@ -809,6 +835,8 @@ class ExecutionEngine:
         """One polling cycle; returns the number of broker calls made (≤ max_probes_per_cycle)."""
         calls = 0
         now = self.clock()
+        if self.journal.batch.pending or self.store.deferred:
+            self._flush()  # rows a refused write left queued (a full disk): retried every cycle
         # 1: orders the state machine asked to refresh
         for key in list(self._refresh):
             if calls >= self.max_probes:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -299,7 +299,10 @@ class OrderJournal:
         return status == "in_flight"
 
     def has_intent(self, client_order_id: str) -> bool:
-        self.batch.flush()
+        """Whether an intent with this id was ever journaled. Intents are committed by
+        :meth:`record_intent` itself, so the answer never depends on the queued rows: a database
+        that refuses writes (a full disk) does not stop this read."""
+        self.batch.try_flush()
         with self._db.connect() as conn:
             row = conn.execute(
                 select(intents_table.c.client_order_id).where(
@@ -309,23 +312,32 @@ class OrderJournal:
         return row is not None
 
     def intent(self, client_order_id: str) -> IntentRow | None:
-        self.batch.flush()
+        """The intent's row; its status is this process's latest (a settle may still be queued when
+        the database refuses writes)."""
+        self.batch.try_flush()
         with self._db.connect() as conn:
             row = conn.execute(
                 select(intents_table).where(intents_table.c.client_order_id == client_order_id)
             ).first()
-        return None if row is None else self._row(row._mapping)
+        return None if row is None else self._current(self._row(row._mapping))
 
     def in_flight(self) -> list[IntentRow]:
         """Intents sent (or about to be) whose outcome the broker has not settled, oldest first."""
-        self.batch.flush()
+        self.batch.try_flush()
         with self._db.connect() as conn:
             rows = conn.execute(
                 select(intents_table)
                 .where(intents_table.c.status == "in_flight")
                 .order_by(intents_table.c.created_at)
             ).all()
-        return [self._row(r._mapping) for r in rows]
+        out = [self._current(self._row(r._mapping)) for r in rows]
+        return [r for r in out if r.status == "in_flight"]
+
+    def _current(self, row: IntentRow) -> IntentRow:
+        status = self._status.get(row.client_order_id)
+        if status is None or status == row.status or self.batch.pending == 0:
+            return row
+        return replace(row, status=status)  # settled here, the row's update still queued
 
     def records(self) -> Iterator[dict[str, Any]]:
         self.batch.flush()

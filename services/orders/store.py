@@ -293,6 +293,11 @@ class OrderStore:
         self.anomalies: list[Anomaly] = []  # the most recent ones (bounded)
         self.fill_count = 0
         self.last_fill_at: datetime | None = None
+        # Inferred fill rows this process wrote (and their later reductions), by (order id, execution
+        # id): a real execution replaces them without reading rows a refused write left queued.
+        self._inferred: OrderedDict[tuple[str, str], tuple[Decimal, Decimal]] = OrderedDict()
+        #: symbols whose position must be replayed from the fills table once the queued rows are in
+        self.deferred: set[str] = set()
 
     # --- index -----------------------------------------------------------------------------------
     def add(self, rec: OrderRecord, meta: OrderMeta) -> None:
@@ -415,6 +420,8 @@ class OrderStore:
         if key not in self._fill_keys:
             self._fill_keys.add(key)
             self._write(_fill_row(fill, rec.client_order_id, inferred=inferred))
+            if inferred:
+                self._remember_inferred(key, fill.qty, fill.price)
         self._bus.publish(FillEvent(self._clock(), fill))
 
     def _match_fill(self, rec: OrderRecord, match: FillMatch) -> bool:
@@ -431,33 +438,57 @@ class OrderStore:
         self._fill_keys.add(key)
         if self._db is None:
             return False
-        self.flush()
         repriced = False
-        with self._db.connect() as conn:
-            for inferred_id, qty in match.inferred:
-                row = conn.execute(
-                    select(fills_table.c.qty, fills_table.c.price, fills_table.c.ts).where(
-                        fills_table.c.order_id == real.order_id, fills_table.c.execution_id == inferred_id
-                    )
-                ).first()
-                if row is None:
-                    continue
-                repriced = repriced or row.price != real.price
-                c = fills_table.c
-                where = (c.order_id == real.order_id) & (c.execution_id == inferred_id)
-                left = row.qty - qty
-                if left > 0:
-                    self._write(update(fills_table).where(where).values(qty=left))
-                else:
-                    self._write(delete(fills_table).where(where))
+        for inferred_id, qty in match.inferred:
+            row = self._inferred_row(real.order_id, inferred_id)
+            if row is None:
+                continue
+            row_qty, row_price = row
+            repriced = repriced or row_price != real.price
+            c = fills_table.c
+            where = (c.order_id == real.order_id) & (c.execution_id == inferred_id)
+            left = row_qty - qty
+            if left > 0:
+                self._write(update(fills_table).where(where).values(qty=left))
+                self._remember_inferred((real.order_id, inferred_id), left, row_price)
+            else:
+                self._write(delete(fills_table).where(where))
+                self._inferred.pop((real.order_id, inferred_id), None)
         self._write(_fill_row(real, rec.client_order_id, inferred=False))
         return repriced
 
+    def _remember_inferred(self, key: tuple[str, str], qty: Decimal, price: Decimal) -> None:
+        self._inferred[key] = (qty, price)
+        self._inferred.move_to_end(key)
+        while len(self._inferred) > 5000:  # older ones were committed long ago: read from the table
+            self._inferred.popitem(last=False)
+
+    def _inferred_row(self, order_id: str, execution_id: str) -> tuple[Decimal, Decimal] | None:
+        """(qty, price) of an inferred fill row: this process's own record of it, else the table's."""
+        mine = self._inferred.get((order_id, execution_id))
+        if mine is not None or self._db is None:
+            return mine
+        self._try_flush()
+        with self._db.connect() as conn:
+            row = conn.execute(
+                select(fills_table.c.qty, fills_table.c.price).where(
+                    fills_table.c.order_id == order_id, fills_table.c.execution_id == execution_id
+                )
+            ).first()
+        return None if row is None else (row.qty, row.price)
+
     def _replay_position(self, symbol: str) -> None:
-        """Rebuild one symbol's position from its fills rows (as :meth:`load` does for all)."""
+        """Rebuild one symbol's position from its fills rows (as :meth:`load` does for all).
+
+        While the database refuses writes (a full disk) the fills table lacks the queued rows: the
+        position in memory (which holds every fill) stays as it is, and the replay waits for
+        :meth:`settle_deferred` after the queued rows are committed."""
         if self._db is None:
             return
-        self.flush()
+        if not self._try_flush():
+            self.deferred.add(symbol)
+            return
+        self.deferred.discard(symbol)
         with self._db.connect() as conn:
             rows = conn.execute(
                 select(fills_table).where(fills_table.c.symbol == symbol).order_by(fills_table.c.ts)
@@ -531,6 +562,14 @@ class OrderStore:
     def flush(self) -> None:
         if self._batch is not None:
             self._batch.flush()
+
+    def _try_flush(self) -> bool:
+        return self._batch.try_flush() if self._batch is not None else True
+
+    def settle_deferred(self) -> None:
+        """Replay the positions a refused write left waiting (see :meth:`_replay_position`)."""
+        for symbol in sorted(self.deferred):
+            self._replay_position(symbol)
 
     def _record_anomaly(self, anomaly: Anomaly) -> None:
         # A fill booked from an order snapshot before its execution report arrives is routine (the

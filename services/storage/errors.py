@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -33,9 +34,18 @@ def describe_db_error(error: BaseException) -> str:
         return f"the file cannot be opened: check that its directory exists and is writable ({text})"
     if "readonly" in low or "read-only" in low:
         return f"the database is read-only ({text})"
-    if "disk i/o error" in low or "database or disk is full" in low:
+    if "database or disk is full" in low or (isinstance(orig, OSError) and orig.errno == errno.ENOSPC):
+        return f"disk full ({text})"
+    if "disk i/o error" in low:
         return f"a disk error occurred ({text})"
     return text
+
+
+def describe_os_error(error: BaseException, path: object) -> str:
+    """One line for a failed file write: "disk full" named as such, and the file."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return f"disk full writing {path} ({error.strerror or error})"
+    return f"cannot write {path} ({type(error).__name__}: {error})"
 
 
 @contextmanager

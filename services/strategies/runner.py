@@ -33,6 +33,7 @@ from services.domain.events import BarEvent, FillEvent, NotificationEvent, Quote
 from services.domain.models import Bar, Fill, OrderRequest, Quote
 from services.domain.money import to_decimal
 from services.domain.symbols import is_crypto, normalize_symbol
+from services.storage.errors import describe_os_error
 from services.strategies.api import (
     OrderIntent,
     OrderSink,
@@ -591,7 +592,11 @@ class StrategyRunner:
             return
         try:
             self._store.save(self.snapshot())
-        except (OSError, TypeError, ValueError):
+        except OSError as exc:  # a full disk: the previous file stays whole (written atomically)
+            why = describe_os_error(exc, self._store.path)
+            log.error("strategy state not saved: %s; the previous state file stays, and the state is "
+                      "saved again with the next change", why)  # fmt: skip
+        except (TypeError, ValueError):
             log.exception("could not save strategy state (custom state must be JSON-able)")
 
     def restore(self, registry: Mapping[str, type[Strategy]], *, resume: bool = True) -> list[str]:
