@@ -35,7 +35,7 @@ from app.logging_setup import LoggingHandle, LogHub, SecretRedactor, setup_loggi
 from app.paths import DataDirError, ProfilePaths, prepare, resolve_paths
 from app.script import ScriptError, load_script, run_script
 from app.secrets import SecretStore, SecretStoreError
-from app.settings import Settings, SettingsError, atomic_write_text, load
+from app.settings import Settings, SettingsError, atomic_write_text, load_or_defaults
 from app.strategy_sink import EngineOrderSink
 from services.broker.alpaca import AlpacaBroker
 from services.broker.base import AccountIdentity, Broker, BrokerAuthError, BrokerUnavailable
@@ -923,9 +923,11 @@ def _run_with_logging(
 ) -> int:
     log.info("Heron starting: profile %s, data in %s", paths.profile, paths.profile_dir)
     try:
-        settings = load(paths.settings_file)
+        settings, settings_problem = load_or_defaults(paths.settings_file)
     except SettingsError as exc:
         return _fatal(str(exc))
+    if settings_problem is not None:
+        log.warning("%s", settings_problem)
     mode = Mode(args.mode) if args.mode else settings.mode
     if mode is Mode.LIVE and args.headless and getattr(args, "confirm_live", None) != LIVE_CONFIRMATION:
         return _fatal(
@@ -950,6 +952,8 @@ def _run_with_logging(
         notifier=notifier,
         hooks=hooks,
     )
+    if settings_problem is not None:
+        ctx.notify("warning", "settings", settings_problem)
     hooks.install()
     try:
         return _run_headless(ctx) if args.headless else _run_gui(ctx)
