@@ -496,7 +496,7 @@ def _build_orders(ctx: AppContext, services: Services) -> None:
     script = getattr(ctx.args, "script", None)
     if script is not None:
         try:
-            orders = load_script(script)
+            orders = getattr(ctx.args, "script_orders", None) or load_script(script)
         except ScriptError as exc:
             _fail(ctx, services, "script", str(exc))
         else:
@@ -937,6 +937,11 @@ def _run_with_logging(
     problem = check_strategy_specs(getattr(args, "start_strategy", None) or [])
     if problem:
         return _fatal(problem)
+    if getattr(args, "script", None) is not None:
+        try:  # every entry checked before anything connects: a bad script runs no order at all
+            args.script_orders = load_script(args.script)
+        except ScriptError as exc:
+            return _fatal(f"--script refused, no order was sent: {exc}")
     bus = EventBus()
     notifier = LoopNotifier(bus, redact=redactor.redact)
     hooks = ExceptionHooks(notify=notifier)
