@@ -8,6 +8,7 @@ attached to every handler Heron installs (filters on a logger would miss child l
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import os
@@ -180,6 +181,16 @@ class LoggingHandle:
         self.logger.setLevel(self.previous_level)
 
 
+class OwnerOnlyRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose every file (the first and each one opened after a rollover) is created
+    owner-only (0600), whatever the process umask: logs hold account and order details."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)  # also a file an older Heron created under a wider umask
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 def setup_logging(
     *,
     redactor: SecretRedactor,
@@ -199,10 +210,9 @@ def setup_logging(
     log_file = None
     if log_dir is not None:
         log_file = log_dir / "heron.log"
-        file_handler = logging.handlers.RotatingFileHandler(
+        file_handler = OwnerOnlyRotatingFileHandler(
             log_file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
         )
-        os.chmod(log_file, 0o600)
         file_handler.setLevel(level)
         handlers.append(file_handler)
     hub_handler = LogHubHandler(hub, level)

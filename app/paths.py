@@ -93,6 +93,20 @@ def resolve_paths(profile: str, data_dir: Path | None = None) -> ProfilePaths:
     return ProfilePaths(root=root, profile=profile)
 
 
+def restrict_tree(folder: Path) -> None:
+    """Make every folder under ``folder`` 0700 and every file 0600 where it is wider (files an older
+    Heron, a library or a tool created under a wider umask). Symbolic links are left alone."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name, wanted in [(d, DIR_MODE) for d in dirnames] + [(f, FILE_MODE) for f in filenames]:
+            path = os.path.join(dirpath, name)
+            try:
+                info = os.lstat(path)
+                if not stat.S_ISLNK(info.st_mode) and info.st_mode & 0o077:
+                    os.chmod(path, stat.S_IMODE(info.st_mode) & wanted)
+            except OSError:
+                continue  # vanished meanwhile, or not ours: the write probe below still decides
+
+
 def prepare(paths: ProfilePaths) -> ProfilePaths:
     """Create the profile folders (owner only, 0700) and prove they are writable; raises
     :class:`DataDirError`."""
@@ -105,6 +119,7 @@ def prepare(paths: ProfilePaths) -> ProfilePaths:
                 f"cannot create the data directory {folder}: {exc.strerror or exc}. "
                 "Choose another one with --data-dir"
             ) from exc
+    restrict_tree(paths.profile_dir)
     try:
         fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=paths.profile_dir)
         os.close(fd)
