@@ -63,7 +63,13 @@ from services.risk.kill_switch import KillSwitch
 from services.risk.limits import RiskLimits, RiskLimitsError
 from services.risk.trading_state import TradingStateMachine
 from services.shadow.inference import InferenceEngine, SklearnPredictor
-from services.shadow.registry import ModelRegistry, ModelRegistryError
+from services.shadow.registry import (
+    SHADOW_MODELS_SCHEMA,
+    DatabaseModelIndex,
+    MemoryModelIndex,
+    ModelRegistry,
+    ModelRegistryError,
+)
 from services.shadow.report import shadow_report
 from services.shadow.tracker import ShadowTracker
 from services.shadow.training import TrainingDataError, train_models_async
@@ -305,7 +311,9 @@ def _open_storage(ctx: AppContext, services: Services) -> None:
     # Migrations are quick (a few CREATE TABLEs at most); opening synchronously keeps the journal's
     # durability guarantees simple (the same engine on the loop thread).
     try:
-        services.db = Database.open(ctx.args.db, ctx.paths.profile_dir, (ORDERS_SCHEMA, CANDLES_SCHEMA))
+        services.db = Database.open(
+            ctx.args.db, ctx.paths.profile_dir, (ORDERS_SCHEMA, CANDLES_SCHEMA, SHADOW_MODELS_SCHEMA)
+        )
     except StorageError as exc:
         _fail(ctx, services, "storage", f"the database could not be opened: {exc}; trading stays DISABLED")
         return
@@ -710,7 +718,10 @@ SHADOW_MODELS_DELAY_S = 15.0
 def _build_shadow(ctx: AppContext, services: Services) -> None:
     tracker = ShadowTracker([InferenceEngine(None)], horizon=SHADOW_HORIZON)
     services.shadow = tracker
-    services.models = ModelRegistry(ctx.paths.profile_dir / "models")
+    # The models' hashes are kept in Heron's database, never beside the model files (whoever can
+    # write that folder must not be able to vouch for a pickle); without a database, this session's.
+    index = DatabaseModelIndex(services.db) if services.db is not None else MemoryModelIndex()
+    services.models = ModelRegistry(ctx.paths.profile_dir / "models", index)
     ready = {"warm": False}
 
     def feed(bars: list[Bar]) -> None:
