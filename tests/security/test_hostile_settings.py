@@ -137,3 +137,15 @@ def test_settings_written_owner_only_whatever_the_umask(tmp_path: Path) -> None:
         assert path.stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
+
+
+def test_a_huge_strategy_state_file_is_refused_unread(tmp_path: Path) -> None:
+    from services.strategies.store import StrategyStateError, StrategyStateStore
+
+    state = tmp_path / "strategies" / "state.json"
+    state.parent.mkdir()
+    with state.open("wb") as fh:  # sparse: 2 GB on paper
+        fh.truncate(2 * 1024**3)
+    with pytest.raises(StrategyStateError, match="at most"):
+        StrategyStateStore(state).load()
+    assert not state.exists()  # moved aside, whole
