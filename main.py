@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - before importing code written for 3.11
         print(f"heron: Heron needs Python 3.11 or newer; this is {sys.version.split()[0]}", file=sys.stderr)
         return 1
+    os.umask(0o077)  # everything Heron creates (data directory, logs, exchange, reports) is owner-only
     from app.cli import parse_args
 
     args = parse_args(argv, prog="main.py")

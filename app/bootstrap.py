@@ -35,7 +35,7 @@ from app.logging_setup import LoggingHandle, LogHub, SecretRedactor, setup_loggi
 from app.paths import DataDirError, ProfilePaths, prepare, resolve_paths
 from app.script import ScriptError, load_script, run_script
 from app.secrets import SecretStore, SecretStoreError
-from app.settings import Settings, SettingsError, atomic_write_text, load
+from app.settings import Settings, SettingsError, atomic_write_text, load_or_defaults
 from app.strategy_sink import EngineOrderSink
 from services.broker.alpaca import AlpacaBroker
 from services.broker.base import AccountIdentity, Broker, BrokerAuthError, BrokerUnavailable
@@ -64,7 +64,13 @@ from services.risk.kill_switch import KillSwitch
 from services.risk.limits import RiskLimits, RiskLimitsError
 from services.risk.trading_state import TradingStateMachine
 from services.shadow.inference import InferenceEngine, SklearnPredictor
-from services.shadow.registry import ModelRegistry, ModelRegistryError
+from services.shadow.registry import (
+    SHADOW_MODELS_SCHEMA,
+    DatabaseModelIndex,
+    MemoryModelIndex,
+    ModelRegistry,
+    ModelRegistryError,
+)
 from services.shadow.report import shadow_report
 from services.shadow.tracker import ShadowTracker
 from services.shadow.training import TrainingDataError, train_models_async
@@ -309,7 +315,9 @@ def _open_storage(ctx: AppContext, services: Services) -> None:
     # Migrations are quick (a few CREATE TABLEs at most); opening synchronously keeps the journal's
     # durability guarantees simple (the same engine on the loop thread).
     try:
-        services.db = Database.open(ctx.args.db, ctx.paths.profile_dir, (ORDERS_SCHEMA, CANDLES_SCHEMA))
+        services.db = Database.open(
+            ctx.args.db, ctx.paths.profile_dir, (ORDERS_SCHEMA, CANDLES_SCHEMA, SHADOW_MODELS_SCHEMA)
+        )
     except StorageError as exc:
         _fail(ctx, services, "storage", f"the database could not be opened: {exc}; trading stays DISABLED")
         return
@@ -522,7 +530,7 @@ def _build_orders(ctx: AppContext, services: Services) -> None:
     script = getattr(ctx.args, "script", None)
     if script is not None:
         try:
-            orders = load_script(script)
+            orders = getattr(ctx.args, "script_orders", None) or load_script(script)
         except ScriptError as exc:
             _fail(ctx, services, "script", str(exc))
         else:
@@ -736,7 +744,10 @@ SHADOW_MODELS_DELAY_S = 15.0
 def _build_shadow(ctx: AppContext, services: Services) -> None:
     tracker = ShadowTracker([InferenceEngine(None)], horizon=SHADOW_HORIZON)
     services.shadow = tracker
-    services.models = ModelRegistry(ctx.paths.profile_dir / "models")
+    # The models' hashes are kept in Heron's database, never beside the model files (whoever can
+    # write that folder must not be able to vouch for a pickle); without a database, this session's.
+    index = DatabaseModelIndex(services.db) if services.db is not None else MemoryModelIndex()
+    services.models = ModelRegistry(ctx.paths.profile_dir / "models", index)
     ready = {"warm": False}
 
     def feed(bars: list[Bar]) -> None:
@@ -961,9 +972,11 @@ def _run_with_logging(
 ) -> int:
     log.info("Heron starting: profile %s, data in %s", paths.profile, paths.profile_dir)
     try:
-        settings = load(paths.settings_file)
+        settings, settings_problem = load_or_defaults(paths.settings_file)
     except SettingsError as exc:
         return _fatal(str(exc))
+    if settings_problem is not None:
+        log.warning("%s", settings_problem)
     mode = Mode(args.mode) if args.mode else settings.mode
     if mode is Mode.LIVE and args.headless and getattr(args, "confirm_live", None) != LIVE_CONFIRMATION:
         return _fatal(
@@ -973,6 +986,11 @@ def _run_with_logging(
     problem = check_strategy_specs(getattr(args, "start_strategy", None) or [])
     if problem:
         return _fatal(problem)
+    if getattr(args, "script", None) is not None:
+        try:  # every entry checked before anything connects: a bad script runs no order at all
+            args.script_orders = load_script(args.script)
+        except ScriptError as exc:
+            return _fatal(f"--script refused, no order was sent: {exc}")
     bus = EventBus()
     notifier = LoopNotifier(bus, redact=redactor.redact)
     hooks = ExceptionHooks(notify=notifier)
@@ -988,6 +1006,8 @@ def _run_with_logging(
         notifier=notifier,
         hooks=hooks,
     )
+    if settings_problem is not None:
+        ctx.notify("warning", "settings", settings_problem)
     hooks.install()
     try:
         return _run_headless(ctx) if args.headless else _run_gui(ctx)

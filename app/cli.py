@@ -10,6 +10,7 @@ import argparse
 import math
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -75,14 +76,29 @@ def _profile(text: str) -> str:
     return text
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"seconds must be a positive number, got {text!r}")
-    return value
+#: Bounds of every duration on the command line (seconds). Below the minimum a timer fires faster
+#: than the services can do anything useful; above the maximum the value is a typo, not a plan.
+QUIT_AFTER_RANGE = (0.1, 30 * 86_400.0)
+BAR_SECONDS_RANGE = (0.1, 86_400.0)
+
+
+def _duration(option: str, low: float, high: float) -> Callable[[str], float]:
+    """An argparse type for a duration in seconds within [low, high]: no 0, negative, NaN or inf."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option}: invalid number of seconds {text!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"{option}: seconds must be a positive number, got {text!r}")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{option}: seconds must be between {low:g} and {high:g}, got {text!r}"
+            )
+        return value
+
+    return parse
 
 
 def _port(text: str) -> int:
@@ -140,7 +156,7 @@ def build_parser(prog: str = "main.py") -> HeronArgumentParser:
     parser.add_argument("--screenshot", type=Path, default=None, help="write a PNG of the window and quit")
     parser.add_argument(
         "--quit-after",
-        type=_seconds,
+        type=_duration("--quit-after", *QUIT_AFTER_RANGE),
         default=None,
         help=f"quit after this many seconds (with --screenshot: default {DEFAULT_SCREENSHOT_DELAY_S:g})",
     )
@@ -164,7 +180,7 @@ def build_parser(prog: str = "main.py") -> HeronArgumentParser:
     )
     parser.add_argument(
         "--bar-seconds",
-        type=_seconds,
+        type=_duration("--bar-seconds", *BAR_SECONDS_RANGE),
         default=None,
         help="bar interval for strategies and shadow models (default: 1 in local mode, 60 otherwise)",
     )

@@ -9,6 +9,7 @@ attached to every handler Heron installs (filters on a logger would miss child l
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import logging.handlers
 import os
@@ -167,7 +168,17 @@ class LogHubHandler(logging.Handler):
             self.handleError(record)
 
 
-class ResilientFileHandler(logging.handlers.RotatingFileHandler):
+class OwnerOnlyRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose every file (the first and each one opened after a rollover) is created
+    owner-only (0600), whatever the process umask: logs hold account and order details."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)  # also a file an older Heron created under a wider umask
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+class ResilientFileHandler(OwnerOnlyRotatingFileHandler):
     """The log file, which may stop taking writes (a full disk) without stopping anything else.
 
     A record the file cannot take is not raised and not printed as a traceback: the first failure of
@@ -251,7 +262,6 @@ def setup_logging(
         file_handler = ResilientFileHandler(
             log_file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
         )
-        os.chmod(log_file, 0o600)
         file_handler.setLevel(level)
         handlers.append(file_handler)
     hub_handler = LogHubHandler(hub, level)

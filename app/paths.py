@@ -12,11 +12,39 @@ Layout of a profile folder::
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 APP_NAME = "heron"
+
+
+#: Folders Heron creates hold trading records: owner only, whatever the umask.
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+class FileTooLargeError(ValueError):
+    """A file Heron reads whole is larger than its limit (or not a regular file); never read."""
+
+
+def read_bounded(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, refused unread above ``limit`` bytes or when it is not a regular file
+    (a FIFO would block, a device never ends). Raises :class:`FileTooLargeError` naming ``what``
+    and the file, or :class:`OSError`."""
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise FileTooLargeError(f"{what} {path} is not a regular file")
+    if info.st_size > limit:
+        raise FileTooLargeError(
+            f"{what} {path} is {info.st_size:,} bytes, more than the {limit:,}-byte limit; it was not read"
+        )
+    with path.open("rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLargeError(f"{what} {path} is more than the {limit:,}-byte limit; it was not read")
+    return data
 
 
 class DataDirError(Exception):
@@ -65,16 +93,33 @@ def resolve_paths(profile: str, data_dir: Path | None = None) -> ProfilePaths:
     return ProfilePaths(root=root, profile=profile)
 
 
+def restrict_tree(folder: Path) -> None:
+    """Make every folder under ``folder`` 0700 and every file 0600 where it is wider (files an older
+    Heron, a library or a tool created under a wider umask). Symbolic links are left alone."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name, wanted in [(d, DIR_MODE) for d in dirnames] + [(f, FILE_MODE) for f in filenames]:
+            path = os.path.join(dirpath, name)
+            try:
+                info = os.lstat(path)
+                if not stat.S_ISLNK(info.st_mode) and info.st_mode & 0o077:
+                    os.chmod(path, stat.S_IMODE(info.st_mode) & wanted)
+            except OSError:
+                continue  # vanished meanwhile, or not ours: the write probe below still decides
+
+
 def prepare(paths: ProfilePaths) -> ProfilePaths:
-    """Create the profile folders and prove they are writable; raises :class:`DataDirError`."""
-    for folder in (paths.profile_dir, paths.log_dir, paths.exchange_dir):
+    """Create the profile folders (owner only, 0700) and prove they are writable; raises
+    :class:`DataDirError`."""
+    for folder in (paths.root / "profiles", paths.profile_dir, paths.log_dir, paths.exchange_dir):
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            os.chmod(folder, DIR_MODE)  # also a folder an older Heron made under a wider umask
         except OSError as exc:
             raise DataDirError(
                 f"cannot create the data directory {folder}: {exc.strerror or exc}. "
                 "Choose another one with --data-dir"
             ) from exc
+    restrict_tree(paths.profile_dir)
     try:
         fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=paths.profile_dir)
         os.close(fd)

@@ -33,6 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.paths import FileTooLargeError, read_bounded
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
 from services.domain.models import OrderRequest
 from services.domain.money import ZERO as ZERO_D
@@ -81,6 +82,14 @@ class ScriptedOrder:
 
 
 MAX_DELAY_S = Decimal(86_400)  # a scripted pause longer than a day is a typo
+#: A script is a test or demo order list: above these it is a mistake, refused unread.
+MAX_SCRIPT_BYTES = 4 * 1024 * 1024
+MAX_SCRIPT_ENTRIES = 100_000
+#: Sanity bounds of a scripted order (the risk gate's limits apply on top).
+MAX_QTY = Decimal(10) ** 9
+MAX_PRICE = Decimal(10) ** 9
+_KNOWN_KEYS = {"action", "symbol", "side", "qty", "type", "limit_price", "time_in_force", "delay",
+               "flatten", "reason"}
 
 
 def _number(value: Any, where: str) -> Decimal:
@@ -98,41 +107,89 @@ def _dec(value: Any, where: str) -> Decimal:
     return d
 
 
+def _text(raw: dict[str, Any], key: str, default: str | None, where: str) -> str:
+    value = raw.get(key, default)
+    if value is None:
+        raise ScriptError(f"{where}: {key} is missing")
+    if not isinstance(value, str) or len(value) > 32:
+        raise ScriptError(f"{where}: {key} must be a short text, got {_show(value)}")
+    return value
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _qty(value: Any, where: str) -> Decimal:
+    d = _dec(value, where)
+    if d > MAX_QTY:
+        raise ScriptError(f"{where}: must be at most {MAX_QTY}, got {_show(value)}")
+    return d
+
+
+def _price(value: Any, where: str) -> Decimal:
+    d = _dec(value, where)
+    if d > MAX_PRICE:
+        raise ScriptError(f"{where}: must be at most {MAX_PRICE}, got {_show(value)}")
+    return d
+
+
+def _offset(value: Any, where: str) -> Decimal:
+    offset = _number(value, f"{where} offset_pct")
+    if not -100 < offset < 100:
+        raise ScriptError(f"{where}: offset_pct must be between -100 and 100 (exclusive), got {_show(value)}")
+    return offset
+
+
 def load_script(path: Path) -> list[ScriptedOrder]:
+    """Every entry of the script, all checked before any runs; raises :class:`ScriptError` naming
+    the file, the entry (1-based) and what is wrong. The file is refused unread above
+    :data:`MAX_SCRIPT_BYTES`."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ScriptError(f"cannot read the order script {path}: {exc}") from None
+        data = json.loads(read_bounded(path, MAX_SCRIPT_BYTES, "the order script").decode("utf-8"))
+    except FileTooLargeError as exc:
+        raise ScriptError(str(exc)) from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ScriptError(f"cannot read the order script {path}: {str(exc)[:200]}") from None
     if not isinstance(data, list):
         raise ScriptError(f"the order script {path} must hold a JSON list of orders")
+    if len(data) > MAX_SCRIPT_ENTRIES:
+        raise ScriptError(
+            f"the order script {path} has {len(data):,} entries, more than the limit of "
+            f"{MAX_SCRIPT_ENTRIES:,}"
+        )
     out = []
     for i, raw in enumerate(data):
         where = f"{path.name} entry {i + 1}"
         if not isinstance(raw, dict):
-            raise ScriptError(f"{where}: expected an object")
-        action = str(raw.get("action", "order"))
+            raise ScriptError(f"{where}: expected an object, got {type(raw).__name__}")
+        unknown = sorted(str(k) for k in set(raw) - _KNOWN_KEYS)
+        if unknown:
+            raise ScriptError(f"{where}: unknown field(s) {unknown} (a typo would be ignored otherwise)")
+        action = raw.get("action", "order")
         if action not in ACTIONS:
-            raise ScriptError(f"{where}: action must be one of {', '.join(ACTIONS)}, got {action!r}")
+            raise ScriptError(f"{where}: action must be one of {', '.join(ACTIONS)}, got {_show(action)}")
         if action != "order":
             out.append(_load_action(raw, action, where))
             continue
         try:
-            symbol = normalize_symbol(str(raw["symbol"]))
-            side = OrderSide(str(raw["side"]).lower())
-            type_ = OrderType(str(raw.get("type", "market")).lower())
+            symbol = normalize_symbol(_text(raw, "symbol", None, where))
+            side = OrderSide(_text(raw, "side", None, where).lower())
+            type_ = OrderType(_text(raw, "type", "market", where).lower())
             default_tif = "gtc" if is_crypto(symbol) else "day"
-            tif = TimeInForce(str(raw.get("time_in_force", default_tif)).lower())
-        except (KeyError, ValueError) as exc:
-            raise ScriptError(f"{where}: {exc}") from None
-        qty = _dec(raw.get("qty"), f"{where} qty")
+            tif = TimeInForce(_text(raw, "time_in_force", default_tif, where).lower())
+        except ValueError as exc:
+            raise ScriptError(exc.args[0] if isinstance(exc, ScriptError) else f"{where}: {exc}") from None
+        qty = _qty(raw.get("qty"), f"{where} qty")
         limit: Decimal | None = None
         offset: Decimal | None = None
         lp = raw.get("limit_price")
         if type_ is OrderType.LIMIT:
             if isinstance(lp, dict) and "offset_pct" in lp:
-                offset = _number(lp["offset_pct"], f"{where} offset_pct")
+                offset = _offset(lp["offset_pct"], where)
             else:
-                limit = _dec(lp, f"{where} limit_price")
+                limit = _price(lp, f"{where} limit_price")
         elif type_ is not OrderType.MARKET:
             raise ScriptError(f"{where}: only market and limit orders can be scripted")
         delay = _delay(raw, where)
@@ -158,13 +215,11 @@ def _load_action(raw: dict[str, Any], action: str, where: str) -> ScriptedOrder:
     if action == "replace":
         lp = raw.get("limit_price")
         if isinstance(lp, dict) and "offset_pct" in lp:
-            offset = _number(lp["offset_pct"], f"{where} offset_pct")
-            if abs(offset) >= 100:
-                raise ScriptError(f"{where}: offset_pct must be between -100 and 100")
+            offset = _offset(lp["offset_pct"], where)
         elif lp is not None:
-            limit = _dec(lp, f"{where} limit_price")
+            limit = _price(lp, f"{where} limit_price")
         if raw.get("qty") is not None:
-            qty = _dec(raw["qty"], f"{where} qty")
+            qty = _qty(raw["qty"], f"{where} qty")
         if qty is None and limit is None and offset is None:
             raise ScriptError(f"{where}: a replace needs limit_price or qty")
     elif action == "kill_switch":
@@ -172,7 +227,9 @@ def _load_action(raw: dict[str, Any], action: str, where: str) -> ScriptedOrder:
         if not isinstance(flat, bool):
             raise ScriptError(f"{where}: flatten must be true or false")
         flatten = flat
-        reason = str(raw.get("reason") or "order script")
+        reason = raw.get("reason") or "order script"
+        if not isinstance(reason, str) or len(reason) > 500:
+            raise ScriptError(f"{where}: reason must be text of at most 500 characters")
     return ScriptedOrder("", OrderSide.BUY, Decimal(0), OrderType.LIMIT, TimeInForce.DAY, limit, offset,
                          delay, action=action, replace_qty=qty, flatten=flatten, reason=reason)
 

@@ -3,8 +3,11 @@
 - ``schema_version`` says which layout a file has; :data:`MIGRATIONS` upgrades older files one
   version at a time (the original is kept as ``settings.json.bak-v<N>``).
 - Writes are atomic (temporary file, fsync, rename, fsync of the folder).
-- A file that cannot be read or validated is moved aside to ``settings.json.corrupt-<UTC time>``
-  and :class:`SettingsError` says so: Heron never silently overwrites what a person wrote.
+- A file that cannot be used, whatever its shape (not JSON, not an object, wrong types, not UTF-8,
+  larger than :data:`MAX_SETTINGS_BYTES`, a folder), is moved aside to
+  ``settings.json.corrupt-<UTC time>`` and :class:`SettingsMovedAsideError` says so, naming the
+  file and the problem; :func:`load_or_defaults` then goes on with the defaults. Heron never
+  silently overwrites what a person wrote. Every file is written owner-only (0600).
 - Secrets never live here; API keys go to the OS keyring (:mod:`app.secrets`).
 
 To change the layout: bump :data:`SCHEMA_VERSION`, add ``_migrate_v<N>`` and register it in
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -66,11 +70,25 @@ DEFAULT_RISK: dict[str, Any] = {
 #: Free plans stream IEX and get SIP history older than 15 minutes (Alpaca Market Data FAQ).
 FEEDS = ("iex", "sip")
 
+#: A settings file is a few kilobytes; anything above this is refused unread (and moved aside).
+MAX_SETTINGS_BYTES = 1024 * 1024
+
 _SECRET_KEYS = {"secret", "secret_key", "api_secret", "password", "key_id", "api_key"}
 
 
 class SettingsError(Exception):
     """Settings could not be loaded or saved; the message is fit to show a person."""
+
+
+class SettingsMovedAsideError(SettingsError):
+    """The file could not be used and was moved aside (the message says where)."""
+
+    def __init__(self, path: Path, problem: str, aside: Path) -> None:
+        self.path, self.problem, self.aside = path, problem, aside
+        super().__init__(
+            f"the settings file {path} is invalid: {problem}. It was moved to {aside.name}; "
+            "fix it and move it back, or start again to get fresh defaults"
+        )
 
 
 class SettingsTooNewError(SettingsError):
@@ -321,11 +339,12 @@ def _market_data(raw: dict[str, Any]) -> MarketDataSettings:
 # Files
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
     """Write ``text`` so that ``path`` holds either the old or the new content, never half."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
+        os.fchmod(fd, mode)  # whatever the umask, and over a left-over temporary file
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -364,56 +383,126 @@ def _move_aside(path: Path, now: Callable[[], datetime]) -> Path:
     return target
 
 
+class _Unusable(Exception):
+    """The file is there but cannot be used; the message says why (moved aside by :func:`load`)."""
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, read only after its size and kind are checked (never a FIFO or a giant)."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise SettingsError(f"cannot read the settings file {path}: {exc.strerror or exc}") from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise _Unusable("it is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise _Unusable("it is not a regular file")
+    if info.st_size > MAX_SETTINGS_BYTES:
+        raise _Unusable(f"it is {info.st_size:,} bytes, more than the {MAX_SETTINGS_BYTES:,}-byte limit")
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_SETTINGS_BYTES + 1)
+    except OSError as exc:
+        raise SettingsError(f"cannot read the settings file {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_SETTINGS_BYTES:
+        raise _Unusable(f"it is more than the {MAX_SETTINGS_BYTES:,}-byte limit")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Unusable(f"it is not UTF-8 text (byte {exc.start})") from None
+
+
+def _parse(text: str) -> tuple[Settings, int]:
+    """Validate ``text``; raises :class:`SettingsTooNewError` or :class:`_Unusable` (any other
+    failure of the checks, whatever the shape of the file, is reported the same way)."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Unusable(f"not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except (ValueError, RecursionError) as exc:  # nesting too deep, numbers too long
+        raise _Unusable(f"not usable JSON ({type(exc).__name__}: {str(exc)[:100]})") from None
+    if not isinstance(raw, dict):
+        raise _Unusable(f"the settings file must hold a JSON object, not {_json_kind(raw)}")
+    try:
+        data, found = migrate(raw)
+        return from_dict(data), found
+    except SettingsTooNewError:
+        raise
+    except SettingsError as exc:
+        raise _Unusable(str(exc)) from None
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+        # A shape the checks did not foresee (a list where a section belongs, in an old layout).
+        raise _Unusable(f"a setting has the wrong shape ({type(exc).__name__}: {str(exc)[:100]})") from None
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else type(value).__name__
+
+
 def peek(path: Path) -> Settings | None:
     """The settings at ``path`` without touching the file: defaults when it is absent, None when it
     cannot be read or is invalid (:func:`load` then reports that and moves the file aside)."""
-    if not path.exists():
+    if not os.path.lexists(path):
         return Settings()
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(raw, dict):
-            return None
-        data, _ = migrate(raw)
-        return from_dict(data)
-    except (OSError, UnicodeDecodeError, ValueError, SettingsError):
+        return _parse(_read_text(path))[0]
+    except (SettingsError, _Unusable):
         return None
 
 
 def load(path: Path, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Settings:
     """Load (creating defaults when absent) and migrate the settings file at ``path``.
 
-    Raises :class:`SettingsError`; a corrupt or invalid file has then been moved aside and the
-    message names where it went.
+    Raises :class:`SettingsError`; a file of any unusable shape (not JSON, not an object, wrong
+    types, too big, not UTF-8, a folder) has then been moved aside and the message names the file,
+    the problem and where it went. :class:`SettingsTooNewError` leaves the file where it is.
     """
-    if not path.exists():
+    if not os.path.lexists(path):
         settings = Settings()
         save(settings, path)
         return settings
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"cannot read the settings file {path}: {exc}") from exc
-    try:
-        raw = json.loads(text)
-        if not isinstance(raw, dict):
-            raise SettingsError("the settings file must hold a JSON object")
-        data, found = migrate(raw)
-        settings = from_dict(data)
+        text = _read_text(path)
+        settings, found = _parse(text)
     except SettingsTooNewError as exc:
         raise SettingsTooNewError(f"{path}: {exc}") from None
-    except (json.JSONDecodeError, SettingsError) as exc:
-        if isinstance(exc, json.JSONDecodeError):
-            reason = f"not valid JSON ({exc.msg}, line {exc.lineno})"
-        else:
-            reason = str(exc)
-        aside = _move_aside(path, now)
-        raise SettingsError(
-            f"the settings file {path} is invalid: {reason}. It was moved to {aside.name}; "
-            "fix it and move it back, or start again to get fresh defaults"
-        ) from None
+    except _Unusable as exc:
+        try:
+            aside = _move_aside(path, now)
+        except OSError as move_exc:
+            raise SettingsError(
+                f"the settings file {path} is invalid: {exc}; it could not be moved aside either "
+                f"({move_exc.strerror or move_exc})"
+            ) from None
+        raise SettingsMovedAsideError(path, str(exc), aside) from None
     if found < SCHEMA_VERSION:
         backup = path.with_name(f"{path.name}.bak-v{found}")
         if not backup.exists():
             atomic_write_text(backup, text)
         save(settings, path)
     return settings
+
+
+def load_or_defaults(
+    path: Path, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> tuple[Settings, str | None]:
+    """Like :func:`load`, but an unusable file (moved aside) gives the defaults and the message to
+    show. :class:`SettingsTooNewError` and a file that can be neither read nor moved still raise:
+    defaults saved over either would lose what the person wrote."""
+    try:
+        return load(path, now=now), None
+    except SettingsMovedAsideError as exc:
+        settings = Settings()
+        save(settings, path)
+        return settings, (
+            f"the settings file {path} is invalid: {exc.problem}. It was moved to {exc.aside.name} "
+            "and Heron started with default settings; fix it and move it back to use it again"
+        )

@@ -17,6 +17,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+from app.paths import read_bounded
 from app.settings import atomic_write_text
 from services.domain.bus import EventBus, Subscription
 from services.domain.events import FillEvent, TradeUpdateEvent
@@ -26,6 +27,8 @@ from services.storage.errors import describe_os_error
 from services.strategies.runner import StrategyRunner
 
 log = logging.getLogger(__name__)
+#: The id map holds recent orders only (a few kilobytes); a larger file is refused unread.
+MAX_IDS_BYTES = 16 * 1024 * 1024
 
 
 class StrategyOrderRefused(Exception):
@@ -48,7 +51,8 @@ class EngineOrderSink:
         if self.ids_file is None or not self.ids_file.exists():
             return
         try:
-            data = json.loads(self.ids_file.read_text(encoding="utf-8"))
+            raw = read_bounded(self.ids_file, MAX_IDS_BYTES, "strategy order id map")
+            data = json.loads(raw.decode("utf-8"))
             pairs = dict(data["engine_to_runner"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.error("strategy order id map %s is unreadable (%s); starting a new one", self.ids_file, exc)

@@ -11,7 +11,12 @@ Signals:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
+import os
+import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QRect, QSettings, QSize, Qt, Signal
@@ -20,6 +25,10 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QWidget
 
 from services.domain.enums import Mode
 from widgets.status_bar import HeronStatusBar
+
+log = logging.getLogger(__name__)
+#: A saved layout is a few kilobytes; a larger file (or not a file) is moved aside unread.
+MAX_LAYOUT_BYTES = 256 * 1024
 
 #: Bump when the meaning of saved dock states changes (e.g. panels renamed).
 LAYOUT_VERSION = 1
@@ -176,9 +185,37 @@ class MainWindow(QMainWindow):
         return f"v{LAYOUT_VERSION}:" + hashlib.sha1(names.encode()).hexdigest()[:12]
 
     def _settings(self) -> QSettings | None:
-        if self.layout_file is None:
+        if self.layout_file is None or not self._layout_file_usable(self.layout_file):
             return None
         return QSettings(str(self.layout_file), QSettings.Format.IniFormat)
+
+    @staticmethod
+    def _layout_file_usable(path: Path) -> bool:
+        """False when ``path`` cannot be used; QSettings reads a file whole, so one too large or not
+        a regular file is moved aside unread (``layout.ini.corrupt-<UTC time>``) and the window
+        keeps its built-in layout. An absent file is usable (it is created on save)."""
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            log.warning("the layout file %s cannot be read: %s; the default layout is used", path, exc)
+            return False
+        if stat.S_ISREG(info.st_mode) and info.st_size <= MAX_LAYOUT_BYTES:
+            return True
+        problem = (f"it is {info.st_size:,} bytes, more than the {MAX_LAYOUT_BYTES:,}-byte limit"
+                   if stat.S_ISREG(info.st_mode) else "it is not a regular file")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+        try:
+            os.replace(path, aside)
+        except OSError as exc:
+            log.warning("the layout file %s was not read: %s; it could not be moved aside (%s); "
+                        "the default layout is used", path, problem, exc)
+            return False
+        log.warning("the layout file %s was not read: %s; it was moved to %s and the default layout "
+                    "is used", path, problem, aside.name)
+        return True
 
     def capture_default_layout(self) -> None:
         """Remember the layout as built, for View → Reset layout. Call after adding panels."""
@@ -198,6 +235,9 @@ class MainWindow(QMainWindow):
         settings.setValue("layout/geometry", self.saveGeometry())
         settings.setValue("layout/state", self.saveState(LAYOUT_VERSION))
         settings.sync()
+        if self.layout_file is not None and self.layout_file.exists():
+            with contextlib.suppress(OSError):
+                os.chmod(self.layout_file, 0o600)  # owner only, whatever Qt and the umask made it
         return settings.status() == QSettings.Status.NoError
 
     def restore_layout(self) -> bool:

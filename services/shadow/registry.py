@@ -1,22 +1,25 @@
 """Model registry: versioned scikit-learn models in the data directory, checked by SHA-256.
 
-Layout: ``<root>/index.json`` plus ``<root>/<name>/<version>.pkl``. The registry writes both;
-every write is atomic (temporary file, fsync, ``os.replace``).
+Models live in ``<root>/<name>/<version>.pkl`` (folders 0700, files 0600). Their expected
+SHA-256, feature names and metadata live in a :class:`ModelIndex` the caller chooses. Heron itself
+keeps them in its own database (:class:`DatabaseModelIndex`, table ``shadow_models``), never beside
+the model files: whoever can write the models folder cannot also vouch for what is in it.
+:class:`FileModelIndex` (``<root>/index.json``) is for tools and tests that trust the folder.
 
 Loading rules (pickle can run arbitrary code, so these are strict):
 
 * Only a (name, version) listed in the index is ever loaded; the file path is derived from the
   validated name and version, never taken from the index or from a caller. A file dropped into the
   directory by anyone else is therefore never opened.
-* The bytes are read once, hashed, compared with the index's SHA-256, and only those verified
-  bytes are unpickled. A mismatch raises :class:`TamperedModelError`; nothing is unpickled.
+* The bytes are read once (refused unread above :data:`MAX_MODEL_BYTES`), hashed, compared with the
+  index's SHA-256, and only those verified bytes are unpickled. A mismatch raises
+  :class:`TamperedModelError` naming the model; nothing is unpickled.
 * The unpickled object must offer ``predict_proba``.
 
-Limit, said plainly: someone who can rewrite both a model file and ``index.json`` in the data
-directory can still substitute a model; the hash check protects against corruption, partial
-writes and files that did not come from this registry, not against a user's own account.
+Limit, said plainly: someone who can rewrite both a model file and Heron's database can still
+substitute a model; that is the user's own account, not something a file format can defend.
 
-Blocking: file I/O on the calling thread; call from a worker thread when models are large.
+Blocking: file and database I/O on the calling thread; call from a worker thread.
 """
 
 from __future__ import annotations
@@ -26,15 +29,27 @@ import json
 import os
 import pickle
 import re
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Protocol
+
+from sqlalchemy import Column, Connection, MetaData, PrimaryKeyConstraint, String, Table, Text, insert, select
+
+from services.storage.engine import Database
+from services.storage.schema import Migration, Schema
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _VERSION = re.compile(r"^v[0-9]{1,6}$")
 INDEX_VERSION = 1
+#: A shadow model is a few megabytes; a larger file is refused unread.
+MAX_MODEL_BYTES = 256 * 1024 * 1024
+MAX_INDEX_BYTES = 16 * 1024 * 1024
+_DIR_MODE = 0o700
+
+Entries = dict[str, dict[str, dict[str, Any]]]
 
 
 class ModelRegistryError(RuntimeError):
@@ -66,8 +81,8 @@ class LoadedModel:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    path.parent.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)  # created 0600
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -79,24 +94,57 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-class ModelRegistry:
-    """Stores and loads model versions under ``root`` (e.g. ``<data_dir>/models``)."""
+def _read_limited(path: Path, limit: int, what: str) -> bytes:
+    """The file's bytes, refused unread when larger than ``limit`` or not a regular file."""
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelRegistryError(f"{what} {path} is not a regular file; refused")
+    if info.st_size > limit:
+        raise ModelRegistryError(f"{what} {path} is {info.st_size:,} bytes, over the {limit:,}-byte limit")
+    with path.open("rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise ModelRegistryError(f"{what} {path} is over the {limit:,}-byte limit")
+    return data
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
 
-    # -- index ---------------------------------------------------------------------------------
-    def _index_path(self) -> Path:
-        return self.root / "index.json"
+class ModelIndex(Protocol):
+    """Where a registry keeps each version's SHA-256 and description."""
 
-    def _read_index(self) -> dict[str, dict[str, dict[str, Any]]]:
-        path = self._index_path()
+    def entries(self) -> Entries:
+        """``{name: {version: {"sha256", "created_at", "feature_names", "metadata"}}}``."""
+        ...
+
+    def add(self, name: str, version: str, entry: dict[str, Any]) -> None: ...
+
+
+class MemoryModelIndex:
+    """An index for one session only (Heron without a database): models trained now, loaded now."""
+
+    def __init__(self) -> None:
+        self._models: Entries = {}
+
+    def entries(self) -> Entries:
+        return json.loads(json.dumps(self._models))  # a copy the caller may change
+
+    def add(self, name: str, version: str, entry: dict[str, Any]) -> None:
+        self._models.setdefault(name, {})[version] = json.loads(json.dumps(entry))
+
+
+class FileModelIndex:
+    """``index.json`` beside the models: only as trustworthy as the folder it is in (tools, tests)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def entries(self) -> Entries:
+        path = self.path
         if not path.exists():
             return {}
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelRegistryError(f"model index {path} is unreadable: {exc}") from exc
+            data = json.loads(_read_limited(path, MAX_INDEX_BYTES, "model index").decode("utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
+            raise ModelRegistryError(f"model index {path} is unreadable: {str(exc)[:200]}") from None
         if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
             raise ModelRegistryError(f"model index {path} has an unsupported format")
         models = data.get("models")
@@ -109,9 +157,104 @@ class ModelRegistry:
                 raise ModelRegistryError(f"model index {path} has a malformed entry for {name!r}")
         return models
 
-    def _write_index(self, models: dict[str, dict[str, dict[str, Any]]]) -> None:
+    def add(self, name: str, version: str, entry: dict[str, Any]) -> None:
+        models = self.entries()
+        models.setdefault(name, {})[version] = entry
         payload = json.dumps({"version": INDEX_VERSION, "models": models}, indent=1, sort_keys=True)
-        _atomic_write(self._index_path(), payload.encode("utf-8"))
+        _atomic_write(self.path, payload.encode("utf-8"))
+
+
+# -- the index in Heron's database -------------------------------------------------------------------
+
+metadata = MetaData()
+shadow_models = Table(
+    "shadow_models",
+    metadata,
+    Column("name", String(64), nullable=False),
+    Column("version", String(16), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("feature_names", Text(), nullable=False),  # JSON list of strings
+    Column("metadata", Text(), nullable=False),  # JSON object
+    PrimaryKeyConstraint("name", "version", name="pk_shadow_models"),
+)
+
+
+def _v1_create_shadow_models(conn: Connection) -> None:
+    # Frozen copy of version 1 (see services.storage.schema): never edit; add a migration instead.
+    m = MetaData()
+    Table(
+        "shadow_models",
+        m,
+        Column("name", String(64), nullable=False),
+        Column("version", String(16), nullable=False),
+        Column("sha256", String(64), nullable=False),
+        Column("created_at", String(40), nullable=False),
+        Column("feature_names", Text(), nullable=False),
+        Column("metadata", Text(), nullable=False),
+        PrimaryKeyConstraint("name", "version", name="pk_shadow_models"),
+    )
+    m.create_all(conn)
+
+
+SHADOW_MODELS_SCHEMA: Final = Schema(
+    "shadow_models", (Migration(1, "shadow model hashes", _v1_create_shadow_models),)
+)
+
+
+class DatabaseModelIndex:
+    """The index in Heron's database (needs :data:`SHADOW_MODELS_SCHEMA`): the models folder alone
+    can never vouch for a model."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def entries(self) -> Entries:
+        out: Entries = {}
+        with self.db.connect() as conn:
+            rows = conn.execute(select(shadow_models)).mappings().all()
+        for row in rows:
+            try:
+                features, meta = json.loads(row["feature_names"]), json.loads(row["metadata"])
+            except (ValueError, RecursionError):
+                features, meta = None, None  # refused by the registry's record check, naming it
+            out.setdefault(row["name"], {})[row["version"]] = {
+                "sha256": row["sha256"],
+                "created_at": row["created_at"],
+                "feature_names": features,
+                "metadata": meta,
+            }
+        return out
+
+    def add(self, name: str, version: str, entry: dict[str, Any]) -> None:
+        with self.db.begin(write_lock=True) as conn:
+            conn.execute(
+                insert(shadow_models).values(
+                    name=name,
+                    version=version,
+                    sha256=entry["sha256"],
+                    created_at=entry["created_at"],
+                    feature_names=json.dumps(entry["feature_names"]),
+                    metadata=json.dumps(entry["metadata"]),
+                )
+            )
+
+
+class ModelRegistry:
+    """Stores and loads model versions under ``root`` (e.g. ``<data_dir>/models``)."""
+
+    def __init__(self, root: Path, index: ModelIndex | None = None) -> None:
+        self.root = root
+        self.index: ModelIndex = index if index is not None else FileModelIndex(root / "index.json")
+
+    # -- index ---------------------------------------------------------------------------------
+    def _read_index(self) -> Entries:
+        try:
+            return self.index.entries()
+        except ModelRegistryError:
+            raise
+        except Exception as exc:  # a database error: said, never a model loaded without its hash
+            raise ModelRegistryError(f"the model index cannot be read: {exc}") from exc
 
     @staticmethod
     def _check_name(name: str) -> None:
@@ -142,6 +285,7 @@ class ModelRegistry:
         numbers = [int(v[1:]) for v in versions if _VERSION.match(v)]
         version = f"v{max(numbers, default=0) + 1}"
         path = self._file(name, version)
+        self.root.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
         data = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
         digest = hashlib.sha256(data).hexdigest()
         _atomic_write(path, data)
@@ -153,13 +297,12 @@ class ModelRegistry:
             feature_names=tuple(feature_names),
             metadata=dict(metadata or {}),
         )
-        versions[version] = {
+        self.index.add(name, version, {
             "sha256": record.sha256,
             "created_at": record.created_at,
             "feature_names": list(record.feature_names),
             "metadata": record.metadata,
-        }
-        self._write_index(models)
+        })
         return record
 
     def names(self) -> list[str]:
@@ -182,7 +325,7 @@ class ModelRegistry:
         info = self.latest(name) if version is None else self._lookup(name, version)
         path = self._file(name, info.version)
         try:
-            data = path.read_bytes()
+            data = _read_limited(path, MAX_MODEL_BYTES, f"model {name} {info.version}:")
         except OSError as exc:
             raise ModelRegistryError(f"model file for {name} {info.version} is missing: {exc}") from exc
         digest = hashlib.sha256(data).hexdigest()

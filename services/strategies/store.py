@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+#: Saved strategy state is small; a larger file is moved aside unread.
+MAX_STATE_BYTES = 16 * 1024 * 1024
 
 
 class StrategyStateError(RuntimeError):
@@ -43,6 +46,9 @@ class StrategyStateStore:
         if not self.path.exists():
             return {}
         try:
+            info = self.path.stat()
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_STATE_BYTES:
+                raise ValueError(f"not a regular file of at most {MAX_STATE_BYTES:,} bytes; not read")
             data = json.loads(self.path.read_text(encoding="utf-8"))
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
