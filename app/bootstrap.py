@@ -16,6 +16,7 @@ import contextlib
 import getpass
 import json
 import logging
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -76,6 +77,7 @@ from services.shadow.tracker import ShadowTracker
 from services.shadow.training import TrainingDataError, train_models_async
 from services.storage import Database, StorageError
 from services.storage.candles import CANDLES_SCHEMA, CandleStore
+from services.storage.errors import describe_db_error, describe_os_error
 from services.strategies.api import ParamError
 from services.strategies.builtin import builtin_registry
 from services.strategies.report import strategies_report
@@ -798,6 +800,15 @@ async def _prepare_shadow(ctx: AppContext, services: Services, tracker: ShadowTr
             reports = await train_models_async(bars_all, registry, horizon=SHADOW_HORIZON)
         except TrainingDataError as exc:
             log.info("shadow models not trained: %s", exc)
+            return
+        except (OSError, sqlite3.Error, ModelRegistryError) as exc:
+            # a full disk or an unwritable model folder: the rule model keeps running
+            if isinstance(exc, OSError):
+                what = describe_os_error(exc, registry.root)
+            else:
+                what = describe_db_error(exc)
+            log.error("shadow models not trained (rule model %s stays active): %s",
+                      tracker.engines[0].key, what)
             return
         log.info("shadow models trained: %s", ", ".join(
             f"{r.model.name} {r.model.version} (test accuracy {r.test_accuracy:.3f})" for r in reports))

@@ -97,11 +97,10 @@ def test_a_full_disk_mid_script_refuses_or_sends_every_order_and_trading_goes_on
             assert proc.returncode == 0, stderr[-3000:]
             log_text = log_file.read_text(errors="replace")
             assert "disk full" in stderr, stderr[-3000:]
-            # no order, script, strategy or risk path ends in a traceback; the one-shot shadow-model
-            # training at start-up (not an order path) may still stop on a full disk, and says so
+            # no order, script, strategy, risk or shadow-model path ends in a traceback
             ours = r'File ".*(services/(orders|risk|strategies)|app/(script|strategy_sink))'
             assert not re.search(ours, stderr), stderr[-3000:]
-            assert set(re.findall(r"background task (\S+) failed", stderr)) <= {"shadow"}, stderr[-3000:]
+            assert not re.findall(r"background task (\S+) failed", stderr), stderr[-3000:]
             assert "disk full" in log_text  # said in the log once it takes writes again
             # the script ran to its end; every order was sent or refused with a message
             assert f"script order {ORDERS}:" in log_text
