@@ -28,7 +28,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from services.storage.errors import DamagedDatabaseError, SchemaTooNewError, StorageError, describe_db_error
+from services.storage.errors import DamagedDatabaseError, StorageError, describe_db_error
 from services.storage.locking import SQLITE_BEGIN_OPTION, immediate
 from services.storage.schema import Schema, migrate
 
@@ -231,7 +231,7 @@ class Database:
             migrate(engine, schemas)
         except StorageError as error:
             engine.dispose()
-            if isinstance(error, SchemaTooNewError) or display_url(engine.url) in str(error):
+            if display_url(engine.url) in str(error):
                 raise
             # Same error type, but naming the database.
             raise type(error)(f"database {display_url(engine.url)}: {error}") from error
