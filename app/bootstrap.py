@@ -47,7 +47,7 @@ from services.broker.latency import LatencyRecorder
 from services.broker.status import HealthStatus, HealthWatch
 from services.domain.bus import EventBus
 from services.domain.enums import ConnectionState, Mode, Timeframe, TradingState
-from services.domain.events import NotificationEvent, TradeUpdateEvent
+from services.domain.events import NotificationEvent, TradeUpdateEvent, TradingStateEvent
 from services.domain.models import Bar
 from services.exchange.sessions import MarketCalendar
 from services.marketdata.book import QuoteBook
@@ -78,6 +78,7 @@ from services.shadow.training import TrainingDataError, train_models_async
 from services.storage import Database, StorageError
 from services.storage.candles import CANDLES_SCHEMA, CandleStore
 from services.storage.errors import describe_db_error, describe_os_error
+from services.storage.watermark import JournalMark, rollback_message
 from services.strategies.api import ParamError
 from services.strategies.builtin import builtin_registry
 from services.strategies.report import strategies_report
@@ -189,6 +190,15 @@ class Services:
     connection_at_quit: dict[str, Any] | None = None
     #: part -> why it is not running (shown in the log and notifications).
     failures: dict[str, str] = field(default_factory=dict)
+    #: Why start-up stopped (a damaged database...): nothing trades this session; headless exits 1.
+    fatal: str | None = None
+    #: The journal's high-water mark (SQLite files only) and, if the journal is behind it, why.
+    journal_mark: JournalMark | None = None
+    journal_rollback: str | None = None
+    #: Why the state report (``--state-report``) could not be written, if it could not.
+    report_error: str | None = None
+    #: Trading was ACTIVE at some moment of this session.
+    trading_was_active: bool = False
     #: Background tasks; each is cancelled by the shutdown step of the stage that owns it.
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     #: Providers of state-report sections (DESIGN §8); each returns a dict merged into the report.
@@ -204,6 +214,21 @@ def _fail(ctx: AppContext, services: Services, part: str, message: str, level: s
     services.failures[part] = message
     log.log(logging.ERROR if level == "error" else logging.WARNING, "%s: %s", part, message)
     ctx.notify(level, part, message)
+
+
+def _startup_failed(ctx: AppContext, services: Services, message: str) -> None:
+    """Start-up cannot go on safely: one clear line, trading stays DISABLED, and a headless run ends
+    (non-zero). The window stays up to show why."""
+    if services.fatal is not None:
+        return
+    services.fatal = message
+    services.failures["start-up"] = message
+    log.error("start-up stopped: %s", message)
+    ctx.notify("error", "start-up", f"Start-up stopped: {message}")
+    if services.trading is not None:
+        services.trading.set(TradingState.DISABLED, f"start-up stopped: {message}", source="startup")
+    if getattr(ctx.args, "headless", False):
+        ctx.lifecycle.request_shutdown("start-up failed")
 
 
 def _spawn(services: Services, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -284,6 +309,8 @@ async def build_services(ctx: AppContext, services: Services) -> Services:
     with market data flowing.
     """
     _open_storage(ctx, services)
+    if services.fatal is not None:
+        return services
     if ctx.mode is Mode.LOCAL:
         await _connect_local_exchange(ctx, services)
         if services.exchange is None:
@@ -303,7 +330,11 @@ async def build_services(ctx: AppContext, services: Services) -> Services:
         return services
     await _start_market_data(ctx, services, *creds)
     if services.db is not None:
-        _build_orders(ctx, services)
+        try:
+            _build_orders(ctx, services)
+        except StorageError as exc:
+            _startup_failed(ctx, services, str(exc))
+            return services
         _build_strategies(ctx, services)
     _build_shadow(ctx, services)
     _start_metrics(ctx, services)
@@ -316,16 +347,92 @@ async def build_services(ctx: AppContext, services: Services) -> Services:
 def _open_storage(ctx: AppContext, services: Services) -> None:
     # Migrations are quick (a few CREATE TABLEs at most); opening synchronously keeps the journal's
     # durability guarantees simple (the same engine on the loop thread).
+    db_file = _sqlite_file(ctx.args.db, ctx.paths.profile_dir)
+    existed = db_file is not None and db_file.exists()
     try:
         services.db = Database.open(
             ctx.args.db, ctx.paths.profile_dir, (ORDERS_SCHEMA, CANDLES_SCHEMA, SHADOW_MODELS_SCHEMA)
         )
     except StorageError as exc:
-        _fail(ctx, services, "storage", f"the database could not be opened: {exc}; trading stays DISABLED")
+        _startup_failed(ctx, services, f"the database could not be opened: {exc}")
         return
     services.candles = CandleStore(services.db)
     db = services.db
+    if db_file is not None:
+        _check_journal_mark(ctx, services, JournalMark(db_file), fresh=not existed)
     ctx.lifecycle.add_step(stages.FLUSH_STORAGE, "database", db.dispose)
+
+
+def _sqlite_file(url: str | None, profile_dir: Path) -> Path | None:
+    """The SQLite file of the database URL (None for other databases and in-memory SQLite)."""
+    if url is None:
+        return profile_dir / "heron.db"
+    from sqlalchemy import make_url
+
+    try:
+        sa_url = make_url(url)
+    except Exception:
+        return None
+    if sa_url.get_backend_name() != "sqlite" or sa_url.database in (None, "", ":memory:"):
+        return None
+    return Path(sa_url.database or "")
+
+
+def _journal_seq(db: Database) -> int:
+    from sqlalchemy import func, select
+
+    from services.orders.tables import journal_table
+
+    with db.connect() as conn:
+        return int(conn.execute(select(func.max(journal_table.c.seq))).scalar_one_or_none() or 0)
+
+
+def _check_journal_mark(ctx: AppContext, services: Services, mark: JournalMark, *, fresh: bool) -> None:
+    """A journal behind its high-water mark was rolled back (a lost write-ahead log): say so now, and
+    name it as the cause of the drift reconciliation will find. Then keep the mark up to date."""
+    db = services.db
+    assert db is not None
+    if fresh:
+        mark.forget()
+    try:
+        current = _journal_seq(db)
+    except Exception as exc:
+        log.warning("journal mark: the journal's last sequence cannot be read (%s)", exc)
+        return
+    problem = rollback_message(mark.read(), current)
+    if problem is not None:
+        services.journal_rollback = f"database {db.display_url}: {problem}"
+        log.error("%s", services.journal_rollback)
+        ctx.notify("error", "storage", services.journal_rollback)
+    services.journal_mark = mark
+    _write_mark(services)
+
+    async def keep() -> None:
+        while True:
+            await asyncio.sleep(JOURNAL_MARK_EVERY_S)
+            await asyncio.to_thread(_write_mark, services)
+
+    _spawn(services, "journal mark", keep())
+
+    async def last() -> None:
+        await _cancel_tasks(services, "journal mark")
+        _write_mark(services)
+
+    ctx.lifecycle.add_step(stages.FLUSH_STORAGE, "journal mark", last)
+
+
+#: How often the journal's high-water mark is brought up to date (and at quit).
+JOURNAL_MARK_EVERY_S = 1.0
+
+
+def _write_mark(services: Services) -> None:
+    mark, db = services.journal_mark, services.db
+    if mark is None or db is None:
+        return
+    try:
+        mark.write(_journal_seq(db))
+    except Exception as exc:  # a failed mark never stops trading
+        log.warning("the journal mark %s could not be written: %s", mark.path, exc)
 
 
 async def _adopt_early_exchange(ctx: AppContext) -> LocalExchangeLauncher | None:
@@ -601,7 +708,11 @@ async def _startup_trading(ctx: AppContext, services: Services) -> None:
     """Recover → wait for streams → start-up reconciliation (enables trading when clean) → loops."""
     engine, reconciler, trading = services.engine, services.reconciler, services.trading
     assert engine is not None and reconciler is not None and trading is not None
-    unresolved = await engine.recover()
+    try:
+        unresolved = await engine.recover()
+    except StorageError as exc:
+        _startup_failed(ctx, services, str(exc))
+        return
     if unresolved:
         log.warning("%d in-flight intent(s) not yet resolved: %s", len(unresolved), ", ".join(unresolved))
     _spawn(services, "poll", _every(2.0, engine.poll_once))
@@ -612,7 +723,11 @@ async def _startup_trading(ctx: AppContext, services: Services) -> None:
         trading.set(TradingState.DISABLED, f"{problem}; trading stays DISABLED until it is", source="startup")
         ctx.notify("warning", "trading", f"trading DISABLED: {problem}")
         problem = await _wait_market_data(services, 10.0)
-    result = await reconciler.startup()
+    reconciler.suspected_cause = services.journal_rollback
+    try:
+        result = await reconciler.startup()
+    finally:
+        reconciler.suspected_cause = None
     log.info("start-up reconciliation: %s (%d incident(s))", "clean" if result.clean else "NOT clean",
              len(reconciler.open_incidents()))
     _spawn(services, "reconcile", _every(10.0, reconciler.run_cycle))
@@ -1037,26 +1152,60 @@ async def _start_services(ctx: AppContext, services: Services) -> asyncio.Task[S
         path = ctx.args.state_report
 
         def write() -> None:
-            write_state_report(path, state_report(ctx, services))
+            try:
+                write_state_report(path, state_report(ctx, services))
+            except Exception as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                services.report_error = f"the state report could not be written to {path}: {reason}"
+                log.error("%s", services.report_error)
 
         ctx.lifecycle.add_step(stages.WRITE_REPORTS, "state report", write)
     return asyncio.ensure_future(build_services(ctx, services))
 
 
-async def _finish(ctx: AppContext, task: asyncio.Task[Services]) -> None:
+async def _finish(ctx: AppContext, task: asyncio.Task[Services]) -> str | None:
+    """Stop everything; returns why building the services failed, if it raised."""
+    failed: str | None = None
     if not task.done():
         task.cancel()
     try:
         await task
     except asyncio.CancelledError:
         log.info("startup of services was interrupted by shutdown")
-    except Exception:
+    except Exception as exc:
         log.exception("building services failed")
+        failed = f"building the services failed: {type(exc).__name__}: {exc}"
     report = await ctx.lifecycle.shutdown("quit")
     ctx.lifecycle.remove_signal_handlers()
     for step in report.steps:
         if not step.ok:
             log.warning("shutdown step %s/%s: %s", step.stage, step.name, step.error)
+    return failed
+
+
+def headless_exit_reasons(services: Services, build_failure: str | None) -> list[str]:
+    """Why a headless run must exit non-zero (empty: exit 0), one line each: start-up failed,
+    trading was never enabled, the state report could not be written."""
+    reasons: list[str] = []
+    if services.fatal is not None:
+        reasons.append(f"start-up failed: {services.fatal}")
+    elif build_failure is not None:
+        reasons.append(f"start-up failed: {build_failure}")
+    else:
+        trading = services.trading
+        if trading is not None and trading.state is TradingState.ACTIVE:
+            services.trading_was_active = True
+        if not services.trading_was_active:
+            if trading is not None:
+                why = f"trading stayed {trading.state.value}: {trading.reason}"
+            else:
+                why = "; ".join(f"{part}: {msg}" for part, msg in services.failures.items()) or (
+                    "the trading services never started"
+                )
+            reasons.append(f"trading was never enabled ({why})")
+    if services.report_error is not None:
+        reasons.append(services.report_error)
+    return reasons
 
 
 #: main.py turns the cyclic garbage collector off for start-up; at the latest this long after the
@@ -1082,6 +1231,12 @@ def _run_headless(ctx: AppContext) -> int:
         loop = asyncio.get_running_loop()
         _attach_loop(ctx, loop)
         services = Services(mode=ctx.mode)
+
+        def on_trading(event: TradingStateEvent) -> None:
+            if event.state is TradingState.ACTIVE:
+                services.trading_was_active = True
+
+        ctx.bus.subscribe(TradingStateEvent, on_trading)
         task = await _start_services(ctx, services)
         task.add_done_callback(lambda _: settle_gc())
         loop.call_later(GC_FALLBACK_S, settle_gc)
@@ -1089,8 +1244,12 @@ def _run_headless(ctx: AppContext) -> int:
             loop.call_later(ctx.args.quit_after, ctx.lifecycle.request_shutdown, "--quit-after")
         log.info("running headless in %s mode", ctx.mode.value)
         await ctx.lifecycle.wait_requested()
-        await _finish(ctx, task)
-        return 0
+        build_failure = await _finish(ctx, task)
+        reasons = headless_exit_reasons(services, build_failure)
+        for reason in reasons:
+            if services.fatal is None and reason != services.report_error:  # those are said already
+                log.error("headless run failed: %s", reason)
+        return 1 if reasons else 0
 
     return asyncio.run(main())
 

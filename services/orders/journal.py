@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -33,6 +34,21 @@ from services.domain.models import OrderLegSpec, OrderRequest
 from services.orders.tables import intents_table, journal_table
 from services.orders.writes import WriteBatch
 from services.storage import Database
+from services.storage.errors import DamagedRowError
+
+#: What a damaged stored row raises while it is decoded (bad JSON, a missing field, a bad value).
+ROW_ERRORS: Final = (ValueError, KeyError, TypeError, AttributeError, ArithmeticError)
+#: Quantities and prices read back from the database must lie in (0, STORED_MAX]; anything else
+#: is damage, not an order Heron wrote.
+STORED_MAX: Final = Decimal(10) ** 12
+
+
+def sane_amount(name: str, value: Decimal | None) -> None:
+    """Raise ValueError unless ``value`` is None or a finite amount in (0, STORED_MAX]."""
+    if value is None:
+        return
+    if not isinstance(value, Decimal) or not value.is_finite() or not 0 < value <= STORED_MAX:
+        raise ValueError(f"{name} {value!r} is not a sane amount")
 
 MAX_CLIENT_ID: Final = 48
 _REPLACE_SUFFIX: Final = re.compile(r"-r(\d+)$")
@@ -315,7 +331,7 @@ class OrderJournal:
         """The intent's row; its status is this process's latest (a settle may still be queued when
         the database refuses writes)."""
         self.batch.try_flush()
-        with self._db.connect() as conn:
+        with self._db.connect() as conn, self._reading("order_intents", repr(client_order_id)):
             row = conn.execute(
                 select(intents_table).where(intents_table.c.client_order_id == client_order_id)
             ).first()
@@ -324,7 +340,7 @@ class OrderJournal:
     def in_flight(self) -> list[IntentRow]:
         """Intents sent (or about to be) whose outcome the broker has not settled, oldest first."""
         self.batch.try_flush()
-        with self._db.connect() as conn:
+        with self._db.connect() as conn, self._reading("order_intents", "of an in-flight intent"):
             rows = conn.execute(
                 select(intents_table)
                 .where(intents_table.c.status == "in_flight")
@@ -339,23 +355,39 @@ class OrderJournal:
             return row
         return replace(row, status=status)  # settled here, the row's update still queued
 
+    @contextmanager
+    def _reading(self, table: str, key: str) -> Iterator[None]:
+        """A typed column that cannot be decoded (a damaged time or amount) fails the fetch itself."""
+        try:
+            yield
+        except ROW_ERRORS as error:
+            raise self._damaged(table, key, error) from error
+
+    def _damaged(self, table: str, key: str, error: BaseException) -> DamagedRowError:
+        problem = str(error) or type(error).__name__
+        if isinstance(error, KeyError):
+            problem = f"the field {error} is missing"
+        return DamagedRowError(
+            f"the database {self._db.display_url} is damaged: {table} row {key} is unreadable ({problem})"
+        )
+
     def records(self) -> Iterator[dict[str, Any]]:
         self.batch.flush()
         with self._db.connect() as conn:
             for row in conn.execute(select(journal_table).order_by(journal_table.c.seq)):
-                yield _record(row._mapping)
+                yield self._decode_record(row._mapping)
 
     def last_record(self, kinds: tuple[str, ...]) -> dict[str, Any] | None:
         """The newest record of one of ``kinds`` (same shape as :meth:`records`), or None."""
         self.batch.flush()
-        with self._db.connect() as conn:
+        with self._db.connect() as conn, self._reading("order_journal", f"of kind {'/'.join(kinds)}"):
             row = conn.execute(
                 select(journal_table)
                 .where(journal_table.c.kind.in_(kinds))
                 .order_by(journal_table.c.seq.desc())
                 .limit(1)
             ).first()
-        return None if row is None else _record(row._mapping)
+        return None if row is None else self._decode_record(row._mapping)
 
     def export_ndjson(self, path: Path) -> int:
         """Write every journal record, one JSON object per line, for audit; returns the count."""
@@ -366,14 +398,32 @@ class OrderJournal:
                 count += 1
         return count
 
+    def _decode_record(self, m: Any) -> dict[str, Any]:
+        try:
+            return _record(m)
+        except ROW_ERRORS as error:
+            raise self._damaged("order_journal", f"seq {m['seq']}", error) from error
+
+    def _row(self, m: Any) -> IntentRow:
+        try:
+            return self._intent_row(m)
+        except ROW_ERRORS as error:
+            raise self._damaged("order_intents", repr(m["client_order_id"]), error) from error
+
     @staticmethod
-    def _row(m: Any) -> IntentRow:
+    def _intent_row(m: Any) -> IntentRow:
+        data = json.loads(m["request"])
+        if not isinstance(data, dict):
+            raise ValueError(f"the request is a JSON {type(data).__name__}, not an object")
+        request = request_from_json(data)
+        for name in ("qty", "notional", "limit_price", "stop_price", "trail_price", "trail_percent"):
+            sane_amount(name, getattr(request, name))
         return IntentRow(
             client_order_id=m["client_order_id"],
             logical_id=m["logical_id"],
             source=m["source"],
             created_at=m["created_at"],
-            request=request_from_json(json.loads(m["request"])),
+            request=request,
             status=m["status"],
             broker_order_id=m["broker_order_id"],
             post_deadline=m["post_deadline"],
@@ -384,11 +434,14 @@ class OrderJournal:
 
 def _record(m: Any) -> dict[str, Any]:
     """One journal row as the dict :meth:`OrderJournal.records` yields."""
+    payload = json.loads(m["payload"])
+    if not isinstance(payload, dict):
+        raise ValueError(f"the payload is a JSON {type(payload).__name__}, not an object")
     return {
         "seq": m["seq"],
         "ts": m["ts"].isoformat(),
         "kind": m["kind"],
         "client_order_id": m["client_order_id"],
         "source": m["source"],
-        "payload": json.loads(m["payload"]),
+        "payload": payload,
     }

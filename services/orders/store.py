@@ -15,6 +15,7 @@ Runs on the event-loop thread of its owner; not thread-safe.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections import OrderedDict
@@ -31,6 +32,7 @@ from services.domain.bus import EventBus
 from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.events import FillEvent, NotificationEvent, OrderChangedEvent
 from services.domain.models import Fill, Order
+from services.orders.journal import ROW_ERRORS, STORED_MAX, sane_amount
 from services.orders.state_machine import (
     Anomaly,
     ApplyResult,
@@ -42,6 +44,7 @@ from services.orders.state_machine import (
 from services.orders.tables import anomalies_table, fills_table, orders_table
 from services.orders.writes import WriteBatch
 from services.storage import Database
+from services.storage.errors import DamagedRowError
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -706,74 +709,82 @@ class OrderStore:
         )
 
     def load(self) -> int:
-        """Rebuild open orders (and the recent closed ones) and all positions from the database."""
+        """Rebuild open orders (and the recent closed ones) and all positions from the database.
+
+        A row that cannot be read back (damaged JSON, a missing field, an absurd amount) raises
+        :class:`DamagedRowError` naming the database, the table and the row; nothing is half-loaded
+        into the positions the caller sees.
+        """
         if self._db is None:
             return 0
         self.flush()
         with self._db.connect() as conn:
-            fill_rows = conn.execute(select(fills_table).order_by(fills_table.c.ts)).all()
-            order_rows = conn.execute(select(orders_table).order_by(orders_table.c.created_at)).all()
-        self.positions.clear()
+            fill_rows = self._fetch(conn, fills_table, fills_table.c.ts, ("order_id", "execution_id"))
+            order_rows = self._fetch(conn, orders_table, orders_table.c.created_at, ("client_order_id",))
+        positions: dict[str, LocalPosition] = {}
+        fill_keys: set[tuple[str, str]] = set()
         exec_ids: dict[str, set[tuple[str, str]]] = {}
         for row in fill_rows:
             m = row._mapping
-            pos = self.positions.setdefault(m["symbol"], LocalPosition(m["symbol"]))
-            pos.apply(
-                OrderSide(m["side"]),
-                m["qty"],
-                m["price"],
-                count_volume=m["logical_id"] != "adjustment",
-                at=m["ts"],
-            )
+            try:
+                side = OrderSide(m["side"])
+                sane_amount("qty", m["qty"])
+                if m["price"] != 0:
+                    sane_amount("price", m["price"])
+                pos = positions.setdefault(m["symbol"], LocalPosition(m["symbol"]))
+                counted = m["logical_id"] != "adjustment"
+                pos.apply(side, m["qty"], m["price"], count_volume=counted, at=m["ts"])
+            except ROW_ERRORS as error:
+                raise self._damaged("order_fills", f"{m['order_id']}/{m['execution_id']}", error) from error
             exec_ids.setdefault(m["logical_id"], set()).add((m["order_id"], m["execution_id"]))
-            self._fill_keys.add((m["order_id"], m["execution_id"]))
-            self.fill_count += 1
+            fill_keys.add((m["order_id"], m["execution_id"]))
+        loaded: list[tuple[OrderRecord, OrderMeta]] = []
         for row in order_rows:
             m = row._mapping
-            state = OrderState(m["state"])
-            blob = json.loads(m["legs"])
-            rec = OrderRecord(
-                client_order_id=m["client_order_id"],
-                symbol=m["symbol"],
-                side=OrderSide(m["side"]),
-                qty=m["qty"],
-                source=m["source"],
-                state=state,
-                previous_state=OrderState(m["previous_state"]),
-                broker_status=m["broker_status"],
-                broker_order_id=m["broker_order_id"],
-                current_client_order_id=m["current_client_order_id"],
-                filled_qty=m["filled_qty"],
-                avg_fill_price=m["avg_fill_price"],
-                overfill_qty=m["overfill_qty"],
-                parent_client_order_id=m["parent_client_order_id"],
-                pending_replace_client_id=blob["meta"].get("pending_replace_client_id"),
-                cancel_requested=bool(blob["meta"].get("cancel_requested")),
-            )
-            for bid, leg in blob["legs"].items():
-                rec.legs[bid] = BrokerLeg(
-                    bid,
-                    leg["client_order_id"],
-                    None if leg["qty"] is None else Decimal(leg["qty"]),
-                    Decimal(leg["filled_qty"]),
-                    Decimal(leg["notional_filled"]),
-                    Decimal(leg["inferred_open"]),
-                )
+            try:
+                rec, meta = _order_from_row(m)
+            except ROW_ERRORS as error:
+                raise self._damaged("orders", repr(m["client_order_id"]), error) from error
             rec.exec_ids = exec_ids.get(rec.client_order_id, set())
-            meta = OrderMeta(
-                created_at=m["created_at"],
-                type=OrderType(blob["meta"]["type"]),
-                time_in_force=TimeInForce(blob["meta"]["time_in_force"]),
-                limit_price=_dec(blob["meta"].get("limit_price")),
-                stop_price=_dec(blob["meta"].get("stop_price")),
-            )
+            loaded.append((rec, meta))
+        self.positions.clear()
+        self.positions.update(positions)
+        self._fill_keys |= fill_keys
+        self.fill_count += len(fill_rows)
+        for rec, meta in loaded:
             self._records[rec.client_order_id] = rec
             self._meta[rec.client_order_id] = meta
             self.index(rec)
-            if state.is_terminal and state is not OrderState.LOST:
+            if rec.state.is_terminal and rec.state is not OrderState.LOST:
                 self._closed[rec.client_order_id] = None
         self._trim()
         return len(self._records)
+
+    def _fetch(self, conn: Any, table: Any, order: Any, key: tuple[str, ...]) -> list[Any]:
+        """Every row of ``table``; a typed column that cannot be decoded (a damaged time or amount)
+        fails the fetch itself, so the row is then found by reading the keys alone."""
+        ordering = (order, *(table.c[k] for k in key))
+        try:
+            return list(conn.execute(select(table).order_by(*ordering)).all())
+        except ROW_ERRORS as error:
+            bad = "?"
+            good = 0
+            with contextlib.suppress(*ROW_ERRORS):
+                for _row in conn.execute(select(table).order_by(*ordering)):
+                    good += 1
+            keys = conn.execute(select(*(table.c[k] for k in key)).order_by(*ordering)).all()
+            if good < len(keys):
+                bad = "/".join(str(v) for v in keys[good])
+            raise self._damaged(table.name, bad, error) from error
+
+    def _damaged(self, table: str, key: str, error: BaseException) -> DamagedRowError:
+        problem = f"the field {error} is missing" if isinstance(error, KeyError) else (
+            str(error) or type(error).__name__
+        )
+        where = self._db.display_url if self._db is not None else "(none)"
+        return DamagedRowError(
+            f"the database {where} is damaged: {table} row {key} is unreadable ({problem})"
+        )
 
     def fills_history(self, symbols: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Every stored fill (for the trade report), oldest first."""
@@ -788,6 +799,59 @@ class OrderStore:
 
 def _dec(v: str | None) -> Decimal | None:
     return None if v is None else Decimal(v)
+
+
+def _order_from_row(m: Any) -> tuple[OrderRecord, OrderMeta]:
+    """One ``orders`` row; raises one of ``ROW_ERRORS`` for anything Heron would not have written."""
+    state = OrderState(m["state"])
+    blob = json.loads(m["legs"])
+    if not isinstance(blob, dict) or not isinstance(blob.get("legs"), dict) or not isinstance(
+        blob.get("meta"), dict
+    ):
+        raise ValueError("legs is not a JSON object with 'legs' and 'meta' objects")
+    sane_amount("qty", m["qty"])
+    for name in ("filled_qty", "overfill_qty"):
+        value = m[name]
+        if not isinstance(value, Decimal) or not value.is_finite() or not 0 <= value <= STORED_MAX:
+            raise ValueError(f"{name} {value!r} is not a sane amount")
+    sane_amount("avg_fill_price", m["avg_fill_price"])
+    rec = OrderRecord(
+        client_order_id=m["client_order_id"],
+        symbol=m["symbol"],
+        side=OrderSide(m["side"]),
+        qty=m["qty"],
+        source=m["source"],
+        state=state,
+        previous_state=OrderState(m["previous_state"]),
+        broker_status=m["broker_status"],
+        broker_order_id=m["broker_order_id"],
+        current_client_order_id=m["current_client_order_id"],
+        filled_qty=m["filled_qty"],
+        avg_fill_price=m["avg_fill_price"],
+        overfill_qty=m["overfill_qty"],
+        parent_client_order_id=m["parent_client_order_id"],
+        pending_replace_client_id=blob["meta"].get("pending_replace_client_id"),
+        cancel_requested=bool(blob["meta"].get("cancel_requested")),
+    )
+    for bid, leg in blob["legs"].items():
+        rec.legs[bid] = BrokerLeg(
+            bid,
+            leg["client_order_id"],
+            None if leg["qty"] is None else Decimal(leg["qty"]),
+            Decimal(leg["filled_qty"]),
+            Decimal(leg["notional_filled"]),
+            Decimal(leg["inferred_open"]),
+        )
+    meta = OrderMeta(
+        created_at=m["created_at"],
+        type=OrderType(blob["meta"]["type"]),
+        time_in_force=TimeInForce(blob["meta"]["time_in_force"]),
+        limit_price=_dec(blob["meta"].get("limit_price")),
+        stop_price=_dec(blob["meta"].get("stop_price")),
+    )
+    sane_amount("limit_price", meta.limit_price)
+    sane_amount("stop_price", meta.stop_price)
+    return rec, meta
 
 
 def _fill_row(fill: Fill, logical_id: str, *, inferred: bool) -> Any:

@@ -150,4 +150,5 @@ def _v1_create(conn: Connection) -> None:
 ORDERS_SCHEMA = Schema(
     "orders",
     (Migration(1, "order journal, intents, orders, fills, anomalies, incidents, trading state", _v1_create),),
+    metadata=metadata,
 )

@@ -130,6 +130,9 @@ class Reconciler:
         #: The broker's non-flat positions and open orders as of the last comparison (for review UIs).
         self.broker_position_details: dict[str, Position] = {}
         self.broker_open_orders: list[Order] = []
+        #: Set while a known cause explains the drift found (a journal rolled back by a lost
+        #: write-ahead log): every incident opened meanwhile names it.
+        self.suspected_cause: str | None = None
         self._seq = 0
         self._startup_done = False
         self._escalated = False
@@ -489,6 +492,8 @@ class Reconciler:
     ) -> Incident:
         self._seq += 1
         now = self.clock()
+        if self.suspected_cause:
+            detail = f"{detail} (cause: {self.suspected_cause})"
         return Incident(
             f"inc-{int(now.timestamp())}-{self._seq}", kind, severity, subject, local, broker, detail, now
         )

@@ -109,7 +109,9 @@ def _v1_create_candles(conn: Connection) -> None:
     m.create_all(conn)
 
 
-CANDLES_SCHEMA: Final = Schema("candles", (Migration(1, "candles table", _v1_create_candles),))
+CANDLES_SCHEMA: Final = Schema(
+    "candles", (Migration(1, "candles table", _v1_create_candles),), metadata=metadata
+)
 
 _VALUE_COLUMNS: Final = ("open", "high", "low", "close", "volume", "trade_count", "vwap")
 

@@ -21,6 +21,16 @@ class MigrationError(StorageError):
     """A migration failed; its transaction was rolled back and the schema stays at the previous version."""
 
 
+class DamagedDatabaseError(StorageError):
+    """The database file is damaged (a bad page, a truncated file, a file that is not a database) or
+    holds tables of a shape this Heron cannot use (another application's, older or newer). Nothing
+    in it was changed; start-up stops."""
+
+
+class DamagedRowError(DamagedDatabaseError):
+    """A stored row cannot be read back (not valid JSON, a missing field, an absurd value)."""
+
+
 def describe_db_error(error: BaseException) -> str:
     """A short human reason for a DB-API/SQLAlchemy error (no SQL text, no parameters)."""
     orig = getattr(error, "orig", None) or error

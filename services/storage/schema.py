@@ -73,7 +73,13 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.schema import CreateColumn
 
-from services.storage.errors import MigrationError, SchemaTooNewError, StorageError, describe_db_error
+from services.storage.errors import (
+    DamagedDatabaseError,
+    MigrationError,
+    SchemaTooNewError,
+    StorageError,
+    describe_db_error,
+)
 from services.storage.locking import immediate
 from services.storage.types import UTCDateTime
 
@@ -102,10 +108,18 @@ class Migration:
 
 @dataclass(frozen=True, slots=True)
 class Schema:
-    """A named, ordered migration line owned by one part of Heron."""
+    """A named, ordered migration line owned by one part of Heron.
+
+    ``metadata`` (the live tables) lets :func:`migrate` refuse a table of the same name but another
+    shape (another application's, or an older one no migration covers) before anything reads it.
+    ``oldest_upgradable``: a database recorded below this version is refused (its migrations are
+    no longer part of this Heron); 1 means every version can be upgraded.
+    """
 
     name: str
     migrations: tuple[Migration, ...]
+    metadata: MetaData | None = None
+    oldest_upgradable: int = 1
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -151,7 +165,10 @@ def migrate(engine: Engine, schemas: Sequence[Schema]) -> list[tuple[str, int]]:
         raise ValueError(f"schemas given twice: {duplicates}")
     try:
         with engine.connect() as conn:
+            _check_version_table(conn)
             recorded = current_versions(conn)
+            for schema in schemas:
+                _check_before(conn, schema, recorded.get(schema.name, 0))
     except sa_exc.SQLAlchemyError as error:
         raise StorageError(f"cannot read the schema version: {describe_db_error(error)}") from error
     too_new = [
@@ -165,15 +182,70 @@ def migrate(engine: Engine, schemas: Sequence[Schema]) -> list[tuple[str, int]]:
             + "; ".join(too_new)
             + ". Upgrade Heron or open another database."
         )
-    if all(recorded.get(s.name, 0) == s.latest for s in schemas):
-        return []
-    _ensure_version_table(engine)
     applied: list[tuple[str, int]] = []
-    for schema in schemas:
-        for migration in schema.migrations[recorded.get(schema.name, 0) :]:
-            if _apply(engine, schema, migration):
-                applied.append((schema.name, migration.version))
+    if not all(recorded.get(s.name, 0) == s.latest for s in schemas):
+        _ensure_version_table(engine)
+        for schema in schemas:
+            for migration in schema.migrations[recorded.get(schema.name, 0) :]:
+                if _apply(engine, schema, migration):
+                    applied.append((schema.name, migration.version))
+    check_shapes(engine, schemas)
     return applied
+
+
+def _check_version_table(conn: Connection) -> None:
+    insp = inspect(conn)
+    if not insp.has_table(schema_version.name):
+        return
+    in_db = {c["name"] for c in insp.get_columns(schema_version.name)}
+    missing = sorted({c.name for c in schema_version.columns} - in_db)
+    if missing:
+        raise DamagedDatabaseError(
+            f"the table schema_version has another shape (no column {', '.join(missing)}): "
+            "this is not a Heron database (another application's?); nothing was changed"
+        )
+
+
+def _check_before(conn: Connection, schema: Schema, recorded: int) -> None:
+    """Refuse what no migration can turn into ``schema``'s tables, before anything is written."""
+    if 0 < recorded < schema.oldest_upgradable:
+        raise DamagedDatabaseError(
+            f"{schema.name} is at version {recorded}, older than this Heron can upgrade (from version "
+            f"{schema.oldest_upgradable}); nothing was changed. Open it with an older Heron first."
+        )
+    if recorded == 0 and schema.metadata is not None:
+        insp = inspect(conn)
+        foreign = [t.name for t in schema.metadata.sorted_tables if insp.has_table(t.name)]
+        if foreign:
+            raise DamagedDatabaseError(
+                f"table {', '.join(foreign)} exists but Heron's {schema.name} schema was never recorded "
+                "in it: a table of another application (or of a damaged database); nothing was changed"
+            )
+
+
+def check_shapes(engine: Engine, schemas: Sequence[Schema]) -> None:
+    """Every live table of ``schemas`` (those with ``metadata``) exists with every column the code
+    reads; raises :class:`DamagedDatabaseError` naming the table and the missing columns."""
+    try:
+        with engine.connect() as conn:
+            recorded = current_versions(conn)
+            insp = inspect(conn)
+            for schema in schemas:
+                if schema.metadata is None:
+                    continue
+                for table in schema.metadata.sorted_tables:
+                    where = f"{schema.name} schema version {recorded.get(schema.name, 0)}"
+                    if not insp.has_table(table.name):
+                        raise DamagedDatabaseError(f"table {table.name} is missing ({where})")
+                    in_db = {c["name"] for c in insp.get_columns(table.name)}
+                    missing = [c.name for c in table.columns if c.name not in in_db]
+                    if missing:
+                        raise DamagedDatabaseError(
+                            f"table {table.name} has another shape (no column {', '.join(missing)}; "
+                            f"{where}): an older or foreign table this Heron cannot use; nothing was changed"
+                        )
+    except sa_exc.SQLAlchemyError as error:
+        raise DamagedDatabaseError(f"cannot read the table shapes: {describe_db_error(error)}") from error
 
 
 def _ensure_version_table(engine: Engine) -> None:
