@@ -123,7 +123,9 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", ["alpaca-paper"])
-def test_paper_mode_without_a_keyring_says_so_and_keeps_running(tmp_path: Path, mode: str) -> None:
+def test_paper_mode_without_a_keyring_says_so_and_exits_non_zero_headless(tmp_path: Path, mode: str) -> None:
+    """No traceback and no hang; a headless run whose trading was never enabled exits non-zero and
+    says why (issue: --headless exits non-zero whenever trading was never enabled)."""
     proc = heron(
         "--mode",
         mode,
@@ -134,6 +136,7 @@ def test_paper_mode_without_a_keyring_says_so_and_keeps_running(tmp_path: Path, 
         str(tmp_path),
         PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "trading was never enabled" in proc.stderr
     log_text = (tmp_path / "profiles" / "default" / "logs" / "heron.log").read_text()
     assert "no OS keyring is available" in log_text
