@@ -21,12 +21,14 @@ REPO = Path(__file__).resolve().parents[2]
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("HERON_CRASH_AT", None)
+    env["QT_QPA_PLATFORM"] = "offscreen"  # a window needs no display in tests
     return env
 
 
-def _start(data: Path, *extra: str) -> subprocess.Popen[str]:
+def _start(data: Path, *extra: str, window: bool = False) -> subprocess.Popen[str]:
+    mode = [] if window else ["--headless"]  # a window renders offscreen (QT_QPA_PLATFORM in _env)
     return subprocess.Popen(
-        [sys.executable, str(REPO / "main.py"), "--headless", "--data-dir", str(data), *extra],
+        [sys.executable, str(REPO / "main.py"), *mode, "--data-dir", str(data), *extra],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(),
     )  # fmt: skip
 
@@ -193,12 +195,13 @@ def test_a_stranger_on_the_recorded_port_gets_no_keys(
         _poll("the unproven process stopped", lambda: squatter.poll() is not None, 10)
 
 
+@pytest.mark.parametrize("window", [False, True], ids=["headless", "window"])
 def test_a_killed_exchange_child_is_said_restarted_and_trading_resumes_after_reconciliation(
-    tmp_path: Path, procs: list[subprocess.Popen[str]]
+    tmp_path: Path, procs: list[subprocess.Popen[str]], window: bool
 ) -> None:
     data = tmp_path / "heron"
     report = tmp_path / "report.json"
-    terminal = _start(data, "--quit-after", "90", "--state-report", str(report))
+    terminal = _start(data, "--quit-after", "90", "--state-report", str(report), window=window)
     procs.append(terminal)
     _poll("start-up reconciliation", lambda: _logged(data, "start-up reconciliation: clean"), 60)
     session = _exchange_dir(data) / "session.json"
