@@ -103,6 +103,7 @@ FAULT_KINDS: tuple[str, ...] = (
 LOCAL_KINDS: frozenset[str] = frozenset({"terminal_kill", "child_kill", "db_lock", "external_cancel",
                                          "disk_full", "second_terminal", "sigterm_startup"})
 STARTING_CASH = Decimal(100000)  # the exchange's --cash default, for the harness's and the child's
+ORPHAN_GRACE = 3.0  # seconds a child exchange gets to follow its terminal out
 SECOND_EXIT_WITHIN = 20.0  # a second terminal on the profile must have exited by then (2 busy cores)
 OPEN_STATUSES = frozenset({"new", "accepted", "partially_filled", "pending_new", "pending_cancel",
                            "pending_replace", "accepted_for_bidding", "held", "calculated"})
@@ -210,7 +211,8 @@ def plan_faults(rng: random.Random, cfg: ChaosConfig) -> list[Fault]:
     """A random fault plan over the trading window (sorted by time). A share of the plans
     (``local_share``) are local-mode plans: one ``child_kill`` and faults from :data:`LOCAL_KINDS`."""
     n = rng.randint(cfg.faults_min, cfg.faults_max)
-    local = "child_kill" in cfg.kinds and rng.random() < cfg.local_share
+    local = rng.random() < cfg.local_share or set(cfg.kinds) == {"child_kill"}
+    local = local and "child_kill" in cfg.kinds
     kinds = [k for k in cfg.kinds if (k in LOCAL_KINDS if local else k != "child_kill")]
     plan = []
     for i in range(n):
@@ -417,6 +419,7 @@ class _Run:
         self.lock = threading.Lock()
         self.helpers: list[threading.Thread] = []
         self.exchange_busy = threading.Event()  # set while the exchange is down on purpose
+        self.disk_busy = threading.Event()  # set while the data dir's disk is full on purpose
         self.notes: list[str] = []
         self.first_active: float | None = None
         self.extra_window = 0.0  # a kill-switch flatten gets time to finish inside the window
@@ -431,11 +434,17 @@ class _Run:
     def rest(self) -> ExchangeProcess | SessionClient:
         return self.session if self.ex is None else self.ex
 
-    def note_orphans(self, where: str) -> dict[int, str]:
-        """Processes naming the data dir that no terminal of this run owns (none may exist when
-        called: every terminal started so far has exited, or is excluded as still running)."""
-        live = {t.proc.pid for t in [*self.terminals, *self.seconds] if t.alive()}
-        found = processes_naming([self.data_dir], exclude=live)
+    def note_orphans(self, where: str, grace: float = ORPHAN_GRACE) -> dict[int, str]:
+        """Processes naming the data dir that no terminal of this run owns and that are still there
+        ``grace`` seconds on (none may be: every terminal started so far has exited, or is
+        excluded as still running; a child gets a moment to follow its parent)."""
+        deadline = time.monotonic() + grace
+        while True:
+            live = {t.proc.pid for t in [*self.terminals, *self.seconds] if t.alive()}
+            found = processes_naming([self.data_dir], exclude=live)
+            if not found or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         with self.lock:
             for pid, cmd in found.items():
                 self.orphans.setdefault(pid, {"cmd": cmd, "seen": where})
@@ -560,11 +569,12 @@ class _Run:
         elif f.kind == "garbled_answer":
             ok = self.admin("/rest/garble", {"count": p["count"]})
         elif f.kind == "disk_full":
-            ok = self.disk_problem is None
+            ok = self.disk_problem is None and not self.disk_busy.is_set()  # one full disk at a time
             if ok:
+                self.disk_busy.set()
                 self.stretch_window(time.monotonic() + p["seconds"] + 3.0)
                 self.background(lambda: self.fill_disk_for(p["seconds"]))
-            else:
+            elif self.disk_problem is not None:
                 self.not_injectable["disk_full"] = str(self.disk_problem)
         elif f.kind == "child_kill":
             ok = self.kill_child()
@@ -580,13 +590,15 @@ class _Run:
     def fill_disk_for(self, seconds: float) -> None:
         """disk_full: fill the data dir's tmpfs, hold it full for ``seconds``, free it."""
         filler = self.data_dir / "chaos-filler.bin"
-        started = time.monotonic()
+        started = full_at = time.monotonic()
+        written = 0
         try:
             written = fill_disk(filler)
             full_at = time.monotonic()
             time.sleep(max(0.0, seconds - (full_at - started)))
         finally:
             filler.unlink(missing_ok=True)
+            self.disk_busy.clear()
         with self.lock:
             self.disk_fulls.append({"at": round(started - self.t0, 2), "filled_bytes": written,
                                     "full_seconds": round(time.monotonic() - full_at, 2)})
@@ -668,13 +680,7 @@ class _Run:
         self.terminals.append(term)
         time.sleep(max(0.0, term.started + after - time.monotonic()))
         code = term.terminate(30)
-        exited = time.monotonic()
-        orphans: dict[int, str] = {}
-        while time.monotonic() < exited + 3.0:  # a child may take a moment to follow its parent
-            orphans = self.note_orphans("after a SIGTERM in start-up")
-            if not orphans:
-                break
-            time.sleep(0.2)
+        orphans = self.note_orphans("after a SIGTERM in start-up")
         with self.lock:
             self.sigterm_starts.append({"after": after, "exit_code": code, "hung": code is None,
                                         "orphans": sorted(orphans)})
@@ -1004,9 +1010,7 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
         figures["hangs_at_quit"] = sum(1 for c in codes if c is None)
         # Every terminal is gone, so its child must be too: whatever still names the data dir is an
         # orphan (counted, then killed: one writer for the venue the harness opens in local mode).
-        deadline = time.monotonic() + 3.0
-        while run.note_orphans("after the trading terminals quit") and time.monotonic() < deadline:
-            time.sleep(0.2)
+        run.note_orphans("after the trading terminals quit")
         kill_processes(list(processes_naming([data_dir])))
         if local:
             (run_dir / "exchange").mkdir(parents=True)
@@ -1089,7 +1093,7 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
             figures["disk_fulls"] = run.disk_fulls
         # nothing the run started may outlive it: its terminals are gone and its exchange stopped
         orphans = dict(run.orphans) if run is not None else {}
-        deadline = time.monotonic() + 3.0
+        deadline = time.monotonic() + ORPHAN_GRACE
         while True:
             left = processes_naming([run_dir])
             if not left or time.monotonic() > deadline:

@@ -58,8 +58,8 @@ WIRE_FAULTS = [
     Fault(3.5, "ws_kill", {"which": "all"}),
     Fault(4.5, "rest_429", {"count": 10}),
     Fault(5.0, "matching_pause", {"seconds": 1.5}),
-    Fault(5.5, "exchange_kill", {"down_seconds": 1.5}),
     Fault(6.5, "ws_kill", {"which": "trading"}),
+    Fault(6.7, "exchange_kill", {"down_seconds": 1.0}),  # last: the admin routes are down with it
 ]
 
 TRADING_FAULTS = [  # a kill-switch flatten over an exit order held in pending_cancel, replace races
