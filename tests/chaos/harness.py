@@ -105,6 +105,8 @@ LOCAL_KINDS: frozenset[str] = frozenset({"terminal_kill", "child_kill", "db_lock
 STARTING_CASH = Decimal(100000)  # the exchange's --cash default, for the harness's and the child's
 ORPHAN_GRACE = 3.0  # seconds a child exchange gets to follow its terminal out
 SECOND_EXIT_WITHIN = 20.0  # a second terminal on the profile must have exited by then (2 busy cores)
+CHILD_WAIT = 15.0  # child_kill waits this long for a terminal's child exchange to kill
+CHILD_RESTART_WITHIN = 10.0  # the window stays open this long after a child_kill to see it restarted
 OPEN_STATUSES = frozenset({"new", "accepted", "partially_filled", "pending_new", "pending_cancel",
                            "pending_replace", "accepted_for_bidding", "held", "calculated"})
 STRATEGY = "sma_crossover:fast=2,slow=4"
@@ -577,7 +579,12 @@ class _Run:
             elif self.disk_problem is not None:
                 self.not_injectable["disk_full"] = str(self.disk_problem)
         elif f.kind == "child_kill":
-            ok = self.kill_child()
+            if self.ex is not None:
+                ok = False
+                self.not_injectable["child_kill"] = "the run is not in local mode"
+            else:
+                self.background(self.kill_child)
+                return  # counted by kill_child once it has found the child
         elif f.kind == "second_terminal":
             ok = True
             self.background(self.second_terminal)
@@ -603,32 +610,44 @@ class _Run:
             self.disk_fulls.append({"at": round(started - self.t0, 2), "filled_bytes": written,
                                     "full_seconds": round(time.monotonic() - full_at, 2)})
 
-    def kill_child(self) -> bool:
-        """child_kill: SIGKILL the exchange the terminal started (local mode), then watch whether a
-        new one takes its place (session.json naming a new live pid) before the window ends."""
-        if self.ex is not None:
-            self.not_injectable["child_kill"] = "the run is not in local mode"
-            return False
-        pid = self.session.pid()
-        if pid is None or not _is_exchange(pid, exchange_dir(self.data_dir)):
-            return False
+    def kill_child(self) -> None:
+        """child_kill (on a helper thread): wait for the exchange a trading terminal started (local
+        mode; up to CHILD_WAIT s, e.g. while a restarted terminal starts), SIGKILL it, and watch for
+        CHILD_RESTART_WITHIN s (the window is held open that long) whether that terminal starts a
+        new one (``session.json`` naming a new live exchange whose parent is that terminal)."""
+        venue = exchange_dir(self.data_dir)
+        pid = owner = None
+        deadline = time.monotonic() + CHILD_WAIT
+        while time.monotonic() < deadline:
+            terminals = {t.proc.pid: t for t in self.terminals if t.alive()}
+            pid = self.session.pid()
+            parent = None if pid is None else _ppid(pid)
+            if pid is not None and parent in terminals and _is_exchange(pid, venue):
+                owner = terminals[parent]
+                break
+            time.sleep(0.1)
+        if pid is None or owner is None:
+            with self.lock:
+                self.skipped["child_kill"] += 1
+            return
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
-        record: dict[str, Any] = {"at": round(killed_at - self.t0, 2), "pid": pid, "restarted_after": None}
+        self.stretch_window(killed_at + CHILD_RESTART_WITHIN)
+        record: dict[str, Any] = {"at": round(killed_at - self.t0, 2), "pid": pid, "restarted_after": None,
+                                  "owner_stopped_after": None}
         with self.lock:
+            self.injected["child_kill"] += 1
             self.child_kills.append(record)
-
-        def watch() -> None:
-            while time.monotonic() < self.window_end():
-                new = self.session.pid()
-                if new is not None and new != pid and _is_exchange(new, exchange_dir(self.data_dir)):
-                    record["restarted_after"] = round(time.monotonic() - killed_at, 2)
-                    record["new_pid"] = new
-                    return
-                time.sleep(0.1)
-
-        self.background(watch)
-        return True
+        while time.monotonic() < self.window_end():
+            new = self.session.pid()
+            if new is not None and new != pid and _is_exchange(new, venue) and _ppid(new) == owner.proc.pid:
+                record["restarted_after"] = round(time.monotonic() - killed_at, 2)
+                record["new_pid"] = new
+                return
+            if not owner.alive():
+                record["owner_stopped_after"] = round(time.monotonic() - killed_at, 2)
+                return
+            time.sleep(0.1)
 
     def second_terminal(self) -> None:
         """second_terminal: start another terminal on the same profile while the first trades; it
@@ -708,6 +727,13 @@ def _is_exchange(pid: int, venue: Path) -> bool:
     except OSError:
         return False
     return not _zombie(pid) and b"services.exchange" in args and str(venue).encode() in args
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _last_line(text: str) -> str:
@@ -918,8 +944,9 @@ def verdict(figures: dict[str, Any]) -> list[str]:
             why.append(f"second terminal {s['tag']}: exit {s['exit_code']}, stayed up {s['stayed_up']}, "
                        f"trading ACTIVE {s['reached_active']}, disturbed {s['disturbed']}")
     for k in figures.get("child_kills") or []:
-        if k["restarted_after"] is None:
-            why.append(f"the exchange child killed at {k['at']} s was not restarted")
+        stopped = k.get("owner_stopped_after")
+        if k["restarted_after"] is None and (stopped is None or stopped >= CHILD_RESTART_WITHIN):
+            why.append(f"the exchange child killed at {k['at']} s was not restarted by its terminal")
     for st in figures.get("sigterm_starts") or []:
         if st["hung"]:
             why.append(f"a SIGTERM {st['after']} s into start-up did not end the terminal")

@@ -182,6 +182,9 @@ def test_verdict_fails_a_run_for_each_new_fault_that_went_wrong() -> None:
     assert verdict(clean) == []
     second = {"tag": "second0", "exit_code": 1, "stayed_up": False, "reached_active": False, "disturbed": []}
     assert verdict(clean | {"second_terminals": [second]}) == []
+    # a child whose terminal another fault stopped 2 s after the kill had no time to be restarted
+    assert verdict(clean | {"child_kills": [{"at": 1.0, "pid": 5, "restarted_after": None,
+                                             "owner_stopped_after": 2.0}]}) == []
     bad: list[dict[str, Any]] = [
         {"second_terminals": [second | {"exit_code": None, "stayed_up": True}]},
         {"second_terminals": [second | {"exit_code": 0}]},
