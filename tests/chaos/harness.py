@@ -151,6 +151,7 @@ class Terminal:
         self.report_path.unlink(missing_ok=True)
         self.stderr_path = data_dir / f"terminal-{tag}.stderr.log"
         self.tag = tag
+        self.metrics_port = metrics_port
         exchange = ("--mode", "local") if ex is None else ("--exchange-url", ex.url,
                                                             "--exchange-keys", str(ex.keys_file))
         args = [sys.executable, str(REPO / "main.py"), "--headless", "--data-dir", str(data_dir), *exchange,
@@ -422,6 +423,8 @@ class _Run:
         self.helpers: list[threading.Thread] = []
         self.exchange_busy = threading.Event()  # set while the exchange is down on purpose
         self.disk_busy = threading.Event()  # set while the data dir's disk is full on purpose
+        self.no_second = threading.Event()  # clear while a second terminal runs on the profile
+        self.no_second.set()
         self.notes: list[str] = []
         self.first_active: float | None = None
         self.extra_window = 0.0  # a kill-switch flatten gets time to finish inside the window
@@ -475,9 +478,10 @@ class _Run:
             self.first_active = wait_active(port, term, timeout=40)
             self.t0 = time.monotonic()
             return
+        self.no_second.wait(SECOND_EXIT_WITHIN + 90)  # one terminal start at a time on the profile
         self.terminals.append(Terminal(self.ex, self.data_dir, quit_after=self.cfg.trade_seconds + 60 +
                                        self.extra_window, tag=f"t{len(self.terminals)}", script=None,
-                                       strategy=STRATEGY))
+                                       strategy=STRATEGY, metrics_port=free_port()))
 
     def background(self, fn: Callable[[], None]) -> None:
         t = threading.Thread(target=fn, daemon=True)
@@ -586,8 +590,9 @@ class _Run:
                 self.background(self.kill_child)
                 return  # counted by kill_child once it has found the child
         elif f.kind == "second_terminal":
-            ok = True
+            self.no_second.clear()
             self.background(self.second_terminal)
+            return  # counted by second_terminal once the first terminal trades
         elif f.kind == "sigterm_startup":
             ok = True
             self.sigterm_startup(p["after"])
@@ -653,13 +658,24 @@ class _Run:
         """second_terminal: start another terminal on the same profile while the first trades; it
         must exit non-zero within SECOND_EXIT_WITHIN s, never reach trading ACTIVE, and leave the
         first terminal and (local mode) its exchange running."""
+        try:
+            self._second_terminal()
+        finally:
+            self.no_second.set()
+
+    def _second_terminal(self) -> None:
         first = self.terminal if self.terminals and self.terminal.alive() else None
+        if first is None or first.metrics_port is None or wait_active(first.metrics_port, first, 30) is None:
+            with self.lock:  # the second must meet a first that trades, not one starting up
+                self.skipped["second_terminal"] += 1
+            return
         child = self.session.pid() if self.ex is None else None
         port = free_port()
         second = Terminal(self.ex, self.data_dir, quit_after=self.cfg.trade_seconds + 60,
                           tag=f"second{len(self.seconds)}", metrics_port=port)
         with self.lock:
             self.seconds.append(second)
+            self.injected["second_terminal"] += 1
         active = wait_active(port, second, timeout=SECOND_EXIT_WITHIN)
         code = second.proc.poll()
         if code is None:
@@ -694,6 +710,7 @@ class _Run:
         child); then it is started again for the rest of the window."""
         if self.terminals and self.terminal.alive():
             self.terminal.terminate(60)
+        self.no_second.wait(SECOND_EXIT_WITHIN + 90)
         term = Terminal(self.ex, self.data_dir, quit_after=self.cfg.trade_seconds + 60,
                         tag=f"t{len(self.terminals)}-sigterm", strategy=STRATEGY)
         self.terminals.append(term)

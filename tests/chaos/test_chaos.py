@@ -40,12 +40,12 @@ from tests.chaos.harness import (
 from tests.support.exchange import ExchangeProcess
 
 PROCESS_FAULTS = [  # local mode: the terminal starts its own exchange child
-    Fault(0.5, "db_lock", {"seconds": 4.0}),
-    Fault(1.0, "disk_full", {"seconds": 5.0}),
-    Fault(2.0, "second_terminal", {}),
-    Fault(3.0, "terminal_kill", {"down_seconds": 0.3}),
-    Fault(4.5, "child_kill", {}),
-    Fault(6.0, "sigterm_startup", {"after": 0.8}),
+    Fault(0.3, "terminal_kill", {"down_seconds": 0.3}),
+    Fault(1.0, "db_lock", {"seconds": 4.0}),
+    Fault(1.5, "disk_full", {"seconds": 5.0}),
+    Fault(2.0, "sigterm_startup", {"after": 0.8}),
+    Fault(2.5, "second_terminal", {}),  # once the restarted terminal trades
+    Fault(3.0, "child_kill", {}),  # last: nothing stops its terminal in the 10 s it has to restart it
 ]
 WIRE_FAULTS = [
     Fault(0.2, "db_lock", {"seconds": 6.0}),  # longer than the terminal's SQLite busy timeout
