@@ -147,9 +147,11 @@ class Terminal:
                  script: list[dict[str, Any]] | None = None, strategy: str | None = None,
                  metrics_port: int | None = None, extra: tuple[str, ...] = ()) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.report_path = data_dir / f"report-{tag}.json"
+        side = data_dir.parent / "terminal-files"  # beside the data dir: a full disk there loses none
+        side.mkdir(parents=True, exist_ok=True)
+        self.report_path = side / f"report-{tag}.json"
         self.report_path.unlink(missing_ok=True)
-        self.stderr_path = data_dir / f"terminal-{tag}.stderr.log"
+        self.stderr_path = side / f"terminal-{tag}.stderr.log"
         self.tag = tag
         self.metrics_port = metrics_port
         exchange = ("--mode", "local") if ex is None else ("--exchange-url", ex.url,
@@ -157,7 +159,7 @@ class Terminal:
         args = [sys.executable, str(REPO / "main.py"), "--headless", "--data-dir", str(data_dir), *exchange,
                 "--quit-after", f"{quit_after:.1f}", "--state-report", str(self.report_path), *extra]
         if script is not None:
-            path = data_dir / f"script-{tag}.json"
+            path = side / f"script-{tag}.json"
             path.write_text(json.dumps(script))
             args += ["--script", str(path)]
         if strategy is not None:
@@ -611,6 +613,9 @@ class _Run:
         finally:
             filler.unlink(missing_ok=True)
             self.disk_busy.clear()
+            if any(k["restarted_after"] is None for k in self.child_kills):
+                # a child killed before or while the disk was full gets its time once there is space
+                self.stretch_window(time.monotonic() + CHILD_RESTART_WITHIN)
         with self.lock:
             self.disk_fulls.append({"at": round(started - self.t0, 2), "filled_bytes": written,
                                     "full_seconds": round(time.monotonic() - full_at, 2)})
@@ -707,7 +712,7 @@ class _Run:
     def sigterm_startup(self, after: float) -> None:
         """sigterm_startup: the terminal quits (SIGTERM), starts again and is SIGTERMed ``after``
         seconds into that start; once it is gone nothing naming the data dir may run (no orphan
-        child); then it is started again for the rest of the window."""
+        child); then it is started again for the rest of the window (held open 5 s at least)."""
         if self.terminals and self.terminal.alive():
             self.terminal.terminate(60)
         self.no_second.wait(SECOND_EXIT_WITHIN + 90)
@@ -720,8 +725,12 @@ class _Run:
         with self.lock:
             self.sigterm_starts.append({"after": after, "exit_code": code, "hung": code is None,
                                         "orphans": sorted(orphans)})
-        if self.window_end() - time.monotonic() > 2.5:
-            self.start_terminal(None)
+        self.stretch_window(time.monotonic() + 5.0)  # started again, and given time to trade
+        self.start_terminal(None)
+        again = self.terminal
+        assert again.metrics_port is not None
+        active = wait_active(again.metrics_port, again, timeout=40)  # the next fault meets it trading
+        self.sigterm_starts[-1]["started_again_active_after"] = None if active is None else round(active, 2)
 
     def cancel_one_open_order(self) -> bool:
         if self.ex is not None and (self.exchange_busy.is_set() or not self.ex.running):

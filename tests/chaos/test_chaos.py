@@ -41,11 +41,11 @@ from tests.support.exchange import ExchangeProcess
 
 PROCESS_FAULTS = [  # local mode: the terminal starts its own exchange child
     Fault(0.3, "terminal_kill", {"down_seconds": 0.3}),
-    Fault(1.0, "db_lock", {"seconds": 4.0}),
-    Fault(1.5, "disk_full", {"seconds": 5.0}),
-    Fault(2.0, "sigterm_startup", {"after": 0.8}),
-    Fault(2.5, "second_terminal", {}),  # once the restarted terminal trades
-    Fault(3.0, "child_kill", {}),  # last: nothing stops its terminal in the 10 s it has to restart it
+    Fault(1.0, "sigterm_startup", {"after": 0.8}),  # started again, it trades before what follows
+    Fault(1.5, "second_terminal", {}),
+    Fault(2.0, "child_kill", {}),
+    Fault(2.5, "db_lock", {"seconds": 4.0}),
+    Fault(6.9, "disk_full", {"seconds": 5.0}),  # a child restart it delays gets 10 s once space is back
 ]
 WIRE_FAULTS = [
     Fault(0.2, "db_lock", {"seconds": 6.0}),  # longer than the terminal's SQLite busy timeout
