@@ -30,6 +30,7 @@ from tests.chaos.harness import (
     is_local_plan,
     kill_processes,
     measure,
+    measure_account,
     mount_tmpfs,
     plan_faults,
     processes_naming,
@@ -100,8 +101,10 @@ def test_ci_sample_faults_then_restart_reconcile_clean(tmp_path: Path, seed: int
     planted: dict[str, Any] = {}
 
     def plant(ex: ExchangeProcess, data_dir: Path, report: dict[str, Any] | None) -> None:
-        """The figures must be able to fail: lose a fill locally and invent an order at the
-        exchange, then measure again."""
+        """The figures must be able to fail: a state report whose cash is not the exchange's, a
+        fill lost locally and an order invented at the exchange, then measure again."""
+        false_cash = {**(report or {}), "account": {**((report or {}).get("account") or {}), "cash": "1"}}
+        planted["account"] = measure_account(ex, false_cash)
         with sqlite3.connect(db_path(data_dir)) as conn:
             conn.execute("DELETE FROM order_fills WHERE rowid = (SELECT min(rowid) FROM order_fills)")
         status, _ = ex.request("POST", "/v2/orders", {"symbol": "AAPL", "qty": "1", "side": "buy",
@@ -113,6 +116,7 @@ def test_ci_sample_faults_then_restart_reconcile_clean(tmp_path: Path, seed: int
 
     figures = run_chaos(seed, tmp_path, ChaosConfig(trade_seconds=7.0), plan=plan, after=plant)
     _assert_clean(figures)
+    assert planted["account"]["account_divergences"] >= 1, planted["account"]
     assert planted["lost_fills"] == (1 if figures["fills_at_exchange"] else 0)
     assert planted["unreconciled_divergences"] >= 1
     assert any("hr-x-script-planted-1" in d for d in planted["divergence_detail"])
