@@ -1036,6 +1036,9 @@ def service_sections(ctx: AppContext, services: Services) -> dict[str, Any]:
     )
     report.pop("version", None)
     report.pop("mode", None)
+    account = services.engine.account if services.engine is not None else None
+    if account is not None:  # the broker's account as last read (cash moves only with fills)
+        report["account"] = {"cash": str(account.cash), "equity": str(account.equity)}
     if services.runner is not None:
         report["strategies"] = strategies_report(services.runner)
     if services.shadow is not None:

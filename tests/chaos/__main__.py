@@ -2,8 +2,11 @@
 
 Each run (tests/chaos/harness.py) writes ``DIR/run-<seed>.json`` (and keeps ``DIR/run-<seed>/`` with
 the terminal's logs and databases when the run failed); at the end ``DIR/summary.json`` and ``DIR/summary.md``
-hold the totals. Exit status 0 only when every run reports 0 duplicates, 0 lost fills and
-0 unreconciled divergences.
+hold the totals. Exit status 0 only when every run is ok: 0 duplicates, 0 lost or phantom fills,
+0 unreconciled divergences, 0 orphaned processes, a state report true to the exchange's account,
+and every new fault (disk full, exchange child killed, second terminal, SIGTERM in start-up) both
+injected and handled (tests/chaos/harness.py ``verdict``). ``--kinds`` narrows the faults drawn
+(``--kinds child_kill,second_terminal --runs 3`` for a quick look at a few).
 """
 
 from __future__ import annotations
@@ -24,9 +27,15 @@ from tests.chaos.harness import FAULT_KINDS, ChaosConfig, run_chaos
 def summarize(figures: list[dict[str, Any]], wall: float, args: dict[str, Any]) -> dict[str, Any]:
     faults: Counter[str] = Counter()
     skipped: Counter[str] = Counter()
+    not_injectable: Counter[str] = Counter()
     for f in figures:
         faults.update(f.get("faults_injected", {}))
         skipped.update(f.get("faults_skipped", {}))
+        not_injectable.update((f.get("faults_not_injectable") or {}).keys())
+    seconds = [s for f in figures for s in f.get("second_terminals") or []]
+    kills = [k for f in figures for k in f.get("child_kills") or []]
+    restarts = sorted(k["restarted_after"] for k in kills if k.get("restarted_after") is not None)
+    sigterms = [s for f in figures for s in f.get("sigterm_starts") or []]
     rec = sorted(f["recovery_seconds"] for f in figures if f.get("recovery_seconds") is not None)
 
     def pct(p: float) -> float | None:
@@ -51,6 +60,32 @@ def summarize(figures: list[dict[str, Any]], wall: float, args: dict[str, Any]) 
         "lost_fills": total("lost_fills"),
         "phantom_fills": total("phantom_fills"),
         "unreconciled_divergences": total("unreconciled_divergences"),
+        "orphaned_processes": sum(len(f.get("orphans") or {}) for f in figures),
+        "runs_with_orphans": sum(1 for f in figures if f.get("orphans")),
+        "account_divergences": total("account_divergences"),
+        "runs_local_mode": sum(1 for f in figures if f.get("mode") == "local"),
+        "faults_not_injectable_by_kind": dict(not_injectable),
+        "second_terminals": {
+            "started": len(seconds),
+            "refused_in_time": sum(1 for s in seconds
+                                   if s["exit_code"] not in (0, None) and not s["reached_active"]),
+            "stayed_up": sum(1 for s in seconds if s["stayed_up"]),
+            "exit_0": sum(1 for s in seconds if s["exit_code"] == 0),
+            "reached_active": sum(1 for s in seconds if s["reached_active"]),
+            "disturbed_the_first": sum(1 for s in seconds if s["disturbed"]),
+        },
+        "child_kills": {
+            "killed": len(kills),
+            "restarted": len(restarts),
+            "restart_seconds_p50": None if not restarts else statistics.median(restarts),
+            "restart_seconds_max": None if not restarts else restarts[-1],
+        },
+        "sigterm_startups": {
+            "sent": len(sigterms),
+            "hung": sum(1 for s in sigterms if s["hung"]),
+            "left_an_orphan": sum(1 for s in sigterms if s["orphans"]),
+        },
+        "disk_fulls": sum(len(f.get("disk_fulls") or []) for f in figures),
         "hangs_at_quit": total("hangs_at_quit"),
         "task_failures": sum(len(f.get("task_failures") or []) for f in figures),
         "kill_switch_drills": sum(1 for f in figures if f.get("kill_switch_pulls")),
@@ -74,6 +109,7 @@ def summarize(figures: list[dict[str, Any]], wall: float, args: dict[str, Any]) 
 
 def markdown(s: dict[str, Any]) -> str:
     r = s["recovery_seconds"]
+    ck, st, sg = s["child_kills"], s["second_terminals"], s["sigterm_startups"]
     lines = [
         f"# Chaos run: {s['runs']} randomized fault runs (seed {s['args']['seed']})",
         "",
@@ -87,6 +123,20 @@ def markdown(s: dict[str, Any]) -> str:
         f"| lost fills | {s['lost_fills']} |",
         f"| phantom fills | {s['phantom_fills']} |",
         f"| unreconciled divergences | {s['unreconciled_divergences']} |",
+        f"| orphaned processes after a run (runs with any) | {s['orphaned_processes']} "
+        f"({s['runs_with_orphans']}) |",
+        f"| state reports untrue to the exchange's account (cash, equity, positions) | "
+        f"{s['account_divergences']} |",
+        f"| runs in local mode (the terminal's own child exchange) | {s['runs_local_mode']} |",
+        f"| disk full for 5-15 s | {s['disk_fulls']} |",
+        f"| exchange child killed / restarted by the terminal (p50 / max s) | {ck['killed']} / "
+        f"{ck['restarted']} ({ck['restart_seconds_p50']} / {ck['restart_seconds_max']}) |",
+        f"| second terminals: started / refused in time / stayed up / exit 0 / trading ACTIVE / "
+        f"disturbed the first | {st['started']} / {st['refused_in_time']} / {st['stayed_up']} / "
+        f"{st['exit_0']} / {st['reached_active']} / {st['disturbed_the_first']} |",
+        f"| SIGTERM in start-up: sent / hung / left an orphan | {sg['sent']} / {sg['hung']} / "
+        f"{sg['left_an_orphan']} |",
+        f"| faults that could not be injected | {s['faults_not_injectable_by_kind'] or 0} |",
         f"| hangs at quit | {s['hangs_at_quit']} |",
         f"| background tasks that died | {s['task_failures']} |",
         f"| kill-switch flatten drills run (planned but not run) | {s['kill_switch_drills']} "
@@ -113,9 +163,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="directory for per-run figures and the summary")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (each is 2-3 processes)")
     p.add_argument("--trade-seconds", type=float, default=8.0, help="length of each faulted window")
+    p.add_argument("--kinds", default=",".join(FAULT_KINDS),
+                   help="comma-separated fault kinds to draw from (default: all)")
+    p.add_argument("--local-share", type=float, default=0.25,
+                   help="share of runs in local mode (with an exchange child kill); 0..1")
     a = p.parse_args(argv)
+    kinds = tuple(k.strip() for k in a.kinds.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(FAULT_KINDS))
+    if unknown or not kinds:
+        p.error(f"--kinds: unknown fault kind(s) {unknown}; known: {', '.join(FAULT_KINDS)}")
+    if not 0 <= a.local_share <= 1:
+        p.error(f"--local-share must be between 0 and 1, got {a.local_share}")
     a.out.mkdir(parents=True, exist_ok=True)
-    cfg = ChaosConfig(trade_seconds=a.trade_seconds)
+    cfg = ChaosConfig(trade_seconds=a.trade_seconds, kinds=kinds, local_share=a.local_share)
     seeds = [a.seed * 100_000 + i for i in range(a.runs)]
     started = time.monotonic()
     figures: list[dict[str, Any]] = []
@@ -127,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{len(figures)}/{a.runs}] seed {f['seed']}: {'ok' if f.get('ok') else 'FAILED'} "
                   f"faults {f.get('faults_total')} orders {f.get('orders_sent')} "
                   f"dup {f.get('duplicates_at_exchange')} lost {f.get('lost_fills')} "
-                  f"div {f.get('unreconciled_divergences')} recovery {f.get('recovery_seconds')} s",
+                  f"div {f.get('unreconciled_divergences')} orphans {len(f.get('orphans') or {})} "
+                  f"account {f.get('account_divergences')} recovery {f.get('recovery_seconds')} s "
+                  f"wall {f.get('wall_seconds')} s" + "".join(f"\n    {w}" for w in f.get("failures") or []),
                   flush=True)
             summary = summarize(figures, time.monotonic() - started, vars(a) | {"out": str(a.out)})
             (a.out / "summary.json").write_text(json.dumps(summary, indent=2))

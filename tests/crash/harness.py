@@ -79,6 +79,14 @@ def exchange_orders(ex: ExchangeProcess) -> list[dict[str, Any]]:
 
 
 def exchange_fill_qty(ex: ExchangeProcess) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = {}
+    for r in exchange_fills(ex):
+        out[r["order_id"]] = out.get(r["order_id"], Decimal(0)) + Decimal(str(r["qty"]))
+    return out
+
+
+def exchange_fills(ex: ExchangeProcess) -> list[dict[str, Any]]:
+    """Every FILL activity at the exchange, oldest first."""
     status, body = ex.request("GET", "/v2/account/activities/FILL?direction=asc&page_size=100")
     assert status == 200, body
     rows = list(body)
@@ -87,10 +95,7 @@ def exchange_fill_qty(ex: ExchangeProcess) -> dict[str, Decimal]:
             "GET", f"/v2/account/activities/FILL?direction=asc&page_size=100&page_token={rows[-1]['id']}"
         )
         rows += body
-    out: dict[str, Decimal] = {}
-    for r in rows:
-        out[r["order_id"]] = out.get(r["order_id"], Decimal(0)) + Decimal(str(r["qty"]))
-    return out
+    return rows
 
 
 def exchange_positions(ex: ExchangeProcess) -> dict[str, str]:

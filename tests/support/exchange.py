@@ -12,6 +12,7 @@ Stable interface: ``url`` (``http://127.0.0.1:PORT``), ``ws_url`` (``ws://...``)
 ``key_id``, ``secret``, ``keys_file``, ``data_dir``, ``admin(path, json=None, method="POST")`` →
 parsed JSON, ``restart()``, ``kill()``, ``stop()``, ``running``, ``stderr_text()``.
 Defaults: seed 7, ``--always-open --admin``, the keys passed through ``--keys-file`` (never argv).
+``data_dir=`` opens an existing venue (e.g. the one a terminal's own child exchange kept).
 """
 
 from __future__ import annotations
@@ -57,10 +58,11 @@ class ExchangeProcess:
         rate_limit: int = 0,
         key_id: str = TEST_KEY_ID,
         secret: str = TEST_SECRET,
+        data_dir: Path | None = None,
     ) -> None:
         self._own_root = root is None
         self.root = Path(tempfile.mkdtemp(prefix="heron-exchange-")) if root is None else Path(root)
-        self.data_dir = self.root / "data"
+        self.data_dir = self.root / "data" if data_dir is None else Path(data_dir)  # venue state
         self.keys_file = self.root / "keys.json"
         self.key_id = key_id
         self.secret = secret
