@@ -49,6 +49,7 @@ from pathlib import Path
 from app.secrets import ApiKeys
 from app.settings import LocalExchangeSettings, atomic_write_text
 from services.exchange.identity import IDENTITY_PATH, SERVICE, identity_proof
+from services.storage.errors import describe_os_error
 
 log = logging.getLogger("heron.exchange")
 child_log = logging.getLogger("heron.exchange.child")
@@ -417,9 +418,13 @@ class LocalExchangeLauncher:
         asked = time.monotonic()
         url = await asyncio.to_thread(self._wait_for_address)
         self.session = ExchangeSession(url=url, keys=keys, pid=self.process.pid, owned=True)
-        self._write_session(
-            {"url": url, "pid": self.process.pid, "key_id": keys.key_id, "secret": keys.secret}
-        )
+        try:
+            self._write_session(
+                {"url": url, "pid": self.process.pid, "key_id": keys.key_id, "secret": keys.secret}
+            )
+        except ExchangeError as exc:
+            # the exchange runs and the keys are in memory: only a later reuse of it needs the file
+            log.warning("local exchange at %s: %s; it is not recorded for reuse", url, exc)
         ready = (self._ready_at or time.monotonic()) - self._spawned_at
         waited = max(0.0, (self._ready_at or time.monotonic()) - asked)
         log.info("local exchange listening on %s (pid %d, ready %.2f s after its start; waited %.2f s "
@@ -427,8 +432,13 @@ class LocalExchangeLauncher:
         return self.session
 
     def _write_session(self, data: dict[str, object]) -> None:
-        atomic_write_text(self.session_file, json.dumps(data) + "\n", mode=0o600)
-        os.chmod(self.session_file, 0o600)
+        """Raises :class:`ExchangeError` naming the file (and "disk full" when that is why)."""
+        try:
+            atomic_write_text(self.session_file, json.dumps(data) + "\n", mode=0o600)
+            os.chmod(self.session_file, 0o600)
+        except OSError as exc:
+            why = describe_os_error(exc, self.session_file)
+            raise ExchangeError(f"its session file could not be written: {why}") from exc
 
     def listen_for_secret(self, on_secret: Callable[[str], None]) -> None:
         """Set the callback that learns the session secret (the log redactor); told at once when

@@ -277,3 +277,22 @@ def test_a_dead_child_is_reported_at_once_and_restarted_on_the_same_address(tmp_
         assert deaths.empty()  # a stop asked for is not a death
 
     asyncio.run(main())
+
+
+def test_a_full_disk_at_spawn_is_one_clear_error_and_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session file cannot be written (ENOSPC): an ExchangeError naming the file and "disk full"
+    (start-up says it in one line), never an OSError traceback, and no child without its keys file."""
+    import errno
+
+    import app.local_exchange as local_exchange
+
+    def full(*_a: object, **_k: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(local_exchange, "atomic_write_text", full)
+    lx = launcher(tmp_path)
+    with pytest.raises(ExchangeError, match=r"disk full writing .*session\.json"):
+        lx.spawn()
+    assert lx.process is None
