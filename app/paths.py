@@ -25,28 +25,6 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 
 
-class FileTooLargeError(ValueError):
-    """A file Heron reads whole is larger than its limit (or not a regular file); never read."""
-
-
-def read_bounded(path: Path, limit: int, what: str) -> bytes:
-    """The bytes of ``path``, refused unread above ``limit`` bytes or when it is not a regular file
-    (a FIFO would block, a device never ends). Raises :class:`FileTooLargeError` naming ``what``
-    and the file, or :class:`OSError`."""
-    info = path.stat()
-    if not stat.S_ISREG(info.st_mode):
-        raise FileTooLargeError(f"{what} {path} is not a regular file")
-    if info.st_size > limit:
-        raise FileTooLargeError(
-            f"{what} {path} is {info.st_size:,} bytes, more than the {limit:,}-byte limit; it was not read"
-        )
-    with path.open("rb") as fh:
-        data = fh.read(limit + 1)
-    if len(data) > limit:
-        raise FileTooLargeError(f"{what} {path} is more than the {limit:,}-byte limit; it was not read")
-    return data
-
-
 class DataDirError(Exception):
     """The data directory cannot be created or written; the message says which and why."""
 

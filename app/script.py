@@ -33,7 +33,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.paths import FileTooLargeError, read_bounded
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
 from services.domain.models import OrderRequest
 from services.domain.money import ZERO as ZERO_D
@@ -43,6 +42,7 @@ from services.orders.engine import ExecutionEngine, SubmitResult
 from services.orders.state_machine import OrderState
 from services.risk.gate import PriceSource
 from services.risk.trading_state import TradingStateMachine
+from services.storage.files import FileTooLargeError, read_bounded
 
 log = logging.getLogger(__name__)
 SOURCE = "script"

@@ -17,13 +17,13 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from app.paths import read_bounded
 from app.settings import atomic_write_text
 from services.domain.bus import EventBus, Subscription
 from services.domain.events import FillEvent, TradeUpdateEvent
 from services.domain.models import OrderRequest
 from services.orders.engine import ExecutionEngine
 from services.storage.errors import describe_os_error
+from services.storage.files import read_bounded
 from services.strategies.runner import StrategyRunner
 
 log = logging.getLogger(__name__)

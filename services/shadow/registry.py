@@ -29,7 +29,6 @@ import json
 import os
 import pickle
 import re
-import stat
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from typing import Any, Final, Protocol
 from sqlalchemy import Column, Connection, MetaData, PrimaryKeyConstraint, String, Table, Text, insert, select
 
 from services.storage.engine import Database
+from services.storage.files import FileTooLargeError, read_bounded
 from services.storage.schema import Migration, Schema
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -96,16 +96,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def _read_limited(path: Path, limit: int, what: str) -> bytes:
     """The file's bytes, refused unread when larger than ``limit`` or not a regular file."""
-    info = path.stat()
-    if not stat.S_ISREG(info.st_mode):
-        raise ModelRegistryError(f"{what} {path} is not a regular file; refused")
-    if info.st_size > limit:
-        raise ModelRegistryError(f"{what} {path} is {info.st_size:,} bytes, over the {limit:,}-byte limit")
-    with path.open("rb") as fh:
-        data = fh.read(limit + 1)
-    if len(data) > limit:
-        raise ModelRegistryError(f"{what} {path} is over the {limit:,}-byte limit")
-    return data
+    try:
+        return read_bounded(path, limit, what)
+    except FileTooLargeError as exc:
+        raise ModelRegistryError(f"{exc}; refused") from exc
 
 
 class ModelIndex(Protocol):

@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import stat
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from services.storage.files import read_bounded
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,7 @@ class StrategyStateStore:
         if not self.path.exists():
             return {}
         try:
-            info = self.path.stat()
-            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_STATE_BYTES:
-                raise ValueError(f"not a regular file of at most {MAX_STATE_BYTES:,} bytes; not read")
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(read_bounded(self.path, MAX_STATE_BYTES, "strategy state").decode("utf-8"))
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
             if data.get("version") != FORMAT_VERSION:
