@@ -38,6 +38,7 @@ from typing import Any, Final, Protocol
 from sqlalchemy import Column, Connection, MetaData, PrimaryKeyConstraint, String, Table, Text, insert, select
 
 from services.storage.engine import Database
+from services.storage.errors import describe_db_error
 from services.storage.files import FileTooLargeError, read_bounded
 from services.storage.schema import Migration, Schema
 
@@ -291,12 +292,17 @@ class ModelRegistry:
             feature_names=tuple(feature_names),
             metadata=dict(metadata or {}),
         )
-        self.index.add(name, version, {
-            "sha256": record.sha256,
-            "created_at": record.created_at,
-            "feature_names": list(record.feature_names),
-            "metadata": record.metadata,
-        })
+        try:
+            self.index.add(name, version, {
+                "sha256": record.sha256,
+                "created_at": record.created_at,
+                "feature_names": list(record.feature_names),
+                "metadata": record.metadata,
+            })
+        except Exception as exc:  # a full disk, a locked database: the file without its hash is useless
+            path.unlink(missing_ok=True)
+            why = describe_db_error(exc) if not isinstance(exc, ModelRegistryError) else str(exc)
+            raise ModelRegistryError(f"model {name} {version} not recorded in the index: {why}") from exc
         return record
 
     def names(self) -> list[str]:

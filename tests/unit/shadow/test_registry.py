@@ -94,3 +94,26 @@ def test_missing_file_bad_index_and_non_classifier(tmp_path: Path) -> None:
     (tmp_path / "index.json").write_text("[]")
     with pytest.raises(ModelRegistryError, match="unsupported format"):
         reg.names()
+
+
+class _FullDiskIndex:
+    """An index whose database refuses the write, as SQLite does on a full disk."""
+
+    def entries(self) -> dict[str, Any]:
+        return {}
+
+    def add(self, name: str, version: str, entry: dict[str, Any]) -> None:
+        import sqlite3
+
+        from sqlalchemy.exc import OperationalError
+
+        raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database or disk is full"))
+
+
+def test_a_save_the_database_refuses_is_a_registry_error_saying_disk_full(tmp_path: Path) -> None:
+    """Training at start-up catches ModelRegistryError and keeps the rule model; a raw database error
+    ended its task with a traceback (a full disk in the chaos runs). No file is left without its hash."""
+    reg = ModelRegistry(tmp_path / "models", _FullDiskIndex())
+    with pytest.raises(ModelRegistryError, match=r"logreg v1 not recorded.*disk full"):
+        reg.save("logreg", fitted(), feature_names=FEATURE_NAMES)
+    assert not list((tmp_path / "models").rglob("*.pkl"))
