@@ -34,6 +34,8 @@ SOURCE = "exchange"
 #: A restart within this many seconds of the previous one waits before trying (a crash loop).
 QUICK_DEATH_S = 60.0
 MAX_PAUSE_S = 30.0
+#: Failed restarts retried every second before the pause grows.
+QUICK_RETRIES = 20
 
 
 class ExchangeSupervisor:
@@ -86,6 +88,7 @@ class ExchangeSupervisor:
     async def _recover(self) -> None:
         ctx, services = self.ctx, self.services
         pause = self._pause()
+        failures = 0
         while True:
             if pause:
                 log.warning("restarting the local exchange in %.0f s", pause)
@@ -94,7 +97,11 @@ class ExchangeSupervisor:
                 session = await self.launcher.restart()
                 break
             except ExchangeError as exc:
-                pause = min(MAX_PAUSE_S, max(1.0, pause * 2))
+                failures += 1
+                # a passing cause (a full disk, the port held a moment) is retried every second for a
+                # while; a lasting one backs off so the log is not flooded
+                slow = failures - QUICK_RETRIES + 1
+                pause = 1.0 if slow <= 0 else min(MAX_PAUSE_S, 2.0**slow)
                 message = f"the local exchange could not be restarted: {exc}; trying again in {pause:.0f} s"
                 log.error("%s", message)
                 ctx.notify("error", "exchange", message)

@@ -50,6 +50,7 @@ from app.secrets import ApiKeys
 from app.settings import LocalExchangeSettings, atomic_write_text
 from services.exchange.identity import IDENTITY_PATH, SERVICE, identity_proof
 from services.storage.errors import describe_os_error
+from services.storage.files import FileTooLargeError, read_bounded
 
 log = logging.getLogger("heron.exchange")
 child_log = logging.getLogger("heron.exchange.child")
@@ -58,6 +59,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 LISTENING_PREFIX = "listening on "
 SESSION_FILE = "session.json"
 EXIT_WITH_PARENT_FLAG = "--exit-with-parent"
+#: A keys or session file is a few hundred bytes; anything far larger is not one.
+MAX_KEYS_FILE_BYTES = 64 * 1024
 _PR_SET_PDEATHSIG = 1
 
 #: Every exchange child started by this process and not yet stopped: main.py's early signal
@@ -97,7 +100,9 @@ def exchange_program_available(module: str = "services.exchange") -> bool:
 def read_keys_file(path: Path) -> ApiKeys:
     """``{"key_id": ..., "secret": ...}``; raises :class:`ExchangeError` with the reason."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_bounded(path, MAX_KEYS_FILE_BYTES, "the keys file").decode("utf-8"))
+    except FileTooLargeError as exc:
+        raise ExchangeError(str(exc)) from None
     except OSError as exc:
         raise ExchangeError(f"cannot read the keys file {path}: {exc.strerror or exc}") from None
     except ValueError as exc:
@@ -361,7 +366,8 @@ class LocalExchangeLauncher:
             keys = ApiKeys(key_id="HRN" + secrets.token_hex(8).upper(), secret=secrets.token_urlsafe(30))
         self._keys = keys
         self.exchange_dir.mkdir(parents=True, exist_ok=True)
-        self._write_session({"key_id": keys.key_id, "secret": keys.secret})
+        if not self._session_holds(keys):  # a restart keeps its keys: no write needed (a full disk)
+            self._write_session({"key_id": keys.key_id, "secret": keys.secret})
         cmd = [
             self.python, "-m", self.module,
             "--host", "127.0.0.1", "--port", str(port),
@@ -430,6 +436,13 @@ class LocalExchangeLauncher:
         log.info("local exchange listening on %s (pid %d, ready %.2f s after its start; waited %.2f s "
                  "for it)", url, self.process.pid, ready, waited)  # fmt: skip
         return self.session
+
+    def _session_holds(self, keys: ApiKeys) -> bool:
+        try:
+            held = read_keys_file(self.session_file)
+        except ExchangeError:
+            return False
+        return hmac.compare_digest(held.key_id, keys.key_id) and hmac.compare_digest(held.secret, keys.secret)
 
     def _write_session(self, data: dict[str, object]) -> None:
         """Raises :class:`ExchangeError` naming the file (and "disk full" when that is why)."""

@@ -296,3 +296,42 @@ def test_a_full_disk_at_spawn_is_one_clear_error_and_starts_nothing(
     with pytest.raises(ExchangeError, match=r"disk full writing .*session\.json"):
         lx.spawn()
     assert lx.process is None
+
+
+def test_a_restart_on_a_full_disk_needs_no_new_session_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child killed while the disk is full: the restart keeps its keys, so the session file that
+    already holds them is not rewritten, and the exchange comes back (the chaos runs' disk_full plus
+    child_kill: every restart failed on the session file until space returned)."""
+    import errno
+    import signal as signals
+
+    import app.local_exchange as local_exchange
+
+    async def main() -> None:
+        lx = launcher(tmp_path)
+        session = await lx.start()
+        try:
+            assert lx.process is not None
+            os.kill(lx.process.pid, signals.SIGKILL)
+            await asyncio.to_thread(lx.process.wait, 20)
+
+            def full(*_a: object, **_k: object) -> None:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            monkeypatch.setattr(local_exchange, "atomic_write_text", full)
+            again = await lx.restart()
+            assert again.url == session.url and again.keys == session.keys and again.pid != session.pid
+        finally:
+            await lx.stop()
+
+    asyncio.run(main())
+
+
+def test_an_oversized_keys_file_is_refused_unread(tmp_path: Path) -> None:
+    big = tmp_path / "keys.json"
+    with big.open("wb") as fh:
+        fh.truncate(10 * 1024 * 1024)
+    with pytest.raises(ExchangeError, match="byte limit"):
+        read_keys_file(big)
