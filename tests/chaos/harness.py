@@ -1067,8 +1067,9 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
         kill_processes(list(processes_naming([data_dir])))
         if local:
             (run_dir / "exchange").mkdir(parents=True)
-            ex = ExchangeProcess.start(seed=rng.randint(1, 1_000_000), root=run_dir / "exchange",
-                                       data_dir=exchange_dir(data_dir))
+            # the seed the terminal's own child used (settings' local_exchange.seed, 0 by default):
+            # another seed is another simulated market, whose prices would show as a day's loss
+            ex = ExchangeProcess.start(seed=0, root=run_dir / "exchange", data_dir=exchange_dir(data_dir))
             ex.admin("/matching", {"paused": True})
         assert ex is not None
         figures.update(flatten_figures(run, ex, script, plan))
