@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import getpass
 import json
 import logging
@@ -463,7 +464,7 @@ async def _connect_local_exchange(ctx: AppContext, services: Services) -> None:
                 )
             services.launcher = launcher
             ctx.lifecycle.add_step(stages.STOP_LOCAL_EXCHANGE, "local exchange", launcher.stop, timeout=15)
-            services.exchange = await launcher.start()
+            services.exchange = await _start_local_exchange(ctx, launcher)
     except ExchangeError as exc:
         services.exchange_status, services.exchange_ok = "unavailable", False
         services.exchange_detail = str(exc)
@@ -472,6 +473,31 @@ async def _connect_local_exchange(ctx: AppContext, services: Services) -> None:
         return
     services.exchange_status, services.exchange_ok = services.exchange.describe, True
     ctx.notify("info", "exchange", f"Local exchange at {services.exchange.describe}")
+
+
+#: How long start-up waits for disk space to start the local exchange (its session file needs it).
+EXCHANGE_DISK_WAIT_S = 120.0
+
+
+async def _start_local_exchange(ctx: AppContext, launcher: LocalExchangeLauncher) -> ExchangeSession:
+    """``launcher.start()``, waiting (said once, retried every second) while the disk is full: a start
+    on a full disk goes on when space returns instead of staying DISABLED for the whole session."""
+    deadline = time.monotonic() + EXCHANGE_DISK_WAIT_S
+    said = False
+    while True:
+        try:
+            return await launcher.start()
+        except ExchangeError as exc:
+            cause = exc.__cause__
+            full = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
+            if not full or time.monotonic() >= deadline or ctx.lifecycle.requested:
+                raise
+            if not said:
+                said = True
+                message = f"the local exchange cannot start yet: {exc}; trying again every second"
+                log.error("%s", message)
+                ctx.notify("error", "exchange", message)
+        await asyncio.sleep(1.0)
 
 
 def _key_environment(key_id: str) -> str | None:

@@ -1,0 +1,61 @@
+"""Start-up on a full disk: the local exchange's session file cannot be written, so the exchange
+cannot start; start-up says so once and starts it as soon as space returns (the chaos runs' terminal
+restarted during disk_full stayed DISABLED for its whole session)."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import app.bootstrap as bootstrap
+from app.local_exchange import ExchangeError, ExchangeSession
+from app.secrets import ApiKeys
+
+
+class _Launcher:
+    def __init__(self, failures: int, err: int = errno.ENOSPC) -> None:
+        self.failures, self.err, self.calls = failures, err, 0
+
+    async def start(self) -> ExchangeSession:
+        self.calls += 1
+        if self.calls <= self.failures:
+            cause = OSError(self.err, "No space left on device")
+            raise ExchangeError("its session file could not be written: disk full writing x") from cause
+        keys = ApiKeys(key_id="HRNABCDEF0123456789", secret="s" * 40)
+        return ExchangeSession(url="http://127.0.0.1:1", keys=keys, pid=1, owned=True)
+
+
+def _ctx(notes: list[tuple[str, ...]]) -> Any:
+    lifecycle = SimpleNamespace(requested=False)
+    return SimpleNamespace(lifecycle=lifecycle, notify=lambda *a: notes.append(a))
+
+
+@pytest.fixture
+def no_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_sleep = asyncio.sleep
+
+    async def instant(_seconds: float) -> None:
+        await real_sleep(0)
+
+    monkeypatch.setattr(bootstrap.asyncio, "sleep", instant)
+
+
+@pytest.mark.usefixtures("no_wait")
+def test_a_full_disk_at_start_is_said_once_and_the_exchange_starts_when_space_returns() -> None:
+    notes: list[tuple[str, ...]] = []
+    launcher = _Launcher(failures=3)
+    session = asyncio.run(bootstrap._start_local_exchange(_ctx(notes), launcher))  # type: ignore[arg-type]
+    assert session.url == "http://127.0.0.1:1" and launcher.calls == 4
+    assert len(notes) == 1 and "disk full" in notes[0][2] and "trying again" in notes[0][2]
+
+
+@pytest.mark.usefixtures("no_wait")
+def test_other_start_failures_are_not_retried() -> None:
+    launcher = _Launcher(failures=1, err=errno.EACCES)
+    with pytest.raises(ExchangeError):
+        asyncio.run(bootstrap._start_local_exchange(_ctx([]), launcher))  # type: ignore[arg-type]
+    assert launcher.calls == 1
