@@ -44,6 +44,7 @@ class ExchangeSupervisor:
     def __init__(self, ctx: AppContext, services: Services, launcher: LocalExchangeLauncher) -> None:
         self.ctx, self.services, self.launcher = ctx, services, launcher
         self.deaths = 0
+        self.quick_deaths = 0
         self._last_restart: float | None = None
         self._stopped = False
 
@@ -80,10 +81,14 @@ class ExchangeSupervisor:
         _spawn(services, TASK, self._recover())
 
     def _pause(self) -> float:
+        """0 for a death long after the last restart; 1, 2, 4 … 30 s for each quick death in a row
+        (a crash loop), so an exchange killed twice in a session is not made to wait for the first."""
         now = time.monotonic()
         if self._last_restart is None or now - self._last_restart >= QUICK_DEATH_S:
+            self.quick_deaths = 0
             return 0.0
-        return min(MAX_PAUSE_S, 2.0 ** min(self.deaths, 5))
+        self.quick_deaths += 1
+        return min(MAX_PAUSE_S, 2.0 ** min(self.quick_deaths - 1, 5))
 
     async def _recover(self) -> None:
         ctx, services = self.ctx, self.services

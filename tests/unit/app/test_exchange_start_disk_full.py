@@ -59,3 +59,23 @@ def test_other_start_failures_are_not_retried() -> None:
     with pytest.raises(ExchangeError):
         asyncio.run(bootstrap._start_local_exchange(_ctx([]), launcher))  # type: ignore[arg-type]
     assert launcher.calls == 1
+
+
+def test_only_quick_deaths_in_a_row_make_a_restart_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exchange killed now and then restarts at once every time; one that dies again and again
+    soon after each restart waits 1, 2, 4 … s (a crash loop). The pause counted every death of the
+    session, so a child killed twice in a session waited 4 s and more."""
+    from app import exchange_supervisor
+
+    clock = [1000.0]
+    monkeypatch.setattr(exchange_supervisor.time, "monotonic", lambda: clock[0])
+    sup = exchange_supervisor.ExchangeSupervisor(None, None, None)  # type: ignore[arg-type]
+    assert sup._pause() == 0.0
+    sup._last_restart = clock[0]
+    clock[0] += 1
+    assert [sup._pause(), sup._pause(), sup._pause()] == [1.0, 2.0, 4.0]
+    clock[0] += exchange_supervisor.QUICK_DEATH_S
+    assert sup._pause() == 0.0
+    sup._last_restart = clock[0]
+    clock[0] += 1
+    assert sup._pause() == 1.0
