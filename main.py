@@ -42,16 +42,18 @@ def _on_early_signal(signum: int, _frame: object) -> None:
     so on stderr and in the log (when it is open), exit 128+signum. No shutdown sequence exists
     yet to run; nothing has been journaled that needs one."""
     name = signal.Signals(signum).name
-    exchange = sys.modules.get("app.local_exchange")
-    stopped: list[int] = exchange.stop_children_now() if exchange is not None else []
+    # a module still being imported when the signal lands may not have its functions yet: then it
+    # has started no child either
+    stop_children = getattr(sys.modules.get("app.local_exchange"), "stop_children_now", None)
+    stopped: list[int] = stop_children() if stop_children is not None else []
     text = f"stopped by {name} during start-up"
     if stopped:
         text += f"; the local exchange (pid {', '.join(map(str, stopped))}) was stopped with it"
     print(f"heron: {text}", file=sys.stderr, flush=True)
     logging = sys.modules.get("logging")
-    if logging is not None:
-        root = logging.getLogger()
-        if root.handlers:
+    with contextlib.suppress(Exception):  # logging half imported, or a handler failing: stderr has it
+        root = logging.getLogger() if logging is not None else None
+        if logging is not None and root is not None and root.handlers:
             logging.getLogger("heron.app").error("%s", text)
             for handler in root.handlers:
                 with contextlib.suppress(Exception):  # exiting; stderr already has the line

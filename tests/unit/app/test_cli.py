@@ -99,3 +99,28 @@ def test_pyside_version_check() -> None:
         sys.path.remove(str(REPO))
     assert main._version_tuple("6.12.0") >= (6, 12) > main._version_tuple("6.11.3")
     assert main.check_python_and_qt(need_qt=True) is None  # the pinned 6.11 in this venv is fine
+
+
+def test_a_signal_while_the_exchange_module_is_half_imported_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGTERM 30-90 ms after launch landed while app.local_exchange was still being imported: the
+    early handler died on AttributeError (no stop_children_now yet) with a traceback and exit 1."""
+    import signal
+    import types
+
+    import main
+
+    half = types.ModuleType("app.local_exchange")  # in sys.modules, its functions not defined yet
+    monkeypatch.setitem(sys.modules, "app.local_exchange", half)
+    codes: list[int] = []
+
+    def fake_exit(code: int) -> None:
+        codes.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(main.os, "_exit", fake_exit)
+    with pytest.raises(SystemExit):
+        main._on_early_signal(signal.SIGTERM, None)
+    assert codes == [128 + signal.SIGTERM]
+    assert "heron: stopped by SIGTERM during start-up" in capsys.readouterr().err
