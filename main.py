@@ -66,8 +66,36 @@ def install_early_signal_handlers() -> None:
         signal.signal(sig, _on_early_signal)
 
 
+def end_with_launcher() -> None:
+    """Started by ``uv run`` (the README's way): end when uv ends, however it ends. uv passes
+    SIGINT and SIGTERM on to Heron, but a SIGKILL of uv would leave Heron (and its exchange) running
+    unseen, holding the profile. The kernel's parent-death signal turns that into a SIGTERM, which
+    runs the normal shutdown. Not for other parents: a shell's ``nohup`` or a service manager means
+    Heron should outlive them."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        with open(f"/proc/{parent}/comm", encoding="utf-8") as fh:
+            launcher = fh.read().strip()
+    except OSError:
+        return
+    if launcher != "uv":
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # uv ended before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 if __name__ == "__main__":
     install_early_signal_handlers()  # the first thing this program does
+    end_with_launcher()
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

@@ -223,3 +223,28 @@ def test_a_killed_exchange_child_is_said_restarted_and_trading_resumes_after_rec
     final = json.loads(report.read_text())
     assert final["trading_state"] == "ACTIVE"
     _poll("no exchange left", lambda: not _pids_using(_exchange_dir(data)), 10)
+
+
+def test_a_sigkill_of_the_uv_launcher_ends_heron_and_its_exchange(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """README: ``uv run main.py``. uv runs Heron as its child; a SIGKILL of uv left Heron and its
+    exchange running unseen, holding the profile. A stand-in launcher named ``uv`` (the kernel's
+    ``comm``) starts main.py the way uv does, and is killed."""
+    data = tmp_path / "heron"
+    uv = tmp_path / "bin" / "uv"
+    uv.parent.mkdir()
+    uv.symlink_to(sys.executable)
+    code = ("import subprocess, time; "  # Heron under this venv's python; the launcher is only named uv
+            f"subprocess.Popen([{sys.executable!r}, {str(REPO / 'main.py')!r}, '--headless', '--data-dir', "
+            f"{str(data)!r}, '--quit-after', '60']); time.sleep(120)")  # fmt: skip
+    launcher = subprocess.Popen([str(uv), "-c", code], cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    procs.append(launcher)
+    _poll("the launcher named uv", lambda: Path(f"/proc/{launcher.pid}/comm").read_text().strip() == "uv", 10)
+    _poll("start-up reconciliation", lambda: _logged(data, "start-up reconciliation: clean"), 60)
+    assert _pids_using(_exchange_dir(data))
+    launcher.kill()
+    launcher.wait()
+    _poll("Heron and its exchange gone", lambda: not _pids_using(data), 30)
+    assert _logged(data, "shutdown finished")
