@@ -1133,6 +1133,12 @@ def _run_with_logging(
     if settings_problem is not None:
         log.warning("%s", settings_problem)
     mode = Mode(args.mode) if args.mode else settings.mode
+    if mode is Mode.LIVE and settings_problem is not None:
+        # the defaults' risk limits may be looser than the trader's own: never for real money
+        return _fatal(
+            f"alpaca-live refused: {settings_problem}. Heron does not trade real money on default risk "
+            "limits; fix the settings file, or start in paper or local mode; nothing was connected"
+        )
     if mode is Mode.LIVE and args.headless and getattr(args, "confirm_live", None) != LIVE_CONFIRMATION:
         return _fatal(
             "alpaca-live trades real money: a headless live run needs the typed confirmation "

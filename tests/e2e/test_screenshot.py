@@ -73,6 +73,25 @@ def test_corrupt_settings_file_is_moved_aside_with_a_clear_message(tmp_path: Pat
     assert len(moved) == 1 and moved[0].read_text() == "{ this is not json"
 
 
+@pytest.mark.parametrize("headless", [True, False], ids=["headless", "window"])
+def test_live_mode_refuses_to_trade_on_default_limits_after_a_corrupt_settings_file(
+    tmp_path: Path, headless: bool
+) -> None:
+    """One unusable value (here a negative max_order_qty) moves the whole file aside; the defaults'
+    limits (1,000 shares, 100,000 notional) may be far looser than the trader's: live mode refuses to
+    start, before anything connects; the file is kept."""
+    profile = tmp_path / "profiles" / "default"
+    profile.mkdir(parents=True)
+    (profile / "settings.json").write_text('{"schema_version": 3, "risk": {"max_order_qty": "-5"}}')
+    mode = ["--headless", "--confirm-live", "LIVE"] if headless else []
+    proc = heron("--mode", "alpaca-live", *mode, "--quit-after", "5", "--data-dir", str(tmp_path),
+                 PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "alpaca-live refused" in proc.stderr and "default risk limits" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(list(profile.glob("settings.json.corrupt-*"))) == 1
+
+
 def test_unwritable_data_dir_stops_with_a_clear_message(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
