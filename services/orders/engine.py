@@ -148,7 +148,7 @@ class ExecutionEngine:
         once per outage by the write batch and never raises into the loop or a bus handler."""
         self._flush_scheduled = False
         try:
-            done = self.journal.batch.try_flush()
+            done = self.journal.batch.try_flush() and self.store.try_flush()
         except Exception:  # anything else: still never lose the loop
             log.exception("order journal flush failed; will retry with the next write")
             return
@@ -161,6 +161,7 @@ class ExecutionEngine:
     def flush(self) -> None:
         """Commit everything queued now (shutdown, tests)."""
         self.journal.flush()
+        self.store.flush()
 
     def _commit(self, rec: OrderRecord, result: ApplyResult) -> None:
         self.store.commit(rec, result)

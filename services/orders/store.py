@@ -560,14 +560,19 @@ class OrderStore:
             return
         self._batch.add(*statements)
         if self._own_batch:
-            self._batch.flush()
+            # a refused write (a full disk, a lock) keeps the rows queued, in order, for the next
+            # write that gets through: never an exception out of a fill or an order update
+            self._batch.try_flush()
 
     def flush(self) -> None:
         if self._batch is not None:
             self._batch.flush()
 
-    def _try_flush(self) -> bool:
+    def try_flush(self) -> bool:
+        """Commit the queued order and fill rows if the database takes them (False: kept queued)."""
         return self._batch.try_flush() if self._batch is not None else True
+
+    _try_flush = try_flush
 
     def settle_deferred(self) -> None:
         """Replay the positions a refused write left waiting (see :meth:`_replay_position`)."""

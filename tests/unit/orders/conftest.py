@@ -79,7 +79,10 @@ class Rig:
         return build(self.db, self.clock, self.broker)
 
 
-def build(db: Database, clock: ManualClock, broker: FakeBroker | None = None) -> Rig:
+def build(
+    db: Database, clock: ManualClock, broker: FakeBroker | None = None, *, shared_batch: bool = True
+) -> Rig:
+    """``shared_batch=False`` wires the store with its own write batch, as app/bootstrap.py does."""
     bus = EventBus()
     events: list[Event] = []
     bus.subscribe(Event, events.append)
@@ -91,7 +94,7 @@ def build(db: Database, clock: ManualClock, broker: FakeBroker | None = None) ->
     prices = FakePrices(clock)
     prices.set("AAPL", "99.9", "100.1")
     prices.set("MSFT", "199.9", "200.1")
-    store = OrderStore(bus, db, clock, marks=prices, batch=journal.batch)
+    store = OrderStore(bus, db, clock, marks=prices, batch=journal.batch if shared_batch else None)
     trading = TradingStateMachine(bus, clock, journal)
     risk = RiskGate(on_breach=lambda state, why: trading.escalate(state, why, source="risk"))
     engine = ExecutionEngine(

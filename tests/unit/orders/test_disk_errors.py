@@ -24,7 +24,8 @@ from services.domain.events import NotificationEvent
 from services.domain.models import OrderRequest
 from services.orders.state_machine import OrderState
 from services.storage import Database
-from tests.unit.orders.conftest import Rig
+from tests.unit.orders.conftest import Rig, build
+from tests.unit.orders.helpers import ManualClock
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -62,6 +63,18 @@ def every_sent_order_was_journaled(rig: Rig) -> None:
     """The core rule, checked against the database after the fact too."""
     for cid in rig.broker.submits_received:
         assert rig.journal.has_intent(cid), f"{cid} reached the broker without its journal entry"
+
+
+@pytest.fixture(params=["shared-batch", "own-batch"])
+def rig(db: Database, request: pytest.FixtureRequest) -> Rig:
+    """Both wirings of the order store: sharing the journal's write batch, and with its own batch
+    as app/bootstrap.py builds it. The production wiring committed each order and fill row at once
+    and raised out of a fill on a full disk (the chaos runs: a fill booked twice, local 2 against
+    the broker's 1)."""
+    r = build(db, ManualClock(), shared_batch=request.param == "shared-batch")
+    asyncio.run(r.engine.refresh_account())
+    r.trading.enable()
+    return r
 
 
 @pytest.fixture
