@@ -784,7 +784,11 @@ class ExecutionEngine:
         for rec in list(self.store.open_orders()):
             if rec.broker_order_id is not None:
                 await self._refresh_order(rec)
-        self.flush()
+        if not (self.journal.batch.try_flush() and self.store.try_flush()):
+            # a full disk at start-up: what recovery learned is held in memory and committed with
+            # the first write that gets through (the write batch said why); orders are refused
+            # meanwhile, because an intent that cannot be journaled is never sent
+            log.error("recovery's records are kept in memory until the database takes writes again")
         return unresolved
 
     async def _book_reported_executions(self) -> None:

@@ -209,3 +209,27 @@ def test_a_full_disk_is_named_in_the_log_once_per_outage_not_as_a_traceback(
     assert "disk full" in caplog.text
     assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
     assert "database writes work again" in caplog.text
+
+
+def test_recovery_on_a_full_disk_books_what_happened_and_commits_it_when_space_returns(
+    rig: Rig, disk: FullDisk
+) -> None:
+    """A terminal restarted while the disk is full: recovery learns a fill that happened while it was
+    down; the start-up task died on the commit (the chaos runs: "background task startup failed")."""
+    first = run(rig.engine.submit(limit_buy(qty="3")))
+    assert first.client_order_id is not None
+    order_id = rig.broker.by_client[first.client_order_id]
+    rig.engine.flush()
+    again = rig.restart()
+    again.store.load()
+    again.broker.sink = lambda _event: None  # the fill happens while no terminal listens
+    again.broker.fill(order_id, Decimal(3), Decimal(100))
+    again.broker.sink = again.bus.publish
+    disk.full = True
+    run(again.engine.recover())  # must not raise
+    assert again.store.positions["AAPL"].qty == Decimal(3)
+    disk.full = False
+    again.engine._flush()
+    third = again.restart()
+    third.store.load()
+    assert third.store.positions["AAPL"].qty == Decimal(3)
