@@ -60,6 +60,8 @@ import ctypes  # noqa: E402
 import ipaddress  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
+import sqlite3  # noqa: E402
 from decimal import Decimal, InvalidOperation  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -284,7 +286,15 @@ async def serve(
 async def _serve(config: ExchangeConfig, host: str, port: int, note: str | None, stop: _Stop) -> int:
     if stop.event.is_set():
         return stop.code
-    app = build_app(config)
+    try:
+        app = build_app(config)
+    except sqlite3.Error as exc:  # a full disk, a damaged file: one line, not a traceback
+        full = "full" in str(exc).lower()
+        with contextlib.suppress(OSError):
+            full = full or shutil.disk_usage(config.data_dir).free < 1 << 16
+        why = f"disk full ({exc})" if full else str(exc)
+        print(f"error: cannot open the venue database in {config.data_dir}: {why}", file=sys.stderr)
+        return EXIT_USAGE
     venue = app[EXCHANGE].venue
     if hasattr(venue, "on_stale"):
         venue.on_stale = lambda reason: stop(reason, EXIT_STALE_STATE)

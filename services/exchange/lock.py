@@ -76,6 +76,8 @@ def acquire(data_dir: Path) -> DataDirLock:
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:
+        pass  # a full disk: the lock is held all the same; a refused second exchange cannot name us
     except BaseException:
         os.close(fd)
         raise

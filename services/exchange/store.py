@@ -104,7 +104,8 @@ class VenueStore:
             db.execute("INSERT OR REPLACE INTO kv(key, value) VALUES ('writer_epoch', ?)", (str(epoch),))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
+                db.execute("ROLLBACK")
             raise
         return epoch
 
@@ -239,7 +240,8 @@ class VenueStore:
                 db.executemany("INSERT OR REPLACE INTO equity(ts, equity) VALUES (?, ?)", points)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
+                db.execute("ROLLBACK")
             raise
         self._kv.update(kv_new)
         for sym, new in pos_new.items():

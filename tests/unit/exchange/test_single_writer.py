@@ -120,3 +120,52 @@ def test_unchanged_values_are_not_written_back(tmp_path: Path) -> None:
         assert rows["cash"] == "200" and rows["last_equity"] == "7"
         assert db.execute("SELECT count(*) FROM equity WHERE ts = 1").fetchone()[0] == 1
     db.close()
+
+
+def test_the_lock_is_held_even_when_its_pid_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk: writing the holder's pid failed and the exchange refused to start (exit 2) even
+    though the kernel lock itself was free; the lock is what keeps one writer per venue."""
+    import errno
+    import os
+
+    from services.exchange import lock
+
+    def full(*_a: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lock.os, "pwrite", full)
+    held = lock.acquire(tmp_path)
+    monkeypatch.undo()
+    try:
+        with pytest.raises(lock.DataDirLocked, match="pid is not yet written"):
+            lock.acquire(tmp_path)
+    finally:
+        held.release()
+    assert os.path.exists(tmp_path / lock.LOCK_NAME)
+
+
+def test_a_store_opened_on_a_full_disk_says_disk_full_not_cannot_rollback(tmp_path: Path) -> None:
+    """The writer claim failed on a full disk and its ROLLBACK (SQLite had already rolled back)
+    raised "cannot rollback - no transaction is active", hiding the cause."""
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:  # fmt: skip
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        VenueStore(mnt).close()  # the file exists, as after an earlier session
+        with (mnt / "filler").open("wb") as fh:
+            try:
+                while True:
+                    fh.write(b"\0" * 65536)
+            except OSError:
+                pass
+        with pytest.raises(sqlite3.OperationalError) as raised:  # SQLite says "full" or "disk I/O"
+            VenueStore(mnt)
+        assert "cannot rollback" not in str(raised.value)
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
