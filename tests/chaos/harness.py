@@ -949,6 +949,16 @@ def measure_account(ex: ExchangeProcess, report: dict[str, Any] | None) -> dict[
             "account_divergences": len(untrue), "account_detail": untrue}
 
 
+def _space_back(figures: dict[str, Any], at: float) -> float:
+    """Run time at which the disk has space again after ``at`` (``at`` itself when it was not full)."""
+    back = at
+    for d in sorted(figures.get("disk_fulls") or [], key=lambda d: d["at"]):
+        start, end = d["at"], d["at"] + (d.get("full_seconds") or 0)
+        if start <= back < end:
+            back = end
+    return back
+
+
 def verdict(figures: dict[str, Any]) -> list[str]:
     """Every reason the run failed (empty: the run is ok)."""
     why = []
@@ -971,7 +981,10 @@ def verdict(figures: dict[str, Any]) -> list[str]:
                        f"trading ACTIVE {s['reached_active']}, disturbed {s['disturbed']}")
     for k in figures.get("child_kills") or []:
         stopped = k.get("owner_stopped_after")
-        if k["restarted_after"] is None and (stopped is None or stopped >= CHILD_RESTART_WITHIN):
+        # a full disk keeps any exchange from opening its venue: its terminal gets its time to
+        # restart the child from when space is back
+        allowed = _space_back(figures, k["at"]) - k["at"] + CHILD_RESTART_WITHIN
+        if k["restarted_after"] is None and (stopped is None or stopped >= allowed):
             why.append(f"the exchange child killed at {k['at']} s was not restarted by its terminal")
     for st in figures.get("sigterm_starts") or []:
         if st["hung"]:

@@ -189,6 +189,11 @@ def test_verdict_fails_a_run_for_each_new_fault_that_went_wrong() -> None:
     # a child whose terminal another fault stopped 2 s after the kill had no time to be restarted
     assert verdict(clean | {"child_kills": [{"at": 1.0, "pid": 5, "restarted_after": None,
                                              "owner_stopped_after": 2.0}]}) == []
+    # killed on a full disk (3-15 s): its terminal gets 10 s from when space is back, stopped at 14 s
+    on_full = {"at": 4.0, "pid": 5, "restarted_after": None, "owner_stopped_after": 10.0}
+    full = [{"at": 3.0, "full_seconds": 12.0}]
+    assert verdict(clean | {"child_kills": [on_full], "disk_fulls": full}) == []
+    assert verdict(clean | {"child_kills": [on_full | {"owner_stopped_after": 22.0}], "disk_fulls": full})
     bad: list[dict[str, Any]] = [
         {"second_terminals": [second | {"exit_code": None, "stayed_up": True}]},
         {"second_terminals": [second | {"exit_code": 0}]},
