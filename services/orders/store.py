@@ -583,9 +583,14 @@ class OrderStore:
         # A fill booked from an order snapshot before its execution report arrives is routine (the
         # local exchange fills market orders within the POST; a REST poll after a stream outage
         # does the same): recorded and logged, but not pushed at the trader like a real anomaly.
-        routine = anomaly.kind == "inferred_fill"
-        if routine:  # worded as what it is: a trader reading "anomaly" on every fill stops reading
+        # An answer older than what the stream already said (the POST's answer, taken at acceptance,
+        # arriving after the fill event: Alpaca fills asynchronously) shows a lower filled_qty; fills
+        # are never taken back, so it is ignored as the stale view it is.
+        routine = anomaly.kind in ("inferred_fill", "filled_qty_regressed")
+        if anomaly.kind == "inferred_fill":  # a trader reading "anomaly" on every fill stops reading
             log.info("fill booked from the order snapshot on %s: %s", anomaly.order_key, anomaly.detail)
+        elif routine:
+            log.info("an older view of %s ignored: %s", anomaly.order_key, anomaly.detail)
         else:
             log.warning("order anomaly %s on %s: %s", anomaly.kind, anomaly.order_key, anomaly.detail)
         self.anomalies.append(anomaly)
