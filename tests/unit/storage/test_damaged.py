@@ -139,3 +139,4 @@ def test_a_damaged_page_is_said_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(DamagedDatabaseError) as info:
         Database.open(None, tmp_path, [NOTES])
     assert "\n" not in str(info.value) and "  " not in str(info.value), repr(str(info.value))
+
