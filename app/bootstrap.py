@@ -1259,7 +1259,7 @@ def headless_exit_reasons(services: Services, build_failure: str | None) -> list
     if services.fatal is not None:
         reasons.append(f"start-up failed: {services.fatal}")
     elif build_failure is not None:
-        reasons.append(f"start-up failed: {build_failure}")
+        reasons.append(f"start-up failed: {' '.join(build_failure.split())}")
     else:
         trading = services.trading
         if trading is not None and trading.state is TradingState.ACTIVE:
