@@ -297,6 +297,13 @@ def test_a_lost_database_with_a_journal_mark_stops_start_up_untouched(tmp_path: 
         ["heron.db", "heron.db-mark"] if state == "empty" else ["heron.db-mark"]
     )
     assert json.loads(db.with_name("heron.db-mark").read_text()) == {"journal_seq": 18}
+    run = _headless(data, tmp_path, "--accept-journal-rollback", "lost; checked at the broker")
+    assert "start-up stopped" not in run.stderr, run.stderr[-3000:]
+    with closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute(
+            "SELECT payload FROM order_journal WHERE kind = 'journal_rollback_accepted'").fetchall()
+    assert len(rows) == 1 and json.loads(rows[0][0])["missing"] == 18
+    assert "journal rolled back" not in _headless(data, tmp_path).stderr
 
 
 def test_an_empty_database_without_evidence_is_created_as_new(tmp_path: Path) -> None:
