@@ -79,7 +79,7 @@ from services.shadow.training import TrainingDataError, train_models_async
 from services.storage import Database, StorageError
 from services.storage.candles import CANDLES_SCHEMA, CandleStore
 from services.storage.errors import describe_db_error, describe_os_error
-from services.storage.watermark import JournalMark, rollback_message
+from services.storage.watermark import JournalMark, lost_database_problem
 from services.strategies.api import ParamError
 from services.strategies.builtin import builtin_registry
 from services.strategies.report import strategies_report
@@ -222,6 +222,7 @@ def _startup_failed(ctx: AppContext, services: Services, message: str) -> None:
     (non-zero). The window stays up to show why."""
     if services.fatal is not None:
         return
+    message = " ".join(message.split())  # one line, whatever the cause's text held
     services.fatal = message
     services.failures["start-up"] = message
     log.error("start-up stopped: %s", message)
@@ -350,6 +351,10 @@ def _open_storage(ctx: AppContext, services: Services) -> None:
     # durability guarantees simple (the same engine on the loop thread).
     db_file = _sqlite_file(ctx.args.db, ctx.paths.profile_dir)
     existed = db_file is not None and db_file.exists()
+    lost = lost_database_problem(db_file) if db_file is not None else None
+    if lost is not None and getattr(ctx.args, "accept_journal_rollback", None) is None:
+        _startup_failed(ctx, services, lost)  # a new, empty database would hide what was lost
+        return
     try:
         services.db = Database.open(
             ctx.args.db, ctx.paths.profile_dir, (ORDERS_SCHEMA, CANDLES_SCHEMA, SHADOW_MODELS_SCHEMA)
@@ -360,7 +365,7 @@ def _open_storage(ctx: AppContext, services: Services) -> None:
     services.candles = CandleStore(services.db)
     db = services.db
     if db_file is not None:
-        _check_journal_mark(ctx, services, JournalMark(db_file), fresh=not existed)
+        _check_journal_mark(ctx, services, JournalMark(db_file), fresh=not existed and lost is None)
     ctx.lifecycle.add_step(stages.FLUSH_STORAGE, "database", db.dispose)
 
 
@@ -400,11 +405,21 @@ def _check_journal_mark(ctx: AppContext, services: Services, mark: JournalMark, 
     except Exception as exc:
         log.warning("journal mark: the journal's last sequence cannot be read (%s)", exc)
         return
-    problem = rollback_message(mark.read(), current)
+    try:
+        problem = mark.check(current)
+    except OSError as exc:
+        log.warning("the journal mark %s could not be written: %s", mark.path, exc)
+        problem = None
     if problem is not None:
         services.journal_rollback = f"database {db.display_url}: {problem}"
-        log.error("%s", services.journal_rollback)
-        ctx.notify("error", "storage", services.journal_rollback)
+        reason = getattr(ctx.args, "accept_journal_rollback", None)
+        if reason is None:
+            log.error("%s", services.journal_rollback)
+            ctx.notify("error", "storage", services.journal_rollback)
+        else:
+            _accept_rollback(ctx, services, mark, reason)
+    elif getattr(ctx.args, "accept_journal_rollback", None) is not None:
+        log.info("--accept-journal-rollback: no journal rollback is recorded; nothing accepted")
     services.journal_mark = mark
     _write_mark(services)
 
@@ -420,6 +435,26 @@ def _check_journal_mark(ctx: AppContext, services: Services, mark: JournalMark, 
         _write_mark(services)
 
     ctx.lifecycle.add_step(stages.FLUSH_STORAGE, "journal mark", last)
+
+
+def _accept_rollback(ctx: AppContext, services: Services, mark: JournalMark, reason: str) -> None:
+    """``--accept-journal-rollback REASON``: the operator accepts the journal as it is. Journaled
+    (``journal_rollback_accepted``, with the operator and the reason) and said; the mark moves to the
+    journal's end. Reconciliation still names the rollback as the cause of the drift it finds now."""
+    from services.orders.journal import OrderJournal
+
+    db, rollback = services.db, mark.rollback
+    assert db is not None and rollback is not None
+    operator = _operator()
+    journal = OrderJournal(db, _now)
+    journal.append("journal_rollback_accepted", None, "manual", operator=operator, reason=reason,
+                   missing=rollback.missing, marked=rollback.marked, found=rollback.found)  # fmt: skip
+    journal.flush()
+    mark.accept(_journal_seq(db))
+    line = (f"journal rolled back by {rollback.missing} record(s) (database {db.display_url}): accepted by "
+            f"{operator}: {reason}")
+    log.warning("%s", line)
+    ctx.notify("warning", "storage", line)
 
 
 #: How often the journal's high-water mark is brought up to date (and at quit).
@@ -1092,9 +1127,14 @@ def write_state_report(path: Path, report: dict[str, Any]) -> None:
 # Startup
 
 
-def _fatal(message: str) -> int:
-    print(f"heron: {message}", file=sys.stderr)
-    log.info("startup failed: %s", message)
+def _fatal(message: str, *, logged: bool = True) -> int:
+    """A start-up failure before the services: one line, an ERROR in the log (and so on stderr);
+    printed instead when there is no log yet (``logged=False``)."""
+    message = " ".join(message.split())
+    if logged:
+        log.error("startup failed: %s", message)
+    else:
+        print(f"heron: {message}", file=sys.stderr)
     return 1
 
 
@@ -1103,7 +1143,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         paths = prepare(resolve_paths(args.profile, args.data_dir))
     except DataDirError as exc:
-        return _fatal(str(exc))
+        return _fatal(str(exc), logged=False)
     redactor, hub = SecretRedactor(), LogHub()
     early = getattr(args, "early_exchange", None)
     if isinstance(early, LocalExchangeLauncher):
@@ -1111,7 +1151,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         logging_handle = setup_logging(redactor=redactor, hub=hub, log_dir=paths.log_dir)
     except OSError as exc:
-        return _fatal(f"cannot open the log file in {paths.log_dir}: {exc.strerror or exc}")
+        return _fatal(f"cannot open the log file in {paths.log_dir}: {exc.strerror or exc}", logged=False)
     try:
         return _run_with_logging(args, paths, redactor, hub, logging_handle)
     finally:
@@ -1225,7 +1265,7 @@ def headless_exit_reasons(services: Services, build_failure: str | None) -> list
     if services.fatal is not None:
         reasons.append(f"start-up failed: {services.fatal}")
     elif build_failure is not None:
-        reasons.append(f"start-up failed: {build_failure}")
+        reasons.append(f"start-up failed: {' '.join(build_failure.split())}")
     else:
         trading = services.trading
         if trading is not None and trading.state is TradingState.ACTIVE:

@@ -197,6 +197,12 @@ def build_parser(prog: str = "main.py") -> HeronArgumentParser:
         metavar="REASON",
         help="release a kill-switch HALT kept from an earlier run; the reason is journaled",
     )
+    parser.add_argument(
+        "--accept-journal-rollback",
+        default=None,
+        metavar="REASON",
+        help="accept a journal rollback (or a lost database) named at start-up; the reason is journaled",
+    )
     return parser
 
 
@@ -231,6 +237,9 @@ def validate(args: argparse.Namespace) -> None:
         raise CliError(f"--script: no such file: {args.script}")
     if args.release_halt is not None and not args.release_halt.strip():
         raise CliError("--release-halt needs a reason (it is journaled with the release)")
+    accept = getattr(args, "accept_journal_rollback", None)
+    if accept is not None and not accept.strip():
+        raise CliError("--accept-journal-rollback needs a reason (it is journaled with the acceptance)")
     if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
         raise CliError(f"--data-dir: {args.data_dir} exists and is not a folder")
 

@@ -139,7 +139,29 @@ def _offset(value: Any, where: str) -> Decimal:
     offset = _number(value, f"{where} offset_pct")
     if not -100 < offset < 100:
         raise ScriptError(f"{where}: offset_pct must be between -100 and 100 (exclusive), got {_show(value)}")
+    if offset_limit(MAX_PRICE, offset) < MIN_PRICE:
+        raise ScriptError(
+            f"{where}: offset_pct {_show(value)} leaves no valid price: the computed limit price is below "
+            f"{MIN_PRICE} even for a price of {MAX_PRICE}, so it is not a valid price"
+        )
     return offset
+
+
+#: The smallest limit price a scripted offset may compute (one cent; prices are rounded to cents).
+MIN_PRICE = Decimal("0.01")
+
+
+def offset_limit(last: Decimal, offset_pct: Decimal) -> Decimal:
+    """The limit price ``offset_pct`` percent away from ``last``, rounded to the cent."""
+    return (last * (1 + offset_pct / 100)).quantize(MIN_PRICE)
+
+
+def _bad_offset_price(last: Decimal, offset_pct: Decimal, limit: Decimal, symbol: str) -> str | None:
+    """Why the price computed from an offset cannot be sent (None: it can)."""
+    if limit >= MIN_PRICE:
+        return None
+    return (f"the limit price computed from offset_pct {offset_pct} on the {symbol} price {last} is "
+            f"{limit}, not a valid price (at least {MIN_PRICE})")
 
 
 def load_script(path: Path) -> list[ScriptedOrder]:
@@ -323,7 +345,12 @@ async def run_script(
                     log.error("script order %d skipped: no price for %s", n, o.symbol)
                     handled = n
                     continue
-                limit = (last * (1 + o.offset_pct / 100)).quantize(Decimal("0.01"))
+                limit = offset_limit(last, o.offset_pct)
+                bad = _bad_offset_price(last, o.offset_pct, limit, o.symbol)
+                if bad is not None:
+                    log.error("script order %d skipped: %s", n, bad)
+                    handled = n
+                    continue
             request = OrderRequest(
                 symbol=o.symbol,
                 side=o.side,
@@ -383,7 +410,11 @@ async def _act_on_newest(
             if last is None:
                 log.error("script entry %d skipped: no price for %s", n, rec.symbol)
                 return None
-            limit = (last * (1 + o.offset_pct / 100)).quantize(Decimal("0.01"))
+            limit = offset_limit(last, o.offset_pct)
+            bad = _bad_offset_price(last, o.offset_pct, limit, rec.symbol)
+            if bad is not None:
+                log.error("script entry %d skipped: %s", n, bad)
+                return None
         result = await engine.replace(rec.client_order_id, qty=o.replace_qty, limit_price=limit,
                                       source=SOURCE)
         log.log(logging.INFO if result.accepted else logging.WARNING,

@@ -205,16 +205,22 @@ class MainWindow(QMainWindow):
             return True
         problem = (f"it is {info.st_size:,} bytes, more than the {MAX_LAYOUT_BYTES:,}-byte limit"
                    if stat.S_ISREG(info.st_mode) else "it is not a regular file")
+        return MainWindow._move_aside(path, problem, "was not read")
+
+    @staticmethod
+    def _move_aside(path: Path, problem: str, what: str) -> bool:
+        """Move a layout file that cannot be used to ``layout.ini.corrupt-<UTC time>`` (kept whole for
+        the person to see) and say so; returns whether the path is free for a fresh layout."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         aside = path.with_name(f"{path.name}.corrupt-{stamp}")
         try:
             os.replace(path, aside)
         except OSError as exc:
-            log.warning("the layout file %s was not read: %s; it could not be moved aside (%s); "
-                        "the default layout is used", path, problem, exc)
+            log.warning("the layout file %s %s: %s; it could not be moved aside (%s); "
+                        "the default layout is used", path, what, problem, exc)
             return False
-        log.warning("the layout file %s was not read: %s; it was moved to %s and the default layout "
-                    "is used", path, problem, aside.name)
+        log.warning("the layout file %s %s: %s; it was moved to %s and the default layout "
+                    "is used", path, what, problem, aside.name)
         return True
 
     def capture_default_layout(self) -> None:
@@ -243,7 +249,19 @@ class MainWindow(QMainWindow):
     def restore_layout(self) -> bool:
         """Restore a saved layout if it matches this dock set; returns whether it did."""
         settings = self._settings()
-        if settings is None or settings.value("layout/signature") != self.layout_signature():
+        if settings is None:
+            return False
+        signature = settings.value("layout/signature")
+        if settings.status() != QSettings.Status.NoError or signature is None:
+            # Not a layout this window saved (random bytes, another file): said, and moved aside.
+            path = self.layout_file
+            if path is not None and path.is_file() and path.stat().st_size > 0:
+                del settings
+                self._move_aside(path, "it is not a saved layout (no layout signature in it)", "was ignored")
+            return False
+        if signature != self.layout_signature():
+            log.info("the saved layout %s is of another panel set; the default layout is used",
+                     self.layout_file)  # fmt: skip
             return False
         geometry = settings.value("layout/geometry")
         state = settings.value("layout/state")
@@ -251,6 +269,9 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if isinstance(state, QByteArray):
             self.layout_restored = bool(self.restoreState(state, LAYOUT_VERSION))
+        if not self.layout_restored:
+            log.warning("the saved layout %s could not be restored (its window state is damaged); "
+                        "the default layout is used", self.layout_file)  # fmt: skip
         return self.layout_restored
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -175,7 +175,7 @@ def _parse_args(parser: _Parser, argv: list[str] | None) -> argparse.Namespace:
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        args.data_dir.mkdir(parents=True, exist_ok=True)
+        args.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         parser.error(f"cannot use --data-dir {args.data_dir}: {exc.strerror}")
     if args.exit_with_parent is not None and args.exit_with_parent < 1:
@@ -326,6 +326,9 @@ async def _serve(config: ExchangeConfig, host: str, port: int, note: str | None,
 
 def main(argv: list[str] | None = None) -> int:
     _install_early_handlers()  # again for callers of main(); idempotent
+    # Owner-only, whatever the caller's umask: the data directory (0700), the venue database, the
+    # keys and logs hold account state and secrets. The terminal does the same (main.py).
+    os.umask(0o077)
     parser = _parser()
     args = _parse_args(parser, argv)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),

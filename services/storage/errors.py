@@ -10,7 +10,19 @@ from sqlalchemy import exc as sa_exc
 
 
 class StorageError(Exception):
-    """The database could not be opened, migrated, read or written. The message says which and why."""
+    """The database could not be opened, migrated, read or written. The message says which and why,
+    in one line: whitespace in it (SQLite's multi-line ``quick_check`` report, a driver's message)
+    is collapsed to single spaces."""
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            args = (one_line(args[0]),)
+        super().__init__(*args)
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) collapsed to one space."""
+    return " ".join(text.split())
 
 
 class SchemaTooNewError(StorageError):

@@ -259,3 +259,101 @@ def test_headless_exits_non_zero_when_trading_never_went_active(tmp_path: Path) 
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert any("trading was never enabled" in line for line in _error_lines(proc.stderr)), proc.stderr
     assert report.exists()
+
+
+def _headless(data: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """A headless run against no exchange at all: enough for what start-up decides before connecting."""
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"key_id": "PKTEST", "secret": "not-a-secret"}))
+    return subprocess.run(
+        [sys.executable, str(REPO / "main.py"), "--headless", "--data-dir", str(data),
+         "--exchange-url", "http://127.0.0.1:9", "--exchange-keys", str(keys), "--quit-after", "2",
+         *extra],
+        cwd=REPO, capture_output=True, text=True, timeout=60, env=dict(os.environ),
+    )  # fmt: skip
+
+
+def _write_mark(db: Path, seq: int) -> None:
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.with_name(db.name + "-mark").write_text(json.dumps({"journal_seq": seq}) + "\n")
+
+
+@pytest.mark.parametrize("state", ["empty", "missing"])
+def test_a_lost_database_with_a_journal_mark_stops_start_up_untouched(tmp_path: Path, state: str) -> None:
+    data = tmp_path / "heron"
+    db = _db(data)
+    _write_mark(db, 18)
+    if state == "empty":
+        db.write_bytes(b"")
+    run = _headless(data, tmp_path)
+    assert run.returncode == 1, run.stderr[-3000:]
+    _assert_stopped_with_one_line(run.stderr, db, "reached 18", "--accept-journal-rollback")
+    assert "journal rolled back" not in run.stderr
+    if state == "empty":
+        assert db.exists() and db.stat().st_size == 0
+    else:
+        assert not db.exists()
+    assert sorted(p.name for p in db.parent.glob("heron.db*")) == (
+        ["heron.db", "heron.db-mark"] if state == "empty" else ["heron.db-mark"]
+    )
+    assert json.loads(db.with_name("heron.db-mark").read_text()) == {"journal_seq": 18}
+    run = _headless(data, tmp_path, "--accept-journal-rollback", "lost; checked at the broker")
+    assert "start-up stopped" not in run.stderr, run.stderr[-3000:]
+    with closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute(
+            "SELECT payload FROM order_journal WHERE kind = 'journal_rollback_accepted'").fetchall()
+    assert len(rows) == 1 and json.loads(rows[0][0])["missing"] == 18
+    assert "journal rolled back" not in _headless(data, tmp_path).stderr
+
+
+def test_an_empty_database_without_evidence_is_created_as_new(tmp_path: Path) -> None:
+    data = tmp_path / "heron"
+    db = _db(data)
+    db.parent.mkdir(parents=True)
+    db.write_bytes(b"")
+    run = _headless(data, tmp_path)
+    assert "start-up stopped" not in run.stderr, run.stderr[-3000:]
+    with closing(sqlite3.connect(db)) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "order_journal" in tables
+
+
+def test_a_rollback_is_named_at_every_start_until_an_operator_accepts_it(tmp_path: Path) -> None:
+    data = tmp_path / "heron"
+    db = _db(data)
+    assert _headless(data, tmp_path).returncode == 1  # makes the database (no exchange: never ACTIVE)
+    with closing(sqlite3.connect(db)) as conn:
+        seq = conn.execute("SELECT coalesce(max(seq), 0) FROM order_journal").fetchone()[0]
+    _write_mark(db, seq + 13)
+    for _ in range(2):
+        run = _headless(data, tmp_path)
+        rolled = [line for line in run.stderr.splitlines() if "journal rolled back" in line]
+        assert len(rolled) == 1 and "13 record(s) missing" in rolled[0], run.stderr[-3000:]
+        assert _mark(db) == seq + 13  # never moved backwards by itself
+    run = _headless(data, tmp_path, "--accept-journal-rollback", "restored from the broker's records")
+    accepted = [line for line in run.stderr.splitlines() if "accepted" in line and "rolled back" in line]
+    assert len(accepted) == 1 and "restored from the broker's records" in accepted[0], run.stderr[-3000:]
+    with closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute(
+            "SELECT payload FROM order_journal WHERE kind = 'journal_rollback_accepted'").fetchall()
+    assert len(rows) == 1 and json.loads(rows[0][0])["missing"] == 13
+    run = _headless(data, tmp_path)
+    assert "journal rolled back" not in run.stderr, run.stderr[-3000:]
+
+
+def test_a_refused_script_and_a_newer_settings_file_are_errors_in_the_log(tmp_path: Path) -> None:
+    data = tmp_path / "heron"
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"symbol": "AAPL", "side": "buy", "qty": "-1"}]))
+    run = _headless(data, tmp_path, "--script", str(script))
+    assert run.returncode == 1
+    assert len([line for line in run.stderr.splitlines() if line.strip()]) == 1, run.stderr
+    log_text = (data / "profiles" / "default" / "logs" / "heron.log").read_text()
+    assert [ln for ln in log_text.splitlines() if "--script refused" in ln and " ERROR " in ln], log_text
+    settings = data / "profiles" / "default" / "settings.json"
+    settings.write_text(json.dumps({"schema_version": 999}))
+    run = _headless(data, tmp_path)
+    assert run.returncode == 1
+    assert len([line for line in run.stderr.splitlines() if line.strip()]) == 1, run.stderr
+    log_text = (data / "profiles" / "default" / "logs" / "heron.log").read_text()
+    assert [line for line in log_text.splitlines() if "newer Heron" in line and " ERROR " in line], log_text

@@ -60,3 +60,29 @@ def test_a_saved_layout_is_owner_only_whatever_the_umask(qtbot, tmp_path: Path) 
     finally:
         os.umask(old)
     assert (tmp_path / "layout.ini").stat().st_mode & 0o077 == 0
+
+
+def test_a_random_binary_layout_file_is_said_and_moved_aside(qtbot, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    layout = tmp_path / "layout.ini"
+    junk = bytes(range(256)) * 8 + os.urandom(2048)
+    layout.write_bytes(junk)
+    win = _window(qtbot, layout)
+    with caplog.at_level(logging.WARNING):
+        assert win.restore_layout() is False
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("layout.ini.corrupt-")]
+    assert len(aside) == 1 and aside[0].read_bytes() == junk  # kept whole, for the person to see
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any(str(layout) in m and "not a saved layout" in m for m in warned), warned
+    assert win.save_layout() and win.restore_layout()  # a fresh one works
+
+
+def test_a_layout_of_another_panel_set_is_ignored_quietly(qtbot, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    layout = tmp_path / "layout.ini"
+    first = _window(qtbot, layout)
+    first.add_panel(QTextEdit(), "ordersPanel", "Orders", "right")
+    assert first.save_layout()
+    win = _window(qtbot, layout)
+    with caplog.at_level(logging.WARNING):
+        assert win.restore_layout() is False
+    assert layout.exists() and not [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -8,16 +8,18 @@ for BTC/USD (fail closed)"); a headless ``--script`` run then ended with no orde
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
-from app.script import PRICE_TIMEOUT_S, ScriptedOrder, run_script
+from app.script import PRICE_TIMEOUT_S, ScriptedOrder, ScriptError, load_script, run_script
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
 from services.domain.models import OrderRequest, Quote
 from services.orders.engine import SubmitResult
@@ -257,3 +259,21 @@ def test_replace_and_cancel_entries_act_on_the_newest_working_limit_order() -> N
         ("cancel", "cid-2", None, None),
         ("cancel", "cid-1", None, None),  # then the one before it; the third cancel finds none
     ]
+
+
+def test_an_offset_that_leaves_no_valid_price_is_refused_at_load(tmp_path: Path) -> None:
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps([{"symbol": "AAPL", "side": "buy", "qty": "1", "type": "limit",
+                                   "limit_price": {"offset_pct": -99.9999999999}}]))  # fmt: skip
+    with pytest.raises(ScriptError, match="not a valid price") as info:
+        load_script(script)
+    assert "entry 1" in str(info.value) and "no price" not in str(info.value)
+
+
+def test_an_offset_price_rounding_to_zero_is_not_sent_and_says_why(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    engine = FakeEngine(FakePrices({"PENNY": Decimal("0.01")}), clock)
+    with caplog.at_level(logging.ERROR, logger="app.script"):
+        done = _run([_order("PENNY", offset=Decimal("-60"))], engine, FakeTrading(), clock)
+    assert done == [] and engine.sent == []
+    assert "not a valid price" in caplog.text and "PENNY" in caplog.text, caplog.text

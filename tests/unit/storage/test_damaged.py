@@ -11,7 +11,7 @@ from sqlalchemy import Column, Connection, Integer, MetaData, String, Table
 
 from services.storage import Database, Migration, Schema
 from services.storage.errors import DamagedDatabaseError
-from services.storage.watermark import JournalMark, rollback_message
+from services.storage.watermark import JournalMark, lost_database_problem, rollback_message
 
 _live = MetaData()
 Table("notes", _live, Column("id", Integer, primary_key=True), Column("body", String(100)))
@@ -77,3 +77,66 @@ def test_the_journal_mark_names_a_rollback(tmp_path: Path) -> None:
     assert message is not None and message.startswith("journal rolled back: 3 record(s) missing")
     mark.path.write_text("{broken")
     assert mark.read() is None
+
+
+def test_the_mark_never_moves_backwards_and_keeps_naming_a_rollback_until_accepted(tmp_path: Path) -> None:
+    db = tmp_path / "heron.db"
+    JournalMark(db).write(18)
+    mark = JournalMark(db)
+    first = mark.check(5)
+    assert first is not None and "13 record(s) missing" in first and "--accept-journal-rollback" in first
+    mark.write(5)  # the periodic write after the rollback: the mark stays at 18
+    mark.write(9)
+    assert JournalMark(db).read() == 18
+    again = JournalMark(db)
+    assert again.check(9) == first  # the next start still names it, with the same numbers
+    again.write(25)  # the journal grew past the old mark: the rollback is still not forgotten
+    later = JournalMark(db)
+    assert later.check(25) == first and later.read() == 25
+    accepted = later.accept(25)
+    assert accepted is not None and accepted.missing == 13
+    assert JournalMark(db).check(25) is None and JournalMark(db).read() == 25
+
+
+def test_a_mark_without_a_rollback_record_reads_as_before(tmp_path: Path) -> None:
+    db = tmp_path / "heron.db"
+    JournalMark(db).path.write_text('{"journal_seq": 7}\n')
+    mark = JournalMark(db)
+    assert mark.check(7) is None and mark.rollback is None
+    mark.path.write_text('{"journal_seq": 7, "rolled_back": {"marked": 3, "found": 9}}')
+    assert JournalMark(db).read() is None  # a rollback that goes forward is no record: said, rewritten
+
+
+def test_an_empty_or_missing_database_with_a_mark_is_lost_not_new(tmp_path: Path) -> None:
+    db = tmp_path / "heron.db"
+    assert lost_database_problem(db) is None  # a fresh profile
+    db.write_bytes(b"")
+    assert lost_database_problem(db) is None  # an empty file and no evidence: created as before
+    JournalMark(db).write(18)
+    problem = lost_database_problem(db)
+    assert problem is not None and str(db) in problem and "empty (0 bytes)" in problem
+    assert "reached 18" in problem and "\n" not in problem
+    db.unlink()
+    problem = lost_database_problem(db)
+    assert problem is not None and "is missing" in problem
+    db.write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    assert lost_database_problem(db) is None  # a file with content is judged by its own checks
+
+
+def test_a_write_ahead_log_beside_an_empty_database_is_evidence_too(tmp_path: Path) -> None:
+    db = tmp_path / "heron.db"
+    db.write_bytes(b"")
+    db.with_name("heron.db-wal").write_bytes(b"\x37\x7f\x06\x82" + b"\x00" * 28)
+    problem = lost_database_problem(db)
+    assert problem is not None and "heron.db-wal" in problem
+
+
+def test_a_damaged_page_is_said_in_one_line(tmp_path: Path) -> None:
+    db = _made(tmp_path)
+    with db.open("r+b") as fh:
+        fh.seek(2 * 4096 + 8)
+        fh.write(b"\xa5" * 64)
+    with pytest.raises(DamagedDatabaseError) as info:
+        Database.open(None, tmp_path, [NOTES])
+    assert "\n" not in str(info.value) and "  " not in str(info.value), repr(str(info.value))
+
