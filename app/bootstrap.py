@@ -31,7 +31,7 @@ from app import lifecycle as stages
 from app.cli import LIVE_CONFIRMATION
 from app.errors import ExceptionHooks, LoopNotifier
 from app.fastbars import LOCAL_DEFAULT_SECONDS, IntervalBarBuilder
-from app.lifecycle import Lifecycle
+from app.lifecycle import Lifecycle, ShutdownReport
 from app.local_exchange import ExchangeError, ExchangeSession, LocalExchangeLauncher, connect_external
 from app.logging_setup import LoggingHandle, LogHub, SecretRedactor, setup_logging
 from app.paths import DataDirError, ProfilePaths, prepare, resolve_paths
@@ -627,6 +627,8 @@ def _start_health_watch(ctx: AppContext, services: Services, streams: StreamMana
     runner = streams.trading
     watch = HealthWatch(services.latency, services.health, services.broker.get_clock, streams,
                         ping=runner.ping if runner is not None else None)
+    watch.watched = lambda: ctx.settings.watchlist
+    watch.trading = lambda: services.trading
     services.watch = watch
     ctx.bus.subscribe(TradeUpdateEvent, lambda _e: watch.trade_update())
     _spawn(services, "health watch", watch.run())
@@ -638,7 +640,7 @@ def health_status(ctx: AppContext, services: Services) -> HealthStatus | None:
     """Connection, data and trading as the status bar and the state report show them."""
     if services.watch is None:
         return None
-    return services.watch.status(ctx.settings.watchlist, services.trading)
+    return services.watch.assess()
 
 
 def _hours(ctx: AppContext) -> MarketCalendar:
@@ -1079,8 +1081,10 @@ def health_sections(ctx: AppContext, services: Services) -> dict[str, Any] | Non
     if status is None:
         return None if legacy is None else {"connection": legacy}
     sections = status.report()
-    if legacy is not None:
-        sections["connection"].update(legacy)
+    if legacy is not None:  # every stream is listed, those not running yet as connecting
+        connection = sections["connection"]
+        connection["rest"] = legacy["rest"]
+        connection["streams"] = {**legacy["streams"], **connection.get("streams", {})}
     return sections
 
 
@@ -1107,9 +1111,11 @@ def service_sections(ctx: AppContext, services: Services) -> dict[str, Any]:
     return report
 
 
-def state_report(ctx: AppContext, services: Services) -> dict[str, Any]:
-    """DESIGN §8: sections a part does not have are omitted, never invented."""
-    report: dict[str, Any] = {"version": STATE_REPORT_VERSION, "mode": ctx.mode.value}
+def state_report(ctx: AppContext, services: Services, *, final: bool = True) -> dict[str, Any]:
+    """DESIGN §8: sections a part does not have are omitted, never invented. ``final``: written at
+    quit (false: a copy written while the terminal runs)."""
+    report: dict[str, Any] = {"version": STATE_REPORT_VERSION, "mode": ctx.mode.value, "final": final,
+                              "written_at": _now().isoformat()}
     for provider in services.state_sections:
         try:
             report.update(provider())
@@ -1235,11 +1241,55 @@ async def _start_services(ctx: AppContext, services: Services) -> asyncio.Task[S
                 log.error("%s", services.report_error)
 
         ctx.lifecycle.add_step(stages.WRITE_REPORTS, "state report", write)
+        _spawn(services, "state report", _report_while_running(ctx, services, path))
+        # The running copies stop first: the report written at quit is the last one.
+        ctx.lifecycle.add_step(stages.STOP_STRATEGIES, "state report while running",
+                               lambda: _cancel_tasks(services, "state report"))
     return asyncio.ensure_future(build_services(ctx, services))
 
 
-async def _finish(ctx: AppContext, task: asyncio.Task[Services]) -> str | None:
-    """Stop everything; returns why building the services failed, if it raised."""
+#: While the terminal runs the state report is rewritten (atomically) when it changed, at most this
+#: often, so an operator or a monitor reads what is true now, not only what was true at quit.
+REPORT_EVERY_S = 2.0
+
+
+async def _report_while_running(
+    ctx: AppContext, services: Services, path: Path, every: float = REPORT_EVERY_S
+) -> None:
+    last: str | None = None
+    said: str | None = None
+    while True:
+        await asyncio.sleep(every)
+        if not services.state_sections:
+            continue  # not built yet: nothing to say beyond "starting"
+        report = state_report(ctx, services, final=False)
+        text = json.dumps(report, indent=2) + "\n"
+        same = {k: v for k, v in report.items() if k != "written_at"}
+        key = json.dumps(same, sort_keys=True, default=str)
+        if key == last:
+            continue
+        write = asyncio.ensure_future(asyncio.to_thread(atomic_write_text, path, text))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:  # a write under way ends before the one at quit begins
+            with contextlib.suppress(Exception):
+                await write
+            raise
+        except Exception as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            problem = f"the state report could not be written to {path}: {reason}"
+            if problem != said:  # once per distinct problem; the write at quit decides the exit code
+                log.warning("%s", problem)
+                said = problem
+            continue
+        if said is not None:
+            log.info("the state report is written to %s again", path)
+            said = None
+        last = key
+
+
+async def _finish(ctx: AppContext, task: asyncio.Task[Services]) -> tuple[str | None, ShutdownReport]:
+    """Stop everything; returns why building the services failed, if it raised, and how shutdown went."""
     failed: str | None = None
     if not task.done():
         task.cancel()
@@ -1255,12 +1305,15 @@ async def _finish(ctx: AppContext, task: asyncio.Task[Services]) -> str | None:
     for step in report.steps:
         if not step.ok:
             log.warning("shutdown step %s/%s: %s", step.stage, step.name, step.error)
-    return failed
+    return failed, report
 
 
-def headless_exit_reasons(services: Services, build_failure: str | None) -> list[str]:
+def headless_exit_reasons(
+    services: Services, build_failure: str | None, shutdown: ShutdownReport | None = None
+) -> list[str]:
     """Why a headless run must exit non-zero (empty: exit 0), one line each: start-up failed,
-    trading was never enabled, the state report could not be written."""
+    trading was never enabled, the state report could not be written, a shutdown step failed or
+    timed out (the run did not end cleanly: e.g. orders not cancelled or the broker not answering)."""
     reasons: list[str] = []
     if services.fatal is not None:
         reasons.append(f"start-up failed: {services.fatal}")
@@ -1280,6 +1333,9 @@ def headless_exit_reasons(services: Services, build_failure: str | None) -> list
             reasons.append(f"trading was never enabled ({why})")
     if services.report_error is not None:
         reasons.append(services.report_error)
+    if shutdown is not None and not shutdown.ok:
+        failed = "; ".join(f"{s.stage}/{s.name}: {s.error}" for s in shutdown.steps if not s.ok)
+        reasons.append(f"shutdown finished with errors ({failed})")
     return reasons
 
 
@@ -1319,8 +1375,8 @@ def _run_headless(ctx: AppContext) -> int:
             loop.call_later(ctx.args.quit_after, ctx.lifecycle.request_shutdown, "--quit-after")
         log.info("running headless in %s mode", ctx.mode.value)
         await ctx.lifecycle.wait_requested()
-        build_failure = await _finish(ctx, task)
-        reasons = headless_exit_reasons(services, build_failure)
+        build_failure, shutdown = await _finish(ctx, task)
+        reasons = headless_exit_reasons(services, build_failure, shutdown)
         for reason in reasons:
             if services.fatal is None and reason != services.report_error:  # those are said already
                 log.error("headless run failed: %s", reason)
@@ -1478,9 +1534,12 @@ async def _feed_status(
     wake = asyncio.Event()
     ctx.bus.subscribe(ConnectionStateEvent, lambda _e: wake.set())
     ctx.bus.subscribe(TradingStateEvent, lambda _e: wake.set())
+    woken = True
     while True:
         wake.clear()
-        derived = health_status(ctx, services)
+        # The health watch derives every second on its own (headless too); a change is shown at once.
+        watch = services.watch
+        derived = health_status(ctx, services) if woken or watch is None else watch.latest
         if derived is not None:
             status.show_health(derived)
         if services.streams is not None:
@@ -1490,8 +1549,10 @@ async def _feed_status(
                 last = (now, total)
             elif last is None:
                 last = (now, total)
+        woken = False
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), interval)
+            woken = True
 
 
 async def _ask_live_confirmation(window: MainWindow) -> bool:

@@ -88,6 +88,47 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+#: Third-party stream loggers that log every reconnect attempt with a full traceback.
+STREAM_LOGGERS = ("alpaca.trading.stream", "alpaca.data.live.websocket")
+
+
+def _expected_connection_error(exc: BaseException) -> bool:
+    """The broker refused, closed or dropped the connection: expected while it is down or restarts."""
+    if isinstance(exc, (ConnectionError, TimeoutError, EOFError)):
+        return True
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return True  # e.g. network unreachable, host down
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"ConnectionClosed", "InvalidHandshake", "InvalidStatus", "InvalidMessage"})
+
+
+class ConnectionNoiseFilter(logging.Filter):
+    """An expected connection error logged with a traceback by a stream library becomes one
+    warning line naming the error; an unexpected error keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        info = record.exc_info
+        if info and info[1] is not None and _expected_connection_error(info[1]):
+            exc = info[1]
+            record.exc_info = None
+            record.exc_text = None
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            message = record.getMessage()
+            record.msg = message if detail in message else f"{message} ({detail})"
+            record.args = None
+            if record.levelno > logging.WARNING:
+                record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        return True
+
+
+def quiet_stream_reconnects(names: Iterable[str] = STREAM_LOGGERS) -> None:
+    """Install :class:`ConnectionNoiseFilter` on the stream libraries' loggers (once each)."""
+    for name in names:
+        target = logging.getLogger(name)
+        if not any(isinstance(f, ConnectionNoiseFilter) for f in target.filters):
+            target.addFilter(ConnectionNoiseFilter())
+
+
 @dataclass(frozen=True, slots=True)
 class LogEntry:
     ts: datetime
@@ -253,6 +294,8 @@ def setup_logging(
 ) -> LoggingHandle:
     """Install the redacting handlers on ``logger`` (default: the root logger)."""
     target = logger if logger is not None else logging.getLogger()
+    if logger is None:
+        quiet_stream_reconnects()
     redacting = RedactingFilter(redactor)
     formatter = logging.Formatter(LOG_FORMAT)
     handlers: list[logging.Handler] = []

@@ -219,6 +219,10 @@ class LinkMonitor:
     def heard(self, source: str) -> None:
         self._heard[source] = self.clock()
 
+    @property
+    def watched(self) -> frozenset[str]:
+        return frozenset(self._watched)
+
     def heard_age(self, source: str) -> float | None:
         last = self._heard.get(source)
         return None if last is None else max(0.0, self.clock() - last)
@@ -337,11 +341,15 @@ class LinkProbe:
         if ok:
             self.monitor.heard(source)
 
+    def cancel(self) -> None:
+        """Cancel the probes still outstanding."""
+        for task in self._probes.values():
+            task.cancel()
+
     async def run(self) -> None:
         try:
             while True:
                 self.step()
                 await self._sleep(self.tick)
         finally:
-            for task in self._probes.values():
-                task.cancel()
+            self.cancel()

@@ -10,6 +10,7 @@ would not reach the broker.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,6 +19,8 @@ from services.broker.health import UNREACHABLE, HealthMonitor, LinkMonitor, Link
 from services.broker.latency import LatencyRecorder, LatencyView
 from services.domain.enums import ConnectionState, TradingState
 from services.marketdata.staleness import FEEDS, FeedVerdict
+
+log = logging.getLogger(__name__)
 
 
 class GateLike(Protocol):
@@ -197,10 +200,19 @@ class HealthWatch:
         ping: Callable[[float], Awaitable[bool]] | None = None,
         *,
         quiet_after: float = 3.0,
+        tick: float = 1.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.latency = latency
         self.streams = streams
+        self.tick = tick
+        self._sleep = sleep
+        #: What :meth:`assess` derives for: the watched symbols and the trading state machine
+        #: (set by the composition root once they exist).
+        self.watched: Callable[[], Iterable[str]] = tuple
+        self.trading: Callable[[], TradingLike | None] = lambda: None
+        #: The newest derivation of the running loop (the status bar and the state report read it).
+        self.latest: HealthStatus | None = None
         self.monitor = LinkMonitor(latency, health, clock=latency.clock)
         pings: dict[str, Callable[[float], Awaitable[bool]]] = {}
         if ping is not None:
@@ -211,7 +223,8 @@ class HealthWatch:
                 return ok
 
             pings["trading"] = ping_trading
-        self.probe = LinkProbe(self.monitor, latency, rest_probe, pings, quiet_after=quiet_after, sleep=sleep)
+        self.probe = LinkProbe(self.monitor, latency, rest_probe, pings, quiet_after=quiet_after,
+                               tick=tick, sleep=sleep)
 
     def _feeds_heard(self, feed: str) -> None:
         if self.streams is not None:
@@ -222,8 +235,49 @@ class HealthWatch:
         self.monitor.heard("trading")
         self._feeds_heard("trading")
 
+    def assess(self) -> HealthStatus:
+        """Derive the status now (a change of the connection is logged once) and keep it as
+        :attr:`latest`."""
+        self.latest = self.status(self.watched(), self.trading())
+        return self.latest
+
     async def run(self) -> None:
-        await self.probe.run()
+        """The service-side loop, with or without a window: each tick start the probes that are
+        due and derive the status, so a frozen broker is noticed and said in the log even when
+        nothing asks."""
+        try:
+            while True:
+                self.probe.step()
+                try:
+                    self.assess()
+                except Exception:  # a derivation bug must not end the probes
+                    log.exception("deriving the connection status failed")
+                await self._sleep(self.tick)
+        finally:
+            self.probe.cancel()
+
+    def _stream_states(
+        self, states: Mapping[str, ConnectionState]
+    ) -> tuple[dict[str, str], dict[str, float]]:
+        """What each stream is, for the report: a stream whose socket is open but that has been
+        silent past its window is "unresponsive" (the trading stream, pinged) or "silent" (a
+        market-data feed), with its age; the rest as the connection says."""
+        shown: dict[str, str] = {}
+        silent_for: dict[str, float] = {}
+        for channel, st in sorted(states.items()):
+            shown[channel] = st.value
+            if st is not ConnectionState.LIVE:
+                continue
+            if channel in self.monitor.watched:
+                age = self.monitor.heard_age(channel)
+                if age is not None and age > self.monitor.live_window:
+                    shown[channel], silent_for[channel] = LinkState.UNRESPONSIVE.value, round(age, 1)
+                    continue
+            if self.streams is not None and channel in FEEDS:
+                feed = self.streams.book.guard.feeds.verdict(channel)
+                if feed.stale and feed.age_seconds is not None:
+                    shown[channel], silent_for[channel] = "silent", round(feed.age_seconds, 1)
+        return shown, silent_for
 
     def status(self, watched: Iterable[str] = (), trading: TradingLike | None = None) -> HealthStatus:
         streams = self.streams
@@ -241,9 +295,11 @@ class HealthWatch:
                 if v.stale:
                     stale[sym] = v.reason
         health = self.monitor.health
+        shown, silent_for = self._stream_states(states)
         detail: dict[str, Any] = {
             "rest": health.state.value if health is not None else None,
-            "streams": {ch: st.value for ch, st in sorted(states.items())},
+            "streams": shown,
+            "streams_silent_s": silent_for,
         }
         return derive_status(
             connection=link,
