@@ -140,6 +140,20 @@ class LinkState(StrEnum):
     STOPPED = "stopped"
 
 
+#: How bad each state is, for the log: a change to a worse state is a warning.
+_SEVERITY: dict[LinkState, int] = {
+    LinkState.LIVE: 0,
+    LinkState.CONNECTING: 1,
+    LinkState.SLOW: 1,
+    LinkState.RECONNECTING: 2,
+    LinkState.UNRESPONSIVE: 2,
+    LinkState.FAILING: 2,
+    LinkState.SAFE_MODE: 3,
+    LinkState.FAILED: 3,
+    LinkState.STOPPED: 3,
+}
+
+
 #: Words for the trading state when the broker connection is not live.
 UNREACHABLE = frozenset({LinkState.UNRESPONSIVE, LinkState.FAILING, LinkState.FAILED,
                          LinkState.RECONNECTING, LinkState.CONNECTING, LinkState.STOPPED})
@@ -203,10 +217,13 @@ class LinkMonitor:
         self.last_state: LinkState | None = None
 
     def _said(self, verdict: LinkVerdict) -> LinkVerdict:
-        """Log each change of state once: leaving live as a warning, coming back as info."""
+        """Log each change of state once: a change for the worse as a warning; coming back, and
+        moves between equally bad states (unresponsive, failing and reconnecting flip during one
+        outage), as info."""
         before, self.last_state = self.last_state, verdict.state
         if before is not None and before is not verdict.state:
-            level = logging.INFO if verdict.live else logging.WARNING
+            worse = _SEVERITY[verdict.state] > _SEVERITY[before]
+            level = logging.WARNING if worse else logging.INFO
             log.log(level, "broker connection %s -> %s: %s",
                     before.value, verdict.state.value, verdict.reason)
         return verdict

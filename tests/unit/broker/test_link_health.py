@@ -260,3 +260,29 @@ def test_leaving_live_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
         mon.verdict(LIVE_STREAMS)
     lines = [r for r in caplog.records if "broker connection live -> unresponsive" in r.getMessage()]
     assert len(lines) == 1 and lines[0].levelname == "WARNING"
+
+
+def test_flips_between_equally_bad_states_are_info_and_getting_worse_is_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """During one outage the link flips between unresponsive and failing every few seconds: each
+    flip was a WARNING, burying the one line that mattered."""
+    import logging
+
+    from services.broker.health import LinkVerdict
+
+    _clock, _rec, mon = _setup()
+    caplog.set_level(logging.INFO)
+    for state in (LinkState.LIVE, LinkState.SLOW, LinkState.UNRESPONSIVE, LinkState.FAILING,
+                  LinkState.UNRESPONSIVE, LinkState.FAILED, LinkState.LIVE):  # fmt: skip
+        mon._said(LinkVerdict(state, "why"))
+    levels = [(r.getMessage().split(":")[0], r.levelname) for r in caplog.records
+              if r.getMessage().startswith("broker connection")]  # fmt: skip
+    assert levels == [
+        ("broker connection live -> slow", "WARNING"),
+        ("broker connection slow -> unresponsive", "WARNING"),
+        ("broker connection unresponsive -> failing", "INFO"),
+        ("broker connection failing -> unresponsive", "INFO"),
+        ("broker connection unresponsive -> failed", "WARNING"),
+        ("broker connection failed -> live", "INFO"),
+    ]
