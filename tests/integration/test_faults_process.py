@@ -343,3 +343,28 @@ def test_a_stranger_on_the_port_of_a_dead_exchange_child_gets_no_keys(
     _, stderr = terminal.communicate(timeout=60)
     assert terminal.returncode == 0, stderr[-2000:]
     assert not leaked()
+
+
+def test_an_exchange_child_killed_during_start_up_is_started_again(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """The child is killed the moment it exists (before it reports its address): start-up says so,
+    starts another and trades against it. Before, trading stayed DISABLED for the whole session."""
+    data = tmp_path / "heron"
+    terminal = _start(data, "--quit-after", "90")
+    procs.append(terminal)
+    exchange = _exchange_dir(data)
+    child = _poll("an exchange child", lambda: [p for p in _pids_using(exchange) if p != terminal.pid])
+    assert isinstance(child, list)
+    os.kill(child[0], signal.SIGKILL)
+    _poll("the end of start-up", lambda: _logged(data, "start-up reconciliation: clean")
+          or _logged(data, "no exchange: trading stays DISABLED"), 60)  # fmt: skip
+    log_text = _log(data).read_text()
+    assert "no exchange" not in log_text and "start-up reconciliation: clean" in log_text
+    # killed within milliseconds of appearing: long before its imports are done and it listens
+    assert "was killed by SIGKILL before it reported its address" in log_text
+    assert "starting it again" in log_text
+    assert _read_json(exchange / "session.json")["pid"] != child[0]
+    terminal.send_signal(signal.SIGTERM)
+    _, stderr = terminal.communicate(timeout=60)
+    assert terminal.returncode == 0, stderr[-2000:]
