@@ -32,7 +32,13 @@ from app.cli import LIVE_CONFIRMATION
 from app.errors import ExceptionHooks, LoopNotifier
 from app.fastbars import LOCAL_DEFAULT_SECONDS, IntervalBarBuilder
 from app.lifecycle import Lifecycle, ShutdownReport
-from app.local_exchange import ExchangeError, ExchangeSession, LocalExchangeLauncher, connect_external
+from app.local_exchange import (
+    ExchangeDiedAtStart,
+    ExchangeError,
+    ExchangeSession,
+    LocalExchangeLauncher,
+    connect_external,
+)
 from app.logging_setup import LoggingHandle, LogHub, SecretRedactor, setup_logging
 from app.paths import DataDirError, ProfilePaths, prepare, resolve_paths
 from app.script import ScriptError, load_script, run_script
@@ -512,16 +518,33 @@ async def _connect_local_exchange(ctx: AppContext, services: Services) -> None:
 
 #: How long start-up waits for disk space to start the local exchange (its session file needs it).
 EXCHANGE_DISK_WAIT_S = 120.0
+#: A child that dies before it reports its address (killed, or its port lost to a race) is started
+#: again this many times, after a short pause each.
+EXCHANGE_START_RETRIES = 3
+EXCHANGE_RETRY_PAUSE_S = 1.0
 
 
 async def _start_local_exchange(ctx: AppContext, launcher: LocalExchangeLauncher) -> ExchangeSession:
     """``launcher.start()``, waiting (said once, retried every second) while the disk is full: a start
-    on a full disk goes on when space returns instead of staying DISABLED for the whole session."""
+    on a full disk goes on when space returns instead of staying DISABLED for the whole session. A
+    child that dies during its start is started again (each time said), up to
+    ``EXCHANGE_START_RETRIES`` times."""
     deadline = time.monotonic() + EXCHANGE_DISK_WAIT_S
     said = False
+    deaths = 0
     while True:
         try:
             return await launcher.start()
+        except ExchangeDiedAtStart as exc:
+            deaths += 1
+            if deaths > EXCHANGE_START_RETRIES or ctx.lifecycle.requested:
+                raise
+            message = (f"{exc}; starting it again in {EXCHANGE_RETRY_PAUSE_S:g} s (attempt {deaths + 1} of "
+                       f"{EXCHANGE_START_RETRIES + 1})")  # fmt: skip
+            log.error("%s", message)
+            ctx.notify("error", "exchange", message)
+            await asyncio.sleep(EXCHANGE_RETRY_PAUSE_S)
+            continue
         except ExchangeError as exc:
             cause = exc.__cause__
             full = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -4,11 +4,16 @@ The launcher's watch thread reports the death the moment the process ends. Then,
 
 1. the log gets an ERROR naming the exit status or signal, the window a notification, and
    trading goes DISABLED at once (no order can be sent to an exchange that is not there);
-2. the exchange is started again for the same data directory, on the same port with the same
+2. at the same moment (on the thread that noticed the death, before the loop hears of it) the
+   broker, the history client and the streams are suspended: the port is free, and whatever binds
+   it would receive the keys they send with every request and auth message. They stay suspended
+   until our own restarted child reports that it listens on that port. A port taken meanwhile is
+   said once, naming the process that holds it, and the clients stay suspended;
+3. the exchange is started again for the same data directory, on the same port with the same
    keys, so the broker, the streams and the history client reconnect to the address they know
    (their own reconnect paths, as after any network outage); a start that fails is retried with
    a growing pause, each failure said;
-3. once the trading stream is live again, every open order is re-read from the exchange and the
+4. once the trading stream is live again, every open order is re-read from the exchange and the
    start-up reconciliation runs again: trading goes back to ACTIVE only when it is clean (or
    HALTED while a kill-switch HALT holds), exactly as at start-up.
 """
@@ -18,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import urllib.parse
 from typing import TYPE_CHECKING
 
 from app import lifecycle as stages
-from app.local_exchange import ExchangeError, LocalExchangeLauncher
+from app.local_exchange import ExchangeError, LocalExchangeLauncher, port_holder
 from services.domain.enums import TradingState
 
 if TYPE_CHECKING:
@@ -49,7 +55,7 @@ class ExchangeSupervisor:
         self._stopped = False
 
     def start(self) -> None:
-        self.launcher.watch(asyncio.get_running_loop(), self._on_exit)
+        self.launcher.watch(asyncio.get_running_loop(), self._on_exit, self._suspend_clients)
         self.ctx.lifecycle.add_step(stages.STOP_STRATEGIES, "exchange watch", self.stop)
 
     async def stop(self) -> None:
@@ -58,10 +64,29 @@ class ExchangeSupervisor:
         self._stopped = True
         await _cancel_tasks(self.services, TASK)
 
+    def _suspend_clients(self, pid: int) -> None:
+        """Any thread (the watcher's, the moment the child is gone): nothing more goes to its address."""
+        session = self.launcher.session
+        where = session.url if session is not None else "the exchange's address"
+        reason = (f"the local exchange (pid {pid}) ended; nothing is sent to {where} until the restarted "
+                  "exchange listens there")  # fmt: skip
+        services = self.services
+        for client in (services.broker, services.history, services.streams):
+            if client is not None:
+                client.suspend(reason)
+
+    def _resume_clients(self) -> None:
+        services = self.services
+        for client in (services.broker, services.history, services.streams):
+            if client is not None:
+                client.resume()
+
     def _on_exit(self, pid: int, how: str) -> None:
         if self._stopped or self.ctx.lifecycle.requested:
             return
         from app.bootstrap import _spawn
+
+        self._suspend_clients(pid)  # normally done already, on the watching thread
 
         self.deaths += 1
         services = self.services
@@ -94,6 +119,10 @@ class ExchangeSupervisor:
         ctx, services = self.ctx, self.services
         pause = self._pause()
         failures = 0
+        said = ""
+        old = self.launcher.session or services.exchange
+        address = old.url if old is not None else None
+        port = urllib.parse.urlsplit(address).port if address else None
         while True:
             if pause:
                 log.warning("restarting the local exchange in %.0f s", pause)
@@ -107,16 +136,31 @@ class ExchangeSupervisor:
                 # while; a lasting one backs off so the log is not flooded
                 slow = failures - QUICK_RETRIES + 1
                 pause = 1.0 if slow <= 0 else min(MAX_PAUSE_S, 2.0**slow)
-                message = f"the local exchange could not be restarted: {exc}; trying again in {pause:.0f} s"
-                log.error("%s", message)
-                ctx.notify("error", "exchange", message)
+                holder = await asyncio.to_thread(port_holder, port) if port else None
+                if holder is not None:
+                    message = (f"the local exchange could not be restarted: its port {port} is taken by "
+                               f"{holder}; nothing is sent there (not the keys) and trading stays DISABLED "
+                               "until the port is free; retrying")  # fmt: skip
+                else:
+                    message = f"the local exchange could not be restarted: {exc}; retrying"
                 services.exchange_detail = message
+                if message != said:  # said once, not on every retry
+                    said = message
+                    log.error("%s", message)
+                    ctx.notify("error", "exchange", message)
+                else:
+                    log.debug("%s (attempt %d)", message, failures)
         self._last_restart = time.monotonic()
+        if address is not None and session.url != address:  # cannot happen: restart() keeps the port
+            log.error("the local exchange came back at %s, not %s; its clients stay suspended", session.url,
+                      address)  # fmt: skip
+            return
+        self._resume_clients()  # our own child reported that it listens there: the keys may go again
         services.exchange = session
         services.exchange_status, services.exchange_ok, services.exchange_detail = session.describe, True, ""
         log.warning("local exchange restarted: %s (pid %s)", session.url, session.pid)
         ctx.notify("warning", "exchange", f"Local exchange restarted at {session.describe}; reconciling")
-        self.launcher.watch(asyncio.get_running_loop(), self._on_exit)
+        self.launcher.watch(asyncio.get_running_loop(), self._on_exit, self._suspend_clients)
         await self._resume()
 
     async def _resume(self) -> None:

@@ -73,6 +73,40 @@ class ExchangeError(Exception):
     """The exchange could not be started or reached; the message is fit to show a person."""
 
 
+class ExchangeDiedAtStart(ExchangeError):
+    """The child ended (a status or a signal) before it reported its address; starting it again
+    may well work (it was killed, or lost a race for its port)."""
+
+
+def port_holder(port: int) -> str | None:
+    """Who listens on TCP ``port`` on this machine: "pid N (command line)", "a process of
+    another user" when its sockets cannot be read, or None when nothing listens there."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) > 9 and parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(parts[9])
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in wanted:
+                        raw = (proc / "cmdline").read_bytes().replace(b"\0", b" ").strip()
+                        command = raw.decode("utf-8", "replace")[:200] or "?"
+                        return f"pid {proc.name} ({command})"
+    return "a process whose sockets this terminal cannot read (another user's)"
+
+
 @dataclass(frozen=True)
 class ExchangeSession:
     url: str
@@ -422,7 +456,11 @@ class LocalExchangeLauncher:
         assert keys is not None and self.process is not None
         self._notify_secret(keys)
         asked = time.monotonic()
-        url = await asyncio.to_thread(self._wait_for_address)
+        try:
+            url = await asyncio.to_thread(self._wait_for_address)
+        except ExchangeError:
+            self.process = None  # killed and reaped: the next start() starts a new child
+            raise
         self.session = ExchangeSession(url=url, keys=keys, pid=self.process.pid, owned=True)
         try:
             self._write_session(
@@ -480,7 +518,10 @@ class LocalExchangeLauncher:
                     f"the local exchange did not report its address within {self.startup_timeout:g} s "
                     f"(last output: {tail})"
                 )
-            raise ExchangeError(f"the local exchange exited with status {code} (last output: {tail})")
+            raise ExchangeDiedAtStart(
+                f"the local exchange {describe_exit(code)} before it reported its address "
+                f"(last output: {tail})"
+            )
         return found[0]
 
     def _pump_output(self, proc: subprocess.Popen[str], found: list[str], ready: threading.Event) -> None:
@@ -501,10 +542,16 @@ class LocalExchangeLauncher:
             ready.set()
 
     # -- watch and restart ------------------------------------------------------------------------
-    def watch(self, loop: asyncio.AbstractEventLoop, on_exit: Callable[[int, str], None]) -> None:
+    def watch(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_exit: Callable[[int, str], None],
+        at_once: Callable[[int], None] | None = None,
+    ) -> None:
         """Call ``on_exit(pid, how)`` on ``loop`` the moment the running exchange ends without
         :meth:`stop` having asked it to. Watches the current process (started or reused); call
-        again after :meth:`restart`."""
+        again after :meth:`restart`. ``at_once(pid)`` (thread-safe) runs first, on the watching
+        thread itself, without waiting for the loop: its port is free from that moment."""
         session = self.session
         pid = self.process.pid if self.process is not None else session.pid if session else None
         if pid is None or self._watched_pid == pid:
@@ -512,7 +559,8 @@ class LocalExchangeLauncher:
         self._watched_pid = pid
         proc = self.process
         threading.Thread(
-            target=self._watch, args=(pid, proc, loop, on_exit), name=f"exchange-watch-{pid}", daemon=True
+            target=self._watch, args=(pid, proc, loop, on_exit, at_once), name=f"exchange-watch-{pid}",
+            daemon=True,
         ).start()
 
     def _watch(
@@ -521,6 +569,7 @@ class LocalExchangeLauncher:
         proc: subprocess.Popen[str] | None,
         loop: asyncio.AbstractEventLoop,
         on_exit: Callable[[int, str], None],
+        at_once: Callable[[int], None] | None = None,
     ) -> None:
         """Worker thread: block until process ``pid`` ends (pidfd; a 0.2 s poll where there is none)."""
         fd: int | None = None
@@ -535,6 +584,8 @@ class LocalExchangeLauncher:
         finally:
             if fd is not None:
                 os.close(fd)
+        if at_once is not None and not self._expect_exit and self._watched_pid == pid:
+            at_once(pid)
         code: int | None = None
         if proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +68,7 @@ from services.broker.budget import RequestBudget, RequestKind
 from services.broker.errors import Failure, classify
 from services.broker.health import HealthMonitor, OrdersSuspended
 from services.broker.latency import LatencyRecorder
+from services.broker.suspension import Suspension
 from services.domain.enums import OrderSide, OrderType
 from services.domain.models import Account, Asset, Fill, Order, OrderRequest, Position
 from services.domain.symbols import position_path_symbol
@@ -167,8 +169,10 @@ class AlpacaBroker:
         self.client._retry = 0  # our own non-blocking backoff replaces the SDK's time.sleep retry
         self.timeout = (connect_timeout, read_timeout)
         inner = transport or self.client._session.request
+        self._suspension = Suspension()
 
         def request_with_timeout(method: str, url: str, **kwargs: Any) -> Any:
+            self._suspension.check(f"{method} {urllib.parse.urlsplit(url).path}")  # the last moment
             kwargs.setdefault("timeout", self.timeout)
             return inner(method, url, **kwargs)
 
@@ -194,11 +198,27 @@ class AlpacaBroker:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self.client._session.close()
 
+    # -- suspension ----------------------------------------------------------------------------
+
+    def suspend(self, reason: str) -> None:
+        """Any thread: send nothing to the broker's address (no request, no key) until :meth:`resume`;
+        every call fails at once with :class:`BrokerUnavailable` naming ``reason``."""
+        self._suspension.suspend(reason)
+
+    def resume(self) -> None:
+        self._suspension.resume()
+
+    @property
+    def suspended(self) -> str | None:
+        """Why calls are suspended, or None."""
+        return self._suspension.reason
+
     # -- the call machinery ---------------------------------------------------------------------
 
     async def _once(self, endpoint: str, fn: Callable[[], T], kind: RequestKind) -> T:
         if self._closed:
             raise BrokerUnavailable("the broker connection is closed")
+        self._suspension.check(endpoint)  # fails fast: no budget, no network, no health record
         await self.budget.acquire(kind)
         loop = asyncio.get_running_loop()
         token = self.latency.begin(endpoint)  # measured from the start: a waiting call shows as slow

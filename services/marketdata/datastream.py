@@ -160,6 +160,9 @@ class DataConnection:
         self._sent: deque[dict[str, list[str]] | None] = deque()
         self.refused: dict[str, set[str]] = {c: set() for c in CHANNELS}  # left without data (405)
         self.acknowledged: dict[str, set[str]] = {c: set() for c in CHANNELS}
+        self._suspended: str | None = None  # why nothing may be sent to the address, or None
+        self._resumed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _set(self, state: ConnectionState, reason: str) -> None:
         self.state = state
@@ -222,6 +225,48 @@ class DataConnection:
         if ws is not None:
             ws.transport.abort()
 
+    def suspend(self, reason: str) -> None:
+        """Any thread: connect no more and send nothing (not even the keys) until :meth:`resume`;
+        a socket still open is dropped."""
+        self._suspended = reason
+        self._on_loop(self._drop_suspended)
+
+    def resume(self) -> None:
+        """Any thread: connect again at once."""
+        self._suspended = None
+        self._on_loop(self._resumed.set)
+
+    def _on_loop(self, fn: Callable[[], None]) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(fn)
+
+    def _drop_suspended(self) -> None:
+        ws = self._ws
+        if self._suspended is not None and ws is not None:
+            ws.transport.abort()
+
+    async def _wait_resumed(self) -> None:
+        """While suspended: say so and wait for :meth:`resume` (or stop)."""
+        told = False
+        while self._suspended is not None and not self._stop.is_set():
+            self._resumed.clear()
+            reason = self._suspended
+            if reason is None:
+                break
+            if not told:
+                told = True
+                log.warning("%s market data paused: %s", self.channel, reason)
+                self._set(ConnectionState.RECONNECTING, f"paused: {reason}")
+            stop = asyncio.ensure_future(self._stop.wait())
+            resumed = asyncio.ensure_future(self._resumed.wait())
+            try:
+                await asyncio.wait({stop, resumed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+                resumed.cancel()
+
     def _delay(self, failures: int) -> float:
         nominal = min(self.backoff_max, self.backoff_min * self.backoff_factor ** max(0, failures - 1))
         return nominal / 2 + self._rng.uniform(0, nominal / 2)
@@ -232,10 +277,17 @@ class DataConnection:
 
     async def run(self) -> None:
         """Connect when there is something to subscribe to; keep the connection alive until stop()."""
+        self._loop = asyncio.get_running_loop()
         await self._has_subs.wait()
         failures = 0
         first = True
         while not self._stop.is_set():
+            if self._suspended is not None:
+                await self._wait_resumed()
+                if self._stop.is_set():
+                    break
+                failures = 0
+                self._set(ConnectionState.RECONNECTING, f"connecting to {self.url}")
             if first:
                 self._set(ConnectionState.CONNECTING, f"connecting to {self.url}")
             got_data = False
@@ -268,6 +320,8 @@ class DataConnection:
             if self._stop.is_set():
                 break
             self.disconnects += 1
+            if self._suspended is not None:
+                continue  # lost while suspended: waits for resume() at the top, no backoff
             first = False
             failures = 1 if got_data else failures + 1
             delay = self._delay(failures)
@@ -304,6 +358,8 @@ class DataConnection:
             first = _decode_control(await asyncio.wait_for(ws.recv(), 10), "greeting")
             if first.get("T") != "success" or first.get("msg") != "connected":
                 raise ProtocolError(f"unexpected greeting {first!r:.200}")
+            if self._suspended is not None:  # suspended while connecting: the keys are not sent
+                raise ConnectionAbortedError(f"not authenticating: {self._suspended}")
             await ws.send(msgpack.packb({"action": "auth", "key": self._key, "secret": self._secret}))
             r0 = _decode_control(await asyncio.wait_for(ws.recv(), 10), "auth reply")
             if r0.get("T") != "success" or r0.get("msg") != "authenticated":

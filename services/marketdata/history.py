@@ -19,6 +19,7 @@ import asyncio
 import functools
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from services.broker.backoff import Backoff
 from services.broker.base import BrokerError, BrokerNotFound
 from services.broker.convert import utc
 from services.broker.errors import classify
+from services.broker.suspension import Suspension
 from services.domain.enums import Timeframe
 from services.domain.models import Bar, Quote, Trade
 from services.domain.symbols import is_crypto
@@ -191,11 +193,12 @@ def _quote(symbol: str, q: Any) -> Quote:
     )
 
 
-def _with_timeout(client: Any, timeout: tuple[float, float]) -> Any:
+def _with_timeout(client: Any, timeout: tuple[float, float], suspension: Suspension) -> Any:
     client._retry = 0
     inner = client._session.request
 
     def request(method: str, url: str, **kw: Any) -> Any:
+        suspension.check(f"{method} {urllib.parse.urlsplit(url).path}")  # nothing sent while suspended
         kw.setdefault("timeout", timeout)
         return inner(method, url, **kw)
 
@@ -224,11 +227,12 @@ class HistoryService:
         crypto_client: Any = None,
     ) -> None:
         url = base_url.rstrip("/") if base_url else None
+        self._suspension = Suspension()
         self.stock = stock_client or _with_timeout(
-            StockHistoricalDataClient(key_id, secret, url_override=url), timeout
+            StockHistoricalDataClient(key_id, secret, url_override=url), timeout, self._suspension
         )
         self.crypto = crypto_client or _with_timeout(
-            CryptoHistoricalDataClient(key_id, secret, url_override=url), timeout
+            CryptoHistoricalDataClient(key_id, secret, url_override=url), timeout, self._suspension
         )
         self.feed = check_feed(feed, "the live feed")  # latest trade/quote, snapshots, recent bars
         self.history_feed = check_feed(history_feed, "the history feed")
@@ -241,6 +245,13 @@ class HistoryService:
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def suspend(self, reason: str) -> None:
+        """Any thread: send nothing (no request, no key) until :meth:`resume`; calls fail at once."""
+        self._suspension.suspend(reason)
+
+    def resume(self) -> None:
+        self._suspension.resume()
 
     async def _run(self, what: str, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()

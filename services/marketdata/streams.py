@@ -225,6 +225,9 @@ class _HookedTradingStream(TradingStream):
         self._runner = runner
 
     async def _start_ws(self) -> None:
+        await self._runner._wait_resumed()
+        if self._runner._stopping:  # stopped while suspended: end the SDK's loop without connecting
+            raise asyncio.CancelledError
         self._runner._on_connecting()
         try:
             await super()._start_ws()
@@ -239,6 +242,16 @@ class _HookedTradingStream(TradingStream):
             raise
         self._runner._on_connected()
 
+    async def _auth(self) -> None:
+        reason = self._runner.suspended
+        if reason is not None:  # suspended while connecting: the keys are not sent
+            raise _NotAuthenticating(f"not authenticating: {reason}")
+        await super()._auth()
+
+    async def _wait_before_reconnect(self, retries: int) -> None:
+        if self._runner.suspended is None:  # suspended: _start_ws waits for resume() instead
+            await super()._wait_before_reconnect(retries)
+
     async def _consume(self) -> None:
         try:
             await super()._consume()
@@ -247,6 +260,10 @@ class _HookedTradingStream(TradingStream):
         except Exception as exc:
             self._runner._on_disconnected(exc)
             raise
+
+
+class _NotAuthenticating(websockets.WebSocketException):
+    """The trading stream was suspended between its connect and its auth message."""
 
 
 _SDK_STREAM_LOG = logging.getLogger("alpaca.trading.stream")
@@ -299,6 +316,9 @@ class TradingStreamRunner:
         self.disconnected_at: datetime | None = None
         self.state = ConnectionState.STOPPED
         self._stopping = False
+        self._suspended: str | None = None
+        self._resumed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _set(self, state: ConnectionState, reason: str) -> None:
         self.state = state
@@ -306,13 +326,54 @@ class TradingStreamRunner:
 
     def start(self) -> None:
         self._stopping = False
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.ensure_future(self.stream._run_forever())
+
+    @property
+    def suspended(self) -> str | None:
+        return self._suspended
+
+    def suspend(self, reason: str) -> None:
+        """Any thread: connect no more and send nothing (not even the keys) until :meth:`resume`."""
+        self._suspended = reason
+        self._on_loop(self._drop_suspended)
+
+    def resume(self) -> None:
+        """Any thread: connect again at once."""
+        self._suspended = None
+        self._on_loop(self._resumed.set)
+
+    def _on_loop(self, fn: Callable[[], None]) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(fn)
+
+    def _drop_suspended(self) -> None:
+        ws = self.stream._ws
+        if self._suspended is not None and ws is not None:
+            ws.transport.abort()
+
+    async def _wait_resumed(self) -> None:
+        """Inside the SDK's reconnect loop, before each connect: while suspended, wait for resume."""
+        told = False
+        while self._suspended is not None and not self._stopping:
+            self._resumed.clear()
+            reason = self._suspended
+            if reason is None:
+                break
+            if not told:
+                told = True
+                self.gate.close(f"trading stream paused: {reason}")
+                self._set(ConnectionState.RECONNECTING, f"paused: {reason}")
+            await self._resumed.wait()
 
     async def stop(self) -> None:
         self._stopping = True
         self.gate.close("trading stream stopped")
         if self._resync_task is not None:
             self._resync_task.cancel()
+        self._resumed.set()  # a stream waiting for resume() goes on to see the stop
         # Our own close makes alpaca-py log "websocket error, restarting connection: sent 1000 (OK)"
         # at WARNING (alpaca-protocol.md §6, gotcha 4): true of a dropped socket, not of a quit.
         quiet = _DeliberateCloseFilter()
@@ -566,6 +627,21 @@ class StreamManager:
                 await self.data.call(conn.update(change, {}))
             else:
                 await self.data.call(conn.update({}, change))
+
+    def suspend(self, reason: str) -> None:
+        """Any thread: every stream stops connecting and sends nothing to its address (not even the
+        keys) until :meth:`resume`, saying ``reason`` in its state."""
+        for conn in self.data.connections.values():
+            conn.suspend(reason)
+        if self.trading is not None:
+            self.trading.suspend(reason)
+
+    def resume(self) -> None:
+        """Any thread: every stream connects again at once."""
+        for conn in self.data.connections.values():
+            conn.resume()
+        if self.trading is not None:
+            self.trading.resume()
 
     async def kill_socket(self, channel: str) -> None:
         """Drop one socket as if the network failed (tests, chaos)."""

@@ -248,3 +248,148 @@ def test_a_sigkill_of_the_uv_launcher_ends_heron_and_its_exchange(
     launcher.wait()
     _poll("Heron and its exchange gone", lambda: not _pids_using(data), 30)
     assert _logged(data, "shutdown finished")
+
+
+#: Kills the exchange child, binds its port the moment it is free and records every byte any client
+#: sends there. It answers a websocket upgrade (and greets like Alpaca's data stream) so a stream
+#: would go on to send its auth message, and records each frame unmasked.
+PORT_SQUATTER = r"""
+import base64, hashlib, json, os, signal, socket, sys, threading, time
+import msgpack
+port, victim, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+lock = threading.Lock()
+def record(kind, data):
+    with lock, open(log, "a") as fh:
+        fh.write(json.dumps({"kind": kind, "data": data.decode("latin-1")}) + "\n")
+def frames(conn):
+    buf = b""
+    while True:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        buf += chunk
+        while len(buf) >= 2:
+            n, at = buf[1] & 0x7F, 2
+            if n == 126:
+                n, at = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127:
+                n, at = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < at + 4 + n:
+                break
+            mask, payload = buf[at:at + 4], buf[at + 4:at + 4 + n]
+            record("frame", bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+            buf = buf[at + 4 + n:]
+def serve(conn):
+    with conn:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = conn.recv(65536)
+            if not chunk:
+                record("bytes", head)
+                return
+            head += chunk
+        record("bytes", head)
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+        if headers.get("upgrade", "").lower() != "websocket":
+            conn.sendall(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            return
+        accept = base64.b64encode(hashlib.sha1(headers["sec-websocket-key"].encode()
+                                               + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        if "/stream" not in lines[0]:
+            greeting = msgpack.packb([{"T": "success", "msg": "connected"}])
+            conn.sendall(bytes([0x82, len(greeting)]) + greeting)
+        frames(conn)
+os.kill(victim, signal.SIGKILL)
+deadline = time.monotonic() + 10
+while True:
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        server.bind(("127.0.0.1", port))
+        break
+    except OSError:
+        server.close()
+        if time.monotonic() > deadline:
+            sys.exit("the port never came free")
+        time.sleep(0.001)
+server.listen(64)
+print("bound", flush=True)
+while True:
+    conn, _ = server.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"""
+
+
+def test_a_stranger_on_the_port_of_a_dead_exchange_child_gets_no_keys(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """The child is killed and its port bound by another process at once: every client of that address
+    (REST, history, the three streams) is suspended from the moment the death is noticed, the port's
+    holder is named, and trading comes back only with the terminal's own restarted exchange. Before,
+    the stranger received the keys in dozens of REST headers and the streams' auth messages, and the
+    restart failed for the whole session."""
+    data = tmp_path / "heron"
+    terminal = _start(data, "--quit-after", "120")
+    procs.append(terminal)
+    _poll("start-up reconciliation", lambda: _logged(data, "start-up reconciliation: clean"), 60)
+    session = _read_json(_exchange_dir(data) / "session.json")
+    key_id, secret, url = str(session["key_id"]), str(session["secret"]), str(session["url"])
+    port = int(url.rsplit(":", 1)[1])
+    seen = tmp_path / "squatter.jsonl"
+    squatter = subprocess.Popen(
+        [sys.executable, "-c", PORT_SQUATTER, str(port), str(session["pid"]), str(seen)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    procs.append(squatter)
+    assert squatter.stdout is not None and squatter.stdout.readline().strip() == "bound"
+
+    def leaked() -> list[str]:
+        lines = seen.read_text(encoding="utf-8").splitlines() if seen.exists() else []
+        return [ln for ln in lines if key_id in ln or secret in ln or "apca-api" in ln.lower()]
+
+    # nothing reaches the stranger while it holds the port: REST calls, health probes and the streams'
+    # reconnects go on on their own schedules throughout; the holder is named meanwhile
+    named = f"its port {port} is taken by pid {squatter.pid}"
+    watch_until = time.monotonic() + 6
+    while time.monotonic() < watch_until or not _logged(data, named):
+        assert not leaked(), leaked()[:3]
+        assert time.monotonic() < watch_until + 30, "the holder of the port was not named"
+        time.sleep(0.05)
+    assert not seen.exists(), seen.read_text()[:2000]  # not even a connection without the keys
+    assert _log(data).read_text().count(f"its port {port} is taken by") == 1  # said once, not every second
+    squatter.kill()
+    squatter.wait(10)
+    _poll("trading resumed after reconciliation", lambda: _logged(data, "trading resumed (ACTIVE)"), 60)
+    assert _read_json(_exchange_dir(data) / "session.json")["url"] == url
+    terminal.send_signal(signal.SIGTERM)
+    _, stderr = terminal.communicate(timeout=60)
+    assert terminal.returncode == 0, stderr[-2000:]
+    assert not leaked()
+
+
+def test_an_exchange_child_killed_during_start_up_is_started_again(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """The child is killed the moment it exists (before it reports its address): start-up says so,
+    starts another and trades against it. Before, trading stayed DISABLED for the whole session."""
+    data = tmp_path / "heron"
+    terminal = _start(data, "--quit-after", "90")
+    procs.append(terminal)
+    exchange = _exchange_dir(data)
+    child = _poll("an exchange child", lambda: [p for p in _pids_using(exchange) if p != terminal.pid])
+    assert isinstance(child, list)
+    os.kill(child[0], signal.SIGKILL)
+    _poll("the end of start-up", lambda: _logged(data, "start-up reconciliation: clean")
+          or _logged(data, "no exchange: trading stays DISABLED"), 60)  # fmt: skip
+    log_text = _log(data).read_text()
+    assert "no exchange" not in log_text and "start-up reconciliation: clean" in log_text
+    # killed within milliseconds of appearing: long before its imports are done and it listens
+    assert "was killed by SIGKILL before it reported its address" in log_text
+    assert "starting it again" in log_text
+    assert _read_json(exchange / "session.json")["pid"] != child[0]
+    terminal.send_signal(signal.SIGTERM)
+    _, stderr = terminal.communicate(timeout=60)
+    assert terminal.returncode == 0, stderr[-2000:]

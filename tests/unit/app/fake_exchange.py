@@ -1,7 +1,8 @@
 """A stand-in for ``python -m services.exchange`` that honours only its launch contract: the same
 arguments, keys from --keys-file, one ``listening on http://HOST:PORT`` line, ``GET /v2/clock``
 with the keys, the identity proof (services/exchange/identity.py), clean exit on SIGTERM.
-``FAKE_EXCHANGE_BEHAVIOUR=exit|silent`` makes it misbehave. Used to test the launcher in
+``FAKE_EXCHANGE_BEHAVIOUR=exit|silent|killed-once`` makes it misbehave (``killed-once``: the first
+start in a data directory is killed by SIGKILL before it reports its address). Used to test the launcher in
 isolation; the real program has its own launcher test."""
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ def main() -> int:
     if behaviour == "silent":
         time.sleep(60)
         return 0
+    if behaviour == "killed-once":
+        marker = os.path.join(args.data_dir, "killed-once")
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
     with open(args.keys_file) as fh:
         keys = json.load(fh)
     with open(os.path.join(args.data_dir, "argv.json"), "w") as fh:

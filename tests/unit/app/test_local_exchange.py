@@ -6,11 +6,15 @@ import contextlib
 import json
 import os
 import stat
+import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from app import local_exchange
 from app.local_exchange import (
     ExchangeError,
     LocalExchangeLauncher,
@@ -86,9 +90,55 @@ def test_startup_failures_are_clear_errors(
 ) -> None:
     monkeypatch.setenv("FAKE_EXCHANGE_BEHAVIOUR", behaviour)
     lx = launcher(tmp_path, startup_timeout=0.5)
+    spawned: list[subprocess.Popen[str]] = []
+    real_register = local_exchange._register_child
+    monkeypatch.setattr(local_exchange, "_register_child", lambda p: (spawned.append(p), real_register(p)))
     with pytest.raises(ExchangeError, match=fragment):
         asyncio.run(lx.start())
-    assert lx.process is not None and lx.process.poll() is not None  # nothing left running
+    assert len(spawned) == 1 and spawned[0].poll() is not None  # nothing left running
+    assert lx.process is None  # forgotten: the next start() starts a new child
+
+
+def test_a_child_killed_before_it_reports_its_address_is_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child killed at start-up (before its "listening on" line) left the terminal without an
+    exchange for the whole session: start-up said "exited with status -9" and gave up."""
+    import app.bootstrap as bootstrap
+
+    monkeypatch.setenv("FAKE_EXCHANGE_BEHAVIOUR", "killed-once")
+    monkeypatch.setattr(bootstrap, "EXCHANGE_RETRY_PAUSE_S", 0.01, raising=False)
+    notes: list[tuple[str, ...]] = []
+    ctx: Any = SimpleNamespace(lifecycle=SimpleNamespace(requested=False), notify=lambda *a: notes.append(a))
+
+    async def main() -> None:
+        lx = launcher(tmp_path)
+        try:
+            session = await bootstrap._start_local_exchange(ctx, lx)
+            assert lx.process is not None and lx.process.poll() is None and session.pid == lx.process.pid
+            assert await asyncio.to_thread(local_exchange.probe_exchange, session.url, session.keys)
+        finally:
+            await lx.stop()
+
+    asyncio.run(main())
+    assert (tmp_path / "exchange" / "killed-once").exists()  # the first child really was killed
+    assert len(notes) == 1 and "killed by SIGKILL before it reported its address" in notes[0][2]
+    assert "starting it again" in notes[0][2]
+
+
+def test_a_child_that_keeps_dying_at_start_up_is_given_up_after_a_few_tries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.bootstrap as bootstrap
+
+    monkeypatch.setenv("FAKE_EXCHANGE_BEHAVIOUR", "exit")
+    monkeypatch.setattr(bootstrap, "EXCHANGE_RETRY_PAUSE_S", 0.01, raising=False)
+    monkeypatch.setattr(bootstrap, "EXCHANGE_START_RETRIES", 2, raising=False)
+    notes: list[tuple[str, ...]] = []
+    ctx: Any = SimpleNamespace(lifecycle=SimpleNamespace(requested=False), notify=lambda *a: notes.append(a))
+    with pytest.raises(ExchangeError, match="exited with status 3"):
+        asyncio.run(bootstrap._start_local_exchange(ctx, launcher(tmp_path)))
+    assert len(notes) == 2 and all("starting it again" in note[2] for note in notes)
 
 
 def test_missing_program_is_reported(tmp_path: Path) -> None:
