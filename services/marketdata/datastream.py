@@ -37,6 +37,7 @@ from websockets.asyncio.client import connect
 
 from services.domain.enums import ConnectionState
 from services.marketdata.pipeline import MarketDataPipeline
+from services.marketdata.suspension import StreamSuspension
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def _decode_control(frame: Any, what: str) -> dict[str, Any]:
     return first
 
 
-class DataConnection:
+class DataConnection(StreamSuspension):
     """One websocket (stock or crypto). All methods run on the market-data thread's loop."""
 
     def __init__(
@@ -160,9 +161,7 @@ class DataConnection:
         self._sent: deque[dict[str, list[str]] | None] = deque()
         self.refused: dict[str, set[str]] = {c: set() for c in CHANNELS}  # left without data (405)
         self.acknowledged: dict[str, set[str]] = {c: set() for c in CHANNELS}
-        self._suspended: str | None = None  # why nothing may be sent to the address, or None
-        self._resumed = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._init_suspension()
 
     def _set(self, state: ConnectionState, reason: str) -> None:
         self.state = state
@@ -225,27 +224,8 @@ class DataConnection:
         if ws is not None:
             ws.transport.abort()
 
-    def suspend(self, reason: str) -> None:
-        """Any thread: connect no more and send nothing (not even the keys) until :meth:`resume`;
-        a socket still open is dropped."""
-        self._suspended = reason
-        self._on_loop(self._drop_suspended)
-
-    def resume(self) -> None:
-        """Any thread: connect again at once."""
-        self._suspended = None
-        self._on_loop(self._resumed.set)
-
-    def _on_loop(self, fn: Callable[[], None]) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(fn)
-
-    def _drop_suspended(self) -> None:
-        ws = self._ws
-        if self._suspended is not None and ws is not None:
-            ws.transport.abort()
+    def _open_socket(self) -> Any:
+        return self._ws
 
     async def _wait_resumed(self) -> None:
         """While suspended: say so and wait for :meth:`resume` (or stop)."""

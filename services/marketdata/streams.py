@@ -49,6 +49,7 @@ from services.domain.symbols import is_crypto
 from services.marketdata.book import QuoteBook
 from services.marketdata.datastream import DataConnection
 from services.marketdata.pipeline import MarketDataBatch, MarketDataBatchEvent, MarketDataPipeline
+from services.marketdata.suspension import StreamSuspension
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,7 @@ class _DeliberateCloseFilter(logging.Filter):
         return not ("restarting" in message and "1000 (OK)" in message)
 
 
-class TradingStreamRunner:
+class TradingStreamRunner(StreamSuspension):
     """Owns the trading stream task, the order gate and the resync after every (re)connect."""
 
     def __init__(
@@ -316,9 +317,7 @@ class TradingStreamRunner:
         self.disconnected_at: datetime | None = None
         self.state = ConnectionState.STOPPED
         self._stopping = False
-        self._suspended: str | None = None
-        self._resumed = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._init_suspension()
 
     def _set(self, state: ConnectionState, reason: str) -> None:
         self.state = state
@@ -329,30 +328,8 @@ class TradingStreamRunner:
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.ensure_future(self.stream._run_forever())
 
-    @property
-    def suspended(self) -> str | None:
-        return self._suspended
-
-    def suspend(self, reason: str) -> None:
-        """Any thread: connect no more and send nothing (not even the keys) until :meth:`resume`."""
-        self._suspended = reason
-        self._on_loop(self._drop_suspended)
-
-    def resume(self) -> None:
-        """Any thread: connect again at once."""
-        self._suspended = None
-        self._on_loop(self._resumed.set)
-
-    def _on_loop(self, fn: Callable[[], None]) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(fn)
-
-    def _drop_suspended(self) -> None:
-        ws = self.stream._ws
-        if self._suspended is not None and ws is not None:
-            ws.transport.abort()
+    def _open_socket(self) -> Any:
+        return self.stream._ws
 
     async def _wait_resumed(self) -> None:
         """Inside the SDK's reconnect loop, before each connect: while suspended, wait for resume."""
