@@ -791,12 +791,14 @@ def local_intents(data_dir: Path) -> dict[str, str]:
 
 
 def flatten_figures(run: _Run, ex: ExchangeProcess, script: list[dict[str, Any]],
-                    plan: list[Fault]) -> dict[str, Any]:
+                    plan: list[Fault], pulled: int) -> dict[str, Any]:
     """After the window (matching paused, every trading terminal quit): did a kill-switch flatten
     end flat, or say loudly which symbol it left open? "Loudly" is the state report's ``closing``
     section naming the symbol as not complete (the same outcome is logged at ERROR, notified and
-    journaled). A flatten cut short by a SIGKILL of the terminal cannot report: counted apart."""
-    if not any(e.get("action") == "kill_switch" for e in script):
+    journaled). A flatten cut short by a SIGKILL of the terminal cannot report: counted apart.
+    ``pulled``: kill-switch records journaled; a drill whose script was ended before it (a quit
+    for a SIGTERM in start-up) flattened nothing, and its open positions are no flatten's."""
+    if not any(e.get("action") == "kill_switch" for e in script) or not pulled:
         return {"flatten_open_at_exchange": {}, "flatten_unreported": [], "flatten_interrupted": []}
     if not ex.running:
         ex.restart()
@@ -1085,7 +1087,7 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
             ex = ExchangeProcess.start(seed=0, root=run_dir / "exchange", data_dir=exchange_dir(data_dir))
             ex.admin("/matching", {"paused": True})
         assert ex is not None
-        figures.update(flatten_figures(run, ex, script, plan))
+        figures.update(flatten_figures(run, ex, script, plan, journal_kinds(data_dir).get("kill_switch", 0)))
         # recovery: a clean restart that has nothing to do but reconcile. A kill-switch HALT is kept
         # across restarts until an operator releases it: the recovery releases it (journaled), as
         # the README tells an operator to, so that reaching ACTIVE still measures recovery.
