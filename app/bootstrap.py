@@ -43,7 +43,13 @@ from app.logging_setup import LoggingHandle, LogHub, SecretRedactor, setup_loggi
 from app.paths import DataDirError, ProfilePaths, prepare, resolve_paths
 from app.script import ScriptError, load_script, run_script
 from app.secrets import SecretStore, SecretStoreError
-from app.settings import Settings, SettingsError, atomic_write_text, load_or_defaults
+from app.settings import (
+    Settings,
+    SettingsError,
+    atomic_write_text,
+    defaults_after_set_aside,
+    load_or_defaults,
+)
 from app.strategy_sink import EngineOrderSink
 from services.broker.alpaca import AlpacaBroker
 from services.broker.base import AccountIdentity, Broker, BrokerAuthError, BrokerUnavailable
@@ -1202,11 +1208,18 @@ def _run_with_logging(
     if settings_problem is not None:
         log.warning("%s", settings_problem)
     mode = Mode(args.mode) if args.mode else settings.mode
-    if mode is Mode.LIVE and settings_problem is not None:
-        # the defaults' risk limits may be looser than the trader's own: never for real money
+    set_aside = defaults_after_set_aside(paths.settings_file) if mode is Mode.LIVE else None
+    if mode is Mode.LIVE and (settings_problem is not None or set_aside is not None):
+        # the defaults' risk limits may be looser than the trader's own: never for real money, not
+        # on this start nor on the next ones, until the settings are fixed or saved on purpose
+        why = settings_problem or (
+            f"the settings file {paths.settings_file} holds the defaults written when an unusable one "
+            f"was moved aside to {set_aside.name if set_aside else '?'}"
+        )
         return _fatal(
-            f"alpaca-live refused: {settings_problem}. Heron does not trade real money on default risk "
-            "limits; fix the settings file, or start in paper or local mode; nothing was connected"
+            f"alpaca-live refused: {why}. Heron does not trade real money on default risk limits; fix "
+            "the moved file and move it back, or review and save the settings in paper or local mode "
+            "first; nothing was connected"
         )
     if mode is Mode.LIVE and args.headless and getattr(args, "confirm_live", None) != LIVE_CONFIRMATION:
         return _fatal(

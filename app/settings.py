@@ -383,6 +383,29 @@ def _move_aside(path: Path, now: Callable[[], datetime]) -> Path:
     return target
 
 
+def defaults_after_set_aside(path: Path) -> Path | None:
+    """The copy of an unusable settings file moved aside when ``path`` was last written with the
+    defaults in its place (no save since), or None. Live trading refuses to start on such defaults:
+    the trader's own risk limits are in that copy, and the defaults may be looser."""
+    try:
+        written = path.stat().st_mtime
+    except OSError:
+        return None
+    newest: tuple[float, Path] | None = None
+    for aside in path.parent.glob(f"{path.name}.corrupt-*"):
+        stamp = aside.name[len(path.name) + len(".corrupt-"):][:16]
+        try:
+            at = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+        if newest is None or at > newest[0]:
+            newest = (at, aside)
+    # the defaults are saved within the second the copy was made; a later save is the trader's
+    if newest is not None and written < newest[0] + 2.0:
+        return newest[1]
+    return None
+
+
 class _Unusable(Exception):
     """The file is there but cannot be used; the message says why (moved aside by :func:`load`)."""
 
@@ -504,5 +527,5 @@ def load_or_defaults(
         save(settings, path)
         return settings, (
             f"the settings file {path} is invalid: {exc.problem}. It was moved to {exc.aside.name} "
-            "and Heron started with default settings; fix it and move it back to use it again"
+            "and the default settings are used; fix it and move it back to use it again"
         )

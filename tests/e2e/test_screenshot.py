@@ -90,6 +90,15 @@ def test_live_mode_refuses_to_trade_on_default_limits_after_a_corrupt_settings_f
     assert "alpaca-live refused" in proc.stderr and "default risk limits" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(list(profile.glob("settings.json.corrupt-*"))) == 1
+    # and again on the next start, although settings.json now holds the defaults (the first
+    # refusal wrote them, and the next live start went on to trade on them)
+    again = heron("--mode", "alpaca-live", *mode, "--quit-after", "5", "--data-dir", str(tmp_path),
+                  PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")  # fmt: skip
+    assert again.returncode == 1 and "alpaca-live refused" in again.stderr, again.stderr[-2000:]
+    assert "moved aside to settings.json.corrupt-" in again.stderr
+    # a paper start is not refused (the defaults are fine for paper money)
+    paper = heron("--mode", "local", "--headless", "--quit-after", "1", "--data-dir", str(tmp_path))
+    assert "refused" not in paper.stderr, paper.stderr[-2000:]
 
 
 def test_unwritable_data_dir_stops_with_a_clear_message(tmp_path: Path) -> None:

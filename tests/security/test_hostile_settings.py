@@ -149,3 +149,26 @@ def test_a_huge_strategy_state_file_is_refused_unread(tmp_path: Path) -> None:
     with pytest.raises(StrategyStateError, match="byte limit; it was not read"):
         StrategyStateStore(state).load()
     assert not state.exists()  # moved aside, whole
+
+
+def test_defaults_written_for_a_moved_file_are_known_until_the_settings_are_saved(tmp_path: Path) -> None:
+    """Live trading must not start on the defaults that replaced a trader's unusable file, on this
+    start or a later one; a later save of the settings (the trader's own) ends that."""
+    import os
+    import time as _time
+
+    from app.settings import Settings, defaults_after_set_aside, load_or_defaults, save
+
+    path = tmp_path / "settings.json"
+    assert defaults_after_set_aside(path) is None  # nothing there
+    save(Settings(), path)
+    assert defaults_after_set_aside(path) is None  # a first run's defaults, nothing set aside
+    path.write_text('{"schema_version": 3, "risk": "not an object"}')
+    _settings, problem = load_or_defaults(path)
+    assert problem is not None
+    aside = defaults_after_set_aside(path)
+    assert aside is not None and aside.name.startswith("settings.json.corrupt-")
+    later = _time.time() + 60
+    save(Settings(), path)
+    os.utime(path, (later, later))  # saved by the trader a minute later
+    assert defaults_after_set_aside(path) is None
