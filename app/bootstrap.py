@@ -728,6 +728,7 @@ def _build_orders(ctx: AppContext, services: Services) -> None:
     ctx.lifecycle.add_step(stages.OPEN_ORDER_POLICY, "open orders", open_order_policy, timeout=20)
     ctx.lifecycle.add_step(stages.FINAL_RECONCILIATION, "reconciliation", final_reconciliation, timeout=20)
     ctx.lifecycle.add_step(stages.CLOSE_BROKER, "execution engine", engine.close)
+    ctx.lifecycle.add_step(stages.CLOSE_BROKER, "order records", engine.flush_at_exit)
     script = getattr(ctx.args, "script", None)
     if script is not None:
         try:

@@ -187,7 +187,10 @@ class Lifecycle:
                 log.error("shutdown step %r (%s) was cancelled; continuing", step.name, step.stage)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
-                log.error("shutdown step %r (%s) failed; continuing", step.name, step.stage, exc_info=True)
+                # an outcome the step foresaw and put in words (``expected = True``) needs no traceback
+                foreseen = bool(getattr(exc, "expected", False))
+                log.error("shutdown step %r (%s) failed; continuing%s", step.name, step.stage,
+                          f": {exc}" if foreseen else "", exc_info=not foreseen)  # fmt: skip
             elapsed = time.monotonic() - started
             report.steps.append(StepResult(step.stage, step.name, error is None, elapsed, error))
         log.info("shutdown finished (%s)", "clean" if report.ok else "with errors")

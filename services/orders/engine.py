@@ -46,7 +46,7 @@ from services.orders.closing import CloseReport, PositionCloser, SymbolCloseResu
 from services.orders.journal import OrderJournal, replace_client_id, source_from_client_id
 from services.orders.state_machine import ApplyResult, OrderRecord, OrderState, OrderStateMachine, Trigger
 from services.orders.store import OrderMeta, OrderStore
-from services.orders.writes import DB_ERRORS, describe_write_error
+from services.orders.writes import DB_ERRORS, UnwrittenRecords, describe_write_error
 from services.risk.gate import MarketHours, OrderGateLike, PriceSource, RiskContext, RiskGate, RiskReport
 from services.risk.trading_state import TradingStateMachine
 
@@ -122,6 +122,20 @@ class ExecutionEngine:
 
     def close(self) -> None:
         self._sub.cancel()
+
+    def flush_at_exit(self) -> None:
+        """Shutdown: commit what is still queued. Rows a refusing database (a full disk) kept in
+        memory would end with the process: raise naming how many and why, so the shutdown says it
+        (and a headless run exits non-zero). The broker keeps those orders and fills; the next
+        start's recovery books them from it."""
+        if self.journal.batch.try_flush() and self.store.try_flush():
+            return
+        pending = self.journal.batch.pending + self.store.pending
+        why = self.journal.batch.failing or self.store.failing or "the database refuses writes"
+        raise UnwrittenRecords(
+            f"{pending} order record(s) queued in memory could not be written ({why}) and end with "
+            "this process; the broker keeps those orders and fills, and the next start recovers them"
+        )
 
     # --- helpers ---------------------------------------------------------------------------------
     def _lock(self, key: str) -> asyncio.Lock:

@@ -568,6 +568,15 @@ class OrderStore:
         if self._batch is not None:
             self._batch.flush()
 
+    @property
+    def pending(self) -> int:
+        """Rows of this store's own write batch not committed yet (0 when it shares the journal's)."""
+        return self._batch.pending if self._batch is not None and self._own_batch else 0
+
+    @property
+    def failing(self) -> str | None:
+        return self._batch.failing if self._batch is not None else None
+
     def try_flush(self) -> bool:
         """Commit the queued order and fill rows if the database takes them (False: kept queued)."""
         return self._batch.try_flush() if self._batch is not None else True

@@ -39,6 +39,13 @@ def describe_write_error(error: BaseException, db: Database) -> str:
     return f"{describe_db_error(error)} on {db.display_url}"
 
 
+class UnwrittenRecords(RuntimeError):
+    """Rows still queued when the process ends, because the database refuses writes (the message
+    says how many and why). ``expected``: a foreseen outcome, said in words, not a crash."""
+
+    expected = True
+
+
 class WriteBatch:
     def __init__(self, db: Database) -> None:
         self.db = db

@@ -108,3 +108,23 @@ def test_sighup_requests_shutdown_like_sigterm() -> None:
             lc.remove_signal_handlers()
 
     assert asyncio.run(main()) == "signal SIGHUP"
+
+
+def test_a_foreseen_step_failure_is_one_line_and_still_makes_the_shutdown_unclean(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Order records a full disk kept in memory at exit: said in words, no traceback; the report is
+    not ok, so a headless run exits non-zero."""
+
+    class Said(RuntimeError):
+        expected = True
+
+    def unwritten() -> None:
+        raise Said("3 order record(s) could not be written (disk full)")
+
+    lc = Lifecycle()
+    lc.add_step(L.CLOSE_BROKER, "order records", unwritten)
+    report = asyncio.run(lc.shutdown("test"))
+    assert not report.ok
+    lines = [r for r in caplog.records if "order records" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].exc_info is None and "disk full" in lines[0].getMessage()

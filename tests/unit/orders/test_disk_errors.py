@@ -233,3 +233,19 @@ def test_recovery_on_a_full_disk_books_what_happened_and_commits_it_when_space_r
     third = again.restart()
     third.store.load()
     assert third.store.positions["AAPL"].qty == Decimal(3)
+
+
+def test_rows_still_queued_at_exit_are_said_not_dropped_in_silence(rig: Rig, disk: FullDisk) -> None:
+    """The disk stays full to the end: the rows kept in memory end with the process. The shutdown
+    step says how many and why (and a headless run then exits non-zero); it used to end clean."""
+    from services.orders.writes import UnwrittenRecords
+
+    first = run(rig.engine.submit(limit_buy()))
+    assert first.client_order_id is not None
+    disk.full = True
+    rig.broker.fill(rig.broker.by_client[first.client_order_id], Decimal(4), Decimal(100))
+    with pytest.raises(UnwrittenRecords, match=r"\d+ order record\(s\) .*disk full") as raised:
+        rig.engine.flush_at_exit()
+    assert raised.value.expected
+    disk.full = False
+    rig.engine.flush_at_exit()  # space is back: everything committed, nothing raised
