@@ -127,4 +127,4 @@ def test_a_foreseen_step_failure_is_one_line_and_still_makes_the_shutdown_unclea
     report = asyncio.run(lc.shutdown("test"))
     assert not report.ok
     lines = [r for r in caplog.records if "order records" in r.getMessage()]
-    assert len(lines) == 1 and lines[0].exc_info is None and "disk full" in lines[0].getMessage()
+    assert len(lines) == 1 and not lines[0].exc_info and "disk full" in lines[0].getMessage()
