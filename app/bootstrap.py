@@ -17,6 +17,7 @@ import errno
 import getpass
 import json
 import logging
+import signal
 import sqlite3
 import sys
 import time
@@ -340,7 +341,8 @@ async def build_services(ctx: AppContext, services: Services) -> Services:
     _register_report(ctx, services)
     if creds is None:
         return services
-    if not await _connect_broker(ctx, services, *creds):
+    connected = await _connect_broker(ctx, services, *creds)
+    if not connected and not await _restart_dead_exchange(ctx, services, creds):
         return services
     await _start_market_data(ctx, services, *creds)
     if services.db is not None:
@@ -596,6 +598,34 @@ async def _alpaca_credentials(ctx: AppContext, services: Services) -> tuple[str,
             return None
         log.warning("LIVE trading confirmed by the user")
     return keys.key_id, keys.secret, environment, None
+
+
+async def _restart_dead_exchange(
+    ctx: AppContext, services: Services, creds: tuple[str, str, str, str | None]
+) -> bool:
+    """The account check failed because the local exchange died after it reported its address (its
+    supervisor starts only once start-up is through): say so, start it again on the same address
+    with the same keys (up to 3 times) and connect. False when it was not that or did not help."""
+    launcher = services.launcher
+    for attempt in range(1, EXCHANGE_START_RETRIES + 1):
+        proc = launcher.process if launcher is not None else None
+        code = proc.poll() if proc is not None else None
+        if launcher is None or proc is None or code is None or ctx.lifecycle.requested:
+            return False
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+        message = (f"the local exchange (pid {proc.pid}) {how} during start-up; starting it again "
+                   f"(attempt {attempt + 1} of {EXCHANGE_START_RETRIES + 1})")  # fmt: skip
+        log.error("%s", message)
+        ctx.notify("error", "exchange", message)
+        try:
+            services.exchange = await launcher.restart()
+        except ExchangeError as exc:
+            log.error("the local exchange could not be started again: %s", exc)
+            continue
+        services.failures.pop("broker", None)
+        if await _connect_broker(ctx, services, *creds):
+            return True
+    return False
 
 
 async def _connect_broker(

@@ -79,3 +79,53 @@ def test_only_quick_deaths_in_a_row_make_a_restart_wait(monkeypatch: pytest.Monk
     sup._last_restart = clock[0]
     clock[0] += 1
     assert sup._pause() == 1.0
+
+
+def test_an_exchange_dead_during_the_account_check_is_started_again_and_connected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The child died after it reported its address but before the supervisor watched it: the
+    account check failed and the terminal sat idle, DISABLED, with the death said only at quit."""
+    notes: list[tuple[str, ...]] = []
+    ctx = _ctx(notes)
+
+    class Proc:
+        pid = 4242
+
+        def poll(self) -> int | None:
+            return -9
+
+    class Launcher:
+        process: Any = Proc()
+        restarts = 0
+
+        async def restart(self) -> ExchangeSession:
+            Launcher.restarts += 1
+            self.process = None  # the new child is not a Proc that died
+            return await _Launcher(failures=0).start()
+
+    calls: list[tuple[Any, ...]] = []
+
+    async def connect(_ctx: Any, services: Any, *creds: Any) -> bool:
+        calls.append(creds)
+        return True
+
+    monkeypatch.setattr(bootstrap, "_connect_broker", connect)
+    services = SimpleNamespace(launcher=Launcher(), exchange=None, failures={"broker": "did not answer"})
+    creds = ("HRNABCDEF0123456789", "s" * 40, "local", "http://127.0.0.1:1")
+    assert asyncio.run(bootstrap._restart_dead_exchange(ctx, services, creds))  # type: ignore[arg-type]
+    assert Launcher.restarts == 1 and calls == [creds] and "broker" not in services.failures
+    assert services.exchange is not None
+    assert len(notes) == 1 and "was killed by SIGKILL during start-up" in notes[0][2]
+
+
+def test_a_failed_account_check_with_a_live_exchange_is_not_retried() -> None:
+    class Proc:
+        pid = 1
+
+        def poll(self) -> int | None:
+            return None  # still running: the failure is something else, said as it was
+
+    services = SimpleNamespace(launcher=SimpleNamespace(process=Proc()), exchange=None, failures={})
+    creds = ("k", "s", "local", None)
+    assert not asyncio.run(bootstrap._restart_dead_exchange(_ctx([]), services, creds))  # type: ignore[arg-type]
