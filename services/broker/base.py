@@ -55,6 +55,11 @@ class BrokerUnavailable(BrokerError):
     """No definitive answer (timeout, connection error, 5xx, rate limited). Outcome unknown."""
 
 
+class BrokerNotSent(BrokerUnavailable):
+    """The request never left Heron (its client is suspended while the local exchange restarts):
+    nothing reached the broker, so the outcome is known: not placed, not changed."""
+
+
 @dataclass(frozen=True, slots=True)
 class CancelResult:
     order_id: str

@@ -9,7 +9,7 @@ notices the death, checked on the worker threads that send requests.
 
 from __future__ import annotations
 
-from services.broker.base import BrokerUnavailable
+from services.broker.base import BrokerNotSent
 
 
 class Suspension:
@@ -29,7 +29,7 @@ class Suspension:
         self._reason = None
 
     def check(self, what: str) -> None:
-        """Raise :class:`BrokerUnavailable` (nothing sent) while suspended."""
+        """Raise :class:`BrokerNotSent` (nothing sent) while suspended."""
         reason = self._reason
         if reason is not None:
-            raise BrokerUnavailable(f"{what}: not sent: {reason}")
+            raise BrokerNotSent(f"{what}: not sent: {reason}")

@@ -33,6 +33,7 @@ from services.broker.base import (
     BrokerAuthError,
     BrokerError,
     BrokerNotFound,
+    BrokerNotSent,
     BrokerRejected,
     BrokerUnavailable,
     OrderQuery,
@@ -411,6 +412,11 @@ class ExecutionEngine:
         cid = rec.client_order_id
         try:
             order = await self.broker.submit_order(request)
+        except BrokerNotSent as error:  # never left Heron: known not placed, so it may be sent again
+            self.journal.settle(cid, "rejected", message=error.message)
+            self._commit(rec, self.sm.trigger(rec, Trigger.REJECT, self.clock(), detail=error.message))
+            self.bus.publish(NotificationEvent(self.clock(), "warning", "orders", f"{cid} {error.message}"))
+            return error.message
         except BrokerUnavailable as error:
             return self._unknown_outcome(rec, error.message)
         except (BrokerRejected, BrokerAuthError) as error:
