@@ -754,6 +754,12 @@ def _build_orders(ctx: AppContext, services: Services) -> None:
         if reconciler.last_run is not None or trading.state is not TradingState.DISABLED:
             reconciler.quiet = timedelta(0)  # the last word: compare positions even right after a fill
             await reconciler.run_cycle()
+            if reconciler.last_skipped is not None:  # the broker (or the exchange) did not answer
+                last = reconciler.last_run.isoformat() if reconciler.last_run else "never"
+                raise FinalReconciliationNotRun(
+                    f"the final reconciliation could not run ({reconciler.last_skipped}); the state "
+                    f"report shows the last one that did (at {last})"
+                )
 
     ctx.lifecycle.add_step(stages.OPEN_ORDER_POLICY, "open orders", open_order_policy, timeout=20)
     ctx.lifecycle.add_step(stages.FINAL_RECONCILIATION, "reconciliation", final_reconciliation, timeout=20)
@@ -767,6 +773,12 @@ def _build_orders(ctx: AppContext, services: Services) -> None:
             _fail(ctx, services, "script", str(exc))
         else:
             _spawn(services, "script", run_script(orders, engine, trading, kill_switch=services.kill_switch))
+
+
+class FinalReconciliationNotRun(RuntimeError):
+    """Said in words at shutdown (no traceback); the shutdown is not clean."""
+
+    expected = True
 
 
 def _halt_at_start(ctx: AppContext, trading: TradingStateMachine) -> None:

@@ -125,6 +125,8 @@ class Reconciler:
         self._positions_deferred_since: datetime | None = None
         self.incidents: dict[str, Incident] = {}
         self.last_run: datetime | None = None
+        #: why the latest cycle was skipped (the broker did not answer), or None when it ran
+        self.last_skipped: str | None = None
         self.last_clean: bool | None = None
         self.broker_positions: dict[str, Decimal] = {}
         #: The broker's non-flat positions and open orders as of the last comparison (for review UIs).
@@ -232,7 +234,9 @@ class Reconciler:
         except BrokerError as error:
             # a failed query is not evidence of anything: skip this cycle, never assume flat
             log.info("reconciliation cycle skipped: %s", error.message)
+            self.last_skipped = error.message
             return ReconciliationResult(self.last_clean is not False, (), calls, self.clock())
+        self.last_skipped = None
         return self._finish(found, calls)
 
     def _report_positions(self, positions: list[Position]) -> None:

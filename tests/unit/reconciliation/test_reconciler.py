@@ -228,3 +228,26 @@ def test_property_incident_iff_quantities_differ(
         _ = Position
     finally:
         db.dispose()
+
+
+def test_a_skipped_cycle_says_why_until_one_runs(db: Database) -> None:
+    """The final reconciliation at quit with the exchange gone: the cycle was skipped at INFO and the
+    shutdown ended "clean" with an older report. The reconciler now says a cycle was skipped, and
+    why, so the shutdown can say it (and a headless run exit non-zero)."""
+    from services.broker.base import BrokerUnavailable
+
+    r = build(db, ManualClock())
+    rc = recon(r)
+    run(rc.startup())
+    assert rc.last_skipped is None
+    real = r.broker.list_orders
+
+    async def gone(*_a: Any, **_k: Any) -> Any:
+        raise BrokerUnavailable("the local exchange did not answer")
+
+    r.broker.list_orders = gone  # type: ignore[method-assign]
+    run(rc.run_cycle())
+    assert rc.last_skipped == "the local exchange did not answer"
+    r.broker.list_orders = real  # type: ignore[method-assign]
+    run(rc.run_cycle())
+    assert rc.last_skipped is None
