@@ -624,7 +624,7 @@ class _Run:
         """child_kill (on a helper thread): wait for the exchange a trading terminal started (local
         mode; up to CHILD_WAIT s, e.g. while a restarted terminal starts), SIGKILL it, and watch for
         CHILD_RESTART_WITHIN s (the window is held open that long) whether that terminal starts a
-        new one (``session.json`` naming a new live exchange whose parent is that terminal)."""
+        new one (a new live exchange for the venue whose parent is that terminal)."""
         venue = exchange_dir(self.data_dir)
         pid = owner = None
         deadline = time.monotonic() + CHILD_WAIT
@@ -649,8 +649,10 @@ class _Run:
             self.injected["child_kill"] += 1
             self.child_kills.append(record)
         while time.monotonic() < self.window_end():
-            new = self.session.pid()
-            if new is not None and new != pid and _is_exchange(new, venue) and _ppid(new) == owner.proc.pid:
+            # the terminal's children, not session.json: on a full disk the restarted exchange runs
+            # but its session file cannot be rewritten
+            new = next((c for c in _children(owner.proc.pid) if c != pid and _is_exchange(c, venue)), None)
+            if new is not None:
                 record["restarted_after"] = round(time.monotonic() - killed_at, 2)
                 record["new_pid"] = new
                 return
@@ -753,6 +755,15 @@ def _is_exchange(pid: int, venue: Path) -> bool:
     except OSError:
         return False
     return not _zombie(pid) and b"services.exchange" in args and str(venue).encode() in args
+
+
+def _children(parent: int) -> list[int]:
+    """Pids whose parent is ``parent`` (a /proc scan)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _ppid(int(entry.name)) == parent:
+            found.append(int(entry.name))
+    return found
 
 
 def _ppid(pid: int) -> int | None:
