@@ -130,6 +130,21 @@ def _db_url(text: str) -> str:
     return text
 
 
+#: An operator's reason is journaled and logged: one line of text, of a length a person writes.
+MAX_REASON_CHARS = 500
+
+
+def _reason_problem(reason: str) -> str | None:
+    """Why an operator's reason cannot be journaled as given (control characters would forge log
+    lines; a huge one is not a reason), or None."""
+    if len(reason) > MAX_REASON_CHARS:
+        return f"the reason is {len(reason):,} characters; at most {MAX_REASON_CHARS} are journaled"
+    bad = sorted({f"U+{ord(c):04X}" for c in reason if c.isprintable() is False and c != " "})
+    if bad:
+        return f"the reason holds control characters ({', '.join(bad[:5])}); write it on one line"
+    return None
+
+
 def build_parser(prog: str = "main.py") -> HeronArgumentParser:
     parser = HeronArgumentParser(
         prog=prog,
@@ -240,6 +255,10 @@ def validate(args: argparse.Namespace) -> None:
     accept = getattr(args, "accept_journal_rollback", None)
     if accept is not None and not accept.strip():
         raise CliError("--accept-journal-rollback needs a reason (it is journaled with the acceptance)")
+    for flag, reason in (("--release-halt", args.release_halt), ("--accept-journal-rollback", accept)):
+        problem = _reason_problem(reason) if reason is not None else None
+        if problem:
+            raise CliError(f"{flag}: {problem}")
     if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
         raise CliError(f"--data-dir: {args.data_dir} exists and is not a folder")
 

@@ -46,6 +46,10 @@ def test_screenshot_gets_a_default_delay(tmp_path: Path) -> None:
         (["--start-strategy", "sma:fast"], "expected key=value"),
         (["--start-strategy", "9bad"], "invalid strategy"),
         (["--start-strategy", "s:a=1,a=2"], "given twice"),
+        # an operator's reason is journaled and logged: a newline forged a log line, 120 KB was kept
+        (["--accept-journal-rollback", "ok\n2026-12-05 ERROR heron.app forged"], "control characters"),
+        (["--release-halt", "checked\x1b[31m"], "control characters"),
+        (["--accept-journal-rollback", "x" * 120_000], "at most 500 are journaled"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(
