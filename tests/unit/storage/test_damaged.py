@@ -26,8 +26,14 @@ def _v1(conn: Connection) -> None:
 NOTES = Schema("notes", (Migration(1, "notes", _v1),), metadata=_live)
 
 
+def _sqlite(folder: Path) -> str:
+    """These tests damage the SQLite file itself: never the run's PostgreSQL default
+    (tests/support/postgres.py redirects only the default database)."""
+    return f"sqlite:///{folder / 'heron.db'}"
+
+
 def _made(tmp_path: Path, rows: int = 2000) -> Path:
-    with Database.open(None, tmp_path, [NOTES]) as db, db.begin() as conn:
+    with Database.open(_sqlite(tmp_path), tmp_path, [NOTES]) as db, db.begin() as conn:
         conn.exec_driver_sql("INSERT INTO notes (body) VALUES " + ",".join(["('x')"] * rows))
     return tmp_path / "heron.db"
 
@@ -38,7 +44,7 @@ def test_a_bad_page_is_found_at_open(tmp_path: Path) -> None:
         fh.seek(2 * 4096 + 8)
         fh.write(b"\xa5" * 64)
     with pytest.raises(DamagedDatabaseError, match="is damaged") as info:
-        Database.open(None, tmp_path, [NOTES])
+        Database.open(_sqlite(tmp_path), tmp_path, [NOTES])
     assert str(db) in str(info.value)
 
 
@@ -47,7 +53,7 @@ def test_a_foreign_table_of_the_same_name_is_refused(tmp_path: Path) -> None:
         conn.execute("CREATE TABLE notes (title TEXT)")
         conn.commit()
     with pytest.raises(DamagedDatabaseError, match="table notes exists"):
-        Database.open(None, tmp_path, [NOTES])
+        Database.open(_sqlite(tmp_path), tmp_path, [NOTES])
 
 
 def test_an_older_table_shape_is_refused(tmp_path: Path) -> None:
@@ -56,7 +62,7 @@ def test_an_older_table_shape_is_refused(tmp_path: Path) -> None:
         conn.execute("ALTER TABLE notes DROP COLUMN body")
         conn.commit()
     with pytest.raises(DamagedDatabaseError, match="no column body"):
-        Database.open(None, tmp_path, [NOTES])
+        Database.open(_sqlite(tmp_path), tmp_path, [NOTES])
 
 
 def test_a_version_below_the_oldest_upgradable_is_refused(tmp_path: Path) -> None:
@@ -64,7 +70,7 @@ def test_a_version_below_the_oldest_upgradable_is_refused(tmp_path: Path) -> Non
     newer = Schema("notes", (*NOTES.migrations, Migration(2, "more", lambda c: None)), metadata=_live,
                    oldest_upgradable=2)  # fmt: skip
     with pytest.raises(DamagedDatabaseError, match="older than this Heron can upgrade"):
-        Database.open(None, tmp_path, [newer])
+        Database.open(_sqlite(tmp_path), tmp_path, [newer])
 
 
 def test_the_journal_mark_names_a_rollback(tmp_path: Path) -> None:
@@ -137,6 +143,6 @@ def test_a_damaged_page_is_said_in_one_line(tmp_path: Path) -> None:
         fh.seek(2 * 4096 + 8)
         fh.write(b"\xa5" * 64)
     with pytest.raises(DamagedDatabaseError) as info:
-        Database.open(None, tmp_path, [NOTES])
+        Database.open(_sqlite(tmp_path), tmp_path, [NOTES])
     assert "\n" not in str(info.value) and "  " not in str(info.value), repr(str(info.value))
 
