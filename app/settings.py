@@ -30,6 +30,7 @@ from typing import Any
 from services.domain.enums import Mode
 from services.domain.money import MAX_INT, InvalidNumberError, to_decimal
 from services.domain.symbols import normalize_symbol
+from services.storage.files import atomic_write_bytes
 
 SCHEMA_VERSION = 3
 THEMES = ("dark", "light")
@@ -341,28 +342,7 @@ def _market_data(raw: dict[str, Any]) -> MarketDataSettings:
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
     """Write ``text`` so that ``path`` holds either the old or the new content, never half."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)  # whatever the umask, and over a left-over temporary file
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    atomic_write_bytes(path, text.encode("utf-8"), mode)
 
 
 def save(settings: Settings, path: Path) -> None:

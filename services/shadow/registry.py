@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +37,7 @@ from sqlalchemy import Column, Connection, MetaData, PrimaryKeyConstraint, Strin
 
 from services.storage.engine import Database
 from services.storage.errors import describe_db_error
-from services.storage.files import FileTooLargeError, read_bounded
+from services.storage.files import FileTooLargeError, atomic_write_bytes, read_bounded
 from services.storage.schema import Migration, Schema
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -83,16 +81,7 @@ class LoadedModel:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)  # created 0600
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def _read_limited(path: Path, limit: int, what: str) -> bytes:

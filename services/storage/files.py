@@ -6,7 +6,9 @@ FIFO never blocks, a device never runs forever and a file that grows after the c
 
 from __future__ import annotations
 
+import os
 import stat
+import tempfile
 from pathlib import Path
 
 
@@ -30,3 +32,30 @@ def read_bounded(path: Path, limit: int, what: str) -> bytes:
     if len(data) > limit:
         raise FileTooLargeError(f"{what} {path} is more than the {limit:,}-byte limit; it was not read")
     return data
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` so that ``path`` holds either the old or the new content, never half: a
+    temporary file in the same folder (``mode``, whatever the umask), fsynced, renamed over ``path``,
+    then the folder fsynced. Raises OSError (a full disk: the temporary file is removed)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass  # the rename is done; a folder that cannot be fsynced (some filesystems) keeps it
+    finally:
+        os.close(dir_fd)

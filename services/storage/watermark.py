@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+from services.storage.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -132,19 +133,7 @@ class JournalMark:
         data: dict[str, Any] = {"journal_seq": seq}
         if self.rollback is not None:
             data["rolled_back"] = {"marked": self.rollback.marked, "found": self.rollback.found}
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, json.dumps(data).encode() + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write_bytes(self.path, json.dumps(data).encode() + b"\n")
         self.written = seq
         self._floor = max(self._floor, seq)
 

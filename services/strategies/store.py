@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from services.storage.files import read_bounded
+from services.storage.files import atomic_write_bytes, read_bounded
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +68,7 @@ class StrategyStateStore:
     def save(self, strategies: dict[str, dict[str, Any]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"version": FORMAT_VERSION, "strategies": strategies}, indent=1, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(self.path, payload.encode("utf-8"))
 
     def _move_aside(self) -> Path:
         n = 1
