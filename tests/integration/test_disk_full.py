@@ -21,6 +21,7 @@ import pytest
 
 from tests.crash.harness import REPO, check_invariants, exchange_orders
 from tests.support.exchange import ExchangeProcess
+from tests.support.polling import wait_for_text
 
 ORDERS = 24
 FULL_FOR_S = 5.0
@@ -55,15 +56,6 @@ def _fill(path: Path) -> Path:
     return filler
 
 
-def _wait_for(path: Path, needle: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and needle in path.read_text(errors="replace"):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{needle!r} not logged within {timeout} s")
-
-
 @pytest.mark.slow
 def test_a_full_disk_mid_script_refuses_or_sends_every_order_and_trading_goes_on(tmp_path: Path) -> None:
     data = tmp_path / "heron"
@@ -85,7 +77,7 @@ def test_a_full_disk_mid_script_refuses_or_sends_every_order_and_trading_goes_on
                 cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
             )  # fmt: skip
             try:
-                _wait_for(log_file, "script order 3:", 60)
+                wait_for_text(log_file, "script order 3:", 60)
                 filler = _fill(data)
                 time.sleep(FULL_FOR_S)  # the fault's duration, not a wait for a result
                 filler.unlink()

@@ -20,13 +20,13 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.exchange import REPO, TEST_KEY_ID, TEST_SECRET, ExchangeProcess
+from tests.support.polling import wait_until
 
 DEADLINE = 20.0
 EXIT_DATA_DIR_LOCKED = 3
@@ -41,14 +41,6 @@ def _env() -> dict[str, str]:
 def _exchange_argv(data_dir: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "services.exchange", "--data-dir", str(data_dir), "--port", "0",
             "--rate", "0", *extra]  # fmt: skip
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _gone(pid: int) -> bool:
@@ -138,7 +130,7 @@ def _spawn_parent(tmp_path: Path, data_dir: Path, watched: str) -> tuple[subproc
 
 
 def _assert_stopped_cleanly(tmp_path: Path, data_dir: Path, watched: int, exchange: int) -> None:
-    _wait_for(lambda: _gone(exchange), f"the exchange (pid {exchange}) to end after its parent")
+    wait_until(f"the exchange (pid {exchange}) to end after its parent", lambda: _gone(exchange), DEADLINE)
     err = (tmp_path / "exchange.stderr.log").read_text()
     assert f"parent process {watched} has exited; shutting down" in err, err
     assert "Traceback" not in err, err

@@ -17,6 +17,7 @@ import pytest
 
 from tests.crash.harness import REPO, check_invariants, exchange_orders, run_terminal
 from tests.support.exchange import ExchangeProcess
+from tests.support.polling import wait_for_text
 
 SCRIPT = [
     {"symbol": "AAPL", "side": "buy", "qty": "5", "type": "market"},
@@ -55,15 +56,6 @@ def test_trade_update_faults_end_with_the_brokers_state(tmp_path: Path, faults: 
         assert run.report["connection"]["streams"]["trading"] == "live"
 
 
-def _wait_for_log(path: Path, needle: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and needle in path.read_text(errors="replace"):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{needle!r} not logged within {timeout} s")
-
-
 def test_accepted_order_whose_answer_times_out_is_resolved_not_duplicated(tmp_path: Path) -> None:
     data = tmp_path / "heron"
     data.mkdir()
@@ -80,7 +72,7 @@ def test_accepted_order_whose_answer_times_out_is_resolved_not_duplicated(tmp_pa
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
         )
         try:
-            _wait_for_log(data / "profiles" / "default" / "logs" / "heron.log", "script order 1", 40)
+            wait_for_text(data / "profiles" / "default" / "logs" / "heron.log", "script order 1", 40)
             ex.admin("/rest/latency", {"ms": 11_500})  # above the adapter's 10 s read timeout
             time.sleep(5)  # the POST is out and waiting
             ex.admin("/rest/latency", {"ms": 0})
