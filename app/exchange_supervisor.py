@@ -49,7 +49,6 @@ class ExchangeSupervisor:
 
     def __init__(self, ctx: AppContext, services: Services, launcher: LocalExchangeLauncher) -> None:
         self.ctx, self.services, self.launcher = ctx, services, launcher
-        self.deaths = 0
         self.quick_deaths = 0
         self._last_restart: float | None = None
         self._stopped = False
@@ -88,7 +87,6 @@ class ExchangeSupervisor:
 
         self._suspend_clients(pid)  # normally done already, on the watching thread
 
-        self.deaths += 1
         services = self.services
         message = (f"the local exchange (pid {pid}) {how}; restarting it. Trading is paused until "
                    "reconciliation against the restarted exchange is clean")  # fmt: skip

@@ -471,7 +471,7 @@ class OrderStore:
         mine = self._inferred.get((order_id, execution_id))
         if mine is not None or self._db is None:
             return mine
-        self._try_flush()
+        self.try_flush()
         with self._db.connect() as conn:
             row = conn.execute(
                 select(fills_table.c.qty, fills_table.c.price).where(
@@ -488,7 +488,7 @@ class OrderStore:
         :meth:`settle_deferred` after the queued rows are committed."""
         if self._db is None:
             return
-        if not self._try_flush():
+        if not self.try_flush():
             self.deferred.add(symbol)
             return
         self.deferred.discard(symbol)
@@ -581,7 +581,6 @@ class OrderStore:
         """Commit the queued order and fill rows if the database takes them (False: kept queued)."""
         return self._batch.try_flush() if self._batch is not None else True
 
-    _try_flush = try_flush
 
     def settle_deferred(self) -> None:
         """Replay the positions a refused write left waiting (see :meth:`_replay_position`)."""

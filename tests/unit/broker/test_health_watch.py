@@ -15,17 +15,7 @@ from services.broker.latency import LatencyRecorder
 from services.broker.status import HealthWatch
 from services.domain.enums import ConnectionState
 from services.marketdata.staleness import FeedFreshness, StalenessVerdict
-
-
-class Clock:
-    def __init__(self, t: float = 1000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, s: float) -> None:
-        self.t += s
+from tests.unit.broker.test_link_health import Clock
 
 
 @dataclass
