@@ -227,7 +227,7 @@ def test_live_indicator_value_tracks_ticks(panel: ChartPanel) -> None:
     panel.update_last_bar(live.t, live.o, live.h + 3, live.l, live.h + 3, live.v + 100)
     closes = panel.store.column("c")
     (ema,) = panel.indicator_values("EMA")
-    from widgets.chart import indicators as ind
+    from services.indicators import series as ind
 
     assert ema[-1] == pytest.approx(ind.ema(closes, 50)[-1], rel=1e-9)
     assert len(ema) == len(d["c"])
@@ -275,7 +275,7 @@ def test_loading_indicator(panel: ChartPanel) -> None:
 
 
 def test_indicators_after_appends_equal_full_recompute(panel: ChartPanel) -> None:
-    from widgets.chart import indicators as ind
+    from services.indicators import series as ind
 
     d = load(panel, n=3000)
     for name in ("SMA", "EMA", "BB", "RSI", "VWAP"):
@@ -304,7 +304,7 @@ def test_indicators_after_appends_equal_full_recompute(panel: ChartPanel) -> Non
 
 
 def test_indicator_lines_get_only_the_visible_slice_and_grow_past_capacity(panel: ChartPanel) -> None:
-    from widgets.chart import indicators as ind
+    from services.indicators import series as ind
 
     d = load(panel, n=1025)  # 1,024 history bars: the first append outgrows the value buffers
     panel.set_indicator("SMA", True)

@@ -1,7 +1,7 @@
 """The price chart: numpy bar store, vectorised candlestick items and the ChartPanel widget.
 
-The package attributes are resolved lazily: importing ``widgets.chart.store`` or
-``widgets.chart.indicators`` (numpy only) must not pull in PySide6 and pyqtgraph (~0.3-0.6 s).
+The package attributes are resolved lazily: importing ``widgets.chart.store`` (numpy only) must
+not pull in PySide6 and pyqtgraph (~0.3-0.6 s). The indicator maths is ``services.indicators``.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from services.domain.enums import Timeframe
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
-from widgets.chart import indicators as ind
+from services.indicators import series as ind
 from widgets.chart.axis import CompactAxis, GridItem, TimeAxis, ValueAxis
 from widgets.chart.candles import DOWN_COLOR, UP_COLOR, CandlestickItem, LiveBarItem, VolumeItem
 from widgets.chart.store import BarStore, LiveBar

@@ -287,9 +287,7 @@ class BarStore:
                 more = self._merge(span.end, whole, k)
                 span.x, span.o, span.h, span.l, span.c, span.v = (
                     np.concatenate((old, new))
-                    for old, new in zip(
-                        (span.x, span.o, span.h, span.l, span.c, span.v), more, strict=True
-                    )
+                    for old, new in zip((span.x, span.o, span.h, span.l, span.c, span.v), more, strict=True)
                 )
                 span.end = whole
             a, b = (i0 - span.start) // k, (whole - span.start) // k

@@ -1,8 +1,13 @@
-"""Indicator math for the chart: pure numpy, no Qt, so it can move to the service layer later.
+"""Whole-series indicators in numpy: the chart computes these over its full history.
 
 Every full-series function returns float64 arrays the length of its input, NaN where the window
 is not yet full. The ``*_next`` / ``*_last`` helpers give the value for one more (live) bar from
-the previous state in O(1) or O(window), which is what a tick needs.
+the previous state in O(1) or O(window), which is what a tick needs; the ``*_extend`` helpers
+continue a series by the bars appended to it.
+
+These are the vectorised form of ``services.indicators.stream`` (same windows, seeds and
+conventions: SMA-seeded EMA, Wilder RSI, population standard deviation); the one-step helpers use
+the stream form's rules, and ``tests/unit/indicators/test_agreement.py`` holds the two together.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 import numpy as np
 import numpy.typing as npt
+
+from services.indicators.stream import rsi_from_averages, wilder_step
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -179,6 +186,7 @@ def _wilder_state(x: F64, n: int) -> tuple[F64, F64]:
 
 
 def _rsi_from(avg_gain: F64 | float, avg_loss: F64 | float) -> F64:
+    """``rsi_from_averages`` over arrays."""
     g = np.asarray(avg_gain, dtype=np.float64)
     lo = np.asarray(avg_loss, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -214,9 +222,7 @@ def rsi_next(state: tuple[float, float], prev_close: float, close: float, n: int
     n = _check_period(n)
     g0, l0 = state
     d = close - prev_close
-    g = (g0 * (n - 1) + max(d, 0.0)) / n
-    lo = (l0 * (n - 1) + max(-d, 0.0)) / n
-    return float(_rsi_from(g, lo))
+    return rsi_from_averages(wilder_step(g0, max(d, 0.0), n), wilder_step(l0, max(-d, 0.0), n))
 
 
 # ----------------------------------------------------------------------------------------- VWAP
