@@ -57,3 +57,24 @@ def apply_theme(app: QApplication, theme: str = "dark") -> None:
     else:
         app.setPalette(app.style().standardPalette())
         app.setStyleSheet("")
+
+
+class ChartColors:
+    """Colour roles of the price chart (``widgets/chart``): a dark canvas under either theme."""
+
+    background = "#131722"
+    foreground = "#b2b5be"  # axis labels and the crosshair's price label
+    grid = "#232734"
+    axis = "#363a45"
+    up = DARK["up"]  # rising candles, buy fills and buy order lines
+    down = DARK["down"]  # falling candles, sell fills, sell order lines, a rejected symbol
+    crosshair = "#787b86"
+    crosshair_label = "#2a2e39"
+    order_label = "#1e222d"
+    fill_edge = "#0b0e14"
+    oscillator_level = "#5d606b"  # the RSI pane's 30 / 70 lines
+    sma = "#f7c948"
+    ema = "#42a5f5"
+    vwap = "#ab47bc"
+    bollinger = "#8d9bb5"
+    rsi = "#ffb74d"

@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtWidgets
 from services.domain.enums import Timeframe
 from widgets.chart.candles import CandlestickItem, merge_factor
 from widgets.chart.panel import ChartPanel
+from widgets.chart.readout import format_time
 from widgets.chart.sample import random_walk_bars
 
 MIN = 60 * 10**9
@@ -258,10 +259,10 @@ def test_fills_and_open_orders(panel: ChartPanel) -> None:
         panel.set_fills([(int(t[1]), 1.0, "hold")])
     assert len(panel.fill_positions()) == 2
     panel.set_open_orders([("a", "buy", 100.0), ("b", "sell", 105.0)])
-    assert sorted(panel._order_lines) == ["a", "b"]
-    assert panel._order_lines["b"].value() == 105.0
+    assert sorted(panel.overlays.order_lines) == ["a", "b"]
+    assert panel.overlays.order_lines["b"].value() == 105.0
     panel.set_open_orders([("b", "sell", 106.0)])
-    assert list(panel._order_lines) == ["b"] and panel._order_lines["b"].value() == 106.0
+    assert list(panel.overlays.order_lines) == ["b"] and panel.overlays.order_lines["b"].value() == 106.0
 
 
 def test_loading_indicator(panel: ChartPanel) -> None:
@@ -340,7 +341,8 @@ def test_time_labels_match_strftime(panel: ChartPanel) -> None:
     axis._unit = "month"
     want = times[0].strftime("%b %Y") if times[0].month == 1 else times[0].strftime("%b")
     assert axis.tickStrings([0.0], 1.0, 1.0) == [want]
-    assert panel._format_time(int(d["t"][1])) == times[1].strftime("%Y-%m-%d %H:%M UTC")
+    readout_time = format_time(int(d["t"][1]), panel.display_tz, panel.timeframe)
+    assert readout_time == times[1].strftime("%Y-%m-%d %H:%M UTC")
 
 
 def test_nice_ticks_are_round_and_spaced() -> None:
