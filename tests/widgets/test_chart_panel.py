@@ -412,3 +412,19 @@ def test_time_axis_labels_shift_with_a_new_bar(panel: ChartPanel) -> None:
         x1 = next(p.x() for p, st in after if st.text() == text)
         assert x1 == pytest.approx(x0 - px_per_bar, abs=1.5)
     assert any(a is b for (_, a) in after for (_, b) in before)
+
+
+def test_indicators_stay_on_across_symbol_and_timeframe_changes(panel: ChartPanel) -> None:
+    from services.indicators import series
+
+    load(panel)
+    panel.set_indicator("SMA", True)
+    panel.set_indicator("RSI", True)
+    d = random_walk_bars(500, seed=9)
+    panel.set_history("MSFT", "5Min", d)
+    assert panel.enabled_indicators() == ["SMA", "RSI"]
+    assert panel.indicator_buttons["SMA"].isChecked() and panel.rsi_plot.isVisible()
+    assert panel.timeframe_buttons[Timeframe.MIN_5].isChecked() and "MSFT  5m" in panel.readout_text()
+    (rsi,) = panel.indicator_values("RSI")
+    assert len(rsi) == 500  # recomputed for the new bars: 499 history values and the live one
+    np.testing.assert_allclose(rsi[:-1], series.rsi(d["c"][:-1], 14), equal_nan=True)
