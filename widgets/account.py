@@ -36,7 +36,8 @@ from services.domain.bus import EventBus, Subscription
 from services.domain.enums import TradingState
 from services.domain.events import AccountEvent, TradingStateEvent
 from services.domain.models import Account
-from widgets.models.common import DASH, fmt_money, run_async, sign_color
+from widgets.models.common import DASH, fmt_money, sign_color
+from widgets.tasks import run_async
 
 ACCOUNT_INTERVAL_MS = 5_000
 HISTORY_INTERVAL_MS = 60_000

@@ -42,9 +42,11 @@ from services.domain.symbols import normalize_symbol
 from services.strategies.api import ParamError, Strategy
 from services.strategies.backtest import BacktestCancelled, BacktestResult, run_backtest
 from services.strategies.synthetic import synthetic_bars
-from widgets.ops_models.params import ParamEditor
-from widgets.ops_models.table import SORT_ROLE, Column, KeyedTableModel, named
-from widgets.ops_models.tasks import TaskBridge
+from widgets.models.columns import Column, KeyedTableModel
+from widgets.models.common import named
+from widgets.models.table import SORT_ROLE
+from widgets.param_editor import ParamEditor
+from widgets.tasks import TaskBridge
 
 #: ``history(symbol, start, end)``: stored one-minute bars, blocking (called on a worker thread).
 HistorySource = Callable[[str, datetime, datetime], list[Bar]]
@@ -341,7 +343,7 @@ if __name__ == "__main__":  # preview: uv run python -m widgets.backtest_dialog 
     import sys
 
     from services.strategies.builtin import builtin_registry
-    from widgets.ops_models.preview import make_app, preview_args, show_preview
+    from widgets.standalone import make_app, preview_args, show_preview
 
     args = preview_args("Heron backtest dialog preview (runs a real backtest over generated bars)")
     app = make_app()

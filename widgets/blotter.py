@@ -42,11 +42,13 @@ from services.domain.bus import EventBus, Subscription
 from services.domain.events import FillEvent, OrderChangedEvent
 from services.domain.models import Order
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
-from widgets.models.common import STATUS_GROUPS, confirm, run_async
+from widgets.models.common import STATUS_GROUPS, confirm
 from widgets.models.fills_model import MAX_FILLS, FillsTableModel, fill_key
 from widgets.models.orders_model import MAX_ORDERS, OrderRow, OrdersFilterProxy, OrdersTableModel
 from widgets.models.row_view import RowTableView
 from widgets.models.table import SORT_ROLE, Row, RowTableModel
+from widgets.protocols import EngineLike
+from widgets.tasks import run_async
 
 
 class StoreLike(Protocol):
@@ -55,22 +57,6 @@ class StoreLike(Protocol):
     def view(self, rec: Any) -> Order: ...
 
     def find(self, *, client_order_id: str | None = None, broker_order_id: str | None = None) -> Any: ...
-
-
-class EngineLike(Protocol):
-    async def cancel(self, order_key: str, *, source: str = "manual") -> bool: ...
-
-    async def cancel_all(self, *, source: str = "manual") -> int: ...
-
-    async def replace(
-        self,
-        order_key: str,
-        *,
-        qty: Decimal | None = None,
-        limit_price: Decimal | None = None,
-        stop_price: Decimal | None = None,
-        source: str = "manual",
-    ) -> Any: ...
 
 
 def write_csv(path: Path | str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> int:

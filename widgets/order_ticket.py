@@ -23,7 +23,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -46,29 +46,14 @@ from services.domain.enums import Mode, OrderClass, OrderSide, OrderType, TimeIn
 from services.domain.models import Asset, Order, OrderLegSpec, OrderRequest
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from services.domain.symbols import InvalidSymbolError, is_crypto, normalize_symbol
-from services.risk.gate import RiskContext, RiskGate, RiskReport
-from widgets.models.common import DOWN, UP, confirm, run_async
+from services.risk.gate import RiskReport
+from widgets.models.common import DOWN, UP, confirm
+from widgets.protocols import EngineLike
+from widgets.tasks import run_async
 
 DEBOUNCE_MS = 100
 RECHECK_MS = 1000
 ZERO = Decimal(0)
-
-
-class EngineLike(Protocol):
-    """What the ticket uses of :class:`services.orders.engine.ExecutionEngine`."""
-
-    risk: RiskGate
-    broker: Any
-
-    def risk_context(self, request: OrderRequest, asset: Asset | None) -> RiskContext: ...
-
-    async def submit(self, request: OrderRequest, *, source: str = "manual") -> Any: ...
-
-    async def cancel(self, order_key: str, *, source: str = "manual") -> bool: ...
-
-    async def cancel_all(self, *, source: str = "manual") -> int: ...
-
-    async def flatten_all(self, *, source: str = "manual") -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from PySide6.QtCore import QPoint, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import (
@@ -36,20 +36,14 @@ from services.domain.events import FillEvent, PositionsEvent
 from services.domain.models import Position
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from services.marketdata.pipeline import MarketDataBatchEvent
-from widgets.models.common import confirm, run_async
+from widgets.models.common import confirm
 from widgets.models.positions_model import Marks, PositionSource, PositionsTableModel, position_view
 from widgets.models.row_view import RowTableView
 from widgets.models.table import SORT_ROLE, Row
+from widgets.protocols import EngineLike
+from widgets.tasks import run_async
 
 MARK_INTERVAL_S = 0.25
-
-
-class EngineLike(Protocol):
-    async def close_position(
-        self, symbol: str, *, qty: Decimal | None = None, source: str = "manual"
-    ) -> Any: ...
-
-    async def flatten_all(self, *, source: str = "manual") -> Any: ...
 
 
 class PositionsPanel(QWidget):

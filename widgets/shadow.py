@@ -38,8 +38,10 @@ from PySide6.QtWidgets import (
 )
 
 from services.domain.models import Bar
-from widgets.ops_models.table import SORT_ROLE, BoundedTableModel, Column, KeyedTableModel, named
-from widgets.ops_models.tasks import TaskBridge
+from widgets.models.columns import BoundedTableModel, Column, KeyedTableModel
+from widgets.models.common import named
+from widgets.models.table import SORT_ROLE
+from widgets.tasks import TaskBridge
 
 PALETTE = ["#5b9bff", "#26a69a", "#ffb300", "#ef5350", "#ab47bc", "#8d6e63"]
 
@@ -445,7 +447,7 @@ if __name__ == "__main__":  # preview: uv run python -m widgets.shadow [--screen
     from services.shadow.tracker import ShadowTracker
     from services.shadow.training import train_models
     from services.strategies.synthetic import synthetic_bars
-    from widgets.ops_models.preview import make_app, preview_args, show_preview
+    from widgets.standalone import make_app, preview_args, show_preview
 
     args = preview_args("Heron shadow panel preview (real tracker and models over generated bars)")
     app = make_app()

@@ -32,8 +32,10 @@ from PySide6.QtWidgets import (
 )
 
 from services.strategies.api import ParamError, Strategy, StrategyState
-from widgets.ops_models.params import ParamEditor
-from widgets.ops_models.table import SORT_ROLE, Column, KeyedTableModel, named
+from widgets.models.columns import Column, KeyedTableModel
+from widgets.models.common import named
+from widgets.models.table import SORT_ROLE
+from widgets.param_editor import ParamEditor
 
 log = logging.getLogger("heron.widgets.strategies")
 
@@ -322,7 +324,7 @@ if __name__ == "__main__":  # preview: uv run python -m widgets.strategies [--sc
 
     from services.strategies.builtin import builtin_registry
     from widgets.backtest_dialog import BacktestDialog
-    from widgets.ops_models.preview import make_app, preview_args, show_preview
+    from widgets.standalone import make_app, preview_args, show_preview
 
     args = preview_args("Heron strategies panel preview (a real runner over generated bars)")
     app = make_app()

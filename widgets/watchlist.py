@@ -32,10 +32,11 @@ from services.domain.bus import EventBus, Subscription
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from services.marketdata.book import BookEntry
 from services.marketdata.pipeline import MarketDataBatchEvent
-from widgets.models.common import log, run_async
+from widgets.models.common import log
 from widgets.models.row_view import RowTableView
 from widgets.models.table import Row
 from widgets.models.watchlist_model import WatchlistTableModel
+from widgets.tasks import run_async
 
 
 class BookLike(Protocol):

@@ -1,13 +1,11 @@
-"""Small helpers shared by the trading panels: number formatting, colours, confirmations, tasks.
+"""Small helpers shared by the panels: number formatting, colours, confirmations, widget naming.
 
 Formatting only: nothing here computes a business number.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -20,7 +18,6 @@ from services.domain.money import decimal_str
 
 log = logging.getLogger("heron.widgets")
 
-T = TypeVar("T")
 DASH = "—"
 UP = QColor("#26a69a")
 DOWN = QColor("#ef5350")
@@ -114,23 +111,13 @@ def confirm(parent: QWidget | None, title: str, text: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def run_async(
-    coro: Awaitable[T], done: Callable[[T | None, BaseException | None], None]
-) -> asyncio.Future[T]:
-    """Schedule ``coro`` on the running loop (the GUI thread under qasync); ``done(result, error)``
-    is called on the same thread when it finishes. Never blocks the GUI thread."""
-    fut: asyncio.Future[T] = asyncio.ensure_future(coro)
+W = TypeVar("W")
 
-    def finished(f: asyncio.Future[Any]) -> None:
-        if f.cancelled():
-            done(None, asyncio.CancelledError())
-            return
-        error = f.exception()
-        if error is not None:
-            log.error("background action failed: %s", error, exc_info=error)
-            done(None, error)
-        else:
-            done(f.result(), None)
 
-    fut.add_done_callback(finished)
-    return fut
+def named(widget: W, name: str, **props: Any) -> W:
+    """Set ``objectName`` and Qt properties by setter (``placeholderText=`` → ``setPlaceholderText``);
+    typed, unlike PySide's constructor keywords."""
+    widget.setObjectName(name)  # type: ignore[attr-defined]
+    for key, value in props.items():
+        getattr(widget, "set" + key[0].upper() + key[1:])(value)
+    return widget

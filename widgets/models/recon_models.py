@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from widgets.ops_models.table import Column, KeyedTableModel
+from widgets.models.columns import Column, KeyedTableModel
 
 DIFF_BG = "#4a1c1f"
 WARN_FG = "#ffb300"

@@ -24,7 +24,7 @@ from PySide6.QtCore import (
     QTimer,
 )
 
-from widgets.ops_models.table import BoundedTableModel, Column, refilter
+from widgets.models.columns import BoundedTableModel, Column, refilter
 
 LEVEL_COLORS = {
     "CRITICAL": "#ff5c5c",

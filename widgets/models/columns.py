@@ -1,4 +1,4 @@
-"""A keyed, diffing table model over rows that a service computes.
+"""Column-declared table models over rows that a service computes (the polled panels).
 
 Services in Heron expose snapshots (``Reconciler.incidents``, ``StrategyRunner.infos()``,
 ``ShadowTracker.comparison()``) rather than per-row change events, so a panel refreshes by handing
@@ -17,11 +17,10 @@ from typing import Any, Generic, TypeVar
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor
 
+from widgets.models.table import SORT_ROLE
+
 R = TypeVar("R")
 Index = QModelIndex | QPersistentModelIndex
-
-#: Sort role: the raw value (numbers sort as numbers, None last).
-SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 @dataclass(frozen=True)
@@ -203,14 +202,3 @@ def _header(columns: Sequence[Column[Any]], section: int, orientation: Qt.Orient
         return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     return None
 
-
-W = TypeVar("W")
-
-
-def named(widget: W, name: str, **props: Any) -> W:
-    """Set ``objectName`` and Qt properties by setter (``placeholderText=`` → ``setPlaceholderText``);
-    typed, unlike PySide's constructor keywords."""
-    widget.setObjectName(name)  # type: ignore[attr-defined]
-    for key, value in props.items():
-        getattr(widget, "set" + key[0].upper() + key[1:])(value)
-    return widget
