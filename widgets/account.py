@@ -36,6 +36,7 @@ from services.domain.bus import EventBus, Subscription
 from services.domain.enums import TradingState
 from services.domain.events import AccountEvent, TradingStateEvent
 from services.domain.models import Account
+from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
 from widgets.models.common import DASH, fmt_money, sign_color
 from widgets.tasks import run_async
 
@@ -192,6 +193,7 @@ class AccountPanel(QWidget):
             self._subs.append(
                 bus.subscribe(TradingStateEvent, lambda e: self.set_trading_state(e.state, e.reason))
             )
+        cancel_on_destroy(self, self._subs)
         self.account_timer = QTimer(self)
         self.account_timer.setInterval(ACCOUNT_INTERVAL_MS)
         self.account_timer.timeout.connect(self.refresh)
@@ -297,11 +299,10 @@ class AccountPanel(QWidget):
             self.message.setText(f"kill switch done: {result.summary()}")
 
     def close_subscriptions(self) -> None:
+        """Stop polling and following the bus (the bus part is also done when the panel is destroyed)."""
         self.account_timer.stop()
         self.history_timer.stop()
-        for sub in self._subs:
-            sub.cancel()
-        self._subs.clear()
+        cancel_subscriptions(self._subs)
 
 
 if __name__ == "__main__":  # preview: uv run python -m widgets.account [--screenshot FILE]

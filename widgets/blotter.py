@@ -42,6 +42,7 @@ from services.domain.bus import EventBus, Subscription
 from services.domain.events import FillEvent, OrderChangedEvent
 from services.domain.models import Order
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
+from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
 from widgets.models.common import STATUS_GROUPS, confirm
 from widgets.models.fills_model import MAX_FILLS, FillsTableModel, fill_key
 from widgets.models.orders_model import MAX_ORDERS, OrderRow, OrdersFilterProxy, OrdersTableModel
@@ -292,6 +293,7 @@ class BlotterPanel(QWidget):
         if bus is not None:
             self._subs.append(bus.subscribe(OrderChangedEvent, self.on_order_changed))
             self._subs.append(bus.subscribe(FillEvent, self.on_fill))
+        cancel_on_destroy(self, self._subs)
 
     def _table(self, name: str, proxy: QSortFilterProxyModel, source: RowTableModel) -> RowTableView:
         view = RowTableView(self)
@@ -449,9 +451,8 @@ class BlotterPanel(QWidget):
         self._status(f"exported {n} rows to {path}")
 
     def close_subscriptions(self) -> None:
-        for sub in self._subs:
-            sub.cancel()
-        self._subs.clear()
+        """Stop following the bus (also done when the panel is destroyed)."""
+        cancel_subscriptions(self._subs)
 
 
 if __name__ == "__main__":  # preview: uv run python -m widgets.blotter [--screenshot FILE]

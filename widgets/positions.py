@@ -36,6 +36,7 @@ from services.domain.events import FillEvent, PositionsEvent
 from services.domain.models import Position
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from services.marketdata.pipeline import MarketDataBatchEvent
+from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
 from widgets.models.common import confirm
 from widgets.models.positions_model import Marks, PositionSource, PositionsTableModel, position_view
 from widgets.models.row_view import RowTableView
@@ -116,6 +117,7 @@ class PositionsPanel(QWidget):
             self._subs.append(bus.subscribe(FillEvent, self.on_fill))
             self._subs.append(bus.subscribe(PositionsEvent, self.on_positions))
             self._subs.append(bus.subscribe(MarketDataBatchEvent, self.on_batch))
+        cancel_on_destroy(self, self._subs)
 
     # -- adaptation ---------------------------------------------------------------------------------
     def _row_for_view(self, view_row: int) -> Row | None:
@@ -236,9 +238,8 @@ class PositionsPanel(QWidget):
         menu.popup(self.view.viewport().mapToGlobal(pos))
 
     def close_subscriptions(self) -> None:
-        for sub in self._subs:
-            sub.cancel()
-        self._subs.clear()
+        """Stop following the bus (also done when the panel is destroyed)."""
+        cancel_subscriptions(self._subs)
 
 
 if __name__ == "__main__":  # preview: uv run python -m widgets.positions [--screenshot FILE]

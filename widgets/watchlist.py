@@ -32,6 +32,7 @@ from services.domain.bus import EventBus, Subscription
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from services.marketdata.book import BookEntry
 from services.marketdata.pipeline import MarketDataBatchEvent
+from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
 from widgets.models.common import log
 from widgets.models.row_view import RowTableView
 from widgets.models.table import Row
@@ -121,9 +122,10 @@ class WatchlistPanel(QWidget):
         for s in symbols:
             self._insert(s)
         self.refresh()
-        self._sub: Subscription | None = None
+        self._subs: list[Subscription] = []
         if bus is not None:
-            self._sub = bus.subscribe(MarketDataBatchEvent, self.on_batch)
+            self._subs.append(bus.subscribe(MarketDataBatchEvent, self.on_batch))
+        cancel_on_destroy(self, self._subs)
 
     def sizeHint(self) -> QSize:
         """Wide enough for every column and a vertical scroll bar."""
@@ -236,9 +238,8 @@ class WatchlistPanel(QWidget):
         menu.popup(self.view.viewport().mapToGlobal(pos))
 
     def close_subscriptions(self) -> None:
-        if self._sub is not None:
-            self._sub.cancel()
-            self._sub = None
+        """Stop following the bus (also done when the panel is destroyed)."""
+        cancel_subscriptions(self._subs)
 
 
 if __name__ == "__main__":  # preview: uv run python -m widgets.watchlist [--screenshot FILE]
