@@ -36,19 +36,15 @@ from services.domain.bus import EventBus, Subscription
 from services.domain.enums import TradingState
 from services.domain.events import AccountEvent, TradingStateEvent
 from services.domain.models import Account
+from widgets import theme
 from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
-from widgets.models.common import DASH, fmt_money, sign_color
+from widgets.models.common import DASH, TRADING_STATE_COLORS, fmt_money, sign_color
 from widgets.tasks import run_async
 
 ACCOUNT_INTERVAL_MS = 5_000
 HISTORY_INTERVAL_MS = 60_000
 
-STATE_COLORS = {
-    TradingState.ACTIVE: "#26a69a",
-    TradingState.REDUCING: "#ffb300",
-    TradingState.HALTED: "#ef5350",
-    TradingState.DISABLED: "#8a93a0",
-}
+STATE_COLORS = TRADING_STATE_COLORS
 
 
 class TradingLike(Protocol):
@@ -148,7 +144,9 @@ class AccountPanel(QWidget):
         self.state_label.setWordWrap(True)
         self.kill_button = QPushButton("KILL SWITCH", self)
         self.kill_button.setObjectName("killSwitchButton")
-        self.kill_button.setStyleSheet("background: #b71c1c; color: white; font-weight: bold; padding: 6px")
+        self.kill_button.setStyleSheet(
+            f"background: {theme.DANGER_BG}; color: {theme.ON_ACCENT}; font-weight: bold; padding: 6px"
+        )
         self.kill_button.setEnabled(kill_switch is not None)
         self.kill_button.clicked.connect(self.trigger_kill_switch)
         self.message = QLabel("", self)
@@ -164,14 +162,14 @@ class AccountPanel(QWidget):
         self.curve_note.setObjectName("accountCurveNote")
         self.curve_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.curve_note.setWordWrap(True)
-        self.curve_note.setStyleSheet("color: #8a93a0")
+        self.curve_note.setStyleSheet(f"color: {theme.MUTED}")
         self.curve_stack = QStackedWidget(self)
         self.curve_stack.addWidget(self.curve_note)
         self.curve_stack.addWidget(self.plot)
         self.plot.showGrid(x=False, y=True, alpha=0.2)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
-        self.curve = self.plot.plot([], [], pen=pg.mkPen("#5b9bff", width=2))
+        self.curve = self.plot.plot([], [], pen=pg.mkPen(theme.INFO, width=2))
         self.history_points = 0
 
         left = QVBoxLayout()
@@ -255,7 +253,7 @@ class AccountPanel(QWidget):
         points = [(t, e) for t, e in zip(timestamps, equity, strict=False) if e is not None]
         self.curve.setData([t.timestamp() for t, _ in points], [float(e) for _, e in points])
         self.history_points = len(points)
-        self.plot.setTitle(CURVE_TITLES.get(timeframe, "Equity"), size="9pt", color="#8a93a0")
+        self.plot.setTitle(CURVE_TITLES.get(timeframe, "Equity"), size="9pt", color=theme.MUTED)
         if len(points) >= 2:
             self.curve_stack.setCurrentWidget(self.plot)
             return
@@ -266,7 +264,7 @@ class AccountPanel(QWidget):
 
     # -- trading state and kill switch --------------------------------------------------------------
     def set_trading_state(self, state: TradingState, reason: str) -> None:
-        color = STATE_COLORS.get(state, "#8a93a0")
+        color = STATE_COLORS.get(state, theme.MUTED)
         self.state_label.setText(f"Trading: {state.value} — {reason}")
         self.state_label.setStyleSheet(f"color: {color}; font-weight: bold")
         self.trading_state = state

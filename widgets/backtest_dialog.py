@@ -42,6 +42,7 @@ from services.domain.symbols import normalize_symbol
 from services.strategies.api import ParamError, Strategy
 from services.strategies.backtest import BacktestCancelled, BacktestResult, run_backtest
 from services.strategies.synthetic import synthetic_bars
+from widgets import theme
 from widgets.models.columns import Column, KeyedTableModel
 from widgets.models.common import named
 from widgets.models.table import SORT_ROLE
@@ -73,7 +74,7 @@ TRADE_COLUMNS: list[Column[Any]] = [
     Column("Entry", lambda r: f"{r[1].entry_price:,.2f}", sort=lambda r: r[1].entry_price, numeric=True),
     Column("Exit", lambda r: f"{r[1].exit_price:,.2f}", sort=lambda r: r[1].exit_price, numeric=True),
     Column("P&L", lambda r: f"{r[1].pnl:,.2f}", sort=lambda r: r[1].pnl, numeric=True,
-           foreground=lambda r: "#26a69a" if r[1].pnl > 0 else ("#ef5350" if r[1].pnl < 0 else None)),
+           foreground=lambda r: theme.sign_hex(r[1].pnl)),
 ]  # fmt: skip
 
 
@@ -167,7 +168,7 @@ class BacktestDialog(QDialog):
              ("WinRate", "Win rate"), ("Trades", "Closed trades"), ("Final", "Final equity"))
         ):  # fmt: skip
             caption = QLabel(title)
-            caption.setStyleSheet("color: #8a93a0;")
+            caption.setStyleSheet(f"color: {theme.MUTED};")
             value = named(QLabel("—"), f"bt{key}")
             value.setStyleSheet("font-size: 16px; font-weight: 600;")
             grid.addWidget(caption, 0, i)
@@ -175,11 +176,11 @@ class BacktestDialog(QDialog):
             self.metrics[key] = value
         self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
         self.plot.setObjectName("btEquityPlot")
-        self.plot.setBackground("#181b20")
+        self.plot.setBackground(theme.PLOT_BG)
         self.plot.showGrid(x=False, y=True, alpha=0.15)
         self.plot.setLabel("left", "Equity (USD)")
         self.plot.setMenuEnabled(False)
-        self.curve = self.plot.plot([], [], pen=pg.mkPen("#5b9bff", width=1.5))
+        self.curve = self.plot.plot([], [], pen=pg.mkPen(theme.INFO, width=1.5))
         self.table = named(QTableView(), "btTrades")
         proxy = QSortFilterProxyModel(self)
         proxy.setSourceModel(self.trades)
@@ -235,7 +236,7 @@ class BacktestDialog(QDialog):
     # -- run --------------------------------------------------------------------------------------
     def _say(self, text: str, ok: bool | None) -> None:
         self.status.setText(text)
-        color = {True: "#26a69a", False: "#ef5350", None: "#aab2bf"}[ok]
+        color = theme.ok_color(ok)
         self.status.setStyleSheet(f"color: {color};")
 
     def start_run(self) -> bool:
@@ -321,7 +322,7 @@ class BacktestDialog(QDialog):
         m["TotalReturn"].setText(_pct(result.total_return))
         m["TotalReturn"].setStyleSheet(
             "font-size: 16px; font-weight: 600; color: %s;"
-            % ("#26a69a" if result.total_return >= 0 else "#ef5350")
+            % (theme.UP if result.total_return >= 0 else theme.DOWN)
         )
         m["MaxDrawdown"].setText(_pct(result.max_drawdown))
         m["Sharpe"].setText("—" if result.sharpe is None else f"{result.sharpe:.2f}")

@@ -42,6 +42,7 @@ from services.domain.bus import EventBus, Subscription
 from services.domain.events import FillEvent, OrderChangedEvent
 from services.domain.models import Order
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
+from widgets import theme
 from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
 from widgets.models.common import STATUS_GROUPS, confirm
 from widgets.models.fills_model import MAX_FILLS, FillsTableModel, fill_key
@@ -116,7 +117,7 @@ class ReplaceDialog(QDialog):
         self.outcome.setWordWrap(True)
         self.error = QLabel("", self)
         self.error.setObjectName("replaceError")
-        self.error.setStyleSheet("color: #ef5350")
+        self.error.setStyleSheet(f"color: {theme.DOWN}")
         form = QFormLayout()
         form.addRow("Filled so far", self.filled_label)
         form.addRow("Quantity to work", self.qty_edit)
@@ -244,7 +245,7 @@ class BlotterPanel(QWidget):
             self,
         )
         self.note.setObjectName("blotterNote")
-        self.note.setStyleSheet("color: #8a93a0")
+        self.note.setStyleSheet(f"color: {theme.MUTED}")
         self.status_label = QLabel("", self)
         self.status_label.setObjectName("blotterStatus")
 

@@ -47,6 +47,7 @@ from services.domain.models import Asset, Order, OrderLegSpec, OrderRequest
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from services.domain.symbols import InvalidSymbolError, is_crypto, normalize_symbol
 from services.risk.gate import RiskReport
+from widgets import theme
 from widgets.models.common import DOWN, UP, confirm
 from widgets.protocols import EngineLike
 from widgets.tasks import run_async
@@ -157,7 +158,7 @@ class OrderTicket(QWidget):
             lay.addWidget(field)
             err = QLabel("", box)
             err.setObjectName(f"ticketError_{key}")
-            err.setStyleSheet("color: #ef5350; font-size: 11px")
+            err.setStyleSheet(f"color: {theme.DOWN}; font-size: 11px")
             err.setVisible(False)
             lay.addWidget(err)
             self.errors[key] = err
@@ -208,7 +209,7 @@ class OrderTicket(QWidget):
         self.reason_label = QLabel("", self)
         self.reason_label.setObjectName("ticketBlockedReason")
         self.reason_label.setWordWrap(True)
-        self.reason_label.setStyleSheet("color: #ffb300")
+        self.reason_label.setStyleSheet(f"color: {theme.WARN}")
         self.result_label = QLabel("", self)
         self.result_label.setObjectName("ticketResult")
         self.result_label.setWordWrap(True)
@@ -499,7 +500,7 @@ class OrderTicket(QWidget):
 
     def _show_result(self, text: str, *, error: bool = False) -> None:
         self.result_label.setText(text)
-        self.result_label.setStyleSheet("color: #ef5350" if error else "")
+        self.result_label.setStyleSheet(f"color: {theme.DOWN}" if error else "")
         self.resultChanged.emit(text)
 
     def cancel_last(self) -> bool:

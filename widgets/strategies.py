@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.strategies.api import ParamError, Strategy, StrategyState
+from widgets import theme
 from widgets.models.columns import Column, KeyedTableModel
 from widgets.models.common import named
 from widgets.models.table import SORT_ROLE
@@ -40,11 +41,11 @@ from widgets.param_editor import ParamEditor
 log = logging.getLogger("heron.widgets.strategies")
 
 STATE_COLORS = {
-    StrategyState.RUNNING: "#26a69a",
-    StrategyState.PAUSED: "#ffb300",
-    StrategyState.STOPPED: "#8a93a0",
-    StrategyState.CREATED: "#8a93a0",
-    StrategyState.ERROR: "#ef5350",
+    StrategyState.RUNNING: theme.UP,
+    StrategyState.PAUSED: theme.WARN,
+    StrategyState.STOPPED: theme.MUTED,
+    StrategyState.CREATED: theme.MUTED,
+    StrategyState.ERROR: theme.DOWN,
 }
 
 
@@ -58,13 +59,13 @@ STRATEGY_COLUMNS: list[Column[Any]] = [
     Column("Symbols", lambda i: ", ".join(i.symbols)),
     Column("Orders", lambda i: str(i.orders), sort=lambda i: i.orders, numeric=True),
     Column("P&L", lambda i: _money(i.pnl), sort=lambda i: i.pnl, numeric=True,
-           foreground=lambda i: "#26a69a" if i.pnl > 0 else ("#ef5350" if i.pnl < 0 else None),
+           foreground=lambda i: theme.sign_hex(i.pnl),
            tooltip=lambda i: f"realized {_money(i.realized)}"),
     Column("Last signal", lambda i: i.last_signal.value if i.last_signal else "—"),
     Column("Rejected", lambda i: str(i.rejected), sort=lambda i: i.rejected, numeric=True,
            tooltip=lambda i: i.last_rejection),
     Column("Error", lambda i: i.error or "", tooltip=lambda i: i.traceback or i.error,
-           foreground=lambda i: "#ef5350" if i.error else None),
+           foreground=lambda i: theme.DOWN if i.error else None),
 ]  # fmt: skip
 
 
@@ -101,7 +102,7 @@ class StrategiesPanel(QWidget):
             self.available.addItem(item)
         self.description = named(QLabel(), "strategyDescription")
         self.description.setWordWrap(True)
-        self.description.setStyleSheet("color: #8a93a0;")
+        self.description.setStyleSheet(f"color: {theme.MUTED};")
         self.params = ParamEditor()
         self.name = named(QLineEdit(), "strategyName", placeholderText="instance name (default: kind)")
         self.add = named(QPushButton("Add && start"), "addStrategy")
@@ -155,7 +156,7 @@ class StrategiesPanel(QWidget):
         self.error.setReadOnly(True)
         self.error.setPlaceholderText("Errors of the selected strategy appear here")
         self.error.setMaximumHeight(120)
-        self.error.setStyleSheet("color: #ef5350; font-family: monospace;")
+        self.error.setStyleSheet(f"color: {theme.DOWN}; font-family: monospace;")
         right = QGroupBox("Strategies")
         rl = QVBoxLayout(right)
         rl.addWidget(self.table, 1)
@@ -234,7 +235,7 @@ class StrategiesPanel(QWidget):
     # -- actions ----------------------------------------------------------------------------------
     def _say(self, text: str, ok: bool) -> None:
         self.message.setText(text)
-        self.message.setStyleSheet(f"color: {'#26a69a' if ok else '#ef5350'};")
+        self.message.setStyleSheet(f"color: {theme.ok_color(ok)};")
 
     def add_selected(self) -> str | None:
         """Create the selected strategy with the edited parameters and start it."""

@@ -32,6 +32,7 @@ from services.domain.bus import EventBus, Subscription
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from services.marketdata.book import BookEntry
 from services.marketdata.pipeline import MarketDataBatchEvent
+from widgets import theme
 from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
 from widgets.models.common import log
 from widgets.models.row_view import RowTableView
@@ -78,7 +79,7 @@ class WatchlistPanel(QWidget):
         self.add_button.clicked.connect(self._add_from_edit)
         self.error_label = QLabel("", self)
         self.error_label.setObjectName("watchlistError")
-        self.error_label.setStyleSheet("color: #ef5350")
+        self.error_label.setStyleSheet(f"color: {theme.DOWN}")
         self.error_label.setVisible(False)
 
         self.view = RowTableView(self)

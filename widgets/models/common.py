@@ -13,17 +13,18 @@ from typing import Any, TypeVar
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from services.domain.enums import OrderStatus
+from services.domain.enums import OrderStatus, TradingState
 from services.domain.money import decimal_str
+from widgets import theme
 
 log = logging.getLogger("heron.widgets")
 
 DASH = "—"
-UP = QColor("#26a69a")
-DOWN = QColor("#ef5350")
-MUTED = QColor("#8a93a0")
-WARN = QColor("#ffb300")
-INFO = QColor("#5b9bff")
+UP = QColor(theme.UP)
+DOWN = QColor(theme.DOWN)
+MUTED = QColor(theme.MUTED)
+WARN = QColor(theme.WARN)
+INFO = QColor(theme.INFO)
 
 #: Status groups for the blotter filter.
 STATUS_GROUPS: dict[str, frozenset[OrderStatus] | None] = {
@@ -36,9 +37,17 @@ STATUS_GROUPS: dict[str, frozenset[OrderStatus] | None] = {
     "Rejected": frozenset({OrderStatus.REJECTED, OrderStatus.SUSPENDED}),
 }
 
+#: The trading state's colour (account panel and status bar).
+TRADING_STATE_COLORS: dict[TradingState, str] = {
+    TradingState.ACTIVE: theme.UP,
+    TradingState.REDUCING: theme.WARN,
+    TradingState.HALTED: theme.DOWN,
+    TradingState.DISABLED: theme.MUTED,
+}
+
 STATUS_COLORS: dict[OrderStatus, QColor] = {
     OrderStatus.FILLED: UP,
-    OrderStatus.PARTIALLY_FILLED: QColor("#80cbc4"),
+    OrderStatus.PARTIALLY_FILLED: QColor(theme.PARTIAL),
     OrderStatus.NEW: INFO,
     OrderStatus.ACCEPTED: INFO,
     OrderStatus.PENDING_NEW: WARN,
