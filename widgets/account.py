@@ -125,6 +125,31 @@ class AccountPanel(QWidget):
         self.ask_kill: Callable[[], bool | None] = self._kill_dialog
         self._refreshing = False
 
+        left = self._build_figures(kill_switch is not None)
+        self._build_curve()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(left)
+        layout.addWidget(self.curve_stack, 1)
+
+        if trading is not None:
+            self.set_trading_state(trading.state, trading.reason)
+        self._subs: list[Subscription] = []
+        if bus is not None:
+            self._subs.append(bus.subscribe(AccountEvent, lambda e: self.set_account(e.account)))
+            self._subs.append(
+                bus.subscribe(TradingStateEvent, lambda e: self.set_trading_state(e.state, e.reason))
+            )
+        cancel_on_destroy(self, self._subs)
+        self.account_timer = QTimer(self)
+        self.account_timer.setInterval(ACCOUNT_INTERVAL_MS)
+        self.account_timer.timeout.connect(self.refresh)
+        self.history_timer = QTimer(self)
+        self.history_timer.setInterval(HISTORY_INTERVAL_MS)
+        self.history_timer.timeout.connect(self.refresh_history)
+
+    def _build_figures(self, can_kill: bool) -> QVBoxLayout:
+        """The account figures, the trading state, the kill switch and the message line."""
         self.values: dict[str, QLabel] = {}
         form = QFormLayout()
         for key, title in (
@@ -147,12 +172,21 @@ class AccountPanel(QWidget):
         self.kill_button.setStyleSheet(
             f"background: {theme.DANGER_BG}; color: {theme.ON_ACCENT}; font-weight: bold; padding: 6px"
         )
-        self.kill_button.setEnabled(kill_switch is not None)
+        self.kill_button.setEnabled(can_kill)
         self.kill_button.clicked.connect(self.trigger_kill_switch)
         self.message = QLabel("", self)
         self.message.setObjectName("accountMessage")
         self.message.setWordWrap(True)
+        left = QVBoxLayout()
+        left.addLayout(form)
+        left.addWidget(self.state_label)
+        left.addWidget(self.kill_button)
+        left.addWidget(self.message)
+        left.addStretch(1)
+        return left
 
+    def _build_curve(self) -> None:
+        """The equity curve, behind a note until the broker's history has two points."""
         self.plot = pg.PlotWidget(self, axisItems={"bottom": pg.DateAxisItem(), "left": MoneyAxis()})
         self.plot.setObjectName("accountEquityCurve")
         self.plot.setMinimumHeight(120)
@@ -171,33 +205,6 @@ class AccountPanel(QWidget):
         self.plot.hideButtons()
         self.curve = self.plot.plot([], [], pen=pg.mkPen(theme.INFO, width=2))
         self.history_points = 0
-
-        left = QVBoxLayout()
-        left.addLayout(form)
-        left.addWidget(self.state_label)
-        left.addWidget(self.kill_button)
-        left.addWidget(self.message)
-        left.addStretch(1)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(left)
-        layout.addWidget(self.curve_stack, 1)
-
-        if trading is not None:
-            self.set_trading_state(trading.state, trading.reason)
-        self._subs: list[Subscription] = []
-        if bus is not None:
-            self._subs.append(bus.subscribe(AccountEvent, lambda e: self.set_account(e.account)))
-            self._subs.append(
-                bus.subscribe(TradingStateEvent, lambda e: self.set_trading_state(e.state, e.reason))
-            )
-        cancel_on_destroy(self, self._subs)
-        self.account_timer = QTimer(self)
-        self.account_timer.setInterval(ACCOUNT_INTERVAL_MS)
-        self.account_timer.timeout.connect(self.refresh)
-        self.history_timer = QTimer(self)
-        self.history_timer.setInterval(HISTORY_INTERVAL_MS)
-        self.history_timer.timeout.connect(self.refresh_history)
 
     def start(self) -> None:
         """Begin periodic refreshes (needs a running event loop)."""

@@ -108,31 +108,28 @@ class BacktestDialog(QDialog):
         self.last_result: BacktestResult | None = None
         self.trades = trades_model(self)
 
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self._build_setup())
+        split.addWidget(self._build_results())
+        split.setStretchFactor(1, 3)
+        split.setSizes([340, 760])
+        lay = QVBoxLayout(self)
+        lay.addWidget(split)
+
+        self.strategy.currentTextChanged.connect(lambda _: self._strategy_changed())
+        if kind is not None and kind in self.registry:
+            self.strategy.setCurrentText(kind)
+        self._strategy_changed(params)
+        self._source_changed()
+
+    def _build_setup(self) -> QGroupBox:
+        """The left side: strategy, its parameters, the history to run over, Run/Cancel, progress."""
         self.strategy = named(QComboBox(), "btStrategy")
         for key in sorted(self.registry):
             self.strategy.addItem(key)
         self.params = ParamEditor()
         self.symbol = named(QLineEdit("AAPL"), "btSymbol")
-        self.source = named(QComboBox(), "btSource")
-        self.source.addItem("Generated history (seeded random walk, not market data)", "generated")
-        if history is not None:
-            self.source.addItem("Stored history", "stored")
-        self.bars = named(QSpinBox(), "btBars")
-        self.bars.setRange(100, 2_000_000)
-        self.bars.setSingleStep(1000)
-        self.bars.setValue(20_000)
-        self.bars.setSuffix(" one-minute bars")
-        self.seed = named(QSpinBox(), "btSeed")
-        self.seed.setRange(0, 2_000_000_000)
-        self.seed.setValue(1)
-        now = QDateTime.currentDateTimeUtc()
-        self.start = named(QDateTimeEdit(now.addDays(-30)), "btStart")
-        self.end = named(QDateTimeEdit(now), "btEnd")
-        for w in (self.start, self.end):
-            w.setTimeZone(QTimeZone.utc())
-            w.setDisplayFormat("yyyy-MM-dd HH:mm 'UTC'")
-            w.setCalendarPopup(True)
-        self.source.currentIndexChanged.connect(lambda _: self._source_changed())
+        self._build_history_inputs()
         setup = QGroupBox("Setup")
         form = QFormLayout(setup)
         form.addRow("Strategy", self.strategy)
@@ -160,7 +157,33 @@ class BacktestDialog(QDialog):
         form.addRow(buttons)
         form.addRow(self.progress)
         form.addRow(self.status)
+        return setup
 
+    def _build_history_inputs(self) -> None:
+        """History source, length and seed of generated history, and the stored history's range."""
+        self.source = named(QComboBox(), "btSource")
+        self.source.addItem("Generated history (seeded random walk, not market data)", "generated")
+        if self.history is not None:
+            self.source.addItem("Stored history", "stored")
+        self.bars = named(QSpinBox(), "btBars")
+        self.bars.setRange(100, 2_000_000)
+        self.bars.setSingleStep(1000)
+        self.bars.setValue(20_000)
+        self.bars.setSuffix(" one-minute bars")
+        self.seed = named(QSpinBox(), "btSeed")
+        self.seed.setRange(0, 2_000_000_000)
+        self.seed.setValue(1)
+        now = QDateTime.currentDateTimeUtc()
+        self.start = named(QDateTimeEdit(now.addDays(-30)), "btStart")
+        self.end = named(QDateTimeEdit(now), "btEnd")
+        for w in (self.start, self.end):
+            w.setTimeZone(QTimeZone.utc())
+            w.setDisplayFormat("yyyy-MM-dd HH:mm 'UTC'")
+            w.setCalendarPopup(True)
+        self.source.currentIndexChanged.connect(lambda _: self._source_changed())
+
+    def _build_results(self) -> QWidget:
+        """The right side: the metric figures over the equity curve and the trades table."""
         self.metrics: dict[str, QLabel] = {}
         grid = QGridLayout()
         for i, (key, title) in enumerate(
@@ -181,18 +204,7 @@ class BacktestDialog(QDialog):
         self.plot.setLabel("left", "Equity (USD)")
         self.plot.setMenuEnabled(False)
         self.curve = self.plot.plot([], [], pen=pg.mkPen(theme.INFO, width=1.5))
-        self.table = named(QTableView(), "btTrades")
-        proxy = QSortFilterProxyModel(self)
-        proxy.setSourceModel(self.trades)
-        proxy.setSortRole(SORT_ROLE)
-        self.table.setModel(proxy)
-        self.table.setSortingEnabled(True)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.setAlternatingRowColors(True)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table = self._build_trades_table()
         results = QWidget()
         rl = QVBoxLayout(results)
         rl.setContentsMargins(0, 0, 0, 0)
@@ -203,19 +215,22 @@ class BacktestDialog(QDialog):
         inner.setStretchFactor(0, 3)
         inner.setStretchFactor(1, 2)
         rl.addWidget(inner, 1)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(setup)
-        split.addWidget(results)
-        split.setStretchFactor(1, 3)
-        split.setSizes([340, 760])
-        lay = QVBoxLayout(self)
-        lay.addWidget(split)
+        return results
 
-        self.strategy.currentTextChanged.connect(lambda _: self._strategy_changed())
-        if kind is not None and kind in self.registry:
-            self.strategy.setCurrentText(kind)
-        self._strategy_changed(params)
-        self._source_changed()
+    def _build_trades_table(self) -> QTableView:
+        table = named(QTableView(), "btTrades")
+        proxy = QSortFilterProxyModel(self)
+        proxy.setSourceModel(self.trades)
+        proxy.setSortRole(SORT_ROLE)
+        table.setModel(proxy)
+        table.setSortingEnabled(True)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.verticalHeader().hide()
+        table.setAlternatingRowColors(True)
+        table.horizontalHeader().setStretchLastSection(True)
+        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        return table
 
     # -- form -------------------------------------------------------------------------------------
     def _strategy_changed(self, values: dict[str, str] | None = None) -> None:

@@ -225,6 +225,37 @@ class BlotterPanel(QWidget):
         self.fills_proxy.setSortRole(SORT_ROLE)
         self.fills_proxy.setSourceModel(self.fills)
 
+        bar = self._build_filter_bar()
+        self.note = QLabel(
+            f"Showing the last {max_orders:,} orders and {max_fills:,} fills; "
+            "older history is in the database.",
+            self,
+        )
+        self.note.setObjectName("blotterNote")
+        self.note.setStyleSheet(f"color: {theme.MUTED}")
+        self.status_label = QLabel("", self)
+        self.status_label.setObjectName("blotterStatus")
+        self._build_tables()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(bar)
+        layout.addWidget(self.tabs, 1)
+        low = QHBoxLayout()
+        low.addWidget(self.note, 1)
+        low.addWidget(self.status_label)
+        layout.addLayout(low)
+
+        self.group_combo.setCurrentText("All")
+        self._subs: list[Subscription] = []
+        self.load()
+        if bus is not None:
+            self._subs.append(bus.subscribe(OrderChangedEvent, self.on_order_changed))
+            self._subs.append(bus.subscribe(FillEvent, self.on_fill))
+        cancel_on_destroy(self, self._subs)
+
+    def _build_filter_bar(self) -> QHBoxLayout:
+        """Status group and symbol filters, Cancel all, Export CSV."""
         self.group_combo = QComboBox(self)
         self.group_combo.setObjectName("blotterStatusFilter")
         self.group_combo.addItems(list(STATUS_GROUPS))
@@ -239,16 +270,16 @@ class BlotterPanel(QWidget):
         self.export_button = QPushButton("Export CSV…", self)
         self.export_button.setObjectName("blotterExport")
         self.export_button.clicked.connect(self._export_clicked)
-        self.note = QLabel(
-            f"Showing the last {max_orders:,} orders and {max_fills:,} fills; "
-            "older history is in the database.",
-            self,
-        )
-        self.note.setObjectName("blotterNote")
-        self.note.setStyleSheet(f"color: {theme.MUTED}")
-        self.status_label = QLabel("", self)
-        self.status_label.setObjectName("blotterStatus")
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Status", self))
+        bar.addWidget(self.group_combo)
+        bar.addWidget(self.symbol_filter, 1)
+        bar.addWidget(self.cancel_all_button)
+        bar.addWidget(self.export_button)
+        return bar
 
+    def _build_tables(self) -> None:
+        """The orders and fills tables, newest first, in their tabs."""
         self.orders_view = self._table("blotterOrdersTable", self.proxy, self.orders)
         self.orders_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.orders_view.customContextMenuRequested.connect(self._context_menu)
@@ -267,34 +298,10 @@ class BlotterPanel(QWidget):
         header.moveSection(header.visualIndex(OrdersTableModel.STATUS_COL), header.visualIndex(6))
         self.fills_view.fit_columns({0: stamp, 1: "BTC/USD", 2: "SELL", 3: qty, 4: price, 5: "1,234,567.89",
                                      6: "hr-x-script-1k7v5o0o4-1"})  # fmt: skip
-
         self.tabs = QTabWidget(self)
         self.tabs.setObjectName("blotterTabs")
         self.tabs.addTab(self.orders_view, "Orders")
         self.tabs.addTab(self.fills_view, "Fills")
-
-        bar = QHBoxLayout()
-        bar.addWidget(QLabel("Status", self))
-        bar.addWidget(self.group_combo)
-        bar.addWidget(self.symbol_filter, 1)
-        bar.addWidget(self.cancel_all_button)
-        bar.addWidget(self.export_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(2, 2, 2, 2)
-        layout.addLayout(bar)
-        layout.addWidget(self.tabs, 1)
-        low = QHBoxLayout()
-        low.addWidget(self.note, 1)
-        low.addWidget(self.status_label)
-        layout.addLayout(low)
-
-        self.group_combo.setCurrentText("All")
-        self._subs: list[Subscription] = []
-        self.load()
-        if bus is not None:
-            self._subs.append(bus.subscribe(OrderChangedEvent, self.on_order_changed))
-            self._subs.append(bus.subscribe(FillEvent, self.on_fill))
-        cancel_on_destroy(self, self._subs)
 
     def _table(self, name: str, proxy: QSortFilterProxyModel, source: RowTableModel) -> RowTableView:
         view = RowTableView(self)

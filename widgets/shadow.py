@@ -203,6 +203,38 @@ class ShadowPanel(QWidget):
         self._history_points = history_points
         self._curves: dict[str, Any] = {}
 
+        self.comparison_view = _view("shadowComparison", self.comparison, self)
+        self.models_view = _view("shadowModels", self.models, self)
+        self.predictions_view = _view("shadowPredictions", self.predictions, self, sort=False)
+        top = self._build_top_bar()
+        plots = QSplitter(Qt.Orientation.Horizontal)
+        plots.addWidget(self._build_hit_plot())
+        plots.addWidget(self._build_calibration())
+        plots.setSizes([600, 400])
+        cmp_box = QGroupBox("Comparison")
+        QVBoxLayout(cmp_box).addWidget(self.comparison_view)
+        tabs = QTabWidget()
+        tabs.addTab(self.predictions_view, "Live predictions")
+        tabs.addTab(self.models_view, "Models")
+        lower = QSplitter(Qt.Orientation.Horizontal)
+        lower.addWidget(cmp_box)
+        lower.addWidget(tabs)
+        lower.setSizes([550, 550])
+        main = QSplitter(Qt.Orientation.Vertical)
+        main.addWidget(plots)
+        main.addWidget(lower)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(main, 1)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(refresh_ms)
+        self._timer.timeout.connect(self.refresh)
+        self.set_services(tracker, registry)
+
+    def _build_top_bar(self) -> QHBoxLayout:
+        """The "never sent" badge, the totals, the status line and the training controls."""
         self.totals = named(QLabel(), "shadowTotals")
         self.totals.setStyleSheet(f"color: {theme.MUTED};")
         self.train_button = named(QPushButton("Train models"), "trainButton")
@@ -230,10 +262,10 @@ class ShadowPanel(QWidget):
         top.addWidget(self.progress)
         top.addWidget(self.train_button)
         top.addWidget(self.train_cancel)
+        return top
 
-        self.comparison_view = _view("shadowComparison", self.comparison, self)
-        self.models_view = _view("shadowModels", self.models, self)
-        self.predictions_view = _view("shadowPredictions", self.predictions, self, sort=False)
+    def _build_hit_plot(self) -> pg.PlotWidget:
+        """Each model's hit rate over time, around the 50 % line."""
         self.hit_plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
         self.hit_plot.setObjectName("hitRatePlot")
         self.hit_plot.setBackground(theme.PLOT_BG)
@@ -243,6 +275,10 @@ class ShadowPanel(QWidget):
         self.hit_plot.addLine(y=0.5, pen=pg.mkPen(theme.GUIDE, style=Qt.PenStyle.DashLine))
         self.hit_plot.addLegend(offset=(10, 5))
         self.hit_plot.setMenuEnabled(False)
+        return self.hit_plot
+
+    def _build_calibration(self) -> QWidget:
+        """The chosen model's calibration (predicted against realised, per bin) under its picker."""
         self.cal_plot = pg.PlotWidget()
         self.cal_plot.setObjectName("calibrationPlot")
         self.cal_plot.setBackground(theme.PLOT_BG)
@@ -261,32 +297,7 @@ class ShadowPanel(QWidget):
         cl.setContentsMargins(0, 0, 0, 0)
         cl.addWidget(self.cal_model)
         cl.addWidget(self.cal_plot, 1)
-
-        plots = QSplitter(Qt.Orientation.Horizontal)
-        plots.addWidget(self.hit_plot)
-        plots.addWidget(cal_box)
-        plots.setSizes([600, 400])
-        cmp_box = QGroupBox("Comparison")
-        QVBoxLayout(cmp_box).addWidget(self.comparison_view)
-        tabs = QTabWidget()
-        tabs.addTab(self.predictions_view, "Live predictions")
-        tabs.addTab(self.models_view, "Models")
-        lower = QSplitter(Qt.Orientation.Horizontal)
-        lower.addWidget(cmp_box)
-        lower.addWidget(tabs)
-        lower.setSizes([550, 550])
-        main = QSplitter(Qt.Orientation.Vertical)
-        main.addWidget(plots)
-        main.addWidget(lower)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
-        layout.addWidget(main, 1)
-
-        self._timer = QTimer(self)
-        self._timer.setInterval(refresh_ms)
-        self._timer.timeout.connect(self.refresh)
-        self.set_services(tracker, registry)
+        return cal_box
 
     def set_services(self, tracker: Any | None, registry: Any | None) -> None:
         self.tracker, self.registry = tracker, registry

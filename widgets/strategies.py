@@ -94,6 +94,22 @@ class StrategiesPanel(QWidget):
         self.open_backtest = open_backtest
         self.model = strategy_model(self)
 
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self._build_available())
+        split.addWidget(self._build_running())
+        split.setStretchFactor(1, 3)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+        if self.available.count():
+            self.available.setCurrentRow(0)
+        self._timer = QTimer(self)
+        self._timer.setInterval(refresh_ms)
+        self._timer.timeout.connect(self.refresh)
+        self.set_runner(runner)
+
+    def _build_available(self) -> QGroupBox:
+        """The left side: the strategy kinds, the chosen kind's parameters, Add && start."""
         self.available = named(QListWidget(), "availableList")
         for key, cls in sorted(self.registry.items()):
             item = QListWidgetItem(key)
@@ -120,7 +136,38 @@ class StrategiesPanel(QWidget):
         row.addWidget(self.add)
         ll.addLayout(row)
         ll.addWidget(self.message)
+        return left
 
+    def _build_running(self) -> QGroupBox:
+        """The right side: the running strategies, their actions and the selected one's errors."""
+        self._build_table()
+        self.start = named(QPushButton("Start"), "startStrategy")
+        self.start.clicked.connect(lambda: self._act("start"))
+        self.pause = named(QPushButton("Pause"), "pauseStrategy")
+        self.pause.clicked.connect(lambda: self._act("pause"))
+        self.stop = named(QPushButton("Stop"), "stopStrategy")
+        self.stop.clicked.connect(lambda: self._act("stop"))
+        self.backtest = named(QPushButton("Backtest…"), "backtestButton")
+        self.backtest.clicked.connect(self._backtest)
+        self.backtest.setEnabled(self.open_backtest is not None)
+        actions = QHBoxLayout()
+        for b in (self.start, self.pause, self.stop):
+            actions.addWidget(b)
+        actions.addStretch(1)
+        actions.addWidget(self.backtest)
+        self.error = named(QPlainTextEdit(), "strategyError")
+        self.error.setReadOnly(True)
+        self.error.setPlaceholderText("Errors of the selected strategy appear here")
+        self.error.setMaximumHeight(120)
+        self.error.setStyleSheet(f"color: {theme.DOWN}; font-family: monospace;")
+        right = QGroupBox("Strategies")
+        rl = QVBoxLayout(right)
+        rl.addWidget(self.table, 1)
+        rl.addLayout(actions)
+        rl.addWidget(self.error)
+        return right
+
+    def _build_table(self) -> None:
         self.table = named(QTableView(), "strategyTable")
         proxy = QSortFilterProxyModel(self)
         proxy.setSourceModel(self.model)
@@ -138,44 +185,6 @@ class StrategiesPanel(QWidget):
         for col, width in enumerate((130, 70, 120, 60, 90, 80, 70)):
             self.table.horizontalHeader().resizeSection(col, width)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
-        self.start = named(QPushButton("Start"), "startStrategy")
-        self.start.clicked.connect(lambda: self._act("start"))
-        self.pause = named(QPushButton("Pause"), "pauseStrategy")
-        self.pause.clicked.connect(lambda: self._act("pause"))
-        self.stop = named(QPushButton("Stop"), "stopStrategy")
-        self.stop.clicked.connect(lambda: self._act("stop"))
-        self.backtest = named(QPushButton("Backtest…"), "backtestButton")
-        self.backtest.clicked.connect(self._backtest)
-        self.backtest.setEnabled(open_backtest is not None)
-        actions = QHBoxLayout()
-        for b in (self.start, self.pause, self.stop):
-            actions.addWidget(b)
-        actions.addStretch(1)
-        actions.addWidget(self.backtest)
-        self.error = named(QPlainTextEdit(), "strategyError")
-        self.error.setReadOnly(True)
-        self.error.setPlaceholderText("Errors of the selected strategy appear here")
-        self.error.setMaximumHeight(120)
-        self.error.setStyleSheet(f"color: {theme.DOWN}; font-family: monospace;")
-        right = QGroupBox("Strategies")
-        rl = QVBoxLayout(right)
-        rl.addWidget(self.table, 1)
-        rl.addLayout(actions)
-        rl.addWidget(self.error)
-
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(left)
-        split.addWidget(right)
-        split.setStretchFactor(1, 3)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(split)
-        if self.available.count():
-            self.available.setCurrentRow(0)
-        self._timer = QTimer(self)
-        self._timer.setInterval(refresh_ms)
-        self._timer.timeout.connect(self.refresh)
-        self.set_runner(runner)
 
     def set_runner(self, runner: Any | None) -> None:
         self.runner = runner

@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from services.domain.enums import OrderStatus, TradingState
+from services.domain.enums import OrderClass, OrderStatus, TradingState
+from services.domain.models import OrderRequest
 from services.domain.money import decimal_str
 from widgets import theme
 
@@ -106,6 +107,34 @@ def sign_color(value: Decimal | None) -> QColor | None:
     if value is None or value == 0:
         return None
     return UP if value > 0 else DOWN
+
+
+def describe_request(request: OrderRequest) -> str:
+    """One line naming an order request (side, amount, type, prices, time in force, legs)."""
+    amount = (
+        f"{decimal_str(request.qty)} {request.symbol}"
+        if request.qty is not None
+        else f"${decimal_str(request.notional)} of {request.symbol}"
+    )
+    parts = [f"{request.side.value.upper()} {amount}", request.type.value]
+    if request.limit_price is not None:
+        parts.append(f"limit {decimal_str(request.limit_price)}")
+    if request.stop_price is not None:
+        parts.append(f"stop {decimal_str(request.stop_price)}")
+    if request.trail_price is not None:
+        parts.append(f"trail ${decimal_str(request.trail_price)}")
+    if request.trail_percent is not None:
+        parts.append(f"trail {decimal_str(request.trail_percent)}%")
+    parts.append(request.time_in_force.value)
+    if request.extended_hours:
+        parts.append("extended hours")
+    if request.order_class is not OrderClass.SIMPLE:
+        parts.append(f"{request.order_class.value}")
+        if request.take_profit is not None:
+            parts.append(f"TP {decimal_str(request.take_profit.limit_price)}")
+        if request.stop_loss is not None:
+            parts.append(f"SL {decimal_str(request.stop_loss.stop_price)}")
+    return " · ".join(parts)
 
 
 def confirm(parent: QWidget | None, title: str, text: str) -> bool:
