@@ -282,7 +282,7 @@ class ReconciliationPanel(QWidget):
         rows = self.incident_view.selectionModel().selectedRows()
         if not rows:
             return None
-        return self.incidents.row_at(self.incident_proxy.mapToSource(rows[0]).row())
+        return self.incidents.payload_at(self.incident_proxy.mapToSource(rows[0]).row())
 
     def select_incident(self, incident_id: str) -> None:
         row = self.incidents.row_for_key(incident_id)
@@ -414,7 +414,7 @@ class _IncidentFilter(QSortFilterProxyModel):
         if self._show_resolved:
             return True
         model = self.sourceModel()
-        return in_force(model.row_at(source_row))  # type: ignore[attr-defined]
+        return in_force(model.payload_at(source_row))  # type: ignore[attr-defined]
 
 
 def _differing_quantities(rc: Any) -> list[str]:

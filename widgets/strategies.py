@@ -221,7 +221,7 @@ class StrategiesPanel(QWidget):
         rows = self.table.selectionModel().selectedRows()
         if not rows:
             return None
-        return str(self.model.row_at(self.proxy.mapToSource(rows[0]).row()).name)
+        return str(self.model.payload_at(self.proxy.mapToSource(rows[0]).row()).name)
 
     def select(self, name: str) -> None:
         row = self.model.row_for_key(name)
