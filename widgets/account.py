@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
@@ -39,21 +39,13 @@ from services.domain.models import Account
 from widgets import theme
 from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
 from widgets.models.common import DASH, TRADING_STATE_COLORS, fmt_money, sign_color
+from widgets.protocols import KillSwitchLike, TradingLike
 from widgets.tasks import run_async
 
 ACCOUNT_INTERVAL_MS = 5_000
 HISTORY_INTERVAL_MS = 60_000
 
 STATE_COLORS = TRADING_STATE_COLORS
-
-
-class TradingLike(Protocol):
-    state: TradingState
-    reason: str
-
-
-class KillSwitchLike(Protocol):
-    async def trigger(self, *, operator: str, flatten: bool, reason: str = "kill switch") -> Any: ...
 
 
 class KillSwitchDialog(QDialog):

@@ -17,7 +17,6 @@ import csv
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
 
 from PySide6.QtCore import QAbstractItemModel, QPoint, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import (
@@ -49,16 +48,8 @@ from widgets.models.fills_model import MAX_FILLS, FillsTableModel, fill_key
 from widgets.models.orders_model import MAX_ORDERS, OrderRow, OrdersFilterProxy, OrdersTableModel
 from widgets.models.row_view import RowTableView
 from widgets.models.table import SORT_ROLE, Row, RowTableModel
-from widgets.protocols import EngineLike
+from widgets.protocols import EngineLike, StoreLike
 from widgets.tasks import run_async
-
-
-class StoreLike(Protocol):
-    def orders(self) -> list[Any]: ...
-
-    def view(self, rec: Any) -> Order: ...
-
-    def find(self, *, client_order_id: str | None = None, broker_order_id: str | None = None) -> Any: ...
 
 
 def write_csv(path: Path | str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> int:

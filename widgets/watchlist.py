@@ -12,7 +12,6 @@ Signals:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Protocol
 
 from PySide6.QtCore import QItemSelection, QModelIndex, QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -30,7 +29,6 @@ from PySide6.QtWidgets import (
 
 from services.domain.bus import EventBus, Subscription
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
-from services.marketdata.book import BookEntry
 from services.marketdata.pipeline import MarketDataBatchEvent
 from widgets import theme
 from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
@@ -38,13 +36,8 @@ from widgets.models.common import log
 from widgets.models.row_view import RowTableView
 from widgets.models.table import Row
 from widgets.models.watchlist_model import WatchlistTableModel
+from widgets.protocols import BookLike
 from widgets.tasks import run_async
-
-
-class BookLike(Protocol):
-    def entry(self, symbol: str) -> BookEntry: ...
-
-    def symbols(self) -> list[str]: ...
 
 
 class WatchlistPanel(QWidget):
