@@ -46,7 +46,8 @@ class Column(Generic[R]):
 
 
 class _ColumnTableModel(QAbstractTableModel, Generic[R]):
-    """The read side both tables share: ``_rows`` shown through ``_columns``. GUI thread only."""
+    """The read side of the bounded stream: ``_rows`` shown through ``_columns``, each cell formatted
+    when a view asks for it. GUI thread only."""
 
     _columns: list[Column[R]]
     _rows: list[R]
