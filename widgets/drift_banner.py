@@ -13,7 +13,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
-from widgets.ops_models.table import named
+from widgets.models.common import named
 
 _STYLE = {
     "critical": ("#4a1518", "#ef5350"),
