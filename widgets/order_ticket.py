@@ -46,7 +46,8 @@ from services.domain.enums import Mode, OrderClass, OrderSide, OrderType, TimeIn
 from services.domain.models import Asset, Order, OrderLegSpec, OrderRequest
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from services.domain.symbols import InvalidSymbolError, is_crypto, normalize_symbol
-from services.risk.gate import RiskContext, RiskGate, RiskReport
+from services.risk.context import RiskContext, RiskReport
+from services.risk.gate import RiskGate
 from widgets.models.common import DOWN, UP, confirm, run_async
 
 DEBOUNCE_MS = 100

@@ -42,7 +42,7 @@ from services.domain.models import Order, OrderRequest
 from services.domain.money import decimal_str
 from services.domain.symbols import is_crypto
 from services.orders.state_machine import OrderState
-from services.risk.gate import RiskReport
+from services.risk.context import RiskReport
 from services.storage.errors import StorageError, describe_db_error
 
 if TYPE_CHECKING:

@@ -48,7 +48,8 @@ from services.orders.journal import OrderJournal, replace_client_id, source_from
 from services.orders.state_machine import ApplyResult, OrderRecord, OrderState, OrderStateMachine, Trigger
 from services.orders.store import OrderMeta, OrderStore
 from services.orders.writes import DB_ERRORS, UnwrittenRecords, describe_write_error
-from services.risk.gate import MarketHours, OrderGateLike, PriceSource, RiskContext, RiskGate, RiskReport
+from services.risk.context import MarketHours, OrderGateLike, PriceSource, RiskContext, RiskReport
+from services.risk.gate import RiskGate
 from services.risk.trading_state import TradingStateMachine
 
 log = logging.getLogger(__name__)
