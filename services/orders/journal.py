@@ -50,6 +50,7 @@ def sane_amount(name: str, value: Decimal | None) -> None:
     if not isinstance(value, Decimal) or not value.is_finite() or not 0 < value <= STORED_MAX:
         raise ValueError(f"{name} {value!r} is not a sane amount")
 
+
 MAX_CLIENT_ID: Final = 48
 _REPLACE_SUFFIX: Final = re.compile(r"-r(\d+)$")
 _B32: Final = "0123456789abcdefghijklmnopqrstuv"

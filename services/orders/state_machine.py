@@ -383,7 +383,7 @@ def inferred_range(execution_id: str) -> tuple[str, Decimal, Decimal] | None:
     """(broker order id, cum_before, cum_after) of an inferred id; None for a real execution id."""
     if not execution_id.startswith(INFERRED_PREFIX):
         return None
-    parts = execution_id[len(INFERRED_PREFIX):].rsplit(":", 2)
+    parts = execution_id[len(INFERRED_PREFIX) :].rsplit(":", 2)
     if len(parts) != 3:
         return None
     try:
@@ -508,8 +508,15 @@ class OrderStateMachine:
         """
         event = "fill" if order.status is OrderStatus.FILLED else "partial_fill"
         return self.apply_update(
-            rec, event, order, fill.ts, execution_id=fill.execution_id, price=fill.price, qty=fill.qty,
-            position_qty=fill.position_qty, counted_is_booked=True,
+            rec,
+            event,
+            order,
+            fill.ts,
+            execution_id=fill.execution_id,
+            price=fill.price,
+            qty=fill.qty,
+            position_qty=fill.position_qty,
+            counted_is_booked=True,
         )
 
     def apply_snapshot(self, rec: OrderRecord, order: Order, ts: datetime) -> ApplyResult:
@@ -806,8 +813,15 @@ class OrderStateMachine:
             rest = qty - (overlap if counted_is_booked else covered)  # not counted yet: booked below
             if pieces:
                 real = Fill(
-                    execution_id, order.id, order.client_order_id, rec.symbol, rec.side, covered + rest,
-                    price, ts, position_qty,
+                    execution_id,
+                    order.id,
+                    order.client_order_id,
+                    rec.symbol,
+                    rec.side,
+                    covered + rest,
+                    price,
+                    ts,
+                    position_qty,
                 )
                 result.matches.append(FillMatch(real, pieces))
             qty = rest

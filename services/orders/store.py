@@ -581,7 +581,6 @@ class OrderStore:
         """Commit the queued order and fill rows if the database takes them (False: kept queued)."""
         return self._batch.try_flush() if self._batch is not None else True
 
-
     def settle_deferred(self) -> None:
         """Replay the positions a refused write left waiting (see :meth:`_replay_position`)."""
         for symbol in sorted(self.deferred):
@@ -796,8 +795,10 @@ class OrderStore:
             raise self._damaged(table.name, bad, error) from error
 
     def _damaged(self, table: str, key: str, error: BaseException) -> DamagedRowError:
-        problem = f"the field {error} is missing" if isinstance(error, KeyError) else (
-            str(error) or type(error).__name__
+        problem = (
+            f"the field {error} is missing"
+            if isinstance(error, KeyError)
+            else (str(error) or type(error).__name__)
         )
         where = self._db.display_url if self._db is not None else "(none)"
         return DamagedRowError(
@@ -823,8 +824,10 @@ def _order_from_row(m: Any) -> tuple[OrderRecord, OrderMeta]:
     """One ``orders`` row; raises one of ``ROW_ERRORS`` for anything Heron would not have written."""
     state = OrderState(m["state"])
     blob = json.loads(m["legs"])
-    if not isinstance(blob, dict) or not isinstance(blob.get("legs"), dict) or not isinstance(
-        blob.get("meta"), dict
+    if (
+        not isinstance(blob, dict)
+        or not isinstance(blob.get("legs"), dict)
+        or not isinstance(blob.get("meta"), dict)
     ):
         raise ValueError("legs is not a JSON object with 'legs' and 'meta' objects")
     sane_amount("qty", m["qty"])
