@@ -41,7 +41,7 @@ from services.domain.events import NotificationEvent
 from services.domain.models import Order, OrderRequest
 from services.domain.money import decimal_str
 from services.domain.symbols import is_crypto
-from services.orders.state_machine import OrderState
+from services.orders.transitions import OrderState
 from services.risk.context import RiskReport
 from services.storage.errors import StorageError, describe_db_error
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from services.domain.enums import OrderSide
-from services.orders.state_machine import OrderRecord
+from services.orders.records import OrderRecord
 from services.orders.store import OrderStore
 
 ZERO = Decimal(0)

@@ -33,15 +33,9 @@ from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.events import FillEvent, NotificationEvent, OrderChangedEvent
 from services.domain.models import Fill, Order
 from services.orders.journal import ROW_ERRORS, STORED_MAX, sane_amount
-from services.orders.state_machine import (
-    Anomaly,
-    ApplyResult,
-    BrokerLeg,
-    FillMatch,
-    OrderRecord,
-    OrderState,
-)
+from services.orders.records import Anomaly, ApplyResult, BrokerLeg, FillMatch, OrderRecord
 from services.orders.tables import anomalies_table, fills_table, orders_table
+from services.orders.transitions import OrderState
 from services.orders.writes import WriteBatch
 from services.storage import Database
 from services.storage.errors import DamagedRowError

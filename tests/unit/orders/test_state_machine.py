@@ -6,13 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.domain.enums import OrderSide, OrderStatus
-from services.orders.state_machine import (
-    TRANSITIONS,
-    OrderRecord,
-    OrderState,
-    OrderStateMachine,
-    Trigger,
-)
+from services.orders.records import OrderRecord
+from services.orders.state_machine import OrderStateMachine
+from services.orders.transitions import TRANSITIONS, OrderState, Trigger
 from tests.unit.orders.helpers import T0, order
 
 SM = OrderStateMachine()
