@@ -45,11 +45,11 @@ from services.domain.models import Account, Asset, Order, OrderRequest
 from services.orders.closing import CloseReport, PositionCloser, SymbolCloseResult
 from services.orders.exposure import exposure, working_orders
 from services.orders.journal import OrderJournal, source_from_client_id
-from services.orders.records import ApplyResult, OrderRecord
+from services.orders.records import ApplyResult, OrderMeta, OrderRecord
 from services.orders.recovery import IntentRecovery
 from services.orders.replacing import ReplaceSending, busy_reason, replacement_request, worst_qty
 from services.orders.state_machine import OrderStateMachine
-from services.orders.store import OrderMeta, OrderStore
+from services.orders.store import OrderStore
 from services.orders.transitions import OrderState, Trigger
 from services.orders.writes import DB_ERRORS, UnwrittenRecords, describe_write_error
 from services.risk.context import MarketHours, OrderGateLike, PriceSource, RiskContext, RiskReport

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from services.domain.enums import OrderSide
+from services.domain.enums import OrderSide, OrderType, TimeInForce
 from services.domain.models import Fill, Order
 from services.orders.transitions import OrderState
 
@@ -142,3 +142,14 @@ def inferred_range(execution_id: str) -> tuple[str, Decimal, Decimal] | None:
         return parts[0], Decimal(parts[1]), Decimal(parts[2])
     except ArithmeticError:
         return None
+
+
+@dataclass(slots=True)
+class OrderMeta:
+    """What the store keeps beside the state machine's record (for views and persistence)."""
+
+    created_at: datetime
+    type: OrderType = OrderType.MARKET
+    time_in_force: TimeInForce = TimeInForce.DAY
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None

@@ -24,9 +24,9 @@ from services.domain.enums import OrderStatus, OrderType, TimeInForce
 from services.domain.events import NotificationEvent
 from services.domain.models import Account, Fill, Order
 from services.orders.journal import OrderJournal
-from services.orders.records import ApplyResult, OrderRecord
+from services.orders.records import ApplyResult, OrderMeta, OrderRecord
 from services.orders.state_machine import OrderStateMachine
-from services.orders.store import OrderMeta, OrderStore
+from services.orders.store import OrderStore
 from services.orders.transitions import OrderState, Trigger
 from services.orders.writes import DB_ERRORS
 

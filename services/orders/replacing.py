@@ -22,9 +22,9 @@ from services.domain.enums import OrderType, TimeInForce
 from services.domain.events import NotificationEvent
 from services.domain.models import Order, OrderRequest
 from services.orders.journal import OrderJournal, replace_client_id
-from services.orders.records import ApplyResult, OrderRecord
+from services.orders.records import ApplyResult, OrderMeta, OrderRecord
 from services.orders.state_machine import OrderStateMachine
-from services.orders.store import OrderMeta, OrderStore
+from services.orders.store import OrderStore
 from services.orders.transitions import OrderState, Trigger
 from services.orders.writes import DB_ERRORS
 
