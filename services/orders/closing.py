@@ -41,6 +41,7 @@ from services.domain.events import NotificationEvent
 from services.domain.models import Order, OrderRequest
 from services.domain.money import decimal_str
 from services.domain.symbols import is_crypto
+from services.orders.journal import JournalKind
 from services.orders.transitions import OrderState
 from services.risk.context import RiskReport
 from services.storage.errors import StorageError, describe_db_error
@@ -431,7 +432,7 @@ class PositionCloser:
             try:
                 await engine.broker.cancel_order(order.id)
                 engine.journal.append(
-                    "cancel_requested", order.client_order_id, source, broker_order_id=order.id
+                    JournalKind.CANCEL_REQUESTED, order.client_order_id, source, broker_order_id=order.id
                 )
                 count += 1
             except BrokerError as error:
@@ -498,7 +499,9 @@ class PositionCloser:
             return
         self.outcomes[result.symbol] = result
         engine = self.engine
-        engine.journal.append("close_result", None, source, symbol=result.symbol, **result.to_json())
+        engine.journal.append(
+            JournalKind.CLOSE_RESULT, None, source, symbol=result.symbol, **result.to_json()
+        )
         try:
             engine.flush()
         except (SQLAlchemyError, StorageError) as error:

@@ -44,7 +44,7 @@ from services.domain.events import NotificationEvent, TradeUpdateEvent
 from services.domain.models import Account, Asset, Order, OrderRequest
 from services.orders.closing import CloseReport, PositionCloser, SymbolCloseResult
 from services.orders.exposure import exposure, working_orders
-from services.orders.journal import OrderJournal, source_from_client_id
+from services.orders.journal import IntentStatus, JournalKind, OrderJournal, source_from_client_id
 from services.orders.records import ApplyResult, OrderMeta, OrderRecord
 from services.orders.recovery import IntentRecovery
 from services.orders.replacing import ReplaceSending, busy_reason, replacement_request, worst_qty
@@ -188,7 +188,7 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
         self._last_seen[rec.client_order_id] = self.clock()
         for fill in result.fills:
             self.journal.append(
-                "fill",
+                JournalKind.FILL,
                 fill.client_order_id,
                 rec.source,
                 execution_id=fill.execution_id,
@@ -199,7 +199,7 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
             )
         if result.transition is not None:
             self.journal.append(
-                "state",
+                JournalKind.STATE,
                 rec.client_order_id,
                 rec.source,
                 old=result.transition[0].value,
@@ -279,7 +279,7 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
                 report = self.risk.check(request, self.risk_context(request, asset))
                 if not report.passed:
                     self.journal.append(
-                        "denied", None, source, symbol=request.symbol, reasons=report.explain()
+                        JournalKind.DENIED, None, source, symbol=request.symbol, reasons=report.explain()
                     )
                     self._schedule_flush()
                     self.bus.publish(
@@ -348,14 +348,14 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
         try:
             order = await self.broker.submit_order(request)
         except BrokerNotSent as error:  # never left Heron: known not placed, so it may be sent again
-            self.journal.settle(cid, "rejected", message=error.message)
+            self.journal.settle(cid, IntentStatus.REJECTED, message=error.message)
             self._commit(rec, self.sm.trigger(rec, Trigger.REJECT, self.clock(), detail=error.message))
             self.bus.publish(NotificationEvent(self.clock(), "warning", "orders", f"{cid} {error.message}"))
             return error.message
         except BrokerUnavailable as error:
             return self._unknown_outcome(rec, error.message)
         except (BrokerRejected, BrokerAuthError) as error:
-            self.journal.settle(cid, "rejected", message=error.message)
+            self.journal.settle(cid, IntentStatus.REJECTED, message=error.message)
             self._commit(rec, self.sm.trigger(rec, Trigger.REJECT, self.clock(), detail=error.message))
             rec.broker_status = "rejected"
             self.bus.publish(
@@ -367,13 +367,13 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
         except Exception as error:  # an answer Heron cannot read is not a refusal
             log.warning("%s: the broker's answer to the POST could not be read: %r", cid, error)
             return self._unknown_outcome(rec, f"unreadable answer from the broker: {error}")
-        self.journal.settle(cid, "acked", broker_order_id=order.id)
+        self.journal.settle(cid, IntentStatus.ACKED, broker_order_id=order.id)
         self._apply_snapshot(rec, order)
         return "accepted"
 
     def _unknown_outcome(self, rec: OrderRecord, why: str) -> str:
         rec.ambiguous = True
-        self.journal.append("ambiguous", rec.client_order_id, rec.source, message=why)
+        self.journal.append(JournalKind.AMBIGUOUS, rec.client_order_id, rec.source, message=why)
         self._commit(rec, ApplyResult(changed=True))
         return f"outcome unknown ({why}); the order stays in flight until the broker answers"
 
@@ -413,7 +413,9 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
                 source=source_from_client_id(order.client_order_id),
             )
             self.store.add(rec, self._meta_of(order))
-            self.journal.append("adopted", order.client_order_id, rec.source, broker_order_id=order.id)
+            self.journal.append(
+                JournalKind.ADOPTED, order.client_order_id, rec.source, broker_order_id=order.id
+            )
         result = self.sm.apply_update(
             rec,
             event.event,
@@ -427,7 +429,7 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
         if rec.ambiguous is False and rec.state is not OrderState.SUBMITTED:
             intent = rec.client_order_id
             if self.journal.is_in_flight(intent):
-                self.journal.settle(intent, "resolved", broker_order_id=order.id, via="stream")
+                self.journal.settle(intent, IntentStatus.RESOLVED, broker_order_id=order.id, via="stream")
         self._commit(rec, result)
         for leg in order.legs:
             self._adopt_child(rec, leg)
@@ -440,7 +442,7 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
             return False
         if rec.state is OrderState.PENDING_UPDATE:
             self._queued_cancel.add(rec.client_order_id)  # Alpaca refuses cancels while replacing
-            self.journal.append("cancel_queued", rec.client_order_id, source)
+            self.journal.append(JournalKind.CANCEL_QUEUED, rec.client_order_id, source)
             return True
         async with self._lock(rec.client_order_id):
             if rec.broker_order_id is None:
@@ -448,7 +450,7 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
                 if rec.broker_order_id is None:
                     return False
             self.journal.append(
-                "cancel_requested", rec.client_order_id, source, broker_order_id=rec.broker_order_id
+                JournalKind.CANCEL_REQUESTED, rec.client_order_id, source, broker_order_id=rec.broker_order_id
             )
             rec.cancel_requested = True
             try:
@@ -466,13 +468,17 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
                 self._refresh[rec.client_order_id] = None
                 return False
             except BrokerRejected as error:
-                self.journal.append("cancel_rejected", rec.client_order_id, source, message=error.message)
+                self.journal.append(
+                    JournalKind.CANCEL_REJECTED, rec.client_order_id, source, message=error.message
+                )
                 self._commit(rec, self.sm.trigger(rec, Trigger.CANCEL_REJECTED, self.clock()))
                 self._refresh[rec.client_order_id] = None
                 return False
             except BrokerError as error:
                 # unknown outcome: stays PENDING_CANCEL (never timed out); polling settles it
-                self.journal.append("cancel_ambiguous", rec.client_order_id, source, message=error.message)
+                self.journal.append(
+                    JournalKind.CANCEL_AMBIGUOUS, rec.client_order_id, source, message=error.message
+                )
                 self._refresh[rec.client_order_id] = None
         return True
 
@@ -553,7 +559,7 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
             try:
                 await self.broker.cancel_order(order.id)
                 self.journal.append(
-                    "cancel_requested", order.client_order_id, source, broker_order_id=order.id
+                    JournalKind.CANCEL_REQUESTED, order.client_order_id, source, broker_order_id=order.id
                 )
                 count += 1
             except BrokerError as error:

@@ -23,7 +23,7 @@ from services.domain.bus import EventBus
 from services.domain.enums import OrderStatus, OrderType, TimeInForce
 from services.domain.events import NotificationEvent
 from services.domain.models import Account, Fill, Order
-from services.orders.journal import OrderJournal
+from services.orders.journal import IntentStatus, OrderJournal
 from services.orders.records import ApplyResult, OrderMeta, OrderRecord
 from services.orders.state_machine import OrderStateMachine
 from services.orders.store import OrderStore
@@ -92,7 +92,9 @@ class IntentRecovery:
             return False
         now = self.clock()
         if order is not None:
-            self.journal.settle(client_order_id, "resolved", broker_order_id=order.id, via="lookup")
+            self.journal.settle(
+                client_order_id, IntentStatus.RESOLVED, broker_order_id=order.id, via="lookup"
+            )
             self.store.alias(rec, client_order_id=client_order_id, broker_order_id=order.id)
             if replacing and order.replaces is not None and order.replaces == rec.broker_order_id:
                 # the replaced order first: its fills up to the replace, and its "replaced" status
@@ -120,7 +122,7 @@ class IntentRecovery:
                         client_order_id, self._db_why(error))  # fmt: skip
             return False
         if row2 is not None and row2.not_found_count >= 2:
-            self.journal.settle(client_order_id, "lost")
+            self.journal.settle(client_order_id, IntentStatus.LOST)
             if row.logical_id == client_order_id:
                 self._commit(rec, self.sm.trigger(rec, Trigger.LOSE, now))
             else:  # a replacement that never happened: the original order stands

@@ -21,7 +21,7 @@ from services.domain.bus import EventBus
 from services.domain.enums import OrderType, TimeInForce
 from services.domain.events import NotificationEvent
 from services.domain.models import Order, OrderRequest
-from services.orders.journal import OrderJournal, replace_client_id
+from services.orders.journal import IntentStatus, JournalKind, OrderJournal, replace_client_id
 from services.orders.records import ApplyResult, OrderMeta, OrderRecord
 from services.orders.state_machine import OrderStateMachine
 from services.orders.store import OrderStore
@@ -104,14 +104,14 @@ class ReplaceSending:
         try:
             new = await self.broker.replace_order(rec.broker_order_id, replace(wire, client_order_id=new_cid))
         except BrokerUnavailable as error:
-            self.journal.append("ambiguous", new_cid, source, message=error.message)
+            self.journal.append(JournalKind.AMBIGUOUS, new_cid, source, message=error.message)
             return f"replace outcome unknown: {error.message}"
         except (BrokerRejected, BrokerAuthError) as error:
-            self.journal.settle(new_cid, "rejected", message=error.message)
+            self.journal.settle(new_cid, IntentStatus.REJECTED, message=error.message)
             rec.pending_replace_client_id = None
             self._commit(rec, self.sm.trigger(rec, Trigger.MODIFY_REJECTED, self.clock()))
             return error.message
-        self.journal.settle(new_cid, "acked", broker_order_id=new.id)
+        self.journal.settle(new_cid, IntentStatus.ACKED, broker_order_id=new.id)
         if meta is not None:
             meta.limit_price = probe.limit_price
             meta.stop_price = probe.stop_price
