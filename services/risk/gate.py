@@ -67,15 +67,15 @@ class RiskGate:
         self._forget_before(now)
         facts = order_facts(request, ctx)
         rule_input = RuleInput(
-            ctx=ctx,
-            facts=facts,
-            limits=self.limits,
-            band_up=self._band_up,
-            band_down=self._band_down,
-            drawdown=self._dd,
-            recent=len(self._recent),
-            last_orders=self._last_orders,
-            on_breach=self._tell_breach if record and self._on_breach is not None else None,
+            ctx,
+            facts,
+            self.limits,
+            self._band_up,
+            self._band_down,
+            self._dd,
+            len(self._recent),
+            self._last_orders,
+            self._tell_breach if record and self._on_breach is not None else None,
         )
         out: list[CheckResult] = []
         for rule in RULES:

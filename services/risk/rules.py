@@ -135,7 +135,7 @@ def max_order_notional(request: OrderRequest, c: RuleInput) -> CheckResult:
 def price_band(request: OrderRequest, c: RuleInput) -> CheckResult:
     """A limit price at most ``price_band_pct`` through the far side of the NBBO (a stop-limit's limit:
     through its stop); no quote or a stale one fails closed."""
-    f, band_pct = c.facts, fmt(c.limits.price_band_pct)
+    f = c.facts
     quote, buy, lp, sp = f.quote, f.buy, request.limit_price, request.stop_price
     if quote is None or quote.bid <= 0 or quote.ask <= 0:
         return CheckResult("price_band", False, f"no quote for {request.symbol} (fail closed)")
@@ -164,7 +164,7 @@ def price_band(request: OrderRequest, c: RuleInput) -> CheckResult:
                 "limit_price": fmt(lp),
                 "stop": fmt(sp),
                 "max" if buy else "min": fmt(bound),
-                "band_pct": band_pct,
+                "band_pct": fmt(c.limits.price_band_pct),
             },
         )
     if lp is None:
@@ -178,7 +178,12 @@ def price_band(request: OrderRequest, c: RuleInput) -> CheckResult:
             "price_band",
             ok,
             "buy limit vs ask" if ok else "buy limit too far through the ask (fat finger)",
-            {"limit_price": fmt(lp), "ask": fmt(quote.ask), "max": fmt(bound), "band_pct": band_pct},
+            {
+                "limit_price": fmt(lp),
+                "ask": fmt(quote.ask),
+                "max": fmt(bound),
+                "band_pct": fmt(c.limits.price_band_pct),
+            },
         )
     bound = quote.bid * c.band_down
     ok = lp >= bound
@@ -186,22 +191,26 @@ def price_band(request: OrderRequest, c: RuleInput) -> CheckResult:
         "price_band",
         ok,
         "sell limit vs bid" if ok else "sell limit too far through the bid (fat finger)",
-        {"limit_price": fmt(lp), "bid": fmt(quote.bid), "min": fmt(bound), "band_pct": band_pct},
+        {
+            "limit_price": fmt(lp),
+            "bid": fmt(quote.bid),
+            "min": fmt(bound),
+            "band_pct": fmt(c.limits.price_band_pct),
+        },
     )
 
 
 def max_position(request: OrderRequest, c: RuleInput) -> CheckResult:
     """The post-trade position in the worst case (every working order on this side fills)."""
     f, lim = c.facts, c.limits
-    working = {
-        "working_buys" if f.buy else "working_sells": fmt(f.working_buys if f.buy else f.working_sells)
-    }
+    working_key = "working_buys" if f.buy else "working_sells"
+    working = fmt(f.working_buys if f.buy else f.working_sells)
     if f.reducing:
         return CheckResult(
             "max_position",
             True,
             "reduces the position",
-            {"position": fmt(f.position), **working, "post_trade": fmt(f.position + f.signed)},
+            {"position": fmt(f.position), working_key: working, "post_trade": fmt(f.position + f.signed)},
         )
     if f.mark is None:
         return CheckResult("max_position", False, f"no price for {request.symbol} (fail closed)")
@@ -212,7 +221,7 @@ def max_position(request: OrderRequest, c: RuleInput) -> CheckResult:
         "post-trade position if every working order on this side fills",
         {
             "position": fmt(f.position),
-            **working,
+            working_key: working,
             "post_trade_qty": fmt(f.post),
             "qty_limit": fmt(lim.max_position_qty),
             "post_trade_notional": fmt(post_notional),

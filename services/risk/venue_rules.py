@@ -112,9 +112,10 @@ def price_increment(request: OrderRequest, c: RuleInput) -> CheckResult:
 
 def stop_side(request: OrderRequest, c: RuleInput) -> CheckResult:
     """Stops on the right side of the market (else they would trigger at once)."""
-    otype, sp, base, buy = request.type, request.stop_price, c.facts.base, c.facts.buy
+    otype = request.type
     if otype is not OrderType.STOP and otype is not OrderType.STOP_LIMIT:
         return CheckResult("stop_side", True, "no stop")
+    sp, base, buy = request.stop_price, c.facts.base, c.facts.buy
     if sp is None:
         return CheckResult("stop_side", False, f"{otype.value} order without a stop price")
     if base is None:
