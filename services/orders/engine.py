@@ -17,6 +17,11 @@ Rules it keeps (reliability-anchors §3.3, §6):
 
 Coroutines run on the service event loop; the bus handler runs synchronously on the same thread.
 Clocks are injected; nothing sleeps.
+
+Parts of the engine live beside it: working orders and exposure for the risk gate in
+:mod:`services.orders.exposure`, replacing in :mod:`services.orders.replacing`, resolution,
+recovery and polling in :mod:`services.orders.recovery`, closing positions in
+:mod:`services.orders.closing`.
 """
 
 from __future__ import annotations
