@@ -39,8 +39,8 @@ from services.domain.money import ZERO as ZERO_D
 from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import is_crypto, normalize_symbol
 from services.orders.engine import ExecutionEngine, SubmitResult
-from services.orders.state_machine import OrderState
-from services.risk.gate import PriceSource
+from services.orders.transitions import OrderState
+from services.risk.context import PriceSource
 from services.risk.trading_state import TradingStateMachine
 from services.storage.files import FileTooLargeError, read_bounded
 

@@ -47,7 +47,7 @@ from services.domain.enums import Mode, OrderClass, OrderSide, OrderType, TimeIn
 from services.domain.models import Asset, Order, OrderLegSpec, OrderRequest
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from services.domain.symbols import InvalidSymbolError, is_crypto, normalize_symbol
-from services.risk.gate import RiskReport
+from services.risk.context import RiskReport
 from widgets import theme
 from widgets.models.common import DOWN, UP, confirm, describe_request
 from widgets.protocols import EngineLike

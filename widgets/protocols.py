@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from services.domain.enums import TradingState
 from services.domain.models import Asset, Order, OrderRequest
 from services.marketdata.book import BookEntry
-from services.risk.gate import RiskContext, RiskGate
+from services.risk.context import RiskContext
+from services.risk.gate import RiskGate
 
 
 class EngineLike(Protocol):

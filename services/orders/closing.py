@@ -41,8 +41,9 @@ from services.domain.events import NotificationEvent
 from services.domain.models import Order, OrderRequest
 from services.domain.money import decimal_str
 from services.domain.symbols import is_crypto
-from services.orders.state_machine import OrderState
-from services.risk.gate import RiskReport
+from services.orders.journal import JournalKind
+from services.orders.transitions import OrderState
+from services.risk.context import RiskReport
 from services.storage.errors import StorageError, describe_db_error
 
 if TYPE_CHECKING:
@@ -284,13 +285,9 @@ class PositionCloser:
         self, symbol: str, qty: Decimal | None, source: str, deadline: _Deadline, *, known_qty: Decimal | None
     ) -> SymbolCloseResult:
         engine = self.engine
-        before = known_qty
-        while before is None:
-            before, problem = await self._position(symbol)
-            if before is None:
-                if self._past(deadline):
-                    return SymbolCloseResult(symbol, False, ZERO, ZERO, reason=problem, at=engine.clock())
-                await self.sleep(self.backoff_s[0])
+        before, problem = await self._first_position(symbol, deadline, known_qty)
+        if before is None:
+            return SymbolCloseResult(symbol, False, ZERO, ZERO, reason=problem, at=engine.clock())
         if before == 0:
             return SymbolCloseResult(symbol, True, ZERO, ZERO, at=engine.clock())
         sign = Decimal(1) if before > 0 else Decimal(-1)
@@ -302,11 +299,7 @@ class PositionCloser:
         reason = ""
         backoff = 0
 
-        def done(position: Decimal) -> bool:
-            # closed down to the target (or beyond it toward zero, e.g. an exit leg that filled)
-            return position == 0 or (position > 0) != (sign > 0) or abs(position) <= abs(target)
-
-        while not done(current):
+        while not _closed(current, sign, target):
             # 1-2: no working order of the symbol may hold the shares; wait until each is terminal
             n, waiting = await self._cancel_working(symbol, source)
             canceled += n
@@ -323,16 +316,12 @@ class PositionCloser:
                 await self.sleep(self.backoff_s[0])
                 continue
             current = position
-            if done(current):
+            if _closed(current, sign, target):
                 break
             if self._past(deadline):
                 reason = reason or "the deadline passed before a closing order could be sent"
                 break
-            left = abs(current) - abs(target)
-            side = OrderSide.SELL if current > 0 else OrderSide.BUY
-            tif = TimeInForce.GTC if is_crypto(symbol) else TimeInForce.DAY
-            request = OrderRequest(symbol, side, OrderType.MARKET, tif, qty=left)
-            res = await engine.submit(request, source=source)
+            res = await engine.submit(_close_request(symbol, current, target), source=source)
             if res.state is not OrderState.DENIED:
                 attempts += 1  # it reached the broker (refused or not)
             if res.state is OrderState.DENIED and not _transient(res.report):
@@ -341,9 +330,7 @@ class PositionCloser:
             if res.state in (OrderState.DENIED, OrderState.REJECTED):
                 # 4: refused (typically "insufficient qty available": something still holds the
                 # shares); back off, cancel again and retry until flat or the deadline
-                by = "the risk gate" if res.state is OrderState.DENIED else "the broker"
-                reason = f"closing order refused by {by}: {res.message}"
-                log.warning("close %s: closing order refused by %s (%s); retrying", symbol, by, res.message)
+                reason = _refused(symbol, res.state, res.message)
                 if self._past(deadline):
                     break
                 await self.sleep(self.backoff_s[min(backoff, len(self.backoff_s) - 1)])
@@ -351,28 +338,17 @@ class PositionCloser:
                 continue
             assert res.client_order_id is not None
             sent.append(res.client_order_id)
-            unsettled = await self._wait_terminal([(res.client_order_id, None)], deadline)
-            rec = engine.store.find(client_order_id=res.client_order_id)
-            position, problem = await self._position(symbol)
-            filled = rec.filled_qty if rec is not None and not unsettled else ZERO
-            expected = current - (sign * filled)
-            if position is not None and abs(position) <= abs(expected):
-                current = position
-            elif filled > 0:
-                # the close filled but the position read does not show it yet: never send a second
-                # close on a stale quantity (it would open the opposite position)
-                current = expected
-            elif position is not None:
-                current = position
+            current, unsettled = await self._after_close_order(
+                res.client_order_id, symbol, current, sign, deadline
+            )
             if unsettled:
-                state = rec.state.value if rec is not None else "unknown"
-                reason = f"closing order {res.client_order_id} still {state} at the deadline"
+                reason = unsettled
                 break
-            if not done(current):
+            if not _closed(current, sign, target):
                 reason = f"closing order {res.client_order_id} ended without closing everything"
                 await self.sleep(self.backoff_s[min(backoff, len(self.backoff_s) - 1)])
                 backoff += 1
-        complete = done(current)
+        complete = _closed(current, sign, target)
         return SymbolCloseResult(
             symbol,
             complete,
@@ -384,6 +360,43 @@ class PositionCloser:
             reason="" if complete else (reason or "the deadline passed"),
             at=engine.clock(),
         )
+
+    async def _first_position(
+        self, symbol: str, deadline: _Deadline, known_qty: Decimal | None
+    ) -> tuple[Decimal | None, str]:
+        """The position to close: ``known_qty``, else the broker's, asked until the deadline
+        (None and why when it could not be read)."""
+        before, problem = known_qty, ""
+        while before is None:
+            before, problem = await self._position(symbol)
+            if before is None:
+                if self._past(deadline):
+                    return None, problem
+                await self.sleep(self.backoff_s[0])
+        return before, problem
+
+    async def _after_close_order(
+        self, cid: str, symbol: str, current: Decimal, sign: Decimal, deadline: _Deadline
+    ) -> tuple[Decimal, str]:
+        """Wait for a closing order to end; the position it leaves, and why not when it is still
+        working at the deadline ("" once it ended)."""
+        unsettled = await self._wait_terminal([(cid, None)], deadline)
+        rec = self.engine.store.find(client_order_id=cid)
+        position, _problem = await self._position(symbol)
+        filled = rec.filled_qty if rec is not None and not unsettled else ZERO
+        expected = current - (sign * filled)
+        if position is not None and abs(position) <= abs(expected):
+            current = position
+        elif filled > 0:
+            # the close filled but the position read does not show it yet: never send a second
+            # close on a stale quantity (it would open the opposite position)
+            current = expected
+        elif position is not None:
+            current = position
+        if unsettled:
+            state = rec.state.value if rec is not None else "unknown"
+            return current, f"closing order {cid} still {state} at the deadline"
+        return current, ""
 
     async def _position(self, symbol: str) -> tuple[Decimal | None, str]:
         try:
@@ -431,7 +444,7 @@ class PositionCloser:
             try:
                 await engine.broker.cancel_order(order.id)
                 engine.journal.append(
-                    "cancel_requested", order.client_order_id, source, broker_order_id=order.id
+                    JournalKind.CANCEL_REQUESTED, order.client_order_id, source, broker_order_id=order.id
                 )
                 count += 1
             except BrokerError as error:
@@ -498,7 +511,9 @@ class PositionCloser:
             return
         self.outcomes[result.symbol] = result
         engine = self.engine
-        engine.journal.append("close_result", None, source, symbol=result.symbol, **result.to_json())
+        engine.journal.append(
+            JournalKind.CLOSE_RESULT, None, source, symbol=result.symbol, **result.to_json()
+        )
         try:
             engine.flush()
         except (SQLAlchemyError, StorageError) as error:
@@ -512,6 +527,26 @@ class PositionCloser:
 
     def _notify(self, level: str, message: str) -> None:
         self.engine.bus.publish(NotificationEvent(self.engine.clock(), level, SOURCE, message))
+
+
+def _closed(position: Decimal, sign: Decimal, target: Decimal) -> bool:
+    """Closed down to the target (or beyond it toward zero, e.g. an exit leg that filled)."""
+    return position == 0 or (position > 0) != (sign > 0) or abs(position) <= abs(target)
+
+
+def _close_request(symbol: str, current: Decimal, target: Decimal) -> OrderRequest:
+    """A market order taking the position from ``current`` to ``target``."""
+    left = abs(current) - abs(target)
+    side = OrderSide.SELL if current > 0 else OrderSide.BUY
+    tif = TimeInForce.GTC if is_crypto(symbol) else TimeInForce.DAY
+    return OrderRequest(symbol, side, OrderType.MARKET, tif, qty=left)
+
+
+def _refused(symbol: str, state: OrderState, message: str) -> str:
+    """Why a closing order was refused (logged: the close retries)."""
+    by = "the risk gate" if state is OrderState.DENIED else "the broker"
+    log.warning("close %s: closing order refused by %s (%s); retrying", symbol, by, message)
+    return f"closing order refused by {by}: {message}"
 
 
 def _transient(report: RiskReport | None) -> bool:

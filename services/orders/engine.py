@@ -17,6 +17,11 @@ Rules it keeps (reliability-anchors §3.3, §6):
 
 Coroutines run on the service event loop; the bus handler runs synchronously on the same thread.
 Clocks are injected; nothing sleeps.
+
+Parts of the engine live beside it: working orders and exposure for the risk gate in
+:mod:`services.orders.exposure`, replacing in :mod:`services.orders.replacing`, resolution,
+recovery and polling in :mod:`services.orders.recovery`, closing positions in
+:mod:`services.orders.closing`.
 """
 
 from __future__ import annotations
@@ -40,15 +45,20 @@ from services.broker.base import (
     ReplaceRequest,
 )
 from services.domain.bus import EventBus
-from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.events import NotificationEvent, TradeUpdateEvent
-from services.domain.models import Account, Asset, Fill, Order, OrderRequest
+from services.domain.models import Account, Asset, Order, OrderRequest
 from services.orders.closing import CloseReport, PositionCloser, SymbolCloseResult
-from services.orders.journal import OrderJournal, replace_client_id, source_from_client_id
-from services.orders.state_machine import ApplyResult, OrderRecord, OrderState, OrderStateMachine, Trigger
-from services.orders.store import OrderMeta, OrderStore
+from services.orders.exposure import exposure, working_orders
+from services.orders.journal import IntentStatus, JournalKind, OrderJournal, source_from_client_id
+from services.orders.records import ApplyResult, OrderMeta, OrderRecord
+from services.orders.recovery import IntentRecovery
+from services.orders.replacing import ReplaceSending, busy_reason, replacement_request, worst_qty
+from services.orders.state_machine import OrderStateMachine
+from services.orders.store import OrderStore
+from services.orders.transitions import OrderState, Trigger
 from services.orders.writes import DB_ERRORS, UnwrittenRecords, describe_write_error
-from services.risk.gate import MarketHours, OrderGateLike, PriceSource, RiskContext, RiskGate, RiskReport
+from services.risk.context import MarketHours, OrderGateLike, PriceSource, RiskContext, RiskReport
+from services.risk.gate import RiskGate
 from services.risk.trading_state import TradingStateMachine
 
 log = logging.getLogger(__name__)
@@ -70,7 +80,7 @@ class SubmitResult:
         return self.state not in (OrderState.DENIED, OrderState.REJECTED)
 
 
-class ExecutionEngine:
+class ExecutionEngine(ReplaceSending, IntentRecovery):
     def __init__(
         self,
         broker: Broker,
@@ -183,7 +193,7 @@ class ExecutionEngine:
         self._last_seen[rec.client_order_id] = self.clock()
         for fill in result.fills:
             self.journal.append(
-                "fill",
+                JournalKind.FILL,
                 fill.client_order_id,
                 rec.source,
                 execution_id=fill.execution_id,
@@ -194,7 +204,7 @@ class ExecutionEngine:
             )
         if result.transition is not None:
             self.journal.append(
-                "state",
+                JournalKind.STATE,
                 rec.client_order_id,
                 rec.source,
                 old=result.transition[0].value,
@@ -231,78 +241,19 @@ class ExecutionEngine:
     def risk_context(
         self, request: OrderRequest, asset: Asset | None, *, replacing: str | None = None
     ) -> RiskContext:
-        """What the risk gate needs, with working orders counted for the worst case.
-
-        Per symbol, working buys (sells) are the leaves of open buy (sell) orders. Legs of one
-        bracket, OCO or OTO count once per side (only one exit can fill), and exits on the other
-        side of an entry count only for what the entry has filled. Gross exposure is, per symbol,
-        the larger of |position + working buys| and |position - working sells| at the mark, so shorts
-        and working short sales count. ``replacing`` leaves out the order a replacement would take
-        the place of. A notional order's leaves are its notional at the mark (its qty is unknown).
-        """
-        buys: dict[str, Decimal] = {}
-        sells: dict[str, Decimal] = {}
-        groups: dict[tuple[str, OrderSide, str], Decimal] = {}
-        open_count = 0
+        """What the risk gate needs, with working orders counted for the worst case (see
+        :mod:`services.orders.exposure`). ``replacing`` leaves out the order a replacement would
+        take the place of."""
         last_price = self.prices.last_price
         store = self.store
         opens = store.open_orders()
-        buy_side = OrderSide.BUY
-        for rec in opens:
-            parent = rec.parent_client_order_id
-            if parent is None:
-                open_count += 1
-            if replacing is not None and replacing in (rec.client_order_id, parent):
-                continue
-            sym = rec.symbol
-            qty = rec.qty
-            if qty is None:  # notional order: value its remaining notional at the mark
-                notional = rec.snapshot.notional if rec.snapshot is not None else None
-                mark = last_price(sym)
-                if notional is None or not mark:
-                    continue
-                leaves = notional / mark - rec.filled_qty
-            else:
-                leaves = qty - rec.filled_qty
-            if leaves <= 0:
-                continue
-            if parent is None:
-                side_map = buys if rec.side is buy_side else sells
-                side_map[sym] = side_map.get(sym, ZERO) + leaves
-            else:
-                key = (parent, rec.side, sym)
-                if leaves > groups.get(key, ZERO):
-                    groups[key] = leaves
-        for (parent_id, side, sym), leaves in groups.items():
-            parent_rec = store.get(parent_id)
-            if parent_rec is not None:
-                if parent_rec.side is not side:  # exits of an entry: only what the entry filled
-                    leaves = min(leaves, parent_rec.filled_qty)
-                elif parent_rec.state.is_open and parent_rec.leaves_qty:  # OCO: one of the two fills
-                    leaves = max(leaves - (parent_rec.leaves_qty or ZERO), ZERO)
-            if leaves:
-                side_map = buys if side is buy_side else sells
-                side_map[sym] = side_map.get(sym, ZERO) + leaves
+        working = working_orders(store, opens, last_price, replacing)
         positions = {s: p.qty for s, p in store.positions.items()}
         # reconciliation: trade a symbol with an acknowledged quantity drift on the broker's quantity
         held = self.reduce_only_qty(request.symbol) if self.reduce_only_qty is not None else None
         if held is not None:
             positions[request.symbol] = held
-        gross = net = pend_buy = pend_sell = ZERO
-        for sym in positions.keys() | buys.keys() | sells.keys():
-            qty = positions.get(sym, ZERO)
-            b = buys.get(sym, ZERO)
-            s_ = sells.get(sym, ZERO)
-            if not qty and not b and not s_:
-                continue
-            mark = last_price(sym)
-            if not mark:
-                pos = store.positions.get(sym)
-                mark = pos.avg_price if pos is not None and pos.avg_price else self._order_price(opens, sym)
-            gross += max(abs(qty + b), abs(qty - s_)) * mark
-            net += qty * mark
-            pend_buy += b * mark
-            pend_sell += s_ * mark
+        worst = exposure(store, opens, positions, working, last_price)
         return RiskContext(
             now=self.clock(),
             trading_state=self.trading.state,
@@ -310,29 +261,18 @@ class ExecutionEngine:
             asset=asset,
             prices=self.prices,
             positions=positions,
-            gross_exposure=gross,
-            net_exposure=net,
-            open_orders=open_count,
+            gross_exposure=worst.gross,
+            net_exposure=worst.net,
+            open_orders=working.open_count,
             hours=self.hours,
             peak_equity=self.peak_equity,
             order_gate=self.order_gate,
             reduce_only=held is not None,
-            pending_buys=buys,
-            pending_sells=sells,
-            pending_buy_exposure=pend_buy,
-            pending_sell_exposure=pend_sell,
+            pending_buys=working.buys,
+            pending_sells=working.sells,
+            pending_buy_exposure=worst.pending_buys,
+            pending_sell_exposure=worst.pending_sells,
         )
-
-    def _order_price(self, opens: list[OrderRecord], symbol: str) -> Decimal:
-        """A price for a symbol with working orders but no mark and no position: an order's limit
-        or stop (zero when none has one)."""
-        for rec in opens:
-            if rec.symbol == symbol:
-                meta = self.store.meta(rec.client_order_id)
-                price = (meta.limit_price or meta.stop_price) if meta is not None else None
-                if price:
-                    return price
-        return ZERO
 
     # --- submit ----------------------------------------------------------------------------------
     async def submit(self, request: OrderRequest, *, source: str = "manual") -> SubmitResult:
@@ -344,7 +284,7 @@ class ExecutionEngine:
                 report = self.risk.check(request, self.risk_context(request, asset))
                 if not report.passed:
                     self.journal.append(
-                        "denied", None, source, symbol=request.symbol, reasons=report.explain()
+                        JournalKind.DENIED, None, source, symbol=request.symbol, reasons=report.explain()
                     )
                     self._schedule_flush()
                     self.bus.publish(
@@ -413,14 +353,14 @@ class ExecutionEngine:
         try:
             order = await self.broker.submit_order(request)
         except BrokerNotSent as error:  # never left Heron: known not placed, so it may be sent again
-            self.journal.settle(cid, "rejected", message=error.message)
+            self.journal.settle(cid, IntentStatus.REJECTED, message=error.message)
             self._commit(rec, self.sm.trigger(rec, Trigger.REJECT, self.clock(), detail=error.message))
             self.bus.publish(NotificationEvent(self.clock(), "warning", "orders", f"{cid} {error.message}"))
             return error.message
         except BrokerUnavailable as error:
             return self._unknown_outcome(rec, error.message)
         except (BrokerRejected, BrokerAuthError) as error:
-            self.journal.settle(cid, "rejected", message=error.message)
+            self.journal.settle(cid, IntentStatus.REJECTED, message=error.message)
             self._commit(rec, self.sm.trigger(rec, Trigger.REJECT, self.clock(), detail=error.message))
             rec.broker_status = "rejected"
             self.bus.publish(
@@ -432,13 +372,13 @@ class ExecutionEngine:
         except Exception as error:  # an answer Heron cannot read is not a refusal
             log.warning("%s: the broker's answer to the POST could not be read: %r", cid, error)
             return self._unknown_outcome(rec, f"unreadable answer from the broker: {error}")
-        self.journal.settle(cid, "acked", broker_order_id=order.id)
+        self.journal.settle(cid, IntentStatus.ACKED, broker_order_id=order.id)
         self._apply_snapshot(rec, order)
         return "accepted"
 
     def _unknown_outcome(self, rec: OrderRecord, why: str) -> str:
         rec.ambiguous = True
-        self.journal.append("ambiguous", rec.client_order_id, rec.source, message=why)
+        self.journal.append(JournalKind.AMBIGUOUS, rec.client_order_id, rec.source, message=why)
         self._commit(rec, ApplyResult(changed=True))
         return f"outcome unknown ({why}); the order stays in flight until the broker answers"
 
@@ -478,7 +418,9 @@ class ExecutionEngine:
                 source=source_from_client_id(order.client_order_id),
             )
             self.store.add(rec, self._meta_of(order))
-            self.journal.append("adopted", order.client_order_id, rec.source, broker_order_id=order.id)
+            self.journal.append(
+                JournalKind.ADOPTED, order.client_order_id, rec.source, broker_order_id=order.id
+            )
         result = self.sm.apply_update(
             rec,
             event.event,
@@ -492,7 +434,7 @@ class ExecutionEngine:
         if rec.ambiguous is False and rec.state is not OrderState.SUBMITTED:
             intent = rec.client_order_id
             if self.journal.is_in_flight(intent):
-                self.journal.settle(intent, "resolved", broker_order_id=order.id, via="stream")
+                self.journal.settle(intent, IntentStatus.RESOLVED, broker_order_id=order.id, via="stream")
         self._commit(rec, result)
         for leg in order.legs:
             self._adopt_child(rec, leg)
@@ -505,7 +447,7 @@ class ExecutionEngine:
             return False
         if rec.state is OrderState.PENDING_UPDATE:
             self._queued_cancel.add(rec.client_order_id)  # Alpaca refuses cancels while replacing
-            self.journal.append("cancel_queued", rec.client_order_id, source)
+            self.journal.append(JournalKind.CANCEL_QUEUED, rec.client_order_id, source)
             return True
         async with self._lock(rec.client_order_id):
             if rec.broker_order_id is None:
@@ -513,7 +455,7 @@ class ExecutionEngine:
                 if rec.broker_order_id is None:
                     return False
             self.journal.append(
-                "cancel_requested", rec.client_order_id, source, broker_order_id=rec.broker_order_id
+                JournalKind.CANCEL_REQUESTED, rec.client_order_id, source, broker_order_id=rec.broker_order_id
             )
             rec.cancel_requested = True
             try:
@@ -531,13 +473,17 @@ class ExecutionEngine:
                 self._refresh[rec.client_order_id] = None
                 return False
             except BrokerRejected as error:
-                self.journal.append("cancel_rejected", rec.client_order_id, source, message=error.message)
+                self.journal.append(
+                    JournalKind.CANCEL_REJECTED, rec.client_order_id, source, message=error.message
+                )
                 self._commit(rec, self.sm.trigger(rec, Trigger.CANCEL_REJECTED, self.clock()))
                 self._refresh[rec.client_order_id] = None
                 return False
             except BrokerError as error:
                 # unknown outcome: stays PENDING_CANCEL (never timed out); polling settles it
-                self.journal.append("cancel_ambiguous", rec.client_order_id, source, message=error.message)
+                self.journal.append(
+                    JournalKind.CANCEL_AMBIGUOUS, rec.client_order_id, source, message=error.message
+                )
                 self._refresh[rec.client_order_id] = None
         return True
 
@@ -569,104 +515,24 @@ class ExecutionEngine:
             return SubmitResult(
                 order_key, rec.state if rec else OrderState.REJECTED, None, "order is not open"
             )
-        if rec.state in (OrderState.PENDING_UPDATE, OrderState.PENDING_CANCEL):
-            # Alpaca refuses a replace while pending_replace or pending_cancel ([REPLACE])
-            return SubmitResult(rec.client_order_id, rec.state, None, f"order is {rec.state.value}")
-        if rec.pending_replace_client_id is not None:
-            # Alpaca refuses to replace an order in pending_replace; ours is still unresolved
-            return SubmitResult(
-                rec.client_order_id, rec.state, None,
-                f"a replace of this order is still pending ({rec.pending_replace_client_id}); "
-                "try again once it is settled",
-            )  # fmt: skip
+        busy = busy_reason(rec)
+        if busy:
+            return SubmitResult(rec.client_order_id, rec.state, None, busy)
         meta = self.store.meta(rec.client_order_id)
         new_qty = qty if qty is not None else rec.leaves_qty
         if new_qty is not None and new_qty <= 0:
             why = "nothing left to work: the quantity must be greater than zero"
             return SubmitResult(rec.client_order_id, rec.state, None, why)
-        current = rec.legs.get(rec.broker_order_id)
-        worst = new_qty
-        if qty is None and new_qty is not None:
-            original = current.qty if current is not None else rec.qty
-            if original is not None and original > new_qty:
-                worst = original  # Alpaca-API #165: a price-only replace may work the original qty
-        probe = OrderRequest(
-            symbol=rec.symbol,
-            side=rec.side,
-            type=meta.type if meta else OrderType.LIMIT,
-            time_in_force=meta.time_in_force if meta else TimeInForce.DAY,
-            qty=new_qty,
-            limit_price=limit_price if limit_price is not None else (meta.limit_price if meta else None),
-            stop_price=stop_price if stop_price is not None else (meta.stop_price if meta else None),
-        )
-        checked = replace(probe, qty=worst)
+        probe = replacement_request(rec, meta, new_qty, limit_price, stop_price)
+        checked = replace(probe, qty=worst_qty(rec, qty, new_qty))
         asset = await self._asset(rec.symbol)
         report = self.risk.check(checked, self.risk_context(checked, asset, replacing=rec.client_order_id))
         if not report.passed:
             return SubmitResult(rec.client_order_id, rec.state, report, report.explain())
+        wire = ReplaceRequest(qty=new_qty, limit_price=limit_price, stop_price=stop_price)
         async with self._lock(rec.client_order_id):
-            new_cid = replace_client_id(rec.current_client_order_id, rec.client_order_id)
-            while self.journal.has_intent(new_cid) or self.store.find(client_order_id=new_cid) is not None:
-                # an earlier attempt (refused by the broker, or never sent) took this id: the journal
-                # keeps every intent, so the next attempt takes the next suffix
-                new_cid = replace_client_id(new_cid, rec.client_order_id)
-            # The order row (pending replacement id, PENDING_UPDATE) is queued first and committed in
-            # the intent's own transaction: a crash after the intent never finds an intent whose
-            # logical order does not know it (restart would otherwise take it for a new order).
-            rec.pending_replace_client_id = new_cid
-            self.store.alias(rec, client_order_id=new_cid)
-            try:
-                self._commit(rec, self.sm.trigger(rec, Trigger.PENDING_UPDATE, self.clock()))
-                self.journal.record_intent(
-                    replace(probe, client_order_id=new_cid), source, logical_id=rec.client_order_id
-                )
-            except DB_ERRORS as error:
-                # Nothing was sent. Never raise into the caller (a script or strategy task would die);
-                # the order goes back to what it was, in memory now and in the database with the
-                # next write that gets through (queued rows are kept in order).
-                rec.pending_replace_client_id = None
-                try:
-                    self._commit(rec, self.sm.trigger(rec, Trigger.MODIFY_REJECTED, self.clock()))
-                except DB_ERRORS:
-                    log.warning("%s: the database is still refusing writes; the order row follows "
-                                "with the next write", rec.client_order_id)  # fmt: skip
-                why = f"not sent: the replace could not be journaled ({self._db_why(error)})"
-                log.error("%s %s", rec.client_order_id, why)
-                self.bus.publish(
-                    NotificationEvent(self.clock(), "error", "orders", f"{rec.client_order_id} {why}")
-                )
-                return SubmitResult(rec.client_order_id, rec.state, report, why)
-            try:
-                new = await self.broker.replace_order(
-                    rec.broker_order_id,
-                    ReplaceRequest(
-                        qty=new_qty, limit_price=limit_price, stop_price=stop_price, client_order_id=new_cid
-                    ),
-                )
-            except BrokerUnavailable as error:
-                self.journal.append("ambiguous", new_cid, source, message=error.message)
-                return SubmitResult(
-                    rec.client_order_id, rec.state, report, f"replace outcome unknown: {error.message}"
-                )
-            except (BrokerRejected, BrokerAuthError) as error:
-                self.journal.settle(new_cid, "rejected", message=error.message)
-                rec.pending_replace_client_id = None
-                self._commit(rec, self.sm.trigger(rec, Trigger.MODIFY_REJECTED, self.clock()))
-                return SubmitResult(rec.client_order_id, rec.state, report, error.message)
-            self.journal.settle(new_cid, "acked", broker_order_id=new.id)
-            if meta is not None:
-                meta.limit_price = probe.limit_price
-                meta.stop_price = probe.stop_price
-            self.store.alias(rec, broker_order_id=new.id)
-            self._apply_snapshot(rec, new)
-            if new_qty is not None and new.qty is not None and new.qty != new_qty:
-                text = (
-                    f"{rec.client_order_id}: the replacement works {new.qty}, not the {new_qty} sent "
-                    f"(order total now {rec.qty}); review it"
-                )
-                log.warning(text)
-                self.bus.publish(NotificationEvent(self.clock(), "warning", "orders", text))
-        return SubmitResult(rec.client_order_id, rec.state, report, "replaced")
+            message = await self._send_replace(rec, meta, probe, wire, source)
+        return SubmitResult(rec.client_order_id, rec.state, report, message)
 
     async def close_position(
         self, symbol: str, *, qty: Decimal | None = None, source: str = "manual"
@@ -698,228 +564,9 @@ class ExecutionEngine:
             try:
                 await self.broker.cancel_order(order.id)
                 self.journal.append(
-                    "cancel_requested", order.client_order_id, source, broker_order_id=order.id
+                    JournalKind.CANCEL_REQUESTED, order.client_order_id, source, broker_order_id=order.id
                 )
                 count += 1
             except BrokerError as error:
                 log.warning("cancel_all: %s: %s", order.id, error.message)
         return count
-
-    # --- resolution and polling ------------------------------------------------------------------
-    async def resolve_intent(self, client_order_id: str) -> bool:
-        """Authoritative lookup of one in-flight intent; True once settled (found, or LOST)."""
-        row = self.journal.intent(client_order_id)
-        if row is None or row.status != "in_flight":
-            return True
-        rec = self.store.find(client_order_id=client_order_id)
-        replacing = row.logical_id != client_order_id
-        if rec is None and replacing:
-            # A replacement its logical order does not know (its order row was never written): it
-            # belongs to that order, never to a new one that would overwrite it and count its fills
-            # again. Back to PENDING_UPDATE: only the broker's answer below settles it.
-            rec = self.store.get(row.logical_id)
-            if rec is not None:
-                rec.pending_replace_client_id = client_order_id
-                self.store.alias(rec, client_order_id=client_order_id)
-                if rec.state.is_open and rec.state is not OrderState.PENDING_UPDATE:
-                    self._commit(rec, self.sm.trigger(rec, Trigger.PENDING_UPDATE, self.clock()))
-        if rec is None:
-            req = row.request
-            rec = OrderRecord(row.logical_id, req.symbol, req.side, req.qty, source=row.source)
-            self.store.add(
-                rec, OrderMeta(row.created_at, req.type, req.time_in_force, req.limit_price, req.stop_price)
-            )
-            self._commit(rec, self.sm.trigger(rec, Trigger.SUBMIT, self.clock()))
-        elif rec.state is OrderState.INITIALIZED:  # its SUBMIT was never committed (database failure)
-            self._commit(rec, self.sm.trigger(rec, Trigger.SUBMIT, self.clock()))
-        try:
-            order = await self.broker.get_order_by_client_id(client_order_id)
-        except BrokerError as error:
-            log.info("in-flight lookup for %s failed: %s", client_order_id, error.message)
-            return False
-        now = self.clock()
-        if order is not None:
-            self.journal.settle(client_order_id, "resolved", broker_order_id=order.id, via="lookup")
-            self.store.alias(rec, client_order_id=client_order_id, broker_order_id=order.id)
-            if replacing and order.replaces is not None and order.replaces == rec.broker_order_id:
-                # the replaced order first: its fills up to the replace, and its "replaced" status
-                # (missed while down) is what confirms the replace
-                try:
-                    self._apply_snapshot(rec, await self.broker.get_order(order.replaces))
-                except BrokerError as error:
-                    log.info("lookup of replaced order %s failed: %s", order.replaces, error.message)
-                    self._refresh[rec.client_order_id] = None
-            self._apply_snapshot(rec, order)
-            return True
-        if now < row.post_deadline:
-            return False
-        if (
-            row.not_found_count >= 1
-            and row.last_not_found_at is not None
-            and now - row.last_not_found_at < self.lost_spacing
-        ):
-            return False
-        try:
-            row2 = self.journal.note_not_found(client_order_id)
-        except DB_ERRORS as error:
-            # not counted: the next lookup asks again (LOST needs two counted answers)
-            log.warning("%s: a not-found answer could not be journaled (%s); asked again later",
-                        client_order_id, self._db_why(error))  # fmt: skip
-            return False
-        if row2 is not None and row2.not_found_count >= 2:
-            self.journal.settle(client_order_id, "lost")
-            if row.logical_id == client_order_id:
-                self._commit(rec, self.sm.trigger(rec, Trigger.LOSE, now))
-            else:  # a replacement that never happened: the original order stands
-                rec.pending_replace_client_id = None
-                self._commit(rec, self.sm.trigger(rec, Trigger.MODIFY_REJECTED, now))
-            self.bus.publish(
-                NotificationEvent(
-                    now, "error", "orders", f"{client_order_id} not found at the broker: marked LOST"
-                )
-            )
-            return True
-        return False
-
-    async def recover(self) -> list[str]:
-        """Start-up: load from the database, resolve every in-flight intent. Returns unresolved ids."""
-        self.store.load()
-        await self.refresh_account()
-        for rec in self.store.open_orders():
-            pending = rec.pending_replace_client_id
-            if pending is not None and self.journal.intent(pending) is None:
-                # the order row was written but the process died before the replace intent: never
-                # sent, so it never happened; the order is as it was before the request
-                rec.pending_replace_client_id = None
-                if rec.state is OrderState.PENDING_UPDATE:
-                    self._commit(rec, self.sm.trigger(rec, Trigger.MODIFY_REJECTED, self.clock()))
-        unresolved = []
-        for row in self.journal.in_flight():
-            if not await self.resolve_intent(row.client_order_id):
-                unresolved.append(row.client_order_id)
-        # executions that happened while Heron was down, with their own ids and prices; then the
-        # order snapshots settle states (and infer only what the activities did not show)
-        await self._book_reported_executions()
-        # fills and cancels that happened while Heron was down (or were queued but not committed)
-        for rec in list(self.store.open_orders()):
-            if rec.broker_order_id is not None:
-                await self._refresh_order(rec)
-        if not (self.journal.batch.try_flush() and self.store.try_flush()):
-            # a full disk at start-up: what recovery learned is held in memory and committed with
-            # the first write that gets through (the write batch said why); orders are refused
-            # meanwhile, because an intent that cannot be journaled is never sent
-            log.error("recovery's records are kept in memory until the database takes writes again")
-        return unresolved
-
-    async def _book_reported_executions(self) -> None:
-        """Recovery: book the executions of open orders from ``GET /v2/account/activities/FILL``.
-
-        One paginated read from the oldest open order's creation. Each broker order's executions are
-        replayed oldest first with their running cumulative quantity, through
-        :meth:`OrderStateMachine.apply_activity`: new ones are booked with their own id and price,
-        ones over inferred quantity replace the inferred fills, ones already booked change nothing.
-        A failed read is not fatal: the order snapshots that follow still book what they prove.
-        """
-        recs = [r for r in self.store.open_orders() if r.legs]
-        if not recs:
-            return
-        starts = [m.created_at for r in recs if (m := self.store.meta(r.client_order_id)) is not None]
-        since = min(starts, default=self.clock() - timedelta(days=1)) - timedelta(minutes=1)
-        try:
-            executions = await self.broker.get_fills(after=since)
-        except BrokerError as error:
-            log.warning("recovery: FILL activities unreadable (%s); snapshots book fills", error.message)
-            return
-        by_order: dict[str, list[Fill]] = {}
-        for fill in executions:
-            by_order.setdefault(fill.order_id, []).append(fill)
-        for rec in recs:
-            meta = self.store.meta(rec.client_order_id)
-            for leg in list(rec.legs.values()):
-                cum = ZERO
-                for fill in sorted(by_order.get(leg.broker_order_id, []), key=lambda f: f.ts):
-                    cum += fill.qty
-                    done = leg.qty is not None and cum >= leg.qty
-                    view = Order(
-                        id=leg.broker_order_id,
-                        client_order_id=leg.client_order_id,
-                        symbol=rec.symbol,
-                        side=rec.side,
-                        type=meta.type if meta else OrderType.MARKET,
-                        time_in_force=meta.time_in_force if meta else TimeInForce.DAY,
-                        status=OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED,
-                        qty=leg.qty,
-                        filled_qty=cum,
-                        created_at=meta.created_at if meta else fill.ts,
-                        updated_at=fill.ts,
-                        submitted_at=meta.created_at if meta else fill.ts,
-                    )
-                    self._commit(rec, self.sm.apply_activity(rec, view, fill))
-
-    async def poll_once(self) -> int:
-        """One polling cycle; returns the number of broker calls made (≤ max_probes_per_cycle)."""
-        calls = 0
-        now = self.clock()
-        if self.journal.batch.pending or self.store.deferred:
-            self._flush()  # rows a refused write left queued (a full disk): retried every cycle
-        # 1: orders the state machine asked to refresh
-        for key in list(self._refresh):
-            if calls >= self.max_probes:
-                return calls
-            self._refresh.pop(key, None)
-            rec = self.store.get(key)
-            if rec is None:
-                continue
-            calls += 1
-            await self._refresh_order(rec)
-        # 2: in-flight intents past the threshold
-        for row in self.journal.in_flight():
-            if calls >= self.max_probes:
-                return calls
-            if now - row.created_at < self.inflight_threshold:
-                continue
-            calls += 1
-            await self.resolve_intent(row.client_order_id)
-        # 3: open orders the stream has been silent about
-        for rec in self.store.open_orders():
-            if calls >= self.max_probes:
-                return calls
-            if rec.broker_order_id is None:
-                continue
-            seen = self._last_seen.get(rec.client_order_id)
-            if seen is not None and now - seen < self.silent_after:
-                continue
-            calls += 1
-            await self._refresh_order(rec)
-        # LOST orders stop listening after the retention period
-        for rec in self.store.orders():
-            if rec.state is OrderState.LOST:
-                seen = self._last_seen.get(rec.client_order_id)
-                if seen is not None and now - seen > self.lost_retention:
-                    self.store.forget(rec.client_order_id)
-        return calls
-
-    async def refresh_order(self, rec: OrderRecord) -> None:
-        """Re-read one order from the broker and apply what it says (after a reconnect: Alpaca does
-        not replay trade updates missed while the stream was down). Loop thread."""
-        await self._refresh_order(rec)
-
-    async def _refresh_order(self, rec: OrderRecord) -> None:
-        try:
-            if rec.broker_order_id is not None:
-                order = await self.broker.get_order(rec.broker_order_id)
-            else:
-                found = await self.broker.get_order_by_client_id(rec.current_client_order_id)
-                if found is None:
-                    return
-                order = found
-        except BrokerError as error:
-            log.info("refresh of %s failed: %s", rec.client_order_id, error.message)
-            self._last_seen[rec.client_order_id] = self.clock()
-            return
-        self._apply_snapshot(rec, order)
-        if order.replaced_by and order.replaced_by == rec.broker_order_id:
-            try:
-                self._apply_snapshot(rec, await self.broker.get_order(order.replaced_by))
-            except BrokerError:
-                self._refresh[rec.client_order_id] = None

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
@@ -43,12 +44,55 @@ ROW_ERRORS: Final = (ValueError, KeyError, TypeError, AttributeError, Arithmetic
 STORED_MAX: Final = Decimal(10) ** 12
 
 
+class JournalKind(StrEnum):
+    """The kinds of ``order_journal`` records. The values are what the table stores: existing
+    databases hold them, so a value never changes."""
+
+    INTENT = "intent"  # an order intent, committed before its POST
+    ACKED = "acked"  # the settlements of an intent (see IntentStatus)
+    REJECTED = "rejected"
+    RESOLVED = "resolved"
+    LOST = "lost"
+    NOT_FOUND = "not_found"  # one authoritative "not found" answer for an in-flight intent
+    AMBIGUOUS = "ambiguous"  # the POST's (or PATCH's) outcome is unknown
+    DENIED = "denied"  # the risk gate refused an order (never sent)
+    ADOPTED = "adopted"  # an order Heron did not place, taken in from the stream
+    FILL = "fill"
+    STATE = "state"  # an order's state transition
+    CANCEL_QUEUED = "cancel_queued"
+    CANCEL_REQUESTED = "cancel_requested"
+    CANCEL_REJECTED = "cancel_rejected"
+    CANCEL_AMBIGUOUS = "cancel_ambiguous"
+    CLOSE_RESULT = "close_result"  # what closing a position did
+    KILL_SWITCH = "kill_switch"
+    KILL_SWITCH_DONE = "kill_switch_done"
+    TRADING_STATE = "trading_state"
+    HALT_RELEASED = "halt_released"
+    INCIDENT_OPENED = "incident_opened"
+    INCIDENT_ACKNOWLEDGED = "incident_acknowledged"
+    INCIDENT_RESOLVED = "incident_resolved"
+    OPERATOR_ADOPT_BROKER_STATE = "operator_adopt_broker_state"
+    JOURNAL_ROLLBACK_ACCEPTED = "journal_rollback_accepted"
+
+
+class IntentStatus(StrEnum):
+    """An intent's status in ``order_intents``; each settlement is also journaled under the same
+    :class:`JournalKind`. Stored values, like the kinds: never change one."""
+
+    IN_FLIGHT = "in_flight"
+    ACKED = "acked"
+    REJECTED = "rejected"
+    RESOLVED = "resolved"
+    LOST = "lost"
+
+
 def sane_amount(name: str, value: Decimal | None) -> None:
     """Raise ValueError unless ``value`` is None or a finite amount in (0, STORED_MAX]."""
     if value is None:
         return
     if not isinstance(value, Decimal) or not value.is_finite() or not 0 < value <= STORED_MAX:
         raise ValueError(f"{name} {value!r} is not a sane amount")
+
 
 MAX_CLIENT_ID: Final = 48
 _REPLACE_SUFFIX: Final = re.compile(r"-r(\d+)$")
@@ -178,7 +222,7 @@ class IntentRow:
     source: str
     created_at: datetime
     request: OrderRequest
-    status: str  # in_flight | acked | rejected | denied | lost | resolved
+    status: str  # an IntentStatus value, as stored
     broker_order_id: str | None
     post_deadline: datetime
     not_found_count: int
@@ -233,7 +277,7 @@ class OrderJournal:
                     source=source,
                     created_at=now,
                     request=json.dumps(payload),
-                    status="in_flight",
+                    status=IntentStatus.IN_FLIGHT.value,
                     broker_order_id=None,
                     post_deadline=now + self._post_timeout,
                     not_found_count=0,
@@ -242,13 +286,21 @@ class OrderJournal:
             )
             conn.execute(
                 journal_table.insert().values(
-                    ts=now, kind="intent", client_order_id=cid, source=source, payload=json.dumps(payload)
+                    ts=now,
+                    kind=JournalKind.INTENT.value,
+                    client_order_id=cid,
+                    source=source,
+                    payload=json.dumps(payload),
                 )
             )
-        self._status[cid] = "in_flight"
+        self._status[cid] = IntentStatus.IN_FLIGHT
 
-    def append(self, kind: str, client_order_id: str | None, source: str, **payload: Any) -> None:
+    def append(
+        self, kind: JournalKind | str, client_order_id: str | None, source: str, **payload: Any
+    ) -> None:
         """Queue one record (sent, acked, fill, state, operator action, trading state, kill switch...).
+
+        ``kind``: a :class:`JournalKind` (a plain string is stored as it is).
 
         Committed with the next intent or the next :meth:`flush`; operator and trading-state
         records are flushed at once by their callers (``durable=True`` semantics via :meth:`flush`).
@@ -256,7 +308,7 @@ class OrderJournal:
         self.batch.add(
             journal_table.insert().values(
                 ts=self._clock(),
-                kind=kind,
+                kind=str(kind),
                 client_order_id=client_order_id,
                 source=source,
                 payload=json.dumps(_jsonable(payload)),
@@ -268,17 +320,23 @@ class OrderJournal:
         self.batch.flush()
 
     def settle(
-        self, client_order_id: str, status: str, *, broker_order_id: str | None = None, **payload: Any
+        self,
+        client_order_id: str,
+        status: IntentStatus,
+        *,
+        broker_order_id: str | None = None,
+        **payload: Any,
     ) -> None:
-        """Record the broker's answer for an intent (acked / rejected / resolved / lost / denied)."""
-        values: dict[str, Any] = {"status": status}
+        """Record the broker's answer for an intent (acked / rejected / resolved / lost), journaled
+        under the kind of the same name."""
+        values: dict[str, Any] = {"status": str(status)}
         if broker_order_id is not None:
             values["broker_order_id"] = broker_order_id
         self.batch.add(
             update(intents_table).where(intents_table.c.client_order_id == client_order_id).values(**values),
             journal_table.insert().values(
                 ts=self._clock(),
-                kind=status,
+                kind=str(status),
                 client_order_id=client_order_id,
                 source="engine",
                 payload=json.dumps(_jsonable({"broker_order_id": broker_order_id, **payload})),
@@ -299,7 +357,11 @@ class OrderJournal:
             )
             conn.execute(
                 journal_table.insert().values(
-                    ts=now, kind="not_found", client_order_id=client_order_id, source="engine", payload="{}"
+                    ts=now,
+                    kind=JournalKind.NOT_FOUND.value,
+                    client_order_id=client_order_id,
+                    source="engine",
+                    payload="{}",
                 )
             )
         return self.intent(client_order_id)
@@ -312,7 +374,7 @@ class OrderJournal:
             row = self.intent(client_order_id)
             status = row.status if row is not None else "none"
             self._status[client_order_id] = status
-        return status == "in_flight"
+        return status == IntentStatus.IN_FLIGHT
 
     def has_intent(self, client_order_id: str) -> bool:
         """Whether an intent with this id was ever journaled. Intents are committed by
@@ -343,11 +405,11 @@ class OrderJournal:
         with self._db.connect() as conn, self._reading("order_intents", "of an in-flight intent"):
             rows = conn.execute(
                 select(intents_table)
-                .where(intents_table.c.status == "in_flight")
+                .where(intents_table.c.status == IntentStatus.IN_FLIGHT.value)
                 .order_by(intents_table.c.created_at)
             ).all()
         out = [self._current(self._row(r._mapping)) for r in rows]
-        return [r for r in out if r.status == "in_flight"]
+        return [r for r in out if r.status == IntentStatus.IN_FLIGHT]
 
     def _current(self, row: IntentRow) -> IntentRow:
         status = self._status.get(row.client_order_id)
@@ -377,13 +439,13 @@ class OrderJournal:
             for row in conn.execute(select(journal_table).order_by(journal_table.c.seq)):
                 yield self._decode_record(row._mapping)
 
-    def last_record(self, kinds: tuple[str, ...]) -> dict[str, Any] | None:
+    def last_record(self, kinds: tuple[JournalKind, ...]) -> dict[str, Any] | None:
         """The newest record of one of ``kinds`` (same shape as :meth:`records`), or None."""
         self.batch.flush()
         with self._db.connect() as conn, self._reading("order_journal", f"of kind {'/'.join(kinds)}"):
             row = conn.execute(
                 select(journal_table)
-                .where(journal_table.c.kind.in_(kinds))
+                .where(journal_table.c.kind.in_([str(k) for k in kinds]))
                 .order_by(journal_table.c.seq.desc())
                 .limit(1)
             ).first()

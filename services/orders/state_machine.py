@@ -35,364 +35,32 @@ Everything here is synchronous, pure Python and runs on the event-loop thread of
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 
-from services.domain.enums import OrderSide, OrderStatus, TradeUpdateKind
+from services.domain.enums import OrderStatus, TradeUpdateKind
 from services.domain.models import Fill, Order
+from services.orders.fill_booking import FillBooking
+from services.orders.records import Anomaly, ApplyResult, BrokerLeg, OrderRecord
+from services.orders.transitions import (
+    ALERT_EVENTS,
+    EVENT_TRIGGER,
+    FILL_EVENTS,
+    PREVIOUS,
+    RANK,
+    REFRESH_EVENTS,
+    STATUS_TRIGGER,
+    TRANSITIONS,
+    OrderState,
+    Trigger,
+)
 
 ZERO = Decimal(0)
-
-
-class OrderState(StrEnum):
-    """Heron's internal order status (Nautilus-style); Alpaca's status is kept as a substatus."""
-
-    INITIALIZED = "initialized"  # journaled intent, not yet on the wire
-    DENIED = "denied"  # refused by the risk gate, never sent
-    SUBMITTED = "submitted"  # POST sent (or ambiguous), no broker answer yet
-    ACCEPTED = "accepted"  # the broker holds the order
-    PENDING_UPDATE = "pending_update"
-    PENDING_CANCEL = "pending_cancel"
-    PARTIALLY_FILLED = "partially_filled"
-    FILLED = "filled"
-    CANCELED = "canceled"
-    EXPIRED = "expired"
-    REJECTED = "rejected"
-    LOST = "lost"  # not found twice after the deadline; still accepts acks and fills (24 h)
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_STATES
-
-    @property
-    def is_open(self) -> bool:
-        """Working or possibly working at the broker (counts as exposure)."""
-        return self in OPEN_STATES
-
-    @property
-    def is_in_flight(self) -> bool:
-        return self in (OrderState.INITIALIZED, OrderState.SUBMITTED)
-
-
-TERMINAL_STATES = frozenset(
-    {
-        OrderState.DENIED,
-        OrderState.FILLED,
-        OrderState.CANCELED,
-        OrderState.EXPIRED,
-        OrderState.REJECTED,
-        OrderState.LOST,
-    }
-)
-OPEN_STATES = frozenset(
-    {
-        OrderState.SUBMITTED,
-        OrderState.ACCEPTED,
-        OrderState.PENDING_UPDATE,
-        OrderState.PENDING_CANCEL,
-        OrderState.PARTIALLY_FILLED,
-    }
-)
-# Progress rank: a status event that would lower the rank is stale, never applied.
-_RANK = {
-    OrderState.INITIALIZED: 0,
-    OrderState.SUBMITTED: 1,
-    OrderState.LOST: 1,
-    OrderState.ACCEPTED: 2,
-    OrderState.PENDING_UPDATE: 2,
-    OrderState.PENDING_CANCEL: 2,
-    OrderState.PARTIALLY_FILLED: 3,
-    OrderState.DENIED: 9,
-    OrderState.FILLED: 9,
-    OrderState.CANCELED: 9,
-    OrderState.EXPIRED: 9,
-    OrderState.REJECTED: 9,
-}
-
-
-class Trigger(StrEnum):
-    """Internal events that drive the table."""
-
-    SUBMIT = "submit"
-    DENY = "deny"
-    ACCEPT = "accept"
-    REJECT = "reject"
-    PENDING_CANCEL = "pending_cancel"
-    PENDING_UPDATE = "pending_update"
-    CANCEL = "cancel"
-    EXPIRE = "expire"
-    UPDATED = "updated"  # replace confirmed: restore the previous status
-    MODIFY_REJECTED = "modify_rejected"
-    CANCEL_REJECTED = "cancel_rejected"
-    LOSE = "lose"
-
-
-_PREVIOUS = "previous"  # marker: restore the status saved before the pending request
 S = OrderState
 T = Trigger
 
-TRANSITIONS: dict[OrderState, dict[Trigger, OrderState | str]] = {
-    S.INITIALIZED: {
-        T.SUBMIT: S.SUBMITTED,
-        T.DENY: S.DENIED,
-        # external / reconciled orders arrive without a local submit
-        T.ACCEPT: S.ACCEPTED,
-        T.REJECT: S.REJECTED,
-        T.CANCEL: S.CANCELED,
-        T.EXPIRE: S.EXPIRED,
-        T.PENDING_CANCEL: S.PENDING_CANCEL,
-        T.PENDING_UPDATE: S.PENDING_UPDATE,
-    },
-    S.SUBMITTED: {
-        T.SUBMIT: S.SUBMITTED,  # a retry with the same client_order_id
-        T.ACCEPT: S.ACCEPTED,
-        T.REJECT: S.REJECTED,
-        T.CANCEL: S.CANCELED,
-        T.EXPIRE: S.EXPIRED,
-        T.PENDING_CANCEL: S.PENDING_CANCEL,
-        T.PENDING_UPDATE: S.PENDING_UPDATE,
-        T.LOSE: S.LOST,
-    },
-    S.ACCEPTED: {
-        T.ACCEPT: S.ACCEPTED,
-        T.REJECT: S.REJECTED,
-        T.PENDING_CANCEL: S.PENDING_CANCEL,
-        T.PENDING_UPDATE: S.PENDING_UPDATE,
-        T.CANCEL: S.CANCELED,
-        T.EXPIRE: S.EXPIRED,
-        T.UPDATED: S.ACCEPTED,
-        T.MODIFY_REJECTED: S.ACCEPTED,
-        T.CANCEL_REJECTED: S.ACCEPTED,
-    },
-    S.PENDING_UPDATE: {
-        T.ACCEPT: S.ACCEPTED,
-        T.REJECT: S.REJECTED,
-        T.CANCEL: S.CANCELED,
-        T.EXPIRE: S.EXPIRED,
-        T.PENDING_UPDATE: S.PENDING_UPDATE,
-        T.PENDING_CANCEL: S.PENDING_CANCEL,
-        T.MODIFY_REJECTED: _PREVIOUS,
-        T.UPDATED: _PREVIOUS,
-        T.CANCEL_REJECTED: S.PENDING_UPDATE,
-    },
-    S.PENDING_CANCEL: {
-        T.CANCEL: S.CANCELED,
-        T.EXPIRE: S.EXPIRED,
-        T.REJECT: S.REJECTED,
-        T.ACCEPT: S.PENDING_CANCEL,  # a late "new" while the cancel is pending changes nothing
-        T.PENDING_CANCEL: S.PENDING_CANCEL,
-        T.CANCEL_REJECTED: _PREVIOUS,
-        T.UPDATED: _PREVIOUS,
-        T.MODIFY_REJECTED: S.PENDING_CANCEL,
-    },
-    S.PARTIALLY_FILLED: {
-        T.ACCEPT: S.PARTIALLY_FILLED,
-        T.PENDING_UPDATE: S.PENDING_UPDATE,
-        T.PENDING_CANCEL: S.PENDING_CANCEL,
-        T.CANCEL: S.CANCELED,
-        T.EXPIRE: S.EXPIRED,
-        T.UPDATED: S.PARTIALLY_FILLED,
-        T.MODIFY_REJECTED: S.PARTIALLY_FILLED,
-        T.CANCEL_REJECTED: S.PARTIALLY_FILLED,
-    },
-    S.LOST: {
-        T.ACCEPT: S.ACCEPTED,
-        T.REJECT: S.REJECTED,
-        T.CANCEL: S.CANCELED,
-        T.EXPIRE: S.EXPIRED,
-        T.PENDING_CANCEL: S.PENDING_CANCEL,
-        T.PENDING_UPDATE: S.PENDING_UPDATE,
-    },
-    S.DENIED: {},
-    S.FILLED: {},
-    S.CANCELED: {},
-    S.EXPIRED: {},
-    S.REJECTED: {},
-}
-# States where a fill is a normal event (CANCELED: the real-world late fill after a cancel).
-FILLABLE = frozenset(
-    {S.SUBMITTED, S.ACCEPTED, S.PENDING_UPDATE, S.PENDING_CANCEL, S.PARTIALLY_FILLED, S.CANCELED, S.LOST}
-)
 
-# Alpaca status (REST snapshot) -> trigger; None = substatus only.
-STATUS_TRIGGER: dict[OrderStatus, Trigger | None] = {
-    OrderStatus.NEW: T.ACCEPT,
-    OrderStatus.ACCEPTED: T.ACCEPT,
-    OrderStatus.PENDING_NEW: T.ACCEPT,
-    OrderStatus.ACCEPTED_FOR_BIDDING: T.ACCEPT,
-    OrderStatus.PENDING_REVIEW: T.ACCEPT,
-    OrderStatus.HELD: T.ACCEPT,
-    OrderStatus.PARTIALLY_FILLED: T.ACCEPT,  # the fill part comes from filled_qty
-    OrderStatus.FILLED: T.ACCEPT,
-    OrderStatus.DONE_FOR_DAY: None,
-    OrderStatus.CANCELED: T.CANCEL,
-    OrderStatus.EXPIRED: T.EXPIRE,
-    OrderStatus.REPLACED: T.UPDATED,
-    OrderStatus.PENDING_CANCEL: T.PENDING_CANCEL,
-    OrderStatus.PENDING_REPLACE: T.PENDING_UPDATE,
-    OrderStatus.STOPPED: None,
-    OrderStatus.REJECTED: T.REJECT,
-    OrderStatus.SUSPENDED: None,
-    OrderStatus.CALCULATED: None,
-}
-
-# trade_updates event -> trigger; fills handled separately; None = substatus only.
-EVENT_TRIGGER: dict[str, Trigger | None] = {
-    TradeUpdateKind.NEW: T.ACCEPT,
-    TradeUpdateKind.ACCEPTED: T.ACCEPT,
-    TradeUpdateKind.PENDING_NEW: T.ACCEPT,
-    TradeUpdateKind.CANCELED: T.CANCEL,
-    TradeUpdateKind.EXPIRED: T.EXPIRE,
-    TradeUpdateKind.REJECTED: T.REJECT,
-    TradeUpdateKind.PENDING_CANCEL: T.PENDING_CANCEL,
-    TradeUpdateKind.PENDING_REPLACE: T.PENDING_UPDATE,
-    TradeUpdateKind.REPLACED: T.UPDATED,
-    TradeUpdateKind.ORDER_REPLACE_REJECTED: T.MODIFY_REJECTED,
-    TradeUpdateKind.ORDER_CANCEL_REJECTED: T.CANCEL_REJECTED,
-    TradeUpdateKind.DONE_FOR_DAY: None,
-    TradeUpdateKind.STOPPED: None,
-    TradeUpdateKind.SUSPENDED: None,
-    TradeUpdateKind.CALCULATED: None,
-    TradeUpdateKind.RESTATED: None,
-}
-FILL_EVENTS = frozenset({TradeUpdateKind.FILL.value, TradeUpdateKind.PARTIAL_FILL.value})
-# Rare events: no transition, but a person should hear of them; restated also needs a refresh.
-ALERT_EVENTS = frozenset({"stopped", "suspended", "calculated", "restated"})
-REFRESH_EVENTS = frozenset({"restated"})
-
-
-@dataclass(frozen=True, slots=True)
-class Anomaly:
-    """Something the state machine refused or could not explain. Never silently dropped."""
-
-    kind: str  # invalid_transition | unknown_event | overfill | filled_qty_regressed | ...
-    order_key: str  # the logical order's client_order_id
-    detail: str
-    ts: datetime
-
-
-@dataclass(slots=True)
-class BrokerLeg:
-    """Progress of one broker order id belonging to a logical order (replace creates a new one)."""
-
-    broker_order_id: str
-    client_order_id: str
-    qty: Decimal | None
-    filled_qty: Decimal = ZERO
-    notional_filled: Decimal = ZERO  # sum(qty * price) of the fills counted on this leg
-    inferred_open: Decimal = ZERO  # inferred quantity not yet matched by a real fill event
-
-
-@dataclass(slots=True)
-class OrderRecord:
-    """Heron's view of one logical order. Mutated only by :class:`OrderStateMachine`."""
-
-    client_order_id: str  # the logical key: the first client id (journal intent)
-    symbol: str
-    side: OrderSide
-    qty: Decimal | None
-    source: str = "manual"
-    state: OrderState = OrderState.INITIALIZED
-    previous_state: OrderState = OrderState.INITIALIZED
-    broker_status: str = ""
-    broker_order_id: str | None = None
-    current_client_order_id: str = ""
-    legs: dict[str, BrokerLeg] = field(default_factory=dict)
-    filled_qty: Decimal = ZERO
-    avg_fill_price: Decimal | None = None
-    overfill_qty: Decimal = ZERO
-    updated_at: datetime | None = None
-    ambiguous: bool = False
-    cancel_requested: bool = False
-    pending_replace_client_id: str | None = None
-    replace_count: int = 0
-    snapshot: Order | None = None  # the last broker view of the current broker order
-    exec_ids: set[tuple[str, str]] = field(default_factory=set)
-    parent_client_order_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.current_client_order_id:
-            self.current_client_order_id = self.client_order_id
-
-    @property
-    def leaves_qty(self) -> Decimal | None:
-        if self.qty is None:
-            return None
-        return max(self.qty - self.filled_qty, ZERO)
-
-
-@dataclass(frozen=True, slots=True)
-class FillMatch:
-    """A real execution confirming (part of) a fill booked earlier by inference.
-
-    ``fill`` is the whole real execution (its own id, price, qty and time); ``inferred`` lists the
-    inferred fills it confirms and how much of each. Only the confirmed quantity is already in the
-    positions: any rest of the execution is booked in the same result's ``fills`` under the same id.
-    The store takes the confirmed quantity out of the inferred rows and writes the execution as
-    Alpaca reported it, so the fills table holds real executions and a later copy of one (a
-    redelivery, the FILL activities read on recovery) is recognised as a duplicate.
-    """
-
-    fill: Fill
-    inferred: tuple[tuple[str, Decimal], ...]
-
-    @property
-    def confirmed_qty(self) -> Decimal:
-        return sum((qty for _, qty in self.inferred), ZERO)
-
-
-@dataclass(slots=True)
-class ApplyResult:
-    """What one event did: fills to book (positions), matches of inferred fills, anomalies, refresh."""
-
-    changed: bool = False
-    fills: list[Fill] = field(default_factory=list)
-    matches: list[FillMatch] = field(default_factory=list)
-    duplicate_fills: int = 0
-    anomalies: list[Anomaly] = field(default_factory=list)
-    refresh: bool = False
-    alert: str | None = None
-    transition: tuple[OrderState, OrderState] | None = None
-
-    def merge(self, other: ApplyResult) -> None:
-        self.changed = self.changed or other.changed
-        self.fills.extend(other.fills)
-        self.matches.extend(other.matches)
-        self.duplicate_fills += other.duplicate_fills
-        self.anomalies.extend(other.anomalies)
-        self.refresh = self.refresh or other.refresh
-        self.alert = self.alert or other.alert
-        if other.transition is not None:
-            # several steps in one event (adopted: accepted, then filled) journal as one transition
-            start = self.transition[0] if self.transition is not None else other.transition[0]
-            self.transition = (start, other.transition[1])
-
-
-INFERRED_PREFIX = "inferred:"
-
-
-def inferred_execution_id(broker_order_id: str, cum_before: Decimal, cum_after: Decimal) -> str:
-    """Deterministic id of a fill inferred from a cumulative jump: a restart re-infers the same id."""
-    return f"{INFERRED_PREFIX}{broker_order_id}:{cum_before.normalize()}:{cum_after.normalize()}"
-
-
-def inferred_range(execution_id: str) -> tuple[str, Decimal, Decimal] | None:
-    """(broker order id, cum_before, cum_after) of an inferred id; None for a real execution id."""
-    if not execution_id.startswith(INFERRED_PREFIX):
-        return None
-    parts = execution_id[len(INFERRED_PREFIX):].rsplit(":", 2)
-    if len(parts) != 3:
-        return None
-    try:
-        return parts[0], Decimal(parts[1]), Decimal(parts[2])
-    except ArithmeticError:
-        return None
-
-
-class OrderStateMachine:
+class OrderStateMachine(FillBooking):
     """Applies triggers, trade updates and REST snapshots to :class:`OrderRecord` objects."""
 
     # --- local commands -------------------------------------------------------------------
@@ -412,7 +80,7 @@ class OrderStateMachine:
             )
             result.refresh = True
             return result
-        if target == _PREVIOUS:
+        if target == PREVIOUS:
             new_state = rec.previous_state
         else:
             assert isinstance(target, OrderState)
@@ -441,7 +109,7 @@ class OrderStateMachine:
     def apply_update(
         self,
         rec: OrderRecord,
-        event: str,
+        event: TradeUpdateKind | str,
         order: Order,
         ts: datetime,
         *,
@@ -452,6 +120,9 @@ class OrderStateMachine:
         counted_is_booked: bool = False,
     ) -> ApplyResult:
         """Apply one ``trade_updates`` message about ``order`` (a broker order of ``rec``).
+
+        ``event``: a :class:`TradeUpdateKind`, or the raw text of a kind Heron does not know (an
+        anomaly and a refresh).
 
         ``counted_is_booked``: the execution comes from a source whose ids are not the stream's
         (FILL account activities, see :meth:`apply_activity`): a part of it that falls on quantity
@@ -506,10 +177,17 @@ class OrderStateMachine:
         those, already booked from the stream (Alpaca does not document that an activity's id is
         the stream's execution_id), and changes nothing.
         """
-        event = "fill" if order.status is OrderStatus.FILLED else "partial_fill"
+        event = TradeUpdateKind.FILL if order.status is OrderStatus.FILLED else TradeUpdateKind.PARTIAL_FILL
         return self.apply_update(
-            rec, event, order, fill.ts, execution_id=fill.execution_id, price=fill.price, qty=fill.qty,
-            position_qty=fill.position_qty, counted_is_booked=True,
+            rec,
+            event,
+            order,
+            fill.ts,
+            execution_id=fill.execution_id,
+            price=fill.price,
+            qty=fill.qty,
+            position_qty=fill.position_qty,
+            counted_is_booked=True,
         )
 
     def apply_snapshot(self, rec: OrderRecord, order: Order, ts: datetime) -> ApplyResult:
@@ -603,7 +281,7 @@ class OrderStateMachine:
                 return result  # a reordered or duplicated older event: expected venue race, no-op
             result.merge(self.trigger(rec, trig, ts, detail=f"(broker {label})"))
             return result
-        if stale and (not isinstance(target, OrderState) or _RANK[target] <= _RANK[rec.state]):
+        if stale and (not isinstance(target, OrderState) or RANK[target] <= RANK[rec.state]):
             return result  # older than what we already know: never move backwards
         result.merge(self.trigger(rec, trig, ts))
         if trig is T.CANCEL and not rec.cancel_requested and result.changed:
@@ -614,7 +292,7 @@ class OrderStateMachine:
 
     @staticmethod
     def _is_backward(state: OrderState, trig: Trigger) -> bool:
-        return trig in (T.ACCEPT, T.PENDING_CANCEL, T.PENDING_UPDATE) and _RANK[state] >= 3
+        return trig in (T.ACCEPT, T.PENDING_CANCEL, T.PENDING_UPDATE) and RANK[state] >= 3
 
     @staticmethod
     def _same_terminal(state: OrderState, trig: Trigger) -> bool:
@@ -703,247 +381,3 @@ class OrderStateMachine:
             result.alert = f"order {rec.client_order_id} replaced by the broker without a request (review)"
             result.refresh = True
         return result
-
-    def _catch_up_fills(self, rec: OrderRecord, leg: BrokerLeg, order: Order, ts: datetime) -> ApplyResult:
-        """Infer the fills the payload's cumulative filled_qty proves but we have not seen."""
-        result = ApplyResult()
-        gap = order.filled_qty - leg.filled_qty
-        if gap > 0:
-            price: Decimal | None = None
-            if order.filled_avg_price is not None:
-                price = (order.filled_qty * order.filled_avg_price - leg.notional_filled) / gap
-                if price <= 0:
-                    price = order.filled_avg_price
-            result.merge(self._infer_qty(rec, leg, order, order.filled_qty, price, ts))
-        return result
-
-    def _infer_qty(
-        self,
-        rec: OrderRecord,
-        leg: BrokerLeg,
-        order: Order,
-        cum_target: Decimal,
-        price: Decimal | None,
-        ts: datetime,
-    ) -> ApplyResult:
-        result = ApplyResult()
-        gap = cum_target - leg.filled_qty
-        if gap <= 0:
-            return result
-        if price is None:
-            price = order.filled_avg_price or order.limit_price or ZERO
-        exec_id = inferred_execution_id(order.id, leg.filled_qty, cum_target)
-        # When it happened at the broker, not when Heron learned of it: fills are replayed in time
-        # order (a restart rebuilds positions from them), and an average price depends on the order
-        # of the fills (a dropped fill event learned from a later snapshot was booked last).
-        happened = order.filled_at if order.filled_at is not None and order.filled_qty <= cum_target else None
-        happened = happened or order.updated_at
-        fill_ts = min(happened, ts) if happened is not None else ts
-        fill = Fill(exec_id, order.id, order.client_order_id, rec.symbol, rec.side, gap, price, fill_ts)
-        rec.exec_ids.add((order.id, exec_id))
-        result.anomalies.append(
-            Anomaly(
-                "inferred_fill",
-                rec.client_order_id,
-                f"{gap} @ {price} inferred from filled_qty {cum_target}",
-                ts,
-            )
-        )
-        leg.inferred_open += gap
-        result.merge(self._book(rec, leg, fill, ts, order))
-        return result
-
-    def _on_fill_event(
-        self,
-        rec: OrderRecord,
-        leg: BrokerLeg,
-        order: Order,
-        ts: datetime,
-        execution_id: str | None,
-        price: Decimal | None,
-        qty: Decimal | None,
-        position_qty: Decimal | None,
-        counted_is_booked: bool = False,
-    ) -> ApplyResult:
-        result = ApplyResult()
-        if execution_id is None or qty is None or qty <= 0 or price is None:
-            # a fill without its execution details: book what the cumulative quantity proves
-            result.anomalies.append(
-                Anomaly(
-                    "fill_without_execution",
-                    rec.client_order_id,
-                    f"fill event on {order.id} lacks id/qty/price",
-                    ts,
-                )
-            )
-            result.merge(self._catch_up_fills(rec, leg, order, ts))
-            result.refresh = True
-            self._fill_status(rec, leg, ts, result, order)
-            return result
-        key = (order.id, execution_id)
-        if key in rec.exec_ids:
-            result.duplicate_fills = 1
-            return result
-        rec.exec_ids.add(key)
-        cum = order.filled_qty
-        before = cum - qty  # cumulative quantity the broker had before this fill
-        if before > leg.filled_qty:
-            # fills we never saw: infer them first (price from the broker's cumulative average)
-            inferred_price: Decimal | None = None
-            if order.filled_avg_price is not None:
-                gap = before - leg.filled_qty
-                inferred_price = (cum * order.filled_avg_price - qty * price - leg.notional_filled) / gap
-                if inferred_price <= 0:
-                    inferred_price = order.filled_avg_price
-            result.merge(self._infer_qty(rec, leg, order, before, inferred_price, ts))
-        elif before < leg.filled_qty:
-            # part of this fill is already counted: normally a quantity we inferred earlier, which
-            # this execution now confirms (matched, never added)
-            overlap = min(qty, leg.filled_qty - before)
-            covered = min(overlap, leg.inferred_open)
-            pieces = self._confirmed_pieces(rec, order.id, before, cum, covered)
-            leg.inferred_open -= covered
-            rest = qty - (overlap if counted_is_booked else covered)  # not counted yet: booked below
-            if pieces:
-                real = Fill(
-                    execution_id, order.id, order.client_order_id, rec.symbol, rec.side, covered + rest,
-                    price, ts, position_qty,
-                )
-                result.matches.append(FillMatch(real, pieces))
-            qty = rest
-            result.changed = True
-            if overlap > covered and not counted_is_booked:
-                result.anomalies.append(
-                    Anomaly(
-                        "fill_overlaps_counted",
-                        rec.client_order_id,
-                        f"fill {execution_id} ({qty} @ {price}) overlaps quantity already counted "
-                        f"(broker cum {cum}, local {leg.filled_qty}); booked as reported",
-                        ts,
-                    )
-                )
-                result.refresh = True
-            if qty <= 0:
-                self._fill_status(rec, leg, ts, result, order)
-                self._observe(rec, order, "fill")
-                return result
-        fill = Fill(
-            execution_id, order.id, order.client_order_id, rec.symbol, rec.side, qty, price, ts, position_qty
-        )
-        result.merge(self._book(rec, leg, fill, ts, order))
-        return result
-
-    @staticmethod
-    def _confirmed_pieces(
-        rec: OrderRecord, order_id: str, before: Decimal, cum: Decimal, covered: Decimal
-    ) -> tuple[tuple[str, Decimal], ...]:
-        """Which inferred fills of ``order_id`` a real execution over ``(before, cum]`` confirms.
-
-        Each inferred fill covers ``(cum_before, cum_after]`` (its id says which); the overlap of the
-        two ranges is what the execution confirms, oldest first, never more than ``covered``.
-        """
-        if covered <= 0:
-            return ()
-        ranges = sorted(
-            (r[1], r[2], eid)
-            for oid, eid in rec.exec_ids
-            if oid == order_id and (r := inferred_range(eid)) is not None and r[0] == order_id
-        )
-        pieces: list[tuple[str, Decimal]] = []
-        left = covered
-        for lo, hi, eid in ranges:
-            take = min(max(min(hi, cum) - max(lo, before), ZERO), left)
-            if take > 0:
-                pieces.append((eid, take))
-                left -= take
-        return tuple(pieces)
-
-    def _book(
-        self, rec: OrderRecord, leg: BrokerLeg, fill: Fill, ts: datetime, order: Order | None = None
-    ) -> ApplyResult:
-        """Count a fill on the order (capped at its quantity) and always hand it on for positions."""
-        result = ApplyResult(changed=True)
-        if rec.state is S.INITIALIZED:
-            # a fill of an order Heron never submitted (adopted from the stream or a snapshot): the
-            # broker evidently holds it, so it is accepted first and the fill is an ordinary one
-            result.merge(self.trigger(rec, T.ACCEPT, ts))
-        result.fills.append(fill)
-        counted = fill.qty
-        if leg.qty is not None and leg.filled_qty + fill.qty > leg.qty:
-            counted = max(leg.qty - leg.filled_qty, ZERO)
-            excess = fill.qty - counted
-            rec.overfill_qty += excess
-            result.anomalies.append(
-                Anomaly(
-                    "overfill",
-                    rec.client_order_id,
-                    f"fill {fill.execution_id} of {fill.qty} exceeds order qty {leg.qty} by {excess}",
-                    ts,
-                )
-            )
-            result.refresh = True
-        if counted > 0:
-            leg.filled_qty += counted
-            leg.notional_filled += counted * fill.price
-            total = sum((lg.filled_qty for lg in rec.legs.values()), ZERO)
-            notional = sum((lg.notional_filled for lg in rec.legs.values()), ZERO)
-            rec.filled_qty = total
-            rec.avg_fill_price = notional / total if total else None
-        if rec.state not in FILLABLE:
-            result.anomalies.append(
-                Anomaly(
-                    "fill_in_terminal_state",
-                    rec.client_order_id,
-                    f"fill {fill.execution_id} arrived in state {rec.state.value}; booked for positions",
-                    ts,
-                )
-            )
-            result.refresh = True
-        self._fill_status(rec, leg, ts, result, order)
-        return result
-
-    def _fill_status(
-        self, rec: OrderRecord, leg: BrokerLeg, ts: datetime, result: ApplyResult, order: Order | None = None
-    ) -> None:
-        """Move to PARTIALLY_FILLED / FILLED from what is booked on the current broker order.
-
-        FILLED: the leg's quantity is filled, or, for a leg without a quantity, ``order`` (the
-        broker's view of this leg) says ``filled`` and every share it reports filled is booked — a
-        notional order keeps ``qty`` null (Order entity docs; Alpaca-API #191), so its quantity
-        cannot be the test. (A leg with a quantity reported filled short of it stays an anomaly.)
-        """
-        before = rec.state
-        if rec.state not in FILLABLE or rec.filled_qty <= 0:
-            return
-        current = leg.broker_order_id == rec.broker_order_id
-        broker_done = (
-            leg.qty is None
-            and order is not None
-            and order.id == leg.broker_order_id
-            and order.status is OrderStatus.FILLED
-            and order.filled_qty > 0
-            and leg.filled_qty >= order.filled_qty
-        )
-        full = current and ((leg.qty is not None and leg.filled_qty >= leg.qty) or broker_done)
-        if full:
-            rec.state = S.FILLED
-        elif rec.state in (S.SUBMITTED, S.ACCEPTED, S.LOST):
-            rec.state = S.PARTIALLY_FILLED
-        elif rec.state in (S.PENDING_CANCEL, S.PENDING_UPDATE) and rec.previous_state in (
-            S.ACCEPTED,
-            S.SUBMITTED,
-        ):
-            rec.previous_state = S.PARTIALLY_FILLED  # the pending request stays pending
-        rec.ambiguous = False
-        if rec.state != before:
-            start = result.transition[0] if result.transition is not None else before
-            result.transition = (start, rec.state)
-            result.changed = True
-
-
-def distinct_fill_qty(fills: Iterable[Fill]) -> Decimal:
-    """Sum of fills with distinct (order id, execution id): the property tests' yardstick."""
-    seen: dict[tuple[str, str], Decimal] = {}
-    for f in fills:
-        seen.setdefault((f.order_id, f.execution_id), f.qty)
-    return sum(seen.values(), ZERO)

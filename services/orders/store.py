@@ -1,9 +1,10 @@
 """OrderStore: orders, fills and per-symbol positions as Heron believes them, persisted as they change.
 
 - Orders are indexed by logical client id, every client id they used, and every broker order id.
-- Positions are computed from fills only (Decimal): signed qty, average price, realized P&L;
-  unrealized P&L comes from a :class:`PriceSource`. Reconciliation adjustments adopted by an
-  operator are booked as internal adjustment fills, so positions stay derivable from the fills table.
+- Positions are computed from fills only (Decimal, :mod:`services.orders.positions`): signed qty,
+  average price, realized P&L; unrealized P&L comes from a :class:`MarkSource`. Reconciliation
+  adjustments adopted by an operator are booked as internal adjustment fills, so positions stay
+  derivable from the fills table. Rows are encoded and decoded in :mod:`services.orders.rows`.
 - Every change is written to the database (synchronously, on the caller's thread) and published on
   the bus: :class:`OrderChangedEvent` per order change, :class:`FillEvent` per booked fill, plus
   :class:`NotificationEvent` for anomalies and alerts.
@@ -16,224 +17,35 @@ Runs on the event-loop thread of its owner; not thread-safe.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, insert, select, update
 
 from services.domain.bus import EventBus
-from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from services.domain.enums import OrderSide, OrderStatus
 from services.domain.events import FillEvent, NotificationEvent, OrderChangedEvent
 from services.domain.models import Fill, Order
-from services.orders.journal import ROW_ERRORS, STORED_MAX, sane_amount
-from services.orders.state_machine import (
-    Anomaly,
-    ApplyResult,
-    BrokerLeg,
-    FillMatch,
-    OrderRecord,
-    OrderState,
-)
+from services.orders.journal import ROW_ERRORS, sane_amount
+from services.orders.positions import LocalPosition
+from services.orders.records import Anomaly, ApplyResult, FillMatch, OrderMeta, OrderRecord
+from services.orders.rows import fill_row, order_from_row, order_row
 from services.orders.tables import anomalies_table, fills_table, orders_table
+from services.orders.transitions import OrderState
 from services.orders.writes import WriteBatch
 from services.storage import Database
 from services.storage.errors import DamagedRowError
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
-NEW_YORK = ZoneInfo("America/New_York")
 
 
 class MarkSource(Protocol):
     def last_price(self, symbol: str) -> Decimal | None: ...
-
-
-def trading_day(ts: datetime) -> date:
-    """The trading day a moment belongs to: its calendar date in New York, where Alpaca's day rolls."""
-    return ts.astimezone(NEW_YORK).date()
-
-
-@dataclass(slots=True)
-class LocalPosition:
-    """One symbol's position as Heron books it, priced the way Alpaca prices positions.
-
-    Alpaca ("Position Average Entry Price Calculation", docs.alpaca.markets) uses a weighted average
-    for intraday trades and compressed FIFO for positions carried from previous trading days:
-
-    - during a trading day (New York date) ``avg_price`` is the weighted average: a buy (a sell, for a
-      short) blends into it, a closing trade leaves it unchanged and realizes ``(price - avg) * qty``;
-    - when a fill of a later day arrives, or :meth:`roll` is told the day changed, the finished day is
-      compressed: its opening trades become one lot at their weighted average, its closing quantity
-      consumes the lots first in, first out (older days first, the compressed day last), and
-      ``avg_price`` becomes the remaining lots' cost over their quantity;
-    - realized P&L follows the same lots: a roll restates it by the change of the remaining cost basis,
-      so realized + cost basis still equals what the fills paid and received.
-
-    Fills without a time (``at=None``) stay in the current day. ``count_volume=False`` marks an operator
-    adjustment (adopting the broker's position): it sets the position, realizes nothing, counts no
-    volume, and what it opens is carried as one lot at the adopted price.
-    """
-
-    symbol: str
-    qty: Decimal = ZERO
-    avg_price: Decimal = ZERO
-    realized_pl: Decimal = ZERO
-    bought: Decimal = ZERO
-    sold: Decimal = ZERO
-    buy_notional: Decimal = ZERO
-    sell_notional: Decimal = ZERO
-    #: signed cost basis (positive long, negative short); ``avg_price`` is ``cost / qty``
-    cost: Decimal = ZERO
-    #: the trading day the current intraday figures belong to (None until a timed fill or a roll)
-    day: date | None = None
-    #: compressed lots carried from previous days, oldest first: (signed qty, cost), one side only
-    lots: list[tuple[Decimal, Decimal]] = field(default_factory=list)
-    #: ``avg_price`` before the last roll, kept until the next fill (the broker may not have rolled yet)
-    previous_day_avg: Decimal | None = None
-    # the current day's trades, split into opening and closing quantity per side (+1 long, -1 short)
-    _opened_qty: dict[int, Decimal] = field(default_factory=dict)
-    _opened_cost: dict[int, Decimal] = field(default_factory=dict)
-    _closed_qty: dict[int, Decimal] = field(default_factory=dict)
-    # realized P&L and cost basis at the start of the day, and the day's cash flow (sells - buys): a
-    # roll restates realized P&L from these exact sums rather than from rounded intraday figures
-    _bod_realized: Decimal = ZERO
-    _bod_cost: Decimal = ZERO
-    _day_cash: Decimal = ZERO
-
-    @property
-    def cost_basis(self) -> Decimal:
-        """Signed: positive for a long, negative for a short."""
-        return self.cost
-
-    def _set(self, qty: Decimal, cost: Decimal) -> None:
-        self.qty, self.cost = qty, cost
-        self.avg_price = ZERO if qty == 0 else cost / qty
-
-    def apply(
-        self,
-        side: OrderSide,
-        qty: Decimal,
-        price: Decimal,
-        *,
-        count_volume: bool = True,
-        at: datetime | None = None,
-    ) -> None:
-        if at is not None:
-            self.roll(trading_day(at))
-        self.previous_day_avg = None
-        if not count_volume:
-            self._adjust(side, qty, price)
-            return
-        if side is OrderSide.BUY:
-            self.bought += qty
-            self.buy_notional += qty * price
-        else:
-            self.sold += qty
-            self.sell_notional += qty * price
-        self._day_cash -= qty * price * side.sign
-        signed = qty * side.sign
-        if self.qty == 0 or (self.qty > 0) == (signed > 0):
-            self._open(side.sign, qty, price)
-            return
-        direction = 1 if self.qty > 0 else -1
-        closing = min(qty, abs(self.qty))
-        removed = self.cost if closing == abs(self.qty) else self.cost * closing / abs(self.qty)
-        self.realized_pl += price * closing * direction - removed
-        self._closed_qty[direction] = self._closed_qty.get(direction, ZERO) + closing
-        self._set(self.qty - closing * direction, self.cost - removed)
-        rest = qty - closing
-        if rest > 0:
-            self._open(side.sign, rest, price)
-
-    def _open(self, sign: int, qty: Decimal, price: Decimal) -> None:
-        self._set(self.qty + qty * sign, self.cost + qty * price * sign)
-        self._opened_qty[sign] = self._opened_qty.get(sign, ZERO) + qty
-        self._opened_cost[sign] = self._opened_cost.get(sign, ZERO) + qty * price
-
-    def _adjust(self, side: OrderSide, qty: Decimal, price: Decimal) -> None:
-        signed = qty * side.sign
-        if self.qty != 0 and (self.qty > 0) != (signed > 0) and qty == abs(self.qty):
-            self._set(ZERO, ZERO)  # the adjustment that closes
-        else:  # the adjustment that opens the adopted position: one carried lot at the adopted price
-            self._set(self.qty + signed, self.cost + signed * price)
-        self.lots = [] if self.qty == 0 else [(self.qty, self.cost)]
-        self._clear_day()
-
-    def _clear_day(self) -> None:
-        self._opened_qty.clear()
-        self._opened_cost.clear()
-        self._closed_qty.clear()
-        self._bod_realized, self._bod_cost, self._day_cash = self.realized_pl, self.cost, ZERO
-
-    def compressed(self) -> list[tuple[Decimal, Decimal]]:
-        """The lots as they would be if the current day ended now (see the class docstring)."""
-        out: list[tuple[Decimal, Decimal]] = []
-        for sign in (1, -1):
-            side = [(q, c) for q, c in self.lots if (q > 0) == (sign > 0)]
-            opened = self._opened_qty.get(sign, ZERO)
-            if opened:
-                side.append((opened * sign, self._opened_cost[sign] * sign))
-            left = self._closed_qty.get(sign, ZERO)
-            for q, c in side:
-                take = min(left, abs(q))
-                left -= take
-                if take == abs(q):
-                    continue
-                out.append((q - take * sign, c - c * take / abs(q)))
-        return out
-
-    def compressed_avg(self) -> Decimal:
-        """The average price the lots give if the current day ended now (Alpaca's next-day figure)."""
-        lots = self.compressed()
-        qty = sum((q for q, _ in lots), ZERO)
-        return ZERO if qty == 0 else sum((c for _, c in lots), ZERO) / qty
-
-    def roll(self, day: date) -> None:
-        """Start trading day ``day``: compress the finished day (no-op for the same or an earlier day)."""
-        if self.day is None:
-            self.day = day
-            return
-        if day <= self.day:
-            return
-        self.day = day
-        if not (self._opened_qty or self._closed_qty):
-            return
-        lots = self.compressed()
-        realized = self._bod_realized + self._day_cash
-        bod_cost = self._bod_cost
-        held = sum((q for q, _ in lots), ZERO)
-        if held != self.qty:  # cannot happen with consistent books; keep the weighted figure then
-            log.error("%s: compressed lots hold %s, the position %s; lots reset", self.symbol, held, self.qty)
-            self.lots = [] if self.qty == 0 else [(self.qty, self.cost)]
-            self._clear_day()
-            return
-        cost = sum((c for _, c in lots), ZERO)
-        self.lots = lots
-        if self.qty != 0:
-            self.previous_day_avg = self.avg_price
-        self.realized_pl = realized + cost - bod_cost
-        self._set(self.qty, cost)
-        self._clear_day()
-
-    def accepted_avg_prices(self) -> set[Decimal]:
-        """Average prices the broker may show for this position now: the weighted average, the
-        compressed one, and, before any fill today, the figure before the last roll."""
-        out = {self.avg_price, self.compressed_avg()}
-        if self.previous_day_avg is not None:
-            out.add(self.previous_day_avg)
-        return out
-
-    def unrealized(self, mark: Decimal | None) -> Decimal | None:
-        if mark is None:
-            return None
-        return mark * self.qty - self.cost
 
 
 _STATE_TO_STATUS = {
@@ -250,17 +62,6 @@ _STATE_TO_STATUS = {
     OrderState.DENIED: OrderStatus.REJECTED,
     OrderState.LOST: OrderStatus.REJECTED,
 }
-
-
-@dataclass(slots=True)
-class OrderMeta:
-    """What the store keeps beside the state machine's record (for views and persistence)."""
-
-    created_at: datetime
-    type: OrderType = OrderType.MARKET
-    time_in_force: TimeInForce = TimeInForce.DAY
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
 
 
 class OrderStore:
@@ -422,7 +223,7 @@ class OrderStore:
         key = (fill.order_id, fill.execution_id)
         if key not in self._fill_keys:
             self._fill_keys.add(key)
-            self._write(_fill_row(fill, rec.client_order_id, inferred=inferred))
+            self._write(fill_row(fill, rec.client_order_id, inferred=inferred))
             if inferred:
                 self._remember_inferred(key, fill.qty, fill.price)
         self._bus.publish(FillEvent(self._clock(), fill))
@@ -457,7 +258,7 @@ class OrderStore:
             else:
                 self._write(delete(fills_table).where(where))
                 self._inferred.pop((real.order_id, inferred_id), None)
-        self._write(_fill_row(real, rec.client_order_id, inferred=False))
+        self._write(fill_row(real, rec.client_order_id, inferred=False))
         return repriced
 
     def _remember_inferred(self, key: tuple[str, str], qty: Decimal, price: Decimal) -> None:
@@ -581,7 +382,6 @@ class OrderStore:
         """Commit the queued order and fill rows if the database takes them (False: kept queued)."""
         return self._batch.try_flush() if self._batch is not None else True
 
-
     def settle_deferred(self) -> None:
         """Replay the positions a refused write left waiting (see :meth:`_replay_position`)."""
         for symbol in sorted(self.deferred):
@@ -684,46 +484,9 @@ class OrderStore:
         if self._db is None:
             return
         meta = self._meta.get(rec.client_order_id) or OrderMeta(created_at=self._clock())
-        legs = {
-            k: {
-                "client_order_id": v.client_order_id,
-                "qty": None if v.qty is None else format(v.qty, "f"),
-                "filled_qty": format(v.filled_qty, "f"),
-                "notional_filled": format(v.notional_filled, "f"),
-                "inferred_open": format(v.inferred_open, "f"),
-            }
-            for k, v in rec.legs.items()
-        }
-        extra = {
-            "type": meta.type.value,
-            "time_in_force": meta.time_in_force.value,
-            "limit_price": None if meta.limit_price is None else format(meta.limit_price, "f"),
-            "stop_price": None if meta.stop_price is None else format(meta.stop_price, "f"),
-            "pending_replace_client_id": rec.pending_replace_client_id,
-            "cancel_requested": rec.cancel_requested,
-        }
-        values: dict[str, Any] = {
-            "client_order_id": rec.client_order_id,
-            "current_client_order_id": rec.current_client_order_id,
-            "broker_order_id": rec.broker_order_id,
-            "parent_client_order_id": rec.parent_client_order_id,
-            "symbol": rec.symbol,
-            "side": rec.side.value,
-            "qty": rec.qty,
-            "filled_qty": rec.filled_qty,
-            "avg_fill_price": rec.avg_fill_price,
-            "overfill_qty": rec.overfill_qty,
-            "state": rec.state.value,
-            "previous_state": rec.previous_state.value,
-            "broker_status": rec.broker_status,
-            "source": rec.source,
-            "created_at": meta.created_at,
-            "updated_at": self._clock(),
-            "legs": json.dumps({"legs": legs, "meta": extra}),
-        }
         self._write(
             delete(orders_table).where(orders_table.c.client_order_id == rec.client_order_id),
-            insert(orders_table).values(**values),
+            insert(orders_table).values(**order_row(rec, meta, self._clock())),
         )
 
     def load(self) -> int:
@@ -760,7 +523,7 @@ class OrderStore:
         for row in order_rows:
             m = row._mapping
             try:
-                rec, meta = _order_from_row(m)
+                rec, meta = order_from_row(m)
             except ROW_ERRORS as error:
                 raise self._damaged("orders", repr(m["client_order_id"]), error) from error
             rec.exec_ids = exec_ids.get(rec.client_order_id, set())
@@ -796,8 +559,10 @@ class OrderStore:
             raise self._damaged(table.name, bad, error) from error
 
     def _damaged(self, table: str, key: str, error: BaseException) -> DamagedRowError:
-        problem = f"the field {error} is missing" if isinstance(error, KeyError) else (
-            str(error) or type(error).__name__
+        problem = (
+            f"the field {error} is missing"
+            if isinstance(error, KeyError)
+            else (str(error) or type(error).__name__)
         )
         where = self._db.display_url if self._db is not None else "(none)"
         return DamagedRowError(
@@ -813,76 +578,3 @@ class OrderStore:
         with self._db.connect() as conn:
             rows = conn.execute(select(fills_table).order_by(fills_table.c.ts)).all()
         return [dict(r._mapping) for r in rows if wanted is None or r._mapping["symbol"] in wanted]
-
-
-def _dec(v: str | None) -> Decimal | None:
-    return None if v is None else Decimal(v)
-
-
-def _order_from_row(m: Any) -> tuple[OrderRecord, OrderMeta]:
-    """One ``orders`` row; raises one of ``ROW_ERRORS`` for anything Heron would not have written."""
-    state = OrderState(m["state"])
-    blob = json.loads(m["legs"])
-    if not isinstance(blob, dict) or not isinstance(blob.get("legs"), dict) or not isinstance(
-        blob.get("meta"), dict
-    ):
-        raise ValueError("legs is not a JSON object with 'legs' and 'meta' objects")
-    sane_amount("qty", m["qty"])
-    for name in ("filled_qty", "overfill_qty"):
-        value = m[name]
-        if not isinstance(value, Decimal) or not value.is_finite() or not 0 <= value <= STORED_MAX:
-            raise ValueError(f"{name} {value!r} is not a sane amount")
-    sane_amount("avg_fill_price", m["avg_fill_price"])
-    rec = OrderRecord(
-        client_order_id=m["client_order_id"],
-        symbol=m["symbol"],
-        side=OrderSide(m["side"]),
-        qty=m["qty"],
-        source=m["source"],
-        state=state,
-        previous_state=OrderState(m["previous_state"]),
-        broker_status=m["broker_status"],
-        broker_order_id=m["broker_order_id"],
-        current_client_order_id=m["current_client_order_id"],
-        filled_qty=m["filled_qty"],
-        avg_fill_price=m["avg_fill_price"],
-        overfill_qty=m["overfill_qty"],
-        parent_client_order_id=m["parent_client_order_id"],
-        pending_replace_client_id=blob["meta"].get("pending_replace_client_id"),
-        cancel_requested=bool(blob["meta"].get("cancel_requested")),
-    )
-    for bid, leg in blob["legs"].items():
-        rec.legs[bid] = BrokerLeg(
-            bid,
-            leg["client_order_id"],
-            None if leg["qty"] is None else Decimal(leg["qty"]),
-            Decimal(leg["filled_qty"]),
-            Decimal(leg["notional_filled"]),
-            Decimal(leg["inferred_open"]),
-        )
-    meta = OrderMeta(
-        created_at=m["created_at"],
-        type=OrderType(blob["meta"]["type"]),
-        time_in_force=TimeInForce(blob["meta"]["time_in_force"]),
-        limit_price=_dec(blob["meta"].get("limit_price")),
-        stop_price=_dec(blob["meta"].get("stop_price")),
-    )
-    sane_amount("limit_price", meta.limit_price)
-    sane_amount("stop_price", meta.stop_price)
-    return rec, meta
-
-
-def _fill_row(fill: Fill, logical_id: str, *, inferred: bool) -> Any:
-    """The fills-table insert of one booked fill."""
-    return insert(fills_table).values(
-        order_id=fill.order_id,
-        execution_id=fill.execution_id,
-        client_order_id=fill.client_order_id,
-        logical_id=logical_id,
-        symbol=fill.symbol,
-        side=fill.side.value,
-        qty=fill.qty,
-        price=fill.price,
-        ts=fill.ts,
-        inferred=inferred,
-    )

@@ -41,7 +41,8 @@ from services.domain.enums import TradingState
 from services.domain.events import NotificationEvent, PositionsEvent
 from services.domain.models import Fill, Order, Position
 from services.orders.journal import OrderJournal
-from services.orders.store import OrderStore, trading_day
+from services.orders.positions import trading_day
+from services.orders.store import OrderStore
 from services.orders.tables import incidents_table
 from services.risk.trading_state import TradingStateMachine
 from services.storage import Database

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from services.orders.journal import JournalKind
 from services.risk.trading_state import JournalLike, TradingStateMachine, flush_or_keep
 
 
@@ -54,14 +55,14 @@ class KillSwitch:
 
     async def trigger(self, *, operator: str, flatten: bool, reason: str = "kill switch") -> KillSwitchResult:
         self._journal.append(
-            "kill_switch", None, self.SOURCE, operator=operator, flatten=flatten, reason=reason
+            JournalKind.KILL_SWITCH, None, self.SOURCE, operator=operator, flatten=flatten, reason=reason
         )
         flush_or_keep(self._journal, "the kill switch")
         self._trading.latch_halt(operator, reason, source=self.SOURCE)
         canceled = await self._engine.cancel_all(source=self.SOURCE)
         report = await self._engine.flatten_all(source=self.SOURCE) if flatten else None
         self._journal.append(
-            "kill_switch_done",
+            JournalKind.KILL_SWITCH_DONE,
             None,
             self.SOURCE,
             canceled=canceled,

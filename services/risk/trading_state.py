@@ -23,19 +23,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.domain.bus import EventBus
 from services.domain.enums import TradingState
 from services.domain.events import TradingStateEvent
+from services.orders.journal import JournalKind
 from services.storage.errors import StorageError, describe_db_error
 
 log = logging.getLogger(__name__)
 
-HALT_KINDS = ("kill_switch", "halt_released")
+HALT_KINDS = (JournalKind.KILL_SWITCH, JournalKind.HALT_RELEASED)
 
 
 class JournalLike(Protocol):
-    def append(self, kind: str, client_order_id: str | None, source: str, **payload: Any) -> None: ...
+    def append(self, kind: JournalKind, client_order_id: str | None, source: str, **payload: Any) -> None: ...
 
     def flush(self) -> None: ...
 
-    def last_record(self, kinds: tuple[str, ...]) -> dict[str, Any] | None: ...
+    def last_record(self, kinds: tuple[JournalKind, ...]) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ class TradingStateMachine:
         if self._journal is None:
             return None
         last = self._journal.last_record(HALT_KINDS)
-        if last is None or last["kind"] != "kill_switch":
+        if last is None or last["kind"] != JournalKind.KILL_SWITCH:
             return None
         payload = last["payload"]
         return HaltLatch(last["ts"], str(payload.get("operator", "?")), str(payload.get("reason", "")))
@@ -90,7 +91,12 @@ class TradingStateMachine:
         del self.history[:-100]
         if self._journal is not None:
             self._journal.append(
-                "trading_state", None, source, state=state.value, previous=previous.value, reason=reason
+                JournalKind.TRADING_STATE,
+                None,
+                source,
+                state=state.value,
+                previous=previous.value,
+                reason=reason,
             )
             flush_or_keep(self._journal, f"trading state {state.value}")
         self._bus.publish(TradingStateEvent(now, state, reason))
@@ -131,7 +137,7 @@ class TradingStateMachine:
             return False
         if self._journal is not None:
             self._journal.append(
-                "halt_released",
+                JournalKind.HALT_RELEASED,
                 None,
                 f"operator:{operator}",
                 operator=operator,

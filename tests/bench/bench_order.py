@@ -25,9 +25,9 @@ from services.domain.enums import OrderSide, OrderType, TimeInForce
 from services.domain.models import OrderRequest, Quote
 from services.orders.engine import ExecutionEngine
 from services.orders.journal import OrderJournal
-from services.orders.state_machine import OrderState
 from services.orders.store import OrderStore
 from services.orders.tables import ORDERS_SCHEMA
+from services.orders.transitions import OrderState
 from services.risk.gate import RiskGate
 from services.risk.limits import RiskLimits
 from services.risk.trading_state import TradingStateMachine

@@ -10,8 +10,8 @@ from pathlib import Path
 from services.domain.enums import OrderSide, OrderType, TimeInForce
 from services.domain.events import NotificationEvent
 from services.domain.models import OrderRequest
-from services.orders.state_machine import OrderState
 from services.orders.tables import ORDERS_SCHEMA
+from services.orders.transitions import OrderState
 from services.storage import Database
 from tests.unit.orders.conftest import build
 from tests.unit.orders.helpers import ManualClock

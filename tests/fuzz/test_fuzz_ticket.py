@@ -16,7 +16,8 @@ from services.domain.enums import OrderClass, OrderSide, OrderType, TimeInForce,
 from services.domain.models import Account, Asset, OrderLegSpec, OrderRequest, Quote
 from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
-from services.risk.gate import RiskContext, RiskGate
+from services.risk.context import RiskContext
+from services.risk.gate import RiskGate
 from tests.fuzz.budget import fuzz_pair
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)

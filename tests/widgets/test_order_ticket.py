@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
 from services.domain.enums import Mode, OrderSide, OrderStatus, TradingState
-from services.orders.state_machine import OrderState
+from services.orders.transitions import OrderState
 from tests.widgets import trading_rig
 from tests.widgets.trading_rig import Rig, settle
 from widgets.order_ticket import OrderTicket

@@ -16,7 +16,7 @@ from typing import Protocol
 from PySide6.QtCore import QObject
 
 from services.domain.models import Position
-from services.orders.store import LocalPosition
+from services.orders.positions import LocalPosition
 from widgets.models.common import MUTED, fmt_money, fmt_price, fmt_qty, sign_color
 from widgets.models.table import Row, RowTableModel
 

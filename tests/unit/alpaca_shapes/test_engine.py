@@ -23,7 +23,7 @@ from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.events import FillEvent, NotificationEvent, OrderChangedEvent, TradeUpdateEvent
 from services.domain.models import OrderRequest
 from services.marketdata.streams import trade_update_event
-from services.orders.state_machine import OrderState
+from services.orders.transitions import OrderState
 from services.storage import Database
 from tests.support import alpaca_fixtures as fx
 from tests.unit.orders.conftest import Rig, build

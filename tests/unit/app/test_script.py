@@ -23,7 +23,7 @@ from app.script import PRICE_TIMEOUT_S, ScriptedOrder, ScriptError, load_script,
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
 from services.domain.models import OrderRequest, Quote
 from services.orders.engine import SubmitResult
-from services.orders.state_machine import OrderState
+from services.orders.transitions import OrderState
 
 
 class FakeClock:

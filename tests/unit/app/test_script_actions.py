@@ -19,7 +19,7 @@ from app.script import ScriptError, load_script, run_script
 from services.domain.enums import OrderType, TradingState
 from services.domain.models import OrderRequest
 from services.orders.engine import SubmitResult
-from services.orders.state_machine import OrderState
+from services.orders.transitions import OrderState
 
 
 @dataclass

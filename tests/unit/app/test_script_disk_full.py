@@ -18,8 +18,8 @@ import pytest
 from app.script import ScriptedOrder, run_script
 from services.domain.enums import OrderSide, OrderType, TimeInForce
 from services.orders.engine import SubmitResult
-from services.orders.state_machine import OrderState
 from services.orders.tables import ORDERS_SCHEMA
+from services.orders.transitions import OrderState
 from services.storage import Database
 from tests.unit.orders.conftest import build
 from tests.unit.orders.helpers import ManualClock

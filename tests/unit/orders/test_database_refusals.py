@@ -19,7 +19,7 @@ from services.domain.bus import EventBus
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
 from services.domain.events import TradingStateEvent
 from services.domain.models import OrderRequest
-from services.orders.state_machine import OrderState
+from services.orders.transitions import OrderState
 from services.risk.trading_state import TradingStateMachine
 from tests.unit.orders.conftest import Rig
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from services.domain.enums import OrderSide, OrderType, TimeInForce
 from services.domain.events import NotificationEvent
 from services.domain.models import OrderRequest
-from services.orders.state_machine import OrderState
+from services.orders.transitions import OrderState
 from services.storage import Database
 from tests.unit.orders.conftest import Rig, build
 from tests.unit.orders.helpers import ManualClock

@@ -11,7 +11,7 @@ from services.broker.base import BrokerUnavailable, ReplaceRequest
 from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce, TradingState
 from services.domain.events import FillEvent, OrderChangedEvent, TradingStateEvent
 from services.domain.models import Order, OrderRequest
-from services.orders.state_machine import OrderState
+from services.orders.transitions import OrderState
 from services.risk.kill_switch import KillSwitch
 from tests.unit.orders.conftest import Rig
 from tests.unit.orders.test_closing import timeline

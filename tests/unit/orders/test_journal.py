@@ -9,6 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from services.domain.enums import OrderClass, OrderSide, OrderType, TimeInForce
 from services.domain.models import OrderLegSpec, OrderRequest
 from services.orders.journal import (
+    IntentStatus,
+    JournalKind,
     OrderJournal,
     replace_client_id,
     request_from_json,
@@ -107,3 +109,27 @@ def test_request_json_roundtrip_is_exact() -> None:
         client_order_id="c",
     )
     assert request_from_json(request_to_json(r)) == r
+
+
+def test_journal_kinds_and_intent_statuses_keep_their_stored_values(db: Database) -> None:
+    # databases written before the enums hold these exact strings: a value never changes
+    assert [k.value for k in JournalKind] == [
+        "intent", "acked", "rejected", "resolved", "lost", "not_found", "ambiguous", "denied",
+        "adopted", "fill", "state", "cancel_queued", "cancel_requested", "cancel_rejected",
+        "cancel_ambiguous", "close_result", "kill_switch", "kill_switch_done", "trading_state",
+        "halt_released", "incident_opened", "incident_acknowledged", "incident_resolved",
+        "operator_adopt_broker_state", "journal_rollback_accepted",
+    ]  # fmt: skip
+    assert [s.value for s in IntentStatus] == ["in_flight", "acked", "rejected", "resolved", "lost"]
+    j = OrderJournal(db, ManualClock())
+    j.record_intent(
+        OrderRequest("AAPL", OrderSide.BUY, OrderType.MARKET, TimeInForce.DAY, qty=Decimal(1),
+                     client_order_id="hr-m-k-1"), "manual",
+    )  # fmt: skip
+    j.append(JournalKind.CANCEL_REQUESTED, "hr-m-k-1", "manual")
+    j.settle("hr-m-k-1", IntentStatus.ACKED, broker_order_id="b1")
+    kinds = [r["kind"] for r in j.records()]
+    assert kinds == ["intent", "cancel_requested", "acked"]
+    assert all(type(k) is str for k in kinds)
+    assert j.intent("hr-m-k-1").status == "acked"  # type: ignore[union-attr]
+    assert j.last_record((JournalKind.CANCEL_REQUESTED,))["kind"] == "cancel_requested"  # type: ignore[index]

@@ -13,7 +13,7 @@ import pytest
 from services.broker.base import BrokerNotSent
 from services.domain.enums import OrderSide, OrderType, TimeInForce
 from services.domain.models import OrderRequest
-from services.orders.state_machine import OrderState
+from services.orders.transitions import OrderState
 from tests.unit.orders.conftest import Rig
 
 

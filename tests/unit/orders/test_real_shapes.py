@@ -22,7 +22,9 @@ from services.domain.events import NotificationEvent, TradeUpdateEvent
 from services.domain.models import Order, OrderRequest
 from services.domain.money import InvalidNumberError
 from services.marketdata.streams import trade_update_event
-from services.orders.state_machine import OrderRecord, OrderState, OrderStateMachine
+from services.orders.records import OrderRecord
+from services.orders.state_machine import OrderStateMachine
+from services.orders.transitions import OrderState
 from tests.support.fake_broker import FakeBroker
 from tests.unit.orders.conftest import ASSETS, Rig, build
 from tests.unit.orders.helpers import T0, order

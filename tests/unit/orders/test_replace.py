@@ -26,8 +26,8 @@ from sqlalchemy import select
 from services.broker.base import BrokerRejected, ReplaceRequest
 from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.models import Order, OrderRequest
-from services.orders.state_machine import OrderState
 from services.orders.tables import fills_table, orders_table
+from services.orders.transitions import OrderState
 from tests.support.fake_broker import FakeBroker
 from tests.unit.orders.conftest import Rig
 

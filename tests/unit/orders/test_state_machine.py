@@ -5,12 +5,16 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.domain.enums import OrderSide, OrderStatus
-from services.orders.state_machine import (
+from services.domain.enums import OrderSide, OrderStatus, TradeUpdateKind
+from services.orders.records import OrderRecord
+from services.orders.state_machine import OrderStateMachine
+from services.orders.transitions import (
+    ALERT_EVENTS,
+    EVENT_TRIGGER,
+    FILL_EVENTS,
+    REFRESH_EVENTS,
     TRANSITIONS,
-    OrderRecord,
     OrderState,
-    OrderStateMachine,
     Trigger,
 )
 from tests.unit.orders.helpers import T0, order
@@ -98,6 +102,17 @@ def test_fill_on_filled_order_is_overfill_booked_and_flagged() -> None:
     assert r.filled_qty == 5 and r.overfill_qty == 2
     assert res.fills and res.fills[0].qty == 2  # positions still see the execution
     assert {a.kind for a in res.anomalies} >= {"overfill"} and res.refresh
+
+
+def test_trade_update_inputs_are_trade_update_kinds() -> None:
+    # every event the machine knows is a TradeUpdateKind, and a member and its text act alike
+    known = set(EVENT_TRIGGER) | FILL_EVENTS | ALERT_EVENTS | REFRESH_EVENTS
+    assert all(isinstance(k, TradeUpdateKind) for k in known)
+    assert known == set(TradeUpdateKind)
+    by_member, by_text = rec(), rec()
+    SM.apply_update(by_member, TradeUpdateKind.STOPPED, order(t=1), T0)
+    SM.apply_update(by_text, "stopped", order(t=1), T0)
+    assert by_member == by_text and by_member.broker_status == "new"
 
 
 def test_unknown_event_string_refreshes_without_transition() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
 from services.domain.events import NotificationEvent
 from services.domain.models import OrderRequest
-from services.orders.state_machine import OrderState
+from services.orders.transitions import OrderState
 from services.reconciliation.reconciler import Reconciler
 from services.storage import Database
 from tests.unit.orders.conftest import Rig, build

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from services.domain.enums import OrderSide
-from services.orders.store import LocalPosition, trading_day
+from services.orders.positions import LocalPosition, trading_day
 
 D = Decimal
 BUY, SELL = OrderSide.BUY, OrderSide.SELL

@@ -8,7 +8,8 @@ import pytest
 
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
 from services.domain.models import Account, Asset, OrderRequest, Quote
-from services.risk.gate import RiskContext, RiskGate
+from services.risk.context import RiskContext
+from services.risk.gate import RiskGate
 from services.risk.limits import RiskLimits, RiskLimitsError
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)

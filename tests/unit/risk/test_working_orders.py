@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from services.domain.enums import OrderClass, OrderSide, OrderType, TimeInForce
 from services.domain.models import OrderLegSpec, OrderRequest
-from services.orders.state_machine import OrderState
+from services.orders.transitions import OrderState
 from services.risk.limits import RiskLimits
 from tests.unit.orders.conftest import Rig, db, rig  # noqa: F401  (fixtures)
 

@@ -1,0 +1,136 @@
+"""How the order store's rows are written and read back: ``orders`` rows (an order with its legs and
+meta as JSON) and ``order_fills`` rows. Reading refuses what Heron would not have written.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert
+
+from services.domain.enums import OrderSide, OrderType, TimeInForce
+from services.domain.models import Fill
+from services.orders.journal import STORED_MAX, sane_amount
+from services.orders.records import BrokerLeg, OrderMeta, OrderRecord
+from services.orders.tables import fills_table
+from services.orders.transitions import OrderState
+
+
+def order_row(rec: OrderRecord, meta: OrderMeta, updated_at: datetime) -> dict[str, Any]:
+    """The ``orders`` row of one order: its columns, and its legs and meta as JSON."""
+    legs = {
+        k: {
+            "client_order_id": v.client_order_id,
+            "qty": None if v.qty is None else format(v.qty, "f"),
+            "filled_qty": format(v.filled_qty, "f"),
+            "notional_filled": format(v.notional_filled, "f"),
+            "inferred_open": format(v.inferred_open, "f"),
+        }
+        for k, v in rec.legs.items()
+    }
+    extra = {
+        "type": meta.type.value,
+        "time_in_force": meta.time_in_force.value,
+        "limit_price": None if meta.limit_price is None else format(meta.limit_price, "f"),
+        "stop_price": None if meta.stop_price is None else format(meta.stop_price, "f"),
+        "pending_replace_client_id": rec.pending_replace_client_id,
+        "cancel_requested": rec.cancel_requested,
+    }
+    values: dict[str, Any] = {
+        "client_order_id": rec.client_order_id,
+        "current_client_order_id": rec.current_client_order_id,
+        "broker_order_id": rec.broker_order_id,
+        "parent_client_order_id": rec.parent_client_order_id,
+        "symbol": rec.symbol,
+        "side": rec.side.value,
+        "qty": rec.qty,
+        "filled_qty": rec.filled_qty,
+        "avg_fill_price": rec.avg_fill_price,
+        "overfill_qty": rec.overfill_qty,
+        "state": rec.state.value,
+        "previous_state": rec.previous_state.value,
+        "broker_status": rec.broker_status,
+        "source": rec.source,
+        "created_at": meta.created_at,
+        "updated_at": updated_at,
+        "legs": json.dumps({"legs": legs, "meta": extra}),
+    }
+    return values
+
+
+def _dec(v: str | None) -> Decimal | None:
+    return None if v is None else Decimal(v)
+
+
+def order_from_row(m: Any) -> tuple[OrderRecord, OrderMeta]:
+    """One ``orders`` row; raises one of ``ROW_ERRORS`` for anything Heron would not have written."""
+    state = OrderState(m["state"])
+    blob = json.loads(m["legs"])
+    if (
+        not isinstance(blob, dict)
+        or not isinstance(blob.get("legs"), dict)
+        or not isinstance(blob.get("meta"), dict)
+    ):
+        raise ValueError("legs is not a JSON object with 'legs' and 'meta' objects")
+    sane_amount("qty", m["qty"])
+    for name in ("filled_qty", "overfill_qty"):
+        value = m[name]
+        if not isinstance(value, Decimal) or not value.is_finite() or not 0 <= value <= STORED_MAX:
+            raise ValueError(f"{name} {value!r} is not a sane amount")
+    sane_amount("avg_fill_price", m["avg_fill_price"])
+    rec = OrderRecord(
+        client_order_id=m["client_order_id"],
+        symbol=m["symbol"],
+        side=OrderSide(m["side"]),
+        qty=m["qty"],
+        source=m["source"],
+        state=state,
+        previous_state=OrderState(m["previous_state"]),
+        broker_status=m["broker_status"],
+        broker_order_id=m["broker_order_id"],
+        current_client_order_id=m["current_client_order_id"],
+        filled_qty=m["filled_qty"],
+        avg_fill_price=m["avg_fill_price"],
+        overfill_qty=m["overfill_qty"],
+        parent_client_order_id=m["parent_client_order_id"],
+        pending_replace_client_id=blob["meta"].get("pending_replace_client_id"),
+        cancel_requested=bool(blob["meta"].get("cancel_requested")),
+    )
+    for bid, leg in blob["legs"].items():
+        rec.legs[bid] = BrokerLeg(
+            bid,
+            leg["client_order_id"],
+            None if leg["qty"] is None else Decimal(leg["qty"]),
+            Decimal(leg["filled_qty"]),
+            Decimal(leg["notional_filled"]),
+            Decimal(leg["inferred_open"]),
+        )
+    meta = OrderMeta(
+        created_at=m["created_at"],
+        type=OrderType(blob["meta"]["type"]),
+        time_in_force=TimeInForce(blob["meta"]["time_in_force"]),
+        limit_price=_dec(blob["meta"].get("limit_price")),
+        stop_price=_dec(blob["meta"].get("stop_price")),
+    )
+    sane_amount("limit_price", meta.limit_price)
+    sane_amount("stop_price", meta.stop_price)
+    return rec, meta
+
+
+def fill_row(fill: Fill, logical_id: str, *, inferred: bool) -> Any:
+    """The fills-table insert of one booked fill."""
+    return insert(fills_table).values(
+        order_id=fill.order_id,
+        execution_id=fill.execution_id,
+        client_order_id=fill.client_order_id,
+        logical_id=logical_id,
+        symbol=fill.symbol,
+        side=fill.side.value,
+        qty=fill.qty,
+        price=fill.price,
+        ts=fill.ts,
+        inferred=inferred,
+    )
