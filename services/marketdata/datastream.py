@@ -35,9 +35,9 @@ import msgpack
 import websockets
 from websockets.asyncio.client import connect
 
+from services.broker.suspension import StreamSuspension
 from services.domain.enums import ConnectionState
 from services.marketdata.pipeline import MarketDataPipeline
-from services.marketdata.suspension import StreamSuspension
 
 log = logging.getLogger(__name__)
 
