@@ -153,3 +153,16 @@ class Timeframe(StrEnum):
     @property
     def seconds(self) -> int:
         return {"1Min": 60, "5Min": 300, "15Min": 900, "1Hour": 3600, "1Day": 86400}[self.value]
+
+
+class IncidentSeverity(StrEnum):
+    """How bad a reconciliation incident is: a quantity drift is critical (trading HALTED), the rest
+    warn (trading REDUCING)."""
+
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse."""
+        return 1 if self is IncidentSeverity.CRITICAL else 0

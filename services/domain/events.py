@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from services.domain.enums import ConnectionState, TradingState
+from services.domain.enums import ConnectionState, IncidentSeverity, TradingState
+from services.domain.incidents import Incident
 from services.domain.models import Account, Bar, Fill, Order, Position, Quote, Trade
 
 
@@ -87,3 +88,21 @@ class NotificationEvent(Event):
     level: str  # "info" | "warning" | "error"
     source: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentsChangedEvent(Event):
+    """The reconciler's set of open incidents changed: one opened, or one was acknowledged, adopted
+    or closed itself. The drift banner and the reconciliation panel follow it.
+
+    ``incidents``: every open incident, the worst first; ``worst``: its severity (None when none is
+    open); ``summary``: one line naming the worst, for the banner.
+    """
+
+    incidents: tuple[Incident, ...]
+    worst: IncidentSeverity | None
+    summary: str = ""
+
+    @property
+    def count(self) -> int:
+        return len(self.incidents)
