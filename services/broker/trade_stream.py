@@ -31,7 +31,7 @@ from services.broker.base import Broker, OrderQuery
 from services.broker.order_gate import OrderGate
 from services.broker.suspension import StreamSuspension
 from services.domain.bus import EventBus
-from services.domain.enums import ConnectionState
+from services.domain.enums import Channel, ConnectionState
 from services.domain.events import NotificationEvent, OrderChangedEvent, PositionsEvent, TradeUpdateEvent
 from services.domain.money import optional_decimal
 
@@ -166,7 +166,7 @@ class TradingStreamRunner(StreamSuspension):
 
     def _set(self, state: ConnectionState, reason: str) -> None:
         self.state = state
-        self._on_state("trading", state, reason)
+        self._on_state(Channel.TRADING, state, reason)
 
     def start(self) -> None:
         self._stopping = False

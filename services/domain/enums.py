@@ -166,3 +166,12 @@ class IncidentSeverity(StrEnum):
     def rank(self) -> int:
         """Higher is worse."""
         return 1 if self is IncidentSeverity.CRITICAL else 0
+
+
+class Channel(StrEnum):
+    """The links Heron reports a connection state for (``ConnectionStateEvent.channel``)."""
+
+    REST = "rest"
+    STOCK = "stock"
+    CRYPTO = "crypto"
+    TRADING = "trading"

@@ -70,7 +70,7 @@ class PositionsEvent(Event):
 
 @dataclass(frozen=True, slots=True)
 class ConnectionStateEvent(Event):
-    channel: str  # "rest", "stock", "crypto", "trading"
+    channel: str  # a Channel: "rest", "stock", "crypto" or "trading"
     state: ConnectionState
     reason: str = ""
 

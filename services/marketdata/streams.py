@@ -26,7 +26,7 @@ from services.broker.base import Broker
 from services.broker.order_gate import OrderGate
 from services.broker.trade_stream import ResyncHook, TradingStreamRunner, default_resync_hook, utcnow
 from services.domain.bus import EventBus
-from services.domain.enums import ConnectionState
+from services.domain.enums import Channel, ConnectionState
 from services.domain.events import BarEvent, ConnectionStateEvent, NotificationEvent
 from services.domain.symbols import is_crypto
 from services.marketdata.book import QuoteBook
@@ -42,14 +42,22 @@ def stream_urls(environment: str, base_url: str | None, feed: str = "iex") -> di
         if not base_url:
             raise ValueError("local mode needs the exchange's base_url")
         ws = base_url.rstrip("/").replace("http://", "ws://").replace("https://", "wss://")
-        return {"stock": f"{ws}/v2/{feed}", "crypto": f"{ws}/v1beta3/crypto/us", "trading": f"{ws}/stream"}
+        return {
+            Channel.STOCK: f"{ws}/v2/{feed}",
+            Channel.CRYPTO: f"{ws}/v1beta3/crypto/us",
+            Channel.TRADING: f"{ws}/stream",
+        }
     data = "wss://stream.data.alpaca.markets"
     trading = (
         "wss://api.alpaca.markets/stream"
         if environment == "live"
         else "wss://paper-api.alpaca.markets/stream"
     )
-    return {"stock": f"{data}/v2/{feed}", "crypto": f"{data}/v1beta3/crypto/us", "trading": trading}
+    return {
+        Channel.STOCK: f"{data}/v2/{feed}",
+        Channel.CRYPTO: f"{data}/v1beta3/crypto/us",
+        Channel.TRADING: trading,
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -220,7 +228,7 @@ class StreamManager:
         self.data = MarketDataThread(
             self.pipeline, self._deliver, self._state, frame_interval=1 / frame_rate, on_notice=self._notice
         )
-        for channel in ("stock", "crypto"):
+        for channel in (Channel.STOCK, Channel.CRYPTO):
             self.data.add(
                 DataConnection(
                     channel,
@@ -239,7 +247,7 @@ class StreamManager:
             self.trading = TradingStreamRunner(
                 key_id,
                 secret,
-                self.urls["trading"],
+                self.urls[Channel.TRADING],
                 bus,
                 self.gate,
                 self._state,
@@ -304,9 +312,9 @@ class StreamManager:
     async def _change(
         self, symbols: Iterable[str], trades: bool, quotes: bool, bars: bool, *, add: bool
     ) -> None:
-        by_channel: dict[str, list[str]] = {"stock": [], "crypto": []}
+        by_channel: dict[Channel, list[str]] = {Channel.STOCK: [], Channel.CRYPTO: []}
         for s in symbols:
-            by_channel["crypto" if is_crypto(s) else "stock"].append(s)
+            by_channel[Channel.CRYPTO if is_crypto(s) else Channel.STOCK].append(s)
         wanted = [c for c, on in (("trades", trades), ("quotes", quotes), ("bars", bars)) if on]
         for channel, syms in by_channel.items():
             if not syms:
@@ -335,7 +343,7 @@ class StreamManager:
 
     async def kill_socket(self, channel: str) -> None:
         """Drop one socket as if the network failed (tests, chaos)."""
-        if channel == "trading":
+        if channel == Channel.TRADING:
             if self.trading is not None:
                 await self.trading.kill_socket()
             return
