@@ -31,7 +31,7 @@ from services.broker.base import Broker, OrderQuery
 from services.broker.order_gate import OrderGate
 from services.broker.suspension import StreamSuspension
 from services.domain.bus import EventBus
-from services.domain.enums import Channel, ConnectionState
+from services.domain.enums import Channel, ConnectionState, NotificationLevel
 from services.domain.events import NotificationEvent, OrderChangedEvent, PositionsEvent, TradeUpdateEvent
 from services.domain.money import optional_decimal
 
@@ -307,7 +307,7 @@ class TradingStreamRunner(StreamSuspension):
             self.bus.publish(
                 NotificationEvent(
                     self._now(),
-                    "error",
+                    NotificationLevel.ERROR,
                     "trading stream",
                     f"an unreadable trade update was received ({exc}); "
                     "orders are being re-read from the broker",

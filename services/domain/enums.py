@@ -175,3 +175,11 @@ class Channel(StrEnum):
     STOCK = "stock"
     CRYPTO = "crypto"
     TRADING = "trading"
+
+
+class NotificationLevel(StrEnum):
+    """How loudly a :class:`~services.domain.events.NotificationEvent` speaks."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"

@@ -85,7 +85,7 @@ class TradingStateEvent(Event):
 class NotificationEvent(Event):
     """Something a person should see now (risk rejection, drift, an exception caught by a hook)."""
 
-    level: str  # "info" | "warning" | "error"
+    level: str  # a NotificationLevel: "info" | "warning" | "error"
     source: str
     message: str
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from services.broker.base import Broker, BrokerError, OrderQuery
 from services.domain.bus import EventBus
-from services.domain.enums import IncidentSeverity, TradingState
+from services.domain.enums import IncidentSeverity, NotificationLevel, TradingState
 from services.domain.events import IncidentsChangedEvent, NotificationEvent, PositionsEvent
 from services.domain.incidents import Incident, IncidentKind, IncidentResolution
 from services.domain.models import Fill, Order, Position
@@ -262,7 +262,7 @@ class Reconciler:
             self.bus.publish(
                 NotificationEvent(
                     self.clock(),
-                    "warning",
+                    NotificationLevel.WARNING,
                     SOURCE,
                     f"{inc.subject} stays reduce-only at the broker's quantity {_s(held or ZERO)} "
                     f"(Heron has {_s(self.store.position_qty(inc.subject))}) until the broker's state "
@@ -409,7 +409,7 @@ class Reconciler:
             self.bus.publish(
                 NotificationEvent(
                     now,
-                    "info",
+                    NotificationLevel.INFO,
                     SOURCE,
                     f"{inc.subject} {what} matches the broker again (qty {_s(qty)}): incident {inc.id} "
                     f"({inc.detail}: local {inc.local_value}, broker {inc.broker_value}) closed",
@@ -520,7 +520,9 @@ class Reconciler:
             self.bus.publish(
                 NotificationEvent(
                     now,
-                    "error" if inc.severity is IncidentSeverity.CRITICAL else "warning",
+                    NotificationLevel.ERROR
+                    if inc.severity is IncidentSeverity.CRITICAL
+                    else NotificationLevel.WARNING,
                     SOURCE,
                     f"{inc.detail}: local {inc.local_value}, broker {inc.broker_value}",
                 )

@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.domain.bus import EventBus, Subscription
-from services.domain.enums import OrderSide, OrderType, TimeInForce, TradeUpdateKind
+from services.domain.enums import NotificationLevel, OrderSide, OrderType, TimeInForce, TradeUpdateKind
 from services.domain.events import BarEvent, FillEvent, NotificationEvent, QuoteEvent, TradeUpdateEvent
 from services.domain.models import Bar, Fill, OrderRequest, Quote
 from services.domain.money import to_decimal
@@ -550,7 +550,10 @@ class StrategyRunner:
         if self._bus is not None:
             self._bus.publish(
                 NotificationEvent(
-                    self._clock(), "error", f"strategy:{m.name}", f"stopped after error: {m.error}"
+                    self._clock(),
+                    NotificationLevel.ERROR,
+                    f"strategy:{m.name}",
+                    f"stopped after error: {m.error}",
                 )
             )
         self.save()
