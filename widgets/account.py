@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
@@ -36,26 +36,16 @@ from services.domain.bus import EventBus, Subscription
 from services.domain.enums import TradingState
 from services.domain.events import AccountEvent, TradingStateEvent
 from services.domain.models import Account
-from widgets.models.common import DASH, fmt_money, run_async, sign_color
+from widgets import theme
+from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
+from widgets.models.common import DASH, TRADING_STATE_COLORS, fmt_money, sign_color
+from widgets.protocols import KillSwitchLike, TradingLike
+from widgets.tasks import run_async
 
 ACCOUNT_INTERVAL_MS = 5_000
 HISTORY_INTERVAL_MS = 60_000
 
-STATE_COLORS = {
-    TradingState.ACTIVE: "#26a69a",
-    TradingState.REDUCING: "#ffb300",
-    TradingState.HALTED: "#ef5350",
-    TradingState.DISABLED: "#8a93a0",
-}
-
-
-class TradingLike(Protocol):
-    state: TradingState
-    reason: str
-
-
-class KillSwitchLike(Protocol):
-    async def trigger(self, *, operator: str, flatten: bool, reason: str = "kill switch") -> Any: ...
+STATE_COLORS = TRADING_STATE_COLORS
 
 
 class KillSwitchDialog(QDialog):
@@ -127,6 +117,31 @@ class AccountPanel(QWidget):
         self.ask_kill: Callable[[], bool | None] = self._kill_dialog
         self._refreshing = False
 
+        left = self._build_figures(kill_switch is not None)
+        self._build_curve()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(left)
+        layout.addWidget(self.curve_stack, 1)
+
+        if trading is not None:
+            self.set_trading_state(trading.state, trading.reason)
+        self._subs: list[Subscription] = []
+        if bus is not None:
+            self._subs.append(bus.subscribe(AccountEvent, lambda e: self.set_account(e.account)))
+            self._subs.append(
+                bus.subscribe(TradingStateEvent, lambda e: self.set_trading_state(e.state, e.reason))
+            )
+        cancel_on_destroy(self, self._subs)
+        self.account_timer = QTimer(self)
+        self.account_timer.setInterval(ACCOUNT_INTERVAL_MS)
+        self.account_timer.timeout.connect(self.refresh)
+        self.history_timer = QTimer(self)
+        self.history_timer.setInterval(HISTORY_INTERVAL_MS)
+        self.history_timer.timeout.connect(self.refresh_history)
+
+    def _build_figures(self, can_kill: bool) -> QVBoxLayout:
+        """The account figures, the trading state, the kill switch and the message line."""
         self.values: dict[str, QLabel] = {}
         form = QFormLayout()
         for key, title in (
@@ -146,13 +161,24 @@ class AccountPanel(QWidget):
         self.state_label.setWordWrap(True)
         self.kill_button = QPushButton("KILL SWITCH", self)
         self.kill_button.setObjectName("killSwitchButton")
-        self.kill_button.setStyleSheet("background: #b71c1c; color: white; font-weight: bold; padding: 6px")
-        self.kill_button.setEnabled(kill_switch is not None)
+        self.kill_button.setStyleSheet(
+            f"background: {theme.DANGER_BG}; color: {theme.ON_ACCENT}; font-weight: bold; padding: 6px"
+        )
+        self.kill_button.setEnabled(can_kill)
         self.kill_button.clicked.connect(self.trigger_kill_switch)
         self.message = QLabel("", self)
         self.message.setObjectName("accountMessage")
         self.message.setWordWrap(True)
+        left = QVBoxLayout()
+        left.addLayout(form)
+        left.addWidget(self.state_label)
+        left.addWidget(self.kill_button)
+        left.addWidget(self.message)
+        left.addStretch(1)
+        return left
 
+    def _build_curve(self) -> None:
+        """The equity curve, behind a note until the broker's history has two points."""
         self.plot = pg.PlotWidget(self, axisItems={"bottom": pg.DateAxisItem(), "left": MoneyAxis()})
         self.plot.setObjectName("accountEquityCurve")
         self.plot.setMinimumHeight(120)
@@ -162,41 +188,15 @@ class AccountPanel(QWidget):
         self.curve_note.setObjectName("accountCurveNote")
         self.curve_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.curve_note.setWordWrap(True)
-        self.curve_note.setStyleSheet("color: #8a93a0")
+        self.curve_note.setStyleSheet(f"color: {theme.MUTED}")
         self.curve_stack = QStackedWidget(self)
         self.curve_stack.addWidget(self.curve_note)
         self.curve_stack.addWidget(self.plot)
         self.plot.showGrid(x=False, y=True, alpha=0.2)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
-        self.curve = self.plot.plot([], [], pen=pg.mkPen("#5b9bff", width=2))
+        self.curve = self.plot.plot([], [], pen=pg.mkPen(theme.INFO, width=2))
         self.history_points = 0
-
-        left = QVBoxLayout()
-        left.addLayout(form)
-        left.addWidget(self.state_label)
-        left.addWidget(self.kill_button)
-        left.addWidget(self.message)
-        left.addStretch(1)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(left)
-        layout.addWidget(self.curve_stack, 1)
-
-        if trading is not None:
-            self.set_trading_state(trading.state, trading.reason)
-        self._subs: list[Subscription] = []
-        if bus is not None:
-            self._subs.append(bus.subscribe(AccountEvent, lambda e: self.set_account(e.account)))
-            self._subs.append(
-                bus.subscribe(TradingStateEvent, lambda e: self.set_trading_state(e.state, e.reason))
-            )
-        self.account_timer = QTimer(self)
-        self.account_timer.setInterval(ACCOUNT_INTERVAL_MS)
-        self.account_timer.timeout.connect(self.refresh)
-        self.history_timer = QTimer(self)
-        self.history_timer.setInterval(HISTORY_INTERVAL_MS)
-        self.history_timer.timeout.connect(self.refresh_history)
 
     def start(self) -> None:
         """Begin periodic refreshes (needs a running event loop)."""
@@ -252,7 +252,7 @@ class AccountPanel(QWidget):
         points = [(t, e) for t, e in zip(timestamps, equity, strict=False) if e is not None]
         self.curve.setData([t.timestamp() for t, _ in points], [float(e) for _, e in points])
         self.history_points = len(points)
-        self.plot.setTitle(CURVE_TITLES.get(timeframe, "Equity"), size="9pt", color="#8a93a0")
+        self.plot.setTitle(CURVE_TITLES.get(timeframe, "Equity"), size="9pt", color=theme.MUTED)
         if len(points) >= 2:
             self.curve_stack.setCurrentWidget(self.plot)
             return
@@ -263,7 +263,7 @@ class AccountPanel(QWidget):
 
     # -- trading state and kill switch --------------------------------------------------------------
     def set_trading_state(self, state: TradingState, reason: str) -> None:
-        color = STATE_COLORS.get(state, "#8a93a0")
+        color = STATE_COLORS.get(state, theme.MUTED)
         self.state_label.setText(f"Trading: {state.value} — {reason}")
         self.state_label.setStyleSheet(f"color: {color}; font-weight: bold")
         self.trading_state = state
@@ -296,11 +296,10 @@ class AccountPanel(QWidget):
             self.message.setText(f"kill switch done: {result.summary()}")
 
     def close_subscriptions(self) -> None:
+        """Stop polling and following the bus (the bus part is also done when the panel is destroyed)."""
         self.account_timer.stop()
         self.history_timer.stop()
-        for sub in self._subs:
-            sub.cancel()
-        self._subs.clear()
+        cancel_subscriptions(self._subs)
 
 
 if __name__ == "__main__":  # preview: uv run python -m widgets.account [--screenshot FILE]

@@ -42,9 +42,12 @@ from services.domain.symbols import normalize_symbol
 from services.strategies.api import ParamError, Strategy
 from services.strategies.backtest import BacktestCancelled, BacktestResult, run_backtest
 from services.strategies.synthetic import synthetic_bars
-from widgets.ops_models.params import ParamEditor
-from widgets.ops_models.table import SORT_ROLE, Column, KeyedTableModel, named
-from widgets.ops_models.tasks import TaskBridge
+from widgets import theme
+from widgets.models.columns import Column, KeyedTableModel
+from widgets.models.common import named
+from widgets.models.table import SORT_ROLE
+from widgets.param_editor import ParamEditor
+from widgets.tasks import TaskBridge
 
 #: ``history(symbol, start, end)``: stored one-minute bars, blocking (called on a worker thread).
 HistorySource = Callable[[str, datetime, datetime], list[Bar]]
@@ -71,7 +74,7 @@ TRADE_COLUMNS: list[Column[Any]] = [
     Column("Entry", lambda r: f"{r[1].entry_price:,.2f}", sort=lambda r: r[1].entry_price, numeric=True),
     Column("Exit", lambda r: f"{r[1].exit_price:,.2f}", sort=lambda r: r[1].exit_price, numeric=True),
     Column("P&L", lambda r: f"{r[1].pnl:,.2f}", sort=lambda r: r[1].pnl, numeric=True,
-           foreground=lambda r: "#26a69a" if r[1].pnl > 0 else ("#ef5350" if r[1].pnl < 0 else None)),
+           foreground=lambda r: theme.sign_hex(r[1].pnl)),
 ]  # fmt: skip
 
 
@@ -105,31 +108,28 @@ class BacktestDialog(QDialog):
         self.last_result: BacktestResult | None = None
         self.trades = trades_model(self)
 
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self._build_setup())
+        split.addWidget(self._build_results())
+        split.setStretchFactor(1, 3)
+        split.setSizes([340, 760])
+        lay = QVBoxLayout(self)
+        lay.addWidget(split)
+
+        self.strategy.currentTextChanged.connect(lambda _: self._strategy_changed())
+        if kind is not None and kind in self.registry:
+            self.strategy.setCurrentText(kind)
+        self._strategy_changed(params)
+        self._source_changed()
+
+    def _build_setup(self) -> QGroupBox:
+        """The left side: strategy, its parameters, the history to run over, Run/Cancel, progress."""
         self.strategy = named(QComboBox(), "btStrategy")
         for key in sorted(self.registry):
             self.strategy.addItem(key)
         self.params = ParamEditor()
         self.symbol = named(QLineEdit("AAPL"), "btSymbol")
-        self.source = named(QComboBox(), "btSource")
-        self.source.addItem("Generated history (seeded random walk, not market data)", "generated")
-        if history is not None:
-            self.source.addItem("Stored history", "stored")
-        self.bars = named(QSpinBox(), "btBars")
-        self.bars.setRange(100, 2_000_000)
-        self.bars.setSingleStep(1000)
-        self.bars.setValue(20_000)
-        self.bars.setSuffix(" one-minute bars")
-        self.seed = named(QSpinBox(), "btSeed")
-        self.seed.setRange(0, 2_000_000_000)
-        self.seed.setValue(1)
-        now = QDateTime.currentDateTimeUtc()
-        self.start = named(QDateTimeEdit(now.addDays(-30)), "btStart")
-        self.end = named(QDateTimeEdit(now), "btEnd")
-        for w in (self.start, self.end):
-            w.setTimeZone(QTimeZone.utc())
-            w.setDisplayFormat("yyyy-MM-dd HH:mm 'UTC'")
-            w.setCalendarPopup(True)
-        self.source.currentIndexChanged.connect(lambda _: self._source_changed())
+        self._build_history_inputs()
         setup = QGroupBox("Setup")
         form = QFormLayout(setup)
         form.addRow("Strategy", self.strategy)
@@ -157,7 +157,33 @@ class BacktestDialog(QDialog):
         form.addRow(buttons)
         form.addRow(self.progress)
         form.addRow(self.status)
+        return setup
 
+    def _build_history_inputs(self) -> None:
+        """History source, length and seed of generated history, and the stored history's range."""
+        self.source = named(QComboBox(), "btSource")
+        self.source.addItem("Generated history (seeded random walk, not market data)", "generated")
+        if self.history is not None:
+            self.source.addItem("Stored history", "stored")
+        self.bars = named(QSpinBox(), "btBars")
+        self.bars.setRange(100, 2_000_000)
+        self.bars.setSingleStep(1000)
+        self.bars.setValue(20_000)
+        self.bars.setSuffix(" one-minute bars")
+        self.seed = named(QSpinBox(), "btSeed")
+        self.seed.setRange(0, 2_000_000_000)
+        self.seed.setValue(1)
+        now = QDateTime.currentDateTimeUtc()
+        self.start = named(QDateTimeEdit(now.addDays(-30)), "btStart")
+        self.end = named(QDateTimeEdit(now), "btEnd")
+        for w in (self.start, self.end):
+            w.setTimeZone(QTimeZone.utc())
+            w.setDisplayFormat("yyyy-MM-dd HH:mm 'UTC'")
+            w.setCalendarPopup(True)
+        self.source.currentIndexChanged.connect(lambda _: self._source_changed())
+
+    def _build_results(self) -> QWidget:
+        """The right side: the metric figures over the equity curve and the trades table."""
         self.metrics: dict[str, QLabel] = {}
         grid = QGridLayout()
         for i, (key, title) in enumerate(
@@ -165,7 +191,7 @@ class BacktestDialog(QDialog):
              ("WinRate", "Win rate"), ("Trades", "Closed trades"), ("Final", "Final equity"))
         ):  # fmt: skip
             caption = QLabel(title)
-            caption.setStyleSheet("color: #8a93a0;")
+            caption.setStyleSheet(f"color: {theme.MUTED};")
             value = named(QLabel("—"), f"bt{key}")
             value.setStyleSheet("font-size: 16px; font-weight: 600;")
             grid.addWidget(caption, 0, i)
@@ -173,23 +199,12 @@ class BacktestDialog(QDialog):
             self.metrics[key] = value
         self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
         self.plot.setObjectName("btEquityPlot")
-        self.plot.setBackground("#181b20")
+        self.plot.setBackground(theme.PLOT_BG)
         self.plot.showGrid(x=False, y=True, alpha=0.15)
         self.plot.setLabel("left", "Equity (USD)")
         self.plot.setMenuEnabled(False)
-        self.curve = self.plot.plot([], [], pen=pg.mkPen("#5b9bff", width=1.5))
-        self.table = named(QTableView(), "btTrades")
-        proxy = QSortFilterProxyModel(self)
-        proxy.setSourceModel(self.trades)
-        proxy.setSortRole(SORT_ROLE)
-        self.table.setModel(proxy)
-        self.table.setSortingEnabled(True)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.setAlternatingRowColors(True)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.curve = self.plot.plot([], [], pen=pg.mkPen(theme.INFO, width=1.5))
+        self.table = self._build_trades_table()
         results = QWidget()
         rl = QVBoxLayout(results)
         rl.setContentsMargins(0, 0, 0, 0)
@@ -200,19 +215,22 @@ class BacktestDialog(QDialog):
         inner.setStretchFactor(0, 3)
         inner.setStretchFactor(1, 2)
         rl.addWidget(inner, 1)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(setup)
-        split.addWidget(results)
-        split.setStretchFactor(1, 3)
-        split.setSizes([340, 760])
-        lay = QVBoxLayout(self)
-        lay.addWidget(split)
+        return results
 
-        self.strategy.currentTextChanged.connect(lambda _: self._strategy_changed())
-        if kind is not None and kind in self.registry:
-            self.strategy.setCurrentText(kind)
-        self._strategy_changed(params)
-        self._source_changed()
+    def _build_trades_table(self) -> QTableView:
+        table = named(QTableView(), "btTrades")
+        proxy = QSortFilterProxyModel(self)
+        proxy.setSourceModel(self.trades)
+        proxy.setSortRole(SORT_ROLE)
+        table.setModel(proxy)
+        table.setSortingEnabled(True)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.verticalHeader().hide()
+        table.setAlternatingRowColors(True)
+        table.horizontalHeader().setStretchLastSection(True)
+        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        return table
 
     # -- form -------------------------------------------------------------------------------------
     def _strategy_changed(self, values: dict[str, str] | None = None) -> None:
@@ -233,7 +251,7 @@ class BacktestDialog(QDialog):
     # -- run --------------------------------------------------------------------------------------
     def _say(self, text: str, ok: bool | None) -> None:
         self.status.setText(text)
-        color = {True: "#26a69a", False: "#ef5350", None: "#aab2bf"}[ok]
+        color = theme.ok_color(ok)
         self.status.setStyleSheet(f"color: {color};")
 
     def start_run(self) -> bool:
@@ -319,7 +337,7 @@ class BacktestDialog(QDialog):
         m["TotalReturn"].setText(_pct(result.total_return))
         m["TotalReturn"].setStyleSheet(
             "font-size: 16px; font-weight: 600; color: %s;"
-            % ("#26a69a" if result.total_return >= 0 else "#ef5350")
+            % (theme.UP if result.total_return >= 0 else theme.DOWN)
         )
         m["MaxDrawdown"].setText(_pct(result.max_drawdown))
         m["Sharpe"].setText("—" if result.sharpe is None else f"{result.sharpe:.2f}")
@@ -341,7 +359,7 @@ if __name__ == "__main__":  # preview: uv run python -m widgets.backtest_dialog 
     import sys
 
     from services.strategies.builtin import builtin_registry
-    from widgets.ops_models.preview import make_app, preview_args, show_preview
+    from widgets.standalone import make_app, preview_args, show_preview
 
     args = preview_args("Heron backtest dialog preview (runs a real backtest over generated bars)")
     app = make_app()

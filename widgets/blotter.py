@@ -17,7 +17,6 @@ import csv
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
 
 from PySide6.QtCore import QAbstractItemModel, QPoint, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import (
@@ -42,35 +41,15 @@ from services.domain.bus import EventBus, Subscription
 from services.domain.events import FillEvent, OrderChangedEvent
 from services.domain.models import Order
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
-from widgets.models.common import STATUS_GROUPS, confirm, run_async
+from widgets import theme
+from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
+from widgets.models.common import STATUS_GROUPS, confirm
 from widgets.models.fills_model import MAX_FILLS, FillsTableModel, fill_key
 from widgets.models.orders_model import MAX_ORDERS, OrderRow, OrdersFilterProxy, OrdersTableModel
 from widgets.models.row_view import RowTableView
 from widgets.models.table import SORT_ROLE, Row, RowTableModel
-
-
-class StoreLike(Protocol):
-    def orders(self) -> list[Any]: ...
-
-    def view(self, rec: Any) -> Order: ...
-
-    def find(self, *, client_order_id: str | None = None, broker_order_id: str | None = None) -> Any: ...
-
-
-class EngineLike(Protocol):
-    async def cancel(self, order_key: str, *, source: str = "manual") -> bool: ...
-
-    async def cancel_all(self, *, source: str = "manual") -> int: ...
-
-    async def replace(
-        self,
-        order_key: str,
-        *,
-        qty: Decimal | None = None,
-        limit_price: Decimal | None = None,
-        stop_price: Decimal | None = None,
-        source: str = "manual",
-    ) -> Any: ...
+from widgets.protocols import EngineLike, StoreLike
+from widgets.tasks import run_async
 
 
 def write_csv(path: Path | str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> int:
@@ -129,7 +108,7 @@ class ReplaceDialog(QDialog):
         self.outcome.setWordWrap(True)
         self.error = QLabel("", self)
         self.error.setObjectName("replaceError")
-        self.error.setStyleSheet("color: #ef5350")
+        self.error.setStyleSheet(f"color: {theme.DOWN}")
         form = QFormLayout()
         form.addRow("Filled so far", self.filled_label)
         form.addRow("Quantity to work", self.qty_edit)
@@ -237,6 +216,37 @@ class BlotterPanel(QWidget):
         self.fills_proxy.setSortRole(SORT_ROLE)
         self.fills_proxy.setSourceModel(self.fills)
 
+        bar = self._build_filter_bar()
+        self.note = QLabel(
+            f"Showing the last {max_orders:,} orders and {max_fills:,} fills; "
+            "older history is in the database.",
+            self,
+        )
+        self.note.setObjectName("blotterNote")
+        self.note.setStyleSheet(f"color: {theme.MUTED}")
+        self.status_label = QLabel("", self)
+        self.status_label.setObjectName("blotterStatus")
+        self._build_tables()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(bar)
+        layout.addWidget(self.tabs, 1)
+        low = QHBoxLayout()
+        low.addWidget(self.note, 1)
+        low.addWidget(self.status_label)
+        layout.addLayout(low)
+
+        self.group_combo.setCurrentText("All")
+        self._subs: list[Subscription] = []
+        self.load()
+        if bus is not None:
+            self._subs.append(bus.subscribe(OrderChangedEvent, self.on_order_changed))
+            self._subs.append(bus.subscribe(FillEvent, self.on_fill))
+        cancel_on_destroy(self, self._subs)
+
+    def _build_filter_bar(self) -> QHBoxLayout:
+        """Status group and symbol filters, Cancel all, Export CSV."""
         self.group_combo = QComboBox(self)
         self.group_combo.setObjectName("blotterStatusFilter")
         self.group_combo.addItems(list(STATUS_GROUPS))
@@ -251,16 +261,16 @@ class BlotterPanel(QWidget):
         self.export_button = QPushButton("Export CSV…", self)
         self.export_button.setObjectName("blotterExport")
         self.export_button.clicked.connect(self._export_clicked)
-        self.note = QLabel(
-            f"Showing the last {max_orders:,} orders and {max_fills:,} fills; "
-            "older history is in the database.",
-            self,
-        )
-        self.note.setObjectName("blotterNote")
-        self.note.setStyleSheet("color: #8a93a0")
-        self.status_label = QLabel("", self)
-        self.status_label.setObjectName("blotterStatus")
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Status", self))
+        bar.addWidget(self.group_combo)
+        bar.addWidget(self.symbol_filter, 1)
+        bar.addWidget(self.cancel_all_button)
+        bar.addWidget(self.export_button)
+        return bar
 
+    def _build_tables(self) -> None:
+        """The orders and fills tables, newest first, in their tabs."""
         self.orders_view = self._table("blotterOrdersTable", self.proxy, self.orders)
         self.orders_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.orders_view.customContextMenuRequested.connect(self._context_menu)
@@ -279,33 +289,10 @@ class BlotterPanel(QWidget):
         header.moveSection(header.visualIndex(OrdersTableModel.STATUS_COL), header.visualIndex(6))
         self.fills_view.fit_columns({0: stamp, 1: "BTC/USD", 2: "SELL", 3: qty, 4: price, 5: "1,234,567.89",
                                      6: "hr-x-script-1k7v5o0o4-1"})  # fmt: skip
-
         self.tabs = QTabWidget(self)
         self.tabs.setObjectName("blotterTabs")
         self.tabs.addTab(self.orders_view, "Orders")
         self.tabs.addTab(self.fills_view, "Fills")
-
-        bar = QHBoxLayout()
-        bar.addWidget(QLabel("Status", self))
-        bar.addWidget(self.group_combo)
-        bar.addWidget(self.symbol_filter, 1)
-        bar.addWidget(self.cancel_all_button)
-        bar.addWidget(self.export_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(2, 2, 2, 2)
-        layout.addLayout(bar)
-        layout.addWidget(self.tabs, 1)
-        low = QHBoxLayout()
-        low.addWidget(self.note, 1)
-        low.addWidget(self.status_label)
-        layout.addLayout(low)
-
-        self.group_combo.setCurrentText("All")
-        self._subs: list[Subscription] = []
-        self.load()
-        if bus is not None:
-            self._subs.append(bus.subscribe(OrderChangedEvent, self.on_order_changed))
-            self._subs.append(bus.subscribe(FillEvent, self.on_fill))
 
     def _table(self, name: str, proxy: QSortFilterProxyModel, source: RowTableModel) -> RowTableView:
         view = RowTableView(self)
@@ -463,9 +450,8 @@ class BlotterPanel(QWidget):
         self._status(f"exported {n} rows to {path}")
 
     def close_subscriptions(self) -> None:
-        for sub in self._subs:
-            sub.cancel()
-        self._subs.clear()
+        """Stop following the bus (also done when the panel is destroyed)."""
+        cancel_subscriptions(self._subs)
 
 
 if __name__ == "__main__":  # preview: uv run python -m widgets.blotter [--screenshot FILE]

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 from services.domain.bus import EventBus, Subscription
 from services.domain.enums import IncidentSeverity
 from services.domain.events import IncidentsChangedEvent
-from widgets.ops_models.table import named
+from widgets.models.common import named
 
 _STYLE = {
     IncidentSeverity.CRITICAL: ("#4a1518", "#ef5350"),

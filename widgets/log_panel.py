@@ -3,7 +3,7 @@ a toast for notifications a person must not miss (risk rejections, reconciliatio
 
 The panel adapts a :class:`app.logging_setup.LogHub` (anything with ``entries()`` and
 ``add_listener(fn) -> unsubscribe``); records are buffered from any thread and flushed into the
-model in batches (see :mod:`widgets.ops_models.log_model`). GUI thread only, except the hub
+model in batches (see :mod:`widgets.models.log_model`). GUI thread only, except the hub
 listener, which only buffers.
 """
 
@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from widgets.ops_models.log_model import LogFilterProxy, LogTableModel
-from widgets.ops_models.table import named
+from widgets.models.common import named
+from widgets.models.log_model import LogFilterProxy, LogTableModel
 
 LEVELS = [("All levels", logging.NOTSET), ("Debug+", logging.DEBUG), ("Info+", logging.INFO),
           ("Warning+", logging.WARNING), ("Error+", logging.ERROR)]  # fmt: skip
@@ -230,7 +230,7 @@ if __name__ == "__main__":  # preview: uv run python -m widgets.log_panel [--scr
     import sys
 
     from app.logging_setup import LogHub, LogHubHandler
-    from widgets.ops_models.preview import make_app, preview_args, show_preview
+    from widgets.standalone import make_app, preview_args, show_preview
 
     args = preview_args("Heron log panel preview, fed by a real LogHub")
     app = make_app()

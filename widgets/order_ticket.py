@@ -23,7 +23,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from functools import partial
+from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -46,29 +47,15 @@ from services.domain.enums import Mode, OrderClass, OrderSide, OrderType, TimeIn
 from services.domain.models import Asset, Order, OrderLegSpec, OrderRequest
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from services.domain.symbols import InvalidSymbolError, is_crypto, normalize_symbol
-from services.risk.gate import RiskContext, RiskGate, RiskReport
-from widgets.models.common import DOWN, UP, confirm, run_async
+from services.risk.gate import RiskReport
+from widgets import theme
+from widgets.models.common import DOWN, UP, confirm, describe_request
+from widgets.protocols import EngineLike
+from widgets.tasks import run_async
 
 DEBOUNCE_MS = 100
 RECHECK_MS = 1000
 ZERO = Decimal(0)
-
-
-class EngineLike(Protocol):
-    """What the ticket uses of :class:`services.orders.engine.ExecutionEngine`."""
-
-    risk: RiskGate
-    broker: Any
-
-    def risk_context(self, request: OrderRequest, asset: Asset | None) -> RiskContext: ...
-
-    async def submit(self, request: OrderRequest, *, source: str = "manual") -> Any: ...
-
-    async def cancel(self, order_key: str, *, source: str = "manual") -> bool: ...
-
-    async def cancel_all(self, *, source: str = "manual") -> int: ...
-
-    async def flatten_all(self, *, source: str = "manual") -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +69,26 @@ class TicketState:
 TYPES = [t.value for t in OrderType]
 TIFS = [t.value for t in TimeInForce]
 CLASSES = [OrderClass.SIMPLE.value, OrderClass.BRACKET.value, OrderClass.OCO.value, OrderClass.OTO.value]
+
+
+def _positive(
+    errors: dict[str, str], key: str, edit: QLineEdit, what: str, *, required: bool
+) -> Decimal | None:
+    """The field's number when it is one above zero; otherwise None, with the problem in ``errors``."""
+    text = edit.text().strip()
+    if not text:
+        if required:
+            errors[key] = f"{what} is required"
+        return None
+    try:
+        value = to_decimal(text, field=what)
+    except InvalidNumberError as exc:
+        errors[key] = str(exc)
+        return None
+    if value <= 0:
+        errors[key] = f"{what} must be greater than zero"
+        return None
+    return value
 
 
 class OrderTicket(QWidget):
@@ -141,69 +148,8 @@ class OrderTicket(QWidget):
         return box
 
     def _build(self) -> None:
-        self.symbol_edit = self._line("ticketSymbol", "AAPL, BTC/USD")
-        self.side_combo = self._combo("ticketSide", ["buy", "sell"])
-        self.amount_kind = self._combo("ticketAmountKind", ["qty", "notional"])
-        self.amount_edit = self._line("ticketAmount", "shares")
-        self.type_combo = self._combo("ticketType", TYPES)
-        self.limit_edit = self._line("ticketLimit", "limit price")
-        self.stop_edit = self._line("ticketStop", "stop price")
-        self.trail_kind = self._combo("ticketTrailKind", ["price", "percent"])
-        self.trail_edit = self._line("ticketTrail", "trail")
-        self.tif_combo = self._combo("ticketTif", TIFS)
-        self.ext_check = QCheckBox("Extended hours", self)
-        self.ext_check.setObjectName("ticketExtended")
-        self.ext_check.toggled.connect(self._changed)
-        self.class_combo = self._combo("ticketClass", CLASSES)
-        self.tp_edit = self._line("ticketTakeProfit", "take-profit limit")
-        self.sl_stop_edit = self._line("ticketStopLossStop", "stop-loss stop")
-        self.sl_limit_edit = self._line("ticketStopLossLimit", "stop-loss limit (optional)")
-
-        self.errors: dict[str, QLabel] = {}
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self._rows: dict[str, QWidget] = {}
-
-        def row(key: str, label: str, field: QWidget) -> None:
-            box = QWidget(self)
-            lay = QVBoxLayout(box)
-            lay.setContentsMargins(0, 0, 0, 0)
-            lay.setSpacing(0)
-            lay.addWidget(field)
-            err = QLabel("", box)
-            err.setObjectName(f"ticketError_{key}")
-            err.setStyleSheet("color: #ef5350; font-size: 11px")
-            err.setVisible(False)
-            lay.addWidget(err)
-            self.errors[key] = err
-            self._rows[key] = box
-            form.addRow(label, box)
-
-        amount = QWidget(self)
-        al = QHBoxLayout(amount)
-        al.setContentsMargins(0, 0, 0, 0)
-        al.addWidget(self.amount_kind)
-        al.addWidget(self.amount_edit, 1)
-        trail = QWidget(self)
-        tl = QHBoxLayout(trail)
-        tl.setContentsMargins(0, 0, 0, 0)
-        tl.addWidget(self.trail_kind)
-        tl.addWidget(self.trail_edit, 1)
-        row("symbol", "Symbol", self.symbol_edit)
-        row("side", "Side", self.side_combo)
-        row("amount", "Amount", amount)
-        row("type", "Type", self.type_combo)
-        row("limit", "Limit", self.limit_edit)
-        row("stop", "Stop", self.stop_edit)
-        row("trail", "Trail", trail)
-        row("tif", "Time in force", self.tif_combo)
-        row("extended", "", self.ext_check)
-        row("class", "Order class", self.class_combo)
-        row("take_profit", "Take profit", self.tp_edit)
-        row("stop_loss", "Stop loss", self.sl_stop_edit)
-        row("stop_loss_limit", "", self.sl_limit_edit)
-        self._form = form
-
+        self._build_fields()
+        form = self._build_form()
         self.precheck_list = QListWidget(self)
         self.precheck_list.setObjectName("ticketPrecheck")
         self.precheck_list.setMinimumHeight(120)
@@ -223,7 +169,7 @@ class OrderTicket(QWidget):
         self.reason_label = QLabel("", self)
         self.reason_label.setObjectName("ticketBlockedReason")
         self.reason_label.setWordWrap(True)
-        self.reason_label.setStyleSheet("color: #ffb300")
+        self.reason_label.setStyleSheet(f"color: {theme.WARN}")
         self.result_label = QLabel("", self)
         self.result_label.setObjectName("ticketResult")
         self.result_label.setWordWrap(True)
@@ -236,6 +182,73 @@ class OrderTicket(QWidget):
         layout.addWidget(self.submit_button)
         layout.addWidget(self.reason_label)
         layout.addWidget(self.result_label)
+
+    def _build_fields(self) -> None:
+        """One editor per order field, each re-checking the form when it changes."""
+        self.symbol_edit = self._line("ticketSymbol", "AAPL, BTC/USD")
+        self.side_combo = self._combo("ticketSide", ["buy", "sell"])
+        self.amount_kind = self._combo("ticketAmountKind", ["qty", "notional"])
+        self.amount_edit = self._line("ticketAmount", "shares")
+        self.type_combo = self._combo("ticketType", TYPES)
+        self.limit_edit = self._line("ticketLimit", "limit price")
+        self.stop_edit = self._line("ticketStop", "stop price")
+        self.trail_kind = self._combo("ticketTrailKind", ["price", "percent"])
+        self.trail_edit = self._line("ticketTrail", "trail")
+        self.tif_combo = self._combo("ticketTif", TIFS)
+        self.ext_check = QCheckBox("Extended hours", self)
+        self.ext_check.setObjectName("ticketExtended")
+        self.ext_check.toggled.connect(self._changed)
+        self.class_combo = self._combo("ticketClass", CLASSES)
+        self.tp_edit = self._line("ticketTakeProfit", "take-profit limit")
+        self.sl_stop_edit = self._line("ticketStopLossStop", "stop-loss stop")
+        self.sl_limit_edit = self._line("ticketStopLossLimit", "stop-loss limit (optional)")
+
+    def _build_form(self) -> QFormLayout:
+        """The fields in a form, each row with its own error line (``ticketError_<key>``)."""
+        self.errors: dict[str, QLabel] = {}
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self._rows: dict[str, QWidget] = {}
+
+        def row(key: str, label: str, field: QWidget) -> None:
+            box = QWidget(self)
+            lay = QVBoxLayout(box)
+            lay.setContentsMargins(0, 0, 0, 0)
+            lay.setSpacing(0)
+            lay.addWidget(field)
+            err = QLabel("", box)
+            err.setObjectName(f"ticketError_{key}")
+            err.setStyleSheet(f"color: {theme.DOWN}; font-size: 11px")
+            err.setVisible(False)
+            lay.addWidget(err)
+            self.errors[key] = err
+            self._rows[key] = box
+            form.addRow(label, box)
+
+        row("symbol", "Symbol", self.symbol_edit)
+        row("side", "Side", self.side_combo)
+        row("amount", "Amount", self._pair(self.amount_kind, self.amount_edit))
+        row("type", "Type", self.type_combo)
+        row("limit", "Limit", self.limit_edit)
+        row("stop", "Stop", self.stop_edit)
+        row("trail", "Trail", self._pair(self.trail_kind, self.trail_edit))
+        row("tif", "Time in force", self.tif_combo)
+        row("extended", "", self.ext_check)
+        row("class", "Order class", self.class_combo)
+        row("take_profit", "Take profit", self.tp_edit)
+        row("stop_loss", "Stop loss", self.sl_stop_edit)
+        row("stop_loss_limit", "", self.sl_limit_edit)
+        self._form = form
+        return form
+
+    def _pair(self, kind: QComboBox, edit: QLineEdit) -> QWidget:
+        """A unit chooser beside its value (qty/notional and amount, price/percent and trail)."""
+        box = QWidget(self)
+        lay = QHBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(kind)
+        lay.addWidget(edit, 1)
+        return box
 
     # -- form → request -----------------------------------------------------------------------------
     def _changed(self, *_: object) -> None:
@@ -264,23 +277,7 @@ class OrderTicket(QWidget):
     def read_form(self) -> TicketState:
         """Validate every field; returns the request or the error per field (never raises)."""
         errors: dict[str, str] = {}
-
-        def dec(key: str, edit: QLineEdit, what: str, *, required: bool) -> Decimal | None:
-            text = edit.text().strip()
-            if not text:
-                if required:
-                    errors[key] = f"{what} is required"
-                return None
-            try:
-                value = to_decimal(text, field=what)
-            except InvalidNumberError as exc:
-                errors[key] = str(exc)
-                return None
-            if value <= 0:
-                errors[key] = f"{what} must be greater than zero"
-                return None
-            return value
-
+        dec = partial(_positive, errors)
         symbol = ""
         try:
             symbol = normalize_symbol(self.symbol_edit.text())
@@ -315,26 +312,7 @@ class OrderTicket(QWidget):
             errors["tif"] = "crypto orders take gtc or ioc"
         take_profit = stop_loss = None
         if oclass is not OrderClass.SIMPLE:
-            tp = dec("take_profit", self.tp_edit, "take-profit limit", required=oclass is not OrderClass.OTO)
-            sl = dec("stop_loss", self.sl_stop_edit, "stop-loss stop", required=oclass is not OrderClass.OTO)
-            sl_limit = dec("stop_loss_limit", self.sl_limit_edit, "stop-loss limit", required=False)
-            if oclass is OrderClass.OTO and tp is None and sl is None and "take_profit" not in errors:
-                errors["take_profit"] = "an OTO order needs a take-profit or a stop-loss leg"
-            if oclass is OrderClass.OCO and otype is not OrderType.LIMIT:
-                errors["type"] = "an OCO order is a limit order (its take-profit leg)"
-            if oclass is OrderClass.BRACKET and otype not in (OrderType.MARKET, OrderType.LIMIT):
-                errors["type"] = "a bracket's entry is a market or limit order"
-            if notional_mode:
-                errors["amount"] = f"{oclass.value} orders need a quantity"
-            if tp is not None:
-                take_profit = OrderLegSpec(limit_price=tp)
-            if sl is not None:
-                stop_loss = OrderLegSpec(stop_price=sl, limit_price=sl_limit)
-            if tp is not None and sl is not None and "take_profit" not in errors:
-                if side is OrderSide.BUY and tp <= sl:
-                    errors["take_profit"] = "a buy's take-profit must be above its stop-loss"
-                if side is OrderSide.SELL and tp >= sl:
-                    errors["take_profit"] = "a sell's take-profit must be below its stop-loss"
+            take_profit, stop_loss = self._read_legs(errors, oclass, otype, side, notional_mode)
         if errors or amount is None:
             return TicketState(None, errors)
         try:
@@ -357,6 +335,31 @@ class OrderTicket(QWidget):
         except ValueError as exc:
             return TicketState(None, {"amount": str(exc)})
         return TicketState(request, {})
+
+    def _read_legs(
+        self, errors: dict[str, str], oclass: OrderClass, otype: OrderType, side: OrderSide, notional: bool
+    ) -> tuple[OrderLegSpec | None, OrderLegSpec | None]:
+        """The take-profit and stop-loss legs of a bracket, OCO or OTO order; problems go to ``errors``."""
+        dec = partial(_positive, errors)
+        tp = dec("take_profit", self.tp_edit, "take-profit limit", required=oclass is not OrderClass.OTO)
+        sl = dec("stop_loss", self.sl_stop_edit, "stop-loss stop", required=oclass is not OrderClass.OTO)
+        sl_limit = dec("stop_loss_limit", self.sl_limit_edit, "stop-loss limit", required=False)
+        if oclass is OrderClass.OTO and tp is None and sl is None and "take_profit" not in errors:
+            errors["take_profit"] = "an OTO order needs a take-profit or a stop-loss leg"
+        if oclass is OrderClass.OCO and otype is not OrderType.LIMIT:
+            errors["type"] = "an OCO order is a limit order (its take-profit leg)"
+        if oclass is OrderClass.BRACKET and otype not in (OrderType.MARKET, OrderType.LIMIT):
+            errors["type"] = "a bracket's entry is a market or limit order"
+        if notional:
+            errors["amount"] = f"{oclass.value} orders need a quantity"
+        take_profit = OrderLegSpec(limit_price=tp) if tp is not None else None
+        stop_loss = OrderLegSpec(stop_price=sl, limit_price=sl_limit) if sl is not None else None
+        if tp is not None and sl is not None and "take_profit" not in errors:
+            if side is OrderSide.BUY and tp <= sl:
+                errors["take_profit"] = "a buy's take-profit must be above its stop-loss"
+            if side is OrderSide.SELL and tp >= sl:
+                errors["take_profit"] = "a sell's take-profit must be below its stop-loss"
+        return take_profit, stop_loss
 
     # -- pre-check ----------------------------------------------------------------------------------
     def _asset(self, symbol: str) -> Asset | None:
@@ -442,30 +445,7 @@ class OrderTicket(QWidget):
         return self.mode is Mode.LIVE or self.confirm_orders
 
     def describe(self, request: OrderRequest) -> str:
-        amount = (
-            f"{decimal_str(request.qty)} {request.symbol}"
-            if request.qty is not None
-            else f"${decimal_str(request.notional)} of {request.symbol}"
-        )
-        parts = [f"{request.side.value.upper()} {amount}", request.type.value]
-        if request.limit_price is not None:
-            parts.append(f"limit {decimal_str(request.limit_price)}")
-        if request.stop_price is not None:
-            parts.append(f"stop {decimal_str(request.stop_price)}")
-        if request.trail_price is not None:
-            parts.append(f"trail ${decimal_str(request.trail_price)}")
-        if request.trail_percent is not None:
-            parts.append(f"trail {decimal_str(request.trail_percent)}%")
-        parts.append(request.time_in_force.value)
-        if request.extended_hours:
-            parts.append("extended hours")
-        if request.order_class is not OrderClass.SIMPLE:
-            parts.append(f"{request.order_class.value}")
-            if request.take_profit is not None:
-                parts.append(f"TP {decimal_str(request.take_profit.limit_price)}")
-            if request.stop_loss is not None:
-                parts.append(f"SL {decimal_str(request.stop_loss.stop_price)}")
-        return " · ".join(parts)
+        return describe_request(request)
 
     def submit(self, side: OrderSide | None = None) -> bool:
         """Validate, pre-check, confirm, then send through the engine. Returns whether it was sent."""
@@ -514,7 +494,7 @@ class OrderTicket(QWidget):
 
     def _show_result(self, text: str, *, error: bool = False) -> None:
         self.result_label.setText(text)
-        self.result_label.setStyleSheet("color: #ef5350" if error else "")
+        self.result_label.setStyleSheet(f"color: {theme.DOWN}" if error else "")
         self.resultChanged.emit(text)
 
     def cancel_last(self) -> bool:

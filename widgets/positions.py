@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from PySide6.QtCore import QPoint, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import (
@@ -36,20 +36,15 @@ from services.domain.events import FillEvent, PositionsEvent
 from services.domain.models import Position
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from services.marketdata.pipeline import MarketDataBatchEvent
-from widgets.models.common import confirm, run_async
+from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
+from widgets.models.common import confirm
 from widgets.models.positions_model import Marks, PositionSource, PositionsTableModel, position_view
 from widgets.models.row_view import RowTableView
 from widgets.models.table import SORT_ROLE, Row
+from widgets.protocols import EngineLike
+from widgets.tasks import run_async
 
 MARK_INTERVAL_S = 0.25
-
-
-class EngineLike(Protocol):
-    async def close_position(
-        self, symbol: str, *, qty: Decimal | None = None, source: str = "manual"
-    ) -> Any: ...
-
-    async def flatten_all(self, *, source: str = "manual") -> Any: ...
 
 
 class PositionsPanel(QWidget):
@@ -122,6 +117,7 @@ class PositionsPanel(QWidget):
             self._subs.append(bus.subscribe(FillEvent, self.on_fill))
             self._subs.append(bus.subscribe(PositionsEvent, self.on_positions))
             self._subs.append(bus.subscribe(MarketDataBatchEvent, self.on_batch))
+        cancel_on_destroy(self, self._subs)
 
     # -- adaptation ---------------------------------------------------------------------------------
     def _row_for_view(self, view_row: int) -> Row | None:
@@ -242,9 +238,8 @@ class PositionsPanel(QWidget):
         menu.popup(self.view.viewport().mapToGlobal(pos))
 
     def close_subscriptions(self) -> None:
-        for sub in self._subs:
-            sub.cancel()
-        self._subs.clear()
+        """Stop following the bus (also done when the panel is destroyed)."""
+        cancel_subscriptions(self._subs)
 
 
 if __name__ == "__main__":  # preview: uv run python -m widgets.positions [--screenshot FILE]

@@ -45,7 +45,9 @@ from services.domain.enums import IncidentSeverity
 from services.domain.events import IncidentsChangedEvent
 from services.domain.incidents import IncidentKind
 from services.reconciliation.drift import worst_severity
-from widgets.ops_models.recon_models import (
+from widgets.models.columns import refilter
+from widgets.models.common import named
+from widgets.models.recon_models import (
     CRIT_FG,
     OK_FG,
     WARN_FG,
@@ -58,8 +60,8 @@ from widgets.ops_models.recon_models import (
     position_rows,
     restricts,
 )
-from widgets.ops_models.table import SORT_ROLE, named, refilter
-from widgets.ops_models.tasks import TaskBridge
+from widgets.models.table import SORT_ROLE
+from widgets.tasks import TaskBridge
 
 log = logging.getLogger("heron.widgets.reconciliation")
 
@@ -284,7 +286,7 @@ class ReconciliationPanel(QWidget):
         rows = self.incident_view.selectionModel().selectedRows()
         if not rows:
             return None
-        return self.incidents.row_at(self.incident_proxy.mapToSource(rows[0]).row())
+        return self.incidents.payload_at(self.incident_proxy.mapToSource(rows[0]).row())
 
     def select_incident(self, incident_id: str) -> None:
         row = self.incidents.row_for_key(incident_id)
@@ -416,7 +418,7 @@ class _IncidentFilter(QSortFilterProxyModel):
         if self._show_resolved:
             return True
         model = self.sourceModel()
-        return in_force(model.row_at(source_row))  # type: ignore[attr-defined]
+        return in_force(model.payload_at(source_row))  # type: ignore[attr-defined]
 
 
 def _differing_quantities(rc: Any) -> list[str]:
@@ -446,8 +448,8 @@ def _default_operator() -> str:
 if __name__ == "__main__":  # preview: uv run python -m widgets.reconciliation [--screenshot FILE]
     import sys
 
-    from widgets.ops_models.preview import make_app, preview_args, show_preview
-    from widgets.ops_models.preview_services import reconciliation_rig
+    from widgets.preview_rig import reconciliation_rig
+    from widgets.standalone import make_app, preview_args, show_preview
 
     args = preview_args("Heron reconciliation panel preview (real Reconciler over a generated broker state)")
     app = make_app()

@@ -59,8 +59,8 @@ from app.settings import (
     save,
 )
 from services.domain.enums import Mode
-from widgets.ops_models.table import named
-from widgets.ops_models.tasks import TaskBridge
+from widgets.models.common import named
+from widgets.tasks import TaskBridge
 
 log = logging.getLogger("heron.widgets.settings")
 
@@ -646,7 +646,7 @@ if __name__ == "__main__":  # preview: uv run python -m widgets.settings_dialog 
     import tempfile
 
     from app.settings import load
-    from widgets.ops_models.preview import make_app, preview_args, show_preview
+    from widgets.standalone import make_app, preview_args, show_preview
 
     args = preview_args("Heron settings dialog preview (a temporary profile, no keyring)")
     app = make_app()

@@ -38,10 +38,13 @@ from PySide6.QtWidgets import (
 )
 
 from services.domain.models import Bar
-from widgets.ops_models.table import SORT_ROLE, BoundedTableModel, Column, KeyedTableModel, named
-from widgets.ops_models.tasks import TaskBridge
+from widgets import theme
+from widgets.models.columns import BoundedTableModel, Column, KeyedTableModel
+from widgets.models.common import named
+from widgets.models.table import SORT_ROLE
+from widgets.tasks import TaskBridge
 
-PALETTE = ["#5b9bff", "#26a69a", "#ffb300", "#ef5350", "#ab47bc", "#8d6e63"]
+PALETTE = theme.SERIES
 
 
 def _f(v: float | None, digits: int = 3) -> str:
@@ -88,7 +91,7 @@ class MetricsRow:
 
 
 def _pnl_fg(r: MetricsRow) -> str | None:
-    return "#26a69a" if r.pnl > 0 else ("#ef5350" if r.pnl < 0 else None)
+    return theme.sign_hex(r.pnl)
 
 
 METRICS_COLUMNS: list[Column[MetricsRow]] = [
@@ -118,11 +121,11 @@ PREDICTION_COLUMNS: list[Column[Any]] = [
            tooltip=lambda r: f"fallback for {r.fallback_for}" if r.fallback_for else None),
     Column("P(up)", lambda r: f"{r.prob_up:.3f}", sort=lambda r: r.prob_up, numeric=True),
     Column("Call", lambda r: "up" if r.direction > 0 else ("down" if r.direction < 0 else "flat"),
-           foreground=lambda r: "#26a69a" if r.direction > 0 else ("#ef5350" if r.direction < 0 else None)),
+           foreground=lambda r: theme.sign_hex(r.direction)),
     Column("Entry", lambda r: f"{r.entry:,.2f}", sort=lambda r: r.entry, numeric=True),
     Column("Exit", lambda r: "—" if r.exit is None else f"{r.exit:,.2f}", numeric=True),
     Column("Outcome", _outcome,
-           foreground=lambda r: {"hit": "#26a69a", "miss": "#ef5350"}.get(_outcome(r), "#8a93a0")),
+           foreground=lambda r: {"hit": theme.UP, "miss": theme.DOWN}.get(_outcome(r), theme.MUTED)),
 ]  # fmt: skip
 
 
@@ -200,66 +203,13 @@ class ShadowPanel(QWidget):
         self._history_points = history_points
         self._curves: dict[str, Any] = {}
 
-        self.totals = named(QLabel(), "shadowTotals")
-        self.totals.setStyleSheet("color: #8a93a0;")
-        self.train_button = named(QPushButton("Train models"), "trainButton")
-        self.train_button.setToolTip(
-            "Fit the shadow models on history (off the GUI thread) and store new versions"
-        )
-        self.train_button.clicked.connect(self.start_training)
-        self.train_cancel = named(QPushButton("Cancel"), "trainCancel")
-        self.train_cancel.setEnabled(False)
-        self.train_cancel.clicked.connect(self.cancel_training)
-        self.progress = named(QProgressBar(), "trainProgress")
-        self.progress.setRange(0, 1000)
-        self.progress.setMaximumWidth(220)
-        self.status = named(QLabel(), "shadowStatus")
-        badge = QLabel("SHADOW · never sent")
-        badge.setStyleSheet("background: #2b2f36; color: #aab2bf; padding: 1px 8px; border-radius: 3px;")
-        top = QHBoxLayout()
-        top.setContentsMargins(8, 6, 8, 2)
-        top.addWidget(badge)
-        top.addWidget(self.totals)
-        top.addStretch(1)
-        top.addWidget(self.status)
-        top.addWidget(self.progress)
-        top.addWidget(self.train_button)
-        top.addWidget(self.train_cancel)
-
         self.comparison_view = _view("shadowComparison", self.comparison, self)
         self.models_view = _view("shadowModels", self.models, self)
         self.predictions_view = _view("shadowPredictions", self.predictions, self, sort=False)
-        self.hit_plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
-        self.hit_plot.setObjectName("hitRatePlot")
-        self.hit_plot.setBackground("#181b20")
-        self.hit_plot.setLabel("left", "Hit rate")
-        self.hit_plot.getAxis("left").enableAutoSIPrefix(False)
-        self.hit_plot.setYRange(0.3, 0.7)
-        self.hit_plot.addLine(y=0.5, pen=pg.mkPen("#3a3f48", style=Qt.PenStyle.DashLine))
-        self.hit_plot.addLegend(offset=(10, 5))
-        self.hit_plot.setMenuEnabled(False)
-        self.cal_plot = pg.PlotWidget()
-        self.cal_plot.setObjectName("calibrationPlot")
-        self.cal_plot.setBackground("#181b20")
-        self.cal_plot.setLabel("bottom", "Predicted P(up)")
-        self.cal_plot.setLabel("left", "Realised up rate")
-        self.cal_plot.setXRange(0, 1)
-        self.cal_plot.setYRange(0, 1)
-        self.cal_plot.setMenuEnabled(False)
-        self.cal_plot.plot([0, 1], [0, 1], pen=pg.mkPen("#3a3f48", style=Qt.PenStyle.DashLine))
-        self.cal_curve = self.cal_plot.plot([], [], pen=pg.mkPen("#5b9bff", width=2), symbol="o",
-                                            symbolSize=7, symbolBrush="#5b9bff")  # fmt: skip
-        self.cal_model = named(QComboBox(), "calibrationModel")
-        self.cal_model.currentIndexChanged.connect(lambda _: self._update_calibration())
-        cal_box = QWidget()
-        cl = QVBoxLayout(cal_box)
-        cl.setContentsMargins(0, 0, 0, 0)
-        cl.addWidget(self.cal_model)
-        cl.addWidget(self.cal_plot, 1)
-
+        top = self._build_top_bar()
         plots = QSplitter(Qt.Orientation.Horizontal)
-        plots.addWidget(self.hit_plot)
-        plots.addWidget(cal_box)
+        plots.addWidget(self._build_hit_plot())
+        plots.addWidget(self._build_calibration())
         plots.setSizes([600, 400])
         cmp_box = QGroupBox("Comparison")
         QVBoxLayout(cmp_box).addWidget(self.comparison_view)
@@ -282,6 +232,72 @@ class ShadowPanel(QWidget):
         self._timer.setInterval(refresh_ms)
         self._timer.timeout.connect(self.refresh)
         self.set_services(tracker, registry)
+
+    def _build_top_bar(self) -> QHBoxLayout:
+        """The "never sent" badge, the totals, the status line and the training controls."""
+        self.totals = named(QLabel(), "shadowTotals")
+        self.totals.setStyleSheet(f"color: {theme.MUTED};")
+        self.train_button = named(QPushButton("Train models"), "trainButton")
+        self.train_button.setToolTip(
+            "Fit the shadow models on history (off the GUI thread) and store new versions"
+        )
+        self.train_button.clicked.connect(self.start_training)
+        self.train_cancel = named(QPushButton("Cancel"), "trainCancel")
+        self.train_cancel.setEnabled(False)
+        self.train_cancel.clicked.connect(self.cancel_training)
+        self.progress = named(QProgressBar(), "trainProgress")
+        self.progress.setRange(0, 1000)
+        self.progress.setMaximumWidth(220)
+        self.status = named(QLabel(), "shadowStatus")
+        badge = QLabel("SHADOW · never sent")
+        badge.setStyleSheet(
+            f"background: {theme.BADGE_BG}; color: {theme.PENDING}; padding: 1px 8px; border-radius: 3px;"
+        )
+        top = QHBoxLayout()
+        top.setContentsMargins(8, 6, 8, 2)
+        top.addWidget(badge)
+        top.addWidget(self.totals)
+        top.addStretch(1)
+        top.addWidget(self.status)
+        top.addWidget(self.progress)
+        top.addWidget(self.train_button)
+        top.addWidget(self.train_cancel)
+        return top
+
+    def _build_hit_plot(self) -> pg.PlotWidget:
+        """Each model's hit rate over time, around the 50 % line."""
+        self.hit_plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
+        self.hit_plot.setObjectName("hitRatePlot")
+        self.hit_plot.setBackground(theme.PLOT_BG)
+        self.hit_plot.setLabel("left", "Hit rate")
+        self.hit_plot.getAxis("left").enableAutoSIPrefix(False)
+        self.hit_plot.setYRange(0.3, 0.7)
+        self.hit_plot.addLine(y=0.5, pen=pg.mkPen(theme.GUIDE, style=Qt.PenStyle.DashLine))
+        self.hit_plot.addLegend(offset=(10, 5))
+        self.hit_plot.setMenuEnabled(False)
+        return self.hit_plot
+
+    def _build_calibration(self) -> QWidget:
+        """The chosen model's calibration (predicted against realised, per bin) under its picker."""
+        self.cal_plot = pg.PlotWidget()
+        self.cal_plot.setObjectName("calibrationPlot")
+        self.cal_plot.setBackground(theme.PLOT_BG)
+        self.cal_plot.setLabel("bottom", "Predicted P(up)")
+        self.cal_plot.setLabel("left", "Realised up rate")
+        self.cal_plot.setXRange(0, 1)
+        self.cal_plot.setYRange(0, 1)
+        self.cal_plot.setMenuEnabled(False)
+        self.cal_plot.plot([0, 1], [0, 1], pen=pg.mkPen(theme.GUIDE, style=Qt.PenStyle.DashLine))
+        self.cal_curve = self.cal_plot.plot([], [], pen=pg.mkPen(theme.INFO, width=2), symbol="o",
+                                            symbolSize=7, symbolBrush=theme.INFO)  # fmt: skip
+        self.cal_model = named(QComboBox(), "calibrationModel")
+        self.cal_model.currentIndexChanged.connect(lambda _: self._update_calibration())
+        cal_box = QWidget()
+        cl = QVBoxLayout(cal_box)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.addWidget(self.cal_model)
+        cl.addWidget(self.cal_plot, 1)
+        return cal_box
 
     def set_services(self, tracker: Any | None, registry: Any | None) -> None:
         self.tracker, self.registry = tracker, registry
@@ -359,7 +375,7 @@ class ShadowPanel(QWidget):
     # -- training ---------------------------------------------------------------------------------
     def _say(self, text: str, ok: bool | None) -> None:
         self.status.setText(text)
-        color = {True: "#26a69a", False: "#ef5350", None: "#aab2bf"}[ok]
+        color = theme.ok_color(ok)
         self.status.setStyleSheet(f"color: {color};")
 
     def start_training(self) -> bool:
@@ -445,7 +461,7 @@ if __name__ == "__main__":  # preview: uv run python -m widgets.shadow [--screen
     from services.shadow.tracker import ShadowTracker
     from services.shadow.training import train_models
     from services.strategies.synthetic import synthetic_bars
-    from widgets.ops_models.preview import make_app, preview_args, show_preview
+    from widgets.standalone import make_app, preview_args, show_preview
 
     args = preview_args("Heron shadow panel preview (real tracker and models over generated bars)")
     app = make_app()

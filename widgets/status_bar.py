@@ -12,50 +12,47 @@ from services.broker.health import LinkState
 from services.broker.latency import LatencyState
 from services.broker.status import HealthStatus
 from services.domain.enums import ConnectionState, Mode, TradingState
+from widgets import theme
+from widgets.models.common import TRADING_STATE_COLORS
 
 UNKNOWN = "—"
 
 #: Badge colours (background, text). LIVE is red on purpose: real money.
 BADGE_COLORS = {
-    "LOCAL": ("#2e7d32", "#ffffff"),
-    "PAPER": ("#1565c0", "#ffffff"),
-    "LIVE": ("#d32f2f", "#ffffff"),
+    "LOCAL": (theme.MODE_LOCAL, theme.ON_ACCENT),
+    "PAPER": (theme.MODE_PAPER, theme.ON_ACCENT),
+    "LIVE": (theme.MODE_LIVE, theme.ON_ACCENT),
 }
 
-_STATE_COLORS = {
-    TradingState.ACTIVE: "#26a69a",
-    TradingState.REDUCING: "#ffb300",
-    TradingState.HALTED: "#ef5350",
-    TradingState.DISABLED: "#8a93a0",
-}
+_STATE_COLORS = TRADING_STATE_COLORS
 
 _CONNECTION_COLORS = {
-    ConnectionState.LIVE: "#26a69a",
-    ConnectionState.CONNECTING: "#ffb300",
-    ConnectionState.RECONNECTING: "#ffb300",
-    ConnectionState.SAFE_MODE: "#ffb300",
-    ConnectionState.FAILED: "#ef5350",
-    ConnectionState.STOPPED: "#8a93a0",
+    ConnectionState.LIVE: theme.UP,
+    ConnectionState.CONNECTING: theme.WARN,
+    ConnectionState.RECONNECTING: theme.WARN,
+    ConnectionState.SAFE_MODE: theme.WARN,
+    ConnectionState.FAILED: theme.DOWN,
+    ConnectionState.STOPPED: theme.MUTED,
 }
 
 
 _LINK_COLORS = {
-    LinkState.LIVE: "#26a69a",
-    LinkState.CONNECTING: "#ffb300",
-    LinkState.SLOW: "#ffb300",
-    LinkState.RECONNECTING: "#ffb300",
-    LinkState.SAFE_MODE: "#ffb300",
-    LinkState.UNRESPONSIVE: "#ef5350",
-    LinkState.FAILING: "#ef5350",
-    LinkState.FAILED: "#ef5350",
-    LinkState.STOPPED: "#8a93a0",
+    LinkState.LIVE: theme.UP,
+    LinkState.CONNECTING: theme.WARN,
+    LinkState.SLOW: theme.WARN,
+    LinkState.RECONNECTING: theme.WARN,
+    LinkState.SAFE_MODE: theme.WARN,
+    LinkState.UNRESPONSIVE: theme.DOWN,
+    LinkState.FAILING: theme.DOWN,
+    LinkState.FAILED: theme.DOWN,
+    LinkState.STOPPED: theme.MUTED,
 }
 
 _LATENCY_COLORS = {
     LatencyState.UNKNOWN: "",
     LatencyState.OK: "",
-    LatencyState.SLOW: "color: #ffb300; font-weight: 600;",
-    LatencyState.FAILING: "color: #ef5350; font-weight: 600;",
+    LatencyState.SLOW: f"color: {theme.WARN}; font-weight: 600;",
+    LatencyState.FAILING: f"color: {theme.DOWN}; font-weight: 600;",
 }
 
 
@@ -121,15 +118,15 @@ class HeronStatusBar(QStatusBar):
         self.connection_label.setStyleSheet(f"color: {_LINK_COLORS[link.state]};")
         self.trading_state_label.setText(f"Trading: {status.trading}")
         self.trading_state_label.setToolTip(status.trading_reason or "Whether new orders may be sent")
-        color = _STATE_COLORS[status.trading_state] if status.orders_possible else "#ef5350"
+        color = _STATE_COLORS[status.trading_state] if status.orders_possible else theme.DOWN
         if status.trading_state is not TradingState.ACTIVE:
             color = _STATE_COLORS[status.trading_state]
         self.trading_state_label.setStyleSheet(f"color: {color}; font-weight: 600;")
         self.staleness_label.setText(f"Data: {status.data}")
         self.staleness_label.setToolTip(status.data_reason)
         self.staleness_label.setStyleSheet(
-            "color: #26a69a;" if status.data_fresh else
-            ("" if status.data == UNKNOWN else "color: #ffb300; font-weight: 600;")
+            f"color: {theme.UP};" if status.data_fresh else
+            ("" if status.data == UNKNOWN else f"color: {theme.WARN}; font-weight: 600;")
         )
         if status.latency is not None:
             view = status.latency
@@ -145,7 +142,7 @@ class HeronStatusBar(QStatusBar):
         parts = ", ".join(f"{ch} {st.value}" for ch, st in sorted(self._connections.items()))
         self.connection_label.setText(f"Connection: {worst.value}")
         self.connection_label.setToolTip(parts + (f"\n{reason}" if reason else ""))
-        self.connection_label.setStyleSheet(f"color: {_CONNECTION_COLORS.get(worst, '#aab2bf')};")
+        self.connection_label.setStyleSheet(f"color: {_CONNECTION_COLORS.get(worst, theme.PENDING)};")
 
     def _worst(self) -> ConnectionState:
         order = [
@@ -183,17 +180,17 @@ class HeronStatusBar(QStatusBar):
         if not stale:
             self.staleness_label.setText("Data: fresh")
             self.staleness_label.setToolTip(f"All {watched} watched symbols have recent market data")
-            self.staleness_label.setStyleSheet("color: #26a69a;")
+            self.staleness_label.setStyleSheet(f"color: {theme.UP};")
             return
         self.staleness_label.setText(f"Data: {len(stale)}/{watched} stale")
         self.staleness_label.setToolTip("\n".join(f"{sym}: {why}" for sym, why in sorted(stale.items())))
-        self.staleness_label.setStyleSheet("color: #ffb300; font-weight: 600;")
+        self.staleness_label.setStyleSheet(f"color: {theme.WARN}; font-weight: 600;")
 
     def set_exchange(self, text: str, ok: bool | None, detail: str = "") -> None:
         """``ok``: True (reachable), False (failed: shown in red), None (not applicable/unknown)."""
         self.exchange_label.setText(f"Exchange: {text}")
         self.exchange_label.setToolTip(detail or "Local exchange")
-        color = {True: "#26a69a", False: "#ef5350", None: "#aab2bf"}[ok]
+        color = theme.ok_color(ok)
         self.exchange_label.setStyleSheet(f"color: {color};")
 
     def notify(self, level: str, message: str, timeout_ms: int = 10000) -> None:

@@ -32,17 +32,20 @@ from PySide6.QtWidgets import (
 )
 
 from services.strategies.api import ParamError, Strategy, StrategyState
-from widgets.ops_models.params import ParamEditor
-from widgets.ops_models.table import SORT_ROLE, Column, KeyedTableModel, named
+from widgets import theme
+from widgets.models.columns import Column, KeyedTableModel
+from widgets.models.common import named
+from widgets.models.table import SORT_ROLE
+from widgets.param_editor import ParamEditor
 
 log = logging.getLogger("heron.widgets.strategies")
 
 STATE_COLORS = {
-    StrategyState.RUNNING: "#26a69a",
-    StrategyState.PAUSED: "#ffb300",
-    StrategyState.STOPPED: "#8a93a0",
-    StrategyState.CREATED: "#8a93a0",
-    StrategyState.ERROR: "#ef5350",
+    StrategyState.RUNNING: theme.UP,
+    StrategyState.PAUSED: theme.WARN,
+    StrategyState.STOPPED: theme.MUTED,
+    StrategyState.CREATED: theme.MUTED,
+    StrategyState.ERROR: theme.DOWN,
 }
 
 
@@ -56,13 +59,13 @@ STRATEGY_COLUMNS: list[Column[Any]] = [
     Column("Symbols", lambda i: ", ".join(i.symbols)),
     Column("Orders", lambda i: str(i.orders), sort=lambda i: i.orders, numeric=True),
     Column("P&L", lambda i: _money(i.pnl), sort=lambda i: i.pnl, numeric=True,
-           foreground=lambda i: "#26a69a" if i.pnl > 0 else ("#ef5350" if i.pnl < 0 else None),
+           foreground=lambda i: theme.sign_hex(i.pnl),
            tooltip=lambda i: f"realized {_money(i.realized)}"),
     Column("Last signal", lambda i: i.last_signal.value if i.last_signal else "—"),
     Column("Rejected", lambda i: str(i.rejected), sort=lambda i: i.rejected, numeric=True,
            tooltip=lambda i: i.last_rejection),
     Column("Error", lambda i: i.error or "", tooltip=lambda i: i.traceback or i.error,
-           foreground=lambda i: "#ef5350" if i.error else None),
+           foreground=lambda i: theme.DOWN if i.error else None),
 ]  # fmt: skip
 
 
@@ -91,6 +94,22 @@ class StrategiesPanel(QWidget):
         self.open_backtest = open_backtest
         self.model = strategy_model(self)
 
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self._build_available())
+        split.addWidget(self._build_running())
+        split.setStretchFactor(1, 3)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+        if self.available.count():
+            self.available.setCurrentRow(0)
+        self._timer = QTimer(self)
+        self._timer.setInterval(refresh_ms)
+        self._timer.timeout.connect(self.refresh)
+        self.set_runner(runner)
+
+    def _build_available(self) -> QGroupBox:
+        """The left side: the strategy kinds, the chosen kind's parameters, Add && start."""
         self.available = named(QListWidget(), "availableList")
         for key, cls in sorted(self.registry.items()):
             item = QListWidgetItem(key)
@@ -99,7 +118,7 @@ class StrategiesPanel(QWidget):
             self.available.addItem(item)
         self.description = named(QLabel(), "strategyDescription")
         self.description.setWordWrap(True)
-        self.description.setStyleSheet("color: #8a93a0;")
+        self.description.setStyleSheet(f"color: {theme.MUTED};")
         self.params = ParamEditor()
         self.name = named(QLineEdit(), "strategyName", placeholderText="instance name (default: kind)")
         self.add = named(QPushButton("Add && start"), "addStrategy")
@@ -117,7 +136,38 @@ class StrategiesPanel(QWidget):
         row.addWidget(self.add)
         ll.addLayout(row)
         ll.addWidget(self.message)
+        return left
 
+    def _build_running(self) -> QGroupBox:
+        """The right side: the running strategies, their actions and the selected one's errors."""
+        self._build_table()
+        self.start = named(QPushButton("Start"), "startStrategy")
+        self.start.clicked.connect(lambda: self._act("start"))
+        self.pause = named(QPushButton("Pause"), "pauseStrategy")
+        self.pause.clicked.connect(lambda: self._act("pause"))
+        self.stop = named(QPushButton("Stop"), "stopStrategy")
+        self.stop.clicked.connect(lambda: self._act("stop"))
+        self.backtest = named(QPushButton("Backtest…"), "backtestButton")
+        self.backtest.clicked.connect(self._backtest)
+        self.backtest.setEnabled(self.open_backtest is not None)
+        actions = QHBoxLayout()
+        for b in (self.start, self.pause, self.stop):
+            actions.addWidget(b)
+        actions.addStretch(1)
+        actions.addWidget(self.backtest)
+        self.error = named(QPlainTextEdit(), "strategyError")
+        self.error.setReadOnly(True)
+        self.error.setPlaceholderText("Errors of the selected strategy appear here")
+        self.error.setMaximumHeight(120)
+        self.error.setStyleSheet(f"color: {theme.DOWN}; font-family: monospace;")
+        right = QGroupBox("Strategies")
+        rl = QVBoxLayout(right)
+        rl.addWidget(self.table, 1)
+        rl.addLayout(actions)
+        rl.addWidget(self.error)
+        return right
+
+    def _build_table(self) -> None:
         self.table = named(QTableView(), "strategyTable")
         proxy = QSortFilterProxyModel(self)
         proxy.setSourceModel(self.model)
@@ -135,44 +185,6 @@ class StrategiesPanel(QWidget):
         for col, width in enumerate((130, 70, 120, 60, 90, 80, 70)):
             self.table.horizontalHeader().resizeSection(col, width)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
-        self.start = named(QPushButton("Start"), "startStrategy")
-        self.start.clicked.connect(lambda: self._act("start"))
-        self.pause = named(QPushButton("Pause"), "pauseStrategy")
-        self.pause.clicked.connect(lambda: self._act("pause"))
-        self.stop = named(QPushButton("Stop"), "stopStrategy")
-        self.stop.clicked.connect(lambda: self._act("stop"))
-        self.backtest = named(QPushButton("Backtest…"), "backtestButton")
-        self.backtest.clicked.connect(self._backtest)
-        self.backtest.setEnabled(open_backtest is not None)
-        actions = QHBoxLayout()
-        for b in (self.start, self.pause, self.stop):
-            actions.addWidget(b)
-        actions.addStretch(1)
-        actions.addWidget(self.backtest)
-        self.error = named(QPlainTextEdit(), "strategyError")
-        self.error.setReadOnly(True)
-        self.error.setPlaceholderText("Errors of the selected strategy appear here")
-        self.error.setMaximumHeight(120)
-        self.error.setStyleSheet("color: #ef5350; font-family: monospace;")
-        right = QGroupBox("Strategies")
-        rl = QVBoxLayout(right)
-        rl.addWidget(self.table, 1)
-        rl.addLayout(actions)
-        rl.addWidget(self.error)
-
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(left)
-        split.addWidget(right)
-        split.setStretchFactor(1, 3)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(split)
-        if self.available.count():
-            self.available.setCurrentRow(0)
-        self._timer = QTimer(self)
-        self._timer.setInterval(refresh_ms)
-        self._timer.timeout.connect(self.refresh)
-        self.set_runner(runner)
 
     def set_runner(self, runner: Any | None) -> None:
         self.runner = runner
@@ -209,7 +221,7 @@ class StrategiesPanel(QWidget):
         rows = self.table.selectionModel().selectedRows()
         if not rows:
             return None
-        return str(self.model.row_at(self.proxy.mapToSource(rows[0]).row()).name)
+        return str(self.model.payload_at(self.proxy.mapToSource(rows[0]).row()).name)
 
     def select(self, name: str) -> None:
         row = self.model.row_for_key(name)
@@ -232,7 +244,7 @@ class StrategiesPanel(QWidget):
     # -- actions ----------------------------------------------------------------------------------
     def _say(self, text: str, ok: bool) -> None:
         self.message.setText(text)
-        self.message.setStyleSheet(f"color: {'#26a69a' if ok else '#ef5350'};")
+        self.message.setStyleSheet(f"color: {theme.ok_color(ok)};")
 
     def add_selected(self) -> str | None:
         """Create the selected strategy with the edited parameters and start it."""
@@ -322,7 +334,7 @@ if __name__ == "__main__":  # preview: uv run python -m widgets.strategies [--sc
 
     from services.strategies.builtin import builtin_registry
     from widgets.backtest_dialog import BacktestDialog
-    from widgets.ops_models.preview import make_app, preview_args, show_preview
+    from widgets.standalone import make_app, preview_args, show_preview
 
     args = preview_args("Heron strategies panel preview (a real runner over generated bars)")
     app = make_app()

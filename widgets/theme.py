@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from PySide6.QtGui import QColor, QPalette
@@ -9,17 +10,68 @@ from PySide6.QtWidgets import QApplication
 
 STYLE_SHEET = Path(__file__).resolve().parents[1] / "resources" / "style.qss"
 
+# -- named colour roles: every colour a panel draws with comes from here -------------------------
+#: gains, buys, healthy and "ok" states
+UP = "#26a69a"
+#: losses, sells, errors, failed and halted states
+DOWN = "#ef5350"
+#: caution: reducing, connecting, slow, a warning
+WARN = "#ffb300"
+#: secondary text and inactive states
+MUTED = "#8a93a0"
+#: accents and the main line of a plot (the palette's link colour)
+INFO = "#5b9bff"
+#: an outcome not known yet (a check still running)
+PENDING = "#aab2bf"
+#: a partially filled order
+PARTIAL = "#80cbc4"
+#: a critical log line (brighter than an error)
+CRITICAL = "#ff5c5c"
+#: an informational log line
+LOG_TEXT = "#c8ced8"
+#: the background of a cell whose local and broker values differ
+DIFF_BG = "#4a1c1f"
+#: the background of plots (the palette's base colour)
+PLOT_BG = "#181b20"
+#: reference lines in plots (the 50 % line, the diagonal)
+GUIDE = "#3a3f48"
+#: a small label badge's background
+BADGE_BG = "#2b2f36"
+#: the background of a button that acts at once and cannot be undone (the kill switch)
+DANGER_BG = "#b71c1c"
+#: text on a coloured background (a badge, the kill switch)
+ON_ACCENT = "#ffffff"
+#: the trading-mode badge's background per mode: local exchange, paper, live money
+MODE_LOCAL = "#2e7d32"
+MODE_PAPER = "#1565c0"
+MODE_LIVE = "#d32f2f"
+#: successive series in one plot (one per model)
+SERIES = (INFO, UP, WARN, DOWN, "#ab47bc", "#8d6e63")
+
+
+def ok_color(ok: bool | None) -> str:
+    """A check's colour: passed, failed, or still running (``None``)."""
+    return PENDING if ok is None else (UP if ok else DOWN)
+
+
+def sign_hex(value: Decimal | float) -> str | None:
+    """UP above zero, DOWN below, None at zero."""
+    if value > 0:
+        return UP
+    return DOWN if value < 0 else None
+
+
 DARK = {
     "window": "#121418",
-    "base": "#181b20",
+    "base": PLOT_BG,
     "alt_base": "#1d2127",
     "text": "#e6e9ef",
-    "muted": "#8a93a0",
+    "muted": MUTED,
     "button": "#1f232a",
     "highlight": "#2d4f8f",
-    "link": "#5b9bff",
-    "up": "#26a69a",
-    "down": "#ef5350",
+    "link": INFO,
+    "up": UP,
+    "down": DOWN,
 }
 
 
@@ -57,3 +109,24 @@ def apply_theme(app: QApplication, theme: str = "dark") -> None:
     else:
         app.setPalette(app.style().standardPalette())
         app.setStyleSheet("")
+
+
+class ChartColors:
+    """Colour roles of the price chart (``widgets/chart``): a dark canvas under either theme."""
+
+    background = "#131722"
+    foreground = "#b2b5be"  # axis labels and the crosshair's price label
+    grid = "#232734"
+    axis = "#363a45"
+    up = DARK["up"]  # rising candles, buy fills and buy order lines
+    down = DARK["down"]  # falling candles, sell fills, sell order lines, a rejected symbol
+    crosshair = "#787b86"
+    crosshair_label = "#2a2e39"
+    order_label = "#1e222d"
+    fill_edge = "#0b0e14"
+    oscillator_level = "#5d606b"  # the RSI pane's 30 / 70 lines
+    sma = "#f7c948"
+    ema = "#42a5f5"
+    vwap = "#ab47bc"
+    bollinger = "#8d9bb5"
+    rsi = "#ffb74d"

@@ -12,7 +12,6 @@ Signals:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Protocol
 
 from PySide6.QtCore import QItemSelection, QModelIndex, QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -30,18 +29,15 @@ from PySide6.QtWidgets import (
 
 from services.domain.bus import EventBus, Subscription
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
-from services.marketdata.book import BookEntry
 from services.marketdata.pipeline import MarketDataBatchEvent
-from widgets.models.common import log, run_async
+from widgets import theme
+from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
+from widgets.models.common import log
 from widgets.models.row_view import RowTableView
 from widgets.models.table import Row
 from widgets.models.watchlist_model import WatchlistTableModel
-
-
-class BookLike(Protocol):
-    def entry(self, symbol: str) -> BookEntry: ...
-
-    def symbols(self) -> list[str]: ...
+from widgets.protocols import BookLike
+from widgets.tasks import run_async
 
 
 class WatchlistPanel(QWidget):
@@ -76,7 +72,7 @@ class WatchlistPanel(QWidget):
         self.add_button.clicked.connect(self._add_from_edit)
         self.error_label = QLabel("", self)
         self.error_label.setObjectName("watchlistError")
-        self.error_label.setStyleSheet("color: #ef5350")
+        self.error_label.setStyleSheet(f"color: {theme.DOWN}")
         self.error_label.setVisible(False)
 
         self.view = RowTableView(self)
@@ -120,9 +116,10 @@ class WatchlistPanel(QWidget):
         for s in symbols:
             self._insert(s)
         self.refresh()
-        self._sub: Subscription | None = None
+        self._subs: list[Subscription] = []
         if bus is not None:
-            self._sub = bus.subscribe(MarketDataBatchEvent, self.on_batch)
+            self._subs.append(bus.subscribe(MarketDataBatchEvent, self.on_batch))
+        cancel_on_destroy(self, self._subs)
 
     def sizeHint(self) -> QSize:
         """Wide enough for every column and a vertical scroll bar."""
@@ -235,9 +232,8 @@ class WatchlistPanel(QWidget):
         menu.popup(self.view.viewport().mapToGlobal(pos))
 
     def close_subscriptions(self) -> None:
-        if self._sub is not None:
-            self._sub.cancel()
-            self._sub = None
+        """Stop following the bus (also done when the panel is destroyed)."""
+        cancel_subscriptions(self._subs)
 
 
 if __name__ == "__main__":  # preview: uv run python -m widgets.watchlist [--screenshot FILE]

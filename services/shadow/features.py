@@ -24,7 +24,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from services.domain.models import Bar, Quote
-from services.strategies.indicators import RSI, RollingMeanStd
+from services.indicators.stream import RSI, RollingMeanStd
 
 FEATURE_NAMES: tuple[str, ...] = (
     "ret_1",

@@ -129,7 +129,7 @@ def run() -> dict[str, dict[str, Any]]:
 
     n = len(panel.store)
     panel.price_plot.getViewBox().setXRange(-1, n + 1, padding=0)
-    panel._follow = True  # keep the whole range in view while bars arrive
+    panel.viewport.follow = True  # keep the whole range in view while bars arrive
     frame()
     full_tick = timed(tick_same, 40, name="full_tick")
     full_append = timed(append_one, 25, warm=3, name="full_append")

@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtWidgets
 from services.domain.enums import Timeframe
 from widgets.chart.candles import CandlestickItem, merge_factor
 from widgets.chart.panel import ChartPanel
+from widgets.chart.readout import format_time
 from widgets.chart.sample import random_walk_bars
 
 MIN = 60 * 10**9
@@ -227,7 +228,7 @@ def test_live_indicator_value_tracks_ticks(panel: ChartPanel) -> None:
     panel.update_last_bar(live.t, live.o, live.h + 3, live.l, live.h + 3, live.v + 100)
     closes = panel.store.column("c")
     (ema,) = panel.indicator_values("EMA")
-    from widgets.chart import indicators as ind
+    from services.indicators import series as ind
 
     assert ema[-1] == pytest.approx(ind.ema(closes, 50)[-1], rel=1e-9)
     assert len(ema) == len(d["c"])
@@ -258,10 +259,10 @@ def test_fills_and_open_orders(panel: ChartPanel) -> None:
         panel.set_fills([(int(t[1]), 1.0, "hold")])
     assert len(panel.fill_positions()) == 2
     panel.set_open_orders([("a", "buy", 100.0), ("b", "sell", 105.0)])
-    assert sorted(panel._order_lines) == ["a", "b"]
-    assert panel._order_lines["b"].value() == 105.0
+    assert sorted(panel.overlays.order_lines) == ["a", "b"]
+    assert panel.overlays.order_lines["b"].value() == 105.0
     panel.set_open_orders([("b", "sell", 106.0)])
-    assert list(panel._order_lines) == ["b"] and panel._order_lines["b"].value() == 106.0
+    assert list(panel.overlays.order_lines) == ["b"] and panel.overlays.order_lines["b"].value() == 106.0
 
 
 def test_loading_indicator(panel: ChartPanel) -> None:
@@ -275,7 +276,7 @@ def test_loading_indicator(panel: ChartPanel) -> None:
 
 
 def test_indicators_after_appends_equal_full_recompute(panel: ChartPanel) -> None:
-    from widgets.chart import indicators as ind
+    from services.indicators import series as ind
 
     d = load(panel, n=3000)
     for name in ("SMA", "EMA", "BB", "RSI", "VWAP"):
@@ -304,7 +305,7 @@ def test_indicators_after_appends_equal_full_recompute(panel: ChartPanel) -> Non
 
 
 def test_indicator_lines_get_only_the_visible_slice_and_grow_past_capacity(panel: ChartPanel) -> None:
-    from widgets.chart import indicators as ind
+    from services.indicators import series as ind
 
     d = load(panel, n=1025)  # 1,024 history bars: the first append outgrows the value buffers
     panel.set_indicator("SMA", True)
@@ -340,7 +341,8 @@ def test_time_labels_match_strftime(panel: ChartPanel) -> None:
     axis._unit = "month"
     want = times[0].strftime("%b %Y") if times[0].month == 1 else times[0].strftime("%b")
     assert axis.tickStrings([0.0], 1.0, 1.0) == [want]
-    assert panel._format_time(int(d["t"][1])) == times[1].strftime("%Y-%m-%d %H:%M UTC")
+    readout_time = format_time(int(d["t"][1]), panel.display_tz, panel.timeframe)
+    assert readout_time == times[1].strftime("%Y-%m-%d %H:%M UTC")
 
 
 def test_nice_ticks_are_round_and_spaced() -> None:
@@ -410,3 +412,19 @@ def test_time_axis_labels_shift_with_a_new_bar(panel: ChartPanel) -> None:
         x1 = next(p.x() for p, st in after if st.text() == text)
         assert x1 == pytest.approx(x0 - px_per_bar, abs=1.5)
     assert any(a is b for (_, a) in after for (_, b) in before)
+
+
+def test_indicators_stay_on_across_symbol_and_timeframe_changes(panel: ChartPanel) -> None:
+    from services.indicators import series
+
+    load(panel)
+    panel.set_indicator("SMA", True)
+    panel.set_indicator("RSI", True)
+    d = random_walk_bars(500, seed=9)
+    panel.set_history("MSFT", "5Min", d)
+    assert panel.enabled_indicators() == ["SMA", "RSI"]
+    assert panel.indicator_buttons["SMA"].isChecked() and panel.rsi_plot.isVisible()
+    assert panel.timeframe_buttons[Timeframe.MIN_5].isChecked() and "MSFT  5m" in panel.readout_text()
+    (rsi,) = panel.indicator_values("RSI")
+    assert len(rsi) == 500  # recomputed for the new bars: 499 history values and the live one
+    np.testing.assert_allclose(rsi[:-1], series.rsi(d["c"][:-1], 14), equal_nan=True)

@@ -11,7 +11,7 @@ from PySide6.QtCore import QModelIndex
 
 from app.logging_setup import LogEntry, LogHub, LogHubHandler
 from widgets.log_panel import LogPanel, ToastArea, wants_toast
-from widgets.ops_models.log_model import LogFilterProxy, LogTableModel
+from widgets.models.log_model import LogFilterProxy, LogTableModel
 
 
 def entry(i: int, level: str = "INFO", logger: str = "heron.orders", message: str | None = None) -> LogEntry:

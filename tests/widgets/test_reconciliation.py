@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from widgets.drift_banner import DriftBanner
-from widgets.ops_models.preview_services import ReconciliationRig, reconciliation_rig
+from widgets.preview_rig import ReconciliationRig, reconciliation_rig
 from widgets.reconciliation import ReconciliationPanel
 
 

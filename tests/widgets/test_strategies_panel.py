@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QCheckBox, QSpinBox
 
 from services.strategies.api import Param, Strategy, StrategyState
 from services.strategies.builtin import builtin_registry
-from widgets.ops_models.params import ParamEditor
+from widgets.param_editor import ParamEditor
 from widgets.strategies import StrategiesPanel, preview_runner
 
 

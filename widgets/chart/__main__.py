@@ -12,33 +12,11 @@ import sys
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from widgets.chart.panel import ChartPanel
 from widgets.chart.sample import random_walk_bars
-
-
-def _dark_palette(app: QtWidgets.QApplication) -> None:
-    app.setStyle("Fusion")
-    pal = QtGui.QPalette()
-    c = QtGui.QColor
-    role = QtGui.QPalette.ColorRole
-    for r, col in (
-        (role.Window, c("#1e222d")),
-        (role.WindowText, c("#d1d4dc")),
-        (role.Base, c("#131722")),
-        (role.AlternateBase, c("#1e222d")),
-        (role.Text, c("#d1d4dc")),
-        (role.Button, c("#2a2e39")),
-        (role.ButtonText, c("#d1d4dc")),
-        (role.Highlight, c("#2962ff")),
-        (role.HighlightedText, c("#ffffff")),
-        (role.ToolTipBase, c("#2a2e39")),
-        (role.ToolTipText, c("#d1d4dc")),
-        (role.PlaceholderText, c("#787b86")),
-    ):
-        pal.setColor(r, col)
-    app.setPalette(pal)
+from widgets.theme import apply_theme
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     assert isinstance(app, QtWidgets.QApplication)
-    _dark_palette(app)
+    apply_theme(app, "dark")  # the terminal's own theme, so the preview looks as in the app
 
     data = random_walk_bars(args.bars, session_bars=390, start_price=187.0, seed=11)
     panel = ChartPanel(display_tz=ZoneInfo("America/New_York"), visible_bars=180)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, tzinfo
+from enum import StrEnum
 from typing import Any, Final
 
 import numpy as np
@@ -18,22 +19,43 @@ from PySide6 import QtCore, QtGui
 from widgets.chart.store import BarStore
 
 _MIN: Final = 60 * 10**9
-# (name, size in ns for sub-day units, or 0 for calendar units)
+
+
+class TickUnit(StrEnum):
+    """The calendar or clock step between time-axis labels."""
+
+    MIN_1 = "1min"
+    MIN_5 = "5min"
+    MIN_15 = "15min"
+    MIN_30 = "30min"
+    HOUR_1 = "1h"
+    HOUR_2 = "2h"
+    HOUR_4 = "4h"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
+    YEAR_5 = "5year"
+
+
+# (unit, size in ns for sub-day units, or 0 for calendar units), finest first
 _UNITS: Final = (
-    ("1min", _MIN),
-    ("5min", 5 * _MIN),
-    ("15min", 15 * _MIN),
-    ("30min", 30 * _MIN),
-    ("1h", 60 * _MIN),
-    ("2h", 120 * _MIN),
-    ("4h", 240 * _MIN),
-    ("day", 0),
-    ("week", 0),
-    ("month", 0),
-    ("quarter", 0),
-    ("year", 0),
-    ("5year", 0),
+    (TickUnit.MIN_1, _MIN),
+    (TickUnit.MIN_5, 5 * _MIN),
+    (TickUnit.MIN_15, 15 * _MIN),
+    (TickUnit.MIN_30, 30 * _MIN),
+    (TickUnit.HOUR_1, 60 * _MIN),
+    (TickUnit.HOUR_2, 120 * _MIN),
+    (TickUnit.HOUR_4, 240 * _MIN),
+    (TickUnit.DAY, 0),
+    (TickUnit.WEEK, 0),
+    (TickUnit.MONTH, 0),
+    (TickUnit.QUARTER, 0),
+    (TickUnit.YEAR, 0),
+    (TickUnit.YEAR_5, 0),
 )
+_MONTHS_PER: Final = {TickUnit.MONTH: 1, TickUnit.QUARTER: 3, TickUnit.YEAR: 12, TickUnit.YEAR_5: 60}
 _MAX_SAMPLES: Final = 3000
 #: English month abbreviations, as ``%b`` gives in the C locale
 MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -47,17 +69,16 @@ _LAID_OUT: Final = QtGui.QPicture()
 _AA: Final = QtGui.QPainter.RenderHint.Antialiasing
 
 
-def tick_positions(t: np.ndarray, first_index: int, step: int, unit: str, offset_ns: int) -> np.ndarray:
+def tick_positions(t: np.ndarray, first_index: int, step: int, unit: TickUnit, offset_ns: int) -> np.ndarray:
     """Bar indexes (of ``t`` sampled every ``step`` from ``first_index``) where ``unit`` rolls over."""
     local = t + offset_ns
-    if unit == "day":
+    if unit == TickUnit.DAY:
         key = local // (1440 * _MIN)
-    elif unit == "week":
+    elif unit == TickUnit.WEEK:
         key = (local // (1440 * _MIN) + 3) // 7  # weeks starting Monday (1970-01-01 was a Thursday)
-    elif unit in ("month", "quarter", "year", "5year"):
+    elif unit in _MONTHS_PER:
         months = local.astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
-        div = {"month": 1, "quarter": 3, "year": 12, "5year": 60}[unit]
-        key = months // div
+        key = months // _MONTHS_PER[unit]
     else:
         size = dict(_UNITS)[unit]
         key = local // size
@@ -224,11 +245,11 @@ class TimeAxis(LeanAxis):
         super().__init__(orientation="bottom", **kwargs)
         self.store = store
         self.tz = tz
-        self._unit = "day"
+        self._unit = TickUnit.DAY
         # (range, pixel size, bars, version) -> (ticks, unit). Several entries because the axis
         # and the grid ask with slightly different pixel sizes; one entry made them evict each
         # other and recompute on every paint. Linked panes over the same store share one cache.
-        self._cache: dict[tuple[float, float, float, int, int], tuple[_Ticks, str]] = (
+        self._cache: dict[tuple[float, float, float, int, int], tuple[_Ticks, TickUnit]] = (
             {} if share_ticks_with is None else share_ticks_with._cache
         )
 
@@ -286,11 +307,11 @@ class TimeAxis(LeanAxis):
             # Formatted by hand: under PySide6 each strftime call imports ``time`` through
             # shiboken's Python import hook, and labels are rebuilt whenever the view moves.
             mon = MONTHS[dt.month - 1]
-            if unit in ("year", "5year"):
+            if unit in (TickUnit.YEAR, TickUnit.YEAR_5):
                 out.append(f"{dt.year:04d}")
-            elif unit in ("month", "quarter"):
+            elif unit in (TickUnit.MONTH, TickUnit.QUARTER):
                 out.append(f"{mon} {dt.year:04d}" if dt.month == 1 else mon)
-            elif unit in ("day", "week"):
+            elif unit in (TickUnit.DAY, TickUnit.WEEK):
                 out.append(f"{mon} {dt.day:02d}")
             else:
                 day = dt.date()

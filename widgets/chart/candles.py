@@ -22,9 +22,10 @@ from pyqtgraph.Qt.internals import PrimitiveArray
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from widgets.chart.store import BarStore, Buckets
+from widgets.theme import ChartColors
 
-UP_COLOR = "#26a69a"
-DOWN_COLOR = "#ef5350"
+UP_COLOR = ChartColors.up
+DOWN_COLOR = ChartColors.down
 BODY_FRACTION = 0.7  # body width as a fraction of the bar slot when bars are not merged
 
 
@@ -203,7 +204,7 @@ class VolumeItem(pg.GraphicsObject):
         store: BarStore,
         up: str = UP_COLOR,
         down: str = DOWN_COLOR,
-        background: str = "#131722",
+        background: str = ChartColors.background,
         strength: float = 0.55,
     ) -> None:
         super().__init__()
@@ -269,7 +270,7 @@ class LiveBarItem(pg.GraphicsObject):
         volume: bool = False,
         up: str = UP_COLOR,
         down: str = DOWN_COLOR,
-        background: str = "#131722",
+        background: str = ChartColors.background,
     ) -> None:
         super().__init__()
         self.store = store

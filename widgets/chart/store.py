@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 import numpy as np
@@ -23,6 +24,19 @@ I64 = npt.NDArray[np.int64]
 
 BLOCK: Final = 512
 COLUMNS: Final = ("t", "o", "h", "l", "c", "v")
+
+
+def to_epoch_ns(t: int | np.integer | datetime) -> int:
+    """A bar or fill time in the store's unit: int epoch ns pass through; a datetime must be
+    timezone-aware."""
+    if isinstance(t, datetime):
+        if t.tzinfo is None or t.utcoffset() is None:
+            raise ValueError(f"timestamp must be timezone-aware, got naive {t!r}")
+        delta = t - datetime(1970, 1, 1, tzinfo=UTC)
+        return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+    if isinstance(t, bool) or not isinstance(t, int | np.integer):
+        raise ValueError(f"timestamp must be int epoch nanoseconds or an aware datetime, got {t!r}")
+    return int(t)
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,9 +301,7 @@ class BarStore:
                 more = self._merge(span.end, whole, k)
                 span.x, span.o, span.h, span.l, span.c, span.v = (
                     np.concatenate((old, new))
-                    for old, new in zip(
-                        (span.x, span.o, span.h, span.l, span.c, span.v), more, strict=True
-                    )
+                    for old, new in zip((span.x, span.o, span.h, span.l, span.c, span.v), more, strict=True)
                 )
                 span.end = whole
             a, b = (i0 - span.start) // k, (whole - span.start) // k

@@ -1,5 +1,10 @@
-"""Qt item models that adapt service stores (QuoteBook, OrderStore) for the trading panels.
+"""The panels' one table-model package. Models hold formatted rows only; every number comes from a
+service object.
 
-Models hold formatted rows only; every number comes from a service object. Updates are staged and
-applied once per frame: mutate rows, then emit ``dataChanged`` once per flush.
+- :mod:`~widgets.models.table`: :class:`RowTableModel`, keyed, bounded and frame-coalesced, for
+  panels that services push events to (blotter, fills, positions, watchlist); with its roles
+  (``SORT_ROLE``, ``FILTER_ROLE``, ``PAYLOAD_ROLE``) and :mod:`~widgets.models.row_view`'s painter.
+- :mod:`~widgets.models.columns`: column-declared models for panels that poll a service snapshot
+  (strategies, shadow, backtest trades, reconciliation, log), diffed into minimal notifications.
+- :mod:`~widgets.models.common`: number formatting, status colours, confirmations, ``named``.
 """

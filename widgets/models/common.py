@@ -1,13 +1,11 @@
-"""Small helpers shared by the trading panels: number formatting, colours, confirmations, tasks.
+"""Small helpers shared by the panels: number formatting, colours, confirmations, widget naming.
 
 Formatting only: nothing here computes a business number.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -15,18 +13,19 @@ from typing import Any, TypeVar
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from services.domain.enums import OrderStatus
+from services.domain.enums import OrderClass, OrderStatus, TradingState
+from services.domain.models import OrderRequest
 from services.domain.money import decimal_str
+from widgets import theme
 
 log = logging.getLogger("heron.widgets")
 
-T = TypeVar("T")
 DASH = "—"
-UP = QColor("#26a69a")
-DOWN = QColor("#ef5350")
-MUTED = QColor("#8a93a0")
-WARN = QColor("#ffb300")
-INFO = QColor("#5b9bff")
+UP = QColor(theme.UP)
+DOWN = QColor(theme.DOWN)
+MUTED = QColor(theme.MUTED)
+WARN = QColor(theme.WARN)
+INFO = QColor(theme.INFO)
 
 #: Status groups for the blotter filter.
 STATUS_GROUPS: dict[str, frozenset[OrderStatus] | None] = {
@@ -39,9 +38,17 @@ STATUS_GROUPS: dict[str, frozenset[OrderStatus] | None] = {
     "Rejected": frozenset({OrderStatus.REJECTED, OrderStatus.SUSPENDED}),
 }
 
+#: The trading state's colour (account panel and status bar).
+TRADING_STATE_COLORS: dict[TradingState, str] = {
+    TradingState.ACTIVE: theme.UP,
+    TradingState.REDUCING: theme.WARN,
+    TradingState.HALTED: theme.DOWN,
+    TradingState.DISABLED: theme.MUTED,
+}
+
 STATUS_COLORS: dict[OrderStatus, QColor] = {
     OrderStatus.FILLED: UP,
-    OrderStatus.PARTIALLY_FILLED: QColor("#80cbc4"),
+    OrderStatus.PARTIALLY_FILLED: QColor(theme.PARTIAL),
     OrderStatus.NEW: INFO,
     OrderStatus.ACCEPTED: INFO,
     OrderStatus.PENDING_NEW: WARN,
@@ -102,6 +109,34 @@ def sign_color(value: Decimal | None) -> QColor | None:
     return UP if value > 0 else DOWN
 
 
+def describe_request(request: OrderRequest) -> str:
+    """One line naming an order request (side, amount, type, prices, time in force, legs)."""
+    amount = (
+        f"{decimal_str(request.qty)} {request.symbol}"
+        if request.qty is not None
+        else f"${decimal_str(request.notional)} of {request.symbol}"
+    )
+    parts = [f"{request.side.value.upper()} {amount}", request.type.value]
+    if request.limit_price is not None:
+        parts.append(f"limit {decimal_str(request.limit_price)}")
+    if request.stop_price is not None:
+        parts.append(f"stop {decimal_str(request.stop_price)}")
+    if request.trail_price is not None:
+        parts.append(f"trail ${decimal_str(request.trail_price)}")
+    if request.trail_percent is not None:
+        parts.append(f"trail {decimal_str(request.trail_percent)}%")
+    parts.append(request.time_in_force.value)
+    if request.extended_hours:
+        parts.append("extended hours")
+    if request.order_class is not OrderClass.SIMPLE:
+        parts.append(f"{request.order_class.value}")
+        if request.take_profit is not None:
+            parts.append(f"TP {decimal_str(request.take_profit.limit_price)}")
+        if request.stop_loss is not None:
+            parts.append(f"SL {decimal_str(request.stop_loss.stop_price)}")
+    return " · ".join(parts)
+
+
 def confirm(parent: QWidget | None, title: str, text: str) -> bool:
     """A modal yes/no question; the default button is No (a stray Enter does not send anything)."""
     answer = QMessageBox.question(
@@ -114,23 +149,13 @@ def confirm(parent: QWidget | None, title: str, text: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def run_async(
-    coro: Awaitable[T], done: Callable[[T | None, BaseException | None], None]
-) -> asyncio.Future[T]:
-    """Schedule ``coro`` on the running loop (the GUI thread under qasync); ``done(result, error)``
-    is called on the same thread when it finishes. Never blocks the GUI thread."""
-    fut: asyncio.Future[T] = asyncio.ensure_future(coro)
+W = TypeVar("W")
 
-    def finished(f: asyncio.Future[Any]) -> None:
-        if f.cancelled():
-            done(None, asyncio.CancelledError())
-            return
-        error = f.exception()
-        if error is not None:
-            log.error("background action failed: %s", error, exc_info=error)
-            done(None, error)
-        else:
-            done(f.result(), None)
 
-    fut.add_done_callback(finished)
-    return fut
+def named(widget: W, name: str, **props: Any) -> W:
+    """Set ``objectName`` and Qt properties by setter (``placeholderText=`` → ``setPlaceholderText``);
+    typed, unlike PySide's constructor keywords."""
+    widget.setObjectName(name)  # type: ignore[attr-defined]
+    for key, value in props.items():
+        getattr(widget, "set" + key[0].upper() + key[1:])(value)
+    return widget

@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable
 
 from PySide6.QtCore import QLine, QRect, Qt
-from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPaintEvent, QPen, QStaticText
+from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPaintEvent, QPalette, QPen, QStaticText
 from PySide6.QtWidgets import QStyle, QStyleOptionViewItem, QTableView, QWidget
 
 from widgets.models.table import Row
@@ -27,6 +27,10 @@ from widgets.models.table import Row
 PAD = 4
 
 RowSource = Callable[[int], Row | None]
+#: one exposed row: (text top, y, height, Row, selected, cell texts, their widths)
+#: the exposed columns in visual order: (logical index, x, width)
+_Columns = list[tuple[int, int, int]]
+_Painted = tuple[int, int, int, Row, bool, list[QStaticText], list[float]]
 
 
 def _elided(row: Row, column: int, avail: int, metrics: QFontMetrics) -> QStaticText:
@@ -88,7 +92,7 @@ class RowTableView(QTableView):
             return
         self.paints += 1
         exposed = event.rect()
-        vh, hh = self.verticalHeader(), self.horizontalHeader()
+        vh = self.verticalHeader()
         rows = model.rowCount()
         cols = model.columnCount()
         if rows == 0 or cols == 0:
@@ -99,8 +103,21 @@ class RowTableView(QTableView):
         last = vh.visualIndexAt(exposed.bottom())
         if last < 0:
             last = rows - 1
-        # columns in visual order that intersect the exposed rect
-        columns: list[tuple[int, int, int]] = []  # (logical, x, width)
+        columns = self._exposed_columns(exposed)
+        if not columns:
+            return
+        painter = QPainter(self.viewport())
+        painter.setFont(self.font())
+        painted = self._row_backgrounds(painter, source, columns, first, last)
+        self._draw_cells(painter, exposed, columns, painted)
+        if self.showGrid() and painted:
+            self._draw_grid(painter, columns, painted)
+        painter.end()
+
+    def _exposed_columns(self, exposed: QRect) -> _Columns:
+        """``(logical, x, width)`` of the shown columns that meet ``exposed``, in visual order."""
+        hh = self.horizontalHeader()
+        columns: _Columns = []
         for visual in range(hh.count()):
             logical = hh.logicalIndex(visual)
             if hh.isSectionHidden(logical):
@@ -110,25 +127,19 @@ class RowTableView(QTableView):
             if x + w <= exposed.left() or x > exposed.right():
                 continue
             columns.append((logical, x, w))
-        if not columns:
-            return
+        return columns
 
-        painter = QPainter(self.viewport())
-        painter.setFont(self.font())
-        palette = self.palette()
-        text_color = palette.color(palette.ColorRole.Text)
-        highlight = palette.color(palette.ColorRole.Highlight)
-        highlighted_text = palette.color(palette.ColorRole.HighlightedText)
+    def _row_backgrounds(
+        self, painter: QPainter, source: RowSource, columns: _Columns, first: int, last: int
+    ) -> list[_Painted]:
+        """The exposed rows to draw (selected ones get the highlight now), top to bottom."""
+        vh = self.verticalHeader()
+        highlight = self.palette().color(QPalette.ColorRole.Highlight)
         selection = self.selectionModel()
         root = self.rootIndex()
-        grid = self.showGrid()
-        numeric = self.numeric
-        metrics = self.fontMetrics()
-        line_h = metrics.height()
+        line_h = self.fontMetrics().height()
         right_edge = columns[-1][1] + columns[-1][2]
-
-        # rows: (text top, y, h, Row, selected, texts, widths)
-        painted: list[tuple[int, int, int, Row, bool, list[QStaticText], list[float]]] = []
+        painted: list[_Painted] = []
         for visual in range(first, last + 1):
             r = vh.logicalIndex(visual)
             if vh.isSectionHidden(r):
@@ -144,7 +155,18 @@ class RowTableView(QTableView):
             texts = static_texts(row)
             assert row.static_w is not None
             painted.append((y + (h - line_h) // 2, y, h, row, selected, texts, row.static_w))
+        return painted
 
+    def _draw_cells(
+        self, painter: QPainter, exposed: QRect, columns: _Columns, painted: list[_Painted]
+    ) -> None:
+        """Each column's texts, clipped to the column, right-aligned when numeric, elided when wide."""
+        palette = self.palette()
+        text_color = palette.color(QPalette.ColorRole.Text)
+        highlighted_text = palette.color(QPalette.ColorRole.HighlightedText)
+        grid = self.showGrid()
+        numeric = self.numeric
+        metrics = self.fontMetrics()
         draw = painter.drawStaticText
         for logical, x, w in columns:
             painter.setClipRect(QRect(x, exposed.top(), w - 1 if grid else w, exposed.height()))
@@ -168,26 +190,27 @@ class RowTableView(QTableView):
                     draw(left_x, ty, texts[logical])
         painter.setClipping(False)
 
-        if grid and painted:
-            opt = QStyleOptionViewItem()
-            opt.initFrom(self)
-            rgba = self.style().styleHint(QStyle.StyleHint.SH_Table_GridLineColor, opt, self)
-            grid_color = QColor.fromRgba(rgba & 0xFFFFFFFF)
-            top = painted[0][1]
-            bottom = painted[-1][1] + painted[-1][2] - 1
-            left = columns[0][1]
-            if self.gridStyle() == Qt.PenStyle.SolidLine:
-                # One-pixel solid fills: the raster engine's fastest path (a drawLines of the same
-                # ~50 lines through the cosmetic stroker took ~1 ms a frame on a full blotter).
-                fill = painter.fillRect
-                for _logical, x, w in columns:
-                    fill(x + w - 1, top, 1, bottom - top + 1, grid_color)
-                span = right_edge - left
-                for _t, y, h, *_rest in painted:
-                    fill(left, y + h - 1, span, 1, grid_color)
-            else:
-                painter.setPen(QPen(grid_color, 0, self.gridStyle()))
-                lines = [QLine(x + w - 1, top, x + w - 1, bottom) for _logical, x, w in columns]
-                lines += [QLine(left, y + h - 1, right_edge - 1, y + h - 1) for _t, y, h, *_rest in painted]
-                painter.drawLines(lines)
-        painter.end()
+    def _draw_grid(self, painter: QPainter, columns: _Columns, painted: list[_Painted]) -> None:
+        """The grid lines around the painted cells, in the style's grid colour."""
+        opt = QStyleOptionViewItem()
+        opt.initFrom(self)
+        rgba = self.style().styleHint(QStyle.StyleHint.SH_Table_GridLineColor, opt, self)
+        grid_color = QColor.fromRgba(rgba & 0xFFFFFFFF)
+        top = painted[0][1]
+        bottom = painted[-1][1] + painted[-1][2] - 1
+        left = columns[0][1]
+        right_edge = columns[-1][1] + columns[-1][2]
+        if self.gridStyle() == Qt.PenStyle.SolidLine:
+            # One-pixel solid fills: the raster engine's fastest path (a drawLines of the same
+            # ~50 lines through the cosmetic stroker took ~1 ms a frame on a full blotter).
+            fill = painter.fillRect
+            for _logical, x, w in columns:
+                fill(x + w - 1, top, 1, bottom - top + 1, grid_color)
+            span = right_edge - left
+            for _t, y, h, *_rest in painted:
+                fill(left, y + h - 1, span, 1, grid_color)
+        else:
+            painter.setPen(QPen(grid_color, 0, self.gridStyle()))
+            lines = [QLine(x + w - 1, top, x + w - 1, bottom) for _logical, x, w in columns]
+            lines += [QLine(left, y + h - 1, right_edge - 1, y + h - 1) for _t, y, h, *_rest in painted]
+            painter.drawLines(lines)

@@ -35,9 +35,9 @@ from enum import StrEnum
 from typing import Any
 
 from services.domain.models import Bar
+from services.indicators.stream import ATR, SMA, RollingExtreme
 from services.strategies.api import Param, ParamError, Signal
 from services.strategies.builtin.base import SignalFollower
-from services.strategies.indicators import ATR, SMA, RollingExtreme
 
 INF = float("inf")
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from services.domain.models import Bar
+from services.indicators.stream import RSI, Bollinger, RollingVWAP
 from services.strategies.api import Param, ParamError, Signal
 from services.strategies.builtin.base import SignalFollower
-from services.strategies.indicators import RSI, Bollinger, RollingVWAP
 
 
 class _Reversion(SignalFollower):

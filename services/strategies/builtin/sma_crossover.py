@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from services.domain.models import Bar
+from services.indicators.stream import SMA
 from services.strategies.api import Param, ParamError, Signal
 from services.strategies.builtin.base import SignalFollower
-from services.strategies.indicators import SMA
 
 
 class _Pair:

@@ -1,7 +1,11 @@
-"""Run work off the GUI thread and deliver the outcome back on it.
+"""The one bridge between the panels and background work: run it off the GUI thread, deliver the
+outcome back on it.
 
-:class:`TaskBridge` is the one way the ops panels start long work (backtests, training, credential
-checks, reconciliation runs):
+:func:`run_async` schedules a service coroutine on the running loop (the GUI thread under qasync)
+and calls ``done(result, error)`` on the same thread; the trading panels use it for orders and
+account calls. :class:`TaskBridge` adds what the operations panels need for long work (backtests,
+training, credential checks, reconciliation runs), with its coroutine path built on
+:func:`run_async`:
 
 - :meth:`TaskBridge.run_blocking` runs a blocking function on a worker thread; ``on_done`` /
   ``on_error`` are called on the GUI thread (through a queued Qt signal).
@@ -27,6 +31,34 @@ from PySide6.QtCore import QObject, Signal
 
 T = TypeVar("T")
 log = logging.getLogger("heron.widgets.tasks")
+_panel_log = logging.getLogger("heron.widgets")
+
+
+def run_async(
+    coro: Awaitable[T],
+    done: Callable[[T | None, BaseException | None], None],
+    *,
+    log_errors: bool = True,
+) -> asyncio.Future[T]:
+    """Schedule ``coro`` on the running loop (the GUI thread under qasync); ``done(result, error)``
+    is called on the same thread when it finishes. Never blocks the GUI thread. A failure is logged
+    unless ``log_errors`` is false (the caller reports it itself)."""
+    fut: asyncio.Future[T] = asyncio.ensure_future(coro)
+
+    def finished(f: asyncio.Future[Any]) -> None:
+        if f.cancelled():
+            done(None, asyncio.CancelledError())
+            return
+        error = f.exception()
+        if error is not None:
+            if log_errors:
+                _panel_log.error("background action failed: %s", error, exc_info=error)
+            done(None, error)
+        else:
+            done(f.result(), None)
+
+    fut.add_done_callback(finished)
+    return fut
 
 
 class TaskBridge(QObject):
@@ -111,19 +143,14 @@ class TaskBridge(QObject):
             self.run_blocking(blocking, on_done, on_error)
             return
         self.running += 1
-        task = asyncio.ensure_future(factory())
 
-        def done(t: asyncio.Future[Any]) -> None:
-            if t.cancelled():
-                self._settle(lambda: on_error(asyncio.CancelledError()))
-            elif t.exception() is not None:
-                exc = t.exception()
-                assert exc is not None
-                self._settle(lambda: on_error(exc))
+        def done(result: T | None, error: BaseException | None) -> None:
+            if error is not None:
+                self._settle(lambda: on_error(error))
             else:
-                self._settle(lambda: on_done(t.result()))
+                self._settle(lambda: on_done(result))  # type: ignore[arg-type]
 
-        task.add_done_callback(done)
+        run_async(factory(), done, log_errors=False)
 
     def join(self, timeout: float = 5.0) -> None:
         """Wait for worker threads (tests and shutdown only)."""

@@ -10,13 +10,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from widgets.ops_models.table import Column, KeyedTableModel
+from widgets import theme
+from widgets.models.columns import Column, KeyedTableModel
 
-DIFF_BG = "#4a1c1f"
-WARN_FG = "#ffb300"
-CRIT_FG = "#ef5350"
-OK_FG = "#26a69a"
-MUTED = "#8a93a0"
+DIFF_BG = theme.DIFF_BG
+WARN_FG = theme.WARN
+CRIT_FG = theme.DOWN
+OK_FG = theme.UP
+MUTED = theme.MUTED
 DASH = "—"
 NOT_FETCHED = "not fetched"
 

@@ -1,14 +1,29 @@
-"""Incremental indicators: each ``update`` is O(1) (amortised O(1) for rolling min/max).
+"""Incremental (streaming) indicators: each ``update`` is O(1) (amortised O(1) for rolling min/max).
 
-Indicators work in ``float``: they drive decisions, not accounting, and float keeps the per-bar cost
-low. Prices and quantities that reach orders stay ``Decimal``. ``update`` uses only the values given
-so far, so nothing here can look ahead. ``value`` is ``None`` until the window is full.
+The strategies and the shadow features feed these one bar at a time. ``update`` uses only the
+values given so far, so nothing here can look ahead. ``value`` is ``None`` until the window is
+full. ``services.indicators.series`` computes the same indicators over a whole array at once (the
+chart); ``tests/unit/indicators/test_agreement.py`` holds the two forms to the same values.
+The one-step rules both forms share (``wilder_step``, ``rsi_from_averages``) live here.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+
+
+def wilder_step(average: float, x: float, n: int) -> float:
+    """Wilder's smoothing: the running average after one more value ``x`` (alpha = 1/n)."""
+    return (average * (n - 1) + x) / n
+
+
+def rsi_from_averages(avg_gain: float, avg_loss: float) -> float:
+    """RSI (0..100) from Wilder's average gain and loss. No losses reads 100 if there were gains;
+    no movement at all reads 50 (neither side dominates)."""
+    if avg_loss == 0.0:
+        return 100.0 if avg_gain > 0 else 50.0
+    return 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
 
 
 class SMA:
@@ -95,13 +110,9 @@ class RSI:
             if self.count < n:
                 return None
         else:
-            self._avg_gain = (self._avg_gain * (n - 1) + gain) / n
-            self._avg_loss = (self._avg_loss * (n - 1) + loss) / n
-        if self._avg_loss == 0.0:
-            self.value = 100.0 if self._avg_gain > 0 else 50.0
-        else:
-            rs = self._avg_gain / self._avg_loss
-            self.value = 100.0 - 100.0 / (1.0 + rs)
+            self._avg_gain = wilder_step(self._avg_gain, gain, n)
+            self._avg_loss = wilder_step(self._avg_loss, loss, n)
+        self.value = rsi_from_averages(self._avg_gain, self._avg_loss)
         return self.value
 
 
@@ -227,7 +238,7 @@ class ATR:
             if self.count == self._n:
                 self.value = self._seed / self._n
             return self.value
-        self.value = (self.value * (self._n - 1) + tr) / self._n
+        self.value = wilder_step(self.value, tr, self._n)
         return self.value
 
 

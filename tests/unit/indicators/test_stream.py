@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from services.strategies.indicators import (
+from services.indicators.stream import (
     ATR,
     EMA,
     RSI,

@@ -1,4 +1,4 @@
-"""Indicator math against straightforward loop implementations (no Qt)."""
+"""Whole-series indicator maths against straightforward loop implementations."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from widgets.chart import indicators as ind
+from services.indicators import series as ind
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.strategies.api import Param, ParamError
+from widgets import theme
 
 _INT_LIMIT = 2_000_000_000
 
@@ -57,7 +58,7 @@ class ParamEditor(QWidget):
             if values and spec.name in values:
                 self._set_text(spec, editor, values[spec.name])
             err = QLabel()
-            err.setStyleSheet("color: #ef5350;")
+            err.setStyleSheet(f"color: {theme.DOWN};")
             err.setWordWrap(True)
             err.hide()
             self.errors[spec.name] = err

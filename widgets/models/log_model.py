@@ -24,14 +24,15 @@ from PySide6.QtCore import (
     QTimer,
 )
 
-from widgets.ops_models.table import BoundedTableModel, Column, refilter
+from widgets import theme
+from widgets.models.columns import BoundedTableModel, Column, refilter
 
 LEVEL_COLORS = {
-    "CRITICAL": "#ff5c5c",
-    "ERROR": "#ef5350",
-    "WARNING": "#ffb300",
-    "INFO": "#c8ced8",
-    "DEBUG": "#8a93a0",
+    "CRITICAL": theme.CRITICAL,
+    "ERROR": theme.DOWN,
+    "WARNING": theme.WARN,
+    "INFO": theme.LOG_TEXT,
+    "DEBUG": theme.MUTED,
 }
 
 

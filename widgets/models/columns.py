@@ -1,15 +1,21 @@
-"""A keyed, diffing table model over rows that a service computes.
+"""Column-declared table models over rows that a service computes (the polled panels).
 
 Services in Heron expose snapshots (``Reconciler.incidents``, ``StrategyRunner.infos()``,
 ``ShadowTracker.comparison()``) rather than per-row change events, so a panel refreshes by handing
-the current rows to :meth:`KeyedTableModel.set_rows`. The model maps the difference onto the
-minimal Qt notifications: one ``beginRemoveRows`` per contiguous block of vanished keys, one
-``dataChanged`` spanning the changed rows, one ``beginInsertRows`` for new keys. Unchanged rows
-cost nothing visible. GUI thread only.
+the current rows to :meth:`KeyedTableModel.set_rows`. :class:`KeyedTableModel` is a
+:class:`~widgets.models.table.RowTableModel` (the pushed panels' model) whose rows are built from
+:class:`Column` declarations; ``set_rows`` diffs the snapshot against the rows held and pushes only
+the difference: one ``beginRemoveRows`` per contiguous block of vanished keys, ``dataChanged`` over
+the changed rows, one ``beginInsertRows`` for new keys. Unchanged rows cost nothing visible.
+
+:class:`BoundedTableModel` is the append-only stream (the log, live predictions): it formats a cell
+only when a view asks for it, because a burst of 100,000 log records must cost a few notifications
+and no per-record formatting. GUI thread only.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -17,11 +23,12 @@ from typing import Any, Generic, TypeVar
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor
 
+from widgets.models.table import SORT_ROLE, Row, RowTableModel
+
 R = TypeVar("R")
 Index = QModelIndex | QPersistentModelIndex
-
-#: Sort role: the raw value (numbers sort as numbers, None last).
-SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole.value)
+_BACKGROUND = int(Qt.ItemDataRole.BackgroundRole.value)
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,8 @@ class Column(Generic[R]):
 
 
 class _ColumnTableModel(QAbstractTableModel, Generic[R]):
-    """The read side both tables share: ``_rows`` shown through ``_columns``. GUI thread only."""
+    """The read side of the bounded stream: ``_rows`` shown through ``_columns``, each cell formatted
+    when a view asks for it. GUI thread only."""
 
     _columns: list[Column[R]]
     _rows: list[R]
@@ -67,60 +75,89 @@ class _ColumnTableModel(QAbstractTableModel, Generic[R]):
         return self._rows[row]
 
 
-class KeyedTableModel(_ColumnTableModel[R]):
-    """Rows identified by ``key(row)``; see the module docstring. GUI thread only."""
+class KeyedTableModel(RowTableModel, Generic[R]):
+    """A :class:`RowTableModel` fed by polling: rows identified by ``key(row)``, cells declared by
+    :class:`Column` s. See the module docstring. GUI thread only."""
 
     def __init__(
         self, columns: Sequence[Column[R]], key: Callable[[R], Hashable], parent: Any = None
     ) -> None:
-        super().__init__(parent)
         self._columns = list(columns)
-        self._key = key
-        self._rows: list[R] = []
-        self._index: dict[Hashable, int] = {}
+        self.COLUMNS = tuple(c.title for c in self._columns)
+        self.NUMERIC = frozenset(i for i, c in enumerate(self._columns) if c.numeric)
+        super().__init__(parent, max_rows=sys.maxsize)
+        self._row_key = key
+        self._made: dict[str, Row] = {}
+
+    @staticmethod
+    def _text_key(key: Hashable) -> str:
+        return key if isinstance(key, str) else repr(key)
 
     # -- rows -----------------------------------------------------------------------------------
 
-    def row_for_key(self, key: Hashable) -> int | None:
-        return self._index.get(key)
+    def make_row(self, key: str, payload: R) -> Row:
+        made = self._made.pop(key, None)
+        if made is not None:
+            return made
+        cells = [c.text(payload) for c in self._columns]
+        sort = [c.sort(payload) if c.sort is not None else cells[i] for i, c in enumerate(self._columns)]
+        colors: dict[int, QColor] = {}
+        for i, c in enumerate(self._columns):
+            color = c.foreground(payload) if c.foreground is not None else None
+            if color:
+                colors[i] = QColor(color)
+        return Row(key, cells, sort, payload, colors)
 
     def set_rows(self, rows: Sequence[R]) -> None:
-        """Make the model hold exactly ``rows`` (keys unique), with minimal notifications."""
-        wanted: dict[Hashable, R] = {}
+        """Make the model hold exactly ``rows`` (keys unique), with minimal notifications: one
+        ``beginRemoveRows`` per block of vanished keys, ``dataChanged`` over the rows whose cells
+        changed (rows may be service objects changed in place, so cells are compared, not rows),
+        one ``beginInsertRows`` for new keys, at the end in the given order."""
+        wanted: dict[str, R] = {}
         for r in rows:
-            wanted[self._key(r)] = r
-        # 1. removals, bottom-up in contiguous blocks
-        gone = sorted((i for k, i in self._index.items() if k not in wanted), reverse=True)
-        while gone:
-            last = gone.pop(0)
-            first = last
-            while gone and gone[0] == first - 1:
-                first = gone.pop(0)
-            self.beginRemoveRows(QModelIndex(), first, last)
-            del self._rows[first : last + 1]
-            self.endRemoveRows()
-        self._reindex()
-        # 2. in-place changes, one dataChanged over the changed span
-        lo, hi = -1, -1
-        for i, old in enumerate(self._rows):
-            new = wanted[self._key(old)]
-            if new != old:
-                self._rows[i] = new
-                lo = i if lo < 0 else lo
-                hi = i
-        if lo >= 0:
-            self.dataChanged.emit(self.index(lo, 0), self.index(hi, len(self._columns) - 1))
-        # 3. insertions at the end, in the given order
-        fresh = [r for k, r in wanted.items() if k not in self._index]
-        if fresh:
-            start = len(self._rows)
-            self.beginInsertRows(QModelIndex(), start, start + len(fresh) - 1)
-            self._rows.extend(fresh)
-            self.endInsertRows()
-            self._reindex()
+            wanted[self._text_key(self._row_key(r))] = r
+        gone = [k for k in self._by_key if k not in wanted]
+        if gone:
+            positions = [self._pos(self._by_key.pop(k)) for k in gone]
+            self._remove_rows(sorted(positions))
+        for k, r in wanted.items():
+            row = self.make_row(k, r)
+            old = self._by_key.get(k)
+            if (
+                old is None
+                or (old.payload is not r and old.payload != r)
+                or (old.cells, old.sort, old.colors) != (row.cells, row.sort, row.colors)
+            ):
+                self._made[k] = row
+                self._pending[k] = r
+            elif old.payload is not r:
+                old.payload = r  # an equal object: keep the newest, nothing to show
+        self.flush()
 
-    def _reindex(self) -> None:
-        self._index = {self._key(r): i for i, r in enumerate(self._rows)}
+    def rows(self) -> list[R]:
+        """The rows' service objects, in display order."""
+        return [r.payload for r in self._rows]
+
+    def payload_at(self, row: int) -> R:
+        """The service object shown at ``row``."""
+        return self._rows[row].payload
+
+    def row_for_key(self, key: Hashable) -> int | None:
+        return self.row_of(self._text_key(key))
+
+    # -- the roles a Row does not cache ---------------------------------------------------------
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        return _header(self._columns, section, orientation, role)
+
+    def data(self, index: Index, role: int = 0) -> Any:
+        if role in (_TOOLTIP, _BACKGROUND):
+            if not index.isValid() or index.row() >= len(self._rows) or index.column() >= len(self._columns):
+                return None
+            return _cell(self._columns[index.column()], self._rows[index.row()].payload, role)
+        return super().data(index, role)
 
 
 class BoundedTableModel(_ColumnTableModel[R]):
@@ -203,14 +240,3 @@ def _header(columns: Sequence[Column[Any]], section: int, orientation: Qt.Orient
         return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     return None
 
-
-W = TypeVar("W")
-
-
-def named(widget: W, name: str, **props: Any) -> W:
-    """Set ``objectName`` and Qt properties by setter (``placeholderText=`` → ``setPlaceholderText``);
-    typed, unlike PySide's constructor keywords."""
-    widget.setObjectName(name)  # type: ignore[attr-defined]
-    for key, value in props.items():
-        getattr(widget, "set" + key[0].upper() + key[1:])(value)
-    return widget

@@ -1,0 +1,161 @@
+"""The crosshair and the readout: the lines under the mouse and the bar's time, prices and volume.
+
+The crosshair follows the mouse (rate-limited to 60 Hz) with a vertical line through every pane and
+a horizontal line with its price label in the price pane. The readout label shows the hovered bar
+(or the newest bar when the mouse is away): symbol, timeframe, time in the display time zone,
+OHLC, change from the previous close and volume.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Protocol
+
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from services.domain.enums import Timeframe
+from widgets.chart.store import BarStore, LiveBar
+from widgets.chart.toolbar import TIMEFRAME_LABELS
+from widgets.theme import ChartColors
+
+
+def format_price(p: float) -> str:
+    if not math.isfinite(p):
+        return "—"
+    a = abs(p)
+    decimals = 2 if a >= 1 else 4 if a >= 0.01 else 8
+    return f"{p:,.{decimals}f}"
+
+
+def format_volume(v: float) -> str:
+    if not math.isfinite(v):
+        return "—"
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(v) >= size:
+            return f"{v / size:.2f}{suffix}"
+    return f"{v:.4g}"
+
+
+def format_time(t_ns: int, tz: tzinfo, timeframe: Timeframe) -> str:
+    """The bar's start in ``tz``: date, and the time of day unless the bars are daily."""
+    dt = datetime.fromtimestamp(t_ns / 1e9, tz=UTC).astimezone(tz)
+    text = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}"  # not strftime: see axis.tickStrings
+    if timeframe is not Timeframe.DAY_1:
+        text += f" {dt.hour:02d}:{dt.minute:02d}"
+    return f"{text} {dt.tzname() or ''}".rstrip()
+
+
+def format_bar(bar: LiveBar, prev_close: float | None) -> str:
+    parts = [
+        f"O {format_price(bar.o)}",
+        f"H {format_price(bar.h)}",
+        f"L {format_price(bar.l)}",
+        f"C {format_price(bar.c)}",
+    ]
+    if prev_close:
+        parts.append(f"({(bar.c / prev_close - 1) * 100:+.2f}%)")
+    parts.append(f"V {format_volume(bar.v)}")
+    return "  ".join(parts)
+
+
+class ChartSeries(Protocol):
+    """What the readout shows: the panel's bars and which series they are."""
+
+    store: BarStore
+    display_tz: tzinfo
+    symbol: str
+    timeframe: Timeframe
+
+
+class Crosshair:
+    """Crosshair lines over ``plots`` (the first is the price pane) and the readout label."""
+
+    def __init__(
+        self, series: ChartSeries, plot_widget: pg.GraphicsLayoutWidget, plots: Sequence[pg.PlotItem]
+    ) -> None:
+        self._series = series
+        self._plots = list(plots)
+        self._price_plot = self._plots[0]
+        self.hover_index: int | None = None
+        self.label = QtWidgets.QLabel()
+        self.label.setObjectName("chartReadout")
+        self.label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
+
+        cross_pen = pg.mkPen(ChartColors.crosshair, style=QtCore.Qt.PenStyle.DashLine)
+        self.vlines: list[pg.InfiniteLine] = []
+        for plot in self._plots:
+            line = pg.InfiniteLine(angle=90, movable=False, pen=cross_pen)
+            line.setZValue(30)
+            line.hide()
+            plot.addItem(line, ignoreBounds=True)
+            self.vlines.append(line)
+        self.hline = pg.InfiniteLine(
+            angle=0,
+            movable=False,
+            pen=cross_pen,
+            label="{value:.2f}",
+            labelOpts={
+                "position": 0.98,
+                "color": ChartColors.foreground,
+                "fill": ChartColors.crosshair_label,
+            },
+        )
+        self.hline.setZValue(30)
+        self.hline.hide()
+        self._price_plot.addItem(self.hline, ignoreBounds=True)
+        self._mouse_proxy = pg.SignalProxy(
+            plot_widget.scene().sigMouseMoved, rateLimit=60, slot=self._on_mouse_moved
+        )
+
+    def _on_mouse_moved(self, args: Sequence[Any]) -> None:
+        """Rate-limited (60 Hz) scene mouse position; GUI thread."""
+        pos = args[0]
+        for plot in self._plots:
+            if plot.isVisible() and plot.sceneBoundingRect().contains(pos):
+                p = plot.getViewBox().mapSceneToView(pos)
+                self.set_hover(p.x(), p.y() if plot is self._price_plot else None)
+                return
+        self.set_hover(None, None)
+
+    def set_hover(self, x: float | None, y: float | None) -> None:
+        """Put the crosshair on the bar nearest ``x`` (and the price line at ``y``); None hides it."""
+        n = len(self._series.store)
+        if x is None or n == 0:
+            self.hover_index = None
+            for line in self.vlines:
+                line.hide()
+            self.hline.hide()
+            self.refresh()
+            return
+        i = int(min(max(round(x), 0), n - 1))
+        self.hover_index = i
+        for line in self.vlines:
+            line.setPos(i)
+            line.show()
+        if y is None:
+            self.hline.hide()
+        else:
+            self.hline.setPos(y)
+            self.hline.show()
+        self.refresh()
+
+    def follows_live_bar(self) -> bool:
+        """True when the readout shows the newest bar (so a tick changes it)."""
+        return self.hover_index is None or self.hover_index == len(self._series.store) - 1
+
+    def refresh(self) -> None:
+        s = self._series
+        n = len(s.store)
+        head = f"{s.symbol or '—'}  {TIMEFRAME_LABELS[s.timeframe]}"
+        if n == 0:
+            self.label.setText(f"{head}  no data")
+            return
+        i = self.hover_index if self.hover_index is not None else n - 1
+        bar = s.store.bar(i)
+        prev_close = s.store.bar(i - 1).c if i > 0 else None
+        when = format_time(bar.t, s.display_tz, s.timeframe)
+        self.label.setText(f"{head}  {when}  {format_bar(bar, prev_close)}")

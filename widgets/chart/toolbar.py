@@ -1,0 +1,136 @@
+"""The chart's toolbar (symbol entry, timeframe and indicator buttons) and its loading status."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from PySide6 import QtWidgets
+
+from services.domain.enums import Timeframe
+from services.domain.symbols import InvalidSymbolError, normalize_symbol
+from widgets.chart.indicators import Indicator
+from widgets.theme import ChartColors
+
+TIMEFRAME_LABELS: Final[dict[Timeframe, str]] = {
+    Timeframe.MIN_1: "1m",
+    Timeframe.MIN_5: "5m",
+    Timeframe.MIN_15: "15m",
+    Timeframe.HOUR_1: "1h",
+    Timeframe.DAY_1: "1d",
+}
+_SYMBOL_TIP: Final = "Type a symbol and press Enter"
+
+
+def normalize_timeframe(value: str | Timeframe) -> Timeframe:
+    """Accept ``Timeframe``, Alpaca spelling (``"5Min"``) or the button label (``"5m"``)."""
+    if isinstance(value, Timeframe):
+        return value
+    text = str(value).strip()
+    for tf, label in TIMEFRAME_LABELS.items():
+        if text in (tf.value, label) or text.lower() == tf.value.lower():
+            return tf
+    raise ValueError(f"unknown timeframe {value!r}; expected one of {[t.value for t in Timeframe]}")
+
+
+class ChartToolbar:
+    """The toolbar row. The callbacks get a normalised symbol, a picked timeframe, and an
+    indicator name with its new on/off state."""
+
+    def __init__(
+        self,
+        owner: QtWidgets.QWidget,
+        indicators: Mapping[str, Indicator],
+        *,
+        on_symbol: Callable[[str], None],
+        on_timeframe: Callable[[Timeframe], None],
+        on_indicator: Callable[[str, bool], None],
+    ) -> None:
+        self._on_symbol = on_symbol
+        bar = QtWidgets.QHBoxLayout()
+        bar.setContentsMargins(4, 4, 4, 0)
+        bar.setSpacing(4)
+        self.symbol_edit = QtWidgets.QLineEdit()
+        self.symbol_edit.setObjectName("chartSymbolEdit")
+        self.symbol_edit.setPlaceholderText("Symbol")
+        self.symbol_edit.setMaximumWidth(110)
+        self.symbol_edit.setToolTip(_SYMBOL_TIP)
+        self.symbol_edit.returnPressed.connect(self._symbol_entered)
+        bar.addWidget(self.symbol_edit)
+
+        self.timeframe_group = QtWidgets.QButtonGroup(owner)
+        self.timeframe_group.setExclusive(True)
+        self.timeframe_buttons: dict[Timeframe, QtWidgets.QToolButton] = {}
+        for tf, label in TIMEFRAME_LABELS.items():
+            btn = QtWidgets.QToolButton()
+            btn.setText(label)
+            btn.setCheckable(True)
+            btn.setObjectName(f"chartTimeframe_{label}")
+            btn.setToolTip(f"{label} bars")
+            btn.clicked.connect(lambda _=False, tf=tf: on_timeframe(tf))
+            self.timeframe_group.addButton(btn)
+            self.timeframe_buttons[tf] = btn
+            bar.addWidget(btn)
+
+        sep = QtWidgets.QFrame()
+        sep.setFrameShape(QtWidgets.QFrame.Shape.VLine)
+        bar.addWidget(sep)
+        self.indicator_buttons: dict[str, QtWidgets.QToolButton] = {}
+        for name, indicator in indicators.items():
+            btn = QtWidgets.QToolButton()
+            btn.setText(name)
+            btn.setCheckable(True)
+            btn.setObjectName(f"chartIndicator_{name}")
+            btn.setToolTip(indicator.tooltip)
+            btn.toggled.connect(lambda on, name=name: on_indicator(name, on))
+            self.indicator_buttons[name] = btn
+            bar.addWidget(btn)
+        bar.addStretch(1)
+        self.layout = bar
+
+    def show_series(self, symbol: str, timeframe: Timeframe) -> None:
+        self.symbol_edit.setText(symbol)
+        self.timeframe_buttons[timeframe].setChecked(True)
+
+    def _symbol_entered(self) -> None:
+        text = self.symbol_edit.text()
+        try:
+            sym = normalize_symbol(text)
+        except InvalidSymbolError as exc:
+            self.symbol_edit.setToolTip(str(exc))
+            self.symbol_edit.setStyleSheet(f"border: 1px solid {ChartColors.down};")
+            return
+        self.symbol_edit.setToolTip(_SYMBOL_TIP)
+        self.symbol_edit.setStyleSheet("")
+        self.symbol_edit.setText(sym)
+        self._on_symbol(sym)
+
+
+class LoadingStatus:
+    """The loading status: "Loading history… 40%" and a thin progress bar; hidden when idle."""
+
+    def __init__(self) -> None:
+        self.label = QtWidgets.QLabel()
+        self.label.setObjectName("chartLoadingLabel")
+        self.label.hide()
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setObjectName("chartLoadingProgress")
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setFixedHeight(3)
+        self.progress.hide()
+
+    def set_fraction(self, fraction: float | None) -> None:
+        """Show progress (0..1), or hide it with None. Raises ValueError outside 0..1."""
+        if fraction is None:
+            self.progress.hide()
+            self.label.hide()
+            return
+        f = float(fraction)
+        if not math.isfinite(f) or not 0.0 <= f <= 1.0:
+            raise ValueError(f"loading fraction must be within 0..1, got {fraction!r}")
+        self.progress.setValue(round(f * 1000))
+        self.label.setText(f"Loading history… {f:.0%}")
+        self.progress.show()
+        self.label.show()
