@@ -19,11 +19,13 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 from services.domain.bus import EventBus, Subscription
 from services.domain.enums import IncidentSeverity
 from services.domain.events import IncidentsChangedEvent
+from widgets import theme
+from widgets.lifetime import cancel_on_destroy
 from widgets.models.common import named
 
-_STYLE = {
-    IncidentSeverity.CRITICAL: ("#4a1518", "#ef5350"),
-    IncidentSeverity.WARNING: ("#47360c", "#ffb300"),
+_STYLE = {  # background, text and border
+    IncidentSeverity.CRITICAL: (theme.DRIFT_CRITICAL_BG, theme.DOWN),
+    IncidentSeverity.WARNING: (theme.DRIFT_WARNING_BG, theme.WARN),
 }
 
 
@@ -56,7 +58,7 @@ class DriftBanner(QFrame):
         """Show every :class:`IncidentsChangedEvent` published on ``bus`` (published on any thread,
         shown on the GUI thread). The subscription ends when the banner is destroyed."""
         sub = bus.subscribe(IncidentsChangedEvent, self._changed.emit)
-        self.destroyed.connect(lambda *_: sub.cancel())
+        cancel_on_destroy(self, [sub])
         return sub
 
     def show_incidents(self, event: IncidentsChangedEvent) -> None:

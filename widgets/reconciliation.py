@@ -45,6 +45,8 @@ from services.domain.enums import IncidentSeverity
 from services.domain.events import IncidentsChangedEvent
 from services.domain.incidents import IncidentKind
 from services.reconciliation.drift import worst_severity
+from widgets import theme
+from widgets.lifetime import cancel_on_destroy
 from widgets.models.columns import refilter
 from widgets.models.common import named
 from widgets.models.recon_models import (
@@ -149,7 +151,7 @@ class ReconciliationPanel(QWidget):
         """Status, last run, Run now and Trade report."""
         self.status = named(QLabel(), "reconStatus")
         self.last_run = named(QLabel(), "reconLastRun")
-        self.last_run.setStyleSheet("color: #8a93a0;")
+        self.last_run.setStyleSheet(f"color: {theme.MUTED};")
         self.run_now = named(QPushButton("Run now"), "reconRunNow")
         self.run_now.setToolTip("Run one reconciliation cycle now (read-only broker queries)")
         self.run_now.clicked.connect(self.run_cycle)
@@ -228,7 +230,7 @@ class ReconciliationPanel(QWidget):
         """Refresh on every :class:`IncidentsChangedEvent` published on ``bus`` (any thread; the
         refresh runs on the GUI thread). The subscription ends when the panel is destroyed."""
         sub = bus.subscribe(IncidentsChangedEvent, self._changed.emit)
-        self.destroyed.connect(lambda *_: sub.cancel())
+        cancel_on_destroy(self, [sub])
         return sub
 
     # -- refresh ----------------------------------------------------------------------------------
@@ -237,7 +239,7 @@ class ReconciliationPanel(QWidget):
         rc = self.reconciler
         if rc is None:
             self.status.setText("Reconciliation is not running in this session")
-            self.status.setStyleSheet("color: #8a93a0;")
+            self.status.setStyleSheet(f"color: {theme.MUTED};")
             self.last_run.setText("")
             for w in (self.run_now, self.export, self.ack, self.adopt):
                 w.setEnabled(False)
@@ -259,7 +261,7 @@ class ReconciliationPanel(QWidget):
             self.status.setStyleSheet(f"color: {CRIT_FG if critical else WARN_FG}; font-weight: 600;")
         elif rc.last_run is None:
             self.status.setText("● Not reconciled yet")
-            self.status.setStyleSheet("color: #8a93a0; font-weight: 600;")
+            self.status.setStyleSheet(f"color: {theme.MUTED}; font-weight: 600;")
         elif differing := _differing_quantities(rc):
             # no open incident, but not clean: an acknowledged quantity drift still holds its symbol,
             # or Heron booked fills the broker's last position report does not show yet

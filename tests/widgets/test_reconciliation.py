@@ -121,6 +121,22 @@ def test_banner_and_panel_follow_the_reconcilers_event(
     assert "open incident" not in panel.status.text()
 
 
+def test_a_destroyed_banner_and_panel_leave_the_bus(qtbot: Any, rig: ReconciliationRig) -> None:
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    banner = DriftBanner()
+    panel = ReconciliationPanel(rig.reconciler, operator="tester", refresh_ms=60_000)
+    subs = [banner.follow(rig.bus), panel.follow(rig.bus)]
+    assert all(s.active for s in subs)
+    banner.deleteLater()
+    panel.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert not any(s.active for s in subs)
+    for inc in rig.reconciler.open_incidents():
+        rig.reconciler.acknowledge(inc.id, "tester")  # publishes IncidentsChangedEvent
+    assert rig.bus.handler_errors == 0
+
+
 def test_acknowledge_needs_confirmation(monkeypatch: Any, panel: ReconciliationPanel) -> None:
     inc = _select(panel, "position_qty")
     no = Answers(QMessageBox.StandardButton.Cancel).install(monkeypatch)
