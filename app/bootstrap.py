@@ -95,8 +95,9 @@ from services.storage.errors import describe_db_error, describe_os_error
 from services.storage.watermark import JournalMark, lost_database_problem
 from services.strategies.api import ParamError
 from services.strategies.builtin import builtin_registry
+from services.strategies.intents import OrderSinkBridge
 from services.strategies.report import strategies_report
-from services.strategies.runner import OrderSinkBridge, StrategyRunner, StrategyRunnerError
+from services.strategies.runner import StrategyRunner, StrategyRunnerError
 from services.strategies.store import StrategyStateError, StrategyStateStore
 
 if TYPE_CHECKING:

@@ -133,9 +133,7 @@ def install(window: MainWindow, ctx: Any, services: Any, *, defer_plots: bool = 
     window.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
     bar.setVisible(False)
 
-    def on_incidents(count: int, severity: str, summary: str) -> None:
-        banner.set_incidents(count, severity, summary)
-        bar.setVisible(count > 0)
+    banner.incidentsShown.connect(lambda count: bar.setVisible(count > 0))
 
     def review() -> None:
         dock = window.panel("reconciliationPanel")
@@ -145,14 +143,16 @@ def install(window: MainWindow, ctx: Any, services: Any, *, defer_plots: bool = 
         recon.setFocus()
         recon.incident_view.setFocus()
 
-    recon.incidentsChanged.connect(on_incidents)
     banner.reviewRequested.connect(review)
-    recon.announce()
+    reconciler = getattr(services, "reconciler", None)
+    if reconciler is not None:
+        banner.show_incidents(reconciler.incidents_event())
 
     toasts = ToastArea(window)
     subs: list[Any] = []
     bus = getattr(ctx, "bus", None)
     if bus is not None:
+        subs += [banner.follow(bus), recon.follow(bus)]
 
         def on_notification(e: NotificationEvent) -> None:
             """Bus handler: loop thread (the GUI thread under qasync)."""

@@ -1,9 +1,12 @@
 """The drift banner: a red (critical) or amber (warning) strip across the top of the main window
 while any reconciliation incident is open. Clicking it (or "Review") asks for the reconciliation
-panel. It shows only what the reconciliation panel reports; it computes nothing.
+panel. It follows the reconciler's :class:`~services.domain.events.IncidentsChangedEvent`: the
+count, the worst severity and the summary are decided in services
+(:mod:`services.reconciliation.drift`); the banner computes nothing.
 
 Signals:
     reviewRequested(): the person wants to see the reconciliation panel.
+    incidentsShown(int): after every change, the number of open incidents shown (0: hidden).
 """
 
 from __future__ import annotations
@@ -13,11 +16,16 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
+from services.domain.bus import EventBus, Subscription
+from services.domain.enums import IncidentSeverity
+from services.domain.events import IncidentsChangedEvent
+from widgets import theme
+from widgets.lifetime import cancel_on_destroy
 from widgets.models.common import named
 
-_STYLE = {
-    "critical": ("#4a1518", "#ef5350"),
-    "warning": ("#47360c", "#ffb300"),
+_STYLE = {  # background, text and border
+    IncidentSeverity.CRITICAL: (theme.DRIFT_CRITICAL_BG, theme.DOWN),
+    IncidentSeverity.WARNING: (theme.DRIFT_WARNING_BG, theme.WARN),
 }
 
 
@@ -25,6 +33,8 @@ class DriftBanner(QFrame):
     """objectName ``driftBanner``; children ``driftBannerText``, ``driftBannerReview``. GUI thread."""
 
     reviewRequested = Signal()
+    incidentsShown = Signal(int)
+    _changed = Signal(object)  # an IncidentsChangedEvent from the bus, delivered on the GUI thread
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -39,19 +49,32 @@ class DriftBanner(QFrame):
         lay.setContentsMargins(12, 5, 8, 5)
         lay.addWidget(self.text, 1)
         lay.addWidget(review)
-        self.severity = ""
+        self.severity: IncidentSeverity | None = None
         self.count = 0
-        self.set_incidents(0, "", "")
+        self._changed.connect(self.show_incidents)
+        self.set_incidents(0, None, "")
 
-    def set_incidents(self, count: int, severity: str, summary: str) -> None:
-        """``count`` open incidents; ``severity`` is "critical" or "warning" (the worst open one)."""
+    def follow(self, bus: EventBus) -> Subscription:
+        """Show every :class:`IncidentsChangedEvent` published on ``bus`` (published on any thread,
+        shown on the GUI thread). The subscription ends when the banner is destroyed."""
+        sub = bus.subscribe(IncidentsChangedEvent, self._changed.emit)
+        cancel_on_destroy(self, [sub])
+        return sub
+
+    def show_incidents(self, event: IncidentsChangedEvent) -> None:
+        """Show the reconciler's open incidents as the event states them."""
+        self.set_incidents(event.count, event.worst, event.summary)
+
+    def set_incidents(self, count: int, severity: IncidentSeverity | None, summary: str) -> None:
+        """``count`` open incidents; ``severity`` is the worst open one's."""
         self.count = count
-        self.severity = severity if count else ""
+        self.severity = severity if count else None
         if count == 0:
             self.text.setText("")
             self.setVisible(False)
+            self.incidentsShown.emit(0)
             return
-        bg, fg = _STYLE.get(severity, _STYLE["warning"])
+        bg, fg = _STYLE.get(self.severity or IncidentSeverity.WARNING, _STYLE[IncidentSeverity.WARNING])
         self.setStyleSheet(
             f"QFrame#driftBanner {{ background: {bg}; border-bottom: 2px solid {fg}; }}"
             f" QLabel#driftBannerText {{ color: {fg}; font-weight: 600; }}"
@@ -64,6 +87,7 @@ class DriftBanner(QFrame):
             "Heron and the broker disagree. Trading is restricted until an operator reviews it."
         )
         self.setVisible(True)
+        self.incidentsShown.emit(count)
 
     def mousePressEvent(self, event: Any) -> None:
         if event.button() == Qt.MouseButton.LeftButton:

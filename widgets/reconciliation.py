@@ -7,10 +7,12 @@ broker state — each behind a confirmation that names exactly what will change.
 when every quantity matches: an acknowledged quantity drift keeps its symbol reduce-only at the
 broker's quantity and stays adoptable (and visible when resolved incidents are hidden). "Run now" runs one
 reconciliation cycle on the service loop. The panel decides nothing: it reads the reconciler and
-calls its methods.
+calls its methods; the worst severity comes from :mod:`services.reconciliation.drift`.
 
-Signals:
-    incidentsChanged(int, str, str): open count, worst severity, one-line summary (for the banner).
+It refreshes when the reconciler publishes :class:`~services.domain.events.IncidentsChangedEvent`
+(:meth:`ReconciliationPanel.follow`), after each of its own actions, and on a timer for what moves
+without an incident changing (the side-by-side tables after each cycle and fill, the last run's age).
+The drift banner follows the same event on its own (:class:`~widgets.drift_banner.DriftBanner`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.domain.bus import EventBus, Subscription
+from services.domain.enums import IncidentSeverity
+from services.domain.events import IncidentsChangedEvent
+from services.domain.incidents import IncidentKind
+from services.reconciliation.drift import worst_severity
+from widgets import theme
+from widgets.lifetime import cancel_on_destroy
 from widgets.models.columns import refilter
 from widgets.models.common import named
 from widgets.models.recon_models import (
@@ -99,7 +108,7 @@ class ReconciliationPanel(QWidget):
     ``reconRunNow``, ``reconExport``, ``incidentTable``, ``showResolved``, ``acknowledgeButton``,
     ``adoptButton``, ``reconPositionsTable``, ``reconOrdersTable``. GUI thread only."""
 
-    incidentsChanged = Signal(int, str, str)
+    _changed = Signal(object)  # an IncidentsChangedEvent from the bus, delivered on the GUI thread
 
     def __init__(
         self,
@@ -119,11 +128,30 @@ class ReconciliationPanel(QWidget):
         self.incidents = incident_model(self)
         self.positions = position_model(self)
         self.orders = order_model(self)
-        self._open_key: tuple[Any, ...] = ()
+        self._changed.connect(lambda _event: self.refresh())
 
+        top = self._build_top()
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self._build_incidents())
+        split.addWidget(self._build_side_by_side())
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(split, 1)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(refresh_ms)
+        self._timer.timeout.connect(self.refresh)
+        self.set_reconciler(reconciler)
+
+    def _build_top(self) -> QHBoxLayout:
+        """Status, last run, Run now and Trade report."""
         self.status = named(QLabel(), "reconStatus")
         self.last_run = named(QLabel(), "reconLastRun")
-        self.last_run.setStyleSheet("color: #8a93a0;")
+        self.last_run.setStyleSheet(f"color: {theme.MUTED};")
         self.run_now = named(QPushButton("Run now"), "reconRunNow")
         self.run_now.setToolTip("Run one reconciliation cycle now (read-only broker queries)")
         self.run_now.clicked.connect(self.run_cycle)
@@ -137,7 +165,10 @@ class ReconciliationPanel(QWidget):
         top.addWidget(self.last_run)
         top.addWidget(self.run_now)
         top.addWidget(self.export)
+        return top
 
+    def _build_incidents(self) -> QGroupBox:
+        """The incident table with its history switch and the two operator actions."""
         self.incident_view = _table("incidentTable")
         self.incident_proxy = _IncidentFilter(self)
         self.incident_proxy.setSourceModel(self.incidents)
@@ -169,7 +200,10 @@ class ReconciliationPanel(QWidget):
         inc_lay.setContentsMargins(6, 6, 6, 6)
         inc_lay.addWidget(self.incident_view)
         inc_lay.addLayout(actions)
+        return inc_box
 
+    def _build_side_by_side(self) -> QSplitter:
+        """Heron's positions and open orders beside the broker's."""
         self.position_view = _table("reconPositionsTable")
         self.position_view.setModel(_sorted(self.positions, self))
         self.order_view = _table("reconOrdersTable")
@@ -181,21 +215,7 @@ class ReconciliationPanel(QWidget):
         side = QSplitter(Qt.Orientation.Horizontal)
         side.addWidget(pos_box)
         side.addWidget(ord_box)
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(inc_box)
-        split.addWidget(side)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
-        layout.addWidget(split, 1)
-
-        self._timer = QTimer(self)
-        self._timer.setInterval(refresh_ms)
-        self._timer.timeout.connect(self.refresh)
-        self.set_reconciler(reconciler)
+        return side
 
     # -- wiring -----------------------------------------------------------------------------------
     def set_reconciler(self, reconciler: Any | None) -> None:
@@ -206,17 +226,23 @@ class ReconciliationPanel(QWidget):
             self._timer.start()
         self.refresh()
 
+    def follow(self, bus: EventBus) -> Subscription:
+        """Refresh on every :class:`IncidentsChangedEvent` published on ``bus`` (any thread; the
+        refresh runs on the GUI thread). The subscription ends when the panel is destroyed."""
+        sub = bus.subscribe(IncidentsChangedEvent, self._changed.emit)
+        cancel_on_destroy(self, [sub])
+        return sub
+
     # -- refresh ----------------------------------------------------------------------------------
     def refresh(self) -> None:
         """Re-read the reconciler (in memory, cheap). Timer-driven and after every action."""
         rc = self.reconciler
         if rc is None:
             self.status.setText("Reconciliation is not running in this session")
-            self.status.setStyleSheet("color: #8a93a0;")
+            self.status.setStyleSheet(f"color: {theme.MUTED};")
             self.last_run.setText("")
             for w in (self.run_now, self.export, self.ack, self.adopt):
                 w.setEnabled(False)
-            self._emit_open([])
             return
         self.run_now.setEnabled(self.bridge.running == 0)
         self.export.setEnabled(True)
@@ -230,12 +256,12 @@ class ReconciliationPanel(QWidget):
             age = (self._clock() - rc.last_run).total_seconds()
             self.last_run.setText(f"Last run: {rc.last_run.strftime('%H:%M:%S')} UTC ({_age(age)} ago)")
         if open_now:
-            critical = any(i.severity == "critical" for i in open_now)
+            critical = worst_severity(open_now) is IncidentSeverity.CRITICAL
             self.status.setText(f"● {len(open_now)} open incident{'s' if len(open_now) != 1 else ''}")
             self.status.setStyleSheet(f"color: {CRIT_FG if critical else WARN_FG}; font-weight: 600;")
         elif rc.last_run is None:
             self.status.setText("● Not reconciled yet")
-            self.status.setStyleSheet("color: #8a93a0; font-weight: 600;")
+            self.status.setStyleSheet(f"color: {theme.MUTED}; font-weight: 600;")
         elif differing := _differing_quantities(rc):
             # no open incident, but not clean: an acknowledged quantity drift still holds its symbol,
             # or Heron booked fills the broker's last position report does not show yet
@@ -256,27 +282,7 @@ class ReconciliationPanel(QWidget):
         trading = getattr(rc, "trading", None)
         if trading is not None:
             self.status.setToolTip(f"Trading state: {trading.state.value} — {trading.reason}")
-        self._emit_open(open_now)
         self._update_buttons()
-
-    def announce(self) -> None:
-        """Emit ``incidentsChanged`` with the current state even if it did not change (after connecting)."""
-        self._open_key = ("-",)
-        self.refresh()
-
-    def _emit_open(self, open_now: list[Any]) -> None:
-        key = tuple(sorted(i.id for i in open_now))
-        if key == self._open_key:
-            return
-        self._open_key = key
-        if not open_now:
-            self.incidentsChanged.emit(0, "", "")
-            return
-        severity = "critical" if any(i.severity == "critical" for i in open_now) else "warning"
-        first = sorted(open_now, key=lambda i: (i.severity != "critical", i.opened_at))[0]
-        more = f" (+{len(open_now) - 1} more)" if len(open_now) > 1 else ""
-        summary = f"{first.detail}: local {first.local_value}, broker {first.broker_value}{more}"
-        self.incidentsChanged.emit(len(open_now), severity, summary)
 
     def selected_incident(self) -> Any | None:
         rows = self.incident_view.selectionModel().selectedRows()
@@ -294,11 +300,11 @@ class ReconciliationPanel(QWidget):
     def _update_buttons(self) -> None:
         inc = self.selected_incident()
         is_open = inc is not None and inc.acknowledged_at is None
-        adoptable = inc is not None and in_force(inc) and inc.kind.startswith("position")
+        adoptable = inc is not None and in_force(inc) and inc.kind.is_position
         busy = self.bridge.running > 0
         self.ack.setEnabled(is_open and not busy)
         self.adopt.setEnabled(adoptable and not busy)
-        if inc is not None and not inc.kind.startswith("position"):
+        if inc is not None and not inc.kind.is_position:
             self.adopt.setToolTip("Only position incidents can be settled by adopting the broker's position")
 
     # -- actions ----------------------------------------------------------------------------------
@@ -313,7 +319,7 @@ class ReconciliationPanel(QWidget):
             if not others
             else f"{len(others)} other incident(s) stay open; trading stays restricted."
         )
-        if inc.kind == "position_qty":
+        if inc.kind is IncidentKind.POSITION_QTY:
             effect += (
                 f" {inc.subject} stays reduce-only at the broker's quantity ({inc.broker_value} as of the "
                 "comparison) until you adopt the broker's state."
@@ -338,7 +344,7 @@ class ReconciliationPanel(QWidget):
     def adopt_selected(self) -> bool:
         inc = self.selected_incident()
         rc = self.reconciler
-        if inc is None or rc is None or not in_force(inc) or not inc.kind.startswith("position"):
+        if inc is None or rc is None or not in_force(inc) or not inc.kind.is_position:
             return False
         symbol = inc.subject
         local = rc.store.positions.get(symbol)
@@ -458,9 +464,10 @@ if __name__ == "__main__":  # preview: uv run python -m widgets.reconciliation [
     lay.setContentsMargins(0, 0, 0, 0)
     lay.setSpacing(0)
     banner = DriftBanner()
+    banner.follow(rig.bus)
     panel = ReconciliationPanel(rig.reconciler, operator="preview")
-    panel.incidentsChanged.connect(banner.set_incidents)
+    panel.follow(rig.bus)
     lay.addWidget(banner)
     lay.addWidget(panel, 1)
-    panel.announce()
+    banner.show_incidents(rig.reconciler.incidents_event())
     sys.exit(show_preview(app, host, args))

@@ -39,6 +39,9 @@ GUIDE = "#3a3f48"
 BADGE_BG = "#2b2f36"
 #: the background of a button that acts at once and cannot be undone (the kill switch)
 DANGER_BG = "#b71c1c"
+#: the drift banner's background while the worst open incident is critical / a warning
+DRIFT_CRITICAL_BG = "#4a1518"
+DRIFT_WARNING_BG = "#47360c"
 #: text on a coloured background (a badge, the kill switch)
 ON_ACCENT = "#ffffff"
 #: the trading-mode badge's background per mode: local exchange, paper, live money

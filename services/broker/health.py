@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from services.broker.base import BrokerRejected
 from services.broker.latency import CallFailure, InFlight
 from services.domain.bus import EventBus
-from services.domain.enums import ConnectionState
+from services.domain.enums import Channel, ConnectionState
 from services.domain.events import ConnectionStateEvent, Event
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class HealthMonitor:
         if self._bus is not None:
             ts = self._now()
             self._bus.publish(RestHealthEvent(ts, state, reason))
-            self._bus.publish(ConnectionStateEvent(ts, "rest", _AS_CONNECTION[state], reason))
+            self._bus.publish(ConnectionStateEvent(ts, Channel.REST, _AS_CONNECTION[state], reason))
 
 
 # -- is the broker answering now? ----------------------------------------------------------------

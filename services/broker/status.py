@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from services.broker.health import UNREACHABLE, HealthMonitor, LinkMonitor, LinkProbe, LinkState, LinkVerdict
 from services.broker.latency import LatencyRecorder, LatencyView
-from services.domain.enums import ConnectionState, TradingState
+from services.domain.enums import Channel, ConnectionState, TradingState
 from services.marketdata.staleness import FEEDS, FeedVerdict
 
 log = logging.getLogger(__name__)
@@ -219,10 +219,10 @@ class HealthWatch:
             async def ping_trading(timeout: float) -> bool:
                 ok = await ping(timeout)
                 if ok:
-                    self._feeds_heard("trading")
+                    self._feeds_heard(Channel.TRADING)
                 return ok
 
-            pings["trading"] = ping_trading
+            pings[Channel.TRADING] = ping_trading
         self.probe = LinkProbe(self.monitor, latency, rest_probe, pings, quiet_after=quiet_after,
                                tick=tick, sleep=sleep)
 
@@ -232,8 +232,8 @@ class HealthWatch:
 
     def trade_update(self) -> None:
         """A trade update arrived: the trading stream is alive and its feed fresh."""
-        self.monitor.heard("trading")
-        self._feeds_heard("trading")
+        self.monitor.heard(Channel.TRADING)
+        self._feeds_heard(Channel.TRADING)
 
     def assess(self) -> HealthStatus:
         """Derive the status now (a change of the connection is logged once) and keep it as

@@ -153,3 +153,33 @@ class Timeframe(StrEnum):
     @property
     def seconds(self) -> int:
         return {"1Min": 60, "5Min": 300, "15Min": 900, "1Hour": 3600, "1Day": 86400}[self.value]
+
+
+class IncidentSeverity(StrEnum):
+    """How bad a reconciliation incident is: a quantity drift is critical (trading HALTED), the rest
+    warn (trading REDUCING)."""
+
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse."""
+        return 1 if self is IncidentSeverity.CRITICAL else 0
+
+
+class Channel(StrEnum):
+    """The links Heron reports a connection state for (``ConnectionStateEvent.channel``)."""
+
+    REST = "rest"
+    STOCK = "stock"
+    CRYPTO = "crypto"
+    TRADING = "trading"
+
+
+class NotificationLevel(StrEnum):
+    """How loudly a :class:`~services.domain.events.NotificationEvent` speaks."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from services.domain.enums import ConnectionState, TradingState
+from services.domain.enums import ConnectionState, IncidentSeverity, TradingState
+from services.domain.incidents import Incident
 from services.domain.models import Account, Bar, Fill, Order, Position, Quote, Trade
 
 
@@ -69,7 +70,7 @@ class PositionsEvent(Event):
 
 @dataclass(frozen=True, slots=True)
 class ConnectionStateEvent(Event):
-    channel: str  # "rest", "stock", "crypto", "trading"
+    channel: str  # a Channel: "rest", "stock", "crypto" or "trading"
     state: ConnectionState
     reason: str = ""
 
@@ -84,6 +85,24 @@ class TradingStateEvent(Event):
 class NotificationEvent(Event):
     """Something a person should see now (risk rejection, drift, an exception caught by a hook)."""
 
-    level: str  # "info" | "warning" | "error"
+    level: str  # a NotificationLevel: "info" | "warning" | "error"
     source: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentsChangedEvent(Event):
+    """The reconciler's set of open incidents changed: one opened, or one was acknowledged, adopted
+    or closed itself. The drift banner and the reconciliation panel follow it.
+
+    ``incidents``: every open incident, the worst first; ``worst``: its severity (None when none is
+    open); ``summary``: one line naming the worst, for the banner.
+    """
+
+    incidents: tuple[Incident, ...]
+    worst: IncidentSeverity | None
+    summary: str = ""
+
+    @property
+    def count(self) -> int:
+        return len(self.incidents)

@@ -35,9 +35,9 @@ import msgpack
 import websockets
 from websockets.asyncio.client import connect
 
-from services.domain.enums import ConnectionState
+from services.broker.suspension import StreamSuspension
+from services.domain.enums import ConnectionState, NotificationLevel
 from services.marketdata.pipeline import MarketDataPipeline
-from services.marketdata.suspension import StreamSuspension
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ class DataConnection(StreamSuspension):
         self.state = state
         self._on_state(self.channel, state, reason)
 
-    def _notice(self, level: str, message: str) -> None:
+    def _notice(self, level: NotificationLevel, message: str) -> None:
         if self._on_notice is not None:
             self._on_notice(self.channel, level, message)
 
@@ -279,12 +279,13 @@ class DataConnection(StreamSuspension):
                 self.last_error = exc.words
                 if exc.fatal:
                     log.error("%s market data: %s; not retrying", self.channel, exc.words)
-                    self._notice("error", f"{self.channel} market data stopped: {exc.words}")
+                    self._notice(NotificationLevel.ERROR, f"{self.channel} market data stopped: {exc.words}")
                     self._set(ConnectionState.FAILED, f"{self.url}: {exc.words}")
                     return
                 if exc.words != self._told:  # once per streak, not on every retry
                     self._told = exc.words
-                    self._notice("warning", f"{self.channel} market data: {exc.words}; retrying")
+                    said = f"{self.channel} market data: {exc.words}; retrying"
+                    self._notice(NotificationLevel.WARNING, said)
             except _Silent as exc:
                 self.silent_timeouts += 1
                 self.last_error = str(exc)
@@ -386,7 +387,7 @@ class DataConnection(StreamSuspension):
         log.warning("%s market data: %s", self.channel, words)
         if words != self._told:
             self._told = words
-            level = "error" if code in FATAL_CODES else "warning"
+            level = NotificationLevel.ERROR if code in FATAL_CODES else NotificationLevel.WARNING
             self._notice(level, f"{self.channel} market data: {words}")
 
     def _symbol_limit(self, words: str) -> None:
@@ -404,7 +405,7 @@ class DataConnection(StreamSuspension):
         text = (f"{self.channel} market data: no live data for {names}: {words}; "
                 "remove symbols or use a plan with a higher limit")
         log.warning(text)
-        self._notice("warning", text)
+        self._notice(NotificationLevel.WARNING, text)
         if left and self.state is ConnectionState.LIVE:
             self._set(ConnectionState.LIVE, self._live_reason())
 

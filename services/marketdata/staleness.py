@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.domain.enums import Channel
+
 
 @dataclass(frozen=True, slots=True)
 class StalenessVerdict:
@@ -59,8 +61,12 @@ class StalenessGuard:
 
 
 #: The feeds whose freshness is shown: stock and crypto market data, and the trade updates stream.
-FEEDS = ("stock", "crypto", "trading")
-FEED_NAMES = {"stock": "stock data", "crypto": "crypto data", "trading": "trade updates"}
+FEEDS: tuple[str, ...] = (Channel.STOCK, Channel.CRYPTO, Channel.TRADING)
+FEED_NAMES: dict[str, str] = {
+    Channel.STOCK: "stock data",
+    Channel.CRYPTO: "crypto data",
+    Channel.TRADING: "trade updates",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""``StreamManager``: the market-data and trading streams of one connection, and the order gate.
+"""``StreamManager``: the market-data streams of one connection, beside its trading stream.
 
 Threads and loops:
 - Market data (stock and crypto) runs on a dedicated thread with its own asyncio loop
@@ -6,14 +6,9 @@ Threads and loops:
   loop thread receives ONE batch per frame via ``call_soon_threadsafe`` (qasync pays about 3x per
   callback; never one per tick). While the loop thread has not consumed a batch, no new one is
   sent: the coalescer keeps conflating, so the backlog cannot grow.
-- The trading stream is alpaca-py's ``TradingStream``, awaited as ``_run_forever()`` inside the
-  running loop (WORKAROUND(alpacahq/alpaca-py#618): ``run()`` calls ``asyncio.run``). Its handler
-  is registered before start (no busy-wait); it is stopped with ``await stop_ws(); await close()``
-  (never ``stop()`` on the loop thread, which hangs forever).
-- After every (re)connect of the trading stream the :class:`OrderGate` stays closed while the
-  resync hooks run (Alpaca does not replay missed trade updates), then opens.
-- Trade updates become :class:`TradeUpdateEvent` and are published on the bus as they arrive, on
-  the loop thread, so they always precede market data delivered in a later frame.
+- The trading stream (``trade_updates``), its order gate and the resync after every reconnect live
+  in :mod:`services.broker.trade_stream`; the manager starts, suspends and stops it with the data
+  connections, so one object stands for all the streams of a connection.
 """
 
 from __future__ import annotations
@@ -24,40 +19,21 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-import websockets
-from alpaca.trading.models import Order as AlpacaOrder
-from alpaca.trading.stream import TradingStream
-
-from services.broker import convert
-from services.broker.base import Broker, OrderQuery
-from services.broker.gate import OrderGate
+from services.broker.base import Broker
+from services.broker.order_gate import OrderGate
+from services.broker.trade_stream import ResyncHook, TradingStreamRunner, default_resync_hook, utcnow
 from services.domain.bus import EventBus
-from services.domain.enums import ConnectionState
-from services.domain.events import (
-    BarEvent,
-    ConnectionStateEvent,
-    NotificationEvent,
-    OrderChangedEvent,
-    PositionsEvent,
-    TradeUpdateEvent,
-)
-from services.domain.money import optional_decimal
+from services.domain.enums import Channel, ConnectionState
+from services.domain.events import BarEvent, ConnectionStateEvent, NotificationEvent
 from services.domain.symbols import is_crypto
 from services.marketdata.book import QuoteBook
 from services.marketdata.datastream import DataConnection
 from services.marketdata.pipeline import MarketDataBatch, MarketDataBatchEvent, MarketDataPipeline
-from services.marketdata.suspension import StreamSuspension
 
 log = logging.getLogger(__name__)
-
-ResyncHook = Callable[[datetime | None], Awaitable[None]]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def stream_urls(environment: str, base_url: str | None, feed: str = "iex") -> dict[str, str]:
@@ -66,25 +42,22 @@ def stream_urls(environment: str, base_url: str | None, feed: str = "iex") -> di
         if not base_url:
             raise ValueError("local mode needs the exchange's base_url")
         ws = base_url.rstrip("/").replace("http://", "ws://").replace("https://", "wss://")
-        return {"stock": f"{ws}/v2/{feed}", "crypto": f"{ws}/v1beta3/crypto/us", "trading": f"{ws}/stream"}
+        return {
+            Channel.STOCK: f"{ws}/v2/{feed}",
+            Channel.CRYPTO: f"{ws}/v1beta3/crypto/us",
+            Channel.TRADING: f"{ws}/stream",
+        }
     data = "wss://stream.data.alpaca.markets"
-    trading = "wss://api.alpaca.markets/stream" if environment == "live" else "wss://paper-api.alpaca.markets/stream"
-    return {"stock": f"{data}/v2/{feed}", "crypto": f"{data}/v1beta3/crypto/us", "trading": trading}
-
-
-def trade_update_event(data: dict[str, Any], observed: datetime) -> TradeUpdateEvent:
-    """The ``data`` of one ``trade_updates`` message → TradeUpdateEvent (exact decimals from the wire)."""
-    order = convert.order(AlpacaOrder(**data["order"]))
-    exec_id = data.get("execution_id")
-    return TradeUpdateEvent(
-        ts=observed,
-        event=str(data.get("event", "")),
-        order=order,
-        execution_id=str(exec_id) if exec_id else None,
-        price=optional_decimal(data.get("price"), field="price"),
-        qty=optional_decimal(data.get("qty"), field="qty"),
-        position_qty=optional_decimal(data.get("position_qty"), field="position_qty"),
+    trading = (
+        "wss://api.alpaca.markets/stream"
+        if environment == "live"
+        else "wss://paper-api.alpaca.markets/stream"
     )
+    return {
+        Channel.STOCK: f"{data}/v2/{feed}",
+        Channel.CRYPTO: f"{data}/v1beta3/crypto/us",
+        Channel.TRADING: trading,
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -215,276 +188,6 @@ class MarketDataThread:
 
 
 # --------------------------------------------------------------------------------------------------
-# trading stream
-
-
-class _HookedTradingStream(TradingStream):
-    """alpaca-py 0.44's TradingStream with connect/disconnect hooks (pinned private API)."""
-
-    def __init__(self, runner: TradingStreamRunner, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._runner = runner
-
-    async def _start_ws(self) -> None:
-        await self._runner._wait_resumed()
-        if self._runner._stopping:  # stopped while suspended: end the SDK's loop without connecting
-            raise asyncio.CancelledError
-        self._runner._on_connecting()
-        try:
-            await super()._start_ws()
-        except ValueError as exc:
-            if "authenticate" in str(exc):
-                self._runner._on_auth_failed()
-            else:
-                self._runner._on_connect_failed(exc)
-            raise
-        except Exception as exc:
-            self._runner._on_connect_failed(exc)
-            raise
-        self._runner._on_connected()
-
-    async def _auth(self) -> None:
-        reason = self._runner.suspended
-        if reason is not None:  # suspended while connecting: the keys are not sent
-            raise _NotAuthenticating(f"not authenticating: {reason}")
-        await super()._auth()
-
-    async def _wait_before_reconnect(self, retries: int) -> None:
-        if self._runner.suspended is None:  # suspended: _start_ws waits for resume() instead
-            await super()._wait_before_reconnect(retries)
-
-    async def _consume(self) -> None:
-        try:
-            await super()._consume()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._runner._on_disconnected(exc)
-            raise
-
-
-class _NotAuthenticating(websockets.WebSocketException):
-    """The trading stream was suspended between its connect and its auth message."""
-
-
-_SDK_STREAM_LOG = logging.getLogger("alpaca.trading.stream")
-
-
-class _DeliberateCloseFilter(logging.Filter):
-    """Drops alpaca-py's reconnect warning for a normal close (code 1000) that Heron asked for."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not ("restarting" in message and "1000 (OK)" in message)
-
-
-class TradingStreamRunner(StreamSuspension):
-    """Owns the trading stream task, the order gate and the resync after every (re)connect."""
-
-    def __init__(
-        self,
-        key_id: str,
-        secret: str,
-        url: str,
-        bus: EventBus,
-        gate: OrderGate,
-        on_state: Callable[[str, ConnectionState, str], None],
-        *,
-        safe_mode_after: int = 6,
-        resync_retry: float = 2.0,
-        now: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self.bus = bus
-        self.gate = gate
-        self._on_state = on_state
-        self.safe_mode_after = safe_mode_after
-        self.resync_retry = resync_retry
-        self._now = now
-        self.stream = _HookedTradingStream(
-            self, key_id, secret, raw_data=True, url_override=url,
-            websocket_params={"ping_interval": 10, "ping_timeout": 20, "max_queue": 1024},
-        )
-        self.stream.subscribe_trade_updates(self._on_message)  # before start: no busy-wait
-        self.hooks: list[ResyncHook] = []
-        self._task: asyncio.Task[None] | None = None
-        self._resync_task: asyncio.Task[None] | None = None
-        self._stop_task: asyncio.Future[None] | None = None
-        self.connects = 0
-        self.resyncs = 0
-        self.failures = 0
-        self.updates = 0
-        self.bad_updates = 0
-        self.disconnected_at: datetime | None = None
-        self.state = ConnectionState.STOPPED
-        self._stopping = False
-        self._init_suspension()
-
-    def _set(self, state: ConnectionState, reason: str) -> None:
-        self.state = state
-        self._on_state("trading", state, reason)
-
-    def start(self) -> None:
-        self._stopping = False
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.ensure_future(self.stream._run_forever())
-
-    def _open_socket(self) -> Any:
-        return self.stream._ws
-
-    async def _wait_resumed(self) -> None:
-        """Inside the SDK's reconnect loop, before each connect: while suspended, wait for resume."""
-        told = False
-        while self._suspended is not None and not self._stopping:
-            self._resumed.clear()
-            reason = self._suspended
-            if reason is None:
-                break
-            if not told:
-                told = True
-                self.gate.close(f"trading stream paused: {reason}")
-                self._set(ConnectionState.RECONNECTING, f"paused: {reason}")
-            await self._resumed.wait()
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self.gate.close("trading stream stopped")
-        if self._resync_task is not None:
-            self._resync_task.cancel()
-        self._resumed.set()  # a stream waiting for resume() goes on to see the stop
-        # Our own close makes alpaca-py log "websocket error, restarting connection: sent 1000 (OK)"
-        # at WARNING (alpaca-protocol.md §6, gotcha 4): true of a dropped socket, not of a quit.
-        quiet = _DeliberateCloseFilter()
-        _SDK_STREAM_LOG.addFilter(quiet)
-        try:
-            await self.stream.stop_ws()
-            await self.stream.close()
-            if self._task is not None:
-                try:
-                    await asyncio.wait_for(self._task, 10)
-                except (TimeoutError, asyncio.CancelledError):
-                    self._task.cancel()
-        finally:
-            _SDK_STREAM_LOG.removeFilter(quiet)
-        self._set(ConnectionState.STOPPED, "stopped")
-
-    async def kill_socket(self) -> None:
-        """Drop the socket as if the network failed (tests and chaos tools)."""
-        ws = self.stream._ws
-        if ws is not None:
-            ws.transport.abort()
-
-    async def ping(self, timeout: float) -> bool:
-        """A websocket ping on the trading stream: True when its pong came back within ``timeout``
-        seconds (the stream is silent between trade updates; the pong proves it is alive)."""
-        ws = self.stream._ws
-        if ws is None or self.state is not ConnectionState.LIVE:
-            return False
-        try:
-            pong = await ws.ping()
-            await asyncio.wait_for(pong, timeout)
-        except (TimeoutError, ConnectionError, OSError, RuntimeError, websockets.WebSocketException):
-            return False
-        return True
-
-    # hooks from _HookedTradingStream (loop thread)
-
-    def _on_connecting(self) -> None:
-        first = self.connects == 0 and self.failures == 0
-        self.gate.close("trading stream connecting" if first else "trading stream reconnecting")
-        if not first and self.state is not ConnectionState.SAFE_MODE:
-            self._set(ConnectionState.RECONNECTING, "reconnecting to the trading stream")
-        elif first:
-            self._set(ConnectionState.CONNECTING, "connecting to the trading stream")
-
-    def _on_auth_failed(self) -> None:
-        self.gate.close("the trading stream refused the keys")
-        self._set(ConnectionState.FAILED, "the trading stream refused the keys; check them and reconnect")
-        # Never an endless reconnect loop on bad keys.
-        self._stop_task = asyncio.ensure_future(self.stream.stop_ws())
-
-    def _on_connect_failed(self, exc: Exception) -> None:
-        self.failures += 1
-        if self.failures >= self.safe_mode_after:
-            self._set(ConnectionState.SAFE_MODE, f"{self.failures} trading-stream connection attempts failed "
-                                                 f"in a row ({type(exc).__name__}: {exc}); still retrying")
-
-    def _on_connected(self) -> None:
-        self.connects += 1
-        self.failures = 0
-        since = self.disconnected_at
-        self.gate.close("resynchronising orders and positions after connecting")
-        self._set(ConnectionState.RECONNECTING if self.connects > 1 else ConnectionState.CONNECTING,
-                  "connected; resynchronising orders and positions")
-        if self._resync_task is not None:
-            self._resync_task.cancel()
-        self._resync_task = asyncio.ensure_future(self._resync(since))
-
-    def _on_disconnected(self, exc: Exception) -> None:
-        if self._stopping:
-            return
-        self.disconnected_at = self.disconnected_at or self._now()
-        self.gate.close(f"trading stream disconnected ({type(exc).__name__}); orders held until resync")
-        self._set(ConnectionState.RECONNECTING, f"trading stream lost: {exc}")
-
-    async def _resync(self, since: datetime | None) -> None:
-        attempt = 0
-        while True:
-            try:
-                for hook in list(self.hooks):
-                    await hook(since)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                attempt += 1
-                reason = f"resync after connect failed ({type(exc).__name__}: {exc}); retrying"
-                log.warning(reason)
-                self.gate.close(reason)
-                await asyncio.sleep(min(30.0, self.resync_retry * attempt))
-                continue
-            break
-        self.resyncs += 1
-        self.disconnected_at = None
-        self.gate.open()
-        self._set(ConnectionState.LIVE, "trading stream live; orders and positions resynchronised")
-
-    async def _on_message(self, msg: Any) -> None:
-        """Loop thread, inside alpaca-py's receive loop: convert and publish at once."""
-        try:
-            event = trade_update_event(msg["data"], self._now())
-        except Exception as exc:
-            self.bad_updates += 1
-            log.exception("unreadable trade update; resynchronising")
-            self.bus.publish(NotificationEvent(self._now(), "error", "trading stream",
-                                               f"an unreadable trade update was received ({exc}); "
-                                               "orders are being re-read from the broker"))
-            if self._resync_task is None or self._resync_task.done():
-                self.gate.close("resynchronising after an unreadable trade update")
-                self._resync_task = asyncio.ensure_future(self._resync(self._now() - timedelta(minutes=5)))
-            return
-        self.updates += 1
-        self.bus.publish(event)
-
-
-def default_resync_hook(broker: Broker, bus: EventBus, now: Callable[[], datetime] = utcnow) -> ResyncHook:
-    """Re-read open and recently changed orders and all positions; publish what was found."""
-
-    async def resync(since: datetime | None) -> None:
-        orders = {o.id: o for o in await broker.list_orders(OrderQuery(status="open", nested=True))}
-        if since is not None:
-            recent = await broker.list_orders(
-                OrderQuery(status="all", after=since - timedelta(minutes=1), nested=True, direction="asc")
-            )
-            orders.update({o.id: o for o in recent})
-        positions = await broker.get_positions()
-        ts = now()
-        for o in orders.values():
-            bus.publish(OrderChangedEvent(ts, o, source="resync"))
-        bus.publish(PositionsEvent(ts, tuple(positions)))
-
-    return resync
-
-
-# --------------------------------------------------------------------------------------------------
 # the manager
 
 
@@ -522,18 +225,34 @@ class StreamManager:
         self._now = now
         self.states: dict[str, ConnectionState] = {}
         self.reasons: dict[str, str] = {}
-        self.data = MarketDataThread(self.pipeline, self._deliver, self._state, frame_interval=1 / frame_rate,
-                                     on_notice=self._notice)
-        for channel in ("stock", "crypto"):
-            self.data.add(DataConnection(channel, self.urls[channel], key_id, secret, self.pipeline,
-                                         self.data._state_to_main, data_timeout=data_timeout,
-                                         safe_mode_after=safe_mode_after,
-                                         on_notice=self.data._notice_to_main))
+        self.data = MarketDataThread(
+            self.pipeline, self._deliver, self._state, frame_interval=1 / frame_rate, on_notice=self._notice
+        )
+        for channel in (Channel.STOCK, Channel.CRYPTO):
+            self.data.add(
+                DataConnection(
+                    channel,
+                    self.urls[channel],
+                    key_id,
+                    secret,
+                    self.pipeline,
+                    self.data._state_to_main,
+                    data_timeout=data_timeout,
+                    safe_mode_after=safe_mode_after,
+                    on_notice=self.data._notice_to_main,
+                )
+            )
         self.trading: TradingStreamRunner | None = None
         if trading:
             self.trading = TradingStreamRunner(
-                key_id, secret, self.urls["trading"], bus, self.gate, self._state,
-                safe_mode_after=safe_mode_after, now=now,
+                key_id,
+                secret,
+                self.urls[Channel.TRADING],
+                bus,
+                self.gate,
+                self._state,
+                safe_mode_after=safe_mode_after,
+                now=now,
             )
             if broker is not None:
                 self.trading.hooks.append(default_resync_hook(broker, bus, now))
@@ -580,20 +299,22 @@ class StreamManager:
         if self.trading is not None:
             self.trading.start()
 
-    async def subscribe(self, symbols: Iterable[str], *, trades: bool = True, quotes: bool = True,
-                        bars: bool = False) -> None:
+    async def subscribe(
+        self, symbols: Iterable[str], *, trades: bool = True, quotes: bool = True, bars: bool = False
+    ) -> None:
         await self._change(symbols, trades, quotes, bars, add=True)
 
-    async def unsubscribe(self, symbols: Iterable[str], *, trades: bool = True, quotes: bool = True,
-                          bars: bool = True) -> None:
+    async def unsubscribe(
+        self, symbols: Iterable[str], *, trades: bool = True, quotes: bool = True, bars: bool = True
+    ) -> None:
         await self._change(symbols, trades, quotes, bars, add=False)
 
     async def _change(
         self, symbols: Iterable[str], trades: bool, quotes: bool, bars: bool, *, add: bool
     ) -> None:
-        by_channel: dict[str, list[str]] = {"stock": [], "crypto": []}
+        by_channel: dict[Channel, list[str]] = {Channel.STOCK: [], Channel.CRYPTO: []}
         for s in symbols:
-            by_channel["crypto" if is_crypto(s) else "stock"].append(s)
+            by_channel[Channel.CRYPTO if is_crypto(s) else Channel.STOCK].append(s)
         wanted = [c for c, on in (("trades", trades), ("quotes", quotes), ("bars", bars)) if on]
         for channel, syms in by_channel.items():
             if not syms:
@@ -622,7 +343,7 @@ class StreamManager:
 
     async def kill_socket(self, channel: str) -> None:
         """Drop one socket as if the network failed (tests, chaos)."""
-        if channel == "trading":
+        if channel == Channel.TRADING:
             if self.trading is not None:
                 await self.trading.kill_socket()
             return

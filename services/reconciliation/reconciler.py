@@ -18,6 +18,10 @@
 - :meth:`adopt_broker_state` is the explicit, journaled operator action that rewrites local
   positions from the broker (internal adjustment fills, never sent); it settles open and
   acknowledged incidents of the symbol alike.
+- Whenever the set of open incidents changes the reconciler publishes
+  :class:`~services.domain.events.IncidentsChangedEvent` (the incidents, the worst severity and a
+  summary decided in :mod:`services.reconciliation.drift`); the drift banner and the
+  reconciliation panel follow it. :meth:`incidents_event` is the same as of now, for a new view.
 - The reconciler never sends, cancels or replaces an order. It only reads from the broker.
 
 Coroutines run on the service event loop.
@@ -25,7 +29,6 @@ Coroutines run on the service event loop.
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -33,17 +36,19 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select
-
 from services.broker.base import Broker, BrokerError, OrderQuery
 from services.domain.bus import EventBus
-from services.domain.enums import TradingState
-from services.domain.events import NotificationEvent, PositionsEvent
+from services.domain.enums import IncidentSeverity, NotificationLevel, TradingState
+from services.domain.events import IncidentsChangedEvent, NotificationEvent, PositionsEvent
+from services.domain.incidents import Incident, IncidentKind, IncidentResolution
 from services.domain.models import Fill, Order, Position
 from services.orders.journal import OrderJournal
 from services.orders.positions import trading_day
 from services.orders.store import OrderStore
-from services.orders.tables import incidents_table
+from services.reconciliation.drift import incidents_changed
+from services.reconciliation.incident_store import IncidentStore
+from services.reconciliation.trade_report import export_trade_report
+from services.reconciliation.trade_report import plain as _s
 from services.risk.trading_state import TradingStateMachine
 from services.storage import Database
 
@@ -51,29 +56,6 @@ log = logging.getLogger(__name__)
 ZERO = Decimal(0)
 PRICE_TOLERANCE = Decimal("1e-4")
 SOURCE = "reconciliation"
-
-
-@dataclass(frozen=True, slots=True)
-class Incident:
-    id: str
-    kind: str  # position_qty | position_price | unknown_broker_order | missing_local_fill | fill_qty | ...
-    severity: str  # warning | critical
-    subject: str  # symbol or order id
-    local_value: str
-    broker_value: str
-    detail: str
-    opened_at: datetime
-    acknowledged_at: datetime | None = None
-    acknowledged_by: str | None = None
-    resolution: str | None = None  # acknowledged | adopted | resolved (local equals broker again)
-
-    @property
-    def is_open(self) -> bool:
-        return self.acknowledged_at is None
-
-    @property
-    def signature(self) -> tuple[str, str, str, str]:
-        return (self.kind, self.subject, self.local_value, self.broker_value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +69,6 @@ class ReconciliationResult:
 def _seq_of(incident_id: str) -> int:
     tail = incident_id.rsplit("-", 1)[-1]
     return int(tail) if tail.isdigit() else 0
-
-
-def _s(v: Decimal) -> str:
-    text = format(v, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 class Reconciler:
@@ -117,6 +94,7 @@ class Reconciler:
         self.bus = bus
         self.clock = clock
         self.db = db
+        self._db_incidents = IncidentStore(db) if db is not None else None
         self.max_calls = max_calls_per_cycle
         self.quiet = timedelta(seconds=quiet_after_fill_s)
         self.fills_lookback = fills_lookback
@@ -140,15 +118,35 @@ class Reconciler:
         self._startup_done = False
         self._escalated = False
         self._load()
+        #: the open incident ids last published in an IncidentsChangedEvent
+        self._announced = self._open_key()
 
     # --- public ----------------------------------------------------------------------------------
     def open_incidents(self) -> list[Incident]:
         return [i for i in self.incidents.values() if i.is_open]
 
+    def incidents_event(self) -> IncidentsChangedEvent:
+        """The open incidents, their worst severity and the banner's summary, as of now (a view built
+        after the last change starts from this; later changes arrive on the bus)."""
+        return incidents_changed(self.clock(), self.open_incidents())
+
+    def _open_key(self) -> tuple[str, ...]:
+        return tuple(sorted(i.id for i in self.open_incidents()))
+
+    def _announce(self) -> None:
+        """Publish :class:`IncidentsChangedEvent` when the set of open incidents changed."""
+        key = self._open_key()
+        if key == self._announced:
+            return
+        self._announced = key
+        self.bus.publish(self.incidents_event())
+
     def restricted_incidents(self) -> list[Incident]:
         """Acknowledged quantity drifts not adopted yet: their symbols trade reduce-only."""
         return [
-            i for i in self.incidents.values() if i.kind == "position_qty" and i.resolution == "acknowledged"
+            i
+            for i in self.incidents.values()
+            if i.kind is IncidentKind.POSITION_QTY and i.resolution is IncidentResolution.ACKNOWLEDGED
         ]
 
     def _drift_offsets(self) -> dict[str, Decimal]:
@@ -251,16 +249,21 @@ class Reconciler:
         inc = self.incidents[incident_id]
         if not inc.is_open:
             return inc
-        inc = replace(inc, acknowledged_at=self.clock(), acknowledged_by=operator, resolution="acknowledged")
+        inc = replace(
+            inc,
+            acknowledged_at=self.clock(),
+            acknowledged_by=operator,
+            resolution=IncidentResolution.ACKNOWLEDGED,
+        )
         self._save(inc)
         self.journal.append("incident_acknowledged", None, f"operator:{operator}", incident=inc.id, note=note)
         self.journal.flush()
-        if inc.kind == "position_qty":
+        if inc.kind is IncidentKind.POSITION_QTY:
             held = self.reduce_only_qty(inc.subject)
             self.bus.publish(
                 NotificationEvent(
                     self.clock(),
-                    "warning",
+                    NotificationLevel.WARNING,
                     SOURCE,
                     f"{inc.subject} stays reduce-only at the broker's quantity {_s(held or ZERO)} "
                     f"(Heron has {_s(self.store.position_qty(inc.subject))}) until the broker's state "
@@ -291,18 +294,23 @@ class Reconciler:
         )
         self.journal.flush()
         self.store.book_adjustment(symbol, qty, avg, inc.id)
-        inc = replace(inc, acknowledged_at=self.clock(), acknowledged_by=operator, resolution="adopted")
+        inc = replace(
+            inc, acknowledged_at=self.clock(), acknowledged_by=operator, resolution=IncidentResolution.ADOPTED
+        )
         self._save(inc)
         # any other open or acknowledged incident on the same symbol is settled by the same adoption
         for other in list(self.incidents.values()):
             if (
                 other.subject == symbol
-                and other.kind.startswith("position")
-                and other.resolution in (None, "acknowledged")
+                and other.kind.is_position
+                and other.resolution in (None, IncidentResolution.ACKNOWLEDGED)
             ):
                 self._save(
                     replace(
-                        other, acknowledged_at=self.clock(), acknowledged_by=operator, resolution="adopted"
+                        other,
+                        acknowledged_at=self.clock(),
+                        acknowledged_by=operator,
+                        resolution=IncidentResolution.ADOPTED,
                     )
                 )
         self._after_operator(operator)
@@ -310,37 +318,7 @@ class Reconciler:
 
     def export_trade_report(self, path: Path) -> int:
         """CSV per symbol: buys, sells, volume, realized P&L (from Heron's fills). Returns rows."""
-        rows = 0
-        with Path(path).open("w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(
-                [
-                    "symbol",
-                    "buys",
-                    "sells",
-                    "volume",
-                    "buy_notional",
-                    "sell_notional",
-                    "position",
-                    "realized_pl",
-                ]
-            )
-            for sym in sorted(self.store.positions):
-                p = self.store.positions[sym]
-                w.writerow(
-                    [
-                        sym,
-                        _s(p.bought),
-                        _s(p.sold),
-                        _s(p.bought + p.sold),
-                        _s(p.buy_notional),
-                        _s(p.sell_notional),
-                        _s(p.qty),
-                        _s(p.realized_pl),
-                    ]
-                )
-                rows += 1
-        return rows
+        return export_trade_report(self.store, path)
 
     # --- comparisons -----------------------------------------------------------------------------
     def _compare_positions(self, broker_positions: list[Position]) -> list[Incident]:
@@ -362,7 +340,14 @@ class Reconciler:
                 if offsets.get(sym) == bq - lq:
                     continue  # the acknowledged drift, moved only by Heron's own fills: still reduce-only
                 out.append(
-                    self._incident("position_qty", "critical", sym, _s(lq), _s(bq), f"{sym} quantity differs")
+                    self._incident(
+                        IncidentKind.POSITION_QTY,
+                        IncidentSeverity.CRITICAL,
+                        sym,
+                        _s(lq),
+                        _s(bq),
+                        f"{sym} quantity differs",
+                    )
                 )
                 continue
             matched_qty.add(sym)
@@ -377,7 +362,12 @@ class Reconciler:
             la = local[sym].avg_price
             out.append(
                 self._incident(
-                    "position_price", "warning", sym, _s(la), _s(ba), f"{sym} average price differs"
+                    IncidentKind.POSITION_PRICE,
+                    IncidentSeverity.WARNING,
+                    sym,
+                    _s(la),
+                    _s(ba),
+                    f"{sym} average price differs",
                 )
             )
         self._resolve_matched(matched_qty, matched_price)
@@ -388,7 +378,7 @@ class Reconciler:
         return [
             i
             for i in self.incidents.values()
-            if i.kind.startswith("position") and i.resolution in (None, "acknowledged")
+            if i.kind.is_position and i.resolution in (None, IncidentResolution.ACKNOWLEDGED)
         ]
 
     def _resolve_matched(self, matched_qty: set[str], matched_price: set[str]) -> None:
@@ -396,11 +386,13 @@ class Reconciler:
         now = self.clock()
         closed = False
         for inc in self._position_incidents():
-            matched = matched_qty if inc.kind == "position_qty" else matched_price
+            matched = matched_qty if inc.kind is IncidentKind.POSITION_QTY else matched_price
             if inc.subject not in matched:
                 continue
             was = inc.resolution or "open"
-            inc = replace(inc, acknowledged_at=now, acknowledged_by=SOURCE, resolution="resolved")
+            inc = replace(
+                inc, acknowledged_at=now, acknowledged_by=SOURCE, resolution=IncidentResolution.RESOLVED
+            )
             self._save(inc)
             qty = self.broker_positions.get(inc.subject, ZERO)
             self.journal.append(
@@ -414,11 +406,11 @@ class Reconciler:
                 qty=qty,
             )
             self.journal.flush()
-            what = "quantity" if inc.kind == "position_qty" else "average price"
+            what = "quantity" if inc.kind is IncidentKind.POSITION_QTY else "average price"
             self.bus.publish(
                 NotificationEvent(
                     now,
-                    "info",
+                    NotificationLevel.INFO,
                     SOURCE,
                     f"{inc.subject} {what} matches the broker again (qty {_s(qty)}): incident {inc.id} "
                     f"({inc.detail}: local {inc.local_value}, broker {inc.broker_value}) closed",
@@ -454,8 +446,8 @@ class Reconciler:
             if rec is None:
                 out.append(
                     self._incident(
-                        "unknown_broker_order",
-                        "warning",
+                        IncidentKind.UNKNOWN_BROKER_ORDER,
+                        IncidentSeverity.WARNING,
                         order.id,
                         "absent",
                         f"{order.side.value} {order.qty} {order.symbol} {order.status.value}",
@@ -481,8 +473,8 @@ class Reconciler:
             if local < qty:
                 out.append(
                     self._incident(
-                        "missing_local_fill",
-                        "critical",
+                        IncidentKind.MISSING_LOCAL_FILL,
+                        IncidentSeverity.CRITICAL,
                         order_id,
                         _s(local),
                         _s(qty),
@@ -493,7 +485,13 @@ class Reconciler:
 
     # --- incidents -------------------------------------------------------------------------------
     def _incident(
-        self, kind: str, severity: str, subject: str, local: str, broker: str, detail: str
+        self,
+        kind: IncidentKind,
+        severity: IncidentSeverity,
+        subject: str,
+        local: str,
+        broker: str,
+        detail: str,
     ) -> Incident:
         self._seq += 1
         now = self.clock()
@@ -523,14 +521,16 @@ class Reconciler:
             self.bus.publish(
                 NotificationEvent(
                     now,
-                    "error" if inc.severity == "critical" else "warning",
+                    NotificationLevel.ERROR
+                    if inc.severity is IncidentSeverity.CRITICAL
+                    else NotificationLevel.WARNING,
                     SOURCE,
                     f"{inc.detail}: local {inc.local_value}, broker {inc.broker_value}",
                 )
             )
         open_now = self.open_incidents()
         if open_now and self.trading.state is not TradingState.DISABLED:
-            severe = any(i.severity == "critical" for i in open_now)
+            severe = any(i.severity is IncidentSeverity.CRITICAL for i in open_now)
             state = TradingState.HALTED if severe else TradingState.REDUCING
             self.trading.escalate(
                 state, f"reconciliation drift: {len(open_now)} open incident(s)", source=SOURCE
@@ -539,10 +539,12 @@ class Reconciler:
         self.last_run = now
         # clean means every quantity matches: an acknowledged drift is not open, but not clean either
         self.last_clean = not open_now and not self.restricted_incidents()
+        self._announce()
         return ReconciliationResult(not open_now, tuple(new), calls, now)
 
     def _after_operator(self, operator: str) -> None:
         self._release(operator)
+        self._announce()
 
     def _release(self, operator: str | None) -> None:
         """Lift what reconciliation imposed once no incident is open (by an operator, or because the
@@ -570,44 +572,10 @@ class Reconciler:
 
     def _save(self, inc: Incident) -> None:
         self.incidents[inc.id] = inc
-        if self.db is None:
-            return
-        with self.db.begin() as conn:
-            conn.execute(delete(incidents_table).where(incidents_table.c.id == inc.id))
-            conn.execute(
-                insert(incidents_table).values(
-                    id=inc.id,
-                    kind=inc.kind,
-                    severity=inc.severity,
-                    subject=inc.subject,
-                    local_value=inc.local_value,
-                    broker_value=inc.broker_value,
-                    detail=inc.detail,
-                    opened_at=inc.opened_at,
-                    acknowledged_at=inc.acknowledged_at,
-                    acknowledged_by=inc.acknowledged_by,
-                    resolution=inc.resolution,
-                )
-            )
+        if self._db_incidents is not None:
+            self._db_incidents.save(inc)
 
     def _load(self) -> None:
-        if self.db is None:
-            return
-        with self.db.connect() as conn:
-            rows = conn.execute(select(incidents_table).order_by(incidents_table.c.opened_at)).all()
-        for r in rows:
-            m = r._mapping
-            self.incidents[m["id"]] = Incident(
-                m["id"],
-                m["kind"],
-                m["severity"],
-                m["subject"],
-                m["local_value"],
-                m["broker_value"],
-                m["detail"],
-                m["opened_at"],
-                m["acknowledged_at"],
-                m["acknowledged_by"],
-                m["resolution"],
-            )
+        if self._db_incidents is not None:
+            self.incidents.update(self._db_incidents.load())
         self._seq = len(self.incidents)

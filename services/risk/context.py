@@ -42,7 +42,7 @@ class MarketHours(Protocol):
 
 
 class OrderGateLike(Protocol):
-    """``services.broker.gate.OrderGate``: closed while the stream resyncs after a reconnect."""
+    """``services.broker.order_gate.OrderGate``: closed while the stream resyncs after a reconnect."""
 
     allowed: bool
     reason: str

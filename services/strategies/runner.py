@@ -5,9 +5,10 @@ out only to the running strategies subscribed to that symbol; trade updates and 
 the strategy that owns the order (by client order id), whatever its state, so positions stay right
 even while a strategy is paused or stopped.
 
-Intents leave through an :class:`IntentSink`, synchronously: live, :class:`OrderSinkBridge` queues
-them for an async :class:`~services.strategies.api.OrderSink` (the execution engine); in a backtest
-the simulated broker takes them directly. Everything else (hooks, attribution, books, persistence,
+Intents leave through an :class:`~services.strategies.intents.IntentSink`, synchronously: live,
+:class:`~services.strategies.intents.OrderSinkBridge` queues them for an async
+:class:`~services.strategies.api.OrderSink` (the execution engine); in a backtest the simulated
+broker takes them directly. Everything else (hooks, attribution, books, persistence,
 isolation) is the same code in both cases.
 
 Thread: all methods run on the thread that drives the runner (the event-loop thread live, a worker
@@ -16,7 +17,6 @@ thread in a backtest); the runner is not thread-safe and needs no locks because 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import traceback
@@ -25,10 +25,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from services.domain.bus import EventBus, Subscription
-from services.domain.enums import OrderSide, OrderType, TimeInForce
+from services.domain.enums import NotificationLevel, OrderSide, OrderType, TimeInForce, TradeUpdateKind
 from services.domain.events import BarEvent, FillEvent, NotificationEvent, QuoteEvent, TradeUpdateEvent
 from services.domain.models import Bar, Fill, OrderRequest, Quote
 from services.domain.money import to_decimal
@@ -36,7 +36,6 @@ from services.domain.symbols import is_crypto, normalize_symbol
 from services.storage.errors import describe_os_error
 from services.strategies.api import (
     OrderIntent,
-    OrderSink,
     Signal,
     SignalRecord,
     Strategy,
@@ -44,13 +43,16 @@ from services.strategies.api import (
     StrategyPosition,
     StrategyState,
 )
+from services.strategies.intents import IntentSink, OrderSinkBridge
+from services.strategies.managed import ManagedStrategy, PendingOrder
 from services.strategies.portfolio import PortfolioManager
 from services.strategies.store import StrategyStateStore
 
 log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
-_FILL_KINDS = frozenset({"fill", "partial_fill"})
+_FILL_KINDS = frozenset({TradeUpdateKind.FILL, TradeUpdateKind.PARTIAL_FILL})
+_ENDED_KINDS = frozenset({TradeUpdateKind.REJECTED, TradeUpdateKind.CANCELED, TradeUpdateKind.EXPIRED})
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
 
@@ -58,127 +60,12 @@ class StrategyRunnerError(ValueError):
     """A lifecycle request that cannot be honoured (unknown name, duplicate name, ...)."""
 
 
-class IntentSink(Protocol):
-    """Synchronous hand-off of attributed intents. Must not block and must not call back into the
-    runner re-entrantly for the same intent; failures are reported with
-    :meth:`StrategyRunner.on_intent_failed`."""
-
-    def accept(self, intent: OrderIntent) -> None: ...
-
-    def cancel(self, strategy: str, client_order_id: str) -> None: ...
-
-
-class OrderSinkBridge:
-    """IntentSink for live trading: queues intents and submits them, in order, to an async OrderSink.
-
-    ``start()`` must be called from the event loop; ``stop()`` drains what is queued then ends the
-    task. A sink exception (risk rejection, journal error) is reported to ``on_failure`` with the
-    client order id and the message; the strategy keeps running.
-    """
-
-    def __init__(self, sink: OrderSink) -> None:
-        self._sink = sink
-        self._queue: asyncio.Queue[tuple[str, OrderIntent | None, str]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self.on_failure: Callable[[str, str], None] | None = None
-        self.submitted = 0
-
-    def accept(self, intent: OrderIntent) -> None:
-        self._queue.put_nowait(("submit", intent, ""))
-
-    def cancel(self, strategy: str, client_order_id: str) -> None:
-        self._queue.put_nowait(("cancel", None, client_order_id))
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._pump(), name="strategy-intents")
-
-    async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._queue.put_nowait(("stop", None, ""))
-        await self._task
-        self._task = None
-
-    async def drain(self) -> None:
-        """Wait until every queued intent has been handed to the sink (tests, shutdown)."""
-        await self._queue.join()
-
-    async def _pump(self) -> None:
-        while True:
-            kind, intent, coid = await self._queue.get()
-            try:
-                if kind == "stop":
-                    return
-                if kind == "cancel":
-                    await self._sink.cancel(coid)
-                elif intent is not None:
-                    await self._sink.submit(intent.request, intent.source)
-                    self.submitted += 1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failed = intent.request.client_order_id if intent is not None else coid
-                log.warning("order sink refused %s %s: %s", kind, failed, exc)
-                if self.on_failure is not None and failed:
-                    self.on_failure(failed, str(exc) or type(exc).__name__)
-            finally:
-                self._queue.task_done()
-
-
-class _Pending:
-    __slots__ = ("remaining", "symbol")
-
-    def __init__(self, symbol: str, remaining: Decimal) -> None:
-        self.symbol = symbol
-        self.remaining = remaining  # signed: + for buys, - for sells
-
-
-class _Managed:
-    """The runner's record of one strategy."""
-
-    __slots__ = (
-        "ctx",
-        "custom",
-        "error",
-        "last_rejection",
-        "last_signal",
-        "name",
-        "orders",
-        "pending",
-        "positions",
-        "rejected",
-        "restored",
-        "signals",
-        "state",
-        "strategy",
-        "traceback",
-    )
-
-    def __init__(self, name: str, strategy: Strategy) -> None:
-        self.name = name
-        self.strategy = strategy
-        self.state = StrategyState.CREATED
-        self.error: str | None = None
-        self.traceback: str | None = None
-        self.positions: dict[str, StrategyPosition] = {}
-        self.pending: dict[str, _Pending] = {}
-        self.orders = 0
-        self.rejected = 0
-        self.last_rejection: str | None = None
-        self.last_signal: Signal | None = None
-        self.signals: dict[str, Signal] = {}
-        self.custom: dict[str, Any] = {}
-        self.restored = False
-        self.ctx: _Context | None = None
-
-
 class _Context:
     """The runner's implementation of :class:`~services.strategies.api.StrategyContext`."""
 
     __slots__ = ("_m", "_r", "source")
 
-    def __init__(self, runner: StrategyRunner, managed: _Managed) -> None:
+    def __init__(self, runner: StrategyRunner, managed: ManagedStrategy) -> None:
         self._r = runner
         self._m = managed
         self.source = f"strategy:{managed.name}"
@@ -249,10 +136,10 @@ class StrategyRunner:
         self._store = store
         self._token = run_token or uuid.uuid4().hex[:8]
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._managed: dict[str, _Managed] = {}
-        self._by_symbol: dict[str, list[_Managed]] = {}
+        self._managed: dict[str, ManagedStrategy] = {}
+        self._by_symbol: dict[str, list[ManagedStrategy]] = {}
         self._marks: dict[str, list[StrategyPosition]] = {}
-        self._owners: dict[str, _Managed] = {}
+        self._owners: dict[str, ManagedStrategy] = {}
         self._seen_executions: set[str] = set()
         self._seq = 0
         self._bus: EventBus | None = None
@@ -269,7 +156,7 @@ class StrategyRunner:
             raise StrategyRunnerError(f"strategy name {name!r} must be 1-40 of A-Z a-z 0-9 _ . -")
         if name in self._managed:
             raise StrategyRunnerError(f"a strategy named {name!r} already exists")
-        managed = _Managed(name, strategy)
+        managed = ManagedStrategy(name, strategy)
         managed.ctx = _Context(self, managed)
         strategy.bind(managed.ctx)
         self._managed[name] = managed
@@ -412,7 +299,7 @@ class StrategyRunner:
             self._apply_fill(m, coid, exec_id, order.symbol, order.side, event.qty, event.price)
         if order.status.is_terminal:
             m.pending.pop(coid, None)
-        if event.event in ("rejected", "canceled", "expired"):
+        if event.event in _ENDED_KINDS:
             m.pending.pop(coid, None)
         if m.state in (StrategyState.RUNNING, StrategyState.PAUSED):
             self._call(m, lambda: m.strategy.on_trade_update(event))
@@ -437,7 +324,14 @@ class StrategyRunner:
         self.save()
 
     def _apply_fill(
-        self, m: _Managed, coid: str, exec_id: str, symbol: str, side: OrderSide, qty: Decimal, price: Decimal
+        self,
+        m: ManagedStrategy,
+        coid: str,
+        exec_id: str,
+        symbol: str,
+        side: OrderSide,
+        qty: Decimal,
+        price: Decimal,
     ) -> None:
         if exec_id in self._seen_executions:
             return
@@ -453,13 +347,13 @@ class StrategyRunner:
         self.save()
 
     # -- intents -------------------------------------------------------------------------------
-    def _next_coid(self, m: _Managed) -> str:
+    def _next_coid(self, m: ManagedStrategy) -> str:
         self._seq += 1
         return f"st-{m.name[:20]}-{self._token}-{self._seq}"
 
     def _submit(
         self,
-        m: _Managed,
+        m: ManagedStrategy,
         symbol: str,
         side: OrderSide,
         qty: Decimal,
@@ -486,17 +380,17 @@ class StrategyRunner:
             client_order_id=coid,
         )
         self._owners[coid] = m
-        m.pending[coid] = _Pending(symbol, qty if request.side is OrderSide.BUY else -qty)
+        m.pending[coid] = PendingOrder(symbol, qty if request.side is OrderSide.BUY else -qty)
         m.orders += 1
         self._intents.accept(OrderIntent(m.name, f"strategy:{m.name}", request, self.now))
         return coid
 
-    def _cancel(self, m: _Managed, coid: str) -> None:
+    def _cancel(self, m: ManagedStrategy, coid: str) -> None:
         if self._owners.get(coid) is not m:
             raise StrategyRunnerError(f"strategy {m.name!r} does not own order {coid!r}")
         self._intents.cancel(m.name, coid)
 
-    def _target(self, m: _Managed, symbol: str, qty: Decimal) -> str | None:
+    def _target(self, m: ManagedStrategy, symbol: str, qty: Decimal) -> str | None:
         symbol = normalize_symbol(symbol)
         granted = self.portfolio.request_target(m.name, symbol, to_decimal(qty, field="target qty"))
         pos = m.positions.get(symbol)
@@ -512,7 +406,7 @@ class StrategyRunner:
         tif = TimeInForce.GTC if is_crypto(symbol) else TimeInForce.DAY
         return self._submit(m, symbol, side, abs(delta), OrderType.MARKET, None, None, tif)
 
-    def _signal(self, m: _Managed, symbol: str, signal: Signal, reason: str) -> None:
+    def _signal(self, m: ManagedStrategy, symbol: str, signal: Signal, reason: str) -> None:
         signal = Signal(signal)
         if m.signals.get(symbol) is signal:
             return
@@ -528,7 +422,7 @@ class StrategyRunner:
         self._signal_listeners.append(listener)
 
     # -- books and reports ---------------------------------------------------------------------
-    def _position(self, m: _Managed, symbol: str) -> StrategyPosition:
+    def _position(self, m: ManagedStrategy, symbol: str) -> StrategyPosition:
         pos = m.positions.get(symbol)
         if pos is None:
             pos = m.positions[symbol] = StrategyPosition()
@@ -566,25 +460,7 @@ class StrategyRunner:
 
     # -- persistence ---------------------------------------------------------------------------
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        return {
-            m.name: {
-                "key": m.strategy.KEY,
-                "params": m.strategy.params_as_text(),
-                "state": m.state.value,
-                "error": m.error,
-                "traceback": m.traceback,
-                "orders": m.orders,
-                "rejected": m.rejected,
-                "last_signal": m.last_signal.value if m.last_signal else None,
-                "signals": {s: v.value for s, v in m.signals.items()},
-                "positions": {s: p.to_json() for s, p in m.positions.items()},
-                "pending": {
-                    c: {"symbol": p.symbol, "remaining": str(p.remaining)} for c, p in m.pending.items()
-                },
-                "custom": m.custom,
-            }
-            for m in self._managed.values()
-        }
+        return {m.name: m.to_record() for m in self._managed.values()}
 
     def save(self) -> None:
         """Write the state file (no-op without a store). A write failure is logged, never raised."""
@@ -617,18 +493,10 @@ class StrategyRunner:
             strategy = cls(rec.get("params", {}))
             self.add(strategy, name)
             m = self._managed[name]
-            m.restored = True
-            m.orders = int(rec.get("orders", 0))
-            m.rejected = int(rec.get("rejected", 0))
-            m.custom = dict(rec.get("custom") or {})
-            m.signals = {s: Signal(v) for s, v in (rec.get("signals") or {}).items()}
-            m.last_signal = Signal(rec["last_signal"]) if rec.get("last_signal") else None
-            for symbol, data in (rec.get("positions") or {}).items():
-                pos = StrategyPosition.from_json(data)
-                m.positions[symbol] = pos
+            m.load_record(rec)
+            for symbol, pos in m.positions.items():
                 self._marks.setdefault(symbol, []).append(pos)
-            for coid, data in (rec.get("pending") or {}).items():
-                m.pending[coid] = _Pending(data["symbol"], to_decimal(data["remaining"]))
+            for coid in m.pending:
                 self._owners[coid] = m
             for symbol, pos in m.positions.items():
                 if pos.qty != 0:
@@ -648,7 +516,7 @@ class StrategyRunner:
         return restored
 
     # -- internals -----------------------------------------------------------------------------
-    def _get(self, name: str) -> _Managed:
+    def _get(self, name: str) -> ManagedStrategy:
         try:
             return self._managed[name]
         except KeyError:
@@ -656,14 +524,14 @@ class StrategyRunner:
             raise StrategyRunnerError(f"no strategy named {name!r} (running: {known})") from None
 
     def _rebuild(self) -> None:
-        by_symbol: dict[str, list[_Managed]] = {}
+        by_symbol: dict[str, list[ManagedStrategy]] = {}
         for m in self._managed.values():
             if m.state is StrategyState.RUNNING:
                 for symbol in m.strategy.symbols:
                     by_symbol.setdefault(symbol, []).append(m)
         self._by_symbol = by_symbol
 
-    def _call(self, m: _Managed, fn: Callable[[], None]) -> bool:
+    def _call(self, m: ManagedStrategy, fn: Callable[[], None]) -> bool:
         try:
             fn()
             return True
@@ -671,7 +539,7 @@ class StrategyRunner:
             self._fail(m, exc)
             return False
 
-    def _fail(self, m: _Managed, exc: BaseException) -> None:
+    def _fail(self, m: ManagedStrategy, exc: BaseException) -> None:
         """Isolate a failing strategy: state error, message and traceback kept, others go on."""
         m.state = StrategyState.ERROR
         m.error = f"{type(exc).__name__}: {exc}"
@@ -682,7 +550,10 @@ class StrategyRunner:
         if self._bus is not None:
             self._bus.publish(
                 NotificationEvent(
-                    self._clock(), "error", f"strategy:{m.name}", f"stopped after error: {m.error}"
+                    self._clock(),
+                    NotificationLevel.ERROR,
+                    f"strategy:{m.name}",
+                    f"stopped after error: {m.error}",
                 )
             )
         self.save()

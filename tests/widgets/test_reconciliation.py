@@ -87,14 +87,54 @@ def test_reconciler_keeps_broker_side_of_last_comparison(rig: ReconciliationRig)
 def test_banner_follows_open_incidents_and_asks_for_review(qtbot: Any, panel: ReconciliationPanel) -> None:
     banner = DriftBanner()
     qtbot.addWidget(banner)
-    panel.incidentsChanged.connect(banner.set_incidents)
-    panel.announce()
+    banner.show_incidents(panel.reconciler.incidents_event())
     assert banner.count == 2 and banner.severity == "critical"
     assert "MSFT quantity differs" in banner.text.text()
     with qtbot.waitSignal(banner.reviewRequested):
         qtbot.mouseClick(banner, Qt.MouseButton.LeftButton)
-    banner.set_incidents(0, "", "")
+    banner.set_incidents(0, None, "")
     assert banner.isHidden()
+
+
+def test_banner_and_panel_follow_the_reconcilers_event(
+    qtbot: Any, panel: ReconciliationPanel, rig: ReconciliationRig
+) -> None:
+    """The reconciler publishes IncidentsChangedEvent when its open incidents change; the banner shows
+    the worst severity it carries and hides when none is open, and the panel refreshes at once (no
+    timer tick: its refresh interval here is a minute)."""
+    banner = DriftBanner()
+    qtbot.addWidget(banner)
+    banner.show()
+    banner.follow(rig.bus)
+    panel.follow(rig.bus)
+    shown: list[int] = []
+    banner.incidentsShown.connect(shown.append)
+    rc = rig.reconciler
+    critical = next(i for i in rc.open_incidents() if i.severity == "critical")
+    rc.acknowledge(critical.id, "tester")
+    assert shown == [1] and banner.isVisible()
+    assert banner.severity == "warning" and "unknown to Heron" in banner.text.text()
+    assert panel.status.text() == "● 1 open incident"
+    [last] = rc.open_incidents()
+    rc.acknowledge(last.id, "tester")
+    assert shown == [1, 0] and banner.isHidden() and banner.count == 0 and banner.severity is None
+    assert "open incident" not in panel.status.text()
+
+
+def test_a_destroyed_banner_and_panel_leave_the_bus(qtbot: Any, rig: ReconciliationRig) -> None:
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    banner = DriftBanner()
+    panel = ReconciliationPanel(rig.reconciler, operator="tester", refresh_ms=60_000)
+    subs = [banner.follow(rig.bus), panel.follow(rig.bus)]
+    assert all(s.active for s in subs)
+    banner.deleteLater()
+    panel.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert not any(s.active for s in subs)
+    for inc in rig.reconciler.open_incidents():
+        rig.reconciler.acknowledge(inc.id, "tester")  # publishes IncidentsChangedEvent
+    assert rig.bus.handler_errors == 0
 
 
 def test_acknowledge_needs_confirmation(monkeypatch: Any, panel: ReconciliationPanel) -> None:

@@ -1,7 +1,7 @@
 """Alpaca ``trade_updates`` messages driven through the execution engine.
 
 Each message is converted exactly as Heron's trading stream converts it
-(:func:`services.marketdata.streams.trade_update_event`, the ``raw_data`` dict of alpaca-py's
+(:func:`services.broker.trade_stream.trade_update_event`, the ``raw_data`` dict of alpaca-py's
 ``TradingStream``) and published on the bus. The orders are submitted through the engine to the
 FakeBroker, whose own events are switched off: what settles an order here is Alpaca's message shape
 only (``tests/fixtures/alpaca/trade_updates.json``: Alpaca's docs example of a fill, and sequences
@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
+from services.broker.trade_stream import trade_update_event
 from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.events import FillEvent, NotificationEvent, OrderChangedEvent, TradeUpdateEvent
 from services.domain.models import OrderRequest
-from services.marketdata.streams import trade_update_event
 from services.orders.transitions import OrderState
 from services.storage import Database
 from tests.support import alpaca_fixtures as fx

@@ -7,9 +7,9 @@ import pytest
 
 from services.broker.backoff import Backoff
 from services.broker.budget import RequestBudget, RequestKind
-from services.broker.gate import OrderGate
 from services.broker.health import HealthMonitor, RestHealth, RestHealthEvent
 from services.broker.latency import LatencyRecorder
+from services.broker.order_gate import OrderGate
 from services.domain.bus import EventBus
 from services.domain.enums import ConnectionState
 from services.domain.events import ConnectionStateEvent

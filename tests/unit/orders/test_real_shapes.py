@@ -17,11 +17,11 @@ from typing import Any
 from alpaca.trading.models import Order as AlpacaOrder
 
 from services.broker import convert
+from services.broker.trade_stream import trade_update_event
 from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.events import NotificationEvent, TradeUpdateEvent
 from services.domain.models import Order, OrderRequest
 from services.domain.money import InvalidNumberError
-from services.marketdata.streams import trade_update_event
 from services.orders.records import OrderRecord
 from services.orders.state_machine import OrderStateMachine
 from services.orders.transitions import OrderState

@@ -25,10 +25,10 @@ import requests
 from services.broker.alpaca import AlpacaBroker
 from services.broker.backoff import Backoff
 from services.broker.budget import RequestBudget
+from services.broker.trade_stream import trade_update_event
 from services.domain.bus import EventBus
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
 from services.domain.models import OrderRequest
-from services.marketdata.streams import trade_update_event
 from services.orders.engine import ExecutionEngine
 from services.orders.journal import OrderJournal
 from services.orders.store import OrderStore

@@ -13,9 +13,10 @@ from services.domain.enums import OrderSide, TimeInForce
 from services.domain.events import BarEvent, FillEvent, NotificationEvent, QuoteEvent
 from services.domain.models import Fill, OrderRequest, Quote
 from services.strategies.api import Param, Signal, Strategy, StrategyState
+from services.strategies.intents import OrderSinkBridge
 from services.strategies.portfolio import PortfolioManager
 from services.strategies.report import strategies_report
-from services.strategies.runner import OrderSinkBridge, StrategyRunner, StrategyRunnerError
+from services.strategies.runner import StrategyRunner, StrategyRunnerError
 from services.strategies.store import StrategyStateError, StrategyStateStore
 
 from .support import T0, RecordingSink, bar, fill_update
