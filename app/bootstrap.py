@@ -31,7 +31,6 @@ from app import crashpoints, exchange_supervisor
 from app import lifecycle as stages
 from app.cli import LIVE_CONFIRMATION
 from app.errors import ExceptionHooks, LoopNotifier
-from app.fastbars import LOCAL_DEFAULT_SECONDS, IntervalBarBuilder
 from app.lifecycle import Lifecycle, ShutdownReport
 from app.local_exchange import (
     ExchangeDiedAtStart,
@@ -66,6 +65,7 @@ from services.domain.models import Bar
 from services.exchange.sessions import MarketCalendar
 from services.marketdata.book import QuoteBook
 from services.marketdata.history import HistoryService
+from services.marketdata.intervals import LOCAL_DEFAULT_SECONDS, IntervalBarBuilder
 from services.marketdata.pipeline import MarketDataBatchEvent
 from services.marketdata.streams import StreamManager
 from services.orders.engine import ExecutionEngine
@@ -158,7 +158,7 @@ class Services:
     ``kill_switch``       :class:`services.risk.kill_switch.KillSwitch`
     ``runner``            :class:`services.strategies.runner.StrategyRunner`
     ``strategy_registry`` ``{key: Strategy class}`` of the built-in strategies
-    ``bars``              :class:`app.fastbars.IntervalBarBuilder` (bars for strategies and shadow)
+    ``bars``              :class:`services.marketdata.intervals.IntervalBarBuilder` (strategy bars)
     ``shadow``            :class:`services.shadow.tracker.ShadowTracker`
     ``models``            :class:`services.shadow.registry.ModelRegistry`
     ``metrics``           :class:`app.metrics.MetricsServer`
