@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import contextlib
 import errno
-import getpass
 import json
 import logging
 import signal
@@ -68,6 +67,7 @@ from services.marketdata.history import HistoryService
 from services.marketdata.intervals import LOCAL_DEFAULT_SECONDS, IntervalBarBuilder
 from services.marketdata.pipeline import MarketDataBatchEvent
 from services.marketdata.streams import StreamManager
+from services.orders import startup
 from services.orders.engine import ExecutionEngine
 from services.orders.journal import OrderJournal
 from services.orders.report import build_state_report
@@ -721,7 +721,7 @@ def _build_orders(ctx: AppContext, services: Services) -> None:
     journal = OrderJournal(db, _now)
     store = OrderStore(bus, db, _now, marks=prices)
     trading = TradingStateMachine(bus, _now, journal)
-    _halt_at_start(ctx, trading)
+    startup.halt_at_start(trading, getattr(ctx.args, "release_halt", None), ctx.notify)
     try:
         limits = risk_limits_from_settings(ctx.settings.risk)
     except RiskLimitsError as exc:
@@ -781,103 +781,24 @@ class FinalReconciliationNotRun(RuntimeError):
     expected = True
 
 
-def _halt_at_start(ctx: AppContext, trading: TradingStateMachine) -> None:
-    """A kill-switch HALT from an earlier run stays in force; ``--release-halt REASON`` releases it."""
-    reason = getattr(ctx.args, "release_halt", None)
-    if reason is not None:
-        operator = _operator()
-        if trading.release_halt(operator, reason):
-            log.warning("kill-switch HALT released by %s: %s", operator, reason)
-            ctx.notify("warning", "trading", f"kill-switch HALT released by {operator}: {reason}")
-        else:
-            log.info("--release-halt: no kill-switch HALT is in force; nothing released")
-    if trading.halt_latch is not None:
-        why = trading.halt_latch.describe()
-        log.warning("%s (release: main.py --release-halt REASON)", why)
-        ctx.notify("warning", "trading", f"{why} (release: main.py --release-halt REASON)")
-
-
 def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "operator"
+    return startup.operator()
 
 
 async def _refresh_open_orders(services: Services) -> None:
-    """After a (re)connect and at quit: re-read every open order Heron knows from the broker.
-
-    Alpaca does not replay trade updates missed while the stream was down; the engine's own
-    polling covers silent orders only after a delay, so this asks at once.
-    """
-    engine, store = services.engine, services.orders
-    if engine is None or store is None:
-        return
-    for rec in list(store.open_orders()):
-        if rec.broker_order_id is not None:
-            await engine.refresh_order(rec)
-        else:
-            await engine.resolve_intent(rec.client_order_id)
-
-
-async def _wait_market_data(services: Services, timeout: float) -> str | None:
-    """None once the trading stream is live and prices arrive; otherwise why not (after ``timeout``)."""
-    streams, book = services.streams, services.book
-    if streams is None or book is None:
-        return "market data is not running"
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        gate_ok = streams.gate.allowed
-        priced = bool(book.symbols())
-        if gate_ok and priced:
-            return None
-        if loop.time() >= deadline:
-            if not priced:
-                return "no market data received yet"
-            return f"the trading stream is not live ({streams.gate.reason})"
-        await asyncio.sleep(0.1)
+    await startup.refresh_open_orders(services.engine, services.orders)
 
 
 async def _startup_trading(ctx: AppContext, services: Services) -> None:
-    """Recover → wait for streams → start-up reconciliation (enables trading when clean) → loops."""
     engine, reconciler, trading = services.engine, services.reconciler, services.trading
     assert engine is not None and reconciler is not None and trading is not None
-    try:
-        unresolved = await engine.recover()
-    except StorageError as exc:
-        _startup_failed(ctx, services, str(exc))
-        return
-    if unresolved:
-        log.warning("%d in-flight intent(s) not yet resolved: %s", len(unresolved), ", ".join(unresolved))
-    _spawn(services, "poll", _every(2.0, engine.poll_once))
-    _spawn(services, "account", _every(15.0, engine.refresh_account))
-    trading.set(TradingState.DISABLED, "waiting for the trading stream and market data", source="startup")
-    problem = await _wait_market_data(services, 20.0)
-    while problem is not None:
-        trading.set(TradingState.DISABLED, f"{problem}; trading stays DISABLED until it is", source="startup")
-        ctx.notify("warning", "trading", f"trading DISABLED: {problem}")
-        problem = await _wait_market_data(services, 10.0)
-    reconciler.suspected_cause = services.journal_rollback
-    try:
-        result = await reconciler.startup()
-    finally:
-        reconciler.suspected_cause = None
-    log.info("start-up reconciliation: %s (%d incident(s))", "clean" if result.clean else "NOT clean",
-             len(reconciler.open_incidents()))
-    _spawn(services, "reconcile", _every(10.0, reconciler.run_cycle))
-    _start_strategies(ctx, services)
-
-
-async def _every(seconds: float, fn: Callable[[], Awaitable[Any]]) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await fn()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("periodic task %s failed; it runs again", getattr(fn, "__qualname__", fn))
+    started = await startup.startup_trading(
+        engine, reconciler, trading, services.streams, services.book, notify=ctx.notify,
+        spawn=lambda name, coro: _spawn(services, name, coro), suspected_cause=services.journal_rollback,
+        on_failed=lambda why: _startup_failed(ctx, services, why),
+    )  # fmt: skip
+    if started:
+        _start_strategies(ctx, services)
 
 
 # -- strategies -------------------------------------------------------------------------------------

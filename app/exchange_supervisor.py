@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from app import lifecycle as stages
 from app.local_exchange import ExchangeError, LocalExchangeLauncher, port_holder
 from services.domain.enums import TradingState
+from services.orders.startup import refresh_open_orders, wait_market_data
 
 if TYPE_CHECKING:
     from app.bootstrap import AppContext, Services
@@ -163,8 +164,6 @@ class ExchangeSupervisor:
 
     async def _resume(self) -> None:
         """Trading comes back only through a clean reconciliation against the restarted exchange."""
-        from app.bootstrap import _refresh_open_orders, _wait_market_data
-
         ctx, services = self.ctx, self.services
         startup = services.tasks.get("startup")
         if startup is not None and not startup.done():
@@ -172,13 +171,13 @@ class ExchangeSupervisor:
         trading, reconciler = services.trading, services.reconciler
         if trading is None or reconciler is None:
             return
-        problem = await _wait_market_data(services, 20.0)
+        problem = await wait_market_data(services.streams, services.book, 20.0)
         while problem is not None:
             why = f"{problem} after the exchange restart; trading stays DISABLED until it is"
             trading.set(TradingState.DISABLED, why, source=SOURCE)
             ctx.notify("warning", "trading", f"trading DISABLED: {problem} after the exchange restart")
-            problem = await _wait_market_data(services, 10.0)
-        await _refresh_open_orders(services)
+            problem = await wait_market_data(services.streams, services.book, 10.0)
+        await refresh_open_orders(services.engine, services.orders)
         result = await reconciler.startup()
         if result.clean and trading.state is not TradingState.DISABLED:
             log.warning("trading resumed (%s): reconciliation against the restarted exchange is clean",
