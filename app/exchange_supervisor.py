@@ -27,12 +27,13 @@ import urllib.parse
 from typing import TYPE_CHECKING
 
 from app import lifecycle as stages
+from app.context import cancel_tasks, spawn
 from app.local_exchange import ExchangeError, LocalExchangeLauncher, port_holder
 from services.domain.enums import TradingState
 from services.orders.startup import refresh_open_orders, wait_market_data
 
 if TYPE_CHECKING:
-    from app.bootstrap import AppContext, Services
+    from app.context import AppContext, Services
 
 log = logging.getLogger("heron.exchange")
 
@@ -59,10 +60,8 @@ class ExchangeSupervisor:
         self.ctx.lifecycle.add_step(stages.STOP_STRATEGIES, "exchange watch", self.stop)
 
     async def stop(self) -> None:
-        from app.bootstrap import _cancel_tasks
-
         self._stopped = True
-        await _cancel_tasks(self.services, TASK)
+        await cancel_tasks(self.services, TASK)
 
     def _suspend_clients(self, pid: int) -> None:
         """Any thread (the watcher's, the moment the child is gone): nothing more goes to its address."""
@@ -84,8 +83,6 @@ class ExchangeSupervisor:
     def _on_exit(self, pid: int, how: str) -> None:
         if self._stopped or self.ctx.lifecycle.requested:
             return
-        from app.bootstrap import _spawn
-
         self._suspend_clients(pid)  # normally done already, on the watching thread
 
         services = self.services
@@ -102,7 +99,7 @@ class ExchangeSupervisor:
         previous = services.tasks.get(TASK)
         if previous is not None and not previous.done():
             previous.cancel()
-        _spawn(services, TASK, self._recover())
+        spawn(services, TASK, self._recover())
 
     def _pause(self) -> float:
         """0 for a death long after the last restart; 1, 2, 4 … 30 s for each quick death in a row

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from app.bootstrap import check_strategy_specs, risk_limits_from_settings
 from app.cli import parse_args, parse_strategy_spec
 from app.crashpoints import CrashPoint, from_env
 from app.script import ScriptError, load_script
 from app.settings import DEFAULT_RISK
+from app.subsystems.orders import risk_limits_from_settings
+from app.subsystems.strategies import check_strategy_specs
 
 
 def test_crash_point_fires_only_at_its_point_and_count() -> None:
