@@ -73,7 +73,7 @@ def run_panel_preview(name: str, argv: list[str] | None = None) -> int:
     import qasync
     from PySide6.QtWidgets import QApplication
 
-    from app.panels_trading import build_panel
+    from app.qt.panels.trading import build_panel
     from widgets.theme import apply_theme
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

@@ -114,14 +114,11 @@ def run_gui(ctx: AppContext, start_services: StartServices) -> int:
 
 def populate_window(ctx: AppContext, window: MainWindow, services: Services) -> None:
     """Hand the services to the panels, then restore the saved layout. GUI thread, once."""
-    from app import panels_ops, panels_trading
+    from app.qt.panels import ops, trading
 
-    for module in (panels_trading, panels_ops):
+    for module in (trading, ops):
         try:
-            if module is panels_trading:
-                panels_trading.install(window, ctx, services, defer_plots=True)
-            else:
-                panels_ops.install(window, ctx, services, defer_plots=True)
+            module.install(window, ctx, services, defer_plots=True)
         except Exception:
             log.exception("installing panels from %s failed; the rest of the window works", module.__name__)
             ctx.notify("error", "panels", f"panels of {module.__name__} could not be installed; see the log")
