@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from app import settings as app_settings
+from app.paths import DataDirError, prepare, resolve_paths
+from app.secrets import ApiKeys
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QWidget
@@ -16,6 +21,34 @@ if TYPE_CHECKING:
     from services.broker.base import AccountIdentity
 
 Validator = Callable[[str, str, str], Awaitable["AccountIdentity"]]
+
+
+class SettingsFiles:
+    """The settings dialog's :class:`widgets.settings.backend.SettingsBackend`: app/settings.py's
+    checks and atomic save, app/paths.py's profile folders, app/secrets.py's key pairs."""
+
+    themes: Sequence[str] = app_settings.THEMES
+    int_risk_keys: Sequence[str] = app_settings.INT_RISK_KEYS
+    list_risk_keys: Sequence[str] = app_settings.LIST_RISK_KEYS
+
+    def keys(self, key_id: str, secret: str) -> ApiKeys:
+        return ApiKeys(key_id, secret)
+
+    def save(self, data: dict[str, Any], path: Path) -> tuple[Settings | None, str | None]:
+        try:
+            new = app_settings.from_dict(data)
+            app_settings.save(new, path)
+        except app_settings.SettingsError as exc:
+            return None, str(exc)
+        return new, None
+
+    def create_profile(self, name: str, data_root: Path) -> str | None:
+        try:
+            paths = prepare(resolve_paths(name, data_root))
+            app_settings.load(paths.settings_file)  # writes the defaults for a new profile
+        except (DataDirError, app_settings.SettingsError) as exc:
+            return str(exc)
+        return None
 
 
 def open_settings(window: QWidget, ctx: AppContext, services: Services, *, show: bool = True) -> Any:
@@ -32,6 +65,7 @@ def open_settings(window: QWidget, ctx: AppContext, services: Services, *, show:
         ctx.paths.settings_file,
         profile=ctx.paths.profile,
         data_root=ctx.paths.root,
+        backend=SettingsFiles(),
         secret_store=store,
         validator=_validator(exchange, ctx.redactor),
         local_base_url=exchange.url if exchange is not None else None,
