@@ -301,9 +301,3 @@ class AccountPanel(QWidget):
         for sub in self._subs:
             sub.cancel()
         self._subs.clear()
-
-
-if __name__ == "__main__":  # preview: uv run python -m widgets.account [--screenshot FILE]
-    from widgets.preview import run_panel_preview
-
-    raise SystemExit(run_panel_preview("account"))

@@ -466,9 +466,3 @@ class BlotterPanel(QWidget):
         for sub in self._subs:
             sub.cancel()
         self._subs.clear()
-
-
-if __name__ == "__main__":  # preview: uv run python -m widgets.blotter [--screenshot FILE]
-    from widgets.preview import run_panel_preview
-
-    raise SystemExit(run_panel_preview("blotter"))

@@ -245,9 +245,3 @@ class PositionsPanel(QWidget):
         for sub in self._subs:
             sub.cancel()
         self._subs.clear()
-
-
-if __name__ == "__main__":  # preview: uv run python -m widgets.positions [--screenshot FILE]
-    from widgets.preview import run_panel_preview
-
-    raise SystemExit(run_panel_preview("positions"))

@@ -238,9 +238,3 @@ class WatchlistPanel(QWidget):
         if self._sub is not None:
             self._sub.cancel()
             self._sub = None
-
-
-if __name__ == "__main__":  # preview: uv run python -m widgets.watchlist [--screenshot FILE]
-    from widgets.preview import run_panel_preview
-
-    raise SystemExit(run_panel_preview("watchlist"))

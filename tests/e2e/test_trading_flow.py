@@ -13,8 +13,8 @@ from pathlib import Path
 import qasync
 from PySide6.QtWidgets import QApplication
 
+from app.qt.preview import start_local_services, stop_services
 from services.domain.enums import Mode, TradingState
-from widgets.preview import start_local_services, stop_services
 
 
 async def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
