@@ -65,9 +65,7 @@ async def build_services(ctx: AppContext, services: Services) -> Services:
             register_report(ctx, services)
             return services
         keys = services.exchange.keys
-        creds: Credentials | None = (
-            keys.key_id, keys.secret, "local", services.exchange.url
-        )
+        creds: Credentials | None = (keys.key_id, keys.secret, "local", services.exchange.url)
     else:
         creds = await alpaca_credentials(ctx, services)
     register_report(ctx, services)
@@ -92,7 +90,6 @@ async def build_services(ctx: AppContext, services: Services) -> Services:
     return services
 
 
-
 async def start_services(ctx: AppContext, services: Services) -> asyncio.Task[Services]:
     """The state report's schedule (if asked for), then :func:`build_services` in the background."""
     if ctx.args.state_report is not None:
@@ -109,7 +106,6 @@ def _fatal(message: str, *, logged: bool = True) -> int:
     else:
         print(f"heron: {message}", file=sys.stderr)
     return 1
-
 
 
 def run(args: argparse.Namespace, launch: Launch | None = None) -> int:
@@ -131,7 +127,6 @@ def run(args: argparse.Namespace, launch: Launch | None = None) -> int:
         return _run_with_logging(args, launch, paths, redactor, hub, logging_handle)
     finally:
         logging_handle.close()
-
 
 
 def _run_with_logging(
@@ -205,4 +200,3 @@ def _run_with_logging(
         return run_gui(ctx, start_services)
     finally:
         hooks.uninstall()
-

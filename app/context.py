@@ -84,8 +84,6 @@ class AppContext:
         self.notifier(NotificationEvent(ts=datetime.now(UTC), level=level, source=source, message=message))
 
 
-
-
 @dataclass
 class Services:
     """Every running service; ``None`` means that part is not running (see ``failures`` for why).
@@ -173,7 +171,6 @@ class Services:
     state_sections: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
 
 
-
 def now() -> datetime:
     """The wall clock every service is given (UTC-aware)."""
     return datetime.now(UTC)
@@ -222,4 +219,3 @@ async def cancel_tasks(services: Services, *names: str) -> None:
     for t in tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await t
-

@@ -50,7 +50,6 @@ def headless_exit_reasons(
     return reasons
 
 
-
 def run_headless(ctx: AppContext, start_services: StartServices) -> int:
     async def main() -> int:
         loop = asyncio.get_running_loop()
@@ -77,4 +76,3 @@ def run_headless(ctx: AppContext, start_services: StartServices) -> int:
         return 1 if reasons else 0
 
     return asyncio.run(main())
-

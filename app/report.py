@@ -33,13 +33,11 @@ def register_report(ctx: AppContext, services: Services) -> None:
     services.state_sections.append(lambda: service_sections(ctx, services))
 
 
-
 def health_status(ctx: AppContext, services: Services) -> HealthStatus | None:
     """Connection, data and trading as the status bar and the state report show them."""
     if services.watch is None:
         return None
     return services.watch.assess()
-
 
 
 def connection_section(services: Services) -> dict[str, Any] | None:
@@ -93,8 +91,12 @@ def service_sections(ctx: AppContext, services: Services) -> dict[str, Any]:
 def state_report(ctx: AppContext, services: Services, *, final: bool = True) -> dict[str, Any]:
     """DESIGN §8: sections a part does not have are omitted, never invented. ``final``: written at
     quit (false: a copy written while the terminal runs)."""
-    report: dict[str, Any] = {"version": STATE_REPORT_VERSION, "mode": ctx.mode.value, "final": final,
-                              "written_at": now().isoformat()}
+    report: dict[str, Any] = {
+        "version": STATE_REPORT_VERSION,
+        "mode": ctx.mode.value,
+        "final": final,
+        "written_at": now().isoformat(),
+    }
     for provider in services.state_sections:
         try:
             report.update(provider())
@@ -106,7 +108,6 @@ def state_report(ctx: AppContext, services: Services, *, final: bool = True) -> 
 def write_state_report(path: Path, report: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(report, indent=2) + "\n")
     log.info("state report written to %s", path)
-
 
 
 def schedule_state_report(ctx: AppContext, services: Services, path: Path) -> None:
@@ -124,8 +125,9 @@ def schedule_state_report(ctx: AppContext, services: Services, path: Path) -> No
     ctx.lifecycle.add_step(stages.WRITE_REPORTS, "state report", write)
     spawn(services, "state report", report_while_running(ctx, services, path))
     # The running copies stop first: the report written at quit is the last one.
-    ctx.lifecycle.add_step(stages.STOP_STRATEGIES, "state report while running",
-                           lambda: cancel_tasks(services, "state report"))
+    ctx.lifecycle.add_step(
+        stages.STOP_STRATEGIES, "state report while running", lambda: cancel_tasks(services, "state report")
+    )
 
 
 async def report_while_running(
@@ -161,4 +163,3 @@ async def report_while_running(
             log.info("the state report is written to %s again", path)
             said = None
         last = key
-

@@ -22,7 +22,6 @@ def attach_loop(ctx: AppContext, loop: asyncio.AbstractEventLoop) -> None:
     ctx.lifecycle.install_signal_handlers(loop)
 
 
-
 async def finish(ctx: AppContext, task: asyncio.Task[Services]) -> tuple[str | None, ShutdownReport]:
     """Stop everything; returns why building the services failed, if it raised, and how shutdown went."""
     failed: str | None = None
@@ -43,7 +42,6 @@ async def finish(ctx: AppContext, task: asyncio.Task[Services]) -> tuple[str | N
     return failed, report
 
 
-
 def settle_gc() -> None:
     """After the start-up loads (modules, the blotter's orders, history): move every object alive
     now into the permanent generation, out of every future collection (a gen-2 pass over them cost
@@ -55,4 +53,3 @@ def settle_gc() -> None:
     gc.freeze()
     gc.enable()
     log.debug("garbage collector on; %d start-up objects frozen", gc.get_freeze_count())
-

@@ -19,8 +19,7 @@ async def ask_live_confirmation(window: MainWindow) -> bool:
     dialog.setObjectName("liveConfirmDialog")
     dialog.setWindowTitle("Connect to LIVE trading")
     dialog.setLabelText(
-        "You are connecting to Alpaca LIVE: orders use real money.\n"
-        f"Type {LIVE_CONFIRMATION} to connect."
+        f"You are connecting to Alpaca LIVE: orders use real money.\nType {LIVE_CONFIRMATION} to connect."
     )
     dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
     future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()

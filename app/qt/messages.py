@@ -25,4 +25,3 @@ def route_qt_messages() -> None:
         qt_log.log(level, "%s", message)
 
     qInstallMessageHandler(handler)
-

@@ -111,7 +111,6 @@ def run_gui(ctx: AppContext, start_services: StartServices) -> int:
     return int(qasync.run(main()))
 
 
-
 def populate_window(ctx: AppContext, window: MainWindow, services: Services) -> None:
     """Hand the services to the panels, then restore the saved layout. GUI thread, once."""
     from app.qt.panels import ops, trading
@@ -124,4 +123,3 @@ def populate_window(ctx: AppContext, window: MainWindow, services: Services) -> 
             ctx.notify("error", "panels", f"panels of {module.__name__} could not be installed; see the log")
     window.capture_default_layout()
     window.restore_layout()
-

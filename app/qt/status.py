@@ -26,10 +26,7 @@ def wire_status(ctx: AppContext, window: MainWindow) -> None:
     ctx.bus.subscribe(TradingStateEvent, lambda e: status.set_trading_state(e.state, e.reason))
 
 
-
-async def feed_status(
-    ctx: AppContext, window: MainWindow, services: Services, interval: float = 1.0
-) -> None:
+async def feed_status(ctx: AppContext, window: MainWindow, services: Services, interval: float = 1.0) -> None:
     """Connection, data, trading and latency (one derivation with the state report) and the message
     rate to the status bar, once a second and at once on a connection or trading change (GUI thread)."""
     from services.domain.events import ConnectionStateEvent, TradingStateEvent
@@ -59,4 +56,3 @@ async def feed_status(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), interval)
             woken = True
-

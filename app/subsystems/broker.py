@@ -40,14 +40,25 @@ async def alpaca_credentials(ctx: AppContext, services: Services) -> Credentials
         fail(ctx, services, "keyring", f"{exc}. Local mode works without keys (--mode local).")
         return None
     if keys is None:
-        fail(ctx, services, "keyring", f"No API keys are stored for profile {ctx.paths.profile!r} in "
-              f"{ctx.mode.value} mode; trading stays DISABLED.", level="warning")
+        fail(
+            ctx,
+            services,
+            "keyring",
+            f"No API keys are stored for profile {ctx.paths.profile!r} in "
+            f"{ctx.mode.value} mode; trading stays DISABLED.",
+            level="warning",
+        )
         return None
     log.info("API keys for %s found in the keyring (%s)", ctx.mode.value, store.describe())
     hinted = _key_environment(keys.key_id)
     if hinted is not None and hinted != environment:
-        fail(ctx, services, "broker", f"the keys stored for {ctx.mode.value} are {hinted} keys; paper "
-              "and live keys are never mixed: store the right keys for this mode")
+        fail(
+            ctx,
+            services,
+            "broker",
+            f"the keys stored for {ctx.mode.value} are {hinted} keys; paper "
+            "and live keys are never mixed: store the right keys for this mode",
+        )
         return None
     if ctx.mode is Mode.LIVE:
         confirm = ctx.confirm_live
@@ -57,7 +68,6 @@ async def alpaca_credentials(ctx: AppContext, services: Services) -> Credentials
             return None
         log.warning("LIVE trading confirmed by the user")
     return keys.key_id, keys.secret, environment, None
-
 
 
 async def connect_broker(
@@ -73,16 +83,31 @@ async def connect_broker(
     services.health = HealthMonitor(ctx.bus)
     services.latency = LatencyRecorder()
     services.budget = RequestBudget()
-    broker = AlpacaBroker(key_id, secret, environment=environment, base_url=base_url, budget=services.budget,
-                          health=services.health, latency=services.latency)
+    broker = AlpacaBroker(
+        key_id,
+        secret,
+        environment=environment,
+        base_url=base_url,
+        budget=services.budget,
+        health=services.health,
+        latency=services.latency,
+    )
     services.broker = broker
     ctx.lifecycle.add_step(stages.CLOSE_BROKER, "broker", broker.close)
-    ctx.notify("info", "broker", f"{ctx.mode.badge}: account {services.identity.account_number} "
-               f"({services.identity.status})")
+    ctx.notify(
+        "info",
+        "broker",
+        f"{ctx.mode.badge}: account {services.identity.account_number} ({services.identity.status})",
+    )
     feeds = ctx.settings.market_data
-    services.history = HistoryService(key_id, secret, base_url=base_url, store=services.candles,
-                                      feed=feeds.live_feed, history_feed=feeds.history_feed)
+    services.history = HistoryService(
+        key_id,
+        secret,
+        base_url=base_url,
+        store=services.candles,
+        feed=feeds.live_feed,
+        history_feed=feeds.history_feed,
+    )
     history = services.history
     ctx.lifecycle.add_step(stages.CLOSE_BROKER, "history", history.close)
     return True
-

@@ -104,10 +104,7 @@ async def start_local_exchange(ctx: AppContext, launcher: LocalExchangeLauncher)
         await asyncio.sleep(1.0)
 
 
-
-async def restart_dead_exchange(
-    ctx: AppContext, services: Services, creds: Credentials
-) -> bool:
+async def restart_dead_exchange(ctx: AppContext, services: Services, creds: Credentials) -> bool:
     """The account check failed because the local exchange died after it reported its address (its
     supervisor starts only once start-up is through): say so, start it again on the same address
     with the same keys (up to 3 times) and connect. False when it was not that or did not help."""
@@ -131,4 +128,3 @@ async def restart_dead_exchange(
         if await connect_broker(ctx, services, *creds):
             return True
     return False
-

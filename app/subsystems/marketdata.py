@@ -25,14 +25,18 @@ def bar_seconds(ctx: AppContext) -> float:
     return LOCAL_DEFAULT_SECONDS if ctx.mode is Mode.LOCAL else 60.0
 
 
-
-
 async def start_market_data(
     ctx: AppContext, services: Services, key_id: str, secret: str, environment: str, base_url: str | None
 ) -> None:
-    streams = StreamManager(key_id=key_id, secret=secret, bus=ctx.bus, environment=environment,
-                            base_url=base_url, broker=services.broker,
-                            feed=ctx.settings.market_data.live_feed)
+    streams = StreamManager(
+        key_id=key_id,
+        secret=secret,
+        bus=ctx.bus,
+        environment=environment,
+        base_url=base_url,
+        broker=services.broker,
+        feed=ctx.settings.market_data.live_feed,
+    )
     services.streams = streams
     services.book = streams.book
     _start_health_watch(ctx, services, streams)
@@ -47,8 +51,12 @@ async def start_market_data(
         await streams.start()
         await streams.subscribe(ctx.settings.watchlist, trades=True, quotes=True)
     except Exception as exc:
-        fail(ctx, services, "market data", f"the streams could not start ({type(exc).__name__}: {exc}); "
-              "trading stays DISABLED")
+        fail(
+            ctx,
+            services,
+            "market data",
+            f"the streams could not start ({type(exc).__name__}: {exc}); trading stays DISABLED",
+        )
 
 
 def _start_health_watch(ctx: AppContext, services: Services, streams: StreamManager) -> None:
@@ -56,16 +64,21 @@ def _start_health_watch(ctx: AppContext, services: Services, streams: StreamMana
     report say "live" only while the broker answers."""
     assert services.latency is not None and services.broker is not None
     runner = streams.trading
-    watch = HealthWatch(services.latency, services.health, services.broker.get_clock, streams,
-                        ping=runner.ping if runner is not None else None)
+    watch = HealthWatch(
+        services.latency,
+        services.health,
+        services.broker.get_clock,
+        streams,
+        ping=runner.ping if runner is not None else None,
+    )
     watch.watched = lambda: ctx.settings.watchlist
     watch.trading = lambda: services.trading
     services.watch = watch
     ctx.bus.subscribe(TradeUpdateEvent, lambda _e: watch.trade_update())
     spawn(services, "health watch", watch.run())
-    ctx.lifecycle.add_step(stages.CLOSE_STREAMS, "health watch",
-                           lambda: cancel_tasks(services, "health watch"))
-
+    ctx.lifecycle.add_step(
+        stages.CLOSE_STREAMS, "health watch", lambda: cancel_tasks(services, "health watch")
+    )
 
 
 def bar_builder(ctx: AppContext, services: Services) -> IntervalBarBuilder:
@@ -82,4 +95,3 @@ def bar_builder(ctx: AppContext, services: Services) -> IntervalBarBuilder:
         ctx.lifecycle.add_step(stages.STOP_STRATEGIES, "interval bars", stop)
         log.info("strategies and shadow models use %s bars built from live trades", bars.timeframe)
     return services.bars
-

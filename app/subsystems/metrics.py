@@ -49,4 +49,3 @@ def metrics_sample(services: Services) -> MetricsSample:
     if services.shadow is not None:
         s.shadow_predictions, s.shadow_scored = services.shadow.predictions, services.shadow.scored
     return s
-

@@ -66,7 +66,6 @@ def risk_limits_from_settings(risk: dict[str, Any]) -> RiskLimits:
     return RiskLimits.from_strings(values)
 
 
-
 def _hours(ctx: AppContext) -> MarketCalendar:
     always = ctx.mode is Mode.LOCAL and ctx.settings.local_exchange.always_open
     return MarketCalendar(always_open=always)
@@ -95,8 +94,19 @@ def build_orders(ctx: AppContext, services: Services) -> None:
     risk = RiskGate(limits, on_breach=lambda state, reason: trading.escalate(state, reason, source="risk"))
     # OrderGate exposes read-only properties; the risk layer's protocol spells them as attributes.
     gate: Any = services.streams.gate if services.streams is not None else None
-    engine = ExecutionEngine(broker, store, journal, risk, trading, bus, now, prices=prices,
-                             hours=_hours(ctx), order_gate=gate, silent_after_s=10.0)
+    engine = ExecutionEngine(
+        broker,
+        store,
+        journal,
+        risk,
+        trading,
+        bus,
+        now,
+        prices=prices,
+        hours=_hours(ctx),
+        order_gate=gate,
+        silent_after_s=10.0,
+    )
     reconciler = Reconciler(broker, store, journal, trading, bus, now, db)
     engine.reduce_only_qty = reconciler.reduce_only_qty
     services.journal, services.orders, services.trading, services.risk = journal, store, trading, risk
@@ -161,4 +171,3 @@ async def start_trading(ctx: AppContext, services: Services) -> None:
     )  # fmt: skip
     if started:
         start_strategies(ctx, services)
-

@@ -48,8 +48,9 @@ def build_shadow(ctx: AppContext, services: Services) -> None:
     ctx.lifecycle.add_step(stages.STOP_STRATEGIES, "shadow models", lambda: cancel_tasks(services, "shadow"))
 
 
-async def prepare_shadow(ctx: AppContext, services: Services, tracker: ShadowTracker,
-                          ready: dict[str, bool]) -> None:
+async def prepare_shadow(
+    ctx: AppContext, services: Services, tracker: ShadowTracker, ready: dict[str, bool]
+) -> None:
     """Warm the feature engines up on recent one-minute history, then load or train models.
 
     Until a trained model exists the tracker runs the momentum rule model, under its own name.
@@ -94,11 +95,16 @@ async def prepare_shadow(ctx: AppContext, services: Services, tracker: ShadowTra
                 what = describe_os_error(exc, registry.root)
             else:
                 what = describe_db_error(exc)
-            log.error("shadow models not trained (rule model %s stays active): %s",
-                      tracker.engines[0].key, what)
+            log.error(
+                "shadow models not trained (rule model %s stays active): %s", tracker.engines[0].key, what
+            )
             return
-        log.info("shadow models trained: %s", ", ".join(
-            f"{r.model.name} {r.model.version} (test accuracy {r.test_accuracy:.3f})" for r in reports))
+        log.info(
+            "shadow models trained: %s",
+            ", ".join(
+                f"{r.model.name} {r.model.version} (test accuracy {r.test_accuracy:.3f})" for r in reports
+            ),
+        )
         loaded = await asyncio.to_thread(load_models, registry)
     for predictor in loaded:
         tracker.engines.append(InferenceEngine(predictor))
@@ -118,4 +124,3 @@ def load_models(registry: ModelRegistry) -> list[SklearnPredictor]:
         except (ModelRegistryError, ValueError) as exc:
             log.error("shadow model %s not loaded: %s", name, exc)
     return out
-

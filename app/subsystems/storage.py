@@ -124,8 +124,10 @@ def _accept_rollback(ctx: AppContext, services: Services, mark: JournalMark, rea
                    missing=rollback.missing, marked=rollback.marked, found=rollback.found)  # fmt: skip
     journal.flush()
     mark.accept(_journal_seq(db))
-    line = (f"journal rolled back by {rollback.missing} record(s) (database {db.display_url}): accepted by "
-            f"{operator}: {reason}")
+    line = (
+        f"journal rolled back by {rollback.missing} record(s) (database {db.display_url}): accepted by "
+        f"{operator}: {reason}"
+    )
     log.warning("%s", line)
     ctx.notify("warning", "storage", line)
 
@@ -142,4 +144,3 @@ def _write_mark(services: Services) -> None:
         mark.write(_journal_seq(db))
     except Exception as exc:  # a failed mark never stops trading
         log.warning("the journal mark %s could not be written: %s", mark.path, exc)
-

@@ -31,6 +31,7 @@ def build_strategies(ctx: AppContext, services: Services) -> None:
     sink.attach(ctx.bus, runner)
     services.runner, services.strategy_sink = runner, sink
     bars = bar_builder(ctx, services)
+
     def feed(new: list[Bar]) -> None:
         for bar in new:
             runner.on_bar(bar)
@@ -45,7 +46,6 @@ def build_strategies(ctx: AppContext, services: Services) -> None:
 
     ctx.lifecycle.add_step(stages.STOP_STRATEGIES, "strategies", stop_strategies, timeout=20)
     bridge.start()
-
 
 
 def start_strategies(ctx: AppContext, services: Services) -> None:
@@ -102,4 +102,3 @@ def check_strategy_specs(specs: list[Any]) -> str | None:
         except (ParamError, ValueError) as exc:
             return f"--start-strategy {spec.name}: {exc}"
     return None
-

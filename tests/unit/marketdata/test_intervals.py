@@ -22,7 +22,11 @@ def test_interval_bars_close_on_the_next_bucket_with_exact_high_low_volume() -> 
     b.add("AAPL", _stats(12.0, 12.0, 12.0, 1), 105.0)  # next 5-second bucket
     (bar,) = out
     assert (bar.open, bar.high, bar.low, bar.close, bar.volume) == (
-        Decimal("10.0"), Decimal("11.2"), Decimal("9.5"), Decimal("11.0"), Decimal("5")
+        Decimal("10.0"),
+        Decimal("11.2"),
+        Decimal("9.5"),
+        Decimal("11.0"),
+        Decimal("5"),
     )
     assert bar.ts.timestamp() == 100.0
     b.close_due(111.0)
