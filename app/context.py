@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from app.errors import ExceptionHooks, LoopNotifier
+from app.exchange_process import ExchangeSession
 from app.launch import Launch
 from app.lifecycle import Lifecycle
-from app.local_exchange import ExchangeSession, LocalExchangeLauncher
+from app.local_exchange import LocalExchangeLauncher
 from app.logging_setup import LogHub, SecretRedactor
 from app.paths import ProfilePaths
 from app.script import ScriptedOrder

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 
 from app import lifecycle as stages
 from app.context import cancel_tasks, spawn
-from app.local_exchange import ExchangeError, LocalExchangeLauncher, port_holder
+from app.exchange_process import ExchangeError, port_holder
+from app.local_exchange import LocalExchangeLauncher
 from services.domain.enums import TradingState
 from services.orders.startup import refresh_open_orders, wait_market_data
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QWidget
 
     from app.context import AppContext, Services
-    from app.local_exchange import ExchangeSession
+    from app.exchange_process import ExchangeSession
     from app.logging_setup import SecretRedactor
     from app.settings import Settings
     from services.broker.base import AccountIdentity

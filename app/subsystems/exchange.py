@@ -11,13 +11,8 @@ import time
 
 from app import lifecycle as stages
 from app.context import AppContext, Services
-from app.local_exchange import (
-    ExchangeDiedAtStart,
-    ExchangeError,
-    ExchangeSession,
-    LocalExchangeLauncher,
-    connect_external,
-)
+from app.exchange_process import ExchangeDiedAtStart, ExchangeError, ExchangeSession, connect_external
+from app.local_exchange import LocalExchangeLauncher
 from app.subsystems.broker import Credentials, connect_broker
 
 log = logging.getLogger("heron.app")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import app.subsystems.exchange as exchange_subsystem
-from app.local_exchange import ExchangeError, ExchangeSession
+from app.exchange_process import ExchangeError, ExchangeSession
 from app.secrets import ApiKeys
 
 

@@ -14,15 +14,9 @@ from typing import Any
 
 import pytest
 
-from app import local_exchange
-from app.local_exchange import (
-    ExchangeError,
-    LocalExchangeLauncher,
-    connect_external,
-    exchange_program_available,
-    read_keys_file,
-    start_early,
-)
+from app import exchange_process, local_exchange
+from app.exchange_process import ExchangeError, connect_external, exchange_program_available, read_keys_file
+from app.local_exchange import LocalExchangeLauncher, start_early
 from app.settings import LocalExchangeSettings
 
 FAKE = "tests.unit.app.fake_exchange"
@@ -116,7 +110,7 @@ def test_a_child_killed_before_it_reports_its_address_is_started_again(
         try:
             session = await exchange_subsystem.start_local_exchange(ctx, lx)
             assert lx.process is not None and lx.process.poll() is None and session.pid == lx.process.pid
-            assert await asyncio.to_thread(local_exchange.probe_exchange, session.url, session.keys)
+            assert await asyncio.to_thread(exchange_process.probe_exchange, session.url, session.keys)
         finally:
             await lx.stop()
 
