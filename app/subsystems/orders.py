@@ -115,6 +115,26 @@ def build_orders(ctx: AppContext, services: Services) -> None:
     if services.streams is not None and services.streams.trading is not None:
         services.streams.add_resync_hook(lambda _since: _refresh_open_orders(services))
 
+    _register_shutdown(ctx, services, engine, reconciler, trading)
+    script = getattr(ctx.args, "script", None)
+    if script is not None:
+        try:
+            orders = ctx.script_orders or load_script(script)
+        except ScriptError as exc:
+            fail(ctx, services, "script", str(exc))
+        else:
+            spawn(services, "script", run_script(orders, engine, trading, kill_switch=services.kill_switch))
+
+
+def _register_shutdown(
+    ctx: AppContext,
+    services: Services,
+    engine: ExecutionEngine,
+    reconciler: Reconciler,
+    trading: TradingStateMachine,
+) -> None:
+    """The open-order policy (``--on-exit``), the final reconciliation, then closing the engine."""
+
     async def open_order_policy() -> None:
         await cancel_tasks(services, "script")
         if getattr(ctx.args, "on_exit", "leave") == "cancel-all":
@@ -140,14 +160,6 @@ def build_orders(ctx: AppContext, services: Services) -> None:
     ctx.lifecycle.add_step(stages.FINAL_RECONCILIATION, "reconciliation", final_reconciliation, timeout=20)
     ctx.lifecycle.add_step(stages.CLOSE_BROKER, "execution engine", engine.close)
     ctx.lifecycle.add_step(stages.CLOSE_BROKER, "order records", engine.flush_at_exit)
-    script = getattr(ctx.args, "script", None)
-    if script is not None:
-        try:
-            orders = ctx.script_orders or load_script(script)
-        except ScriptError as exc:
-            fail(ctx, services, "script", str(exc))
-        else:
-            spawn(services, "script", run_script(orders, engine, trading, kill_switch=services.kill_switch))
 
 
 class FinalReconciliationNotRun(RuntimeError):
