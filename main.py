@@ -169,9 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     os.umask(0o077)  # everything Heron creates (data directory, logs, exchange, reports) is owner-only
     from app.cli import parse_args
+    from app.launch import Launch
 
     args = parse_args(argv, prog="main.py")
-    args.started_monotonic = _STARTED
+    launch = Launch(started_monotonic=_STARTED)
     problem = check_python_and_qt(need_qt=not args.headless) or check_display(args.headless)
     if problem:
         print(f"heron: {problem}", file=sys.stderr)
@@ -180,10 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     if in_use:
         print(f"heron: {in_use}", file=sys.stderr)
         return 1
-    gc.disable()  # re-enabled by app.bootstrap once the window is usable (and in any case below)
+    gc.disable()  # re-enabled by app.runtime.settle_gc once the window is usable (and in any case below)
     from app.local_exchange import start_early
 
-    args.early_exchange = start_early(args)
+    launch.early_exchange = start_early(args)
     try:
         if not args.headless:
             from app.preload import import_window_modules, start_service_imports
@@ -193,16 +194,16 @@ def main(argv: list[str] | None = None) -> int:
             import_window_modules()  # meanwhile here: Qt, the window and its panels
             window_lane = time.monotonic() - lane_start
             service_imports.wait()
-            args.import_lanes = (window_lane, service_imports.seconds, time.monotonic() - lane_start)
+            launch.import_lanes = (window_lane, service_imports.seconds, time.monotonic() - lane_start)
         from app import run
 
-        return run(args)
+        return run(args, launch)
     finally:
         gc.enable()
-        if args.early_exchange is not None:
+        if launch.early_exchange is not None:
             # Normally already stopped by the shutdown sequence; this covers a run that ended
             # (a start-up error) before the composition root took the exchange over.
-            args.early_exchange.stop_now()
+            launch.early_exchange.stop_now()
 
 
 if __name__ == "__main__":

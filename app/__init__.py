@@ -7,13 +7,18 @@ work lives in :mod:`app.bootstrap`, imported only when :func:`run` is called.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.launch import Launch
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run Heron with parsed command-line arguments; returns the process exit code."""
+def run(args: argparse.Namespace, launch: Launch | None = None) -> int:
+    """Run Heron with parsed command-line arguments (and what main.py started before the imports);
+    returns the process exit code."""
     from app.bootstrap import run as _run
 
-    return _run(args)
+    return _run(args, launch)
 
 
 __all__ = ["run"]

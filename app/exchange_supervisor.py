@@ -27,11 +27,14 @@ import urllib.parse
 from typing import TYPE_CHECKING
 
 from app import lifecycle as stages
-from app.local_exchange import ExchangeError, LocalExchangeLauncher, port_holder
+from app.context import cancel_tasks, spawn
+from app.exchange_process import ExchangeError, port_holder
+from app.local_exchange import LocalExchangeLauncher
 from services.domain.enums import TradingState
+from services.orders.startup import refresh_open_orders, wait_market_data
 
 if TYPE_CHECKING:
-    from app.bootstrap import AppContext, Services
+    from app.context import AppContext, Services
 
 log = logging.getLogger("heron.exchange")
 
@@ -58,10 +61,8 @@ class ExchangeSupervisor:
         self.ctx.lifecycle.add_step(stages.STOP_STRATEGIES, "exchange watch", self.stop)
 
     async def stop(self) -> None:
-        from app.bootstrap import _cancel_tasks
-
         self._stopped = True
-        await _cancel_tasks(self.services, TASK)
+        await cancel_tasks(self.services, TASK)
 
     def _suspend_clients(self, pid: int) -> None:
         """Any thread (the watcher's, the moment the child is gone): nothing more goes to its address."""
@@ -83,8 +84,6 @@ class ExchangeSupervisor:
     def _on_exit(self, pid: int, how: str) -> None:
         if self._stopped or self.ctx.lifecycle.requested:
             return
-        from app.bootstrap import _spawn
-
         self._suspend_clients(pid)  # normally done already, on the watching thread
 
         services = self.services
@@ -101,7 +100,7 @@ class ExchangeSupervisor:
         previous = services.tasks.get(TASK)
         if previous is not None and not previous.done():
             previous.cancel()
-        _spawn(services, TASK, self._recover())
+        spawn(services, TASK, self._recover())
 
     def _pause(self) -> float:
         """0 for a death long after the last restart; 1, 2, 4 … 30 s for each quick death in a row
@@ -163,8 +162,6 @@ class ExchangeSupervisor:
 
     async def _resume(self) -> None:
         """Trading comes back only through a clean reconciliation against the restarted exchange."""
-        from app.bootstrap import _refresh_open_orders, _wait_market_data
-
         ctx, services = self.ctx, self.services
         startup = services.tasks.get("startup")
         if startup is not None and not startup.done():
@@ -172,13 +169,13 @@ class ExchangeSupervisor:
         trading, reconciler = services.trading, services.reconciler
         if trading is None or reconciler is None:
             return
-        problem = await _wait_market_data(services, 20.0)
+        problem = await wait_market_data(services.streams, services.book, 20.0)
         while problem is not None:
             why = f"{problem} after the exchange restart; trading stays DISABLED until it is"
             trading.set(TradingState.DISABLED, why, source=SOURCE)
             ctx.notify("warning", "trading", f"trading DISABLED: {problem} after the exchange restart")
-            problem = await _wait_market_data(services, 10.0)
-        await _refresh_open_orders(services)
+            problem = await wait_market_data(services.streams, services.book, 10.0)
+        await refresh_open_orders(services.engine, services.orders)
         result = await reconciler.startup()
         if result.clean and trading.state is not TradingState.DISABLED:
             log.warning("trading resumed (%s): reconciliation against the restarted exchange is clean",

@@ -14,7 +14,8 @@
 - :meth:`LocalExchangeLauncher.watch` reports the death of the exchange the moment it happens
   (a thread waiting on its pidfd), and :meth:`LocalExchangeLauncher.restart` starts it again on the
   same port with the same keys, so the broker and the streams reconnect to the same address.
-- :func:`connect_external` is ``--exchange-url URL --exchange-keys FILE``.
+- :func:`app.exchange_process.connect_external` is ``--exchange-url URL --exchange-keys FILE``;
+  the session, the errors and the identity and port checks live there too.
 
 Blocking work (spawn, HTTP probe, reading the child's output) runs on worker threads.
 """
@@ -26,7 +27,6 @@ import asyncio
 import contextlib
 import ctypes
 import hmac
-import itertools
 import json
 import logging
 import os
@@ -42,15 +42,23 @@ import urllib.parse
 import urllib.request
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 
+from app.exchange_process import (
+    ExchangeDiedAtStart,
+    ExchangeError,
+    ExchangeSession,
+    describe_exit,
+    exchange_program_available,
+    is_exchange_process,
+    pid_alive,
+    probe_exchange,
+    prove_identity,
+    read_keys_file,
+)
 from app.secrets import ApiKeys
 from app.settings import LocalExchangeSettings, atomic_write_text
-from services.exchange.identity import IDENTITY_PATH, SERVICE, identity_proof
 from services.storage.errors import describe_os_error
-from services.storage.files import FileTooLargeError, read_bounded
 
 log = logging.getLogger("heron.exchange")
 child_log = logging.getLogger("heron.exchange.child")
@@ -59,119 +67,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 LISTENING_PREFIX = "listening on "
 SESSION_FILE = "session.json"
 EXIT_WITH_PARENT_FLAG = "--exit-with-parent"
-#: A keys or session file is a few hundred bytes; anything far larger is not one.
-MAX_KEYS_FILE_BYTES = 64 * 1024
 _PR_SET_PDEATHSIG = 1
 
 #: Every exchange child started by this process and not yet stopped: main.py's early signal
 #: handler stops them when the terminal is told to end before its lifecycle exists.
 _children: dict[int, subprocess.Popen[str]] = {}
 _children_lock = threading.Lock()
-
-
-class ExchangeError(Exception):
-    """The exchange could not be started or reached; the message is fit to show a person."""
-
-
-class ExchangeDiedAtStart(ExchangeError):
-    """The child ended (a status or a signal) before it reported its address; starting it again
-    may well work (it was killed, or lost a race for its port)."""
-
-
-def port_holder(port: int) -> str | None:
-    """Who listens on TCP ``port`` on this machine: "pid N (command line)", "a process of
-    another user" when its sockets cannot be read, or None when nothing listens there."""
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text(encoding="ascii").splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if len(parts) > 9 and parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(parts[9])
-    if not inodes:
-        return None
-    wanted = {f"socket:[{inode}]" for inode in inodes}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            for fd in (proc / "fd").iterdir():
-                with contextlib.suppress(OSError):
-                    if os.readlink(fd) in wanted:
-                        raw = (proc / "cmdline").read_bytes().replace(b"\0", b" ").strip()
-                        command = raw.decode("utf-8", "replace")[:200] or "?"
-                        return f"pid {proc.name} ({command})"
-    return "a process whose sockets this terminal cannot read (another user's)"
-
-
-@dataclass(frozen=True)
-class ExchangeSession:
-    url: str
-    keys: ApiKeys = field(repr=False)
-    pid: int | None
-    owned: bool  # True: we started it and stop it on exit
-
-    @property
-    def describe(self) -> str:
-        how = "started by Heron" if self.owned else "already running" if self.pid else "external"
-        return f"{self.url} ({how})"
-
-
-def exchange_program_available(module: str = "services.exchange") -> bool:
-    """Whether ``python -m <module>`` can run in this checkout."""
-    try:
-        spec = find_spec(module)
-        if spec is not None and spec.submodule_search_locations is not None:  # a package
-            spec = find_spec(f"{module}.__main__")
-        return spec is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def read_keys_file(path: Path) -> ApiKeys:
-    """``{"key_id": ..., "secret": ...}``; raises :class:`ExchangeError` with the reason."""
-    try:
-        data = json.loads(read_bounded(path, MAX_KEYS_FILE_BYTES, "the keys file").decode("utf-8"))
-    except FileTooLargeError as exc:
-        raise ExchangeError(str(exc)) from None
-    except OSError as exc:
-        raise ExchangeError(f"cannot read the keys file {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise ExchangeError(f"the keys file {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("key_id"), str) or not isinstance(
-        data.get("secret"), str
-    ):
-        raise ExchangeError(f'the keys file {path} must hold {{"key_id": "...", "secret": "..."}}')
-    try:
-        return ApiKeys(key_id=data["key_id"], secret=data["secret"])
-    except ValueError as exc:
-        raise ExchangeError(f"the keys file {path}: {exc}") from None
-
-
-def probe_exchange(url: str, keys: ApiKeys, timeout: float = 2.0) -> bool:
-    """Blocking: True when ``GET {url}/v2/clock`` answers 200 with these keys."""
-    request = urllib.request.Request(
-        f"{url}/v2/clock",
-        headers={"APCA-API-KEY-ID": keys.key_id, "APCA-API-SECRET-KEY": keys.secret},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _load_prctl() -> Callable[[], None] | None:
@@ -199,44 +100,6 @@ def _load_prctl() -> Callable[[], None] | None:
 
 
 _PDEATHSIG = _load_prctl()
-
-
-def is_exchange_process(pid: int, exchange_dir: Path, module: str = "services.exchange") -> bool:
-    """``/proc/<pid>/cmdline`` is ``... -m <module> ... --data-dir <exchange_dir> ...``."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    argv = [a.decode("utf-8", "replace") for a in raw.split(b"\0")]
-    if module not in argv:
-        return False
-    want = str(exchange_dir.resolve())
-    for flag, value in itertools.pairwise(argv):
-        if flag == "--data-dir" and str(Path(value).resolve()) == want:
-            return True
-    return any(a == f"--data-dir={exchange_dir}" or a == f"--data-dir={want}" for a in argv)
-
-
-def prove_identity(url: str, keys: ApiKeys, exchange_dir: Path, pid: int, timeout: float = 2.0) -> str | None:
-    """Blocking: None when the exchange at ``url`` proves it holds ``keys``' secret, is process
-    ``pid`` and serves ``exchange_dir``; otherwise why not. Sends no key."""
-    challenge = secrets.token_hex(32)
-    parts = urllib.parse.urlsplit(url)
-    port = parts.port
-    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost", "::1") or port is None:
-        return f"{url} is not a loopback http address"
-    query = urllib.parse.urlencode({"challenge": challenge})
-    try:
-        with urllib.request.urlopen(f"{url}{IDENTITY_PATH}?{query}", timeout=timeout) as response:
-            body = json.loads(response.read(4096).decode("utf-8"))
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return f"no identity answer from {url} ({exc})"
-    if not isinstance(body, dict) or body.get("service") != SERVICE or not isinstance(body.get("proof"), str):
-        return f"{url} did not answer as a Heron exchange"
-    expected = identity_proof(keys.secret, challenge, exchange_dir, port, pid)
-    if not hmac.compare_digest(body["proof"], expected):
-        return f"the process at {url} could not prove it is the exchange (pid {pid}) for {exchange_dir}"
-    return None
 
 
 def _register_child(proc: subprocess.Popen[str]) -> None:
@@ -274,25 +137,6 @@ def stop_children_now(grace: float = 3.0) -> list[int]:
                 os.kill(proc.pid, signal.SIGKILL)
                 os.waitpid(proc.pid, 0)
     return [p.pid for p in procs]
-
-
-def describe_exit(code: int | None) -> str:
-    if code is None:
-        return "ended (exit status unknown: not started by this terminal)"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"was killed by {name}"
-    return f"exited with status {code}"
-
-
-async def connect_external(url: str, keys_file: Path, *, probe: bool = True) -> ExchangeSession:
-    keys = read_keys_file(keys_file)
-    if probe and not await asyncio.to_thread(probe_exchange, url, keys):
-        raise ExchangeError(f"the exchange at {url} does not answer GET /v2/clock with the given keys")
-    return ExchangeSession(url=url, keys=keys, pid=None, owned=False)
 
 
 class LocalExchangeLauncher:
@@ -347,7 +191,7 @@ class LocalExchangeLauncher:
         """The exchange recorded in ``session.json`` if it is still running and proves it is ours
         for this data directory (before any key is sent); None otherwise."""
         previous = self._read_session()
-        if previous is None or previous.pid is None or not _pid_alive(previous.pid):
+        if previous is None or previous.pid is None or not pid_alive(previous.pid):
             return None
         if not is_exchange_process(previous.pid, self.exchange_dir, self.module):
             log.info("session.json names pid %d, which is not the local exchange for %s; starting a "
@@ -376,7 +220,7 @@ class LocalExchangeLauncher:
         return (
             previous is not None
             and previous.pid is not None
-            and _pid_alive(previous.pid)
+            and pid_alive(previous.pid)
             and is_exchange_process(previous.pid, self.exchange_dir, self.module)
         )
 
@@ -579,7 +423,7 @@ class LocalExchangeLauncher:
             if fd is not None:
                 select.select([fd], [], [])
             else:
-                while (proc.poll() is None) if proc is not None else _pid_alive(pid):
+                while (proc.poll() is None) if proc is not None else pid_alive(pid):
                     time.sleep(0.2)
         finally:
             if fd is not None:
@@ -678,7 +522,7 @@ def _stop_foreign_exchange(pid: int, exchange_dir: Path, grace: float = 5.0) -> 
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not _pid_alive(pid) or not is_exchange_process(pid, exchange_dir):
+        if not pid_alive(pid) or not is_exchange_process(pid, exchange_dir):
             return
         time.sleep(0.05)
     log.warning("the local exchange pid %d ignored SIGTERM for %.0f s; killing it", pid, grace)

@@ -22,7 +22,7 @@ SERVICE_MODULES = ("app.bootstrap",)
 
 #: What the GUI needs before the window is usable: Qt, the event loop glue, the window, the panels.
 #: Not the panels drawn with pyqtgraph (chart, account, shadow models, backtest dialog): those are
-#: built after the window is usable (``defer_plots`` in app/panels_trading.py and app/panels_ops.py).
+#: built after the window is usable (``defer_plots`` in app/qt/panels).
 WINDOW_MODULES = (
     "PySide6.QtWidgets",
     "qasync",
@@ -36,8 +36,8 @@ WINDOW_MODULES = (
     "widgets.reconciliation",
     "widgets.strategies",
     "widgets.drift_banner",
-    "app.panels_trading",
-    "app.panels_ops",
+    "app.qt.panels.trading",
+    "app.qt.panels.ops",
 )
 
 

@@ -288,101 +288,113 @@ async def run_script(
 ) -> list[SubmitResult]:
     """Submit each order once trading is ACTIVE and its symbol is priced; returns the engine's
     results (of orders and replaces). ``sleep`` is :func:`asyncio.sleep` except in tests."""
-    results: list[SubmitResult] = []
-    handled = 0  # orders submitted or skipped
-    submitting = False
+    script = _ScriptRun(orders, engine, trading, sleep, kill_switch, price_timeout)
+    try:
+        await script.run(active_timeout)
+    except asyncio.CancelledError:
+        if script.handled < len(orders):
+            submitting = script.submitting
+            during = f" (order {script.handled + 1} was being submitted)" if submitting else ""
+            left = len(orders) - script.handled - (1 if submitting else 0)
+            log.warning("order script stopped by shutdown: %d of %d order(s) not submitted%s", left,
+                        len(orders), during)  # fmt: skip
+        raise
+    return script.results
 
-    async def run() -> None:
-        nonlocal handled, submitting
+
+class _ScriptRun:
+    """One run of an order script: the entries in order, each one's failure said and passed over."""
+
+    def __init__(self, orders: list[ScriptedOrder], engine: ExecutionEngine, trading: TradingStateMachine,
+                 sleep: Sleep, kill_switch: KillSwitchLike | None, price_timeout: float) -> None:  # fmt: skip
+        self.orders, self.engine, self.trading = orders, engine, trading
+        self.sleep, self.kill_switch, self.price_timeout = sleep, kill_switch, price_timeout
+        self.results: list[SubmitResult] = []
+        self.handled = 0  # orders submitted or skipped
+        self.submitting = False
+        self.unpriced: set[str] = set()  # symbols whose wait already timed out: not waited for again
+
+    async def run(self, active_timeout: float) -> None:
+        trading = self.trading
         waited = 0.0
         while trading.state is not TradingState.ACTIVE:
             if waited >= active_timeout:
                 log.error("order script not run: trading is %s (%s)", trading.state.value, trading.reason)
-                handled = len(orders)
+                self.handled = len(self.orders)
                 return
-            await sleep(POLL_S)
+            await self.sleep(POLL_S)
             waited += POLL_S
-        unpriced: set[str] = set()  # symbols whose wait already timed out: not waited for again
-        for n, o in enumerate(orders, 1):
+        for n, o in enumerate(self.orders, 1):
             if o.delay:
-                await sleep(o.delay)
+                await self.sleep(o.delay)
             if o.action == "kill_switch":
-                handled = n
-                if kill_switch is None:
-                    log.error("script entry %d: no kill switch in this run", n)
-                    continue
-                try:
-                    outcome = await kill_switch.trigger(operator=SOURCE, flatten=o.flatten, reason=o.reason)
-                except Exception as exc:  # one entry's failure never ends the script
-                    log.error("script entry %d failed: the kill switch raised %s; the script goes on",
-                              n, _why(exc))  # fmt: skip
-                    continue
-                log.warning("script entry %d: kill switch pulled (flatten=%s): %s", n, o.flatten, outcome)
-                continue
-            if o.action in ("replace", "cancel"):
-                handled = n
-                try:
-                    replaced = await _act_on_newest(engine, results, o, n)
-                except Exception as exc:
-                    log.error("script entry %d failed: the %s raised %s; the script goes on",
-                              n, o.action, _why(exc))  # fmt: skip
-                    continue
-                if replaced is not None:
-                    results.append(replaced)
-                continue
-            if o.symbol not in unpriced:
-                price_wait = await _wait_priced(engine.prices, o.symbol, price_timeout, sleep)
-                if price_wait is None:
-                    unpriced.add(o.symbol)
-                    log.warning("script order %d: no fresh quote for %s after %g s (is it in the "
-                                "watchlist?); submitting it anyway", n, o.symbol, price_timeout)  # fmt: skip
-                elif price_wait:
-                    log.info("script order %d: waited %.1f s for a fresh %s quote", n, price_wait, o.symbol)
-            limit = o.limit_price
-            if o.offset_pct is not None:
-                last = engine.prices.last_price(o.symbol)
-                if last is None:
-                    log.error("script order %d skipped: no price for %s", n, o.symbol)
-                    handled = n
-                    continue
-                limit = offset_limit(last, o.offset_pct)
-                bad = _bad_offset_price(last, o.offset_pct, limit, o.symbol)
-                if bad is not None:
-                    log.error("script order %d skipped: %s", n, bad)
-                    handled = n
-                    continue
-            request = OrderRequest(
-                symbol=o.symbol,
-                side=o.side,
-                type=o.type,
-                time_in_force=o.time_in_force,
-                qty=o.qty,
-                limit_price=limit,
-            )
-            submitting = True
-            try:
-                result = await engine.submit(request, source=SOURCE)
-            except Exception as exc:
-                # The engine refuses with a result; anything it raises is a fault of its own. Said
-                # here, counted as not sent, and the script goes on with its next entry.
-                why = f"script order {n} failed: submit raised {_why(exc)}; counted as not sent"
-                log.error("%s; the script goes on", why)
-                result = SubmitResult(None, OrderState.DENIED, None, why)
-            submitting, handled = False, n
-            log.log(logging.INFO if result.accepted else logging.WARNING,
-                    "script order %d: %s %s %s -> %s %s (%s)", n, o.side.value, o.qty, o.symbol,
-                    result.client_order_id, result.state.value, result.message)  # fmt: skip
-            results.append(result)
+                self.handled = n
+                await self._kill(o, n)
+            elif o.action in ("replace", "cancel"):
+                self.handled = n
+                await self._amend(o, n)
+            else:
+                await self._order(o, n)
 
-    try:
-        await run()
-    except asyncio.CancelledError:
-        if handled < len(orders):
-            during = f" (order {handled + 1} was being submitted)" if submitting else ""
-            log.warning("order script stopped by shutdown: %d of %d order(s) not submitted%s",
-                        len(orders) - handled - (1 if submitting else 0), len(orders), during)  # fmt: skip
-        raise
-    return results
+    async def _kill(self, o: ScriptedOrder, n: int) -> None:
+        if self.kill_switch is None:
+            log.error("script entry %d: no kill switch in this run", n)
+            return
+        try:
+            outcome = await self.kill_switch.trigger(operator=SOURCE, flatten=o.flatten, reason=o.reason)
+        except Exception as exc:  # one entry's failure never ends the script
+            log.error("script entry %d failed: the kill switch raised %s; the script goes on", n, _why(exc))
+            return
+        log.warning("script entry %d: kill switch pulled (flatten=%s): %s", n, o.flatten, outcome)
+
+    async def _amend(self, o: ScriptedOrder, n: int) -> None:
+        try:
+            replaced = await _act_on_newest(self.engine, self.results, o, n)
+        except Exception as exc:
+            log.error("script entry %d failed: the %s raised %s; the script goes on", n, o.action, _why(exc))
+            return
+        if replaced is not None:
+            self.results.append(replaced)
+
+    async def _order(self, o: ScriptedOrder, n: int) -> None:
+        engine = self.engine
+        if o.symbol not in self.unpriced:
+            price_wait = await _wait_priced(engine.prices, o.symbol, self.price_timeout, self.sleep)
+            if price_wait is None:
+                self.unpriced.add(o.symbol)
+                log.warning("script order %d: no fresh quote for %s after %g s (is it in the "
+                            "watchlist?); submitting it anyway", n, o.symbol, self.price_timeout)  # fmt: skip
+            elif price_wait:
+                log.info("script order %d: waited %.1f s for a fresh %s quote", n, price_wait, o.symbol)
+        limit = o.limit_price
+        if o.offset_pct is not None:
+            last = engine.prices.last_price(o.symbol)
+            if last is None:
+                log.error("script order %d skipped: no price for %s", n, o.symbol)
+                self.handled = n
+                return
+            limit = offset_limit(last, o.offset_pct)
+            bad = _bad_offset_price(last, o.offset_pct, limit, o.symbol)
+            if bad is not None:
+                log.error("script order %d skipped: %s", n, bad)
+                self.handled = n
+                return
+        request = OrderRequest(symbol=o.symbol, side=o.side, type=o.type, time_in_force=o.time_in_force,
+                               qty=o.qty, limit_price=limit)  # fmt: skip
+        self.submitting = True
+        try:
+            result = await engine.submit(request, source=SOURCE)
+        except Exception as exc:
+            # The engine refuses with a result; anything it raises is a fault of its own. Said
+            # here, counted as not sent, and the script goes on with its next entry.
+            why = f"script order {n} failed: submit raised {_why(exc)}; counted as not sent"
+            log.error("%s; the script goes on", why)
+            result = SubmitResult(None, OrderState.DENIED, None, why)
+        self.submitting, self.handled = False, n
+        log.log(logging.INFO if result.accepted else logging.WARNING,
+                "script order %d: %s %s %s -> %s %s (%s)", n, o.side.value, o.qty, o.symbol,
+                result.client_order_id, result.state.value, result.message)  # fmt: skip
+        self.results.append(result)
 
 
 def _why(exc: BaseException) -> str:

@@ -300,9 +300,3 @@ class AccountPanel(QWidget):
         self.account_timer.stop()
         self.history_timer.stop()
         cancel_subscriptions(self._subs)
-
-
-if __name__ == "__main__":  # preview: uv run python -m widgets.account [--screenshot FILE]
-    from widgets.preview import run_panel_preview
-
-    raise SystemExit(run_panel_preview("account"))

@@ -1,10 +1,10 @@
 """The log panel (``logPanel``): the newest log records with level, source and text filters, and
 a toast for notifications a person must not miss (risk rejections, reconciliation drift).
 
-The panel adapts a :class:`app.logging_setup.LogHub` (anything with ``entries()`` and
-``add_listener(fn) -> unsubscribe``); records are buffered from any thread and flushed into the
-model in batches (see :mod:`widgets.models.log_model`). GUI thread only, except the hub
-listener, which only buffers.
+The panel adapts a log hub handed in by the composition root (anything with ``entries()`` and
+``add_listener(fn) -> unsubscribe``; Heron's is ``app.logging_setup.LogHub``); records are
+buffered from any thread and flushed into the model in batches (see
+:mod:`widgets.models.log_model`). GUI thread only, except the hub listener, which only buffers.
 """
 
 from __future__ import annotations
@@ -223,55 +223,3 @@ class ToastArea(QWidget):
 def wants_toast(level: str, source: str) -> bool:
     """Risk rejections and drift incidents (and every error) raise a toast."""
     return level == "error" or source in TOAST_SOURCES or source.startswith("strategy:")
-
-
-if __name__ == "__main__":  # preview: uv run python -m widgets.log_panel [--screenshot FILE]
-    import random
-    import sys
-
-    from app.logging_setup import LogHub, LogHubHandler
-    from widgets.standalone import make_app, preview_args, show_preview
-
-    args = preview_args("Heron log panel preview, fed by a real LogHub")
-    app = make_app()
-    hub = LogHub(capacity=10_000)
-    handler = LogHubHandler(hub, logging.DEBUG)
-    root = logging.getLogger("heron.preview")
-    root.setLevel(logging.DEBUG)
-    root.addHandler(handler)
-    root.propagate = False
-    panel = LogPanel()
-    panel.resize(1100, 420)
-    panel.attach(hub)
-    rng = random.Random(7)
-    sources = ["heron.preview.orders", "heron.preview.marketdata", "heron.preview.risk",
-               "heron.preview.reconciliation", "heron.preview.strategies"]  # fmt: skip
-
-    def burst() -> None:
-        for _ in range(rng.randint(1, 40)):
-            lg = logging.getLogger(rng.choice(sources))
-            roll = rng.random()
-            if roll < 0.05:
-                lg.error(
-                    "order AAPL-%d rejected by the broker: insufficient buying power", rng.randint(1, 999)
-                )
-            elif roll < 0.2:
-                lg.warning(
-                    "quote for %s is stale (%.1f s old)",
-                    rng.choice(["AAPL", "MSFT", "BTC/USD"]),
-                    rng.random() * 5,
-                )
-            else:
-                lg.info(
-                    "bar closed %s O=%.2f C=%.2f",
-                    rng.choice(["AAPL", "NVDA", "SPY"]),
-                    100 + rng.random(),
-                    100 + rng.random(),
-                )
-
-    timer = QTimer()
-    timer.timeout.connect(burst)
-    timer.start(30)
-    toasts = ToastArea(panel)
-    toasts.show_toast("warning", "risk", "order refused: max_order_qty 1000 < requested 2500 (AAPL buy)")
-    sys.exit(show_preview(app, panel, args))

@@ -1,6 +1,6 @@
 """Heron's main window: a dock framework, a View menu, the status bar and saved layouts.
 
-Panels are created by :mod:`app.bootstrap` and handed over with :meth:`MainWindow.add_panel`;
+Panels are created by :mod:`app.qt.panels` and handed over with :meth:`MainWindow.add_panel`;
 this window knows no service. Layouts are stored with ``QSettings`` (INI) in the profile folder
 and versioned: a state saved with a different dock set or layout version is ignored, so a changed
 window never restores garbage.

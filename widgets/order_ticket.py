@@ -578,9 +578,3 @@ class OrderTicket(QWidget):
             sc.activated.connect(action)
             self.shortcuts.append(sc)
         return self.shortcuts
-
-
-if __name__ == "__main__":  # preview: uv run python -m widgets.order_ticket [--screenshot FILE]
-    from widgets.preview import run_panel_preview
-
-    raise SystemExit(run_panel_preview("order_ticket"))

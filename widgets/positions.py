@@ -240,9 +240,3 @@ class PositionsPanel(QWidget):
     def close_subscriptions(self) -> None:
         """Stop following the bus (also done when the panel is destroyed)."""
         cancel_subscriptions(self._subs)
-
-
-if __name__ == "__main__":  # preview: uv run python -m widgets.positions [--screenshot FILE]
-    from widgets.preview import run_panel_preview
-
-    raise SystemExit(run_panel_preview("positions"))

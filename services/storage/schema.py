@@ -44,7 +44,7 @@ How to add a table (say, in ``services/orders/tables.py``)
    ``conn.execute(update(...))`` for data). Upgrades use SQLAlchemy Core only, no dialect-specific SQL
    unless guarded by ``conn.dialect.name``; do not commit inside them (the transaction is ours).
 
-5. Hand the schema to the composition root (``app/bootstrap.py``), which opens the database with
+5. Hand the schema to the composition root (``app/subsystems/storage.py``), which opens the database with
    ``Database.open(url, data_dir, schemas=[CANDLES_SCHEMA, ORDERS_SCHEMA, ...])``. In tests, check
    the live tables against the migrated database with :func:`schema_drift`.
 """

@@ -146,10 +146,10 @@ def _frames(data_dir: Path) -> dict[str, Any]:
     from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.panels_trading import install
+    from app.qt.panels.trading import install
+    from app.qt.preview import start_local_services, stop_services
     from services.domain.enums import Mode
     from widgets.main_window import MainWindow
-    from widgets.preview import start_local_services, stop_services
 
     app = QApplication.instance() or QApplication([])
     assert isinstance(app, QApplication)

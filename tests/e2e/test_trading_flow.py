@@ -13,8 +13,8 @@ from pathlib import Path
 import qasync
 from PySide6.QtWidgets import QApplication
 
+from app.qt.preview import start_local_services, stop_services
 from services.domain.enums import Mode, TradingState
-from widgets.preview import start_local_services, stop_services
 
 
 async def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
@@ -26,7 +26,7 @@ async def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def test_ticket_order_is_acknowledged_and_filled(qapp: QApplication, tmp_path: Path) -> None:
-    from app.panels_trading import install
+    from app.qt.panels.trading import install
     from widgets.main_window import MainWindow
 
     qapp.setQuitOnLastWindowClosed(False)  # closing the window must not stop the loop mid-test

@@ -70,16 +70,16 @@ def test_settings_cannot_smuggle_live_mode_past_the_guard(tmp_path: Path) -> Non
 
 
 def test_gui_dialog_connects_only_when_live_is_typed(qtbot) -> None:  # type: ignore[no-untyped-def]
-    """The GUI path: app.bootstrap._ask_live_confirmation resolves True only for exactly LIVE."""
+    """The GUI path: app.qt.live_confirm.ask_live_confirmation resolves True only for exactly LIVE."""
     from PySide6.QtWidgets import QInputDialog, QWidget
 
-    from app.bootstrap import _ask_live_confirmation
+    from app.qt.live_confirm import ask_live_confirmation
 
     parent = QWidget()
     qtbot.addWidget(parent)
 
     async def answer(text: str, accept: bool) -> bool:
-        task = asyncio.ensure_future(_ask_live_confirmation(parent))  # type: ignore[arg-type]
+        task = asyncio.ensure_future(ask_live_confirmation(parent))  # type: ignore[arg-type]
         await asyncio.sleep(0)
         dialog = parent.findChild(QInputDialog, "liveConfirmDialog")
         assert dialog is not None and dialog.isVisible()

@@ -200,9 +200,10 @@ def test_install_adds_every_ops_panel_the_banner_and_toasts(
     from datetime import UTC, datetime
     from types import SimpleNamespace
 
-    from app.logging_setup import LogHub
-    from app.panels_ops import install, open_settings
+    from app.context import Services
+    from app.logging_setup import LogHub, SecretRedactor
     from app.paths import prepare, resolve_paths
+    from app.qt.panels.ops import install, open_settings
     from app.settings import load
     from services.domain.enums import Mode
     from services.domain.events import NotificationEvent
@@ -210,9 +211,9 @@ def test_install_adds_every_ops_panel_the_banner_and_toasts(
 
     paths = prepare(resolve_paths("default", tmp_path / "data"))
     ctx = SimpleNamespace(log_hub=LogHub(), bus=rig.bus, settings=load(paths.settings_file), paths=paths,
-                          redactor=None)  # fmt: skip
-    services = SimpleNamespace(reconciler=rig.reconciler, runner=None, strategy_registry={}, shadow=None,
-                               models=None, candles=None, secret_store=None, exchange=None)  # fmt: skip
+                          redactor=SecretRedactor())  # fmt: skip
+    services = Services(mode=Mode.LOCAL, reconciler=rig.reconciler, runner=None, strategy_registry={},
+                        shadow=None, models=None, candles=None, secret_store=None, exchange=None)  # fmt: skip
     win = MainWindow(Mode.LOCAL)
     qtbot.addWidget(win)
     panels = install(win, ctx, services)

@@ -12,10 +12,12 @@ from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError
 from PySide6.QtWidgets import QDialog, QLineEdit
 
+from app.qt.settings_access import SettingsFiles
 from app.secrets import SERVICE_NAME, SecretStore
 from app.settings import load
 from services.domain.enums import Mode
-from widgets.settings_dialog import LiveConfirmDialog, SettingsDialog
+from widgets.settings.profile_tab import LiveConfirmDialog
+from widgets.settings_dialog import SettingsDialog
 
 KEY_ID = "PKTESTKEYID0001"
 SECRET = "s3cr3t-value-that-must-never-hit-disk"
@@ -70,7 +72,7 @@ def dialog(qtbot: Any, tmp_path: Path, ring: MemoryKeyring) -> SettingsDialog:
             raise Refused("the keys were refused by https://paper-api.alpaca.markets (forbidden.)")
         return Identity("acc-1", "PA3X7Y9Z", "ACTIVE", environment)
 
-    d = SettingsDialog(load(path), path, profile="default", data_root=tmp_path,
+    d = SettingsDialog(load(path), path, profile="default", data_root=tmp_path, backend=SettingsFiles(),
                        secret_store=SecretStore(backend=ring), validator=validator)  # fmt: skip
     d.validator_calls = calls  # type: ignore[attr-defined]
     qtbot.addWidget(d)
@@ -115,7 +117,7 @@ def test_stored_state_is_shown_without_revealing_keys(
 
     store.save("default", Mode.LIVE, ApiKeys(KEY_ID, SECRET))
     path = tmp_path / "settings.json"
-    d = SettingsDialog(load(path), path, secret_store=store)
+    d = SettingsDialog(load(path), path, backend=SettingsFiles(), secret_store=store)
     qtbot.addWidget(d)
     qtbot.waitUntil(lambda: d.bridge.running == 0, timeout=3000)
     live_status = d.key_fields[Mode.LIVE][2].text()

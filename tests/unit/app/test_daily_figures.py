@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from app.panels_trading import seed_daily_figures
+from app.qt.panels.feeds import seed_daily_figures
 from services.broker.base import BrokerUnavailable
 from services.domain.models import Bar
 from services.marketdata.book import QuoteBook

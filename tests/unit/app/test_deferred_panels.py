@@ -9,8 +9,10 @@ from typing import Any
 
 from pytestqt.qtbot import QtBot
 
-from app import panels_ops
-from app.panels_trading import install
+from app.context import Services
+from app.logging_setup import LogHub
+from app.qt.panels import ops as panels_ops
+from app.qt.panels.trading import install
 from app.settings import Settings
 from services.domain.bus import EventBus
 from services.domain.enums import Mode
@@ -18,7 +20,7 @@ from services.domain.enums import Mode
 
 def _ctx(notes: list[Any]) -> SimpleNamespace:
     return SimpleNamespace(bus=EventBus(), settings=Settings(), mode=Mode.LOCAL,
-                           notify=lambda *a: notes.append(a), paths=None)  # fmt: skip
+                           notify=lambda *a: notes.append(a), paths=None, log_hub=LogHub())  # fmt: skip
 
 
 def test_plot_panels_follow_on_the_next_idle_turn(qtbot: QtBot) -> None:
@@ -27,7 +29,7 @@ def test_plot_panels_follow_on_the_next_idle_turn(qtbot: QtBot) -> None:
     window = MainWindow(Mode.LOCAL)
     qtbot.addWidget(window)
     notes: list[Any] = []
-    ctx, services = _ctx(notes), SimpleNamespace(failures={"engine": "no exchange"})
+    ctx, services = _ctx(notes), Services(mode=Mode.LOCAL, failures={"engine": "no exchange"})
     panels = install(window, ctx, services, defer_plots=True)
     ops = panels_ops.install(window, ctx, services, defer_plots=True)
     # Right after install: notes in place of the plots, docks already there for the layout.
@@ -53,7 +55,7 @@ def test_without_deferral_everything_is_built_at_once(qtbot: QtBot) -> None:
 
     window = MainWindow(Mode.LOCAL)
     qtbot.addWidget(window)
-    ctx, services = _ctx([]), SimpleNamespace(failures={})
+    ctx, services = _ctx([]), Services(mode=Mode.LOCAL)
     panels = install(window, ctx, services)
     ops = panels_ops.install(window, ctx, services)
     assert panels.chart is not None and window.centralWidget() is panels.chart
@@ -74,7 +76,7 @@ def test_once_the_chart_is_in_a_restored_layout_is_restored_again_and_not_resize
     window.restore_layout = lambda: restores.append(True) or True  # type: ignore[method-assign]
     defaults: list[object] = []
     window.capture_default_layout = lambda: defaults.append(True)  # type: ignore[method-assign]
-    ctx, services = _ctx([]), SimpleNamespace(failures={"engine": "no exchange"})
+    ctx, services = _ctx([]), Services(mode=Mode.LOCAL, failures={"engine": "no exchange"})
     panels = install(window, ctx, services, defer_plots=True)
     qtbot.waitUntil(lambda: panels.chart is not None and bool(restores), timeout=10_000)
     assert restores == [True] and defaults == []  # restored once more; no first-launch sizes

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from app.panels_trading import equity_history
+from app.qt.panels.feeds import equity_history
 from services.broker.base import PortfolioHistory
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-import app.bootstrap as bootstrap
-from app.local_exchange import ExchangeError, ExchangeSession
+import app.subsystems.exchange as exchange_subsystem
+from app.exchange_process import ExchangeError, ExchangeSession
 from app.secrets import ApiKeys
 
 
@@ -41,14 +41,14 @@ def no_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     async def instant(_seconds: float) -> None:
         await real_sleep(0)
 
-    monkeypatch.setattr(bootstrap.asyncio, "sleep", instant)
+    monkeypatch.setattr(exchange_subsystem.asyncio, "sleep", instant)
 
 
 @pytest.mark.usefixtures("no_wait")
 def test_a_full_disk_at_start_is_said_once_and_the_exchange_starts_when_space_returns() -> None:
     notes: list[tuple[str, ...]] = []
     launcher = _Launcher(failures=3)
-    session = asyncio.run(bootstrap._start_local_exchange(_ctx(notes), launcher))  # type: ignore[arg-type]
+    session = asyncio.run(exchange_subsystem.start_local_exchange(_ctx(notes), launcher))  # type: ignore[arg-type]
     assert session.url == "http://127.0.0.1:1" and launcher.calls == 4
     assert len(notes) == 1 and "disk full" in notes[0][2] and "trying again" in notes[0][2]
 
@@ -57,7 +57,7 @@ def test_a_full_disk_at_start_is_said_once_and_the_exchange_starts_when_space_re
 def test_other_start_failures_are_not_retried() -> None:
     launcher = _Launcher(failures=1, err=errno.EACCES)
     with pytest.raises(ExchangeError):
-        asyncio.run(bootstrap._start_local_exchange(_ctx([]), launcher))  # type: ignore[arg-type]
+        asyncio.run(exchange_subsystem.start_local_exchange(_ctx([]), launcher))  # type: ignore[arg-type]
     assert launcher.calls == 1
 
 
@@ -110,10 +110,10 @@ def test_an_exchange_dead_during_the_account_check_is_started_again_and_connecte
         calls.append(creds)
         return True
 
-    monkeypatch.setattr(bootstrap, "_connect_broker", connect)
+    monkeypatch.setattr(exchange_subsystem, "connect_broker", connect)
     services = SimpleNamespace(launcher=Launcher(), exchange=None, failures={"broker": "did not answer"})
     creds = ("HRNABCDEF0123456789", "s" * 40, "local", "http://127.0.0.1:1")
-    assert asyncio.run(bootstrap._restart_dead_exchange(ctx, services, creds))  # type: ignore[arg-type]
+    assert asyncio.run(exchange_subsystem.restart_dead_exchange(ctx, services, creds))  # type: ignore[arg-type]
     assert Launcher.restarts == 1 and calls == [creds] and "broker" not in services.failures
     assert services.exchange is not None
     assert len(notes) == 1 and "was killed by SIGKILL during start-up" in notes[0][2]
@@ -128,4 +128,4 @@ def test_a_failed_account_check_with_a_live_exchange_is_not_retried() -> None:
 
     services = SimpleNamespace(launcher=SimpleNamespace(process=Proc()), exchange=None, failures={})
     creds = ("k", "s", "local", None)
-    assert not asyncio.run(bootstrap._restart_dead_exchange(_ctx([]), services, creds))  # type: ignore[arg-type]
+    assert not asyncio.run(exchange_subsystem.restart_dead_exchange(_ctx([]), services, creds))  # type: ignore[arg-type]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from app.bootstrap import Services, headless_exit_reasons
+from app.context import Services
+from app.headless import headless_exit_reasons
 from services.domain.enums import Mode
 
 

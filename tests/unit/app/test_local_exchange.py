@@ -14,15 +14,9 @@ from typing import Any
 
 import pytest
 
-from app import local_exchange
-from app.local_exchange import (
-    ExchangeError,
-    LocalExchangeLauncher,
-    connect_external,
-    exchange_program_available,
-    read_keys_file,
-    start_early,
-)
+from app import exchange_process, local_exchange
+from app.exchange_process import ExchangeError, connect_external, exchange_program_available, read_keys_file
+from app.local_exchange import LocalExchangeLauncher, start_early
 from app.settings import LocalExchangeSettings
 
 FAKE = "tests.unit.app.fake_exchange"
@@ -104,19 +98,19 @@ def test_a_child_killed_before_it_reports_its_address_is_started_again(
 ) -> None:
     """A child killed at start-up (before its "listening on" line) left the terminal without an
     exchange for the whole session: start-up said "exited with status -9" and gave up."""
-    import app.bootstrap as bootstrap
+    import app.subsystems.exchange as exchange_subsystem
 
     monkeypatch.setenv("FAKE_EXCHANGE_BEHAVIOUR", "killed-once")
-    monkeypatch.setattr(bootstrap, "EXCHANGE_RETRY_PAUSE_S", 0.01, raising=False)
+    monkeypatch.setattr(exchange_subsystem, "EXCHANGE_RETRY_PAUSE_S", 0.01, raising=False)
     notes: list[tuple[str, ...]] = []
     ctx: Any = SimpleNamespace(lifecycle=SimpleNamespace(requested=False), notify=lambda *a: notes.append(a))
 
     async def main() -> None:
         lx = launcher(tmp_path)
         try:
-            session = await bootstrap._start_local_exchange(ctx, lx)
+            session = await exchange_subsystem.start_local_exchange(ctx, lx)
             assert lx.process is not None and lx.process.poll() is None and session.pid == lx.process.pid
-            assert await asyncio.to_thread(local_exchange.probe_exchange, session.url, session.keys)
+            assert await asyncio.to_thread(exchange_process.probe_exchange, session.url, session.keys)
         finally:
             await lx.stop()
 
@@ -129,15 +123,15 @@ def test_a_child_killed_before_it_reports_its_address_is_started_again(
 def test_a_child_that_keeps_dying_at_start_up_is_given_up_after_a_few_tries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.bootstrap as bootstrap
+    import app.subsystems.exchange as exchange_subsystem
 
     monkeypatch.setenv("FAKE_EXCHANGE_BEHAVIOUR", "exit")
-    monkeypatch.setattr(bootstrap, "EXCHANGE_RETRY_PAUSE_S", 0.01, raising=False)
-    monkeypatch.setattr(bootstrap, "EXCHANGE_START_RETRIES", 2, raising=False)
+    monkeypatch.setattr(exchange_subsystem, "EXCHANGE_RETRY_PAUSE_S", 0.01, raising=False)
+    monkeypatch.setattr(exchange_subsystem, "EXCHANGE_START_RETRIES", 2, raising=False)
     notes: list[tuple[str, ...]] = []
     ctx: Any = SimpleNamespace(lifecycle=SimpleNamespace(requested=False), notify=lambda *a: notes.append(a))
     with pytest.raises(ExchangeError, match="exited with status 3"):
-        asyncio.run(bootstrap._start_local_exchange(ctx, launcher(tmp_path)))
+        asyncio.run(exchange_subsystem.start_local_exchange(ctx, launcher(tmp_path)))
     assert len(notes) == 2 and all("starting it again" in note[2] for note in notes)
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import websockets
 
-from app.bootstrap import Services, headless_exit_reasons
+from app.context import Services
+from app.headless import headless_exit_reasons
 from app.lifecycle import CLOSE_STREAMS, Lifecycle
 from app.logging_setup import LogHub, SecretRedactor, setup_logging
 from services.domain.enums import Mode

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from app.bootstrap import _halt_at_start
 from app.cli import parse_args
 from services.domain.bus import EventBus
 from services.domain.enums import TradingState
 from services.orders.journal import OrderJournal
+from services.orders.startup import halt_at_start
 from services.orders.tables import ORDERS_SCHEMA
 from services.risk.trading_state import TradingStateMachine
 from services.storage import Database
@@ -48,7 +48,7 @@ def test_release_halt_flag_releases_and_journals_the_operator_and_reason(tmp_pat
         trading = TradingStateMachine(EventBus(), _now, journal)
         assert trading.halt_latch is not None
 
-        _halt_at_start(ctx, trading)
+        halt_at_start(trading, ctx.args.release_halt, ctx.notify)
 
         assert trading.halt_latch is None
         released = [r for r in journal.records() if r["kind"] == "halt_released"]
@@ -72,7 +72,7 @@ def test_without_the_flag_a_kept_halt_is_announced(tmp_path: Path) -> None:
         notes: list[tuple[str, str, str]] = []
         ctx: Any = SimpleNamespace(args=parse_args([]), notify=lambda *a: notes.append(a))
         trading = TradingStateMachine(EventBus(), _now, journal)
-        _halt_at_start(ctx, trading)
+        halt_at_start(trading, ctx.args.release_halt, ctx.notify)
         assert trading.halt_latch is not None
         assert any("--release-halt" in message and level == "warning" for level, _, message in notes)
         trading.enable()

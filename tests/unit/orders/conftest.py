@@ -82,7 +82,7 @@ class Rig:
 def build(
     db: Database, clock: ManualClock, broker: FakeBroker | None = None, *, shared_batch: bool = True
 ) -> Rig:
-    """``shared_batch=False`` wires the store with its own write batch, as app/bootstrap.py does."""
+    """``shared_batch=False`` wires the store with its own write batch, as app/subsystems/orders.py does."""
     bus = EventBus()
     events: list[Event] = []
     bus.subscribe(Event, events.append)

@@ -68,7 +68,7 @@ def every_sent_order_was_journaled(rig: Rig) -> None:
 @pytest.fixture(params=["shared-batch", "own-batch"])
 def rig(db: Database, request: pytest.FixtureRequest) -> Rig:
     """Both wirings of the order store: sharing the journal's write batch, and with its own batch
-    as app/bootstrap.py builds it. The production wiring committed each order and fill row at once
+    as app/subsystems/orders.py builds it. The production wiring committed each order and fill row at once
     and raised out of a fill on a full disk (the chaos runs: a fill booked twice, local 2 against
     the broker's 1)."""
     r = build(db, ManualClock(), shared_batch=request.param == "shared-batch")

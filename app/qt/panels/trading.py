@@ -1,0 +1,294 @@
+"""The trading panels: watchlist, order ticket, blotter, positions and account (:data:`TRADING_PANELS`),
+and the chart in the middle.
+
+Installed once by :func:`app.qt.runner.populate_window` on the GUI thread after services are built.
+A missing service leaves its panel out (with a notification) instead of showing invented data.
+
+Default layout: order ticket on the left, watchlist on the right, blotter / positions / account
+tabbed at the bottom, the chart in the middle; first-launch sizes follow an idle turn after the
+chart (:func:`_settle_layout`). Watchlist, blotter and positions selections drive the
+chart and the ticket; blotter "Duplicate" pre-fills the ticket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from app.qt.panels.feeds import ChartFeeder, equity_history, seed_daily_figures
+from app.qt.panels.spec import PanelEnv, PanelSpec, build_deferred, install_panels, loading_note, need
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QWidget
+
+    from app.context import AppContext, Services
+    from widgets.account import AccountPanel
+    from widgets.blotter import BlotterPanel
+    from widgets.chart.panel import ChartPanel
+    from widgets.main_window import MainWindow
+    from widgets.order_ticket import OrderTicket
+    from widgets.positions import PositionsPanel
+    from widgets.watchlist import WatchlistPanel
+
+log = logging.getLogger("heron.app.panels")
+
+
+@dataclass
+class TradingPanels:
+    """What :func:`install` built (tests and the benchmarks reach the panels through it)."""
+
+    watchlist: WatchlistPanel | None = None
+    ticket: OrderTicket | None = None
+    blotter: BlotterPanel | None = None
+    positions: PositionsPanel | None = None
+    account: AccountPanel | None = None
+    chart: ChartPanel | None = None
+    feeder: ChartFeeder | None = None
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+def _save_watchlist(ctx: AppContext, symbols: list[str]) -> None:
+    from app.settings import SettingsError, save
+
+    ctx.settings.watchlist = list(symbols)
+    try:
+        save(ctx.settings, ctx.paths.settings_file)
+    except (SettingsError, OSError) as exc:
+        log.error("watchlist not saved: %s", exc)
+        ctx.notify("error", "settings", f"the watchlist could not be saved: {exc}")
+
+
+def _watchlist(env: PanelEnv) -> QWidget:
+    from widgets.watchlist import WatchlistPanel
+
+    ctx, services = env.ctx, env.services
+    streams, history = services.streams, services.history
+    book = need(services.book, "book", services)
+
+    async def watch(syms: list[str]) -> None:
+        if streams is not None:
+            await streams.subscribe(syms, trades=True, quotes=True)
+        await seed_daily_figures(history, book, syms)
+
+    watchlist = WatchlistPanel(
+        book,
+        ctx.bus,
+        ctx.settings.watchlist,
+        on_symbols_changed=lambda syms: _save_watchlist(ctx, syms),
+        subscribe=watch,
+    )
+    # Symbols already watched at start-up were subscribed by the app; they still need the
+    # previous close (for change %) and the day's volume so far.
+    watchlist.seed_task = asyncio.ensure_future(  # type: ignore[attr-defined]
+        seed_daily_figures(history, book, list(ctx.settings.watchlist))
+    )
+    return watchlist
+
+
+def _order_ticket(env: PanelEnv) -> QWidget:
+    from widgets.order_ticket import OrderTicket
+
+    engine = need(env.services.engine, "engine", env.services)
+    return OrderTicket(engine, mode=env.ctx.mode, confirm_orders=env.ctx.settings.ui.confirm_orders)
+
+
+def _blotter(env: PanelEnv) -> QWidget:
+    from widgets.blotter import BlotterPanel
+
+    s = env.services
+    return BlotterPanel(need(s.orders, "orders", s), need(s.engine, "engine", s), env.ctx.bus)
+
+
+def _positions(env: PanelEnv) -> QWidget:
+    from widgets.positions import PositionsPanel
+
+    s = env.services
+    return PositionsPanel(need(s.orders, "orders", s), need(s.book, "book", s), need(s.engine, "engine", s),
+                          env.ctx.bus)  # fmt: skip
+
+
+def _account(env: PanelEnv) -> QWidget:
+    from widgets.account import AccountPanel
+
+    s = env.services
+    engine = need(s.engine, "engine", s)
+    broker = need(s.broker, "broker", s)
+    panel = AccountPanel(
+        refresh_account=engine.refresh_account,
+        portfolio_history=lambda: equity_history(broker),
+        trading=need(s.trading, "trading", s),
+        kill_switch=s.kill_switch,
+        bus=env.ctx.bus,
+    )
+    panel.start()
+    return panel
+
+
+# The watchlist gets a full-height column of its own: six numeric columns need the width, and a
+# trader scans many rows at once. The ticket stays on the left, the tables below the chart.
+TRADING_PANELS: tuple[PanelSpec, ...] = (
+    PanelSpec("watchlist", "watchlistPanel", "Watchlist", "right", _watchlist),
+    PanelSpec("order_ticket", "orderTicket", "Order ticket", "left", _order_ticket),
+    PanelSpec("blotter", "blotterPanel", "Blotter", "bottom", _blotter),
+    PanelSpec("positions", "positionsPanel", "Positions", "bottom", _positions, tab_with="blotterPanel"),
+    PanelSpec(
+        "account",
+        "accountPanel",
+        "Account",
+        "bottom",
+        _account,
+        tab_with="blotterPanel",
+        deferred=True,
+        loading="Account: loading…",
+    ),
+)
+PANEL_NAMES = tuple(spec.key for spec in TRADING_PANELS)
+
+
+def build_panel(name: str, ctx: AppContext, services: Services) -> QWidget:
+    """Build one trading panel from the services; raises LookupError naming a missing service."""
+    for spec in TRADING_PANELS:
+        if spec.key == name:
+            return spec.factory(PanelEnv(ctx, services))
+    raise ValueError(f"unknown trading panel {name!r}; known: {', '.join(PANEL_NAMES)}")
+
+
+def _settle_layout(window: MainWindow) -> None:
+    """Dock sizes once the chart is in the middle: the saved layout's, or first-launch ones.
+
+    Runs an idle turn after the chart is installed. Until then the "loading" note in the middle
+    takes no space of its own, so the docks hold what it left them (the watchlist 1,500 px of a
+    1,728 px window) and keep it when the chart arrives: a layout restored earlier is restored
+    again, and ``resizeDocks`` before this point does not stick. First-launch sizes become the
+    layout that View → Reset layout returns to.
+    """
+    from PySide6.QtCore import Qt
+
+    if window.layout_restored:
+        window.restore_layout()
+        return
+    # The watchlist as wide as its columns, the ticket as wide as its fields, the chart the rest.
+    # Sizes, not minimums: the trader can still drag any dock narrower.
+    for name, width in (("watchlistPanel", 0), ("orderTicket", 290)):
+        dock = window.panel(name)
+        if dock is not None:  # one call per dock: a joint call shares the chart's space out too
+            window.resizeDocks([dock], [width or dock.widget().sizeHint().width()], Qt.Orientation.Horizontal)
+    dock = window.panel("blotterPanel")
+    if dock is not None:
+        window.resizeDocks([dock], [max(280, round(window.height() * 0.36))], Qt.Orientation.Vertical)
+        beside = window.panel("logPanel")  # the operations tabs share the bottom row half and half
+        if beside is not None and window.dockWidgetArea(beside) == window.dockWidgetArea(dock):
+            half = window.width() // 2
+            window.resizeDocks([dock, beside], [half, half], Qt.Orientation.Horizontal)
+    window.capture_default_layout()
+
+
+def _link(window: MainWindow, panels: TradingPanels, selected: dict[str, str]) -> None:
+    """Watchlist, blotter and positions selections drive the ticket and the chart."""
+
+    def select(symbol: str) -> None:
+        selected["symbol"] = symbol
+        if panels.ticket is not None:
+            panels.ticket.set_symbol(symbol)
+        if panels.feeder is not None and symbol != panels.feeder.symbol:
+            panels.feeder.show(symbol)
+
+    for source in (panels.watchlist, panels.blotter, panels.positions):
+        if source is not None:
+            source.symbolSelected.connect(select)
+    if panels.ticket is not None:
+        panels.ticket.install_hotkeys(window)
+        if panels.blotter is not None:
+            panels.blotter.duplicateRequested.connect(panels.ticket.prefill)
+
+
+def install(
+    window: MainWindow, ctx: AppContext, services: Services, *, defer_plots: bool = False
+) -> TradingPanels:
+    """Add the trading panels (and the chart, if nobody placed one) and connect them.
+
+    ``defer_plots``: the panels drawn with pyqtgraph (the chart, and the account panel's equity
+    curve) are built on the event loop's next idle turns instead, so importing pyqtgraph (about
+    0.5 s of CPU) and setting up plots is not on the way to a usable window. The composition root
+    does this. Until then the account dock (a background tab at first launch) says it is loading,
+    the central area says the chart is loading, and a selection still reaches the ticket.
+    """
+    from PySide6.QtCore import QTimer
+
+    panels = TradingPanels()
+
+    def missing(spec: PanelSpec, exc: LookupError) -> None:
+        panels.missing[spec.key] = str(exc)
+        log.warning("%s panel left out: %s", spec.key, exc)
+        ctx.notify("warning", "panels", f"{spec.title} is not shown: {exc}")
+
+    env = PanelEnv(ctx, services, window)
+    installed = install_panels(window, TRADING_PANELS, env, defer_plots=defer_plots, on_missing=missing)
+    built = installed.built
+    panels.watchlist = built.get("watchlist")  # type: ignore[assignment]
+    panels.ticket = built.get("order_ticket")  # type: ignore[assignment]
+    panels.blotter = built.get("blotter")  # type: ignore[assignment]
+    panels.positions = built.get("positions")  # type: ignore[assignment]
+    panels.account = None if installed.deferred else built.get("account")  # type: ignore[assignment]
+    blotter_dock = window.panel("blotterPanel")
+    if blotter_dock is not None:
+        blotter_dock.raise_()
+    selected = {"symbol": ""}
+    _link(window, panels, selected)
+    window.trading_panels = panels  # type: ignore[attr-defined]
+
+    def chart_step() -> None:
+        install_chart(window, ctx, services, panels)
+        # the next turn: the chart has been laid out in the middle by then
+        QTimer.singleShot(0, window, lambda: _settle_layout(window))
+        if panels.feeder is not None and selected["symbol"]:
+            panels.feeder.show(selected["symbol"])
+
+    if not defer_plots:
+        chart_step()
+    if panels.watchlist is not None and panels.watchlist.symbols():
+        panels.watchlist.select_symbol(panels.watchlist.symbols()[0])
+    if defer_plots:
+        _chart_placeholder(window)
+        QTimer.singleShot(0, window, chart_step)
+        for spec in installed.deferred:
+
+            def built_account(widget: AccountPanel) -> None:
+                panels.account = widget
+
+            build_deferred(window, spec, env, on_built=built_account, on_missing=missing)
+    log.info("trading panels installed: %s%s", ", ".join(built) or "none",
+             "; chart and account plots follow on the next idle turns" if defer_plots else "")  # fmt: skip
+    return panels
+
+
+def _chart_placeholder(window: MainWindow) -> None:
+    """Until the chart is built: a small "loading" note in the middle instead of the window's
+    "no panels" placeholder, which would also widen the window to fit its text."""
+    chart_module = sys.modules.get("widgets.chart.panel")  # not imported: there is no chart yet
+    if chart_module is not None and isinstance(window.centralWidget(), chart_module.ChartPanel):
+        return
+    note = loading_note("Loading the chart…")
+    note.setObjectName("chartPlaceholder")
+    window.set_central_panel(note)
+
+
+def install_chart(
+    window: MainWindow, ctx: AppContext, services: Services, panels: TradingPanels
+) -> ChartPanel:
+    """Put the chart in the central area (unless one is there) and feed it from ``services.history``."""
+    from widgets.chart.panel import ChartPanel
+
+    chart = window.centralWidget()
+    if not isinstance(chart, ChartPanel):
+        chart = ChartPanel()
+        window.set_central_panel(chart)
+    panels.chart = chart
+    history = services.history
+    if history is not None and panels.feeder is None:
+        panels.feeder = ChartFeeder(chart, history, ctx.bus)
+    log.info("chart installed")
+    return chart
