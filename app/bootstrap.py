@@ -60,10 +60,10 @@ from services.broker.health import HealthMonitor
 from services.broker.latency import LatencyRecorder
 from services.broker.status import HealthStatus, HealthWatch
 from services.domain.bus import EventBus
+from services.domain.calendar import MarketCalendar
 from services.domain.enums import ConnectionState, Mode, Timeframe, TradingState
 from services.domain.events import NotificationEvent, TradeUpdateEvent, TradingStateEvent
 from services.domain.models import Bar
-from services.exchange.sessions import MarketCalendar
 from services.marketdata.book import QuoteBook
 from services.marketdata.history import HistoryService
 from services.marketdata.pipeline import MarketDataBatchEvent

@@ -42,9 +42,9 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from services.domain.calendar import MarketCalendar
 from services.exchange.contracts import NBBO, Instrument
 from services.exchange.history import MINUTE_NS, NS, Bars, HistoryGenerator, day_of, day_start_ns, ny_date
-from services.exchange.sessions import MarketCalendar
 
 log = logging.getLogger(__name__)
 

@@ -41,6 +41,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+from services.domain.calendar import NEW_YORK, MarketCalendar
 from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 
@@ -48,7 +49,6 @@ from . import rules
 from .contracts import NBBO, Instrument, MarketView
 from .errors import ApiError, forbidden, not_found, unprocessable
 from .ledger import DAYTRADE_MIN_EQUITY, SHORT_RESERVE, Ledger, dstr, q9, rfc3339
-from .sessions import NEW_YORK, MarketCalendar
 
 ZERO = Decimal(0)
 PARTIAL_FILL_PROBABILITY = 0.10

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from services.domain.calendar import MarketCalendar
 from services.exchange.admin import PREFIX as ADMIN_PREFIX
 from services.exchange.admin import Admin, RestFaults, fault_middleware
 from services.exchange.auth import ApiKey, StaticKeyStore, auth_middleware
@@ -36,7 +37,6 @@ from services.exchange.identity import identity_middleware
 from services.exchange.market import DEFAULT_RATE, MarketSimulator
 from services.exchange.marketdata_api import MarketDataApi
 from services.exchange.ratelimit import RateLimiter, ratelimit_middleware
-from services.exchange.sessions import MarketCalendar
 from services.exchange.universe import build_universe
 
 log = logging.getLogger(__name__)

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from services.domain.calendar import NEW_YORK, MarketCalendar, Session, nyse_holidays
 from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 
 from .errors import ApiError, bad_request, not_found, unprocessable
 from .ledger import dstr, position_symbol, q9
 from .matching import OPEN_STATUSES, VenueOrder
-from .sessions import NEW_YORK, MarketCalendar, Session, nyse_holidays
 
 if TYPE_CHECKING:
     from .venue import TradingVenue

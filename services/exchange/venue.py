@@ -29,11 +29,12 @@ from typing import Any
 
 from aiohttp import web
 
+from services.domain.calendar import MarketCalendar
+
 from .contracts import Instrument, KeyStore, MarketView
 from .errors import INTERNAL, ApiError
 from .ledger import Holding, Ledger, dstr, q9, rfc3339, trading_day
 from .matching import MatchingEngine, VenueOrder
-from .sessions import MarketCalendar
 from .store import StaleStateError, VenueStore
 from .trading_stream import STREAM_PATHS, TradeStreamHub, TradeUpdateFaults
 

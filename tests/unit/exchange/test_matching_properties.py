@@ -8,10 +8,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.domain.calendar import MarketCalendar
 from services.exchange.errors import ApiError
 from services.exchange.ledger import Ledger
 from services.exchange.matching import MatchingEngine
-from services.exchange.sessions import MarketCalendar
 
 from .test_venue_fakes import FakeClock, FakeMarket, instruments
 

@@ -30,11 +30,11 @@ from typing import Any
 
 import pytest
 
+from services.domain.calendar import MarketCalendar
 from services.exchange.errors import ApiError
 from services.exchange.history import HistoryGenerator
 from services.exchange.market import MarketSimulator
 from services.exchange.matching import VenueOrder
-from services.exchange.sessions import MarketCalendar
 from services.exchange.universe import build_universe
 
 from .test_venue_fakes import T0, FakeClock, Rig, make_rig
