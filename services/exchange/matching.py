@@ -44,11 +44,10 @@ from typing import Any
 from services.domain.calendar import NEW_YORK, MarketCalendar
 from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
-
-from . import rules
-from .contracts import NBBO, Instrument, MarketView
-from .errors import ApiError, forbidden, not_found, unprocessable
-from .ledger import DAYTRADE_MIN_EQUITY, SHORT_RESERVE, Ledger, dstr, q9, rfc3339
+from services.exchange import rules
+from services.exchange.contracts import NBBO, Instrument, MarketView
+from services.exchange.errors import ApiError, forbidden, not_found, unprocessable
+from services.exchange.ledger import DAYTRADE_MIN_EQUITY, SHORT_RESERVE, Ledger, dstr, q9, rfc3339
 
 ZERO = Decimal(0)
 PARTIAL_FILL_PROBABILITY = 0.10

@@ -26,8 +26,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .ledger import Holding
-from .matching import VenueOrder
+from services.exchange.ledger import Holding
+from services.exchange.matching import VenueOrder
 
 SCHEMA_VERSION = 1
 

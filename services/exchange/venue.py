@@ -1,8 +1,8 @@
 """TradingVenue: the trading side of the local exchange, composed for the server.
 
-The server creates one venue, calls :meth:`TradingVenue.add_routes` on its aiohttp app, awaits
-:meth:`start` / :meth:`close`, and forwards every NBBO change to :meth:`on_quote` and every print to
-:meth:`on_trade`. Everything runs
+The server creates one venue, serves it over HTTP (``services/exchange/http``: the REST routes, and
+the /stream hub it attaches as :attr:`TradingVenue.hub`), awaits :meth:`start` / :meth:`close`, and
+forwards every NBBO change to :meth:`on_quote` and every print to :meth:`on_trade`. Everything runs
 on the exchange's event-loop thread. Each operation changes the engine, persists the change to
 SQLite (one transaction) and only then publishes the trade updates to /stream clients.
 
@@ -27,23 +27,35 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from services.domain.calendar import MarketCalendar
-
-from .contracts import Instrument, KeyStore, MarketView
-from .errors import INTERNAL, ApiError
-from .ledger import Holding, Ledger, dstr, q9, rfc3339, trading_day
-from .matching import MatchingEngine, VenueOrder
-from .store import StaleStateError, VenueStore
-from .trading_stream import STREAM_PATHS, TradeStreamHub, TradeUpdateFaults
+from services.exchange.contracts import Instrument, KeyStore, MarketView, TradeUpdateFaults, TradeUpdateSink
+from services.exchange.errors import INTERNAL, ApiError
+from services.exchange.ledger import Holding, Ledger, dstr, q9, rfc3339, trading_day
+from services.exchange.matching import MatchingEngine, VenueOrder
+from services.exchange.store import StaleStateError, VenueStore
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 1.0
 EQUITY_SAMPLE_SECONDS = 60
 
-__all__ = ["TradeUpdateFaults", "TradingVenue"]
+__all__ = ["NoStream", "TradingVenue"]
+
+
+class NoStream:
+    """The trade-update sink of a venue nobody serves yet: updates go nowhere."""
+
+    sent = 0
+    client_count = 0
+
+    def publish(self, update: dict[str, Any]) -> None:
+        pass
+
+    async def kill_all(self) -> int:
+        return 0
+
+    async def close(self) -> None:
+        pass
 
 
 def _utcnow() -> datetime:
@@ -74,7 +86,7 @@ class TradingVenue:
         self.clock = clock
         self.starting_cash = starting_cash
         self.faults = TradeUpdateFaults()
-        self.hub = TradeStreamHub(keys, self.faults)
+        self.hub: TradeUpdateSink = NoStream()  # the HTTP layer attaches the /stream hub
         self.store = VenueStore(self.data_dir)
         snap = self.store.load()
         kv = snap.kv
@@ -112,13 +124,6 @@ class TradingVenue:
         self._commit(force_kv=fresh)
 
     # ---- the server's interface ---------------------------------------------------------------
-    def add_routes(self, app: web.Application) -> None:
-        from .trading_api import TradingApi  # local: the API module imports this one for typing
-
-        TradingApi(self).add_routes(app)
-        for path in STREAM_PATHS:
-            app.router.add_get(path, self.hub.handle)
-
     async def start(self) -> None:
         """Catch up on anything due while the exchange was down, then run the periodic sweep."""
         self._roll_session(self.clock())

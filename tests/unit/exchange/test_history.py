@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from services.domain.calendar import MarketCalendar
-from services.exchange.history import (
+from services.exchange.market.history import (
     MINUTE_NS,
     NS,
     BarPeriod,
@@ -20,7 +20,7 @@ from services.exchange.history import (
     parse_timeframe,
     ticks_from_bars,
 )
-from services.exchange.universe import build_universe
+from services.exchange.market.universe import build_universe
 
 UNI = build_universe()
 

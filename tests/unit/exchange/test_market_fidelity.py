@@ -32,9 +32,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from services.domain.calendar import NEW_YORK, MarketCalendar
-from services.exchange.history import MINUTE_NS, NS, BarPeriod, BarSource, HistoryGenerator, PeriodUnit
-from services.exchange.market import MarketSimulator
-from services.exchange.universe import build_universe
+from services.exchange.market.history import MINUTE_NS, NS, BarPeriod, BarSource, HistoryGenerator, PeriodUnit
+from services.exchange.market.simulator import MarketSimulator
+from services.exchange.market.universe import build_universe
 from services.marketdata.pipeline import MarketDataPipeline
 
 UNI = build_universe()
@@ -349,13 +349,14 @@ def test_corrections_reach_heron_through_its_data_stream_client(tmp_path: Path) 
     corrections and cancelErrors is automatic when you subscribe to the trade channel"), decode
     without error, and Heron's candles end equal to the minute bars the exchange serves afterwards
     (Heron does not subscribe to updatedBars, so the bars it is compared with are the served ones)."""
-    from services.exchange.server import EXCHANGE, ExchangeConfig, build_app
+    from services.exchange.http.server import EXCHANGE, ExchangeConfig, build_app
     from services.marketdata.datastream import DataConnection
     from tests.unit.exchange.test_server_inprocess import KEY, StandInVenue
 
     clock = Clock(START)
     app = build_app(ExchangeConfig(data_dir=tmp_path, key=KEY, seed=11, rate=1000.0),
-                    venue_factory=StandInVenue, clock=clock)  # type: ignore[arg-type]
+                    venue_factory=StandInVenue, venue_routes=lambda app, v: v.add_routes(app),
+                    clock=clock)  # type: ignore[arg-type]
     sim = app[EXCHANGE].market
     sim.correction_rate = 0.5
     hub = app[EXCHANGE].streams

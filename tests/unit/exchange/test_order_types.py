@@ -32,10 +32,10 @@ import pytest
 
 from services.domain.calendar import MarketCalendar
 from services.exchange.errors import ApiError
-from services.exchange.history import HistoryGenerator
-from services.exchange.market import MarketSimulator
+from services.exchange.market.history import HistoryGenerator
+from services.exchange.market.simulator import MarketSimulator
+from services.exchange.market.universe import build_universe
 from services.exchange.matching import VenueOrder
-from services.exchange.universe import build_universe
 
 from .test_venue_fakes import T0, FakeClock, Rig, make_rig
 

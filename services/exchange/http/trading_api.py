@@ -13,20 +13,18 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache, partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from services.domain.calendar import NEW_YORK, MarketCalendar, Session, nyse_holidays
 from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
-
-from .errors import ApiError, bad_request, not_found, unprocessable
-from .ledger import dstr, position_symbol, q9
-from .matching import OPEN_STATUSES, VenueOrder
-
-if TYPE_CHECKING:
-    from .venue import TradingVenue
+from services.exchange.errors import ApiError, bad_request, not_found, unprocessable
+from services.exchange.http.trading_stream import STREAM_PATHS, TradeStreamHub
+from services.exchange.ledger import dstr, position_symbol, q9
+from services.exchange.matching import OPEN_STATUSES, VenueOrder
+from services.exchange.venue import TradingVenue
 
 MAX_ORDERS_LIMIT = 500
 MAX_ACTIVITY_PAGE = 100
@@ -240,6 +238,15 @@ def _v3_calendar_days(always_open: bool, start: date, end: date, utc: bool) -> b
         for s in MarketCalendar(always_open=always_open).sessions(start, end)
     ]
     return json.dumps(days, separators=(",", ":")).encode()
+
+
+def add_trading_routes(app: web.Application, venue: TradingVenue) -> None:
+    """Serve ``venue``: the /v2 trading routes, and /stream through a hub attached to the venue."""
+    hub = TradeStreamHub(venue.keys, venue.faults)
+    venue.hub = hub
+    TradingApi(venue).add_routes(app)
+    for path in STREAM_PATHS:
+        app.router.add_get(path, hub.handle)
 
 
 class TradingApi:

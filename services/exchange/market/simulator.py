@@ -44,7 +44,15 @@ import numpy as np
 
 from services.domain.calendar import MarketCalendar
 from services.exchange.contracts import NBBO, Instrument
-from services.exchange.history import MINUTE_NS, NS, Bars, HistoryGenerator, day_of, day_start_ns, ny_date
+from services.exchange.market.history import (
+    MINUTE_NS,
+    NS,
+    Bars,
+    HistoryGenerator,
+    day_of,
+    day_start_ns,
+    ny_date,
+)
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from services.domain.calendar import NEW_YORK
 from services.domain.symbols import InvalidSymbolError, is_crypto, normalize_symbol
 from services.exchange.contracts import Instrument
 from services.exchange.errors import bad_request, not_found
-from services.exchange.history import (
+from services.exchange.market.history import (
     MINUTE_NS,
     NS,
     BarPeriod,
@@ -42,7 +42,7 @@ from services.exchange.history import (
     parse_timeframe,
     ticks_from_bars,
 )
-from services.exchange.market import MarketSimulator
+from services.exchange.market.simulator import MarketSimulator
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 1_000
