@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from services.exchange.ledger import Holding
-from services.exchange.matching import VenueOrder
+from services.exchange.orders import VenueOrder
 
 SCHEMA_VERSION = 1
 

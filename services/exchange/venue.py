@@ -31,7 +31,8 @@ from services.domain.calendar import MarketCalendar
 from services.exchange.contracts import Instrument, KeyStore, MarketView, TradeUpdateFaults, TradeUpdateSink
 from services.exchange.errors import INTERNAL, ApiError
 from services.exchange.ledger import Holding, Ledger, dstr, q9, rfc3339, trading_day
-from services.exchange.matching import MatchingEngine, VenueOrder
+from services.exchange.matching import MatchingEngine
+from services.exchange.orders import VenueOrder
 from services.exchange.store import StaleStateError, VenueStore
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,10 @@ from services.domain.calendar import NEW_YORK, MarketCalendar, Session, nyse_hol
 from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from services.exchange.errors import ApiError, bad_request, not_found, unprocessable
+from services.exchange.http.order_requests import replace_json, submit_json
 from services.exchange.http.trading_stream import STREAM_PATHS, TradeStreamHub
 from services.exchange.ledger import dstr, position_symbol, q9
-from services.exchange.matching import OPEN_STATUSES, VenueOrder
+from services.exchange.orders import OPEN_STATUSES, VenueOrder
 from services.exchange.venue import TradingVenue
 
 MAX_ORDERS_LIMIT = 500
@@ -401,7 +402,7 @@ class TradingApi:
     # ---- orders -------------------------------------------------------------------------------
     async def post_order(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
-        order = self.venue.run(lambda: self.engine.submit(body))
+        order = self.venue.run(lambda: submit_json(self.engine, body))
         return _json(self.venue.order_json(order))
 
     async def list_orders(self, request: web.Request) -> web.Response:
@@ -480,7 +481,7 @@ class TradingApi:
     async def replace_order(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
         order_id = request.match_info["order_id"]
-        new = self.venue.run(lambda: self.engine.replace(order_id, body))
+        new = self.venue.run(lambda: replace_json(self.engine, order_id, body))
         return _json(self.venue.order_json(new))
 
     async def cancel_order(self, request: web.Request) -> web.Response:

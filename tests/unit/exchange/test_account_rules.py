@@ -36,7 +36,8 @@ import pytest
 
 from services.exchange.contracts import Instrument
 from services.exchange.errors import ApiError
-from services.exchange.matching import VenueOrder
+from services.exchange.http.order_requests import submit_json
+from services.exchange.orders import VenueOrder
 
 from .test_venue_fakes import Rig, make_rig
 
@@ -68,7 +69,7 @@ def rigs(tmp_path: Path) -> Iterator[Any]:
 def _submit(r: Rig, **body: Any) -> VenueOrder:
     body.setdefault("type", "market")
     body.setdefault("time_in_force", "gtc" if "/" in body["symbol"] else "day")
-    order = r.venue.run(lambda: r.venue.engine.submit(body))
+    order = r.venue.run(lambda: submit_json(r.venue.engine, body))
     r.venue.match_pending()  # what the loop does right after the answer: orders fill after the POST
     return order
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from services.exchange.errors import ApiError
-from services.exchange.matching import VenueOrder
+from services.exchange.http.order_requests import replace_json, submit_json
+from services.exchange.orders import VenueOrder
 
 from .test_venue_fakes import T0, Rig, make_rig
 
@@ -19,7 +20,7 @@ def order(r: Rig, **body: Any) -> VenueOrder:
     base.update(body)
     if "qty" not in base and "notional" not in base:
         base["qty"] = 10.0
-    o: VenueOrder = r.venue.run(lambda: r.venue.engine.submit(base))
+    o: VenueOrder = r.venue.run(lambda: submit_json(r.venue.engine, base))
     r.venue.match_pending()  # what the loop does right after the answer (see test_async_fills.py)
     return o
 
@@ -344,12 +345,12 @@ def test_cancel_and_not_cancelable(r: Rig) -> None:
 
 def test_replace_creates_a_new_order_linked_to_the_old(r: Rig) -> None:
     o = order(r, type="limit", limit_price=90.0, time_in_force="gtc", client_order_id="a1")
-    new = r.venue.run(lambda: r.venue.engine.replace(o.id, {"qty": 20, "limit_price": 91.0}))
+    new = r.venue.run(lambda: replace_json(r.venue.engine, o.id, {"qty": 20, "limit_price": 91.0}))
     assert o.status == "replaced" and o.replaced_by == new.id and o.replaced_at is not None
     assert new.replaces == o.id and new.qty == 20 and new.limit_price == Decimal("91") and new.status == "new"
     assert events(r)[-2:] == ["replaced", "new"]
     with pytest.raises(ApiError) as ei:
-        r.venue.engine.replace(o.id, {"qty": 5})
+        replace_json(r.venue.engine, o.id, {"qty": 5})
     assert ei.value.status == 422 and ei.value.message == "unable to replace order in current state"
     r.quote("AAPL", "90.5", "90.9")
     assert new.status == "filled" and o.filled_qty == 0
@@ -359,7 +360,7 @@ def test_replace_a_bracket_leg_keeps_the_oco_link(r: Rig) -> None:
     p = bracket(r)
     r.quote("AAPL", "98.5", "98.9")
     tp_id, sl_id = p.leg_ids
-    new_tp = r.venue.run(lambda: r.venue.engine.replace(tp_id, {"limit_price": 105.0}))
+    new_tp = r.venue.run(lambda: replace_json(r.venue.engine, tp_id, {"limit_price": 105.0}))
     sl = r.venue.engine.orders[sl_id]
     assert p.leg_ids == [new_tp.id, sl_id] and sl.oco_ids == [new_tp.id]
     r.quote("AAPL", "105.0", "105.1")

@@ -32,10 +32,11 @@ import pytest
 
 from services.domain.calendar import MarketCalendar
 from services.exchange.errors import ApiError
+from services.exchange.http.order_requests import submit_json
 from services.exchange.market.history import HistoryGenerator
 from services.exchange.market.simulator import MarketSimulator
 from services.exchange.market.universe import build_universe
-from services.exchange.matching import VenueOrder
+from services.exchange.orders import VenueOrder
 
 from .test_venue_fakes import T0, FakeClock, Rig, make_rig
 
@@ -44,7 +45,7 @@ def order(r: Rig, **body: Any) -> VenueOrder:
     base: dict[str, Any] = {"symbol": "AAPL", "side": "buy", "type": "market", "time_in_force": "day"}
     base.update(body)
     base.setdefault("qty", 10)
-    o: VenueOrder = r.venue.run(lambda: r.venue.engine.submit(base))
+    o: VenueOrder = r.venue.run(lambda: submit_json(r.venue.engine, base))
     r.venue.match_pending()  # what the loop does right after the answer (see test_async_fills.py)
     return o
 
