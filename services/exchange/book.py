@@ -155,32 +155,57 @@ class OrderBook:
     def crypto_cash_available(self) -> Decimal:
         """Cash not yet claimed by open crypto buys: what a crypto buy may spend (no margin)."""
         claimed = sum(
-            (o.reserved for book in self.open_by_symbol.values() for o in book.values()
-             if o.asset_class == "crypto" and o.side == OrderSide.BUY),
+            (
+                o.reserved
+                for book in self.open_by_symbol.values()
+                for o in book.values()
+                if o.asset_class == "crypto" and o.side == OrderSide.BUY
+            ),
             ZERO,
         )
         return self.ledger.cash - claimed
 
     def _check_account_rules(
-        self, inst: Instrument, side: str, otype: str, qty: Decimal | None, notional: Decimal | None,
-        limit_price: Decimal | None, nbbo: NBBO, pos: Decimal, opens_short: bool,
+        self,
+        inst: Instrument,
+        side: str,
+        otype: str,
+        qty: Decimal | None,
+        notional: Decimal | None,
+        limit_price: Decimal | None,
+        nbbo: NBBO,
+        pos: Decimal,
+        opens_short: bool,
     ) -> None:
         ledger = self.ledger
         closes = (side == OrderSide.SELL and pos > 0) or (side == OrderSide.BUY and pos < 0)
         pdt_applies = (
-            closes and not inst.is_crypto and ledger.account_type == "margin"
+            closes
+            and not inst.is_crypto
+            and ledger.account_type == "margin"
             and ledger.last_equity < DAYTRADE_MIN_EQUITY
         )
         trades = self.day_trades() if pdt_applies else rules.DayTrades(0, frozenset())
-        pending = [
-            rules.PendingOrder(o.id, o.side, o.type)
-            for o in self.open_by_symbol.get(inst.symbol, {}).values()
-            if o.parent_id is None and o.order_class != OrderClass.OCO
-        ] if pos == 0 else []
+        pending = (
+            [
+                rules.PendingOrder(o.id, o.side, o.type)
+                for o in self.open_by_symbol.get(inst.symbol, {}).values()
+                if o.parent_id is None and o.order_class != OrderClass.OCO
+            ]
+            if pos == 0
+            else []
+        )
         rules.check_order(
             rules.OrderRequest(
-                instrument=inst, side=side, type=otype, qty=qty, notional=notional,
-                limit_price=limit_price, ask=nbbo.ask, bid=nbbo.bid, position_qty=pos,
+                instrument=inst,
+                side=side,
+                type=otype,
+                qty=qty,
+                notional=notional,
+                limit_price=limit_price,
+                ask=nbbo.ask,
+                bid=nbbo.bid,
+                position_qty=pos,
                 opens_short=opens_short,
             ),
             rules.AccountState(
@@ -276,7 +301,6 @@ class OrderBook:
         data.update(extra)
         self.outbox.append(data)
 
-
     # ---- cancel / expire ---------------------------------------------------------------------
     def _cancel(self, o: VenueOrder, now: datetime, *, event: TradeUpdateKind, cascade: bool = True) -> None:
         o.status = OrderStatus(event)
@@ -311,11 +335,9 @@ class OrderBook:
             raise not_found("order not found")
         return o
 
-
     def sample_equity(self, now: datetime) -> None:
         point = (int(now.timestamp()), q9(self.ledger.equity(self.quotes())))
         if self.new_equity and self.new_equity[-1][0] == point[0]:
             self.new_equity[-1] = point
         else:
             self.new_equity.append(point)
-

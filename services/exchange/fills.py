@@ -47,7 +47,6 @@ class _SessionCache:
         return self._extended
 
 
-
 class FillEngine(OrderBook):
     """The order book plus matching: quotes, prints, sweeps and fills."""
 
@@ -313,4 +312,3 @@ class FillEngine(OrderBook):
                     leg.status = OrderStatus.NEW
                     self._touch(leg, now)
                     self._emit(TradeUpdateKind.NEW, leg, now)
-

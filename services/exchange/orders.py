@@ -59,7 +59,6 @@ _TIME_FIELDS = {
 }
 
 
-
 @dataclass(slots=True)
 class VenueOrder:
     """One order as the venue keeps it. Mutable; only the engine changes it."""
@@ -195,4 +194,3 @@ class VenueOrder:
             "subtag": None,
             "source": None,
         }
-

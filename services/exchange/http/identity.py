@@ -35,4 +35,3 @@ def identity_middleware(secret: str, data_dir: Path) -> Middleware:
         return web.json_response({"service": SERVICE, "pid": pid, "port": port, "proof": proof})
 
     return middleware
-

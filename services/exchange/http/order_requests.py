@@ -138,9 +138,21 @@ def parse_order(body: Any, universe: Mapping[str, Instrument], taken: Container[
     coid = _client_order_id(body, taken)
     take_profit, stop_loss = _legs(body)
     return OrderRequest(
-        instrument=inst, side=side, type=otype, time_in_force=tif, order_class=oclass, client_order_id=coid,
-        qty=qty, notional=notional, limit_price=limit_price, stop_price=stop_price, trail_price=trail_price,
-        trail_percent=trail_percent, extended_hours=extended, take_profit=take_profit, stop_loss=stop_loss,
+        instrument=inst,
+        side=side,
+        type=otype,
+        time_in_force=tif,
+        order_class=oclass,
+        client_order_id=coid,
+        qty=qty,
+        notional=notional,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        trail_price=trail_price,
+        trail_percent=trail_percent,
+        extended_hours=extended,
+        take_profit=take_profit,
+        stop_loss=stop_loss,
     )
 
 
@@ -169,8 +181,12 @@ def parse_replace(body: Mapping[str, Any], old: VenueOrder, taken: Container[str
     if coid in taken:
         raise unprocessable("client_order_id must be unique")
     return ReplaceRequest(
-        client_order_id=coid, time_in_force=TimeInForce(tif), qty=qty, limit_price=limit_price,
-        stop_price=stop_price, trail=trail,
+        client_order_id=coid,
+        time_in_force=TimeInForce(tif),
+        qty=qty,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        trail=trail,
     )
 
 

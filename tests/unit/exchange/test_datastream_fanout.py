@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.exchange.http.auth import ApiKey
 from services.exchange.http.datastream import to_json_frame
 from services.exchange.http.server import EXCHANGE, ExchangeConfig, build_app
-from services.exchange.market.simulator import Batch
+from services.exchange.market.encoding import Batch
 
 KEY = ApiKey("PKFANOUT", "fanout-secret")
 MSGPACK = {"Content-Type": "application/msgpack"}
