@@ -8,6 +8,7 @@ for the venue to persist and publish.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
@@ -20,9 +21,9 @@ from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from services.exchange import rules
 from services.exchange.contracts import NBBO, Instrument, MarketView
 from services.exchange.errors import not_found
-from services.exchange.ledger import DAYTRADE_MIN_EQUITY, SHORT_RESERVE, Ledger, q9, rfc3339
+from services.exchange.ledger import DAYTRADE_MIN_EQUITY, SHORT_RESERVE, Ledger, q9
 from services.exchange.order_checks import QTY_QUANTUM
-from services.exchange.orders import ZERO, VenueOrder
+from services.exchange.orders import ZERO, Execution, TradeUpdate, VenueOrder
 
 MARKET_COLLAR = Decimal("1.03")
 IMMEDIATE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
@@ -69,7 +70,7 @@ class OrderBook:
         self.reserved_total = ZERO
         self._day_trades: tuple[tuple[int, date], rules.DayTrades] | None = None
         # What changed since the venue last persisted/published.
-        self.outbox: list[dict[str, Any]] = []
+        self.outbox: list[TradeUpdate] = []
         self.dirty_orders: dict[str, VenueOrder] = {}
         self.dirty_positions: set[str] = set()
         self.new_activities: list[dict[str, Any]] = []
@@ -290,16 +291,12 @@ class OrderBook:
             self._unindex(o)
         self.dirty_orders[o.id] = o
 
-    def order_json(self, o: VenueOrder, *, nested: bool = True) -> dict[str, Any]:
-        legs = None
-        if o.leg_ids and nested:
-            legs = [self.orders[i].to_json() for i in o.leg_ids if i in self.orders]
-        return o.to_json(legs)
-
-    def _emit(self, event: TradeUpdateKind, o: VenueOrder, now: datetime, **extra: Any) -> None:
-        data: dict[str, Any] = {"event": event, "timestamp": rfc3339(now), "order": self.order_json(o)}
-        data.update(extra)
-        self.outbox.append(data)
+    def _emit(
+        self, event: TradeUpdateKind, o: VenueOrder, now: datetime, execution: Execution | None = None
+    ) -> None:
+        """Queue a trade update with ``o`` and its legs as they are now (they change afterwards)."""
+        legs = tuple(copy.copy(self.orders[i]) for i in o.leg_ids if i in self.orders) if o.leg_ids else None
+        self.outbox.append(TradeUpdate(event, now, copy.copy(o), legs, execution))
 
     # ---- cancel / expire ---------------------------------------------------------------------
     def _cancel(self, o: VenueOrder, now: datetime, *, event: TradeUpdateKind, cascade: bool = True) -> None:

@@ -11,7 +11,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from services.exchange.orders import TradeUpdate
 
 _ASSET_NS = uuid.UUID("6f1f3f0e-2a55-4d0c-9a43-0d3c1b7e5a10")
 
@@ -98,7 +101,7 @@ class TradeUpdateSink(Protocol):
     @property
     def client_count(self) -> int: ...
 
-    def publish(self, update: dict[str, Any]) -> None: ...
+    def publish(self, update: TradeUpdate) -> None: ...
 
     async def kill_all(self) -> int: ...
 

@@ -12,9 +12,9 @@ from decimal import ROUND_DOWN, Decimal
 from services.domain.calendar import MarketCalendar
 from services.domain.enums import OrderClass, OrderSide, OrderStatus, OrderType, TimeInForce, TradeUpdateKind
 from services.exchange.book import OrderBook
-from services.exchange.ledger import dstr, q9
+from services.exchange.ledger import q9
 from services.exchange.order_checks import QTY_QUANTUM, whole
-from services.exchange.orders import VenueOrder
+from services.exchange.orders import Execution, VenueOrder
 
 PARTIAL_FILL_PROBABILITY = 0.10
 # An elected buy stop on a stock is a stop-limit this far above its stop (Alpaca docs, stop orders).
@@ -287,10 +287,7 @@ class FillEngine(OrderBook):
             TradeUpdateKind.FILL if done else TradeUpdateKind.PARTIAL_FILL,
             o,
             now,
-            execution_id=str(uuid.uuid4()),
-            price=dstr(price),
-            qty=dstr(qty),
-            position_qty=dstr(position_qty),
+            Execution(str(uuid.uuid4()), price, qty, position_qty),
         )
         # OCO: a complete fill of one side cancels the other; a partial fill shrinks the other to
         # this side's remaining quantity, so the pair never sells more than the position.

@@ -1,6 +1,6 @@
-"""An order as the venue keeps it (:class:`VenueOrder`), the status sets the engine works with, and
-the order's two written forms: its SQLite record (``to_record`` / ``from_record``) and Alpaca's Order
-entity (``to_json``, the body of REST answers and trade updates).
+"""An order as the venue keeps it (:class:`VenueOrder`), the status sets the engine works with, the
+order's SQLite record (``to_record`` / ``from_record``), and the trade updates the engine queues
+(:class:`TradeUpdate`; services/exchange/http/entities.py writes both as Alpaca's JSON).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from services.domain.enums import OrderClass, OrderSide, OrderStatus, OrderType, TimeInForce
-from services.exchange.ledger import dstr, rfc3339
+from services.domain.enums import OrderClass, OrderSide, OrderStatus, OrderType, TimeInForce, TradeUpdateKind
 
 ZERO = Decimal(0)
 OPEN_STATUSES = frozenset({
@@ -150,47 +149,23 @@ class VenueOrder:
             kw[k] = v
         return cls(**kw)
 
-    def to_json(self, legs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Alpaca's Order JSON: every key, decimals as strings, RFC3339 ``Z`` timestamps."""
 
-        def ts(v: datetime | None) -> str | None:
-            return rfc3339(v) if v is not None else None
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """What a fill executed: its id, price and quantity, and the position after it."""
 
-        return {
-            "id": self.id,
-            "client_order_id": self.client_order_id,
-            "created_at": rfc3339(self.created_at),
-            "updated_at": rfc3339(self.updated_at),
-            "submitted_at": rfc3339(self.submitted_at),
-            "filled_at": ts(self.filled_at),
-            "expired_at": ts(self.expired_at),
-            "expires_at": ts(self.expires_at),
-            "canceled_at": ts(self.canceled_at),
-            "failed_at": ts(self.failed_at),
-            "replaced_at": ts(self.replaced_at),
-            "replaced_by": self.replaced_by,
-            "replaces": self.replaces,
-            "asset_id": self.asset_id,
-            "symbol": self.symbol,
-            "asset_class": self.asset_class,
-            "notional": dstr(self.notional),
-            "qty": dstr(self.qty),
-            "filled_qty": dstr(self.filled_qty),
-            "filled_avg_price": dstr(self.filled_avg_price),
-            "order_class": "" if self.order_class == OrderClass.SIMPLE else self.order_class,
-            "order_type": self.type,
-            "type": self.type,
-            "side": self.side,
-            "position_intent": self.position_intent,
-            "time_in_force": self.time_in_force,
-            "limit_price": dstr(self.limit_price),
-            "stop_price": dstr(self.stop_price),
-            "status": self.status,
-            "extended_hours": self.extended_hours,
-            "legs": legs,
-            "trail_percent": dstr(self.trail_percent),
-            "trail_price": dstr(self.trail_price),
-            "hwm": dstr(self.hwm),
-            "subtag": None,
-            "source": None,
-        }
+    execution_id: str
+    price: Decimal
+    qty: Decimal
+    position_qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class TradeUpdate:
+    """One event on trade_updates, with the order (and its legs) as they were when it happened."""
+
+    event: TradeUpdateKind
+    at: datetime
+    order: VenueOrder
+    legs: tuple[VenueOrder, ...] | None = None
+    execution: Execution | None = None

@@ -32,7 +32,7 @@ from services.exchange.contracts import Instrument, KeyStore, MarketView, TradeU
 from services.exchange.errors import INTERNAL, ApiError
 from services.exchange.ledger import Holding, Ledger, dstr, q9, rfc3339, trading_day
 from services.exchange.matching import MatchingEngine
-from services.exchange.orders import VenueOrder
+from services.exchange.orders import TradeUpdate
 from services.exchange.store import StaleStateError, VenueStore
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class NoStream:
     sent = 0
     client_count = 0
 
-    def publish(self, update: dict[str, Any]) -> None:
+    def publish(self, update: TradeUpdate) -> None:
         pass
 
     async def kill_all(self) -> int:
@@ -392,6 +392,3 @@ class TradingVenue:
 
     def position_json(self, h: Holding) -> dict[str, Any]:
         return self.positions_json([h])[0]
-
-    def order_json(self, o: VenueOrder, *, nested: bool = True) -> dict[str, Any]:
-        return self.engine.order_json(o, nested=nested)

@@ -20,6 +20,7 @@ from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from services.exchange.errors import ApiError, not_found, unprocessable
 from services.exchange.http.clock_api import ClockApi
+from services.exchange.http.entities import order_json
 from services.exchange.http.order_requests import replace_json, submit_json
 from services.exchange.http.params import (
     bool_param,
@@ -210,7 +211,7 @@ class TradingApi:
     async def post_order(self, request: web.Request) -> web.Response:
         body = await json_body(request)
         order = self.venue.run(lambda: submit_json(self.engine, body))
-        return json_answer(self.venue.order_json(order))
+        return json_answer(order_json(self.engine, order))
 
     async def list_orders(self, request: web.Request) -> web.Response:
         q = request.query
@@ -264,7 +265,7 @@ class TradingApi:
                 continue
             if (after and o.submitted_at <= after) or (until and o.submitted_at >= until):
                 continue
-            out.append(self.venue.order_json(o, nested=nested))
+            out.append(order_json(self.engine, o, nested=nested))
             if len(out) >= limit:
                 break
         return json_answer(out)
@@ -274,7 +275,7 @@ class TradingApi:
 
     async def get_order(self, request: web.Request) -> web.Response:
         o = self._order(request)
-        return json_answer(self.venue.order_json(o, nested=bool_param(request.query, "nested", True)))
+        return json_answer(order_json(self.engine, o, nested=bool_param(request.query, "nested", True)))
 
     async def get_by_client_id(self, request: web.Request) -> web.Response:
         coid = request.query.get("client_order_id")
@@ -283,13 +284,13 @@ class TradingApi:
         o = self.engine.by_client_id.get(coid)
         if o is None:
             raise not_found("order not found")
-        return json_answer(self.venue.order_json(o))
+        return json_answer(order_json(self.engine, o))
 
     async def replace_order(self, request: web.Request) -> web.Response:
         body = await json_body(request)
         order_id = request.match_info["order_id"]
         new = self.venue.run(lambda: replace_json(self.engine, order_id, body))
-        return json_answer(self.venue.order_json(new))
+        return json_answer(order_json(self.engine, new))
 
     async def cancel_order(self, request: web.Request) -> web.Response:
         order_id = request.match_info["order_id"]
@@ -298,7 +299,7 @@ class TradingApi:
 
     async def cancel_all(self, request: web.Request) -> web.Response:
         canceled = self.venue.run(self.engine.cancel_all)
-        body = [{"id": o.id, "status": 200, "body": self.venue.order_json(o)} for o in canceled]
+        body = [{"id": o.id, "status": 200, "body": order_json(self.engine, o)} for o in canceled]
         return json_answer(body, status=207)
 
     # ---- positions ----------------------------------------------------------------------------
@@ -321,7 +322,7 @@ class TradingApi:
         pct = self._decimal_query(q, "percentage")
         key = request.match_info["symbol"]
         order = self.venue.run(lambda: self.engine.close_position(key, qty=qty, percentage=pct))
-        return json_answer(self.venue.order_json(order))
+        return json_answer(order_json(self.engine, order))
 
     @staticmethod
     def _decimal_query(q: Any, key: str) -> Decimal | None:
@@ -348,7 +349,7 @@ class TradingApi:
             except ApiError as e:
                 out.append({"symbol": wire, "status": e.status, "body": e.body()})
             else:
-                body = self.venue.order_json(order)
+                body = order_json(self.engine, order)
                 out.append({"symbol": wire, "status": 200, "order_id": order.id, "body": body})
         return json_answer(out, status=207)
 

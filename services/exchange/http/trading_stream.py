@@ -22,6 +22,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from services.exchange.contracts import KeyStore, TradeUpdateFaults
+from services.exchange.http.entities import trade_update_json
+from services.exchange.orders import TradeUpdate
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,9 @@ class TradeStreamHub:
         return len(self._clients)
 
     # ---- fan-out ------------------------------------------------------------------------------
-    def publish(self, update: dict[str, Any]) -> None:
-        frame = json.dumps({"stream": "trade_updates", "data": update}, separators=(",", ":")).encode()
+    def publish(self, update: TradeUpdate) -> None:
+        data = trade_update_json(update)
+        frame = json.dumps({"stream": "trade_updates", "data": data}, separators=(",", ":")).encode()
         f = self.faults
         if f.drop_next > 0:
             f.drop_next -= 1

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from services.exchange.errors import ApiError
+from services.exchange.http.entities import order_json, trade_update_json
 from services.exchange.http.order_requests import replace_json, submit_json
 from services.exchange.orders import VenueOrder
 
@@ -38,7 +39,7 @@ def r(tmp_path: Path) -> Rig:
     rig = make_rig(tmp_path, seed=7)
     rig.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]  # no random partials
     log: list[dict[str, Any]] = []
-    rig.venue.hub.publish = log.append  # type: ignore[method-assign, assignment]
+    rig.venue.hub.publish = lambda u: log.append(trade_update_json(u))  # type: ignore[method-assign]
     rig.venue.hub_log = log  # type: ignore[attr-defined]
     return rig
 
@@ -66,7 +67,7 @@ def partial_next(r: Rig, fraction: float) -> None:
 # ---- the POST answer, then the stream -----------------------------------------------------------
 def test_marketable_order_is_answered_accepted_and_fills_after_the_answer(r: Rig) -> None:
     o = submit(r)
-    answer = r.venue.order_json(o)
+    answer = order_json(r.venue.engine, o)
     assert answer["status"] in ACCEPTED and answer["filled_qty"] == "0" and answer["filled_at"] is None
     assert [u["event"] for u in log(r)] == ["new"]
     assert "AAPL" not in r.venue.ledger.positions
@@ -85,7 +86,7 @@ def test_matching_runs_on_the_loop_right_after_the_answer(tmp_path: Path) -> Non
         r = make_rig(tmp_path)
         r.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]
         seen: list[dict[str, Any]] = []
-        r.venue.hub.publish = seen.append  # type: ignore[method-assign, assignment]
+        r.venue.hub.publish = lambda u: seen.append(trade_update_json(u))  # type: ignore[method-assign]
         o = r.venue.run(lambda: submit_json(r.venue.engine,
             {"symbol": "AAPL", "side": "buy", "type": "market", "time_in_force": "day", "qty": 3}
         ))  # fmt: skip
@@ -149,7 +150,7 @@ def test_an_ioc_accepted_before_a_crash_is_resolved_on_restart(tmp_path: Path) -
 def test_notional_order_keeps_qty_null_after_it_fills(r: Rig) -> None:
     o = submit(r, notional=250.5)
     r.venue.match_pending()
-    body = r.venue.order_json(o)
+    body = order_json(r.venue.engine, o)
     assert body["status"] == "filled" and body["qty"] is None and body["notional"] == "250.5"
     assert body["filled_qty"] == "2.504749525"  # 250.5 / 100.01, cut to 9 places
     fill = log(r)[-1]
@@ -161,7 +162,7 @@ def test_partially_filled_notional_order_works_its_remainder_and_keeps_its_reser
     o = submit(r, notional=1000)
     r.venue.match_pending()
     assert o.status == "partially_filled" and o.qty is None and o.filled_qty > 0
-    assert r.venue.order_json(o)["qty"] is None
+    assert order_json(r.venue.engine, o)["qty"] is None
     # What is still to buy keeps buying power reserved (about the other half of the notional).
     assert Decimal("499") < o.reserved < Decimal("501")
     r.quote("AAPL", "99.99", "100.01")

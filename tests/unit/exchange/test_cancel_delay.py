@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from services.exchange.errors import ApiError
+from services.exchange.http.entities import trade_update_json
 from services.exchange.http.order_requests import replace_json, submit_json
 from services.exchange.orders import VenueOrder
 
@@ -19,7 +20,7 @@ def r(tmp_path: Path) -> Rig:
     rig = make_rig(tmp_path, seed=5)
     rig.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]  # no random partials
     log: list[dict[str, Any]] = []
-    rig.venue.hub.publish = log.append  # type: ignore[method-assign]
+    rig.venue.hub.publish = lambda u: log.append(trade_update_json(u))  # type: ignore[method-assign]
     rig.venue.hub_log = log  # type: ignore[attr-defined]
     return rig
 

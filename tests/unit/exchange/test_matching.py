@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from services.exchange.errors import ApiError
+from services.exchange.http.entities import order_json, trade_update_json
 from services.exchange.http.order_requests import replace_json, submit_json
 from services.exchange.orders import VenueOrder
 
@@ -40,7 +41,7 @@ def r(tmp_path: Path) -> Rig:
     rig = make_rig(tmp_path, seed=12345)
     rig.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]  # no random partials
     log: list[dict[str, Any]] = []
-    rig.venue.hub.publish = log.append  # type: ignore[method-assign]
+    rig.venue.hub.publish = lambda u: log.append(trade_update_json(u))  # type: ignore[method-assign]
     rig.venue.hub_log = log  # type: ignore[attr-defined]
     return rig
 
@@ -114,7 +115,7 @@ def test_trailing_stop_tracks_the_high_water_mark(r: Rig) -> None:
     r.quote("AAPL", "100.99", "101.01")
     r.trade("AAPL", "101.00")
     assert o.status == "filled" and o.filled_avg_price == Decimal("100.99")
-    assert r.venue.order_json(o)["hwm"] == "102"
+    assert order_json(r.venue.engine, o)["hwm"] == "102"
 
 
 def test_trailing_percent_buy_tracks_the_lowest_ask(r: Rig) -> None:
@@ -231,7 +232,7 @@ def test_notional_order_computes_a_fractional_qty(r: Rig) -> None:
     o = order(r, notional=250.5)
     assert o.status == "filled" and o.notional == Decimal("250.5")
     assert o.filled_qty == Decimal("2.504749525")  # 250.5 / 100.01, cut to 9 places
-    assert r.venue.order_json(o)["notional"] == "250.5"
+    assert order_json(r.venue.engine, o)["notional"] == "250.5"
     assert o.qty is None  # Order entity docs, Alpaca-API #191: qty stays null on a notional order
 
 

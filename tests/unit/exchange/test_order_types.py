@@ -32,6 +32,7 @@ import pytest
 
 from services.domain.calendar import MarketCalendar
 from services.exchange.errors import ApiError
+from services.exchange.http.entities import order_json, trade_update_json
 from services.exchange.http.order_requests import submit_json
 from services.exchange.market.history import HistoryGenerator
 from services.exchange.market.simulator import MarketSimulator
@@ -66,7 +67,7 @@ def r(tmp_path: Path) -> Rig:
     rig = make_rig(tmp_path, seed=12345)
     rig.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]  # no random partials
     log: list[dict[str, Any]] = []
-    rig.venue.hub.publish = log.append  # type: ignore[method-assign]
+    rig.venue.hub.publish = lambda u: log.append(trade_update_json(u))  # type: ignore[method-assign]
     rig.venue.hub_log = log  # type: ignore[attr-defined]
     return rig
 
@@ -129,7 +130,7 @@ def test_a_partial_take_profit_fill_shrinks_the_stop_loss_instead_of_canceling_i
     r.quote("AAPL", "110.00", "110.02")
     assert tp.status == "partially_filled" and tp.filled_qty == 2
     assert sl.status == "held" and sl.qty == 3
-    assert r.venue.order_json(sl)["qty"] == "3"
+    assert order_json(r.venue.engine, sl)["qty"] == "3"
     assert r.venue.engine.held_for_orders("AAPL", "sell") == 3
     # the market falls back: the stop-loss sells the remaining three shares
     r.quote("AAPL", "94.50", "94.52")
@@ -235,7 +236,7 @@ def test_a_trailing_stop_tracks_prints_and_is_elected_by_one(r: Rig) -> None:
     assert o.status == "new" and o.hwm == Decimal("102.00")
     r.trade("AAPL", "101.00")
     assert o.status == "filled" and o.filled_avg_price == Decimal("100.50")
-    assert r.venue.order_json(o)["hwm"] == "102"
+    assert order_json(r.venue.engine, o)["hwm"] == "102"
 
 
 @pytest.mark.parametrize("tif", ["ioc", "fok", "opg", "cls"])
