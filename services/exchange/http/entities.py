@@ -1,15 +1,18 @@
-"""Alpaca's entities as JSON, from the venue's typed results: the Order entity (REST answers and
-trade updates) and the trade_updates event."""
+"""Alpaca's entities as JSON, from the venue's typed results: the Account, the Order (REST answers and
+trade updates), the trade_updates event and the positions (``Ledger.position_json`` prices each)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from services.domain.enums import OrderClass
 from services.exchange.book import OrderBook
-from services.exchange.ledger import dstr, rfc3339
+from services.exchange.ledger import Holding, dstr, q9, rfc3339, trading_day
 from services.exchange.orders import TradeUpdate, VenueOrder
+from services.exchange.venue import TradingVenue
 
 
 def order_entity(o: VenueOrder, legs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -83,3 +86,75 @@ def trade_update_json(update: TradeUpdate) -> dict[str, Any]:
             position_qty=dstr(x.position_qty),
         )
     return data
+
+
+def account_json(venue: TradingVenue) -> dict[str, Any]:
+    """Alpaca's account entity. Buying power follows the account class (see Ledger.margin);
+    ``daytrade_count`` counts the day trades of the last 5 business days (rules.py)."""
+    m = venue.ledger.margin(venue.engine.quotes())
+    reserved = venue.engine.reserved_total
+    bp = m.buying_power(reserved)
+    regt = max(m.regt_buying_power - reserved, Decimal(0))
+    dtbp = max(m.daytrading_buying_power - reserved, Decimal(0)) if m.multiplier == 4 else Decimal(0)
+    margin_account = venue.ledger.account_type == "margin"
+    return {
+        "id": venue.account_id,
+        "account_number": venue.account_number,
+        "status": "ACTIVE",
+        "crypto_status": "ACTIVE",
+        "currency": "USD",
+        "buying_power": dstr(q9(bp)),
+        "regt_buying_power": dstr(q9(regt)),
+        "daytrading_buying_power": dstr(q9(dtbp)),
+        "effective_buying_power": dstr(q9(bp)),
+        "non_marginable_buying_power": dstr(q9(m.non_marginable_buying_power)),
+        "options_buying_power": dstr(q9(bp)),
+        "bod_dtbp": dstr(q9(m.daytrading_buying_power)),
+        "cash": dstr(q9(venue.ledger.cash)),
+        "accrued_fees": "0",
+        "pending_transfer_out": "0",
+        "pending_transfer_in": "0",
+        "portfolio_value": dstr(q9(m.equity)),
+        "pattern_day_trader": False,
+        "trading_blocked": False,
+        "transfers_blocked": False,
+        "account_blocked": False,
+        "created_at": rfc3339(venue.created_at),
+        "trade_suspended_by_user": False,
+        "multiplier": str(m.multiplier),
+        "shorting_enabled": margin_account and m.multiplier > 1,
+        "equity": dstr(q9(m.equity)),
+        "last_equity": dstr(venue.last_equity),
+        "long_market_value": dstr(q9(m.long_market_value)),
+        "short_market_value": dstr(q9(m.short_market_value)),
+        "position_market_value": dstr(q9(m.long_market_value + abs(m.short_market_value))),
+        "initial_margin": dstr(q9(m.initial_margin)),
+        "maintenance_margin": dstr(q9(m.maintenance_margin)),
+        "last_maintenance_margin": dstr(q9(m.maintenance_margin)),
+        "sma": "0",
+        "daytrade_count": venue.engine.day_trades().count if margin_account else 0,
+        "balance_asof": venue.clock().astimezone(UTC).date().isoformat(),
+        "crypto_tier": 1,
+        "options_approved_level": 0,
+        "options_trading_level": 0,
+        "intraday_adjustments": "0",
+        "pending_reg_taf_fees": "0",
+    }
+
+
+def positions_json(venue: TradingVenue, holdings: Iterable[Holding]) -> list[dict[str, Any]]:
+    """Alpaca's position objects as of today's trading day (see :meth:`Ledger.position_json`)."""
+    today = trading_day(venue.clock())
+    out = []
+    for h in holdings:
+        side = "sell" if h.qty > 0 else "buy"
+        available = abs(h.qty) - venue.engine.held_for_orders(h.symbol, side)
+        out.append(venue.ledger.position_json(
+            h, venue.universe[h.symbol], venue.market.nbbo(h.symbol), max(available, Decimal(0)),
+            today=today,
+        ))  # fmt: skip
+    return out
+
+
+def position_json(venue: TradingVenue, h: Holding) -> dict[str, Any]:
+    return positions_json(venue, [h])[0]

@@ -20,7 +20,7 @@ from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from services.exchange.errors import ApiError, not_found, unprocessable
 from services.exchange.http.clock_api import ClockApi
-from services.exchange.http.entities import order_json
+from services.exchange.http.entities import account_json, order_json, position_json, positions_json
 from services.exchange.http.order_requests import replace_json, submit_json
 from services.exchange.http.params import (
     bool_param,
@@ -92,7 +92,7 @@ class TradingApi:
 
     # ---- account ------------------------------------------------------------------------------
     async def get_account(self, request: web.Request) -> web.Response:
-        return json_answer(self.venue.account_json())
+        return json_answer(account_json(self.venue))
 
     async def get_configurations(self, request: web.Request) -> web.Response:
         return json_answer(
@@ -307,14 +307,14 @@ class TradingApi:
         held = sorted(
             self.venue.ledger.positions.values(), key=lambda h: position_symbol(self.venue.universe[h.symbol])
         )
-        return json_answer(self.venue.positions_json(held))
+        return json_answer(positions_json(self.venue, held))
 
     async def get_position(self, request: web.Request) -> web.Response:
         inst = self.engine.position_instrument(request.match_info["symbol"])
         held = self.venue.ledger.positions.get(inst.symbol) if inst is not None else None
         if held is None:
             raise not_found("position does not exist")
-        return json_answer(self.venue.position_json(held))
+        return json_answer(position_json(self.venue, held))
 
     async def close_position(self, request: web.Request) -> web.Response:
         q = request.query

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.exchange.errors import ApiError
-from services.exchange.http.entities import order_json, trade_update_json
+from services.exchange.http.entities import order_json, position_json, trade_update_json
 from services.exchange.http.order_requests import replace_json, submit_json
 from services.exchange.orders import VenueOrder
 
@@ -421,7 +421,7 @@ def test_short_sell_allowed_when_shortable_and_reported_negative(r: Rig) -> None
     s = order(r, side="sell", qty=5.0)
     assert s.status == "filled" and r.venue.ledger.positions["AAPL"].qty == -5
     assert r.venue.hub_log[-1]["position_qty"] == "-5"
-    assert r.venue.position_json(r.venue.ledger.positions["AAPL"])["side"] == "short"
+    assert position_json(r.venue, r.venue.ledger.positions["AAPL"])["side"] == "short"
 
 
 def test_cannot_short_an_unshortable_asset(r: Rig) -> None:
