@@ -15,8 +15,8 @@ from app.context import AppContext, Services, cancel_tasks, fail, now, spawn, st
 from app.script import ScriptError, load_script, run_script
 from app.subsystems.strategies import start_strategies
 from services.broker.base import Broker
+from services.domain.calendar import MarketCalendar
 from services.domain.enums import Mode, TradingState
-from services.exchange.sessions import MarketCalendar
 from services.marketdata.book import QuoteBook
 from services.orders import startup
 from services.orders.engine import ExecutionEngine

@@ -67,11 +67,11 @@ from pathlib import Path  # noqa: E402
 
 from aiohttp import web  # noqa: E402
 
-from services.exchange.auth import ApiKey, generate_key, load_keys_file, write_keys_file  # noqa: E402
+from services.exchange.http.auth import ApiKey, generate_key, load_keys_file, write_keys_file  # noqa: E402
+from services.exchange.http.server import EXCHANGE, ExchangeConfig, build_app  # noqa: E402
 from services.exchange.lock import DataDirLock, DataDirLocked, acquire  # noqa: E402
-from services.exchange.market import DEFAULT_RATE, MAX_RATE  # noqa: E402
-from services.exchange.server import EXCHANGE, ExchangeConfig, build_app  # noqa: E402
-from services.exchange.universe import build_universe  # noqa: E402
+from services.exchange.market.simulator import DEFAULT_RATE, MAX_RATE  # noqa: E402
+from services.exchange.market.universe import build_universe  # noqa: E402
 
 log = logging.getLogger("services.exchange")
 

@@ -11,7 +11,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from services.exchange.orders import TradeUpdate
 
 _ASSET_NS = uuid.UUID("6f1f3f0e-2a55-4d0c-9a43-0d3c1b7e5a10")
 
@@ -78,3 +81,28 @@ class KeyStore(Protocol):
     def check(self, key_id: str | None, secret: str | None) -> bool:
         """True when the pair is a valid API key of this exchange."""
         ...
+
+
+@dataclass
+class TradeUpdateFaults:
+    """Admin-injected faults on outgoing trade updates (all counters count down as they apply)."""
+
+    drop_next: int = 0
+    duplicate_next: int = 0
+    reorder_next: int = 0  # hold this many updates, then release them in reverse order
+    kill_after: int | None = None  # close every /stream socket after this many more messages
+
+
+class TradeUpdateSink(Protocol):
+    """Where the venue publishes its trade updates: the /stream hub (http/trading_stream.py)."""
+
+    sent: int
+
+    @property
+    def client_count(self) -> int: ...
+
+    def publish(self, update: TradeUpdate) -> None: ...
+
+    async def kill_all(self) -> int: ...
+
+    async def close(self) -> None: ...

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
-
 # Alpaca's 8-digit error codes.
 UNAUTHORIZED = 40110000
 FORBIDDEN = 40310000
@@ -18,7 +16,7 @@ INTERNAL = 50010000
 
 
 class ApiError(Exception):
-    """Raise from a handler; the server's error middleware turns it into Alpaca's JSON body."""
+    """Raised by the venue and the handlers; the server's error middleware answers with :meth:`body`."""
 
     def __init__(self, status: int, code: int, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -29,13 +27,6 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, **self.extra}
-
-    def response(self) -> web.Response:
-        return json_error(self.status, self.code, self.message, **self.extra)
-
-
-def json_error(status: int, code: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"code": code, "message": message, **extra}, status=status)
 
 
 def unprocessable(message: str, **extra: Any) -> ApiError:

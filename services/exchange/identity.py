@@ -7,26 +7,16 @@ keyed by the session secret, over the challenge, its resolved data directory, th
 the request and its own pid. Only a process that holds the secret can answer; the secret itself
 never crosses the wire, and an answer relayed from another port, directory or process does not fit.
 
-Standard library only at import time: the terminal imports :func:`identity_proof` before anything
-heavy is loaded.
+Standard library only: the terminal imports :func:`identity_proof` before anything heavy is loaded.
+The exchange answers the challenge in ``http/identity.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
-    from aiohttp import web
-    from aiohttp.typedefs import Middleware
-
-    Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 IDENTITY_PATH = "/_heron/identity"
 SERVICE = "heron-exchange"
@@ -42,28 +32,3 @@ def identity_proof(secret: str, challenge: str, data_dir: Path | str, port: int,
 
 def valid_challenge(challenge: str) -> bool:
     return bool(_CHALLENGE_RE.match(challenge))
-
-
-def identity_middleware(secret: str, data_dir: Path) -> Middleware:
-    """Answers ``GET /_heron/identity`` before authentication (it reveals nothing but the proof)."""
-    from aiohttp import web
-
-    resolved = data_dir.resolve()
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path != IDENTITY_PATH:
-            return await handler(request)
-        challenge = request.query.get("challenge", "")
-        if request.method != "GET" or not valid_challenge(challenge):
-            return web.json_response(
-                {"code": 40010000, "message": "GET with challenge=32 to 128 lowercase hex digits"}, status=400
-            )
-        sockname = request.transport.get_extra_info("sockname") if request.transport is not None else None
-        port = int(sockname[1]) if isinstance(sockname, tuple) and len(sockname) >= 2 else 0
-        pid = os.getpid()
-        proof = identity_proof(secret, challenge, resolved, port, pid)
-        return web.json_response({"service": SERVICE, "pid": pid, "port": port, "proof": proof})
-
-    return middleware
-

@@ -17,8 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.domain.money import decimal_str
-
-from .contracts import NBBO, Instrument
+from services.exchange.contracts import NBBO, Instrument
 
 PRICE_QUANTUM = Decimal("0.000000001")
 ZERO = Decimal(0)

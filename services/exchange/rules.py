@@ -41,10 +41,10 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from .contracts import Instrument
-from .errors import PDT_PROTECTION, ApiError, forbidden, unprocessable
-from .ledger import DAYTRADE_MIN_EQUITY, MARGIN_MIN_EQUITY
-from .sessions import NEW_YORK
+from services.domain.calendar import NEW_YORK
+from services.exchange.contracts import Instrument
+from services.exchange.errors import PDT_PROTECTION, ApiError, forbidden, unprocessable
+from services.exchange.ledger import DAYTRADE_MIN_EQUITY, MARGIN_MIN_EQUITY
 
 CRYPTO_ORDER_TYPES = frozenset({"market", "limit", "stop_limit"})
 MIN_STOCK_NOTIONAL = Decimal(1)

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .ledger import Holding
-from .matching import VenueOrder
+from services.exchange.ledger import Holding
+from services.exchange.orders import VenueOrder
 
 SCHEMA_VERSION = 1
 
@@ -168,70 +168,12 @@ class VenueStore:
             (o.id, o.client_order_id, o.symbol, o.status, o.created_at.isoformat(), json.dumps(o.to_record()))
             for o in orders
         ]
-        versions: dict[str, int] = {}
         db.execute("BEGIN IMMEDIATE")
         try:
-            row = db.execute("SELECT value FROM kv WHERE key = 'writer_epoch'").fetchone()
-            if row is None or row[0] != str(self._epoch):
-                raise StaleStateError(
-                    f"{self.path} was opened by another exchange since this one (writer "
-                    f"{row[0] if row else 'unknown'}, this is writer {self._epoch}); refusing to write"
-                )
-            for key, value in kv_new.items():
-                old = self._kv.get(key)
-                if old is None:
-                    self._insert(
-                        "INSERT INTO kv(key, value) VALUES (?, ?)", (key, value), f"account key {key!r}"
-                    )
-                else:
-                    self._update(
-                        "UPDATE kv SET value = ? WHERE key = ? AND value = ?",
-                        (value, key, old),
-                        f"account key {key!r}",
-                    )
-            for sym, new in pos_new.items():
-                prev = self._positions.get(sym)
-                what = f"position {sym}"
-                if new is None:
-                    if prev is not None:
-                        self._update(
-                            "DELETE FROM positions WHERE symbol = ? AND qty = ? AND avg_entry_price = ? "
-                            "AND lots IS ?",
-                            (sym, *prev),
-                            what,
-                        )
-                elif prev is None:
-                    self._insert(
-                        "INSERT INTO positions(symbol, qty, avg_entry_price, lots) VALUES (?, ?, ?, ?)",
-                        (sym, *new),
-                        what,
-                    )
-                else:
-                    self._update(
-                        "UPDATE positions SET qty = ?, avg_entry_price = ?, lots = ? WHERE symbol = ? "
-                        "AND qty = ? AND avg_entry_price = ? AND lots IS ?",
-                        (*new, sym, *prev),
-                        what,
-                    )
-            for oid, coid, sym, status, created, data in order_rows:
-                version = self._versions.get(oid)
-                what = f"order {oid}"
-                if version is None:
-                    self._insert(
-                        "INSERT INTO orders(id, client_order_id, symbol, status, created_at, data, version) "
-                        "VALUES (?, ?, ?, ?, ?, ?, 1)",
-                        (oid, coid, sym, status, created, data),
-                        what,
-                    )
-                    versions[oid] = 1
-                else:
-                    self._update(
-                        "UPDATE orders SET client_order_id = ?, symbol = ?, status = ?, created_at = ?, "
-                        "data = ?, version = ? WHERE id = ? AND version = ?",
-                        (coid, sym, status, created, data, version + 1, oid, version),
-                        what,
-                    )
-                    versions[oid] = version + 1
+            self._check_writer()
+            self._write_kv(kv_new)
+            self._write_positions(pos_new)
+            versions = self._write_orders(order_rows)
             acts = [(json.dumps(a),) for a in activities]
             if acts:
                 db.executemany("INSERT INTO activities(data) VALUES (?)", acts)
@@ -250,6 +192,80 @@ class VenueStore:
             else:
                 self._positions[sym] = new
         self._versions.update(versions)
+
+    def _check_writer(self) -> None:
+        """Refuse to write when another exchange opened the database since this one."""
+        row = self._db.execute("SELECT value FROM kv WHERE key = 'writer_epoch'").fetchone()
+        if row is None or row[0] != str(self._epoch):
+            raise StaleStateError(
+                f"{self.path} was opened by another exchange since this one (writer "
+                f"{row[0] if row else 'unknown'}, this is writer {self._epoch}); refusing to write"
+            )
+
+    def _write_kv(self, kv_new: dict[str, str]) -> None:
+        for key, value in kv_new.items():
+            old = self._kv.get(key)
+            if old is None:
+                self._insert(
+                    "INSERT INTO kv(key, value) VALUES (?, ?)", (key, value), f"account key {key!r}"
+                )
+            else:
+                self._update(
+                    "UPDATE kv SET value = ? WHERE key = ? AND value = ?",
+                    (value, key, old),
+                    f"account key {key!r}",
+                )
+
+    def _write_positions(self, pos_new: dict[str, _PositionRow | None]) -> None:
+        for sym, new in pos_new.items():
+            prev = self._positions.get(sym)
+            what = f"position {sym}"
+            if new is None:
+                if prev is not None:
+                    self._update(
+                        "DELETE FROM positions WHERE symbol = ? AND qty = ? AND avg_entry_price = ? "
+                        "AND lots IS ?",
+                        (sym, *prev),
+                        what,
+                    )
+            elif prev is None:
+                self._insert(
+                    "INSERT INTO positions(symbol, qty, avg_entry_price, lots) VALUES (?, ?, ?, ?)",
+                    (sym, *new),
+                    what,
+                )
+            else:
+                self._update(
+                    "UPDATE positions SET qty = ?, avg_entry_price = ?, lots = ? WHERE symbol = ? "
+                    "AND qty = ? AND avg_entry_price = ? AND lots IS ?",
+                    (*new, sym, *prev),
+                    what,
+                )
+
+    def _write_orders(self, order_rows: Sequence[tuple[str, str, str, str, str, str]]) -> dict[str, int]:
+        """Insert new orders, update changed ones where their version is still the one seen; the
+        orders' new versions."""
+        versions: dict[str, int] = {}
+        for oid, coid, sym, status, created, data in order_rows:
+            version = self._versions.get(oid)
+            what = f"order {oid}"
+            if version is None:
+                self._insert(
+                    "INSERT INTO orders(id, client_order_id, symbol, status, created_at, data, version) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 1)",
+                    (oid, coid, sym, status, created, data),
+                    what,
+                )
+                versions[oid] = 1
+            else:
+                self._update(
+                    "UPDATE orders SET client_order_id = ?, symbol = ?, status = ?, created_at = ?, "
+                    "data = ?, version = ? WHERE id = ? AND version = ?",
+                    (coid, sym, status, created, data, version + 1, oid, version),
+                    what,
+                )
+                versions[oid] = version + 1
+        return versions
 
     def _stale(self, what: str) -> StaleStateError:
         return StaleStateError(

@@ -1,8 +1,8 @@
 """TradingVenue: the trading side of the local exchange, composed for the server.
 
-The server creates one venue, calls :meth:`TradingVenue.add_routes` on its aiohttp app, awaits
-:meth:`start` / :meth:`close`, and forwards every NBBO change to :meth:`on_quote` and every print to
-:meth:`on_trade`. Everything runs
+The server creates one venue, serves it over HTTP (``services/exchange/http``: the REST routes, and
+the /stream hub it attaches as :attr:`TradingVenue.hub`), awaits :meth:`start` / :meth:`close`, and
+forwards every NBBO change to :meth:`on_quote` and every print to :meth:`on_trade`. Everything runs
 on the exchange's event-loop thread. Each operation changes the engine, persists the change to
 SQLite (one transaction) and only then publishes the trade updates to /stream clients.
 
@@ -21,28 +21,42 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
-from .contracts import Instrument, KeyStore, MarketView
-from .errors import INTERNAL, ApiError
-from .ledger import Holding, Ledger, dstr, q9, rfc3339, trading_day
-from .matching import MatchingEngine, VenueOrder
-from .sessions import MarketCalendar
-from .store import StaleStateError, VenueStore
-from .trading_stream import STREAM_PATHS, TradeStreamHub, TradeUpdateFaults
+from services.domain.calendar import MarketCalendar
+from services.exchange.contracts import Instrument, KeyStore, MarketView, TradeUpdateFaults, TradeUpdateSink
+from services.exchange.errors import INTERNAL, ApiError
+from services.exchange.ledger import Holding, Ledger, q9
+from services.exchange.matching import MatchingEngine
+from services.exchange.orders import TradeUpdate
+from services.exchange.store import StaleStateError, VenueStore
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 1.0
 EQUITY_SAMPLE_SECONDS = 60
 
-__all__ = ["TradeUpdateFaults", "TradingVenue"]
+__all__ = ["NoStream", "TradingVenue"]
+
+
+class NoStream:
+    """The trade-update sink of a venue nobody serves yet: updates go nowhere."""
+
+    sent = 0
+    client_count = 0
+
+    def publish(self, update: TradeUpdate) -> None:
+        pass
+
+    async def kill_all(self) -> int:
+        return 0
+
+    async def close(self) -> None:
+        pass
 
 
 def _utcnow() -> datetime:
@@ -73,7 +87,7 @@ class TradingVenue:
         self.clock = clock
         self.starting_cash = starting_cash
         self.faults = TradeUpdateFaults()
-        self.hub = TradeStreamHub(keys, self.faults)
+        self.hub: TradeUpdateSink = NoStream()  # the HTTP layer attaches the /stream hub
         self.store = VenueStore(self.data_dir)
         snap = self.store.load()
         kv = snap.kv
@@ -111,13 +125,6 @@ class TradingVenue:
         self._commit(force_kv=fresh)
 
     # ---- the server's interface ---------------------------------------------------------------
-    def add_routes(self, app: web.Application) -> None:
-        from .trading_api import TradingApi  # local: the API module imports this one for typing
-
-        TradingApi(self).add_routes(app)
-        for path in STREAM_PATHS:
-            app.router.add_get(path, self.hub.handle)
-
     async def start(self) -> None:
         """Catch up on anything due while the exchange was down, then run the periodic sweep."""
         self._roll_session(self.clock())
@@ -313,78 +320,6 @@ class TradingVenue:
         except Exception:  # the sweep retries; a bug here must not go unseen
             log.exception("venue match failed")
 
-    # ---- views used by the REST layer ---------------------------------------------------------
+    # ---- the account's equity (the REST layer writes the entities: http/entities.py) --------------
     def equity(self) -> Decimal:
         return self.ledger.equity(self.engine.quotes())
-
-    def account_json(self) -> dict[str, Any]:
-        """Alpaca's account entity. Buying power follows the account class (see Ledger.margin);
-        ``daytrade_count`` counts the day trades of the last 5 business days (rules.py)."""
-        m = self.ledger.margin(self.engine.quotes())
-        reserved = self.engine.reserved_total
-        bp = m.buying_power(reserved)
-        regt = max(m.regt_buying_power - reserved, Decimal(0))
-        dtbp = max(m.daytrading_buying_power - reserved, Decimal(0)) if m.multiplier == 4 else Decimal(0)
-        margin_account = self.ledger.account_type == "margin"
-        return {
-            "id": self.account_id,
-            "account_number": self.account_number,
-            "status": "ACTIVE",
-            "crypto_status": "ACTIVE",
-            "currency": "USD",
-            "buying_power": dstr(q9(bp)),
-            "regt_buying_power": dstr(q9(regt)),
-            "daytrading_buying_power": dstr(q9(dtbp)),
-            "effective_buying_power": dstr(q9(bp)),
-            "non_marginable_buying_power": dstr(q9(m.non_marginable_buying_power)),
-            "options_buying_power": dstr(q9(bp)),
-            "bod_dtbp": dstr(q9(m.daytrading_buying_power)),
-            "cash": dstr(q9(self.ledger.cash)),
-            "accrued_fees": "0",
-            "pending_transfer_out": "0",
-            "pending_transfer_in": "0",
-            "portfolio_value": dstr(q9(m.equity)),
-            "pattern_day_trader": False,
-            "trading_blocked": False,
-            "transfers_blocked": False,
-            "account_blocked": False,
-            "created_at": rfc3339(self.created_at),
-            "trade_suspended_by_user": False,
-            "multiplier": str(m.multiplier),
-            "shorting_enabled": margin_account and m.multiplier > 1,
-            "equity": dstr(q9(m.equity)),
-            "last_equity": dstr(self.last_equity),
-            "long_market_value": dstr(q9(m.long_market_value)),
-            "short_market_value": dstr(q9(m.short_market_value)),
-            "position_market_value": dstr(q9(m.long_market_value + abs(m.short_market_value))),
-            "initial_margin": dstr(q9(m.initial_margin)),
-            "maintenance_margin": dstr(q9(m.maintenance_margin)),
-            "last_maintenance_margin": dstr(q9(m.maintenance_margin)),
-            "sma": "0",
-            "daytrade_count": self.engine.day_trades().count if margin_account else 0,
-            "balance_asof": self.clock().astimezone(UTC).date().isoformat(),
-            "crypto_tier": 1,
-            "options_approved_level": 0,
-            "options_trading_level": 0,
-            "intraday_adjustments": "0",
-            "pending_reg_taf_fees": "0",
-        }
-
-    def positions_json(self, holdings: Iterable[Holding]) -> list[dict[str, Any]]:
-        """Alpaca's position objects as of today's trading day (see :meth:`Ledger.position_json`)."""
-        today = trading_day(self.clock())
-        out = []
-        for h in holdings:
-            side = "sell" if h.qty > 0 else "buy"
-            available = abs(h.qty) - self.engine.held_for_orders(h.symbol, side)
-            out.append(self.ledger.position_json(
-                h, self.universe[h.symbol], self.market.nbbo(h.symbol), max(available, Decimal(0)),
-                today=today,
-            ))  # fmt: skip
-        return out
-
-    def position_json(self, h: Holding) -> dict[str, Any]:
-        return self.positions_json([h])[0]
-
-    def order_json(self, o: VenueOrder, *, nested: bool = True) -> dict[str, Any]:
-        return self.engine.order_json(o, nested=nested)

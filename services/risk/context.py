@@ -34,7 +34,7 @@ class PriceSource(Protocol):
 
 
 class MarketHours(Protocol):
-    """``services.exchange.sessions.MarketCalendar`` provides these."""
+    """``services.domain.calendar.MarketCalendar`` provides these."""
 
     def is_open(self, ts: datetime) -> bool: ...
 

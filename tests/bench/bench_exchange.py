@@ -32,7 +32,7 @@ from typing import Any
 import aiohttp
 import msgpack
 
-from services.exchange.universe import synthetic_tickers
+from services.exchange.market.universe import synthetic_tickers
 from tests.support.exchange import ExchangeProcess
 
 ORDERS = 500

@@ -44,8 +44,8 @@ from alpaca.trading.requests import (
     TrailingStopOrderRequest,
 )
 
-from services.exchange.auth import ApiKey
-from services.exchange.server import ExchangeConfig, build_app
+from services.exchange.http.auth import ApiKey
+from services.exchange.http.server import ExchangeConfig, build_app
 from services.exchange.venue import TradingVenue
 from tests.support.exchange import ExchangeProcess
 from tests.unit.exchange.test_venue_fakes import FakeClock, FakeMarket

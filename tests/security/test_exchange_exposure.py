@@ -21,9 +21,9 @@ import pytest
 from aiohttp import web
 
 from services.exchange.__main__ import parse_config
-from services.exchange.admin import PREFIX as ADMIN_PREFIX
-from services.exchange.auth import KEYLESS_PREFIX, WEBSOCKET_PATHS, ApiKey
-from services.exchange.server import ExchangeConfig, build_app
+from services.exchange.http.admin import PREFIX as ADMIN_PREFIX
+from services.exchange.http.auth import KEYLESS_PREFIX, WEBSOCKET_PATHS, ApiKey
+from services.exchange.http.server import ExchangeConfig, build_app
 from tests.security.support import REPO
 
 KEY = ApiKey("PKEXPOSURETEST000001", "exposure-secret-0123456789abcdefghijklmn")

@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from services.exchange.universe import default_universe, synthetic_tickers
+from services.exchange.market.universe import default_universe, synthetic_tickers
 from tests.chaos.harness import Terminal, free_port
 from tests.support.exchange import ExchangeProcess
 

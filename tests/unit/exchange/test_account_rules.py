@@ -36,7 +36,9 @@ import pytest
 
 from services.exchange.contracts import Instrument
 from services.exchange.errors import ApiError
-from services.exchange.matching import VenueOrder
+from services.exchange.http.entities import account_json
+from services.exchange.http.order_requests import submit_json
+from services.exchange.orders import VenueOrder
 
 from .test_venue_fakes import Rig, make_rig
 
@@ -68,7 +70,7 @@ def rigs(tmp_path: Path) -> Iterator[Any]:
 def _submit(r: Rig, **body: Any) -> VenueOrder:
     body.setdefault("type", "market")
     body.setdefault("time_in_force", "gtc" if "/" in body["symbol"] else "day")
-    order = r.venue.run(lambda: r.venue.engine.submit(body))
+    order = r.venue.run(lambda: submit_json(r.venue.engine, body))
     r.venue.match_pending()  # what the loop does right after the answer: orders fill after the POST
     return order
 
@@ -84,13 +86,13 @@ def test_a_100k_margin_account_has_4x_intraday_buying_power(rigs: Any) -> None:
     """[MARGIN] 4x intraday at >= $25,000; [SPEC] multiplier 4, buying_power = daytrading BP,
     regt = 2x; Alpaca-API #112 / alpaca-backtrader-api #46 (100k paper account shows 400k)."""
     r = rigs()
-    acct = r.venue.account_json()
+    acct = account_json(r.venue)
     assert acct["multiplier"] == "4"
     assert D(acct["buying_power"]) == D(400000) and D(acct["daytrading_buying_power"]) == D(400000)
     assert D(acct["regt_buying_power"]) == D(200000) and acct["shorting_enabled"] is True
     o = _submit(r, symbol="AAPL", side="buy", qty="3000")  # ~300,030: beyond cash, within 4x
     assert o.status == "filled"
-    acct = r.venue.account_json()
+    acct = account_json(r.venue)
     # 4 x equity less the exposure held: 4 x 99,940 (equity after paying the ask) - 3000 x 100 last.
     assert D(acct["buying_power"]) == 4 * D(acct["equity"]) - D(acct["long_market_value"])
 
@@ -98,11 +100,11 @@ def test_a_100k_margin_account_has_4x_intraday_buying_power(rigs: Any) -> None:
 def test_a_margin_account_under_25k_has_2x_reg_t_buying_power(rigs: Any) -> None:
     """[MARGIN] 2x at >= $2,000; [SPEC] multiplier 2, buying_power = max(equity - initial_margin, 0) * 2."""
     r = rigs(cash="10000")
-    acct = r.venue.account_json()
+    acct = account_json(r.venue)
     assert acct["multiplier"] == "2" and D(acct["buying_power"]) == D(20000)
     assert acct["daytrading_buying_power"] == "0"
     _submit(r, symbol="AAPL", side="buy", qty="150")  # 15,001.50 > cash, within 2x
-    acct = r.venue.account_json()
+    acct = account_json(r.venue)
     equity, long_mv = D(acct["equity"]), D(acct["long_market_value"])
     assert D(acct["initial_margin"]) == long_mv / 2
     assert D(acct["buying_power"]) == (equity - long_mv / 2) * 2
@@ -114,7 +116,7 @@ def test_a_cash_account_has_1x_and_cannot_short(rigs: Any) -> None:
     """[MARGIN] cash accounts: 1x, no short sales; [SPEC] multiplier 1 -> buying_power = cash;
     [SHORT] "account is not allowed to short"."""
     r = rigs(account_type="cash")
-    acct = r.venue.account_json()
+    acct = account_json(r.venue)
     assert acct["multiplier"] == "1" and D(acct["buying_power"]) == D(100000)
     assert acct["shorting_enabled"] is False
     e = _refused(r, symbol="AAPL", side="sell", qty="1")
@@ -129,7 +131,7 @@ def test_a_margin_account_under_2000_cannot_short(rigs: Any) -> None:
     """[MARGIN] "In order to trade on margin or sell short, you must have $2,000 or more account
     equity"; [SHORT] the 403 message."""
     r = rigs(cash="1500")
-    assert r.venue.account_json()["multiplier"] == "1"
+    assert account_json(r.venue)["multiplier"] == "1"
     e = _refused(r, symbol="AAPL", side="sell", qty="1")
     assert (e.status, e.message) == (403, "account is not allowed to short")
 
@@ -202,17 +204,17 @@ def test_the_4th_day_trade_in_5_business_days_is_refused_under_25k(rigs: Any) ->
     r = rigs(cash="10000")
     for _ in range(3):
         _round_trip(r)
-    assert r.venue.account_json()["daytrade_count"] == 3
+    assert account_json(r.venue)["daytrade_count"] == 3
     _submit(r, symbol="AAPL", side="buy", qty="1")  # opening is no day trade
     e = _refused(r, symbol="AAPL", side="sell", qty="1")
     assert (e.status, e.code) == (403, 40310100)
     assert e.message == "trade denied due to pattern day trading protection"
     assert r.venue.ledger.position_qty("AAPL") == 1  # refused, nothing lost
-    assert r.venue.account_json()["daytrade_count"] == 3
+    assert account_json(r.venue)["daytrade_count"] == 3
     # The next business day (Wednesday) the share bought Tuesday sells: not a day trade.
     r.clock.advance(days=1)
     assert _submit(r, symbol="AAPL", side="sell", qty="1").status == "filled"
-    assert r.venue.account_json()["daytrade_count"] == 3
+    assert account_json(r.venue)["daytrade_count"] == 3
 
 
 def test_day_trades_age_out_after_5_business_days(rigs: Any) -> None:
@@ -221,11 +223,11 @@ def test_day_trades_age_out_after_5_business_days(rigs: Any) -> None:
     for _ in range(3):
         _round_trip(r)  # Tuesday 2025-03-04
     r.clock.advance(days=6)  # Monday 2025-03-10: Tue..Mon is 5 business days -> still counted
-    assert r.venue.account_json()["daytrade_count"] == 3
+    assert account_json(r.venue)["daytrade_count"] == 3
     r.clock.advance(days=1)  # Tuesday 2025-03-11: Tuesday 03-04 has left the window
-    assert r.venue.account_json()["daytrade_count"] == 0
+    assert account_json(r.venue)["daytrade_count"] == 0
     _round_trip(r)
-    assert r.venue.account_json()["daytrade_count"] == 1
+    assert account_json(r.venue)["daytrade_count"] == 1
 
 
 def test_pdt_does_not_apply_at_25k_or_to_crypto(rigs: Any) -> None:
@@ -234,12 +236,12 @@ def test_pdt_does_not_apply_at_25k_or_to_crypto(rigs: Any) -> None:
     r = rigs()
     for _ in range(5):
         _round_trip(r)
-    assert r.venue.account_json()["daytrade_count"] == 5
+    assert account_json(r.venue)["daytrade_count"] == 5
     small = rigs(cash="10000")
     for _ in range(4):
         _submit(small, symbol="BTC/USD", side="buy", qty="0.001")
         _submit(small, symbol="BTC/USD", side="sell", qty="0.001")
-    assert small.venue.account_json()["daytrade_count"] == 0
+    assert account_json(small.venue)["daytrade_count"] == 0
 
 
 def test_day_trade_counting_rules() -> None:

@@ -25,7 +25,9 @@ from typing import Any
 import pytest
 
 from services.exchange.errors import ApiError
-from services.exchange.matching import VenueOrder
+from services.exchange.http.entities import order_json, trade_update_json
+from services.exchange.http.order_requests import replace_json, submit_json
+from services.exchange.orders import VenueOrder
 
 from .test_venue_fakes import Rig, make_rig
 
@@ -37,7 +39,7 @@ def r(tmp_path: Path) -> Rig:
     rig = make_rig(tmp_path, seed=7)
     rig.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]  # no random partials
     log: list[dict[str, Any]] = []
-    rig.venue.hub.publish = log.append  # type: ignore[method-assign, assignment]
+    rig.venue.hub.publish = lambda u: log.append(trade_update_json(u))  # type: ignore[method-assign]
     rig.venue.hub_log = log  # type: ignore[attr-defined]
     return rig
 
@@ -51,7 +53,7 @@ def submit(r: Rig, **body: Any) -> VenueOrder:
     base.update(body)
     if "qty" not in base and "notional" not in base:
         base["qty"] = 10
-    return r.venue.run(lambda: r.venue.engine.submit(base))
+    return r.venue.run(lambda: submit_json(r.venue.engine, base))
 
 
 def partial_next(r: Rig, fraction: float) -> None:
@@ -65,7 +67,7 @@ def partial_next(r: Rig, fraction: float) -> None:
 # ---- the POST answer, then the stream -----------------------------------------------------------
 def test_marketable_order_is_answered_accepted_and_fills_after_the_answer(r: Rig) -> None:
     o = submit(r)
-    answer = r.venue.order_json(o)
+    answer = order_json(r.venue.engine, o)
     assert answer["status"] in ACCEPTED and answer["filled_qty"] == "0" and answer["filled_at"] is None
     assert [u["event"] for u in log(r)] == ["new"]
     assert "AAPL" not in r.venue.ledger.positions
@@ -84,8 +86,8 @@ def test_matching_runs_on_the_loop_right_after_the_answer(tmp_path: Path) -> Non
         r = make_rig(tmp_path)
         r.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]
         seen: list[dict[str, Any]] = []
-        r.venue.hub.publish = seen.append  # type: ignore[method-assign, assignment]
-        o = r.venue.run(lambda: r.venue.engine.submit(
+        r.venue.hub.publish = lambda u: seen.append(trade_update_json(u))  # type: ignore[method-assign]
+        o = r.venue.run(lambda: submit_json(r.venue.engine,
             {"symbol": "AAPL", "side": "buy", "type": "market", "time_in_force": "day", "qty": 3}
         ))  # fmt: skip
         assert o.status in ACCEPTED
@@ -129,7 +131,7 @@ def test_ioc_remainder_is_canceled_after_its_partial_fill(r: Rig) -> None:
 
 def test_an_ioc_accepted_before_a_crash_is_resolved_on_restart(tmp_path: Path) -> None:
     first = make_rig(tmp_path)
-    o = first.venue.run(lambda: first.venue.engine.submit(
+    o = first.venue.run(lambda: submit_json(first.venue.engine,
         {"symbol": "AAPL", "side": "buy", "type": "limit", "limit_price": 99.0, "time_in_force": "ioc",
          "qty": 2}
     ))  # fmt: skip
@@ -148,7 +150,7 @@ def test_an_ioc_accepted_before_a_crash_is_resolved_on_restart(tmp_path: Path) -
 def test_notional_order_keeps_qty_null_after_it_fills(r: Rig) -> None:
     o = submit(r, notional=250.5)
     r.venue.match_pending()
-    body = r.venue.order_json(o)
+    body = order_json(r.venue.engine, o)
     assert body["status"] == "filled" and body["qty"] is None and body["notional"] == "250.5"
     assert body["filled_qty"] == "2.504749525"  # 250.5 / 100.01, cut to 9 places
     fill = log(r)[-1]
@@ -160,7 +162,7 @@ def test_partially_filled_notional_order_works_its_remainder_and_keeps_its_reser
     o = submit(r, notional=1000)
     r.venue.match_pending()
     assert o.status == "partially_filled" and o.qty is None and o.filled_qty > 0
-    assert r.venue.order_json(o)["qty"] is None
+    assert order_json(r.venue.engine, o)["qty"] is None
     # What is still to buy keeps buying power reserved (about the other half of the notional).
     assert Decimal("499") < o.reserved < Decimal("501")
     r.quote("AAPL", "99.99", "100.01")
@@ -189,7 +191,7 @@ def test_a_partially_filled_order_can_be_replaced_and_the_replacement_starts_unf
     partial_next(r, 0.3)
     r.quote("AAPL", "98.90", "98.95")
     assert o.status == "partially_filled" and o.filled_qty == 3
-    new = r.venue.run(lambda: r.venue.engine.replace(o.id, {"limit_price": 97.0}))
+    new = r.venue.run(lambda: replace_json(r.venue.engine, o.id, {"limit_price": 97.0}))
     assert o.status == "replaced" and o.filled_qty == 3
     assert new.status in ACCEPTED and new.filled_qty == 0 and new.filled_avg_price is None
     assert new.qty == 10  # Alpaca-API #165: a price-only replace carries the original qty
@@ -201,7 +203,7 @@ def test_replace_is_refused_while_the_order_is_not_yet_working(r: Rig) -> None:
     for status in ("accepted", "pending_new", "pending_replace", "pending_cancel"):
         o.status = status
         with pytest.raises(ApiError) as ei:
-            r.venue.engine.replace(o.id, {"limit_price": 91.0})
+            replace_json(r.venue.engine, o.id, {"limit_price": 91.0})
         assert ei.value.status == 422, status
 
 
@@ -214,9 +216,9 @@ def test_replace_never_flips_a_long_position(r: Rig) -> None:
     r.quote("AAPL", "101.00", "101.02")
     assert s.status == "partially_filled" and r.venue.ledger.positions["AAPL"].qty == 6
     with pytest.raises(ApiError) as ei:  # the original 10 would sell 4 shares that are not held
-        r.venue.engine.replace(s.id, {"limit_price": 102.0})
+        replace_json(r.venue.engine, s.id, {"limit_price": 102.0})
     assert ei.value.status == 403 and "insufficient qty" in ei.value.message
-    new = r.venue.run(lambda: r.venue.engine.replace(s.id, {"qty": 6, "limit_price": 102.0}))
+    new = r.venue.run(lambda: replace_json(r.venue.engine, s.id, {"qty": 6, "limit_price": 102.0}))
     assert new.qty == 6 and new.status in ACCEPTED
 
 
@@ -226,18 +228,18 @@ def test_replace_never_flips_a_short_position(r: Rig) -> None:
     assert r.venue.ledger.positions["AAPL"].qty == -5
     cover = submit(r, side="buy", type="limit", limit_price=90.0, time_in_force="gtc", qty=5)
     with pytest.raises(ApiError) as ei:
-        r.venue.engine.replace(cover.id, {"qty": 8})
+        replace_json(r.venue.engine, cover.id, {"qty": 8})
     assert ei.value.status == 403 and "insufficient qty" in ei.value.message
 
 
 def test_a_replaced_short_sale_is_checked_against_buying_power(tmp_path: Path) -> None:
     r = make_rig(tmp_path, cash="10000")
-    short = r.venue.run(lambda: r.venue.engine.submit(
+    short = r.venue.run(lambda: submit_json(r.venue.engine,
         {"symbol": "AAPL", "side": "sell", "type": "limit", "limit_price": 120.0, "time_in_force": "gtc",
          "qty": 10}
     ))  # fmt: skip
     assert short.opens_short
     with pytest.raises(ApiError) as ei:
-        r.venue.engine.replace(short.id, {"qty": 500})
+        replace_json(r.venue.engine, short.id, {"qty": 500})
     assert ei.value.status == 403 and ei.value.message == "insufficient buying power"
     assert short.status == "new"

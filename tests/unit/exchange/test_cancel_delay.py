@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from services.exchange.errors import ApiError
-from services.exchange.matching import VenueOrder
+from services.exchange.http.entities import trade_update_json
+from services.exchange.http.order_requests import replace_json, submit_json
+from services.exchange.orders import VenueOrder
 
 from .test_venue_fakes import Rig, make_rig
 
@@ -18,7 +20,7 @@ def r(tmp_path: Path) -> Rig:
     rig = make_rig(tmp_path, seed=5)
     rig.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]  # no random partials
     log: list[dict[str, Any]] = []
-    rig.venue.hub.publish = log.append  # type: ignore[method-assign]
+    rig.venue.hub.publish = lambda u: log.append(trade_update_json(u))  # type: ignore[method-assign]
     rig.venue.hub_log = log  # type: ignore[attr-defined]
     return rig
 
@@ -26,7 +28,7 @@ def r(tmp_path: Path) -> Rig:
 def _limit(r: Rig, price: float = 90.0) -> VenueOrder:
     body = {"symbol": "AAPL", "side": "buy", "type": "limit", "qty": 10.0, "limit_price": price,
             "time_in_force": "gtc"}
-    return r.venue.run(lambda: r.venue.engine.submit(body))
+    return r.venue.run(lambda: submit_json(r.venue.engine, body))
 
 
 def _events(r: Rig) -> list[str]:
@@ -82,34 +84,35 @@ def test_replace_race_fills_the_old_order_and_rejects_the_replacement(r: Rig) ->
     makes the local exchange lose that race on purpose for chaos runs."""
     r.venue.set_replace_race(1)
     o = _limit(r, price=90.0)
-    new = r.venue.run(lambda: r.venue.engine.replace(o.id, {"limit_price": 91.0, "client_order_id": "x-1"}))
+    body = {"limit_price": 91.0, "client_order_id": "x-1"}
+    new = r.venue.run(lambda: replace_json(r.venue.engine, o.id, body))
     assert o.status == "filled" and o.filled_qty == 10 and o.replaced_by is None
     assert new.status == "rejected" and new.replaces == o.id and new.filled_qty == 0
     assert _events(r)[-2:] == ["fill", "rejected"]
     assert r.venue.engine.replace_race_next == 0
     # the knob is consumed: the next replace is an ordinary one
     o2 = _limit(r, price=80.0)
-    new2 = r.venue.run(lambda: r.venue.engine.replace(o2.id, {"limit_price": 81.0}))
+    new2 = r.venue.run(lambda: replace_json(r.venue.engine, o2.id, {"limit_price": 81.0}))
     assert o2.status == "replaced" and new2.status in ("new", "accepted")
 
 
 def test_shares_of_a_sell_stay_held_while_its_cancel_is_pending(r: Rig) -> None:
     """Alpaca docs "Orders", order lifecycle: ``pending_cancel`` is an order still waiting to be
     canceled, so it still claims its shares; they are free again only once it is ``canceled``."""
-    r.venue.run(lambda: r.venue.engine.submit(
+    r.venue.run(lambda: submit_json(r.venue.engine,
         {"symbol": "AAPL", "side": "buy", "type": "market", "qty": 10, "time_in_force": "day"}
     ))  # fmt: skip
     r.venue.match_pending()
     sell = {"symbol": "AAPL", "side": "sell", "type": "limit", "qty": 10, "limit_price": 200.0,
             "time_in_force": "gtc"}
-    o = r.venue.run(lambda: r.venue.engine.submit(sell))
+    o = r.venue.run(lambda: submit_json(r.venue.engine, sell))
     r.venue.set_cancel_delay(5)
     r.venue.run(lambda: r.venue.engine.cancel(o.id))
     assert o.status == "pending_cancel"
     with pytest.raises(ApiError) as ei:
-        r.venue.run(lambda: r.venue.engine.submit(sell))
+        r.venue.run(lambda: submit_json(r.venue.engine, sell))
     assert ei.value.status == 403 and "insufficient qty available" in ei.value.message
     r.clock.advance(seconds=6)
     r.venue.sweep()
     assert o.status == "canceled"
-    assert r.venue.run(lambda: r.venue.engine.submit(sell)).status in ("accepted", "pending_new", "new")
+    assert r.venue.run(lambda: submit_json(r.venue.engine, sell)).status in ("accepted", "pending_new", "new")

@@ -15,10 +15,10 @@ import msgpack
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.exchange.auth import ApiKey
-from services.exchange.datastream import to_json_frame
-from services.exchange.market import Batch
-from services.exchange.server import EXCHANGE, ExchangeConfig, build_app
+from services.exchange.http.auth import ApiKey
+from services.exchange.http.datastream import to_json_frame
+from services.exchange.http.server import EXCHANGE, ExchangeConfig, build_app
+from services.exchange.market.encoding import Batch
 
 KEY = ApiKey("PKFANOUT", "fanout-secret")
 MSGPACK = {"Content-Type": "application/msgpack"}
@@ -67,7 +67,7 @@ class StubVenue:
 def run_app(tmp: Path, body: Callable[[TestClient, web.Application, Clock], Awaitable[None]]) -> None:
     clock = Clock()
     app = build_app(ExchangeConfig(data_dir=tmp, key=KEY, seed=2, rate=400.0), venue_factory=StubVenue,
-                    clock=clock)
+                    venue_routes=lambda app, v: v.add_routes(app), clock=clock)
 
     async def main() -> None:
         async with TestClient(TestServer(app)) as client:

@@ -21,8 +21,8 @@ from aiohttp import web
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from services.exchange.auth import ApiKey
-from services.exchange.server import EXCHANGE, ExchangeConfig, build_app
+from services.exchange.http.auth import ApiKey
+from services.exchange.http.server import EXCHANGE, ExchangeConfig, build_app
 
 KEY = ApiKey("PKFUZZ", "fuzz-secret")
 H = {"APCA-API-KEY-ID": KEY.key_id, "APCA-API-SECRET-KEY": KEY.secret}

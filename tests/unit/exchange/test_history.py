@@ -7,19 +7,20 @@ from datetime import UTC, date, datetime
 import numpy as np
 import pytest
 
-from services.exchange.history import (
+from services.domain.calendar import MarketCalendar
+from services.exchange.market.history import (
     MINUTE_NS,
     NS,
+    BarPeriod,
     Bars,
     BarSource,
     HistoryGenerator,
-    Timeframe,
+    PeriodUnit,
     aggregate,
     parse_timeframe,
     ticks_from_bars,
 )
-from services.exchange.sessions import MarketCalendar
-from services.exchange.universe import build_universe
+from services.exchange.market.universe import build_universe
 
 UNI = build_universe()
 
@@ -78,14 +79,15 @@ def test_aggregation_matches_the_minutes() -> None:
     assert five.o[0] == first.o[0] and five.c[0] == first.c[4]
     assert five.h[0] == first.h.max() and five.l[0] == first.l.min() and five.n[0] == first.n.sum()
     assert five.v[0] == pytest.approx(first.v.sum())
-    day = Bars.concat(list(src.bars("MSFT", Timeframe(1, "Day"), lo - 3600 * NS * 12, hi + 3600 * NS * 12)))
+    one_day = BarPeriod(1, PeriodUnit.DAY)
+    day = Bars.concat(list(src.bars("MSFT", one_day, lo - 3600 * NS * 12, hi + 3600 * NS * 12)))
     assert len(day) == 1
     keys = np.zeros(len(minutes), dtype=np.int64)
     assert aggregate(minutes, keys).h[0] <= day.h[0]
 
 
 def test_parse_timeframe() -> None:
-    assert str(parse_timeframe("15Min")) == "15Min" and parse_timeframe("1H") == Timeframe(1, "Hour")
+    assert str(parse_timeframe("15Min")) == "15Min" and parse_timeframe("1H") == BarPeriod(1, PeriodUnit.HOUR)
     assert parse_timeframe("1Day").unit == "Day" and parse_timeframe("3Month").amount == 3
     for bad in ("", "0Min", "60Min", "2Day", "5Parsec", "Min", "-1Min"):
         with pytest.raises(ValueError):

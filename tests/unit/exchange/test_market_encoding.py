@@ -11,10 +11,11 @@ import pytest
 from alpaca.data.live.crypto import CryptoDataStream
 from alpaca.data.live.stock import StockDataStream
 
-from services.exchange.history import NS, HistoryGenerator
-from services.exchange.market import Batch, MarketSimulator, array_header, timestamp64
-from services.exchange.sessions import MarketCalendar
-from services.exchange.universe import build_universe
+from services.domain.calendar import MarketCalendar
+from services.exchange.market.encoding import Batch, array_header, timestamp64
+from services.exchange.market.history import NS, HistoryGenerator
+from services.exchange.market.simulator import MarketSimulator
+from services.exchange.market.universe import build_universe
 
 START = datetime(2024, 3, 5, 15, 0, 7, tzinfo=UTC)
 KEYS = {

@@ -31,10 +31,10 @@ import numpy as np
 import pytest
 from aiohttp.test_utils import TestServer
 
-from services.exchange.history import MINUTE_NS, NS, BarSource, HistoryGenerator, Timeframe
-from services.exchange.market import MarketSimulator
-from services.exchange.sessions import NEW_YORK, MarketCalendar
-from services.exchange.universe import build_universe
+from services.domain.calendar import NEW_YORK, MarketCalendar
+from services.exchange.market.history import MINUTE_NS, NS, BarPeriod, BarSource, HistoryGenerator, PeriodUnit
+from services.exchange.market.simulator import MarketSimulator
+from services.exchange.market.universe import build_universe
 from services.marketdata.pipeline import MarketDataPipeline
 
 UNI = build_universe()
@@ -101,7 +101,7 @@ def test_hourly_stock_bars_are_clock_hours_from_0400_to_1900_new_york() -> None:
     lo = int(datetime(2024, 3, 4, tzinfo=UTC).timestamp()) * NS
     hi = int(datetime(2024, 3, 9, tzinfo=UTC).timestamp()) * NS
     for sym in ("AAPL", "SPY"):
-        bars = [b for chunk in src.bars(sym, Timeframe(1, "Hour"), lo, hi) for b in chunk.t.tolist()]
+        bars = [b for chunk in src.bars(sym, BarPeriod(1, PeriodUnit.HOUR), lo, hi) for b in chunk.t.tolist()]
         hours = defaultdict(set)
         for t in bars:
             local = ny(t)
@@ -133,7 +133,7 @@ def test_crypto_daily_bars_start_at_midnight_utc() -> None:
     src = BarSource(g)
     lo = int(datetime(2024, 3, 1, tzinfo=UTC).timestamp()) * NS
     hi = int(datetime(2024, 3, 8, tzinfo=UTC).timestamp()) * NS
-    days = next(iter(src.bars("BTC/USD", Timeframe(1, "Day"), lo, hi)))
+    days = next(iter(src.bars("BTC/USD", BarPeriod(1, PeriodUnit.DAY), lo, hi)))
     assert len(days) >= 7
     assert all(int(t) % (86_400 * NS) == 0 for t in days.t)
     d = int(days.t[2])
@@ -142,7 +142,7 @@ def test_crypto_daily_bars_start_at_midnight_utc() -> None:
     assert days.v[2] == pytest.approx(sum(float(b.v.sum()) for b in minutes))
     assert days.h[2] == max(float(b.h.max()) for b in minutes)
     # Stocks keep New York midnight.
-    stock = next(iter(src.bars("AAPL", Timeframe(1, "Day"), lo, hi)))
+    stock = next(iter(src.bars("AAPL", BarPeriod(1, PeriodUnit.DAY), lo, hi)))
     assert all(ny(int(t)).hour == 0 for t in stock.t)
 
 
@@ -204,7 +204,7 @@ def test_daily_volume_varies_from_day_to_day() -> None:
     lo = int(datetime(2024, 1, 2, tzinfo=UTC).timestamp()) * NS
     hi = int(datetime(2024, 4, 1, tzinfo=UTC).timestamp()) * NS
     for sym in ("AAPL", "BTC/USD"):
-        v = np.concatenate([b.v for b in src.bars(sym, Timeframe(1, "Day"), lo, hi)])
+        v = np.concatenate([b.v for b in src.bars(sym, BarPeriod(1, PeriodUnit.DAY), lo, hi)])
         assert len(v) > 50
         assert np.std(v) / np.mean(v) > 0.15, sym
 
@@ -349,13 +349,14 @@ def test_corrections_reach_heron_through_its_data_stream_client(tmp_path: Path) 
     corrections and cancelErrors is automatic when you subscribe to the trade channel"), decode
     without error, and Heron's candles end equal to the minute bars the exchange serves afterwards
     (Heron does not subscribe to updatedBars, so the bars it is compared with are the served ones)."""
-    from services.exchange.server import EXCHANGE, ExchangeConfig, build_app
+    from services.exchange.http.server import EXCHANGE, ExchangeConfig, build_app
     from services.marketdata.datastream import DataConnection
     from tests.unit.exchange.test_server_inprocess import KEY, StandInVenue
 
     clock = Clock(START)
     app = build_app(ExchangeConfig(data_dir=tmp_path, key=KEY, seed=11, rate=1000.0),
-                    venue_factory=StandInVenue, clock=clock)  # type: ignore[arg-type]
+                    venue_factory=StandInVenue, venue_routes=lambda app, v: v.add_routes(app),
+                    clock=clock)  # type: ignore[arg-type]
     sim = app[EXCHANGE].market
     sim.correction_rate = 0.5
     hub = app[EXCHANGE].streams

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from services.exchange.history import MINUTE_NS, NS, HistoryGenerator
-from services.exchange.market import MarketSimulator
-from services.exchange.sessions import MarketCalendar
-from services.exchange.universe import build_universe
+from services.domain.calendar import MarketCalendar
+from services.exchange.market.history import MINUTE_NS, NS, HistoryGenerator
+from services.exchange.market.simulator import MarketSimulator
+from services.exchange.market.universe import build_universe
 
 START = datetime(2024, 3, 5, 15, 0, 7, tzinfo=UTC)  # a Tuesday, NYSE open
 

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from services.exchange.errors import ApiError
-from services.exchange.matching import VenueOrder
+from services.exchange.http.entities import order_json, position_json, trade_update_json
+from services.exchange.http.order_requests import replace_json, submit_json
+from services.exchange.orders import VenueOrder
 
 from .test_venue_fakes import T0, Rig, make_rig
 
@@ -19,7 +21,7 @@ def order(r: Rig, **body: Any) -> VenueOrder:
     base.update(body)
     if "qty" not in base and "notional" not in base:
         base["qty"] = 10.0
-    o: VenueOrder = r.venue.run(lambda: r.venue.engine.submit(base))
+    o: VenueOrder = r.venue.run(lambda: submit_json(r.venue.engine, base))
     r.venue.match_pending()  # what the loop does right after the answer (see test_async_fills.py)
     return o
 
@@ -39,7 +41,7 @@ def r(tmp_path: Path) -> Rig:
     rig = make_rig(tmp_path, seed=12345)
     rig.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]  # no random partials
     log: list[dict[str, Any]] = []
-    rig.venue.hub.publish = log.append  # type: ignore[method-assign]
+    rig.venue.hub.publish = lambda u: log.append(trade_update_json(u))  # type: ignore[method-assign]
     rig.venue.hub_log = log  # type: ignore[attr-defined]
     return rig
 
@@ -113,7 +115,7 @@ def test_trailing_stop_tracks_the_high_water_mark(r: Rig) -> None:
     r.quote("AAPL", "100.99", "101.01")
     r.trade("AAPL", "101.00")
     assert o.status == "filled" and o.filled_avg_price == Decimal("100.99")
-    assert r.venue.order_json(o)["hwm"] == "102"
+    assert order_json(r.venue.engine, o)["hwm"] == "102"
 
 
 def test_trailing_percent_buy_tracks_the_lowest_ask(r: Rig) -> None:
@@ -230,7 +232,7 @@ def test_notional_order_computes_a_fractional_qty(r: Rig) -> None:
     o = order(r, notional=250.5)
     assert o.status == "filled" and o.notional == Decimal("250.5")
     assert o.filled_qty == Decimal("2.504749525")  # 250.5 / 100.01, cut to 9 places
-    assert r.venue.order_json(o)["notional"] == "250.5"
+    assert order_json(r.venue.engine, o)["notional"] == "250.5"
     assert o.qty is None  # Order entity docs, Alpaca-API #191: qty stays null on a notional order
 
 
@@ -344,12 +346,12 @@ def test_cancel_and_not_cancelable(r: Rig) -> None:
 
 def test_replace_creates_a_new_order_linked_to_the_old(r: Rig) -> None:
     o = order(r, type="limit", limit_price=90.0, time_in_force="gtc", client_order_id="a1")
-    new = r.venue.run(lambda: r.venue.engine.replace(o.id, {"qty": 20, "limit_price": 91.0}))
+    new = r.venue.run(lambda: replace_json(r.venue.engine, o.id, {"qty": 20, "limit_price": 91.0}))
     assert o.status == "replaced" and o.replaced_by == new.id and o.replaced_at is not None
     assert new.replaces == o.id and new.qty == 20 and new.limit_price == Decimal("91") and new.status == "new"
     assert events(r)[-2:] == ["replaced", "new"]
     with pytest.raises(ApiError) as ei:
-        r.venue.engine.replace(o.id, {"qty": 5})
+        replace_json(r.venue.engine, o.id, {"qty": 5})
     assert ei.value.status == 422 and ei.value.message == "unable to replace order in current state"
     r.quote("AAPL", "90.5", "90.9")
     assert new.status == "filled" and o.filled_qty == 0
@@ -359,7 +361,7 @@ def test_replace_a_bracket_leg_keeps_the_oco_link(r: Rig) -> None:
     p = bracket(r)
     r.quote("AAPL", "98.5", "98.9")
     tp_id, sl_id = p.leg_ids
-    new_tp = r.venue.run(lambda: r.venue.engine.replace(tp_id, {"limit_price": 105.0}))
+    new_tp = r.venue.run(lambda: replace_json(r.venue.engine, tp_id, {"limit_price": 105.0}))
     sl = r.venue.engine.orders[sl_id]
     assert p.leg_ids == [new_tp.id, sl_id] and sl.oco_ids == [new_tp.id]
     r.quote("AAPL", "105.0", "105.1")
@@ -419,7 +421,7 @@ def test_short_sell_allowed_when_shortable_and_reported_negative(r: Rig) -> None
     s = order(r, side="sell", qty=5.0)
     assert s.status == "filled" and r.venue.ledger.positions["AAPL"].qty == -5
     assert r.venue.hub_log[-1]["position_qty"] == "-5"
-    assert r.venue.position_json(r.venue.ledger.positions["AAPL"])["side"] == "short"
+    assert position_json(r.venue, r.venue.ledger.positions["AAPL"])["side"] == "short"
 
 
 def test_cannot_short_an_unshortable_asset(r: Rig) -> None:

@@ -8,10 +8,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.domain.calendar import MarketCalendar
 from services.exchange.errors import ApiError
+from services.exchange.http.order_requests import replace_json, submit_json
 from services.exchange.ledger import Ledger
 from services.exchange.matching import MatchingEngine
-from services.exchange.sessions import MarketCalendar
 
 from .test_venue_fakes import FakeClock, FakeMarket, instruments
 
@@ -105,7 +106,7 @@ def test_engine_invariants(seq: list[tuple[str, Any]], seed: int) -> None:
                 market.set("AAPL", str(mid - spread), str(mid + spread))
                 eng.on_quote("AAPL")
             elif op == "order":
-                eng.submit(body_for(arg, mid))
+                submit_json(eng, body_for(arg, mid))
             elif op in ("cancel", "replace"):
                 open_orders = [o for o in eng.orders.values() if o.is_open]
                 if open_orders:
@@ -113,7 +114,7 @@ def test_engine_invariants(seq: list[tuple[str, Any]], seed: int) -> None:
                     if op == "cancel":
                         eng.cancel(target.id)
                     else:
-                        eng.replace(target.id, {"qty": 1 + arg % 20})
+                        replace_json(eng, target.id, {"qty": 1 + arg % 20})
         except ApiError as e:
             assert e.status in (403, 404, 422)
         check(eng, ledger, seen_filled)

@@ -30,12 +30,14 @@ from typing import Any
 
 import pytest
 
+from services.domain.calendar import MarketCalendar
 from services.exchange.errors import ApiError
-from services.exchange.history import HistoryGenerator
-from services.exchange.market import MarketSimulator
-from services.exchange.matching import VenueOrder
-from services.exchange.sessions import MarketCalendar
-from services.exchange.universe import build_universe
+from services.exchange.http.entities import order_json, trade_update_json
+from services.exchange.http.order_requests import submit_json
+from services.exchange.market.history import HistoryGenerator
+from services.exchange.market.simulator import MarketSimulator
+from services.exchange.market.universe import build_universe
+from services.exchange.orders import VenueOrder
 
 from .test_venue_fakes import T0, FakeClock, Rig, make_rig
 
@@ -44,7 +46,7 @@ def order(r: Rig, **body: Any) -> VenueOrder:
     base: dict[str, Any] = {"symbol": "AAPL", "side": "buy", "type": "market", "time_in_force": "day"}
     base.update(body)
     base.setdefault("qty", 10)
-    o: VenueOrder = r.venue.run(lambda: r.venue.engine.submit(base))
+    o: VenueOrder = r.venue.run(lambda: submit_json(r.venue.engine, base))
     r.venue.match_pending()  # what the loop does right after the answer (see test_async_fills.py)
     return o
 
@@ -65,7 +67,7 @@ def r(tmp_path: Path) -> Rig:
     rig = make_rig(tmp_path, seed=12345)
     rig.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]  # no random partials
     log: list[dict[str, Any]] = []
-    rig.venue.hub.publish = log.append  # type: ignore[method-assign]
+    rig.venue.hub.publish = lambda u: log.append(trade_update_json(u))  # type: ignore[method-assign]
     rig.venue.hub_log = log  # type: ignore[attr-defined]
     return rig
 
@@ -128,7 +130,7 @@ def test_a_partial_take_profit_fill_shrinks_the_stop_loss_instead_of_canceling_i
     r.quote("AAPL", "110.00", "110.02")
     assert tp.status == "partially_filled" and tp.filled_qty == 2
     assert sl.status == "held" and sl.qty == 3
-    assert r.venue.order_json(sl)["qty"] == "3"
+    assert order_json(r.venue.engine, sl)["qty"] == "3"
     assert r.venue.engine.held_for_orders("AAPL", "sell") == 3
     # the market falls back: the stop-loss sells the remaining three shares
     r.quote("AAPL", "94.50", "94.52")
@@ -234,7 +236,7 @@ def test_a_trailing_stop_tracks_prints_and_is_elected_by_one(r: Rig) -> None:
     assert o.status == "new" and o.hwm == Decimal("102.00")
     r.trade("AAPL", "101.00")
     assert o.status == "filled" and o.filled_avg_price == Decimal("100.50")
-    assert r.venue.order_json(o)["hwm"] == "102"
+    assert order_json(r.venue.engine, o)["hwm"] == "102"
 
 
 @pytest.mark.parametrize("tif", ["ioc", "fok", "opg", "cls"])

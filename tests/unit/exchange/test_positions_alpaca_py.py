@@ -25,6 +25,8 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import ClosePositionRequest, MarketOrderRequest
 
+from services.exchange.http.trading_api import add_trading_routes
+
 from .test_trading_api import errors
 from .test_venue_fakes import Rig, make_rig
 
@@ -36,7 +38,7 @@ def run(tmp_path: Path, body: Callable[[TradingClient, Rig], Awaitable[None]]) -
         rig = make_rig(tmp_path, always_open=True)
         rig.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]  # no partial fills
         app = web.Application(middlewares=[errors])
-        rig.venue.add_routes(app)
+        add_trading_routes(app, rig.venue)
         async with TestClient(TestServer(app)) as c:
             await rig.venue.start()
             client = TradingClient("key", "secret", url_override=str(c.make_url("")).rstrip("/"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.exchange.ratelimit import RateLimiter
+from services.exchange.http.ratelimit import RateLimiter
 
 
 class Clock:

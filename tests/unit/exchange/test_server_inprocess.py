@@ -15,8 +15,8 @@ import msgpack
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.exchange.auth import ApiKey
-from services.exchange.server import EXCHANGE, ExchangeConfig, build_app
+from services.exchange.http.auth import ApiKey
+from services.exchange.http.server import EXCHANGE, ExchangeConfig, build_app
 
 KEY = ApiKey("PKUNIT", "unit-secret")
 H = {"APCA-API-KEY-ID": KEY.key_id, "APCA-API-SECRET-KEY": KEY.secret}
@@ -83,7 +83,9 @@ def run_app(
 ) -> None:
     clock = Clock()
     config = ExchangeConfig(data_dir=tmp, key=KEY, seed=1, **({"admin": True, "rate_limit": 1000} | cfg))
-    app = build_app(config, venue_factory=StandInVenue, clock=clock)
+    app = build_app(
+        config, venue_factory=StandInVenue, venue_routes=lambda app, v: v.add_routes(app), clock=clock
+    )
 
     async def main() -> None:
         async with TestClient(TestServer(app)) as client:
@@ -221,7 +223,7 @@ def test_garble_makes_one_number_of_an_order_answer_unreadable_and_spares_errors
     import json
     import random
 
-    from services.exchange.admin import GARBLE_FIELDS, garble_body
+    from services.exchange.http.admin import GARBLE_FIELDS, garble_body
 
     order = {"id": "o-1", "client_order_id": "hr-1", "qty": "3", "filled_qty": "0", "notional": None,
              "filled_avg_price": None, "limit_price": "187.5", "status": "accepted"}

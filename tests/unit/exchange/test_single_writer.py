@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from services.exchange.errors import ApiError
+from services.exchange.http.order_requests import submit_json
 from services.exchange.store import StaleStateError, VenueStore
 
 from .test_venue_fakes import FakeClock, FakeMarket, Rig, make_rig
@@ -24,7 +25,7 @@ BUY_179 = {"symbol": "AAPL", "qty": 179, "side": "buy", "type": "market", "time_
 
 
 def _buy(rig: Rig, order: dict[str, object]) -> None:
-    rig.venue.run(lambda: rig.venue.engine.submit(dict(order)))
+    rig.venue.run(lambda: submit_json(rig.venue.engine, dict(order)))
     rig.venue.match_pending()
 
 

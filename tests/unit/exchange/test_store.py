@@ -6,6 +6,7 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
+from services.exchange.http.order_requests import submit_json
 from services.exchange.venue import TradingVenue
 
 from .test_venue_fakes import T0, FakeClock, FakeMarket, make_rig
@@ -18,13 +19,14 @@ def test_restart_restores_account_orders_positions_activities(tmp_path: Path) ->
     rig.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]
     e = rig.venue.engine
     filled = rig.venue.run(
-        lambda: e.submit(
-            {"symbol": "AAPL", "qty": 10, "side": "buy", "type": "market", "time_in_force": "day"}
+        lambda: submit_json(
+            e, {"symbol": "AAPL", "qty": 10, "side": "buy", "type": "market", "time_in_force": "day"}
         )
     )
     rig.venue.match_pending()  # the loop matches it right after the answer
     resting = rig.venue.run(
-        lambda: e.submit(
+        lambda: submit_json(
+            e,
             {
                 "symbol": "AAPL",
                 "qty": 4,
@@ -33,7 +35,7 @@ def test_restart_restores_account_orders_positions_activities(tmp_path: Path) ->
                 "limit_price": 105,
                 "time_in_force": "gtc",
                 "client_order_id": "keep",
-            }
+            },
         )
     )
     account_id, cash = rig.venue.account_id, rig.venue.ledger.cash
@@ -54,7 +56,8 @@ def test_restart_restores_account_orders_positions_activities(tmp_path: Path) ->
     from services.exchange.errors import ApiError
 
     try:
-        v.engine.submit(
+        submit_json(
+            v.engine,
             {
                 "symbol": "AAPL",
                 "qty": 1,
@@ -62,7 +65,7 @@ def test_restart_restores_account_orders_positions_activities(tmp_path: Path) ->
                 "type": "market",
                 "time_in_force": "day",
                 "client_order_id": "keep",
-            }
+            },
         )
     except ApiError as err:
         assert err.message == "client_order_id must be unique"
@@ -85,8 +88,9 @@ def test_last_equity_rolls_at_the_session_close_and_persists(tmp_path: Path) -> 
     market = FakeMarket(clock)
     rig = make_rig(tmp_path, clock=clock, market=market)
     rig.venue.run(
-        lambda: rig.venue.engine.submit(
-            {"symbol": "AAPL", "qty": 10, "side": "buy", "type": "market", "time_in_force": "day"}
+        lambda: submit_json(
+            rig.venue.engine,
+            {"symbol": "AAPL", "qty": 10, "side": "buy", "type": "market", "time_in_force": "day"},
         )
     )
     rig.venue.match_pending()  # the loop matches it right after the answer
@@ -106,7 +110,8 @@ def test_start_expires_day_orders_that_lapsed_while_down(tmp_path: Path) -> None
     market = FakeMarket(clock)
     rig = make_rig(tmp_path, clock=clock, market=market)
     o = rig.venue.run(
-        lambda: rig.venue.engine.submit(
+        lambda: submit_json(
+            rig.venue.engine,
             {
                 "symbol": "AAPL",
                 "qty": 1,
@@ -114,7 +119,7 @@ def test_start_expires_day_orders_that_lapsed_while_down(tmp_path: Path) -> None
                 "type": "limit",
                 "limit_price": 50,
                 "time_in_force": "day",
-            }
+            },
         )
     )
     rig.venue.store.close()

@@ -26,6 +26,8 @@ from alpaca.trading.models import (
 from alpaca.trading.requests import CancelOrderResponse
 
 from services.exchange.errors import ApiError
+from services.exchange.http.responses import error_response
+from services.exchange.http.trading_api import add_trading_routes
 
 from .test_venue_fakes import Rig, make_rig
 
@@ -38,7 +40,7 @@ async def errors(
     try:
         return await handler(request)
     except ApiError as e:
-        return e.response()
+        return error_response(e)
 
 
 def run(tmp_path: Path, body: Callable[[TestClient, Rig], Awaitable[None]], **kw: Any) -> None:
@@ -46,7 +48,7 @@ def run(tmp_path: Path, body: Callable[[TestClient, Rig], Awaitable[None]], **kw
         rig = make_rig(tmp_path, **kw)
         rig.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]
         app = web.Application(middlewares=[errors])
-        rig.venue.add_routes(app)
+        add_trading_routes(app, rig.venue)
         async with TestClient(TestServer(app)) as client:
             await rig.venue.start()
             try:

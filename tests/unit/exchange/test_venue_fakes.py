@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from services.domain.calendar import MarketCalendar
 from services.exchange.contracts import NBBO, Instrument
-from services.exchange.sessions import MarketCalendar
 from services.exchange.venue import TradingVenue
 
 T0 = datetime(2025, 3, 4, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 New York: regular hours

@@ -86,10 +86,10 @@ def test_closed_bars_equal_the_exchange_simulators_final_bars_late_prints_includ
     """
     from datetime import timedelta
 
-    from services.exchange.history import HistoryGenerator
-    from services.exchange.market import MarketSimulator
-    from services.exchange.sessions import MarketCalendar
-    from services.exchange.universe import build_universe
+    from services.domain.calendar import MarketCalendar
+    from services.exchange.market.history import HistoryGenerator
+    from services.exchange.market.simulator import MarketSimulator
+    from services.exchange.market.universe import build_universe
 
     uni, cal = build_universe(), MarketCalendar(always_open=True)
     now = datetime(2024, 3, 5, 15, 0, 7, tzinfo=UTC)

@@ -25,19 +25,22 @@ from typing import Any, Protocol
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from services.exchange.admin import PREFIX as ADMIN_PREFIX
-from services.exchange.admin import Admin, RestFaults, fault_middleware
-from services.exchange.auth import ApiKey, StaticKeyStore, auth_middleware
+from services.domain.calendar import MarketCalendar
 from services.exchange.contracts import Instrument, KeyStore, MarketView
-from services.exchange.datastream import DataStreamHub
-from services.exchange.errors import BAD_REQUEST, INTERNAL, NOT_FOUND, ApiError, json_error
-from services.exchange.history import BarSource, HistoryGenerator
-from services.exchange.identity import identity_middleware
-from services.exchange.market import DEFAULT_RATE, MarketSimulator
-from services.exchange.marketdata_api import MarketDataApi
-from services.exchange.ratelimit import RateLimiter, ratelimit_middleware
-from services.exchange.sessions import MarketCalendar
-from services.exchange.universe import build_universe
+from services.exchange.errors import BAD_REQUEST, INTERNAL, NOT_FOUND, ApiError
+from services.exchange.http.admin import PREFIX as ADMIN_PREFIX
+from services.exchange.http.admin import Admin, RestFaults, fault_middleware
+from services.exchange.http.auth import ApiKey, StaticKeyStore, auth_middleware
+from services.exchange.http.datastream import DataStreamHub
+from services.exchange.http.identity import identity_middleware
+from services.exchange.http.marketdata_api import MarketDataApi
+from services.exchange.http.ratelimit import RateLimiter, ratelimit_middleware
+from services.exchange.http.responses import error_response, json_error
+from services.exchange.http.trading_api import add_trading_routes
+from services.exchange.market.history import BarSource, HistoryGenerator
+from services.exchange.market.simulator import DEFAULT_RATE, MarketSimulator
+from services.exchange.market.universe import build_universe
+from services.exchange.venue import TradingVenue
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,6 @@ class Venue(Protocol):
     """What the server needs of the trading venue (services/exchange/venue.py: TradingVenue)."""
 
     faults: Any
-
-    def add_routes(self, app: web.Application) -> None: ...
 
     async def start(self) -> None: ...
 
@@ -74,6 +75,7 @@ class Venue(Protocol):
 
 
 VenueFactory = Callable[..., Venue]
+VenueRoutes = Callable[[web.Application, Any], None]
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,6 @@ EXCHANGE = web.AppKey("exchange", Exchange)
 
 
 def _default_venue(**kwargs: Any) -> Venue:
-    from services.exchange.venue import TradingVenue
-
     return TradingVenue(**kwargs)
 
 
@@ -123,7 +123,7 @@ def error_middleware(counters: dict[str, int]) -> Middleware:
         try:
             return await handler(request)
         except ApiError as exc:
-            return exc.response()
+            return error_response(exc)
         except web.HTTPException as exc:
             status = exc.status
             if status == 404:
@@ -155,9 +155,12 @@ def build_app(
     config: ExchangeConfig,
     *,
     venue_factory: VenueFactory | None = None,
+    venue_routes: VenueRoutes = add_trading_routes,
     clock: Callable[[], datetime] | None = None,
 ) -> web.Application:
-    """The whole exchange as an aiohttp application (start it with AppRunner or TestServer)."""
+    """The whole exchange as an aiohttp application (start it with AppRunner or TestServer).
+
+    ``venue_routes`` serves the venue the factory made (the trading routes and /stream by default)."""
     universe = build_universe(config.symbols)
     calendar = MarketCalendar(always_open=config.always_open)
     keys = StaticKeyStore(config.key)
@@ -194,7 +197,7 @@ def build_app(
     app[EXCHANGE] = ex
     MarketDataApi(universe, market, BarSource(history, market), config.seed).add_routes(app)
     streams.add_routes(app)
-    venue.add_routes(app)
+    venue_routes(app, venue)
     if config.admin:
         Admin(faults, market, venue, streams,
               extra_stats=lambda: {"rate_limited": limiter.rejected, **ex.errors}).add_routes(app)

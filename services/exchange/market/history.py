@@ -23,13 +23,14 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from services.domain.calendar import NEW_YORK, MarketCalendar
 from services.exchange.contracts import Instrument
-from services.exchange.sessions import NEW_YORK, MarketCalendar
 
 NS = 1_000_000_000
 MINUTE_NS = 60 * NS
@@ -121,24 +122,35 @@ def aggregate(bars: Bars, keys: I64) -> Bars:
 
 
 # ---------------------------------------------------------------------------------------------
-# Timeframes
+# Bar periods: any timeframe Alpaca's bar requests accept (``7Min``, ``3Month`` ...), wider than the
+# terminal's five choices (services.domain.enums.Timeframe).
+
+
+class PeriodUnit(StrEnum):
+    MINUTE = "Min"
+    HOUR = "Hour"
+    DAY = "Day"
+    WEEK = "Week"
+    MONTH = "Month"
 
 
 @dataclass(frozen=True, slots=True)
-class Timeframe:
+class BarPeriod:
+    """The timeframe of a bar request: ``amount`` units (``BarPeriod(5, PeriodUnit.MINUTE)`` is 5Min)."""
+
     amount: int
-    unit: str  # "Min" | "Hour" | "Day" | "Week" | "Month"
+    unit: PeriodUnit
 
     def __str__(self) -> str:
-        return f"{self.amount}{self.unit}"
+        return f"{self.amount}{self.unit.value}"
 
     @property
     def intraday(self) -> bool:
-        return self.unit in ("Min", "Hour")
+        return self.unit in (PeriodUnit.MINUTE, PeriodUnit.HOUR)
 
     @property
     def step_ns(self) -> int:
-        return self.amount * (MINUTE_NS if self.unit == "Min" else 60 * MINUTE_NS)
+        return self.amount * (MINUTE_NS if self.unit is PeriodUnit.MINUTE else 60 * MINUTE_NS)
 
 
 _TF = re.compile(r"^(\d{1,3})(Min|T|Hour|H|Day|D|Week|W|Month|M)$")
@@ -146,15 +158,15 @@ _UNIT = {"T": "Min", "H": "Hour", "D": "Day", "W": "Week", "M": "Month"}
 _ALLOWED = {"Min": range(1, 60), "Hour": range(1, 24), "Day": (1,), "Week": (1,), "Month": (1, 2, 3, 6, 12)}
 
 
-def parse_timeframe(text: str) -> Timeframe:
-    """``"5Min"`` → Timeframe(5, "Min"). Raises ValueError with Alpaca's wording on anything else."""
+def parse_timeframe(text: str) -> BarPeriod:
+    """``"5Min"`` → BarPeriod(5, MINUTE). Raises ValueError with Alpaca's wording on anything else."""
     m = _TF.match(text.strip())
     if not m:
         raise ValueError(f"invalid timeframe: {text!r}")
     amount, unit = int(m.group(1)), _UNIT.get(m.group(2), m.group(2))
     if amount not in _ALLOWED[unit]:
         raise ValueError(f"invalid timeframe: {text!r} ({unit} amount must be in {list(_ALLOWED[unit])})")
-    return Timeframe(amount, unit)
+    return BarPeriod(amount, PeriodUnit(unit))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,7 +453,7 @@ class BarSource:
                     for k in np.unique(day_keys):
                         yield day_of(crypto, int(k)), live.take(day_keys == k)
 
-    def bars(self, symbol: str, tf: Timeframe, lo_ns: int, hi_ns: int) -> Iterator[Bars]:
+    def bars(self, symbol: str, tf: BarPeriod, lo_ns: int, hi_ns: int) -> Iterator[Bars]:
         """Bars of ``tf`` whose start lies in ``[lo_ns, hi_ns]``, in chunks, oldest first.
 
         Intraday buckets are aligned to the UTC epoch (5Min at :00, :05 ...; hourly bars on the hour,
@@ -483,20 +495,20 @@ class BarSource:
         # Day / Week / Month: one daily bar per day (the running day included), then group.
         crypto = self.gen.is_crypto(symbol)
         lo_day, hi_day = day_of(crypto, lo_ns), day_of(crypto, hi_ns)
-        if tf.unit == "Week":
+        if tf.unit is PeriodUnit.WEEK:
             lo_day -= timedelta(days=lo_day.weekday())
-        elif tf.unit == "Month":
+        elif tf.unit is PeriodUnit.MONTH:
             lo_day = lo_day.replace(day=1)
         daily = self._daily(symbol, lo_day, hi_day)
-        if tf.unit == "Week":
+        if tf.unit is PeriodUnit.WEEK:
             keys = np.array([day_start_ns(crypto, _monday(day_of(crypto, int(t)))) for t in daily.t],
                             dtype=np.int64)
             daily = aggregate(daily, keys)
-        elif tf.unit == "Month":
+        elif tf.unit is PeriodUnit.MONTH:
             keys = np.array([_month_key(day_of(crypto, int(t)), tf.amount, crypto) for t in daily.t],
                             dtype=np.int64)
             daily = aggregate(daily, keys)
-        floor = lo_ns if tf.unit == "Day" else day_start_ns(crypto, lo_day)
+        floor = lo_ns if tf.unit is PeriodUnit.DAY else day_start_ns(crypto, lo_day)
         daily = daily.take((daily.t >= floor) & (daily.t <= hi_ns))
         if len(daily):
             yield daily

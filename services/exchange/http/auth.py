@@ -20,7 +20,8 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from services.exchange.errors import UNAUTHORIZED, json_error
+from services.exchange.errors import UNAUTHORIZED
+from services.exchange.http.responses import json_error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

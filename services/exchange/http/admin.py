@@ -47,8 +47,9 @@ from typing import Any, Protocol
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from services.exchange.auth import PRINCIPAL
-from services.exchange.errors import INTERNAL, TOO_MANY_REQUESTS, bad_request, json_error
+from services.exchange.errors import INTERNAL, TOO_MANY_REQUESTS, bad_request
+from services.exchange.http.auth import PRINCIPAL
+from services.exchange.http.responses import json_error
 
 PREFIX = "/_heron/admin"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from services.exchange.auth import PRINCIPAL
-from services.exchange.errors import TOO_MANY_REQUESTS, json_error
+from services.exchange.errors import TOO_MANY_REQUESTS
+from services.exchange.http.auth import PRINCIPAL
+from services.exchange.http.responses import json_error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -1,7 +1,8 @@
 """NYSE trading sessions (regular hours, holidays, early closes), or a market that never closes.
 
 Holidays follow NYSE's published rules, computed for any year, so the exchange and its history
-generator agree on which minutes are trading minutes without a stored table.
+generator agree on which minutes are trading minutes without a stored table. Shared by the terminal
+(risk hours, trading start-up) and the local exchange (sessions, clock, calendar routes).
 """
 
 from __future__ import annotations

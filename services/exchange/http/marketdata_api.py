@@ -26,22 +26,23 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from services.domain.calendar import NEW_YORK
 from services.domain.symbols import InvalidSymbolError, is_crypto, normalize_symbol
 from services.exchange.contracts import Instrument
 from services.exchange.errors import bad_request, not_found
-from services.exchange.history import (
+from services.exchange.market.history import (
     MINUTE_NS,
     NS,
+    BarPeriod,
     Bars,
     BarSource,
-    Timeframe,
+    PeriodUnit,
     ny_date,
     ny_midnight_ns,
     parse_timeframe,
     ticks_from_bars,
 )
-from services.exchange.market import MarketSimulator
-from services.exchange.sessions import NEW_YORK
+from services.exchange.market.simulator import MarketSimulator
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 1_000
@@ -202,7 +203,7 @@ class MarketDataApi:
             )
         ]
 
-    def _bar_chunks(self, sym: str, tf: Timeframe, lo: int, hi: int, desc: bool) -> Iterator[Chunk]:
+    def _bar_chunks(self, sym: str, tf: BarPeriod, lo: int, hi: int, desc: bool) -> Iterator[Chunk]:
         crypto = self.universe[sym].is_crypto
 
         def chunk(b: Bars) -> Chunk:
@@ -297,7 +298,7 @@ class MarketDataApi:
         return handler
 
     def _paginate(
-        self, symbols: list[str], kind: str, tf: Timeframe | None, lo: int, hi: int, limit: int, desc: bool,
+        self, symbols: list[str], kind: str, tf: BarPeriod | None, lo: int, hi: int, limit: int, desc: bool,
         token: str | None,
     ) -> tuple[dict[str, list[Row]], str | None]:
         out: dict[str, list[Row]] = {}
@@ -385,7 +386,7 @@ class MarketDataApi:
     def _daily(self, sym: str) -> tuple[Row | None, Row | None]:
         now = self.market.now_ns()
         crypto = self.universe[sym].is_crypto
-        tf = Timeframe(1, "Day")
+        tf = BarPeriod(1, PeriodUnit.DAY)
         bars = Bars.concat(list(self.source.bars(sym, tf, now - 12 * 24 * 60 * MINUTE_NS, now)))
         run = self.market.running_day(sym)
         if run is not None:
@@ -455,7 +456,7 @@ class MarketDataApi:
         return web.json_response({"orderbooks": out})
 
 
-def _timeframe(request: web.Request) -> Timeframe:
+def _timeframe(request: web.Request) -> BarPeriod:
     """The ``timeframe`` query parameter of a bars request (400 when missing or unreadable)."""
     try:
         return parse_timeframe(request.query.get("timeframe", ""))

@@ -17,28 +17,19 @@ import asyncio
 import contextlib
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from .contracts import KeyStore
+from services.exchange.contracts import KeyStore, TradeUpdateFaults
+from services.exchange.http.entities import trade_update_json
+from services.exchange.orders import TradeUpdate
 
 log = logging.getLogger(__name__)
 
 
 #: The paths the trade_updates websocket answers on.
 STREAM_PATHS = ("/stream", "/stream/")
-
-
-@dataclass
-class TradeUpdateFaults:
-    """Admin-injected faults on outgoing trade updates (all counters count down as they apply)."""
-
-    drop_next: int = 0
-    duplicate_next: int = 0
-    reorder_next: int = 0  # hold this many updates, then release them in reverse order
-    kill_after: int | None = None  # close every /stream socket after this many more messages
 
 
 class _Client:
@@ -64,8 +55,9 @@ class TradeStreamHub:
         return len(self._clients)
 
     # ---- fan-out ------------------------------------------------------------------------------
-    def publish(self, update: dict[str, Any]) -> None:
-        frame = json.dumps({"stream": "trade_updates", "data": update}, separators=(",", ":")).encode()
+    def publish(self, update: TradeUpdate) -> None:
+        data = trade_update_json(update)
+        frame = json.dumps({"stream": "trade_updates", "data": data}, separators=(",", ":")).encode()
         f = self.faults
         if f.drop_next > 0:
             f.drop_next -= 1

@@ -36,7 +36,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from services.exchange.contracts import Instrument, KeyStore
-from services.exchange.market import Batch, MarketSimulator, Message
+from services.exchange.market.encoding import Batch, Message
+from services.exchange.market.simulator import MarketSimulator
 
 log = logging.getLogger(__name__)
 
