@@ -38,7 +38,8 @@ from services.domain.models import OrderRequest
 from services.domain.money import ZERO as ZERO_D
 from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import is_crypto, normalize_symbol
-from services.orders.engine import ExecutionEngine, SubmitResult
+from services.orders.engine import ExecutionEngine
+from services.orders.records import SubmitResult
 from services.orders.transitions import OrderState
 from services.risk.context import PriceSource
 from services.risk.trading_state import TradingStateMachine

@@ -31,28 +31,49 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.broker.base import BrokerError, OrderQuery
+from services.broker.base import Broker, BrokerError, OrderQuery
+from services.domain.bus import EventBus
 from services.domain.enums import OrderSide, OrderType, TimeInForce
 from services.domain.events import NotificationEvent
 from services.domain.models import Order, OrderRequest
 from services.domain.money import decimal_str
 from services.domain.symbols import is_crypto
-from services.orders.journal import JournalKind
+from services.orders.journal import JournalKind, OrderJournal
+from services.orders.records import OrderRecord, SubmitResult
+from services.orders.store import OrderStore
 from services.orders.transitions import OrderState
 from services.risk.context import RiskReport
 from services.storage.errors import StorageError, describe_db_error
-
-if TYPE_CHECKING:
-    from services.orders.engine import ExecutionEngine
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
 SOURCE = "closing"
 TRANSIENT_RISK_CHECKS = frozenset({"duplicate_order", "order_rate"})
+
+
+class CloserEngine(Protocol):
+    """What closing needs of :class:`services.orders.engine.ExecutionEngine`, which owns the closer
+    (a protocol, so that this module does not import the engine that imports it)."""
+
+    broker: Broker
+    store: OrderStore
+    journal: OrderJournal
+    bus: EventBus
+    clock: Callable[[], datetime]
+
+    def flush(self) -> None: ...
+
+    async def submit(self, request: OrderRequest, *, source: str = "manual") -> SubmitResult: ...
+
+    async def cancel(self, order_key: str, *, source: str = "manual") -> bool: ...
+
+    async def refresh_order(self, rec: OrderRecord) -> None: ...
+
+    async def resolve_intent(self, client_order_id: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +160,7 @@ class PositionCloser:
 
     def __init__(
         self,
-        engine: ExecutionEngine,
+        engine: CloserEngine,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         deadline_s: float = 30.0,

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -50,7 +50,7 @@ from services.domain.models import Account, Asset, Order, OrderRequest
 from services.orders.closing import CloseReport, PositionCloser, SymbolCloseResult
 from services.orders.exposure import exposure, working_orders
 from services.orders.journal import IntentStatus, JournalKind, OrderJournal, source_from_client_id
-from services.orders.records import ApplyResult, OrderMeta, OrderRecord
+from services.orders.records import ApplyResult, OrderMeta, OrderRecord, SubmitResult
 from services.orders.recovery import IntentRecovery
 from services.orders.replacing import ReplaceSending, busy_reason, replacement_request, worst_qty
 from services.orders.state_machine import OrderStateMachine
@@ -64,20 +64,6 @@ from services.risk.trading_state import TradingStateMachine
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
 KILL_SWITCH = "kill-switch"
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitResult:
-    """``accepted`` False means nothing was sent (risk denial) or the broker definitively refused."""
-
-    client_order_id: str | None
-    state: OrderState
-    report: RiskReport | None
-    message: str = ""
-
-    @property
-    def accepted(self) -> bool:
-        return self.state not in (OrderState.DENIED, OrderState.REJECTED)
 
 
 class ExecutionEngine(ReplaceSending, IntentRecovery):

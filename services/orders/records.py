@@ -12,6 +12,7 @@ from decimal import Decimal
 from services.domain.enums import OrderSide, OrderType, TimeInForce
 from services.domain.models import Fill, Order
 from services.orders.transitions import OrderState
+from services.risk.context import RiskReport
 
 ZERO = Decimal(0)
 
@@ -153,3 +154,17 @@ class OrderMeta:
     time_in_force: TimeInForce = TimeInForce.DAY
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """``accepted`` False means nothing was sent (risk denial) or the broker definitively refused."""
+
+    client_order_id: str | None
+    state: OrderState
+    report: RiskReport | None
+    message: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.state not in (OrderState.DENIED, OrderState.REJECTED)

@@ -22,7 +22,7 @@ import pytest
 from app.script import PRICE_TIMEOUT_S, ScriptedOrder, ScriptError, load_script, run_script
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
 from services.domain.models import OrderRequest, Quote
-from services.orders.engine import SubmitResult
+from services.orders.records import SubmitResult
 from services.orders.transitions import OrderState
 
 

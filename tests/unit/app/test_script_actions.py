@@ -18,7 +18,7 @@ import pytest
 from app.script import ScriptError, load_script, run_script
 from services.domain.enums import OrderType, TradingState
 from services.domain.models import OrderRequest
-from services.orders.engine import SubmitResult
+from services.orders.records import SubmitResult
 from services.orders.transitions import OrderState
 
 

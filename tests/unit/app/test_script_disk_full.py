@@ -17,7 +17,7 @@ import pytest
 
 from app.script import ScriptedOrder, run_script
 from services.domain.enums import OrderSide, OrderType, TimeInForce
-from services.orders.engine import SubmitResult
+from services.orders.records import SubmitResult
 from services.orders.tables import ORDERS_SCHEMA
 from services.orders.transitions import OrderState
 from services.storage import Database
