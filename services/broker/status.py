@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from services.broker.health import UNREACHABLE, HealthMonitor, LinkMonitor, LinkProbe, LinkState, LinkVerdict
 from services.broker.latency import LatencyRecorder, LatencyView
 from services.domain.enums import Channel, ConnectionState, TradingState
-from services.marketdata.staleness import FEEDS, FeedVerdict
+from services.domain.feeds import FEEDS, FeedVerdict
 
 log = logging.getLogger(__name__)
 

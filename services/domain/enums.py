@@ -183,3 +183,34 @@ class NotificationLevel(StrEnum):
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
+
+
+class JournalKind(StrEnum):
+    """The kinds of ``order_journal`` records. The values are what the table stores: existing
+    databases hold them, so a value never changes."""
+
+    INTENT = "intent"  # an order intent, committed before its POST
+    ACKED = "acked"  # the settlements of an intent (see IntentStatus)
+    REJECTED = "rejected"
+    RESOLVED = "resolved"
+    LOST = "lost"
+    NOT_FOUND = "not_found"  # one authoritative "not found" answer for an in-flight intent
+    AMBIGUOUS = "ambiguous"  # the POST's (or PATCH's) outcome is unknown
+    DENIED = "denied"  # the risk gate refused an order (never sent)
+    ADOPTED = "adopted"  # an order Heron did not place, taken in from the stream
+    FILL = "fill"
+    STATE = "state"  # an order's state transition
+    CANCEL_QUEUED = "cancel_queued"
+    CANCEL_REQUESTED = "cancel_requested"
+    CANCEL_REJECTED = "cancel_rejected"
+    CANCEL_AMBIGUOUS = "cancel_ambiguous"
+    CLOSE_RESULT = "close_result"  # what closing a position did
+    KILL_SWITCH = "kill_switch"
+    KILL_SWITCH_DONE = "kill_switch_done"
+    TRADING_STATE = "trading_state"
+    HALT_RELEASED = "halt_released"
+    INCIDENT_OPENED = "incident_opened"
+    INCIDENT_ACKNOWLEDGED = "incident_acknowledged"
+    INCIDENT_RESOLVED = "incident_resolved"
+    OPERATOR_ADOPT_BROKER_STATE = "operator_adopt_broker_state"
+    JOURNAL_ROLLBACK_ACCEPTED = "journal_rollback_accepted"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.domain.enums import Channel
+from services.domain.feeds import FEED_NAMES, FeedVerdict, describe_age
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,47 +51,15 @@ class StalenessGuard:
         age = now.timestamp() - last
         if age > self.max_age:
             return StalenessVerdict(
-                symbol, True, age,
+                symbol,
+                True,
+                age,
                 f"{symbol} data is {age:.0f} s old (limit {self.max_age:.0f} s)",
             )
         return StalenessVerdict(symbol, False, age, f"{symbol} updated {max(age, 0.0):.1f} s ago")
 
     def is_stale(self, symbol: str, now: datetime) -> bool:
         return self.verdict(symbol, now).stale
-
-
-#: The feeds whose freshness is shown: stock and crypto market data, and the trade updates stream.
-FEEDS: tuple[str, ...] = (Channel.STOCK, Channel.CRYPTO, Channel.TRADING)
-FEED_NAMES: dict[str, str] = {
-    Channel.STOCK: "stock data",
-    Channel.CRYPTO: "crypto data",
-    Channel.TRADING: "trade updates",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class FeedVerdict:
-    feed: str
-    stale: bool
-    age_seconds: float | None  # None: nothing received yet
-    reason: str
-
-    @property
-    def label(self) -> str:
-        """Short text: the feed's name, with its age when stale ("stock data 14 s old")."""
-        name = FEED_NAMES.get(self.feed, self.feed)
-        if self.age_seconds is None:
-            return f"{name}: none yet"
-        return f"{name} {_age(self.age_seconds)} old" if self.stale else f"{name} fresh"
-
-
-def _age(seconds: float) -> str:
-    seconds = max(seconds, 0.0)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.0f} h"
 
 
 class FeedFreshness:
@@ -133,6 +101,7 @@ class FeedFreshness:
             return FeedVerdict(feed, True, None, f"no {name} message received yet")
         age = max(0.0, t - last)
         if age > limit:
-            return FeedVerdict(feed, True, age, f"newest {name} message is {_age(age)} old "
-                                                f"(limit {limit:.0f} s)")
+            return FeedVerdict(
+                feed, True, age, f"newest {name} message is {describe_age(age)} old (limit {limit:.0f} s)"
+            )
         return FeedVerdict(feed, False, age, f"newest {name} message {age:.1f} s ago")

@@ -37,12 +37,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.broker.base import Broker, BrokerError, OrderQuery
 from services.domain.bus import EventBus
-from services.domain.enums import OrderSide, OrderType, TimeInForce
+from services.domain.enums import JournalKind, OrderSide, OrderType, TimeInForce
 from services.domain.events import NotificationEvent
 from services.domain.models import Order, OrderRequest
 from services.domain.money import decimal_str
 from services.domain.symbols import is_crypto
-from services.orders.journal import JournalKind, OrderJournal
+from services.orders.journal import OrderJournal
 from services.orders.records import OrderRecord, SubmitResult
 from services.orders.store import OrderStore
 from services.orders.transitions import OrderState

@@ -45,11 +45,12 @@ from services.broker.base import (
     ReplaceRequest,
 )
 from services.domain.bus import EventBus
+from services.domain.enums import JournalKind
 from services.domain.events import NotificationEvent, TradeUpdateEvent
 from services.domain.models import Account, Asset, Order, OrderRequest
 from services.orders.closing import CloseReport, PositionCloser, SymbolCloseResult
 from services.orders.exposure import exposure, working_orders
-from services.orders.journal import IntentStatus, JournalKind, OrderJournal, source_from_client_id
+from services.orders.journal import IntentStatus, OrderJournal, source_from_client_id
 from services.orders.records import ApplyResult, OrderMeta, OrderRecord, SubmitResult
 from services.orders.recovery import IntentRecovery
 from services.orders.replacing import ReplaceSending, busy_reason, replacement_request, worst_qty

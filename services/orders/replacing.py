@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 from services.broker.base import Broker, BrokerAuthError, BrokerRejected, BrokerUnavailable, ReplaceRequest
 from services.domain.bus import EventBus
-from services.domain.enums import OrderType, TimeInForce
+from services.domain.enums import JournalKind, OrderType, TimeInForce
 from services.domain.events import NotificationEvent
 from services.domain.models import Order, OrderRequest
-from services.orders.journal import IntentStatus, JournalKind, OrderJournal, replace_client_id
+from services.orders.journal import IntentStatus, OrderJournal, replace_client_id
 from services.orders.records import ApplyResult, OrderMeta, OrderRecord
 from services.orders.state_machine import OrderStateMachine
 from services.orders.store import OrderStore

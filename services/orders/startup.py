@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.domain.enums import TradingState
@@ -22,7 +22,6 @@ from services.storage import StorageError
 if TYPE_CHECKING:
     from services.orders.engine import ExecutionEngine
     from services.orders.store import OrderStore
-    from services.reconciliation.reconciler import Reconciler
     from services.risk.trading_state import TradingStateMachine
 
 log = logging.getLogger("heron.app")
@@ -132,9 +131,27 @@ async def every(seconds: float, fn: Callable[[], Awaitable[Any]]) -> None:
             log.exception("periodic task %s failed; it runs again", getattr(fn, "__qualname__", fn))
 
 
+class _ReconciliationResult(Protocol):
+    @property
+    def clean(self) -> bool: ...
+
+
+class StartupReconciler(Protocol):
+    """What start-up needs of :class:`services.reconciliation.reconciler.Reconciler` (a protocol:
+    reconciliation sits above the order engine and imports it)."""
+
+    suspected_cause: str | None
+
+    async def startup(self) -> _ReconciliationResult: ...
+
+    def open_incidents(self) -> Sequence[object]: ...
+
+    async def run_cycle(self) -> _ReconciliationResult: ...
+
+
 async def startup_trading(
     engine: ExecutionEngine,
-    reconciler: Reconciler,
+    reconciler: StartupReconciler,
     trading: TradingStateMachine,
     streams: MarketDataStreams | None,
     book: PricedSymbols | None,

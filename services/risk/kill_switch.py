@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from services.orders.journal import JournalKind
+from services.domain.enums import JournalKind
 from services.risk.trading_state import JournalLike, TradingStateMachine, flush_or_keep
 
 

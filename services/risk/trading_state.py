@@ -21,9 +21,8 @@ from typing import Any, Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.domain.bus import EventBus
-from services.domain.enums import TradingState
+from services.domain.enums import JournalKind, TradingState
 from services.domain.events import TradingStateEvent
-from services.orders.journal import JournalKind
 from services.storage.errors import StorageError, describe_db_error
 
 log = logging.getLogger(__name__)

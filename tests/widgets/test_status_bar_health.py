@@ -8,7 +8,7 @@ from services.broker.health import LinkState, LinkVerdict
 from services.broker.latency import LatencyState, LatencyView
 from services.broker.status import derive_status
 from services.domain.enums import ConnectionState, Mode, TradingState
-from services.marketdata.staleness import FeedVerdict
+from services.domain.feeds import FeedVerdict
 from widgets.status_bar import HeronStatusBar
 
 

@@ -6,11 +6,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from services.domain.enums import OrderClass, OrderSide, OrderType, TimeInForce
+from services.domain.enums import JournalKind, OrderClass, OrderSide, OrderType, TimeInForce
 from services.domain.models import OrderLegSpec, OrderRequest
 from services.orders.journal import (
     IntentStatus,
-    JournalKind,
     OrderJournal,
     replace_client_id,
     request_from_json,
