@@ -47,8 +47,9 @@ from alpaca.trading.requests import (
 from services.exchange.auth import ApiKey
 from services.exchange.server import ExchangeConfig, build_app
 from services.exchange.venue import TradingVenue
+from tests.support.clock import ManualClock
 from tests.support.exchange import ExchangeProcess
-from tests.unit.exchange.test_venue_fakes import FakeClock, FakeMarket
+from tests.unit.exchange.test_venue_fakes import FakeMarket
 
 KEY = ApiKey("PKORDERTYPES", "order-types-secret")
 T = TypeVar("T")
@@ -58,7 +59,7 @@ class InProcessExchange:
     """The real exchange app on a background loop, its venue reading a hand-set market."""
 
     def __init__(self, data_dir: Path, now: datetime) -> None:
-        self.clock = FakeClock(now)
+        self.clock = ManualClock(now)
         self.market = FakeMarket(self.clock)
         for sym, bid, ask in (("SPY", "99.99", "100.01"), ("GME", "19.99", "20.01")):
             self.market.set(sym, bid, ask)

@@ -53,6 +53,12 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.expected_log(
+    r"^heron\.security\.scan: settings refused: the settings file \S+ is",
+    r"^heron\.security\.scan: account check failed: the keys were refused",
+    r"^heron\.security\.scan: broker error: GET \S+ broker error",
+    r"^heron\.security\.scan: unexpected error with ApiKeys\(",
+)
 def test_in_process_flows_mask_the_keys_everywhere(tmp_path: Path) -> None:
     """Keyring save/load, settings load/save, a refused-keys check and logged API errors."""
     log_dir = tmp_path / "logs"

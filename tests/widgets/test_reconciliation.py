@@ -136,6 +136,9 @@ def test_adopt_cancelled_changes_nothing(
     assert rig.store.position_qty("MSFT") == 0
 
 
+@pytest.mark.expected_log(
+    r"^services\.reconciliation\.reconciler: incident \S+ closed itself: MSFT matches the",
+)
 def test_run_now_runs_a_cycle_off_the_gui_thread(
     qtbot: Any, panel: ReconciliationPanel, rig: ReconciliationRig
 ) -> None:

@@ -39,6 +39,7 @@ def test_interval_bars_close_on_the_next_bucket_with_exact_high_low_volume() -> 
     assert len(out) == 2 and out[1].open == Decimal("11.0")  # opens at the previous close
 
 
+@pytest.mark.expected_log(r"^app\.fastbars: a bar consumer failed; the others still")
 def test_a_failing_bar_consumer_does_not_starve_the_others() -> None:
     got: list[Bar] = []
 

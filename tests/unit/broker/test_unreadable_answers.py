@@ -27,7 +27,8 @@ from services.broker.base import BrokerRejected, BrokerUnavailable, OrderQuery
 from services.broker.budget import RequestBudget
 from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.models import OrderRequest
-from tests.unit.broker.fakes import FakeClock, ScriptedTransport, response
+from tests.support.clock import FakeClock
+from tests.unit.broker.fakes import ScriptedTransport, response
 
 T = TypeVar("T")
 
@@ -130,6 +131,7 @@ def test_unreadable_post_answer_and_unreadable_lookup_is_outcome_unknown_not_ref
     assert sum(1 for c in transport.calls if c[0] == "POST") == 1
 
 
+@pytest.mark.expected_log(r"^services\.broker\.health: broker REST health healthy \-> degraded:")
 def test_unreadable_order_reads_are_broker_unavailable() -> None:
     """The lookups the engine settles in-flight orders with say "unavailable", so a poll cycle
     carries on and retries instead of dying on a ValueError."""

@@ -36,6 +36,7 @@ from services.exchange.market import MarketSimulator
 from services.exchange.sessions import NEW_YORK, MarketCalendar
 from services.exchange.universe import build_universe
 from services.marketdata.pipeline import MarketDataPipeline
+from tests.support.polling import async_wait_for
 
 UNI = build_universe()
 START = datetime(2024, 3, 5, 15, 0, 7, tzinfo=UTC)  # a Tuesday, 10:00 New York time
@@ -369,13 +370,6 @@ def test_corrections_reach_heron_through_its_data_stream_client(tmp_path: Path) 
         for b in (*out.bars, *out.corrected_bars):
             ours[(b.symbol, int(b.ts.timestamp()) * NS)] = b
 
-    async def until(cond: Any) -> None:
-        for _ in range(2000):
-            if cond():
-                return
-            await asyncio.sleep(0.005)
-        raise AssertionError("the stream did not deliver")
-
     async def main() -> None:
         async with TestServer(app) as server:
             url = f"ws://{server.host}:{server.port}/v2/iex"
@@ -384,11 +378,15 @@ def test_corrections_reach_heron_through_its_data_stream_client(tmp_path: Path) 
             await conn.update({"trades": STOCKS, "bars": STOCKS}, {})
             task = asyncio.create_task(conn.run())
             try:
-                await until(lambda: conn.acknowledged["trades"])
+                await async_wait_for('conn.acknowledged["trades"]', lambda: conn.acknowledged["trades"], 10)
                 for _ in range(int(200 / 0.5)):
                     clock.now += timedelta(seconds=0.5)
                     sim.step(int(clock.now.timestamp() * 1e6) * 1000)
-                    await until(lambda: pipe.messages >= hub.stats["messages"])
+                    await async_wait_for(
+                        'pipe.messages >= hub.stats["messages"]',
+                        lambda: pipe.messages >= hub.stats["messages"],
+                        10,
+                    )
                     collect()
             finally:
                 await conn.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -97,6 +99,7 @@ def step(app: web.Application, clock: Clock, seconds: float) -> None:
     app[EXCHANGE].market.step(int(clock.now.timestamp() * 1e6) * 1000)
 
 
+@pytest.mark.expected_log(r"^services\.exchange\.server: internal error on GET")
 def test_errors_are_always_alpaca_json(tmp_path: Path) -> None:
     async def body(c: TestClient, app: web.Application, clock: Clock) -> None:
         r = await c.get("/v2/stocks/bars?symbols=AAPL&timeframe=1Min")
@@ -117,7 +120,7 @@ def test_errors_are_always_alpaca_json(tmp_path: Path) -> None:
             r = await c.request(method, path, headers=H)
             assert r.status == status and r.content_type == "application/json"
             assert set(await r.json()) >= {"code", "message"}
-        r = await c.post("/v2/echo", data=b"x" * (2 << 20), headers=H)
+        r = await c.post("/v2/echo", data=io.BytesIO(b"x" * (2 << 20)), headers=H)
         assert r.status == 413 and (await r.json())["code"] == 41310000
         assert app[EXCHANGE].errors["internal_errors"] == 1
 

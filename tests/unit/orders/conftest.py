@@ -20,8 +20,8 @@ from services.orders.tables import ORDERS_SCHEMA
 from services.risk.gate import RiskGate
 from services.risk.trading_state import TradingStateMachine
 from services.storage import Database
+from tests.support.clock import ManualClock
 from tests.support.fake_broker import FakeBroker
-from tests.unit.orders.helpers import ManualClock
 
 
 class FakePrices:

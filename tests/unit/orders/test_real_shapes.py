@@ -14,6 +14,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from alpaca.trading.models import Order as AlpacaOrder
 
 from services.broker import convert
@@ -354,6 +355,7 @@ class UnreadableAnswerBroker(FakeBroker):
         return placed
 
 
+@pytest.mark.expected_log(r"^services\.orders\.engine: \S+ the broker's answer to the POST")
 def test_unreadable_answer_after_submit_is_outcome_unknown_resolved_by_client_id(rig: Rig) -> None:
     """alpaca-rules.md "Order lifecycle": POST /v2/orders answers with the order as accepted; a body
     Heron cannot read does not mean the POST was refused. Five such answers on a one-share strategy

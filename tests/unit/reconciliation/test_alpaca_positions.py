@@ -16,14 +16,16 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
 from services.domain.events import NotificationEvent
 from services.domain.models import OrderRequest
 from services.orders.state_machine import OrderState
 from services.reconciliation.reconciler import Reconciler
 from services.storage import Database
+from tests.support.clock import ManualClock
 from tests.unit.orders.conftest import Rig, build
-from tests.unit.orders.helpers import ManualClock
 
 D = Decimal
 
@@ -81,6 +83,9 @@ def test_an_overnight_partial_sell_is_not_price_drift(db: Database) -> None:
     assert pos.cost_basis == D(770) and pos.realized_pl == 120 * D(20) - D(1280)
 
 
+@pytest.mark.expected_log(
+    r"^services\.reconciliation\.reconciler: incident \S+ closed itself: MSFT matches the",
+)
 def test_an_outside_fill_seen_in_positions_before_its_trade_update_closes_itself(db: Database) -> None:
     """An order placed from another app fills; Alpaca's positions already hold it while its
     ``trade_updates`` fill is still on its way (Alpaca's own trade_updates example is a fill of an
