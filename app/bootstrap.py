@@ -215,7 +215,7 @@ class Services:
     trading_was_active: bool = False
     #: Background tasks; each is cancelled by the shutdown step of the stage that owns it.
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
-    #: Providers of state-report sections (DESIGN §8); each returns a dict merged into the report.
+    #: Providers of state-report sections (docs/state-report.md); each returns a dict merged into the report.
     state_sections: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
 
 
@@ -1161,7 +1161,7 @@ def health_sections(ctx: AppContext, services: Services) -> dict[str, Any] | Non
 
 
 def service_sections(ctx: AppContext, services: Services) -> dict[str, Any]:
-    """DESIGN §8 sections of the parts that run; a part that does not run has no section."""
+    """docs/state-report.md sections of the parts that run; a part that does not run has no section."""
     trading = services.trading
     report = build_state_report(
         mode=ctx.mode,
@@ -1184,7 +1184,7 @@ def service_sections(ctx: AppContext, services: Services) -> dict[str, Any]:
 
 
 def state_report(ctx: AppContext, services: Services, *, final: bool = True) -> dict[str, Any]:
-    """DESIGN §8: sections a part does not have are omitted, never invented. ``final``: written at
+    """docs/state-report.md: sections a part does not have are omitted, never invented. ``final``: written at
     quit (false: a copy written while the terminal runs)."""
     report: dict[str, Any] = {"version": STATE_REPORT_VERSION, "mode": ctx.mode.value, "final": final,
                               "written_at": _now().isoformat()}
@@ -1562,7 +1562,7 @@ def _route_qt_messages() -> None:
         QtMsgType.QtCriticalMsg: logging.ERROR,
         QtMsgType.QtFatalMsg: logging.CRITICAL,
     }
-    # Known-harmless warning of the offscreen platform plugin (environment.md §1.3).
+    # Known-harmless warning of the offscreen platform plugin.
     harmless = ("This plugin does not support propagateSizeHints()",)
 
     def handler(kind: QtMsgType, _context: object, message: str) -> None:

@@ -71,7 +71,7 @@ OPEN_STATUSES = frozenset(
 )
 CANCELABLE = OPEN_STATUSES - {"pending_cancel"}
 # PATCH /v2/orders/{id}: never while accepted / pending_new / pending_cancel / pending_replace; a
-# partially filled order can be replaced (alpaca-rules.md "Replace (PATCH)").
+# partially filled order can be replaced (docs/alpaca-rules.md "Replace (PATCH)").
 REPLACEABLE = frozenset({"new", "partially_filled", "held"})
 
 _DECIMAL_FIELDS = {

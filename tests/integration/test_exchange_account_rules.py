@@ -3,7 +3,7 @@
 Sources (the unit tests in tests/unit/exchange/test_account_rules.py quote them at length):
 - [MARGIN] docs.alpaca.markets "Margin and Short Selling": $2,000 for margin and shorts, 2x Reg T,
   4x intraday from $25,000, crypto not marginable, PDT checks ignore crypto.
-- [SPEC] account entity, /work/shared/specs/alpaca-trading-openapi.yaml (multiplier, buying_power,
+- [SPEC] account entity, docs.alpaca.markets/reference (multiplier, buying_power,
   daytrade_count); Alpaca-API #112 (a paper account at multiplier 4, not flagged PDT).
 - [NOTES] Alpaca API v2 "Notes on Orders and Positions" (alpacahq/user-docs): easy-to-borrow
   shorts only, no buy (sell) while flat with a pending short sale (buy); 403.
@@ -11,7 +11,7 @@ Sources (the unit tests in tests/unit/exchange/test_account_rules.py quote them 
 - [PAPER] paper trading: the 4th day trade in 5 business days refused under $25,000; 403 40310100
   "trade denied due to pattern day trading protection".
 - [SHORT] alpaca-trade-api-js #57: 403 "account is not allowed to short".
-- [CRYPTO] alpaca-rules.md "Crypto" / "Order types": 422 "invalid order type for crypto order",
+- [CRYPTO] docs/alpaca-rules.md "Crypto" / "Order types": 422 "invalid order type for crypto order",
   403 "cost basis must be >= minimal amount of order 10" (stocks: 1), 403 "insufficient balance for
   USD (requested: X, available: Y)".
 """

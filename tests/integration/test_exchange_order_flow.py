@@ -1,11 +1,11 @@
 """Order flow like Alpaca's, through real alpaca-py (TradingClient + TradingStream) against the exchange.
 
-Sources (see /work/shared/reference/alpaca-rules.md "Order lifecycle" and "Replace (PATCH)"):
+Sources (see docs/alpaca-rules.md "Order lifecycle" and "Replace (PATCH)"):
 - Alpaca docs "Orders": ``POST /v2/orders`` answers with the order accepted (``accepted``,
   ``pending_new``, ``new``); fills arrive afterwards on ``trade_updates`` (``fill``,
   ``partial_fill``) with ``execution_id``, ``price``, ``qty`` and ``position_qty``.
 - Order entity docs, Alpaca-API #191: a notional order has ``qty`` null.
-- PATCH /v2/orders/{order_id} (alpaca-trading-openapi.yaml) and alpaca-rules.md: the replacement
+- PATCH /v2/orders/{order_id} (Alpaca's Trading API reference) and docs/alpaca-rules.md: the replacement
   is a new order that starts unfilled; a partially filled order can be replaced; Alpaca-API #165: a
   price-only replace of a partially filled order carries the original qty, and a liquidating sell
   then fails for want of shares (a replace never flips the position).

@@ -3,7 +3,7 @@
 Searched: log files, database files (raw bytes), settings files, anything else in the data directory
 (crash reports included: Heron writes unhandled errors to its log), the state report, the process's
 stdout/stderr, and ``/proc/<pid>/cmdline`` of the terminal and of the exchange child while running.
-Allowed: the local exchange's own ``session.json`` (mode 0600), which DESIGN §3 permits.
+Allowed: the local exchange's own ``session.json`` (mode 0600), which docs/DESIGN.md §3 permits.
 """
 
 from __future__ import annotations

@@ -223,7 +223,7 @@ def test_replace_dialog_validates(qtbot) -> None:  # type: ignore[no-untyped-def
 
 
 def test_replace_dialog_asks_what_the_replacement_works(qtbot) -> None:  # type: ignore[no-untyped-def]
-    """Alpaca PATCH /v2/orders/{order_id} (alpaca-trading-openapi.yaml, patchOrderByOrderId): the
+    """Alpaca PATCH /v2/orders/{order_id} (Alpaca's Trading API reference, patchOrderByOrderId): the
     replacement is a new order whose filled_qty starts at 0 and whose qty (PatchOrderRequest:
     "number of shares to trade") is what it works. On a 100-share buy with 60 filled the dialog
     offers the 40 left, shows the 60 filled, and says what typing 120 ends with (180 bought)."""

@@ -205,7 +205,7 @@ def _acknowledge_all(panel: ReconciliationPanel) -> None:
 
 def test_clean_is_shown_only_when_every_quantity_matches(panel: ReconciliationPanel) -> None:
     """Alpaca's positions are the truth ("Treat Alpaca as the source of truth", alpacahq/alpaca-skills
-    reconciliation-idempotency SKILL.md; alpaca-rules.md "Positions, shorting, buying power"): with
+    reconciliation-idempotency SKILL.md; docs/alpaca-rules.md "Positions, shorting, buying power"): with
     MSFT at 0 in Heron and 7 at the broker, acknowledging every incident
     leaves nothing open, yet the panel must not say "Clean". MSFT stays reduce-only, visible even when
     resolved incidents are hidden."""

@@ -1,6 +1,6 @@
 """A broker answer Heron cannot read is "outcome unknown", never "refused" (issue "Right on real Alpaca").
 
-POST /v2/orders answers with the order as accepted (alpaca-rules.md "Order lifecycle"): once the POST
+POST /v2/orders answers with the order as accepted (docs/alpaca-rules.md "Order lifecycle"): once the POST
 went out, a body that cannot be read (a number that is NaN or infinite, a field of the wrong type)
 says nothing about whether the order exists. The adapter resolves it by client_order_id, and when
 that cannot be read either it raises BrokerUnavailable ("outcome unknown") — never BrokerRejected,

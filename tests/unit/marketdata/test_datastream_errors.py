@@ -204,7 +204,7 @@ def test_405_symbol_limit_names_the_symbols_left_without_data() -> None:
 )
 def test_405_on_the_first_subscribe_names_every_symbol() -> None:
     """The full set sent after auth can itself be over the plan's limit (free IEX plan: 30 symbols,
-    alpaca-rules.md "Market data"); then every symbol of it is without data, and said so."""
+    docs/alpaca-rules.md "Market data"); then every symbol of it is without data, and said so."""
     h = Harness([[pack(CONNECTED), pack(AUTHENTICATED), pack(E405)]], stop_after=1)
     asyncio.run(h.run({"trades": ["AAPL", "MSFT"], "quotes": ["AAPL"]}))
     assert h.conn.without_data == {"AAPL", "MSFT"}

@@ -1,7 +1,7 @@
 """Replace (PATCH) as Alpaca does it, and crash safety of the replace and cancel paths.
 
 Alpaca sources:
-- [REPLACE] PATCH /v2/orders/{order_id} in /work/shared/specs/alpaca-trading-openapi.yaml
+- [REPLACE] PATCH /v2/orders/{order_id} in docs.alpaca.markets/reference
   (operationId patchOrderByOrderId): "Each parameter overrides the corresponding attribute of the
   existing order. The other attributes remain the same as the existing order."; the 200 body is
   "The new Order object with the new order ID" (its own ``filled_qty``, ``replaces``); and "If the
