@@ -17,6 +17,7 @@ warning storm itself. The check covers set-up, the test and tear-down.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -46,6 +47,13 @@ def pytest_configure(config: pytest.Config) -> None:
         "expected_log(*patterns): WARNING+ records from Heron's loggers this test expects "
         "(regular expressions searched in '<logger>: <message>'; none = any)",
     )
+
+
+@pytest.fixture
+def collect_garbage_after() -> Generator[None, None, None]:
+    """Collect garbage after the test, so what it leaked is reported (or ignored) with it."""
+    yield
+    gc.collect()
 
 
 def is_heron_logger(name: str) -> bool:

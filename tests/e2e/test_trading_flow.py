@@ -12,8 +12,11 @@ import qasync
 from PySide6.QtWidgets import QApplication
 
 from services.domain.enums import Mode, TradingState
+from tests.support.leaks import LOCAL_EXCHANGE_PIPE
 from tests.support.polling import async_wait_for
 from widgets.preview import start_local_services, stop_services
+
+pytestmark = LOCAL_EXCHANGE_PIPE
 
 
 def test_ticket_order_is_acknowledged_and_filled(qapp: QApplication, tmp_path: Path) -> None:

@@ -3,13 +3,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import os
 import stat
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -26,19 +24,11 @@ from app.local_exchange import (
     start_early,
 )
 from app.settings import LocalExchangeSettings
+from tests.support.leaks import LOCAL_EXCHANGE_PIPE
 
 FAKE = "tests.unit.app.fake_exchange"
 
-# LocalExchangeLauncher._pump_output (app/local_exchange.py) reads the child's stdout to EOF but never
-# closes the pipe; the garbage collector does, with a ResourceWarning. Collected after each test here so
-# the warning stays in this module, and ignored only here, until the launcher closes its pipe.
-pytestmark = pytest.mark.filterwarnings("ignore:Exception ignored in:pytest.PytestUnraisableExceptionWarning")
-
-
-@pytest.fixture(autouse=True)
-def _collect_the_launchers_pipes() -> Iterator[None]:
-    yield
-    gc.collect()
+pytestmark = LOCAL_EXCHANGE_PIPE
 
 
 def launcher(tmp_path: Path, **kw) -> LocalExchangeLauncher:  # type: ignore[no-untyped-def]
