@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,17 +28,10 @@ from services.risk.trading_state import TradingStateMachine
 from services.storage import Database
 from tests.support.clock import ManualClock
 from tests.support.fake_broker import FakeBroker
+from tests.support.fakes import AlwaysOpen
 from tests.support.polling import loop_pump, wait_for
 
 ASSETS = [Asset(s, "us_equity", "NASDAQ", True, True, True) for s in ("AAPL", "MSFT", "TSLA")]
-
-
-class AlwaysOpen:
-    def is_open(self, ts: datetime) -> bool:
-        return True
-
-    def is_extended(self, ts: datetime) -> bool:
-        return False
 
 
 @dataclass

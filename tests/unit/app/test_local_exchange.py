@@ -2,12 +2,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import stat
 import subprocess
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,6 +23,7 @@ from app.local_exchange import (
 )
 from app.settings import LocalExchangeSettings
 from tests.support.leaks import LOCAL_EXCHANGE_PIPE
+from tests.support.polling import file_text, wait_for
 
 FAKE = "tests.unit.app.fake_exchange"
 
@@ -212,7 +211,7 @@ def test_early_start_spawns_before_any_loop_and_start_takes_it_over(tmp_path: Pa
         data = json.loads(lx.session_file.read_text())
         assert set(data) == {"key_id", "secret"}  # the keys for --keys-file, not yet url/pid
         assert stat.S_IMODE(os.stat(lx.session_file).st_mode) == 0o600
-        argv = json.loads(_wait_for(lx.exchange_dir / "argv.json"))
+        argv = json.loads(wait_for("argv.json", file_text(lx.exchange_dir / "argv.json"), 20))
         assert data["secret"] not in " ".join(argv) and "--keys-file" in argv
         seen: list[str] = []
         lx.listen_for_secret(seen.append)  # the log redactor learns the secret at once
@@ -246,18 +245,6 @@ def test_early_start_stopped_when_never_taken_over(tmp_path: Path) -> None:
     proc = lx.process
     lx.stop_now()  # what main.py does when the run ends before the composition root took it over
     assert proc.poll() is not None and not lx.session_file.exists()
-
-
-def _wait_for(path: Path, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            with contextlib.suppress(OSError):
-                text = path.read_text()
-                if text:
-                    return text
-        time.sleep(0.02)
-    raise AssertionError(f"{path} never appeared")
 
 
 # -- one exchange, ours, never an orphan ----------------------------------------------------------
@@ -304,7 +291,7 @@ def test_the_child_is_told_its_parent(tmp_path: Path) -> None:
     lx = start_early(_args(tmp_path), module=FAKE)
     assert lx is not None and lx.process is not None
     try:
-        argv = json.loads(_wait_for(lx.exchange_dir / "argv.json"))
+        argv = json.loads(wait_for("argv.json", file_text(lx.exchange_dir / "argv.json"), 20))
         assert argv[argv.index("--exit-with-parent") + 1] == str(os.getpid())
         # the parent-death signal itself: tests/integration/test_faults_process.py kills a terminal
     finally:

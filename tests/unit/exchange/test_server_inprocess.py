@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.exchange.auth import ApiKey
 from services.exchange.server import EXCHANGE, ExchangeConfig, build_app
+from tests.support.polling import async_wait_for
 
 KEY = ApiKey("PKUNIT", "unit-secret")
 H = {"APCA-API-KEY-ID": KEY.key_id, "APCA-API-SECRET-KEY": KEY.secret}
@@ -193,10 +194,7 @@ def test_stream_fan_out_kill_after_and_slow_client(tmp_path: Path) -> None:
             if msg.type.name in ("CLOSE", "CLOSED", "CLOSING"):
                 closed = True
                 break
-        for _ in range(100):
-            if hub.stats["killed"]:
-                break
-            await asyncio.sleep(0.01)
+        await async_wait_for("the hub killed the socket", lambda: hub.stats["killed"], 1, every=0.01)
         assert closed and hub.stats["killed"] == 1
 
     run_app(tmp_path, body)

@@ -38,6 +38,7 @@ from services.risk.gate import RiskGate
 from services.risk.trading_state import TradingStateMachine
 from services.storage import Database
 from tests.support.clock import FakeClock, ManualClock
+from tests.support.fakes import AlwaysOpen
 from tests.unit.broker.fakes import (
     ACCOUNT_JSON,
     CRYPTO_CLOSE_ORDER_JSON,
@@ -46,7 +47,7 @@ from tests.unit.broker.fakes import (
     POSITION_NOT_FOUND,
     response,
 )
-from tests.unit.orders.conftest import AlwaysOpen, FakePrices
+from tests.unit.orders.conftest import FakePrices
 
 PAPER = "https://paper-api.alpaca.markets/v2"
 BTC = "BTC/USD"
