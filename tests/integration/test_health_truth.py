@@ -9,6 +9,8 @@ import os
 import signal
 from dataclasses import dataclass
 
+import pytest
+
 from services.broker.alpaca import AlpacaBroker
 from services.broker.health import UNREACHABLE, HealthMonitor
 from services.broker.latency import LatencyRecorder
@@ -37,6 +39,11 @@ def _pid(ex: ExchangeProcess) -> int:
     return ex._proc.pid
 
 
+@pytest.mark.expected_log(
+    r"^services\.broker\.health: broker connection live \-> slow: get_clock has",
+    r"^services\.broker\.health: broker connection slow \-> unresponsive: no answer",
+    r"^services\.broker\.latency: slow broker call get_clock took \S+ s",
+)
 def test_a_frozen_exchange_is_not_reported_live_and_a_thawed_one_is_again() -> None:
     async def main(ex: ExchangeProcess) -> None:
         bus = EventBus()

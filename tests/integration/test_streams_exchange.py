@@ -57,6 +57,7 @@ def manager(ex: LocalExchange, bus: EventBus, broker: AlpacaBroker | None, **kw:
                          broker=broker, **kw)  # type: ignore[arg-type]
 
 
+@pytest.mark.expected_log(r"^services\.marketdata\.datastream: \w+ stream lost \(ConnectionClosedError: ")
 def test_live_data_trade_updates_and_resync_after_kill(exchange: LocalExchange) -> None:
     async def main() -> None:
         bus = EventBus()
@@ -117,6 +118,7 @@ def test_live_data_trade_updates_and_resync_after_kill(exchange: LocalExchange) 
     asyncio.run(main())
 
 
+@pytest.mark.expected_log(r"^services\.marketdata\.datastream: stock stream lost \(no market data for")
 def test_silent_socket_and_stale_data_are_detected(exchange: LocalExchange) -> None:
     async def main() -> None:
         bus = EventBus()
@@ -145,6 +147,7 @@ def test_silent_socket_and_stale_data_are_detected(exchange: LocalExchange) -> N
     asyncio.run(main())
 
 
+@pytest.mark.expected_log(r"^services\.marketdata\.datastream: stock market data: the keys were refused")
 def test_bad_keys_fail_once_clearly(exchange: LocalExchange) -> None:
     async def main() -> None:
         bus = EventBus()
