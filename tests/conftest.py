@@ -32,6 +32,8 @@ os.environ.setdefault("DBUS_SESSION_BUS_ADDRESS", "disabled:")
 
 HERON_LOGGERS = ("heron", "app", "services", "widgets", "main")
 
+pytest_plugins = ("pytester",)  # tests/unit/support/test_log_check.py runs a small suite of its own
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     # Without pytest-qt (the services-without-Qt job) its ini key would fail --strict-config.
