@@ -123,7 +123,7 @@ def check_python_and_qt(need_qt: bool) -> str | None:
         except PackageNotFoundError:
             continue
         # PySide6 6.12.0 drops references to None/True on CPython 3.11 and the interpreter aborts
-        # within a second of real work (environment.md §0.1); 3.12+ hides it (immortal objects).
+        # within a second of real work; 3.12+ hides it (immortal objects).
         if sys.version_info[:2] == (3, 11) and _version_tuple(found) >= (6, 12):
             return (
                 f"{dist} {found} crashes Python 3.11 (it corrupts reference counts); "

@@ -1,4 +1,4 @@
-"""Staged, idempotent shutdown (DESIGN §2), triggered by the window, a timer or SIGINT/SIGTERM/SIGHUP.
+"""Staged, idempotent shutdown (docs/DESIGN.md §2), triggered by the window, a timer or SIGINT/SIGTERM/SIGHUP.
 
 Before the event loop exists, main.py's own handlers cover the same signals (they stop the
 exchange child and exit); :meth:`Lifecycle.install_signal_handlers` takes over from them.
@@ -32,7 +32,7 @@ FLUSH_STORAGE = "flush storage"
 WRITE_REPORTS = "write reports"
 STOP_LOCAL_EXCHANGE = "stop local exchange"
 
-#: The order of shutdown. The first six are DESIGN §2; reports are written once the stores are
+#: The order of shutdown. The first six are docs/DESIGN.md §2; reports are written once the stores are
 #: final, and the local exchange goes last because the broker talks to it until then.
 STAGES: tuple[str, ...] = (
     STOP_STRATEGIES,

@@ -1,5 +1,5 @@
 """Guard against PySide6 6.12.0 on CPython 3.11, which corrupts the refcounts of None and True and
-aborts the interpreter within a second of real work (environment.md §0.1, §1.8)."""
+aborts the interpreter within a second of real work."""
 
 from __future__ import annotations
 

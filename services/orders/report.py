@@ -1,4 +1,4 @@
-"""``build_state_report``: the ``--state-report`` JSON of DESIGN.md §8 (version 1).
+"""``build_state_report``: the ``--state-report`` JSON of docs/state-report.md (version 1).
 
 Only the sections this layer knows are filled; ``strategies`` and ``shadow`` are added by their
 owners later, and any section whose source is not given is omitted, never invented.
@@ -49,7 +49,7 @@ def build_state_report(
     reconciler: ReconcilerLike | None = None,
     closing: ClosingLike | None = None,
 ) -> dict[str, Any]:
-    """Return the §8 state report as a JSON-ready dict.
+    """Return the state report (docs/state-report.md) as a JSON-ready dict.
 
     ``health``: the ``connection``, ``data`` and ``trading`` sections as the status bar derives them
     (:meth:`services.broker.status.HealthStatus.report`); its ``connection`` replaces ``connection``.

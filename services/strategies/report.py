@@ -1,4 +1,4 @@
-"""The ``strategies`` section of the state report (DESIGN.md §8)."""
+"""The ``strategies`` section of the state report (docs/state-report.md)."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ from services.domain.models import OrderRequest
 from services.orders.tables import ORDERS_SCHEMA
 from services.orders.transitions import OrderState
 from services.storage import Database
+from tests.support.clock import ManualClock
 from tests.unit.orders.conftest import build
-from tests.unit.orders.helpers import ManualClock
 
 
 def test_locked_database_refuses_the_order_with_a_reason_and_sends_nothing(tmp_path: Path) -> None:

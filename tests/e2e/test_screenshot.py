@@ -8,10 +8,11 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.polling import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -135,17 +136,19 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    def shown() -> bool:
+        assert proc.poll() is None, "Heron exited before it showed its window"
+        return log_file.exists() and "window shown" in log_file.read_text()
+
     try:
-        deadline = time.monotonic() + 30
-        while not (log_file.exists() and "window shown" in log_file.read_text()):
-            assert time.monotonic() < deadline and proc.poll() is None, "Heron did not show its window"
-            time.sleep(0.1)
+        wait_for("Heron's window shown", shown, 30, every=0.1)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        _, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 0, stderr[-2000:]
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+        proc.communicate()  # reaps it and closes its pipes
     text = log_file.read_text()
     assert "shutdown requested: signal SIGTERM" in text and "shutdown finished" in text
 

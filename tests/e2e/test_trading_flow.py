@@ -5,8 +5,6 @@ the ticket, acknowledged and filled in the blotter, and the position shown."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,14 +13,10 @@ from PySide6.QtWidgets import QApplication
 
 from app.qt.preview import start_local_services, stop_services
 from services.domain.enums import Mode, TradingState
+from tests.support.leaks import LOCAL_EXCHANGE_PIPE
+from tests.support.polling import async_wait_for
 
-
-async def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
+pytestmark = LOCAL_EXCHANGE_PIPE
 
 
 def test_ticket_order_is_acknowledged_and_filled(qapp: QApplication, tmp_path: Path) -> None:
@@ -38,7 +32,7 @@ def test_ticket_order_is_acknowledged_and_filled(qapp: QApplication, tmp_path: P
         ctx, services = await start_local_services(tmp_path)
         try:
             assert services.engine is not None, getattr(services, "failures", {})
-            await wait_for(lambda: services.trading.state is TradingState.ACTIVE, 45, "trading ACTIVE")
+            await async_wait_for("trading ACTIVE", lambda: services.trading.state is TradingState.ACTIVE, 45)
             window = MainWindow(Mode.LOCAL)
             window.resize(1400, 900)
             panels = install(window, ctx, services)
@@ -55,7 +49,11 @@ def test_ticket_order_is_acknowledged_and_filled(qapp: QApplication, tmp_path: P
             watch_dock, watchlist = window.panel("watchlistPanel"), panels.watchlist
             assert watch_dock is not None and watchlist is not None
             wanted = watchlist.sizeHint().width()
-            await wait_for(lambda: watch_dock.width() >= wanted, 5, f"the watchlist dock at {wanted} px")
+            await async_wait_for(
+                f"the watchlist dock at {wanted} px",
+                lambda: watch_dock.width() >= wanted,
+                5,
+            )
             header = blotter.orders_view.horizontalHeader()
             status = blotter.orders.STATUS_COL
             assert header.sectionViewportPosition(status) + header.sectionSize(status) <= header.width()
@@ -66,11 +64,14 @@ def test_ticket_order_is_acknowledged_and_filled(qapp: QApplication, tmp_path: P
             assert ticket.symbol_edit.text() == symbol
             ticket.amount_edit.setText("3")
             ticket.type_combo.setCurrentText("market")
-            await wait_for(lambda: ticket.run_precheck() is not None and ticket.last_report.passed, 10,  # type: ignore[union-attr]
-                           f"a passing pre-check: {ticket.blocked_reason}")  # fmt: skip
+            await async_wait_for(
+                f"a passing pre-check: {ticket.blocked_reason}",
+                lambda: ticket.run_precheck() is not None and ticket.last_report.passed,
+                10,
+            )  # fmt: skip
             assert ticket.submit() is True
             assert asked and f"BUY 3 {symbol}" in asked[0]  # local mode confirms by default
-            await wait_for(lambda: ticket.last_client_order_id is not None, 15, "the ack")
+            await async_wait_for("the ack", lambda: ticket.last_client_order_id is not None, 15)
             cid = ticket.last_client_order_id
             assert ticket.result_label.text().startswith("ACCEPTED")
 
@@ -78,14 +79,14 @@ def test_ticket_order_is_acknowledged_and_filled(qapp: QApplication, tmp_path: P
                 row = blotter.orders.row_of(cid)  # type: ignore[arg-type]
                 return None if row is None else blotter.orders.row_at(row).cells[9]
 
-            await wait_for(lambda: blotter_status() == "filled", 30, "the fill in the blotter")
+            await async_wait_for("the fill in the blotter", lambda: blotter_status() == "filled", 30)
             row = blotter.orders.row_at(blotter.orders.row_of(cid))  # type: ignore[arg-type]
             assert row.cells[1] == symbol and row.cells[5] == "3" and row.cells[11] == "manual"
-            await wait_for(lambda: blotter.fills.rowCount() >= 1, 5, "the fills tab")
+            await async_wait_for("the fills tab", lambda: blotter.fills.rowCount() >= 1, 5)
             assert (
                 sum(Decimal(blotter.fills.row_at(i).cells[3]) for i in range(blotter.fills.rowCount())) == 3
             )
-            await wait_for(lambda: positions.model.row_of(symbol) is not None, 5, "the position")
+            await async_wait_for("the position", lambda: positions.model.row_of(symbol) is not None, 5)
             prow = positions.model.row_at(positions.model.row_of(symbol))  # type: ignore[arg-type]
             assert prow.cells[1] == "3" and prow.cells[3] != "—"
             seen["position"] = prow.cells

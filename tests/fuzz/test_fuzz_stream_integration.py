@@ -7,21 +7,12 @@ and keep applying the good data that follows, without reconnecting.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from typing import Any
 
 from services.marketdata.datastream import DataConnection
 from services.marketdata.pipeline import MarketDataPipeline
 from tests.support.exchange import ExchangeProcess
-
-
-async def _until(cond: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
+from tests.support.polling import async_wait_for
 
 
 def test_data_connection_survives_malformed_frames_and_keeps_receiving() -> None:
@@ -37,11 +28,19 @@ def test_data_connection_survives_malformed_frames_and_keeps_receiving() -> None
             await conn.update({"quotes": ["*"], "trades": ["*"]}, {})
             task = asyncio.ensure_future(conn.run())
             try:
-                await _until(lambda: pipeline.messages > 20)
+                await async_wait_for('pipeline.messages > 20', lambda: pipeline.messages > 20, 15)
                 await asyncio.to_thread(ex.admin, "/datastream/malformed", {"count": 8})
-                await _until(lambda: ex.admin("/stats")["datastream"]["malformed_sent"] >= 8)
+                await async_wait_for(
+                    'ex.admin("/stats")["datastream"]["malformed_sent"] >= 8',
+                    lambda: ex.admin("/stats")["datastream"]["malformed_sent"] >= 8,
+                    15,
+                )
                 after = pipeline.messages
-                await _until(lambda: pipeline.messages > after + 50)
+                await async_wait_for(
+                    'pipeline.messages > after + 50',
+                    lambda: pipeline.messages > after + 50,
+                    15,
+                )
             finally:
                 await conn.stop()
                 await asyncio.wait_for(task, 10)

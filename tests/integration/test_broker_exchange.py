@@ -80,6 +80,9 @@ def stop_exchange(ex: LocalExchange) -> None:
         ex.proc.wait(10)
     except subprocess.TimeoutExpired:
         ex.proc.kill()
+        ex.proc.wait(10)
+    if ex.proc.stdout is not None:
+        ex.proc.stdout.close()
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +155,7 @@ def test_order_round_trip(exchange: LocalExchange) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.expected_log(r"^services\.broker\.health: broker REST health healthy \-> degraded:")
 @pytest.mark.parametrize("fault", ["429", "5xx"])
 def test_error_burst_backs_off_without_blocking_the_loop(exchange: LocalExchange, fault: str) -> None:
     async def main() -> None:

@@ -14,7 +14,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 
 from tests.crash.harness import REPO, run_terminal
 from tests.support.exchange import ExchangeProcess
+from tests.support.polling import wait_for
 
 SCRIPT = [
     {"symbol": "AAPL", "side": "buy", "qty": "5", "type": "market"},
@@ -161,15 +161,6 @@ def test_a_foreign_database_is_refused_untouched(exchange: ExchangeProcess, tmp_
     assert rows == [(1, "groceries")]
 
 
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not within {timeout} s")
-
-
 def _mark(db: Path) -> int:
     try:
         return int(json.loads(db.with_name(db.name + "-mark").read_text())["journal_seq"])
@@ -203,7 +194,7 @@ def test_a_journal_rolled_back_by_a_lost_wal_is_named_as_the_cause_of_the_drift(
                     return False
                 return fills >= 1 and _mark(db) >= seq > 0
 
-            _wait(filled, 30, "a booked fill covered by the journal mark")
+            wait_for("a booked fill covered by the journal mark", filled, 30)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)

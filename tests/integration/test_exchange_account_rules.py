@@ -3,7 +3,7 @@
 Sources (the unit tests in tests/unit/exchange/test_account_rules.py quote them at length):
 - [MARGIN] docs.alpaca.markets "Margin and Short Selling": $2,000 for margin and shorts, 2x Reg T,
   4x intraday from $25,000, crypto not marginable, PDT checks ignore crypto.
-- [SPEC] account entity, /work/shared/specs/alpaca-trading-openapi.yaml (multiplier, buying_power,
+- [SPEC] account entity, docs.alpaca.markets/reference (multiplier, buying_power,
   daytrade_count); Alpaca-API #112 (a paper account at multiplier 4, not flagged PDT).
 - [NOTES] Alpaca API v2 "Notes on Orders and Positions" (alpacahq/user-docs): easy-to-borrow
   shorts only, no buy (sell) while flat with a pending short sale (buy); 403.
@@ -11,15 +11,14 @@ Sources (the unit tests in tests/unit/exchange/test_account_rules.py quote them 
 - [PAPER] paper trading: the 4th day trade in 5 business days refused under $25,000; 403 40310100
   "trade denied due to pattern day trading protection".
 - [SHORT] alpaca-trade-api-js #57: 403 "account is not allowed to short".
-- [CRYPTO] alpaca-rules.md "Crypto" / "Order types": 422 "invalid order type for crypto order",
+- [CRYPTO] docs/alpaca-rules.md "Crypto" / "Order types": 422 "invalid order type for crypto order",
   403 "cost basis must be >= minimal amount of order 10" (stocks: 1), 403 "insufficient balance for
   USD (requested: X, available: Y)".
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,23 +32,13 @@ from alpaca.trading.requests import (
 )
 
 from tests.support.exchange import ExchangeProcess
+from tests.support.polling import wait_for
 
 
 def _client(ex: ExchangeProcess) -> TradingClient:
     c = TradingClient(ex.key_id, ex.secret, url_override=ex.url)
     c._retry = 0
     return c
-
-
-def _eventually(fn: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def _refused(client: TradingClient, request: Any) -> APIError:
@@ -75,7 +64,7 @@ def client(module_exchange_clean: ExchangeProcess) -> TradingClient:
     c = _client(module_exchange_clean)
     c.cancel_orders()
     c.close_all_positions(cancel_orders=True)
-    _eventually(lambda: not c.get_all_positions())
+    wait_for('not c.get_all_positions()', lambda: not c.get_all_positions(), 10)
     return c
 
 
@@ -146,12 +135,16 @@ def test_pdt_protection_under_25k(small_margin: TradingClient) -> None:
     assert acct.multiplier == "2" and float(acct.buying_power) == pytest.approx(20_000)
     for n in range(3):
         client.submit_order(_market("AAPL", OrderSide.BUY, qty=1))
-        _eventually(lambda: _position_qty(client, "AAPL") == 1)
+        wait_for('_position_qty(client, "AAPL") == 1', lambda: _position_qty(client, "AAPL") == 1, 10)
         client.submit_order(_market("AAPL", OrderSide.SELL, qty=1))
-        _eventually(lambda: _position_qty(client, "AAPL") == 0)
-        _eventually(lambda n=n: client.get_account().daytrade_count == n + 1)  # type: ignore[union-attr]
+        wait_for('_position_qty(client, "AAPL") == 0', lambda: _position_qty(client, "AAPL") == 0, 10)
+        wait_for(
+            'client.get_account().daytrade_count == n + 1',
+            lambda n=n: client.get_account().daytrade_count == n + 1,
+            10,
+        )  # type: ignore[union-attr]
     client.submit_order(_market("AAPL", OrderSide.BUY, qty=1))
-    _eventually(lambda: _position_qty(client, "AAPL") == 1)
+    wait_for('_position_qty(client, "AAPL") == 1', lambda: _position_qty(client, "AAPL") == 1, 10)
     err = _refused(client, _market("AAPL", OrderSide.SELL, qty=1))
     assert err.status_code == 403 and err.code == 40310100
     assert err.message == "trade denied due to pattern day trading protection"

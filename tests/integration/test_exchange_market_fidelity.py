@@ -1,7 +1,7 @@
 """The exchange's bars through real alpaca-py, shaped as Alpaca's: extended hours and day alignment.
 
 Sources: Alpaca real-time stock data docs "Minute Bars" (pre-market and after-hours trades are
-aggregated into the minute bars) and alpaca-rules.md (minute bars from iex/sip include 04:00-20:00 ET);
+aggregated into the minute bars) and docs/alpaca-rules.md (minute bars from iex/sip include 04:00-20:00 ET);
 alpaca-py #580 (hourly bars include the extended hours, on the clock hour); Lumiwealth/lumibot PR #826
 (crypto daily bars start at midnight UTC since July 2025).
 """

@@ -1,6 +1,6 @@
 """Single-symbol stock data routes, through alpaca-py's own request path and models.
 
-Sources: Alpaca's market-data OpenAPI spec (/work/shared/specs/alpaca-market-data-openapi.yaml,
+Sources: Alpaca's market-data OpenAPI spec (docs.alpaca.markets/reference,
 paths ``/v2/stocks/{symbol}/trades``, ``/quotes``, ``/bars``, ``/trades/latest``,
 ``/quotes/latest``, ``/bars/latest``, ``/snapshot``; schemas TradesResponse, QuotesResponse,
 BarsResponse, LatestTradeResponse, LatestQuoteResponse, LatestBarResponse, Snapshot) and the

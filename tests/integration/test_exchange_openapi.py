@@ -26,6 +26,7 @@ import pytest
 
 from tests.support.exchange import ExchangeProcess
 from tests.support.openapi import OpenApi, spec_dir
+from tests.support.polling import wait_for
 
 SPECS = spec_dir()
 pytestmark = pytest.mark.skipif(SPECS is None, reason="Alpaca's OpenAPI specs are not available")
@@ -117,10 +118,8 @@ def test_trading_bodies_pass_the_trading_spec(ex: ExchangeProcess, trading: Open
     check("GET /v2/account", trading.response_schema("/v2/account"), _get(ex, "/v2/account"))
     check("GET /v2/account/configurations", trading.response_schema("/v2/account/configurations"),
           _get(ex, "/v2/account/configurations"))
-    deadline = time.monotonic() + 15  # the market buy fills on the stream, maybe after the answer
-    while not (positions := _get(ex, "/v2/positions")) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert positions, "the crypto market buy did not fill"
+    # the market buy fills on the stream, maybe after the answer
+    positions = wait_for("the crypto market buy filled", lambda: _get(ex, "/v2/positions"), 15, every=0.1)
     check("GET /v2/positions", trading.response_schema("/v2/positions"), positions)
     one = trading.response_schema("/v2/positions/{symbol_or_asset_id}")
     check("GET /v2/positions/{symbol_or_asset_id}", one, _get(ex, "/v2/positions/BTCUSD"))

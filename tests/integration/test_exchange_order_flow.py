@@ -1,11 +1,11 @@
 """Order flow like Alpaca's, through real alpaca-py (TradingClient + TradingStream) against the exchange.
 
-Sources (see /work/shared/reference/alpaca-rules.md "Order lifecycle" and "Replace (PATCH)"):
+Sources (see docs/alpaca-rules.md "Order lifecycle" and "Replace (PATCH)"):
 - Alpaca docs "Orders": ``POST /v2/orders`` answers with the order accepted (``accepted``,
   ``pending_new``, ``new``); fills arrive afterwards on ``trade_updates`` (``fill``,
   ``partial_fill``) with ``execution_id``, ``price``, ``qty`` and ``position_qty``.
 - Order entity docs, Alpaca-API #191: a notional order has ``qty`` null.
-- PATCH /v2/orders/{order_id} (alpaca-trading-openapi.yaml) and alpaca-rules.md: the replacement
+- PATCH /v2/orders/{order_id} (Alpaca's Trading API reference) and docs/alpaca-rules.md: the replacement
   is a new order that starts unfilled; a partially filled order can be replaced; Alpaca-API #165: a
   price-only replace of a partially filled order carries the original qty, and a liquidating sell
   then fails for want of shares (a replace never flips the position).
@@ -24,17 +24,9 @@ from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest, Repla
 from alpaca.trading.stream import TradingStream
 
 from tests.support.exchange import ExchangeProcess
+from tests.support.polling import async_wait_for
 
 ACCEPTED = (OrderStatus.ACCEPTED, OrderStatus.PENDING_NEW, OrderStatus.NEW)
-
-
-async def _wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 def _client(ex: ExchangeProcess) -> TradingClient:
@@ -53,7 +45,11 @@ async def _with_stream(ex: ExchangeProcess, body: Callable[[TradingClient, list[
     ts.subscribe_trade_updates(on_update)
     task = asyncio.ensure_future(ts._run_forever())
     try:
-        await _wait_for(lambda: ex.admin("/stats")["venue"]["stream_clients"] >= 1)
+        await async_wait_for(
+            'ex.admin("/stats")["venue"]["stream_clients"] >= 1',
+            lambda: ex.admin("/stats")["venue"]["stream_clients"] >= 1,
+            10,
+        )
         await body(_client(ex), updates)
     finally:
         await ts.stop_ws()
@@ -75,7 +71,11 @@ def test_marketable_orders_are_answered_accepted_and_filled_on_the_stream(
             mine = [u for u in updates if str(u.order.id) == str(order.id)]
             return [u for u in mine if u.event in ("fill", "partial_fill")]
 
-        await _wait_for(lambda: any(u.event == "fill" for u in fills()))
+        await async_wait_for(
+            'any(u.event == "fill" for u in fills())',
+            lambda: any(u.event == "fill" for u in fills()),
+            10,
+        )
         assert next(u.event for u in updates if str(u.order.id) == str(order.id)) == "new"
         assert sum(float(u.qty) for u in fills()) == 3
         assert all(u.execution_id is not None and float(u.price) > 0 for u in fills())
@@ -88,7 +88,11 @@ def test_marketable_orders_are_answered_accepted_and_filled_on_the_stream(
         )
         n: Any = await asyncio.to_thread(client.submit_order, notional)
         assert n.status in ACCEPTED and n.qty is None
-        await _wait_for(lambda: any(u.event == "fill" and str(u.order.id) == str(n.id) for u in updates))
+        await async_wait_for(
+            'any(u.event == "fill" and str(u.order.id) == str(n.id) for u in updates)',
+            lambda: any(u.event == "fill" and str(u.order.id) == str(n.id) for u in updates),
+            10,
+        )
         done: Any = client.get_order_by_id(n.id)
         assert done.status == OrderStatus.FILLED and done.qty is None
         assert 250 < float(done.filled_qty) * float(done.filled_avg_price) <= 250.5
@@ -105,8 +109,10 @@ def test_ioc_is_answered_accepted_then_resolved_on_the_stream(module_exchange_cl
         )
         order: Any = await asyncio.to_thread(client.submit_order, req)
         assert order.status in ACCEPTED
-        await _wait_for(
-            lambda: any(u.event == "canceled" and str(u.order.id) == str(order.id) for u in updates)
+        await async_wait_for(
+            'any(u.event == "canceled" and str(u.order.id) == str(order.id) for u in updates)',
+            lambda: any(u.event == "canceled" and str(u.order.id) == str(order.id) for u in updates),
+            10,
         )
         assert client.get_order_by_id(order.id).status == OrderStatus.CANCELED  # type: ignore[union-attr]
 
@@ -120,7 +126,11 @@ def test_replace_never_flips_a_position(module_exchange_clean: ExchangeProcess) 
     short: Any = client.submit_order(
         MarketOrderRequest(symbol="AMD", qty=4, side=OrderSide.SELL, time_in_force=TimeInForce.DAY)
     )
-    asyncio.run(_wait(lambda: client.get_order_by_id(short.id).status == OrderStatus.FILLED))  # type: ignore[union-attr]
+    asyncio.run(async_wait_for(
+        'client.get_order_by_id(short.id).status == OrderStatus.FILLED',
+        lambda: client.get_order_by_id(short.id).status == OrderStatus.FILLED,
+        10,
+    ))  # type: ignore[union-attr]
     held = -int(float(client.get_open_position("AMD").qty))  # type: ignore[union-attr]
     assert held >= 4
     cover: Any = client.submit_order(
@@ -139,7 +149,3 @@ def test_replace_never_flips_a_position(module_exchange_clean: ExchangeProcess) 
         replaced.status in ACCEPTED and float(replaced.filled_qty) == 0 and int(float(replaced.qty)) == held
     )
     client.cancel_orders()
-
-
-async def _wait(cond: Callable[[], bool]) -> None:
-    await _wait_for(cond)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -47,8 +46,10 @@ from alpaca.trading.requests import (
 from services.exchange.http.auth import ApiKey
 from services.exchange.http.server import ExchangeConfig, build_app
 from services.exchange.venue import TradingVenue
+from tests.support.clock import ManualClock
 from tests.support.exchange import ExchangeProcess
-from tests.unit.exchange.test_venue_fakes import FakeClock, FakeMarket
+from tests.support.polling import wait_for
+from tests.unit.exchange.test_venue_fakes import FakeMarket
 
 KEY = ApiKey("PKORDERTYPES", "order-types-secret")
 T = TypeVar("T")
@@ -58,7 +59,7 @@ class InProcessExchange:
     """The real exchange app on a background loop, its venue reading a hand-set market."""
 
     def __init__(self, data_dir: Path, now: datetime) -> None:
-        self.clock = FakeClock(now)
+        self.clock = ManualClock(now)
         self.market = FakeMarket(self.clock)
         for sym, bid, ask in (("SPY", "99.99", "100.01"), ("GME", "19.99", "20.01")):
             self.market.set(sym, bid, ask)
@@ -258,10 +259,10 @@ def test_the_simulators_prints_elect_stops(exchange: ExchangeProcess) -> None:
             symbol="SPY", qty=1, side=OrderSide.SELL, time_in_force=TimeInForce.DAY, trail_price=0.01
         )
     )
-    deadline = time.monotonic() + 20
-    got: Any = c.get_order_by_id(trail.id)
-    while got.status != OrderStatus.FILLED and time.monotonic() < deadline:
-        time.sleep(0.1)
+    def filled() -> Any:
         got = c.get_order_by_id(trail.id)
-    assert got.status == OrderStatus.FILLED and got.hwm is not None
+        return got if got.status == OrderStatus.FILLED else None  # type: ignore[union-attr]
+
+    got: Any = wait_for("the trailing stop filled", filled, 20, every=0.1)
+    assert got.hwm is not None
     assert Decimal(got.stop_price) == Decimal(got.hwm) - Decimal("0.01")

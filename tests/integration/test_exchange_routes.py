@@ -82,7 +82,7 @@ def test_v2_calendar_without_parameters_serves_1970_to_2029(client: TradingClien
 def test_v2_calendar_settlement_date_is_business_days_later(
     client: TradingClient, day: str, settles: str
 ) -> None:
-    """``settlement_date`` is the trade's settlement day counted in business days (alpaca-rules.md
+    """``settlement_date`` is the trade's settlement day counted in business days (docs/alpaca-rules.md
     "Trading API routes"; alpaca-py PR #702 fixture: 2025-01-02 settles 2025-01-03)."""
     body = client.get("/calendar", {"start": day, "end": day})
     assert isinstance(body, list) and len(body) == 1
@@ -192,7 +192,7 @@ def test_v3_calendar(client: TradingClient) -> None:
 
 
 def test_orders_filter_by_asset_class(client: TradingClient) -> None:
-    """``asset_class`` filters GET /v2/orders (alpaca-rules.md; Alpaca's Trading API changelog of
+    """``asset_class`` filters GET /v2/orders (docs/alpaca-rules.md; Alpaca's Trading API changelog of
     2026-06-24 "New asset class filter values on GET /v2/orders"); alpaca-py 0.44's GetOrdersRequest
     has no such field, so it goes through the SDK's request path."""
     stock = client.submit_order(LimitOrderRequest(

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.exchange import REPO, TEST_KEY_ID, TEST_SECRET, ExchangeProcess
-from tests.support.polling import wait_until
+from tests.support.polling import wait_for
 
 DEADLINE = 20.0
 EXIT_DATA_DIR_LOCKED = 3
@@ -130,7 +130,7 @@ def _spawn_parent(tmp_path: Path, data_dir: Path, watched: str) -> tuple[subproc
 
 
 def _assert_stopped_cleanly(tmp_path: Path, data_dir: Path, watched: int, exchange: int) -> None:
-    wait_until(f"the exchange (pid {exchange}) to end after its parent", lambda: _gone(exchange), DEADLINE)
+    wait_for(f"the exchange (pid {exchange}) to end after its parent", lambda: _gone(exchange), DEADLINE)
     err = (tmp_path / "exchange.stderr.log").read_text()
     assert f"parent process {watched} has exited; shutting down" in err, err
     assert "Traceback" not in err, err

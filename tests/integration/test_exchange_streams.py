@@ -17,15 +17,7 @@ from alpaca.trading.requests import LimitOrderRequest
 from alpaca.trading.stream import TradingStream
 
 from tests.support.exchange import ExchangeProcess
-
-
-async def _wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+from tests.support.polling import async_wait_for
 
 
 async def _stop(stream: Any, task: asyncio.Task[Any]) -> None:
@@ -59,7 +51,11 @@ def test_stock_stream_trades_and_quotes_and_reconnect_after_kill(
         ds.subscribe_quotes(on_quote, "AAPL")
         task = asyncio.ensure_future(ds._run_forever())
         try:
-            await _wait_for(lambda: len(trades) >= 5 and len(quotes) >= 5)
+            await async_wait_for(
+                'len(trades) >= 5 and len(quotes) >= 5',
+                lambda: len(trades) >= 5 and len(quotes) >= 5,
+                10,
+            )
             assert {t.symbol for t in trades} <= {"AAPL", "SPY"}
             q = quotes[-1]
             assert q.symbol == "AAPL" and q.bid_price < q.ask_price
@@ -67,10 +63,14 @@ def test_stock_stream_trades_and_quotes_and_reconnect_after_kill(
             killed = await asyncio.to_thread(ex.admin, "/streams/kill", {"which": "data"})
             assert killed["killed"] >= 1
             # alpaca-py reconnects by itself (backoff starts at 1 s), re-auths and resubscribes.
-            await _wait_for(lambda: ex.admin("/stats")["datastream"]["authenticated"] >= 2, timeout=15)
+            await async_wait_for(
+                'ex.admin("/stats")["datastream"]["authenticated"] >= 2',
+                lambda: ex.admin("/stats")["datastream"]["authenticated"] >= 2,
+                15,
+            )
             await asyncio.sleep(0.2)  # frames buffered before the kill have been handled by now
             before = len(trades)
-            await _wait_for(lambda: len(trades) > before + 3, timeout=15)
+            await async_wait_for('len(trades) > before + 3', lambda: len(trades) > before + 3, 15)
         finally:
             await _stop(ds, task)
 
@@ -99,7 +99,11 @@ def test_crypto_stream_receives_trades_quotes_and_orderbooks(module_exchange_cle
         cs.subscribe_orderbooks(on_o, "ETH/USD")
         task = asyncio.ensure_future(cs._run_forever())
         try:
-            await _wait_for(lambda: all(len(v) >= 2 for v in got.values()), timeout=15)
+            await async_wait_for(
+                'all(len(v) >= 2 for v in got.values())',
+                lambda: all(len(v) >= 2 for v in got.values()),
+                15,
+            )
             assert {t.symbol for t in got["t"]} == {"BTC/USD"}
             assert {q.symbol for q in got["q"]} <= {"BTC/USD", "ETH/USD"}
             book = got["o"][-1]
@@ -193,15 +197,27 @@ def test_trading_stream_gets_new_and_reconnects(module_exchange_clean: ExchangeP
             symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=1.00
         )
         try:
-            await _wait_for(lambda: ex.admin("/stats")["venue"]["stream_clients"] >= 1)
+            await async_wait_for(
+                'ex.admin("/stats")["venue"]["stream_clients"] >= 1',
+                lambda: ex.admin("/stats")["venue"]["stream_clients"] >= 1,
+                10,
+            )
             order = await asyncio.to_thread(client.submit_order, req)
-            await _wait_for(lambda: any(str(u.order.id) == str(order.id) for u in updates))
+            await async_wait_for(
+                'any(str(u.order.id) == str(order.id) for u in updates)',
+                lambda: any(str(u.order.id) == str(order.id) for u in updates),
+                10,
+            )
             await asyncio.to_thread(ex.admin, "/streams/kill", {"which": "trading"})
-            await _wait_for(lambda: ex.admin("/stats")["venue"]["stream_clients"] >= 1, timeout=15)
+            await async_wait_for(
+                'ex.admin("/stats")["venue"]["stream_clients"] >= 1',
+                lambda: ex.admin("/stats")["venue"]["stream_clients"] >= 1,
+                15,
+            )
             await asyncio.sleep(0.3)
             n = len(updates)
             await asyncio.to_thread(client.cancel_order_by_id, order.id)
-            await _wait_for(lambda: len(updates) > n, timeout=10)
+            await async_wait_for('len(updates) > n', lambda: len(updates) > n, 10)
             assert updates[-1].event in ("canceled", "pending_cancel")
         finally:
             await _stop(ts, task)
@@ -230,12 +246,16 @@ def test_malformed_frames_fault_does_not_stop_the_stream(
         stream.subscribe_quotes(on_q, "*")
         task = asyncio.ensure_future(stream._run_forever())
         try:
-            await _wait_for(lambda: len(got) >= 1)
+            await async_wait_for('len(got) >= 1', lambda: len(got) >= 1, 10)
             await asyncio.to_thread(ex.admin, "/datastream/malformed", {"count": 3})
-            await _wait_for(lambda: ex.admin("/stats")["datastream"]["malformed_sent"] >= 3, timeout=10)
+            await async_wait_for(
+                'ex.admin("/stats")["datastream"]["malformed_sent"] >= 3',
+                lambda: ex.admin("/stats")["datastream"]["malformed_sent"] >= 3,
+                10,
+            )
             n = len(got)
             # The SDK drops the connection on an undecodable frame and reconnects; data flows again.
-            await _wait_for(lambda: len(got) > n + 3, timeout=20)
+            await async_wait_for('len(got) > n + 3', lambda: len(got) > n + 3, 20)
         finally:
             await _stop(stream, task)
 

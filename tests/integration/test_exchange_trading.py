@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -30,23 +28,13 @@ from alpaca.trading.requests import (
 )
 
 from tests.support.exchange import ExchangeProcess
+from tests.support.polling import wait_for
 
 
 def _client(ex: ExchangeProcess) -> TradingClient:
     c = TradingClient(ex.key_id, ex.secret, url_override=ex.url)
     c._retry = 0  # alpaca-py would otherwise sleep 3 s per 429/504
     return c
-
-
-def _eventually(fn: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -81,7 +69,11 @@ def test_market_order_fills_then_position_and_close(client: TradingClient) -> No
     order: Any = client.submit_order(
         MarketOrderRequest(symbol="AAPL", qty=3, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)
     )
-    filled = _eventually(lambda: (o := client.get_order_by_id(order.id)).status == OrderStatus.FILLED and o)
+    filled = wait_for(
+        '(o := client.get_order_by_id(order.id)).status == OrderStatus.FILLED and o',
+        lambda: (o := client.get_order_by_id(order.id)).status == OrderStatus.FILLED and o,
+        10,
+    )
     assert float(filled.filled_qty) == 3 and float(filled.filled_avg_price) > 0
     pos: Any = client.get_open_position("AAPL")
     assert float(pos.qty) == 3 and pos.side == "long"
@@ -92,10 +84,14 @@ def test_market_order_fills_then_position_and_close(client: TradingClient) -> No
     assert listed.unrealized_intraday_pl == listed.unrealized_pl
     closing: Any = client.close_position("AAPL", ClosePositionRequest(percentage="50"))
     assert closing.side == OrderSide.SELL
-    _eventually(lambda: 0 < float(client.get_open_position("AAPL").qty) < 3)  # type: ignore[union-attr]
+    wait_for(
+        '0 < float(client.get_open_position("AAPL").qty) < 3',
+        lambda: 0 < float(client.get_open_position("AAPL").qty) < 3,
+        10,
+    )  # type: ignore[union-attr]
     result: Any = client.close_all_positions(cancel_orders=True)
     assert [r.symbol for r in result] == ["AAPL"]
-    _eventually(lambda: not client.get_all_positions())
+    wait_for('not client.get_all_positions()', lambda: not client.get_all_positions(), 10)
     with pytest.raises(APIError) as err:
         client.get_open_position("AAPL")
     assert err.value.status_code == 404 and err.value.code == 40410000
@@ -144,7 +140,11 @@ def test_resting_orders_query_replace_cancel(client: TradingClient) -> None:
     old: Any = client.get_order_by_id(limit.id, GetOrderByIdRequest(nested=True))
     assert old.status == OrderStatus.REPLACED
     client.cancel_order_by_id(replaced.id)
-    _eventually(lambda: client.get_order_by_id(replaced.id).status == OrderStatus.CANCELED)  # type: ignore[union-attr]
+    wait_for(
+        'client.get_order_by_id(replaced.id).status == OrderStatus.CANCELED',
+        lambda: client.get_order_by_id(replaced.id).status == OrderStatus.CANCELED,
+        10,
+    )  # type: ignore[union-attr]
     with pytest.raises(APIError) as err:
         client.cancel_order_by_id(uuid.uuid4())
     assert err.value.status_code == 404
@@ -212,7 +212,11 @@ def test_crypto_position_is_listed_as_btcusd_and_btc_slash_usd_is_a_404(client: 
         MarketOrderRequest(symbol="BTC/USD", qty=0.01, side=OrderSide.BUY, time_in_force=TimeInForce.GTC)
     )
     assert order.symbol == "BTC/USD"
-    _eventually(lambda: client.get_order_by_id(order.id).status == OrderStatus.FILLED)  # type: ignore[union-attr]
+    wait_for(
+        'client.get_order_by_id(order.id).status == OrderStatus.FILLED',
+        lambda: client.get_order_by_id(order.id).status == OrderStatus.FILLED,
+        10,
+    )  # type: ignore[union-attr]
     [listed] = client.get_all_positions()  # type: ignore[misc]
     assert listed.symbol == "BTCUSD" and listed.asset_class == AssetClass.CRYPTO
     for call in (client.get_open_position, client.close_position):
@@ -223,7 +227,11 @@ def test_crypto_position_is_listed_as_btcusd_and_btc_slash_usd_is_a_404(client: 
     assert pos.symbol == "BTCUSD" and float(pos.qty) == 0.01
     closing: Any = client.close_position("BTCUSD", ClosePositionRequest(qty="0.004"))
     assert closing.symbol == "BTC/USD"
-    _eventually(lambda: float(client.get_open_position("BTCUSD").qty) == 0.006)  # type: ignore[union-attr]
+    wait_for(
+        'float(client.get_open_position("BTCUSD").qty) == 0.006',
+        lambda: float(client.get_open_position("BTCUSD").qty) == 0.006,
+        10,
+    )  # type: ignore[union-attr]
     [result] = client.close_all_positions(cancel_orders=True)  # type: ignore[misc]
     assert result.symbol == "BTCUSD" and result.status == 200 and result.body.symbol == "BTC/USD"
-    _eventually(lambda: not client.get_all_positions())
+    wait_for('not client.get_all_positions()', lambda: not client.get_all_positions(), 10)

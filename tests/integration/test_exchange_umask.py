@@ -8,10 +8,10 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.crash.harness import REPO
+from tests.support.polling import wait_for
 
 
 def test_a_hand_started_exchange_creates_owner_only_files_under_umask_000(tmp_path: Path) -> None:
@@ -33,10 +33,7 @@ def test_a_hand_started_exchange_creates_owner_only_files_under_umask_000(tmp_pa
         else:
             raise AssertionError(f"the exchange did not start: {proc.stderr.read() if proc.stderr else ''}")
         venue = data / "venue.sqlite3"
-        deadline = time.monotonic() + 20
-        while not venue.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert venue.exists()
+        wait_for("the venue database", venue.exists, 20)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)

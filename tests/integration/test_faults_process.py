@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.polling import wait_until
+from tests.support.polling import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -90,17 +90,17 @@ def test_a_signal_in_the_first_second_leaves_no_exchange_running(
     procs.append(proc)
     exchange = _exchange_dir(data)
     # the moment the child exists (main.py starts it right after parsing, before the imports)
-    child = wait_until("an exchange child", lambda: [p for p in _pids_using(exchange) if p != proc.pid])
+    child = wait_for("an exchange child", lambda: [p for p in _pids_using(exchange) if p != proc.pid])
     if sig is signal.SIGKILL:
         # once it listens: a child killed while still starting dies on its own of the broken pipe
-        wait_until("the exchange listening", lambda: "url" in _read_json(exchange / "session.json"))
+        wait_for("the exchange listening", lambda: "url" in _read_json(exchange / "session.json"))
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode != 0
     if sig is not signal.SIGKILL:
         assert f"stopped by {sig.name}" in stderr
     try:
-        wait_until("no process left on the exchange's data directory", lambda: not _pids_using(exchange), 10)
+        wait_for("no process left on the exchange's data directory", lambda: not _pids_using(exchange), 10)
     finally:
         for pid in _pids_using(exchange):
             os.kill(pid, signal.SIGKILL)
@@ -113,7 +113,7 @@ def test_a_second_terminal_on_the_same_profile_is_refused(
     data = tmp_path / "heron"
     first = _start(data, "--quit-after", "60")
     procs.append(first)
-    wait_until("the first terminal's start-up", lambda: _logged(data, "start-up reconciliation"), 60)
+    wait_for("the first terminal's start-up", lambda: _logged(data, "start-up reconciliation"), 60)
     exchanges = _pids_using(_exchange_dir(data))
     second = _start(data, "--quit-after", "8")
     procs.append(second)
@@ -126,7 +126,7 @@ def test_a_second_terminal_on_the_same_profile_is_refused(
     first.send_signal(signal.SIGTERM)
     first.communicate(timeout=60)
     assert first.returncode == 0  # the first one's work went on undisturbed and ended cleanly
-    wait_until("the exchange stopped", lambda: not _pids_using(_exchange_dir(data)), 10)
+    wait_for("the exchange stopped", lambda: not _pids_using(_exchange_dir(data)), 10)
 
 
 SQUATTER = r"""
@@ -183,7 +183,7 @@ def test_a_stranger_on_the_recorded_port_gets_no_keys(
     assert json.loads(report.read_text())["trading_state"] == "ACTIVE"
     if disguised:
         # an exchange for our data directory that cannot prove it is ours is stopped, not trusted
-        wait_until("the unproven process stopped", lambda: squatter.poll() is not None, 10)
+        wait_for("the unproven process stopped", lambda: squatter.poll() is not None, 10)
 
 
 @pytest.mark.parametrize("window", [False, True], ids=["headless", "window"])
@@ -194,13 +194,13 @@ def test_a_killed_exchange_child_is_said_restarted_and_trading_resumes_after_rec
     report = tmp_path / "report.json"
     terminal = _start(data, "--quit-after", "90", "--state-report", str(report), window=window)
     procs.append(terminal)
-    wait_until("start-up reconciliation", lambda: _logged(data, "start-up reconciliation: clean"), 60)
+    wait_for("start-up reconciliation", lambda: _logged(data, "start-up reconciliation: clean"), 60)
     session = _exchange_dir(data) / "session.json"
     old = json.loads(session.read_text())
     os.kill(old["pid"], signal.SIGKILL)
     said = f"the local exchange (pid {old['pid']}) was killed by SIGKILL"
-    wait_until("the death said in the log", lambda: _logged(data, said), 10)
-    wait_until("trading resumed after reconciliation", lambda: _logged(data, "trading resumed (ACTIVE)"), 60)
+    wait_for("the death said in the log", lambda: _logged(data, said), 10)
+    wait_for("trading resumed after reconciliation", lambda: _logged(data, "trading resumed (ACTIVE)"), 60)
     new = json.loads(session.read_text())
     assert new["pid"] != old["pid"] and new["url"] == old["url"]
     log_text = _log(data).read_text()
@@ -212,7 +212,7 @@ def test_a_killed_exchange_child_is_said_restarted_and_trading_resumes_after_rec
     assert terminal.returncode == 0, stderr[-2000:]
     final = json.loads(report.read_text())
     assert final["trading_state"] == "ACTIVE"
-    wait_until("no exchange left", lambda: not _pids_using(_exchange_dir(data)), 10)
+    wait_for("no exchange left", lambda: not _pids_using(_exchange_dir(data)), 10)
 
 
 def test_a_sigkill_of_the_uv_launcher_ends_heron_and_its_exchange(
@@ -232,12 +232,12 @@ def test_a_sigkill_of_the_uv_launcher_ends_heron_and_its_exchange(
                                 stderr=subprocess.DEVNULL, text=True)  # fmt: skip
     procs.append(launcher)
     comm = Path(f"/proc/{launcher.pid}/comm")
-    wait_until("the launcher named uv", lambda: comm.read_text().strip() == "uv", 10)
-    wait_until("start-up reconciliation", lambda: _logged(data, "start-up reconciliation: clean"), 60)
+    wait_for("the launcher named uv", lambda: comm.read_text().strip() == "uv", 10)
+    wait_for("start-up reconciliation", lambda: _logged(data, "start-up reconciliation: clean"), 60)
     assert _pids_using(_exchange_dir(data))
     launcher.kill()
     launcher.wait()
-    wait_until("Heron and its exchange gone", lambda: not _pids_using(data), 30)
+    wait_for("Heron and its exchange gone", lambda: not _pids_using(data), 30)
     assert _logged(data, "shutdown finished")
 
 
@@ -325,7 +325,7 @@ def test_a_stranger_on_the_port_of_a_dead_exchange_child_gets_no_keys(
     data = tmp_path / "heron"
     terminal = _start(data, "--quit-after", "120")
     procs.append(terminal)
-    wait_until("start-up reconciliation", lambda: _logged(data, "start-up reconciliation: clean"), 60)
+    wait_for("start-up reconciliation", lambda: _logged(data, "start-up reconciliation: clean"), 60)
     session = _read_json(_exchange_dir(data) / "session.json")
     key_id, secret, url = str(session["key_id"]), str(session["secret"]), str(session["url"])
     port = int(url.rsplit(":", 1)[1])
@@ -353,7 +353,7 @@ def test_a_stranger_on_the_port_of_a_dead_exchange_child_gets_no_keys(
     assert _log(data).read_text().count(f"its port {port} is taken by") == 1  # said once, not every second
     squatter.kill()
     squatter.wait(10)
-    wait_until("trading resumed after reconciliation", lambda: _logged(data, "trading resumed (ACTIVE)"), 60)
+    wait_for("trading resumed after reconciliation", lambda: _logged(data, "trading resumed (ACTIVE)"), 60)
     assert _read_json(_exchange_dir(data) / "session.json")["url"] == url
     terminal.send_signal(signal.SIGTERM)
     _, stderr = terminal.communicate(timeout=60)
@@ -370,10 +370,10 @@ def test_an_exchange_child_killed_during_start_up_is_started_again(
     terminal = _start(data, "--quit-after", "90")
     procs.append(terminal)
     exchange = _exchange_dir(data)
-    child = wait_until("an exchange child", lambda: [p for p in _pids_using(exchange) if p != terminal.pid])
+    child = wait_for("an exchange child", lambda: [p for p in _pids_using(exchange) if p != terminal.pid])
     assert isinstance(child, list)
     os.kill(child[0], signal.SIGKILL)
-    wait_until("the end of start-up", lambda: _logged(data, "start-up reconciliation: clean")
+    wait_for("the end of start-up", lambda: _logged(data, "start-up reconciliation: clean")
           or _logged(data, "no exchange: trading stays DISABLED"), 60)  # fmt: skip
     log_text = _log(data).read_text()
     assert "no exchange" not in log_text and "start-up reconciliation: clean" in log_text

@@ -9,12 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.support.exchange import ExchangeProcess
+from tests.support.polling import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 #: Polling bounds, not speed claims.
@@ -23,15 +23,14 @@ START_WITHIN = 60.0
 
 
 def _until(cond: Callable[[], Any], timeout: float, what: str, proc: subprocess.Popen[str]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
+    """:func:`wait_for` that gives up at once when the terminal exits."""
+
+    def check() -> Any:
         if proc.poll() is not None:
             raise AssertionError(f"the terminal exited ({proc.returncode}) while waiting for {what}")
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        return cond()
+
+    return wait_for(what, check, timeout, every=0.1)
 
 
 def _report(path: Path) -> dict[str, Any] | None:

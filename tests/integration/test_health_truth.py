@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
+
+import pytest
 
 from services.broker.alpaca import AlpacaBroker
 from services.broker.health import UNREACHABLE, HealthMonitor
@@ -21,6 +21,7 @@ from services.domain.events import TradeUpdateEvent
 from services.marketdata.streams import StreamManager
 from services.orders.report import build_state_report
 from tests.support.exchange import ExchangeProcess
+from tests.support.polling import async_wait_for
 
 WATCHED = ["AAPL", "BTC/USD"]
 #: A polling bound, not a speed claim: well under the 18-22 s the frozen exchange went unnoticed.
@@ -38,15 +39,11 @@ def _pid(ex: ExchangeProcess) -> int:
     return ex._proc.pid
 
 
-async def _until(cond: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not cond():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(0.1)
-    return time.monotonic() - started
-
-
+@pytest.mark.expected_log(
+    r"^services\.broker\.health: broker connection live \-> slow: get_clock has",
+    r"^services\.broker\.health: broker connection slow \-> unresponsive: no answer",
+    r"^services\.broker\.latency: slow broker call get_clock took \S+ s",
+)
 def test_a_frozen_exchange_is_not_reported_live_and_a_thawed_one_is_again() -> None:
     async def main(ex: ExchangeProcess) -> None:
         bus = EventBus()
@@ -70,27 +67,36 @@ def test_a_frozen_exchange_is_not_reported_live_and_a_thawed_one_is_again() -> N
         try:
             await streams.start()
             await streams.subscribe(WATCHED)
-            await _until(lambda: status().connection.live and status().data_fresh, 30,
-                         "live connection and fresh data")
+            await async_wait_for(
+                "live connection and fresh data",
+                lambda: status().connection.live and status().data_fresh,
+                30,
+            )
             assert status().trading == "ACTIVE"
             assert reported()["connection"]["live"] is True  # type: ignore[index]
 
             os.kill(_pid(ex), signal.SIGSTOP)
             try:
                 # "slow" (a call waiting 2 s) may come first; the freeze is noticed as unreachable
-                await _until(lambda: status().connection.state in UNREACHABLE, NOTICED_WITHIN,
-                             "the frozen exchange to be noticed")
+                await async_wait_for(
+                    "the frozen exchange to be noticed",
+                    lambda: status().connection.state in UNREACHABLE,
+                    NOTICED_WITHIN,
+                )
                 frozen = status()
                 assert frozen.trading == "ACTIVE (broker unreachable)" and not frozen.orders_possible
                 report = reported()
                 assert report["connection"]["live"] is False  # type: ignore[index]
                 assert report["trading"]["shown"] != "ACTIVE"  # type: ignore[index]
-                await _until(lambda: not status().data_fresh, NOTICED_WITHIN, "the data to go stale")
+                await async_wait_for("the data to go stale", lambda: not status().data_fresh, NOTICED_WITHIN)
                 assert "old" in status().data
             finally:
                 os.kill(_pid(ex), signal.SIGCONT)
-            await _until(lambda: status().connection.live and status().data_fresh, 30,
-                         "the connection to be live again")
+            await async_wait_for(
+                "the connection to be live again",
+                lambda: status().connection.live and status().data_fresh,
+                30,
+            )
             assert status().trading == "ACTIVE"
         finally:
             probe.cancel()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -21,6 +20,7 @@ from services.marketdata.pipeline import MarketDataBatchEvent, MarketDataPipelin
 from services.marketdata.staleness import StalenessGuard
 from services.marketdata.streams import StreamManager
 from tests.integration.test_broker_exchange import LocalExchange, start_exchange, stop_exchange
+from tests.support.polling import async_wait_for
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +28,6 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalExchange
     ex = start_exchange(tmp_path_factory.mktemp("exchange"), "--rate", "2000")
     yield ex
     stop_exchange(ex)
-
-
-async def until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Recorder:
@@ -65,6 +57,7 @@ def manager(ex: LocalExchange, bus: EventBus, broker: AlpacaBroker | None, **kw:
                          broker=broker, **kw)  # type: ignore[arg-type]
 
 
+@pytest.mark.expected_log(r"^services\.marketdata\.datastream: \w+ stream lost \(ConnectionClosedError: ")
 def test_live_data_trade_updates_and_resync_after_kill(exchange: LocalExchange) -> None:
     async def main() -> None:
         bus = EventBus()
@@ -81,12 +74,15 @@ def test_live_data_trade_updates_and_resync_after_kill(exchange: LocalExchange) 
         await sm.start()
         try:
             await sm.subscribe(["AAPL", "MSFT", "BTC/USD"])
-            await until(lambda: sm.gate.allowed, 15, "the order gate to open")
+            await async_wait_for("the order gate to open", lambda: sm.gate.allowed, 15)
             assert hook_calls == [None]
-            await until(lambda: sm.book.quote("AAPL") is not None and sm.book.quote("BTC/USD") is not None,
-                        15, "quotes for AAPL and BTC/USD")
+            await async_wait_for(
+                "quotes for AAPL and BTC/USD",
+                lambda: sm.book.quote("AAPL") is not None and sm.book.quote("BTC/USD") is not None,
+                15,
+            )
             assert not sm.book.is_stale("AAPL")
-            await until(lambda: len(rec.batches) >= 5, 10, "market-data batches")
+            await async_wait_for("market-data batches", lambda: len(rec.batches) >= 5, 10)
             assert sm.states["stock"] is ConnectionState.LIVE and sm.states["trading"] is ConnectionState.LIVE
 
             # a trade update reaches the bus as a TradeUpdateEvent with exact decimals
@@ -94,22 +90,26 @@ def test_live_data_trade_updates_and_resync_after_kill(exchange: LocalExchange) 
             await broker.submit_order(OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY,
                                                    qty=Decimal(1), limit_price=Decimal("1.5"),
                                                    client_order_id=coid))
-            await until(lambda: any(u.order.client_order_id == coid for u in rec.updates), 10, "trade update")
+            await async_wait_for(
+                "trade update",
+                lambda: any(u.order.client_order_id == coid for u in rec.updates),
+                10,
+            )
             u = next(u for u in rec.updates if u.order.client_order_id == coid)
             assert u.order.limit_price == Decimal("1.5") and u.ts.tzinfo is not None
 
             # kill the trading websocket: the gate closes, hooks run, then it opens again
             exchange.admin("streams/kill", {"which": "trading"})
-            await until(lambda: not sm.gate.allowed, 10, "the gate to close")
-            await until(lambda: sm.gate.allowed, 30, "the gate to reopen after resync")
+            await async_wait_for("the gate to close", lambda: not sm.gate.allowed, 10)
+            await async_wait_for("the gate to reopen after resync", lambda: sm.gate.allowed, 30)
             assert len(hook_calls) == 2 and hook_calls[1] is not None
             assert rec.seen("trading", ConnectionState.RECONNECTING)
 
             # kill the data websockets: they reconnect and data flows again
             n = sm.pipeline.messages
             exchange.admin("streams/kill", {"which": "data"})
-            await until(lambda: sm.data.connections["stock"].connects >= 2, 15, "stock reconnect")
-            await until(lambda: sm.pipeline.messages > n + 100, 15, "data after reconnect")
+            await async_wait_for("stock reconnect", lambda: sm.data.connections["stock"].connects >= 2, 15)
+            await async_wait_for("data after reconnect", lambda: sm.pipeline.messages > n + 100, 15)
         finally:
             await sm.stop()
             await broker.close()
@@ -118,6 +118,7 @@ def test_live_data_trade_updates_and_resync_after_kill(exchange: LocalExchange) 
     asyncio.run(main())
 
 
+@pytest.mark.expected_log(r"^services\.marketdata\.datastream: stock stream lost \(no market data for")
 def test_silent_socket_and_stale_data_are_detected(exchange: LocalExchange) -> None:
     async def main() -> None:
         bus = EventBus()
@@ -129,12 +130,12 @@ def test_silent_socket_and_stale_data_are_detected(exchange: LocalExchange) -> N
         await sm.start()
         try:
             await sm.subscribe(["NVDA"])
-            await until(lambda: book.quote("NVDA") is not None, 15, "NVDA quotes")
+            await async_wait_for("NVDA quotes", lambda: book.quote("NVDA") is not None, 15)
             clock[0] = datetime.now(UTC)
             assert not book.is_stale("NVDA")
             exchange.admin("halt", {"symbol": "NVDA", "halted": True})
             stock = sm.data.connections["stock"]
-            await until(lambda: stock.silent_timeouts >= 1, 15, "silent-socket detection")
+            await async_wait_for("silent-socket detection", lambda: stock.silent_timeouts >= 1, 15)
             assert rec.seen("stock", ConnectionState.RECONNECTING)
             assert "no market data" in sm.data.connections["stock"].last_error
             clock[0] = datetime.now(UTC) + timedelta(seconds=2)
@@ -146,6 +147,7 @@ def test_silent_socket_and_stale_data_are_detected(exchange: LocalExchange) -> N
     asyncio.run(main())
 
 
+@pytest.mark.expected_log(r"^services\.marketdata\.datastream: stock market data: the keys were refused")
 def test_bad_keys_fail_once_clearly(exchange: LocalExchange) -> None:
     async def main() -> None:
         bus = EventBus()
@@ -155,8 +157,12 @@ def test_bad_keys_fail_once_clearly(exchange: LocalExchange) -> None:
         await sm.start()
         try:
             await sm.subscribe(["AAPL"])
-            await until(lambda: sm.states.get("stock") is ConnectionState.FAILED
-                        and sm.states.get("trading") is ConnectionState.FAILED, 15, "FAILED on both channels")
+            await async_wait_for(
+                "FAILED on both channels",
+                lambda: sm.states.get("stock") is ConnectionState.FAILED
+                and sm.states.get("trading") is ConnectionState.FAILED,
+                15,
+            )
             assert "keys were refused" in sm.reasons["stock"] and "refused the keys" in sm.reasons["trading"]
             await asyncio.sleep(1.5)
             assert sm.data.connections["stock"].connects == 0 and sm.trading is not None

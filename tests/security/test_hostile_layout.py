@@ -27,6 +27,7 @@ def _window(qtbot, layout: Path) -> MainWindow:  # type: ignore[no-untyped-def]
     return win
 
 
+@pytest.mark.expected_log(r"^widgets\.main_window: the layout file \S+ was not read:")
 def test_a_huge_layout_file_is_moved_aside_unread(qtbot, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     layout = tmp_path / "layout.ini"
     with layout.open("w") as fh:  # 8 MB of well-formed INI: QSettings would parse all of it
@@ -44,6 +45,7 @@ def test_a_huge_layout_file_is_moved_aside_unread(qtbot, tmp_path: Path, caplog)
     assert win.save_layout() and layout.stat().st_size < A_LAYOUT  # a fresh one works
 
 
+@pytest.mark.expected_log(r"^widgets\.main_window: the layout file \S+ was not read:")
 def test_a_folder_at_the_layout_path_does_not_stop_the_window(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     layout = tmp_path / "layout.ini"
     layout.mkdir()
@@ -62,6 +64,7 @@ def test_a_saved_layout_is_owner_only_whatever_the_umask(qtbot, tmp_path: Path) 
     assert (tmp_path / "layout.ini").stat().st_mode & 0o077 == 0
 
 
+@pytest.mark.expected_log(r"^widgets\.main_window: the layout file \S+ was ignored: it")
 def test_a_random_binary_layout_file_is_said_and_moved_aside(qtbot, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     layout = tmp_path / "layout.ini"
     junk = bytes(range(256)) * 8 + os.urandom(2048)

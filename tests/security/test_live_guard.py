@@ -1,4 +1,4 @@
-"""Live mode cannot be entered without its typed confirmation (DESIGN §3)."""
+"""Live mode cannot be entered without its typed confirmation (docs/DESIGN.md §3)."""
 
 from __future__ import annotations
 

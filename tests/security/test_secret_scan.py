@@ -3,7 +3,7 @@
 Searched: log files, database files (raw bytes), settings files, anything else in the data directory
 (crash reports included: Heron writes unhandled errors to its log), the state report, the process's
 stdout/stderr, and ``/proc/<pid>/cmdline`` of the terminal and of the exchange child while running.
-Allowed: the local exchange's own ``session.json`` (mode 0600), which DESIGN §3 permits.
+Allowed: the local exchange's own ``session.json`` (mode 0600), which docs/DESIGN.md §3 permits.
 """
 
 from __future__ import annotations
@@ -53,6 +53,12 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.expected_log(
+    r"^heron\.security\.scan: settings refused: the settings file \S+ is",
+    r"^heron\.security\.scan: account check failed: the keys were refused",
+    r"^heron\.security\.scan: broker error: GET \S+ broker error",
+    r"^heron\.security\.scan: unexpected error with ApiKeys\(",
+)
 def test_in_process_flows_mask_the_keys_everywhere(tmp_path: Path) -> None:
     """Keyring save/load, settings load/save, a refused-keys check and logged API errors."""
     log_dir = tmp_path / "logs"

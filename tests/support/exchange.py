@@ -73,6 +73,7 @@ class ExchangeProcess:
         self.rate_limit = rate_limit
         self.port = 0
         self._proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
         self._stderr_path = self.root / "exchange.stderr.log"
         self._stdout_lines: list[str] = []
         fd = os.open(self.keys_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -158,14 +159,16 @@ class ExchangeProcess:
 
         def reader() -> None:
             assert proc.stdout is not None
-            for line in proc.stdout:
-                self._stdout_lines.append(line.rstrip("\n"))
-                if not found and line.startswith("listening on http://"):
-                    found.append(int(line.strip().rsplit(":", 1)[1]))
-                    ready.set()
+            with proc.stdout:  # closed at EOF, when the exchange is gone
+                for line in proc.stdout:
+                    self._stdout_lines.append(line.rstrip("\n"))
+                    if not found and line.startswith("listening on http://"):
+                        found.append(int(line.strip().rsplit(":", 1)[1]))
+                        ready.set()
             ready.set()
 
-        threading.Thread(target=reader, name="exchange-stdout", daemon=True).start()
+        self._reader = threading.Thread(target=reader, name="exchange-stdout", daemon=True)
+        self._reader.start()
         if not ready.wait(START_TIMEOUT) or not found:
             code = proc.poll()
             self._terminate()
@@ -186,6 +189,8 @@ class ExchangeProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        if self._reader is not None:
+            self._reader.join(5)  # its pipe reaches EOF and is closed
         self._proc = None
         return proc.returncode
 

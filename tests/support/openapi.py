@@ -6,8 +6,10 @@ is the JSON schema of a documented response; ``errors(schema, value)`` lists eve
 ``properties``, ``items``, ``additionalProperties`` (a schema, or ``false``), ``allOf`` / ``anyOf`` /
 ``oneOf``, ``minLength`` and ``format: date-time`` / ``date``. Everything else is not checked.
 
-The specs live outside the repository: ``HERON_ALPACA_SPECS`` names their directory, else the first
-``shared/specs`` directory above the repository that holds them (see :func:`spec_dir`).
+Alpaca publishes the specs with its API reference (https://docs.alpaca.markets/reference); Heron does
+not ship them. ``HERON_ALPACA_SPECS`` names the directory that holds the two files, else the first
+``shared/specs`` directory above the repository that holds them (see :func:`spec_dir`); without
+them the spec tests skip.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from decimal import Decimal
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
 from services.domain.models import OrderRequest
 from tests.widgets import trading_rig
-from tests.widgets.trading_rig import Rig, settle
+from tests.widgets.trading_rig import Rig, settle_until
 from widgets.account import AccountPanel
 
 qloop = trading_rig.qloop
@@ -32,7 +32,7 @@ def test_account_figures_and_state(qtbot, rig: Rig, qloop) -> None:  # type: ign
     assert a.values["equity"].text() == "—"  # nothing shown before the broker answers
     assert "ACTIVE" in a.state_label.text()
     a.refresh()
-    settle(qloop)
+    settle_until(qloop, "the account figures", lambda: a.values["equity"].text() != "—")
     assert a.values["equity"].text() == "100,000.00"
     assert a.values["buying_power"].text() == "200,000.00"
     assert a.values["day_pl"].text() == "+0.00"
@@ -62,7 +62,7 @@ def test_equity_curve_from_history(qtbot, rig: Rig, qloop) -> None:  # type: ign
     a = make(qtbot, rig)
     a._history = history
     a.refresh_history()
-    settle(qloop)
+    settle_until(qloop, "the equity history drawn", lambda: a.history_points)
     assert a.history_points == 3
     xs, ys = a.curve.getData()
     assert list(ys) == [100_000.0, 100_250.0, 99_900.0] and xs[1] == (t0 + timedelta(days=2)).timestamp()
@@ -87,7 +87,7 @@ def test_kill_switch_confirms_then_halts_cancels_and_flattens(qtbot, rig: Rig, q
     assert rig.trading.state is TradingState.ACTIVE
     a.ask_kill = lambda: True  # confirmed, with flatten
     assert a.trigger_kill_switch() is True
-    settle(qloop, 0.1)
+    settle_until(qloop, "the kill switch done", lambda: "kill switch done" in a.message.text())
     assert rig.trading.state is TradingState.HALTED
     assert "HALTED" in a.state_label.text()
     assert rig.store.find(client_order_id=res.client_order_id).cancel_requested  # type: ignore[union-attr]

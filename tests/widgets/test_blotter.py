@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.models import Fill, Order
 from tests.widgets import trading_rig
-from tests.widgets.trading_rig import Rig, settle
+from tests.widgets.trading_rig import Rig, settle_until
 from widgets.blotter import BlotterPanel, ReplaceDialog, write_csv
 from widgets.models.fills_model import FillsTableModel
 from widgets.models.orders_model import OrderRow, OrdersFilterProxy, OrdersTableModel
@@ -150,7 +150,7 @@ def test_panel_follows_the_store_and_exports_csv(qtbot, rig: Rig, qloop, tmp_pat
     assert b.fills.rowCount() == 1 and b.fills.row_at(0).cells[4] == "100.00"
     out = tmp_path / "orders.csv"
     assert b.export_to(out) == 1
-    rows = list(csv.reader(out.open()))
+    rows = list(csv.reader(out.read_text().splitlines()))
     assert rows[0][:3] == ["Time", "Symbol", "Side"] and rows[1][1] == "AAPL" and rows[1][9] == "filled"
     assert b.export_to(tmp_path / "fills.csv", fills=True) == 1
     # the filter narrows what is exported
@@ -185,13 +185,14 @@ def test_context_actions_cancel_replace_duplicate(qtbot, rig: Rig, qloop) -> Non
     assert got == [o]
     b.replace_values = lambda order: {"limit_price": Decimal("100.02")}
     assert b.replace(o)
-    settle(qloop)
+    cid = res.client_order_id
+    settle_until(qloop, "the replace booked", lambda: rig.store.meta(cid).limit_price == Decimal("100.02"))  # type: ignore[union-attr]
     b.flush()
     assert rig.store.meta(res.client_order_id).limit_price == Decimal("100.02")  # type: ignore[union-attr]
     assert b.orders.order(res.client_order_id).limit_price == Decimal("100.02")  # type: ignore[union-attr]
     o = b.orders.order(res.client_order_id)
     assert b.cancel(o)  # type: ignore[arg-type]
-    settle(qloop)
+    settle_until(qloop, "the cancel requested", lambda: rig.store.find(client_order_id=cid).cancel_requested)  # type: ignore[union-attr]
     assert rig.store.find(client_order_id=res.client_order_id).cancel_requested  # type: ignore[union-attr]
 
 
@@ -204,7 +205,7 @@ def test_cancel_all_needs_confirmation(qtbot, rig: Rig, qloop) -> None:  # type:
     assert asked == ["Cancel all orders"] and "list_orders" not in rig.broker.calls
     b.ask = lambda title, text: True
     assert b.cancel_all() is True
-    settle(qloop)
+    settle_until(qloop, "the orders listed for cancel all", lambda: "list_orders" in rig.broker.calls)
     assert "list_orders" in rig.broker.calls
 
 
@@ -222,7 +223,7 @@ def test_replace_dialog_validates(qtbot) -> None:  # type: ignore[no-untyped-def
 
 
 def test_replace_dialog_asks_what_the_replacement_works(qtbot) -> None:  # type: ignore[no-untyped-def]
-    """Alpaca PATCH /v2/orders/{order_id} (alpaca-trading-openapi.yaml, patchOrderByOrderId): the
+    """Alpaca PATCH /v2/orders/{order_id} (Alpaca's Trading API reference, patchOrderByOrderId): the
     replacement is a new order whose filled_qty starts at 0 and whose qty (PatchOrderRequest:
     "number of shares to trade") is what it works. On a 100-share buy with 60 filled the dialog
     offers the 40 left, shows the 60 filled, and says what typing 120 ends with (180 bought)."""

@@ -7,9 +7,10 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from PySide6.QtCore import QModelIndex
+from PySide6.QtCore import QModelIndex, QTimer
 
 from app.logging_setup import LogEntry, LogHub, LogHubHandler
+from tests.support.polling import qt_pump, wait_for
 from widgets.log_panel import LogPanel, ToastArea, wants_toast
 from widgets.models.log_model import LogFilterProxy, LogTableModel
 
@@ -127,7 +128,11 @@ def test_a_toast_deleted_with_its_window_leaves_no_timer_behind(qtbot: Any) -> N
     host = QWidget()
     area = ToastArea(host, timeout_ms=30, max_toasts=2)
     area.show_toast("error", "exchange", "connection lost")
+    fired: list[object] = []
+    area._remove = fired.append  # type: ignore[method-assign]  # what the toast's timer calls
+    control: list[bool] = []
+    QTimer.singleShot(30, lambda: control.append(True))  # started after the toast's: fires after it
     host.deleteLater()  # the window goes before the toast times out
-    qtbot.wait(10)
     QApplication.sendPostedEvents(None, 0)  # DeferredDelete
-    qtbot.wait(80)  # past the timeout: an orphaned timer would touch the deleted toast here
+    wait_for("a timer started after the toast's to fire", lambda: control, 5, pump=qt_pump(qtbot))
+    assert fired == []  # the toast's timer went with the toast: nothing touched the deleted toast

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QWidget
 from services.domain.enums import Mode, OrderSide, OrderStatus, TradingState
 from services.orders.transitions import OrderState
 from tests.widgets import trading_rig
-from tests.widgets.trading_rig import Rig, settle
+from tests.widgets.trading_rig import Rig, run_until_idle, settle_until
 from widgets.order_ticket import OrderTicket
 
 qloop = trading_rig.qloop
@@ -25,6 +25,11 @@ def make(qtbot, rig: Rig, **kw) -> OrderTicket:  # type: ignore[no-untyped-def]
     t._assets["AAPL"] = rig.broker._assets["AAPL"]  # instrument data as if already loaded
     t._assets["MSFT"] = rig.broker._assets["MSFT"]
     return t
+
+
+def answered(t: OrderTicket) -> bool:
+    """The engine answered the ticket's last submit (its "sending …" line is replaced)."""
+    return not t.result_label.text().startswith("sending")
 
 
 def fill_form(
@@ -121,7 +126,7 @@ def test_submit_confirmed_goes_through_engine_as_manual(qtbot, rig: Rig, qloop) 
     fill_form(t, qty="5", otype="limit", limit_edit="100")
     with qtbot.waitSignal(t.submitted, timeout=2000):
         assert t.submit() is True
-        settle(qloop)
+        settle_until(qloop, "the submit answered", lambda: answered(t))
     assert asked and "BUY 5 AAPL" in asked[0] and "limit 100" in asked[0]
     cid = t.last_client_order_id
     rec = rig.store.find(client_order_id=cid)
@@ -135,7 +140,7 @@ def test_declined_confirmation_sends_nothing(qtbot, rig: Rig, qloop) -> None:  #
     t.ask = lambda title, text: False
     fill_form(t, qty="5")
     assert t.submit() is False
-    settle(qloop)
+    run_until_idle(qloop)
     assert rig.broker.submits_received == []
     assert "declined" in t.result_label.text()
 
@@ -151,7 +156,7 @@ def test_broker_rejection_is_shown(qtbot, rig: Rig, qloop) -> None:  # type: ign
     rig.broker.faults.reject_submit.append("insufficient buying power")
     fill_form(t, qty="5")
     t.submit()
-    settle(qloop)
+    settle_until(qloop, "the submit answered", lambda: answered(t))
     assert "REJECTED" in t.result_label.text() and "insufficient buying power" in t.result_label.text()
 
 
@@ -216,18 +221,18 @@ def test_hotkeys_buy_sell_cancel(qtbot, rig: Rig, qloop) -> None:  # type: ignor
     assert {"F1", "Ctrl+B", "F2", "Ctrl+S", "F3", "F4", "Ctrl+Shift+F"} <= keys
     fill_form(t, qty="3", otype="limit", limit_edit="100")
     next(s for s in shortcuts if s.key().toString() == "F2").activated.emit()
-    settle(qloop)
+    settle_until(qloop, "the sell submit answered", lambda: answered(t))
     assert t.side_combo.currentText() == "sell"
     rec = rig.store.find(client_order_id=t.last_client_order_id)
     assert rec is not None and rec.side is OrderSide.SELL
     next(s for s in shortcuts if s.key().toString() == "F3").activated.emit()
-    settle(qloop)
+    settle_until(qloop, "the cancel requested", lambda: rec.cancel_requested)
     assert rec.cancel_requested
     # cancel all asks first; declining sends nothing
     t.ask = lambda title, text: False
     calls = len(rig.broker.calls)
     assert t.cancel_all() is False and t.flatten_all() is False
-    settle(qloop)
+    run_until_idle(qloop)
     assert len(rig.broker.calls) == calls
 
 
@@ -235,7 +240,7 @@ def test_prefill_from_order(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-
     t = make(qtbot, rig, confirm_orders=False)
     fill_form(t, symbol="MSFT", qty="7", otype="limit", limit_edit="199")
     t.submit()
-    settle(qloop)
+    settle_until(qloop, "the submit answered", lambda: answered(t))
     order = rig.store.view(rig.store.find(client_order_id=t.last_client_order_id))
     other = make(qtbot, rig)
     other.prefill(order)
@@ -253,7 +258,7 @@ def test_precheck_is_redone_as_time_passes(qtbot, rig: Rig, qloop) -> None:  # t
     t.ask = lambda title, text: True
     fill_form(t, qty="5", otype="limit", limit_edit="99")
     assert t.submit() is True
-    settle(qloop)
+    settle_until(qloop, "the submit answered", lambda: answered(t))
     t.run_precheck()  # what the ticket does right after the submit
     assert "duplicate_order" in t.blocked_reason and not t.submit_button.isEnabled()
     assert t._recheck.isActive()

@@ -8,7 +8,7 @@ from decimal import Decimal
 from services.domain.enums import OrderSide, OrderType, TimeInForce
 from services.domain.models import OrderRequest
 from tests.widgets import trading_rig
-from tests.widgets.trading_rig import Rig, settle
+from tests.widgets.trading_rig import Rig, settle_until
 from widgets.positions import PositionsPanel
 
 qloop = trading_rig.qloop
@@ -63,7 +63,7 @@ def test_close_asks_quantity_and_confirmation(qtbot, rig: Rig, qloop) -> None:  
     assert p.close_symbol("AAPL") is False and "between 0 and 10" in p.status_label.text()
     p.close_qty = lambda sym, held: Decimal(4)
     assert p.close_symbol("AAPL") is True
-    settle(qloop)
+    settle_until(qloop, "the close answered", lambda: p.status_label.text().startswith("close AAPL"))
     last = rig.broker.orders[max(rig.broker.orders)]
     assert last.side is OrderSide.SELL and last.qty == Decimal(4) and last.type is OrderType.MARKET
     assert "close AAPL" in p.status_label.text()
@@ -77,5 +77,5 @@ def test_flatten_all_needs_confirmation(qtbot, rig: Rig, qloop) -> None:  # type
     assert p.flatten_all() is False
     p.ask = lambda title, text: True
     assert p.flatten_all() is True
-    settle(qloop)
+    settle_until(qloop, "the flatten answered", lambda: p.status_label.text().startswith("flatten"))
     assert "flatten all: AAPL flat" in p.status_label.text()

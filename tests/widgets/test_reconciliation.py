@@ -176,6 +176,9 @@ def test_adopt_cancelled_changes_nothing(
     assert rig.store.position_qty("MSFT") == 0
 
 
+@pytest.mark.expected_log(
+    r"^services\.reconciliation\.reconciler: incident \S+ closed itself: MSFT matches the",
+)
 def test_run_now_runs_a_cycle_off_the_gui_thread(
     qtbot: Any, panel: ReconciliationPanel, rig: ReconciliationRig
 ) -> None:
@@ -243,7 +246,7 @@ def _acknowledge_all(panel: ReconciliationPanel) -> None:
 
 def test_clean_is_shown_only_when_every_quantity_matches(panel: ReconciliationPanel) -> None:
     """Alpaca's positions are the truth ("Treat Alpaca as the source of truth", alpacahq/alpaca-skills
-    reconciliation-idempotency SKILL.md; alpaca-rules.md "Positions, shorting, buying power"): with
+    reconciliation-idempotency SKILL.md; docs/alpaca-rules.md "Positions, shorting, buying power"): with
     MSFT at 0 in Heron and 7 at the broker, acknowledging every incident
     leaves nothing open, yet the panel must not say "Clean". MSFT stays reduce-only, visible even when
     resolved incidents are hidden."""

@@ -118,6 +118,9 @@ def test_invalid_params_are_refused_with_the_reason(rig: Any) -> None:
     assert panel.add_selected() is None and "must be 1-40" in panel.message.text()
 
 
+@pytest.mark.expected_log(
+    r"^services\.strategies\.runner: strategy exploding failed and was stopped: RuntimeError:",
+)
 def test_strategy_exception_is_shown(rig: Any) -> None:
     panel, runner, step, _ = rig
     _choose(panel, "exploding")

@@ -5,9 +5,8 @@ real QuoteBook fed by hand. Plus ``qloop``: a qasync loop for running the engine
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,18 +26,12 @@ from services.risk.kill_switch import KillSwitch
 from services.risk.limits import RiskLimits
 from services.risk.trading_state import TradingStateMachine
 from services.storage import Database
+from tests.support.clock import ManualClock
 from tests.support.fake_broker import FakeBroker
-from tests.unit.orders.helpers import ManualClock
+from tests.support.fakes import AlwaysOpen
+from tests.support.polling import loop_pump, wait_for
 
 ASSETS = [Asset(s, "us_equity", "NASDAQ", True, True, True) for s in ("AAPL", "MSFT", "TSLA")]
-
-
-class AlwaysOpen:
-    def is_open(self, ts: datetime) -> bool:
-        return True
-
-    def is_extended(self, ts: datetime) -> bool:
-        return False
 
 
 @dataclass
@@ -117,6 +110,13 @@ def rig(tmp_path: Path, qloop: qasync.QEventLoop) -> Iterator[Rig]:
     r.db.dispose()
 
 
-def settle(loop: qasync.QEventLoop, seconds: float = 0.05) -> None:
-    """Let scheduled tasks (submit, cancel, …) run on the qasync loop."""
-    loop.run_until_complete(asyncio.sleep(seconds))
+def settle_until(
+    loop: qasync.QEventLoop, what: str, check: Callable[[], object], timeout: float = 10.0
+) -> None:
+    """Run the qasync loop (scheduled submits, cancels, …) until ``check()`` holds."""
+    wait_for(what, check, timeout, pump=loop_pump(loop))
+
+
+def run_until_idle(loop: qasync.QEventLoop, timeout: float = 10.0) -> None:
+    """Run the qasync loop until no task is left on it: for asserting that nothing was sent."""
+    wait_for("the loop's tasks to finish", lambda: not asyncio.all_tasks(loop), timeout, pump=loop_pump(loop))

@@ -24,7 +24,7 @@ from services.broker.budget import RequestBudget
 from services.domain.enums import OrderClass, OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.models import OrderRequest
 from tests.support import alpaca_fixtures as fx
-from tests.unit.broker.fakes import FakeClock
+from tests.support.clock import FakeClock
 
 T = TypeVar("T")
 Route = Callable[[str, str, dict[str, Any]], requests.Response]

@@ -26,8 +26,8 @@ from services.domain.models import OrderRequest
 from services.orders.transitions import OrderState
 from services.storage import Database
 from tests.support import alpaca_fixtures as fx
+from tests.support.clock import ManualClock
 from tests.unit.orders.conftest import Rig, build
-from tests.unit.orders.helpers import ManualClock
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:

@@ -225,6 +225,7 @@ async def _session(server: Server, *, stop_on: set[ConnectionState], frames: int
     return states, conn
 
 
+@pytest.mark.expected_log(r"^services\.marketdata\.datastream: stock market data: the keys were refused")
 def test_refused_keys_402_fail_once_with_what_alpaca_said() -> None:
     """402 auth failed (realtime.md): the keys are wrong; one FAILED state, no retry loop."""
     server = Server(["error_402_auth_failed"], [])
@@ -234,6 +235,9 @@ def test_refused_keys_402_fail_once_with_what_alpaca_said() -> None:
     assert len(failed) == 1 and "auth failed" in failed[0]
 
 
+@pytest.mark.expected_log(
+    r"^services\.marketdata\.datastream: stock stream lost \(another connection uses these",
+)
 def test_406_connection_limit_is_retried_not_reported_as_refused_keys() -> None:
     """406 connection limit exceeded (realtime.md: "You already have an ongoing authenticated
     session"): another connection uses these keys; retry with backoff and say so."""
@@ -245,6 +249,7 @@ def test_406_connection_limit_is_retried_not_reported_as_refused_keys() -> None:
     assert "refused the keys" not in reconnecting[0]
 
 
+@pytest.mark.expected_log(r"^services\.marketdata\.datastream: stock market data: no live data for")
 def test_405_symbol_limit_after_subscribe_is_reported(caplog: pytest.LogCaptureFixture) -> None:
     """405 symbol limit exceeded (realtime.md): the subscription stays as it was; the trader must
     learn which symbols are left without data (a state reason or a WARNING naming the limit)."""

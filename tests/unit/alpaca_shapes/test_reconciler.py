@@ -24,9 +24,8 @@ from services.domain.models import Asset, OrderRequest
 from services.reconciliation.reconciler import Reconciler
 from services.storage import Database
 from tests.support import alpaca_fixtures as fx
-from tests.unit.broker.fakes import FakeClock
+from tests.support.clock import FakeClock, ManualClock
 from tests.unit.orders.conftest import Rig, build
-from tests.unit.orders.helpers import ManualClock
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:

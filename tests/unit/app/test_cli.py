@@ -105,6 +105,7 @@ def test_pyside_version_check() -> None:
     assert main.check_python_and_qt(need_qt=True) is None  # the pinned 6.11 in this venv is fine
 
 
+@pytest.mark.expected_log(r"^heron\.app: stopped by SIGTERM during start\-up")
 def test_a_signal_while_the_exchange_module_is_half_imported_is_one_line_not_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from app.qt.panels.feeds import seed_daily_figures
 from services.broker.base import BrokerUnavailable
 from services.domain.models import Bar
@@ -39,6 +41,7 @@ class _History:
         return _Snap(_bar(symbol, "100", "1000"), _bar(symbol, "101", "2500"))
 
 
+@pytest.mark.expected_log(r"^heron\.app\.panels: no snapshot for DOWN \(change % stays")
 def test_previous_close_and_volume_are_seeded_and_failures_leave_change_unknown() -> None:
     book = QuoteBook()
     seeded = asyncio.run(seed_daily_figures(_History(), book, ["AAPL", "DOWN", "NEW"]))

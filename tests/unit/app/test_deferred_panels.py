@@ -7,6 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from pytestqt.qtbot import QtBot
 
 from app.context import Services
@@ -23,6 +24,7 @@ def _ctx(notes: list[Any]) -> SimpleNamespace:
                            notify=lambda *a: notes.append(a), paths=None, log_hub=LogHub())  # fmt: skip
 
 
+@pytest.mark.expected_log(r"^heron\.app\.panels: \w+ panel left out: ")
 def test_plot_panels_follow_on_the_next_idle_turn(qtbot: QtBot) -> None:
     from widgets.main_window import MainWindow
 
@@ -50,6 +52,7 @@ def test_plot_panels_follow_on_the_next_idle_turn(qtbot: QtBot) -> None:
     assert any("Account is not shown" in str(n) for n in notes)
 
 
+@pytest.mark.expected_log(r"^heron\.app\.panels: \w+ panel left out: ")
 def test_without_deferral_everything_is_built_at_once(qtbot: QtBot) -> None:
     from widgets.main_window import MainWindow
 
@@ -63,6 +66,7 @@ def test_without_deferral_everything_is_built_at_once(qtbot: QtBot) -> None:
 
 
 
+@pytest.mark.expected_log(r"^heron\.app\.panels: \w+ panel left out: ")
 def test_once_the_chart_is_in_a_restored_layout_is_restored_again_and_not_resized(qtbot: QtBot) -> None:
     """The layout is restored while a "loading" note holds the middle; the note takes no space,
     so the docks around it grow and would keep that when the chart arrives (seen under Xvfb: the

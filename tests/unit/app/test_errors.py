@@ -21,6 +21,7 @@ def wired() -> tuple[ExceptionHooks, list[NotificationEvent], LoopNotifier]:
     return ExceptionHooks(notify=notifier), got, notifier
 
 
+@pytest.mark.expected_log(r"^heron\.errors: unhandled exception; Heron keeps running")
 def test_sys_hook_logs_and_notifies_instead_of_dying(wired, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
     hooks, got, _ = wired
     hooks.install()
@@ -40,6 +41,7 @@ def test_sys_hook_logs_and_notifies_instead_of_dying(wired, caplog: pytest.LogCa
     assert "unhandled exception" in caplog.text
 
 
+@pytest.mark.expected_log(r"^heron\.errors: unhandled exception in thread worker\-x")
 def test_thread_hook_hops_onto_the_loop_thread(wired) -> None:  # type: ignore[no-untyped-def]
     hooks, got, notifier = wired
     delivered_on: list[int] = []
@@ -64,6 +66,7 @@ def test_thread_hook_hops_onto_the_loop_thread(wired) -> None:  # type: ignore[n
     assert delivered_on == [threading.get_ident()]
 
 
+@pytest.mark.expected_log(r"^heron\.errors: Task exception was never retrieved \(None\)")
 def test_loop_handler_reports_unretrieved_task_errors(wired) -> None:  # type: ignore[no-untyped-def]
     hooks, got, notifier = wired
 

@@ -44,6 +44,7 @@ def no_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(exchange_subsystem.asyncio, "sleep", instant)
 
 
+@pytest.mark.expected_log(r"^heron\.app: the local exchange cannot start yet: its")
 @pytest.mark.usefixtures("no_wait")
 def test_a_full_disk_at_start_is_said_once_and_the_exchange_starts_when_space_returns() -> None:
     notes: list[tuple[str, ...]] = []
@@ -81,6 +82,7 @@ def test_only_quick_deaths_in_a_row_make_a_restart_wait(monkeypatch: pytest.Monk
     assert sup._pause() == 1.0
 
 
+@pytest.mark.expected_log(r"^heron\.app: the local exchange \(pid \S+ was killed")
 def test_an_exchange_dead_during_the_account_check_is_started_again_and_connected(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

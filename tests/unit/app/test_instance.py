@@ -28,6 +28,7 @@ def test_a_second_holder_is_refused_naming_the_profile_and_the_first_pid(tmp_pat
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(10)
+        holder.stdout.close()
     lock = acquire(profile_dir, "alpha")  # the lock went with its process: no stale lock file
     try:
         assert (profile_dir / LOCK_FILE).read_text().strip() == str(os.getpid())

@@ -56,6 +56,10 @@ def test_shutdown_is_idempotent_and_concurrent_callers_share_one_run() -> None:
     assert calls == [1]
 
 
+@pytest.mark.expected_log(
+    r"^heron\.lifecycle: shutdown step 'crashing' \(stop strategies\) failed; continuing",
+    r"^heron\.lifecycle: shutdown step 'hanging' \(final reconciliation\) timed out",
+)
 def test_failing_and_hanging_steps_do_not_stop_later_stages() -> None:
     calls: list[str] = []
 
@@ -110,6 +114,7 @@ def test_sighup_requests_shutdown_like_sigterm() -> None:
     assert asyncio.run(main()) == "signal SIGHUP"
 
 
+@pytest.mark.expected_log(r"^heron\.lifecycle: shutdown step 'order records' \(close broker\) failed;")
 def test_a_foreseen_step_failure_is_one_line_and_still_makes_the_shutdown_unclean(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -2,12 +2,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import stat
 import subprocess
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,8 +16,12 @@ from app import exchange_process, local_exchange
 from app.exchange_process import ExchangeError, connect_external, exchange_program_available, read_keys_file
 from app.local_exchange import LocalExchangeLauncher, start_early
 from app.settings import LocalExchangeSettings
+from tests.support.leaks import LOCAL_EXCHANGE_PIPE
+from tests.support.polling import file_text, wait_for
 
 FAKE = "tests.unit.app.fake_exchange"
+
+pytestmark = LOCAL_EXCHANGE_PIPE
 
 
 def launcher(tmp_path: Path, **kw) -> LocalExchangeLauncher:  # type: ignore[no-untyped-def]
@@ -93,6 +95,7 @@ def test_startup_failures_are_clear_errors(
     assert lx.process is None  # forgotten: the next start() starts a new child
 
 
+@pytest.mark.expected_log(r"^heron\.app: the local exchange was killed by SIGKILL")
 def test_a_child_killed_before_it_reports_its_address_is_started_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -120,6 +123,7 @@ def test_a_child_killed_before_it_reports_its_address_is_started_again(
     assert "starting it again" in notes[0][2]
 
 
+@pytest.mark.expected_log(r"^heron\.app: the local exchange exited with status")
 def test_a_child_that_keeps_dying_at_start_up_is_given_up_after_a_few_tries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -201,7 +205,7 @@ def test_early_start_spawns_before_any_loop_and_start_takes_it_over(tmp_path: Pa
         data = json.loads(lx.session_file.read_text())
         assert set(data) == {"key_id", "secret"}  # the keys for --keys-file, not yet url/pid
         assert stat.S_IMODE(os.stat(lx.session_file).st_mode) == 0o600
-        argv = json.loads(_wait_for(lx.exchange_dir / "argv.json"))
+        argv = json.loads(wait_for("argv.json", file_text(lx.exchange_dir / "argv.json"), 20))
         assert data["secret"] not in " ".join(argv) and "--keys-file" in argv
         seen: list[str] = []
         lx.listen_for_secret(seen.append)  # the log redactor learns the secret at once
@@ -237,21 +241,10 @@ def test_early_start_stopped_when_never_taken_over(tmp_path: Path) -> None:
     assert proc.poll() is not None and not lx.session_file.exists()
 
 
-def _wait_for(path: Path, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            with contextlib.suppress(OSError):
-                text = path.read_text()
-                if text:
-                    return text
-        time.sleep(0.02)
-    raise AssertionError(f"{path} never appeared")
-
-
 # -- one exchange, ours, never an orphan ----------------------------------------------------------
 
 
+@pytest.mark.expected_log(r"^heron\.exchange: the local exchange recorded for \S+ \(pid")
 def test_a_recorded_exchange_that_cannot_prove_itself_gets_no_keys_and_is_stopped(tmp_path: Path) -> None:
     async def main() -> None:
         first = launcher(tmp_path)
@@ -292,7 +285,7 @@ def test_the_child_is_told_its_parent(tmp_path: Path) -> None:
     lx = start_early(_args(tmp_path), module=FAKE)
     assert lx is not None and lx.process is not None
     try:
-        argv = json.loads(_wait_for(lx.exchange_dir / "argv.json"))
+        argv = json.loads(wait_for("argv.json", file_text(lx.exchange_dir / "argv.json"), 20))
         assert argv[argv.index("--exit-with-parent") + 1] == str(os.getpid())
         # the parent-death signal itself: tests/integration/test_faults_process.py kills a terminal
     finally:
@@ -342,6 +335,7 @@ def test_a_full_disk_at_spawn_is_one_clear_error_and_starts_nothing(
     assert lx.process is None
 
 
+@pytest.mark.expected_log(r"^heron\.exchange: local exchange at \S+ its session file")
 def test_a_restart_on_a_full_disk_needs_no_new_session_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+import pytest
 import websockets
 
 from app.context import Services
@@ -29,6 +30,7 @@ def _shutdown(fail: bool) -> object:
     return asyncio.run(lifecycle.shutdown("quit"))
 
 
+@pytest.mark.expected_log(r"^heron\.lifecycle: shutdown step 'streams' \(close streams\) timed out")
 def test_a_shutdown_with_errors_makes_a_headless_run_exit_non_zero() -> None:
     services = Services(mode=Mode.LOCAL)
     services.trading_was_active = True

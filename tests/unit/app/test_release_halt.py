@@ -32,6 +32,7 @@ def test_release_halt_needs_a_reason(reason: str, capsys: pytest.CaptureFixture[
     assert "--release-halt needs a reason" in capsys.readouterr().err
 
 
+@pytest.mark.expected_log(r"^heron\.app: kill\-switch HALT released by root: positions checked")
 def test_release_halt_flag_releases_and_journals_the_operator_and_reason(tmp_path: Path) -> None:
     db = Database.open(None, tmp_path, [ORDERS_SCHEMA])
     try:
@@ -61,6 +62,7 @@ def test_release_halt_flag_releases_and_journals_the_operator_and_reason(tmp_pat
         db.dispose()
 
 
+@pytest.mark.expected_log(r"^heron\.app: kill switch HALT by alice at")
 def test_without_the_flag_a_kept_halt_is_announced(tmp_path: Path) -> None:
     db = Database.open(None, tmp_path, [ORDERS_SCHEMA])
     try:

@@ -24,24 +24,7 @@ from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingStat
 from services.domain.models import OrderRequest, Quote
 from services.orders.records import SubmitResult
 from services.orders.transitions import OrderState
-
-
-class FakeClock:
-    """``sleep`` advances fake time and yields to the loop; ``at(t, fn)`` runs ``fn`` once t is reached."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._due: list[tuple[float, Any]] = []
-
-    def at(self, t: float, fn: Any) -> None:
-        self._due.append((t, fn))
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        for item in [d for d in self._due if d[0] <= self.now + 1e-9]:
-            self._due.remove(item)
-            item[1]()
-        await asyncio.sleep(0)
+from tests.support.clock import FakeClock
 
 
 @dataclass
@@ -101,7 +84,7 @@ def _run(orders: list[ScriptedOrder], engine: FakeEngine, trading: FakeTrading, 
 def test_an_order_waits_for_its_own_symbols_price_not_just_for_active_trading(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     prices = FakePrices({"AAPL": Decimal("190")})  # stocks priced: trading is ACTIVE; crypto not yet
     clock.at(0.5, lambda: prices.quotes.__setitem__("BTC/USD", Decimal("60000")))
     engine = FakeEngine(prices, clock)
@@ -113,14 +96,14 @@ def test_an_order_waits_for_its_own_symbols_price_not_just_for_active_trading(
 
 
 def test_a_priced_symbol_is_submitted_at_once() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     engine = FakeEngine(FakePrices({"AAPL": Decimal("190")}), clock)
     (result,) = _run([_order("AAPL")], engine, FakeTrading(), clock)
     assert result.accepted and engine.sent[0][0] == 0.0
 
 
 def test_a_stale_quote_is_waited_out_too() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     prices = FakePrices({"ETH/USD": Decimal("3000")}, stale={"ETH/USD"})
     clock.at(1.0, lambda: prices.stale.clear())
     engine = FakeEngine(prices, clock)
@@ -129,7 +112,7 @@ def test_a_stale_quote_is_waited_out_too() -> None:
 
 
 def test_trading_must_be_active_first() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     trading = FakeTrading(TradingState.DISABLED)
     clock.at(2.0, lambda: setattr(trading, "state", TradingState.ACTIVE))
     engine = FakeEngine(FakePrices({"AAPL": Decimal("190")}), clock)
@@ -137,10 +120,14 @@ def test_trading_must_be_active_first() -> None:
     assert engine.sent[0][0] == pytest.approx(2.0)
 
 
+@pytest.mark.expected_log(
+    r"^app\.script: script order \S+ no fresh quote for",
+    r"^app\.script: script order \S+ buy \S+ GME \->",
+)
 def test_a_symbol_never_priced_is_submitted_after_the_timeout_and_the_refusal_is_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     engine = FakeEngine(FakePrices({"AAPL": Decimal("190")}), clock)
     with caplog.at_level(logging.INFO, logger="app.script"):
         results = _run([_order("GME"), _order("GME"), _order("AAPL")], engine, FakeTrading(), clock,
@@ -154,7 +141,7 @@ def test_a_symbol_never_priced_is_submitted_after_the_timeout_and_the_refusal_is
 
 
 def test_an_offset_limit_order_is_priced_from_the_symbol_once_it_has_a_price() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     prices = FakePrices({"AAPL": Decimal("190")})
     clock.at(0.3, lambda: prices.quotes.__setitem__("SPY", Decimal("500")))
     engine = FakeEngine(prices, clock)
@@ -162,8 +149,9 @@ def test_an_offset_limit_order_is_priced_from_the_symbol_once_it_has_a_price() -
     assert result.accepted and engine.sent[0][1].limit_price == Decimal("475.00")
 
 
+@pytest.mark.expected_log(r"^app\.script: order script not run: trading is DISABLED")
 def test_trading_never_active_runs_nothing_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     engine = FakeEngine(FakePrices({"AAPL": Decimal("190")}), clock)
     with caplog.at_level(logging.ERROR, logger="app.script"):
         done = _run([_order("AAPL")], engine, FakeTrading(TradingState.DISABLED), clock, active_timeout=1.0)
@@ -171,8 +159,9 @@ def test_trading_never_active_runs_nothing_and_says_so(caplog: pytest.LogCapture
     assert engine.sent == [] and "order script not run: trading is DISABLED" in caplog.text
 
 
+@pytest.mark.expected_log(r"^app\.script: order script stopped by shutdown: \S+ of")
 def test_a_shutdown_before_the_orders_went_out_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     engine = FakeEngine(FakePrices({"AAPL": Decimal("190")}), clock)
 
     async def main() -> None:
@@ -243,7 +232,7 @@ class ActingEngine(FakeEngine):
 
 
 def test_replace_and_cancel_entries_act_on_the_newest_working_limit_order() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     engine = ActingEngine(FakePrices({"AAPL": Decimal("200")}), clock)
     first, second = _order("AAPL", offset=Decimal(-5)), _order("AAPL", offset=Decimal(-6))
     market = _order("AAPL")
@@ -270,8 +259,9 @@ def test_an_offset_that_leaves_no_valid_price_is_refused_at_load(tmp_path: Path)
     assert "entry 1" in str(info.value) and "no price" not in str(info.value)
 
 
+@pytest.mark.expected_log(r"^app\.script: script order \S+ skipped: the limit price")
 def test_an_offset_price_rounding_to_zero_is_not_sent_and_says_why(caplog: pytest.LogCaptureFixture) -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     engine = FakeEngine(FakePrices({"PENNY": Decimal("0.01")}), clock)
     with caplog.at_level(logging.ERROR, logger="app.script"):
         done = _run([_order("PENNY", offset=Decimal("-60"))], engine, FakeTrading(), clock)

@@ -101,6 +101,7 @@ def _script(tmp_path: Path, entries: list[dict[str, Any]]) -> Path:
     return path
 
 
+@pytest.mark.expected_log(r"^app\.script: script entry \S+ kill switch pulled \(flatten=True\):")
 def test_replace_moves_the_newest_working_limit_order_and_the_kill_switch_is_pulled(tmp_path: Path) -> None:
     orders = load_script(_script(tmp_path, [
         {"symbol": "AAPL", "side": "buy", "qty": "1", "type": "limit", "limit_price": "90"},

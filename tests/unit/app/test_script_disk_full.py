@@ -21,8 +21,8 @@ from services.orders.records import SubmitResult
 from services.orders.tables import ORDERS_SCHEMA
 from services.orders.transitions import OrderState
 from services.storage import Database
+from tests.support.clock import ManualClock
 from tests.unit.orders.conftest import build
-from tests.unit.orders.helpers import ManualClock
 from tests.unit.orders.test_disk_errors import FullDisk
 
 
@@ -34,6 +34,12 @@ def _limit(n: int) -> ScriptedOrder:
     )
 
 
+@pytest.mark.expected_log(
+    r"^services\.orders\.engine: \S+ not sent: the order could not",
+    r"^app\.script: script order \S+ buy \S+ AAPL \->",
+    r"^services\.orders\.writes: database writes work again on",
+    r"^services\.orders\.writes: database writes refused: disk full \(database or",
+)
 def test_a_script_runs_to_its_end_through_a_full_disk(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -101,6 +107,7 @@ class _RaisingEngine:
         return SubmitResult(f"cid-{self.calls}", OrderState.ACCEPTED, None, "accepted")
 
 
+@pytest.mark.expected_log(r"^app\.script: script order \S+ failed: submit raised RuntimeError:")
 def test_an_unforeseen_error_in_one_entry_is_logged_and_the_script_goes_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

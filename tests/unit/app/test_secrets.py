@@ -164,6 +164,7 @@ def secret_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         gk.wait(5)
         bus.terminate()
         bus.wait(5)
+        bus.stdout.close()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -22,11 +22,11 @@ from services.broker.budget import RequestBudget
 from services.broker.health import HealthMonitor, OrdersSuspended, RestHealth
 from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.models import OrderRequest
+from tests.support.clock import FakeClock
 from tests.unit.broker.fakes import (
     ACCOUNT_JSON,
     ORDER_ID,
     POSITION_JSON,
-    FakeClock,
     ScriptedTransport,
     order_json,
     response,
@@ -82,6 +82,7 @@ def test_429_and_5xx_are_retried_with_backoff() -> None:
     assert len(clock.sleeps) == 2
 
 
+@pytest.mark.expected_log(r"^services\.broker\.health: broker REST health healthy \-> degraded:")
 def test_retries_give_up_with_unavailable_and_health_degrades() -> None:
     broker, transport, _ = make([requests.exceptions.ReadTimeout("slow")] * 4,
                                 health=HealthMonitor(degraded_after=3, preservation_after=10))
@@ -91,6 +92,7 @@ def test_retries_give_up_with_unavailable_and_health_degrades() -> None:
     assert broker.health.state is RestHealth.DEGRADED
 
 
+@pytest.mark.expected_log(r"^services\.broker\.health: broker REST health healthy \-> degraded:")
 def test_html_500_body_does_not_crash_error_mapping() -> None:
     broker, _, _ = make([response(500, text="<html>oops</html>")] * 4)
     with pytest.raises(BrokerUnavailable, match="500"):
@@ -109,6 +111,7 @@ def test_4xx_are_not_retried_and_carry_code_message_extras() -> None:
     assert broker.health.state is RestHealth.HEALTHY
 
 
+@pytest.mark.expected_log(r"^services\.broker\.health: broker REST health healthy \-> preservation: the")
 def test_auth_errors_are_typed() -> None:
     broker, _, _ = make([response(403, {"message": "forbidden."})])
     with pytest.raises(BrokerAuthError, match="refused the keys"):
@@ -148,6 +151,7 @@ def test_ambiguous_submit_is_resolved_by_client_id_not_reposted() -> None:
     assert "by_client_order_id" in transport.calls[1][1]
 
 
+@pytest.mark.expected_log(r"^services\.broker\.alpaca: re\-sending order \S+ \(same client id\) after")
 def test_submit_reposted_with_same_client_id_only_after_definitive_404() -> None:
     broker, transport, _ = make([
         response(502, text="bad gateway"),
@@ -161,6 +165,7 @@ def test_submit_reposted_with_same_client_id_only_after_definitive_404() -> None
     assert all(p[2]["json"]["client_order_id"] == "heron-77" for p in posts)
 
 
+@pytest.mark.expected_log(r"^services\.broker\.health: broker REST health healthy \-> degraded:")
 def test_submit_unknown_when_lookup_also_fails() -> None:
     broker, transport, _ = make(
         [requests.exceptions.ReadTimeout("t")] + [requests.exceptions.ConnectionError("x")] * 4
@@ -170,6 +175,7 @@ def test_submit_unknown_when_lookup_also_fails() -> None:
     assert sum(1 for c in transport.calls if c[0] == "POST") == 1
 
 
+@pytest.mark.expected_log(r"^services\.broker\.alpaca: re\-sending order \S+ \(same client id\) after")
 def test_duplicate_client_id_on_resend_resolves_to_existing() -> None:
     broker, _, _ = make([
         requests.exceptions.ReadTimeout("t"),
@@ -181,6 +187,7 @@ def test_duplicate_client_id_on_resend_resolves_to_existing() -> None:
     assert order.client_order_id == "heron-1"
 
 
+@pytest.mark.expected_log(r"^services\.broker\.health: broker REST health healthy \-> preservation: the")
 def test_preservation_blocks_submits_but_not_cancels() -> None:
     broker, transport, _ = make([response(204)])
     broker.health.record_failure("401", auth=True)

@@ -13,7 +13,7 @@ from services.broker.order_gate import OrderGate
 from services.domain.bus import EventBus
 from services.domain.enums import ConnectionState
 from services.domain.events import ConnectionStateEvent
-from tests.unit.broker.fakes import FakeClock
+from tests.support.clock import FakeClock
 
 
 def test_backoff_grows_with_equal_jitter_and_cap() -> None:
@@ -72,6 +72,11 @@ def _health(bus: EventBus) -> HealthMonitor:
     return HealthMonitor(bus, degraded_after=2, preservation_after=4, recover_after=3)
 
 
+@pytest.mark.expected_log(
+    r"^services\.broker\.health: broker REST health healthy \-> degraded:",
+    r"^services\.broker\.health: broker REST health degraded \-> preservation:",
+    r"^services\.broker\.health: broker REST health preservation \-> healthy: recovered",
+)
 def test_health_degrades_then_preserves_then_recovers_with_reasons() -> None:
     bus = EventBus()
     events: list[RestHealthEvent] = []
@@ -106,6 +111,7 @@ def test_health_failure_streak_is_reset_by_success() -> None:
     assert h.state is RestHealth.HEALTHY
 
 
+@pytest.mark.expected_log(r"^services\.broker\.health: broker REST health healthy \-> preservation: the")
 def test_health_auth_failure_goes_straight_to_preservation() -> None:
     h = _health(EventBus())
     h.record_failure("401 request is not authorized", auth=True)
@@ -113,6 +119,7 @@ def test_health_auth_failure_goes_straight_to_preservation() -> None:
     assert "refused our keys" in h.reason
 
 
+@pytest.mark.expected_log(r"^services\.broker\.latency: slow broker call submit_order took \S+ s")
 def test_latency_percentiles_and_warning(caplog: pytest.LogCaptureFixture) -> None:
     rec = LatencyRecorder(window=100, warn_above=1.0)
     for i in range(1, 101):

@@ -21,13 +21,13 @@ from services.broker.alpaca import AlpacaBroker
 from services.broker.backoff import Backoff
 from services.broker.budget import RequestBudget
 from services.domain.enums import OrderSide, OrderStatus, TimeInForce
+from tests.support.clock import FakeClock
 from tests.unit.broker.fakes import (
     CLOSE_ALL_207_JSON,
     CRYPTO_CLOSE_ORDER_JSON,
     CRYPTO_POSITION_JSON,
     POSITION_JSON,
     POSITION_NOT_FOUND,
-    FakeClock,
     ScriptedTransport,
     response,
 )
@@ -125,6 +125,7 @@ def test_close_all_refusal_for_a_listed_crypto_position_names_the_pair() -> None
     assert "insufficient qty" in result.message
 
 
+@pytest.mark.expected_log(r"^services\.broker\.convert: crypto position 'BTCEUR' kept under the broker's")
 def test_an_unreadable_crypto_position_symbol_is_kept_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     """A crypto position whose symbol names no known quote is not dropped or guessed: it keeps its
     wire symbol (reconciliation then shows it) and a warning says why."""

@@ -15,7 +15,7 @@ from services.broker.latency import LatencyRecorder
 from services.broker.status import HealthWatch
 from services.domain.enums import ConnectionState
 from services.marketdata.staleness import FeedFreshness, StalenessVerdict
-from tests.unit.broker.test_link_health import Clock
+from tests.support.clock import FakeClock
 
 
 @dataclass
@@ -46,8 +46,9 @@ class Streams:
     gate: Gate = field(default_factory=Gate)
 
 
-def _watch(clock: Clock, wall: Clock, rest: Any, sleep: Any = asyncio.sleep) -> tuple[HealthWatch, Streams,
-                                                                                       LatencyRecorder]:
+def _watch(
+    clock: FakeClock, wall: FakeClock, rest: Any, sleep: Any = asyncio.sleep
+) -> tuple[HealthWatch, Streams, LatencyRecorder]:
     rec = LatencyRecorder(clock=clock)
     streams = Streams(Book(Guard(FeedFreshness(wall=wall))))
 
@@ -59,14 +60,15 @@ def _watch(clock: Clock, wall: Clock, rest: Any, sleep: Any = asyncio.sleep) -> 
     return watch, streams, rec
 
 
-def _answered(rec: LatencyRecorder, clock: Clock) -> None:
+def _answered(rec: LatencyRecorder, clock: FakeClock) -> None:
     token = rec.begin("get_clock")
     clock.advance(0.05)
     rec.end(token)
 
 
+@pytest.mark.expected_log(r"^services\.broker\.health: broker connection live \-> unresponsive: no answer")
 def test_a_silent_stream_with_an_open_socket_is_not_reported_live() -> None:
-    clock, wall = Clock(), Clock(1_700_000_000.0)
+    clock, wall = FakeClock(), FakeClock(1_700_000_000.0)
 
     async def rest() -> None:
         await asyncio.Event().wait()
@@ -91,10 +93,13 @@ def test_a_silent_stream_with_an_open_socket_is_not_reported_live() -> None:
     assert report["connection"]["live"] is False
 
 
+@pytest.mark.expected_log(
+    r"^services\.broker\.health: broker connection live \-> unresponsive: nothing heard",
+)
 def test_the_watch_derives_and_logs_a_frozen_broker_with_nobody_asking(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock, wall = Clock(), Clock(1_700_000_000.0)
+    clock, wall = FakeClock(), FakeClock(1_700_000_000.0)
     probes: list[str] = []
     latest: list[Any] = []
 

@@ -12,20 +12,12 @@ from services.broker.latency import LatencyRecorder, LatencyState
 from services.broker.status import derive_status
 from services.domain.enums import ConnectionState, TradingState
 from services.marketdata.staleness import FeedFreshness
+from tests.support.clock import FakeClock
 
 
-class Clock:
-    def __init__(self, t: float = 1000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, s: float) -> None:
-        self.t += s
-
-
-def _answered(rec: LatencyRecorder, clock: Clock, endpoint: str = "get_clock", took: float = 0.05) -> None:
+def _answered(
+    rec: LatencyRecorder, clock: FakeClock, endpoint: str = "get_clock", took: float = 0.05
+) -> None:
     token = rec.begin(endpoint)
     clock.advance(took)
     rec.end(token)
@@ -34,8 +26,8 @@ def _answered(rec: LatencyRecorder, clock: Clock, endpoint: str = "get_clock", t
 LIVE_STREAMS = {"stock": ConnectionState.LIVE, "trading": ConnectionState.LIVE}
 
 
-def _setup() -> tuple[Clock, LatencyRecorder, LinkMonitor]:
-    clock = Clock()
+def _setup() -> tuple[FakeClock, LatencyRecorder, LinkMonitor]:
+    clock = FakeClock()
     rec = LatencyRecorder(clock=clock)
     return clock, rec, LinkMonitor(rec, HealthMonitor(), clock=clock)
 
@@ -82,6 +74,7 @@ def test_a_refusal_is_an_answer_and_a_cancelled_call_says_nothing() -> None:
 # -- connection -----------------------------------------------------------------------------------
 
 
+@pytest.mark.expected_log(r"^services\.broker\.health: broker connection live \-> unresponsive: no answer")
 def test_live_only_while_the_broker_answers() -> None:
     clock, rec, mon = _setup()
     assert mon.verdict(LIVE_STREAMS).state is LinkState.CONNECTING  # nothing answered yet
@@ -92,6 +85,10 @@ def test_live_only_while_the_broker_answers() -> None:
     assert v.state is LinkState.UNRESPONSIVE and "no answer from the broker" in v.reason
 
 
+@pytest.mark.expected_log(
+    r"^services\.broker\.health: broker connection live \-> slow: get_clock has",
+    r"^services\.broker\.health: broker connection slow \-> unresponsive: the broker",
+)
 def test_a_waiting_call_makes_the_link_slow_then_unresponsive_from_its_start() -> None:
     clock, rec, mon = _setup()
     _answered(rec, clock)
@@ -117,6 +114,10 @@ def test_a_failed_call_makes_the_link_failing_and_an_answer_makes_it_live() -> N
     assert mon.verdict(LIVE_STREAMS).live
 
 
+@pytest.mark.expected_log(
+    r"^services\.broker\.health: broker connection reconnecting \-> failed: stock stream:",
+    r"^services\.broker\.health: broker connection live \-> unresponsive: nothing heard",
+)
 def test_streams_that_are_not_live_and_a_silent_watched_stream_are_said() -> None:
     clock, rec, mon = _setup()
     _answered(rec, clock)
@@ -135,6 +136,7 @@ def test_streams_that_are_not_live_and_a_silent_watched_stream_are_said() -> Non
     assert mon.verdict(LIVE_STREAMS).live
 
 
+@pytest.mark.expected_log(r"^services\.broker\.health: broker REST health healthy \-> preservation: the")
 def test_preservation_mode_is_safe_mode() -> None:
     clock, rec, mon = _setup()
     _answered(rec, clock)
@@ -146,6 +148,7 @@ def test_preservation_mode_is_safe_mode() -> None:
 # -- probe ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.expected_log(r"^services\.broker\.latency: slow broker call get_clock took \S+ s")
 def test_the_probe_asks_the_broker_only_when_it_has_been_quiet_and_never_twice_at_once() -> None:
     async def main() -> None:
         clock, rec, mon = _setup()
@@ -191,7 +194,7 @@ def test_the_probe_asks_the_broker_only_when_it_has_been_quiet_and_never_twice_a
 
 
 def test_each_feed_is_fresh_from_its_own_newest_message_and_shows_its_age_when_stale() -> None:
-    wall = Clock(1_700_000_000.0)
+    wall = FakeClock(1_700_000_000.0)
     feeds = FeedFreshness(default_max_age=10.0, wall=wall)
     feeds.heard("stock")
     feeds.heard("crypto")
@@ -207,10 +210,11 @@ def test_each_feed_is_fresh_from_its_own_newest_message_and_shows_its_age_when_s
     assert feeds.verdict("stock").age_seconds == pytest.approx(14.0)
 
 
+@pytest.mark.expected_log(r"^services\.broker\.health: broker connection live \-> unresponsive: no answer")
 def test_active_is_never_shown_plainly_when_orders_could_not_reach_the_broker() -> None:
     clock, rec, mon = _setup()
     _answered(rec, clock)
-    wall = Clock()
+    wall = FakeClock()
     feeds = FeedFreshness(wall=wall)
     feeds.heard("stock")
     live = derive_status(connection=mon.verdict(LIVE_STREAMS), feeds=[feeds.verdict("stock")], watched=1,
@@ -234,6 +238,7 @@ def test_active_is_never_shown_plainly_when_orders_could_not_reach_the_broker() 
     assert halted.trading == "HALTED"
 
 
+@pytest.mark.expected_log(r"^services\.broker\.health: broker connection live \-> slow: submit_order has")
 def test_a_closed_order_gate_and_a_slow_broker_qualify_active() -> None:
     clock, rec, mon = _setup()
     _answered(rec, clock)
@@ -251,6 +256,7 @@ def test_a_closed_order_gate_and_a_slow_broker_qualify_active() -> None:
     assert slow.trading == "ACTIVE (broker slow)"
 
 
+@pytest.mark.expected_log(r"^services\.broker\.health: broker connection live \-> unresponsive: no answer")
 def test_leaving_live_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     clock, rec, mon = _setup()
     _answered(rec, clock)
@@ -262,6 +268,11 @@ def test_leaving_live_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     assert len(lines) == 1 and lines[0].levelname == "WARNING"
 
 
+@pytest.mark.expected_log(
+    r"^services\.broker\.health: broker connection live \-> slow: why",
+    r"^services\.broker\.health: broker connection slow \-> unresponsive: why",
+    r"^services\.broker\.health: broker connection unresponsive \-> failed: why",
+)
 def test_flips_between_equally_bad_states_are_info_and_getting_worse_is_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

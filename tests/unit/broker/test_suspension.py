@@ -13,7 +13,8 @@ from services.broker.alpaca import AlpacaBroker
 from services.broker.backoff import Backoff
 from services.broker.base import BrokerUnavailable
 from services.broker.budget import RequestBudget
-from tests.unit.broker.fakes import ACCOUNT_JSON, FakeClock, ScriptedTransport, response
+from tests.support.clock import FakeClock
+from tests.unit.broker.fakes import ACCOUNT_JSON, ScriptedTransport, response
 
 WHY = "the local exchange (pid 42) ended; nothing is sent to http://127.0.0.1:1 until it is back"
 

@@ -1,6 +1,6 @@
 """A broker answer Heron cannot read is "outcome unknown", never "refused" (issue "Right on real Alpaca").
 
-POST /v2/orders answers with the order as accepted (alpaca-rules.md "Order lifecycle"): once the POST
+POST /v2/orders answers with the order as accepted (docs/alpaca-rules.md "Order lifecycle"): once the POST
 went out, a body that cannot be read (a number that is NaN or infinite, a field of the wrong type)
 says nothing about whether the order exists. The adapter resolves it by client_order_id, and when
 that cannot be read either it raises BrokerUnavailable ("outcome unknown") — never BrokerRejected,
@@ -27,7 +27,8 @@ from services.broker.base import BrokerRejected, BrokerUnavailable, OrderQuery
 from services.broker.budget import RequestBudget
 from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.models import OrderRequest
-from tests.unit.broker.fakes import FakeClock, ScriptedTransport, response
+from tests.support.clock import FakeClock
+from tests.unit.broker.fakes import ScriptedTransport, response
 
 T = TypeVar("T")
 
@@ -130,6 +131,7 @@ def test_unreadable_post_answer_and_unreadable_lookup_is_outcome_unknown_not_ref
     assert sum(1 for c in transport.calls if c[0] == "POST") == 1
 
 
+@pytest.mark.expected_log(r"^services\.broker\.health: broker REST health healthy \-> degraded:")
 def test_unreadable_order_reads_are_broker_unavailable() -> None:
     """The lookups the engine settles in-flight orders with say "unavailable", so a poll cycle
     carries on and retries instead of dying on a ValueError."""

@@ -4,7 +4,7 @@ Sources, named again on each test:
 - [MARGIN] Alpaca docs "Margin and Short Selling" (docs.alpaca.markets/docs/margin-and-short-selling):
   $2,000 equity for margin and shorts, 2x Reg T, 4x intraday from $25,000; crypto is not marginable
   and PDT checks do not count crypto.
-- [SPEC] the account entity in /work/shared/specs/alpaca-trading-openapi.yaml: ``multiplier`` 1/2/4,
+- [SPEC] the account entity in docs.alpaca.markets/reference: ``multiplier`` 1/2/4,
   ``buying_power`` = day-trading buying power at 4, max(equity - initial_margin, 0) * 2 at 2, cash
   at 1; ``daytrade_count`` counts the last 5 trading days. A 100,000 paper account reports
   multiplier 4 without being flagged a pattern day trader (Alpaca-API #112; alpaca-backtrader-api
@@ -14,14 +14,14 @@ Sources, named again on each test:
   (sell) while flat with a pending short sale (buy); all 403.
 - [ORD] "Orders at Alpaca", Buying Power: a short sale is valued at MAX(limit, 3 % above the ask).
 - [PAPER] Alpaca paper trading: a 4th day trade within 5 business days is refused under $25,000
-  (alpaca-rules.md); Alpaca's answer is 403 code 40310100 "trade denied due to pattern day trading
+  (docs/alpaca-rules.md); Alpaca's answer is 403 code 40310100 "trade denied due to pattern day trading
   protection" (alpaca-protocol.md error table; forum.alpaca.markets "trade denied due to pattern
   day trading protection").
 - [SHORT] "account is not allowed to short" under $2,000 equity (alpaca-trade-api-js #57).
 - [CRYPTO] Alpaca crypto orders: market, limit, stop_limit only, 422 "invalid order type for crypto
   order"; 403 "cost basis must be >= minimal amount of order 10" (stocks: "... 1"); 403
   "insufficient balance for USD (requested: X, available: Y)" with ``available``, ``balance`` and
-  ``symbol: USD`` (alpaca-rules.md "Crypto"; bodies quoted from live paper runs in public clients).
+  ``symbol: USD`` (docs/alpaca-rules.md "Crypto"; bodies quoted from live paper runs in public clients).
 """
 
 from __future__ import annotations
@@ -322,7 +322,7 @@ def test_a_crypto_buy_beyond_cash_is_insufficient_balance_for_usd(rigs: Any) -> 
 
 
 def test_a_stock_notional_order_is_at_least_1_dollar(rigs: Any) -> None:
-    """alpaca-rules.md "Order types and time in force": 403 "cost basis must be >= minimal amount of
+    """docs/alpaca-rules.md "Order types and time in force": 403 "cost basis must be >= minimal amount of
     order 1"."""
     r = rigs()
     e = _refused(r, symbol="AAPL", side="buy", notional="0.5")

@@ -1,14 +1,14 @@
 """Order flow like Alpaca's: the POST answer is the accepted order, fills follow on trade_updates.
 
-Sources (verified, see /work/shared/reference/alpaca-rules.md "Order lifecycle" and "Replace"):
+Sources (verified, see docs/alpaca-rules.md "Order lifecycle" and "Replace"):
 - Alpaca docs "Orders": ``POST /v2/orders`` answers with the order accepted (``accepted``,
   ``pending_new`` or ``new``); fills arrive afterwards as ``trade_updates`` events (``fill``,
   ``partial_fill``) carrying ``execution_id``, ``price``, ``qty`` and ``position_qty``; Alpaca
   recommends the stream for order state.
 - Order entity docs and Alpaca-API #191: a notional order has ``qty: null`` ("entering a value for
   either parameter will automatically nullify the other").
-- PATCH /v2/orders/{order_id} (alpaca-trading-openapi.yaml): the replacement is a new order;
-  "buying power is reduced by the larger of the two orders". alpaca-rules.md "Replace (PATCH)":
+- PATCH /v2/orders/{order_id} (Alpaca's Trading API reference): the replacement is a new order;
+  "buying power is reduced by the larger of the two orders". docs/alpaca-rules.md "Replace (PATCH)":
   refused while ``accepted``/``pending_new``/``pending_cancel``/``pending_replace``, allowed when
   ``partially_filled``; its ``filled_qty`` starts at 0. Alpaca-API #165: a price-only replace of a
   partially filled order gives the replacement the original ``qty``, and a liquidating sell then

@@ -78,7 +78,7 @@ def test_reset_to_zero_makes_cancels_instant_again(r: Rig) -> None:
 
 
 def test_replace_race_fills_the_old_order_and_rejects_the_replacement(r: Rig) -> None:
-    """Alpaca, PATCH /v2/orders/{order_id} (../shared/specs/alpaca-trading-openapi.yaml): "If the
+    """Alpaca, PATCH /v2/orders/{order_id} (docs.alpaca.markets/reference): "If the
     existing open order is filled before the replacing (new) order reaches the execution venue, the
     replacing (new) order is rejected", and both events arrive on trade_updates. The admin knob
     makes the local exchange lose that race on purpose for chaos runs."""

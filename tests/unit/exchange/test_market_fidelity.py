@@ -4,7 +4,7 @@ Sources (each test names the one it encodes):
 - Extended hours in minute bars: Alpaca real-time stock data docs
   (docs.alpaca.markets/docs/real-time-stock-pricing-data, "Minute Bars": "Trades from pre-market and
   aftermarket are also aggregated and sent out on the bars channel", quoted in Petersoj/alpaca-java
-  #166); ../shared/reference/alpaca-rules.md "Market data": minute bars from iex/sip include
+  #166); docs/alpaca-rules.md "Market data": minute bars from iex/sip include
   extended-hours trades (04:00-20:00 ET); Alpaca support "How do you trade in extended hours":
   pre-market 4:00-9:30 am ET, after-hours 4:00-8:00 pm ET.
 - Hourly bars: clock-hour buckets with the extended hours in them (alpaca-py #580: "Alpaca's API will
@@ -15,7 +15,7 @@ Sources (each test names the one it encodes):
   midnight America/Chicago, 06:00Z, as alpaca-py #169 and alpacahq/Alpaca-API #227 show).
 - Trade corrections (``T: "c"``: x, oi, op, os, oc, ci, cp, cs, cc, t, z) and cancels/errors
   (``T: "x"``: i, x, p, s, a, t, z): Alpaca real-time stock data docs, sections "Trade Corrections" and
-  "Trade Cancels/Errors"; alpaca-rules.md: a canceled trade comes out of volume and bars.
+  "Trade Cancels/Errors"; docs/alpaca-rules.md: a canceled trade comes out of volume and bars.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from services.exchange.market.history import MINUTE_NS, NS, BarPeriod, BarSource
 from services.exchange.market.simulator import MarketSimulator
 from services.exchange.market.universe import build_universe
 from services.marketdata.pipeline import MarketDataPipeline
+from tests.support.polling import async_wait_for
 
 UNI = build_universe()
 START = datetime(2024, 3, 5, 15, 0, 7, tzinfo=UTC)  # a Tuesday, 10:00 New York time
@@ -80,7 +81,7 @@ def ny(ns: int) -> datetime:
 
 def test_stock_minute_history_covers_the_extended_hours() -> None:
     """Alpaca's minute bars include pre-market and after-hours trades (04:00-20:00 ET; 17:00 on an
-    early-close day). Source: real-time stock data docs "Minute Bars"; alpaca-rules.md."""
+    early-close day). Source: real-time stock data docs "Minute Bars"; docs/alpaca-rules.md."""
     g = HistoryGenerator(UNI, MarketCalendar(), 1)
     day = g.day("AAPL", date(2024, 3, 5))
     assert len(day) == 16 * 60
@@ -246,7 +247,7 @@ def test_corrections_and_cancels_name_real_trades_and_fix_the_bars() -> None:
     """Cancels (``x``) and corrections (``c``) have Alpaca's fields, name a trade the stream sent (same
     id, price, size, time), and the updated bar that follows, the bar the exchange serves and the
     daily bar all leave out the canceled trade and use the corrected one. Source: real-time stock data
-    docs "Trade Corrections", "Trade Cancels/Errors"; alpaca-rules.md."""
+    docs "Trade Corrections", "Trade Cancels/Errors"; docs/alpaca-rules.md."""
     sim, clock, _ = make(7, rate=1000)
     sim.correction_rate = 0.5
     msgs = messages(steps(sim, clock, 250, 0.5))
@@ -370,13 +371,6 @@ def test_corrections_reach_heron_through_its_data_stream_client(tmp_path: Path) 
         for b in (*out.bars, *out.corrected_bars):
             ours[(b.symbol, int(b.ts.timestamp()) * NS)] = b
 
-    async def until(cond: Any) -> None:
-        for _ in range(2000):
-            if cond():
-                return
-            await asyncio.sleep(0.005)
-        raise AssertionError("the stream did not deliver")
-
     async def main() -> None:
         async with TestServer(app) as server:
             url = f"ws://{server.host}:{server.port}/v2/iex"
@@ -385,11 +379,15 @@ def test_corrections_reach_heron_through_its_data_stream_client(tmp_path: Path) 
             await conn.update({"trades": STOCKS, "bars": STOCKS}, {})
             task = asyncio.create_task(conn.run())
             try:
-                await until(lambda: conn.acknowledged["trades"])
+                await async_wait_for('conn.acknowledged["trades"]', lambda: conn.acknowledged["trades"], 10)
                 for _ in range(int(200 / 0.5)):
                     clock.now += timedelta(seconds=0.5)
                     sim.step(int(clock.now.timestamp() * 1e6) * 1000)
-                    await until(lambda: pipe.messages >= hub.stats["messages"])
+                    await async_wait_for(
+                        'pipe.messages >= hub.stats["messages"]',
+                        lambda: pipe.messages >= hub.stats["messages"],
+                        10,
+                    )
                     collect()
             finally:
                 await conn.stop()

@@ -12,6 +12,7 @@ from services.exchange.errors import ApiError
 from services.exchange.http.entities import order_json, position_json, trade_update_json
 from services.exchange.http.order_requests import replace_json, submit_json
 from services.exchange.orders import VenueOrder
+from tests.support.clock import ManualClock
 
 from .test_venue_fakes import T0, Rig, make_rig
 
@@ -167,9 +168,7 @@ def test_fok_never_partially_fills(tmp_path: Path) -> None:
 
 
 def test_market_day_order_outside_hours_waits_for_the_open(tmp_path: Path) -> None:
-    from .test_venue_fakes import FakeClock
-
-    clock = FakeClock(T0.replace(hour=23))  # 18:00 New York
+    clock = ManualClock(T0.replace(hour=23))  # 18:00 New York
     rig = make_rig(tmp_path, clock=clock)
     rig.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]
     o = order(rig)

@@ -13,8 +13,9 @@ from services.exchange.errors import ApiError
 from services.exchange.http.order_requests import replace_json, submit_json
 from services.exchange.ledger import Ledger
 from services.exchange.matching import MatchingEngine
+from tests.support.clock import ManualClock
 
-from .test_venue_fakes import FakeClock, FakeMarket, instruments
+from .test_venue_fakes import T0, FakeMarket, instruments
 
 START = Decimal(1_000_000)
 
@@ -82,7 +83,7 @@ def body_for(spec: dict[str, Any], mid: Decimal) -> dict[str, Any]:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seq=ops, seed=st.integers(min_value=0, max_value=2**16))
 def test_engine_invariants(seq: list[tuple[str, Any]], seed: int) -> None:
-    clock = FakeClock()
+    clock = ManualClock(T0)
     market = FakeMarket(clock)
     mid = Decimal(100)
     market.set("AAPL", str(mid - Decimal("0.01")), str(mid + Decimal("0.01")))

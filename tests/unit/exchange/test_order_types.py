@@ -38,8 +38,9 @@ from services.exchange.market.history import HistoryGenerator
 from services.exchange.market.simulator import MarketSimulator
 from services.exchange.market.universe import build_universe
 from services.exchange.orders import VenueOrder
+from tests.support.clock import ManualClock
 
-from .test_venue_fakes import T0, FakeClock, Rig, make_rig
+from .test_venue_fakes import T0, Rig, make_rig
 
 
 def order(r: Rig, **body: Any) -> VenueOrder:
@@ -264,7 +265,7 @@ def test_opg_is_refused_between_9_28_and_19_00_new_york(
 ) -> None:
     """[ORD "Time in Force"]: OPG orders submitted after 9:28am but before 7:00pm ET are rejected;
     after 7:00pm they go to the next day's opening auction."""
-    rig = make_rig(tmp_path, clock=FakeClock(utc))
+    rig = make_rig(tmp_path, clock=ManualClock(utc))
     if accepted:
         o = order(rig, time_in_force="opg")
         assert o.status == "new" and o.eligible_at is not None and o.eligible_at > utc
@@ -276,7 +277,7 @@ def test_opg_is_refused_between_9_28_and_19_00_new_york(
 
 def test_opg_on_a_day_without_a_session_is_queued(tmp_path: Path) -> None:
     """The window is about the day's opening auction; on a Saturday the order waits for Monday."""
-    rig = make_rig(tmp_path, clock=FakeClock(T0.replace(day=8)))  # Saturday 10:00 New York
+    rig = make_rig(tmp_path, clock=ManualClock(T0.replace(day=8)))  # Saturday 10:00 New York
     o = order(rig, time_in_force="opg")
     assert o.status == "new" and o.eligible_at == datetime(2025, 3, 10, 13, 30, tzinfo=UTC)  # 09:30 EDT
 

@@ -3,7 +3,7 @@
 Source for the average price: Alpaca docs, "Position Average Entry Price Calculation"
 (docs.alpaca.markets/docs/position-average-entry-price-calculation): weighted average for intraday
 trades, compressed FIFO for positions from previous trading days. Its worked examples are encoded
-here with their figures. Realized P&L follows the same lots (alpaca-rules.md [AVG]).
+here with their figures. Realized P&L follows the same lots (docs/alpaca-rules.md [AVG]).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def test_a_fill_through_zero_closes_at_the_average_and_opens_the_rest_at_its_pri
 
 
 def test_intraday_pl_of_shares_added_today_is_measured_from_their_entry() -> None:
-    """alpaca-rules.md (Positions): ``unrealized_intraday_pl`` of shares bought today is measured
+    """docs/alpaca-rules.md (Positions): ``unrealized_intraday_pl`` of shares bought today is measured
     from their entry, not from the previous close. Carried 10 @ 30, closed yesterday at 35.89, 5
     more bought today at 35, now 36.28: 10 x 0.39 + 5 x 1.28 = 10.30 (not 15 x 0.39 = 5.85)."""
     led = Ledger(account_id="a", cash=D(100_000))

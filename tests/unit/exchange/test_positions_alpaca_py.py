@@ -92,7 +92,7 @@ def test_average_entry_price_is_weighted_intraday_and_compressed_fifo_the_next_d
 
 
 def test_intraday_pl_of_shares_added_today_is_measured_from_their_entry(tmp_path: Path) -> None:
-    """alpaca-rules.md (Positions): ``unrealized_intraday_pl`` of shares bought today is measured from
+    """docs/alpaca-rules.md (Positions): ``unrealized_intraday_pl`` of shares bought today is measured from
     their entry, not from the previous close. 10 carried from yesterday, 5 bought today at 35, closed
     yesterday at 35.89, now 36.28: 10 x 0.39 + 5 x 1.28 = 10.30."""
 

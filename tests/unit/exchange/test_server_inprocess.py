@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.exchange.http.auth import ApiKey
 from services.exchange.http.server import EXCHANGE, ExchangeConfig, build_app
+from tests.support.polling import async_wait_for
 
 KEY = ApiKey("PKUNIT", "unit-secret")
 H = {"APCA-API-KEY-ID": KEY.key_id, "APCA-API-SECRET-KEY": KEY.secret}
@@ -99,6 +102,7 @@ def step(app: web.Application, clock: Clock, seconds: float) -> None:
     app[EXCHANGE].market.step(int(clock.now.timestamp() * 1e6) * 1000)
 
 
+@pytest.mark.expected_log(r"^services\.exchange\.server: internal error on GET")
 def test_errors_are_always_alpaca_json(tmp_path: Path) -> None:
     async def body(c: TestClient, app: web.Application, clock: Clock) -> None:
         r = await c.get("/v2/stocks/bars?symbols=AAPL&timeframe=1Min")
@@ -119,7 +123,7 @@ def test_errors_are_always_alpaca_json(tmp_path: Path) -> None:
             r = await c.request(method, path, headers=H)
             assert r.status == status and r.content_type == "application/json"
             assert set(await r.json()) >= {"code", "message"}
-        r = await c.post("/v2/echo", data=b"x" * (2 << 20), headers=H)
+        r = await c.post("/v2/echo", data=io.BytesIO(b"x" * (2 << 20)), headers=H)
         assert r.status == 413 and (await r.json())["code"] == 41310000
         assert app[EXCHANGE].errors["internal_errors"] == 1
 
@@ -192,10 +196,7 @@ def test_stream_fan_out_kill_after_and_slow_client(tmp_path: Path) -> None:
             if msg.type.name in ("CLOSE", "CLOSED", "CLOSING"):
                 closed = True
                 break
-        for _ in range(100):
-            if hub.stats["killed"]:
-                break
-            await asyncio.sleep(0.01)
+        await async_wait_for("the hub killed the socket", lambda: hub.stats["killed"], 1, every=0.01)
         assert closed and hub.stats["killed"] == 1
 
     run_app(tmp_path, body)

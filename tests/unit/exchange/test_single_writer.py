@@ -18,8 +18,9 @@ import pytest
 from services.exchange.errors import ApiError
 from services.exchange.http.order_requests import submit_json
 from services.exchange.store import StaleStateError, VenueStore
+from tests.support.clock import ManualClock
 
-from .test_venue_fakes import FakeClock, FakeMarket, Rig, make_rig
+from .test_venue_fakes import T0, FakeMarket, Rig, make_rig
 
 BUY_179 = {"symbol": "AAPL", "qty": 179, "side": "buy", "type": "market", "time_in_force": "day"}
 
@@ -29,8 +30,8 @@ def _buy(rig: Rig, order: dict[str, object]) -> None:
     rig.venue.match_pending()
 
 
-def _orphan_and_newer(tmp_path: Path) -> tuple[Rig, Rig, FakeClock, FakeMarket]:
-    clock = FakeClock()
+def _orphan_and_newer(tmp_path: Path) -> tuple[Rig, Rig, ManualClock, FakeMarket]:
+    clock = ManualClock(T0)
     market = FakeMarket(clock)
     orphan = make_rig(tmp_path, clock=clock, market=market)  # the exchange the terminal left behind
     newer = make_rig(tmp_path, clock=clock, market=market)  # the next session's exchange, same file
@@ -40,10 +41,11 @@ def _orphan_and_newer(tmp_path: Path) -> tuple[Rig, Rig, FakeClock, FakeMarket]:
     return orphan, newer, clock, market
 
 
-def _reopen(tmp_path: Path, clock: FakeClock, market: FakeMarket) -> Rig:
+def _reopen(tmp_path: Path, clock: ManualClock, market: FakeMarket) -> Rig:
     return make_rig(tmp_path, clock=clock, market=market)
 
 
+@pytest.mark.expected_log(r"^services\.exchange\.venue: venue state is stale: \S+ was opened")
 def test_the_orphans_periodic_write_does_not_restore_its_stale_cash(tmp_path: Path) -> None:
     """The +17,909 regression: cash 82,098 with 179 AAPL must not become 100,000 with 179 AAPL."""
     orphan, newer, clock, market = _orphan_and_newer(tmp_path)
@@ -63,6 +65,7 @@ def test_the_orphans_periodic_write_does_not_restore_its_stale_cash(tmp_path: Pa
         again.venue.store.close()
 
 
+@pytest.mark.expected_log(r"^services\.exchange\.venue: venue state is stale: \S+ was opened")
 def test_an_orphan_that_trades_writes_nothing_and_says_it_is_stale(tmp_path: Path) -> None:
     orphan, newer, clock, market = _orphan_and_newer(tmp_path)
     cash = newer.venue.ledger.cash
@@ -86,6 +89,7 @@ def test_an_orphan_that_trades_writes_nothing_and_says_it_is_stale(tmp_path: Pat
         again.venue.store.close()
 
 
+@pytest.mark.expected_log(r"^services\.exchange\.venue: venue state is stale: account key 'cash'")
 def test_a_row_changed_under_the_store_is_not_overwritten(tmp_path: Path) -> None:
     """Even within its own claim, an update only replaces the value the store last saw."""
     rig = make_rig(tmp_path)

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from services.exchange.http.order_requests import submit_json
 from services.exchange.venue import TradingVenue
+from tests.support.clock import ManualClock
 
-from .test_venue_fakes import T0, FakeClock, FakeMarket, make_rig
+from .test_venue_fakes import T0, FakeMarket, make_rig
 
 
 def test_restart_restores_account_orders_positions_activities(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = ManualClock(T0)
     market = FakeMarket(clock)
     rig = make_rig(tmp_path, clock=clock, market=market)
     rig.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]
@@ -84,7 +85,7 @@ def test_restart_restores_account_orders_positions_activities(tmp_path: Path) ->
 
 
 def test_last_equity_rolls_at_the_session_close_and_persists(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = ManualClock(T0)
     market = FakeMarket(clock)
     rig = make_rig(tmp_path, clock=clock, market=market)
     rig.venue.run(
@@ -106,7 +107,7 @@ def test_last_equity_rolls_at_the_session_close_and_persists(tmp_path: Path) -> 
 
 
 def test_start_expires_day_orders_that_lapsed_while_down(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = ManualClock(T0)
     market = FakeMarket(clock)
     rig = make_rig(tmp_path, clock=clock, market=market)
     o = rig.venue.run(

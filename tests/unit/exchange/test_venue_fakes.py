@@ -15,6 +15,7 @@ from pathlib import Path
 from services.domain.calendar import MarketCalendar
 from services.exchange.contracts import NBBO, Instrument
 from services.exchange.venue import TradingVenue
+from tests.support.clock import ManualClock
 
 T0 = datetime(2025, 3, 4, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 New York: regular hours
 
@@ -53,21 +54,10 @@ def instruments() -> dict[str, Instrument]:
 
 
 @dataclass
-class FakeClock:
-    now: datetime = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
-
-
-@dataclass
 class FakeMarket:
     """A MarketView whose quotes the test sets by hand."""
 
-    clock: FakeClock
+    clock: ManualClock
     quotes: dict[str, NBBO] = field(default_factory=dict)
     halted: set[str] = field(default_factory=set)
 
@@ -98,7 +88,7 @@ class FakeKeys:
 class Rig:
     venue: TradingVenue
     market: FakeMarket
-    clock: FakeClock
+    clock: ManualClock
 
     def quote(self, symbol: str, bid: str, ask: str, **kw: str) -> None:
         self.market.set(symbol, bid, ask, **kw)
@@ -116,11 +106,11 @@ def make_rig(
     *,
     seed: int = 1,
     always_open: bool = False,
-    clock: FakeClock | None = None,
+    clock: ManualClock | None = None,
     market: FakeMarket | None = None,
     cash: str = "100000",
 ) -> Rig:
-    clock = clock or FakeClock()
+    clock = clock or ManualClock(T0)
     market = market or FakeMarket(clock)
     if not market.quotes:
         market.set("AAPL", "99.99", "100.01")
@@ -152,7 +142,7 @@ def rig(tmp_path: Path, **kw: object) -> Iterator[Rig]:
 
 # ---- tests of the fakes ---------------------------------------------------------------------------
 def test_fake_market_reports_what_was_set_and_halts() -> None:
-    clock = FakeClock()
+    clock = ManualClock(T0)
     m = FakeMarket(clock)
     assert m.nbbo("AAPL") is None
     m.set("AAPL", "1.00", "1.02", prev_close="0.9")
@@ -169,6 +159,6 @@ def test_fake_market_reports_what_was_set_and_halts() -> None:
 def test_fake_keys_and_clock() -> None:
     keys = FakeKeys("k", "s")
     assert keys.check("k", "s") and not keys.check("k", "x") and not keys.check(None, None)
-    c = FakeClock()
+    c = ManualClock(T0)
     c.advance(minutes=5)
     assert c() == T0 + timedelta(minutes=5)

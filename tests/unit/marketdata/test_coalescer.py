@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from services.marketdata.coalescer import Coalescer
 
 
@@ -53,6 +55,7 @@ def test_bounded_buffers_drop_oldest_and_count() -> None:
     assert c.stats.dropped_quotes == 2 and c.stats.dropped_items == 6 and f.dropped_total == 8
 
 
+@pytest.mark.expected_log(r"^services\.marketdata\.coalescer: execution events backing up: \S+ waiting for")
 def test_executions_never_dropped_and_come_first() -> None:
     clock = Clock()
     c = Coalescer(max_symbols=1, max_items=1, clock=clock)

@@ -103,6 +103,10 @@ class Harness:
         await self.conn.run()
 
 
+@pytest.mark.expected_log(
+    r"^services\.marketdata\.datastream: stock stream lost \(another connection uses these",
+    r"^services\.marketdata\.datastream: stock stream lost \(ConnectionClosedError: no close frame",
+)
 def test_406_connection_limit_is_retried_and_said_in_words(caplog: pytest.LogCaptureFixture) -> None:
     """406 answers the auth of a second connection (Alpaca stream docs, "Connection limit"): it is
     not refused keys. Heron backs off, says another connection uses the keys, and connects once the
@@ -127,6 +131,7 @@ def test_406_connection_limit_is_retried_and_said_in_words(caplog: pytest.LogCap
     assert [lvl for lvl, msg in h.notices if "another connection uses these keys" in msg] == ["warning"]
 
 
+@pytest.mark.expected_log(r"^services\.marketdata\.datastream: stock market data: the keys were refused")
 def test_402_auth_failed_stops_with_refused_keys() -> None:
     """402 auth failed (Alpaca stream docs, "Errors"): retrying cannot help; one FAILED state."""
     h = Harness([[pack(CONNECTED), pack(E402)]], stop_after=5)
@@ -144,6 +149,10 @@ def test_402_auth_failed_stops_with_refused_keys() -> None:
     pack(["connected"]),
     b"\xc1",  # not msgpack at all
 ], ids=["text-frame", "object", "empty", "not-a-dict", "garbage"])
+@pytest.mark.expected_log(
+    r"^services\.marketdata\.datastream: stock stream lost \(ConnectionClosedError: no close frame",
+    r"^services\.marketdata\.datastream: stock stream lost \(ProtocolError: un",
+)
 def test_unexpected_greeting_is_logged_and_retried(
     greeting: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -159,6 +168,10 @@ def test_unexpected_greeting_is_logged_and_retried(
     assert h.states[-1][0] is ConnectionState.STOPPED
 
 
+@pytest.mark.expected_log(
+    r"^services\.marketdata\.datastream: stock market data: no live data for",
+    r"^services\.marketdata\.datastream: stock stream lost \(ConnectionClosedError: no close frame",
+)
 def test_405_symbol_limit_names_the_symbols_left_without_data() -> None:
     """405 refuses the whole subscribe request; subscriptions stay what they were before it (Alpaca
     stream docs, "Errors"). The symbols of that request are named, and a reconnect does not resend
@@ -185,15 +198,23 @@ def test_405_symbol_limit_names_the_symbols_left_without_data() -> None:
     assert resubscribe == {"action": "subscribe", "trades": ["AAPL"], "quotes": ["AAPL"]}
 
 
+@pytest.mark.expected_log(
+    r"^services\.marketdata\.datastream: stock market data: no live data for",
+    r"^services\.marketdata\.datastream: stock stream lost \(ConnectionClosedError: no close frame",
+)
 def test_405_on_the_first_subscribe_names_every_symbol() -> None:
     """The full set sent after auth can itself be over the plan's limit (free IEX plan: 30 symbols,
-    alpaca-rules.md "Market data"); then every symbol of it is without data, and said so."""
+    docs/alpaca-rules.md "Market data"); then every symbol of it is without data, and said so."""
     h = Harness([[pack(CONNECTED), pack(AUTHENTICATED), pack(E405)]], stop_after=1)
     asyncio.run(h.run({"trades": ["AAPL", "MSFT"], "quotes": ["AAPL"]}))
     assert h.conn.without_data == {"AAPL", "MSFT"}
     assert any("AAPL, MSFT" in msg for _, msg in h.notices)
 
 
+@pytest.mark.expected_log(
+    r"^services\.marketdata\.datastream: stock market data: another connection uses these",
+    r"^services\.marketdata\.datastream: stock stream lost \(another connection uses these",
+)
 def test_406_during_the_session_is_said_in_words(caplog: pytest.LogCaptureFixture) -> None:
     """An error message can arrive inside a session (Alpaca stream docs: "You may receive an error
     during your session"); a 406 there is reported as another connection, then retried."""

@@ -1,7 +1,7 @@
 """The live feed and the history feed are settings (schema v3), migrated from v2 files.
 
 Sources: Alpaca real-time stock data docs (the stock stream is ``/v2/iex`` or ``/v2/sip``),
-Alpaca market-data OpenAPI ``feed`` parameter (../shared/specs/alpaca-market-data-openapi.yaml),
+Alpaca market-data OpenAPI ``feed`` parameter (docs.alpaca.markets/reference),
 Alpaca Market Data FAQ (free plans: no SIP data from the last 15 minutes). Defaults follow the free
 plan: IEX live, SIP history.
 """

@@ -1,12 +1,12 @@
 """Which feed historical stock bars come from.
 
 Sources:
-- Alpaca market-data OpenAPI (../shared/specs/alpaca-market-data-openapi.yaml, ``feed`` parameter):
+- Alpaca market-data OpenAPI (docs.alpaca.markets/reference, ``feed`` parameter):
   ``iex``, ``sip`` or ``otc``; ``sip`` "only available to those with a subscription".
 - Alpaca Market Data FAQ (docs.alpaca.markets/docs/market-data-faq): "to query any SIP trades or
   quotes in the last 15 minutes, you need the Algo Trader Plus subscription"; a free plan asking
   for recent SIP data gets "subscription does not permit querying recent SIP data".
-- alpaca-rules.md "Market data": free plans get SIP history older than 15 minutes; IEX volume is a
+- docs/alpaca-rules.md "Market data": free plans get SIP history older than 15 minutes; IEX volume is a
   few percent of consolidated volume (AAPL 1.65M on IEX against 46.6M SIP,
   bennycode/trading-signals PR #1375), so IEX history understates volume.
 """

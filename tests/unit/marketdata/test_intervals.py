@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from services.domain.models import Bar
 from services.marketdata.coalescer import TradeStats
 from services.marketdata.intervals import IntervalBarBuilder
@@ -33,6 +35,7 @@ def test_interval_bars_close_on_the_next_bucket_with_exact_high_low_volume() -> 
     assert len(out) == 2 and out[1].open == Decimal("11.0")  # opens at the previous close
 
 
+@pytest.mark.expected_log(r"^services\.marketdata\.intervals: a bar consumer failed; the others still")
 def test_a_failing_bar_consumer_does_not_starve_the_others() -> None:
     got: list[Bar] = []
 

@@ -53,6 +53,10 @@ def test_pipeline_decodes_into_book_candles_and_batches() -> None:
     assert batch.messages == 300
 
 
+@pytest.mark.expected_log(
+    r"^services\.marketdata\.pipeline: undecodable market\-data frame \S+ bytes\):",
+    r"^services\.marketdata\.pipeline: malformed market\-data message \{'T': 'q', 'S': 'AAPL'\}:",
+)
 def test_pipeline_survives_garbage() -> None:
     p = MarketDataPipeline()
     assert p.process_frame(b"\xc1not msgpack") == 0

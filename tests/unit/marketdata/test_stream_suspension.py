@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from services.domain.enums import ConnectionState
 from tests.unit.marketdata.test_datastream_errors import AUTHENTICATED, CONNECTED, Harness, pack, subscription
 
 WHY = "the local exchange (pid 42) ended; nothing is sent to http://127.0.0.1:1 until it is back"
 
 
+@pytest.mark.expected_log(
+    r"^services\.marketdata\.datastream: stock market data paused: the local exchange",
+    r"^services\.marketdata\.datastream: stock stream lost \(ConnectionClosedError: no close frame",
+)
 def test_a_connection_suspended_while_connecting_sends_no_keys_and_waits_for_resume() -> None:
     resumed_after: list[int] = []
     h: Harness

@@ -6,7 +6,7 @@ trade"; fields x, oi, op, os, oc, ci, cp, cs, cc, t, z) and "Trade Cancels/Error
 sent trade was canceled"; fields i, x, p, s, a, t, z). Subscription to both is automatic with the
 trades channel. The two messages below are the documented examples, verbatim; the trades before
 them are the documented trade shape (T, S, i, x, p, s, c, t, z) carrying the ids those examples
-refer to. alpaca-rules.md "Market data": a canceled trade must come out of volume, last price and
+refer to. docs/alpaca-rules.md "Market data": a canceled trade must come out of volume, last price and
 bars built from trades.
 """
 

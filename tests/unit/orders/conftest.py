@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,8 +19,9 @@ from services.orders.tables import ORDERS_SCHEMA
 from services.risk.gate import RiskGate
 from services.risk.trading_state import TradingStateMachine
 from services.storage import Database
+from tests.support.clock import ManualClock
 from tests.support.fake_broker import FakeBroker
-from tests.unit.orders.helpers import ManualClock
+from tests.support.fakes import AlwaysOpen
 
 
 class FakePrices:
@@ -47,14 +47,6 @@ class FakePrices:
 
     def prev_close(self, symbol: str) -> Decimal | None:
         return None
-
-
-class AlwaysOpen:
-    def is_open(self, ts: datetime) -> bool:
-        return True
-
-    def is_extended(self, ts: datetime) -> bool:
-        return False
 
 
 ASSETS = [Asset(s, "us_equity", "NASDAQ", True, True, True) for s in ("AAPL", "MSFT", "TSLA")]

@@ -1,29 +1,14 @@
-"""Builders shared by the order tests: broker Order snapshots and a manual clock."""
+"""Builders shared by the order tests: broker Order snapshots (the clocks are in tests/support/clock.py)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.models import Order
-
-T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
-
-
-class ManualClock:
-    """A clock tests move by hand; never sleeps."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
+from tests.support.clock import T0
 
 
 def order(

@@ -148,6 +148,7 @@ def test_close_waits_for_a_cancel_held_in_pending_cancel(rig: Rig) -> None:
     assert result.flat and result.symbol == "AAPL" and result.canceled == 1
 
 
+@pytest.mark.expected_log(r"^services\.orders\.closing: close AAPL: closing order refused by the")
 def test_a_refused_close_is_retried_until_flat(rig: Rig) -> None:
     long_aapl(rig)
     timeline(rig)
@@ -161,6 +162,7 @@ def test_a_refused_close_is_retried_until_flat(rig: Rig) -> None:
     assert len(rejected_closes(rig)) == 2
 
 
+@pytest.mark.expected_log(r"^services\.orders\.closing: close AAPL \(manual\): AAPL STILL OPEN")
 def test_deadline_reports_the_symbol_still_open_loudly(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
     long_aapl(rig)
     working_sell(rig)
@@ -233,6 +235,10 @@ def test_close_of_no_position_says_so(rig: Rig) -> None:
     assert "submit_order" not in rig.broker.calls
 
 
+@pytest.mark.expected_log(
+    r"^services\.orders\.closing: close AAPL \(manual\): AAPL STILL OPEN",
+    r"^services\.orders\.closing: flatten \(manual\): NOT FLAT: the broker's positions",
+)
 def test_flatten_says_so_when_the_positions_cannot_be_read(rig: Rig) -> None:
     from services.broker.base import BrokerUnavailable
 
@@ -253,6 +259,9 @@ def test_flatten_says_so_when_the_positions_cannot_be_read(rig: Rig) -> None:
     assert section["complete"] is False and "could not be read" in section["reason"]
 
 
+@pytest.mark.expected_log(
+    r"^services\.orders\.closing: flatten \(kill\-switch\): NOT FLAT: the broker's positions",
+)
 def test_flatten_retries_unreadable_positions_until_the_deadline(rig: Rig) -> None:
     """A burst of 5xx answers (a chaos run: 19 of them, REST health in preservation) must not end
     a flatten at the first unreadable positions read: it is retried until the deadline."""
@@ -323,6 +332,7 @@ def test_a_position_read_that_lags_the_fill_never_sends_a_second_close(rig: Rig)
     assert result.flat and rig.broker.position_qty("AAPL") == 0
 
 
+@pytest.mark.expected_log(r"^services\.orders\.closing: close AAPL \(kill\-switch\): AAPL STILL OPEN")
 def test_a_flatten_stopped_by_shutdown_names_each_symbol_still_open(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -51,6 +51,7 @@ def refuse_next_commit(rig: Rig) -> None:
     rig.store.commit = commit  # type: ignore[method-assign]
 
 
+@pytest.mark.expected_log(r"^services\.orders\.engine: \S+ not sent: the replace could not")
 def test_a_replace_the_database_refuses_is_not_sent_and_never_raises(rig: Rig) -> None:
     cid = resting_buy(rig)
     refuse_next_commit(rig)
@@ -63,6 +64,7 @@ def test_a_replace_the_database_refuses_is_not_sent_and_never_raises(rig: Rig) -
     assert again.message == "replaced", again.message
 
 
+@pytest.mark.expected_log(r"^services\.orders\.engine: \S+ cancel request not journaled yet \(the")
 def test_a_cancel_the_database_refuses_is_still_sent(rig: Rig) -> None:
     cid = resting_buy(rig)
     refuse_next_commit(rig)
@@ -84,6 +86,10 @@ class _LockedJournal:
         return None
 
 
+@pytest.mark.expected_log(
+    r"^services\.risk\.trading_state: trading state ACTIVE is not journaled yet",
+    r"^services\.risk\.trading_state: trading state HALTED is not journaled yet",
+)
 def test_a_trading_state_change_holds_when_its_journal_write_is_refused(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

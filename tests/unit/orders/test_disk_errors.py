@@ -24,8 +24,8 @@ from services.domain.events import NotificationEvent
 from services.domain.models import OrderRequest
 from services.orders.transitions import OrderState
 from services.storage import Database
+from tests.support.clock import ManualClock
 from tests.unit.orders.conftest import Rig, build
-from tests.unit.orders.helpers import ManualClock
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -82,6 +82,11 @@ def disk(rig: Rig) -> FullDisk:
     return FullDisk(rig.db)
 
 
+@pytest.mark.expected_log(
+    r"^services\.orders\.engine: \S+ not sent: the order could not",
+    r"^services\.orders\.writes: database writes work again on",
+    r"^services\.orders\.writes: database writes refused: disk full \(database or",
+)
 def test_an_order_on_a_full_disk_is_refused_saying_disk_full_and_the_next_one_goes(
     rig: Rig, disk: FullDisk
 ) -> None:
@@ -99,6 +104,11 @@ def test_an_order_on_a_full_disk_is_refused_saying_disk_full_and_the_next_one_go
     every_sent_order_was_journaled(rig)
 
 
+@pytest.mark.expected_log(
+    r"^services\.orders\.engine: \S+ not sent: the order could not",
+    r"^services\.orders\.writes: database writes work again on",
+    r"^services\.orders\.writes: database writes refused: disk full \(database or",
+)
 def test_queued_rows_on_a_full_disk_never_make_the_next_submit_raise(rig: Rig, disk: FullDisk) -> None:
     """``has_intent`` commits the queued rows first: with a fill queued and the disk full it raised
     OperationalError out of ``submit`` (the script's task died)."""
@@ -130,6 +140,12 @@ def test_queued_rows_on_a_full_disk_never_make_the_next_submit_raise(rig: Rig, d
     assert rec is not None and rec.state is OrderState.FILLED
 
 
+@pytest.mark.expected_log(
+    r"^services\.orders\.engine: \S+ not sent: the replace could not",
+    r"^services\.orders\.engine: \S+ cancel request not journaled yet \(disk",
+    r"^services\.orders\.writes: database writes work again on",
+    r"^services\.orders\.writes: database writes refused: disk full \(database or",
+)
 def test_replace_on_a_full_disk_is_refused_saying_disk_full_and_cancel_still_goes(
     rig: Rig, disk: FullDisk
 ) -> None:
@@ -150,6 +166,10 @@ def test_replace_on_a_full_disk_is_refused_saying_disk_full_and_cancel_still_goe
     assert rig.journal.batch.pending == 0
 
 
+@pytest.mark.expected_log(
+    r"^services\.orders\.writes: database writes work again on",
+    r"^services\.orders\.writes: database writes refused: disk full \(database or",
+)
 def test_a_fill_matched_to_an_inferred_fill_on_a_full_disk_is_not_lost(rig: Rig, disk: FullDisk) -> None:
     """A fill booked from a snapshot, then its real execution report, both while the disk is full:
     the position holds the fill once, and after space returns a restart agrees."""
@@ -177,6 +197,7 @@ def test_a_fill_matched_to_an_inferred_fill_on_a_full_disk_is_not_lost(rig: Rig,
     assert again.store.positions["AAPL"].avg_price == Decimal("99.5")
 
 
+@pytest.mark.expected_log(r"^services\.orders\.engine: AAPL buy order refused: not sent: the")
 def test_a_database_that_refuses_reads_refuses_the_order_without_raising(rig: Rig) -> None:
     """Reads may fail too (an I/O error): the order is refused with a reason, nothing is sent."""
     inner = rig.db.connect
@@ -193,6 +214,11 @@ def test_a_database_that_refuses_reads_refuses_the_order_without_raising(rig: Ri
     assert rig.broker.submits_received == []
 
 
+@pytest.mark.expected_log(
+    r"^services\.orders\.engine: \S+ not sent: the order could not",
+    r"^services\.orders\.writes: database writes work again on",
+    r"^services\.orders\.writes: database writes refused: disk full \(database or",
+)
 def test_a_full_disk_is_named_in_the_log_once_per_outage_not_as_a_traceback(
     rig: Rig, disk: FullDisk, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -211,6 +237,11 @@ def test_a_full_disk_is_named_in_the_log_once_per_outage_not_as_a_traceback(
     assert "database writes work again" in caplog.text
 
 
+@pytest.mark.expected_log(
+    r"^services\.orders\.writes: database writes refused: disk full \(database or",
+    r"^services\.orders\.engine: recovery's records are kept in memory until",
+    r"^services\.orders\.writes: database writes work again on",
+)
 def test_recovery_on_a_full_disk_books_what_happened_and_commits_it_when_space_returns(
     rig: Rig, disk: FullDisk
 ) -> None:
@@ -235,6 +266,10 @@ def test_recovery_on_a_full_disk_books_what_happened_and_commits_it_when_space_r
     assert third.store.positions["AAPL"].qty == Decimal(3)
 
 
+@pytest.mark.expected_log(
+    r"^services\.orders\.writes: database writes work again on",
+    r"^services\.orders\.writes: database writes refused: disk full \(database or",
+)
 def test_rows_still_queued_at_exit_are_said_not_dropped_in_silence(rig: Rig, disk: FullDisk) -> None:
     """The disk stays full to the end: the rows kept in memory end with the process. The shutdown
     step says how many and why (and a headless run then exits non-zero); it used to end clean."""

@@ -244,7 +244,7 @@ def test_crash_after_ack_loses_only_recoverable_writes(rig: Rig) -> None:
 
 
 def test_a_replace_while_the_previous_replace_is_unresolved_is_refused(rig: Rig) -> None:
-    """PATCH /v2/orders/{order_id} (../shared/specs/alpaca-trading-openapi.yaml; Alpaca docs "Orders"
+    """PATCH /v2/orders/{order_id} (docs.alpaca.markets/reference; Alpaca docs "Orders"
     lifecycle): an order in ``pending_replace`` cannot be replaced again. While Heron's own replace
     has an unknown outcome it must refuse the next one plainly, never reuse the replacement's
     client id (a crash on the journal's unique key) nor send a second PATCH."""

@@ -9,8 +9,8 @@ from services.broker.base import BrokerNotFound, BrokerRejected, BrokerUnavailab
 from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from services.domain.events import TradeUpdateEvent
 from services.domain.models import OrderRequest
+from tests.support.clock import ManualClock
 from tests.support.fake_broker import FakeBroker
-from tests.unit.orders.helpers import ManualClock
 
 
 def make() -> tuple[FakeBroker, list[TradeUpdateEvent]]:

@@ -18,7 +18,7 @@ from services.orders.journal import (
 )
 from services.orders.tables import ORDERS_SCHEMA, metadata
 from services.storage import Database, schema_drift
-from tests.unit.orders.helpers import ManualClock
+from tests.support.clock import ManualClock
 
 
 def test_migrated_tables_match_live_definitions(db: Database) -> None:
@@ -55,6 +55,10 @@ def test_replace_ids_are_deterministic_and_bounded() -> None:
     assert len(replace_client_id(long + "-r9", long)) <= 48
 
 
+@pytest.mark.expected_log(
+    r"^services\.orders\.writes: database writes refused: UNIQUE constraint failed: order_intents\.",
+    r"^services\.orders\.writes: database writes work again on",
+)
 def test_intent_is_committed_and_unique(db: Database) -> None:
     clock = ManualClock()
     j = OrderJournal(db, clock)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from alpaca.trading.models import Order as AlpacaOrder
 
 from services.broker import convert
@@ -147,7 +148,7 @@ def notional_record() -> OrderRecord:
 
 def test_notional_order_with_qty_null_after_the_fill_reaches_filled_on_the_fill_event() -> None:
     """Order entity docs / Alpaca-API #191: a notional order has qty null; whether qty is filled in
-    after the fill is not documented (alpaca-rules.md "Order lifecycle"): here it stays null."""
+    after the fill is not documented (docs/alpaca-rules.md "Order lifecycle"): here it stays null."""
     sm, rec = OrderStateMachine(), notional_record()
     sm.apply_snapshot(rec, domain(NOTIONAL_ACCEPTED), T0)
     assert rec.state is OrderState.ACCEPTED
@@ -290,7 +291,7 @@ def test_real_execution_with_a_different_price_corrects_the_inferred_price() -> 
 
 
 # --- recovery books FILL activities as executions ------------------------------------------------
-# GET /v2/account/activities/FILL (OpenAPI spec in /work/shared/specs/alpaca-trading-openapi.yaml,
+# GET /v2/account/activities/FILL (OpenAPI spec in docs.alpaca.markets/reference,
 # schema TradingActivities: id "<time>::<uuid>", order_id, qty, price, cum_qty, order_status). The
 # fake broker's get_fills returns them as AlpacaBroker._fill_from_activity does: the activity id is
 # the execution id.
@@ -356,8 +357,9 @@ class UnreadableAnswerBroker(FakeBroker):
         return placed
 
 
+@pytest.mark.expected_log(r"^services\.orders\.engine: \S+ the broker's answer to the POST")
 def test_unreadable_answer_after_submit_is_outcome_unknown_resolved_by_client_id(rig: Rig) -> None:
-    """alpaca-rules.md "Order lifecycle": POST /v2/orders answers with the order as accepted; a body
+    """docs/alpaca-rules.md "Order lifecycle": POST /v2/orders answers with the order as accepted; a body
     Heron cannot read does not mean the POST was refused. Five such answers on a one-share strategy
     must leave five live orders known as live, not five "refused" (and a re-sent sixth)."""
     broker = UnreadableAnswerBroker(rig.clock, assets=ASSETS)

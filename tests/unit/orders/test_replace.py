@@ -1,7 +1,7 @@
 """Replace (PATCH) as Alpaca does it, and crash safety of the replace and cancel paths.
 
 Alpaca sources:
-- [REPLACE] PATCH /v2/orders/{order_id} in /work/shared/specs/alpaca-trading-openapi.yaml
+- [REPLACE] PATCH /v2/orders/{order_id} in docs.alpaca.markets/reference
   (operationId patchOrderByOrderId): "Each parameter overrides the corresponding attribute of the
   existing order. The other attributes remain the same as the existing order."; the 200 body is
   "The new Order object with the new order ID" (its own ``filled_qty``, ``replaces``); and "If the
@@ -21,6 +21,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from services.broker.base import BrokerRejected, ReplaceRequest
@@ -110,6 +111,7 @@ def test_replacement_qty_is_what_it_works_and_the_order_total_is_filled_plus_it(
     assert rec is not None and rec.qty == 110 and rec.filled_qty == 60 and rec.leaves_qty == 50
 
 
+@pytest.mark.expected_log(r"^services\.orders\.engine: \S+ the replacement works \S+ not the")
 def test_replace_the_broker_works_differently_is_followed_and_reported(rig: Rig) -> None:
     """Alpaca-API #165: when the replacement Alpaca returns works another qty than was sent, Heron
     follows the broker's order (its qty) and says so."""

@@ -1,6 +1,6 @@
 """Alpaca answers ``POST /v2/orders`` with the order as accepted (``accepted``, ``pending_new`` or
 ``new``) and the fills arrive later as ``trade_updates`` events (Alpaca API docs, "Orders"; noted in
-shared/reference/alpaca-rules.md, "Order lifecycle"). When that answer is applied after the stream's
+docs/alpaca-rules.md, "Order lifecycle"). When that answer is applied after the stream's
 fill, it shows ``filled_qty`` 0 below the booked quantity: an older view, not an anomaly to push at
 the trader on every fill."""
 

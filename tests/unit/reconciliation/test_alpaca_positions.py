@@ -3,7 +3,7 @@
 Alpaca is the source of truth for positions: "Treat Alpaca as the source of truth and your DB as a
 cache that must converge to it" (Alpaca's own guidance, alpacahq/alpaca-skills,
 skills/broker-api/reconciliation-idempotency/SKILL.md). The reconciler compares Heron's books with
-``GET /v2/positions`` and never the reverse (alpaca-rules.md "Positions, shorting, buying power").
+``GET /v2/positions`` and never the reverse (docs/alpaca-rules.md "Positions, shorting, buying power").
 Further sources are named per test.
 """
 
@@ -16,14 +16,16 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
 from services.domain.events import NotificationEvent
 from services.domain.models import OrderRequest
 from services.orders.transitions import OrderState
 from services.reconciliation.reconciler import Reconciler
 from services.storage import Database
+from tests.support.clock import ManualClock
 from tests.unit.orders.conftest import Rig, build
-from tests.unit.orders.helpers import ManualClock
 
 D = Decimal
 
@@ -81,10 +83,13 @@ def test_an_overnight_partial_sell_is_not_price_drift(db: Database) -> None:
     assert pos.cost_basis == D(770) and pos.realized_pl == 120 * D(20) - D(1280)
 
 
+@pytest.mark.expected_log(
+    r"^services\.reconciliation\.reconciler: incident \S+ closed itself: MSFT matches the",
+)
 def test_an_outside_fill_seen_in_positions_before_its_trade_update_closes_itself(db: Database) -> None:
     """An order placed from another app fills; Alpaca's positions already hold it while its
     ``trade_updates`` fill is still on its way (Alpaca's own trade_updates example is a fill of an
-    order the client never saw; alpaca-rules.md "Order lifecycle"). The drift halts trading, and once
+    order the client never saw; docs/alpaca-rules.md "Order lifecycle"). The drift halts trading, and once
     the update is booked and local equals broker again the incident closes itself, with a journal
     record and a notification, and trading resumes."""
     r, rc = rig_with_recon(db)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import requests
 
 from services.broker.alpaca import AlpacaBroker
@@ -36,17 +37,17 @@ from services.reconciliation.reconciler import Reconciler
 from services.risk.gate import RiskGate
 from services.risk.trading_state import TradingStateMachine
 from services.storage import Database
+from tests.support.clock import FakeClock, ManualClock
+from tests.support.fakes import AlwaysOpen
 from tests.unit.broker.fakes import (
     ACCOUNT_JSON,
     CRYPTO_CLOSE_ORDER_JSON,
     CRYPTO_PAIR_ASSET_ID,
     CRYPTO_POSITION_JSON,
     POSITION_NOT_FOUND,
-    FakeClock,
     response,
 )
-from tests.unit.orders.conftest import AlwaysOpen, FakePrices
-from tests.unit.orders.helpers import ManualClock
+from tests.unit.orders.conftest import FakePrices
 
 PAPER = "https://paper-api.alpaca.markets/v2"
 BTC = "BTC/USD"
@@ -240,6 +241,11 @@ def test_a_crypto_position_held_at_start_up_is_adopted_under_its_pair(db: Databa
     assert d.trading.state is TradingState.ACTIVE
 
 
+@pytest.mark.expected_log(
+    r"^services\.broker\.health: broker REST health degraded \-> preservation:",
+    r"^services\.orders\.closing: close \S+ \(manual\): \S+ STILL OPEN",
+    r"^services\.broker\.health: broker REST health healthy \-> degraded:",
+)
 def test_close_a_crypto_position(db: Database) -> None:
     """Close position finds the holding (``GET /v2/positions/BTCUSD``) and sells it as BTC/USD;
     the broker's own close goes to ``DELETE /v2/positions/BTCUSD`` (alpaca-py #537)."""
@@ -255,6 +261,11 @@ def test_close_a_crypto_position(db: Database) -> None:
     assert order.symbol == BTC and order.qty == Decimal("0.0283")
 
 
+@pytest.mark.expected_log(
+    r"^services\.broker\.health: broker REST health degraded \-> preservation:",
+    r"^services\.orders\.closing: close \S+ \(manual\): \S+ STILL OPEN",
+    r"^services\.broker\.health: broker REST health healthy \-> degraded:",
+)
 def test_flatten_all_sells_the_pair_with_a_crypto_time_in_force(db: Database) -> None:
     """Flatten reads ``GET /v2/positions`` (``BTCUSD``) and sends its closing order for ``BTC/USD``
     with gtc (crypto accepts gtc and ioc: Alpaca's "Crypto Orders" docs)."""

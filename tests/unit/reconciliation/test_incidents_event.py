@@ -15,8 +15,8 @@ from services.domain.incidents import Incident, IncidentKind
 from services.reconciliation.drift import drift_summary, incidents_changed, worst_first, worst_severity
 from services.reconciliation.reconciler import Reconciler
 from services.storage import Database
+from tests.support.clock import ManualClock
 from tests.unit.orders.conftest import Rig, build
-from tests.unit.orders.helpers import ManualClock
 
 T0 = datetime(2026, 3, 2, 15, tzinfo=UTC)
 

@@ -17,9 +17,9 @@ from services.domain.models import OrderRequest, Position
 from services.orders.report import build_state_report
 from services.reconciliation.reconciler import Reconciler
 from services.storage import Database
+from tests.support.clock import ManualClock
 from tests.support.fake_broker import NoOrdersBroker
 from tests.unit.orders.conftest import ASSETS, Rig, build
-from tests.unit.orders.helpers import ManualClock
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -165,7 +165,7 @@ def test_trade_report_csv_and_state_report(db: Database, tmp_path: Path) -> None
     run(r.engine.submit(buy("1")))
     path = tmp_path / "trades.csv"
     assert rc.export_trade_report(path) == 1
-    row = next(csv.DictReader(path.open()))
+    row = next(csv.DictReader(path.read_text().splitlines()))
     assert row == {
         "symbol": "AAPL",
         "buys": "10",

@@ -16,8 +16,8 @@ from services.orders.tables import ORDERS_SCHEMA
 from services.reconciliation.reconciler import Reconciler
 from services.risk.kill_switch import KillSwitch
 from services.storage import Database
+from tests.support.clock import ManualClock
 from tests.unit.orders.conftest import Rig, build
-from tests.unit.orders.helpers import ManualClock
 
 
 @pytest.fixture

@@ -45,6 +45,10 @@ def test_primary_predictions_are_attributed_to_the_model() -> None:
     ("mode", "why"),
     [("raise", "model exploded"), ("short", "returned 1 values"), ("nan", "not a probability")],
 )
+@pytest.mark.expected_log(
+    r"^services\.shadow\.inference: shadow model broken \S+ failed \(RuntimeError: model",
+    r"^services\.shadow\.inference: shadow model broken \S+ failed \(ValueError: returned",
+)
 def test_any_model_error_falls_back_to_the_rule_and_is_logged(
     mode: str, why: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -59,6 +63,7 @@ def test_any_model_error_falls_back_to_the_rule_and_is_logged(
     assert any("using fallback rule.momentum" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.expected_log(r"^services\.shadow\.inference: shadow model n \S+ failed \(ValueError: X")
 def test_sklearn_predictor_uses_the_up_class_and_checks_features() -> None:
     model = LogisticRegression().fit([[0.0] * N, [1.0] * N, [0.1] * N, [0.9] * N], [0, 1, 0, 1])
     info = ModelVersion("lr", "v1", "0" * 64, "", FEATURE_NAMES)

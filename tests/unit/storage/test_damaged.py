@@ -73,6 +73,7 @@ def test_a_version_below_the_oldest_upgradable_is_refused(tmp_path: Path) -> Non
         Database.open(_sqlite(tmp_path), tmp_path, [newer])
 
 
+@pytest.mark.expected_log(r"^services\.storage\.watermark: the journal mark \S+ cannot be read")
 def test_the_journal_mark_names_a_rollback(tmp_path: Path) -> None:
     mark = JournalMark(tmp_path / "heron.db")
     assert mark.read() is None
@@ -104,6 +105,7 @@ def test_the_mark_never_moves_backwards_and_keeps_naming_a_rollback_until_accept
     assert JournalMark(db).check(25) is None and JournalMark(db).read() == 25
 
 
+@pytest.mark.expected_log(r"^services\.storage\.watermark: the journal mark \S+ cannot be read")
 def test_a_mark_without_a_rollback_record_reads_as_before(tmp_path: Path) -> None:
     db = tmp_path / "heron.db"
     JournalMark(db).path.write_text('{"journal_seq": 7}\n')

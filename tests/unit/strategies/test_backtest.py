@@ -234,6 +234,9 @@ def test_async_wrapper_runs_off_the_loop_thread_and_relays_progress() -> None:
     assert progress_threads == {loop_thread[0]}
 
 
+@pytest.mark.expected_log(
+    r"^services\.strategies\.runner: strategy broken failed and was stopped: ZeroDivisionError:",
+)
 def test_bad_input_and_strategy_errors_are_reported() -> None:
     with pytest.raises(ValueError, match="out of order"):
         run_backtest(Scripted({}), [HAND[1], HAND[0]])

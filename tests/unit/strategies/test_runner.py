@@ -138,6 +138,9 @@ def test_fills_are_deduplicated_across_trade_updates_and_fill_events() -> None:
     assert len(sink.intents) == 1
 
 
+@pytest.mark.expected_log(
+    r"^services\.strategies\.runner: strategy bad failed and was stopped: RuntimeError:",
+)
 def test_failing_strategy_is_isolated_and_others_continue() -> None:
     sink = RecordingSink()
     bus = EventBus()
@@ -167,6 +170,9 @@ def test_failing_strategy_is_isolated_and_others_continue() -> None:
     assert runner.state("bad") is StrategyState.RUNNING and runner.info("bad").error is None
 
 
+@pytest.mark.expected_log(
+    r"^services\.strategies\.runner: strategy recorder failed and was stopped: RuntimeError:",
+)
 def test_failure_in_on_start_puts_strategy_in_error() -> None:
     runner = StrategyRunner(RecordingSink())
     name = runner.add(Recorder({"fail_on": "on_start"}))
@@ -246,6 +252,7 @@ def test_corrupt_state_file_is_moved_aside_with_a_clear_error(tmp_path: Path) ->
     assert store.load() == {}
 
 
+@pytest.mark.expected_log(r"^services\.strategies\.runner: order sink refused submit \S+ risk: max")
 def test_bridge_submits_in_order_and_reports_refusals() -> None:
     class Sink:
         def __init__(self) -> None:
@@ -281,6 +288,10 @@ def test_bridge_submits_in_order_and_reports_refusals() -> None:
     assert runner.state("target") is StrategyState.RUNNING
 
 
+@pytest.mark.expected_log(
+    r"^services\.strategies\.portfolio: portfolio cap: c target AAPL \S+ clipped",
+    r"^services\.strategies\.portfolio: portfolio cap: b target MSFT \S+ clipped",
+)
 def test_portfolio_nets_targets_and_applies_the_cap() -> None:
     pm = PortfolioManager({"AAPL": Decimal(10)})
     assert pm.request_target("a", "AAPL", Decimal(8)) == Decimal(8)
@@ -303,6 +314,7 @@ def test_portfolio_nets_targets_and_applies_the_cap() -> None:
     assert pm3.net_target("X") == 0 and pm3.net_signal("X") is Signal.FLAT
 
 
+@pytest.mark.expected_log(r"^services\.strategies\.portfolio: portfolio cap: b target AAPL \S+ clipped")
 def test_runner_uses_the_portfolio_cap_for_target_orders() -> None:
     sink = RecordingSink()
     runner = StrategyRunner(sink, portfolio=PortfolioManager({"AAPL": Decimal(12)}))

@@ -28,6 +28,7 @@ class _FullOnce(StrategyStateStore):
         super().save(strategies)
 
 
+@pytest.mark.expected_log(r"^services\.strategies\.runner: strategy state not saved: disk full writing")
 def test_a_state_save_on_a_full_disk_says_disk_full_and_the_next_save_writes(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
