@@ -168,7 +168,7 @@ class Services:
     trading_was_active: bool = False
     #: Background tasks; each is cancelled by the shutdown step of the stage that owns it.
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
-    #: Providers of state-report sections (DESIGN §8); each returns a dict merged into the report.
+    #: Providers of state-report sections (docs/state-report.md); each returns a dict merged into the report.
     state_sections: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
 
 

@@ -1,4 +1,4 @@
-"""The state report (``--state-report``, docs: DESIGN §8): assembled from the sections of the parts
+"""The state report (``--state-report``, docs/state-report.md): assembled from the sections of the parts
 that run, rewritten while the terminal runs when it changed, and written a last time at quit."""
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def health_sections(ctx: AppContext, services: Services) -> dict[str, Any] | Non
 
 
 def service_sections(ctx: AppContext, services: Services) -> dict[str, Any]:
-    """DESIGN §8 sections of the parts that run; a part that does not run has no section."""
+    """docs/state-report.md sections of the parts that run; a part that does not run has no section."""
     trading = services.trading
     report = build_state_report(
         mode=ctx.mode,
@@ -89,7 +89,7 @@ def service_sections(ctx: AppContext, services: Services) -> dict[str, Any]:
 
 
 def state_report(ctx: AppContext, services: Services, *, final: bool = True) -> dict[str, Any]:
-    """DESIGN §8: sections a part does not have are omitted, never invented. ``final``: written at
+    """docs/state-report.md: sections a part does not have are omitted, never invented. ``final``: written at
     quit (false: a copy written while the terminal runs)."""
     report: dict[str, Any] = {
         "version": STATE_REPORT_VERSION,

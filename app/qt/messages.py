@@ -17,7 +17,7 @@ def route_qt_messages() -> None:
         QtMsgType.QtCriticalMsg: logging.ERROR,
         QtMsgType.QtFatalMsg: logging.CRITICAL,
     }
-    # Known-harmless warning of the offscreen platform plugin (environment.md §1.3).
+    # Known-harmless warning of the offscreen platform plugin.
     harmless = ("This plugin does not support propagateSizeHints()",)
 
     def handler(kind: QtMsgType, _context: object, message: str) -> None:

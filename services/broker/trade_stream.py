@@ -197,7 +197,7 @@ class TradingStreamRunner(StreamSuspension):
             self._resync_task.cancel()
         self._resumed.set()  # a stream waiting for resume() goes on to see the stop
         # Our own close makes alpaca-py log "websocket error, restarting connection: sent 1000 (OK)"
-        # at WARNING (alpaca-protocol.md §6, gotcha 4): true of a dropped socket, not of a quit.
+        # at WARNING (docs/alpaca-protocol.md §6, gotcha 4): true of a dropped socket, not of a quit.
         quiet = _DeliberateCloseFilter()
         _SDK_STREAM_LOG.addFilter(quiet)
         try:

@@ -11,7 +11,7 @@ right after it has answered the request, so the answer is the accepted order and
 out as a trade update. A notional order keeps ``qty`` null; the quantity its notional buys is fixed
 at its first execution and kept in ``notional_qty``.
 
-Fill rules (alpaca-protocol.md §7): an order fills only when marketable against the NBBO, buys at
+Fill rules (docs/alpaca-protocol.md §7): an order fills only when marketable against the NBBO, buys at
 the ask and sells at the bid (never better than the limit); 10 % of eligible fills are a random
 partial fill from the engine's own seeded ``random.Random``; the remainder is re-evaluated on the
 next quote. Stops, stop-limits and trailing stops are elected by prints (``on_trade``), never by a

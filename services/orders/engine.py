@@ -1,6 +1,6 @@
 """ExecutionEngine: risk gate → journal → POST → ack, and everything that settles an order afterwards.
 
-Rules it keeps (reliability-anchors §3.3, §6):
+Rules it keeps (docs/DESIGN.md §5):
 - the intent and its client_order_id are committed to the journal before the POST;
 - a timeout, 5xx, disconnect or an answer that cannot be read (a NaN, a wrong type) leaves the
   order SUBMITTED (``ambiguous``), never REJECTED; only the broker's answer

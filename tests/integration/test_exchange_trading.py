@@ -1,4 +1,4 @@
-"""Every TradingClient call Heron uses (alpaca-protocol.md §2), through real alpaca-py over loopback."""
+"""Every TradingClient call Heron uses (docs/alpaca-protocol.md §2), through real alpaca-py over loopback."""
 
 from __future__ import annotations
 

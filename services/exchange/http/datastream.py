@@ -1,6 +1,6 @@
 """Market-data websockets: ``/v2/iex``, ``/v2/sip`` (stocks) and ``/v1beta3/crypto/us`` (crypto).
 
-Protocol (alpaca-protocol.md §4): the first frame is ``[{"T":"success","msg":"connected"}]``; the
+Protocol (docs/alpaca-protocol.md §4): the first frame is ``[{"T":"success","msg":"connected"}]``; the
 client authenticates in-band within 10 s (``{"action":"auth","key","secret"}``), then subscribes;
 every reply to (un)subscribe carries the full subscription set. Frames are msgpack arrays when the
 client sent ``Content-Type: application/msgpack`` (``t`` as msgpack Timestamp), JSON text otherwise

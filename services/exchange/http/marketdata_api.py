@@ -1,4 +1,4 @@
-"""Market-data REST in Alpaca's exact shapes (alpaca-protocol.md §3).
+"""Market-data REST in Alpaca's exact shapes (docs/alpaca-protocol.md §3).
 
 Stocks: ``/v2/stocks/{bars,trades,quotes}`` (history, paginated with ``next_page_token``),
 ``/v2/stocks/{trades,quotes,bars}/latest`` and ``/v2/stocks/snapshots`` (the body *is*

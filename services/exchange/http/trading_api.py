@@ -1,4 +1,4 @@
-"""Alpaca trading REST handlers (/v2/...), shaped exactly as alpaca-protocol.md §2 lists.
+"""Alpaca trading REST handlers (/v2/...), shaped exactly as docs/alpaca-protocol.md §2 lists.
 
 Authentication, rate limiting and turning :class:`ApiError` into a JSON body are the server's
 middleware; handlers here parse defensively (alpaca-py sends booleans as ``True``, numbers as

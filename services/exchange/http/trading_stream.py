@@ -1,4 +1,4 @@
-"""The ``/stream`` websocket: Alpaca's trade_updates (alpaca-protocol.md §5).
+"""The ``/stream`` websocket: Alpaca's trade_updates (docs/alpaca-protocol.md §5).
 
 Served at ``/stream`` and ``/stream/`` (the legacy Python SDK dials the trailing slash and Alpaca
 accepts it, alpacahq/example-scalping #13).

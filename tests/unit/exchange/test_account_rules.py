@@ -15,7 +15,7 @@ Sources, named again on each test:
 - [ORD] "Orders at Alpaca", Buying Power: a short sale is valued at MAX(limit, 3 % above the ask).
 - [PAPER] Alpaca paper trading: a 4th day trade within 5 business days is refused under $25,000
   (docs/alpaca-rules.md); Alpaca's answer is 403 code 40310100 "trade denied due to pattern day trading
-  protection" (alpaca-protocol.md error table; forum.alpaca.markets "trade denied due to pattern
+  protection" (docs/alpaca-protocol.md error table; forum.alpaca.markets "trade denied due to pattern
   day trading protection").
 - [SHORT] "account is not allowed to short" under $2,000 equity (alpaca-trade-api-js #57).
 - [CRYPTO] Alpaca crypto orders: market, limit, stop_limit only, 422 "invalid order type for crypto
