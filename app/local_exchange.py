@@ -384,6 +384,8 @@ class LocalExchangeLauncher:
             pass
         finally:
             ready.set()
+            with contextlib.suppress(OSError):
+                proc.stdout.close()  # read to EOF: the child is gone, and the pipe is ours to close
 
     # -- watch and restart ------------------------------------------------------------------------
     def watch(

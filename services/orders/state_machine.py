@@ -1,7 +1,7 @@
 """The order state machine: an explicit transition table over Alpaca's statuses and trade updates.
 
-The model is NautilusTrader's order state table (nautilus_trader/model/orders, public source) with Alpaca's exact status kept as
-``broker_status``. What it guarantees, whatever order events arrive in:
+The model is NautilusTrader's order state table (nautilus_trader/model/orders, public source) with
+Alpaca's exact status kept as ``broker_status``. What it guarantees, whatever order events arrive in:
 
 - duplicate events are no-ops; fills are deduplicated by (broker order id, execution id);
 - a fill is never lost: a fill the table refuses is still recorded (and counted for positions) and

@@ -7,6 +7,8 @@ import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from services.domain.enums import OrderSide, OrderType, TimeInForce
 from services.domain.events import NotificationEvent
 from services.domain.models import OrderRequest
@@ -17,6 +19,10 @@ from tests.support.clock import ManualClock
 from tests.unit.orders.conftest import build
 
 
+@pytest.mark.expected_log(
+    r"^services\.orders\.writes: database writes (refused|work again)",
+    r"^services\.orders\.engine: .* not sent: the order could not be journaled",
+)
 def test_locked_database_refuses_the_order_with_a_reason_and_sends_nothing(tmp_path: Path) -> None:
     """db_lock held past the busy timeout: the journal write failed and ``submit`` raised
     OperationalError into the order script, whose task died and never sent its other orders."""
@@ -28,8 +34,9 @@ def test_locked_database_refuses_the_order_with_a_reason_and_sends_nothing(tmp_p
         [path] = [p for p in tmp_path.rglob("*.db")]
         locker = sqlite3.connect(path, isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")
-        request = OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(1),
-                               limit_price=Decimal(100))
+        request = OrderRequest(
+            "AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(1), limit_price=Decimal(100)
+        )
         try:
             res = asyncio.run(rig.engine.submit(request, source="script"))
         finally:
@@ -64,8 +71,9 @@ def test_a_fill_heron_has_not_heard_of_defers_the_position_check_instead_of_open
         rc = Reconciler(rig.broker, rig.store, rig.journal, rig.trading, rig.bus, rig.clock, rig.db)
         asyncio.run(rc.startup())
         assert rig.trading.state is TradingState.ACTIVE
-        request = OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(1),
-                               limit_price=Decimal(100))
+        request = OrderRequest(
+            "AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(1), limit_price=Decimal(100)
+        )
         res = asyncio.run(rig.engine.submit(request))
         rig.clock.advance(30)
         rig.broker.faults.drop_all_events = True  # the stream is down when the fill happens
@@ -97,6 +105,10 @@ def _lock(path: Path) -> sqlite3.Connection:
     return conn
 
 
+@pytest.mark.expected_log(
+    r"^services\.orders\.writes: database writes (refused|work again)",
+    r"^services\.orders\.engine: .* not sent: a database write failed after the intent",
+)
 def test_database_locked_after_the_intent_never_raises_and_settles_by_lookup(tmp_path: Path) -> None:
     """db_lock taken right after the intent committed: a later write raised OperationalError into
     the script task (which died); when the POST had not gone out, restart settled the intent LOST
@@ -117,8 +129,9 @@ def test_database_locked_after_the_intent_never_raises_and_settles_by_lookup(tmp
             rig.journal.flush()  # the order row is written now, as with the store's own batch
 
         rig.store.add = add_under_lock  # type: ignore[method-assign,assignment]
-        request = OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(1),
-                               limit_price=Decimal(100))
+        request = OrderRequest(
+            "AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(1), limit_price=Decimal(100)
+        )
         res = asyncio.run(rig.engine.submit(request, source="script"))
         held.pop().execute("ROLLBACK")
         rig.store.add = real_add  # type: ignore[method-assign]
@@ -154,6 +167,9 @@ def test_database_locked_after_the_intent_never_raises_and_settles_by_lookup(tmp
         db.dispose()
 
 
+@pytest.mark.expected_log(
+    r"^services\.reconciliation\.reconciler: positions compared although executions still look in transit"
+)
 def test_a_position_check_is_deferred_for_a_stuck_order_but_never_for_ever(tmp_path: Path) -> None:
     """The deferral above must not let an order stuck out of sync silence drift: after
     ``max_position_deferral_s`` positions are compared anyway and the drift opens an incident."""
@@ -164,11 +180,20 @@ def test_a_position_check_is_deferred_for_a_stuck_order_but_never_for_ever(tmp_p
     try:
         rig = build(db, ManualClock())
         asyncio.run(rig.engine.refresh_account())
-        rc = Reconciler(rig.broker, rig.store, rig.journal, rig.trading, rig.bus, rig.clock, rig.db,
-                        max_position_deferral_s=60)
+        rc = Reconciler(
+            rig.broker,
+            rig.store,
+            rig.journal,
+            rig.trading,
+            rig.bus,
+            rig.clock,
+            rig.db,
+            max_position_deferral_s=60,
+        )
         asyncio.run(rc.startup())
-        request = OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(2),
-                               limit_price=Decimal(100))
+        request = OrderRequest(
+            "AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(2), limit_price=Decimal(100)
+        )
         res = asyncio.run(rig.engine.submit(request))
         assert res.client_order_id is not None
         rig.clock.advance(30)

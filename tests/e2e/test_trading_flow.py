@@ -13,10 +13,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.qt.preview import start_local_services, stop_services
 from services.domain.enums import Mode, TradingState
-from tests.support.leaks import LOCAL_EXCHANGE_PIPE
 from tests.support.polling import async_wait_for
-
-pytestmark = LOCAL_EXCHANGE_PIPE
 
 
 def test_ticket_order_is_acknowledged_and_filled(qapp: QApplication, tmp_path: Path) -> None:

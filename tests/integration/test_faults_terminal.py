@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 
 from tests.crash.harness import REPO, check_invariants, exchange_orders, run_terminal
 from tests.support.exchange import ExchangeProcess
-from tests.support.polling import wait_for_text
+from tests.support.polling import wait_for, wait_for_text
 
 SCRIPT = [
     {"symbol": "AAPL", "side": "buy", "qty": "5", "type": "market"},
@@ -74,10 +73,12 @@ def test_accepted_order_whose_answer_times_out_is_resolved_not_duplicated(tmp_pa
         try:
             wait_for_text(data / "profiles" / "default" / "logs" / "heron.log", "script order 1", 40)
             ex.admin("/rest/latency", {"ms": 11_500})  # above the adapter's 10 s read timeout
-            # the POST is out and waiting. Not a wait for a result: nothing tells that a request is in the
-            # exchange's latency fault (an in-flight counter in the admin stats would), and the script
-            # sends it 4 s after the first order's answer.
-            time.sleep(5)
+            # the second POST (sent 4 s after the first order's answer) is held in the latency fault
+            wait_for(
+                "the order's POST waiting in the exchange's latency fault",
+                lambda: "POST /v2/orders" in ex.admin("/faults", method="GET")["rest"]["delayed"],
+                30,
+            )
             ex.admin("/rest/latency", {"ms": 0})
             _, stderr = proc.communicate(timeout=60)
         finally:

@@ -68,6 +68,8 @@ class RestFaults:
     injected_429: int = 0
     injected_5xx: int = 0
     injected_garbled: int = 0
+    #: "METHOD /path" of the REST requests waiting in the latency fault right now
+    delayed: list[str] = field(default_factory=list)
     _cursor: int = 0
 
     def next_status(self) -> int:
@@ -92,7 +94,12 @@ def fault_middleware(
             return await handler(request)
         if faults.latency_ms > 0 or faults.jitter_ms > 0:
             delay = faults.latency_ms + rng.uniform(0, faults.jitter_ms)
-            await asyncio.sleep(max(0.0, delay) / 1000)
+            waiting = f"{request.method} {request.path}"
+            faults.delayed.append(waiting)
+            try:
+                await asyncio.sleep(max(0.0, delay) / 1000)
+            finally:
+                faults.delayed.remove(waiting)
         if faults.fail_429 > 0:
             faults.fail_429 -= 1
             faults.injected_429 += 1

@@ -16,12 +16,9 @@ from app import exchange_process, local_exchange
 from app.exchange_process import ExchangeError, connect_external, exchange_program_available, read_keys_file
 from app.local_exchange import LocalExchangeLauncher, start_early
 from app.settings import LocalExchangeSettings
-from tests.support.leaks import LOCAL_EXCHANGE_PIPE
 from tests.support.polling import file_text, wait_for
 
 FAKE = "tests.unit.app.fake_exchange"
-
-pytestmark = LOCAL_EXCHANGE_PIPE
 
 
 def launcher(tmp_path: Path, **kw) -> LocalExchangeLauncher:  # type: ignore[no-untyped-def]
