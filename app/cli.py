@@ -185,8 +185,12 @@ def build_parser(prog: str = "main.py") -> HeronArgumentParser:
         help="start a strategy at launch (repeatable)",
     )
     parser.add_argument("--state-report", type=Path, default=None, help="write a JSON state report at quit")
-    parser.add_argument("--metrics-port", type=_port, default=None,
-                        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics")
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics",
+    )
     parser.add_argument(
         "--confirm-live",
         default=None,

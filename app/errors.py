@@ -99,9 +99,7 @@ class ExceptionHooks:
         except Exception:
             log.exception("could not deliver the error notification")
 
-    def sys_hook(
-        self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
-    ) -> None:
+    def sys_hook(self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         """Any thread that raised to the top (in Heron: mostly Qt slots on the GUI thread)."""
         if issubclass(exc_type, KeyboardInterrupt) and self._prev_sys is not None:
             self._prev_sys(exc_type, exc, tb)

@@ -405,7 +405,9 @@ class LocalExchangeLauncher:
         self._watched_pid = pid
         proc = self.process
         threading.Thread(
-            target=self._watch, args=(pid, proc, loop, on_exit, at_once), name=f"exchange-watch-{pid}",
+            target=self._watch,
+            args=(pid, proc, loop, on_exit, at_once),
+            name=f"exchange-watch-{pid}",
             daemon=True,
         ).start()
 

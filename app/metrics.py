@@ -52,23 +52,29 @@ class MetricsServer:
         self.interval = interval
         self.registry = CollectorRegistry()
         r = self.registry
-        self.msg_rate = Gauge("heron_marketdata_messages_per_second", "Market-data messages per second",
-                              registry=r)
+        self.msg_rate = Gauge(
+            "heron_marketdata_messages_per_second", "Market-data messages per second", registry=r
+        )
         self.msg_total = Gauge("heron_marketdata_messages", "Market-data messages since start", registry=r)
         self.latency = Gauge("heron_rest_latency_seconds", "Last REST call latency", ["endpoint"], registry=r)
-        self.health = Gauge("heron_rest_health", "REST health (1 for the current state)", ["state"],
-                            registry=r)
+        self.health = Gauge(
+            "heron_rest_health", "REST health (1 for the current state)", ["state"], registry=r
+        )
         self.orders = Gauge("heron_orders", "Orders in memory by status", ["status"], registry=r)
-        self.trading = Gauge("heron_trading_state", "Trading state (1 for the current state)", ["state"],
-                             registry=r)
-        self.streams = Gauge("heron_stream_state", "Stream state (1 for the current state)",
-                             ["channel", "state"], registry=r)
+        self.trading = Gauge(
+            "heron_trading_state", "Trading state (1 for the current state)", ["state"], registry=r
+        )
+        self.streams = Gauge(
+            "heron_stream_state", "Stream state (1 for the current state)", ["channel", "state"], registry=r
+        )
         self.incidents = Gauge("heron_drift_incidents_open", "Open reconciliation incidents", registry=r)
         self.pnl = Gauge("heron_strategy_pnl", "Strategy P&L (account currency)", ["strategy"], registry=r)
         self.shadow = Gauge("heron_shadow_predictions", "Shadow predictions", ["kind"], registry=r)
-        self.loop_lag = Gauge("heron_event_loop_lag_seconds",
-                              "Worst lateness of a 100 ms timer on the event loop over the last interval",
-                              registry=r)
+        self.loop_lag = Gauge(
+            "heron_event_loop_lag_seconds",
+            "Worst lateness of a 100 ms timer on the event loop over the last interval",
+            registry=r,
+        )
         self.loop_tasks = Gauge("heron_event_loop_tasks", "asyncio tasks alive on the event loop", registry=r)
         self._server: Any = None
         self._task: asyncio.Task[None] | None = None

@@ -89,8 +89,18 @@ MAX_SCRIPT_ENTRIES = 100_000
 #: Sanity bounds of a scripted order (the risk gate's limits apply on top).
 MAX_QTY = Decimal(10) ** 9
 MAX_PRICE = Decimal(10) ** 9
-_KNOWN_KEYS = {"action", "symbol", "side", "qty", "type", "limit_price", "time_in_force", "delay",
-               "flatten", "reason"}
+_KNOWN_KEYS = {
+    "action",
+    "symbol",
+    "side",
+    "qty",
+    "type",
+    "limit_price",
+    "time_in_force",
+    "delay",
+    "flatten",
+    "reason",
+}
 
 
 def _number(value: Any, where: str) -> Decimal:
@@ -161,8 +171,10 @@ def _bad_offset_price(last: Decimal, offset_pct: Decimal, limit: Decimal, symbol
     """Why the price computed from an offset cannot be sent (None: it can)."""
     if limit >= MIN_PRICE:
         return None
-    return (f"the limit price computed from offset_pct {offset_pct} on the {symbol} price {last} is "
-            f"{limit}, not a valid price (at least {MIN_PRICE})")
+    return (
+        f"the limit price computed from offset_pct {offset_pct} on the {symbol} price {last} is "
+        f"{limit}, not a valid price (at least {MIN_PRICE})"
+    )
 
 
 def load_script(path: Path) -> list[ScriptedOrder]:
@@ -253,8 +265,20 @@ def _load_action(raw: dict[str, Any], action: str, where: str) -> ScriptedOrder:
         reason = raw.get("reason") or "order script"
         if not isinstance(reason, str) or len(reason) > 500:
             raise ScriptError(f"{where}: reason must be text of at most 500 characters")
-    return ScriptedOrder("", OrderSide.BUY, Decimal(0), OrderType.LIMIT, TimeInForce.DAY, limit, offset,
-                         delay, action=action, replace_qty=qty, flatten=flatten, reason=reason)
+    return ScriptedOrder(
+        "",
+        OrderSide.BUY,
+        Decimal(0),
+        OrderType.LIMIT,
+        TimeInForce.DAY,
+        limit,
+        offset,
+        delay,
+        action=action,
+        replace_qty=qty,
+        flatten=flatten,
+        reason=reason,
+    )
 
 
 def priced(prices: PriceSource, symbol: str) -> bool:
@@ -428,8 +452,9 @@ async def _act_on_newest(
             if bad is not None:
                 log.error("script entry %d skipped: %s", n, bad)
                 return None
-        result = await engine.replace(rec.client_order_id, qty=o.replace_qty, limit_price=limit,
-                                      source=SOURCE)
+        result = await engine.replace(
+            rec.client_order_id, qty=o.replace_qty, limit_price=limit, source=SOURCE
+        )
         log.log(logging.INFO if result.accepted else logging.WARNING,
                 "script entry %d: replace %s (qty %s, limit %s) -> %s (%s)", n, rec.client_order_id,
                 o.replace_qty, limit, result.state.value, result.message)  # fmt: skip

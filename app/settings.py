@@ -373,7 +373,7 @@ def defaults_after_set_aside(path: Path) -> Path | None:
         return None
     newest: tuple[float, Path] | None = None
     for aside in path.parent.glob(f"{path.name}.corrupt-*"):
-        stamp = aside.name[len(path.name) + len(".corrupt-"):][:16]
+        stamp = aside.name[len(path.name) + len(".corrupt-") :][:16]
         try:
             at = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
         except ValueError:

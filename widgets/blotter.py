@@ -68,9 +68,7 @@ def model_rows(model: QAbstractItemModel) -> tuple[list[str], list[list[str]]]:
     """The header and display text of every row of ``model`` (a proxy: in its order)."""
     cols = model.columnCount()
     header = [str(model.headerData(c, Qt.Orientation.Horizontal)) for c in range(cols)]
-    rows = [
-        [str(model.data(model.index(r, c))) for c in range(cols)] for r in range(model.rowCount())
-    ]
+    rows = [[str(model.data(model.index(r, c))) for c in range(cols)] for r in range(model.rowCount())]
     return header, rows
 
 

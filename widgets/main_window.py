@@ -203,8 +203,11 @@ class MainWindow(QMainWindow):
             return False
         if stat.S_ISREG(info.st_mode) and info.st_size <= MAX_LAYOUT_BYTES:
             return True
-        problem = (f"it is {info.st_size:,} bytes, more than the {MAX_LAYOUT_BYTES:,}-byte limit"
-                   if stat.S_ISREG(info.st_mode) else "it is not a regular file")
+        problem = (
+            f"it is {info.st_size:,} bytes, more than the {MAX_LAYOUT_BYTES:,}-byte limit"
+            if stat.S_ISREG(info.st_mode)
+            else "it is not a regular file"
+        )
         return MainWindow._move_aside(path, problem, "was not read")
 
     @staticmethod
@@ -216,11 +219,21 @@ class MainWindow(QMainWindow):
         try:
             os.replace(path, aside)
         except OSError as exc:
-            log.warning("the layout file %s %s: %s; it could not be moved aside (%s); "
-                        "the default layout is used", path, what, problem, exc)
+            log.warning(
+                "the layout file %s %s: %s; it could not be moved aside (%s); the default layout is used",
+                path,
+                what,
+                problem,
+                exc,
+            )
             return False
-        log.warning("the layout file %s %s: %s; it was moved to %s and the default layout "
-                    "is used", path, what, problem, aside.name)
+        log.warning(
+            "the layout file %s %s: %s; it was moved to %s and the default layout is used",
+            path,
+            what,
+            problem,
+            aside.name,
+        )
         return True
 
     def capture_default_layout(self) -> None:

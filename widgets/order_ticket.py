@@ -370,6 +370,7 @@ class OrderTicket(QWidget):
             get_asset = getattr(self.engine.broker, "get_asset", None)
             if get_asset is not None:
                 try:
+
                     def loaded(a: Any, e: BaseException | None, s: str = symbol) -> None:
                         self._asset_loaded(s, a, e)
 

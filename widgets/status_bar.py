@@ -125,8 +125,9 @@ class HeronStatusBar(QStatusBar):
         self.staleness_label.setText(f"Data: {status.data}")
         self.staleness_label.setToolTip(status.data_reason)
         self.staleness_label.setStyleSheet(
-            f"color: {theme.UP};" if status.data_fresh else
-            ("" if status.data == UNKNOWN else f"color: {theme.WARN}; font-weight: 600;")
+            f"color: {theme.UP};"
+            if status.data_fresh
+            else ("" if status.data == UNKNOWN else f"color: {theme.WARN}; font-weight: 600;")
         )
         if status.latency is not None:
             view = status.latency

@@ -163,9 +163,7 @@ class AlpacaBroker:
             raise ValueError("the local exchange needs its base_url")
         self.environment = environment
         self.base_url = base_url.rstrip("/") if base_url else None
-        self.client = TradingClient(
-            key_id, secret, paper=environment != "live", url_override=self.base_url
-        )
+        self.client = TradingClient(key_id, secret, paper=environment != "live", url_override=self.base_url)
         self.client._retry = 0  # our own non-blocking backoff replaces the SDK's time.sleep retry
         self.timeout = (connect_timeout, read_timeout)
         inner = transport or self.client._session.request
@@ -267,8 +265,13 @@ class AlpacaBroker:
                 if attempt >= self.backoff.max_retries:
                     raise failure.error from amb.__cause__
                 delay = await self.backoff.wait(attempt, failure.retry_after)
-                log.info("%s failed (%s); retry %d after %.2f s", endpoint, failure.error.message,
-                         attempt + 1, delay)
+                log.info(
+                    "%s failed (%s); retry %d after %.2f s",
+                    endpoint,
+                    failure.error.message,
+                    attempt + 1,
+                    delay,
+                )
                 attempt += 1
 
     def _check_orders_allowed(self) -> None:
@@ -363,8 +366,9 @@ class AlpacaBroker:
     async def cancel_order(self, order_id: str) -> None:
         if not _valid_uuid(order_id):
             raise BrokerNotFound(f"not an order id: {order_id!r}", status=404)
-        await self._call("cancel_order", lambda: self.client.cancel_order_by_id(order_id),
-                         kind=RequestKind.CANCEL)
+        await self._call(
+            "cancel_order", lambda: self.client.cancel_order_by_id(order_id), kind=RequestKind.CANCEL
+        )
 
     async def cancel_all_orders(self) -> list[CancelResult]:
         results: Any = await self._call(
@@ -383,8 +387,9 @@ class AlpacaBroker:
         qty: int | None = None
         if request.qty is not None:
             if request.qty != request.qty.to_integral_value() or request.qty <= 0:
-                raise BrokerRejected(f"replace quantity must be a whole number > 0, got {request.qty}",
-                                     status=0)
+                raise BrokerRejected(
+                    f"replace quantity must be a whole number > 0, got {request.qty}", status=0
+                )
             qty = int(request.qty)
         try:
             body = ReplaceOrderRequest(
@@ -411,8 +416,9 @@ class AlpacaBroker:
             if new is not None:
                 return new
             if attempt >= self.backoff.max_retries:
-                raise BrokerUnavailable(f"replace of {order_id} not confirmed after {attempt + 1} attempts: "
-                                        f"{reason}")
+                raise BrokerUnavailable(
+                    f"replace of {order_id} not confirmed after {attempt + 1} attempts: {reason}"
+                )
             await self.backoff.wait(attempt)
             attempt += 1
 
@@ -427,8 +433,9 @@ class AlpacaBroker:
             if old.status.value in ("pending_replace", "replaced"):
                 raise BrokerUnavailable(f"replace of {order_id} still pending ({reason})")
             if old.status.is_terminal:
-                raise BrokerRejected(f"order {order_id} is {old.status.value}; it cannot be replaced",
-                                     status=422)
+                raise BrokerRejected(
+                    f"order {order_id} is {old.status.value}; it cannot be replaced", status=422
+                )
             return None
         except BrokerUnavailable as exc:
             raise BrokerUnavailable(
@@ -470,8 +477,9 @@ class AlpacaBroker:
             )
         path = position_path_symbol(symbol)
         try:
-            o = await self._call("close_position", lambda: self.client.close_position(path, opts),
-                                 idempotent=False)
+            o = await self._call(
+                "close_position", lambda: self.client.close_position(path, opts), idempotent=False
+            )
         except _Ambiguous as amb:
             raise amb.failure.error from None
         return convert.order(o)
@@ -479,8 +487,10 @@ class AlpacaBroker:
     async def close_all_positions(self, *, cancel_orders: bool) -> list[ClosePositionResult]:
         try:
             results = await self._call(
-                "close_all_positions", lambda: self.client.close_all_positions(cancel_orders=cancel_orders),
-                kind=RequestKind.CANCEL, idempotent=False,
+                "close_all_positions",
+                lambda: self.client.close_all_positions(cancel_orders=cancel_orders),
+                kind=RequestKind.CANCEL,
+                idempotent=False,
             )
         except _Ambiguous as amb:
             raise amb.failure.error from None

@@ -89,8 +89,9 @@ async def validate_credentials(
         a = await _probe(key_id, secret, url, timeout)
     except BrokerAuthError as exc:
         raise CredentialsError(
-            await _explain_refusal(key_id, secret, environment, url, exc, paper_url, live_url, probe_other,
-                                   timeout)
+            await _explain_refusal(
+                key_id, secret, environment, url, exc, paper_url, live_url, probe_other, timeout
+            )
         ) from None
     except BrokerUnavailable as exc:
         raise BrokerUnavailable(f"could not check the keys: {url} did not answer ({exc.message})") from None

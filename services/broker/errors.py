@@ -62,17 +62,23 @@ def classify_api_error(exc: APIError, endpoint: str) -> Failure:
     if status == 401 or (status == 403 and code is None and message.lower().startswith("forbidden")):
         return Failure(
             BrokerAuthError(f"the broker refused the keys ({status}: {message})"),
-            retryable=False, maybe_processed=False, auth=True,
+            retryable=False,
+            maybe_processed=False,
+            auth=True,
         )
     if status == 429:
         return Failure(
             BrokerUnavailable(f"{endpoint}: rate limited by the broker (429: {message})"),
-            retryable=True, maybe_processed=False, retry_after=_retry_after(exc),
+            retryable=True,
+            maybe_processed=False,
+            retry_after=_retry_after(exc),
         )
     if status >= 500 or status == 0:
         return Failure(
             BrokerUnavailable(f"{endpoint}: broker error {status}: {message}"),
-            retryable=True, maybe_processed=True, retry_after=_retry_after(exc),
+            retryable=True,
+            maybe_processed=True,
+            retry_after=_retry_after(exc),
         )
     if status == 404:
         return Failure(BrokerNotFound(message, status=status, code=code, extra=extra), False, False)
@@ -100,5 +106,6 @@ def classify(exc: BaseException, endpoint: str) -> Failure:
     # but we cannot tell what it said. Not worth repeating; for a submit, resolve by client id.
     return Failure(
         BrokerUnavailable(f"{endpoint}: unreadable answer from the broker: {type(exc).__name__}: {exc}"),
-        retryable=False, maybe_processed=True,
+        retryable=False,
+        maybe_processed=True,
     )

@@ -155,8 +155,16 @@ _SEVERITY: dict[LinkState, int] = {
 
 
 #: Words for the trading state when the broker connection is not live.
-UNREACHABLE = frozenset({LinkState.UNRESPONSIVE, LinkState.FAILING, LinkState.FAILED,
-                         LinkState.RECONNECTING, LinkState.CONNECTING, LinkState.STOPPED})
+UNREACHABLE = frozenset(
+    {
+        LinkState.UNRESPONSIVE,
+        LinkState.FAILING,
+        LinkState.FAILED,
+        LinkState.RECONNECTING,
+        LinkState.CONNECTING,
+        LinkState.STOPPED,
+    }
+)
 
 _FROM_STREAM = {
     ConnectionState.CONNECTING: LinkState.CONNECTING,
@@ -224,8 +232,9 @@ class LinkMonitor:
         if before is not None and before is not verdict.state:
             worse = _SEVERITY[verdict.state] > _SEVERITY[before]
             level = logging.WARNING if worse else logging.INFO
-            log.log(level, "broker connection %s -> %s: %s",
-                    before.value, verdict.state.value, verdict.reason)
+            log.log(
+                level, "broker connection %s -> %s: %s", before.value, verdict.state.value, verdict.reason
+            )
         return verdict
 
     def watch(self, source: str) -> None:
@@ -262,8 +271,10 @@ class LinkMonitor:
             return LinkVerdict(LinkState.SAFE_MODE, self.health.reason)
         waiting = self.latency.oldest_in_flight()
         if waiting is not None and waiting.age >= self.unresponsive_after:
-            return LinkVerdict(LinkState.UNRESPONSIVE,
-                               f"the broker has not answered {waiting.endpoint} for {waiting.age:.0f} s")
+            return LinkVerdict(
+                LinkState.UNRESPONSIVE,
+                f"the broker has not answered {waiting.endpoint} for {waiting.age:.0f} s",
+            )
         failure = self.latency.failing()
         if failure is not None:
             return LinkVerdict(LinkState.FAILING, f"{failure.endpoint} failed: {failure.reason}")
@@ -278,11 +289,13 @@ class LinkMonitor:
         for source in sorted(self._watched):
             heard = self.heard_age(source)
             if heard is not None and heard > self.live_window:
-                return LinkVerdict(LinkState.UNRESPONSIVE, f"nothing heard on the {source} stream "
-                                                           f"for {heard:.0f} s")
+                return LinkVerdict(
+                    LinkState.UNRESPONSIVE, f"nothing heard on the {source} stream for {heard:.0f} s"
+                )
         if waiting is not None and waiting.age >= self.slow_after:
-            return LinkVerdict(LinkState.SLOW,
-                               f"{waiting.endpoint} has waited {waiting.age:.1f} s for its answer")
+            return LinkVerdict(
+                LinkState.SLOW, f"{waiting.endpoint} has waited {waiting.age:.1f} s for its answer"
+            )
         return LinkVerdict(LinkState.LIVE, f"the broker answered {age:.1f} s ago")
 
 

@@ -142,8 +142,9 @@ class LatencyRecorder:
         if not q:
             return None
         values = sorted(q)
-        return LatencyStats(endpoint, self._count[endpoint], q[-1], _percentile(values, 0.5),
-                            _percentile(values, 0.95))
+        return LatencyStats(
+            endpoint, self._count[endpoint], q[-1], _percentile(values, 0.5), _percentile(values, 0.95)
+        )
 
     def all_stats(self) -> dict[str, LatencyStats]:
         return {ep: s for ep in self._samples if (s := self.stats(ep)) is not None}
@@ -182,13 +183,19 @@ class LatencyRecorder:
         failure = self.failing()
         last = self._last_sample
         if waiting is not None and waiting.age > self.warn_above:
-            return LatencyView(LatencyState.SLOW, f"{_seconds(waiting.age)}… (waiting)",
-                               f"{waiting.endpoint} has waited {_seconds(waiting.age)} for an answer",
-                               waiting.age)
+            return LatencyView(
+                LatencyState.SLOW,
+                f"{_seconds(waiting.age)}… (waiting)",
+                f"{waiting.endpoint} has waited {_seconds(waiting.age)} for an answer",
+                waiting.age,
+            )
         if failure is not None:
-            return LatencyView(LatencyState.FAILING, "failing",
-                               f"{failure.endpoint} failed after {_seconds(failure.seconds)}: "
-                               f"{failure.reason}", failure.seconds)
+            return LatencyView(
+                LatencyState.FAILING,
+                "failing",
+                f"{failure.endpoint} failed after {_seconds(failure.seconds)}: {failure.reason}",
+                failure.seconds,
+            )
         if last is None:
             return LatencyView(LatencyState.UNKNOWN, "—", "no broker call answered yet", None)
         endpoint, seconds = last

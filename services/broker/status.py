@@ -46,13 +46,15 @@ class HealthStatus:
 
     @property
     def data_fresh(self) -> bool:
-        return bool(self.feeds or self.watched) and not self.stale_symbols and not any(
-            f.stale for f in self.feeds
+        return (
+            bool(self.feeds or self.watched)
+            and not self.stale_symbols
+            and not any(f.stale for f in self.feeds)
         )
 
     @property
     def data(self) -> str:
-        """"fresh", the stale feeds with their age, or how many watched symbols are stale."""
+        """ "fresh", the stale feeds with their age, or how many watched symbols are stale."""
         stale_feeds = [f for f in self.feeds if f.stale]
         if stale_feeds:
             return ", ".join(f.label for f in stale_feeds)
@@ -77,8 +79,11 @@ class HealthStatus:
             **self.detail,
         }
         if self.latency is not None:
-            connection["latency"] = {"state": self.latency.state.value, "shown": self.latency.text,
-                                     "detail": self.latency.detail}
+            connection["latency"] = {
+                "state": self.latency.state.value,
+                "shown": self.latency.text,
+                "detail": self.latency.detail,
+            }
         return {
             "connection": connection,
             "data": {
@@ -113,8 +118,11 @@ def _trading(
     if link.state is LinkState.SAFE_MODE:
         return "ACTIVE (new orders suspended)", f"orders are refused locally: {link.reason}", False
     if link.state in UNREACHABLE:
-        return ("ACTIVE (broker unreachable)",
-                f"orders would not reach the broker: connection {link.state.value}: {link.reason}", False)
+        return (
+            "ACTIVE (broker unreachable)",
+            f"orders would not reach the broker: connection {link.state.value}: {link.reason}",
+            False,
+        )
     if gate is not None and not gate.allowed:
         return "ACTIVE (orders paused)", f"orders are held: {gate.reason}", False
     if link.state is LinkState.SLOW:
@@ -216,6 +224,7 @@ class HealthWatch:
         self.monitor = LinkMonitor(latency, health, clock=latency.clock)
         pings: dict[str, Callable[[float], Awaitable[bool]]] = {}
         if ping is not None:
+
             async def ping_trading(timeout: float) -> bool:
                 ok = await ping(timeout)
                 if ok:
@@ -223,8 +232,9 @@ class HealthWatch:
                 return ok
 
             pings[Channel.TRADING] = ping_trading
-        self.probe = LinkProbe(self.monitor, latency, rest_probe, pings, quiet_after=quiet_after,
-                               tick=tick, sleep=sleep)
+        self.probe = LinkProbe(
+            self.monitor, latency, rest_probe, pings, quiet_after=quiet_after, tick=tick, sleep=sleep
+        )
 
     def _feeds_heard(self, feed: str) -> None:
         if self.streams is not None:

@@ -92,8 +92,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> _Parser:
-    p = _Parser(prog="python -m services.exchange",
-                description="Heron's local Alpaca-compatible paper exchange")
+    p = _Parser(
+        prog="python -m services.exchange", description="Heron's local Alpaca-compatible paper exchange"
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (loopback unless --allow-remote)")
     p.add_argument("--port", type=int, default=0, help="TCP port (0 = pick a free one)")
     p.add_argument("--data-dir", type=Path, required=True, help="state and keys.json directory")
@@ -107,12 +108,20 @@ def _parser() -> _Parser:
     p.add_argument("--admin", action="store_true", help="mount fault injection at /_heron/admin")
     p.add_argument("--rate", type=float, default=DEFAULT_RATE, help="market-data messages/s in total")
     p.add_argument("--allow-remote", action="store_true", help="permit binding a non-loopback address")
-    p.add_argument("--account-type", choices=("margin", "cash"), default="margin",
-                   help="margin: 2x (4x intraday from $25,000) buying power, may short; cash: 1x, no shorts")
+    p.add_argument(
+        "--account-type",
+        choices=("margin", "cash"),
+        default="margin",
+        help="margin: 2x (4x intraday from $25,000) buying power, may short; cash: 1x, no shorts",
+    )
     p.add_argument("--cash", default="100000", help="starting cash of a new paper account (USD)")
     p.add_argument("--log-level", default="WARNING", help="logging level for stderr")
-    p.add_argument("--exit-with-parent", type=int, metavar="PID",
-                   help="shut down cleanly when process PID (the program that started this one) ends")
+    p.add_argument(
+        "--exit-with-parent",
+        type=int,
+        metavar="PID",
+        help="shut down cleanly when process PID (the program that started this one) ends",
+    )
     return p
 
 
@@ -192,9 +201,16 @@ def _config(args: argparse.Namespace, parser: _Parser) -> tuple[ExchangeConfig, 
         parser.error(f"--cash must be between 0 and 1000000000000, got {args.cash}")
     key, note = _resolve_key(args, parser)
     config = ExchangeConfig(
-        data_dir=args.data_dir, key=key, symbols=tuple(args.symbols), seed=args.seed,
-        rate_limit=args.rate_limit, always_open=args.always_open, admin=args.admin, rate=args.rate,
-        starting_cash=cash, account_type=args.account_type,
+        data_dir=args.data_dir,
+        key=key,
+        symbols=tuple(args.symbols),
+        seed=args.seed,
+        rate_limit=args.rate_limit,
+        always_open=args.always_open,
+        admin=args.admin,
+        rate=args.rate,
+        starting_cash=cash,
+        account_type=args.account_type,
     )
     return config, args.host, args.port, note, args.log_level
 
@@ -331,8 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)
     parser = _parser()
     args = _parse_args(parser, argv)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     parent: ParentWatch | None = None
     if args.exit_with_parent is not None:
         parent = ParentWatch(args.exit_with_parent)

@@ -31,7 +31,6 @@ MAX(limit, 1.03 x ask) x remaining qty (rules.short_sale_value). Exit legs of br
 nothing (they close a position). The other pre-trade account rules live in rules.py.
 """
 
-
 from __future__ import annotations
 
 import uuid
@@ -127,7 +126,12 @@ class MatchingEngine(FillEngine):
         )
 
     def _new_order(
-        self, req: OrderRequest, limit_price: Decimal | None, nbbo: NBBO, pos: Decimal, opens_short: bool,
+        self,
+        req: OrderRequest,
+        limit_price: Decimal | None,
+        nbbo: NBBO,
+        pos: Decimal,
+        opens_short: bool,
         now: datetime,
     ) -> VenueOrder:
         inst = req.instrument
@@ -201,6 +205,7 @@ class MatchingEngine(FillEngine):
             if leg.status == OrderStatus.NEW:
                 self._emit(TradeUpdateKind.NEW, leg, now)
         self.pending.append(parent)  # matched once the request is answered: see match_pending
+
     @staticmethod
     def _intent(side: OrderSide, pos: Decimal) -> str:
         if side == OrderSide.BUY:
@@ -258,7 +263,6 @@ class MatchingEngine(FillEngine):
             o.eligible_at = close - timedelta(minutes=1)
             o.expires_at = close
 
-
     def cancel(self, order_id: str) -> VenueOrder:
         o = self.get(order_id)
         if o.status not in CANCELABLE or o.id in self.pending_cancels:
@@ -287,7 +291,6 @@ class MatchingEngine(FillEngine):
                     self._cancel(o, now, event=TradeUpdateKind.CANCELED)
                     out.append(o)
         return out
-
 
     def check_replaceable(self, old: VenueOrder) -> None:
         if old.status not in REPLACEABLE or old.id in self.pending_cancels:
@@ -404,8 +407,10 @@ class MatchingEngine(FillEngine):
                 if new.order_class == OrderClass.OCO:
                     leg.oco_ids = [new.id if i == old.id else i for i in leg.oco_ids]
                 self.dirty_orders[leg.id] = leg
-    def _lose_replace_race(self, old: VenueOrder, new: VenueOrder, price: Decimal,
-                           now: datetime) -> VenueOrder:
+
+    def _lose_replace_race(
+        self, old: VenueOrder, new: VenueOrder, price: Decimal, now: datetime
+    ) -> VenueOrder:
         """The documented PATCH race: ``old`` fills (its remaining quantity, at its own price) before
         the replacement reaches the venue, and the replacement ``new`` is rejected."""
         self._fill(old, old.remaining, price, now)
@@ -420,7 +425,6 @@ class MatchingEngine(FillEngine):
         self.counters["replace_races"] = self.counters.get("replace_races", 0) + 1
         self._emit(TradeUpdateKind.REJECTED, new, now)
         return new
-
 
     # ---- positions ---------------------------------------------------------------------------
     def close_position(

@@ -117,8 +117,10 @@ def check_order(
     """Raise Alpaca's refusal when an account rule forbids ``order``; return None when it may go."""
     inst = order.instrument
     check_order_type(inst, order.type)
-    price = order.limit_price if order.limit_price is not None else (
-        order.ask if order.side == "buy" else order.bid
+    price = (
+        order.limit_price
+        if order.limit_price is not None
+        else (order.ask if order.side == "buy" else order.bid)
     )
     cost_basis = order.notional if order.notional is not None else (order.qty or Decimal(0)) * price
     if inst.is_crypto:

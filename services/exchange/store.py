@@ -206,9 +206,7 @@ class VenueStore:
         for key, value in kv_new.items():
             old = self._kv.get(key)
             if old is None:
-                self._insert(
-                    "INSERT INTO kv(key, value) VALUES (?, ?)", (key, value), f"account key {key!r}"
-                )
+                self._insert("INSERT INTO kv(key, value) VALUES (?, ?)", (key, value), f"account key {key!r}")
             else:
                 self._update(
                     "UPDATE kv SET value = ? WHERE key = ? AND value = ?",

@@ -99,7 +99,10 @@ class TradingVenue:
         cash = Decimal(kv["cash"]) if "cash" in kv else starting_cash
         self.last_equity = Decimal(kv["last_equity"]) if "last_equity" in kv else starting_cash
         self.ledger = Ledger(
-            account_id=self.account_id, cash=cash, account_type=account_type, last_equity=self.last_equity,
+            account_id=self.account_id,
+            cash=cash,
+            account_type=account_type,
+            last_equity=self.last_equity,
             non_marginable=frozenset(sym for sym, inst in universe.items() if not inst.marginable),
         )
         for h in snap.positions:

@@ -67,8 +67,16 @@ class QuoteBook:
 
     # -- writers (market-data thread or loop thread) ---------------------------------------------
 
-    def apply_quote(self, symbol: str, bid: float, bid_size: float, ask: float, ask_size: float,
-                    ts_ns: int, received: float) -> None:
+    def apply_quote(
+        self,
+        symbol: str,
+        bid: float,
+        bid_size: float,
+        ask: float,
+        ask_size: float,
+        ts_ns: int,
+        received: float,
+    ) -> None:
         self._quotes[symbol] = (bid, bid_size, ask, ask_size, ts_ns)
         self.guard._last[symbol] = received
 
@@ -92,8 +100,9 @@ class QuoteBook:
             else:
                 self._trades[symbol] = (previous[1], previous[2], previous[3], previous[0])
 
-    def correct_trade(self, symbol: str, ident: Any, old_size: float, new_ident: Any, price: float,
-                      size: float) -> None:
+    def correct_trade(
+        self, symbol: str, ident: Any, old_size: float, new_ident: Any, price: float, size: float
+    ) -> None:
         """A trade was corrected (Alpaca ``T: "c"``): volume takes the corrected size; the last
         trade takes the corrected price and size if it was the corrected one."""
         self._volume[symbol] = max(0.0, self._volume.get(symbol, 0.0) - old_size + size)
@@ -104,8 +113,15 @@ class QuoteBook:
     def on_quote(self, q: Quote, received: datetime | None = None) -> None:
         """Domain-object entry point (REST snapshots, replays, tests)."""
         r = (received or self._now()).timestamp()
-        self.apply_quote(q.symbol, float(q.bid), float(q.bid_size), float(q.ask), float(q.ask_size),
-                         int(q.ts.timestamp() * 1e9), r)
+        self.apply_quote(
+            q.symbol,
+            float(q.bid),
+            float(q.bid_size),
+            float(q.ask),
+            float(q.ask_size),
+            int(q.ts.timestamp() * 1e9),
+            r,
+        )
 
     def on_trade(self, t: Trade, received: datetime | None = None) -> None:
         r = (received or self._now()).timestamp()

@@ -118,12 +118,7 @@ def _split(ident: Any) -> tuple[Any, int]:
     """(exchange, trade id) identities go into two compact columns; anything else is kept whole."""
     if ident is None:
         return None, _NO_ID
-    if (
-        ident.__class__ is tuple
-        and len(ident) == 2
-        and ident[1].__class__ is int
-        and 0 <= ident[1] < 2**63
-    ):
+    if ident.__class__ is tuple and len(ident) == 2 and ident[1].__class__ is int and 0 <= ident[1] < 2**63:
         return ident[0], ident[1]
     return ident, _WHOLE
 
@@ -293,8 +288,9 @@ class CandleAggregator:
     @staticmethod
     def _bar(symbol: str, w: _Working) -> Bar:
         vwap = fdec(round(w.pv / w.v, 6)) if w.v > 0 and w.n > 0 else None
-        return Bar(symbol, _minute_dt(w.minute), fdec(w.o), fdec(w.h), fdec(w.l), fdec(w.c), fdec(w.v), w.n,
-                   vwap)
+        return Bar(
+            symbol, _minute_dt(w.minute), fdec(w.o), fdec(w.h), fdec(w.l), fdec(w.c), fdec(w.v), w.n, vwap
+        )
 
     def close_due(self, now_ns: int) -> None:
         """Close every working bar whose minute ended more than the grace period before ``now_ns``."""

@@ -59,8 +59,9 @@ def describe_error(code: Any, msg: Any) -> str:
     if code == 402:
         return f"the keys were refused ({alpaca})"
     if code == 409:
-        return (f"this feed is not in the account's market-data plan ({alpaca}); "
-                "choose another feed in settings")
+        return (
+            f"this feed is not in the account's market-data plan ({alpaca}); choose another feed in settings"
+        )
     if code == 408:
         return f"market data v2 is not enabled for this account ({alpaca})"
     if code == SYMBOL_LIMIT:
@@ -308,12 +309,16 @@ class DataConnection(StreamSuspension):
             delay = self._delay(failures)
             log.warning("%s stream lost (%s); reconnecting in %.1f s", self.channel, self.last_error, delay)
             if failures >= self.safe_mode_after:
-                self._set(ConnectionState.SAFE_MODE,
-                          f"{failures} connection attempts failed in a row ({self.last_error}); "
-                          f"retrying every {delay:.0f} s")
+                self._set(
+                    ConnectionState.SAFE_MODE,
+                    f"{failures} connection attempts failed in a row ({self.last_error}); "
+                    f"retrying every {delay:.0f} s",
+                )
             else:
-                self._set(ConnectionState.RECONNECTING,
-                          f"connection lost ({self.last_error}); reconnecting in {delay:.1f} s")
+                self._set(
+                    ConnectionState.RECONNECTING,
+                    f"connection lost ({self.last_error}); reconnecting in {delay:.1f} s",
+                )
             await self._pause(delay)
         self._set(ConnectionState.STOPPED, "stopped")
 
@@ -363,8 +368,10 @@ class DataConnection(StreamSuspension):
         missing = self.without_data
         if not missing:
             return f"connected to {self.url}"
-        return (f"connected to {self.url}; no data for {', '.join(sorted(missing))} "
-                "(the plan's symbol limit is reached)")
+        return (
+            f"connected to {self.url}; no data for {', '.join(sorted(missing))} "
+            "(the plan's symbol limit is reached)"
+        )
 
     def _on_control(self, m: Any) -> None:
         """A control message inside the session (subscription answer, error)."""
@@ -402,8 +409,10 @@ class DataConnection(StreamSuspension):
             self.refused[ch].update(gone)
             left.update(gone)
         names = ", ".join(sorted(self.without_data)) or "the requested symbols"
-        text = (f"{self.channel} market data: no live data for {names}: {words}; "
-                "remove symbols or use a plan with a higher limit")
+        text = (
+            f"{self.channel} market data: no live data for {names}: {words}; "
+            "remove symbols or use a plan with a higher limit"
+        )
         log.warning(text)
         self._notice(NotificationLevel.WARNING, text)
         if left and self.state is ConnectionState.LIVE:

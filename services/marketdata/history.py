@@ -286,9 +286,7 @@ class HistoryService:
             return [(start, end, self.history_feed)]
         # A bar of ts t holds trades up to t + step: SIP bars end on the last boundary 15 min ago.
         step = tf.seconds
-        cutoff = datetime.fromtimestamp(
-            (int((self._now() - FREE_SIP_DELAY).timestamp()) // step) * step, UTC
-        )
+        cutoff = datetime.fromtimestamp((int((self._now() - FREE_SIP_DELAY).timestamp()) // step) * step, UTC)
         if end <= cutoff:
             return [(start, end, DataFeed.SIP)]
         if start >= cutoff:
@@ -309,8 +307,9 @@ class HistoryService:
             return out
         for lo, hi, feed in self._feed_parts(tf, start, end):
             sreq = StockBarsRequest(symbol_or_symbols=symbol, timeframe=sdk_tf, start=lo, end=hi, feed=feed)
-            barset = await self._run(f"stock bars {symbol} ({feed.value})",
-                                     functools.partial(self.stock.get_stock_bars, sreq))
+            barset = await self._run(
+                f"stock bars {symbol} ({feed.value})", functools.partial(self.stock.get_stock_bars, sreq)
+            )
             out.append((_bars_in(symbol, barset, lo, hi), feed is self.history_feed))
         return out
 

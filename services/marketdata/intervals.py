@@ -92,7 +92,12 @@ class IntervalBarBuilder:
         if w is None:
             first = self._last_close.get(symbol, stats.last)
             self._working[symbol] = _Working(
-                bucket, first, max(first, stats.high), min(first, stats.low), stats.last, stats.volume,
+                bucket,
+                first,
+                max(first, stats.high),
+                min(first, stats.low),
+                stats.last,
+                stats.volume,
                 stats.count,
             )
             return
@@ -113,8 +118,17 @@ class IntervalBarBuilder:
         del self._working[symbol]
         self._last_close[symbol] = w.close
         ts = datetime.fromtimestamp(w.bucket * self.seconds, UTC)
-        return Bar(symbol, ts, fdec(w.open), fdec(w.high), fdec(w.low), fdec(w.close),
-                   fdec(w.volume) if w.volume else Decimal(0), w.count, None)
+        return Bar(
+            symbol,
+            ts,
+            fdec(w.open),
+            fdec(w.high),
+            fdec(w.low),
+            fdec(w.close),
+            fdec(w.volume) if w.volume else Decimal(0),
+            w.count,
+            None,
+        )
 
     def _emit(self, bars: list[Bar]) -> None:
         self.bars_emitted += len(bars)

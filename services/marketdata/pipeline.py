@@ -84,8 +84,17 @@ def _bar_from_msg(m: dict[str, Any]) -> Bar:
     t = m["t"]
     ts = t if isinstance(t, datetime) else datetime.fromtimestamp(t / 1e9, tz=UTC)
     vw = m.get("vw")
-    return Bar(m["S"], ts, fdec(m["o"]), fdec(m["h"]), fdec(m["l"]), fdec(m["c"]), fdec(float(m["v"])),
-               m.get("n"), fdec(vw) if vw is not None else None)
+    return Bar(
+        m["S"],
+        ts,
+        fdec(m["o"]),
+        fdec(m["h"]),
+        fdec(m["l"]),
+        fdec(m["c"]),
+        fdec(float(m["v"])),
+        m.get("n"),
+        fdec(vw) if vw is not None else None,
+    )
 
 
 class MarketDataPipeline:

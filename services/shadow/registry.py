@@ -282,12 +282,16 @@ class ModelRegistry:
             metadata=dict(metadata or {}),
         )
         try:
-            self.index.add(name, version, {
-                "sha256": record.sha256,
-                "created_at": record.created_at,
-                "feature_names": list(record.feature_names),
-                "metadata": record.metadata,
-            })
+            self.index.add(
+                name,
+                version,
+                {
+                    "sha256": record.sha256,
+                    "created_at": record.created_at,
+                    "feature_names": list(record.feature_names),
+                    "metadata": record.metadata,
+                },
+            )
         except Exception as exc:  # a full disk, a locked database: the file without its hash is useless
             path.unlink(missing_ok=True)
             why = describe_db_error(exc) if not isinstance(exc, ModelRegistryError) else str(exc)

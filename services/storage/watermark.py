@@ -161,8 +161,10 @@ def lost_database_problem(db_file: Path) -> str | None:
     mark = mark_path(db_file)
     if mark.exists():
         seq = JournalMark(db_file).read()
-        evidence.append(f"its journal mark {mark.name} says it existed"
-                        + (f" (its journal had reached {seq})" if seq is not None else ""))
+        evidence.append(
+            f"its journal mark {mark.name} says it existed"
+            + (f" (its journal had reached {seq})" if seq is not None else "")
+        )
     wal = db_file.with_name(db_file.name + "-wal")
     try:
         if wal.stat().st_size > 0:

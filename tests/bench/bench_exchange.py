@@ -97,9 +97,14 @@ def _cpu_seconds(pid: int | None) -> float | None:
 def _counters(ex: ExchangeProcess) -> dict[str, int]:
     stats = ex.admin("/stats")
     market, streams = stats["market"], stats["datastream"]
-    return {"generated": market["trades"] + market["quotes"], "queued": streams["messages"],
-            "dropped_frames": streams["dropped_frames"], "clock_ns": market["clock_ns"],
-            "steps": market["steps"], "step_ns": market["step_ns_total"]}
+    return {
+        "generated": market["trades"] + market["quotes"],
+        "queued": streams["messages"],
+        "dropped_frames": streams["dropped_frames"],
+        "clock_ns": market["clock_ns"],
+        "steps": market["steps"],
+        "step_ns": market["step_ns_total"],
+    }
 
 
 async def _measure_windows(ex: ExchangeProcess, windows: int, seconds: float) -> list[dict[str, float]]:
@@ -108,9 +113,12 @@ async def _measure_windows(ex: ExchangeProcess, windows: int, seconds: float) ->
     proc = getattr(ex, "_proc", None)
     pid = proc.pid if proc is not None else None
     results: list[dict[str, float]] = []
-    async with aiohttp.ClientSession() as session, session.ws_connect(
-        f"{ex.ws_url}/v2/sip", headers={"Content-Type": "application/msgpack"}, max_msg_size=0
-    ) as ws:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(
+            f"{ex.ws_url}/v2/sip", headers={"Content-Type": "application/msgpack"}, max_msg_size=0
+        ) as ws,
+    ):
         await ws.receive_bytes()
         await ws.send_bytes(msgpack.packb({"action": "auth", "key": ex.key_id, "secret": ex.secret}))
         await ws.receive_bytes()
@@ -146,20 +154,25 @@ async def _measure_windows(ex: ExchangeProcess, windows: int, seconds: float) ->
             # The exchange's counters are rated over the exchange's own clock between the two reads.
             server_s = max(1e-9, (after["clock_ns"] - before["clock_ns"]) / 1e9)
             step_ns = after["step_ns"] - before["step_ns"]
-            results.append({
-                "delivered": received / elapsed,
-                "generated": (after["generated"] - before["generated"]) / server_s,
-                "queued": (after["queued"] - before["queued"]) / server_s,
-                "dropped_frames": after["dropped_frames"] - before["dropped_frames"],
-                "step_ms": step_ns / 1e6 / max(1, after["steps"] - before["steps"]),
-                "loop_share": step_ns / 1e9 / server_s,
-                "frames_per_s": frames / elapsed,
-                "lag_median_ms": 1000 * lags[len(lags) // 2] if lags else float("nan"),
-                "lag_max_ms": 1000 * lags[-1] if lags else float("nan"),
-                "server_cpu": ((cpu_server1 - cpu_server0) / elapsed
-                               if cpu_server0 is not None and cpu_server1 is not None else float("nan")),
-                "client_cpu": (cpu_client1 - cpu_client0) / elapsed,
-            })
+            results.append(
+                {
+                    "delivered": received / elapsed,
+                    "generated": (after["generated"] - before["generated"]) / server_s,
+                    "queued": (after["queued"] - before["queued"]) / server_s,
+                    "dropped_frames": after["dropped_frames"] - before["dropped_frames"],
+                    "step_ms": step_ns / 1e6 / max(1, after["steps"] - before["steps"]),
+                    "loop_share": step_ns / 1e9 / server_s,
+                    "frames_per_s": frames / elapsed,
+                    "lag_median_ms": 1000 * lags[len(lags) // 2] if lags else float("nan"),
+                    "lag_max_ms": 1000 * lags[-1] if lags else float("nan"),
+                    "server_cpu": (
+                        (cpu_server1 - cpu_server0) / elapsed
+                        if cpu_server0 is not None and cpu_server1 is not None
+                        else float("nan")
+                    ),
+                    "client_cpu": (cpu_client1 - cpu_client0) / elapsed,
+                }
+            )
     return results
 
 

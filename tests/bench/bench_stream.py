@@ -37,8 +37,9 @@ def _sent(url: str, key_id: str, secret: str) -> tuple[int, int]:
     """Messages the exchange has queued on data websockets so far, and frames it dropped for slow
     clients (the data streams' counters in its admin stats; the simulator's own "messages" counts
     everything it generated, subscribed or not)."""
-    req = urllib.request.Request(f"{url}/_heron/admin/stats",
-                                 headers={"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret})
+    req = urllib.request.Request(
+        f"{url}/_heron/admin/stats", headers={"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret}
+    )
     with urllib.request.urlopen(req, timeout=5) as resp:
         streams = json.loads(resp.read())["datastream"]
     return int(streams["messages"]), int(streams["dropped_frames"])
@@ -48,8 +49,15 @@ async def _measure(url: str, key_id: str, secret: str, admin: Any) -> dict[str, 
     bus = EventBus()
     batches = [0]
     bus.subscribe(MarketDataBatchEvent, lambda e: batches.__setitem__(0, batches[0] + 1))
-    sm = StreamManager(key_id=key_id, secret=secret, bus=bus, environment="local", base_url=url,
-                       trading=False, data_timeout=None)
+    sm = StreamManager(
+        key_id=key_id,
+        secret=secret,
+        bus=bus,
+        environment="local",
+        base_url=url,
+        trading=False,
+        data_timeout=None,
+    )
     lags: list[float] = []
     ages: list[tuple[float, float]] = []
     stop = asyncio.Event()
@@ -95,17 +103,24 @@ async def _measure(url: str, key_id: str, secret: str, admin: Any) -> dict[str, 
     return {
         "stream_msgs_per_s": {"value": (m1 - m0) / (t1 - t0), "unit": "msgs/s", "goal": ">= 50000"},
         "loop_lag_p99_ms": {"value": p99 * 1000, "unit": "ms", "goal": "<= 33"},
-        "backlog_growth": {"value": growth, "unit": "ms (newest quote's age, end - start)",
-                           "goal": "~0, not growing"},
+        "backlog_growth": {
+            "value": growth,
+            "unit": "ms (newest quote's age, end - start)",
+            "goal": "~0, not growing",
+        },
         # The exchange counts messages when it queues them for a client; we count what the pipeline
         # processed: the difference must stay flat (0 when nothing is in flight at either read).
-        "stream_exchange_count_gap": {"value": (s1 - r1) - (s0 - r0),
-                                      "unit": "msgs (exchange-queued - processed, end - start)"},
+        "stream_exchange_count_gap": {
+            "value": (s1 - r1) - (s0 - r0),
+            "unit": "msgs (exchange-queued - processed, end - start)",
+        },
         "stream_exchange_sent_per_s": {"value": (s1 - s0) / (t1 - t0), "unit": "msgs/s"},
         "stream_exchange_dropped_frames": {"value": d1 - d0, "unit": "frames dropped for us"},
         "stream_batches_per_s": {"value": (b1 - b0) / (t1 - t0), "unit": "batches/s", "goal": "<= 30"},
-        "stream_quote_age_ms": {"value": statistics.median(last) * 1000 if last else float("nan"),
-                                "unit": "ms (median, last second)"},
+        "stream_quote_age_ms": {
+            "value": statistics.median(last) * 1000 if last else float("nan"),
+            "unit": "ms (median, last second)",
+        },
         "stream_dropped": {"value": co.dropped, "unit": "messages dropped by the coalescer"},
         "stream_skipped_frames": {"value": skipped, "unit": "frames the loop thread was still busy"},
     }
@@ -121,11 +136,24 @@ def pipeline_only(n_msgs: int = 400_000, per_frame: int = 100) -> float:
         ts = msgpack.Timestamp.from_unix_nano(t0 + i * 20_000)
         p = 100 + rng.random()
         if i % 2:
-            msgs.append({"T": "q", "S": s, "bx": "V", "bp": p, "bs": 3, "ax": "V", "ap": p + 0.02, "as": 2,
-                         "t": ts, "c": ["R"], "z": "C"})
+            msgs.append(
+                {
+                    "T": "q",
+                    "S": s,
+                    "bx": "V",
+                    "bp": p,
+                    "bs": 3,
+                    "ax": "V",
+                    "ap": p + 0.02,
+                    "as": 2,
+                    "t": ts,
+                    "c": ["R"],
+                    "z": "C",
+                }
+            )
         else:
             msgs.append({"T": "t", "S": s, "i": i, "x": "V", "p": p, "s": 10, "t": ts, "c": ["@"], "z": "C"})
-    frames = [msgpack.packb(msgs[a:a + per_frame]) for a in range(0, n_msgs, per_frame)]
+    frames = [msgpack.packb(msgs[a : a + per_frame]) for a in range(0, n_msgs, per_frame)]
     pipe = MarketDataPipeline()
     started = time.perf_counter()
     for k, f in enumerate(frames):

@@ -48,8 +48,15 @@ PER_FRAME = 100
 USABLE_LINE = "window usable: panels installed"
 
 
-def encode_storm(symbols: list[str], rate: int, seconds: float, *, per_frame: int = PER_FRAME,
-                 seed: int = 11, t0_ns: int | None = None) -> list[bytes]:
+def encode_storm(
+    symbols: list[str],
+    rate: int,
+    seconds: float,
+    *,
+    per_frame: int = PER_FRAME,
+    seed: int = 11,
+    t0_ns: int | None = None,
+) -> list[bytes]:
     """``rate * seconds`` Alpaca-style quote messages as msgpack frames of ``per_frame``."""
     import msgpack
     import numpy as np

@@ -67,8 +67,9 @@ def summarize(figures: list[dict[str, Any]], wall: float, args: dict[str, Any]) 
         "faults_not_injectable_by_kind": dict(not_injectable),
         "second_terminals": {
             "started": len(seconds),
-            "refused_in_time": sum(1 for s in seconds
-                                   if s["exit_code"] not in (0, None) and not s["reached_active"]),
+            "refused_in_time": sum(
+                1 for s in seconds if s["exit_code"] not in (0, None) and not s["reached_active"]
+            ),
             "stayed_up": sum(1 for s in seconds if s["stayed_up"]),
             "exit_0": sum(1 for s in seconds if s["exit_code"] == 0),
             "reached_active": sum(1 for s in seconds if s["reached_active"]),
@@ -90,13 +91,15 @@ def summarize(figures: list[dict[str, Any]], wall: float, args: dict[str, Any]) 
         "task_failures": sum(len(f.get("task_failures") or []) for f in figures),
         "kill_switch_drills": sum(1 for f in figures if f.get("kill_switch_pulls")),
         "kill_switch_drills_not_run": sum(1 for f in figures if f.get("kill_switch_not_pulled")),
-        "flattens_flat": sum(1 for f in figures if f.get("kill_switch_pulls")
-                             and not f.get("flatten_open_at_exchange")),
+        "flattens_flat": sum(
+            1 for f in figures if f.get("kill_switch_pulls") and not f.get("flatten_open_at_exchange")
+        ),
         "flattens_reported_open": sum(1 for f in figures if f.get("flatten_reported_open")),
         "flattens_unreported": sum(1 for f in figures if f.get("flatten_unreported")),
         "flattens_cut_by_a_terminal_kill": sum(1 for f in figures if f.get("flatten_interrupted")),
         "runs_needing_second_restart_for_in_flight": sum(
-            1 for f in figures if f.get("in_flight_after_first_recovery")),
+            1 for f in figures if f.get("in_flight_after_first_recovery")
+        ),
         "recovery_seconds": {
             "p50": None if not rec else statistics.median(rec),
             "p95": pct(0.95),
@@ -163,10 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="directory for per-run figures and the summary")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (each is 2-3 processes)")
     p.add_argument("--trade-seconds", type=float, default=8.0, help="length of each faulted window")
-    p.add_argument("--kinds", default=",".join(FAULT_KINDS),
-                   help="comma-separated fault kinds to draw from (default: all)")
-    p.add_argument("--local-share", type=float, default=0.25,
-                   help="share of runs in local mode (with an exchange child kill); 0..1")
+    p.add_argument(
+        "--kinds",
+        default=",".join(FAULT_KINDS),
+        help="comma-separated fault kinds to draw from (default: all)",
+    )
+    p.add_argument(
+        "--local-share",
+        type=float,
+        default=0.25,
+        help="share of runs in local mode (with an exchange child kill); 0..1",
+    )
     a = p.parse_args(argv)
     kinds = tuple(k.strip() for k in a.kinds.split(",") if k.strip())
     unknown = sorted(set(kinds) - set(FAULT_KINDS))
@@ -184,13 +194,15 @@ def main(argv: list[str] | None = None) -> int:
         for fut in as_completed(futures):
             f = fut.result()
             figures.append(f)
-            print(f"[{len(figures)}/{a.runs}] seed {f['seed']}: {'ok' if f.get('ok') else 'FAILED'} "
-                  f"faults {f.get('faults_total')} orders {f.get('orders_sent')} "
-                  f"dup {f.get('duplicates_at_exchange')} lost {f.get('lost_fills')} "
-                  f"div {f.get('unreconciled_divergences')} orphans {len(f.get('orphans') or {})} "
-                  f"account {f.get('account_divergences')} recovery {f.get('recovery_seconds')} s "
-                  f"wall {f.get('wall_seconds')} s" + "".join(f"\n    {w}" for w in f.get("failures") or []),
-                  flush=True)
+            print(
+                f"[{len(figures)}/{a.runs}] seed {f['seed']}: {'ok' if f.get('ok') else 'FAILED'} "
+                f"faults {f.get('faults_total')} orders {f.get('orders_sent')} "
+                f"dup {f.get('duplicates_at_exchange')} lost {f.get('lost_fills')} "
+                f"div {f.get('unreconciled_divergences')} orphans {len(f.get('orphans') or {})} "
+                f"account {f.get('account_divergences')} recovery {f.get('recovery_seconds')} s "
+                f"wall {f.get('wall_seconds')} s" + "".join(f"\n    {w}" for w in f.get("failures") or []),
+                flush=True,
+            )
             summary = summarize(figures, time.monotonic() - started, vars(a) | {"out": str(a.out)})
             (a.out / "summary.json").write_text(json.dumps(summary, indent=2))
             (a.out / "summary.md").write_text(markdown(summary))

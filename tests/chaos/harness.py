@@ -100,15 +100,35 @@ FAULT_KINDS: tuple[str, ...] = (
     "sigterm_startup",
 )
 #: faults a local-mode run (the terminal's own child exchange, no admin routes) can inject
-LOCAL_KINDS: frozenset[str] = frozenset({"terminal_kill", "child_kill", "db_lock", "external_cancel",
-                                         "disk_full", "second_terminal", "sigterm_startup"})
+LOCAL_KINDS: frozenset[str] = frozenset(
+    {
+        "terminal_kill",
+        "child_kill",
+        "db_lock",
+        "external_cancel",
+        "disk_full",
+        "second_terminal",
+        "sigterm_startup",
+    }
+)
 STARTING_CASH = Decimal(100000)  # the exchange's --cash default, for the harness's and the child's
 ORPHAN_GRACE = 3.0  # seconds a child exchange gets to follow its terminal out
 SECOND_EXIT_WITHIN = 20.0  # a second terminal on the profile must have exited by then (2 busy cores)
 CHILD_WAIT = 15.0  # child_kill waits this long for a terminal's child exchange to kill
 CHILD_RESTART_WITHIN = 10.0  # the window stays open this long after a child_kill to see it restarted
-OPEN_STATUSES = frozenset({"new", "accepted", "partially_filled", "pending_new", "pending_cancel",
-                           "pending_replace", "accepted_for_bidding", "held", "calculated"})
+OPEN_STATUSES = frozenset(
+    {
+        "new",
+        "accepted",
+        "partially_filled",
+        "pending_new",
+        "pending_cancel",
+        "pending_replace",
+        "accepted_for_bidding",
+        "held",
+        "calculated",
+    }
+)
 STRATEGY = "sma_crossover:fast=2,slow=4"
 LOST_SPACING_S = 10.0  # ExecutionEngine's default lost_spacing_s
 
@@ -143,9 +163,18 @@ class Terminal:
     """``main.py --headless`` as a Popen (so the harness can SIGKILL it at any moment); ``ex`` None:
     local mode, the terminal starts (or reuses) its own child exchange."""
 
-    def __init__(self, ex: ExchangeProcess | None, data_dir: Path, *, quit_after: float, tag: str,
-                 script: list[dict[str, Any]] | None = None, strategy: str | None = None,
-                 metrics_port: int | None = None, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        ex: ExchangeProcess | None,
+        data_dir: Path,
+        *,
+        quit_after: float,
+        tag: str,
+        script: list[dict[str, Any]] | None = None,
+        strategy: str | None = None,
+        metrics_port: int | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         side = data_dir.parent / "terminal-files"  # beside the data dir: a full disk there loses none
         side.mkdir(parents=True, exist_ok=True)
@@ -154,10 +183,24 @@ class Terminal:
         self.stderr_path = side / f"terminal-{tag}.stderr.log"
         self.tag = tag
         self.metrics_port = metrics_port
-        exchange = ("--mode", "local") if ex is None else ("--exchange-url", ex.url,
-                                                            "--exchange-keys", str(ex.keys_file))
-        args = [sys.executable, str(REPO / "main.py"), "--headless", "--data-dir", str(data_dir), *exchange,
-                "--quit-after", f"{quit_after:.1f}", "--state-report", str(self.report_path), *extra]
+        exchange = (
+            ("--mode", "local")
+            if ex is None
+            else ("--exchange-url", ex.url, "--exchange-keys", str(ex.keys_file))
+        )
+        args = [
+            sys.executable,
+            str(REPO / "main.py"),
+            "--headless",
+            "--data-dir",
+            str(data_dir),
+            *exchange,
+            "--quit-after",
+            f"{quit_after:.1f}",
+            "--state-report",
+            str(self.report_path),
+            *extra,
+        ]
         if script is not None:
             path = side / f"script-{tag}.json"
             path.write_text(json.dumps(script))
@@ -171,8 +214,9 @@ class Terminal:
         self.started = time.monotonic()
         self.stopped_by_harness = False
         with open(self.stderr_path, "w") as err:
-            self.proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+            )
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -233,8 +277,11 @@ def plan_faults(rng: random.Random, cfg: ChaosConfig) -> list[Fault]:
         elif kind == "rest_429" or kind == "rest_5xx":
             params = {"count": rng.randint(3, 20)}
         elif kind == "latency_spike":
-            params = {"ms": rng.randint(300, 2500), "jitter_ms": rng.randint(0, 300),
-                      "seconds": round(rng.uniform(0.5, 3), 2)}
+            params = {
+                "ms": rng.randint(300, 2500),
+                "jitter_ms": rng.randint(0, 300),
+                "seconds": round(rng.uniform(0.5, 3), 2),
+            }
         elif kind == "matching_pause":
             params = {"seconds": round(rng.uniform(0.5, 3), 2)}
         elif kind == "db_lock":
@@ -350,7 +397,10 @@ def mount_tmpfs(path: Path, size_mb: int) -> str | None:
     try:
         proc = subprocess.run(
             ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs", str(path)],
-            capture_output=True, text=True, timeout=20)
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"mount: {exc}"
     if proc.returncode != 0:
@@ -409,8 +459,15 @@ def hold_db_lock(path: Path, seconds: float) -> bool:
 class _Run:
     """State of one chaos run while faults are injected (used from the harness thread and helpers)."""
 
-    def __init__(self, ex: ExchangeProcess | None, data_dir: Path, cfg: ChaosConfig, rng: random.Random,
-                 *, disk_ok: str | None = "not mounted") -> None:
+    def __init__(
+        self,
+        ex: ExchangeProcess | None,
+        data_dir: Path,
+        cfg: ChaosConfig,
+        rng: random.Random,
+        *,
+        disk_ok: str | None = "not mounted",
+    ) -> None:
         self.ex = ex  # None: local mode (the terminal's own child exchange, reached via session.json)
         self.session = SessionClient(data_dir)
         self.disk_problem = disk_ok  # None: the data dir is a tmpfs the disk_full fault can fill
@@ -474,16 +531,31 @@ class _Run:
         run the strategy until the end of the window."""
         if first:
             port = free_port()
-            term = Terminal(self.ex, self.data_dir, quit_after=self.cfg.trade_seconds + 60, tag="t0",
-                            script=script, strategy=STRATEGY, metrics_port=port)
+            term = Terminal(
+                self.ex,
+                self.data_dir,
+                quit_after=self.cfg.trade_seconds + 60,
+                tag="t0",
+                script=script,
+                strategy=STRATEGY,
+                metrics_port=port,
+            )
             self.terminals.append(term)
             self.first_active = wait_active(port, term, timeout=40)
             self.t0 = time.monotonic()
             return
         self.no_second.wait(SECOND_EXIT_WITHIN + 90)  # one terminal start at a time on the profile
-        self.terminals.append(Terminal(self.ex, self.data_dir, quit_after=self.cfg.trade_seconds + 60 +
-                                       self.extra_window, tag=f"t{len(self.terminals)}", script=None,
-                                       strategy=STRATEGY, metrics_port=free_port()))
+        self.terminals.append(
+            Terminal(
+                self.ex,
+                self.data_dir,
+                quit_after=self.cfg.trade_seconds + 60 + self.extra_window,
+                tag=f"t{len(self.terminals)}",
+                script=None,
+                strategy=STRATEGY,
+                metrics_port=free_port(),
+            )
+        )
 
     def background(self, fn: Callable[[], None]) -> None:
         t = threading.Thread(target=fn, daemon=True)
@@ -548,25 +620,31 @@ class _Run:
         elif f.kind == "latency_spike":
             ok = self.admin("/rest/latency", {"ms": p["ms"], "jitter_ms": p["jitter_ms"]})
             if ok:
+
                 def calm() -> None:
                     time.sleep(p["seconds"])
                     self.admin("/rest/latency", {"ms": 0, "jitter_ms": 0})
+
                 self.background(calm)
         elif f.kind == "matching_pause":
             ok = self.admin("/matching", {"paused": True})
             if ok:
+
                 def resume() -> None:
                     time.sleep(p["seconds"])
                     self.admin("/matching", {"paused": False})
+
                 self.background(resume)
         elif f.kind == "db_lock":
             path = db_path(self.data_dir)
             ok = path.exists()
             if ok:
+
                 def locker() -> None:
                     if not hold_db_lock(path, p["seconds"]):
                         with self.lock:
                             self.notes.append("db_lock: could not take the lock")
+
                 self.background(locker)
         elif f.kind == "external_cancel":
             ok = self.cancel_one_open_order()
@@ -617,8 +695,13 @@ class _Run:
                 # a child killed before or while the disk was full gets its time once there is space
                 self.stretch_window(time.monotonic() + CHILD_RESTART_WITHIN)
         with self.lock:
-            self.disk_fulls.append({"at": round(started - self.t0, 2), "filled_bytes": written,
-                                    "full_seconds": round(time.monotonic() - full_at, 2)})
+            self.disk_fulls.append(
+                {
+                    "at": round(started - self.t0, 2),
+                    "filled_bytes": written,
+                    "full_seconds": round(time.monotonic() - full_at, 2),
+                }
+            )
 
     def kill_child(self) -> None:
         """child_kill (on a helper thread): wait for the exchange a trading terminal started (local
@@ -643,8 +726,12 @@ class _Run:
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
         self.stretch_window(killed_at + CHILD_RESTART_WITHIN)
-        record: dict[str, Any] = {"at": round(killed_at - self.t0, 2), "pid": pid, "restarted_after": None,
-                                  "owner_stopped_after": None}
+        record: dict[str, Any] = {
+            "at": round(killed_at - self.t0, 2),
+            "pid": pid,
+            "restarted_after": None,
+            "owner_stopped_after": None,
+        }
         with self.lock:
             self.injected["child_kill"] += 1
             self.child_kills.append(record)
@@ -678,8 +765,13 @@ class _Run:
             return
         child = self.session.pid() if self.ex is None else None
         port = free_port()
-        second = Terminal(self.ex, self.data_dir, quit_after=self.cfg.trade_seconds + 60,
-                          tag=f"second{len(self.seconds)}", metrics_port=port)
+        second = Terminal(
+            self.ex,
+            self.data_dir,
+            quit_after=self.cfg.trade_seconds + 60,
+            tag=f"second{len(self.seconds)}",
+            metrics_port=port,
+        )
         with self.lock:
             self.seconds.append(second)
             self.injected["second_terminal"] += 1
@@ -704,12 +796,18 @@ class _Run:
             if not killed and not (first is not None and first.stopped_by_harness):
                 disturbed.append(f"the first terminal's exchange (pid {child}) is gone")
         with self.lock:
-            self.second_figures.append({
-                "tag": second.tag, "exit_code": code, "exited_after": exited_after,
-                "stayed_up": stayed_up, "reached_active": active is not None, "disturbed": disturbed,
-                "first_running": first is not None,
-                "said": _last_line(second.stderr_tail(600)),
-            })
+            self.second_figures.append(
+                {
+                    "tag": second.tag,
+                    "exit_code": code,
+                    "exited_after": exited_after,
+                    "stayed_up": stayed_up,
+                    "reached_active": active is not None,
+                    "disturbed": disturbed,
+                    "first_running": first is not None,
+                    "said": _last_line(second.stderr_tail(600)),
+                }
+            )
 
     def sigterm_startup(self, after: float) -> None:
         """sigterm_startup: the terminal quits (SIGTERM), starts again and is SIGTERMed ``after``
@@ -718,15 +816,21 @@ class _Run:
         if self.terminals and self.terminal.alive():
             self.terminal.terminate(60)
         self.no_second.wait(SECOND_EXIT_WITHIN + 90)
-        term = Terminal(self.ex, self.data_dir, quit_after=self.cfg.trade_seconds + 60,
-                        tag=f"t{len(self.terminals)}-sigterm", strategy=STRATEGY)
+        term = Terminal(
+            self.ex,
+            self.data_dir,
+            quit_after=self.cfg.trade_seconds + 60,
+            tag=f"t{len(self.terminals)}-sigterm",
+            strategy=STRATEGY,
+        )
         self.terminals.append(term)
         time.sleep(max(0.0, term.started + after - time.monotonic()))
         code = term.terminate(30)
         orphans = self.note_orphans("after a SIGTERM in start-up")
         with self.lock:
-            self.sigterm_starts.append({"after": after, "exit_code": code, "hung": code is None,
-                                        "orphans": sorted(orphans)})
+            self.sigterm_starts.append(
+                {"after": after, "exit_code": code, "hung": code is None, "orphans": sorted(orphans)}
+            )
         self.stretch_window(time.monotonic() + 5.0)  # started again, and given time to trade
         self.start_terminal(None)
         again = self.terminal
@@ -801,8 +905,9 @@ def local_intents(data_dir: Path) -> dict[str, str]:
     return {str(c): str(lg) for c, lg in rows}
 
 
-def flatten_figures(run: _Run, ex: ExchangeProcess, script: list[dict[str, Any]],
-                    plan: list[Fault], pulled: int) -> dict[str, Any]:
+def flatten_figures(
+    run: _Run, ex: ExchangeProcess, script: list[dict[str, Any]], plan: list[Fault], pulled: int
+) -> dict[str, Any]:
     """After the window (matching paused, every trading terminal quit): did a kill-switch flatten
     end flat, or say loudly which symbol it left open? "Loudly" is the state report's ``closing``
     section naming the symbol as not complete (the same outcome is logged at ERROR, notified and
@@ -850,8 +955,9 @@ def local_intent_status(data_dir: Path) -> dict[str, str]:
     return {str(c): str(st) for c, st in rows}
 
 
-def measure(ex: ExchangeProcess, data_dir: Path, report: dict[str, Any] | None,
-            script_len: int) -> dict[str, Any]:
+def measure(
+    ex: ExchangeProcess, data_dir: Path, report: dict[str, Any] | None, script_len: int
+) -> dict[str, Any]:
     """Figures comparing the exchange (truth) with the recovered terminal. See the module docstring."""
     orders = [o for o in exchange_orders(ex) if str(o["client_order_id"]).startswith("hr-")]
     coids = Counter(str(o["client_order_id"]) for o in orders)
@@ -864,15 +970,23 @@ def measure(ex: ExchangeProcess, data_dir: Path, report: dict[str, Any] | None,
         elif intents[coid] == coid:
             per_logical[coid] += 1
     script_at_exchange = sum(1 for c in coids if c.startswith("hr-x-script-") and intents.get(c, c) == c)
-    duplicates = (sum(n - 1 for n in coids.values() if n > 1)
-                  + sum(n - 1 for n in per_logical.values() if n > 1)
-                  + max(0, script_at_exchange - script_len))
+    duplicates = (
+        sum(n - 1 for n in coids.values() if n > 1)
+        + sum(n - 1 for n in per_logical.values() if n > 1)
+        + max(0, script_at_exchange - script_len)
+    )
     broker_fills = exchange_fill_qty(ex)
     local_fills = local_fill_qty(data_dir)
-    lost = {oid: str(q - local_fills.get(oid, Decimal(0))) for oid, q in broker_fills.items()
-            if local_fills.get(oid, Decimal(0)) < q}
-    phantom = {oid: str(q - broker_fills.get(oid, Decimal(0))) for oid, q in local_fills.items()
-               if broker_fills.get(oid, Decimal(0)) < q}
+    lost = {
+        oid: str(q - local_fills.get(oid, Decimal(0)))
+        for oid, q in broker_fills.items()
+        if local_fills.get(oid, Decimal(0)) < q
+    }
+    phantom = {
+        oid: str(q - broker_fills.get(oid, Decimal(0)))
+        for oid, q in local_fills.items()
+        if broker_fills.get(oid, Decimal(0)) < q
+    }
     divergences: list[str] = []
     in_flight: list[str] = []
     intent_status = local_intent_status(data_dir)
@@ -880,8 +994,11 @@ def measure(ex: ExchangeProcess, data_dir: Path, report: dict[str, Any] | None,
     if report is None:
         divergences.append("no state report after recovery")
     else:
-        local_pos = {s: _norm(q) for s, q in report.get("positions", {}).get("local", {}).items()
-                     if Decimal(str(q)) != 0}
+        local_pos = {
+            s: _norm(q)
+            for s, q in report.get("positions", {}).get("local", {}).items()
+            if Decimal(str(q)) != 0
+        }
         for sym in sorted(set(local_pos) | set(broker_pos)):
             if local_pos.get(sym) != broker_pos.get(sym):
                 divergences.append(f"position {sym}: local {local_pos.get(sym)} broker {broker_pos.get(sym)}")
@@ -891,16 +1008,18 @@ def measure(ex: ExchangeProcess, data_dir: Path, report: dict[str, Any] | None,
         for inc in recon.get("open_incidents", []):
             divergences.append(f"open incident: {inc}")
         local_open = {o["client_order_id"]: o["status"] for o in report.get("orders", {}).get("open", [])}
-        broker_open = {str(o["client_order_id"]): str(o["status"]) for o in orders
-                       if o["status"] in OPEN_STATUSES}
+        broker_open = {
+            str(o["client_order_id"]): str(o["status"]) for o in orders if o["status"] in OPEN_STATUSES
+        }
         for coid in sorted(set(local_open) | set(broker_open)):
             if (coid in local_open) != (coid in broker_open):
                 if coid not in coids and intent_status.get(coid) == "in_flight":
                     # journaled, never reached the broker: in flight until two spaced lookups say LOST
                     in_flight.append(coid)
                     continue
-                divergences.append(f"open order {coid}: local {local_open.get(coid)} "
-                                   f"broker {broker_open.get(coid)}")
+                divergences.append(
+                    f"open order {coid}: local {local_open.get(coid)} broker {broker_open.get(coid)}"
+                )
         if report.get("trading_state") != "ACTIVE":
             divergences.append(f"trading state after recovery: {report.get('trading_state')}")
     for coid in unknown:
@@ -957,9 +1076,13 @@ def measure_account(ex: ExchangeProcess, report: dict[str, Any] | None) -> dict[
         drift = Decimal("0.02") * market_value + Decimal("0.01")
         if abs(Decimal(str(section.get("equity"))) - equity) > drift:
             untrue.append(f"state report equity {section.get('equity')} but the exchange says {equity}")
-    return {"account_cash": str(cash), "account_equity": str(equity),
-            "report_account": section if isinstance(section, dict) else None,
-            "account_divergences": len(untrue), "account_detail": untrue}
+    return {
+        "account_cash": str(cash),
+        "account_equity": str(equity),
+        "report_account": section if isinstance(section, dict) else None,
+        "account_divergences": len(untrue),
+        "account_detail": untrue,
+    }
 
 
 def _space_back(figures: dict[str, Any], at: float) -> float:
@@ -975,8 +1098,13 @@ def _space_back(figures: dict[str, Any], at: float) -> float:
 def verdict(figures: dict[str, Any]) -> list[str]:
     """Every reason the run failed (empty: the run is ok)."""
     why = []
-    for key in ("duplicates_at_exchange", "lost_fills", "phantom_fills", "unreconciled_divergences",
-                "account_divergences"):
+    for key in (
+        "duplicates_at_exchange",
+        "lost_fills",
+        "phantom_fills",
+        "unreconciled_divergences",
+        "account_divergences",
+    ):
         if figures.get(key):
             why.append(f"{key}: {figures[key]}")
     if "recovery_exit_code" in figures and figures["recovery_exit_code"] != 0:
@@ -990,8 +1118,10 @@ def verdict(figures: dict[str, Any]) -> list[str]:
         why.append(f"{kind} could not be injected: {reason}")
     for s in figures.get("second_terminals") or []:
         if s["stayed_up"] or s["exit_code"] in (0, None) or s["reached_active"] or s["disturbed"]:
-            why.append(f"second terminal {s['tag']}: exit {s['exit_code']}, stayed up {s['stayed_up']}, "
-                       f"trading ACTIVE {s['reached_active']}, disturbed {s['disturbed']}")
+            why.append(
+                f"second terminal {s['tag']}: exit {s['exit_code']}, stayed up {s['stayed_up']}, "
+                f"trading ACTIVE {s['reached_active']}, disturbed {s['disturbed']}"
+            )
     for k in figures.get("child_kills") or []:
         stopped = k.get("owner_stopped_after")
         # a full disk keeps any exchange from opening its venue: its terminal gets its time to
@@ -1005,10 +1135,13 @@ def verdict(figures: dict[str, Any]) -> list[str]:
     return why
 
 
-def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
-              plan: list[Fault] | None = None,
-              after: Callable[[ExchangeProcess, Path, dict[str, Any] | None], None] | None = None,
-              ) -> dict[str, Any]:
+def run_chaos(
+    seed: int,
+    work_dir: Path,
+    cfg: ChaosConfig | None = None,
+    plan: list[Fault] | None = None,
+    after: Callable[[ExchangeProcess, Path, dict[str, Any] | None], None] | None = None,
+) -> dict[str, Any]:
     """One randomized fault run (or the given ``plan``); returns its figures (never raises for a
     product failure: ``ok`` is False and the terminal's logs stay in ``work_dir/run-<seed>``).
     ``after(exchange, data_dir, report)`` runs once the figures are measured, before the exchange
@@ -1026,8 +1159,14 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
     # an operator moving resting limits: a replace after some of them (raced by replace_race)
     for i in reversed(range(len(script))):
         if script[i].get("type") == "limit" and rng.random() < 0.6:
-            script.insert(i + 1, {"action": "replace", "delay": round(rng.uniform(0.1, 0.5), 2),
-                                  "limit_price": {"offset_pct": rng.choice([-7, -4, -3])}})
+            script.insert(
+                i + 1,
+                {
+                    "action": "replace",
+                    "delay": round(rng.uniform(0.1, 0.5), 2),
+                    "limit_price": {"offset_pct": rng.choice([-7, -4, -3])},
+                },
+            )
     planned = plan_faults(rng, cfg)
     plan = planned if plan is None else plan
     if any(f.kind == "flatten_pending_cancel" for f in plan):
@@ -1037,16 +1176,31 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
         symbol = rng.choice(["AAPL", "MSFT", "SPY"])
         script += [
             {"symbol": symbol, "side": "buy", "qty": "5", "type": "market", "delay": 0.1},
-            {"symbol": symbol, "side": "sell", "qty": "5", "type": "limit", "time_in_force": "gtc",
-             "limit_price": {"offset_pct": 6}, "delay": 0.3},
-            {"action": "kill_switch", "flatten": True, "reason": "chaos drill",
-             "delay": round(rng.uniform(0.2, 1.0), 2)},
+            {
+                "symbol": symbol,
+                "side": "sell",
+                "qty": "5",
+                "type": "limit",
+                "time_in_force": "gtc",
+                "limit_price": {"offset_pct": 6},
+                "delay": 0.3,
+            },
+            {
+                "action": "kill_switch",
+                "flatten": True,
+                "reason": "chaos drill",
+                "delay": round(rng.uniform(0.2, 1.0), 2),
+            },
         ]
         orders_in_script += 2
     local = is_local_plan(plan)
-    figures: dict[str, Any] = {"seed": seed, "plan": [f.__dict__ for f in plan],
-                               "mode": "local" if local else "external",
-                               "script_orders": orders_in_script, "script_entries": len(script)}
+    figures: dict[str, Any] = {
+        "seed": seed,
+        "plan": [f.__dict__ for f in plan],
+        "mode": "local" if local else "external",
+        "script_orders": orders_in_script,
+        "script_entries": len(script),
+    }
     ex: ExchangeProcess | None = None
     run: _Run | None = None
     rec: Terminal | None = None
@@ -1106,8 +1260,9 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
         if journal_kinds(data_dir).get("kill_switch", 0):
             release = ("--release-halt", "chaos run: recovery after the kill-switch drill")
         port = free_port()
-        rec = Terminal(ex, data_dir, quit_after=cfg.recovery_quit_after, tag="recovery", metrics_port=port,
-                       extra=release)
+        rec = Terminal(
+            ex, data_dir, quit_after=cfg.recovery_quit_after, tag="recovery", metrics_port=port, extra=release
+        )
         recovery = wait_active(port, rec, timeout=cfg.recovery_quit_after + 20)
         figures["recovery_exit_code"] = rec.wait(60)
         figures["recovery_seconds"] = None if recovery is None else round(recovery, 3)
@@ -1126,8 +1281,13 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
                 last = last_not_found(data_dir)
                 if last is not None:
                     time.sleep(max(0.0, last + LOST_SPACING_S + 1.0 - time.time()))
-                again = Terminal(ex, data_dir, quit_after=cfg.recovery_quit_after, tag=f"recovery{n}",
-                                 metrics_port=free_port())
+                again = Terminal(
+                    ex,
+                    data_dir,
+                    quit_after=cfg.recovery_quit_after,
+                    tag=f"recovery{n}",
+                    metrics_port=free_port(),
+                )
                 figures[f"recovery{n}_exit_code"] = again.wait(60)
                 rec = again
                 report = again.report()
@@ -1143,9 +1303,12 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
         figures.update(measure_account(ex, report))
         # A task that dies is a failure even when it said so (the script or a strategy stops
         # trading for the rest of the session): count the terminals' "background task ... failed".
-        figures["task_failures"] = [line.strip()[:200] for t in [*run.terminals, rec]
-                                    for line in t.stderr_tail(1_000_000).splitlines()
-                                    if "background task" in line and "failed" in line]
+        figures["task_failures"] = [
+            line.strip()[:200]
+            for t in [*run.terminals, rec]
+            for line in t.stderr_tail(1_000_000).splitlines()
+            if "background task" in line and "failed" in line
+        ]
         figures["kill_switch_pulls"] = journal_kinds(data_dir).get("kill_switch", 0)
         if after is not None:
             after(ex, data_dir, rec.report())
@@ -1189,8 +1352,12 @@ def run_chaos(seed: int, work_dir: Path, cfg: ChaosConfig | None = None,
             figures["stderr_tail"] = {term.tag: term.stderr_tail(1500) for term in terminals}
         if mounted:
             if not figures["ok"] or cfg.keep_dirs:  # the tmpfs goes: keep its logs and databases
-                shutil.copytree(data_dir, run_dir / "heron-kept", dirs_exist_ok=True,
-                                ignore=shutil.ignore_patterns("chaos-filler*"))
+                shutil.copytree(
+                    data_dir,
+                    run_dir / "heron-kept",
+                    dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("chaos-filler*"),
+                )
             problem = unmount(data_dir)
             if problem is not None:
                 figures.setdefault("notes", []).append(f"tmpfs: {problem}")

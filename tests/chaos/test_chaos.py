@@ -71,11 +71,26 @@ TRADING_FAULTS = [  # a kill-switch flatten over an exit order held in pending_c
 
 
 def _assert_clean(figures: dict[str, object]) -> None:
-    detail = {k: figures.get(k) for k in ("harness_error", "divergence_detail", "lost_fill_detail",
-                                          "phantom_fill_detail", "recovery_exit_code", "task_failures",
-                                          "kill_switch_not_pulled", "failures", "orphans",
-                                          "account_detail", "second_terminals", "child_kills",
-                                          "sigterm_starts", "faults_not_injectable", "stderr_tail")}
+    detail = {
+        k: figures.get(k)
+        for k in (
+            "harness_error",
+            "divergence_detail",
+            "lost_fill_detail",
+            "phantom_fill_detail",
+            "recovery_exit_code",
+            "task_failures",
+            "kill_switch_not_pulled",
+            "failures",
+            "orphans",
+            "account_detail",
+            "second_terminals",
+            "child_kills",
+            "sigterm_starts",
+            "faults_not_injectable",
+            "stderr_tail",
+        )
+    }
     assert figures["duplicates_at_exchange"] == 0, detail
     assert figures["lost_fills"] == 0, detail
     assert figures["phantom_fills"] == 0, detail
@@ -95,8 +110,11 @@ def test_every_fault_kind_is_in_the_ci_sample() -> None:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize(("seed", "plan"), [(11, PROCESS_FAULTS), (12, WIRE_FAULTS), (13, TRADING_FAULTS)],
-                         ids=["process", "wire", "trading"])
+@pytest.mark.parametrize(
+    ("seed", "plan"),
+    [(11, PROCESS_FAULTS), (12, WIRE_FAULTS), (13, TRADING_FAULTS)],
+    ids=["process", "wire", "trading"],
+)
 def test_ci_sample_faults_then_restart_reconcile_clean(tmp_path: Path, seed: int, plan: list[Fault]) -> None:
     planted: dict[str, Any] = {}
 
@@ -107,10 +125,19 @@ def test_ci_sample_faults_then_restart_reconcile_clean(tmp_path: Path, seed: int
         planted["account"] = measure_account(ex, false_cash)
         with sqlite3.connect(db_path(data_dir)) as conn:
             conn.execute("DELETE FROM order_fills WHERE rowid = (SELECT min(rowid) FROM order_fills)")
-        status, _ = ex.request("POST", "/v2/orders", {"symbol": "AAPL", "qty": "1", "side": "buy",
-                                                      "type": "limit", "limit_price": "1",
-                                                      "time_in_force": "day",
-                                                      "client_order_id": "hr-x-script-planted-1"})
+        status, _ = ex.request(
+            "POST",
+            "/v2/orders",
+            {
+                "symbol": "AAPL",
+                "qty": "1",
+                "side": "buy",
+                "type": "limit",
+                "limit_price": "1",
+                "time_in_force": "day",
+                "client_order_id": "hr-x-script-planted-1",
+            },
+        )
         assert status == 200
         planted.update(measure(ex, data_dir, report, len(plan)))
 
@@ -178,17 +205,31 @@ def test_disk_full_fills_a_small_tmpfs_and_it_is_unmounted(tmp_path: Path) -> No
 
 
 def test_verdict_fails_a_run_for_each_new_fault_that_went_wrong() -> None:
-    clean: dict[str, Any] = {"duplicates_at_exchange": 0, "lost_fills": 0, "phantom_fills": 0,
-                             "unreconciled_divergences": 0, "account_divergences": 0,
-                             "recovery_exit_code": 0, "task_failures": [], "orphans": {},
-                             "faults_not_injectable": {}, "second_terminals": [], "child_kills": [],
-                             "sigterm_starts": []}
+    clean: dict[str, Any] = {
+        "duplicates_at_exchange": 0,
+        "lost_fills": 0,
+        "phantom_fills": 0,
+        "unreconciled_divergences": 0,
+        "account_divergences": 0,
+        "recovery_exit_code": 0,
+        "task_failures": [],
+        "orphans": {},
+        "faults_not_injectable": {},
+        "second_terminals": [],
+        "child_kills": [],
+        "sigterm_starts": [],
+    }
     assert verdict(clean) == []
     second = {"tag": "second0", "exit_code": 1, "stayed_up": False, "reached_active": False, "disturbed": []}
     assert verdict(clean | {"second_terminals": [second]}) == []
     # a child whose terminal another fault stopped 2 s after the kill had no time to be restarted
-    assert verdict(clean | {"child_kills": [{"at": 1.0, "pid": 5, "restarted_after": None,
-                                             "owner_stopped_after": 2.0}]}) == []
+    assert (
+        verdict(
+            clean
+            | {"child_kills": [{"at": 1.0, "pid": 5, "restarted_after": None, "owner_stopped_after": 2.0}]}
+        )
+        == []
+    )
     # killed on a full disk (3-15 s): its terminal gets 10 s from when space is back, stopped at 14 s
     on_full = {"at": 4.0, "pid": 5, "restarted_after": None, "owner_stopped_after": 10.0}
     full = [{"at": 3.0, "full_seconds": 12.0}]
@@ -212,24 +253,45 @@ def test_verdict_fails_a_run_for_each_new_fault_that_went_wrong() -> None:
 
 def test_summary_adds_up_runs_and_lists_failures() -> None:
     runs = [
-        {"seed": 1, "ok": True, "faults_injected": {"ws_kill": 2}, "orders_sent": 4, "intents": 4,
-         "duplicates_at_exchange": 0, "lost_fills": 0, "unreconciled_divergences": 0,
-         "recovery_seconds": 3.0},
-        {"seed": 2, "ok": False, "faults_injected": {"db_lock": 1, "ws_kill": 1}, "orders_sent": 3,
-         "intents": 3, "duplicates_at_exchange": 1, "lost_fills": 2, "unreconciled_divergences": 1,
-         "recovery_seconds": 5.0},
+        {
+            "seed": 1,
+            "ok": True,
+            "faults_injected": {"ws_kill": 2},
+            "orders_sent": 4,
+            "intents": 4,
+            "duplicates_at_exchange": 0,
+            "lost_fills": 0,
+            "unreconciled_divergences": 0,
+            "recovery_seconds": 3.0,
+        },
+        {
+            "seed": 2,
+            "ok": False,
+            "faults_injected": {"db_lock": 1, "ws_kill": 1},
+            "orders_sent": 3,
+            "intents": 3,
+            "duplicates_at_exchange": 1,
+            "lost_fills": 2,
+            "unreconciled_divergences": 1,
+            "recovery_seconds": 5.0,
+        },
     ]
     s = summarize(runs, 10.0, {"seed": 1})
     assert s["runs_failed"] == [2]
     assert s["faults_injected_by_kind"]["ws_kill"] == 3 and s["faults_injected_total"] == 4
     assert (s["duplicates_at_exchange"], s["lost_fills"], s["unreconciled_divergences"]) == (1, 2, 1)
     assert s["recovery_seconds"]["max"] == 5.0
-    runs[1] |= {"mode": "local", "orphans": {"7": {"cmd": "x", "seen": "at the end of the run"}},
-                "account_divergences": 1, "child_kills": [{"at": 1, "pid": 7, "restarted_after": None}],
-                "second_terminals": [{"tag": "second0", "exit_code": None, "stayed_up": True,
-                                      "reached_active": True, "disturbed": []}],
-                "sigterm_starts": [{"after": 0.3, "exit_code": 0, "hung": False, "orphans": [7]}],
-                "faults_not_injectable": {"disk_full": "mount failed"}}
+    runs[1] |= {
+        "mode": "local",
+        "orphans": {"7": {"cmd": "x", "seen": "at the end of the run"}},
+        "account_divergences": 1,
+        "child_kills": [{"at": 1, "pid": 7, "restarted_after": None}],
+        "second_terminals": [
+            {"tag": "second0", "exit_code": None, "stayed_up": True, "reached_active": True, "disturbed": []}
+        ],
+        "sigterm_starts": [{"after": 0.3, "exit_code": 0, "hung": False, "orphans": [7]}],
+        "faults_not_injectable": {"disk_full": "mount failed"},
+    }
     s = summarize(runs, 10.0, {"seed": 1})
     assert (s["orphaned_processes"], s["runs_with_orphans"], s["account_divergences"]) == (1, 1, 1)
     assert s["runs_local_mode"] == 1

@@ -55,9 +55,22 @@ def run_terminal(
     data_dir.mkdir(parents=True, exist_ok=True)
     report = data_dir / "report.json"
     report.unlink(missing_ok=True)
-    args = [sys.executable, str(REPO / "main.py"), "--headless", "--data-dir", str(data_dir),
-            "--exchange-url", ex.url, "--exchange-keys", str(ex.keys_file),
-            "--quit-after", str(quit_after), "--state-report", str(report), *extra]
+    args = [
+        sys.executable,
+        str(REPO / "main.py"),
+        "--headless",
+        "--data-dir",
+        str(data_dir),
+        "--exchange-url",
+        ex.url,
+        "--exchange-keys",
+        str(ex.keys_file),
+        "--quit-after",
+        str(quit_after),
+        "--state-report",
+        str(report),
+        *extra,
+    ]
     if script is not None:
         path = data_dir / "script.json"
         path.write_text(json.dumps(script))
@@ -158,25 +171,54 @@ def random_script(rng: random.Random, n: int, *, ensure: str | None = None) -> l
         if resting and kind < 0.35:
             delay = round(rng.uniform(0.1, 0.5), 2)
             if rng.random() < 0.6:
-                out.append({"action": "replace", "qty": str(rng.choice([1, 2, 4])),
-                            "limit_price": {"offset_pct": rng.choice([-4, -6])}, "delay": delay})
+                out.append(
+                    {
+                        "action": "replace",
+                        "qty": str(rng.choice([1, 2, 4])),
+                        "limit_price": {"offset_pct": rng.choice([-4, -6])},
+                        "delay": delay,
+                    }
+                )
             else:
                 out.append({"action": "cancel", "delay": delay})
                 resting -= 1
             continue
         if kind < 0.6:
             qty = str(rng.choice([1, 5, 50, 200]))
-            out.append({"symbol": symbol, "side": rng.choice(["buy", "sell"]), "qty": qty,
-                        "type": "market", "delay": round(rng.uniform(0, 0.4), 2)})
+            out.append(
+                {
+                    "symbol": symbol,
+                    "side": rng.choice(["buy", "sell"]),
+                    "qty": qty,
+                    "type": "market",
+                    "delay": round(rng.uniform(0, 0.4), 2),
+                }
+            )
         else:
-            out.append({"symbol": symbol, "side": "buy", "qty": "3", "type": "limit",
-                        "limit_price": {"offset_pct": -5}, "time_in_force": "gtc",
-                        "delay": round(rng.uniform(0, 0.4), 2)})
+            out.append(
+                {
+                    "symbol": symbol,
+                    "side": "buy",
+                    "qty": "3",
+                    "type": "limit",
+                    "limit_price": {"offset_pct": -5},
+                    "time_in_force": "gtc",
+                    "delay": round(rng.uniform(0, 0.4), 2),
+                }
+            )
             resting += 1
     if ensure is not None and not any(e.get("action") == ensure for e in out):
         if not resting:
-            out.append({"symbol": rng.choice(["AAPL", "MSFT", "SPY"]), "side": "buy", "qty": "3",
-                        "type": "limit", "limit_price": {"offset_pct": -5}, "time_in_force": "gtc"})
+            out.append(
+                {
+                    "symbol": rng.choice(["AAPL", "MSFT", "SPY"]),
+                    "side": "buy",
+                    "qty": "3",
+                    "type": "limit",
+                    "limit_price": {"offset_pct": -5},
+                    "time_in_force": "gtc",
+                }
+            )
         entry: dict[str, Any] = {"action": ensure, "delay": 0.3}
         if ensure == "replace":
             entry.update(qty=str(rng.choice([1, 2, 4])), limit_price={"offset_pct": rng.choice([-4, -6])})

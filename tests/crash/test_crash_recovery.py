@@ -21,12 +21,21 @@ MARKET = [
     {"symbol": "MSFT", "side": "buy", "qty": "200", "type": "market", "delay": 0.3},
     {"symbol": "AAPL", "side": "sell", "qty": "2", "type": "market", "delay": 0.3},
 ]
-RESTING = [{"symbol": "AAPL", "side": "buy", "qty": "3", "type": "limit", "limit_price": {"offset_pct": -5},
-            "time_in_force": "gtc"}]
+RESTING = [
+    {
+        "symbol": "AAPL",
+        "side": "buy",
+        "qty": "3",
+        "type": "limit",
+        "limit_price": {"offset_pct": -5},
+        "time_in_force": "gtc",
+    }
+]
 
 
-def _crash_then_recover(tmp_path: Path, script: list[dict[str, Any]], point: str, after: int = 1,
-                        seed: int = 7) -> tuple[int, dict[str, Any]]:
+def _crash_then_recover(
+    tmp_path: Path, script: list[dict[str, Any]], point: str, after: int = 1, seed: int = 7
+) -> tuple[int, dict[str, Any]]:
     with ExchangeProcess.start(seed=seed) as ex:
         data = tmp_path / "heron"
         first = run_terminal(ex, data, quit_after=25, script=script, crash_at=point, crash_after=after)

@@ -14,10 +14,25 @@ REPO = Path(__file__).resolve().parents[2]
 def test_headless_strategy_trades_and_shadow_scores(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "main.py"), "--headless", "--data-dir", str(tmp_path / "data"),
-         "--quit-after", "25", "--state-report", str(report), "--bar-seconds", "1",
-         "--start-strategy", "sma_crossover:fast=2,slow=4,symbols=AAPL;MSFT;SPY"],
-        capture_output=True, text=True, timeout=90, cwd=REPO,
+        [
+            sys.executable,
+            str(REPO / "main.py"),
+            "--headless",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--quit-after",
+            "25",
+            "--state-report",
+            str(report),
+            "--bar-seconds",
+            "1",
+            "--start-strategy",
+            "sma_crossover:fast=2,slow=4,symbols=AAPL;MSFT;SPY",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(report.read_text())

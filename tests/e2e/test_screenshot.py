@@ -136,6 +136,7 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+
     def shown() -> bool:
         assert proc.poll() is None, "Heron exited before it showed its window"
         return log_file.exists() and "window shown" in log_file.read_text()

@@ -28,7 +28,7 @@ def test_data_connection_survives_malformed_frames_and_keeps_receiving() -> None
             await conn.update({"quotes": ["*"], "trades": ["*"]}, {})
             task = asyncio.ensure_future(conn.run())
             try:
-                await async_wait_for('pipeline.messages > 20', lambda: pipeline.messages > 20, 15)
+                await async_wait_for("pipeline.messages > 20", lambda: pipeline.messages > 20, 15)
                 await asyncio.to_thread(ex.admin, "/datastream/malformed", {"count": 8})
                 await async_wait_for(
                     'ex.admin("/stats")["datastream"]["malformed_sent"] >= 8',
@@ -37,7 +37,7 @@ def test_data_connection_survives_malformed_frames_and_keeps_receiving() -> None
                 )
                 after = pipeline.messages
                 await async_wait_for(
-                    'pipeline.messages > after + 50',
+                    "pipeline.messages > after + 50",
                     lambda: pipeline.messages > after + 50,
                     15,
                 )

@@ -40,8 +40,11 @@ class LocalExchange:
         req = urllib.request.Request(
             f"{self.url}/_heron/admin/{path.lstrip('/')}",
             data=json.dumps(body or {}).encode(),
-            headers={"APCA-API-KEY-ID": self.key_id, "APCA-API-SECRET-KEY": self.secret,
-                     "Content-Type": "application/json"},
+            headers={
+                "APCA-API-KEY-ID": self.key_id,
+                "APCA-API-SECRET-KEY": self.secret,
+                "Content-Type": "application/json",
+            },
             method="POST",
         )
         with urllib.request.urlopen(req, timeout=5) as resp:
@@ -54,9 +57,26 @@ def start_exchange(tmp: Path, *extra: str) -> LocalExchange:
     keys.write_text(json.dumps({"key_id": key_id, "secret": secret}))
     keys.chmod(0o600)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.exchange", "--host", "127.0.0.1", "--port", "0", "--data-dir",
-         str(tmp), "--keys-file", str(keys), "--always-open", "--admin", *extra],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "services.exchange",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp),
+            "--keys-file",
+            str(keys),
+            "--always-open",
+            "--admin",
+            *extra,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stdout is not None
@@ -103,8 +123,15 @@ def test_order_round_trip(exchange: LocalExchange) -> None:
             account = await broker.get_account()
             assert account.equity > 0
             coid = f"it-{uuid.uuid4().hex[:12]}"
-            req = OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(1),
-                               limit_price=Decimal("1.00"), client_order_id=coid)
+            req = OrderRequest(
+                "AAPL",
+                OrderSide.BUY,
+                OrderType.LIMIT,
+                TimeInForce.DAY,
+                qty=Decimal(1),
+                limit_price=Decimal("1.00"),
+                client_order_id=coid,
+            )
             order = await broker.submit_order(req)
             assert order.client_order_id == coid and order.limit_price == Decimal("1")
             found = await broker.get_order_by_client_id(coid)
@@ -174,8 +201,9 @@ def test_error_burst_backs_off_without_blocking_the_loop(exchange: LocalExchange
 
 def test_credentials(exchange: LocalExchange) -> None:
     async def main() -> None:
-        ident = await validate_credentials(exchange.key_id, exchange.secret, environment="local",
-                                           base_url=exchange.url)
+        ident = await validate_credentials(
+            exchange.key_id, exchange.secret, environment="local", base_url=exchange.url
+        )
         assert ident.environment == "local" and ident.status == "ACTIVE"
         with pytest.raises(CredentialsError, match="refused by the local exchange"):
             await validate_credentials(exchange.key_id, "wrong", environment="local", base_url=exchange.url)
@@ -194,8 +222,14 @@ def test_crypto_position_read_and_closed_under_its_pair(exchange: LocalExchange)
     async def main() -> None:
         broker = broker_for(exchange)
         try:
-            req = OrderRequest("BTC/USD", OrderSide.BUY, OrderType.MARKET, TimeInForce.GTC,
-                               qty=Decimal("0.01"), client_order_id=f"it-{uuid.uuid4().hex[:12]}")
+            req = OrderRequest(
+                "BTC/USD",
+                OrderSide.BUY,
+                OrderType.MARKET,
+                TimeInForce.GTC,
+                qty=Decimal("0.01"),
+                client_order_id=f"it-{uuid.uuid4().hex[:12]}",
+            )
             order = await broker.submit_order(req)
             for _ in range(100):
                 if (await broker.get_order(order.id)).status is OrderStatus.FILLED:

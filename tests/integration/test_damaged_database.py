@@ -27,8 +27,15 @@ from tests.support.polling import wait_for
 SCRIPT = [
     {"symbol": "AAPL", "side": "buy", "qty": "5", "type": "market"},
     {"symbol": "MSFT", "side": "buy", "qty": "3", "type": "market", "delay": 0.2},
-    {"symbol": "SPY", "side": "buy", "qty": "2", "type": "limit", "limit_price": {"offset_pct": -5},
-     "time_in_force": "gtc", "delay": 0.2},
+    {
+        "symbol": "SPY",
+        "side": "buy",
+        "qty": "2",
+        "type": "limit",
+        "limit_price": {"offset_pct": -5},
+        "time_in_force": "gtc",
+        "delay": 0.2,
+    },
 ]
 
 
@@ -115,8 +122,10 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
         ("order_intents row", "side"),
     ),
     "halt-record-not-json": (
-        _sql("INSERT INTO order_journal (ts, kind, client_order_id, source, payload) "
-             "VALUES (1, 'kill_switch', NULL, 'manual', '[not json')"),
+        _sql(
+            "INSERT INTO order_journal (ts, kind, client_order_id, source, payload) "
+            "VALUES (1, 'kill_switch', NULL, 'manual', '[not json')"
+        ),
         ("order_journal row",),
     ),
     "foreign-table": (
@@ -183,6 +192,7 @@ def test_a_journal_rolled_back_by_a_lost_wal_is_named_as_the_cause_of_the_drift(
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ),
         )  # fmt: skip
         try:
+
             def filled() -> bool:
                 if not db.exists():
                     return False
@@ -292,7 +302,8 @@ def test_a_lost_database_with_a_journal_mark_stops_start_up_untouched(tmp_path: 
     assert "start-up stopped" not in run.stderr, run.stderr[-3000:]
     with closing(sqlite3.connect(db)) as conn:
         rows = conn.execute(
-            "SELECT payload FROM order_journal WHERE kind = 'journal_rollback_accepted'").fetchall()
+            "SELECT payload FROM order_journal WHERE kind = 'journal_rollback_accepted'"
+        ).fetchall()
     assert len(rows) == 1 and json.loads(rows[0][0])["missing"] == 18
     assert "journal rolled back" not in _headless(data, tmp_path).stderr
 
@@ -326,7 +337,8 @@ def test_a_rollback_is_named_at_every_start_until_an_operator_accepts_it(tmp_pat
     assert len(accepted) == 1 and "restored from the broker's records" in accepted[0], run.stderr[-3000:]
     with closing(sqlite3.connect(db)) as conn:
         rows = conn.execute(
-            "SELECT payload FROM order_journal WHERE kind = 'journal_rollback_accepted'").fetchall()
+            "SELECT payload FROM order_journal WHERE kind = 'journal_rollback_accepted'"
+        ).fetchall()
     assert len(rows) == 1 and json.loads(rows[0][0])["missing"] == 13
     run = _headless(data, tmp_path)
     assert "journal rolled back" not in run.stderr, run.stderr[-3000:]

@@ -47,8 +47,13 @@ def _refused(client: TradingClient, request: Any) -> APIError:
     return err.value
 
 
-def _market(symbol: str, side: OrderSide, qty: float | None = None, notional: float | None = None,
-            tif: TimeInForce = TimeInForce.DAY) -> MarketOrderRequest:
+def _market(
+    symbol: str,
+    side: OrderSide,
+    qty: float | None = None,
+    notional: float | None = None,
+    tif: TimeInForce = TimeInForce.DAY,
+) -> MarketOrderRequest:
     return MarketOrderRequest(symbol=symbol, qty=qty, notional=notional, side=side, time_in_force=tif)
 
 
@@ -64,7 +69,7 @@ def client(module_exchange_clean: ExchangeProcess) -> TradingClient:
     c = _client(module_exchange_clean)
     c.cancel_orders()
     c.close_all_positions(cancel_orders=True)
-    wait_for('not c.get_all_positions()', lambda: not c.get_all_positions(), 10)
+    wait_for("not c.get_all_positions()", lambda: not c.get_all_positions(), 10)
     return c
 
 
@@ -94,19 +99,38 @@ def test_short_sale_value_and_opposite_pending_orders(client: TradingClient) -> 
     """[ORD] a short sale is checked at MAX(limit, 1.03 x ask) x qty; [NOTES] flat with a pending short
     sale, a buy is 403 (and a sell with a pending buy)."""
     bp_before = float(client.get_account().buying_power)  # type: ignore[union-attr]
-    short: Any = client.submit_order(LimitOrderRequest(
-        symbol="AAPL", qty=10, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, limit_price=1_000,
-    ))
+    short: Any = client.submit_order(
+        LimitOrderRequest(
+            symbol="AAPL",
+            qty=10,
+            side=OrderSide.SELL,
+            time_in_force=TimeInForce.GTC,
+            limit_price=1_000,
+        )
+    )
     held = bp_before - float(client.get_account().buying_power)  # type: ignore[union-attr]
     assert held == pytest.approx(10 * 1_000, rel=1e-6)  # the limit is above 1.03 x ask
-    err = _refused(client, LimitOrderRequest(
-        symbol="AAPL", qty=10, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=1,
-    ))
+    err = _refused(
+        client,
+        LimitOrderRequest(
+            symbol="AAPL",
+            qty=10,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.GTC,
+            limit_price=1,
+        ),
+    )
     assert err.status_code == 403 and err.message == "potential wash trade detected. use complex orders"
     client.cancel_order_by_id(short.id)
-    client.submit_order(LimitOrderRequest(
-        symbol="AAPL", qty=10, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=1,
-    ))
+    client.submit_order(
+        LimitOrderRequest(
+            symbol="AAPL",
+            qty=10,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.GTC,
+            limit_price=1,
+        )
+    )
     err = _refused(client, _market("AAPL", OrderSide.SELL, qty=1))
     assert err.status_code == 403
 
@@ -114,9 +138,16 @@ def test_short_sale_value_and_opposite_pending_orders(client: TradingClient) -> 
 def test_crypto_order_types_minimum_and_cash(client: TradingClient) -> None:
     """[CRYPTO] stop is 422 "invalid order type for crypto order"; under $10 is 403; a buy beyond cash
     is 403 "insufficient balance for USD" even with 4x stock buying power. Stocks: notional >= $1."""
-    err = _refused(client, StopOrderRequest(
-        symbol="BTC/USD", qty=0.01, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, stop_price=1_000_000,
-    ))
+    err = _refused(
+        client,
+        StopOrderRequest(
+            symbol="BTC/USD",
+            qty=0.01,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.GTC,
+            stop_price=1_000_000,
+        ),
+    )
     assert err.status_code == 422 and err.message == "invalid order type for crypto order"
     err = _refused(client, _market("BTC/USD", OrderSide.BUY, notional=5, tif=TimeInForce.GTC))
     assert err.status_code == 403 and err.message == "cost basis must be >= minimal amount of order 10"
@@ -139,7 +170,7 @@ def test_pdt_protection_under_25k(small_margin: TradingClient) -> None:
         client.submit_order(_market("AAPL", OrderSide.SELL, qty=1))
         wait_for('_position_qty(client, "AAPL") == 0', lambda: _position_qty(client, "AAPL") == 0, 10)
         wait_for(
-            'client.get_account().daytrade_count == n + 1',
+            "client.get_account().daytrade_count == n + 1",
             lambda n=n: client.get_account().daytrade_count == n + 1,
             10,
         )  # type: ignore[union-attr]

@@ -42,11 +42,19 @@ def bars(got: Any, symbol: str) -> list[Any]:
 
 def test_hourly_stock_bars_run_from_0400_to_1900_new_york(session_exchange: ExchangeProcess) -> None:
     """alpaca-py #580: hourly bars include the extended hours; none starts outside 04:00-20:00 ET."""
-    c = StockHistoricalDataClient(session_exchange.key_id, session_exchange.secret,
-                                  url_override=session_exchange.url)
+    c = StockHistoricalDataClient(
+        session_exchange.key_id, session_exchange.secret, url_override=session_exchange.url
+    )
     end = datetime.now(UTC)
-    got = c.get_stock_bars(StockBarsRequest(symbol_or_symbols="AAPL", timeframe=TimeFrame.Hour,
-                                            start=end - timedelta(days=10), end=end, feed=DataFeed.IEX))
+    got = c.get_stock_bars(
+        StockBarsRequest(
+            symbol_or_symbols="AAPL",
+            timeframe=TimeFrame.Hour,
+            start=end - timedelta(days=10),
+            end=end,
+            feed=DataFeed.IEX,
+        )
+    )
     hours: dict[date, set[int]] = defaultdict(set)
     for bar in bars(got, "AAPL"):
         local = bar.timestamp.astimezone(NEW_YORK)
@@ -63,14 +71,29 @@ def test_crypto_daily_bars_start_at_midnight_utc(session_exchange: ExchangeProce
     """lumibot PR #826: Alpaca's crypto daily bars start at 00:00 UTC; a day is that UTC day's minutes."""
     c = CryptoHistoricalDataClient(url_override=session_exchange.url)
     end = datetime.now(UTC)
-    days = bars(c.get_crypto_bars(CryptoBarsRequest(symbol_or_symbols="BTC/USD", timeframe=TimeFrame.Day,
-                                                    start=end - timedelta(days=6), end=end)), "BTC/USD")
+    days = bars(
+        c.get_crypto_bars(
+            CryptoBarsRequest(
+                symbol_or_symbols="BTC/USD", timeframe=TimeFrame.Day, start=end - timedelta(days=6), end=end
+            )
+        ),
+        "BTC/USD",
+    )
     assert len(days) >= 5
     assert all((b.timestamp.hour, b.timestamp.minute) == (0, 0) for b in days)
     day = days[-3]
-    minutes = bars(c.get_crypto_bars(CryptoBarsRequest(
-        symbol_or_symbols="BTC/USD", timeframe=TimeFrame.Minute, start=day.timestamp,
-        end=day.timestamp + timedelta(days=1) - timedelta(minutes=1), limit=5000)), "BTC/USD")
+    minutes = bars(
+        c.get_crypto_bars(
+            CryptoBarsRequest(
+                symbol_or_symbols="BTC/USD",
+                timeframe=TimeFrame.Minute,
+                start=day.timestamp,
+                end=day.timestamp + timedelta(days=1) - timedelta(minutes=1),
+                limit=5000,
+            )
+        ),
+        "BTC/USD",
+    )
     assert len(minutes) == 1440
     assert day.volume == pytest.approx(sum(m.volume for m in minutes), rel=1e-6)
     assert day.high == max(m.high for m in minutes) and day.low == min(m.low for m in minutes)

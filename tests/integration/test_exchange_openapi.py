@@ -101,36 +101,67 @@ def test_trading_bodies_pass_the_trading_spec(ex: ExchangeProcess, trading: Open
         if errs:
             problems[case] = errs[:10]
 
-    status, order = ex.request("POST", "/v2/orders", {
-        "symbol": "AAPL", "qty": "1", "side": "buy", "type": "limit", "time_in_force": "gtc",
-        "limit_price": "1.00", "client_order_id": f"openapi-{time.time_ns()}",
-    })
+    status, order = ex.request(
+        "POST",
+        "/v2/orders",
+        {
+            "symbol": "AAPL",
+            "qty": "1",
+            "side": "buy",
+            "type": "limit",
+            "time_in_force": "gtc",
+            "limit_price": "1.00",
+            "client_order_id": f"openapi-{time.time_ns()}",
+        },
+    )
     assert status == 200, order
     check("POST /v2/orders", trading.response_schema("/v2/orders", "post"), order)
-    status, market = ex.request("POST", "/v2/orders", {
-        "symbol": "BTC/USD", "qty": "0.01", "side": "buy", "type": "market", "time_in_force": "gtc",
-    })
+    status, market = ex.request(
+        "POST",
+        "/v2/orders",
+        {
+            "symbol": "BTC/USD",
+            "qty": "0.01",
+            "side": "buy",
+            "type": "market",
+            "time_in_force": "gtc",
+        },
+    )
     assert status == 200, market
     check("POST /v2/orders", trading.response_schema("/v2/orders", "post"), market)
-    check("GET /v2/orders/{order_id}", trading.response_schema("/v2/orders/{order_id}"),
-          _get(ex, f"/v2/orders/{order['id']}"))
+    check(
+        "GET /v2/orders/{order_id}",
+        trading.response_schema("/v2/orders/{order_id}"),
+        _get(ex, f"/v2/orders/{order['id']}"),
+    )
     check("GET /v2/orders", trading.response_schema("/v2/orders"), _get(ex, "/v2/orders", status="all"))
     check("GET /v2/account", trading.response_schema("/v2/account"), _get(ex, "/v2/account"))
-    check("GET /v2/account/configurations", trading.response_schema("/v2/account/configurations"),
-          _get(ex, "/v2/account/configurations"))
+    check(
+        "GET /v2/account/configurations",
+        trading.response_schema("/v2/account/configurations"),
+        _get(ex, "/v2/account/configurations"),
+    )
     # the market buy fills on the stream, maybe after the answer
     positions = wait_for("the crypto market buy filled", lambda: _get(ex, "/v2/positions"), 15, every=0.1)
     check("GET /v2/positions", trading.response_schema("/v2/positions"), positions)
     one = trading.response_schema("/v2/positions/{symbol_or_asset_id}")
     check("GET /v2/positions/{symbol_or_asset_id}", one, _get(ex, "/v2/positions/BTCUSD"))
-    check("GET /v2/account/portfolio/history", trading.response_schema("/v2/account/portfolio/history"),
-          _get(ex, "/v2/account/portfolio/history"))
-    check("GET /v2/account/activities/{activity_type}",
-          trading.response_schema("/v2/account/activities/{activity_type}"),
-          _get(ex, "/v2/account/activities/FILL"))
+    check(
+        "GET /v2/account/portfolio/history",
+        trading.response_schema("/v2/account/portfolio/history"),
+        _get(ex, "/v2/account/portfolio/history"),
+    )
+    check(
+        "GET /v2/account/activities/{activity_type}",
+        trading.response_schema("/v2/account/activities/{activity_type}"),
+        _get(ex, "/v2/account/activities/FILL"),
+    )
     check("GET /v2/clock", trading.response_schema("/v2/clock"), _get(ex, "/v2/clock"))
-    check("GET /v2/calendar", trading.response_schema("/v2/calendar"),
-          _get(ex, "/v2/calendar", start="2025-01-01", end="2025-12-31"))
+    check(
+        "GET /v2/calendar",
+        trading.response_schema("/v2/calendar"),
+        _get(ex, "/v2/calendar", start="2025-01-01", end="2025-12-31"),
+    )
     check("GET /v2/assets/{symbol}", trading.schema("Assets"), _get(ex, "/v2/assets/AAPL"))
     status, cancel = ex.request("DELETE", f"/v2/orders/{order['id']}")
     assert status in (200, 204), cancel
@@ -139,10 +170,17 @@ def test_trading_bodies_pass_the_trading_spec(ex: ExchangeProcess, trading: Open
 
 
 _TRADING_CASES = {
-    "POST /v2/orders", "GET /v2/orders/{order_id}", "GET /v2/orders", "GET /v2/account",
-    "GET /v2/account/configurations", "GET /v2/positions", "GET /v2/positions/{symbol_or_asset_id}",
+    "POST /v2/orders",
+    "GET /v2/orders/{order_id}",
+    "GET /v2/orders",
+    "GET /v2/account",
+    "GET /v2/account/configurations",
+    "GET /v2/positions",
+    "GET /v2/positions/{symbol_or_asset_id}",
     "GET /v2/account/portfolio/history",
-    "GET /v2/account/activities/{activity_type}", "GET /v2/clock", "GET /v2/calendar",
+    "GET /v2/account/activities/{activity_type}",
+    "GET /v2/clock",
+    "GET /v2/calendar",
     "GET /v2/assets/{symbol}",
 }
 

@@ -126,11 +126,13 @@ def test_replace_never_flips_a_position(module_exchange_clean: ExchangeProcess) 
     short: Any = client.submit_order(
         MarketOrderRequest(symbol="AMD", qty=4, side=OrderSide.SELL, time_in_force=TimeInForce.DAY)
     )
-    asyncio.run(async_wait_for(
-        'client.get_order_by_id(short.id).status == OrderStatus.FILLED',
-        lambda: client.get_order_by_id(short.id).status == OrderStatus.FILLED,
-        10,
-    ))  # type: ignore[union-attr]
+    asyncio.run(
+        async_wait_for(
+            "client.get_order_by_id(short.id).status == OrderStatus.FILLED",
+            lambda: client.get_order_by_id(short.id).status == OrderStatus.FILLED,
+            10,
+        )
+    )  # type: ignore[union-attr]
     held = -int(float(client.get_open_position("AMD").qty))  # type: ignore[union-attr]
     assert held >= 4
     cover: Any = client.submit_order(

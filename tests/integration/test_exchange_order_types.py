@@ -259,6 +259,7 @@ def test_the_simulators_prints_elect_stops(exchange: ExchangeProcess) -> None:
             symbol="SPY", qty=1, side=OrderSide.SELL, time_in_force=TimeInForce.DAY, trail_price=0.01
         )
     )
+
     def filled() -> Any:
         got = c.get_order_by_id(trail.id)
         return got if got.status == OrderStatus.FILLED else None  # type: ignore[union-attr]

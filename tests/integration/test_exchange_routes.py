@@ -30,10 +30,25 @@ from tests.support.exchange import ExchangeProcess
 # Field names of alpaca-py's v3 models (pull request #702, alpaca/trading/models.py: PublicMarket,
 # MarketClock, CalendarDay) and the values of its Phase enum (alpaca/trading/enums.py).
 MARKET_FIELDS = {"acronym", "name", "timezone", "mic"}
-CLOCK_FIELDS = {"market", "timestamp", "is_market_day", "next_market_open", "next_market_close", "phase",
-                "phase_until"}
-CALENDAR_DAY_FIELDS = {"date", "pre_start", "pre_end", "core_start", "core_end", "post_start", "post_end",
-                       "settlement_date"}
+CLOCK_FIELDS = {
+    "market",
+    "timestamp",
+    "is_market_day",
+    "next_market_open",
+    "next_market_close",
+    "phase",
+    "phase_until",
+}
+CALENDAR_DAY_FIELDS = {
+    "date",
+    "pre_start",
+    "pre_end",
+    "core_start",
+    "core_end",
+    "post_start",
+    "post_end",
+    "settlement_date",
+}
 PHASES = {"closed", "pre", "core", "lunch", "post"}
 
 
@@ -57,7 +72,7 @@ def client(nyse_exchange: ExchangeProcess) -> TradingClient:
 
 
 def test_v2_calendar_without_parameters_serves_1970_to_2029(client: TradingClient) -> None:
-    """"The calendar API serves the full list of market days from 1970 to 2029" (Alpaca's API v2
+    """ "The calendar API serves the full list of market days from 1970 to 2029" (Alpaca's API v2
     Calendar docs, alpaca.markets/deprecated/docs/api-documentation/api-v2/calendar/); alpaca-py's
     ``get_calendar()`` without filters sends no parameters."""
     days = client.get_calendar()
@@ -97,16 +112,46 @@ def test_v2_calendar_settlement_date_is_business_days_later(
     ("at", "phase", "until", "is_day", "next_open", "next_close"),
     [
         # alpaca-py PR #702 test fixture: NYSE at 2025-01-02T14:30:00Z is in its core session.
-        ("2025-01-02T14:30:00Z", "core", "2025-01-02T16:00:00-05:00", True,
-         "2025-01-02T09:30:00-05:00", "2025-01-02T16:00:00-05:00"),
-        ("2025-01-02T12:00:00Z", "pre", "2025-01-02T09:30:00-05:00", True,
-         "2025-01-02T09:30:00-05:00", "2025-01-02T16:00:00-05:00"),
-        ("2025-01-02T22:00:00Z", "post", "2025-01-02T20:00:00-05:00", True,
-         "2025-01-03T09:30:00-05:00", "2025-01-03T16:00:00-05:00"),
-        ("2025-01-04T15:00:00Z", "closed", "2025-01-06T04:00:00-05:00", False,
-         "2025-01-06T09:30:00-05:00", "2025-01-06T16:00:00-05:00"),
-        ("2025-11-28T18:30:00Z", "post", "2025-11-28T17:00:00-05:00", True,  # early close at 13:00
-         "2025-12-01T09:30:00-05:00", "2025-12-01T16:00:00-05:00"),
+        (
+            "2025-01-02T14:30:00Z",
+            "core",
+            "2025-01-02T16:00:00-05:00",
+            True,
+            "2025-01-02T09:30:00-05:00",
+            "2025-01-02T16:00:00-05:00",
+        ),
+        (
+            "2025-01-02T12:00:00Z",
+            "pre",
+            "2025-01-02T09:30:00-05:00",
+            True,
+            "2025-01-02T09:30:00-05:00",
+            "2025-01-02T16:00:00-05:00",
+        ),
+        (
+            "2025-01-02T22:00:00Z",
+            "post",
+            "2025-01-02T20:00:00-05:00",
+            True,
+            "2025-01-03T09:30:00-05:00",
+            "2025-01-03T16:00:00-05:00",
+        ),
+        (
+            "2025-01-04T15:00:00Z",
+            "closed",
+            "2025-01-06T04:00:00-05:00",
+            False,
+            "2025-01-06T09:30:00-05:00",
+            "2025-01-06T16:00:00-05:00",
+        ),
+        (
+            "2025-11-28T18:30:00Z",
+            "post",
+            "2025-11-28T17:00:00-05:00",
+            True,  # early close at 13:00
+            "2025-12-01T09:30:00-05:00",
+            "2025-12-01T16:00:00-05:00",
+        ),
     ],
 )
 def test_v3_clock_phases(
@@ -161,7 +206,10 @@ def test_v3_calendar(client: TradingClient) -> None:
     body = client.get("/calendar/NYSE", {"start": "2025-01-01", "end": "2025-01-05"}, api_version="v3")
     assert isinstance(body, dict) and set(body) == {"market", "calendar"}
     assert body["market"] == {
-        "acronym": "NYSE", "name": "New York Stock Exchange", "timezone": "America/New_York", "mic": "XNYS"
+        "acronym": "NYSE",
+        "name": "New York Stock Exchange",
+        "timezone": "America/New_York",
+        "mic": "XNYS",
     }
     assert [d["date"] for d in body["calendar"]] == ["2025-01-02", "2025-01-03"]
     first = body["calendar"][0]
@@ -176,8 +224,9 @@ def test_v3_calendar(client: TradingClient) -> None:
         "post_end": "2025-01-02T20:00:00-05:00",
         "settlement_date": "2025-01-03",
     }
-    utc = client.get("/calendar/NYSE", {"start": "2025-01-02", "end": "2025-01-02", "timezone": "UTC"},
-                     api_version="v3")
+    utc = client.get(
+        "/calendar/NYSE", {"start": "2025-01-02", "end": "2025-01-02", "timezone": "UTC"}, api_version="v3"
+    )
     assert isinstance(utc, dict)
     assert utc["calendar"][0]["core_start"] == "2025-01-02T14:30:00Z"
     early = client.get("/calendar/NASDAQ", {"start": "2025-11-28", "end": "2025-11-28"}, api_version="v3")
@@ -195,10 +244,16 @@ def test_orders_filter_by_asset_class(client: TradingClient) -> None:
     """``asset_class`` filters GET /v2/orders (docs/alpaca-rules.md; Alpaca's Trading API changelog of
     2026-06-24 "New asset class filter values on GET /v2/orders"); alpaca-py 0.44's GetOrdersRequest
     has no such field, so it goes through the SDK's request path."""
-    stock = client.submit_order(LimitOrderRequest(
-        symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=1.00))
-    coin = client.submit_order(LimitOrderRequest(
-        symbol="BTC/USD", qty=0.001, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=10_000))
+    stock = client.submit_order(
+        LimitOrderRequest(
+            symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=1.00
+        )
+    )
+    coin = client.submit_order(
+        LimitOrderRequest(
+            symbol="BTC/USD", qty=0.001, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=10_000
+        )
+    )
 
     def ids(params: dict[str, Any]) -> set[str]:
         body = client.get("/orders", {"status": "all", "limit": 500, **params})
@@ -227,8 +282,9 @@ def test_trade_updates_on_stream_with_trailing_slash(nyse_exchange: ExchangeProc
     async def main() -> list[Any]:
         replies: list[Any] = []
         async with aiohttp.ClientSession() as session, session.ws_connect(f"{ex.ws_url}/stream/") as ws:
-            await ws.send_str(json.dumps(
-                {"action": "authenticate", "data": {"key_id": ex.key_id, "secret_key": ex.secret}}))
+            await ws.send_str(
+                json.dumps({"action": "authenticate", "data": {"key_id": ex.key_id, "secret_key": ex.secret}})
+            )
             replies.append(json.loads((await ws.receive(timeout=10)).data))
             await ws.send_str(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
             replies.append(json.loads((await ws.receive(timeout=10)).data))

@@ -52,7 +52,7 @@ def test_stock_stream_trades_and_quotes_and_reconnect_after_kill(
         task = asyncio.ensure_future(ds._run_forever())
         try:
             await async_wait_for(
-                'len(trades) >= 5 and len(quotes) >= 5',
+                "len(trades) >= 5 and len(quotes) >= 5",
                 lambda: len(trades) >= 5 and len(quotes) >= 5,
                 10,
             )
@@ -70,7 +70,7 @@ def test_stock_stream_trades_and_quotes_and_reconnect_after_kill(
             )
             await asyncio.sleep(0.2)  # frames buffered before the kill have been handled by now
             before = len(trades)
-            await async_wait_for('len(trades) > before + 3', lambda: len(trades) > before + 3, 15)
+            await async_wait_for("len(trades) > before + 3", lambda: len(trades) > before + 3, 15)
         finally:
             await _stop(ds, task)
 
@@ -100,7 +100,7 @@ def test_crypto_stream_receives_trades_quotes_and_orderbooks(module_exchange_cle
         task = asyncio.ensure_future(cs._run_forever())
         try:
             await async_wait_for(
-                'all(len(v) >= 2 for v in got.values())',
+                "all(len(v) >= 2 for v in got.values())",
                 lambda: all(len(v) >= 2 for v in got.values()),
                 15,
             )
@@ -204,7 +204,7 @@ def test_trading_stream_gets_new_and_reconnects(module_exchange_clean: ExchangeP
             )
             order = await asyncio.to_thread(client.submit_order, req)
             await async_wait_for(
-                'any(str(u.order.id) == str(order.id) for u in updates)',
+                "any(str(u.order.id) == str(order.id) for u in updates)",
                 lambda: any(str(u.order.id) == str(order.id) for u in updates),
                 10,
             )
@@ -217,7 +217,7 @@ def test_trading_stream_gets_new_and_reconnects(module_exchange_clean: ExchangeP
             await asyncio.sleep(0.3)
             n = len(updates)
             await asyncio.to_thread(client.cancel_order_by_id, order.id)
-            await async_wait_for('len(updates) > n', lambda: len(updates) > n, 10)
+            await async_wait_for("len(updates) > n", lambda: len(updates) > n, 10)
             assert updates[-1].event in ("canceled", "pending_cancel")
         finally:
             await _stop(ts, task)
@@ -246,7 +246,7 @@ def test_malformed_frames_fault_does_not_stop_the_stream(
         stream.subscribe_quotes(on_q, "*")
         task = asyncio.ensure_future(stream._run_forever())
         try:
-            await async_wait_for('len(got) >= 1', lambda: len(got) >= 1, 10)
+            await async_wait_for("len(got) >= 1", lambda: len(got) >= 1, 10)
             await asyncio.to_thread(ex.admin, "/datastream/malformed", {"count": 3})
             await async_wait_for(
                 'ex.admin("/stats")["datastream"]["malformed_sent"] >= 3',
@@ -255,7 +255,7 @@ def test_malformed_frames_fault_does_not_stop_the_stream(
             )
             n = len(got)
             # The SDK drops the connection on an undecodable frame and reconnects; data flows again.
-            await async_wait_for('len(got) > n + 3', lambda: len(got) > n + 3, 20)
+            await async_wait_for("len(got) > n + 3", lambda: len(got) > n + 3, 20)
         finally:
             await _stop(stream, task)
 

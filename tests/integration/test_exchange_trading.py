@@ -70,7 +70,7 @@ def test_market_order_fills_then_position_and_close(client: TradingClient) -> No
         MarketOrderRequest(symbol="AAPL", qty=3, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)
     )
     filled = wait_for(
-        '(o := client.get_order_by_id(order.id)).status == OrderStatus.FILLED and o',
+        "(o := client.get_order_by_id(order.id)).status == OrderStatus.FILLED and o",
         lambda: (o := client.get_order_by_id(order.id)).status == OrderStatus.FILLED and o,
         10,
     )
@@ -91,7 +91,7 @@ def test_market_order_fills_then_position_and_close(client: TradingClient) -> No
     )  # type: ignore[union-attr]
     result: Any = client.close_all_positions(cancel_orders=True)
     assert [r.symbol for r in result] == ["AAPL"]
-    wait_for('not client.get_all_positions()', lambda: not client.get_all_positions(), 10)
+    wait_for("not client.get_all_positions()", lambda: not client.get_all_positions(), 10)
     with pytest.raises(APIError) as err:
         client.get_open_position("AAPL")
     assert err.value.status_code == 404 and err.value.code == 40410000
@@ -141,7 +141,7 @@ def test_resting_orders_query_replace_cancel(client: TradingClient) -> None:
     assert old.status == OrderStatus.REPLACED
     client.cancel_order_by_id(replaced.id)
     wait_for(
-        'client.get_order_by_id(replaced.id).status == OrderStatus.CANCELED',
+        "client.get_order_by_id(replaced.id).status == OrderStatus.CANCELED",
         lambda: client.get_order_by_id(replaced.id).status == OrderStatus.CANCELED,
         10,
     )  # type: ignore[union-attr]
@@ -213,7 +213,7 @@ def test_crypto_position_is_listed_as_btcusd_and_btc_slash_usd_is_a_404(client: 
     )
     assert order.symbol == "BTC/USD"
     wait_for(
-        'client.get_order_by_id(order.id).status == OrderStatus.FILLED',
+        "client.get_order_by_id(order.id).status == OrderStatus.FILLED",
         lambda: client.get_order_by_id(order.id).status == OrderStatus.FILLED,
         10,
     )  # type: ignore[union-attr]
@@ -234,4 +234,4 @@ def test_crypto_position_is_listed_as_btcusd_and_btc_slash_usd_is_a_404(client: 
     )  # type: ignore[union-attr]
     [result] = client.close_all_positions(cancel_orders=True)  # type: ignore[misc]
     assert result.symbol == "BTCUSD" and result.status == 200 and result.body.symbol == "BTC/USD"
-    wait_for('not client.get_all_positions()', lambda: not client.get_all_positions(), 10)
+    wait_for("not client.get_all_positions()", lambda: not client.get_all_positions(), 10)

@@ -205,7 +205,7 @@ def test_a_killed_exchange_child_is_said_restarted_and_trading_resumes_after_rec
     assert new["pid"] != old["pid"] and new["url"] == old["url"]
     log_text = _log(data).read_text()
     death = log_text.index(f"(pid {old['pid']}) was killed by SIGKILL")
-    assert "ERROR" in log_text[log_text.rfind("\n", 0, death):death]
+    assert "ERROR" in log_text[log_text.rfind("\n", 0, death) : death]
     assert death < log_text.index("local exchange restarted") < log_text.index("trading resumed (ACTIVE)")
     terminal.send_signal(signal.SIGTERM)
     _, stderr = terminal.communicate(timeout=60)

@@ -22,15 +22,26 @@ SCRIPT = [
     {"symbol": "AAPL", "side": "buy", "qty": "5", "type": "market"},
     {"symbol": "MSFT", "side": "buy", "qty": "120", "type": "market", "delay": 0.3},
     {"symbol": "AAPL", "side": "sell", "qty": "2", "type": "market", "delay": 0.3},
-    {"symbol": "SPY", "side": "buy", "qty": "3", "type": "limit", "limit_price": {"offset_pct": -5},
-     "time_in_force": "gtc", "delay": 0.3},
+    {
+        "symbol": "SPY",
+        "side": "buy",
+        "qty": "3",
+        "type": "limit",
+        "limit_price": {"offset_pct": -5},
+        "time_in_force": "gtc",
+        "delay": 0.3,
+    },
 ]
 
 
 def _open_orders_match(ex: ExchangeProcess, report: dict[str, Any]) -> None:
-    broker = {o["client_order_id"]: o["status"] for o in exchange_orders(ex)
-              if o["client_order_id"].startswith("hr-") and o["status"] in
-              ("new", "accepted", "partially_filled", "pending_new", "pending_cancel", "pending_replace")}
+    broker = {
+        o["client_order_id"]: o["status"]
+        for o in exchange_orders(ex)
+        if o["client_order_id"].startswith("hr-")
+        and o["status"]
+        in ("new", "accepted", "partially_filled", "pending_new", "pending_cancel", "pending_replace")
+    }
     local = {o["client_order_id"]: o["status"] for o in report["orders"]["open"]}
     assert local == broker
 
@@ -60,15 +71,35 @@ def test_accepted_order_whose_answer_times_out_is_resolved_not_duplicated(tmp_pa
     data.mkdir()
     script = data / "script.json"
     # The first order caches the asset (the risk check reads it), so the slow answer hits the POST.
-    script.write_text('[{"symbol": "AAPL", "side": "buy", "qty": "1", "type": "market"},'
-                      ' {"symbol": "AAPL", "side": "buy", "qty": "7", "type": "market", "delay": 4}]')
+    script.write_text(
+        '[{"symbol": "AAPL", "side": "buy", "qty": "1", "type": "market"},'
+        ' {"symbol": "AAPL", "side": "buy", "qty": "7", "type": "market", "delay": 4}]'
+    )
     report = data / "report.json"
     with ExchangeProcess.start(seed=12) as ex:
         proc = subprocess.Popen(
-            [sys.executable, str(REPO / "main.py"), "--headless", "--data-dir", str(data),
-             "--exchange-url", ex.url, "--exchange-keys", str(ex.keys_file), "--quit-after", "30",
-             "--state-report", str(report), "--script", str(script)],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+            [
+                sys.executable,
+                str(REPO / "main.py"),
+                "--headless",
+                "--data-dir",
+                str(data),
+                "--exchange-url",
+                ex.url,
+                "--exchange-keys",
+                str(ex.keys_file),
+                "--quit-after",
+                "30",
+                "--state-report",
+                str(report),
+                "--script",
+                str(script),
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
         )
         try:
             wait_for_text(data / "profiles" / "default" / "logs" / "heron.log", "script order 1", 40)
@@ -99,8 +130,16 @@ def test_accepted_order_whose_answer_times_out_is_resolved_not_duplicated(tmp_pa
 
 def test_long_pending_cancel_is_reported_as_the_broker_has_it(tmp_path: Path) -> None:
     data = tmp_path / "heron"
-    resting = [{"symbol": "AAPL", "side": "buy", "qty": "4", "type": "limit",
-                "limit_price": {"offset_pct": -5}, "time_in_force": "gtc"}]
+    resting = [
+        {
+            "symbol": "AAPL",
+            "side": "buy",
+            "qty": "4",
+            "type": "limit",
+            "limit_price": {"offset_pct": -5},
+            "time_in_force": "gtc",
+        }
+    ]
     with ExchangeProcess.start(seed=13) as ex:
         ex.admin("/cancel-delay", {"seconds": 30})
         run = run_terminal(ex, data, quit_after=8, script=resting, extra=("--on-exit", "cancel-all"))

@@ -48,28 +48,54 @@ def test_headless_says_a_frozen_exchange_and_its_report_shows_it_mid_run(tmp_pat
     with ExchangeProcess.start(seed=21) as ex:
         assert ex._proc is not None
         proc = subprocess.Popen(
-            [sys.executable, str(REPO / "main.py"), "--headless", "--data-dir", str(data),
-             "--exchange-url", ex.url, "--exchange-keys", str(ex.keys_file), "--quit-after", "180",
-             "--state-report", str(report)],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+            [
+                sys.executable,
+                str(REPO / "main.py"),
+                "--headless",
+                "--data-dir",
+                str(data),
+                "--exchange-url",
+                ex.url,
+                "--exchange-keys",
+                str(ex.keys_file),
+                "--quit-after",
+                "180",
+                "--state-report",
+                str(report),
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
         )
         stopped = False
         try:
             # The report exists and says the truth before quit: trading, every stream live.
             def trading_live() -> bool:
                 r = _report(report)
-                return bool(r and r.get("trading_state") == "ACTIVE" and r.get("final") is False
-                            and r["connection"].get("live") is True
-                            and set(r["connection"]["streams"].values()) == {"live"})
+                return bool(
+                    r
+                    and r.get("trading_state") == "ACTIVE"
+                    and r.get("final") is False
+                    and r["connection"].get("live") is True
+                    and set(r["connection"]["streams"].values()) == {"live"}
+                )
 
             _until(trading_live, START_WITHIN, "a mid-run state report with a live connection", proc)
             written = report.stat().st_mtime_ns
 
             os.kill(ex._proc.pid, signal.SIGSTOP)
             stopped = True
-            _until(lambda: log_file.exists() and "broker connection live -> unresponsive"
-                   in log_file.read_text(errors="replace"), NOTICED_WITHIN,
-                   "the log to say the broker connection is unresponsive", proc)
+            _until(
+                lambda: (
+                    log_file.exists()
+                    and "broker connection live -> unresponsive" in log_file.read_text(errors="replace")
+                ),
+                NOTICED_WITHIN,
+                "the log to say the broker connection is unresponsive",
+                proc,
+            )
 
             def frozen_reported() -> dict[str, Any] | None:
                 r = _report(report)

@@ -48,8 +48,9 @@ def test_a_frozen_exchange_is_not_reported_live_and_a_thawed_one_is_again() -> N
     async def main(ex: ExchangeProcess) -> None:
         bus = EventBus()
         health, latency = HealthMonitor(bus), LatencyRecorder()
-        broker = AlpacaBroker(ex.key_id, ex.secret, environment="local", base_url=ex.url,
-                              health=health, latency=latency)
+        broker = AlpacaBroker(
+            ex.key_id, ex.secret, environment="local", base_url=ex.url, health=health, latency=latency
+        )
         streams = StreamManager(key_id=ex.key_id, secret=ex.secret, bus=bus, base_url=ex.url, broker=broker)
         assert streams.trading is not None
         watch = HealthWatch(latency, health, broker.get_clock, streams, ping=streams.trading.ping)
@@ -61,8 +62,7 @@ def test_a_frozen_exchange_is_not_reported_live_and_a_thawed_one_is_again() -> N
             return watch.status(WATCHED, trading)
 
         def reported() -> dict[str, object]:
-            return build_state_report(mode=Mode.LOCAL, trading_state=trading.state,
-                                      health=status().report())
+            return build_state_report(mode=Mode.LOCAL, trading_state=trading.state, health=status().report())
 
         try:
             await streams.start()

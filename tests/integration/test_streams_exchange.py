@@ -53,8 +53,9 @@ class Recorder:
 
 
 def manager(ex: LocalExchange, bus: EventBus, broker: AlpacaBroker | None, **kw: object) -> StreamManager:
-    return StreamManager(key_id=ex.key_id, secret=ex.secret, bus=bus, environment="local", base_url=ex.url,
-                         broker=broker, **kw)  # type: ignore[arg-type]
+    return StreamManager(
+        key_id=ex.key_id, secret=ex.secret, bus=bus, environment="local", base_url=ex.url, broker=broker, **kw
+    )  # type: ignore[arg-type]
 
 
 @pytest.mark.expected_log(r"^services\.marketdata\.datastream: \w+ stream lost \(ConnectionClosedError: ")
@@ -87,9 +88,17 @@ def test_live_data_trade_updates_and_resync_after_kill(exchange: LocalExchange) 
 
             # a trade update reaches the bus as a TradeUpdateEvent with exact decimals
             coid = f"st-{uuid.uuid4().hex[:10]}"
-            await broker.submit_order(OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY,
-                                                   qty=Decimal(1), limit_price=Decimal("1.5"),
-                                                   client_order_id=coid))
+            await broker.submit_order(
+                OrderRequest(
+                    "AAPL",
+                    OrderSide.BUY,
+                    OrderType.LIMIT,
+                    TimeInForce.DAY,
+                    qty=Decimal(1),
+                    limit_price=Decimal("1.5"),
+                    client_order_id=coid,
+                )
+            )
             await async_wait_for(
                 "trade update",
                 lambda: any(u.order.client_order_id == coid for u in rec.updates),
@@ -125,8 +134,9 @@ def test_silent_socket_and_stale_data_are_detected(exchange: LocalExchange) -> N
         rec = Recorder(bus)
         clock = [datetime.now(UTC)]
         book = QuoteBook(StalenessGuard(1.0), now=lambda: clock[0])
-        sm = manager(exchange, bus, None, trading=False, data_timeout=1.5,
-                     pipeline=MarketDataPipeline(book=book))
+        sm = manager(
+            exchange, bus, None, trading=False, data_timeout=1.5, pipeline=MarketDataPipeline(book=book)
+        )
         await sm.start()
         try:
             await sm.subscribe(["NVDA"])
@@ -152,15 +162,18 @@ def test_bad_keys_fail_once_clearly(exchange: LocalExchange) -> None:
     async def main() -> None:
         bus = EventBus()
         rec = Recorder(bus)
-        sm = StreamManager(key_id=exchange.key_id, secret="wrong", bus=bus, environment="local",
-                           base_url=exchange.url)
+        sm = StreamManager(
+            key_id=exchange.key_id, secret="wrong", bus=bus, environment="local", base_url=exchange.url
+        )
         await sm.start()
         try:
             await sm.subscribe(["AAPL"])
             await async_wait_for(
                 "FAILED on both channels",
-                lambda: sm.states.get("stock") is ConnectionState.FAILED
-                and sm.states.get("trading") is ConnectionState.FAILED,
+                lambda: (
+                    sm.states.get("stock") is ConnectionState.FAILED
+                    and sm.states.get("trading") is ConnectionState.FAILED
+                ),
                 15,
             )
             assert "keys were refused" in sm.reasons["stock"] and "refused the keys" in sm.reasons["trading"]

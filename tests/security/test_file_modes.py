@@ -75,8 +75,15 @@ def test_rotated_logs_are_owner_only_whatever_the_umask(tmp_path: Path) -> None:
     old = os.umask(0o022)
     logger = logging.getLogger("test.rotation")
     logger.propagate = False
-    handle = setup_logging(redactor=SecretRedactor(), hub=LogHub(), log_dir=tmp_path, logger=logger,
-                           console_level=None, max_bytes=2_000, backup_count=3)
+    handle = setup_logging(
+        redactor=SecretRedactor(),
+        hub=LogHub(),
+        log_dir=tmp_path,
+        logger=logger,
+        console_level=None,
+        max_bytes=2_000,
+        backup_count=3,
+    )
     try:
         for i in range(200):
             logger.info("order %d filled at 187.50 for the account", i)

@@ -32,8 +32,10 @@ def test_every_duration_argument_is_bounded(
     assert option in err and err.count("\n") == 1, err
 
 
-@pytest.mark.parametrize(("option", "value"), [("--bar-seconds", "0.5"), ("--bar-seconds", "86400"),
-                                               ("--quit-after", "0.1"), ("--quit-after", "3600")])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--bar-seconds", "0.5"), ("--bar-seconds", "86400"), ("--quit-after", "0.1"), ("--quit-after", "3600")],
+)
 def test_sane_durations_are_taken(option: str, value: str) -> None:
     args = parse_args([option, value, "--headless"])
     assert getattr(args, option[2:].replace("-", "_")) == float(value)
@@ -101,16 +103,51 @@ def test_a_fifo_script_is_refused_not_waited_on(tmp_path: Path) -> None:
 
 
 _value = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6)
-    | st.sampled_from(["buy", "sell", "AAPL", "BTC/USD", "limit", "market", "replace", "cancel",
-                       "kill_switch", "gtc", "day", "1", "1e30", "NaN", "-1", "0"]),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=6)
+    | st.sampled_from(
+        [
+            "buy",
+            "sell",
+            "AAPL",
+            "BTC/USD",
+            "limit",
+            "market",
+            "replace",
+            "cancel",
+            "kill_switch",
+            "gtc",
+            "day",
+            "1",
+            "1e30",
+            "NaN",
+            "-1",
+            "0",
+        ]
+    ),
     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(["offset_pct", "x"]), c, max_size=2),
     max_leaves=8,
 )
 _entry = st.dictionaries(
-    st.sampled_from(["symbol", "side", "qty", "type", "limit_price", "delay", "action", "flatten", "reason",
-                     "time_in_force"]),
-    _value, max_size=8,
+    st.sampled_from(
+        [
+            "symbol",
+            "side",
+            "qty",
+            "type",
+            "limit_price",
+            "delay",
+            "action",
+            "flatten",
+            "reason",
+            "time_in_force",
+        ]
+    ),
+    _value,
+    max_size=8,
 )
 
 
@@ -137,9 +174,23 @@ def test_headless_start_with_a_bad_script_refuses_before_connecting(tmp_path: Pa
     script.write_text(json.dumps([GOOD, {**GOOD, "qty": "1e30"}]))
     data = tmp_path / "data"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "main.py"), "--headless", "--mode", "local", "--data-dir", str(data),
-         "--quit-after", "20", "--script", str(script)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(REPO / "main.py"),
+            "--headless",
+            "--mode",
+            "local",
+            "--data-dir",
+            str(data),
+            "--quit-after",
+            "20",
+            "--script",
+            str(script),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
     )
     assert proc.returncode != 0

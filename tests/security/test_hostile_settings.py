@@ -20,17 +20,38 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 ASIDE = "settings.json.corrupt-20260102T030405Z"
 
 _keys = st.sampled_from(
-    ["schema_version", "mode", "ui", "local_exchange", "risk", "watchlist", "market_data", "theme",
-     "confirm_orders", "symbols", "seed", "always_open", "live_feed", "history_feed", "max_order_qty",
-     "max_open_orders", "symbol_allow", "x"]
+    [
+        "schema_version",
+        "mode",
+        "ui",
+        "local_exchange",
+        "risk",
+        "watchlist",
+        "market_data",
+        "theme",
+        "confirm_orders",
+        "symbols",
+        "seed",
+        "always_open",
+        "live_feed",
+        "history_feed",
+        "max_order_qty",
+        "max_open_orders",
+        "symbol_allow",
+        "x",
+    ]
 )
 _scalars = (
-    st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
-    | st.floats(allow_nan=False) | st.text(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8)
     | st.sampled_from([0, 1, 2, 3, 99, "local", "dark", "iex", "AAPL", "1000", "AAPL,MSFT"])
 )
 _json = st.recursive(
-    _scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=6),
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=6),
     max_leaves=20,
 )
 
@@ -60,10 +81,16 @@ def _check(path: Path, data: bytes) -> None:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
-@given(_json | st.dictionaries(_keys, _json, max_size=7) | st.fixed_dictionaries(
-    {"schema_version": st.sampled_from([0, 1, 2, 3])}, optional={k: _json for k in
-                                                               ["ui", "local_exchange", "risk", "watchlist",
-                                                                "market_data", "mode", "symbols"]}))
+@given(
+    _json
+    | st.dictionaries(_keys, _json, max_size=7)
+    | st.fixed_dictionaries(
+        {"schema_version": st.sampled_from([0, 1, 2, 3])},
+        optional={
+            k: _json for k in ["ui", "local_exchange", "risk", "watchlist", "market_data", "mode", "symbols"]
+        },
+    )
+)
 def test_settings_of_any_json_shape_load_or_move_aside(value: Any) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         _check(Path(tmp) / "settings.json", json.dumps(value).encode())

@@ -46,8 +46,12 @@ def _plant(models: Path, name: str, version: str, payload: bytes) -> None:
 
     (models / name).mkdir(parents=True, exist_ok=True)
     (models / name / f"{version}.pkl").write_bytes(payload)
-    entry = {"sha256": hashlib.sha256(payload).hexdigest(), "created_at": datetime.now(UTC).isoformat(),
-             "feature_names": ["a"], "metadata": {}}
+    entry = {
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "created_at": datetime.now(UTC).isoformat(),
+        "feature_names": ["a"],
+        "metadata": {},
+    }
     (models / "index.json").write_text(json.dumps({"version": 1, "models": {name: {version: entry}}}))
 
 

@@ -83,8 +83,14 @@ def _pct(values: list[float], p: float) -> float | None:
     return s[min(len(s) - 1, int(p * len(s)))]
 
 
-def summarize(fast: list[dict[str, Any]], slow: list[dict[str, Any]], minutes: float, warmup_s: float,
-              rate: float, symbols: int) -> dict[str, Any]:
+def summarize(
+    fast: list[dict[str, Any]],
+    slow: list[dict[str, Any]],
+    minutes: float,
+    warmup_s: float,
+    rate: float,
+    symbols: int,
+) -> dict[str, Any]:
     window = min(600.0, minutes * 60 / 3)
     end = max((s["t"] for s in fast), default=0.0)
     first = [s["loop_lag_s"] for s in fast if warmup_s <= s["t"] < warmup_s + window and "loop_lag_s" in s]
@@ -94,8 +100,11 @@ def summarize(fast: list[dict[str, Any]], slow: list[dict[str, Any]], minutes: f
 
     def first_last(rows: list[dict[str, Any]], key: str) -> dict[str, float | None]:
         vals = [r[key] for r in rows if key in r]
-        return {"first": vals[0] if vals else None, "last": vals[-1] if vals else None,
-                "max": max(vals) if vals else None}
+        return {
+            "first": vals[0] if vals else None,
+            "last": vals[-1] if vals else None,
+            "max": max(vals) if vals else None,
+        }
 
     rss_growth = after[-1]["rss_mb"] - after[0]["rss_mb"] if len(after) >= 2 else None
     orders = first_last([s for s in fast if s["t"] >= warmup_s], "orders")
@@ -105,13 +114,17 @@ def summarize(fast: list[dict[str, Any]], slow: list[dict[str, Any]], minutes: f
         "rate_requested_msgs_per_s": rate,
         "symbols": symbols,
         "warmup_s": warmup_s,
-        "delivered_msgs_per_s": {"median": statistics.median(rates) if rates else None,
-                                 "min": min(rates) if rates else None},
-        "rss_mb": {"after_warmup": after[0]["rss_mb"] if after else None,
-                   "end": after[-1]["rss_mb"] if after else None,
-                   "max": max(s["rss_mb"] for s in after) if after else None,
-                   "growth": None if rss_growth is None else round(rss_growth, 1),
-                   "goal_growth_max": RSS_GOAL_MB},
+        "delivered_msgs_per_s": {
+            "median": statistics.median(rates) if rates else None,
+            "min": min(rates) if rates else None,
+        },
+        "rss_mb": {
+            "after_warmup": after[0]["rss_mb"] if after else None,
+            "end": after[-1]["rss_mb"] if after else None,
+            "max": max(s["rss_mb"] for s in after) if after else None,
+            "growth": None if rss_growth is None else round(rss_growth, 1),
+            "goal_growth_max": RSS_GOAL_MB,
+        },
         "loop_lag_ms": {
             "window_s": window,
             "first_p50": None if not first else round(statistics.median(first) * 1000, 2),
@@ -170,8 +183,9 @@ def _intents(db: Path) -> int | None:
         return None
 
 
-def run_soak(minutes: float, rate: float, out: Path | None, *, symbols: int = 60,
-             work: Path | None = None) -> dict[str, Any]:
+def run_soak(
+    minutes: float, rate: float, out: Path | None, *, symbols: int = 60, work: Path | None = None
+) -> dict[str, Any]:
     """Run the soak and return ``{"summary": ..., "missed": [...], "samples": {...}}``."""
     import tempfile
 
@@ -179,8 +193,9 @@ def run_soak(minutes: float, rate: float, out: Path | None, *, symbols: int = 60
     root.mkdir(parents=True, exist_ok=True)
     extra_syms = synthetic_tickers(max(0, symbols - len(default_universe())))
     (root / "exchange").mkdir(exist_ok=True)
-    ex = ExchangeProcess.start(root=root / "exchange", seed=11,
-                               extra_args=("--rate", str(rate), "--symbols", *extra_syms))
+    ex = ExchangeProcess.start(
+        root=root / "exchange", seed=11, extra_args=("--rate", str(rate), "--symbols", *extra_syms)
+    )
     warmup_s = min(120.0, minutes * 60 / 4)
     fast: list[dict[str, Any]] = []
     slow: list[dict[str, Any]] = []
@@ -192,16 +207,18 @@ def run_soak(minutes: float, rate: float, out: Path | None, *, symbols: int = 60
         profile.mkdir(parents=True, exist_ok=True)
         (profile / "settings.json").write_text(json.dumps({"schema_version": 2, "watchlist": watch}))
         port = free_port()
-        term = Terminal(ex, data, quit_after=minutes * 60 + 60, tag="soak", strategy=STRATEGY,
-                        metrics_port=port)
+        term = Terminal(
+            ex, data, quit_after=minutes * 60 + 60, tag="soak", strategy=STRATEGY, metrics_port=port
+        )
         db = profile / "heron.db"
         start = time.monotonic()
         next_slow = start
         url = f"http://127.0.0.1:{port}/metrics"
         while time.monotonic() - start < minutes * 60:
             if not term.alive():
-                raise RuntimeError(f"the terminal exited early ({term.proc.returncode}):\n"
-                                   f"{term.stderr_tail()}")
+                raise RuntimeError(
+                    f"the terminal exited early ({term.proc.returncode}):\n{term.stderr_tail()}"
+                )
             t = time.monotonic() - start
             try:
                 with urllib.request.urlopen(url, timeout=2.0) as resp:
@@ -238,8 +255,17 @@ def run_soak(minutes: float, rate: float, out: Path | None, *, symbols: int = 60
     return result
 
 
-def _write(out: Path | None, fast: list[dict[str, Any]], slow: list[dict[str, Any]], minutes: float,
-           warmup_s: float, rate: float, symbols: int, *, partial: bool) -> dict[str, Any]:
+def _write(
+    out: Path | None,
+    fast: list[dict[str, Any]],
+    slow: list[dict[str, Any]],
+    minutes: float,
+    warmup_s: float,
+    rate: float,
+    symbols: int,
+    *,
+    partial: bool,
+) -> dict[str, Any]:
     summary = summarize(fast, slow, minutes, warmup_s, rate, symbols)
     summary["partial"] = partial
     result = {"summary": summary, "missed": judge(summary), "samples": {"fast": fast, "slow": slow}}

@@ -39,15 +39,17 @@ def test_loop_lag_gauge_reports_a_blocked_loop_and_resets_each_interval() -> Non
 
 
 def test_parse_metrics_reads_the_series_the_soak_uses() -> None:
-    text = "\n".join([
-        "# HELP heron_event_loop_lag_seconds x",
-        "heron_event_loop_lag_seconds 0.012",
-        "heron_event_loop_tasks 13.0",
-        "heron_marketdata_messages_per_second 4990.5",
-        'heron_orders{status="filled"} 7.0',
-        'heron_orders{status="new"} 2.0',
-        'heron_trading_state{state="ACTIVE"} 1.0',
-    ])
+    text = "\n".join(
+        [
+            "# HELP heron_event_loop_lag_seconds x",
+            "heron_event_loop_lag_seconds 0.012",
+            "heron_event_loop_tasks 13.0",
+            "heron_marketdata_messages_per_second 4990.5",
+            'heron_orders{status="filled"} 7.0',
+            'heron_orders{status="new"} 2.0',
+            'heron_trading_state{state="ACTIVE"} 1.0',
+        ]
+    )
     m = parse_metrics(text)
     assert m == {"loop_lag_s": 0.012, "tasks": 13.0, "msgs_per_s": 4990.5, "orders": 9.0, "active": 1.0}
 
@@ -56,10 +58,26 @@ Rows = list[dict[str, float]]
 
 
 def _samples(rss_growth: float, lag_end: float, tasks_end: int) -> tuple[Rows, Rows]:
-    fast = [{"t": float(t), "loop_lag_s": 0.01 if t < 60 else lag_end, "tasks": 13 if t < 60 else tasks_end,
-             "msgs_per_s": 5000.0, "orders": t / 10} for t in range(120)]
-    slow = [{"t": float(t), "rss_mb": 200 + rss_growth * t / 110, "threads": 11, "fds": 24,
-             "orders_journaled": t / 10} for t in range(0, 120, 10)]
+    fast = [
+        {
+            "t": float(t),
+            "loop_lag_s": 0.01 if t < 60 else lag_end,
+            "tasks": 13 if t < 60 else tasks_end,
+            "msgs_per_s": 5000.0,
+            "orders": t / 10,
+        }
+        for t in range(120)
+    ]
+    slow = [
+        {
+            "t": float(t),
+            "rss_mb": 200 + rss_growth * t / 110,
+            "threads": 11,
+            "fds": 24,
+            "orders_journaled": t / 10,
+        }
+        for t in range(0, 120, 10)
+    ]
     return fast, slow
 
 

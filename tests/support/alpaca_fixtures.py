@@ -26,8 +26,17 @@ import requests
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "alpaca"
 AREAS = (
-    "account", "activities", "assets", "clock_calendar", "close_all", "errors", "marketdata_rest", "orders",
-    "positions", "stream", "trade_updates",
+    "account",
+    "activities",
+    "assets",
+    "clock_calendar",
+    "close_all",
+    "errors",
+    "marketdata_rest",
+    "orders",
+    "positions",
+    "stream",
+    "trade_updates",
 )
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")
 

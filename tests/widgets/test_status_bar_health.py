@@ -21,18 +21,27 @@ def _text(bar: HeronStatusBar, name: str) -> str:
 def test_a_frozen_broker_is_never_shown_as_live_fresh_and_active(qtbot) -> None:  # type: ignore[no-untyped-def]
     bar = HeronStatusBar(Mode.LOCAL)
     qtbot.addWidget(bar)
-    bar.show_health(derive_status(
-        connection=LinkVerdict(LinkState.LIVE, "answered 0.1 s ago"),
-        feeds=[FeedVerdict("stock", False, 0.2, "newest 0.2 s ago")], watched=2,
-        trading_state=TradingState.ACTIVE, trading_reason="clean",
-        latency=LatencyView(LatencyState.OK, "42 ms", "get_clock answered in 42 ms", 0.042),
-    ))
+    bar.show_health(
+        derive_status(
+            connection=LinkVerdict(LinkState.LIVE, "answered 0.1 s ago"),
+            feeds=[FeedVerdict("stock", False, 0.2, "newest 0.2 s ago")],
+            watched=2,
+            trading_state=TradingState.ACTIVE,
+            trading_reason="clean",
+            latency=LatencyView(LatencyState.OK, "42 ms", "get_clock answered in 42 ms", 0.042),
+        )
+    )
     assert (_text(bar, "connectionLabel"), _text(bar, "stalenessLabel"), _text(bar, "tradingStateLabel")) == (
-        "Connection: live", "Data: fresh", "Trading: ACTIVE")
+        "Connection: live",
+        "Data: fresh",
+        "Trading: ACTIVE",
+    )
     frozen = derive_status(
         connection=LinkVerdict(LinkState.UNRESPONSIVE, "the broker has not answered get_clock for 6 s"),
         feeds=[FeedVerdict("stock", True, 14.0, "newest stock data message is 14 s old (limit 10 s)")],
-        watched=2, trading_state=TradingState.ACTIVE, trading_reason="clean",
+        watched=2,
+        trading_state=TradingState.ACTIVE,
+        trading_reason="clean",
         latency=LatencyView(LatencyState.SLOW, "6.0 s… (waiting)", "get_clock has waited 6.0 s", 6.0),
     )
     bar.show_health(frozen)
@@ -51,11 +60,14 @@ def test_a_frozen_broker_is_never_shown_as_live_fresh_and_active(qtbot) -> None:
 def test_a_failing_call_is_shown_as_failing(qtbot) -> None:  # type: ignore[no-untyped-def]
     bar = HeronStatusBar(Mode.PAPER)
     qtbot.addWidget(bar)
-    bar.show_health(derive_status(
-        connection=LinkVerdict(LinkState.FAILING, "get_account failed: connection refused"),
-        trading_state=TradingState.DISABLED, trading_reason="waiting",
-        latency=LatencyView(LatencyState.FAILING, "failing", "get_account failed after 3 ms", 0.003),
-    ))
+    bar.show_health(
+        derive_status(
+            connection=LinkVerdict(LinkState.FAILING, "get_account failed: connection refused"),
+            trading_state=TradingState.DISABLED,
+            trading_reason="waiting",
+            latency=LatencyView(LatencyState.FAILING, "failing", "get_account failed after 3 ms", 0.003),
+        )
+    )
     assert _text(bar, "latencyLabel") == "Latency: failing"
     assert _text(bar, "connectionLabel") == "Connection: failing"
     assert _text(bar, "tradingStateLabel") == "Trading: DISABLED"

@@ -175,7 +175,6 @@ class BoundedTableModel(_ColumnTableModel[R]):
         self.capacity = capacity
         self._rows: list[R] = []
 
-
     def clear(self) -> None:
         self.beginResetModel()
         self._rows.clear()
@@ -239,4 +238,3 @@ def _header(columns: Sequence[Column[Any]], section: int, orientation: Qt.Orient
     if role == Qt.ItemDataRole.TextAlignmentRole and col.numeric:
         return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     return None
-

@@ -76,9 +76,7 @@ def fmt_timestamp(ts: datetime) -> str:
     """``YYYY-MM-DD HH:MM:SS`` in the timestamp's own zone. Not ``strftime``: under PySide6 every
     ``strftime`` call imports ``time`` through shiboken's Python import hook (~8 µs, twice), which
     was half the cost of building a blotter row."""
-    return (
-        f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d} {ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
-    )
+    return f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d} {ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
 
 
 def fmt_money(value: Decimal | None, *, signed: bool = False) -> str:

@@ -83,9 +83,7 @@ class RestFaults:
         return d
 
 
-def fault_middleware(
-    faults: RestFaults, rng: random.Random
-) -> Middleware:
+def fault_middleware(faults: RestFaults, rng: random.Random) -> Middleware:
     """Latency, 429 bursts and 5xx bursts for REST (never for websockets or the admin routes)."""
 
     @web.middleware
@@ -229,8 +227,9 @@ class Admin:
         return data
 
     @staticmethod
-    def _int(body: dict[str, Any], name: str, default: int | None = 0, *, lo: int = 0,
-             hi: int = 10_000_000) -> int | None:
+    def _int(
+        body: dict[str, Any], name: str, default: int | None = 0, *, lo: int = 0, hi: int = 10_000_000
+    ) -> int | None:
         v = body.get(name, default)
         if v is None:
             return None
@@ -286,8 +285,11 @@ class Admin:
         body = await self._body(request)
         count = self._int(body, "count", lo=0, hi=100_000) or 0
         statuses = body.get("statuses", [body.get("status", 503)])
-        if (not isinstance(statuses, list) or not statuses
-                or any(isinstance(s, bool) or s not in (500, 502, 503, 504) for s in statuses)):
+        if (
+            not isinstance(statuses, list)
+            or not statuses
+            or any(isinstance(s, bool) or s not in (500, 502, 503, 504) for s in statuses)
+        ):
             raise bad_request("status(es) must be among 500, 502, 503, 504")
         self.faults.fail_5xx = count
         self.faults.statuses = list(statuses)
@@ -376,11 +378,12 @@ class Admin:
         return web.json_response(self._state())
 
     async def stats(self, request: web.Request) -> web.Response:
-        return web.json_response({
-            "market": self.market.describe(),
-            "datastream": self.streams.describe(),
-            "venue": self.venue.stats(),
-            "faults": self._state(),
-            **self.extra_stats(),
-        })
-
+        return web.json_response(
+            {
+                "market": self.market.describe(),
+                "datastream": self.streams.describe(),
+                "venue": self.venue.stats(),
+                "faults": self._state(),
+                **self.extra_stats(),
+            }
+        )

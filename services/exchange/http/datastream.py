@@ -47,11 +47,24 @@ AUTH_TIMEOUT_S = 10.0
 MAX_SYMBOLS_PER_CHANNEL = 5_000
 
 STOCK_CHANNELS = {
-    "trades": "t", "quotes": "q", "bars": "b", "updatedBars": "u", "dailyBars": "d",
-    "statuses": "s", "lulds": "l", "corrections": "c", "cancelErrors": "x",
+    "trades": "t",
+    "quotes": "q",
+    "bars": "b",
+    "updatedBars": "u",
+    "dailyBars": "d",
+    "statuses": "s",
+    "lulds": "l",
+    "corrections": "c",
+    "cancelErrors": "x",
 }
-CRYPTO_CHANNELS = {"trades": "t", "quotes": "q", "bars": "b", "updatedBars": "u", "dailyBars": "d",
-                   "orderbooks": "o"}
+CRYPTO_CHANNELS = {
+    "trades": "t",
+    "quotes": "q",
+    "bars": "b",
+    "updatedBars": "u",
+    "dailyBars": "d",
+    "orderbooks": "o",
+}
 # Corrections and cancel/errors follow the trades subscription, as on Alpaca.
 _FOLLOW_TRADES = ("c", "x")
 
@@ -97,8 +110,11 @@ class _Client:
         return CRYPTO_CHANNELS if self.crypto else STOCK_CHANNELS
 
     def resign(self) -> None:
-        self.signature = (self.crypto, self.use_msgpack,
-                          tuple(sorted((k, tuple(sorted(v))) for k, v in self.subs.items() if v)))
+        self.signature = (
+            self.crypto,
+            self.use_msgpack,
+            tuple(sorted((k, tuple(sorted(v))) for k, v in self.subs.items() if v)),
+        )
 
 
 class DataStreamHub:
@@ -131,8 +147,16 @@ class DataStreamHub:
         self._kill_after: int | None = None
         self._malformed = 0
         self.stats: dict[str, int] = {
-            "connections": 0, "authenticated": 0, "frames": 0, "messages": 0, "dropped_frames": 0,
-            "slow_clients": 0, "killed": 0, "malformed_sent": 0, "auth_failures": 0, "limit_rejections": 0,
+            "connections": 0,
+            "authenticated": 0,
+            "frames": 0,
+            "messages": 0,
+            "dropped_frames": 0,
+            "slow_clients": 0,
+            "killed": 0,
+            "malformed_sent": 0,
+            "auth_failures": 0,
+            "limit_rejections": 0,
         }
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -168,8 +192,11 @@ class DataStreamHub:
         self._malformed = max(0, int(frames))
 
     def describe(self) -> dict[str, Any]:
-        return {**self.stats, "clients": len(self._clients),
-                "queued_frames": sum(len(c.queue) for c in self._clients)}
+        return {
+            **self.stats,
+            "clients": len(self._clients),
+            "queued_frames": sum(len(c.queue) for c in self._clients),
+        }
 
     # ------------------------------------------------------------------------------ connection
 

@@ -198,8 +198,15 @@ class MarketDataApi:
         return [
             {"t": t, "o": o, "h": h, "l": low, "c": c, "v": v, "n": n, "vw": vw}
             for t, o, h, low, c, v, n, vw in zip(
-                ts, bars.o.tolist(), bars.h.tolist(), bars.l.tolist(), bars.c.tolist(), vols,
-                bars.n.tolist(), bars.vw.tolist(), strict=True,
+                ts,
+                bars.o.tolist(),
+                bars.h.tolist(),
+                bars.l.tolist(),
+                bars.c.tolist(),
+                vols,
+                bars.n.tolist(),
+                bars.vw.tolist(),
+                strict=True,
             )
         ]
 
@@ -259,16 +266,33 @@ class MarketDataApi:
                 c0, c1, c2, c3, c4 = (col[a:z].tolist() for col in cols)
                 if quotes:
                     if crypto:
-                        return [{"t": x, "bp": bp, "bs": bs, "ap": ap, "as": as_}
-                                for x, bp, bs, ap, as_ in zip(ts, c0, c1, c2, c3, strict=True)]
-                    return [{"t": x, "ax": "V", "ap": ap, "as": int(as_), "bx": "V", "bp": bp, "bs": int(bs),
-                             "c": ["R"], "z": "C"}
-                            for x, bp, bs, ap, as_ in zip(ts, c0, c1, c2, c3, strict=True)]
+                        return [
+                            {"t": x, "bp": bp, "bs": bs, "ap": ap, "as": as_}
+                            for x, bp, bs, ap, as_ in zip(ts, c0, c1, c2, c3, strict=True)
+                        ]
+                    return [
+                        {
+                            "t": x,
+                            "ax": "V",
+                            "ap": ap,
+                            "as": int(as_),
+                            "bx": "V",
+                            "bp": bp,
+                            "bs": int(bs),
+                            "c": ["R"],
+                            "z": "C",
+                        }
+                        for x, bp, bs, ap, as_ in zip(ts, c0, c1, c2, c3, strict=True)
+                    ]
                 if crypto:
-                    return [{"t": x, "p": p, "s": s, "i": i, "tks": "B"}
-                            for x, p, s, i in zip(ts, c0, c1, c4, strict=True)]
-                return [{"t": x, "x": "V", "p": p, "s": int(s), "c": ["@"], "i": i, "z": "C"}
-                        for x, p, s, i in zip(ts, c0, c1, c4, strict=True)]
+                    return [
+                        {"t": x, "p": p, "s": s, "i": i, "tks": "B"}
+                        for x, p, s, i in zip(ts, c0, c1, c4, strict=True)
+                    ]
+                return [
+                    {"t": x, "x": "V", "p": p, "s": int(s), "c": ["@"], "i": i, "z": "C"}
+                    for x, p, s, i in zip(ts, c0, c1, c4, strict=True)
+                ]
 
             return rows
 
@@ -298,7 +322,14 @@ class MarketDataApi:
         return handler
 
     def _paginate(
-        self, symbols: list[str], kind: str, tf: BarPeriod | None, lo: int, hi: int, limit: int, desc: bool,
+        self,
+        symbols: list[str],
+        kind: str,
+        tf: BarPeriod | None,
+        lo: int,
+        hi: int,
+        limit: int,
+        desc: bool,
         token: str | None,
     ) -> tuple[dict[str, list[Row]], str | None]:
         out: dict[str, list[Row]] = {}
@@ -315,8 +346,11 @@ class MarketDataApi:
                     s_lo = max(lo, tok_t)
             if s_lo > s_hi:
                 continue
-            chunks = (self._bar_chunks(sym, tf, s_lo, s_hi, desc) if tf is not None
-                      else self._tick_chunks(sym, kind, s_lo, s_hi, desc))
+            chunks = (
+                self._bar_chunks(sym, tf, s_lo, s_hi, desc)
+                if tf is not None
+                else self._tick_chunks(sym, kind, s_lo, s_hi, desc)
+            )
             for t, render in chunks:
                 off = 0
                 if sym == tok_sym:  # coarse buckets may start before the token: skip what was sent
@@ -370,8 +404,17 @@ class MarketDataApi:
         t, bp, bs, ap, as_ = self.market.latest_quote(sym)
         if self.universe[sym].is_crypto:
             return {"t": rfc3339_one(t), "bp": bp, "bs": bs, "ap": ap, "as": as_}
-        return {"t": rfc3339_one(t), "ax": "V", "ap": ap, "as": int(as_), "bx": "V", "bp": bp, "bs": int(bs),
-                "c": ["R"], "z": "C"}
+        return {
+            "t": rfc3339_one(t),
+            "ax": "V",
+            "ap": ap,
+            "as": int(as_),
+            "bx": "V",
+            "bp": bp,
+            "bs": int(bs),
+            "c": ["R"],
+            "z": "C",
+        }
 
     def _latest_bar(self, sym: str) -> Row | None:
         now = self.market.now_ns()

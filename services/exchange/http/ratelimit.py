@@ -72,9 +72,7 @@ class RateLimiter:
         return Decision(allowed, self.limit, math.floor(b.tokens), math.ceil(reset))
 
 
-def ratelimit_middleware(
-    limiter: RateLimiter, *, exempt_prefixes: tuple[str, ...] = ()
-) -> Middleware:
+def ratelimit_middleware(limiter: RateLimiter, *, exempt_prefixes: tuple[str, ...] = ()) -> Middleware:
     """Apply ``limiter`` to REST requests keyed by ``request[PRINCIPAL]`` (set by auth)."""
 
     @web.middleware

@@ -166,15 +166,26 @@ def build_app(
     keys = StaticKeyStore(config.key)
     history = HistoryGenerator(universe, calendar, config.seed)
     market = MarketSimulator(
-        universe, calendar, history, seed=config.seed, rate=config.rate, clock=clock,
+        universe,
+        calendar,
+        history,
+        seed=config.seed,
+        rate=config.rate,
+        clock=clock,
         tick_interval=config.tick_interval,
     )
     factory = venue_factory or _default_venue
     market_view: MarketView = market
     key_store: KeyStore = keys
     venue = factory(
-        data_dir=config.data_dir, universe=universe, market=market_view, calendar=calendar, keys=key_store,
-        seed=config.seed, starting_cash=config.starting_cash, account_type=config.account_type,
+        data_dir=config.data_dir,
+        universe=universe,
+        market=market_view,
+        calendar=calendar,
+        keys=key_store,
+        seed=config.seed,
+        starting_cash=config.starting_cash,
+        account_type=config.account_type,
         **({"clock": clock} if clock is not None else {}),
     )
     market.on_nbbo(venue.on_quote)
@@ -199,8 +210,13 @@ def build_app(
     streams.add_routes(app)
     venue_routes(app, venue)
     if config.admin:
-        Admin(faults, market, venue, streams,
-              extra_stats=lambda: {"rate_limited": limiter.rejected, **ex.errors}).add_routes(app)
+        Admin(
+            faults,
+            market,
+            venue,
+            streams,
+            extra_stats=lambda: {"rate_limited": limiter.rejected, **ex.errors},
+        ).add_routes(app)
 
     async def on_startup(_: web.Application) -> None:
         await venue.start()

@@ -40,10 +40,20 @@ MAX_ORDERS_LIMIT = 500
 MAX_ACTIVITY_PAGE = 100
 # GET /v2/orders ?asset_class: the classes Alpaca accepts (its Trading API changelog 2026-06-24 added
 # the last seven); only us_equity and crypto orders exist on this exchange, the others match nothing.
-ORDER_ASSET_CLASSES = frozenset({
-    "us_equity", "us_option", "crypto", "crypto_perp", "treasury", "ipo", "corporate", "global_equity",
-    "us_index", "us_equity_chain",
-})
+ORDER_ASSET_CLASSES = frozenset(
+    {
+        "us_equity",
+        "us_option",
+        "crypto",
+        "crypto_perp",
+        "treasury",
+        "ipo",
+        "corporate",
+        "global_equity",
+        "us_index",
+        "us_equity_chain",
+    }
+)
 _PERIOD_UNITS = {"D": 1, "W": 7, "M": 30, "A": 365}
 _TIMEFRAMES = {"1Min": 60, "5Min": 300, "15Min": 900, "1H": 3600, "1D": 86400}
 

@@ -93,8 +93,14 @@ class Bars:
         cols = list(zip(*rows, strict=True))
         f = [np.asarray(cols[i], dtype=np.float64) for i in range(8)]
         return Bars(
-            np.asarray(cols[0], dtype=np.int64), f[1], f[2], f[3], f[4], f[5],
-            np.asarray(cols[6], dtype=np.int64), f[7],
+            np.asarray(cols[0], dtype=np.int64),
+            f[1],
+            f[2],
+            f[3],
+            f[4],
+            f[5],
+            np.asarray(cols[6], dtype=np.int64),
+            f[7],
         )
 
 
@@ -330,8 +336,10 @@ class HistoryGenerator:
         low = np.maximum(np.floor(np.minimum(open_, close) * np.exp(-dn) / tick + 1e-9) * tick, tick)
         dec = max(0, -int(inst.tick.as_tuple().exponent))
         open_, high, low, close = (np.round(a, dec) for a in (open_, high, low, close))
-        vol = np.round(self.expected_volume(symbol, day, t) * day_activity * rng.lognormal(-0.125, 0.5, m),
-                       6 if crypto else 0)
+        vol = np.round(
+            self.expected_volume(symbol, day, t) * day_activity * rng.lognormal(-0.125, 0.5, m),
+            6 if crypto else 0,
+        )
         if crypto:
             avg_trade = self._daily_units(symbol) / 20_000
         else:
@@ -448,8 +456,9 @@ class BarSource:
                 if first == last:
                     yield first, live
                 else:
-                    day_keys = np.array([day_start_ns(crypto, day_of(crypto, int(t))) for t in live.t],
-                                        dtype=np.int64)
+                    day_keys = np.array(
+                        [day_start_ns(crypto, day_of(crypto, int(t))) for t in live.t], dtype=np.int64
+                    )
                     for k in np.unique(day_keys):
                         yield day_of(crypto, int(k)), live.take(day_keys == k)
 
@@ -501,12 +510,14 @@ class BarSource:
             lo_day = lo_day.replace(day=1)
         daily = self._daily(symbol, lo_day, hi_day)
         if tf.unit is PeriodUnit.WEEK:
-            keys = np.array([day_start_ns(crypto, _monday(day_of(crypto, int(t)))) for t in daily.t],
-                            dtype=np.int64)
+            keys = np.array(
+                [day_start_ns(crypto, _monday(day_of(crypto, int(t)))) for t in daily.t], dtype=np.int64
+            )
             daily = aggregate(daily, keys)
         elif tf.unit is PeriodUnit.MONTH:
-            keys = np.array([_month_key(day_of(crypto, int(t)), tf.amount, crypto) for t in daily.t],
-                            dtype=np.int64)
+            keys = np.array(
+                [_month_key(day_of(crypto, int(t)), tf.amount, crypto) for t in daily.t], dtype=np.int64
+            )
             daily = aggregate(daily, keys)
         floor = lo_ns if tf.unit is PeriodUnit.DAY else day_start_ns(crypto, lo_day)
         daily = daily.take((daily.t >= floor) & (daily.t <= hi_ns))
@@ -589,5 +600,10 @@ def ticks_from_bars(bars: Bars, *, seed: int, symbol: str, tick: float, quotes: 
     ask = np.round(bid + np.maximum(np.round(2 * half / tick), 1) * tick, dec)
     bsz = np.round(rng.integers(1, 20, total) * (0.01 if crypto else 100.0), 6)
     asz = np.round(rng.integers(1, 20, total) * (0.01 if crypto else 100.0), 6)
-    return Ticks(t, bid.astype(np.float64), np.asarray(bsz, dtype=np.float64), ask.astype(np.float64),
-                 np.asarray(asz, dtype=np.float64))
+    return Ticks(
+        t,
+        bid.astype(np.float64),
+        np.asarray(bsz, dtype=np.float64),
+        ask.astype(np.float64),
+        np.asarray(asz, dtype=np.float64),
+    )

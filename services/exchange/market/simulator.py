@@ -102,12 +102,21 @@ class MarketSimulator(MinuteBars):
         self._prints: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending: list[tuple[Message, int]] = []
         self._task: asyncio.Task[None] | None = None
-        self.stats: dict[str, int] = {"steps": 0, "messages": 0, "trades": 0, "quotes": 0, "bars": 0,
-                                      "updated_bars": 0, "corrections": 0, "cancels": 0,
-                                      "step_errors": 0,
-                                      # Loop time spent in step() (generation, encoding, NBBO
-                                      # callbacks and the listeners' fan-out), in nanoseconds.
-                                      "step_ns_total": 0, "step_ns_max": 0}
+        self.stats: dict[str, int] = {
+            "steps": 0,
+            "messages": 0,
+            "trades": 0,
+            "quotes": 0,
+            "bars": 0,
+            "updated_bars": 0,
+            "corrections": 0,
+            "cancels": 0,
+            "step_errors": 0,
+            # Loop time spent in step() (generation, encoding, NBBO
+            # callbacks and the listeners' fan-out), in nanoseconds.
+            "step_ns_total": 0,
+            "step_ns_max": 0,
+        }
 
         syms = list(universe)
         self.symbols = syms
@@ -133,7 +142,6 @@ class MarketSimulator(MinuteBars):
         self._logvol = np.zeros(n)
         self._halted = np.zeros(n, dtype=bool)
 
-
     def _init_prices(self, insts: list[Instrument]) -> None:
         """Each symbol's price where its generated history ends, its quote and last trade."""
         syms, history = self.symbols, self.history
@@ -145,8 +153,9 @@ class MarketSimulator(MinuteBars):
         self._prev_close = np.empty(n)
         self._live_since: list[int] = [0] * n
         # Each symbol's trading day: the UTC day for crypto, the New York day for stocks.
-        self._day_key = np.array([day_start_ns(bool(c), day_of(bool(c), now)) for c in self._crypto],
-                                 dtype=np.int64)
+        self._day_key = np.array(
+            [day_start_ns(bool(c), day_of(bool(c), now)) for c in self._crypto], dtype=np.int64
+        )
         for i, s in enumerate(syms):
             last = history.last_minute_before(s, now)
             price = last[1] if last else float(insts[i].base_price)
@@ -193,9 +202,7 @@ class MarketSimulator(MinuteBars):
         self._m_n = np.zeros(n, dtype=np.int64)
         # Finished live minutes: per symbol parallel lists of start ns and bar rows.
         self._live_t: list[list[int]] = [[] for _ in range(n)]
-        self._live_rows: list[list[BarRow]] = [
-            [] for _ in range(n)
-        ]
+        self._live_rows: list[list[BarRow]] = [[] for _ in range(n)]
         # Running day per symbol: the generated minutes before live start + live.
         self._day: list[list[float] | None] = [self._day_from_history(s, i) for i, s in enumerate(syms)]
 
@@ -243,14 +250,21 @@ class MarketSimulator(MinuteBars):
             return
         self._halted[i] = halted
         now = self.now_ns()
-        self._pending.append((
-            {"T": "s", "S": symbol, "sc": "H" if halted else "T",
-             "sm": "Trading Halt" if halted else "Trading Resumption",
-             "rc": "T1" if halted else "T2",
-             "rm": "Halt News Pending" if halted else "Halt News Dissemination",
-             "t": ts(now), "z": self._tape[i]},
-            i,
-        ))
+        self._pending.append(
+            (
+                {
+                    "T": "s",
+                    "S": symbol,
+                    "sc": "H" if halted else "T",
+                    "sm": "Trading Halt" if halted else "Trading Resumption",
+                    "rc": "T1" if halted else "T2",
+                    "rm": "Halt News Pending" if halted else "Halt News Dissemination",
+                    "t": ts(now),
+                    "z": self._tape[i],
+                },
+                i,
+            )
+        )
 
     def start(self) -> None:
         if self._task is None:
@@ -301,14 +315,23 @@ class MarketSimulator(MinuteBars):
     def latest_trade(self, symbol: str) -> tuple[int, float, float, int]:
         """(t ns, price, size, trade id) of the last trade."""
         i = self.index[symbol]
-        return (int(self._last_trade_ns[i]), float(self._last_price[i]), float(self._last_size[i]),
-                self._trade_id)
+        return (
+            int(self._last_trade_ns[i]),
+            float(self._last_price[i]),
+            float(self._last_size[i]),
+            self._trade_id,
+        )
 
     def latest_quote(self, symbol: str) -> tuple[int, float, float, float, float]:
         """(t ns, bid, bid size, ask, ask size)."""
         i = self.index[symbol]
-        return (int(self._quote_ns[i]), float(self._bid[i]), float(self._bid_size[i]),
-                float(self._ask[i]), float(self._ask_size[i]))
+        return (
+            int(self._quote_ns[i]),
+            float(self._bid[i]),
+            float(self._bid_size[i]),
+            float(self._ask[i]),
+            float(self._ask_size[i]),
+        )
 
     # ------------------------------------------------------------------------------------------
     # generation
@@ -393,9 +416,16 @@ class MarketSimulator(MinuteBars):
         day = ny_date(ns)
         if day not in self._sessions:
             s = self.calendar.session(day)
-            self._sessions[day] = None if s is None else (
-                int(s.extended_open.timestamp()) * NS, int(s.open.timestamp()) * NS,
-                int(s.close.timestamp()) * NS, int(s.extended_close.timestamp()) * NS)
+            self._sessions[day] = (
+                None
+                if s is None
+                else (
+                    int(s.extended_open.timestamp()) * NS,
+                    int(s.open.timestamp()) * NS,
+                    int(s.close.timestamp()) * NS,
+                    int(s.extended_close.timestamp()) * NS,
+                )
+            )
             if len(self._sessions) > 64:
                 self._sessions.pop(next(iter(self._sessions)))
         return self._sessions[day]
@@ -500,8 +530,13 @@ class MarketSimulator(MinuteBars):
                 out.add(self._orderbook(i, int(self._quote_ns[i])), i)
 
     def _apply_trades(
-        self, idx: np.ndarray, is_trade: np.ndarray, price: np.ndarray, tsize: np.ndarray,
-        trade_ids: np.ndarray, ts: np.ndarray,
+        self,
+        idx: np.ndarray,
+        is_trade: np.ndarray,
+        price: np.ndarray,
+        tsize: np.ndarray,
+        trade_ids: np.ndarray,
+        ts: np.ndarray,
     ) -> np.ndarray:
         """The step's trades into the running minute bars and last trades; returns their indexes."""
         tr = np.flatnonzero(is_trade)
@@ -537,8 +572,15 @@ class MarketSimulator(MinuteBars):
         return tr
 
     def _apply_quotes(
-        self, idx: np.ndarray, is_trade: np.ndarray, bid: np.ndarray, ask: np.ndarray, bsz: np.ndarray,
-        asz: np.ndarray, ts: np.ndarray, changed: set[int],
+        self,
+        idx: np.ndarray,
+        is_trade: np.ndarray,
+        bid: np.ndarray,
+        ask: np.ndarray,
+        bsz: np.ndarray,
+        asz: np.ndarray,
+        ts: np.ndarray,
+        changed: set[int],
     ) -> np.ndarray:
         """Each symbol's last quote of the step becomes its NBBO; returns the quotes' indexes."""
         qu = np.flatnonzero(~is_trade)
@@ -557,10 +599,14 @@ class MarketSimulator(MinuteBars):
     def _orderbook(self, i: int, ns: int) -> Message:
         d, tick = self._dec[i], float(self._tick[i])
         bid, ask = float(self._bid[i]), float(self._ask[i])
-        bids = [{"p": round(bid - k * tick * 3, d), "s": round(float(self._bid_size[i]) * (1 + k), 4)}
-                for k in range(5)]
-        asks = [{"p": round(ask + k * tick * 3, d), "s": round(float(self._ask_size[i]) * (1 + k), 4)}
-                for k in range(5)]
+        bids = [
+            {"p": round(bid - k * tick * 3, d), "s": round(float(self._bid_size[i]) * (1 + k), 4)}
+            for k in range(5)
+        ]
+        asks = [
+            {"p": round(ask + k * tick * 3, d), "s": round(float(self._ask_size[i]) * (1 + k), 4)}
+            for k in range(5)
+        ]
         return {"T": "o", "S": self.symbols[i], "t": ts(ns), "b": bids, "a": asks, "r": False}
 
     def orderbook(self, symbol: str) -> Message:
@@ -570,5 +616,10 @@ class MarketSimulator(MinuteBars):
 
     def describe(self) -> dict[str, Any]:
         """Counters and settings for the admin stats endpoint."""
-        return {**self.stats, "rate": self._rate, "symbols": len(self.symbols), "clock_ns": self.now_ns(),
-                "halted": [s for s, h in zip(self.symbols, self._halted.tolist(), strict=True) if h]}
+        return {
+            **self.stats,
+            "rate": self._rate,
+            "symbols": len(self.symbols),
+            "clock_ns": self.now_ns(),
+            "halted": [s for s, h in zip(self.symbols, self._halted.tolist(), strict=True) if h],
+        }

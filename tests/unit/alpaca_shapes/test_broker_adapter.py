@@ -53,7 +53,10 @@ def broker(*answers: requests.Response | Route) -> tuple[AlpacaBroker, Transport
     clock = FakeClock()
     transport = Transport(*answers)
     b = AlpacaBroker(
-        "PKFIXTURE", "secret", environment="paper", transport=transport,
+        "PKFIXTURE",
+        "secret",
+        environment="paper",
+        transport=transport,
         backoff=Backoff(base=0.5, cap=4.0, max_retries=2, rng=random.Random(1), sleep=clock.sleep),
         budget=RequestBudget(200, clock=clock, sleep=clock.sleep),
     )
@@ -71,8 +74,9 @@ def is_utc(ts: datetime | None) -> bool:
 def market_buy(coid: str, **kw: Any) -> OrderRequest:
     args: dict[str, Any] = {"qty": Decimal(1)}
     args.update(kw)
-    return OrderRequest("AAPL", OrderSide.BUY, OrderType.MARKET, TimeInForce.DAY,
-                        client_order_id=coid, **args)
+    return OrderRequest(
+        "AAPL", OrderSide.BUY, OrderType.MARKET, TimeInForce.DAY, client_order_id=coid, **args
+    )
 
 
 # --- orders ---------------------------------------------------------------------------------------------
@@ -99,9 +103,19 @@ def test_limit_order_from_alpaca_py_tests_with_numeric_json_values() -> None:
     limit_price arrive as JSON numbers there, not strings; they must still be exact Decimals."""
     raw = fx.body("orders", "limit_order")
     b, t = broker(fx.response("orders", "limit_order"))
-    order = run(b.submit_order(OrderRequest(
-        "AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(1), limit_price=Decimal(300),
-        client_order_id=raw["client_order_id"])))
+    order = run(
+        b.submit_order(
+            OrderRequest(
+                "AAPL",
+                OrderSide.BUY,
+                OrderType.LIMIT,
+                TimeInForce.DAY,
+                qty=Decimal(1),
+                limit_price=Decimal(300),
+                client_order_id=raw["client_order_id"],
+            )
+        )
+    )
     assert t.calls[0][0] == "POST" and t.calls[0][2]["json"]["client_order_id"] == raw["client_order_id"]
     assert order.qty == Decimal(1) and order.limit_price == Decimal(300)
     assert order.status is OrderStatus.ACCEPTED and order.type is OrderType.LIMIT
@@ -152,9 +166,17 @@ def test_bracket_order_with_legs() -> None:
     assert order.order_class is OrderClass.BRACKET and len(order.legs) == 2
     tp, sl = order.legs
     assert (tp.type, tp.side, tp.status, tp.limit_price) == (
-        OrderType.LIMIT, OrderSide.SELL, OrderStatus.NEW, Decimal("301"))
+        OrderType.LIMIT,
+        OrderSide.SELL,
+        OrderStatus.NEW,
+        Decimal("301"),
+    )
     assert (sl.type, sl.status, sl.stop_price, sl.limit_price) == (
-        OrderType.STOP_LIMIT, OrderStatus.HELD, Decimal("299"), Decimal("298.5"))
+        OrderType.STOP_LIMIT,
+        OrderStatus.HELD,
+        Decimal("299"),
+        Decimal("298.5"),
+    )
     assert all(leg.qty == Decimal(100) and is_utc(leg.created_at) for leg in order.legs)
 
 
@@ -193,8 +215,12 @@ def test_stock_long_position() -> None:
     """alpaca-py test_get_all_positions: AAPL 5 long at 100.0."""
     b, _ = broker(fx.response("positions", "stock_long"))
     [p] = run(b.get_positions())
-    assert (p.symbol, p.qty, p.avg_entry_price, p.cost_basis) == ("AAPL", Decimal(5), Decimal("100.0"),
-                                                                 Decimal("500.0"))
+    assert (p.symbol, p.qty, p.avg_entry_price, p.cost_basis) == (
+        "AAPL",
+        Decimal(5),
+        Decimal("100.0"),
+        Decimal("500.0"),
+    )
     assert p.market_value == Decimal("600.0") and p.unrealized_intraday_pl == Decimal("10.0")
     assert p.asset_class == "us_equity"
 
@@ -313,7 +339,11 @@ def test_partial_fill_activity() -> None:
     b, _ = broker(fx.response("activities", "partial_fill_go"))
     [f] = run(b.get_fills())
     assert (f.side, f.qty, f.price, f.order_id) == (
-        OrderSide.SELL, Decimal(643), Decimal("3.8"), "c0e497c2-a547-48cd-85dc-0f1f0ed1b26c")
+        OrderSide.SELL,
+        Decimal(643),
+        Decimal("3.8"),
+        "c0e497c2-a547-48cd-85dc-0f1f0ed1b26c",
+    )
 
 
 # --- multi-status and errors ------------------------------------------------------------------------------

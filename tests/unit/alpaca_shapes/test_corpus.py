@@ -36,11 +36,25 @@ def test_every_fixture_names_a_public_alpaca_source(area: str, name: str) -> Non
 
 def test_the_corpus_covers_what_the_replays_need() -> None:
     want = {
-        "orders": {"simple_market_accepted", "notional_market_qty_null", "bracket_with_legs",
-                   "trailing_stop_with_hwm", "replaced_with_replaces_and_replaced_by"},
+        "orders": {
+            "simple_market_accepted",
+            "notional_market_qty_null",
+            "bracket_with_legs",
+            "trailing_stop_with_hwm",
+            "replaced_with_replaces_and_replaced_by",
+        },
         "positions": {"stock_long", "stock_short", "crypto_btcusd"},
-        "stream": {"trade", "quote", "bar", "go_updated_bar", "go_correction", "go_cancel",
-                   "error_405_symbol_limit", "error_406_connection_limit", "subscription"},
+        "stream": {
+            "trade",
+            "quote",
+            "bar",
+            "go_updated_bar",
+            "go_correction",
+            "go_cancel",
+            "error_405_symbol_limit",
+            "error_406_connection_limit",
+            "subscription",
+        },
         "trade_updates": {"fill_docs_example"},
         "errors": {"insufficient_buying_power_403", "order_not_found_404"},
     }
@@ -64,11 +78,14 @@ def test_crypto_sources_say_what_alpaca_says() -> None:
     assert (close["symbol"], close["body"]["symbol"]) == ("BTCUSD", "BTC/USD")
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2021-02-22T15:51:44.208Z", 1614009104_208000000),
-    ("2021-02-22T19:15:00Z", 1614021300_000000000),
-    ("2022-04-19T13:45:04.981350886-04:00", 1650390304_981350886),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2021-02-22T15:51:44.208Z", 1614009104_208000000),
+        ("2021-02-22T19:15:00Z", 1614021300_000000000),
+        ("2022-04-19T13:45:04.981350886-04:00", 1650390304_981350886),
+    ],
+)
 def test_rfc3339_nanoseconds(text: str, expected: int) -> None:
     assert fx.rfc3339_ns(text) == expected
 
@@ -82,4 +99,5 @@ def test_stream_frames_pack_t_as_a_msgpack_timestamp() -> None:
     [m] = msgpack.unpackb(fx.stream_frame("trade"))
     assert isinstance(m["t"], msgpack.Timestamp) and m["t"].to_unix_nano() == 1614009104_208000000
     assert {k: v for k, v in m.items() if k != "t"} == {
-        k: v for k, v in fx.body("stream", "trade")[0].items() if k != "t"}
+        k: v for k, v in fx.body("stream", "trade")[0].items() if k != "t"
+    }

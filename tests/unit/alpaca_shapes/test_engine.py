@@ -118,7 +118,7 @@ def test_the_same_execution_twice_is_booked_once(rig: Rig) -> None:
 
 
 def test_requested_cancel_ends_the_order_when_canceled_arrives(rig: Rig) -> None:
-    """"canceled: sent when your requested cancelation of an order is processed" (trade_updates docs)."""
+    """ "canceled: sent when your requested cancelation of an order is processed" (trade_updates docs)."""
     cid, oid = submit(rig)
     new, canceled = events("cancel_after_new", order_id=oid, client_order_id=cid, rig=rig)
     rig.bus.publish(new)
@@ -156,7 +156,11 @@ def test_docs_fill_example_converts_exactly() -> None:
     assert (ev.price, ev.qty, ev.position_qty) == (Decimal("105.8988475"), Decimal("1790.86"), Decimal(0))
     o = ev.order
     assert (o.status, o.side, o.type, o.time_in_force) == (
-        OrderStatus.FILLED, OrderSide.SELL, OrderType.MARKET, TimeInForce.GTC)
+        OrderStatus.FILLED,
+        OrderSide.SELL,
+        OrderType.MARKET,
+        TimeInForce.GTC,
+    )
     assert o.filled_qty == Decimal("1790.86") and o.filled_avg_price == Decimal("105.8988475")
     assert o.created_at == datetime(2022, 4, 19, 17, 45, 4, 981350, tzinfo=UTC)
     assert o.filled_at == datetime(2022, 4, 19, 17, 45, 5, 24916, tzinfo=UTC)
@@ -203,4 +207,3 @@ def test_unknown_order_seen_from_new_is_adopted_and_filled(rig: Rig) -> None:
     assert rec is not None and rec.state is OrderState.FILLED and rec.filled_qty == Decimal(10)
     assert rig.store.position_qty("AAPL") == Decimal(10)
     assert "adopted" in [r["kind"] for r in rig.journal.records()]
-

@@ -44,8 +44,9 @@ def dt(text: str) -> datetime:
 
 
 def pipeline(controls: list[dict[str, Any]] | None = None) -> MarketDataPipeline:
-    return MarketDataPipeline(control=controls.append if controls is not None else None,
-                              wall_clock=lambda: RECEIVED)
+    return MarketDataPipeline(
+        control=controls.append if controls is not None else None, wall_clock=lambda: RECEIVED
+    )
 
 
 # --- decoding, book and candles --------------------------------------------------------------------------
@@ -68,7 +69,11 @@ def test_trade_message_updates_last_price_volume_and_the_working_candle() -> Non
     bar = p.candles.partial("AAPL")
     assert bar is not None and bar.ts == datetime(2021, 2, 22, 15, 51, tzinfo=UTC)
     assert (bar.open, bar.close, bar.volume, bar.trade_count) == (
-        Decimal("126.55"), Decimal("126.55"), Decimal(1), 1)
+        Decimal("126.55"),
+        Decimal("126.55"),
+        Decimal(1),
+        1,
+    )
 
 
 def test_quote_message_sets_the_book() -> None:
@@ -77,7 +82,11 @@ def test_quote_message_sets_the_book() -> None:
     p.process_frame(fx.stream_frame("quote"), RECEIVED)
     q = p.book.quote("AMD")
     assert q is not None and (q.bid, q.ask, q.bid_size, q.ask_size) == (
-        Decimal("87.66"), Decimal("87.68"), Decimal(1), Decimal(4))
+        Decimal("87.66"),
+        Decimal("87.68"),
+        Decimal(1),
+        Decimal(4),
+    )
     assert q.ts == dt("2021-02-22T15:51:45.335689322Z")
 
 
@@ -92,8 +101,9 @@ def test_streaming_session_example_frames() -> None:
     assert p.book.last_price("AAPL") == Decimal("126.55") and p.decode_errors == 0
 
 
-@pytest.mark.parametrize(("name", "kind"), [("bar", "b"), ("go_bar", "b"), ("go_updated_bar", "u"),
-                                            ("daily_bar", "d")])
+@pytest.mark.parametrize(
+    ("name", "kind"), [("bar", "b"), ("go_bar", "b"), ("go_updated_bar", "u"), ("daily_bar", "d")]
+)
 def test_exchange_bars_reach_the_batch_exactly(name: str, kind: str) -> None:
     """Minute bars (``b``), updated bars (``u``, alpaca-trade-api-go testUpdatedBar) and daily bars
     (``d``)."""
@@ -105,7 +115,8 @@ def test_exchange_bars_reach_the_batch_exactly(name: str, kind: str) -> None:
     [xb] = batch.exchange_bars
     assert xb.kind == kind and xb.bar.symbol == m["S"] and xb.bar.ts == dt(m["t"])
     assert (xb.bar.open, xb.bar.high, xb.bar.low, xb.bar.close, xb.bar.volume) == tuple(
-        Decimal(str(m[k])) for k in ("o", "h", "l", "c", "v"))
+        Decimal(str(m[k])) for k in ("o", "h", "l", "c", "v")
+    )
     assert xb.bar.trade_count == m.get("n")
     assert xb.bar.vwap == (Decimal(str(m["vw"])) if "vw" in m else None)
 
@@ -126,26 +137,57 @@ def _trade_of(cancel_or_correction: dict[str, Any], *, original: bool) -> dict[s
     (``i``/``p``/``s`` of a cancel; ``oi``/``op``/``os``/``oc`` of a correction)."""
     m = cancel_or_correction
     if m["T"] == "x":
-        return {"T": "t", "S": m["S"], "i": m["i"], "x": m["x"], "p": m["p"], "s": m["s"], "t": m["t"],
-                "c": ["@"], "z": m["z"]}
+        return {
+            "T": "t",
+            "S": m["S"],
+            "i": m["i"],
+            "x": m["x"],
+            "p": m["p"],
+            "s": m["s"],
+            "t": m["t"],
+            "c": ["@"],
+            "z": m["z"],
+        }
     assert original
-    return {"T": "t", "S": m["S"], "i": m["oi"], "x": m["x"], "p": m["op"], "s": m["os"], "t": m["t"],
-            "c": m["oc"], "z": m["z"]}
+    return {
+        "T": "t",
+        "S": m["S"],
+        "i": m["oi"],
+        "x": m["x"],
+        "p": m["op"],
+        "s": m["os"],
+        "t": m["t"],
+        "c": m["oc"],
+        "z": m["z"],
+    }
 
 
 def test_trade_cancel_comes_out_of_last_price_volume_and_candle() -> None:
     """alpaca-trade-api-go testCancelError: trade 123 of TEST (10 @ 100) is canceled. An earlier
     print of the same minute (5 @ 99.5, made up) stays. Stream docs: a canceled trade must come out."""
     [cancel] = fx.body("stream", "go_cancel")
-    earlier = {"T": "t", "S": "TEST", "i": 122, "x": "X", "p": 99.5, "s": 5, "t": "2021-12-07T13:32:00Z",
-               "c": ["@"], "z": "C"}
+    earlier = {
+        "T": "t",
+        "S": "TEST",
+        "i": 122,
+        "x": "X",
+        "p": 99.5,
+        "s": 5,
+        "t": "2021-12-07T13:32:00Z",
+        "c": ["@"],
+        "z": "C",
+    }
     p = pipeline()
     p.process_frame(fx.msgpack_frame([earlier, _trade_of(cancel, original=True)]), RECEIVED)
     assert p.book.last_price("TEST") == Decimal(100)
     p.process_frame(fx.stream_frame("go_cancel"), RECEIVED)
     bar = p.candles.partial("TEST")
     assert bar is not None and (bar.high, bar.close, bar.volume, bar.trade_count) == (
-        Decimal("99.5"), Decimal("99.5"), Decimal(5), 1)
+        Decimal("99.5"),
+        Decimal("99.5"),
+        Decimal(5),
+        1,
+    )
     assert p.book.entry("TEST").volume == Decimal(5)
     assert p.book.last_price("TEST") == Decimal("99.5")
 
@@ -158,7 +200,11 @@ def test_trade_correction_replaces_price_and_size() -> None:
     p.process_frame(fx.stream_frame("go_correction"), RECEIVED)
     bar = p.candles.partial("TEST")
     assert bar is not None and (bar.open, bar.high, bar.close, bar.volume) == (
-        Decimal("124.124"), Decimal("124.124"), Decimal("124.124"), Decimal(124))
+        Decimal("124.124"),
+        Decimal("124.124"),
+        Decimal("124.124"),
+        Decimal(124),
+    )
     assert p.book.entry("TEST").volume == Decimal(124)
     assert p.book.last_price("TEST") == Decimal("124.124")
 
@@ -193,8 +239,9 @@ class Server:
             await ws.wait_closed()
 
 
-async def _session(server: Server, *, stop_on: set[ConnectionState], frames: int = 0) -> tuple[
-        list[tuple[ConnectionState, str]], DataConnection]:
+async def _session(
+    server: Server, *, stop_on: set[ConnectionState], frames: int = 0
+) -> tuple[list[tuple[ConnectionState, str]], DataConnection]:
     states: list[tuple[ConnectionState, str]] = []
     done = asyncio.Event()
     async with serve(server.handler, "127.0.0.1", 0) as srv:
@@ -205,9 +252,18 @@ async def _session(server: Server, *, stop_on: set[ConnectionState], frames: int
             if state in stop_on:
                 done.set()
 
-        conn = DataConnection("stock", f"ws://127.0.0.1:{port}/v2/iex", "PKFIXTURE", "secret", pipeline(),
-                              on_state, data_timeout=None, backoff_min=0.01, backoff_max=0.02,
-                              rng=random.Random(4))
+        conn = DataConnection(
+            "stock",
+            f"ws://127.0.0.1:{port}/v2/iex",
+            "PKFIXTURE",
+            "secret",
+            pipeline(),
+            on_state,
+            data_timeout=None,
+            backoff_min=0.01,
+            backoff_max=0.02,
+            rng=random.Random(4),
+        )
         seen = 0
 
         def after_frame() -> None:
@@ -291,25 +347,45 @@ def test_rest_bars() -> None:
     """Market-data spec /v2/stocks/bars example-1: AAPL daily bar of 2022-02-28 (a 05:00Z start)."""
     svc, t = history({"/v2/stocks/bars": fx.body("marketdata_rest", "bars_multi")})
     assert t.calls == []
-    bars = run(svc.fetch_bars("AAPL", Timeframe("1Day"), datetime(2022, 2, 28, tzinfo=UTC),
-                              datetime(2022, 3, 1, tzinfo=UTC)))
+    bars = run(
+        svc.fetch_bars(
+            "AAPL", Timeframe("1Day"), datetime(2022, 2, 28, tzinfo=UTC), datetime(2022, 3, 1, tzinfo=UTC)
+        )
+    )
     [b] = bars
     assert b.ts == datetime(2022, 2, 28, 5, 0, tzinfo=UTC)
     assert (b.open, b.high, b.low, b.close, b.volume, b.trade_count, b.vwap) == (
-        Decimal("163.02"), Decimal("165.42"), Decimal("162.43"), Decimal("165.12"), Decimal(90552883),
-        743379, Decimal("164.274348"))
+        Decimal("163.02"),
+        Decimal("165.42"),
+        Decimal("162.43"),
+        Decimal("165.12"),
+        Decimal(90552883),
+        743379,
+        Decimal("164.274348"),
+    )
     assert t.calls == ["https://data.alpaca.markets/v2/stocks/bars"]
 
 
 def test_rest_latest_trade_and_quote() -> None:
-    svc, _ = history({"/v2/stocks/trades/latest": fx.body("marketdata_rest", "latest_trades"),
-                      "/v2/stocks/quotes/latest": fx.body("marketdata_rest", "latest_quotes")})
+    svc, _ = history(
+        {
+            "/v2/stocks/trades/latest": fx.body("marketdata_rest", "latest_trades"),
+            "/v2/stocks/quotes/latest": fx.body("marketdata_rest", "latest_quotes"),
+        }
+    )
     trade = run(svc.latest_trade("AAPL"))
-    assert (trade.price, trade.size, trade.ts) == (Decimal("155.105"), Decimal(300),
-                                                  dt("2022-03-11T17:24:56.321817175Z"))
+    assert (trade.price, trade.size, trade.ts) == (
+        Decimal("155.105"),
+        Decimal(300),
+        dt("2022-03-11T17:24:56.321817175Z"),
+    )
     quote = run(svc.latest_quote("TSLA"))
     assert (quote.bid, quote.ask, quote.bid_size, quote.ask_size) == (
-        Decimal(798), Decimal(850), Decimal(2), Decimal(1))
+        Decimal(798),
+        Decimal(850),
+        Decimal(2),
+        Decimal(1),
+    )
 
 
 def test_rest_snapshot_previous_close() -> None:

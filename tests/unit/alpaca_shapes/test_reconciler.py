@@ -53,7 +53,10 @@ def alpaca(positions: list[dict[str, Any]], fills: list[dict[str, Any]] | None =
 
     clock = FakeClock()
     return AlpacaBroker(
-        "PKFIXTURE", "secret", environment="paper", transport=transport,
+        "PKFIXTURE",
+        "secret",
+        environment="paper",
+        transport=transport,
         backoff=Backoff(base=0.5, cap=4.0, max_retries=1, rng=random.Random(2), sleep=clock.sleep),
         budget=RequestBudget(200, clock=clock, sleep=clock.sleep),
     )
@@ -72,8 +75,11 @@ def rig(db: Database) -> Rig:
 
 
 def fill_locally(rig: Rig, symbol: str, side: OrderSide, qty: str, price: str, tif: TimeInForce) -> None:
-    res = run(rig.engine.submit(OrderRequest(symbol, side, OrderType.LIMIT, tif, qty=Decimal(qty),
-                                             limit_price=Decimal(price))))
+    res = run(
+        rig.engine.submit(
+            OrderRequest(symbol, side, OrderType.LIMIT, tif, qty=Decimal(qty), limit_price=Decimal(price))
+        )
+    )
     assert res.accepted, res.message
     rig.broker.fill(rig.broker.by_client[res.client_order_id], Decimal(qty), Decimal(price))
 

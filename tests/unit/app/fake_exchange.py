@@ -50,8 +50,9 @@ def main() -> int:
         def do_GET(self) -> None:
             if self.path.startswith(IDENTITY_PATH + "?challenge="):
                 challenge = self.path.partition("=")[2]
-                proof = identity_proof(keys["secret"], challenge, args.data_dir, server.server_address[1],
-                                       os.getpid())
+                proof = identity_proof(
+                    keys["secret"], challenge, args.data_dir, server.server_address[1], os.getpid()
+                )
                 body = json.dumps({"service": SERVICE, "pid": os.getpid(), "proof": proof}).encode()
                 self.send_response(200)
                 self.end_headers()

@@ -65,7 +65,6 @@ def test_without_deferral_everything_is_built_at_once(qtbot: QtBot) -> None:
     assert ops.shadow is not None and window.panel("accountPanel") is None  # left out: no engine
 
 
-
 @pytest.mark.expected_log(r"^heron\.app\.panels: \w+ panel left out: ")
 def test_once_the_chart_is_in_a_restored_layout_is_restored_again_and_not_resized(qtbot: QtBot) -> None:
     """The layout is restored while a "loading" note holds the middle; the note takes no space,

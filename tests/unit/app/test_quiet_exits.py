@@ -55,7 +55,8 @@ def test_expected_stream_reconnect_errors_are_one_line_and_others_keep_their_tra
             raise websockets.exceptions.ConnectionClosedError(None, None)
         except websockets.exceptions.ConnectionClosedError as e:
             logging.getLogger("alpaca.data.live.websocket").exception(
-                "error during websocket communication: %s", e)
+                "error during websocket communication: %s", e
+            )
         try:
             raise ValueError("a bug in a message handler")
         except ValueError as e:

@@ -70,8 +70,9 @@ class _Engine:
         self.store.metas[cid] = _Meta(request.type)
         return SubmitResult(cid, state, None, "accepted")
 
-    async def replace(self, key: str, *, qty: Decimal | None = None, limit_price: Decimal | None,
-                      source: str) -> SubmitResult:
+    async def replace(
+        self, key: str, *, qty: Decimal | None = None, limit_price: Decimal | None, source: str
+    ) -> SubmitResult:
         self.replaced.append((key, limit_price))
         return SubmitResult(key, OrderState.ACCEPTED, None, "replaced")
 
@@ -103,15 +104,21 @@ def _script(tmp_path: Path, entries: list[dict[str, Any]]) -> Path:
 
 @pytest.mark.expected_log(r"^app\.script: script entry \S+ kill switch pulled \(flatten=True\):")
 def test_replace_moves_the_newest_working_limit_order_and_the_kill_switch_is_pulled(tmp_path: Path) -> None:
-    orders = load_script(_script(tmp_path, [
-        {"symbol": "AAPL", "side": "buy", "qty": "1", "type": "limit", "limit_price": "90"},
-        {"symbol": "MSFT", "side": "buy", "qty": "1", "type": "market"},
-        {"action": "replace", "limit_price": {"offset_pct": -2}},
-        {"action": "kill_switch", "flatten": True, "reason": "drill"},
-    ]))
+    orders = load_script(
+        _script(
+            tmp_path,
+            [
+                {"symbol": "AAPL", "side": "buy", "qty": "1", "type": "limit", "limit_price": "90"},
+                {"symbol": "MSFT", "side": "buy", "qty": "1", "type": "market"},
+                {"action": "replace", "limit_price": {"offset_pct": -2}},
+                {"action": "kill_switch", "flatten": True, "reason": "drill"},
+            ],
+        )
+    )
     engine, ks = _Engine(), _KillSwitch()
-    results = asyncio.run(run_script(orders, cast(Any, engine), cast(Any, _Trading()), sleep=_no_sleep,
-                                     kill_switch=ks))
+    results = asyncio.run(
+        run_script(orders, cast(Any, engine), cast(Any, _Trading()), sleep=_no_sleep, kill_switch=ks)
+    )
     # the market order filled at once: the replace goes to the resting AAPL limit, at 100 x 0.98
     assert engine.replaced == [("cid-1", Decimal("98.00"))]
     assert ks.pulls == [("script", True, "drill")]
@@ -125,15 +132,19 @@ def test_a_replace_with_nothing_working_sends_nothing(tmp_path: Path) -> None:
     assert engine.replaced == []
 
 
-@pytest.mark.parametrize("entry, words", [
-    ({"action": "explode"}, "action must be one of"),
-    ({"action": "kill_switch", "flatten": "yes"}, "flatten must be true or false"),
-    ({"action": "replace", "limit_price": {"offset_pct": "1e999999"}}, "offset_pct"),
-    ({"action": "replace", "limit_price": "-3"}, "positive"),
-    ({"action": "replace", "limit_price": "90", "delay": "soon"}, "delay"),
-])
-def test_bad_action_entries_are_refused_with_the_entry_named(tmp_path: Path, entry: dict[str, Any],
-                                                             words: str) -> None:
+@pytest.mark.parametrize(
+    "entry, words",
+    [
+        ({"action": "explode"}, "action must be one of"),
+        ({"action": "kill_switch", "flatten": "yes"}, "flatten must be true or false"),
+        ({"action": "replace", "limit_price": {"offset_pct": "1e999999"}}, "offset_pct"),
+        ({"action": "replace", "limit_price": "-3"}, "positive"),
+        ({"action": "replace", "limit_price": "90", "delay": "soon"}, "delay"),
+    ],
+)
+def test_bad_action_entries_are_refused_with_the_entry_named(
+    tmp_path: Path, entry: dict[str, Any], words: str
+) -> None:
     with pytest.raises(ScriptError) as err:
         load_script(_script(tmp_path, [entry]))
     assert "entry 1" in str(err.value) and words in str(err.value)

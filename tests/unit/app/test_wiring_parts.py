@@ -32,10 +32,20 @@ def test_crash_point_fires_only_at_its_point_and_count() -> None:
 
 def test_order_script_parses_and_refuses_bad_entries(tmp_path: Path) -> None:
     good = tmp_path / "s.json"
-    good.write_text(json.dumps([
-        {"symbol": "aapl", "side": "buy", "qty": "5"},
-        {"symbol": "BTC/USD", "side": "sell", "qty": 0.5, "type": "limit", "limit_price": {"offset_pct": 3}},
-    ]))
+    good.write_text(
+        json.dumps(
+            [
+                {"symbol": "aapl", "side": "buy", "qty": "5"},
+                {
+                    "symbol": "BTC/USD",
+                    "side": "sell",
+                    "qty": 0.5,
+                    "type": "limit",
+                    "limit_price": {"offset_pct": 3},
+                },
+            ]
+        )
+    )
     a, b = load_script(good)
     assert a.symbol == "AAPL" and a.qty == Decimal("5") and a.time_in_force.value == "day"
     assert b.time_in_force.value == "gtc" and b.offset_pct == Decimal("3")
@@ -47,12 +57,22 @@ def test_order_script_parses_and_refuses_bad_entries(tmp_path: Path) -> None:
 
 def test_order_script_replace_and_cancel_entries(tmp_path: Path) -> None:
     good = tmp_path / "s.json"
-    good.write_text(json.dumps([
-        {"symbol": "AAPL", "side": "buy", "qty": "3", "type": "limit", "limit_price": {"offset_pct": -5}},
-        {"action": "replace", "qty": "2", "limit_price": {"offset_pct": -4}},
-        {"action": "replace", "qty": "1"},
-        {"action": "cancel", "delay": 0.5},
-    ]))
+    good.write_text(
+        json.dumps(
+            [
+                {
+                    "symbol": "AAPL",
+                    "side": "buy",
+                    "qty": "3",
+                    "type": "limit",
+                    "limit_price": {"offset_pct": -5},
+                },
+                {"action": "replace", "qty": "2", "limit_price": {"offset_pct": -4}},
+                {"action": "replace", "qty": "1"},
+                {"action": "cancel", "delay": 0.5},
+            ]
+        )
+    )
     _, rep, rep_qty, can = load_script(good)
     assert (rep.action, rep.replace_qty, rep.offset_pct) == ("replace", Decimal(2), Decimal(-4))
     assert (rep_qty.replace_qty, rep_qty.offset_pct, rep_qty.limit_price) == (Decimal(1), None, None)
@@ -78,8 +98,19 @@ def test_settings_risk_maps_onto_the_risk_layer() -> None:
 
 
 def test_cli_live_confirmation_and_new_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = parse_args(["--mode", "alpaca-live", "--headless", "--confirm-live", "LIVE", "--bar-seconds", "5",
-                       "--on-exit", "cancel-all"])
+    args = parse_args(
+        [
+            "--mode",
+            "alpaca-live",
+            "--headless",
+            "--confirm-live",
+            "LIVE",
+            "--bar-seconds",
+            "5",
+            "--on-exit",
+            "cancel-all",
+        ]
+    )
     assert args.confirm_live == "LIVE" and args.bar_seconds == 5 and args.on_exit == "cancel-all"
     with pytest.raises(SystemExit):
         parse_args(["--mode", "alpaca-live", "--confirm-live", "yes"])

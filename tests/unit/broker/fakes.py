@@ -86,8 +86,9 @@ POSITION_JSON: dict[str, Any] = {
 }
 
 
-def response(status: int, body: Any = None, *, text: str | None = None,
-             headers: dict[str, str] | None = None) -> requests.Response:
+def response(
+    status: int, body: Any = None, *, text: str | None = None, headers: dict[str, str] | None = None
+) -> requests.Response:
     r = requests.Response()
     r.status_code = status
     r.reason = "scripted"

@@ -98,8 +98,11 @@ def test_health_degrades_then_preserves_then_recovers_with_reasons() -> None:
     assert h.state is RestHealth.HEALTHY and "recovered" in h.reason
     assert [e.health for e in events] == [RestHealth.DEGRADED, RestHealth.PRESERVATION, RestHealth.HEALTHY]
     assert all(e.reason for e in events)
-    assert [c.state for c in conn] == [ConnectionState.RECONNECTING, ConnectionState.SAFE_MODE,
-                                      ConnectionState.LIVE]
+    assert [c.state for c in conn] == [
+        ConnectionState.RECONNECTING,
+        ConnectionState.SAFE_MODE,
+        ConnectionState.LIVE,
+    ]
     assert all(c.channel == "rest" for c in conn)
 
 

@@ -43,7 +43,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 def paper_broker(transport: ScriptedTransport) -> AlpacaBroker:
     clock = FakeClock()
     return AlpacaBroker(
-        "PKTEST", "secret", environment="paper", transport=transport,
+        "PKTEST",
+        "secret",
+        environment="paper",
+        transport=transport,
         backoff=Backoff(base=0.5, cap=4.0, max_retries=3, rng=random.Random(3), sleep=clock.sleep),
         budget=RequestBudget(200, clock=clock, sleep=clock.sleep),
     )
@@ -113,10 +116,18 @@ def test_close_all_207_names_the_pair_not_the_legacy_symbol() -> None:
 def test_close_all_refusal_for_a_listed_crypto_position_names_the_pair() -> None:
     """A refused entry carries only the outside symbol (``BTCUSD``) and an error body (the 403
     shape of the same alpaca-py 207 body); a position Heron has read as crypto is named as its pair."""
-    refused = {"symbol": "BTCUSD", "status": 403, "body": {
-        "available": "0", "code": 40310000, "existing_qty": "0.0283", "held_for_orders": "0.0283",
-        "message": "insufficient qty available for order (requested: 0.0283, available: 0)",
-        "symbol": "BTCUSD"}}
+    refused = {
+        "symbol": "BTCUSD",
+        "status": 403,
+        "body": {
+            "available": "0",
+            "code": 40310000,
+            "existing_qty": "0.0283",
+            "held_for_orders": "0.0283",
+            "message": "insufficient qty available for order (requested: 0.0283, available: 0)",
+            "symbol": "BTCUSD",
+        },
+    }
     answers = [response(200, [CRYPTO_POSITION_JSON]), response(207, [refused])]
     broker = paper_broker(ScriptedTransport(answers))
     run(broker.get_positions())

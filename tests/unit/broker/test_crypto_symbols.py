@@ -18,12 +18,19 @@ from services.domain.symbols import PAIR_QUOTES, InvalidSymbolError, crypto_pair
     ("wire", "pair"),
     [
         ("BTCUSD", "BTC/USD"),  # alpaca-py #179, #537
-        ("ETHUSD", "ETH/USD"), ("LTCUSD", "LTC/USD"), ("BCHUSD", "BCH/USD"),  # Alpaca-API #215
+        ("ETHUSD", "ETH/USD"),
+        ("LTCUSD", "LTC/USD"),
+        ("BCHUSD", "BCH/USD"),  # Alpaca-API #215
         # Alpaca's pairs are quoted in BTC, USD, USDT and USDC (Alpaca docs, "Crypto Trading")
-        ("BTCUSDT", "BTC/USDT"), ("ETHUSDC", "ETH/USDC"), ("ETHBTC", "ETH/BTC"),
-        ("USDTUSD", "USDT/USD"), ("USDCUSDT", "USDC/USDT"),
-        ("PEPEUSD", "PEPE/USD"), ("SUSHIUSD", "SUSHI/USD"),  # bases no fixed list knows
-        ("BTC/USD", "BTC/USD"), (" btcusd ", "BTC/USD"),
+        ("BTCUSDT", "BTC/USDT"),
+        ("ETHUSDC", "ETH/USDC"),
+        ("ETHBTC", "ETH/BTC"),
+        ("USDTUSD", "USDT/USD"),
+        ("USDCUSDT", "USDC/USDT"),
+        ("PEPEUSD", "PEPE/USD"),
+        ("SUSHIUSD", "SUSHI/USD"),  # bases no fixed list knows
+        ("BTC/USD", "BTC/USD"),
+        (" btcusd ", "BTC/USD"),
     ],
 )
 def test_crypto_pair_reads_both_spellings(wire: str, pair: str) -> None:
@@ -39,8 +46,11 @@ def test_crypto_pair_refuses_what_is_not_a_pair(bad: str) -> None:
 @pytest.mark.parametrize(
     ("symbol", "path"),
     [
-        ("BTC/USD", "BTCUSD"), ("ETH/BTC", "ETHBTC"), ("BTC/USDT", "BTCUSDT"),
-        ("AAPL", "AAPL"), ("BRK.B", "BRK.B"),
+        ("BTC/USD", "BTCUSD"),
+        ("ETH/BTC", "ETHBTC"),
+        ("BTC/USDT", "BTCUSDT"),
+        ("AAPL", "AAPL"),
+        ("BRK.B", "BRK.B"),
     ],
 )
 def test_position_path_symbol_drops_the_slash_only(symbol: str, path: str) -> None:

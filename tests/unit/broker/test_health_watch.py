@@ -40,8 +40,9 @@ class Book:
 @dataclass
 class Streams:
     book: Book
-    states: dict[str, ConnectionState] = field(default_factory=lambda: {
-        ch: ConnectionState.LIVE for ch in ("stock", "crypto", "trading")})
+    states: dict[str, ConnectionState] = field(
+        default_factory=lambda: {ch: ConnectionState.LIVE for ch in ("stock", "crypto", "trading")}
+    )
     reasons: dict[str, str] = field(default_factory=dict)
     gate: Gate = field(default_factory=Gate)
 
@@ -132,7 +133,11 @@ def test_the_watch_derives_and_logs_a_frozen_broker_with_nobody_asking(
 
     asyncio.run(main())
     assert probes, "the quiet broker was never probed"
-    lines = [r for r in caplog.records if "broker connection live -> unresponsive" in r.getMessage()
-             or "broker connection connecting -> unresponsive" in r.getMessage()]
+    lines = [
+        r
+        for r in caplog.records
+        if "broker connection live -> unresponsive" in r.getMessage()
+        or "broker connection connecting -> unresponsive" in r.getMessage()
+    ]
     assert len(lines) == 1 and lines[0].levelname == "WARNING"
     assert latest[0] is not None and not latest[0].connection.live  # what the status bar reads

@@ -217,24 +217,39 @@ def test_active_is_never_shown_plainly_when_orders_could_not_reach_the_broker() 
     wall = FakeClock()
     feeds = FeedFreshness(wall=wall)
     feeds.heard("stock")
-    live = derive_status(connection=mon.verdict(LIVE_STREAMS), feeds=[feeds.verdict("stock")], watched=1,
-                         trading_state=TradingState.ACTIVE, trading_reason="clean")
+    live = derive_status(
+        connection=mon.verdict(LIVE_STREAMS),
+        feeds=[feeds.verdict("stock")],
+        watched=1,
+        trading_state=TradingState.ACTIVE,
+        trading_reason="clean",
+    )
     assert (live.connection.state.value, live.data, live.trading) == ("live", "fresh", "ACTIVE")
     assert live.orders_possible
     clock.advance(10.0)
     wall.advance(12.0)
-    frozen = derive_status(connection=mon.verdict(LIVE_STREAMS), feeds=[feeds.verdict("stock")], watched=1,
-                           trading_state=TradingState.ACTIVE, trading_reason="clean")
+    frozen = derive_status(
+        connection=mon.verdict(LIVE_STREAMS),
+        feeds=[feeds.verdict("stock")],
+        watched=1,
+        trading_state=TradingState.ACTIVE,
+        trading_reason="clean",
+    )
     assert frozen.connection.state is LinkState.UNRESPONSIVE
     assert frozen.data == "stock data 12 s old" and not frozen.data_fresh
     assert frozen.trading == "ACTIVE (broker unreachable)" and not frozen.orders_possible
     report = frozen.report()
     assert report["connection"]["live"] is False and report["connection"]["state"] == "unresponsive"
     assert report["data"]["fresh"] is False and report["data"]["feeds"]["stock"]["age_s"] == 12.0
-    assert report["trading"] == {"state": "ACTIVE", "shown": "ACTIVE (broker unreachable)",
-                                 "reason": frozen.trading_reason, "orders_possible": False}
-    halted = derive_status(connection=mon.verdict(LIVE_STREAMS), trading_state=TradingState.HALTED,
-                           trading_reason="kill switch")
+    assert report["trading"] == {
+        "state": "ACTIVE",
+        "shown": "ACTIVE (broker unreachable)",
+        "reason": frozen.trading_reason,
+        "orders_possible": False,
+    }
+    halted = derive_status(
+        connection=mon.verdict(LIVE_STREAMS), trading_state=TradingState.HALTED, trading_reason="kill switch"
+    )
     assert halted.trading == "HALTED"
 
 
@@ -247,8 +262,9 @@ def test_a_closed_order_gate_and_a_slow_broker_qualify_active() -> None:
         allowed = False
         reason = "resynchronising after a reconnect"
 
-    paused = derive_status(connection=mon.verdict(LIVE_STREAMS), trading_state=TradingState.ACTIVE,
-                           gate=Gate())
+    paused = derive_status(
+        connection=mon.verdict(LIVE_STREAMS), trading_state=TradingState.ACTIVE, gate=Gate()
+    )
     assert paused.trading == "ACTIVE (orders paused)" and "resynchronising" in paused.trading_reason
     rec.begin("submit_order")
     clock.advance(2.5)

@@ -91,7 +91,11 @@ def make(answers: list[Any]) -> tuple[AlpacaBroker, ScriptedTransport]:
     clock = FakeClock()
     transport = ScriptedTransport(answers)
     broker = AlpacaBroker(
-        "PKTEST", "secret", environment="local", base_url="http://127.0.0.1:1", transport=transport,
+        "PKTEST",
+        "secret",
+        environment="local",
+        base_url="http://127.0.0.1:1",
+        transport=transport,
         backoff=Backoff(base=0.5, cap=4.0, max_retries=3, rng=random.Random(3), sleep=clock.sleep),
         budget=RequestBudget(200, clock=clock, sleep=clock.sleep),
     )
@@ -99,8 +103,9 @@ def make(answers: list[Any]) -> tuple[AlpacaBroker, ScriptedTransport]:
 
 
 def market_buy() -> OrderRequest:
-    return OrderRequest("AAPL", OrderSide.BUY, OrderType.MARKET, TimeInForce.DAY, qty=Decimal(1),
-                        client_order_id="hr-s-1")
+    return OrderRequest(
+        "AAPL", OrderSide.BUY, OrderType.MARKET, TimeInForce.DAY, qty=Decimal(1), client_order_id="hr-s-1"
+    )
 
 
 @pytest.mark.parametrize(
@@ -121,10 +126,12 @@ def test_unreadable_post_answer_is_resolved_by_client_id(unreadable: str) -> Non
 
 
 def test_unreadable_post_answer_and_unreadable_lookup_is_outcome_unknown_not_refused() -> None:
-    broker, transport = make([
-        response(200, body(qty={"shares": 1})),  # a field of the wrong type
-        response(200, text=raw(filled_qty='"NaN"')),
-    ])
+    broker, transport = make(
+        [
+            response(200, body(qty={"shares": 1})),  # a field of the wrong type
+            response(200, text=raw(filled_qty='"NaN"')),
+        ]
+    )
     with pytest.raises(BrokerUnavailable, match="outcome unknown") as caught:
         run(broker.submit_order(market_buy()))
     assert not isinstance(caught.value, BrokerRejected)

@@ -55,8 +55,14 @@ def rigs(tmp_path: Path) -> Iterator[Any]:
             r.venue.ledger.account_type = account_type
         r.venue.engine.rng.random = lambda: 0.99  # type: ignore[method-assign]  # no random partials
         r.venue.universe["HTB"] = Instrument(  # type: ignore[index]
-            "HTB", "us_equity", "NYSE", "Hard to borrow", D("20"), D("0.01"),
-            shortable=True, easy_to_borrow=False,
+            "HTB",
+            "us_equity",
+            "NYSE",
+            "Hard to borrow",
+            D("20"),
+            D("0.01"),
+            shortable=True,
+            easy_to_borrow=False,
         )
         r.market.set("HTB", "19.99", "20.01")
         made.append(r)
@@ -153,12 +159,14 @@ def test_a_short_sale_holds_max_of_limit_and_103_percent_of_the_ask(rigs: Any) -
     shorts at 1.03 x ask."""
     r = rigs()
     ask = D("100.01")
-    low = _submit(r, symbol="AAPL", side="sell", type="limit", qty="10", limit_price="110",
-                  time_in_force="gtc")
+    low = _submit(
+        r, symbol="AAPL", side="sell", type="limit", qty="10", limit_price="110", time_in_force="gtc"
+    )
     assert low.reserved == 10 * D("110")
     r.venue.run(lambda: r.venue.engine.cancel(low.id))
-    below = _submit(r, symbol="AAPL", side="sell", type="limit", qty="10", limit_price="100.50",
-                    time_in_force="gtc")
+    below = _submit(
+        r, symbol="AAPL", side="sell", type="limit", qty="10", limit_price="100.50", time_in_force="gtc"
+    )
     assert below.reserved == 10 * ask * D("1.03")  # 103.0103 > the 100.50 limit
     r.venue.run(lambda: r.venue.engine.cancel(below.id))
 
@@ -177,8 +185,9 @@ def test_flat_with_a_pending_short_sale_a_buy_is_refused_and_the_reverse(rigs: A
     """[NOTES] "if you have no position in a stock, but you have a pending short sell (buy) order, you
     will not be permitted to submit a buy (sell) order" (403). Alpaca words it as a wash trade."""
     r = rigs()
-    short = _submit(r, symbol="AAPL", side="sell", type="limit", qty="5", limit_price="120",
-                    time_in_force="gtc")
+    short = _submit(
+        r, symbol="AAPL", side="sell", type="limit", qty="5", limit_price="120", time_in_force="gtc"
+    )
     e = _refused(r, symbol="AAPL", side="buy", type="limit", qty="5", limit_price="90", time_in_force="gtc")
     assert e.status == 403 and e.message == "potential wash trade detected. use complex orders"
     assert e.extra["existing_order_id"] == short.id
@@ -248,21 +257,47 @@ def test_day_trade_counting_rules() -> None:
     """FINRA's day trade, as rules.py documents it: buy, buy, sell, sell is one; buy, sell, buy, sell
     is two; adding to an overnight position and selling is one; a short then a cover is one."""
     from services.exchange.rules import count_day_trades
+
     now = datetime(2025, 3, 4, 18, 0, tzinfo=UTC)
 
     def fill(sym: str, side: str, qty: str, minute: int, day: int = 4) -> dict[str, Any]:
         ts = datetime(2025, 3, day, 15, minute, tzinfo=UTC)
-        return {"transaction_time": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "symbol": sym, "side": side,
-                "qty": qty}
+        return {
+            "transaction_time": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "symbol": sym,
+            "side": side,
+            "qty": qty,
+        }
 
     def count(acts: list[dict[str, Any]], held: dict[str, Decimal]) -> int:
-        return count_day_trades(acts, held, now=now, is_business_day=lambda d: d.weekday() < 5,
-                                is_crypto=lambda s: "/" in s).count
+        return count_day_trades(
+            acts, held, now=now, is_business_day=lambda d: d.weekday() < 5, is_crypto=lambda s: "/" in s
+        ).count
 
-    assert count([fill("A", "buy", "1", 1), fill("A", "buy", "1", 2), fill("A", "sell", "1", 3),
-                  fill("A", "sell", "1", 4)], {}) == 1
-    assert count([fill("A", "buy", "1", 1), fill("A", "sell", "1", 2), fill("A", "buy", "1", 3),
-                  fill("A", "sell", "1", 4)], {}) == 2
+    assert (
+        count(
+            [
+                fill("A", "buy", "1", 1),
+                fill("A", "buy", "1", 2),
+                fill("A", "sell", "1", 3),
+                fill("A", "sell", "1", 4),
+            ],
+            {},
+        )
+        == 1
+    )
+    assert (
+        count(
+            [
+                fill("A", "buy", "1", 1),
+                fill("A", "sell", "1", 2),
+                fill("A", "buy", "1", 3),
+                fill("A", "sell", "1", 4),
+            ],
+            {},
+        )
+        == 2
+    )
     # Held 10 overnight, bought 5 today, sold 8 today: one day trade.
     assert count([fill("A", "buy", "5", 1), fill("A", "sell", "8", 2)], {"A": D(7)}) == 1
     # Held overnight and sold today only: none.
@@ -276,6 +311,7 @@ def test_day_trade_counting_rules() -> None:
 def test_the_window_is_five_business_days_including_today() -> None:
     """[SPEC] daytrade_count: "the last 5 trading days (inclusive of today)"."""
     from services.exchange.rules import window_start
+
     tuesday = datetime(2025, 3, 11, 15, 0, tzinfo=UTC)
     assert window_start(tuesday, lambda d: d.weekday() < 5) == date(2025, 3, 5)
     holiday = date(2025, 3, 7)
@@ -292,8 +328,15 @@ def test_crypto_takes_market_limit_and_stop_limit_only(rigs: Any) -> None:
     assert (e.status, e.message) == (422, "invalid order type for crypto order")
     e = _refused(r, symbol="BTC/USD", side="buy", type="trailing_stop", qty="0.01", trail_percent="1")
     assert (e.status, e.message) == (422, "invalid order type for crypto order")
-    o = _submit(r, symbol="BTC/USD", side="buy", type="stop_limit", qty="0.01", stop_price="60000",
-                limit_price="60100")
+    o = _submit(
+        r,
+        symbol="BTC/USD",
+        side="buy",
+        type="stop_limit",
+        qty="0.01",
+        stop_price="60000",
+        limit_price="60100",
+    )
     assert o.status == "new"
 
 

@@ -26,8 +26,14 @@ def r(tmp_path: Path) -> Rig:
 
 
 def _limit(r: Rig, price: float = 90.0) -> VenueOrder:
-    body = {"symbol": "AAPL", "side": "buy", "type": "limit", "qty": 10.0, "limit_price": price,
-            "time_in_force": "gtc"}
+    body = {
+        "symbol": "AAPL",
+        "side": "buy",
+        "type": "limit",
+        "qty": 10.0,
+        "limit_price": price,
+        "time_in_force": "gtc",
+    }
     return r.venue.run(lambda: submit_json(r.venue.engine, body))
 
 
@@ -103,8 +109,14 @@ def test_shares_of_a_sell_stay_held_while_its_cancel_is_pending(r: Rig) -> None:
         {"symbol": "AAPL", "side": "buy", "type": "market", "qty": 10, "time_in_force": "day"}
     ))  # fmt: skip
     r.venue.match_pending()
-    sell = {"symbol": "AAPL", "side": "sell", "type": "limit", "qty": 10, "limit_price": 200.0,
-            "time_in_force": "gtc"}
+    sell = {
+        "symbol": "AAPL",
+        "side": "sell",
+        "type": "limit",
+        "qty": 10,
+        "limit_price": 200.0,
+        "time_in_force": "gtc",
+    }
     o = r.venue.run(lambda: submit_json(r.venue.engine, sell))
     r.venue.set_cancel_delay(5)
     r.venue.run(lambda: r.venue.engine.cancel(o.id))

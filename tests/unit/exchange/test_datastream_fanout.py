@@ -66,8 +66,12 @@ class StubVenue:
 
 def run_app(tmp: Path, body: Callable[[TestClient, web.Application, Clock], Awaitable[None]]) -> None:
     clock = Clock()
-    app = build_app(ExchangeConfig(data_dir=tmp, key=KEY, seed=2, rate=400.0), venue_factory=StubVenue,
-                    venue_routes=lambda app, v: v.add_routes(app), clock=clock)
+    app = build_app(
+        ExchangeConfig(data_dir=tmp, key=KEY, seed=2, rate=400.0),
+        venue_factory=StubVenue,
+        venue_routes=lambda app, v: v.add_routes(app),
+        clock=clock,
+    )
 
     async def main() -> None:
         async with TestClient(TestServer(app)) as client:
@@ -133,12 +137,15 @@ def test_each_client_gets_exactly_its_selection_in_order(tmp_path: Path) -> None
 
         def wanted_stock(m: dict[str, Any]) -> bool:
             return m["S"] not in crypto and (
-                m["T"] in ("q", "d") or (m["T"] == "t" and m["S"] in ("AAPL", "MSFT"))
-                or (m["T"] == "b" and m["S"] == "AAPL"))
+                m["T"] in ("q", "d")
+                or (m["T"] == "t" and m["S"] in ("AAPL", "MSFT"))
+                or (m["T"] == "b" and m["S"] == "AAPL")
+            )
 
         want_a = [m for m in sent if wanted_stock(m)]
-        want_x = [m for m in sent
-                  if m["S"] in crypto and (m["T"] == "t" or (m["T"] == "o" and m["S"] == "BTC/USD"))]
+        want_x = [
+            m for m in sent if m["S"] in crypto and (m["T"] == "t" or (m["T"] == "o" and m["S"] == "BTC/USD"))
+        ]
         assert {m["T"] for m in want_a} == {"t", "q", "b", "d"} and {m["T"] for m in want_x} == {"t", "o"}
         assert await receive(a, len(want_a), 50) == want_a
         assert await receive(b, len(want_a), 50) == [as_json(m) for m in want_a]
@@ -157,8 +164,9 @@ def test_unsubscribe_stops_a_channel(tmp_path: Path) -> None:
         a = await connect(c, "/v2/iex", subs)
         b = await connect(c, "/v2/sip", subs)
         sent = step(app, clock, 2.0).messages()
-        want = [m for m in sent
-                if "/" not in m["S"] and (m["T"] == "t" or (m["T"] == "q" and m["S"] == "AAPL"))]
+        want = [
+            m for m in sent if "/" not in m["S"] and (m["T"] == "t" or (m["T"] == "q" and m["S"] == "AAPL"))
+        ]
         assert await receive(a, len(want), 1000) == want
         assert await receive(b, len(want), 1000) == want
         await a.send_bytes(msgpack.packb({"action": "unsubscribe", "trades": ["*"]}))

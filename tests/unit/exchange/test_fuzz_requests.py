@@ -163,8 +163,21 @@ def test_malformed_json_never_500(server: Server, raw: bytes) -> None:
 
 params = st.dictionaries(
     st.sampled_from(
-        ["symbols", "timeframe", "start", "end", "limit", "sort", "page_token", "feed", "adjustment",
-         "markets", "time", "timezone", "asset_class"]
+        [
+            "symbols",
+            "timeframe",
+            "start",
+            "end",
+            "limit",
+            "sort",
+            "page_token",
+            "feed",
+            "adjustment",
+            "markets",
+            "time",
+            "timezone",
+            "asset_class",
+        ]
     ),
     st.one_of(
         st.text(max_size=30),

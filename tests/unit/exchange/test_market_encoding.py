@@ -55,8 +55,12 @@ def steps(rate: float, seconds: float, step: float = 0.05) -> tuple[MarketSimula
 
 def test_timestamp64_is_msgpacks_timestamp_ext() -> None:
     rng = np.random.default_rng(1)
-    ns = np.concatenate([rng.integers(0, 2**62 // 2**28, 200) * 1_000 + rng.integers(0, 1000, 200),
-                         np.array([0, NS, 1_709_650_807 * NS, 1_709_650_807 * NS + 999_999_999])])
+    ns = np.concatenate(
+        [
+            rng.integers(0, 2**62 // 2**28, 200) * 1_000 + rng.integers(0, 1000, 200),
+            np.array([0, NS, 1_709_650_807 * NS, 1_709_650_807 * NS + 999_999_999]),
+        ]
+    )
     payload = timestamp64(ns).astype(">u8").tobytes()
     for j, v in enumerate(ns.tolist()):
         decoded = msgpack.unpackb(b"\xd7\xff" + payload[8 * j : 8 * j + 8])

@@ -51,8 +51,9 @@ class Clock:
         return self.now
 
 
-def make(seed: int = 3, *, now: datetime = START, rate: float = 300.0
-         ) -> tuple[MarketSimulator, Clock, HistoryGenerator]:
+def make(
+    seed: int = 3, *, now: datetime = START, rate: float = 300.0
+) -> tuple[MarketSimulator, Clock, HistoryGenerator]:
     cal = MarketCalendar()
     hist = HistoryGenerator(UNI, cal, seed)
     clock = Clock(now)
@@ -272,14 +273,20 @@ def test_corrections_and_cancels_name_real_trades_and_fix_the_bars() -> None:
         sym, minute = f["S"], f["t"].to_unix_nano() // MINUTE_NS * MINUTE_NS
         if minute < start - start % MINUTE_NS + MINUTE_NS:
             continue  # the first minute started before the simulator did
-        in_minute = [m for m in msgs if m["T"] == "t" and m["S"] == sym
-                     and m["t"].to_unix_nano() // MINUTE_NS * MINUTE_NS == minute]
+        in_minute = [
+            m
+            for m in msgs
+            if m["T"] == "t" and m["S"] == sym and m["t"].to_unix_nano() // MINUTE_NS * MINUTE_NS == minute
+        ]
         fx = [g for g in fixes if g["S"] == sym and g["t"].to_unix_nano() // MINUTE_NS * MINUTE_NS == minute]
         stand = _effective(in_minute, fx)
         v = sum(s for _, s in stand.values())
         vw = sum(p * s for p, s in stand.values()) / v
-        after = [m for m in msgs[msgs.index(f):] if m["T"] == "u" and m["S"] == sym
-                 and m["t"].to_unix_nano() == minute]
+        after = [
+            m
+            for m in msgs[msgs.index(f) :]
+            if m["T"] == "u" and m["S"] == sym and m["t"].to_unix_nano() == minute
+        ]
         assert after, "no updated bar after the fix"
         served = dict(zip(("t", "o", "h", "l", "c", "v", "n", "vw"), _row(sim, sym, minute), strict=True))
         prices = [p for p, _ in stand.values()]
@@ -294,8 +301,16 @@ def test_corrections_and_cancels_name_real_trades_and_fix_the_bars() -> None:
 def _row(sim: MarketSimulator, sym: str, minute: int) -> tuple[Any, ...]:
     b = sim.live_bars(sym, minute, minute + 1)
     assert len(b) == 1
-    return (int(b.t[0]), float(b.o[0]), float(b.h[0]), float(b.l[0]), float(b.c[0]), float(b.v[0]),
-            int(b.n[0]), float(b.vw[0]))
+    return (
+        int(b.t[0]),
+        float(b.o[0]),
+        float(b.h[0]),
+        float(b.l[0]),
+        float(b.c[0]),
+        float(b.v[0]),
+        int(b.n[0]),
+        float(b.vw[0]),
+    )
 
 
 def test_corrections_are_rare_at_the_default_rate() -> None:
@@ -336,7 +351,13 @@ def test_heron_candles_apply_the_exchange_corrections_and_match_its_bars() -> No
     for k in sorted(common):
         a, b = ours[k], theirs[k]
         same = (a.open, a.high, a.low, a.close, a.volume, a.trade_count) == (
-            b.open, b.high, b.low, b.close, b.volume, b.trade_count)
+            b.open,
+            b.high,
+            b.low,
+            b.close,
+            b.volume,
+            b.trade_count,
+        )
         # The exchange rounds vw to 4 decimals.
         if not same or (b.vwap is not None and abs(a.vwap - b.vwap) > Decimal("0.00005")):
             mismatched.append((k, a, b))
@@ -355,9 +376,12 @@ def test_corrections_reach_heron_through_its_data_stream_client(tmp_path: Path) 
     from tests.unit.exchange.test_server_inprocess import KEY, StandInVenue
 
     clock = Clock(START)
-    app = build_app(ExchangeConfig(data_dir=tmp_path, key=KEY, seed=11, rate=1000.0),
-                    venue_factory=StandInVenue, venue_routes=lambda app, v: v.add_routes(app),
-                    clock=clock)  # type: ignore[arg-type]
+    app = build_app(
+        ExchangeConfig(data_dir=tmp_path, key=KEY, seed=11, rate=1000.0),
+        venue_factory=StandInVenue,
+        venue_routes=lambda app, v: v.add_routes(app),
+        clock=clock,
+    )  # type: ignore[arg-type]
     sim = app[EXCHANGE].market
     sim.correction_rate = 0.5
     hub = app[EXCHANGE].streams
@@ -374,8 +398,9 @@ def test_corrections_reach_heron_through_its_data_stream_client(tmp_path: Path) 
     async def main() -> None:
         async with TestServer(app) as server:
             url = f"ws://{server.host}:{server.port}/v2/iex"
-            conn = DataConnection("stocks", url, KEY.key_id, KEY.secret, pipe, lambda *a: None,
-                                  data_timeout=None)
+            conn = DataConnection(
+                "stocks", url, KEY.key_id, KEY.secret, pipe, lambda *a: None, data_timeout=None
+            )
             await conn.update({"trades": STOCKS, "bars": STOCKS}, {})
             task = asyncio.create_task(conn.run())
             try:
@@ -406,8 +431,13 @@ def test_corrections_reach_heron_through_its_data_stream_client(tmp_path: Path) 
             if k not in ours:
                 continue
             a = ours[k]
-            assert (float(a.open), float(a.high), float(a.low), float(a.close), float(a.volume),
-                    a.trade_count) == (served.o[j], served.h[j], served.l[j], served.c[j], served.v[j],
-                                       served.n[j]), k
+            assert (
+                float(a.open),
+                float(a.high),
+                float(a.low),
+                float(a.close),
+                float(a.volume),
+                a.trade_count,
+            ) == (served.o[j], served.h[j], served.l[j], served.c[j], served.v[j], served.n[j]), k
             compared += 1
     assert compared > 20

@@ -226,8 +226,16 @@ def test_garble_makes_one_number_of_an_order_answer_unreadable_and_spares_errors
 
     from services.exchange.http.admin import GARBLE_FIELDS, garble_body
 
-    order = {"id": "o-1", "client_order_id": "hr-1", "qty": "3", "filled_qty": "0", "notional": None,
-             "filled_avg_price": None, "limit_price": "187.5", "status": "accepted"}
+    order = {
+        "id": "o-1",
+        "client_order_id": "hr-1",
+        "qty": "3",
+        "filled_qty": "0",
+        "notional": None,
+        "filled_avg_price": None,
+        "limit_price": "187.5",
+        "status": "accepted",
+    }
     rng = random.Random(3)
     for _ in range(20):
         out = garble_body(web.json_response(order), rng)

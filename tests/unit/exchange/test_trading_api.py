@@ -85,10 +85,7 @@ def test_account_order_position_shapes_parse_with_alpaca_models(tmp_path: Path) 
         order = Order(**o)
         # Alpaca docs "Orders": the POST answer is the accepted order; fills follow on the stream.
         assert (
-            order.status == "new"
-            and o["order_class"] == ""
-            and o["legs"] is None
-            and o["filled_qty"] == "0"
+            order.status == "new" and o["order_class"] == "" and o["legs"] is None and o["filled_qty"] == "0"
         )
         assert o["created_at"].endswith("Z")
         await asyncio.sleep(0)  # one loop turn: the venue matches right after the answer

@@ -39,8 +39,20 @@ E402 = [{"T": "error", "code": 402, "msg": "auth failed"}]
 
 
 def subscription(trades: list[str], quotes: list[str]) -> list[dict[str, Any]]:
-    return [{"T": "subscription", "trades": trades, "quotes": quotes, "bars": [], "updatedBars": [],
-             "dailyBars": [], "statuses": [], "lulds": [], "corrections": trades, "cancelErrors": trades}]
+    return [
+        {
+            "T": "subscription",
+            "trades": trades,
+            "quotes": quotes,
+            "bars": [],
+            "updatedBars": [],
+            "dailyBars": [],
+            "statuses": [],
+            "lulds": [],
+            "corrections": trades,
+            "cancelErrors": trades,
+        }
+    ]
 
 
 def pack(msgs: Any) -> bytes:
@@ -79,10 +91,16 @@ class Harness:
         self.pauses: list[float] = []
         self.stop_after = stop_after
         self.conn = DataConnection(
-            "stock", "wss://stream.data.alpaca.markets/v2/iex", "KEY", "SECRET", MarketDataPipeline(),
+            "stock",
+            "wss://stream.data.alpaca.markets/v2/iex",
+            "KEY",
+            "SECRET",
+            MarketDataPipeline(),
             lambda ch, st, why: self.states.append((st, why)),
-            data_timeout=None, on_notice=lambda ch, lvl, msg: self.notices.append((lvl, msg)),
-            connector=self._connect, pause=self._pause,
+            data_timeout=None,
+            on_notice=lambda ch, lvl, msg: self.notices.append((lvl, msg)),
+            connector=self._connect,
+            pause=self._pause,
         )
 
     @asynccontextmanager
@@ -111,11 +129,14 @@ def test_406_connection_limit_is_retried_and_said_in_words(caplog: pytest.LogCap
     """406 answers the auth of a second connection (Alpaca stream docs, "Connection limit"): it is
     not refused keys. Heron backs off, says another connection uses the keys, and connects once the
     other one is gone."""
-    h = Harness([
-        [pack(CONNECTED), pack(E406)],
-        [pack(CONNECTED), pack(E406)],
-        [pack(CONNECTED), pack(AUTHENTICATED), pack(subscription(["AAPL"], ["AAPL"]))],
-    ], stop_after=3)
+    h = Harness(
+        [
+            [pack(CONNECTED), pack(E406)],
+            [pack(CONNECTED), pack(E406)],
+            [pack(CONNECTED), pack(AUTHENTICATED), pack(subscription(["AAPL"], ["AAPL"]))],
+        ],
+        stop_after=3,
+    )
     with caplog.at_level(logging.WARNING):
         asyncio.run(h.run({"trades": ["AAPL"], "quotes": ["AAPL"]}))
     states = [s for s, _ in h.states]
@@ -142,20 +163,22 @@ def test_402_auth_failed_stops_with_refused_keys() -> None:
     assert h.notices and h.notices[-1][0] == "error"
 
 
-@pytest.mark.parametrize("greeting", [
-    '[{"T":"success","msg":"connected"}]',  # a JSON text frame instead of msgpack
-    pack({"T": "success", "msg": "connected"}),  # one object, not the documented array
-    pack([]),
-    pack(["connected"]),
-    b"\xc1",  # not msgpack at all
-], ids=["text-frame", "object", "empty", "not-a-dict", "garbage"])
+@pytest.mark.parametrize(
+    "greeting",
+    [
+        '[{"T":"success","msg":"connected"}]',  # a JSON text frame instead of msgpack
+        pack({"T": "success", "msg": "connected"}),  # one object, not the documented array
+        pack([]),
+        pack(["connected"]),
+        b"\xc1",  # not msgpack at all
+    ],
+    ids=["text-frame", "object", "empty", "not-a-dict", "garbage"],
+)
 @pytest.mark.expected_log(
     r"^services\.marketdata\.datastream: stock stream lost \(ConnectionClosedError: no close frame",
     r"^services\.marketdata\.datastream: stock stream lost \(ProtocolError: un",
 )
-def test_unexpected_greeting_is_logged_and_retried(
-    greeting: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_unexpected_greeting_is_logged_and_retried(greeting: Any, caplog: pytest.LogCaptureFixture) -> None:
     """The documented greeting is ``[{"T":"success","msg":"connected"}]`` (Alpaca stream docs).
     Anything else is an error that is logged and retried, never a silently dead task."""
     h = Harness([[greeting], [pack(CONNECTED), pack(AUTHENTICATED)]], stop_after=2)
@@ -182,8 +205,15 @@ def test_405_symbol_limit_names_the_symbols_left_without_data() -> None:
         await h.conn.update({"trades": ["TSLA", "NVDA"], "quotes": ["TSLA", "NVDA"]}, {})
 
     h.sockets = [
-        FakeSocket([pack(CONNECTED), pack(AUTHENTICATED), pack(subscription(["AAPL"], ["AAPL"])),
-                    add_more, pack(E405)]),
+        FakeSocket(
+            [
+                pack(CONNECTED),
+                pack(AUTHENTICATED),
+                pack(subscription(["AAPL"], ["AAPL"])),
+                add_more,
+                pack(E405),
+            ]
+        ),
         FakeSocket([pack(CONNECTED), pack(AUTHENTICATED)]),
     ]
     h.stop_after = 2

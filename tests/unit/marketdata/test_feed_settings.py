@@ -34,12 +34,15 @@ def test_feeds_round_trip(tmp_path: Path) -> None:
     assert S.load(path).market_data == S.MarketDataSettings("sip", "sip")
 
 
-@pytest.mark.parametrize("section", [
-    {"live_feed": "delayed_sip"},  # a REST feed, not a stream Heron can read
-    {"history_feed": "IEX"},
-    {"live_feed": None},
-    {"feed": "sip"},  # a typo would silently keep the default
-])
+@pytest.mark.parametrize(
+    "section",
+    [
+        {"live_feed": "delayed_sip"},  # a REST feed, not a stream Heron can read
+        {"history_feed": "IEX"},
+        {"live_feed": None},
+        {"feed": "sip"},  # a typo would silently keep the default
+    ],
+)
 def test_a_bad_feed_is_refused_with_its_name(section: dict[str, object]) -> None:
     with pytest.raises(S.SettingsError, match="market_data"):
         S.from_dict({"schema_version": 3, "market_data": section})

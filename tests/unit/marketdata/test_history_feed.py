@@ -40,8 +40,18 @@ class FeedClient:
         self.requests.append((feed, start, end))
         rows, t = [], start
         while t < end:
-            rows.append(SimpleNamespace(timestamp=t, open=10.0, high=11.0, low=9.0, close=10.5,
-                                        volume=VOLUME[feed], trade_count=5.0, vwap=10.25))
+            rows.append(
+                SimpleNamespace(
+                    timestamp=t,
+                    open=10.0,
+                    high=11.0,
+                    low=9.0,
+                    close=10.5,
+                    volume=VOLUME[feed],
+                    trade_count=5.0,
+                    vwap=10.25,
+                )
+            )
             t += timedelta(minutes=1)
         return SimpleNamespace(data={"AAPL": rows})
 
@@ -55,11 +65,21 @@ class Store:
             self.bars[b.ts] = b
         return len(self.bars)
 
-    def range_bars(self, symbol: str, timeframe: Timeframe | str, start: datetime | None = None,
-                   end: datetime | None = None) -> list[Bar]:
-        return sorted((b for b in self.bars.values()
-                       if (start is None or b.ts >= start) and (end is None or b.ts < end)),
-                      key=lambda b: b.ts)
+    def range_bars(
+        self,
+        symbol: str,
+        timeframe: Timeframe | str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[Bar]:
+        return sorted(
+            (
+                b
+                for b in self.bars.values()
+                if (start is None or b.ts >= start) and (end is None or b.ts < end)
+            ),
+            key=lambda b: b.ts,
+        )
 
     def coverage(self, symbol: str, timeframe: Timeframe | str) -> tuple[datetime, datetime] | None:
         return (min(self.bars), max(self.bars)) if self.bars else None
@@ -67,8 +87,9 @@ class Store:
 
 def make(**kw: Any) -> tuple[HistoryService, FeedClient, Store]:
     client, store = FeedClient(), Store()
-    hist = HistoryService("k", "s", store=store, now=lambda: NOW, stock_client=client,
-                          crypto_client=object(), **kw)
+    hist = HistoryService(
+        "k", "s", store=store, now=lambda: NOW, stock_client=client, crypto_client=object(), **kw
+    )
     return hist, client, store
 
 

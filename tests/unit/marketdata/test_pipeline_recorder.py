@@ -27,12 +27,37 @@ def session_frames() -> list[tuple[float, bytes]]:
     out = []
     for i in range(150):  # 150 s of AAPL trades and quotes, one frame a second
         t = i * 1.0
-        out.append((T0.timestamp() + t + 0.01, frame(
-            {"T": "q", "S": "AAPL", "bp": 100.0 + i / 100, "bs": 1, "ap": 100.02 + i / 100, "as": 2,
-             "t": ts(t), "bx": "V", "ax": "V", "c": ["R"], "z": "C"},
-            {"T": "t", "S": "AAPL", "p": 100.01 + i / 100, "s": 10, "t": ts(t), "i": i, "x": "V", "c": ["@"],
-             "z": "C"},
-        )))
+        out.append(
+            (
+                T0.timestamp() + t + 0.01,
+                frame(
+                    {
+                        "T": "q",
+                        "S": "AAPL",
+                        "bp": 100.0 + i / 100,
+                        "bs": 1,
+                        "ap": 100.02 + i / 100,
+                        "as": 2,
+                        "t": ts(t),
+                        "bx": "V",
+                        "ax": "V",
+                        "c": ["R"],
+                        "z": "C",
+                    },
+                    {
+                        "T": "t",
+                        "S": "AAPL",
+                        "p": 100.01 + i / 100,
+                        "s": 10,
+                        "t": ts(t),
+                        "i": i,
+                        "x": "V",
+                        "c": ["@"],
+                        "z": "C",
+                    },
+                ),
+            )
+        )
     out.append((T0.timestamp() + 151, frame({"T": "subscription", "trades": ["AAPL"]})))
     return out
 

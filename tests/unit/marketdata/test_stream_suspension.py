@@ -31,10 +31,13 @@ def test_a_connection_suspended_while_connecting_sends_no_keys_and_waits_for_res
 
         loop.call_later(0.05, resume)
 
-    h = Harness([
-        [death_noticed, pack(CONNECTED), pack(AUTHENTICATED)],
-        [pack(CONNECTED), pack(AUTHENTICATED), pack(subscription(["AAPL"], []))],
-    ], stop_after=1)
+    h = Harness(
+        [
+            [death_noticed, pack(CONNECTED), pack(AUTHENTICATED)],
+            [pack(CONNECTED), pack(AUTHENTICATED), pack(subscription(["AAPL"], []))],
+        ],
+        stop_after=1,
+    )
     asyncio.run(h.run({"trades": ["AAPL"]}))
     first, second = h.opened
     assert first.sent == []  # not the keys, nothing

@@ -21,11 +21,32 @@ import msgpack
 from services.marketdata.pipeline import MarketDataPipeline
 
 # Documented examples (Alpaca real-time stock data docs).
-CORRECTION = {"T": "c", "S": "EEM", "x": "M", "oi": 52983525033527, "op": 39.1582, "os": 440000,
-              "oc": [" ", "7"], "ci": 52983525034326, "cp": 39.1809, "cs": 440000, "cc": [" ", "7"],
-              "z": "B", "t": "2023-04-06T14:25:06.542305024Z"}
-CANCEL = {"T": "x", "S": "GOOGL", "i": 465, "x": "D", "p": 105.31, "s": 300, "a": "C", "z": "C",
-          "t": "2023-04-06T13:15:42.83540958Z"}
+CORRECTION = {
+    "T": "c",
+    "S": "EEM",
+    "x": "M",
+    "oi": 52983525033527,
+    "op": 39.1582,
+    "os": 440000,
+    "oc": [" ", "7"],
+    "ci": 52983525034326,
+    "cp": 39.1809,
+    "cs": 440000,
+    "cc": [" ", "7"],
+    "z": "B",
+    "t": "2023-04-06T14:25:06.542305024Z",
+}
+CANCEL = {
+    "T": "x",
+    "S": "GOOGL",
+    "i": 465,
+    "x": "D",
+    "p": 105.31,
+    "s": 300,
+    "a": "C",
+    "z": "C",
+    "t": "2023-04-06T13:15:42.83540958Z",
+}
 
 
 def ts(text: str) -> msgpack.Timestamp:
@@ -57,9 +78,11 @@ def partial(pipe: MarketDataPipeline, sym: str) -> Any:
 
 def test_a_canceled_last_trade_leaves_last_price_volume_and_candle() -> None:
     pipe = MarketDataPipeline()
-    feed(pipe,
-         trade("GOOGL", 464, "D", 105.20, 100, "2023-04-06T13:15:40.1Z"),
-         trade("GOOGL", 465, "D", 105.31, 300, "2023-04-06T13:15:42.83540958Z"))
+    feed(
+        pipe,
+        trade("GOOGL", 464, "D", 105.20, 100, "2023-04-06T13:15:40.1Z"),
+        trade("GOOGL", 465, "D", 105.31, 300, "2023-04-06T13:15:42.83540958Z"),
+    )
     assert pipe.book.last_price("GOOGL") == Decimal("105.31")
     feed(pipe, CANCEL)
     entry = pipe.book.entry("GOOGL")
@@ -67,15 +90,21 @@ def test_a_canceled_last_trade_leaves_last_price_volume_and_candle() -> None:
     assert entry.volume == Decimal("100")
     bar = partial(pipe, "GOOGL")
     assert (bar.high, bar.close, bar.volume, bar.trade_count) == (
-        Decimal("105.2"), Decimal("105.2"), Decimal("100"), 1)
+        Decimal("105.2"),
+        Decimal("105.2"),
+        Decimal("100"),
+        1,
+    )
     assert pipe.decode_errors == 0
 
 
 def test_a_canceled_earlier_trade_keeps_last_price_and_fixes_high_and_volume() -> None:
     pipe = MarketDataPipeline()
-    feed(pipe,
-         trade("GOOGL", 465, "D", 105.31, 300, "2023-04-06T13:15:42.83540958Z"),
-         trade("GOOGL", 470, "D", 105.10, 50, "2023-04-06T13:15:50Z"))
+    feed(
+        pipe,
+        trade("GOOGL", 465, "D", 105.31, 300, "2023-04-06T13:15:42.83540958Z"),
+        trade("GOOGL", 470, "D", 105.10, 50, "2023-04-06T13:15:50Z"),
+    )
     feed(pipe, CANCEL)
     entry = pipe.book.entry("GOOGL")
     assert entry.last == Decimal("105.1")
@@ -86,9 +115,11 @@ def test_a_canceled_earlier_trade_keeps_last_price_and_fixes_high_and_volume() -
 
 def test_a_correction_replaces_the_trade_in_last_price_and_candle() -> None:
     pipe = MarketDataPipeline()
-    feed(pipe,
-         trade("EEM", 52983525033000, "M", 39.15, 100, "2023-04-06T14:25:01Z"),
-         trade("EEM", 52983525033527, "M", 39.1582, 440000, "2023-04-06T14:25:06.542305024Z"))
+    feed(
+        pipe,
+        trade("EEM", 52983525033000, "M", 39.15, 100, "2023-04-06T14:25:01Z"),
+        trade("EEM", 52983525033527, "M", 39.1582, 440000, "2023-04-06T14:25:06.542305024Z"),
+    )
     feed(pipe, CORRECTION)
     entry = pipe.book.entry("EEM")
     assert entry.last == Decimal("39.1809")
@@ -108,10 +139,12 @@ def test_a_correction_of_the_size_changes_the_volume() -> None:
 
 def test_a_cancel_for_a_closed_bar_reissues_that_bar() -> None:
     pipe = MarketDataPipeline()
-    feed(pipe,
-         trade("GOOGL", 460, "D", 105.00, 200, "2023-04-06T13:15:10Z"),
-         trade("GOOGL", 465, "D", 105.31, 300, "2023-04-06T13:15:42.83540958Z"),
-         trade("GOOGL", 480, "D", 105.05, 10, "2023-04-06T13:16:05Z"))  # closes the 13:15 bar
+    feed(
+        pipe,
+        trade("GOOGL", 460, "D", 105.00, 200, "2023-04-06T13:15:10Z"),
+        trade("GOOGL", 465, "D", 105.31, 300, "2023-04-06T13:15:42.83540958Z"),
+        trade("GOOGL", 480, "D", 105.05, 10, "2023-04-06T13:16:05Z"),
+    )  # closes the 13:15 bar
     first = pipe.tick(now=datetime(2023, 4, 6, 13, 16, 6, tzinfo=UTC).timestamp(), force=True)
     assert first is not None and [b.high for b in first.bars] == [Decimal("105.31")]
     feed(pipe, CANCEL)
@@ -120,7 +153,11 @@ def test_a_cancel_for_a_closed_bar_reissues_that_bar() -> None:
     (fixed,) = batch.corrected_bars
     assert fixed.ts == datetime(2023, 4, 6, 13, 15, tzinfo=UTC)
     assert (fixed.high, fixed.close, fixed.volume, fixed.trade_count) == (
-        Decimal("105"), Decimal("105"), Decimal("200"), 1)
+        Decimal("105"),
+        Decimal("105"),
+        Decimal("200"),
+        1,
+    )
     assert pipe.book.entry("GOOGL").volume == Decimal("210")
     assert pipe.book.last_price("GOOGL") == Decimal("105.05")
 

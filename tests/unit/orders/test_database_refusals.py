@@ -31,8 +31,9 @@ def run(coro: Coroutine[Any, Any, Any]) -> Any:
 
 
 def resting_buy(rig: Rig) -> str:
-    req = OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(10),
-                       limit_price=Decimal(100))
+    req = OrderRequest(
+        "AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(10), limit_price=Decimal(100)
+    )
     res = run(rig.engine.submit(req))
     assert res.client_order_id is not None
     return res.client_order_id

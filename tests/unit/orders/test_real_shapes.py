@@ -153,8 +153,13 @@ def test_notional_order_with_qty_null_after_the_fill_reaches_filled_on_the_fill_
     sm.apply_snapshot(rec, domain(NOTIONAL_ACCEPTED), T0)
     assert rec.state is OrderState.ACCEPTED
     result = sm.apply_update(
-        rec, "fill", domain(notional_filled(None)), T0,
-        execution_id="7c4a1a2e-7c5e-4b0f-9d1e-0a9a4f3b2c11", price=Decimal("121.95"), qty=Decimal("4.100041"),
+        rec,
+        "fill",
+        domain(notional_filled(None)),
+        T0,
+        execution_id="7c4a1a2e-7c5e-4b0f-9d1e-0a9a4f3b2c11",
+        price=Decimal("121.95"),
+        qty=Decimal("4.100041"),
     )
     assert rec.state is OrderState.FILLED
     assert rec.filled_qty == Decimal("4.100041") and [f.qty for f in result.fills] == [Decimal("4.100041")]
@@ -166,8 +171,13 @@ def test_notional_order_with_qty_filled_in_after_the_fill_reaches_filled() -> No
     sm, rec = OrderStateMachine(), notional_record()
     sm.apply_snapshot(rec, domain(NOTIONAL_ACCEPTED), T0)
     sm.apply_update(
-        rec, "fill", domain(notional_filled("4.100041")), T0,
-        execution_id="7c4a1a2e-7c5e-4b0f-9d1e-0a9a4f3b2c11", price=Decimal("121.95"), qty=Decimal("4.100041"),
+        rec,
+        "fill",
+        domain(notional_filled("4.100041")),
+        T0,
+        execution_id="7c4a1a2e-7c5e-4b0f-9d1e-0a9a4f3b2c11",
+        price=Decimal("121.95"),
+        qty=Decimal("4.100041"),
     )
     assert rec.state is OrderState.FILLED
 
@@ -185,8 +195,15 @@ def test_notional_partial_fill_of_a_live_order_is_not_filled() -> None:
     sm, rec = OrderStateMachine(), notional_record()
     sm.apply_snapshot(rec, domain(NOTIONAL_ACCEPTED), T0)
     partial = {**notional_filled(None), "status": "partially_filled", "filled_qty": "2"}
-    sm.apply_update(rec, "partial_fill", domain(partial), T0, execution_id="e-1", price=Decimal("121.95"),
-                    qty=Decimal("2"))
+    sm.apply_update(
+        rec,
+        "partial_fill",
+        domain(partial),
+        T0,
+        execution_id="e-1",
+        price=Decimal("121.95"),
+        qty=Decimal("2"),
+    )
     assert rec.state is OrderState.PARTIALLY_FILLED
 
 
@@ -234,9 +251,18 @@ def test_inferred_fill_is_replaced_by_its_real_execution_and_survives_a_restart(
     docs "Websocket Streaming"). A poll that saw filled_qty grow first books an inferred fill; the
     real execution report then takes its place: same quantity, the real id and price, and a later
     copy of that execution (after a restart, or read back from FILL activities) is a duplicate."""
-    res = run(rig.engine.submit(OrderRequest(
-        "AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(10), limit_price=Decimal(100)
-    )))
+    res = run(
+        rig.engine.submit(
+            OrderRequest(
+                "AAPL",
+                OrderSide.BUY,
+                OrderType.LIMIT,
+                TimeInForce.DAY,
+                qty=Decimal(10),
+                limit_price=Decimal(100),
+            )
+        )
+    )
     cid = res.client_order_id
     oid = rig.broker.by_client[cid]
     rig.broker.faults.drop_all_events = True
@@ -246,8 +272,15 @@ def test_inferred_fill_is_replaced_by_its_real_execution_and_survives_a_restart(
     rec = rig.store.find(client_order_id=cid)
     assert rec is not None and rec.filled_qty == 4 and rig.store.position_qty("AAPL") == 4
     # the real execution report arrives late
-    update = TradeUpdateEvent(rig.clock(), "partial_fill", rig.broker.orders[oid], real.execution_id,
-                              real.price, real.qty, real.position_qty)
+    update = TradeUpdateEvent(
+        rig.clock(),
+        "partial_fill",
+        rig.broker.orders[oid],
+        real.execution_id,
+        real.price,
+        real.qty,
+        real.position_qty,
+    )
     rig.bus.publish(update)
     rig.engine.flush()
     assert rig.store.position_qty("AAPL") == 4 and rec.filled_qty == 4
@@ -298,9 +331,18 @@ def test_real_execution_with_a_different_price_corrects_the_inferred_price() -> 
 
 
 def _limit_buy_10(rig: Rig) -> tuple[str, str]:
-    res = run(rig.engine.submit(OrderRequest(
-        "AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(10), limit_price=Decimal(101)
-    )))
+    res = run(
+        rig.engine.submit(
+            OrderRequest(
+                "AAPL",
+                OrderSide.BUY,
+                OrderType.LIMIT,
+                TimeInForce.DAY,
+                qty=Decimal(10),
+                limit_price=Decimal(101),
+            )
+        )
+    )
     assert res.client_order_id is not None
     return res.client_order_id, rig.broker.by_client[res.client_order_id]
 
@@ -368,9 +410,21 @@ def test_unreadable_answer_after_submit_is_outcome_unknown_resolved_by_client_id
     r.trading.enable()
     broker.unreadable = 5
     broker.faults.drop_all_events = True
-    results = [run(r.engine.submit(OrderRequest(
-        "AAPL", OrderSide.SELL, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(1), limit_price=Decimal(100 + i)
-    ))) for i in range(5)]
+    results = [
+        run(
+            r.engine.submit(
+                OrderRequest(
+                    "AAPL",
+                    OrderSide.SELL,
+                    OrderType.LIMIT,
+                    TimeInForce.DAY,
+                    qty=Decimal(1),
+                    limit_price=Decimal(100 + i),
+                )
+            )
+        )
+        for i in range(5)
+    ]
     assert all(res.accepted for res in results), [r.message for r in results]
     assert all(res.state is OrderState.SUBMITTED and "unknown" in res.message for res in results)
     assert len(broker.orders) == 5 and len(r.journal.in_flight()) == 5

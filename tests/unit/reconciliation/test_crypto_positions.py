@@ -125,8 +125,11 @@ class AlpacaWire:
         }
 
     def posted(self) -> list[dict[str, Any]]:
-        return [kw.get("json") or json.loads(kw["data"]) for m, u, kw in self.calls
-                if m == "POST" and u == f"{PAPER}/orders"]
+        return [
+            kw.get("json") or json.loads(kw["data"])
+            for m, u, kw in self.calls
+            if m == "POST" and u == f"{PAPER}/orders"
+        ]
 
 
 @dataclass
@@ -146,7 +149,10 @@ def desk(db: Database, position: dict[str, Any] | None = None) -> Desk:
     wire = AlpacaWire(position)
     fake = FakeClock()
     broker = AlpacaBroker(
-        "PKTEST", "secret", environment="paper", transport=wire,
+        "PKTEST",
+        "secret",
+        environment="paper",
+        transport=wire,
         backoff=Backoff(base=0.5, cap=4.0, max_retries=3, rng=random.Random(3), sleep=fake.sleep),
         budget=RequestBudget(200, clock=fake, sleep=fake.sleep),
     )
@@ -157,8 +163,9 @@ def desk(db: Database, position: dict[str, Any] | None = None) -> Desk:
     store = OrderStore(bus, db, clock, marks=prices, batch=journal.batch)
     trading = TradingStateMachine(bus, clock, journal)
     risk = RiskGate(on_breach=lambda state, why: trading.escalate(state, why, source="risk"))
-    engine = ExecutionEngine(broker, store, journal, risk, trading, bus, clock, prices=prices,
-                             hours=AlwaysOpen())
+    engine = ExecutionEngine(
+        broker, store, journal, risk, trading, bus, clock, prices=prices, hours=AlwaysOpen()
+    )
 
     async def waits(seconds: float) -> None:  # the closer's waits move the test's clock: no sleeping
         clock.advance(seconds)
@@ -172,27 +179,51 @@ def desk(db: Database, position: dict[str, Any] | None = None) -> Desk:
 def holding(qty: str, avg: str) -> dict[str, Any]:
     """Alpaca's crypto position body (fakes.CRYPTO_POSITION_JSON) at another quantity and price."""
     q, a = Decimal(qty), Decimal(avg)
-    return {**CRYPTO_POSITION_JSON, "qty": qty, "qty_available": qty, "avg_entry_price": avg,
-            "cost_basis": str(q * a), "market_value": str(q * Decimal(24050))}
+    return {
+        **CRYPTO_POSITION_JSON,
+        "qty": qty,
+        "qty_available": qty,
+        "avg_entry_price": avg,
+        "cost_basis": str(q * a),
+        "market_value": str(q * Decimal(24050)),
+    }
 
 
 def buy_and_fill(d: Desk) -> None:
     """Heron buys 0.0283 BTC/USD; Alpaca fills it and from then on lists the position as BTCUSD."""
     run(d.engine.refresh_account())
-    result = run(d.engine.submit(OrderRequest(BTC, OrderSide.BUY, OrderType.MARKET, TimeInForce.GTC,
-                                              qty=Decimal("0.0283"))))
+    result = run(
+        d.engine.submit(
+            OrderRequest(BTC, OrderSide.BUY, OrderType.MARKET, TimeInForce.GTC, qty=Decimal("0.0283"))
+        )
+    )
     assert result.accepted, result.message
     [sent] = d.wire.posted()
     rec = d.store.find(client_order_id=result.client_order_id)
     assert rec is not None and rec.broker_order_id is not None
-    filled = {**d.wire.accepted(sent), "id": rec.broker_order_id, "status": "filled",
-              "filled_qty": "0.0283", "filled_avg_price": "23800",
-              "filled_at": "2022-07-27T08:12:34.1Z", "updated_at": "2022-07-27T08:12:34.1Z"}
-    d.bus.publish(trade_update_event(
-        {"event": "fill", "execution_id": str(uuid.uuid4()), "price": "23800", "qty": "0.0283",
-         "position_qty": "0.0283", "timestamp": "2022-07-27T08:12:34.1Z", "order": filled},
-        d.clock(),
-    ))
+    filled = {
+        **d.wire.accepted(sent),
+        "id": rec.broker_order_id,
+        "status": "filled",
+        "filled_qty": "0.0283",
+        "filled_avg_price": "23800",
+        "filled_at": "2022-07-27T08:12:34.1Z",
+        "updated_at": "2022-07-27T08:12:34.1Z",
+    }
+    d.bus.publish(
+        trade_update_event(
+            {
+                "event": "fill",
+                "execution_id": str(uuid.uuid4()),
+                "price": "23800",
+                "qty": "0.0283",
+                "position_qty": "0.0283",
+                "timestamp": "2022-07-27T08:12:34.1Z",
+                "order": filled,
+            },
+            d.clock(),
+        )
+    )
     d.wire.position = holding("0.0283", "23800")
     d.clock.advance(30)  # past the reconciler's quiet period after a fill
 
@@ -219,7 +250,11 @@ def test_adopt_keeps_the_quantity_the_account_holds(db: Database) -> None:
     result = run(d.reconciler.run_cycle())
     [inc] = result.incidents
     assert (inc.kind, inc.subject, inc.local_value, inc.broker_value) == (
-        "position_qty", BTC, "0.0283", "0.05")
+        "position_qty",
+        BTC,
+        "0.0283",
+        "0.05",
+    )
     assert d.trading.state is TradingState.HALTED
     run(d.reconciler.adopt_broker_state(inc.id, "alice"))
     assert d.store.position_qty(BTC) == Decimal("0.05")

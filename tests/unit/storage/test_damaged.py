@@ -147,4 +147,3 @@ def test_a_damaged_page_is_said_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(DamagedDatabaseError) as info:
         Database.open(_sqlite(tmp_path), tmp_path, [NOTES])
     assert "\n" not in str(info.value) and "  " not in str(info.value), repr(str(info.value))
-

@@ -8,7 +8,7 @@ import pytest
 
 CONFTEST = Path(__file__).resolve().parents[2] / "conftest.py"
 
-SUITE = r'''
+SUITE = r"""
 import logging
 import warnings
 
@@ -51,21 +51,23 @@ def test_a_python_warning_is_an_error() -> None:
 def log_in_teardown():
     yield
     logging.getLogger("widgets.blotter").error("failed while closing")
-'''
+"""
 
 
 def test_undeclared_warnings_fail_and_declared_ones_pass(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(CONFTEST.read_text())
-    pytester.makeini('[pytest]\nfilterwarnings =\n    error\n')
+    pytester.makeini("[pytest]\nfilterwarnings =\n    error\n")
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:pytestqt", "-rA")
     result.assert_outcomes(passed=4, failed=3, errors=1)
-    result.stdout.fnmatch_lines([
-        "ERROR test_suite.py::test_an_error_in_tear_down_fails*",
-        "FAILED test_suite.py::test_an_undeclared_warning_fails*",
-        "FAILED test_suite.py::test_a_warning_the_patterns_do_not_name_fails*",
-        "FAILED test_suite.py::test_a_python_warning_is_an_error*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "ERROR test_suite.py::test_an_error_in_tear_down_fails*",
+            "FAILED test_suite.py::test_an_undeclared_warning_fails*",
+            "FAILED test_suite.py::test_a_warning_the_patterns_do_not_name_fails*",
+            "FAILED test_suite.py::test_a_python_warning_is_an_error*",
+        ]
+    )
     out = result.stdout.str()
     assert "unexpected log record(s) at WARNING or above during the test" in out
     assert "unexpected log record(s) at WARNING or above during tear-down" in out
