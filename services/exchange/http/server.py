@@ -218,23 +218,29 @@ def build_app(
             extra_stats=lambda: {"rate_limited": limiter.rejected, **ex.errors},
         ).add_routes(app)
 
+    _run_with_app(app, ex)
+    return app
+
+
+def _run_with_app(app: web.Application, ex: Exchange) -> None:
+    """Start the venue, the data streams and the market with the application; stop them with it."""
+
     async def on_startup(_: web.Application) -> None:
-        await venue.start()
-        streams.start()
-        market.start()
+        await ex.venue.start()
+        ex.streams.start()
+        ex.market.start()
 
     async def on_shutdown(_: web.Application) -> None:
-        await market.close()
-        await streams.close()
-        await venue.kill_streams()
+        await ex.market.close()
+        await ex.streams.close()
+        await ex.venue.kill_streams()
 
     async def on_cleanup(_: web.Application) -> None:
-        await venue.close()
+        await ex.venue.close()
 
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
-    return app
 
 
 def utcnow() -> datetime:

@@ -14,8 +14,9 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from services.exchange.market.bars import Bars
 from services.exchange.market.encoding import Message, Out
-from services.exchange.market.history import MINUTE_NS, Bars, HistoryGenerator, day_of, day_start_ns
+from services.exchange.market.history import MINUTE_NS, HistoryGenerator, day_of, day_start_ns
 
 LIVE_MINUTES_KEPT = 10_000  # per symbol; older live minutes are forgotten
 BarRow = tuple[int, float, float, float, float, float, int, float]

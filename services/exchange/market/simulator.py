@@ -34,14 +34,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
 from services.domain.calendar import MarketCalendar
-from services.exchange.contracts import NBBO, Instrument
+from services.exchange.contracts import Instrument
 from services.exchange.market.encoding import ENCODE_CHUNK, Batch, Message, MessageEncoder, Out
 from services.exchange.market.history import (
     MINUTE_NS,
@@ -52,6 +52,7 @@ from services.exchange.market.history import (
     ny_date,
 )
 from services.exchange.market.minutes import BarRow, MinuteBars, ts
+from services.exchange.market.quotes import LatestValues
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ _SIZE_SIGMA = 1.0  # log-normal spread of trade sizes
 Listener = Callable[[Batch], None]
 
 
-class MarketSimulator(MinuteBars):
+class MarketSimulator(MinuteBars, LatestValues):
     """Seeded market for ``universe``; implements :class:`MarketView` and ``LiveMinutes``.
 
     ``clock`` returns the current UTC time (default: the wall clock). Listeners get each step's
@@ -285,53 +286,6 @@ class MarketSimulator(MinuteBars):
             except Exception:
                 self.stats["step_errors"] += 1
                 log.exception("market simulator step failed")
-
-    # ------------------------------------------------------------------------------------------
-    # MarketView
-
-    def nbbo(self, symbol: str) -> NBBO | None:
-        i = self.index.get(symbol)
-        if i is None:
-            return None
-        d = self._dec[i]
-        return NBBO(
-            symbol=symbol,
-            bid=Decimal(f"{self._bid[i]:.{d}f}"),
-            ask=Decimal(f"{self._ask[i]:.{d}f}"),
-            bid_size=Decimal(repr(float(self._bid_size[i]))),
-            ask_size=Decimal(repr(float(self._ask_size[i]))),
-            last=Decimal(f"{self._last_price[i]:.{d}f}"),
-            ts=datetime.fromtimestamp(int(self._quote_ns[i]) / NS, UTC),
-            prev_close=Decimal(f"{self._prev_close[i]:.{d}f}"),
-        )
-
-    def is_halted(self, symbol: str) -> bool:
-        i = self.index.get(symbol)
-        return i is not None and bool(self._halted[i])
-
-    # ------------------------------------------------------------------------------------------
-    # latest values for REST (LiveMinutes: minutes.py)
-
-    def latest_trade(self, symbol: str) -> tuple[int, float, float, int]:
-        """(t ns, price, size, trade id) of the last trade."""
-        i = self.index[symbol]
-        return (
-            int(self._last_trade_ns[i]),
-            float(self._last_price[i]),
-            float(self._last_size[i]),
-            self._trade_id,
-        )
-
-    def latest_quote(self, symbol: str) -> tuple[int, float, float, float, float]:
-        """(t ns, bid, bid size, ask, ask size)."""
-        i = self.index[symbol]
-        return (
-            int(self._quote_ns[i]),
-            float(self._bid[i]),
-            float(self._bid_size[i]),
-            float(self._ask[i]),
-            float(self._ask_size[i]),
-        )
 
     # ------------------------------------------------------------------------------------------
     # generation
@@ -595,24 +549,6 @@ class MarketSimulator(MinuteBars):
             self._quote_ns[syms_q] = ts[lastq]
             changed.update(syms_q.tolist())
         return qu
-
-    def _orderbook(self, i: int, ns: int) -> Message:
-        d, tick = self._dec[i], float(self._tick[i])
-        bid, ask = float(self._bid[i]), float(self._ask[i])
-        bids = [
-            {"p": round(bid - k * tick * 3, d), "s": round(float(self._bid_size[i]) * (1 + k), 4)}
-            for k in range(5)
-        ]
-        asks = [
-            {"p": round(ask + k * tick * 3, d), "s": round(float(self._ask_size[i]) * (1 + k), 4)}
-            for k in range(5)
-        ]
-        return {"T": "o", "S": self.symbols[i], "t": ts(ns), "b": bids, "a": asks, "r": False}
-
-    def orderbook(self, symbol: str) -> Message:
-        """A five-level synthetic book around the current NBBO (crypto latest/orderbooks)."""
-        i = self.index[symbol]
-        return self._orderbook(i, int(self._quote_ns[i]))
 
     def describe(self) -> dict[str, Any]:
         """Counters and settings for the admin stats endpoint."""
