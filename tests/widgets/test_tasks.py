@@ -21,6 +21,7 @@ async def fail() -> int:
     raise ValueError("no answer")
 
 
+@pytest.mark.expected_log(r"^heron\.widgets: background action failed: no answer")
 def test_run_async_calls_back_with_the_result_or_the_logged_error(qloop, caplog) -> None:  # type: ignore[no-untyped-def]
     got: list[tuple[int | None, str | None]] = []
 

@@ -102,7 +102,7 @@ def step(app: web.Application, clock: Clock, seconds: float) -> None:
     app[EXCHANGE].market.step(int(clock.now.timestamp() * 1e6) * 1000)
 
 
-@pytest.mark.expected_log(r"^services\.exchange\.server: internal error on GET")
+@pytest.mark.expected_log(r"^services\.exchange\.http\.server: internal error on GET")
 def test_errors_are_always_alpaca_json(tmp_path: Path) -> None:
     async def body(c: TestClient, app: web.Application, clock: Clock) -> None:
         r = await c.get("/v2/stocks/bars?symbols=AAPL&timeframe=1Min")

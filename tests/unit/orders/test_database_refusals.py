@@ -52,7 +52,7 @@ def refuse_next_commit(rig: Rig) -> None:
     rig.store.commit = commit  # type: ignore[method-assign]
 
 
-@pytest.mark.expected_log(r"^services\.orders\.engine: \S+ not sent: the replace could not")
+@pytest.mark.expected_log(r"^services\.orders\.replacing: \S+ not sent: the replace could not")
 def test_a_replace_the_database_refuses_is_not_sent_and_never_raises(rig: Rig) -> None:
     cid = resting_buy(rig)
     refuse_next_commit(rig)

@@ -141,7 +141,7 @@ def test_queued_rows_on_a_full_disk_never_make_the_next_submit_raise(rig: Rig, d
 
 
 @pytest.mark.expected_log(
-    r"^services\.orders\.engine: \S+ not sent: the replace could not",
+    r"^services\.orders\.replacing: \S+ not sent: the replace could not",
     r"^services\.orders\.engine: \S+ cancel request not journaled yet \(disk",
     r"^services\.orders\.writes: database writes work again on",
     r"^services\.orders\.writes: database writes refused: disk full \(database or",
@@ -239,7 +239,7 @@ def test_a_full_disk_is_named_in_the_log_once_per_outage_not_as_a_traceback(
 
 @pytest.mark.expected_log(
     r"^services\.orders\.writes: database writes refused: disk full \(database or",
-    r"^services\.orders\.engine: recovery's records are kept in memory until",
+    r"^services\.orders\.recovery: recovery's records are kept in memory until",
     r"^services\.orders\.writes: database writes work again on",
 )
 def test_recovery_on_a_full_disk_books_what_happened_and_commits_it_when_space_returns(

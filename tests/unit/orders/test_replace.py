@@ -111,7 +111,7 @@ def test_replacement_qty_is_what_it_works_and_the_order_total_is_filled_plus_it(
     assert rec is not None and rec.qty == 110 and rec.filled_qty == 60 and rec.leaves_qty == 50
 
 
-@pytest.mark.expected_log(r"^services\.orders\.engine: \S+ the replacement works \S+ not the")
+@pytest.mark.expected_log(r"^services\.orders\.replacing: \S+ the replacement works \S+ not the")
 def test_replace_the_broker_works_differently_is_followed_and_reported(rig: Rig) -> None:
     """Alpaca-API #165: when the replacement Alpaca returns works another qty than was sent, Heron
     follows the broker's order (its qty) and says so."""

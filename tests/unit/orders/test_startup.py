@@ -7,6 +7,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from services.orders import startup
 from services.storage import StorageError
 
@@ -49,6 +51,7 @@ def test_wait_market_data_names_what_is_missing() -> None:
     ]
 
 
+@pytest.mark.expected_log(r"^heron\.app: periodic task \S+ failed; it runs again")
 def test_every_keeps_running_after_a_failure(monkeypatch: Any) -> None:
     real_sleep = asyncio.sleep
 

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from services.domain.enums import IncidentSeverity
 from services.domain.events import IncidentsChangedEvent
 from services.domain.incidents import Incident, IncidentKind
@@ -84,6 +86,7 @@ def test_event_fires_on_open_and_on_acknowledge_with_the_worst_severity(db: Data
     assert len(seen) == 4 and seen[-1].worst is None and seen[-1].incidents == () and seen[-1].summary == ""
 
 
+@pytest.mark.expected_log(r"^services\.reconciliation\.reconciler: incident \S+ closed itself")
 def test_event_fires_when_an_incident_resolves_itself_and_on_adopt(db: Database) -> None:
     r = build(db, ManualClock())
     r.broker.set_position("AAPL", Decimal(7), Decimal("50"))

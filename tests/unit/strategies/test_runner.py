@@ -252,7 +252,7 @@ def test_corrupt_state_file_is_moved_aside_with_a_clear_error(tmp_path: Path) ->
     assert store.load() == {}
 
 
-@pytest.mark.expected_log(r"^services\.strategies\.runner: order sink refused submit \S+ risk: max")
+@pytest.mark.expected_log(r"^services\.strategies\.intents: order sink refused submit \S+ risk: max")
 def test_bridge_submits_in_order_and_reports_refusals() -> None:
     class Sink:
         def __init__(self) -> None:
