@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from widgets import theme
 from widgets.models.common import named
 from widgets.models.log_model import LogFilterProxy, LogTableModel
 
@@ -76,7 +77,7 @@ class LogPanel(QWidget):
         clear.setToolTip("Empty this view (the log file keeps everything)")
         clear.clicked.connect(self.model.clear)
         self.count = named(QLabel(), "logCountLabel")
-        self.count.setStyleSheet("color: #8a93a0;")
+        self.count.setStyleSheet(f"color: {theme.MUTED};")
 
         bar = QHBoxLayout()
         bar.setContentsMargins(6, 4, 6, 2)
@@ -181,14 +182,14 @@ class ToastArea(QWidget):
         self.raise_()
 
     def show_toast(self, level: str, source: str, message: str) -> QFrame:
-        colors = {"error": "#ef5350", "warning": "#ffb300"}
-        accent = colors.get(level, "#3d7eff")
+        colors = {"error": theme.DOWN, "warning": theme.WARN}
+        accent = colors.get(level, theme.TOAST_INFO)
         toast = QFrame(self)
         toast.setObjectName("toast")
         toast.setProperty("level", level)
         toast.setStyleSheet(
-            "QFrame#toast { background: #1f232a; border: 1px solid #2b2f36; border-radius: 4px;"
-            f" border-left: 4px solid {accent}; }}"
+            f"QFrame#toast {{ background: {theme.TOAST_BG}; border: 1px solid {theme.BADGE_BG};"
+            f" border-radius: 4px; border-left: 4px solid {accent}; }}"
         )
         lay = QVBoxLayout(toast)
         lay.setContentsMargins(10, 6, 10, 6)

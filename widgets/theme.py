@@ -42,6 +42,9 @@ DANGER_BG = "#b71c1c"
 #: the drift banner's background while the worst open incident is critical / a warning
 DRIFT_CRITICAL_BG = "#4a1518"
 DRIFT_WARNING_BG = "#47360c"
+#: a notification toast's background, and the accent of an informational toast
+TOAST_BG = "#1f232a"
+TOAST_INFO = "#3d7eff"
 #: text on a coloured background (a badge, the kill switch)
 ON_ACCENT = "#ffffff"
 #: the trading-mode badge's background per mode: local exchange, paper, live money

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from services.domain.enums import Mode
+from widgets import theme
 from widgets.theme import DARK
 
 #: ``validator(key_id, secret, environment)`` → the account's identity, or raises a clear error.
@@ -18,8 +19,8 @@ Validator = Callable[[str, str, str], Awaitable[Any]]
 ERROR_COLOR = DARK["down"]
 MUTED_COLOR = DARK["muted"]
 OK_COLOR = DARK["up"]
-#: A connection test under way (a lighter grey than muted text; not in the theme yet).
-PENDING_COLOR = "#aab2bf"
+#: A connection test under way.
+PENDING_COLOR = theme.PENDING
 
 
 class Keys(Protocol):
