@@ -57,6 +57,8 @@ def test_replace_ids_are_deterministic_and_bounded() -> None:
 
 @pytest.mark.expected_log(
     r"^services\.orders\.writes: database writes refused: UNIQUE constraint failed: order_intents\.",
+    # the same refusal in PostgreSQL's words (the CI's PostgreSQL run)
+    r"^services\.orders\.writes: database writes refused: duplicate key value violates unique",
     r"^services\.orders\.writes: database writes work again on",
 )
 def test_intent_is_committed_and_unique(db: Database) -> None:
