@@ -58,6 +58,7 @@ def test_history_bars_latest_and_snapshot(exchange: LocalExchange) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # waits for a minute boundary and the bar after it (its own deadline: 150 s)
 def test_candle_aggregator_matches_exchange_minute_bars(exchange: LocalExchange) -> None:
     """Run across a minute boundary; compare our closed bar with the exchange's bar for that minute."""
 
