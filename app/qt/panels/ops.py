@@ -166,11 +166,18 @@ def _drift_banner(window: MainWindow, recon: ReconciliationPanel) -> DriftBanner
     bar.setFloatable(False)
     bar.toggleViewAction().setVisible(False)
     bar.setStyleSheet("QToolBar#driftBannerBar { border: none; padding: 0; spacing: 0; }")
-    bar.addWidget(banner)
+    # a widget in a toolbar is shown and hidden through its action (QToolBar.addWidget): the
+    # banner's own setVisible is ignored there
+    shown = bar.addWidget(banner)
     window.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+    shown.setVisible(False)
     bar.setVisible(False)
 
-    banner.incidentsShown.connect(lambda count: bar.setVisible(count > 0))
+    def on_shown(count: int) -> None:
+        shown.setVisible(count > 0)
+        bar.setVisible(count > 0)
+
+    banner.incidentsShown.connect(on_shown)
 
     def review() -> None:
         dock = window.panel("reconciliationPanel")
