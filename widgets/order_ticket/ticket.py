@@ -1,13 +1,19 @@
 """Order ticket (``orderTicket``): manual order entry with a live, explained risk pre-check.
 
-- Every field is validated as the user types (:func:`to_decimal`, :func:`normalize_symbol`); a bad
-  field shows its error next to it and nothing typed is lost.
+- Every field is validated as the user types (:mod:`widgets.order_ticket.form`); an error shows on
+  the field that is wrong, a field the user has not touched yet shows none, and nothing typed is
+  lost. A failed risk check about one field (a fat-finger limit, a leg on the wrong side, a quantity
+  over a limit) shows on that field too.
 - ~100 ms after the last change the current request goes through the RiskGate (the same checks
-  the engine runs on submit) and EVERY check is listed pass/fail with its numbers. Submit is
-  disabled, with the reason shown, while a field is invalid or a check fails.
+  the engine runs on submit) and EVERY check is listed pass/fail with its numbers, under a one-line
+  summary (estimated cost, buying power after). The check runs again when the trading state, the
+  positions, the orders or the account change (bus events) and every second while the ticket holds
+  a valid order. Submit is disabled, with the reason shown, while a field is invalid or a check fails.
+- The symbol's live bid and ask are shown; clicking one stages a sell at the bid or a buy at the
+  ask. Changing the symbol re-seeds the prices from its own quote: another symbol's prices never
+  stay in the fields.
 - Submit goes through :meth:`ExecutionEngine.submit` with source ``"manual"`` after a confirmation
-  (always in live mode; in paper and local mode when ``confirm_orders`` is on). The outcome
-  (accepted / rejected with the reason / in flight) is shown.
+  (always in live mode; in paper and local mode when ``confirm_orders`` is on).
 - Window-wide hotkeys (:meth:`install_hotkeys`): F1/Ctrl+B buy, F2/Ctrl+S sell (submit the ticket
   on that side), F3 cancel the last manual order, F4 cancel all (confirmed), Ctrl+Shift+F flatten
   all (confirmed).
@@ -21,77 +27,55 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QListWidget,
-    QListWidgetItem,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QLineEdit, QListWidgetItem, QWidget
 
-from services.domain.enums import Mode, OrderClass, OrderSide, OrderType, TimeInForce
-from services.domain.models import Asset, Order, OrderLegSpec, OrderRequest
-from services.domain.money import InvalidNumberError, decimal_str, to_decimal
-from services.domain.symbols import InvalidSymbolError, is_crypto, normalize_symbol
+from services.domain.bus import EventBus, Subscription
+from services.domain.enums import Mode, OrderClass, OrderSide, OrderType
+from services.domain.events import (
+    AccountEvent,
+    FillEvent,
+    OrderChangedEvent,
+    PositionsEvent,
+    TradingStateEvent,
+)
+from services.domain.models import Asset, Order, OrderRequest
+from services.domain.money import decimal_str
+from services.marketdata.pipeline import MarketDataBatchEvent
 from services.risk.context import RiskReport
 from widgets import theme
-from widgets.models.common import DOWN, UP, confirm, describe_request
-from widgets.protocols import EngineLike
+from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
+from widgets.models.common import DOWN, UP, confirm, describe_request, fmt_price
+from widgets.order_ticket.actions import TicketActions
+from widgets.order_ticket.form import Market, TicketState, default_tif, read
+from widgets.order_ticket.layout import TicketLayout
+from widgets.order_ticket.summary import field_of, summary_line
+from widgets.protocols import BookLike, EngineLike
 from widgets.tasks import run_async
 
 DEBOUNCE_MS = 100
 RECHECK_MS = 1000
 ZERO = Decimal(0)
+PRICE_FIELDS = ("limit", "stop", "trail", "take_profit", "stop_loss", "stop_loss_limit")
+#: bus events after which the pre-check is run again (its numbers depend on them)
+RECHECK_EVENTS = (TradingStateEvent, PositionsEvent, AccountEvent, OrderChangedEvent, FillEvent)
+CENT = Decimal("0.01")
 
 
-@dataclass(frozen=True, slots=True)
-class TicketState:
-    """The outcome of reading the form: a request, or the errors per field."""
-
-    request: OrderRequest | None
-    errors: dict[str, str]
-
-
-TYPES = [t.value for t in OrderType]
-TIFS = [t.value for t in TimeInForce]
-CLASSES = [OrderClass.SIMPLE.value, OrderClass.BRACKET.value, OrderClass.OCO.value, OrderClass.OTO.value]
+def price_text(price: Decimal) -> str:
+    """A price as a trader types it: at least the cent from $1 up (``100.1`` → ``100.10``), every
+    finer digit kept (sub-dollar and crypto prices)."""
+    exp = price.normalize().as_tuple().exponent
+    if abs(price) >= 1 and isinstance(exp, int) and exp > -2:
+        return f"{price.quantize(CENT)}"
+    return decimal_str(price) or "0"
 
 
-def _positive(
-    errors: dict[str, str], key: str, edit: QLineEdit, what: str, *, required: bool
-) -> Decimal | None:
-    """The field's number when it is one above zero; otherwise None, with the problem in ``errors``."""
-    text = edit.text().strip()
-    if not text:
-        if required:
-            errors[key] = f"{what} is required"
-        return None
-    try:
-        value = to_decimal(text, field=what)
-    except InvalidNumberError as exc:
-        errors[key] = str(exc)
-        return None
-    if value <= 0:
-        errors[key] = f"{what} must be greater than zero"
-        return None
-    return value
-
-
-class OrderTicket(QWidget):
+class OrderTicket(TicketActions, TicketLayout):
     """See the module docstring. GUI thread only."""
 
     submitted = Signal(str)
@@ -101,6 +85,8 @@ class OrderTicket(QWidget):
         self,
         engine: EngineLike,
         *,
+        book: BookLike | None = None,
+        bus: EventBus | None = None,
         mode: Mode = Mode.LOCAL,
         confirm_orders: bool = True,
         parent: QWidget | None = None,
@@ -108,6 +94,8 @@ class OrderTicket(QWidget):
         super().__init__(parent)
         self.setObjectName("orderTicket")
         self.engine = engine
+        #: the quote book (the engine's price source when none is given)
+        self.book: BookLike | None = book if book is not None else getattr(engine, "prices", None)
         self.mode = mode
         self.confirm_orders = confirm_orders
         #: ``confirm(title, text) -> bool``; replaced in tests
@@ -119,249 +107,206 @@ class OrderTicket(QWidget):
         self._assets: dict[str, Asset | None] = {}
         self._asset_loading: set[str] = set()
         self.shortcuts: list[QShortcut] = []
+        self._blocked = ""
+        self._touched: set[str] = set()  # fields the user edited: only they show errors
+        self._show_all_errors = False  # after a submit attempt every error shows
+        self._seeded_for = ""  # the symbol whose quote the prices were seeded from
+        self._seeded_limit = ""  # the limit seeded (re-seeded with the side while untouched)
+        self._seeded_side = OrderSide.BUY
         self._build()
+        self.fieldEdited.connect(self._touched.add)
+        self.bid_button.clicked.connect(lambda: self._stage_touch(OrderSide.SELL))
+        self.ask_button.clicked.connect(lambda: self._stage_touch(OrderSide.BUY))
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)
         self._debounce.timeout.connect(self.run_precheck)
-        # risk checks change with time (duplicate window, trading state, market): re-run them while
-        # the ticket holds a valid order, so neither a block nor a pass goes stale
+        # risk checks change with time (duplicate window, market hours): re-run them while the
+        # ticket holds a valid order, so neither a block nor a pass goes stale
         self._recheck = QTimer(self)
         self._recheck.setInterval(RECHECK_MS)
         self._recheck.timeout.connect(self._recheck_now)
+        self._subs: list[Subscription] = []
+        if bus is not None:
+            self._subs.append(bus.subscribe(MarketDataBatchEvent, self._on_batch))
+            for event in RECHECK_EVENTS:
+                self._subs.append(bus.subscribe(event, lambda _e: self._schedule_precheck()))
+        cancel_on_destroy(self, self._subs)
+        self.set_order_type(OrderType.LIMIT)  # a priced order unless the trader picks another type
+        self._update_units()
         self._update_visibility()
         self.run_precheck()
 
-    # -- layout -------------------------------------------------------------------------------------
-    def _line(self, name: str, placeholder: str = "") -> QLineEdit:
-        edit = QLineEdit(self)
-        edit.setObjectName(name)
-        edit.setPlaceholderText(placeholder)
-        edit.textChanged.connect(self._changed)
-        return edit
+    def close_subscriptions(self) -> None:
+        """Stop following the bus (also done when the ticket is destroyed)."""
+        cancel_subscriptions(self._subs)
 
-    def _combo(self, name: str, items: list[str]) -> QComboBox:
-        box = QComboBox(self)
-        box.setObjectName(name)
-        box.addItems(items)
-        box.currentIndexChanged.connect(self._changed)
-        return box
-
-    def _build(self) -> None:
-        self._build_fields()
-        form = self._build_form()
-        self.precheck_list = QListWidget(self)
-        self.precheck_list.setObjectName("ticketPrecheck")
-        self.precheck_list.setMinimumHeight(120)
-        self.precheck_list.setSelectionMode(QListWidget.SelectionMode.NoSelection)
-        # Each check wraps to the dock's width: a reason cut at the edge is a reason not read.
-        self.precheck_list.setWordWrap(True)
-        self.precheck_list.setResizeMode(QListWidget.ResizeMode.Adjust)
-        self.precheck_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        checks = QGroupBox("Risk pre-check", self)
-        cl = QVBoxLayout(checks)
-        cl.setContentsMargins(4, 4, 4, 4)
-        cl.addWidget(self.precheck_list)
-
-        self.submit_button = QPushButton("Submit", self)
-        self.submit_button.setObjectName("ticketSubmit")
-        self.submit_button.clicked.connect(lambda: self.submit())
-        self.reason_label = QLabel("", self)
-        self.reason_label.setObjectName("ticketBlockedReason")
-        self.reason_label.setWordWrap(True)
-        self.reason_label.setStyleSheet(f"color: {theme.WARN}")
-        self.result_label = QLabel("", self)
-        self.result_label.setObjectName("ticketResult")
-        self.result_label.setWordWrap(True)
-        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(form)
-        layout.addWidget(checks, 1)
-        layout.addWidget(self.submit_button)
-        layout.addWidget(self.reason_label)
-        layout.addWidget(self.result_label)
-
-    def _build_fields(self) -> None:
-        """One editor per order field, each re-checking the form when it changes."""
-        self.symbol_edit = self._line("ticketSymbol", "AAPL, BTC/USD")
-        self.side_combo = self._combo("ticketSide", ["buy", "sell"])
-        self.amount_kind = self._combo("ticketAmountKind", ["qty", "notional"])
-        self.amount_edit = self._line("ticketAmount", "shares")
-        self.type_combo = self._combo("ticketType", TYPES)
-        self.limit_edit = self._line("ticketLimit", "limit price")
-        self.stop_edit = self._line("ticketStop", "stop price")
-        self.trail_kind = self._combo("ticketTrailKind", ["price", "percent"])
-        self.trail_edit = self._line("ticketTrail", "trail")
-        self.tif_combo = self._combo("ticketTif", TIFS)
-        self.ext_check = QCheckBox("Extended hours", self)
-        self.ext_check.setObjectName("ticketExtended")
-        self.ext_check.toggled.connect(self._changed)
-        self.class_combo = self._combo("ticketClass", CLASSES)
-        self.tp_edit = self._line("ticketTakeProfit", "take-profit limit")
-        self.sl_stop_edit = self._line("ticketStopLossStop", "stop-loss stop")
-        self.sl_limit_edit = self._line("ticketStopLossLimit", "stop-loss limit (optional)")
-
-    def _build_form(self) -> QFormLayout:
-        """The fields in a form, each row with its own error line (``ticketError_<key>``)."""
-        self.errors: dict[str, QLabel] = {}
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self._rows: dict[str, QWidget] = {}
-
-        def row(key: str, label: str, field: QWidget) -> None:
-            box = QWidget(self)
-            lay = QVBoxLayout(box)
-            lay.setContentsMargins(0, 0, 0, 0)
-            lay.setSpacing(0)
-            lay.addWidget(field)
-            err = QLabel("", box)
-            err.setObjectName(f"ticketError_{key}")
-            err.setStyleSheet(f"color: {theme.DOWN}; font-size: 11px")
-            err.setVisible(False)
-            lay.addWidget(err)
-            self.errors[key] = err
-            self._rows[key] = box
-            form.addRow(label, box)
-
-        row("symbol", "Symbol", self.symbol_edit)
-        row("side", "Side", self.side_combo)
-        row("amount", "Amount", self._pair(self.amount_kind, self.amount_edit))
-        row("type", "Type", self.type_combo)
-        row("limit", "Limit", self.limit_edit)
-        row("stop", "Stop", self.stop_edit)
-        row("trail", "Trail", self._pair(self.trail_kind, self.trail_edit))
-        row("tif", "Time in force", self.tif_combo)
-        row("extended", "", self.ext_check)
-        row("class", "Order class", self.class_combo)
-        row("take_profit", "Take profit", self.tp_edit)
-        row("stop_loss", "Stop loss", self.sl_stop_edit)
-        row("stop_loss_limit", "", self.sl_limit_edit)
-        self._form = form
-        return form
-
-    def _pair(self, kind: QComboBox, edit: QLineEdit) -> QWidget:
-        """A unit chooser beside its value (qty/notional and amount, price/percent and trail)."""
-        box = QWidget(self)
-        lay = QHBoxLayout(box)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(kind)
-        lay.addWidget(edit, 1)
-        return box
-
-    # -- form → request -----------------------------------------------------------------------------
+    # -- changes ------------------------------------------------------------------------------------
     def _changed(self, *_: object) -> None:
+        sym = self.symbol()
+        if sym != self._seeded_for:
+            self._retarget(sym)
+        elif self.side() is not self._seeded_side and self.limit_edit.text() == self._seeded_limit:
+            self._seed_limit()  # the side changed and the limit is still the seeded one
+        self._set_choices(self._crypto())
+        self._update_units()
         self._update_visibility()
+        if self.order_class() is OrderClass.OCO:
+            self._oco_defaults()
+        self._schedule_precheck()
+
+    def _schedule_precheck(self) -> None:
         self._debounce.start()
 
-    def _update_visibility(self) -> None:
-        otype = OrderType(self.type_combo.currentText())
-        oclass = OrderClass(self.class_combo.currentText())
-        legs = oclass is not OrderClass.SIMPLE
-        shown = {
-            "limit": otype in (OrderType.LIMIT, OrderType.STOP_LIMIT),
-            "stop": otype in (OrderType.STOP, OrderType.STOP_LIMIT),
-            "trail": otype is OrderType.TRAILING_STOP,
-            "take_profit": legs,
-            "stop_loss": legs,
-            "stop_loss_limit": legs,
+    def _retarget(self, symbol: str) -> None:
+        """A new symbol: its asset class's choices, its quote, prices seeded from it (never the
+        previous symbol's)."""
+        crypto_before = self._choices_for
+        self._seeded_for = symbol
+        for key, edit in self._price_edits().items():
+            self._set_quietly(edit, "")
+            self._touched.discard(key)
+        self._set_choices(self._crypto())
+        if crypto_before != self._choices_for:
+            self._update_tifs(default=default_tif(self._crypto()))
+        self._show_quote()
+        self._seed_limit()
+
+    def _price_edits(self) -> dict[str, QLineEdit]:
+        return {
+            "limit": self.limit_edit,
+            "stop": self.stop_edit,
+            "trail": self.trail_edit,
+            "take_profit": self.tp_edit,
+            "stop_loss": self.sl_stop_edit,
+            "stop_loss_limit": self.sl_limit_edit,
         }
-        for key, visible in shown.items():
-            self._form.setRowVisible(self._rows[key], visible)
-        self.amount_edit.setPlaceholderText("shares" if self.amount_kind.currentText() == "qty" else "USD")
-        self.submit_button.setText(
-            f"{self.side_combo.currentText().upper()} {self.symbol_edit.text().strip().upper() or '…'}"
-        )
 
-    def read_form(self) -> TicketState:
-        """Validate every field; returns the request or the error per field (never raises)."""
-        errors: dict[str, str] = {}
-        dec = partial(_positive, errors)
-        symbol = ""
-        try:
-            symbol = normalize_symbol(self.symbol_edit.text())
-        except InvalidSymbolError as exc:
-            errors["symbol"] = str(exc)
-        side = OrderSide(self.side_combo.currentText())
-        otype = OrderType(self.type_combo.currentText())
-        tif = TimeInForce(self.tif_combo.currentText())
-        oclass = OrderClass(self.class_combo.currentText())
-        notional_mode = self.amount_kind.currentText() == "notional"
-        amount = dec("amount", self.amount_edit, "notional" if notional_mode else "quantity", required=True)
-        needs_limit = otype in (OrderType.LIMIT, OrderType.STOP_LIMIT)
-        needs_stop = otype in (OrderType.STOP, OrderType.STOP_LIMIT)
-        limit = dec("limit", self.limit_edit, "limit price", required=needs_limit)
-        stop = dec("stop", self.stop_edit, "stop price", required=needs_stop)
-        trail = dec("trail", self.trail_edit, "trail", required=otype is OrderType.TRAILING_STOP)
-        if otype not in (OrderType.LIMIT, OrderType.STOP_LIMIT):
-            limit = None
-        if otype not in (OrderType.STOP, OrderType.STOP_LIMIT):
-            stop = None
-        trail_price = trail_pct = None
-        if otype is OrderType.TRAILING_STOP and trail is not None:
-            if self.trail_kind.currentText() == "percent":
-                if trail >= 100:
-                    errors["trail"] = "trail percent must be below 100"
-                trail_pct = trail
-            else:
-                trail_price = trail
-        if notional_mode and otype is not OrderType.MARKET:
-            errors["amount"] = "a notional amount needs a market order"
-        if symbol and is_crypto(symbol) and tif not in (TimeInForce.GTC, TimeInForce.IOC):
-            errors["tif"] = "crypto orders take gtc or ioc"
-        take_profit = stop_loss = None
-        if oclass is not OrderClass.SIMPLE:
-            take_profit, stop_loss = self._read_legs(errors, oclass, otype, side, notional_mode)
-        if errors or amount is None:
-            return TicketState(None, errors)
-        try:
-            request = OrderRequest(
-                symbol=symbol,
-                side=side,
-                type=otype,
-                time_in_force=tif,
-                qty=None if notional_mode else amount,
-                notional=amount if notional_mode else None,
-                limit_price=limit,
-                stop_price=stop,
-                trail_price=trail_price,
-                trail_percent=trail_pct,
-                extended_hours=self.ext_check.isChecked(),
-                order_class=oclass,
-                take_profit=take_profit,
-                stop_loss=stop_loss,
-            )
-        except ValueError as exc:
-            return TicketState(None, {"amount": str(exc)})
-        return TicketState(request, {})
+    @staticmethod
+    def _set_quietly(edit: QLineEdit, text: str) -> None:
+        edit.blockSignals(True)
+        edit.setText(text)
+        edit.blockSignals(False)
 
-    def _read_legs(
-        self, errors: dict[str, str], oclass: OrderClass, otype: OrderType, side: OrderSide, notional: bool
-    ) -> tuple[OrderLegSpec | None, OrderLegSpec | None]:
-        """The take-profit and stop-loss legs of a bracket, OCO or OTO order; problems go to ``errors``."""
-        dec = partial(_positive, errors)
-        tp = dec("take_profit", self.tp_edit, "take-profit limit", required=oclass is not OrderClass.OTO)
-        sl = dec("stop_loss", self.sl_stop_edit, "stop-loss stop", required=oclass is not OrderClass.OTO)
-        sl_limit = dec("stop_loss_limit", self.sl_limit_edit, "stop-loss limit", required=False)
-        if oclass is OrderClass.OTO and tp is None and sl is None and "take_profit" not in errors:
-            errors["take_profit"] = "an OTO order needs a take-profit or a stop-loss leg"
-        if oclass is OrderClass.OCO and otype is not OrderType.LIMIT:
-            errors["type"] = "an OCO order is a limit order (its take-profit leg)"
-        if oclass is OrderClass.BRACKET and otype not in (OrderType.MARKET, OrderType.LIMIT):
-            errors["type"] = "a bracket's entry is a market or limit order"
-        if notional:
-            errors["amount"] = f"{oclass.value} orders need a quantity"
-        take_profit = OrderLegSpec(limit_price=tp) if tp is not None else None
-        stop_loss = OrderLegSpec(stop_price=sl, limit_price=sl_limit) if sl is not None else None
-        if tp is not None and sl is not None and "take_profit" not in errors:
-            if side is OrderSide.BUY and tp <= sl:
-                errors["take_profit"] = "a buy's take-profit must be above its stop-loss"
-            if side is OrderSide.SELL and tp >= sl:
-                errors["take_profit"] = "a sell's take-profit must be below its stop-loss"
-        return take_profit, stop_loss
+    def _seed_limit(self) -> None:
+        """The limit at the touch the order would take: the ask for a buy, the bid for a sell."""
+        market = self.market()
+        side = self.side()
+        price = market.ask if side is OrderSide.BUY else market.bid
+        text = price_text(price) if price is not None else ""
+        self._set_quietly(self.limit_edit, text)
+        self._seeded_limit, self._seeded_side = text, side
+
+    def _oco_defaults(self) -> None:
+        """An OCO exits the position: the side that closes it and, when none is typed, its size."""
+        if self.order_type() is not OrderType.LIMIT:
+            self.type_combo.blockSignals(True)
+            self.set_order_type(OrderType.LIMIT)  # Alpaca: an OCO's type is always limit
+            self.type_combo.blockSignals(False)
+            self._update_visibility()
+        position = self._position(self.symbol())
+        if position == 0:
+            return
+        closing = OrderSide.SELL if position > 0 else OrderSide.BUY
+        if self.side() is not closing and "side" not in self._touched:
+            self.side_group.blockSignals(True)
+            self.set_side(closing)
+            self.side_group.blockSignals(False)
+            self._update_visibility()
+        if not self.amount_edit.text().strip():
+            self._set_quietly(self.amount_edit, f"{abs(position).normalize():f}")
+
+    # -- the symbol's market ------------------------------------------------------------------------
+    def market(self, symbol: str | None = None) -> Market:
+        sym = self.symbol() if symbol is None else symbol
+        if not sym or self.book is None:
+            return Market()
+        e = self.book.entry(sym)
+        return Market(e.bid, e.ask, e.last)
+
+    def _show_quote(self) -> None:
+        m = self.market()
+        self.bid_button.setText(f"Bid {fmt_price(m.bid)}")
+        self.ask_button.setText(f"Ask {fmt_price(m.ask)}")
+        self.bid_button.setEnabled(m.bid is not None)
+        self.ask_button.setEnabled(m.ask is not None)
+
+    def _on_batch(self, event: MarketDataBatchEvent) -> None:
+        sym = self.symbol()
+        if sym and (sym in event.batch.quotes or sym in event.batch.trades):
+            self._show_quote()
+            if not self.limit_edit.text():
+                self._seed_limit()
+
+    def _position(self, symbol: str) -> Decimal:
+        store = getattr(self.engine, "store", None)
+        pos = store.positions.get(symbol) if store is not None and symbol else None
+        return pos.qty if pos is not None else ZERO
+
+    # -- staging (watchlist bid/ask, the chart) -------------------------------------------------------
+    def stage(self, symbol: str, side: OrderSide, order_type: OrderType, price: Decimal | None) -> None:
+        """Fill the ticket with a ``side`` ``order_type`` order for ``symbol`` at ``price`` (the
+        limit of a limit order, the stop of a stop order, both of a stop-limit). Nothing is sent."""
+        self.symbol_edit.setText(symbol)
+        self.set_side(side)
+        if self.order_class() is OrderClass.OCO:
+            self.set_order_class(OrderClass.SIMPLE)
+        if not self.set_order_type(order_type):
+            self._show_result(f"{order_type.value} orders are not offered for {symbol}", error=True)
+            return
+        text = price_text(price) if price is not None else ""
+        if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+            self.limit_edit.setText(text)
+            self._touched.add("limit")
+        if order_type in (OrderType.STOP, OrderType.STOP_LIMIT):
+            self.stop_edit.setText(text)
+            self._touched.add("stop")
+        self._seeded_limit = ""
+        self._show_result(f"staged: {side.value} {symbol} {order_type.value} at {text}; review and submit")
+        if not self.amount_edit.text().strip():
+            self.amount_edit.setFocus()
+        self.run_precheck()
+
+    def _stage_touch(self, side: OrderSide) -> None:
+        m = self.market()
+        price = m.ask if side is OrderSide.BUY else m.bid
+        if price is not None and self.symbol():
+            self.stage(self.symbol(), side, OrderType.LIMIT, price)
+
+    def set_symbol(self, symbol: str) -> None:
+        self.symbol_edit.setText(symbol)
+
+    def prefill(self, order: Order) -> None:
+        """Fill the ticket from an existing order (blotter → Duplicate). Nothing is sent."""
+        self.symbol_edit.setText(order.symbol)
+        self.set_side(order.side)
+        self.set_order_class(OrderClass.SIMPLE)
+        if order.qty is not None:
+            self.set_amount_kind(self.amount_kind.itemData(0))
+            self.amount_edit.setText(decimal_str(order.qty) or "")
+        elif order.notional is not None:
+            self.set_amount_kind(self.amount_kind.itemData(1))
+            self.amount_edit.setText(decimal_str(order.notional) or "")
+        self.set_order_type(order.type)
+        self.set_time_in_force(order.time_in_force)
+        self.limit_edit.setText(decimal_str(order.limit_price) or "")
+        self.stop_edit.setText(decimal_str(order.stop_price) or "")
+        if order.trail_percent is not None:
+            self.set_trail_kind(self.trail_kind.itemData(1))
+            self.trail_edit.setText(decimal_str(order.trail_percent) or "")
+        elif order.trail_price is not None:
+            self.set_trail_kind(self.trail_kind.itemData(0))
+            self.trail_edit.setText(decimal_str(order.trail_price) or "")
+        self.ext_check.setChecked(order.extended_hours)
+        self._touched.update(("symbol", "amount", *PRICE_FIELDS))
+        self._show_result(f"pre-filled from {order.client_order_id}; review and submit")
 
     # -- pre-check ----------------------------------------------------------------------------------
+    def read_form(self) -> TicketState:
+        """Validate every field; returns the request or the error per field (never raises)."""
+        sym = self.symbol()
+        return read(self.values(), self.market(), self._position(sym))
+
     def _asset(self, symbol: str) -> Asset | None:
         if symbol in self._assets:
             return self._assets[symbol]
@@ -383,34 +328,32 @@ class OrderTicket(QWidget):
         self._asset_loading.discard(symbol)
         self._assets[symbol] = asset if error is None else None
         if error is not None:
-            self.result_label.setText(f"instrument data for {symbol} unavailable: {error}")
+            self._show_result(f"instrument data for {symbol} unavailable: {error}", error=True)
         self._debounce.start()
 
     def run_precheck(self) -> RiskReport | None:
-        """Read the form and run every risk check; updates the list and the Submit button."""
+        """Read the form and run every risk check; updates the list, the summary and Submit."""
         self._debounce.stop()
         state = self.read_form()
         self.last_state = state
-        for key, label in self.errors.items():
-            msg = state.errors.get(key, "")
-            label.setText(msg)
-            label.setVisible(bool(msg))
         scroll = self.precheck_list.verticalScrollBar().value()
         self.precheck_list.clear()
         if state.request is None:
             self.last_report = None
             self._recheck.stop()
-            first = next(iter(state.errors.items()), None)
-            reason = f"{first[0]}: {first[1]}" if first else "fill in the ticket"
-            self._block(reason)
-            item = QListWidgetItem("Risk checks run once every field is valid")
-            self.precheck_list.addItem(item)
+            self._show_errors(state.errors)
+            self.summary_label.setText("")
+            self._block(self._first_error(state.errors))
+            self.precheck_list.addItem(QListWidgetItem("Risk checks run once every field is valid"))
             return None
         request = state.request
         asset = self._asset(request.symbol)
-        report = self.engine.risk.preview(request, self.engine.risk_context(request, asset))
+        ctx = self.engine.risk_context(request, asset)
+        report = self.engine.risk.preview(request, ctx)
         self.last_report = report
         self._recheck.start()
+        self.summary_label.setText(summary_line(request, ctx))
+        self.summary_label.setToolTip(self.summary_label.text())
         for c in report.checks:
             nums = ", ".join(f"{k}={v}" for k, v in c.numbers.items())
             mark = "PASS" if c.passed else "FAIL"
@@ -419,11 +362,44 @@ class OrderTicket(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, c.name)
             self.precheck_list.addItem(item)
         self.precheck_list.verticalScrollBar().setValue(scroll)
-        if report.passed:
-            self._block(None)
-        else:
-            self._block("risk: " + report.explain())
+        field_errors: dict[str, str] = {}
+        for c in report.failures:
+            key = field_of(c)
+            if key is not None and key not in field_errors:
+                field_errors[key] = c.detail
+        self._show_errors(field_errors, every=True)
+        self._block(None if report.passed else "risk: " + report.explain())
         return report
+
+    def _shown(self, key: str) -> bool:
+        """An error shows once its field holds text or was edited (an empty field nobody touched yet
+        is not an error to shout about), or after a submit attempt; choices' errors always show."""
+        if self._show_all_errors or key in self._touched or key not in self._price_and_text_keys:
+            return True
+        edit = {"symbol": self.symbol_edit, "amount": self.amount_edit, **self._price_edits()}[key]
+        return bool(edit.text().strip())
+
+    _price_and_text_keys = frozenset(("symbol", "amount", *PRICE_FIELDS))
+
+    def _show_errors(self, errors: dict[str, str], *, every: bool = False) -> None:
+        for key, label in self.errors.items():
+            msg = errors.get(key, "")
+            if msg and not every and not self._shown(key):
+                msg = ""
+            label.setText(msg)
+            label.setToolTip(msg)
+            label.setVisible(bool(msg))
+
+    def _first_error(self, errors: dict[str, str]) -> str:
+        shown = [(k, m) for k, m in errors.items() if self._shown(k)]
+        if shown:
+            return f"{shown[0][0]}: {shown[0][1]}"
+        missing = [k for k in errors if k in self._price_and_text_keys]
+        return (
+            "enter the " + " and ".join(k.replace("_", " ") for k in missing)
+            if missing
+            else "fill in the ticket"
+        )
 
     def _recheck_now(self) -> None:
         if not self._debounce.isActive() and not self._busy():
@@ -431,15 +407,18 @@ class OrderTicket(QWidget):
 
     def _block(self, reason: str | None) -> None:
         self.submit_button.setEnabled(reason is None and not self._busy())
-        self.reason_label.setText("" if reason is None else f"Submit disabled — {reason}")
-        self.reason_label.setVisible(reason is not None)
+        self._blocked = "" if reason is None else f"Submit disabled — {reason}"
+        self.reason_label.setText(self._blocked)
+        self.reason_label.setToolTip(self._blocked)
+        hint = reason is not None and (reason.startswith("enter the") or reason == "fill in the ticket")
+        self.reason_label.setStyleSheet(f"color: {theme.MUTED if hint else theme.WARN}")
 
     def _busy(self) -> bool:
         return self.task is not None and not self.task.done()
 
     @property
     def blocked_reason(self) -> str:
-        return self.reason_label.text()
+        return self._blocked
 
     # -- actions ------------------------------------------------------------------------------------
     def needs_confirmation(self) -> bool:
@@ -451,10 +430,11 @@ class OrderTicket(QWidget):
     def submit(self, side: OrderSide | None = None) -> bool:
         """Validate, pre-check, confirm, then send through the engine. Returns whether it was sent."""
         if side is not None:
-            self.side_combo.setCurrentText(side.value)
+            self.set_side(side)
         if self._busy():
             self._show_result("the previous order is still being sent", error=True)
             return False
+        self._show_all_errors = True
         report = self.run_precheck()
         state = self.last_state
         if state is None or state.request is None:
@@ -495,72 +475,10 @@ class OrderTicket(QWidget):
 
     def _show_result(self, text: str, *, error: bool = False) -> None:
         self.result_label.setText(text)
+        self.result_label.setToolTip(text)
         self.result_label.setStyleSheet(f"color: {theme.DOWN}" if error else "")
         self.resultChanged.emit(text)
 
-    def cancel_last(self) -> bool:
-        cid = self.last_client_order_id
-        if cid is None:
-            self._show_result("no manual order to cancel yet")
-            return False
-        run_async(
-            self.engine.cancel(cid, source="manual"),
-            lambda ok, e: self._show_result(
-                f"cancel {cid}: " + ("requested" if ok else f"not possible ({e or 'order is not open'})"),
-                error=not ok,
-            ),
-        )
-        return True
-
-    def cancel_all(self) -> bool:
-        if not self.ask("Cancel all orders", "Cancel EVERY open order?"):
-            return False
-        run_async(
-            self.engine.cancel_all(source="manual"),
-            lambda n, e: self._show_result(
-                f"cancel all: {n} requested" if e is None else f"cancel all failed: {e}"
-            ),
-        )
-        return True
-
-    def flatten_all(self) -> bool:
-        if not self.ask("Flatten all positions", "Close EVERY position with market orders?"):
-            return False
-        run_async(
-            self.engine.flatten_all(source="manual"),
-            lambda n, e: self._show_result(f"flatten all: {n}" if e is None else f"flatten failed: {e}"),
-        )
-        return True
-
-    # -- prefill (watchlist selection, blotter duplicate) --------------------------------------------
-    def set_symbol(self, symbol: str) -> None:
-        self.symbol_edit.setText(symbol)
-
-    def prefill(self, order: Order) -> None:
-        """Fill the ticket from an existing order (blotter → Duplicate). Nothing is sent."""
-        self.symbol_edit.setText(order.symbol)
-        self.side_combo.setCurrentText(order.side.value)
-        if order.qty is not None:
-            self.amount_kind.setCurrentText("qty")
-            self.amount_edit.setText(decimal_str(order.qty) or "")
-        elif order.notional is not None:
-            self.amount_kind.setCurrentText("notional")
-            self.amount_edit.setText(decimal_str(order.notional) or "")
-        self.type_combo.setCurrentText(order.type.value)
-        self.tif_combo.setCurrentText(order.time_in_force.value)
-        self.limit_edit.setText(decimal_str(order.limit_price) or "")
-        self.stop_edit.setText(decimal_str(order.stop_price) or "")
-        if order.trail_percent is not None:
-            self.trail_kind.setCurrentText("percent")
-            self.trail_edit.setText(decimal_str(order.trail_percent) or "")
-        elif order.trail_price is not None:
-            self.trail_kind.setCurrentText("price")
-            self.trail_edit.setText(decimal_str(order.trail_price) or "")
-        self.ext_check.setChecked(order.extended_hours)
-        self.class_combo.setCurrentText(OrderClass.SIMPLE.value)
-        self._show_result(f"pre-filled from {order.client_order_id}; review and submit")
-
-    # -- hotkeys ------------------------------------------------------------------------------------
     def install_hotkeys(self, window: QWidget) -> list[QShortcut]:
         """Window-wide shortcuts on ``window`` (the main window)."""
         bindings: list[tuple[str, Callable[[], object]]] = [
