@@ -62,6 +62,7 @@ def _save_watchlist(ctx: AppContext, symbols: list[str]) -> None:
 
 
 def _watchlist(env: PanelEnv) -> QWidget:
+    from services.broker.assets import AssetDirectory
     from widgets.watchlist import WatchlistPanel
 
     ctx, services = env.ctx, env.services
@@ -79,6 +80,8 @@ def _watchlist(env: PanelEnv) -> QWidget:
         ctx.settings.watchlist,
         on_symbols_changed=lambda syms: _save_watchlist(ctx, syms),
         subscribe=watch,
+        # symbols typed into the add box are checked against the broker's asset list
+        assets=AssetDirectory(services.broker.get_assets) if services.broker is not None else None,
     )
     # Symbols already watched at start-up were subscribed by the app; they still need the
     # previous close (for change %) and the day's volume so far.
@@ -92,7 +95,13 @@ def _order_ticket(env: PanelEnv) -> QWidget:
     from widgets.order_ticket import OrderTicket
 
     engine = need(env.services.engine, "engine", env.services)
-    return OrderTicket(engine, mode=env.ctx.mode, confirm_orders=env.ctx.settings.ui.confirm_orders)
+    return OrderTicket(
+        engine,
+        book=env.services.book,
+        bus=env.ctx.bus,
+        mode=env.ctx.mode,
+        confirm_orders=env.ctx.settings.ui.confirm_orders,
+    )
 
 
 def _blotter(env: PanelEnv) -> QWidget:
@@ -187,7 +196,8 @@ def _settle_layout(window: MainWindow) -> None:
 
 
 def _link(window: MainWindow, panels: TradingPanels, selected: dict[str, str]) -> None:
-    """Watchlist, blotter and positions selections drive the ticket and the chart."""
+    """Watchlist, blotter and positions selections drive the ticket and the chart; a click on a
+    watchlist row's bid or ask stages a sell at the bid or a buy at the ask in the ticket."""
 
     def select(symbol: str) -> None:
         selected["symbol"] = symbol
@@ -199,6 +209,17 @@ def _link(window: MainWindow, panels: TradingPanels, selected: dict[str, str]) -
     for source in (panels.watchlist, panels.blotter, panels.positions):
         if source is not None:
             source.symbolSelected.connect(select)
+    if panels.ticket is not None and panels.watchlist is not None:
+        ticket = panels.ticket
+
+        def stage_quote(symbol: str, side: str, price: str) -> None:
+            from decimal import Decimal
+
+            from services.domain.enums import OrderSide, OrderType
+
+            ticket.stage(symbol, OrderSide(side), OrderType.LIMIT, Decimal(price))
+
+        panels.watchlist.quoteClicked.connect(stage_quote)
     if panels.ticket is not None:
         panels.ticket.install_hotkeys(window)
         if panels.blotter is not None:
