@@ -231,6 +231,7 @@ def test_submit_never_moves_as_messages_come_and_go(qtbot, rig: Rig) -> None:  #
         return t.submit_button.mapTo(t, QPoint(0, 0)).y()
 
     start = y()
+    narrowest = t.minimumSizeHint().width()
     t.symbol_edit.setText("AAPL")
     qtbot.keyClicks(t.amount_edit, "ten")
     t.limit_edit.setText("-1")
@@ -242,8 +243,10 @@ def test_submit_never_moves_as_messages_come_and_go(qtbot, rig: Rig) -> None:  #
     t.amount_edit.setText("10")
     t.limit_edit.setText("100")
     t.run_precheck()
+    assert len(t.summary_label.text()) > 60  # a long summary line wraps instead of widening the dock
     t._show_result("")
     assert y() == start
+    assert t.minimumSizeHint().width() == narrowest
 
 
 # --- 4. summary and refresh ------------------------------------------------------------------------

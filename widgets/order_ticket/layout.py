@@ -84,7 +84,7 @@ class TicketLayout(QWidget):
         checks = QGroupBox("Risk pre-check", self)
         cl = QVBoxLayout(checks)
         cl.setContentsMargins(4, 4, 4, 4)
-        self.summary_label = self._message("ticketSummary", lines=1)
+        self.summary_label = self._message("ticketSummary")
         cl.addWidget(self.summary_label)
         cl.addWidget(self.precheck_list, 1)
 
@@ -110,7 +110,7 @@ class TicketLayout(QWidget):
         """A message line with room for ``lines`` lines whether it holds text or not."""
         label = QLabel("", self)
         label.setObjectName(name)
-        label.setWordWrap(lines > 1)
+        label.setWordWrap(True)  # a long line wraps: it never widens the dock
         label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         label.setFixedHeight(label.fontMetrics().lineSpacing() * lines + 2)
         return label

@@ -451,6 +451,7 @@ class OrderTicket(TicketActions, TicketLayout):
                 self._show_result("not sent (confirmation declined)")
                 return False
         self._show_result(f"sending {self.describe(request)} …")
+        self._show_all_errors = False  # the next order starts quiet again
         self.task = run_async(self.engine.submit(request, source="manual"), self._submitted)
         self.submit_button.setEnabled(False)
         return True
