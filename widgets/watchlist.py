@@ -86,6 +86,7 @@ class WatchlistPanel(QWidget):
         self.error_label = QLabel("", self)
         self.error_label.setObjectName("watchlistError")
         self.error_label.setStyleSheet(f"color: {theme.DOWN}")
+        self.error_label.setWordWrap(True)  # a long refusal wraps: it never widens the dock
         self.error_label.setVisible(False)
 
         self.view = RowTableView(self)

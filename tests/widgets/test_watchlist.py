@@ -176,10 +176,12 @@ def test_add_refuses_symbols_the_broker_does_not_list(qtbot) -> None:  # type: i
     asyncio.run(assets.load())
     w = WatchlistPanel(book(), None, [], assets=assets)
     qtbot.addWidget(w)
+    narrowest = w.minimumSizeHint().width()
     w.add_edit.setText("ZZZQ")
     w.add_button.click()
     assert w.symbols() == [] and w.add_edit.text() == "ZZZQ"
     assert "ZZZQ is not an asset the broker lists" in w.error_label.text()
+    assert w.minimumSizeHint().width() == narrowest  # the message wraps, the dock keeps its width
     w.add_edit.setText("btcusd")
     w.add_button.click()
     assert w.symbols() == ["BTC/USD"] and not w.error_label.isVisible()
