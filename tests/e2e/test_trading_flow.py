@@ -12,7 +12,7 @@ import qasync
 from PySide6.QtWidgets import QApplication
 
 from app.qt.preview import start_local_services, stop_services
-from services.domain.enums import Mode, TradingState
+from services.domain.enums import Mode, OrderType, TradingState
 from tests.support.polling import async_wait_for
 
 
@@ -60,7 +60,7 @@ def test_ticket_order_is_acknowledged_and_filled(qapp: QApplication, tmp_path: P
             symbol = ctx.settings.watchlist[0]
             assert ticket.symbol_edit.text() == symbol
             ticket.amount_edit.setText("3")
-            ticket.type_combo.setCurrentText("market")
+            assert ticket.set_order_type(OrderType.MARKET)
             await async_wait_for(
                 f"a passing pre-check: {ticket.blocked_reason}",
                 lambda: ticket.run_precheck() is not None and ticket.last_report.passed,
