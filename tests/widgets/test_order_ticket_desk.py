@@ -268,6 +268,10 @@ def test_summary_line_with_rounded_numbers(qtbot, rig: Rig) -> None:  # type: ig
     t.run_precheck()
     # 1000 / 65000.10 = 0.0153846… BTC: shown to the asset's 0.0001 increment, money to the cent
     assert t.summary_label.text().startswith("Buy 0.0153 BTC · est. cost $1,000.00 · buying power after $")
+    texts = [t.precheck_list.item(i).text() for i in range(t.precheck_list.count())]
+    qty_check = next(x for x in texts if "max_order_qty" in x)
+    assert "qty=0.0153," in qty_check or qty_check.endswith("qty=0.0153)")
+    assert "notional=1000.00" in next(x for x in texts if "buying_power" in x)
 
 
 def test_precheck_follows_trading_state_and_account_events(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]

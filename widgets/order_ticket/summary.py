@@ -60,6 +60,34 @@ def summary_line(request: OrderRequest, ctx: RiskContext) -> str:
     return f"{head} · buying power after {money(account.buying_power - facts.notional)}"
 
 
+#: money figures in the checks' numbers: shown to the cent
+MONEY_KEYS = frozenset(
+    {"buying_power", "day_pl", "max_daily_loss", "gross", "gross_limit", "net", "net_limit", "notional",
+     "notional_limit", "post_trade_notional", "value", "minimum"}
+)  # fmt: skip
+QTY_KEYS = frozenset({"qty", "order_qty", "position", "post_trade", "post_trade_qty", "working_sells"})
+FINE = Decimal("0.000001")
+
+
+def number_text(key: str, text: str, symbol: str, asset: Asset | None) -> str:
+    """A check's number as the ticket shows it: money to the cent, a crypto quantity to its
+    increment, anything else with more than six decimals to six (prices keep their ticks)."""
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        return text
+    if not value.is_finite():
+        return text
+    if key in MONEY_KEYS:
+        return f"{value.quantize(CENT, rounding=ROUND_HALF_UP)}"
+    if key in QTY_KEYS:
+        value = round_qty(value, symbol, asset)
+    exp = value.as_tuple().exponent
+    if isinstance(exp, int) and exp < -6:
+        value = value.quantize(FINE, rounding=ROUND_HALF_UP)
+    return f"{value.normalize():f}" if value == value.to_integral_value() else f"{value:f}"
+
+
 #: The form field a failed check is about (the rest stay in the pre-check list only).
 CHECK_FIELDS = {
     "price_band": "limit",

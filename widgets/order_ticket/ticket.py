@@ -53,7 +53,7 @@ from widgets.models.common import DOWN, UP, confirm, describe_request, fmt_price
 from widgets.order_ticket.actions import TicketActions
 from widgets.order_ticket.form import Market, TicketState, default_tif, read
 from widgets.order_ticket.layout import TicketLayout
-from widgets.order_ticket.summary import field_of, summary_line
+from widgets.order_ticket.summary import field_of, number_text, summary_line
 from widgets.protocols import BookLike, EngineLike
 from widgets.tasks import run_async
 
@@ -355,7 +355,7 @@ class OrderTicket(TicketActions, TicketLayout):
         self.summary_label.setText(summary_line(request, ctx))
         self.summary_label.setToolTip(self.summary_label.text())
         for c in report.checks:
-            nums = ", ".join(f"{k}={v}" for k, v in c.numbers.items())
+            nums = ", ".join(f"{k}={number_text(k, v, request.symbol, asset)}" for k, v in c.numbers.items())
             mark = "PASS" if c.passed else "FAIL"
             item = QListWidgetItem(f"{mark}  {c.name}: {c.detail}" + (f"  ({nums})" if nums else ""))
             item.setForeground(UP if c.passed else DOWN)
