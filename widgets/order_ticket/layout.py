@@ -194,7 +194,8 @@ class TicketLayout(QWidget):
             self._rows[key] = box
             form.addRow(label, box)
 
-        row("symbol", "Symbol", self._pair(self.symbol_edit, self.bid_button, self.ask_button))
+        row("symbol", "Symbol", self.symbol_edit)
+        row("quote", "Quote", self._pair(self.bid_button, self.ask_button))
         row("side", "Side", self._pair(self.buy_button, self.sell_button))
         row("amount", "Amount", self._pair(self.amount_kind, self.amount_edit))
         row("type", "Type", self.type_combo)
@@ -216,7 +217,7 @@ class TicketLayout(QWidget):
         lay = QHBoxLayout(box)
         lay.setContentsMargins(0, 0, 0, 0)
         for w in (first, *rest):
-            grow = isinstance(w, QLineEdit) or (isinstance(w, QPushButton) and w.isCheckable())
+            grow = isinstance(w, QLineEdit | QPushButton)
             lay.addWidget(w, 1 if grow else 0)
         return box
 
