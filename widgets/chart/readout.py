@@ -1,7 +1,8 @@
 """The crosshair and the readout: the lines under the mouse and the bar's time, prices and volume.
 
 The crosshair follows the mouse (rate-limited to 60 Hz) with a vertical line through every pane and
-a horizontal line with its price label in the price pane. The readout label shows the hovered bar
+a horizontal line with its price label in the price pane; the crosshair's time is labelled on the
+time axis under it. The readout label shows the hovered bar
 (or the newest bar when the mouse is away): symbol, timeframe, time in the display time zone,
 OHLC, change from the previous close and volume.
 """
@@ -61,6 +62,40 @@ def format_bar(bar: LiveBar, prev_close: float | None) -> str:
     return "  ".join(parts)
 
 
+class _PriceFormat:
+    """The crosshair line's label format: the price at the chart's precision (pyqtgraph calls
+    ``format(value=...)`` whenever the line moves)."""
+
+    def format(self, value: float) -> str:
+        return format_price(value)
+
+
+class AxisTimeLabel(QtWidgets.QGraphicsRectItem):
+    """The crosshair's time in a box on the time axis, centred under the vertical line."""
+
+    PAD = 4.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setBrush(pg.mkBrush(ChartColors.crosshair_label))
+        self.setPen(pg.mkPen(ChartColors.crosshair))
+        self.setZValue(1000)
+        self.text = QtWidgets.QGraphicsSimpleTextItem(self)
+        self.text.setBrush(pg.mkBrush(ChartColors.foreground))
+        self.hide()
+
+    def place(self, text: str, x: float, axis: QtCore.QRectF) -> None:
+        """Show ``text`` centred on scene ``x`` over the axis rectangle (kept inside it)."""
+        self.text.setText(text)
+        box = self.text.boundingRect()
+        w, h = box.width() + 2 * self.PAD, min(axis.height(), box.height() + 2)
+        left = min(max(x - w / 2, axis.left()), axis.right() - w)
+        self.setRect(0, 0, w, h)
+        self.setPos(left, axis.top())
+        self.text.setPos(self.PAD, (h - box.height()) / 2)
+        self.show()
+
+
 class ChartSeries(Protocol):
     """What the readout shows: the panel's bars and which series they are."""
 
@@ -97,16 +132,19 @@ class Crosshair:
             angle=0,
             movable=False,
             pen=cross_pen,
-            label="{value:.2f}",
+            label="",
             labelOpts={
                 "position": 0.98,
                 "color": ChartColors.foreground,
                 "fill": ChartColors.crosshair_label,
             },
         )
+        self.hline.label.format = _PriceFormat()
         self.hline.setZValue(30)
         self.hline.hide()
         self._price_plot.addItem(self.hline, ignoreBounds=True)
+        self.time_label = AxisTimeLabel()
+        plot_widget.scene().addItem(self.time_label)
         self._mouse_proxy = pg.SignalProxy(
             plot_widget.scene().sigMouseMoved, rateLimit=60, slot=self._on_mouse_moved
         )
@@ -129,6 +167,7 @@ class Crosshair:
             for line in self.vlines:
                 line.hide()
             self.hline.hide()
+            self.time_label.hide()
             self.refresh()
             return
         i = int(min(max(round(x), 0), n - 1))
@@ -139,8 +178,9 @@ class Crosshair:
         if y is None:
             self.hline.hide()
         else:
-            self.hline.setPos(y)
+            # Shown first: a hidden line's label ignores the move and would show the last price.
             self.hline.show()
+            self.hline.setPos(y)
         self.refresh()
 
     def follows_live_bar(self) -> bool:
@@ -155,7 +195,22 @@ class Crosshair:
             self.label.setText(f"{head}  no data")
             return
         i = self.hover_index if self.hover_index is not None else n - 1
-        bar = s.store.bar(i)
-        prev_close = s.store.bar(i - 1).c if i > 0 else None
+        bar = s.store.bar(min(i, n - 1))
+        prev_close = s.store.bar(i - 1).c if 0 < i < n else None
         when = format_time(bar.t, s.display_tz, s.timeframe)
         self.label.setText(f"{head}  {when}  {format_bar(bar, prev_close)}")
+        if self.hover_index is not None:
+            self._place_time_label(self.hover_index, when)
+
+    def _place_time_label(self, i: int, when: str) -> None:
+        """The hovered bar's time on the time axis (under the lowest visible pane)."""
+        axis = None
+        for plot in self._plots:
+            bottom = plot.getAxis("bottom")
+            if plot.scene() is not None and plot.isVisible() and bottom.isVisible():
+                axis = bottom
+        if axis is None:
+            self.time_label.hide()
+            return
+        x = self._price_plot.getViewBox().mapViewToScene(QtCore.QPointF(i, 0)).x()
+        self.time_label.place(when, x, axis.sceneBoundingRect())
