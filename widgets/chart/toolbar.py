@@ -6,11 +6,11 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from services.domain.enums import Timeframe
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
-from widgets.chart.indicators import Indicator
+from widgets.chart.indicators import PARAMETER_RANGES, Indicator, legend_text
 from widgets.theme import ChartColors
 
 TIMEFRAME_LABELS: Final[dict[Timeframe, str]] = {
@@ -21,6 +21,19 @@ TIMEFRAME_LABELS: Final[dict[Timeframe, str]] = {
     Timeframe.DAY_1: "1d",
 }
 _SYMBOL_TIP: Final = "Type a symbol and press Enter"
+
+
+def button_style(accent: str) -> str:
+    """A toggle button that shows its state: outlined when off, filled with a bar in ``accent``
+    (the indicator's line colour, or the highlight for timeframes) when on."""
+    c = ChartColors
+    return (
+        f"QToolButton {{ color: {c.foreground}; background: transparent; border: 1px solid {c.axis};"
+        " border-radius: 3px; padding: 2px 6px; }"
+        f"QToolButton:hover {{ border-color: {c.crosshair}; }}"
+        f"QToolButton:checked {{ color: {c.button_checked_text}; background: {c.button_checked};"
+        f" border: 1px solid {c.button_checked}; border-bottom: 2px solid {accent}; }}"
+    )
 
 
 def normalize_timeframe(value: str | Timeframe) -> Timeframe:
@@ -46,8 +59,10 @@ class ChartToolbar:
         on_symbol: Callable[[str], None],
         on_timeframe: Callable[[Timeframe], None],
         on_indicator: Callable[[str, bool], None],
+        on_parameters: Callable[[str, dict[str, float]], None] | None = None,
     ) -> None:
         self._on_symbol = on_symbol
+        self._on_parameters = on_parameters
         bar = QtWidgets.QHBoxLayout()
         bar.setContentsMargins(4, 4, 4, 0)
         bar.setSpacing(4)
@@ -67,6 +82,7 @@ class ChartToolbar:
             btn.setText(label)
             btn.setCheckable(True)
             btn.setObjectName(f"chartTimeframe_{label}")
+            btn.setStyleSheet(button_style(ChartColors.button_checked_accent))
             btn.setToolTip(f"{label} bars")
             btn.clicked.connect(lambda _=False, tf=tf: on_timeframe(tf))
             self.timeframe_group.addButton(btn)
@@ -82,12 +98,41 @@ class ChartToolbar:
             btn.setText(name)
             btn.setCheckable(True)
             btn.setObjectName(f"chartIndicator_{name}")
-            btn.setToolTip(indicator.tooltip)
+            btn.setToolTip(self.indicator_tip(indicator))
+            btn.setStyleSheet(button_style(indicator.lines[0].color))
             btn.toggled.connect(lambda on, name=name: on_indicator(name, on))
+            if indicator.parameters and on_parameters is not None:
+                btn.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
+                btn.customContextMenuRequested.connect(lambda _pos, name=name: self.edit_parameters(name))
             self.indicator_buttons[name] = btn
             bar.addWidget(btn)
         bar.addStretch(1)
         self.layout = bar
+        self._owner = owner
+        self._indicators = dict(indicators)
+
+    def indicator_tip(self, indicator: Indicator) -> str:
+        tip = indicator.tooltip
+        return f"{tip}; right-click to change its parameters" if indicator.parameters else tip
+
+    def indicator_replaced(self, name: str, indicator: Indicator) -> None:
+        """Indicator ``name`` has new parameters: its tooltip and the dialog follow."""
+        self._indicators[name] = indicator
+        self.indicator_buttons[name].setToolTip(self.indicator_tip(indicator))
+
+    def edit_parameters(self, name: str) -> ParametersDialog:
+        """Open the parameters dialog of indicator ``name``; OK hands the values to the callback."""
+        current = self._indicators[name]
+        dialog = ParametersDialog(self._owner, legend_text(current), dict(current.parameters))
+        dialog.setObjectName(f"chartParameters_{name}")
+
+        def accepted() -> None:
+            if self._on_parameters is not None:
+                self._on_parameters(name, dialog.values())
+
+        dialog.accepted.connect(accepted)
+        dialog.open()
+        return dialog
 
     def show_series(self, symbol: str, timeframe: Timeframe) -> None:
         self.symbol_edit.setText(symbol)
@@ -105,6 +150,41 @@ class ChartToolbar:
         self.symbol_edit.setStyleSheet("")
         self.symbol_edit.setText(sym)
         self._on_symbol(sym)
+
+
+class ParametersDialog(QtWidgets.QDialog):
+    """One spin box per parameter of an indicator, within its allowed range."""
+
+    def __init__(self, parent: QtWidgets.QWidget, title: str, params: dict[str, float]) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"{title} parameters")
+        form = QtWidgets.QFormLayout(self)
+        self.boxes: dict[str, QtWidgets.QSpinBox | QtWidgets.QDoubleSpinBox] = {}
+        for key, value in params.items():
+            lo, hi, whole = PARAMETER_RANGES[key]
+            box: QtWidgets.QSpinBox | QtWidgets.QDoubleSpinBox
+            if whole:
+                box = QtWidgets.QSpinBox()
+                box.setRange(int(lo), int(hi))
+                box.setValue(int(value))
+            else:
+                box = QtWidgets.QDoubleSpinBox()
+                box.setDecimals(2)
+                box.setSingleStep(0.1)
+                box.setRange(lo, hi)
+                box.setValue(float(value))
+            box.setObjectName(f"parameter_{key}")
+            form.addRow(key.capitalize(), box)
+            self.boxes[key] = box
+        buttons = QtWidgets.QDialogButtonBox(
+            QtWidgets.QDialogButtonBox.StandardButton.Ok | QtWidgets.QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def values(self) -> dict[str, float]:
+        return {key: box.value() for key, box in self.boxes.items()}
 
 
 class LoadingStatus:

@@ -61,6 +61,17 @@ def _save_watchlist(ctx: AppContext, symbols: list[str]) -> None:
         ctx.notify("error", "settings", f"the watchlist could not be saved: {exc}")
 
 
+def _save_chart_indicators(ctx: AppContext, state: dict[str, dict[str, object]]) -> None:
+    from app.settings import SettingsError, save
+
+    ctx.settings.chart.indicators = {name: dict(values) for name, values in state.items()}
+    try:
+        save(ctx.settings, ctx.paths.settings_file)
+    except (SettingsError, OSError) as exc:
+        log.error("chart indicators not saved: %s", exc)
+        ctx.notify("error", "settings", f"the chart's indicators could not be saved: {exc}")
+
+
 def _watchlist(env: PanelEnv) -> QWidget:
     from widgets.watchlist import WatchlistPanel
 
@@ -287,6 +298,9 @@ def install_chart(
         chart = ChartPanel()
         window.set_central_panel(chart)
     panels.chart = chart
+    for why in chart.restore_indicators(ctx.settings.chart.indicators):
+        log.warning("a saved chart indicator was left off: %s", why)
+    chart.indicatorsChanged.connect(lambda state: _save_chart_indicators(ctx, state))
     history = services.history
     if history is not None and panels.feeder is None:
         panels.feeder = ChartFeeder(chart, history, ctx.bus)
