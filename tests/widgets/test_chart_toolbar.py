@@ -9,16 +9,23 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PySide6 import QtGui, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.qt.panels.trading import TradingPanels, install_chart
+from app.qt.panels.trading import TradingPanels, _link, install_chart
 from app.settings import Settings, load
 from services.domain.bus import EventBus
 from services.domain.enums import Timeframe
 from services.indicators import series
+from tests.widgets import trading_rig
+from tests.widgets.trading_rig import Rig, settle_until
 from widgets.chart.panel import ChartPanel
 from widgets.chart.sample import random_walk_bars
+from widgets.order_ticket import OrderTicket
 from widgets.theme import ChartColors
+from widgets.watchlist import WatchlistPanel
+
+qloop = trading_rig.qloop
+rig = trading_rig.rig
 
 
 @pytest.fixture
@@ -113,7 +120,7 @@ def _start(qtbot, windows: list[_Window], path: Path, settings: Settings) -> Cha
     notes: list[tuple[str, str, str]] = []
     ctx = SimpleNamespace(settings=settings, paths=SimpleNamespace(settings_file=path), bus=EventBus(),
                           notify=lambda *a: notes.append(a))  # fmt: skip
-    chart = install_chart(window, ctx, SimpleNamespace(history=None), TradingPanels())  # type: ignore[arg-type]
+    chart = install_chart(window, ctx, SimpleNamespace(history=None, broker=None), TradingPanels())  # type: ignore[arg-type]
     assert notes == []
     return chart
 
@@ -139,3 +146,46 @@ def test_a_saved_indicator_heron_does_not_know_is_left_off(qtbot, windows, tmp_p
     settings.chart.indicators = {"MACD": {"on": True}, "SMA": {"on": True, "period": 30}}
     chart = _start(qtbot, windows, tmp_path / "settings.json", settings)
     assert chart.enabled_indicators() == ["SMA"] and chart.legend_entries() == [("SMA(30)", ChartColors.sma)]
+
+
+def test_the_symbol_box_refuses_what_the_broker_does_not_list_and_links_what_it_does(  # type: ignore[no-untyped-def]
+    qtbot, windows, rig: Rig, qloop, tmp_path: Path
+) -> None:
+    window = _Window()
+    windows.append(window)
+    qtbot.addWidget(window)
+    panels = TradingPanels(
+        watchlist=WatchlistPanel(rig.book, rig.bus, ["AAPL", "MSFT"]), ticket=OrderTicket(rig.engine)
+    )
+    _link(window, panels, {"symbol": ""})  # type: ignore[arg-type]
+    ctx = SimpleNamespace(settings=Settings(), paths=SimpleNamespace(settings_file=tmp_path / "s.json"),
+                          bus=rig.bus, notify=lambda *a: None)  # fmt: skip
+    chart = install_chart(window, ctx, SimpleNamespace(history=None, broker=rig.broker), panels)  # type: ignore[arg-type]
+    window.show()
+    assert panels.watchlist is not None and panels.ticket is not None
+    panels.watchlist.select_symbol("AAPL")
+    assert panels.ticket.symbol_edit.text() == "AAPL"
+    message = chart.toolbar.symbol_message
+    requested: list[str] = []
+    chart.symbolRequested.connect(requested.append)
+
+    def enter(text: str) -> None:
+        chart.symbol_edit.clear()
+        qtbot.keyClicks(chart.symbol_edit, text)
+        qtbot.keyClick(chart.symbol_edit, QtCore.Qt.Key.Key_Return)
+
+    enter("zzzz")
+    settle_until(qloop, "the refusal", lambda: "Unknown symbol ZZZZ" in message.text())
+    assert message.isVisible() and "no such asset" in message.text()
+    assert requested == [] and panels.ticket.symbol_edit.text() == "AAPL"
+    assert panels.watchlist.selected_symbol() == "AAPL"
+
+    enter("msft")  # listed by the broker and in the watchlist: like a click on its row
+    settle_until(qloop, "MSFT charted", lambda: requested == ["MSFT"])
+    assert not message.isVisible()
+    assert panels.ticket.symbol_edit.text() == "MSFT" and panels.watchlist.selected_symbol() == "MSFT"
+
+    enter("TSLA")  # listed by the broker, not watched: the ticket follows, the watchlist stays as it is
+    settle_until(qloop, "TSLA charted", lambda: requested == ["MSFT", "TSLA"])
+    assert panels.ticket.symbol_edit.text() == "TSLA" and panels.watchlist.symbols() == ["AAPL", "MSFT"]
+    panels.ticket.close()

@@ -29,7 +29,7 @@ from widgets.chart.lines import IndicatorLines, SharedX
 from widgets.chart.overlays import Overlays
 from widgets.chart.readout import Crosshair
 from widgets.chart.store import BarStore, to_epoch_ns
-from widgets.chart.toolbar import ChartToolbar, LoadingStatus, normalize_timeframe
+from widgets.chart.toolbar import ChartToolbar, LoadingStatus, SymbolCheck, normalize_timeframe
 from widgets.chart.viewport import Viewport
 
 
@@ -37,7 +37,8 @@ class ChartPanel(QtWidgets.QWidget):
     """Price chart panel (objectName ``chartPanel``).
 
     Signals:
-        symbolRequested(str): the user entered a symbol (normalised spelling).
+        symbolRequested(str): the user entered a symbol (normalised spelling) that the broker
+            lists (when a check is set with :meth:`set_symbol_check`).
         timeframeRequested(str): the user picked a timeframe (Alpaca spelling, e.g. ``"5Min"``).
         indicatorsChanged(dict): an indicator was turned on or off or given new parameters; the
             argument is :meth:`indicator_state` (what a restart restores).
@@ -199,6 +200,10 @@ class ChartPanel(QtWidgets.QWidget):
             lines.disable()
         self.viewport.fit_y(self._indicators.values(), force=True)
         self._indicators_changed()
+
+    def set_symbol_check(self, check: SymbolCheck | None) -> None:
+        """How the symbol box asks the broker whether a symbol exists (it refuses one it lacks)."""
+        self.toolbar.symbol_check = check
 
     def set_indicator_parameters(self, name: str, params: Mapping[str, object]) -> None:
         """Give indicator ``name`` new parameters (the others keep theirs); it is redrawn if on.

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from PySide6 import QtCore, QtWidgets
 
+from services.broker.base import BrokerNotFound
 from services.domain.enums import Timeframe
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from widgets.chart.indicators import PARAMETER_RANGES, Indicator, legend_text
-from widgets.theme import ChartColors
+from widgets.tasks import run_async
+from widgets.theme import MUTED, ChartColors
+
+#: Asks the broker about a symbol: returns its asset, raises BrokerNotFound when it has none.
+SymbolCheck = Callable[[str], Awaitable[object]]
 
 TIMEFRAME_LABELS: Final[dict[Timeframe, str]] = {
     Timeframe.MIN_1: "1m",
@@ -73,6 +79,8 @@ class ChartToolbar:
         self.symbol_edit.setToolTip(_SYMBOL_TIP)
         self.symbol_edit.returnPressed.connect(self._symbol_entered)
         bar.addWidget(self.symbol_edit)
+        self.symbol_check: SymbolCheck | None = None
+        self._checking: asyncio.Future[object] | None = None
 
         self.timeframe_group = QtWidgets.QButtonGroup(owner)
         self.timeframe_group.setExclusive(True)
@@ -107,6 +115,15 @@ class ChartToolbar:
             self.indicator_buttons[name] = btn
             bar.addWidget(btn)
         bar.addStretch(1)
+        # Why a symbol was refused (or could not be checked): beside the toolbar, elided, never
+        # widening the window; the whole text is its tooltip.
+        self.symbol_message = QtWidgets.QLabel()
+        self.symbol_message.setObjectName("chartSymbolMessage")
+        self.symbol_message.setSizePolicy(
+            QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred
+        )
+        self.symbol_message.hide()
+        bar.addWidget(self.symbol_message, 2)
         self.layout = bar
         self._owner = owner
         self._indicators = dict(indicators)
@@ -139,17 +156,54 @@ class ChartToolbar:
         self.timeframe_buttons[timeframe].setChecked(True)
 
     def _symbol_entered(self) -> None:
+        """Enter in the symbol box: the spelling is checked here, then the broker is asked whether
+        it lists the symbol; only a symbol it lists is charted."""
         text = self.symbol_edit.text()
         try:
             sym = normalize_symbol(text)
         except InvalidSymbolError as exc:
-            self.symbol_edit.setToolTip(str(exc))
-            self.symbol_edit.setStyleSheet(f"border: 1px solid {ChartColors.down};")
+            self._refuse(str(exc))
             return
+        self.symbol_edit.setText(sym)
+        if self._checking is not None and not self._checking.done():
+            self._checking.cancel()
+        if self.symbol_check is None:
+            self._accept(sym, "")
+            return
+        self._note(f"Checking {sym}…", MUTED)
+        self._checking = run_async(
+            self.symbol_check(sym), lambda _asset, error: self._checked(sym, error), log_errors=False
+        )
+
+    def _checked(self, sym: str, error: BaseException | None) -> None:
+        if isinstance(error, asyncio.CancelledError):
+            return  # another symbol was entered meanwhile
+        if isinstance(error, BrokerNotFound):
+            self._refuse(f"Unknown symbol {sym}: the broker lists no such asset")
+        elif error is not None:  # the broker could not answer: chart it, and say it was not checked
+            self._accept(sym, f"{sym} could not be checked with the broker ({error})")
+        else:
+            self._accept(sym, "")
+
+    def _accept(self, sym: str, note: str) -> None:
         self.symbol_edit.setToolTip(_SYMBOL_TIP)
         self.symbol_edit.setStyleSheet("")
-        self.symbol_edit.setText(sym)
+        if note:
+            self._note(note, MUTED)
+        else:
+            self.symbol_message.hide()
         self._on_symbol(sym)
+
+    def _refuse(self, why: str) -> None:
+        self.symbol_edit.setToolTip(why)
+        self.symbol_edit.setStyleSheet(f"border: 1px solid {ChartColors.down};")
+        self._note(why, ChartColors.down)
+
+    def _note(self, text: str, color: str) -> None:
+        self.symbol_message.setText(text)
+        self.symbol_message.setToolTip(text)
+        self.symbol_message.setStyleSheet(f"color: {color};")
+        self.symbol_message.show()
 
 
 class ParametersDialog(QtWidgets.QDialog):
