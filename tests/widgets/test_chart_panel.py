@@ -250,15 +250,21 @@ def test_crosshair_readout_on_mouse_move(panel: ChartPanel, qtbot) -> None:  # t
 def test_crosshair_price_label_and_time_axis_label_follow_the_mouse(panel: ChartPanel, qtbot) -> None:  # type: ignore[no-untyped-def]
     d = load(panel)
     vb = panel.price_plot.getViewBox()
-    label = panel.crosshair.hline.label
+    label = panel.crosshair.price_label
     for target, price in ((1985, float(d["l"][1985])), (1992, float(d["h"][1992]))):
         view_pt = panel.plot_widget.mapFromScene(vb.mapViewToScene(QtCore.QPointF(target, price)))
         qtbot.mouseMove(panel.plot_widget.viewport(), view_pt)
         qtbot.waitUntil(lambda t=target: panel.vlines[0].value() == t, timeout=2000)
-        # The label is the crosshair's own price from the first move on, at the chart's precision.
+        # The price axis shows the crosshair's own price from the first move on, beside its line.
         pixel = abs(vb.viewPixelSize()[1])
         assert panel.hline.value() == pytest.approx(price, abs=4 * pixel)  # the mouse moves in whole pixels
-        assert label.isVisible() and label.toPlainText() == format_price(panel.hline.value())
+        assert label.isVisible() and label.text.text() == format_price(panel.hline.value())
+        price_axis = panel.price_plot.getAxis("right").sceneBoundingRect()
+        line_y = vb.mapViewToScene(QtCore.QPointF(0, panel.hline.value())).y()
+        box = label.sceneBoundingRect()
+        assert (
+            box.top() <= line_y <= box.bottom() and price_axis.left() - 1 <= box.left() < price_axis.right()
+        )
         # The time axis shows the crosshair's time, under the vertical line.
         tag = panel.crosshair.time_label
         assert tag.isVisible() and tag.text.text() == format_time(int(d["t"][target]), UTC, Timeframe.MIN_1)
@@ -269,7 +275,7 @@ def test_crosshair_price_label_and_time_axis_label_follow_the_mouse(panel: Chart
             box.left() <= line_x <= box.right() and axis.top() - 1 <= box.top() < axis.bottom()
         )  # 1: the pen
     panel.crosshair.set_hover(None, None)
-    assert not panel.crosshair.time_label.isVisible()
+    assert not panel.crosshair.time_label.isVisible() and not label.isVisible()
 
 
 def test_fills_and_open_orders(panel: ChartPanel) -> None:

@@ -175,8 +175,9 @@ def test_the_symbol_box_refuses_what_the_broker_does_not_list_and_links_what_it_
         qtbot.keyClick(chart.symbol_edit, QtCore.Qt.Key.Key_Return)
 
     enter("zzzz")
-    settle_until(qloop, "the refusal", lambda: "Unknown symbol ZZZZ" in message.text())
-    assert message.isVisible() and "no such asset" in message.text()
+    settle_until(qloop, "the refusal", lambda: message.text() == "Unknown symbol: ZZZZ")
+    assert message.isVisible() and "the broker lists no asset ZZZZ" in message.toolTip()
+    assert "the broker lists no asset ZZZZ" in chart.symbol_edit.toolTip()
     assert requested == [] and panels.ticket.symbol_edit.text() == "AAPL"
     assert panels.watchlist.selected_symbol() == "AAPL"
 

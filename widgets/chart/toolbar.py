@@ -7,7 +7,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from services.broker.base import BrokerNotFound
 from services.domain.enums import Timeframe
@@ -117,7 +117,7 @@ class ChartToolbar:
         bar.addStretch(1)
         # Why a symbol was refused (or could not be checked): beside the toolbar, elided, never
         # widening the window; the whole text is its tooltip.
-        self.symbol_message = QtWidgets.QLabel()
+        self.symbol_message = ElidedLabel()
         self.symbol_message.setObjectName("chartSymbolMessage")
         self.symbol_message.setSizePolicy(
             QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred
@@ -162,7 +162,7 @@ class ChartToolbar:
         try:
             sym = normalize_symbol(text)
         except InvalidSymbolError as exc:
-            self._refuse(str(exc))
+            self._refuse("Not a symbol", str(exc))
             return
         self.symbol_edit.setText(sym)
         if self._checking is not None and not self._checking.done():
@@ -179,9 +179,9 @@ class ChartToolbar:
         if isinstance(error, asyncio.CancelledError):
             return  # another symbol was entered meanwhile
         if isinstance(error, BrokerNotFound):
-            self._refuse(f"Unknown symbol {sym}: the broker lists no such asset")
+            self._refuse(f"Unknown symbol: {sym}", f"the broker lists no asset {sym}")
         elif error is not None:  # the broker could not answer: chart it, and say it was not checked
-            self._accept(sym, f"{sym} could not be checked with the broker ({error})")
+            self._accept(sym, f"{sym} not checked: {error}")
         else:
             self._accept(sym, "")
 
@@ -194,16 +194,29 @@ class ChartToolbar:
             self.symbol_message.hide()
         self._on_symbol(sym)
 
-    def _refuse(self, why: str) -> None:
+    def _refuse(self, what: str, why: str) -> None:
         self.symbol_edit.setToolTip(why)
         self.symbol_edit.setStyleSheet(f"border: 1px solid {ChartColors.down};")
-        self._note(why, ChartColors.down)
+        self._note(what, ChartColors.down, why)
 
-    def _note(self, text: str, color: str) -> None:
+    def _note(self, text: str, color: str, detail: str = "") -> None:
         self.symbol_message.setText(text)
-        self.symbol_message.setToolTip(text)
-        self.symbol_message.setStyleSheet(f"color: {color};")
+        self.symbol_message.setToolTip(f"{text}: {detail}" if detail else text)
+        self.symbol_message.color = QtGui.QColor(color)
+        self.symbol_message.update()
         self.symbol_message.show()
+
+
+class ElidedLabel(QtWidgets.QLabel):
+    """A one-line label that ends in "…" where it is cut (its tooltip holds the whole text)."""
+
+    color = QtGui.QColor(MUTED)
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:
+        painter = QtGui.QPainter(self)
+        text = self.fontMetrics().elidedText(self.text(), QtCore.Qt.TextElideMode.ElideRight, self.width())
+        painter.setPen(self.color)
+        painter.drawText(self.rect(), int(QtCore.Qt.AlignmentFlag.AlignVCenter), text)
 
 
 class ParametersDialog(QtWidgets.QDialog):
