@@ -18,6 +18,7 @@ of the previous version.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 from collections.abc import Callable
@@ -116,6 +117,12 @@ class MarketDataSettings:
 
 
 @dataclass
+class ChartSettings:
+    #: indicator name -> {"on": bool, parameter: number}; the chart checks names and ranges
+    indicators: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
 class Settings:
     schema_version: int = SCHEMA_VERSION
     mode: Mode = Mode.LOCAL
@@ -124,6 +131,7 @@ class Settings:
     risk: dict[str, Any] = field(default_factory=lambda: json.loads(json.dumps(DEFAULT_RISK)))
     watchlist: list[str] = field(default_factory=lambda: list(DEFAULT_SYMBOLS))
     market_data: MarketDataSettings = field(default_factory=MarketDataSettings)
+    chart: ChartSettings = field(default_factory=ChartSettings)
 
     def risk_decimal(self, key: str) -> Decimal | None:
         """A Decimal risk limit, or None when it is switched off."""
@@ -289,7 +297,7 @@ def from_dict(data: dict[str, Any]) -> Settings:
     _require(isinstance(data, dict), "the settings file must hold a JSON object")
     secrets = _find_secret_keys(data)
     _require(not secrets, f"settings must never hold secrets, found {secrets}; keys belong in the OS keyring")
-    known = {"schema_version", "mode", "ui", "local_exchange", "risk", "watchlist", "market_data"}
+    known = {"schema_version", "mode", "ui", "local_exchange", "risk", "watchlist", "market_data", "chart"}
     unknown = sorted(set(data) - known)
     _require(not unknown, f"unknown setting(s) {unknown}")
     mode_text = data.get("mode", Mode.LOCAL.value)
@@ -321,7 +329,26 @@ def from_dict(data: dict[str, Any]) -> Settings:
         risk=_validate_risk(_section(data, "risk")),
         watchlist=_symbols(data.get("watchlist", list(DEFAULT_SYMBOLS)), "watchlist"),
         market_data=_market_data(_section(data, "market_data")),
+        chart=_chart(_section(data, "chart")),
     )
+
+
+def _chart(raw: dict[str, Any]) -> ChartSettings:
+    unknown = sorted(set(raw) - {"indicators"})
+    _require(not unknown, f"chart has unknown setting(s) {unknown}")
+    indicators = raw.get("indicators", {})
+    _require(isinstance(indicators, dict), f"chart.indicators must be an object, got {indicators!r}")
+    for name, state in indicators.items():
+        _require(isinstance(state, dict), f"chart.indicators.{name} must be an object, got {state!r}")
+        for key, value in state.items():
+            ok = isinstance(value, bool) if key == "on" else _is_number(value)
+            kind = "true or false" if key == "on" else "a number"
+            _require(ok, f"chart.indicators.{name}.{key} must be {kind}, got {value!r}")
+    return ChartSettings(indicators={name: dict(state) for name, state in indicators.items()})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _market_data(raw: dict[str, Any]) -> MarketDataSettings:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,7 @@ class TradingPanels:
     chart: ChartPanel | None = None
     feeder: ChartFeeder | None = None
     missing: dict[str, str] = field(default_factory=dict)
+    select: Callable[[str], None] | None = None  # a symbol chosen anywhere drives ticket and chart
 
 
 def _save_watchlist(ctx: AppContext, symbols: list[str]) -> None:
@@ -59,6 +61,17 @@ def _save_watchlist(ctx: AppContext, symbols: list[str]) -> None:
     except (SettingsError, OSError) as exc:
         log.error("watchlist not saved: %s", exc)
         ctx.notify("error", "settings", f"the watchlist could not be saved: {exc}")
+
+
+def _save_chart_indicators(ctx: AppContext, state: dict[str, dict[str, object]]) -> None:
+    from app.settings import SettingsError, save
+
+    ctx.settings.chart.indicators = {name: dict(values) for name, values in state.items()}
+    try:
+        save(ctx.settings, ctx.paths.settings_file)
+    except (SettingsError, OSError) as exc:
+        log.error("chart indicators not saved: %s", exc)
+        ctx.notify("error", "settings", f"the chart's indicators could not be saved: {exc}")
 
 
 def _watchlist(env: PanelEnv) -> QWidget:
@@ -206,6 +219,7 @@ def _link(window: MainWindow, panels: TradingPanels, selected: dict[str, str]) -
         if panels.feeder is not None and symbol != panels.feeder.symbol:
             panels.feeder.show(symbol)
 
+    panels.select = select
     for source in (panels.watchlist, panels.blotter, panels.positions):
         if source is not None:
             source.symbolSelected.connect(select)
@@ -308,8 +322,21 @@ def install_chart(
         chart = ChartPanel()
         window.set_central_panel(chart)
     panels.chart = chart
+    for why in chart.restore_indicators(ctx.settings.chart.indicators):
+        log.warning("a saved chart indicator was left off: %s", why)
+    chart.indicatorsChanged.connect(lambda state: _save_chart_indicators(ctx, state))
+    if services.broker is not None:
+        chart.set_symbol_check(services.broker.get_asset)
+
+    def chart_symbol(symbol: str) -> None:  # as a watchlist click: the ticket, and its row if listed
+        if panels.select is not None:
+            panels.select(symbol)
+        if panels.watchlist is not None:
+            panels.watchlist.select_symbol(symbol)
+
     history = services.history
     if history is not None and panels.feeder is None:
         panels.feeder = ChartFeeder(chart, history, ctx.bus)
+    chart.symbolRequested.connect(chart_symbol)  # after the feeder: it loads first, once
     log.info("chart installed")
     return chart

@@ -92,6 +92,13 @@ def test_corrupt_json_is_moved_aside_with_a_clear_error(tmp_path: Path) -> None:
         ({"watchlist": "AAPL"}, "watchlist must be a list"),
         ({"broker": {"secret": "abc"}}, "never hold secrets"),
         ({"colour": "blue"}, "unknown setting"),
+        ({"chart": {"indicators": {"SMA": {"on": "yes"}}}}, "chart.indicators.SMA.on must be true or false"),
+        (
+            {"chart": {"indicators": {"SMA": {"period": True}}}},
+            "chart.indicators.SMA.period must be a number",
+        ),
+        ({"chart": {"indicators": ["SMA"]}}, "chart.indicators must be an object"),
+        ({"chart": {"zoom": 2}}, "chart has unknown setting"),
     ],
 )
 def test_invalid_values_are_refused_and_the_file_kept(tmp_path: Path, patch: dict, fragment: str) -> None:
