@@ -77,7 +77,8 @@ def test_every_header_fits_and_explains_itself(qtbot) -> None:  # type: ignore[n
 
 
 class _NoPositions:
-    positions: dict[str, object] = {}
+    def __init__(self) -> None:
+        self.positions: dict[str, object] = {}
 
     def unrealized(self, symbol: str) -> Decimal | None:
         return None
