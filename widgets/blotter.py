@@ -47,6 +47,7 @@ from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
 from widgets.models.common import STATUS_GROUPS, confirm
 from widgets.models.fills_model import FILL_CSV, MAX_FILLS, FillsFilterProxy, FillsTableModel, fill_key
 from widgets.models.orders_model import (
+    LEG,
     MAX_ORDERS,
     ORDER_CSV,
     OrderRow,
@@ -237,6 +238,9 @@ class BlotterPanel(QWidget):
         layout.addLayout(low)
 
         self.group_combo.setCurrentText("All")
+        #: the orders a Cancel all is waiting on and how many requests it sent (status line)
+        self._cancel_all: tuple[list[str], int] | None = None
+        self.orders.dataChanged.connect(lambda *_: self._report_cancel_all())
         self._subs: list[Subscription] = []
         self.load()
         if bus is not None:
@@ -283,7 +287,7 @@ class BlotterPanel(QWidget):
         # a trader scans first fit a half-width dock; the rest are a scroll away.
         stamp, price, qty = "2026-12-31 23:59:59", "12,345.67", "12,345"
         self.orders_view.fit_columns({
-            0: "▾ " + stamp, 1: "BTC/USD", 2: "SELL", 3: "trailing_stop", 4: "take profit", 5: qty,
+            0: LEG + stamp, 1: "BTC/USD", 2: "SELL", 3: "trailing_stop", 4: "take profit", 5: qty,
             6: qty, 7: price, 8: price, 9: "12.5%", 10: price, 11: "partially_filled", 12: "day",
             13: "strategy:sma_crossover",
         })  # fmt: skip
@@ -388,24 +392,42 @@ class BlotterPanel(QWidget):
         return True
 
     def cancel_all(self) -> bool:
-        """Ask, naming how many working orders will be canceled, then report what was sent."""
+        """Ask, naming how many working orders will be canceled; then report what was sent and,
+        as the broker answers, how many of those orders are still working."""
         if self.engine is None:
             return False
         self.flush()
-        working = self.orders.working_orders()
+        keys = self.orders.working_keys()
+        working = [o for k in keys if (o := self.orders.order(k)) is not None]
         if not self.ask("Cancel all orders", cancel_all_question(working)):
             return False
         self._status(f"cancel all: canceling {len(working)} working order(s)…")
-        run_async(self.engine.cancel_all(source="manual"), lambda n, e: self._cancel_all_done(working, n, e))
+        run_async(self.engine.cancel_all(source="manual"), lambda n, e: self._cancel_all_done(keys, n, e))
         return True
 
-    def _cancel_all_done(self, working: list[Order], sent: int | None, error: BaseException | None) -> None:
+    def _cancel_all_done(self, keys: list[str], sent: int | None, error: BaseException | None) -> None:
         if error is not None:
+            self._cancel_all = None
             self._status(f"cancel all failed: {error}")
             return
-        text = f"cancel all: {sent} cancel request(s) sent for {len(working)} working order(s)"
-        if sent is not None and sent < len(working):
-            text += f"; {len(working) - sent} could not be sent (see the Log)"
+        self._cancel_all = (keys, sent or 0)
+        self._report_cancel_all()
+
+    def _report_cancel_all(self) -> None:
+        """'cancel all: 2 cancel request(s) sent; 3 of 3 working orders no longer working' (a
+        bracket's legs are canceled together, so one request can close several orders)."""
+        if self._cancel_all is None:
+            return
+        keys, sent = self._cancel_all
+        still = [k for k in keys if (o := self.orders.order(k)) is not None and o.status.is_open]
+        text = (
+            f"cancel all: {sent} cancel request(s) sent; "
+            f"{len(keys) - len(still)} of {len(keys)} working order(s) no longer working"
+        )
+        if still:
+            text += f", {len(still)} still working"
+        else:
+            self._cancel_all = None
         self._status(text)
 
     def replace(self, order: Order) -> bool:

@@ -25,6 +25,7 @@ from tests.widgets.trading_rig import Rig, settle_until
 from widgets.blotter import BlotterPanel, cancel_all_question
 from widgets.models.fills_model import FillsFilterProxy, FillsTableModel, fill_key
 from widgets.models.orders_model import OrderRow, OrdersFilterProxy, OrdersTableModel
+from widgets.models.row_view import PAD
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 COL = {name: i for i, name in enumerate(OrdersTableModel.COLUMNS)}
@@ -115,6 +116,8 @@ def test_folding_a_group_hides_its_legs(qtbot) -> None:  # type: ignore[no-untyp
     b.flush()
     assert b.proxy.rowCount() == 3
     view = b.orders_view
+    leg_time = b.orders.row_at(b.orders.row_of("br-1-tp")).cells[0]  # type: ignore[arg-type]
+    assert view.columnWidth(0) >= view.fontMetrics().horizontalAdvance(leg_time) + 2 * PAD  # not elided
     qtbot.mouseClick(
         view.viewport(), Qt.MouseButton.LeftButton, pos=view.visualRect(b.proxy.index(0, 0)).center()
     )
@@ -217,10 +220,21 @@ def test_cancel_all_names_the_count_and_reports_the_result(qtbot, rig: Rig, qloo
         assert qloop.run_until_complete(rig.engine.submit(req)).accepted
     asked: list[str] = []
     b.ask = lambda title, text: asked.append(text) or True  # type: ignore[func-returns-value]
+    rig.broker.faults.pending_cancel = True  # the broker answers the cancels later
     assert b.cancel_all()
     assert asked[0].startswith("Cancel the 3 working orders (AAPL 2, MSFT 1)?")
     settle_until(qloop, "the cancel-all result", lambda: "sent" in b.status_label.text())
-    assert b.status_label.text() == "cancel all: 3 cancel request(s) sent for 3 working order(s)"
+    b.flush()
+    assert b.status_label.text() == (
+        "cancel all: 3 cancel request(s) sent; 0 of 3 working order(s) no longer working, 3 still working"
+    )
+    # the status follows the broker's answers until none of those orders works any more
+    for rec in rig.store.open_orders():
+        rig.broker.confirm_cancel(rec.broker_order_id)  # type: ignore[arg-type]
+    b.flush()
+    assert b.status_label.text() == (
+        "cancel all: 3 cancel request(s) sent; 3 of 3 working order(s) no longer working"
+    )
     assert cancel_all_question([]).startswith("No working order")
 
 

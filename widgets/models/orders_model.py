@@ -266,9 +266,9 @@ class OrdersTableModel(RowTableModel):
         p = self.payload(key)
         return None if p is None else p.order
 
-    def working_orders(self) -> list[Order]:
-        """Every order this model holds that is still working (legs included)."""
-        return [r.payload.order for r in self._rows if r.payload.order.status.is_open]
+    def working_keys(self) -> list[str]:
+        """The keys of every order this model holds that is still working (legs included)."""
+        return [r.key for r in self._rows if r.payload.order.status.is_open]
 
 
 class OrdersFilterProxy(RowFilterProxy):
