@@ -98,6 +98,42 @@ def sharpe_caption(periods_per_year: float) -> tuple[str, str]:
     return caption, tip
 
 
+_DAY = 86_400.0
+
+
+class DateAxis(pg.DateAxisItem):
+    """The equity chart's UTC time axis. Only its finest tick level is labelled and every label is
+    whole (``03 Jan``, ``Feb 2024``, ``14:30``): pyqtgraph's own draws a month's ``Feb`` and a day's
+    ``02`` a few pixels apart, and days without their month."""
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:
+        """One level: the finest, plus the coarser ticks (a midnight, a month's first day) that do
+        not crowd one of its ticks."""
+        filled = [(sp, list(v)) for sp, v in super().tickValues(minVal, maxVal, size) if len(v)]
+        if not filled:
+            return []
+        spacing, finest = filled[-1]
+        merged = set(finest)
+        for _, values in filled[:-1]:
+            merged |= {v for v in values if all(abs(v - f) >= spacing / 2 for f in finest)}
+        return [(spacing, sorted(merged))]
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        return [tick_label(v, spacing) for v in values]
+
+
+def tick_label(value: float, spacing: float) -> str:
+    """One time-axis label for ticks ``spacing`` seconds apart (UTC)."""
+    ts = datetime.fromtimestamp(value, UTC)
+    if spacing >= 365 * _DAY:
+        return f"{ts:%Y}"
+    if spacing >= 28 * _DAY:
+        return f"{ts:%b %Y}"
+    if spacing >= _DAY or (ts.hour, ts.minute) == (0, 0):
+        return f"{ts:%d %b}"
+    return f"{ts:%H:%M}"
+
+
 def _pct(v: float | None) -> str:
     if v is None:
         return "—"
@@ -255,7 +291,7 @@ class BacktestDialog(QDialog):
         self.data_range = named(QLabel("Data used: —"), "btDataRange")
         self.data_range.setStyleSheet(f"color: {theme.MUTED};")
         # dates on the time axis (UTC, like the From / To fields), never bar numbers
-        self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(orientation="bottom", utcOffset=0)})
+        self.plot = pg.PlotWidget(axisItems={"bottom": DateAxis(orientation="bottom", utcOffset=0)})
         self.plot.setObjectName("btEquityPlot")
         self.plot.setBackground(theme.PLOT_BG)
         self.plot.showGrid(x=False, y=True, alpha=0.15)

@@ -113,7 +113,12 @@ def test_dates_shown_are_those_of_the_data_used(qtbot: Any) -> None:
 
 
 def test_the_time_axis_shows_dates_and_sharpe_says_how_it_is_annualised(qtbot: Any) -> None:
+    import re
+    from datetime import UTC
+
     import pyqtgraph as pg
+
+    from widgets.backtest_dialog import tick_label
 
     d = BacktestDialog(builtin_registry(), kind="sma_crossover")
     qtbot.addWidget(d)
@@ -130,8 +135,15 @@ def test_the_time_axis_shows_dates_and_sharpe_says_how_it_is_annualised(qtbot: A
     start = xs[0]
     d.plot.setXRange(start, start + 90 * 86_400.0, padding=0)
     d.plot.grab()
-    labels = [axis.tickStrings(v, 1.0, sp) for sp, v in axis.tickValues(start, start + 90 * 86_400.0, 600)]
-    assert ["Feb", "Mar", "Apr"] in labels  # the first bar is 2024-01-02 14:30 UTC
+    (spacing, values), *finer = axis.tickValues(start, start + 90 * 86_400.0, 600)
+    labels = axis.tickStrings(values, 1.0, spacing)
+    assert not finer and len(labels) >= 3  # one level of ticks: no month label over a day's
+    assert all(re.fullmatch(r"\d\d (Jan|Feb|Mar|Apr)|(Jan|Feb|Mar|Apr) 2024", t) for t in labels), labels
+    # over the two days of bars the run used, hours, and the date at midnight
+    ((spacing, values),) = axis.tickValues(xs[0], xs[-1], 600)
+    assert "03 Jan" in axis.tickStrings(values, 1.0, spacing) and spacing < 86_400
+    assert tick_label(datetime(2024, 1, 3, 14, 30, tzinfo=UTC).timestamp(), 3600) == "14:30"
+    assert tick_label(datetime(2024, 1, 4, tzinfo=UTC).timestamp(), 3600) == "04 Jan"
     assert d.captions["Sharpe"].text() == "Sharpe (annualised ×√(252·390), one-minute returns)"
     assert "√98280" in d.captions["Sharpe"].toolTip()
 
