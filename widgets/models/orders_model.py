@@ -71,6 +71,9 @@ def status_group(status: OrderStatus) -> str:
     return "other"
 
 
+_GROUP_OF = {status: status_group(status) for status in OrderStatus}
+
+
 def trail_text(order: Order) -> str:
     """``$1.50`` for a trail amount, ``2.5%`` for a trail percent, a dash otherwise."""
     if order.trail_price is not None:
@@ -163,7 +166,17 @@ class OrdersTableModel(RowTableModel):
                 super().stage(payload.parent, parent)
 
     def stage_many(self, items: Any) -> None:
-        for key, payload in items:
+        legs: list[tuple[str, OrderRow]] = []
+
+        def simple() -> Any:  # the common case goes to the base class's loop untouched
+            for key, payload in items:
+                if payload.parent is None:
+                    yield key, payload
+                else:
+                    legs.append((key, payload))
+
+        super().stage_many(simple())
+        for key, payload in legs:
             self.stage(key, payload)
 
     def reset_rows(self, items: Any) -> None:
@@ -176,7 +189,7 @@ class OrdersTableModel(RowTableModel):
         super().reset_rows(items)
 
     def flush(self) -> int:
-        grouped = any(self._in_group(k) for k in self._pending)
+        grouped = bool(self._parent_of) and any(self._in_group(k) for k in self._pending)
         n = super().flush()
         if grouped:
             # a leg's place depends on its parent's row: re-order once, after every row is made
@@ -184,9 +197,11 @@ class OrdersTableModel(RowTableModel):
         return n
 
     def _key(self, row: Row) -> tuple[Any, ...]:
+        c = self._sort_col
+        if not self._parent_of:  # no group at all: the plain key (the hot path of big blotters)
+            return (row.seq,) if c < 0 else (row.sort[c], row.seq)
         parent = self._parent_of.get(row.key)
         anchor = self._by_key.get(parent) if parent is not None else None
-        c = self._sort_col
         if anchor is None:
             return (row.seq, 0) if c < 0 else (row.sort[c], row.seq, 0)
         sub = -row.seq if self._desc else row.seq  # legs follow their parent in arrival order
@@ -226,7 +241,8 @@ class OrdersTableModel(RowTableModel):
         qty = o.qty if o.qty is not None else None
         qty_text = fmt_qty(qty) if qty is not None else (f"${o.notional}" if o.notional is not None else DASH)
         ts = o.created_at
-        legs = [self._legs[k] for k in self._children.get(key, ()) if k in self._legs]
+        children = self._children.get(key)
+        legs = [self._legs[k] for k in children if k in self._legs] if children else []
         is_leg = key in self._parent_of
         time_text = fmt_timestamp(ts)
         if legs:
@@ -257,9 +273,11 @@ class OrdersTableModel(RowTableModel):
             colors[self.STATUS_COL] = color
         # a parent is listed under every status group one of its legs is in (a filled entry whose
         # stop-loss still works is an open bracket); a leg under its own; the parent id comes last
-        groups = sorted({status_group(o.status)} | {status_group(lg.order.status) for lg in legs})
-        parent_id = self._parent_of.get(key, "")
-        filter_key = f"{','.join(groups)};{o.symbol};{parent_id}"
+        groups = _GROUP_OF[o.status]
+        if legs:
+            groups = ",".join(sorted({groups} | {_GROUP_OF[lg.order.status] for lg in legs}))
+        parent_id = self._parent_of.get(key, "") if is_leg else ""
+        filter_key = f"{groups};{o.symbol};{parent_id}"
         return Row(key, cells, sort, payload, colors, filter_key)
 
     def order(self, key: str) -> Order | None:
