@@ -337,11 +337,16 @@ class BlotterPanel(QWidget):
     def on_order_changed(self, event: OrderChangedEvent) -> None:
         """Bus handler (loop = GUI thread): staged, shown at the next frame. A leg of a bracket,
         OCO or OTO order (the store records its parent) is shown under that parent."""
-        order = event.order
+        key = self._stage_order(event.order, event.source, None)
+        for leg in event.order.legs:  # Alpaca's nested form: the legs inside their parent
+            self._stage_order(leg, event.source, key)
+
+    def _stage_order(self, order: Order, source: str, parent: str | None) -> str:
         rec = self.store.find(client_order_id=order.client_order_id, broker_order_id=order.id or None)
         key = order.client_order_id if rec is None else str(rec.client_order_id)
-        parent = getattr(rec, "parent_client_order_id", None)
-        self.orders.stage(key, OrderRow(order, event.source, parent))
+        parent = getattr(rec, "parent_client_order_id", None) or parent
+        self.orders.stage(key, OrderRow(order, source, parent))
+        return key
 
     def on_fill(self, event: FillEvent) -> None:
         """Bus handler (loop = GUI thread): staged, shown at the next frame."""

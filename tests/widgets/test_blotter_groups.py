@@ -190,6 +190,23 @@ def test_the_store_s_bracket_legs_reach_the_blotter_under_their_parent(qtbot, ri
     assert shown_keys(b2.proxy) == keys
 
 
+def test_legs_nested_in_a_broker_order_are_grouped_without_the_store(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """An order event carrying Alpaca's nested ``legs`` (as a resync reads them with nested=true)
+    shows each leg under its parent even when the store has no record of the legs."""
+    from services.domain.bus import EventBus
+    from services.domain.events import OrderChangedEvent
+
+    bus = EventBus()
+    b = BlotterPanel(_NoStore(), None, bus)
+    qtbot.addWidget(b)
+    _, (_, tp), (_, sl) = bracket(1)
+    parent = order("p-1", 1, order_class=OrderClass.BRACKET, legs=(tp.order, sl.order))
+    bus.publish(OrderChangedEvent(T0, parent, "resync"))
+    b.flush()
+    assert shown_keys(b.proxy) == ["p-1", "br-1-tp", "br-1-sl"]
+    assert b.orders.parent_of("br-1-sl") == "p-1"
+
+
 def test_symbol_filter_applies_to_fills(qtbot, qtmodeltester) -> None:  # type: ignore[no-untyped-def]
     b = BlotterPanel(_NoStore())
     qtbot.addWidget(b)
