@@ -46,6 +46,7 @@ from services.domain.events import IncidentsChangedEvent
 from services.domain.incidents import IncidentKind
 from services.reconciliation.drift import worst_severity
 from widgets import theme
+from widgets.csv_export import default_path
 from widgets.lifetime import cancel_on_destroy
 from widgets.models.columns import refilter
 from widgets.models.common import named
@@ -397,7 +398,8 @@ class ReconciliationPanel(QWidget):
         rc = self.reconciler
         if rc is None:
             return
-        name, _ = QFileDialog.getSaveFileName(self, "Export trade report", "heron-trades.csv", "CSV (*.csv)")
+        start = default_path("heron-trades.csv")
+        name, _ = QFileDialog.getSaveFileName(self, "Export trade report", start, "CSV (*.csv)")
         if not name:
             return
         try:
