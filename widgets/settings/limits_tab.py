@@ -81,6 +81,12 @@ class LimitsTab(QDialog):
             col.addWidget(err)
             form.addRow(label, col)
             self.risk_fields[key] = (field, err)
+        note = named(
+            QLabel("Limits apply to the next pre-check and order as soon as you save."), "riskLiveNote"
+        )
+        note.setWordWrap(True)
+        note.setStyleSheet(f"color: {MUTED_COLOR};")
+        form.addRow(note)
         return page
 
     def _ui_tab(self) -> QWidget:
@@ -94,6 +100,9 @@ class LimitsTab(QDialog):
         self.theme.setCurrentText(self.settings.ui.theme)
         form.addRow(self.confirm_orders)
         form.addRow("Theme", self.theme)
+        restart = named(QLabel("Takes effect after restart"), "themeRestartNote")
+        restart.setStyleSheet(f"color: {MUTED_COLOR};")
+        form.addRow("", restart)
         return page
 
     def _exchange_tab(self) -> QWidget:
