@@ -43,6 +43,7 @@ from services.strategies.api import ParamError, Strategy
 from services.strategies.backtest import BacktestCancelled, BacktestResult, run_backtest
 from services.strategies.synthetic import synthetic_bars
 from widgets import theme
+from widgets.message_label import MessageLabel
 from widgets.models.columns import Column, KeyedTableModel
 from widgets.models.common import named
 from widgets.models.table import SORT_ROLE
@@ -149,7 +150,7 @@ class BacktestDialog(QDialog):
         self.progress = named(QProgressBar(), "btProgress")
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
-        self.status = named(QLabel(), "btStatus")
+        self.status = named(MessageLabel(), "btStatus")
         self.status.setWordWrap(True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run)

@@ -19,9 +19,18 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QRect, QSettings, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QWidget
+from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, QSettings, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QResizeEvent
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFrame,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QScrollArea,
+    QStyle,
+    QWidget,
+)
 
 from services.domain.enums import Mode
 from widgets.status_bar import HeronStatusBar
@@ -44,21 +53,112 @@ AREAS = {
 #: The smallest first-launch size (the fixed size the window used to open at; the screenshot test
 #: and the offscreen platform's 800x600 screen get exactly this).
 DEFAULT_SIZE = QSize(1280, 800)
+#: The smallest screen Heron is laid out for (a 1366x768 laptop with a panel); on a screen at least
+#: this large the window opens within the screen, below it (a virtual screen) at DEFAULT_SIZE.
+SMALLEST_SCREEN = QSize(1024, 700)
+
+#: The most a panel asks of its dock area before it scrolls inside its dock instead: the left column
+#: (the ticket) runs the full height, the right one (the watchlist) sits above the bottom row, whose
+#: tabs share the window's width. Summed, the window's minimum fits a 1366x768 screen.
+PANEL_MIN_CAP = {
+    "left": QSize(320, 640),
+    "right": QSize(320, 400),
+    "top": QSize(480, 140),
+    "bottom": QSize(480, 140),
+}
 
 
 def first_launch_geometry(available: QRect) -> QRect:
     """Where a window without a saved layout opens: 90 % of the screen's available area, centred,
-    and never below :data:`DEFAULT_SIZE` (a small or virtual screen gets that size at its origin)."""
-    w = max(DEFAULT_SIZE.width(), round(available.width() * 0.9))
-    h = max(DEFAULT_SIZE.height(), round(available.height() * 0.9))
+    never below :data:`DEFAULT_SIZE`; on a real screen smaller than that (a 1366x768 laptop: at
+    least :data:`SMALLEST_SCREEN`) the whole available area, and a virtual screen smaller than
+    SMALLEST_SCREEN gets DEFAULT_SIZE at its origin."""
+    w = _first_launch_extent(available.width(), DEFAULT_SIZE.width(), SMALLEST_SCREEN.width())
+    h = _first_launch_extent(available.height(), DEFAULT_SIZE.height(), SMALLEST_SCREEN.height())
     x = available.x() + max(0, (available.width() - w) // 2)
     y = available.y() + max(0, (available.height() - h) // 2)
     return QRect(x, y, w, h)
 
 
+def _first_launch_extent(available: int, default: int, smallest: int) -> int:
+    if available < smallest:
+        return default
+    share = round(available * 0.9)
+    return share if share >= default else available  # a small screen: every pixel of it
+
+
 def window_title(mode: Mode, profile: str = "default") -> str:
     title = f"Heron — {mode.badge}"
     return title if profile == "default" else f"{title} — {profile}"
+
+
+class PanelScroll(QScrollArea):
+    """A panel's frame inside its dock: the minimum it asks of the window is the panel's, capped;
+    below the panel's own minimum the dock scrolls instead of widening the window."""
+
+    def __init__(self, cap: QSize, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.cap = cap
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+
+    def setWidget(self, widget: QWidget) -> None:
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # the panel's minimum changed (a row appeared, a longer text): the dock asks again
+        if event.type() == QEvent.Type.LayoutRequest and watched is self.widget():
+            self.updateGeometry()
+        return super().eventFilter(watched, event)
+
+    def minimumSizeHint(self) -> QSize:
+        inner = self.widget()
+        if inner is None:
+            return super().minimumSizeHint()
+        need = inner.minimumSizeHint().expandedTo(inner.minimumSize())
+        if inner.hasHeightForWidth():  # wrapped text: the height it needs at the width it has
+            width = max(self.viewport().width(), need.width())
+            need.setHeight(max(need.height(), inner.heightForWidth(width)))
+        out = need.boundedTo(self.cap)
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        # a capped side scrolls: room for that scroll bar on the other side, so it needs no second one
+        if need.height() > out.height():
+            out.setWidth(out.width() + bar)
+        if need.width() > out.width():
+            out.setHeight(out.height() + bar)
+        return out
+
+    def sizeHint(self) -> QSize:
+        inner = self.widget()
+        return super().sizeHint() if inner is None else inner.sizeHint()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            inner = self.widget()
+            if inner is not None and inner.hasHeightForWidth():
+                self.updateGeometry()
+
+
+class PanelDock(QDockWidget):
+    """A dock whose panel sits in a :class:`PanelScroll`; :meth:`widget` and :meth:`setWidget`
+    speak of the panel itself, so callers never see the frame."""
+
+    def __init__(self, title: str, cap: QSize, parent: QWidget | None = None) -> None:
+        super().__init__(title, parent)
+        self.frame = PanelScroll(cap, self)
+        super().setWidget(self.frame)
+
+    def widget(self) -> QWidget:
+        return self.frame.widget()  # type: ignore[return-value]  # None before setWidget, as Qt's
+
+    def setWidget(self, widget: QWidget) -> None:
+        old = self.frame.takeWidget()
+        if old is not None and old is not widget:
+            old.setParent(None)  # the caller owns the old panel (it deletes it)
+        self.frame.setWidget(widget)
+        self.frame.updateGeometry()
 
 
 class MainWindow(QMainWindow):
@@ -96,11 +196,18 @@ class MainWindow(QMainWindow):
             | QMainWindow.DockOption.AllowTabbedDocks
         )
         self.setDockNestingEnabled(True)
+        # the order ticket's column runs the full height on the left (its fields and Submit need it
+        # on a 768-pixel screen); the bottom row of tables sits beside it, under the chart
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         screen = QGuiApplication.primaryScreen()
         if screen is None:
             self.resize(DEFAULT_SIZE)
         else:
-            self.setGeometry(first_launch_geometry(screen.availableGeometry()))
+            available = screen.availableGeometry()
+            self.setGeometry(first_launch_geometry(available))
+            if self.geometry().size() == available.size():
+                # a small real screen: maximized, so the window manager's frame fits on it too
+                self.setWindowState(Qt.WindowState.WindowMaximized)
         self.heron_status = HeronStatusBar(mode, self)
         self.setStatusBar(self.heron_status)
         empty = QLabel("No panels are installed in this build yet.")
@@ -148,7 +255,7 @@ class MainWindow(QMainWindow):
             raise ValueError(f"area must be one of {sorted(AREAS)}, got {area!r}")
         if not widget.objectName():
             widget.setObjectName(object_name)
-        dock = QDockWidget(title, self)
+        dock = PanelDock(title, PANEL_MIN_CAP[area], self)
         dock.setObjectName(f"{object_name}Dock")
         dock.setWidget(widget)
         dock.setFeatures(

@@ -49,6 +49,7 @@ from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from services.domain.symbols import InvalidSymbolError, is_crypto, normalize_symbol
 from services.risk.context import RiskReport
 from widgets import theme
+from widgets.message_label import MessageLabel
 from widgets.models.common import DOWN, UP, confirm, describe_request
 from widgets.protocols import EngineLike
 from widgets.tasks import run_async
@@ -166,11 +167,11 @@ class OrderTicket(QWidget):
         self.submit_button = QPushButton("Submit", self)
         self.submit_button.setObjectName("ticketSubmit")
         self.submit_button.clicked.connect(lambda: self.submit())
-        self.reason_label = QLabel("", self)
+        self.reason_label = MessageLabel("", self)
         self.reason_label.setObjectName("ticketBlockedReason")
         self.reason_label.setWordWrap(True)
         self.reason_label.setStyleSheet(f"color: {theme.WARN}")
-        self.result_label = QLabel("", self)
+        self.result_label = MessageLabel("", self)
         self.result_label.setObjectName("ticketResult")
         self.result_label.setWordWrap(True)
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -47,6 +47,7 @@ from services.domain.incidents import IncidentKind
 from services.reconciliation.drift import worst_severity
 from widgets import theme
 from widgets.lifetime import cancel_on_destroy
+from widgets.message_label import MessageLabel
 from widgets.models.columns import refilter
 from widgets.models.common import named
 from widgets.models.recon_models import (
@@ -149,7 +150,7 @@ class ReconciliationPanel(QWidget):
 
     def _build_top(self) -> QHBoxLayout:
         """Status, last run, Run now and Trade report."""
-        self.status = named(QLabel(), "reconStatus")
+        self.status = named(MessageLabel(elide=True), "reconStatus")
         self.last_run = named(QLabel(), "reconLastRun")
         self.last_run.setStyleSheet(f"color: {theme.MUTED};")
         self.run_now = named(QPushButton("Run now"), "reconRunNow")

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QDialogButtonBox, QLabel, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialogButtonBox, QTabWidget, QVBoxLayout, QWidget
 
+from widgets.message_label import MessageLabel
 from widgets.models.common import named
 from widgets.settings.backend import ERROR_COLOR, OK_COLOR, KeyStore, SettingsBackend, Validator
 from widgets.settings.keys_tab import KeysTab
@@ -83,7 +84,7 @@ class SettingsDialog(ProfileTab, KeysTab, LimitsTab):
         self.tabs.addTab(self._risk_tab(), "Risk limits")
         self.tabs.addTab(self._ui_tab(), "Interface")
         self.tabs.addTab(self._exchange_tab(), "Local exchange")
-        self.error = named(QLabel(), "settingsError")
+        self.error = named(MessageLabel(), "settingsError")
         self.error.setStyleSheet(f"color: {ERROR_COLOR};")
         self.error.setWordWrap(True)
         buttons = QDialogButtonBox(

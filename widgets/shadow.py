@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from services.domain.models import Bar
 from widgets import theme
+from widgets.message_label import MessageLabel
 from widgets.models.columns import BoundedTableModel, Column, KeyedTableModel
 from widgets.models.common import named
 from widgets.models.table import SORT_ROLE
@@ -248,7 +249,7 @@ class ShadowPanel(QWidget):
         self.progress = named(QProgressBar(), "trainProgress")
         self.progress.setRange(0, 1000)
         self.progress.setMaximumWidth(220)
-        self.status = named(QLabel(), "shadowStatus")
+        self.status = named(MessageLabel(elide=True), "shadowStatus")
         badge = QLabel("SHADOW · never sent")
         badge.setStyleSheet(
             f"background: {theme.BADGE_BG}; color: {theme.PENDING}; padding: 1px 8px; border-radius: 3px;"

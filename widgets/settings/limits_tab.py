@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from widgets.message_label import MessageLabel
 from widgets.models.common import named
 from widgets.settings.backend import ERROR_COLOR, MUTED_COLOR, SettingsBackend
 
@@ -65,7 +66,7 @@ class LimitsTab(QDialog):
                 field.setText("" if value is None else str(value))
                 field.setPlaceholderText("empty: no limit")
             field.setToolTip(tip)
-            err = named(QLabel(), f"riskError_{key}")
+            err = named(MessageLabel(), f"riskError_{key}")
             err.setStyleSheet(f"color: {ERROR_COLOR};")
             err.hide()
             field.textChanged.connect(lambda _t, k=key: self._check_risk_field(k))
@@ -117,7 +118,7 @@ class LimitsTab(QDialog):
         self.seed.setValue(ex.seed)
         self.seed.setToolTip("Same seed, same simulated market")
         self.symbols = named(QLineEdit(", ".join(ex.symbols)), "exchangeSymbols")
-        self.symbols_error = named(QLabel(), "exchangeSymbolsError")
+        self.symbols_error = named(MessageLabel(), "exchangeSymbolsError")
         self.symbols_error.setStyleSheet(f"color: {ERROR_COLOR};")
         self.symbols_error.hide()
         form.addRow("Session", self.always_open)
