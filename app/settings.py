@@ -34,6 +34,8 @@ from services.storage.files import atomic_write_bytes
 
 SCHEMA_VERSION = 3
 THEMES = ("dark", "light")
+#: Where times are shown (widgets.models.common.TimeDisplay): exchange time (New York), UTC, local.
+TIME_ZONES = ("exchange", "utc", "local")
 
 DEFAULT_SYMBOLS = ["AAPL", "MSFT", "NVDA", "SPY", "QQQ", "TSLA", "BTC/USD", "ETH/USD"]
 
@@ -100,6 +102,7 @@ class SettingsTooNewError(SettingsError):
 class UiSettings:
     confirm_orders: bool = True  # paper and local; live orders are always confirmed
     theme: str = "dark"
+    time_zone: str = "exchange"  # one of TIME_ZONES
 
 
 @dataclass
@@ -300,7 +303,9 @@ def from_dict(data: dict[str, Any]) -> Settings:
     ui_raw = _section(data, "ui")
     theme = ui_raw.get("theme", "dark")
     _require(theme in THEMES, f"ui.theme must be one of {list(THEMES)}, got {theme!r}")
-    ui = UiSettings(confirm_orders=_bool(ui_raw, "confirm_orders", True, "ui"), theme=theme)
+    zone = ui_raw.get("time_zone", "exchange")
+    _require(zone in TIME_ZONES, f"ui.time_zone must be one of {list(TIME_ZONES)}, got {zone!r}")
+    ui = UiSettings(confirm_orders=_bool(ui_raw, "confirm_orders", True, "ui"), theme=theme, time_zone=zone)
     ex_raw = _section(data, "local_exchange")
     seed = ex_raw.get("seed", 0)
     _require(

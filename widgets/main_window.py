@@ -19,7 +19,7 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.domain.enums import Mode
+from widgets.models.common import TIMES, fmt_clock, fmt_timestamp
 from widgets.status_bar import HeronStatusBar
 
 log = logging.getLogger(__name__)
@@ -210,12 +211,33 @@ class MainWindow(QMainWindow):
                 self.setWindowState(Qt.WindowState.WindowMaximized)
         self.heron_status = HeronStatusBar(mode, self)
         self.setStatusBar(self.heron_status)
+        self._build_clock()
         empty = QLabel("No panels are installed in this build yet.")
         empty.setObjectName("emptyState")
         empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._empty: QLabel | None = empty
         self.setCentralWidget(empty)
         self._build_menus()
+
+    # -- the clock --------------------------------------------------------------------------------
+    def _build_clock(self) -> None:
+        """The time now in the display zone, at the right of the status bar (``clockLabel``)."""
+        self.clock_label = QLabel(self)
+        self.clock_label.setObjectName("clockLabel")
+        self.heron_status.addPermanentWidget(self.clock_label)
+        self._clock_timer = QTimer(self)
+        self._clock_timer.setInterval(1000)
+        self._clock_timer.timeout.connect(self.show_time)
+        self._clock_timer.start()
+        TIMES.changed.connect(self.show_time)
+        self.show_time()
+
+    def show_time(self) -> None:
+        now = datetime.now(UTC)
+        self.clock_label.setText(f"{fmt_clock(now)} {TIMES.label()}")
+        self.clock_label.setToolTip(
+            f"{fmt_timestamp(now)} {TIMES.label()} (Settings → Interface: times shown in)"
+        )
 
     # -- menus ------------------------------------------------------------------------------------
     def _build_menus(self) -> None:

@@ -123,7 +123,11 @@ class SettingsDialog(ProfileTab, KeysTab, LimitsTab):
         data = self.settings.to_dict()
         data["mode"] = self._mode.value
         data["risk"] = risk
-        data["ui"] = {"confirm_orders": self.confirm_orders.isChecked(), "theme": self.theme.currentText()}
+        data["ui"] = {
+            "confirm_orders": self.confirm_orders.isChecked(),
+            "theme": self.theme.currentText(),
+            "time_zone": self.time_zone.currentData(),
+        }
         data["local_exchange"] = {
             "always_open": self.always_open.isChecked(),
             "seed": self.seed.value(),

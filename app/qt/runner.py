@@ -40,6 +40,7 @@ def run_gui(ctx: AppContext, start_services: StartServices) -> int:
     from PySide6.QtWidgets import QApplication
 
     from widgets.main_window import MainWindow
+    from widgets.models.common import TIMES
     from widgets.theme import apply_theme
 
     route_qt_messages()
@@ -48,6 +49,7 @@ def run_gui(ctx: AppContext, start_services: StartServices) -> int:
     app.setApplicationName("Heron")
     app.setQuitOnLastWindowClosed(False)  # keep the loop alive so async cleanup can run
     apply_theme(app, ctx.settings.ui.theme)
+    TIMES.set(ctx.settings.ui.time_zone)
     outcome = {"rc": 0}
 
     async def main() -> int:

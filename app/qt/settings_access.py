@@ -92,8 +92,10 @@ def apply_live(window: QWidget, ctx: AppContext, services: Services, new: Settin
     exchange wait for a restart (the dialog says so). Returns why something could not be applied."""
     from app.subsystems.orders import risk_limits_from_settings
     from services.risk.limits import RiskLimitsError
+    from widgets.models.common import TIMES
 
     ctx.settings = new
+    TIMES.set(new.ui.time_zone)
     panels = getattr(window, "trading_panels", None)
     ticket = getattr(panels, "ticket", None)
     if ticket is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 
 from services.domain.models import Fill
-from widgets.models.common import DOWN, UP, fmt_money, fmt_price, fmt_qty, fmt_timestamp
+from widgets.models.common import DOWN, UP, fmt_money, fmt_price, fmt_qty, fmt_timestamp, zoned
 from widgets.models.table import Row, RowTableModel
 
 MAX_FILLS = 10_000
@@ -16,7 +16,7 @@ def fill_key(fill: Fill) -> str:
 
 
 class FillsTableModel(RowTableModel):
-    COLUMNS = ("Time", "Symbol", "Side", "Qty", "Price", "Value", "Order id", "Execution id")
+    COLUMNS = (zoned("Time"), "Symbol", "Side", "Qty", "Price", "Value", "Order id", "Execution id")
     NUMERIC = frozenset({3, 4, 5})
 
     def __init__(self, parent: QObject | None = None, *, max_rows: int = MAX_FILLS) -> None:

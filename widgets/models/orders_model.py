@@ -19,6 +19,7 @@ from widgets.models.common import (
     fmt_price,
     fmt_qty,
     fmt_timestamp,
+    zoned,
 )
 from widgets.models.table import FILTER_ROLE, SORT_ROLE, Row, RowTableModel
 
@@ -50,7 +51,7 @@ class OrdersTableModel(RowTableModel):
     """Rows keyed by the order's logical id (stable across replaces). Closed orders trim first."""
 
     COLUMNS = (
-        "Time", "Symbol", "Side", "Type", "Qty", "Filled", "Limit", "Stop", "Avg fill",
+        zoned("Time"), "Symbol", "Side", "Type", "Qty", "Filled", "Limit", "Stop", "Avg fill",
         "Status", "TIF", "Source", "Client order id",
     )  # fmt: skip
     NUMERIC = frozenset({4, 5, 6, 7, 8})

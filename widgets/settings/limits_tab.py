@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from widgets.message_label import MessageLabel
-from widgets.models.common import named
+from widgets.models.common import TIME_DISPLAY_TEXT, named
 from widgets.settings.backend import ERROR_COLOR, MUTED_COLOR, SettingsBackend
 
 #: Label, unit and help for every risk limit the risk engine reads.
@@ -99,7 +99,15 @@ class LimitsTab(QDialog):
         self.theme = named(QComboBox(), "themeCombo")
         self.theme.addItems(list(self.backend.themes))
         self.theme.setCurrentText(self.settings.ui.theme)
+        self.time_zone = named(QComboBox(), "timeZoneCombo")
+        for display, text in TIME_DISPLAY_TEXT.items():
+            self.time_zone.addItem(text, display.value)
+        self.time_zone.setCurrentIndex(max(0, self.time_zone.findData(self.settings.ui.time_zone)))
+        self.time_zone.setToolTip(
+            "Every time in the window and its column headers; applied as soon as you save"
+        )
         form.addRow(self.confirm_orders)
+        form.addRow("Times shown in", self.time_zone)
         form.addRow("Theme", self.theme)
         restart = named(QLabel("Takes effect after restart"), "themeRestartNote")
         restart.setStyleSheet(f"color: {MUTED_COLOR};")
