@@ -103,6 +103,8 @@ class UiSettings:
     confirm_orders: bool = True  # paper and local; live orders are always confirmed
     theme: str = "dark"
     time_zone: str = "exchange"  # one of TIME_ZONES
+    #: command name → key sequence ("Ctrl+Shift+B"), only where it differs from Heron's default
+    shortcuts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -305,7 +307,18 @@ def from_dict(data: dict[str, Any]) -> Settings:
     _require(theme in THEMES, f"ui.theme must be one of {list(THEMES)}, got {theme!r}")
     zone = ui_raw.get("time_zone", "exchange")
     _require(zone in TIME_ZONES, f"ui.time_zone must be one of {list(TIME_ZONES)}, got {zone!r}")
-    ui = UiSettings(confirm_orders=_bool(ui_raw, "confirm_orders", True, "ui"), theme=theme, time_zone=zone)
+    keys = ui_raw.get("shortcuts", {})
+    _require(
+        isinstance(keys, dict) and all(isinstance(k, str) and isinstance(v, str) and len(v) <= 40
+                                       for k, v in keys.items()),
+        f"ui.shortcuts must map command names to key sequences such as \"Ctrl+Shift+B\", got {keys!r}",
+    )  # fmt: skip
+    ui = UiSettings(
+        confirm_orders=_bool(ui_raw, "confirm_orders", True, "ui"),
+        theme=theme,
+        time_zone=zone,
+        shortcuts=keys,
+    )
     ex_raw = _section(data, "local_exchange")
     seed = ex_raw.get("seed", 0)
     _require(

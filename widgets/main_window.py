@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import stat
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from services.domain.enums import Mode
 from widgets.models.common import TIMES, fmt_clock, fmt_timestamp
+from widgets.shortcuts import COMMANDS, Command, ShortcutsDialog, bindings
 from widgets.status_bar import HeronStatusBar
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,11 @@ def _first_launch_extent(available: int, default: int, smallest: int) -> int:
         return default
     share = round(available * 0.9)
     return share if share >= default else available  # a small screen: every pixel of it
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def window_title(mode: Mode, profile: str = "default") -> str:
@@ -241,13 +248,19 @@ class MainWindow(QMainWindow):
 
     # -- menus ------------------------------------------------------------------------------------
     def _build_menus(self) -> None:
+        """File, View, Trade and Help. Every command is a menu action showing its shortcut; one
+        without a handler yet (the trade commands before the ticket exists) is disabled."""
         bar = self.menuBar()
+        self.commands: dict[Command, QAction] = {}
+        for command in Command:
+            action = QAction(COMMANDS[command].title, self)
+            action.setObjectName(f"{_camel(command.value)}Action")
+            action.setEnabled(False)
+            self.commands[command] = action
         file_menu = bar.addMenu("&File")
-        quit_action = QAction("&Quit", self)
-        quit_action.setObjectName("quitAction")
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        file_menu.addAction(quit_action)
+        file_menu.addAction(self.commands[Command.SETTINGS])
+        file_menu.addSeparator()
+        file_menu.addAction(self.commands[Command.QUIT])
         self.view_menu: QMenu = bar.addMenu("&View")
         self.view_menu.setObjectName("viewMenu")
         self._panels_separator = self.view_menu.addSeparator()
@@ -255,6 +268,41 @@ class MainWindow(QMainWindow):
         reset.setObjectName("resetLayoutAction")
         reset.triggered.connect(self.reset_layout)
         self.view_menu.addAction(reset)
+        trade = bar.addMenu("&Trade")
+        trade.setObjectName("tradeMenu")
+        for group in (
+            (Command.BUY, Command.SELL),
+            (Command.CANCEL_LAST, Command.CANCEL_ALL, Command.FLATTEN_ALL),
+        ):
+            if trade.actions():
+                trade.addSeparator()
+            for command in group:
+                trade.addAction(self.commands[command])
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.commands[Command.SHORTCUTS])
+        self.connect_command(Command.QUIT, self.close)
+        self.connect_command(Command.SHORTCUTS, self.show_shortcuts)
+        self.apply_shortcuts(bindings())
+
+    def connect_command(self, command: Command, handler: Callable[[], object]) -> QAction:
+        """Run ``handler`` for ``command`` (menu or shortcut) and enable it."""
+        action = self.commands[command]
+        action.triggered.connect(lambda _checked=False: handler())
+        action.setEnabled(True)
+        return action
+
+    def apply_shortcuts(self, keys: Mapping[Command, str]) -> None:
+        """Bind each command to its keys (as checked by :func:`widgets.shortcuts.problems`)."""
+        self.shortcut_keys = dict(keys)
+        for command, action in self.commands.items():
+            action.setShortcut(QKeySequence(keys.get(command, "")))
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        """Help → Keyboard shortcuts (non-modal)."""
+        dialog = ShortcutsDialog(self.shortcut_keys, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     # -- panels -----------------------------------------------------------------------------------
     def add_panel(

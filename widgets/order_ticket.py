@@ -8,9 +8,8 @@
 - Submit goes through :meth:`ExecutionEngine.submit` with source ``"manual"`` after a confirmation
   (always in live mode; in paper and local mode when ``confirm_orders`` is on). The outcome
   (accepted / rejected with the reason / in flight) is shown.
-- Window-wide hotkeys (:meth:`install_hotkeys`): F1/Ctrl+B buy, F2/Ctrl+S sell (submit the ticket
-  on that side), F3 cancel the last manual order, F4 cancel all (confirmed), Ctrl+Shift+F flatten
-  all (confirmed).
+- Buy, sell, cancel last, cancel all (confirmed) and flatten all (confirmed) are also the main
+  window's Trade commands, with configurable shortcuts (:mod:`widgets.shortcuts`).
 
 Signals:
     submitted(str): client order id of an order the engine accepted or has in flight.
@@ -27,7 +26,6 @@ from functools import partial
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -119,7 +117,6 @@ class OrderTicket(QWidget):
         self.task: asyncio.Future[Any] | None = None
         self._assets: dict[str, Asset | None] = {}
         self._asset_loading: set[str] = set()
-        self.shortcuts: list[QShortcut] = []
         self._build()
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -560,23 +557,3 @@ class OrderTicket(QWidget):
         self.ext_check.setChecked(order.extended_hours)
         self.class_combo.setCurrentText(OrderClass.SIMPLE.value)
         self._show_result(f"pre-filled from {order.client_order_id}; review and submit")
-
-    # -- hotkeys ------------------------------------------------------------------------------------
-    def install_hotkeys(self, window: QWidget) -> list[QShortcut]:
-        """Window-wide shortcuts on ``window`` (the main window)."""
-        bindings: list[tuple[str, Callable[[], object]]] = [
-            ("F1", lambda: self.submit(OrderSide.BUY)),
-            ("Ctrl+B", lambda: self.submit(OrderSide.BUY)),
-            ("F2", lambda: self.submit(OrderSide.SELL)),
-            ("Ctrl+S", lambda: self.submit(OrderSide.SELL)),
-            ("F3", self.cancel_last),
-            ("F4", self.cancel_all),
-            ("Ctrl+Shift+F", self.flatten_all),
-        ]
-        for keys, action in bindings:
-            sc = QShortcut(QKeySequence(keys), window)
-            sc.setContext(Qt.ShortcutContext.WindowShortcut)
-            sc.setObjectName(f"hotkey_{keys.replace('+', '_')}")
-            sc.activated.connect(action)
-            self.shortcuts.append(sc)
-        return self.shortcuts

@@ -38,6 +38,7 @@ from widgets.settings.backend import ERROR_COLOR, OK_COLOR, KeyStore, SettingsBa
 from widgets.settings.keys_tab import KeysTab
 from widgets.settings.limits_tab import INVALID, RISK_FIELDS, LimitsTab
 from widgets.settings.profile_tab import ProfileTab
+from widgets.shortcuts import ShortcutsTab, bindings, changed_only
 from widgets.tasks import TaskBridge
 
 log = logging.getLogger("heron.widgets.settings")
@@ -84,6 +85,8 @@ class SettingsDialog(ProfileTab, KeysTab, LimitsTab):
         self.tabs.addTab(self._risk_tab(), "Risk limits")
         self.tabs.addTab(self._ui_tab(), "Interface")
         self.tabs.addTab(self._exchange_tab(), "Local exchange")
+        self.shortcuts_tab = ShortcutsTab(bindings(settings.ui.shortcuts))
+        self.tabs.addTab(self.shortcuts_tab, "Shortcuts")
         self.error = named(MessageLabel(), "settingsError")
         self.error.setStyleSheet(f"color: {ERROR_COLOR};")
         self.error.setWordWrap(True)
@@ -117,9 +120,14 @@ class SettingsDialog(ProfileTab, KeysTab, LimitsTab):
             bad = True
         else:
             self.symbols_error.hide()
+        keys = self.shortcuts_tab.check()
+        if keys is None:
+            bad = True
         if bad:
+            self.error.setStyleSheet(f"color: {ERROR_COLOR};")
             self.error.setText("Some fields are invalid; nothing was saved.")
             return None
+        assert keys is not None
         data = self.settings.to_dict()
         data["mode"] = self._mode.value
         data["risk"] = risk
@@ -127,6 +135,7 @@ class SettingsDialog(ProfileTab, KeysTab, LimitsTab):
             "confirm_orders": self.confirm_orders.isChecked(),
             "theme": self.theme.currentText(),
             "time_zone": self.time_zone.currentData(),
+            "shortcuts": changed_only(keys),
         }
         data["local_exchange"] = {
             "always_open": self.always_open.isChecked(),
@@ -159,7 +168,7 @@ class SettingsDialog(ProfileTab, KeysTab, LimitsTab):
             self.error.setText(f"Saved, but not in force: {problem}.")
             return
         self.error.setStyleSheet(f"color: {OK_COLOR};")
-        text = "Saved: risk limits, confirmations and display options are in force now."
+        text = "Saved: risk limits, confirmations, display options and shortcuts are in force now."
         if restart:
             text += f" Changes to the {', '.join(restart)} take effect after a restart."
         self.error.setText(text)

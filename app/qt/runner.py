@@ -41,6 +41,7 @@ def run_gui(ctx: AppContext, start_services: StartServices) -> int:
 
     from widgets.main_window import MainWindow
     from widgets.models.common import TIMES
+    from widgets.shortcuts import bindings
     from widgets.theme import apply_theme
 
     route_qt_messages()
@@ -57,6 +58,7 @@ def run_gui(ctx: AppContext, start_services: StartServices) -> int:
         attach_loop(ctx, loop)
         window = MainWindow(ctx.mode, layout_file=ctx.paths.layout_file, profile=ctx.paths.profile,
                             log_hub=ctx.log_hub)  # fmt: skip
+        window.apply_shortcuts(bindings(ctx.settings.ui.shortcuts))
         wire_status(ctx, window)
         ctx.confirm_live = lambda: ask_live_confirmation(window)
         window.show()

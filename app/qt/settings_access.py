@@ -88,14 +88,18 @@ def open_settings(window: QWidget, ctx: AppContext, services: Services, *, show:
 
 def apply_live(window: QWidget, ctx: AppContext, services: Services, new: Settings) -> str | None:
     """Put saved settings in force without a restart: the risk gate's limits (the next pre-check and
-    order use them), the ticket's confirmation and the display options. Mode, theme and the local
-    exchange wait for a restart (the dialog says so). Returns why something could not be applied."""
+    order use them), the ticket's confirmation, the time zone and the keyboard shortcuts. Mode,
+    theme and the local exchange wait for a restart (the dialog says so). Returns why something
+    could not be applied."""
     from app.subsystems.orders import risk_limits_from_settings
     from services.risk.limits import RiskLimitsError
     from widgets.models.common import TIMES
+    from widgets.shortcuts import bindings
 
     ctx.settings = new
     TIMES.set(new.ui.time_zone)
+    if hasattr(window, "apply_shortcuts"):
+        window.apply_shortcuts(bindings(new.ui.shortcuts))
     panels = getattr(window, "trading_panels", None)
     ticket = getattr(panels, "ticket", None)
     if ticket is not None:
