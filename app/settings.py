@@ -35,6 +35,8 @@ from services.storage.files import atomic_write_bytes
 
 SCHEMA_VERSION = 3
 THEMES = ("dark", "light")
+#: Where times are shown (widgets.models.common.TimeDisplay): exchange time (New York), UTC, local.
+TIME_ZONES = ("exchange", "utc", "local")
 
 DEFAULT_SYMBOLS = ["AAPL", "MSFT", "NVDA", "SPY", "QQQ", "TSLA", "BTC/USD", "ETH/USD"]
 
@@ -101,6 +103,9 @@ class SettingsTooNewError(SettingsError):
 class UiSettings:
     confirm_orders: bool = True  # paper and local; live orders are always confirmed
     theme: str = "dark"
+    time_zone: str = "exchange"  # one of TIME_ZONES
+    #: command name → key sequence ("Ctrl+Shift+B"), only where it differs from Heron's default
+    shortcuts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -308,7 +313,20 @@ def from_dict(data: dict[str, Any]) -> Settings:
     ui_raw = _section(data, "ui")
     theme = ui_raw.get("theme", "dark")
     _require(theme in THEMES, f"ui.theme must be one of {list(THEMES)}, got {theme!r}")
-    ui = UiSettings(confirm_orders=_bool(ui_raw, "confirm_orders", True, "ui"), theme=theme)
+    zone = ui_raw.get("time_zone", "exchange")
+    _require(zone in TIME_ZONES, f"ui.time_zone must be one of {list(TIME_ZONES)}, got {zone!r}")
+    keys = ui_raw.get("shortcuts", {})
+    _require(
+        isinstance(keys, dict) and all(isinstance(k, str) and isinstance(v, str) and len(v) <= 40
+                                       for k, v in keys.items()),
+        f"ui.shortcuts must map command names to key sequences such as \"Ctrl+Shift+B\", got {keys!r}",
+    )  # fmt: skip
+    ui = UiSettings(
+        confirm_orders=_bool(ui_raw, "confirm_orders", True, "ui"),
+        theme=theme,
+        time_zone=zone,
+        shortcuts=keys,
+    )
     ex_raw = _section(data, "local_exchange")
     seed = ex_raw.get("seed", 0)
     _require(

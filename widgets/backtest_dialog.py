@@ -56,8 +56,9 @@ from services.strategies.backtest import (
 )
 from services.strategies.synthetic import synthetic_bars, synthetic_range
 from widgets import theme
+from widgets.message_label import MessageLabel
 from widgets.models.columns import Column, KeyedTableModel
-from widgets.models.common import named
+from widgets.models.common import fmt_minute, named, zoned
 from widgets.models.table import SORT_ROLE
 from widgets.param_editor import ParamEditor
 from widgets.tasks import TaskBridge
@@ -145,8 +146,8 @@ TRADE_COLUMNS: list[Column[Any]] = [
     Column("#", lambda r: str(r[0] + 1), sort=lambda r: r[0], numeric=True),
     Column("Symbol", lambda r: r[1].symbol),
     Column("Side", lambda r: "long" if r[1].direction > 0 else "short"),
-    Column("Entry (UTC)", lambda r: r[1].entry_ts.strftime("%Y-%m-%d %H:%M"), sort=lambda r: r[1].entry_ts),
-    Column("Exit (UTC)", lambda r: r[1].exit_ts.strftime("%Y-%m-%d %H:%M"), sort=lambda r: r[1].exit_ts),
+    Column(zoned("Entry"), lambda r: fmt_minute(r[1].entry_ts), sort=lambda r: r[1].entry_ts),
+    Column(zoned("Exit"), lambda r: fmt_minute(r[1].exit_ts), sort=lambda r: r[1].exit_ts),
     Column("Qty", lambda r: f"{r[1].qty:f}", sort=lambda r: r[1].qty, numeric=True),
     Column("Entry", lambda r: f"{r[1].entry_price:,.2f}", sort=lambda r: r[1].entry_price, numeric=True),
     Column("Exit", lambda r: f"{r[1].exit_price:,.2f}", sort=lambda r: r[1].exit_price, numeric=True),
@@ -235,7 +236,7 @@ class BacktestDialog(QDialog):
         self.progress = named(QProgressBar(), "btProgress")
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
-        self.status = named(QLabel(), "btStatus")
+        self.status = named(MessageLabel(), "btStatus")
         self.status.setWordWrap(True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run)

@@ -44,6 +44,7 @@ from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from widgets import theme
 from widgets.csv_export import default_path, write_csv, write_table
 from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
+from widgets.message_label import MessageLabel
 from widgets.models.common import STATUS_GROUPS, confirm
 from widgets.models.fills_model import FILL_CSV, MAX_FILLS, FillsFilterProxy, FillsTableModel, fill_key
 from widgets.models.orders_model import (
@@ -104,10 +105,10 @@ class ReplaceDialog(QDialog):
         self.limit_edit.setObjectName("replaceLimit")
         self.stop_edit = QLineEdit(decimal_str(order.stop_price) or "", self)
         self.stop_edit.setObjectName("replaceStop")
-        self.outcome = QLabel("", self)
+        self.outcome = MessageLabel("", self)
         self.outcome.setObjectName("replaceOutcome")
         self.outcome.setWordWrap(True)
-        self.error = QLabel("", self)
+        self.error = MessageLabel("", self)
         self.error.setObjectName("replaceError")
         self.error.setStyleSheet(f"color: {theme.DOWN}")
         form = QFormLayout()
@@ -224,7 +225,7 @@ class BlotterPanel(QWidget):
         )
         self.note.setObjectName("blotterNote")
         self.note.setStyleSheet(f"color: {theme.MUTED}")
-        self.status_label = QLabel("", self)
+        self.status_label = MessageLabel("", self, elide=True)
         self.status_label.setObjectName("blotterStatus")
         self._build_tables()
 

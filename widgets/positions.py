@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
-    QLabel,
     QMenu,
     QPushButton,
     QVBoxLayout,
@@ -37,6 +36,7 @@ from services.domain.models import Position
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from services.marketdata.pipeline import MarketDataBatchEvent
 from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
+from widgets.message_label import MessageLabel
 from widgets.models.common import confirm
 from widgets.models.positions_model import Marks, PositionSource, PositionsTableModel, position_view
 from widgets.models.row_view import RowTableView
@@ -104,7 +104,7 @@ class PositionsPanel(QWidget):
         self.flatten_button = QPushButton("Flatten all", self)
         self.flatten_button.setObjectName("positionsFlatten")
         self.flatten_button.clicked.connect(self.flatten_all)
-        self.status_label = QLabel("", self)
+        self.status_label = MessageLabel("", self, elide=True)
         self.status_label.setObjectName("positionsStatus")
         bar = QHBoxLayout()
         bar.addWidget(self.status_label, 1)

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QMenu,
     QPushButton,
@@ -40,6 +39,7 @@ from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from services.marketdata.pipeline import MarketDataBatchEvent
 from widgets import theme
 from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
+from widgets.message_label import MessageLabel
 from widgets.models.common import log
 from widgets.models.row_view import RowTableView
 from widgets.models.table import Row
@@ -83,7 +83,7 @@ class WatchlistPanel(QWidget):
         self.add_button = QPushButton("Add", self)
         self.add_button.setObjectName("watchlistAddButton")
         self.add_button.clicked.connect(self._add_from_edit)
-        self.error_label = QLabel("", self)
+        self.error_label = MessageLabel("", self)
         self.error_label.setObjectName("watchlistError")
         self.error_label.setStyleSheet(f"color: {theme.DOWN}")
         self.error_label.setWordWrap(True)  # a long refusal wraps: it never widens the dock

@@ -343,11 +343,11 @@ def test_a_moved_row_keeps_its_selection(qtbot) -> None:  # type: ignore[no-unty
     assert b.selected_order().limit_price == Decimal(500)  # type: ignore[union-attr]
 
 
-def test_timestamp_cells_match_strftime() -> None:
+def test_timestamp_cells_match_strftime_in_the_display_zone() -> None:
     from datetime import timezone
 
-    from widgets.models.common import fmt_timestamp
+    from widgets.models.common import EXCHANGE_TZ, fmt_timestamp
 
     for ts in (T0, datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone(timedelta(hours=-5))),
                datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)):  # fmt: skip
-        assert fmt_timestamp(ts) == ts.strftime("%Y-%m-%d %H:%M:%S")
+        assert fmt_timestamp(ts) == ts.astimezone(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M:%S")

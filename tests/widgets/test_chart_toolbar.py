@@ -14,12 +14,13 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.qt.panels.trading import TradingPanels, _link, install_chart
 from app.settings import Settings, load
 from services.domain.bus import EventBus
-from services.domain.enums import Timeframe
+from services.domain.enums import Mode, Timeframe
 from services.indicators import series
 from tests.widgets import trading_rig
 from tests.widgets.trading_rig import Rig, settle_until
 from widgets.chart.panel import ChartPanel
 from widgets.chart.sample import random_walk_bars
+from widgets.main_window import MainWindow
 from widgets.order_ticket import OrderTicket
 from widgets.theme import ChartColors
 from widgets.watchlist import WatchlistPanel
@@ -101,9 +102,9 @@ def test_new_parameters_redraw_the_indicator_and_its_legend(panel: ChartPanel, q
     assert panel.legend_entries() == [("SMA(50)", ChartColors.sma)]
 
 
-class _Window(QtWidgets.QMainWindow):
-    def set_central_panel(self, widget: QtWidgets.QWidget) -> None:
-        self.setCentralWidget(widget)
+class _Window(MainWindow):
+    def __init__(self) -> None:
+        super().__init__(Mode.LOCAL)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QWidget
 
 from services.domain.enums import Mode, OrderClass, OrderSide, OrderStatus, OrderType, TradingState
 from services.orders.transitions import OrderState
@@ -216,21 +215,27 @@ def test_notional_needs_market(qtbot, rig: Rig) -> None:  # type: ignore[no-unty
     assert t.last_state.request is not None and t.last_state.request.notional == Decimal(250)  # type: ignore[union-attr]
 
 
-def test_hotkeys_buy_sell_cancel(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
-    window = QWidget()
+def test_trade_commands_buy_sell_cancel(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    from app.qt.panels.trading import _order_commands
+    from widgets.main_window import MainWindow
+    from widgets.shortcuts import Command
+
+    window = MainWindow(Mode.LOCAL)
     qtbot.addWidget(window)
-    t = OrderTicket(rig.engine, confirm_orders=False, parent=window)
+    t = OrderTicket(rig.engine, confirm_orders=False)
+    window.add_panel(t, "orderTicket", "Order ticket", "left")
     t._assets["AAPL"] = rig.broker._assets["AAPL"]
-    shortcuts = t.install_hotkeys(window)
-    keys = {s.key().toString() for s in shortcuts}
-    assert {"F1", "Ctrl+B", "F2", "Ctrl+S", "F3", "F4", "Ctrl+Shift+F"} <= keys
+    _order_commands(window, t)
+    keys = {c: a.shortcut().toString() for c, a in window.commands.items()}
+    assert keys[Command.SELL] == "Ctrl+Shift+S" and keys[Command.BUY] == "Ctrl+Shift+B"
+    assert "Ctrl+S" not in keys.values() and "F2" not in keys.values()  # no surprise order keys
     fill_form(t, qty="3", otype="limit", limit_edit="100")
-    next(s for s in shortcuts if s.key().toString() == "F2").activated.emit()
+    window.commands[Command.SELL].trigger()
     settle_until(qloop, "the sell submit answered", lambda: answered(t))
     assert t.side() is OrderSide.SELL
     rec = rig.store.find(client_order_id=t.last_client_order_id)
     assert rec is not None and rec.side is OrderSide.SELL
-    next(s for s in shortcuts if s.key().toString() == "F3").activated.emit()
+    window.commands[Command.CANCEL_LAST].trigger()
     settle_until(qloop, "the cancel requested", lambda: rec.cancel_requested)
     assert rec.cancel_requested
     # cancel all asks first; declining sends nothing

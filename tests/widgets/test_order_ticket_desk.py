@@ -313,13 +313,15 @@ def test_watchlist_bid_ask_click_stages_the_ticket_and_removal_keeps_it(qtbot, r
     """The app's wiring: a click on a watchlist row's Ask stages a buy limit at the ask; removing
     the selected row leaves the ticket on its symbol."""
     from app.qt.panels.trading import TradingPanels, _link
+    from services.domain.enums import Mode
+    from widgets.main_window import MainWindow
     from widgets.watchlist import WatchlistPanel
 
-    window = QWidget()
+    window = MainWindow(Mode.LOCAL)
     qtbot.addWidget(window)
     w = WatchlistPanel(rig.book, rig.bus, ["AAPL", "MSFT"], parent=window)
     t = make(qtbot, rig)
-    _link(window, TradingPanels(watchlist=w, ticket=t), {"symbol": ""})  # type: ignore[arg-type]
+    _link(window, TradingPanels(watchlist=w, ticket=t), {"symbol": ""})
     w.resize(700, 300)
     w.show()
     qtbot.waitExposed(w)

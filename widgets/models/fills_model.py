@@ -9,7 +9,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRegularExpression
 
 from services.domain.models import Fill
-from widgets.models.common import DOWN, UP, fmt_money, fmt_price, fmt_qty, fmt_timestamp
+from widgets.models.common import DOWN, UP, fmt_money, fmt_price, fmt_qty, fmt_timestamp, zoned
 from widgets.models.table import Row, RowFilterProxy, RowTableModel
 
 MAX_FILLS = 10_000
@@ -20,7 +20,7 @@ def fill_key(fill: Fill) -> str:
 
 
 class FillsTableModel(RowTableModel):
-    COLUMNS = ("Time", "Symbol", "Side", "Qty", "Price", "Value", "Order id", "Execution id")
+    COLUMNS = (zoned("Time"), "Symbol", "Side", "Qty", "Price", "Value", "Order id", "Execution id")
     HEADER_TIPS = ("When the execution happened", "", "", "Quantity executed", "Execution price",
                    "Quantity x price", "The broker's order id", "The broker's execution id")  # fmt: skip
     NUMERIC = frozenset({3, 4, 5})

@@ -30,6 +30,7 @@ from widgets.models.common import (
     fmt_price,
     fmt_qty,
     fmt_timestamp,
+    zoned,
 )
 from widgets.models.table import Row, RowFilterProxy, RowTableModel
 
@@ -94,7 +95,7 @@ class OrdersTableModel(RowTableModel):
     """
 
     COLUMNS = (
-        "Time", "Symbol", "Side", "Type", "Class", "Qty", "Filled", "Limit", "Stop", "Trail",
+        zoned("Time"), "Symbol", "Side", "Type", "Class", "Qty", "Filled", "Limit", "Stop", "Trail",
         "Avg fill", "Status", "TIF", "Source", "Client order id",
     )  # fmt: skip
     HEADER_TIPS = (

@@ -36,6 +36,8 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor
 
+from widgets.models.common import TIMES, header_text, shows_times
+
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 FILTER_ROLE = Qt.ItemDataRole.UserRole + 2
 PAYLOAD_ROLE = Qt.ItemDataRole.UserRole + 3
@@ -122,6 +124,20 @@ class RowTableModel(QAbstractTableModel):
         self._timer.setSingleShot(True)
         self._timer.setInterval(FRAME_MS)
         self._timer.timeout.connect(self.flush)
+        if shows_times(self.COLUMNS):
+            TIMES.changed.connect(self.retime)
+
+    def retime(self) -> None:
+        """The display zone changed: every row is made again from its payload (sort values are
+        instants, so the order stays), and the headers name the new zone."""
+        for i, old in enumerate(self._rows):
+            row = self.make_row(old.key, old.payload)
+            row.seq = old.seq
+            self._rows[i] = self._by_key[old.key] = row
+        if self._rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(self.COLUMNS) - 1))
+        if self.COLUMNS:
+            self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, len(self.COLUMNS) - 1)
 
     # -- subclass hooks ---------------------------------------------------------------------------
     def make_row(self, key: str, payload: Any) -> Row:  # pragma: no cover - abstract
@@ -379,7 +395,7 @@ class RowTableModel(QAbstractTableModel):
     ) -> Any:
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             if 0 <= section < len(self.COLUMNS):
-                return self.COLUMNS[section]
+                return header_text(self.COLUMNS[section])
             return None
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Vertical:
             return str(section + 1)

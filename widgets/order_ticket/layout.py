@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from services.domain.enums import OrderClass, OrderSide, OrderType, TimeInForce
 from services.domain.symbols import InvalidSymbolError, is_crypto, normalize_symbol
 from widgets import theme
+from widgets.message_label import MessageLabel
 from widgets.order_ticket.form import (
     CLASS_LABELS,
     TIF_LABELS,
@@ -108,7 +109,7 @@ class TicketLayout(QWidget):
 
     def _message(self, name: str, lines: int = MESSAGE_LINES) -> QLabel:
         """A message line with room for ``lines`` lines whether it holds text or not."""
-        label = QLabel("", self)
+        label = MessageLabel("", self)
         label.setObjectName(name)
         label.setWordWrap(True)  # a long line wraps: it never widens the dock
         label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)

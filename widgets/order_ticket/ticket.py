@@ -14,9 +14,8 @@
   stay in the fields.
 - Submit goes through :meth:`ExecutionEngine.submit` with source ``"manual"`` after a confirmation
   (always in live mode; in paper and local mode when ``confirm_orders`` is on).
-- Window-wide hotkeys (:meth:`install_hotkeys`): F1/Ctrl+B buy, F2/Ctrl+S sell (submit the ticket
-  on that side), F3 cancel the last manual order, F4 cancel all (confirmed), Ctrl+Shift+F flatten
-  all (confirmed).
+- Buy, sell, cancel last, cancel all (confirmed) and flatten all (confirmed) are also the main
+  window's Trade commands, with configurable shortcuts (:mod:`widgets.shortcuts`).
 
 Signals:
     submitted(str): client order id of an order the engine accepted or has in flight.
@@ -31,7 +30,6 @@ from decimal import Decimal
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QLineEdit, QListWidgetItem, QWidget
 
 from services.domain.bus import EventBus, Subscription
@@ -106,7 +104,6 @@ class OrderTicket(TicketActions, TicketLayout):
         self.task: asyncio.Future[Any] | None = None
         self._assets: dict[str, Asset | None] = {}
         self._asset_loading: set[str] = set()
-        self.shortcuts: list[QShortcut] = []
         self._blocked = ""
         self._touched: set[str] = set()  # fields the user edited: only they show errors
         self._show_all_errors = False  # after a submit attempt every error shows
@@ -476,25 +473,5 @@ class OrderTicket(TicketActions, TicketLayout):
 
     def _show_result(self, text: str, *, error: bool = False) -> None:
         self.result_label.setText(text)
-        self.result_label.setToolTip(text)
         self.result_label.setStyleSheet(f"color: {theme.DOWN}" if error else "")
         self.resultChanged.emit(text)
-
-    def install_hotkeys(self, window: QWidget) -> list[QShortcut]:
-        """Window-wide shortcuts on ``window`` (the main window)."""
-        bindings: list[tuple[str, Callable[[], object]]] = [
-            ("F1", lambda: self.submit(OrderSide.BUY)),
-            ("Ctrl+B", lambda: self.submit(OrderSide.BUY)),
-            ("F2", lambda: self.submit(OrderSide.SELL)),
-            ("Ctrl+S", lambda: self.submit(OrderSide.SELL)),
-            ("F3", self.cancel_last),
-            ("F4", self.cancel_all),
-            ("Ctrl+Shift+F", self.flatten_all),
-        ]
-        for keys, action in bindings:
-            sc = QShortcut(QKeySequence(keys), window)
-            sc.setContext(Qt.ShortcutContext.WindowShortcut)
-            sc.setObjectName(f"hotkey_{keys.replace('+', '_')}")
-            sc.activated.connect(action)
-            self.shortcuts.append(sc)
-        return self.shortcuts

@@ -235,9 +235,21 @@ def _link(window: MainWindow, panels: TradingPanels, selected: dict[str, str]) -
 
         panels.watchlist.quoteClicked.connect(stage_quote)
     if panels.ticket is not None:
-        panels.ticket.install_hotkeys(window)
+        _order_commands(window, panels.ticket)
         if panels.blotter is not None:
             panels.blotter.duplicateRequested.connect(panels.ticket.prefill)
+
+
+def _order_commands(window: MainWindow, ticket: OrderTicket) -> None:
+    """The Trade menu's commands (and their shortcuts) act on the order ticket."""
+    from services.domain.enums import OrderSide
+    from widgets.shortcuts import Command
+
+    window.connect_command(Command.BUY, lambda: ticket.submit(OrderSide.BUY))
+    window.connect_command(Command.SELL, lambda: ticket.submit(OrderSide.SELL))
+    window.connect_command(Command.CANCEL_LAST, ticket.cancel_last)
+    window.connect_command(Command.CANCEL_ALL, ticket.cancel_all)
+    window.connect_command(Command.FLATTEN_ALL, ticket.flatten_all)
 
 
 def install(

@@ -82,6 +82,7 @@ def test_corrupt_json_is_moved_aside_with_a_clear_error(tmp_path: Path) -> None:
     [
         ({"mode": "alpaca-demo"}, "mode must be one of"),
         ({"ui": {"theme": "pink"}}, "ui.theme"),
+        ({"ui": {"time_zone": "EST"}}, "ui.time_zone"),
         ({"ui": {"confirm_orders": "yes"}}, "ui.confirm_orders must be true or false"),
         ({"risk": {"max_order_qty": 100}}, "risk.max_order_qty must be a decimal string"),
         ({"risk": {"max_order_qty": "-1"}}, "zero or positive"),
