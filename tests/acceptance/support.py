@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,12 +125,14 @@ class Display:
         return display
 
     def _start_server(self) -> None:
+        # -noreset: an X server resets when its last client leaves, and a resetting Xvfb writes its
+        # display number to -displayfd again, into a pipe nobody reads any more: a fatal error
         read_fd, write_fd = os.pipe()
         log = open(self.root / "xvfb.log", "wb")  # noqa: SIM115 - handed to the child, closed below
         try:
             self._xvfb = subprocess.Popen(
                 ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{self.width}x{self.height}x24",
-                 "-nolisten", "tcp"],
+                 "-nolisten", "tcp", "-noreset"],
                 pass_fds=(write_fd,), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         finally:
@@ -192,15 +195,19 @@ class Display:
 
 
 class ScreenGrabber:
-    """One Qt process on the display grabbing the whole screen on request (a line on its stdin)."""
+    """One Qt process on the display grabbing the whole screen (or reading the clipboard) on request,
+    a line on its stdin."""
 
     SCRIPT = (
-        "import sys\n"
+        "import json, sys\n"
         "from PySide6.QtGui import QGuiApplication\n"
         "app = QGuiApplication(['heron-acceptance-grab'])\n"
         "screen = app.primaryScreen()\n"
         "print('ready', flush=True)\n"
         "for line in sys.stdin:\n"
+        "    if line.strip() == 'clipboard':\n"
+        "        print(json.dumps(app.clipboard().text()), flush=True)\n"
+        "        continue\n"
         "    shot = screen.grabWindow(0)\n"
         "    print('ok' if shot.save(line.strip(), 'PNG') else 'failed', flush=True)\n"
     )
@@ -233,6 +240,15 @@ class ScreenGrabber:
         w, h = image.width(), image.height()
         raw = np.frombuffer(image.constBits(), dtype=np.uint8).reshape(h, image.bytesPerLine())
         return path, raw[:, : w * 3].reshape(h, w, 3).copy()
+
+    def clipboard(self) -> str:
+        """The display's clipboard text (what Ctrl+C in Heron copied)."""
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write("clipboard\n")
+        self._proc.stdin.flush()
+        text = json.loads(self._proc.stdout.readline())
+        assert isinstance(text, str)
+        return text
 
     def stop(self) -> None:
         if self._proc.stdin is not None:
@@ -318,6 +334,19 @@ class Terminal:
     def stop(self, timeout: float = 40) -> int | None:
         """SIGTERM: Heron's ordered shutdown; returns its exit status."""
         return _stop(self.proc, timeout)
+
+
+def holds_for(what: str, check: Callable[[], str | None], seconds: float, *, every: float = 0.2) -> None:
+    """``check()`` answers None (all is well) or what is wrong; raises AssertionError the first time
+    it is wrong within ``seconds``. For a property that must stay true (nothing waits for it)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        problem = check()
+        if problem is not None:
+            raise AssertionError(f"{what}: {problem}")
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(every)
 
 
 def near(pixels: Pixels, colour: str, tolerance: int) -> np.ndarray[Any, np.dtype[np.bool_]]:
