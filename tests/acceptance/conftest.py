@@ -42,18 +42,23 @@ def exchange() -> Iterator[ExchangeProcess]:
 
 
 @pytest.fixture
-def start_terminal(
-    display: Display, exchange: ExchangeProcess, tmp_path: Path
-) -> Iterator[Callable[..., Terminal]]:
-    """``start_terminal(*args)``: main.py on the display, connected to ``exchange``; stopped after
-    the test (SIGTERM, its ordered shutdown)."""
+def terminals() -> Iterator[list[Terminal]]:
+    """The terminals a test started, stopped after it (SIGTERM, their ordered shutdown)."""
     started: list[Terminal] = []
+    yield started
+    for terminal in started:
+        terminal.stop()
+
+
+@pytest.fixture
+def start_terminal(
+    display: Display, exchange: ExchangeProcess, tmp_path: Path, terminals: list[Terminal]
+) -> Callable[..., Terminal]:
+    """``start_terminal(*args)``: main.py on the display, connected to ``exchange``."""
 
     def start(*args: str) -> Terminal:
         terminal = Terminal(display, exchange, tmp_path, *args)
-        started.append(terminal)
+        terminals.append(terminal)
         return terminal
 
-    yield start
-    for terminal in started:
-        terminal.stop()
+    return start

@@ -125,8 +125,7 @@ class Display:
         return display
 
     def _start_server(self) -> None:
-        # -noreset: an X server resets when its last client leaves, and a resetting Xvfb writes its
-        # display number to -displayfd again, into a pipe nobody reads any more: a fatal error
+        # -noreset: the server keeps running unchanged when its last client leaves
         read_fd, write_fd = os.pipe()
         log = open(self.root / "xvfb.log", "wb")  # noqa: SIM115 - handed to the child, closed below
         try:
@@ -138,11 +137,20 @@ class Display:
         finally:
             os.close(write_fd)
             log.close()
+        # Xvfb writes the number and the newline in two writes: read up to the newline, or the
+        # second write meets a closed pipe and the server dies
+        received = b""
+        deadline = time.monotonic() + 20
         try:
-            ready, _, _ = select.select([read_fd], [], [], 20)
-            number = os.read(read_fd, 64).decode().strip() if ready else ""
+            while not received.endswith(b"\n"):
+                ready, _, _ = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))
+                chunk = os.read(read_fd, 64) if ready else b""
+                if not chunk:
+                    break  # timed out, or Xvfb exited
+                received += chunk
         finally:
             os.close(read_fd)
+        number = received.decode().strip()
         if not number.isdigit():
             raise RuntimeError(f"Xvfb did not start: {(self.root / 'xvfb.log').read_text(errors='replace')}")
         self.name = f":{number}"
@@ -258,19 +266,28 @@ class ScreenGrabber:
 
 
 class Terminal:
-    """``main.py`` on the display, connected to ``exchange``, with a fresh data directory."""
+    """``main.py`` on the display with a fresh data directory, connected to ``exchange`` (local mode)
+    or started with the mode ``args`` name (``exchange=None``); ``env`` adds to its environment."""
 
-    def __init__(self, display: Display, exchange: ExchangeProcess, root: Path, *args: str) -> None:
+    def __init__(
+        self,
+        display: Display,
+        exchange: ExchangeProcess | None,
+        root: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.display = display
         self.data_dir = root / "data"
         self.report_path = root / "state-report.json"
         self.output_path = root / "heron.out"
-        argv = [
-            sys.executable, str(REPO / "main.py"), "--data-dir", str(self.data_dir),
-            "--exchange-url", exchange.url, "--exchange-keys", str(exchange.keys_file),
-            "--state-report", str(self.report_path), *args,
-        ]  # fmt: skip
-        env = display.env(QT_QPA_PLATFORM="xcb", DBUS_SESSION_BUS_ADDRESS="disabled:", PYTHONUNBUFFERED="1")
+        argv = [sys.executable, str(REPO / "main.py"), "--data-dir", str(self.data_dir)]
+        if exchange is not None:
+            argv += ["--exchange-url", exchange.url, "--exchange-keys", str(exchange.keys_file)]
+        argv += ["--state-report", str(self.report_path), *args]
+        env = display.env(
+            QT_QPA_PLATFORM="xcb", DBUS_SESSION_BUS_ADDRESS="disabled:", PYTHONUNBUFFERED="1", **(env or {})
+        )
         out = open(self.output_path, "wb")  # noqa: SIM115 - handed to the child, closed below
         try:
             self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
