@@ -107,6 +107,23 @@ def test_banner_appears_when_an_outside_fill_is_missed(
         f"no text in the banner ({path})"
     )
 
+    # Review… (the button at the banner's right end) brings the reconciliation panel forward, where
+    # the differing quantity is highlighted (nowhere else in the window uses that colour)
+    below = np.s_[bottom + 3 :, geometry.x : geometry.x + geometry.width]
+    assert near(shot[below], theme.DIFF_BG, 2).sum() < 200, f"a differing cell is already shown ({path})"
+    click_at = (geometry.x + geometry.width - 45, (top + bottom) // 2)
+    display.xdotool("mousemove", str(click_at[0]), str(click_at[1]), "click", "1")
+
+    def review_shown() -> bool:
+        _, now = screen.grab("review")
+        return bool(near(now[below], theme.DIFF_BG, 2).sum() >= 200)
+
+    until(
+        f"the reconciliation panel after Review (grabs in {screen.folder})",
+        lambda: review_shown() or None,
+        10,
+    )
+
     # the banner's words, as the state report states the incident the banner shows
     def incident() -> dict[str, Any] | None:
         report = heron.report() or {}
