@@ -119,6 +119,11 @@ def populate_window(ctx: AppContext, window: MainWindow, services: Services) -> 
     """Hand the services to the panels, then restore the saved layout. GUI thread, once."""
     from app.qt.panels import ops, trading
 
+    if services.keys_needed is not None:  # no keys, nothing started: say what to do, not empty panels
+        from app.qt.keys_needed import show_keys_needed
+
+        show_keys_needed(window, ctx, services, services.keys_needed)
+        return
     for module in (trading, ops):
         try:
             module.install(window, ctx, services, defer_plots=True)
