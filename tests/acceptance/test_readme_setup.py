@@ -47,7 +47,7 @@ def _run_setup(tmp_path: Path, uid: int) -> list[str]:
     _stub(bin_dir, "sudo", f'echo "sudo $*" >> {calls}; exec "$@"')
     _stub(bin_dir, "apt-get", f'echo "apt-get $*" >> {calls}')
     _stub(bin_dir, "pipx", f'echo "pipx $*" >> {calls}')
-    block = _bash_blocks(_section("Quick start"))[0]
+    block = _bash_blocks(_section("Setup"))[0]
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(home)}
     proc = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", block], env=env, capture_output=True, text=True, timeout=30
@@ -77,19 +77,21 @@ def test_setup_installs_the_qt_libraries_ci_installs() -> None:
     listed = re.search(r"APT_PACKAGES=\((.*?)\)", ci, flags=re.S)
     assert listed is not None
     qt_libraries = {p for p in listed.group(1).split() if p.startswith("lib")}
-    readme = set(_bash_blocks(_section("Quick start"))[0].replace("\\\n", " ").split())
+    readme = set(_bash_blocks(_section("Setup"))[0].replace("\\\n", " ").split())
     assert qt_libraries - readme == set()
 
 
 def test_running_the_terminal_installs_no_dev_tools() -> None:
-    """``uv run --no-dev main.py`` (the README's) resolves without the dev group; ``uv run pytest``
-    (the default groups) with it."""
+    """The quick start is the two commands, and the README names ``uv run --no-dev main.py`` for
+    running the terminal alone: it resolves without the dev group; ``uv run pytest`` (the default
+    groups) with it."""
     uv = shutil.which("uv")
     if uv is None:
         pytest.skip("uv is not on PATH")
     quick_start = _section("Quick start")
-    assert "uv run --no-dev main.py" in _bash_blocks(quick_start)[1]
-    assert "`uv run pytest`" in quick_start
+    commands = [line.split("#")[0].strip() for line in _bash_blocks(quick_start)[0].splitlines()]
+    assert [c for c in commands if c] == ["uv run main.py", "uv run pytest"]
+    assert "`uv run --no-dev main.py`" in quick_start
 
     def packages(*flags: str) -> set[str]:
         proc = subprocess.run(
