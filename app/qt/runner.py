@@ -15,7 +15,7 @@ from app.context import AppContext, Services, cancel_tasks, spawn
 from app.headless import StartServices
 from app.qt.live_confirm import ask_live_confirmation
 from app.qt.messages import route_qt_messages
-from app.qt.status import feed_status, wire_status
+from app.qt.status import feed_status, wire_resume, wire_status
 from app.runtime import GC_FALLBACK_S, attach_loop, finish, settle_gc
 from services.domain.enums import Mode
 
@@ -78,6 +78,7 @@ def run_gui(ctx: AppContext, start_services: StartServices) -> int:
                 status = window.heron_status
                 status.set_exchange(services.exchange_status, services.exchange_ok, services.exchange_detail)
             populate_window(ctx, window, services)
+            wire_resume(window, services)
             if started is not None:
                 elapsed_ms = (time.monotonic() - started) * 1000
                 log.info("window usable: panels installed %.0f ms after start", elapsed_ms)
