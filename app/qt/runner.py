@@ -79,6 +79,7 @@ def run_gui(ctx: AppContext, start_services: StartServices) -> int:
                 status.set_exchange(services.exchange_status, services.exchange_ok, services.exchange_detail)
             populate_window(ctx, window, services)
             wire_resume(window, services)
+            install_quit_guard(ctx, window, services)
             if started is not None:
                 elapsed_ms = (time.monotonic() - started) * 1000
                 log.info("window usable: panels installed %.0f ms after start", elapsed_ms)
@@ -104,12 +105,33 @@ def run_gui(ctx: AppContext, start_services: StartServices) -> int:
 
             loop.call_later(ctx.args.quit_after, on_quit_timer)
         await ctx.lifecycle.wait_requested()
+        window.close_guard = None  # Heron is stopping (the trader chose, or a signal): no question now
         window.save_layout()
         await finish(ctx, task)
         window.close()
         return outcome["rc"]
 
     return int(qasync.run(main()))
+
+
+def install_quit_guard(ctx: AppContext, window: MainWindow, services: Services) -> None:
+    """The trader's close asks first when orders work or positions are open at the broker; the
+    answer sets the open-order policy the shutdown runs (``--on-exit``)."""
+    from services.orders.working import known_working_orders
+    from widgets.quit_guard import AtBroker, QuitGuard, describe_positions
+
+    store = services.orders
+    if store is None:
+        return
+
+    def at_broker() -> AtBroker:
+        return AtBroker(known_working_orders(store), describe_positions(store.positions.items()))
+
+    def on_exit(policy: str) -> None:
+        ctx.args.on_exit = policy  # read by the open-order policy step at shutdown
+
+    guard = QuitGuard(at_broker, on_exit, window)
+    window.close_guard = guard.allow_quit
 
 
 def populate_window(ctx: AppContext, window: MainWindow, services: Services) -> None:
