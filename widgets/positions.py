@@ -65,10 +65,10 @@ def cancels_first(working: WorkingOrders | None, what: str) -> str:
         return f"\n\nNo working order of {what} is known; any the broker lists is canceled first."
     shown = "\n".join(f"  • {line}" for line in lines[:20])
     more = f"\n  … and {len(lines) - 20} more" if len(lines) > 20 else ""
-    return (
-        f"\n\nFirst these {len(working.orders)} working order(s) of {what} are canceled "
-        f"(and any other the broker lists):\n{shown}{more}"
-    )
+    n = len(working.orders)
+    these = "this working order" if n == 1 else f"these {n} working orders"
+    verb = "is" if n == 1 else "are"
+    return f"\n\nFirst {these} of {what} {verb} canceled (and any other the broker lists):\n{shown}{more}"
 
 
 class PositionsPanel(QWidget):

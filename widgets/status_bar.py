@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QLabel, QPushButton, QStatusBar, QWidget
 
 from services.broker.health import LinkState
@@ -20,8 +21,9 @@ from widgets.models.common import TRADING_STATE_COLORS
 
 UNKNOWN = "—"
 
-#: The trading state's reason is cut to this many characters in the bar (the whole in the tooltip).
-REASON_CHARS = 70
+#: A HALTED / REDUCING text is cut to this width in the bar (the whole in the tooltip), so a long
+#: reason never makes the window wider than the screen.
+TRADING_MAX_PX = 480
 
 #: States an operator may lift with "Resume trading…".
 RESUMABLE = (TradingState.HALTED, TradingState.REDUCING)
@@ -200,8 +202,12 @@ class HeronStatusBar(QStatusBar):
         if self._since is not None:
             when = f" since {self._since.astimezone(UTC):%H:%M:%S} UTC"
             tip = f"{state.value}{when} ({self._since.astimezone(UTC):%Y-%m-%d}): {reason}"
-        short = reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 1] + "…"
-        self.trading_state_label.setText(f"Trading: {shown}{when} — {short}")
+        full = f"Trading: {shown}{when} — {reason}"
+        # cut to a width, never widening the window (the whole text is in the tooltip)
+        bold = QFont(self.trading_state_label.font())
+        bold.setBold(True)  # as the style sheet below draws it
+        elided = QFontMetrics(bold).elidedText(full, Qt.TextElideMode.ElideRight, TRADING_MAX_PX)
+        self.trading_state_label.setText(elided)
         self.trading_state_label.setToolTip(tip)
         style = (
             f"background: {theme.DANGER_BG}; color: {theme.ON_ACCENT};"

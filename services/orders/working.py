@@ -43,12 +43,13 @@ class WorkingOrder:
     heron: bool = True  # False: placed outside Heron (seen only at the broker)
 
     def describe(self) -> str:
-        """``AAPL sell 10 limit 190.00``; ``stop_limit 180.00 / 179.50``; ``trailing_stop 1.5%``."""
+        """``AAPL sell 10 limit 190``; ``stop_limit 180 / 179.5``; ``trailing_stop 1.5%``; ``market``."""
         qty = decimal_str(self.qty) if self.qty is not None else "notional"
         prices = [decimal_str(p) for p in (self.stop_price, self.limit_price) if p is not None]
-        price = " / ".join(p for p in prices if p) or self.trail or "market"
+        price = " / ".join(p for p in prices if p) or self.trail
         where = "" if self.heron else " (placed outside Heron)"
-        return f"{self.symbol} {self.side.value} {qty} {self.type.value} {price}{where}"
+        text = f"{self.symbol} {self.side.value} {qty} {self.type.value}"
+        return f"{text} {price}{where}" if price else f"{text}{where}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,11 @@ def _from_order(order: Order, *, heron: bool) -> WorkingOrder:
         trail = f"${decimal_str(order.trail_price)}"
     return WorkingOrder(order.symbol, order.side, order.leaves_qty, order.type, order.limit_price,
                         order.stop_price, trail, heron)  # fmt: skip
+
+
+def describe_order(order: Order) -> str:
+    """``AAPL sell 10 limit 190`` for a log line."""
+    return _from_order(order, heron=True).describe()
 
 
 def _with_legs(orders: Iterable[Order]) -> list[Order]:

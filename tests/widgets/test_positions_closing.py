@@ -47,7 +47,7 @@ def test_close_confirmation_names_the_orders_it_cancels_first(qtbot, rig: Rig, q
     p.ask = lambda title, text: asked.append(text) or False  # type: ignore[func-returns-value]
     assert p.close_symbol("AAPL") is False
     assert asked == [
-        "Close 10 of AAPL with a market order?\n\nFirst these 1 working order(s) of AAPL are canceled "
+        "Close 10 of AAPL with a market order?\n\nFirst this working order of AAPL is canceled "
         "(and any other the broker lists):\n  • AAPL sell 4 limit 110.25"
     ]
     assert p.flatten_all() is False

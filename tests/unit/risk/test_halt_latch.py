@@ -37,6 +37,7 @@ def start(rig: Rig) -> Rig:
     return rig
 
 
+@pytest.mark.expected_log(r"KILL SWITCH pulled|kill switch done")
 def test_a_kill_switch_halt_survives_restart_until_released_with_a_reason(db: Database) -> None:
     rig = start(build(db, ManualClock()))
     assert rig.trading.state is TradingState.ACTIVE
@@ -65,6 +66,7 @@ def test_a_kill_switch_halt_survives_restart_until_released_with_a_reason(db: Da
     assert third.trading.state is TradingState.ACTIVE  # released stays released
 
 
+@pytest.mark.expected_log(r"KILL SWITCH pulled|kill switch done")
 def test_release_before_start_up_leaves_trading_to_the_reconciliation(db: Database) -> None:
     rig = start(build(db, ManualClock()))
     asyncio.run(KillSwitch(rig.trading, rig.engine, rig.journal).trigger(operator="alice", flatten=False))
@@ -82,6 +84,7 @@ def test_release_without_a_halt_changes_nothing(db: Database) -> None:
     assert not [r for r in rig.journal.records() if r["kind"] == "halt_released"]
 
 
+@pytest.mark.expected_log(r"KILL SWITCH pulled|kill switch done")
 def test_resume_releases_the_kill_switch_halt_with_a_typed_reason(db: Database) -> None:
     rig = start(build(db, ManualClock()))
     asyncio.run(KillSwitch(rig.trading, rig.engine, rig.journal).trigger(operator="alice", flatten=False))
