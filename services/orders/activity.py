@@ -9,8 +9,9 @@ it into log records at the level a trader needs:
 - an order placed outside Heron (seen on the trade-updates stream with no local intent: the store
   adopts it with source ``external``), and its cancel or fill, at WARNING (a cancel Heron asked for,
   by a close or the kill switch, at INFO);
-- rejections (by the risk gate before the wire, by the broker after it) and the store's alerts (an
-  order canceled or replaced at the broker without Heron asking) at WARNING;
+- rejections (by the risk gate before the wire, by the broker after it; a cancel or replace the
+  broker refused) and the store's alerts (an order canceled or replaced at the broker without
+  Heron asking) at WARNING;
 - trading-state changes: ACTIVE and DISABLED (every start-up passes through it; what keeps it
   there is said where it is found) at INFO, REDUCING and HALTED at WARNING (the kill switch itself
   logs at ERROR, :mod:`services.risk.kill_switch`).
@@ -26,8 +27,14 @@ from collections import OrderedDict
 from typing import Protocol, TypeVar
 
 from services.domain.bus import EventBus, Subscription
-from services.domain.enums import OrderStatus, TradingState
-from services.domain.events import FillEvent, NotificationEvent, OrderChangedEvent, TradingStateEvent
+from services.domain.enums import OrderStatus, TradeUpdateKind, TradingState
+from services.domain.events import (
+    FillEvent,
+    NotificationEvent,
+    OrderChangedEvent,
+    TradeUpdateEvent,
+    TradingStateEvent,
+)
 from services.domain.models import Order
 from services.domain.money import decimal_str
 from services.orders.records import OrderRecord
@@ -59,6 +66,11 @@ WORDS = {
     OrderStatus.EXPIRED: "expired",
     OrderStatus.REJECTED: "rejected",
 }
+#: Trade updates saying the broker refused a cancel or a replace.
+REFUSALS: dict[str, str] = {
+    TradeUpdateKind.ORDER_CANCEL_REJECTED: "cancel refused by the broker",
+    TradeUpdateKind.ORDER_REPLACE_REJECTED: "replace refused by the broker",
+}
 V = TypeVar("V")
 #: How many orders' last status are remembered (to say each change once).
 REMEMBER = 5_000
@@ -82,6 +94,7 @@ class ActivityLog:
             bus.subscribe(FillEvent, self.on_fill),
             bus.subscribe(NotificationEvent, self.on_notification),
             bus.subscribe(TradingStateEvent, self.on_trading_state),
+            bus.subscribe(TradeUpdateEvent, self.on_trade_update),
         ]
 
     def close(self) -> None:
@@ -90,7 +103,7 @@ class ActivityLog:
 
     def on_order(self, event: OrderChangedEvent) -> None:
         order = event.order
-        key = order.client_order_id
+        key = self._logical_id(order)
         outside = event.source == EXTERNAL
         if outside:
             _remember(self._external, order.id, None)
@@ -101,8 +114,12 @@ class ActivityLog:
             return
         _remember(self._last, key, state)
         words = WORDS.get(order.status, order.status.value)
-        if seen is not None and seen[0] is OrderStatus.PENDING_REPLACE and order.status is OrderStatus.NEW:
-            words = "replaced"
+        if (
+            seen is not None
+            and order.status is OrderStatus.NEW
+            and seen[0] in (OrderStatus.NEW, OrderStatus.PENDING_REPLACE)
+        ):
+            words = "replaced"  # the same order at a new price or quantity
         if outside and self._heron_canceled(order):
             log.info(
                 "order placed outside Heron, canceled by Heron: %s (%s)", describe_order(order), order.id
@@ -114,6 +131,13 @@ class ActivityLog:
             log.warning("%s %s (%s, %s)", describe_order(order), words, event.source, key)
         else:
             log.info("%s %s (%s, %s)", describe_order(order), words, event.source, key)
+
+    def _logical_id(self, order: Order) -> str:
+        """The order's first client id: a replacement has a new one (``...-r1``) but is the same order."""
+        if self._store is None:
+            return order.client_order_id
+        rec = self._store.find(client_order_id=order.client_order_id, broker_order_id=order.id or None)
+        return rec.client_order_id if rec is not None else order.client_order_id
 
     def _heron_canceled(self, order: Order) -> bool:
         """An outside order canceled because Heron asked (a close, a flatten, the kill switch)."""
@@ -131,6 +155,13 @@ class ActivityLog:
             log.warning("%s (order placed outside Heron, %s)", text, fill.order_id)
         else:
             log.info("%s (%s)", text, fill.client_order_id)
+
+    def on_trade_update(self, event: TradeUpdateEvent) -> None:
+        """A cancel or replace the broker refused (the order keeps working as it was)."""
+        if event.event in REFUSALS:
+            order = event.order
+            log.warning("%s: %s keeps working as it was (%s)", REFUSALS[event.event], describe_order(order),
+                        order.client_order_id)  # fmt: skip
 
     def on_notification(self, event: NotificationEvent) -> None:
         if event.level == "warning" and event.source in LOGGED_SOURCES:

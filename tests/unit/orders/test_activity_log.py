@@ -15,6 +15,7 @@ from decimal import Decimal
 import pytest
 
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
+from services.domain.events import TradeUpdateEvent
 from services.domain.models import OrderRequest
 from services.orders.activity import ActivityLog
 from services.risk.kill_switch import KillSwitch
@@ -103,3 +104,30 @@ def test_an_outside_order_canceled_by_heron_is_info(rig: Rig, caplog: pytest.Log
         caplog, logging.INFO
     )
     assert lines(caplog, logging.WARNING) == []
+
+
+def test_a_replace_is_said_as_the_same_order_at_its_new_price(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    ActivityLog(rig.bus, rig.store)
+    res = submit(rig, LIMIT)
+    replaced = asyncio.run(rig.engine.replace(str(res.client_order_id), limit_price=Decimal("99.75")))
+    assert replaced.accepted, replaced.message
+    info = lines(caplog, logging.INFO)
+    assert f"AAPL buy 10 limit 99.75 replaced (manual, {res.client_order_id})" in info
+    assert not any("99.75 accepted" in m for m in info)
+
+
+@pytest.mark.expected_log(r"cancel refused by the broker")
+def test_a_cancel_the_broker_refused_is_a_warning(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    """Alpaca's trade_updates stream says ``order_cancel_rejected`` when a requested cancel is refused
+    (Alpaca docs, "Websocket Streaming", trade_updates events)."""
+    ActivityLog(rig.bus, rig.store)
+    res = submit(rig, LIMIT)
+    order = rig.broker.orders[rig.broker.by_client[res.client_order_id]]
+    rig.bus.publish(TradeUpdateEvent(rig.clock(), "order_cancel_rejected", order))
+    assert lines(caplog, logging.WARNING) == [
+        "cancel refused by the broker: AAPL buy 10 limit 100.5 keeps working as it was "
+        f"({res.client_order_id})"
+    ]
