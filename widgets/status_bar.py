@@ -84,6 +84,8 @@ class HeronStatusBar(QStatusBar):
     is emitted when the trader asks to resume (the composition root asks for the reason)."""
 
     resume_requested = Signal()
+    #: True while trading is HALTED or REDUCING (the Resume button shown), False otherwise
+    resumable_changed = Signal(bool)
 
     def __init__(self, mode: Mode, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -196,7 +198,7 @@ class HeronStatusBar(QStatusBar):
             self.trading_state_label.setText(f"Trading: {shown}")
             self.trading_state_label.setToolTip(tip)
             self.trading_state_label.setStyleSheet(f"color: {color}; font-weight: 600;")
-            self.resume_button.setVisible(False)
+            self._set_resumable(False)
             return
         when = ""
         if self._since is not None:
@@ -215,7 +217,12 @@ class HeronStatusBar(QStatusBar):
             else f"color: {theme.WARN};"
         )
         self.trading_state_label.setStyleSheet(f"QLabel {{ {style} font-weight: 700; padding: 1px 8px; }}")
-        self.resume_button.setVisible(True)
+        self._set_resumable(True)
+
+    def _set_resumable(self, resumable: bool) -> None:
+        if self.resume_button.isVisibleTo(self) != resumable:
+            self.resume_button.setVisible(resumable)
+            self.resumable_changed.emit(resumable)
 
     def set_latency_ms(self, ms: float | None) -> None:
         self.latency_label.setText(f"Latency: {UNKNOWN if ms is None else f'{ms:.0f} ms'}")

@@ -27,14 +27,30 @@ def wire_status(ctx: AppContext, window: MainWindow) -> None:
 
 
 def wire_resume(window: MainWindow, services: Services) -> Any:
-    """The status bar's "Resume trading…" button → the guarded resume (typed reason, journaled)."""
+    """The status bar's "Resume trading…" button and File → Resume trading… → the guarded resume
+    (typed reason, journaled)."""
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QMenu
+
     from services.orders.startup import operator
     from widgets.resume_trading import ResumeTrading
 
     if services.trading is None:
         return None
     resume = ResumeTrading(services.trading, operator(), window)
-    window.heron_status.resume_requested.connect(lambda: resume.run())  # the lambda keeps it alive
+    status = window.heron_status
+    status.resume_requested.connect(lambda: resume.run())  # the lambda keeps it alive
+    # the same action in the File menu (first), enabled while the status bar offers it
+    action = QAction("&Resume trading…", window)
+    action.setObjectName("resumeTradingAction")
+    action.setEnabled(status.resume_button.isVisibleTo(status))
+    action.triggered.connect(lambda: resume.run())
+    status.resumable_changed.connect(action.setEnabled)
+    menus = [a.menu() for a in window.menuBar().actions()]
+    file_menu = next((m for m in menus if isinstance(m, QMenu)), None)
+    if file_menu is not None:
+        first = file_menu.actions()[0] if file_menu.actions() else None
+        file_menu.insertAction(first, action)  # type: ignore[arg-type]
     return resume
 
 

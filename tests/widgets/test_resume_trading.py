@@ -99,3 +99,27 @@ def test_declining_changes_nothing(qtbot) -> None:  # type: ignore[no-untyped-de
     resume = ResumeTrading(trading, "bob")
     resume.ask_reason = lambda *_: None
     assert resume.run() is False and trading.state is TradingState.HALTED
+
+
+@pytest.mark.expected_log(r"resume trading by ")
+def test_file_menu_resume_follows_the_state_and_resumes(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from PySide6.QtGui import QAction
+
+    from app.qt.status import wire_resume
+    from widgets.main_window import MainWindow
+
+    trading = _halted_machine()
+    window = MainWindow(Mode.LOCAL)
+    qtbot.addWidget(window)
+    resume = wire_resume(window, SimpleNamespace(trading=trading))  # type: ignore[arg-type]
+    action = window.findChild(QAction, "resumeTradingAction")
+    assert action is not None and not action.isEnabled()
+    window.heron_status.set_trading_state(TradingState.HALTED, trading.reason, since=SINCE)
+    assert action.isEnabled()
+    resume.ask_reason = lambda *_: "reviewed the loss"
+    action.trigger()
+    assert trading.state is TradingState.ACTIVE
+    window.heron_status.set_trading_state(TradingState.ACTIVE, trading.reason)
+    assert not action.isEnabled()
