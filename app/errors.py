@@ -21,6 +21,7 @@ from typing import Any
 
 from services.domain.bus import EventBus
 from services.domain.events import NotificationEvent
+from services.domain.input_errors import input_error
 
 log = logging.getLogger("heron.errors")
 
@@ -103,6 +104,12 @@ class ExceptionHooks:
         """Any thread that raised to the top (in Heron: mostly Qt slots on the GUI thread)."""
         if issubclass(exc_type, KeyboardInterrupt) and self._prev_sys is not None:
             self._prev_sys(exc_type, exc, tb)
+            return
+        typo = input_error(exc)
+        if typo is not None:  # a mistyped value that reached a slot: one line; the trace for debugging
+            log.error("refused: %s", typo)
+            log.debug("where the mistyped value was refused", exc_info=(exc_type, exc, tb))
+            self._report("excepthook", typo)
             return
         log.error("unhandled exception; Heron keeps running", exc_info=(exc_type, exc, tb))
         self._report("excepthook", f"Unexpected error: {_summary(exc, exc_type.__name__)}")

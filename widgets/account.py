@@ -59,7 +59,7 @@ class KillSwitchDialog(QDialog):
         text = QLabel(
             "HALT trading and cancel every open order?\n"
             "Trading stays HALTED, also after a restart, until the HALT is released\n"
-            "with a reason: main.py --release-halt REASON.",
+            "with a reason: Resume trading… in the status bar.",
             self,
         )
         self.flatten_check = QCheckBox("Also flatten every position with market orders", self)

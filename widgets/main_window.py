@@ -195,6 +195,8 @@ class MainWindow(QMainWindow):
         self.log_hub = log_hub
         self.layout_file = layout_file
         self._docks: dict[str, QDockWidget] = {}
+        #: asked before the trader's close goes ahead (False keeps the window open): the quit guard
+        self.close_guard: Callable[[], bool] | None = None
         self._default_state: QByteArray | None = None
         #: whether :meth:`restore_layout` put back a saved layout (then first-launch sizes stay off)
         self.layout_restored = False
@@ -466,6 +468,9 @@ class MainWindow(QMainWindow):
         return self.layout_restored
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.close_guard is not None and not self.close_guard():
+            event.ignore()
+            return
         self.save_layout()
         self.closing.emit()
         super().closeEvent(event)

@@ -5,7 +5,9 @@ P&L column shows the broker's figure, re-marked at the last price, when a positi
 (``PositionsEvent``) has arrived (see :mod:`widgets.models.positions_model`).
 Fills re-read the affected symbol at the next frame; market data re-marks open positions at most
 every :data:`MARK_INTERVAL_S`. Close (optional quantity) and flatten all ask first and go through
-the ExecutionEngine.
+the ExecutionEngine; the confirmation names the working orders they cancel first (``working``,
+from the order store), and each failure (a cancel refused, a close refused, a position still open)
+is said in a message box and in the log at ERROR.
 
 Signals:
     symbolSelected(str)
@@ -13,6 +15,8 @@ Signals:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -25,6 +29,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QInputDialog,
     QMenu,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -35,6 +40,8 @@ from services.domain.events import FillEvent, PositionsEvent
 from services.domain.models import Position
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from services.marketdata.pipeline import MarketDataBatchEvent
+from services.orders.close_results import CloseReport, SymbolCloseResult
+from services.orders.working import WorkingOrders
 from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
 from widgets.message_label import MessageLabel
 from widgets.models.common import confirm
@@ -45,6 +52,23 @@ from widgets.protocols import EngineLike
 from widgets.tasks import run_async
 
 MARK_INTERVAL_S = 0.25
+
+log = logging.getLogger("heron.positions")
+
+
+def cancels_first(working: WorkingOrders | None, what: str) -> str:
+    """The confirmation's paragraph naming the working orders a close cancels first."""
+    if working is None:
+        return ""
+    lines = working.lines()
+    if not lines:
+        return f"\n\nNo working order of {what} is known; any the broker lists is canceled first."
+    shown = "\n".join(f"  • {line}" for line in lines[:20])
+    more = f"\n  … and {len(lines) - 20} more" if len(lines) > 20 else ""
+    n = len(working.orders)
+    these = "this working order" if n == 1 else f"these {n} working orders"
+    verb = "is" if n == 1 else "are"
+    return f"\n\nFirst {these} of {what} {verb} canceled (and any other the broker lists):\n{shown}{more}"
 
 
 class PositionsPanel(QWidget):
@@ -60,6 +84,7 @@ class PositionsPanel(QWidget):
         bus: EventBus | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        working: Callable[[str | None], WorkingOrders] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -71,6 +96,10 @@ class PositionsPanel(QWidget):
         self._last_mark = float("-inf")
         self.broker_positions: dict[str, Position] = {}
         self.ask: Callable[[str, str], bool] = lambda title, text: confirm(self, title, text)
+        #: ``working(symbol or None)``: the working orders a close / flatten cancels first
+        self.working = working
+        #: ``show_error(title, text)``: a failure the trader must see (a message box by default)
+        self.show_error: Callable[[str, str], None] = self._message_box
         #: ``close_qty(symbol, qty) -> Decimal | None | False``: None closes all, False cancels
         self.close_qty: Callable[[str, Decimal], Decimal | bool | None] = self._ask_qty
         self.model = PositionsTableModel(self)
@@ -193,28 +222,62 @@ class PositionsPanel(QWidget):
         if not isinstance(amount, Decimal) or amount <= 0 or amount > held:
             self.status_label.setText(f"close quantity must be between 0 and {decimal_str(held)}")
             return False
-        if not self.ask("Close position", f"Close {decimal_str(amount)} of {symbol} with a market order?"):
+        question = f"Close {decimal_str(amount)} of {symbol} with a market order?"
+        if not self.ask("Close position", question + self._cancels_first(symbol)):
             return False
+        self.status_label.setText(f"closing {symbol}: its working orders are canceled first…")
         run_async(
             self.engine.close_position(symbol, qty=None if amount == held else amount, source="manual"),
-            lambda r, e: self.status_label.setText(
-                f"close {symbol}: " + (getattr(r, "message", "") or "sent" if e is None else f"failed: {e}")
-            ),
+            lambda r, e: self._closed(f"close {symbol}", [r] if r is not None else [], e),
+            log_errors=False,  # said by _closed, in one line
         )
         return True
 
     def flatten_all(self) -> bool:
         if self.engine is None:
             return False
-        if not self.ask("Flatten all positions", "Close EVERY position with market orders?"):
+        if not self.ask("Flatten all positions",
+                        "Close EVERY position with market orders?" + self._cancels_first(None)):  # fmt: skip
             return False
+        self.status_label.setText("closing every position: working orders are canceled first…")
         run_async(
             self.engine.flatten_all(source="manual"),
-            lambda n, e: self.status_label.setText(
-                f"flatten all: {n}" if e is None else f"flatten failed: {e}"
-            ),
+            lambda r, e: self._closed("flatten all", list(r.results) if r is not None else [], e, r),
+            log_errors=False,
         )
         return True
+
+    def _message_box(self, title: str, text: str) -> None:
+        QMessageBox.critical(self, title, text)
+
+    def _cancels_first(self, symbol: str | None) -> str:
+        if self.working is None:
+            return ""
+        return cancels_first(self.working(symbol), symbol or "any symbol")
+
+    def _closed(
+        self,
+        what: str,
+        results: list[SymbolCloseResult],
+        error: BaseException | None,
+        report: CloseReport | None = None,
+    ) -> None:
+        """The outcome: the status line always; a message box and an ERROR log line for each failure
+        (the engine raised, a position is still open, a cancel was refused)."""
+        if isinstance(error, asyncio.CancelledError):
+            return  # the terminal is shutting down; the closer itself reports what is still open
+        failures: list[str] = []
+        if error is not None:
+            failures.append(f"{what} failed: {error}")
+        if report is not None and report.error:
+            failures.append(report.error)
+        failures += [r.message for r in results if not r.complete or r.cancel_refused]
+        done = "; ".join(r.message for r in results) or (str(report) if report is not None else "")
+        self.status_label.setText(f"{what}: " + ("; ".join(failures) if failures else done or "sent"))
+        if failures:
+            for line in failures:
+                log.error("%s: %s", what, line)
+            self.show_error(what[:1].upper() + what[1:], "\n".join(failures))
 
     def _ask_qty(self, symbol: str, held: Decimal) -> Decimal | bool | None:
         text, ok = QInputDialog.getText(

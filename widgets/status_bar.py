@@ -6,7 +6,11 @@ All methods run on the GUI thread.
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+from datetime import UTC, datetime
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtWidgets import QLabel, QPushButton, QStatusBar, QWidget
 
 from services.broker.health import LinkState
 from services.broker.latency import LatencyState
@@ -17,6 +21,13 @@ from widgets.message_label import MessageLabel
 from widgets.models.common import TRADING_STATE_COLORS
 
 UNKNOWN = "—"
+
+#: A HALTED / REDUCING text is cut to this width in the bar (the whole in the tooltip), so a long
+#: reason never makes the window wider than the screen.
+TRADING_MAX_PX = 480
+
+#: States an operator may lift with "Resume trading…".
+RESUMABLE = (TradingState.HALTED, TradingState.REDUCING)
 
 #: Badge colours (background, text). LIVE is red on purpose: real money.
 BADGE_COLORS = {
@@ -68,7 +79,15 @@ def _label(name: str, text: str, tip: str) -> QLabel:
 
 class HeronStatusBar(QStatusBar):
     """objectName ``statusBar``; children ``modeBadge``, ``connectionLabel``, ``tradingStateLabel``,
-    ``latencyLabel``, ``messageRateLabel``, ``stalenessLabel``, ``exchangeLabel``."""
+    ``latencyLabel``, ``messageRateLabel``, ``stalenessLabel``, ``exchangeLabel`` and the
+    ``resumeTradingButton`` shown while trading is HALTED or REDUCING.
+
+    A HALT is unmistakable: white on red, with its reason and since when (UTC); ``resume_requested``
+    is emitted when the trader asks to resume (the composition root asks for the reason)."""
+
+    resume_requested = Signal()
+    #: True while trading is HALTED or REDUCING (the Resume button shown), False otherwise
+    resumable_changed = Signal(bool)
 
     def __init__(self, mode: Mode, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -82,6 +101,13 @@ class HeronStatusBar(QStatusBar):
         self.message_rate_label = _label("messageRateLabel", f"Msgs/s: {UNKNOWN}", "Market data messages")
         self.staleness_label = _label("stalenessLabel", f"Data: {UNKNOWN}", "Market data freshness")
         self.exchange_label = _label("exchangeLabel", f"Exchange: {UNKNOWN}", "Local exchange")
+        self.resume_button = QPushButton("Resume trading…")
+        self.resume_button.setObjectName("resumeTradingButton")
+        self.resume_button.setToolTip("Lift the HALT (or REDUCING) with a reason that is journaled")
+        self.resume_button.clicked.connect(self.resume_requested.emit)
+        self.resume_button.setVisible(False)
+        self.trading_state: TradingState | None = None
+        self._since: datetime | None = None
         self._connections: dict[str, ConnectionState] = {}
         #: True once the services' derivation (show_health) drives the labels: single events no
         #: longer overwrite what it says.
@@ -93,6 +119,7 @@ class HeronStatusBar(QStatusBar):
             self.exchange_label,
             self.connection_label,
             self.trading_state_label,
+            self.resume_button,
             self.latency_label,
             self.message_rate_label,
             self.staleness_label,
@@ -110,20 +137,16 @@ class HeronStatusBar(QStatusBar):
             "padding: 1px 10px; border-radius: 3px; }"
         )
 
-    def show_health(self, status: HealthStatus) -> None:
+    def show_health(self, status: HealthStatus, since: datetime | None = None) -> None:
         """Connection, data, trading and latency as :func:`services.broker.status.derive_status`
-        says: the same words as the state report."""
+        says: the same words as the state report. ``since``: when the trading state began."""
         self._derived = True
         link = status.connection
         self.connection_label.setText(f"Connection: {link.state.value}")
         self.connection_label.setToolTip(link.reason)
         self.connection_label.setStyleSheet(f"color: {_LINK_COLORS[link.state]};")
-        self.trading_state_label.setText(f"Trading: {status.trading}")
-        self.trading_state_label.setToolTip(status.trading_reason or "Whether new orders may be sent")
         color = _STATE_COLORS[status.trading_state] if status.orders_possible else theme.DOWN
-        if status.trading_state is not TradingState.ACTIVE:
-            color = _STATE_COLORS[status.trading_state]
-        self.trading_state_label.setStyleSheet(f"color: {color}; font-weight: 600;")
+        self._show_trading(status.trading_state, status.trading, status.trading_reason, color, since)
         self.staleness_label.setText(f"Data: {status.data}")
         self.staleness_label.setToolTip(status.data_reason)
         self.staleness_label.setStyleSheet(
@@ -159,12 +182,49 @@ class HeronStatusBar(QStatusBar):
         states = set(self._connections.values())
         return next(s for s in order if s in states)
 
-    def set_trading_state(self, state: TradingState, reason: str = "") -> None:
+    def set_trading_state(self, state: TradingState, reason: str = "", since: datetime | None = None) -> None:
         if self._derived:
             return
-        self.trading_state_label.setText(f"Trading: {state.value}")
-        self.trading_state_label.setToolTip(reason or "Whether new orders may be sent")
-        self.trading_state_label.setStyleSheet(f"color: {_STATE_COLORS[state]}; font-weight: 600;")
+        self._show_trading(state, state.value, reason, _STATE_COLORS[state], since)
+
+    def _show_trading(
+        self, state: TradingState, shown: str, reason: str, color: str, since: datetime | None
+    ) -> None:
+        """ACTIVE, DISABLED: the word in its colour. HALTED (white on red) and REDUCING (amber) also
+        say why and since when, and show the Resume button."""
+        if state is not self.trading_state or since is not None:
+            self._since = since
+        self.trading_state = state
+        tip = reason or "Whether new orders may be sent"
+        if state not in RESUMABLE:
+            self.trading_state_label.setText(f"Trading: {shown}")
+            self.trading_state_label.setToolTip(tip)
+            self.trading_state_label.setStyleSheet(f"color: {color}; font-weight: 600;")
+            self._set_resumable(False)
+            return
+        when = ""
+        if self._since is not None:
+            when = f" since {self._since.astimezone(UTC):%H:%M:%S} UTC"
+            tip = f"{state.value}{when} ({self._since.astimezone(UTC):%Y-%m-%d}): {reason}"
+        full = f"Trading: {shown}{when} — {reason}"
+        # cut to a width, never widening the window (the whole text is in the tooltip)
+        bold = QFont(self.trading_state_label.font())
+        bold.setBold(True)  # as the style sheet below draws it
+        elided = QFontMetrics(bold).elidedText(full, Qt.TextElideMode.ElideRight, TRADING_MAX_PX)
+        self.trading_state_label.setText(elided)
+        self.trading_state_label.setToolTip(tip)
+        style = (
+            f"background: {theme.DANGER_BG}; color: {theme.ON_ACCENT};"
+            if state is TradingState.HALTED
+            else f"color: {theme.WARN};"
+        )
+        self.trading_state_label.setStyleSheet(f"QLabel {{ {style} font-weight: 700; padding: 1px 8px; }}")
+        self._set_resumable(True)
+
+    def _set_resumable(self, resumable: bool) -> None:
+        if self.resume_button.isVisibleTo(self) != resumable:
+            self.resume_button.setVisible(resumable)
+            self.resumable_changed.emit(resumable)
 
     def set_latency_ms(self, ms: float | None) -> None:
         self.latency_label.setText(f"Latency: {UNKNOWN if ms is None else f'{ms:.0f} ms'}")

@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 
+from services.domain.input_errors import input_error
+
 T = TypeVar("T")
 log = logging.getLogger("heron.widgets.tasks")
 _panel_log = logging.getLogger("heron.widgets")
@@ -51,7 +53,10 @@ def run_async(
             return
         error = f.exception()
         if error is not None:
-            if log_errors:
+            typo = input_error(error)
+            if log_errors and typo is not None:  # a mistyped value: one line, no traceback
+                _panel_log.error("refused: %s", typo)
+            elif log_errors:
                 _panel_log.error("background action failed: %s", error, exc_info=error)
             done(None, error)
         else:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ from app.context import AppContext, Services, cancel_tasks, spawn
 from app.headless import StartServices
 from app.qt.live_confirm import ask_live_confirmation
 from app.qt.messages import route_qt_messages
-from app.qt.status import feed_status, wire_status
+from app.qt.status import feed_status, wire_resume, wire_status
 from app.runtime import GC_FALLBACK_S, attach_loop, finish, settle_gc
 from services.domain.enums import Mode
 
@@ -33,6 +34,22 @@ def take_screenshot(window: MainWindow, path: Path) -> str | None:
     if not pixmap.save(str(path), "PNG"):
         return f"could not write {path}"
     return None
+
+
+def _quit_timer(ctx: AppContext, window: MainWindow, outcome: dict[str, int]) -> Callable[[], None]:
+    """``--quit-after``: the screenshot (if asked for; a failure sets the exit code), then shutdown."""
+
+    def on_quit_timer() -> None:
+        if ctx.args.screenshot is not None:
+            problem = take_screenshot(window, ctx.args.screenshot)
+            if problem:
+                outcome["rc"] = 1
+                print(f"heron: screenshot failed: {problem}", file=sys.stderr)
+            else:
+                log.info("screenshot written to %s", ctx.args.screenshot)
+        ctx.lifecycle.request_shutdown("--quit-after")
+
+    return on_quit_timer
 
 
 def run_gui(ctx: AppContext, start_services: StartServices) -> int:
@@ -82,6 +99,8 @@ def run_gui(ctx: AppContext, start_services: StartServices) -> int:
                 status = window.heron_status
                 status.set_exchange(services.exchange_status, services.exchange_ok, services.exchange_detail)
             populate_window(ctx, window, services)
+            wire_resume(window, services)
+            install_quit_guard(ctx, window, services)
             if started is not None:
                 elapsed_ms = (time.monotonic() - started) * 1000
                 log.info("window usable: panels installed %.0f ms after start", elapsed_ms)
@@ -94,25 +113,35 @@ def run_gui(ctx: AppContext, start_services: StartServices) -> int:
         task.add_done_callback(services_ready)
         loop.call_later(GC_FALLBACK_S, settle_gc)  # services that never finish starting
         if ctx.args.quit_after is not None:
-
-            def on_quit_timer() -> None:
-                if ctx.args.screenshot is not None:
-                    problem = take_screenshot(window, ctx.args.screenshot)
-                    if problem:
-                        outcome["rc"] = 1
-                        print(f"heron: screenshot failed: {problem}", file=sys.stderr)
-                    else:
-                        log.info("screenshot written to %s", ctx.args.screenshot)
-                ctx.lifecycle.request_shutdown("--quit-after")
-
-            loop.call_later(ctx.args.quit_after, on_quit_timer)
+            loop.call_later(ctx.args.quit_after, _quit_timer(ctx, window, outcome))
         await ctx.lifecycle.wait_requested()
+        window.close_guard = None  # Heron is stopping (the trader chose, or a signal): no question now
         window.save_layout()
         await finish(ctx, task)
         window.close()
         return outcome["rc"]
 
     return int(qasync.run(main()))
+
+
+def install_quit_guard(ctx: AppContext, window: MainWindow, services: Services) -> None:
+    """The trader's close asks first when orders work or positions are open at the broker; the
+    answer sets the open-order policy the shutdown runs (``--on-exit``)."""
+    from services.orders.working import known_working_orders
+    from widgets.quit_guard import AtBroker, QuitGuard, describe_positions
+
+    store = services.orders
+    if store is None:
+        return
+
+    def at_broker() -> AtBroker:
+        return AtBroker(known_working_orders(store), describe_positions(store.positions.items()))
+
+    def on_exit(policy: str) -> None:
+        ctx.args.on_exit = policy  # read by the open-order policy step at shutdown
+
+    guard = QuitGuard(at_broker, on_exit, window)
+    window.close_guard = guard.allow_quit
 
 
 def populate_window(ctx: AppContext, window: MainWindow, services: Services) -> None:

@@ -19,6 +19,7 @@ from services.domain.calendar import MarketCalendar
 from services.domain.enums import Mode, TradingState
 from services.marketdata.book import QuoteBook
 from services.orders import startup
+from services.orders.activity import ActivityLog
 from services.orders.engine import ExecutionEngine
 from services.orders.journal import OrderJournal
 from services.orders.store import OrderStore
@@ -112,6 +113,9 @@ def build_orders(ctx: AppContext, services: Services) -> None:
     services.journal, services.orders, services.trading, services.risk = journal, store, trading, risk
     services.engine, services.reconciler = engine, reconciler
     services.kill_switch = KillSwitch(trading, engine, journal)
+    ActivityLog(
+        bus, store
+    )  # orders, fills, rejections and trading states to the log; kept by its subscriptions
     if services.streams is not None and services.streams.trading is not None:
         services.streams.add_resync_hook(lambda _since: _refresh_open_orders(services))
 

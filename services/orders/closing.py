@@ -28,20 +28,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.broker.base import Broker, BrokerError, OrderQuery
+from services.broker.base import Broker, BrokerError, BrokerNotFound, OrderQuery
 from services.domain.bus import EventBus
 from services.domain.enums import JournalKind, OrderSide, OrderType, TimeInForce
 from services.domain.events import NotificationEvent
 from services.domain.models import Order, OrderRequest
-from services.domain.money import decimal_str
 from services.domain.symbols import is_crypto
+from services.orders.close_results import CloseReport, SymbolCloseResult
 from services.orders.journal import OrderJournal
 from services.orders.records import OrderRecord, SubmitResult
 from services.orders.store import OrderStore
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 ZERO = Decimal(0)
 SOURCE = "closing"
 TRANSIENT_RISK_CHECKS = frozenset({"duplicate_order", "order_rate"})
+MAX_FLATTEN_ROUNDS = 5  # cancel, wait, close, look again: late fills opened something
 
 
 class CloserEngine(Protocol):
@@ -74,79 +75,6 @@ class CloserEngine(Protocol):
     async def refresh_order(self, rec: OrderRecord) -> None: ...
 
     async def resolve_intent(self, client_order_id: str) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolCloseResult:
-    """What closing one symbol did. ``complete``: the asked quantity is closed (flat for a full close)."""
-
-    symbol: str
-    complete: bool
-    qty_before: Decimal  # signed broker position when the close began
-    remaining_qty: Decimal  # signed broker position when it ended
-    canceled: int = 0  # working orders whose cancel was requested
-    attempts: int = 0  # closing orders sent (refused ones included)
-    close_orders: tuple[str, ...] = ()  # client order ids of the closing orders that reached the broker
-    reason: str = ""  # why it is not complete (empty when complete)
-    at: datetime | None = None
-
-    @property
-    def flat(self) -> bool:
-        return self.complete and self.remaining_qty == 0
-
-    @property
-    def message(self) -> str:
-        """One line for the trader."""
-        if self.qty_before == 0:
-            return f"no {self.symbol} position at the broker"
-        left = decimal_str(self.remaining_qty) or "0"
-        if self.complete:
-            closed = decimal_str(abs(self.qty_before - self.remaining_qty)) or "0"
-            tail = "flat" if self.remaining_qty == 0 else f"closed {closed}, {left} left"
-            return f"{self.symbol} {tail}"
-        return f"{self.symbol} STILL OPEN {left}: {self.reason}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "flat": self.flat,
-            "complete": self.complete,
-            "qty_before": decimal_str(self.qty_before) or "0",
-            "remaining_qty": decimal_str(self.remaining_qty) or "0",
-            "canceled": self.canceled,
-            "attempts": self.attempts,
-            "close_orders": list(self.close_orders),
-            "reason": self.reason,
-            "at": self.at.isoformat().replace("+00:00", "Z") if self.at is not None else None,
-        }
-
-
-MAX_FLATTEN_ROUNDS = 5  # cancel, wait, close, look again: late fills opened something
-
-
-@dataclass(frozen=True, slots=True)
-class CloseReport:
-    """The outcome of a flatten: one result per symbol that had a position."""
-
-    results: tuple[SymbolCloseResult, ...] = field(default_factory=tuple)
-    error: str = ""  # set when the positions could not be read at all (nothing was closed)
-
-    @property
-    def all_flat(self) -> bool:
-        return not self.error and all(r.complete for r in self.results)
-
-    @property
-    def still_open(self) -> tuple[SymbolCloseResult, ...]:
-        return tuple(r for r in self.results if not r.complete)
-
-    def summary(self) -> str:
-        if self.error:
-            return self.error
-        if not self.results:
-            return "no positions to close"
-        return "; ".join(r.message for r in self.results)
-
-    def __str__(self) -> str:
-        return self.summary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,11 +160,13 @@ class PositionCloser:
     ) -> str:
         """The rounds of :meth:`flatten`; fills ``latest`` per symbol, returns an error text or ""."""
         error = ""
+        refused: dict[str, list[str]] = {}
         for _ in range(MAX_FLATTEN_ROUNDS):
             waiting: list[tuple[str, str | None]] = []
             for symbol in await self._working_symbols():
-                _, more = await self._cancel_working(symbol, source)
+                _, more, no = await self._cancel_working(symbol, source)
                 waiting += more
+                refused.setdefault(symbol, []).extend(no)
             await self._wait_terminal(_unique(waiting), deadline)  # what is left is reported per symbol
             positions = None
             while positions is None:
@@ -258,6 +188,11 @@ class PositionCloser:
             latest.update((r.symbol, r) for r in results)
             if self._past(deadline) or any(not r.complete for r in results):
                 break
+        for symbol, no in refused.items():  # the cancels refused before the closes: in the report too
+            if no:
+                now = self.engine.clock()
+                done = latest.get(symbol) or SymbolCloseResult(symbol, True, ZERO, ZERO, at=now)
+                latest[symbol] = replace(done, cancel_refused=(*no, *done.cancel_refused))
         return error
 
     async def _working_symbols(self) -> list[str]:
@@ -315,15 +250,13 @@ class PositionCloser:
         amount = abs(before) if qty is None else min(qty, abs(before))
         target = before - sign * amount  # the signed position we end at
         current = before
-        canceled = attempts = 0
-        sent: list[str] = []
-        reason = ""
-        backoff = 0
-
+        canceled = attempts = backoff = 0
+        sent, refused, reason = list[str](), list[str](), ""
         while not _closed(current, sign, target):
             # 1-2: no working order of the symbol may hold the shares; wait until each is terminal
-            n, waiting = await self._cancel_working(symbol, source)
+            n, waiting, no = await self._cancel_working(symbol, source)
             canceled += n
+            refused += no
             still = await self._wait_terminal(waiting, deadline)
             if still:
                 reason = self._pending_reason(still)
@@ -380,6 +313,7 @@ class PositionCloser:
             close_orders=tuple(sent),
             reason="" if complete else (reason or "the deadline passed"),
             at=engine.clock(),
+            cancel_refused=tuple(refused),
         )
 
     async def _first_position(
@@ -427,8 +361,12 @@ class PositionCloser:
         return (pos.qty if pos is not None else ZERO), ""
 
     # --- cancel and wait -------------------------------------------------------------------------
-    async def _cancel_working(self, symbol: str, source: str) -> tuple[int, list[tuple[str, str | None]]]:
-        """Cancel every working order of ``symbol``; returns (cancels requested, orders to wait for).
+    async def _cancel_working(
+        self, symbol: str, source: str
+    ) -> tuple[int, list[tuple[str, str | None]], list[str]]:
+        """Cancel every working order of ``symbol``; returns (cancels requested, orders to wait for,
+        cancels refused). A refused cancel is said at once at ERROR (the close goes on and waits
+        for the order until the deadline: it may have just filled).
 
         Orders to wait for are ``(client id, None)`` for Heron's own and ``("", broker id)`` for
         orders Heron does not know (placed from another app).
@@ -436,15 +374,19 @@ class PositionCloser:
         engine = self.engine
         count = 0
         waiting: list[tuple[str, str | None]] = []
+        refused: list[str] = []
+        asked: set[str] = set()
         known = [r for r in engine.store.open_orders() if r.symbol == symbol]
         known.sort(key=lambda r: r.parent_client_order_id is not None)  # parents first: legs go with them
         for rec in known:
             if rec.state.is_terminal:
                 continue
-            if rec.state is not OrderState.PENDING_CANCEL and await engine.cancel(
-                rec.client_order_id, source=source
-            ):
-                count += 1
+            if rec.state is not OrderState.PENDING_CANCEL:
+                if await engine.cancel(rec.client_order_id, source=source):
+                    count += 1
+                    asked.add(rec.client_order_id)
+                elif _refused_cancel(rec, asked):
+                    refused.append(self._cancel_refused(symbol, rec.client_order_id, "the broker refused it"))
             waiting.append((rec.client_order_id, None))
         try:
             listed = await engine.broker.list_orders(OrderQuery(status="open", symbols=(symbol,)))
@@ -468,10 +410,17 @@ class PositionCloser:
                     JournalKind.CANCEL_REQUESTED, order.client_order_id, source, broker_order_id=order.id
                 )
                 count += 1
-            except BrokerError as error:
+            except BrokerNotFound as error:
                 log.info("close %s: cancel of %s: %s", symbol, order.id, error.message)
+            except BrokerError as error:
+                refused.append(self._cancel_refused(symbol, order.id, error.message))
             waiting.append(("", order.id))
-        return count, _unique(waiting)
+        return count, _unique(waiting), refused
+
+    def _cancel_refused(self, symbol: str, order_id: str, why: str) -> str:
+        log.error("close %s: the cancel of working order %s was refused (%s)", symbol, order_id, why)
+        self._notify("error", f"close {symbol}: the cancel of {order_id} was refused ({why})")
+        return f"{order_id}: {why}"
 
     async def _wait_terminal(
         self, orders: list[tuple[str, str | None]], deadline: _Deadline
@@ -528,7 +477,7 @@ class PositionCloser:
 
     # --- reporting -------------------------------------------------------------------------------
     def _report(self, result: SymbolCloseResult, source: str) -> None:
-        if result.qty_before == 0 and result.complete:
+        if result.qty_before == 0 and result.complete and not result.cancel_refused:
             return
         self.outcomes[result.symbol] = result
         engine = self.engine
@@ -548,6 +497,12 @@ class PositionCloser:
 
     def _notify(self, level: str, message: str) -> None:
         self.engine.bus.publish(NotificationEvent(self.engine.clock(), level, SOURCE, message))
+
+
+def _refused_cancel(rec: OrderRecord, asked: set[str]) -> bool:
+    """The engine did not send (or the broker refused) this cancel and the order still works; a leg
+    of a parent canceled just now goes with its parent and is not a refusal."""
+    return not (rec.state.is_terminal or rec.cancel_requested) and rec.parent_client_order_id not in asked
 
 
 def _closed(position: Decimal, sign: Decimal, target: Decimal) -> bool:

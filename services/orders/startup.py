@@ -80,8 +80,30 @@ def halt_at_start(trading: TradingStateMachine, release_reason: str | None, noti
             log.info("--release-halt: no kill-switch HALT is in force; nothing released")
     if trading.halt_latch is not None:
         why = trading.halt_latch.describe()
-        log.warning("%s (release: main.py --release-halt REASON)", why)
-        notify("warning", "trading", f"{why} (release: main.py --release-halt REASON)")
+        how = "release: Resume trading… in the status bar, or main.py --release-halt REASON"
+        log.warning("%s (%s)", why, how)
+        notify("warning", "trading", f"{why} ({how})")
+        return
+    said = previous_halt(trading.previous_run)
+    if said is not None:
+        log.warning("%s", said)
+        notify("warning", "trading", said)
+
+
+def previous_halt(previous: dict[str, Any] | None) -> str | None:
+    """What the last run ended HALTED or REDUCING with, when the restart does not carry it over.
+
+    Only the kill switch is latched across a restart (an operator pulled it; an operator releases
+    it). A HALT from the loss limit or from reconciliation drift is a verdict on facts that the new
+    run checks again (the risk gate on every order, the start-up reconciliation), so it is not
+    carried over blindly; but the restart must not clear it in silence either."""
+    if previous is None or previous.get("state") not in (TradingState.HALTED, TradingState.REDUCING):
+        return None
+    return (
+        f"trading was {previous['state']} when Heron last ran (since {previous.get('ts', '?')}: "
+        f"{previous.get('reason', '?')}); that cause is checked again now, and trading starts only "
+        "after a clean start-up reconciliation"
+    )
 
 
 async def refresh_open_orders(engine: ExecutionEngine | None, store: OrderStore | None) -> None:

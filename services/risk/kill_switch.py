@@ -12,11 +12,14 @@ operator releases it with a reason (:meth:`release`, journaled as ``halt_release
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from services.domain.enums import JournalKind
 from services.risk.trading_state import JournalLike, TradingStateMachine, flush_or_keep
+
+log = logging.getLogger("heron.trading")
 
 
 class FlattenReportLike(Protocol):
@@ -54,6 +57,8 @@ class KillSwitch:
         self._journal = journal
 
     async def trigger(self, *, operator: str, flatten: bool, reason: str = "kill switch") -> KillSwitchResult:
+        log.error("KILL SWITCH pulled by %s (%s): trading HALTED, every open order canceled%s",
+                  operator, reason, ", every position flattened" if flatten else "")  # fmt: skip
         self._journal.append(
             JournalKind.KILL_SWITCH, None, self.SOURCE, operator=operator, flatten=flatten, reason=reason
         )
@@ -70,7 +75,10 @@ class KillSwitch:
             all_flat=report.all_flat if report is not None else None,
         )
         flush_or_keep(self._journal, "the kill switch's outcome")
-        return KillSwitchResult(canceled, report)
+        result = KillSwitchResult(canceled, report)
+        level = logging.WARNING if report is None or report.all_flat else logging.ERROR
+        log.log(level, "kill switch done: %s", result.summary())
+        return result
 
     def release(self, *, operator: str, reason: str) -> bool:
         """Release a latched HALT (see :meth:`TradingStateMachine.release_halt`)."""

@@ -62,8 +62,12 @@ class TradingStateMachine:
         self._journal = journal
         self.state = TradingState.DISABLED
         self.reason = "start-up reconciliation has not run"
+        self.since: datetime = clock()  # when the current state began
         self.history: list[tuple[datetime, TradingState, str, str]] = []
         self.halt_latch: HaltLatch | None = self._restore_latch()
+        #: How the previous run left trading (its last ``trading_state`` record), read at start-up
+        #: so that a HALT the restart does not carry over is said out loud, never cleared silently.
+        self.previous_run: dict[str, Any] | None = self._previous_run()
         self._latch_reason: str | None = None  # the reason text trading was HALTED with by the latch
 
     def _restore_latch(self) -> HaltLatch | None:
@@ -75,6 +79,22 @@ class TradingStateMachine:
         payload = last["payload"]
         return HaltLatch(last["ts"], str(payload.get("operator", "?")), str(payload.get("reason", "")))
 
+    def _previous_run(self) -> dict[str, Any] | None:
+        if self._journal is None:
+            return None
+        last = self._journal.last_record((JournalKind.TRADING_STATE,))
+        return None if last is None else {"ts": last["ts"], **last["payload"]}
+
+    def halted_since(self) -> datetime:
+        """When the current state began; for a kill-switch HALT carried over a restart, the time
+        the switch was pulled (not the time this run re-imposed it)."""
+        if self.halt_latch is not None and self.state is TradingState.HALTED:
+            try:
+                return datetime.fromisoformat(self.halt_latch.since)
+            except ValueError:
+                return self.since
+        return self.since
+
     def set(self, state: TradingState, reason: str, *, source: str) -> bool:
         """Move to ``state``; returns False (and changes nothing) when already there."""
         if state is self.state and reason == self.reason:
@@ -85,7 +105,7 @@ class TradingStateMachine:
             raise PermissionError(self.halt_latch.describe())
         now = self._clock()
         previous = self.state
-        self.state, self.reason = state, reason
+        self.state, self.reason, self.since = state, reason, now
         self.history.append((now, state, reason, source))
         del self.history[:-100]
         if self._journal is not None:
@@ -166,6 +186,32 @@ class TradingStateMachine:
         }
         if order[state] > order[self.state]:
             self.set(state, reason, source=source)
+
+    def resume(self, operator: str, reason: str) -> str:
+        """The operator's "Resume trading": release a kill-switch HALT and lift a HALTED or REDUCING
+        state, with a typed reason that is journaled. Returns what was done, in words.
+
+        Raises ValueError for an empty reason and PermissionError while trading is DISABLED (only a
+        clean start-up reconciliation enables it) or another cause still holds it.
+        """
+        why = reason.strip()
+        if not why:
+            raise ValueError("resuming trading needs a reason")
+        if self.state is TradingState.DISABLED and self.halt_latch is None:
+            raise PermissionError(f"trading is DISABLED ({self.reason}); it comes back only by itself")
+        if self.state is TradingState.ACTIVE and self.halt_latch is None:
+            return "trading is already ACTIVE; nothing to resume"
+        done = []
+        if self.halt_latch is not None:
+            self.release_halt(operator, why)
+            done.append("kill-switch HALT released")
+        if self.state in (TradingState.HALTED, TradingState.REDUCING):
+            self.operator_resume(operator, f"resumed by the operator: {why}")
+        if self.state is TradingState.ACTIVE:
+            done.append("trading ACTIVE")
+        else:
+            done.append(f"trading stays {self.state.value}: {self.reason}")
+        return "; ".join(done)
 
     def operator_resume(self, operator: str, reason: str) -> None:
         if self.state is TradingState.DISABLED:

@@ -1,8 +1,8 @@
 """A long message never makes a window wider than the screen (issue 15: a refused replace once made
 the main window 4,373 pixels wide). A person types a 2,000-character symbol into the window's first
 text box (Tab from the window until a key typed lands in a text box: a symbol box of the watchlist,
-the ticket or the chart) and presses Return; the refusal names the symbol. Every top-level window of Heron must still fit the screen, and the main window must not
-have moved its right edge off it."""
+the ticket or the chart) and presses Return; the refusal names the symbol. Every top-level window of
+Heron must still fit the screen, and the main window must not have moved its right edge off it."""
 
 from __future__ import annotations
 

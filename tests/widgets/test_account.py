@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
 from services.domain.models import OrderRequest
 from tests.widgets import trading_rig
@@ -68,6 +70,7 @@ def test_equity_curve_from_history(qtbot, rig: Rig, qloop) -> None:  # type: ign
     assert list(ys) == [100_000.0, 100_250.0, 99_900.0] and xs[1] == (t0 + timedelta(days=2)).timestamp()
 
 
+@pytest.mark.expected_log(r"KILL SWITCH pulled|kill switch done")
 def test_kill_switch_confirms_then_halts_cancels_and_flattens(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
     a = make(qtbot, rig)
     res = qloop.run_until_complete(
@@ -120,9 +123,9 @@ def test_day_pl_title_shows_its_ampersand(qtbot, rig: Rig) -> None:  # type: ign
 
 
 def test_kill_switch_dialog_says_how_the_halt_is_released(qtbot) -> None:  # type: ignore[no-untyped-def]
-    """The HALT is latched: it survives a restart and "resume" cannot lift it; only
-    ``main.py --release-halt REASON`` does (README, "Releasing a kill-switch HALT"). The
-    confirmation must not promise that an operator can simply resume trading."""
+    """The HALT is latched: it survives a restart and only a release with a typed reason lifts it,
+    "Resume trading…" in the status bar (README, "Releasing a kill-switch HALT"). The confirmation
+    must not promise that trading simply resumes."""
     from PySide6.QtWidgets import QLabel
 
     from widgets.account import KillSwitchDialog
@@ -132,4 +135,4 @@ def test_kill_switch_dialog_says_how_the_halt_is_released(qtbot) -> None:  # typ
     text = " ".join(lbl.text() for lbl in d.findChildren(QLabel))
     assert "resumes trading" not in text
     assert "also after a restart" in text
-    assert "--release-halt" in text
+    assert "with a reason: Resume trading…" in text

@@ -66,7 +66,7 @@ def test_status_bar_shows_dashes_until_a_service_reports(qtbot) -> None:  # type
     win.heron_status.set_trading_state(TradingState.HALTED, "drift")
     win.heron_status.set_latency_ms(12.4)
     assert bar.findChild(QLabel, "connectionLabel").text() == "Connection: reconnecting"
-    assert bar.findChild(QLabel, "tradingStateLabel").text() == "Trading: HALTED"
+    assert bar.findChild(QLabel, "tradingStateLabel").text() == "Trading: HALTED — drift"  # the reason, too
     assert bar.findChild(QLabel, "latencyLabel").text() == "Latency: 12 ms"
 
 

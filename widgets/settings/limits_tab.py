@@ -151,7 +151,7 @@ class LimitsTab(QDialog):
         elif text == "":
             value = None
         elif key in self.backend.int_risk_keys:
-            if not text.isdigit():
+            if not (text.isascii() and text.isdigit()):  # "²" is a digit to isdigit, not to int()
                 problem = f"a whole number of {unit} ≥ 0, or empty for no limit"
             else:
                 value = int(text)

@@ -125,11 +125,13 @@ def _blotter(env: PanelEnv) -> QWidget:
 
 
 def _positions(env: PanelEnv) -> QWidget:
+    from services.orders.working import known_working_orders
     from widgets.positions import PositionsPanel
 
     s = env.services
-    return PositionsPanel(need(s.orders, "orders", s), need(s.book, "book", s), need(s.engine, "engine", s),
-                          env.ctx.bus)  # fmt: skip
+    orders = need(s.orders, "orders", s)
+    return PositionsPanel(orders, need(s.book, "book", s), need(s.engine, "engine", s), env.ctx.bus,
+                          working=lambda symbol: known_working_orders(orders, symbol))  # fmt: skip
 
 
 def _account(env: PanelEnv) -> QWidget:

@@ -190,6 +190,7 @@ def test_deadline_reports_the_symbol_still_open_loudly(rig: Rig, caplog: pytest.
     assert "pending_cancel" in section["reason"]
 
 
+@pytest.mark.expected_log(r"KILL SWITCH pulled|kill switch done")
 def test_kill_switch_flatten_reports_per_symbol_not_orders_sent(rig: Rig) -> None:
     long_aapl(rig)
     working_sell(rig)

@@ -7,6 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from services.broker.base import BrokerUnavailable, ReplaceRequest
 from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce, TradingState
 from services.domain.events import FillEvent, OrderChangedEvent, TradingStateEvent
@@ -174,6 +176,7 @@ def test_polling_fallback_catches_fills_the_stream_dropped_within_probe_budget(r
     assert rig.store.position_qty("AAPL") == 15
 
 
+@pytest.mark.expected_log(r"KILL SWITCH pulled|kill switch done")
 def test_kill_switch_halts_cancels_and_flattens(rig: Rig) -> None:
     a = run(rig.engine.submit(limit_buy()))
     b = run(rig.engine.submit(limit_buy(qty="5", price="99")))

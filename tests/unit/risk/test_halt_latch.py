@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from services.domain.enums import TradingState
+from services.domain.enums import JournalKind, TradingState
+from services.orders.startup import halt_at_start
 from services.orders.tables import ORDERS_SCHEMA
 from services.reconciliation.reconciler import Reconciler
 from services.risk.kill_switch import KillSwitch
@@ -36,6 +37,7 @@ def start(rig: Rig) -> Rig:
     return rig
 
 
+@pytest.mark.expected_log(r"KILL SWITCH pulled|kill switch done")
 def test_a_kill_switch_halt_survives_restart_until_released_with_a_reason(db: Database) -> None:
     rig = start(build(db, ManualClock()))
     assert rig.trading.state is TradingState.ACTIVE
@@ -64,6 +66,7 @@ def test_a_kill_switch_halt_survives_restart_until_released_with_a_reason(db: Da
     assert third.trading.state is TradingState.ACTIVE  # released stays released
 
 
+@pytest.mark.expected_log(r"KILL SWITCH pulled|kill switch done")
 def test_release_before_start_up_leaves_trading_to_the_reconciliation(db: Database) -> None:
     rig = start(build(db, ManualClock()))
     asyncio.run(KillSwitch(rig.trading, rig.engine, rig.journal).trigger(operator="alice", flatten=False))
@@ -79,3 +82,50 @@ def test_release_without_a_halt_changes_nothing(db: Database) -> None:
     assert rig.trading.release_halt("bob", "nothing to release") is False
     assert rig.trading.state is TradingState.ACTIVE
     assert not [r for r in rig.journal.records() if r["kind"] == "halt_released"]
+
+
+@pytest.mark.expected_log(r"KILL SWITCH pulled|kill switch done")
+def test_resume_releases_the_kill_switch_halt_with_a_typed_reason(db: Database) -> None:
+    rig = start(build(db, ManualClock()))
+    asyncio.run(KillSwitch(rig.trading, rig.engine, rig.journal).trigger(operator="alice", flatten=False))
+    again = start(rig.restart())
+    for empty in ("", "  "):
+        with pytest.raises(ValueError, match="reason"):
+            again.trading.resume("bob", empty)
+    assert again.trading.state is TradingState.HALTED
+    done = again.trading.resume("bob", "  flat at the broker, checked  ")
+    assert "HALT released" in done and "ACTIVE" in done
+    assert again.trading.state is TradingState.ACTIVE and again.trading.halt_latch is None
+    released = [r for r in again.journal.records() if r["kind"] == "halt_released"]
+    assert [r["payload"]["reason"] for r in released] == ["flat at the broker, checked"]
+
+
+def test_resume_lifts_a_loss_limit_halt_and_journals_the_reason(db: Database) -> None:
+    rig = start(build(db, ManualClock()))
+    rig.trading.escalate(TradingState.HALTED, "daily loss limit breached", source="risk")
+    assert rig.trading.resume("bob", "limit raised after review") == "trading ACTIVE"
+    last = rig.journal.last_record((JournalKind.TRADING_STATE,))
+    assert last is not None and last["payload"]["state"] == "ACTIVE"
+    assert "limit raised after review" in last["payload"]["reason"]
+
+
+def test_resume_refuses_while_start_up_has_not_enabled_trading(db: Database) -> None:
+    rig = build(db, ManualClock())
+    with pytest.raises(PermissionError, match="DISABLED"):
+        rig.trading.resume("bob", "go")
+
+
+@pytest.mark.expected_log(r"HALTED when Heron last ran")
+def test_a_restart_says_out_loud_that_the_last_run_ended_halted(db: Database) -> None:
+    """A loss-limit HALT is checked again by the new run (not latched), but never cleared in silence."""
+    rig = start(build(db, ManualClock()))
+    rig.trading.escalate(TradingState.HALTED, "daily loss limit breached", source="risk")
+    said: list[tuple[str, str, str]] = []
+    again = rig.restart()
+    halt_at_start(again.trading, None, lambda *a: said.append(a))
+    assert len(said) == 1 and said[0][0] == "warning"
+    assert "HALTED when Heron last ran" in said[0][2] and "daily loss limit breached" in said[0][2]
+    start(again)
+    quiet: list[tuple[str, str, str]] = []
+    halt_at_start(again.restart().trading, None, lambda *a: quiet.append(a))
+    assert quiet == []  # the last run ended ACTIVE: nothing to say
