@@ -26,6 +26,7 @@ from services.domain.enums import Timeframe
 from services.domain.symbols import normalize_symbol
 from widgets.chart.indicators import INDICATORS, Pane, create_indicators
 from widgets.chart.lines import IndicatorLines, SharedX
+from widgets.chart.orders import ChartOrders
 from widgets.chart.overlays import Overlays
 from widgets.chart.readout import Crosshair
 from widgets.chart.store import BarStore, to_epoch_ns
@@ -45,6 +46,8 @@ class ChartPanel(QtWidgets.QWidget):
 
     symbolRequested = QtCore.Signal(str)
     timeframeRequested = QtCore.Signal(str)
+    #: symbol, side, order type, Decimal price: stage this order in the ticket (see ``orders``)
+    stageOrderRequested = QtCore.Signal(str, str, str, object)
 
     def __init__(
         self,
@@ -73,6 +76,8 @@ class ChartPanel(QtWidgets.QWidget):
         self.loading = LoadingStatus()
         self.viewport = Viewport(self.store, display_tz, max(10, int(visible_bars)))
         self.overlays = Overlays(self.viewport.price_plot, self.store)
+        self.orders = ChartOrders(self.viewport.price_plot, self.overlays, self)
+        self.orders.stageRequested.connect(self.stageOrderRequested)
         self.crosshair = Crosshair(self, self.viewport.plot_widget, self.viewport.plots())
         x = SharedX()
         self._indicators: dict[str, IndicatorLines] = {
@@ -90,6 +95,7 @@ class ChartPanel(QtWidgets.QWidget):
         status_row = QtWidgets.QHBoxLayout()
         status_row.setContentsMargins(6, 0, 4, 0)
         status_row.addWidget(self.readout, 1)
+        status_row.addWidget(self.orders.status_label, 1)
         status_row.addWidget(self.loading_label)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -132,6 +138,7 @@ class ChartPanel(QtWidgets.QWidget):
         self.store.load(arrays)
         self.symbol, self.timeframe = sym, tf
         self.toolbar.show_series(sym, tf)
+        self.orders.set_symbol(sym)
         self.viewport.forget_y()
         self._history_changed()
         self.set_loading(None)
