@@ -560,6 +560,18 @@ class OrderTicket(QWidget):
         self.class_combo.setCurrentText(OrderClass.SIMPLE.value)
         self._show_result(f"pre-filled from {order.client_order_id}; review and submit")
 
+    def stage(self, symbol: str, side: str, order_type: str, price: Decimal) -> None:
+        """Stage a simple limit or stop order at ``price`` (the chart's right-click). Nothing is
+        sent; the amount and time in force stay as the trader left them."""
+        self.symbol_edit.setText(symbol)
+        self.side_combo.setCurrentText(side)
+        self.type_combo.setCurrentText(order_type)
+        self.class_combo.setCurrentText(OrderClass.SIMPLE.value)
+        text = decimal_str(price) or ""
+        self.limit_edit.setText(text if order_type == OrderType.LIMIT.value else "")
+        self.stop_edit.setText(text if order_type == OrderType.STOP.value else "")
+        self._show_result(f"{side} {order_type} at {text} staged from the chart; review and submit")
+
     # -- hotkeys ------------------------------------------------------------------------------------
     def install_hotkeys(self, window: QWidget) -> list[QShortcut]:
         """Window-wide shortcuts on ``window`` (the main window)."""
