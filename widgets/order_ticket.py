@@ -567,7 +567,7 @@ class OrderTicket(QWidget):
         self.side_combo.setCurrentText(side)
         self.type_combo.setCurrentText(order_type)
         self.class_combo.setCurrentText(OrderClass.SIMPLE.value)
-        text = decimal_str(price) or ""
+        text = format(price, "f")  # as the chart shows it: 176.00, not 176
         self.limit_edit.setText(text if order_type == OrderType.LIMIT.value else "")
         self.stop_edit.setText(text if order_type == OrderType.STOP.value else "")
         self._show_result(f"{side} {order_type} at {text} staged from the chart; review and submit")

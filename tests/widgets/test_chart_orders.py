@@ -355,3 +355,34 @@ def test_right_click_stages_the_ticket_without_sending(chart: ChartPanel, rig: R
     assert ticket.side_combo.currentText() == "buy" and ticket.type_combo.currentText() == "stop"
     assert ticket.stop_edit.text().startswith("98") and ticket.limit_edit.text() == ""
     assert rig.broker.submits_received == []
+
+
+@pytest.mark.expected_log(r"^heron\.app\.panels: \w+ panel left out: ")
+def test_the_app_wires_the_chart_to_the_engine_and_the_ticket(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from app.context import Services
+    from app.logging_setup import LogHub
+    from app.qt.panels.trading import install
+    from app.settings import Settings
+    from services.domain.enums import Mode
+    from widgets.main_window import MainWindow
+
+    window = MainWindow(Mode.LOCAL)
+    qtbot.addWidget(window)
+    settings = Settings()
+    settings.ui.confirm_orders = False
+    ctx = SimpleNamespace(bus=rig.bus, settings=settings, mode=Mode.LOCAL, notify=lambda *a: None,
+                          paths=None, log_hub=LogHub())  # fmt: skip
+    services = Services(mode=Mode.LOCAL, orders=rig.store, engine=rig.engine, book=rig.book)
+    panels = install(window, ctx, services)
+    chart, ticket = panels.chart, panels.ticket
+    assert chart is not None and ticket is not None
+    assert chart.orders.engine is rig.engine and not chart.orders.needs_confirmation()
+    ticket.confirm_orders = True  # the ticket's setting is the chart's
+    assert chart.orders.needs_confirmation()
+    chart.orders.set_symbol("AAPL")
+    submit(qloop, rig, limit_price=Decimal("99.10"))
+    assert only_item(chart).text == "BUY 10 LMT 99.10"
+    chart.orders.stage(OrderSide.SELL, OrderType.STOP, Decimal("98.75"))
+    assert ticket.symbol_edit.text() == "AAPL" and ticket.stop_edit.text() == "98.75"
