@@ -256,6 +256,32 @@ def test_a_trailing_stop_is_drawn_at_the_stop_the_broker_reports_with_its_trail(
     assert chart.orders.items == {}
 
 
+def test_a_trailing_stop_trails_the_prints_until_the_broker_reports_it_again(chart: ChartPanel) -> None:
+    # Alpaca moves hwm with each print and reports the order only when it changes state
+    # (docs/alpaca-rules.md "Trailing stops ... Alpaca tracks hwm")
+    t = datetime(2026, 3, 2, 15, tzinfo=UTC)
+    order = Order(id="b1", client_order_id="c1", symbol="AAPL", side=OrderSide.SELL,
+                  type=OrderType.TRAILING_STOP, time_in_force=TimeInForce.DAY, status=OrderStatus.NEW,
+                  qty=Decimal(5), filled_qty=Decimal(0), created_at=t, updated_at=t, submitted_at=t,
+                  trail_price=Decimal("1.5"), hwm=Decimal("101"), stop_price=Decimal("99.5"))  # fmt: skip
+    chart.orders.show_order(order)
+    minute = 60 * 10**9
+    t_ns = int(t.timestamp()) * 10**9 + minute  # a bar that began after the report
+    chart.update_last_bar(t_ns, 100.8, 101.6, 100.7, 101.4, 10)
+    item = only_item(chart)
+    assert item.value() == pytest.approx(100.1) and item.text == "SELL 5 TRAIL 1.50 stop ≈ 100.10"
+    chart.update_last_bar(t_ns + minute, 101.4, 101.5, 100.0, 100.2, 10)  # no new high: stays
+    assert only_item(chart).value() == pytest.approx(100.1)
+    reported = replace(
+        order, hwm=Decimal("101.8"), stop_price=Decimal("100.3"), updated_at=t.replace(minute=5)
+    )
+    chart.orders.show_order(reported)  # the broker's word replaces the estimate
+    assert (
+        only_item(chart).value() == pytest.approx(100.3)
+        and only_item(chart).text == "SELL 5 TRAIL 1.50 stop 100.30"
+    )
+
+
 def test_dragging_a_line_replaces_the_order_at_the_dropped_price_on_the_tick(
     chart: ChartPanel, rig: Rig, qloop
 ) -> None:  # type: ignore[no-untyped-def]
@@ -386,3 +412,18 @@ def test_the_app_wires_the_chart_to_the_engine_and_the_ticket(qtbot, rig: Rig, q
     assert only_item(chart).text == "BUY 10 LMT 99.10"
     chart.orders.stage(OrderSide.SELL, OrderType.STOP, Decimal("98.75"))
     assert ticket.symbol_edit.text() == "AAPL" and ticket.stop_edit.text() == "98.75"
+
+
+def test_crypto_prices_step_by_the_pairs_own_increment(chart: ChartPanel, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    # Alpaca's sub-penny rule is for stocks (docs/alpaca-rules.md "Prices", [ORD]); a crypto pair has
+    # its own increment, the asset's price_increment (Alpaca's Asset entity)
+    from services.domain.models import Asset
+
+    pair = Asset("BTC/USD", "crypto", "CRYPTO", True, False, True, price_increment=Decimal("0.5"))
+    rig.broker._assets["BTC/USD"] = pair
+    chart.set_history("BTC/USD", "1Min", flat_bars())
+    chart.price_plot.getViewBox().setYRange(97, 103, padding=0)
+    settle_until(qloop, "the pair's increment", lambda: chart.orders.increment("BTC/USD") == Decimal("0.5"))
+    menu = right_click(chart, 100.37)
+    assert action(menu, "chartStage_buy_limit").text() in ("Buy limit at 100.50", "Buy limit at 100.00")
+    assert chart.orders.increment("AAPL") is None

@@ -50,6 +50,31 @@ PENDING = frozenset({OrderStatus.PENDING_NEW, OrderStatus.PENDING_REPLACE, Order
 
 
 @dataclass(frozen=True, slots=True)
+class Trailing:
+    """A trailing stop as the broker last reported it: its mark (``hwm``: the high for a sell, the
+    low for a buy), its trail, and when it was reported (epoch ns)."""
+
+    side: OrderSide
+    mark: Decimal
+    trail_price: Decimal | None
+    trail_percent: Decimal | None
+    as_of_ns: int
+
+    def stop(self, mark: Decimal) -> Decimal | None:
+        """The stop for ``mark``: the mark less the trail for a sell, plus the trail for a buy."""
+        sign = -1 if self.side is OrderSide.SELL else 1
+        if self.trail_price is not None:
+            return mark + sign * self.trail_price
+        if self.trail_percent is not None:
+            return mark * (1 + sign * self.trail_percent / 100)
+        return None
+
+    def beyond(self, price: Decimal, mark: Decimal) -> bool:
+        """Whether a print at ``price`` makes a new mark past ``mark`` (Alpaca tracks hwm on prints)."""
+        return price > mark if self.side is OrderSide.SELL else price < mark
+
+
+@dataclass(frozen=True, slots=True)
 class OrderLine:
     """One price line of one working order. ``order_key`` is the engine's key for the order."""
 
@@ -63,6 +88,8 @@ class OrderLine:
     status: OrderStatus
     trail: str = ""  # "1.5" (price) or "0.5%" for a trailing stop
     pair: bool = False  # one of a stop-limit's two lines: the label says which price it is
+    trailing: Trailing | None = None  # a trailing stop's trail, as last reported
+    estimated: bool = False  # a trailing stop moved by the prints seen since that report
 
     @property
     def key(self) -> str:
@@ -85,7 +112,7 @@ class OrderLine:
         if self.pair:
             what += " limit" if self.field is PriceField.LIMIT else " stop"
         elif self.role is LineRole.TRAIL:
-            what += f" {self.trail} stop"
+            what += f" {self.trail} stop" + (" ≈" if self.estimated else "")
         text = f"{self.side.value.upper()} {qty} {what} {p}"
         if self.pending:
             text += f" ({self.status.value.replace('_', ' ')})"
@@ -125,20 +152,23 @@ def _trail_text(snap: Order) -> str:
     return ""
 
 
+def trailing(order: Order, snap: Order | None) -> Trailing | None:
+    """The trail of a trailing stop as last reported (None without a mark)."""
+    src = snap or order
+    if src.hwm is None:
+        return None
+    ts = int(src.updated_at.timestamp() * 1e9)
+    return Trailing(order.side, src.hwm, src.trail_price, src.trail_percent, ts)
+
+
 def trailing_stop_price(order: Order, snap: Order | None) -> Decimal | None:
     """The trailing stop's current stop as the broker last reported it: its ``stop_price``, else the
     high-water mark less the trail (a buy: the low-water mark plus the trail)."""
     src = snap or order
     if src.stop_price is not None:
         return src.stop_price
-    if src.hwm is None:
-        return None
-    sign = -1 if order.side is OrderSide.SELL else 1
-    if src.trail_price is not None:
-        return src.hwm + sign * src.trail_price
-    if src.trail_percent is not None:
-        return src.hwm * (1 + sign * src.trail_percent / 100)
-    return None
+    trail = trailing(order, snap)
+    return trail.stop(trail.mark) if trail is not None else None
 
 
 def lines_for(order: Order, snap: Order | None = None, *, leg: bool = False) -> list[OrderLine]:
@@ -178,5 +208,6 @@ def lines_for(order: Order, snap: Order | None = None, *, leg: bool = False) -> 
             PriceField.TRAIL,
             trailing_stop_price(order, snap),
             trail=_trail_text(snap or order),
+            trailing=trailing(order, snap),
         )
     return []  # a market order works at no price

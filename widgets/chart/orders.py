@@ -42,10 +42,11 @@ from services.domain.bus import EventBus, Subscription
 from services.domain.enums import OrderSide, OrderType
 from services.domain.events import FillEvent, OrderChangedEvent
 from services.domain.models import Fill, Order
-from services.domain.symbols import normalize_symbol
+from services.domain.symbols import is_crypto, normalize_symbol
 from services.risk.context import RiskReport
 from widgets.chart.order_model import LineRole, OrderLine, PriceField, format_price, lines_for, round_to_tick
 from widgets.chart.overlays import Overlays
+from widgets.chart.store import BarStore
 from widgets.models.common import confirm
 from widgets.tasks import run_async
 from widgets.theme import MUTED, WARN, ChartColors
@@ -134,12 +135,13 @@ class ChartOrders(QtCore.QObject):
         self.items: dict[str, OrderLineItem] = {}  # line key → item, the chart symbol's lines only
         self._lines: dict[str, list[OrderLine]] = {}  # order key → its lines, every symbol
         self._replacing: dict[str, Decimal] = {}  # line key → price sent, until the broker answers
+        self._trailing: dict[str, Decimal | None] = {}  # trailing line key → the mark the prints made
         self._fills: dict[str, deque[tuple[datetime, Decimal, str]]] = {}
         self._drag_check: tuple[str, Decimal, RiskReport | str] | None = None
         self._subs: list[Subscription] = []
         self.engine: Any = None
         self.store: Any = None
-        self.increments: Callable[[str], Decimal | None] = lambda symbol: None
+        self._increments: dict[str, Decimal | None] = {}  # crypto: the broker's price increment
         #: whether a replace asks first: the ticket's setting (live mode always asks)
         self.needs_confirmation: Callable[[], bool] = lambda: True
         #: ``ask(title, text) -> bool``; replaced in tests
@@ -169,6 +171,7 @@ class ChartOrders(QtCore.QObject):
         for fill in fills:
             self._add_fill(fill)
         self._place_fills()
+        self._load_increment(self.symbol)
 
     def detach(self) -> None:
         for sub in self._subs:
@@ -184,6 +187,28 @@ class ChartOrders(QtCore.QObject):
         self._drag_check = None
         self._sync()
         self._place_fills()
+        self._load_increment(symbol)
+
+    def increment(self, symbol: str) -> Decimal | None:
+        """The broker's price increment for a crypto pair (once read); None: Alpaca's stock rule."""
+        return self._increments.get(normalize_symbol(symbol)) if symbol else None
+
+    def _load_increment(self, symbol: str) -> None:
+        """Crypto prices step by the pair's own increment (the asset's ``price_increment``), not by
+        the stock sub-penny rule; read it once per pair from the broker, off the GUI thread."""
+        get_asset = getattr(getattr(self.engine, "broker", None), "get_asset", None)
+        if not symbol or not is_crypto(symbol) or symbol in self._increments or get_asset is None:
+            return
+        self._increments[symbol] = None
+
+        def loaded(asset: Any, error: BaseException | None) -> None:
+            if error is None and asset is not None:
+                self._increments[symbol] = getattr(asset, "price_increment", None)
+
+        try:
+            run_async(get_asset(symbol), loaded, log_errors=False)
+        except RuntimeError:  # no event loop (a preview): the stock rule stays
+            del self._increments[symbol]
 
     def on_order_event(self, event: OrderChangedEvent) -> None:
         rec = None
@@ -210,6 +235,33 @@ class ChartOrders(QtCore.QObject):
         if normalize_symbol(order.symbol) == self.symbol:
             self._sync()
 
+    def on_bars(self, store: BarStore) -> None:
+        """The chart's bars changed: its trailing stops trail the prints seen since their last
+        report, as Alpaca's do (the broker tracks ``hwm`` on prints and says nothing until it
+        reports the order again). The live bar's high (low for a buy stop) counts when the bar
+        began after the report, else only its last print. Labelled ≈ until the broker reports."""
+        if not self._trailing:
+            return
+        live = store.live
+        if live is None:
+            return
+        for key in list(self._trailing):
+            item = self.items.get(key)
+            trail = item.line.trailing if item is not None else None
+            if item is None or trail is None:
+                continue
+            if live.t >= trail.as_of_ns:
+                seen = live.h if trail.side is OrderSide.SELL else live.l
+            else:
+                seen = live.c
+            price = Decimal(str(seen))
+            if not trail.beyond(price, self._trailing[key] or trail.mark):
+                continue
+            self._trailing[key] = price
+            stop = trail.stop(price)
+            if stop is not None and stop > 0:
+                item.show_line(replace(item.line, price=stop, estimated=True))
+
     def lines(self) -> list[OrderLine]:
         """The lines drawn now (the chart symbol's working orders)."""
         return [item.line for item in self.items.values()]
@@ -222,12 +274,17 @@ class ChartOrders(QtCore.QObject):
         for key in [k for k in self.items if k not in wanted]:
             self._plot.removeItem(self.items.pop(key))
             self._replacing.pop(key, None)
+            self._trailing.pop(key, None)
         for key, line in wanted.items():
             item = self.items.get(key)
             sent = self._replacing.get(key)
             if sent is not None and line.price == sent:
                 self._replacing.pop(key)  # the broker works the new price
                 sent = None
+            if line.trailing is not None and (item is None or item.line.trailing != line.trailing):
+                self._trailing[key] = None  # a new report: trail the prints from it
+            if item is not None and item.line.estimated and item.line.trailing == line.trailing:
+                line = replace(line, price=item.line.price, estimated=True)  # where the prints moved it
             if item is None:
                 item = OrderLineItem(line)
                 item.sigDragged.connect(self._on_dragged)
@@ -254,7 +311,7 @@ class ChartOrders(QtCore.QObject):
     # ------------------------------------------------------------------ drag to replace
 
     def _rounded(self, item: OrderLineItem) -> Decimal:
-        return round_to_tick(float(item.value()), self.increments(item.line.symbol))
+        return round_to_tick(float(item.value()), self.increment(item.line.symbol))
 
     def check_replace(self, line: OrderLine, price: Decimal) -> RiskReport | str:
         """The engine's pre-check of replacing ``line``'s price with ``price`` (cached while dragging)."""
@@ -397,7 +454,7 @@ class ChartOrders(QtCore.QObject):
         y = vb.mapSceneToView(pos).y()
         if y <= 0:
             return
-        price = round_to_tick(float(y), self.increments(self.symbol) if self.symbol else None)
+        price = round_to_tick(float(y), self.increment(self.symbol))
         menu = self.menu_at(price, self.line_near(pos.y()))
         ev.accept()
         menu.popup(ev.screenPos().toPoint())

@@ -262,6 +262,7 @@ class ChartPanel(QtWidgets.QWidget):
                 lines.show_slice(vp.visible_index_range())
             lines.update_live(self.store)
         self.overlays.place_fills()
+        self.orders.on_bars(self.store)
         vp.update_limits()
         if shifting:
             x0, x1 = vp.visible_index_range()
@@ -274,6 +275,7 @@ class ChartPanel(QtWidgets.QWidget):
 
     def _live_changed(self) -> None:
         self.viewport.live_bar_changed()
+        self.orders.on_bars(self.store)
         for lines in self._enabled_lines():
             lines.update_live(self.store)
         self.viewport.fit_y(self._indicators.values())
