@@ -248,6 +248,8 @@ def test_a_trailing_stop_is_drawn_at_the_stop_the_broker_reports_with_its_trail(
     assert item.text == "SELL 5 TRAIL 1.50 stop 99.50"
     chart.orders.show_order(replace(order, stop_price=Decimal("99.80"), hwm=Decimal("101.3")))
     assert only_item(chart).value() == pytest.approx(99.8)
+    chart.orders.show_order(replace(order, trail_price=Decimal("0.4"), stop_price=Decimal("100.9")))
+    assert only_item(chart).text == "SELL 5 TRAIL 0.40 stop 100.90"  # in the stock's steps, not 0.4000
     chart.orders.show_order(
         replace(order, trail_price=None, trail_percent=Decimal("0.5"), stop_price=Decimal("100.5"))
     )

@@ -144,11 +144,17 @@ def round_to_tick(price: float | Decimal, increment: Decimal | None = None) -> D
     return max(rounded, tick).quantize(tick)
 
 
-def _trail_text(snap: Order) -> str:
+def _trail_text(snap: Order, stop: Decimal | None) -> str:
+    """The trail as a trader reads it: ``0.5%``, or an amount in the stock's own price steps
+    (``0.40`` on a $176 stock, not ``0.4000``)."""
     if snap.trail_percent is not None:
         return f"{decimal_str(snap.trail_percent)}%"
     if snap.trail_price is not None:
-        return format_price(snap.trail_price)
+        places = 2 if stop is None or stop >= ONE else 4
+        exponent = snap.trail_price.normalize().as_tuple().exponent
+        if isinstance(exponent, int):
+            places = max(places, -exponent)
+        return f"{snap.trail_price:,.{places}f}"
     return ""
 
 
@@ -203,11 +209,12 @@ def lines_for(order: Order, snap: Order | None = None, *, leg: bool = False) -> 
             *line(role, PriceField.LIMIT, order.limit_price, pair=True),
         ]
     if t is OrderType.TRAILING_STOP:
+        stop = trailing_stop_price(order, snap)
         return line(
             LineRole.TRAIL,
             PriceField.TRAIL,
-            trailing_stop_price(order, snap),
-            trail=_trail_text(snap or order),
+            stop,
+            trail=_trail_text(snap or order, stop),
             trailing=trailing(order, snap),
         )
     return []  # a market order works at no price

@@ -8,7 +8,9 @@ Every number shown comes from the data given to those slots.
 The panel composes the parts and routes data changes between them:
 ``toolbar`` (symbol, timeframe and indicator buttons, loading status), ``viewport`` (the panes,
 what is in view, the y fit), ``lines`` (each ``Indicator`` from ``indicators`` drawn on a pane),
-``overlays`` (fills and open orders) and ``readout`` (crosshair and the bar readout).
+``overlays`` (fills and open orders), ``orders`` (working-order lines that follow the engine, drag
+to replace, cancel from the line, the right-click menu that stages an order) and ``readout``
+(crosshair and the bar readout).
 """
 
 from __future__ import annotations
