@@ -527,11 +527,12 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
         *,
         limit_price: Decimal | None = None,
         stop_price: Decimal | None = None,
+        asset: Asset | None = None,
     ) -> RiskReport | str:
         """The risk pre-check :meth:`replace` runs for a price-only replacement, with no side effects
         (the chart shows it while an order line is dragged), or why no replace is possible now.
-        Same request, same worst-case quantity, same context as :meth:`replace`; the instrument is
-        the one the engine last read (none yet fails closed, as on submit)."""
+        Same request, same worst-case quantity, same context as :meth:`replace`. ``asset``: the
+        instrument as the caller read it, else the one the engine last read (none fails closed)."""
         rec = self.store.find(client_order_id=order_key, broker_order_id=order_key)
         if rec is None or not rec.state.is_open or rec.broker_order_id is None:
             return "order is not open"
@@ -545,7 +546,8 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
             rec, self.store.meta(rec.client_order_id), new_qty, limit_price, stop_price
         )
         checked = replace(probe, qty=worst_qty(rec, None, new_qty))
-        context = self.risk_context(checked, self._assets.get(rec.symbol), replacing=rec.client_order_id)
+        asset = asset or self._assets.get(rec.symbol)
+        context = self.risk_context(checked, asset, replacing=rec.client_order_id)
         return self.risk.preview(checked, context)
 
     async def close_position(

@@ -305,6 +305,19 @@ def test_dragging_a_line_replaces_the_order_at_the_dropped_price_on_the_tick(
     assert only_item(chart).text == f"BUY 10 LMT {price}"
 
 
+def test_an_order_heron_did_not_place_is_dragged_with_the_instrument_the_chart_read(
+    chart: ChartPanel, rig: Rig, qloop
+) -> None:  # type: ignore[no-untyped-def]
+    cid = submit(qloop, rig, limit_price=Decimal("99.00"))
+    rig.engine._assets.clear()  # as after a restart that adopted the order: the engine read no asset
+    chart.orders._assets.clear()
+    chart.orders.set_symbol("MSFT")
+    chart.orders.set_symbol("AAPL")  # the chart reads the instrument when it shows the symbol
+    settle_until(qloop, "the chart's instrument", lambda: chart.orders._assets.get("AAPL") is not None)
+    drag(chart, 99.0, 98.5)
+    settle_until(qloop, "the replace", lambda: broker_order(rig, cid).limit_price != Decimal("99.00"))
+
+
 def test_round_to_tick_follows_alpacas_sub_penny_rule() -> None:
     # docs/alpaca-rules.md "Prices": 0.01 at $1.00 and above, 0.0001 below [ORD]
     assert round_to_tick(98.4371) == Decimal("98.44")

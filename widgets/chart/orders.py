@@ -41,7 +41,7 @@ from PySide6 import QtCore, QtWidgets
 from services.domain.bus import EventBus, Subscription
 from services.domain.enums import OrderSide, OrderType
 from services.domain.events import FillEvent, OrderChangedEvent
-from services.domain.models import Fill, Order
+from services.domain.models import Asset, Fill, Order
 from services.domain.symbols import is_crypto, normalize_symbol
 from services.risk.context import RiskReport
 from widgets.chart.order_model import LineRole, OrderLine, PriceField, format_price, lines_for, round_to_tick
@@ -141,7 +141,7 @@ class ChartOrders(QtCore.QObject):
         self._subs: list[Subscription] = []
         self.engine: Any = None
         self.store: Any = None
-        self._increments: dict[str, Decimal | None] = {}  # crypto: the broker's price increment
+        self._assets: dict[str, Asset | None] = {}  # the instruments read from the broker
         #: whether a replace asks first: the ticket's setting (live mode always asks)
         self.needs_confirmation: Callable[[], bool] = lambda: True
         #: ``ask(title, text) -> bool``; replaced in tests
@@ -171,7 +171,7 @@ class ChartOrders(QtCore.QObject):
         for fill in fills:
             self._add_fill(fill)
         self._place_fills()
-        self._load_increment(self.symbol)
+        self._load_asset(self.symbol)
 
     def detach(self) -> None:
         for sub in self._subs:
@@ -187,28 +187,34 @@ class ChartOrders(QtCore.QObject):
         self._drag_check = None
         self._sync()
         self._place_fills()
-        self._load_increment(symbol)
+        self._load_asset(symbol)
 
     def increment(self, symbol: str) -> Decimal | None:
-        """The broker's price increment for a crypto pair (once read); None: Alpaca's stock rule."""
-        return self._increments.get(normalize_symbol(symbol)) if symbol else None
+        """A crypto pair's own price increment (the asset's ``price_increment``, once read); None
+        for stocks, whose prices follow Alpaca's sub-penny rule."""
+        asset = self._assets.get(normalize_symbol(symbol)) if symbol else None
+        return asset.price_increment if asset is not None and is_crypto(asset.symbol) else None
 
-    def _load_increment(self, symbol: str) -> None:
-        """Crypto prices step by the pair's own increment (the asset's ``price_increment``), not by
-        the stock sub-penny rule; read it once per pair from the broker, off the GUI thread."""
+    def _load_asset(self, symbol: str) -> None:
+        """Read the instrument once per symbol from the broker, off the GUI thread, as the ticket
+        does: the pre-check of a dragged line needs it (none fails closed) and a crypto pair's
+        prices step by its own increment."""
         get_asset = getattr(getattr(self.engine, "broker", None), "get_asset", None)
-        if not symbol or not is_crypto(symbol) or symbol in self._increments or get_asset is None:
+        if not symbol or symbol in self._assets or get_asset is None:
             return
-        self._increments[symbol] = None
+        self._assets[symbol] = None
 
         def loaded(asset: Any, error: BaseException | None) -> None:
             if error is None and asset is not None:
-                self._increments[symbol] = getattr(asset, "price_increment", None)
+                self._assets[symbol] = asset
+                self._drag_check = None
+            else:
+                del self._assets[symbol]  # read again on the next look at the symbol
 
         try:
             run_async(get_asset(symbol), loaded, log_errors=False)
-        except RuntimeError:  # no event loop (a preview): the stock rule stays
-            del self._increments[symbol]
+        except RuntimeError:  # no event loop (a preview): the pre-check fails closed
+            del self._assets[symbol]
 
     def on_order_event(self, event: OrderChangedEvent) -> None:
         rec = None
@@ -321,7 +327,10 @@ class ChartOrders(QtCore.QObject):
         if self.engine is None:
             result: RiskReport | str = "orders are not connected"
         else:
-            result = self.engine.preview_replace(line.order_key, **{line.field.value: price})
+            asset = self._assets.get(normalize_symbol(line.symbol))
+            if asset is None:
+                self._load_asset(normalize_symbol(line.symbol))  # fails closed until it is read
+            result = self.engine.preview_replace(line.order_key, asset=asset, **{line.field.value: price})
         self._drag_check = (line.key, price, result)
         return result
 
