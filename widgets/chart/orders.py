@@ -72,6 +72,19 @@ def _short(text: str, n: int = 90) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+class _Label(pg.InfLineLabel):
+    """The label of a horizontal order line, placed with plain arithmetic: pyqtgraph's general
+    placement (line-box intersections for any angle) runs for every label on every view change,
+    which is every new bar while the chart follows the market."""
+
+    def updatePosition(self) -> None:
+        vr = self.line.viewRect()
+        if vr is None:
+            return
+        self.setPos(QtCore.QPointF(vr.left() + self.orthoPos * vr.width(), 0.0))
+        self.setAnchor(self.anchors[0 if vr.center().y() < 0 else 1])
+
+
 class OrderLineItem(pg.InfiniteLine):
     """One order line: a horizontal line at the price with its label; movable when draggable."""
 
@@ -80,16 +93,15 @@ class OrderLineItem(pg.InfiniteLine):
             pos=float(line.price),
             angle=0,
             movable=line.draggable,
-            label="",
-            labelOpts={
-                "position": 0.04,
-                "fill": ChartColors.order_label,
-                "anchors": [(0, 1), (0, 1)],
-            },
         )
+        self.label = _Label(self, text="", position=0.04, fill=ChartColors.order_label,
+                            anchors=[(0, 1), (0, 1)])  # fmt: skip
         self.setZValue(16)
         self.line = line
         self.note = ""
+        self._look: tuple[str, QtCore.Qt.PenStyle] | None = None
+        self._label_color = ""
+        self._text = ""
         self.show_line(line)
 
     def show_line(self, line: OrderLine, price: Decimal | None = None, note: str = "") -> None:
@@ -101,17 +113,22 @@ class OrderLineItem(pg.InfiniteLine):
         dashed = line.role in (LineRole.STOP, LineRole.STOP_LIMIT, LineRole.STOP_LOSS, LineRole.TRAIL)
         style = QtCore.Qt.PenStyle.DotLine if (line.pending or price is not None) else (
             QtCore.Qt.PenStyle.DashLine if dashed else QtCore.Qt.PenStyle.SolidLine)  # fmt: skip
-        self.setPen(pg.mkPen(color, width=1, style=style))
-        self.setHoverPen(pg.mkPen(color, width=2, style=style))
-        if not self.moving:
+        if (color, style) != self._look:  # only what changed: a trailing stop moves every new high
+            self._look = (color, style)
+            self.setPen(pg.mkPen(color, width=1, style=style))
+            self.setHoverPen(pg.mkPen(color, width=2, style=style))
+        if not self.moving and self.value() != float(shown):
             self.setValue(float(shown))
         self.set_text(line.label(shown) + (f"  {note}" if note else ""), color)
 
     def set_text(self, text: str, color: str) -> None:
         assert self.label is not None
-        self.label.setFormat(text.replace("{", "{{").replace("}", "}}"))
-        self.label.setColor(color)
-        self.label.valueChanged()
+        if color != self._label_color:
+            self._label_color = color
+            self.label.setColor(color)
+        if text != self._text:
+            self._text = text
+            self.label.setFormat(text.replace("{", "{{").replace("}", "}}"))  # lays the text out once
 
     @property
     def text(self) -> str:
