@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.errors import ExceptionHooks, LoopNotifier
 from app.exchange_process import ExchangeSession
+from app.keys_needed import KeysNeeded
 from app.launch import Launch
 from app.lifecycle import Lifecycle
 from app.local_exchange import LocalExchangeLauncher
@@ -159,6 +160,8 @@ class Services:
     failures: dict[str, str] = field(default_factory=dict)
     #: Why start-up stopped (a damaged database...): nothing trades this session; headless exits 1.
     fatal: str | None = None
+    #: Paper or live mode without usable API keys: the window explains what to do instead of panels.
+    keys_needed: KeysNeeded | None = None
     #: The journal's high-water mark (SQLite files only) and, if the journal is behind it, why.
     journal_mark: JournalMark | None = None
     journal_rollback: str | None = None

@@ -18,6 +18,7 @@ of the previous version.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 from collections.abc import Callable
@@ -34,6 +35,8 @@ from services.storage.files import atomic_write_bytes
 
 SCHEMA_VERSION = 3
 THEMES = ("dark", "light")
+#: Where times are shown (widgets.models.common.TimeDisplay): exchange time (New York), UTC, local.
+TIME_ZONES = ("exchange", "utc", "local")
 
 DEFAULT_SYMBOLS = ["AAPL", "MSFT", "NVDA", "SPY", "QQQ", "TSLA", "BTC/USD", "ETH/USD"]
 
@@ -100,6 +103,9 @@ class SettingsTooNewError(SettingsError):
 class UiSettings:
     confirm_orders: bool = True  # paper and local; live orders are always confirmed
     theme: str = "dark"
+    time_zone: str = "exchange"  # one of TIME_ZONES
+    #: command name → key sequence ("Ctrl+Shift+B"), only where it differs from Heron's default
+    shortcuts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,6 +122,12 @@ class MarketDataSettings:
 
 
 @dataclass
+class ChartSettings:
+    #: indicator name -> {"on": bool, parameter: number}; the chart checks names and ranges
+    indicators: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
 class Settings:
     schema_version: int = SCHEMA_VERSION
     mode: Mode = Mode.LOCAL
@@ -124,6 +136,7 @@ class Settings:
     risk: dict[str, Any] = field(default_factory=lambda: json.loads(json.dumps(DEFAULT_RISK)))
     watchlist: list[str] = field(default_factory=lambda: list(DEFAULT_SYMBOLS))
     market_data: MarketDataSettings = field(default_factory=MarketDataSettings)
+    chart: ChartSettings = field(default_factory=ChartSettings)
 
     def risk_decimal(self, key: str) -> Decimal | None:
         """A Decimal risk limit, or None when it is switched off."""
@@ -289,7 +302,7 @@ def from_dict(data: dict[str, Any]) -> Settings:
     _require(isinstance(data, dict), "the settings file must hold a JSON object")
     secrets = _find_secret_keys(data)
     _require(not secrets, f"settings must never hold secrets, found {secrets}; keys belong in the OS keyring")
-    known = {"schema_version", "mode", "ui", "local_exchange", "risk", "watchlist", "market_data"}
+    known = {"schema_version", "mode", "ui", "local_exchange", "risk", "watchlist", "market_data", "chart"}
     unknown = sorted(set(data) - known)
     _require(not unknown, f"unknown setting(s) {unknown}")
     mode_text = data.get("mode", Mode.LOCAL.value)
@@ -300,7 +313,20 @@ def from_dict(data: dict[str, Any]) -> Settings:
     ui_raw = _section(data, "ui")
     theme = ui_raw.get("theme", "dark")
     _require(theme in THEMES, f"ui.theme must be one of {list(THEMES)}, got {theme!r}")
-    ui = UiSettings(confirm_orders=_bool(ui_raw, "confirm_orders", True, "ui"), theme=theme)
+    zone = ui_raw.get("time_zone", "exchange")
+    _require(zone in TIME_ZONES, f"ui.time_zone must be one of {list(TIME_ZONES)}, got {zone!r}")
+    keys = ui_raw.get("shortcuts", {})
+    _require(
+        isinstance(keys, dict) and all(isinstance(k, str) and isinstance(v, str) and len(v) <= 40
+                                       for k, v in keys.items()),
+        f"ui.shortcuts must map command names to key sequences such as \"Ctrl+Shift+B\", got {keys!r}",
+    )  # fmt: skip
+    ui = UiSettings(
+        confirm_orders=_bool(ui_raw, "confirm_orders", True, "ui"),
+        theme=theme,
+        time_zone=zone,
+        shortcuts=keys,
+    )
     ex_raw = _section(data, "local_exchange")
     seed = ex_raw.get("seed", 0)
     _require(
@@ -321,7 +347,26 @@ def from_dict(data: dict[str, Any]) -> Settings:
         risk=_validate_risk(_section(data, "risk")),
         watchlist=_symbols(data.get("watchlist", list(DEFAULT_SYMBOLS)), "watchlist"),
         market_data=_market_data(_section(data, "market_data")),
+        chart=_chart(_section(data, "chart")),
     )
+
+
+def _chart(raw: dict[str, Any]) -> ChartSettings:
+    unknown = sorted(set(raw) - {"indicators"})
+    _require(not unknown, f"chart has unknown setting(s) {unknown}")
+    indicators = raw.get("indicators", {})
+    _require(isinstance(indicators, dict), f"chart.indicators must be an object, got {indicators!r}")
+    for name, state in indicators.items():
+        _require(isinstance(state, dict), f"chart.indicators.{name} must be an object, got {state!r}")
+        for key, value in state.items():
+            ok = isinstance(value, bool) if key == "on" else _is_number(value)
+            kind = "true or false" if key == "on" else "a number"
+            _require(ok, f"chart.indicators.{name}.{key} must be {kind}, got {value!r}")
+    return ChartSettings(indicators={name: dict(state) for name, state in indicators.items()})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _market_data(raw: dict[str, Any]) -> MarketDataSettings:

@@ -38,6 +38,7 @@ from services.domain.events import AccountEvent, TradingStateEvent
 from services.domain.models import Account
 from widgets import theme
 from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
+from widgets.message_label import MessageLabel
 from widgets.models.common import DASH, TRADING_STATE_COLORS, fmt_money, sign_color
 from widgets.protocols import KillSwitchLike, TradingLike
 from widgets.tasks import run_async
@@ -166,7 +167,7 @@ class AccountPanel(QWidget):
         )
         self.kill_button.setEnabled(can_kill)
         self.kill_button.clicked.connect(self.trigger_kill_switch)
-        self.message = QLabel("", self)
+        self.message = MessageLabel("", self)
         self.message.setObjectName("accountMessage")
         self.message.setWordWrap(True)
         left = QVBoxLayout()

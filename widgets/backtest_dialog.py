@@ -1,6 +1,11 @@
 """The backtest dialog: strategy, parameters, symbol and history (generated or stored), Run with
 progress and Cancel, then the equity curve, closed trades and the metrics the backtest computed
-(total return, max drawdown, Sharpe, win rate).
+(total return, max drawdown, Sharpe, win rate), with the commission and slippage the run charged.
+
+The dates shown are those of the data used: for generated history the From / To fields show the
+generated bars' range, and after a run ``btDataRange`` names the first and last bar the backtest
+actually used. The Sharpe caption says how it was annualised (per-bar returns x sqrt(bars per year),
+from the result itself).
 
 The run is :func:`services.strategies.backtest.run_backtest` on a worker thread (never the GUI
 thread); progress is relayed to the GUI thread through :class:`TaskBridge`; Cancel sets the run's
@@ -37,14 +42,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.domain.enums import Timeframe
 from services.domain.models import Bar
+from services.domain.money import InvalidNumberError, to_decimal
 from services.domain.symbols import normalize_symbol
 from services.strategies.api import ParamError, Strategy
-from services.strategies.backtest import BacktestCancelled, BacktestResult, run_backtest
-from services.strategies.synthetic import synthetic_bars
+from services.strategies.backtest import (
+    BARS_PER_YEAR,
+    BacktestCancelled,
+    BacktestConfig,
+    BacktestResult,
+    run_backtest,
+)
+from services.strategies.synthetic import synthetic_bars, synthetic_range
 from widgets import theme
+from widgets.message_label import MessageLabel
 from widgets.models.columns import Column, KeyedTableModel
-from widgets.models.common import named
+from widgets.models.common import fmt_minute, named, zoned
 from widgets.models.table import SORT_ROLE
 from widgets.param_editor import ParamEditor
 from widgets.tasks import TaskBridge
@@ -55,6 +69,70 @@ HistorySource = Callable[[str, datetime, datetime], list[Bar]]
 
 def _utc(value: QDateTime) -> datetime:
     return datetime.fromtimestamp(value.toSecsSinceEpoch(), UTC)
+
+
+def _qdt(value: datetime) -> QDateTime:
+    return QDateTime.fromSecsSinceEpoch(int(value.timestamp()), QTimeZone.utc())
+
+
+#: how each timeframe's bars per year are made up (US regular sessions)
+_PER_YEAR_TEXT = {
+    Timeframe.MIN_1: ("252·390", "one-minute"), Timeframe.MIN_5: ("252·78", "five-minute"),
+    Timeframe.MIN_15: ("252·26", "15-minute"), Timeframe.HOUR_1: ("252·6.5", "hourly"),
+    Timeframe.DAY_1: ("252", "daily"),
+}  # fmt: skip
+
+
+def sharpe_caption(periods_per_year: float) -> tuple[str, str]:
+    """The Sharpe figure's caption and tooltip, saying how it was annualised."""
+    for tf, per_year in BARS_PER_YEAR.items():
+        if per_year == periods_per_year:
+            formula, bars = _PER_YEAR_TEXT[tf]
+            break
+    else:
+        formula, bars = f"{periods_per_year:g}", "per-bar"
+    caption = f"Sharpe (annualised ×√({formula}), {bars} returns)"
+    tip = (
+        f"Mean over sample standard deviation of the {bars} returns of equity (risk-free rate 0), "
+        f"times √({formula}) = √{periods_per_year:g}: the bars in a year of US regular sessions"
+    )
+    return caption, tip
+
+
+_DAY = 86_400.0
+
+
+class DateAxis(pg.DateAxisItem):
+    """The equity chart's UTC time axis. Only its finest tick level is labelled and every label is
+    whole (``03 Jan``, ``Feb 2024``, ``14:30``): pyqtgraph's own draws a month's ``Feb`` and a day's
+    ``02`` a few pixels apart, and days without their month."""
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:
+        """One level: the finest, plus the coarser ticks (a midnight, a month's first day) that do
+        not crowd one of its ticks."""
+        filled = [(sp, list(v)) for sp, v in super().tickValues(minVal, maxVal, size) if len(v)]
+        if not filled:
+            return []
+        spacing, finest = filled[-1]
+        merged = set(finest)
+        for _, values in filled[:-1]:
+            merged |= {v for v in values if all(abs(v - f) >= spacing / 2 for f in finest)}
+        return [(spacing, sorted(merged))]
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        return [tick_label(v, spacing) for v in values]
+
+
+def tick_label(value: float, spacing: float) -> str:
+    """One time-axis label for ticks ``spacing`` seconds apart (UTC)."""
+    ts = datetime.fromtimestamp(value, UTC)
+    if spacing >= 365 * _DAY:
+        return f"{ts:%Y}"
+    if spacing >= 28 * _DAY:
+        return f"{ts:%b %Y}"
+    if spacing >= _DAY or (ts.hour, ts.minute) == (0, 0):
+        return f"{ts:%d %b}"
+    return f"{ts:%H:%M}"
 
 
 def _pct(v: float | None) -> str:
@@ -68,8 +146,8 @@ TRADE_COLUMNS: list[Column[Any]] = [
     Column("#", lambda r: str(r[0] + 1), sort=lambda r: r[0], numeric=True),
     Column("Symbol", lambda r: r[1].symbol),
     Column("Side", lambda r: "long" if r[1].direction > 0 else "short"),
-    Column("Entry (UTC)", lambda r: r[1].entry_ts.strftime("%Y-%m-%d %H:%M"), sort=lambda r: r[1].entry_ts),
-    Column("Exit (UTC)", lambda r: r[1].exit_ts.strftime("%Y-%m-%d %H:%M"), sort=lambda r: r[1].exit_ts),
+    Column(zoned("Entry"), lambda r: fmt_minute(r[1].entry_ts), sort=lambda r: r[1].entry_ts),
+    Column(zoned("Exit"), lambda r: fmt_minute(r[1].exit_ts), sort=lambda r: r[1].exit_ts),
     Column("Qty", lambda r: f"{r[1].qty:f}", sort=lambda r: r[1].qty, numeric=True),
     Column("Entry", lambda r: f"{r[1].entry_price:,.2f}", sort=lambda r: r[1].entry_price, numeric=True),
     Column("Exit", lambda r: f"{r[1].exit_price:,.2f}", sort=lambda r: r[1].exit_price, numeric=True),
@@ -140,6 +218,15 @@ class BacktestDialog(QDialog):
         form.addRow("Seed", self.seed)
         form.addRow("From", self.start)
         form.addRow("To", self.end)
+        self.commission = named(QLineEdit("0"), "btCommission")
+        self.commission.setToolTip("Charged on every fill, per share, in USD")
+        self.slippage = named(QLineEdit("0"), "btSlippage")
+        self.slippage.setToolTip(
+            "Market and stop fills are made worse by this many basis points of the price "
+            "(1 bp = 0.01 %); limit fills are not (a limit never fills beyond its price)"
+        )
+        form.addRow("Commission ($/share)", self.commission)
+        form.addRow("Slippage (bp)", self.slippage)
         self.run = named(QPushButton("Run"), "btRun")
         self.run.setDefault(True)
         self.run.clicked.connect(self.start_run)
@@ -149,7 +236,7 @@ class BacktestDialog(QDialog):
         self.progress = named(QProgressBar(), "btProgress")
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
-        self.status = named(QLabel(), "btStatus")
+        self.status = named(MessageLabel(), "btStatus")
         self.status.setWordWrap(True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run)
@@ -181,27 +268,36 @@ class BacktestDialog(QDialog):
             w.setDisplayFormat("yyyy-MM-dd HH:mm 'UTC'")
             w.setCalendarPopup(True)
         self.source.currentIndexChanged.connect(lambda _: self._source_changed())
+        self.bars.valueChanged.connect(lambda _: self._source_changed())
 
     def _build_results(self) -> QWidget:
         """The right side: the metric figures over the equity curve and the trades table."""
         self.metrics: dict[str, QLabel] = {}
         grid = QGridLayout()
+        self.captions: dict[str, QLabel] = {}
+        sharpe, sharpe_tip = sharpe_caption(BacktestConfig().annualisation)
         for i, (key, title) in enumerate(
-            (("TotalReturn", "Total return"), ("MaxDrawdown", "Max drawdown"), ("Sharpe", "Sharpe"),
+            (("TotalReturn", "Total return"), ("MaxDrawdown", "Max drawdown"), ("Sharpe", sharpe),
              ("WinRate", "Win rate"), ("Trades", "Closed trades"), ("Final", "Final equity"))
         ):  # fmt: skip
-            caption = QLabel(title)
+            caption = named(QLabel(title), f"bt{key}Caption")
             caption.setStyleSheet(f"color: {theme.MUTED};")
+            self.captions[key] = caption
             value = named(QLabel("—"), f"bt{key}")
             value.setStyleSheet("font-size: 16px; font-weight: 600;")
             grid.addWidget(caption, 0, i)
             grid.addWidget(value, 1, i)
             self.metrics[key] = value
-        self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
+        self.captions["Sharpe"].setToolTip(sharpe_tip)
+        self.data_range = named(QLabel("Data used: —"), "btDataRange")
+        self.data_range.setStyleSheet(f"color: {theme.MUTED};")
+        # dates on the time axis (UTC, like the From / To fields), never bar numbers
+        self.plot = pg.PlotWidget(axisItems={"bottom": DateAxis(orientation="bottom", utcOffset=0)})
         self.plot.setObjectName("btEquityPlot")
         self.plot.setBackground(theme.PLOT_BG)
         self.plot.showGrid(x=False, y=True, alpha=0.15)
         self.plot.setLabel("left", "Equity (USD)")
+        self.plot.setLabel("bottom", "UTC")
         self.plot.setMenuEnabled(False)
         self.curve = self.plot.plot([], [], pen=pg.mkPen(theme.INFO, width=1.5))
         self.table = self._build_trades_table()
@@ -209,6 +305,7 @@ class BacktestDialog(QDialog):
         rl = QVBoxLayout(results)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addLayout(grid)
+        rl.addWidget(self.data_range)
         inner = QSplitter(Qt.Orientation.Vertical)
         inner.addWidget(self.plot)
         inner.addWidget(self.table)
@@ -247,6 +344,19 @@ class BacktestDialog(QDialog):
             spin.setEnabled(generated)
         for edit in (self.start, self.end):
             edit.setEnabled(not generated)
+        if generated:  # the dates shown are the generated bars' own
+            first, last = synthetic_range(self.bars.value())
+            self.start.setDateTime(_qdt(first))
+            self.end.setDateTime(_qdt(last))
+
+    def costs(self) -> BacktestConfig | str:
+        """The run's configuration from the commission and slippage fields, or what is wrong."""
+        try:
+            commission = to_decimal(self.commission.text().strip() or "0", field="commission")
+            slippage = to_decimal(self.slippage.text().strip() or "0", field="slippage")
+            return BacktestConfig(commission_per_share=commission, slippage_bps=slippage)
+        except (InvalidNumberError, ValueError) as exc:
+            return str(exc)
 
     # -- run --------------------------------------------------------------------------------------
     def _say(self, text: str, ok: bool | None) -> None:
@@ -264,6 +374,10 @@ class BacktestDialog(QDialog):
             strategy = self.registry[key]({**values, "symbols": (symbol,)})
         except (ParamError, ValueError) as exc:
             self._say(str(exc), ok=False)
+            return False
+        config = self.costs()
+        if isinstance(config, str):
+            self._say(config, ok=False)
             return False
         if self.source.currentData() == "generated":
             count, seed = self.bars.value(), self.seed.value()
@@ -301,7 +415,9 @@ class BacktestDialog(QDialog):
             if not bars:
                 raise ValueError(f"no bars for {symbol} in that range")
             every = max(100, len(bars) // 200)
-            return run_backtest(strategy, bars, progress=progress, progress_every=every, cancel=cancel)
+            return run_backtest(
+                strategy, bars, config=config, progress=progress, progress_every=every, cancel=cancel
+            )
 
         self.bridge.run_blocking(work, self._finished, self._failed, name="heron-backtest")
         return True
@@ -329,6 +445,13 @@ class BacktestDialog(QDialog):
         else:
             self._say(f"Backtest failed: {type(exc).__name__}: {exc}", ok=False)
 
+    @staticmethod
+    def _range_text(result: BacktestResult) -> str:
+        first, last = result.first_bar, result.last_bar
+        if first is None or last is None:
+            return "Data used: no bars"
+        return f"Data used: {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC, {result.bars:,} bars"
+
     def _finished(self, result: BacktestResult) -> None:
         self._reset()
         self.last_result = result
@@ -341,6 +464,10 @@ class BacktestDialog(QDialog):
         )
         m["MaxDrawdown"].setText(_pct(result.max_drawdown))
         m["Sharpe"].setText("—" if result.sharpe is None else f"{result.sharpe:.2f}")
+        caption, tip = sharpe_caption(result.periods_per_year)
+        self.captions["Sharpe"].setText(caption)
+        self.captions["Sharpe"].setToolTip(tip)
+        self.data_range.setText(self._range_text(result))
         m["WinRate"].setText(_pct(result.win_rate))
         m["Trades"].setText(f"{len(result.trades):,}")
         m["Final"].setText(f"{result.final_equity:,.2f}")

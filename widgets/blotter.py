@@ -13,12 +13,12 @@ Signals:
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractItemModel, QPoint, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -42,34 +42,38 @@ from services.domain.events import FillEvent, OrderChangedEvent
 from services.domain.models import Order
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from widgets import theme
+from widgets.csv_export import default_path, write_csv, write_table
 from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
+from widgets.message_label import MessageLabel
 from widgets.models.common import STATUS_GROUPS, confirm
-from widgets.models.fills_model import MAX_FILLS, FillsTableModel, fill_key
-from widgets.models.orders_model import MAX_ORDERS, OrderRow, OrdersFilterProxy, OrdersTableModel
+from widgets.models.fills_model import FILL_CSV, MAX_FILLS, FillsFilterProxy, FillsTableModel, fill_key
+from widgets.models.orders_model import (
+    LEG,
+    MAX_ORDERS,
+    ORDER_CSV,
+    OrderRow,
+    OrdersFilterProxy,
+    OrdersTableModel,
+)
 from widgets.models.row_view import RowTableView
-from widgets.models.table import SORT_ROLE, Row, RowTableModel
+from widgets.models.table import Row, RowFilterProxy, RowTableModel
 from widgets.protocols import EngineLike, StoreLike
 from widgets.tasks import run_async
 
-
-def write_csv(path: Path | str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> int:
-    """Write ``header`` and ``rows`` as CSV (UTF-8); returns the number of data rows written."""
-    n = 0
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow(row)
-            n += 1
-    return n
+__all__ = ["BlotterPanel", "ReplaceDialog", "cancel_all_question", "write_csv"]
 
 
-def model_rows(model: QAbstractItemModel) -> tuple[list[str], list[list[str]]]:
-    """The header and display text of every row of ``model`` (a proxy: in its order)."""
-    cols = model.columnCount()
-    header = [str(model.headerData(c, Qt.Orientation.Horizontal)) for c in range(cols)]
-    rows = [[str(model.data(model.index(r, c))) for c in range(cols)] for r in range(model.rowCount())]
-    return header, rows
+def cancel_all_question(working: list[Order]) -> str:
+    """'Cancel the 3 working orders (AAPL 2, MSFT 1)?' (legs of bracket orders count one each)."""
+    if not working:
+        return "No working order is shown in the blotter. Ask the broker to cancel any open order?"
+    by_symbol = Counter(o.symbol for o in working)
+    parts = ", ".join(f"{sym} {n}" for sym, n in sorted(by_symbol.items()))
+    noun = "order" if len(working) == 1 else "orders"
+    return (
+        f"Cancel the {len(working)} working {noun} ({parts})?\n"
+        "Orders the broker lists as open that Heron does not show are canceled too."
+    )
 
 
 class ReplaceDialog(QDialog):
@@ -101,10 +105,10 @@ class ReplaceDialog(QDialog):
         self.limit_edit.setObjectName("replaceLimit")
         self.stop_edit = QLineEdit(decimal_str(order.stop_price) or "", self)
         self.stop_edit.setObjectName("replaceStop")
-        self.outcome = QLabel("", self)
+        self.outcome = MessageLabel("", self)
         self.outcome.setObjectName("replaceOutcome")
         self.outcome.setWordWrap(True)
-        self.error = QLabel("", self)
+        self.error = MessageLabel("", self)
         self.error.setObjectName("replaceError")
         self.error.setStyleSheet(f"color: {theme.DOWN}")
         form = QFormLayout()
@@ -210,8 +214,7 @@ class BlotterPanel(QWidget):
         self.fills = FillsTableModel(self, max_rows=max_fills)
         self.proxy = OrdersFilterProxy(self)
         self.proxy.setSourceModel(self.orders)
-        self.fills_proxy = QSortFilterProxyModel(self)  # sorting only
-        self.fills_proxy.setSortRole(SORT_ROLE)
+        self.fills_proxy = FillsFilterProxy(self)
         self.fills_proxy.setSourceModel(self.fills)
 
         bar = self._build_filter_bar()
@@ -222,7 +225,7 @@ class BlotterPanel(QWidget):
         )
         self.note.setObjectName("blotterNote")
         self.note.setStyleSheet(f"color: {theme.MUTED}")
-        self.status_label = QLabel("", self)
+        self.status_label = MessageLabel("", self, elide=True)
         self.status_label.setObjectName("blotterStatus")
         self._build_tables()
 
@@ -236,6 +239,9 @@ class BlotterPanel(QWidget):
         layout.addLayout(low)
 
         self.group_combo.setCurrentText("All")
+        #: the orders a Cancel all is waiting on and how many requests it sent (status line)
+        self._cancel_all: tuple[list[str], int] | None = None
+        self.orders.dataChanged.connect(lambda *_: self._report_cancel_all())
         self._subs: list[Subscription] = []
         self.load()
         if bus is not None:
@@ -252,7 +258,9 @@ class BlotterPanel(QWidget):
         self.symbol_filter = QLineEdit(self)
         self.symbol_filter.setObjectName("blotterSymbolFilter")
         self.symbol_filter.setPlaceholderText("Filter symbol…")
+        self.symbol_filter.setToolTip("Shows the orders and the fills of the symbols containing this text")
         self.symbol_filter.textChanged.connect(self.proxy.set_symbol_text)
+        self.symbol_filter.textChanged.connect(self.fills_proxy.set_symbol_text)
         self.cancel_all_button = QPushButton("Cancel all", self)
         self.cancel_all_button.setObjectName("blotterCancelAll")
         self.cancel_all_button.clicked.connect(self.cancel_all)
@@ -272,7 +280,7 @@ class BlotterPanel(QWidget):
         self.orders_view = self._table("blotterOrdersTable", self.proxy, self.orders)
         self.orders_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.orders_view.customContextMenuRequested.connect(self._context_menu)
-        self.orders_view.clicked.connect(lambda ix: self._emit_symbol(ix.row()))
+        self.orders_view.clicked.connect(self._clicked)
         self.orders_view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
         self.fills_view = self._table("blotterFillsTable", self.fills_proxy, self.fills)
         self.fills_view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
@@ -280,11 +288,12 @@ class BlotterPanel(QWidget):
         # a trader scans first fit a half-width dock; the rest are a scroll away.
         stamp, price, qty = "2026-12-31 23:59:59", "12,345.67", "12,345"
         self.orders_view.fit_columns({
-            0: stamp, 1: "BTC/USD", 2: "SELL", 3: "trailing_stop", 4: qty, 5: qty, 6: price, 7: price,
-            8: price, 9: "partially_filled", 10: "day", 11: "strategy:sma_crossover",
+            0: LEG + stamp, 1: "BTC/USD", 2: "SELL", 3: "trailing_stop", 4: "take profit", 5: qty,
+            6: qty, 7: price, 8: price, 9: "12.5%", 10: price, 11: "partially_filled", 12: "day",
+            13: "strategy:sma_crossover",
         })  # fmt: skip
         header = self.orders_view.horizontalHeader()
-        header.moveSection(header.visualIndex(OrdersTableModel.STATUS_COL), header.visualIndex(6))
+        header.moveSection(header.visualIndex(OrdersTableModel.STATUS_COL), header.visualIndex(7))
         self.fills_view.fit_columns({0: stamp, 1: "BTC/USD", 2: "SELL", 3: qty, 4: price, 5: "1,234,567.89",
                                      6: "hr-x-script-1k7v5o0o4-1"})  # fmt: skip
         self.tabs = QTabWidget(self)
@@ -292,14 +301,13 @@ class BlotterPanel(QWidget):
         self.tabs.addTab(self.orders_view, "Orders")
         self.tabs.addTab(self.fills_view, "Fills")
 
-    def _table(self, name: str, proxy: QSortFilterProxyModel, source: RowTableModel) -> RowTableView:
+    def _table(self, name: str, proxy: RowFilterProxy, source: RowTableModel) -> RowTableView:
         view = RowTableView(self)
         view.setObjectName(name)
         view.setModel(proxy)
 
         def row_source(proxy_row: int) -> Row | None:
-            src = proxy.mapToSource(proxy.index(proxy_row, 0)).row()
-            return None if src < 0 else source.row_at(src)
+            return proxy.source_row(proxy_row)
 
         view.set_row_source(row_source, source.NUMERIC)
         view.setSortingEnabled(True)
@@ -317,7 +325,8 @@ class BlotterPanel(QWidget):
         """Initial rows from the store's in-memory orders (open + recent closed)."""
         items = []
         for rec in self.store.orders():
-            items.append((rec.client_order_id, OrderRow(self.store.view(rec), rec.source)))
+            parent = getattr(rec, "parent_client_order_id", None)
+            items.append((rec.client_order_id, OrderRow(self.store.view(rec), rec.source, parent)))
         self.orders.reset_rows(items)
 
     def key_of(self, order: Order) -> str:
@@ -327,8 +336,18 @@ class BlotterPanel(QWidget):
         return order.client_order_id
 
     def on_order_changed(self, event: OrderChangedEvent) -> None:
-        """Bus handler (loop = GUI thread): staged, shown at the next frame."""
-        self.orders.stage(self.key_of(event.order), OrderRow(event.order, event.source))
+        """Bus handler (loop = GUI thread): staged, shown at the next frame. A leg of a bracket,
+        OCO or OTO order (the store records its parent) is shown under that parent."""
+        key = self._stage_order(event.order, event.source, None)
+        for leg in event.order.legs:  # Alpaca's nested form: the legs inside their parent
+            self._stage_order(leg, event.source, key)
+
+    def _stage_order(self, order: Order, source: str, parent: str | None) -> str:
+        rec = self.store.find(client_order_id=order.client_order_id, broker_order_id=order.id or None)
+        key = order.client_order_id if rec is None else str(rec.client_order_id)
+        parent = getattr(rec, "parent_client_order_id", None) or parent
+        self.orders.stage(key, OrderRow(order, source, parent))
+        return key
 
     def on_fill(self, event: FillEvent) -> None:
         """Bus handler (loop = GUI thread): staged, shown at the next frame."""
@@ -351,6 +370,18 @@ class BlotterPanel(QWidget):
         if order is not None:
             self.symbolSelected.emit(order.symbol)
 
+    def _clicked(self, index: QModelIndex) -> None:
+        """A click on the first column of a bracket / OCO / OTO parent folds or unfolds its legs."""
+        key = self.proxy.source_key(index.row())
+        header = self.orders_view.horizontalHeader()
+        if header.visualIndex(index.column()) == 0 and self.orders.legs_of(key):
+            self.toggle_legs(key)
+        self._emit_symbol(index.row())
+
+    def toggle_legs(self, key: str) -> None:
+        """Fold the legs of parent ``key`` if they are shown, show them if folded."""
+        self.orders.set_collapsed(key, key not in self.orders.collapsed)
+
     def _key(self, order: Order) -> str:
         return self.key_of(order)
 
@@ -367,17 +398,43 @@ class BlotterPanel(QWidget):
         return True
 
     def cancel_all(self) -> bool:
+        """Ask, naming how many working orders will be canceled; then report what was sent and,
+        as the broker answers, how many of those orders are still working."""
         if self.engine is None:
             return False
-        if not self.ask("Cancel all orders", "Cancel EVERY open order?"):
+        self.flush()
+        keys = self.orders.working_keys()
+        working = [o for k in keys if (o := self.orders.order(k)) is not None]
+        if not self.ask("Cancel all orders", cancel_all_question(working)):
             return False
-        run_async(
-            self.engine.cancel_all(source="manual"),
-            lambda n, e: self._status(
-                f"cancel all: {n} requested" if e is None else f"cancel all failed: {e}"
-            ),
-        )
+        self._status(f"cancel all: canceling {len(working)} working order(s)…")
+        run_async(self.engine.cancel_all(source="manual"), lambda n, e: self._cancel_all_done(keys, n, e))
         return True
+
+    def _cancel_all_done(self, keys: list[str], sent: int | None, error: BaseException | None) -> None:
+        if error is not None:
+            self._cancel_all = None
+            self._status(f"cancel all failed: {error}")
+            return
+        self._cancel_all = (keys, sent or 0)
+        self._report_cancel_all()
+
+    def _report_cancel_all(self) -> None:
+        """'cancel all: 2 cancel request(s) sent; 3 of 3 working orders no longer working' (a
+        bracket's legs are canceled together, so one request can close several orders)."""
+        if self._cancel_all is None:
+            return
+        keys, sent = self._cancel_all
+        still = [k for k in keys if (o := self.orders.order(k)) is not None and o.status.is_open]
+        text = (
+            f"cancel all: {sent} cancel request(s) sent; "
+            f"{len(keys) - len(still)} of {len(keys)} working order(s) no longer working"
+        )
+        if still:
+            text += f", {len(still)} still working"
+        else:
+            self._cancel_all = None
+        self._status(text)
 
     def replace(self, order: Order) -> bool:
         if self.engine is None or order.status.is_terminal:
@@ -420,6 +477,11 @@ class BlotterPanel(QWidget):
         act.triggered.connect(lambda: self.replace(order))
         act = menu.addAction("Duplicate to ticket")
         act.triggered.connect(lambda: self.duplicate(order))
+        key = self.proxy.source_key(index.row())
+        if self.orders.legs_of(key):
+            folded = key in self.orders.collapsed
+            act = menu.addAction("Show legs" if folded else "Hide legs")
+            act.triggered.connect(lambda: self.toggle_legs(key))
         menu.popup(self.orders_view.viewport().mapToGlobal(pos))
 
     def _status(self, text: str) -> None:
@@ -427,13 +489,31 @@ class BlotterPanel(QWidget):
 
     # -- export -------------------------------------------------------------------------------------
     def export_to(self, path: Path | str, *, fills: bool = False) -> int:
-        """Write the rows the orders (or fills) view shows, in its order, to ``path``."""
-        header, rows = model_rows(self.fills_proxy if fills else self.proxy)
-        return write_csv(path, header, rows)
+        """Write the orders (or fills) the view shows, in its order, to ``path`` as data (see
+        :mod:`widgets.csv_export`); a folded group's legs are written too."""
+        if fills:
+            return write_table(path, FILL_CSV, self.fills_proxy.payloads())
+        return write_table(path, ORDER_CSV, self._orders_for_export())
+
+    def _orders_for_export(self) -> list[OrderRow]:
+        out: list[OrderRow] = []
+        for r in range(self.proxy.rowCount()):
+            row = self.proxy.source_row(r)
+            if row is None:
+                continue
+            out.append(row.payload)
+            key = row.key
+            if key in self.orders.collapsed:
+                out.extend(p for k in self.orders.legs_of(key) if (p := self.orders.payload(k)) is not None)
+        return out
 
     def _ask_save_path(self) -> str:
-        name, _ = QFileDialog.getSaveFileName(self, "Export blotter", "blotter.csv", "CSV files (*.csv)")
-        return name
+        fills = self.tabs.currentIndex() == 1
+        name = "heron-fills.csv" if fills else "heron-orders.csv"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export fills" if fills else "Export orders", default_path(name), "CSV files (*.csv)"
+        )
+        return path
 
     def _export_clicked(self) -> None:
         path = self.save_path()

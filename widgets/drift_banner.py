@@ -14,13 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QPushButton, QWidget
 
 from services.domain.bus import EventBus, Subscription
 from services.domain.enums import IncidentSeverity
 from services.domain.events import IncidentsChangedEvent
 from widgets import theme
 from widgets.lifetime import cancel_on_destroy
+from widgets.message_label import MessageLabel
 from widgets.models.common import named
 
 _STYLE = {  # background, text and border
@@ -40,8 +41,7 @@ class DriftBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("driftBanner")
         self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.text = named(QLabel(), "driftBannerText")
-        self.text.setWordWrap(False)
+        self.text = named(MessageLabel(elide=True), "driftBannerText")
         review = named(QPushButton("Review…"), "driftBannerReview")
         review.setCursor(Qt.CursorShape.PointingHandCursor)
         review.clicked.connect(self.reviewRequested)

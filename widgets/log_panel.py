@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from widgets import theme
+from widgets.message_label import MessageLabel
 from widgets.models.common import named
 from widgets.models.log_model import LogFilterProxy, LogTableModel
 
@@ -195,7 +196,7 @@ class ToastArea(QWidget):
         lay.setContentsMargins(10, 6, 10, 6)
         title = QLabel(f"{level.upper()} · {source}")
         title.setStyleSheet(f"color: {accent}; font-weight: 600;")
-        body = QLabel(message)
+        body = MessageLabel(message)
         body.setWordWrap(True)
         body.setObjectName("toastMessage")
         lay.addWidget(title)

@@ -16,14 +16,26 @@ import hashlib
 import logging
 import os
 import stat
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QRect, QSettings, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QWidget
+from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QResizeEvent
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFrame,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QScrollArea,
+    QStyle,
+    QWidget,
+)
 
 from services.domain.enums import Mode
+from widgets.models.common import TIMES, fmt_clock, fmt_timestamp
+from widgets.shortcuts import COMMANDS, Command, ShortcutsDialog, bindings
 from widgets.status_bar import HeronStatusBar
 
 log = logging.getLogger(__name__)
@@ -44,21 +56,118 @@ AREAS = {
 #: The smallest first-launch size (the fixed size the window used to open at; the screenshot test
 #: and the offscreen platform's 800x600 screen get exactly this).
 DEFAULT_SIZE = QSize(1280, 800)
+#: The smallest screen Heron is laid out for (a 1366x768 laptop with a panel); on a screen at least
+#: this large the window opens within the screen, below it (a virtual screen) at DEFAULT_SIZE.
+SMALLEST_SCREEN = QSize(1024, 700)
+
+#: The most a panel asks of its dock area before it scrolls inside its dock instead: the left column
+#: (the ticket) runs the full height, the right one (the watchlist) sits above the bottom row, whose
+#: tabs share the window's width. Summed, the window's minimum fits a 1366x768 screen (and the
+#: offscreen platform's 800-px one: ticket 320 + bottom 440 + scroll bar and separators).
+PANEL_MIN_CAP = {
+    "left": QSize(320, 640),
+    "right": QSize(320, 400),
+    "top": QSize(440, 140),
+    "bottom": QSize(440, 140),
+}
 
 
 def first_launch_geometry(available: QRect) -> QRect:
     """Where a window without a saved layout opens: 90 % of the screen's available area, centred,
-    and never below :data:`DEFAULT_SIZE` (a small or virtual screen gets that size at its origin)."""
-    w = max(DEFAULT_SIZE.width(), round(available.width() * 0.9))
-    h = max(DEFAULT_SIZE.height(), round(available.height() * 0.9))
+    never below :data:`DEFAULT_SIZE`; on a real screen smaller than that (a 1366x768 laptop: at
+    least :data:`SMALLEST_SCREEN`) the whole available area, and a virtual screen smaller than
+    SMALLEST_SCREEN gets DEFAULT_SIZE at its origin."""
+    w = _first_launch_extent(available.width(), DEFAULT_SIZE.width(), SMALLEST_SCREEN.width())
+    h = _first_launch_extent(available.height(), DEFAULT_SIZE.height(), SMALLEST_SCREEN.height())
     x = available.x() + max(0, (available.width() - w) // 2)
     y = available.y() + max(0, (available.height() - h) // 2)
     return QRect(x, y, w, h)
 
 
+def _first_launch_extent(available: int, default: int, smallest: int) -> int:
+    if available < smallest:
+        return default
+    share = round(available * 0.9)
+    return share if share >= default else available  # a small screen: every pixel of it
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
 def window_title(mode: Mode, profile: str = "default") -> str:
     title = f"Heron — {mode.badge}"
     return title if profile == "default" else f"{title} — {profile}"
+
+
+class PanelScroll(QScrollArea):
+    """A panel's frame inside its dock: the minimum it asks of the window is the panel's, capped;
+    below the panel's own minimum the dock scrolls instead of widening the window."""
+
+    def __init__(self, cap: QSize, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.cap = cap
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+
+    def setWidget(self, widget: QWidget) -> None:
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # the panel's minimum changed (a row appeared, a longer text): the dock asks again
+        if event.type() == QEvent.Type.LayoutRequest and watched is self.widget():
+            self.updateGeometry()
+        return super().eventFilter(watched, event)
+
+    def minimumSizeHint(self) -> QSize:
+        inner = self.widget()
+        if inner is None:
+            return super().minimumSizeHint()
+        need = inner.minimumSizeHint().expandedTo(inner.minimumSize())
+        if inner.hasHeightForWidth():  # wrapped text: the height it needs at the width it has
+            width = max(self.viewport().width(), need.width())
+            need.setHeight(max(need.height(), inner.heightForWidth(width)))
+        out = need.boundedTo(self.cap)
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        # a capped side scrolls: room for that scroll bar on the other side, so it needs no second one
+        if need.height() > out.height():
+            out.setWidth(out.width() + bar)
+        if need.width() > out.width():
+            out.setHeight(out.height() + bar)
+        return out
+
+    def sizeHint(self) -> QSize:
+        inner = self.widget()
+        return super().sizeHint() if inner is None else inner.sizeHint()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            inner = self.widget()
+            if inner is not None and inner.hasHeightForWidth():
+                self.updateGeometry()
+
+
+class PanelDock(QDockWidget):
+    """A dock whose panel sits in a :class:`PanelScroll`; :meth:`widget` and :meth:`setWidget`
+    speak of the panel itself, so callers never see the frame."""
+
+    def __init__(self, title: str, cap: QSize, parent: QWidget | None = None) -> None:
+        super().__init__(title, parent)
+        self.frame = PanelScroll(cap, self)
+        super().setWidget(self.frame)
+
+    def widget(self) -> QWidget:
+        return self.frame.widget()  # type: ignore[return-value]  # None before setWidget, as Qt's
+
+    def setWidget(self, widget: QWidget) -> None:
+        old = self.frame.takeWidget()
+        if old is not None and old is not widget:
+            old.setParent(None)  # the caller owns the old panel (it deletes it)
+        self.frame.setWidget(widget)
+        self.frame.updateGeometry()
 
 
 class MainWindow(QMainWindow):
@@ -96,13 +205,21 @@ class MainWindow(QMainWindow):
             | QMainWindow.DockOption.AllowTabbedDocks
         )
         self.setDockNestingEnabled(True)
+        # the order ticket's column runs the full height on the left (its fields and Submit need it
+        # on a 768-pixel screen); the bottom row of tables sits beside it, under the chart
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         screen = QGuiApplication.primaryScreen()
         if screen is None:
             self.resize(DEFAULT_SIZE)
         else:
-            self.setGeometry(first_launch_geometry(screen.availableGeometry()))
+            available = screen.availableGeometry()
+            self.setGeometry(first_launch_geometry(available))
+            if self.geometry().size() == available.size():
+                # a small real screen: maximized, so the window manager's frame fits on it too
+                self.setWindowState(Qt.WindowState.WindowMaximized)
         self.heron_status = HeronStatusBar(mode, self)
         self.setStatusBar(self.heron_status)
+        self._build_clock()
         empty = QLabel("No panels are installed in this build yet.")
         empty.setObjectName("emptyState")
         empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -110,15 +227,41 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(empty)
         self._build_menus()
 
+    # -- the clock --------------------------------------------------------------------------------
+    def _build_clock(self) -> None:
+        """The time now in the display zone, at the right of the status bar (``clockLabel``)."""
+        self.clock_label = QLabel(self)
+        self.clock_label.setObjectName("clockLabel")
+        self.heron_status.addPermanentWidget(self.clock_label)
+        self._clock_timer = QTimer(self)
+        self._clock_timer.setInterval(1000)
+        self._clock_timer.timeout.connect(self.show_time)
+        self._clock_timer.start()
+        TIMES.changed.connect(self.show_time)
+        self.show_time()
+
+    def show_time(self) -> None:
+        now = datetime.now(UTC)
+        self.clock_label.setText(f"{fmt_clock(now)} {TIMES.label()}")
+        self.clock_label.setToolTip(
+            f"{fmt_timestamp(now)} {TIMES.label()} (Settings → Interface: times shown in)"
+        )
+
     # -- menus ------------------------------------------------------------------------------------
     def _build_menus(self) -> None:
+        """File, View, Trade and Help. Every command is a menu action showing its shortcut; one
+        without a handler yet (the trade commands before the ticket exists) is disabled."""
         bar = self.menuBar()
+        self.commands: dict[Command, QAction] = {}
+        for command in Command:
+            action = QAction(COMMANDS[command].title, self)
+            action.setObjectName(f"{_camel(command.value)}Action")
+            action.setEnabled(False)
+            self.commands[command] = action
         file_menu = bar.addMenu("&File")
-        quit_action = QAction("&Quit", self)
-        quit_action.setObjectName("quitAction")
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        file_menu.addAction(quit_action)
+        file_menu.addAction(self.commands[Command.SETTINGS])
+        file_menu.addSeparator()
+        file_menu.addAction(self.commands[Command.QUIT])
         self.view_menu: QMenu = bar.addMenu("&View")
         self.view_menu.setObjectName("viewMenu")
         self._panels_separator = self.view_menu.addSeparator()
@@ -126,6 +269,41 @@ class MainWindow(QMainWindow):
         reset.setObjectName("resetLayoutAction")
         reset.triggered.connect(self.reset_layout)
         self.view_menu.addAction(reset)
+        trade = bar.addMenu("&Trade")
+        trade.setObjectName("tradeMenu")
+        for group in (
+            (Command.BUY, Command.SELL),
+            (Command.CANCEL_LAST, Command.CANCEL_ALL, Command.FLATTEN_ALL),
+        ):
+            if trade.actions():
+                trade.addSeparator()
+            for command in group:
+                trade.addAction(self.commands[command])
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.commands[Command.SHORTCUTS])
+        self.connect_command(Command.QUIT, self.close)
+        self.connect_command(Command.SHORTCUTS, self.show_shortcuts)
+        self.apply_shortcuts(bindings())
+
+    def connect_command(self, command: Command, handler: Callable[[], object]) -> QAction:
+        """Run ``handler`` for ``command`` (menu or shortcut) and enable it."""
+        action = self.commands[command]
+        action.triggered.connect(lambda _checked=False: handler())
+        action.setEnabled(True)
+        return action
+
+    def apply_shortcuts(self, keys: Mapping[Command, str]) -> None:
+        """Bind each command to its keys (as checked by :func:`widgets.shortcuts.problems`)."""
+        self.shortcut_keys = dict(keys)
+        for command, action in self.commands.items():
+            action.setShortcut(QKeySequence(keys.get(command, "")))
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        """Help → Keyboard shortcuts (non-modal)."""
+        dialog = ShortcutsDialog(self.shortcut_keys, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     # -- panels -----------------------------------------------------------------------------------
     def add_panel(
@@ -148,7 +326,7 @@ class MainWindow(QMainWindow):
             raise ValueError(f"area must be one of {sorted(AREAS)}, got {area!r}")
         if not widget.objectName():
             widget.setObjectName(object_name)
-        dock = QDockWidget(title, self)
+        dock = PanelDock(title, PANEL_MIN_CAP[area], self)
         dock.setObjectName(f"{object_name}Dock")
         dock.setWidget(widget)
         dock.setFeatures(

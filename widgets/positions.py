@@ -1,7 +1,8 @@
 """Positions panel (``positionsPanel``): quantity, average price, last, market value, P&L.
 
 Rows come from the OrderStore's positions (built from fills) marked with the QuoteBook; the day
-P&L column shows the broker's figure when a position report (``PositionsEvent``) has arrived.
+P&L column shows the broker's figure, re-marked at the last price, when a position report
+(``PositionsEvent``) has arrived (see :mod:`widgets.models.positions_model`).
 Fills re-read the affected symbol at the next frame; market data re-marks open positions at most
 every :data:`MARK_INTERVAL_S`. Close (optional quantity) and flatten all ask first and go through
 the ExecutionEngine.
@@ -23,10 +24,8 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
-    QLabel,
     QMenu,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -37,6 +36,7 @@ from services.domain.models import Position
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from services.marketdata.pipeline import MarketDataBatchEvent
 from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
+from widgets.message_label import MessageLabel
 from widgets.models.common import confirm
 from widgets.models.positions_model import Marks, PositionSource, PositionsTableModel, position_view
 from widgets.models.row_view import RowTableView
@@ -78,7 +78,7 @@ class PositionsPanel(QWidget):
         self.proxy.setSortRole(SORT_ROLE)
         self.proxy.setSourceModel(self.model)
 
-        self.view: QTableView = RowTableView(self)
+        self.view: RowTableView = RowTableView(self)
         self.view.setObjectName("positionsTable")
         self.view.setModel(self.proxy)
         self.view.set_row_source(self._row_for_view, self.model.NUMERIC)
@@ -90,6 +90,10 @@ class PositionsPanel(QWidget):
         self.view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.view.verticalHeader().setDefaultSectionSize(22)
         self.view.horizontalHeader().setStretchLastSection(True)
+        # every header whole (with its sort arrow) and typical values whole; tooltips say the rest
+        money = "+1,234,567.89"
+        self.view.fit_columns({0: "BTC/USD", 1: "12,345", 2: "12,345.67", 3: "12,345.67", 4: money,
+                               5: money, 6: money, 7: money})  # fmt: skip
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._context_menu)
         self.view.clicked.connect(lambda ix: self._emit_symbol(ix.row()))
@@ -100,7 +104,7 @@ class PositionsPanel(QWidget):
         self.flatten_button = QPushButton("Flatten all", self)
         self.flatten_button.setObjectName("positionsFlatten")
         self.flatten_button.clicked.connect(self.flatten_all)
-        self.status_label = QLabel("", self)
+        self.status_label = MessageLabel("", self, elide=True)
         self.status_label.setObjectName("positionsStatus")
         bar = QHBoxLayout()
         bar.addWidget(self.status_label, 1)

@@ -46,9 +46,11 @@ from services.domain.events import IncidentsChangedEvent
 from services.domain.incidents import IncidentKind
 from services.reconciliation.drift import worst_severity
 from widgets import theme
+from widgets.csv_export import default_path
 from widgets.lifetime import cancel_on_destroy
+from widgets.message_label import MessageLabel
 from widgets.models.columns import refilter
-from widgets.models.common import named
+from widgets.models.common import TIMES, fmt_clock, named
 from widgets.models.recon_models import (
     CRIT_FG,
     OK_FG,
@@ -149,7 +151,7 @@ class ReconciliationPanel(QWidget):
 
     def _build_top(self) -> QHBoxLayout:
         """Status, last run, Run now and Trade report."""
-        self.status = named(QLabel(), "reconStatus")
+        self.status = named(MessageLabel(elide=True), "reconStatus")
         self.last_run = named(QLabel(), "reconLastRun")
         self.last_run.setStyleSheet(f"color: {theme.MUTED};")
         self.run_now = named(QPushButton("Run now"), "reconRunNow")
@@ -254,7 +256,7 @@ class ReconciliationPanel(QWidget):
             self.last_run.setText("Last run: never")
         else:
             age = (self._clock() - rc.last_run).total_seconds()
-            self.last_run.setText(f"Last run: {rc.last_run.strftime('%H:%M:%S')} UTC ({_age(age)} ago)")
+            self.last_run.setText(f"Last run: {fmt_clock(rc.last_run)} {TIMES.label()} ({_age(age)} ago)")
         if open_now:
             critical = worst_severity(open_now) is IncidentSeverity.CRITICAL
             self.status.setText(f"● {len(open_now)} open incident{'s' if len(open_now) != 1 else ''}")
@@ -397,7 +399,8 @@ class ReconciliationPanel(QWidget):
         rc = self.reconciler
         if rc is None:
             return
-        name, _ = QFileDialog.getSaveFileName(self, "Export trade report", "heron-trades.csv", "CSV (*.csv)")
+        start = default_path("heron-trades.csv")
+        name, _ = QFileDialog.getSaveFileName(self, "Export trade report", start, "CSV (*.csv)")
         if not name:
             return
         try:

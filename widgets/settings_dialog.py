@@ -10,7 +10,9 @@ and the local exchange; one module per tab in :mod:`widgets.settings`.
   and nothing at all is saved. Saving goes through the injected
   :class:`widgets.settings.backend.SettingsBackend`, which checks the whole document and writes it
   atomically.
-- Mode, profile and local-exchange changes take effect when Heron restarts; the dialog says so.
+- Risk limits, order confirmations and display options are put in force the moment Save succeeds
+  (the injected ``apply_live`` hands them to the running services); mode, profile, theme and
+  local-exchange changes take effect when Heron restarts, and the dialog says which is which.
 
 GUI thread only; keyring and network work runs through :class:`TaskBridge`.
 
@@ -23,17 +25,20 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QDialogButtonBox, QLabel, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialogButtonBox, QTabWidget, QVBoxLayout, QWidget
 
+from widgets.message_label import MessageLabel
 from widgets.models.common import named
-from widgets.settings.backend import ERROR_COLOR, KeyStore, SettingsBackend, Validator
+from widgets.settings.backend import ERROR_COLOR, OK_COLOR, KeyStore, SettingsBackend, Validator
 from widgets.settings.keys_tab import KeysTab
 from widgets.settings.limits_tab import INVALID, RISK_FIELDS, LimitsTab
 from widgets.settings.profile_tab import ProfileTab
+from widgets.shortcuts import ShortcutsTab, bindings, changed_only
 from widgets.tasks import TaskBridge
 
 log = logging.getLogger("heron.widgets.settings")
@@ -55,6 +60,7 @@ class SettingsDialog(ProfileTab, KeysTab, LimitsTab):
         secret_store: KeyStore | None = None,
         validator: Validator | None = None,
         local_base_url: str | None = None,
+        apply_live: Callable[[Any], str | None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -69,6 +75,8 @@ class SettingsDialog(ProfileTab, KeysTab, LimitsTab):
         self.secret_store = secret_store
         self.validator = validator
         self.local_base_url = local_base_url
+        #: puts saved settings in force in the running session; returns why it could not, or None
+        self.apply_live = apply_live
         self.bridge = TaskBridge(self)
         self._mode = settings.mode
         self.tabs = named(QTabWidget(), "settingsTabs")
@@ -77,7 +85,9 @@ class SettingsDialog(ProfileTab, KeysTab, LimitsTab):
         self.tabs.addTab(self._risk_tab(), "Risk limits")
         self.tabs.addTab(self._ui_tab(), "Interface")
         self.tabs.addTab(self._exchange_tab(), "Local exchange")
-        self.error = named(QLabel(), "settingsError")
+        self.shortcuts_tab = ShortcutsTab(bindings(settings.ui.shortcuts))
+        self.tabs.addTab(self.shortcuts_tab, "Shortcuts")
+        self.error = named(MessageLabel(), "settingsError")
         self.error.setStyleSheet(f"color: {ERROR_COLOR};")
         self.error.setWordWrap(True)
         buttons = QDialogButtonBox(
@@ -110,13 +120,23 @@ class SettingsDialog(ProfileTab, KeysTab, LimitsTab):
             bad = True
         else:
             self.symbols_error.hide()
+        keys = self.shortcuts_tab.check()
+        if keys is None:
+            bad = True
         if bad:
+            self.error.setStyleSheet(f"color: {ERROR_COLOR};")
             self.error.setText("Some fields are invalid; nothing was saved.")
             return None
+        assert keys is not None
         data = self.settings.to_dict()
         data["mode"] = self._mode.value
         data["risk"] = risk
-        data["ui"] = {"confirm_orders": self.confirm_orders.isChecked(), "theme": self.theme.currentText()}
+        data["ui"] = {
+            "confirm_orders": self.confirm_orders.isChecked(),
+            "theme": self.theme.currentText(),
+            "time_zone": self.time_zone.currentData(),
+            "shortcuts": changed_only(keys),
+        }
         data["local_exchange"] = {
             "always_open": self.always_open.isChecked(),
             "seed": self.seed.value(),
@@ -133,18 +153,38 @@ class SettingsDialog(ProfileTab, KeysTab, LimitsTab):
         if new is None:
             self.error.setText(f"Not saved: {problem}")
             return None
-        restart = new.mode is not self.settings.mode
-        self.settings = new
-        self.error.setText("Saved. Mode changes take effect when Heron restarts." if restart else "")
-        log.info(
-            "settings saved to %s (mode %s%s)",
-            self.path,
-            new.mode.value,
-            ", restart needed" if restart else "",
-        )
+        old, self.settings = self.settings, new
+        restart = restart_needed(old, new)
+        problem = self.apply_live(new) if self.apply_live is not None else None
+        self._say_saved(restart, problem)
+        log.info("settings saved to %s (mode %s%s)", self.path, new.mode.value,
+                 f"; after a restart: {', '.join(restart)}" if restart else "")  # fmt: skip
         self.saved.emit(new)
         return new
+
+    def _say_saved(self, restart: list[str], problem: str | None) -> None:
+        if problem is not None:
+            self.error.setStyleSheet(f"color: {ERROR_COLOR};")
+            self.error.setText(f"Saved, but not in force: {problem}.")
+            return
+        self.error.setStyleSheet(f"color: {OK_COLOR};")
+        text = "Saved: risk limits, confirmations, display options and shortcuts are in force now."
+        if restart:
+            text += f" Changes to the {', '.join(restart)} take effect after a restart."
+        self.error.setText(text)
 
     def save_and_close(self) -> None:
         if self.apply() is not None:
             self.accept()
+
+
+def restart_needed(old: Any, new: Any) -> list[str]:
+    """What changed between two saved settings that applies only when Heron restarts."""
+    out = []
+    if new.mode is not old.mode:
+        out.append("mode")
+    if new.ui.theme != old.ui.theme:
+        out.append("theme")
+    if new.local_exchange != old.local_exchange:
+        out.append("local exchange")
+    return out

@@ -39,8 +39,9 @@ from PySide6.QtWidgets import (
 
 from services.domain.models import Bar
 from widgets import theme
+from widgets.message_label import MessageLabel
 from widgets.models.columns import BoundedTableModel, Column, KeyedTableModel
-from widgets.models.common import named
+from widgets.models.common import fmt_minute, fmt_timestamp, named, zoned
 from widgets.models.table import SORT_ROLE
 from widgets.tasks import TaskBridge
 
@@ -49,6 +50,14 @@ PALETTE = theme.SERIES
 
 def _f(v: float | None, digits: int = 3) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
+
+
+def _iso_text(stamp: str) -> str:
+    """A stored ISO-8601 instant in the display zone (as stored when it cannot be read)."""
+    try:
+        return fmt_timestamp(datetime.fromisoformat(stamp))
+    except ValueError:
+        return stamp[:19].replace("T", " ")
 
 
 def _p(v: float | None) -> str:
@@ -71,7 +80,7 @@ MODEL_COLUMNS: list[Column[ModelRow]] = [
         "Version", lambda r: r.version, sort=lambda r: int(r.version[1:]) if r.version[1:].isdigit() else 0
     ),
     Column("Hash", lambda r: r.sha256[:12], tooltip=lambda r: f"SHA-256 {r.sha256}"),
-    Column("Trained at (UTC)", lambda r: r.created_at[:19].replace("T", " ")),
+    Column(zoned("Trained at"), lambda r: _iso_text(r.created_at)),
     Column("Test accuracy", lambda r: _p(r.accuracy), sort=lambda r: r.accuracy or -1, numeric=True),
     Column("Test Brier", lambda r: _f(r.brier), sort=lambda r: r.brier or 9, numeric=True),
 ]
@@ -115,7 +124,7 @@ def _outcome(r: Any) -> str:
 
 
 PREDICTION_COLUMNS: list[Column[Any]] = [
-    Column("Time (UTC)", lambda r: r.ts.strftime("%m-%d %H:%M"), sort=lambda r: r.ts),
+    Column(zoned("Time"), lambda r: fmt_minute(r.ts)[5:], sort=lambda r: r.ts),
     Column("Symbol", lambda r: r.symbol),
     Column("Model", lambda r: f"{r.model} {r.version}",
            tooltip=lambda r: f"fallback for {r.fallback_for}" if r.fallback_for else None),
@@ -248,7 +257,7 @@ class ShadowPanel(QWidget):
         self.progress = named(QProgressBar(), "trainProgress")
         self.progress.setRange(0, 1000)
         self.progress.setMaximumWidth(220)
-        self.status = named(QLabel(), "shadowStatus")
+        self.status = named(MessageLabel(elide=True), "shadowStatus")
         badge = QLabel("SHADOW · never sent")
         badge.setStyleSheet(
             f"background: {theme.BADGE_BG}; color: {theme.PENDING}; padding: 1px 8px; border-radius: 3px;"

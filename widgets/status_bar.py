@@ -13,6 +13,7 @@ from services.broker.latency import LatencyState
 from services.broker.status import HealthStatus
 from services.domain.enums import ConnectionState, Mode, TradingState
 from widgets import theme
+from widgets.message_label import MessageLabel
 from widgets.models.common import TRADING_STATE_COLORS
 
 UNKNOWN = "—"
@@ -57,7 +58,8 @@ _LATENCY_COLORS = {
 
 
 def _label(name: str, text: str, tip: str) -> QLabel:
-    label = QLabel(text)
+    # a long reason (an exchange that failed to start) is cut with "…" rather than widen the window
+    label = QLabel(text) if name == "modeBadge" else MessageLabel(text, elide=True)
     label.setObjectName(name)
     label.setToolTip(tip)
     label.setAccessibleName(tip)

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from services.strategies.api import ParamError, Strategy, StrategyState
 from widgets import theme
+from widgets.message_label import MessageLabel
 from widgets.models.columns import Column, KeyedTableModel
 from widgets.models.common import named
 from widgets.models.table import SORT_ROLE
@@ -123,7 +124,7 @@ class StrategiesPanel(QWidget):
         self.name = named(QLineEdit(), "strategyName", placeholderText="instance name (default: kind)")
         self.add = named(QPushButton("Add && start"), "addStrategy")
         self.add.clicked.connect(self.add_selected)
-        self.message = named(QLabel(), "strategyMessage")
+        self.message = named(MessageLabel(), "strategyMessage")
         self.message.setWordWrap(True)
         self.available.currentItemChanged.connect(lambda *_: self._kind_changed())
         left = QGroupBox("Available")

@@ -136,3 +136,6 @@ class ChartColors:
     vwap = "#ab47bc"
     bollinger = "#8d9bb5"
     rsi = "#ffb74d"
+    button_checked = "#2a2e39"  # a toolbar toggle that is on: filled, with a bar in its accent
+    button_checked_text = "#ffffff"
+    button_checked_accent = INFO  # the timeframe buttons' bar (an indicator's is its line colour)

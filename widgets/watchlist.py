@@ -5,13 +5,20 @@ second): each batch updates the rows of the watched symbols it touched, then the
 ``dataChanged``. Symbols are validated with :func:`normalize_symbol`; the list is handed to
 ``on_symbols_changed`` (the app persists it in the settings) and ``subscribe`` (the stream).
 
+A symbol is added only when the broker lists it (``assets``, the broker's asset list): an unknown
+symbol is refused with a message and the typed text is kept. Clicking a row's Bid cell asks for a
+sell limit at the bid, its Ask cell for a buy limit at the ask (``quoteClicked``). Removing a row
+never selects another one on the user's behalf, so the chart and the ticket stay where they were.
+
 Signals:
     symbolSelected(str): the user selected a row (drives the chart and the order ticket).
+    quoteClicked(str, str, str): symbol, side ("sell" at the bid, "buy" at the ask) and the price.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 
 from PySide6.QtCore import QItemSelection, QModelIndex, QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -19,7 +26,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QMenu,
     QPushButton,
@@ -27,11 +33,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.broker.assets import AssetDirectory
 from services.domain.bus import EventBus, Subscription
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from services.marketdata.pipeline import MarketDataBatchEvent
 from widgets import theme
 from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
+from widgets.message_label import MessageLabel
 from widgets.models.common import log
 from widgets.models.row_view import RowTableView
 from widgets.models.table import Row
@@ -44,6 +52,8 @@ class WatchlistPanel(QWidget):
     """See the module docstring. GUI thread only; bus handlers run on the loop (= GUI) thread."""
 
     symbolSelected = Signal(str)
+    quoteClicked = Signal(str, str, str)
+    BID_COLUMN, ASK_COLUMN = 1, 2
 
     def __init__(
         self,
@@ -53,6 +63,7 @@ class WatchlistPanel(QWidget):
         *,
         on_symbols_changed: Callable[[list[str]], None] | None = None,
         subscribe: Callable[[list[str]], Awaitable[None]] | None = None,
+        assets: AssetDirectory | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -62,6 +73,8 @@ class WatchlistPanel(QWidget):
         self._subscribe = subscribe
         self.model = WatchlistTableModel(self)
         self._watched: set[str] = set()
+        self.assets = assets
+        self._removing = False
 
         self.add_edit = QLineEdit(self)
         self.add_edit.setObjectName("watchlistAddEdit")
@@ -70,9 +83,10 @@ class WatchlistPanel(QWidget):
         self.add_button = QPushButton("Add", self)
         self.add_button.setObjectName("watchlistAddButton")
         self.add_button.clicked.connect(self._add_from_edit)
-        self.error_label = QLabel("", self)
+        self.error_label = MessageLabel("", self)
         self.error_label.setObjectName("watchlistError")
         self.error_label.setStyleSheet(f"color: {theme.DOWN}")
+        self.error_label.setWordWrap(True)  # a long refusal wraps: it never widens the dock
         self.error_label.setVisible(False)
 
         self.view = RowTableView(self)
@@ -98,6 +112,7 @@ class WatchlistPanel(QWidget):
         self.view.customContextMenuRequested.connect(self._context_menu)
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.view.doubleClicked.connect(self._activated)
+        self.view.clicked.connect(self._clicked)
         remove = QAction("Remove symbol", self.view)
         remove.setShortcut(QKeySequence.StandardKey.Delete)
         remove.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
@@ -161,24 +176,60 @@ class WatchlistPanel(QWidget):
         return sym
 
     def add_symbol(self, text: str) -> str | None:
-        """Validate and add; on a bad symbol the error is shown and the typed text is kept."""
+        """Validate and add; on a bad or unknown symbol the error is shown and the typed text is kept.
+
+        With an asset list not loaded yet, it is loaded first and the add is done (or refused) then:
+        None is returned meanwhile and :attr:`error_label` says the symbol is being checked."""
         try:
-            sym = self._insert(text)
+            sym = normalize_symbol(text)
+            if sym in self._watched:
+                raise InvalidSymbolError(f"{sym} is already in the watchlist")
         except InvalidSymbolError as exc:
-            self.error_label.setText(str(exc))
-            self.error_label.setVisible(True)
+            self._show_error(str(exc))
             return None
+        if self.assets is not None:
+            if not self.assets.loaded:
+                self._show_error(f"checking {sym} against the broker's asset list…")
+                run_async(self.assets.load(), partial(self._assets_loaded, text), log_errors=False)
+                return None
+            if self.assets.get(sym) is None:
+                self._show_error(
+                    f"{sym} is not an asset the broker lists: check the spelling (crypto pairs as BTC/USD)"
+                )
+                return None
+        self._insert(sym)
         self.error_label.setVisible(False)
         self.refresh()
         self._changed([sym])
         return sym
+
+    def _show_error(self, message: str) -> None:
+        self.error_label.setText(message)
+        self.error_label.setToolTip(message)
+        self.error_label.setVisible(True)
+
+    def _assets_loaded(self, text: str, _assets: object, error: BaseException | None) -> None:
+        if error is not None:
+            self._show_error(f"cannot check the symbol: {error}")
+            log.warning("watchlist: %s", error)
+            return
+        if self.add_symbol(text) is not None and self.add_edit.text() == text:
+            self.add_edit.clear()
 
     def _add_from_edit(self) -> None:
         if self.add_symbol(self.add_edit.text()) is not None:
             self.add_edit.clear()
 
     def remove_symbol(self, symbol: str) -> bool:
-        if not self.model.remove_key(symbol):
+        # Removing the selected row makes the view select its neighbour: that is not the user
+        # choosing a symbol, so it must not move the chart or the ticket.
+        self._removing = True
+        try:
+            self.view.clearSelection()
+            removed = self.model.remove_key(symbol)
+        finally:
+            self._removing = False
+        if not removed:
             return False
         self._watched.discard(symbol)
         self._changed([])
@@ -216,6 +267,8 @@ class WatchlistPanel(QWidget):
         return True
 
     def _selection_changed(self, _sel: QItemSelection, _desel: QItemSelection) -> None:
+        if self._removing:
+            return
         sym = self.selected_symbol()
         if sym is not None:
             self.symbolSelected.emit(sym)
@@ -223,6 +276,17 @@ class WatchlistPanel(QWidget):
     def _activated(self, index: QModelIndex) -> None:
         if index.isValid():
             self.symbolSelected.emit(self.model.row_at(index.row()).key)
+
+    def _clicked(self, index: QModelIndex) -> None:
+        """A click on the Bid cell: sell at the bid; on the Ask cell: buy at the ask."""
+        if not index.isValid() or index.column() not in (self.BID_COLUMN, self.ASK_COLUMN):
+            return
+        row = self.model.row_at(index.row())
+        entry = row.payload
+        bid = index.column() == self.BID_COLUMN
+        price = None if entry is None else (entry.bid if bid else entry.ask)
+        if price is not None:
+            self.quoteClicked.emit(row.key, "sell" if bid else "buy", str(price))
 
     def _context_menu(self, pos: QPoint) -> None:
         menu = QMenu(self)

@@ -40,6 +40,8 @@ def run_gui(ctx: AppContext, start_services: StartServices) -> int:
     from PySide6.QtWidgets import QApplication
 
     from widgets.main_window import MainWindow
+    from widgets.models.common import TIMES
+    from widgets.shortcuts import bindings
     from widgets.theme import apply_theme
 
     route_qt_messages()
@@ -48,6 +50,7 @@ def run_gui(ctx: AppContext, start_services: StartServices) -> int:
     app.setApplicationName("Heron")
     app.setQuitOnLastWindowClosed(False)  # keep the loop alive so async cleanup can run
     apply_theme(app, ctx.settings.ui.theme)
+    TIMES.set(ctx.settings.ui.time_zone)
     outcome = {"rc": 0}
 
     async def main() -> int:
@@ -55,6 +58,7 @@ def run_gui(ctx: AppContext, start_services: StartServices) -> int:
         attach_loop(ctx, loop)
         window = MainWindow(ctx.mode, layout_file=ctx.paths.layout_file, profile=ctx.paths.profile,
                             log_hub=ctx.log_hub)  # fmt: skip
+        window.apply_shortcuts(bindings(ctx.settings.ui.shortcuts))
         wire_status(ctx, window)
         ctx.confirm_live = lambda: ask_live_confirmation(window)
         window.show()
@@ -115,6 +119,11 @@ def populate_window(ctx: AppContext, window: MainWindow, services: Services) -> 
     """Hand the services to the panels, then restore the saved layout. GUI thread, once."""
     from app.qt.panels import ops, trading
 
+    if services.keys_needed is not None:  # no keys, nothing started: say what to do, not empty panels
+        from app.qt.keys_needed import show_keys_needed
+
+        show_keys_needed(window, ctx, services, services.keys_needed)
+        return
     for module in (trading, ops):
         try:
             module.install(window, ctx, services, defer_plots=True)

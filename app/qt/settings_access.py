@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 
 Validator = Callable[[str, str, str], Awaitable["AccountIdentity"]]
 
+log = logging.getLogger("heron.app.settings")
+
 
 class SettingsFiles:
     """The settings dialog's :class:`widgets.settings.backend.SettingsBackend`: app/settings.py's
@@ -35,10 +38,16 @@ class SettingsFiles:
         return ApiKeys(key_id, secret)
 
     def save(self, data: dict[str, Any], path: Path) -> tuple[Settings | None, str | None]:
+        """Limits the risk gate would refuse (e.g. a zero max notional) are not saved either: what is
+        saved is put in force at once (:func:`apply_live`)."""
+        from app.subsystems.orders import risk_limits_from_settings
+        from services.risk.limits import RiskLimitsError
+
         try:
             new = app_settings.from_dict(data)
+            risk_limits_from_settings(new.risk)
             app_settings.save(new, path)
-        except app_settings.SettingsError as exc:
+        except (app_settings.SettingsError, RiskLimitsError) as exc:
             return None, str(exc)
         return new, None
 
@@ -69,16 +78,43 @@ def open_settings(window: QWidget, ctx: AppContext, services: Services, *, show:
         secret_store=store,
         validator=_validator(exchange, ctx.redactor),
         local_base_url=exchange.url if exchange is not None else None,
+        apply_live=lambda new: apply_live(window, ctx, services, new),
         parent=window,
     )
-
-    def saved(new: Settings) -> None:
-        ctx.settings = new
-
-    dialog.saved.connect(saved)
     if show:
         dialog.show()
     return dialog
+
+
+def apply_live(window: QWidget, ctx: AppContext, services: Services, new: Settings) -> str | None:
+    """Put saved settings in force without a restart: the risk gate's limits (the next pre-check and
+    order use them), the ticket's confirmation, the time zone and the keyboard shortcuts. Mode,
+    theme and the local exchange wait for a restart (the dialog says so). Returns why something
+    could not be applied."""
+    from app.subsystems.orders import risk_limits_from_settings
+    from services.risk.limits import RiskLimitsError
+    from widgets.models.common import TIMES
+    from widgets.shortcuts import bindings
+
+    ctx.settings = new
+    TIMES.set(new.ui.time_zone)
+    if hasattr(window, "apply_shortcuts"):
+        window.apply_shortcuts(bindings(new.ui.shortcuts))
+    panels = getattr(window, "trading_panels", None)
+    ticket = getattr(panels, "ticket", None)
+    if ticket is not None:
+        ticket.confirm_orders = new.ui.confirm_orders
+    if services.risk is None:
+        return None
+    try:
+        services.risk.set_limits(risk_limits_from_settings(new.risk))
+    except RiskLimitsError as exc:  # SettingsFiles.save refuses these; a hand-edited file may not
+        log.error("risk limits not applied: %s", exc)
+        return f"the risk limits could not be applied ({exc}); the previous limits stay in force"
+    log.info("risk limits in force: %s", new.risk)
+    if ticket is not None:
+        ticket.run_precheck()
+    return None
 
 
 def _validator(exchange: ExchangeSession | None, redactor: SecretRedactor) -> Validator:

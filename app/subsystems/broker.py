@@ -8,8 +8,9 @@ import logging
 
 from app import lifecycle as stages
 from app.cli import LIVE_CONFIRMATION
-from app.context import AppContext, Services, fail
-from app.secrets import SecretStore, SecretStoreError
+from app.context import AppContext, Services, fail, startup_failed
+from app.keys_needed import KeysNeeded
+from app.secrets import KeyringUnavailableError, SecretStore, SecretStoreError
 from services.broker.alpaca import AlpacaBroker
 from services.broker.base import BrokerAuthError, BrokerUnavailable
 from services.broker.budget import RequestBudget
@@ -37,28 +38,20 @@ async def alpaca_credentials(ctx: AppContext, services: Services) -> Credentials
     try:
         keys = await asyncio.to_thread(store.load, ctx.paths.profile, ctx.mode)
     except SecretStoreError as exc:
-        fail(ctx, services, "keyring", f"{exc}. Local mode works without keys (--mode local).")
+        usable = not isinstance(exc, KeyringUnavailableError)
+        _keys_needed(ctx, services, str(exc).rstrip("."), keyring_usable=usable)
         return None
     if keys is None:
-        fail(
-            ctx,
-            services,
-            "keyring",
-            f"No API keys are stored for profile {ctx.paths.profile!r} in "
-            f"{ctx.mode.value} mode; trading stays DISABLED.",
-            level="warning",
-        )
+        why = f"no API keys are stored for profile {ctx.paths.profile!r} in {ctx.mode.value} mode"
+        _keys_needed(ctx, services, why, keyring_usable=True)
         return None
     log.info("API keys for %s found in the keyring (%s)", ctx.mode.value, store.describe())
     hinted = _key_environment(keys.key_id)
     if hinted is not None and hinted != environment:
-        fail(
-            ctx,
-            services,
-            "broker",
-            f"the keys stored for {ctx.mode.value} are {hinted} keys; paper "
-            "and live keys are never mixed: store the right keys for this mode",
+        why = (
+            f"the keys stored for {ctx.mode.value} are {hinted} keys, and paper and live keys are never mixed"
         )
+        _keys_needed(ctx, services, why, keyring_usable=True)
         return None
     if ctx.mode is Mode.LIVE:
         confirm = ctx.confirm_live
@@ -68,6 +61,17 @@ async def alpaca_credentials(ctx: AppContext, services: Services) -> Credentials
             return None
         log.warning("LIVE trading confirmed by the user")
     return keys.key_id, keys.secret, environment, None
+
+
+def _keys_needed(ctx: AppContext, services: Services, reason: str, *, keyring_usable: bool) -> None:
+    """No usable keys: nothing connects. The window explains what to do instead of its panels
+    (``services.keys_needed``); a headless run ends at once, non-zero, with one line."""
+    needed = KeysNeeded(ctx.mode, ctx.paths.profile, reason, keyring_usable)
+    services.keys_needed = needed
+    if getattr(ctx.args, "headless", False):
+        startup_failed(ctx, services, needed.line())
+    else:
+        fail(ctx, services, "keyring", needed.line())
 
 
 async def connect_broker(

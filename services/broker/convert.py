@@ -192,6 +192,7 @@ def asset(a: Any) -> Asset:
         min_order_size=opt_dec(a.min_order_size, "min_order_size"),
         price_increment=opt_dec(a.price_increment, "price_increment"),
         attributes=tuple(a.attributes or ()),
+        min_trade_increment=opt_dec(a.min_trade_increment, "min_trade_increment"),
     )
 
 

@@ -236,3 +236,4 @@ class Asset:
     min_order_size: Decimal | None = None
     price_increment: Decimal | None = None
     attributes: tuple[str, ...] = field(default_factory=tuple)
+    min_trade_increment: Decimal | None = None  # crypto: the quantity step (Alpaca's asset entity)

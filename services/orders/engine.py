@@ -46,7 +46,7 @@ from services.broker.base import (
 )
 from services.domain.bus import EventBus
 from services.domain.enums import JournalKind
-from services.domain.events import NotificationEvent, TradeUpdateEvent
+from services.domain.events import AccountEvent, NotificationEvent, TradeUpdateEvent
 from services.domain.models import Account, Asset, Order, OrderRequest
 from services.orders.closing import CloseReport, PositionCloser, SymbolCloseResult
 from services.orders.exposure import exposure, working_orders
@@ -213,6 +213,8 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
             return self.account
         eq = self.account.equity
         self.peak_equity = eq if self.peak_equity is None else max(self.peak_equity, eq)
+        # what follows the account (the ticket's pre-check, the account panel) hears of it
+        self.bus.publish(AccountEvent(self.clock(), self.account))
         return self.account
 
     async def _asset(self, symbol: str) -> Asset | None:

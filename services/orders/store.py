@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from sqlalchemy import delete, insert, select, update
 
 from services.domain.bus import EventBus
-from services.domain.enums import OrderSide, OrderStatus
+from services.domain.enums import OrderClass, OrderSide, OrderStatus
 from services.domain.events import FillEvent, NotificationEvent, OrderChangedEvent
 from services.domain.models import Fill, Order
 from services.orders.journal import ROW_ERRORS, sane_amount
@@ -464,6 +464,11 @@ class OrderStore:
             created_at=meta.created_at,
             updated_at=max(updated, meta.created_at),
             submitted_at=meta.created_at,
+            notional=snap.notional if snap else None,
+            trail_price=snap.trail_price if snap else None,
+            trail_percent=snap.trail_percent if snap else None,
+            hwm=snap.hwm if snap else None,
+            order_class=snap.order_class if snap else OrderClass.SIMPLE,
         )
 
     def position_qty(self, symbol: str) -> Decimal:

@@ -21,6 +21,9 @@ bar-level pure function to reuse):
   expiry in replay). Other order types are rejected with a trade update.
 * Fills are whole (no random partials: replays must be deterministic). An optional per-share
   commission is charged to cash.
+* Optional slippage, in basis points of the fill price, makes market and stop fills worse: a buy
+  pays ``price x (1 + bps / 10,000)``, a sell gets ``price x (1 - bps / 10,000)``. Limit fills are
+  not slipped (a limit order never fills beyond its limit).
 
 Results: equity curve (cash + positions marked at each bar's close), closed trades (flat-to-flat
 round trips), win rate (winning closed trades / closed trades), max drawdown (largest peak-to-trough
@@ -74,8 +77,13 @@ class BacktestCancelled(Exception):
 class BacktestConfig:
     initial_cash: Decimal = Decimal(100_000)
     commission_per_share: Decimal = ZERO
+    slippage_bps: Decimal = ZERO
     timeframe: Timeframe = Timeframe.MIN_1
     periods_per_year: float | None = None  # default from timeframe (US regular sessions)
+
+    def __post_init__(self) -> None:
+        if self.commission_per_share < 0 or self.slippage_bps < 0:
+            raise ValueError("commission and slippage cannot be negative")
 
     @property
     def annualisation(self) -> float:
@@ -122,6 +130,18 @@ class BacktestResult:
     win_rate: float | None
     open_position: dict[str, Decimal] = field(default_factory=dict)
     error: str | None = None
+    #: the bars per year the Sharpe ratio was annualised with (its returns are per bar)
+    periods_per_year: float = BARS_PER_YEAR[Timeframe.MIN_1]
+
+    @property
+    def first_bar(self) -> datetime | None:
+        """The time of the first bar the run used (None without bars)."""
+        return self.equity_curve[0][0] if self.equity_curve else None
+
+    @property
+    def last_bar(self) -> datetime | None:
+        """The time of the last bar the run used."""
+        return self.equity_curve[-1][0] if self.equity_curve else None
 
 
 class _SimOrder:
@@ -214,7 +234,7 @@ class SimulatedBroker:
                 continue
             price = self._fill_price(order, bar)
             if price is not None:
-                self._fill(order, price, ts)
+                self._fill(order, self._slipped(order, price), ts)
                 continue
             order.bars_seen += 1
             if order.tif in (TimeInForce.IOC, TimeInForce.FOK):
@@ -222,6 +242,14 @@ class SimulatedBroker:
             else:
                 still.append(order)
         self._open[bar.symbol] = still
+
+    def _slipped(self, order: _SimOrder, price: Decimal) -> Decimal:
+        """``price`` made worse by the configured slippage (market and stop fills only)."""
+        bps = self.config.slippage_bps
+        if not bps or order.type is OrderType.LIMIT:
+            return price
+        sign = 1 if order.side is OrderSide.BUY else -1
+        return price * (1 + sign * bps / 10_000)
 
     @staticmethod
     def _fill_price(order: _SimOrder, bar: Bar) -> Decimal | None:
@@ -429,6 +457,7 @@ def run_backtest(
         win_rate=win_rate(broker.trades),
         open_position={s: q for s, q in broker.positions.items() if q},
         error=info.error,
+        periods_per_year=cfg.annualisation,
     )
 
 

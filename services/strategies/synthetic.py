@@ -13,6 +13,18 @@ from decimal import Decimal
 from services.domain.enums import Timeframe
 from services.domain.models import Bar
 
+#: when generated history starts unless told otherwise (a Tuesday's US open)
+DEFAULT_START = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
+
+
+def synthetic_range(
+    count: int, *, start: datetime | None = None, timeframe: Timeframe = Timeframe.MIN_1
+) -> tuple[datetime, datetime]:
+    """The times of the first and last of ``count`` (>= 1) generated bars: back to back, with no
+    session gaps."""
+    first = start or DEFAULT_START
+    return first, first + timedelta(seconds=timeframe.seconds) * (max(count, 1) - 1)
+
 
 def synthetic_bars(
     symbol: str,
@@ -28,7 +40,7 @@ def synthetic_bars(
     if count < 0:
         raise ValueError("count must be >= 0")
     rng = random.Random(seed)
-    ts = start or datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
+    ts = start or DEFAULT_START
     step = timedelta(seconds=timeframe.seconds)
     cents = int(start_price * 100)
     sigma = volatility_bps / 10_000.0

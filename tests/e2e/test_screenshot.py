@@ -156,8 +156,8 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", ["alpaca-paper"])
 def test_paper_mode_without_a_keyring_says_so_and_exits_non_zero_headless(tmp_path: Path, mode: str) -> None:
-    """No traceback and no hang; a headless run whose trading was never enabled exits non-zero and
-    says why (issue: --headless exits non-zero whenever trading was never enabled)."""
+    """No traceback and no hang; a headless run without keys stops at once, non-zero, and says why
+    in one line (tests/acceptance/test_first_run.py: also live mode, and without --quit-after)."""
     proc = heron(
         "--mode",
         mode,
@@ -169,6 +169,6 @@ def test_paper_mode_without_a_keyring_says_so_and_exits_non_zero_headless(tmp_pa
         PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
     )
     assert proc.returncode == 1, proc.stderr
-    assert "Traceback" not in proc.stderr and "trading was never enabled" in proc.stderr
+    assert "Traceback" not in proc.stderr and "start-up stopped" in proc.stderr
     log_text = (tmp_path / "profiles" / "default" / "logs" / "heron.log").read_text()
     assert "no OS keyring is available" in log_text

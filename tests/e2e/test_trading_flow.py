@@ -12,7 +12,7 @@ import qasync
 from PySide6.QtWidgets import QApplication
 
 from app.qt.preview import start_local_services, stop_services
-from services.domain.enums import Mode, TradingState
+from services.domain.enums import Mode, OrderType, TradingState
 from tests.support.polling import async_wait_for
 
 
@@ -60,7 +60,7 @@ def test_ticket_order_is_acknowledged_and_filled(qapp: QApplication, tmp_path: P
             symbol = ctx.settings.watchlist[0]
             assert ticket.symbol_edit.text() == symbol
             ticket.amount_edit.setText("3")
-            ticket.type_combo.setCurrentText("market")
+            assert ticket.set_order_type(OrderType.MARKET)
             await async_wait_for(
                 f"a passing pre-check: {ticket.blocked_reason}",
                 lambda: ticket.run_precheck() is not None and ticket.last_report.passed,
@@ -74,11 +74,11 @@ def test_ticket_order_is_acknowledged_and_filled(qapp: QApplication, tmp_path: P
 
             def blotter_status() -> str | None:
                 row = blotter.orders.row_of(cid)  # type: ignore[arg-type]
-                return None if row is None else blotter.orders.row_at(row).cells[9]
+                return None if row is None else blotter.orders.row_at(row).cells[blotter.orders.STATUS_COL]
 
             await async_wait_for("the fill in the blotter", lambda: blotter_status() == "filled", 30)
             row = blotter.orders.row_at(blotter.orders.row_of(cid))  # type: ignore[arg-type]
-            assert row.cells[1] == symbol and row.cells[5] == "3" and row.cells[11] == "manual"
+            assert row.cells[1] == symbol and row.cells[6] == "3" and row.cells[13] == "manual"
             await async_wait_for("the fills tab", lambda: blotter.fills.rowCount() >= 1, 5)
             assert (
                 sum(Decimal(blotter.fills.row_at(i).cells[3]) for i in range(blotter.fills.rowCount())) == 3

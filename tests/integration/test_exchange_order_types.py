@@ -199,6 +199,32 @@ def test_oco_stop_loss_is_held_and_shrinks_too(ex: InProcessExchange) -> None:
     assert ex.order(sl.id).qty == "6" and ex.order(sl.id).status == OrderStatus.HELD
 
 
+def test_oco_exit_as_the_ticket_sends_it_has_no_top_level_limit(ex: InProcessExchange) -> None:
+    """[ORD "OCO Orders"]: the example body has ``type: limit``, ``take_profit.limit_price`` and
+    ``stop_loss.stop_price`` and no ``limit_price``; alpaca-py #401 / PR #489 let the SDK send it so.
+    Heron's adapter builds the ticket's OCO that way and the order works at the take-profit."""
+    from services.broker.alpaca import build_order_request
+    from services.domain import enums as d
+    from services.domain.models import OrderLegSpec
+    from services.domain.models import OrderRequest as HeronRequest
+
+    ex.client.submit_order(
+        MarketOrderRequest(symbol="SPY", qty=10, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)
+    )
+    request = HeronRequest(
+        "SPY", d.OrderSide.SELL, d.OrderType.LIMIT, d.TimeInForce.GTC, qty=Decimal(10),
+        order_class=d.OrderClass.OCO, take_profit=OrderLegSpec(limit_price=Decimal("105")),
+        stop_loss=OrderLegSpec(stop_price=Decimal("95")), client_order_id="oco-from-the-ticket",
+    )  # fmt: skip
+    sdk_request = build_order_request(request)
+    assert "limit_price" not in sdk_request.to_request_fields()
+    oco: Any = ex.client.submit_order(sdk_request)
+    assert oco.order_class == OrderClass.OCO and oco.side == OrderSide.SELL
+    assert oco.limit_price == "105"  # the take-profit's limit is the order's
+    (sl,) = ex.order(oco.id).legs
+    assert sl.side == OrderSide.SELL and sl.stop_price == "95" and sl.status == OrderStatus.HELD
+
+
 def test_stop_elected_by_a_print_with_the_buy_collar(ex: InProcessExchange) -> None:
     """forum t/5940: a print elects the stop; [ORD "Stop Orders"]: an elected buy stop under $50
     works as a limit 4 % above its stop (21.00 -> 21.84)."""

@@ -85,3 +85,92 @@ def test_strategy_error_during_run_is_reported(qtbot: Any) -> None:
     with qtbot.waitSignal(d.bridge.finished, timeout=10_000):
         d.start_run()
     assert "no bars for AAPL" in d.status.text()
+
+
+def test_dates_shown_are_those_of_the_data_used(qtbot: Any) -> None:
+    from datetime import UTC
+
+    d = BacktestDialog(builtin_registry(), kind="sma_crossover")
+    qtbot.addWidget(d)
+    d.bars.setValue(3000)
+    bars = synthetic_bars("AAPL", 3000, seed=1)
+    shown = (d.start.dateTime().toSecsSinceEpoch(), d.end.dateTime().toSecsSinceEpoch())
+    assert shown == (int(bars[0].ts.timestamp()), int(bars[-1].ts.timestamp()))
+
+    first, last = datetime(2026, 3, 2, 15, 0, tzinfo=UTC), datetime(2026, 3, 27, 20, 59, tzinfo=UTC)
+
+    def stored(symbol: str, start: datetime, end: datetime) -> list[Bar]:
+        # the store holds less than was asked for: the result names the bars it really had
+        head = synthetic_bars(symbol, 600, seed=3, start=first)[:-1]
+        return [*head, synthetic_bars(symbol, 1, seed=4, start=last)[0]]
+
+    d2 = BacktestDialog(builtin_registry(), history=stored, kind="sma_crossover")
+    qtbot.addWidget(d2)
+    d2.source.setCurrentIndex(1)
+    with qtbot.waitSignal(d2.bridge.finished, timeout=20_000):
+        assert d2.start_run()
+    assert d2.data_range.text() == "Data used: 2026-03-02 15:00 to 2026-03-27 20:59 UTC, 600 bars"
+
+
+def test_the_time_axis_shows_dates_and_sharpe_says_how_it_is_annualised(qtbot: Any) -> None:
+    import re
+    from datetime import UTC
+
+    import pyqtgraph as pg
+
+    from widgets.backtest_dialog import tick_label
+
+    d = BacktestDialog(builtin_registry(), kind="sma_crossover")
+    qtbot.addWidget(d)
+    d.bars.setValue(2000)
+    with qtbot.waitSignal(d.bridge.finished, timeout=20_000):
+        assert d.start_run()
+    axis = d.plot.getAxis("bottom")
+    assert isinstance(axis, pg.DateAxisItem)
+    xs = d.curve.getData()[0]
+    assert xs[0] == synthetic_bars("AAPL", 1)[0].ts.timestamp()  # seconds since the epoch, not bar numbers
+    # shown over a quarter, the axis labels months (painted once so it has its font and zoom level)
+    d.show()
+    qtbot.waitExposed(d)
+    start = xs[0]
+    d.plot.setXRange(start, start + 90 * 86_400.0, padding=0)
+    d.plot.grab()
+    (spacing, values), *finer = axis.tickValues(start, start + 90 * 86_400.0, 600)
+    labels = axis.tickStrings(values, 1.0, spacing)
+    assert not finer and len(labels) >= 3  # one level of ticks: no month label over a day's
+    assert all(re.fullmatch(r"\d\d (Jan|Feb|Mar|Apr)|(Jan|Feb|Mar|Apr) 2024", t) for t in labels), labels
+    # over the two days of bars the run used, hours, and the date at midnight
+    ((spacing, values),) = axis.tickValues(xs[0], xs[-1], 600)
+    assert "03 Jan" in axis.tickStrings(values, 1.0, spacing) and spacing < 86_400
+    assert tick_label(datetime(2024, 1, 3, 14, 30, tzinfo=UTC).timestamp(), 3600) == "14:30"
+    assert tick_label(datetime(2024, 1, 4, tzinfo=UTC).timestamp(), 3600) == "04 Jan"
+    assert d.captions["Sharpe"].text() == "Sharpe (annualised ×√(252·390), one-minute returns)"
+    assert "√98280" in d.captions["Sharpe"].toolTip()
+
+
+def test_commission_and_slippage_are_charged_by_the_run(qtbot: Any) -> None:
+    from decimal import Decimal
+
+    from services.strategies.backtest import BacktestConfig
+
+    reg = builtin_registry()
+    params = {"fast": "5", "slow": "20", "symbols": "MSFT"}
+    d = BacktestDialog(reg, kind="sma_crossover", params=params)
+    qtbot.addWidget(d)
+    d.bars.setValue(3000)
+    d.commission.setText("0.01")
+    d.slippage.setText("5")
+    with qtbot.waitSignal(d.bridge.finished, timeout=20_000):
+        assert d.start_run()
+    r = d.last_result
+    assert r is not None
+    strategy = reg["sma_crossover"]({"fast": 5, "slow": 20, "symbols": "MSFT"})
+    cfg = BacktestConfig(commission_per_share=Decimal("0.01"), slippage_bps=Decimal(5))
+    expected = run_backtest(strategy, synthetic_bars("MSFT", 3000, seed=1), config=cfg)
+    free = run_backtest(reg["sma_crossover"]({"fast": 5, "slow": 20, "symbols": "MSFT"}),
+                        synthetic_bars("MSFT", 3000, seed=1))  # fmt: skip
+    assert r.final_equity == expected.final_equity < free.final_equity
+    d.slippage.setText("-1")
+    assert not d.start_run() and "negative" in d.status.text()
+    d.slippage.setText("abc")
+    assert not d.start_run() and "slippage" in d.status.text()

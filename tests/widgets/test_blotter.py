@@ -21,6 +21,8 @@ from widgets.models.orders_model import OrderRow, OrdersFilterProxy, OrdersTable
 from widgets.models.table import clusters
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+COL = {name: i for i, name in enumerate(OrdersTableModel.COLUMNS)}
+STATUS, LIMIT, SOURCE = COL["Status"], COL["Limit"], COL["Source"]
 
 qloop = trading_rig.qloop
 rig = trading_rig.rig
@@ -115,8 +117,9 @@ def test_sort_uses_numbers_not_text(qtbot) -> None:  # type: ignore[no-untyped-d
     for i, price in enumerate(["9.5", "100", "20"]):
         m.stage(f"c-{i}", OrderRow(order(i, limit_price=Decimal(price))))
     m.flush()
-    p.sort(6, Qt.SortOrder.AscendingOrder)
-    assert [p.data(p.index(r, 6)) for r in range(3)] == ["9.50", "20.00", "100.00"]
+    limit = OrdersTableModel.COLUMNS.index("Limit")
+    p.sort(limit, Qt.SortOrder.AscendingOrder)
+    assert [p.data(p.index(r, limit)) for r in range(3)] == ["9.50", "20.00", "100.00"]
 
 
 def test_panel_follows_the_store_and_exports_csv(qtbot, rig: Rig, qloop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -141,17 +144,18 @@ def test_panel_follows_the_store_and_exports_csv(qtbot, rig: Rig, qloop, tmp_pat
     assert (b.orders.rowCount(), b.orders.pending) in ((0, 1), (1, 0))
     qtbot.waitUntil(lambda: b.orders.rowCount() == 1, timeout=1000)
     row = b.orders.row_at(0)
-    assert row.cells[1] == "AAPL" and row.cells[9] == "new" and row.cells[11] == "manual"
+    assert row.cells[1] == "AAPL" and row.cells[STATUS] == "new" and row.cells[SOURCE] == "manual"
     # the broker fills it: fills tab and status update
     rec = rig.store.find(client_order_id=res.client_order_id)
     rig.broker.fill(rec.broker_order_id, Decimal(4), Decimal("100"))  # type: ignore[union-attr]
     b.flush()
-    assert b.orders.row_at(0).cells[9] == "filled"
+    assert b.orders.row_at(0).cells[STATUS] == "filled"
     assert b.fills.rowCount() == 1 and b.fills.row_at(0).cells[4] == "100.00"
     out = tmp_path / "orders.csv"
     assert b.export_to(out) == 1
     rows = list(csv.reader(out.read_text().splitlines()))
-    assert rows[0][:3] == ["Time", "Symbol", "Side"] and rows[1][1] == "AAPL" and rows[1][9] == "filled"
+    assert rows[0][:3] == ["created_at", "symbol", "side"] and rows[1][1] == "AAPL"
+    assert rows[1][rows[0].index("status")] == "filled"
     assert b.export_to(tmp_path / "fills.csv", fills=True) == 1
     # the filter narrows what is exported
     b.group_combo.setCurrentText("Open")
@@ -285,7 +289,7 @@ def test_view_paints_the_visible_rows_from_their_row_cache(qtbot) -> None:  # ty
     b.flush()
     view.viewport().grab()
     top = view.row_source(0)  # type: ignore[misc]
-    assert top is not None and top.static is not None and top.static[9].text() == "filled"
+    assert top is not None and top.static is not None and top.static[STATUS].text() == "filled"
 
 
 def test_model_keeps_its_sort_order_through_inserts_moves_and_trims(qtbot, qtmodeltester) -> None:  # type: ignore[no-untyped-def]
@@ -297,7 +301,7 @@ def test_model_keeps_its_sort_order_through_inserts_moves_and_trims(qtbot, qtmod
     p = OrdersFilterProxy()
     p.setSourceModel(m)
     qtmodeltester.check(p)  # stays connected: every signal below is checked for consistency
-    p.sort(6, Qt.SortOrder.DescendingOrder)  # by limit price, the header click path
+    p.sort(LIMIT, Qt.SortOrder.DescendingOrder)  # by limit price, the header click path
     rng = random.Random(5)
     statuses = [OrderStatus.NEW, OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED, OrderStatus.CANCELED]
     for _ in range(25):
@@ -317,7 +321,7 @@ def test_model_keeps_its_sort_order_through_inserts_moves_and_trims(qtbot, qtmod
     m.data = lambda ix, role=0: (asked.append(role), orig(ix, role))[1]  # type: ignore[method-assign]
     m.reset_rows((f"c-{i}", OrderRow(order(i, limit_price=Decimal(i % 7 + 1)))) for i in range(250))
     assert SORT_ROLE not in asked
-    shown = [p.data(p.index(r, 6)) for r in range(p.rowCount())]
+    shown = [p.data(p.index(r, LIMIT)) for r in range(p.rowCount())]
     assert shown == sorted(shown, key=float, reverse=True)
     # back to arrival order (column -1), then ascending time
     p.sort(0, Qt.SortOrder.AscendingOrder)
@@ -327,7 +331,7 @@ def test_model_keeps_its_sort_order_through_inserts_moves_and_trims(qtbot, qtmod
 def test_a_moved_row_keeps_its_selection(qtbot) -> None:  # type: ignore[no-untyped-def]
     b = BlotterPanel(_NoStore(), max_orders=1000)
     qtbot.addWidget(b)
-    b.orders_view.sortByColumn(6, Qt.SortOrder.AscendingOrder)  # limit price
+    b.orders_view.sortByColumn(LIMIT, Qt.SortOrder.AscendingOrder)
     b.orders.stage_many((f"c-{i}", OrderRow(order(i, limit_price=Decimal(10 + i)))) for i in range(20))
     b.flush()
     b.orders_view.selectRow(0)
@@ -339,11 +343,11 @@ def test_a_moved_row_keeps_its_selection(qtbot) -> None:  # type: ignore[no-unty
     assert b.selected_order().limit_price == Decimal(500)  # type: ignore[union-attr]
 
 
-def test_timestamp_cells_match_strftime() -> None:
+def test_timestamp_cells_match_strftime_in_the_display_zone() -> None:
     from datetime import timezone
 
-    from widgets.models.common import fmt_timestamp
+    from widgets.models.common import EXCHANGE_TZ, fmt_timestamp
 
     for ts in (T0, datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone(timedelta(hours=-5))),
                datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)):  # fmt: skip
-        assert fmt_timestamp(ts) == ts.strftime("%Y-%m-%d %H:%M:%S")
+        assert fmt_timestamp(ts) == ts.astimezone(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M:%S")

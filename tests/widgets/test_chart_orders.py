@@ -19,11 +19,10 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from services.domain.enums import OrderClass, OrderSide, OrderStatus, OrderType, TimeInForce, TradingState
 from services.domain.models import Order, OrderLegSpec, OrderRequest
 from tests.widgets import trading_rig
-from tests.widgets.trading_rig import Rig, settle_until
+from tests.widgets.trading_rig import Rig, run_until_idle, settle_until
 from widgets.chart.order_model import LineRole, round_to_tick
 from widgets.chart.orders import OrderLineItem
 from widgets.chart.panel import ChartPanel
-from widgets.order_ticket import OrderTicket
 
 qloop = trading_rig.qloop
 rig = trading_rig.rig
@@ -379,22 +378,19 @@ def test_cancel_from_the_line(chart: ChartPanel, rig: Rig, qloop) -> None:  # ty
     assert all(a.objectName() != "chartCancelOrder" for a in right_click(chart, 101.0).actions())
 
 
-def test_right_click_stages_the_ticket_without_sending(chart: ChartPanel, rig: Rig, qloop, qtbot) -> None:  # type: ignore[no-untyped-def]
-    ticket = OrderTicket(rig.engine, confirm_orders=False)
-    qtbot.addWidget(ticket)
-    chart.stageOrderRequested.connect(ticket.stage)
-    ticket.type_combo.setCurrentText("market")
+def test_right_click_stages_an_order_at_the_price_without_sending(chart: ChartPanel, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    staged: list[tuple[str, str, str, Decimal]] = []
+    chart.stageOrderRequested.connect(lambda *a: staged.append(a))
     menu = right_click(chart, 101.2345)
     act = action(menu, "chartStage_sell_limit")
-    assert act.text().startswith("Sell limit at 101.2")
+    assert re.fullmatch(r"Sell limit at 101\.2\d", act.text()), act.text()
     act.trigger()
-    staged = act.text().rsplit(" ", 1)[1]
-    assert ticket.symbol_edit.text() == "AAPL"
-    assert ticket.side_combo.currentText() == "sell" and ticket.type_combo.currentText() == "limit"
-    assert ticket.limit_edit.text() == staged and ticket.stop_edit.text() == ""
     action(right_click(chart, 98.0), "chartStage_buy_stop").trigger()
-    assert ticket.side_combo.currentText() == "buy" and ticket.type_combo.currentText() == "stop"
-    assert ticket.stop_edit.text().startswith("98") and ticket.limit_edit.text() == ""
+    (sym, side, otype, price), second = staged
+    assert (sym, side, otype) == ("AAPL", "sell", "limit") and f"Sell limit at {price}" == act.text()
+    assert price.as_tuple().exponent == -2  # on the tick (docs/alpaca-rules.md "Prices", [ORD])
+    assert second[:3] == ("AAPL", "buy", "stop") and abs(second[3] - Decimal(98)) < Decimal("0.05")
+    run_until_idle(qloop)
     assert rig.broker.submits_received == []
 
 
@@ -425,8 +421,11 @@ def test_the_app_wires_the_chart_to_the_engine_and_the_ticket(qtbot, rig: Rig, q
     chart.orders.set_symbol("AAPL")
     submit(qloop, rig, limit_price=Decimal("99.10"))
     assert only_item(chart).text == "BUY 10 LMT 99.10"
-    chart.orders.stage(OrderSide.SELL, OrderType.STOP, Decimal("98.75"))
-    assert ticket.symbol_edit.text() == "AAPL" and ticket.stop_edit.text() == "98.75"
+    chart.orders.stage(OrderSide.SELL, OrderType.STOP, Decimal("98.75"))  # what the menu item does
+    assert ticket.symbol() == "AAPL" and ticket.side() is OrderSide.SELL
+    assert ticket.order_type() is OrderType.STOP and ticket.stop_edit.text() == "98.75"
+    run_until_idle(qloop)
+    assert [o.type for o in rig.broker.orders.values()] == [OrderType.LIMIT]  # the staged one is not sent
 
 
 def test_crypto_prices_step_by_the_pairs_own_increment(chart: ChartPanel, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ from PySide6 import QtCore, QtWidgets
 from services.domain.enums import Timeframe
 from widgets.chart.candles import CandlestickItem, merge_factor
 from widgets.chart.panel import ChartPanel
-from widgets.chart.readout import format_time
+from widgets.chart.readout import format_price, format_time
 from widgets.chart.sample import random_walk_bars
 
 MIN = 60 * 10**9
@@ -245,6 +245,37 @@ def test_crosshair_readout_on_mouse_move(panel: ChartPanel, qtbot) -> None:  # t
     qtbot.waitUntil(lambda: expected in panel.readout_text(), timeout=2000)
     assert f"C {d['c'][target]:,.2f}" in panel.readout_text()
     assert panel.vlines[0].isVisible() and panel.vlines[0].value() == target
+
+
+def test_crosshair_price_label_and_time_axis_label_follow_the_mouse(panel: ChartPanel, qtbot) -> None:  # type: ignore[no-untyped-def]
+    d = load(panel)
+    vb = panel.price_plot.getViewBox()
+    label = panel.crosshair.price_label
+    for target, price in ((1985, float(d["l"][1985])), (1992, float(d["h"][1992]))):
+        view_pt = panel.plot_widget.mapFromScene(vb.mapViewToScene(QtCore.QPointF(target, price)))
+        qtbot.mouseMove(panel.plot_widget.viewport(), view_pt)
+        qtbot.waitUntil(lambda t=target: panel.vlines[0].value() == t, timeout=2000)
+        # The price axis shows the crosshair's own price from the first move on, beside its line.
+        pixel = abs(vb.viewPixelSize()[1])
+        assert panel.hline.value() == pytest.approx(price, abs=4 * pixel)  # the mouse moves in whole pixels
+        assert label.isVisible() and label.text.text() == format_price(panel.hline.value())
+        price_axis = panel.price_plot.getAxis("right").sceneBoundingRect()
+        line_y = vb.mapViewToScene(QtCore.QPointF(0, panel.hline.value())).y()
+        box = label.sceneBoundingRect()
+        assert (
+            box.top() <= line_y <= box.bottom() and price_axis.left() - 1 <= box.left() < price_axis.right()
+        )
+        # The time axis shows the crosshair's time, under the vertical line.
+        tag = panel.crosshair.time_label
+        assert tag.isVisible() and tag.text.text() == format_time(int(d["t"][target]), UTC, Timeframe.MIN_1)
+        axis = panel.volume_plot.getAxis("bottom").sceneBoundingRect()
+        box = tag.sceneBoundingRect()
+        line_x = vb.mapViewToScene(QtCore.QPointF(target, 0)).x()
+        assert (
+            box.left() <= line_x <= box.right() and axis.top() - 1 <= box.top() < axis.bottom()
+        )  # 1: the pen
+    panel.crosshair.set_hover(None, None)
+    assert not panel.crosshair.time_label.isVisible() and not label.isVisible()
 
 
 def test_fills_and_open_orders(panel: ChartPanel) -> None:

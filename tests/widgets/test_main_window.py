@@ -166,3 +166,31 @@ def test_a_new_window_takes_its_first_launch_geometry_from_the_primary_screen(qt
     screen = QGuiApplication.primaryScreen()
     assert screen is not None
     assert win.geometry() == first_launch_geometry(screen.availableGeometry())
+
+
+def test_a_small_real_screen_gets_the_whole_available_area() -> None:
+    laptop = first_launch_geometry(QRect(0, 0, 1366, 768))  # 90 % would be below 1280x800
+    assert (laptop.x(), laptop.y(), laptop.width(), laptop.height()) == (0, 0, 1366, 768)
+    panel = first_launch_geometry(QRect(0, 32, 1366, 736))  # below a top panel
+    assert panel == QRect(0, 32, 1366, 736)
+
+
+def test_panels_larger_than_a_laptop_screen_scroll_in_their_docks(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Panels whose own minimum sizes add up to more than a 1366x768 screen: the window's minimum
+    still fits it, each panel scrolls inside its dock, and the dock still hands out the panel."""
+    from PySide6.QtWidgets import QWidget
+
+    win = make(qtbot)
+    panels = {}
+    for name, area, tab in (("ticket", "left", None), ("watch", "right", None), ("blotter", "bottom", None),
+                            ("log", "bottom", None), ("recon", "bottom", "log")):  # fmt: skip
+        panel = QWidget()
+        panel.setMinimumSize(700, 900)
+        panels[name] = panel
+        win.add_panel(panel, name, name, area, tab_with=tab)
+    hint = win.minimumSizeHint()
+    assert hint.width() <= 1366 and hint.height() <= 768 - 30  # room for a title bar
+    assert win.panel("ticket").widget() is panels["ticket"]  # type: ignore[union-attr]
+    replacement = QWidget()
+    win.panel("log").setWidget(replacement)  # type: ignore[union-attr]
+    assert win.panel("log").widget() is replacement  # type: ignore[union-attr]

@@ -7,13 +7,13 @@ from decimal import Decimal
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QWidget
 
-from services.domain.enums import Mode, OrderSide, OrderStatus, TradingState
+from services.domain.enums import Mode, OrderClass, OrderSide, OrderStatus, OrderType, TradingState
 from services.orders.transitions import OrderState
 from tests.widgets import trading_rig
 from tests.widgets.trading_rig import Rig, run_until_idle, settle_until
 from widgets.order_ticket import OrderTicket
+from widgets.order_ticket.form import AmountKind, TrailKind
 
 qloop = trading_rig.qloop
 rig = trading_rig.rig
@@ -37,7 +37,7 @@ def fill_form(
 ) -> None:
     t.symbol_edit.setText(symbol)
     t.amount_edit.setText(qty)
-    t.type_combo.setCurrentText(otype)
+    assert t.set_order_type(OrderType(otype))
     for name, value in kw.items():
         getattr(t, name).setText(value)
 
@@ -163,37 +163,41 @@ def test_broker_rejection_is_shown(qtbot, rig: Rig, qloop) -> None:  # type: ign
 @pytest.mark.parametrize(
     ("setup", "field", "message"),
     [
-        (dict(otype="limit"), "limit", "limit price is required"),
+        (dict(otype="limit", limit_edit=""), "limit", "limit price is required"),
         (dict(otype="stop_limit", limit_edit="100"), "stop", "stop price is required"),
         (dict(otype="trailing_stop"), "trail", "trail is required"),
-        (dict(symbol="BTC/USD"), "tif", "crypto orders take gtc or ioc"),
     ],
 )
 def test_type_specific_validation(qtbot, rig: Rig, setup: dict, field: str, message: str) -> None:  # type: ignore[no-untyped-def]
     t = make(qtbot, rig)
     fill_form(t, **setup)
     t.run_precheck()
+    assert t.errors[field].text() == ""  # an empty field nobody typed in is not shouted at
+    assert t.submit() is False  # trying to send shows what is missing, on its field
     assert message in t.errors[field].text()
 
 
 def test_bracket_and_trailing_requests(qtbot, rig: Rig) -> None:  # type: ignore[no-untyped-def]
     t = make(qtbot, rig)
     fill_form(t, qty="2", otype="limit", limit_edit="100")
-    t.class_combo.setCurrentText("bracket")
-    t.run_precheck()
+    t.set_order_class(OrderClass.BRACKET)
+    t.ask = lambda title, text: False
+    assert t.submit() is False
     assert "take-profit limit is required" in t.errors["take_profit"].text()
     t.tp_edit.setText("90")
     t.sl_stop_edit.setText("95")
     t.run_precheck()
-    assert "above its stop-loss" in t.errors["take_profit"].text()
+    # each leg's problem on its own field: a buy bracket's take-profit above the entry
+    assert "take-profit must be above the entry (100)" in t.errors["take_profit"].text()
+    assert t.errors["stop_loss"].text() == ""
     t.tp_edit.setText("110")
     t.run_precheck()
     req = t.last_state.request  # type: ignore[union-attr]
     assert req is not None and req.order_class.value == "bracket"
     assert req.take_profit.limit_price == Decimal("110") and req.stop_loss.stop_price == Decimal("95")  # type: ignore[union-attr]
-    t.class_combo.setCurrentText("simple")
-    t.type_combo.setCurrentText("trailing_stop")
-    t.trail_kind.setCurrentText("percent")
+    t.set_order_class(OrderClass.SIMPLE)
+    t.set_order_type(OrderType.TRAILING_STOP)
+    t.set_trail_kind(TrailKind.PERCENT)
     t.trail_edit.setText("1.5")
     t.run_precheck()
     req = t.last_state.request  # type: ignore[union-attr]
@@ -203,29 +207,35 @@ def test_bracket_and_trailing_requests(qtbot, rig: Rig) -> None:  # type: ignore
 def test_notional_needs_market(qtbot, rig: Rig) -> None:  # type: ignore[no-untyped-def]
     t = make(qtbot, rig)
     fill_form(t, qty="250", otype="limit", limit_edit="100")
-    t.amount_kind.setCurrentText("notional")
+    t.set_amount_kind(AmountKind.NOTIONAL)
     t.run_precheck()
     assert "market order" in t.errors["amount"].text()
-    t.type_combo.setCurrentText("market")
+    t.set_order_type(OrderType.MARKET)
     t.run_precheck()
     assert t.last_state.request is not None and t.last_state.request.notional == Decimal(250)  # type: ignore[union-attr]
 
 
-def test_hotkeys_buy_sell_cancel(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
-    window = QWidget()
+def test_trade_commands_buy_sell_cancel(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    from app.qt.panels.trading import _order_commands
+    from widgets.main_window import MainWindow
+    from widgets.shortcuts import Command
+
+    window = MainWindow(Mode.LOCAL)
     qtbot.addWidget(window)
-    t = OrderTicket(rig.engine, confirm_orders=False, parent=window)
+    t = OrderTicket(rig.engine, confirm_orders=False)
+    window.add_panel(t, "orderTicket", "Order ticket", "left")
     t._assets["AAPL"] = rig.broker._assets["AAPL"]
-    shortcuts = t.install_hotkeys(window)
-    keys = {s.key().toString() for s in shortcuts}
-    assert {"F1", "Ctrl+B", "F2", "Ctrl+S", "F3", "F4", "Ctrl+Shift+F"} <= keys
+    _order_commands(window, t)
+    keys = {c: a.shortcut().toString() for c, a in window.commands.items()}
+    assert keys[Command.SELL] == "Ctrl+Shift+S" and keys[Command.BUY] == "Ctrl+Shift+B"
+    assert "Ctrl+S" not in keys.values() and "F2" not in keys.values()  # no surprise order keys
     fill_form(t, qty="3", otype="limit", limit_edit="100")
-    next(s for s in shortcuts if s.key().toString() == "F2").activated.emit()
+    window.commands[Command.SELL].trigger()
     settle_until(qloop, "the sell submit answered", lambda: answered(t))
-    assert t.side_combo.currentText() == "sell"
+    assert t.side() is OrderSide.SELL
     rec = rig.store.find(client_order_id=t.last_client_order_id)
     assert rec is not None and rec.side is OrderSide.SELL
-    next(s for s in shortcuts if s.key().toString() == "F3").activated.emit()
+    window.commands[Command.CANCEL_LAST].trigger()
     settle_until(qloop, "the cancel requested", lambda: rec.cancel_requested)
     assert rec.cancel_requested
     # cancel all asks first; declining sends nothing
@@ -245,7 +255,7 @@ def test_prefill_from_order(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-
     other = make(qtbot, rig)
     other.prefill(order)
     assert other.symbol_edit.text() == "MSFT" and other.amount_edit.text() == "7"
-    assert other.type_combo.currentText() == "limit" and other.limit_edit.text() == "199"
+    assert other.order_type() is OrderType.LIMIT and other.limit_edit.text() == "199"
     assert rig.broker.submits_received.count(t.last_client_order_id) == 1
     assert rig.store.find(client_order_id=t.last_client_order_id).state is OrderState.ACCEPTED  # type: ignore[union-attr]
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from services.domain.bus import EventBus
 from services.domain.models import Quote, Trade
 from services.marketdata.book import QuoteBook
@@ -113,3 +115,113 @@ def test_quantities_group_thousands_and_keep_every_decimal() -> None:
     assert fmt_qty(Decimal("999.125")) == "999.125"
     assert fmt_qty(Decimal("1E+3")) == "1,000"
     assert fmt_qty(None) == "—"
+
+
+# --- the desk: bid/ask clicks, removal, unknown symbols -------------------------------------------
+def _cell_centre(w: WatchlistPanel, row: int, column: int):  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QPoint
+
+    x = w.view.columnViewportPosition(column) + w.view.columnWidth(column) // 2
+    y = w.view.rowViewportPosition(row) + w.view.rowHeight(row) // 2
+    return QPoint(x, y)
+
+
+def test_clicking_bid_or_ask_asks_for_a_sell_at_the_bid_or_a_buy_at_the_ask(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import Qt
+
+    w = WatchlistPanel(book(), None, ["AAPL", "MSFT"])
+    qtbot.addWidget(w)
+    w.resize(700, 300)
+    w.show()
+    qtbot.waitExposed(w)
+    got: list[tuple[str, str, str]] = []
+    w.quoteClicked.connect(lambda *a: got.append(a))
+    qtbot.mouseClick(w.view.viewport(), Qt.MouseButton.LeftButton, pos=_cell_centre(w, 0, 1))
+    qtbot.mouseClick(w.view.viewport(), Qt.MouseButton.LeftButton, pos=_cell_centre(w, 0, 2))
+    qtbot.mouseClick(w.view.viewport(), Qt.MouseButton.LeftButton, pos=_cell_centre(w, 0, 3))  # Last
+    qtbot.mouseClick(w.view.viewport(), Qt.MouseButton.LeftButton, pos=_cell_centre(w, 1, 1))  # no quote
+    assert [(s, side, Decimal(p)) for s, side, p in got] == [
+        ("AAPL", "sell", Decimal("187.10")),
+        ("AAPL", "buy", Decimal("187.14")),
+    ]
+
+
+def test_removing_a_row_never_selects_another_symbol(qtbot) -> None:  # type: ignore[no-untyped-def]
+    w = WatchlistPanel(book(), None, ["AAPL", "MSFT", "TSLA"])
+    qtbot.addWidget(w)
+    w.show()
+    w.select_symbol("MSFT")
+    selected: list[str] = []
+    w.symbolSelected.connect(selected.append)
+    w.view.setFocus()
+    w.remove_selected()
+    assert w.symbols() == ["AAPL", "TSLA"]
+    assert selected == []  # the chart and the ticket stay on MSFT until the user picks a row
+    w.remove_symbol("AAPL")
+    assert selected == []
+
+
+def test_add_refuses_symbols_the_broker_does_not_list(qtbot) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from services.broker.assets import AssetDirectory
+    from services.domain.models import Asset
+
+    listed = [Asset(s, c, "X", True, True, True) for s, c in (("AAPL", "us_equity"), ("BTC/USD", "crypto"))]
+
+    async def fetch() -> list[Asset]:
+        return listed
+
+    assets = AssetDirectory(fetch)
+    asyncio.run(assets.load())
+    w = WatchlistPanel(book(), None, [], assets=assets)
+    qtbot.addWidget(w)
+    narrowest = w.minimumSizeHint().width()
+    w.add_edit.setText("ZZZQ")
+    w.add_button.click()
+    assert w.symbols() == [] and w.add_edit.text() == "ZZZQ"
+    assert "ZZZQ is not an asset the broker lists" in w.error_label.text()
+    assert w.minimumSizeHint().width() == narrowest  # the message wraps, the dock keeps its width
+    w.add_edit.setText("btcusd")
+    w.add_button.click()
+    assert w.symbols() == ["BTC/USD"] and not w.error_label.isVisible()
+
+
+@pytest.mark.expected_log(r"asset list could not be loaded: connection refused")
+def test_add_waits_for_the_asset_list_and_says_when_it_cannot_be_had(qtbot, qapp) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    import qasync
+
+    from services.broker.assets import AssetDirectory
+    from services.domain.models import Asset
+    from tests.support.polling import loop_pump, wait_for
+
+    loop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+    try:
+        answers: list[object] = [
+            OSError("connection refused"),
+            [Asset("AAPL", "us_equity", "X", True, True, True)],
+        ]
+
+        async def fetch() -> list[Asset]:
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer  # type: ignore[return-value]
+
+        w = WatchlistPanel(book(), None, [], assets=AssetDirectory(fetch))
+        qtbot.addWidget(w)
+        w.add_edit.setText("AAPL")
+        w.add_button.click()
+        assert "checking AAPL" in w.error_label.text() and w.symbols() == []
+        wait_for("the refusal", lambda: "cannot check" in w.error_label.text(), pump=loop_pump(loop))
+        assert "connection refused" in w.error_label.text() and w.symbols() == []
+        w.add_button.click()  # tried again: this time the list comes
+        wait_for("the add", lambda: w.symbols() == ["AAPL"], pump=loop_pump(loop))
+        assert w.add_edit.text() == ""
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+        asyncio.set_event_loop(None)

@@ -235,21 +235,71 @@ class SessionVwap:
         return [pv / cv if cv > 0 else math.nan]
 
 
-#: The chart's indicators in toolbar order: name -> factory taking the display time zone.
-REGISTRY: Final[dict[str, Callable[[tzinfo], Indicator]]] = {
-    "SMA": lambda _tz: MovingAverage(20),
-    "EMA": lambda _tz: ExponentialAverage(50),
-    "VWAP": SessionVwap,
-    "BB": lambda _tz: BollingerBands(20, 2.0),
-    "RSI": lambda _tz: RelativeStrength(14),
+#: Each indicator's parameters and their defaults (an indicator without parameters has none).
+DEFAULT_PARAMETERS: Final[dict[str, dict[str, float]]] = {
+    "SMA": {"period": 20},
+    "EMA": {"period": 50},
+    "VWAP": {},
+    "BB": {"period": 20, "k": 2.0},
+    "RSI": {"period": 14},
+}
+
+#: What a parameter may be: (lowest, highest, whole number).
+PARAMETER_RANGES: Final[dict[str, tuple[float, float, bool]]] = {
+    "period": (1, 1000, True),
+    "k": (0.1, 10.0, False),
+}
+
+
+def _period(params: Mapping[str, float]) -> int:
+    return int(params["period"])
+
+
+#: The chart's indicators in toolbar order: name -> factory taking the display time zone and the
+#: parameters (checked by :func:`checked_parameters`).
+REGISTRY: Final[dict[str, Callable[[tzinfo, Mapping[str, float]], Indicator]]] = {
+    "SMA": lambda _tz, p: MovingAverage(_period(p)),
+    "EMA": lambda _tz, p: ExponentialAverage(_period(p)),
+    "VWAP": lambda tz, _p: SessionVwap(tz),
+    "BB": lambda _tz, p: BollingerBands(_period(p), float(p["k"])),
+    "RSI": lambda _tz, p: RelativeStrength(_period(p)),
 }
 INDICATORS: Final = tuple(REGISTRY)
 
 
+def checked_parameters(name: str, params: Mapping[str, object]) -> dict[str, float]:
+    """``params`` for indicator ``name`` with the defaults filled in; raises ValueError naming the
+    first unknown parameter or value out of range."""
+    if name not in DEFAULT_PARAMETERS:
+        raise ValueError(f"unknown indicator {name!r}; expected one of {INDICATORS}")
+    out = dict(DEFAULT_PARAMETERS[name])
+    for key, value in params.items():
+        if key not in out:
+            raise ValueError(f"{name} has no parameter {key!r}; it has {sorted(out) or 'none'}")
+        lo, hi, whole = PARAMETER_RANGES[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+            raise ValueError(f"{name} {key} must be a number from {lo:g} to {hi:g}, got {value!r}")
+        if whole and value != int(value):
+            raise ValueError(f"{name} {key} must be a whole number, got {value!r}")
+        out[key] = int(value) if whole else float(value)
+    return out
+
+
+def make_indicator(name: str, display_tz: tzinfo, params: Mapping[str, object] | None = None) -> Indicator:
+    """A fresh ``name`` indicator with ``params`` (defaults for the rest); ValueError if invalid."""
+    indicator = REGISTRY[name](display_tz, checked_parameters(name, params or {}))
+    if indicator.name != name:
+        raise ValueError(f"indicator registered as {name!r} calls itself {indicator.name!r}")
+    return indicator
+
+
 def create_indicators(display_tz: tzinfo) -> dict[str, Indicator]:
-    """One fresh instance of every registered indicator (each chart keeps its own state)."""
-    made = {name: factory(display_tz) for name, factory in REGISTRY.items()}
-    for name, indicator in made.items():
-        if indicator.name != name:
-            raise ValueError(f"indicator registered as {name!r} calls itself {indicator.name!r}")
-    return made
+    """One fresh instance of every registered indicator with its default parameters (each chart
+    keeps its own state)."""
+    return {name: make_indicator(name, display_tz) for name in REGISTRY}
+
+
+def legend_text(indicator: Indicator) -> str:
+    """How the chart's legend names the indicator: its name and parameters, e.g. ``SMA(20)``."""
+    values = ", ".join(f"{v:g}" for v in indicator.parameters.values())
+    return f"{indicator.name}({values})" if values else indicator.name

@@ -26,13 +26,13 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from services.domain.enums import Timeframe
 from services.domain.symbols import normalize_symbol
-from widgets.chart.indicators import INDICATORS, Pane, create_indicators
+from widgets.chart.indicators import INDICATORS, Pane, create_indicators, legend_text, make_indicator
 from widgets.chart.lines import IndicatorLines, SharedX
 from widgets.chart.orders import ChartOrders
 from widgets.chart.overlays import Overlays
 from widgets.chart.readout import Crosshair
 from widgets.chart.store import BarStore, to_epoch_ns
-from widgets.chart.toolbar import ChartToolbar, LoadingStatus, normalize_timeframe
+from widgets.chart.toolbar import ChartToolbar, LoadingStatus, SymbolCheck, normalize_timeframe
 from widgets.chart.viewport import Viewport
 
 
@@ -40,14 +40,18 @@ class ChartPanel(QtWidgets.QWidget):
     """Price chart panel (objectName ``chartPanel``).
 
     Signals:
-        symbolRequested(str): the user entered a symbol (normalised spelling).
+        symbolRequested(str): the user entered a symbol (normalised spelling) that the broker
+            lists (when a check is set with :meth:`set_symbol_check`).
         timeframeRequested(str): the user picked a timeframe (Alpaca spelling, e.g. ``"5Min"``).
+        indicatorsChanged(dict): an indicator was turned on or off or given new parameters; the
+            argument is :meth:`indicator_state` (what a restart restores).
 
     All slots run on the GUI thread.
     """
 
     symbolRequested = QtCore.Signal(str)
     timeframeRequested = QtCore.Signal(str)
+    indicatorsChanged = QtCore.Signal(object)
     #: symbol, side, order type, Decimal price: stage this order in the ticket (see ``orders``)
     stageOrderRequested = QtCore.Signal(str, str, str, object)
 
@@ -73,6 +77,7 @@ class ChartPanel(QtWidgets.QWidget):
             on_symbol=self.symbolRequested.emit,
             on_timeframe=lambda tf: self.timeframeRequested.emit(tf.value),
             on_indicator=self.set_indicator,
+            on_parameters=self.set_indicator_parameters,
         )
         self.toolbar.timeframe_buttons[self.timeframe].setChecked(True)
         self.loading = LoadingStatus()
@@ -203,6 +208,75 @@ class ChartPanel(QtWidgets.QWidget):
         else:
             lines.disable()
         self.viewport.fit_y(self._indicators.values(), force=True)
+        self._indicators_changed()
+
+    def set_symbol_check(self, check: SymbolCheck | None) -> None:
+        """How the symbol box asks the broker whether a symbol exists (it refuses one it lacks)."""
+        self.toolbar.symbol_check = check
+
+    def set_indicator_parameters(self, name: str, params: Mapping[str, object]) -> None:
+        """Give indicator ``name`` new parameters (the others keep theirs); it is redrawn if on.
+        Raises ValueError for an unknown indicator or parameter or a value out of range."""
+        if name not in self._indicators:
+            raise ValueError(f"unknown indicator {name!r}; expected one of {INDICATORS}")
+        lines = self._indicators[name]
+        merged = {**lines.indicator.parameters, **params}
+        indicator = make_indicator(name, self.display_tz, merged)
+        on = lines.enabled
+        if on:
+            lines.disable()
+        lines.indicator = indicator
+        self.toolbar.indicator_replaced(name, indicator)
+        if on:
+            lines.enable(self.store, self.visible_index_range())
+            self.viewport.fit_y(self._indicators.values(), force=True)
+        self._indicators_changed()
+
+    def indicator_state(self) -> dict[str, dict[str, Any]]:
+        """Every indicator's on/off state and parameters: ``{"SMA": {"on": True, "period": 20}}``."""
+        return {
+            name: {"on": lines.enabled, **lines.indicator.parameters}
+            for name, lines in self._indicators.items()
+        }
+
+    def restore_indicators(self, state: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """Apply a saved :meth:`indicator_state`. An unknown indicator or a bad value is skipped (the
+        others still apply); returns what was skipped and why, one line each."""
+        skipped: list[str] = []
+        blocked = self.blockSignals(True)  # what is being restored needs no saving
+        try:
+            self._restore(state, skipped)
+        finally:
+            self.blockSignals(blocked)
+        return skipped
+
+    def _restore(self, state: Mapping[str, Mapping[str, Any]], skipped: list[str]) -> None:
+        for name, saved in state.items():
+            params = {k: v for k, v in saved.items() if k != "on"}
+            try:
+                if name not in self._indicators:
+                    raise ValueError(f"unknown indicator {name!r}")
+                if params:
+                    self.set_indicator_parameters(name, params)
+                self.set_indicator(name, saved.get("on") is True)
+            except ValueError as exc:
+                skipped.append(str(exc))
+
+    def legend_entries(self) -> list[tuple[str, str]]:
+        """The price pane's and the oscillator pane's legend: ``(text, colour)`` per indicator on."""
+        return self.viewport.price_legend.entries + self.viewport.oscillator_legend.entries
+
+    def _indicators_changed(self) -> None:
+        price: list[tuple[str, str]] = []
+        oscillator: list[tuple[str, str]] = []
+        for lines in self._enabled_lines():
+            ind = lines.indicator
+            (oscillator if ind.pane is Pane.OSCILLATOR else price).append(
+                (legend_text(ind), ind.lines[0].color)
+            )
+        self.viewport.price_legend.set_entries(price)
+        self.viewport.oscillator_legend.set_entries(oscillator)
+        self.indicatorsChanged.emit(self.indicator_state())
 
     def enabled_indicators(self) -> list[str]:
         return [n for n, s in self._indicators.items() if s.enabled]

@@ -1,7 +1,8 @@
 """The crosshair and the readout: the lines under the mouse and the bar's time, prices and volume.
 
 The crosshair follows the mouse (rate-limited to 60 Hz) with a vertical line through every pane and
-a horizontal line with its price label in the price pane. The readout label shows the hovered bar
+a horizontal line in the price pane; its price is labelled on the price axis and its time on the
+time axis. The readout label shows the hovered bar
 (or the newest bar when the mouse is away): symbol, timeframe, time in the display time zone,
 OHLC, change from the previous close and volume.
 """
@@ -61,6 +62,46 @@ def format_bar(bar: LiveBar, prev_close: float | None) -> str:
     return "  ".join(parts)
 
 
+class AxisTag(QtWidgets.QGraphicsRectItem):
+    """The crosshair's value in a box on an axis: its time on the time axis, centred under the
+    vertical line, or its price on the price axis, centred on the horizontal line."""
+
+    PAD = 4.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setBrush(pg.mkBrush(ChartColors.crosshair_label))
+        self.setPen(pg.mkPen(ChartColors.crosshair))
+        self.setZValue(1000)
+        self.text = QtWidgets.QGraphicsSimpleTextItem(self)
+        self.text.setBrush(pg.mkBrush(ChartColors.foreground))
+        self.hide()
+
+    def place_x(self, text: str, x: float, axis: QtCore.QRectF) -> None:
+        """Show ``text`` centred on scene ``x`` over a horizontal axis (kept inside it)."""
+        w, h = self._size(text, axis.height())
+        left = min(max(x - w / 2, axis.left()), axis.right() - w)
+        self._show_at(left, axis.top(), w, h)
+
+    def place_y(self, text: str, y: float, axis: QtCore.QRectF) -> None:
+        """Show ``text`` centred on scene ``y`` over a vertical axis (kept inside it)."""
+        w, h = self._size(text, None)
+        top = min(max(y - h / 2, axis.top()), axis.bottom() - h)
+        self._show_at(axis.left(), top, max(w, axis.width()), h)
+
+    def _size(self, text: str, max_h: float | None) -> tuple[float, float]:
+        self.text.setText(text)
+        box = self.text.boundingRect()
+        h = box.height() + 2
+        return box.width() + 2 * self.PAD, h if max_h is None else min(max_h, h)
+
+    def _show_at(self, left: float, top: float, w: float, h: float) -> None:
+        self.setRect(0, 0, w, h)
+        self.setPos(left, top)
+        self.text.setPos(self.PAD, (h - self.text.boundingRect().height()) / 2)
+        self.show()
+
+
 class ChartSeries(Protocol):
     """What the readout shows: the panel's bars and which series they are."""
 
@@ -97,16 +138,14 @@ class Crosshair:
             angle=0,
             movable=False,
             pen=cross_pen,
-            label="{value:.2f}",
-            labelOpts={
-                "position": 0.98,
-                "color": ChartColors.foreground,
-                "fill": ChartColors.crosshair_label,
-            },
         )
         self.hline.setZValue(30)
         self.hline.hide()
         self._price_plot.addItem(self.hline, ignoreBounds=True)
+        self.time_label = AxisTag()
+        self.price_label = AxisTag()
+        plot_widget.scene().addItem(self.time_label)
+        plot_widget.scene().addItem(self.price_label)
         self._mouse_proxy = pg.SignalProxy(
             plot_widget.scene().sigMouseMoved, rateLimit=60, slot=self._on_mouse_moved
         )
@@ -129,6 +168,8 @@ class Crosshair:
             for line in self.vlines:
                 line.hide()
             self.hline.hide()
+            self.time_label.hide()
+            self.price_label.hide()
             self.refresh()
             return
         i = int(min(max(round(x), 0), n - 1))
@@ -138,9 +179,11 @@ class Crosshair:
             line.show()
         if y is None:
             self.hline.hide()
+            self.price_label.hide()
         else:
             self.hline.setPos(y)
             self.hline.show()
+            self._place_price_label(y)
         self.refresh()
 
     def follows_live_bar(self) -> bool:
@@ -155,7 +198,30 @@ class Crosshair:
             self.label.setText(f"{head}  no data")
             return
         i = self.hover_index if self.hover_index is not None else n - 1
-        bar = s.store.bar(i)
-        prev_close = s.store.bar(i - 1).c if i > 0 else None
+        bar = s.store.bar(min(i, n - 1))
+        prev_close = s.store.bar(i - 1).c if 0 < i < n else None
         when = format_time(bar.t, s.display_tz, s.timeframe)
         self.label.setText(f"{head}  {when}  {format_bar(bar, prev_close)}")
+        if self.hover_index is not None:
+            self._place_time_label(self.hover_index, when)
+            if self.hline.isVisible():  # the price range may have moved under a still mouse
+                self._place_price_label(self.hline.value())
+
+    def _place_time_label(self, i: int, when: str) -> None:
+        """The hovered bar's time on the time axis (under the lowest visible pane)."""
+        axis = None
+        for plot in self._plots:
+            bottom = plot.getAxis("bottom")
+            if plot.scene() is not None and plot.isVisible() and bottom.isVisible():
+                axis = bottom
+        if axis is None:
+            self.time_label.hide()
+            return
+        x = self._price_plot.getViewBox().mapViewToScene(QtCore.QPointF(i, 0)).x()
+        self.time_label.place_x(when, x, axis.sceneBoundingRect())
+
+    def _place_price_label(self, price: float) -> None:
+        """The crosshair's own price on the price axis, beside the horizontal line."""
+        axis = self._price_plot.getAxis("right")
+        y = self._price_plot.getViewBox().mapViewToScene(QtCore.QPointF(0, price)).y()
+        self.price_label.place_y(format_price(price), y, axis.sceneBoundingRect())

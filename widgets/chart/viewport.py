@@ -14,7 +14,7 @@ from datetime import tzinfo
 from typing import Final
 
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from widgets.chart.axis import CompactAxis, GridItem, TimeAxis, ValueAxis
 from widgets.chart.candles import CandlestickItem, LiveBarItem, VolumeItem
@@ -46,6 +46,29 @@ def _style_plot(plot: pg.PlotItem) -> None:
     vb = plot.getViewBox()
     vb.disableAutoRange()
     vb.setMouseEnabled(x=True, y=False)
+
+
+class Legend(QtWidgets.QGraphicsTextItem):
+    """A pane's legend in its top-left corner: each indicator's name and parameters in the colour
+    of its line (pixel coordinates of the pane, so it stays put while the bars pan)."""
+
+    def __init__(self, plot: pg.PlotItem) -> None:
+        super().__init__(plot.getViewBox())
+        self.setObjectName("chartLegend")
+        self.setPos(4, 2)
+        self.setZValue(1000)
+        self.entries: list[tuple[str, str]] = []
+        self.hide()
+
+    def set_entries(self, entries: list[tuple[str, str]]) -> None:
+        """``(text, colour)`` per indicator in toolbar order; none hides the legend."""
+        if entries == self.entries:
+            return
+        self.entries = list(entries)
+        spans = (f'<span style="color:{color}">{text.replace("&", "&amp;").replace("<", "&lt;")}</span>'
+                 for text, color in entries)  # fmt: skip
+        self.setHtml("&nbsp;&nbsp;".join(spans))
+        self.setVisible(bool(entries))
 
 
 class Viewport:
@@ -80,6 +103,8 @@ class Viewport:
         self.volume_plot.setXLink(self.price_plot)
         self.rsi_plot.setXLink(self.price_plot)
         self._build_oscillator_pane()
+        self.price_legend = Legend(self.price_plot)
+        self.oscillator_legend = Legend(self.rsi_plot)
         self.plot_widget.ci.layout.setRowStretchFactor(0, 5)
         self.plot_widget.ci.layout.setRowStretchFactor(1, 1)
         self.volume_plot.setMaximumHeight(140)

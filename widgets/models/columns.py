@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor
 
+from widgets.models.common import TIMES, header_text, shows_times
 from widgets.models.table import SORT_ROLE, Row, RowTableModel
 
 R = TypeVar("R")
@@ -174,6 +175,14 @@ class BoundedTableModel(_ColumnTableModel[R]):
         self._columns = list(columns)
         self.capacity = capacity
         self._rows: list[R] = []
+        if shows_times(self._columns):
+            TIMES.changed.connect(self.retime)
+
+    def retime(self) -> None:
+        """The display zone changed: cells are formatted when asked, so the views only need telling."""
+        self.touch()
+        if self._columns:
+            self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, len(self._columns) - 1)
 
     def clear(self) -> None:
         self.beginResetModel()
@@ -232,7 +241,7 @@ def _header(columns: Sequence[Column[Any]], section: int, orientation: Qt.Orient
         return None
     col = columns[section]
     if role == Qt.ItemDataRole.DisplayRole:
-        return col.title
+        return header_text(col.title)
     if role == Qt.ItemDataRole.ToolTipRole and col.header_tip:
         return col.header_tip
     if role == Qt.ItemDataRole.TextAlignmentRole and col.numeric:

@@ -1,4 +1,11 @@
-"""Small helpers shared by the panels: number formatting, colours, confirmations, widget naming.
+"""Small helpers shared by the panels: number and time formatting, colours, confirmations, widget
+naming.
+
+Times are shown in one zone for the whole window, :data:`TIMES` (exchange time, America/New_York,
+by default: US equities trade on it; UTC or the computer's local zone as a setting). Every time
+cell goes through :func:`fmt_timestamp` / :func:`fmt_clock` / :func:`fmt_minute`, and every time
+column's title is :func:`zoned`, shown with its zone ("Time (ET)"). Changing the zone re-renders
+the tables that show times (their models listen to ``TIMES.changed``).
 
 Formatting only: nothing here computes a business number.
 """
@@ -6,10 +13,13 @@ Formatting only: nothing here computes a business number.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QMessageBox, QWidget
 
@@ -72,11 +82,104 @@ def fmt_price(value: Decimal | None) -> str:
     return decimal_str(value.quantize(Decimal("0.000001"))) or "0"
 
 
+class TimeDisplay(StrEnum):
+    """The zone times are shown in (the ``ui.time_zone`` setting)."""
+
+    EXCHANGE = "exchange"  # America/New_York: the US equity market's clock
+    UTC = "utc"
+    LOCAL = "local"  # this computer's zone
+
+
+#: The US equity exchanges' time zone (NYSE/Nasdaq sessions are defined in it).
+EXCHANGE_TZ = ZoneInfo("America/New_York")
+
+TIME_DISPLAY_TEXT = {
+    TimeDisplay.EXCHANGE: "Exchange time (ET, New York)",
+    TimeDisplay.UTC: "UTC",
+    TimeDisplay.LOCAL: "This computer's time zone",
+}
+
+
+class TimeZoneChoice(QObject):
+    """The window's display zone; ``changed`` after :meth:`set` picks another. GUI thread only."""
+
+    changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.display = TimeDisplay.EXCHANGE
+
+    def set(self, display: TimeDisplay | str) -> None:
+        display = TimeDisplay(display)
+        if display is not self.display:
+            self.display = display
+            self.changed.emit()
+
+    @property
+    def tz(self) -> tzinfo | None:
+        """None: the computer's local zone."""
+        if self.display is TimeDisplay.EXCHANGE:
+            return EXCHANGE_TZ
+        return UTC if self.display is TimeDisplay.UTC else None
+
+    def label(self) -> str:
+        """What a header says: ``ET``, ``UTC`` or the local zone's abbreviation."""
+        if self.display is TimeDisplay.EXCHANGE:
+            return "ET"
+        if self.display is TimeDisplay.UTC:
+            return "UTC"
+        return datetime.now().astimezone().tzname() or "local"
+
+
+#: The one display zone of this window.
+TIMES = TimeZoneChoice()
+
+
+def in_display_zone(ts: datetime) -> datetime:
+    """``ts`` (UTC-aware) in the display zone; a naive timestamp is taken as UTC."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(TIMES.tz)
+
+
 def fmt_timestamp(ts: datetime) -> str:
-    """``YYYY-MM-DD HH:MM:SS`` in the timestamp's own zone. Not ``strftime``: under PySide6 every
+    """``YYYY-MM-DD HH:MM:SS`` in the display zone. Not ``strftime``: under PySide6 every
     ``strftime`` call imports ``time`` through shiboken's Python import hook (~8 µs, twice), which
     was half the cost of building a blotter row."""
+    ts = in_display_zone(ts)
     return f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d} {ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
+
+
+def fmt_clock(ts: datetime, *, ms: bool = False) -> str:
+    """``HH:MM:SS`` (``.mmm`` with ``ms``) in the display zone."""
+    ts = in_display_zone(ts)
+    text = f"{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
+    return f"{text}.{ts.microsecond // 1000:03d}" if ms else text
+
+
+def fmt_minute(ts: datetime) -> str:
+    """``YYYY-MM-DD HH:MM`` in the display zone."""
+    return fmt_timestamp(ts)[:16]
+
+
+class ZonedTitle(str):
+    """A column title that names a time: shown with the display zone (:func:`header_text`)."""
+
+    __slots__ = ()
+
+
+def zoned(title: str) -> ZonedTitle:
+    return ZonedTitle(title)
+
+
+def header_text(title: str) -> str:
+    """A column's header: a :class:`ZonedTitle` says its zone, ``Time (ET)``."""
+    return f"{title} ({TIMES.label()})" if isinstance(title, ZonedTitle) else title
+
+
+def shows_times(titles: Any) -> bool:
+    """Whether any of ``titles`` (strings or columns with ``title``) is a time column."""
+    return any(isinstance(t, ZonedTitle) or isinstance(getattr(t, "title", None), ZonedTitle) for t in titles)
 
 
 def fmt_money(value: Decimal | None, *, signed: bool = False) -> str:

@@ -26,6 +26,7 @@ from PySide6.QtCore import (
 
 from widgets import theme
 from widgets.models.columns import BoundedTableModel, Column, refilter
+from widgets.models.common import fmt_clock, zoned
 
 LEVEL_COLORS = {
     "CRITICAL": theme.CRITICAL,
@@ -58,7 +59,7 @@ def _message_tip(e: LogRecordLike) -> str | None:
 
 
 LOG_COLUMNS: list[Column[Any]] = [
-    Column("Time (UTC)", lambda e: e.ts.strftime("%H:%M:%S.%f")[:-3], sort=lambda e: e.ts,
+    Column(zoned("Time"), lambda e: fmt_clock(e.ts, ms=True), sort=lambda e: e.ts,
            tooltip=lambda e: e.ts.isoformat()),
     Column("Level", lambda e: e.level, sort=lambda e: e.levelno,
            foreground=lambda e: LEVEL_COLORS.get(e.level)),

@@ -3,7 +3,15 @@
 The numbers come from services: quantity, average price and realized P&L from
 :class:`~services.orders.store.LocalPosition`, unrealized P&L from ``OrderStore.unrealized`` (or
 ``LocalPosition.unrealized`` with the book's mark), day P&L from the broker's position report when
-one has been received. Market value is shown as quantity x last price.
+one has been received (see :func:`day_pl`). Market value is shown as quantity x last price.
+
+Day P&L has the account panel's meaning: today's change against the last close. Alpaca defines a
+position's ``unrealized_intraday_pl`` as the "unrealized profit/loss in dollars for the day" and
+``lastday_price`` as the "last day's asset price per share based on the closing value of the last
+trading day" (alpaca-py ``Position``, from Alpaca's Trading API reference); shares bought today
+count from their entry, not from the last close (docs/alpaca-rules.md). The account's day P&L is
+``equity - last_equity``, the same change measured on the whole account (so it also holds today's
+realized P&L and cash movements).
 """
 
 from __future__ import annotations
@@ -39,8 +47,23 @@ class PositionView:
     last: Decimal | None
     market_value: Decimal | None
     unrealized: Decimal | None
-    day_pl: Decimal | None  # the broker's unrealized intraday P&L, when reported
+    day_pl: Decimal | None  # the broker's unrealized intraday P&L re-marked at ``last``
     realized: Decimal
+
+
+def day_pl(qty: Decimal, last: Decimal | None, broker: Position | None) -> Decimal | None:
+    """The broker's ``unrealized_intraday_pl`` re-marked at the live ``last`` price.
+
+    Between two position reports only the price moves the figure: ``qty x (last - current_price)``
+    is added to what the broker reported at its ``current_price``. None (nothing to show) without a
+    report, or when the report's quantity is no longer the position's (a fill since then: which
+    shares were bought today is known only to the broker until its next report).
+    """
+    if broker is None or broker.unrealized_intraday_pl is None or broker.qty != qty:
+        return None
+    if last is None or broker.current_price is None:
+        return broker.unrealized_intraday_pl
+    return broker.unrealized_intraday_pl + qty * (last - broker.current_price)
 
 
 def position_view(
@@ -61,7 +84,7 @@ def position_view(
         last=last,
         market_value=pos.qty * last if last is not None else None,
         unrealized=unreal if pos.qty != 0 else Decimal(0),
-        day_pl=bp.unrealized_intraday_pl if bp is not None else None,
+        day_pl=day_pl(pos.qty, last, bp),
         realized=pos.realized_pl,
     )
 
@@ -71,8 +94,20 @@ def _f(v: Decimal | None) -> float:
 
 
 class PositionsTableModel(RowTableModel):
-    COLUMNS = ("Symbol", "Qty", "Avg price", "Last", "Market value", "Unrealized P&L",
-               "Day P&L", "Realized P&L")  # fmt: skip
+    COLUMNS = ("Symbol", "Qty", "Avg price", "Last", "Mkt value", "Unrealized", "Day P&L", "Realized")
+    HEADER_TIPS = (
+        "",
+        "Quantity held (negative when short)",
+        "Average entry price (weighted average today, compressed FIFO across days, as Alpaca)",
+        "Last traded price (the mark for the P&L columns)",
+        "Market value: quantity x last price",
+        "Unrealized P&L: (last - average entry price) x quantity",
+        "Day P&L: today's unrealized change against the last close, as the broker reports it "
+        "(unrealized_intraday_pl; shares bought today count from their entry), re-marked at the last "
+        "price. The account's Day P&L is equity minus the last close's equity, so it also holds "
+        "today's realized P&L",
+        "Realized P&L of the position's closed lots",
+    )
     NUMERIC = frozenset({1, 2, 3, 4, 5, 6, 7})
 
     def __init__(self, parent: QObject | None = None) -> None:

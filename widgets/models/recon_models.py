@@ -12,6 +12,7 @@ from typing import Any
 
 from widgets import theme
 from widgets.models.columns import Column, KeyedTableModel
+from widgets.models.common import TIMES, fmt_timestamp, zoned
 
 DIFF_BG = theme.DIFF_BG
 WARN_FG = theme.WARN
@@ -30,7 +31,7 @@ def dec_text(v: Decimal | None) -> str:
 
 
 def ts_text(ts: datetime | None) -> str:
-    return DASH if ts is None else ts.strftime("%Y-%m-%d %H:%M:%S")
+    return DASH if ts is None else fmt_timestamp(ts)
 
 
 def incident_status(inc: Any) -> str:
@@ -61,7 +62,7 @@ INCIDENT_COLUMNS: list[Column[Any]] = [
     Column("Status", incident_status, foreground=_status_fg),
     Column("Severity", lambda i: i.severity,
            foreground=lambda i: CRIT_FG if i.severity == "critical" else WARN_FG),
-    Column("Opened (UTC)", lambda i: ts_text(i.opened_at), sort=lambda i: i.opened_at),
+    Column(zoned("Opened"), lambda i: ts_text(i.opened_at), sort=lambda i: i.opened_at),
     Column("Kind", lambda i: i.kind.replace("_", " ")),
     Column("Subject", lambda i: i.subject),
     Column("Local", lambda i: i.local_value, numeric=True),
@@ -73,7 +74,11 @@ INCIDENT_COLUMNS: list[Column[Any]] = [
 
 
 def _resolved_tip(i: Any) -> str | None:
-    return None if i.acknowledged_at is None else f"{i.resolution} at {ts_text(i.acknowledged_at)} UTC"
+    return (
+        None
+        if i.acknowledged_at is None
+        else f"{i.resolution} at {ts_text(i.acknowledged_at)} {TIMES.label()}"
+    )
 
 
 def _incident_tip(i: Any) -> str:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.domain.enums import Mode
+from widgets.message_label import MessageLabel
 from widgets.models.common import named
 from widgets.settings.backend import (
     ERROR_COLOR,
@@ -66,7 +67,7 @@ class KeysTab(QDialog):
                 f.setAttribute(Qt.WidgetAttribute.WA_InputMethodEnabled, False)
             key_id.setPlaceholderText("API key id")
             secret.setPlaceholderText("API secret key")
-            status = named(QLabel(), f"{tag}KeyStatus")
+            status = named(MessageLabel(), f"{tag}KeyStatus")
             form.addRow("Key id", key_id)
             form.addRow("Secret", secret)
             form.addRow("Stored", status)
@@ -91,7 +92,7 @@ class KeysTab(QDialog):
         local.addWidget(test_local)
         local.addStretch(1)
         lay.addLayout(local)
-        self.test_result = named(QLabel(), "connectionResult")
+        self.test_result = named(MessageLabel(), "connectionResult")
         self.test_result.setWordWrap(True)
         self.test_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.test_result)

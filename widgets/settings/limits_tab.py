@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from widgets.models.common import named
+from widgets.message_label import MessageLabel
+from widgets.models.common import TIME_DISPLAY_TEXT, named
 from widgets.settings.backend import ERROR_COLOR, MUTED_COLOR, SettingsBackend
 
 #: Label, unit and help for every risk limit the risk engine reads.
@@ -65,7 +66,7 @@ class LimitsTab(QDialog):
                 field.setText("" if value is None else str(value))
                 field.setPlaceholderText("empty: no limit")
             field.setToolTip(tip)
-            err = named(QLabel(), f"riskError_{key}")
+            err = named(MessageLabel(), f"riskError_{key}")
             err.setStyleSheet(f"color: {ERROR_COLOR};")
             err.hide()
             field.textChanged.connect(lambda _t, k=key: self._check_risk_field(k))
@@ -81,6 +82,12 @@ class LimitsTab(QDialog):
             col.addWidget(err)
             form.addRow(label, col)
             self.risk_fields[key] = (field, err)
+        note = named(
+            QLabel("Limits apply to the next pre-check and order as soon as you save."), "riskLiveNote"
+        )
+        note.setWordWrap(True)
+        note.setStyleSheet(f"color: {MUTED_COLOR};")
+        form.addRow(note)
         return page
 
     def _ui_tab(self) -> QWidget:
@@ -92,8 +99,19 @@ class LimitsTab(QDialog):
         self.theme = named(QComboBox(), "themeCombo")
         self.theme.addItems(list(self.backend.themes))
         self.theme.setCurrentText(self.settings.ui.theme)
+        self.time_zone = named(QComboBox(), "timeZoneCombo")
+        for display, text in TIME_DISPLAY_TEXT.items():
+            self.time_zone.addItem(text, display.value)
+        self.time_zone.setCurrentIndex(max(0, self.time_zone.findData(self.settings.ui.time_zone)))
+        self.time_zone.setToolTip(
+            "Every time in the window and its column headers; applied as soon as you save"
+        )
         form.addRow(self.confirm_orders)
+        form.addRow("Times shown in", self.time_zone)
         form.addRow("Theme", self.theme)
+        restart = named(QLabel("Takes effect after restart"), "themeRestartNote")
+        restart.setStyleSheet(f"color: {MUTED_COLOR};")
+        form.addRow("", restart)
         return page
 
     def _exchange_tab(self) -> QWidget:
@@ -108,7 +126,7 @@ class LimitsTab(QDialog):
         self.seed.setValue(ex.seed)
         self.seed.setToolTip("Same seed, same simulated market")
         self.symbols = named(QLineEdit(", ".join(ex.symbols)), "exchangeSymbols")
-        self.symbols_error = named(QLabel(), "exchangeSymbolsError")
+        self.symbols_error = named(MessageLabel(), "exchangeSymbolsError")
         self.symbols_error.setStyleSheet(f"color: {ERROR_COLOR};")
         self.symbols_error.hide()
         form.addRow("Session", self.always_open)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.domain.enums import Mode
+from widgets.message_label import MessageLabel
 from widgets.models.common import named
 from widgets.settings.backend import ERROR_COLOR, SettingsBackend
 
@@ -107,7 +108,7 @@ class ProfileTab(QDialog):
         row.addWidget(create)
         row.addWidget(switch)
         self.profile_note = named(
-            QLabel(
+            MessageLabel(
                 f"Current profile: <b>{self.profile}</b>. Switching profile takes effect when Heron restarts."
             ),
             "profileNote",

@@ -1,5 +1,5 @@
 """What feeds the trading panels beyond the services' own events: the chart's history and live
-one-minute bars, the watchlist's previous closes and day volumes, the account's equity curve."""
+bars, the watchlist's previous closes and day volumes, the account's equity curve."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from services.domain.enums import Timeframe
+from services.domain.models import Bar
+from services.domain.symbols import is_crypto
+from services.marketdata.periods import PeriodBar, PeriodBarBuilder, period_start
 from services.marketdata.pipeline import MarketDataBatchEvent
 
 if TYPE_CHECKING:
@@ -35,12 +38,18 @@ async def equity_history(broker: Broker) -> PortfolioHistory:
     return await broker.get_portfolio_history("1D", "1Min")
 
 
+def _period_bar(bar: Bar) -> PeriodBar:
+    return PeriodBar(bar.ts, float(bar.open), float(bar.high), float(bar.low), float(bar.close),
+                     float(bar.volume))  # fmt: skip
+
+
 class ChartFeeder:
-    """Loads history for the chart's symbol and timeframe and feeds live one-minute bars.
+    """Loads history for the chart's symbol and timeframe and keeps its newest bar live.
 
     History comes from ``services.history`` (candle store first, then the broker, on worker
-    threads); live bars from the pipeline's partial and closed bars in each batch. Loop (= GUI)
-    thread.
+    threads); live bars from the pipeline's partial and closed one-minute bars in each batch. A
+    coarser timeframe's forming bar is those minutes merged (:class:`PeriodBarBuilder`), seeded
+    with the minutes the broker already has for the period in progress. Loop (= GUI) thread.
     """
 
     def __init__(self, chart: ChartPanel, history: HistoryService, bus: EventBus) -> None:
@@ -50,6 +59,9 @@ class ChartFeeder:
         self.timeframe = Timeframe.MIN_1
         self._task: asyncio.Future[Any] | None = None
         self._live_ok = False
+        self._period: PeriodBarBuilder | None = None  # None on 1Min: the minute bars are the bars
+        self._waiting: list[Bar] = []  # minutes that arrived while the period was being seeded
+        self._seeding = False
         self._sub = bus.subscribe(MarketDataBatchEvent, self.on_batch)
         chart.symbolRequested.connect(self.show)
         chart.timeframeRequested.connect(lambda tf: self.show(self.symbol, tf))
@@ -63,6 +75,9 @@ class ChartFeeder:
         if self._task is not None and not self._task.done():
             self._task.cancel()
         self._live_ok = False
+        self._period = None
+        self._waiting = []
+        self._seeding = False
         self.chart.set_loading(0.0)
         self._task = asyncio.ensure_future(self._load(symbol, self.timeframe))
 
@@ -95,20 +110,59 @@ class ChartFeeder:
         except ValueError as exc:
             log.warning("chart refused history for %s: %s", symbol, exc)
             return
-        self._live_ok = tf is Timeframe.MIN_1
+        if tf is not Timeframe.MIN_1:
+            self._period = PeriodBarBuilder(tf, crypto=is_crypto(symbol))
+            self._live_ok = True  # minutes that arrive meanwhile wait in ``_waiting``
+            self._seeding = True
+            try:
+                await self._seed_period(symbol, tf, bars[-1])
+            finally:
+                self._seeding = False
+        self._live_ok = True
+
+    async def _seed_period(self, symbol: str, tf: Timeframe, last: Bar) -> None:
+        """The minutes the broker has for the newest period, so the live bar starts from them."""
+        period = self._period
+        assert period is not None
+        start = period_start(tf, last.ts, crypto=period.crypto)
+        end = datetime.now(UTC) + timedelta(minutes=1)
+        try:  # the period in progress is always asked anew: it changes by the minute
+            minutes = await self.history.bars(symbol, Timeframe.MIN_1, start, end, use_cache=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the chart still goes live, from the period's bar as loaded
+            log.warning("minute bars of the forming %s bar of %s failed (%s); it continues from the "
+                        "bar as loaded", tf, symbol, exc)  # fmt: skip
+            minutes = []
+        if symbol != self.symbol or period is not self._period:
+            return
+        self._show(period.seed([_period_bar(m) for m in minutes or [last]]))
+        waiting, self._waiting = self._waiting, []
+        for bar in waiting:
+            self._show(period.add(_period_bar(bar)))
 
     def on_batch(self, event: MarketDataBatchEvent) -> None:
-        """Bus handler, once per frame: the live one-minute bar of the shown symbol."""
+        """Bus handler, once per frame: the shown symbol's newest bar from its minute bars."""
         if not self._live_ok:
             return
         batch = event.batch
-        for bar in (*batch.bars, *batch.partial_bars):
+        period = self._period
+        for bar in (*batch.bars, *batch.corrected_bars, *batch.partial_bars):
             if bar.symbol != self.symbol:
                 continue
-            # ValueError: an older bar than the chart's live one (history raced the stream)
-            with contextlib.suppress(ValueError):
-                self.chart.update_last_bar(bar.ts, float(bar.open), float(bar.high), float(bar.low),
-                                           float(bar.close), float(bar.volume))  # fmt: skip
+            if period is None:
+                self._show(_period_bar(bar))
+            elif self._seeding:
+                self._waiting.append(bar)
+            else:
+                self._show(period.add(_period_bar(bar)))
+
+    def _show(self, bar: PeriodBar | None) -> None:
+        if bar is None:
+            return
+        # ValueError: an older bar than the chart's live one (history raced the stream)
+        with contextlib.suppress(ValueError):
+            self.chart.update_last_bar(bar.ts, bar.o, bar.h, bar.l, bar.c, bar.v)
 
     def close(self) -> None:
         self._sub.cancel()

@@ -3,7 +3,7 @@
 ``services.strategy_registry``; backtests on stored history from ``services.candles`` when there is
 one) and ``shadowPanel`` (``services.shadow``, ``services.models``); and around them the drift banner
 in a top toolbar (``driftBannerBar``), toasts for risk rejections, drift and errors published on
-``ctx.bus``, and a File → Settings… action (``settingsAction``) opening the settings dialog.
+``ctx.bus``, and the File → Settings… command (``settingsAction``) opening the settings dialog.
 
 Installed once by :func:`app.qt.runner.populate_window` on the GUI thread, after services are
 built. A service that is ``None`` leaves its panel in a clear "not running" state.
@@ -205,22 +205,10 @@ def _toaster(toasts: ToastArea, recon: ReconciliationPanel) -> Any:
 
 
 def _settings_action(window: MainWindow, ctx: AppContext, services: Services) -> Any:
-    """File → Settings… (Ctrl+,), first in the File menu."""
-    from PySide6.QtGui import QAction
-    from PySide6.QtWidgets import QMenu
+    """File → Settings… (the window's command, with its configurable shortcut)."""
+    from widgets.shortcuts import Command
 
-    action = QAction("&Settings…", window)
-    action.setObjectName("settingsAction")
-    action.setShortcut("Ctrl+,")
-    action.triggered.connect(lambda: open_settings(window, ctx, services))
-    menus = [a.menu() for a in window.menuBar().actions()]
-    file_menu = next((m for m in menus if isinstance(m, QMenu)), None)
-    if file_menu is not None:
-        first = file_menu.actions()[0] if file_menu.actions() else None
-        file_menu.insertAction(first, action)  # type: ignore[arg-type]
-    else:
-        window.menuBar().addAction(action)
-    return action
+    return window.connect_command(Command.SETTINGS, lambda: open_settings(window, ctx, services))
 
 
 def panel_names(panels: OpsPanels) -> Sequence[str]:

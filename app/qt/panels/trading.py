@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from app.qt.panels.feeds import ChartFeeder, equity_history, seed_daily_figures
@@ -51,6 +53,7 @@ class TradingPanels:
     chart: ChartPanel | None = None
     feeder: ChartFeeder | None = None
     missing: dict[str, str] = field(default_factory=dict)
+    select: Callable[[str], None] | None = None  # a symbol chosen anywhere drives ticket and chart
 
 
 def _save_watchlist(ctx: AppContext, symbols: list[str]) -> None:
@@ -64,7 +67,19 @@ def _save_watchlist(ctx: AppContext, symbols: list[str]) -> None:
         ctx.notify("error", "settings", f"the watchlist could not be saved: {exc}")
 
 
+def _save_chart_indicators(ctx: AppContext, state: dict[str, dict[str, object]]) -> None:
+    from app.settings import SettingsError, save
+
+    ctx.settings.chart.indicators = {name: dict(values) for name, values in state.items()}
+    try:
+        save(ctx.settings, ctx.paths.settings_file)
+    except (SettingsError, OSError) as exc:
+        log.error("chart indicators not saved: %s", exc)
+        ctx.notify("error", "settings", f"the chart's indicators could not be saved: {exc}")
+
+
 def _watchlist(env: PanelEnv) -> QWidget:
+    from services.broker.assets import AssetDirectory
     from widgets.watchlist import WatchlistPanel
 
     ctx, services = env.ctx, env.services
@@ -82,6 +97,8 @@ def _watchlist(env: PanelEnv) -> QWidget:
         ctx.settings.watchlist,
         on_symbols_changed=lambda syms: _save_watchlist(ctx, syms),
         subscribe=watch,
+        # symbols typed into the add box are checked against the broker's asset list
+        assets=AssetDirectory(services.broker.get_assets) if services.broker is not None else None,
     )
     # Symbols already watched at start-up were subscribed by the app; they still need the
     # previous close (for change %) and the day's volume so far.
@@ -95,7 +112,13 @@ def _order_ticket(env: PanelEnv) -> QWidget:
     from widgets.order_ticket import OrderTicket
 
     engine = need(env.services.engine, "engine", env.services)
-    return OrderTicket(engine, mode=env.ctx.mode, confirm_orders=env.ctx.settings.ui.confirm_orders)
+    return OrderTicket(
+        engine,
+        book=env.services.book,
+        bus=env.ctx.bus,
+        mode=env.ctx.mode,
+        confirm_orders=env.ctx.settings.ui.confirm_orders,
+    )
 
 
 def _blotter(env: PanelEnv) -> QWidget:
@@ -190,7 +213,8 @@ def _settle_layout(window: MainWindow) -> None:
 
 
 def _link(window: MainWindow, panels: TradingPanels, selected: dict[str, str]) -> None:
-    """Watchlist, blotter and positions selections drive the ticket and the chart."""
+    """Watchlist, blotter and positions selections drive the ticket and the chart; a click on a
+    watchlist row's bid or ask stages a sell at the bid or a buy at the ask in the ticket."""
 
     def select(symbol: str) -> None:
         selected["symbol"] = symbol
@@ -199,13 +223,37 @@ def _link(window: MainWindow, panels: TradingPanels, selected: dict[str, str]) -
         if panels.feeder is not None and symbol != panels.feeder.symbol:
             panels.feeder.show(symbol)
 
+    panels.select = select
     for source in (panels.watchlist, panels.blotter, panels.positions):
         if source is not None:
             source.symbolSelected.connect(select)
+    if panels.ticket is not None and panels.watchlist is not None:
+        ticket = panels.ticket
+
+        def stage_quote(symbol: str, side: str, price: str) -> None:
+            from decimal import Decimal
+
+            from services.domain.enums import OrderSide, OrderType
+
+            ticket.stage(symbol, OrderSide(side), OrderType.LIMIT, Decimal(price))
+
+        panels.watchlist.quoteClicked.connect(stage_quote)
     if panels.ticket is not None:
-        panels.ticket.install_hotkeys(window)
+        _order_commands(window, panels.ticket)
         if panels.blotter is not None:
             panels.blotter.duplicateRequested.connect(panels.ticket.prefill)
+
+
+def _order_commands(window: MainWindow, ticket: OrderTicket) -> None:
+    """The Trade menu's commands (and their shortcuts) act on the order ticket."""
+    from services.domain.enums import OrderSide
+    from widgets.shortcuts import Command
+
+    window.connect_command(Command.BUY, lambda: ticket.submit(OrderSide.BUY))
+    window.connect_command(Command.SELL, lambda: ticket.submit(OrderSide.SELL))
+    window.connect_command(Command.CANCEL_LAST, ticket.cancel_last)
+    window.connect_command(Command.CANCEL_ALL, ticket.cancel_all)
+    window.connect_command(Command.FLATTEN_ALL, ticket.flatten_all)
 
 
 def install(
@@ -290,9 +338,22 @@ def install_chart(
         chart = ChartPanel()
         window.set_central_panel(chart)
     panels.chart = chart
+    for why in chart.restore_indicators(ctx.settings.chart.indicators):
+        log.warning("a saved chart indicator was left off: %s", why)
+    chart.indicatorsChanged.connect(lambda state: _save_chart_indicators(ctx, state))
+    if services.broker is not None:
+        chart.set_symbol_check(services.broker.get_asset)
+
+    def chart_symbol(symbol: str) -> None:  # as a watchlist click: the ticket, and its row if listed
+        if panels.select is not None:
+            panels.select(symbol)
+        if panels.watchlist is not None:
+            panels.watchlist.select_symbol(symbol)
+
     history = services.history
     if history is not None and panels.feeder is None:
         panels.feeder = ChartFeeder(chart, history, ctx.bus)
+    chart.symbolRequested.connect(chart_symbol)  # after the feeder: it loads first, once
     _trade_from_chart(chart, ctx, services, panels)
     log.info("chart installed")
     return chart
@@ -301,16 +362,21 @@ def install_chart(
 def _trade_from_chart(chart: ChartPanel, ctx: AppContext, services: Services, panels: TradingPanels) -> None:
     """Order lines, fills and trading on the chart: the same engine, risk gate and confirmation
     setting as the ticket; a right-click stages an order in the ticket."""
-    from services.domain.enums import Mode
+    from services.domain.enums import Mode, OrderSide, OrderType
 
-    store, engine = services.orders, services.engine
+    # a chart shown without trading (a preview, a test's partial services) draws no orders
+    store, engine = getattr(services, "orders", None), getattr(services, "engine", None)
     if store is None or engine is None:
         return
     chart.orders.attach(engine, store, ctx.bus, fills=_recent_fills(store))
     ticket = panels.ticket
     if ticket is not None:
         chart.orders.needs_confirmation = ticket.needs_confirmation
-        chart.stageOrderRequested.connect(ticket.stage)
+
+        def stage(symbol: str, side: str, order_type: str, price: Decimal) -> None:
+            ticket.stage(symbol, OrderSide(side), OrderType(order_type), price)
+
+        chart.stageOrderRequested.connect(stage)
     else:
         chart.orders.needs_confirmation = lambda: ctx.mode is Mode.LIVE or ctx.settings.ui.confirm_orders
 

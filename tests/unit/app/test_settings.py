@@ -82,6 +82,7 @@ def test_corrupt_json_is_moved_aside_with_a_clear_error(tmp_path: Path) -> None:
     [
         ({"mode": "alpaca-demo"}, "mode must be one of"),
         ({"ui": {"theme": "pink"}}, "ui.theme"),
+        ({"ui": {"time_zone": "EST"}}, "ui.time_zone"),
         ({"ui": {"confirm_orders": "yes"}}, "ui.confirm_orders must be true or false"),
         ({"risk": {"max_order_qty": 100}}, "risk.max_order_qty must be a decimal string"),
         ({"risk": {"max_order_qty": "-1"}}, "zero or positive"),
@@ -92,6 +93,13 @@ def test_corrupt_json_is_moved_aside_with_a_clear_error(tmp_path: Path) -> None:
         ({"watchlist": "AAPL"}, "watchlist must be a list"),
         ({"broker": {"secret": "abc"}}, "never hold secrets"),
         ({"colour": "blue"}, "unknown setting"),
+        ({"chart": {"indicators": {"SMA": {"on": "yes"}}}}, "chart.indicators.SMA.on must be true or false"),
+        (
+            {"chart": {"indicators": {"SMA": {"period": True}}}},
+            "chart.indicators.SMA.period must be a number",
+        ),
+        ({"chart": {"indicators": ["SMA"]}}, "chart.indicators must be an object"),
+        ({"chart": {"zoom": 2}}, "chart has unknown setting"),
     ],
 )
 def test_invalid_values_are_refused_and_the_file_kept(tmp_path: Path, patch: dict, fragment: str) -> None:

@@ -249,3 +249,25 @@ def test_bad_input_and_strategy_errors_are_reported() -> None:
 
     result = run_backtest(Broken(), HAND)
     assert result.error == "ZeroDivisionError: bad maths" and result.bars == 4
+
+
+def test_slippage_makes_market_fills_worse_and_lowers_the_result() -> None:
+    cfg = BacktestConfig(initial_cash=Decimal(1000), slippage_bps=Decimal(10))
+    result = run_backtest(Scripted({}), HAND, config=cfg)
+    # buy at bar 1's open 101 pays 0.1 % more; sell at bar 3's open 105 gets 0.1 % less
+    assert [f.price for f in result.fills] == [Decimal("101.101"), Decimal("104.895")]
+    (trade,) = result.trades
+    assert trade.pnl == (Decimal("104.895") - Decimal("101.101")) * 10 == Decimal("37.94")
+    assert result.final_equity == Decimal(1000) + Decimal("37.94")
+    assert result.first_bar == HAND[0].ts and result.last_bar == HAND[-1].ts
+    assert result.periods_per_year == 252 * 390
+
+
+def test_slippage_spares_limit_fills_and_commission_adds_up() -> None:
+    bars = [bar(0, 100, 100, 100, 100), bar(1, 100, 100, 98.5, 99)]
+    cfg = BacktestConfig(slippage_bps=Decimal(50), commission_per_share=Decimal("0.005"))
+    result = run_backtest(LimitOnce(), bars, config=cfg)
+    assert [f.price for f in result.fills] == [Decimal(99)]  # at the limit, not beyond it
+    assert result.final_equity == Decimal(100_000) - Decimal("0.005") + (Decimal(99) - Decimal(99))
+    with pytest.raises(ValueError, match="negative"):
+        BacktestConfig(slippage_bps=Decimal(-1))

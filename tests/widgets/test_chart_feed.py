@@ -1,0 +1,139 @@
+"""The chart's newest bar is live on every timeframe: a 5-minute, hourly or daily chart updates with
+each minute bar of its period, not only the 1-minute chart (app/qt/panels/feeds.py ChartFeeder).
+
+Period labels as Alpaca's (tests/unit/marketdata/test_periods.py cites the sources): 5Min bars on
+the UTC clock's five minutes; a crypto daily bar from UTC midnight (Lumiwealth/lumibot #826).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from app.qt.panels.feeds import ChartFeeder
+from services.domain.bus import EventBus
+from services.domain.enums import Timeframe
+from services.domain.models import Bar
+from services.marketdata.periods import period_start
+from services.marketdata.pipeline import MarketDataBatch, MarketDataBatchEvent
+from tests.widgets import trading_rig
+from widgets.chart.panel import ChartPanel
+from widgets.chart.store import LiveBar, to_epoch_ns
+
+qloop = trading_rig.qloop
+# A 5-minute period's start an hour ago (the chart asks for history up to now).
+T0 = period_start(Timeframe.MIN_5, datetime.now(UTC) - timedelta(hours=1), crypto=False)
+M = timedelta(minutes=1)
+
+
+def bar(symbol: str, ts: datetime, o: float, h: float, low: float, c: float, v: float) -> Bar:
+    d = [Decimal(str(x)) for x in (o, h, low, c, v)]
+    return Bar(symbol, ts, *d)
+
+
+class _History:
+    """Answers the chart's history request and the minutes of the period in progress."""
+
+    def __init__(self, by_tf: dict[Timeframe, list[Bar]]) -> None:
+        self.by_tf = by_tf
+        self.asked: list[tuple[Timeframe, datetime]] = []
+
+    async def bars(
+        self,
+        symbol: str,
+        timeframe: Timeframe,
+        start: datetime,
+        end: datetime,
+        *,
+        progress: Callable[[float], None] | None = None,
+        use_cache: bool = True,
+    ) -> list[Bar]:
+        self.asked.append((timeframe, start))
+        return [b for b in self.by_tf[timeframe] if b.symbol == symbol and start <= b.ts < end]
+
+
+def batch(*, partial: tuple[Bar, ...] = (), closed: tuple[Bar, ...] = ()) -> MarketDataBatchEvent:
+    frame = MarketDataBatch(quotes={}, trades={}, bars=closed, exchange_bars=(), partial_bars=partial,
+                            gaps=(), dropped_total=0, seq=1, messages=1)  # fmt: skip
+    return MarketDataBatchEvent(datetime.now(UTC), frame)
+
+
+def live(panel: ChartPanel) -> LiveBar:
+    assert panel.store.live is not None
+    return panel.store.live
+
+
+@pytest.fixture
+def panel(qtbot) -> ChartPanel:  # type: ignore[no-untyped-def]
+    p = ChartPanel(visible_bars=50)
+    qtbot.addWidget(p)
+    p.resize(800, 500)
+    return p
+
+
+def test_a_5_minute_bar_updates_within_its_minute(panel: ChartPanel, qloop) -> None:  # type: ignore[no-untyped-def]
+    history = _History(
+        {
+            Timeframe.MIN_5: [
+                bar("AAPL", T0 - 5 * M, 99, 100, 98, 99.5, 800),
+                bar("AAPL", T0, 99.5, 101, 99, 100.5, 500),  # the period in progress, as the broker has it
+            ],
+            Timeframe.MIN_1: [
+                bar("AAPL", T0, 99.5, 101, 99, 100.0, 300),
+                bar("AAPL", T0 + M, 100.0, 100.8, 99.9, 100.5, 200),
+            ],
+        }
+    )
+    bus = EventBus()
+    feeder = ChartFeeder(panel, history, bus)  # type: ignore[arg-type]
+    feeder.show("AAPL", "5Min")
+    assert feeder._task is not None
+    qloop.run_until_complete(feeder._task)
+    assert (Timeframe.MIN_1, T0) in history.asked  # the period's minutes, from its start
+    assert live(panel) == LiveBar(to_epoch_ns(T0), 99.5, 101, 99, 100.5, 500)
+
+    # A trade in the period's third minute: the stream's partial minute bar moves the 5-minute bar.
+    bus.publish(batch(partial=(bar("AAPL", T0 + 2 * M, 100.5, 102, 100.5, 102, 10),)))
+    assert live(panel) == LiveBar(to_epoch_ns(T0), 99.5, 102, 99, 102, 510)
+    bus.publish(
+        batch(partial=(bar("AAPL", T0 + 2 * M, 100.5, 102, 98.5, 101.5, 15), bar("MSFT", T0, 1, 1, 1, 1, 1)))
+    )
+    assert live(panel) == LiveBar(to_epoch_ns(T0), 99.5, 102, 98.5, 101.5, 515)
+    assert panel.store.n_history == 1
+
+    # The next period's first minute starts a new bar; the finished one joins history.
+    bus.publish(batch(closed=(bar("AAPL", T0 + 2 * M, 100.5, 102, 98.5, 101.6, 16),),
+                      partial=(bar("AAPL", T0 + 5 * M, 101.6, 101.7, 101.4, 101.5, 3),)))  # fmt: skip
+    assert panel.store.n_history == 2
+    assert panel.store.bar(1) == LiveBar(to_epoch_ns(T0), 99.5, 102, 98.5, 101.6, 516)
+    assert live(panel) == LiveBar(to_epoch_ns(T0 + 5 * M), 101.6, 101.7, 101.4, 101.5, 3)
+    feeder.close()
+
+
+def test_a_crypto_daily_bar_follows_the_minutes_of_its_utc_day(panel: ChartPanel, qloop) -> None:  # type: ignore[no-untyped-def]
+    day = period_start(Timeframe.DAY_1, datetime.now(UTC) - timedelta(days=1), crypto=True)
+    history = _History(
+        {
+            Timeframe.DAY_1: [
+                bar("BTC/USD", day - timedelta(days=1), 60000, 61000, 59000, 60500, 40),
+                bar("BTC/USD", day, 60500, 62000, 60000, 61000, 25),
+            ],
+            Timeframe.MIN_1: [bar("BTC/USD", day, 60500, 62000, 60000, 61000, 5)]
+            + [bar("BTC/USD", day + timedelta(hours=h), 61000, 61000, 61000, 61000, 5) for h in range(1, 5)],
+        }
+    )
+    bus = EventBus()
+    feeder = ChartFeeder(panel, history, bus)  # type: ignore[arg-type]
+    feeder.show("BTC/USD", "1Day")
+    assert feeder._task is not None
+    qloop.run_until_complete(feeder._task)
+    assert (Timeframe.MIN_1, day) in history.asked
+    assert live(panel) == LiveBar(to_epoch_ns(day), 60500, 62000, 60000, 61000, 25)
+    bus.publish(
+        batch(partial=(bar("BTC/USD", day + timedelta(hours=23, minutes=59), 61000, 63000, 61000, 62500, 1),))
+    )
+    assert live(panel) == LiveBar(to_epoch_ns(day), 60500, 63000, 60000, 62500, 26)
+    feeder.close()
