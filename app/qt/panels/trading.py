@@ -366,8 +366,8 @@ def _trade_from_chart(chart: ChartPanel, ctx: AppContext, services: Services, pa
     setting as the ticket; a right-click stages an order in the ticket."""
     from services.domain.enums import Mode, OrderSide, OrderType
 
-    # a chart shown without trading (a preview, a test's partial services) draws no orders
-    store, engine = getattr(services, "orders", None), getattr(services, "engine", None)
+    # a chart shown without trading (a preview, services without orders) draws no orders
+    store, engine = services.orders, services.engine
     if store is None or engine is None:
         return
     chart.orders.attach(engine, store, ctx.bus, fills=_recent_fills(store))
