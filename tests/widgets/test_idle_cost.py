@@ -1,0 +1,59 @@
+"""What the window does at idle: a tick changes what it shows and nothing more (offscreen)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6 import QtCore, QtWidgets
+
+from widgets.chart.panel import ChartPanel
+from widgets.chart.sample import random_walk_bars
+
+
+class _LayoutRequests(QtCore.QObject):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:
+        if event.type() == QtCore.QEvent.Type.LayoutRequest and isinstance(obj, QtWidgets.QWidget):
+            self.seen.append(obj.objectName() or type(obj).__name__)
+        return False
+
+
+def test_a_live_bar_tick_changes_the_readout_without_laying_the_window_out(qtbot: Any) -> None:
+    """QLabel.setText asks its window for a new layout; on every tick that was a whole-window layout
+    pass (every dock measured again) for a line of text that does not change the layout."""
+    window = QtWidgets.QMainWindow()
+    window.setObjectName("window")
+    qtbot.addWidget(window)
+    panel = ChartPanel(visible_bars=100)
+    window.setCentralWidget(panel)
+    window.resize(1000, 600)
+    window.show()
+    qtbot.waitExposed(window)
+    d = random_walk_bars(500, seed=3)
+    panel.set_history("AAPL", "1Min", d)
+    QtWidgets.QApplication.processEvents()
+    requests = _LayoutRequests()
+    app = QtWidgets.QApplication.instance()
+    assert app is not None
+    app.installEventFilter(requests)
+    try:
+        t, o, h, low, c = (
+            int(d["t"][-1]),
+            float(d["o"][-1]),
+            float(d["h"][-1]),
+            float(d["l"][-1]),
+            float(d["c"][-1]),
+        )
+        shown = []
+        for i in range(10):
+            panel.update_last_bar(t, o, max(h, c + i + 1), low, c + i + 1, 1000.0 + i)
+            QtWidgets.QApplication.processEvents()
+            shown.append(panel.readout_text())
+    finally:
+        app.removeEventFilter(requests)
+    assert len(set(shown)) == 10 and f"{c + 10:.2f}" in shown[-1]
+    assert requests.seen == []
+    assert panel.readout.isVisible() and panel.readout.width() == panel.readout.parentWidget().width() > 500
