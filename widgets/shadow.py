@@ -196,6 +196,7 @@ class ShadowPanel(QWidget):
         prediction_rows: int = 2000,
         history_points: int = 2000,
         clock: Callable[[], datetime] | None = None,
+        on_first_shown: Callable[[], None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -241,6 +242,8 @@ class ShadowPanel(QWidget):
         layout.addWidget(main, 1)
 
         self._stale = False
+        self._on_first_shown = on_first_shown
+        self._engines_seen = 0
         self._unscored: list[Any] = []  # shown predictions not scored yet, in id order
         self._timer = QTimer(self)
         self._timer.setInterval(refresh_ms)
@@ -347,6 +350,9 @@ class ShadowPanel(QWidget):
         """Painted while stale: the panel has just come on screen (its tab chosen, its dock
         opened; a dock behind another's tab is still "visible" to Qt, only its region is empty)."""
         super().paintEvent(event)
+        first, self._on_first_shown = self._on_first_shown, None
+        if first is not None:
+            first()
         if self._stale:
             self._stale = False
             QTimer.singleShot(0, self, self.refresh)
@@ -365,6 +371,9 @@ class ShadowPanel(QWidget):
         if t is None:
             return
         self._stale = False
+        if len(t.engines) != self._engines_seen:  # trained models were loaded (or trained) meanwhile
+            self._engines_seen = len(t.engines)
+            self.refresh_models()
         records = t.records
         # records are in id order: only the newest few are new (no copy of the whole log)
         n_fresh = 0

@@ -179,6 +179,25 @@ def test_panel_in_a_dock_behind_another_tab_waits_until_its_tab_is_chosen(
              5, pump=qt_pump(qtbot))  # fmt: skip
 
 
+def test_first_time_on_screen_is_announced_once(qtbot: Any, tracker: ShadowTracker, tmp_path: Path) -> None:
+    """The trained models (scikit-learn) are loaded when the panel is first seen, not before."""
+    from tests.support.polling import qt_pump, wait_for
+
+    calls: list[int] = []
+    p = ShadowPanel(tracker, ModelRegistry(tmp_path / "models"), refresh_ms=60_000,
+                    on_first_shown=lambda: calls.append(1))  # fmt: skip
+    qtbot.addWidget(p)
+    p.refresh()
+    assert calls == []
+    p.show()
+    wait_for("announced", lambda: calls, 5, pump=qt_pump(qtbot))
+    p.repaint()
+    p.hide()
+    p.show()
+    p.repaint()
+    assert calls == [1]
+
+
 def test_training_runs_off_the_gui_thread_with_progress(qtbot: Any, panel: ShadowPanel) -> None:
     gui = threading.get_ident()
     seen: list[int] = []
