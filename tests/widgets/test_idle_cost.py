@@ -11,13 +11,21 @@ from widgets.chart.sample import random_walk_bars
 
 
 class _LayoutRequests(QtCore.QObject):
+    """Layout requests and paints of widgets, by object name."""
+
     def __init__(self) -> None:
         super().__init__()
         self.seen: list[str] = []
+        self.painted: list[str] = []
 
     def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:
-        if event.type() == QtCore.QEvent.Type.LayoutRequest and isinstance(obj, QtWidgets.QWidget):
-            self.seen.append(obj.objectName() or type(obj).__name__)
+        if not isinstance(obj, QtWidgets.QWidget):
+            return False
+        name = obj.objectName() or type(obj).__name__
+        if event.type() == QtCore.QEvent.Type.LayoutRequest:
+            self.seen.append(name)
+        elif event.type() == QtCore.QEvent.Type.Paint:
+            self.painted.append(name)
         return False
 
 
@@ -56,4 +64,7 @@ def test_a_live_bar_tick_changes_the_readout_without_laying_the_window_out(qtbot
         app.removeEventFilter(requests)
     assert len(set(shown)) == 10 and f"{c + 10:.2f}" in shown[-1]
     assert requests.seen == []
+    # the readout is opaque: its repaint does not paint the panel and the window beneath it
+    assert "chartReadout" in requests.painted
+    assert "chartPanel" not in requests.painted and "window" not in requests.painted
     assert panel.readout.isVisible() and panel.readout.width() == panel.readout.parentWidget().width() > 500

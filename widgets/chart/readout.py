@@ -79,6 +79,8 @@ class PinnedLine(QtWidgets.QWidget):
         self.setFixedHeight(height)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
         label.setFixedSize(0, height)
+        # Opaque: a repaint of the line paints the line, not the chart panel and window beneath it.
+        label.setAutoFillBackground(True)
 
     def sizeHint(self) -> QtCore.QSize:
         return QtCore.QSize(self.label.fontMetrics().averageCharWidth() * 60, self.height())
