@@ -68,3 +68,35 @@ def test_a_live_bar_tick_changes_the_readout_without_laying_the_window_out(qtbot
     assert "chartReadout" in requests.painted
     assert "chartPanel" not in requests.painted and "window" not in requests.painted
     assert panel.readout.isVisible() and panel.readout.width() == panel.readout.parentWidget().width() > 500
+
+
+def test_a_quote_whose_sizes_alone_changed_repaints_no_watchlist_row(qtbot: Any) -> None:
+    """The watchlist shows prices, not sizes: a quote that changes only its sizes announces nothing
+    (so nothing is repainted), yet the row holds the newest book entry for a click on bid or ask."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from services.domain.bus import EventBus
+    from services.domain.models import Quote
+    from services.marketdata.book import QuoteBook
+    from services.marketdata.pipeline import MarketDataBatch, MarketDataBatchEvent, RawQuote
+    from widgets.watchlist import WatchlistPanel
+
+    now = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    book, bus = QuoteBook(now=lambda: now), EventBus()
+
+    def quote(bid: str, bid_size: int) -> None:
+        book.on_quote(Quote("AAPL", Decimal(bid), Decimal("187.14"), Decimal(bid_size), Decimal(2), now), now)
+        quotes = {"AAPL": RawQuote(1, 1, 1, 1, 0)}
+        bus.publish(MarketDataBatchEvent(now, MarketDataBatch(quotes, {}, (), (), (), (), 0, 1, 1)))
+
+    w = WatchlistPanel(book, bus, ["AAPL"])
+    qtbot.addWidget(w)
+    quote("187.10", 1)
+    changed: list[int] = []
+    w.model.dataChanged.connect(lambda a, *_: changed.append(a.row()))
+    before = w.model.row_at(0).payload
+    quote("187.10", 7)
+    assert changed == [] and w.model.row_at(0).payload is not before
+    quote("187.11", 7)
+    assert changed == [0] and w.model.row_at(0).cells[1] == "187.11"
