@@ -153,6 +153,9 @@ class Services:
     bars: IntervalBarBuilder | None = None
     shadow: ShadowTracker | None = None
     models: ModelRegistry | None = None
+    #: Set when the trained shadow models are wanted: with a window, when the Shadow models panel is
+    #: first on screen (loading them imports scikit-learn, some 90 MB); headless, at once.
+    shadow_models_wanted: asyncio.Event = field(default_factory=asyncio.Event)
     metrics: MetricsServer | None = None
     #: The connection section as it was just before the streams were closed at quit.
     connection_at_quit: dict[str, Any] | None = None

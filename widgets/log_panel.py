@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from PySide6.QtCore import QModelIndex, Qt, QTimer
+from PySide6.QtCore import QEvent, QModelIndex, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -39,6 +39,9 @@ LEVELS = [("All levels", logging.NOTSET), ("Debug+", logging.DEBUG), ("Info+", l
 
 #: Notification sources that raise a toast (besides every ``error``).
 TOAST_SOURCES = ("risk", "reconciliation")
+
+
+_RESIZE = QEvent.Type.Resize
 
 
 class LogHubLike(Protocol):
@@ -170,9 +173,9 @@ class ToastArea(QWidget):
         self.hide()
 
     def eventFilter(self, watched: Any, event: Any) -> bool:
-        from PySide6.QtCore import QEvent
-
-        if watched is self._host and event.type() == QEvent.Type.Resize:
+        # Every event of the main window passes here (paints and update requests many times a
+        # second): the cheapest test first, nothing imported per call.
+        if event.type() == _RESIZE and watched is self._host:
             self._place()
         return False
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtGui import QPaintEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -157,6 +158,17 @@ def model_rows(registry: Any) -> list[ModelRow]:
     return rows
 
 
+def _runs(positions: list[int]) -> list[tuple[int, int]]:
+    """Sorted row numbers as (first, last) runs of consecutive rows."""
+    runs: list[tuple[int, int]] = []
+    for p in positions:
+        if runs and p <= runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], max(p, runs[-1][1]))
+        else:
+            runs.append((p, p))
+    return runs
+
+
 def _view(name: str, model: Any, parent: QWidget, *, sort: bool = True) -> QTableView:
     view = named(QTableView(), name)
     if sort:
@@ -193,6 +205,7 @@ class ShadowPanel(QWidget):
         prediction_rows: int = 2000,
         history_points: int = 2000,
         clock: Callable[[], datetime] | None = None,
+        on_first_shown: Callable[[], None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -237,9 +250,13 @@ class ShadowPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(main, 1)
 
+        self._stale = False
+        self._on_first_shown = on_first_shown
+        self._engines_seen = 0
+        self._unscored: list[Any] = []  # shown predictions not scored yet, in id order
         self._timer = QTimer(self)
         self._timer.setInterval(refresh_ms)
-        self._timer.timeout.connect(self.refresh)
+        self._timer.timeout.connect(self._tick)
         self.set_services(tracker, registry)
 
     def _build_top_bar(self) -> QHBoxLayout:
@@ -329,27 +346,64 @@ class ShadowPanel(QWidget):
         except Exception as exc:  # a broken index is reported, never fatal to the panel
             self._say(f"Model registry: {exc}", ok=False)
 
-    def refresh(self) -> None:
-        t = self.tracker
-        if t is None:
-            return
-        fresh = [r for r in list(t.records) if r.id > self._last_id]
-        self.predictions.touch()  # earlier rows may have been scored since
-        if fresh:
-            self._last_id = fresh[-1].id
-            self.predictions.extend(fresh)
-            self.predictions_view.scrollToBottom()
-        rows = metrics_rows(t)
-        self.comparison.set_rows(rows)
-        self.totals.setText(f"{t.predictions:,} predictions, {t.scored:,} scored, horizon {t.horizon} bars")
+    def _tick(self) -> None:
+        """The refresh timer. Off screen (a tab behind another, the dock closed), the panel only samples
+        the hit-rate history, so its curve has no gap; tables and plots catch up when it is shown."""
+        if self.isVisible() and not self.visibleRegion().isEmpty():
+            self.refresh()
+        elif self.tracker is not None:
+            self._sample_history(metrics_rows(self.tracker))
+            self._stale = True
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        """Painted while stale: the panel has just come on screen (its tab chosen, its dock
+        opened; a dock behind another's tab is still "visible" to Qt, only its region is empty)."""
+        super().paintEvent(event)
+        first, self._on_first_shown = self._on_first_shown, None
+        if first is not None:
+            first()
+        if self._stale:
+            self._stale = False
+            QTimer.singleShot(0, self, self.refresh)
+
+    def _sample_history(self, rows: list[MetricsRow]) -> None:
         now = self._clock().timestamp()
         for r in rows:
             if r.hit_rate is None:
                 continue
-            key = f"{r.name} {r.version}"
-            series = self.history.setdefault(key, deque(maxlen=self._history_points))
+            series = self.history.setdefault(f"{r.name} {r.version}", deque(maxlen=self._history_points))
             if not series or series[-1] != (now, r.hit_rate):
                 series.append((now, r.hit_rate))
+
+    def refresh(self) -> None:
+        t = self.tracker
+        if t is None:
+            return
+        self._stale = False
+        if len(t.engines) != self._engines_seen:  # trained models were loaded (or trained) meanwhile
+            self._engines_seen = len(t.engines)
+            self.refresh_models()
+        records = t.records
+        # records are in id order: only the newest few are new (no copy of the whole log)
+        n_fresh = 0
+        while n_fresh < len(records) and records[-1 - n_fresh].id > self._last_id:
+            n_fresh += 1
+        fresh = [records[i] for i in range(len(records) - n_fresh, len(records))]
+        self._touch_scored()
+        if fresh:
+            self._last_id = fresh[-1].id
+            self.predictions.extend(fresh)
+            self._unscored.extend(r for r in fresh[-self.predictions.capacity :] if r.actual_up is None)
+            self.predictions_view.scrollToBottom()
+        rows = metrics_rows(t)
+        self.comparison.set_rows(rows)
+        self.totals.setText(f"{t.predictions:,} predictions, {t.scored:,} scored, horizon {t.horizon} bars")
+        self._sample_history(rows)
+        for r in rows:
+            if r.hit_rate is None:
+                continue
+            key = f"{r.name} {r.version}"
+            series = self.history[key]
             curve = self._curves.get(key)
             if curve is None:
                 color = PALETTE[len(self._curves) % len(PALETTE)]
@@ -368,6 +422,24 @@ class ShadowPanel(QWidget):
                 self.cal_model.setCurrentText(current)
             self.cal_model.blockSignals(False)
         self._update_calibration()
+
+    def _touch_scored(self) -> None:
+        """Repaint the shown predictions scored since the last refresh, and only those: a
+        ``dataChanged`` over every row made the view (whose columns fit their contents) measure
+        every cell of the table each second, shown or not."""
+        if not self._unscored:
+            return
+        oldest = self.predictions.row_at(0).id if self.predictions.rowCount() else None
+        scored = [r for r in self._unscored if r.actual_up is not None]
+        self._unscored = [
+            r for r in self._unscored if r.actual_up is None and oldest is not None and r.id >= oldest
+        ]
+        by_id: Callable[[Any], int] = lambda r: r.id  # noqa: E731
+        where = sorted(
+            self.predictions.bisect(r.id, key=by_id) for r in scored if oldest is not None and r.id >= oldest
+        )
+        for first, last in _runs(where):
+            self.predictions.touch(first, last)
 
     def calibration_points(self) -> list[tuple[float, float, int]]:
         """(mean predicted, realised up rate, count) per non-empty bin of the chosen model."""

@@ -1,5 +1,6 @@
 """Shadow models: the tracker (rule model at once), warmed up on recent history, then trained models
-loaded (or trained on first launch) well after start-up."""
+loaded (or trained on first launch) well after start-up and, with a window, once the Shadow models
+panel has been opened."""
 
 from __future__ import annotations
 
@@ -75,9 +76,13 @@ async def prepare_shadow(
     ready["warm"] = True
     log.info("shadow tracker warmed up; rule model %s active", tracker.engines[0].key)
     # Loading or training a model imports scikit-learn (seconds of work holding the GIL, which the
-    # GUI thread needs): wait until start-up is well over. The rule model covers the meantime.
+    # GUI thread needs, and some 90 MB kept for the session): wait until start-up is well over, and
+    # with a window until the Shadow models panel is first opened. The rule model covers the meantime.
     if windowed:
         await asyncio.sleep(SHADOW_MODELS_DELAY_S)
+        if not services.shadow_models_wanted.is_set():
+            log.info("trained shadow models load when the Shadow models panel is first opened")
+            await services.shadow_models_wanted.wait()
     loaded = await asyncio.to_thread(load_models, registry)
     if not loaded and history is not None:
         bars_all: list[Bar] = []

@@ -23,6 +23,9 @@ log line saying the window is usable: every panel installed (trading and ops) an
 restored, on services that are up (account checked, streams started). It used to stop at "trading
 panels installed", which is logged before the ops panels and the layout, i.e. a little early. The
 chart is built on the next idle turn after that line (its data arrives over the network anyway).
+
+``idle_cpu_pct``, ``idle_rss_mb`` and ``idle_exchange_cpu_pct``: the idle cost of the window, a real
+``main.py`` on Xvfb left alone for 60 s once live (tests/bench/idle_window.py says how).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from tests.bench import idle_window
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -279,6 +284,7 @@ def run() -> dict[str, dict[str, Any]]:
     p99 = _pct(samples, 0.99)
     load_avg = os.getloadavg()[0]
     startup = _startup()
+    idle = idle_window.figures(idle_window.measure())
     r = round
     return {
         "ui_frame_p99_ms": {
@@ -299,6 +305,7 @@ def run() -> dict[str, dict[str, Any]]:
         "startup_s": {"value": None if startup is None else r(startup, 2), "unit": "s", "goal": "<= 2.0",
                       "note": "spawn to 'window usable' (every panel installed, layout restored) in heron.log"
                       + ("" if startup is not None else "; never reached within 25 s")},
+        **idle,
     }  # fmt: skip
 
 

@@ -92,6 +92,112 @@ def test_new_predictions_append_incrementally(panel: ShadowPanel, tracker: Shado
     assert tracker.predictions > before and len(inserted) == 1
 
 
+def _more_bars(tracker: ShadowTracker, n: int, seed: int) -> None:
+    from datetime import timedelta
+
+    last = tracker.records[-1].ts
+    for bar in synthetic_bars("AAPL", n, seed=seed, start=last + timedelta(minutes=1)):
+        tracker.on_bar(bar)
+
+
+def test_refresh_repaints_only_the_predictions_scored_since(
+    panel: ShadowPanel, tracker: ShadowTracker
+) -> None:
+    """A dataChanged over every row made the view measure every cell each second (its columns fit
+    their contents): only rows whose outcome changed are announced."""
+    pending = {r.id for r in panel.predictions.rows() if r.actual_up is None}
+    assert pending and len(pending) < panel.predictions.rowCount()
+    announced: list[int] = []
+    panel.predictions.dataChanged.connect(
+        lambda a, b, *_: announced.extend(panel.predictions.row_at(i).id for i in range(a.row(), b.row() + 1))
+    )
+    _more_bars(tracker, 1, seed=9)
+    scored = {r.id for r in panel.predictions.rows() if r.id in pending and r.actual_up is not None}
+    panel.refresh()
+    assert scored and set(announced) == scored
+    assert panel.predictions.data(panel.predictions.index(panel.predictions.rowCount() - 1, 7)) == "pending"
+
+
+def test_hidden_panel_keeps_its_hit_rate_history_and_catches_up_when_shown(
+    qtbot: Any, tracker: ShadowTracker, tmp_path: Path
+) -> None:
+    from tests.support.polling import qt_pump, wait_for
+
+    p = ShadowPanel(tracker, ModelRegistry(tmp_path / "models"), refresh_ms=5, prediction_rows=100)
+    qtbot.addWidget(p)  # never shown: a tab behind another
+    touched: list[str] = []
+    for signal in (p.predictions.rowsInserted, p.predictions.dataChanged, p.comparison.dataChanged):
+        signal.connect(lambda *_: touched.append("table"))
+    shown_before = p.predictions.row_at(99).id
+    _more_bars(tracker, 5, seed=10)
+    samples = len(p.history["coin v1"])
+    wait_for("hit rate sampled while hidden", lambda: len(p.history["coin v1"]) >= samples + 3,
+             5, pump=qt_pump(qtbot))  # fmt: skip
+    assert touched == [] and p.predictions.row_at(99).id == shown_before
+    p.show()
+    wait_for("caught up once shown", lambda: p.predictions.row_at(99).id == tracker.records[-1].id,
+             5, pump=qt_pump(qtbot))  # fmt: skip
+    coin = tracker.metrics("coin", "v1")
+    shown = {r.name: r for r in p.comparison.rows()}
+    assert shown["coin"].scored == coin.scored
+
+
+def test_panel_in_a_dock_behind_another_tab_waits_until_its_tab_is_chosen(
+    qtbot: Any, tracker: ShadowTracker, tmp_path: Path
+) -> None:
+    """Qt calls a dock behind another's tab visible: only its on-screen region is empty."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow
+
+    from tests.support.polling import qt_pump, wait_for
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    window.setCentralWidget(QLabel("chart"))
+    front, back = QDockWidget("Log"), QDockWidget("Shadow models")
+    front.setObjectName("front")
+    back.setObjectName("back")
+    front.setWidget(QLabel("log"))
+    p = ShadowPanel(tracker, ModelRegistry(tmp_path / "models"), refresh_ms=5, prediction_rows=100)
+    back.setWidget(p)
+    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, front)
+    window.tabifyDockWidget(front, back)
+    window.show()
+    front.raise_()
+    qtbot.waitExposed(window)
+    wait_for("the shadow tab is behind", lambda: p.visibleRegion().isEmpty(), 5, pump=qt_pump(qtbot))
+    touched: list[str] = []
+    p.predictions.rowsInserted.connect(lambda *_: touched.append("rows"))
+    _more_bars(tracker, 5, seed=11)
+    samples = len(p.history["coin v1"])
+    wait_for("hit rate sampled behind the tab", lambda: len(p.history["coin v1"]) >= samples + 3,
+             5, pump=qt_pump(qtbot))  # fmt: skip
+    assert p.isVisible() and touched == []
+    back.raise_()
+    last = tracker.records[-1].id
+    wait_for("caught up once its tab is chosen", lambda: p.predictions.row_at(99).id == last,
+             5, pump=qt_pump(qtbot))  # fmt: skip
+
+
+def test_first_time_on_screen_is_announced_once(qtbot: Any, tracker: ShadowTracker, tmp_path: Path) -> None:
+    """The trained models (scikit-learn) are loaded when the panel is first seen, not before."""
+    from tests.support.polling import qt_pump, wait_for
+
+    calls: list[int] = []
+    p = ShadowPanel(tracker, ModelRegistry(tmp_path / "models"), refresh_ms=60_000,
+                    on_first_shown=lambda: calls.append(1))  # fmt: skip
+    qtbot.addWidget(p)
+    p.refresh()
+    assert calls == []
+    p.show()
+    wait_for("announced", lambda: calls, 5, pump=qt_pump(qtbot))
+    p.repaint()
+    p.hide()
+    p.show()
+    p.repaint()
+    assert calls == [1]
+
+
 def test_training_runs_off_the_gui_thread_with_progress(qtbot: Any, panel: ShadowPanel) -> None:
     gui = threading.get_ident()
     seen: list[int] = []

@@ -47,6 +47,7 @@ from services.risk.context import RiskReport
 from widgets.chart.order_model import LineRole, OrderLine, PriceField, format_price, lines_for, round_to_tick
 from widgets.chart.overlays import Overlays
 from widgets.chart.store import BarStore
+from widgets.message_label import MessageLabel
 from widgets.models.common import confirm
 from widgets.tasks import run_async
 from widgets.theme import MUTED, WARN, ChartColors
@@ -164,8 +165,11 @@ class ChartOrders(QtCore.QObject):
         #: ``ask(title, text) -> bool``; replaced in tests
         self.ask: Callable[[str, str], bool] = lambda title, text: confirm(parent, title, text)
         self.last_menu: QtWidgets.QMenu | None = None
-        self.status_label = QtWidgets.QLabel("", parent)
+        # a broker's refusal may be long: cut at the width it is given, whole in the tooltip and log;
+        # hidden while there is nothing to say, so the readout has the chart's width
+        self.status_label = MessageLabel("", parent, elide=True)
         self.status_label.setObjectName("chartOrderStatus")
+        self.status_label.hide()
         self.status_label.setStyleSheet(f"color: {MUTED}")
         self.status_label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored,
                                         QtWidgets.QSizePolicy.Policy.Preferred)  # fmt: skip
@@ -487,7 +491,7 @@ class ChartOrders(QtCore.QObject):
 
     def _say(self, text: str, *, warn: bool = False) -> None:
         self.status_label.setText(text)
-        self.status_label.setToolTip(text)
+        self.status_label.setVisible(bool(text))
         self.status_label.setStyleSheet(f"color: {WARN if warn else MUTED}")
         (log.warning if warn else log.info)("chart: %s", text)
         self.message.emit(text)

@@ -30,7 +30,7 @@ from widgets.chart.indicators import INDICATORS, Pane, create_indicators, legend
 from widgets.chart.lines import IndicatorLines, SharedX
 from widgets.chart.orders import ChartOrders
 from widgets.chart.overlays import Overlays
-from widgets.chart.readout import Crosshair
+from widgets.chart.readout import Crosshair, PinnedLine
 from widgets.chart.store import BarStore, to_epoch_ns
 from widgets.chart.toolbar import ChartToolbar, LoadingStatus, SymbolCheck, normalize_timeframe
 from widgets.chart.viewport import Viewport
@@ -101,8 +101,8 @@ class ChartPanel(QtWidgets.QWidget):
 
         status_row = QtWidgets.QHBoxLayout()
         status_row.setContentsMargins(6, 0, 4, 0)
-        status_row.addWidget(self.readout, 1)
-        status_row.addWidget(self.orders.status_label, 1)
+        status_row.addWidget(PinnedLine(self.readout), 3)  # its text changes never re-lay the window out
+        status_row.addWidget(self.orders.status_label, 2)
         status_row.addWidget(self.loading_label)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -16,6 +16,7 @@ and no per-record formatting. GUI thread only.
 from __future__ import annotations
 
 import sys
+from bisect import bisect_left
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -189,11 +190,16 @@ class BoundedTableModel(_ColumnTableModel[R]):
         self._rows.clear()
         self.endResetModel()
 
-    def touch(self) -> None:
+    def touch(self, first: int = 0, last: int | None = None) -> None:
         """Rows are service objects that may change in place (a prediction gets scored): one
-        ``dataChanged`` over all rows tells the views."""
-        if self._rows:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(self._columns) - 1))
+        ``dataChanged`` over rows ``first`` to ``last`` (default: all) tells the views."""
+        last = len(self._rows) - 1 if last is None else min(last, len(self._rows) - 1)
+        if self._rows and 0 <= first <= last:
+            self.dataChanged.emit(self.index(first, 0), self.index(last, len(self._columns) - 1))
+
+    def bisect(self, value: Any, key: Callable[[R], Any]) -> int:
+        """Where ``value`` is (or would go) among rows ordered by ``key``."""
+        return bisect_left(self._rows, value, key=key)
 
     def extend(self, batch: Sequence[R]) -> None:
         if not batch:

@@ -106,6 +106,10 @@ class RowTableModel(QAbstractTableModel):
     NUMERIC: frozenset[int] = frozenset()
     #: the header's tooltip per column: what the column means in full ("" for none)
     HEADER_TIPS: Sequence[str] = ()
+    #: False for models whose views show only a row's cells and colours: a row staged again with
+    #: the same cells and colours (a quote whose sizes alone changed) takes the new payload and
+    #: announces nothing, so nothing is repainted.
+    REPAINT_SAME: bool = True
 
     def __init__(self, parent: QObject | None = None, *, max_rows: int = 5_000, trim_chunk: int = 0) -> None:
         super().__init__(parent)
@@ -236,7 +240,10 @@ class RowTableModel(QAbstractTableModel):
                 else:
                     i = self._pos(old)
                     rows[i] = row
-                    changed.append(i)
+                    if self.REPAINT_SAME or row.cells != old.cells or row.colors != old.colors:
+                        changed.append(i)
+                    else:  # nothing shown changed: keep the laid-out texts, repaint nothing
+                        row.static, row.static_w, row.elided = old.static, old.static_w, old.elided
             by_key[key] = row
         if changed:
             last_col = len(self.COLUMNS) - 1

@@ -18,6 +18,7 @@ class WatchlistTableModel(RowTableModel):
 
     COLUMNS = ("Symbol", "Bid", "Ask", "Last", "Spread", "Chg %", "Volume")
     NUMERIC = frozenset({1, 2, 3, 4, 5, 6})
+    REPAINT_SAME = False  # a quote whose sizes alone changed shows nothing new
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent, max_rows=10_000)

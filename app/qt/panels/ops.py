@@ -80,7 +80,8 @@ def _strategies(env: PanelEnv) -> QWidget:
 def _shadow(env: PanelEnv) -> QWidget:
     from widgets.shadow import ShadowPanel
 
-    return ShadowPanel(env.services.shadow, env.services.models)
+    wanted = env.services.shadow_models_wanted
+    return ShadowPanel(env.services.shadow, env.services.models, on_first_shown=wanted.set)
 
 
 OPS_PANELS: tuple[PanelSpec, ...] = (

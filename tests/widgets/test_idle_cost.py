@@ -1,0 +1,102 @@
+"""What the window does at idle: a tick changes what it shows and nothing more (offscreen)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6 import QtCore, QtWidgets
+
+from widgets.chart.panel import ChartPanel
+from widgets.chart.sample import random_walk_bars
+
+
+class _LayoutRequests(QtCore.QObject):
+    """Layout requests and paints of widgets, by object name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+        self.painted: list[str] = []
+
+    def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:
+        if not isinstance(obj, QtWidgets.QWidget):
+            return False
+        name = obj.objectName() or type(obj).__name__
+        if event.type() == QtCore.QEvent.Type.LayoutRequest:
+            self.seen.append(name)
+        elif event.type() == QtCore.QEvent.Type.Paint:
+            self.painted.append(name)
+        return False
+
+
+def test_a_live_bar_tick_changes_the_readout_without_laying_the_window_out(qtbot: Any) -> None:
+    """QLabel.setText asks its window for a new layout; on every tick that was a whole-window layout
+    pass (every dock measured again) for a line of text that does not change the layout."""
+    window = QtWidgets.QMainWindow()
+    window.setObjectName("window")
+    qtbot.addWidget(window)
+    panel = ChartPanel(visible_bars=100)
+    window.setCentralWidget(panel)
+    window.resize(1000, 600)
+    window.show()
+    qtbot.waitExposed(window)
+    d = random_walk_bars(500, seed=3)
+    panel.set_history("AAPL", "1Min", d)
+    QtWidgets.QApplication.processEvents()
+    requests = _LayoutRequests()
+    app = QtWidgets.QApplication.instance()
+    assert app is not None
+    app.installEventFilter(requests)
+    try:
+        t, o, h, low, c = (
+            int(d["t"][-1]),
+            float(d["o"][-1]),
+            float(d["h"][-1]),
+            float(d["l"][-1]),
+            float(d["c"][-1]),
+        )
+        shown = []
+        for i in range(10):
+            panel.update_last_bar(t, o, max(h, c + i + 1), low, c + i + 1, 1000.0 + i)
+            QtWidgets.QApplication.processEvents()
+            shown.append(panel.readout_text())
+    finally:
+        app.removeEventFilter(requests)
+    assert len(set(shown)) == 10 and f"{c + 10:.2f}" in shown[-1]
+    assert requests.seen == []
+    # the readout is opaque: its repaint does not paint the panel and the window beneath it
+    assert "chartReadout" in requests.painted
+    assert "chartPanel" not in requests.painted and "window" not in requests.painted
+    assert panel.readout.isVisible() and panel.readout.width() == panel.readout.parentWidget().width() > 500
+
+
+def test_a_quote_whose_sizes_alone_changed_repaints_no_watchlist_row(qtbot: Any) -> None:
+    """The watchlist shows prices, not sizes: a quote that changes only its sizes announces nothing
+    (so nothing is repainted), yet the row holds the newest book entry for a click on bid or ask."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from services.domain.bus import EventBus
+    from services.domain.models import Quote
+    from services.marketdata.book import QuoteBook
+    from services.marketdata.pipeline import MarketDataBatch, MarketDataBatchEvent, RawQuote
+    from widgets.watchlist import WatchlistPanel
+
+    now = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    book, bus = QuoteBook(now=lambda: now), EventBus()
+
+    def quote(bid: str, bid_size: int) -> None:
+        book.on_quote(Quote("AAPL", Decimal(bid), Decimal("187.14"), Decimal(bid_size), Decimal(2), now), now)
+        quotes = {"AAPL": RawQuote(1, 1, 1, 1, 0)}
+        bus.publish(MarketDataBatchEvent(now, MarketDataBatch(quotes, {}, (), (), (), (), 0, 1, 1)))
+
+    w = WatchlistPanel(book, bus, ["AAPL"])
+    qtbot.addWidget(w)
+    quote("187.10", 1)
+    changed: list[int] = []
+    w.model.dataChanged.connect(lambda a, *_: changed.append(a.row()))
+    before = w.model.row_at(0).payload
+    quote("187.10", 7)
+    assert changed == [] and w.model.row_at(0).payload is not before
+    quote("187.11", 7)
+    assert changed == [0] and w.model.row_at(0).cells[1] == "187.11"
