@@ -441,3 +441,30 @@ def test_crypto_prices_step_by_the_pairs_own_increment(chart: ChartPanel, rig: R
     menu = right_click(chart, 100.37)
     assert action(menu, "chartStage_buy_limit").text() in ("Buy limit at 100.50", "Buy limit at 100.00")
     assert chart.orders.increment("AAPL") is None
+
+
+# ---------------------------------------------------------------------------- in view
+
+
+def test_a_working_order_above_the_bars_is_kept_in_the_price_pane_and_a_far_one_does_not_squash_it(
+    chart: ChartPanel, qloop: qasync.QEventLoop, rig: Rig
+) -> None:
+    """An order line the trader placed must be on screen (a sell limit 3 % above 1-minute bars that
+    span about 2 % was drawn above the pane's top); one far beyond the bars' own height is left out of
+    the fit, so the candles keep their scale."""
+    vb = chart.price_plot.getViewBox()
+    chart.viewport.fit_y(chart._indicators.values(), force=True)
+    bars_top = vb.viewRange()[1][1]
+    sell = submit(qloop, rig, side=OrderSide.SELL, limit_price=Decimal("104.50"), qty=Decimal(1))
+    settle_until(qloop, "the sell limit drawn", lambda: len(chart.orders.items) == 1)
+    lo, hi = vb.viewRange()[1]
+    assert lo < 104.5 < hi, (lo, hi)
+    far = submit(qloop, rig, side=OrderSide.SELL, limit_price=Decimal("180"), qty=Decimal(1))
+    settle_until(qloop, "the far order drawn", lambda: len(chart.orders.items) == 2)
+    lo, hi = vb.viewRange()[1]
+    assert 104.5 < hi < 110, (lo, hi)  # the near order in view, the far one not stretching the pane
+    for cid in (sell, far):
+        assert qloop.run_until_complete(rig.engine.cancel(cid))
+    settle_until(qloop, "both lines gone", lambda: not chart.orders.items)
+    chart.viewport.fit_y(chart._indicators.values(), force=True)
+    assert vb.viewRange()[1][1] == pytest.approx(bars_top)

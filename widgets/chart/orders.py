@@ -143,6 +143,8 @@ class ChartOrders(QtCore.QObject):
     stageRequested = QtCore.Signal(str, str, str, object)
     replaceRequested = QtCore.Signal(str, str, object)
     message = QtCore.Signal(str)
+    #: the set of drawn lines or a price changed (the chart refits its price pane to keep them in view)
+    linesChanged = QtCore.Signal()
 
     def __init__(self, plot: pg.PlotItem, overlays: Overlays, parent: QtWidgets.QWidget) -> None:
         super().__init__(parent)
@@ -293,9 +295,19 @@ class ChartOrders(QtCore.QObject):
         """The lines drawn now (the chart symbol's working orders)."""
         return [item.line for item in self.items.values()]
 
+    def prices(self) -> list[float]:
+        """The drawn lines' prices, for the price pane's fit (a dragged line is where it is dropped)."""
+        return [float(item.line.price) for item in self.items.values() if not item.moving]
+
     # ------------------------------------------------------------------ drawing
 
     def _sync(self) -> None:
+        before = self.prices()
+        self._sync_items()
+        if self.prices() != before:
+            self.linesChanged.emit()
+
+    def _sync_items(self) -> None:
         wanted = {ln.key: ln for lines in self._lines.values() for ln in lines
                   if normalize_symbol(ln.symbol) == self.symbol}  # fmt: skip
         for key in [k for k in self.items if k not in wanted]:

@@ -84,6 +84,8 @@ class ChartPanel(QtWidgets.QWidget):
         self.viewport = Viewport(self.store, display_tz, max(10, int(visible_bars)))
         self.overlays = Overlays(self.viewport.price_plot, self.store)
         self.orders = ChartOrders(self.viewport.price_plot, self.overlays, self)
+        self.viewport.pinned_prices = self.orders.prices  # working orders stay in view
+        self.orders.linesChanged.connect(lambda: self.viewport.fit_y(self._indicators.values()))
         self.orders.stageRequested.connect(self.stageOrderRequested)
         self.crosshair = Crosshair(self, self.viewport.plot_widget, self.viewport.plots())
         x = SharedX()

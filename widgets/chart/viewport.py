@@ -9,7 +9,7 @@ hysteresis so a tick rarely re-lays the axes out.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import tzinfo
 from typing import Final
 
@@ -25,6 +25,18 @@ from widgets.theme import ChartColors
 AXIS_WIDTH: Final = 72
 # Above this many visible bars the y range ignores indicator lines and uses a strided sample.
 _Y_SAMPLE: Final = 20_000
+
+
+#: A pinned price (a working order) further from the bars than this many times their own height is
+#: left out of the fit: one far-off stop would squash the candles into a line.
+PINNED_REACH = 4.0
+
+
+def _with_pinned(lo: float, hi: float, prices: Iterable[float]) -> tuple[float, float]:
+    """``lo``..``hi`` widened to the pinned ``prices`` within :data:`PINNED_REACH` of the bars."""
+    reach = max(hi - lo, abs(hi) * 0.002) * PINNED_REACH
+    near = [p for p in prices if lo - reach <= p <= hi + reach]
+    return (min(lo, *near), max(hi, *near)) if near else (lo, hi)
 
 
 def _style_plot(plot: pg.PlotItem) -> None:
@@ -80,6 +92,8 @@ class Viewport:
         self.follow = True
         self._last_y: tuple[float, float] | None = None
         self._last_vol_y: float | None = None
+        #: prices the price pane keeps in view besides the bars (the symbol's working orders)
+        self.pinned_prices: Callable[[], Iterable[float]] = lambda: ()
 
         self.plot_widget = pg.GraphicsLayoutWidget()
         self.plot_widget.setObjectName("chartPlot")
@@ -238,6 +252,7 @@ class Viewport:
                 extent = line.extent(i0, i1) if line.enabled and line.on_price_pane else None
                 if extent is not None:
                     lo, hi = min(lo, extent[0]), max(hi, extent[1])
+        lo, hi = _with_pinned(lo, hi, self.pinned_prices())
         if hi <= lo:
             pad = abs(hi) * 0.01 or 1.0
             lo, hi = lo - pad, hi + pad
