@@ -411,6 +411,10 @@ class Box:
     def width(self) -> int:
         return self.right - self.left + 1
 
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top + 1
+
 
 def bounding_box(mask: np.ndarray[Any, np.dtype[np.bool_]], *, min_pixels: int = 1) -> Box | None:
     """The smallest box holding every True pixel of ``mask``, or None with fewer than ``min_pixels``."""
