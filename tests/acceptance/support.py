@@ -348,6 +348,20 @@ class Terminal:
     def geometry(self) -> Geometry:
         return self.display.geometry(self.window)
 
+    def dialog(self, title: str, timeout: float = 15) -> int:
+        """A visible top-level window of Heron whose title matches ``title`` (a regex); fails at once
+        if Heron exits meanwhile."""
+        return until(
+            f"a Heron window titled {title!r}",
+            lambda: (
+                next(iter(self.display.windows(pid=self.proc.pid, name=title)), None)
+                if self._alive()
+                else None
+            ),
+            timeout,
+            every=0.1,
+        )
+
     def stop(self, timeout: float = 40) -> int | None:
         """SIGTERM: Heron's ordered shutdown; returns its exit status."""
         return _stop(self.proc, timeout)
@@ -444,16 +458,6 @@ def long_runs(
 def click(display: Display, x: int, y: int) -> None:
     """A left click at a screen position (the pointer moves there first)."""
     display.xdotool("mousemove", "--sync", str(x), str(y), "click", "1")
-
-
-def top_level(display: Display, pid: int, title: str, timeout: float = 15) -> int:
-    """A visible top-level window of process ``pid`` whose title matches ``title`` (a regex)."""
-    return until(
-        f"a window titled {title!r}",
-        lambda: next(iter(display.windows(pid=pid, name=title)), None),
-        timeout,
-        every=0.1,
-    )
 
 
 def client_box(display: Display, window: int) -> Box:

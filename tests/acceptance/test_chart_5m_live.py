@@ -49,7 +49,7 @@ def _checked_timeframe(shot: np.ndarray[Any, Any], window: Box) -> Box | None:
     too_long = long_runs(accent, 121)
     accent &= ~too_long
     filled = near(area, ChartColors.button_checked, 4)
-    for row in np.flatnonzero(accent.any(axis=1)):
+    for row in map(int, np.flatnonzero(accent.any(axis=1))):
         cols = np.flatnonzero(accent[row])
         if row >= 4 and filled[row - 4, cols[0] : cols[-1] + 1].mean() >= 0.6:
             found = bounding_box(accent[row : row + 3], min_pixels=12)

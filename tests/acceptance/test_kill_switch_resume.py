@@ -31,7 +31,6 @@ from tests.acceptance.support import (
     holds_for,
     long_runs,
     near,
-    top_level,
     until,
 )
 from widgets import theme
@@ -104,7 +103,7 @@ def test_kill_switch_then_resume_with_a_reason(
     button = until(f"the KILL SWITCH button on the screen (grabs in {screen.folder})", kill_button, 15)
     assert button.bottom - button.top + 1 >= 15, f"the kill switch is a {button} strip"
     click(display, *button.centre)
-    top_level(display, heron.proc.pid, "^Kill switch$")
+    heron.dialog("^Kill switch$")
     display.xdotool("key", "alt+y")
 
     # HALTED: white on red in the status bar, and in the state report
@@ -117,7 +116,7 @@ def test_kill_switch_then_resume_with_a_reason(
 
     # Resume trading…: the button right of the red label
     click(display, red.right + 30, red.centre[1])
-    dialog = top_level(display, heron.proc.pid, "^Resume trading$")
+    dialog = heron.dialog("^Resume trading$")
 
     # an empty reason, then a blank one: refused, the dialog stays and trading stays HALTED
     def still_refused() -> str | None:

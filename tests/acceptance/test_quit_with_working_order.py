@@ -24,7 +24,6 @@ from tests.acceptance.support import (
     button_row,
     click,
     client_box,
-    top_level,
     until,
 )
 from tests.support.exchange import ExchangeProcess
@@ -71,7 +70,7 @@ def test_quit_with_a_working_order_asks_and_cancels_it(
 
     display.xdotool("windowactivate", "--sync", str(window))
     display.xdotool("key", "ctrl+q")
-    dialog = top_level(display, heron.proc.pid, r"^Quit Heron\?$")
+    dialog = heron.dialog(r"^Quit Heron\?$")
     box = client_box(display, dialog)
 
     def three_buttons() -> list[Any] | None:
