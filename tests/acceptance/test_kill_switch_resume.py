@@ -103,7 +103,8 @@ def test_kill_switch_then_resume_with_a_reason(
     button = until(f"the KILL SWITCH button on the screen (grabs in {screen.folder})", kill_button, 15)
     assert button.bottom - button.top + 1 >= 15, f"the kill switch is a {button} strip"
     click(display, *button.centre)
-    heron.dialog("^Kill switch$")
+    confirm = heron.dialog("^Kill switch$")
+    display.xdotool("windowactivate", "--sync", str(confirm))  # the keys go to the dialog
     display.xdotool("key", "alt+y")
 
     # HALTED: white on red in the status bar, and in the state report
@@ -117,6 +118,7 @@ def test_kill_switch_then_resume_with_a_reason(
     # Resume trading…: the button right of the red label
     click(display, red.right + 30, red.centre[1])
     dialog = heron.dialog("^Resume trading$")
+    display.xdotool("windowactivate", "--sync", str(dialog))
 
     # an empty reason, then a blank one: refused, the dialog stays and trading stays HALTED
     def still_refused() -> str | None:
