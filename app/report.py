@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import json
 import logging
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from app import lifecycle as stages
 from app.context import AppContext, Services, cancel_tasks, now, spawn
@@ -28,9 +30,71 @@ REPORT_EVERY_S = 2.0
 
 
 def register_report(ctx: AppContext, services: Services) -> None:
-    if services.state_sections:
+    if any(getattr(p, "services_report", False) for p in services.state_sections):
         return
-    services.state_sections.append(lambda: service_sections(ctx, services))
+
+    def provider() -> dict[str, Any]:
+        return service_sections(ctx, services)
+
+    provider.services_report = True  # type: ignore[attr-defined]
+    services.state_sections.append(provider)
+
+
+class ChartBarLike(Protocol):
+    @property
+    def t(self) -> int: ...  # start, epoch nanoseconds UTC
+    @property
+    def o(self) -> float: ...
+    @property
+    def h(self) -> float: ...
+    @property
+    def l(self) -> float: ...  # noqa: E743 - OHLC spelling
+    @property
+    def c(self) -> float: ...
+    @property
+    def v(self) -> float: ...
+
+
+class ChartStoreLike(Protocol):
+    @property
+    def live(self) -> ChartBarLike | None: ...
+
+
+class ChartLike(Protocol):
+    """What the report reads of the chart panel (``widgets.chart.panel.ChartPanel``)."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def store(self) -> ChartStoreLike: ...
+    @property
+    def timeframe(self) -> Any: ...  # a Timeframe (StrEnum: "5Min")
+
+    def readout_text(self) -> str: ...
+
+
+def _number(value: float) -> str:
+    """A chart value as a decimal string: its shortest round-trip spelling, no exponent."""
+    return format(Decimal(repr(float(value))).normalize(), "f")
+
+
+def chart_section(chart: ChartLike) -> dict[str, Any]:
+    """The report's ``chart`` section: the symbol and timeframe the chart shows, its newest (forming)
+    bar and the readout line above the plot, as drawn now."""
+    section: dict[str, Any] = {"symbol": chart.symbol, "timeframe": str(chart.timeframe),
+                               "readout": chart.readout_text()}  # fmt: skip
+    bar = chart.store.live
+    if bar is not None:
+        section["last_bar"] = {
+            "t": (datetime.fromtimestamp(0, UTC) + timedelta(microseconds=int(bar.t) // 1000)).isoformat(),
+            **{k: _number(getattr(bar, k)) for k in ("o", "h", "l", "c", "v")},
+        }
+    return section
+
+
+def register_chart_report(services: Services, chart: ChartLike) -> None:
+    """Add the ``chart`` section (the GUI's chart; a headless run has none)."""
+    services.state_sections.append(lambda: {"chart": chart_section(chart)})
 
 
 def health_status(ctx: AppContext, services: Services) -> HealthStatus | None:

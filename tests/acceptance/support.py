@@ -184,8 +184,8 @@ class Display:
     def windows(self, *, pid: int | None = None, name: str | None = None) -> list[int]:
         """The visible top-level windows (of a process, or whose title matches ``name``)."""
         args = ["search", "--onlyvisible"]
-        if pid is not None:
-            args += ["--pid", str(pid)]
+        if pid is not None:  # --all: the process's windows with that title (xdotool's default is "or")
+            args += ["--all", "--pid", str(pid)]
         args += ["--name", name if name is not None else "."]
         out = self.try_xdotool(*args)
         return [int(w) for w in out.split()] if out else []
@@ -348,6 +348,20 @@ class Terminal:
     def geometry(self) -> Geometry:
         return self.display.geometry(self.window)
 
+    def dialog(self, title: str, timeout: float = 15) -> int:
+        """A visible top-level window of Heron whose title matches ``title`` (a regex); fails at once
+        if Heron exits meanwhile."""
+        return until(
+            f"a Heron window titled {title!r}",
+            lambda: (
+                next(iter(self.display.windows(pid=self.proc.pid, name=title)), None)
+                if self._alive()
+                else None
+            ),
+            timeout,
+            every=0.1,
+        )
+
     def stop(self, timeout: float = 40) -> int | None:
         """SIGTERM: Heron's ordered shutdown; returns its exit status."""
         return _stop(self.proc, timeout)
@@ -392,3 +406,94 @@ def colour_band(
             return start, row - 1
         start = None
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A rectangle of the screen, in pixels (``right`` and ``bottom`` inclusive)."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def centre(self) -> tuple[int, int]:
+        return (self.left + self.right) // 2, (self.top + self.bottom) // 2
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left + 1
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top + 1
+
+
+def bounding_box(mask: np.ndarray[Any, np.dtype[np.bool_]], *, min_pixels: int = 1) -> Box | None:
+    """The smallest box holding every True pixel of ``mask``, or None with fewer than ``min_pixels``."""
+    if int(mask.sum()) < min_pixels:
+        return None
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return Box(int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1]))
+
+
+def long_runs(
+    mask: np.ndarray[Any, np.dtype[np.bool_]], min_length: int
+) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Only the pixels of ``mask`` in horizontal runs of at least ``min_length`` (a filled button,
+    not the thin strokes of a candle or a letter)."""
+    out = np.zeros_like(mask)
+    for row in np.flatnonzero(mask.any(axis=1)):
+        line = mask[row].astype(np.int8)
+        edges = np.diff(np.concatenate(([0], line, [0])))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        for start, end in zip(starts, ends, strict=True):
+            if end - start >= min_length:
+                out[row, start:end] = True
+    return out
+
+
+def click(display: Display, x: int, y: int) -> None:
+    """A left click at a screen position (the pointer moves there first)."""
+    display.xdotool("mousemove", "--sync", str(x), str(y), "click", "1")
+
+
+def client_box(display: Display, window: int) -> Box:
+    """Where a window's client area is on the screen. The pointer is moved to the client's corner
+    and read back: xdotool's window position under openbox is the frame's, some pixels off."""
+    geometry = display.geometry(window)
+    out = display.xdotool("mousemove", "--window", str(window), "--sync", "0", "0", "getmouselocation")
+    where = dict(part.split(":", 1) for part in out.split() if ":" in part)
+    x, y = int(where["x"]), int(where["y"])
+    return Box(x, y, x + geometry.width - 1, y + geometry.height - 1)
+
+
+def button_row(pixels: Pixels, box: Box, *, count: int, min_width: int = 40) -> list[Box]:
+    """The lowest row of at least ``count`` buttons side by side inside ``box`` (a dialog's button
+    box), left to right: runs of at least ``min_width`` pixels that differ from the box's background
+    (the most common colour of its bottom margin), on rows where there are ``count`` of them."""
+    area = pixels[box.top : box.bottom + 1, box.left : box.right + 1].astype(np.int32)
+    packed = (area[..., 0] << 16) | (area[..., 1] << 8) | area[..., 2]
+    values, counts = np.unique(packed[-3:], return_counts=True)  # the margin below the buttons
+    other = packed != values[int(counts.argmax())]
+    rows: dict[int, list[tuple[int, int]]] = {}
+    for row in range(other.shape[0]):
+        edges = np.diff(np.concatenate(([0], other[row].astype(np.int8), [0])))
+        runs = [
+            (int(s), int(e) - 1)
+            for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)
+            if e - s >= min_width
+        ]
+        if len(runs) >= count:
+            rows[row] = runs
+    if not rows:
+        return []
+    bottom = max(rows)
+    top = bottom
+    while top - 1 in rows and len(rows[top - 1]) == len(rows[bottom]):
+        top -= 1
+    return [
+        Box(box.left + s, box.top + top, box.left + e, box.top + bottom) for s, e in rows[(top + bottom) // 2]
+    ]

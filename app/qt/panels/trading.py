@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from app.qt.panels.feeds import ChartFeeder, equity_history, seed_daily_figures
 from app.qt.panels.spec import PanelEnv, PanelSpec, build_deferred, install_panels, loading_note, need
+from app.report import register_chart_report
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QWidget
@@ -357,6 +358,7 @@ def install_chart(
         panels.feeder = ChartFeeder(chart, history, ctx.bus)
     chart.symbolRequested.connect(chart_symbol)  # after the feeder: it loads first, once
     _trade_from_chart(chart, ctx, services, panels)
+    register_chart_report(services, chart)
     log.info("chart installed")
     return chart
 
