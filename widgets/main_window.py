@@ -276,6 +276,7 @@ class MainWindow(QMainWindow):
         for group in (
             (Command.BUY, Command.SELL),
             (Command.CANCEL_LAST, Command.CANCEL_ALL, Command.FLATTEN_ALL),
+            (Command.KILL_SWITCH,),
         ):
             if trade.actions():
                 trade.addSeparator()

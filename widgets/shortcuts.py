@@ -48,6 +48,7 @@ class Command(StrEnum):
     CANCEL_LAST = "cancel_last"
     CANCEL_ALL = "cancel_all"
     FLATTEN_ALL = "flatten_all"
+    KILL_SWITCH = "kill_switch"
     SHORTCUTS = "shortcuts"
 
 
@@ -69,6 +70,8 @@ COMMANDS: dict[Command, CommandSpec] = {
     Command.CANCEL_LAST: CommandSpec("Cancel &last manual order", "Ctrl+Shift+X"),
     Command.CANCEL_ALL: CommandSpec("Cancel &all open orders…", "Ctrl+Shift+K", note="Asks first"),
     Command.FLATTEN_ALL: CommandSpec("&Flatten all positions…", "Ctrl+Shift+F", note="Asks first"),
+    Command.KILL_SWITCH: CommandSpec("&Kill switch… (halt trading, cancel orders)", "Ctrl+Shift+H",
+                                     note="Asks first; Resume trading… undoes the halt"),
     Command.SHORTCUTS: CommandSpec("&Keyboard shortcuts", "F1"),
 }  # fmt: skip
 

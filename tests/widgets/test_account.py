@@ -136,3 +136,35 @@ def test_kill_switch_dialog_says_how_the_halt_is_released(qtbot) -> None:  # typ
     assert "resumes trading" not in text
     assert "also after a restart" in text
     assert "with a reason: Resume trading…" in text
+
+
+@pytest.mark.expected_log(r"KILL SWITCH pulled", r"kill switch done")
+def test_trade_menu_kill_switch_reaches_the_account_panels_confirmation(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    """The kill switch is in the Trade menu with its keys (Ctrl+Shift+H by default), not only on the
+    account panel, which may sit behind another tab; it asks first, as the panel's button does."""
+    from types import SimpleNamespace
+
+    from app.context import Services
+    from app.qt.panels.spec import PanelEnv
+    from app.qt.panels.trading import _account
+    from services.domain.enums import Mode
+    from widgets.main_window import MainWindow
+    from widgets.shortcuts import Command
+
+    window = MainWindow(Mode.LOCAL)
+    qtbot.addWidget(window)
+    action = window.commands[Command.KILL_SWITCH]
+    assert not action.isEnabled()  # nothing to pull before the account panel is built
+    services = Services(mode=Mode.LOCAL, engine=rig.engine, broker=rig.broker, trading=rig.trading,
+                        kill_switch=rig.kill_switch)  # fmt: skip
+    panel = _account(PanelEnv(SimpleNamespace(bus=rig.bus), services, window))  # type: ignore[arg-type]
+    qtbot.addWidget(panel)
+    assert action.isEnabled() and action.shortcut().toString() == "Ctrl+Shift+H"
+    assert action in window.findChild(type(window.menuBar().actions()[0].menu()), "tradeMenu").actions()
+    asked: list[bool] = []
+    panel.ask_kill = lambda: asked.append(True)  # declined (None): nothing happens
+    action.trigger()
+    assert asked == [True] and rig.trading.state is TradingState.ACTIVE
+    panel.ask_kill = lambda: False  # confirmed, without flatten
+    action.trigger()
+    settle_until(qloop, "the kill switch done", lambda: rig.trading.state is TradingState.HALTED)

@@ -153,6 +153,10 @@ def _account(env: PanelEnv) -> QWidget:
         bus=env.ctx.bus,
     )
     panel.start()
+    if env.window is not None and s.kill_switch is not None:  # Trade → Kill switch… (and its keys)
+        from widgets.shortcuts import Command
+
+        env.window.connect_command(Command.KILL_SWITCH, panel.trigger_kill_switch)
     return panel
 
 
