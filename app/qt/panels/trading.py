@@ -329,13 +329,25 @@ def install_chart(
     window: MainWindow, ctx: AppContext, services: Services, panels: TradingPanels
 ) -> ChartPanel:
     """Put the chart in the central area (unless one is there) and feed it from ``services.history``."""
+    import shiboken6
+
     from widgets.chart.panel import ChartPanel
+    from widgets.models.common import TIMES
 
     chart = window.centralWidget()
     if not isinstance(chart, ChartPanel):
         chart = ChartPanel()
         window.set_central_panel(chart)
     panels.chart = chart
+
+    def follow_zone() -> None:  # the window's display zone, as the tables show times
+        if not shiboken6.isValid(chart):  # a chart closed with its window
+            TIMES.changed.disconnect(follow_zone)
+            return
+        chart.set_time_zone(TIMES.tz, TIMES.label())
+
+    follow_zone()
+    TIMES.changed.connect(follow_zone)
     for why in chart.restore_indicators(ctx.settings.chart.indicators):
         log.warning("a saved chart indicator was left off: %s", why)
     chart.indicatorsChanged.connect(lambda state: _save_chart_indicators(ctx, state))
