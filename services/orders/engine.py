@@ -537,6 +537,35 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
             message = await self._send_replace(rec, meta, probe, wire, source)
         return SubmitResult(rec.client_order_id, rec.state, report, message)
 
+    def preview_replace(
+        self,
+        order_key: str,
+        *,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        asset: Asset | None = None,
+    ) -> RiskReport | str:
+        """The risk pre-check :meth:`replace` runs for a price-only replacement, with no side effects
+        (the chart shows it while an order line is dragged), or why no replace is possible now.
+        Same request, same worst-case quantity, same context as :meth:`replace`. ``asset``: the
+        instrument as the caller read it, else the one the engine last read (none fails closed)."""
+        rec = self.store.find(client_order_id=order_key, broker_order_id=order_key)
+        if rec is None or not rec.state.is_open or rec.broker_order_id is None:
+            return "order is not open"
+        busy = busy_reason(rec)
+        if busy:
+            return busy
+        new_qty = rec.leaves_qty
+        if new_qty is not None and new_qty <= 0:
+            return "nothing left to work"
+        probe = replacement_request(
+            rec, self.store.meta(rec.client_order_id), new_qty, limit_price, stop_price
+        )
+        checked = replace(probe, qty=worst_qty(rec, None, new_qty))
+        asset = asset or self._assets.get(rec.symbol)
+        context = self.risk_context(checked, asset, replacing=rec.client_order_id)
+        return self.risk.preview(checked, context)
+
     async def close_position(
         self, symbol: str, *, qty: Decimal | None = None, source: str = "manual"
     ) -> SymbolCloseResult:

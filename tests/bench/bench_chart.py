@@ -16,6 +16,12 @@ Figures (p95 over the repetitions):
 - chart_mb_per_1m_bars: RSS growth from ``set_history`` of 1M bars and the first frame.
 - chart_last_bar_p95_ms_with_indicators / chart_append_p95_ms_with_indicators: the same with SMA,
   EMA and Bollinger bands on (an append extends each indicator by the new bar; no goal is set).
+
+Every figure above is taken with :data:`ORDER_LINES` working-order lines (limit, stop, stop-limit,
+trailing stop, bracket legs) and :data:`FILL_MARKERS` fill markers drawn, as a trading chart has
+them. ``chart_drag_replace_ms`` (tests/bench/chart_drag.py) is the median time from the release of
+a dragged order line to the replaced order's line drawn at its new price, through the engine and
+the local exchange on loopback.
 """
 
 from __future__ import annotations
@@ -26,9 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from tests.bench import chart_drag
+
 N_BARS = 1_000_000
 WIDTH, HEIGHT = 1600, 900
 ZOOM_BARS = 300
+ORDER_LINES = 8  # lines of the orders below (a stop-limit has two)
+FILL_MARKERS = 400
 
 
 def _rss_mb() -> float:
@@ -78,6 +88,8 @@ def run() -> dict[str, dict[str, Any]]:
     frame()
     load_s = time.perf_counter() - t0
     rss1 = _rss_mb()
+    lines, markers = _draw_orders_and_fills(panel, data)
+    frame()
 
     rng = np.random.default_rng(1)
 
@@ -153,6 +165,8 @@ def run() -> dict[str, dict[str, Any]]:
             "cpu_p95_ms": round(_pct(cpu["last_bar"], 95), 2),
             "paints_per_frame": paint_counts["last_bar"],
             "load_avg_1m": load_avg,
+            "order_lines": lines,
+            "fill_markers": markers,
         },
         "chart_append_p95_ms": {
             "value": round(_pct(append, 95), 2),
@@ -176,7 +190,46 @@ def run() -> dict[str, dict[str, Any]]:
         "chart_load_1m_bars_s": {"value": round(load_s, 3), "unit": "s"},
         "chart_last_bar_p95_ms_with_indicators": {"value": round(_pct(last_bar_ind, 95), 2), "unit": "ms"},
         "chart_append_p95_ms_with_indicators": {"value": round(_pct(append_ind, 95), 2), "unit": "ms"},
+        **chart_drag.run(),
     }
+
+
+def _draw_orders_and_fills(panel: Any, data: dict[str, np.ndarray]) -> tuple[int, int]:
+    """Working orders around the last price and fills over the last bars, through the chart's own
+    path for the engine's events. Returns (lines drawn, markers drawn)."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from services.domain.enums import OrderClass, OrderSide, OrderStatus, OrderType, TimeInForce
+    from services.domain.events import FillEvent
+    from services.domain.models import Fill, Order
+
+    last = Decimal(str(round(float(data["c"][-1]), 2)))
+    now = datetime.now(UTC)
+    base = Order(id="", client_order_id="", symbol="BENCH", side=OrderSide.BUY, type=OrderType.LIMIT,
+                 time_in_force=TimeInForce.GTC, status=OrderStatus.NEW, qty=Decimal(100),
+                 filled_qty=Decimal(0), created_at=now, updated_at=now, submitted_at=now)  # fmt: skip
+    pct = last / 100
+    orders = [
+        replace(base, limit_price=last - pct),
+        replace(base, side=OrderSide.SELL, limit_price=last + pct),
+        replace(base, type=OrderType.STOP, stop_price=last + 2 * pct),
+        replace(base, type=OrderType.STOP_LIMIT, stop_price=last - 2 * pct, limit_price=last - 3 * pct),
+        replace(base, side=OrderSide.SELL, type=OrderType.TRAILING_STOP, trail_price=pct, hwm=last),
+        replace(base, side=OrderSide.SELL, order_class=OrderClass.OCO, limit_price=last + 3 * pct),
+        replace(base, side=OrderSide.SELL, type=OrderType.STOP, stop_price=last - 4 * pct),
+    ]
+    for i, order in enumerate(orders):
+        panel.orders.show_order(replace(order, id=f"o{i}", client_order_id=f"c{i}"))
+    times = data["t"][-FILL_MARKERS * 5 :: 5]
+    closes = data["c"][-FILL_MARKERS * 5 :: 5]
+    for i, (t, c) in enumerate(zip(times.tolist(), closes.tolist(), strict=True)):
+        side = OrderSide.BUY if i % 2 else OrderSide.SELL
+        ts = datetime.fromtimestamp(t / 1e9, UTC)
+        fill = Fill(f"e{i}", "o0", "c0", "BENCH", side, Decimal(1), Decimal(str(round(c, 2))), ts)
+        panel.orders.on_fill_event(FillEvent(ts, fill))
+    return len(panel.orders.items), len(panel.fill_positions())
 
 
 if __name__ == "__main__":

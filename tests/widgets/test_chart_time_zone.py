@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from app.context import Services
 from app.qt.panels.trading import TradingPanels, install_chart
 from app.settings import Settings
 from services.domain.bus import EventBus
@@ -45,7 +46,7 @@ def chart(qtbot, tmp_path: Path) -> Iterator[ChartPanel]:  # type: ignore[no-unt
     qtbot.addWidget(window)
     ctx = SimpleNamespace(settings=Settings(), paths=SimpleNamespace(settings_file=tmp_path / "s.json"),
                           bus=EventBus(), notify=lambda *a: None)  # fmt: skip
-    panel = install_chart(window, ctx, SimpleNamespace(history=None, broker=None), TradingPanels())  # type: ignore[arg-type]
+    panel = install_chart(window, ctx, Services(mode=Mode.LOCAL), TradingPanels())  # type: ignore[arg-type]
     window.resize(1200, 700)
     window.show()
     yield panel

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.context import Services
 from app.qt.panels.trading import TradingPanels, _link, _watchlist, install_chart
 from app.settings import Settings, load
 from services.domain.bus import EventBus
@@ -122,7 +123,7 @@ def _start(qtbot, windows: list[_Window], path: Path, settings: Settings) -> Cha
     notes: list[tuple[str, str, str]] = []
     ctx = SimpleNamespace(settings=settings, paths=SimpleNamespace(settings_file=path), bus=EventBus(),
                           notify=lambda *a: notes.append(a))  # fmt: skip
-    chart = install_chart(window, ctx, SimpleNamespace(history=None, broker=None), TradingPanels())  # type: ignore[arg-type]
+    chart = install_chart(window, ctx, Services(mode=Mode.LOCAL), TradingPanels())  # type: ignore[arg-type]
     assert notes == []
     return chart
 
@@ -162,7 +163,7 @@ def test_the_symbol_box_refuses_what_the_broker_does_not_list_and_links_what_it_
     _link(window, panels, {"symbol": ""})  # type: ignore[arg-type]
     ctx = SimpleNamespace(settings=Settings(), paths=SimpleNamespace(settings_file=tmp_path / "s.json"),
                           bus=rig.bus, notify=lambda *a: None)  # fmt: skip
-    chart = install_chart(window, ctx, SimpleNamespace(history=None, broker=rig.broker), panels)  # type: ignore[arg-type]
+    chart = install_chart(window, ctx, Services(mode=Mode.LOCAL, broker=rig.broker), panels)  # type: ignore[arg-type]
     window.show()
     assert panels.watchlist is not None and panels.ticket is not None
     panels.watchlist.select_symbol("AAPL")
@@ -201,7 +202,7 @@ def _chart_and_watchlist(qtbot, windows: list[_Window], broker: object, tmp_path
     qtbot.addWidget(window)
     ctx = SimpleNamespace(settings=Settings(), paths=SimpleNamespace(settings_file=tmp_path / "s.json"),
                           bus=EventBus(), notify=lambda *a: None)  # fmt: skip
-    services = SimpleNamespace(history=None, broker=broker, streams=None, book=QuoteBook(), failures={})
+    services = Services(mode=Mode.LOCAL, broker=broker, book=QuoteBook())  # type: ignore[arg-type]
     watchlist = _watchlist(SimpleNamespace(ctx=ctx, services=services))  # type: ignore[arg-type]
     qtbot.addWidget(watchlist)
     chart = install_chart(window, ctx, services, TradingPanels())  # type: ignore[arg-type]

@@ -8,7 +8,9 @@ Every number shown comes from the data given to those slots.
 The panel composes the parts and routes data changes between them:
 ``toolbar`` (symbol, timeframe and indicator buttons, loading status), ``viewport`` (the panes,
 what is in view, the y fit), ``lines`` (each ``Indicator`` from ``indicators`` drawn on a pane),
-``overlays`` (fills and open orders) and ``readout`` (crosshair and the bar readout).
+``overlays`` (fills and open orders), ``orders`` (working-order lines that follow the engine, drag
+to replace, cancel from the line, the right-click menu that stages an order) and ``readout``
+(crosshair and the bar readout).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from services.domain.enums import Timeframe
 from services.domain.symbols import normalize_symbol
 from widgets.chart.indicators import INDICATORS, Pane, create_indicators, legend_text, make_indicator
 from widgets.chart.lines import IndicatorLines, SharedX
+from widgets.chart.orders import ChartOrders
 from widgets.chart.overlays import Overlays
 from widgets.chart.readout import Crosshair
 from widgets.chart.store import BarStore, to_epoch_ns
@@ -49,6 +52,8 @@ class ChartPanel(QtWidgets.QWidget):
     symbolRequested = QtCore.Signal(str)
     timeframeRequested = QtCore.Signal(str)
     indicatorsChanged = QtCore.Signal(object)
+    #: symbol, side, order type, Decimal price: stage this order in the ticket (see ``orders``)
+    stageOrderRequested = QtCore.Signal(str, str, str, object)
 
     def __init__(
         self,
@@ -78,6 +83,8 @@ class ChartPanel(QtWidgets.QWidget):
         self.loading = LoadingStatus()
         self.viewport = Viewport(self.store, display_tz, max(10, int(visible_bars)))
         self.overlays = Overlays(self.viewport.price_plot, self.store)
+        self.orders = ChartOrders(self.viewport.price_plot, self.overlays, self)
+        self.orders.stageRequested.connect(self.stageOrderRequested)
         self.crosshair = Crosshair(self, self.viewport.plot_widget, self.viewport.plots())
         x = SharedX()
         self._indicators: dict[str, IndicatorLines] = {
@@ -95,6 +102,7 @@ class ChartPanel(QtWidgets.QWidget):
         status_row = QtWidgets.QHBoxLayout()
         status_row.setContentsMargins(6, 0, 4, 0)
         status_row.addWidget(self.readout, 1)
+        status_row.addWidget(self.orders.status_label, 1)
         status_row.addWidget(self.loading_label)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -137,6 +145,7 @@ class ChartPanel(QtWidgets.QWidget):
         self.store.load(arrays)
         self.symbol, self.timeframe = sym, tf
         self.toolbar.show_series(sym, tf)
+        self.orders.set_symbol(sym)
         self.viewport.forget_y()
         self._history_changed()
         self.set_loading(None)
@@ -335,6 +344,7 @@ class ChartPanel(QtWidgets.QWidget):
                 lines.show_slice(vp.visible_index_range())
             lines.update_live(self.store)
         self.overlays.place_fills()
+        self.orders.on_bars(self.store)
         vp.update_limits()
         if shifting:
             x0, x1 = vp.visible_index_range()
@@ -347,6 +357,7 @@ class ChartPanel(QtWidgets.QWidget):
 
     def _live_changed(self) -> None:
         self.viewport.live_bar_changed()
+        self.orders.on_bars(self.store)
         for lines in self._enabled_lines():
             lines.update_live(self.store)
         self.viewport.fit_y(self._indicators.values())

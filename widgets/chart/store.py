@@ -242,8 +242,11 @@ class BarStore:
 
         -1 for times before the first bar.
         """
-        times = self.column("t")
-        return np.searchsorted(times, np.asarray(t_ns, dtype=np.int64), side="right").astype(np.int64) - 1
+        t = np.asarray(t_ns, dtype=np.int64)
+        idx = np.searchsorted(self.t, t, side="right").astype(np.int64) - 1  # a view: no 8 MB copy
+        if self._live is not None:  # the live bar is the newest: it holds every later time
+            idx = np.where(t >= self._live.t, self._n, idx)
+        return idx
 
     def time_at(self, i: int) -> int | None:
         n = len(self)

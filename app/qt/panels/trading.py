@@ -18,6 +18,8 @@ import sys
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from app.qt.panels.feeds import ChartFeeder, equity_history, seed_daily_figures
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 
     from app.context import AppContext, Services
     from services.broker.assets import AssetDirectory
+    from services.domain.models import Fill
+    from services.orders.store import OrderStore
     from widgets.account import AccountPanel
     from widgets.blotter import BlotterPanel
     from widgets.chart.panel import ChartPanel
@@ -384,5 +388,46 @@ def install_chart(
     if history is not None and panels.feeder is None:
         panels.feeder = ChartFeeder(chart, history, ctx.bus)
     chart.symbolRequested.connect(chart_symbol)  # after the feeder: it loads first, once
+    _trade_from_chart(chart, ctx, services, panels)
     log.info("chart installed")
     return chart
+
+
+def _trade_from_chart(chart: ChartPanel, ctx: AppContext, services: Services, panels: TradingPanels) -> None:
+    """Order lines, fills and trading on the chart: the same engine, risk gate and confirmation
+    setting as the ticket; a right-click stages an order in the ticket."""
+    from services.domain.enums import Mode, OrderSide, OrderType
+
+    # a chart shown without trading (a preview, services without orders) draws no orders
+    store, engine = services.orders, services.engine
+    if store is None or engine is None:
+        return
+    chart.orders.attach(engine, store, ctx.bus, fills=_recent_fills(store))
+    ticket = panels.ticket
+    if ticket is not None:
+        chart.orders.needs_confirmation = ticket.needs_confirmation
+
+        def stage(symbol: str, side: str, order_type: str, price: Decimal) -> None:
+            ticket.stage(symbol, OrderSide(side), OrderType(order_type), price)
+
+        chart.stageOrderRequested.connect(stage)
+    else:
+        chart.orders.needs_confirmation = lambda: ctx.mode is Mode.LIVE or ctx.settings.ui.confirm_orders
+
+
+RECENT_FILLS = timedelta(days=30)
+
+
+def _recent_fills(store: OrderStore) -> list[Fill]:
+    """The stored fills of the last :data:`RECENT_FILLS`, oldest first, for the chart's markers."""
+    from services.domain.enums import OrderSide
+    from services.domain.models import Fill
+
+    since = datetime.now(UTC) - RECENT_FILLS
+    try:
+        rows = store.fills_history()
+    except Exception as exc:  # the database: the chart draws new fills only, and the log says why
+        log.warning("earlier fills are not drawn on the chart: %s", exc)
+        return []
+    return [Fill(r["execution_id"], r["order_id"], r["client_order_id"], r["symbol"], OrderSide(r["side"]),
+                 r["qty"], r["price"], r["ts"]) for r in rows if r["ts"] >= since]  # fmt: skip
