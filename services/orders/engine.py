@@ -364,11 +364,9 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
         return "accepted"
 
     def _reject(self, rec: OrderRecord, why: str, notice: str) -> None:
-        """A definitive refusal of the POST: said (with ``why``, the broker's reason) before the
-        status change, so the log has one line for both (:mod:`services.orders.activity`)."""
-        self.bus.publish(
-            NotificationEvent(self.clock(), "warning", "orders", notice, rejected_order=rec.client_order_id)
-        )
+        """A refusal of the POST, told before the status change: the log says both in one line."""
+        cid = rec.client_order_id
+        self.bus.publish(NotificationEvent(self.clock(), "warning", "orders", notice, rejected_order=cid))
         self._commit(rec, self.sm.trigger(rec, Trigger.REJECT, self.clock(), detail=why))
 
     def _unknown_outcome(self, rec: OrderRecord, why: str) -> str:
@@ -437,9 +435,7 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
     # --- cancel / replace ------------------------------------------------------------------------
     async def cancel(self, order_key: str, *, source: str = "manual", say_refusal: bool = True) -> bool:
         """Request a cancel (no risk check). True if the request reached the broker or is queued.
-
-        A cancel the broker refuses on the request is said at WARNING with its reason, unless the
-        caller reports it itself (``say_refusal=False``: a close names each refused cancel)."""
+        A refusal is said at WARNING unless the caller reports it itself (``say_refusal=False``)."""
         rec = self.store.find(client_order_id=order_key, broker_order_id=order_key)
         if rec is None or rec.state.is_terminal:
             return False
