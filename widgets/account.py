@@ -36,6 +36,7 @@ from services.domain.bus import EventBus, Subscription
 from services.domain.enums import TradingState
 from services.domain.events import AccountEvent, TradingStateEvent
 from services.domain.models import Account
+from services.orders.startup import operator as login_name
 from widgets import theme
 from widgets.lifetime import cancel_on_destroy, cancel_subscriptions
 from widgets.message_label import MessageLabel
@@ -104,7 +105,7 @@ class AccountPanel(QWidget):
         trading: TradingLike | None = None,
         kill_switch: KillSwitchLike | None = None,
         bus: EventBus | None = None,
-        operator: str = "manual",
+        operator: str | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -112,7 +113,8 @@ class AccountPanel(QWidget):
         self._refresh_account = refresh_account
         self._history = portfolio_history
         self.kill_switch = kill_switch
-        self.operator = operator
+        # who pulls the kill switch, as the journal and the log name them: the login name
+        self.operator = operator or login_name()
         self.account: Account | None = None
         #: ``ask_kill() -> None (declined) | bool (flatten)``; the dialog by default
         self.ask_kill: Callable[[], bool | None] = self._kill_dialog

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.broker.assets import AssetDirectory
+from services.broker.assets import AssetDirectory, not_listed
 from services.domain.bus import EventBus, Subscription
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from services.marketdata.pipeline import MarketDataBatchEvent
@@ -193,9 +193,7 @@ class WatchlistPanel(QWidget):
                 run_async(self.assets.load(), partial(self._assets_loaded, text), log_errors=False)
                 return None
             if self.assets.get(sym) is None:
-                self._show_error(
-                    f"{sym} is not an asset the broker lists: check the spelling (crypto pairs as BTC/USD)"
-                )
+                self._show_error(not_listed(sym))
                 return None
         self._insert(sym)
         self.error_label.setVisible(False)

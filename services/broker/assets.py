@@ -15,6 +15,11 @@ from collections.abc import Awaitable, Callable
 from services.domain.models import Asset
 
 
+def not_listed(symbol: str) -> str:
+    """What a symbol box says of a symbol the broker does not list."""
+    return f"{symbol} is not an asset the broker lists: check the spelling (crypto pairs as BTC/USD)"
+
+
 class AssetListUnavailable(Exception):
     """The asset list could not be loaded; the message says why."""
 

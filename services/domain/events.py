@@ -88,6 +88,9 @@ class NotificationEvent(Event):
     level: str  # a NotificationLevel: "info" | "warning" | "error"
     source: str
     message: str
+    #: The order (its client id) whose rejection this is, told before the order's status change:
+    #: the activity log says both in the order's one line (:mod:`services.orders.activity`).
+    rejected_order: str = ""
 
 
 @dataclass(frozen=True, slots=True)

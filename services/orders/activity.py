@@ -11,7 +11,9 @@ it into log records at the level a trader needs:
   by a close or the kill switch, at INFO);
 - rejections (by the risk gate before the wire, by the broker after it; a cancel or replace the
   broker refused) and the store's alerts (an order canceled or replaced at the broker without
-  Heron asking) at WARNING;
+  Heron asking) at WARNING. A rejection of the POST is one line, the order's status change with
+  the broker's reason: the engine tells the reason first (``NotificationEvent.rejected_order``). A
+  cancel refused on the request itself (no trade update follows) is said by the engine;
 - trading-state changes: ACTIVE and DISABLED (every start-up passes through it; what keeps it
   there is said where it is found) at INFO, REDUCING and HALTED at WARNING (the kill switch itself
   logs at ERROR, :mod:`services.risk.kill_switch`).
@@ -89,6 +91,7 @@ class ActivityLog:
         self._store = store
         self._last: OrderedDict[str, tuple[OrderStatus, str]] = OrderedDict()
         self._external: OrderedDict[str, None] = OrderedDict()
+        self._reasons: OrderedDict[str, str] = OrderedDict()  # client id -> why the broker refused it
         self._subs: list[Subscription] = [
             bus.subscribe(OrderChangedEvent, self.on_order),
             bus.subscribe(FillEvent, self.on_fill),
@@ -128,6 +131,8 @@ class ActivityLog:
             what = "placed outside Heron" if seen is None else f"placed outside Heron, {words}"
             log.warning("order %s: %s (%s)", what, describe_order(order), order.id or key)
         elif order.status is OrderStatus.REJECTED:
+            why = self._reasons.pop(order.client_order_id, "")
+            words = f"{words}: {why}" if why else words
             log.warning("%s %s (%s, %s)", describe_order(order), words, event.source, key)
         else:
             log.info("%s %s (%s, %s)", describe_order(order), words, event.source, key)
@@ -164,6 +169,11 @@ class ActivityLog:
                         order.client_order_id)  # fmt: skip
 
     def on_notification(self, event: NotificationEvent) -> None:
+        if event.rejected_order:  # said with the order's status change, which follows
+            cid = event.rejected_order
+            why = event.message.removeprefix(f"{cid} ").removeprefix("rejected: ")
+            _remember(self._reasons, cid, why)
+            return
         if event.level == "warning" and event.source in LOGGED_SOURCES:
             log.warning("%s: %s", event.source, event.message)
 

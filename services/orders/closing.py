@@ -70,7 +70,7 @@ class CloserEngine(Protocol):
 
     async def submit(self, request: OrderRequest, *, source: str = "manual") -> SubmitResult: ...
 
-    async def cancel(self, order_key: str, *, source: str = "manual") -> bool: ...
+    async def cancel(self, order_key: str, *, source: str = "manual", say_refusal: bool = True) -> bool: ...
 
     async def refresh_order(self, rec: OrderRecord) -> None: ...
 
@@ -382,7 +382,7 @@ class PositionCloser:
             if rec.state.is_terminal:
                 continue
             if rec.state is not OrderState.PENDING_CANCEL:
-                if await engine.cancel(rec.client_order_id, source=source):
+                if await engine.cancel(rec.client_order_id, source=source, say_refusal=False):
                     count += 1
                     asked.add(rec.client_order_id)
                 elif _refused_cancel(rec, asked):
@@ -400,7 +400,7 @@ class PositionCloser:
             if mine is not None:
                 if mine.state.is_terminal or mine.cancel_requested:
                     continue
-                if await engine.cancel(mine.client_order_id, source=source):
+                if await engine.cancel(mine.client_order_id, source=source, say_refusal=False):
                     count += 1
                 waiting.append((mine.client_order_id, None))
                 continue

@@ -48,6 +48,7 @@ from services.domain.bus import EventBus
 from services.domain.enums import JournalKind
 from services.domain.events import AccountEvent, NotificationEvent, TradeUpdateEvent
 from services.domain.models import Account, Asset, Order, OrderRequest
+from services.orders.activity import log as activity_log
 from services.orders.closing import CloseReport, PositionCloser, SymbolCloseResult
 from services.orders.exposure import exposure, working_orders
 from services.orders.journal import IntentStatus, OrderJournal, source_from_client_id
@@ -57,6 +58,7 @@ from services.orders.replacing import ReplaceSending, busy_reason, replacement_r
 from services.orders.state_machine import OrderStateMachine
 from services.orders.store import OrderStore
 from services.orders.transitions import OrderState, Trigger
+from services.orders.working import describe_order
 from services.orders.writes import DB_ERRORS, UnwrittenRecords, describe_write_error
 from services.risk.context import MarketHours, OrderGateLike, PriceSource, RiskContext, RiskReport
 from services.risk.gate import RiskGate
@@ -343,18 +345,14 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
             order = await self.broker.submit_order(request)
         except BrokerNotSent as error:  # never left Heron: known not placed, so it may be sent again
             self.journal.settle(cid, IntentStatus.REJECTED, message=error.message)
-            self._commit(rec, self.sm.trigger(rec, Trigger.REJECT, self.clock(), detail=error.message))
-            self.bus.publish(NotificationEvent(self.clock(), "warning", "orders", f"{cid} {error.message}"))
+            self._reject(rec, error.message, f"{cid} {error.message}")
             return error.message
         except BrokerUnavailable as error:
             return self._unknown_outcome(rec, error.message)
         except (BrokerRejected, BrokerAuthError) as error:
             self.journal.settle(cid, IntentStatus.REJECTED, message=error.message)
-            self._commit(rec, self.sm.trigger(rec, Trigger.REJECT, self.clock(), detail=error.message))
             rec.broker_status = "rejected"
-            self.bus.publish(
-                NotificationEvent(self.clock(), "warning", "orders", f"{cid} rejected: {error.message}")
-            )
+            self._reject(rec, error.message, f"{cid} rejected: {error.message}")
             return error.message
         except DB_ERRORS:
             raise  # the caller says which database write failed
@@ -364,6 +362,12 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
         self.journal.settle(cid, IntentStatus.ACKED, broker_order_id=order.id)
         self._apply_snapshot(rec, order)
         return "accepted"
+
+    def _reject(self, rec: OrderRecord, why: str, notice: str) -> None:
+        """A refusal of the POST, told before the status change: the log says both in one line."""
+        cid = rec.client_order_id
+        self.bus.publish(NotificationEvent(self.clock(), "warning", "orders", notice, rejected_order=cid))
+        self._commit(rec, self.sm.trigger(rec, Trigger.REJECT, self.clock(), detail=why))
 
     def _unknown_outcome(self, rec: OrderRecord, why: str) -> str:
         rec.ambiguous = True
@@ -429,8 +433,9 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
             self._adopt_child(rec, leg)
 
     # --- cancel / replace ------------------------------------------------------------------------
-    async def cancel(self, order_key: str, *, source: str = "manual") -> bool:
-        """Request a cancel (no risk check). True if the request reached the broker or is queued."""
+    async def cancel(self, order_key: str, *, source: str = "manual", say_refusal: bool = True) -> bool:
+        """Request a cancel (no risk check). True if the request reached the broker or is queued.
+        A refusal is said at WARNING unless the caller reports it itself (``say_refusal=False``)."""
         rec = self.store.find(client_order_id=order_key, broker_order_id=order_key)
         if rec is None or rec.state.is_terminal:
             return False
@@ -462,11 +467,7 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
                 self._refresh[rec.client_order_id] = None
                 return False
             except BrokerRejected as error:
-                self.journal.append(
-                    JournalKind.CANCEL_REJECTED, rec.client_order_id, source, message=error.message
-                )
-                self._commit(rec, self.sm.trigger(rec, Trigger.CANCEL_REJECTED, self.clock()))
-                self._refresh[rec.client_order_id] = None
+                self._cancel_refused(rec, source, error.message, say=say_refusal)
                 return False
             except BrokerError as error:
                 # unknown outcome: stays PENDING_CANCEL (never timed out); polling settles it
@@ -475,6 +476,15 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
                 )
                 self._refresh[rec.client_order_id] = None
         return True
+
+    def _cancel_refused(self, rec: OrderRecord, source: str, why: str, *, say: bool) -> None:
+        """The broker refused the cancel request itself: the order works on as it was."""
+        self.journal.append(JournalKind.CANCEL_REJECTED, rec.client_order_id, source, message=why)
+        self._commit(rec, self.sm.trigger(rec, Trigger.CANCEL_REJECTED, self.clock()))
+        self._refresh[rec.client_order_id] = None
+        if say:  # no trade update follows a refusal of the request to say it (activity.py)
+            activity_log.warning("cancel refused by the broker: %s keeps working as it was (%s): %s",
+                                 describe_order(self.store.view(rec)), rec.client_order_id, why)  # fmt: skip
 
     async def replace(
         self,

@@ -168,3 +168,23 @@ def test_trade_menu_kill_switch_reaches_the_account_panels_confirmation(qtbot, r
     panel.ask_kill = lambda: False  # confirmed, without flatten
     action.trigger()
     settle_until(qloop, "the kill switch done", lambda: rig.trading.state is TradingState.HALTED)
+
+
+@pytest.mark.expected_log(r"KILL SWITCH pulled by alice|kill switch done")
+def test_the_kill_switch_names_who_pulled_it(qtbot, rig: Rig, qloop, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    """The journal and the log say who pulled it: the computer's login name, not a made-up one."""
+    monkeypatch.setattr("getpass.getuser", lambda: "alice")
+    a = make(qtbot, rig)
+    a.ask_kill = lambda: False  # confirmed, no flatten
+    assert a.trigger_kill_switch() is True
+    settle_until(qloop, "the kill switch done", lambda: "kill switch done" in a.message.text())
+    assert any(r.getMessage().startswith("KILL SWITCH pulled by alice") for r in caplog.records)
+    assert rig.trading.state is TradingState.HALTED
+
+
+def test_without_a_login_name_the_operator_is_said_as_operator(qtbot, rig: Rig, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def no_user() -> str:
+        raise OSError("no login name in this environment")
+
+    monkeypatch.setattr("getpass.getuser", no_user)
+    assert make(qtbot, rig).operator == "operator"

@@ -351,3 +351,23 @@ def test_timestamp_cells_match_strftime_in_the_display_zone() -> None:
     for ts in (T0, datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone(timedelta(hours=-5))),
                datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)):  # fmt: skip
         assert fmt_timestamp(ts) == ts.astimezone(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_a_filled_limit_order_keeps_its_limit_price(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    """The fill's trade update carries the order with its limit price (Alpaca docs, "Websocket
+    Streaming": trade_updates ``order`` is the full order entity): the Limit column keeps it
+    through partial and complete fills."""
+    from services.domain.models import OrderRequest
+
+    b = BlotterPanel(rig.store, rig.engine, rig.bus)
+    qtbot.addWidget(b)
+    res = qloop.run_until_complete(rig.engine.submit(OrderRequest(
+        "AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(4), limit_price=Decimal("99.5"),
+    )))  # fmt: skip
+    rec = rig.store.find(client_order_id=res.client_order_id)
+    assert rec is not None and rec.broker_order_id is not None
+    for qty, status in ((Decimal(1), "partially_filled"), (Decimal(3), "filled")):
+        rig.broker.fill(rec.broker_order_id, qty, Decimal("99.4"))
+        b.flush()
+        row = b.orders.row_at(0)
+        assert row.cells[STATUS] == status and row.cells[LIMIT] == "99.50"

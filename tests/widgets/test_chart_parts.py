@@ -49,7 +49,7 @@ def test_readout_formats() -> None:
     )
     t = int(datetime(2024, 3, 1, 15, 4, tzinfo=UTC).timestamp()) * 10**9
     assert format_time(t, UTC, Timeframe.MIN_5) == "2024-03-01 15:04 UTC"
-    assert format_time(t, UTC, Timeframe.DAY_1) == "2024-03-01 UTC"
+    assert format_time(t, UTC, Timeframe.DAY_1) == "2024-03-01"  # a date needs no zone
     bar = LiveBar(t=t, o=10.0, h=12.0, l=9.5, c=11.0, v=1500.0)
     assert format_bar(bar, 10.0) == "O 10.00  H 12.00  L 9.50  C 11.00  (+10.00%)  V 1.50K"
     assert format_bar(bar, None) == "O 10.00  H 12.00  L 9.50  C 11.00  V 1.50K"

@@ -12,11 +12,12 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.context import Services
-from app.qt.panels.trading import TradingPanels, _link, install_chart
+from app.qt.panels.trading import TradingPanels, _link, _watchlist, install_chart
 from app.settings import Settings, load
 from services.domain.bus import EventBus
 from services.domain.enums import Mode, Timeframe
 from services.indicators import series
+from services.marketdata.book import QuoteBook
 from tests.widgets import trading_rig
 from tests.widgets.trading_rig import Rig, settle_until
 from widgets.chart.panel import ChartPanel
@@ -177,9 +178,9 @@ def test_the_symbol_box_refuses_what_the_broker_does_not_list_and_links_what_it_
         qtbot.keyClick(chart.symbol_edit, QtCore.Qt.Key.Key_Return)
 
     enter("zzzz")
-    settle_until(qloop, "the refusal", lambda: message.text() == "Unknown symbol: ZZZZ")
-    assert message.isVisible() and "the broker lists no asset ZZZZ" in message.toolTip()
-    assert "the broker lists no asset ZZZZ" in chart.symbol_edit.toolTip()
+    refusal = "ZZZZ is not an asset the broker lists: check the spelling (crypto pairs as BTC/USD)"
+    settle_until(qloop, "the refusal", lambda: message.text() == refusal)
+    assert message.isVisible() and message.toolTip() == refusal == chart.symbol_edit.toolTip()
     assert requested == [] and panels.ticket.symbol_edit.text() == "AAPL"
     assert panels.watchlist.selected_symbol() == "AAPL"
 
@@ -192,3 +193,60 @@ def test_the_symbol_box_refuses_what_the_broker_does_not_list_and_links_what_it_
     settle_until(qloop, "TSLA charted", lambda: requested == ["MSFT", "TSLA"])
     assert panels.ticket.symbol_edit.text() == "TSLA" and panels.watchlist.symbols() == ["AAPL", "MSFT"]
     panels.ticket.close()
+
+
+def _chart_and_watchlist(qtbot, windows: list[_Window], broker: object, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The chart and the watchlist as the window builds them, over ``broker``."""
+    window = _Window()
+    windows.append(window)
+    qtbot.addWidget(window)
+    ctx = SimpleNamespace(settings=Settings(), paths=SimpleNamespace(settings_file=tmp_path / "s.json"),
+                          bus=EventBus(), notify=lambda *a: None)  # fmt: skip
+    services = Services(mode=Mode.LOCAL, broker=broker, book=QuoteBook())  # type: ignore[arg-type]
+    watchlist = _watchlist(SimpleNamespace(ctx=ctx, services=services))  # type: ignore[arg-type]
+    qtbot.addWidget(watchlist)
+    chart = install_chart(window, ctx, services, TradingPanels())  # type: ignore[arg-type]
+    return chart, watchlist
+
+
+def _enter(qtbot, edit: QtWidgets.QLineEdit, text: str) -> None:  # type: ignore[no-untyped-def]
+    edit.clear()
+    qtbot.keyClicks(edit, text)
+    qtbot.keyClick(edit, QtCore.Qt.Key.Key_Return)
+
+
+def test_the_chart_checks_symbols_against_the_watchlists_asset_list(  # type: ignore[no-untyped-def]
+    qtbot, windows, rig: Rig, qloop, tmp_path: Path
+) -> None:
+    chart, watchlist = _chart_and_watchlist(qtbot, windows, rig.broker, tmp_path)
+    requested: list[str] = []
+    chart.symbolRequested.connect(requested.append)
+    rig.broker.calls.clear()
+    _enter(qtbot, chart.symbol_edit, "zzzz")
+    message = chart.toolbar.symbol_message
+    settle_until(qloop, "the chart's refusal", lambda: message.text().startswith("ZZZZ is"))
+    _enter(qtbot, watchlist.add_edit, "zzzz")
+    settle_until(qloop, "the watchlist's refusal", lambda: watchlist.error_label.text().startswith("ZZZZ is"))
+    assert message.text() == watchlist.error_label.text() != ""  # one message for an unknown symbol
+    _enter(qtbot, chart.symbol_edit, "msft")
+    settle_until(qloop, "MSFT charted", lambda: requested == ["MSFT"])
+    # one list for both boxes, fetched once; no per-symbol asking
+    assert rig.broker.calls.count("get_assets") == 1 and "get_asset" not in rig.broker.calls
+
+
+class _Unreachable:
+    async def get_assets(self) -> list[object]:
+        raise ConnectionError("connection refused")
+
+
+def test_a_symbol_is_charted_with_a_note_when_the_asset_list_cannot_be_had(  # type: ignore[no-untyped-def]
+    qtbot, windows, qloop, tmp_path: Path
+) -> None:
+    chart, _watchlist_panel = _chart_and_watchlist(qtbot, windows, _Unreachable(), tmp_path)
+    requested: list[str] = []
+    chart.symbolRequested.connect(requested.append)
+    _enter(qtbot, chart.symbol_edit, "aapl")
+    settle_until(qloop, "AAPL charted", lambda: requested == ["AAPL"])
+    note = chart.toolbar.symbol_message
+    assert not note.isHidden() and note.text().startswith("AAPL not checked:")
+    assert "connection refused" in note.text()

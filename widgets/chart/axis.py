@@ -3,6 +3,11 @@
 The x coordinate is the bar index, so nights, weekends and holidays take no space. Ticks go on
 the first bar of each new minute-group / hour / day / month / year, choosing the smallest unit
 that gives no more labels than fit.
+
+Times are shown in the axis' zone (the window's display zone, :meth:`TimeAxis.set_tz`), except on
+daily bars: those are dates, taken from the bar's UTC start (a stock's day starts at New York
+midnight, a crypto pair's at UTC midnight, docs/alpaca-rules.md), so a day, week or month tick sits
+on the session it names in every display zone.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from PySide6 import QtCore, QtGui
 from widgets.chart.store import BarStore
 
 _MIN: Final = 60 * 10**9
+#: bars at least this far apart (median) are daily: a New York day is 23 to 25 hours long
+_DAILY_SPACING: Final = 20 * 60 * _MIN
 
 
 class TickUnit(StrEnum):
@@ -240,21 +247,37 @@ class TimeAxis(LeanAxis):
     """Bottom axis mapping bar indexes to the store's timestamps, displayed in ``tz``."""
 
     def __init__(
-        self, store: BarStore, tz: tzinfo = UTC, *, share_ticks_with: TimeAxis | None = None, **kwargs: Any
+        self,
+        store: BarStore,
+        tz: tzinfo | None = UTC,
+        *,
+        share_ticks_with: TimeAxis | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(orientation="bottom", **kwargs)
         self.store = store
-        self.tz = tz
+        self.tz = tz  # None: this computer's zone
         self._unit = TickUnit.DAY
+        self._dates = False  # the bars in view are daily: labels are their UTC dates
         # (range, pixel size, bars, version) -> (ticks, unit). Several entries because the axis
         # and the grid ask with slightly different pixel sizes; one entry made them evict each
         # other and recompute on every paint. Linked panes over the same store share one cache.
-        self._cache: dict[tuple[float, float, float, int, int], tuple[_Ticks, TickUnit]] = (
+        self._cache: dict[tuple[float, float, float, int, int], tuple[_Ticks, TickUnit, bool]] = (
             {} if share_ticks_with is None else share_ticks_with._cache
         )
 
+    def set_tz(self, tz: tzinfo | None) -> None:
+        """Label the ticks in ``tz`` (None: this computer's zone) from now on."""
+        self.tz = tz
+        self._cache.clear()  # keyed without the zone (shared by the linked panes: cleared once)
+        self.picture = None
+        self.update()
+
+    def _zone(self) -> tzinfo | None:
+        return UTC if self._dates else self.tz
+
     def _offset_ns(self, t_ns: int) -> int:
-        off = datetime.fromtimestamp(t_ns / 1e9, tz=UTC).astimezone(self.tz).utcoffset()
+        off = datetime.fromtimestamp(t_ns / 1e9, tz=UTC).astimezone(self._zone()).utcoffset()
         return 0 if off is None else int(off.total_seconds() * 1e9)
 
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:
@@ -264,10 +287,11 @@ class TimeAxis(LeanAxis):
         hit = self._cache.get(key)
         if hit is None:
             ticks = self._compute_ticks(minVal, maxVal, size)
-            hit = self._cache[key] = (ticks, self._unit)
+            hit = self._cache[key] = (ticks, self._unit, self._dates)
             if len(self._cache) > 12:
                 del self._cache[next(iter(self._cache))]
-        self._unit = hit[1]  # tickStrings (called right after by the axis) formats for this unit
+        # tickStrings (called right after by the axis) formats for this unit and zone
+        _, self._unit, self._dates = hit
         return hit[0]
 
     def _compute_ticks(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:
@@ -279,10 +303,11 @@ class TimeAxis(LeanAxis):
         t = self.store.times(i0, i1, step)
         if t.shape[0] < 2:
             return []
+        spacing = int(np.median(np.diff(t[: min(64, t.shape[0])])))
+        self._dates = spacing >= step * _DAILY_SPACING
         offset = self._offset_ns(int(t[t.shape[0] // 2]))
         target = max(2, int(size / _LABEL_PX))
         chosen: np.ndarray = np.empty(0)
-        spacing = int(np.median(np.diff(t[: min(64, t.shape[0])])))
         for name, size_ns in _UNITS:
             # Skip units finer than the data's own spacing (minute ticks on daily bars).
             if size_ns and step * size_ns < spacing:
@@ -302,7 +327,7 @@ class TimeAxis(LeanAxis):
             if t is None:
                 out.append("")
                 continue
-            dt = datetime.fromtimestamp(t / 1e9, tz=UTC).astimezone(self.tz)
+            dt = datetime.fromtimestamp(t / 1e9, tz=UTC).astimezone(self._zone())
             unit = self._unit
             # Formatted by hand: under PySide6 each strftime call imports ``time`` through
             # shiboken's Python import hook, and labels are rebuilt whenever the view moves.

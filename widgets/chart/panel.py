@@ -216,6 +216,12 @@ class ChartPanel(QtWidgets.QWidget):
         """How the symbol box asks the broker whether a symbol exists (it refuses one it lacks)."""
         self.toolbar.symbol_check = check
 
+    def set_time_zone(self, tz: tzinfo | None, zone: str) -> None:
+        """Show times (readout, crosshair, time axis) in ``tz`` (None: this computer's zone), named
+        ``zone`` (``ET``) in the readout; daily bars stay on their dates."""
+        self.viewport.set_time_zone(tz)
+        self.crosshair.set_time_zone(tz, zone)
+
     def set_indicator_parameters(self, name: str, params: Mapping[str, object]) -> None:
         """Give indicator ``name`` new parameters (the others keep theirs); it is redrawn if on.
         Raises ValueError for an unknown indicator or parameter or a value out of range."""

@@ -3,8 +3,14 @@
 The crosshair follows the mouse (rate-limited to 60 Hz) with a vertical line through every pane and
 a horizontal line in the price pane; its price is labelled on the price axis and its time on the
 time axis. The readout label shows the hovered bar
-(or the newest bar when the mouse is away): symbol, timeframe, time in the display time zone,
-OHLC, change from the previous close and volume.
+(or the newest bar when the mouse is away): symbol, timeframe, time in the display time zone
+(the window's: :meth:`Crosshair.set_time_zone`) with the zone named, OHLC, change from the previous
+close and volume.
+
+A daily bar is shown as its date alone, the date of its UTC start, whatever the display zone: a
+stock's daily bar starts at New York midnight and a crypto pair's at UTC midnight (docs/alpaca-rules.md
+"Bars are labelled with their start"), both on the session's date in UTC, while in New York time a
+crypto day would show as the evening before.
 """
 
 from __future__ import annotations
@@ -40,13 +46,17 @@ def format_volume(v: float) -> str:
     return f"{v:.4g}"
 
 
-def format_time(t_ns: int, tz: tzinfo, timeframe: Timeframe) -> str:
-    """The bar's start in ``tz``: date, and the time of day unless the bars are daily."""
-    dt = datetime.fromtimestamp(t_ns / 1e9, tz=UTC).astimezone(tz)
-    text = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}"  # not strftime: see axis.tickStrings
-    if timeframe is not Timeframe.DAY_1:
-        text += f" {dt.hour:02d}:{dt.minute:02d}"
-    return f"{text} {dt.tzname() or ''}".rstrip()
+def format_time(t_ns: int, tz: tzinfo | None, timeframe: Timeframe, zone: str = "") -> str:
+    """The bar's start in ``tz`` (None: this computer's zone) followed by ``zone`` (the zone's
+    name as the window says it, ``ET``; empty: the zone's own abbreviation). A daily bar is its
+    date alone (module docstring)."""
+    dt = datetime.fromtimestamp(t_ns / 1e9, tz=UTC)
+    if timeframe is Timeframe.DAY_1:
+        return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}"
+    dt = dt.astimezone(tz)
+    # not strftime: see axis.tickStrings
+    text = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d} {dt.hour:02d}:{dt.minute:02d}"
+    return f"{text} {zone or dt.tzname() or ''}".rstrip()
 
 
 def format_bar(bar: LiveBar, prev_close: float | None) -> str:
@@ -147,6 +157,8 @@ class Crosshair:
         self, series: ChartSeries, plot_widget: pg.GraphicsLayoutWidget, plots: Sequence[pg.PlotItem]
     ) -> None:
         self._series = series
+        self.tz: tzinfo | None = series.display_tz
+        self.zone = ""  # the zone's name in the readout; empty: the zone's own abbreviation
         self._plots = list(plots)
         self._price_plot = self._plots[0]
         self.hover_index: int | None = None
@@ -219,6 +231,11 @@ class Crosshair:
         """True when the readout shows the newest bar (so a tick changes it)."""
         return self.hover_index is None or self.hover_index == len(self._series.store) - 1
 
+    def set_time_zone(self, tz: tzinfo | None, zone: str) -> None:
+        """Show times in ``tz`` (None: this computer's zone), named ``zone`` (``ET``)."""
+        self.tz, self.zone = tz, zone
+        self.refresh()
+
     def refresh(self) -> None:
         s = self._series
         n = len(s.store)
@@ -229,7 +246,7 @@ class Crosshair:
         i = self.hover_index if self.hover_index is not None else n - 1
         bar = s.store.bar(min(i, n - 1))
         prev_close = s.store.bar(i - 1).c if 0 < i < n else None
-        when = format_time(bar.t, s.display_tz, s.timeframe)
+        when = format_time(bar.t, self.tz, s.timeframe, self.zone)
         self.label.setText(f"{head}  {when}  {format_bar(bar, prev_close)}")
         if self.hover_index is not None:
             self._place_time_label(self.hover_index, when)

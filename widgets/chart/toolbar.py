@@ -9,15 +9,18 @@ from typing import Final
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from services.broker.base import BrokerNotFound
+from services.broker.assets import not_listed
 from services.domain.enums import Timeframe
+from services.domain.models import Asset
 from services.domain.symbols import InvalidSymbolError, normalize_symbol
 from widgets.chart.indicators import PARAMETER_RANGES, Indicator, legend_text
 from widgets.tasks import run_async
 from widgets.theme import MUTED, ChartColors
 
-#: Asks the broker about a symbol: returns its asset, raises BrokerNotFound when it has none.
-SymbolCheck = Callable[[str], Awaitable[object]]
+#: Looks a symbol up in the broker's asset list (:meth:`services.broker.assets.AssetDirectory.resolve`,
+#: the list the watchlist checks against): its asset, None when the broker lists no such asset;
+#: raises when the list cannot be had.
+SymbolCheck = Callable[[str], Awaitable[Asset | None]]
 
 TIMEFRAME_LABELS: Final[dict[Timeframe, str]] = {
     Timeframe.MIN_1: "1m",
@@ -80,7 +83,7 @@ class ChartToolbar:
         self.symbol_edit.returnPressed.connect(self._symbol_entered)
         bar.addWidget(self.symbol_edit)
         self.symbol_check: SymbolCheck | None = None
-        self._checking: asyncio.Future[object] | None = None
+        self._checking: asyncio.Future[Asset | None] | None = None
 
         self.timeframe_group = QtWidgets.QButtonGroup(owner)
         self.timeframe_group.setExclusive(True)
@@ -156,8 +159,9 @@ class ChartToolbar:
         self.timeframe_buttons[timeframe].setChecked(True)
 
     def _symbol_entered(self) -> None:
-        """Enter in the symbol box: the spelling is checked here, then the broker is asked whether
-        it lists the symbol; only a symbol it lists is charted."""
+        """Enter in the symbol box: the spelling is checked here, then the broker's asset list is
+        asked whether it has the symbol; only a symbol it lists is charted (one the list could not
+        be had for is charted with a note that it was not checked)."""
         text = self.symbol_edit.text()
         try:
             sym = normalize_symbol(text)
@@ -172,16 +176,17 @@ class ChartToolbar:
             return
         self._note(f"Checking {sym}…", MUTED)
         self._checking = run_async(
-            self.symbol_check(sym), lambda _asset, error: self._checked(sym, error), log_errors=False
+            self.symbol_check(sym), lambda asset, error: self._checked(sym, asset, error), log_errors=False
         )
 
-    def _checked(self, sym: str, error: BaseException | None) -> None:
+    def _checked(self, sym: str, asset: Asset | None, error: BaseException | None) -> None:
         if isinstance(error, asyncio.CancelledError):
             return  # another symbol was entered meanwhile
-        if isinstance(error, BrokerNotFound):
-            self._refuse(f"Unknown symbol: {sym}", f"the broker lists no asset {sym}")
-        elif error is not None:  # the broker could not answer: chart it, and say it was not checked
+        if error is not None:  # the broker could not answer: chart it, and say it was not checked
             self._accept(sym, f"{sym} not checked: {error}")
+        elif asset is None:
+            message = not_listed(sym)
+            self._refuse(message, message)
         else:
             self._accept(sym, "")
 
@@ -201,7 +206,7 @@ class ChartToolbar:
 
     def _note(self, text: str, color: str, detail: str = "") -> None:
         self.symbol_message.setText(text)
-        self.symbol_message.setToolTip(f"{text}: {detail}" if detail else text)
+        self.symbol_message.setToolTip(f"{text}: {detail}" if detail and detail != text else text)
         self.symbol_message.color = QtGui.QColor(color)
         self.symbol_message.update()
         self.symbol_message.show()

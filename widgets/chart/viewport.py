@@ -86,7 +86,7 @@ class Legend(QtWidgets.QGraphicsTextItem):
 class Viewport:
     """The plot widget with its three panes and the items that draw the bars."""
 
-    def __init__(self, store: BarStore, display_tz: tzinfo, default_visible_bars: int) -> None:
+    def __init__(self, store: BarStore, display_tz: tzinfo | None, default_visible_bars: int) -> None:
         self.store = store
         self.default_visible_bars = default_visible_bars
         self.follow = True
@@ -143,6 +143,13 @@ class Viewport:
     def plots(self) -> tuple[pg.PlotItem, pg.PlotItem, pg.PlotItem]:
         """The panes, price first."""
         return self.price_plot, self.volume_plot, self.rsi_plot
+
+    def set_time_zone(self, tz: tzinfo | None) -> None:
+        """The time axes (and the grid at their ticks) in ``tz`` (None: this computer's zone)."""
+        for axis in (self.price_axis, self.volume_axis, self.rsi_axis):
+            axis.set_tz(tz)
+        for plot in self.plots():
+            plot.getViewBox().update()  # the grid asks the axis for its ticks as it paints
 
     def show_oscillator_pane(self, on: bool) -> None:
         layout = self.plot_widget.ci

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QWidget
 
     from app.context import AppContext, Services
+    from services.broker.assets import AssetDirectory
     from services.domain.models import Fill
     from services.orders.store import OrderStore
     from widgets.account import AccountPanel
@@ -79,8 +81,25 @@ def _save_chart_indicators(ctx: AppContext, state: dict[str, dict[str, object]])
         ctx.notify("error", "settings", f"the chart's indicators could not be saved: {exc}")
 
 
-def _watchlist(env: PanelEnv) -> QWidget:
+#: One asset list per broker, shared by the symbol boxes (watchlist and chart): fetched once, and
+#: the same answer for a symbol wherever it is typed.
+_ASSET_DIRECTORIES: weakref.WeakKeyDictionary[object, AssetDirectory] = weakref.WeakKeyDictionary()
+
+
+def asset_directory(services: Services) -> AssetDirectory | None:
+    """The broker's shared asset list (None without a broker)."""
     from services.broker.assets import AssetDirectory
+
+    broker = services.broker
+    if broker is None:
+        return None
+    directory = _ASSET_DIRECTORIES.get(broker)
+    if directory is None:
+        directory = _ASSET_DIRECTORIES[broker] = AssetDirectory(broker.get_assets)
+    return directory
+
+
+def _watchlist(env: PanelEnv) -> QWidget:
     from widgets.watchlist import WatchlistPanel
 
     ctx, services = env.ctx, env.services
@@ -99,7 +118,7 @@ def _watchlist(env: PanelEnv) -> QWidget:
         on_symbols_changed=lambda syms: _save_watchlist(ctx, syms),
         subscribe=watch,
         # symbols typed into the add box are checked against the broker's asset list
-        assets=AssetDirectory(services.broker.get_assets) if services.broker is not None else None,
+        assets=asset_directory(services),
     )
     # Symbols already watched at start-up were subscribed by the app; they still need the
     # previous close (for change %) and the day's volume so far.
@@ -338,18 +357,31 @@ def install_chart(
     window: MainWindow, ctx: AppContext, services: Services, panels: TradingPanels
 ) -> ChartPanel:
     """Put the chart in the central area (unless one is there) and feed it from ``services.history``."""
+    import shiboken6
+
     from widgets.chart.panel import ChartPanel
+    from widgets.models.common import TIMES
 
     chart = window.centralWidget()
     if not isinstance(chart, ChartPanel):
         chart = ChartPanel()
         window.set_central_panel(chart)
     panels.chart = chart
+
+    def follow_zone() -> None:  # the window's display zone, as the tables show times
+        if not shiboken6.isValid(chart):  # a chart closed with its window
+            TIMES.changed.disconnect(follow_zone)
+            return
+        chart.set_time_zone(TIMES.tz, TIMES.label())
+
+    follow_zone()
+    TIMES.changed.connect(follow_zone)
     for why in chart.restore_indicators(ctx.settings.chart.indicators):
         log.warning("a saved chart indicator was left off: %s", why)
     chart.indicatorsChanged.connect(lambda state: _save_chart_indicators(ctx, state))
-    if services.broker is not None:
-        chart.set_symbol_check(services.broker.get_asset)
+    assets = asset_directory(services)
+    if assets is not None:  # the watchlist's list: one answer, one message, for a symbol
+        chart.set_symbol_check(assets.resolve)
 
     def chart_symbol(symbol: str) -> None:  # as a watchlist click: the ticket, and its row if listed
         if panels.select is not None:

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import pytest
 
+from services.broker.base import BrokerRejected
 from services.domain.enums import OrderSide, OrderType, TimeInForce, TradingState
 from services.domain.events import TradeUpdateEvent
 from services.domain.models import OrderRequest
@@ -131,3 +132,43 @@ def test_a_cancel_the_broker_refused_is_a_warning(rig: Rig, caplog: pytest.LogCa
         "cancel refused by the broker: AAPL buy 10 limit 100.5 keeps working as it was "
         f"({res.client_order_id})"
     ]
+
+
+@pytest.mark.expected_log(r"rejected: insufficient buying power")
+def test_a_broker_rejection_is_one_warning_line_with_its_reason(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Alpaca refuses an order with 403 "insufficient buying power" on the POST (Alpaca docs, "Orders":
+    "If the order is rejected ... 403 Forbidden"); the Log panel says it once, with the reason."""
+    ActivityLog(rig.bus, rig.store)
+    rig.broker.faults.reject_submit.append("insufficient buying power")
+    res = submit(rig, LIMIT)
+    assert not res.accepted
+    assert lines(caplog, logging.WARNING) == [
+        f"AAPL buy 10 limit 100.5 rejected: insufficient buying power (manual, {res.client_order_id})"
+    ]
+
+
+@pytest.mark.expected_log(r"cancel refused by the broker: .*order is not cancelable")
+def test_a_cancel_refused_on_the_request_is_a_warning_with_the_brokers_reason(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``DELETE /v2/orders/{id}`` answers 422 when the order is no longer cancelable (Alpaca docs,
+    "Orders", cancel an order: "422 The order status is not cancelable"); no trade update follows,
+    so the refusal is said here, once, without a traceback."""
+    caplog.set_level(logging.INFO)
+    ActivityLog(rig.bus, rig.store)
+    res = submit(rig, LIMIT)
+
+    async def refuse(order_id: str) -> None:
+        raise BrokerRejected("order is not cancelable", status=422)
+
+    rig.broker.cancel_order = refuse  # type: ignore[method-assign]
+    caplog.clear()
+    assert not asyncio.run(rig.engine.cancel(str(res.client_order_id)))
+    assert lines(caplog, logging.WARNING) == [
+        "cancel refused by the broker: AAPL buy 10 limit 100.5 keeps working as it was "
+        f"({res.client_order_id}): order is not cancelable"
+    ]
+    assert all(r.exc_info is None for r in caplog.records)
+    assert lines(caplog, logging.INFO) == []  # no "accepted" as the order goes back to working
