@@ -134,3 +134,9 @@ def fill_row(fill: Fill, logical_id: str, *, inferred: bool) -> Any:
         ts=fill.ts,
         inferred=inferred,
     )
+
+
+def fill_from_row(m: Any) -> Fill:
+    """One ``order_fills`` row as the fill it books."""
+    return Fill(m["execution_id"], m["order_id"], m["client_order_id"], m["symbol"], OrderSide(m["side"]),
+                m["qty"], m["price"], m["ts"])  # fmt: skip

@@ -33,7 +33,7 @@ from services.domain.models import Fill, Order
 from services.orders.journal import ROW_ERRORS, sane_amount
 from services.orders.positions import LocalPosition
 from services.orders.records import Anomaly, ApplyResult, FillMatch, OrderMeta, OrderRecord
-from services.orders.rows import fill_row, order_from_row, order_row
+from services.orders.rows import fill_from_row, fill_row, order_from_row, order_row
 from services.orders.tables import anomalies_table, fills_table, orders_table
 from services.orders.transitions import OrderState
 from services.orders.writes import WriteBatch
@@ -583,3 +583,16 @@ class OrderStore:
         with self._db.connect() as conn:
             rows = conn.execute(select(fills_table).order_by(fills_table.c.ts)).all()
         return [dict(r._mapping) for r in rows if wanted is None or r._mapping["symbol"] in wanted]
+
+    def recent_fills(self, limit: int, since: datetime | None = None) -> list[Fill]:
+        """The newest ``limit`` stored fills (at or after ``since``), oldest first: what a panel
+        shows at start. Raises the database's errors."""
+        if self._db is None or limit <= 0:
+            return []
+        self.flush()
+        query = select(fills_table).order_by(fills_table.c.ts.desc()).limit(limit)
+        if since is not None:
+            query = query.where(fills_table.c.ts >= since)
+        with self._db.connect() as conn:
+            rows = conn.execute(query).all()
+        return [fill_from_row(r._mapping) for r in reversed(rows)]

@@ -351,3 +351,48 @@ def test_timestamp_cells_match_strftime_in_the_display_zone() -> None:
     for ts in (T0, datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone(timedelta(hours=-5))),
                datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)):  # fmt: skip
         assert fmt_timestamp(ts) == ts.astimezone(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_the_stored_fills_are_in_the_fills_tab_after_a_restart(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    """After a restart the orders show filled from the database, and so do their fills: the blotter
+    the app builds starts with the stored fills, the newest ``MAX_FILLS`` of them at most."""
+    from types import SimpleNamespace
+
+    from app.context import Services
+    from app.qt.panels.spec import PanelEnv
+    from app.qt.panels.trading import _blotter
+    from services.domain.enums import Mode
+    from services.domain.models import OrderRequest
+    from services.orders.store import OrderStore
+
+    res = qloop.run_until_complete(
+        rig.engine.submit(
+            OrderRequest(
+                "AAPL",
+                OrderSide.BUY,
+                OrderType.LIMIT,
+                TimeInForce.DAY,
+                qty=Decimal(4),
+                limit_price=Decimal(100),
+            )
+        )
+    )
+    rec = rig.store.find(client_order_id=res.client_order_id)
+    assert rec is not None and rec.broker_order_id is not None
+    rig.broker.fill(rec.broker_order_id, Decimal(1), Decimal("99.50"))
+    rig.clock.advance(60)
+    rig.broker.fill(rec.broker_order_id, Decimal(3), Decimal("100"))
+    rig.store.flush()
+    restarted = OrderStore(rig.bus, rig.db, rig.clock)  # a new process on the same database
+    restarted.load()
+    services = Services(mode=Mode.LOCAL, orders=restarted, engine=rig.engine)
+    b = _blotter(PanelEnv(SimpleNamespace(bus=rig.bus), services))  # type: ignore[arg-type]
+    qtbot.addWidget(b)
+    assert isinstance(b, BlotterPanel)
+    assert b.orders.rowCount() == 1 and b.orders.row_at(0).cells[STATUS] == "filled"
+    assert b.fills.rowCount() == 2
+    assert sorted(b.fills.row_at(i).cells[4] for i in range(2)) == ["100.00", "99.50"]
+    assert {b.fills.row_at(i).payload.qty for i in range(2)} == {Decimal(1), Decimal(3)}
+    # bounded: the newest fills only, oldest first
+    newest = restarted.recent_fills(1)
+    assert [f.price for f in newest] == [Decimal("100")]
