@@ -396,3 +396,30 @@ def test_the_stored_fills_are_in_the_fills_tab_after_a_restart(qtbot, rig: Rig, 
     # bounded: the newest fills only, oldest first
     newest = restarted.recent_fills(1)
     assert [f.price for f in newest] == [Decimal("100")]
+
+
+def test_an_oco_exit_the_broker_refused_shows_its_class_and_prices(
+    qtbot, rig: Rig, qloop, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The broker never reported the order, so the row comes from the request: class "oco", the
+    take-profit's limit and the stop-loss's stop, in the table and in its CSV (an OCO's body has no
+    top-level limit_price: docs/alpaca-rules.md, "Brackets, OCO, OTO")."""
+    from services.domain.enums import OrderClass
+    from services.domain.models import OrderLegSpec, OrderRequest
+
+    b = BlotterPanel(rig.store, rig.engine, rig.bus)
+    qtbot.addWidget(b)
+    rig.broker.faults.reject_submit.append("potential wash trade detected")
+    request = OrderRequest("AAPL", OrderSide.SELL, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(5),
+                           order_class=OrderClass.OCO, take_profit=OrderLegSpec(limit_price=Decimal("110.5")),
+                           stop_loss=OrderLegSpec(stop_price=Decimal("95.25")))  # fmt: skip
+    assert not qloop.run_until_complete(rig.engine.submit(request)).accepted
+    b.flush()
+    row = b.orders.row_at(0)
+    assert row.cells[STATUS] == "rejected"
+    assert (row.cells[4], row.cells[7], row.cells[8]) == ("oco", "110.50", "95.25")
+    out = tmp_path / "orders.csv"
+    assert b.export_to(out) == 1
+    header, line = list(csv.reader(out.read_text().splitlines()))
+    got = dict(zip(header, line, strict=True))
+    assert (got["order_class"], got["limit_price"], got["stop_price"]) == ("oco", "110.5", "95.25")
