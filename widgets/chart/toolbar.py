@@ -163,7 +163,7 @@ class ChartToolbar:
         if symbol:
             self.symbol_edit.setText(symbol)
         self.timeframe_buttons[timeframe].setChecked(True)
-        self._note(what, ChartColors.down, why)
+        self._note(f"{what}: {why}", ChartColors.down)  # elided where it is cut; whole in the tooltip
         self._history_note = True
 
     def clear_history_note(self) -> None:
