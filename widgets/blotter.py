@@ -1,7 +1,9 @@
 """Blotter panel (``blotterPanel``): orders (open / all / by status, symbol filter) and fills.
 
 Adapts the :class:`~services.orders.store.OrderStore`: ``OrderChangedEvent`` and ``FillEvent`` on
-the bus are staged into the models and applied once per frame. The view keeps the last
+the bus are staged into the models and applied once per frame; the Fills tab starts with the stored
+fills it is given (``fills``: after a restart the store's orders show filled, so their fills show
+too). The view keeps the last
 :data:`MAX_ORDERS` orders and :data:`MAX_FILLS` fills; older history stays in the database.
 Context menu: cancel, replace (quantity to work / limit / stop), duplicate (pre-fills the ticket).
 Cancel all asks first. CSV export writes the rows the view shows, in its order.
@@ -14,7 +16,7 @@ Signals:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,7 +41,7 @@ from PySide6.QtWidgets import (
 
 from services.domain.bus import EventBus, Subscription
 from services.domain.events import FillEvent, OrderChangedEvent
-from services.domain.models import Order
+from services.domain.models import Fill, Order
 from services.domain.money import InvalidNumberError, decimal_str, to_decimal
 from widgets import theme
 from widgets.csv_export import default_path, write_csv, write_table
@@ -200,6 +202,7 @@ class BlotterPanel(QWidget):
         *,
         max_orders: int = MAX_ORDERS,
         max_fills: int = MAX_FILLS,
+        fills: Iterable[Fill] = (),
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -244,6 +247,7 @@ class BlotterPanel(QWidget):
         self.orders.dataChanged.connect(lambda *_: self._report_cancel_all())
         self._subs: list[Subscription] = []
         self.load()
+        self.fills.reset_rows((fill_key(f), f) for f in fills)  # the stored ones, newest at most max_fills
         if bus is not None:
             self._subs.append(bus.subscribe(OrderChangedEvent, self.on_order_changed))
             self._subs.append(bus.subscribe(FillEvent, self.on_fill))

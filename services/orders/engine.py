@@ -295,13 +295,7 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
             return SubmitResult(None, OrderState.DENIED, report, why)
         request = replace(request, client_order_id=cid)
         rec = OrderRecord(cid, request.symbol, request.side, request.qty, source=source)
-        meta = OrderMeta(
-            created_at=self.clock(),
-            type=request.type,
-            time_in_force=request.time_in_force,
-            limit_price=request.limit_price,
-            stop_price=request.stop_price,
-        )
+        meta = OrderMeta.of_request(self.clock(), request)
         async with self._lock(cid):
             try:
                 self.journal.record_intent(request, source)  # durable before the wire
@@ -390,9 +384,7 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
         self._commit(child, self.sm.apply_snapshot(child, leg, self.clock()))
 
     def _meta_of(self, order: Order) -> OrderMeta:
-        return OrderMeta(
-            order.created_at, order.type, order.time_in_force, order.limit_price, order.stop_price
-        )
+        return OrderMeta.of_order(order)
 
     # --- trade updates (bus handler) -------------------------------------------------------------
     def on_trade_update(self, event: TradeUpdateEvent) -> None:

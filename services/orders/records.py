@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from services.domain.enums import OrderSide, OrderType, TimeInForce
-from services.domain.models import Fill, Order
+from services.domain.enums import OrderClass, OrderSide, OrderType, TimeInForce
+from services.domain.models import Fill, Order, OrderLegSpec, OrderRequest
 from services.orders.transitions import OrderState
 from services.risk.context import RiskReport
 
@@ -154,6 +154,36 @@ class OrderMeta:
     time_in_force: TimeInForce = TimeInForce.DAY
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
+    order_class: OrderClass = OrderClass.SIMPLE
+    take_profit: OrderLegSpec | None = None  # the exit legs asked for (bracket, OCO, OTO)
+    stop_loss: OrderLegSpec | None = None
+
+    @classmethod
+    def of_request(cls, created_at: datetime, request: OrderRequest) -> OrderMeta:
+        """What the request asked for: its class and its legs' prices are known before any answer."""
+        r = request
+        return cls(created_at, r.type, r.time_in_force, r.limit_price, r.stop_price, r.order_class,
+                   r.take_profit, r.stop_loss)  # fmt: skip
+
+    @classmethod
+    def of_order(cls, order: Order) -> OrderMeta:
+        """What the broker reports of an order Heron did not ask for in this process."""
+        return cls(order.created_at, order.type, order.time_in_force, order.limit_price,
+                   order.stop_price, order.order_class)  # fmt: skip
+
+    def shown_prices(self) -> tuple[Decimal | None, Decimal | None]:
+        """(limit, stop) a view shows before the broker reported the order (or after a restart).
+
+        An OCO's body has no top-level limit_price: its order is the take-profit limit with the
+        stop-loss as its leg (docs/alpaca-rules.md, "Brackets, OCO, OTO"), so without the broker's
+        view its limit is the take-profit's and its stop the stop-loss's."""
+        limit, stop = self.limit_price, self.stop_price
+        if self.order_class is OrderClass.OCO:
+            if limit is None and self.take_profit is not None:
+                limit = self.take_profit.limit_price
+            if stop is None and self.stop_loss is not None:
+                stop = self.stop_loss.stop_price
+        return limit, stop
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,9 +79,7 @@ class IntentRecovery:
         if rec is None:
             req = row.request
             rec = OrderRecord(row.logical_id, req.symbol, req.side, req.qty, source=row.source)
-            self.store.add(
-                rec, OrderMeta(row.created_at, req.type, req.time_in_force, req.limit_price, req.stop_price)
-            )
+            self.store.add(rec, OrderMeta.of_request(row.created_at, req))
             self._commit(rec, self.sm.trigger(rec, Trigger.SUBMIT, self.clock()))
         elif rec.state is OrderState.INITIALIZED:  # its SUBMIT was never committed (database failure)
             self._commit(rec, self.sm.trigger(rec, Trigger.SUBMIT, self.clock()))

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from services.domain.enums import OrderSide, OrderType, TimeInForce
-from services.domain.models import Fill
+from services.domain.enums import OrderClass, OrderSide, OrderType, TimeInForce
+from services.domain.models import Fill, OrderLegSpec
 from services.orders.journal import STORED_MAX, sane_amount
 from services.orders.records import BrokerLeg, OrderMeta, OrderRecord
 from services.orders.tables import fills_table
@@ -38,6 +38,9 @@ def order_row(rec: OrderRecord, meta: OrderMeta, updated_at: datetime) -> dict[s
         "stop_price": None if meta.stop_price is None else format(meta.stop_price, "f"),
         "pending_replace_client_id": rec.pending_replace_client_id,
         "cancel_requested": rec.cancel_requested,
+        "order_class": meta.order_class.value,
+        "take_profit": _leg_json(meta.take_profit),
+        "stop_loss": _leg_json(meta.stop_loss),
     }
     values: dict[str, Any] = {
         "client_order_id": rec.client_order_id,
@@ -61,8 +64,32 @@ def order_row(rec: OrderRecord, meta: OrderMeta, updated_at: datetime) -> dict[s
     return values
 
 
+def _price(v: Decimal | None) -> str | None:
+    return None if v is None else format(v, "f")
+
+
+def _leg_json(leg: OrderLegSpec | None) -> dict[str, str | None] | None:
+    return (
+        None
+        if leg is None
+        else {"limit_price": _price(leg.limit_price), "stop_price": _price(leg.stop_price)}
+    )
+
+
 def _dec(v: str | None) -> Decimal | None:
     return None if v is None else Decimal(v)
+
+
+def _leg_of(v: Any) -> OrderLegSpec | None:
+    """An exit leg's prices as stored (absent in rows written before Heron kept them)."""
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise ValueError(f"leg {v!r} is not a JSON object")
+    leg = OrderLegSpec(_dec(v.get("limit_price")), _dec(v.get("stop_price")))
+    sane_amount("leg limit_price", leg.limit_price)
+    sane_amount("leg stop_price", leg.stop_price)
+    return leg
 
 
 def order_from_row(m: Any) -> tuple[OrderRecord, OrderMeta]:
@@ -114,6 +141,10 @@ def order_from_row(m: Any) -> tuple[OrderRecord, OrderMeta]:
         time_in_force=TimeInForce(blob["meta"]["time_in_force"]),
         limit_price=_dec(blob["meta"].get("limit_price")),
         stop_price=_dec(blob["meta"].get("stop_price")),
+        # rows written before Heron kept the class read as simple: what their view always showed
+        order_class=OrderClass(blob["meta"].get("order_class", OrderClass.SIMPLE.value)),
+        take_profit=_leg_of(blob["meta"].get("take_profit")),
+        stop_loss=_leg_of(blob["meta"].get("stop_loss")),
     )
     sane_amount("limit_price", meta.limit_price)
     sane_amount("stop_price", meta.stop_price)
@@ -134,3 +165,9 @@ def fill_row(fill: Fill, logical_id: str, *, inferred: bool) -> Any:
         ts=fill.ts,
         inferred=inferred,
     )
+
+
+def fill_from_row(m: Any) -> Fill:
+    """One ``order_fills`` row as the fill it books."""
+    return Fill(m["execution_id"], m["order_id"], m["client_order_id"], m["symbol"], OrderSide(m["side"]),
+                m["qty"], m["price"], m["ts"])  # fmt: skip

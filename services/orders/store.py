@@ -27,13 +27,13 @@ from typing import Any, Protocol
 from sqlalchemy import delete, insert, select, update
 
 from services.domain.bus import EventBus
-from services.domain.enums import OrderClass, OrderSide, OrderStatus
+from services.domain.enums import OrderSide, OrderStatus
 from services.domain.events import FillEvent, NotificationEvent, OrderChangedEvent
 from services.domain.models import Fill, Order
 from services.orders.journal import ROW_ERRORS, sane_amount
 from services.orders.positions import LocalPosition
 from services.orders.records import Anomaly, ApplyResult, FillMatch, OrderMeta, OrderRecord
-from services.orders.rows import fill_row, order_from_row, order_row
+from services.orders.rows import fill_from_row, fill_row, order_from_row, order_row
 from services.orders.tables import anomalies_table, fills_table, orders_table
 from services.orders.transitions import OrderState
 from services.orders.writes import WriteBatch
@@ -448,6 +448,7 @@ class OrderStore:
         meta = self._meta.get(rec.client_order_id) or OrderMeta(created_at=self._clock())
         snap = rec.snapshot
         updated = rec.updated_at or meta.created_at
+        limit, stop = (snap.limit_price, snap.stop_price) if snap else meta.shown_prices()
         return Order(
             id=rec.broker_order_id or "",
             client_order_id=rec.current_client_order_id,
@@ -459,8 +460,8 @@ class OrderStore:
             qty=rec.qty,
             filled_qty=rec.filled_qty,
             filled_avg_price=rec.avg_fill_price,
-            limit_price=snap.limit_price if snap else meta.limit_price,
-            stop_price=snap.stop_price if snap else meta.stop_price,
+            limit_price=limit,
+            stop_price=stop,
             created_at=meta.created_at,
             updated_at=max(updated, meta.created_at),
             submitted_at=meta.created_at,
@@ -468,7 +469,7 @@ class OrderStore:
             trail_price=snap.trail_price if snap else None,
             trail_percent=snap.trail_percent if snap else None,
             hwm=snap.hwm if snap else None,
-            order_class=snap.order_class if snap else OrderClass.SIMPLE,
+            order_class=snap.order_class if snap else meta.order_class,
         )
 
     def position_qty(self, symbol: str) -> Decimal:
@@ -583,3 +584,16 @@ class OrderStore:
         with self._db.connect() as conn:
             rows = conn.execute(select(fills_table).order_by(fills_table.c.ts)).all()
         return [dict(r._mapping) for r in rows if wanted is None or r._mapping["symbol"] in wanted]
+
+    def recent_fills(self, limit: int, since: datetime | None = None) -> list[Fill]:
+        """The newest ``limit`` stored fills (at or after ``since``), oldest first: what a panel
+        shows at start. Raises the database's errors."""
+        if self._db is None or limit <= 0:
+            return []
+        self.flush()
+        query = select(fills_table).order_by(fills_table.c.ts.desc()).limit(limit)
+        if since is not None:
+            query = query.where(fills_table.c.ts >= since)
+        with self._db.connect() as conn:
+            rows = conn.execute(query).all()
+        return [fill_from_row(r._mapping) for r in reversed(rows)]

@@ -371,3 +371,75 @@ def test_a_filled_limit_order_keeps_its_limit_price(qtbot, rig: Rig, qloop) -> N
         b.flush()
         row = b.orders.row_at(0)
         assert row.cells[STATUS] == status and row.cells[LIMIT] == "99.50"
+
+
+def test_the_stored_fills_are_in_the_fills_tab_after_a_restart(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    """After a restart the orders show filled from the database, and so do their fills: the blotter
+    the app builds starts with the stored fills, the newest ``MAX_FILLS`` of them at most."""
+    from types import SimpleNamespace
+
+    from app.context import Services
+    from app.qt.panels.spec import PanelEnv
+    from app.qt.panels.trading import _blotter
+    from services.domain.enums import Mode
+    from services.domain.models import OrderRequest
+    from services.orders.store import OrderStore
+
+    res = qloop.run_until_complete(
+        rig.engine.submit(
+            OrderRequest(
+                "AAPL",
+                OrderSide.BUY,
+                OrderType.LIMIT,
+                TimeInForce.DAY,
+                qty=Decimal(4),
+                limit_price=Decimal(100),
+            )
+        )
+    )
+    rec = rig.store.find(client_order_id=res.client_order_id)
+    assert rec is not None and rec.broker_order_id is not None
+    rig.broker.fill(rec.broker_order_id, Decimal(1), Decimal("99.50"))
+    rig.clock.advance(60)
+    rig.broker.fill(rec.broker_order_id, Decimal(3), Decimal("100"))
+    rig.store.flush()
+    restarted = OrderStore(rig.bus, rig.db, rig.clock)  # a new process on the same database
+    restarted.load()
+    services = Services(mode=Mode.LOCAL, orders=restarted, engine=rig.engine)
+    b = _blotter(PanelEnv(SimpleNamespace(bus=rig.bus), services))  # type: ignore[arg-type]
+    qtbot.addWidget(b)
+    assert isinstance(b, BlotterPanel)
+    assert b.orders.rowCount() == 1 and b.orders.row_at(0).cells[STATUS] == "filled"
+    assert b.fills.rowCount() == 2
+    assert sorted(b.fills.row_at(i).cells[4] for i in range(2)) == ["100.00", "99.50"]
+    assert {b.fills.row_at(i).payload.qty for i in range(2)} == {Decimal(1), Decimal(3)}
+    # bounded: the newest fills only, oldest first
+    newest = restarted.recent_fills(1)
+    assert [f.price for f in newest] == [Decimal("100")]
+
+
+def test_an_oco_exit_the_broker_refused_shows_its_class_and_prices(
+    qtbot, rig: Rig, qloop, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The broker never reported the order, so the row comes from the request: class "oco", the
+    take-profit's limit and the stop-loss's stop, in the table and in its CSV (an OCO's body has no
+    top-level limit_price: docs/alpaca-rules.md, "Brackets, OCO, OTO")."""
+    from services.domain.enums import OrderClass
+    from services.domain.models import OrderLegSpec, OrderRequest
+
+    b = BlotterPanel(rig.store, rig.engine, rig.bus)
+    qtbot.addWidget(b)
+    rig.broker.faults.reject_submit.append("potential wash trade detected")
+    request = OrderRequest("AAPL", OrderSide.SELL, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(5),
+                           order_class=OrderClass.OCO, take_profit=OrderLegSpec(limit_price=Decimal("110.5")),
+                           stop_loss=OrderLegSpec(stop_price=Decimal("95.25")))  # fmt: skip
+    assert not qloop.run_until_complete(rig.engine.submit(request)).accepted
+    b.flush()
+    row = b.orders.row_at(0)
+    assert row.cells[STATUS] == "rejected"
+    assert (row.cells[4], row.cells[7], row.cells[8]) == ("oco", "110.50", "95.25")
+    out = tmp_path / "orders.csv"
+    assert b.export_to(out) == 1
+    header, line = list(csv.reader(out.read_text().splitlines()))
+    got = dict(zip(header, line, strict=True))
+    assert (got["order_class"], got["limit_price"], got["stop_price"]) == ("oco", "110.5", "95.25")

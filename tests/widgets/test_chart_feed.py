@@ -137,3 +137,47 @@ def test_a_crypto_daily_bar_follows_the_minutes_of_its_utc_day(panel: ChartPanel
     )
     assert live(panel) == LiveBar(to_epoch_ns(day), 60500, 63000, 60000, 62500, 26)
     feeder.close()
+
+
+@pytest.mark.expected_log(r"chart history for AAPL 1Day refused: timestamps must be strictly increasing")
+def test_refused_history_leaves_the_chart_saying_what_it_shows(panel: ChartPanel, qloop) -> None:  # type: ignore[no-untyped-def]
+    """Daily bars the chart cannot take (two bars with one timestamp) never leave the 1d button
+    selected and "Loading history… 100%" over the hourly bars still shown: the selection goes back
+    to 1h, the loading status goes, the refusal is on the chart, and the hourly bars stay live."""
+    hour = period_start(Timeframe.HOUR_1, datetime.now(UTC) - timedelta(hours=2), crypto=False)
+    day = period_start(Timeframe.DAY_1, datetime.now(UTC) - timedelta(days=2), crypto=False)
+    history = _History(
+        {
+            Timeframe.HOUR_1: [
+                bar("AAPL", hour, 99, 100, 98, 99.5, 800),
+                bar("AAPL", hour + 60 * M, 99.5, 101, 99, 100, 50),
+            ],
+            Timeframe.DAY_1: [
+                bar("AAPL", day, 90, 100, 89, 99, 9000),
+                bar("AAPL", day, 99, 101, 98, 100, 10),
+            ],
+            Timeframe.MIN_1: [bar("AAPL", hour + 60 * M, 99.5, 101, 99, 100, 50)],
+        }
+    )
+    bus = EventBus()
+    feeder = ChartFeeder(panel, history, bus)  # type: ignore[arg-type]
+    feeder.show("AAPL", "1Hour")
+    qloop.run_until_complete(feeder._task)
+    assert panel.timeframe is Timeframe.HOUR_1
+    panel.timeframe_buttons[Timeframe.DAY_1].click()  # the user picks 1d
+    assert panel.timeframe_buttons[Timeframe.DAY_1].isChecked()
+    qloop.run_until_complete(feeder._task)
+    assert panel.timeframe is Timeframe.HOUR_1  # the hourly bars are still what is drawn
+    assert panel.timeframe_buttons[Timeframe.HOUR_1].isChecked()
+    assert not panel.timeframe_buttons[Timeframe.DAY_1].isChecked()
+    assert panel.loading_label.isHidden() and panel.progress.isHidden()
+    message = panel.toolbar.symbol_message
+    assert not message.isHidden() and message.text().startswith("AAPL 1d history refused: timestamps must")
+    assert message.toolTip() == message.text()
+    qloop.run_until_complete(feeder._task)  # the hourly series is fed again
+    assert panel.loading_label.isHidden() and not message.isHidden()
+    bus.publish(batch(partial=(bar("AAPL", hour + 61 * M, 100, 103, 100, 102, 5),)))
+    assert live(panel) == LiveBar(to_epoch_ns(hour + 60 * M), 99.5, 103, 99, 102, 55)
+    panel.timeframe_buttons[Timeframe.MIN_5].click()  # a new request: the old refusal goes
+    assert message.isHidden()
+    feeder.close()

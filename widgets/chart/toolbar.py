@@ -126,6 +126,7 @@ class ChartToolbar:
             QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred
         )
         self.symbol_message.hide()
+        self._history_note = False  # the message says why history was refused
         bar.addWidget(self.symbol_message, 2)
         self.layout = bar
         self._owner = owner
@@ -157,6 +158,22 @@ class ChartToolbar:
     def show_series(self, symbol: str, timeframe: Timeframe) -> None:
         self.symbol_edit.setText(symbol)
         self.timeframe_buttons[timeframe].setChecked(True)
+
+    def history_refused(self, shown: tuple[str, Timeframe], what: str, why: str) -> None:
+        """The bars asked for could not be shown: the symbol box and the selected timeframe go back
+        to the ``shown`` series (the bars still on the chart), and the message says what failed."""
+        symbol, timeframe = shown
+        if symbol:
+            self.symbol_edit.setText(symbol)
+        self.timeframe_buttons[timeframe].setChecked(True)
+        self._note(f"{what}: {why}", ChartColors.down)  # elided where it is cut; whole in the tooltip
+        self._history_note = True
+
+    def clear_history_note(self) -> None:
+        """A new series was asked for: an earlier history refusal no longer applies."""
+        if self._history_note:
+            self._history_note = False
+            self.symbol_message.hide()
 
     def _symbol_entered(self) -> None:
         """Enter in the symbol box: the spelling is checked here, then the broker's asset list is
@@ -205,6 +222,7 @@ class ChartToolbar:
         self._note(what, ChartColors.down, why)
 
     def _note(self, text: str, color: str, detail: str = "") -> None:
+        self._history_note = False
         self.symbol_message.setText(text)
         self.symbol_message.setToolTip(f"{text}: {detail}" if detail and detail != text else text)
         self.symbol_message.color = QtGui.QColor(color)

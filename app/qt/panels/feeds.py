@@ -14,6 +14,7 @@ from services.domain.models import Bar
 from services.domain.symbols import is_crypto
 from services.marketdata.periods import PeriodBar, PeriodBarBuilder, period_start
 from services.marketdata.pipeline import MarketDataBatchEvent
+from widgets.chart.toolbar import TIMEFRAME_LABELS
 
 if TYPE_CHECKING:
     from services.broker.base import Broker, PortfolioHistory
@@ -66,9 +67,11 @@ class ChartFeeder:
         chart.symbolRequested.connect(self.show)
         chart.timeframeRequested.connect(lambda tf: self.show(self.symbol, tf))
 
-    def show(self, symbol: str, timeframe: str | None = None) -> None:
+    def show(self, symbol: str, timeframe: str | None = None, *, keep_note: bool = False) -> None:
         if not symbol:
             return
+        if not keep_note:
+            self.chart.toolbar.clear_history_note()
         self.symbol = symbol
         if timeframe is not None:
             self.timeframe = Timeframe(timeframe)
@@ -91,11 +94,13 @@ class ChartFeeder:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("chart history for %s %s failed: %s", symbol, tf, exc)
+            self._refused(symbol, tf, "failed", str(exc))
+            return
+        if symbol != self.symbol:
             self.chart.set_loading(None)
             return
-        if symbol != self.symbol or len(bars) < 1:
-            self.chart.set_loading(None)
+        if len(bars) < 1:
+            self._refused(symbol, tf, "not shown", "the broker has no bars for it")
             return
         arrays = {
             "t": np.array([int(b.ts.timestamp() * 1e9) for b in bars], dtype=np.int64),
@@ -108,7 +113,7 @@ class ChartFeeder:
         try:
             self.chart.set_history(symbol, tf, arrays)
         except ValueError as exc:
-            log.warning("chart refused history for %s: %s", symbol, exc)
+            self._refused(symbol, tf, "refused", str(exc))
             return
         if tf is not Timeframe.MIN_1:
             self._period = PeriodBarBuilder(tf, crypto=is_crypto(symbol))
@@ -119,6 +124,19 @@ class ChartFeeder:
             finally:
                 self._seeding = False
         self._live_ok = True
+
+    def _refused(self, symbol: str, tf: Timeframe, what: str, why: str) -> None:
+        """History for ``symbol`` ``tf`` cannot be shown: say so in the log and on the chart, whose
+        symbol box and selected timeframe go back to the bars it still shows, and keep those live."""
+        log.warning("chart history for %s %s %s: %s", symbol, tf, what, why)
+        chart = self.chart
+        chart.set_loading(None)
+        label = TIMEFRAME_LABELS[tf]
+        shown = (chart.symbol, chart.timeframe)
+        chart.toolbar.history_refused(shown, f"{symbol} {label} history {what}", why)
+        if chart.symbol and shown != (symbol, tf):  # go on feeding the bars still on the chart
+            self._task = None  # the refused load ends here: not cancelled by the new one
+            self.show(chart.symbol, chart.timeframe.value, keep_note=True)
 
     async def _seed_period(self, symbol: str, tf: Timeframe, last: Bar) -> None:
         """The minutes the broker has for the newest period, so the live bar starts from them."""

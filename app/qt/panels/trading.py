@@ -145,7 +145,8 @@ def _blotter(env: PanelEnv) -> QWidget:
     from widgets.blotter import BlotterPanel
 
     s = env.services
-    return BlotterPanel(need(s.orders, "orders", s), need(s.engine, "engine", s), env.ctx.bus)
+    store = need(s.orders, "orders", s)
+    return BlotterPanel(store, need(s.engine, "engine", s), env.ctx.bus, fills=_recent_fills(store, None))
 
 
 def _positions(env: PanelEnv) -> QWidget:
@@ -424,16 +425,14 @@ def _trade_from_chart(chart: ChartPanel, ctx: AppContext, services: Services, pa
 RECENT_FILLS = timedelta(days=30)
 
 
-def _recent_fills(store: OrderStore) -> list[Fill]:
-    """The stored fills of the last :data:`RECENT_FILLS`, oldest first, for the chart's markers."""
-    from services.domain.enums import OrderSide
-    from services.domain.models import Fill
+def _recent_fills(store: OrderStore, within: timedelta | None = RECENT_FILLS) -> list[Fill]:
+    """The newest stored fills, oldest first: the chart's markers take those of the last
+    :data:`RECENT_FILLS`, the blotter the newest it keeps (``MAX_FILLS``, any age)."""
+    from widgets.models.fills_model import MAX_FILLS
 
-    since = datetime.now(UTC) - RECENT_FILLS
+    since = None if within is None else datetime.now(UTC) - within
     try:
-        rows = store.fills_history()
-    except Exception as exc:  # the database: the chart draws new fills only, and the log says why
-        log.warning("earlier fills are not drawn on the chart: %s", exc)
+        return store.recent_fills(MAX_FILLS, since)
+    except Exception as exc:  # the database: the panels show new fills only, and the log says why
+        log.warning("earlier fills are not shown: %s", exc)
         return []
-    return [Fill(r["execution_id"], r["order_id"], r["client_order_id"], r["symbol"], OrderSide(r["side"]),
-                 r["qty"], r["price"], r["ts"]) for r in rows if r["ts"] >= since]  # fmt: skip

@@ -350,7 +350,23 @@ class BarSource:
         return self.live.now_ns() if self.live is not None else int(datetime.now(UTC).timestamp() * NS)
 
     def minutes(self, symbol: str, lo_ns: int, hi_ns: int) -> Iterator[tuple[date, Bars]]:
-        """Completed minute bars in ``[lo_ns, hi_ns)``, one chunk per New York day, oldest first."""
+        """Completed minute bars in ``[lo_ns, hi_ns)``, one chunk per trading day, oldest first.
+
+        The day the live stream began holds generated minutes before it and live minutes after:
+        they come as that day's one chunk, so its daily bar is one bar."""
+        pending: tuple[date, Bars] | None = None
+        for day, chunk in self._minute_parts(symbol, lo_ns, hi_ns):
+            if pending is not None and pending[0] == day:
+                pending = (day, Bars.concat([pending[1], chunk]))
+                continue
+            if pending is not None:
+                yield pending
+            pending = (day, chunk)
+        if pending is not None:
+            yield pending
+
+    def _minute_parts(self, symbol: str, lo_ns: int, hi_ns: int) -> Iterator[tuple[date, Bars]]:
+        """The generated minutes per day, then the live minutes per day (a day may come twice)."""
         now = self._now()
         done_hi = min(hi_ns, now - now % MINUTE_NS)  # the running minute is not history yet
         since = self.live.live_since_ns(symbol) if self.live is not None else None

@@ -136,3 +136,27 @@ def test_ticks_stay_inside_their_bars() -> None:
     assert np.all(np.diff(tr.t) > 0)
     q = ticks_from_bars(bars, seed=1, symbol="NVDA", tick=0.01, quotes=True, crypto=False)
     assert np.all(q.a < q.c)
+
+
+def test_a_day_served_partly_generated_and_partly_live_is_one_daily_bar() -> None:
+    """The day the exchange started streaming holds generated minutes before the live ones: its
+    daily bar is one bar (Alpaca labels a stock's daily bar New York midnight: XOM 2024-05-16 →
+    2024-05-16T04:00:00Z, Alpaca forum "Open/Close Daily Bar Prices vs. Open/Close Auction Prices",
+    2024; docs/alpaca-rules.md, "Market data"), never a generated bar and a live bar with one label."""
+    g = gen(always_open=True)
+    since = ns(datetime(2024, 3, 5, 15, 0, tzinfo=UTC))
+    live = Bars.from_rows([(since + i * MINUTE_NS, 1.0, 2.0, 0.5, 1.5, 10.0, 3, 1.2) for i in range(3)])
+    now = since + 3 * MINUTE_NS + 5 * NS
+    src = BarSource(g, FakeLive(since, live, now))
+    one_day = BarPeriod(1, PeriodUnit.DAY)
+    days = Bars.concat(list(src.bars("AAPL", one_day, ns(datetime(2024, 3, 1, tzinfo=UTC)), now)))
+    assert np.all(np.diff(days.t) > 0)
+    today = ns(datetime(2024, 3, 5, 5, 0, tzinfo=UTC))  # New York midnight (EST)
+    assert days.t[-1] == today
+    generated = g.day("AAPL", date(2024, 3, 5))
+    before = generated.take(generated.t < since)
+    assert days.o[-1] == before.o[0] and days.c[-1] == 1.5
+    assert days.h[-1] == max(before.h.max(), 2.0) and days.l[-1] == min(before.l.min(), 0.5)
+    assert days.v[-1] == pytest.approx(before.v.sum() + 30.0)
+    minutes = [d for d, _ in src.minutes("AAPL", since - 10 * MINUTE_NS, now)]
+    assert minutes == [date(2024, 3, 5)]  # one chunk per day, as the docstring promises
