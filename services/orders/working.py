@@ -21,13 +21,13 @@ from services.domain.money import decimal_str
 from services.orders.records import OrderRecord
 
 
-class _Store(Protocol):
+class StoreLike(Protocol):
     def open_orders(self) -> list[OrderRecord]: ...
 
     def view(self, rec: OrderRecord) -> Order: ...
 
 
-class _Broker(Protocol):
+class BrokerLike(Protocol):
     async def list_orders(self, query: OrderQuery) -> list[Order]: ...
 
 
@@ -87,7 +87,7 @@ def _with_legs(orders: Iterable[Order]) -> list[Order]:
     return out
 
 
-def known_working_orders(store: _Store, symbol: str | None = None) -> WorkingOrders:
+def known_working_orders(store: StoreLike, symbol: str | None = None) -> WorkingOrders:
     """The working orders of ``symbol`` (every symbol when None) that Heron knows: its own and those
     placed elsewhere that the trade-updates stream showed. Synchronous, for a confirmation."""
     found = []
@@ -98,7 +98,7 @@ def known_working_orders(store: _Store, symbol: str | None = None) -> WorkingOrd
     return WorkingOrders(tuple(found))
 
 
-async def working_orders(store: _Store, broker: _Broker, symbol: str | None = None) -> WorkingOrders:
+async def working_orders(store: StoreLike, broker: BrokerLike, symbol: str | None = None) -> WorkingOrders:
     """Every working order of ``symbol`` (of every symbol when None): Heron's first, then those only
     the broker lists (placed elsewhere while Heron did not watch)."""
     found = list(known_working_orders(store, symbol).orders)

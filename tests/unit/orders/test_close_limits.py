@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from services.domain.enums import OrderSide, OrderStatus, OrderType, TimeInForce
-from services.domain.models import OrderRequest
+from services.domain.enums import OrderClass, OrderSide, OrderStatus, OrderType, TimeInForce
+from services.domain.models import OrderLegSpec, OrderRequest
+from services.risk.kill_switch import KillSwitch
 from tests.unit.orders.conftest import Rig
 from tests.unit.orders.test_closing import long_aapl, timeline, working_sell
 
@@ -106,3 +107,24 @@ def test_a_flatten_the_gate_would_refuse_cancels_nothing_of_that_symbol(rig: Rig
     assert not report.all_flat
     assert "AAPL STILL OPEN 10: closing order would be refused, nothing was canceled" in report.summary()
     assert rig.broker.orders[exit_id].status is OrderStatus.NEW
+
+
+@pytest.mark.expected_log(r"KILL SWITCH pulled|kill switch done")
+def test_the_kill_switch_says_how_many_orders_its_cancel_requests_covered(rig: Rig) -> None:
+    """A bracket's two exit legs go with one cancel of their parent ("If any one of the orders is
+    canceled, any remaining open order in the group is canceled", Alpaca docs "Understand Orders",
+    Bracket Orders): the summary names the two orders, not only the one request."""
+    entry = run(rig.engine.submit(OrderRequest(
+        "AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=D(10), limit_price=D(100),
+        order_class=OrderClass.BRACKET, take_profit=OrderLegSpec(limit_price=D(110)),
+        stop_loss=OrderLegSpec(stop_price=D(90)),
+    )))  # fmt: skip
+    rig.broker.fill(rig.broker.by_client[entry.client_order_id], D(10), D(100))
+    timeline(rig)
+
+    out = run(KillSwitch(rig.trading, rig.engine, rig.journal).trigger(operator="alice", flatten=True))
+
+    assert out.summary().startswith(
+        "trading HALTED, cancel requested for 2 working order(s) with 1 request(s)"
+        " (a bracket's or OCO's legs go with their parent), none still working; flatten: AAPL flat"
+    ), out.summary()
