@@ -17,7 +17,14 @@ from services.domain.enums import OrderType, TimeInForce, TradingState
 from services.domain.models import OrderRequest
 from services.risk.context import CheckResult, fmt
 from services.risk.facts import HUNDRED, ZERO, RuleInput
-from services.risk.venue_rules import min_order_value, order_legs, order_type, price_increment, stop_side
+from services.risk.venue_rules import (
+    min_order_value,
+    order_legs,
+    order_type,
+    price_increment,
+    qty_available,
+    stop_side,
+)
 
 Rule = Callable[[OrderRequest, RuleInput], CheckResult | None]
 CLOSING_EXEMPT = "closing order that reduces the position: size limits are for opening risk"
@@ -371,6 +378,7 @@ RULES: tuple[Rule, ...] = (
     price_increment,
     stop_side,
     order_legs,
+    qty_available,
     min_order_value,
     max_order_qty,
     max_order_notional,

@@ -60,6 +60,7 @@ def test_the_gate_runs_the_rules_in_a_fixed_order() -> None:
         "price_increment",
         "stop_side",
         "order_legs",
+        "qty_available",
         "min_order_value",
         "max_order_qty",
         "max_order_notional",
