@@ -85,7 +85,8 @@ def positions_to_close(local: Mapping[str, Any], broker: Mapping[str, Position] 
         return "", f"No open position ({source})."
     lines = [f"  • {s} {'long' if q > 0 else 'short'} {decimal_str(abs(q))}" for s, q in sorted(held.items())]
     shown = "\n".join(lines[:20]) + (f"\n  … and {len(lines) - 20} more" if len(lines) > 20 else "")
-    return shown, f"These {len(lines)} position(s) are closed with market orders ({source}):"
+    these = "This position is" if len(lines) == 1 else f"These {len(lines)} positions are"
+    return shown, f"{these} closed with market orders ({source}):"
 
 
 class PositionsPanel(QWidget):

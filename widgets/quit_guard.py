@@ -66,6 +66,10 @@ class LocalBook(StoreLike, Protocol):
     @property
     def positions(self) -> Mapping[str, PositionLike]: ...
 
+    def find(
+        self, *, client_order_id: str | None = None, broker_order_id: str | None = None
+    ) -> object | None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class AtBroker:
@@ -120,7 +124,10 @@ def at_broker_view(store: LocalBook, report: BrokerReportLike | None) -> AtBroke
         why = "" if report is None or report.last_skipped is None else f" ({report.last_skipped})"
         note = LOCAL_VIEW.replace("local view", f"local view{why}", 1)
         return AtBroker(known_working_orders(store), describe_positions(store.positions.items()), note)
-    orders = with_broker_orders(store, report.broker_open_orders)
+    # an order Heron knows is told by its book, which is newer than the report (canceled since?)
+    unknown = [o for o in report.broker_open_orders
+               if store.find(client_order_id=o.client_order_id, broker_order_id=o.id) is None]  # fmt: skip
+    orders = with_broker_orders(store, unknown)
     as_of = report.last_run.strftime("%H:%M:%S UTC")
     note = f"As the broker reported at {as_of} (the last reconciliation), with Heron's own orders."
     return AtBroker(orders, broker_positions(store, report.broker_position_details), note)

@@ -109,12 +109,12 @@ def test_flatten_confirmation_names_the_positions_it_closes(qtbot, rig: Rig, qlo
     asked: list[str] = []
     p.ask = lambda title, text: asked.append(text) or False  # type: ignore[func-returns-value]
     assert p.flatten_all() is False
-    assert "These 1 position(s) are closed with market orders (in Heron's book" in asked[-1]
+    assert "This position is closed with market orders (in Heron's book" in asked[-1]
     assert "  • AAPL long 10" in asked[-1]
     held = (Position("AAPL", Decimal(10), Decimal(100)), Position("NVDA", Decimal(-3), Decimal(120)))
     p.on_positions(PositionsEvent(rig.clock(), held))
     assert p.flatten_all() is False
     assert (
-        "These 2 position(s) are closed with market orders (as the broker last reported them):\n"
+        "These 2 positions are closed with market orders (as the broker last reported them):\n"
         "  • AAPL long 10\n  • NVDA short 3"
     ) in asked[-1]

@@ -131,3 +131,20 @@ def test_without_a_broker_report_the_question_says_it_is_the_local_view(qtbot, r
     assert what.note.startswith("broker not reachable: local view (connection refused)")
     assert what.positions == ("AAPL long 10 (avg 100.00)",)
     assert what.text().startswith("broker not reachable: local view")
+
+
+def test_orders_in_the_broker_report_are_listed_unless_heron_knows_them(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    """An order placed in another app is named; an order of Heron's canceled since the report is
+    not (Heron's book is newer than the last reconciliation)."""
+    from dataclasses import replace
+
+    res = qloop.run_until_complete(rig.engine.submit(OrderRequest(
+        "AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(2), limit_price=Decimal(90)
+    )))  # fmt: skip
+    mine = rig.broker.orders[rig.broker.by_client[res.client_order_id]]
+    outside = replace(mine, id="ext-1", client_order_id="ext-c1", symbol="NVDA", qty=Decimal(3))
+    assert qloop.run_until_complete(rig.engine.cancel(str(res.client_order_id)))
+    report = SimpleNamespace(last_run=rig.clock(), last_skipped=None, broker_position_details={},
+                             broker_open_orders=[mine, outside])  # fmt: skip
+    what = _quit_question(qtbot, rig, report)
+    assert what.orders.lines() == ["NVDA buy 3 limit 90 (placed outside Heron)"]
