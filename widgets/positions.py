@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -71,6 +71,24 @@ def cancels_first(working: WorkingOrders | None, what: str) -> str:
     return f"\n\nFirst {these} of {what} {verb} canceled (and any other the broker lists):\n{shown}{more}"
 
 
+def positions_to_close(local: Mapping[str, Any], broker: Mapping[str, Position] | None) -> tuple[str, str]:
+    """The confirmation's paragraph naming the positions a flatten closes (symbol, side, qty) and
+    where that list comes from: the broker's last position report when one arrived (a flatten closes
+    what the broker holds, drift included), else Heron's book."""
+    if broker is not None:
+        held = {s: p.qty for s, p in broker.items() if p.qty != 0}
+        source = "as the broker last reported them"
+    else:
+        held = {s: p.qty for s, p in local.items() if p.qty != 0}
+        source = "in Heron's book; the broker's positions are read again when closing"
+    if not held:
+        return "", f"No open position ({source})."
+    lines = [f"  • {s} {'long' if q > 0 else 'short'} {decimal_str(abs(q))}" for s, q in sorted(held.items())]
+    shown = "\n".join(lines[:20]) + (f"\n  … and {len(lines) - 20} more" if len(lines) > 20 else "")
+    these = "This position is" if len(lines) == 1 else f"These {len(lines)} positions are"
+    return shown, f"{these} closed with market orders ({source}):"
+
+
 class PositionsPanel(QWidget):
     """See the module docstring. GUI thread; bus handlers run on the loop (= GUI) thread."""
 
@@ -95,6 +113,7 @@ class PositionsPanel(QWidget):
         self._clock = clock
         self._last_mark = float("-inf")
         self.broker_positions: dict[str, Position] = {}
+        self._broker_reported = False  # a PositionsEvent arrived: broker_positions is the broker's
         self.ask: Callable[[str, str], bool] = lambda title, text: confirm(self, title, text)
         #: ``working(symbol or None)``: the working orders a close / flatten cancels first
         self.working = working
@@ -174,6 +193,7 @@ class PositionsPanel(QWidget):
     def on_positions(self, event: PositionsEvent) -> None:
         """Bus handler: the broker's position report (for the day P&L column)."""
         self.broker_positions = {p.symbol: p for p in event.positions}
+        self._broker_reported = True
         self._stage(list(self.store.positions))
 
     def on_batch(self, event: MarketDataBatchEvent) -> None:
@@ -236,8 +256,11 @@ class PositionsPanel(QWidget):
     def flatten_all(self) -> bool:
         if self.engine is None:
             return False
-        if not self.ask("Flatten all positions",
-                        "Close EVERY position with market orders?" + self._cancels_first(None)):  # fmt: skip
+        listing, head = positions_to_close(
+            self.store.positions, self.broker_positions if self._broker_reported else None
+        )
+        question = f"Close EVERY position with market orders?\n\n{head}" + (f"\n{listing}" if listing else "")
+        if not self.ask("Flatten all positions", question + self._cancels_first(None)):
             return False
         self.status_label.setText("closing every position: working orders are canceled first…")
         run_async(

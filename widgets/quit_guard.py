@@ -18,8 +18,9 @@ about; headless runs have no window. GUI thread only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
@@ -34,8 +35,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.domain.models import Order, Position
 from services.domain.money import decimal_str
-from services.orders.working import WorkingOrders
+from services.orders.working import StoreLike, WorkingOrders, known_working_orders, with_broker_orders
 
 log = logging.getLogger("heron.quit")
 
@@ -58,19 +60,31 @@ class PositionLike(Protocol):
     def avg_price(self) -> Decimal: ...
 
 
+class LocalBook(StoreLike, Protocol):
+    """Heron's order store: its working orders and positions."""
+
+    @property
+    def positions(self) -> Mapping[str, PositionLike]: ...
+
+    def find(
+        self, *, client_order_id: str | None = None, broker_order_id: str | None = None
+    ) -> object | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class AtBroker:
     """What stays at the broker when Heron quits."""
 
     orders: WorkingOrders
     positions: tuple[str, ...]  # "AAPL long 10 (avg 100.00)"
+    note: str = ""  # where the list comes from, e.g. "broker not reachable: local view"
 
     @property
     def empty(self) -> bool:
         return not self.orders.orders and not self.positions
 
     def text(self) -> str:
-        parts = []
+        parts = [self.note, ""] if self.note else []
         if self.orders.orders:
             parts.append(f"{len(self.orders.orders)} working order(s):")
             parts += [f"  • {line}" for line in self.orders.lines()]
@@ -83,13 +97,67 @@ class AtBroker:
 
 
 def describe_positions(positions: Iterable[tuple[str, PositionLike]]) -> tuple[str, ...]:
+    return tuple(
+        _position_line(s, p.qty, p.avg_price) for s, p in sorted(positions, key=lambda i: i[0]) if p.qty
+    )
+
+
+LOCAL_VIEW = "broker not reachable: local view (Heron's own book; the broker may hold more)"
+
+
+class BrokerReportLike(Protocol):
+    """What the quit guard reads of :class:`services.reconciliation.reconciler.Reconciler`: the
+    broker's positions and open orders as its last cycle read them."""
+
+    last_run: datetime | None
+    last_skipped: str | None  # why the latest cycle was skipped (the broker did not answer)
+    broker_position_details: dict[str, Position]
+    broker_open_orders: list[Order]
+
+
+def at_broker_view(store: LocalBook, report: BrokerReportLike | None) -> AtBroker:
+    """What stays at the broker: the broker's positions and open orders as reconciliation last read
+    them (an order or a position opened in another app, behind Heron's back, included), Heron's own
+    working orders with them; Heron's book alone, said so, when the broker was never read or did not
+    answer at the last cycle."""
+    if report is None or report.last_run is None or report.last_skipped is not None:
+        why = "" if report is None or report.last_skipped is None else f" ({report.last_skipped})"
+        note = LOCAL_VIEW.replace("local view", f"local view{why}", 1)
+        return AtBroker(known_working_orders(store), describe_positions(store.positions.items()), note)
+    # an order Heron knows is told by its book, which is newer than the report (canceled since?)
+    unknown = [o for o in report.broker_open_orders
+               if store.find(client_order_id=o.client_order_id, broker_order_id=o.id) is None]  # fmt: skip
+    orders = with_broker_orders(store, unknown)
+    as_of = report.last_run.strftime("%H:%M:%S UTC")
+    note = f"As the broker reported at {as_of} (the last reconciliation), with Heron's own orders."
+    return AtBroker(orders, broker_positions(store, report.broker_position_details), note)
+
+
+def broker_positions(store: LocalBook, broker: Mapping[str, Position]) -> tuple[str, ...]:
+    """The broker's positions, each saying where Heron's book differs (drift), and Heron's own
+    positions the broker did not list."""
+    local = {s: p for s, p in store.positions.items() if p.qty != 0}
     out = []
-    for symbol, pos in sorted(positions, key=lambda item: item[0]):
-        if pos.qty == 0:
-            continue
-        side = "long" if pos.qty > 0 else "short"
-        out.append(f"{symbol} {side} {decimal_str(abs(pos.qty))} (avg {pos.avg_price:,.2f})")
+    for symbol in sorted(set(broker) | set(local)):
+        b, mine = broker.get(symbol), local.get(symbol)
+        if b is not None and b.qty != 0:
+            text = _position_line(symbol, b.qty, b.avg_entry_price)
+            if mine is None:
+                text += " (not in Heron's book: opened outside Heron)"
+            elif mine.qty != b.qty:
+                text += f" (Heron's book: {decimal_str(mine.qty)})"
+            out.append(text)
+        elif mine is not None:
+            out.append(
+                _position_line(symbol, mine.qty, mine.avg_price)
+                + " (Heron's book; the broker did not list it)"
+            )
     return tuple(out)
+
+
+def _position_line(symbol: str, qty: Decimal, avg: Decimal) -> str:
+    side = "long" if qty > 0 else "short"
+    return f"{symbol} {side} {decimal_str(abs(qty))} (avg {avg:,.2f})"
 
 
 class QuitGuardDialog(QDialog):

@@ -125,17 +125,17 @@ def run_gui(ctx: AppContext, start_services: StartServices) -> int:
 
 
 def install_quit_guard(ctx: AppContext, window: MainWindow, services: Services) -> None:
-    """The trader's close asks first when orders work or positions are open at the broker; the
-    answer sets the open-order policy the shutdown runs (``--on-exit``)."""
-    from services.orders.working import known_working_orders
-    from widgets.quit_guard import AtBroker, QuitGuard, describe_positions
+    """The trader's close asks first when orders work or positions are open at the broker (as the
+    last reconciliation read them, positions and orders opened outside Heron included); the answer
+    sets the open-order policy the shutdown runs (``--on-exit``)."""
+    from widgets.quit_guard import AtBroker, QuitGuard, at_broker_view
 
     store = services.orders
     if store is None:
         return
 
     def at_broker() -> AtBroker:
-        return AtBroker(known_working_orders(store), describe_positions(store.positions.items()))
+        return at_broker_view(store, services.reconciler)
 
     def on_exit(policy: str) -> None:
         ctx.args.on_exit = policy  # read by the open-order policy step at shutdown

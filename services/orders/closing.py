@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 ZERO = Decimal(0)
 SOURCE = "closing"
 TRANSIENT_RISK_CHECKS = frozenset({"duplicate_order", "order_rate"})
+KILL_SWITCH = "kill-switch"  # services.orders.engine.KILL_SWITCH: its orders skip the risk gate
 MAX_FLATTEN_ROUNDS = 5  # cancel, wait, close, look again: late fills opened something
 
 
@@ -68,7 +69,11 @@ class CloserEngine(Protocol):
 
     def flush(self) -> None: ...
 
-    async def submit(self, request: OrderRequest, *, source: str = "manual") -> SubmitResult: ...
+    async def submit(
+        self, request: OrderRequest, *, source: str = "manual", closing: bool = False
+    ) -> SubmitResult: ...
+
+    async def preview_close(self, request: OrderRequest) -> RiskReport: ...
 
     async def cancel(self, order_key: str, *, source: str = "manual", say_refusal: bool = True) -> bool: ...
 
@@ -161,9 +166,13 @@ class PositionCloser:
         """The rounds of :meth:`flatten`; fills ``latest`` per symbol, returns an error text or ""."""
         error = ""
         refused: dict[str, list[str]] = {}
+        blocked = await self._blocked_closes(source)  # their orders are left alone
+        latest.update(blocked)
         for _ in range(MAX_FLATTEN_ROUNDS):
             waiting: list[tuple[str, str | None]] = []
             for symbol in await self._working_symbols():
+                if symbol in blocked:
+                    continue
                 _, more, no = await self._cancel_working(symbol, source)
                 waiting += more
                 refused.setdefault(symbol, []).extend(no)
@@ -179,7 +188,7 @@ class PositionCloser:
                     log.warning("flatten (%s): %s; retrying until the deadline", source, error)
                     await self.sleep(self.backoff_s[-1])
             error = ""
-            held = [p for p in positions if p.qty != 0]
+            held = [p for p in positions if p.qty != 0 and p.symbol not in blocked]
             if not held:
                 break
             results = await asyncio.gather(
@@ -194,6 +203,22 @@ class PositionCloser:
                 done = latest.get(symbol) or SymbolCloseResult(symbol, True, ZERO, ZERO, at=now)
                 latest[symbol] = replace(done, cancel_refused=(*no, *done.cancel_refused))
         return error
+
+    async def _blocked_closes(self, source: str) -> dict[str, SymbolCloseResult]:
+        """Per position whose closing order the risk gate would refuse: a result saying so, found
+        before anything is canceled (a flatten leaves that symbol's orders, its stops, working)."""
+        try:
+            positions = await self.engine.broker.get_positions()
+        except BrokerError:
+            return {}  # the rounds read them again and say so
+        out: dict[str, SymbolCloseResult] = {}
+        for p in positions:
+            if p.qty == 0:
+                continue
+            blocked = await self._precheck(p.symbol, p.qty, ZERO, source)
+            if blocked is not None:
+                out[p.symbol] = blocked
+        return out
 
     async def _working_symbols(self) -> list[str]:
         """Symbols with a working order, Heron's own and the broker's (orders placed elsewhere)."""
@@ -249,6 +274,8 @@ class PositionCloser:
         sign = Decimal(1) if before > 0 else Decimal(-1)
         amount = abs(before) if qty is None else min(qty, abs(before))
         target = before - sign * amount  # the signed position we end at
+        if (blocked := await self._precheck(symbol, before, target, source)) is not None:
+            return blocked
         current = before
         canceled = attempts = backoff = 0
         sent, refused, reason = list[str](), list[str](), ""
@@ -275,7 +302,7 @@ class PositionCloser:
             if self._past(deadline):
                 reason = reason or "the deadline passed before a closing order could be sent"
                 break
-            res = await engine.submit(_close_request(symbol, current, target), source=source)
+            res = await engine.submit(_close_request(symbol, current, target), source=source, closing=True)
             if res.state is not OrderState.DENIED:
                 attempts += 1  # it reached the broker (refused or not)
             if res.state is OrderState.DENIED and not _transient(res.report):
@@ -315,6 +342,22 @@ class PositionCloser:
             at=engine.clock(),
             cancel_refused=tuple(refused),
         )
+
+    async def _precheck(
+        self, symbol: str, before: Decimal, target: Decimal, source: str
+    ) -> SymbolCloseResult | None:
+        """The close's outcome when the risk gate would refuse its closing order, asked BEFORE
+        anything is canceled (None when it would pass): a close that cannot send its closing order
+        must not first cancel the working orders, bracket stops included, and leave the position
+        unprotected. The kill switch's closes skip the gate (the engine sends them unchecked), so
+        they skip this too."""
+        if source == KILL_SWITCH:
+            return None
+        report = await self.engine.preview_close(_close_request(symbol, before, target))
+        if report.passed or _transient(report):
+            return None
+        why = f"closing order would be refused, nothing was canceled: {report.explain()}"
+        return SymbolCloseResult(symbol, False, before, before, reason=why, at=self.engine.clock())
 
     async def _first_position(
         self, symbol: str, deadline: _Deadline, known_qty: Decimal | None

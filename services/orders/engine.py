@@ -266,13 +266,18 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
         )
 
     # --- submit ----------------------------------------------------------------------------------
-    async def submit(self, request: OrderRequest, *, source: str = "manual") -> SubmitResult:
-        """Risk gate → journal → POST → ack. Never raises for broker outcomes; see SubmitResult."""
+    async def submit(
+        self, request: OrderRequest, *, source: str = "manual", closing: bool = False
+    ) -> SubmitResult:
+        """Risk gate → journal → POST → ack. Never raises for broker outcomes; see SubmitResult.
+        ``closing``: a close's closing order (see :func:`services.risk.rules.closing_exempt`)."""
         report: RiskReport | None = None
         try:
             if source != KILL_SWITCH:
                 asset = await self._asset(request.symbol)
-                report = self.risk.check(request, self.risk_context(request, asset))
+                context = self.risk_context(request, asset)
+                context.closing = closing
+                report = self.risk.check(request, context)
                 if not report.passed:
                     self.journal.append(
                         JournalKind.DENIED, None, source, symbol=request.symbol, reasons=report.explain()
@@ -553,6 +558,11 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
         asset = asset or self._assets.get(rec.symbol)
         context = self.risk_context(checked, asset, replacing=rec.client_order_id)
         return self.risk.preview(checked, context)
+
+    async def preview_close(self, request: OrderRequest) -> RiskReport:
+        """A close's pre-check before it cancels the symbol's working orders (as if gone); no effects."""
+        context = self.risk_context(request, await self._asset(request.symbol))
+        return self.risk.preview(request, context.for_close(request.symbol))
 
     async def close_position(
         self, symbol: str, *, qty: Decimal | None = None, source: str = "manual"

@@ -21,13 +21,13 @@ from services.domain.money import decimal_str
 from services.orders.records import OrderRecord
 
 
-class _Store(Protocol):
+class StoreLike(Protocol):
     def open_orders(self) -> list[OrderRecord]: ...
 
     def view(self, rec: OrderRecord) -> Order: ...
 
 
-class _Broker(Protocol):
+class BrokerLike(Protocol):
     async def list_orders(self, query: OrderQuery) -> list[Order]: ...
 
 
@@ -87,7 +87,7 @@ def _with_legs(orders: Iterable[Order]) -> list[Order]:
     return out
 
 
-def known_working_orders(store: _Store, symbol: str | None = None) -> WorkingOrders:
+def known_working_orders(store: StoreLike, symbol: str | None = None) -> WorkingOrders:
     """The working orders of ``symbol`` (every symbol when None) that Heron knows: its own and those
     placed elsewhere that the trade-updates stream showed. Synchronous, for a confirmation."""
     found = []
@@ -98,21 +98,29 @@ def known_working_orders(store: _Store, symbol: str | None = None) -> WorkingOrd
     return WorkingOrders(tuple(found))
 
 
-async def working_orders(store: _Store, broker: _Broker, symbol: str | None = None) -> WorkingOrders:
+async def working_orders(store: StoreLike, broker: BrokerLike, symbol: str | None = None) -> WorkingOrders:
     """Every working order of ``symbol`` (of every symbol when None): Heron's first, then those only
     the broker lists (placed elsewhere while Heron did not watch)."""
+    query = OrderQuery(status="open", symbols=(symbol,)) if symbol else OrderQuery(status="open")
+    try:
+        listed = await broker.list_orders(query)
+    except BrokerError as error:
+        return with_broker_orders(store, [], symbol, problem=error.message)
+    return with_broker_orders(store, listed, symbol)
+
+
+def with_broker_orders(
+    store: StoreLike, listed: Iterable[Order], symbol: str | None = None, *, problem: str = ""
+) -> WorkingOrders:
+    """Heron's working orders of ``symbol`` (every symbol when None), then those of the broker's
+    ``listed`` open orders (legs included) Heron does not know. Synchronous: ``listed`` is what the
+    broker answered (just now, or at the last reconciliation)."""
     found = list(known_working_orders(store, symbol).orders)
     seen: set[str] = set()
     for rec in store.open_orders():
         seen |= {rec.client_order_id, rec.current_client_order_id, rec.broker_order_id or ""}
         for leg in rec.legs.values():  # every broker order of its replace chain
             seen |= {leg.broker_order_id, leg.client_order_id}
-    problem = ""
-    query = OrderQuery(status="open", symbols=(symbol,)) if symbol else OrderQuery(status="open")
-    try:
-        listed = await broker.list_orders(query)
-    except BrokerError as error:
-        listed, problem = [], error.message
     for order in _with_legs(listed):
         if order.status.is_terminal or (symbol is not None and order.symbol != symbol):
             continue

@@ -8,7 +8,7 @@ what it needs from market data, the market calendar and the post-reconnect order
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
@@ -103,6 +103,16 @@ class RiskContext:
     )  # leaves qty of working sells per symbol
     pending_buy_exposure: Decimal = ZERO  # sum working buys * mark
     pending_sell_exposure: Decimal = ZERO  # sum working sells * mark
+    # a close or flatten's closing order (not a trader's sell): see services.risk.rules.closing_exempt
+    closing: bool = False
+
+    def for_close(self, symbol: str) -> RiskContext:
+        """This context for the pre-check of a close of ``symbol`` before its working orders are
+        canceled: marked closing and without the symbol's working orders (the close cancels them
+        all first, so a working exit must not make the closing order look like it opens a short)."""
+        buys = {s: q for s, q in self.pending_buys.items() if s != symbol}
+        sells = {s: q for s, q in self.pending_sells.items() if s != symbol}
+        return replace(self, closing=True, pending_buys=buys, pending_sells=sells)
 
 
 def fmt(v: Decimal | int | None) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from services.domain.enums import JournalKind
+from services.orders.working import BrokerLike, StoreLike, known_working_orders, working_orders
 from services.risk.trading_state import JournalLike, TradingStateMachine, flush_or_keep
 
 log = logging.getLogger("heron.trading")
@@ -30,6 +31,12 @@ class FlattenReportLike(Protocol):
 
 
 class OrderCanceller(Protocol):
+    @property
+    def store(self) -> StoreLike: ...
+
+    @property
+    def broker(self) -> BrokerLike: ...
+
     async def cancel_all(self, *, source: str) -> int: ...
 
     async def flatten_all(self, *, source: str) -> Any: ...
@@ -37,12 +44,23 @@ class OrderCanceller(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class KillSwitchResult:
-    canceled: int
+    canceled: int  # cancel requests sent (a bracket's or OCO's legs go with their parent's cancel)
     flatten: FlattenReportLike | None = None  # None when the switch did not flatten
+    orders: int | None = None  # working orders (legs included) when the switch was pulled
+    still_working: int | None = None  # Heron's orders not yet terminal after the flatten
 
     def summary(self) -> str:
         """One line for the trader: what was canceled and, per symbol, whether it is flat."""
-        text = f"trading HALTED, {self.canceled} cancel(s) requested"
+        if self.orders is None:
+            text = f"trading HALTED, {self.canceled} cancel request(s) sent"
+        elif self.orders == 0:
+            text = "trading HALTED, no working order to cancel"
+        else:
+            legs = " (a bracket's or OCO's legs go with their parent)" if self.orders > self.canceled else ""
+            text = (f"trading HALTED, cancel requested for {self.orders} working order(s) with "
+                    f"{self.canceled} request(s){legs}")  # fmt: skip
+        if self.still_working is not None:
+            text += f", {self.still_working} still working" if self.still_working else ", none still working"
         if self.flatten is not None:
             text += f"; flatten: {self.flatten.summary()}"
         return text
@@ -64,18 +82,23 @@ class KillSwitch:
         )
         flush_or_keep(self._journal, "the kill switch")
         self._trading.latch_halt(operator, reason, source=self.SOURCE)
-        canceled = await self._engine.cancel_all(source=self.SOURCE)
-        report = await self._engine.flatten_all(source=self.SOURCE) if flatten else None
+        engine = self._engine
+        orders = len((await working_orders(engine.store, engine.broker)).orders)
+        canceled = await engine.cancel_all(source=self.SOURCE)
+        report = await engine.flatten_all(source=self.SOURCE) if flatten else None
+        # the flatten waited for every cancel to end: what is still working now did not go
+        still = len(known_working_orders(engine.store).orders) if flatten else None
         self._journal.append(
             JournalKind.KILL_SWITCH_DONE,
             None,
             self.SOURCE,
             canceled=canceled,
+            orders=orders,
             flatten=report.summary() if report is not None else None,
             all_flat=report.all_flat if report is not None else None,
         )
         flush_or_keep(self._journal, "the kill switch's outcome")
-        result = KillSwitchResult(canceled, report)
+        result = KillSwitchResult(canceled, report, orders, still)
         level = logging.WARNING if report is None or report.all_flat else logging.ERROR
         log.log(level, "kill switch done: %s", result.summary())
         return result

@@ -17,9 +17,17 @@ from services.domain.enums import OrderType, TimeInForce, TradingState
 from services.domain.models import OrderRequest
 from services.risk.context import CheckResult, fmt
 from services.risk.facts import HUNDRED, ZERO, RuleInput
-from services.risk.venue_rules import min_order_value, order_legs, order_type, price_increment, stop_side
+from services.risk.venue_rules import (
+    min_order_value,
+    order_legs,
+    order_type,
+    price_increment,
+    qty_available,
+    stop_side,
+)
 
 Rule = Callable[[OrderRequest, RuleInput], CheckResult | None]
+CLOSING_EXEMPT = "closing order that reduces the position: size limits are for opening risk"
 
 
 def trading_state(request: OrderRequest, c: RuleInput) -> CheckResult:
@@ -110,8 +118,26 @@ def market_hours(request: OrderRequest, c: RuleInput) -> CheckResult:
     return CheckResult("market_hours", True, "open" if is_open else "queued for the next session")
 
 
+def closing_exempt(c: RuleInput) -> bool:
+    """A close's (or flatten's) closing order that only reduces the position is exempt from the
+    order size limits (``max_order_qty``, ``max_order_notional``).
+
+    Those limits cap the risk a new order can open (a fat-fingered 10,000 instead of 100). A closing
+    order takes risk off: refusing it because the position grew past the order size limit (the
+    limit was lowered, or the position was built in several orders) leaves the trader unable to
+    get out, and the kill switch's flatten (which skips the gate altogether) would close what a
+    trader's Close cannot. Only Heron's own close marks the context (``RiskContext.closing``) and
+    only an order that ``reduces`` (never flips: it and the working orders on its side together do
+    not exceed the position) is exempt; the trading state, the reduce-only guard and Alpaca's own
+    rules still apply to it.
+    """
+    return c.ctx.closing and c.facts.reducing
+
+
 def max_order_qty(request: OrderRequest, c: RuleInput) -> CheckResult:
     qty, limit = c.facts.qty, c.limits.max_order_qty
+    if qty is not None and closing_exempt(c):
+        return CheckResult("max_order_qty", True, CLOSING_EXEMPT, {"qty": fmt(qty), "limit": fmt(limit)})
     if qty is None:
         return CheckResult("max_order_qty", False, "no quantity and no price to derive it (fail closed)")
     return CheckResult(
@@ -122,6 +148,9 @@ def max_order_qty(request: OrderRequest, c: RuleInput) -> CheckResult:
 def max_order_notional(request: OrderRequest, c: RuleInput) -> CheckResult:
     """Always enforced (there is no unlimited)."""
     notional, limit = c.facts.notional, c.limits.max_order_notional
+    if closing_exempt(c):
+        numbers = {"notional": fmt(notional), "limit": fmt(limit)}
+        return CheckResult("max_order_notional", True, CLOSING_EXEMPT, numbers)
     if notional is None:
         return CheckResult("max_order_notional", False, f"no price for {request.symbol} (fail closed)")
     return CheckResult(
@@ -349,6 +378,7 @@ RULES: tuple[Rule, ...] = (
     price_increment,
     stop_side,
     order_legs,
+    qty_available,
     min_order_value,
     max_order_qty,
     max_order_notional,

@@ -16,6 +16,7 @@ from services.domain.models import OrderRequest
 from services.risk.context import CheckResult, fmt
 from services.risk.facts import RuleInput
 
+ZERO = Decimal(0)
 ONE = Decimal(1)
 CENT = Decimal("0.01")
 SUB_CENT = Decimal("0.0001")
@@ -238,3 +239,39 @@ def min_order_value(request: OrderRequest, c: RuleInput) -> CheckResult:
         else f"order value under Alpaca's minimum of ${fmt(minimum)}",
         {"value": fmt(notional), "minimum": fmt(minimum)},
     )
+
+
+def qty_available(request: OrderRequest, c: RuleInput) -> CheckResult | None:
+    """A sell of a long position may sell at most the shares not already held by working sells;
+    an exit never exceeds the position; None for an order that opens or adds.
+
+    Alpaca holds the shares a working sell would sell (the position's ``held_for_orders``; what is
+    left is ``qty_available``) and refuses a sell of a long position with more than that: 403
+    "insufficient qty available for order (requested: X, available: Y)". A bracket's exits hold the
+    shares once, so an OCO exit for the same 10 shares is refused; an OCO is always an exit (with
+    no position on its side, nothing is available). A buy of a short position is checked against
+    the position only ("an order that would flip your position ... will return a 403"). Only orders
+    with a quantity are checked (a notional order's quantity is Alpaca's to work out).
+    """
+    f = c.facts
+    if request.qty is None:
+        return None
+    exit_order = request.order_class is OrderClass.OCO
+    increasing = (f.buy and f.position >= 0) or (not f.buy and f.position <= 0)
+    if increasing and not exit_order:
+        return None
+    held = ZERO if f.buy else f.working_sells
+    available = ZERO if increasing else max(abs(f.position) - held, ZERO)
+    side = "buy" if f.buy else "sell"
+    nums = {"qty": fmt(request.qty), "position": fmt(f.position), "held_for_orders": fmt(held),
+            "available": fmt(available)}  # fmt: skip
+    if request.qty <= available:
+        return CheckResult("qty_available", True, "within the position's quantity available", nums)
+    if increasing:
+        why = f"an OCO is an exit: no {request.symbol} position for it to {side}"
+    elif held > 0:
+        why = (f"{side} {fmt(request.qty)} exceeds the {fmt(available)} {request.symbol} not already held by "
+               f"working exit orders (Alpaca refuses it: insufficient qty available)")  # fmt: skip
+    else:
+        why = f"{side} {fmt(request.qty)} exceeds the position: it would flip it (Alpaca refuses it)"
+    return CheckResult("qty_available", False, why, nums)

@@ -96,3 +96,25 @@ def test_an_engine_error_is_a_message_box_without_a_traceback(qtbot, rig: Rig, q
     settle_until(qloop, "the close failed", lambda: boxes)
     assert boxes == [("Close AAPL", "close AAPL failed: the database refused the write")]
     assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_flatten_confirmation_names_the_positions_it_closes(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    """The broker's positions when it reported them (a flatten closes what the broker holds: NVDA
+    bought in another app is closed too), else Heron's book, each with side and quantity."""
+    from services.domain.events import PositionsEvent
+    from services.domain.models import Position
+
+    buy(rig, qloop)
+    p = panel(qtbot, rig)
+    asked: list[str] = []
+    p.ask = lambda title, text: asked.append(text) or False  # type: ignore[func-returns-value]
+    assert p.flatten_all() is False
+    assert "This position is closed with market orders (in Heron's book" in asked[-1]
+    assert "  • AAPL long 10" in asked[-1]
+    held = (Position("AAPL", Decimal(10), Decimal(100)), Position("NVDA", Decimal(-3), Decimal(120)))
+    p.on_positions(PositionsEvent(rig.clock(), held))
+    assert p.flatten_all() is False
+    assert (
+        "These 2 positions are closed with market orders (as the broker last reported them):\n"
+        "  • AAPL long 10\n  • NVDA short 3"
+    ) in asked[-1]

@@ -77,7 +77,7 @@ def test_closing_the_window_asks_and_cancel_sets_the_exit_policy(qtbot, rig: Rig
     qtbot.addWidget(window)
     window.show()
     ctx = SimpleNamespace(args=SimpleNamespace(on_exit="leave"))
-    install_quit_guard(ctx, window, SimpleNamespace(orders=rig.store))  # type: ignore[arg-type]
+    install_quit_guard(ctx, window, SimpleNamespace(orders=rig.store, reconciler=None))  # type: ignore[arg-type]
     seen: list[AtBroker] = []
     guard = window.close_guard.__self__  # type: ignore[union-attr]
     guard.ask = lambda what: seen.append(what) or QuitChoice.STAY
@@ -87,3 +87,64 @@ def test_closing_the_window_asks_and_cancel_sets_the_exit_policy(qtbot, rig: Rig
     guard.ask = lambda what: QuitChoice.CANCEL_AND_QUIT
     assert window.close() is True and not window.isVisible()
     assert ctx.args.on_exit == "cancel-all"
+
+
+def _quit_question(qtbot, rig: Rig, reconciler: object) -> AtBroker:  # type: ignore[no-untyped-def]
+    window = MainWindow(Mode.LOCAL)
+    qtbot.addWidget(window)
+    window.show()
+    install_quit_guard(SimpleNamespace(args=SimpleNamespace(on_exit="leave")), window,  # type: ignore[arg-type]
+                       SimpleNamespace(orders=rig.store, reconciler=reconciler))  # fmt: skip
+    seen: list[AtBroker] = []
+    guard = window.close_guard.__self__  # type: ignore[union-attr]
+    guard.ask = lambda what: seen.append(what) or QuitChoice.STAY
+    assert window.close() is False
+    return seen[0]
+
+
+def test_the_quit_question_lists_what_the_broker_holds_drift_included(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    """NVDA bought in another app (no trade update reaches Heron, as with a trade placed before
+    Heron started, Alpaca docs "Streaming": trade updates are only for a live connection) stays at
+    the broker after Heron quits: the question names it, from the broker's position report."""
+    from services.reconciliation.reconciler import Reconciler
+
+    buy(rig, qloop)
+    rig.broker.set_position("NVDA", Decimal(3), Decimal(120))
+    rc = Reconciler(rig.broker, rig.store, rig.journal, rig.trading, rig.bus, rig.clock, rig.db)
+    qloop.run_until_complete(rc.startup())
+
+    what = _quit_question(qtbot, rig, rc)
+
+    assert what.positions == (
+        "AAPL long 10 (avg 100.00)",
+        "NVDA long 3 (avg 120.00) (not in Heron's book: opened outside Heron)",
+    )
+    assert what.note.startswith("As the broker reported at ")
+    assert "NVDA long 3" in what.text()
+
+
+def test_without_a_broker_report_the_question_says_it_is_the_local_view(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    buy(rig, qloop)
+    skipped = SimpleNamespace(last_run=rig.clock(), last_skipped="connection refused",
+                              broker_position_details={}, broker_open_orders=[])  # fmt: skip
+    what = _quit_question(qtbot, rig, skipped)
+    assert what.note.startswith("broker not reachable: local view (connection refused)")
+    assert what.positions == ("AAPL long 10 (avg 100.00)",)
+    assert what.text().startswith("broker not reachable: local view")
+
+
+def test_orders_in_the_broker_report_are_listed_unless_heron_knows_them(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    """An order placed in another app is named; an order of Heron's canceled since the report is
+    not (Heron's book is newer than the last reconciliation)."""
+    from dataclasses import replace
+
+    res = qloop.run_until_complete(rig.engine.submit(OrderRequest(
+        "AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(2), limit_price=Decimal(90)
+    )))  # fmt: skip
+    mine = rig.broker.orders[rig.broker.by_client[res.client_order_id]]
+    outside = replace(mine, id="ext-1", client_order_id="ext-c1", symbol="NVDA", qty=Decimal(3))
+    assert qloop.run_until_complete(rig.engine.cancel(str(res.client_order_id)))
+    report = SimpleNamespace(last_run=rig.clock(), last_skipped=None, broker_position_details={},
+                             broker_open_orders=[mine, outside])  # fmt: skip
+    what = _quit_question(qtbot, rig, report)
+    assert what.orders.lines() == ["NVDA buy 3 limit 90 (placed outside Heron)"]

@@ -204,6 +204,39 @@ def test_oco_legs_are_an_exit_on_one_side() -> None:
     assert "order_legs" in failed(rep)
 
 
+def test_an_exit_larger_than_the_quantity_not_held_by_working_exits_is_refused() -> None:
+    """Long 10 whose bracket exits (working, holding the 10 shares) are in place: an OCO exit of 10
+    more is refused, shorting allowed or not. Alpaca holds the shares of working sells
+    (``held_for_orders``; alpaca-py ``Position.qty_available``: "Total number of shares available
+    minus open orders") and refuses the sell with 403 "insufficient qty available for order
+    (requested: 10, available: 0)" (docs/alpaca-protocol.md, error codes; [ORD bracket section]:
+    "Alpaca's system would view one of the two orders as exceeding the available position
+    quantity")."""
+    gate = limits(allow_short=True)
+    held = ctx(positions={"AAPL": D(10)}, pending_sells={"AAPL": D(10)})
+    rep = gate.check(bracket(OrderSide.SELL, "110", "95", OrderClass.OCO, price="110"), held)
+    assert "qty_available" in failed(rep)
+    check = check_of(rep, "qty_available")
+    assert "not already held by working exit orders" in check.detail
+    assert check.numbers == {"qty": "10", "position": "10", "held_for_orders": "10", "available": "0"}
+    assert "qty_available" in failed(gate.check(req(OrderSide.SELL, qty="10", price="110"), held))
+    partly = ctx(positions={"AAPL": D(10)}, pending_sells={"AAPL": D(4)})
+    assert "qty_available" not in failed(gate.check(req(OrderSide.SELL, qty="6", price="110"), partly))
+    assert "qty_available" in failed(gate.check(req(OrderSide.SELL, qty="7", price="110"), partly))
+
+
+def test_an_oco_with_no_position_and_a_sell_that_flips_are_refused() -> None:
+    """[ORD "OCO Orders"]: an OCO is an exit; [API] "An order that would flip your position (long to
+    short or the reverse) will return a 403"."""
+    gate = limits(allow_short=True)
+    oco = bracket(OrderSide.SELL, "110", "95", OrderClass.OCO, price="110")
+    assert "qty_available" in failed(gate.check(oco, ctx(positions={})))
+    flip = gate.check(req(OrderSide.SELL, qty="15", price="110"), ctx(positions={"AAPL": D(10)}))
+    assert "would flip" in check_of(flip, "qty_available").detail
+    # a short sale from flat opens a position: not an exit, not checked here
+    assert "qty_available" not in failed(gate.check(req(OrderSide.SELL, qty="15", price="110"), ctx()))
+
+
 def test_oto_stop_loss_above_the_market_is_refused() -> None:
     """Alpaca-API #166: "stop price must be less than base_price - 0.01" for an OTO stop-loss."""
     rep = RiskGate().check(bracket(OrderSide.BUY, "", "100.5", OrderClass.OTO, price=None), ctx())

@@ -60,6 +60,7 @@ def test_the_gate_runs_the_rules_in_a_fixed_order() -> None:
         "price_increment",
         "stop_side",
         "order_legs",
+        "qty_available",
         "min_order_value",
         "max_order_qty",
         "max_order_notional",
@@ -243,3 +244,22 @@ def test_duplicate_order() -> None:
     result = rules.duplicate_order(req(), rule_input(req(), ctx(), last_orders=sent))
     assert not result.passed and result.detail == "same symbol/side/qty/price just sent"
     assert result in gate.check(req(), ctx(now=NOW + timedelta(seconds=1))).failures
+
+
+# --- a close's closing order and the order size limits ---------------------------------------------
+def test_a_closing_order_that_reduces_is_exempt_from_the_order_size_limits() -> None:
+    from decimal import Decimal as D
+
+    from services.domain.enums import OrderSide
+    from services.risk.gate import RiskGate
+    from services.risk.limits import RiskLimits
+    from tests.unit.risk.test_gate import ctx, failed, req
+
+    gate = RiskGate(RiskLimits(max_order_qty=D(5), max_order_notional=D(500)))
+    sell_10 = req(OrderSide.SELL, qty="10", price=None)
+    held = {"AAPL": D(10)}
+    assert gate.check(sell_10, ctx(positions=held, closing=True)).passed
+    # the same sell from the ticket, and a "close" that would flip the position, stay refused
+    assert {"max_order_qty", "max_order_notional"} <= failed(gate.check(sell_10, ctx(positions=held)))
+    flip = req(OrderSide.SELL, qty="15", price=None)
+    assert "max_order_qty" in failed(gate.check(flip, ctx(positions=held, closing=True)))
