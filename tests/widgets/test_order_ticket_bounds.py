@@ -3,9 +3,12 @@ shows belong to the order on screen now (no leftovers from another symbol or sid
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, QSize
+from decimal import Decimal
+
+from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtWidgets import QPushButton
 
+from services.domain.enums import OrderClass, OrderSide, OrderType
 from services.domain.symbols import normalize_symbol
 from tests.support.polling import qt_pump
 from tests.widgets import trading_rig
@@ -13,6 +16,7 @@ from tests.widgets.trading_rig import Rig
 from widgets.main_window import PanelScroll
 from widgets.order_ticket import OrderTicket
 from widgets.order_ticket.layout import MAX_SYMBOL_CHARS
+from widgets.order_ticket.summary import number_text
 
 qloop = trading_rig.qloop
 rig = trading_rig.rig
@@ -80,3 +84,58 @@ def test_a_long_unbroken_error_wraps_in_the_ticket(qtbot, rig: Rig) -> None:  # 
     assert t.errors["symbol"].isVisible()
     qt_pump(qtbot)(0.2)
     assert t.width() <= frame.viewport().width() and not frame.horizontalScrollBar().isVisible()
+
+
+# --- lines that belong to the order on screen -------------------------------------------------------
+def test_a_staged_line_goes_when_the_side_changes(qtbot, rig: Rig) -> None:  # type: ignore[no-untyped-def]
+    t = make(qtbot, rig)
+    t.stage("MSFT", OrderSide.SELL, OrderType.LIMIT, Decimal("199.90"))
+    assert t.result_label.text().startswith("staged: sell MSFT")
+    qtbot.mouseClick(t.buy_button, Qt.MouseButton.LeftButton)
+    assert t.side() is OrderSide.BUY and t.result_label.text() == ""
+
+
+def test_a_blocked_submit_line_goes_when_the_symbol_changes(qtbot, rig: Rig) -> None:  # type: ignore[no-untyped-def]
+    t = make(qtbot, rig)
+    t.ask = lambda title, text: True
+    t.symbol_edit.setText("AAPL")
+    t.amount_edit.setText("20000")  # over the default 10,000-share limit per order (RiskLimits)
+    assert not t.submit()
+    assert "max_order_qty" in t.result_label.text()
+    # the amount's note says what the limit is, not just which check
+    assert "quantity 20000 is over the limit of 10000 per order" in t.errors["amount"].text()
+    t.symbol_edit.setText("MSFT")
+    assert t.result_label.text() == ""  # AAPL's block is not MSFT's
+
+
+def test_untouched_oco_legs_stay_quiet_after_a_symbol_change(qtbot, rig: Rig) -> None:  # type: ignore[no-untyped-def]
+    t = make(qtbot, rig)
+    t.symbol_edit.setText("AAPL")
+    t.amount_edit.setText("5")
+    assert t.set_order_class(OrderClass.OCO)
+    assert not t.submit()  # a submit attempt shows every error, the legs' included
+    assert t.errors["take_profit"].isVisibleTo(t) and t.errors["stop_loss"].isVisibleTo(t)
+    t.symbol_edit.setText("MSFT")
+    t.run_precheck()
+    # another symbol is another order: no red on fields the user has not typed in yet
+    assert not t.errors["take_profit"].isVisibleTo(t) and not t.errors["stop_loss"].isVisibleTo(t)
+    assert t.errors["take_profit"].text() == "" and t.errors["stop_loss"].text() == ""
+
+
+def test_one_share_is_singular(qtbot, rig: Rig) -> None:  # type: ignore[no-untyped-def]
+    t = make(qtbot, rig)
+    t.symbol_edit.setText("AAPL")
+    t.amount_edit.setText("1")
+    t.run_precheck()
+    assert t.summary_label.text().startswith("Buy 1 share ·")
+    t.amount_edit.setText("2")
+    t.run_precheck()
+    assert t.summary_label.text().startswith("Buy 2 shares ·")
+
+
+def test_band_bounds_round_to_the_tick_inside_the_band() -> None:
+    # 0.01 at $1.00 and above, 0.0001 below (docs/alpaca-rules.md, "Prices": sub-penny rule)
+    assert number_text("max", "185.7135", "AAPL", None) == "185.71"
+    assert number_text("min", "185.7135", "AAPL", None) == "185.72"
+    assert number_text("max", "0.512345", "PENNY", None) == "0.5123"
+    assert number_text("limit_price", "185.71", "AAPL", None) == "185.71"
