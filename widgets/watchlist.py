@@ -94,7 +94,28 @@ class WatchlistPanel(QWidget):
         self.error_label.setWordWrap(True)  # a long refusal wraps: it never widens the dock
         self.error_label.setVisible(False)
 
-        self.view = RowTableView(self)
+        self.view = self._build_view()
+
+        top = QHBoxLayout()
+        top.addWidget(self.add_edit, 1)
+        top.addWidget(self.add_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(top)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.view, 1)
+
+        for s in symbols:
+            self._insert(s)
+        self.refresh()
+        self._subs: list[Subscription] = []
+        if bus is not None:
+            self._subs.append(bus.subscribe(MarketDataBatchEvent, self.on_batch))
+        cancel_on_destroy(self, self._subs)
+
+    def _build_view(self) -> RowTableView:
+        """The table: one selected row at most, columns fitted to typical values, the row menu."""
+        view = self.view = RowTableView(self)
         self.view.setObjectName("watchlistTable")
         self.view.setModel(self.model)
         # paints each exposed row from the row's cached texts (no per-cell data() round trips)
@@ -124,23 +145,7 @@ class WatchlistPanel(QWidget):
         remove.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         remove.triggered.connect(self.remove_selected)
         self.view.addAction(remove)
-
-        top = QHBoxLayout()
-        top.addWidget(self.add_edit, 1)
-        top.addWidget(self.add_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(2, 2, 2, 2)
-        layout.addLayout(top)
-        layout.addWidget(self.error_label)
-        layout.addWidget(self.view, 1)
-
-        for s in symbols:
-            self._insert(s)
-        self.refresh()
-        self._subs: list[Subscription] = []
-        if bus is not None:
-            self._subs.append(bus.subscribe(MarketDataBatchEvent, self.on_batch))
-        cancel_on_destroy(self, self._subs)
+        return view
 
     def sizeHint(self) -> QSize:
         """Wide enough for every column and a vertical scroll bar."""
