@@ -136,10 +136,15 @@ class TicketLayout(QWidget):
     def _combo(self, name: str) -> QComboBox:
         box = QComboBox(self)
         box.setObjectName(name)
-        # as wide as the form gives it, never as wide as its longest choice (the list opens wider)
+        box.currentIndexChanged.connect(self._changed)
+        return box
+
+    def _wide_combo(self, name: str) -> QComboBox:
+        """A choice box on a row of its own: as wide as the form gives it, never as wide as its
+        longest choice ("OCO exit (take profit / stop loss)"; the list opens wide enough)."""
+        box = self._combo(name)
         box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         box.setMinimumContentsLength(COMBO_CHARS)
-        box.currentIndexChanged.connect(self._changed)
         return box
 
     def _build_fields(self) -> None:
@@ -170,17 +175,17 @@ class TicketLayout(QWidget):
             b.setMinimumWidth(PAIR_BUTTON_WIDTH)
         self.amount_kind = self._combo("ticketAmountKind")
         self.amount_edit = self._line("ticketAmount", "amount", "quantity")
-        self.type_combo = self._combo("ticketType")
+        self.type_combo = self._wide_combo("ticketType")
         self.limit_edit = self._line("ticketLimit", "limit", "limit price")
         self.stop_edit = self._line("ticketStop", "stop", "stop price")
         self.trail_kind = self._combo("ticketTrailKind")
         self._fill(self.trail_kind, [(TrailKind.PRICE, "price"), (TrailKind.PERCENT, "percent")])
         self.trail_edit = self._line("ticketTrail", "trail", "trail")
-        self.tif_combo = self._combo("ticketTif")
+        self.tif_combo = self._wide_combo("ticketTif")
         self.ext_check = QCheckBox("Extended hours", self)
         self.ext_check.setObjectName("ticketExtended")
         self.ext_check.toggled.connect(self._changed)
-        self.class_combo = self._combo("ticketClass")
+        self.class_combo = self._wide_combo("ticketClass")
         self.tp_edit = self._line("ticketTakeProfit", "take_profit", "take-profit limit")
         self.sl_stop_edit = self._line("ticketStopLossStop", "stop_loss", "stop-loss stop")
         self.sl_limit_edit = self._line(
