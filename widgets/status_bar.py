@@ -26,6 +26,7 @@ UNKNOWN = "—"
 #: A HALTED / REDUCING text is cut to this width in the bar (the whole in the tooltip), so a long
 #: reason never makes the window wider than the screen.
 TRADING_MAX_PX = 480
+TRADING_MIN_PX = 260
 
 #: Pixels left free between a temporary message's "…" and the first field on its right (the badge).
 MESSAGE_ROOM = 24
@@ -227,7 +228,7 @@ class HeronStatusBar(QStatusBar):
         # cut to a width, never widening the window (the whole text is in the tooltip)
         bold = QFont(self.trading_state_label.font())
         bold.setBold(True)  # as the style sheet below draws it
-        elided = QFontMetrics(bold).elidedText(full, Qt.TextElideMode.ElideRight, TRADING_MAX_PX)
+        elided = QFontMetrics(bold).elidedText(full, Qt.TextElideMode.ElideRight, self.trading_width())
         self.trading_state_label.setText(elided)
         self.trading_state_label.setToolTip(tip)
         style = (
@@ -273,6 +274,13 @@ class HeronStatusBar(QStatusBar):
         color = theme.ok_color(ok)
         self.exchange_label.setStyleSheet(f"color: {color};")
 
+    def trading_width(self) -> int:
+        """The most a HALTED / REDUCING text takes: a quarter of the bar (at least the state and
+        since when), so latency, message rate and data keep their values on a 1366 px screen."""
+        if not self.isVisible():  # no width yet: cut again when shown (resizeEvent)
+            return TRADING_MAX_PX
+        return max(min(TRADING_MAX_PX, self.width() // 4), TRADING_MIN_PX)
+
     def _zone_changed(self) -> None:
         if self._trading is not None:
             state, shown, reason, color = self._trading
@@ -304,6 +312,8 @@ class HeronStatusBar(QStatusBar):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width() and self.trading_state in RESUMABLE:
+            self._zone_changed()  # the HALT text cut again for the new width
         left_ms = round((self._message_until - time.monotonic()) * 1000)
         if self._message and self.currentMessage() and left_ms > 0:
             self.showMessage(self._elided(self._message), left_ms)  # cut again at the new width

@@ -31,6 +31,7 @@ def _halted_machine() -> TradingStateMachine:
 def test_halted_is_red_with_why_and_when_and_offers_resume(qtbot) -> None:  # type: ignore[no-untyped-def]
     bar = HeronStatusBar(Mode.LOCAL)
     qtbot.addWidget(bar)
+    bar.resize(1920, 24)  # a full-width bar: the HALT text takes up to a quarter of it
     bar.show()
     button = bar.findChild(QPushButton, "resumeTradingButton")
     assert button is not None and not button.isVisible()

@@ -107,3 +107,19 @@ def test_halted_since_is_shown_in_the_display_zone(qtbot) -> None:  # type: igno
         assert "since 05:35:55 UTC" in _text(bar, "tradingStateLabel")
     finally:
         TIMES.set(TimeDisplay.EXCHANGE)
+
+
+def test_on_a_narrow_bar_the_halt_leaves_room_for_the_other_fields(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    bar = HeronStatusBar(Mode.LOCAL)
+    qtbot.addWidget(bar)
+    bar.resize(1366, 24)
+    bar.show()
+    qtbot.waitExposed(bar)
+    since = datetime(2026, 12, 5, 5, 35, 55, tzinfo=UTC)
+    bar.set_trading_state(TradingState.HALTED, "kill switch (account panel) (operator manual)", since=since)
+    label = bar.findChild(QLabel, "tradingStateLabel")
+    assert label is not None and label.text().startswith("Trading: HALTED since")
+    # a quarter of the bar at most: the latency, rate and data fields keep their words
+    assert label.fontMetrics().horizontalAdvance(label.text()) <= 1366 // 4
