@@ -113,6 +113,16 @@ class HeronStatusBar(QStatusBar):
         self.message_rate_label = _label("messageRateLabel", f"Msgs/s: {UNKNOWN}", "Market data messages")
         self.staleness_label = _label("stalenessLabel", f"Data: {UNKNOWN}", "Market data freshness")
         self.exchange_label = _label("exchangeLabel", f"Exchange: {UNKNOWN}", "Local exchange")
+        # the short fields keep room for their longest value: they are read at a glance, never cut
+        bold = QFont(self.font())
+        bold.setBold(True)
+        for label, longest in (
+            (self.connection_label, "Connection: reconnecting"),
+            (self.latency_label, "Latency: 9,999 ms"),
+            (self.message_rate_label, "Msgs/s: 99,999"),
+            (self.staleness_label, "Data: 99/99 stale"),
+        ):
+            label.setMinimumWidth(QFontMetrics(bold).horizontalAdvance(longest) + 4)
         self.resume_button = QPushButton("Resume trading…")
         self.resume_button.setObjectName("resumeTradingButton")
         self.resume_button.setToolTip("Lift the HALT (or REDUCING) with a reason that is journaled")

@@ -123,3 +123,30 @@ def test_on_a_narrow_bar_the_halt_leaves_room_for_the_other_fields(qtbot) -> Non
     assert label is not None and label.text().startswith("Trading: HALTED since")
     # a quarter of the bar at most: the latency, rate and data fields keep their words
     assert label.fontMetrics().horizontalAdvance(label.text()) <= 1366 // 4
+
+
+def test_short_fields_keep_their_values_on_a_1366_bar(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from widgets.message_label import MessageLabel
+
+    bar = HeronStatusBar(Mode.LOCAL)
+    qtbot.addWidget(bar)
+    bar.resize(1366, 24)
+    bar.show()
+    qtbot.waitExposed(bar)
+    bar.set_exchange("http://127.0.0.1:38735 (started by Heron)", True)
+    bar.set_connection("trading", ConnectionState.RECONNECTING)
+    bar.set_latency_ms(913)
+    bar.set_message_rate(12_345)
+    bar.set_staleness({"AAPL": "old"}, 12)
+    since = datetime(2026, 12, 5, 5, 35, 55, tzinfo=UTC)
+    bar.set_trading_state(TradingState.HALTED, "kill switch HALT by manual " * 5, since=since)
+
+    def cut(name: str) -> bool:
+        label = bar.findChild(MessageLabel, name)
+        assert label is not None
+        return label.cut
+
+    qtbot.waitUntil(lambda: bar.findChild(MessageLabel, "latencyLabel").width() > 0)
+    assert not any(cut(n) for n in ("connectionLabel", "latencyLabel", "messageRateLabel", "stalenessLabel"))
