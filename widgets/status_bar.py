@@ -226,6 +226,7 @@ class HeronStatusBar(QStatusBar):
         tip = reason or "Whether new orders may be sent"
         if state not in RESUMABLE:
             self.trading_state_label.setText(f"Trading: {shown}")
+            self.trading_state_label.setMinimumWidth(0)
             self.trading_state_label.setToolTip(tip)
             self.trading_state_label.setStyleSheet(f"color: {color}; font-weight: 600;")
             self._set_resumable(False)
@@ -240,6 +241,8 @@ class HeronStatusBar(QStatusBar):
         bold.setBold(True)  # as the style sheet below draws it
         elided = QFontMetrics(bold).elidedText(full, Qt.TextElideMode.ElideRight, self.trading_width())
         self.trading_state_label.setText(elided)
+        # the bar gives the cut text its whole width (and its padding): never cut a second time
+        self.trading_state_label.setMinimumWidth(QFontMetrics(bold).horizontalAdvance(elided) + 2 * 8 + 4)
         self.trading_state_label.setToolTip(tip)
         style = (
             f"background: {theme.DANGER_BG}; color: {theme.ON_ACCENT};"

@@ -150,3 +150,5 @@ def test_short_fields_keep_their_values_on_a_1366_bar(qtbot) -> None:  # type: i
 
     qtbot.waitUntil(lambda: bar.findChild(MessageLabel, "latencyLabel").width() > 0)
     assert not any(cut(n) for n in ("connectionLabel", "latencyLabel", "messageRateLabel", "stalenessLabel"))
+    # the HALT is cut once, at its reason, never again at its time
+    assert not cut("tradingStateLabel") and "since 00:35:55 ET" in bar.trading_state_label.text()
