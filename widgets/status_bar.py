@@ -11,7 +11,7 @@ from datetime import datetime
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics, QResizeEvent
-from PySide6.QtWidgets import QLabel, QPushButton, QStatusBar, QWidget
+from PySide6.QtWidgets import QLabel, QPushButton, QSizePolicy, QStatusBar, QWidget
 
 from services.broker.health import LinkState
 from services.broker.latency import LatencyState
@@ -113,16 +113,15 @@ class HeronStatusBar(QStatusBar):
         self.message_rate_label = _label("messageRateLabel", f"Msgs/s: {UNKNOWN}", "Market data messages")
         self.staleness_label = _label("stalenessLabel", f"Data: {UNKNOWN}", "Market data freshness")
         self.exchange_label = _label("exchangeLabel", f"Exchange: {UNKNOWN}", "Local exchange")
-        # the short fields keep room for their longest value: they are read at a glance, never cut
-        bold = QFont(self.font())
-        bold.setBold(True)
-        for label, longest in (
-            (self.connection_label, "Connection: reconnecting"),
-            (self.latency_label, "Latency: 9,999 ms"),
-            (self.message_rate_label, "Msgs/s: 99,999"),
-            (self.staleness_label, "Data: 99/99 stale"),
+        # the short fields keep the width of what they say: read at a glance, never cut (a long
+        # exchange address is cut instead)
+        for label in (
+            self.connection_label,
+            self.latency_label,
+            self.message_rate_label,
+            self.staleness_label,
         ):
-            label.setMinimumWidth(QFontMetrics(bold).horizontalAdvance(longest) + 4)
+            label.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Preferred)
         self.resume_button = QPushButton("Resume trading…")
         self.resume_button.setObjectName("resumeTradingButton")
         self.resume_button.setToolTip("Lift the HALT (or REDUCING) with a reason that is journaled")
