@@ -139,3 +139,12 @@ def test_band_bounds_round_to_the_tick_inside_the_band() -> None:
     assert number_text("min", "185.7135", "AAPL", None) == "185.72"
     assert number_text("max", "0.512345", "PENNY", None) == "0.5123"
     assert number_text("limit_price", "185.71", "AAPL", None) == "185.71"
+
+
+def test_the_blocked_reason_rounds_like_the_precheck_list(qtbot, rig: Rig) -> None:  # type: ignore[no-untyped-def]
+    t = make(qtbot, rig)
+    t.symbol_edit.setText("AAPL")
+    t.amount_edit.setText("10")
+    t.limit_edit.setText("150")  # 50% through the 100.10 ask: the band's bound is 105.105
+    t.run_precheck()
+    assert "max=105.10" in t.blocked_reason and "105.105" not in t.blocked_reason

@@ -9,6 +9,7 @@ its value from it at once (Alpaca docs "Orders", Buying Power), so a reducing or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from services.domain.models import Asset, OrderRequest
@@ -128,6 +129,15 @@ PRICE_FIELDS = {
     "stop_loss.stop_price": "stop_loss",
     "stop_loss.limit_price": "stop_loss_limit",
 }
+
+
+def explain(failures: Sequence[CheckResult], symbol: str, asset: Asset | None) -> str:
+    """The failed checks in one line, their numbers as the pre-check list shows them."""
+    lines = []
+    for c in failures:
+        nums = ", ".join(f"{k}={number_text(k, v, symbol, asset)}" for k, v in c.numbers.items())
+        lines.append(f"{c.name}: {c.detail}" + (f" ({nums})" if nums else ""))
+    return "; ".join(lines) if lines else "all checks passed"
 
 
 def field_note(check: CheckResult, symbol: str, asset: Asset | None) -> str:

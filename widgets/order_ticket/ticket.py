@@ -51,7 +51,7 @@ from widgets.models.common import DOWN, UP, confirm, describe_request, fmt_price
 from widgets.order_ticket.actions import TicketActions
 from widgets.order_ticket.form import Market, TicketState, default_tif, read
 from widgets.order_ticket.layout import TicketLayout
-from widgets.order_ticket.summary import field_note, field_of, number_text, summary_line
+from widgets.order_ticket.summary import explain, field_note, field_of, number_text, summary_line
 from widgets.protocols import BookLike, EngineLike
 from widgets.tasks import run_async
 
@@ -370,7 +370,7 @@ class OrderTicket(TicketActions, TicketLayout):
             if key is not None and key not in field_errors:
                 field_errors[key] = field_note(c, request.symbol, asset)
         self._show_errors(field_errors, every=True)
-        self._block(None if report.passed else "risk: " + report.explain())
+        self._block(None if report.passed else "risk: " + explain(report.failures, request.symbol, asset))
         return report
 
     def _shown(self, key: str) -> bool:
