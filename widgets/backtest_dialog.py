@@ -21,6 +21,7 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QDateTime, QSortFilterProxyModel, Qt, QTimeZone
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -100,6 +101,8 @@ def sharpe_caption(periods_per_year: float) -> tuple[str, str]:
 
 
 _DAY = 86_400.0
+#: the result figures per row (six figures in two rows)
+METRIC_COLUMNS = 3
 
 
 class DateAxis(pg.DateAxisItem):
@@ -107,9 +110,15 @@ class DateAxis(pg.DateAxisItem):
     whole (``03 Jan``, ``Feb 2024``, ``14:30``): pyqtgraph's own draws a month's ``Feb`` and a day's
     ``02`` a few pixels apart, and days without their month."""
 
+    #: True until a run's equity curve is drawn: an empty plot's 0..1 s range is no date to label
+    #: (it read "01 Jan" nine times)
+    empty = True
+
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:
         """One level: the finest, plus the coarser ticks (a midnight, a month's first day) that do
-        not crowd one of its ticks."""
+        not crowd one of its ticks. None while there is no data."""
+        if self.empty:
+            return []
         filled = [(sp, list(v)) for sp, v in super().tickValues(minVal, maxVal, size) if len(v)]
         if not filled:
             return []
@@ -249,6 +258,9 @@ class BacktestDialog(QDialog):
     def _build_history_inputs(self) -> None:
         """History source, length and seed of generated history, and the stored history's range."""
         self.source = named(QComboBox(), "btSource")
+        # as wide as the form, not as its longest choice (the list opens wide enough for it)
+        self.source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.source.setMinimumContentsLength(16)
         self.source.addItem("Generated history (seeded random walk, not market data)", "generated")
         if self.history is not None:
             self.source.addItem("Stored history", "stored")
@@ -274,22 +286,23 @@ class BacktestDialog(QDialog):
         """The right side: the metric figures over the equity curve and the trades table."""
         self.metrics: dict[str, QLabel] = {}
         grid = QGridLayout()
-        self.captions: dict[str, QLabel] = {}
+        self.captions: dict[str, MessageLabel] = {}
         sharpe, sharpe_tip = sharpe_caption(BacktestConfig().annualisation)
         for i, (key, title) in enumerate(
             (("TotalReturn", "Total return"), ("MaxDrawdown", "Max drawdown"), ("Sharpe", sharpe),
              ("WinRate", "Win rate"), ("Trades", "Closed trades"), ("Final", "Final equity"))
         ):  # fmt: skip
-            caption = named(QLabel(title), f"bt{key}Caption")
+            caption = named(MessageLabel(title), f"bt{key}Caption")  # wraps: never widens the dialog
             caption.setStyleSheet(f"color: {theme.MUTED};")
             self.captions[key] = caption
             value = named(QLabel("—"), f"bt{key}")
             value.setStyleSheet("font-size: 16px; font-weight: 600;")
-            grid.addWidget(caption, 0, i)
-            grid.addWidget(value, 1, i)
+            row, col = divmod(i, METRIC_COLUMNS)  # two rows of three: narrow enough for any screen
+            grid.addWidget(caption, 2 * row, col)
+            grid.addWidget(value, 2 * row + 1, col)
             self.metrics[key] = value
         self.captions["Sharpe"].setToolTip(sharpe_tip)
-        self.data_range = named(QLabel("Data used: —"), "btDataRange")
+        self.data_range = named(MessageLabel("Data used: —"), "btDataRange")
         self.data_range.setStyleSheet(f"color: {theme.MUTED};")
         # dates on the time axis (UTC, like the From / To fields), never bar numbers
         self.plot = pg.PlotWidget(axisItems={"bottom": DateAxis(orientation="bottom", utcOffset=0)})
@@ -299,6 +312,7 @@ class BacktestDialog(QDialog):
         self.plot.setLabel("left", "Equity (USD)")
         self.plot.setLabel("bottom", "UTC")
         self.plot.setMenuEnabled(False)
+        self.plot.getAxis("left").setStyle(showValues=False)  # no 0.0 .. 1.0 equity before a run
         self.curve = self.plot.plot([], [], pen=pg.mkPen(theme.INFO, width=1.5))
         self.table = self._build_trades_table()
         results = QWidget()
@@ -357,6 +371,20 @@ class BacktestDialog(QDialog):
             return BacktestConfig(commission_per_share=commission, slippage_bps=slippage)
         except (InvalidNumberError, ValueError) as exc:
             return str(exc)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.bound_to_screen()
+
+    def bound_to_screen(self) -> None:
+        """Never larger than the screen's free area (a run's figures and dates wrap instead)."""
+        screen = self.screen()
+        if screen is None:
+            return
+        room = screen.availableGeometry().size()
+        self.setMaximumSize(room)
+        if self.width() > room.width() or self.height() > room.height():
+            self.resize(self.size().boundedTo(room))
 
     # -- run --------------------------------------------------------------------------------------
     def _say(self, text: str, ok: bool | None) -> None:
@@ -474,6 +502,10 @@ class BacktestDialog(QDialog):
         xs = [ts.timestamp() for ts, _ in result.equity_curve]
         ys = [float(e) for _, e in result.equity_curve]
         self.curve.setData(xs, ys)
+        axis = self.plot.getAxis("bottom")
+        if isinstance(axis, DateAxis):
+            axis.empty = not xs
+        self.plot.getAxis("left").setStyle(showValues=bool(xs))
         self.plot.enableAutoRange()
         self.trades.set_rows(list(enumerate(result.trades)))
         if result.error:

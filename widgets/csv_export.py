@@ -7,7 +7,8 @@
   "f")``, never through a float, so no ``100.49999999`` and no thousands separators;
 - an enum is its value (``buy``, ``bracket``).
 
-Save dialogs start in the user's documents folder (:func:`default_path`).
+Save dialogs start in the user's documents folder, or their home folder when there is none
+(:func:`default_path`): never in whatever directory Heron was started from.
 """
 
 from __future__ import annotations
@@ -69,7 +70,18 @@ def write_table(path: Path | str, columns: Sequence[CsvColumn[T]], items: Iterab
     return write_csv(path, [h for h, _ in columns], ([get(i) for _, get in columns] for i in items))
 
 
+def save_folder() -> Path:
+    """Where a save dialog starts: the documents folder when it exists, else the home folder.
+
+    Qt names ``~/Documents`` even when it was never created, and a dialog given a folder that does
+    not exist opens in the working directory."""
+    docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    if docs and Path(docs).is_dir():
+        return Path(docs)
+    home = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.HomeLocation)
+    return Path(home) if home and Path(home).is_dir() else Path.home()
+
+
 def default_path(file_name: str) -> str:
-    """``file_name`` in the user's documents folder (where a save dialog starts)."""
-    folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
-    return str(Path(folder) / file_name) if folder else file_name
+    """``file_name`` in :func:`save_folder` (where every save dialog starts)."""
+    return str(save_folder() / file_name)

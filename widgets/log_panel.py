@@ -13,7 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from PySide6.QtCore import QEvent, QModelIndex, Qt, QTimer
+from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt, QTimer
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -43,6 +44,9 @@ TOAST_SOURCES = ("risk", "reconciliation")
 
 _RESIZE = QEvent.Type.Resize
 
+#: The least a search box shows, in characters: enough to read what is typed ("services.orders").
+SEARCH_MIN_CHARS = 16
+
 
 class LogHubLike(Protocol):
     def entries(self) -> list[Any]: ...
@@ -51,7 +55,10 @@ class LogHubLike(Protocol):
 
 class LogPanel(QWidget):
     """objectName ``logPanel``; children ``logTable``, ``logLevelFilter``, ``logSourceFilter``,
-    ``logTextFilter``, ``logCountLabel``, ``logFollow``, ``logClear``."""
+    ``logTextFilter``, ``logCountLabel``, ``logFollow``, ``logClear``.
+
+    The search boxes never shrink below :data:`SEARCH_MIN_CHARS` characters: when the panel is too
+    narrow for filters and tools on one row, Follow, Clear view and the count move to a second row."""
 
     def __init__(self, capacity: int = 10_000, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -83,14 +90,23 @@ class LogPanel(QWidget):
         self.count = named(QLabel(), "logCountLabel")
         self.count.setStyleSheet(f"color: {theme.MUTED};")
 
-        bar = QHBoxLayout()
+        search_min = self.fontMetrics().averageCharWidth() * SEARCH_MIN_CHARS
+        for box in (self.source, self.text):
+            box.setMinimumWidth(search_min)
+        self.tools = named(QWidget(), "logTools")
+        tools = QHBoxLayout(self.tools)
+        tools.setContentsMargins(0, 0, 0, 0)
+        tools.addWidget(self.follow)
+        tools.addWidget(clear)
+        tools.addWidget(self.count)
+        bar = self._bar = QHBoxLayout()
         bar.setContentsMargins(6, 4, 6, 2)
         bar.addWidget(self.level)
         bar.addWidget(self.source, 1)
         bar.addWidget(self.text, 2)
-        bar.addWidget(self.follow)
-        bar.addWidget(clear)
-        bar.addWidget(self.count)
+        bar.addWidget(self.tools)
+        self._second = QHBoxLayout()  # the tools' row while the panel is narrow
+        self._second.setContentsMargins(6, 0, 6, 2)
 
         self.table = named(QTableView(), "logTable")
         self.table.setModel(self.proxy)
@@ -116,9 +132,56 @@ class LogPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
+        layout.setSizeConstraint(QVBoxLayout.SizeConstraint.SetNoConstraint)  # minimumSizeHint below
         layout.addLayout(bar)
+        layout.addLayout(self._second)
         layout.addWidget(self.table)
         self._update_count()
+
+    def one_row_width(self) -> int:
+        """The width filters and tools need side by side, each search box at its minimum."""
+        spacing = max(self._bar.spacing(), 0) * 3
+        margins = self._bar.contentsMargins()
+        return (
+            self.level.sizeHint().width()
+            + self.source.minimumWidth()
+            + self.text.minimumWidth()
+            + self.tools.sizeHint().width()
+            + spacing
+            + margins.left()
+            + margins.right()
+        )
+
+    def minimumSizeHint(self) -> QSize:
+        """As narrow as the filters alone: below the one-row width the tools take a second row."""
+        hint = super().minimumSizeHint()
+        margins = self._bar.contentsMargins()
+        filters = (
+            self.level.sizeHint().width()
+            + self.source.minimumWidth()
+            + self.text.minimumWidth()
+            + max(self._bar.spacing(), 0) * 2
+            + margins.left()
+            + margins.right()
+        )
+        hint.setWidth(max(filters, self.tools.sizeHint().width() + margins.left() + margins.right()))
+        return hint
+
+    def two_rows(self) -> bool:
+        return self._second.indexOf(self.tools) >= 0
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        narrow = event.size().width() < self.one_row_width()
+        if narrow != self.two_rows():
+            (self._bar if narrow else self._second).removeWidget(self.tools)
+            if narrow:
+                self._second.addWidget(self.tools)
+                self._second.addStretch(1)
+            else:
+                stretch = self._second.takeAt(0)  # the stretch left behind
+                del stretch
+                self._bar.addWidget(self.tools)
 
     # -- wiring -----------------------------------------------------------------------------------
     def attach(self, hub: LogHubLike) -> None:

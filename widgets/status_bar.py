@@ -6,11 +6,12 @@ All methods run on the GUI thread.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from datetime import datetime
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont, QFontMetrics
-from PySide6.QtWidgets import QLabel, QPushButton, QStatusBar, QWidget
+from PySide6.QtGui import QFont, QFontMetrics, QResizeEvent
+from PySide6.QtWidgets import QLabel, QPushButton, QSizePolicy, QStatusBar, QWidget
 
 from services.broker.health import LinkState
 from services.broker.latency import LatencyState
@@ -18,13 +19,20 @@ from services.broker.status import HealthStatus
 from services.domain.enums import ConnectionState, Mode, TradingState
 from widgets import theme
 from widgets.message_label import MessageLabel
-from widgets.models.common import TRADING_STATE_COLORS
+from widgets.models.common import TIMES, TRADING_STATE_COLORS, fmt_clock, in_display_zone
 
 UNKNOWN = "—"
 
 #: A HALTED / REDUCING text is cut to this width in the bar (the whole in the tooltip), so a long
 #: reason never makes the window wider than the screen.
 TRADING_MAX_PX = 480
+TRADING_MIN_PX = 260
+
+#: Pixels left free between a temporary message's "…" and the first field on its right (the badge).
+MESSAGE_ROOM = 24
+#: Where QStatusBar paints a temporary message: this far from its left edge, and two pixels short
+#: of the first permanent widget (QStatusBarPrivate::messageRect).
+MESSAGE_LEFT, MESSAGE_GAP = 6, 2
 
 #: States an operator may lift with "Resume trading…".
 RESUMABLE = (TradingState.HALTED, TradingState.REDUCING)
@@ -82,8 +90,12 @@ class HeronStatusBar(QStatusBar):
     ``latencyLabel``, ``messageRateLabel``, ``stalenessLabel``, ``exchangeLabel`` and the
     ``resumeTradingButton`` shown while trading is HALTED or REDUCING.
 
-    A HALT is unmistakable: white on red, with its reason and since when (UTC); ``resume_requested``
-    is emitted when the trader asks to resume (the composition root asks for the reason)."""
+    A HALT is unmistakable: white on red, with its reason and since when (in the window's display
+    zone, :data:`~widgets.models.common.TIMES`, like the clock beside it); ``resume_requested`` is
+    emitted when the trader asks to resume (the composition root asks for the reason).
+
+    A temporary message (:meth:`notify`) is cut with "…" short of the fields on its right, the
+    whole message in the bar's tooltip while it shows."""
 
     resume_requested = Signal()
     #: True while trading is HALTED or REDUCING (the Resume button shown), False otherwise
@@ -101,6 +113,15 @@ class HeronStatusBar(QStatusBar):
         self.message_rate_label = _label("messageRateLabel", f"Msgs/s: {UNKNOWN}", "Market data messages")
         self.staleness_label = _label("stalenessLabel", f"Data: {UNKNOWN}", "Market data freshness")
         self.exchange_label = _label("exchangeLabel", f"Exchange: {UNKNOWN}", "Local exchange")
+        # the short fields keep the width of what they say: read at a glance, never cut (a long
+        # exchange address is cut instead)
+        for label in (
+            self.connection_label,
+            self.latency_label,
+            self.message_rate_label,
+            self.staleness_label,
+        ):
+            label.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Preferred)
         self.resume_button = QPushButton("Resume trading…")
         self.resume_button.setObjectName("resumeTradingButton")
         self.resume_button.setToolTip("Lift the HALT (or REDUCING) with a reason that is journaled")
@@ -108,6 +129,11 @@ class HeronStatusBar(QStatusBar):
         self.resume_button.setVisible(False)
         self.trading_state: TradingState | None = None
         self._since: datetime | None = None
+        self._trading: tuple[TradingState, str, str, str] | None = None  # state, shown, reason, colour
+        self._message = ""  # the whole temporary message while it shows
+        self._message_until = 0.0  # time.monotonic() when it goes
+        self.messageChanged.connect(self._message_changed)
+        TIMES.changed.connect(self._zone_changed)
         self._connections: dict[str, ConnectionState] = {}
         #: True once the services' derivation (show_health) drives the labels: single events no
         #: longer overwrite what it says.
@@ -195,23 +221,27 @@ class HeronStatusBar(QStatusBar):
         if state is not self.trading_state or since is not None:
             self._since = since
         self.trading_state = state
+        self._trading = (state, shown, reason, color)
         tip = reason or "Whether new orders may be sent"
         if state not in RESUMABLE:
             self.trading_state_label.setText(f"Trading: {shown}")
+            self.trading_state_label.setMinimumWidth(0)
             self.trading_state_label.setToolTip(tip)
             self.trading_state_label.setStyleSheet(f"color: {color}; font-weight: 600;")
             self._set_resumable(False)
             return
         when = ""
-        if self._since is not None:
-            when = f" since {self._since.astimezone(UTC):%H:%M:%S} UTC"
-            tip = f"{state.value}{when} ({self._since.astimezone(UTC):%Y-%m-%d}): {reason}"
+        if self._since is not None:  # in the zone of the window's other times (and its clock)
+            when = f" since {fmt_clock(self._since)} {TIMES.label()}"
+            tip = f"{state.value}{when} ({in_display_zone(self._since):%Y-%m-%d}): {reason}"
         full = f"Trading: {shown}{when} — {reason}"
         # cut to a width, never widening the window (the whole text is in the tooltip)
         bold = QFont(self.trading_state_label.font())
         bold.setBold(True)  # as the style sheet below draws it
-        elided = QFontMetrics(bold).elidedText(full, Qt.TextElideMode.ElideRight, TRADING_MAX_PX)
+        elided = QFontMetrics(bold).elidedText(full, Qt.TextElideMode.ElideRight, self.trading_width())
         self.trading_state_label.setText(elided)
+        # the bar gives the cut text its whole width (and its padding): never cut a second time
+        self.trading_state_label.setMinimumWidth(QFontMetrics(bold).horizontalAdvance(elided) + 2 * 8 + 4)
         self.trading_state_label.setToolTip(tip)
         style = (
             f"background: {theme.DANGER_BG}; color: {theme.ON_ACCENT};"
@@ -256,6 +286,46 @@ class HeronStatusBar(QStatusBar):
         color = theme.ok_color(ok)
         self.exchange_label.setStyleSheet(f"color: {color};")
 
+    def trading_width(self) -> int:
+        """The most a HALTED / REDUCING text takes: a quarter of the bar (at least the state and
+        since when), so latency, message rate and data keep their values on a 1366 px screen."""
+        if not self.isVisible():  # no width yet: cut again when shown (resizeEvent)
+            return TRADING_MAX_PX
+        return max(min(TRADING_MAX_PX, self.width() // 4), TRADING_MIN_PX)
+
+    def _zone_changed(self) -> None:
+        if self._trading is not None:
+            state, shown, reason, color = self._trading
+            self._show_trading(state, shown, reason, color, None)
+
     def notify(self, level: str, message: str, timeout_ms: int = 10000) -> None:
         prefix = {"error": "Error: ", "warning": "Warning: "}.get(level, "")
-        self.showMessage(prefix + message, timeout_ms)
+        full = " ".join((prefix + message).split())
+        self._message = full
+        self._message_until = time.monotonic() + timeout_ms / 1000
+        self.showMessage(self._elided(full), timeout_ms)
+        self.setToolTip(full)
+
+    def message_width(self) -> int:
+        """The width a temporary message may take: up to the first field on its right, with room."""
+        right = self.width() - 12
+        for widget in self.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly):
+            if widget.isVisible() and widget.x() > MESSAGE_LEFT:
+                right = min(right, widget.x() - MESSAGE_GAP)
+        return max(right - MESSAGE_LEFT - MESSAGE_ROOM, 0)
+
+    def _elided(self, text: str) -> str:
+        return self.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, self.message_width())
+
+    def _message_changed(self, text: str) -> None:
+        if not text:
+            self._message = ""
+            self.setToolTip("")
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width() and self.trading_state in RESUMABLE:
+            self._zone_changed()  # the HALT text cut again for the new width
+        left_ms = round((self._message_until - time.monotonic()) * 1000)
+        if self._message and self.currentMessage() and left_ms > 0:
+            self.showMessage(self._elided(self._message), left_ms)  # cut again at the new width

@@ -7,8 +7,12 @@ second): each batch updates the rows of the watched symbols it touched, then the
 
 A symbol is added only when the broker lists it (``assets``, the broker's asset list): an unknown
 symbol is refused with a message and the typed text is kept. Clicking a row's Bid cell asks for a
-sell limit at the bid, its Ask cell for a buy limit at the ask (``quoteClicked``). Removing a row
-never selects another one on the user's behalf, so the chart and the ticket stay where they were.
+sell limit at the bid, its Ask cell for a buy limit at the ask (``quoteClicked``).
+
+The highlighted row is the symbol the ticket and the chart show (:meth:`follow`), or none when that
+symbol is not listed. A right-click opens the row's menu without selecting the row (it is not the
+user choosing a symbol), and removing a row never selects another one on the user's behalf, so
+the chart and the ticket stay where they were and no other row looks chosen.
 
 Signals:
     symbolSelected(str): the user selected a row (drives the chart and the order ticket).
@@ -20,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 
-from PySide6.QtCore import QItemSelection, QModelIndex, QPoint, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QEvent, QItemSelection, QModelIndex, QObject, QPoint, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence, QMouseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -75,6 +79,7 @@ class WatchlistPanel(QWidget):
         self._watched: set[str] = set()
         self.assets = assets
         self._removing = False
+        self._current: str | None = None  # the symbol the ticket and the chart show
 
         self.add_edit = QLineEdit(self)
         self.add_edit.setObjectName("watchlistAddEdit")
@@ -89,7 +94,28 @@ class WatchlistPanel(QWidget):
         self.error_label.setWordWrap(True)  # a long refusal wraps: it never widens the dock
         self.error_label.setVisible(False)
 
-        self.view = RowTableView(self)
+        self.view = self._build_view()
+
+        top = QHBoxLayout()
+        top.addWidget(self.add_edit, 1)
+        top.addWidget(self.add_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(top)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.view, 1)
+
+        for s in symbols:
+            self._insert(s)
+        self.refresh()
+        self._subs: list[Subscription] = []
+        if bus is not None:
+            self._subs.append(bus.subscribe(MarketDataBatchEvent, self.on_batch))
+        cancel_on_destroy(self, self._subs)
+
+    def _build_view(self) -> RowTableView:
+        """The table: one selected row at most, columns fitted to typical values, the row menu."""
+        view = self.view = RowTableView(self)
         self.view.setObjectName("watchlistTable")
         self.view.setModel(self.model)
         # paints each exposed row from the row's cached texts (no per-cell data() round trips)
@@ -109,6 +135,7 @@ class WatchlistPanel(QWidget):
                                6: "20,845.527921"})  # fmt: skip
         self._columns_width = sum(header.sectionSize(c) for c in range(header.count()))
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.viewport().installEventFilter(self)  # a right-click opens the menu, never selects
         self.view.customContextMenuRequested.connect(self._context_menu)
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.view.doubleClicked.connect(self._activated)
@@ -118,23 +145,7 @@ class WatchlistPanel(QWidget):
         remove.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         remove.triggered.connect(self.remove_selected)
         self.view.addAction(remove)
-
-        top = QHBoxLayout()
-        top.addWidget(self.add_edit, 1)
-        top.addWidget(self.add_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(2, 2, 2, 2)
-        layout.addLayout(top)
-        layout.addWidget(self.error_label)
-        layout.addWidget(self.view, 1)
-
-        for s in symbols:
-            self._insert(s)
-        self.refresh()
-        self._subs: list[Subscription] = []
-        if bus is not None:
-            self._subs.append(bus.subscribe(MarketDataBatchEvent, self.on_batch))
-        cancel_on_destroy(self, self._subs)
+        return view
 
     def sizeHint(self) -> QSize:
         """Wide enough for every column and a vertical scroll bar."""
@@ -220,11 +231,14 @@ class WatchlistPanel(QWidget):
 
     def remove_symbol(self, symbol: str) -> bool:
         # Removing the selected row makes the view select its neighbour: that is not the user
-        # choosing a symbol, so it must not move the chart or the ticket.
+        # choosing a symbol, so it must neither move the chart or the ticket nor look chosen.
         self._removing = True
         try:
             self.view.clearSelection()
             removed = self.model.remove_key(symbol)
+            self.view.selectionModel().clear()
+            if self._current is not None and self._current != symbol:
+                self.select_symbol(self._current)  # the ticket's symbol stays highlighted
         finally:
             self._removing = False
         if not removed:
@@ -261,19 +275,46 @@ class WatchlistPanel(QWidget):
         row = self.model.row_of(symbol)
         if row is None:
             return False
+        self._current = symbol
         self.view.selectRow(row)
         return True
+
+    def follow(self, symbol: str) -> None:
+        """The ticket and the chart now show ``symbol`` (picked anywhere): highlight its row, or no
+        row when it is not listed. Emits nothing."""
+        self._current = symbol
+        if self.selected_symbol() == symbol:
+            return
+        self._removing = True  # not a pick by the user: nothing is emitted
+        try:
+            self.view.selectionModel().clear()
+            self.select_symbol(symbol)
+        finally:
+            self._removing = False
 
     def _selection_changed(self, _sel: QItemSelection, _desel: QItemSelection) -> None:
         if self._removing:
             return
         sym = self.selected_symbol()
         if sym is not None:
+            self._current = sym
             self.symbolSelected.emit(sym)
 
     def _activated(self, index: QModelIndex) -> None:
         if index.isValid():
-            self.symbolSelected.emit(self.model.row_at(index.row()).key)
+            self._current = self.model.row_at(index.row()).key
+            self.symbolSelected.emit(self._current)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """A right button press on the table is the menu's, not a selection."""
+        if (
+            watched is self.view.viewport()
+            and event.type() in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonDblClick)
+            and isinstance(event, QMouseEvent)
+            and event.button() == Qt.MouseButton.RightButton
+        ):
+            return True
+        return super().eventFilter(watched, event)
 
     def _clicked(self, index: QModelIndex) -> None:
         """A click on the Bid cell: sell at the bid; on the Ask cell: buy at the ask."""
@@ -286,11 +327,22 @@ class WatchlistPanel(QWidget):
         if price is not None:
             self.quoteClicked.emit(row.key, "sell" if bid else "buy", str(price))
 
-    def _context_menu(self, pos: QPoint) -> None:
+    def context_menu(self, pos: QPoint) -> QMenu:
+        """The menu of the row under ``pos`` (viewport coordinates): it acts on that row, which
+        stays unselected."""
+        index = self.view.indexAt(pos)
+        sym = self.model.row_at(index.row()).key if index.isValid() else None
         menu = QMenu(self)
-        act = menu.addAction("Remove symbol")
-        act.setEnabled(self.selected_symbol() is not None)
-        act.triggered.connect(self.remove_selected)
+        menu.setObjectName("watchlistMenu")
+        act = menu.addAction(f"Remove {sym}" if sym else "Remove symbol")
+        act.setEnabled(sym is not None)
+        if sym is not None:
+            act.triggered.connect(lambda _c=False, s=sym: self.remove_symbol(s))
+        return menu
+
+    def _context_menu(self, pos: QPoint) -> None:
+        menu = self.context_menu(pos)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         menu.popup(self.view.viewport().mapToGlobal(pos))
 
     def close_subscriptions(self) -> None:

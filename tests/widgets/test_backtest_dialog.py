@@ -174,3 +174,23 @@ def test_commission_and_slippage_are_charged_by_the_run(qtbot: Any) -> None:
     assert not d.start_run() and "negative" in d.status.text()
     d.slippage.setText("abc")
     assert not d.start_run() and "slippage" in d.status.text()
+
+
+def test_no_axis_labels_before_a_run_and_the_dialog_keeps_within_the_screen(qtbot: Any) -> None:
+    d = BacktestDialog(builtin_registry(), kind="sma_crossover")
+    qtbot.addWidget(d)
+    d.bars.setValue(2000)
+    d.show()
+    qtbot.waitExposed(d)
+    axis, left = d.plot.getAxis("bottom"), d.plot.getAxis("left")
+    d.plot.grab()
+    # the empty plot's range is 0..1 s: no "01 Jan" labels, no 0.0..1.0 equity
+    assert axis.tickValues(*axis.range, 600) == [] and not left.style["showValues"]
+    room = d.screen().availableGeometry().size()
+    width = d.width()
+    assert width <= room.width() and d.height() <= room.height()
+    with qtbot.waitSignal(d.bridge.finished, timeout=20_000):
+        assert d.start_run()
+    qtbot.waitUntil(lambda: bool(axis.tickValues(*axis.range, 600)))  # the curve's dates
+    assert left.style["showValues"]
+    assert d.width() == width and d.minimumSizeHint().width() <= room.width()  # it did not widen

@@ -1,5 +1,5 @@
 """CSV values are data (empty for absent, ISO-8601 UTC with offset, exact decimals), and every
-export's save dialog starts in the user's documents folder."""
+export's save dialog starts in the user's documents folder (the home folder when there is none)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,26 @@ def _documents() -> str:
     return QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
 
 
-def test_save_dialogs_start_in_documents(qtbot, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def home(monkeypatch, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """A home folder of the test's own, without a Documents folder (a fresh or minimal account)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no user-dirs.dirs
+    return home
+
+
+def test_without_a_documents_folder_dialogs_start_at_home(home: Path, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)  # never the directory Heron was started from
+    assert not Path(_documents()).exists()
+    assert default_path("a.csv") == str(home / "a.csv")
+    (home / "Documents").mkdir()
+    assert default_path("a.csv") == str(home / "Documents" / "a.csv")
+
+
+def test_save_dialogs_start_in_documents(qtbot, monkeypatch, tmp_path: Path, home: Path) -> None:  # type: ignore[no-untyped-def]
+    (home / "Documents").mkdir()
     starts: list[str] = []
 
     def fake_dialog(parent: Any, title: str, start: str, filters: str) -> tuple[str, str]:

@@ -136,3 +136,27 @@ def test_a_toast_deleted_with_its_window_leaves_no_timer_behind(qtbot: Any) -> N
     QApplication.sendPostedEvents(None, 0)  # DeferredDelete
     wait_for("a timer started after the toast's to fire", lambda: control, 5, pump=qt_pump(qtbot))
     assert fired == []  # the toast's timer went with the toast: nothing touched the deleted toast
+
+
+def test_search_boxes_keep_a_readable_width_and_tools_wrap_when_narrow(qtbot: Any) -> None:
+    from PySide6.QtCore import QSize
+
+    from widgets.log_panel import SEARCH_MIN_CHARS, LogPanel
+    from widgets.main_window import PanelScroll
+
+    frame = PanelScroll(QSize(2000, 2000))
+    qtbot.addWidget(frame)
+    panel = LogPanel()
+    frame.setWidget(panel)
+    readable = panel.fontMetrics().averageCharWidth() * SEARCH_MIN_CHARS
+    frame.resize(1000, 300)  # the log's half of the bottom row at 1920 px
+    frame.show()
+    qtbot.waitExposed(frame)
+    qtbot.waitUntil(lambda: not panel.two_rows())
+    assert panel.source.width() >= readable and panel.text.width() >= readable
+    frame.resize(520, 300)  # at 1366 px: the tools go to a second row, the boxes keep their width
+    qtbot.waitUntil(lambda: panel.two_rows() and panel.tools.y() > panel.source.y())
+    assert panel.source.width() >= readable and panel.text.width() >= readable
+    assert panel.width() <= frame.viewport().width() and not frame.horizontalScrollBar().isVisible()
+    frame.resize(1000, 300)
+    qtbot.waitUntil(lambda: not panel.two_rows() and panel.tools.y() == panel.source.y())

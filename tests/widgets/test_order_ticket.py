@@ -89,7 +89,7 @@ def test_failing_check_disables_submit_with_the_reason(qtbot, rig: Rig) -> None:
         for i in range(t.precheck_list.count())
         if "FAIL" in t.precheck_list.item(i).text()
     ]
-    assert len(fail) == 1 and "max=105.105" in fail[0]
+    assert len(fail) == 1 and "max=105.10" in fail[0]  # the highest limit on the tick inside the band
     assert t.submit() is False  # the hotkey path is gated too
     assert rig.broker.submits_received == []
 

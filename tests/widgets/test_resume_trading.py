@@ -31,12 +31,15 @@ def _halted_machine() -> TradingStateMachine:
 def test_halted_is_red_with_why_and_when_and_offers_resume(qtbot) -> None:  # type: ignore[no-untyped-def]
     bar = HeronStatusBar(Mode.LOCAL)
     qtbot.addWidget(bar)
+    bar.resize(1920, 24)  # a full-width bar: the HALT text takes up to a quarter of it
     bar.show()
     button = bar.findChild(QPushButton, "resumeTradingButton")
     assert button is not None and not button.isVisible()
     bar.set_trading_state(TradingState.HALTED, "kill switch (account panel) (operator alice)", since=SINCE)
     label = bar.findChild(QLabel, "tradingStateLabel")
-    assert label.text().startswith("Trading: HALTED since 15:04:05 UTC — kill switch (account panel)")
+    assert label.text().startswith(
+        "Trading: HALTED since 10:04:05 ET — kill switch (account panel)"
+    )  # ET: the display zone
     assert "kill switch (account panel) (operator alice)" in label.toolTip()
     assert theme.DANGER_BG in label.styleSheet() and theme.ON_ACCENT in label.styleSheet()
     assert "2026-03-02" in label.toolTip()
@@ -53,7 +56,7 @@ def test_a_long_reason_is_cut_in_the_bar_and_whole_in_the_tooltip(qtbot) -> None
     reason = "reconciliation drift: " + "x" * 300
     bar.set_trading_state(TradingState.REDUCING, reason, since=SINCE)
     label = bar.findChild(QLabel, "tradingStateLabel")
-    assert label.text().startswith("Trading: REDUCING since 15:04:05 UTC — reconciliation drift: x")
+    assert label.text().startswith("Trading: REDUCING since 10:04:05 ET — reconciliation drift: x")
     assert label.text().endswith("…") and label.sizeHint().width() <= TRADING_MAX_PX + 24  # + padding
     assert reason in label.toolTip()
 

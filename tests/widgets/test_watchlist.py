@@ -225,3 +225,45 @@ def test_add_waits_for_the_asset_list_and_says_when_it_cannot_be_had(qtbot, qapp
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
         asyncio.set_event_loop(None)
+
+
+def row_point(w: WatchlistPanel, symbol: str):  # type: ignore[no-untyped-def]
+    row = w.model.row_of(symbol)
+    assert row is not None
+    return w.view.visualRect(w.model.index(row, 0)).center()
+
+
+def test_right_click_opens_the_rows_menu_without_selecting_it(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import Qt
+
+    w = WatchlistPanel(book(), None, ["AAPL", "MSFT", "TSLA"])
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    w.select_symbol("AAPL")
+    selected: list[str] = []
+    w.symbolSelected.connect(selected.append)
+    qtbot.mousePress(w.view.viewport(), Qt.MouseButton.RightButton, pos=row_point(w, "MSFT"))
+    qtbot.mouseRelease(w.view.viewport(), Qt.MouseButton.RightButton, pos=row_point(w, "MSFT"))
+    assert selected == [] and w.selected_symbol() == "AAPL"  # the ticket and the chart stay on AAPL
+    menu = w.context_menu(row_point(w, "MSFT"))
+    (remove,) = menu.actions()
+    assert remove.text() == "Remove MSFT" and remove.isEnabled()
+    remove.trigger()
+    assert w.symbols() == ["AAPL", "TSLA"]
+    assert selected == [] and w.selected_symbol() == "AAPL"  # still the ticket's symbol highlighted
+
+
+def test_after_removing_the_shown_symbol_no_row_looks_selected(qtbot) -> None:  # type: ignore[no-untyped-def]
+    w = WatchlistPanel(book(), None, ["AAPL", "MSFT", "TSLA"])
+    qtbot.addWidget(w)
+    w.show()
+    w.select_symbol("MSFT")
+    w.context_menu(row_point(w, "MSFT")).actions()[0].trigger()
+    assert w.symbols() == ["AAPL", "TSLA"]
+    assert not w.view.selectionModel().hasSelection()  # TSLA is not the ticket's symbol
+    # a symbol picked elsewhere (blotter, chart) highlights its row, or none when it is not listed
+    w.follow("TSLA")
+    assert w.selected_symbol() == "TSLA"
+    w.follow("NVDA")
+    assert not w.view.selectionModel().hasSelection()

@@ -46,6 +46,14 @@ from widgets.order_ticket.form import (
 
 E = TypeVar("E", bound=StrEnum)
 MESSAGE_LINES = 2
+#: The most characters the symbol box takes. Heron spells a stock symbol in at most 10 characters and a
+#: crypto pair as BASE/QUOTE in at most 10 + 1 + 5 (services/domain/symbols.py; Alpaca's pairs are
+#: ``BTC/USD``-style, docs/alpaca-rules.md "Symbols"), with room left for stray spaces around it.
+MAX_SYMBOL_CHARS = 20
+#: The characters a choice box shows at its narrowest (its list still opens wide enough for all).
+COMBO_CHARS = 8
+#: The least width of each of a pair of buttons (Bid/Ask, Buy/Sell); they share what is left evenly.
+PAIR_BUTTON_WIDTH = 60
 
 
 def side_style(side: OrderSide) -> str:
@@ -91,6 +99,7 @@ class TicketLayout(QWidget):
 
         self.submit_button = QPushButton("Submit", self)
         self.submit_button.setObjectName("ticketSubmit")
+        self.submit_button.setMinimumWidth(2 * PAIR_BUTTON_WIDTH)
         self.submit_button.clicked.connect(lambda: self.submit())
         self.reason_label = self._message("ticketBlockedReason")
         self.result_label = self._message("ticketResult")
@@ -130,9 +139,18 @@ class TicketLayout(QWidget):
         box.currentIndexChanged.connect(self._changed)
         return box
 
+    def _wide_combo(self, name: str) -> QComboBox:
+        """A choice box on a row of its own: as wide as the form gives it, never as wide as its
+        longest choice ("OCO exit (take profit / stop loss)"; the list opens wide enough)."""
+        box = self._combo(name)
+        box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        box.setMinimumContentsLength(COMBO_CHARS)
+        return box
+
     def _build_fields(self) -> None:
         """One editor per order field, each re-checking the form when it changes."""
         self.symbol_edit = self._line("ticketSymbol", "symbol", "AAPL, BTC/USD")
+        self.symbol_edit.setMaxLength(MAX_SYMBOL_CHARS)
         self.bid_button = QPushButton("Bid —", self)
         self.bid_button.setObjectName("ticketBid")
         self.ask_button = QPushButton("Ask —", self)
@@ -151,19 +169,23 @@ class TicketLayout(QWidget):
             self.side_group.addButton(b)
         self.buy_button.setChecked(True)
         self.side_group.buttonToggled.connect(self._side_toggled)
+        # widths from the ticket, not from the text shown (a price, a symbol): the ticket's minimum
+        # width stays put as quotes tick and symbols change
+        for b in (self.bid_button, self.ask_button, self.buy_button, self.sell_button):
+            b.setMinimumWidth(PAIR_BUTTON_WIDTH)
         self.amount_kind = self._combo("ticketAmountKind")
         self.amount_edit = self._line("ticketAmount", "amount", "quantity")
-        self.type_combo = self._combo("ticketType")
+        self.type_combo = self._wide_combo("ticketType")
         self.limit_edit = self._line("ticketLimit", "limit", "limit price")
         self.stop_edit = self._line("ticketStop", "stop", "stop price")
         self.trail_kind = self._combo("ticketTrailKind")
         self._fill(self.trail_kind, [(TrailKind.PRICE, "price"), (TrailKind.PERCENT, "percent")])
         self.trail_edit = self._line("ticketTrail", "trail", "trail")
-        self.tif_combo = self._combo("ticketTif")
+        self.tif_combo = self._wide_combo("ticketTif")
         self.ext_check = QCheckBox("Extended hours", self)
         self.ext_check.setObjectName("ticketExtended")
         self.ext_check.toggled.connect(self._changed)
-        self.class_combo = self._combo("ticketClass")
+        self.class_combo = self._wide_combo("ticketClass")
         self.tp_edit = self._line("ticketTakeProfit", "take_profit", "take-profit limit")
         self.sl_stop_edit = self._line("ticketStopLossStop", "stop_loss", "stop-loss stop")
         self.sl_limit_edit = self._line(
@@ -185,10 +207,10 @@ class TicketLayout(QWidget):
             lay.setContentsMargins(0, 0, 0, 0)
             lay.setSpacing(0)
             lay.addWidget(field)
-            err = QLabel("", box)
+            # a message label: it wraps even an unbroken run, so no error ever widens the ticket
+            err = MessageLabel("", box)
             err.setObjectName(f"ticketError_{key}")
             err.setStyleSheet(f"color: {theme.DOWN}; font-size: 11px")
-            err.setWordWrap(True)
             err.setVisible(False)
             lay.addWidget(err)
             self.errors[key] = err

@@ -9,7 +9,8 @@ its value from it at once (Alpaca docs "Orders", Buying Power), so a reducing or
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from collections.abc import Sequence
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from services.domain.models import Asset, OrderRequest
 from services.domain.symbols import is_crypto
@@ -34,9 +35,13 @@ def round_qty(qty: Decimal, symbol: str, asset: Asset | None) -> Decimal:
 
 
 def qty_text(qty: Decimal, symbol: str, asset: Asset | None) -> str:
+    """``1 share``, ``10 shares``, ``0.5 BTC``: the unit in the singular for exactly one share."""
     rounded = round_qty(qty, symbol, asset).normalize()
     text = f"{rounded:,f}" if rounded >= 1000 else f"{rounded:f}"
-    return f"{text} {quantity_unit(symbol)}"
+    unit = quantity_unit(symbol)
+    if unit == "shares" and rounded == 1:
+        unit = "share"
+    return f"{text} {unit}"
 
 
 def summary_line(request: OrderRequest, ctx: RiskContext) -> str:
@@ -67,11 +72,24 @@ MONEY_KEYS = frozenset(
 )  # fmt: skip
 QTY_KEYS = frozenset({"qty", "order_qty", "position", "post_trade", "post_trade_qty", "working_sells"})
 FINE = Decimal("0.000001")
+SUB_CENT = Decimal("0.0001")
+#: a band's bounds, rounded to the tick inside the band: the highest a buy may pay, the lowest a sell
+#: may take (a price band times a percentage is rarely on the tick)
+BOUND_ROUNDING = {"max": ROUND_FLOOR, "min": ROUND_CEILING}
+
+
+def tick(price: Decimal, symbol: str, asset: Asset | None) -> Decimal | None:
+    """The symbol's price step: a stock's sub-penny rule (0.01 at $1.00 and above, 0.0001 below;
+    docs/alpaca-rules.md "Prices"), a crypto asset's ``price_increment`` when known."""
+    if is_crypto(symbol):
+        return asset.price_increment if asset is not None and asset.price_increment else None
+    return CENT if abs(price) >= 1 else SUB_CENT
 
 
 def number_text(key: str, text: str, symbol: str, asset: Asset | None) -> str:
     """A check's number as the ticket shows it: money to the cent, a crypto quantity to its
-    increment, anything else with more than six decimals to six (prices keep their ticks)."""
+    increment, a band's bound to the symbol's tick (inside the band), anything else with more than
+    six decimals to six (prices keep their ticks)."""
     try:
         value = Decimal(text)
     except ArithmeticError:
@@ -82,6 +100,9 @@ def number_text(key: str, text: str, symbol: str, asset: Asset | None) -> str:
         return f"{value.quantize(CENT, rounding=ROUND_HALF_UP)}"
     if key in QTY_KEYS:
         value = round_qty(value, symbol, asset)
+    step = tick(value, symbol, asset) if key in BOUND_ROUNDING else None
+    if step is not None:
+        value = (value / step).to_integral_value(rounding=BOUND_ROUNDING[key]) * step
     exp = value.as_tuple().exponent
     if isinstance(exp, int) and exp < -6:
         value = value.quantize(FINE, rounding=ROUND_HALF_UP)
@@ -108,6 +129,34 @@ PRICE_FIELDS = {
     "stop_loss.stop_price": "stop_loss",
     "stop_loss.limit_price": "stop_loss_limit",
 }
+
+
+def explain(failures: Sequence[CheckResult], symbol: str, asset: Asset | None) -> str:
+    """The failed checks in one line, their numbers as the pre-check list shows them."""
+    lines = []
+    for c in failures:
+        nums = ", ".join(f"{k}={number_text(k, v, symbol, asset)}" for k, v in c.numbers.items())
+        lines.append(f"{c.name}: {c.detail}" + (f" ({nums})" if nums else ""))
+    return "; ".join(lines) if lines else "all checks passed"
+
+
+def field_note(check: CheckResult, symbol: str, asset: Asset | None) -> str:
+    """A failed check as its field says it: what is over which limit, with the numbers."""
+    n = {k: number_text(k, v, symbol, asset) for k, v in check.numbers.items()}
+    if check.name == "max_order_qty" and "limit" in n:
+        return f"quantity {n.get('qty', '?')} is over the limit of {n['limit']} per order"
+    if check.name == "max_order_notional" and "limit" in n:
+        limit = number_text("notional", check.numbers["limit"], symbol, asset)
+        return f"order value ${n.get('notional', '?')} is over the limit of ${limit} per order"
+    if check.name == "buying_power" and "buying_power" in n:
+        return f"order value ${n.get('notional', '?')} is over the buying power ${n['buying_power']}"
+    if check.name == "max_position" and "qty_limit" in n:
+        return (
+            f"position after the order {n.get('post_trade_qty', '?')} (value "
+            f"${n.get('post_trade_notional', '?')}) is over the position limit {n['qty_limit']}"
+            + (f" / ${n['notional_limit']}" if "notional_limit" in n else "")
+        )
+    return check.detail
 
 
 def field_of(check: CheckResult) -> str | None:

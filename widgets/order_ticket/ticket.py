@@ -51,7 +51,7 @@ from widgets.models.common import DOWN, UP, confirm, describe_request, fmt_price
 from widgets.order_ticket.actions import TicketActions
 from widgets.order_ticket.form import Market, TicketState, default_tif, read
 from widgets.order_ticket.layout import TicketLayout
-from widgets.order_ticket.summary import field_of, number_text, summary_line
+from widgets.order_ticket.summary import explain, field_note, field_of, number_text, summary_line
 from widgets.protocols import BookLike, EngineLike
 from widgets.tasks import run_async
 
@@ -110,6 +110,8 @@ class OrderTicket(TicketActions, TicketLayout):
         self._seeded_for = ""  # the symbol whose quote the prices were seeded from
         self._seeded_limit = ""  # the limit seeded (re-seeded with the side while untouched)
         self._seeded_side = OrderSide.BUY
+        #: the symbol and side the result line is about: it goes when either changes
+        self._result_for: tuple[str, OrderSide] | None = None
         self._build()
         self.fieldEdited.connect(self._touched.add)
         self.bid_button.clicked.connect(lambda: self._stage_touch(OrderSide.SELL))
@@ -141,6 +143,8 @@ class OrderTicket(TicketActions, TicketLayout):
     # -- changes ------------------------------------------------------------------------------------
     def _changed(self, *_: object) -> None:
         sym = self.symbol()
+        if self._result_for is not None and self._result_for != (sym, self.side()):
+            self._show_result("")  # a staged line or an outcome about another symbol or side
         if sym != self._seeded_for:
             self._retarget(sym)
         elif self.side() is not self._seeded_side and self.limit_edit.text() == self._seeded_limit:
@@ -160,6 +164,7 @@ class OrderTicket(TicketActions, TicketLayout):
         previous symbol's)."""
         crypto_before = self._choices_for
         self._seeded_for = symbol
+        self._show_all_errors = False  # another order: untouched fields start quiet again
         for key, edit in self._price_edits().items():
             self._set_quietly(edit, "")
             self._touched.discard(key)
@@ -363,9 +368,9 @@ class OrderTicket(TicketActions, TicketLayout):
         for c in report.failures:
             key = field_of(c)
             if key is not None and key not in field_errors:
-                field_errors[key] = c.detail
+                field_errors[key] = field_note(c, request.symbol, asset)
         self._show_errors(field_errors, every=True)
-        self._block(None if report.passed else "risk: " + report.explain())
+        self._block(None if report.passed else "risk: " + explain(report.failures, request.symbol, asset))
         return report
 
     def _shown(self, key: str) -> bool:
@@ -472,6 +477,7 @@ class OrderTicket(TicketActions, TicketLayout):
         self._debounce.start()
 
     def _show_result(self, text: str, *, error: bool = False) -> None:
+        self._result_for = (self.symbol(), self.side()) if text else None
         self.result_label.setText(text)
         self.result_label.setStyleSheet(f"color: {theme.DOWN}" if error else "")
         self.resultChanged.emit(text)

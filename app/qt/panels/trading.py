@@ -249,6 +249,8 @@ def _link(window: MainWindow, panels: TradingPanels, selected: dict[str, str]) -
             panels.ticket.set_symbol(symbol)
         if panels.feeder is not None and symbol != panels.feeder.symbol:
             panels.feeder.show(symbol)
+        if panels.watchlist is not None:  # its highlighted row is the ticket's symbol, or none
+            panels.watchlist.follow(symbol)
 
     panels.select = select
     for source in (panels.watchlist, panels.blotter, panels.positions):
