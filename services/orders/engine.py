@@ -50,6 +50,7 @@ from services.domain.events import AccountEvent, NotificationEvent, TradeUpdateE
 from services.domain.models import Account, Asset, Order, OrderRequest
 from services.orders.closing import CloseReport, PositionCloser, SymbolCloseResult
 from services.orders.exposure import exposure, working_orders
+from services.orders.groups import canceled_with_group
 from services.orders.journal import IntentStatus, OrderJournal, source_from_client_id
 from services.orders.records import ApplyResult, OrderMeta, OrderRecord, SubmitResult
 from services.orders.recovery import IntentRecovery
@@ -176,6 +177,8 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
         self.store.flush()
 
     def _commit(self, rec: OrderRecord, result: ApplyResult) -> None:
+        if result.alert and canceled_with_group(self.store, rec):
+            result.alert = None  # Alpaca ended the leg with its group: no cancel outside Heron
         self.store.commit(rec, result)
         self._last_seen[rec.client_order_id] = self.clock()
         for fill in result.fills:
