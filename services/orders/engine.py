@@ -468,6 +468,8 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
                 self.journal.append(
                     JournalKind.CANCEL_REJECTED, rec.client_order_id, source, message=error.message
                 )
+                if rec.state.is_terminal:  # it ended meanwhile (Alpaca canceled it with its bracket)
+                    return False
                 self._commit(rec, self.sm.trigger(rec, Trigger.CANCEL_REJECTED, self.clock()))
                 self._refresh[rec.client_order_id] = None
                 return False

@@ -95,3 +95,28 @@ def test_an_order_canceled_through_the_api_outside_heron_is_said_to_be(
     warned = lines(caplog, logging.WARNING)
     assert f"orders: order {tp.client_order_id} canceled outside Heron (Heron did not ask for it)" in warned
     assert not [m for m in warned + info if "not requested" in m or "by the broker" in m]
+
+
+def test_a_leg_already_canceled_with_its_bracket_when_its_own_cancel_arrives_is_no_anomaly(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The kill switch asks for each leg's cancel in turn; Alpaca may have canceled the stop-loss with
+    its take-profit by the time the stop-loss's own DELETE arrives, and refuses it (422, 'order is
+    already in "canceled" state') after the stream said ``canceled``. Nothing was refused, so no
+    order anomaly and no "cancel refused" is logged."""
+    ActivityLog(rig.bus, rig.store)
+    tp, sl = filled_bracket(rig)
+    real_cancel = rig.broker.cancel_order
+
+    async def group_first(order_id: str) -> None:
+        rig.broker._cancel_now(rig.broker.orders[order_id])  # the group ends while the DELETE travels
+        await real_cancel(order_id)  # and the DELETE is refused: already canceled
+
+    rig.broker.cancel_order = group_first  # type: ignore[method-assign]
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    assert not asyncio.run(rig.engine.cancel(str(sl.client_order_id)))
+    assert lines(caplog, logging.WARNING) == [] and alerts(rig) == []
+    info = lines(caplog, logging.INFO)
+    assert f"AAPL sell 5 stop 90 canceled (manual, {sl.client_order_id})" in info
+    assert f"AAPL sell 5 limit 110 canceled with its bracket (manual, {tp.client_order_id})" in info
