@@ -8,7 +8,13 @@ Save button off the screen. :class:`MessageLabel` never asks for more than :data
   ``max_chars`` characters shown;
 - ``elide``: one line cut with "…" at the width it is given (status bars, banners).
 
-Either way the whole text is the tooltip, and a message cut short is written to the log in full.
+Either way the whole text is the tooltip, and a message cut short is written to the log in full, once:
+a label that shows the same message again (a message cleared and set again, or the ticket's pre-check
+re-run every second with the figures moved by the quotes) does not write it again; a message is the
+same when only its numbers differ. The echo is at DEBUG by default: it is the window repeating itself, and
+the events a trader must read in the Log panel (a broker's refusal, a rejection, the kill switch) are
+logged at WARNING or ERROR where they happen. An owner whose message is logged nowhere else passes
+``log_level``.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+from collections import OrderedDict
 
 from PySide6 import QtGui
 from PySide6.QtCore import QEvent, QSize, Qt
@@ -32,7 +39,10 @@ MIN_WIDTH = 60
 MAX_CHARS = 300
 #: A tooltip holds at most this much (the log has everything).
 MAX_TIP_CHARS = 4000
+#: How many distinct long messages a label remembers having logged (one coming back is not logged again).
+LOGGED_MEMORY = 32
 _LONG_RUN = re.compile(r"\S{40,}")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _BREAK = "\u200b"  # zero-width space: a place a line may break
 #: Qt's own test of whether a label shows ``text`` as rich text (Qt::mightBeRichText).
 _rich = QtGui.Qt.mightBeRichText
@@ -60,6 +70,7 @@ class MessageLabel(QLabel):
         elide: bool = False,
         max_chars: int = MAX_CHARS,
         max_width: int = MAX_WIDTH,
+        log_level: int = logging.DEBUG,
     ) -> None:
         super().__init__(parent)
         self.elide = elide
@@ -68,6 +79,8 @@ class MessageLabel(QLabel):
         self._full = ""
         self._own_tip = ""
         self._cut = False
+        self.log_level = log_level
+        self._logged: OrderedDict[str, None] = OrderedDict()
         self.setWordWrap(not elide)
         self.setText(text)
 
@@ -78,9 +91,21 @@ class MessageLabel(QLabel):
     def setText(self, text: str) -> None:
         text = str(text)
         if text != self._full and len(text) > self.max_chars and not _rich(text):
-            log.info("%s (shown cut short; the whole message): %s", self.objectName() or "message", text)
+            self._log_whole(text)
         self._full = text
         self._show()
+
+    def _log_whole(self, text: str) -> None:
+        """Write ``text`` to the log unless this label already did (recently: the memory is bounded)."""
+        key = _NUMBER.sub("#", text)  # the same message with other live figures is not news
+        if key in self._logged:
+            self._logged.move_to_end(key)
+            return
+        self._logged[key] = None
+        if len(self._logged) > LOGGED_MEMORY:
+            self._logged.popitem(last=False)
+        name = self.objectName() or "message"
+        log.log(self.log_level, "%s (shown cut short; the whole message): %s", name, text)
 
     def setToolTip(self, tip: str) -> None:
         """The owner's tooltip; while the message is cut short, the whole message comes first."""

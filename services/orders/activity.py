@@ -29,7 +29,7 @@ from collections import OrderedDict
 from typing import Protocol, TypeVar
 
 from services.domain.bus import EventBus, Subscription
-from services.domain.enums import OrderStatus, TradeUpdateKind, TradingState
+from services.domain.enums import OrderClass, OrderStatus, TradeUpdateKind, TradingState
 from services.domain.events import (
     FillEvent,
     NotificationEvent,
@@ -39,6 +39,7 @@ from services.domain.events import (
 )
 from services.domain.models import Order
 from services.domain.money import decimal_str
+from services.orders.groups import canceled_with_group
 from services.orders.records import OrderRecord
 from services.orders.working import describe_order
 
@@ -73,6 +74,8 @@ REFUSALS: dict[str, str] = {
     TradeUpdateKind.ORDER_CANCEL_REJECTED: "cancel refused by the broker",
     TradeUpdateKind.ORDER_REPLACE_REJECTED: "replace refused by the broker",
 }
+#: What a leg canceled with the rest of its group was part of.
+GROUPS = {OrderClass.BRACKET: "bracket", OrderClass.OCO: "OCO pair", OrderClass.OTO: "OTO order"}
 V = TypeVar("V")
 #: How many orders' last status are remembered (to say each change once).
 REMEMBER = 5_000
@@ -82,6 +85,8 @@ class _Store(Protocol):
     def find(
         self, *, client_order_id: str | None = None, broker_order_id: str | None = None
     ) -> OrderRecord | None: ...
+
+    def orders(self) -> list[OrderRecord]: ...
 
 
 class ActivityLog:
@@ -123,6 +128,8 @@ class ActivityLog:
             and seen[0] in (OrderStatus.NEW, OrderStatus.PENDING_REPLACE)
         ):
             words = "replaced"  # the same order at a new price or quantity
+        if order.status is OrderStatus.CANCELED and not outside:
+            words = self._cancel_words(order)
         if outside and self._heron_canceled(order):
             log.info(
                 "order placed outside Heron, canceled by Heron: %s (%s)", describe_order(order), order.id
@@ -143,6 +150,19 @@ class ActivityLog:
             return order.client_order_id
         rec = self._store.find(client_order_id=order.client_order_id, broker_order_id=order.id or None)
         return rec.client_order_id if rec is not None else order.client_order_id
+
+    def _cancel_words(self, order: Order) -> str:
+        """Whose cancel it was: Heron's ("canceled"), Alpaca's ending a leg with the rest of its
+        bracket, OCO or OTO (:mod:`services.orders.groups`), or someone's outside Heron (through the
+        API or the dashboard, or the broker's; the store's alert warns of it too)."""
+        if self._store is None:
+            return "canceled"
+        rec = self._store.find(client_order_id=order.client_order_id, broker_order_id=order.id or None)
+        if rec is None or rec.cancel_requested:
+            return "canceled"
+        if canceled_with_group(self._store, rec):
+            return f"canceled with its {GROUPS.get(order.order_class, 'group')}"
+        return "canceled outside Heron"
 
     def _heron_canceled(self, order: Order) -> bool:
         """An outside order canceled because Heron asked (a close, a flatten, the kill switch)."""

@@ -51,6 +51,7 @@ from services.domain.models import Account, Asset, Order, OrderRequest
 from services.orders.activity import log as activity_log
 from services.orders.closing import CloseReport, PositionCloser, SymbolCloseResult
 from services.orders.exposure import exposure, working_orders
+from services.orders.groups import canceled_with_group
 from services.orders.journal import IntentStatus, OrderJournal, source_from_client_id
 from services.orders.records import ApplyResult, OrderMeta, OrderRecord, SubmitResult
 from services.orders.recovery import IntentRecovery
@@ -178,6 +179,8 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
         self.store.flush()
 
     def _commit(self, rec: OrderRecord, result: ApplyResult) -> None:
+        if result.alert and canceled_with_group(self.store, rec):
+            result.alert = None  # Alpaca ended the leg with its group: no cancel outside Heron
         self.store.commit(rec, result)
         self._last_seen[rec.client_order_id] = self.clock()
         for fill in result.fills:
@@ -477,6 +480,8 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
     def _cancel_refused(self, rec: OrderRecord, source: str, why: str, *, say: bool) -> None:
         """The broker refused the cancel request itself: the order works on as it was."""
         self.journal.append(JournalKind.CANCEL_REJECTED, rec.client_order_id, source, message=why)
+        if rec.state.is_terminal:  # it ended meanwhile (Alpaca canceled it with its bracket)
+            return
         self._commit(rec, self.sm.trigger(rec, Trigger.CANCEL_REJECTED, self.clock()))
         self._refresh[rec.client_order_id] = None
         if say:  # no trade update follows a refusal of the request to say it (activity.py)
@@ -529,35 +534,6 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
         async with self._lock(rec.client_order_id):
             message = await self._send_replace(rec, meta, probe, wire, source)
         return SubmitResult(rec.client_order_id, rec.state, report, message)
-
-    def preview_replace(
-        self,
-        order_key: str,
-        *,
-        limit_price: Decimal | None = None,
-        stop_price: Decimal | None = None,
-        asset: Asset | None = None,
-    ) -> RiskReport | str:
-        """The risk pre-check :meth:`replace` runs for a price-only replacement, with no side effects
-        (the chart shows it while an order line is dragged), or why no replace is possible now.
-        Same request, same worst-case quantity, same context as :meth:`replace`. ``asset``: the
-        instrument as the caller read it, else the one the engine last read (none fails closed)."""
-        rec = self.store.find(client_order_id=order_key, broker_order_id=order_key)
-        if rec is None or not rec.state.is_open or rec.broker_order_id is None:
-            return "order is not open"
-        busy = busy_reason(rec)
-        if busy:
-            return busy
-        new_qty = rec.leaves_qty
-        if new_qty is not None and new_qty <= 0:
-            return "nothing left to work"
-        probe = replacement_request(
-            rec, self.store.meta(rec.client_order_id), new_qty, limit_price, stop_price
-        )
-        checked = replace(probe, qty=worst_qty(rec, None, new_qty))
-        asset = asset or self._assets.get(rec.symbol)
-        context = self.risk_context(checked, asset, replacing=rec.client_order_id)
-        return self.risk.preview(checked, context)
 
     async def preview_close(self, request: OrderRequest) -> RiskReport:
         """A close's pre-check before it cancels the symbol's working orders (as if gone); no effects."""

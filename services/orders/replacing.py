@@ -20,13 +20,17 @@ from services.broker.base import Broker, BrokerAuthError, BrokerRejected, Broker
 from services.domain.bus import EventBus
 from services.domain.enums import JournalKind, OrderType, TimeInForce
 from services.domain.events import NotificationEvent
-from services.domain.models import Order, OrderRequest
+from services.domain.models import Asset, Order, OrderRequest
 from services.orders.journal import IntentStatus, OrderJournal, replace_client_id
 from services.orders.records import ApplyResult, OrderMeta, OrderRecord
 from services.orders.state_machine import OrderStateMachine
 from services.orders.store import OrderStore
 from services.orders.transitions import OrderState, Trigger
 from services.orders.writes import DB_ERRORS
+
+if TYPE_CHECKING:
+    from services.risk.context import RiskContext, RiskReport
+    from services.risk.gate import RiskGate
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +95,42 @@ class ReplaceSending:
         def _commit(self, rec: OrderRecord, result: ApplyResult) -> None: ...
         def _db_why(self, error: BaseException) -> str: ...
         def _apply_snapshot(self, rec: OrderRecord, order: Order) -> None: ...
+
+        risk: RiskGate
+        _assets: dict[str, Asset]
+
+        def risk_context(
+            self, request: OrderRequest, asset: Asset | None, *, replacing: str | None = None
+        ) -> RiskContext: ...
+
+    def preview_replace(
+        self,
+        order_key: str,
+        *,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        asset: Asset | None = None,
+    ) -> RiskReport | str:
+        """The risk pre-check :meth:`replace` runs for a price-only replacement, with no side effects
+        (the chart shows it while an order line is dragged), or why no replace is possible now.
+        Same request, same worst-case quantity, same context as :meth:`replace`. ``asset``: the
+        instrument as the caller read it, else the one the engine last read (none fails closed)."""
+        rec = self.store.find(client_order_id=order_key, broker_order_id=order_key)
+        if rec is None or not rec.state.is_open or rec.broker_order_id is None:
+            return "order is not open"
+        busy = busy_reason(rec)
+        if busy:
+            return busy
+        new_qty = rec.leaves_qty
+        if new_qty is not None and new_qty <= 0:
+            return "nothing left to work"
+        probe = replacement_request(
+            rec, self.store.meta(rec.client_order_id), new_qty, limit_price, stop_price
+        )
+        checked = replace(probe, qty=worst_qty(rec, None, new_qty))
+        asset = asset or self._assets.get(rec.symbol)
+        context = self.risk_context(checked, asset, replacing=rec.client_order_id)
+        return self.risk.preview(checked, context)
 
     async def _send_replace(
         self, rec: OrderRecord, meta: OrderMeta | None, probe: OrderRequest, wire: ReplaceRequest, source: str

@@ -285,7 +285,7 @@ class OrderStateMachine(FillBooking):
             return result  # older than what we already know: never move backwards
         result.merge(self.trigger(rec, trig, ts))
         if trig is T.CANCEL and not rec.cancel_requested and result.changed:
-            result.alert = f"order {rec.client_order_id} canceled by the broker (not requested by Heron)"
+            result.alert = f"order {rec.client_order_id} canceled outside Heron (Heron did not ask for it)"
         self._observe(rec, order, label)
         result.changed = True
         return result

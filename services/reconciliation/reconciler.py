@@ -4,7 +4,12 @@
   open orders), positions and recent fills (``Broker.get_fills``). Trading is enabled only when it
   is clean; otherwise it stays DISABLED until an operator deals with every incident.
 - :meth:`Reconciler.run_cycle` is the continuous check, at most ``max_calls_per_cycle`` broker calls
-  per cycle (positions, open orders); position comparison waits for a quiet period after fills.
+  per cycle (positions, open orders); position comparison waits for a quiet period after fills,
+  and while an order Heron holds open is not yet caught up with the broker (logged once when the
+  wait starts and once when it ends; a WARNING once if it outlasts ``max_position_deferral_s``).
+- Open orders are read flat (``nested=False``): each leg of a bracket, OCO or OTO is an order of its
+  own. Nested, Alpaca does not list a filled parent, and so none of its working legs
+  (docs/alpaca-rules.md, "Brackets, OCO, OTO"); a bracket's held stop-loss is its normal state.
 - Quantities must match exactly; average prices within 1e-4 relative of a figure Alpaca's method can
   show (weighted average intraday, compressed FIFO from the previous days: see
   :class:`~services.orders.store.LocalPosition`). A quantity drift is ``critical`` (HALTED), a price
@@ -45,6 +50,7 @@ from services.domain.models import Fill, Order, Position
 from services.orders.journal import OrderJournal
 from services.orders.positions import trading_day
 from services.orders.store import OrderStore
+from services.reconciliation.deferral import PositionCheckWait
 from services.reconciliation.drift import incidents_changed
 from services.reconciliation.incident_store import IncidentStore
 from services.reconciliation.trade_report import export_trade_report
@@ -53,6 +59,9 @@ from services.risk.trading_state import TradingStateMachine
 from services.storage import Database
 
 log = logging.getLogger(__name__)
+
+#: The broker's open orders, every leg listed as its own order (see the module docstring).
+OPEN_ORDERS = OrderQuery(status="open", limit=500, nested=False)
 ZERO = Decimal(0)
 PRICE_TOLERANCE = Decimal("1e-4")
 SOURCE = "reconciliation"
@@ -98,10 +107,9 @@ class Reconciler:
         self.max_calls = max_calls_per_cycle
         self.quiet = timedelta(seconds=quiet_after_fill_s)
         self.fills_lookback = fills_lookback
-        #: Positions are compared only when no execution is in transit (see ``_orders_caught_up``),
+        #: Positions are compared only when no execution is in transit (see ``_lagging_order``),
         #: but never postponed longer than this: an order stuck out of sync must not silence drift.
-        self.max_position_deferral = timedelta(seconds=max_position_deferral_s)
-        self._positions_deferred_since: datetime | None = None
+        self._wait = PositionCheckWait(timedelta(seconds=max_position_deferral_s))
         self.incidents: dict[str, Incident] = {}
         self.last_run: datetime | None = None
         #: why the latest cycle was skipped (the broker did not answer), or None when it ran
@@ -172,7 +180,7 @@ class Reconciler:
         try:
             positions = await self.broker.get_positions()
             self._report_positions(positions)
-            open_orders = await self.broker.list_orders(OrderQuery(status="open", limit=500))
+            open_orders = await self.broker.list_orders(OPEN_ORDERS)
             fills = await self.broker.get_fills(after=self.clock() - self.fills_lookback)
             calls = 3
         except BrokerError as error:
@@ -202,8 +210,7 @@ class Reconciler:
         last_fill = self.store.last_fill_at
         now = self.clock()
         quiet = last_fill is None or now - last_fill >= self.quiet
-        deferred = self._positions_deferred_since
-        overdue = deferred is not None and now - deferred >= self.max_position_deferral
+        overdue = self._wait.overdue(now)
         positions: list[Position] | None = None
         try:
             if (quiet or overdue) and calls < self.max_calls:
@@ -211,25 +218,21 @@ class Reconciler:
                 calls += 1
                 self._report_positions(positions)
             if calls < self.max_calls:
-                open_orders = await self.broker.list_orders(OrderQuery(status="open", limit=500))
+                open_orders = await self.broker.list_orders(OPEN_ORDERS)
                 calls += 1
                 found += self._compare_open_orders(open_orders)
-                if positions is not None and not overdue and not self._orders_caught_up(open_orders):
-                    positions = None
+                if positions is not None and not overdue:
+                    lagging = self._lagging_order(open_orders)
+                    if lagging is not None:
+                        positions = None
+                        self._wait.waiting(lagging)
             if positions is not None and not overdue and self.store.last_fill_at != last_fill:
                 positions = None  # a fill was booked while we asked: the snapshot is older than it
             if positions is not None:
-                if overdue:
-                    log.warning(
-                        "positions compared although executions still look in transit: the check was "
-                        "deferred for %.0f s (limit %.0f s)",
-                        (now - deferred).total_seconds() if deferred else 0.0,
-                        self.max_position_deferral.total_seconds(),
-                    )
+                self._wait.compared(now, overdue)
                 found += self._compare_positions(positions)
-                self._positions_deferred_since = None
-            elif self._positions_deferred_since is None:
-                self._positions_deferred_since = now
+            else:
+                self._wait.postponed(now)
         except BrokerError as error:
             # a failed query is not evidence of anything: skip this cycle, never assume flat
             log.info("reconciliation cycle skipped: %s", error.message)
@@ -421,12 +424,13 @@ class Reconciler:
         if closed:
             self._release(None)
 
-    def _orders_caught_up(self, broker_open: list[Order]) -> bool:
-        """True when every order Heron holds open is open at the broker with the same filled
-        quantity. Otherwise an execution Heron has not processed yet (a trade update lost in a
-        disconnect or a venue restart, an in-flight submit) may already be in the broker's
-        positions: comparing now would report drift that the engine's own refresh is about to
-        close, and drift needs an operator. Positions wait for the next cycle instead."""
+    def _lagging_order(self, broker_open: list[Order]) -> str | None:
+        """The client id of an order Heron holds open that is not open at the broker with the same
+        filled quantity, or None when every one is. Such an order means an execution Heron has not
+        processed yet (a trade update lost in a disconnect or a venue restart, an in-flight submit)
+        may already be in the broker's positions: comparing now would report drift that the
+        engine's own refresh is about to close, and drift needs an operator. Positions wait for the
+        next cycle instead. ``broker_open`` is flat, so a bracket's working legs are in it."""
         by_id = {o.id: o for o in broker_open}
         by_client = {o.client_order_id: o for o in broker_open}
         for rec in self.store.open_orders():
@@ -434,9 +438,8 @@ class Reconciler:
             if order is None:
                 order = by_client.get(rec.client_order_id)
             if order is None or order.filled_qty != rec.filled_qty:
-                log.info("position check deferred: %s is not caught up with the broker", rec.client_order_id)
-                return False
-        return True
+                return rec.client_order_id
+        return None
 
     def _compare_open_orders(self, broker_open: list[Order]) -> list[Incident]:
         out: list[Incident] = []

@@ -429,17 +429,24 @@ def test_an_oco_exit_the_broker_refused_shows_its_class_and_prices(
 
     b = BlotterPanel(rig.store, rig.engine, rig.bus)
     qtbot.addWidget(b)
+    # an exit needs a position to exit (Heron's qty_available rule refuses it before the broker)
+    buy = OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(5),
+                       limit_price=Decimal(100))  # fmt: skip
+    entry = qloop.run_until_complete(rig.engine.submit(buy))
+    rec = rig.store.find(client_order_id=entry.client_order_id)
+    assert rec is not None and rec.broker_order_id is not None
+    rig.broker.fill(rec.broker_order_id, Decimal(5), Decimal(100))
     rig.broker.faults.reject_submit.append("potential wash trade detected")
     request = OrderRequest("AAPL", OrderSide.SELL, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(5),
                            order_class=OrderClass.OCO, take_profit=OrderLegSpec(limit_price=Decimal("110.5")),
                            stop_loss=OrderLegSpec(stop_price=Decimal("95.25")))  # fmt: skip
     assert not qloop.run_until_complete(rig.engine.submit(request)).accepted
     b.flush()
-    row = b.orders.row_at(0)
-    assert row.cells[STATUS] == "rejected"
+    rows = [b.orders.row_at(i) for i in range(b.orders.rowCount())]
+    row = next(r for r in rows if r.cells[STATUS] == "rejected")
     assert (row.cells[4], row.cells[7], row.cells[8]) == ("oco", "110.50", "95.25")
     out = tmp_path / "orders.csv"
-    assert b.export_to(out) == 1
-    header, line = list(csv.reader(out.read_text().splitlines()))
-    got = dict(zip(header, line, strict=True))
+    assert b.export_to(out) == 2
+    header, *lines = list(csv.reader(out.read_text().splitlines()))
+    got = next(d for d in (dict(zip(header, ln, strict=True)) for ln in lines) if d["status"] == "rejected")
     assert (got["order_class"], got["limit_price"], got["stop_price"]) == ("oco", "110.5", "95.25")

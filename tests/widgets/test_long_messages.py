@@ -97,7 +97,7 @@ def test_a_long_keyring_error_keeps_the_settings_dialog_and_its_save_button_on_t
     d.show()
     qtbot.waitExposed(d)
     d.tabs.setCurrentIndex(1)  # the keys tab
-    with caplog.at_level(logging.INFO, logger="heron.widgets"):
+    with caplog.at_level(logging.DEBUG, logger="heron.widgets"):
         for _kid, _sec, status in d.key_fields.values():
             status.setText(f"keyring unavailable: {LONG}")
         d.test_result.setText(LONG)

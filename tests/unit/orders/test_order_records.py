@@ -34,6 +34,10 @@ def oco_exit() -> OrderRequest:
 
 
 def test_an_oco_exit_the_broker_refused_keeps_its_class_and_prices_through_a_restart(rig: Rig) -> None:
+    # an exit needs a position to exit (Heron's qty_available rule refuses it before the broker)
+    entry = run(rig.engine.submit(OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY,
+                                               qty=Decimal(5), limit_price=Decimal(100))))  # fmt: skip
+    rig.broker.fill(rig.broker.by_client[entry.client_order_id], Decimal(5), Decimal(100))
     rig.broker.faults.reject_submit.append("potential wash trade detected")
     res = run(rig.engine.submit(oco_exit()))
     assert res.state is OrderState.REJECTED and res.client_order_id is not None

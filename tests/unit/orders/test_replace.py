@@ -270,7 +270,7 @@ def test_crash_after_a_cancel_request_settles_canceled_as_requested(rig: Rig) ->
     assert rec is not None and rec.state is OrderState.CANCELED and rec.filled_qty == 4
     assert rec.cancel_requested
     assert new.store.position_qty("AAPL") == 4
-    assert not [e for e in new.events if "not requested by Heron" in getattr(e, "message", "")]
+    assert not [e for e in new.events if "canceled outside Heron" in getattr(e, "message", "")]
 
 
 def test_late_duplicate_fill_of_an_order_trimmed_from_memory_is_not_booked_again(rig: Rig) -> None:
