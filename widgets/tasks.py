@@ -22,6 +22,7 @@ Signals:
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -45,7 +46,18 @@ def run_async(
     """Schedule ``coro`` on the running loop (the GUI thread under qasync); ``done(result, error)``
     is called on the same thread when it finishes. Never blocks the GUI thread. A failure is logged
     unless ``log_errors`` is false (the caller reports it itself)."""
-    fut: asyncio.Future[T] = asyncio.ensure_future(coro)
+    try:
+        fut: asyncio.Future[T] = asyncio.ensure_future(coro)
+    except RuntimeError:  # no loop, or a closed one (Heron is shutting down): nothing can run now
+        if inspect.iscoroutine(coro):
+            coro.close()  # said, not left for the garbage collector to warn about
+        _panel_log.debug("background action dropped: no event loop runs any more")
+        spare = asyncio.new_event_loop()  # only to hand back a future that says "cancelled"
+        dropped: asyncio.Future[T] = spare.create_future()
+        dropped.cancel()
+        spare.close()
+        done(None, asyncio.CancelledError())
+        return dropped
 
     def finished(f: asyncio.Future[Any]) -> None:
         if f.cancelled():

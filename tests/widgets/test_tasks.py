@@ -66,3 +66,46 @@ def test_bridge_without_a_loop_runs_the_coroutine_on_a_worker(qtbot) -> None:  #
         bridge.run_coroutine(answer, got.append, lambda e: got.append(-1))
     bridge.join()
     assert got == [42]
+
+
+def test_an_action_scheduled_after_the_loop_closed_is_dropped_without_a_stray_coroutine() -> None:
+    """A panel's timer may fire once more while Heron shuts down, after the event loop closed: the
+    action is dropped and said as cancelled; no coroutine is left un-awaited (Python would warn at
+    garbage collection, into whatever runs next)."""
+    import asyncio
+    import gc
+
+    from widgets.tasks import run_async
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.close()
+    ran: list[str] = []
+    seen: list[tuple[object, BaseException | None]] = []
+
+    async def action() -> str:
+        ran.append("ran")
+        return "done"
+
+    try:
+        fut = run_async(action(), lambda result, error: seen.append((result, error)))
+        gc.collect()  # a never-awaited coroutine would warn here (warnings are errors in the tests)
+    finally:
+        asyncio.set_event_loop(None)
+    assert fut.cancelled() and ran == []
+    assert len(seen) == 1 and seen[0][0] is None and isinstance(seen[0][1], asyncio.CancelledError)
+
+
+def test_an_action_scheduled_with_no_event_loop_at_all_is_dropped_the_same_way() -> None:
+    import asyncio
+
+    from widgets.tasks import run_async
+
+    asyncio.set_event_loop(None)
+
+    async def action() -> None:
+        raise AssertionError("must not run")
+
+    seen: list[BaseException | None] = []
+    fut = run_async(action(), lambda _result, error: seen.append(error))
+    assert fut.cancelled() and len(seen) == 1 and isinstance(seen[0], asyncio.CancelledError)
