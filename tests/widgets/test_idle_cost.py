@@ -6,6 +6,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
+from tests.support.polling import qt_pump, wait_for
 from widgets.chart.panel import ChartPanel
 from widgets.chart.sample import random_walk_bars
 
@@ -99,4 +100,45 @@ def test_a_quote_whose_sizes_alone_changed_repaints_no_watchlist_row(qtbot: Any)
     quote("187.10", 7)
     assert changed == [] and w.model.row_at(0).payload is not before
     quote("187.11", 7)
-    assert changed == [0] and w.model.row_at(0).cells[1] == "187.11"
+    assert set(changed) == {0} and w.model.row_at(0).cells[1] == "187.11"
+
+
+def test_a_new_bid_repaints_only_the_watchlist_cells_it_changed(qtbot: Any) -> None:
+    """A bid that moves changes the Bid, Spread and (before any trade, the midpoint) Last texts, not
+    the row's symbol, ask, change or volume: only those cells are announced (so only they are
+    repainted), and only their texts are laid out anew; the others keep theirs."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from services.domain.bus import EventBus
+    from services.domain.models import Quote
+    from services.marketdata.book import QuoteBook
+    from services.marketdata.pipeline import MarketDataBatch, MarketDataBatchEvent, RawQuote
+    from widgets.watchlist import WatchlistPanel
+
+    now = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    book, bus = QuoteBook(now=lambda: now), EventBus()
+
+    def quote(bid: str) -> None:
+        book.on_quote(Quote("AAPL", Decimal(bid), Decimal("187.14"), Decimal(1), Decimal(2), now), now)
+        quotes = {"AAPL": RawQuote(1, 1, 1, 1, 0)}
+        bus.publish(MarketDataBatchEvent(now, MarketDataBatch(quotes, {}, (), (), (), (), 0, 1, 1)))
+
+    w = WatchlistPanel(book, bus, ["AAPL", "MSFT"])
+    qtbot.addWidget(w)
+    w.resize(700, 300)
+    w.show()
+    quote("187.10")
+    painted = wait_for("the row painted", lambda: w.model.row_at(0).static, pump=qt_pump(qtbot))
+    announced: list[tuple[int, int, int]] = []
+    w.model.dataChanged.connect(lambda a, b, *_: announced.append((a.row(), a.column(), b.column())))
+    quote("187.08")
+    assert announced == [(0, 1, 1), (0, 3, 4)]  # Bid, then Last and Spread; no other cell or row
+    row = w.model.row_at(0)
+    assert (row.cells[1], row.cells[3], row.cells[4]) == ("187.08", "187.11", "0.06")
+    assert row.static is not None
+    kept = [c for c in range(7) if row.static[c] is painted[c]]
+    assert kept == [0, 2, 5, 6]
+    static = row.static
+    wait_for("the changed cells laid out on the repaint", lambda: None not in static, pump=qt_pump(qtbot))
+    assert [st.text() for st in static] == row.cells
