@@ -7,8 +7,12 @@ from typing import Any
 from PySide6 import QtCore, QtWidgets
 
 from tests.support.polling import qt_pump, wait_for
+from tests.widgets import trading_rig
 from widgets.chart.panel import ChartPanel
 from widgets.chart.sample import random_walk_bars
+
+qloop = trading_rig.qloop
+rig = trading_rig.rig
 
 
 class _LayoutRequests(QtCore.QObject):
@@ -130,6 +134,7 @@ def test_a_new_bid_repaints_only_the_watchlist_cells_it_changed(qtbot: Any) -> N
     w.show()
     quote("187.10")
     painted = wait_for("the row painted", lambda: w.model.row_at(0).static, pump=qt_pump(qtbot))
+    assert painted is not None
     announced: list[tuple[int, int, int]] = []
     w.model.dataChanged.connect(lambda a, b, *_: announced.append((a.row(), a.column(), b.column())))
     quote("187.08")
@@ -142,3 +147,39 @@ def test_a_new_bid_repaints_only_the_watchlist_cells_it_changed(qtbot: Any) -> N
     static = row.static
     wait_for("the changed cells laid out on the repaint", lambda: None not in static, pump=qt_pump(qtbot))
     assert [st.text() for st in static] == row.cells
+
+
+def test_a_new_quote_in_the_ticket_lays_no_window_out(qtbot: Any, rig: Any) -> None:
+    """The ticket's live Bid and Ask buttons change their text on nearly every batch; a button whose
+    text changes asks its window for a new layout unless its size is fixed, and on every batch that
+    was a whole-window layout pass (every dock measured again) for two prices of the same width."""
+    from services.marketdata.pipeline import MarketDataBatch, MarketDataBatchEvent, RawQuote
+    from widgets.order_ticket import OrderTicket
+
+    window = QtWidgets.QMainWindow()
+    window.setObjectName("window")
+    qtbot.addWidget(window)
+    ticket = OrderTicket(rig.engine, book=rig.book, bus=rig.bus)
+    dock = QtWidgets.QDockWidget("Ticket", window)
+    dock.setWidget(ticket)
+    window.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    window.setCentralWidget(QtWidgets.QWidget())
+    window.resize(1000, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    ticket.symbol_edit.setText("AAPL")
+    QtWidgets.QApplication.processEvents()
+    requests = _LayoutRequests()
+    app = QtWidgets.QApplication.instance()
+    assert app is not None
+    app.installEventFilter(requests)
+    try:
+        for i in range(5):
+            rig.quote("AAPL", f"101.{i:02d}", f"101.{i + 4:02d}")
+            batch = MarketDataBatch({"AAPL": RawQuote(1, 1, 1, 1, 0)}, {}, (), (), (), (), 0, 1, 1)
+            rig.bus.publish(MarketDataBatchEvent(rig.clock(), batch))
+            QtWidgets.QApplication.processEvents()
+    finally:
+        app.removeEventFilter(requests)
+    assert (ticket.bid_button.text(), ticket.ask_button.text()) == ("Bid 101.04", "Ask 101.08")
+    assert requests.seen == []

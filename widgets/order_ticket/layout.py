@@ -65,6 +65,26 @@ def submit_style(side: OrderSide) -> str:
     )
 
 
+class QuoteButton(QPushButton):
+    """A flat button showing a live price ("Bid 187.10"). Its size is fixed, fitting a typical price
+    and grown for a longer one: a new price then repaints the button alone, where a button of free
+    size asks the whole window for a new layout pass on every market-data batch."""
+
+    SAMPLE = "Ask 65,505.00"
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(self.SAMPLE, parent)
+        self.setFlat(True)
+        self.setFixedSize(self.sizeHint())
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        hint = self.sizeHint()
+        if hint.width() > self.width() or hint.height() > self.height():
+            self.setFixedSize(hint.expandedTo(self.size()))
+
+
 class TicketLayout(QWidget):
     """The ticket's widgets; :class:`widgets.order_ticket.ticket.OrderTicket` adds the behaviour."""
 
@@ -133,13 +153,12 @@ class TicketLayout(QWidget):
     def _build_fields(self) -> None:
         """One editor per order field, each re-checking the form when it changes."""
         self.symbol_edit = self._line("ticketSymbol", "symbol", "AAPL, BTC/USD")
-        self.bid_button = QPushButton("Bid —", self)
+        self.bid_button = QuoteButton("Bid —", self)
         self.bid_button.setObjectName("ticketBid")
-        self.ask_button = QPushButton("Ask —", self)
+        self.ask_button = QuoteButton("Ask —", self)
         self.ask_button.setObjectName("ticketAsk")
-        for b, tip in ((self.bid_button, "sell"), (self.ask_button, "buy")):
-            b.setFlat(True)
-            b.setToolTip(f"{tip} limit at this price")
+        for quote, tip in ((self.bid_button, "sell"), (self.ask_button, "buy")):
+            quote.setToolTip(f"{tip} limit at this price")
         self.buy_button = QPushButton("Buy", self)
         self.buy_button.setObjectName("ticketBuy")
         self.sell_button = QPushButton("Sell", self)
