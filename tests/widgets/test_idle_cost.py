@@ -183,3 +183,33 @@ def test_a_new_quote_in_the_ticket_lays_no_window_out(qtbot: Any, rig: Any) -> N
         app.removeEventFilter(requests)
     assert (ticket.bid_button.text(), ticket.ask_button.text()) == ("Bid 101.04", "Ask 101.08")
     assert requests.seen == []
+
+
+def test_a_live_bar_tick_does_not_paint_the_history_again(qtbot: Any) -> None:
+    """The live bar's repaint exposes a sliver of the plot, over the history's candles: those come
+    from a pixmap of what is on screen, not from painting every visible candle again; moving the
+    view paints them anew."""
+    panel = ChartPanel(visible_bars=100)
+    qtbot.addWidget(panel)
+    panel.resize(1000, 600)
+    panel.show()
+    qtbot.waitExposed(panel)
+    d = random_walk_bars(500, seed=3)
+    panel.set_history("AAPL", "1Min", d)
+    wait_for("the history painted", lambda: panel.candles.paints, pump=qt_pump(qtbot))
+    QtWidgets.QApplication.processEvents()
+    before = panel.candles.paints
+    t, o, h, low, c = (
+        int(d["t"][-1]),
+        float(d["o"][-1]),
+        float(d["h"][-1]),
+        float(d["l"][-1]),
+        float(d["c"][-1]),
+    )
+    for i in range(10):
+        panel.update_last_bar(t, o, h, low, c + 0.01 * (i % 3), 1000.0 + i)
+        QtWidgets.QApplication.processEvents()
+    assert panel.store.live is not None and panel.store.live.v == 1009.0
+    assert panel.candles.paints == before
+    panel.pan(-0.5)
+    wait_for("the history painted after a pan", lambda: panel.candles.paints > before, pump=qt_pump(qtbot))
