@@ -1,9 +1,10 @@
 """Watchlist panel (``watchlistPanel``): bid, ask, last, spread, change % and volume per symbol.
 
-Fed by the market-data pipeline's coalesced batches (``MarketDataBatchEvent``, at most ~30 a
-second): each batch updates the rows of the watched symbols it touched, then the model emits one
-``dataChanged``. Symbols are validated with :func:`normalize_symbol`; the list is handed to
-``on_symbols_changed`` (the app persists it in the settings) and ``subscribe`` (the stream).
+Fed by the market-data pipeline's coalesced batches (``MarketDataBatchEvent``, 12.5 a second in
+the app): each batch updates the rows of the watched symbols it touched, and the model announces
+only the cells whose shown text changed (one ``dataChanged`` per run of changed columns). Symbols
+are validated with :func:`normalize_symbol`; the list is handed to ``on_symbols_changed`` (the app
+persists it in the settings) and ``subscribe`` (the stream).
 
 A symbol is added only when the broker lists it (``assets``, the broker's asset list): an unknown
 symbol is refused with a message and the typed text is kept. Clicking a row's Bid cell asks for a

@@ -428,7 +428,9 @@ class DataConnection(StreamSuspension):
         while not self._stop.is_set():
             wait = None if timeout is None else max(0.0, timeout - (time.monotonic() - last))
             try:
-                frame = await asyncio.wait_for(ws.recv(), wait)
+                # a timeout scope, not wait_for: wait_for wraps every recv() in a task of its own
+                async with asyncio.timeout(wait):
+                    frame = await ws.recv()
             except TimeoutError:
                 raise _Silent(f"no market data for {timeout:.0f} s on an open socket") from None
             if isinstance(frame, str):

@@ -6,8 +6,13 @@ from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
+from tests.support.polling import qt_pump, wait_for
+from tests.widgets import trading_rig
 from widgets.chart.panel import ChartPanel
 from widgets.chart.sample import random_walk_bars
+
+qloop = trading_rig.qloop
+rig = trading_rig.rig
 
 
 class _LayoutRequests(QtCore.QObject):
@@ -99,4 +104,112 @@ def test_a_quote_whose_sizes_alone_changed_repaints_no_watchlist_row(qtbot: Any)
     quote("187.10", 7)
     assert changed == [] and w.model.row_at(0).payload is not before
     quote("187.11", 7)
-    assert changed == [0] and w.model.row_at(0).cells[1] == "187.11"
+    assert set(changed) == {0} and w.model.row_at(0).cells[1] == "187.11"
+
+
+def test_a_new_bid_repaints_only_the_watchlist_cells_it_changed(qtbot: Any) -> None:
+    """A bid that moves changes the Bid, Spread and (before any trade, the midpoint) Last texts, not
+    the row's symbol, ask, change or volume: only those cells are announced (so only they are
+    repainted), and only their texts are laid out anew; the others keep theirs."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from services.domain.bus import EventBus
+    from services.domain.models import Quote
+    from services.marketdata.book import QuoteBook
+    from services.marketdata.pipeline import MarketDataBatch, MarketDataBatchEvent, RawQuote
+    from widgets.watchlist import WatchlistPanel
+
+    now = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    book, bus = QuoteBook(now=lambda: now), EventBus()
+
+    def quote(bid: str) -> None:
+        book.on_quote(Quote("AAPL", Decimal(bid), Decimal("187.14"), Decimal(1), Decimal(2), now), now)
+        quotes = {"AAPL": RawQuote(1, 1, 1, 1, 0)}
+        bus.publish(MarketDataBatchEvent(now, MarketDataBatch(quotes, {}, (), (), (), (), 0, 1, 1)))
+
+    w = WatchlistPanel(book, bus, ["AAPL", "MSFT"])
+    qtbot.addWidget(w)
+    w.resize(700, 300)
+    w.show()
+    quote("187.10")
+    painted = wait_for("the row painted", lambda: w.model.row_at(0).static, pump=qt_pump(qtbot))
+    assert painted is not None
+    announced: list[tuple[int, int, int]] = []
+    w.model.dataChanged.connect(lambda a, b, *_: announced.append((a.row(), a.column(), b.column())))
+    quote("187.08")
+    assert announced == [(0, 1, 1), (0, 3, 4)]  # Bid, then Last and Spread; no other cell or row
+    row = w.model.row_at(0)
+    assert (row.cells[1], row.cells[3], row.cells[4]) == ("187.08", "187.11", "0.06")
+    assert row.static is not None
+    kept = [c for c in range(7) if row.static[c] is painted[c]]
+    assert kept == [0, 2, 5, 6]
+    static = row.static
+    wait_for("the changed cells laid out on the repaint", lambda: None not in static, pump=qt_pump(qtbot))
+    assert [st.text() for st in static] == row.cells
+
+
+def test_a_new_quote_in_the_ticket_lays_no_window_out(qtbot: Any, rig: Any) -> None:
+    """The ticket's live Bid and Ask buttons change their text on nearly every batch; a button whose
+    text changes asks its window for a new layout unless its size is fixed, and on every batch that
+    was a whole-window layout pass (every dock measured again) for two prices of the same width."""
+    from services.marketdata.pipeline import MarketDataBatch, MarketDataBatchEvent, RawQuote
+    from widgets.order_ticket import OrderTicket
+
+    window = QtWidgets.QMainWindow()
+    window.setObjectName("window")
+    qtbot.addWidget(window)
+    ticket = OrderTicket(rig.engine, book=rig.book, bus=rig.bus)
+    dock = QtWidgets.QDockWidget("Ticket", window)
+    dock.setWidget(ticket)
+    window.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    window.setCentralWidget(QtWidgets.QWidget())
+    window.resize(1000, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    ticket.symbol_edit.setText("AAPL")
+    QtWidgets.QApplication.processEvents()
+    requests = _LayoutRequests()
+    app = QtWidgets.QApplication.instance()
+    assert app is not None
+    app.installEventFilter(requests)
+    try:
+        for i in range(5):
+            rig.quote("AAPL", f"101.{i:02d}", f"101.{i + 4:02d}")
+            batch = MarketDataBatch({"AAPL": RawQuote(1, 1, 1, 1, 0)}, {}, (), (), (), (), 0, 1, 1)
+            rig.bus.publish(MarketDataBatchEvent(rig.clock(), batch))
+            QtWidgets.QApplication.processEvents()
+    finally:
+        app.removeEventFilter(requests)
+    assert (ticket.bid_button.text(), ticket.ask_button.text()) == ("Bid 101.04", "Ask 101.08")
+    assert requests.seen == []
+
+
+def test_a_live_bar_tick_does_not_paint_the_history_again(qtbot: Any) -> None:
+    """The live bar's repaint exposes a sliver of the plot, over the history's candles: those come
+    from a pixmap of what is on screen, not from painting every visible candle again; moving the
+    view paints them anew."""
+    panel = ChartPanel(visible_bars=100)
+    qtbot.addWidget(panel)
+    panel.resize(1000, 600)
+    panel.show()
+    qtbot.waitExposed(panel)
+    d = random_walk_bars(500, seed=3)
+    panel.set_history("AAPL", "1Min", d)
+    wait_for("the history painted", lambda: panel.candles.paints, pump=qt_pump(qtbot))
+    QtWidgets.QApplication.processEvents()
+    before = panel.candles.paints
+    t, o, h, low, c = (
+        int(d["t"][-1]),
+        float(d["o"][-1]),
+        float(d["h"][-1]),
+        float(d["l"][-1]),
+        float(d["c"][-1]),
+    )
+    for i in range(10):
+        panel.update_last_bar(t, o, h, low, c + 0.01 * (i % 3), 1000.0 + i)
+        QtWidgets.QApplication.processEvents()
+    assert panel.store.live is not None and panel.store.live.v == 1009.0
+    assert panel.candles.paints == before
+    panel.pan(-0.5)
+    wait_for("the history painted after a pan", lambda: panel.candles.paints > before, pump=qt_pump(qtbot))

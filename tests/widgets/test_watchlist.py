@@ -40,17 +40,19 @@ def test_rows_from_book_and_model_contract(qtbot, qtmodeltester) -> None:  # typ
     qtmodeltester.check(w.model)
 
 
-def test_batches_update_watched_rows_with_one_data_changed(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_batches_update_the_changed_cells_of_watched_rows(qtbot) -> None:  # type: ignore[no-untyped-def]
     b = book()
     bus = EventBus()
     w = WatchlistPanel(b, bus, ["AAPL", "MSFT", "TSLA"])
     qtbot.addWidget(w)
-    spans: list[tuple[int, int]] = []
-    w.model.dataChanged.connect(lambda a, z, *_: spans.append((a.row(), z.row())))
+    spans: list[tuple[int, int, int, int]] = []
+    w.model.dataChanged.connect(lambda a, z, *_: spans.append((a.row(), z.row(), a.column(), z.column())))
     b.on_quote(Quote("AAPL", Decimal("188.00"), Decimal("188.02"), Decimal(1), Decimal(1), NOW), NOW)
     b.on_quote(Quote("TSLA", Decimal("250.00"), Decimal("250.10"), Decimal(1), Decimal(1), NOW), NOW)
     bus.publish(batch("AAPL", "TSLA", "NVDA"))  # NVDA is not watched: ignored
-    assert spans == [(0, 2)]
+    # each touched row announces its changed cells (never the symbol); MSFT's row is not touched
+    assert {r for r, *_ in spans} == {0, 2}
+    assert all(r == z and 1 <= a <= c <= 6 for r, z, a, c in spans)
     assert w.model.row_at(0).cells[1] == "188.00" and w.model.row_at(2).cells[2] == "250.10"
 
 

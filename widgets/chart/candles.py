@@ -116,6 +116,10 @@ class CandlestickItem(pg.GraphicsObject):
         self._bounds = QtCore.QRectF()
         self.last_buckets: Buckets | None = None  # what the last paint drew (for tests/readouts)
         self.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIgnoresParentOpacity, True)
+        # The live bar's repaint (up to every batch) exposes a sliver of the plot: the history is
+        # drawn from a pixmap of what is on screen, not painted again, until it or the view changes.
+        self.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.paints = 0
         self.data_changed()
 
     # pyqtgraph asks items for their data extent when auto-ranging; answer from the cached bounds.
@@ -179,6 +183,7 @@ class CandlestickItem(pg.GraphicsObject):
             prims.fill_rects(x[keep] - half, bot[mask][keep], width, (top - bot)[mask][keep])
 
     def paint(self, p: QtGui.QPainter, *args: Any) -> None:
+        self.paints += 1
         if self.store.n_history == 0:
             return
         self._prepare()
@@ -214,6 +219,7 @@ class VolumeItem(pg.GraphicsObject):
         self._up, self._down = _Prims(), _Prims()
         self._key: _CacheKey | None = None
         self._bounds = QtCore.QRectF()
+        self.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)  # as the candles'
         self.data_changed()
 
     def dataBounds(self, ax: int, frac: float = 1.0, orthoRange: Any = None) -> tuple[float, float] | None:

@@ -46,14 +46,26 @@ def _elided(row: Row, column: int, avail: int, metrics: QFontMetrics) -> QStatic
     return st
 
 
+def _laid_out(text: str) -> QStaticText:
+    st = QStaticText(text)
+    st.setTextFormat(Qt.TextFormat.PlainText)
+    return st
+
+
 def static_texts(row: Row) -> list[QStaticText]:
-    """The row's cell texts as laid-out ``QStaticText`` (built on first paint, cached on the row)."""
+    """The row's cell texts as laid-out ``QStaticText`` (built on first paint, cached on the row; a
+    ``None`` entry, a cell changed since the row's previous version, is laid out anew)."""
     st = row.static
     if st is None:
-        st = row.static = [QStaticText(text) for text in row.cells]
-        for s in st:
-            s.setTextFormat(Qt.TextFormat.PlainText)
+        st = row.static = [_laid_out(text) for text in row.cells]
         row.static_w = [s.size().width() for s in st]
+    elif None in st:
+        widths = row.static_w
+        assert widths is not None
+        for c, s in enumerate(st):
+            if s is None:
+                st[c] = fresh = _laid_out(row.cells[c])
+                widths[c] = fresh.size().width()
     return st
 
 

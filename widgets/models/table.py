@@ -44,6 +44,9 @@ PAYLOAD_ROLE = Qt.ItemDataRole.UserRole + 3
 FRAME_MS = 33
 #: changed rows closer than this are covered by one dataChanged range
 CLUSTER_GAP = 32
+#: without REPAINT_SAME, up to this many changed rows announce only their changed cells (beyond it,
+#: the rows: one signal per row range instead of one per cell run)
+CELL_ROWS = 64
 
 _ALIGN_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _ALIGN_LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
@@ -85,6 +88,22 @@ def clusters(rows: Iterable[int], gap: int = CLUSTER_GAP) -> list[tuple[int, int
         else:
             out.append((r, r))
     return out
+
+
+def _changed_columns(old: Row, row: Row) -> list[int]:
+    """The columns whose shown text or colour differ between two versions of a row; the new row
+    keeps the old one's laid-out texts for the others (the view lays out only what changed)."""
+    shown = [
+        c
+        for c, (a, b) in enumerate(zip(old.cells, row.cells, strict=True))
+        if a != b or old.colors.get(c) != row.colors.get(c)
+    ]
+    if old.static is not None and old.static_w is not None and len(shown) < len(row.cells):
+        row.static = [None if c in shown else st for c, st in enumerate(old.static)]
+        row.static_w = list(old.static_w)
+    if not shown:
+        row.elided = old.elided
+    return shown
 
 
 class _Desc:
@@ -223,6 +242,7 @@ class RowTableModel(QAbstractTableModel):
             return 0
         pending, self._pending = self._pending, {}
         changed: list[int] = []
+        cells: list[tuple[int, list[int]]] = []  # without REPAINT_SAME: (position, changed columns)
         moved: list[tuple[Row, Row]] = []
         new: list[Row] = []
         rows, by_key, col = self._rows, self._by_key, self._sort_col
@@ -240,11 +260,18 @@ class RowTableModel(QAbstractTableModel):
                 else:
                     i = self._pos(old)
                     rows[i] = row
-                    if self.REPAINT_SAME or row.cells != old.cells or row.colors != old.colors:
+                    if self.REPAINT_SAME:
                         changed.append(i)
-                    else:  # nothing shown changed: keep the laid-out texts, repaint nothing
-                        row.static, row.static_w, row.elided = old.static, old.static_w, old.elided
+                    elif shown := _changed_columns(old, row):
+                        cells.append((i, shown))
             by_key[key] = row
+        if len(cells) > CELL_ROWS:  # many rows: announcing rows costs less than announcing cells
+            changed += [i for i, _shown in cells]
+            cells = []
+        for i, shown in cells:
+            for a, b in clusters(shown, 1):  # runs of neighbouring columns: only those cells repaint
+                self.dataChanged.emit(self.createIndex(i, a), self.createIndex(i, b))
+                self.data_changed_emits += 1
         if changed:
             last_col = len(self.COLUMNS) - 1
             for a, b in clusters(changed):
@@ -258,7 +285,7 @@ class RowTableModel(QAbstractTableModel):
             self._insert(new)
         self.flushes += 1
         self._trim()
-        return len(changed) + len(moved) + len(new)
+        return len(changed) + len(cells) + len(moved) + len(new)
 
     def _move(self, old: Row, row: Row) -> None:
         """``row`` replaces ``old`` and its sort value changed: move it, keeping its selection."""

@@ -73,6 +73,26 @@ def submit_style(side: OrderSide) -> str:
     )
 
 
+class QuoteButton(QPushButton):
+    """A flat button showing a live price ("Bid 187.10"). Its size is fixed, fitting a typical price
+    and grown for a longer one: a new price then repaints the button alone, where a button of free
+    size asks the whole window for a new layout pass on every market-data batch."""
+
+    SAMPLE = "Ask 9,999.99"  # a crypto price grows it once (the ticket then scrolls in a narrow dock)
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(self.SAMPLE, parent)
+        self.setFlat(True)
+        self.setFixedSize(self.sizeHint())
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        hint = self.sizeHint()
+        if hint.width() > self.width() or hint.height() > self.height():
+            self.setFixedSize(hint.expandedTo(self.size()))
+
+
 class TicketLayout(QWidget):
     """The ticket's widgets; :class:`widgets.order_ticket.ticket.OrderTicket` adds the behaviour."""
 
@@ -151,13 +171,12 @@ class TicketLayout(QWidget):
         """One editor per order field, each re-checking the form when it changes."""
         self.symbol_edit = self._line("ticketSymbol", "symbol", "AAPL, BTC/USD")
         self.symbol_edit.setMaxLength(MAX_SYMBOL_CHARS)
-        self.bid_button = QPushButton("Bid —", self)
+        self.bid_button = QuoteButton("Bid —", self)
         self.bid_button.setObjectName("ticketBid")
-        self.ask_button = QPushButton("Ask —", self)
+        self.ask_button = QuoteButton("Ask —", self)
         self.ask_button.setObjectName("ticketAsk")
-        for b, tip in ((self.bid_button, "sell"), (self.ask_button, "buy")):
-            b.setFlat(True)
-            b.setToolTip(f"{tip} limit at this price")
+        for quote, tip in ((self.bid_button, "sell"), (self.ask_button, "buy")):
+            quote.setToolTip(f"{tip} limit at this price")
         self.buy_button = QPushButton("Buy", self)
         self.buy_button.setObjectName("ticketBuy")
         self.sell_button = QPushButton("Sell", self)
@@ -170,8 +189,9 @@ class TicketLayout(QWidget):
         self.buy_button.setChecked(True)
         self.side_group.buttonToggled.connect(self._side_toggled)
         # widths from the ticket, not from the text shown (a price, a symbol): the ticket's minimum
-        # width stays put as quotes tick and symbols change
-        for b in (self.bid_button, self.ask_button, self.buy_button, self.sell_button):
+        # width stays put as quotes tick and symbols change (Bid and Ask have a fixed size of their
+        # own: see QuoteButton)
+        for b in (self.buy_button, self.sell_button):
             b.setMinimumWidth(PAIR_BUTTON_WIDTH)
         self.amount_kind = self._combo("ticketAmountKind")
         self.amount_edit = self._line("ticketAmount", "amount", "quantity")

@@ -19,6 +19,7 @@ from services.exchange.http.auth import ApiKey
 from services.exchange.http.datastream import to_json_frame
 from services.exchange.http.server import EXCHANGE, ExchangeConfig, build_app
 from services.exchange.market.encoding import Batch
+from tests.support.polling import async_wait_for
 
 KEY = ApiKey("PKFANOUT", "fanout-secret")
 MSGPACK = {"Content-Type": "application/msgpack"}
@@ -195,10 +196,33 @@ def test_identical_subscriptions_share_one_encoded_frame(tmp_path: Path) -> None
 
         hub._enqueue = spy  # type: ignore[method-assign]
         step(app, clock, 1.0)
+        await async_wait_for("the step's frames queued", lambda: queued)
         iex = [f for p, f in queued if p == "/v2/iex"]
         sip = [f for p, f in queued if p == "/v2/sip"]
         assert iex and len(iex) == len(sip) and all(f is g for f, g in zip(iex, sip, strict=True))
         for ws in (a, b):
             await ws.close()
+
+    run_app(tmp_path, body)
+
+
+def test_steps_within_a_flush_interval_go_out_as_one_frame(tmp_path: Path) -> None:
+    """The simulator steps every 20 ms; the hub sends what they made at most every 50 ms, joined in
+    order (a pace of the local exchange's own: Alpaca sends as events happen), so each client
+    decodes half the frames and no message waits more than 50 ms."""
+
+    async def body(c: TestClient, app: web.Application, clock: Clock) -> None:
+        hub = app[EXCHANGE].streams
+        assert hub.flush_interval == 0.05
+        a = await connect(c, "/v2/iex", {"quotes": ["*"], "trades": ["*"]})
+        sent: list[dict[str, Any]] = []
+        frames_before = hub.stats["frames"]
+        for _ in range(3):  # three 20-ms steps, made back to back
+            sent.extend(m for m in step(app, clock, 0.02).messages() if "/" not in m["S"])
+        await async_wait_for("the joined frame", lambda: hub.stats["frames"] > frames_before)
+        assert hub.stats["frames"] == frames_before + 1
+        frame = decode((await a.receive(timeout=10)).data)
+        assert frame == sent and len(sent) > 1
+        await a.close()
 
     run_app(tmp_path, body)

@@ -385,6 +385,7 @@ def test_corrections_reach_heron_through_its_data_stream_client(tmp_path: Path) 
     sim = app[EXCHANGE].market
     sim.correction_rate = 0.5
     hub = app[EXCHANGE].streams
+    hub.flush_interval = 0  # each step goes out at once: the test paces the steps and waits for each
     pipe = MarketDataPipeline(wall_clock=lambda: clock.now.timestamp())
     ours: dict[tuple[str, int], Any] = {}
 

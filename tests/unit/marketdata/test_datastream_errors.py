@@ -254,3 +254,38 @@ def test_406_during_the_session_is_said_in_words(caplog: pytest.LogCaptureFixtur
     assert any("another connection uses these keys" in msg for _, msg in h.notices)
     reasons = [why for s, why in h.states if s is ConnectionState.RECONNECTING]
     assert reasons and "another connection uses these keys" in reasons[0]
+
+
+@pytest.mark.expected_log(r"^services\.marketdata\.datastream: stock stream lost \(ConnectionClosedError")
+def test_a_data_frame_costs_no_task_of_its_own() -> None:
+    """Every frame is awaited under the data timeout (a socket that stays open but goes silent is
+    caught); the timeout costs no task per frame, which ~40 frames a second of an idle terminal
+    would create and schedule for nothing."""
+    quote = {
+        "T": "q",
+        "S": "AAPL",
+        "bp": 187.1,
+        "bs": 1,
+        "ap": 187.14,
+        "as": 2,
+        "t": 1_700_000_000_000_000_000,
+    }
+    frames = [pack(CONNECTED), pack(AUTHENTICATED), pack(subscription([], ["AAPL"]))]
+    frames += [pack([quote]) for _ in range(60)]
+    h = Harness([frames], stop_after=1)
+    h.conn.data_timeout = 30.0
+    tasks: list[object] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
+            tasks.append(coro)
+            return asyncio.Task(coro, loop=loop, **kw)
+
+        loop.set_task_factory(factory)
+        await h.run({"quotes": ["AAPL"]})
+
+    asyncio.run(main())
+    assert h.conn.pipeline.messages == 60
+    assert len(tasks) < 10
