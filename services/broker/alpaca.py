@@ -52,6 +52,7 @@ from services.broker import convert
 from services.broker.backoff import Backoff
 from services.broker.base import (
     AccountIdentity,
+    BrokerClosed,
     BrokerError,
     BrokerNotFound,
     BrokerRejected,
@@ -215,7 +216,7 @@ class AlpacaBroker:
 
     async def _once(self, endpoint: str, fn: Callable[[], T], kind: RequestKind) -> T:
         if self._closed:
-            raise BrokerUnavailable("the broker connection is closed")
+            raise BrokerClosed("the broker connection is closed")
         self._suspension.check(endpoint)  # fails fast: no budget, no network, no health record
         await self.budget.acquire(kind)
         loop = asyncio.get_running_loop()

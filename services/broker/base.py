@@ -55,6 +55,10 @@ class BrokerUnavailable(BrokerError):
     """No definitive answer (timeout, connection error, 5xx, rate limited). Outcome unknown."""
 
 
+class BrokerClosed(BrokerUnavailable):
+    """The broker client was closed (Heron is shutting down): nothing was sent, nothing can be."""
+
+
 class BrokerNotSent(BrokerUnavailable):
     """The request never left Heron (its client is suspended while the local exchange restarts):
     nothing reached the broker, so the outcome is known: not placed, not changed."""

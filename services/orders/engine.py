@@ -36,6 +36,7 @@ from decimal import Decimal
 from services.broker.base import (
     Broker,
     BrokerAuthError,
+    BrokerClosed,
     BrokerError,
     BrokerNotFound,
     BrokerNotSent,
@@ -213,6 +214,9 @@ class ExecutionEngine(ReplaceSending, IntentRecovery):
     async def refresh_account(self) -> Account | None:
         try:
             self.account = await self.broker.get_account()
+        except BrokerClosed:  # Heron is shutting down (a panel's last timer): nothing to tell the trader
+            log.debug("account refresh skipped: the broker connection is closed")
+            return self.account
         except BrokerError as error:
             log.warning("account refresh failed: %s", error.message)
             return self.account

@@ -164,6 +164,7 @@ async def _auth(ws: Any) -> None:
 def test_stream_fan_out_kill_after_and_slow_client(tmp_path: Path) -> None:
     async def body(c: TestClient, app: web.Application, clock: Clock) -> None:
         hub = app[EXCHANGE].streams
+        hub.flush_interval = 0  # each step is sent as it is made: the test steps a fake clock
         headers = {"Content-Type": "application/msgpack"}
         ws = await c.ws_connect("/v2/iex", headers=headers)
         await _auth(ws)

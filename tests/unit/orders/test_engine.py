@@ -269,3 +269,23 @@ def test_a_replace_while_the_previous_replace_is_unresolved_is_refused(rig: Rig)
     second = run(rig.engine.replace(cid, limit_price=Decimal("100.10")))
     assert "pending" in second.message and second.client_order_id == cid
     assert sent == [cid + "-r1"]
+
+
+def test_an_account_refresh_after_the_broker_closed_is_quiet_and_keeps_the_last_account(caplog) -> None:  # type: ignore[no-untyped-def]
+    """A panel's last timer may ask for the account while Heron shuts down: the closed client says
+    so (nothing was sent); that is no failure to warn the trader about, and the last account stays."""
+    import logging
+
+    from services.broker.base import BrokerClosed
+    from services.orders.engine import ExecutionEngine
+
+    class Closed:
+        async def get_account(self) -> None:
+            raise BrokerClosed("the broker connection is closed")
+
+    engine = ExecutionEngine.__new__(ExecutionEngine)  # only what refresh_account reads
+    engine.broker = Closed()  # type: ignore[assignment]
+    engine.account = None
+    with caplog.at_level(logging.DEBUG, logger="services.orders.engine"):
+        assert asyncio.run(engine.refresh_account()) is None
+    assert [r.levelno for r in caplog.records if r.name == "services.orders.engine"] == [logging.DEBUG]
