@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 
+from services.broker.base import BrokerClosed
 from services.domain.input_errors import input_error
 
 T = TypeVar("T")
@@ -66,7 +67,9 @@ def run_async(
         error = f.exception()
         if error is not None:
             typo = input_error(error)
-            if log_errors and typo is not None:  # a mistyped value: one line, no traceback
+            if isinstance(error, BrokerClosed):  # Heron is shutting down: nothing was sent, no fault
+                _panel_log.debug("background action dropped: %s", error)
+            elif log_errors and typo is not None:  # a mistyped value: one line, no traceback
                 _panel_log.error("refused: %s", typo)
             elif log_errors:
                 _panel_log.error("background action failed: %s", error, exc_info=error)

@@ -109,3 +109,29 @@ def test_an_action_scheduled_with_no_event_loop_at_all_is_dropped_the_same_way()
     seen: list[BaseException | None] = []
     fut = run_async(action(), lambda _result, error: seen.append(error))
     assert fut.cancelled() and len(seen) == 1 and isinstance(seen[0], asyncio.CancelledError)
+
+
+def test_an_action_refused_by_a_closed_broker_is_no_error(qtbot, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A panel's last timer may call the broker after Heron closed it (shutdown): the caller hears
+    of it, and nothing is logged as a failure (nothing was sent)."""
+    import asyncio
+    import logging
+
+    from services.broker.base import BrokerClosed
+    from widgets.tasks import run_async
+
+    async def action() -> None:
+        raise BrokerClosed("the broker connection is closed")
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    seen: list[BaseException | None] = []
+    try:
+        with caplog.at_level(logging.DEBUG):
+            fut = run_async(action(), lambda _r, error: seen.append(error))
+            loop.run_until_complete(asyncio.wait([fut]))
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    assert len(seen) == 1 and isinstance(seen[0], BrokerClosed)
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
