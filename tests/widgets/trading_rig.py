@@ -95,6 +95,13 @@ def qloop(qapp: object) -> Iterator[qasync.QEventLoop]:
     loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(loop)
     yield loop
+    # as asyncio.run does: what is still pending (a panel timer's last refresh) is cancelled and
+    # run to its end, so no coroutine is left un-awaited for the next test's garbage collection
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     loop.run_until_complete(loop.shutdown_asyncgens())
     loop.close()
     asyncio.set_event_loop(None)
