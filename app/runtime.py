@@ -53,3 +53,17 @@ def settle_gc() -> None:
     gc.freeze()
     gc.enable()
     log.debug("garbage collector on; %d start-up objects frozen", gc.get_freeze_count())
+
+
+def freeze_late_load(what: str) -> None:
+    """After a large load later in the session (scikit-learn and the shadow models: hundreds of
+    thousands of objects kept to the end): move them into the permanent generation too, or every
+    later gen-2 pass walks them and stalls the loop some 60 ms (seen in the soak). Before
+    :func:`settle_gc` has run (the collector still off for start-up) that first freeze covers them."""
+    import gc
+
+    if not gc.isenabled():
+        return
+    before = gc.get_freeze_count()
+    gc.freeze()
+    log.debug("%s loaded: %d more objects frozen", what, gc.get_freeze_count() - before)

@@ -8,13 +8,15 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from app import lifecycle as stages
 from app.context import AppContext, Services, cancel_tasks, now, spawn
+from app.runtime import freeze_late_load
 from app.subsystems.marketdata import bar_builder
 from services.domain.enums import Timeframe
 from services.domain.models import Bar
+from services.marketdata.history import HistoryService
 from services.shadow.inference import InferenceEngine, SklearnPredictor
 from services.shadow.registry import DatabaseModelIndex, MemoryModelIndex, ModelRegistry, ModelRegistryError
 from services.shadow.tracker import ShadowTracker
@@ -83,6 +85,19 @@ async def prepare_shadow(
         if not services.shadow_models_wanted.is_set():
             log.info("trained shadow models load when the Shadow models panel is first opened")
             await services.shadow_models_wanted.wait()
+    try:
+        await _load_or_train(tracker, registry, history, symbols, end)
+    finally:
+        freeze_late_load("shadow models")
+
+
+async def _load_or_train(
+    tracker: ShadowTracker,
+    registry: ModelRegistry,
+    history: HistoryService | None,
+    symbols: list[str],
+    end: datetime,
+) -> None:
     loaded = await asyncio.to_thread(load_models, registry)
     if not loaded and history is not None:
         bars_all: list[Bar] = []
