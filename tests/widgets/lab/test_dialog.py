@@ -1,0 +1,175 @@
+"""The Strategy lab window against an engine that reports points from its own thread: the space and
+its count, start, progress, the heatmap and table filled, cancel, errors in words, opening a point in
+the backtest dialog, and stored sweeps opened and resumed."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+
+from services.lab.model import SearchKind, SweepState
+from services.strategies.builtin import builtin_registry
+from tests.support.polling import qt_pump, wait_for
+from tests.widgets.lab.fake_backend import FakeBackend, figures
+from widgets.lab.backend import Engine
+from widgets.lab.dialog import StrategyLabDialog, progress_text
+
+
+@pytest.fixture
+def backend() -> FakeBackend:
+    return FakeBackend(builtin_registry())
+
+
+def lab(qtbot: Any, backend: FakeBackend, **kw: Any) -> StrategyLabDialog:
+    d = StrategyLabDialog(builtin_registry(), backend, **kw)
+    qtbot.addWidget(d)
+    d.form.fields["fast"].setText("2..10")
+    d.form.fields["slow"].setText("10..40 step 10")
+    return d
+
+
+def finished(qtbot: Any, d: StrategyLabDialog) -> None:
+    wait_for("the sweep to end", lambda: d.run is None and d.status.text() != "", 20, pump=qt_pump(qtbot))
+
+
+def test_the_count_is_shown_before_starting_with_the_refused_combinations(
+    qtbot: Any, backend: FakeBackend
+) -> None:
+    d = lab(qtbot, backend)
+    assert d.update_count()
+    # fast 2..10 × slow 10..40: 36 combinations, fast=10 with slow=10 refused by the strategy
+    assert d.count.text() == "35 points; 1 combination refused (fast (10) must be smaller than slow (10))"
+    d.form.search.setCurrentIndex(d.form.search.findData(SearchKind.RANDOM.value))
+    d.form.budget.setValue(12)
+    assert d.update_count() and d.count.text().startswith("12 points drawn from 35;")
+    d.form.fields["fast"].setText("2..x")
+    assert not d.update_count()
+    assert d.count.text() == "Not ready: fast: 'x' is not a number"
+    assert "border" in d.form.fields["fast"].styleSheet() and not d.form.fields["slow"].styleSheet()
+
+
+def test_a_sweep_fills_the_table_and_heatmap_and_names_the_best_point(
+    qtbot: Any, backend: FakeBackend, qtmodeltester: Any
+) -> None:
+    d = lab(qtbot, backend, engine=Engine(None, 3))
+    d.show()
+    gui = threading.get_ident()
+    seen: list[int] = []
+    d.points.rowsInserted.connect(lambda *_: seen.append(threading.get_ident()))
+    assert d.start()
+    assert not d.start_button.isEnabled() and d.cancel_button.isEnabled()
+    finished(qtbot, d)
+    spec, engine, resume = backend.started[0]
+    assert engine == Engine(None, 3) and resume is None
+    assert dict(spec.space) == {"fast": tuple(range(2, 11)), "slow": (10, 20, 30, 40)}
+    assert spec.fixed["qty"] == 1 and spec.fixed["allow_short"] is False
+    assert d.points.rowCount() == 35 and set(seen) == {gui}
+    assert d.status.text() == "Done: 35 of 35 points in 0 s. Best: fast=5, slow=20, Sharpe 2.000."
+    assert d.progress.value() == d.progress.maximum() == 35
+    assert d.progress_text.text().startswith("35 / 35 points · ")
+    grid = d.heatmap.grid
+    assert grid is not None and (grid.x, grid.y) == ("fast", "slow")
+    assert grid.shown((3, 1)) == figures({"fast": 5, "slow": 20})["sharpe"]  # fast=5, slow=20
+    assert grid.refused((8, 0))  # fast 10, slow 10
+    assert sum(c.points for c in grid.cells.values()) == 35
+    d.heat_x.setCurrentText("slow")
+    d.heat_y.setCurrentText("fast")
+    assert d.heatmap.grid is not None and d.heatmap.grid.x == "slow" and d.heatmap.grid.shown((1, 3)) == 2.0
+    assert d.start_button.isEnabled() and not d.cancel_button.isEnabled()
+    qtmodeltester.check(d.proxy, force_py=True)
+
+
+def test_cancel_stops_the_sweep_and_says_so(qtbot: Any, backend: FakeBackend) -> None:
+    backend.gate = threading.Semaphore(0)
+    d = lab(qtbot, backend)
+    assert d.start()
+    backend.gate.release(2)
+    wait_for("two points", lambda: d.points.rowCount() == 2, 10, pump=qt_pump(qtbot))
+    d.cancel_button.click()
+    assert d.status.text().startswith("Cancelling")
+    backend.gate.release(100)
+    finished(qtbot, d)
+    assert backend.runs[0].cancelled.is_set() and backend.runs[0].done
+    assert (
+        d.status.text().startswith("Cancelled: ")
+        and "of 35 points done; resume it from Past sweeps." in d.status.text()
+    )
+    assert d.points.rowCount() <= 3
+
+
+def test_failed_points_and_a_refused_start_are_said_in_words(qtbot: Any, backend: FakeBackend) -> None:
+    backend.fail_on = lambda p: "the point killed its worker 4 times" if p["fast"] == 3 else None
+    d = lab(qtbot, backend)
+    assert d.start()
+    finished(qtbot, d)
+    errors = [p for p in d.points.points() if p.error]
+    assert len(errors) == 4 and "4 failed" in d.status.text()
+    backend.refuse_start = "the workers run dask 2024.1.0, this computer 2025.2.0"
+    assert not d.start()
+    assert d.status.text() == "Cannot start: the workers run dask 2024.1.0, this computer 2025.2.0"
+    assert "Traceback" not in d.status.text() and d.start_button.isEnabled()
+    d.form.engine_kind.setCurrentIndex(1)
+    d.form.scheduler.setText("")
+    assert not d.start() and d.status.text().startswith("Cannot start: scheduler:")
+
+
+def test_a_point_opens_in_the_backtest_dialog_with_its_parameters(qtbot: Any, backend: FakeBackend) -> None:
+    opened: list[tuple[str, dict[str, str]]] = []
+    d = lab(qtbot, backend, open_backtest=lambda kind, params: opened.append((kind, params)))
+    d.form.symbols.setText("msft, AAPL")
+    d.form.fields["allow_short"].setText("true")
+    assert d.start()
+    finished(qtbot, d)
+    d.table.sortByColumn(d.points.headers().index("Sharpe"), Qt.SortOrder.DescendingOrder)
+    d.table.selectRow(0)
+    assert d.open_button.isEnabled()
+    d.open_button.click()
+    assert opened == [("sma_crossover", {"qty": "1", "allow_short": "true", "fast": "5", "slow": "20",
+                                         "symbols": "MSFT;AAPL"})]  # fmt: skip
+    d.table.doubleClicked.emit(d.proxy.index(1, 0))
+    assert len(opened) == 2 and opened[1][1]["fast"] != "5"
+
+
+def test_a_stored_sweep_opens_again_and_an_unfinished_one_resumes(qtbot: Any, backend: FakeBackend) -> None:
+    backend.gate = threading.Semaphore(0)
+    first = lab(qtbot, backend)
+    assert first.start()
+    backend.gate.release(3)
+    wait_for("three points", lambda: first.points.rowCount() == 3, 10, pump=qt_pump(qtbot))
+    first.close()  # closing the window cancels the sweep; its points stay stored
+    backend.gate.release(100)
+    wait_for("the sweep stopped", lambda: backend.runs[0].done, 10)
+    stored = len(backend.results("sw1"))
+    assert backend.stored["sw1"][1] is SweepState.CANCELLED and 3 <= stored <= 4
+
+    d = StrategyLabDialog(builtin_registry(), backend)
+    qtbot.addWidget(d)
+    d.tabs.setCurrentWidget(d.past)
+    d.show()
+    wait_for("the stored sweeps", lambda: d.past.table.rowCount() == 1, 10, pump=qt_pump(qtbot))
+    cells = [d.past.table.item(0, c) for c in (4, 5)]
+    assert [c.text() if c is not None else None for c in cells] == [f"{stored} / 35", "cancelled"]
+    d.past.table.selectRow(0)
+    d.past.open_button.click()
+    wait_for("its points", lambda: d.points.rowCount() == stored, 10, pump=qt_pump(qtbot))
+    assert d.form.fields["fast"].text() == "2..10" and d.form.fields["slow"].text() == "10..40 step 10"
+    assert d.heatmap.grid is not None and sum(c.points for c in d.heatmap.grid.cells.values()) == stored
+    backend.gate = None
+    d.past.resume_button.click()
+    wait_for("resumed", lambda: len(backend.started) == 2, 10, pump=qt_pump(qtbot))
+    finished(qtbot, d)
+    assert backend.started[1][2] == "sw1"  # resumed, not started anew
+    assert (
+        d.points.rowCount() == 35 and len(backend.results("sw1")) == 35
+    )  # the done points were not run again
+    assert d.status.text().startswith("Done: 35 of 35 points")
+
+
+def test_progress_words() -> None:
+    from services.lab.model import SweepProgress
+
+    text = progress_text(SweepProgress("s", 200, 50, 2, 3, 4.25, 95.0, 3))
+    assert text == "50 / 200 points · 4.2 points/s · 1 min 35 s left · 3 workers · 2 failed"

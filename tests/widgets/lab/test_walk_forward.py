@@ -1,0 +1,74 @@
+"""The walk-forward view: per fold the best in-sample point, its figure, and the out-of-sample run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+
+from services.lab.model import PointResult
+from services.strategies.builtin import builtin_registry
+from tests.support.polling import qt_pump, wait_for
+from tests.widgets.lab.fake_backend import FakeBackend
+from widgets import theme
+from widgets.lab.dialog import StrategyLabDialog
+from widgets.lab.walk_forward import FoldsModel
+
+
+def p(
+    fold: int, phase: str, fast: int, sharpe: float | None, ret: float = 0.0, error: str | None = None
+) -> PointResult:
+    metrics = None if error else {"sharpe": sharpe, "total_return": ret, "trades": 7}
+    return PointResult(f"{fold}-{phase}-{fast}", {"fast": fast, "slow": 20}, metrics, error, fold, phase)
+
+
+def test_each_fold_shows_its_best_in_sample_point_and_its_out_of_sample_run(qtmodeltester: Any) -> None:
+    model = FoldsModel("sharpe")
+    model.add(
+        [p(1, "in_sample", 3, 0.5), p(1, "in_sample", 5, 1.5), p(1, "in_sample", 7, None, error="boom")]
+    )
+    model.add([p(0, "in_sample", 4, 0.9), p(1, "out_of_sample", 5, -0.2, ret=-0.01), p(2, "sweep", 5, 9.0)])
+    model.add([p(0, "out_of_sample", 4, 0.4, ret=0.02)])
+    assert [f.number for f in model.folds] == [0, 1]  # in fold order, a plain sweep point ignored
+
+    def row(r: int) -> list[str]:
+        return [model.index(r, c).data() for c in range(model.columnCount())]
+
+    assert model.headers()[2] == "In-sample Sharpe" and model.headers()[4] == "Out-of-sample Sharpe"
+    assert row(0) == ["1", "fast=4, slow=20", "0.900", "1", "0.400", "2.00 %", "7"]
+    assert row(1) == ["2", "fast=5, slow=20", "1.500", "3", "-0.200", "-1.00 %", "7"]
+    assert model.data(model.index(1, 5), Qt.ItemDataRole.ForegroundRole) == QColor(theme.DOWN)
+    # 1.02 × 0.99 − 1 = 0.98 %
+    assert model.summary() == ("Stitched out-of-sample return over 2 fold(s): 0.98 %. "
+                               "Mean Sharpe: in-sample 1.200, out-of-sample 0.100.")  # fmt: skip
+    qtmodeltester.check(model, force_py=True)
+
+
+def test_a_failed_out_of_sample_run_is_said(qtmodeltester: Any) -> None:
+    model = FoldsModel("sharpe")
+    model.add([p(0, "in_sample", 4, 0.9), p(0, "out_of_sample", 4, None, error="no bars in the window")])
+    assert model.index(0, 4).data() == "failed"
+    assert model.data(model.index(0, 4), Qt.ItemDataRole.ToolTipRole) == "no bars in the window"
+    assert model.summary() == "Out-of-sample runs: none yet."
+    qtmodeltester.check(model, force_py=True)
+
+
+def test_the_lab_shows_a_walk_forward_sweep_fold_by_fold(qtbot: Any) -> None:
+    backend = FakeBackend(builtin_registry())
+    d = StrategyLabDialog(builtin_registry(), backend)
+    qtbot.addWidget(d)
+    d.form.fields["fast"].setText("3..6")
+    d.form.fields["slow"].setText("20, 30")
+    d.form.walk_forward.setChecked(True)
+    d.form.folds.setValue(3)
+    assert d.update_count() and d.count.text() == "8 points per fold × 3 folds"
+    assert d.start()
+    wait_for("the sweep to end", lambda: d.run is None, 20, pump=qt_pump(qtbot))
+    wf = backend.started[0][0].walk_forward
+    assert wf is not None and wf.folds == 3
+    folds = d.walk.model
+    assert folds.rowCount() == 3
+    assert [folds.index(r, 1).data() for r in range(3)] == ["fast=5, slow=20"] * 3
+    assert d.walk.summary.text().startswith("Stitched out-of-sample return over 3 fold(s):")
+    assert d.points.rowCount() == 3 * 8 + 3  # in-sample points and one out-of-sample run per fold

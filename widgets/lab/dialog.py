@@ -1,0 +1,468 @@
+"""The Strategy lab: define a parameter space, run the sweep (on this computer's local cluster or a
+Dask cluster), watch it fill a heatmap and a table of points, compare walk-forward folds, and open
+any point in the backtest dialog. Past sweeps can be opened again and an unfinished one resumed.
+
+Before a start the window shows how many points the space holds and how many combinations the
+strategy refuses (fast ≥ slow...). A sweep runs on the engine's coordinator thread; its reports
+reach this window through a :class:`~widgets.lab.bridge.LabBridge` in batches at most ten a second,
+so the window stays responsive whatever the rate of points. Every problem is said in words in
+``labStatus``. GUI thread only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, Qt, QTimer
+from PySide6.QtGui import QCloseEvent, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.lab.model import PointResult, SweepOutcome, SweepProgress, SweepSpec, SweepState
+from services.strategies.api import Strategy
+from widgets import theme
+from widgets.lab.backend import Engine, LabBackend, SweepRun
+from widgets.lab.bridge import LabBridge
+from widgets.lab.form import SweepForm
+from widgets.lab.heatmap import HeatGrid, Heatmap
+from widgets.lab.past import PastSweeps
+from widgets.lab.points_model import (
+    METRIC_TITLES,
+    PointsModel,
+    PointsProxy,
+    best_key,
+    metric_text,
+    value_text,
+)
+from widgets.lab.space import MAX_GRID, SpaceError, grid_size
+from widgets.lab.walk_forward import WalkForwardView
+from widgets.message_label import MessageLabel
+from widgets.models.common import named
+from widgets.tasks import TaskBridge
+
+log = logging.getLogger("heron.widgets.lab")
+
+#: ``open_backtest(strategy, params as text)``: the backtest dialog on one point
+OpenBacktest = Callable[[str, dict[str, str]], None]
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def progress_text(p: SweepProgress) -> str:
+    rate = "—" if p.rate_per_s is None else f"{p.rate_per_s:,.1f} points/s"
+    text = f"{p.completed:,} / {p.total:,} points · {rate} · {duration_text(p.eta_s)} left"
+    text += f" · {p.workers} worker{'s' if p.workers != 1 else ''}"
+    return text + (f" · {p.errors:,} failed" if p.errors else "")
+
+
+class StrategyLabDialog(QDialog):
+    """objectName ``strategyLabDialog``. Children: the form (:class:`SweepForm`), ``labCount``,
+    ``labStart``, ``labCancel``, ``labProgress``, ``labProgressText``, ``labStatus``, ``labHeatmap``
+    with ``labHeatX`` / ``labHeatY``, ``labPoints`` (table) and ``labOpenPoint``, ``labWalkForward``,
+    ``labPast``."""
+
+    def __init__(
+        self,
+        registry: Mapping[str, type[Strategy]],
+        backend: LabBackend,
+        *,
+        engine: Engine = Engine(),  # noqa: B008 (frozen)
+        open_backtest: OpenBacktest | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("strategyLabDialog")
+        self.setWindowTitle("Strategy lab")
+        self.resize(1280, 800)
+        self.backend = backend
+        self.open_backtest = open_backtest
+        self.tasks = TaskBridge(self)
+        self.run: SweepRun | None = None
+        self.bridge: LabBridge | None = None
+        #: the sweep shown (running, finished or reopened) and its valid points
+        self.spec: SweepSpec | None = None
+        self.expected: list[dict[str, Any]] = []
+        self.form = SweepForm(registry, engine)
+        self.points = PointsModel(self)
+        self.proxy = PointsProxy(self)
+        self.proxy.setSourceModel(self.points)
+        self.heatmap = Heatmap()
+        self.walk = WalkForwardView()
+        self.past = PastSweeps(backend, self.tasks)
+        self._count_timer = QTimer(self)
+        self._count_timer.setSingleShot(True)
+        self._count_timer.setInterval(150)
+        self._count_timer.timeout.connect(self.update_count)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self._build_setup())
+        split.addWidget(self._build_results())
+        split.setStretchFactor(1, 3)
+        split.setSizes([380, 900])
+        QVBoxLayout(self).addWidget(split)
+        self.form.changed.connect(self._count_timer.start)
+        self.past.opened.connect(self.show_past)
+        self.past.resumed.connect(self.resume)
+        self.update_count()
+
+    # -- building -------------------------------------------------------------------------------------
+    def _build_setup(self) -> QWidget:
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(self.form)
+        scroll.setMinimumWidth(340)
+        self.count = named(MessageLabel(), "labCount")
+        self.start_button = named(QPushButton("Start sweep"), "labStart")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = named(QPushButton("Cancel"), "labCancel", enabled=False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = named(QProgressBar(), "labProgress")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress_text = named(QLabel("—"), "labProgressText")
+        self.progress_text.setStyleSheet(f"color: {theme.MUTED};")
+        self.status = named(MessageLabel(), "labStatus")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        side = QWidget()
+        lay = QVBoxLayout(side)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(scroll, 1)
+        lay.addWidget(self.count)
+        lay.addLayout(buttons)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.progress_text)
+        lay.addWidget(self.status)
+        return side
+
+    def _build_results(self) -> QWidget:
+        self.heat_x = named(QComboBox(), "labHeatX")
+        self.heat_y = named(QComboBox(), "labHeatY")
+        for combo in (self.heat_x, self.heat_y):
+            combo.currentIndexChanged.connect(lambda _: self._rebuild_heatmap())
+        axes = QHBoxLayout()
+        axes.addWidget(QLabel("Heatmap: across"))
+        axes.addWidget(self.heat_x)
+        axes.addWidget(QLabel("up"))
+        axes.addWidget(self.heat_y)
+        self.heat_caption = named(QLabel(""), "labHeatCaption")
+        self.heat_caption.setStyleSheet(f"color: {theme.MUTED};")
+        axes.addWidget(self.heat_caption, 1)
+        top = QWidget()
+        tl = QVBoxLayout(top)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addLayout(axes)
+        tl.addWidget(self.heatmap, 1)
+        self.tabs = named(QTabWidget(), "labTabs")
+        self.tabs.addTab(self._build_table(), "Points")
+        self.tabs.addTab(self.walk, "Walk-forward")
+        self.tabs.addTab(self.past, "Past sweeps")
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(self.tabs)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        return split
+
+    def _build_table(self) -> QWidget:
+        self.table = named(QTableView(), "labPoints")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(True)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.doubleClicked.connect(lambda index: self.open_point(index))
+        self.open_button = named(QPushButton("Open in backtest…"), "labOpenPoint", enabled=False)
+        self.open_button.clicked.connect(lambda: self.open_point())
+        self.table.selectionModel().selectionChanged.connect(
+            lambda *_: self.open_button.setEnabled(
+                self._selected() is not None and self.open_backtest is not None
+            )
+        )
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.table, 1)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.open_button)
+        lay.addLayout(row)
+        return box
+
+    # -- sizing ---------------------------------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        screen = self.screen()
+        if screen is not None:
+            room = screen.availableGeometry().size()
+            self.setMaximumSize(room)
+            if self.width() > room.width() or self.height() > room.height():
+                self.resize(self.size().boundedTo(room))
+
+    # -- words ----------------------------------------------------------------------------------------
+    def say(self, text: str, ok: bool | None) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet(f"color: {theme.ok_color(ok)};")
+
+    # -- the space ------------------------------------------------------------------------------------
+    def read_spec(self) -> SweepSpec:
+        """The form as a validated spec; raises ValueError (SpaceError, the engine's SpecError)
+        naming the field, which is outlined."""
+        self.form.mark(None)
+        try:
+            fields = self.form.values()
+            if grid_size([f for f in fields if f.swept]) > MAX_GRID:
+                raise ValueError(f"the grid has {grid_size(fields):,} points, more than {MAX_GRID:,}; "
+                                 "narrow the ranges or use random or Bayesian search")  # fmt: skip
+            return self.backend.parse(self.form.spec_data())
+        except SpaceError as exc:
+            self.form.mark(exc.name)
+            raise
+        except ValueError as exc:
+            field = str(getattr(exc, "field", "") or "")
+            self.form.mark(field.rpartition(".")[2] or None)
+            raise
+
+    def update_count(self) -> bool:
+        """How many points the space holds and how many combinations are refused; False (and why,
+        in ``labCount``) when the form cannot be read."""
+        try:
+            spec = self.read_spec()
+            valid, refused = self.backend.expand(spec)
+        except ValueError as exc:
+            self.count.setText(f"Not ready: {exc}")
+            self.count.setStyleSheet(f"color: {theme.DOWN};")
+            return False
+        total = len(valid) if spec.max_points is None else min(len(valid), spec.max_points)
+        text = f"{total:,} point{'s' if total != 1 else ''}"
+        if spec.max_points is not None and spec.max_points < len(valid):
+            text += f" drawn from {len(valid):,}"
+        if spec.walk_forward is not None:
+            text += f" per fold × {spec.walk_forward.folds} folds"
+        if refused:
+            text += (
+                f"; {len(refused):,} combination{'s' if len(refused) != 1 else ''} refused ({refused[0][1]})"
+            )
+        self.count.setText(text)
+        self.count.setStyleSheet(f"color: {theme.DOWN if not valid else theme.MUTED};")
+        return bool(valid)
+
+    # -- running --------------------------------------------------------------------------------------
+    def _show_spec(self, spec: SweepSpec) -> None:
+        """Empty views for ``spec``: table columns, heatmap axes, walk-forward."""
+        self.spec = spec
+        try:
+            self.expected = self.backend.expand(spec)[0]
+        except ValueError:
+            self.expected = []
+        swept = list(spec.space)
+        self.points.set_params(swept)
+        self.walk.reset(spec.metric)
+        for combo, pick in ((self.heat_x, 0), (self.heat_y, 1)):
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(swept)
+            combo.setCurrentIndex(min(pick, len(swept) - 1))
+            combo.blockSignals(False)
+        self._rebuild_heatmap()
+
+    def _rebuild_heatmap(self) -> None:
+        spec = self.spec
+        x, y = self.heat_x.currentText(), self.heat_y.currentText()
+        if spec is None or not x or not y or x == y:
+            self.heatmap.set_grid(None)
+            self.heat_caption.setText("" if spec is None else "choose two different parameters")
+            return
+        grid = HeatGrid.build(x, y, spec.space, spec.metric)
+        grid.expect(self.expected)
+        grid.add(self.points.points())
+        others = [p for p in spec.space if p not in (x, y)]
+        self.heatmap.set_grid(grid, others)
+        title = METRIC_TITLES.get(spec.metric, spec.metric)
+        self.heat_caption.setText(f"colour: {title}" + (", best over the other parameters" if others else ""))
+
+    def start(self) -> bool:
+        return self._start(None)
+
+    def resume(self, sweep_id: str, spec: SweepSpec, stored: Sequence[PointResult] = ()) -> bool:
+        """Continue a stored sweep: its done points are shown and not run again."""
+        if self.run is not None:
+            self.say("A sweep is already running in this window.", ok=False)
+            return False
+        self.show_past(sweep_id, spec, stored)
+        return self._start(sweep_id, spec)
+
+    def _start(self, resume: str | None, spec: SweepSpec | None = None) -> bool:
+        if self.run is not None:
+            return False
+        if spec is None:
+            try:
+                spec = self.read_spec()
+            except ValueError as exc:
+                self.say(f"Cannot start: {exc}", ok=False)
+                return False
+            if not self.update_count():
+                self.say("Cannot start: no valid point in this space.", ok=False)
+                return False
+            self._show_spec(spec)
+        engine = self.form.engine()
+        bridge = LabBridge(self)
+        bridge.batch.connect(self._on_batch)
+        bridge.finished.connect(self._on_finished)
+        try:
+            run = self.backend.start(spec, bridge, engine=engine, resume=resume)
+        except Exception as exc:  # the engine refused: a bad address, a version mismatch... in words
+            log.info("sweep not started: %s", exc)
+            bridge.deleteLater()
+            self.say(f"Cannot start: {exc}", ok=False)
+            return False
+        self.run, self.bridge = run, bridge
+        self.progress.setRange(0, max(1, len(self.expected)))
+        self.progress.setValue(0)
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.past.set_running(run.sweep_id)
+        verb = "Resuming" if resume else "Running"
+        self.say(f"{verb} {spec.strategy} on {', '.join(spec.symbols)}, {engine.describe()}…", ok=None)
+        return True
+
+    def cancel(self) -> None:
+        if self.run is None:
+            return
+        self.run.cancel()
+        self.cancel_button.setEnabled(False)
+        self.say("Cancelling: queued points are dropped, running ones stop within a second…", ok=None)
+
+    def _on_batch(self, points: list[PointResult], progress: SweepProgress | None) -> None:
+        if self.sender() is not self.bridge:
+            return  # a late report of a sweep this window no longer shows
+        if points:
+            first = self.points.rowCount() == 0
+            self.points.add(points)
+            if first:
+                self.table.resizeColumnsToContents()
+            self.heatmap.add(points)
+            self.walk.add(points)
+        if progress is not None:
+            self.progress.setRange(0, max(1, progress.total))
+            self.progress.setValue(min(progress.completed, progress.total))
+            self.progress_text.setText(progress_text(progress))
+
+    def _on_finished(self, outcome: SweepOutcome) -> None:
+        if self.sender() is not self.bridge:
+            return
+        self.run, self.bridge = None, None
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.past.set_running(None)
+        self.past.refresh()
+        done = f"{outcome.completed:,} of {outcome.total:,} points"
+        failed = f", {outcome.errors:,} failed" if outcome.errors else ""
+        if outcome.state is SweepState.COMPLETED:
+            self.progress.setValue(self.progress.maximum())
+            self.say(f"Done: {done} in {duration_text(outcome.elapsed_s)}{failed}. {self.best_text(outcome)}",
+                     ok=outcome.errors < outcome.total)  # fmt: skip
+        elif outcome.state is SweepState.CANCELLED:
+            self.say(f"Cancelled: {done} done{failed}; resume it from Past sweeps.", ok=False)
+        else:
+            why = outcome.message or "the engine stopped"
+            self.say(f"The sweep stopped: {why}. {done} are saved; resume it from Past sweeps.", ok=False)
+
+    def best_text(self, outcome: SweepOutcome) -> str:
+        spec, best = self.spec, outcome.best
+        if spec is None:
+            return ""
+        metric = spec.metric
+        if best is None:  # the engine names its best; else the best shown
+            ranked = [(v, p) for p in self.points.points() if (v := best_key(p, metric)) is not None]
+            best = max(ranked, key=lambda vp: vp[0])[1] if ranked else None
+        if best is None or best.metrics is None:
+            return "No point has a figure to rank."
+        params = ", ".join(f"{k}={value_text(v)}" for k, v in best.params.items() if k in spec.space)
+        figure = metric_text(metric, best.metrics.get(metric))
+        return f"Best: {params}, {METRIC_TITLES.get(metric, metric)} {figure}."
+
+    # -- past sweeps ----------------------------------------------------------------------------------
+    def show_past(self, sweep_id: str, spec: SweepSpec, results: Sequence[PointResult]) -> None:
+        """Show a stored sweep's points (the form takes its spec, ready to run again)."""
+        if self.run is not None:
+            self.say("Cancel the running sweep before opening another.", ok=False)
+            return
+        self.form.load_spec(spec)
+        self._show_spec(spec)
+        self.points.add(results)
+        self.heatmap.add(results)
+        self.walk.add(results)
+        self.say(f"Sweep {sweep_id}: {len(results):,} stored points shown.", ok=None)
+
+    # -- points ---------------------------------------------------------------------------------------
+    def _selected(self) -> PointResult | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.points.point_at(self.proxy.mapToSource(rows[0]).row())
+
+    def open_point(self, index: QModelIndex | None = None) -> bool:
+        """The backtest dialog on the chosen point (its parameters, the sweep's first symbol)."""
+        point = (
+            self._selected() if index is None else self.points.point_at(self.proxy.mapToSource(index).row())
+        )
+        spec = self.spec
+        if point is None or spec is None or self.open_backtest is None:
+            return False
+        strategy = self.form.registry.get(spec.strategy)
+        specs = {p.name: p for p in strategy.param_specs()} if strategy is not None else {}
+        texts: dict[str, str] = {}
+        for name, value in {**spec.fixed, **point.params}.items():
+            texts[name] = specs[name].to_text(value) if name in specs else value_text(value)
+        texts["symbols"] = ";".join(spec.symbols)
+        self.open_backtest(spec.strategy, texts)
+        return True
+
+    # -- closing --------------------------------------------------------------------------------------
+    def _stop_on_close(self) -> None:
+        """A running sweep is cancelled (its done points are saved; Resume continues it)."""
+        if self.run is not None:
+            log.info("strategy lab closed during sweep %s: cancelled, resumable", self.run.sweep_id)
+            self.run.cancel()
+            self.run, self.bridge = None, None
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._stop_on_close()
+        super().closeEvent(event)
+
+    def done(self, result: int) -> None:  # Esc and the window's close button both come here
+        self._stop_on_close()
+        super().done(result)
