@@ -28,12 +28,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from app.lab_settings import LabSettings, lab_from_dict
 from services.domain.enums import Mode
 from services.domain.money import MAX_INT, InvalidNumberError, to_decimal
 from services.domain.symbols import normalize_symbol
 from services.storage.files import atomic_write_bytes
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 THEMES = ("dark", "light")
 #: Where times are shown (widgets.models.common.TimeDisplay): exchange time (New York), UTC, local.
 TIME_ZONES = ("exchange", "utc", "local")
@@ -137,6 +138,7 @@ class Settings:
     watchlist: list[str] = field(default_factory=lambda: list(DEFAULT_SYMBOLS))
     market_data: MarketDataSettings = field(default_factory=MarketDataSettings)
     chart: ChartSettings = field(default_factory=ChartSettings)
+    lab: LabSettings = field(default_factory=LabSettings)
 
     def risk_decimal(self, key: str) -> Decimal | None:
         """A Decimal risk limit, or None when it is switched off."""
@@ -191,10 +193,19 @@ def _migrate_v2(old: dict[str, Any]) -> dict[str, Any]:
     return new
 
 
+def _migrate_v3(old: dict[str, Any]) -> dict[str, Any]:
+    """v3 had no lab section: sweeps did not exist (the defaults run them on this computer)."""
+    new = dict(old)
+    new["schema_version"] = 4
+    new.setdefault("lab", asdict(LabSettings()))
+    return new
+
+
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     0: _migrate_v0,
     1: _migrate_v1,
     2: _migrate_v2,
+    3: _migrate_v3,
 }
 
 
@@ -302,7 +313,8 @@ def from_dict(data: dict[str, Any]) -> Settings:
     _require(isinstance(data, dict), "the settings file must hold a JSON object")
     secrets = _find_secret_keys(data)
     _require(not secrets, f"settings must never hold secrets, found {secrets}; keys belong in the OS keyring")
-    known = {"schema_version", "mode", "ui", "local_exchange", "risk", "watchlist", "market_data", "chart"}
+    known = {"schema_version", "mode", "ui", "local_exchange", "risk", "watchlist", "market_data", "chart",
+             "lab"}  # fmt: skip
     unknown = sorted(set(data) - known)
     _require(not unknown, f"unknown setting(s) {unknown}")
     mode_text = data.get("mode", Mode.LOCAL.value)
@@ -348,6 +360,7 @@ def from_dict(data: dict[str, Any]) -> Settings:
         watchlist=_symbols(data.get("watchlist", list(DEFAULT_SYMBOLS)), "watchlist"),
         market_data=_market_data(_section(data, "market_data")),
         chart=_chart(_section(data, "chart")),
+        lab=_lab(_section(data, "lab")),
     )
 
 
@@ -363,6 +376,13 @@ def _chart(raw: dict[str, Any]) -> ChartSettings:
             kind = "true or false" if key == "on" else "a number"
             _require(ok, f"chart.indicators.{name}.{key} must be {kind}, got {value!r}")
     return ChartSettings(indicators={name: dict(state) for name, state in indicators.items()})
+
+
+def _lab(raw: dict[str, Any]) -> LabSettings:
+    try:
+        return lab_from_dict(raw)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _is_number(value: Any) -> bool:

@@ -251,7 +251,7 @@ class MainWindow(QMainWindow):
 
     # -- menus ------------------------------------------------------------------------------------
     def _build_menus(self) -> None:
-        """File, View, Trade and Help. Every command is a menu action showing its shortcut; one
+        """File, View, Trade, Strategies and Help. Every command is a menu action showing its shortcut; one
         without a handler yet (the trade commands before the ticket exists) is disabled."""
         bar = self.menuBar()
         self.commands: dict[Command, QAction] = {}
@@ -282,6 +282,9 @@ class MainWindow(QMainWindow):
                 trade.addSeparator()
             for command in group:
                 trade.addAction(self.commands[command])
+        strategies = bar.addMenu("&Strategies")
+        strategies.setObjectName("strategiesMenu")
+        strategies.addAction(self.commands[Command.STRATEGY_LAB])
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.commands[Command.SHORTCUTS])
         self.connect_command(Command.QUIT, self.close)

@@ -36,6 +36,7 @@ from widgets.message_label import MessageLabel
 from widgets.models.common import named
 from widgets.settings.backend import ERROR_COLOR, OK_COLOR, KeyStore, SettingsBackend, Validator
 from widgets.settings.keys_tab import KeysTab
+from widgets.settings.lab_tab import LabTab
 from widgets.settings.limits_tab import INVALID, RISK_FIELDS, LimitsTab
 from widgets.settings.profile_tab import ProfileTab
 from widgets.shortcuts import ShortcutsTab, bindings, changed_only
@@ -87,6 +88,8 @@ class SettingsDialog(ProfileTab, KeysTab, LimitsTab):
         self.tabs.addTab(self._exchange_tab(), "Local exchange")
         self.shortcuts_tab = ShortcutsTab(bindings(settings.ui.shortcuts))
         self.tabs.addTab(self.shortcuts_tab, "Shortcuts")
+        self.lab_tab = LabTab(settings.lab)
+        self.tabs.addTab(self.lab_tab, "Strategy lab")
         self.error = named(MessageLabel(), "settingsError")
         self.error.setStyleSheet(f"color: {ERROR_COLOR};")
         self.error.setWordWrap(True)
@@ -142,6 +145,7 @@ class SettingsDialog(ProfileTab, KeysTab, LimitsTab):
             "seed": self.seed.value(),
             "symbols": symbols,
         }
+        data["lab"] = self.lab_tab.collect()
         return data
 
     def apply(self) -> Any | None:

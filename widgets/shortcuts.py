@@ -49,6 +49,7 @@ class Command(StrEnum):
     CANCEL_ALL = "cancel_all"
     FLATTEN_ALL = "flatten_all"
     KILL_SWITCH = "kill_switch"
+    STRATEGY_LAB = "strategy_lab"
     SHORTCUTS = "shortcuts"
 
 
@@ -72,6 +73,7 @@ COMMANDS: dict[Command, CommandSpec] = {
     Command.FLATTEN_ALL: CommandSpec("&Flatten all positions…", "Ctrl+Shift+F", note="Asks first"),
     Command.KILL_SWITCH: CommandSpec("&Kill switch… (halt trading, cancel orders)", "Ctrl+Shift+H",
                                      note="Asks first; Resume trading… undoes the halt"),
+    Command.STRATEGY_LAB: CommandSpec("Strategy &lab… (parameter sweeps)", "Ctrl+Shift+L"),
     Command.SHORTCUTS: CommandSpec("&Keyboard shortcuts", "F1"),
 }  # fmt: skip
 

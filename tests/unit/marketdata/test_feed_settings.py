@@ -22,7 +22,7 @@ def test_a_v2_file_is_migrated_to_iex_live_and_sip_history(tmp_path: Path) -> No
     loaded = S.load(path)
     assert (loaded.market_data.live_feed, loaded.market_data.history_feed) == ("iex", "sip")
     saved = json.loads(path.read_text())
-    assert saved["schema_version"] == 3
+    assert saved["schema_version"] == S.SCHEMA_VERSION
     assert saved["market_data"] == {"live_feed": "iex", "history_feed": "sip"}
     assert (tmp_path / "settings.json.bak-v2").exists()
 

@@ -1,0 +1,25 @@
+"""Strategies → Strategy lab…: a window command with its own (configurable) shortcut."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.domain.enums import Mode
+from widgets.main_window import MainWindow
+from widgets.shortcuts import COMMANDS, Command, bindings, problems
+
+
+def test_the_strategies_menu_holds_the_lab_with_its_shortcut(qtbot: Any) -> None:
+    win = MainWindow(Mode.LOCAL)
+    qtbot.addWidget(win)
+    menus = {a.text().replace("&", ""): a.menu() for a in win.menuBar().actions()}
+    action = win.commands[Command.STRATEGY_LAB]
+    assert action in menus["Strategies"].actions()  # type: ignore[union-attr]
+    assert action.text().replace("&", "") == "Strategy lab… (parameter sweeps)"
+    assert action.shortcut().toString() == "Ctrl+Shift+L"
+    assert not action.isEnabled()  # until the session's lab is wired
+    opened: list[int] = []
+    win.connect_command(Command.STRATEGY_LAB, lambda: opened.append(1))
+    action.trigger()
+    assert opened == [1]
+    assert problems(bindings()) == {} and COMMANDS[Command.STRATEGY_LAB].sends_order is False
