@@ -12,6 +12,7 @@ so the window stays responsive whatever the rate of points. Every problem is sai
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -107,6 +108,7 @@ class StrategyLabDialog(QDialog):
         #: the sweep shown (running, finished or reopened) and its valid points
         self.spec: SweepSpec | None = None
         self.expected: list[dict[str, Any]] = []
+        self.refused: list[dict[str, Any]] = []
         self.form = SweepForm(registry, engine)
         self.points = PointsModel(self)
         self.proxy = PointsProxy(self)
@@ -265,10 +267,12 @@ class StrategyLabDialog(QDialog):
             self.count.setText(f"Not ready: {exc}")
             self.count.setStyleSheet(f"color: {theme.DOWN};")
             return False
+        # random search: valid is the sample; Bayesian: the candidates it asks among
         total = len(valid) if spec.max_points is None else min(len(valid), spec.max_points)
+        candidates = math.prod(len(v) for v in spec.space.values()) - len(refused)
         text = f"{total:,} point{'s' if total != 1 else ''}"
-        if spec.max_points is not None and spec.max_points < len(valid):
-            text += f" drawn from {len(valid):,}"
+        if total < candidates:
+            text += f" drawn from {candidates:,}"
         if spec.walk_forward is not None:
             text += f" per fold × {spec.walk_forward.folds} folds"
         if refused:
@@ -284,9 +288,10 @@ class StrategyLabDialog(QDialog):
         """Empty views for ``spec``: table columns, heatmap axes, walk-forward."""
         self.spec = spec
         try:
-            self.expected = self.backend.expand(spec)[0]
+            valid, refused = self.backend.expand(spec)
         except ValueError:
-            self.expected = []
+            valid, refused = [], []
+        self.expected, self.refused = valid, [params for params, _ in refused]
         swept = list(spec.space)
         self.points.set_params(swept)
         self.walk.reset(spec.metric)
@@ -306,7 +311,7 @@ class StrategyLabDialog(QDialog):
             self.heat_caption.setText("" if spec is None else "choose two different parameters")
             return
         grid = HeatGrid.build(x, y, spec.space, spec.metric)
-        grid.expect(self.expected)
+        grid.expect(self.expected, self.refused)
         grid.add(self.points.points())
         others = [p for p in spec.space if p not in (x, y)]
         self.heatmap.set_grid(grid, others)

@@ -267,7 +267,7 @@ class SweepForm(QWidget):
             "metric": self.metric_box.currentData(),
         }
         if search is not SearchKind.GRID:
-            data["max_points"] = self.budget.value()
+            data["points"] = self.budget.value()
         if self.walk_forward.isChecked():
             data["walk_forward"] = {
                 "kind": self.fold_kind.currentData(),

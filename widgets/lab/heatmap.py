@@ -35,6 +35,7 @@ class Cell:
     points: int = 0
     errors: int = 0
     expected: int = 0
+    refused: int = 0
     best: PointResult | None = None
     best_value: float | None = None  # larger is better (see best_key)
 
@@ -65,12 +66,16 @@ class HeatGrid:
         except ValueError:
             return None
 
-    def expect(self, points: Iterable[Mapping[str, Any]]) -> None:
-        """The points the sweep will run (from expand): cells none fall in are refused."""
+    def expect(self, points: Iterable[Mapping[str, Any]], refused: Iterable[Mapping[str, Any]] = ()) -> None:
+        """The points the sweep will run and the combinations the strategy refused (from expand)."""
         for params in points:
             where = self._where(params)
             if where is not None:
                 self.cells.setdefault(where, Cell()).expected += 1
+        for params in refused:
+            where = self._where(params)
+            if where is not None:
+                self.cells.setdefault(where, Cell()).refused += 1
 
     def add(self, points: Iterable[PointResult]) -> int:
         """Put the points in their cells; returns how many fell in a cell."""
@@ -104,8 +109,9 @@ class HeatGrid:
         return (min(values), max(values)) if values else None
 
     def refused(self, where: tuple[int, int]) -> bool:
+        """No combination in the cell can run (the strategy refused every one)."""
         cell = self.cells.get(where)
-        return any(c.expected for c in self.cells.values()) and (cell is None or cell.expected == 0)
+        return cell is not None and cell.refused > 0 and cell.expected == 0 and cell.points == 0
 
 
 def _mix(a: QColor, b: QColor, t: float) -> QColor:
@@ -226,6 +232,9 @@ class Heatmap(QWidget):
         if grid.refused(where):
             return f"{head}\nno valid combination (refused before the sweep)"
         if cell is None or cell.points == 0:
+            planned = cell is not None and cell.expected > 0
+            if not planned and any(c.expected for c in grid.cells.values()):
+                return f"{head}\nnot among the points this search runs"
             return f"{head}\nnot run yet"
         title = METRIC_TITLES.get(grid.metric, grid.metric)
         lines = [head]

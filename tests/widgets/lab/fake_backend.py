@@ -87,7 +87,7 @@ class FakeBackend:
         return SweepSpec(
             strategy=strategy, symbols=tuple(data["symbols"]), timeframe=Timeframe(data["timeframe"]),
             start=NOW - timedelta(days=days), end=NOW, search=SearchKind(data["search"]), space=space,
-            fixed=fixed, metric=data.get("metric", "sharpe"), max_points=data.get("max_points"),
+            fixed=fixed, metric=data.get("metric", "sharpe"), max_points=data.get("points"),
             walk_forward=None if wf is None else WalkForwardSpec(
                 FoldKind(wf["kind"]), wf["folds"], wf["in_sample_days"], wf["out_of_sample_days"]),
         )  # fmt: skip
@@ -105,6 +105,8 @@ class FakeBackend:
                 refused.append((params, str(exc)))
             else:
                 valid.append(params)
+        if spec.search is SearchKind.RANDOM and spec.max_points is not None:
+            valid = valid[: spec.max_points]  # the engine draws a seeded sample
         return valid, refused
 
     def start(

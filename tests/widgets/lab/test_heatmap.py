@@ -22,8 +22,13 @@ def point(fast: int, slow: int, short: bool, sharpe: float | None, *, error: str
 
 def grid() -> HeatGrid:
     g = HeatGrid.build("fast", "slow", SPACE, "sharpe")
-    pairs = [(f, s) for f in (2, 3, 5) for s in (3, 10, 20) if f < s]
-    g.expect([{"fast": f, "slow": s, "allow_short": b} for f, s in pairs for b in (False, True)])
+    every = [
+        {"fast": f, "slow": s, "allow_short": b}
+        for f in (2, 3, 5)
+        for s in (3, 10, 20)
+        for b in (False, True)
+    ]
+    g.expect([p for p in every if p["fast"] < p["slow"]], [p for p in every if p["fast"] >= p["slow"]])
     return g
 
 
@@ -49,7 +54,10 @@ def test_refused_cells_are_told_apart_from_cells_still_to_come() -> None:
     g = grid()
     assert g.refused((2, 0))  # fast 5, slow 3: fast >= slow, never run
     assert not g.refused((0, 1))
-    assert HeatGrid.build("fast", "slow", SPACE, "sharpe").refused((2, 0)) is False  # nothing expected yet
+    assert HeatGrid.build("fast", "slow", SPACE, "sharpe").refused((2, 0)) is False  # nothing known yet
+    sample = HeatGrid.build("fast", "slow", SPACE, "sharpe")  # a random search drew two points
+    sample.expect([{"fast": 2, "slow": 10}, {"fast": 3, "slow": 20}], [{"fast": 5, "slow": 3}])
+    assert sample.refused((2, 0)) and not sample.refused((0, 0)) and not sample.refused((2, 2))
 
 
 def test_colours_come_from_the_theme_and_diverge_at_zero_for_signed_figures() -> None:
@@ -75,6 +83,12 @@ def test_hover_names_the_cell_its_best_figure_and_the_other_parameters(qtbot: An
     assert tip.splitlines() == ["fast = 2, slow = 10", "Sharpe: 1.250", "best with allow_short = true",
                                 "2 of 2 points"]  # fmt: skip
     assert "refused" in heat.tooltip_for((2, 0)) and "not run yet" in heat.tooltip_for((1, 2))
+    sample = HeatGrid.build("fast", "slow", SPACE, "sharpe")
+    sample.expect([{"fast": 2, "slow": 10}])
+    heat.set_grid(sample)
+    assert heat.tooltip_for((1, 2)).endswith("not among the points this search runs")
+    assert heat.tooltip_for((0, 1)).endswith("not run yet")
+    heat.set_grid(g, ["allow_short"])
     # the point under the mouse is the cell drawn there (the y axis grows upwards)
     rect = heat.cell_rect(0, 1)
     assert heat.cell_at(rect.center().toPoint()) == (0, 1)
