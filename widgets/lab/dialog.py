@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, Qt, QTimer
+from PySide6.QtCore import QModelIndex, QSize, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -59,6 +59,8 @@ from widgets.tasks import TaskBridge
 
 log = logging.getLogger("heron.widgets.lab")
 
+#: room left on each side of the window for the window manager's frame and title bar
+FRAME_PX = 30
 #: ``open_backtest(strategy, params as text)``: the backtest dialog on one point
 OpenBacktest = Callable[[str, dict[str, str]], None]
 
@@ -109,6 +111,7 @@ class StrategyLabDialog(QDialog):
         self.spec: SweepSpec | None = None
         self.expected: list[dict[str, Any]] = []
         self.refused: list[dict[str, Any]] = []
+        self._placed = False
         self.form = SweepForm(registry, engine)
         self.points = PointsModel(self)
         self.proxy = PointsProxy(self)
@@ -124,7 +127,7 @@ class StrategyLabDialog(QDialog):
         split.addWidget(self._build_setup())
         split.addWidget(self._build_results())
         split.setStretchFactor(1, 3)
-        split.setSizes([380, 900])
+        split.setSizes([400, 880])
         QVBoxLayout(self).addWidget(split)
         self.form.changed.connect(self._count_timer.start)
         self.past.opened.connect(self.show_past)
@@ -225,13 +228,17 @@ class StrategyLabDialog(QDialog):
 
     # -- sizing ---------------------------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:
+        """Never larger than the screen's free area, its frame included (1366×768 screens too)."""
         super().showEvent(event)
         screen = self.screen()
-        if screen is not None:
-            room = screen.availableGeometry().size()
-            self.setMaximumSize(room)
-            if self.width() > room.width() or self.height() > room.height():
-                self.resize(self.size().boundedTo(room))
+        if screen is None:
+            return
+        area = screen.availableGeometry()
+        self.setMaximumSize(area.size())
+        if not self._placed:
+            self._placed = True
+            self.resize(self.size().boundedTo(QSize(area.width() - FRAME_PX, area.height() - 2 * FRAME_PX)))
+            self.move(area.center() - self.rect().center())
 
     # -- words ----------------------------------------------------------------------------------------
     def say(self, text: str, ok: bool | None) -> None:

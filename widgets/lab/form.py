@@ -92,6 +92,9 @@ class SweepForm(QWidget):
         lay.addWidget(self._walk_forward_box())
         lay.addWidget(self._engine_box(engine))
         lay.addStretch(1)
+        for combo in self.findChildren(QComboBox):  # as wide as the form, not as their longest choice
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
         self.strategy.currentTextChanged.connect(lambda _: self.set_strategy())
         if "sma_crossover" in self.registry:
             self.strategy.setCurrentText("sma_crossover")

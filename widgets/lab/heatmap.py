@@ -245,7 +245,8 @@ class Heatmap(QWidget):
                 lines.append(f"best with {others}")
         else:
             lines.append(f"{title}: —")
-        done = f"{cell.points} of {cell.expected} points" if cell.expected else f"{cell.points} points"
+        n = cell.expected or cell.points
+        done = f"{cell.points} of {n} point{'s' if n != 1 else ''} run"
         lines.append(done + (f", {cell.errors} failed" if cell.errors else ""))
         return "\n".join(lines)
 

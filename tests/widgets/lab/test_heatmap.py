@@ -81,7 +81,7 @@ def test_hover_names_the_cell_its_best_figure_and_the_other_parameters(qtbot: An
     heat.add([point(2, 10, True, 1.25), point(2, 10, False, 0.5, error=None)])
     tip = heat.tooltip_for((0, 1))
     assert tip.splitlines() == ["fast = 2, slow = 10", "Sharpe: 1.250", "best with allow_short = true",
-                                "2 of 2 points"]  # fmt: skip
+                                "2 of 2 points run"]  # fmt: skip
     assert "refused" in heat.tooltip_for((2, 0)) and "not run yet" in heat.tooltip_for((1, 2))
     sample = HeatGrid.build("fast", "slow", SPACE, "sharpe")
     sample.expect([{"fast": 2, "slow": 10}])
