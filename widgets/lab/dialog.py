@@ -237,6 +237,7 @@ class StrategyLabDialog(QDialog):
         self.setMaximumSize(area.size())
         if not self._placed:
             self._placed = True
+            self.form.strategy.setFocus()  # the keyboard starts at the top of the form
             self.resize(self.size().boundedTo(QSize(area.width() - FRAME_PX, area.height() - 2 * FRAME_PX)))
             self.move(area.center() - self.rect().center())
 
@@ -400,6 +401,9 @@ class StrategyLabDialog(QDialog):
         self.cancel_button.setEnabled(False)
         self.past.set_running(None)
         self.past.refresh()
+        log.info("sweep %s %s: %d of %d points, %d failed, %.1f s%s", outcome.sweep_id, outcome.state.value,
+                 outcome.completed, outcome.total, outcome.errors, outcome.elapsed_s,
+                 f" ({outcome.message})" if outcome.message else "")  # fmt: skip
         done = f"{outcome.completed:,} of {outcome.total:,} points"
         failed = f", {outcome.errors:,} failed" if outcome.errors else ""
         if outcome.state is SweepState.COMPLETED:
