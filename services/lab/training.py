@@ -150,15 +150,17 @@ def train_distributed(
 ) -> list[TaskReport]:
     """Fit every task on ``executor`` and save each model here as it completes; blocking.
 
-    ``load_bars`` runs on this thread, once per task, before the task is submitted. A task whose
-    bars cannot be loaded, whose fit raises or whose model cannot be saved is reported with its
-    error; the others go on. Setting ``cancel`` stops submitting, cancels what has not started and
-    returns without waiting for fits still running (their results are dropped, never saved).
-    ``on_done`` is called on this thread with each task's report as it ends. Reports come back in
-    the order of ``tasks``.
+    ``load_bars`` runs on this thread before a task is submitted, once per symbol and window (tasks
+    that differ only in horizon or model share the loaded bars). A task whose bars cannot be loaded,
+    whose fit raises or whose model cannot be saved is reported with its error; the others go on.
+    Setting ``cancel`` stops submitting, cancels what has not started and returns without waiting
+    for fits still running (their results are dropped, never saved). ``on_done`` is called on this
+    thread with each task's report as it ends. Reports come back in the order of ``tasks``. With
+    Dask, pass ``client.get_executor(pure=False)``: the bars need no content hash for a task key.
     """
     stop = cancel or threading.Event()
     reports: dict[int, TaskReport] = {}
+    loaded: dict[tuple[str, datetime, datetime], list[Bar]] = {}
     pending: dict[cf.Future[FittedModel], tuple[int, float]] = {}
 
     def finish(i: int, report: TaskReport) -> None:
@@ -169,8 +171,9 @@ def train_distributed(
     for i, task in enumerate(tasks):
         if stop.is_set():
             break
+        window = (task.symbol, task.start, task.end)
         try:
-            bars = load_bars(task)
+            bars = loaded[window] if window in loaded else loaded.setdefault(window, load_bars(task))
         except Exception as exc:  # a loader failure is this task's error, not the run's
             finish(i, TaskReport(task, error=f"loading bars: {_describe(exc)}"))
             continue

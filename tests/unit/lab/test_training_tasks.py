@@ -88,8 +88,15 @@ def test_distributed_training_equals_a_serial_fit_and_saves_only_here(tmp_path: 
     tasks = plan_training(["AAPL", "MSFT"], [3], None, start=START, end=END)
     registry = SpyRegistry(tmp_path)
     seen: list[TaskReport] = []
+    loads: list[str] = []
+
+    def loader(task: TrainingTask) -> list[Bar]:
+        loads.append(task.symbol)
+        return load(task)
+
     with cf.ProcessPoolExecutor(max_workers=2) as pool:
-        reports = train_distributed(pool, tasks, load, registry, on_done=seen.append)
+        reports = train_distributed(pool, tasks, loader, registry, on_done=seen.append)
+    assert len(tasks) == 4 and loads == ["AAPL", "MSFT"]  # both models of a symbol share its bars
     assert [r.task for r in reports] == tasks and all(r.ok and r.error is None for r in reports)
     assert sorted(r.task.registry_name for r in seen) == sorted(t.registry_name for t in tasks)
     here = (os.getpid(), threading.get_ident())
@@ -144,7 +151,9 @@ class RecordingPool(cf.ThreadPoolExecutor):
 
 
 def test_cancel_stops_submitting_and_drops_queued_fits(tmp_path: Path) -> None:
-    tasks = plan_training(["AAPL", "MSFT"], [3, 4], None, start=START, end=END, models=("logreg",))
+    tasks = plan_training(
+        ["AAPL", "MSFT", "NVDA", "AMD"], [3], None, start=START, end=END, models=("logreg",)
+    )
     registry = ModelRegistry(tmp_path)
     cancel = threading.Event()
     loaded: list[TrainingTask] = []
@@ -153,7 +162,7 @@ def test_cancel_stops_submitting_and_drops_queued_fits(tmp_path: Path) -> None:
         loaded.append(task)
         if len(loaded) == 3:
             cancel.set()
-        return load(task)
+        return load(task) if task.symbol in BARS else []
 
     release = threading.Event()
     safety = threading.Timer(60, release.set)  # were the queued fits awaited, they would run after this
