@@ -264,7 +264,7 @@ def test_the_reconciliation_panels_ageing_last_run_lays_nothing_out(qtbot: Any, 
     assert requests.seen == []
 
 
-def test_a_hidden_reconciliation_panel_refreshes_when_shown_not_every_second(qtbot: Any, tmp_path: Any) -> None:
+def test_a_hidden_reconciliation_panel_refreshes_when_shown(qtbot: Any, tmp_path: Any) -> None:
     from datetime import UTC, datetime, timedelta
 
     from widgets.preview_rig import reconciliation_rig
