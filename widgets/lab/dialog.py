@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.lab.folds import FoldError, make_folds
 from services.lab.model import PointResult, SweepOutcome, SweepProgress, SweepSpec, SweepState
 from services.strategies.api import Strategy
 from widgets import theme
@@ -302,7 +303,13 @@ class StrategyLabDialog(QDialog):
         self.expected, self.refused = valid, [params for params, _ in refused]
         swept = list(spec.space)
         self.points.set_params(swept)
-        self.walk.reset(spec.metric)
+        windows = None
+        if spec.walk_forward is not None:
+            try:
+                windows = make_folds(spec.start, spec.end, spec.walk_forward)
+            except FoldError as exc:  # the engine says so when the sweep starts
+                log.info("walk-forward windows not laid out: %s", exc)
+        self.walk.reset(spec.metric, windows)
         for combo, pick in ((self.heat_x, 0), (self.heat_y, 1)):
             combo.blockSignals(True)
             combo.clear()

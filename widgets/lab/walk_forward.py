@@ -1,23 +1,26 @@
-"""The walk-forward view: per fold, the best in-sample parameters by the sweep's metric with their
-in-sample figure, and the out-of-sample run of those parameters (its metric, return and trades);
-under the table, the out-of-sample returns compounded fold after fold beside the in-sample ones, so
-a trader sees at once how much of the in-sample edge survived. GUI thread only.
+"""The walk-forward view: per fold, its out-of-sample dates, the best in-sample parameters by the
+sweep's metric with their in-sample figure, and the out-of-sample run of those parameters (its
+metric, return, trades and walk-forward efficiency: out-of-sample annualised return over in-sample);
+under the table, the out-of-sample windows compounded fold after fold and the means in-sample against
+out-of-sample, so a trader sees at once how much of the in-sample edge survived. The figures are
+those of :mod:`services.lab.folds`, as the headless report gives them. GUI thread only.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QVBoxLayout, QWidget
 
+from services.lab.folds import Fold, best_point, compare
 from services.lab.model import PointResult
 from widgets import theme
-from widgets.lab.points_model import METRIC_TITLES, best_key, metric_text, value_text
+from widgets.lab.points_model import METRIC_TITLES, metric_text, value_text
 from widgets.message_label import MessageLabel
 from widgets.models.common import named
 
@@ -26,86 +29,103 @@ _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
 
 @dataclass(slots=True)
-class Fold:
+class FoldRow:
     number: int  # 0-based
-    in_sample: PointResult | None = None  # the best in-sample point so far
-    in_sample_points: int = 0
+    in_sample: list[PointResult] = field(default_factory=list)
+    best: PointResult | None = None  # the best in-sample point so far
     out_of_sample: PointResult | None = None
+    window: Fold | None = None  # the fold's dates, when the spec's range lays them out
+    compared: dict[str, Any] = field(default_factory=dict)  # its row of services.lab.folds.compare
 
 
 def _figure(point: PointResult | None, metric: str) -> float | None:
-    if point is None or point.metrics is None:
+    if point is None or point.metrics is None or point.error:
         return None
     value = point.metrics.get(metric)
     return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
+COLUMNS = 9
+
+
 class FoldsModel(QAbstractTableModel):
-    """One row per fold, in fold order. :meth:`add` takes a batch of points of any phase."""
+    """One row per fold, in fold order. :meth:`add` takes a batch of points of any phase; the best
+    in-sample point and the comparison are those of :mod:`services.lab.folds` (the headless report's)."""
 
     def __init__(self, metric: str = "sharpe", parent: Any = None) -> None:
         super().__init__(parent)
         self.metric = metric
-        self.folds: list[Fold] = []
+        self.folds: list[FoldRow] = []
+        self.windows: dict[int, Fold] = {}
+        self.report: dict[str, Any] = {}
 
     def headers(self) -> list[str]:
         title = METRIC_TITLES.get(self.metric, self.metric)
-        return ["Fold", "In-sample best", f"In-sample {title}", "Points", f"Out-of-sample {title}",
-                "OOS return", "OOS trades"]  # fmt: skip
+        return ["Fold", "Out-of-sample days", "In-sample best", f"In-sample {title}", "Points",
+                f"Out-of-sample {title}", "OOS return", "OOS trades", "Efficiency"]  # fmt: skip
 
-    def reset(self, metric: str) -> None:
+    def reset(self, metric: str, windows: list[Fold] | None = None) -> None:
         self.beginResetModel()
-        self.metric, self.folds = metric, []
+        self.metric, self.folds, self.report = metric, [], {}
+        self.windows = {f.index: f for f in windows or ()}
         self.endResetModel()
 
-    def _fold(self, number: int) -> int:
-        """The row of fold ``number``, inserted in order when new."""
-        for row, fold in enumerate(self.folds):
+    def _row(self, number: int) -> FoldRow:
+        """Fold ``number``'s row, inserted in order when new."""
+        for fold in self.folds:
             if fold.number == number:
-                return row
+                return fold
         row = sum(1 for f in self.folds if f.number < number)
         self.beginInsertRows(QModelIndex(), row, row)
-        self.folds.insert(row, Fold(number))
+        fold = FoldRow(number, window=self.windows.get(number))
+        self.folds.insert(row, fold)
         self.endInsertRows()
-        return row
+        return fold
 
     def add(self, points: Iterable[PointResult]) -> None:
-        touched: set[int] = set()  # fold numbers (rows move when an earlier fold is inserted)
+        touched = False
         for point in points:
             if point.fold is None or point.phase not in ("in_sample", "out_of_sample"):
                 continue
-            row = self._fold(point.fold)
-            fold = self.folds[row]
+            fold = self._row(point.fold)
             if point.phase == "out_of_sample":
                 fold.out_of_sample = point
             else:
-                fold.in_sample_points += 1
-                value = best_key(point, self.metric)
-                current = None if fold.in_sample is None else best_key(fold.in_sample, self.metric)
-                if value is not None and (current is None or value > current):
-                    fold.in_sample = point
-            touched.add(fold.number)
-        for row, fold in enumerate(self.folds):
-            if fold.number in touched:
-                self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
+                fold.in_sample = [p for p in fold.in_sample if p.key != point.key] + [point]
+            touched = True
+        if not touched:
+            return
+        for fold in self.folds:
+            fold.best = best_point(fold.in_sample, self.metric)
+        in_sample = [p for f in self.folds for p in f.in_sample]
+        done = [f.out_of_sample for f in self.folds if f.out_of_sample is not None]
+        self.report = compare(in_sample, done, self.metric, folds=list(self.windows.values()) or None)
+        rows = {r["fold"]: r for r in self.report["folds"]}
+        for fold in self.folds:
+            fold.compared = rows.get(fold.number, {})
+        if self.folds:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.folds) - 1, COLUMNS - 1))
 
     def summary(self) -> str:
-        """The folds' out-of-sample returns compounded, and in-sample against out-of-sample."""
-        done = [f for f in self.folds if f.out_of_sample is not None and f.out_of_sample.metrics is not None]
+        """The out-of-sample windows compounded, and in-sample against out-of-sample."""
+        done = [f for f in self.folds if _figure(f.out_of_sample, "total_return") is not None]
         if not done:
             return "Out-of-sample runs: none yet."
         growth = 1.0
         for fold in done:
             growth *= 1.0 + (_figure(fold.out_of_sample, "total_return") or 0.0)
-        ins = [v for f in done if (v := _figure(f.in_sample, self.metric)) is not None]
-        outs = [v for f in done if (v := _figure(f.out_of_sample, self.metric)) is not None]
         title = METRIC_TITLES.get(self.metric, self.metric)
         stitched = metric_text("total_return", growth - 1)
-        text = f"Stitched out-of-sample return over {len(done)} fold(s): {stitched}."
-        if ins and outs:
-            mean_in, mean_out = sum(ins) / len(ins), sum(outs) / len(outs)
-            text += (f" Mean {title}: in-sample {metric_text(self.metric, mean_in)}, "
-                     f"out-of-sample {metric_text(self.metric, mean_out)}.")  # fmt: skip
+        text = f"Out-of-sample windows compounded over {len(done)} fold(s): {stitched}"
+        report = self.report
+        if report.get("out_of_sample_annual_return") is not None:
+            text += f" ({metric_text('total_return', report['out_of_sample_annual_return'])} a year)"
+        text += "."
+        if report.get("in_sample_mean") is not None and report.get("out_of_sample_mean") is not None:
+            text += (f" Mean {title}: in-sample {metric_text(self.metric, report['in_sample_mean'])}, "
+                     f"out-of-sample {metric_text(self.metric, report['out_of_sample_mean'])}.")  # fmt: skip
+        if report.get("efficiency") is not None:
+            text += f" Walk-forward efficiency {report['efficiency']:.2f}."
         return text
 
     # -- QAbstractTableModel ------------------------------------------------------------------------
@@ -113,46 +133,54 @@ class FoldsModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self.folds)
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else 7
+        return 0 if parent.isValid() else COLUMNS
 
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < 7
-        ):
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < COLUMNS:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return self.headers()[section]
+        if role == Qt.ItemDataRole.ToolTipRole and section == COLUMNS - 1:
+            return (
+                "Out-of-sample annualised return ÷ in-sample annualised return (when the latter is positive)"
+            )
         return None
 
-    def _text(self, fold: Fold, column: int) -> str:
-        best, oos = fold.in_sample, fold.out_of_sample
+    def _text(self, fold: FoldRow, column: int) -> str:
+        best, oos = fold.best, fold.out_of_sample
         if column == 0:
             return str(fold.number + 1)
         if column == 1:
-            return "—" if best is None else ", ".join(f"{k}={value_text(v)}" for k, v in best.params.items())
+            w = fold.window
+            return "—" if w is None else f"{w.out_start:%Y-%m-%d} to {w.out_end:%Y-%m-%d}"
         if column == 2:
-            return metric_text(self.metric, _figure(best, self.metric))
+            return "—" if best is None else ", ".join(f"{k}={value_text(v)}" for k, v in best.params.items())
         if column == 3:
-            return f"{fold.in_sample_points:,}"
-        if oos is not None and oos.error:
-            return "failed" if column == 4 else ""
+            return metric_text(self.metric, _figure(best, self.metric))
         if column == 4:
-            return metric_text(self.metric, _figure(oos, self.metric))
+            return f"{len(fold.in_sample):,}"
+        if oos is not None and oos.error:
+            return "failed" if column == 5 else ""
         if column == 5:
+            return metric_text(self.metric, _figure(oos, self.metric))
+        if column == 6:
             return metric_text("total_return", _figure(oos, "total_return"))
-        return metric_text("trades", _figure(oos, "trades"))
+        if column == 7:
+            return metric_text("trades", _figure(oos, "trades"))
+        efficiency = fold.compared.get("efficiency")
+        return "—" if efficiency is None else f"{efficiency:.2f}"
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self.folds) or not 0 <= index.column() < 7:
+        if not index.isValid() or not 0 <= index.row() < len(self.folds) or not 0 <= index.column() < COLUMNS:
             return None
         fold = self.folds[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(fold, index.column())
-        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() != 1:
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() not in (1, 2):
             return _RIGHT
-        if role == Qt.ItemDataRole.ForegroundRole and index.column() in (4, 5):
+        if role == Qt.ItemDataRole.ForegroundRole and index.column() in (5, 6):
             oos = fold.out_of_sample
             if oos is not None and oos.error:
                 return QColor(theme.DOWN)
@@ -187,8 +215,8 @@ class WalkForwardView(QWidget):
         lay.addWidget(self.table, 1)
         lay.addWidget(self.summary)
 
-    def reset(self, metric: str) -> None:
-        self.model.reset(metric)
+    def reset(self, metric: str, windows: list[Fold] | None = None) -> None:
+        self.model.reset(metric, windows)
         self.summary.setText("Out-of-sample runs: none yet.")
 
     def add(self, points: Iterable[PointResult]) -> None:
