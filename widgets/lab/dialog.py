@@ -266,10 +266,23 @@ class StrategyLabDialog(QDialog):
             self.form.mark(field.rpartition(".")[2] or None)
             raise
 
+    def _unreadable(self) -> bool:
+        try:
+            self.form.values()
+        except SpaceError:
+            return True
+        return False
+
     def update_count(self) -> bool:
         """How many points the space holds and how many combinations are refused; False (and why,
         in ``labCount``) when the form cannot be read."""
         try:
+            if not self.form.swept() and not self._unreadable():
+                self.form.mark(None)
+                self.count.setText("Give at least one parameter several values to sweep it: "
+                                   "a list 2, 3, 5 or a range 2..20 step 2.")  # fmt: skip
+                self.count.setStyleSheet(f"color: {theme.MUTED};")
+                return False
             spec = self.read_spec()
             valid, refused = self.backend.expand(spec)
         except ValueError as exc:

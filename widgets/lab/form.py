@@ -218,6 +218,11 @@ class SweepForm(QWidget):
             self.param_grid.addWidget(label, row, 0)
             self.param_grid.addWidget(field, row, 1)
             self.fields[spec.name] = field
+        # the keyboard goes down the form: strategy, its parameters, then the data (new fields come
+        # last in Qt's focus chain otherwise)
+        chain = [self.strategy, *self.fields.values(), self.symbols]
+        for first, second in itertools.pairwise(chain):
+            QWidget.setTabOrder(first, second)
         self.changed.emit()
 
     # -- reading --------------------------------------------------------------------------------------

@@ -173,3 +173,19 @@ def test_progress_words() -> None:
 
     text = progress_text(SweepProgress("s", 200, 50, 2, 3, 4.25, 95.0, 3))
     assert text == "50 / 200 points · 4.2 points/s · 1 min 35 s left · 3 workers · 2 failed"
+
+
+def test_nothing_swept_yet_is_a_hint_and_the_keyboard_goes_down_the_form(
+    qtbot: Any, backend: FakeBackend
+) -> None:
+    d = StrategyLabDialog(builtin_registry(), backend)
+    qtbot.addWidget(d)
+    assert not d.update_count()
+    assert d.count.text().startswith("Give at least one parameter several values to sweep it")
+    assert not d.start() and backend.started == []
+    order, widget = [], d.form.strategy.nextInFocusChain()
+    while widget is not d.form.symbols and len(order) < 50:
+        if widget.focusPolicy() & Qt.FocusPolicy.TabFocus:
+            order.append(widget.objectName())
+        widget = widget.nextInFocusChain()
+    assert order == ["labParam_qty", "labParam_fast", "labParam_slow", "labParam_allow_short"]
