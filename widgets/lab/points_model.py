@@ -40,8 +40,9 @@ _MISSING = (1, 0.0)
 def metric_text(name: str, value: float | int | None) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
-    if name in PERCENT:
-        return f"{value * 100:,.2f} %"
+    if name in PERCENT:  # a small return keeps its digits (one share of a $100k account moves little)
+        digits = 2 if value == 0 or abs(value) >= 0.001 else 4
+        return f"{value * 100 + 0.0:,.{digits}f} %"
     if name == "trades":
         return f"{int(value):,}"
     if name == "final_equity":

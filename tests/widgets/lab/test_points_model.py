@@ -73,5 +73,7 @@ def test_a_failed_point_stays_visible_with_its_error_in_words() -> None:
 
 def test_metric_text() -> None:
     assert metric_text("total_return", 0.0123) == "1.23 %"
+    assert metric_text("total_return", -0.0000123) == "-0.0012 %"
+    assert metric_text("total_return", -0.0) == "0.00 %"
     assert metric_text("trades", 1234) == "1,234"
     assert metric_text("sharpe", None) == "—" and metric_text("sharpe", float("nan")) == "—"
