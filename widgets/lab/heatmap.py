@@ -2,8 +2,9 @@
 arrive. A cell holds every point with those two values; its colour is the best figure among them
 (the other parameters at their best), with a legend of the colour scale and the cell's figures on
 hover. Colours come from :mod:`widgets.theme` only: for a figure with a natural zero (return,
-Sharpe) whose values straddle it, losses shade to DOWN and gains to UP around a neutral zero;
-otherwise the scale runs from the worst value shown (DOWN) to the best (UP). A cell no valid point
+Sharpe), losses shade to DOWN and gains to UP around a neutral zero (a sweep where every point lost
+is all red, the least bad palest); for the others the scale runs from the worst value shown (DOWN) to
+the best (UP). A cell no valid point
 falls in (a refused combination, such as fast ≥ slow) is left as background; a cell still to come
 is drawn empty; a cell whose points all failed is marked ×.
 
@@ -128,7 +129,8 @@ class ColorScale:
 
     def __init__(self, metric: str, lo: float, hi: float) -> None:
         self.metric, self.lo, self.hi = metric, lo, hi
-        self.diverging = metric in SIGNED and lo < 0 < hi
+        # a loss is red even when every point lost: the scale is centred on zero, not on the points
+        self.diverging = metric in SIGNED and (lo != 0 or hi != 0)
         self.low, self.mid, self.high = QColor(theme.DOWN), QColor(theme.GUIDE), QColor(theme.UP)
 
     def goodness(self, value: float) -> float:

@@ -66,10 +66,14 @@ def test_colours_come_from_the_theme_and_diverge_at_zero_for_signed_figures() ->
     assert scale.color(-2.0) == QColor(theme.DOWN)
     assert scale.color(0.0) == QColor(theme.GUIDE)
     assert scale.color(2.0) == QColor(theme.UP) and scale.ends() == (-2.0, 2.0)
+    losses = ColorScale("sharpe", -9.0, -3.0)  # every point lost: all red, none green
+    assert losses.diverging and losses.ends() == (-9.0, 9.0)
+    assert losses.color(-9.0) == QColor(theme.DOWN) and losses.goodness(-3.0) < 0.5
     drawdown = ColorScale("max_drawdown", 0.05, 0.25)
     assert not drawdown.diverging
     assert drawdown.color(0.05) == QColor(theme.UP) and drawdown.color(0.25) == QColor(theme.DOWN)
-    assert ColorScale("sharpe", 0.5, 0.5).color(0.5) == QColor(theme.UP)  # one value: the best
+    assert ColorScale("sharpe", 0.5, 0.5).color(0.5) == QColor(theme.UP)  # one gain: the most green
+    assert ColorScale("trades", 7, 7).color(7) == QColor(theme.UP)  # one value: the best
 
 
 def test_hover_names_the_cell_its_best_figure_and_the_other_parameters(qtbot: Any) -> None:
