@@ -62,8 +62,9 @@ log = logging.getLogger("heron.widgets.lab")
 
 #: room left on each side of the window for the window manager's frame and title bar
 FRAME_PX = 30
-#: ``open_backtest(strategy, params as text)``: the backtest dialog on one point
-OpenBacktest = Callable[[str, dict[str, str]], None]
+#: ``open_backtest(strategy, params as text, spec)``: the backtest dialog on one point of the sweep
+#: ``spec`` (its symbols, range and costs)
+OpenBacktest = Callable[[str, dict[str, str], SweepSpec], None]
 
 
 def duration_text(seconds: float | None) -> str:
@@ -484,7 +485,7 @@ class StrategyLabDialog(QDialog):
         for name, value in {**spec.fixed, **point.params}.items():
             texts[name] = specs[name].to_text(value) if name in specs else value_text(value)
         texts["symbols"] = ";".join(spec.symbols)
-        self.open_backtest(spec.strategy, texts)
+        self.open_backtest(spec.strategy, texts, spec)
         return True
 
     # -- closing --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 
-from services.lab.model import SearchKind, SweepState
+from services.lab.model import SearchKind, SweepSpec, SweepState
 from services.strategies.builtin import builtin_registry
 from tests.support.polling import qt_pump, wait_for
 from tests.widgets.lab.fake_backend import FakeBackend, figures
@@ -118,7 +118,12 @@ def test_failed_points_and_a_refused_start_are_said_in_words(qtbot: Any, backend
 
 def test_a_point_opens_in_the_backtest_dialog_with_its_parameters(qtbot: Any, backend: FakeBackend) -> None:
     opened: list[tuple[str, dict[str, str]]] = []
-    d = lab(qtbot, backend, open_backtest=lambda kind, params: opened.append((kind, params)))
+    specs: list[SweepSpec] = []
+    d = lab(
+        qtbot,
+        backend,
+        open_backtest=lambda kind, params, spec: (opened.append((kind, params)), specs.append(spec)),
+    )
     d.form.symbols.setText("msft, AAPL")
     d.form.fields["allow_short"].setText("true")
     assert d.start()
@@ -129,6 +134,7 @@ def test_a_point_opens_in_the_backtest_dialog_with_its_parameters(qtbot: Any, ba
     d.open_button.click()
     assert opened == [("sma_crossover", {"qty": "1", "allow_short": "true", "fast": "5", "slow": "20",
                                          "symbols": "MSFT;AAPL"})]  # fmt: skip
+    assert specs == [d.spec]
     d.table.doubleClicked.emit(d.proxy.index(1, 0))
     assert len(opened) == 2 and opened[1][1]["fast"] != "5"
 
