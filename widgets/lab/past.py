@@ -25,12 +25,12 @@ from services.lab.model import PointResult, SweepState
 from widgets import theme
 from widgets.lab.backend import LabBackend, PastSweep
 from widgets.message_label import MessageLabel
-from widgets.models.common import fmt_minute, named
+from widgets.models.common import fmt_minute, header_text, named, zoned
 from widgets.tasks import TaskBridge
 
 log = logging.getLogger("heron.widgets.lab")
 
-HEADERS = ("Started (UTC)", "Sweep", "Strategy", "Search", "Points", "State")
+HEADERS = (zoned("Started"), "Sweep", "Strategy", "Search", "Points", "State")
 
 
 class PastSweeps(QWidget):
@@ -50,7 +50,7 @@ class PastSweeps(QWidget):
         self.sweeps: list[PastSweep] = []
         self.running: str | None = None
         self.table = named(QTableWidget(0, len(HEADERS)), "labPastTable")
-        self.table.setHorizontalHeaderLabels(HEADERS)
+        self.table.setHorizontalHeaderLabels([header_text(h) for h in HEADERS])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -111,6 +111,7 @@ class PastSweeps(QWidget):
     def _show(self, sweeps: Sequence[PastSweep]) -> None:
         chosen = self.selected()
         self.sweeps = sorted(sweeps, key=lambda s: (s.started is None, s.started), reverse=True)
+        self.table.setHorizontalHeaderLabels([header_text(h) for h in HEADERS])  # the zone may have changed
         self.table.setRowCount(len(self.sweeps))
         for row, s in enumerate(self.sweeps):
             cells = (

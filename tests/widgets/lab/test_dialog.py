@@ -16,6 +16,7 @@ from tests.support.polling import qt_pump, wait_for
 from tests.widgets.lab.fake_backend import FakeBackend, figures
 from widgets.lab.backend import Engine
 from widgets.lab.dialog import StrategyLabDialog, progress_text
+from widgets.models.common import TIMES
 
 
 @pytest.fixture
@@ -156,6 +157,8 @@ def test_a_stored_sweep_opens_again_and_an_unfinished_one_resumes(qtbot: Any, ba
     d.tabs.setCurrentWidget(d.past)
     d.show()
     wait_for("the stored sweeps", lambda: d.past.table.rowCount() == 1, 10, pump=qt_pump(qtbot))
+    started = d.past.table.horizontalHeaderItem(0)
+    assert started is not None and started.text() == f"Started ({TIMES.label()})"  # the display zone
     cells = [d.past.table.item(0, c) for c in (4, 5)]
     assert [c.text() if c is not None else None for c in cells] == [f"{stored} / 35", "cancelled"]
     d.past.table.selectRow(0)
