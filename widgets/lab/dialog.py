@@ -425,6 +425,9 @@ class StrategyLabDialog(QDialog):
         log.info("sweep %s %s: %d of %d points, %d failed, %.1f s%s", outcome.sweep_id, outcome.state.value,
                  outcome.completed, outcome.total, outcome.errors, outcome.elapsed_s,
                  f" ({outcome.message})" if outcome.message else "")  # fmt: skip
+        workers = f"{outcome.workers} worker{'s' if outcome.workers != 1 else ''}"
+        took = duration_text(outcome.elapsed_s)  # no time left once it ended
+        self.progress_text.setText(f"{outcome.completed:,} / {outcome.total:,} points in {took} · {workers}")
         done = f"{outcome.completed:,} of {outcome.total:,} points"
         failed = f", {outcome.errors:,} failed" if outcome.errors else ""
         if outcome.state is SweepState.COMPLETED:

@@ -70,7 +70,7 @@ def test_a_sweep_fills_the_table_and_heatmap_and_names_the_best_point(
     assert d.points.rowCount() == 35 and set(seen) == {gui}
     assert d.status.text() == "Done: 35 of 35 points in 0 s. Best: fast=5, slow=20, Sharpe 2.000."
     assert d.progress.value() == d.progress.maximum() == 35
-    assert d.progress_text.text().startswith("35 / 35 points · ")
+    assert d.progress_text.text() == "35 / 35 points in 0 s · 2 workers"
     grid = d.heatmap.grid
     assert grid is not None and (grid.x, grid.y) == ("fast", "slow")
     assert grid.shown((3, 1)) == figures({"fast": 5, "slow": 20})["sharpe"]  # fast=5, slow=20
@@ -99,6 +99,7 @@ def test_cancel_stops_the_sweep_and_says_so(qtbot: Any, backend: FakeBackend) ->
         and "of 35 points done; resume it from Past sweeps." in d.status.text()
     )
     assert d.points.rowCount() <= 3
+    assert "left" not in d.progress_text.text()
 
 
 def test_failed_points_and_a_refused_start_are_said_in_words(qtbot: Any, backend: FakeBackend) -> None:
