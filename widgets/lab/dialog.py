@@ -60,6 +60,11 @@ from widgets.tasks import TaskBridge
 
 log = logging.getLogger("heron.widgets.lab")
 
+#: a grid up to this many combinations is expanded on the GUI thread (a few ms); a larger one on a
+#: worker thread (the engine checks each combination: 100,000 take about a second)
+SYNC_GRID = 5_000
+#: a spec's points and its refused combinations with why (``LabBackend.expand``)
+Expansion = tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]
 #: room left on each side of the window for the window manager's frame and title bar
 FRAME_PX = 30
 #: ``open_backtest(strategy, params as text, spec)``: the backtest dialog on one point of the sweep
@@ -113,6 +118,9 @@ class StrategyLabDialog(QDialog):
         self.spec: SweepSpec | None = None
         self.expected: list[dict[str, Any]] = []
         self.refused: list[dict[str, Any]] = []
+        #: expansions known (a few specs) and those under way off the GUI thread, by expansion key
+        self._expanded: dict[str, Expansion] = {}
+        self._expanding: dict[str, list[Callable[[], object]]] = {}
         self._placed = False
         self.form = SweepForm(registry, engine)
         self.points = PointsModel(self)
@@ -267,6 +275,49 @@ class StrategyLabDialog(QDialog):
             self.form.mark(field.rpartition(".")[2] or None)
             raise
 
+    @staticmethod
+    def _expansion_key(spec: SweepSpec) -> str:
+        """What a spec's expansion depends on (not its dates, which move with the clock)."""
+        what = (spec.strategy, spec.symbols, spec.search.value, dict(spec.space), dict(spec.fixed),
+                spec.max_points, spec.seed)  # fmt: skip
+        return repr(what)
+
+    def expansion(self, spec: SweepSpec) -> Expansion | None:
+        """The spec's points and refused combinations: known, or expanded here when the grid is small;
+        None for a large grid not expanded yet (see :meth:`_expand_later`). Raises ValueError."""
+        key = self._expansion_key(spec)
+        if key in self._expanded:
+            return self._expanded[key]
+        if math.prod(len(v) for v in spec.space.values()) > SYNC_GRID:
+            return None
+        return self._remember(key, self.backend.expand(spec))
+
+    def _remember(self, key: str, expansion: Expansion) -> Expansion:
+        self._expanded = {**dict(list(self._expanded.items())[-3:]), key: expansion}
+        return expansion
+
+    def _expand_later(self, spec: SweepSpec, then: Callable[[], object]) -> None:
+        """Expand ``spec`` on a worker thread (a large grid takes the engine a second or more), then
+        call ``then`` on the GUI thread; a second request for the same spec waits for the first."""
+        key = self._expansion_key(spec)
+        waiting = self._expanding.get(key)
+        if waiting is not None:
+            waiting.append(then)
+            return
+        self._expanding[key] = [then]
+
+        def done(expansion: Expansion) -> None:
+            self._remember(key, expansion)
+            for call in self._expanding.pop(key, []):
+                call()
+
+        def failed(exc: BaseException) -> None:
+            self._expanding.pop(key, None)
+            self.count.setText(f"Not ready: {exc}")
+            self.count.setStyleSheet(f"color: {theme.DOWN};")
+
+        self.tasks.run_blocking(lambda: self.backend.expand(spec), done, failed, name="heron-lab-expand")
+
     def _unreadable(self) -> bool:
         try:
             self.form.values()
@@ -285,11 +336,18 @@ class StrategyLabDialog(QDialog):
                 self.count.setStyleSheet(f"color: {theme.MUTED};")
                 return False
             spec = self.read_spec()
-            valid, refused = self.backend.expand(spec)
+            expansion = self.expansion(spec)
         except ValueError as exc:
             self.count.setText(f"Not ready: {exc}")
             self.count.setStyleSheet(f"color: {theme.DOWN};")
             return False
+        if expansion is None:  # a large grid: counted off the GUI thread, shown when done
+            size = math.prod(len(v) for v in spec.space.values())
+            self.count.setText(f"Counting the valid points among {size:,} combinations…")
+            self.count.setStyleSheet(f"color: {theme.MUTED};")
+            self._expand_later(spec, self.update_count)
+            return False
+        valid, refused = expansion
         # random search: valid is the sample; Bayesian: the candidates it asks among
         total = len(valid) if spec.max_points is None else min(len(valid), spec.max_points)
         candidates = math.prod(len(v) for v in spec.space.values()) - len(refused)
@@ -308,13 +366,17 @@ class StrategyLabDialog(QDialog):
 
     # -- running --------------------------------------------------------------------------------------
     def _show_spec(self, spec: SweepSpec) -> None:
-        """Empty views for ``spec``: table columns, heatmap axes, walk-forward."""
+        """Empty views for ``spec``: table columns, heatmap axes, walk-forward. The heatmap tells refused
+        cells once the spec's expansion is known (at once for a small grid)."""
         self.spec = spec
         try:
-            valid, refused = self.backend.expand(spec)
+            expansion = self.expansion(spec)
         except ValueError:
-            valid, refused = [], []
-        self.expected, self.refused = valid, [params for params, _ in refused]
+            expansion = ([], [])
+        if expansion is None:
+            expansion = ([], [])
+            self._expand_later(spec, lambda: self._expected_for(spec))
+        self.expected, self.refused = expansion[0], [params for params, _ in expansion[1]]
         swept = list(spec.space)
         self.points.set_params(swept)
         windows = None
@@ -331,6 +393,14 @@ class StrategyLabDialog(QDialog):
             combo.setCurrentIndex(min(pick, len(swept) - 1))
             combo.blockSignals(False)
         self._rebuild_heatmap()
+
+    def _expected_for(self, spec: SweepSpec) -> None:
+        """The expansion of the spec shown arrived: mark the heatmap's refused cells."""
+        expansion = self._expanded.get(self._expansion_key(spec))
+        if self.spec is spec and expansion is not None:
+            self.expected, self.refused = expansion[0], [params for params, _ in expansion[1]]
+            self.progress.setRange(0, max(1, self.progress.maximum(), len(self.expected)))
+            self._rebuild_heatmap()
 
     def _rebuild_heatmap(self) -> None:
         spec = self.spec
@@ -364,9 +434,14 @@ class StrategyLabDialog(QDialog):
         if spec is None:
             try:
                 spec = self.read_spec()
+                expansion = self.expansion(spec)
             except ValueError as exc:
                 self.say(f"Cannot start: {exc}", ok=False)
                 return False
+            if expansion is None:  # a large grid: counted first, off the GUI thread, then started
+                self.say("Counting the valid points before the start…", ok=None)
+                self._expand_later(spec, lambda: self._start(None))
+                return True
             if not self.update_count():
                 self.say("Cannot start: no valid point in this space.", ok=False)
                 return False

@@ -18,7 +18,7 @@ from services.strategies.api import Param, ParamError
 #: the most values one range may expand to (a typo such as ``1..1000000`` is refused, not built)
 MAX_VALUES = 10_000
 #: the most grid points the window expands before asking the engine (the product of the sizes)
-MAX_GRID = 200_000
+MAX_GRID = 100_000
 
 _RANGE = re.compile(
     r"^\s*(?P<lo>[^.\s][^\s]*?)\s*\.\.\s*(?P<hi>[^\s]+?)\s*(?:step\s+(?P<step>[^\s]+))?\s*$", re.I

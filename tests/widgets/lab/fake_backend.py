@@ -117,7 +117,7 @@ class FakeBackend:
         self.started.append((spec, engine, resume))
         sweep_id = resume or f"sw{len(self.started)}"
         run = FakeRun(sweep_id)
-        points, _ = self.expand(spec)
+        points, _ = FakeBackend.expand(self, spec)  # the engine's own expansion, on its own account
         if spec.max_points is not None:
             points = points[: spec.max_points]
         done_before = {p.key for p in self.stored.get(sweep_id, (spec, SweepState.RUNNING, []))[2]}

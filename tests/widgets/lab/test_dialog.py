@@ -121,11 +121,12 @@ def test_failed_points_and_a_refused_start_are_said_in_words(qtbot: Any, backend
 def test_a_point_opens_in_the_backtest_dialog_with_its_parameters(qtbot: Any, backend: FakeBackend) -> None:
     opened: list[tuple[str, dict[str, str]]] = []
     specs: list[SweepSpec] = []
-    d = lab(
-        qtbot,
-        backend,
-        open_backtest=lambda kind, params, spec: (opened.append((kind, params)), specs.append(spec)),
-    )
+
+    def open_backtest(kind: str, params: dict[str, str], spec: SweepSpec) -> None:
+        opened.append((kind, params))
+        specs.append(spec)
+
+    d = lab(qtbot, backend, open_backtest=open_backtest)
     d.form.symbols.setText("msft, AAPL")
     d.form.fields["allow_short"].setText("true")
     assert d.start()
@@ -193,9 +194,35 @@ def test_nothing_swept_yet_is_a_hint_and_the_keyboard_goes_down_the_form(
     assert not d.update_count()
     assert d.count.text().startswith("Give at least one parameter several values to sweep it")
     assert not d.start() and backend.started == []
-    order, widget = [], d.form.strategy.nextInFocusChain()
-    while widget is not d.form.symbols and len(order) < 50:
+    order: list[str] = []
+    widget = d.form.strategy.nextInFocusChain()
+    while widget is not None and widget is not d.form.symbols and len(order) < 50:
         if widget.focusPolicy() & Qt.FocusPolicy.TabFocus:
             order.append(widget.objectName())
         widget = widget.nextInFocusChain()
     assert order == ["labParam_qty", "labParam_fast", "labParam_slow", "labParam_allow_short"]
+
+
+def test_a_large_grid_is_counted_and_started_off_the_gui_thread(qtbot: Any, backend: FakeBackend) -> None:
+    gui = threading.get_ident()
+    expanded_on: list[int] = []
+    expand = backend.expand
+
+    def counted(spec: SweepSpec) -> Any:
+        expanded_on.append(threading.get_ident())
+        return expand(spec)
+
+    backend.expand = counted  # type: ignore[method-assign]
+    d = StrategyLabDialog(builtin_registry(), backend)
+    qtbot.addWidget(d)
+    d.form.fields["fast"].setText("1..100")
+    d.form.fields["slow"].setText("2..101")  # 10,000 combinations
+    assert not d.update_count()
+    assert d.count.text() == "Counting the valid points among 10,000 combinations…"
+    wait_for("the count", lambda: d.count.text().startswith("5,050 points;"), 20, pump=qt_pump(qtbot))
+    assert expanded_on and gui not in expanded_on
+    d.form.fields["slow"].setText("2..100")  # another grid: counted again, then started
+    assert d.start() and d.status.text() == "Counting the valid points before the start…"
+    wait_for("the sweep to start", lambda: backend.started, 20, pump=qt_pump(qtbot))
+    finished(qtbot, d)
+    assert d.points.rowCount() == 4_950 and gui not in expanded_on
