@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from services.lab.model import PointResult, SweepListener, SweepSpec, SweepState
@@ -54,9 +55,10 @@ class SweepRun(Protocol):
 
 
 class LabBackend(Protocol):
-    """The sweep engine and store. ``parse``/``expand`` are quick and called on the GUI thread;
-    ``start`` returns at once (the sweep runs on the engine's thread and reports to ``listener``
-    there); ``past``/``results`` read the database and are called off the GUI thread."""
+    """The sweep engine and store. ``parse``/``expand`` are quick and called on the GUI thread (a large
+    grid's expansion on a worker thread); ``start`` returns at once (the sweep runs on the engine's
+    thread and reports to ``listener`` there); ``past``/``results`` read the database and
+    ``stitched_equity`` runs backtests: both are called off the GUI thread."""
 
     def parse(self, data: Mapping[str, Any]) -> SweepSpec:
         """A validated spec from the headless SPEC JSON form; raises ValueError naming the field
@@ -72,3 +74,8 @@ class LabBackend(Protocol):
     def past(self) -> Sequence[PastSweep]: ...
 
     def results(self, sweep_id: str) -> Sequence[PointResult]: ...
+
+    def stitched_equity(
+        self, spec: SweepSpec, results: Sequence[PointResult]
+    ) -> Sequence[tuple[datetime, Decimal]]:
+        """A walk-forward's out-of-sample equity, fold after fold, recomputed locally (blocking)."""

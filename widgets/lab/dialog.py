@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QSize, Qt, QTimer
@@ -497,6 +499,7 @@ class StrategyLabDialog(QDialog):
         self.cancel_button.setEnabled(False)
         self.past.set_running(None)
         self.past.refresh()
+        self._draw_stitched()
         log.info("sweep %s %s: %d of %d points, %d failed, %.1f s%s", outcome.sweep_id, outcome.state.value,
                  outcome.completed, outcome.total, outcome.errors, outcome.elapsed_s,
                  f" ({outcome.message})" if outcome.message else "")  # fmt: skip
@@ -529,6 +532,24 @@ class StrategyLabDialog(QDialog):
         figure = metric_text(metric, best.metrics.get(metric))
         return f"Best: {params}, {METRIC_TITLES.get(metric, metric)} {figure}."
 
+    def _draw_stitched(self) -> None:
+        """A walk-forward's stitched out-of-sample equity, recomputed on a worker thread."""
+        spec, points = self.spec, self.points.points()
+        if spec is None or spec.walk_forward is None or not any(p.phase == "out_of_sample" for p in points):
+            return
+        self.walk.show_equity([], "Stitched out-of-sample equity: recomputing the out-of-sample runs…")
+
+        def drawn(curve: Sequence[tuple[datetime, Decimal]]) -> None:
+            if self.spec is spec:
+                self.walk.show_equity(curve, None if curve else "No out-of-sample run to stitch.")
+
+        def failed(exc: BaseException) -> None:
+            if self.spec is spec:
+                self.walk.show_equity([], f"The stitched equity could not be drawn: {exc}")
+
+        self.tasks.run_blocking(lambda: list(self.backend.stitched_equity(spec, points)), drawn, failed,
+                                name="heron-lab-stitch")  # fmt: skip
+
     # -- past sweeps ----------------------------------------------------------------------------------
     def show_past(self, sweep_id: str, spec: SweepSpec, results: Sequence[PointResult]) -> None:
         """Show a stored sweep's points (the form takes its spec, ready to run again)."""
@@ -541,6 +562,7 @@ class StrategyLabDialog(QDialog):
         self.heatmap.add(results)
         self.walk.add(results)
         self.say(f"Sweep {sweep_id}: {len(results):,} stored points shown.", ok=None)
+        self._draw_stitched()
 
     # -- points ---------------------------------------------------------------------------------------
     def _selected(self) -> PointResult | None:

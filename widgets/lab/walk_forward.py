@@ -9,13 +9,16 @@ those of :mod:`services.lab.folds`, as the headless report gives them. GUI threa
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+import pyqtgraph as pg
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QSplitter, QTableView, QVBoxLayout, QWidget
 
 from services.lab.folds import Fold, best_point, compare
 from services.lab.model import PointResult
@@ -25,6 +28,7 @@ from widgets.message_label import MessageLabel
 from widgets.models.common import named
 
 Index = QModelIndex | QPersistentModelIndex
+NO_CURVE = "Stitched out-of-sample equity: drawn when a walk-forward sweep ends."
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
 
@@ -195,8 +199,9 @@ class FoldsModel(QAbstractTableModel):
 
 
 class WalkForwardView(QWidget):
-    """objectName ``labWalkForward``: the folds table (``labFolds``) and the summary
-    (``labFoldsSummary``)."""
+    """objectName ``labWalkForward``: the folds table (``labFolds``), the summary
+    (``labFoldsSummary``) and the stitched out-of-sample equity (``labStitchedPlot``, its caption
+    ``labStitchedCaption``)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -210,14 +215,54 @@ class WalkForwardView(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.summary = named(MessageLabel("Out-of-sample runs: none yet."), "labFoldsSummary")
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.table)
+        split.addWidget(self._build_plot())
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.table, 1)
+        lay.addWidget(split, 1)
         lay.addWidget(self.summary)
+
+    def _build_plot(self) -> QWidget:
+        from widgets.backtest_dialog import DateAxis
+
+        self.axis = DateAxis(orientation="bottom", utcOffset=0)
+        self.plot = pg.PlotWidget(axisItems={"bottom": self.axis})
+        self.plot.setObjectName("labStitchedPlot")
+        self.plot.setBackground(theme.PLOT_BG)
+        self.plot.showGrid(x=False, y=True, alpha=0.15)
+        self.plot.setMenuEnabled(False)
+        self.plot.setLabel("left", "Equity (USD)")
+        self.curve = self.plot.plot([], [], pen=pg.mkPen(theme.INFO, width=1.5))
+        self.caption = named(MessageLabel(NO_CURVE), "labStitchedCaption")
+        self.caption.setStyleSheet(f"color: {theme.MUTED};")
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.caption)
+        lay.addWidget(self.plot, 1)
+        return box
 
     def reset(self, metric: str, windows: list[Fold] | None = None) -> None:
         self.model.reset(metric, windows)
         self.summary.setText("Out-of-sample runs: none yet.")
+        self.show_equity([], NO_CURVE)
+
+    def show_equity(self, curve: Sequence[tuple[datetime, Decimal]], caption: str | None = None) -> None:
+        """The out-of-sample windows' equity chained fold after fold (UTC time axis)."""
+        xs = [ts.timestamp() for ts, _ in curve]
+        ys = [float(e) for _, e in curve]
+        self.curve.setData(xs, ys)
+        self.axis.empty = not xs
+        if xs:
+            self.plot.enableAutoRange()
+        if caption is None and curve:
+            (first, low), (last, high) = curve[0], curve[-1]
+            caption = (f"Stitched out-of-sample equity, recomputed here: {low:,.2f} to {high:,.2f} USD, "
+                       f"{first:%Y-%m-%d} to {last:%Y-%m-%d} UTC")  # fmt: skip
+        self.caption.setText(caption or NO_CURVE)
 
     def add(self, points: Iterable[PointResult]) -> None:
         self.model.add(points)

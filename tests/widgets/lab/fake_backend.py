@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from services.domain.enums import Timeframe
@@ -70,6 +71,7 @@ class FakeBackend:
         self.refuse_start: str | None = None
         self.gate: threading.Semaphore | None = None  # each point takes one permit
         self.runs: list[FakeRun] = []
+        self.stitch_error: str | None = None
 
     def parse(self, data: Mapping[str, Any]) -> SweepSpec:
         strategy = data.get("strategy")
@@ -186,3 +188,15 @@ class FakeBackend:
 
     def results(self, sweep_id: str) -> Sequence[PointResult]:
         return list(self.stored[sweep_id][2])
+
+    def stitched_equity(
+        self, spec: SweepSpec, results: Sequence[PointResult]
+    ) -> list[tuple[datetime, Decimal]]:
+        """One point per out-of-sample window: the cash grown by each fold's return in turn."""
+        if self.stitch_error is not None:
+            raise RuntimeError(self.stitch_error)
+        level, out = Decimal(spec.initial_cash), [(NOW, Decimal(spec.initial_cash))]
+        for r in sorted((r for r in results if r.phase == "out_of_sample"), key=lambda r: r.fold or 0):
+            level *= 1 + Decimal(str((r.metrics or {}).get("total_return") or 0))
+            out.append((NOW + timedelta(days=1 + (r.fold or 0)), level))
+        return out

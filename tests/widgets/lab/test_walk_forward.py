@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
@@ -74,6 +75,21 @@ def test_the_lab_shows_a_walk_forward_sweep_fold_by_fold(qtbot: Any) -> None:
     assert [folds.index(r, 2).data() for r in range(3)] == ["fast=5, slow=20"] * 3
     assert d.walk.summary.text().startswith("Out-of-sample windows compounded over 3 fold(s):")
     assert d.points.rowCount() == 3 * 8 + 3  # in-sample points and one out-of-sample run per fold
+
+    # the stitched out-of-sample equity, recomputed off the GUI thread when the sweep ended
+    def drawn() -> bool:
+        xs = d.walk.curve.getData()[0]
+        return xs is not None and len(xs) == 4
+
+    wait_for("the stitched equity", drawn, 10, pump=qt_pump(qtbot))
+    ys = d.walk.curve.getData()[1]
+    # the out-of-sample runs (fast=5, slow=20, 21, 22) returned 2 %, 1.95 % and 1.9 %
+    assert ys[0] == 100_000 and ys[-1] == pytest.approx(100_000 * 1.02 * 1.0195 * 1.019)
+    assert d.walk.caption.text().startswith("Stitched out-of-sample equity, recomputed here: 100,000.00 to")
+    backend.stitch_error = "no bars for AAPL in fold 2"
+    d.show_past("sw1", backend.stored["sw1"][0], backend.results("sw1"))
+    wait_for("the failure said", lambda: "no bars for AAPL" in d.walk.caption.text(), 10, pump=qt_pump(qtbot))
+    assert d.walk.caption.text() == "The stitched equity could not be drawn: no bars for AAPL in fold 2"
 
 
 def test_each_row_has_its_window_and_walk_forward_efficiency(qtmodeltester: Any) -> None:
