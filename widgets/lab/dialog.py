@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QTableView,
     QTabWidget,
@@ -164,6 +165,10 @@ class StrategyLabDialog(QDialog):
         self.progress.setValue(0)
         self.progress_text = named(QLabel("—"), "labProgressText")
         self.progress_text.setStyleSheet(f"color: {theme.MUTED};")
+        # ten new texts a second: the label never asks the dialog for a new layout (one line, the
+        # column's width), so each is one small repaint
+        self.progress_text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.progress_text.setMinimumHeight(self.progress_text.fontMetrics().height())
         self.status = named(MessageLabel(), "labStatus")
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
