@@ -127,14 +127,19 @@ class Cluster:
         if self.settings.scheduler is None:
             n = self.settings.workers or default_workers()
             log.info("starting a local Dask cluster of %d worker process(es) on 127.0.0.1", n)
-            self._local = LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+            import dask
+
+            # One task per worker thread at a time: a point queued behind another on a worker that
+            # dies would be blamed for the death (KilledWorker) without having run.
+            with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+                self._local = LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
             return Client(self._local, set_as_default=False)
         try:
             return Client(

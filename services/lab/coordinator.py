@@ -6,15 +6,18 @@
 1. expands the spec into points (refused ones never reach a worker) and, on ``resume``, reads the
    points already stored, which are skipped;
 2. connects to the cluster (starting the local one on the first sweep; versions checked on every
-   worker), loads the bars once, packs them and scatters them once, broadcast to every worker;
+   worker), loads the bars once and packs them into one loader task (its result is fetched once by
+   each worker; unlike scattered data, the scheduler computes it again if every holder dies);
 3. keeps a bounded number of points in flight (so a cancel drops little, and Bayesian search asks
    with fresh results), writing each result to the :class:`SweepStore` as it completes and telling
    the listener (``on_point`` per point, ``on_progress`` at most :data:`PROGRESS_HZ` times a second,
    ``on_finished`` once with the best point).
 
 Failures: a point that kills its worker :data:`KILLED_WORKER_ATTEMPTS` times is stored as an error
-(``KilledWorker``), a strategy that raises comes back as an error point, a dead scheduler ends the
-sweep FAILED with the reason (the points done stay stored, a resume continues from them). Cancel:
+(``KilledWorker``; Dask also blames a point that merely shared the dying worker, so a KilledWorker
+point is given one more run of its own first), a strategy that raises comes back as an error point,
+a dead scheduler ends the sweep FAILED with the reason (the points done stay stored, a resume
+continues from them). Cancel:
 queued points are dropped at once (``client.cancel``), running ones stop at their next cancel check
 (a named ``distributed.Event``), and the sweep ends only once no worker runs one of its points.
 """
@@ -31,6 +34,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final
+
+import dask
 
 from services.domain.enums import Timeframe
 from services.domain.models import Bar
@@ -49,7 +54,7 @@ from services.lab.packing import pack_bars
 from services.lab.search import ListSource, OptunaSource, PointSource, metric_value
 from services.lab.spec import budget, expand, params_json
 from services.lab.store import SweepStore
-from services.lab.tasks import Costs, Dataset, run_point
+from services.lab.tasks import Costs, dataset_blob, load_dataset, run_point
 from services.lab.versions import heron_code_version
 from services.strategies.api import Strategy
 from services.strategies.backtest import BacktestResult, run_backtest
@@ -296,7 +301,13 @@ class _Sweep:
                 f"{self.spec.start.isoformat()} and {self.spec.end.isoformat()}"
             )
         packed = pack_bars(bars)
-        dataset = client.scatter(Dataset(packed, packed.digest), broadcast=True, hash=False)
+        with dask.config.set({"distributed.admin.large-graph-warning-threshold": "2GB"}):
+            dataset = client.submit(
+                load_dataset,
+                dataset_blob(packed),
+                key=f"heron-lab-data-{self.handle.sweep_id}-{packed.digest}",
+                pure=False,
+            )
         from distributed import Event
 
         cancel_event = Event(self._flag, client=client)
@@ -355,8 +366,14 @@ class _Sweep:
     def _collect(self, client: Any, fut: Any, source: PointSource, dataset: Any) -> None:
         key, point, attempt = self._inflight.pop(fut)
         params = params_json(point)
-        if fut.status == "finished":
-            out = fut.result()
+        status, out = fut.status, None
+        if status == "finished":
+            try:
+                out = fut.result(timeout=60)
+            except Exception as exc:  # finished, then lost with its worker before we fetched it
+                log.info("sweep %s: a result was lost before it was fetched (%s)", self.handle.sweep_id, exc)
+                status = "lost"
+        if out is not None:
             if out.get("cancelled"):
                 return
             result = PointResult(
@@ -367,14 +384,19 @@ class _Sweep:
                 worker=out.get("worker"),
                 elapsed_s=float(out.get("elapsed_s", 0.0)),
             )
-        elif fut.status == "error":
-            exc = fut.exception()
+        elif status == "error":
+            failure = fut.exception()
             from distributed.scheduler import KilledWorker
 
-            if isinstance(exc, KilledWorker):
-                error = f"KilledWorker: the point killed its worker {KILLED_WORKER_ATTEMPTS} times ({exc})"
+            if isinstance(failure, KilledWorker) and attempt < 1:
+                self._submit(client, point, dataset, attempt + 1)
+                return
+            if isinstance(failure, KilledWorker):
+                error = (
+                    f"KilledWorker: the point killed its worker {KILLED_WORKER_ATTEMPTS} times ({failure})"
+                )
             else:
-                error = f"{type(exc).__name__}: {exc}"
+                error = f"{type(failure).__name__}: {failure}"
             result = PointResult(key=key, params=params, metrics=None, error=error)
         else:  # cancelled without our asking: the scheduler or the data went away
             if client.status != "running":

@@ -77,7 +77,7 @@ def _to_int(value: Decimal, scale: int) -> int:
 
 
 def _column(values: Sequence[int | None]) -> Column:
-    if all(v is not None and -_INT64 <= v <= _INT64 for v in values):
+    if all(v is not None and _NONE <= v <= _INT64 for v in values):
         return array("q", values)
     return list(values)
 

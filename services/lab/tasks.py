@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import bisect
 import os
+import pickle
 import socket
 import time
 import traceback
+import zlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,8 +41,7 @@ CACHE_SIZE: Final = 4
 
 @dataclass(frozen=True, slots=True)
 class Dataset:
-    """The one object scattered to every worker (wrapped: a bare list or dict would be scattered item
-    by item)."""
+    """The bars every point of a sweep replays, as held by each worker (one object for the whole sweep)."""
 
     packed: PackedBars
     digest: str
@@ -60,6 +61,20 @@ class Costs:
             slippage_bps=Decimal(self.slippage_bps),
             timeframe=self.timeframe,
         )
+
+
+def dataset_blob(packed: PackedBars) -> bytes:
+    """The packed bars as one compressed blob: the argument of the loader task that produces the
+    worker-side :class:`Dataset`. A task (not a scatter) so that the scheduler can compute it again
+    when every worker holding it died (scattered data would be lost for good)."""
+    return zlib.compress(pickle.dumps(Dataset(packed, packed.digest), protocol=5), 1)
+
+
+def load_dataset(blob: bytes) -> Dataset:
+    """The loader task: runs on one worker; the others fetch its result once each."""
+    data = pickle.loads(zlib.decompress(blob))
+    assert isinstance(data, Dataset)
+    return data
 
 
 _decoded: OrderedDict[str, tuple[list[Bar], list[int]]] = OrderedDict()
