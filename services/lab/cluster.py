@@ -29,6 +29,8 @@ from services.lab import versions
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S: Final = 10.0
+#: How long a sweep waits for a first worker (a local cluster's workers start in about a second).
+WORKERS_TIMEOUT_S: Final = 30.0
 
 
 class ClusterError(RuntimeError):
@@ -166,6 +168,10 @@ class Cluster:
     @staticmethod
     def _check_versions(client: Any) -> None:
         here = versions.versions()
+        try:  # a worker being restarted by its nanny is back within seconds
+            client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+        except TimeoutError:
+            raise ClusterError(f"the Dask scheduler has had no worker for {WORKERS_TIMEOUT_S:g} s") from None
         theirs = client.run(versions.versions)
         if not theirs:
             raise ClusterError("the Dask scheduler has no workers")
