@@ -93,6 +93,12 @@ def check_settings(settings: LabSettings) -> None:
         )
 
 
+def _warm() -> None:
+    """Import what a point needs on a worker once, at connect, rather than inside the first point."""
+    import services.lab.tasks
+    import services.strategies.builtin  # noqa: F401
+
+
 class Cluster:
     """Owns the synchronous Dask client (and the local cluster it may have started). Thread-safe."""
 
@@ -120,6 +126,7 @@ class Cluster:
             except ClusterError:
                 self._client = client
                 raise
+            client.run(_warm)
             self._client = client
             return client
 

@@ -15,7 +15,7 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 
 from services.domain.models import Bar
 
@@ -69,11 +69,12 @@ def _scale(values: Iterable[Decimal | None]) -> int:
     return scale
 
 
+#: Wide enough that moving a decimal point never rounds (Inexact would raise rather than round).
+_EXACT = Context(prec=400, traps=[Inexact, Overflow, InvalidOperation])
+
+
 def _to_int(value: Decimal, scale: int) -> int:
-    sign, digits, exp = value.as_tuple()
-    assert isinstance(exp, int)
-    n = int("".join(map(str, digits)) or "0") * 10 ** (exp + scale)
-    return -n if sign else n
+    return int(_EXACT.scaleb(value, scale))
 
 
 def _column(values: Sequence[int | None]) -> Column:
@@ -109,8 +110,8 @@ def pack_bars(bars: Iterable[Bar]) -> PackedBars:
 
 
 def _decode(values: Column, scale: int) -> list[Decimal | None]:
-    suffix = f"E-{scale}" if scale else ""
-    return [None if v is None or v == _NONE else Decimal(f"{v}{suffix}") for v in values]
+    move = _EXACT.scaleb
+    return [None if v is None or v == _NONE else move(Decimal(v), -scale) for v in values]
 
 
 def unpack_bars(packed: PackedBars) -> list[Bar]:
