@@ -244,7 +244,15 @@ class MainWindow(QMainWindow):
 
     def show_time(self) -> None:
         now = datetime.now(UTC)
-        self.clock_label.setText(f"{fmt_clock(now)} {TIMES.label()}")
+        zone = TIMES.label()
+        if self.clock_label.property("zone") != zone:
+            # a fixed size: the time changing every second then repaints the label alone, where a
+            # label of free size asks the whole window for a layout pass each second
+            label = self.clock_label
+            width = label.fontMetrics().horizontalAdvance(f"00:00:00 {zone}") + 2 * label.margin() + 4
+            label.setFixedSize(width, max(label.sizeHint().height(), label.fontMetrics().height()))
+            label.setProperty("zone", zone)
+        self.clock_label.setText(f"{fmt_clock(now)} {zone}")
         self.clock_label.setToolTip(
             f"{fmt_timestamp(now)} {TIMES.label()} (Settings → Interface: times shown in)"
         )

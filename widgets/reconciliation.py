@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -65,6 +66,7 @@ from widgets.models.recon_models import (
     restricts,
 )
 from widgets.models.table import SORT_ROLE
+from widgets.pinned_line import PinnedLine
 from widgets.tasks import TaskBridge
 
 log = logging.getLogger("heron.widgets.reconciliation")
@@ -146,7 +148,7 @@ class ReconciliationPanel(QWidget):
 
         self._timer = QTimer(self)
         self._timer.setInterval(refresh_ms)
-        self._timer.timeout.connect(self.refresh)
+        self._timer.timeout.connect(self._tick)
         self.set_reconciler(reconciler)
 
     def _build_top(self) -> QHBoxLayout:
@@ -162,9 +164,9 @@ class ReconciliationPanel(QWidget):
         self.export.clicked.connect(self._export)
         top = QHBoxLayout()
         top.setContentsMargins(8, 6, 8, 2)
-        top.addWidget(self.status)
-        top.addStretch(1)
-        top.addWidget(self.last_run)
+        # both change while the panel is open (the age every second): pinned, so that is a repaint
+        top.addWidget(PinnedLine(self.status, chars=40), 3)
+        top.addWidget(PinnedLine(self.last_run, chars=34), 2)
         top.addWidget(self.run_now)
         top.addWidget(self.export)
         return top
@@ -236,12 +238,29 @@ class ReconciliationPanel(QWidget):
         return sub
 
     # -- refresh ----------------------------------------------------------------------------------
+    def _tick(self) -> None:
+        """The timer's refresh (the age of the last run) only matters on screen; a change is still
+        followed at once (IncidentsChangedEvent), and showing the panel refreshes it."""
+        if self.isVisible():
+            self.refresh()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self.reconciler is not None:
+            self.refresh()
+
+    def _set_status(self, text: str, style: str) -> None:
+        """A style sheet set again re-polishes the label and re-measures it: only on a change."""
+        if self.status.text() != text:
+            self.status.setText(text)
+        if self.status.styleSheet() != style:
+            self.status.setStyleSheet(style)
+
     def refresh(self) -> None:
         """Re-read the reconciler (in memory, cheap). Timer-driven and after every action."""
         rc = self.reconciler
         if rc is None:
-            self.status.setText("Reconciliation is not running in this session")
-            self.status.setStyleSheet(f"color: {theme.MUTED};")
+            self._set_status("Reconciliation is not running in this session", f"color: {theme.MUTED};")
             self.last_run.setText("")
             for w in (self.run_now, self.export, self.ack, self.adopt):
                 w.setEnabled(False)
@@ -259,11 +278,11 @@ class ReconciliationPanel(QWidget):
             self.last_run.setText(f"Last run: {fmt_clock(rc.last_run)} {TIMES.label()} ({_age(age)} ago)")
         if open_now:
             critical = worst_severity(open_now) is IncidentSeverity.CRITICAL
-            self.status.setText(f"● {len(open_now)} open incident{'s' if len(open_now) != 1 else ''}")
-            self.status.setStyleSheet(f"color: {CRIT_FG if critical else WARN_FG}; font-weight: 600;")
+            plural = "s" if len(open_now) != 1 else ""
+            colour = CRIT_FG if critical else WARN_FG
+            self._set_status(f"● {len(open_now)} open incident{plural}", f"color: {colour}; font-weight: 600")
         elif rc.last_run is None:
-            self.status.setText("● Not reconciled yet")
-            self.status.setStyleSheet(f"color: {theme.MUTED}; font-weight: 600;")
+            self._set_status("● Not reconciled yet", f"color: {theme.MUTED}; font-weight: 600;")
         elif differing := _differing_quantities(rc):
             # no open incident, but not clean: an acknowledged quantity drift still holds its symbol,
             # or Heron booked fills the broker's last position report does not show yet
@@ -276,11 +295,10 @@ class ReconciliationPanel(QWidget):
                 parts.append(
                     f"{', '.join(pending)} not compared yet (fills newer than the broker's last report)"
                 )
-            self.status.setText(f"● Quantities differ: {'; '.join(parts)}")
-            self.status.setStyleSheet(f"color: {WARN_FG}; font-weight: 600;")
+            differ = f"● Quantities differ: {'; '.join(parts)}"
+            self._set_status(differ, f"color: {WARN_FG}; font-weight: 600;")
         else:
-            self.status.setText("● Clean: Heron and the broker agree")
-            self.status.setStyleSheet(f"color: {OK_FG}; font-weight: 600;")
+            self._set_status("● Clean: Heron and the broker agree", f"color: {OK_FG}; font-weight: 600;")
         trading = getattr(rc, "trading", None)
         if trading is not None:
             self.status.setToolTip(f"Trading state: {trading.state.value} — {trading.reason}")

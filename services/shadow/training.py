@@ -13,8 +13,13 @@ Models: a logistic regression (with standard scaling) and a gradient-boosting cl
 scikit-learn, seeded. Each is stored in the :class:`~services.shadow.registry.ModelRegistry` with
 its test accuracy and Brier score in the metadata.
 
+Fitting and saving are separate: :func:`fit_models` is pure (bars in, :class:`FittedModel` objects
+out, picklable, no registry or disk), so it can run on a worker process or a Dask worker;
+:func:`save_fitted` writes one to the registry on the process that owns it.
+:func:`train_models` does both, for the shadow panel.
+
 Cancellation is checked between stages (dataset, each model); a scikit-learn ``fit`` in progress is
-not interruptible, so cancel takes effect when the current fit returns.
+not interruptible, so cancel takes effect when the current fit returns, and nothing is saved.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.domain.models import Bar
 from services.shadow.features import FEATURE_NAMES, FeatureEngine
-from services.shadow.registry import ModelRegistry, ModelVersion
+
+if TYPE_CHECKING:  # the registry (SQLAlchemy) stays out of worker processes
+    from services.shadow.registry import ModelRegistry, ModelVersion
 
 Progress = Callable[[str, float], None]
 
@@ -90,9 +97,36 @@ def default_models(seed: int = 0) -> dict[str, Any]:
     }
 
 
-def train_models(
+@dataclass(frozen=True, slots=True)
+class FittedModel:
+    """One fitted estimator and its held-out figures: no registry, no file, picklable (it travels back
+    from a worker process). :func:`save_fitted` stores it."""
+
+    name: str
+    estimator: Any
+    horizon: int
+    train_rows: int
+    test_rows: int
+    test_accuracy: float
+    test_brier: float
+    first_ts: datetime
+    last_ts: datetime
+
+    def metadata(self) -> dict[str, Any]:
+        """What the registry keeps beside the model."""
+        return {
+            "horizon": self.horizon,
+            "train_rows": self.train_rows,
+            "test_rows": self.test_rows,
+            "test_accuracy": round(self.test_accuracy, 6),
+            "test_brier": round(self.test_brier, 6),
+            "first_ts": self.first_ts.isoformat(),
+            "last_ts": self.last_ts.isoformat(),
+        }
+
+
+def fit_models(
     bars: Sequence[Bar],
-    registry: ModelRegistry,
     *,
     horizon: int = 5,
     test_fraction: float = 0.2,
@@ -100,8 +134,9 @@ def train_models(
     models: dict[str, Any] | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
-) -> list[TrainingReport]:
-    """Build the dataset, fit each model, evaluate on the held-out tail, store in the registry."""
+) -> list[FittedModel]:
+    """Build the dataset, fit each model and evaluate it on the held-out tail; pure (bars in, fitted
+    models out: nothing is stored, so it can run on any worker)."""
     import numpy as np
 
     def step(stage: str, fraction: float) -> None:
@@ -129,7 +164,7 @@ def train_models(
     if len(set(y_train.tolist())) < 2:
         raise TrainingDataError("the training labels are all one class; more varied history is needed")
     candidates = models if models is not None else default_models(seed)
-    reports: list[TrainingReport] = []
+    fitted: list[FittedModel] = []
     for k, (name, estimator) in enumerate(candidates.items()):
         step(f"fit {name}", 0.1 + 0.9 * k / len(candidates))
         estimator.fit(x_train, y_train)
@@ -137,21 +172,65 @@ def train_models(
         proba = estimator.predict_proba(x_test)[:, classes.index(1)]
         accuracy = float(np.mean((proba >= 0.5).astype(int) == y_test))
         brier = float(np.mean((proba - y_test) ** 2))
-        record = registry.save(
-            name,
-            estimator,
-            feature_names=FEATURE_NAMES,
-            metadata={
-                "horizon": horizon,
-                "train_rows": int(train_end),
-                "test_rows": int(n - cut),
-                "test_accuracy": round(accuracy, 6),
-                "test_brier": round(brier, 6),
-                "first_ts": data.ts[0].isoformat(),
-                "last_ts": data.ts[-1].isoformat(),
-            },
+        fitted.append(
+            FittedModel(
+                name,
+                estimator,
+                horizon,
+                int(train_end),
+                int(n - cut),
+                accuracy,
+                brier,
+                data.ts[0],
+                data.ts[-1],
+            )
         )
-        reports.append(TrainingReport(record, int(train_end), int(n - cut), accuracy, brier))
+    return fitted
+
+
+def save_fitted(
+    registry: ModelRegistry,
+    fitted: FittedModel,
+    *,
+    name: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> TrainingReport:
+    """Store ``fitted`` in ``registry`` (as ``name``, default its own) with its figures and any extra
+    ``metadata``; blocking file and database I/O, on the process that owns the registry."""
+    record = registry.save(
+        name or fitted.name,
+        fitted.estimator,
+        feature_names=FEATURE_NAMES,
+        metadata={**fitted.metadata(), **(metadata or {})},
+    )
+    return TrainingReport(
+        record, fitted.train_rows, fitted.test_rows, fitted.test_accuracy, fitted.test_brier
+    )
+
+
+def train_models(
+    bars: Sequence[Bar],
+    registry: ModelRegistry,
+    *,
+    horizon: int = 5,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    models: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> list[TrainingReport]:
+    """:func:`fit_models`, then :func:`save_fitted` for each model once all are fitted (a cancelled
+    training stores nothing)."""
+    fitted = fit_models(
+        bars,
+        horizon=horizon,
+        test_fraction=test_fraction,
+        seed=seed,
+        models=models,
+        progress=progress,
+        cancel=cancel,
+    )
+    reports = [save_fitted(registry, f) for f in fitted]
     if progress is not None:
         progress("done", 1.0)
     return reports

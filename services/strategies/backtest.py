@@ -32,6 +32,17 @@ simple returns of equity, times sqrt(bars per year); risk-free rate 0; bars per 
 252 x 390 for one-minute bars, i.e. US regular sessions; pass ``periods_per_year`` for crypto),
 total return (final / initial equity - 1).
 
+Measuring from a later bar (``measure_from``, for a walk-forward's out-of-sample window): every bar is
+replayed, so indicators warm up and the strategy may trade, but the result covers only the bars at or
+after ``measure_from``. Its ``initial_equity`` is the equity at the close of the last bar before it
+(the base; the configured cash when no bar came before), its ``equity_curve`` starts at the first
+measured bar, and a position carried into the window is kept and marked to market, not reset. Total
+return is final equity / base - 1; max drawdown and Sharpe run over the base followed by the measured
+curve (so the first measured bar's return counts); ``trades`` and the win rate hold only trades
+entered at or after ``measure_from`` (a trade carried in shows in the equity, not in the trade list);
+``fills`` and ``signals`` are those at or after it; ``bars`` counts the measured bars and
+``warmup_bars`` the others. Without ``measure_from`` everything is measured, as before.
+
 Threading: :func:`run_backtest` is a plain blocking function for a worker thread;
 :func:`run_backtest_async` runs it on one and relays progress to the event loop.
 """
@@ -39,8 +50,7 @@ Threading: :func:`run_backtest` is a plain blocking function for a worker thread
 from __future__ import annotations
 
 import asyncio
-import itertools
-import math
+import bisect
 import threading
 from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass, field
@@ -51,6 +61,8 @@ from services.domain.enums import OrderSide, OrderStatus, OrderType, Timeframe, 
 from services.domain.events import TradeUpdateEvent
 from services.domain.models import Bar, Order
 from services.strategies.api import OrderIntent, SignalRecord, Strategy, StrategyState
+from services.strategies.metrics import max_drawdown as max_drawdown
+from services.strategies.metrics import sharpe_ratio as sharpe_ratio
 from services.strategies.runner import StrategyRunner
 
 ZERO = Decimal(0)
@@ -132,6 +144,11 @@ class BacktestResult:
     error: str | None = None
     #: the bars per year the Sharpe ratio was annualised with (its returns are per bar)
     periods_per_year: float = BARS_PER_YEAR[Timeframe.MIN_1]
+    #: where measuring started (None: from the first bar); ``warmup_bars`` were replayed before it,
+    #: the last of them at ``warmup_end`` (its closing equity is ``initial_equity``)
+    measure_from: datetime | None = None
+    warmup_bars: int = 0
+    warmup_end: datetime | None = None
 
     @property
     def first_bar(self) -> datetime | None:
@@ -142,6 +159,14 @@ class BacktestResult:
     def last_bar(self) -> datetime | None:
         """The time of the last bar the run used."""
         return self.equity_curve[-1][0] if self.equity_curve else None
+
+    def based_curve(self) -> list[tuple[datetime, Decimal]]:
+        """The equity curve preceded by its base (``initial_equity`` at the last warm-up bar) when a
+        warm-up came before it, so the first measured bar's return is among the curve's own returns
+        (the form :func:`services.lab.folds.stitch` chains)."""
+        if self.warmup_end is None:
+            return list(self.equity_curve)
+        return [(self.warmup_end, self.initial_equity), *self.equity_curve]
 
 
 class _SimOrder:
@@ -388,13 +413,18 @@ def run_backtest(
     progress_every: int = 10_000,
     cancel: threading.Event | None = None,
     total: int | None = None,
+    measure_from: datetime | None = None,
 ) -> BacktestResult:
     """Replay ``bars`` (time-ordered) through a fresh runner with ``strategy``; blocking.
 
     ``progress(done, total)`` is called on this thread every ``progress_every`` bars and at the end
     (``total`` is ``len(bars)`` when it has one). Setting ``cancel`` stops the run with
-    :class:`BacktestCancelled`. Out-of-order bars raise ``ValueError``.
+    :class:`BacktestCancelled`. Out-of-order bars raise ``ValueError``. With ``measure_from`` (UTC),
+    bars before it only warm the strategy up: the result measures from the first bar at or after it
+    (see the module docstring).
     """
+    if measure_from is not None and measure_from.utcoffset() is None:
+        raise ValueError("measure_from must be timezone-aware (UTC)")
     cfg = config or BacktestConfig()
     broker = SimulatedBroker(cfg)
     runner = StrategyRunner(broker, run_token="bt")
@@ -405,7 +435,29 @@ def run_backtest(
     if total is None and isinstance(bars, Sized):
         total = len(bars)
     runner.start(name)
+    curve, done, warmup = _replay(broker, runner, bars, measure_from, progress, progress_every, cancel, total)
+    if cancel is not None and cancel.is_set():
+        raise BacktestCancelled(done)
+    info = runner.info(name)
+    if info.state is not StrategyState.ERROR:
+        runner.stop(name)
+    if progress is not None:
+        progress(done, total)
+    return _result(name, cfg, broker, curve, signals, done, warmup, measure_from, info.error)
 
+
+def _replay(
+    broker: SimulatedBroker,
+    runner: StrategyRunner,
+    bars: Iterable[Bar],
+    measure_from: datetime | None,
+    progress: Callable[[int, int | None], None] | None,
+    progress_every: int,
+    cancel: threading.Event | None,
+    total: int | None,
+) -> tuple[list[tuple[datetime, Decimal]], int, int]:
+    """Feed every bar; returns the whole equity curve, the bars done and how many came before
+    ``measure_from``."""
     curve: list[tuple[datetime, Decimal]] = []
     append = curve.append
     process = broker.process_bar
@@ -413,7 +465,7 @@ def run_backtest(
     positions = broker.positions
     last = broker.last
     last_ts: datetime | None = None
-    done = 0
+    done = warmup = 0
     step = max(1, progress_every)
     for bar in bars:
         ts = bar.ts
@@ -429,67 +481,63 @@ def run_backtest(
             append((ts, eq))
         last_ts = ts
         done += 1
+        if measure_from is not None and ts < measure_from:
+            warmup += 1
         if done % step == 0:
             if cancel is not None and cancel.is_set():
                 raise BacktestCancelled(done)
             if progress is not None:
                 progress(done, total)
-    if cancel is not None and cancel.is_set():
-        raise BacktestCancelled(done)
-    info = runner.info(name)
-    if info.state is not StrategyState.ERROR:
-        runner.stop(name)
-    if progress is not None:
-        progress(done, total)
-    final = curve[-1][1] if curve else cfg.initial_cash
+    return curve, done, warmup
+
+
+def _result(
+    name: str,
+    cfg: BacktestConfig,
+    broker: SimulatedBroker,
+    curve: list[tuple[datetime, Decimal]],
+    signals: list[SignalRecord],
+    done: int,
+    warmup: int,
+    measure_from: datetime | None,
+    error: str | None,
+) -> BacktestResult:
+    """The result over the measured part of ``curve`` (all of it without ``measure_from``)."""
+    fills, trades = broker.fills, broker.trades
+    base = cfg.initial_cash
+    series: list[Decimal] = []
+    warmup_end: datetime | None = None
+    if measure_from is not None:
+        cut = bisect.bisect_left(curve, measure_from, key=lambda point: point[0])
+        if cut:
+            warmup_end, base = curve[cut - 1]
+            series.append(base)  # the first measured bar's return is counted from the warm-up's close
+        curve = curve[cut:]
+        fills = [f for f in fills if f.ts >= measure_from]
+        trades = [t for t in trades if t.entry_ts >= measure_from]
+        signals = [s for s in signals if s.ts is not None and s.ts >= measure_from]
+    series.extend(e for _, e in curve)
+    final = curve[-1][1] if curve else base
     return BacktestResult(
         strategy=name,
-        bars=done,
-        initial_equity=cfg.initial_cash,
+        bars=done - warmup,
+        initial_equity=base,
         final_equity=final,
         equity_curve=curve,
-        fills=broker.fills,
-        trades=broker.trades,
+        fills=fills,
+        trades=trades,
         signals=signals,
-        total_return=float(final / cfg.initial_cash - 1) if cfg.initial_cash else 0.0,
-        max_drawdown=max_drawdown([e for _, e in curve]),
-        sharpe=sharpe_ratio([e for _, e in curve], cfg.annualisation),
-        win_rate=win_rate(broker.trades),
+        total_return=float(final / base - 1) if base else 0.0,
+        max_drawdown=max_drawdown(series),
+        sharpe=sharpe_ratio(series, cfg.annualisation),
+        win_rate=win_rate(trades),
         open_position={s: q for s, q in broker.positions.items() if q},
-        error=info.error,
+        error=error,
         periods_per_year=cfg.annualisation,
+        measure_from=measure_from,
+        warmup_bars=warmup,
+        warmup_end=warmup_end,
     )
-
-
-def max_drawdown(equity: list[Decimal]) -> float:
-    """Largest peak-to-trough fall as a fraction of the peak (0.0 for a curve that never falls)."""
-    peak: Decimal | None = None
-    worst = 0.0
-    for e in equity:
-        if peak is None or e > peak:
-            peak = e
-        elif peak > 0:
-            dd = float((peak - e) / peak)
-            if dd > worst:
-                worst = dd
-    return worst
-
-
-def sharpe_ratio(equity: list[Decimal], periods_per_year: float) -> float | None:
-    """Annualised Sharpe ratio of per-period simple returns (risk-free 0, sample std).
-
-    None when there are fewer than two returns or the returns do not vary.
-    """
-    values = [float(e) for e in equity]
-    returns = [b / a - 1.0 for a, b in itertools.pairwise(values) if a != 0]
-    n = len(returns)
-    if n < 2:
-        return None
-    mean = sum(returns) / n
-    var = sum((r - mean) ** 2 for r in returns) / (n - 1)
-    if var <= 0:
-        return None
-    return mean / math.sqrt(var) * math.sqrt(periods_per_year)
 
 
 def win_rate(trades: list[ClosedTrade]) -> float | None:

@@ -213,3 +213,71 @@ def test_a_live_bar_tick_does_not_paint_the_history_again(qtbot: Any) -> None:
     assert panel.candles.paints == before
     panel.pan(-0.5)
     wait_for("the history painted after a pan", lambda: panel.candles.paints > before, pump=qt_pump(qtbot))
+
+
+def _window_with_dock(qtbot: Any, widget: QtWidgets.QWidget) -> QtWidgets.QMainWindow:
+    window = QtWidgets.QMainWindow()
+    window.setObjectName("window")
+    qtbot.addWidget(window)
+    dock = QtWidgets.QDockWidget("Panel", window)
+    dock.setWidget(widget)
+    window.addDockWidget(QtCore.Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+    window.setCentralWidget(QtWidgets.QWidget())
+    window.resize(1200, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    QtWidgets.QApplication.processEvents()
+    return window
+
+
+def test_the_reconciliation_panels_ageing_last_run_lays_nothing_out(qtbot: Any, tmp_path: Any) -> None:
+    """The panel's "Last run ... (5 s ago)" changes every second while it is open: that repaints the
+    line, not a whole-window layout pass (one a second at idle before it was pinned)."""
+    from datetime import UTC, datetime, timedelta
+
+    from widgets.preview_rig import reconciliation_rig
+    from widgets.reconciliation import ReconciliationPanel
+
+    rig = reconciliation_rig(tmp_path)
+    now = [datetime.now(UTC)]
+    panel = ReconciliationPanel(rig.reconciler, operator="tester", refresh_ms=60_000, clock=lambda: now[0])
+    window = _window_with_dock(qtbot, panel)
+    assert rig.reconciler.last_run is not None
+    panel._tick()
+    for _ in range(5):  # the window's first layout passes, posted as it was shown
+        QtWidgets.QApplication.processEvents()
+    requests = _LayoutRequests()
+    app = QtWidgets.QApplication.instance()
+    assert app is not None
+    app.installEventFilter(requests)
+    shown = []
+    try:
+        for _ in range(3):
+            now[0] += timedelta(seconds=7)
+            panel._tick()  # the panel's refresh timer
+            QtWidgets.QApplication.processEvents()
+            shown.append(panel.last_run.text())
+    finally:
+        app.removeEventFilter(requests)
+    assert len(set(shown)) == 3, shown
+    assert window.isVisible()
+    assert requests.seen == []
+
+
+def test_a_hidden_reconciliation_panel_refreshes_when_shown(qtbot: Any, tmp_path: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from widgets.preview_rig import reconciliation_rig
+    from widgets.reconciliation import ReconciliationPanel
+
+    rig = reconciliation_rig(tmp_path)
+    now = [datetime.now(UTC)]
+    panel = ReconciliationPanel(rig.reconciler, operator="tester", refresh_ms=60_000, clock=lambda: now[0])
+    qtbot.addWidget(panel)
+    before = panel.last_run.text()
+    now[0] += timedelta(minutes=3)
+    panel._tick()
+    assert panel.last_run.text() == before  # not on screen: nothing to age
+    panel.show()
+    qtbot.waitExposed(panel)
+    assert panel.last_run.text() != before and "3m" in panel.last_run.text()

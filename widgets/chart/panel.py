@@ -30,10 +30,11 @@ from widgets.chart.indicators import INDICATORS, Pane, create_indicators, legend
 from widgets.chart.lines import IndicatorLines, SharedX
 from widgets.chart.orders import ChartOrders
 from widgets.chart.overlays import Overlays
-from widgets.chart.readout import Crosshair, PinnedLine
+from widgets.chart.readout import Crosshair
 from widgets.chart.store import BarStore, to_epoch_ns
 from widgets.chart.toolbar import ChartToolbar, LoadingStatus, SymbolCheck, normalize_timeframe
 from widgets.chart.viewport import Viewport
+from widgets.pinned_line import PinnedLine
 
 
 class ChartPanel(QtWidgets.QWidget):

@@ -112,35 +112,6 @@ class AxisTag(QtWidgets.QGraphicsRectItem):
         self.show()
 
 
-class PinnedLine(QtWidgets.QWidget):
-    """A one-line label held at the size its layout gives this box.
-
-    ``QLabel.setText`` asks for a new layout every time (``updateGeometry``), and the request climbs
-    to the main window, whose layout pass walks every dock: with the readout changing on each tick
-    of the live bar that was ten whole-window layouts a second at idle. A widget whose minimum and
-    maximum sizes are equal asks nothing, so the label gets this box's size, set again when the box
-    is resized. A readout longer than the chart is wide is cut at the edge, never widening the window.
-    """
-
-    def __init__(self, label: QtWidgets.QLabel, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.label = label
-        label.setParent(self)
-        height = max(label.sizeHint().height(), label.fontMetrics().height())
-        self.setFixedHeight(height)
-        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
-        label.setFixedSize(0, height)
-        # Opaque: a repaint of the line paints the line, not the chart panel and window beneath it.
-        label.setAutoFillBackground(True)
-
-    def sizeHint(self) -> QtCore.QSize:
-        return QtCore.QSize(self.label.fontMetrics().averageCharWidth() * 60, self.height())
-
-    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self.label.setFixedSize(event.size())
-
-
 class ChartSeries(Protocol):
     """What the readout shows: the panel's bars and which series they are."""
 

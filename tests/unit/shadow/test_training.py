@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pickle
 import threading
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from services.shadow.training import (
     TrainingCancelled,
     TrainingDataError,
     build_dataset,
+    fit_models,
+    save_fitted,
     train_models,
 )
 from services.strategies.synthetic import synthetic_bars
@@ -66,4 +69,44 @@ def test_cancel_and_insufficient_data(tmp_path: Path) -> None:
         train_models(synthetic_bars("AAPL", 400, seed=1), reg, models=small_models(), cancel=cancel)
     with pytest.raises(TrainingDataError, match="labelled rows"):
         train_models(synthetic_bars("AAPL", 100, seed=1), reg, models=small_models())
+    assert reg.names() == []
+
+
+def test_fitting_stores_nothing_and_the_fitted_models_travel_by_pickle(tmp_path: Path) -> None:
+    bars = synthetic_bars("AAPL", 700, seed=21, volatility_bps=15)
+    fitted = fit_models(bars, horizon=3, models=small_models())
+    assert [f.name for f in fitted] == ["logreg", "gboost"]
+    assert not any(tmp_path.iterdir())
+    copy = pickle.loads(pickle.dumps(fitted))
+    rows = build_dataset(bars, 3).rows[-20:]
+    for a, b in zip(fitted, copy, strict=True):
+        assert (a.test_accuracy, a.test_brier, a.train_rows) == (b.test_accuracy, b.test_brier, b.train_rows)
+        assert a.estimator.predict_proba(rows).tolist() == b.estimator.predict_proba(rows).tolist()
+
+    reg = ModelRegistry(tmp_path)
+    report = save_fitted(reg, copy[1], name="gboost-AAPL-h3", metadata={"symbol": "AAPL"})
+    loaded = reg.load("gboost-AAPL-h3")
+    assert report.model == loaded.info and report.test_brier == copy[1].test_brier
+    assert loaded.info.metadata == {**copy[1].metadata(), "symbol": "AAPL"}
+    assert loaded.info.metadata["test_rows"] == report.test_rows
+    assert loaded.estimator.predict_proba(rows).tolist() == fitted[1].estimator.predict_proba(rows).tolist()
+
+
+def test_training_cancelled_between_models_saves_none_of_them(tmp_path: Path) -> None:
+    reg = ModelRegistry(tmp_path)
+    cancel = threading.Event()
+
+    def progress(stage: str, fraction: float) -> None:
+        if stage == "fit logreg":
+            cancel.set()  # logreg is fitted, gboost is not
+
+    with pytest.raises(TrainingCancelled, match="fit gboost"):
+        train_models(
+            synthetic_bars("AAPL", 700, seed=21, volatility_bps=15),
+            reg,
+            horizon=3,
+            models=small_models(),
+            progress=progress,
+            cancel=cancel,
+        )
     assert reg.names() == []
