@@ -32,6 +32,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -40,6 +41,7 @@ import dask
 from services.domain.enums import Timeframe
 from services.domain.models import Bar
 from services.lab.cluster import Cluster, ClusterError, LabSettings
+from services.lab.folds import Fold, FoldError
 from services.lab.model import (
     PointResult,
     SearchKind,
@@ -56,6 +58,7 @@ from services.lab.spec import budget, expand, params_json
 from services.lab.store import SweepStore
 from services.lab.tasks import Costs, dataset_blob, load_dataset, run_point
 from services.lab.versions import heron_code_version
+from services.lab.walkforward import IN_SAMPLE, OUT_OF_SAMPLE, best_in_sample, folds_of, oos_key
 from services.strategies.api import Strategy
 from services.strategies.backtest import BacktestResult, run_backtest
 
@@ -201,6 +204,26 @@ class SweepRunner:
         self.cluster.close()
 
 
+@dataclass(eq=False, slots=True)
+class Job:
+    """One stream of points with one window: the plain sweep, a fold's in-sample sweep, or a fold's
+    out-of-sample run (a one-point list measured from ``measure_from``)."""
+
+    source: PointSource
+    phase: str = "sweep"
+    fold: int | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    measure_from: datetime | None = None
+    running: int = 0
+    finished: bool = False
+
+    def key(self, point: Mapping[str, Any]) -> str:
+        if self.phase == OUT_OF_SAMPLE and self.fold is not None:
+            return oos_key(point, self.fold)
+        return point_key(point, self.fold)
+
+
 class _Sweep:
     """One sweep's run on its coordinator thread."""
 
@@ -223,19 +246,21 @@ class _Sweep:
         self.workers = 0
         self.best: PointResult | None = None
         self.began = time.monotonic()
+        self.jobs: list[Job] = []
+        self.done: list[PointResult] = []
+        self.folds: dict[int, Fold] = {}
         self._times: deque[float] = deque()
         self._next_progress = 0.0
-        self._inflight: dict[Any, tuple[str, dict[str, Any], int]] = {}
+        self._inflight: dict[Any, tuple[Job, dict[str, Any], int]] = {}
         self._finished: queue.Queue[Any] = queue.Queue()
         self._flag = f"heron-lab-cancel-{handle.sweep_id}-{uuid.uuid4().hex[:8]}"
-        self._attempts: dict[str, int] = {}
 
     # -- the run -----------------------------------------------------------------------------
     def run(self) -> None:
         state, message = SweepState.FAILED, ""
         try:
             state, message = self._run()
-        except ClusterError as exc:
+        except (ClusterError, FoldError) as exc:
             message = str(exc)
         except SchedulerLost as exc:
             message = f"{exc}; the {self.completed} point(s) done are stored, resume to continue"
@@ -265,29 +290,52 @@ class _Sweep:
         finally:
             self.handle._finish(outcome)
 
-    def _source(self) -> PointSource:
+    def _plan(self) -> None:
+        """The jobs, the total, and what a resumed sweep finds done."""
         valid, refused = expand(self.spec, self.runner.registry)
         if refused:
             log.info("sweep %s: %d point(s) refused by the strategy", self.handle.sweep_id, len(refused))
         stored = self.store.results(self.handle.sweep_id) if self.resumed else []
-        stored = [r for r in stored if r.phase == "sweep"]
-        source: PointSource
+        if self.spec.walk_forward is None:
+            self._add_job(valid, [r for r in stored if r.phase == "sweep"], Job(ListSource((), ())))
+        else:
+            self.folds = {f.index: f for f in folds_of(self.spec)}
+            for f in self.folds.values():
+                mine = [r for r in stored if r.phase == IN_SAMPLE and r.fold == f.index]
+                self._add_job(valid, mine, Job(ListSource((), ()), IN_SAMPLE, f.index, f.in_start, f.in_end))
+                oos = [r for r in stored if r.phase == OUT_OF_SAMPLE and r.fold == f.index]
+                self.total += 1
+                self._count(oos[:1])
+        self.store.set_total(self.handle.sweep_id, self.total)
+
+    def _add_job(self, valid: list[dict[str, Any]], stored: list[PointResult], job: Job) -> None:
+        plain = [replace(r, key=point_key(r.params)) for r in stored]
         if self.spec.search is SearchKind.BAYES:
-            source = OptunaSource(self.spec, self.cls, valid, budget(self.spec, len(valid)), stored)
+            job.source = OptunaSource(self.spec, self.cls, valid, budget(self.spec, len(valid)), plain)
             done = stored
         else:
-            source = ListSource(valid, (r.key for r in stored))
+            job.source = ListSource(valid, (r.key for r in plain))
             keys = {point_key(p) for p in valid}
-            done = [r for r in stored if r.key in keys]
-        self.total = source.total
-        self.completed = len(done)
-        self.errors = sum(1 for r in done if r.error)
-        self.best = best_of(done, self.spec.metric)
-        self.store.set_total(self.handle.sweep_id, self.total)
-        return source
+            done = [r for r, p in zip(stored, plain, strict=True) if p.key in keys]
+        self.total += job.source.total
+        self._count(done)
+        self.jobs.append(job)
+
+    def _count(self, done: list[PointResult]) -> None:
+        self.completed += len(done)
+        self.errors += sum(1 for r in done if r.error)
+        self.done.extend(done)
+        for r in done:
+            self._consider(r)
+
+    def _consider(self, result: PointResult) -> None:
+        if self.folds and result.phase != OUT_OF_SAMPLE:
+            return  # a walk-forward's best is out of sample
+        if better(result, self.best, self.spec.metric):
+            self.best = result
 
     def _run(self) -> tuple[SweepState, str]:
-        source = self._source()
+        self._plan()
         if self.handle.cancelled:
             return SweepState.CANCELLED, "cancelled before it started"
         if self.completed >= self.total:
@@ -313,21 +361,61 @@ class _Sweep:
         cancel_event = Event(self._flag, client=client)
         cap = max(1, self.workers) if self.spec.search is SearchKind.BAYES else max(2, 2 * self.workers)
         try:
-            return self._loop(client, source, dataset, cancel_event, cap)
+            return self._loop(client, dataset, cancel_event, cap)
         finally:
             with contextlib.suppress(Exception):
                 client.cancel([dataset])
 
-    def _loop(
-        self, client: Any, source: PointSource, dataset: Any, event: Any, cap: int
-    ) -> tuple[SweepState, str]:
+    def _fill(self, client: Any, dataset: Any, cap: int) -> None:
+        """Submit points, job by job in turn, up to ``cap`` in flight; a job with nothing left and
+        nothing running is finished (a fold's in-sample sweep then adds its out-of-sample run)."""
+        moved = True
+        while moved and len(self._inflight) < cap:
+            moved = False
+            for job in list(self.jobs):
+                if job.finished or len(self._inflight) >= cap:
+                    continue
+                point = job.source.next()
+                if point is not None:
+                    self._submit(client, job, point, dataset, 0)
+                    moved = True
+                elif job.running == 0:
+                    job.finished = True
+                    moved = self._job_done(job) or moved
+
+    def _job_done(self, job: Job) -> bool:
+        """A fold's in-sample sweep is done: queue its best point's out-of-sample run (True if added)."""
+        if job.phase != IN_SAMPLE or job.fold is None:
+            return False
+        fold = self.folds[job.fold]
+        if any(r.phase == OUT_OF_SAMPLE and r.fold == job.fold for r in self.done):
+            return False
+        best = best_in_sample(self.done, job.fold, self.spec.metric)
+        if best is None:
+            result = PointResult(
+                key=oos_key({}, job.fold),
+                params={},
+                metrics=None,
+                error=f"no in-sample point of fold {job.fold} has a {self.spec.metric}",
+                fold=job.fold,
+                phase=OUT_OF_SAMPLE,
+            )
+            self._record(result, None)
+            return False
+        params = {k: v for k, v in best.params.items() if k in self.spec.space}
+        run = Job(
+            ListSource([params], ()), OUT_OF_SAMPLE, job.fold, fold.in_start, fold.out_end, fold.out_start
+        )
+        self.jobs.append(run)
+        return True
+
+    def _loop(self, client: Any, dataset: Any, event: Any, cap: int) -> tuple[SweepState, str]:
         last_check = time.monotonic()
         while True:
             if self.handle.cancelled:
                 self._cancel(client, event)
                 return SweepState.CANCELLED, "cancelled"
-            while len(self._inflight) < cap and (point := source.next()) is not None:
-                self._submit(client, point, dataset, 0)
+            self._fill(client, dataset, cap)
             if not self._inflight:
                 return SweepState.COMPLETED, ""
             try:
@@ -344,11 +432,10 @@ class _Sweep:
                 self.workers = self.runner.cluster.worker_count()
             for f in ready:
                 if f in self._inflight:
-                    self._collect(client, f, source, dataset)
+                    self._collect(client, f, dataset)
             self._progress()
 
-    def _submit(self, client: Any, point: dict[str, Any], dataset: Any, attempt: int) -> None:
-        key = point_key(point)
+    def _submit(self, client: Any, job: Job, point: dict[str, Any], dataset: Any, attempt: int) -> None:
         fut = client.submit(
             run_point,
             self.cls,
@@ -356,16 +443,22 @@ class _Sweep:
             dataset,
             self.costs,
             self._flag,
-            key=f"heron-lab-{self.handle.sweep_id}-{key}-{attempt}",
+            job.start,
+            job.end,
+            job.measure_from,
+            key=f"heron-lab-{self.handle.sweep_id}-{job.key(point)}-{attempt}",
             pure=False,
             retries=0,
         )
-        self._inflight[fut] = (key, point, attempt)
+        self._inflight[fut] = (job, point, attempt)
+        job.running += 1
         fut.add_done_callback(self._finished.put)
 
-    def _collect(self, client: Any, fut: Any, source: PointSource, dataset: Any) -> None:
-        key, point, attempt = self._inflight.pop(fut)
-        params = params_json(point)
+    def _collect(self, client: Any, fut: Any, dataset: Any) -> None:
+        job, point, attempt = self._inflight.pop(fut)
+        job.running -= 1
+        base = PointResult(key=job.key(point), params=params_json(point), metrics=None, fold=job.fold,
+                           phase=job.phase)  # fmt: skip
         status, out = fut.status, None
         if status == "finished":
             try:
@@ -376,9 +469,8 @@ class _Sweep:
         if out is not None:
             if out.get("cancelled"):
                 return
-            result = PointResult(
-                key=key,
-                params=params,
+            result = replace(
+                base,
                 metrics=out.get("metrics"),
                 error=out.get("error"),
                 worker=out.get("worker"),
@@ -389,7 +481,7 @@ class _Sweep:
             from distributed.scheduler import KilledWorker
 
             if isinstance(failure, KilledWorker) and attempt < 1:
-                self._submit(client, point, dataset, attempt + 1)
+                self._submit(client, job, point, dataset, attempt + 1)
                 return
             if isinstance(failure, KilledWorker):
                 error = (
@@ -397,25 +489,26 @@ class _Sweep:
                 )
             else:
                 error = f"{type(failure).__name__}: {failure}"
-            result = PointResult(key=key, params=params, metrics=None, error=error)
+            result = replace(base, error=error)
         else:  # cancelled without our asking: the scheduler or the data went away
             if client.status != "running":
                 raise SchedulerLost(f"the Dask scheduler went away (client {client.status})")
             if attempt + 1 > MAX_RESUBMITS:
-                result = PointResult(key=key, params=params, metrics=None, error="lost by the cluster")
+                result = replace(base, error="lost by the cluster")
             else:
-                self._submit(client, point, dataset, attempt + 1)
+                self._submit(client, job, point, dataset, attempt + 1)
                 return
-        self._record(result, source)
+        self._record(result, job, point)
 
-    def _record(self, result: PointResult, source: PointSource) -> None:
+    def _record(self, result: PointResult, job: Job | None, point: Mapping[str, Any] | None = None) -> None:
         self.store.record(self.handle.sweep_id, result)
-        source.done(result.key, result)
+        if job is not None and point is not None:
+            job.source.done(point_key(point), result)
         self.completed += 1
         if result.error:
             self.errors += 1
-        if better(result, self.best, self.spec.metric):
-            self.best = result
+        self.done.append(result)
+        self._consider(result)
         self._times.append(time.monotonic())
         self.listener.on_point(result)
 

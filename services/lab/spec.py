@@ -283,13 +283,12 @@ def _walk_forward(value: Any, start: datetime, end: datetime) -> WalkForwardSpec
         in_sample_days=_int(value["in_sample_days"], "walk_forward.in_sample_days", 1, MAX_DAYS),
         out_of_sample_days=_int(value["out_of_sample_days"], "walk_forward.out_of_sample_days", 1, MAX_DAYS),
     )
-    need = timedelta(days=wf.in_sample_days + wf.folds * wf.out_of_sample_days)
-    if need > end - start:
-        raise SpecError(
-            "walk_forward.folds",
-            f"{wf.folds} folds of {wf.out_of_sample_days} days after {wf.in_sample_days} in-sample days "
-            f"need {need.days} days; the spec's range has {(end - start).days}",
-        )
+    from services.lab.folds import FoldError, make_folds
+
+    try:  # days are trading days (NYSE): the folds must fit the range's sessions
+        make_folds(start, end, wf)
+    except FoldError as exc:
+        raise SpecError("walk_forward.folds", str(exc)) from None
     return wf
 
 

@@ -154,6 +154,7 @@ def run_point(
     cancel: str | None,
     start: datetime | None = None,
     end: datetime | None = None,
+    measure_from: datetime | None = None,
 ) -> dict[str, Any]:
     """One point on a worker → ``{"metrics"|"error"|"cancelled", "worker", "elapsed_s"}``."""
     began = time.perf_counter()
@@ -167,6 +168,7 @@ def run_point(
             config=costs.config(),
             cancel=RemoteFlag(cancel) if cancel else None,  # type: ignore[arg-type]
             progress_every=CHECK_EVERY_BARS,
+            measure_from=measure_from,
         )
     except BacktestCancelled:
         out["cancelled"] = True

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from services.lab.cluster import LabSettings
-from services.lab.coordinator import SweepRunner, recompute, running_keys
+from services.lab.coordinator import SweepRunner, recompute, running_keys, strategy_params
 from services.lab.model import SweepState, point_key
 from services.lab.spec import expand, parse_spec
 from services.lab.store import SweepStore
@@ -174,3 +174,42 @@ def test_a_point_that_keeps_killing_its_worker_is_stored_as_an_error(runner: Swe
         else:
             assert r.error is None and r.metrics is not None
     wait_for("the workers are back", lambda: len(worker_pids(runner)) == 2, 60)
+
+
+def test_a_walk_forward_runs_each_folds_best_point_out_of_sample(runner: SweepRunner, data: Any) -> None:
+    from decimal import Decimal
+
+    from services.lab.folds import best_point, make_folds
+    from services.lab.walkforward import IN_SAMPLE, OUT_OF_SAMPLE, stitched_equity, summary
+    from services.strategies.backtest import run_backtest
+
+    wf = {"kind": "rolling", "folds": 2, "in_sample_days": 2, "out_of_sample_days": 1}
+    sweep = spec(symbols=["BIG"], start="2024-01-02", end="2024-01-26", walk_forward=wf,
+                 space={"fast": [2, 3, 5], "slow": [10, 20]})  # fmt: skip
+    listener = Recorder()
+    outcome = runner.start(sweep, listener).wait(120)
+    assert outcome is not None and outcome.state is SweepState.COMPLETED, outcome
+    assert outcome.total == outcome.completed == 2 * 6 + 2 and outcome.errors == 0
+    stored = runner.store.results(outcome.sweep_id)
+    folds = make_folds(sweep.start, sweep.end, sweep.walk_forward)
+    bars = loader(data)
+    for fold in folds:
+        in_sample = [r for r in stored if r.phase == IN_SAMPLE and r.fold == fold.index]
+        assert len(in_sample) == 6
+        best = best_point(in_sample, sweep.metric)
+        (oos,) = [r for r in stored if r.phase == OUT_OF_SAMPLE and r.fold == fold.index]
+        assert best is not None and oos.params == best.params
+        replay = bars("BIG", sweep.timeframe, fold.in_start, fold.out_end)
+        serial = run_backtest(registry()[sweep.strategy](strategy_params(sweep, best.params)), replay,
+                              measure_from=fold.out_start)  # fmt: skip
+        assert dict(oos.metrics or {}) == metrics_of(serial)
+        assert serial.warmup_bars > 0  # the in-sample bars warmed it up and were not measured
+    assert outcome.best is not None and outcome.best.phase == OUT_OF_SAMPLE
+    report = summary(sweep, stored)
+    assert [row["fold"] for row in report["folds"]] == [0, 1]
+    curve = stitched_equity(sweep, stored, lambda s, e: bars("BIG", sweep.timeframe, s, e), registry())
+    assert curve[0][1] == Decimal(sweep.initial_cash) and len(curve) > 100
+    assert folds[0].in_end <= curve[1][0] and curve[-1][0] < folds[-1].out_end
+    again = Recorder()
+    resumed = runner.start(sweep, again, resume=outcome.sweep_id).wait(60)
+    assert resumed is not None and resumed.state is SweepState.COMPLETED and again.points == []
