@@ -32,6 +32,7 @@ from services.lab.model import PointResult, SweepOutcome, SweepProgress, SweepSp
 from services.lab.spec import SpecError, expand, params_json, parse_spec, spec_to_json
 from services.lab.store import SweepStore
 from services.lab.versions import heron_code_version
+from services.lab.walkforward import stitched_equity, summary
 from services.storage import Database, StorageError
 from services.storage.candles import CANDLES_SCHEMA, CandleStore
 from services.storage.files import atomic_write_bytes
@@ -242,6 +243,26 @@ def build_report(
     }
 
 
+def walk_forward_report(
+    spec: SweepSpec,
+    points: list[PointResult],
+    bars: dict[str, list[Bar]],
+    registry: Mapping[str, type[Strategy]],
+) -> dict[str, Any]:
+    """The in-sample/out-of-sample comparison and the stitched out-of-sample equity (recomputed here)."""
+    out: dict[str, Any] = {
+        k: _finite(v) if not isinstance(v, list) else v for k, v in summary(spec, points).items()
+    }
+    merged = sorted((b for series in bars.values() for b in series), key=lambda b: (b.ts, b.symbol))
+
+    def between(start: Any, end: Any) -> list[Bar]:
+        return [b for b in merged if start <= b.ts < end]
+
+    curve = stitched_equity(spec, points, between, registry)
+    out["out_of_sample_equity"] = [[ts.isoformat(), str(equity)] for ts, equity in curve]
+    return out
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -308,7 +329,10 @@ def _run(
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        report = build_report(spec, outcome, store.results(outcome.sweep_id), refused)
+        points = store.results(outcome.sweep_id)
+        report = build_report(spec, outcome, points, refused)
+        if spec.walk_forward is not None:
+            report["walk_forward"] = walk_forward_report(spec, points, bars, registry)
     finally:
         runner.close()
     try:
