@@ -215,9 +215,10 @@ class SweepStore:
                     recorded_at=datetime.now(UTC),
                 )
                 .on_conflict_do_nothing(index_elements=["sweep_id", "key"])
+                .returning(points_table.c.key)
             )
-            inserted = conn.execute(stmt).rowcount
-        return bool(inserted)
+            inserted = conn.execute(stmt).first()  # rowcount is not reliable here on PostgreSQL
+        return inserted is not None
 
     def results(self, sweep_id: str) -> builtins.list[PointResult]:
         """Every stored point of the sweep, in the order they were recorded."""

@@ -18,7 +18,12 @@ def point(fast: int, sharpe: float | None = 1.0, error: str | None = None) -> Po
 
 
 def test_points_are_stored_once_and_read_back_in_order(tmp_path: Path) -> None:
-    db = Database.open(None, tmp_path)
+    exercise_store(None, tmp_path)
+
+
+def exercise_store(url: str | None, tmp_path: Path) -> None:
+    """The store's contract, on the database at ``url`` (None: SQLite in ``tmp_path``)."""
+    db = Database.open(url, tmp_path)
     store = SweepStore(db)
     assert schema_drift(db.engine, metadata) == []
     spec = parse_spec(spec_data(), registry(), now=NOW)
@@ -42,5 +47,7 @@ def test_points_are_stored_once_and_read_back_in_order(tmp_path: Path) -> None:
     assert listed[1].state is SweepState.FAILED and listed[1].message == "the scheduler went away"
     assert store.get("missing") is None
     db.dispose()
-    again = SweepStore(Database.open(None, tmp_path))  # reopened: migrations already applied
+    reopened = Database.open(url, tmp_path)
+    again = SweepStore(reopened)  # migrations already applied
     assert len(again.results(sweep)) == 2
+    reopened.dispose()
