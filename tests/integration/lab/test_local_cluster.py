@@ -18,7 +18,7 @@ from services.lab.store import SweepStore
 from services.lab.tasks import metrics_of
 from services.storage import Database
 from tests.support.polling import wait_for
-from tests.unit.lab.support import NOW, Recorder, history, loader, registry, spec_data, trace_lines
+from tests.unit.lab.support import NOW, Recorder, history, loader, registry, rising, spec_data, trace_lines
 
 #: Bars per symbol: small for the equivalence checks, larger where a point must still be running
 #: when the test acts (a kill, a cancel).
@@ -28,7 +28,11 @@ LARGE = 40_000
 
 @pytest.fixture(scope="module")
 def data() -> dict[str, Any]:
-    return {**history(SMALL, ("AAPL", "MSFT")), "BIG": history(LARGE, ("BIG",))["BIG"]}
+    return {
+        **history(SMALL, ("AAPL", "MSFT")),
+        "BIG": history(LARGE, ("BIG",))["BIG"],
+        "UP": rising("UP", 500),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +67,8 @@ def test_a_sweep_on_two_workers_gives_exactly_the_serial_metrics(runner: SweepRu
     best = max(serial.items(), key=lambda kv: kv[1]["sharpe"] or float("-inf"))
     assert outcome.best is not None and outcome.best.key == best[0]
     assert listener.progress[-1].completed == 10 and listener.progress[-1].eta_s == 0.0
+    gaps = [b - a for a, b in zip(listener.progress_times[:-2], listener.progress_times[1:-1], strict=True)]
+    assert all(g >= 0.099 for g in gaps)  # at most 10 a second (the last one, at the end, is forced)
 
 
 def test_a_strategy_that_raises_comes_back_as_an_error_point(runner: SweepRunner) -> None:
@@ -213,3 +219,19 @@ def test_a_walk_forward_runs_each_folds_best_point_out_of_sample(runner: SweepRu
     again = Recorder()
     resumed = runner.start(sweep, again, resume=outcome.sweep_id).wait(60)
     assert resumed is not None and resumed.state is SweepState.COMPLETED and again.points == []
+
+
+def test_bayesian_search_on_the_cluster_finds_the_known_optimum(runner: SweepRunner, data: Any) -> None:
+    axis = {"from": 0, "to": 10, "step": 1}
+    sweep = spec(strategy="objective", symbols=["UP"], search="bayes", points=60, seed=4,
+                 metric="total_return", space={"x": axis, "y": axis})  # fmt: skip
+    listener = Recorder()
+    outcome = runner.start(sweep, listener).wait(120)
+    assert outcome is not None and outcome.state is SweepState.COMPLETED, outcome
+    assert outcome.total == outcome.completed == 60 and outcome.errors == 0
+    keys = [r.key for r in listener.points]
+    assert len(set(keys)) == 60  # no point computed twice
+    assert all((r.params["x"], r.params["y"]) != (0, 0) for r in listener.points)  # refused: never sent
+    assert outcome.best is not None and outcome.best.params == {"x": 7, "y": 3}
+    serial = metrics_of(recompute(sweep, {"x": 7, "y": 3}, loader(data), registry()))
+    assert dict(outcome.best.metrics or {}) == serial

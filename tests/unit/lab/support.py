@@ -74,6 +74,19 @@ class Objective(Strategy):
                 self.ctx.target_position(bar.symbol, Decimal(qty))
 
 
+def rising(symbol: str, count: int) -> list[Bar]:
+    """One-minute bars whose price only goes up (a cent a bar): more shares, more return."""
+    from decimal import Decimal
+
+    out = []
+    for i in range(count):
+        price = Decimal(100) + Decimal(i) / 100
+        out.append(
+            Bar(symbol, DEFAULT_START + timedelta(minutes=i), price, price, price, price, Decimal(100))
+        )
+    return out
+
+
 def registry() -> dict[str, type[Strategy]]:
     return {**builtin_registry(), TracedSma.KEY: TracedSma, Objective.KEY: Objective}
 
