@@ -285,6 +285,8 @@ def run_sweep(
         print(f"heron: --sweep {args.sweep}: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_BAD_SPEC
     _valid, refused = expand(spec, registry)
+    interrupt = _Interrupt()
+    interrupt.install()
     try:
         db = Database.open(args.db, paths.profile_dir, (CANDLES_SCHEMA,))
     except StorageError as exc:
@@ -296,10 +298,36 @@ def run_sweep(
         log.error("sweep failed: %s", _one_line(str(exc)))
         db.dispose()
         return 1
+    if interrupt.signum is not None:
+        log.error("sweep not started: interrupted (%s) while its history loaded", interrupt.name)
+        db.dispose()
+        return 1
     try:
-        return _run(args, spec, db, bars, lab, registry, len(refused))
+        return _run(args, spec, db, bars, lab, registry, len(refused), interrupt)
     finally:
         db.dispose()
+
+
+class _Interrupt:
+    """SIGINT/SIGTERM for the whole headless sweep: the sweep is cancelled (its report then says so)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.handle: Any = None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else ""
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self)
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        self.signum = signum
+        log.info("sweep: %s received, cancelling", self.name)
+        if self.handle is not None:
+            self.handle.cancel()
 
 
 def _run(
@@ -310,6 +338,7 @@ def _run(
     lab: LabSettings,
     registry: Mapping[str, type[Strategy]],
     refused: int,
+    interrupt: _Interrupt,
 ) -> int:
     store = SweepStore(db)
 
@@ -318,17 +347,12 @@ def _run(
 
     runner = SweepRunner(store, load, lab, registry)
     try:
-        handle = runner.start(spec, _LogListener())
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        for sig in previous:
-            signal.signal(sig, lambda signum, _frame: handle.cancel())
-        try:
-            outcome = None
-            while outcome is None:
-                outcome = handle.wait(0.5)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        handle = interrupt.handle = runner.start(spec, _LogListener())
+        if interrupt.signum is not None:
+            handle.cancel()
+        outcome = None
+        while outcome is None:  # short waits: the signal handlers run on this thread
+            outcome = handle.wait(0.5)
         points = store.results(outcome.sweep_id)
         report = build_report(spec, outcome, points, refused)
         if spec.walk_forward is not None:
@@ -344,6 +368,12 @@ def _run(
         return 1
     log.info("sweep report written to %s", args.sweep_report)
     if outcome.state is not SweepState.COMPLETED:
-        log.error("sweep %s did not complete: %s %s", outcome.sweep_id, outcome.state.value, outcome.message)
+        why = outcome.message if outcome.message and outcome.message != outcome.state.value else ""
+        log.error(
+            "sweep %s did not complete: %s%s",
+            outcome.sweep_id,
+            outcome.state.value,
+            f" ({why})" if why else "",
+        )
         return 1
     return 0

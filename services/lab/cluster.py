@@ -18,11 +18,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
+
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from services.lab import versions
 
@@ -93,6 +96,17 @@ def check_settings(settings: LabSettings) -> None:
         )
 
 
+class IgnoreInterrupt(WorkerPlugin):
+    """Local workers share Heron's terminal: a Ctrl-C there is for Heron (which cancels the sweep
+    and closes the cluster), not for each worker process to die of with a traceback."""
+
+    name = "heron-ignore-interrupt"
+
+    def setup(self, worker: Any) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _warm() -> None:
     """Import what a point needs on a worker once, at connect, rather than inside the first point."""
     import services.lab.tasks
@@ -138,18 +152,22 @@ class Cluster:
             log.info("starting a local Dask cluster of %d worker process(es) on 127.0.0.1", n)
             import dask
 
-            # One task per worker thread at a time: a point queued behind another on a worker that
-            # dies would be blamed for the death (KilledWorker) without having run.
+            # one task per worker thread at a time: a point queued behind another on a worker that
+            # dies would be blamed for the death (KilledWorker) without having run
             with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
                 self._local = LocalCluster(
                     n_workers=n,
                     threads_per_worker=1,
                     processes=True,
                     host="127.0.0.1",
-                    dashboard_address=None,
+                    # the scheduler's HTTP endpoint (and dashboard, with bokeh) on a free loopback
+                    # port: "None" still means the default 8787, shared by every Dask on the machine
+                    dashboard_address="127.0.0.1:0",
                     silence_logs=logging.ERROR,
                 )
-            return Client(self._local, set_as_default=False)
+            client = Client(self._local, set_as_default=False)
+            client.register_plugin(IgnoreInterrupt())
+            return client
         try:
             return Client(
                 self.settings.scheduler,
