@@ -181,7 +181,11 @@ class SweepRunner:
         self._threads: list[threading.Thread] = []
 
     def start(self, spec: SweepSpec, listener: SweepListener, *, resume: str | None = None) -> SweepHandle:
-        """Start (or, with ``resume``, continue) a sweep on a coordinator thread; returns at once."""
+        """Start (or, with ``resume``, continue) a sweep on a coordinator thread; returns at once.
+
+        The listener hears of the points computed by this run; a resumed sweep's stored points are
+        in ``store.results(sweep_id)`` (and counted in its progress from the first report on).
+        """
         if spec.strategy not in self.registry:
             raise ValueError(f"unknown strategy {spec.strategy!r}")
         if resume is not None:
