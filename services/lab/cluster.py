@@ -134,6 +134,7 @@ class Cluster:
                 self._check_versions(self._client)
                 return self._client
             self._drop()
+            self._close_local()  # a local cluster whose client died is not reused
             client = self._connect()
             try:
                 self._check_versions(client)
@@ -228,9 +229,12 @@ class Cluster:
         """Close the client, and the local cluster if this started one."""
         with self._lock:
             self._drop()
-            local, self._local = self._local, None
-            if local is not None:
-                try:
-                    local.close(timeout=10)
-                except Exception as exc:
-                    log.warning("the local Dask cluster did not close cleanly: %s", exc)
+            self._close_local()
+
+    def _close_local(self) -> None:
+        local, self._local = self._local, None
+        if local is not None:
+            try:
+                local.close(timeout=10)
+            except Exception as exc:
+                log.warning("the local Dask cluster did not close cleanly: %s", exc)

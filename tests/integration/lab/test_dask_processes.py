@@ -64,27 +64,31 @@ class DaskProcesses:
                 proc.wait(5)
 
 
+def start_cluster(cluster: DaskProcesses, tls: tuple[str, ...] = (), security: Any = None) -> None:
+    port = cluster.address.rsplit(":", 1)[1]
+    protocol = ("--protocol", "tls") if tls else ()
+    cluster.start("scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard", *protocol, *tls,
+                  name="scheduler")  # fmt: skip
+    for i in range(2):
+        args = ("--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1", "--no-dashboard", *tls)
+        cluster.start("worker", cluster.address, *args, "--name", f"w{i}", name=f"worker{i}")
+    from distributed import Client
+
+    def ready() -> bool:
+        try:
+            with Client(cluster.address, timeout=2, set_as_default=False, security=security) as client:
+                return len(client.scheduler_info()["workers"]) == 2
+        except OSError:
+            return False
+
+    wait_for("the scheduler and its two workers", ready, START_WITHIN, every=0.2)
+
+
 @pytest.fixture
 def dask_cluster(tmp_path: Path) -> Iterator[DaskProcesses]:
-    port = free_port()
-    cluster = DaskProcesses(f"tcp://127.0.0.1:{port}", tmp_path)
+    cluster = DaskProcesses(f"tcp://127.0.0.1:{free_port()}", tmp_path)
     try:
-        cluster.start(
-            "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", name="scheduler"
-        )
-        for i in range(2):
-            args = ("--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1", "--no-dashboard")
-            cluster.start("worker", cluster.address, *args, "--name", f"w{i}", name=f"worker{i}")
-        from distributed import Client
-
-        def ready() -> bool:
-            try:
-                with Client(cluster.address, timeout=2, set_as_default=False) as client:
-                    return len(client.scheduler_info()["workers"]) == 2
-            except OSError:
-                return False
-
-        wait_for("the scheduler and its two workers", ready, START_WITHIN, every=0.2)
+        start_cluster(cluster)
         yield cluster
     finally:
         cluster.stop()
@@ -156,3 +160,69 @@ def test_a_dead_scheduler_fails_the_sweep_and_keeps_the_points_done(
     stored = SweepStore(Database.open(None, tmp_path / "db")).results(outcome.sweep_id)
     assert len(stored) == outcome.completed >= 2
     assert len(stored) < 12 and len(trace_lines(trace)) >= len(stored)
+
+
+def write_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A CA and one certificate it signed for 127.0.0.1 (scheduler, workers and Heron share it)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    start, stop = now - dt.timedelta(minutes=1), now + dt.timedelta(hours=1)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "heron test CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(1).not_valid_before(start).not_valid_after(stop)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    usage = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
+    names = x509.SubjectAlternativeName(
+        [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+    )
+    cert = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "heron")]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
+        .not_valid_before(start).not_valid_after(stop)
+        .add_extension(names, critical=False).add_extension(usage, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    paths = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return paths
+
+
+def test_a_sweep_runs_on_a_tls_scheduler_with_certificates(tmp_path: Path) -> None:
+    pytest.importorskip("cryptography")
+    from distributed.security import Security
+
+    ca, cert, key = write_certificates(tmp_path)
+    security = Security(tls_ca_file=str(ca), tls_client_cert=str(cert), tls_client_key=str(key),
+                        require_encryption=True)  # fmt: skip
+    cluster = DaskProcesses(f"tls://127.0.0.1:{free_port()}", tmp_path)
+    db = Database.open(None, tmp_path / "db")
+    try:
+        start_cluster(
+            cluster, ("--tls-ca-file", str(ca), "--tls-cert", str(cert), "--tls-key", str(key)), security
+        )
+        settings = LabSettings(scheduler=cluster.address, tls_ca=ca, tls_cert=cert, tls_key=key)
+        runner = SweepRunner(SweepStore(db), loader(history(2_000)), settings, registry())
+        try:
+            outcome = runner.start(parse_spec(spec_data(), registry(), now=NOW), Recorder()).wait(120)
+        finally:
+            runner.close()
+    finally:
+        cluster.stop()
+        db.dispose()
+    assert outcome is not None and outcome.state is SweepState.COMPLETED, outcome
+    assert outcome.completed == 6 and outcome.workers == 2
