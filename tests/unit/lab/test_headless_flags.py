@@ -81,3 +81,19 @@ def test_a_bad_spec_is_refused_at_start_naming_the_field(tmp_path: Path) -> None
         f"heron: --sweep {spec}: space.slow: parameter 'slow' must be >= 2, got 0"
     ]
     assert not (tmp_path / "out.json").exists()
+
+
+def test_missing_history_in_an_alpaca_mode_is_named_and_exits_1(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"strategy": "sma_crossover", "symbols": ["AAPL"], "days": 5,
+                                "space": {"fast": [2, 3], "slow": [10]}}))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(REPO / "main.py"), "--headless", "--mode", "alpaca-paper", "--data-dir",
+         str(tmp_path / "data"), "--sweep", str(spec), "--sweep-report", str(tmp_path / "out.json")],
+        capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "the candle store has no 1Min bars of AAPL from " in done.stderr
+    assert "open its chart over that range in alpaca-paper mode" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out.json").exists()
