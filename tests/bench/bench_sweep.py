@@ -73,6 +73,7 @@ def run() -> dict[str, Any]:
             outcome = runner.start(spec, listener).wait(600)
             sweep_s = time.perf_counter() - started
             first_s = firsts[0] - started
+            on_workers = sum(r.elapsed_s for r in listener.points) / len(listener.points)
             assert outcome is not None and outcome.state is SweepState.COMPLETED, outcome
             stop_s = _cancel_latency(runner, spec)
         finally:
@@ -94,6 +95,9 @@ def run() -> dict[str, Any]:
             "unit": "ratio",
             "goal": ">= 0.8 on an idle machine",
             "serial_s": round(serial_s, 3),
+            # where the rest goes: a point's own time on a worker against its time run serially
+            "point_s_on_worker": round(on_workers, 3),
+            "point_s_serial": round(serial_s / len(points), 3),
             "sweep_s": round(sweep_s, 3),
             **common,
         },
