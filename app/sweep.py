@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from services.domain.enums import Mode
 from services.domain.models import Bar
 from services.lab.cluster import ClusterError, LabSettings, check_settings
-from services.lab.coordinator import SweepRunner
+from services.lab.coordinator import BarLoader, SweepRunner
 from services.lab.model import PointResult, SweepOutcome, SweepProgress, SweepSpec, SweepState
 from services.lab.spec import SpecError, expand, params_json, parse_spec, spec_to_json
 from services.lab.store import SweepStore
@@ -246,19 +246,14 @@ def build_report(
 def walk_forward_report(
     spec: SweepSpec,
     points: list[PointResult],
-    bars: dict[str, list[Bar]],
+    load: BarLoader,
     registry: Mapping[str, type[Strategy]],
 ) -> dict[str, Any]:
     """The in-sample/out-of-sample comparison and the stitched out-of-sample equity (recomputed here)."""
     out: dict[str, Any] = {
         k: _finite(v) if not isinstance(v, list) else v for k, v in summary(spec, points).items()
     }
-    merged = sorted((b for series in bars.values() for b in series), key=lambda b: (b.ts, b.symbol))
-
-    def between(start: Any, end: Any) -> list[Bar]:
-        return [b for b in merged if start <= b.ts < end]
-
-    curve = stitched_equity(spec, points, between, registry)
+    curve = stitched_equity(spec, points, load, registry)
     out["out_of_sample_equity"] = [[ts.isoformat(), str(equity)] for ts, equity in curve]
     return out
 
@@ -356,7 +351,7 @@ def _run(
         points = store.results(outcome.sweep_id)
         report = build_report(spec, outcome, points, refused)
         if spec.walk_forward is not None:
-            report["walk_forward"] = walk_forward_report(spec, points, bars, registry)
+            report["walk_forward"] = walk_forward_report(spec, points, load, registry)
     finally:
         runner.close()
     try:

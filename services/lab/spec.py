@@ -41,9 +41,10 @@ _FIELDS: Final = frozenset(
     {
         "strategy", "symbols", "days", "start", "end", "timeframe", "search", "space", "fixed",
         "metric", "points", "seed", "walk_forward", "initial_cash", "commission_per_share",
-        "slippage_bps",
+        "slippage_bps", "costs",
     }
 )  # fmt: skip
+_COSTS: Final = ("initial_cash", "commission_per_share", "slippage_bps")
 _WF_FIELDS: Final = frozenset({"kind", "folds", "in_sample_days", "out_of_sample_days"})
 
 
@@ -64,6 +65,7 @@ def parse_spec(
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
         raise SpecError(unknown[0], f"unknown field; known: {', '.join(sorted(_FIELDS))}")
+    data = _with_costs(data)
     cls = _strategy(data, registry)
     specs = {p.name: p for p in cls.param_specs()}
     search = _choice(data.get("search", "grid"), SearchKind, "search")
@@ -98,6 +100,23 @@ def parse_spec(
 
 
 # -- fields --------------------------------------------------------------------------------------
+
+
+def _with_costs(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``costs: {initial_cash, commission_per_share, slippage_bps}`` read as the top-level fields."""
+    costs = data.get("costs")
+    if costs is None:
+        return data
+    if not isinstance(costs, Mapping):
+        raise SpecError("costs", f"expected an object with {', '.join(_COSTS)}")
+    merged = {k: v for k, v in data.items() if k != "costs"}
+    for name, value in costs.items():
+        if name not in _COSTS:
+            raise SpecError(f"costs.{name}", f"unknown cost; known: {', '.join(_COSTS)}")
+        if name in data:
+            raise SpecError(f"costs.{name}", "given twice (in costs and at the top level)")
+        merged[name] = value
+    return merged
 
 
 def _strategy(data: Mapping[str, Any], registry: Mapping[str, type[Strategy]]) -> type[Strategy]:

@@ -13,13 +13,17 @@ skips what is done. Afterwards :func:`summary` compares in-sample with out-of-sa
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from services.lab.folds import Fold, best_point, compare, make_folds, stitch
 from services.lab.model import PointResult, SweepSpec, point_key
 from services.strategies.api import Strategy
+
+if TYPE_CHECKING:
+    from services.lab.coordinator import BarLoader
 
 IN_SAMPLE: Final = "in_sample"
 OUT_OF_SAMPLE: Final = "out_of_sample"
@@ -55,12 +59,12 @@ def summary(spec: SweepSpec, results: Iterable[PointResult]) -> dict[str, Any]:
 def stitched_equity(
     spec: SweepSpec,
     results: Iterable[PointResult],
-    bars_between: Any,
+    load_bars: BarLoader,
     registry: Mapping[str, type[Strategy]],
 ) -> list[tuple[datetime, Decimal]]:
     """The out-of-sample equity of every fold chained from the spec's cash, recomputed here (the
-    workers return metrics only). ``bars_between(start, end)`` gives the replay's bars."""
-    from services.lab.coordinator import costs_of, strategy_params
+    workers return metrics only; the backtest is deterministic). ``load_bars`` is the sweep's loader."""
+    from services.lab.coordinator import costs_of, load_all, strategy_params
     from services.strategies.backtest import run_backtest
 
     folds = {f.index: f for f in folds_of(spec)}
@@ -73,7 +77,7 @@ def stitched_equity(
         swept = {k: v for k, v in result.params.items() if k in spec.space}
         run = run_backtest(
             cls(strategy_params(spec, swept)),
-            bars_between(fold.in_start, fold.out_end),
+            load_all(replace(spec, start=fold.in_start, end=fold.out_end), load_bars),
             config=costs_of(spec).config(),
             measure_from=fold.out_start,
         )

@@ -213,7 +213,7 @@ def test_a_walk_forward_runs_each_folds_best_point_out_of_sample(runner: SweepRu
     assert outcome.best is not None and outcome.best.phase == OUT_OF_SAMPLE
     report = summary(sweep, stored)
     assert [row["fold"] for row in report["folds"]] == [0, 1]
-    curve = stitched_equity(sweep, stored, lambda s, e: bars("BIG", sweep.timeframe, s, e), registry())
+    curve = stitched_equity(sweep, stored, bars, registry())
     assert curve[0][1] == Decimal(sweep.initial_cash) and len(curve) > 100
     assert folds[0].in_end <= curve[1][0] and curve[-1][0] < folds[-1].out_end
     again = Recorder()

@@ -90,6 +90,9 @@ def test_the_json_form_reads_back_to_the_same_spec() -> None:
         ({"initial_cash": "0"}, "initial_cash"),
         ({"slippage_bps": "-1"}, "slippage_bps"),
         ({"colour": "blue"}, "colour"),
+        ({"costs": {"fees": 1}}, "costs.fees"),
+        ({"costs": {"initial_cash": 5}, "initial_cash": 5}, "costs.initial_cash"),
+        ({"costs": [1]}, "costs"),
         ({"walk_forward": {"kind": "rolling", "folds": 2}}, "walk_forward.in_sample_days"),
         (
             {"walk_forward": {"kind": "sliding", "folds": 2, "in_sample_days": 5, "out_of_sample_days": 5}},
@@ -114,6 +117,11 @@ def test_every_refusal_names_its_field(change: dict[str, Any], field: str) -> No
         parse(data)
     assert caught.value.field == field
     assert str(caught.value).startswith(f"{field}: ")
+
+
+def test_costs_may_be_grouped() -> None:
+    spec = parse(spec_data(costs={"initial_cash": 25000, "commission_per_share": "0.005", "slippage_bps": 2}))
+    assert (spec.initial_cash, spec.commission_per_share, spec.slippage_bps) == ("25000", "0.005", "2")
 
 
 def test_missing_dates_are_refused_naming_days() -> None:
