@@ -35,8 +35,9 @@ from services.strategies.backtest import BacktestCancelled, BacktestConfig, Back
 #: CANCEL_POLL_S), so a running point stops well within a second of a cancel.
 CHECK_EVERY_BARS: Final = 256
 CANCEL_POLL_S: Final = 0.2
-#: Decoded datasets a worker process keeps (a walk-forward uses one; two sweeps at once use two).
-CACHE_SIZE: Final = 4
+#: Decoded datasets a worker process keeps (a walk-forward uses one; two sweeps at once use two; a
+#: year of one-minute bars of one symbol decodes to some 70 MB).
+CACHE_SIZE: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
