@@ -134,9 +134,13 @@ async def _from_exchange(
         if args.exchange_url is not None:
             session = await connect_external(args.exchange_url, args.exchange_keys)
         else:
-            early = launch.early_exchange
-            fits = isinstance(early, LocalExchangeLauncher) and early.exchange_dir == paths.exchange_dir
-            launcher = early if fits and early is not None else None
+            early = launch.early_exchange  # started by main.py: adopted when it fits this run
+            launcher = early if isinstance(early, LocalExchangeLauncher) else None
+            if launcher is not None and (
+                launcher.exchange_dir != paths.exchange_dir or launcher.settings != settings.local_exchange
+            ):
+                await launcher.stop()
+                launcher = None
             if launcher is None:
                 launcher = LocalExchangeLauncher(paths.exchange_dir, settings.local_exchange)
             launcher.listen_for_secret(redactor.register)
