@@ -163,6 +163,10 @@ def _run_with_logging(
             "alpaca-live trades real money: a headless live run needs the typed confirmation "
             f"--confirm-live {LIVE_CONFIRMATION}; nothing was connected"
         )
+    if getattr(args, "sweep", None) is not None:  # a parameter sweep: no trading services at all
+        from app.sweep import run_sweep
+
+        return run_sweep(args, paths, settings, mode, launch, redactor)
     problem = check_strategy_specs(getattr(args, "start_strategy", None) or [])
     if problem:
         return _fatal(problem)

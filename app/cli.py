@@ -222,7 +222,74 @@ def build_parser(prog: str = "main.py") -> HeronArgumentParser:
         metavar="REASON",
         help="accept a journal rollback (or a lost database) named at start-up; the reason is journaled",
     )
+    _add_sweep_arguments(parser)
     return parser
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of workers {text!r}") from None
+    if not 1 <= value <= 512:
+        raise argparse.ArgumentTypeError(f"workers must be between 1 and 512, got {value}")
+    return value
+
+
+def _scheduler(text: str) -> str:
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("tls", "tcp") or not parts.hostname or port is None:
+        raise argparse.ArgumentTypeError(
+            f"invalid scheduler address {text!r}: expected tls://HOST:PORT (or tcp://127.0.0.1:PORT)"
+        )
+    return text
+
+
+def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    sweep = parser.add_argument_group("strategy lab (headless parameter sweep)")
+    sweep.add_argument("--sweep", type=Path, default=None, metavar="SPEC.json",
+                       help="with --headless: run the sweep SPEC.json (docs/sweeps.md) and quit")  # fmt: skip
+    sweep.add_argument("--sweep-report", type=Path, default=None, metavar="OUT.json",
+                       help="where --sweep writes its JSON report")  # fmt: skip
+    sweep.add_argument("--scheduler", type=_scheduler, default=None, metavar="ADDRESS",
+                       help="run sweeps on this Dask scheduler (default: a local cluster)")  # fmt: skip
+    sweep.add_argument("--workers", type=_workers, default=None, metavar="N",
+                       help="worker processes of the local cluster (default: cores - 1)")  # fmt: skip
+    sweep.add_argument("--allow-insecure-tcp", action="store_true",
+                       help="accept a tcp:// scheduler off this machine (no authentication)")  # fmt: skip
+    sweep.add_argument("--tls-ca", type=Path, default=None, help="CA certificate for a tls:// scheduler")
+    sweep.add_argument(
+        "--tls-cert", type=Path, default=None, help="client certificate for a tls:// scheduler"
+    )
+    sweep.add_argument("--tls-key", type=Path, default=None, help="client key for a tls:// scheduler")
+
+
+def _validate_sweep(args: argparse.Namespace) -> None:
+    sweep = getattr(args, "sweep", None)
+    if sweep is None:
+        for flag, value in (("--sweep-report", args.sweep_report), ("--scheduler", args.scheduler),
+                            ("--workers", args.workers)):  # fmt: skip
+            if value is not None:
+                raise CliError(f"{flag} goes with --sweep")
+        return
+    if not args.headless:
+        raise CliError("--sweep runs without a window: add --headless (the window has the Strategy lab)")
+    if not sweep.is_file():
+        raise CliError(f"--sweep: no such file: {sweep}")
+    if args.sweep_report is None:
+        raise CliError("--sweep needs --sweep-report OUT.json (where the results go)")
+    parent = args.sweep_report.expanduser().resolve().parent
+    if not parent.is_dir():
+        raise CliError(f"--sweep-report: the folder {parent} does not exist")
+    if args.scheduler is not None and args.workers is not None:
+        raise CliError("--workers sizes the local cluster; a --scheduler brings its own workers")
+    for flag in ("script", "start_strategy", "state_report"):
+        if getattr(args, flag, None):
+            raise CliError(f"--sweep runs no trading services: --{flag.replace('_', '-')} does not apply")
 
 
 def validate(args: argparse.Namespace) -> None:
@@ -265,6 +332,7 @@ def validate(args: argparse.Namespace) -> None:
             raise CliError(f"{flag}: {problem}")
     if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
         raise CliError(f"--data-dir: {args.data_dir} exists and is not a folder")
+    _validate_sweep(args)
 
 
 def parse_args(argv: list[str] | None = None, prog: str = "main.py") -> argparse.Namespace:

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from services.domain.enums import Mode
 from widgets.models.common import TIMES, fmt_clock, fmt_timestamp
+from widgets.pinned_line import hold_width
 from widgets.shortcuts import COMMANDS, Command, ShortcutsDialog, bindings
 from widgets.status_bar import HeronStatusBar
 
@@ -245,14 +246,8 @@ class MainWindow(QMainWindow):
     def show_time(self) -> None:
         now = datetime.now(UTC)
         zone = TIMES.label()
-        if self.clock_label.property("zone") != zone:
-            # a fixed size: the time changing every second then repaints the label alone, where a
-            # label of free size asks the whole window for a layout pass each second
-            label = self.clock_label
-            width = label.fontMetrics().horizontalAdvance(f"00:00:00 {zone}") + 2 * label.margin() + 4
-            label.setFixedSize(width, max(label.sizeHint().height(), label.fontMetrics().height()))
-            label.setProperty("zone", zone)
         self.clock_label.setText(f"{fmt_clock(now)} {zone}")
+        hold_width(self.clock_label, f"00:00:00 {zone}")  # the time ticking repaints the clock alone
         self.clock_label.setToolTip(
             f"{fmt_timestamp(now)} {TIMES.label()} (Settings → Interface: times shown in)"
         )

@@ -107,6 +107,13 @@ class MessageLabel(QLabel):
         name = self.objectName() or "message"
         log.log(self.log_level, "%s (shown cut short; the whole message): %s", name, text)
 
+    def setStyleSheet(self, sheet: str) -> None:
+        """Qt re-polishes a label for every style sheet set, the same one too, and this label then
+        measures itself again and asks for a layout: a status field re-coloured every second laid
+        the whole window out every second. Only a change is applied."""
+        if sheet != self.styleSheet():
+            super().setStyleSheet(sheet)
+
     def setToolTip(self, tip: str) -> None:
         """The owner's tooltip; while the message is cut short, the whole message comes first."""
         self._own_tip = tip

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+#: the widest a held field grows for a long text (it is cut with "…" beyond, if it elides)
+HOLD_MAX_PX = 320
+
 
 class PinnedLine(QtWidgets.QWidget):
     """A one-line label held at the size its layout gives this box.
@@ -36,3 +39,20 @@ class PinnedLine(QtWidgets.QWidget):
     def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
         super().resizeEvent(event)
         self.label.setFixedSize(event.size())
+
+
+def hold_width(label: QtWidgets.QLabel, sample: str) -> None:
+    """A fixed size for a field whose value changes every second (a latency, a message rate, a
+    clock): wide enough for ``sample`` or for what it says now if that is longer (at most
+    :data:`HOLD_MAX_PX`), back to the sample's width when the text is short again. A new value of
+    the usual length then repaints the field alone; a field of free size asked the whole window for
+    a layout pass (every dock measured again) each time its width changed by a digit."""
+    label.ensurePolished()  # the style sheet's padding and font are part of the size
+    metrics = label.fontMetrics()
+    # frame and padding (a style sheet's padding is the contents margins), never the size it has now
+    frame = label.width() - label.contentsRect().width() + 2 * label.margin() + 4
+    text = max(metrics.horizontalAdvance(label.text()), metrics.horizontalAdvance(sample))
+    width = min(text + frame, HOLD_MAX_PX)
+    height = max(label.sizeHint().height(), metrics.height())
+    if (label.minimumWidth(), label.maximumWidth(), label.maximumHeight()) != (width, width, height):
+        label.setFixedSize(width, height)

@@ -20,6 +20,7 @@ from services.domain.enums import ConnectionState, Mode, TradingState
 from widgets import theme
 from widgets.message_label import MessageLabel
 from widgets.models.common import TIMES, TRADING_STATE_COLORS, fmt_clock, in_display_zone
+from widgets.pinned_line import hold_width
 
 UNKNOWN = "—"
 
@@ -74,6 +75,11 @@ _LATENCY_COLORS = {
     LatencyState.SLOW: f"color: {theme.WARN}; font-weight: 600;",
     LatencyState.FAILING: f"color: {theme.DOWN}; font-weight: 600;",
 }
+
+
+#: what the fields that change every second are sized for at least (:func:`_hold`)
+LATENCY_SAMPLE = "Latency: 9,999 ms"
+RATE_SAMPLE = "Msgs/s: 99,999"
 
 
 def _label(name: str, text: str, tip: str) -> QLabel:
@@ -151,6 +157,8 @@ class HeronStatusBar(QStatusBar):
             self.staleness_label,
         ):
             self.addPermanentWidget(widget)
+        hold_width(self.latency_label, LATENCY_SAMPLE)  # styled as the bar's fields from here on
+        hold_width(self.message_rate_label, RATE_SAMPLE)
         self.set_mode(mode)
 
     def set_mode(self, mode: Mode) -> None:
@@ -185,6 +193,7 @@ class HeronStatusBar(QStatusBar):
             self.latency_label.setText(f"Latency: {view.text}")
             self.latency_label.setToolTip(view.detail)
             self.latency_label.setStyleSheet(_LATENCY_COLORS[view.state])
+            hold_width(self.latency_label, LATENCY_SAMPLE)
 
     def set_connection(self, channel: str, state: ConnectionState, reason: str = "") -> None:
         self._connections[channel] = state
@@ -258,9 +267,11 @@ class HeronStatusBar(QStatusBar):
 
     def set_latency_ms(self, ms: float | None) -> None:
         self.latency_label.setText(f"Latency: {UNKNOWN if ms is None else f'{ms:.0f} ms'}")
+        hold_width(self.latency_label, LATENCY_SAMPLE)
 
     def set_message_rate(self, per_second: float | None) -> None:
         self.message_rate_label.setText(f"Msgs/s: {UNKNOWN if per_second is None else f'{per_second:,.0f}'}")
+        hold_width(self.message_rate_label, RATE_SAMPLE)
 
     def set_staleness(self, stale: dict[str, str], watched: int) -> None:
         """``stale``: symbol → reason for every watched symbol whose data is stale (the verdict of

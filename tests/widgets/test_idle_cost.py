@@ -281,3 +281,59 @@ def test_a_hidden_reconciliation_panel_refreshes_when_shown(qtbot: Any, tmp_path
     panel.show()
     qtbot.waitExposed(panel)
     assert panel.last_run.text() != before and "3m" in panel.last_run.text()
+
+
+def test_the_status_bars_ticking_fields_lay_nothing_out(qtbot: Any) -> None:
+    """Latency and message rate change every second and the clock ticks: each repaints its field,
+    with no layout pass of the window (a field of free size asked for one at every new width, and a
+    style sheet set again each second re-polished the labels and asked for one too)."""
+    from services.domain.enums import Mode
+    from widgets.status_bar import HeronStatusBar
+
+    window = QtWidgets.QMainWindow()
+    window.setObjectName("window")
+    qtbot.addWidget(window)
+    bar = HeronStatusBar(Mode.LOCAL)
+    window.setStatusBar(bar)
+    window.setCentralWidget(QtWidgets.QWidget())
+    window.resize(1366, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    bar.set_message_rate(5.0)
+    bar.set_latency_ms(3)
+    bar.set_exchange("http://127.0.0.1:9000", True)
+    for _ in range(5):
+        QtWidgets.QApplication.processEvents()
+    requests = _LayoutRequests()
+    app = QtWidgets.QApplication.instance()
+    assert app is not None
+    app.installEventFilter(requests)
+    try:
+        for i in range(6):
+            bar.set_message_rate([7, 180, 4_512, 12, 99_999, 1_234][i])
+            bar.set_latency_ms([4, 12, 140, 7, 2_500, 9][i])
+            bar.set_exchange("http://127.0.0.1:9000", True)  # the same words, re-coloured alike
+            QtWidgets.QApplication.processEvents()
+    finally:
+        app.removeEventFilter(requests)
+    assert bar.message_rate_label.text() == "Msgs/s: 1,234"
+    assert not bar.message_rate_label.cut and not bar.latency_label.cut  # each value shown whole
+    assert requests.seen == []
+
+
+def test_a_long_latency_text_widens_its_field_and_a_short_one_gives_the_room_back(qtbot: Any) -> None:
+    from services.domain.enums import Mode
+    from widgets.status_bar import HeronStatusBar
+
+    bar = HeronStatusBar(Mode.LOCAL)
+    qtbot.addWidget(bar)
+    bar.show()
+    bar.set_latency_ms(3)
+    usual = bar.latency_label.width()
+    bar.latency_label.setText("Latency: 6.0 s… (waiting)")
+    from widgets.pinned_line import hold_width
+
+    hold_width(bar.latency_label, "Latency: 9,999 ms")
+    assert bar.latency_label.width() > usual and not bar.latency_label.cut
+    bar.set_latency_ms(4)
+    assert bar.latency_label.width() == usual

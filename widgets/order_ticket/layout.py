@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -83,6 +84,9 @@ class QuoteButton(QPushButton):
     def __init__(self, text: str, parent: QWidget | None = None) -> None:
         super().__init__(self.SAMPLE, parent)
         self.setFlat(True)
+        # opaque in the window's colour: a new price repaints the button, not the ticket beneath it
+        self.setBackgroundRole(QPalette.ColorRole.Window)
+        self.setAutoFillBackground(True)
         self.setFixedSize(self.sizeHint())
         self.setText(text)
 

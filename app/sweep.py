@@ -1,0 +1,378 @@
+"""``--headless --sweep SPEC.json --sweep-report OUT.json``: a parameter sweep without a window and
+without the trading services.
+
+Composition: the SPEC is checked first (a bad one exits 2 with one line naming the field, before
+anything starts); then the database opens as the app opens it (the candle store and the sweep
+tables); history comes from the candle store, and what it lacks from the broker's bars endpoint
+(``/v2/stocks/bars``) through :class:`~services.marketdata.history.HistoryService`, which writes it
+back. In local mode that is the local exchange (started here, stopped once the bars are in); in the
+Alpaca modes only stored bars are used (a missing range is named). The sweep runs on a local Dask
+cluster or ``--scheduler``; SIGINT/SIGTERM cancel it. One JSON report is written atomically; the
+exit code is 0 only when the sweep completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from services.domain.enums import Mode
+from services.domain.models import Bar
+from services.lab.cluster import ClusterError, LabSettings, check_settings
+from services.lab.coordinator import BarLoader, SweepRunner
+from services.lab.model import PointResult, SweepOutcome, SweepProgress, SweepSpec, SweepState
+from services.lab.spec import SpecError, expand, params_json, parse_spec, spec_to_json
+from services.lab.store import SweepStore
+from services.lab.versions import heron_code_version
+from services.lab.walkforward import stitched_equity, summary
+from services.storage import Database, StorageError
+from services.storage.candles import CANDLES_SCHEMA, CandleStore
+from services.storage.files import atomic_write_bytes
+from services.strategies.api import Strategy
+from services.strategies.builtin import builtin_registry
+
+if TYPE_CHECKING:
+    import argparse
+
+    from app.launch import Launch
+    from app.logging_setup import SecretRedactor
+    from app.paths import ProfilePaths
+    from app.settings import Settings
+
+log = logging.getLogger("heron.app")
+
+#: The most a SPEC file may weigh (a space is a few lists of numbers).
+MAX_SPEC_BYTES = 1024 * 1024
+#: How often the log says how far the sweep got.
+LOG_EVERY_S = 5.0
+
+EXIT_BAD_SPEC = 2
+
+
+def load_spec(path: Path, registry: Mapping[str, type[Strategy]]) -> SweepSpec:
+    """Read and check the SPEC file; :class:`SpecError` names the field (``spec`` for the file)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError("spec", f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError("spec", f"{path} is {len(raw):,} bytes; a SPEC is at most {MAX_SPEC_BYTES:,}")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SpecError("spec", f"{path} is not JSON ({exc})") from None
+    return parse_spec(data, registry, now=_now())
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def lab_settings(args: argparse.Namespace) -> LabSettings:
+    return LabSettings(
+        scheduler=getattr(args, "scheduler", None),
+        workers=getattr(args, "workers", None),
+        allow_insecure_tcp=bool(getattr(args, "allow_insecure_tcp", False)),
+        tls_ca=getattr(args, "tls_ca", None),
+        tls_cert=getattr(args, "tls_cert", None),
+        tls_key=getattr(args, "tls_key", None),
+    )
+
+
+class HistoryError(RuntimeError):
+    """The bars a sweep needs cannot be had; the message says which and why."""
+
+
+def _describe(spec: SweepSpec, symbol: str) -> str:
+    return f"{spec.timeframe.value} bars of {symbol} from {spec.start.isoformat()} to {spec.end.isoformat()}"
+
+
+async def _fetch(
+    spec: SweepSpec, candles: CandleStore, url: str, key_id: str, secret: str
+) -> dict[str, list[Bar]]:
+    from services.marketdata.history import HistoryService
+
+    history = HistoryService(key_id, secret, base_url=url, store=candles)
+    try:
+        out: dict[str, list[Bar]] = {}
+        for symbol in spec.symbols:
+            try:
+                out[symbol] = await history.bars(symbol, spec.timeframe, spec.start, spec.end)
+            except Exception as exc:
+                raise HistoryError(
+                    f"{_describe(spec, symbol)} could not be fetched from {url}: {exc}"
+                ) from exc
+        return out
+    finally:
+        await history.close()
+
+
+async def _from_exchange(
+    args: argparse.Namespace,
+    paths: ProfilePaths,
+    settings: Settings,
+    launch: Launch,
+    redactor: SecretRedactor,
+    spec: SweepSpec,
+    candles: CandleStore,
+) -> dict[str, list[Bar]]:
+    from app.exchange_process import ExchangeError, connect_external
+    from app.local_exchange import LocalExchangeLauncher
+
+    launcher: LocalExchangeLauncher | None = None
+    try:
+        if args.exchange_url is not None:
+            session = await connect_external(args.exchange_url, args.exchange_keys)
+        else:
+            early = launch.early_exchange  # started by main.py: adopted when it fits this run
+            launcher = early if isinstance(early, LocalExchangeLauncher) else None
+            if launcher is not None and (
+                launcher.exchange_dir != paths.exchange_dir or launcher.settings != settings.local_exchange
+            ):
+                await launcher.stop()
+                launcher = None
+            if launcher is None:
+                launcher = LocalExchangeLauncher(paths.exchange_dir, settings.local_exchange)
+            launcher.listen_for_secret(redactor.register)
+            session = await launcher.start()
+        redactor.register(session.keys.secret)
+        log.info("sweep history: bars the candle store lacks come from the exchange at %s", session.url)
+        return await _fetch(spec, candles, session.url, session.keys.key_id, session.keys.secret)
+    except ExchangeError as exc:
+        raise HistoryError(f"the local exchange could not start for the sweep's history: {exc}") from exc
+    finally:
+        if launcher is not None:
+            await launcher.stop()
+
+
+def load_history(
+    args: argparse.Namespace,
+    paths: ProfilePaths,
+    settings: Settings,
+    mode: Mode,
+    launch: Launch,
+    redactor: SecretRedactor,
+    spec: SweepSpec,
+    candles: CandleStore,
+) -> dict[str, list[Bar]]:
+    """Every symbol's bars over the spec's range, loaded once (raises :class:`HistoryError`)."""
+    if mode is Mode.LOCAL:
+        bars = asyncio.run(_from_exchange(args, paths, settings, launch, redactor, spec, candles))
+    else:
+        bars = {s: candles.range_bars(s, spec.timeframe, spec.start, spec.end) for s in spec.symbols}
+    empty = [s for s in spec.symbols if not bars.get(s)]
+    if empty and mode is Mode.LOCAL:
+        raise HistoryError(f"neither the candle store nor the exchange has {_describe(spec, empty[0])}")
+    if empty:
+        raise HistoryError(
+            f"the candle store has no {_describe(spec, empty[0])}; open its chart over that range in "
+            f"{mode.value} mode to fetch it, or run the sweep in local mode"
+        )
+    return bars
+
+
+class _LogListener:
+    """Says how far the sweep got every few seconds; keeps nothing else (the store has the points)."""
+
+    def __init__(self) -> None:
+        self._next = 0.0
+
+    def on_point(self, result: PointResult) -> None:
+        if result.error:
+            log.info("sweep point %s failed: %s", dict(result.params), result.error)
+
+    def on_progress(self, progress: SweepProgress) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + LOG_EVERY_S
+        eta = f", about {progress.eta_s:.0f} s left" if progress.eta_s else ""
+        log.info("sweep %s: %d of %d points (%d errors) on %d workers%s", progress.sweep_id,
+                 progress.completed, progress.total, progress.errors, progress.workers, eta)  # fmt: skip
+
+    def on_finished(self, outcome: SweepOutcome) -> None:
+        log.info("sweep %s %s: %d of %d points in %.1f s%s", outcome.sweep_id, outcome.state.value,
+                 outcome.completed, outcome.total, outcome.elapsed_s,
+                 f" ({outcome.message})" if outcome.message else "")  # fmt: skip
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _point(result: PointResult) -> dict[str, Any]:
+    metrics = {k: _finite(v) for k, v in (result.metrics or {}).items()}
+    out: dict[str, Any] = {"params": params_json(result.params), "metrics": metrics}
+    if result.error:
+        out["error"] = result.error
+    if result.fold is not None:
+        out["fold"] = result.fold
+        out["phase"] = result.phase
+    if result.worker:
+        out["worker"] = result.worker
+    out["elapsed_s"] = round(result.elapsed_s, 4)
+    return out
+
+
+def build_report(
+    spec: SweepSpec, outcome: SweepOutcome, points: list[PointResult], refused: int
+) -> dict[str, Any]:
+    return {
+        "sweep_id": outcome.sweep_id,
+        "strategy": spec.strategy,
+        "search": spec.search.value,
+        "state": outcome.state.value,
+        "message": outcome.message,
+        "total": outcome.total,
+        "completed": outcome.completed,
+        "errors": outcome.errors,
+        "refused": refused,
+        "workers": outcome.workers,
+        "elapsed_s": round(outcome.elapsed_s, 3),
+        "metric": spec.metric,
+        "heron_version": heron_code_version(),
+        "spec": spec_to_json(spec),
+        "points": [_point(p) for p in points],
+        "best": None if outcome.best is None else _point(outcome.best),
+    }
+
+
+def walk_forward_report(
+    spec: SweepSpec,
+    points: list[PointResult],
+    load: BarLoader,
+    registry: Mapping[str, type[Strategy]],
+) -> dict[str, Any]:
+    """The in-sample/out-of-sample comparison and the stitched out-of-sample equity (recomputed here)."""
+    out: dict[str, Any] = {
+        k: _finite(v) if not isinstance(v, list) else v for k, v in summary(spec, points).items()
+    }
+    curve = stitched_equity(spec, points, load, registry)
+    out["out_of_sample_equity"] = [[ts.isoformat(), str(equity)] for ts, equity in curve]
+    return out
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def run_sweep(
+    args: argparse.Namespace,
+    paths: ProfilePaths,
+    settings: Settings,
+    mode: Mode,
+    launch: Launch,
+    redactor: SecretRedactor,
+) -> int:
+    """The headless sweep; returns the exit code (2: bad SPEC or settings, 1: did not complete)."""
+    registry = builtin_registry()
+    try:
+        spec = load_spec(args.sweep, registry)
+        lab = lab_settings(args)
+        check_settings(lab)
+    except (SpecError, ClusterError) as exc:
+        print(f"heron: --sweep {args.sweep}: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    _valid, refused = expand(spec, registry)
+    interrupt = _Interrupt()
+    interrupt.install()
+    try:
+        db = Database.open(args.db, paths.profile_dir, (CANDLES_SCHEMA,))
+    except StorageError as exc:
+        log.error("sweep failed: the database could not be opened: %s", _one_line(str(exc)))
+        return 1
+    try:
+        bars = load_history(args, paths, settings, mode, launch, redactor, spec, CandleStore(db))
+    except HistoryError as exc:
+        log.error("sweep failed: %s", _one_line(str(exc)))
+        db.dispose()
+        return 1
+    if interrupt.signum is not None:
+        log.error("sweep not started: interrupted (%s) while its history loaded", interrupt.name)
+        db.dispose()
+        return 1
+    try:
+        return _run(args, spec, db, bars, lab, registry, len(refused), interrupt)
+    finally:
+        db.dispose()
+
+
+class _Interrupt:
+    """SIGINT/SIGTERM for the whole headless sweep: the sweep is cancelled (its report then says so)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.handle: Any = None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else ""
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self)
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        self.signum = signum
+        log.info("sweep: %s received, cancelling", self.name)
+        if self.handle is not None:
+            self.handle.cancel()
+
+
+def _run(
+    args: argparse.Namespace,
+    spec: SweepSpec,
+    db: Database,
+    bars: dict[str, list[Bar]],
+    lab: LabSettings,
+    registry: Mapping[str, type[Strategy]],
+    refused: int,
+    interrupt: _Interrupt,
+) -> int:
+    store = SweepStore(db)
+
+    def load(symbol: str, timeframe: Any, start: Any, end: Any) -> list[Bar]:
+        return [b for b in bars.get(symbol, []) if start <= b.ts < end]
+
+    runner = SweepRunner(store, load, lab, registry)
+    try:
+        handle = interrupt.handle = runner.start(spec, _LogListener())
+        if interrupt.signum is not None:
+            handle.cancel()
+        outcome = None
+        while outcome is None:  # short waits: the signal handlers run on this thread
+            outcome = handle.wait(0.5)
+        points = store.results(outcome.sweep_id)
+        report = build_report(spec, outcome, points, refused)
+        if spec.walk_forward is not None:
+            report["walk_forward"] = walk_forward_report(spec, points, load, registry)
+    finally:
+        runner.close()
+    try:
+        atomic_write_bytes(
+            args.sweep_report, (json.dumps(report, indent=1, allow_nan=False) + "\n").encode("utf-8")
+        )
+    except OSError as exc:
+        log.error("sweep report %s could not be written: %s", args.sweep_report, exc.strerror or exc)
+        return 1
+    log.info("sweep report written to %s", args.sweep_report)
+    if outcome.state is not SweepState.COMPLETED:
+        why = outcome.message if outcome.message and outcome.message != outcome.state.value else ""
+        log.error(
+            "sweep %s did not complete: %s%s",
+            outcome.sweep_id,
+            outcome.state.value,
+            f" ({why})" if why else "",
+        )
+        return 1
+    return 0

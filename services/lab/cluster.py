@@ -1,0 +1,240 @@
+"""Where sweeps run: a Dask cluster, local by default, any scheduler by address.
+
+- No address: a ``LocalCluster`` of ``max(1, cores - 1)`` worker *processes* with one thread each
+  (the backtest is pure Python: threads would share one GIL), listening on 127.0.0.1 only, started on
+  the first sweep and reused by later ones until :meth:`Cluster.close`.
+- An address: ``tls://`` with the user's CA, certificate and key (a Dask scheduler has no other
+  authentication); plain ``tcp://`` only on a loopback address, unless the user insists
+  (``allow_insecure_tcp``): anyone who reaches an open scheduler runs code on its workers.
+
+On connect, every worker's Python, dask, distributed, cloudpickle and Heron code version are compared
+with the coordinator's; a mismatch is refused with :class:`ClusterError` naming the worker and the
+versions. The client is synchronous (Dask's asynchronous client does not run on the GUI's qasync
+loop): use it from the coordinator thread.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from services.lab import versions
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S: Final = 10.0
+#: How long a sweep waits for a first worker (a local cluster's workers start in about a second).
+WORKERS_TIMEOUT_S: Final = 30.0
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot be used (refused address, unreachable scheduler, version mismatch)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LabSettings:
+    scheduler: str | None = None  # None: a local cluster
+    workers: int | None = None  # local cluster size; None: cores - 1 (at least 1)
+    allow_insecure_tcp: bool = False
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+def default_workers() -> int:
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_settings(settings: LabSettings) -> None:
+    """Refuse an unsafe or malformed scheduler address before anything connects."""
+    if settings.workers is not None and not 1 <= settings.workers <= 512:
+        raise ClusterError(f"workers must be between 1 and 512, got {settings.workers}")
+    address = settings.scheduler
+    if address is None:
+        return
+    parts = urlsplit(address)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("tls", "tcp") or not parts.hostname or port is None:
+        raise ClusterError(f"scheduler address {address!r}: expected tls://HOST:PORT (or tcp:// on loopback)")
+    if parts.scheme == "tls":
+        missing = [
+            name
+            for name, path in (
+                ("CA", settings.tls_ca),
+                ("certificate", settings.tls_cert),
+                ("key", settings.tls_key),
+            )
+            if path is None or not Path(path).is_file()
+        ]
+        if missing:
+            raise ClusterError(f"scheduler {address}: tls:// needs the {', '.join(missing)} file(s)")
+    elif not _is_loopback(parts.hostname) and not settings.allow_insecure_tcp:
+        raise ClusterError(
+            f"scheduler {address}: a plain tcp:// scheduler has no authentication, so anyone who reaches "
+            "it runs code on its workers; use tls:// with certificates, or allow insecure tcp explicitly"
+        )
+
+
+class IgnoreInterrupt(WorkerPlugin):
+    """Local workers share Heron's terminal: a Ctrl-C there is for Heron (which cancels the sweep
+    and closes the cluster), not for each worker process to die of with a traceback."""
+
+    name = "heron-ignore-interrupt"
+
+    def setup(self, worker: Any) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _warm() -> None:
+    """Import what a point needs on a worker once, at connect, rather than inside the first point."""
+    import services.lab.tasks
+    import services.strategies.builtin  # noqa: F401
+
+
+class Cluster:
+    """Owns the synchronous Dask client (and the local cluster it may have started). Thread-safe."""
+
+    def __init__(self, settings: LabSettings) -> None:
+        check_settings(settings)
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._local: Any = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.settings.scheduler is None
+
+    def client(self) -> Any:
+        """The connected client (starting the local cluster on first use), versions checked."""
+        with self._lock:
+            if self._client is not None and self._client.status == "running":
+                self._check_versions(self._client)
+                return self._client
+            self._drop()
+            self._close_local()  # a local cluster whose client died is not reused
+            client = self._connect()
+            try:
+                self._check_versions(client)
+            except ClusterError:
+                self._client = client
+                raise
+            client.run(_warm)
+            self._client = client
+            return client
+
+    def _connect(self) -> Any:
+        from distributed import Client, LocalCluster
+
+        if self.settings.scheduler is None:
+            n = self.settings.workers or default_workers()
+            log.info("starting a local Dask cluster of %d worker process(es) on 127.0.0.1", n)
+            import dask
+
+            # one task per worker thread at a time: a point queued behind another on a worker that
+            # dies would be blamed for the death (KilledWorker) without having run
+            with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+                self._local = LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    # the scheduler's HTTP endpoint (and dashboard, with bokeh) on a free loopback
+                    # port: "None" still means the default 8787, shared by every Dask on the machine
+                    dashboard_address="127.0.0.1:0",
+                    silence_logs=logging.ERROR,
+                )
+            client = Client(self._local, set_as_default=False)
+            client.register_plugin(IgnoreInterrupt())
+            return client
+        try:
+            return Client(
+                self.settings.scheduler,
+                security=self._security(),
+                timeout=CONNECT_TIMEOUT_S,
+                set_as_default=False,
+            )
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"cannot reach the Dask scheduler {self.settings.scheduler}: {exc}") from None
+
+    def _security(self) -> Any:
+        if not (self.settings.scheduler or "").startswith("tls://"):
+            return None
+        from distributed.security import Security
+
+        return Security(
+            tls_ca_file=str(self.settings.tls_ca),
+            tls_client_cert=str(self.settings.tls_cert),
+            tls_client_key=str(self.settings.tls_key),
+            require_encryption=True,
+        )
+
+    @staticmethod
+    def _check_versions(client: Any) -> None:
+        here = versions.versions()
+        try:  # a worker being restarted by its nanny is back within seconds
+            client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+        except TimeoutError:
+            raise ClusterError(f"the Dask scheduler has had no worker for {WORKERS_TIMEOUT_S:g} s") from None
+        theirs = client.run(versions.versions)
+        if not theirs:
+            raise ClusterError("the Dask scheduler has no workers")
+        problems = versions.mismatches(here, theirs)
+        if problems:
+            raise ClusterError(
+                "workers run other versions than this Heron (results would not be comparable): "
+                + "; ".join(problems)
+            )
+
+    def worker_count(self) -> int:
+        client = self._client
+        if client is None:
+            return 0
+        try:
+            return len(client.scheduler_info(n_workers=-1)["workers"])
+        except Exception:
+            return 0
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close(timeout=5)
+            except Exception as exc:  # closing a client whose scheduler died
+                log.debug("closing the Dask client: %s", exc)
+
+    def close(self) -> None:
+        """Close the client, and the local cluster if this started one."""
+        with self._lock:
+            self._drop()
+            self._close_local()
+
+    def _close_local(self) -> None:
+        local, self._local = self._local, None
+        if local is not None:
+            try:
+                local.close(timeout=10)
+            except Exception as exc:
+                log.warning("the local Dask cluster did not close cleanly: %s", exc)

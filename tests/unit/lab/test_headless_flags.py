@@ -1,0 +1,99 @@
+"""The headless sweep's flags and its refusal of a bad SPEC: exit 2, one line naming the field."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.cli import parse_args
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_sweep_flags_parse(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text("{}")
+    args = parse_args(["--headless", "--sweep", str(spec), "--sweep-report", str(tmp_path / "out.json"),
+                       "--scheduler", "tls://dask.example:8786", "--tls-ca", "ca.pem"])  # fmt: skip
+    assert args.sweep == spec and args.scheduler == "tls://dask.example:8786"
+    assert (
+        parse_args(
+            ["--headless", "--sweep", str(spec), "--sweep-report", "out.json", "--workers", "3"]
+        ).workers
+        == 3
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--sweep-report", "out.json"], "--sweep-report goes with --sweep"),
+        (["--sweep", "SPEC", "--sweep-report", "out.json", "--no-headless"], "add --headless"),
+        (["--sweep", "SPEC"], "needs --sweep-report"),
+        (["--sweep", "missing.json", "--sweep-report", "out.json"], "no such file"),
+        (["--sweep", "SPEC", "--sweep-report", "out.json", "--workers", "0"], "between 1 and 512"),
+        (["--sweep", "SPEC", "--sweep-report", "out.json", "--scheduler", "http://x:1"], "tls://HOST:PORT"),
+        (
+            [
+                "--sweep",
+                "SPEC",
+                "--sweep-report",
+                "out.json",
+                "--scheduler",
+                "tcp://127.0.0.1:1",
+                "--workers",
+                "2",
+            ],
+            "brings its own workers",
+        ),
+        (["--sweep", "SPEC", "--sweep-report", "out.json", "--script", "SPEC"], "runs no trading services"),
+    ],
+)
+def test_bad_sweep_flags_exit_2_with_one_line(
+    extra: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text("{}")
+    argv = [str(spec) if a == "SPEC" else a for a in extra]
+    argv = ["--headless", *argv] if "--no-headless" not in argv else [a for a in argv if a != "--no-headless"]
+    with pytest.raises(SystemExit) as caught:
+        parse_args(argv)
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_bad_spec_is_refused_at_start_naming_the_field(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"strategy": "sma_crossover", "symbols": ["AAPL"], "days": 5,
+                                "space": {"fast": [2, 3], "slow": [0]}}))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(REPO / "main.py"), "--headless", "--mode", "alpaca-paper", "--data-dir",
+         str(tmp_path / "data"), "--sweep", str(spec), "--sweep-report", str(tmp_path / "out.json")],
+        capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"heron: --sweep {spec}: space.slow: parameter 'slow' must be >= 2, got 0"
+    ]
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_missing_history_in_an_alpaca_mode_is_named_and_exits_1(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"strategy": "sma_crossover", "symbols": ["AAPL"], "days": 5,
+                                "space": {"fast": [2, 3], "slow": [10]}}))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(REPO / "main.py"), "--headless", "--mode", "alpaca-paper", "--data-dir",
+         str(tmp_path / "data"), "--sweep", str(spec), "--sweep-report", str(tmp_path / "out.json")],
+        capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "the candle store has no 1Min bars of AAPL from " in done.stderr
+    assert "open its chart over that range in alpaca-paper mode" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out.json").exists()
