@@ -44,6 +44,7 @@ from services.strategies.api import Strategy
 from widgets import theme
 from widgets.lab.backend import Engine, LabBackend, SweepRun
 from widgets.lab.bridge import LabBridge
+from widgets.lab.expansion import Expansion, Expansions, expansion_key
 from widgets.lab.form import SweepForm
 from widgets.lab.heatmap import HeatGrid, Heatmap
 from widgets.lab.past import PastSweeps
@@ -63,11 +64,6 @@ from widgets.tasks import TaskBridge
 
 log = logging.getLogger("heron.widgets.lab")
 
-#: a grid up to this many combinations is expanded on the GUI thread (a few ms); a larger one on a
-#: worker thread (the engine checks each combination: 100,000 take about a second)
-SYNC_GRID = 5_000
-#: a spec's points and its refused combinations with why (``LabBackend.expand``)
-Expansion = tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]
 #: room left on each side of the window for the window manager's frame and title bar
 FRAME_PX = 30
 #: ``open_backtest(strategy, params as text, spec)``: the backtest dialog on one point of the sweep
@@ -121,9 +117,7 @@ class StrategyLabDialog(QDialog):
         self.spec: SweepSpec | None = None
         self.expected: list[dict[str, Any]] = []
         self.refused: list[dict[str, Any]] = []
-        #: expansions known (a few specs) and those under way off the GUI thread, by expansion key
-        self._expanded: dict[str, Expansion] = {}
-        self._expanding: dict[str, list[Callable[[], object]]] = {}
+        self.expansions = Expansions(backend, self.tasks)
         self._placed = False
         self.form = SweepForm(registry, engine)
         self.points = PointsModel(self)
@@ -282,48 +276,15 @@ class StrategyLabDialog(QDialog):
             self.form.mark(field.rpartition(".")[2] or None)
             raise
 
-    @staticmethod
-    def _expansion_key(spec: SweepSpec) -> str:
-        """What a spec's expansion depends on (not its dates, which move with the clock)."""
-        what = (spec.strategy, spec.symbols, spec.search.value, dict(spec.space), dict(spec.fixed),
-                spec.max_points, spec.seed)  # fmt: skip
-        return repr(what)
-
     def expansion(self, spec: SweepSpec) -> Expansion | None:
-        """The spec's points and refused combinations: known, or expanded here when the grid is small;
-        None for a large grid not expanded yet (see :meth:`_expand_later`). Raises ValueError."""
-        key = self._expansion_key(spec)
-        if key in self._expanded:
-            return self._expanded[key]
-        if math.prod(len(v) for v in spec.space.values()) > SYNC_GRID:
-            return None
-        return self._remember(key, self.backend.expand(spec))
-
-    def _remember(self, key: str, expansion: Expansion) -> Expansion:
-        self._expanded = {**dict(list(self._expanded.items())[-3:]), key: expansion}
-        return expansion
+        return self.expansions.get(spec)
 
     def _expand_later(self, spec: SweepSpec, then: Callable[[], object]) -> None:
-        """Expand ``spec`` on a worker thread (a large grid takes the engine a second or more), then
-        call ``then`` on the GUI thread; a second request for the same spec waits for the first."""
-        key = self._expansion_key(spec)
-        waiting = self._expanding.get(key)
-        if waiting is not None:
-            waiting.append(then)
-            return
-        self._expanding[key] = [then]
-
-        def done(expansion: Expansion) -> None:
-            self._remember(key, expansion)
-            for call in self._expanding.pop(key, []):
-                call()
-
         def failed(exc: BaseException) -> None:
-            self._expanding.pop(key, None)
             self.count.setText(f"Not ready: {exc}")
             self.count.setStyleSheet(f"color: {theme.DOWN};")
 
-        self.tasks.run_blocking(lambda: self.backend.expand(spec), done, failed, name="heron-lab-expand")
+        self.expansions.later(spec, then, failed)
 
     def _unreadable(self) -> bool:
         try:
@@ -403,7 +364,7 @@ class StrategyLabDialog(QDialog):
 
     def _expected_for(self, spec: SweepSpec) -> None:
         """The expansion of the spec shown arrived: mark the heatmap's refused cells."""
-        expansion = self._expanded.get(self._expansion_key(spec))
+        expansion = self.expansions.known.get(expansion_key(spec))
         if self.spec is spec and expansion is not None:
             self.expected, self.refused = expansion[0], [params for params, _ in expansion[1]]
             self.progress.setRange(0, max(1, self.progress.maximum(), len(self.expected)))
