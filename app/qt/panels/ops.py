@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from app.qt.panels import lab as lab_panel
 from app.qt.panels.backtests import BacktestDialogs, stored_history
 from app.qt.panels.spec import PanelEnv, PanelSpec, build_deferred, install_panels
 from app.qt.settings_access import open_settings
@@ -51,6 +52,8 @@ class OpsPanels:
     settings_action: Any
     subscriptions: list[Any] = field(default_factory=list)
     dialogs: list[Any] = field(default_factory=list)
+    #: Strategies → Strategy lab… (None without a database)
+    lab: Any = None
 
 
 def _log(env: PanelEnv) -> QWidget:
@@ -141,6 +144,7 @@ def install(
     window.closing.connect(log_panel.detach)
     dialogs = env.backtests.dialogs if env.backtests is not None else []
     ops = OpsPanels(log_panel, recon, banner, strategies, shadow, toasts, action, subs, dialogs)
+    ops.lab = lab_panel.install(window, ctx, services, env.backtests)
     if defer_plots:
 
         def built_shadow(widget: ShadowPanel) -> None:
