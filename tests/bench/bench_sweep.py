@@ -14,7 +14,9 @@ Measured, in one session on one machine:
 - ``sweep_first_point_s``: from ``start`` to the first stored point (packing, shipping and decoding
   the bars once per worker, then one point): the fixed cost every sweep pays;
 - ``sweep_cancel_stop_s``: from ``cancel()`` on a running sweep to its end, which waits until no
-  worker runs one of its points.
+  worker runs one of its points;
+- ``sweep_gui_frame_p99_ms``: the Strategy lab window's frame regularity while a sweep fills it
+  (``tests/bench/sweep_window.py``).
 
 The machine load (``os.getloadavg``) before and after is reported with the figures: on a shared
 machine other processes take cores from the workers, and efficiency falls with them.
@@ -84,6 +86,7 @@ def run() -> dict[str, Any]:
     common = {"workers": WORKERS, "points": len(points), "bars": BARS, "load_before": load_before,
               "load_after": load_after, "cpus": os.cpu_count()}  # fmt: skip
     return {
+        **_window(),
         "sweep_points_per_s": {
             "value": round(rate, 3),
             "unit": "points/s",
@@ -104,6 +107,14 @@ def run() -> dict[str, Any]:
         "sweep_first_point_s": {"value": round(first_s, 3), "unit": "s", "bars": BARS},
         "sweep_cancel_stop_s": {"value": round(stop_s, 3), "unit": "s", "goal": "<= 1"},
     }
+
+
+def _window() -> dict[str, Any]:
+    """``sweep_gui_frame_p99_ms``: the Strategy lab window during a sweep (tests/bench/sweep_window.py),
+    measured after this benchmark's own cluster is closed."""
+    from tests.bench.sweep_window import measure
+
+    return measure()
 
 
 def _cancel_latency(runner: SweepRunner, spec: Any) -> float:
