@@ -205,6 +205,7 @@ class StrategyLabDialog(QDialog):
         split.addWidget(self.tabs)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setSizes([600, 400])  # the heatmap first: the tabs' plot would take half otherwise
         return split
 
     def _build_table(self) -> QWidget:
