@@ -26,3 +26,15 @@ def test_the_strategies_menu_holds_the_lab_with_its_shortcut(qtbot: Any) -> None
     action.trigger()
     assert opened == [1]
     assert problems(bindings()) == {} and COMMANDS[Command.STRATEGY_LAB].sends_order is False
+
+
+def test_the_readme_names_the_labs_menu_key_and_screenshot() -> None:
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    text = (repo / "README.md").read_text()
+    key = COMMANDS[Command.STRATEGY_LAB].default
+    assert f"**Strategies → Strategy lab…** ({key}, rebindable in Settings → Shortcuts)" in text
+    assert "![The Strategy lab after a grid sweep of the SMA crossover](resources/strategy-lab.png)" in text
+    shot = (repo / "resources" / "strategy-lab.png").read_bytes()
+    assert shot.startswith(b"\x89PNG") and len(shot) > 50_000
