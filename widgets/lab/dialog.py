@@ -384,7 +384,10 @@ class StrategyLabDialog(QDialog):
         others = [p for p in spec.space if p not in (x, y)]
         self.heatmap.set_grid(grid, others)
         title = METRIC_TITLES.get(spec.metric, spec.metric)
-        self.heat_caption.setText(f"colour: {title}" + (", best over the other parameters" if others else ""))
+        over = ["the other parameters"] if others else []
+        if spec.walk_forward is not None:  # a walk-forward's heatmap holds its in-sample points
+            over.append("the folds (in-sample)")
+        self.heat_caption.setText(f"colour: {title}" + (f", best over {' and '.join(over)}" if over else ""))
 
     def start(self) -> bool:
         return self._start(None)

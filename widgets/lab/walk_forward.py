@@ -256,6 +256,7 @@ class WalkForwardView(QWidget):
         ys = [float(e) for _, e in curve]
         self.curve.setData(xs, ys)
         self.axis.empty = not xs
+        self.plot.getAxis("left").setStyle(showValues=bool(xs))  # no 0..1 equity before a curve
         if xs:
             self.plot.enableAutoRange()
         if caption is None and curve:

@@ -75,6 +75,7 @@ def test_the_lab_shows_a_walk_forward_sweep_fold_by_fold(qtbot: Any) -> None:
     assert [folds.index(r, 2).data() for r in range(3)] == ["fast=5, slow=20"] * 3
     assert d.walk.summary.text().startswith("Out-of-sample windows compounded over 3 fold(s):")
     assert d.points.rowCount() == 3 * 8 + 3  # in-sample points and one out-of-sample run per fold
+    assert d.heat_caption.text() == "colour: Sharpe, best over the folds (in-sample)"
 
     # the stitched out-of-sample equity, recomputed off the GUI thread when the sweep ended
     def drawn() -> bool:
