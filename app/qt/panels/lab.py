@@ -27,14 +27,13 @@ from app.lifecycle import STOP_STRATEGIES
 from services.domain.enums import Timeframe
 
 if TYPE_CHECKING:
-    from services.lab.cluster import LabSettings
-    from services.lab.coordinator import BarLoader, SweepHandle, SweepRunner
-    from services.lab.store import SweepStore
-
     from app.context import AppContext, Services
     from app.qt.panels.backtests import BacktestDialogs
     from services.domain.models import Bar
+    from services.lab.cluster import LabSettings
+    from services.lab.coordinator import BarLoader, SweepHandle, SweepRunner
     from services.lab.model import PointResult, SweepListener, SweepSpec
+    from services.lab.store import SweepStore
     from services.storage.engine import Database
     from widgets.lab.backend import Engine, PastSweep
     from widgets.main_window import MainWindow
@@ -147,7 +146,6 @@ class LabEngine:
 
     def past(self) -> Sequence[PastSweep]:
         from services.lab.spec import SpecError, parse_spec
-
         from widgets.lab.backend import PastSweep
 
         out: list[PastSweep] = []
