@@ -141,7 +141,7 @@ class Cluster:
             except ClusterError:
                 self._client = client
                 raise
-            client.run(_warm)
+            client.run(_warm, on_error="ignore")
             self._client = client
             return client
 
@@ -198,7 +198,20 @@ class Cluster:
             client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
         except TimeoutError:
             raise ClusterError(f"the Dask scheduler has had no worker for {WORKERS_TIMEOUT_S:g} s") from None
-        theirs = client.run(versions.versions)
+        # a worker that dies while asked (its nanny restarts it) is left out, not a failed sweep
+        from distributed.comm.core import CommClosedError
+
+        answers = client.run(versions.versions, on_error="return")
+        theirs = {w: v for w, v in answers.items() if not isinstance(v, BaseException)}
+        failed = {w: v for w, v in answers.items() if isinstance(v, BaseException)}
+        broken = {w: v for w, v in failed.items() if not isinstance(v, (CommClosedError, OSError))}
+        if broken:  # a worker that cannot even report its versions (no Heron code there...)
+            raise ClusterError(
+                "workers could not report their versions: "
+                + "; ".join(f"{w}: {type(e).__name__}: {e}" for w, e in sorted(broken.items()))
+            )
+        if failed:
+            log.info("version check: %d worker(s) went away while asked", len(failed))
         if not theirs:
             raise ClusterError("the Dask scheduler has no workers")
         problems = versions.mismatches(here, theirs)
