@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import bisect
 import os
-import pickle
 import socket
 import time
 import traceback
-import zlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from typing import Any, Final
 
 from services.domain.enums import Timeframe
 from services.domain.models import Bar
-from services.lab.packing import PackedBars, unpack_bars, utc_to_micros
+from services.lab.packing import PackedBars, compress, decompress, unpack_bars, utc_to_micros
 from services.strategies.api import Strategy
 from services.strategies.backtest import BacktestCancelled, BacktestConfig, BacktestResult, run_backtest
 
@@ -68,14 +66,13 @@ def dataset_blob(packed: PackedBars) -> bytes:
     """The packed bars as one compressed blob: the argument of the loader task that produces the
     worker-side :class:`Dataset`. A task (not a scatter) so that the scheduler can compute it again
     when every worker holding it died (scattered data would be lost for good)."""
-    return zlib.compress(pickle.dumps(Dataset(packed, packed.digest), protocol=5), 1)
+    return compress(packed)
 
 
 def load_dataset(blob: bytes) -> Dataset:
     """The loader task: runs on one worker; the others fetch its result once each."""
-    data = pickle.loads(zlib.decompress(blob))
-    assert isinstance(data, Dataset)
-    return data
+    packed = decompress(blob)
+    return Dataset(packed, packed.digest)
 
 
 _decoded: OrderedDict[str, tuple[list[Bar], list[int]]] = OrderedDict()

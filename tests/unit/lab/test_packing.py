@@ -6,6 +6,8 @@ import pickle
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from services.domain.models import Bar
 from services.lab.packing import pack_bars, unpack_bars
 from services.strategies.synthetic import synthetic_bars
@@ -35,3 +37,22 @@ def test_a_synthetic_year_packs_small_and_exact() -> None:
     as_columns = len(pickle.dumps(packed, protocol=5))
     assert as_columns < as_list and as_columns <= 8 * 9 * len(bars)  # eight bytes a value at most
     assert packed.digest == pack_bars(list(reversed(bars))).digest
+
+
+def test_the_bytes_sent_to_workers_decode_to_the_same_bars_without_unpickling() -> None:
+    """Workers get plain data (a JSON header and little-endian integer columns), never a pickle to
+    load: unpickling runs whatever the bytes say (tests/security/test_no_pickle.py)."""
+    from services.lab.packing import compress, decode, decompress, encode
+
+    big = Bar("BIG", T0, Decimal("123456789012.123456789"), Decimal("2"), Decimal("1"), Decimal("1.5"),
+              Decimal("99999999999999999999"), trade_count=3, vwap=None)  # fmt: skip
+    bars = [*synthetic_bars("AAPL", 500), big]
+    packed = pack_bars(bars)
+    assert any(isinstance(c, list) for c in packed.columns.values())  # a column wider than 64 bits
+    back = decompress(compress(packed))
+    assert unpack_bars(back) == unpack_bars(packed)
+    assert back.digest == packed.digest
+    raw = encode(packed)
+    for damaged in (raw[:-3], raw + b"\0", b"\0\0\0\2{}", b"not bars"):
+        with pytest.raises(ValueError):
+            decode(damaged)
