@@ -231,8 +231,11 @@ def _workers(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid number of workers {text!r}") from None
-    if not 1 <= value <= 512:
-        raise argparse.ArgumentTypeError(f"workers must be between 1 and 512, got {value}")
+    from services.lab.cluster import local_workers_problem
+
+    problem = local_workers_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 

@@ -63,10 +63,32 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def max_local_workers() -> int:
+    """The most local workers: one per CPU. Each is a process (some 50 MB) running one backtest at a
+    time on one core; more processes than cores only share the cores, slower for everyone (500 of
+    them brought a 2-core machine to a load of 90)."""
+    return max(1, os.cpu_count() or 1)
+
+
+def local_workers_problem(workers: int) -> str | None:
+    """Why ``workers`` local workers cannot be started, or None."""
+    most = max_local_workers()
+    if not 1 <= workers <= most:
+        return (
+            f"a local cluster takes 1 to {most} workers on this computer ({most} CPU cores, one "
+            f"worker process each), got {workers}; for more, run a Dask cluster and give its "
+            "scheduler address"
+        )
+    return None
+
+
 def check_settings(settings: LabSettings) -> None:
-    """Refuse an unsafe or malformed scheduler address before anything connects."""
-    if settings.workers is not None and not 1 <= settings.workers <= 512:
-        raise ClusterError(f"workers must be between 1 and 512, got {settings.workers}")
+    """Refuse an unsafe or malformed scheduler address, or a local cluster larger than this
+    computer, before anything connects or starts."""
+    if settings.workers is not None and settings.scheduler is None:
+        problem = local_workers_problem(settings.workers)
+        if problem is not None:
+            raise ClusterError(problem)
     address = settings.scheduler
     if address is None:
         return

@@ -8,6 +8,7 @@ itself back from a stored spec (:meth:`SweepForm.load_spec`). GUI thread only.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -175,7 +176,7 @@ class SweepForm(QWidget):
                                placeholderText="tls://scheduler.example:8786")  # fmt: skip
         self.workers = named(QSpinBox(), "labWorkers", specialValueText="automatic (cores − 1)",
                              toolTip="Local cluster: worker processes, one thread each")  # fmt: skip
-        self.workers.setRange(0, 256)
+        self.workers.setRange(0, max(1, os.cpu_count() or 1))  # one local worker per CPU at most
         self.workers.setValue(engine.workers or 0)
         form.addRow("Engine", self.engine_kind)
         form.addRow("Scheduler", self.scheduler)

@@ -4,6 +4,7 @@ starts from these and can change them for one sweep; a saved change applies to t
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QWidget
@@ -24,7 +25,7 @@ class LabTab(QWidget):
                                placeholderText="empty: a local cluster on this computer")  # fmt: skip
         self.scheduler.setToolTip("A Dask scheduler such as tls://scheduler.example:8786")
         self.workers = named(QSpinBox(), "labSettingsWorkers", specialValueText="automatic (cores − 1)")
-        self.workers.setRange(0, 512)
+        self.workers.setRange(0, max(1, os.cpu_count() or 1))  # one local worker per CPU at most
         self.workers.setValue(lab.workers)
         self.insecure = named(
             QCheckBox("Allow a plain tcp:// scheduler on another computer"), "labSettingsInsecure"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -31,7 +32,9 @@ def test_loopback_tcp_and_complete_tls_are_accepted(tmp_path: Path) -> None:
         (LabSettings(scheduler="tls://dask.example:8786"), "needs the CA, certificate, key file(s)"),
         (LabSettings(scheduler="http://127.0.0.1:8786"), "expected tls://HOST:PORT"),
         (LabSettings(scheduler="tcp://127.0.0.1"), "expected tls://HOST:PORT"),
-        (LabSettings(workers=0), "between 1 and 512"),
+        (LabSettings(workers=0), "a local cluster takes 1 to"),
+        # one worker process per CPU at most: 500 of them brought a 2-core machine to a load of 90
+        (LabSettings(workers=(os.cpu_count() or 1) + 1), "for more, run a Dask cluster"),
     ],
 )
 def test_unsafe_or_malformed_settings_are_refused(settings: LabSettings, needle: str) -> None:

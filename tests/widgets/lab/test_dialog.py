@@ -55,7 +55,7 @@ def test_the_count_is_shown_before_starting_with_the_refused_combinations(
 def test_a_sweep_fills_the_table_and_heatmap_and_names_the_best_point(
     qtbot: Any, backend: FakeBackend, qtmodeltester: Any
 ) -> None:
-    d = lab(qtbot, backend, engine=Engine(None, 3))
+    d = lab(qtbot, backend, engine=Engine(None, 1))
     d.show()
     gui = threading.get_ident()
     seen: list[int] = []
@@ -64,7 +64,7 @@ def test_a_sweep_fills_the_table_and_heatmap_and_names_the_best_point(
     assert not d.start_button.isEnabled() and d.cancel_button.isEnabled()
     finished(qtbot, d)
     spec, engine, resume = backend.started[0]
-    assert engine == Engine(None, 3) and resume is None
+    assert engine == Engine(None, 1) and resume is None
     assert dict(spec.space) == {"fast": tuple(range(2, 11)), "slow": (10, 20, 30, 40)}
     assert spec.fixed["qty"] == 1 and spec.fixed["allow_short"] is False
     assert d.points.rowCount() == 35 and set(seen) == {gui}

@@ -59,10 +59,10 @@ def test_the_settings_dialog_saves_the_lab_tab(qtbot: Any, tmp_path: Path) -> No
     assert d.tabs.tabText(d.tabs.indexOf(tab)) == "Strategy lab"
     assert tab.scheduler.text() == "" and tab.workers.value() == 0
     tab.scheduler.setText(" tcp://127.0.0.1:8786 ")
-    tab.workers.setValue(3)
+    tab.workers.setValue(1)
     tab.tls["tls_ca"].setText("/tmp/ca.pem")
     assert d.apply() is not None
-    assert S.load(path).lab == S.LabSettings("tcp://127.0.0.1:8786", 3, False, "/tmp/ca.pem", "", "")
+    assert S.load(path).lab == S.LabSettings("tcp://127.0.0.1:8786", 1, False, "/tmp/ca.pem", "", "")
     tab.scheduler.setText("scheduler:8786")
     assert d.apply() is None
     assert "lab.scheduler must be empty" in d.error.text()
