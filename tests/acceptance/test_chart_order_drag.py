@@ -1,5 +1,5 @@
 """Trading from the chart on a real screen: a working buy limit is drawn as a line at its price, a
-person drags the line down with the mouse, confirms, and the order is replaced at the exchange
+person drags the line up with the mouse, confirms, and the order is replaced at the exchange
 (PATCH /v2/orders/{id}, docs/alpaca-rules.md "Replace") at the dropped price on the cent (Alpaca's
 sub-penny rule, docs/alpaca-rules.md "Prices"); the line is then drawn at the new price.
 
@@ -25,7 +25,10 @@ from widgets.theme import ChartColors
 pytestmark = pytest.mark.acceptance
 
 SYMBOL = "AAPL"  # the default watchlist's first symbol: the chart shows it at start
-DRAG_PX = 40
+#: Up, a little: the line stays between the candles and where it was, so the price pane keeps its
+#: range (the line is pinned into the fit: dragged past the pane's padding, the pane re-fits and the
+#: line is drawn at the new price but on the same row), and the buy limit stays below the market.
+DRAG_PX = 16
 MIN_RUN_PX = 300
 
 
@@ -79,7 +82,7 @@ def test_dragging_an_order_line_replaces_the_order_at_the_exchange(
     display.xdotool("mousemove", str(col), str(row))
     display.xdotool("mousedown", "1")
     for step in range(1, 9):
-        display.xdotool("mousemove", str(col), str(row + DRAG_PX * step // 8))
+        display.xdotool("mousemove", str(col), str(row - DRAG_PX * step // 8))
     display.xdotool("mouseup", "1")
     # the confirmation the ticket's setting asks for (on by default): Yes
     dialog = until("the replace confirmation", lambda: display.windows(name="Replace order"), 20)[0]
@@ -93,12 +96,12 @@ def test_dragging_an_order_line_replaces_the_order_at_the_exchange(
     new = until("the replaced order at the exchange", replaced, 30)
     new_price = Decimal(new["limit_price"])
     assert new["replaces"] == placed["id"]
-    assert new_price < price, f"dragged down from {price}, replaced at {new_price}"
+    assert new_price > price, f"dragged up from {price}, replaced at {new_price}"
     assert new_price == new_price.quantize(Decimal("0.01")), new_price  # on the cent
 
     def line_moved() -> tuple[int, int] | None:
-        # below where it was; not to the pixel: a new bar may refit the price axis meanwhile
+        # above where it was; not to the pixel: a new bar may refit the price axis meanwhile
         found = line_on_screen()
-        return found if found is not None and DRAG_PX // 2 <= found[0] - row <= 2 * DRAG_PX else None
+        return found if found is not None and DRAG_PX // 2 <= row - found[0] <= 2 * DRAG_PX else None
 
     until("the line drawn at the new price", line_moved, 20, every=0.5)
