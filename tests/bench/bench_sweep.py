@@ -15,6 +15,10 @@ Measured, in one session on one machine:
   the bars once per worker, then one point): the fixed cost every sweep pays;
 - ``sweep_cancel_stop_s``: from ``cancel()`` on a running sweep to its end, which waits until no
   worker runs one of its points;
+- ``machine_parallel_ceiling``: the same ratio for a plain Python loop, one process against N at
+  once, measured just before the sweep: what this machine gives N processes at this moment (a
+  virtual machine's cores may share physical ones, and other users take their share). An efficiency
+  near the ceiling is the machine's limit, not the sweep's overhead;
 - ``sweep_gui_frame_p99_ms``: the Strategy lab window's frame regularity while a sweep fills it
   (``tests/bench/sweep_window.py``).
 
@@ -25,6 +29,8 @@ machine other processes take cores from the workers, and efficiency falls with t
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,7 +55,25 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+_SPIN = "x = 0\nfor i in range(15_000_000):\n    x += i\n"
+
+
+def _spin(n: int) -> float:
+    """Seconds for ``n`` processes each running the same plain Python loop at once."""
+    started = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", _SPIN]) for _ in range(n)]
+    for proc in procs:
+        proc.wait()
+    return time.perf_counter() - started
+
+
+def machine_ceiling(n: int) -> float:
+    """One process's loop time / ``n`` processes' (1.0: ``n`` cores as fast as one)."""
+    return round(_spin(1) / _spin(n), 3)
+
+
 def run() -> dict[str, Any]:
+    ceiling = machine_ceiling(WORKERS)
     registry = builtin_registry()
     data = history(BARS, ("AAPL",))
     load = loader(data)
@@ -102,8 +126,10 @@ def run() -> dict[str, Any]:
             "point_s_on_worker": round(on_workers, 3),
             "point_s_serial": round(serial_s / len(points), 3),
             "sweep_s": round(sweep_s, 3),
+            "machine_parallel_ceiling": ceiling,
             **common,
         },
+        "machine_parallel_ceiling": {"value": ceiling, "unit": "ratio", "processes": WORKERS, **common},
         "sweep_first_point_s": {"value": round(first_s, 3), "unit": "s", "bars": BARS},
         "sweep_cancel_stop_s": {"value": round(stop_s, 3), "unit": "s", "goal": "<= 1"},
     }
