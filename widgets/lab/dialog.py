@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QSize, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QShowEvent
+from PySide6.QtGui import QCloseEvent, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -57,6 +58,7 @@ from widgets.lab.points_model import (
     value_text,
 )
 from widgets.lab.space import MAX_GRID, SpaceError, grid_size
+from widgets.lab.texts import duration_text, progress_text
 from widgets.lab.walk_forward import WalkForwardView
 from widgets.message_label import MessageLabel
 from widgets.models.common import named
@@ -69,24 +71,6 @@ FRAME_PX = 30
 #: ``open_backtest(strategy, params as text, spec)``: the backtest dialog on one point of the sweep
 #: ``spec`` (its symbols, range and costs)
 OpenBacktest = Callable[[str, dict[str, str], SweepSpec], None]
-
-
-def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def progress_text(p: SweepProgress) -> str:
-    rate = "—" if p.rate_per_s is None else f"{p.rate_per_s:,.1f} points/s"
-    text = f"{p.completed:,} / {p.total:,} points · {rate} · {duration_text(p.eta_s)} left"
-    text += f" · {p.workers} worker{'s' if p.workers != 1 else ''}"
-    return text + (f" · {p.errors:,} failed" if p.errors else "")
 
 
 class StrategyLabDialog(QDialog):
@@ -559,17 +543,50 @@ class StrategyLabDialog(QDialog):
         return True
 
     # -- closing --------------------------------------------------------------------------------------
+    def ask_stop(self) -> bool:
+        """Whether the trader wants the running sweep cancelled to close the window (a question, so
+        Esc pressed while typing in a field or a stray click on the close button loses no sweep)."""
+        answer = QMessageBox.question(
+            self,
+            "Strategy lab",
+            "A sweep is running. Cancel it and close the lab?\n\n"
+            "Its finished points are kept; Resume in Past sweeps continues it.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
     def _stop_on_close(self) -> None:
-        """A running sweep is cancelled (its done points are saved; Resume continues it)."""
-        if self.run is not None:
-            log.info("strategy lab closed during sweep %s: cancelled, resumable", self.run.sweep_id)
-            self.run.cancel()
-            self.run, self.bridge = None, None
+        """A running sweep is cancelled (its done points are saved; Resume continues it) and the window
+        is left ready for the next one: a reopened window can start or resume at once."""
+        run = self.run
+        if run is None:
+            return
+        log.info("strategy lab closed during sweep %s: cancelled, resumable", run.sweep_id)
+        run.cancel()
+        self.run, self.bridge = None, None  # its late reports are not this window's any more
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.past.set_running(None)
+        self.past.refresh()
+        self.progress_text.setText("—")
+        self.say(f"Sweep {run.sweep_id} was cancelled when the window closed; resume it from Past sweeps.",
+                 ok=False)  # fmt: skip
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Esc during a sweep asks first (QDialog would close the window at once)."""
+        if event.key() == Qt.Key.Key_Escape and self.run is not None and not self.ask_stop():
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if event.spontaneous() and self.run is not None and not self.ask_stop():
+            event.ignore()  # the window manager's close button: the trader keeps the sweep
+            return
         self._stop_on_close()
         super().closeEvent(event)
 
-    def done(self, result: int) -> None:  # Esc and the window's close button both come here
+    def done(self, result: int) -> None:  # Esc (once asked) and the close button both come here
         self._stop_on_close()
         super().done(result)

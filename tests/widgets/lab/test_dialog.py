@@ -15,7 +15,8 @@ from services.strategies.builtin import builtin_registry
 from tests.support.polling import qt_pump, wait_for
 from tests.widgets.lab.fake_backend import FakeBackend, figures
 from widgets.lab.backend import Engine
-from widgets.lab.dialog import StrategyLabDialog, progress_text
+from widgets.lab.dialog import StrategyLabDialog
+from widgets.lab.texts import progress_text
 from widgets.models.common import TIMES
 
 
@@ -226,3 +227,36 @@ def test_a_large_grid_is_counted_and_started_off_the_gui_thread(qtbot: Any, back
     wait_for("the sweep to start", lambda: backend.started, 20, pump=qt_pump(qtbot))
     finished(qtbot, d)
     assert d.points.rowCount() == 4_950 and gui not in expanded_on
+
+
+def test_closing_during_a_sweep_asks_then_leaves_the_window_ready_to_start_or_resume(
+    qtbot: Any, backend: FakeBackend
+) -> None:
+    backend.gate = threading.Semaphore(0)
+    d = lab(qtbot, backend)
+    d.show()
+    qtbot.waitExposed(d)
+    answers: list[bool] = [False]
+    asked: list[bool] = []
+    d.ask_stop = lambda: asked.append(True) or answers.pop(0)  # type: ignore[method-assign]
+    assert d.start()
+    backend.gate.release(2)
+    wait_for("two points", lambda: d.points.rowCount() == 2, 10, pump=qt_pump(qtbot))
+    field = d.form.fields["fast"]
+    field.setFocus()
+    qtbot.keyClick(field, Qt.Key.Key_Escape)  # Esc while typing: asked, "No" keeps the sweep
+    assert asked == [True] and d.isVisible() and d.run is not None and not backend.runs[0].cancelled.is_set()
+    answers.append(True)
+    qtbot.keyClick(field, Qt.Key.Key_Escape)  # "Yes": cancelled, and the window is reset
+    assert len(asked) == 2 and not d.isVisible() and backend.runs[0].cancelled.is_set()
+    backend.gate.release(100)
+    wait_for("the sweep stopped", lambda: backend.runs[0].done, 10)
+    qt_pump(qtbot)(0.2)  # its late "cancelled" report is not this window's any more
+    d.show()  # reopened: nothing frozen, a new sweep starts
+    assert d.run is None and d.start_button.isEnabled() and not d.cancel_button.isEnabled()
+    assert d.progress_text.text() == "—" and "cancelled when the window closed" in d.status.text()
+    assert d.past.running is None
+    backend.gate = None
+    assert d.start()
+    finished(qtbot, d)
+    assert d.status.text().startswith("Done: 35 of 35 points")
