@@ -68,9 +68,9 @@ log = logging.getLogger("heron.widgets.lab")
 
 #: room left on each side of the window for the window manager's frame and title bar
 FRAME_PX = 30
-#: ``open_backtest(strategy, params as text, spec)``: the backtest dialog on one point of the sweep
-#: ``spec`` (its symbols, range and costs)
-OpenBacktest = Callable[[str, dict[str, str], SweepSpec], None]
+#: ``open_backtest(strategy, params as text, spec, point)``: the backtest dialog on one point of the
+#: sweep ``spec`` (its bars, symbols, window and costs); raises ValueError saying why it cannot
+OpenBacktest = Callable[[str, dict[str, str], SweepSpec, PointResult], object]
 
 
 class StrategyLabDialog(QDialog):
@@ -526,7 +526,8 @@ class StrategyLabDialog(QDialog):
         return self.points.point_at(self.proxy.mapToSource(rows[0]).row())
 
     def open_point(self, index: QModelIndex | None = None) -> bool:
-        """The backtest dialog on the chosen point (its parameters, the sweep's first symbol)."""
+        """The backtest dialog on the chosen point: its parameters over the sweep's own bars and costs
+        (a walk-forward point over its fold's window); False, and why in words, when it cannot."""
         point = (
             self._selected() if index is None else self.points.point_at(self.proxy.mapToSource(index).row())
         )
@@ -539,7 +540,11 @@ class StrategyLabDialog(QDialog):
         for name, value in {**spec.fixed, **point.params}.items():
             texts[name] = specs[name].to_text(value) if name in specs else value_text(value)
         texts["symbols"] = ";".join(spec.symbols)
-        self.open_backtest(spec.strategy, texts, spec)
+        try:
+            self.open_backtest(spec.strategy, texts, spec, point)
+        except ValueError as exc:  # never other data in its place: the dialog would show other figures
+            self.say(f"Cannot open this point in the backtest dialog: {exc}", ok=False)
+            return False
         return True
 
     # -- closing --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 
-from services.lab.model import SearchKind, SweepSpec, SweepState
+from services.lab.model import PointResult, SearchKind, SweepSpec, SweepState
 from services.strategies.builtin import builtin_registry
 from tests.support.polling import qt_pump, wait_for
 from tests.widgets.lab.fake_backend import FakeBackend, figures
@@ -123,9 +123,14 @@ def test_a_point_opens_in_the_backtest_dialog_with_its_parameters(qtbot: Any, ba
     opened: list[tuple[str, dict[str, str]]] = []
     specs: list[SweepSpec] = []
 
-    def open_backtest(kind: str, params: dict[str, str], spec: SweepSpec) -> None:
+    def open_backtest(kind: str, params: dict[str, str], spec: SweepSpec, point: PointResult) -> None:
+        if refuse:
+            raise ValueError(refuse[0])
         opened.append((kind, params))
         specs.append(spec)
+        assert point.params["fast"] == int(params["fast"])
+
+    refuse: list[str] = []
 
     d = lab(qtbot, backend, open_backtest=open_backtest)
     d.form.symbols.setText("msft, AAPL")
@@ -141,6 +146,12 @@ def test_a_point_opens_in_the_backtest_dialog_with_its_parameters(qtbot: Any, ba
     assert specs == [d.spec]
     d.table.doubleClicked.emit(d.proxy.index(1, 0))
     assert len(opened) == 2 and opened[1][1]["fast"] != "5"
+    refuse.append("its bars are gone")  # never other data in their place: said in the lab
+    assert not d.open_point()
+    assert (
+        len(opened) == 2
+        and d.status.text() == "Cannot open this point in the backtest dialog: its bars are gone"
+    )
 
 
 def test_a_stored_sweep_opens_again_and_an_unfinished_one_resumes(qtbot: Any, backend: FakeBackend) -> None:
