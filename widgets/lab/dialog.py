@@ -58,7 +58,7 @@ from widgets.lab.points_model import (
     value_text,
 )
 from widgets.lab.space import MAX_GRID, SpaceError, grid_size
-from widgets.lab.texts import duration_text, progress_text
+from widgets.lab.texts import costs_text, duration_text, progress_text
 from widgets.lab.walk_forward import WalkForwardView
 from widgets.message_label import MessageLabel
 from widgets.models.common import named
@@ -420,7 +420,8 @@ class StrategyLabDialog(QDialog):
         self.cancel_button.setEnabled(True)
         self.past.set_running(run.sweep_id)
         verb = "Resuming" if resume else "Running"
-        self.say(f"{verb} {spec.strategy} on {', '.join(spec.symbols)}, {engine.describe()}…", ok=None)
+        self.say(f"{verb} {spec.strategy} on {', '.join(spec.symbols)}, {costs_text(spec)}, "
+                 f"{engine.describe()}…", ok=None)  # fmt: skip
         return True
 
     def cancel(self) -> None:
@@ -515,7 +516,7 @@ class StrategyLabDialog(QDialog):
         self.points.add(results)
         self.heatmap.add(results)
         self.walk.add(results)
-        self.say(f"Sweep {sweep_id}: {len(results):,} stored points shown.", ok=None)
+        self.say(f"Sweep {sweep_id}: {len(results):,} stored points shown ({costs_text(spec)}).", ok=None)
         self._draw_stitched()
 
     # -- points ---------------------------------------------------------------------------------------

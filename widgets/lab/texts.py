@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from services.lab.model import SweepProgress
+from decimal import Decimal
+
+from services.lab.model import SweepProgress, SweepSpec
 
 
 def duration_text(seconds: float | None) -> str:
@@ -21,3 +23,9 @@ def progress_text(p: SweepProgress) -> str:
     text = f"{p.completed:,} / {p.total:,} points · {rate} · {duration_text(p.eta_s)} left"
     text += f" · {p.workers} worker{'s' if p.workers != 1 else ''}"
     return text + (f" · {p.errors:,} failed" if p.errors else "")
+
+
+def costs_text(spec: SweepSpec) -> str:
+    """The sweep's cash and costs in a trader's words: "$100,000 cash, $0.005/share, 2 bp slippage"."""
+    cash = Decimal(spec.initial_cash)
+    return f"${cash:,f} cash, ${spec.commission_per_share}/share, {spec.slippage_bps} bp slippage"

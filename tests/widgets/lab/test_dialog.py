@@ -271,3 +271,32 @@ def test_closing_during_a_sweep_asks_then_leaves_the_window_ready_to_start_or_re
     assert d.start()
     finished(qtbot, d)
     assert d.status.text().startswith("Done: 35 of 35 points")
+
+
+def test_the_sweeps_cash_commission_and_slippage_are_read_checked_and_shown(
+    qtbot: Any, backend: FakeBackend
+) -> None:
+    d = lab(qtbot, backend)
+    form = d.form
+    for text, field, why in (("0", form.cash, "initial_cash: must be more than 0"),
+                             ("-0.01", form.commission, "commission_per_share: cannot be negative"),
+                             ("2bp", form.slippage, "slippage_bps: '2bp' is not a number")):  # fmt: skip
+        before = field.text()
+        field.setText(text)
+        assert not d.start() and d.status.text() == f"Cannot start: {why}"
+        assert "border" in field.styleSheet() and not backend.started
+        field.setText(before)
+    form.cash.setText("25,000")
+    form.commission.setText("0.005")
+    form.slippage.setText("2")
+    assert d.start()
+    assert "$25,000 cash, $0.005/share, 2 bp slippage" in d.status.text()
+    assert not form.cash.styleSheet()
+    spec = backend.started[0][0]
+    assert (spec.initial_cash, spec.commission_per_share, spec.slippage_bps) == ("25000", "0.005", "2")
+    finished(qtbot, d)
+    other = lab(qtbot, backend)  # a stored sweep opened again brings its costs back into the form
+    other.show_past("sw1", spec, backend.results("sw1"))
+    assert (other.form.cash.text(), other.form.commission.text(), other.form.slippage.text()) == (
+        "25000", "0.005", "2")  # fmt: skip
+    assert "$25,000 cash, $0.005/share, 2 bp slippage" in other.status.text()
