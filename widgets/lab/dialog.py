@@ -53,12 +53,10 @@ from widgets.lab.points_model import (
     METRIC_TITLES,
     PointsModel,
     PointsProxy,
-    best_key,
-    metric_text,
     value_text,
 )
 from widgets.lab.space import MAX_GRID, SpaceError, grid_size
-from widgets.lab.texts import costs_text, duration_text, progress_text
+from widgets.lab.texts import best_text, costs_text, duration_text, progress_text
 from widgets.lab.walk_forward import WalkForwardView
 from widgets.message_label import MessageLabel
 from widgets.models.common import named
@@ -96,6 +94,8 @@ class StrategyLabDialog(QDialog):
         self.open_backtest = open_backtest
         self.tasks = TaskBridge(self)
         self.run: SweepRun | None = None
+        #: the running (or last) sweep was resumed: its elapsed time is this run's only
+        self.resumed = False
         self.bridge: LabBridge | None = None
         #: the sweep shown (running, finished or reopened) and its valid points
         self.spec: SweepSpec | None = None
@@ -419,6 +419,8 @@ class StrategyLabDialog(QDialog):
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.past.set_running(run.sweep_id)
+        self.past.refresh()  # the list shows it running
+        self.resumed = resume is not None
         verb = "Resuming" if resume else "Running"
         self.say(f"{verb} {spec.strategy} on {', '.join(spec.symbols)}, {costs_text(spec)}, "
                  f"{engine.describe()}…", ok=None)  # fmt: skip
@@ -459,33 +461,20 @@ class StrategyLabDialog(QDialog):
                  outcome.completed, outcome.total, outcome.errors, outcome.elapsed_s,
                  f" ({outcome.message})" if outcome.message else "")  # fmt: skip
         workers = f"{outcome.workers} worker{'s' if outcome.workers != 1 else ''}"
-        took = duration_text(outcome.elapsed_s)  # no time left once it ended
+        # a resumed sweep's time is this run's (the earlier runs' is not known here)
+        took = duration_text(outcome.elapsed_s) + (" this run" if self.resumed else "")
         self.progress_text.setText(f"{outcome.completed:,} / {outcome.total:,} points in {took} · {workers}")
         done = f"{outcome.completed:,} of {outcome.total:,} points"
         failed = f", {outcome.errors:,} failed" if outcome.errors else ""
         if outcome.state is SweepState.COMPLETED:
             self.progress.setValue(self.progress.maximum())
-            self.say(f"Done: {done} in {duration_text(outcome.elapsed_s)}{failed}. {self.best_text(outcome)}",
+            self.say(f"Done: {done} in {took}{failed}. {best_text(self.spec, outcome, self.points.points())}",
                      ok=outcome.errors < outcome.total)  # fmt: skip
         elif outcome.state is SweepState.CANCELLED:
             self.say(f"Cancelled: {done} done{failed}; resume it from Past sweeps.", ok=False)
         else:
             why = outcome.message or "the engine stopped"
             self.say(f"The sweep stopped: {why}. {done} are saved; resume it from Past sweeps.", ok=False)
-
-    def best_text(self, outcome: SweepOutcome) -> str:
-        spec, best = self.spec, outcome.best
-        if spec is None:
-            return ""
-        metric = spec.metric
-        if best is None:  # the engine names its best; else the best shown
-            ranked = [(v, p) for p in self.points.points() if (v := best_key(p, metric)) is not None]
-            best = max(ranked, key=lambda vp: vp[0])[1] if ranked else None
-        if best is None or best.metrics is None:
-            return "No point has a figure to rank."
-        params = ", ".join(f"{k}={value_text(v)}" for k, v in best.params.items() if k in spec.space)
-        figure = metric_text(metric, best.metrics.get(metric))
-        return f"Best: {params}, {METRIC_TITLES.get(metric, metric)} {figure}."
 
     def _draw_stitched(self) -> None:
         """A walk-forward's stitched out-of-sample equity, recomputed on a worker thread."""
@@ -513,6 +502,9 @@ class StrategyLabDialog(QDialog):
             return
         self.form.load_spec(spec)
         self._show_spec(spec)
+        self.progress.setRange(0, 1)  # the previous run's progress is not this sweep's
+        self.progress.setValue(0)
+        self.progress_text.setText("—")
         self.points.add(results)
         self.heatmap.add(results)
         self.walk.add(results)

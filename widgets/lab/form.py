@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QComboBox,
     QFormLayout,
     QGridLayout,
@@ -109,10 +110,23 @@ class SweepForm(QWidget):
         for combo in self.findChildren(QComboBox):  # as wide as the form, not as their longest choice
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(10)
+        for w in [*self.findChildren(QComboBox), *self.findChildren(QAbstractSpinBox)]:
+            w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # a click or Tab focuses them, not the wheel
+            w.installEventFilter(self)
         self.strategy.currentTextChanged.connect(lambda _: self.set_strategy())
         if "sma_crossover" in self.registry:
             self.strategy.setCurrentText("sma_crossover")
         self.set_strategy()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """The mouse wheel over a choice or a number not focused scrolls the form, not the value (a
+        trader scrolling down the form would change the timeframe or the folds unseen)."""
+        if event.type() == QEvent.Type.Wheel and isinstance(watched, QWidget) and not watched.hasFocus():
+            parent = watched.parentWidget()
+            if parent is not None:
+                QCoreApplication.sendEvent(parent, event)  # on to the scroll area
+            return True
+        return super().eventFilter(watched, event)
 
     # -- building -------------------------------------------------------------------------------------
     def _data_box(self) -> QGroupBox:

@@ -300,3 +300,61 @@ def test_the_sweeps_cash_commission_and_slippage_are_read_checked_and_shown(
     assert (other.form.cash.text(), other.form.commission.text(), other.form.slippage.text()) == (
         "25000", "0.005", "2")  # fmt: skip
     assert "$25,000 cash, $0.005/share, 2 bp slippage" in other.status.text()
+
+
+def test_past_sweeps_follow_a_run_and_a_resumed_one_says_its_time_is_this_runs(
+    qtbot: Any, backend: FakeBackend
+) -> None:
+    backend.gate = threading.Semaphore(0)
+    d = lab(qtbot, backend)
+    d.show()
+    assert d.start()
+    # the list shows the new sweep while it runs, not only once it has ended
+    wait_for("the running sweep listed", lambda: d.past.table.rowCount() == 1, 10, pump=qt_pump(qtbot))
+    assert d.run is not None
+    backend.gate.release(3)
+    wait_for("three points", lambda: d.points.rowCount() == 3, 10, pump=qt_pump(qtbot))
+    d.cancel()
+    backend.gate.release(100)
+    finished(qtbot, d)
+    backend.gate = None
+    spec = backend.stored["sw1"][0]
+    assert d.resume("sw1", spec, backend.results("sw1"))
+    finished(qtbot, d)
+    assert d.status.text().startswith("Done: 35 of 35 points in 0 s this run.")
+    assert d.progress_text.text() == "35 / 35 points in 0 s this run · 2 workers"
+    assert d.start()  # a fresh sweep's time is its own
+    finished(qtbot, d)
+    assert d.status.text().startswith("Done: 35 of 35 points in 0 s.")
+    d.show_past("sw1", spec, backend.results("sw1"))  # the last run's progress is not this sweep's
+    assert d.progress_text.text() == "—" and d.progress.value() == 0
+
+
+def test_the_wheel_over_the_form_changes_no_choice_that_is_not_focused(
+    qtbot: Any, backend: FakeBackend
+) -> None:
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    d = lab(qtbot, backend)
+    d.show()
+    qtbot.waitExposed(d)
+    form = d.form
+
+    def wheel(widget: Any) -> None:
+        centre = QPointF(widget.rect().center())
+        event = QWheelEvent(centre, QPointF(widget.mapToGlobal(centre)), QPoint(0, 0), QPoint(0, -120),
+                            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                            Qt.ScrollPhase.NoScrollPhase, False)  # fmt: skip
+        QApplication.sendEvent(widget, event)
+
+    d.start_button.setFocus()
+    tf, days = form.timeframe.currentIndex(), form.days.value()
+    wheel(form.timeframe)
+    wheel(form.days)
+    assert (form.timeframe.currentIndex(), form.days.value()) == (tf, days)
+    form.timeframe.setFocus()
+    wait_for("the focus", form.timeframe.hasFocus, 5, pump=qt_pump(qtbot))
+    wheel(form.timeframe)  # focused: the wheel is the trader's choice
+    assert form.timeframe.currentIndex() != tf
