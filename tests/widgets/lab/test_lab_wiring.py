@@ -5,10 +5,11 @@ sweep's bars come from."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -140,6 +141,49 @@ def test_a_5min_or_two_symbol_point_reproduces_its_row_in_the_backtest_dialog(
         assert len(result.trades) == point.metrics["trades"]
         assert float(result.total_return) == point.metrics["total_return"]
         assert result.sharpe == point.metrics["sharpe"]
+    finally:
+        engine.close()
+        db.dispose()
+
+
+def load_spread(symbol: str, timeframe: Timeframe, start: datetime, end: datetime) -> list[Bar]:
+    """Generated prices one bar every ten minutes from ``start``: weeks of bars for the folds."""
+    bars = synthetic_bars(symbol, 4_000, seed=7)
+    return [dataclasses.replace(b, ts=start + timedelta(minutes=10 * i)) for i, b in enumerate(bars)]
+
+
+def test_a_walk_forward_out_of_sample_point_replays_its_folds_window(qtbot: Any, tmp_path: Path) -> None:
+    db = Database.open(None, tmp_path)
+    engine = LabEngine(db, builtin_registry(), load_spread, lambda: LabSettings(workers=1))
+    try:
+        backtests = BacktestDialogs(None, builtin_registry(), None)
+        opener = functools.partial(open_point, backtests, load_spread)
+        d = StrategyLabDialog(builtin_registry(), engine, open_backtest=opener)
+        qtbot.addWidget(d)
+        d.form.fields["fast"].setText("3, 5")
+        d.form.fields["slow"].setText("20")
+        d.form.days.setValue(24)
+        d.form.walk_forward.setChecked(True)
+        d.form.folds.setValue(2)
+        d.form.in_sample.setValue(8)
+        d.form.out_of_sample.setValue(4)
+        d.form.workers.setValue(1)
+        assert d.start(), d.status.text()
+        wait_for("the sweep to end", lambda: d.run is None, 120, pump=qt_pump(qtbot))
+        rows = [i for i in range(d.proxy.rowCount()) if d.points.point_at(d.proxy.mapToSource(
+            d.proxy.index(i, 0)).row()).phase == "out_of_sample"]  # fmt: skip
+        d.table.selectRow(rows[-1])
+        point = d._selected()
+        assert point is not None and point.metrics is not None and point.fold == 1 and d.open_point()
+        (bt,) = backtests.dialogs
+        qtbot.addWidget(bt)
+        assert "fold 2 out-of-sample" in bt.source.currentText()
+        with qtbot.waitSignal(bt.bridge.finished, timeout=60_000):
+            assert bt.start_run()
+        result = bt.last_result
+        assert result is not None and result.measure_from is not None
+        assert len(result.trades) == point.metrics["trades"]
+        assert float(result.total_return) == point.metrics["total_return"]
     finally:
         engine.close()
         db.dispose()
