@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,6 +67,20 @@ from widgets.tasks import TaskBridge
 
 #: ``history(symbol, start, end)``: stored one-minute bars, blocking (called on a worker thread).
 HistorySource = Callable[[str, datetime, datetime], list[Bar]]
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """Bars given to the dialog instead of its own history (a strategy lab point's): ``load()`` returns
+    them (blocking, on the run's worker thread), every symbol merged in replay order; the run takes
+    ``symbols`` and ``config`` as they are, and measures from ``measure_from`` when set (the bars
+    before it only warm the strategy up). ``label`` names them in the History choice."""
+
+    label: str
+    symbols: tuple[str, ...]
+    load: Callable[[], list[Bar]]
+    config: BacktestConfig
+    measure_from: datetime | None = None
 
 
 def _utc(value: QDateTime) -> datetime:
@@ -194,6 +209,7 @@ class BacktestDialog(QDialog):
         self._cancel: threading.Event | None = None
         self.last_result: BacktestResult | None = None
         self.trades = trades_model(self)
+        self.replay: Replay | None = None
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self._build_setup())
@@ -352,12 +368,27 @@ class BacktestDialog(QDialog):
             if values and values.get("symbols"):
                 self.symbol.setText(values["symbols"].split(";")[0])
 
+    def use_replay(self, replay: Replay) -> None:
+        """Run over ``replay``'s bars, symbols and costs (chosen, and the fields they fix locked)."""
+        self.replay = replay
+        if self.source.findData("replay") < 0:
+            self.source.addItem(replay.label, "replay")
+        self.source.setItemText(self.source.findData("replay"), replay.label)
+        self.source.setCurrentIndex(self.source.findData("replay"))
+        self.symbol.setText(";".join(replay.symbols))
+        self.commission.setText(str(replay.config.commission_per_share))
+        self.slippage.setText(str(replay.config.slippage_bps))
+        self._source_changed()
+
     def _source_changed(self) -> None:
         generated = self.source.currentData() == "generated"
+        replayed = self.source.currentData() == "replay"
         for spin in (self.bars, self.seed):
             spin.setEnabled(generated)
         for edit in (self.start, self.end):
-            edit.setEnabled(not generated)
+            edit.setEnabled(not generated and not replayed)
+        for line in (self.symbol, self.commission, self.slippage):
+            line.setReadOnly(replayed)
         if generated:  # the dates shown are the generated bars' own
             first, last = synthetic_range(self.bars.value())
             self.start.setDateTime(_qdt(first))
@@ -396,18 +427,22 @@ class BacktestDialog(QDialog):
         if self._cancel is not None:
             return False
         key = self.strategy.currentText()
+        replay = self.replay if self.source.currentData() == "replay" else None
         try:
-            symbol = normalize_symbol(self.symbol.text())
+            symbols = replay.symbols if replay is not None else (normalize_symbol(self.symbol.text()),)
             values = self.params.values()
-            strategy = self.registry[key]({**values, "symbols": (symbol,)})
+            strategy = self.registry[key]({**values, "symbols": symbols})
         except (ParamError, ValueError) as exc:
             self._say(str(exc), ok=False)
             return False
-        config = self.costs()
+        config = self.costs() if replay is None else replay.config
         if isinstance(config, str):
             self._say(config, ok=False)
             return False
-        if self.source.currentData() == "generated":
+        symbol, measure_from = ", ".join(symbols), None
+        if replay is not None:
+            load, what, measure_from = replay.load, replay.label, replay.measure_from
+        elif self.source.currentData() == "generated":
             count, seed = self.bars.value(), self.seed.value()
 
             def load() -> list[Bar]:
@@ -443,9 +478,8 @@ class BacktestDialog(QDialog):
             if not bars:
                 raise ValueError(f"no bars for {symbol} in that range")
             every = max(100, len(bars) // 200)
-            return run_backtest(
-                strategy, bars, config=config, progress=progress, progress_every=every, cancel=cancel
-            )
+            return run_backtest(strategy, bars, config=config, progress=progress, progress_every=every,
+                                cancel=cancel, measure_from=measure_from)  # fmt: skip
 
         self.bridge.run_blocking(work, self._finished, self._failed, name="heron-backtest")
         return True

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QSize, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QShowEvent
+from PySide6.QtGui import QCloseEvent, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -52,11 +53,10 @@ from widgets.lab.points_model import (
     METRIC_TITLES,
     PointsModel,
     PointsProxy,
-    best_key,
-    metric_text,
     value_text,
 )
 from widgets.lab.space import MAX_GRID, SpaceError, grid_size
+from widgets.lab.texts import best_text, costs_text, duration_text, progress_text
 from widgets.lab.walk_forward import WalkForwardView
 from widgets.message_label import MessageLabel
 from widgets.models.common import named
@@ -66,27 +66,9 @@ log = logging.getLogger("heron.widgets.lab")
 
 #: room left on each side of the window for the window manager's frame and title bar
 FRAME_PX = 30
-#: ``open_backtest(strategy, params as text, spec)``: the backtest dialog on one point of the sweep
-#: ``spec`` (its symbols, range and costs)
-OpenBacktest = Callable[[str, dict[str, str], SweepSpec], None]
-
-
-def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def progress_text(p: SweepProgress) -> str:
-    rate = "—" if p.rate_per_s is None else f"{p.rate_per_s:,.1f} points/s"
-    text = f"{p.completed:,} / {p.total:,} points · {rate} · {duration_text(p.eta_s)} left"
-    text += f" · {p.workers} worker{'s' if p.workers != 1 else ''}"
-    return text + (f" · {p.errors:,} failed" if p.errors else "")
+#: ``open_backtest(strategy, params as text, spec, point)``: the backtest dialog on one point of the
+#: sweep ``spec`` (its bars, symbols, window and costs); raises ValueError saying why it cannot
+OpenBacktest = Callable[[str, dict[str, str], SweepSpec, PointResult], object]
 
 
 class StrategyLabDialog(QDialog):
@@ -112,6 +94,8 @@ class StrategyLabDialog(QDialog):
         self.open_backtest = open_backtest
         self.tasks = TaskBridge(self)
         self.run: SweepRun | None = None
+        #: the running (or last) sweep was resumed: its elapsed time is this run's only
+        self.resumed = False
         self.bridge: LabBridge | None = None
         #: the sweep shown (running, finished or reopened) and its valid points
         self.spec: SweepSpec | None = None
@@ -435,8 +419,11 @@ class StrategyLabDialog(QDialog):
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.past.set_running(run.sweep_id)
+        self.past.refresh()  # the list shows it running
+        self.resumed = resume is not None
         verb = "Resuming" if resume else "Running"
-        self.say(f"{verb} {spec.strategy} on {', '.join(spec.symbols)}, {engine.describe()}…", ok=None)
+        self.say(f"{verb} {spec.strategy} on {', '.join(spec.symbols)}, {costs_text(spec)}, "
+                 f"{engine.describe()}…", ok=None)  # fmt: skip
         return True
 
     def cancel(self) -> None:
@@ -474,33 +461,20 @@ class StrategyLabDialog(QDialog):
                  outcome.completed, outcome.total, outcome.errors, outcome.elapsed_s,
                  f" ({outcome.message})" if outcome.message else "")  # fmt: skip
         workers = f"{outcome.workers} worker{'s' if outcome.workers != 1 else ''}"
-        took = duration_text(outcome.elapsed_s)  # no time left once it ended
+        # a resumed sweep's time is this run's (the earlier runs' is not known here)
+        took = duration_text(outcome.elapsed_s) + (" this run" if self.resumed else "")
         self.progress_text.setText(f"{outcome.completed:,} / {outcome.total:,} points in {took} · {workers}")
         done = f"{outcome.completed:,} of {outcome.total:,} points"
         failed = f", {outcome.errors:,} failed" if outcome.errors else ""
         if outcome.state is SweepState.COMPLETED:
             self.progress.setValue(self.progress.maximum())
-            self.say(f"Done: {done} in {duration_text(outcome.elapsed_s)}{failed}. {self.best_text(outcome)}",
+            self.say(f"Done: {done} in {took}{failed}. {best_text(self.spec, outcome, self.points.points())}",
                      ok=outcome.errors < outcome.total)  # fmt: skip
         elif outcome.state is SweepState.CANCELLED:
             self.say(f"Cancelled: {done} done{failed}; resume it from Past sweeps.", ok=False)
         else:
             why = outcome.message or "the engine stopped"
             self.say(f"The sweep stopped: {why}. {done} are saved; resume it from Past sweeps.", ok=False)
-
-    def best_text(self, outcome: SweepOutcome) -> str:
-        spec, best = self.spec, outcome.best
-        if spec is None:
-            return ""
-        metric = spec.metric
-        if best is None:  # the engine names its best; else the best shown
-            ranked = [(v, p) for p in self.points.points() if (v := best_key(p, metric)) is not None]
-            best = max(ranked, key=lambda vp: vp[0])[1] if ranked else None
-        if best is None or best.metrics is None:
-            return "No point has a figure to rank."
-        params = ", ".join(f"{k}={value_text(v)}" for k, v in best.params.items() if k in spec.space)
-        figure = metric_text(metric, best.metrics.get(metric))
-        return f"Best: {params}, {METRIC_TITLES.get(metric, metric)} {figure}."
 
     def _draw_stitched(self) -> None:
         """A walk-forward's stitched out-of-sample equity, recomputed on a worker thread."""
@@ -528,10 +502,13 @@ class StrategyLabDialog(QDialog):
             return
         self.form.load_spec(spec)
         self._show_spec(spec)
+        self.progress.setRange(0, 1)  # the previous run's progress is not this sweep's
+        self.progress.setValue(0)
+        self.progress_text.setText("—")
         self.points.add(results)
         self.heatmap.add(results)
         self.walk.add(results)
-        self.say(f"Sweep {sweep_id}: {len(results):,} stored points shown.", ok=None)
+        self.say(f"Sweep {sweep_id}: {len(results):,} stored points shown ({costs_text(spec)}).", ok=None)
         self._draw_stitched()
 
     # -- points ---------------------------------------------------------------------------------------
@@ -542,7 +519,8 @@ class StrategyLabDialog(QDialog):
         return self.points.point_at(self.proxy.mapToSource(rows[0]).row())
 
     def open_point(self, index: QModelIndex | None = None) -> bool:
-        """The backtest dialog on the chosen point (its parameters, the sweep's first symbol)."""
+        """The backtest dialog on the chosen point: its parameters over the sweep's own bars and costs
+        (a walk-forward point over its fold's window); False, and why in words, when it cannot."""
         point = (
             self._selected() if index is None else self.points.point_at(self.proxy.mapToSource(index).row())
         )
@@ -555,21 +533,58 @@ class StrategyLabDialog(QDialog):
         for name, value in {**spec.fixed, **point.params}.items():
             texts[name] = specs[name].to_text(value) if name in specs else value_text(value)
         texts["symbols"] = ";".join(spec.symbols)
-        self.open_backtest(spec.strategy, texts, spec)
+        try:
+            self.open_backtest(spec.strategy, texts, spec, point)
+        except ValueError as exc:  # never other data in its place: the dialog would show other figures
+            self.say(f"Cannot open this point in the backtest dialog: {exc}", ok=False)
+            return False
         return True
 
     # -- closing --------------------------------------------------------------------------------------
+    def ask_stop(self) -> bool:
+        """Whether the trader wants the running sweep cancelled to close the window (a question, so
+        Esc pressed while typing in a field or a stray click on the close button loses no sweep)."""
+        answer = QMessageBox.question(
+            self,
+            "Strategy lab",
+            "A sweep is running. Cancel it and close the lab?\n\n"
+            "Its finished points are kept; Resume in Past sweeps continues it.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
     def _stop_on_close(self) -> None:
-        """A running sweep is cancelled (its done points are saved; Resume continues it)."""
-        if self.run is not None:
-            log.info("strategy lab closed during sweep %s: cancelled, resumable", self.run.sweep_id)
-            self.run.cancel()
-            self.run, self.bridge = None, None
+        """A running sweep is cancelled (its done points are saved; Resume continues it) and the window
+        is left ready for the next one: a reopened window can start or resume at once."""
+        run = self.run
+        if run is None:
+            return
+        log.info("strategy lab closed during sweep %s: cancelled, resumable", run.sweep_id)
+        run.cancel()
+        self.run, self.bridge = None, None  # its late reports are not this window's any more
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.past.set_running(None)
+        self.past.refresh()
+        self.progress_text.setText("—")
+        self.say(f"Sweep {run.sweep_id} was cancelled when the window closed; resume it from Past sweeps.",
+                 ok=False)  # fmt: skip
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Esc during a sweep asks first (QDialog would close the window at once)."""
+        if event.key() == Qt.Key.Key_Escape and self.run is not None and not self.ask_stop():
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if event.spontaneous() and self.run is not None and not self.ask_stop():
+            event.ignore()  # the window manager's close button: the trader keeps the sweep
+            return
         self._stop_on_close()
         super().closeEvent(event)
 
-    def done(self, result: int) -> None:  # Esc and the window's close button both come here
+    def done(self, result: int) -> None:  # Esc (once asked) and the close button both come here
         self._stop_on_close()
         super().done(result)

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QComboBox,
     QFormLayout,
     QGridLayout,
@@ -42,6 +43,18 @@ SEARCH_TEXT = {
     SearchKind.BAYES: "Bayesian, Optuna (a budget of points)",
 }
 #: the metrics a sweep can rank by (what the best point means)
+#: the SPEC's cost fields (docs/sweeps.md)
+COST_CASH, COST_COMMISSION, COST_SLIPPAGE = "initial_cash", "commission_per_share", "slippage_bps"
+
+
+class CostError(ValueError):
+    """A cost field that cannot be read; ``field`` names it (the SPEC's name)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
 RANKED = tuple(m for m in METRICS if m != "final_equity")
 
 
@@ -90,16 +103,30 @@ class SweepForm(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.param_box)
         lay.addWidget(self._data_box())
+        lay.addWidget(self._costs_box())
         lay.addWidget(self._walk_forward_box())
         lay.addWidget(self._engine_box(engine))
         lay.addStretch(1)
         for combo in self.findChildren(QComboBox):  # as wide as the form, not as their longest choice
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(10)
+        for w in [*self.findChildren(QComboBox), *self.findChildren(QAbstractSpinBox)]:
+            w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # a click or Tab focuses them, not the wheel
+            w.installEventFilter(self)
         self.strategy.currentTextChanged.connect(lambda _: self.set_strategy())
         if "sma_crossover" in self.registry:
             self.strategy.setCurrentText("sma_crossover")
         self.set_strategy()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """The mouse wheel over a choice or a number not focused scrolls the form, not the value (a
+        trader scrolling down the form would change the timeframe or the folds unseen)."""
+        if event.type() == QEvent.Type.Wheel and isinstance(watched, QWidget) and not watched.hasFocus():
+            parent = watched.parentWidget()
+            if parent is not None:
+                QCoreApplication.sendEvent(parent, event)  # on to the scroll area
+            return True
+        return super().eventFilter(watched, event)
 
     # -- building -------------------------------------------------------------------------------------
     def _data_box(self) -> QGroupBox:
@@ -139,6 +166,38 @@ class SweepForm(QWidget):
             c.currentIndexChanged.connect(lambda _: self.changed.emit())
         self._search_changed()
         return box
+
+    def _costs_box(self) -> QGroupBox:
+        """What every point starts with and pays: the sweep's cash, commission and slippage."""
+        box = QGroupBox("Costs")
+        form = QFormLayout(box)
+        self.cash = named(QLineEdit("100000"), "labCash", toolTip="Each point's starting cash, in USD")
+        self.commission = named(QLineEdit("0"), "labCommission",
+                                toolTip="Charged on every fill, per share, in USD")  # fmt: skip
+        self.slippage = named(QLineEdit("0"), "labSlippage", toolTip=(
+            "Market and stop fills are made worse by this many basis points of the price "
+            "(1 bp = 0.01 %); limit fills are not"))  # fmt: skip
+        form.addRow("Initial cash ($)", self.cash)
+        form.addRow("Commission ($/share)", self.commission)
+        form.addRow("Slippage (bp)", self.slippage)
+        for w in (self.cash, self.commission, self.slippage):
+            w.textChanged.connect(lambda _: self.changed.emit())
+        return box
+
+    def costs(self) -> dict[str, str]:
+        """The cost fields as the SPEC's decimal texts; ValueError naming the field when one is wrong."""
+        out: dict[str, str] = {}
+        for name, field, positive in ((COST_CASH, self.cash, True), (COST_COMMISSION, self.commission, False),
+                                      (COST_SLIPPAGE, self.slippage, False)):  # fmt: skip
+            text = field.text().strip().replace(",", "").replace("_", "") or ("0" if not positive else "")
+            try:
+                value = Decimal(text)
+            except ArithmeticError:
+                raise CostError(name, f"{text or 'nothing'!r} is not a number") from None
+            if not value.is_finite() or value < 0 or (positive and value == 0):
+                raise CostError(name, "must be more than 0" if positive else "cannot be negative")
+            out[name] = str(value)
+        return out
 
     def _walk_forward_box(self) -> QGroupBox:
         box = named(QGroupBox("Walk-forward"), "labWalkForwardBox", checkable=True, checked=False)
@@ -228,8 +287,9 @@ class SweepForm(QWidget):
 
     # -- reading --------------------------------------------------------------------------------------
     def mark(self, name: str | None) -> None:
-        """Outline the field ``name`` as wrong (None: none)."""
-        for key, field in self.fields.items():
+        """Outline the field ``name`` as wrong (None: none): a parameter or a cost."""
+        costs = {COST_CASH: self.cash, COST_COMMISSION: self.commission, COST_SLIPPAGE: self.slippage}
+        for key, field in {**self.fields, **costs}.items():
             field.setStyleSheet(f"border: 1px solid {theme.DOWN};" if key == name else "")
 
     def values(self) -> list[FieldValues]:
@@ -274,6 +334,7 @@ class SweepForm(QWidget):
             "space": {f.name: [json_value(v) for v in f.values] for f in fields if f.swept},
             "fixed": {f.name: json_value(f.values[0]) for f in fields if not f.swept},
             "metric": self.metric_box.currentData(),
+            **self.costs(),
         }
         if search is not SearchKind.GRID:
             data["points"] = self.budget.value()
@@ -303,6 +364,9 @@ class SweepForm(QWidget):
         if spec.max_points:
             self.budget.setValue(spec.max_points)
         self.metric_box.setCurrentIndex(max(0, self.metric_box.findData(spec.metric)))
+        self.cash.setText(spec.initial_cash)
+        self.commission.setText(spec.commission_per_share)
+        self.slippage.setText(spec.slippage_bps)
         wf = spec.walk_forward
         self.walk_forward.setChecked(wf is not None)
         if wf is not None:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from services.lab.model import PointResult, SweepListener, SweepSpec
     from services.lab.store import SweepStore
     from services.storage.engine import Database
+    from widgets.backtest_dialog import Replay
     from widgets.lab.backend import Engine, PastSweep
     from widgets.main_window import MainWindow
 
@@ -185,21 +186,53 @@ class LabEngine:
         self.runners.clear()
 
 
-def open_point(backtests: BacktestDialogs, kind: str, params: dict[str, str], spec: SweepSpec) -> Any:
-    """The backtest dialog on one point, over the sweep's own data when the dialog can replay it (stored
-    one-minute bars: the sweep's range, whose bars the sweep wrote to the candle store) and with the
-    sweep's commission and slippage, so its figures are the point's and its curve and trades show."""
-    from PySide6.QtCore import QDateTime, QTimeZone
+def point_replay(spec: SweepSpec, point: PointResult, load_bars: BarLoader) -> Replay:
+    """The bars, symbols, window and costs a sweep's point ran on, for the backtest dialog: the whole
+    sweep's bars; an in-sample point its fold's in-sample window; an out-of-sample point its fold's
+    in-sample and out-of-sample windows, measured from the out-of-sample start (as the workers ran
+    them). ValueError when the point's fold is not one of the spec's."""
+    from services.lab.coordinator import costs_of, load_all
+    from services.lab.walkforward import OUT_OF_SAMPLE, folds_of
+    from widgets.backtest_dialog import Replay
 
+    start: datetime | None = None
+    end: datetime | None = None
+    measure_from: datetime | None = None
+    where = f"{spec.start:%Y-%m-%d %H:%M} to {spec.end:%Y-%m-%d %H:%M} UTC"
+    if point.fold is not None:
+        fold = {f.index: f for f in folds_of(spec)}.get(point.fold) if spec.walk_forward else None
+        if fold is None:
+            raise ValueError(f"fold {point.fold + 1} is not one of this sweep's walk-forward folds")
+        start, end = fold.in_start, fold.in_end
+        where = f"fold {fold.index + 1} in-sample {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+        if point.phase == OUT_OF_SAMPLE:
+            end, measure_from = fold.out_end, fold.out_start
+            where = (f"fold {fold.index + 1} out-of-sample {measure_from:%Y-%m-%d %H:%M} to "
+                     f"{end:%Y-%m-%d %H:%M} UTC (warmed up from {start:%Y-%m-%d %H:%M})")  # fmt: skip
+
+    def load() -> list[Bar]:
+        bars = load_all(spec, load_bars)
+        return [b for b in bars if (start is None or b.ts >= start) and (end is None or b.ts < end)]
+
+    label = f"The sweep's bars: {', '.join(spec.symbols)} {spec.timeframe.value}, {where}"
+    return Replay(label, tuple(spec.symbols), load, costs_of(spec).config(), measure_from)
+
+
+def open_point(
+    backtests: BacktestDialogs,
+    load_bars: BarLoader,
+    kind: str,
+    params: dict[str, str],
+    spec: SweepSpec,
+    point: PointResult,
+) -> Any:
+    """The backtest dialog on one point over the sweep's own bars (its timeframe, symbols and window,
+    loaded as the sweep loaded them) with the sweep's cash, commission and slippage, so its figures
+    are the point's and its curve and trades show."""
+    replay = point_replay(spec, point, load_bars)  # refused before a dialog opens
     backtests.open(kind, params)
     dialog = backtests.dialogs[-1]
-    dialog.commission.setText(spec.commission_per_share)
-    dialog.slippage.setText(spec.slippage_bps)
-    stored = dialog.source.findData("stored")
-    if stored >= 0 and spec.timeframe is Timeframe.MIN_1 and len(spec.symbols) == 1:
-        dialog.source.setCurrentIndex(stored)
-        for edit, when in ((dialog.start, spec.start), (dialog.end, spec.end)):
-            edit.setDateTime(QDateTime.fromSecsSinceEpoch(int(when.timestamp()), QTimeZone.utc()))
+    dialog.use_replay(replay)
     return dialog
 
 
@@ -225,7 +258,8 @@ class StrategyLab:
             saved = self.ctx.settings.lab
             registry = self.engine.registry
             backtests = self.backtests
-            opener = None if backtests is None else functools.partial(open_point, backtests)
+            load = self.engine.load_bars
+            opener = None if backtests is None else functools.partial(open_point, backtests, load)
             engine = Engine(saved.scheduler or None, saved.workers or None)
             self.dialog = StrategyLabDialog(
                 registry, self.engine, engine=engine, open_backtest=opener, parent=self.window

@@ -90,6 +90,9 @@ class FakeBackend:
             strategy=strategy, symbols=tuple(data["symbols"]), timeframe=Timeframe(data["timeframe"]),
             start=NOW - timedelta(days=days), end=NOW, search=SearchKind(data["search"]), space=space,
             fixed=fixed, metric=data.get("metric", "sharpe"), max_points=data.get("points"),
+            initial_cash=str(data.get("initial_cash", "100000")),
+            commission_per_share=str(data.get("commission_per_share", "0")),
+            slippage_bps=str(data.get("slippage_bps", "0")),
             walk_forward=None if wf is None else WalkForwardSpec(
                 FoldKind(wf["kind"]), wf["folds"], wf["in_sample_days"], wf["out_of_sample_days"]),
         )  # fmt: skip

@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 
-from services.lab.model import SearchKind, SweepSpec, SweepState
+from services.lab.model import PointResult, SearchKind, SweepSpec, SweepState
 from services.strategies.builtin import builtin_registry
 from tests.support.polling import qt_pump, wait_for
 from tests.widgets.lab.fake_backend import FakeBackend, figures
 from widgets.lab.backend import Engine
-from widgets.lab.dialog import StrategyLabDialog, progress_text
+from widgets.lab.dialog import StrategyLabDialog
+from widgets.lab.texts import progress_text
 from widgets.models.common import TIMES
 
 
@@ -122,9 +123,14 @@ def test_a_point_opens_in_the_backtest_dialog_with_its_parameters(qtbot: Any, ba
     opened: list[tuple[str, dict[str, str]]] = []
     specs: list[SweepSpec] = []
 
-    def open_backtest(kind: str, params: dict[str, str], spec: SweepSpec) -> None:
+    def open_backtest(kind: str, params: dict[str, str], spec: SweepSpec, point: PointResult) -> None:
+        if refuse:
+            raise ValueError(refuse[0])
         opened.append((kind, params))
         specs.append(spec)
+        assert point.params["fast"] == int(params["fast"])
+
+    refuse: list[str] = []
 
     d = lab(qtbot, backend, open_backtest=open_backtest)
     d.form.symbols.setText("msft, AAPL")
@@ -140,6 +146,12 @@ def test_a_point_opens_in_the_backtest_dialog_with_its_parameters(qtbot: Any, ba
     assert specs == [d.spec]
     d.table.doubleClicked.emit(d.proxy.index(1, 0))
     assert len(opened) == 2 and opened[1][1]["fast"] != "5"
+    refuse.append("its bars are gone")  # never other data in their place: said in the lab
+    assert not d.open_point()
+    assert (
+        len(opened) == 2
+        and d.status.text() == "Cannot open this point in the backtest dialog: its bars are gone"
+    )
 
 
 def test_a_stored_sweep_opens_again_and_an_unfinished_one_resumes(qtbot: Any, backend: FakeBackend) -> None:
@@ -226,3 +238,123 @@ def test_a_large_grid_is_counted_and_started_off_the_gui_thread(qtbot: Any, back
     wait_for("the sweep to start", lambda: backend.started, 20, pump=qt_pump(qtbot))
     finished(qtbot, d)
     assert d.points.rowCount() == 4_950 and gui not in expanded_on
+
+
+def test_closing_during_a_sweep_asks_then_leaves_the_window_ready_to_start_or_resume(
+    qtbot: Any, backend: FakeBackend
+) -> None:
+    backend.gate = threading.Semaphore(0)
+    d = lab(qtbot, backend)
+    d.show()
+    qtbot.waitExposed(d)
+    answers: list[bool] = [False]
+    asked: list[bool] = []
+    d.ask_stop = lambda: asked.append(True) or answers.pop(0)  # type: ignore[method-assign]
+    assert d.start()
+    backend.gate.release(2)
+    wait_for("two points", lambda: d.points.rowCount() == 2, 10, pump=qt_pump(qtbot))
+    field = d.form.fields["fast"]
+    field.setFocus()
+    qtbot.keyClick(field, Qt.Key.Key_Escape)  # Esc while typing: asked, "No" keeps the sweep
+    assert asked == [True] and d.isVisible() and d.run is not None and not backend.runs[0].cancelled.is_set()
+    answers.append(True)
+    qtbot.keyClick(field, Qt.Key.Key_Escape)  # "Yes": cancelled, and the window is reset
+    assert len(asked) == 2 and not d.isVisible() and backend.runs[0].cancelled.is_set()
+    backend.gate.release(100)
+    wait_for("the sweep stopped", lambda: backend.runs[0].done, 10)
+    qt_pump(qtbot)(0.2)  # its late "cancelled" report is not this window's any more
+    d.show()  # reopened: nothing frozen, a new sweep starts
+    assert d.run is None and d.start_button.isEnabled() and not d.cancel_button.isEnabled()
+    assert d.progress_text.text() == "—" and "cancelled when the window closed" in d.status.text()
+    assert d.past.running is None
+    backend.gate = None
+    assert d.start()
+    finished(qtbot, d)
+    assert d.status.text().startswith("Done: 35 of 35 points")
+
+
+def test_the_sweeps_cash_commission_and_slippage_are_read_checked_and_shown(
+    qtbot: Any, backend: FakeBackend
+) -> None:
+    d = lab(qtbot, backend)
+    form = d.form
+    for text, field, why in (("0", form.cash, "initial_cash: must be more than 0"),
+                             ("-0.01", form.commission, "commission_per_share: cannot be negative"),
+                             ("2bp", form.slippage, "slippage_bps: '2bp' is not a number")):  # fmt: skip
+        before = field.text()
+        field.setText(text)
+        assert not d.start() and d.status.text() == f"Cannot start: {why}"
+        assert "border" in field.styleSheet() and not backend.started
+        field.setText(before)
+    form.cash.setText("25,000")
+    form.commission.setText("0.005")
+    form.slippage.setText("2")
+    assert d.start()
+    assert "$25,000 cash, $0.005/share, 2 bp slippage" in d.status.text()
+    assert not form.cash.styleSheet()
+    spec = backend.started[0][0]
+    assert (spec.initial_cash, spec.commission_per_share, spec.slippage_bps) == ("25000", "0.005", "2")
+    finished(qtbot, d)
+    other = lab(qtbot, backend)  # a stored sweep opened again brings its costs back into the form
+    other.show_past("sw1", spec, backend.results("sw1"))
+    assert (other.form.cash.text(), other.form.commission.text(), other.form.slippage.text()) == (
+        "25000", "0.005", "2")  # fmt: skip
+    assert "$25,000 cash, $0.005/share, 2 bp slippage" in other.status.text()
+
+
+def test_past_sweeps_follow_a_run_and_a_resumed_one_says_its_time_is_this_runs(
+    qtbot: Any, backend: FakeBackend
+) -> None:
+    backend.gate = threading.Semaphore(0)
+    d = lab(qtbot, backend)
+    d.show()
+    assert d.start()
+    # the list shows the new sweep while it runs, not only once it has ended
+    wait_for("the running sweep listed", lambda: d.past.table.rowCount() == 1, 10, pump=qt_pump(qtbot))
+    assert d.run is not None
+    backend.gate.release(3)
+    wait_for("three points", lambda: d.points.rowCount() == 3, 10, pump=qt_pump(qtbot))
+    d.cancel()
+    backend.gate.release(100)
+    finished(qtbot, d)
+    backend.gate = None
+    spec = backend.stored["sw1"][0]
+    assert d.resume("sw1", spec, backend.results("sw1"))
+    finished(qtbot, d)
+    assert d.status.text().startswith("Done: 35 of 35 points in 0 s this run.")
+    assert d.progress_text.text() == "35 / 35 points in 0 s this run · 2 workers"
+    assert d.start()  # a fresh sweep's time is its own
+    finished(qtbot, d)
+    assert d.status.text().startswith("Done: 35 of 35 points in 0 s.")
+    d.show_past("sw1", spec, backend.results("sw1"))  # the last run's progress is not this sweep's
+    assert d.progress_text.text() == "—" and d.progress.value() == 0
+
+
+def test_the_wheel_over_the_form_changes_no_choice_that_is_not_focused(
+    qtbot: Any, backend: FakeBackend
+) -> None:
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    d = lab(qtbot, backend)
+    d.show()
+    qtbot.waitExposed(d)
+    form = d.form
+
+    def wheel(widget: Any) -> None:
+        centre = QPointF(widget.rect().center())
+        event = QWheelEvent(centre, QPointF(widget.mapToGlobal(centre)), QPoint(0, 0), QPoint(0, -120),
+                            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                            Qt.ScrollPhase.NoScrollPhase, False)  # fmt: skip
+        QApplication.sendEvent(widget, event)
+
+    d.start_button.setFocus()
+    tf, days = form.timeframe.currentIndex(), form.days.value()
+    wheel(form.timeframe)
+    wheel(form.days)
+    assert (form.timeframe.currentIndex(), form.days.value()) == (tf, days)
+    form.timeframe.setFocus()
+    wait_for("the focus", form.timeframe.hasFocus, 5, pump=qt_pump(qtbot))
+    wheel(form.timeframe)  # focused: the wheel is the trader's choice
+    assert form.timeframe.currentIndex() != tf

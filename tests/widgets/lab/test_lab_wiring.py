@@ -5,10 +5,11 @@ sweep's bars come from."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -79,7 +80,9 @@ def test_a_real_sweep_fills_the_window_and_is_stored(qtbot: Any, engine: LabEngi
 def test_a_point_opened_in_the_backtest_dialog_replays_the_sweeps_data(qtbot: Any, engine: LabEngine) -> None:
     history = lambda symbol, start, end: load(symbol, Timeframe.MIN_1, start, end)  # noqa: E731
     backtests = BacktestDialogs(None, builtin_registry(), history)
-    d = StrategyLabDialog(builtin_registry(), engine, open_backtest=functools.partial(open_point, backtests))
+    d = StrategyLabDialog(
+        builtin_registry(), engine, open_backtest=functools.partial(open_point, backtests, load)
+    )
     qtbot.addWidget(d)
     d.form.fields["fast"].setText("3, 5")
     d.form.fields["slow"].setText("20")
@@ -91,7 +94,7 @@ def test_a_point_opened_in_the_backtest_dialog_replays_the_sweeps_data(qtbot: An
     assert point is not None and point.metrics is not None and d.open_point()
     (bt,) = backtests.dialogs
     qtbot.addWidget(bt)
-    assert bt.source.currentData() == "stored" and bt.params.values()["fast"] == point.params["fast"]
+    assert bt.source.currentData() == "replay" and bt.params.values()["fast"] == point.params["fast"]
     with qtbot.waitSignal(bt.bridge.finished, timeout=60_000):
         assert bt.start_run()
     result = bt.last_result
@@ -99,6 +102,91 @@ def test_a_point_opened_in_the_backtest_dialog_replays_the_sweeps_data(qtbot: An
     # the dialog's run is the point the worker computed: same trades, same return
     assert len(result.trades) == point.metrics["trades"]
     assert float(result.total_return) == pytest.approx(point.metrics["total_return"], abs=1e-12)
+
+
+def load_per_timeframe(symbol: str, timeframe: Timeframe, start: datetime, end: datetime) -> list[Bar]:
+    """Each symbol and timeframe its own history: a point run over other bars gets other figures."""
+    seed = {"AAPL": 3, "MSFT": 5}[symbol] * 10 + list(Timeframe).index(Timeframe(timeframe))
+    return synthetic_bars(symbol, 2_000, seed=seed)
+
+
+@pytest.mark.parametrize(("timeframe", "symbols"), [("5Min", "AAPL"), ("1Min", "AAPL, MSFT")])
+def test_a_5min_or_two_symbol_point_reproduces_its_row_in_the_backtest_dialog(
+    qtbot: Any, tmp_path: Path, timeframe: str, symbols: str
+) -> None:
+    db = Database.open(None, tmp_path)
+    engine = LabEngine(db, builtin_registry(), load_per_timeframe, lambda: LabSettings(workers=1))
+    try:
+        backtests = BacktestDialogs(None, builtin_registry(), None)  # no stored history to fall back on
+        opener = functools.partial(open_point, backtests, load_per_timeframe)
+        d = StrategyLabDialog(builtin_registry(), engine, open_backtest=opener)
+        qtbot.addWidget(d)
+        d.form.fields["fast"].setText("3, 5")
+        d.form.fields["slow"].setText("20")
+        d.form.symbols.setText(symbols)
+        d.form.timeframe.setCurrentIndex(d.form.timeframe.findData(timeframe))
+        d.form.workers.setValue(1)
+        assert d.start(), d.status.text()
+        wait_for("the sweep to end", lambda: d.run is None, 120, pump=qt_pump(qtbot))
+        d.table.selectRow(0)
+        point = d._selected()
+        assert point is not None and point.metrics is not None and d.open_point()
+        (bt,) = backtests.dialogs
+        qtbot.addWidget(bt)
+        assert bt.source.currentData() == "replay" and timeframe in bt.source.currentText()
+        with qtbot.waitSignal(bt.bridge.finished, timeout=60_000):
+            assert bt.start_run()
+        result = bt.last_result
+        assert result is not None and point.metrics["trades"]
+        assert len(result.trades) == point.metrics["trades"]
+        assert float(result.total_return) == point.metrics["total_return"]
+        assert result.sharpe == point.metrics["sharpe"]
+    finally:
+        engine.close()
+        db.dispose()
+
+
+def load_spread(symbol: str, timeframe: Timeframe, start: datetime, end: datetime) -> list[Bar]:
+    """Generated prices one bar every ten minutes from ``start``: weeks of bars for the folds."""
+    bars = synthetic_bars(symbol, 4_000, seed=7)
+    return [dataclasses.replace(b, ts=start + timedelta(minutes=10 * i)) for i, b in enumerate(bars)]
+
+
+def test_a_walk_forward_out_of_sample_point_replays_its_folds_window(qtbot: Any, tmp_path: Path) -> None:
+    db = Database.open(None, tmp_path)
+    engine = LabEngine(db, builtin_registry(), load_spread, lambda: LabSettings(workers=1))
+    try:
+        backtests = BacktestDialogs(None, builtin_registry(), None)
+        opener = functools.partial(open_point, backtests, load_spread)
+        d = StrategyLabDialog(builtin_registry(), engine, open_backtest=opener)
+        qtbot.addWidget(d)
+        d.form.fields["fast"].setText("3, 5")
+        d.form.fields["slow"].setText("20")
+        d.form.days.setValue(24)
+        d.form.walk_forward.setChecked(True)
+        d.form.folds.setValue(2)
+        d.form.in_sample.setValue(8)
+        d.form.out_of_sample.setValue(4)
+        d.form.workers.setValue(1)
+        assert d.start(), d.status.text()
+        wait_for("the sweep to end", lambda: d.run is None, 120, pump=qt_pump(qtbot))
+        rows = [i for i in range(d.proxy.rowCount()) if d.points.point_at(d.proxy.mapToSource(
+            d.proxy.index(i, 0)).row()).phase == "out_of_sample"]  # fmt: skip
+        d.table.selectRow(rows[-1])
+        point = d._selected()
+        assert point is not None and point.metrics is not None and point.fold == 1 and d.open_point()
+        (bt,) = backtests.dialogs
+        qtbot.addWidget(bt)
+        assert "fold 2 out-of-sample" in bt.source.currentText()
+        with qtbot.waitSignal(bt.bridge.finished, timeout=60_000):
+            assert bt.start_run()
+        result = bt.last_result
+        assert result is not None and result.measure_from is not None
+        assert len(result.trades) == point.metrics["trades"]
+        assert float(result.total_return) == point.metrics["total_return"]
+    finally:
+        engine.close()
+        db.dispose()
 
 
 def test_the_settings_file_becomes_the_clusters_settings() -> None:
