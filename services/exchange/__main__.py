@@ -57,7 +57,6 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
 import ctypes  # noqa: E402
-import ipaddress  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
@@ -67,6 +66,7 @@ from pathlib import Path  # noqa: E402
 
 from aiohttp import web  # noqa: E402
 
+from services.domain.hosts import is_loopback  # noqa: E402
 from services.exchange.http.auth import ApiKey, generate_key, load_keys_file, write_keys_file  # noqa: E402
 from services.exchange.http.server import EXCHANGE, ExchangeConfig, build_app  # noqa: E402
 from services.exchange.lock import DataDirLock, DataDirLocked, acquire  # noqa: E402
@@ -125,15 +125,6 @@ def _parser() -> _Parser:
     return p
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _resolve_key(args: argparse.Namespace, parser: _Parser) -> tuple[ApiKey, str | None]:
     """The key pair and, when generated, a note saying where it was written."""
     if args.keys_file is not None:
@@ -169,7 +160,7 @@ def _parse_args(parser: _Parser, argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be between 0 and 65535, got {args.port}")
-    if not _is_loopback(args.host):
+    if not is_loopback(args.host):
         if not args.allow_remote:
             parser.error(f"refusing to bind non-loopback host {args.host!r} without --allow-remote")
         print(f"warning: binding {args.host}: the exchange is reachable from the network", file=sys.stderr)

@@ -15,7 +15,6 @@ loop): use it from the coordinator thread.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import signal
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from services.domain.hosts import is_loopback
 from services.lab import versions
 
 log = logging.getLogger(__name__)
@@ -52,15 +52,6 @@ class LabSettings:
 
 def default_workers() -> int:
     return max(1, (os.cpu_count() or 1) - 1)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def max_local_workers() -> int:
@@ -111,7 +102,7 @@ def check_settings(settings: LabSettings) -> None:
         ]
         if missing:
             raise ClusterError(f"scheduler {address}: tls:// needs the {', '.join(missing)} file(s)")
-    elif not _is_loopback(parts.hostname) and not settings.allow_insecure_tcp:
+    elif not is_loopback(parts.hostname) and not settings.allow_insecure_tcp:
         raise ClusterError(
             f"scheduler {address}: a plain tcp:// scheduler has no authentication, so anyone who reaches "
             "it runs code on its workers; use tls:// with certificates, or allow insecure tcp explicitly"
