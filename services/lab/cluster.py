@@ -161,6 +161,11 @@ class Cluster:
     def _connect(self) -> Any:
         from distributed import Client, LocalCluster
 
+        # Dask's INFO lines are its own bookkeeping (each connection, plugin and key cancelled: dozens
+        # a second in the Log panel during a sweep); importing it set them to INFO. Warnings show.
+        for name in ("distributed", "dask"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
         if self.settings.scheduler is None:
             n = self.settings.workers or default_workers()
             log.info("starting a local Dask cluster of %d worker process(es) on 127.0.0.1", n)
