@@ -8,7 +8,7 @@ tables); history comes from the candle store, and what it lacks from the broker'
 back. In local mode that is the local exchange (started here, stopped once the bars are in); in the
 Alpaca modes only stored bars are used (a missing range is named). The sweep runs on a local Dask
 cluster or ``--scheduler``; SIGINT/SIGTERM cancel it. One JSON report is written atomically; the
-exit code is 0 only when the sweep completed.
+exit code is 0 only when the sweep completed and at least one point succeeded.
 """
 
 from __future__ import annotations
@@ -70,6 +70,36 @@ def load_spec(path: Path, registry: Mapping[str, type[Strategy]]) -> SweepSpec:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SpecError("spec", f"{path} is not JSON ({exc})") from None
     return parse_spec(data, registry, now=_now())
+
+
+def runnable(
+    spec: SweepSpec, registry: Mapping[str, type[Strategy]]
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+    """The spec's points and its refused combinations; a space the strategy refuses whole is a bad
+    SPEC (:class:`SpecError` naming ``space`` and the first refusal), found before anything starts."""
+    valid, refused = expand(spec, registry)
+    if not valid:
+        first = f" (first: {params_json(refused[0][0])}: {refused[0][1]})" if refused else ""
+        raise SpecError("space", f"the strategy refuses every one of its {len(refused)} combinations{first}")
+    return valid, refused
+
+
+def verdict(outcome: SweepOutcome, points: list[PointResult]) -> str | None:
+    """Why a finished sweep failed (None: it completed with at least one point that succeeded)."""
+    if outcome.state is not SweepState.COMPLETED:
+        why = outcome.message if outcome.message and outcome.message != outcome.state.value else ""
+        return f"sweep {outcome.sweep_id} did not complete: {outcome.state.value}" + (
+            f" ({why})" if why else ""
+        )
+    if outcome.best is None and not any(p.metrics is not None and not p.error for p in points):
+        first = next((p for p in points if p.error), None)
+        error = (
+            f": the first error, at {params_json(first.params)}: {_one_line(first.error or '')}"
+            if first
+            else ""
+        )
+        return f"sweep {outcome.sweep_id} completed but no point succeeded ({len(points)} run){error}"
+    return None
 
 
 def _now() -> Any:
@@ -280,10 +310,10 @@ def run_sweep(
         spec = load_spec(args.sweep, registry)
         lab = lab_settings(args)
         check_settings(lab)
+        _valid, refused = runnable(spec, registry)
     except (SpecError, ClusterError) as exc:
         print(f"heron: --sweep {args.sweep}: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_BAD_SPEC
-    _valid, refused = expand(spec, registry)
     interrupt = _Interrupt()
     interrupt.install()
     try:
@@ -366,13 +396,8 @@ def _run(
         log.error("sweep report %s could not be written: %s", args.sweep_report, exc.strerror or exc)
         return 1
     log.info("sweep report written to %s", args.sweep_report)
-    if outcome.state is not SweepState.COMPLETED:
-        why = outcome.message if outcome.message and outcome.message != outcome.state.value else ""
-        log.error(
-            "sweep %s did not complete: %s%s",
-            outcome.sweep_id,
-            outcome.state.value,
-            f" ({why})" if why else "",
-        )
+    failed = verdict(outcome, points)
+    if failed:
+        log.error("%s", failed)
         return 1
     return 0
