@@ -30,7 +30,7 @@ from services.lab.cluster import ClusterError, LabSettings, check_settings
 from services.lab.coordinator import BarLoader, SweepRunner
 from services.lab.model import PointResult, SweepOutcome, SweepProgress, SweepSpec, SweepState
 from services.lab.spec import SpecError, expand, params_json, parse_spec, spec_to_json
-from services.lab.store import SweepStore
+from services.lab.store import SweepRecord, SweepStore
 from services.lab.versions import heron_code_version
 from services.lab.walkforward import stitched_equity, summary
 from services.storage import Database, StorageError
@@ -55,6 +55,8 @@ MAX_SPEC_BYTES = 1024 * 1024
 LOG_EVERY_S = 5.0
 
 EXIT_BAD_SPEC = 2
+#: How many of the most recent sweeps are searched for an unfinished one of the same SPEC.
+RESUME_LOOKBACK = 1000
 
 
 def load_spec(path: Path, registry: Mapping[str, type[Strategy]]) -> SweepSpec:
@@ -88,8 +90,10 @@ def verdict(outcome: SweepOutcome, points: list[PointResult]) -> str | None:
     """Why a finished sweep failed (None: it completed with at least one point that succeeded)."""
     if outcome.state is not SweepState.COMPLETED:
         why = outcome.message if outcome.message and outcome.message != outcome.state.value else ""
-        return f"sweep {outcome.sweep_id} did not complete: {outcome.state.value}" + (
-            f" ({why})" if why else ""
+        return (
+            f"sweep {outcome.sweep_id} did not complete: {outcome.state.value}"
+            + (f" ({why})" if why else "")
+            + "; running the same SPEC again resumes it (--sweep-new starts afresh)"
         )
     if outcome.best is None and not any(p.metrics is not None and not p.error for p in points):
         first = next((p for p in points if p.error), None)
@@ -99,6 +103,18 @@ def verdict(outcome: SweepOutcome, points: list[PointResult]) -> str | None:
             else ""
         )
         return f"sweep {outcome.sweep_id} completed but no point succeeded ({len(points)} run){error}"
+    return None
+
+
+def unfinished(store: SweepStore, spec: SweepSpec) -> SweepRecord | None:
+    """The most recent stored sweep of exactly this spec (strategy, symbols, resolved start and end,
+    timeframe, search, space, fixed, costs, walk-forward: :func:`spec_to_json`) when it did not
+    complete: cancelled, failed, or still marked running by a Heron that died (this process holds
+    the profile, so no other one runs it). None when there is none or it completed."""
+    wanted = json.loads(json.dumps(spec_to_json(spec), sort_keys=True))
+    for record in store.list(limit=RESUME_LOOKBACK):
+        if record.spec == wanted:
+            return None if record.state is SweepState.COMPLETED else record
     return None
 
 
@@ -375,8 +391,12 @@ def _run(
         return [b for b in bars.get(symbol, []) if start <= b.ts < end]
 
     runner = SweepRunner(store, load, lab, registry)
+    resume = None if getattr(args, "sweep_new", False) else unfinished(store, spec)
+    if resume is not None:
+        log.info("resuming sweep %s: %d of %d points done (%s; --sweep-new starts afresh)", resume.id,
+                 resume.completed, resume.total, resume.state.value)  # fmt: skip
     try:
-        handle = interrupt.handle = runner.start(spec, _LogListener())
+        handle = interrupt.handle = runner.start(spec, _LogListener(), resume=resume.id if resume else None)
         if interrupt.signum is not None:
             handle.cancel()
         outcome = None

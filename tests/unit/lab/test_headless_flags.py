@@ -138,4 +138,5 @@ def test_a_completed_sweep_in_which_no_point_succeeded_is_a_failure_naming_the_f
     good = PointResult("k3", {"fast": 4, "slow": 10}, {"sharpe": 1.0})
     assert verdict(SweepOutcome("s1", SweepState.COMPLETED, 3, 3, 2, 1, 1.0, good), [*failed, good]) is None
     cancelled = verdict(SweepOutcome("s1", SweepState.CANCELLED, 3, 1, 0, 1, 1.0, good), [good])
-    assert cancelled == "sweep s1 did not complete: cancelled"
+    assert cancelled is not None and cancelled.startswith("sweep s1 did not complete: cancelled; ")
+    assert "running the same SPEC again resumes it" in cancelled
