@@ -114,7 +114,8 @@ def check_settings(settings: LabSettings) -> None:
     elif not _is_loopback(parts.hostname) and not settings.allow_insecure_tcp:
         raise ClusterError(
             f"scheduler {address}: a plain tcp:// scheduler has no authentication, so anyone who reaches "
-            "it runs code on its workers; use tls:// with certificates, or allow insecure tcp explicitly"
+            "it runs code on its workers; use tls:// with certificates, or pass --allow-insecure-tcp (in the "
+            "window: Settings → Strategy lab, 'Allow a plain tcp:// scheduler') to accept that"
         )
 
 

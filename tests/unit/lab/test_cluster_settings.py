@@ -88,3 +88,9 @@ def test_a_scheduler_without_herons_code_is_refused_at_connect_saying_how_to_sta
     with pytest.raises(ClusterError, match=re.escape("the scheduler runs heron abc")):
         Cluster._check_versions(_Client({**versions(), "heron": "abc"}))
     Cluster._check_versions(_Client(versions()))  # the same code everywhere: accepted
+
+
+def test_the_tcp_refusal_names_the_flag_that_accepts_it() -> None:
+    with pytest.raises(ClusterError) as caught:
+        check_settings(LabSettings(scheduler="tcp://10.1.2.3:8786"))
+    assert "--allow-insecure-tcp" in str(caught.value) and "Settings → Strategy lab" in str(caught.value)
