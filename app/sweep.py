@@ -86,14 +86,20 @@ def runnable(
     return valid, refused
 
 
-def verdict(outcome: SweepOutcome, points: list[PointResult]) -> str | None:
-    """Why a finished sweep failed (None: it completed with at least one point that succeeded)."""
+def verdict(outcome: SweepOutcome, points: list[PointResult], *, resumable: bool = True) -> str | None:
+    """Why a finished sweep failed (None: it completed with at least one point that succeeded).
+    ``resumable``: the SPEC names a fixed range, so running it again resumes the sweep."""
     if outcome.state is not SweepState.COMPLETED:
         why = outcome.message if outcome.message and outcome.message != outcome.state.value else ""
         return (
             f"sweep {outcome.sweep_id} did not complete: {outcome.state.value}"
             + (f" ({why})" if why else "")
-            + "; running the same SPEC again resumes it (--sweep-new starts afresh)"
+            + (
+                "; running the same SPEC again resumes it (--sweep-new starts afresh)"
+                if resumable
+                else "; its range ends now, so running it again starts afresh: "
+                "give the SPEC an end to resume it"
+            )
         )
     if outcome.best is None and not any(p.metrics is not None and not p.error for p in points):
         first = next((p for p in points if p.error), None)
@@ -116,6 +122,15 @@ def unfinished(store: SweepStore, spec: SweepSpec) -> SweepRecord | None:
         if record.spec == wanted:
             return None if record.state is SweepState.COMPLETED else record
     return None
+
+
+def fixed_range(path: Path) -> bool:
+    """Whether the SPEC at ``path`` (already checked) names its end, so a rerun covers the same range."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and "end" in data
 
 
 def _now() -> Any:
@@ -416,7 +431,7 @@ def _run(
         log.error("sweep report %s could not be written: %s", args.sweep_report, exc.strerror or exc)
         return 1
     log.info("sweep report written to %s", args.sweep_report)
-    failed = verdict(outcome, points)
+    failed = verdict(outcome, points, resumable=fixed_range(args.sweep))
     if failed:
         log.error("%s", failed)
         return 1

@@ -140,3 +140,10 @@ def test_a_completed_sweep_in_which_no_point_succeeded_is_a_failure_naming_the_f
     cancelled = verdict(SweepOutcome("s1", SweepState.CANCELLED, 3, 1, 0, 1, 1.0, good), [good])
     assert cancelled is not None and cancelled.startswith("sweep s1 did not complete: cancelled; ")
     assert "running the same SPEC again resumes it" in cancelled
+    ends_now = verdict(
+        SweepOutcome("s1", SweepState.FAILED, 3, 1, 0, 1, 1.0, good, "lost"), [good], resumable=False
+    )
+    assert ends_now == (
+        "sweep s1 did not complete: failed (lost); its range ends now, so running it again starts afresh: "
+        "give the SPEC an end to resume it"
+    )

@@ -86,7 +86,9 @@ def test_the_same_spec_again_resumes_its_cancelled_sweep_unless_sweep_new(
         store.record(earlier, _point(2))
         store.record(earlier, _point(3))
         store.finish(earlier, SweepState.CANCELLED, "cancelled")
-        args = argparse.Namespace(sweep_report=tmp_path / "out.json", sweep_new=fresh)
+        args = argparse.Namespace(
+            sweep=tmp_path / "spec.json", sweep_report=tmp_path / "out.json", sweep_new=fresh
+        )
         with caplog.at_level(logging.INFO, logger="heron.app"):
             code = _run(args, spec, db, {}, None, registry(), 0, _Interrupt())  # type: ignore[arg-type]
         assert code == 0
