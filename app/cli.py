@@ -264,6 +264,9 @@ def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                        help="worker processes of the local cluster (default: cores - 1)")  # fmt: skip
     sweep.add_argument("--allow-insecure-tcp", action="store_true",
                        help="accept a tcp:// scheduler off this machine (no authentication)")  # fmt: skip
+    sweep.add_argument("--sweep-new", action="store_true",
+                       help="start a fresh sweep even when the same SPEC's last sweep did not complete "
+                       "(by default that one is resumed)")  # fmt: skip
     sweep.add_argument("--tls-ca", type=Path, default=None, help="CA certificate for a tls:// scheduler")
     sweep.add_argument(
         "--tls-cert", type=Path, default=None, help="client certificate for a tls:// scheduler"
@@ -275,7 +278,8 @@ def _validate_sweep(args: argparse.Namespace) -> None:
     sweep = getattr(args, "sweep", None)
     if sweep is None:
         for flag, value in (("--sweep-report", args.sweep_report), ("--scheduler", args.scheduler),
-                            ("--workers", args.workers)):  # fmt: skip
+                            ("--workers", args.workers),
+                            ("--sweep-new", args.sweep_new or None)):  # fmt: skip
             if value is not None:
                 raise CliError(f"{flag} goes with --sweep")
         return

@@ -8,7 +8,7 @@ tables); history comes from the candle store, and what it lacks from the broker'
 back. In local mode that is the local exchange (started here, stopped once the bars are in); in the
 Alpaca modes only stored bars are used (a missing range is named). The sweep runs on a local Dask
 cluster or ``--scheduler``; SIGINT/SIGTERM cancel it. One JSON report is written atomically; the
-exit code is 0 only when the sweep completed.
+exit code is 0 only when the sweep completed and at least one point succeeded.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from services.lab.cluster import ClusterError, LabSettings, check_settings
 from services.lab.coordinator import BarLoader, SweepRunner
 from services.lab.model import PointResult, SweepOutcome, SweepProgress, SweepSpec, SweepState
 from services.lab.spec import SpecError, expand, params_json, parse_spec, spec_to_json
-from services.lab.store import SweepStore
+from services.lab.store import SweepRecord, SweepStore
 from services.lab.versions import heron_code_version
 from services.lab.walkforward import stitched_equity, summary
 from services.storage import Database, StorageError
@@ -55,6 +55,8 @@ MAX_SPEC_BYTES = 1024 * 1024
 LOG_EVERY_S = 5.0
 
 EXIT_BAD_SPEC = 2
+#: How many of the most recent sweeps are searched for an unfinished one of the same SPEC.
+RESUME_LOOKBACK = 1000
 
 
 def load_spec(path: Path, registry: Mapping[str, type[Strategy]]) -> SweepSpec:
@@ -70,6 +72,65 @@ def load_spec(path: Path, registry: Mapping[str, type[Strategy]]) -> SweepSpec:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SpecError("spec", f"{path} is not JSON ({exc})") from None
     return parse_spec(data, registry, now=_now())
+
+
+def runnable(
+    spec: SweepSpec, registry: Mapping[str, type[Strategy]]
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+    """The spec's points and its refused combinations; a space the strategy refuses whole is a bad
+    SPEC (:class:`SpecError` naming ``space`` and the first refusal), found before anything starts."""
+    valid, refused = expand(spec, registry)
+    if not valid:
+        first = f" (first: {params_json(refused[0][0])}: {refused[0][1]})" if refused else ""
+        raise SpecError("space", f"the strategy refuses every one of its {len(refused)} combinations{first}")
+    return valid, refused
+
+
+def verdict(outcome: SweepOutcome, points: list[PointResult], *, resumable: bool = True) -> str | None:
+    """Why a finished sweep failed (None: it completed with at least one point that succeeded).
+    ``resumable``: the SPEC names a fixed range, so running it again resumes the sweep."""
+    if outcome.state is not SweepState.COMPLETED:
+        why = outcome.message if outcome.message and outcome.message != outcome.state.value else ""
+        return (
+            f"sweep {outcome.sweep_id} did not complete: {outcome.state.value}"
+            + (f" ({why})" if why else "")
+            + (
+                "; running the same SPEC again resumes it (--sweep-new starts afresh)"
+                if resumable
+                else "; its range ends now, so running it again starts afresh: "
+                "give the SPEC an end to resume it"
+            )
+        )
+    if outcome.best is None and not any(p.metrics is not None and not p.error for p in points):
+        first = next((p for p in points if p.error), None)
+        error = (
+            f": the first error, at {params_json(first.params)}: {_one_line(first.error or '')}"
+            if first
+            else ""
+        )
+        return f"sweep {outcome.sweep_id} completed but no point succeeded ({len(points)} run){error}"
+    return None
+
+
+def unfinished(store: SweepStore, spec: SweepSpec) -> SweepRecord | None:
+    """The most recent stored sweep of exactly this spec (strategy, symbols, resolved start and end,
+    timeframe, search, space, fixed, costs, walk-forward: :func:`spec_to_json`) when it did not
+    complete: cancelled, failed, or still marked running by a Heron that died (this process holds
+    the profile, so no other one runs it). None when there is none or it completed."""
+    wanted = json.loads(json.dumps(spec_to_json(spec), sort_keys=True))
+    for record in store.list(limit=RESUME_LOOKBACK):
+        if record.spec == wanted:
+            return None if record.state is SweepState.COMPLETED else record
+    return None
+
+
+def fixed_range(path: Path) -> bool:
+    """Whether the SPEC at ``path`` (already checked) names its end, so a rerun covers the same range."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and "end" in data
 
 
 def _now() -> Any:
@@ -280,10 +341,10 @@ def run_sweep(
         spec = load_spec(args.sweep, registry)
         lab = lab_settings(args)
         check_settings(lab)
+        _valid, refused = runnable(spec, registry)
     except (SpecError, ClusterError) as exc:
         print(f"heron: --sweep {args.sweep}: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_BAD_SPEC
-    _valid, refused = expand(spec, registry)
     interrupt = _Interrupt()
     interrupt.install()
     try:
@@ -345,8 +406,12 @@ def _run(
         return [b for b in bars.get(symbol, []) if start <= b.ts < end]
 
     runner = SweepRunner(store, load, lab, registry)
+    resume = None if getattr(args, "sweep_new", False) else unfinished(store, spec)
+    if resume is not None:
+        log.info("resuming sweep %s: %d of %d points done (%s; --sweep-new starts afresh)", resume.id,
+                 resume.completed, resume.total, resume.state.value)  # fmt: skip
     try:
-        handle = interrupt.handle = runner.start(spec, _LogListener())
+        handle = interrupt.handle = runner.start(spec, _LogListener(), resume=resume.id if resume else None)
         if interrupt.signum is not None:
             handle.cancel()
         outcome = None
@@ -366,13 +431,8 @@ def _run(
         log.error("sweep report %s could not be written: %s", args.sweep_report, exc.strerror or exc)
         return 1
     log.info("sweep report written to %s", args.sweep_report)
-    if outcome.state is not SweepState.COMPLETED:
-        why = outcome.message if outcome.message and outcome.message != outcome.state.value else ""
-        log.error(
-            "sweep %s did not complete: %s%s",
-            outcome.sweep_id,
-            outcome.state.value,
-            f" ({why})" if why else "",
-        )
+    failed = verdict(outcome, points, resumable=fixed_range(args.sweep))
+    if failed:
+        log.error("%s", failed)
         return 1
     return 0

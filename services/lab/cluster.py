@@ -105,8 +105,18 @@ def check_settings(settings: LabSettings) -> None:
     elif not is_loopback(parts.hostname) and not settings.allow_insecure_tcp:
         raise ClusterError(
             f"scheduler {address}: a plain tcp:// scheduler has no authentication, so anyone who reaches "
-            "it runs code on its workers; use tls:// with certificates, or allow insecure tcp explicitly"
+            "it runs code on its workers; use tls:// with certificates, or pass --allow-insecure-tcp (in the "
+            "window: Settings → Strategy lab, 'Allow a plain tcp:// scheduler') to accept that"
         )
+
+
+def code_hint() -> str:
+    """How to give a Dask scheduler and its workers Heron's code (they unpickle its tasks)."""
+    repo = Path(__file__).resolve().parents[2]
+    return (
+        "start the scheduler and workers from Heron's folder with PYTHONPATH set to it "
+        f"(cd {repo} && PYTHONPATH={repo} uv run dask scheduler / dask worker ...)"
+    )
 
 
 class IgnoreInterrupt(WorkerPlugin):
@@ -212,6 +222,12 @@ class Cluster:
     @staticmethod
     def _check_versions(client: Any) -> None:
         here = versions.versions()
+        try:  # the scheduler unpickles every task, so it needs Heron's code importable too
+            scheduler = client.run_on_scheduler(versions.versions)
+        except Exception as exc:
+            raise ClusterError(
+                f"the Dask scheduler cannot run Heron's code ({type(exc).__name__}: {exc}); {code_hint()}"
+            ) from None
         try:  # a worker being restarted by its nanny is back within seconds
             client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
         except TimeoutError:
@@ -227,12 +243,16 @@ class Cluster:
             raise ClusterError(
                 "workers could not report their versions: "
                 + "; ".join(f"{w}: {type(e).__name__}: {e}" for w, e in sorted(broken.items()))
+                + f"; {code_hint()}"
             )
         if failed:
             log.info("version check: %d worker(s) went away while asked", len(failed))
         if not theirs:
             raise ClusterError("the Dask scheduler has no workers")
-        problems = versions.mismatches(here, theirs)
+        problems = [
+            line.replace("worker scheduler", "the scheduler", 1)
+            for line in versions.mismatches(here, {"scheduler": scheduler})
+        ] + versions.mismatches(here, theirs)
         if problems:
             raise ClusterError(
                 "workers run other versions than this Heron (results would not be comparable): "

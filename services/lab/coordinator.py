@@ -267,7 +267,10 @@ class _Sweep:
         except (ClusterError, FoldError) as exc:
             message = str(exc)
         except SchedulerLost as exc:
-            message = f"{exc}; the {self.completed} point(s) done are stored, resume to continue"
+            message = (
+                f"{exc}; the {self.completed} point(s) done are stored: to continue, Resume it under Past"
+                " sweeps in the Strategy lab, or run the same SPEC headless again"
+            )
         except Exception as exc:
             log.exception("sweep %s failed", self.handle.sweep_id)
             message = f"{type(exc).__name__}: {exc}"

@@ -84,7 +84,7 @@ def make_folds(
     need = wf.in_sample_days + wf.folds * wf.out_of_sample_days
     if len(days) < need:
         raise FoldError(
-            f"the range {start.isoformat()} to {end.isoformat()} holds {len(days)} trading days; "
+            f"the range {start:%Y-%m-%d} to {end:%Y-%m-%d} holds {len(days)} trading days; "
             f"{wf.folds} {wf.kind.value} fold(s) of {wf.in_sample_days} in-sample and "
             f"{wf.out_of_sample_days} out-of-sample days need {need}"
         )

@@ -236,7 +236,8 @@ def _param(name: str, specs: Mapping[str, Param], field: str) -> Param:
         raise SpecError(field, "symbols are set by the spec's symbols field, not swept")
     param = specs.get(name)
     if param is None:
-        raise SpecError(field, f"unknown parameter; this strategy has {', '.join(sorted(specs))}")
+        sweepable = ", ".join(sorted(n for n in specs if n != "symbols"))
+        raise SpecError(field, f"unknown parameter; this strategy's parameters are {sweepable}")
     return param
 
 

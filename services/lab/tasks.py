@@ -124,14 +124,18 @@ class RemoteFlag:
         return self._set
 
 
-def metrics_of(result: BacktestResult) -> dict[str, float | int | None]:
+def metrics_of(result: BacktestResult, initial_cash: Decimal) -> dict[str, float | int | None]:
+    """The point's figures over its measured window. A run measured from a later bar (a walk-forward's
+    out-of-sample run) reports as final equity ``initial_cash`` plus the profit made inside the window,
+    not the equity carried over from its warm-up, so it agrees with its total return."""
+    final = initial_cash + (result.final_equity - result.initial_equity)
     return {
         "total_return": result.total_return,
         "sharpe": result.sharpe,
         "max_drawdown": result.max_drawdown,
         "trades": len(result.trades),
         "win_rate": result.win_rate,
-        "final_equity": float(result.final_equity),
+        "final_equity": float(final),
     }
 
 
@@ -177,6 +181,6 @@ def run_point(
         if result.error:
             out["error"] = result.error
         else:
-            out["metrics"] = metrics_of(result)
+            out["metrics"] = metrics_of(result, costs.config().initial_cash)
     out["elapsed_s"] = time.perf_counter() - began
     return out

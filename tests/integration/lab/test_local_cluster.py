@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,10 @@ def test_a_sweep_on_two_workers_gives_exactly_the_serial_metrics(runner: SweepRu
     assert outcome.total == outcome.completed == len(valid) == 10 and outcome.errors == 0
     assert outcome.workers == 2
     assert len({r.worker for r in listener.points}) == 2  # both workers did some
-    serial = {point_key(p): metrics_of(recompute(sweep, p, loader(data), registry())) for p in valid}
+    serial = {
+        point_key(p): metrics_of(recompute(sweep, p, loader(data), registry()), Decimal(sweep.initial_cash))
+        for p in valid
+    }
     assert {r.key: dict(r.metrics or {}) for r in listener.points} == serial
     stored = runner.store.results(outcome.sweep_id)
     assert {r.key: dict(r.metrics or {}) for r in stored} == serial
@@ -183,7 +187,6 @@ def test_a_point_that_keeps_killing_its_worker_is_stored_as_an_error(runner: Swe
 
 
 def test_a_walk_forward_runs_each_folds_best_point_out_of_sample(runner: SweepRunner, data: Any) -> None:
-    from decimal import Decimal
 
     from services.lab.folds import best_point, make_folds
     from services.lab.walkforward import IN_SAMPLE, OUT_OF_SAMPLE, stitched_equity, summary
@@ -208,7 +211,10 @@ def test_a_walk_forward_runs_each_folds_best_point_out_of_sample(runner: SweepRu
         replay = bars("BIG", sweep.timeframe, fold.in_start, fold.out_end)
         serial = run_backtest(registry()[sweep.strategy](strategy_params(sweep, best.params)), replay,
                               measure_from=fold.out_start)  # fmt: skip
-        assert dict(oos.metrics or {}) == metrics_of(serial)
+        cash = Decimal(sweep.initial_cash)
+        assert dict(oos.metrics or {}) == metrics_of(serial, cash)
+        assert oos.metrics is not None  # its final equity: the cash plus the out-of-sample profit alone
+        assert oos.metrics["final_equity"] == float(cash + serial.final_equity - serial.initial_equity)
         assert serial.warmup_bars > 0  # the in-sample bars warmed it up and were not measured
     assert outcome.best is not None and outcome.best.phase == OUT_OF_SAMPLE
     report = summary(sweep, stored)
@@ -233,5 +239,7 @@ def test_bayesian_search_on_the_cluster_finds_the_known_optimum(runner: SweepRun
     assert len(set(keys)) == 60  # no point computed twice
     assert all((r.params["x"], r.params["y"]) != (0, 0) for r in listener.points)  # refused: never sent
     assert outcome.best is not None and outcome.best.params == {"x": 7, "y": 3}
-    serial = metrics_of(recompute(sweep, {"x": 7, "y": 3}, loader(data), registry()))
+    serial = metrics_of(
+        recompute(sweep, {"x": 7, "y": 3}, loader(data), registry()), Decimal(sweep.initial_cash)
+    )
     assert dict(outcome.best.metrics or {}) == serial

@@ -52,3 +52,45 @@ def test_a_mismatch_names_the_worker_and_each_differing_version() -> None:
     assert mismatches(here, theirs) == [
         f"worker tcp://10.0.0.9:4000 runs dask 1.0 (here {here['dask']}), heron abc (here {here['heron']})"
     ]
+
+
+class _Client:
+    """A Dask client whose workers have Heron's code and whose scheduler may not."""
+
+    def __init__(self, scheduler: Exception | dict[str, str]) -> None:
+        self.scheduler = scheduler
+
+    def wait_for_workers(self, _n: int, timeout: float) -> None:
+        pass
+
+    def run_on_scheduler(self, _fn: object) -> dict[str, str]:
+        if isinstance(self.scheduler, Exception):
+            raise self.scheduler
+        return self.scheduler
+
+    def run(self, _fn: object, on_error: str) -> dict[str, object]:
+        return {"tcp://127.0.0.1:4000": versions()}
+
+
+def test_a_scheduler_without_herons_code_is_refused_at_connect_saying_how_to_start_it() -> None:
+    """Every point failed with "No module named 'services'" when only the workers had Heron's code:
+    the scheduler unpickles the tasks too."""
+    from services.lab.cluster import Cluster
+
+    client = _Client(ModuleNotFoundError("No module named 'services'"))
+    with pytest.raises(ClusterError) as caught:
+        Cluster._check_versions(client)
+    text = str(caught.value)
+    assert "the Dask scheduler cannot run Heron's code" in text and "No module named 'services'" in text
+    repo = Path(__file__).resolve().parents[3]
+    assert "start the scheduler and workers from Heron's folder with PYTHONPATH set to it" in text
+    assert f"PYTHONPATH={repo}" in text
+    with pytest.raises(ClusterError, match=re.escape("the scheduler runs heron abc")):
+        Cluster._check_versions(_Client({**versions(), "heron": "abc"}))
+    Cluster._check_versions(_Client(versions()))  # the same code everywhere: accepted
+
+
+def test_the_tcp_refusal_names_the_flag_that_accepts_it() -> None:
+    with pytest.raises(ClusterError) as caught:
+        check_settings(LabSettings(scheduler="tcp://10.1.2.3:8786"))
+    assert "--allow-insecure-tcp" in str(caught.value) and "Settings → Strategy lab" in str(caught.value)

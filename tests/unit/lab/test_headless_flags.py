@@ -101,3 +101,49 @@ def test_missing_history_in_an_alpaca_mode_is_named_and_exits_1(tmp_path: Path) 
     assert "open its chart over that range in alpaca-paper mode" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "out.json").exists()
+
+
+def test_a_space_the_strategy_refuses_whole_exits_2_naming_space_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"strategy": "sma_crossover", "symbols": ["AAPL"], "days": 5,
+                                "space": {"fast": [20, 30], "slow": [10, 20]}}))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(REPO / "main.py"), "--headless", "--mode", "alpaca-paper", "--data-dir",
+         str(tmp_path / "data"), "--sweep", str(spec), "--sweep-report", str(tmp_path / "out.json")],
+        capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(
+        f"heron: --sweep {spec}: space: the strategy refuses every one of its 4 combinations"
+    )
+    assert "candle store" not in done.stderr  # refused before the history was looked at
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_a_completed_sweep_in_which_no_point_succeeded_is_a_failure_naming_the_first_error() -> None:
+    from app.sweep import verdict
+    from services.lab.model import PointResult, SweepOutcome, SweepState
+
+    failed = [
+        PointResult("k1", {"fast": 2, "slow": 10}, None, error="RuntimeError: boom"),
+        PointResult("k2", {"fast": 3, "slow": 10}, None, error="RuntimeError: bang"),
+    ]
+    outcome = SweepOutcome("s1", SweepState.COMPLETED, 2, 2, 2, 1, 1.0, None)
+    why = verdict(outcome, failed)
+    assert why is not None and "no point succeeded" in why
+    assert "{'fast': 2, 'slow': 10}: RuntimeError: boom" in why
+    good = PointResult("k3", {"fast": 4, "slow": 10}, {"sharpe": 1.0})
+    assert verdict(SweepOutcome("s1", SweepState.COMPLETED, 3, 3, 2, 1, 1.0, good), [*failed, good]) is None
+    cancelled = verdict(SweepOutcome("s1", SweepState.CANCELLED, 3, 1, 0, 1, 1.0, good), [good])
+    assert cancelled is not None and cancelled.startswith("sweep s1 did not complete: cancelled; ")
+    assert "running the same SPEC again resumes it" in cancelled
+    ends_now = verdict(
+        SweepOutcome("s1", SweepState.FAILED, 3, 1, 0, 1, 1.0, good, "lost"), [good], resumable=False
+    )
+    assert ends_now == (
+        "sweep s1 did not complete: failed (lost); its range ends now, so running it again starts afresh: "
+        "give the SPEC an end to resume it"
+    )

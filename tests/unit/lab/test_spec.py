@@ -154,3 +154,25 @@ def test_random_search_is_a_seeded_sample_without_repeats() -> None:
     assert first == again and first != other
     assert len({point_key(p) for p in first}) == 10
     assert all(p["fast"] < p["slow"] for p in first)
+
+
+def test_an_unknown_parameter_lists_only_the_parameters_a_space_takes() -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(spec_data(space={"fast": [2], "slow": [10], "bogus": [1]}), registry(), now=NOW)
+    assert (
+        str(caught.value)
+        == "space.bogus: unknown parameter; this strategy's parameters are allow_short, fast, qty, slow"
+    )
+    # qty is listed because it can be swept; symbols come from the spec's own field
+    assert parse_spec(spec_data(space={"fast": [2], "slow": [10], "qty": [1, 2]}), registry(), now=NOW)
+
+
+def test_folds_that_do_not_fit_name_the_range_in_dates() -> None:
+    data = spec_data(start=None, end=None, days=3)
+    del data["start"], data["end"]
+    data["walk_forward"] = {"kind": "rolling", "folds": 5, "in_sample_days": 5, "out_of_sample_days": 2}
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data, registry(), now=NOW + timedelta(microseconds=123456))
+    text = str(caught.value)
+    assert text.startswith("walk_forward.folds: the range 2026-05-29 to 2026-06-01 holds ")
+    assert "123456" not in text and "T" not in text.split(" holds ")[0]
