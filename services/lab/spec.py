@@ -74,7 +74,8 @@ def parse_spec(
     size = math.prod(len(v) for v in space.values())
     if size > MAX_POINTS:
         raise SpecError("space", f"the grid has {size:,} points; at most {MAX_POINTS:,} per sweep")
-    start, end = _dates(data, now)
+    timeframe = _choice(data.get("timeframe", "1Min"), Timeframe, "timeframe")
+    start, end = _dates(data, _last_whole_bar(now, timeframe))
     metric = data.get("metric", "sharpe")
     if metric not in METRICS:
         raise SpecError("metric", f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
@@ -83,7 +84,7 @@ def parse_spec(
     return SweepSpec(
         strategy=cls.KEY,
         symbols=_symbols(data.get("symbols")),
-        timeframe=_choice(data.get("timeframe", "1Min"), Timeframe, "timeframe"),
+        timeframe=timeframe,
         start=start,
         end=end,
         search=search,
@@ -181,6 +182,18 @@ def _when(value: Any, field: str) -> datetime:
     except ValueError:
         raise SpecError(field, f"expected an ISO date such as 2026-01-02, got {value!r}") from None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _last_whole_bar(now: datetime, timeframe: Timeframe) -> datetime:
+    """Where a range that ends "now" stops: the start of the bar still forming (ranges are half-open),
+    so a sweep and the same point replayed later see the same bars, and no bar whose close can still
+    move is measured."""
+    utc = now.astimezone(UTC)
+    if timeframe is Timeframe.DAY_1:
+        return utc.replace(hour=0, minute=0, second=0, microsecond=0)
+    seconds = timeframe.seconds
+    epoch = int(utc.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % seconds, UTC)
 
 
 def _dates(data: Mapping[str, Any], now: datetime) -> tuple[datetime, datetime]:

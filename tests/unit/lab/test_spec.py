@@ -176,3 +176,26 @@ def test_folds_that_do_not_fit_name_the_range_in_dates() -> None:
     text = str(caught.value)
     assert text.startswith("walk_forward.folds: the range 2026-05-29 to 2026-06-01 holds ")
     assert "123456" not in text and "T" not in text.split(" holds ")[0]
+
+
+def test_a_range_that_ends_now_stops_before_the_bar_still_forming() -> None:
+    """A sweep over the last N days and the same point replayed a minute later must see the same
+    bars: the bar still forming at "now" (its close can still move) is left out (ranges are
+    half-open), for every timeframe."""
+    from datetime import UTC, datetime
+
+    from services.lab.spec import parse_spec
+    from services.strategies.builtin import builtin_registry
+
+    now = datetime(2026, 12, 5, 14, 43, 27, 500_000, tzinfo=UTC)
+    base = {"strategy": "sma_crossover", "symbols": ["AAPL"], "days": 3, "space": {"fast": [2], "slow": [10]}}
+    ends = {
+        "1Min": datetime(2026, 12, 5, 14, 43, tzinfo=UTC),
+        "5Min": datetime(2026, 12, 5, 14, 40, tzinfo=UTC),
+        "15Min": datetime(2026, 12, 5, 14, 30, tzinfo=UTC),
+        "1Hour": datetime(2026, 12, 5, 14, 0, tzinfo=UTC),
+        "1Day": datetime(2026, 12, 5, 0, 0, tzinfo=UTC),
+    }
+    for timeframe, end in ends.items():
+        spec = parse_spec({**base, "timeframe": timeframe}, builtin_registry(), now=now)
+        assert spec.end == end, timeframe
