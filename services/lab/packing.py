@@ -94,8 +94,12 @@ def pack_bars(bars: Iterable[Bar]) -> PackedBars:
     scales: dict[str, int] = {}
     for name in _PRICE_COLUMNS:
         values: list[Decimal | None] = [getattr(b, name) for b in ordered]
-        scale = _scale(values)
-        ints = [None if v is None else _to_int(v, scale) for v in values]
+        # each distinct value once (prices repeat): any one representation of a value is exact at
+        # the scale found, and a scale too small would raise (Inexact), never round
+        distinct = set(values)
+        scale = _scale(distinct)
+        as_int = {v: None if v is None else _to_int(v, scale) for v in distinct}
+        ints = [as_int[v] for v in values]
         if name == "vwap" and all(v is None or v != _NONE for v in ints):
             ints = [_NONE if v is None else v for v in ints]
         columns[name] = _column(ints)
@@ -112,8 +116,19 @@ def pack_bars(bars: Iterable[Bar]) -> PackedBars:
 
 
 def _decode(values: Column, scale: int) -> list[Decimal | None]:
+    """Each integer back to its decimal; a price repeats thousands of times in a year of bars, so
+    each distinct integer is converted once (a dict lookup is a fraction of a Decimal operation)."""
     move = _EXACT.scaleb
-    return [None if v is None or v == _NONE else move(Decimal(v), -scale) for v in values]
+    memo: dict[int | None, Decimal | None] = {None: None, _NONE: None}
+    out: list[Decimal | None] = []
+    append = out.append
+    get = memo.get
+    for v in values:
+        d = get(v, memo)
+        if d is memo:
+            d = memo[v] = move(Decimal(v), -scale)  # type: ignore[arg-type]
+        append(d)  # type: ignore[arg-type]
+    return out
 
 
 def unpack_bars(packed: PackedBars) -> list[Bar]:
