@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from PySide6 import QtCore, QtWidgets
@@ -34,6 +36,19 @@ class _LayoutRequests(QtCore.QObject):
         return False
 
 
+@contextlib.contextmanager
+def layout_requests() -> Iterator[_LayoutRequests]:
+    """The layout requests and paints of every widget while the block runs."""
+    requests = _LayoutRequests()
+    app = QtWidgets.QApplication.instance()
+    assert app is not None
+    app.installEventFilter(requests)
+    try:
+        yield requests
+    finally:
+        app.removeEventFilter(requests)
+
+
 def test_a_live_bar_tick_changes_the_readout_without_laying_the_window_out(qtbot: Any) -> None:
     """QLabel.setText asks its window for a new layout; on every tick that was a whole-window layout
     pass (every dock measured again) for a line of text that does not change the layout."""
@@ -48,11 +63,7 @@ def test_a_live_bar_tick_changes_the_readout_without_laying_the_window_out(qtbot
     d = random_walk_bars(500, seed=3)
     panel.set_history("AAPL", "1Min", d)
     QtWidgets.QApplication.processEvents()
-    requests = _LayoutRequests()
-    app = QtWidgets.QApplication.instance()
-    assert app is not None
-    app.installEventFilter(requests)
-    try:
+    with layout_requests() as requests:
         t, o, h, low, c = (
             int(d["t"][-1]),
             float(d["o"][-1]),
@@ -65,8 +76,6 @@ def test_a_live_bar_tick_changes_the_readout_without_laying_the_window_out(qtbot
             panel.update_last_bar(t, o, max(h, c + i + 1), low, c + i + 1, 1000.0 + i)
             QtWidgets.QApplication.processEvents()
             shown.append(panel.readout_text())
-    finally:
-        app.removeEventFilter(requests)
     assert len(set(shown)) == 10 and f"{c + 10:.2f}" in shown[-1]
     assert requests.seen == []
     # the readout is opaque: its repaint does not paint the panel and the window beneath it
@@ -169,18 +178,12 @@ def test_a_new_quote_in_the_ticket_lays_no_window_out(qtbot: Any, rig: Any) -> N
     qtbot.waitExposed(window)
     ticket.symbol_edit.setText("AAPL")
     QtWidgets.QApplication.processEvents()
-    requests = _LayoutRequests()
-    app = QtWidgets.QApplication.instance()
-    assert app is not None
-    app.installEventFilter(requests)
-    try:
+    with layout_requests() as requests:
         for i in range(5):
             rig.quote("AAPL", f"101.{i:02d}", f"101.{i + 4:02d}")
             batch = MarketDataBatch({"AAPL": RawQuote(1, 1, 1, 1, 0)}, {}, (), (), (), (), 0, 1, 1)
             rig.bus.publish(MarketDataBatchEvent(rig.clock(), batch))
             QtWidgets.QApplication.processEvents()
-    finally:
-        app.removeEventFilter(requests)
     assert (ticket.bid_button.text(), ticket.ask_button.text()) == ("Bid 101.04", "Ask 101.08")
     assert requests.seen == []
 
@@ -246,19 +249,13 @@ def test_the_reconciliation_panels_ageing_last_run_lays_nothing_out(qtbot: Any, 
     panel._tick()
     for _ in range(5):  # the window's first layout passes, posted as it was shown
         QtWidgets.QApplication.processEvents()
-    requests = _LayoutRequests()
-    app = QtWidgets.QApplication.instance()
-    assert app is not None
-    app.installEventFilter(requests)
     shown = []
-    try:
+    with layout_requests() as requests:
         for _ in range(3):
             now[0] += timedelta(seconds=7)
             panel._tick()  # the panel's refresh timer
             QtWidgets.QApplication.processEvents()
             shown.append(panel.last_run.text())
-    finally:
-        app.removeEventFilter(requests)
     assert len(set(shown)) == 3, shown
     assert window.isVisible()
     assert requests.seen == []
@@ -304,18 +301,12 @@ def test_the_status_bars_ticking_fields_lay_nothing_out(qtbot: Any) -> None:
     bar.set_exchange("http://127.0.0.1:9000", True)
     for _ in range(5):
         QtWidgets.QApplication.processEvents()
-    requests = _LayoutRequests()
-    app = QtWidgets.QApplication.instance()
-    assert app is not None
-    app.installEventFilter(requests)
-    try:
+    with layout_requests() as requests:
         for i in range(6):
             bar.set_message_rate([7, 180, 4_512, 12, 99_999, 1_234][i])
             bar.set_latency_ms([4, 12, 140, 7, 2_500, 9][i])
             bar.set_exchange("http://127.0.0.1:9000", True)  # the same words, re-coloured alike
             QtWidgets.QApplication.processEvents()
-    finally:
-        app.removeEventFilter(requests)
     assert bar.message_rate_label.text() == "Msgs/s: 1,234"
     assert not bar.message_rate_label.cut and not bar.latency_label.cut  # each value shown whole
     assert requests.seen == []
