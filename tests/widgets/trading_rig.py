@@ -5,6 +5,7 @@ real QuoteBook fed by hand. Plus ``qloop``: a qasync loop for running the engine
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -105,6 +106,10 @@ def qloop(qapp: object) -> Iterator[qasync.QEventLoop]:
     loop.run_until_complete(loop.shutdown_asyncgens())
     loop.close()
     asyncio.set_event_loop(None)
+    del loop
+    # the loop's Qt objects (its notifiers, timers and executor threads) are collected now, while
+    # nothing else runs, not by a later test's collection while its own worker thread runs
+    gc.collect()
 
 
 @pytest.fixture
