@@ -111,13 +111,18 @@ def _port(text: str) -> int:
     return value
 
 
-def _http_url(text: str) -> str:
+def _has_host_and_port(text: str, schemes: tuple[str, ...]) -> bool:
+    """``text`` is ``SCHEME://HOST:PORT`` with one of ``schemes`` and a valid port."""
     parts = urlsplit(text)
     try:
         port = parts.port
     except ValueError:
         port = None
-    if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+    return parts.scheme in schemes and bool(parts.hostname) and port is not None
+
+
+def _http_url(text: str) -> str:
+    if not _has_host_and_port(text, ("http", "https")):
         raise argparse.ArgumentTypeError(f"invalid exchange URL {text!r}: expected http://HOST:PORT")
     return text.rstrip("/")
 
@@ -240,12 +245,7 @@ def _workers(text: str) -> int:
 
 
 def _scheduler(text: str) -> str:
-    parts = urlsplit(text)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme not in ("tls", "tcp") or not parts.hostname or port is None:
+    if not _has_host_and_port(text, ("tls", "tcp")):
         raise argparse.ArgumentTypeError(
             f"invalid scheduler address {text!r}: expected tls://HOST:PORT (or tcp://127.0.0.1:PORT)"
         )
