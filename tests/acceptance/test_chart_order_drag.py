@@ -85,9 +85,16 @@ def test_dragging_an_order_line_replaces_the_order_at_the_exchange(
         display.xdotool("mousemove", str(col), str(row - DRAG_PX * step // 8))
     display.xdotool("mouseup", "1")
     # the confirmation the ticket's setting asks for (on by default): Yes
-    dialog = until("the replace confirmation", lambda: display.windows(name="Replace order"), 20)[0]
+    dialog = heron.dialog("^Replace order$", timeout=20)
+    # the keys go to the focused dialog, as a person's do (keys sent at a window that is not yet
+    # focused are synthetic events, which Qt may drop)
     display.xdotool("windowactivate", "--sync", str(dialog))
-    display.xdotool("key", "--window", str(dialog), "alt+y")
+    display.xdotool("key", "alt+y")
+    until(
+        "the replace confirmation closed by Alt+Y",
+        lambda: dialog not in display.windows(pid=heron.proc.pid, name="^Replace order$") or None,
+        20,
+    )
     # the pointer off the line, as a person's hand moves on: a line under the pointer is drawn in its
     # hover colour, which is not the colour searched for
     display.xdotool("mousemove", str(col), str(max(geometry.y + 80, row - 150)))
@@ -96,7 +103,12 @@ def test_dragging_an_order_line_replaces_the_order_at_the_exchange(
         now = _open_orders(exchange)
         return now[0] if now and now[0]["id"] != placed["id"] else None
 
-    new = until("the replaced order at the exchange", replaced, 30)
+    try:
+        new = until("the replaced order at the exchange", replaced, 30)
+    except AssertionError as exc:
+        _, history = exchange.request("GET", f"/v2/orders?status=all&symbols={SYMBOL}")
+        raise AssertionError(f"{exc}; the exchange's {SYMBOL} orders: {history}; Heron's log ends:\n"
+                             f"{heron.log_text()[-3000:]}") from None  # fmt: skip
     new_price = Decimal(new["limit_price"])
     assert new["replaces"] == placed["id"]
     assert new_price > price, f"dragged up from {price}, replaced at {new_price}"
