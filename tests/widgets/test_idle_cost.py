@@ -328,3 +328,40 @@ def test_a_long_latency_text_widens_its_field_and_a_short_one_gives_the_room_bac
     assert bar.latency_label.width() > usual and not bar.latency_label.cut
     bar.set_latency_ms(4)
     assert bar.latency_label.width() == usual
+
+
+def test_a_price_shown_before_is_not_laid_out_again() -> None:
+    """A live price ticks back and forth over a few values: a cell returning to a text it showed
+    before takes that text's layout from the shared cache (the same object, the same width) instead
+    of shaping it again; a text never seen is laid out fresh."""
+    from widgets.models.row_view import laid_out, static_texts
+    from widgets.models.table import Row
+
+    row = Row(key="AAPL", cells=["AAPL", "187.10"], sort=["AAPL", 187.1], payload=None)
+    first = static_texts(row)[1]
+    assert row.static is not None and row.static_w is not None
+    row.static[1] = None  # the cell changed to another price and back
+    again = static_texts(row)[1]
+    assert again is first and row.static_w[1] == laid_out("187.10")[1] > 0
+    fresh, width = laid_out("187.11 (never shown)")
+    assert fresh.text() == "187.11 (never shown)" and width > row.static_w[1]
+
+
+def test_a_quote_button_grows_for_a_text_it_showed_before_in_a_bigger_font(qtbot: Any) -> None:
+    """The Bid/Ask buttons remember which texts fit so a ticking price does not ask the style for a
+    size every tick; a bigger font (a setting) makes the same text wider, and the button grows."""
+    from PySide6.QtGui import QFont
+
+    from widgets.order_ticket.layout import QuoteButton
+
+    button = QuoteButton("Bid 187.10")
+    qtbot.addWidget(button)
+    width = button.width()
+    button.setText("Bid 187.11")
+    button.setText("Bid 187.10")
+    assert button.width() == width
+    font = QFont(button.font())
+    font.setPointSizeF(font.pointSizeF() * 2)
+    button.setFont(font)
+    button.setText("Bid 187.11")
+    assert button.width() > width and button.width() >= button.sizeHint().width()

@@ -135,7 +135,8 @@ class Crosshair:
         self.hover_index: int | None = None
         self.label = QtWidgets.QLabel()
         self.label.setObjectName("chartReadout")
-        self.label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        # not selectable: a selectable label keeps a text document that is laid out again on every
+        # tick of the live bar, and a selection would not survive the next tick anyway
         self.label.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
 
         cross_pen = pg.mkPen(ChartColors.crosshair, style=QtCore.Qt.PenStyle.DashLine)

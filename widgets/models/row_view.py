@@ -46,10 +46,23 @@ def _elided(row: Row, column: int, avail: int, metrics: QFontMetrics) -> QStatic
     return st
 
 
-def _laid_out(text: str) -> QStaticText:
-    st = QStaticText(text)
-    st.setTextFormat(Qt.TextFormat.PlainText)
-    return st
+#: Laid-out texts by their string, shared by every row of every view: a live price takes few values
+#: over a session (it ticks back and forth), so a changed cell usually finds its new text laid out
+#: already instead of shaping it again. Bounded: emptied when full.
+_LAID_OUT: dict[str, tuple[QStaticText, float]] = {}
+LAID_OUT_MAX = 8192
+
+
+def laid_out(text: str) -> tuple[QStaticText, float]:
+    """``text`` as a plain-text ``QStaticText`` and its width (cached by the string)."""
+    hit = _LAID_OUT.get(text)
+    if hit is None:
+        if len(_LAID_OUT) >= LAID_OUT_MAX:
+            _LAID_OUT.clear()
+        st = QStaticText(text)
+        st.setTextFormat(Qt.TextFormat.PlainText)
+        hit = _LAID_OUT[text] = (st, st.size().width())
+    return hit
 
 
 def static_texts(row: Row) -> list[QStaticText]:
@@ -57,15 +70,15 @@ def static_texts(row: Row) -> list[QStaticText]:
     ``None`` entry, a cell changed since the row's previous version, is laid out anew)."""
     st = row.static
     if st is None:
-        st = row.static = [_laid_out(text) for text in row.cells]
-        row.static_w = [s.size().width() for s in st]
+        pairs = [laid_out(text) for text in row.cells]
+        st = row.static = [p[0] for p in pairs]
+        row.static_w = [p[1] for p in pairs]
     elif None in st:
         widths = row.static_w
         assert widths is not None
         for c, s in enumerate(st):
             if s is None:
-                st[c] = fresh = _laid_out(row.cells[c])
-                widths[c] = fresh.size().width()
+                st[c], widths[c] = laid_out(row.cells[c])
     return st
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TypeVar
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -88,13 +88,26 @@ class QuoteButton(QPushButton):
         self.setBackgroundRole(QPalette.ColorRole.Window)
         self.setAutoFillBackground(True)
         self.setFixedSize(self.sizeHint())
+        #: texts known to fit (a price ticks back and forth: its size is asked of the style once)
+        self._fits: set[str] = set()
         self.setText(text)
 
     def setText(self, text: str) -> None:
         super().setText(text)
+        if text in self._fits:
+            return
         hint = self.sizeHint()
         if hint.width() > self.width() or hint.height() > self.height():
             self.setFixedSize(hint.expandedTo(self.size()))
+        if len(self._fits) >= 4096:
+            self._fits.clear()
+        self._fits.add(text)
+
+    def changeEvent(self, event: QEvent) -> None:
+        fits: set[str] | None = getattr(self, "_fits", None)  # None while the button is being built
+        if fits is not None and event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            fits.clear()  # the same text may be wider now
+        super().changeEvent(event)
 
 
 class TicketLayout(QWidget):
