@@ -81,7 +81,7 @@ def _to_int(value: Decimal, scale: int) -> int:
 
 def _column(values: Sequence[int | None]) -> Column:
     try:
-        return array("q", values)  # type: ignore[arg-type]
+        return array("q", values)
     except (TypeError, OverflowError):  # a None, or an integer wider than 64 bits
         return list(values)
 
