@@ -36,6 +36,8 @@ from tests.support.exchange import ExchangeProcess
 
 STRATEGY = "sma_crossover:fast=2,slow=5,symbols=AAPL;MSFT;NVDA;SPY"
 RSS_GOAL_MB = 50.0
+#: Loop-lag windows at least this long (s) are judged on their p99, shorter ones on their median.
+LONG_WINDOW_S = 300.0
 
 
 def parse_metrics(text: str) -> dict[str, float]:
@@ -152,10 +154,15 @@ def judge(summary: dict[str, Any]) -> list[str]:
     if growth is None or growth > RSS_GOAL_MB:
         missed.append(f"RSS growth {growth} MB > {RSS_GOAL_MB} MB")
     lag = summary["loop_lag_ms"]
-    if lag["first_p99"] is None or lag["last_p99"] is None:
+    # A lag that keeps growing is work piling up (a queue, a list scanned every tick). Over windows
+    # of ten minutes the p99 shows it; over a short run's windows of some 40 samples the p99 is the
+    # single worst second, which another process on the machine decides: there the median is judged.
+    stat = "p99" if lag["window_s"] >= LONG_WINDOW_S else "p50"
+    first_lag, last_lag = lag[f"first_{stat}"], lag[f"last_{stat}"]
+    if first_lag is None or last_lag is None:
         missed.append("no loop-lag samples")
-    elif lag["last_p99"] > max(2 * lag["first_p99"], lag["first_p99"] + 20):
-        missed.append(f"loop lag p99 grew from {lag['first_p99']} ms to {lag['last_p99']} ms")
+    elif last_lag > max(2 * first_lag, first_lag + 20):
+        missed.append(f"loop lag {stat} grew from {first_lag} ms to {last_lag} ms")
     tasks = summary["asyncio_tasks"]
     if tasks["first"] is not None and tasks["last"] is not None and tasks["last"] > tasks["first"] + 20:
         missed.append(f"asyncio tasks grew {tasks['first']} -> {tasks['last']}")
