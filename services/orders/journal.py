@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -64,6 +65,8 @@ def sane_amount(name: str, value: Decimal | None) -> None:
 
 
 MAX_CLIENT_ID: Final = 48
+#: With no intent in flight here, how often :meth:`OrderJournal.in_flight` still reads the table (s).
+REREAD_S: Final = 30.0
 _REPLACE_SUFFIX: Final = re.compile(r"-r(\d+)$")
 _B32: Final = "0123456789abcdefghijklmnopqrstuv"
 _SOURCE_OK: Final = re.compile(r"[^a-z0-9]+")
@@ -212,6 +215,11 @@ class OrderJournal:
         self._db = db
         self.batch = batch or WriteBatch(db)
         self._status: dict[str, str] = {}  # intent status cache for this process
+        #: the intents in flight as this process knows them, once the journal was read (None before):
+        #: the engine asks every poll, and with none in flight the answer needs no query; the table
+        #: is still read every REREAD_S, for a writer other than this journal
+        self._open: set[str] | None = None
+        self._read_at = 0.0
         self._clock = clock
         self._post_timeout = timedelta(seconds=post_timeout_s)
         self._counter = 0
@@ -263,6 +271,8 @@ class OrderJournal:
                 )
             )
         self._status[cid] = IntentStatus.IN_FLIGHT
+        if self._open is not None:
+            self._open.add(cid)
 
     def append(
         self, kind: JournalKind | str, client_order_id: str | None, source: str, **payload: Any
@@ -314,6 +324,11 @@ class OrderJournal:
         if len(self._status) > 20_000:
             self._status.clear()  # a cache only; misses fall back to the database
         self._status[client_order_id] = status
+        if self._open is not None:
+            if status == IntentStatus.IN_FLIGHT:
+                self._open.add(client_order_id)
+            else:
+                self._open.discard(client_order_id)
 
     def note_not_found(self, client_order_id: str) -> IntentRow | None:
         """Count one authoritative "not found" answer for an in-flight intent."""
@@ -371,6 +386,8 @@ class OrderJournal:
     def in_flight(self) -> list[IntentRow]:
         """Intents sent (or about to be) whose outcome the broker has not settled, oldest first."""
         self.batch.try_flush()
+        if self._open is not None and not self._open and time.monotonic() - self._read_at < REREAD_S:
+            return []  # read lately, and every intent since has been settled
         with self._db.connect() as conn, self._reading("order_intents", "of an in-flight intent"):
             rows = conn.execute(
                 select(intents_table)
@@ -378,7 +395,10 @@ class OrderJournal:
                 .order_by(intents_table.c.created_at)
             ).all()
         out = [self._current(self._row(r._mapping)) for r in rows]
-        return [r for r in out if r.status == IntentStatus.IN_FLIGHT]
+        flying = [r for r in out if r.status == IntentStatus.IN_FLIGHT]
+        self._open = {r.client_order_id for r in flying}
+        self._read_at = time.monotonic()
+        return flying
 
     def _current(self, row: IntentRow) -> IntentRow:
         status = self._status.get(row.client_order_id)

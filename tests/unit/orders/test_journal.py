@@ -138,3 +138,44 @@ def test_journal_kinds_and_intent_statuses_keep_their_stored_values(db: Database
     assert all(type(k) is str for k in kinds)
     assert j.intent("hr-m-k-1").status == "acked"  # type: ignore[union-attr]
     assert j.last_record((JournalKind.CANCEL_REQUESTED,))["kind"] == "cancel_requested"  # type: ignore[index]
+
+
+def test_in_flight_follows_intents_recorded_and_settled_without_rereading_an_empty_table(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine asks for in-flight intents every poll. Once read, the journal knows them: an idle
+    terminal's poll runs no query, an intent recorded since is in flight at once, a settled one is not,
+    and a row written behind this journal's back is seen at the next periodic read."""
+    from services.orders import journal as journal_module
+
+    clock = ManualClock()
+    j = OrderJournal(db, clock)
+    assert j.in_flight() == []
+    queries: list[str] = []
+    from sqlalchemy import event
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            queries.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert j.in_flight() == [] and queries == []
+        request = OrderRequest("AAPL", OrderSide.BUY, OrderType.MARKET, TimeInForce.DAY, qty=Decimal(1),
+                               client_order_id="hr-m-a-1")  # fmt: skip
+        j.record_intent(request, "manual")
+        assert [r.client_order_id for r in j.in_flight()] == ["hr-m-a-1"]
+        j.settle("hr-m-a-1", IntentStatus.ACKED, broker_order_id="b1")
+        j.flush()
+        assert j.in_flight() == []
+        queries.clear()
+        assert j.in_flight() == [] and queries == []
+        # another writer (a second journal object on the same database)
+        other = OrderRequest("MSFT", OrderSide.BUY, OrderType.MARKET, TimeInForce.DAY, qty=Decimal(1),
+                             client_order_id="hr-m-b-1")  # fmt: skip
+        OrderJournal(db, clock).record_intent(other, "manual")
+        assert j.in_flight() == []  # not read again yet
+        monkeypatch.setattr(journal_module, "REREAD_S", 0.0)
+        assert [r.client_order_id for r in j.in_flight()] == ["hr-m-b-1"]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
