@@ -243,3 +243,28 @@ def test_bayesian_search_on_the_cluster_finds_the_known_optimum(runner: SweepRun
         recompute(sweep, {"x": 7, "y": 3}, loader(data), registry()), Decimal(sweep.initial_cash)
     )
     assert dict(outcome.best.metrics or {}) == serial
+
+
+def test_the_bars_are_on_every_worker_before_the_first_point_is_sent(runner: SweepRunner, data: Any) -> None:
+    """Left to Dask, the second worker fetches the bars from the first while the first runs its first
+    point, and a busy worker process serves that copy late: the sweep's start waits on it. The
+    coordinator copies them to every worker first; a cancelled sweep does not wait for the copy."""
+    from services.lab.coordinator import spread
+    from services.lab.packing import pack_bars
+    from services.lab.tasks import dataset_blob, load_dataset
+
+    client = runner.cluster.client()
+    packed = pack_bars(data["AAPL"])
+    dataset = client.submit(load_dataset, dataset_blob(packed), key="heron-lab-test-spread", pure=False)
+    try:
+        spread(client, dataset, runner.cluster.worker_count(), lambda: False)
+        holders = client.who_has([dataset])["heron-lab-test-spread"]
+        assert sorted(holders) == sorted(client.scheduler_info()["workers"]), holders
+    finally:
+        client.cancel([dataset])
+    later = client.submit(load_dataset, dataset_blob(packed), key="heron-lab-test-spread-2", pure=False)
+    try:
+        spread(client, later, runner.cluster.worker_count(), lambda: True)  # cancelled: returns at once
+        assert len(client.who_has([later])["heron-lab-test-spread-2"]) <= 1
+    finally:
+        client.cancel([later])
