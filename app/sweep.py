@@ -68,10 +68,25 @@ def load_spec(path: Path, registry: Mapping[str, type[Strategy]]) -> SweepSpec:
     if len(raw) > MAX_SPEC_BYTES:
         raise SpecError("spec", f"{path} is {len(raw):,} bytes; a SPEC is at most {MAX_SPEC_BYTES:,}")
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys)
+    except DuplicateKey as exc:
+        raise SpecError("spec", f"{path}: {exc}; which one is meant?") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SpecError("spec", f"{path} is not JSON ({exc})") from None
     return parse_spec(data, registry, now=_now())
+
+
+class DuplicateKey(ValueError):
+    """A JSON object in a SPEC names the same key twice (JSON itself keeps the last silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(f"the key {key!r} is given twice in one object")
+        out[key] = value
+    return out
 
 
 def runnable(

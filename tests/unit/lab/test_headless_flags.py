@@ -147,3 +147,21 @@ def test_a_completed_sweep_in_which_no_point_succeeded_is_a_failure_naming_the_f
         "sweep s1 did not complete: failed (lost); its range ends now, so running it again starts afresh: "
         "give the SPEC an end to resume it"
     )
+
+
+def test_a_spec_naming_a_key_twice_is_refused_not_read_as_its_last_value(tmp_path: Path) -> None:
+    """JSON keeps the last of two equal keys without a word: a SPEC with "slow" twice would sweep a
+    space its author did not see. It is refused, naming the key."""
+    from app.sweep import load_spec
+    from services.lab.spec import SpecError
+    from services.strategies.builtin import builtin_registry
+
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"strategy": "sma_crossover", "symbols": ["AAPL"], "days": 5,'
+                    ' "space": {"fast": [2, 3], "slow": [20], "slow": [30]}}')  # fmt: skip
+    with pytest.raises(SpecError) as refused:
+        load_spec(spec, builtin_registry())
+    assert "the key 'slow' is given twice in one object" in str(refused.value)
+    spec.write_text('{"strategy": "sma_crossover", "symbols": ["AAPL"], "days": 5,'
+                    ' "space": {"fast": [2, 3], "slow": [20]}}')  # fmt: skip
+    assert list(load_spec(spec, builtin_registry()).space["slow"]) == [20]
