@@ -344,6 +344,7 @@ class StrategyLabDialog(QDialog):
             combo.clear()
             combo.addItems(swept)
             combo.setCurrentIndex(min(pick, len(swept) - 1))
+            combo.setEnabled(len(swept) > 1)  # one parameter: its row is the heatmap
             combo.blockSignals(False)
         self._rebuild_heatmap()
 
@@ -358,7 +359,9 @@ class StrategyLabDialog(QDialog):
     def _rebuild_heatmap(self) -> None:
         spec = self.spec
         x, y = self.heat_x.currentText(), self.heat_y.currentText()
-        if spec is None or not x or not y or x == y:
+        if spec is not None and len(spec.space) == 1:
+            x, y = next(iter(spec.space)), ""  # one parameter swept: one row of cells over it
+        elif spec is None or not x or not y or x == y:
             self.heatmap.set_grid(None)
             self.heat_caption.setText("" if spec is None else "choose two different parameters")
             return

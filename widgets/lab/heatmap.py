@@ -54,15 +54,15 @@ class HeatGrid:
 
     @classmethod
     def build(cls, x: str, y: str, space: Mapping[str, Sequence[Any]], metric: str) -> HeatGrid:
-        return cls(
-            x, y, [value_text(v) for v in space.get(x, ())], [value_text(v) for v in space.get(y, ())], metric
-        )
+        """``y`` empty: one row over ``x`` (a sweep of one parameter)."""
+        ys = [value_text(v) for v in space.get(y, ())] if y else [""]
+        return cls(x, y, [value_text(v) for v in space.get(x, ())], ys, metric)
 
     def _where(self, params: Mapping[str, Any]) -> tuple[int, int] | None:
         try:
             return (
                 self.x_values.index(value_text(params.get(self.x))),
-                self.y_values.index(value_text(params.get(self.y))),
+                self.y_values.index(value_text(params.get(self.y))) if self.y else 0,
             )
         except ValueError:
             return None
@@ -229,7 +229,7 @@ class Heatmap(QWidget):
         grid = self.grid
         assert grid is not None
         xi, yi = where
-        head = f"{grid.x} = {grid.x_values[xi]}, {grid.y} = {grid.y_values[yi]}"
+        head = f"{grid.x} = {grid.x_values[xi]}" + (f", {grid.y} = {grid.y_values[yi]}" if grid.y else "")
         cell = grid.cells.get(where)
         if grid.refused(where):
             return f"{head}\nno valid combination (refused before the sweep)"

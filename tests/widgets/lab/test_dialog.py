@@ -358,3 +358,24 @@ def test_the_wheel_over_the_form_changes_no_choice_that_is_not_focused(
     wait_for("the focus", form.timeframe.hasFocus, 5, pump=qt_pump(qtbot))
     wheel(form.timeframe)  # focused: the wheel is the trader's choice
     assert form.timeframe.currentIndex() != tf
+
+
+def test_a_sweep_of_one_parameter_is_one_row_of_cells_over_it(qtbot: Any, backend: FakeBackend) -> None:
+    """With one parameter swept (the other held at one value) there is no second axis to choose: the
+    heatmap is one row over the swept parameter, the axis choice is off, and hover names that value."""
+    d = lab(qtbot, backend)
+    d.form.fields["slow"].setText("20")
+    d.show()
+    assert d.start()
+    finished(qtbot, d)
+    spec = backend.started[0][0]
+    assert list(spec.space) == ["fast"] and spec.fixed["slow"] == 20
+    grid = d.heatmap.grid
+    assert grid is not None and (grid.x, grid.y, grid.y_values) == ("fast", "", [""])
+    assert [grid.shown((i, 0)) for i in range(len(grid.x_values))] == [
+        figures({"fast": f})["sharpe"]
+        for f in range(2, 11)  # a point carries its swept values
+    ]
+    assert not d.heat_y.isEnabled() and not d.heat_x.isEnabled()
+    assert d.heat_caption.text().startswith("colour: ")
+    assert d.heatmap.tooltip_for((3, 0)).splitlines()[0] == "fast = 5"
