@@ -50,7 +50,7 @@ def _elided(row: Row, column: int, avail: int, metrics: QFontMetrics) -> QStatic
 #: over a session (it ticks back and forth), so a changed cell usually finds its new text laid out
 #: already instead of shaping it again. Bounded: emptied when full.
 _LAID_OUT: dict[str, tuple[QStaticText, float]] = {}
-LAID_OUT_MAX = 8192
+LAID_OUT_MAX = 2048  # some 1.3 KB each, laid out and drawn
 
 
 def laid_out(text: str) -> tuple[QStaticText, float]:
