@@ -7,7 +7,8 @@ ends sooner than one after the other (measured on the 2-core machine: 1.4-1.9 s 
 2.0-2.1 s for the same modules). main.py calls :func:`start_service_imports`, imports the window
 modules itself with :func:`import_window_modules`, then :meth:`ServiceImports.wait` before running.
 
-Only the standard library is imported here. A module that fails to import on the worker is simply
+Only the standard library is imported here (and ``shiboken6``, just before Qt itself, to keep its
+import hook from holding every module's source in memory). A module that fails to import on the worker is simply
 imported again by the code that needs it, on the main thread, and fails there with its real error.
 """
 
@@ -77,9 +78,48 @@ def import_window_modules(modules: tuple[str, ...] = WINDOW_MODULES) -> dict[str
     """Import the window's modules now (main thread); returns ``{module: error}`` for failures,
     which the code that needs the module meets again, with its real traceback, when it imports it."""
     failed: dict[str, str] = {}
+    if "PySide6.QtWidgets" in modules:
+        scan_sources_without_keeping_them()
     for name in modules:
         try:
             importlib.import_module(name)
         except Exception as exc:
             failed[name] = f"{type(exc).__name__}: {exc}"
     return failed
+
+
+def scan_sources_without_keeping_them() -> bool:
+    """Make PySide6's import hook read module sources without keeping them in memory.
+
+    Once ``shiboken6`` is imported, every module imported in the process (and, when PySide6 starts,
+    every module already imported) is checked for the text "PySide6" by ``inspect.getsource``, which
+    stores the whole source file in ``linecache`` for good: some 40 MB of lines for numpy, pandas,
+    SQLAlchemy and the rest, and more or less of it from run to run, as the two import lanes race
+    (the mechanism: pyzo/pyzo#851; napari/napari#8584). The same question is answered here from the
+    file's bytes, which are then dropped. True when the hook was found and replaced; an unknown
+    PySide6 layout is left as it is.
+    """
+    import sys
+
+    try:
+        import shiboken6  # noqa: F401 - installs the import hook whose check is replaced below
+    except ImportError:
+        return False
+    feature = sys.modules.get("shibokensupport.feature")
+    original = getattr(feature, "_mod_uses_pyside", None)
+    if feature is None or not callable(original) or getattr(original, "reads_bytes", False):
+        return False
+
+    def mod_uses_pyside(module: object) -> bool:
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str) or not path.endswith(".py"):
+            return bool(original(module))  # built-in, extension or source-less: as PySide6 decides
+        try:
+            with open(path, "rb") as source:
+                return b"PySide6" in source.read()
+        except OSError:
+            return False  # as PySide6 answers for a module whose source cannot be read
+
+    mod_uses_pyside.reads_bytes = True  # type: ignore[attr-defined]
+    feature._mod_uses_pyside = mod_uses_pyside
+    return True
