@@ -8,8 +8,9 @@ ends sooner than one after the other (measured on the 2-core machine: 1.4-1.9 s 
 modules itself with :func:`import_window_modules`, then :meth:`ServiceImports.wait` before running.
 
 Only the standard library is imported here (and ``shiboken6``, just before Qt itself, to keep its
-import hook from holding every module's source in memory). A module that fails to import on the worker is simply
-imported again by the code that needs it, on the main thread, and fails there with its real error.
+import hook from holding every module's source in memory). A module that fails to import on the
+worker is simply imported again by the code that needs it, on the main thread, and fails there with
+its real error.
 """
 
 from __future__ import annotations
@@ -121,5 +122,5 @@ def scan_sources_without_keeping_them() -> bool:
             return False  # as PySide6 answers for a module whose source cannot be read
 
     mod_uses_pyside.reads_bytes = True  # type: ignore[attr-defined]
-    feature._mod_uses_pyside = mod_uses_pyside
+    setattr(feature, "_mod_uses_pyside", mod_uses_pyside)  # noqa: B010 - a module attribute mypy cannot see
     return True
