@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,25 @@ def check_settings(settings: LabSettings) -> None:
         )
 
 
+def refusal(address: str) -> str | None:
+    """Why nothing can answer at ``address`` when its host says so at once (nothing listens on the
+    port: connection refused), else None. Dask's client keeps retrying a refused connection until its
+    timeout; a person who typed a wrong port or forgot to start the scheduler is told in a moment."""
+    parts = urlsplit(address)
+    if parts.hostname is None or parts.port is None:
+        return None
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=CONNECT_TIMEOUT_S):
+            return None
+    except ConnectionRefusedError:
+        return (
+            f"nothing is listening at {address} (connection refused): start the scheduler there "
+            "(`dask scheduler`), or check the host and port"
+        )
+    except OSError:
+        return None  # unreachable or slow: Dask's own connection says how
+
+
 def code_hint() -> str:
     """How to give a Dask scheduler and its workers Heron's code (they unpickle its tasks)."""
     repo = Path(__file__).resolve().parents[2]
@@ -197,6 +217,9 @@ class Cluster:
             client = Client(self._local, set_as_default=False)
             client.register_plugin(IgnoreInterrupt())
             return client
+        refused = refusal(self.settings.scheduler)
+        if refused is not None:
+            raise ClusterError(refused)
         try:
             return Client(
                 self.settings.scheduler,

@@ -94,3 +94,25 @@ def test_the_tcp_refusal_names_the_flag_that_accepts_it() -> None:
     with pytest.raises(ClusterError) as caught:
         check_settings(LabSettings(scheduler="tcp://10.1.2.3:8786"))
     assert "--allow-insecure-tcp" in str(caught.value) and "Settings → Strategy lab" in str(caught.value)
+
+
+def test_an_address_where_nothing_listens_is_refused_at_once_naming_what_to_start() -> None:
+    """Dask's client retries a refused connection until its 10 s timeout; a wrong port or a
+    scheduler not started yet is said as soon as the host refuses the connection."""
+    import socket
+
+    from services.lab.cluster import Cluster, ClusterError, refusal
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ClusterError) as refused:
+        Cluster(LabSettings(scheduler=f"tcp://127.0.0.1:{port}")).client()
+    assert str(refused.value) == (
+        f"nothing is listening at tcp://127.0.0.1:{port} (connection refused): start the scheduler "
+        "there (`dask scheduler`), or check the host and port"
+    )
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        assert refusal(f"tcp://127.0.0.1:{listening.getsockname()[1]}") is None
