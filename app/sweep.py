@@ -20,7 +20,7 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -231,6 +231,23 @@ async def _from_exchange(
             await launcher.stop()
 
 
+async def _cancellable(
+    work: Awaitable[dict[str, list[Bar]]], interrupt: _Interrupt | None
+) -> dict[str, list[Bar]]:
+    """``work``, cancelled by the interrupt's signal (its handler runs between this loop's steps)."""
+    task = asyncio.ensure_future(work)
+    if interrupt is None:
+        return await task
+    loop = asyncio.get_running_loop()
+    interrupt.cancel_load = lambda: loop.call_soon_threadsafe(task.cancel)
+    try:
+        if interrupt.signum is not None:
+            task.cancel()
+        return await task
+    finally:
+        interrupt.cancel_load = None
+
+
 def load_history(
     args: argparse.Namespace,
     paths: ProfilePaths,
@@ -240,10 +257,13 @@ def load_history(
     redactor: SecretRedactor,
     spec: SweepSpec,
     candles: CandleStore,
+    interrupt: _Interrupt | None = None,
 ) -> dict[str, list[Bar]]:
-    """Every symbol's bars over the spec's range, loaded once (raises :class:`HistoryError`)."""
+    """Every symbol's bars over the spec's range, loaded once (raises :class:`HistoryError`; a
+    SIGINT or SIGTERM meanwhile stops the load: ``asyncio.CancelledError``)."""
     if mode is Mode.LOCAL:
-        bars = asyncio.run(_from_exchange(args, paths, settings, launch, redactor, spec, candles))
+        fetch = _from_exchange(args, paths, settings, launch, redactor, spec, candles)
+        bars = asyncio.run(_cancellable(fetch, interrupt))
     else:
         bars = {s: candles.range_bars(s, spec.timeframe, spec.start, spec.end) for s in spec.symbols}
     empty = [s for s in spec.symbols if not bars.get(s)]
@@ -356,7 +376,7 @@ def run_sweep(
         spec = load_spec(args.sweep, registry)
         lab = lab_settings(args)
         check_settings(lab)
-        _valid, refused = runnable(spec, registry)
+        valid, refused = runnable(spec, registry)
     except (SpecError, ClusterError) as exc:
         print(f"heron: --sweep {args.sweep}: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_BAD_SPEC
@@ -368,19 +388,35 @@ def run_sweep(
         log.error("sweep failed: the database could not be opened: %s", _one_line(str(exc)))
         return 1
     try:
-        bars = load_history(args, paths, settings, mode, launch, redactor, spec, CandleStore(db))
+        bars = load_history(args, paths, settings, mode, launch, redactor, spec, CandleStore(db), interrupt)
     except HistoryError as exc:
         log.error("sweep failed: %s", _one_line(str(exc)))
         db.dispose()
         return 1
+    except asyncio.CancelledError:
+        pass  # the interrupt stopped the load: said below
     if interrupt.signum is not None:
-        log.error("sweep not started: interrupted (%s) while its history loaded", interrupt.name)
+        why = f"interrupted ({interrupt.name}) while its history loaded"
+        log.error("sweep not started: %s", why)
         db.dispose()
+        outcome = SweepOutcome("", SweepState.CANCELLED, len(valid), 0, 0, 0, 0.0, None, why)
+        _write_report(args.sweep_report, {**build_report(spec, outcome, [], len(refused)), "sweep_id": None})
         return 1
     try:
         return _run(args, spec, db, bars, lab, registry, len(refused), interrupt)
     finally:
         db.dispose()
+
+
+def _write_report(path: Path, report: dict[str, Any]) -> bool:
+    """The report written atomically; False (said in the log) when it could not be."""
+    try:
+        atomic_write_bytes(path, (json.dumps(report, indent=1, allow_nan=False) + "\n").encode("utf-8"))
+    except OSError as exc:
+        log.error("sweep report %s could not be written: %s", path, exc.strerror or exc)
+        return False
+    log.info("sweep report written to %s", path)
+    return True
 
 
 class _Interrupt:
@@ -389,6 +425,8 @@ class _Interrupt:
     def __init__(self) -> None:
         self.signum: int | None = None
         self.handle: Any = None
+        #: while the history loads: stops the load (it may fetch for minutes)
+        self.cancel_load: Callable[[], object] | None = None
 
     @property
     def name(self) -> str:
@@ -403,6 +441,8 @@ class _Interrupt:
         log.info("sweep: %s received, cancelling", self.name)
         if self.handle is not None:
             self.handle.cancel()
+        if self.cancel_load is not None:
+            self.cancel_load()
 
 
 def _run(
@@ -438,14 +478,8 @@ def _run(
             report["walk_forward"] = walk_forward_report(spec, points, load, registry)
     finally:
         runner.close()
-    try:
-        atomic_write_bytes(
-            args.sweep_report, (json.dumps(report, indent=1, allow_nan=False) + "\n").encode("utf-8")
-        )
-    except OSError as exc:
-        log.error("sweep report %s could not be written: %s", args.sweep_report, exc.strerror or exc)
+    if not _write_report(args.sweep_report, report):
         return 1
-    log.info("sweep report written to %s", args.sweep_report)
     failed = verdict(outcome, points, resumable=fixed_range(args.sweep))
     if failed:
         log.error("%s", failed)
