@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -48,9 +48,20 @@ class HaltLatch:
 
     def describe(self) -> str:
         return (
-            f"kill switch HALT by {self.operator} at {self.since} ({self.reason}) is in force; "
-            "an operator must release it with a reason"
+            f"kill switch HALT by {self.operator} at {_readable_utc(self.since)} ({self.reason}) is in "
+            "force; an operator must release it with a reason"
         )
+
+
+def _readable_utc(iso: str) -> str:
+    """``2026-12-05 11:57:48 UTC`` for an ISO time (the journal's text as it is if it is not one)."""
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if when.tzinfo is None:
+        return iso
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 class TradingStateMachine:

@@ -7,6 +7,7 @@ the same broker; the start-up reconciliation is clean, which on its own would ma
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,10 @@ def test_a_kill_switch_halt_survives_restart_until_released_with_a_reason(db: Da
     again = start(rig.restart())
     assert again.trading.state is TradingState.HALTED  # not ACTIVE, although reconciliation is clean
     assert "kill switch" in again.trading.reason and "release" in again.trading.reason
+    # when, readable and zoned (the journal's ISO text is for machines)
+    assert re.search(r"by alice at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(", again.trading.reason), (
+        again.trading.reason
+    )
     with pytest.raises(PermissionError):
         again.trading.operator_resume("bob", "looks fine")
     assert again.trading.state is TradingState.HALTED
