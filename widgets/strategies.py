@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtCore import QSize, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QGroupBox,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTableView,
     QVBoxLayout,
@@ -72,6 +73,21 @@ STRATEGY_COLUMNS: list[Column[Any]] = [
 
 def strategy_model(parent: Any = None) -> KeyedTableModel[Any]:
     return KeyedTableModel(STRATEGY_COLUMNS, key=lambda i: i.name, parent=parent)
+
+
+class SnugButton(QPushButton):
+    """A push button that may shrink to its label and padding: the style's 80-px floor for each of
+    Start, Pause, Stop and Backtest… made the panel scroll sideways in a 1366-px window's dock."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.setSizePolicy(
+            QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed
+        )  # may shrink to the hint below
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        return QSize(min(hint.width(), self.fontMetrics().horizontalAdvance(self.text()) + 20), hint.height())
 
 
 class StrategiesPanel(QWidget):
@@ -142,13 +158,13 @@ class StrategiesPanel(QWidget):
     def _build_running(self) -> QGroupBox:
         """The right side: the running strategies, their actions and the selected one's errors."""
         self._build_table()
-        self.start = named(QPushButton("Start"), "startStrategy")
+        self.start = named(SnugButton("Start"), "startStrategy")
         self.start.clicked.connect(lambda: self._act("start"))
-        self.pause = named(QPushButton("Pause"), "pauseStrategy")
+        self.pause = named(SnugButton("Pause"), "pauseStrategy")
         self.pause.clicked.connect(lambda: self._act("pause"))
-        self.stop = named(QPushButton("Stop"), "stopStrategy")
+        self.stop = named(SnugButton("Stop"), "stopStrategy")
         self.stop.clicked.connect(lambda: self._act("stop"))
-        self.backtest = named(QPushButton("Backtest…"), "backtestButton")
+        self.backtest = named(SnugButton("Backtest…"), "backtestButton")
         self.backtest.clicked.connect(self._backtest)
         self.backtest.setEnabled(self.open_backtest is not None)
         actions = QHBoxLayout()

@@ -109,3 +109,19 @@ def test_extend_and_live_continue_the_full_computation(name: str) -> None:
     closed.load({k: np.append(v, after[k]) for k, v in d.items()})  # the live bar joins history
     want_live = [float(a[-1]) for a in create_indicators(UTC)[name].compute(closed)]
     np.testing.assert_allclose(live, want_live, rtol=1e-9)
+
+
+def test_the_symbol_box_shows_a_whole_pair_however_narrow_the_chart(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """At its narrowest (a 1366-px screen) the chart's toolbar squeezed the symbol box until "AAPL"
+    read "APL"; the box keeps room for "BTC/USD", and the toolbar's buttons are as wide as their
+    labels so the chart pane's minimum does not grow."""
+    from widgets.chart.panel import ChartPanel
+
+    panel = ChartPanel(visible_bars=50)
+    qtbot.addWidget(panel)
+    panel.resize(panel.minimumSizeHint().width(), 400)
+    panel.show()
+    qtbot.waitExposed(panel)
+    box = panel.symbol_edit
+    assert box.width() >= box.fontMetrics().horizontalAdvance("BTC/USD") + 8
+    assert panel.minimumSizeHint().width() <= 555  # the chart pane on a 1366-px screen

@@ -155,3 +155,29 @@ def test_without_runner_backtests_still_work(qtbot: Any, registry: Any) -> None:
     qtbot.addWidget(panel)
     assert not panel.add.isEnabled() and panel.backtest.isEnabled()
     assert "not running" in panel.message.text()
+
+
+def test_the_panel_fits_the_dock_a_1366_px_window_gives_it_without_scrolling_sideways(
+    qtbot: Any, registry: Any
+) -> None:
+    """On a 1366x768 screen the Strategies tab shares the bottom-right dock, some 535 px wide. The
+    style's 80-px floor for each of Start, Pause, Stop and Backtest… made the panel wider than that,
+    so it scrolled sideways with Backtest… cut; each button is now as wide as its label needs. Also
+    with a larger font (11 pt, where the X server's metrics of the default font came out)."""
+    from PySide6.QtGui import QFont
+
+    panel = StrategiesPanel(None, registry, open_backtest=lambda k, p: None)
+    qtbot.addWidget(panel)
+    assert panel.minimumSizeHint().width() <= 535
+    large = QFont(panel.font())
+    large.setPointSize(11)
+    bigger = StrategiesPanel(None, registry, open_backtest=lambda k, p: None)
+    qtbot.addWidget(bigger)
+    bigger.setFont(large)
+    assert bigger.minimumSizeHint().width() <= 535
+    panel.resize(535, 400)
+    panel.show()
+    qtbot.waitExposed(panel)
+    for button in (panel.start, panel.pause, panel.stop, panel.backtest):
+        assert button.width() >= button.fontMetrics().horizontalAdvance(button.text()) + 8, button.text()
+        assert button.geometry().right() < button.parentWidget().width(), button.text()

@@ -45,6 +45,13 @@ def button_style(accent: str) -> str:
     )
 
 
+def _snug(button: QtWidgets.QToolButton) -> None:
+    """As wide as its label with the style's padding (6 px a side) and border: the style's own size
+    hint adds a dozen pixels more a button, and ten of them crowd the symbol box out of a chart
+    pane on a 1366-px screen."""
+    button.setFixedWidth(button.fontMetrics().horizontalAdvance(button.text()) + 18)
+
+
 def normalize_timeframe(value: str | Timeframe) -> Timeframe:
     """Accept ``Timeframe``, Alpaca spelling (``"5Min"``) or the button label (``"5m"``)."""
     if isinstance(value, Timeframe):
@@ -79,6 +86,9 @@ class ChartToolbar:
         self.symbol_edit.setObjectName("chartSymbolEdit")
         self.symbol_edit.setPlaceholderText("Symbol")
         self.symbol_edit.setMaximumWidth(110)
+        # never narrower than a crypto pair: squeezed by a narrow window, "AAPL" was shown as "APL"
+        pad = 2 * self.symbol_edit.style().pixelMetric(QtWidgets.QStyle.PixelMetric.PM_DefaultFrameWidth) + 12
+        self.symbol_edit.setMinimumWidth(self.symbol_edit.fontMetrics().horizontalAdvance("BTC/USD") + pad)
         self.symbol_edit.setToolTip(_SYMBOL_TIP)
         self.symbol_edit.returnPressed.connect(self._symbol_entered)
         bar.addWidget(self.symbol_edit)
@@ -98,6 +108,7 @@ class ChartToolbar:
             btn.clicked.connect(lambda _=False, tf=tf: on_timeframe(tf))
             self.timeframe_group.addButton(btn)
             self.timeframe_buttons[tf] = btn
+            _snug(btn)
             bar.addWidget(btn)
 
         sep = QtWidgets.QFrame()
@@ -116,6 +127,7 @@ class ChartToolbar:
                 btn.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
                 btn.customContextMenuRequested.connect(lambda _pos, name=name: self.edit_parameters(name))
             self.indicator_buttons[name] = btn
+            _snug(btn)
             bar.addWidget(btn)
         bar.addStretch(1)
         # Why a symbol was refused (or could not be checked): beside the toolbar, elided, never
