@@ -39,6 +39,7 @@ from tests.chaos.harness import (
     verdict,
 )
 from tests.support.exchange import ExchangeProcess
+from tests.support.polling import wait_for
 
 PROCESS_FAULTS = [  # local mode: the terminal starts its own exchange child
     Fault(0.3, "terminal_kill", {"down_seconds": 0.3}),
@@ -178,6 +179,16 @@ def test_orphan_scan_finds_what_names_the_run_dir_and_kills_it(tmp_path: Path) -
     inside = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(run_dir / "heron")])
     beside = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path / "run-10")])
     try:
+        # a child between fork and exec still shows pytest's command line: scan once both run theirs
+        def started(pid: int) -> bool:
+            try:
+                return b"time.sleep(60)" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                return False
+
+        wait_for(
+            "both children running their own command", lambda: started(inside.pid) and started(beside.pid)
+        )
         found = processes_naming([run_dir])
         assert inside.pid in found and beside.pid not in found
         kill_processes(list(found))
