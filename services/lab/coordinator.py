@@ -64,6 +64,9 @@ from services.strategies.backtest import BacktestResult, run_backtest
 
 log = logging.getLogger(__name__)
 
+#: How long copying the bars to every worker may take before the sweep starts without it (s).
+SPREAD_TIMEOUT_S: Final = 30.0
+
 BarLoader = Callable[[str, Timeframe, datetime, datetime], list[Bar]]
 
 PROGRESS_HZ: Final = 10.0
@@ -574,7 +577,7 @@ def spread(client: Any, dataset: Any, workers: int, cancelled: Callable[[], bool
         time.sleep(0.01)
     if workers > 1 and dataset.status == "finished" and not cancelled():
         try:
-            client.replicate([dataset])
+            client.replicate([dataset], callback_timeout=SPREAD_TIMEOUT_S)  # a stuck worker: on demand
         except Exception as exc:  # a worker gone meanwhile: the copy comes on demand
             log.info("the bars were not copied to every worker up front (%s)", exc)
 
