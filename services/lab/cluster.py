@@ -20,6 +20,8 @@ import os
 import signal
 import socket
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -33,6 +35,8 @@ from services.lab import versions
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S: Final = 10.0
+#: What Dask may take beyond its own connect timeout (its greeting, registering the client) (s).
+CONNECT_GRACE_S: Final = 5.0
 #: How long a sweep waits for a first worker (a local cluster's workers start in about a second).
 WORKERS_TIMEOUT_S: Final = 30.0
 
@@ -130,6 +134,62 @@ def refusal(address: str) -> str | None:
         return None  # unreachable or slow: Dask's own connection says how
 
 
+class ConnectCancelled(ClusterError):
+    """The sweep was cancelled while its scheduler was being connected to."""
+
+
+def connect_bounded(address: str, security: Any, cancelled: Callable[[], bool] | None) -> Any:
+    """A client of the scheduler at ``address``, or :class:`ClusterError` within CONNECT_TIMEOUT_S
+    plus a grace, whatever answers there. Dask's own connect can wait for ever on a server that is
+    not a Dask scheduler (an HTTP server reads the greeting and waits for more) and then the sweep
+    neither fails nor hears a cancel; it runs on a thread of its own here, and a late success is
+    closed."""
+    from distributed import Client
+
+    box: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def connect() -> None:
+        try:
+            client = Client(address, security=security, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+        except BaseException as exc:  # whatever the peer made Dask raise (MemoryError on garbage)
+            box["error"] = exc
+            return
+        with lock:
+            if box.get("abandoned"):
+                client.close()
+                return
+            box["client"] = client
+
+    thread = threading.Thread(target=connect, name="heron-dask-connect", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S + CONNECT_GRACE_S
+    while True:
+        thread.join(0.1)
+        with lock:
+            if "client" in box or "error" in box:
+                break
+            if cancelled is not None and cancelled():
+                box["abandoned"] = True
+                raise ConnectCancelled(f"cancelled while connecting to {address}")
+            if time.monotonic() > deadline:
+                box["abandoned"] = True
+                waited = CONNECT_TIMEOUT_S + CONNECT_GRACE_S
+                raise ClusterError(
+                    f"no Dask scheduler answered at {address} within {waited:g} s: something listens "
+                    "there, but it does not speak Dask's protocol (a wrong port?)"
+                )
+    error = box.get("error")
+    if isinstance(error, (OSError, TimeoutError)):
+        raise ClusterError(f"cannot reach the Dask scheduler {address}: {error}")
+    if error is not None:
+        detail = " ".join(f"{type(error).__name__}: {error}".split())[:200]
+        raise ClusterError(
+            f"{address} did not answer as a Dask scheduler ({detail}); check the host and port"
+        )
+    return box["client"]
+
+
 def code_hint() -> str:
     """How to give a Dask scheduler and its workers Heron's code (they unpickle its tasks)."""
     repo = Path(__file__).resolve().parents[2]
@@ -170,15 +230,16 @@ class Cluster:
     def is_local(self) -> bool:
         return self.settings.scheduler is None
 
-    def client(self) -> Any:
-        """The connected client (starting the local cluster on first use), versions checked."""
+    def client(self, cancelled: Callable[[], bool] | None = None) -> Any:
+        """The connected client (starting the local cluster on first use), versions checked.
+        ``cancelled()`` true while connecting to a scheduler: :class:`ConnectCancelled`."""
         with self._lock:
             if self._client is not None and self._client.status == "running":
                 self._check_versions(self._client)
                 return self._client
             self._drop()
             self._close_local()  # a local cluster whose client died is not reused
-            client = self._connect()
+            client = self._connect(cancelled)
             try:
                 self._check_versions(client)
             except ClusterError:
@@ -188,7 +249,7 @@ class Cluster:
             self._client = client
             return client
 
-    def _connect(self) -> Any:
+    def _connect(self, cancelled: Callable[[], bool] | None = None) -> Any:
         from distributed import Client, LocalCluster
 
         # Dask's INFO lines are its own bookkeeping (each connection, plugin and key cancelled: dozens
@@ -220,15 +281,7 @@ class Cluster:
         refused = refusal(self.settings.scheduler)
         if refused is not None:
             raise ClusterError(refused)
-        try:
-            return Client(
-                self.settings.scheduler,
-                security=self._security(),
-                timeout=CONNECT_TIMEOUT_S,
-                set_as_default=False,
-            )
-        except (OSError, TimeoutError) as exc:
-            raise ClusterError(f"cannot reach the Dask scheduler {self.settings.scheduler}: {exc}") from None
+        return connect_bounded(self.settings.scheduler, self._security(), cancelled)
 
     def _security(self) -> Any:
         if not (self.settings.scheduler or "").startswith("tls://"):

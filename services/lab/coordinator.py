@@ -40,7 +40,7 @@ import dask
 
 from services.domain.enums import Timeframe
 from services.domain.models import Bar
-from services.lab.cluster import Cluster, ClusterError, LabSettings
+from services.lab.cluster import Cluster, ClusterError, ConnectCancelled, LabSettings
 from services.lab.folds import Fold, FoldError
 from services.lab.model import (
     PointResult,
@@ -350,7 +350,10 @@ class _Sweep:
             return SweepState.CANCELLED, "cancelled before it started"
         if self.completed >= self.total:
             return SweepState.COMPLETED, ""
-        client = self.runner.cluster.client()
+        try:
+            client = self.runner.cluster.client(cancelled=lambda: self.handle.cancelled)
+        except ConnectCancelled:
+            return SweepState.CANCELLED, "cancelled while connecting to the scheduler"
         self.workers = self.runner.cluster.worker_count()
         bars = load_all(self.spec, self.runner.load_bars)
         if not bars:

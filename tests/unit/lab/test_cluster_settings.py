@@ -116,3 +116,35 @@ def test_an_address_where_nothing_listens_is_refused_at_once_naming_what_to_star
         listening.bind(("127.0.0.1", 0))
         listening.listen()
         assert refusal(f"tcp://127.0.0.1:{listening.getsockname()[1]}") is None
+
+
+def test_a_server_that_is_not_a_dask_scheduler_is_refused_in_bounded_time_and_hears_a_cancel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An HTTP server at the scheduler's address took Dask's greeting and waited for more: the sweep
+    neither failed nor heard Ctrl+C (11 minutes seen). The connect is bounded, a cancel is heard
+    within a tenth of a second, and the message says the address does not speak Dask's protocol."""
+    import http.server
+    import threading
+    import time
+
+    import services.lab.cluster as cluster_module
+    from services.lab.cluster import Cluster, ConnectCancelled
+
+    monkeypatch.setattr(cluster_module, "CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(cluster_module, "CONNECT_GRACE_S", 1.0)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"tcp://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(ClusterError) as refused:
+            Cluster(LabSettings(scheduler=address)).client()
+        assert address in str(refused.value)
+        assert "Dask" in str(refused.value) and not isinstance(refused.value, ConnectCancelled)
+        asked = time.monotonic() + 0.3
+        with pytest.raises(ConnectCancelled):
+            Cluster(LabSettings(scheduler=address)).client(cancelled=lambda: time.monotonic() > asked)
+    finally:
+        server.shutdown()
+        server.server_close()
