@@ -172,6 +172,23 @@ class LabEngine:
 
         return stitched_equity(spec, results, self.load_bars, self.registry)
 
+    def release_idle(self) -> Callable[[], None] | None:
+        """With no sweep running: the clusters detached (the next sweep starts its own) and a
+        function that closes them (blocking: call it off the GUI thread); None otherwise."""
+        if not self.runners or any(not h.done for h in self.handles):
+            return None
+        runners = list(self.runners.values())
+        self.runners.clear()
+
+        def close() -> None:
+            for runner in runners:
+                try:
+                    runner.close()
+                except Exception as exc:  # a cluster already gone: nothing left to close
+                    log.info("closing a sweep cluster: %s", exc)
+
+        return close
+
     def close(self) -> None:
         """Cancel the running sweeps, wait a little for them, close the clusters. Blocking."""
         for handle in self.handles:
@@ -247,6 +264,7 @@ class StrategyLab:
         self.engine: LabEngine | None = None
         self.backtests = backtests
         self.dialog: Any = None
+        self.closing: threading.Thread | None = None
 
     def open(self) -> Any:
         from widgets.lab.backend import Engine
@@ -264,15 +282,27 @@ class StrategyLab:
             self.dialog = StrategyLabDialog(
                 registry, self.engine, engine=engine, open_backtest=opener, parent=self.window
             )
+            self.dialog.finished.connect(lambda _result: self.closed())
         self.dialog.show()
         self.dialog.raise_()
         self.dialog.activateWindow()
         return self.dialog
 
+    def closed(self) -> None:
+        """The lab window was closed: its local workers and in-process scheduler stop (at idle they
+        cost the terminal CPU and memory); the next sweep starts a cluster again."""
+        closer = self.engine.release_idle() if self.engine is not None else None
+        if closer is not None:
+            log.info("strategy lab closed: its Dask cluster is being shut down")
+            self.closing = threading.Thread(target=closer, name="heron-lab-close", daemon=True)
+            self.closing.start()
+
     def close(self) -> None:
         """At quit: running sweeps cancelled (resumable), clusters closed. Blocking."""
         if self.engine is not None:
             self.engine.close()
+        if self.closing is not None:
+            self.closing.join(STOP_WAIT_S)
 
 
 def install(
