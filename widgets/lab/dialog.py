@@ -156,10 +156,12 @@ class StrategyLabDialog(QDialog):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(scroll, 1)
         lay.addWidget(self.count)
-        lay.addLayout(buttons)
         lay.addWidget(self.progress)
         lay.addWidget(self.progress_text)
         lay.addWidget(self.status)
+        # last, at the window's bottom edge: the count and the status above them change height as
+        # their texts come and go, and a button that moves is clicked where it was
+        lay.addLayout(buttons)
         return side
 
     def _build_results(self) -> QWidget:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from services.lab.model import PointResult, SearchKind, SweepSpec, SweepState
 from services.strategies.builtin import builtin_registry
@@ -379,3 +380,29 @@ def test_a_sweep_of_one_parameter_is_one_row_of_cells_over_it(qtbot: Any, backen
     assert not d.heat_y.isEnabled() and not d.heat_x.isEnabled()
     assert d.heat_caption.text().startswith("colour: ")
     assert d.heatmap.tooltip_for((3, 0)).splitlines()[0] == "fast = 5"
+
+
+def test_start_and_cancel_stay_where_they_are_as_the_count_and_status_change(
+    qtbot: Any, backend: FakeBackend
+) -> None:
+    """The count ("35 points; …") and the status line above the buttons wrap to more or fewer lines
+    as they change; the buttons moved up by a line under the pointer and a click on Cancel missed."""
+    d = lab(qtbot, backend)
+    d.resize(1100, 700)
+    d.show()
+    qtbot.waitExposed(d)
+
+    def where() -> tuple[int, int]:
+        return (d.start_button.mapTo(d, d.start_button.rect().topLeft()).y(),
+                d.cancel_button.mapTo(d, d.cancel_button.rect().topLeft()).y())  # fmt: skip
+
+    before = where()
+    d.form.fields["fast"].setText("2..x")
+    assert not d.update_count()  # a refusal in the count
+    QApplication.processEvents()  # the layout requests the new texts posted
+    assert where() == before
+    d.form.fields["fast"].setText("2..10")
+    assert d.update_count() and d.start()
+    finished(qtbot, d)
+    QApplication.processEvents()
+    assert d.status.text().startswith("Done:") and where() == before
