@@ -507,9 +507,11 @@ class StrategyLabDialog(QDialog):
             return
         self.form.load_spec(spec)
         self._show_spec(spec)
-        self.progress.setRange(0, 1)  # the previous run's progress is not this sweep's
-        self.progress.setValue(0)
-        self.progress_text.setText("—")
+        # this sweep's own progress: its stored points of its planned ones (a completed sweep: 100 %)
+        total = max(len(results), len(self.expected), 1)
+        self.progress.setRange(0, total)
+        self.progress.setValue(len(results))
+        self.progress_text.setText(f"{len(results):,} / {total:,} points stored")
         self.points.add(results)
         self.heatmap.add(results)
         self.walk.add(results)

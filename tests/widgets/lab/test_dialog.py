@@ -181,6 +181,9 @@ def test_a_stored_sweep_opens_again_and_an_unfinished_one_resumes(qtbot: Any, ba
     wait_for("its points", lambda: d.points.rowCount() == stored, 10, pump=qt_pump(qtbot))
     assert d.form.fields["fast"].text() == "2..10" and d.form.fields["slow"].text() == "10..40 step 10"
     assert d.heatmap.grid is not None and sum(c.points for c in d.heatmap.grid.cells.values()) == stored
+    # its own progress, not the empty bar of a sweep not yet run
+    assert (d.progress.value(), d.progress.maximum()) == (stored, 35)
+    assert d.progress_text.text() == f"{stored} / 35 points stored"
     backend.gate = None
     d.past.resume_button.click()
     wait_for("resumed", lambda: len(backend.started) == 2, 10, pump=qt_pump(qtbot))
@@ -327,8 +330,8 @@ def test_past_sweeps_follow_a_run_and_a_resumed_one_says_its_time_is_this_runs(
     assert d.start()  # a fresh sweep's time is its own
     finished(qtbot, d)
     assert d.status.text().startswith("Done: 35 of 35 points in 0 s.")
-    d.show_past("sw1", spec, backend.results("sw1"))  # the last run's progress is not this sweep's
-    assert d.progress_text.text() == "—" and d.progress.value() == 0
+    d.show_past("sw1", spec, backend.results("sw1"))  # the last run's progress is not this sweep's:
+    assert d.progress_text.text() == "35 / 35 points stored" and d.progress.value() == 35  # its own
 
 
 def test_the_wheel_over_the_form_changes_no_choice_that_is_not_focused(
