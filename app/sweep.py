@@ -463,8 +463,10 @@ def _run(
     runner = SweepRunner(store, load, lab, registry)
     resume = None if getattr(args, "sweep_new", False) else unfinished(store, spec)
     if resume is not None:
-        log.info("resuming sweep %s: %d of %d points done (%s; --sweep-new starts afresh)", resume.id,
-                 resume.completed, resume.total, resume.state.value)  # fmt: skip
+        line = (f"resuming sweep {resume.id}: {resume.completed} of {resume.total} points done "
+                f"({resume.state.value}; --sweep-new starts afresh)")  # fmt: skip
+        log.info("%s", line)
+        print(f"heron: {line}", file=sys.stderr)  # on the terminal too: the run is not a fresh one
     try:
         handle = interrupt.handle = runner.start(spec, _LogListener(), resume=resume.id if resume else None)
         if interrupt.signum is not None:

@@ -74,7 +74,11 @@ class _Runner:
 
 @pytest.mark.parametrize("fresh", [False, True])
 def test_the_same_spec_again_resumes_its_cancelled_sweep_unless_sweep_new(
-    fresh: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    fresh: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(sweep_module, "SweepRunner", _Runner)
     _Runner.started = []
@@ -98,8 +102,10 @@ def test_the_same_spec_again_resumes_its_cancelled_sweep_unless_sweep_new(
             assert _Runner.started == [None] and report["sweep_id"] != earlier and not lines
         else:
             assert _Runner.started == [earlier] and report["sweep_id"] == earlier
-            assert lines == [
-                f"resuming sweep {earlier}: 2 of 6 points done (cancelled; --sweep-new starts afresh)"
-            ]
+            said = f"resuming sweep {earlier}: 2 of 6 points done (cancelled; --sweep-new starts afresh)"
+            assert lines == [said]
+            assert (
+                f"heron: {said}" in capsys.readouterr().err.splitlines()
+            )  # on the terminal, not only the log
     finally:
         db.dispose()
