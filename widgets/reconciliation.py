@@ -51,7 +51,7 @@ from widgets.csv_export import default_path
 from widgets.lifetime import cancel_on_destroy
 from widgets.message_label import MessageLabel
 from widgets.models.columns import refilter
-from widgets.models.common import TIMES, fmt_clock, named
+from widgets.models.common import TIMES, fmt_clock, fmt_duration, named
 from widgets.models.recon_models import (
     CRIT_FG,
     OK_FG,
@@ -275,7 +275,8 @@ class ReconciliationPanel(QWidget):
             self.last_run.setText("Last run: never")
         else:
             age = (self._clock() - rc.last_run).total_seconds()
-            self.last_run.setText(f"Last run: {fmt_clock(rc.last_run)} {TIMES.label()} ({_age(age)} ago)")
+            ago = fmt_duration(age, compact=True)
+            self.last_run.setText(f"Last run: {fmt_clock(rc.last_run)} {TIMES.label()} ({ago} ago)")
         if open_now:
             critical = worst_severity(open_now) is IncidentSeverity.CRITICAL
             plural = "s" if len(open_now) != 1 else ""
@@ -450,15 +451,6 @@ def _differing_quantities(rc: Any) -> list[str]:
     syms = {r.symbol for r in position_rows(rc) if r.qty_differs}
     syms |= {i.subject for i in rc.incidents.values() if restricts(i)}
     return sorted(syms)
-
-
-def _age(seconds: float) -> str:
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
 
 
 def _default_operator() -> str:

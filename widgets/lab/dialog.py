@@ -56,10 +56,10 @@ from widgets.lab.points_model import (
     value_text,
 )
 from widgets.lab.space import MAX_GRID, SpaceError, grid_size
-from widgets.lab.texts import best_text, costs_text, duration_text, progress_text
+from widgets.lab.texts import best_text, costs_text, progress_text
 from widgets.lab.walk_forward import WalkForwardView
 from widgets.message_label import MessageLabel
-from widgets.models.common import named
+from widgets.models.common import fmt_duration, named
 from widgets.tasks import TaskBridge
 
 log = logging.getLogger("heron.widgets.lab")
@@ -467,7 +467,7 @@ class StrategyLabDialog(QDialog):
                  f" ({outcome.message})" if outcome.message else "")  # fmt: skip
         workers = f"{outcome.workers} worker{'s' if outcome.workers != 1 else ''}"
         # a resumed sweep's time is this run's (the earlier runs' is not known here)
-        took = duration_text(outcome.elapsed_s) + (" this run" if self.resumed else "")
+        took = fmt_duration(outcome.elapsed_s) + (" this run" if self.resumed else "")
         self.progress_text.setText(f"{outcome.completed:,} / {outcome.total:,} points in {took} · {workers}")
         done = f"{outcome.completed:,} of {outcome.total:,} points"
         failed = f", {outcome.errors:,} failed" if outcome.errors else ""

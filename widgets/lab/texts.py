@@ -7,22 +7,12 @@ from decimal import Decimal
 
 from services.lab.model import PointResult, SweepOutcome, SweepProgress, SweepSpec
 from widgets.lab.points_model import METRIC_TITLES, best_key, metric_text, value_text
-
-
-def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+from widgets.models.common import fmt_duration
 
 
 def progress_text(p: SweepProgress) -> str:
     rate = "—" if p.rate_per_s is None else f"{p.rate_per_s:,.1f} points/s"
-    text = f"{p.completed:,} / {p.total:,} points · {rate} · {duration_text(p.eta_s)} left"
+    text = f"{p.completed:,} / {p.total:,} points · {rate} · {fmt_duration(p.eta_s)} left"
     text += f" · {p.workers} worker{'s' if p.workers != 1 else ''}"
     return text + (f" · {p.errors:,} failed" if p.errors else "")
 

@@ -157,6 +157,20 @@ def fmt_clock(ts: datetime, *, ms: bool = False) -> str:
     return f"{text}.{ts.microsecond // 1000:03d}" if ms else text
 
 
+def fmt_duration(seconds: float | None, *, compact: bool = False) -> str:
+    """A span in whole seconds: ``4 min 05 s`` / ``2 h 03 min`` (``4m 05s`` / ``2h 03m`` compact);
+    ``—`` for None. Negative spans read as 0."""
+    if seconds is None:
+        return "—"
+    s = max(0, round(seconds))
+    sec, minute, hour = ("s", "m", "h") if compact else (" s", " min", " h")
+    if s < 60:
+        return f"{s}{sec}"
+    if s < 3600:
+        return f"{s // 60}{minute} {s % 60:02d}{sec}"
+    return f"{s // 3600}{hour} {s % 3600 // 60:02d}{minute}"
+
+
 def fmt_minute(ts: datetime) -> str:
     """``YYYY-MM-DD HH:MM`` in the display zone."""
     return fmt_timestamp(ts)[:16]

@@ -202,6 +202,17 @@ def test_progress_words() -> None:
     assert text == "50 / 200 points · 4.2 points/s · 1 min 35 s left · 3 workers · 2 failed"
 
 
+def test_durations_read_the_same_in_the_lab_and_compactly_in_the_reconciliation_panel() -> None:
+    from widgets.models.common import fmt_duration
+
+    spans = (None, -3, 0, 59.4, 65, 3599, 7380)
+    assert [fmt_duration(s) for s in spans] == [
+        "—", "0 s", "0 s", "59 s", "1 min 05 s", "59 min 59 s", "2 h 03 min"
+    ]  # fmt: skip
+    compact = ["—", "0s", "0s", "59s", "1m 05s", "59m 59s", "2h 03m"]
+    assert [fmt_duration(s, compact=True) for s in spans] == compact
+
+
 def test_nothing_swept_yet_is_a_hint_and_the_keyboard_goes_down_the_form(
     qtbot: Any, backend: FakeBackend
 ) -> None:
