@@ -71,15 +71,23 @@ def test_bad_sweep_flags_exit_2_with_one_line(
     assert needle in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_bad_spec_is_refused_at_start_naming_the_field(tmp_path: Path) -> None:
+def _alpaca_paper_sweep(
+    tmp_path: Path, space: dict[str, list[int]]
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A headless sma_crossover sweep of AAPL over 5 days in alpaca-paper mode (no keys, no candles
+    stored): the SPEC file written and the finished process."""
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"strategy": "sma_crossover", "symbols": ["AAPL"], "days": 5,
-                                "space": {"fast": [2, 3], "slow": [0]}}))  # fmt: skip
+    spec.write_text(json.dumps({"strategy": "sma_crossover", "symbols": ["AAPL"], "days": 5, "space": space}))
     done = subprocess.run(
         [sys.executable, str(REPO / "main.py"), "--headless", "--mode", "alpaca-paper", "--data-dir",
          str(tmp_path / "data"), "--sweep", str(spec), "--sweep-report", str(tmp_path / "out.json")],
         capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
     )  # fmt: skip
+    return spec, done
+
+
+def test_a_bad_spec_is_refused_at_start_naming_the_field(tmp_path: Path) -> None:
+    spec, done = _alpaca_paper_sweep(tmp_path, {"fast": [2, 3], "slow": [0]})
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"heron: --sweep {spec}: space.slow: parameter 'slow' must be >= 2, got 0"
@@ -88,14 +96,7 @@ def test_a_bad_spec_is_refused_at_start_naming_the_field(tmp_path: Path) -> None
 
 
 def test_missing_history_in_an_alpaca_mode_is_named_and_exits_1(tmp_path: Path) -> None:
-    spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"strategy": "sma_crossover", "symbols": ["AAPL"], "days": 5,
-                                "space": {"fast": [2, 3], "slow": [10]}}))  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, str(REPO / "main.py"), "--headless", "--mode", "alpaca-paper", "--data-dir",
-         str(tmp_path / "data"), "--sweep", str(spec), "--sweep-report", str(tmp_path / "out.json")],
-        capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
-    )  # fmt: skip
+    _, done = _alpaca_paper_sweep(tmp_path, {"fast": [2, 3], "slow": [10]})
     assert done.returncode == 1
     assert "the candle store has no 1Min bars of AAPL from " in done.stderr
     assert "open its chart over that range in alpaca-paper mode" in done.stderr
@@ -106,14 +107,7 @@ def test_missing_history_in_an_alpaca_mode_is_named_and_exits_1(tmp_path: Path) 
 def test_a_space_the_strategy_refuses_whole_exits_2_naming_space_before_anything_starts(
     tmp_path: Path,
 ) -> None:
-    spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"strategy": "sma_crossover", "symbols": ["AAPL"], "days": 5,
-                                "space": {"fast": [20, 30], "slow": [10, 20]}}))  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, str(REPO / "main.py"), "--headless", "--mode", "alpaca-paper", "--data-dir",
-         str(tmp_path / "data"), "--sweep", str(spec), "--sweep-report", str(tmp_path / "out.json")],
-        capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
-    )  # fmt: skip
+    spec, done = _alpaca_paper_sweep(tmp_path, {"fast": [20, 30], "slow": [10, 20]})
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith(
