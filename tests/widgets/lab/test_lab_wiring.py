@@ -53,6 +53,32 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabEngine]:
     db.dispose()
 
 
+def sweep_to_its_end(
+    qtbot: Any, d: StrategyLabDialog, fast: str | None = None, slow: str | None = None
+) -> None:
+    """Start the form's sweep (``fast`` and ``slow`` typed first when given) on one worker and wait
+    for its end."""
+    if fast is not None:
+        d.form.fields["fast"].setText(fast)
+    if slow is not None:
+        d.form.fields["slow"].setText(slow)
+    d.form.workers.setValue(1)
+    assert d.start(), d.status.text()
+    wait_for("the sweep to end", lambda: d.run is None, 120, pump=qt_pump(qtbot))
+
+
+def opened_in_backtest(
+    qtbot: Any, d: StrategyLabDialog, backtests: BacktestDialogs, row: int
+) -> tuple[Any, Any]:
+    """The point at ``row`` opened in the backtest dialog: (the point, the dialog)."""
+    d.table.selectRow(row)
+    point = d._selected()
+    assert point is not None and point.metrics is not None and d.open_point()
+    (bt,) = backtests.dialogs
+    qtbot.addWidget(bt)
+    return point, bt
+
+
 def test_a_real_sweep_fills_the_window_and_is_stored(qtbot: Any, engine: LabEngine) -> None:
     d = StrategyLabDialog(builtin_registry(), engine)
     qtbot.addWidget(d)
@@ -84,16 +110,8 @@ def test_a_point_opened_in_the_backtest_dialog_replays_the_sweeps_data(qtbot: An
         builtin_registry(), engine, open_backtest=functools.partial(open_point, backtests, load)
     )
     qtbot.addWidget(d)
-    d.form.fields["fast"].setText("3, 5")
-    d.form.fields["slow"].setText("20")
-    d.form.workers.setValue(1)
-    assert d.start(), d.status.text()
-    wait_for("the sweep to end", lambda: d.run is None, 120, pump=qt_pump(qtbot))
-    d.table.selectRow(1)
-    point = d._selected()
-    assert point is not None and point.metrics is not None and d.open_point()
-    (bt,) = backtests.dialogs
-    qtbot.addWidget(bt)
+    sweep_to_its_end(qtbot, d, "3, 5", "20")
+    point, bt = opened_in_backtest(qtbot, d, backtests, 1)
     assert bt.source.currentData() == "replay" and bt.params.values()["fast"] == point.params["fast"]
     with qtbot.waitSignal(bt.bridge.finished, timeout=60_000):
         assert bt.start_run()
@@ -121,18 +139,10 @@ def test_a_5min_or_two_symbol_point_reproduces_its_row_in_the_backtest_dialog(
         opener = functools.partial(open_point, backtests, load_per_timeframe)
         d = StrategyLabDialog(builtin_registry(), engine, open_backtest=opener)
         qtbot.addWidget(d)
-        d.form.fields["fast"].setText("3, 5")
-        d.form.fields["slow"].setText("20")
         d.form.symbols.setText(symbols)
         d.form.timeframe.setCurrentIndex(d.form.timeframe.findData(timeframe))
-        d.form.workers.setValue(1)
-        assert d.start(), d.status.text()
-        wait_for("the sweep to end", lambda: d.run is None, 120, pump=qt_pump(qtbot))
-        d.table.selectRow(0)
-        point = d._selected()
-        assert point is not None and point.metrics is not None and d.open_point()
-        (bt,) = backtests.dialogs
-        qtbot.addWidget(bt)
+        sweep_to_its_end(qtbot, d, "3, 5", "20")
+        point, bt = opened_in_backtest(qtbot, d, backtests, 0)
         assert bt.source.currentData() == "replay" and timeframe in bt.source.currentText()
         with qtbot.waitSignal(bt.bridge.finished, timeout=60_000):
             assert bt.start_run()
@@ -160,23 +170,16 @@ def test_a_walk_forward_out_of_sample_point_replays_its_folds_window(qtbot: Any,
         opener = functools.partial(open_point, backtests, load_spread)
         d = StrategyLabDialog(builtin_registry(), engine, open_backtest=opener)
         qtbot.addWidget(d)
-        d.form.fields["fast"].setText("3, 5")
-        d.form.fields["slow"].setText("20")
         d.form.days.setValue(24)
         d.form.walk_forward.setChecked(True)
         d.form.folds.setValue(2)
         d.form.in_sample.setValue(8)
         d.form.out_of_sample.setValue(4)
-        d.form.workers.setValue(1)
-        assert d.start(), d.status.text()
-        wait_for("the sweep to end", lambda: d.run is None, 120, pump=qt_pump(qtbot))
+        sweep_to_its_end(qtbot, d, "3, 5", "20")
         rows = [i for i in range(d.proxy.rowCount()) if d.points.point_at(d.proxy.mapToSource(
             d.proxy.index(i, 0)).row()).phase == "out_of_sample"]  # fmt: skip
-        d.table.selectRow(rows[-1])
-        point = d._selected()
-        assert point is not None and point.metrics is not None and point.fold == 1 and d.open_point()
-        (bt,) = backtests.dialogs
-        qtbot.addWidget(bt)
+        point, bt = opened_in_backtest(qtbot, d, backtests, rows[-1])
+        assert point.fold == 1
         assert "fold 2 out-of-sample" in bt.source.currentText()
         with qtbot.waitSignal(bt.bridge.finished, timeout=60_000):
             assert bt.start_run()
@@ -327,11 +330,7 @@ def test_closing_the_lab_after_a_sweep_stops_its_local_cluster_and_the_next_swee
         lab.engine.load_bars = load
         lab.engine.settings = lambda: LabSettings(workers=1)
         d = lab.dialog
-        d.form.fields["fast"].setText("2, 3")
-        d.form.fields["slow"].setText("10")
-        d.form.workers.setValue(1)
-        assert d.start(), d.status.text()
-        wait_for("the sweep to end", lambda: d.run is None, 120, pump=qt_pump(qtbot))
+        sweep_to_its_end(qtbot, d, "2, 3", "10")
         (runner,) = lab.engine.runners.values()
         client = runner.cluster.client()
         assert client.status == "running"
@@ -340,8 +339,7 @@ def test_closing_the_lab_after_a_sweep_stops_its_local_cluster_and_the_next_swee
         lab.closing.join(60)
         assert client.status != "running"  # the workers and the in-process scheduler are gone
         window.commands[Command.STRATEGY_LAB].trigger()
-        assert d.start(), d.status.text()
-        wait_for("the second sweep to end", lambda: d.run is None, 120, pump=qt_pump(qtbot))
+        sweep_to_its_end(qtbot, d)
         assert d.status.text().startswith("Done: 2 of 2"), d.status.text()
         d.close()
         lab.close()
