@@ -387,6 +387,7 @@ def run_sweep(
     except StorageError as exc:
         log.error("sweep failed: the database could not be opened: %s", _one_line(str(exc)))
         return 1
+    bars: dict[str, list[Bar]] | None = None
     try:
         bars = load_history(args, paths, settings, mode, launch, redactor, spec, CandleStore(db), interrupt)
     except HistoryError as exc:
@@ -395,8 +396,8 @@ def run_sweep(
         return 1
     except asyncio.CancelledError:
         pass  # the interrupt stopped the load: said below
-    if interrupt.signum is not None:
-        why = f"interrupted ({interrupt.name}) while its history loaded"
+    if bars is None or interrupt.signum is not None:
+        why = f"interrupted ({interrupt.name or 'cancelled'}) while its history loaded"
         log.error("sweep not started: %s", why)
         db.dispose()
         outcome = SweepOutcome("", SweepState.CANCELLED, len(valid), 0, 0, 0, 0.0, None, why)
