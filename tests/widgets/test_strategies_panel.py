@@ -163,7 +163,8 @@ def test_the_panel_fits_the_dock_a_1366_px_window_gives_it_without_scrolling_sid
     """On a 1366x768 screen the Strategies tab shares the bottom-right dock, some 535 px wide. The
     style's 80-px floor for each of Start, Pause, Stop and Backtest… made the panel wider than that,
     so it scrolled sideways with Backtest… cut; each button is now as wide as its label needs. Also
-    with a larger font (11 pt, where the X server's metrics of the default font came out)."""
+    with a larger font (11 pt): offscreen text measures narrower than on the X display where the
+    overflow was seen, and at the default offscreen font the old panel fitted."""
     from PySide6.QtGui import QFont
 
     panel = StrategiesPanel(None, registry, open_backtest=lambda k, p: None)
