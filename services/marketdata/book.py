@@ -172,18 +172,30 @@ class QuoteBook:
         return self.guard.verdict(symbol, self._now())
 
     def entry(self, symbol: str) -> BookEntry:
-        q = self.quote(symbol)
-        last = self.last_price(symbol)
+        """The watchlist row's figures, read straight from the book's tuples (the window asks for
+        every watched symbol on every frame: no Quote or Trade object is built on the way)."""
+        q = self._quotes.get(symbol)
+        bid = ask = spread = mid = None
+        if q is not None:
+            bid, ask = fdec(q[0]), fdec(q[2])
+            spread, mid = ask - bid, (bid + ask) / 2
+        t = self._trades.get(symbol)
+        if t is not None:
+            last: Decimal | None = fdec(t[0])
+        elif q is not None and q[0] > 0 and q[2] > 0:
+            last = mid  # no trade yet: the quote's midpoint, as last_price()
+        else:
+            last = None
         prev = self._prev_close.get(symbol)
         change = last - prev if last is not None and prev is not None else None
         pct = (change / prev * 100) if change is not None and prev else None
         updated = self.guard.last_update(symbol)
         return BookEntry(
             symbol,
-            q.bid if q else None,
-            q.ask if q else None,
-            q.spread if q else None,
-            q.mid if q else None,
+            bid,
+            ask,
+            spread,
+            mid,
             last,
             # Float sums of fractional (crypto) sizes drift in the last bits: 1325.134855 arrives
             # as 1325.1348549999996. Sizes carry at most 9 decimals, so round there.

@@ -87,6 +87,8 @@ class MarketDataThread:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
+        self._clock: asyncio.TimerHandle | None = None
+        self._crash: Exception | None = None
         self._in_flight = False
         self._next_frame = 0.0
         self.batches = 0
@@ -139,16 +141,32 @@ class MarketDataThread:
     async def _run(self) -> None:
         self._stop = asyncio.Event()
         tasks = [asyncio.ensure_future(c.run()) for c in self.connections.values()]
+        loop = asyncio.get_running_loop()
+        # The frame clock is a chain of timer callbacks, not a task: waiting for the stop event with
+        # a timeout made (and cancelled) a task on every frame, the thread's largest cost at idle.
+        self._clock = loop.call_later(self.frame_interval, self._clock_tick, loop)
         self._ready.set()
         try:
-            while not self._stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.frame_interval)
-                self._maybe_frame()
+            await self._stop.wait()
+            if self._crash is not None:
+                raise self._crash  # a frame failed: the thread ends as crashed (see _main)
         finally:
+            if self._clock is not None:
+                self._clock.cancel()
             for c in self.connections.values():
                 await c.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _clock_tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Every ``frame_interval``: a frame when one is due (a flood may have sent it already)."""
+        try:
+            self._maybe_frame()
+        except Exception as exc:
+            self._crash = exc
+            if self._stop is not None:
+                self._stop.set()
+            return
+        self._clock = loop.call_later(self.frame_interval, self._clock_tick, loop)
 
     def _frame(self) -> None:
         if self._in_flight:
