@@ -138,7 +138,9 @@ class MessageLabel(QLabel):
         if _rich(text):
             shown = text
         elif self.elide:
-            one_line = " ".join(text.split())
+            # a message of several lines becomes one; a one-line text keeps its spacing (the chart
+            # readout's fields are set apart by two spaces)
+            one_line = text if text.isprintable() else " ".join(text.split())
             width = max(self.contentsRect().width(), MIN_WIDTH)
             shown = self.fontMetrics().elidedText(one_line, Qt.TextElideMode.ElideRight, width)
             cut = shown != one_line

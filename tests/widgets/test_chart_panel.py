@@ -459,3 +459,27 @@ def test_indicators_stay_on_across_symbol_and_timeframe_changes(panel: ChartPane
     (rsi,) = panel.indicator_values("RSI")
     assert len(rsi) == 500  # recomputed for the new bars: 499 history values and the live one
     np.testing.assert_allclose(rsi[:-1], series.rsi(d["c"][:-1], 14), equal_nan=True)
+
+
+def test_a_narrow_chart_elides_the_readout_with_the_whole_line_in_its_tooltip(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """On a 1366-px screen the chart is some 500 px wide: the readout was cut mid-figure ("(+0.")
+    with no sign that anything was missing. It now ends in "…" and its tooltip has the whole line;
+    widened again, it shows the whole line and has no tooltip."""
+    p = ChartPanel(visible_bars=100)
+    qtbot.addWidget(p)
+    p.resize(1000, 600)
+    p.show()
+    qtbot.waitExposed(p)
+    load(p)
+    whole = p.readout_text()
+    label = p.readout
+    assert QtWidgets.QLabel.text(label) == whole and not label.toolTip()
+    p.resize(360, 600)
+    qtbot.waitUntil(lambda: QtWidgets.QLabel.text(label).endswith("…"), timeout=2000)
+    shown = QtWidgets.QLabel.text(label)
+    assert whole.startswith(shown[:-1]) and "  " in shown  # cut at the end, its spacing kept
+    assert label.fontMetrics().horizontalAdvance(shown) <= label.contentsRect().width()
+    assert whole in label.toolTip() and p.readout_text() == whole
+    p.resize(1000, 600)
+    qtbot.waitUntil(lambda: QtWidgets.QLabel.text(label) == whole, timeout=2000)
+    assert not label.toolTip()

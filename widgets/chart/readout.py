@@ -26,6 +26,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from services.domain.enums import Timeframe
 from widgets.chart.store import BarStore, LiveBar
 from widgets.chart.toolbar import TIMEFRAME_LABELS
+from widgets.message_label import MessageLabel
 from widgets.theme import ChartColors
 
 
@@ -133,10 +134,11 @@ class Crosshair:
         self._plots = list(plots)
         self._price_plot = self._plots[0]
         self.hover_index: int | None = None
-        self.label = QtWidgets.QLabel()
+        # Elided with "…" where the chart is narrow (a 1366-px screen), the whole line in its tooltip.
+        # Not selectable: a selectable label keeps a text document that is laid out again on every
+        # tick of the live bar, and a selection would not survive the next tick anyway.
+        self.label = MessageLabel(elide=True)
         self.label.setObjectName("chartReadout")
-        # not selectable: a selectable label keeps a text document that is laid out again on every
-        # tick of the live bar, and a selection would not survive the next tick anyway
         self.label.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
 
         cross_pen = pg.mkPen(ChartColors.crosshair, style=QtCore.Qt.PenStyle.DashLine)
