@@ -13,6 +13,7 @@ Every field shows "—" until a service reports it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -94,6 +95,17 @@ CURVE_TITLES = {"1D": "Equity, daily", "1H": "Equity, hourly", "15Min": "Equity 
                 "5Min": "Equity today, 5-minute", "1Min": "Equity today, 1-minute"}  # fmt: skip
 
 
+def _when_a_loop_runs(refresh: Callable[[], None]) -> None:
+    """A timer's refresh, only while an event loop runs: a panel outliving its loop (Heron shutting
+    down, a window left over after its session) would queue a read on a loop that never runs it, and
+    the coroutine would be left un-awaited for the garbage collector to warn about much later."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    refresh()
+
+
 class AccountPanel(QWidget):
     """See the module docstring. GUI thread; bus handlers run on the loop (= GUI) thread."""
 
@@ -138,10 +150,10 @@ class AccountPanel(QWidget):
         cancel_on_destroy(self, self._subs)
         self.account_timer = QTimer(self)
         self.account_timer.setInterval(ACCOUNT_INTERVAL_MS)
-        self.account_timer.timeout.connect(self.refresh)
+        self.account_timer.timeout.connect(lambda: _when_a_loop_runs(self.refresh))
         self.history_timer = QTimer(self)
         self.history_timer.setInterval(HISTORY_INTERVAL_MS)
-        self.history_timer.timeout.connect(self.refresh_history)
+        self.history_timer.timeout.connect(lambda: _when_a_loop_runs(self.refresh_history))
 
     def _build_figures(self, can_kill: bool) -> QVBoxLayout:
         """The account figures, the trading state, the kill switch and the message line."""

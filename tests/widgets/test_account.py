@@ -188,3 +188,41 @@ def test_without_a_login_name_the_operator_is_said_as_operator(qtbot, rig: Rig, 
 
     monkeypatch.setattr("getpass.getuser", no_user)
     assert make(qtbot, rig).operator == "operator"
+
+
+def test_a_timer_refresh_with_no_loop_running_queues_nothing(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A panel outliving its event loop (a window left over after its session, Heron shutting down)
+    queued each timer refresh on a loop that never ran it; the un-awaited coroutines were reported by
+    the garbage collector in whichever later test it ran, failing that test. With no loop running
+    the timers now read nothing; while one runs they refresh as before."""
+    import asyncio
+    from types import SimpleNamespace
+
+    reads: list[str] = []
+
+    async def refresh_account() -> None:
+        reads.append("account")
+
+    async def history() -> SimpleNamespace:
+        reads.append("history")
+        return SimpleNamespace(timestamps=(), equity=(), timeframe="1D")
+
+    a = AccountPanel(refresh_account=refresh_account, portfolio_history=history)  # type: ignore[arg-type]
+    qtbot.addWidget(a)
+    idle = asyncio.new_event_loop()  # the current loop, never run again
+    asyncio.set_event_loop(idle)
+    try:
+        a.account_timer.timeout.emit()
+        a.history_timer.timeout.emit()
+        assert reads == [] and not asyncio.all_tasks(idle)
+
+        async def a_loop_runs() -> None:
+            a.account_timer.timeout.emit()
+            a.history_timer.timeout.emit()
+            await asyncio.sleep(0.05)
+
+        idle.run_until_complete(a_loop_runs())
+        assert sorted(reads) == ["account", "history"]
+    finally:
+        asyncio.set_event_loop(None)
+        idle.close()
