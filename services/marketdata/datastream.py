@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 import websockets
@@ -42,6 +42,30 @@ from services.marketdata.pipeline import MarketDataPipeline
 log = logging.getLogger(__name__)
 
 CHANNELS = ("trades", "quotes", "bars")
+#: A connection rests between frames (its socket is not read; the kernel keeps what arrives) only
+#: after a frame's worth of light traffic: at most this many messages since it last rested.
+REST_MAX_MESSAGES = 2_000
+#: The longest a connection rests, whatever happens to the frame clock.
+REST_MAX_S = 1.0
+
+
+class Pacer(Protocol):
+    """The market-data thread's frame clock, as a connection sees it."""
+
+    def wait_turn(self, channel: str) -> Awaitable[None]:
+        """This connection has handled everything it read: resolved at the next frame."""
+        ...
+
+
+def _drained(ws: Any) -> bool:
+    """Whether ``ws`` holds no received frame and reads normally (websockets' own flow control has
+    not paused it); an object that does not tell counts as not drained (it is never rested)."""
+    try:
+        return len(ws.recv_messages.frames) == 0 and not ws.recv_messages.paused
+    except (AttributeError, TypeError):
+        return False
+
+
 StateCallback = Callable[[str, ConnectionState, str], None]
 NoticeCallback = Callable[[str, str, str], None]  # (channel, level, message)
 
@@ -148,6 +172,8 @@ class DataConnection(StreamSuspension):
         self._ws: Any = None  # a websockets ClientConnection while connected
         self.state = ConnectionState.STOPPED
         self.after_frame: Callable[[], None] | None = None  # the thread's "is a frame due?" check
+        self.pacer: Pacer | None = None  # the thread's frame clock: rest between frames at idle
+        self.rests = 0
         self.connects = 0
         self.disconnects = 0
         self.silent_timeouts = 0
@@ -418,6 +444,24 @@ class DataConnection(StreamSuspension):
         if left and self.state is ConnectionState.LIVE:
             self._set(ConnectionState.LIVE, self._live_reason())
 
+    async def _rest(self, ws: Any, pacer: Pacer) -> None:
+        """Stop reading the socket until the next frame. Everything read is handled and the window
+        sees market data once a frame: reading each message as it arrives woke this thread some 40
+        times a second at idle for nothing the window shows sooner. What arrives meanwhile waits in
+        the kernel and is read at once at the next frame, before that frame is sent."""
+        turn = pacer.wait_turn(self.channel)
+        transport = ws.transport
+        transport.pause_reading()
+        self.rests += 1
+        try:
+            async with asyncio.timeout(REST_MAX_S):
+                await turn
+        except TimeoutError:
+            pass
+        finally:
+            if not transport.is_closing():
+                transport.resume_reading()
+
     async def _consume(self, ws: Any) -> bool:
         pipeline = self.pipeline
         feeds = pipeline.book.guard.feeds
@@ -425,6 +469,7 @@ class DataConnection(StreamSuspension):
         frames = 0
         timeout = self.data_timeout
         last = time.monotonic()
+        since_rest = 0
         while not self._stop.is_set():
             wait = None if timeout is None else max(0.0, timeout - (time.monotonic() - last))
             try:
@@ -435,10 +480,17 @@ class DataConnection(StreamSuspension):
                 raise _Silent(f"no market data for {timeout:.0f} s on an open socket") from None
             if isinstance(frame, str):
                 frame = frame.encode()
-            if pipeline.process_frame(frame, control=self._on_control):
+            handled = pipeline.process_frame(frame, control=self._on_control)
+            if handled:
                 got = True
                 last = time.monotonic()
                 feeds.heard(self.channel)  # the status bar's per-feed freshness
+            since_rest += handled
+            if self.pacer is not None and _drained(ws):
+                light, since_rest = since_rest <= REST_MAX_MESSAGES, 0
+                if light:
+                    await self._rest(ws, self.pacer)
+                    continue
             if self.after_frame is not None:
                 self.after_frame()
             frames += 1

@@ -38,7 +38,7 @@ def test_quotes_reach_the_window_within_80_ms_at_most_12_5_batches_a_second(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     now = [1000.0]
-    monkeypatch.setattr(streams.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(streams.time, "monotonic", lambda: now[0])  # read when the thread is made
     pipeline = _Pipeline()
     shown: list[tuple[float, float]] = []  # (quote arrived, batch handed over)
     thread = MarketDataThread(
