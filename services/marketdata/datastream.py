@@ -174,6 +174,7 @@ class DataConnection(StreamSuspension):
         self.after_frame: Callable[[], None] | None = None  # the thread's "is a frame due?" check
         self.pacer: Pacer | None = None  # the thread's frame clock: rest between frames at idle
         self.rests = 0
+        self.rest_timeouts = 0  # rests ended by REST_MAX_S, not by the frame clock (never, normally)
         self.connects = 0
         self.disconnects = 0
         self.silent_timeouts = 0
@@ -457,7 +458,7 @@ class DataConnection(StreamSuspension):
             async with asyncio.timeout(REST_MAX_S):
                 await turn
         except TimeoutError:
-            pass
+            self.rest_timeouts += 1
         finally:
             if not transport.is_closing():
                 transport.resume_reading()

@@ -98,6 +98,7 @@ class MarketDataThread:
         self._turns: dict[str, asyncio.Future[None]] = {}
         self._reading: set[str] = set()
         self._grace: asyncio.TimerHandle | None = None
+        self._stopping = False
         self._crash: Exception | None = None
         self._in_flight = False
         self._next_frame = 0.0
@@ -124,6 +125,9 @@ class MarketDataThread:
         """A connection has handled all it read and rests until the next frame (the future)."""
         assert self.loop is not None
         turn: asyncio.Future[None] = self.loop.create_future()
+        if self._stopping:  # no rest while the connections close: a close needs the socket read
+            turn.set_result(None)
+            return turn
         self._turns[channel] = turn
         self._reading.discard(channel)
         if not self._reading:  # the last one to finish reading after a clock tick: the frame goes
@@ -198,6 +202,7 @@ class MarketDataThread:
                 self._clock.cancel()
             if self._grace is not None:
                 self._grace.cancel()
+            self._stopping = True
             self._wake_resting()  # a resting connection sees the stop now, not at its rest's end
             for c in self.connections.values():
                 await c.stop()
