@@ -24,7 +24,11 @@ seconds pass — before ``WINDOW_S`` seconds of CPU time are counted. Nobody tou
 
 The 1-minute load average before and after is reported with the figures: on a shared 2-core box
 another process's load slows this one's work but does not add to its CPU time, so figures taken at
-different loads still compare, though less well.
+different loads still compare, though less well. ``calibration_ms`` (before and after the window)
+is the CPU time this benchmark takes for a fixed pure-Python loop: on a virtual machine the same
+work costs more CPU time at some moments than at others (caches and memory shared with other
+guests), and the terminal's and the exchange's figures rise and fall together with it. Compare
+figures taken at similar calibrations, or interleave the runs being compared.
 """
 
 from __future__ import annotations
@@ -79,6 +83,17 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def calibrate(rounds: int = 5, n: int = 1_000_000) -> float:
+    """CPU milliseconds of a fixed pure-Python loop on this thread (the median of ``rounds``)."""
+    times = []
+    for _ in range(rounds):
+        start, x = time.thread_time(), 0
+        for i in range(n):
+            x += i & 7
+        times.append(time.thread_time() - start)
+    return 1000 * sorted(times)[rounds // 2]
 
 
 def children(pid: int) -> list[int]:
@@ -163,6 +178,7 @@ def measure(window_s: float = WINDOW_S) -> dict[str, Any]:
             out["models_settled"] = _wait_for(Path(tmp), proc, MODELS_LINE.search, MODELS_TIMEOUT_S)
             time.sleep(SETTLE_S)
             exchange = children(proc.pid)
+            out["calibration_ms_before"] = calibrate()
             out["load_avg_1m_before"] = os.getloadavg()[0]
             cpu0, wall0 = cpu_seconds(proc.pid), time.monotonic()
             threads0 = thread_cpu(proc.pid)
@@ -181,6 +197,7 @@ def measure(window_s: float = WINDOW_S) -> dict[str, Any]:
                 gui_thread_pct=100 * (threads1.get(proc.pid, 0.0) - threads0.get(proc.pid, 0.0)) / wall,
                 load_avg_1m_after=os.getloadavg()[0],
                 alive=proc.poll() is None,
+                calibration_ms_after=calibrate(),
             )  # fmt: skip
             return out
         finally:
@@ -192,7 +209,9 @@ def figures(res: dict[str, Any]) -> dict[str, dict[str, Any]]:
     r = round
     common = {"platform": res.get("platform"), "window_s": r(res.get("window_s", 0.0), 1),
               "load_avg_1m_before": r(res.get("load_avg_1m_before", 0.0), 2),
-              "load_avg_1m_after": r(res.get("load_avg_1m_after", 0.0), 2)}  # fmt: skip
+              "load_avg_1m_after": r(res.get("load_avg_1m_after", 0.0), 2),
+              "calibration_ms": [r(res[k], 1) for k in ("calibration_ms_before", "calibration_ms_after")
+                                 if k in res]}  # fmt: skip
     if "error" in res:
         common["note"] = res["error"]
     cpu, rss, ex = res.get("cpu_pct"), res.get("rss_mb"), res.get("exchange_cpu_pct")
