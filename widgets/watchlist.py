@@ -25,9 +25,9 @@ Signals:
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
+from time import monotonic
 
 from PySide6.QtCore import QEvent, QItemSelection, QModelIndex, QObject, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QMouseEvent
@@ -186,7 +186,7 @@ class WatchlistPanel(QWidget):
         self._dirty.update(s for s in self._watched if s in quotes or s in trades)
         if not self._dirty:
             return
-        wait = self._shown_at + self.refresh_s - time.monotonic()
+        wait = self._shown_at + self.refresh_s - monotonic()
         if wait <= 0:
             self._show_dirty()
         elif not self._refresh.isActive():
@@ -196,7 +196,7 @@ class WatchlistPanel(QWidget):
         """The changed rows, read from the book as they are now."""
         self._refresh.stop()
         dirty, self._dirty = self._dirty, set()
-        self._shown_at = time.monotonic()
+        self._shown_at = monotonic()
         touched = [s for s in dirty if s in self._watched]
         if touched:
             self.model.stage_many((s, self.book.entry(s)) for s in touched)

@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any
 
 import msgpack
 import websockets
@@ -42,30 +42,6 @@ from services.marketdata.pipeline import MarketDataPipeline
 log = logging.getLogger(__name__)
 
 CHANNELS = ("trades", "quotes", "bars")
-#: A connection rests between frames (its socket is not read; the kernel keeps what arrives) only
-#: after a frame's worth of light traffic: at most this many messages since it last rested.
-REST_MAX_MESSAGES = 2_000
-#: The longest a connection rests, whatever happens to the frame clock.
-REST_MAX_S = 1.0
-
-
-class Pacer(Protocol):
-    """The market-data thread's frame clock, as a connection sees it."""
-
-    def wait_turn(self, channel: str) -> Awaitable[None]:
-        """This connection has handled everything it read: resolved at the next frame."""
-        ...
-
-
-def _drained(ws: Any) -> bool:
-    """Whether ``ws`` holds no received frame and reads normally (websockets' own flow control has
-    not paused it); an object that does not tell counts as not drained (it is never rested)."""
-    try:
-        return len(ws.recv_messages.frames) == 0 and not ws.recv_messages.paused
-    except (AttributeError, TypeError):
-        return False
-
-
 StateCallback = Callable[[str, ConnectionState, str], None]
 NoticeCallback = Callable[[str, str, str], None]  # (channel, level, message)
 
@@ -172,9 +148,6 @@ class DataConnection(StreamSuspension):
         self._ws: Any = None  # a websockets ClientConnection while connected
         self.state = ConnectionState.STOPPED
         self.after_frame: Callable[[], None] | None = None  # the thread's "is a frame due?" check
-        self.pacer: Pacer | None = None  # the thread's frame clock: rest between frames at idle
-        self.rests = 0
-        self.rest_timeouts = 0  # rests ended by REST_MAX_S, not by the frame clock (never, normally)
         self.connects = 0
         self.disconnects = 0
         self.silent_timeouts = 0
@@ -445,24 +418,6 @@ class DataConnection(StreamSuspension):
         if left and self.state is ConnectionState.LIVE:
             self._set(ConnectionState.LIVE, self._live_reason())
 
-    async def _rest(self, ws: Any, pacer: Pacer) -> None:
-        """Stop reading the socket until the next frame. Everything read is handled and the window
-        sees market data once a frame: reading each message as it arrives woke this thread some 40
-        times a second at idle for nothing the window shows sooner. What arrives meanwhile waits in
-        the kernel and is read at once at the next frame, before that frame is sent."""
-        turn = pacer.wait_turn(self.channel)
-        transport = ws.transport
-        transport.pause_reading()
-        self.rests += 1
-        try:
-            async with asyncio.timeout(REST_MAX_S):
-                await turn
-        except TimeoutError:
-            self.rest_timeouts += 1
-        finally:
-            if not transport.is_closing():
-                transport.resume_reading()
-
     async def _consume(self, ws: Any) -> bool:
         pipeline = self.pipeline
         feeds = pipeline.book.guard.feeds
@@ -470,7 +425,6 @@ class DataConnection(StreamSuspension):
         frames = 0
         timeout = self.data_timeout
         last = time.monotonic()
-        since_rest = 0
         while not self._stop.is_set():
             wait = None if timeout is None else max(0.0, timeout - (time.monotonic() - last))
             try:
@@ -481,17 +435,10 @@ class DataConnection(StreamSuspension):
                 raise _Silent(f"no market data for {timeout:.0f} s on an open socket") from None
             if isinstance(frame, str):
                 frame = frame.encode()
-            handled = pipeline.process_frame(frame, control=self._on_control)
-            if handled:
+            if pipeline.process_frame(frame, control=self._on_control):
                 got = True
                 last = time.monotonic()
                 feeds.heard(self.channel)  # the status bar's per-feed freshness
-            since_rest += handled
-            if self.pacer is not None and _drained(ws):
-                light, since_rest = since_rest <= REST_MAX_MESSAGES, 0
-                if light:
-                    await self._rest(ws, self.pacer)
-                    continue
             if self.after_frame is not None:
                 self.after_frame()
             frames += 1

@@ -64,11 +64,6 @@ def stream_urls(environment: str, base_url: str | None, feed: str = "iex") -> di
 # market-data thread
 
 
-#: How long after a clock tick the frame waits for the woken connections to read (they read within
-#: a millisecond; a silent feed does not answer and is not waited for again until it rests).
-GRACE_S = 0.01
-
-
 class MarketDataThread:
     """A thread running its own asyncio loop with the data connections and the pipeline."""
 
@@ -94,11 +89,6 @@ class MarketDataThread:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._clock: asyncio.TimerHandle | None = None
-        # connections resting until the next frame, and those woken by the last tick still reading
-        self._turns: dict[str, asyncio.Future[None]] = {}
-        self._reading: set[str] = set()
-        self._grace: asyncio.TimerHandle | None = None
-        self._stopping = False
         self._crash: Exception | None = None
         self._in_flight = False
         self._next_frame = 0.0
@@ -108,49 +98,16 @@ class MarketDataThread:
     def add(self, conn: DataConnection) -> None:
         self.connections[conn.channel] = conn
         conn.after_frame = self._maybe_frame
-        conn.pacer = self
 
     def _maybe_frame(self) -> None:
         """Called after every received frame: under a flood the timer task may run late."""
         now = self.clock()
         if now >= self._next_frame:
             # the next frame is one interval after this one was due, not after it was sent: a frame
-            # sent just after its clock tick (once the resting connections read) keeps the cadence
+            # sent by a data frame just after a clock tick does not push the next tick's frame back
             due = self._next_frame + self.frame_interval
             self._next_frame = due if due > now else now + self.frame_interval
             self._frame()
-
-    # -- resting connections (the Pacer protocol) ---------------------------------------------------
-    def wait_turn(self, channel: str) -> asyncio.Future[None]:
-        """A connection has handled all it read and rests until the next frame (the future)."""
-        assert self.loop is not None
-        turn: asyncio.Future[None] = self.loop.create_future()
-        if self._stopping:  # no rest while the connections close: a close needs the socket read
-            turn.set_result(None)
-            return turn
-        self._turns[channel] = turn
-        self._reading.discard(channel)
-        if not self._reading:  # the last one to finish reading after a clock tick: the frame goes
-            if self._grace is not None:
-                self._grace.cancel()
-                self._grace = None
-            self._maybe_frame()
-        return turn
-
-    def _wake_resting(self) -> bool:
-        """Every resting connection reads again; whether any did (the frame waits for them)."""
-        turns, self._turns = self._turns, {}
-        for turn in turns.values():
-            if not turn.done():
-                turn.set_result(None)
-        self._reading = set(turns)
-        return bool(turns)
-
-    def _grace_over(self) -> None:
-        """A woken connection read nothing whole (a silent feed, half a frame): the frame goes."""
-        self._grace = None
-        self._reading.clear()
-        self._maybe_frame()
 
     def start(self) -> None:
         """Start the thread; called on the loop thread (which will receive the batches)."""
@@ -190,7 +147,7 @@ class MarketDataThread:
         tasks = [asyncio.ensure_future(c.run()) for c in self.connections.values()]
         loop = asyncio.get_running_loop()
         # The frame clock is a chain of timer callbacks, not a task: waiting for the stop event with
-        # a timeout made (and cancelled) a task on every frame, the thread's largest cost at idle.
+        # a timeout made (and cancelled) a task on every frame: 0.33 % of a core against 0.16 %.
         self._clock = loop.call_later(self.frame_interval, self._clock_tick, loop)
         self._ready.set()
         try:
@@ -200,23 +157,14 @@ class MarketDataThread:
         finally:
             if self._clock is not None:
                 self._clock.cancel()
-            if self._grace is not None:
-                self._grace.cancel()
-            self._stopping = True
-            self._wake_resting()  # a resting connection sees the stop now, not at its rest's end
             for c in self.connections.values():
                 await c.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def _clock_tick(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Every ``frame_interval``: the resting connections read what arrived, and a frame goes
-        when they have handled it (or at once when none rests; a flood may have sent it already)."""
+        """Every ``frame_interval``: a frame when one is due (a flood may have sent it already)."""
         try:
-            if self._wake_resting():
-                if self._grace is None:
-                    self._grace = loop.call_later(GRACE_S, self._grace_over)
-            else:
-                self._maybe_frame()
+            self._maybe_frame()
         except Exception as exc:
             self._crash = exc
             if self._stop is not None:

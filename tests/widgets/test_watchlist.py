@@ -279,7 +279,7 @@ def test_rows_change_at_most_five_times_a_second_and_show_the_newest_quote(qtbot
     import widgets.watchlist as wl
 
     clock = [1000.0]
-    monkeypatch.setattr(wl.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(wl, "monotonic", lambda: clock[0])
     b = book()
     bus = EventBus()
     w = WatchlistPanel(b, bus, ["AAPL"])

@@ -5,7 +5,6 @@ connection state says (it is not swallowed by the clock and retried 12.5 times a
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -68,10 +67,8 @@ async def _batches_and_stop() -> None:
     thread.start()
     await async_wait_for("five batches on the loop thread", lambda: len(batches) >= 5)
     assert batches == sorted(batches)
-    started = time.monotonic()
     await thread.stop()
-    assert thread._thread is not None and not thread._thread.is_alive()
-    assert time.monotonic() - started < 2.0  # not the 10 s join timeout
+    assert thread._thread is not None and not thread._thread.is_alive()  # ended, not left by the join
 
 
 @pytest.mark.expected_log("market-data thread crashed")
@@ -103,43 +100,6 @@ class _Main:
         fn(*args)
 
 
-def test_a_resting_connection_reads_before_the_frame_goes() -> None:
-    """At idle a connection stops reading between frames (the kernel keeps what arrives). At the
-    clock tick it reads again, and the frame goes once it has handled what it read and rests again,
-    so the frame carries everything that arrived before its tick; a woken connection that reads
-    nothing whole (a silent feed) holds the frame back for ``GRACE_S`` at most."""
-    from services.marketdata import streams
-
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        now = [100.0]
-        batches: list[int] = []
-        thread = MarketDataThread(_Pipeline(), batches.append, lambda *a: None, frame_interval=0.08)  # type: ignore[arg-type]
-        thread.loop, thread._main_loop = loop, _Main()  # type: ignore[assignment]
-        thread.clock = lambda: now[0]
-        try:
-            turn = thread.wait_turn("stocks")  # rested at once: nothing due yet at t=100
-            assert len(batches) == 1 and not turn.done()  # the first frame was due at once
-            now[0] += 0.08
-            thread._clock_tick(loop)
-            assert turn.done() and len(batches) == 1  # woken to read; the frame waits for it
-            turn = thread.wait_turn("stocks")  # read and handled: rests again, the frame goes
-            assert len(batches) == 2 and thread._grace is None
-            now[0] += 0.08
-            thread._clock_tick(loop)  # woken, but it reads nothing whole this time
-            assert len(batches) == 2 and thread._grace is not None
-            await asyncio.sleep(streams.GRACE_S * 3)
-            assert len(batches) == 3  # the frame went after the grace
-            now[0] += 0.08
-            thread._clock_tick(loop)  # nobody rests now: the frame goes on the tick
-            assert len(batches) == 4
-        finally:
-            if thread._clock is not None:
-                thread._clock.cancel()
-
-    asyncio.run(scenario())
-
-
 def test_frames_keep_their_cadence_when_sent_just_after_the_tick() -> None:
     """A frame sent a little after its tick (once the connections have read) must not push the next
     one back a whole interval: the next is due one interval after this one was due."""
@@ -152,6 +112,6 @@ def test_frames_keep_their_cadence_when_sent_just_after_the_tick() -> None:
     tick = now[0]
     for i in range(50):
         now[0] = tick + (0.003 if i % 2 else 0.001)
-        thread._maybe_frame()  # sent 1 or 3 ms after its tick, as the connections finish reading
+        thread._maybe_frame()  # sent 1 or 3 ms after it was due
         tick += 0.08
     assert len(batches) == 50  # one per tick: a late one did not push the next frame back
