@@ -3,11 +3,12 @@
 Rows come from the OrderStore's positions (built from fills) marked with the QuoteBook; the day
 P&L column shows the broker's figure, re-marked at the last price, when a position report
 (``PositionsEvent``) has arrived (see :mod:`widgets.models.positions_model`).
-Fills re-read the affected symbol at the next frame; market data re-marks open positions at most
-every :data:`MARK_INTERVAL_S`. Close (optional quantity) and flatten all ask first and go through
-the ExecutionEngine; the confirmation names the working orders they cancel first (``working``,
-from the order store), and each failure (a cancel refused, a close refused, a position still open)
-is said in a message box and in the log at ERROR.
+Fills re-read the affected symbol at the next frame; market data re-marks open positions at the
+window's display pace (:mod:`widgets.pacer`, with the watchlist, the chart and the ticket), or, on a
+panel without a pacer, at most every :data:`MARK_INTERVAL_S`. Close (optional quantity) and
+flatten all ask first and go through the ExecutionEngine; the confirmation names the working
+orders they cancel first (``working``, from the order store), and each failure (a cancel refused,
+a close refused, a position still open) is said in a message box and in the log at ERROR.
 
 Signals:
     symbolSelected(str)
@@ -48,6 +49,7 @@ from widgets.models.common import confirm
 from widgets.models.positions_model import Marks, PositionSource, PositionsTableModel, position_view
 from widgets.models.row_view import RowTableView
 from widgets.models.table import SORT_ROLE, Row
+from widgets.pacer import DisplayPacer
 from widgets.protocols import EngineLike
 from widgets.tasks import run_async
 
@@ -103,6 +105,7 @@ class PositionsPanel(QWidget):
         *,
         clock: Callable[[], float] = time.monotonic,
         working: Callable[[str | None], WorkingOrders] | None = None,
+        pacer: DisplayPacer | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -112,6 +115,10 @@ class PositionsPanel(QWidget):
         self.engine = engine
         self._clock = clock
         self._last_mark = float("-inf")
+        self._to_mark: set[str] = (
+            set()
+        )  # open positions whose symbol traded or was quoted since the last pass
+        self._mark_soon = None if pacer is None else pacer.bind(self, self._mark_due)
         self.broker_positions: dict[str, Position] = {}
         self._broker_reported = False  # a PositionsEvent arrived: broker_positions is the broker's
         self.ask: Callable[[str, str], bool] = lambda title, text: confirm(self, title, text)
@@ -197,14 +204,26 @@ class PositionsPanel(QWidget):
         self._stage(list(self.store.positions))
 
     def on_batch(self, event: MarketDataBatchEvent) -> None:
-        """Bus handler, once per market-data frame: re-mark open positions, rate-limited."""
-        now = self._clock()
-        if now - self._last_mark < MARK_INTERVAL_S:
-            return
-        self._last_mark = now
+        """Bus handler, once per market-data frame: re-mark open positions at the display pace."""
+        if self._mark_soon is None:  # no pacer: rate-limited here
+            now = self._clock()
+            if now - self._last_mark < MARK_INTERVAL_S:
+                return
+            self._last_mark = now
         batch = event.batch
-        self._stage([s for s, p in self.store.positions.items()
-                     if p.qty != 0 and (s in batch.quotes or s in batch.trades)])  # fmt: skip
+        touched = [s for s, p in self.store.positions.items()
+                   if p.qty != 0 and (s in batch.quotes or s in batch.trades)]  # fmt: skip
+        if self._mark_soon is None:
+            self._stage(touched)
+        elif touched:
+            self._to_mark.update(touched)
+            self._mark_soon()
+
+    def _mark_due(self) -> None:
+        """A pass of the display pace: the touched rows, marked at the book's newest prices."""
+        due, self._to_mark = self._to_mark, set()
+        self._stage(due)
+        self.model.flush()  # in this pass: the same repaint as the other panels
 
     # -- actions ------------------------------------------------------------------------------------
     def selected_symbol(self) -> str | None:

@@ -1,10 +1,10 @@
 """Watchlist panel (``watchlistPanel``): bid, ask, last, spread, change % and volume per symbol.
 
 Fed by the market-data pipeline's coalesced batches (``MarketDataBatchEvent``, 12.5 a second in
-the app): the rows of the watched symbols a batch touched change on screen at most
-:data:`REFRESH_S` apart (5 times a second; a batch within that time is shown at the next refresh,
-never dropped), and the model announces only the cells whose shown text changed (one
-``dataChanged`` per run of changed columns). Symbols
+the app): the rows of the watched symbols a batch touched change on screen at the display pace
+(:mod:`widgets.pacer`, 5 times a second, with the chart and the ticket; a batch in between is shown
+at the next pass with the book's newest figures, never dropped), and the model announces only the
+cells whose shown text changed (one ``dataChanged`` per run of changed columns). Symbols
 are validated with :func:`normalize_symbol`; the list is handed to ``on_symbols_changed`` (the app
 persists it in the settings) and ``subscribe`` (the stream).
 
@@ -24,12 +24,10 @@ Signals:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
-from time import monotonic
 
-from PySide6.QtCore import QEvent, QItemSelection, QModelIndex, QObject, QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QItemSelection, QModelIndex, QObject, QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QMouseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -53,14 +51,9 @@ from widgets.models.common import log
 from widgets.models.row_view import RowTableView
 from widgets.models.table import Row
 from widgets.models.watchlist_model import WatchlistTableModel
+from widgets.pacer import DisplayPacer
 from widgets.protocols import BookLike
 from widgets.tasks import run_async
-
-#: The least time between two changes of the rows on screen. A list scanned by eye reads the same at
-#: 5 changes a second (a TWS watchlist shows 4) and every change is a repaint of every row: at 12.5
-#: a second the watchlist was the window's largest cost at idle. The chart and the ticket still show
-#: the traded symbol at every batch.
-REFRESH_S = 0.2
 
 
 class WatchlistPanel(QWidget):
@@ -79,7 +72,7 @@ class WatchlistPanel(QWidget):
         on_symbols_changed: Callable[[list[str]], None] | None = None,
         subscribe: Callable[[list[str]], Awaitable[None]] | None = None,
         assets: AssetDirectory | None = None,
-        refresh_s: float = REFRESH_S,
+        pacer: DisplayPacer | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -92,13 +85,10 @@ class WatchlistPanel(QWidget):
         self.assets = assets
         self._removing = False
         self._current: str | None = None  # the symbol the ticket and the chart show
-        # Symbols changed by a batch but not shown yet, and when the rows last changed on screen.
-        self.refresh_s = refresh_s
+        # Symbols changed by a batch but not shown yet; shown at the display pace (at once without a
+        # pacer: a watchlist on its own, in tests)
         self._dirty: set[str] = set()
-        self._shown_at = -math.inf
-        self._refresh = QTimer(self)
-        self._refresh.setSingleShot(True)
-        self._refresh.timeout.connect(self._show_dirty)
+        self._show_soon = self._show_dirty if pacer is None else pacer.bind(self, self._show_dirty)
 
         self.add_edit = QLineEdit(self)
         self.add_edit.setObjectName("watchlistAddEdit")
@@ -179,24 +169,18 @@ class WatchlistPanel(QWidget):
         return self.model.row_at(view_row) if 0 <= view_row < self.model.rowCount() else None
 
     def on_batch(self, event: MarketDataBatchEvent) -> None:
-        """Bus handler, loop (GUI) thread, once per frame: the touched watched rows change now, or
-        at the next refresh when the rows changed less than :attr:`refresh_s` ago."""
+        """Bus handler, loop (GUI) thread, once per frame: the touched watched rows change at the
+        next pass of the display pace."""
         batch = event.batch
         quotes, trades = batch.quotes, batch.trades
-        self._dirty.update(s for s in self._watched if s in quotes or s in trades)
-        if not self._dirty:
-            return
-        wait = self._shown_at + self.refresh_s - monotonic()
-        if wait <= 0:
-            self._show_dirty()
-        elif not self._refresh.isActive():
-            self._refresh.start(math.ceil(wait * 1000))
+        touched = [s for s in self._watched if s in quotes or s in trades]
+        if touched:
+            self._dirty.update(touched)
+            self._show_soon()
 
     def _show_dirty(self) -> None:
         """The changed rows, read from the book as they are now."""
-        self._refresh.stop()
         dirty, self._dirty = self._dirty, set()
-        self._shown_at = monotonic()
         touched = [s for s in dirty if s in self._watched]
         if touched:
             self.model.stage_many((s, self.book.entry(s)) for s in touched)

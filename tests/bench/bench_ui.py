@@ -10,8 +10,9 @@ about 12,500 messages/s through. ``input_msgs_per_s`` is the rate the pipeline a
 (the replayer keeps to the schedule and catches up when late; ``input_behind_msgs`` is how far it
 still was behind at the end).
 
-A frame is the GUI thread's handling of one batch (every panel's bus handler, which apply their
-model updates synchronously) plus the delivery of the window's pending update request, which
+A frame is the GUI thread's handling of one batch (every panel's bus handler) or one pass of the
+window's display pace (the watchlist, the chart and the ticket showing what the batches changed,
+at most 5 times a second), each plus the delivery of the window's pending update request, which
 paints exactly the regions that changed, i.e. what the user would see. (An earlier version called
 ``window.repaint()``, a forced repaint of every widget, chart included.) ``paints_per_frame``
 counts the watchlist's paint events during timed frames to show the paint is inside them. Also
@@ -221,6 +222,23 @@ def _frames(data_dir: Path) -> dict[str, Any]:
             lag_timer = QTimer()
             lag_timer.setInterval(5)
             lag_timer.timeout.connect(probe)
+
+            # The watchlist, the chart and the ticket show the batches at the window's display pace:
+            # each of its passes (the panels' show callbacks and the repaint they cause) is a frame too.
+            pacer = getattr(panels, "pacer", None)
+            if pacer is not None:
+
+                def timed_pass() -> None:
+                    t, c = time.perf_counter(), time.thread_time()
+                    p0 = counter.n
+                    pacer.run_due()
+                    QCoreApplication.sendPostedEvents(window, QEvent.Type.UpdateRequest)
+                    samples.append((time.perf_counter() - t) * 1000)
+                    cpu.append((time.thread_time() - c) * 1000)
+                    paints[0] += counter.n - p0
+
+                pacer._timer.timeout.disconnect()
+                pacer._timer.timeout.connect(timed_pass)
 
             streams.data._deliver = timed
             replayer = StormReplayer(streams.pipeline, streams.data._maybe_frame, frames, RATE)

@@ -6,6 +6,7 @@ sources)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -75,6 +76,14 @@ def test_a_5_minute_bar_updates_within_its_minute(qapp: QApplication, tmp_path: 
             later = five_minute_bar()
             assert later is not None
             seen.append(later)
+            # The chart moved at the window's display pace, which the watchlist, the ticket and
+            # the positions share: passes at least 0.2 s apart, so at most 11 in 2 s.
+            pacer = panels.pacer
+            assert pacer is not None and pacer.passes > 0
+            passes, t0 = pacer.passes, time.monotonic()
+            await asyncio.sleep(2.0)
+            elapsed = time.monotonic() - t0
+            assert 0 < pacer.passes - passes <= elapsed / pacer.interval_s + 1
             window.close()
         finally:
             await stop_services(ctx)

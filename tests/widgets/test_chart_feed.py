@@ -113,6 +113,47 @@ def test_a_5_minute_bar_updates_within_its_minute(panel: ChartPanel, qloop) -> N
     feeder.close()
 
 
+def test_at_the_display_pace_a_closed_bar_is_drawn_complete(panel: ChartPanel, qloop) -> None:  # type: ignore[no-untyped-def]
+    """With the window's pacer the chart changes at its passes, not at every batch. Every minute
+    still goes into the forming bar at once; a pass draws the newest state of each bar that changed,
+    oldest first, so a period that ended between two passes joins history with its last figures."""
+    from widgets.pacer import DisplayPacer
+
+    history = _History(
+        {
+            Timeframe.MIN_5: [bar("AAPL", T0 - 5 * M, 99, 100, 98, 99.5, 800),
+                              bar("AAPL", T0, 99.5, 101, 99, 100.5, 500)],
+            Timeframe.MIN_1: [bar("AAPL", T0, 99.5, 101, 99, 100.0, 300),
+                              bar("AAPL", T0 + M, 100.0, 100.8, 99.9, 100.5, 200)],
+        }
+    )  # fmt: skip
+    bus = EventBus()
+    pacer = DisplayPacer(60)  # its passes are run by the test, not by time
+    feeder = ChartFeeder(panel, history, bus, pacer)  # type: ignore[arg-type]
+    feeder.show("AAPL", "5Min")
+    assert feeder._task is not None
+    qloop.run_until_complete(feeder._task)
+    pacer.run_due()  # the period as seeded
+    assert live(panel) == LiveBar(to_epoch_ns(T0), 99.5, 101, 99, 100.5, 500)
+
+    bus.publish(batch(partial=(bar("AAPL", T0 + 2 * M, 100.5, 102, 100.5, 102, 10),)))
+    bus.publish(batch(closed=(bar("AAPL", T0 + 4 * M, 100.5, 102.5, 98.5, 101.6, 16),),
+                      partial=(bar("AAPL", T0 + 5 * M, 101.6, 101.7, 101.4, 101.5, 3),)))  # fmt: skip
+    assert live(panel) == LiveBar(to_epoch_ns(T0), 99.5, 101, 99, 100.5, 500)  # not yet on screen
+    assert pacer.pending()
+    pacer.run_due()
+    assert panel.store.n_history == 2
+    assert panel.store.bar(1) == LiveBar(to_epoch_ns(T0), 99.5, 102.5, 98.5, 101.6, 526)  # complete
+    assert live(panel) == LiveBar(to_epoch_ns(T0 + 5 * M), 101.6, 101.7, 101.4, 101.5, 3)
+
+    bus.publish(batch(partial=(bar("AAPL", T0 + 5 * M, 101.5, 101.9, 101.5, 101.8, 5),)))
+    feeder.show("AAPL", "1Min")  # another timeframe before the pass: the 5-minute bar is never drawn on it
+    assert not feeder._unshown
+    qloop.run_until_complete(feeder._task)
+    assert panel.timeframe is Timeframe.MIN_1
+    feeder.close()
+
+
 def test_a_crypto_daily_bar_follows_the_minutes_of_its_utc_day(panel: ChartPanel, qloop) -> None:  # type: ignore[no-untyped-def]
     day = period_start(Timeframe.DAY_1, datetime.now(UTC) - timedelta(days=1), crypto=True)
     history = _History(

@@ -12,6 +12,7 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.context import Services
+from app.qt.panels.spec import PanelEnv
 from app.qt.panels.trading import TradingPanels, _link, _watchlist, install_chart
 from app.settings import Settings, load
 from services.domain.bus import EventBus
@@ -203,7 +204,7 @@ def _chart_and_watchlist(qtbot, windows: list[_Window], broker: object, tmp_path
     ctx = SimpleNamespace(settings=Settings(), paths=SimpleNamespace(settings_file=tmp_path / "s.json"),
                           bus=EventBus(), notify=lambda *a: None)  # fmt: skip
     services = Services(mode=Mode.LOCAL, broker=broker, book=QuoteBook())  # type: ignore[arg-type]
-    watchlist = _watchlist(SimpleNamespace(ctx=ctx, services=services))  # type: ignore[arg-type]
+    watchlist = _watchlist(PanelEnv(ctx, services))  # type: ignore[arg-type]
     qtbot.addWidget(watchlist)
     chart = install_chart(window, ctx, services, TradingPanels())  # type: ignore[arg-type]
     return chart, watchlist

@@ -104,7 +104,7 @@ def test_a_quote_whose_sizes_alone_changed_repaints_no_watchlist_row(qtbot: Any)
         quotes = {"AAPL": RawQuote(1, 1, 1, 1, 0)}
         bus.publish(MarketDataBatchEvent(now, MarketDataBatch(quotes, {}, (), (), (), (), 0, 1, 1)))
 
-    w = WatchlistPanel(book, bus, ["AAPL"], refresh_s=0)  # every batch shown at once
+    w = WatchlistPanel(book, bus, ["AAPL"])  # no pacer: every batch shown at once
     qtbot.addWidget(w)
     quote("187.10", 1)
     changed: list[int] = []
@@ -137,7 +137,7 @@ def test_a_new_bid_repaints_only_the_watchlist_cells_it_changed(qtbot: Any) -> N
         quotes = {"AAPL": RawQuote(1, 1, 1, 1, 0)}
         bus.publish(MarketDataBatchEvent(now, MarketDataBatch(quotes, {}, (), (), (), (), 0, 1, 1)))
 
-    w = WatchlistPanel(book, bus, ["AAPL", "MSFT"], refresh_s=0)  # every batch shown at once
+    w = WatchlistPanel(book, bus, ["AAPL", "MSFT"])  # no pacer: every batch shown at once
     qtbot.addWidget(w)
     w.resize(700, 300)
     w.show()

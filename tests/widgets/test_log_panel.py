@@ -160,3 +160,33 @@ def test_search_boxes_keep_a_readable_width_and_tools_wrap_when_narrow(qtbot: An
     assert panel.width() <= frame.viewport().width() and not frame.horizontalScrollBar().isVisible()
     frame.resize(1000, 300)
     qtbot.waitUntil(lambda: not panel.two_rows() and panel.tools.y() == panel.source.y())
+
+
+def test_a_quiet_log_runs_no_timer_and_a_record_from_another_thread_is_flushed(qtbot: Any) -> None:
+    model = LogTableModel(capacity=100, flush_hz=20)
+    model.start()
+    assert not model._timer.isActive()  # nothing waits: the GUI thread is not woken 20 times a second
+    t = threading.Thread(target=lambda: [model.enqueue(entry(i)) for i in range(3)])
+    t.start()
+    t.join()
+    assert model.rowCount() == 0  # the other thread only buffered
+    qtbot.waitUntil(lambda: model.rowCount() == 3, timeout=2000)
+    assert model.flushes == 1  # the three records rode one flush
+    assert not model._timer.isActive()
+    model.enqueue(entry(3))  # the GUI thread logs too
+    qtbot.waitUntil(lambda: model.rowCount() == 4, timeout=2000)
+    model.stop()
+    model.enqueue(entry(4))
+    qtbot.wait(150)
+    assert model.rowCount() == 4  # stopped: records wait
+    model.start()  # and are shown as soon as it follows again
+    qtbot.waitUntil(lambda: model.rowCount() == 5, timeout=2000)
+
+
+def test_a_record_after_the_model_is_deleted_is_dropped_quietly(qtbot: Any) -> None:
+    from shiboken6 import delete
+
+    model = LogTableModel(capacity=10)
+    model.start()
+    delete(model)
+    model.enqueue(entry(0))  # a logging thread outliving the panel: no exception escapes

@@ -156,6 +156,28 @@ def test_ticket_shows_the_live_bid_and_ask_and_a_click_stages_at_it(qtbot, rig: 
     )
 
 
+def test_at_the_display_pace_the_quote_changes_at_the_pass_and_a_click_takes_it(qtbot, rig: Rig) -> None:  # type: ignore[no-untyped-def]
+    """With the window's pacer the Bid and Ask change with the watchlist and the chart, at its
+    passes. A click stages the price the button shows, as a watchlist click does."""
+    from widgets.order_ticket import OrderTicket
+    from widgets.pacer import DisplayPacer
+
+    pacer = DisplayPacer(60)  # its passes are run by the test, not by time
+    t = OrderTicket(rig.engine, book=rig.book, bus=rig.bus, pacer=pacer)
+    qtbot.addWidget(t)
+    t.symbol_edit.setText("AAPL")
+    assert (t.bid_button.text(), t.ask_button.text()) == ("Bid 99.90", "Ask 100.10")  # a new symbol: at once
+    rig.quote("AAPL", "101.00", "101.04")
+    batch = MarketDataBatch({"AAPL": RawQuote(1, 1, 1, 1, 0)}, {}, (), (), (), (), 0, 1, 1)
+    rig.bus.publish(MarketDataBatchEvent(rig.clock(), batch))
+    assert t.bid_button.text() == "Bid 99.90" and pacer.pending()
+    pacer.run_due()
+    assert (t.bid_button.text(), t.ask_button.text()) == ("Bid 101.00", "Ask 101.04")
+    rig.quote("AAPL", "101.02", "101.06")  # the book moves before the next pass
+    qtbot.mouseClick(t.bid_button, Qt.MouseButton.LeftButton)
+    assert t.side() is OrderSide.SELL and t.limit_edit.text() == "101.00"
+
+
 # --- 3. choices, names, units, colours, quiet start, fixed Submit ----------------------------------
 def test_time_in_force_by_asset_class_and_type(qtbot, rig: Rig) -> None:  # type: ignore[no-untyped-def]
     """[ORD "Time in Force"], [ORD "Trailing Stop Orders"], [ORD "Bracket Orders"]."""

@@ -47,6 +47,29 @@ def test_rows_follow_fills_and_marks(qtbot, qtmodeltester, rig: Rig, qloop) -> N
     qtmodeltester.check(p.proxy)
 
 
+def test_marks_follow_the_display_pace(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    """With the window's pacer, open positions are re-marked at its passes, with the watchlist, the
+    chart and the ticket: every batch in between counts (none is skipped by a rate limit), and a
+    pass shows the book's newest price."""
+    from services.marketdata.pipeline import MarketDataBatch, MarketDataBatchEvent, RawQuote
+    from widgets.pacer import DisplayPacer
+
+    pacer = DisplayPacer(60)  # its passes are run by the test, not by time
+    p = PositionsPanel(rig.store, rig.book, rig.engine, rig.bus, pacer=pacer)
+    qtbot.addWidget(p)
+    buy(rig, qloop)
+    qtbot.waitUntil(lambda: p.model.rowCount() == 1, timeout=1000)
+    quotes = {"AAPL": RawQuote(1, 1, 1, 1, 0)}  # the batch names the symbol; the figures are the book's
+    for price in ("101.00", "101.50"):
+        rig.trade("AAPL", price)
+        rig.bus.publish(
+            MarketDataBatchEvent(rig.clock(), MarketDataBatch(quotes, {}, (), (), (), (), 0, 1, 1))
+        )
+    assert p.model.row_at(0).cells[3] != "101.50" and pacer.pending()
+    pacer.run_due()
+    assert p.model.row_at(0).cells[3:6] == ["101.50", "1,015.00", "+15.00"]
+
+
 def test_close_asks_quantity_and_confirmation(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
     buy(rig, qloop)
     p = PositionsPanel(rig.store, rig.book, rig.engine, rig.bus)

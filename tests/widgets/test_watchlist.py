@@ -271,32 +271,31 @@ def test_after_removing_the_shown_symbol_no_row_looks_selected(qtbot) -> None:  
     assert not w.view.selectionModel().hasSelection()
 
 
-def test_rows_change_at_most_five_times_a_second_and_show_the_newest_quote(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_rows_change_at_the_display_pace_and_show_the_newest_quote(qtbot) -> None:  # type: ignore[no-untyped-def]
     """Every change of the rows repaints every changed row, and at the frame rate (12.5 a second)
-    that was the window's largest cost at idle: the rows now change at most ``REFRESH_S`` (0.2 s)
-    apart. A batch inside that time is shown at the next refresh with the book's newest figures
-    (nothing is dropped), and a batch after a quiet spell is shown at once."""
-    import widgets.watchlist as wl
+    that was the window's largest cost at idle: with the window's pacer the rows change at its
+    passes. A batch in between is shown at the next pass with the book's newest figures (nothing
+    is dropped). (A pacer of a minute here, so its next pass is run by the test, not by time.)"""
+    from widgets.pacer import DisplayPacer
 
-    clock = [1000.0]
-    monkeypatch.setattr(wl, "monotonic", lambda: clock[0])
+    pacer = DisplayPacer(60)
     b = book()
     bus = EventBus()
-    w = WatchlistPanel(b, bus, ["AAPL"])
+    w = WatchlistPanel(b, bus, ["AAPL"], pacer=pacer)
     qtbot.addWidget(w)
-    assert w.refresh_s == wl.REFRESH_S == 0.2
 
     def quote(bid: str) -> None:
         b.on_quote(Quote("AAPL", Decimal(bid), Decimal("187.14"), Decimal(1), Decimal(2), NOW), NOW)
         bus.publish(batch("AAPL"))
 
-    quote("187.00")  # after a quiet spell: at once
-    assert w.model.row_at(0).cells[1] == "187.00"
-    flushes = w.model.flushes
-    for i, bid in enumerate(["187.01", "187.02", "187.03"]):  # 80 ms apart: inside the 0.2 s
-        clock[0] += 0.08 if i < 2 else 0.01
+    quote("187.00")  # after a quiet spell: at the next turn of the loop, not inside the batch
+    assert w.model.row_at(0).cells[1] != "187.00"
+    qtbot.waitUntil(lambda: w.model.row_at(0).cells[1] == "187.00", timeout=1000)
+    flushes, passes = w.model.flushes, pacer.passes
+    for bid in ["187.01", "187.02", "187.03"]:  # before the next pass
         quote(bid)
-    assert w.model.row_at(0).cells[1] == "187.00" and w.model.flushes == flushes
-    clock[0] += 0.2
-    qtbot.waitUntil(lambda: w.model.row_at(0).cells[1] == "187.03", timeout=1000)  # the newest
-    assert w.model.flushes == flushes + 1  # the three batches in one change
+    qtbot.wait(20)
+    assert w.model.row_at(0).cells[1] == "187.00" and w.model.flushes == flushes and pacer.pending()
+    pacer.run_due()  # the next pass
+    assert w.model.row_at(0).cells[1] == "187.03"  # the newest
+    assert w.model.flushes == flushes + 1 and pacer.passes == passes + 1  # three batches, one change

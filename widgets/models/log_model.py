@@ -6,10 +6,16 @@ a timer on the GUI thread at most ``flush_hz`` times a second, moves the whole b
 with one ``beginInsertRows`` and trims the oldest rows with one ``beginRemoveRows``. A burst of
 100,000 records therefore costs a few notifications per frame, never one row insert per record,
 and the model never holds more than ``capacity`` rows.
+
+The timer runs only while records wait: the record that finds the buffer empty asks the GUI thread
+(a queued signal) to flush one interval later, and the records that follow ride along. A quiet
+log therefore costs the GUI thread nothing, where a free-running timer woke it ``flush_hz`` times
+a second for an empty buffer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -22,6 +28,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QSortFilterProxyModel,
     QTimer,
+    Signal,
 )
 
 from widgets import theme
@@ -71,6 +78,9 @@ LOG_COLUMNS: list[Column[Any]] = [
 class LogTableModel(BoundedTableModel[Any]):
     """Bounded, batch-appended log table. ``enqueue`` from any thread; everything else GUI thread."""
 
+    #: emitted by the record that finds the buffer empty, from whichever thread logged it
+    _arrived = Signal()
+
     def __init__(
         self, capacity: int = 10_000, *, flush_hz: float = 20.0, parent: QObject | None = None
     ) -> None:
@@ -79,21 +89,40 @@ class LogTableModel(BoundedTableModel[Any]):
         self._pending: deque[Any] = deque(maxlen=capacity)
         self.received = 0
         self.flushes = 0
+        self._running = False
         self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
         self._timer.setInterval(max(1, int(1000 / flush_hz)))
         self._timer.timeout.connect(self.flush)
+        self._arrived.connect(self._flush_soon)  # queued when a record comes from another thread
 
     def start(self) -> None:
-        self._timer.start()
+        """Follow: flush whenever records arrive (and now, if some already wait)."""
+        self._running = True
+        self._flush_soon()
 
     def stop(self) -> None:
+        self._running = False
         self._timer.stop()
 
     def enqueue(self, entry: Any) -> None:
-        """Buffer one record; any thread, never touches Qt."""
+        """Buffer one record; any thread. Touches Qt only through a queued signal, once per batch."""
         with self._lock:
+            first = not self._pending
             self._pending.append(entry)
             self.received += 1
+        if first:
+            # the panel may be gone while a late record still arrives (shutdown): nothing to show
+            with contextlib.suppress(RuntimeError):
+                self._arrived.emit()
+
+    def _flush_soon(self) -> None:
+        """GUI thread: one flush an interval from now, for everything that arrives meanwhile."""
+        if self._running and not self._timer.isActive():
+            with self._lock:
+                waiting = bool(self._pending)
+            if waiting:
+                self._timer.start()
 
     def flush(self) -> int:
         """Move buffered records into the model (GUI thread); returns how many."""

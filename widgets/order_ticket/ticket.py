@@ -52,6 +52,7 @@ from widgets.order_ticket.actions import TicketActions
 from widgets.order_ticket.form import Market, TicketState, default_tif, read
 from widgets.order_ticket.layout import TicketLayout
 from widgets.order_ticket.summary import explain, field_note, field_of, number_text, summary_line
+from widgets.pacer import DisplayPacer
 from widgets.protocols import BookLike, EngineLike
 from widgets.tasks import run_async
 
@@ -87,6 +88,7 @@ class OrderTicket(TicketActions, TicketLayout):
         bus: EventBus | None = None,
         mode: Mode = Mode.LOCAL,
         confirm_orders: bool = True,
+        pacer: DisplayPacer | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -112,6 +114,7 @@ class OrderTicket(TicketActions, TicketLayout):
         self._seeded_side = OrderSide.BUY
         #: the symbol and side the result line is about: it goes when either changes
         self._result_for: tuple[str, OrderSide] | None = None
+        self._quote_shown = Market()  # the quote on the Bid and Ask buttons
         self._build()
         self.fieldEdited.connect(self._touched.add)
         self.bid_button.clicked.connect(lambda: self._stage_touch(OrderSide.SELL))
@@ -125,6 +128,8 @@ class OrderTicket(TicketActions, TicketLayout):
         self._recheck = QTimer(self)
         self._recheck.setInterval(RECHECK_MS)
         self._recheck.timeout.connect(self._recheck_now)
+        # the quote changes on screen at the display pace (at once without a pacer)
+        self._quote_soon = self._quote_moved if pacer is None else pacer.bind(self, self._quote_moved)
         self._subs: list[Subscription] = []
         if bus is not None:
             self._subs.append(bus.subscribe(MarketDataBatchEvent, self._on_batch))
@@ -227,7 +232,7 @@ class OrderTicket(TicketActions, TicketLayout):
         return Market(e.bid, e.ask, e.last)
 
     def _show_quote(self) -> None:
-        m = self.market()
+        m = self._quote_shown = self.market()
         self.bid_button.setText(f"Bid {fmt_price(m.bid)}")
         self.ask_button.setText(f"Ask {fmt_price(m.ask)}")
         self.bid_button.setEnabled(m.bid is not None)
@@ -236,9 +241,12 @@ class OrderTicket(TicketActions, TicketLayout):
     def _on_batch(self, event: MarketDataBatchEvent) -> None:
         sym = self.symbol()
         if sym and (sym in event.batch.quotes or sym in event.batch.trades):
-            self._show_quote()
-            if not self.limit_edit.text():
-                self._seed_limit()
+            self._quote_soon()
+
+    def _quote_moved(self) -> None:
+        self._show_quote()
+        if self.symbol() and not self.limit_edit.text():
+            self._seed_limit()
 
     def _position(self, symbol: str) -> Decimal:
         store = getattr(self.engine, "store", None)
@@ -270,7 +278,9 @@ class OrderTicket(TicketActions, TicketLayout):
         self.run_precheck()
 
     def _stage_touch(self, side: OrderSide) -> None:
-        m = self.market()
+        """A click on the Bid or Ask button: the price it shows (at most one display pass old; the
+        risk check of the order uses the book's newest quote)."""
+        m = self._quote_shown
         price = m.ask if side is OrderSide.BUY else m.bid
         if price is not None and self.symbol():
             self.stage(self.symbol(), side, OrderType.LIMIT, price)

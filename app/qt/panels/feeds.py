@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from services.marketdata.book import QuoteBook
     from services.marketdata.history import HistoryService
     from widgets.chart.panel import ChartPanel
+    from widgets.pacer import DisplayPacer
 
 log = logging.getLogger("heron.app.panels")
 
@@ -51,9 +52,16 @@ class ChartFeeder:
     threads); live bars from the pipeline's partial and closed one-minute bars in each batch. A
     coarser timeframe's forming bar is those minutes merged (:class:`PeriodBarBuilder`), seeded
     with the minutes the broker already has for the period in progress. Loop (= GUI) thread.
+
+    With a ``pacer`` the chart changes at the display pace (:mod:`widgets.pacer`): every minute
+    still goes into the forming bar at once, and each pass draws the newest state of each bar that
+    changed since the previous pass, oldest first (a bar that closed in between is drawn complete
+    before the next one starts).
     """
 
-    def __init__(self, chart: ChartPanel, history: HistoryService, bus: EventBus) -> None:
+    def __init__(
+        self, chart: ChartPanel, history: HistoryService, bus: EventBus, pacer: DisplayPacer | None = None
+    ) -> None:
         self.chart = chart
         self.history = history
         self.symbol = ""
@@ -63,6 +71,8 @@ class ChartFeeder:
         self._period: PeriodBarBuilder | None = None  # None on 1Min: the minute bars are the bars
         self._waiting: list[Bar] = []  # minutes that arrived while the period was being seeded
         self._seeding = False
+        self._unshown: dict[datetime, PeriodBar] = {}  # bars changed since the last pass, by start
+        self._show_soon = self._show_unshown if pacer is None else pacer.bind(chart, self._show_unshown)
         self._sub = bus.subscribe(MarketDataBatchEvent, self.on_batch)
         chart.symbolRequested.connect(self.show)
         chart.timeframeRequested.connect(lambda tf: self.show(self.symbol, tf))
@@ -81,6 +91,7 @@ class ChartFeeder:
         self._period = None
         self._waiting = []
         self._seeding = False
+        self._unshown.clear()  # the previous symbol's or timeframe's bars are never drawn
         self.chart.set_loading(0.0)
         self._task = asyncio.ensure_future(self._load(symbol, self.timeframe))
 
@@ -178,9 +189,15 @@ class ChartFeeder:
     def _show(self, bar: PeriodBar | None) -> None:
         if bar is None:
             return
-        # ValueError: an older bar than the chart's live one (history raced the stream)
-        with contextlib.suppress(ValueError):
-            self.chart.update_last_bar(bar.ts, bar.o, bar.h, bar.l, bar.c, bar.v)
+        self._unshown[bar.ts] = bar
+        self._show_soon()
+
+    def _show_unshown(self) -> None:
+        bars, self._unshown = sorted(self._unshown.items()), {}
+        for _ts, bar in bars:
+            # ValueError: an older bar than the chart's live one (history raced the stream)
+            with contextlib.suppress(ValueError):
+                self.chart.update_last_bar(bar.ts, bar.o, bar.h, bar.l, bar.c, bar.v)
 
     def close(self) -> None:
         self._sub.cancel()

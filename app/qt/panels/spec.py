@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from app.context import AppContext, Services
     from app.qt.panels.backtests import BacktestDialogs
     from widgets.main_window import MainWindow
+    from widgets.pacer import DisplayPacer
 
 log = logging.getLogger("heron.app.panels")
 
@@ -23,12 +24,14 @@ T = TypeVar("T")
 @dataclass
 class PanelEnv:
     """What a panel factory is given: the context, the typed services, the window (None in a
-    single-panel preview) and, once the strategies panel is built, its backtest dialogs."""
+    single-panel preview), once the strategies panel is built, its backtest dialogs, and the display
+    pace the market-data panels share (None: they show every batch at once)."""
 
     ctx: AppContext
     services: Services
     window: MainWindow | None = None
     backtests: BacktestDialogs | None = None
+    pacer: DisplayPacer | None = None
 
 
 #: Builds one panel; raises LookupError naming a service the panel cannot do without.

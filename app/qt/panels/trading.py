@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from widgets.chart.panel import ChartPanel
     from widgets.main_window import MainWindow
     from widgets.order_ticket import OrderTicket
+    from widgets.pacer import DisplayPacer
     from widgets.positions import PositionsPanel
     from widgets.watchlist import WatchlistPanel
 
@@ -55,6 +56,8 @@ class TradingPanels:
     account: AccountPanel | None = None
     chart: ChartPanel | None = None
     feeder: ChartFeeder | None = None
+    #: the watchlist, the ticket and the chart show market data together, 5 times a second
+    pacer: DisplayPacer | None = None
     missing: dict[str, str] = field(default_factory=dict)
     select: Callable[[str], None] | None = None  # a symbol chosen anywhere drives ticket and chart
 
@@ -119,6 +122,7 @@ def _watchlist(env: PanelEnv) -> QWidget:
         subscribe=watch,
         # symbols typed into the add box are checked against the broker's asset list
         assets=asset_directory(services),
+        pacer=env.pacer,
     )
     # Symbols already watched at start-up were subscribed by the app; they still need the
     # previous close (for change %) and the day's volume so far.
@@ -138,6 +142,7 @@ def _order_ticket(env: PanelEnv) -> QWidget:
         bus=env.ctx.bus,
         mode=env.ctx.mode,
         confirm_orders=env.ctx.settings.ui.confirm_orders,
+        pacer=env.pacer,
     )
 
 
@@ -156,7 +161,8 @@ def _positions(env: PanelEnv) -> QWidget:
     s = env.services
     orders = need(s.orders, "orders", s)
     return PositionsPanel(orders, need(s.book, "book", s), need(s.engine, "engine", s), env.ctx.bus,
-                          working=lambda symbol: known_working_orders(orders, symbol))  # fmt: skip
+                          working=lambda symbol: known_working_orders(orders, symbol),
+                          pacer=env.pacer)  # fmt: skip
 
 
 def _account(env: PanelEnv) -> QWidget:
@@ -298,14 +304,16 @@ def install(
     """
     from PySide6.QtCore import QTimer
 
-    panels = TradingPanels()
+    from widgets.pacer import DisplayPacer
+
+    panels = TradingPanels(pacer=DisplayPacer(parent=window))
 
     def missing(spec: PanelSpec, exc: LookupError) -> None:
         panels.missing[spec.key] = str(exc)
         log.warning("%s panel left out: %s", spec.key, exc)
         ctx.notify("warning", "panels", f"{spec.title} is not shown: {exc}")
 
-    env = PanelEnv(ctx, services, window)
+    env = PanelEnv(ctx, services, window, pacer=panels.pacer)
     installed = install_panels(window, TRADING_PANELS, env, defer_plots=defer_plots, on_missing=missing)
     built = installed.built
     panels.watchlist = built.get("watchlist")  # type: ignore[assignment]
@@ -394,7 +402,7 @@ def install_chart(
 
     history = services.history
     if history is not None and panels.feeder is None:
-        panels.feeder = ChartFeeder(chart, history, ctx.bus)
+        panels.feeder = ChartFeeder(chart, history, ctx.bus, panels.pacer)
     chart.symbolRequested.connect(chart_symbol)  # after the feeder: it loads first, once
     _trade_from_chart(chart, ctx, services, panels)
     register_chart_report(services, chart)
