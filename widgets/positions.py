@@ -115,9 +115,7 @@ class PositionsPanel(QWidget):
         self.engine = engine
         self._clock = clock
         self._last_mark = float("-inf")
-        self._to_mark: set[str] = (
-            set()
-        )  # open positions whose symbol traded or was quoted since the last pass
+        self._to_mark: set[str] = set()  # open positions quoted or traded since the last pass
         self._mark_soon = None if pacer is None else pacer.bind(self, self._mark_due)
         self.broker_positions: dict[str, Position] = {}
         self._broker_reported = False  # a PositionsEvent arrived: broker_positions is the broker's
@@ -133,25 +131,7 @@ class PositionsPanel(QWidget):
         self.proxy.setSortRole(SORT_ROLE)
         self.proxy.setSourceModel(self.model)
 
-        self.view: RowTableView = RowTableView(self)
-        self.view.setObjectName("positionsTable")
-        self.view.setModel(self.proxy)
-        self.view.set_row_source(self._row_for_view, self.model.NUMERIC)
-        self.view.setSortingEnabled(True)
-        self.view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.view.verticalHeader().setVisible(False)
-        self.view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.view.verticalHeader().setDefaultSectionSize(22)
-        self.view.horizontalHeader().setStretchLastSection(True)
-        # every header whole (with its sort arrow) and typical values whole; tooltips say the rest
-        money = "+1,234,567.89"
-        self.view.fit_columns({0: "BTC/USD", 1: "12,345", 2: "12,345.67", 3: "12,345.67", 4: money,
-                               5: money, 6: money, 7: money})  # fmt: skip
-        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.view.customContextMenuRequested.connect(self._context_menu)
-        self.view.clicked.connect(lambda ix: self._emit_symbol(ix.row()))
+        self.view = self._build_view()
 
         self.close_button = QPushButton("Close…", self)
         self.close_button.setObjectName("positionsClose")
@@ -177,6 +157,29 @@ class PositionsPanel(QWidget):
             self._subs.append(bus.subscribe(PositionsEvent, self.on_positions))
             self._subs.append(bus.subscribe(MarketDataBatchEvent, self.on_batch))
         cancel_on_destroy(self, self._subs)
+
+    def _build_view(self) -> RowTableView:
+        """The table: sorted by symbol, one selected row at most, columns fitted to typical values."""
+        view = RowTableView(self)
+        view.setObjectName("positionsTable")
+        view.setModel(self.proxy)
+        view.set_row_source(self._row_for_view, self.model.NUMERIC)
+        view.setSortingEnabled(True)
+        view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        view.verticalHeader().setVisible(False)
+        view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        view.verticalHeader().setDefaultSectionSize(22)
+        view.horizontalHeader().setStretchLastSection(True)
+        # every header whole (with its sort arrow) and typical values whole; tooltips say the rest
+        money = "+1,234,567.89"
+        view.fit_columns({0: "BTC/USD", 1: "12,345", 2: "12,345.67", 3: "12,345.67", 4: money,
+                          5: money, 6: money, 7: money})  # fmt: skip
+        view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        view.customContextMenuRequested.connect(self._context_menu)
+        view.clicked.connect(lambda ix: self._emit_symbol(ix.row()))
+        return view
 
     # -- adaptation ---------------------------------------------------------------------------------
     def _row_for_view(self, view_row: int) -> Row | None:
