@@ -5,10 +5,11 @@ P&L column shows the broker's figure, re-marked at the last price, when a positi
 (``PositionsEvent``) has arrived (see :mod:`widgets.models.positions_model`).
 Fills re-read the affected symbol at the next frame; market data re-marks open positions at the
 window's display pace (:mod:`widgets.pacer`, with the watchlist, the chart and the ticket), or, on a
-panel without a pacer, at most every :data:`MARK_INTERVAL_S`. Close (optional quantity) and
-flatten all ask first and go through the ExecutionEngine; the confirmation names the working
-orders they cancel first (``working``, from the order store), and each failure (a cancel refused,
-a close refused, a position still open) is said in a message box and in the log at ERROR.
+panel given no pacer, at a pace of its own, at most every :data:`MARK_INTERVAL_S`. Close
+(optional quantity) and flatten all ask first and go through the ExecutionEngine; the confirmation
+names the working orders they cancel first (``working``, from the order store), and each failure
+(a cancel refused, a close refused, a position still open) is said in a message box and in the
+log at ERROR.
 
 Signals:
     symbolSelected(str)
@@ -25,9 +26,7 @@ from typing import Any
 
 from PySide6.QtCore import QPoint, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QInputDialog,
     QMenu,
     QMessageBox,
@@ -113,10 +112,10 @@ class PositionsPanel(QWidget):
         self.store = store
         self.marks = marks
         self.engine = engine
-        self._clock = clock
-        self._last_mark = float("-inf")
         self._to_mark: set[str] = set()  # open positions quoted or traded since the last pass
-        self._mark_soon = None if pacer is None else pacer.bind(self, self._mark_due)
+        if pacer is None:
+            pacer = DisplayPacer(MARK_INTERVAL_S, clock=clock, parent=self)
+        self._mark_soon = pacer.bind(self, self._mark_due)
         self.broker_positions: dict[str, Position] = {}
         self._broker_reported = False  # a PositionsEvent arrived: broker_positions is the broker's
         self.ask: Callable[[str, str], bool] = lambda title, text: confirm(self, title, text)
@@ -166,12 +165,7 @@ class PositionsPanel(QWidget):
         view.set_row_source(self._row_for_view, self.model.NUMERIC)
         view.setSortingEnabled(True)
         view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        view.verticalHeader().setVisible(False)
-        view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        view.verticalHeader().setDefaultSectionSize(22)
-        view.horizontalHeader().setStretchLastSection(True)
+        view.show_as_list()
         # every header whole (with its sort arrow) and typical values whole; tooltips say the rest
         money = "+1,234,567.89"
         view.fit_columns({0: "BTC/USD", 1: "12,345", 2: "12,345.67", 3: "12,345.67", 4: money,
@@ -208,17 +202,10 @@ class PositionsPanel(QWidget):
 
     def on_batch(self, event: MarketDataBatchEvent) -> None:
         """Bus handler, once per market-data frame: re-mark open positions at the display pace."""
-        if self._mark_soon is None:  # no pacer: rate-limited here
-            now = self._clock()
-            if now - self._last_mark < MARK_INTERVAL_S:
-                return
-            self._last_mark = now
         batch = event.batch
         touched = [s for s, p in self.store.positions.items()
                    if p.qty != 0 and (s in batch.quotes or s in batch.trades)]  # fmt: skip
-        if self._mark_soon is None:
-            self._stage(touched)
-        elif touched:
+        if touched:
             self._to_mark.update(touched)
             self._mark_soon()
 

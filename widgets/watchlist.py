@@ -30,9 +30,7 @@ from functools import partial
 from PySide6.QtCore import QEvent, QItemSelection, QModelIndex, QObject, QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QMouseEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLineEdit,
     QMenu,
     QPushButton,
@@ -129,13 +127,8 @@ class WatchlistPanel(QWidget):
         self.view.setModel(self.model)
         # paints each exposed row from the row's cached texts (no per-cell data() round trips)
         self.view.set_row_source(self._row_for_view, self.model.NUMERIC)
-        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.view.verticalHeader().setVisible(False)
-        self.view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.view.verticalHeader().setDefaultSectionSize(22)
+        self.view.show_as_list()
         header = self.view.horizontalHeader()
-        header.setStretchLastSection(True)
         header.setMinimumSectionSize(36)
         # Columns as wide as typical values; the panel's size hint is their sum, so a first-launch
         # dock shows every column. The user can still drag them.

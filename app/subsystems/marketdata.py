@@ -17,12 +17,10 @@ from services.marketdata.streams import StreamManager
 
 log = logging.getLogger("heron.app")
 
-#: Market-data batches handed to the loop thread per second (the chart, ticket and positions
-#: repaint at most this often; the watchlist's rows at most 5 times a second). Every batch is one
-#: repaint of the window, and each repaint costs X round trips and a flush on top of the panels'
-#: own painting, whatever changed: 12.5 Hz
-#: keeps a quote on screen within 80 ms of its arrival plus one frame's work, inside the 100 ms a
-#: trader reads as live, at 5/8 of the idle repaints of 20 Hz.
+#: Market-data batches handed to the loop thread per second: the services (risk checks, strategies,
+#: interval bars) use each one at once, and a quote waits at most 80 ms for its batch, inside the
+#: 100 ms a trader reads as live. The panels show the batches at the slower display pace
+#: (``widgets/pacer.py``, at most 5 passes a second, one repaint of the window each).
 FRAME_RATE = 12.5
 
 

@@ -9,6 +9,7 @@ from services.domain.enums import OrderSide, OrderType, TimeInForce
 from services.domain.models import OrderRequest
 from tests.widgets import trading_rig
 from tests.widgets.trading_rig import Rig, settle_until
+from widgets.pacer import DisplayPacer
 from widgets.positions import PositionsPanel
 
 qloop = trading_rig.qloop
@@ -68,6 +69,31 @@ def test_marks_follow_the_display_pace(qtbot, rig: Rig, qloop) -> None:  # type:
     assert p.model.row_at(0).cells[3] != "101.50" and pacer.pending()
     pacer.run_due()
     assert p.model.row_at(0).cells[3:6] == ["101.50", "1,015.00", "+15.00"]
+
+
+def test_a_panel_without_a_pacer_marks_at_a_pace_of_its_own(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]
+    """Built alone (a preview, a test), the panel paces itself: at most every MARK_INTERVAL_S, with
+    the book's newest price, never inside the batch."""
+    from services.marketdata.pipeline import MarketDataBatch, MarketDataBatchEvent, RawQuote
+    from widgets.positions import MARK_INTERVAL_S
+
+    clock = [50.0]
+    p = PositionsPanel(rig.store, rig.book, rig.engine, rig.bus, clock=lambda: clock[0])
+    qtbot.addWidget(p)
+    buy(rig, qloop)
+    qtbot.waitUntil(lambda: p.model.rowCount() == 1, timeout=1000)
+    batch = MarketDataBatch({"AAPL": RawQuote(1, 1, 1, 1, 0)}, {}, (), (), (), (), 0, 1, 1)
+    rig.trade("AAPL", "101.00")
+    rig.bus.publish(MarketDataBatchEvent(rig.clock(), batch))
+    assert p.model.row_at(0).cells[3] != "101.00"  # not inside the batch
+    qtbot.waitUntil(lambda: p.model.row_at(0).cells[3] == "101.00", timeout=1000)
+    rig.trade("AAPL", "101.50")
+    rig.bus.publish(MarketDataBatchEvent(rig.clock(), batch))  # the same instant: waits its interval
+    pacer = p.findChild(DisplayPacer)
+    assert pacer is not None and pacer.interval_s == MARK_INTERVAL_S
+    assert pacer._timer.isActive() and pacer._timer.interval() >= 249
+    pacer.run_due()
+    assert p.model.row_at(0).cells[3] == "101.50"
 
 
 def test_close_asks_quantity_and_confirmation(qtbot, rig: Rig, qloop) -> None:  # type: ignore[no-untyped-def]

@@ -19,7 +19,14 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QLine, QRect, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPaintEvent, QPalette, QPen, QStaticText
-from PySide6.QtWidgets import QStyle, QStyleOptionViewItem, QTableView, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QStyle,
+    QStyleOptionViewItem,
+    QTableView,
+    QWidget,
+)
 
 from widgets.models.table import Row
 
@@ -99,6 +106,16 @@ class RowTableView(QTableView):
         self.row_source = source
         self.numeric = numeric
         self.viewport().update()
+
+    def show_as_list(self) -> None:
+        """The panels' list look: whole rows selected, one at a time; no row numbers; rows 22 px
+        high, fixed; the last column takes the width left."""
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.verticalHeader().setVisible(False)
+        self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.verticalHeader().setDefaultSectionSize(22)
+        self.horizontalHeader().setStretchLastSection(True)
 
     def fit_columns(self, samples: dict[int, str]) -> None:
         """Size each logical column in ``samples`` to show its title (with the sort arrow) and the

@@ -1,6 +1,6 @@
-"""The pace at which market data reaches the window: each batch is one repaint of the whole window
-(X round trips and a flush on top of the panels' painting), so batches come no more often than a
-trader needs, and a quote never waits longer than a trader reads as live (100 ms) for its batch."""
+"""The pace at which market data reaches the loop thread: batches come no more often than a trader
+needs, and a quote never waits longer than a trader reads as live (100 ms) for its batch. (The
+panels repaint at the slower display pace: tests/widgets/test_pacer.py.)"""
 
 from __future__ import annotations
 
