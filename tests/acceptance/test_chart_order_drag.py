@@ -30,6 +30,8 @@ SYMBOL = "AAPL"  # the default watchlist's first symbol: the chart shows it at s
 #: line is drawn at the new price but on the same row), and the buy limit stays below the market.
 DRAG_PX = 16
 MIN_RUN_PX = 300
+#: falling candles' pixels in the chart that say its history is drawn
+MIN_CANDLE_PX = 2000
 
 
 def _line_row(shot: np.ndarray[Any, Any], left: int, right: int) -> tuple[int, int] | None:
@@ -76,8 +78,23 @@ def test_dragging_an_order_line_replaces_the_order_at_the_exchange(
     def line_on_screen() -> tuple[int, int] | None:
         return _line_row(screen.grab("line")[1], left, right)
 
+    def settled_line() -> tuple[int, int] | None:
+        """The line, once the history's candles are drawn and the line stays on one row between two
+        grabs: the line is drawn as soon as the order works, and before the candles arrive the price
+        pane spans far more dollars per pixel (a drag of DRAG_PX then crossed the market: the
+        replaced order filled at once)."""
+        grab = screen.grab("line")[1][:, left:right]
+        if int(near(grab, ChartColors.down, 12).sum()) < MIN_CANDLE_PX:
+            return None
+        first = _line_row(grab, 0, right - left)
+        again = line_on_screen()
+        return again if first is not None and again is not None and first[0] == again[0] else None
+
     row, col = until(
-        f"the order line on the screen (grabs in {screen.folder})", line_on_screen, 60, every=0.5
+        f"the order line on the screen among the candles (grabs in {screen.folder})",
+        settled_line,
+        60,
+        every=0.5,
     )
     display.xdotool("mousemove", str(col), str(row))
     display.xdotool("mousedown", "1")
